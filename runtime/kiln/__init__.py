@@ -1,0 +1,61 @@
+"""kiln's runtime: what flow sources and the modules `kiln compile` writes import.
+
+Standard library only, and small enough to read in one sitting:
+
+- `decorators` / `options`: `@node`, `@flow` and `Limit`, transparent markers
+  that the compiler reads and plain Python ignores;
+- `process`: the four process modes and the helpers that run any callable in
+  any of them;
+- `memory`: `Memory`, global and local state with BrainyFlow's semantics;
+- `run`: the run context of generated code (`Scope`, `gather`, `amap`) and the
+  sync entry point `run_sync`;
+- `errors`: `KilnError` and its subclasses.
+"""
+
+from kiln.decorators import flow, node
+from kiln.errors import KilnError, OptionError, ReservedNameError, VisitLimitError
+from kiln.memory import Memory
+from kiln.options import FlowOptions, Limit, NodeOptions
+from kiln.process import (
+    AsyncFunc,
+    AsyncProcess,
+    AsyncStreamProcess,
+    Func,
+    Process,
+    StreamProcess,
+    aforward,
+    astream,
+    forward,
+    stream,
+)
+from kiln.run import Scope, amap, gather, run_sync
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncFunc",
+    "AsyncProcess",
+    "AsyncStreamProcess",
+    "FlowOptions",
+    "Func",
+    "KilnError",
+    "Limit",
+    "Memory",
+    "NodeOptions",
+    "OptionError",
+    "Process",
+    "ReservedNameError",
+    "Scope",
+    "StreamProcess",
+    "VisitLimitError",
+    "__version__",
+    "aforward",
+    "amap",
+    "astream",
+    "flow",
+    "forward",
+    "gather",
+    "node",
+    "run_sync",
+    "stream",
+]
