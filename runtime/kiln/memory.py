@@ -215,6 +215,7 @@ class LocalView(MutableMapping[str, Any]):
         if _is_dunder(name):
             object.__setattr__(self, name, value)
             return
+        _check_writable(name)
         if name in _VIEW_ATTRIBUTES:
             raise ReservedNameError(
                 f"{name!r} names a method of memory.local; "
