@@ -1,0 +1,301 @@
+"""collect_definitions: find the nodes and flows of one parsed module.
+
+Example input::
+
+    from kiln import flow, node as step
+
+    @step(retries=0)
+    async def fetch(url: str) -> bytes: ...
+
+    @flow
+    async def crawl(urls: list[str]) -> list[bytes]: ...
+
+Output: `ModuleDefs` with `NodeDef(fetch, kind=ASYNC, returns="bytes")`,
+`FlowDef(crawl)`, and the module's import table, plus diagnostics for bad
+options, decorators in the wrong place, and names using kiln's reserved prefix.
+Decorators are recognised by qualified name, however they were imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Final, final
+
+import libcst as cst
+
+from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.ir import RESERVED_PREFIX, Callee, FlowDef, NodeDef, NodeKind
+from kilnc.options import read_flow_options, read_node_options
+from kilnc.parse import ParsedModule
+from kilnc.resolve import ModuleLocation, absolute_module
+
+NODE_DECORATORS: Final = frozenset({"kiln.node", "kiln.decorators.node"})
+FLOW_DECORATORS: Final = frozenset({"kiln.flow", "kiln.decorators.flow"})
+MEMORY_TYPES: Final = frozenset({"kiln.Memory", "kiln.memory.Memory"})
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ImportedName:
+    """`from module import attribute as local`, or `import module as local` (attribute None)."""
+
+    module: str
+    attribute: str | None
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ModuleDefs:
+    parsed: ParsedModule = field(repr=False)
+    location: ModuleLocation
+    nodes: Mapping[str, NodeDef]  # by the function's identifier
+    flows: Mapping[str, FlowDef]
+    imports: Mapping[str, ImportedName]
+
+    def local(self, identifier: str) -> Callee | None:
+        return self.nodes.get(identifier) or self.flows.get(identifier)
+
+
+def collect_definitions(
+    parsed: ParsedModule, location: ModuleLocation
+) -> tuple[ModuleDefs, list[Diagnostic]]:
+    diagnostics: list[Diagnostic] = []
+    nodes: dict[str, NodeDef] = {}
+    flows: dict[str, FlowDef] = {}
+    for statement in parsed.module.body:
+        if not isinstance(statement, cst.FunctionDef | cst.ClassDef):
+            continue
+        role = _role(parsed, statement)
+        if role is None:
+            continue
+        decorator, is_node = role
+        if isinstance(statement, cst.ClassDef):
+            diagnostics.append(_not_a_function(parsed, decorator, is_node))
+        elif is_node:
+            node, found = _node(parsed, location, statement, decorator)
+            nodes[node.function] = node
+            diagnostics += found
+        else:
+            flow, found = _flow(parsed, location, statement, decorator)
+            flows[flow.identifier] = flow
+            diagnostics += found
+    diagnostics += _nested_definitions(parsed)
+    diagnostics += _reserved_names(parsed)
+    imports = _imports(parsed, location)
+    return ModuleDefs(parsed, location, nodes, flows, imports), diagnostics
+
+
+def is_memory_annotation(parsed: ParsedModule, annotation: cst.Annotation | None) -> bool:
+    if annotation is None:
+        return False
+    return bool(parsed.qualified_names(annotation.annotation) & MEMORY_TYPES)
+
+
+def _role(
+    parsed: ParsedModule, definition: cst.FunctionDef | cst.ClassDef
+) -> tuple[cst.BaseExpression, bool] | None:
+    for decorator in definition.decorators:
+        expression = decorator.decorator
+        target = expression.func if isinstance(expression, cst.Call) else expression
+        names = parsed.qualified_names(target)
+        if names & NODE_DECORATORS:
+            return expression, True
+        if names & FLOW_DECORATORS:
+            return expression, False
+    return None
+
+
+def _node(
+    parsed: ParsedModule,
+    location: ModuleLocation,
+    function: cst.FunctionDef,
+    decorator: cst.BaseExpression,
+) -> tuple[NodeDef, list[Diagnostic]]:
+    identifier = function.name.value
+    options, diagnostics = read_node_options(parsed, decorator, identifier)
+    is_async = function.asynchronous is not None
+    streams = _yields(function)
+    kind = {
+        (False, False): NodeKind.SYNC,
+        (True, False): NodeKind.ASYNC,
+        (False, True): NodeKind.STREAM,
+        (True, True): NodeKind.ASYNC_STREAM,
+    }[(is_async, streams)]
+    returns = function.returns
+    node = NodeDef(
+        function=identifier,
+        module=location.name,
+        kind=kind,
+        options=options,
+        returns=_annotation_code(parsed, returns),
+        span=parsed.span(function.name),
+        returns_memory=is_memory_annotation(parsed, returns),
+    )
+    return node, diagnostics
+
+
+def _flow(
+    parsed: ParsedModule,
+    location: ModuleLocation,
+    function: cst.FunctionDef,
+    decorator: cst.BaseExpression,
+) -> tuple[FlowDef, list[Diagnostic]]:
+    identifier = function.name.value
+    options, diagnostics = read_flow_options(parsed, decorator, identifier)
+    flow = FlowDef(
+        function=function,
+        module=location.name,
+        is_async=function.asynchronous is not None,
+        options=options,
+        returns=_annotation_code(parsed, function.returns),
+        span=parsed.span(function.name),
+    )
+    return flow, diagnostics
+
+
+def _annotation_code(parsed: ParsedModule, annotation: cst.Annotation | None) -> str | None:
+    if annotation is None:
+        return None
+    return parsed.module.code_for_node(annotation.annotation)
+
+
+class _YieldFinder(cst.CSTVisitor):
+    """Finds `yield` in a function body, not in the functions nested inside it."""
+
+    def __init__(self) -> None:
+        self.found = False
+
+    def visit_Yield(self, node: cst.Yield) -> bool:
+        self.found = True
+        return False
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
+
+
+def _yields(function: cst.FunctionDef) -> bool:
+    finder = _YieldFinder()
+    function.body.visit(finder)
+    return finder.found
+
+
+def _not_a_function(
+    parsed: ParsedModule, decorator: cst.BaseExpression, is_node: bool
+) -> Diagnostic:
+    what = "@node" if is_node else "@flow"
+    return error(
+        parsed.span(decorator),
+        Code.NOT_A_FUNCTION,
+        f"{what} decorates a class; it applies to functions",
+        "decorate a module-level def or async def",
+    )
+
+
+def _nested_definitions(parsed: ParsedModule) -> Iterator[Diagnostic]:
+    """Decorated functions inside classes or functions: kiln reads module-level ones only."""
+    for statement in parsed.module.body:
+        if not isinstance(statement, cst.FunctionDef | cst.ClassDef):
+            continue
+        for inner in _inner_definitions(statement):
+            role = _role(parsed, inner)
+            if role is None:
+                continue
+            what = "@node" if role[1] else "@flow"
+            yield error(
+                parsed.span(role[0]),
+                Code.NOT_MODULE_LEVEL,
+                f"{what} is only read on module-level functions",
+                "move the function to the top level of the module",
+            )
+
+
+def _inner_definitions(
+    definition: cst.FunctionDef | cst.ClassDef,
+) -> Iterator[cst.FunctionDef | cst.ClassDef]:
+    collector = _DefinitionCollector()
+    definition.body.visit(collector)
+    yield from collector.found
+
+
+class _DefinitionCollector(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.found: list[cst.FunctionDef | cst.ClassDef] = []
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.found.append(node)
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.found.append(node)
+
+
+class _ReservedNameFinder(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.found: dict[str, cst.Name] = {}
+
+    def visit_Name(self, node: cst.Name) -> None:
+        if node.value.startswith(RESERVED_PREFIX) and node.value not in self.found:
+            self.found[node.value] = node
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        node.value.visit(self)  # `x._kiln_y` names an attribute, not a variable
+        return False
+
+
+def _reserved_names(parsed: ParsedModule) -> Iterator[Diagnostic]:
+    finder = _ReservedNameFinder()
+    parsed.module.visit(finder)
+    for name, node in finder.found.items():
+        yield error(
+            parsed.span(node),
+            Code.RESERVED_NAME,
+            f"'{name}' uses the prefix '{RESERVED_PREFIX}', which kiln reserves for generated code",
+            "rename it",
+        )
+
+
+def _imports(parsed: ParsedModule, location: ModuleLocation) -> dict[str, ImportedName]:
+    table: dict[str, ImportedName] = {}
+    for line in parsed.module.body:
+        if not isinstance(line, cst.SimpleStatementLine):
+            continue
+        for small in line.body:
+            if isinstance(small, cst.Import):
+                for alias in small.names:
+                    dotted = _dotted(alias.name)
+                    if alias.asname is not None:
+                        table[_as_name(alias)] = ImportedName(dotted, None)
+                    else:
+                        head = dotted.split(".")[0]
+                        table[head] = ImportedName(head, None)
+            elif isinstance(small, cst.ImportFrom) and not isinstance(small.names, cst.ImportStar):
+                base = _dotted(small.module) if small.module is not None else ""
+                module = absolute_module(location, base, len(small.relative))
+                if module is None:
+                    continue
+                for alias in small.names:
+                    attribute = _dotted(alias.name)
+                    local = _as_name(alias) if alias.asname is not None else attribute
+                    table[local] = ImportedName(module, attribute)
+    return table
+
+
+def _as_name(alias: cst.ImportAlias) -> str:
+    assert alias.asname is not None
+    name = alias.asname.name
+    assert isinstance(name, cst.Name)
+    return name.value
+
+
+def _dotted(node: cst.BaseExpression) -> str:
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        return f"{_dotted(node.value)}.{node.attr.value}"
+    raise AssertionError(f"not a dotted name: {type(node).__name__}")

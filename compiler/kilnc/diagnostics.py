@@ -1,0 +1,110 @@
+"""Diagnostics are values: every pass returns them, only the CLI prints them.
+
+Rendered in mypy's shape so editors and CI annotators already understand it::
+
+    flows/digest.py:12:5: error: call to async node 'summarize' is not awaited  [KLN301]
+        summaries = [summarize(p) for p in paragraphs]
+                     ^~~~~~~~~~~~
+    flows/digest.py:12:5: note: write 'await summarize(...)'
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import final
+
+from kilnc.source import SourceFile, Span
+
+
+class Severity(enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+class Code(enum.Enum):
+    """Stable diagnostic codes; docs/errors.md lists each with an example and the fix."""
+
+    SYNTAX = "KLN001"
+    TOO_COMPLEX = "KLN002"
+    UNREADABLE = "KLN003"
+    UNKNOWN_OPTION = "KLN101"
+    NOT_LITERAL = "KLN102"
+    OPTION_TYPE = "KLN103"
+    OPTION_RANGE = "KLN104"
+    NOT_YET = "KLN105"
+    DECORATOR_SHAPE = "KLN106"
+    UNKNOWN_FALLBACK = "KLN107"
+    NOT_MODULE_LEVEL = "KLN201"
+    DUPLICATE_NODE = "KLN202"
+    RESERVED_NAME = "KLN203"
+    NOT_A_FUNCTION = "KLN204"
+    UNAWAITED = "KLN301"
+    AWAITED_SYNC = "KLN302"
+    ASYNC_IN_SYNC_FLOW = "KLN303"
+    UNDEFINED_NAME = "KLN304"
+    UNSUPPORTED = "KLN305"
+    UNORDERED_CALL = "KLN306"
+    WHILE_LOOP = "KLN307"
+    STREAMING_FLOW = "KLN308"
+    FAN_OUT_SHAPE = "KLN309"
+    UNKNOWN_TYPE = "KLN310"
+    FLOW_CYCLE = "KLN401"
+    UNRESOLVED_IMPORT = "KLN402"
+    INTERNAL = "KLN999"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    span: Span
+    severity: Severity
+    code: Code
+    message: str
+    hint: str | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+
+def error(span: Span, code: Code, message: str, hint: str | None = None) -> Diagnostic:
+    return Diagnostic(span, Severity.ERROR, code, message, hint)
+
+
+def render(diagnostic: Diagnostic, source: SourceFile | None) -> str:
+    """`path:line:col: error: message  [KLNnnn]`, the excerpt with a caret, then the hint."""
+    span = diagnostic.span
+    where = f"{span.path}:{span.line}:{span.column}"
+    text = f"{where}: {diagnostic.severity.value}: {diagnostic.message}  [{diagnostic.code.value}]"
+    excerpt = _excerpt(span, source) if source is not None else []
+    hint = [f"{where}: note: {diagnostic.hint}"] if diagnostic.hint else []
+    return "\n".join([text, *excerpt, *hint])
+
+
+def sort_key(diagnostic: Diagnostic) -> tuple[str, int, int, str]:
+    span = diagnostic.span
+    return (span.path, span.line, span.column, diagnostic.code.value)
+
+
+def render_all(diagnostics: Iterable[Diagnostic], sources: dict[str, SourceFile]) -> str:
+    ordered = sorted(set(diagnostics), key=sort_key)
+    return "\n".join(render(d, sources.get(d.span.path)) for d in ordered)
+
+
+def _excerpt(span: Span, source: SourceFile) -> list[str]:
+    raw = source.line(span.line)
+    if not raw.strip():
+        return []
+    # Tabs are expanded so the caret lands under the character the column names.
+    prefix = raw[: span.column - 1].expandtabs()
+    line = raw.expandtabs()
+    width = 1
+    if span.end_line == span.line and span.end_column > span.column:
+        width = len(raw[span.column - 1 : span.end_column - 1].expandtabs())
+    width = max(1, min(width, len(line) - len(prefix)))
+    indent = len(line) - len(line.lstrip())
+    shown = line[indent:]
+    caret = " " * (len(prefix) - indent) + "^" + "~" * (width - 1)
+    return [f"    {shown}", f"    {caret}"]

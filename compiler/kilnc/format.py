@@ -1,0 +1,31 @@
+"""format_module: black, as a library, with the checks black runs on itself.
+
+The output must parse, and formatting it again must change nothing
+(black's `assert_stable`); either failure is a bug in kiln, reported as an
+internal error rather than written to disk.
+"""
+
+from __future__ import annotations
+
+import ast
+
+import black
+from black.mode import TargetVersion
+from black.parsing import InvalidInput
+
+MODE = black.Mode(target_versions={TargetVersion.PY311})
+
+
+class FormatError(Exception):
+    """The emitter produced text black cannot accept: a compiler bug."""
+
+
+def format_module(text: str) -> str:
+    try:
+        formatted = black.format_str(text, mode=MODE)
+    except InvalidInput as exc:
+        raise FormatError(f"the generated module does not parse: {exc}\n{text}") from exc
+    if black.format_str(formatted, mode=MODE) != formatted:
+        raise FormatError("black does not reach a fixed point on the generated module")
+    ast.parse(formatted)
+    return formatted

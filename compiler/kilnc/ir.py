@@ -1,0 +1,327 @@
+"""The compiler's intermediate representation: frozen data handed between passes.
+
+Definitions (`NodeDef`, `FlowDef`) come from `collect`; a flow's body becomes a
+`Block` of `Step`s in `lower`. A step is one statement of the flow after nested
+node calls were lifted out, with the names it reads and writes:
+
+    paragraphs = load(path)                        Call load, reads {path}, writes {paragraphs}
+    summaries = [await summarize(p) for p in paragraphs]
+                                                   FanOut summarize, reads {paragraphs}
+    return join(summaries)                         Call join -> _kiln_join, then Return
+
+`dump_block` prints a block the way `kiln compile --dump ir` shows it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NewType, final
+
+import libcst as cst
+
+from kilnc.source import Span
+
+StepId = NewType("StepId", int)
+
+RESERVED_PREFIX = "_kiln"
+
+
+class NodeKind(enum.Enum):
+    """The four Process modes, read from the definition's syntax."""
+
+    SYNC = "sync"
+    ASYNC = "async"
+    STREAM = "stream"
+    ASYNC_STREAM = "async stream"
+
+    @property
+    def is_async(self) -> bool:
+        return self in (NodeKind.ASYNC, NodeKind.ASYNC_STREAM)
+
+    @property
+    def awaited(self) -> bool:
+        """Whether a call is written with `await` in a flow."""
+        return self is NodeKind.ASYNC
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class LimitSpec:
+    group: str
+    capacity: int
+    refresh: float | None
+    span: Span
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class NodeOptions:
+    name: str
+    retries: int = 0
+    wait: float = 0.0
+    backoff: float = 1.0
+    retry_on: tuple[str, ...] = ("Exception",)
+    timeout: float | None = None
+    fallback: str | None = None
+    limit: str | None = None
+    cache: bool = False
+    thread: bool = False
+    max_visits: int | None = None
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class FlowOptions:
+    name: str
+    max_visits: int = 5
+    limits: tuple[LimitSpec, ...] = ()
+    concurrency: int | None = None
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class NodeDef:
+    """A function decorated with `@node`."""
+
+    function: str  # its identifier in the module that defines it
+    module: str
+    kind: NodeKind
+    options: NodeOptions
+    returns: str | None  # the return annotation as written, None when absent
+    span: Span
+    returns_memory: bool = False  # the result is a kiln.Memory: a state token
+
+    @property
+    def name(self) -> str:
+        return self.options.name
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class FlowDef:
+    """A function decorated with `@flow`; `function` keeps the original CST."""
+
+    function: cst.FunctionDef = field(repr=False)
+    module: str
+    is_async: bool
+    options: FlowOptions
+    returns: str | None
+    span: Span
+
+    @property
+    def name(self) -> str:
+        return self.options.name
+
+    @property
+    def identifier(self) -> str:
+        return self.function.name.value
+
+
+Callee = NodeDef | FlowDef
+
+# Answers, for the function part of a call in a flow, which node or flow it names
+# and whether that one is defined in the module being compiled.
+Resolver = Callable[[cst.BaseExpression], tuple[Callee, bool] | None]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class NodeCall:
+    """One call of a node or a subflow, as written (`func` may be an alias)."""
+
+    callee: Callee
+    call: cst.Call = field(repr=False)
+    local: bool  # the callee is defined in the module being compiled
+    span: Span
+
+    @property
+    def is_flow(self) -> bool:
+        return isinstance(self.callee, FlowDef)
+
+    @property
+    def is_async(self) -> bool:
+        callee = self.callee
+        if isinstance(callee, FlowDef):
+            return callee.is_async
+        return callee.kind is NodeKind.ASYNC
+
+
+# --- the actions a step performs -------------------------------------------------
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Inline:
+    """A statement that calls no node; it runs where the schedule puts it."""
+
+    statement: cst.BaseSmallStatement | cst.BaseCompoundStatement = field(repr=False)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Call:
+    """`target = [await] node(args)`, or the bare call when `target` is None."""
+
+    target: cst.BaseAssignTargetExpression | None = field(repr=False)
+    annotation: cst.Annotation | None = field(repr=False)
+    call: NodeCall
+
+
+class FanOutKind(enum.Enum):
+    LIST = "list"
+    SET = "set"
+    DICT = "dict"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class FanOut:
+    """A comprehension whose element calls a node: one concurrent call per item.
+
+    `element` holds the element's own steps in order; its last step is a call
+    whose value is the element (`result`). `clauses` is the comprehension's
+    `for`/`if` chain as written; `key` is the key of a dict comprehension.
+    `comprehension` is the whole expression as written, for a fan-out of sync
+    nodes, which has nothing to overlap and runs as the source does.
+    """
+
+    target: cst.BaseAssignTargetExpression = field(repr=False)
+    comprehension: cst.BaseExpression = field(repr=False)
+    kind: FanOutKind
+    clauses: cst.CompFor = field(repr=False)
+    key: cst.BaseExpression | None = field(repr=False)
+    element: Block
+    result: NodeCall
+    item_types: tuple[str, ...] | None  # the type of each loop target, for `async for`
+
+    @property
+    def is_async_for(self) -> bool:
+        return self.clauses.asynchronous is not None
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Branch:
+    """`if`/`elif`/`else`; a test of None is the `else` arm."""
+
+    tests: tuple[cst.BaseExpression | None, ...] = field(repr=False)
+    arms: tuple[Block, ...]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class MatchCase:
+    pattern: cst.MatchPattern = field(repr=False)
+    guard: cst.BaseExpression | None = field(repr=False)
+    body: Block
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Match:
+    subject: cst.BaseExpression = field(repr=False)
+    cases: tuple[MatchCase, ...]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Loop:
+    """A `for` loop: iterations in order, the body scheduled like any block."""
+
+    target: cst.BaseAssignTargetExpression = field(repr=False)
+    iterable: cst.BaseExpression = field(repr=False)
+    body: Block
+    orelse: Block | None
+    is_async: bool
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Return:
+    value: cst.BaseExpression | None = field(repr=False)
+
+
+Action = Inline | Call | FanOut | Branch | Match | Loop | Return
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One statement of a block and the names that order it.
+
+    `reads` wait for their latest writer. `writes` and `uses` also wait for
+    every earlier reader: `uses` are names the step may mutate (Memory tokens,
+    objects an inline statement calls methods on). A `barrier` (return, break,
+    a branch that returns...) waits for everything before it and holds back
+    everything after it.
+    """
+
+    id: StepId
+    span: Span
+    action: Action
+    reads: frozenset[str]
+    writes: frozenset[str]
+    uses: frozenset[str] = frozenset()
+    barrier: bool = False
+    value_type: str | None = None  # the static type of the value a Call/FanOut produces
+
+    @property
+    def calls_node(self) -> bool:
+        return isinstance(self.action, Call | FanOut)
+
+    @property
+    def awaits(self) -> bool:
+        """Whether running the step can suspend: it is worth a task of its own."""
+        action = self.action
+        if isinstance(action, Call):
+            return action.call.is_async
+        if isinstance(action, FanOut):
+            return action.result.is_async or action.is_async_for
+        return False
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Block:
+    steps: tuple[Step, ...]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class FlowIR:
+    flow: FlowDef
+    body: Block
+    calls: tuple[NodeCall, ...]  # every node and subflow call, for the flow graph
+
+
+def dump_block(block: Block, indent: str = "") -> str:
+    """A readable listing of a block: one line per step with its names."""
+    lines: list[str] = []
+    for step in block.steps:
+        names = f"reads={sorted(step.reads)} writes={sorted(step.writes)}"
+        extra = f" uses={sorted(step.uses)}" if step.uses else ""
+        extra += " barrier" if step.barrier else ""
+        kind = type(step.action).__name__
+        what = ""
+        if isinstance(step.action, Call):
+            what = f" {step.action.call.callee.name}"
+        elif isinstance(step.action, FanOut):
+            what = f" {step.action.result.callee.name} ({step.action.kind.value})"
+        lines.append(f"{indent}s{step.id} line {step.span.line}: {kind}{what} {names}{extra}")
+        for child in _children(step.action):
+            lines.append(dump_block(child, indent + "    "))
+    return "\n".join(lines)
+
+
+def _children(action: Action) -> tuple[Block, ...]:
+    if isinstance(action, Branch):
+        return action.arms
+    if isinstance(action, Match):
+        return tuple(case.body for case in action.cases)
+    if isinstance(action, Loop):
+        return (action.body,) if action.orelse is None else (action.body, action.orelse)
+    if isinstance(action, FanOut):
+        return (action.element,)
+    return ()

@@ -1,0 +1,821 @@
+"""lower_flow: a flow's body to a block of steps, nested node calls lifted out.
+
+Example input::
+
+    @flow
+    async def digest(path: str) -> str:
+        return join([await summarize(p) for p in load(path)])
+
+Output (`kiln compile --dump ir`)::
+
+    s0 line 3: Call load reads=['path'] writes=['_kiln_load']
+    s1 line 3: FanOut summarize (list) reads=['_kiln_load'] writes=['_kiln_summarize']
+    s2 line 3: Call join reads=['_kiln_summarize'] writes=['_kiln_join']
+    s3 line 3: Return reads=['_kiln_join'] writes=[] barrier
+
+Lifting follows Python's evaluation order, so the steps run in the order the
+source would run them. A node call the compiler cannot order (under `and`,
+`or`, a conditional expression, a lambda, a comprehension's condition) and
+every construct outside the flow language is a located diagnostic.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Final, final
+
+import libcst as cst
+
+from kilnc.collect import is_memory_annotation
+from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.ir import (
+    RESERVED_PREFIX,
+    Action,
+    Block,
+    Branch,
+    Call,
+    Callee,
+    FanOut,
+    FanOutKind,
+    FlowDef,
+    FlowIR,
+    Inline,
+    Loop,
+    Match,
+    MatchCase,
+    NodeCall,
+    NodeDef,
+    NodeKind,
+    Resolver,
+    Return,
+    Step,
+    StepId,
+)
+from kilnc.names import name_uses, target_names
+from kilnc.parse import ParsedModule
+
+BUILTINS: Final = frozenset(dir(builtins))
+
+# What to write instead of each construct outside the flow language.
+UNSUPPORTED: Final[dict[type[cst.CSTNode], tuple[str, str]]] = {
+    cst.Try: ("'try' in a flow", "handle the error inside a node, or around the flow's call"),
+    cst.TryStar: ("'try' in a flow", "handle the error inside a node"),
+    cst.With: ("'with' in a flow", "open the resource inside a node"),
+    cst.FunctionDef: ("a nested function in a flow", "define it at module level"),
+    cst.ClassDef: ("a nested class in a flow", "define it at module level"),
+    cst.Global: ("'global' in a flow", "pass the value in and return it, or use kiln.Memory"),
+    cst.Nonlocal: ("'nonlocal' in a flow", "pass the value in and return it"),
+}
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class LowerContext:
+    parsed: ParsedModule = field(repr=False)
+    resolve: Resolver = field(repr=False)
+
+
+def lower_flow(flow: FlowDef, context: LowerContext) -> tuple[FlowIR, list[Diagnostic]]:
+    lowerer = _Lowerer(context, flow)
+    body = lowerer.flow_body()
+    return FlowIR(flow, body, tuple(lowerer.calls)), lowerer.diagnostics
+
+
+class _Lowerer:
+    def __init__(self, context: LowerContext, flow: FlowDef) -> None:
+        self.parsed = context.parsed
+        self.resolve = context.resolve
+        self.flow = flow
+        self.diagnostics: list[Diagnostic] = []
+        self.calls: list[NodeCall] = []
+        self.types: dict[str, str] = {}  # local name -> its annotation, where known
+        self.memory: set[str] = set()  # local names holding a kiln.Memory
+        self._next_id = 0
+        self._temps: dict[str, int] = {}
+        self._globals = self.parsed.global_names | BUILTINS
+
+    # --- entry --------------------------------------------------------------------
+
+    def flow_body(self) -> Block:
+        function = self.flow.function
+        defined: set[str] = set()
+        params = function.params
+        for param in (*params.posonly_params, *params.params, *params.kwonly_params):
+            defined.add(param.name.value)
+            self._note_type(param.name.value, param.annotation)
+        for star in (params.star_arg, params.star_kwarg):
+            if isinstance(star, cst.Param):
+                defined.add(star.name.value)
+        body = function.body
+        if isinstance(body, cst.IndentedBlock):
+            return self.block(_without_docstring(body.body), defined)
+        return self.block(body.body, defined)  # `def f(): return x` on one line
+
+    def block(self, statements: Sequence[cst.CSTNode], defined: set[str]) -> Block:
+        steps: list[Step] = []
+        for statement in statements:
+            steps += self.statement(statement, defined)
+        return Block(tuple(steps))
+
+    # --- statements -----------------------------------------------------------------
+
+    def statement(self, node: cst.CSTNode, defined: set[str]) -> list[Step]:
+        if isinstance(node, cst.SimpleStatementLine):
+            steps: list[Step] = []
+            for small in node.body:
+                steps += self.small(small, defined)
+            return steps
+        if isinstance(node, cst.If):
+            return self.branch(node, defined)
+        if isinstance(node, cst.For):
+            return self.loop(node, defined)
+        if isinstance(node, cst.Match):
+            return self.match(node, defined)
+        if isinstance(node, cst.While):
+            return self.while_loop(node, defined)
+        return self.unsupported(node)
+
+    def small(self, node: cst.BaseSmallStatement, defined: set[str]) -> list[Step]:
+        self.check_defined(node, defined)
+        if isinstance(node, cst.Pass):
+            return []
+        if isinstance(node, cst.Global | cst.Nonlocal):
+            return self.unsupported(node)
+        if isinstance(node, cst.Expr) and isinstance(node.value, cst.Yield):
+            self.report(
+                node,
+                Code.STREAMING_FLOW,
+                "a flow that yields is a streaming flow, not compiled by this version of kiln",
+                "return a list for now; streaming flows arrive with streams",
+            )
+            return []
+        steps = self.direct_call(node, defined)
+        if steps is None:
+            steps = self.fan_out_statement(node, defined)
+        if steps is None:
+            prefix, lifted = self.lift(node)
+            steps = [*prefix, self.simple_step(lifted, node)]
+        for step in steps:
+            defined |= step.writes
+        return steps
+
+    def direct_call(self, node: cst.BaseSmallStatement, defined: set[str]) -> list[Step] | None:
+        """`x = await f(...)`, `x: T = f(...)`, `await f(...)`: the call is the step itself."""
+        target: cst.BaseAssignTargetExpression | None = None
+        annotation: cst.Annotation | None = None
+        if isinstance(node, cst.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0].target, node.value
+        elif isinstance(node, cst.AnnAssign) and node.value is not None:
+            target, annotation, value = node.target, node.annotation, node.value
+        elif isinstance(node, cst.Expr):
+            value = node.value
+        else:
+            return None
+        found = self.node_call(value)
+        if found is None:
+            return None
+        call, node_call = found
+        prefix, args = self.lift_arguments(call)
+        call_node = node_call.call.with_changes(args=args)
+        node_call = NodeCall(node_call.callee, call_node, node_call.local, node_call.span)
+        step = self.call_step(node, Call(target, annotation, node_call), target, annotation)
+        return [*prefix, step]
+
+    def fan_out_statement(
+        self, node: cst.BaseSmallStatement, defined: set[str]
+    ) -> list[Step] | None:
+        if not isinstance(node, cst.Assign | cst.AnnAssign) or node.value is None:
+            return None
+        if isinstance(node, cst.Assign) and len(node.targets) != 1:
+            return None
+        target = node.targets[0].target if isinstance(node, cst.Assign) else node.target
+        value = node.value
+        if not _is_comprehension(value) or not self.contains_node_call(value):
+            return None
+        assert isinstance(value, cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp)
+        return self.fan_out(value, target, node)
+
+    def branch(self, node: cst.If, defined: set[str]) -> list[Step]:
+        self.check_defined(node.test, defined)
+        prefix, test = self.lift_expression(node.test)
+        tests: list[cst.BaseExpression | None] = [test]
+        arms = [self.block(node.body.body, set(defined))]
+        orelse = node.orelse
+        while isinstance(orelse, cst.If) and not self.contains_node_call(orelse.test):
+            self.check_defined(orelse.test, defined)
+            tests.append(orelse.test)
+            arms.append(self.block(orelse.body.body, set(defined)))
+            orelse = orelse.orelse
+        if isinstance(orelse, cst.If):  # an elif that calls a node: `else:` then a nested `if`
+            tests.append(None)
+            arms.append(Block(tuple(self.branch(orelse, set(defined)))))
+        elif isinstance(orelse, cst.Else):
+            tests.append(None)
+            arms.append(self.block(orelse.body.body, set(defined)))
+        for arm in arms:
+            defined |= _written(arm)
+        return [*prefix, self.compound(node, Branch(tuple(tests), tuple(arms)), arms, [test])]
+
+    def loop(self, node: cst.For, defined: set[str]) -> list[Step]:
+        self.check_defined(node.iter, defined)
+        prefix, iterable = self.lift_expression(node.iter)
+        inner = set(defined) | target_names(node.target)
+        body = self.block(node.body.body, inner)
+        orelse = self.block(node.orelse.body.body, set(inner)) if node.orelse else None
+        defined |= target_names(node.target) | _written(body)
+        blocks = [body] if orelse is None else [body, orelse]
+        action = Loop(node.target, iterable, body, orelse, node.asynchronous is not None)
+        step = self.compound(node, action, blocks, [iterable], writes=target_names(node.target))
+        # break/continue inside belong to this loop: they do not hold back the flow.
+        return [*prefix, replace(step, barrier=_returns(blocks))]
+
+    def match(self, node: cst.Match, defined: set[str]) -> list[Step]:
+        self.check_defined(node.subject, defined)
+        prefix, subject = self.lift_expression(node.subject)
+        cases: list[MatchCase] = []
+        tested: list[cst.CSTNode] = [subject]
+        for case in node.cases:
+            captured = name_uses(case.pattern).writes
+            if case.guard is not None:
+                self.forbid_calls(case.guard, "a case guard")
+                tested.append(case.guard)
+            body = self.block(case.body.body, set(defined) | captured)
+            cases.append(MatchCase(case.pattern, case.guard, body))
+            tested.append(case.pattern)
+        blocks = [case.body for case in cases]
+        for block in blocks:
+            defined |= _written(block)
+        return [*prefix, self.compound(node, Match(subject, tuple(cases)), blocks, tested)]
+
+    def while_loop(self, node: cst.While, defined: set[str]) -> list[Step]:
+        if self.contains_node_call(node):
+            self.report(
+                node,
+                Code.WHILE_LOOP,
+                "a 'while' loop that calls nodes needs visit limits, "
+                "which this version of kiln does not compile",
+                "use a 'for' loop over a bounded range for now",
+            )
+            return []
+        self.check_defined(node, defined)
+        step = self.simple_step(node, node)
+        defined |= step.writes
+        return [step]
+
+    def unsupported(self, node: cst.CSTNode) -> list[Step]:
+        what, instead = UNSUPPORTED.get(
+            type(node), (f"'{type(node).__name__}'", "move it into a node")
+        )
+        self.report(node, Code.UNSUPPORTED, f"{what} is not part of the flow language", instead)
+        return []
+
+    # --- building steps ---------------------------------------------------------------
+
+    def call_step(
+        self,
+        node: cst.CSTNode,
+        action: Call,
+        target: cst.BaseAssignTargetExpression | None,
+        annotation: cst.Annotation | None,
+    ) -> Step:
+        uses = name_uses(action.call.call)
+        writes = frozenset(target_names(target)) if target is not None else frozenset()
+        reads = uses.read_names
+        if target is not None and not isinstance(target, cst.Name | cst.Tuple | cst.List):
+            reads |= name_uses(target).read_names  # `x[k] = f()` stores into x
+        value_type = _code(annotation.annotation) if annotation else action.call.callee.returns
+        if isinstance(target, cst.Name):
+            self._note_value(target.value, annotation, value_type, action.call.callee)
+        return self.make_step(
+            node, action, reads, writes, self.state_uses(action.call.call), value_type
+        )
+
+    def simple_step(self, statement: cst.CSTNode, origin: cst.CSTNode) -> Step:
+        assert isinstance(statement, cst.BaseSmallStatement | cst.BaseCompoundStatement)
+        uses = name_uses(statement)
+        reads = uses.read_names
+        writes = frozenset(uses.writes)
+        ordered = (reads | writes) if uses.effects else self.state_uses(statement)
+        self._track_assignment(statement)
+        barrier = isinstance(statement, cst.Return | cst.Break | cst.Continue | cst.Raise)
+        action: Action = Inline(statement)
+        if isinstance(statement, cst.Return):
+            action = Return(statement.value)
+        return self.make_step(origin, action, reads, writes, ordered, None, barrier)
+
+    def compound(
+        self,
+        node: cst.CSTNode,
+        action: Action,
+        blocks: Sequence[Block],
+        tested: Sequence[cst.CSTNode],
+        writes: set[str] | None = None,
+    ) -> Step:
+        reads: set[str] = set()
+        written: set[str] = set(writes or ())
+        ordered: set[str] = set()
+        for part in tested:
+            reads |= name_uses(part).read_names
+            ordered |= self.state_uses(part)
+        for block in blocks:
+            for step in block.steps:
+                reads |= step.reads
+                written |= step.writes
+                ordered |= step.uses
+        barrier = _returns(blocks) or any(s.barrier for b in blocks for s in b.steps)
+        return self.make_step(
+            node, action, frozenset(reads), frozenset(written), frozenset(ordered), None, barrier
+        )
+
+    def make_step(
+        self,
+        node: cst.CSTNode,
+        action: Action,
+        reads: frozenset[str],
+        writes: frozenset[str],
+        uses: frozenset[str],
+        value_type: str | None,
+        barrier: bool = False,
+    ) -> Step:
+        step_id = StepId(self._next_id)
+        self._next_id += 1
+        span = self.parsed.span(node)
+        return Step(step_id, span, action, reads, writes, uses, barrier, value_type)
+
+    def state_uses(self, node: cst.CSTNode) -> frozenset[str]:
+        """Memory tokens the code touches other than through `.clone(...)`."""
+        if not self.memory:
+            return frozenset()
+        finder = _StateUses(self.memory)
+        node.visit(finder)
+        return frozenset(finder.used)
+
+    # --- node calls and lifting -------------------------------------------------------
+
+    def node_call(self, value: cst.BaseExpression) -> tuple[cst.Call, NodeCall] | None:
+        """`[await] f(...)` where f is a node or a flow, checked for the right `await`."""
+        awaited = isinstance(value, cst.Await)
+        inner = value.expression if isinstance(value, cst.Await) else value
+        if not isinstance(inner, cst.Call):
+            return None
+        found = self.resolve(inner.func)
+        if found is None:
+            return None
+        callee, local = found
+        node_call = NodeCall(callee, inner, local, self.parsed.span(inner))
+        self.check_await(node_call, awaited, value)
+        self.calls.append(node_call)
+        return inner, node_call
+
+    def check_await(self, call: NodeCall, awaited: bool, where: cst.CSTNode) -> None:
+        callee = call.callee
+        kind = callee.kind if isinstance(callee, NodeDef) else None
+        what = f"{'node' if kind else 'flow'} '{callee.name}'"
+        if call.is_async and not self.flow.is_async:
+            self.report(
+                where,
+                Code.ASYNC_IN_SYNC_FLOW,
+                f"async {what} is called in the sync flow '{self.flow.name}'",
+                f"make the flow 'async def {self.flow.identifier}'",
+            )
+        elif call.is_async and not awaited:
+            self.report(
+                where,
+                Code.UNAWAITED,
+                f"call to async {what} is not awaited",
+                f"write 'await {_code(call.call.func)}(...)'",
+            )
+        elif awaited and not call.is_async:
+            kind_text = kind.value if kind is not None else "sync"
+            hint = (
+                "iterate it with 'async for'"
+                if kind is NodeKind.ASYNC_STREAM
+                else "drop the 'await'"
+            )
+            self.report(where, Code.AWAITED_SYNC, f"{kind_text} {what} is awaited", hint)
+
+    def contains_node_call(self, node: cst.CSTNode) -> bool:
+        finder = _CallFinder(self.resolve)
+        node.visit(finder)
+        return finder.found is not None
+
+    def forbid_calls(self, node: cst.CSTNode, where: str) -> None:
+        finder = _CallFinder(self.resolve)
+        node.visit(finder)
+        if finder.found is not None:
+            self.report(
+                finder.found,
+                Code.UNORDERED_CALL,
+                f"a node call in {where} cannot be ordered by kiln",
+                "call the node in a statement of its own before this one",
+            )
+
+    def lift(self, node: cst.CSTNodeT) -> tuple[list[Step], cst.CSTNodeT]:
+        """Lift the node calls out of a statement or an argument (kept as its own kind)."""
+        lifter = _Lifter(self)
+        lifted = node.visit(lifter)
+        assert isinstance(lifted, type(node))
+        return lifter.steps, lifted
+
+    def lift_expression(self, node: cst.BaseExpression) -> tuple[list[Step], cst.BaseExpression]:
+        """Lift the node calls out of an expression, which may itself become a temporary."""
+        lifter = _Lifter(self)
+        lifted = node.visit(lifter)
+        assert isinstance(lifted, cst.BaseExpression)
+        return lifter.steps, lifted
+
+    def lift_arguments(self, call: cst.Call) -> tuple[list[Step], Sequence[cst.Arg]]:
+        steps: list[Step] = []
+        args: list[cst.Arg] = []
+        for arg in call.args:
+            prefix, lifted = self.lift(arg)
+            steps += prefix
+            args.append(lifted)
+        return steps, args
+
+    def temporary(self, base: str) -> str:
+        count = self._temps.get(base, 0) + 1
+        self._temps[base] = count
+        return f"{RESERVED_PREFIX}_{base}" if count == 1 else f"{RESERVED_PREFIX}_{base}_{count}"
+
+    def fan_out(
+        self,
+        comprehension: cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp,
+        target: cst.BaseAssignTargetExpression,
+        origin: cst.CSTNode,
+    ) -> list[Step]:
+        clauses = comprehension.for_in
+        prefix, first = self.lift_expression(clauses.iter)
+        clauses = clauses.with_changes(iter=first)
+        self.forbid_calls(clauses.with_changes(iter=cst.Name("_")), "a comprehension's 'for'/'if'")
+        key = comprehension.key if isinstance(comprehension, cst.DictComp) else None
+        if key is not None:
+            self.forbid_calls(key, "a dict comprehension's key")
+        element = (
+            comprehension.value if isinstance(comprehension, cst.DictComp) else comprehension.elt
+        )
+        found = self.node_call(element)
+        if found is None:
+            self.report(
+                element,
+                Code.FAN_OUT_SHAPE,
+                "the element of a fan-out must be a node call",
+                "move the expression around the call into the node, or into a second comprehension",
+            )
+            return prefix
+        call, node_call = found
+        inner, args = self.lift_arguments(call)
+        result = NodeCall(
+            node_call.callee,
+            node_call.call.with_changes(args=args),
+            node_call.local,
+            node_call.span,
+        )
+        self.check_fan_out(clauses, element, result, bool(inner), key is not None)
+        kind = {
+            cst.ListComp: FanOutKind.LIST,
+            cst.GeneratorExp: FanOutKind.LIST,
+            cst.SetComp: FanOutKind.SET,
+            cst.DictComp: FanOutKind.DICT,
+        }[type(comprehension)]
+        action = FanOut(
+            target,
+            comprehension.with_changes(for_in=clauses),
+            kind,
+            clauses,
+            key,
+            Block(tuple(inner)),
+            result,
+            self.item_types(clauses),
+        )
+        reads = set(name_uses(comprehension.with_changes(for_in=clauses)).read_names)
+        for step in inner:
+            reads |= step.reads
+        local_names = _comprehension_targets(clauses) | {w for s in inner for w in s.writes}
+        reads -= local_names
+        returns = result.callee.returns
+        value_type = None
+        if returns is not None and kind is not FanOutKind.DICT:
+            value_type = f"{kind.value}[{returns}]"
+        step = self.make_step(
+            origin,
+            action,
+            frozenset(reads),
+            frozenset(target_names(target)),
+            self.state_uses(comprehension),
+            value_type,
+        )
+        return [*prefix, step]
+
+    def check_fan_out(
+        self,
+        clauses: cst.CompFor,
+        element: cst.BaseExpression,
+        result: NodeCall,
+        several_calls: bool,
+        keyed: bool,
+    ) -> None:
+        """The shapes of fan-out the back end compiles; each other shape says what to write."""
+        if clauses.asynchronous is not None:
+            simple = (
+                clauses.inner_for_in is None
+                and not clauses.ifs
+                and isinstance(clauses.target, cst.Name)
+                and not keyed
+            )
+            if not simple:
+                self.report(
+                    clauses,
+                    Code.FAN_OUT_SHAPE,
+                    "an 'async for' fan-out takes one 'async for' with a plain name and no 'if'",
+                    "filter inside the node, or collect the stream into a list first",
+                )
+                return
+            if several_calls and self.item_types(clauses) is None:
+                self.report(
+                    clauses.iter,
+                    Code.UNKNOWN_TYPE,
+                    "kiln cannot tell the item type of this async stream",
+                    "iterate a call of an async stream node annotated '-> AsyncIterator[T]'",
+                )
+        if several_calls and result.callee.returns is None:
+            self.report(
+                element,
+                Code.UNKNOWN_TYPE,
+                f"'{result.callee.name}' has no return annotation, "
+                "which a fan-out element of several calls needs",
+                f"annotate the return type of '{result.callee.name}'",
+            )
+
+    def item_types(self, clauses: cst.CompFor) -> tuple[str, ...] | None:
+        """The item type of `async for x in stream(...)`, read off the stream's annotation."""
+        if clauses.asynchronous is None or not isinstance(clauses.target, cst.Name):
+            return None
+        iterable = clauses.iter
+        annotation = self.types.get(iterable.value) if isinstance(iterable, cst.Name) else None
+        if annotation is None:
+            return None
+        parsed = cst.parse_expression(annotation)
+        if (
+            isinstance(parsed, cst.Subscript)
+            and _code(parsed.value).split(".")[-1]
+            in ("AsyncIterator", "AsyncIterable", "AsyncGenerator")
+            and parsed.slice
+        ):
+            return (_code(parsed.slice[0].slice),)
+        return None
+
+    # --- names and types ---------------------------------------------------------------
+
+    def check_defined(self, node: cst.CSTNode, defined: set[str]) -> None:
+        if self.parsed.star_import:
+            return
+        uses = name_uses(node)
+        for name in uses.reads:
+            if name.value not in defined and name.value not in self._globals:
+                self.report(
+                    name,
+                    Code.UNDEFINED_NAME,
+                    f"name '{name.value}' is not defined",
+                    "assign it earlier in the flow, take it as a parameter, "
+                    "or define it at module level",
+                )
+
+    def _note_type(self, name: str, annotation: cst.Annotation | None) -> None:
+        if annotation is None:
+            return
+        self.types[name] = _code(annotation.annotation)
+        if is_memory_annotation(self.parsed, annotation):
+            self.memory.add(name)
+
+    def _note_value(
+        self, name: str, annotation: cst.Annotation | None, value_type: str | None, callee: Callee
+    ) -> None:
+        self.types.pop(name, None)
+        self.memory.discard(name)
+        if annotation is not None:
+            self._note_type(name, annotation)
+        elif value_type is not None:
+            self.types[name] = value_type
+        if isinstance(callee, NodeDef) and callee.returns_memory:
+            self.memory.add(name)
+
+    def _track_assignment(self, statement: cst.CSTNode) -> None:
+        """`m2 = m.clone(...)` and `m2 = m` make m2 a Memory token too."""
+        if not isinstance(statement, cst.Assign | cst.AnnAssign):
+            return
+        names = name_uses(statement).writes
+        value = statement.value
+        token = False
+        if isinstance(value, cst.Name):
+            token = value.value in self.memory
+        elif isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
+            owner = value.func.value
+            token = (
+                value.func.attr.value == "clone"
+                and isinstance(owner, cst.Name)
+                and owner.value in self.memory
+            )
+        for name in names:
+            self.types.pop(name, None)
+            self.memory.discard(name)
+        if isinstance(statement, cst.AnnAssign):
+            for name in names:
+                self._note_type(name, statement.annotation)
+        if token:
+            self.memory |= names
+
+    def report(self, node: cst.CSTNode, code: Code, message: str, hint: str | None = None) -> None:
+        self.diagnostics.append(error(self.parsed.span(node), code, message, hint))
+
+
+class _Lifter(cst.CSTTransformer):
+    """Replaces each node call inside an expression by a temporary assigned before it."""
+
+    def __init__(self, lowerer: _Lowerer) -> None:
+        self.lowerer = lowerer
+        self.steps: list[Step] = []
+        self._awaited: set[cst.Call] = set()
+
+    def visit_Await(self, node: cst.Await) -> None:
+        if isinstance(node.expression, cst.Call):
+            self._awaited.add(node.expression)
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
+        if original_node in self._awaited or self.lowerer.resolve(original_node.func) is None:
+            return updated_node
+        return self._lift(original_node, updated_node)
+
+    def leave_Await(self, original_node: cst.Await, updated_node: cst.Await) -> cst.BaseExpression:
+        if not isinstance(original_node.expression, cst.Call):
+            return updated_node
+        if self.lowerer.resolve(original_node.expression.func) is None:
+            return updated_node
+        return self._lift(original_node, updated_node)
+
+    def _lift(self, original: cst.BaseExpression, updated: cst.BaseExpression) -> cst.Name:
+        found = self.lowerer.node_call(updated)
+        assert found is not None
+        _, node_call = found
+        position = NodeCall(
+            node_call.callee, node_call.call, node_call.local, self.lowerer.parsed.span(original)
+        )
+        name = self.lowerer.temporary(
+            node_call.callee.function
+            if isinstance(node_call.callee, NodeDef)
+            else node_call.callee.identifier
+        )
+        target = cst.Name(name)
+        step = self.lowerer.call_step(original, Call(target, None, position), target, None)
+        self.steps.append(step)
+        return target
+
+    def visit_ListComp(self, node: cst.ListComp) -> bool:
+        return False
+
+    def visit_SetComp(self, node: cst.SetComp) -> bool:
+        return False
+
+    def visit_DictComp(self, node: cst.DictComp) -> bool:
+        return False
+
+    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> bool:
+        return False
+
+    def leave_ListComp(
+        self, original_node: cst.ListComp, updated_node: cst.ListComp
+    ) -> cst.BaseExpression:
+        return self._fan_out(original_node)
+
+    def leave_SetComp(
+        self, original_node: cst.SetComp, updated_node: cst.SetComp
+    ) -> cst.BaseExpression:
+        return self._fan_out(original_node)
+
+    def leave_DictComp(
+        self, original_node: cst.DictComp, updated_node: cst.DictComp
+    ) -> cst.BaseExpression:
+        return self._fan_out(original_node)
+
+    def leave_GeneratorExp(
+        self, original_node: cst.GeneratorExp, updated_node: cst.GeneratorExp
+    ) -> cst.BaseExpression:
+        return self._fan_out(original_node)
+
+    def _fan_out(
+        self, node: cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp
+    ) -> cst.BaseExpression:
+        if not self.lowerer.contains_node_call(node):
+            return node
+        target = cst.Name(self.lowerer.temporary("each"))
+        self.steps += self.lowerer.fan_out(node, target, node)
+        if isinstance(node, cst.GeneratorExp) and node.lpar:
+            return target.with_changes(lpar=node.lpar, rpar=node.rpar)
+        return target
+
+    def visit_BooleanOperation(self, node: cst.BooleanOperation) -> bool:
+        node.left.visit(self)
+        self.lowerer.forbid_calls(node.right, f"the right side of '{_code(node.operator).strip()}'")
+        return False
+
+    def leave_BooleanOperation(
+        self, original_node: cst.BooleanOperation, updated_node: cst.BooleanOperation
+    ) -> cst.BaseExpression:
+        return original_node.with_changes(left=original_node.left.visit(self))
+
+    def visit_IfExp(self, node: cst.IfExp) -> bool:
+        self.lowerer.forbid_calls(node.body, "a conditional expression")
+        self.lowerer.forbid_calls(node.orelse, "a conditional expression")
+        return True
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        self.lowerer.forbid_calls(node.body, "a lambda")
+        return False
+
+
+class _CallFinder(cst.CSTVisitor):
+    def __init__(self, resolve: Resolver) -> None:
+        self._callee = resolve
+        self.found: cst.Call | None = None
+
+    def visit_Call(self, node: cst.Call) -> bool:
+        if self.found is None and self._callee(node.func) is not None:
+            self.found = node
+        return self.found is None
+
+
+class _StateUses(cst.CSTVisitor):
+    def __init__(self, tokens: set[str]) -> None:
+        self.tokens = tokens
+        self.used: set[str] = set()
+
+    def visit_Call(self, node: cst.Call) -> bool:
+        func = node.func
+        if (
+            isinstance(func, cst.Attribute)
+            and func.attr.value == "clone"
+            and isinstance(func.value, cst.Name)
+            and func.value.value in self.tokens
+        ):
+            for arg in node.args:
+                arg.visit(self)
+            return False
+        return True
+
+    def visit_Name(self, node: cst.Name) -> None:
+        if node.value in self.tokens:
+            self.used.add(node.value)
+
+
+def _without_docstring(statements: Sequence[cst.BaseStatement]) -> Sequence[cst.BaseStatement]:
+    if statements:
+        first = statements[0]
+        if (
+            isinstance(first, cst.SimpleStatementLine)
+            and len(first.body) == 1
+            and isinstance(first.body[0], cst.Expr)
+            and isinstance(first.body[0].value, cst.SimpleString | cst.ConcatenatedString)
+        ):
+            return statements[1:]
+    return statements
+
+
+def _is_comprehension(node: cst.BaseExpression) -> bool:
+    return isinstance(node, cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp)
+
+
+def _comprehension_targets(clauses: cst.CompFor) -> set[str]:
+    names: set[str] = set()
+    clause: cst.CompFor | None = clauses
+    while clause is not None:
+        names |= target_names(clause.target)
+        clause = clause.inner_for_in
+    return names
+
+
+def _written(block: Block) -> set[str]:
+    return set().union(*(step.writes for step in block.steps)) if block.steps else set()
+
+
+def _returns(blocks: Sequence[Block]) -> bool:
+    """Whether a `return` or `raise` can leave through one of the blocks."""
+    for block in blocks:
+        for step in block.steps:
+            action = step.action
+            if isinstance(action, Return):
+                return True
+            if isinstance(action, Inline) and isinstance(action.statement, cst.Raise):
+                return True
+            if isinstance(action, Branch) and _returns(action.arms):
+                return True
+            if isinstance(action, Match) and _returns([c.body for c in action.cases]):
+                return True
+            if isinstance(action, Loop) and _returns([action.body]):
+                return True
+    return False
+
+
+def _code(node: cst.CSTNode) -> str:
+    return cst.Module(body=[]).code_for_node(node)

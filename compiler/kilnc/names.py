@@ -1,0 +1,187 @@
+"""Which names a piece of code reads and binds: the facts the graph is built from.
+
+Example input: `total = [price(item) for item in cart if item.qty] + extra`.
+Output: reads `price`, `cart`, `extra` (`item` is the comprehension's own),
+binds `total`. Attribute names and keyword argument names are not variables;
+lambda parameters and comprehension targets are local to their expression.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import final
+
+import libcst as cst
+
+
+@final
+@dataclass(slots=True)
+class NameUses:
+    reads: list[cst.Name] = field(default_factory=list)  # in order, with their nodes
+    writes: set[str] = field(default_factory=set)
+    effects: bool = False  # calls, awaits, deletions or stores into objects
+
+    @property
+    def read_names(self) -> frozenset[str]:
+        return frozenset(name.value for name in self.reads)
+
+
+class _Collector(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.uses = NameUses()
+        self._bound: list[set[str]] = []  # names local to enclosing lambdas/comprehensions
+
+    def _read(self, node: cst.Name) -> None:
+        if not any(node.value in scope for scope in self._bound):
+            self.uses.reads.append(node)
+
+    def visit_Name(self, node: cst.Name) -> bool:
+        self._read(node)
+        return False
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        node.value.visit(self)
+        return False
+
+    def visit_Arg(self, node: cst.Arg) -> bool:
+        node.value.visit(self)
+        return False
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self.uses.effects = True
+
+    def visit_Await(self, node: cst.Await) -> None:
+        self.uses.effects = True
+
+    def visit_Del(self, node: cst.Del) -> bool:
+        self.uses.effects = True
+        self._target(node.target)
+        return False
+
+    def visit_Assign(self, node: cst.Assign) -> bool:
+        node.value.visit(self)
+        for target in node.targets:
+            self._target(target.target)
+        return False
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> bool:
+        if node.value is not None:
+            node.value.visit(self)
+        self._target(node.target)
+        return False
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> bool:
+        node.value.visit(self)
+        if isinstance(node.target, cst.Name):
+            self._read(node.target)
+        self.uses.effects = True
+        self._target(node.target)
+        return False
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> bool:
+        node.value.visit(self)
+        self._target(node.target)
+        return False
+
+    def visit_For(self, node: cst.For) -> bool:
+        node.iter.visit(self)
+        self._target(node.target)
+        node.body.visit(self)
+        if node.orelse is not None:
+            node.orelse.visit(self)
+        return False
+
+    def visit_MatchAs(self, node: cst.MatchAs) -> bool:
+        if node.pattern is not None:
+            node.pattern.visit(self)
+        if node.name is not None:
+            self.uses.writes.add(node.name.value)
+        return False
+
+    def visit_MatchStar(self, node: cst.MatchStar) -> bool:
+        if node.name is not None:
+            self.uses.writes.add(node.name.value)
+        return False
+
+    def visit_MatchMapping(self, node: cst.MatchMapping) -> None:
+        if node.rest is not None:
+            self.uses.writes.add(node.rest.value)
+
+    def visit_MatchKeywordElement(self, node: cst.MatchKeywordElement) -> bool:
+        node.pattern.visit(self)
+        return False
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        params = node.params
+        names = {
+            p.name.value for p in (*params.params, *params.posonly_params, *params.kwonly_params)
+        }
+        for star in (params.star_arg, params.star_kwarg):
+            if isinstance(star, cst.Param):
+                names.add(star.name.value)
+        self._bound.append(names)
+        node.body.visit(self)
+        self._bound.pop()
+        return False
+
+    def _comprehension(
+        self, elements: tuple[cst.BaseExpression, ...], clauses: cst.CompFor
+    ) -> bool:
+        clauses.iter.visit(self)  # the first iterable is evaluated outside
+        bound: set[str] = set()
+        self._bound.append(bound)
+        clause: cst.CompFor | None = clauses
+        first = True
+        while clause is not None:
+            if not first:
+                clause.iter.visit(self)
+            bound |= target_names(clause.target)
+            for condition in clause.ifs:
+                condition.test.visit(self)
+            clause = clause.inner_for_in
+            first = False
+        for element in elements:
+            element.visit(self)
+        self._bound.pop()
+        return False
+
+    def visit_ListComp(self, node: cst.ListComp) -> bool:
+        return self._comprehension((node.elt,), node.for_in)
+
+    def visit_SetComp(self, node: cst.SetComp) -> bool:
+        return self._comprehension((node.elt,), node.for_in)
+
+    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> bool:
+        return self._comprehension((node.elt,), node.for_in)
+
+    def visit_DictComp(self, node: cst.DictComp) -> bool:
+        return self._comprehension((node.key, node.value), node.for_in)
+
+    def _target(self, target: cst.BaseExpression) -> None:
+        if isinstance(target, cst.Name):
+            self.uses.writes.add(target.value)
+        elif isinstance(target, cst.Tuple | cst.List):
+            for element in target.elements:
+                self._target(element.value)
+        elif isinstance(target, cst.StarredElement):
+            self._target(target.value)
+        else:  # a subscript or an attribute: a store into an object the step reads
+            self.uses.effects = True
+            target.visit(self)
+
+
+def name_uses(node: cst.CSTNode) -> NameUses:
+    collector = _Collector()
+    node.visit(collector)
+    return collector.uses
+
+
+def target_names(target: cst.BaseExpression) -> set[str]:
+    """The variables an assignment target binds."""
+    if isinstance(target, cst.Name):
+        return {target.value}
+    if isinstance(target, cst.Tuple | cst.List):
+        return set().union(*(target_names(e.value) for e in target.elements))
+    if isinstance(target, cst.StarredElement):
+        return target_names(target.value)
+    return set()

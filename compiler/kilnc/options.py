@@ -1,0 +1,278 @@
+"""read_node_options / read_flow_options: decorator arguments to validated options.
+
+Example input: `@node(retries=3, wiat=0.5)` on `def fetch`. Output: the
+options with every value read as a literal, and a diagnostic at `wiat`
+("unknown option 'wiat'; did you mean 'wait'?"). Nothing is evaluated: a value
+that is not a literal is an error at its position.
+
+The tables below are the whole specification of the options: their type,
+their range, and whether this version of kiln runs them yet.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Final, final
+
+import libcst as cst
+
+from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.ir import FlowOptions, NodeOptions
+from kilnc.parse import ParsedModule
+
+Value = Any  # a literal read from the source: int, float, str, bool, None or a tuple
+Reader = Callable[[cst.BaseExpression], Value]
+
+
+class NotLiteral(Exception):
+    """A value the compiler cannot read statically; carries the offending node."""
+
+    def __init__(self, node: cst.CSTNode, expected: str) -> None:
+        super().__init__(expected)
+        self.node = node
+        self.expected = expected
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class OptionRule:
+    read: Reader
+    check: Callable[[Value], bool]
+    requirement: str  # completes "must be ...": shown when `check` fails
+    supported: bool = True  # False: validated, but the behaviour arrives in a later version
+
+
+# --- literal readers --------------------------------------------------------------
+
+
+def _number(node: cst.BaseExpression) -> int | float:
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
+        return -_number(node.expression)
+    if isinstance(node, cst.Integer | cst.Float):
+        value = node.evaluated_value
+        if isinstance(value, int | float):
+            return value
+    raise NotLiteral(node, "a number")
+
+
+def read_int(node: cst.BaseExpression) -> Value:
+    value = _number(node)
+    if not isinstance(value, int):
+        raise NotLiteral(node, "an integer")
+    return value
+
+
+def read_float(node: cst.BaseExpression) -> Value:
+    return float(_number(node))
+
+
+def read_optional_float(node: cst.BaseExpression) -> Value:
+    if isinstance(node, cst.Name) and node.value == "None":
+        return None
+    return read_float(node)
+
+
+def read_optional_int(node: cst.BaseExpression) -> Value:
+    if isinstance(node, cst.Name) and node.value == "None":
+        return None
+    return read_int(node)
+
+
+def read_bool(node: cst.BaseExpression) -> Value:
+    if isinstance(node, cst.Name) and node.value in ("True", "False"):
+        return node.value == "True"
+    raise NotLiteral(node, "True or False")
+
+
+def read_str(node: cst.BaseExpression) -> Value:
+    if isinstance(node, cst.SimpleString | cst.ConcatenatedString):
+        value = node.evaluated_value
+        if isinstance(value, str):
+            return value
+    raise NotLiteral(node, "a string literal")
+
+
+def read_optional_str(node: cst.BaseExpression) -> Value:
+    if isinstance(node, cst.Name) and node.value == "None":
+        return None
+    return read_str(node)
+
+
+def _dotted(node: cst.BaseExpression) -> str:
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        return f"{_dotted(node.value)}.{node.attr.value}"
+    raise NotLiteral(node, "an exception class name")
+
+
+def read_exception_names(node: cst.BaseExpression) -> Value:
+    if isinstance(node, cst.Tuple):
+        return tuple(_dotted(element.value) for element in node.elements)
+    return (_dotted(node),)
+
+
+def read_function_name(node: cst.BaseExpression) -> Value:
+    if isinstance(node, cst.Name):
+        return node.value
+    raise NotLiteral(node, "the name of a function of this module")
+
+
+def read_limits(node: cst.BaseExpression) -> Value:
+    if not isinstance(node, cst.Dict):
+        raise NotLiteral(node, 'a dict literal like {"llm": Limit(8, refresh=1.0)}')
+    limits: list[tuple[str, cst.BaseExpression]] = []
+    for element in node.elements:
+        if not isinstance(element, cst.DictElement):
+            raise NotLiteral(element, "a group name and a Limit(...)")
+        key = read_str(element.key)
+        assert isinstance(key, str)
+        limits.append((key, element.value))
+    return tuple(limits)
+
+
+# --- the tables ----------------------------------------------------------------------
+
+
+def _non_negative(value: Value) -> bool:
+    return isinstance(value, int | float) and value >= 0
+
+
+def _at_least_one(value: Value) -> bool:
+    return value is None or (isinstance(value, int | float) and value >= 1)
+
+
+def _positive_or_none(value: Value) -> bool:
+    return value is None or (isinstance(value, int | float) and value > 0)
+
+
+def _non_empty(value: Value) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _anything(value: Value) -> bool:
+    return True
+
+
+NODE_OPTIONS: Final[dict[str, OptionRule]] = {
+    "name": OptionRule(read_str, _non_empty, "a non-empty string"),
+    "retries": OptionRule(read_int, _non_negative, "an integer >= 0", supported=False),
+    "wait": OptionRule(read_float, _non_negative, "a number >= 0", supported=False),
+    "backoff": OptionRule(read_float, _at_least_one, "a number >= 1", supported=False),
+    "retry_on": OptionRule(read_exception_names, _anything, "", supported=False),
+    "timeout": OptionRule(read_optional_float, _positive_or_none, "a number > 0", supported=False),
+    "fallback": OptionRule(read_function_name, _anything, "", supported=False),
+    "limit": OptionRule(read_optional_str, _anything, "", supported=False),
+    "cache": OptionRule(read_bool, _anything, "", supported=False),
+    "thread": OptionRule(read_bool, _anything, "", supported=False),
+    "max_visits": OptionRule(read_optional_int, _at_least_one, "an integer >= 1"),
+}
+
+FLOW_OPTIONS: Final[dict[str, OptionRule]] = {
+    "name": OptionRule(read_str, _non_empty, "a non-empty string"),
+    "max_visits": OptionRule(read_int, _at_least_one, "an integer >= 1"),
+    "limits": OptionRule(read_limits, _anything, "", supported=False),
+    "concurrency": OptionRule(read_optional_int, _at_least_one, "an integer >= 1", supported=False),
+}
+
+# Which later version brings an option that is read and checked but not run yet.
+NOT_YET: Final[dict[str, str]] = {
+    "retries": "resilient nodes",
+    "wait": "resilient nodes",
+    "backoff": "resilient nodes",
+    "retry_on": "resilient nodes",
+    "timeout": "resilient nodes",
+    "fallback": "resilient nodes",
+    "thread": "resilient nodes",
+    "limit": "capacity limits",
+    "limits": "capacity limits",
+    "concurrency": "capacity limits",
+    "cache": "the ledger",
+}
+
+
+def read_node_options(
+    parsed: ParsedModule, decorator: cst.BaseExpression, function: str
+) -> tuple[NodeOptions, list[Diagnostic]]:
+    defaults = NodeOptions(name=function)
+    values, diagnostics = _read(parsed, decorator, NODE_OPTIONS, defaults)
+    return replace(defaults, **values), diagnostics
+
+
+def read_flow_options(
+    parsed: ParsedModule, decorator: cst.BaseExpression, function: str
+) -> tuple[FlowOptions, list[Diagnostic]]:
+    defaults = FlowOptions(name=function)
+    values, diagnostics = _read(parsed, decorator, FLOW_OPTIONS, defaults)
+    # TODO: capacity limits: turn the (group, Limit(...)) pairs into LimitSpecs; until then
+    # a non-empty `limits` is reported as not supported and never reaches here.
+    values.pop("limits", None)
+    return replace(defaults, **values), diagnostics
+
+
+def _read(
+    parsed: ParsedModule,
+    decorator: cst.BaseExpression,
+    rules: dict[str, OptionRule],
+    defaults: object,
+) -> tuple[dict[str, Value], list[Diagnostic]]:
+    if not isinstance(decorator, cst.Call):
+        return {}, []
+    values: dict[str, Value] = {}
+    diagnostics: list[Diagnostic] = []
+    for argument in decorator.args:
+        keyword = argument.keyword
+        if keyword is None or argument.star:
+            diagnostics.append(
+                error(
+                    parsed.span(argument),
+                    Code.DECORATOR_SHAPE,
+                    "decorator options are keyword arguments",
+                    "write them as name=value, e.g. @node(retries=3)",
+                )
+            )
+            continue
+        diagnostic = _read_one(parsed, keyword.value, argument.value, rules, defaults, values)
+        if diagnostic is not None:
+            diagnostics.append(diagnostic)
+    return values, diagnostics
+
+
+def _read_one(
+    parsed: ParsedModule,
+    key: str,
+    node: cst.BaseExpression,
+    rules: dict[str, OptionRule],
+    defaults: object,
+    values: dict[str, Value],
+) -> Diagnostic | None:
+    span = parsed.span(node)
+    rule = rules.get(key)
+    if rule is None:
+        close = difflib.get_close_matches(key, rules, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"the options are: {', '.join(rules)}"
+        return error(span, Code.UNKNOWN_OPTION, f"unknown option '{key}'", hint)
+    if key in values:
+        return error(span, Code.DECORATOR_SHAPE, f"option '{key}' is given twice")
+    try:
+        value = rule.read(node)
+    except NotLiteral as exc:
+        return error(
+            parsed.span(exc.node),
+            Code.NOT_LITERAL,
+            f"option '{key}' must be {exc.expected}, written as a literal",
+            "kiln reads options without running your code",
+        )
+    if not rule.check(value):
+        return error(span, Code.OPTION_RANGE, f"option '{key}' must be {rule.requirement}")
+    if not rule.supported and value != getattr(defaults, key):
+        return error(
+            span,
+            Code.NOT_YET,
+            f"option '{key}' is not supported by this version of kiln",
+            f"it arrives with {NOT_YET[key]}; remove it for now",
+        )
+    values[key] = value
+    return None

@@ -1,0 +1,110 @@
+"""parse_source: bytes on disk to a libcst module with positions and qualified names.
+
+Example input: `examples/digest.py` as bytes (a byte-order mark, CRLF line ends
+and tabs are all fine). Output: a `ParsedModule` whose `span()` turns any node
+into a `Span`, and whose `qualified_names()` says that `@step` is `kiln.node`
+after `from kiln import node as step`. Python's own parser runs first, so a
+source it rejects (a syntax error, nesting too deep for the interpreter) is a
+located diagnostic rather than a crash in a later pass.
+"""
+
+from __future__ import annotations
+
+import ast
+import warnings
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import final
+
+import libcst as cst
+from libcst.metadata import (
+    CodeRange,
+    MetadataWrapper,
+    PositionProvider,
+    QualifiedName,
+    QualifiedNameProvider,
+    ScopeProvider,
+)
+
+from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.source import SourceFile, Span
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ParsedModule:
+    source: SourceFile
+    module: cst.Module = field(repr=False)
+    positions: Mapping[cst.CSTNode, CodeRange] = field(repr=False)
+    qualified: Mapping[cst.CSTNode, Collection[QualifiedName]] = field(repr=False)
+    global_names: frozenset[str]  # every name bound at module level
+    star_import: bool  # `from x import *` at module level: any name may be defined
+
+    def span(self, node: cst.CSTNode) -> Span:
+        found = self.positions.get(node)
+        if found is None:  # a node the compiler made itself: no position of its own
+            return Span.at(self.source.path, 1)
+        start, end = found.start, found.end
+        return Span(self.source.path, start.line, start.column + 1, end.line, end.column + 1)
+
+    def qualified_names(self, node: cst.CSTNode) -> frozenset[str]:
+        found: object = self.qualified.get(node, ())
+        if callable(found):  # newer libcst computes qualified names lazily
+            found = found()
+        assert isinstance(found, Collection)
+        return frozenset(q.name for q in found if isinstance(q, QualifiedName))
+
+
+def parse_source(source: SourceFile) -> ParsedModule | Diagnostic:
+    text = source.text
+    problem = _python_rejects(source, text)
+    if problem is not None:
+        return problem
+    try:
+        module = cst.parse_module(text)
+        wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+        positions = wrapper.resolve(PositionProvider)
+        qualified = wrapper.resolve(QualifiedNameProvider)
+        scope = wrapper.resolve(ScopeProvider).get(module)
+    except cst.ParserSyntaxError as exc:
+        return error(
+            Span.at(source.path, exc.raw_line, exc.raw_column + 1),
+            Code.SYNTAX,
+            f"invalid syntax: {exc.message}",
+        )
+    except RecursionError:
+        return _too_complex(source)
+    names = frozenset(a.name for a in scope.assignments) if scope is not None else frozenset()
+    star = any(
+        isinstance(small, cst.ImportFrom) and isinstance(small.names, cst.ImportStar)
+        for line in module.body
+        if isinstance(line, cst.SimpleStatementLine)
+        for small in line.body
+    )
+    return ParsedModule(source, module, positions, qualified, names, star)
+
+
+def _python_rejects(source: SourceFile, text: str) -> Diagnostic | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SyntaxWarnings belong to the user's linter
+            ast.parse(text, filename=source.path)
+    except SyntaxError as exc:
+        line = exc.lineno or 1
+        column = exc.offset or 1
+        message = exc.msg
+        if "too many nested" in message or "too complex" in message:
+            return error(Span.at(source.path, line, column), Code.TOO_COMPLEX, message)
+        return error(Span.at(source.path, line, column), Code.SYNTAX, f"invalid syntax: {message}")
+    except (RecursionError, MemoryError):
+        return _too_complex(source)
+    return None
+
+
+def _too_complex(source: SourceFile) -> Diagnostic:
+    return error(
+        Span.at(source.path, 1),
+        Code.TOO_COMPLEX,
+        "the source is nested too deeply for Python to compile",
+        "split the deepest expression into smaller statements",
+    )

@@ -1,0 +1,180 @@
+"""compile_file: the passes in order, stopping after a phase that reported errors.
+
+    parse_source -> collect_definitions -> lower_flow (each flow)
+      -> check_duplicates, build_flow_graph + check_cycles
+      -> schedule_flow (build_graph per block) -> shake_module
+      -> emit_module -> format_module
+
+Every error of a phase is reported before stopping. An exception inside a
+pass is kiln's bug, reported as an internal error naming the phase and the
+definition it was working on, never as the user's mistake.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import final
+
+from kilnc.checks import check_cycles, check_duplicates
+from kilnc.collect import collect_definitions
+from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.emit import Compiled, Kept, ModulePlan, emit_module
+from kilnc.format import format_module
+from kilnc.graph import build_flow_graph, build_graph
+from kilnc.ir import Block, FlowIR, dump_block
+from kilnc.lower import LowerContext, lower_flow
+from kilnc.parse import parse_source
+from kilnc.plan import FlowPlan, dump_plan
+from kilnc.project import Project
+from kilnc.resolve import locate
+from kilnc.schedule import schedule_flow
+from kilnc.shake import shake_module
+from kilnc.source import SourceFile, Span, display_path
+from kilnc.writer import Names
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Compilation:
+    source: SourceFile
+    output: str | None  # None when there were errors, or no flow to compile
+    diagnostics: tuple[Diagnostic, ...]
+    sources: dict[str, SourceFile] = field(repr=False)  # every file read, by display path
+    dumps: tuple[str, ...] = ()  # --dump listings, in flow order
+
+    @property
+    def failed(self) -> bool:
+        return any(d.is_error for d in self.diagnostics)
+
+
+class InternalError(Exception):
+    def __init__(self, phase: str, subject: str, cause: BaseException) -> None:
+        super().__init__(f"{phase} ({subject}): {type(cause).__name__}: {cause}")
+        self.phase = phase
+        self.subject = subject
+        self.details = "".join(traceback.format_exception(cause))
+
+
+@contextmanager
+def phase(name: str, subject: str) -> Iterator[None]:
+    try:
+        yield
+    except InternalError:
+        raise
+    except Exception as exc:
+        raise InternalError(name, subject, exc) from exc
+
+
+def compile_file(path: Path, dump: str | None = None) -> Compilation:
+    shown = display_path(path)
+    location = locate(path)
+    source = SourceFile.from_bytes(shown, location.name, path.read_bytes())
+    try:
+        return _compile(source, path, dump)
+    except InternalError as exc:
+        diagnostic = error(
+            Span.at(shown, 1),
+            Code.INTERNAL,
+            f"internal error in kiln while running {exc.phase} on {exc.subject}",
+            "this is a bug in kiln, not in your code; please report it with this file",
+        )
+        return Compilation(source, None, (diagnostic,), {shown: source}, (exc.details,))
+
+
+def _compile(source: SourceFile, path: Path, dump: str | None) -> Compilation:
+    location = locate(path)
+    with phase("parse_source", source.path):
+        parsed = parse_source(source)
+    if isinstance(parsed, Diagnostic):
+        return Compilation(source, None, (parsed,), {source.path: source})
+    with phase("collect_definitions", source.path):
+        defs, diagnostics = collect_definitions(parsed, location)
+    project = Project(defs)
+    lowered: list[FlowIR] = []
+    for flow in defs.flows.values():
+        with phase("lower_flow", f"flow '{flow.name}'"):
+            flow_ir, found = lower_flow(flow, LowerContext(parsed, project.resolver(defs)))
+        lowered.append(flow_ir)
+        diagnostics += found
+    with phase("check", source.path):
+        diagnostics += project.diagnostics
+        diagnostics += check_duplicates(project.nodes())
+        diagnostics += check_cycles(build_flow_graph(lowered))
+    sources = dict(project.sources)
+
+    def done(output: str | None, dumps: tuple[str, ...] = ()) -> Compilation:
+        return Compilation(source, output, tuple(diagnostics), sources, dumps)
+
+    if any(d.is_error for d in diagnostics):
+        return done(None)
+    if not lowered:
+        return done(None)
+    plans: list[FlowPlan] = []
+    for flow_ir in lowered:
+        with phase("schedule_flow", f"flow '{flow_ir.flow.name}'"):
+            plans.append(schedule_flow(flow_ir))
+    with phase("shake_module", source.path):
+        shaken, found = shake_module(parsed, location, [ir.flow.identifier for ir in lowered])
+    diagnostics += found
+    if any(d.is_error for d in diagnostics):
+        return done(None)
+    by_identifier = {plan.flow.flow.identifier: plan for plan in plans}
+    class_names = Names(parsed.global_names)
+    body = tuple(
+        (
+            Compiled(by_identifier[item], class_names.plain(_class_name(item)))
+            if isinstance(item, str)
+            else Kept(item)
+        )
+        for item in shaken.body
+    )
+    module = ModulePlan(source, _header_path(path), tuple(sources.values()), shaken.prelude, body)
+    with phase("emit_module", source.path):
+        text = emit_module(module)
+    with phase("format_module", source.path):
+        formatted = format_module(text)
+    return done(formatted, _dumps(dump, lowered, plans))
+
+
+def _class_name(identifier: str) -> str:
+    words = [w for w in identifier.split("_") if w]
+    return "".join(w[:1].upper() + w[1:] for w in words) or "Flow"
+
+
+def _header_path(path: Path) -> str:
+    """The source path relative to the project root (the nearest pyproject.toml)."""
+    resolved = path.resolve()
+    for parent in resolved.parents:
+        if (parent / "pyproject.toml").is_file():
+            return resolved.relative_to(parent).as_posix()
+    return resolved.name
+
+
+def _dumps(dump: str | None, lowered: list[FlowIR], plans: list[FlowPlan]) -> tuple[str, ...]:
+    if dump is None:
+        return ()
+    listings = []
+    for flow_ir, plan in zip(lowered, plans, strict=True):
+        title = f"flow {flow_ir.flow.name}"
+        if dump == "ir":
+            listings.append(f"{title}\n{dump_block(flow_ir.body, '    ')}")
+        elif dump == "graph":
+            listings.append(f"{title}\n{_dump_graph(flow_ir.body)}")
+        else:
+            listings.append(f"{title}\n{_indent(dump_plan(plan.plan(flow_ir.body)))}")
+    return tuple(listings)
+
+
+def _dump_graph(block: Block) -> str:
+    graph = build_graph(block)
+    edges = sorted(graph.edges)
+    lines = [f"    s{a} -> s{b}" for a, b in edges] or ["    (no edges)"]
+    return "\n".join(lines)
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"    {line}" for line in text.splitlines())

@@ -1,0 +1,102 @@
+"""The project around a source file: its imported modules, read on demand, never imported.
+
+A flow may call nodes and flows of other modules (`from .nodes import fetch`).
+`Project.resolver(defs)` answers, for the function part of a call in `defs`'
+module, which node or flow it names and whether that one is defined locally.
+Modules are parsed and collected once, when a name first leads to them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import libcst as cst
+
+from kilnc.collect import ModuleDefs, collect_definitions
+from kilnc.diagnostics import Diagnostic
+from kilnc.ir import Callee, NodeDef, Resolver
+from kilnc.parse import parse_source
+from kilnc.resolve import locate, module_file
+from kilnc.source import SourceFile, display_path
+
+REEXPORT_DEPTH = 8  # how far `from .a import f` chains are followed through re-exports
+
+
+class Project:
+    def __init__(self, main: ModuleDefs) -> None:
+        self.main = main
+        self.root: Path = main.location.root
+        self.modules: dict[str, ModuleDefs | None] = {main.location.name: main}
+        self.sources: dict[str, SourceFile] = {main.parsed.source.path: main.parsed.source}
+        self.diagnostics: list[Diagnostic] = []
+
+    def load(self, name: str) -> ModuleDefs | None:
+        if name in self.modules:
+            return self.modules[name]
+        self.modules[name] = None  # also guards against import cycles while loading
+        path = module_file(self.root, name)
+        if path is None:
+            return None
+        source = SourceFile.from_bytes(display_path(path), name, path.read_bytes())
+        self.sources[source.path] = source
+        parsed = parse_source(source)
+        if isinstance(parsed, Diagnostic):
+            self.diagnostics.append(parsed)
+            return None
+        defs, diagnostics = collect_definitions(parsed, locate(path))
+        self.diagnostics += diagnostics
+        self.modules[name] = defs
+        return defs
+
+    def resolver(self, defs: ModuleDefs) -> Resolver:
+        cache: dict[str, tuple[Callee, bool] | None] = {}
+
+        def resolve(func: cst.BaseExpression) -> tuple[Callee, bool] | None:
+            if isinstance(func, cst.Name):
+                key = func.value
+            elif isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
+                key = f"{func.value.value}.{func.attr.value}"
+            else:
+                return None
+            if key not in cache:
+                cache[key] = self._resolve(defs, key)
+            return cache[key]
+
+        return resolve
+
+    def _resolve(self, defs: ModuleDefs, key: str) -> tuple[Callee, bool] | None:
+        head, _, attribute = key.partition(".")
+        if not attribute:
+            local = defs.local(head)
+            if local is not None:
+                return local, True
+            found = self._imported(defs, head, REEXPORT_DEPTH)
+            return (found, False) if found is not None else None
+        imported = defs.imports.get(head)
+        if imported is None:
+            return None
+        module = (
+            imported.module
+            if imported.attribute is None
+            else f"{imported.module}.{imported.attribute}"
+        )
+        target = self.load(module)
+        if target is None:
+            return None
+        callee = target.local(attribute) or self._imported(target, attribute, REEXPORT_DEPTH)
+        return (callee, False) if callee is not None else None
+
+    def _imported(self, defs: ModuleDefs, name: str, depth: int) -> Callee | None:
+        imported = defs.imports.get(name)
+        if imported is None or imported.attribute is None or depth == 0:
+            return None
+        target = self.load(imported.module)
+        if target is None:
+            return None
+        return target.local(imported.attribute) or self._imported(
+            target, imported.attribute, depth - 1
+        )
+
+    def nodes(self) -> list[NodeDef]:
+        """Every node of every module read so far."""
+        return [node for defs in self.modules.values() if defs for node in defs.nodes.values()]

@@ -1,0 +1,57 @@
+"""Module names and files: where a project import lives, found without importing it.
+
+A file's module name follows Python's package rules: walk up while the directory
+holds an `__init__.py`; the first directory without one is the import root.
+`examples/pipelines/digest.py` with `examples/pipelines/__init__.py` is module
+`pipelines.digest` under root `examples/`. `from .nodes import fetch` in it
+resolves to `pipelines.nodes`, file `examples/pipelines/nodes.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import final
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ModuleLocation:
+    name: str
+    root: Path
+    is_package: bool  # an `__init__.py`: relative imports start at the module itself
+
+
+def locate(path: Path) -> ModuleLocation:
+    path = path.resolve()
+    is_package = path.name == "__init__.py"
+    parts = [] if is_package else [path.stem]
+    directory = path.parent
+    while (directory / "__init__.py").exists() and directory.parent != directory:
+        parts.insert(0, directory.name)
+        directory = directory.parent
+    return ModuleLocation(".".join(parts), directory, is_package)
+
+
+def absolute_module(location: ModuleLocation, module: str, level: int) -> str | None:
+    """The absolute name of `from <level dots><module> import ...`; None past the root."""
+    if level == 0:
+        return module
+    package = location.name.split(".") if location.name else []
+    if not location.is_package:
+        package = package[:-1]
+    if level - 1 > len(package):
+        return None
+    base = package[: len(package) - (level - 1)]
+    return ".".join([*base, module] if module else base)
+
+
+def module_file(root: Path, module: str) -> Path | None:
+    """The project file of an absolute module name, or None when it is not the project's."""
+    if not module:
+        return None
+    base = root.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None

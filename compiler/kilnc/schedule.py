@@ -1,0 +1,264 @@
+"""schedule_flow: each block's graph to a plan that starts every step as soon as possible.
+
+Example input: the graph of::
+
+    a = await fetch(x)        s0
+    b = await fetch(y)        s1
+    return merge(a, b)        s2 (a sync node), s3 (return)
+
+Output (`kiln compile --dump plan`)::
+
+    task t0: s0
+    spawn t0
+    run s1 (Call, line 2)       # the last independent call runs in place
+    await t0
+    run s2 (Call, line 3)
+    run s3 (Return, line 3)
+
+The rules, in order:
+
+1. Chains. A step whose only consumer is the next step joins that step's
+   coroutine, so a chain of 200 dependent calls is one coroutine, not 200 tasks.
+2. Tasks. A chain that awaits something and ends in a value of known type
+   (the node's return annotation) may run as a task; its result reaches other
+   coroutines through the task. Everything else runs in the main coroutine.
+3. Scoping. A task never both reads a name from the enclosing coroutine and
+   assigns it (Python would make it local and fail), else it stays in main.
+4. Order. Main runs its steps in an order the graph allows, preferring steps
+   that need no waiting, and spawns each task the moment its inputs exist.
+5. Inlining. A task spawned and then awaited with nothing else started in
+   between runs in place: a straight chain compiles to plain sequential code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import libcst as cst
+import networkx as nx
+
+from kilnc.graph import build_graph, step_of
+from kilnc.ir import Block, Branch, Call, FanOut, FlowIR, Inline, Loop, Match, Step, StepId
+from kilnc.plan import BlockPlan, FlowPlan, Op, Run, Spawn, Task, TaskId, Wait
+
+
+def schedule_flow(flow: FlowIR) -> FlowPlan:
+    blocks: dict[Block, BlockPlan] = {}
+    for block in _blocks(flow.body):
+        blocks[block] = schedule_block(block, build_graph(block))
+    return FlowPlan(flow, blocks)
+
+
+def schedule_block(block: Block, graph: nx.DiGraph) -> BlockPlan:
+    chains = _chains(block, graph)
+    chains = _tasks(chains, graph)
+    task_of = {step.id: TaskId(i) for i, chain in enumerate(chains) for step in chain}
+    tasks = {
+        TaskId(i): Task(TaskId(i), tuple(chain), _waits(chain, graph, task_of))
+        for i, chain in enumerate(chains)
+    }
+    ops = _order(block, graph, tasks, task_of)
+    return _inline(BlockPlan(tasks, ops))
+
+
+def _blocks(block: Block) -> Iterator[Block]:
+    yield block
+    for step in block.steps:
+        action = step.action
+        if isinstance(action, Branch):
+            children: tuple[Block, ...] = action.arms
+        elif isinstance(action, Match):
+            children = tuple(case.body for case in action.cases)
+        elif isinstance(action, Loop):
+            children = (action.body,) if action.orelse is None else (action.body, action.orelse)
+        else:
+            children = ()
+        for child in children:
+            yield from _blocks(child)
+
+
+# --- 1. chains ----------------------------------------------------------------------
+
+
+def _chainable(step: Step) -> bool:
+    action = step.action
+    if isinstance(action, Call | FanOut):
+        target = action.target
+        return target is None or isinstance(target, cst.Name | cst.Tuple | cst.List)
+    return isinstance(action, Inline) and not step.uses and not step.barrier
+
+
+def _chains(block: Block, graph: nx.DiGraph) -> list[list[Step]]:
+    chain_of: dict[StepId, list[Step]] = {}
+    chains: list[list[Step]] = []
+    for step in block.steps:
+        if not _chainable(step):
+            continue
+        joinable = [
+            p
+            for p in graph.predecessors(step.id)
+            if p in chain_of and graph.out_degree(p) == 1 and chain_of[p][-1].id == p
+        ]
+        if joinable:
+            chain = chain_of[max(joinable)]
+        else:
+            chain = []
+            chains.append(chain)
+        chain.append(step)
+        chain_of[step.id] = chain
+    return chains
+
+
+# --- 2. and 3. which chains become tasks ---------------------------------------------
+
+
+def _terminal_ok(step: Step) -> bool:
+    action = step.action
+    if not isinstance(action, Call | FanOut):
+        return False
+    return action.target is None or step.value_type is not None
+
+
+def _tasks(chains: list[list[Step]], graph: nx.DiGraph) -> list[list[Step]]:
+    candidates = []
+    for chain in chains:
+        trimmed = list(chain)
+        while trimmed and not _terminal_ok(trimmed[-1]):
+            trimmed.pop()
+        if any(step.awaits for step in trimmed):
+            candidates.append(trimmed)
+    while True:  # demoting one chain can change what another imports: repeat until stable
+        producers = {chain[-1].id: chain for chain in candidates}
+        kept = [chain for chain in candidates if not _scoping_conflict(chain, graph, producers)]
+        if len(kept) == len(candidates):
+            return kept
+        candidates = kept
+
+
+def _scoping_conflict(
+    chain: list[Step], graph: nx.DiGraph, producers: dict[StepId, list[Step]]
+) -> bool:
+    members = {step.id for step in chain}
+    local: set[str] = set()
+    closure: set[str] = set()
+    for step in chain:
+        for pred in graph.predecessors(step.id):
+            if pred in producers and pred not in members:
+                local |= step_of(graph, pred).writes
+        closure |= step.reads - local
+        local |= step.writes
+    return bool(closure & local)
+
+
+def _waits(
+    chain: list[Step], graph: nx.DiGraph, task_of: dict[StepId, TaskId]
+) -> dict[StepId, tuple[Wait, ...]]:
+    own = task_of[chain[0].id]
+    seen: set[TaskId] = set()
+    waits: dict[StepId, tuple[Wait, ...]] = {}
+    for step in chain:
+        needed = sorted(
+            {task_of[p] for p in graph.predecessors(step.id) if p in task_of} - {own} - seen
+        )
+        seen.update(needed)
+        waits[step.id] = tuple(Wait(t) for t in needed)
+    return waits
+
+
+# --- 4. the main coroutine's order ---------------------------------------------------
+
+
+def _order(
+    block: Block, graph: nx.DiGraph, tasks: dict[TaskId, Task], task_of: dict[StepId, TaskId]
+) -> tuple[Op, ...]:
+    main = [step for step in block.steps if step.id not in task_of]
+    done: set[StepId] = set()
+    spawned: set[TaskId] = set()
+    awaited: set[TaskId] = set()
+    ops: list[Op] = []
+
+    def needs(step_ids: list[StepId]) -> tuple[set[StepId], set[TaskId]]:
+        main_preds: set[StepId] = set()
+        task_preds: set[TaskId] = set()
+        for step_id in step_ids:
+            for pred in graph.predecessors(step_id):
+                if pred in task_of:
+                    task_preds.add(task_of[pred])
+                else:
+                    main_preds.add(pred)
+        return main_preds, task_preds
+
+    def spawn_ready() -> None:
+        for task in tasks.values():
+            if task.id in spawned:
+                continue
+            main_preds, task_preds = needs([s.id for s in task.steps])
+            if main_preds <= done and task_preds - {task.id} <= spawned:
+                spawned.add(task.id)
+                ops.append(Spawn(task.id))
+
+    spawn_ready()
+    pending = list(main)
+    while pending:
+        ready = []
+        for step in pending:
+            main_preds, task_preds = needs([step.id])
+            if main_preds <= done and task_preds <= spawned:
+                ready.append((step, task_preds))
+        assert ready, "the block graph is acyclic, so some main step is always ready"
+        step, task_preds = next(((s, t) for s, t in ready if t <= awaited), ready[0])
+        for task_id in sorted(task_preds - awaited):
+            ops.append(Wait(task_id))
+            awaited.add(task_id)
+        ops.append(Run(step))
+        done.add(step.id)
+        pending.remove(step)
+        spawn_ready()
+    for task_id in sorted(tasks):
+        if task_id not in awaited:
+            ops.append(Wait(task_id))
+    return tuple(ops)
+
+
+# --- 5. inlining ---------------------------------------------------------------------
+
+
+def _inline(plan: BlockPlan) -> BlockPlan:
+    """Run a task in place when main would only wait between its spawn and its await."""
+    tasks = dict(plan.tasks)
+    ops = list(plan.ops)
+    changed = True
+    while changed:
+        changed = False
+        for index, op in enumerate(ops):
+            if not isinstance(op, Spawn):
+                continue
+            following = ops[index + 1 :]
+            waits_only = []
+            for later in following:
+                if not isinstance(later, Wait):
+                    break
+                waits_only.append(later)
+            if Wait(op.task) not in waits_only:
+                continue
+            task = tasks.pop(op.task)
+            awaited_before = {o.task for o in ops[:index] if isinstance(o, Wait)}
+            body: list[Op] = []
+            for step in task.steps:
+                for wait in task.waits[step.id]:
+                    if wait.task not in awaited_before:
+                        body.append(wait)
+                        awaited_before.add(wait.task)
+                body.append(Run(step))
+            rest = [o for o in following if o != Wait(op.task) and o not in body]
+            ops = ops[:index] + body + rest
+            tasks = {t: _forget(task_value, op.task) for t, task_value in tasks.items()}
+            changed = True
+            break
+    return BlockPlan(tasks, tuple(ops))
+
+
+def _forget(task: Task, inlined: TaskId) -> Task:
+    """A task spawned after `inlined` ran in place reads its values from main instead."""
+    waits = {s: tuple(w for w in ws if w.task != inlined) for s, ws in task.waits.items()}
+    return Task(task.id, task.steps, waits)

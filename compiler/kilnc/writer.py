@@ -1,0 +1,62 @@
+"""The only producer of generated text: lines, indentation, and fresh names.
+
+Like pegen's and CPython's cases generator writers: `line()` appends one line
+at the current indentation, `with indent():` nests, `code()` adds a fragment
+libcst rendered (one or many lines) at the current indentation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from kilnc.ir import RESERVED_PREFIX
+
+
+class Writer:
+    def __init__(self) -> None:
+        self._lines: list[str] = []
+        self._depth = 0
+
+    def line(self, text: str = "") -> None:
+        self._lines.append(f"{'    ' * self._depth}{text}" if text else "")
+
+    def code(self, text: str) -> None:
+        for line in text.strip("\n").splitlines():
+            self.line(line.rstrip())
+
+    @contextmanager
+    def indent(self) -> Iterator[None]:
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+
+    def text(self) -> str:
+        return "\n".join(self._lines) + "\n"
+
+
+class Names:
+    """Fresh identifiers under kiln's reserved prefix, unique within one function."""
+
+    def __init__(self, taken: Iterable[str] = ()) -> None:
+        self._taken = set(taken)
+
+    def fresh(self, base: str) -> str:
+        stem = f"{RESERVED_PREFIX}_{base}"
+        name, count = stem, 1
+        while name in self._taken:
+            count += 1
+            name = f"{stem}_{count}"
+        self._taken.add(name)
+        return name
+
+    def plain(self, base: str) -> str:
+        """A fresh name without the prefix, for module-level classes users see."""
+        name, count = base, 1
+        while name in self._taken:
+            count += 1
+            name = f"{base}{count}"
+        self._taken.add(name)
+        return name
