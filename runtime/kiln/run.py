@@ -38,9 +38,10 @@ class Scope:
     over ordinary errors; ordinary errors win over a cancellation. A scope is
     used once.
 
-    Unlike the TaskGroup of Python 3.11, a child failing while the body has
-    already finished does not cancel the task that runs the scope, so that
-    task is never left with a stray cancellation request.
+    Unlike the TaskGroup of Python 3.11, a child failing after the body has
+    finished does not cancel the task that runs the scope. (TaskGroup does, and
+    never takes the request back: `cancelling()` stays at 1, and an enclosing
+    `asyncio.timeout` then raises CancelledError instead of TimeoutError.)
     """
 
     __slots__ = (
