@@ -1,0 +1,147 @@
+"""run_sync: one sync entry point, inside or outside a running event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from typing import Any
+
+import pytest
+from kiln import run as run_module
+from kiln import run_sync
+
+REQUEST = contextvars.ContextVar("REQUEST", default="none")
+
+
+async def describe() -> tuple[int, asyncio.AbstractEventLoop, str]:
+    await asyncio.sleep(0)
+    return threading.get_ident(), asyncio.get_running_loop(), REQUEST.get()
+
+
+async def fail(error: BaseException) -> None:
+    await asyncio.sleep(0)
+    raise error
+
+
+def test_outside_a_loop_it_is_asyncio_run() -> None:
+    thread, _, _ = run_sync(describe())
+    assert thread == threading.get_ident()
+
+
+def test_outside_a_loop_errors_leave_as_themselves() -> None:
+    error = ValueError("bad")
+    error.add_note("a note")
+    with pytest.raises(ValueError, match="bad") as caught:
+        run_sync(fail(error))
+    assert caught.value is error
+    assert caught.value.__notes__ == ["a note"]
+
+
+async def test_inside_a_running_loop_it_runs_on_a_worker_thread() -> None:
+    threads_before = threading.active_count()
+    thread, loop, _ = run_sync(describe())
+    assert thread != threading.get_ident()
+    assert loop is not asyncio.get_running_loop()  # never scheduled onto our own loop
+    assert loop.is_closed()
+    assert threading.active_count() == threads_before  # the worker is gone
+
+
+async def test_inside_a_running_loop_errors_leave_as_themselves() -> None:
+    error = LookupError("missing")
+    error.add_note("a note")
+    with pytest.raises(LookupError, match="missing") as caught:
+        run_sync(fail(error))
+    assert caught.value is error
+    assert caught.value.__notes__ == ["a note"]
+    assert caught.value.__context__ is None
+
+
+async def test_the_callers_context_variables_are_copied_in_not_out() -> None:
+    async def change() -> str:
+        seen = REQUEST.get()
+        REQUEST.set("changed inside")
+        return seen
+
+    token = REQUEST.set("request 7")
+    try:
+        assert run_sync(describe())[2] == "request 7"
+        assert run_sync(change()) == "request 7"
+        assert REQUEST.get() == "request 7"
+    finally:
+        REQUEST.reset(token)
+
+
+async def test_nested_sync_entry_points_inside_a_loop() -> None:
+    async def inner() -> int:
+        await asyncio.sleep(0)
+        return 1
+
+    async def outer() -> int:
+        # Sync code (a flow called as f(...)) inside the worker's own loop.
+        return run_sync(inner()) + 1
+
+    assert run_sync(outer()) == 2
+
+
+async def test_the_caller_loop_is_blocked_not_deadlocked() -> None:
+    ticks: list[int] = []
+
+    async def ticker() -> None:
+        for i in range(3):
+            ticks.append(i)
+            await asyncio.sleep(0)
+
+    background = asyncio.create_task(ticker())
+    assert run_sync(asyncio.sleep(0.01, result="done")) == "done"
+    assert ticks == []  # the caller's loop waited, as a sync call must
+    await background
+    assert ticks == [0, 1, 2]
+
+
+def test_from_a_plain_thread_while_another_thread_runs_a_loop() -> None:
+    results: list[Any] = []
+
+    def in_thread() -> None:
+        results.append(run_sync(asyncio.sleep(0, result="from thread")))
+
+    async def main() -> None:
+        worker = threading.Thread(target=in_thread)
+        worker.start()
+        while worker.is_alive():
+            await asyncio.sleep(0.001)
+        worker.join()
+
+    asyncio.run(main())
+    assert results == ["from thread"]
+
+
+def test_an_interrupt_while_waiting_cancels_the_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C in the caller's thread must not leave the worker's coroutine running."""
+    log: list[str] = []
+    started = threading.Event()
+
+    class InterruptedThread(threading.Thread):
+        interrupted = False
+
+        def join(self, timeout: float | None = None) -> None:
+            if not InterruptedThread.interrupted:
+                InterruptedThread.interrupted = True
+                started.wait()
+                raise KeyboardInterrupt
+            super().join(timeout)
+
+    async def work() -> None:
+        try:
+            started.set()
+            await asyncio.Event().wait()
+        finally:
+            log.append("work finally")
+
+    async def main() -> None:
+        monkeypatch.setattr(run_module.threading, "Thread", InterruptedThread)
+        with pytest.raises(KeyboardInterrupt):
+            run_sync(work())
+
+    asyncio.run(main())
+    assert log == ["work finally"]
