@@ -230,6 +230,10 @@ def astream(
 ) -> AsyncIterator[T]: ...
 @overload
 def astream(
+    f: Callable[P, Awaitable[Iterable[T]]], /, *args: P.args, **kwargs: P.kwargs
+) -> AsyncIterator[T]: ...
+@overload
+def astream(
     f: Callable[P, Iterable[T]], /, *args: P.args, **kwargs: P.kwargs
 ) -> AsyncIterator[T]: ...
 def astream(f: Any, /, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Generator, Iterator
 
@@ -74,7 +75,8 @@ async def test_gather_accepts_futures_tasks_and_other_awaitables() -> None:
     future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     future.set_result("future")
     task = asyncio.create_task(value_after(3, 0))
-    assert await gather([future, task, Later(), value_after(4, 0)]) == ["future", 3, "later", 4]
+    mixed: list[Awaitable[object]] = [future, task, Later(), value_after(4, 0)]
+    assert await gather(mixed) == ["future", 3, "later", 4]
 
 
 async def test_gather_raises_the_first_error_as_itself_and_cancels_the_rest() -> None:
@@ -121,15 +123,16 @@ async def test_an_iteration_error_closes_what_was_produced_and_leaves_no_warning
     assert ran == []
     assert running.cancelled()  # cancelled and awaited: nothing left running
     assert log == ["task finally"]
-    assert all(getattr(aw, "cr_frame", None) is None for aw in produced)  # closed
+    closed = [aw for aw in produced if inspect.iscoroutine(aw)]
+    assert [inspect.getcoroutinestate(aw) for aw in closed] == [inspect.CORO_CLOSED] * 2
 
 
 async def test_a_non_awaitable_element_is_a_type_error() -> None:
     first = value_after(1, 0)
-    caught = await failure_of(gather([first, 2]))  # type: ignore[list-item]
+    caught = await failure_of(gather([first, 2]))  # type: ignore[arg-type]
     assert isinstance(caught, TypeError)
     assert "gather() needs awaitables; got 2" in str(caught)
-    assert first.cr_frame is None
+    assert inspect.getcoroutinestate(first) == inspect.CORO_CLOSED
 
 
 async def test_cancelling_gather_cancels_every_element() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -86,7 +87,7 @@ def test_local_view_is_a_mapping_of_the_local_store_only() -> None:
 def test_local_view_refuses_attribute_writes_that_could_not_be_read_back() -> None:
     memory = Memory()
     with pytest.raises(ReservedNameError, match=r"write memory.local\['items'\]"):
-        memory.local.items = 1
+        memory.local.items = 1  # type: ignore[method-assign, assignment]
     memory.local["items"] = 1  # item syntax is fine
     assert memory["items"] == 1
     assert memory.items == 1
@@ -96,7 +97,7 @@ def test_local_view_refuses_attribute_writes_that_could_not_be_read_back() -> No
 def test_reserved_names_are_refused_for_every_kind_of_write(name: str) -> None:
     store: dict[str, Any] = {}
     memory = Memory(store)
-    writes = [
+    writes: list[Callable[[], object]] = [
         lambda: setattr(memory, name, 1),
         lambda: memory.__setitem__(name, 1),
         lambda: setattr(memory.local, name, 1),
@@ -114,7 +115,7 @@ def test_reserved_names_are_refused_for_every_kind_of_write(name: str) -> None:
 
 def test_reserved_name_error_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="store the value under another key"):
-        Memory().clone = 1  # type: ignore[method-assign]
+        Memory().clone = 1  # type: ignore[method-assign, assignment]
 
 
 def test_missing_keys_raise_errors_that_name_them() -> None:
@@ -218,7 +219,7 @@ def test_copy_deepcopy_and_pickle_round_trip() -> None:
 
 def test_memory_is_not_iterable_by_accident() -> None:
     with pytest.raises(TypeError, match="not iterable"):
-        iter(Memory({0: "zero"}))  # type: ignore[dict-item]
+        iter(Memory())  # type: ignore[call-overload]
 
 
 def test_repr_shows_both_stores_and_survives_cycles() -> None:

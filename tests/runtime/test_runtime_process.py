@@ -211,7 +211,7 @@ def test_keyword_only_fields_on_request() -> None:
 
     assert Required(b=2).b == 2
     with pytest.raises(TypeError):
-        Required(1, 2)  # type: ignore[misc]
+        Required(1, 2)  # type: ignore[call-arg]
 
 
 def test_a_class_with_its_own_init_keeps_it() -> None:
@@ -304,7 +304,7 @@ def test_stream_on_processes_generators_and_iterables() -> None:
 
 def test_stream_refuses_an_async_only_stream_with_advice() -> None:
     with pytest.raises(TypeError, match="async for v in astream"):
-        stream(Tokens(), "a b")
+        stream(Tokens(), "a b")  # type: ignore[call-overload]
 
 
 async def test_astream_iterates_an_async_generator_without_awaiting_it() -> None:
@@ -339,7 +339,7 @@ async def test_astream_adapts_sync_streams_and_async_callables() -> None:
 
 async def test_astream_rejects_what_is_not_a_stream() -> None:
     with pytest.raises(TypeError, match="astream\\(\\) needs a stream"):
-        astream(lambda: 3)
+        astream(lambda: 3)  # type: ignore[call-overload]
 
 
 async def test_closing_an_adapted_stream_closes_its_source() -> None:

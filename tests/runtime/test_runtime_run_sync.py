@@ -8,7 +8,6 @@ import threading
 from typing import Any
 
 import pytest
-from kiln import run as run_module
 from kiln import run_sync
 
 REQUEST = contextvars.ContextVar("REQUEST", default="none")
@@ -139,7 +138,7 @@ def test_an_interrupt_while_waiting_cancels_the_work(monkeypatch: pytest.MonkeyP
             log.append("work finally")
 
     async def main() -> None:
-        monkeypatch.setattr(run_module.threading, "Thread", InterruptedThread)
+        monkeypatch.setattr("kiln.run.threading.Thread", InterruptedThread)
         with pytest.raises(KeyboardInterrupt):
             run_sync(work())
 

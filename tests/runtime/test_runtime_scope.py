@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import Awaitable
 from typing import Any
 
@@ -91,7 +92,7 @@ async def test_a_child_failure_leaves_as_the_original_exception() -> None:
 async def test_an_error_keeps_its_own_context_and_cause() -> None:
     async def child() -> None:
         try:
-            {}["missing"]
+            dict[str, int]()["missing"]
         except KeyError as lookup:
             raise LookupError("while parsing") from lookup
 
@@ -336,7 +337,8 @@ async def test_spawn_outside_the_block_closes_the_coroutine() -> None:
     coro = asyncio.sleep(0)
     with pytest.raises(RuntimeError, match="inside the async with block"):
         scope.spawn(coro)
-    assert coro.cr_frame is None  # closed: Python will not warn it was never awaited
+    # Closed: Python will not warn that it was never awaited.
+    assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
     async with scope:
         pass
     with pytest.raises(RuntimeError, match="inside the async with block"):

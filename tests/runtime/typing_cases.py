@@ -134,6 +134,13 @@ assert_type(astream(words, "a b"), AsyncIterator[str])
 assert_type(astream(count, 3), AsyncIterator[int])
 
 
+async def word_list(text: str) -> list[str]:
+    return text.split()
+
+
+assert_type(astream(word_list, "a b"), AsyncIterator[str])
+
+
 async def helpers() -> None:
     assert_type(await aforward(fetch, "u"), bytes)
     assert_type(await aforward(double, 1), int)
