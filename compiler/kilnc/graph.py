@@ -31,14 +31,17 @@ def build_graph(block: Block) -> nx.DiGraph:
     last_write: dict[str, StepId] = {}
     reads_since: dict[str, list[StepId]] = {}
     barrier: StepId | None = None
-    earlier: list[StepId] = []
+    earlier: list[StepId] = []  # since the last barrier
     for step in block.steps:
         graph.add_node(step.id, step=step)
         if barrier is not None:
             graph.add_edge(barrier, step.id)
         if step.barrier:
+            # Waiting for the steps nothing else waits for covers every earlier step:
+            # the transitive reduction keeps chains intact for the scheduler.
             for previous in earlier:
-                graph.add_edge(previous, step.id)
+                if graph.out_degree(previous) == 0:
+                    graph.add_edge(previous, step.id)
         for name in step.reads - step.uses:
             if name in last_write:
                 graph.add_edge(last_write[name], step.id)
@@ -53,6 +56,7 @@ def build_graph(block: Block) -> nx.DiGraph:
             reads_since[name] = []
         if step.barrier:
             barrier = step.id
+            earlier = []
         earlier.append(step.id)
     return graph
 

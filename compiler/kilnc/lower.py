@@ -135,14 +135,14 @@ class _Lowerer:
             return self.match(node, defined)
         if isinstance(node, cst.While):
             return self.while_loop(node, defined)
-        return self.unsupported(node)
+        return self.unsupported(node, defined)
 
     def small(self, node: cst.BaseSmallStatement, defined: set[str]) -> list[Step]:
+        if isinstance(node, cst.Global | cst.Nonlocal):
+            return self.unsupported(node, defined)
         self.check_defined(node, defined)
         if isinstance(node, cst.Pass):
             return []
-        if isinstance(node, cst.Global | cst.Nonlocal):
-            return self.unsupported(node)
         if isinstance(node, cst.Expr) and isinstance(node.value, cst.Yield):
             self.report(
                 node,
@@ -264,7 +264,8 @@ class _Lowerer:
         defined |= step.writes
         return [step]
 
-    def unsupported(self, node: cst.CSTNode) -> list[Step]:
+    def unsupported(self, node: cst.CSTNode, defined: set[str]) -> list[Step]:
+        defined |= name_uses(node).writes  # what it would assign: no follow-on errors
         what, instead = UNSUPPORTED.get(
             type(node), (f"'{type(node).__name__}'", "move it into a node")
         )
@@ -354,8 +355,14 @@ class _Lowerer:
 
     # --- node calls and lifting -------------------------------------------------------
 
-    def node_call(self, value: cst.BaseExpression) -> tuple[cst.Call, NodeCall] | None:
-        """`[await] f(...)` where f is a node or a flow, checked for the right `await`."""
+    def node_call(
+        self, value: cst.BaseExpression, origin: cst.BaseExpression | None = None
+    ) -> tuple[cst.Call, NodeCall] | None:
+        """`[await] f(...)` where f is a node or a flow, checked for the right `await`.
+
+        `origin` is the expression as parsed when `value` is a rewritten copy of it:
+        positions belong to the parsed nodes.
+        """
         awaited = isinstance(value, cst.Await)
         inner = value.expression if isinstance(value, cst.Await) else value
         if not isinstance(inner, cst.Call):
@@ -364,8 +371,9 @@ class _Lowerer:
         if found is None:
             return None
         callee, local = found
-        node_call = NodeCall(callee, inner, local, self.parsed.span(inner))
-        self.check_await(node_call, awaited, value)
+        where = origin if origin is not None else value
+        node_call = NodeCall(callee, inner, local, self.parsed.span(where))
+        self.check_await(node_call, awaited, where)
         self.calls.append(node_call)
         return inner, node_call
 
@@ -656,19 +664,16 @@ class _Lifter(cst.CSTTransformer):
         return self._lift(original_node, updated_node)
 
     def _lift(self, original: cst.BaseExpression, updated: cst.BaseExpression) -> cst.Name:
-        found = self.lowerer.node_call(updated)
+        found = self.lowerer.node_call(updated, original)
         assert found is not None
         _, node_call = found
-        position = NodeCall(
-            node_call.callee, node_call.call, node_call.local, self.lowerer.parsed.span(original)
-        )
         name = self.lowerer.temporary(
             node_call.callee.function
             if isinstance(node_call.callee, NodeDef)
             else node_call.callee.identifier
         )
         target = cst.Name(name)
-        step = self.lowerer.call_step(original, Call(target, None, position), target, None)
+        step = self.lowerer.call_step(original, Call(target, None, node_call), target, None)
         self.steps.append(step)
         return target
 

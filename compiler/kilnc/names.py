@@ -91,6 +91,14 @@ class _Collector(cst.CSTVisitor):
             node.orelse.visit(self)
         return False
 
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        self.uses.writes.add(node.name.value)
+        return False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        self.uses.writes.add(node.name.value)
+        return False
+
     def visit_MatchAs(self, node: cst.MatchAs) -> bool:
         if node.pattern is not None:
             node.pattern.visit(self)

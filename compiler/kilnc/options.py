@@ -58,7 +58,10 @@ def _number(node: cst.BaseExpression) -> int | float:
 
 
 def read_int(node: cst.BaseExpression) -> Value:
-    value = _number(node)
+    try:
+        value = _number(node)
+    except NotLiteral as exc:
+        raise NotLiteral(exc.node, "an integer") from None
     if not isinstance(value, int):
         raise NotLiteral(node, "an integer")
     return value
