@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import reprlib
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any, ClassVar, Final, Self
 
 from kiln.errors import ReservedNameError
@@ -83,7 +83,7 @@ class Memory:
     @property
     def local(self) -> LocalView:
         """The local store, as a mapping whose writes stay local."""
-        return LocalView(self._local)
+        return LocalView(_local_of(self))
 
     def clone(self, forking_data: Mapping[str, Any] | None = None) -> Self:
         """A branch: the same global store, a deep copy of the local store.
@@ -91,31 +91,38 @@ class Memory:
         `forking_data` (deep-copied as well) is merged into the new local store,
         so a branch can be given values that its siblings do not see.
         """
-        local = copy.deepcopy(self._local) if self._local else {}
+        local = _local_of(self)
+        branch = copy.deepcopy(local) if local else {}
         if forking_data:
             for key in forking_data:
                 _check_writable(key)
-            local.update(copy.deepcopy(dict(forking_data)))
-        return self.create(self._global, local)
+            branch.update(copy.deepcopy(dict(forking_data)))
+        return self.create(_global_of(self), branch)
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value of `key` (local first, then global), or `default`."""
-        if key in self._local:
-            return self._local[key]
-        return self._global.get(key, default)
+        local = _local_of(self)
+        if key in local:
+            return local[key]
+        return _global_of(self).get(key, default)
 
-    def __getattr__(self, name: str) -> Any:
-        # Called only when normal lookup fails: never for slots, methods or `local`.
-        if _is_dunder(name) or name in RESERVED_NAMES:
-            # Protocol lookups (copy, pickle, typing) must not reach the stores;
-            # an unset slot must not recurse through here.
-            raise AttributeError(name, name=name, obj=self)
-        local = self._local
+    def __getattribute__(self, name: str) -> Any:
+        # Store keys are looked up before the class, so a read costs two dict
+        # lookups. (Normal lookup with a __getattr__ fallback is simpler, but on
+        # Python 3.11 every store read would first fail a lookup and build an
+        # AttributeError: four times slower.) Memory's own attributes and every
+        # dunder never reach the stores: copy, pickle and typing probe dunders.
+        if name in _OWN_ATTRIBUTES or name.startswith("__"):
+            return _generic_getattr(self, name)
+        local = _local_of(self)
         if name in local:
             return local[name]
+        store = _global_of(self)
+        if name in store:
+            return store[name]
         try:
-            return self._global[name]
-        except KeyError:
+            return _generic_getattr(self, name)  # an attribute of a subclass
+        except AttributeError:
             raise AttributeError(_missing(name), name=name, obj=self) from None
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -134,37 +141,47 @@ class Memory:
             raise AttributeError(_missing(name), name=name, obj=self) from None
 
     def __getitem__(self, key: str) -> Any:
-        local = self._local
+        local = _local_of(self)
         if key in local:
             return local[key]
         try:
-            return self._global[key]
+            return _global_of(self)[key]
         except KeyError:
             raise KeyError(_missing(key)) from None
 
     def __setitem__(self, key: str, value: Any) -> None:
         _check_writable(key)
-        self._local.pop(key, None)
-        self._global[key] = value
+        _local_of(self).pop(key, None)
+        _global_of(self)[key] = value
 
     def __delitem__(self, key: str) -> None:
         _check_writable(key)
-        found_local = self._local.pop(key, _ABSENT) is not _ABSENT
-        found_global = self._global.pop(key, _ABSENT) is not _ABSENT
+        found_local = _local_of(self).pop(key, _ABSENT) is not _ABSENT
+        found_global = _global_of(self).pop(key, _ABSENT) is not _ABSENT
         if not (found_local or found_global):
             raise KeyError(_missing(key))
 
     def __contains__(self, key: object) -> bool:
-        return key in self._local or key in self._global
+        return key in _local_of(self) or key in _global_of(self)
 
     @reprlib.recursive_repr()
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(global_store={self._global!r}, local={self._local!r})"
+        return (
+            f"{type(self).__name__}(global_store={_global_of(self)!r}, local={_local_of(self)!r})"
+        )
 
     def __reduce__(self) -> tuple[type[Memory], tuple[dict[str, Any], dict[str, Any]]]:
         # The default reduction restores slots through __setattr__, which would
         # write into the stores; rebuild through the constructor instead.
-        return (type(self), (self._global, self._local))
+        return (type(self), (_global_of(self), _local_of(self)))
+
+
+# The methods above read their slots through the slot descriptors: `self._local`
+# would go through Memory.__getattribute__ and cost a Python-level call.
+_local_of: Final[Callable[[Memory], dict[str, Any]]] = vars(Memory)["_local"].__get__
+_global_of: Final[Callable[[Memory], dict[str, Any]]] = vars(Memory)["_global"].__get__
+_generic_getattr: Final = object.__getattribute__
+_OWN_ATTRIBUTES: Final = frozenset(dir(Memory))
 
 
 class LocalView(MutableMapping[str, Any]):

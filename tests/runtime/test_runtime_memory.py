@@ -186,6 +186,28 @@ def test_create_and_clone_keep_a_subclass() -> None:
     assert type(memory.clone()) is Tracked
 
 
+def test_a_subclass_keeps_its_own_attributes() -> None:
+    class Counting(Memory):
+        __slots__ = ("reads",)
+
+        def summary(self) -> str:
+            return f"{len(self.local)} local"
+
+    memory = Counting({"a": 1})
+    object.__setattr__(memory, "reads", 0)
+    assert memory.summary() == "0 local"
+    assert memory.reads == 0
+    assert memory.a == 1
+
+
+def test_private_looking_keys_are_ordinary_keys() -> None:
+    store: dict[str, Any] = {}
+    memory = Memory(store)
+    memory._draft = "text"
+    assert memory._draft == "text"
+    assert store == {"_draft": "text"}
+
+
 def test_memory_is_not_generic_and_never_writes_dunders_into_the_store() -> None:
     store: dict[str, Any] = {}
     with pytest.raises(TypeError):
