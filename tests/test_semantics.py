@@ -1,0 +1,214 @@
+"""What a compiled flow guarantees at run time: overlap, order, and failure.
+
+Each test compiles a small flow and checks one promise of DESIGN §5 through
+its observable effects: independent waits overlap, Memory steps keep their
+order, the original exception leaves with a note and no ExceptionGroup,
+siblings are cancelled, nothing is left running, cancellation reaches every
+node call. Timing checks use generous margins; order checks use events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from textwrap import dedent
+from types import ModuleType
+
+import pytest
+
+from kiln import Memory
+from tests.test_differential import compiled_and_source
+
+
+def build(source: str, tmp_path: Path) -> tuple[ModuleType, ModuleType]:
+    return compiled_and_source(dedent(source), tmp_path)
+
+
+def test_independent_waits_overlap(tmp_path: Path) -> None:
+    compiled, _ = build(
+        """
+        import asyncio
+        from kiln import flow, node
+
+        @node
+        async def wait(seconds: float) -> float:
+            await asyncio.sleep(seconds)
+            return seconds
+
+        @flow
+        async def both() -> float:
+            a = await wait(0.2)
+            b = await wait(0.2)
+            return a + b
+        """,
+        tmp_path,
+    )
+    start = time.perf_counter()
+    assert compiled.both() == pytest.approx(0.4)
+    assert time.perf_counter() - start < 0.35  # one wait, not two
+
+
+def test_fan_out_runs_every_element_at_once(tmp_path: Path) -> None:
+    compiled, _ = build(
+        """
+        import asyncio
+        from kiln import flow, node
+
+        @node
+        async def wait(index: int) -> int:
+            await asyncio.sleep(0.1)
+            return index
+
+        @flow
+        async def many(n: int) -> list[int]:
+            return [await wait(i) for i in range(n)]
+        """,
+        tmp_path,
+    )
+    start = time.perf_counter()
+    assert compiled.many(50) == list(range(50))
+    assert time.perf_counter() - start < 0.6
+
+
+def test_memory_steps_keep_source_order(tmp_path: Path) -> None:
+    compiled, source = build(
+        """
+        import asyncio
+        from kiln import Memory, flow, node
+
+        @node
+        async def log(memory: Memory, entry: str, delay: float) -> None:
+            await asyncio.sleep(delay)
+            memory.log = [*memory.log, entry]
+
+        @flow
+        async def ordered(memory: Memory) -> list[str]:
+            await log(memory, "first", 0.05)
+            await log(memory, "second", 0.0)
+            await log(memory, "third", 0.02)
+            return list(memory.log)
+        """,
+        tmp_path,
+    )
+    expected = asyncio.run(source.ordered(Memory({"log": []})))
+    assert expected == ["first", "second", "third"]
+    assert compiled.ordered(Memory({"log": []})) == expected
+
+
+def test_clones_run_concurrently_and_share_global(tmp_path: Path) -> None:
+    compiled, _ = build(
+        """
+        import asyncio
+        from kiln import Memory, flow, node
+
+        @node
+        async def branch(memory: Memory) -> str:
+            await asyncio.sleep(0.2)
+            memory[memory.side] = True
+            return str(memory.side)
+
+        @flow
+        async def fork(memory: Memory) -> list[str]:
+            left = await branch(memory.clone({"side": "left"}))
+            right = await branch(memory.clone({"side": "right"}))
+            return [left, right]
+        """,
+        tmp_path,
+    )
+    store: dict[str, object] = {}
+    start = time.perf_counter()
+    assert compiled.fork(Memory(store)) == ["left", "right"]
+    assert time.perf_counter() - start < 0.35
+    assert store == {"left": True, "right": True}
+
+
+FAILING = """
+import asyncio
+from kiln import flow, node
+
+events: list[str] = []
+
+@node
+async def slow(tag: str) -> str:
+    try:
+        await asyncio.sleep(5)
+    except asyncio.CancelledError:
+        events.append(f"cancelled {tag}")
+        raise
+    return tag
+
+@node
+async def broken(tag: str) -> str:
+    await asyncio.sleep(0.01)
+    raise ValueError(f"bad {tag}")
+
+@flow
+async def failing() -> list[str]:
+    a = await slow("a")
+    b = await broken("b")
+    c = await slow("c")
+    return [a, b, c]
+"""
+
+
+def test_failure_is_the_original_exception_with_a_note(tmp_path: Path) -> None:
+    compiled, _ = build(FAILING, tmp_path)
+    with pytest.raises(ValueError, match="bad b") as caught:
+        compiled.failing()
+    assert not isinstance(caught.value, BaseExceptionGroup)
+    notes = getattr(caught.value, "__notes__", [])
+    assert any("'broken'" in note and "generated_flow.py:" in note for note in notes), notes
+
+
+def test_failure_cancels_siblings_and_leaves_nothing_running(tmp_path: Path) -> None:
+    compiled, _ = build(FAILING, tmp_path)
+
+    async def run() -> set[asyncio.Task[object]]:
+        start = time.perf_counter()
+        with pytest.raises(ValueError):
+            await compiled.failing.aforward()
+        assert time.perf_counter() - start < 1  # nobody waited for the 5 s sleeps
+        return {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+
+    assert asyncio.run(run()) == set()
+    assert sorted(compiled.events) == ["cancelled a", "cancelled c"]
+
+
+def test_cancelling_the_caller_cancels_every_node_call(tmp_path: Path) -> None:
+    compiled, _ = build(FAILING.replace('broken("b")', 'slow("b")'), tmp_path)
+
+    async def run() -> None:
+        task = asyncio.create_task(compiled.failing.aforward())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert {t for t in asyncio.all_tasks() if t is not asyncio.current_task()} == set()
+
+    asyncio.run(run())
+    assert sorted(compiled.events) == ["cancelled a", "cancelled b", "cancelled c"]
+
+
+def test_sync_entry_point_works_inside_a_running_loop(tmp_path: Path) -> None:
+    compiled, _ = build(
+        """
+        from kiln import flow, node
+
+        @node
+        async def inc(x: int) -> int:
+            return x + 1
+
+        @flow
+        async def plus_one(x: int) -> int:
+            return await inc(x)
+        """,
+        tmp_path,
+    )
+
+    async def inside_a_loop() -> int:
+        result: int = compiled.plus_one(1)  # a notebook cell, an async web handler
+        return result
+
+    assert asyncio.run(inside_a_loop()) == 2
+    assert compiled.plus_one.forward(2) == 3

@@ -1,0 +1,43 @@
+"""Types: every golden output passes `mypy --strict`, and so do runtime/ and compiler/.
+
+mypy runs through its API (`mypy.api.run`), once over all goldens together.
+The generated code imports the runtime as `kiln`; MYPYPATH points mypy at
+the checkout's runtime so an editable install works as a regular one would.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mypy import api
+
+from tests.goldens import DATA, load_cases
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mypy_strict(paths: list[Path], monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("MYPYPATH", str(ROOT / "runtime"))
+    stdout, stderr, status = api.run(
+        ["--strict", "--no-incremental", "--show-error-codes", *map(str, paths)]
+    )
+    assert status == 0, stdout + stderr
+    return stdout
+
+
+def test_golden_outputs_pass_mypy_strict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    written = []
+    for path in sorted(DATA.glob("*.test")):
+        for case in load_cases(path):
+            if case.expected:
+                module = tmp_path / f"golden_{case.name}.py"
+                module.write_text(case.expected, encoding="utf-8")
+                written.append(module)
+    assert len(written) >= 10
+    mypy_strict(written, monkeypatch)
+
+
+def test_the_project_passes_mypy_strict(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    mypy_strict([ROOT / "runtime" / "kiln", ROOT / "compiler" / "kilnc"], monkeypatch)
