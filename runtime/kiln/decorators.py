@@ -104,7 +104,7 @@ def node(
         named = _named(options, target, "node")
         if named.thread and _is_async(target):
             raise OptionError(
-                f"thread=True applies to sync nodes, and {target.__qualname__} is async: "
+                f"thread=True applies to sync nodes, and {_describe(target)} is async: "
                 "it already runs without blocking the event loop; drop thread=True"
             )
         return _attach(target, NODE_ATTRIBUTE, named)

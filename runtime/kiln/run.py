@@ -242,7 +242,8 @@ class _WorkerRun(Generic[T]):
         self._task: asyncio.Task[T] | None = None
         context = contextvars.copy_context()
         # asyncio.run's task copies the context current in the worker thread,
-        # which `context.run` makes the caller's.
+        # which `context.run` makes the caller's. A daemon, so that a caller who
+        # lets a KeyboardInterrupt end the program does not wait on the work.
         self._thread = threading.Thread(
             target=context.run, args=(self._work,), name="kiln-run_sync", daemon=True
         )

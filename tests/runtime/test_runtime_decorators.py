@@ -246,6 +246,8 @@ def test_thread_on_an_async_node_is_refused() -> None:
 
     with pytest.raises(OptionError, match="thread=True applies to sync nodes"):
         node(thread=True)(fetch)
+    with pytest.raises(OptionError, match="thread=True applies to sync nodes"):
+        node(thread=True, name="partial")(functools.partial(fetch))
 
 
 def test_a_function_is_a_node_or_a_flow_not_both() -> None:
