@@ -255,7 +255,8 @@ def compiled_module(source: Path) -> ModuleType:
     build = source.parent / "build"
     target = build / source.name
     if not target.is_file() or target.stat().st_mtime < source.stat().st_mtime:
-        kiln = shutil.which("kiln") or str(Path(sys.executable).with_name("kiln"))
+        beside = Path(sys.executable).with_name("kiln")  # the environment running us
+        kiln = str(beside) if beside.is_file() else shutil.which("kiln") or "kiln"
         subprocess.run([kiln, "compile", str(source), "-o", str(build), "-q"], check=True)
     spec = importlib.util.spec_from_file_location(f"build_{source.stem}", target)
     assert spec is not None
