@@ -7,7 +7,7 @@ Standard library only, and small enough to read in one sitting:
 - `process`: the four process modes and the helpers that run any callable in
   any of them;
 - `memory`: `Memory`, global and local state with BrainyFlow's semantics;
-- `run`: the run context of generated code (`Scope`, `gather`, `amap`) and the
+- `run`: the run context of generated code (`Scope`, `gather`, `amap`, `keyed`) and the
   sync entry point `run_sync`;
 - `errors`: `KilnError` and its subclasses.
 """
@@ -28,7 +28,7 @@ from kiln.process import (
     forward,
     stream,
 )
-from kiln.run import Scope, amap, gather, run_sync
+from kiln.run import Scope, amap, gather, keyed, run_sync
 
 __version__ = "0.1.0"
 
@@ -55,6 +55,7 @@ __all__ = [
     "flow",
     "forward",
     "gather",
+    "keyed",
     "node",
     "run_sync",
     "stream",

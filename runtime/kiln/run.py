@@ -18,15 +18,17 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Generator, Iterable
 from inspect import isawaitable
 from types import TracebackType
-from typing import Any, Generic, NoReturn, Self, TypeVar, cast
+from typing import Any, Generic, NoReturn, Self, TypeVar, cast, final
 
-__all__ = ["Scope", "amap", "gather", "run_sync"]
+__all__ = ["Scope", "amap", "gather", "keyed", "run_sync"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class Scope:
@@ -104,7 +106,10 @@ class Scope:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         traceback: TracebackType | None,
-    ) -> bool:
+    ) -> None:
+        # Typed None, not bool: a scope never swallows an exception, and mypy
+        # must know it, or a `return` inside the block leaves the function with
+        # a "missing return statement" error.
         self._exiting = True
         cancellation = self._settle_body(exc)
         while self._tasks:
@@ -120,7 +125,7 @@ class Scope:
         self._error = None  # exceptions hold frames; do not keep one alive here
         if error is not None and error is not exc:
             _raise_as_is(error)
-        return False  # nothing to raise, or the body's own exception: let it go
+        # Nothing to raise, or the body's own exception, which Python re-raises.
 
     def _settle_body(self, exc: BaseException | None) -> BaseException | None:
         """Account for how the body ended; return a cancellation to propagate."""
@@ -210,6 +215,32 @@ async def amap(items: AsyncIterable[T], each: Callable[[T], Awaitable[R]]) -> li
             await aclose()
         raise
     return [task.result() for task in tasks]
+
+
+def keyed(key: K, work: Awaitable[V]) -> Awaitable[tuple[K, V]]:
+    """Pair the result of `work` with `key`, for dict fan-outs.
+
+    ``dict(await gather(keyed(k, fetch(k)) for k in keys))`` builds a dict
+    concurrently. Not a coroutine function: if `gather` has to drop it unstarted,
+    closing it closes `work` too, so Python never warns that it was not awaited.
+    """
+    return _Keyed(key, work)
+
+
+@final
+class _Keyed(Generic[K, V]):
+    __slots__ = ("_key", "_work")
+
+    def __init__(self, key: K, work: Awaitable[V]) -> None:
+        self._key = key
+        self._work = work
+
+    def __await__(self) -> Generator[Any, None, tuple[K, V]]:
+        value = yield from self._work.__await__()
+        return self._key, value
+
+    def close(self) -> None:
+        _discard([self._work])
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -317,10 +348,11 @@ def _discard(items: Iterable[Awaitable[Any]]) -> list[asyncio.Future[Any]]:
     """
     cancelled: list[asyncio.Future[Any]] = []
     for aw in items:
-        if isinstance(aw, Coroutine):
+        if isinstance(aw, asyncio.Future):
+            if aw.cancel():
+                cancelled.append(aw)
+        elif isinstance(aw, Coroutine | _Keyed):
             aw.close()
-        elif isinstance(aw, asyncio.Future) and aw.cancel():
-            cancelled.append(aw)
     return cancelled
 
 

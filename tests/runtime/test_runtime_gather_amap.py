@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Generator, Iterator
 
 import pytest
-from kiln import amap, gather
+from kiln import amap, gather, keyed
 
 
 async def failure_of(work: Awaitable[object]) -> BaseException:
@@ -143,6 +143,31 @@ async def test_cancelling_gather_cancels_every_element() -> None:
     with pytest.raises(asyncio.CancelledError):
         await outer
     assert sorted(log) == ["a finally", "b finally"]
+
+
+async def test_keyed_builds_a_dict_concurrently() -> None:
+    start = time.perf_counter()
+    table = dict(await gather(keyed(name, value_after(len(name), 0.1)) for name in ["a", "bb"]))
+    assert table == {"a": 1, "bb": 2}
+    assert time.perf_counter() - start < 0.18
+
+
+async def test_keyed_passes_errors_through_as_themselves() -> None:
+    error = ValueError("element")
+    caught = await failure_of(gather([keyed("a", fail_soon(error)), keyed("b", value_after(1, 0))]))
+    assert caught is error
+
+
+async def test_a_dropped_keyed_closes_its_work() -> None:
+    works = [value_after(1, 0), value_after(2, 0)]
+
+    def pairs() -> Iterator[Awaitable[tuple[str, int]]]:
+        yield keyed("a", works[0])
+        yield keyed("b", works[1])
+        raise RuntimeError("the keys broke")
+
+    assert isinstance(await failure_of(gather(pairs())), RuntimeError)
+    assert [inspect.getcoroutinestate(work) for work in works] == [inspect.CORO_CLOSED] * 2
 
 
 # --- amap ---------------------------------------------------------------------------

@@ -34,6 +34,7 @@ PUBLIC = {
     "VisitLimitError",
     "Scope",
     "gather",
+    "keyed",
     "amap",
     "run_sync",
 }

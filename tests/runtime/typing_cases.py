@@ -26,6 +26,7 @@ from kiln import (
     flow,
     forward,
     gather,
+    keyed,
     node,
     run_sync,
     stream,
@@ -157,6 +158,15 @@ async def run_context() -> None:
     assert_type(await gather([fetch("a"), fetch("b")]), list[bytes])
     assert_type(await gather(asyncio.sleep(0, result=i) for i in range(3)), list[int])
     assert_type(await amap(words("a b"), fetch), list[bytes])
+    table = dict(await gather(keyed(word, fetch(word)) for word in ["a", "b"]))
+    assert_type(table, dict[str, bytes])
+
+
+async def returns_from_inside_a_scope() -> bytes:
+    # A scope never swallows exceptions, so no "missing return statement" here.
+    async with Scope() as scope:
+        task = scope.spawn(fetch("u"))
+        return await task
 
 
 assert_type(run_sync(fetch("u")), bytes)
