@@ -17,16 +17,17 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from kiln import Memory
 from kilnc.pipeline import compile_file
+
 from tests.flowgen import flows
 
 
 def load(path: Path) -> ModuleType:
     name = f"kiln_test_{uuid.uuid4().hex}"
     spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
@@ -46,7 +47,9 @@ def compiled_and_source(source: str, directory: Path) -> tuple[ModuleType, Modul
 
 @settings(max_examples=60, deadline=None)
 @given(source=flows(), x=st.integers(min_value=-50, max_value=50))
-def test_random_flows_match_their_source(source: str, x: int, tmp_path_factory: Any) -> None:
+def test_random_flows_match_their_source(
+    source: str, x: int, tmp_path_factory: Any
+) -> None:
     directory = tmp_path_factory.mktemp("flow")
     compiled, reference = compiled_and_source(source, directory)
     expected = asyncio.run(reference.main(x, Memory({"log": []})))

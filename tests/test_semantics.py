@@ -16,8 +16,8 @@ from textwrap import dedent
 from types import ModuleType
 
 import pytest
-
 from kiln import Memory
+
 from tests.test_differential import compiled_and_source
 
 
@@ -158,7 +158,9 @@ def test_failure_is_the_original_exception_with_a_note(tmp_path: Path) -> None:
         compiled.failing()
     assert not isinstance(caught.value, BaseExceptionGroup)
     notes = getattr(caught.value, "__notes__", [])
-    assert any("'broken'" in note and "generated_flow.py:" in note for note in notes), notes
+    assert any(
+        "'broken'" in note and "generated_flow.py:" in note for note in notes
+    ), notes
 
 
 def test_failure_cancels_siblings_and_leaves_nothing_running(tmp_path: Path) -> None:
@@ -166,7 +168,7 @@ def test_failure_cancels_siblings_and_leaves_nothing_running(tmp_path: Path) -> 
 
     async def run() -> set[asyncio.Task[object]]:
         start = time.perf_counter()
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="bad b"):
             await compiled.failing.aforward()
         assert time.perf_counter() - start < 1  # nobody waited for the 5 s sleeps
         return {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
@@ -184,7 +186,9 @@ def test_cancelling_the_caller_cancels_every_node_call(tmp_path: Path) -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert {t for t in asyncio.all_tasks() if t is not asyncio.current_task()} == set()
+        assert {
+            t for t in asyncio.all_tasks() if t is not asyncio.current_task()
+        } == set()
 
     asyncio.run(run())
     assert sorted(compiled.events) == ["cancelled a", "cancelled b", "cancelled c"]

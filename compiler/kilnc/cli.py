@@ -40,7 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="kiln", description="Compile Python flows to standalone asyncio modules.")
+    parser = _Parser(
+        prog="kiln", description="Compile Python flows to standalone asyncio modules."
+    )
     parser.add_argument("--version", action="version", version=f"kiln {__version__}")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     compile_ = commands.add_parser("compile", help="compile flows to modules")
@@ -56,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     compile_.add_argument(
         "--dump", choices=("ir", "graph", "plan"), help="print an intermediate form"
     )
-    compile_.add_argument("-q", "--quiet", action="store_true", help="print only diagnostics")
+    compile_.add_argument(
+        "-q", "--quiet", action="store_true", help="print only diagnostics"
+    )
     compile_.add_argument(
         "--show-traceback",
         action="store_true",
@@ -106,8 +110,14 @@ def _compile(args: argparse.Namespace) -> int:
         try:
             compilation = compile_file(file, args.dump)
         except OSError as exc:
-            print(f"{file}: error: cannot read: {exc.strerror}  [{Code.UNREADABLE.value}]")
-            status, errors, failed_files = max(status, EXIT_ERRORS), errors + 1, failed_files + 1
+            print(
+                f"{file}: error: cannot read: {exc.strerror}  [{Code.UNREADABLE.value}]"
+            )
+            status, errors, failed_files = (
+                max(status, EXIT_ERRORS),
+                errors + 1,
+                failed_files + 1,
+            )
             continue
         status = max(status, _report(compilation, args.show_traceback))
         if compilation.failed:

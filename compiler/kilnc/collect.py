@@ -32,7 +32,6 @@ from kilnc.resolve import ModuleLocation, absolute_module
 
 NODE_DECORATORS: Final = frozenset({"kiln.node", "kiln.decorators.node"})
 FLOW_DECORATORS: Final = frozenset({"kiln.flow", "kiln.decorators.flow"})
-MEMORY_TYPES: Final = frozenset({"kiln.Memory", "kiln.memory.Memory"})
 
 
 @final
@@ -86,12 +85,6 @@ def collect_definitions(
     return ModuleDefs(parsed, location, nodes, flows, imports), diagnostics
 
 
-def is_memory_annotation(parsed: ParsedModule, annotation: cst.Annotation | None) -> bool:
-    if annotation is None:
-        return False
-    return bool(parsed.qualified_names(annotation.annotation) & MEMORY_TYPES)
-
-
 def _role(
     parsed: ParsedModule, definition: cst.FunctionDef | cst.ClassDef
 ) -> tuple[cst.BaseExpression, bool] | None:
@@ -130,7 +123,7 @@ def _node(
         options=options,
         returns=_annotation_code(parsed, returns),
         span=parsed.span(function.name),
-        returns_memory=is_memory_annotation(parsed, returns),
+        returns_memory=parsed.is_memory(returns),
     )
     return node, diagnostics
 
@@ -154,7 +147,9 @@ def _flow(
     return flow, diagnostics
 
 
-def _annotation_code(parsed: ParsedModule, annotation: cst.Annotation | None) -> str | None:
+def _annotation_code(
+    parsed: ParsedModule, annotation: cst.Annotation | None
+) -> str | None:
     if annotation is None:
         return None
     return parsed.module.code_for_node(annotation.annotation)
@@ -274,7 +269,9 @@ def _imports(parsed: ParsedModule, location: ModuleLocation) -> dict[str, Import
                     else:
                         head = dotted.split(".")[0]
                         table[head] = ImportedName(head, None)
-            elif isinstance(small, cst.ImportFrom) and not isinstance(small.names, cst.ImportStar):
+            elif isinstance(small, cst.ImportFrom) and not isinstance(
+                small.names, cst.ImportStar
+            ):
                 base = _dotted(small.module) if small.module is not None else ""
                 module = absolute_module(location, base, len(small.relative))
                 if module is None:

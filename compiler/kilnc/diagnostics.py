@@ -88,7 +88,9 @@ def sort_key(diagnostic: Diagnostic) -> tuple[str, int, int, str]:
     return (span.path, span.line, span.column, diagnostic.code.value)
 
 
-def render_all(diagnostics: Iterable[Diagnostic], sources: dict[str, SourceFile]) -> str:
+def render_all(
+    diagnostics: Iterable[Diagnostic], sources: dict[str, SourceFile]
+) -> str:
     ordered = sorted(set(diagnostics), key=sort_key)
     return "\n".join(render(d, sources.get(d.span.path)) for d in ordered)
 

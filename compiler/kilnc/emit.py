@@ -19,7 +19,7 @@ output only as libcst renders it, and user strings only through `repr()`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import final
 
@@ -39,9 +39,10 @@ from kilnc.ir import (
     NodeCall,
     Return,
     Step,
+    child_blocks,
 )
 from kilnc.plan import BlockPlan, FlowPlan, Run, Spawn, Task, TaskId, Wait
-from kilnc.source import SourceFile
+from kilnc.source import SourceFile, Span
 from kilnc.writer import Names, Writer
 
 RUNTIME = "_kiln"  # the generated module's name for the kiln runtime
@@ -70,8 +71,16 @@ class ModulePlan:
     source: SourceFile
     display: str  # the source path relative to the project root, for the header
     sources: tuple[SourceFile, ...]  # every file read, for the header's hash
-    prelude: tuple[cst.CSTNode, ...] = field(repr=False)  # docstring and __future__ imports
+    prelude: tuple[cst.CSTNode, ...] = field(
+        repr=False
+    )  # docstring and __future__ imports
     body: tuple[Kept | Compiled, ...]
+    # Each source's path relative to the project root, by the path diagnostics show:
+    # generated code names the project's files the same way from any working directory.
+    paths: Mapping[str, str]
+
+    def where(self, span: Span) -> str:
+        return f"{self.paths.get(span.path, span.path)}:{span.line}"
 
 
 def emit_module(module: ModulePlan) -> str:
@@ -82,13 +91,19 @@ def emit_module(module: ModulePlan) -> str:
     for node in module.prelude:
         w.code(_code(node))
     w.line(f"import kiln as {RUNTIME}")
+    previous_simple = True  # the runtime import above
     for item in module.body:
-        w.line()
-        w.line()
+        simple = isinstance(item, Kept) and isinstance(
+            item.statement, cst.SimpleStatementLine
+        )
+        if not (simple and previous_simple):  # imports and constants stay together
+            w.line()
+            w.line()
         if isinstance(item, Kept):
             w.code(_code(item.statement))
         else:
-            _FlowEmitter(w, item.plan, item.class_name).emit()
+            _FlowEmitter(w, item.plan, item.class_name, module).emit()
+        previous_simple = simple
     return w.text()
 
 
@@ -100,8 +115,11 @@ def _combined_digest(sources: Sequence[SourceFile]) -> str:
 
 
 class _FlowEmitter:
-    def __init__(self, w: Writer, plan: FlowPlan, class_name: str) -> None:
+    def __init__(
+        self, w: Writer, plan: FlowPlan, class_name: str, module: ModulePlan
+    ) -> None:
         self.w = w
+        self.module = module
         self.plan = plan
         self.flow = plan.flow.flow
         self.class_name = class_name
@@ -122,7 +140,7 @@ class _FlowEmitter:
             if flow.is_async:
                 w.line(f"async def aforward({params}){returns}:")
                 with w.indent():
-                    self.block(flow_body(self.plan))
+                    self.block(self.plan.flow.body)
                 w.line()
                 w.line(f"def forward({params}){returns}:")
                 with w.indent():
@@ -130,7 +148,7 @@ class _FlowEmitter:
             else:
                 w.line(f"def forward({params}){returns}:")
                 with w.indent():
-                    self.block(flow_body(self.plan))
+                    self.block(self.plan.flow.body)
                 w.line()
                 w.line(f"async def aforward({params}){returns}:")
                 with w.indent():
@@ -145,8 +163,12 @@ class _FlowEmitter:
 
     def docstring(self) -> str:
         written = self.flow.function.get_docstring()
-        where = f"compiled by kiln from {self.flow.span.location()}"
-        return f"{written}\n\n({where})" if written else f"Flow {self.flow.name!r}, {where}."
+        where = f"compiled by kiln from {self.module.where(self.flow.span)}"
+        return (
+            f"{written}\n\n({where})"
+            if written
+            else f"Flow {self.flow.name!r}, {where}."
+        )
 
     # --- blocks -------------------------------------------------------------------
 
@@ -156,11 +178,14 @@ class _FlowEmitter:
             return
         plan = self.plan.plan(block)
         if not plan.tasks:
-            self.ops(plan, {}, "")
+            for op in plan.ops:
+                assert not isinstance(op, Spawn), "a plan without tasks spawns nothing"
+                self.op(op, plan, {})
             return
         defs = {t: self.names.fresh(_task_base(task)) for t, task in plan.tasks.items()}
         handles = {
-            t: self.names.fresh(f"{_task_base(task)}_task") for t, task in plan.tasks.items()
+            t: self.names.fresh(f"{_task_base(task)}_task")
+            for t, task in plan.tasks.items()
         }
         for task_id, task in plan.tasks.items():
             self.task(task, defs[task_id], plan, handles)
@@ -169,14 +194,11 @@ class _FlowEmitter:
         with self.w.indent():
             for op in plan.ops:
                 if isinstance(op, Spawn):
-                    self.w.line(f"{handles[op.task]} = {scope}.spawn({defs[op.task]}())")
+                    self.w.line(
+                        f"{handles[op.task]} = {scope}.spawn({defs[op.task]}())"
+                    )
                 else:
                     self.op(op, plan, handles)
-
-    def ops(self, plan: BlockPlan, handles: dict[TaskId, str], scope: str) -> None:
-        for op in plan.ops:
-            assert not isinstance(op, Spawn), "a plan without tasks spawns nothing"
-            self.op(op, plan, handles)
 
     def op(self, op: Wait | Run, plan: BlockPlan, handles: dict[TaskId, str]) -> None:
         if isinstance(op, Wait):
@@ -184,7 +206,9 @@ class _FlowEmitter:
         else:
             self.step(op.step, returning=False)
 
-    def task(self, task: Task, name: str, plan: BlockPlan, handles: dict[TaskId, str]) -> None:
+    def task(
+        self, task: Task, name: str, plan: BlockPlan, handles: dict[TaskId, str]
+    ) -> None:
         result = task.result
         target = _target(result)
         returns = result.value_type if target is not None else "None"
@@ -214,7 +238,9 @@ class _FlowEmitter:
         elif isinstance(action, Inline):
             self.w.code(_code(_bare(action.statement)))
         elif isinstance(action, Return):
-            self.w.line("return" if action.value is None else f"return {_code(action.value)}")
+            self.w.line(
+                "return" if action.value is None else f"return {_code(action.value)}"
+            )
         elif isinstance(action, Branch):
             self.branch(action)
         elif isinstance(action, Match):
@@ -224,7 +250,9 @@ class _FlowEmitter:
 
     def call(self, action: Call, returning: bool) -> None:
         value = _call_code(action.call)
-        self.guarded([_assign(action.target, action.annotation, value, returning)], [action.call])
+        self.guarded(
+            [_assign(action.target, action.annotation, value, returning)], [action.call]
+        )
 
     def fan_out(self, step: Step, action: FanOut, returning: bool) -> None:
         if not step.awaits:
@@ -257,11 +285,14 @@ class _FlowEmitter:
         if action.is_async_for:
             assert action.item_types is not None
             target = _code(action.clauses.target)
-            self.w.line(f"async def {each}({target}: {action.item_types[0]}) -> {returns}:")
+            self.w.line(
+                f"async def {each}({target}: {action.item_types[0]}) -> {returns}:"
+            )
             with self.w.indent():
                 self.element_body(action)
             return _collection(
-                action.kind, f"await {RUNTIME}.amap({_code(action.clauses.iter)}, {each})"
+                action.kind,
+                f"await {RUNTIME}.amap({_code(action.clauses.iter)}, {each})",
             )
         items, index = self.names.fresh("items"), self.names.fresh("index")
         targets = _comprehension_targets(action.clauses)
@@ -283,7 +314,9 @@ class _FlowEmitter:
         self.guarded([f"return {_call_code(action.result)}"], [action.result])
 
     def branch(self, action: Branch) -> None:
-        for index, (test, arm) in enumerate(zip(action.tests, action.arms, strict=True)):
+        for index, (test, arm) in enumerate(
+            zip(action.tests, action.arms, strict=True)
+        ):
             if test is None:
                 self.w.line("else:")
             else:
@@ -310,6 +343,22 @@ class _FlowEmitter:
             with self.w.indent():
                 self.block(action.orelse)
 
+    def note(self, calls: Sequence[NodeCall]) -> str:
+        first = calls[0]
+        callee = first.callee
+        what = "flow" if isinstance(callee, FlowDef) else "node"
+        others = sorted({c.callee.name for c in calls[1:]} - {callee.name})
+        also = (
+            f" (or one of {', '.join(repr(o) for o in others)} inside it)"
+            if others
+            else ""
+        )
+        where = self.module.where
+        return (
+            f"kiln: {what} {callee.name!r}{also} failed; defined at {where(callee.span)}, "
+            f"called at {where(first.span)}"
+        )
+
     def guarded(self, statements: list[str], calls: Sequence[NodeCall]) -> None:
         """Run `statements`; an exception leaving them gets a note naming the node and lines."""
         w = self.w
@@ -319,24 +368,8 @@ class _FlowEmitter:
                 w.line(statement)
         w.line(f"except Exception as {self.error}:")
         with w.indent():
-            w.line(f"{self.error}.add_note({_note(calls)!r})")
+            w.line(f"{self.error}.add_note({self.note(calls)!r})")
             w.line("raise")
-
-
-def flow_body(plan: FlowPlan) -> Block:
-    return plan.flow.body
-
-
-def _note(calls: Sequence[NodeCall]) -> str:
-    first = calls[0]
-    callee = first.callee
-    what = "flow" if isinstance(callee, FlowDef) else "node"
-    others = sorted({c.callee.name for c in calls[1:]} - {callee.name})
-    also = f" (or one of {', '.join(repr(o) for o in others)} inside it)" if others else ""
-    return (
-        f"kiln: {what} {callee.name!r}{also} failed; defined at {callee.span.location()}, "
-        f"called at {first.span.location()}"
-    )
 
 
 def _call_code(call: NodeCall, *, awaited: bool = True) -> str:
@@ -387,7 +420,11 @@ def _target(step: Step) -> cst.BaseAssignTargetExpression | None:
 def _task_base(task: Task) -> str:
     action = task.result.action
     if isinstance(action, Call):
-        return action.call.callee.name if action.call.callee.name.isidentifier() else "step"
+        return (
+            action.call.callee.name
+            if action.call.callee.name.isidentifier()
+            else "step"
+        )
     if isinstance(action, FanOut):
         return (
             f"each_{action.result.callee.name}"
@@ -407,17 +444,7 @@ def _all_writes(block: Block) -> set[str]:
     names: set[str] = set()
     for step in block.steps:
         names |= step.writes
-        action = step.action
-        children: Sequence[Block] = ()
-        if isinstance(action, Branch):
-            children = action.arms
-        elif isinstance(action, Match):
-            children = [case.body for case in action.cases]
-        elif isinstance(action, Loop):
-            children = [action.body] + ([action.orelse] if action.orelse else [])
-        elif isinstance(action, FanOut):
-            children = [action.element]
-        for child in children:
+        for child in child_blocks(step.action):
             names |= _all_writes(child)
     return names
 

@@ -24,7 +24,9 @@ def format_module(text: str) -> str:
     try:
         formatted = black.format_str(text, mode=MODE)
     except InvalidInput as exc:
-        raise FormatError(f"the generated module does not parse: {exc}\n{text}") from exc
+        raise FormatError(
+            f"the generated module does not parse: {exc}\n{text}"
+        ) from exc
     if black.format_str(formatted, mode=MODE) != formatted:
         raise FormatError("black does not reach a fixed point on the generated module")
     ast.parse(formatted)

@@ -75,7 +75,9 @@ def build_flow_graph(flows: Iterable[FlowIR]) -> nx.DiGraph:
         for call in flow_ir.calls:
             if isinstance(call.callee, FlowDef):
                 graph.add_node(_flow_key(call.callee), flow=call.callee)
-                graph.add_edge(_flow_key(flow_ir.flow), _flow_key(call.callee), span=call.span)
+                graph.add_edge(
+                    _flow_key(flow_ir.flow), _flow_key(call.callee), span=call.span
+                )
     return graph
 
 

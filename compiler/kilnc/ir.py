@@ -309,13 +309,16 @@ def dump_block(block: Block, indent: str = "") -> str:
             what = f" {step.action.call.callee.name}"
         elif isinstance(step.action, FanOut):
             what = f" {step.action.result.callee.name} ({step.action.kind.value})"
-        lines.append(f"{indent}s{step.id} line {step.span.line}: {kind}{what} {names}{extra}")
-        for child in _children(step.action):
+        lines.append(
+            f"{indent}s{step.id} line {step.span.line}: {kind}{what} {names}{extra}"
+        )
+        for child in child_blocks(step.action):
             lines.append(dump_block(child, indent + "    "))
     return "\n".join(lines)
 
 
-def _children(action: Action) -> tuple[Block, ...]:
+def child_blocks(action: Action) -> tuple[Block, ...]:
+    """The blocks nested in a step: arms, cases, loop bodies, a fan-out's element."""
     if isinstance(action, Branch):
         return action.arms
     if isinstance(action, Match):

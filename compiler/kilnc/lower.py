@@ -28,7 +28,6 @@ from typing import Final, final
 
 import libcst as cst
 
-from kilnc.collect import is_memory_annotation
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.ir import (
     RESERVED_PREFIX,
@@ -60,12 +59,18 @@ BUILTINS: Final = frozenset(dir(builtins))
 
 # What to write instead of each construct outside the flow language.
 UNSUPPORTED: Final[dict[type[cst.CSTNode], tuple[str, str]]] = {
-    cst.Try: ("'try' in a flow", "handle the error inside a node, or around the flow's call"),
+    cst.Try: (
+        "'try' in a flow",
+        "handle the error inside a node, or around the flow's call",
+    ),
     cst.TryStar: ("'try' in a flow", "handle the error inside a node"),
     cst.With: ("'with' in a flow", "open the resource inside a node"),
     cst.FunctionDef: ("a nested function in a flow", "define it at module level"),
     cst.ClassDef: ("a nested class in a flow", "define it at module level"),
-    cst.Global: ("'global' in a flow", "pass the value in and return it, or use kiln.Memory"),
+    cst.Global: (
+        "'global' in a flow",
+        "pass the value in and return it, or use kiln.Memory",
+    ),
     cst.Nonlocal: ("'nonlocal' in a flow", "pass the value in and return it"),
 }
 
@@ -161,7 +166,9 @@ class _Lowerer:
             defined |= step.writes
         return steps
 
-    def direct_call(self, node: cst.BaseSmallStatement, defined: set[str]) -> list[Step] | None:
+    def direct_call(
+        self, node: cst.BaseSmallStatement, defined: set[str]
+    ) -> list[Step] | None:
         """`x = await f(...)`, `x: T = f(...)`, `await f(...)`: the call is the step itself."""
         target: cst.BaseAssignTargetExpression | None = None
         annotation: cst.Annotation | None = None
@@ -179,8 +186,12 @@ class _Lowerer:
         call, node_call = found
         prefix, args = self.lift_arguments(call)
         call_node = node_call.call.with_changes(args=args)
-        node_call = NodeCall(node_call.callee, call_node, node_call.local, node_call.span)
-        step = self.call_step(node, Call(target, annotation, node_call), target, annotation)
+        node_call = NodeCall(
+            node_call.callee, call_node, node_call.local, node_call.span
+        )
+        step = self.call_step(
+            node, Call(target, annotation, node_call), target, annotation
+        )
         return [*prefix, step]
 
     def fan_out_statement(
@@ -194,7 +205,9 @@ class _Lowerer:
         value = node.value
         if not _is_comprehension(value) or not self.contains_node_call(value):
             return None
-        assert isinstance(value, cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp)
+        assert isinstance(
+            value, cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp
+        )
         return self.fan_out(value, target, node)
 
     def branch(self, node: cst.If, defined: set[str]) -> list[Step]:
@@ -208,7 +221,9 @@ class _Lowerer:
             tests.append(orelse.test)
             arms.append(self.block(orelse.body.body, set(defined)))
             orelse = orelse.orelse
-        if isinstance(orelse, cst.If):  # an elif that calls a node: `else:` then a nested `if`
+        if isinstance(
+            orelse, cst.If
+        ):  # an elif that calls a node: `else:` then a nested `if`
             tests.append(None)
             arms.append(Block(tuple(self.branch(orelse, set(defined)))))
         elif isinstance(orelse, cst.Else):
@@ -216,7 +231,10 @@ class _Lowerer:
             arms.append(self.block(orelse.body.body, set(defined)))
         for arm in arms:
             defined |= _written(arm)
-        return [*prefix, self.compound(node, Branch(tuple(tests), tuple(arms)), arms, [test])]
+        return [
+            *prefix,
+            self.compound(node, Branch(tuple(tests), tuple(arms)), arms, [test]),
+        ]
 
     def loop(self, node: cst.For, defined: set[str]) -> list[Step]:
         self.check_defined(node.iter, defined)
@@ -226,8 +244,12 @@ class _Lowerer:
         orelse = self.block(node.orelse.body.body, set(inner)) if node.orelse else None
         defined |= target_names(node.target) | _written(body)
         blocks = [body] if orelse is None else [body, orelse]
-        action = Loop(node.target, iterable, body, orelse, node.asynchronous is not None)
-        step = self.compound(node, action, blocks, [iterable], writes=target_names(node.target))
+        action = Loop(
+            node.target, iterable, body, orelse, node.asynchronous is not None
+        )
+        step = self.compound(
+            node, action, blocks, [iterable], writes=target_names(node.target)
+        )
         # break/continue inside belong to this loop: they do not hold back the flow.
         return [*prefix, replace(step, barrier=_returns(blocks))]
 
@@ -247,7 +269,10 @@ class _Lowerer:
         blocks = [case.body for case in cases]
         for block in blocks:
             defined |= _written(block)
-        return [*prefix, self.compound(node, Match(subject, tuple(cases)), blocks, tested)]
+        return [
+            *prefix,
+            self.compound(node, Match(subject, tuple(cases)), blocks, tested),
+        ]
 
     def while_loop(self, node: cst.While, defined: set[str]) -> list[Step]:
         if self.contains_node_call(node):
@@ -269,7 +294,9 @@ class _Lowerer:
         what, instead = UNSUPPORTED.get(
             type(node), (f"'{type(node).__name__}'", "move it into a node")
         )
-        self.report(node, Code.UNSUPPORTED, f"{what} is not part of the flow language", instead)
+        self.report(
+            node, Code.UNSUPPORTED, f"{what} is not part of the flow language", instead
+        )
         return []
 
     # --- building steps ---------------------------------------------------------------
@@ -284,9 +311,15 @@ class _Lowerer:
         uses = name_uses(action.call.call)
         writes = frozenset(target_names(target)) if target is not None else frozenset()
         reads = uses.read_names
-        if target is not None and not isinstance(target, cst.Name | cst.Tuple | cst.List):
+        if target is not None and not isinstance(
+            target, cst.Name | cst.Tuple | cst.List
+        ):
             reads |= name_uses(target).read_names  # `x[k] = f()` stores into x
-        value_type = _code(annotation.annotation) if annotation else action.call.callee.returns
+        value_type = (
+            _code(annotation.annotation)
+            if annotation
+            else self.visible_returns(action.call)
+        )
         if isinstance(target, cst.Name):
             self._note_value(target.value, annotation, value_type, action.call.callee)
         return self.make_step(
@@ -300,7 +333,9 @@ class _Lowerer:
         writes = frozenset(uses.writes)
         ordered = (reads | writes) if uses.effects else self.state_uses(statement)
         self._track_assignment(statement)
-        barrier = isinstance(statement, cst.Return | cst.Break | cst.Continue | cst.Raise)
+        barrier = isinstance(
+            statement, cst.Return | cst.Break | cst.Continue | cst.Raise
+        )
         action: Action = Inline(statement)
         if isinstance(statement, cst.Return):
             action = Return(statement.value)
@@ -327,7 +362,13 @@ class _Lowerer:
                 ordered |= step.uses
         barrier = _returns(blocks) or any(s.barrier for b in blocks for s in b.steps)
         return self.make_step(
-            node, action, frozenset(reads), frozenset(written), frozenset(ordered), None, barrier
+            node,
+            action,
+            frozenset(reads),
+            frozenset(written),
+            frozenset(ordered),
+            None,
+            barrier,
         )
 
     def make_step(
@@ -402,7 +443,9 @@ class _Lowerer:
                 if kind is NodeKind.ASYNC_STREAM
                 else "drop the 'await'"
             )
-            self.report(where, Code.AWAITED_SYNC, f"{kind_text} {what} is awaited", hint)
+            self.report(
+                where, Code.AWAITED_SYNC, f"{kind_text} {what} is awaited", hint
+            )
 
     def contains_node_call(self, node: cst.CSTNode) -> bool:
         finder = _CallFinder(self.resolve)
@@ -427,7 +470,9 @@ class _Lowerer:
         assert isinstance(lifted, type(node))
         return lifter.steps, lifted
 
-    def lift_expression(self, node: cst.BaseExpression) -> tuple[list[Step], cst.BaseExpression]:
+    def lift_expression(
+        self, node: cst.BaseExpression
+    ) -> tuple[list[Step], cst.BaseExpression]:
         """Lift the node calls out of an expression, which may itself become a temporary."""
         lifter = _Lifter(self)
         lifted = node.visit(lifter)
@@ -446,7 +491,11 @@ class _Lowerer:
     def temporary(self, base: str) -> str:
         count = self._temps.get(base, 0) + 1
         self._temps[base] = count
-        return f"{RESERVED_PREFIX}_{base}" if count == 1 else f"{RESERVED_PREFIX}_{base}_{count}"
+        return (
+            f"{RESERVED_PREFIX}_{base}"
+            if count == 1
+            else f"{RESERVED_PREFIX}_{base}_{count}"
+        )
 
     def fan_out(
         self,
@@ -457,12 +506,16 @@ class _Lowerer:
         clauses = comprehension.for_in
         prefix, first = self.lift_expression(clauses.iter)
         clauses = clauses.with_changes(iter=first)
-        self.forbid_calls(clauses.with_changes(iter=cst.Name("_")), "a comprehension's 'for'/'if'")
+        self.forbid_calls(
+            clauses.with_changes(iter=cst.Name("_")), "a comprehension's 'for'/'if'"
+        )
         key = comprehension.key if isinstance(comprehension, cst.DictComp) else None
         if key is not None:
             self.forbid_calls(key, "a dict comprehension's key")
         element = (
-            comprehension.value if isinstance(comprehension, cst.DictComp) else comprehension.elt
+            comprehension.value
+            if isinstance(comprehension, cst.DictComp)
+            else comprehension.elt
         )
         found = self.node_call(element)
         if found is None:
@@ -501,9 +554,11 @@ class _Lowerer:
         reads = set(name_uses(comprehension.with_changes(for_in=clauses)).read_names)
         for step in inner:
             reads |= step.reads
-        local_names = _comprehension_targets(clauses) | {w for s in inner for w in s.writes}
+        local_names = _comprehension_targets(clauses) | {
+            w for s in inner for w in s.writes
+        }
         reads -= local_names
-        returns = result.callee.returns
+        returns = self.visible_returns(result)
         value_type = None
         if returns is not None and kind is not FanOutKind.DICT:
             value_type = f"{kind.value}[{returns}]"
@@ -548,13 +603,13 @@ class _Lowerer:
                     "kiln cannot tell the item type of this async stream",
                     "iterate a call of an async stream node annotated '-> AsyncIterator[T]'",
                 )
-        if several_calls and result.callee.returns is None:
+        if several_calls and self.visible_returns(result) is None:
             self.report(
                 element,
                 Code.UNKNOWN_TYPE,
-                f"'{result.callee.name}' has no return annotation, "
+                f"'{result.callee.name}' has no return annotation this module can name, "
                 "which a fan-out element of several calls needs",
-                f"annotate the return type of '{result.callee.name}'",
+                f"annotate the return type of '{result.callee.name}' and import the types it uses",
             )
 
     def item_types(self, clauses: cst.CompFor) -> tuple[str, ...] | None:
@@ -562,7 +617,9 @@ class _Lowerer:
         if clauses.asynchronous is None or not isinstance(clauses.target, cst.Name):
             return None
         iterable = clauses.iter
-        annotation = self.types.get(iterable.value) if isinstance(iterable, cst.Name) else None
+        annotation = (
+            self.types.get(iterable.value) if isinstance(iterable, cst.Name) else None
+        )
         if annotation is None:
             return None
         parsed = cst.parse_expression(annotation)
@@ -576,6 +633,18 @@ class _Lowerer:
         return None
 
     # --- names and types ---------------------------------------------------------------
+
+    def visible_returns(self, call: NodeCall) -> str | None:
+        """The callee's return annotation, if every name in it exists in this module too.
+
+        A node imported from another module may return a type this module never
+        imports; the generated code may only write annotations it can resolve.
+        """
+        returns = call.callee.returns
+        if returns is None or call.local:
+            return returns
+        names = name_uses(cst.parse_expression(returns)).read_names
+        return returns if names <= self._globals else None
 
     def check_defined(self, node: cst.CSTNode, defined: set[str]) -> None:
         if self.parsed.star_import:
@@ -595,11 +664,15 @@ class _Lowerer:
         if annotation is None:
             return
         self.types[name] = _code(annotation.annotation)
-        if is_memory_annotation(self.parsed, annotation):
+        if self.parsed.is_memory(annotation):
             self.memory.add(name)
 
     def _note_value(
-        self, name: str, annotation: cst.Annotation | None, value_type: str | None, callee: Callee
+        self,
+        name: str,
+        annotation: cst.Annotation | None,
+        value_type: str | None,
+        callee: Callee,
     ) -> None:
         self.types.pop(name, None)
         self.memory.discard(name)
@@ -635,7 +708,9 @@ class _Lowerer:
         if token:
             self.memory |= names
 
-    def report(self, node: cst.CSTNode, code: Code, message: str, hint: str | None = None) -> None:
+    def report(
+        self, node: cst.CSTNode, code: Code, message: str, hint: str | None = None
+    ) -> None:
         self.diagnostics.append(error(self.parsed.span(node), code, message, hint))
 
 
@@ -651,19 +726,28 @@ class _Lifter(cst.CSTTransformer):
         if isinstance(node.expression, cst.Call):
             self._awaited.add(node.expression)
 
-    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
-        if original_node in self._awaited or self.lowerer.resolve(original_node.func) is None:
+    def leave_Call(
+        self, original_node: cst.Call, updated_node: cst.Call
+    ) -> cst.BaseExpression:
+        if (
+            original_node in self._awaited
+            or self.lowerer.resolve(original_node.func) is None
+        ):
             return updated_node
         return self._lift(original_node, updated_node)
 
-    def leave_Await(self, original_node: cst.Await, updated_node: cst.Await) -> cst.BaseExpression:
+    def leave_Await(
+        self, original_node: cst.Await, updated_node: cst.Await
+    ) -> cst.BaseExpression:
         if not isinstance(original_node.expression, cst.Call):
             return updated_node
         if self.lowerer.resolve(original_node.expression.func) is None:
             return updated_node
         return self._lift(original_node, updated_node)
 
-    def _lift(self, original: cst.BaseExpression, updated: cst.BaseExpression) -> cst.Name:
+    def _lift(
+        self, original: cst.BaseExpression, updated: cst.BaseExpression
+    ) -> cst.Name:
         found = self.lowerer.node_call(updated, original)
         assert found is not None
         _, node_call = found
@@ -673,7 +757,9 @@ class _Lifter(cst.CSTTransformer):
             else node_call.callee.identifier
         )
         target = cst.Name(name)
-        step = self.lowerer.call_step(original, Call(target, None, node_call), target, None)
+        step = self.lowerer.call_step(
+            original, Call(target, None, node_call), target, None
+        )
         self.steps.append(step)
         return target
 
@@ -722,7 +808,9 @@ class _Lifter(cst.CSTTransformer):
 
     def visit_BooleanOperation(self, node: cst.BooleanOperation) -> bool:
         node.left.visit(self)
-        self.lowerer.forbid_calls(node.right, f"the right side of '{_code(node.operator).strip()}'")
+        self.lowerer.forbid_calls(
+            node.right, f"the right side of '{_code(node.operator).strip()}'"
+        )
         return False
 
     def leave_BooleanOperation(
@@ -774,21 +862,27 @@ class _StateUses(cst.CSTVisitor):
             self.used.add(node.value)
 
 
-def _without_docstring(statements: Sequence[cst.BaseStatement]) -> Sequence[cst.BaseStatement]:
+def _without_docstring(
+    statements: Sequence[cst.BaseStatement],
+) -> Sequence[cst.BaseStatement]:
     if statements:
         first = statements[0]
         if (
             isinstance(first, cst.SimpleStatementLine)
             and len(first.body) == 1
             and isinstance(first.body[0], cst.Expr)
-            and isinstance(first.body[0].value, cst.SimpleString | cst.ConcatenatedString)
+            and isinstance(
+                first.body[0].value, cst.SimpleString | cst.ConcatenatedString
+            )
         ):
             return statements[1:]
     return statements
 
 
 def _is_comprehension(node: cst.BaseExpression) -> bool:
-    return isinstance(node, cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp)
+    return isinstance(
+        node, cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp
+    )
 
 
 def _comprehension_targets(clauses: cst.CompFor) -> set[str]:

@@ -29,7 +29,9 @@ class NameUses:
 class _Collector(cst.CSTVisitor):
     def __init__(self) -> None:
         self.uses = NameUses()
-        self._bound: list[set[str]] = []  # names local to enclosing lambdas/comprehensions
+        self._bound: list[set[str]] = (
+            []
+        )  # names local to enclosing lambdas/comprehensions
 
     def _read(self, node: cst.Name) -> None:
         if not any(node.value in scope for scope in self._bound):
@@ -122,7 +124,8 @@ class _Collector(cst.CSTVisitor):
     def visit_Lambda(self, node: cst.Lambda) -> bool:
         params = node.params
         names = {
-            p.name.value for p in (*params.params, *params.posonly_params, *params.kwonly_params)
+            p.name.value
+            for p in (*params.params, *params.posonly_params, *params.kwonly_params)
         }
         for star in (params.star_arg, params.star_kwarg):
             if isinstance(star, cst.Param):

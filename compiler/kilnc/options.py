@@ -41,7 +41,9 @@ class OptionRule:
     read: Reader
     check: Callable[[Value], bool]
     requirement: str  # completes "must be ...": shown when `check` fails
-    supported: bool = True  # False: validated, but the behaviour arrives in a later version
+    supported: bool = (
+        True  # False: validated, but the behaviour arrives in a later version
+    )
 
 
 # --- literal readers --------------------------------------------------------------
@@ -165,7 +167,9 @@ NODE_OPTIONS: Final[dict[str, OptionRule]] = {
     "wait": OptionRule(read_float, _non_negative, "a number >= 0", supported=False),
     "backoff": OptionRule(read_float, _at_least_one, "a number >= 1", supported=False),
     "retry_on": OptionRule(read_exception_names, _anything, "", supported=False),
-    "timeout": OptionRule(read_optional_float, _positive_or_none, "a number > 0", supported=False),
+    "timeout": OptionRule(
+        read_optional_float, _positive_or_none, "a number > 0", supported=False
+    ),
     "fallback": OptionRule(read_function_name, _anything, "", supported=False),
     "limit": OptionRule(read_optional_str, _anything, "", supported=False),
     "cache": OptionRule(read_bool, _anything, "", supported=False),
@@ -177,7 +181,9 @@ FLOW_OPTIONS: Final[dict[str, OptionRule]] = {
     "name": OptionRule(read_str, _non_empty, "a non-empty string"),
     "max_visits": OptionRule(read_int, _at_least_one, "an integer >= 1"),
     "limits": OptionRule(read_limits, _anything, "", supported=False),
-    "concurrency": OptionRule(read_optional_int, _at_least_one, "an integer >= 1", supported=False),
+    "concurrency": OptionRule(
+        read_optional_int, _at_least_one, "an integer >= 1", supported=False
+    ),
 }
 
 # Which later version brings an option that is read and checked but not run yet.
@@ -237,7 +243,9 @@ def _read(
                 )
             )
             continue
-        diagnostic = _read_one(parsed, keyword.value, argument.value, rules, defaults, values)
+        diagnostic = _read_one(
+            parsed, keyword.value, argument.value, rules, defaults, values
+        )
         if diagnostic is not None:
             diagnostics.append(diagnostic)
     return values, diagnostics
@@ -255,7 +263,11 @@ def _read_one(
     rule = rules.get(key)
     if rule is None:
         close = difflib.get_close_matches(key, rules, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"the options are: {', '.join(rules)}"
+        hint = (
+            f"did you mean '{close[0]}'?"
+            if close
+            else f"the options are: {', '.join(rules)}"
+        )
         return error(span, Code.UNKNOWN_OPTION, f"unknown option '{key}'", hint)
     if key in values:
         return error(span, Code.DECORATOR_SHAPE, f"option '{key}' is given twice")
@@ -269,7 +281,9 @@ def _read_one(
             "kiln reads options without running your code",
         )
     if not rule.check(value):
-        return error(span, Code.OPTION_RANGE, f"option '{key}' must be {rule.requirement}")
+        return error(
+            span, Code.OPTION_RANGE, f"option '{key}' must be {rule.requirement}"
+        )
     if not rule.supported and value != getattr(defaults, key):
         return error(
             span,

@@ -14,7 +14,7 @@ import ast
 import warnings
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import final
+from typing import Final, final
 
 import libcst as cst
 from libcst.metadata import (
@@ -28,6 +28,8 @@ from libcst.metadata import (
 
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.source import SourceFile, Span
+
+MEMORY_TYPES: Final = frozenset({"kiln.Memory", "kiln.memory.Memory"})
 
 
 @final
@@ -45,7 +47,15 @@ class ParsedModule:
         if found is None:  # a node the compiler made itself: no position of its own
             return Span.at(self.source.path, 1)
         start, end = found.start, found.end
-        return Span(self.source.path, start.line, start.column + 1, end.line, end.column + 1)
+        return Span(
+            self.source.path, start.line, start.column + 1, end.line, end.column + 1
+        )
+
+    def is_memory(self, annotation: cst.Annotation | None) -> bool:
+        """Whether an annotation names `kiln.Memory`, however it was imported."""
+        if annotation is None:
+            return False
+        return bool(self.qualified_names(annotation.annotation) & MEMORY_TYPES)
 
     def qualified_names(self, node: cst.CSTNode) -> frozenset[str]:
         found: object = self.qualified.get(node, ())
@@ -74,7 +84,11 @@ def parse_source(source: SourceFile) -> ParsedModule | Diagnostic:
         )
     except RecursionError:
         return _too_complex(source)
-    names = frozenset(a.name for a in scope.assignments) if scope is not None else frozenset()
+    names = (
+        frozenset(a.name for a in scope.assignments)
+        if scope is not None
+        else frozenset()
+    )
     star = any(
         isinstance(small, cst.ImportFrom) and isinstance(small.names, cst.ImportStar)
         for line in module.body
@@ -87,7 +101,9 @@ def parse_source(source: SourceFile) -> ParsedModule | Diagnostic:
 def _python_rejects(source: SourceFile, text: str) -> Diagnostic | None:
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # SyntaxWarnings belong to the user's linter
+            warnings.simplefilter(
+                "ignore"
+            )  # SyntaxWarnings belong to the user's linter
             ast.parse(text, filename=source.path)
     except SyntaxError as exc:
         line = exc.lineno or 1
@@ -95,7 +111,11 @@ def _python_rejects(source: SourceFile, text: str) -> Diagnostic | None:
         message = exc.msg
         if "too many nested" in message or "too complex" in message:
             return error(Span.at(source.path, line, column), Code.TOO_COMPLEX, message)
-        return error(Span.at(source.path, line, column), Code.SYNTAX, f"invalid syntax: {message}")
+        return error(
+            Span.at(source.path, line, column),
+            Code.SYNTAX,
+            f"invalid syntax: {message}",
+        )
     except (RecursionError, MemoryError):
         return _too_complex(source)
     return None

@@ -43,7 +43,9 @@ class Compilation:
     source: SourceFile
     output: str | None  # None when there were errors, or no flow to compile
     diagnostics: tuple[Diagnostic, ...]
-    sources: dict[str, SourceFile] = field(repr=False)  # every file read, by display path
+    sources: dict[str, SourceFile] = field(
+        repr=False
+    )  # every file read, by display path
     dumps: tuple[str, ...] = ()  # --dump listings, in flow order
 
     @property
@@ -74,7 +76,14 @@ def compile_file(path: Path, dump: str | None = None) -> Compilation:
     location = locate(path)
     source = SourceFile.from_bytes(shown, location.name, path.read_bytes())
     try:
-        return _compile(source, path, dump)
+        try:
+            return _compile(source, path, dump)
+        except InternalError:
+            raise
+        except (
+            Exception
+        ) as exc:  # outside a named phase: still kiln's bug, never a traceback
+            raise InternalError("the pipeline", source.path, exc) from exc
     except InternalError as exc:
         diagnostic = error(
             Span.at(shown, 1),
@@ -97,7 +106,9 @@ def _compile(source: SourceFile, path: Path, dump: str | None) -> Compilation:
     lowered: list[FlowIR] = []
     for flow in defs.flows.values():
         with phase("lower_flow", f"flow '{flow.name}'"):
-            flow_ir, found = lower_flow(flow, LowerContext(parsed, project.resolver(defs)))
+            flow_ir, found = lower_flow(
+                flow, LowerContext(parsed, project.resolver(defs))
+            )
         lowered.append(flow_ir)
         diagnostics += found
     with phase("check", source.path):
@@ -118,7 +129,9 @@ def _compile(source: SourceFile, path: Path, dump: str | None) -> Compilation:
         with phase("schedule_flow", f"flow '{flow_ir.flow.name}'"):
             plans.append(schedule_flow(flow_ir))
     with phase("shake_module", source.path):
-        shaken, found = shake_module(parsed, location, [ir.flow.identifier for ir in lowered])
+        shaken, found = shake_module(
+            parsed, location, [ir.flow.identifier for ir in lowered]
+        )
     diagnostics += found
     if any(d.is_error for d in diagnostics):
         return done(None)
@@ -132,8 +145,16 @@ def _compile(source: SourceFile, path: Path, dump: str | None) -> Compilation:
         )
         for item in shaken.body
     )
-    module = ModulePlan(source, _header_path(path), tuple(sources.values()), shaken.prelude, body)
     with phase("emit_module", source.path):
+        paths = {shown: _project_path(Path(shown)) for shown in sources}
+        module = ModulePlan(
+            source,
+            paths[source.path],
+            tuple(sources.values()),
+            shaken.prelude,
+            body,
+            paths,
+        )
         text = emit_module(module)
     with phase("format_module", source.path):
         formatted = format_module(text)
@@ -145,16 +166,19 @@ def _class_name(identifier: str) -> str:
     return "".join(w[:1].upper() + w[1:] for w in words) or "Flow"
 
 
-def _header_path(path: Path) -> str:
-    """The source path relative to the project root (the nearest pyproject.toml)."""
+def _project_path(path: Path) -> str:
+    """The source path relative to the project root: the nearest pyproject.toml, else the
+    directory imports start from."""
     resolved = path.resolve()
     for parent in resolved.parents:
         if (parent / "pyproject.toml").is_file():
             return resolved.relative_to(parent).as_posix()
-    return resolved.name
+    return resolved.relative_to(locate(resolved).root).as_posix()
 
 
-def _dumps(dump: str | None, lowered: list[FlowIR], plans: list[FlowPlan]) -> tuple[str, ...]:
+def _dumps(
+    dump: str | None, lowered: list[FlowIR], plans: list[FlowPlan]
+) -> tuple[str, ...]:
     if dump is None:
         return ()
     listings = []

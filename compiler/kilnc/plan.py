@@ -75,7 +75,8 @@ def dump_plan(plan: BlockPlan) -> str:
         steps = ", ".join(f"s{s.id}" for s in task.steps)
         waits = sorted({f"t{w.task}" for ws in task.waits.values() for w in ws})
         lines.append(
-            f"task t{task.id}: {steps}" + (f" (waits {', '.join(waits)})" if waits else "")
+            f"task t{task.id}: {steps}"
+            + (f" (waits {', '.join(waits)})" if waits else "")
         )
     for op in plan.ops:
         if isinstance(op, Spawn):

@@ -27,7 +27,9 @@ class Project:
         self.main = main
         self.root: Path = main.location.root
         self.modules: dict[str, ModuleDefs | None] = {main.location.name: main}
-        self.sources: dict[str, SourceFile] = {main.parsed.source.path: main.parsed.source}
+        self.sources: dict[str, SourceFile] = {
+            main.parsed.source.path: main.parsed.source
+        }
         self.diagnostics: list[Diagnostic] = []
 
     def load(self, name: str) -> ModuleDefs | None:
@@ -83,7 +85,9 @@ class Project:
         target = self.load(module)
         if target is None:
             return None
-        callee = target.local(attribute) or self._imported(target, attribute, REEXPORT_DEPTH)
+        callee = target.local(attribute) or self._imported(
+            target, attribute, REEXPORT_DEPTH
+        )
         return (callee, False) if callee is not None else None
 
     def _imported(self, defs: ModuleDefs, name: str, depth: int) -> Callee | None:
@@ -99,4 +103,9 @@ class Project:
 
     def nodes(self) -> list[NodeDef]:
         """Every node of every module read so far."""
-        return [node for defs in self.modules.values() if defs for node in defs.nodes.values()]
+        return [
+            node
+            for defs in self.modules.values()
+            if defs
+            for node in defs.nodes.values()
+        ]

@@ -38,7 +38,19 @@ import libcst as cst
 import networkx as nx
 
 from kilnc.graph import build_graph, step_of
-from kilnc.ir import Block, Branch, Call, FanOut, FlowIR, Inline, Loop, Match, Step, StepId
+from kilnc.ir import (
+    Block,
+    Branch,
+    Call,
+    FanOut,
+    FlowIR,
+    Inline,
+    Loop,
+    Match,
+    Step,
+    StepId,
+    child_blocks,
+)
 from kilnc.plan import BlockPlan, FlowPlan, Op, Run, Spawn, Task, TaskId, Wait
 
 
@@ -64,17 +76,11 @@ def schedule_block(block: Block, graph: nx.DiGraph) -> BlockPlan:
 def _blocks(block: Block) -> Iterator[Block]:
     yield block
     for step in block.steps:
-        action = step.action
-        if isinstance(action, Branch):
-            children: tuple[Block, ...] = action.arms
-        elif isinstance(action, Match):
-            children = tuple(case.body for case in action.cases)
-        elif isinstance(action, Loop):
-            children = (action.body,) if action.orelse is None else (action.body, action.orelse)
-        else:
-            children = ()
-        for child in children:
-            yield from _blocks(child)
+        if not isinstance(
+            step.action, FanOut
+        ):  # an element's steps run in order, unplanned
+            for child in child_blocks(step.action):
+                yield from _blocks(child)
 
 
 # --- 1. chains ----------------------------------------------------------------------
@@ -127,9 +133,15 @@ def _tasks(chains: list[list[Step]], graph: nx.DiGraph) -> list[list[Step]]:
             trimmed.pop()
         if any(step.awaits for step in trimmed):
             candidates.append(trimmed)
-    while True:  # demoting one chain can change what another imports: repeat until stable
+    while (
+        True
+    ):  # demoting one chain can change what another imports: repeat until stable
         producers = {chain[-1].id: chain for chain in candidates}
-        kept = [chain for chain in candidates if not _scoping_conflict(chain, graph, producers)]
+        kept = [
+            chain
+            for chain in candidates
+            if not _scoping_conflict(chain, graph, producers)
+        ]
         if len(kept) == len(candidates):
             return kept
         candidates = kept
@@ -158,7 +170,9 @@ def _waits(
     waits: dict[StepId, tuple[Wait, ...]] = {}
     for step in chain:
         needed = sorted(
-            {task_of[p] for p in graph.predecessors(step.id) if p in task_of} - {own} - seen
+            {task_of[p] for p in graph.predecessors(step.id) if p in task_of}
+            - {own}
+            - seen
         )
         seen.update(needed)
         waits[step.id] = tuple(Wait(t) for t in needed)
@@ -169,7 +183,10 @@ def _waits(
 
 
 def _order(
-    block: Block, graph: nx.DiGraph, tasks: dict[TaskId, Task], task_of: dict[StepId, TaskId]
+    block: Block,
+    graph: nx.DiGraph,
+    tasks: dict[TaskId, Task],
+    task_of: dict[StepId, TaskId],
 ) -> tuple[Op, ...]:
     main = [step for step in block.steps if step.id not in task_of]
     done: set[StepId] = set()
@@ -234,12 +251,7 @@ def _inline(plan: BlockPlan) -> BlockPlan:
             if not isinstance(op, Spawn):
                 continue
             following = ops[index + 1 :]
-            waits_only = []
-            for later in following:
-                if not isinstance(later, Wait):
-                    break
-                waits_only.append(later)
-            if Wait(op.task) not in waits_only:
+            if not _nothing_overlaps(following, Wait(op.task)):
                 continue
             task = tasks.pop(op.task)
             awaited_before = {o.task for o in ops[:index] if isinstance(o, Wait)}
@@ -258,7 +270,59 @@ def _inline(plan: BlockPlan) -> BlockPlan:
     return BlockPlan(tasks, tuple(ops))
 
 
+def _nothing_overlaps(following: list[Op], wait: Wait) -> bool:
+    """Whether main reaches `wait` without starting anything or suspending on its own."""
+    for later in following:
+        if later == wait:
+            return True
+        if isinstance(later, Spawn) or (
+            isinstance(later, Run) and _suspends(later.step)
+        ):
+            return False
+    return False
+
+
+def _suspends(step: Step) -> bool:
+    if step.awaits:
+        return True
+    action = step.action
+    if isinstance(action, Inline):
+        return _has_await(action.statement)
+    if isinstance(action, Loop) and action.is_async:
+        return True
+    tested: list[cst.CSTNode] = []
+    if isinstance(action, Branch):
+        tested = [test for test in action.tests if test is not None]
+    elif isinstance(action, Match):
+        tested = [
+            action.subject,
+            *(c.guard for c in action.cases if c.guard is not None),
+        ]
+    elif isinstance(action, Loop):
+        tested = [action.iterable]
+    return any(_has_await(node) for node in tested) or any(
+        _suspends(inner) for block in child_blocks(action) for inner in block.steps
+    )
+
+
+def _has_await(node: cst.CSTNode) -> bool:
+    finder = _AwaitFinder()
+    node.visit(finder)
+    return finder.found
+
+
+class _AwaitFinder(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.found = False
+
+    def visit_Await(self, node: cst.Await) -> bool:
+        self.found = True
+        return False
+
+
 def _forget(task: Task, inlined: TaskId) -> Task:
     """A task spawned after `inlined` ran in place reads its values from main instead."""
-    waits = {s: tuple(w for w in ws if w.task != inlined) for s, ws in task.waits.items()}
+    waits = {
+        s: tuple(w for w in ws if w.task != inlined) for s, ws in task.waits.items()
+    }
     return Task(task.id, task.steps, waits)

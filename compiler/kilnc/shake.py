@@ -40,7 +40,9 @@ KILN_DECORATORS = NODE_DECORATORS | FLOW_DECORATORS
 @dataclass(frozen=True, slots=True)
 class Shaken:
     prelude: tuple[cst.CSTNode, ...]  # the docstring and `from __future__` imports
-    body: tuple[cst.CSTNode | str, ...]  # kept statements; a str is the identifier of a flow
+    body: tuple[
+        cst.CSTNode | str, ...
+    ]  # kept statements; a str is the identifier of a flow
 
 
 def shake_module(
@@ -94,8 +96,16 @@ def _needed(
 
 
 def _reads(parsed: ParsedModule, statement: cst.BaseStatement) -> set[str]:
-    stripped = _without_kiln_decorators(parsed, statement)
-    return set(_Reads.of(stripped))
+    if isinstance(statement, cst.SimpleStatementLine):
+        # An import reads no module-level name: keeping `Memory` must not keep `node`.
+        return set().union(
+            *(
+                _Reads.of(s)
+                for s in statement.body
+                if not isinstance(s, cst.Import | cst.ImportFrom)
+            )
+        )
+    return _Reads.of(_without_kiln_decorators(parsed, statement))
 
 
 class _Reads(cst.CSTVisitor):
@@ -136,7 +146,9 @@ def _bound(statement: cst.BaseStatement) -> set[str]:
             else:
                 names |= name_uses(small).writes
         return names
-    return name_uses(statement).writes  # if/try/for/with at module level: what they assign
+    return name_uses(
+        statement
+    ).writes  # if/try/for/with at module level: what they assign
 
 
 def _rewrite(
@@ -194,11 +206,17 @@ def _import(
         )
         return None
     return node.with_changes(
-        module=cst.parse_expression(absolute), relative=(), names=aliases, lpar=None, rpar=None
+        module=cst.parse_expression(absolute),
+        relative=(),
+        names=aliases,
+        lpar=None,
+        rpar=None,
     )
 
 
-def _without_kiln_decorators(parsed: ParsedModule, statement: cst.CSTNodeT) -> cst.CSTNodeT:
+def _without_kiln_decorators(
+    parsed: ParsedModule, statement: cst.CSTNodeT
+) -> cst.CSTNodeT:
     if not isinstance(statement, cst.FunctionDef | cst.ClassDef):
         return statement
     decorators = [d for d in statement.decorators if not _is_kiln(parsed, d)]
@@ -235,7 +253,9 @@ def _is_docstring(statement: cst.CSTNode) -> bool:
         isinstance(statement, cst.SimpleStatementLine)
         and len(statement.body) == 1
         and isinstance(statement.body[0], cst.Expr)
-        and isinstance(statement.body[0].value, cst.SimpleString | cst.ConcatenatedString)
+        and isinstance(
+            statement.body[0].value, cst.SimpleString | cst.ConcatenatedString
+        )
     )
 
 
