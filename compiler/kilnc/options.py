@@ -138,6 +138,26 @@ def read_limits(node: cst.BaseExpression) -> Value:
     return tuple(limits)
 
 
+def _is_literal(node: cst.CSTNode) -> bool:
+    """A literal of some type: the option's value has the wrong type, it is not code."""
+    if isinstance(node, cst.UnaryOperation):
+        return _is_literal(node.expression)
+    if isinstance(node, cst.Name):
+        return node.value in ("True", "False", "None")
+    return isinstance(
+        node,
+        cst.Integer
+        | cst.Float
+        | cst.Imaginary
+        | cst.SimpleString
+        | cst.ConcatenatedString
+        | cst.Tuple
+        | cst.List
+        | cst.Dict
+        | cst.Set,
+    )
+
+
 # --- the tables ----------------------------------------------------------------------
 
 
@@ -274,6 +294,12 @@ def _read_one(
     try:
         value = rule.read(node)
     except NotLiteral as exc:
+        if _is_literal(exc.node):
+            return error(
+                parsed.span(exc.node),
+                Code.OPTION_TYPE,
+                f"option '{key}' must be {exc.expected}",
+            )
         return error(
             parsed.span(exc.node),
             Code.NOT_LITERAL,
