@@ -23,7 +23,11 @@ class NodeSpec:
 
     def source(self, index: int) -> str:
         head = "async def" if self.is_async else "def"
-        sleep = f"    await asyncio.sleep({self.delay})\n" if self.is_async and self.delay else ""
+        sleep = (
+            f"    await asyncio.sleep({self.delay})\n"
+            if self.is_async and self.delay
+            else ""
+        )
         return (
             f"@node\n{head} n{index}(*values: int) -> int:\n{sleep}"
             f"    return (sum(values) * {self.weight} + {index}) % 1000003\n"
@@ -51,7 +55,9 @@ def flows(draw: st.DrawFn) -> str:
     for index, spec in enumerate(nodes):
         inputs = draw(st.lists(st.sampled_from(values), min_size=1, max_size=3))
         name = f"v{index}"
-        shape = draw(st.sampled_from(["call", "call", "fan_out", "branch", "memory", "glue"]))
+        shape = draw(
+            st.sampled_from(["call", "call", "fan_out", "branch", "memory", "glue"])
+        )
         if shape == "call":
             lines.append(f"{name} = {_call(index, spec, inputs)}")
         elif shape == "fan_out":

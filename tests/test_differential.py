@@ -17,9 +17,9 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from kiln import Memory
 from kilnc.pipeline import compile_file
-
 from tests.flowgen import flows
 
 

@@ -15,7 +15,10 @@ CASES = [case for path in sorted(DATA.glob("*.test")) for case in load_cases(pat
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.file.stem}:{c.name}" for c in CASES])
 def test_case(
-    case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+    case: Case,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     source = tmp_path / f"{case.name}.py"

@@ -16,8 +16,8 @@ from textwrap import dedent
 from types import ModuleType
 
 import pytest
-from kiln import Memory
 
+from kiln import Memory
 from tests.test_differential import compiled_and_source
 
 

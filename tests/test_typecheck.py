@@ -26,7 +26,9 @@ def mypy_strict(paths: list[Path], monkeypatch: pytest.MonkeyPatch) -> str:
     return stdout
 
 
-def test_golden_outputs_pass_mypy_strict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_golden_outputs_pass_mypy_strict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     written = []
     for path in sorted(DATA.glob("*.test")):
         for case in load_cases(path):

@@ -406,7 +406,8 @@ def _comprehension_targets(clauses: cst.CompFor) -> str:
     targets: list[str] = []
     clause: cst.CompFor | None = clauses
     while clause is not None:
-        targets.append(f"({_code(clause.target)})")
+        target = _code(clause.target)
+        targets.append(target if isinstance(clause.target, cst.Name) else f"({target})")
         clause = clause.inner_for_in
     return targets[0] if len(targets) == 1 else f"({', '.join(targets)})"
 
