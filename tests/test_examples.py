@@ -40,7 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 BLOCKED = ("libcst", "networkx", "black", "mypy", "kilnc")
 
-Arguments = Callable[[str], list[Any]]  # the flow's arguments for a run labelled "source"/...
+Arguments = Callable[
+    [str], list[Any]
+]  # the flow's arguments for a run labelled "source"/...
 
 
 def tool(name: str) -> str:
@@ -66,7 +68,9 @@ def load_module(name: str, path: Path) -> ModuleType:
 def plain(value: object) -> object:
     """`value` with every dataclass replaced by (class name, {field: value})."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        fields = {
+            f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)
+        }
         return (type(value).__qualname__, fields)
     if isinstance(value, list | tuple):
         return type(value)(plain(item) for item in value)
@@ -132,7 +136,10 @@ def compilation(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         text=True,
         check=False,
     )
-    return build, f"kiln exited with {result.returncode}\n{result.stdout}{result.stderr}"
+    return (
+        build,
+        f"kiln exited with {result.returncode}\n{result.stdout}{result.stderr}",
+    )
 
 
 @pytest.fixture
@@ -162,7 +169,11 @@ def compiled_module(build: Path, name: str) -> ModuleType:
 
 
 def test_every_example_is_covered() -> None:
-    found = {p.stem for p in EXAMPLES.glob("*.py") if "@flow" in p.read_text(encoding="utf-8")}
+    found = {
+        p.stem
+        for p in EXAMPLES.glob("*.py")
+        if "@flow" in p.read_text(encoding="utf-8")
+    }
     assert found == set(EXAMPLE_FLOWS)
 
 
@@ -191,27 +202,39 @@ def mypy_report(compilation: tuple[Path, str]) -> tuple[int, str]:
                 "--cache-dir",
                 str(build / ".mypy_cache"),
                 "--show-error-codes",
-                *(str(build / f"{name}.py") for name in NAMES if (build / f"{name}.py").is_file()),
+                *(
+                    str(build / f"{name}.py")
+                    for name in NAMES
+                    if (build / f"{name}.py").is_file()
+                ),
             ]
         )
     return status, stdout + stderr
 
 
-def test_output_passes_mypy_strict(example: str, build: Path, mypy_report: tuple[int, str]) -> None:
+def test_output_passes_mypy_strict(
+    example: str, build: Path, mypy_report: tuple[int, str]
+) -> None:
     status, report = mypy_report
     mine = [line for line in report.splitlines() if line.startswith(f"{example}.py:")]
     assert not mine, report
     assert status == 0, report
 
 
-def test_compiled_result_equals_source_result(example: str, build: Path, tmp_path: Path) -> None:
+def test_compiled_result_equals_source_result(
+    example: str, build: Path, tmp_path: Path
+) -> None:
     flow_name, inputs = EXAMPLE_FLOWS[example]
     source = source_module(example)
     compiled = compiled_module(build, example)
     with inputs(source, tmp_path) as arguments:
         expected = asyncio.run(getattr(source, flow_name)(*arguments("source")))
-        result = asyncio.run(getattr(compiled, flow_name).aforward(*arguments("compiled")))
-        again = getattr(compiled, flow_name)(*arguments("compiled_sync"))  # the sync entry
+        result = asyncio.run(
+            getattr(compiled, flow_name).aforward(*arguments("compiled"))
+        )
+        again = getattr(compiled, flow_name)(
+            *arguments("compiled_sync")
+        )  # the sync entry
     assert plain(result) == plain(expected)
     assert plain(again) == plain(expected)
     assert written(tmp_path / "compiled") == written(tmp_path / "source")
@@ -256,10 +279,14 @@ print(repr(plain(result)))
 """
 
 
-def test_output_runs_without_the_compiler(example: str, build: Path, tmp_path: Path) -> None:
+def test_output_runs_without_the_compiler(
+    example: str, build: Path, tmp_path: Path
+) -> None:
     flow_name, inputs = EXAMPLE_FLOWS[example]
     source = source_module(example)
-    script = STANDALONE.format(blocked=BLOCKED, plain=textwrap.dedent(inspect.getsource(plain)))
+    script = STANDALONE.format(
+        blocked=BLOCKED, plain=textwrap.dedent(inspect.getsource(plain))
+    )
     with inputs(source, tmp_path) as arguments:
         expected = asyncio.run(getattr(source, flow_name)(*arguments("source")))
         run = subprocess.run(
@@ -294,7 +321,11 @@ def test_example_main_runs(name: str, build: Path, tmp_path: Path) -> None:
     later = copy.stat().st_mtime + 1
     os.utime(compiled, (later, later))
     run = subprocess.run(
-        [sys.executable, copy], capture_output=True, text=True, check=False, cwd=tmp_path
+        [sys.executable, copy],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "compiled result == source result" in run.stdout
