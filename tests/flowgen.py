@@ -56,7 +56,18 @@ def flows(draw: st.DrawFn) -> str:
         inputs = draw(st.lists(st.sampled_from(values), min_size=1, max_size=3))
         name = f"v{index}"
         shape = draw(
-            st.sampled_from(["call", "call", "fan_out", "branch", "memory", "glue"])
+            st.sampled_from(
+                [
+                    "call",
+                    "call",
+                    "fan_out",
+                    "branch",
+                    "two_arms",
+                    "loop",
+                    "memory",
+                    "glue",
+                ]
+            )
         )
         if shape == "call":
             lines.append(f"{name} = {_call(index, spec, inputs)}")
@@ -71,6 +82,24 @@ def flows(draw: st.DrawFn) -> str:
             lines.append(f"    {name} = {_call(index, spec, inputs)}")
             lines.append("else:")
             lines.append(f"    {name} = {inputs[0]} + 1")
+        elif shape == "two_arms":
+            test = draw(st.sampled_from(values))
+            other = draw(st.sampled_from(values))
+            lines.append(f"if {test} % 3 == 0:")
+            lines.append(f"    {name}_a = {_call(index, spec, inputs)}")
+            lines.append(f"    {name}_b = {_call(index, spec, [other])}")
+            lines.append(f"    {name} = {name}_a - {name}_b")
+            lines.append(f"elif {_call(index, spec, [test])} % 2 == 0:")
+            lines.append(f"    {name} = {_call(index, spec, [other, test])}")
+            lines.append("else:")
+            lines.append(f"    {name} = {other}")
+        elif shape == "loop":
+            width = draw(st.integers(min_value=0, max_value=3))
+            lines.append(f"{name} = {inputs[0]}")
+            lines.append(f"for k in range({width}):")
+            lines.append(f"    {name}_k = {_call(index, spec, [*inputs, 'k'])}")
+            lines.append(f"    {name}_j = {_call(index, spec, ['k'])}")
+            lines.append(f"    {name} = {name} + {name}_k * {name}_j")
         elif shape == "memory":
             lines.append(f"{name} = {_call(index, spec, inputs)}")
             lines.append(f"await record(memory, {name})")
