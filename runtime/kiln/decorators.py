@@ -140,7 +140,9 @@ def flow(
     The options are validated here, at decoration time, and raise
     `OptionError` with what to write instead.
     """
-    options = FlowOptions(name=name, max_visits=max_visits, limits=limits, concurrency=concurrency)
+    options = FlowOptions(
+        name=name, max_visits=max_visits, limits=limits, concurrency=concurrency
+    )
 
     def mark(target: F) -> F:
         _check_target(target, "flow")
@@ -152,7 +154,9 @@ def flow(
 def _check_target(target: object, kind: str) -> None:
     if isinstance(target, str):
         # `@node("fetch")`: the name was passed where the function goes.
-        raise TypeError(f"@{kind} takes options by keyword: write @{kind}(name={target!r})")
+        raise TypeError(
+            f"@{kind} takes options by keyword: write @{kind}(name={target!r})"
+        )
     if not callable(target):
         raise TypeError(f"@{kind} decorates a function; got {target!r}")
     other = FLOW_ATTRIBUTE if kind == "node" else NODE_ATTRIBUTE
@@ -169,7 +173,9 @@ def _named(options: Options, target: Callable[..., Any], kind: str) -> Options:
         return options
     name = getattr(target, "__name__", None)
     if not isinstance(name, str):
-        raise OptionError(f"{_describe(target)} has no __name__; pass @{kind}(name=...)")
+        raise OptionError(
+            f"{_describe(target)} has no __name__; pass @{kind}(name=...)"
+        )
     return replace(options, name=name)
 
 

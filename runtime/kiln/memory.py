@@ -67,10 +67,14 @@ class Memory:
     _local: dict[str, Any]
 
     def __init__(
-        self, global_store: dict[str, Any] | None = None, local: dict[str, Any] | None = None
+        self,
+        global_store: dict[str, Any] | None = None,
+        local: dict[str, Any] | None = None,
     ) -> None:
         # Our own __setattr__ writes to the stores, so set the slots directly.
-        object.__setattr__(self, "_global", {} if global_store is None else global_store)
+        object.__setattr__(
+            self, "_global", {} if global_store is None else global_store
+        )
         object.__setattr__(self, "_local", {} if local is None else local)
 
     @classmethod
@@ -127,7 +131,9 @@ class Memory:
 
     def __setattr__(self, name: str, value: Any) -> None:
         if _is_dunder(name):
-            object.__setattr__(self, name, value)  # AttributeError: Memory has slots only
+            object.__setattr__(
+                self, name, value
+            )  # AttributeError: Memory has slots only
             return
         self[name] = value
 
@@ -166,9 +172,8 @@ class Memory:
 
     @reprlib.recursive_repr()
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(global_store={_global_of(self)!r}, local={_local_of(self)!r})"
-        )
+        name = type(self).__name__
+        return f"{name}(global_store={_global_of(self)!r}, local={_local_of(self)!r})"
 
     def __reduce__(self) -> tuple[type[Memory], tuple[dict[str, Any], dict[str, Any]]]:
         # The default reduction restores slots through __setattr__, which would
@@ -256,4 +261,6 @@ class LocalView(MutableMapping[str, Any]):
 
 
 _ABSENT: Final = object()
-_VIEW_ATTRIBUTES: Final = frozenset(name for name in dir(LocalView) if not _is_dunder(name))
+_VIEW_ATTRIBUTES: Final = frozenset(
+    name for name in dir(LocalView) if not _is_dunder(name)
+)

@@ -66,24 +66,35 @@ class NodeOptions:
 
     def __post_init__(self) -> None:
         _check_optional_name("name", self.name, hint="")
-        _check_int("retries", self.retries, minimum=0, hint=" (extra attempts after a failure)")
+        _check_int(
+            "retries", self.retries, minimum=0, hint=" (extra attempts after a failure)"
+        )
         _check_seconds("wait", self.wait, positive=False, hint="")
         _check_backoff(self.backoff)
         _check_retry_on(self.retry_on)
         if self.timeout is not None:
-            _check_seconds("timeout", self.timeout, positive=True, hint=", or None for no timeout")
+            _check_seconds(
+                "timeout", self.timeout, positive=True, hint=", or None for no timeout"
+            )
         if self.fallback is not None and not callable(self.fallback):
             raise OptionError(
                 "fallback must be a function, called as fallback(*args, error=exc) "
                 f"after the last failure, or None; got {self.fallback!r}"
             )
         _check_optional_name(
-            "limit", self.limit, hint=" (a capacity group declared in the flow's limits)"
+            "limit",
+            self.limit,
+            hint=" (a capacity group declared in the flow's limits)",
         )
         _check_bool("cache", self.cache)
         _check_bool("thread", self.thread)
         if self.max_visits is not None:
-            _check_int("max_visits", self.max_visits, minimum=1, hint=", or None for the flow's")
+            _check_int(
+                "max_visits",
+                self.max_visits,
+                minimum=1,
+                hint=", or None for the flow's",
+            )
         # Store seconds as floats, so equal options compare and print alike.
         object.__setattr__(self, "wait", float(self.wait))
         object.__setattr__(self, "backoff", float(self.backoff))
@@ -127,7 +138,11 @@ def _check_int(option: str, value: object, *, minimum: int, hint: str) -> None:
 
 def _is_real(value: object) -> TypeGuard[float]:
     # A number of seconds or a factor: int or float, never bool, never inf or nan.
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
 
 
 def _check_seconds(option: str, value: object, *, positive: bool, hint: str) -> None:
@@ -150,7 +165,9 @@ def _check_retry_on(value: object) -> None:
     if (
         not isinstance(value, tuple)
         or not value
-        or not all(isinstance(kind, type) and issubclass(kind, BaseException) for kind in value)
+        or not all(
+            isinstance(kind, type) and issubclass(kind, BaseException) for kind in value
+        )
     ):
         raise OptionError(
             "retry_on must be a non-empty tuple of exception classes, like "
@@ -160,7 +177,9 @@ def _check_retry_on(value: object) -> None:
 
 def _check_optional_name(option: str, value: object, *, hint: str) -> None:
     if value is not None and (not isinstance(value, str) or not value.strip()):
-        raise OptionError(f"{option} must be a non-empty string{hint}, or None; got {value!r}")
+        raise OptionError(
+            f"{option} must be a non-empty string{hint}, or None; got {value!r}"
+        )
 
 
 def _check_bool(option: str, value: object) -> None:
@@ -175,7 +194,9 @@ def _checked_limits(limits: object) -> Mapping[str, Limit]:
         )
     for group, limit in limits.items():
         if not isinstance(group, str) or not group.strip():
-            raise OptionError(f"limits keys must be non-empty group names; got {group!r}")
+            raise OptionError(
+                f"limits keys must be non-empty group names; got {group!r}"
+            )
         if not isinstance(limit, Limit):
             raise OptionError(
                 f"limits[{group!r}] must be a Limit, like Limit(8) or Limit(8, refresh=1.0); "

@@ -60,7 +60,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-@dataclass_transform(eq_default=False, field_specifiers=(dataclasses.field, dataclasses.Field))
+@dataclass_transform(
+    eq_default=False, field_specifiers=(dataclasses.field, dataclasses.Field)
+)
 class _Fielded:
     """Turns every subclass into a dataclass of its annotated fields.
 
@@ -156,7 +158,9 @@ class AsyncFunc(AsyncProcess, Generic[R]):
 @overload
 def forward(f: AsyncProcess, /, *args: Any, **kwargs: Any) -> Any: ...
 @overload
-def forward(f: Callable[P, Coroutine[Any, Any, T]], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
+def forward(
+    f: Callable[P, Coroutine[Any, Any, T]], /, *args: P.args, **kwargs: P.kwargs
+) -> T: ...
 @overload
 def forward(f: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
 def forward(f: Any, /, *args: Any, **kwargs: Any) -> Any:
@@ -181,7 +185,9 @@ def forward(f: Any, /, *args: Any, **kwargs: Any) -> Any:
 @overload
 async def aforward(f: AsyncProcess | Process, /, *args: Any, **kwargs: Any) -> Any: ...
 @overload
-async def aforward(f: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
+async def aforward(
+    f: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
+) -> T: ...
 @overload
 async def aforward(f: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
 async def aforward(f: Any, /, *args: Any, **kwargs: Any) -> Any:
@@ -203,7 +209,9 @@ async def aforward(f: Any, /, *args: Any, **kwargs: Any) -> Any:
 @overload
 def stream(f: StreamProcess, /, *args: Any, **kwargs: Any) -> Iterator[Any]: ...
 @overload
-def stream(f: Callable[P, Iterable[T]], /, *args: P.args, **kwargs: P.kwargs) -> Iterator[T]: ...
+def stream(
+    f: Callable[P, Iterable[T]], /, *args: P.args, **kwargs: P.kwargs
+) -> Iterator[T]: ...
 def stream(f: Any, /, *args: Any, **kwargs: Any) -> Iterator[Any]:
     """Iterate `f`: a `StreamProcess`'s `stream`, or what a callable returns."""
     if isinstance(f, StreamProcess):
@@ -267,7 +275,9 @@ async def _awaited(awaitable: Awaitable[T]) -> T:
 
 async def _after_awaiting(awaitable: Awaitable[Any]) -> AsyncIterator[Any]:
     source = await awaitable
-    iterator = aiter(source) if isinstance(source, AsyncIterable) else _from_sync(iter(source))
+    iterator = (
+        aiter(source) if isinstance(source, AsyncIterable) else _from_sync(iter(source))
+    )
     try:
         async for value in iterator:
             yield value

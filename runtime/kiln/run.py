@@ -18,7 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Generator, Iterable
+from collections.abc import (
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterable,
+)
 from inspect import isawaitable
 from types import TracebackType
 from typing import Any, Generic, NoReturn, Self, TypeVar, cast, final
@@ -73,7 +80,9 @@ class Scope:
 
     async def __aenter__(self) -> Self:
         if self._entered:
-            raise RuntimeError("a Scope is used once; create a new Scope for each async with")
+            raise RuntimeError(
+                "a Scope is used once; create a new Scope for each async with"
+            )
         parent = asyncio.current_task()
         if parent is None:
             raise RuntimeError("a Scope must be entered inside an asyncio task")

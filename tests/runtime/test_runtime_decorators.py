@@ -10,6 +10,7 @@ from dataclasses import FrozenInstanceError
 from typing import Any
 
 import pytest
+
 from kiln import (
     FlowOptions,
     KilnError,
@@ -172,7 +173,10 @@ BAD_NODE_OPTIONS: list[tuple[dict[str, Any], str]] = [
     ({"wait": "1"}, "wait must be a finite number"),
     ({"backoff": 0.5}, "backoff must be a finite number >= 1"),
     ({"backoff": float("nan")}, "backoff must be a finite number >= 1"),
-    ({"retry_on": ValueError}, "retry_on must be a non-empty tuple of exception classes"),
+    (
+        {"retry_on": ValueError},
+        "retry_on must be a non-empty tuple of exception classes",
+    ),
     ({"retry_on": ()}, "retry_on must be a non-empty tuple"),
     ({"retry_on": (ValueError, int)}, "retry_on must be a non-empty tuple"),
     ({"retry_on": ("ValueError",)}, "retry_on must be a non-empty tuple"),
@@ -189,7 +193,9 @@ BAD_NODE_OPTIONS: list[tuple[dict[str, Any], str]] = [
 
 
 @pytest.mark.parametrize(("options", "message"), BAD_NODE_OPTIONS)
-def test_bad_node_options_fail_at_decoration(options: dict[str, Any], message: str) -> None:
+def test_bad_node_options_fail_at_decoration(
+    options: dict[str, Any], message: str
+) -> None:
     with pytest.raises(OptionError, match=message) as caught:
         node(**options)
     assert repr(next(iter(options.values()))) in str(caught.value)
@@ -208,7 +214,9 @@ BAD_FLOW_OPTIONS: list[tuple[dict[str, Any], str]] = [
 
 
 @pytest.mark.parametrize(("options", "message"), BAD_FLOW_OPTIONS)
-def test_bad_flow_options_fail_at_decoration(options: dict[str, Any], message: str) -> None:
+def test_bad_flow_options_fail_at_decoration(
+    options: dict[str, Any], message: str
+) -> None:
     with pytest.raises(OptionError, match=message):
         flow(**options)
 

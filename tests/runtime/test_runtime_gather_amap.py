@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Generator, Iterator
 
 import pytest
+
 from kiln import amap, gather, keyed
 
 
@@ -47,7 +48,9 @@ async def test_gather_keeps_input_order_whatever_finishes_first() -> None:
 
 async def test_gather_runs_everything_concurrently() -> None:
     start = time.perf_counter()
-    assert await gather([asyncio.sleep(0.2, result="a"), asyncio.sleep(0.2, result="b")]) == [
+    assert await gather(
+        [asyncio.sleep(0.2, result="a"), asyncio.sleep(0.2, result="b")]
+    ) == [
         "a",
         "b",
     ]
@@ -98,7 +101,9 @@ async def test_gather_of_a_thousand_is_cheap() -> None:
     assert time.perf_counter() - start < 1.0
 
 
-async def test_an_iteration_error_closes_what_was_produced_and_leaves_no_warning() -> None:
+async def test_an_iteration_error_closes_what_was_produced_and_leaves_no_warning() -> (
+    None
+):
     ran: list[int] = []
     error = RuntimeError("the iterable broke")
     log: list[str] = []
@@ -137,7 +142,9 @@ async def test_a_non_awaitable_element_is_a_type_error() -> None:
 
 async def test_cancelling_gather_cancels_every_element() -> None:
     log: list[str] = []
-    outer = asyncio.create_task(gather([wait_forever(log, "a"), wait_forever(log, "b")]))
+    outer = asyncio.create_task(
+        gather([wait_forever(log, "a"), wait_forever(log, "b")])
+    )
     await asyncio.sleep(0.01)
     outer.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -147,14 +154,18 @@ async def test_cancelling_gather_cancels_every_element() -> None:
 
 async def test_keyed_builds_a_dict_concurrently() -> None:
     start = time.perf_counter()
-    table = dict(await gather(keyed(name, value_after(len(name), 0.1)) for name in ["a", "bb"]))
+    table = dict(
+        await gather(keyed(name, value_after(len(name), 0.1)) for name in ["a", "bb"])
+    )
     assert table == {"a": 1, "bb": 2}
     assert time.perf_counter() - start < 0.18
 
 
 async def test_keyed_passes_errors_through_as_themselves() -> None:
     error = ValueError("element")
-    caught = await failure_of(gather([keyed("a", fail_soon(error)), keyed("b", value_after(1, 0))]))
+    caught = await failure_of(
+        gather([keyed("a", fail_soon(error)), keyed("b", value_after(1, 0))])
+    )
     assert caught is error
 
 
@@ -167,7 +178,9 @@ async def test_a_dropped_keyed_closes_its_work() -> None:
         raise RuntimeError("the keys broke")
 
     assert isinstance(await failure_of(gather(pairs())), RuntimeError)
-    assert [inspect.getcoroutinestate(work) for work in works] == [inspect.CORO_CLOSED] * 2
+    assert [inspect.getcoroutinestate(work) for work in works] == [
+        inspect.CORO_CLOSED
+    ] * 2
 
 
 # --- amap ---------------------------------------------------------------------------
@@ -256,7 +269,10 @@ async def test_an_iterator_error_cancels_pending_work() -> None:
         await asyncio.sleep(0.01)
         raise error
 
-    assert await failure_of(amap(items(), lambda i: wait_forever(log, f"element {i}"))) is error
+    assert (
+        await failure_of(amap(items(), lambda i: wait_forever(log, f"element {i}")))
+        is error
+    )
     assert log == ["element 0 finally"]
 
 

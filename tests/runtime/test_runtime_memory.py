@@ -11,6 +11,7 @@ import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
 from kiln import Memory, ReservedNameError
 from kiln.memory import RESERVED_NAMES, LocalView
 
@@ -120,7 +121,9 @@ def test_reserved_name_error_is_a_value_error() -> None:
 
 def test_missing_keys_raise_errors_that_name_them() -> None:
     memory = Memory()
-    with pytest.raises(AttributeError, match=r"'absent' is in neither the local nor the global"):
+    with pytest.raises(
+        AttributeError, match=r"'absent' is in neither the local nor the global"
+    ):
         _ = memory.absent
     with pytest.raises(KeyError, match=r"memory.get\('absent', default\)"):
         _ = memory["absent"]
@@ -360,5 +363,7 @@ class MemoryModel(RuleBasedStateMachine):
             assert memory._global is self.store  # one global dict, never copied
 
 
-MemoryModel.TestCase.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
+MemoryModel.TestCase.settings = settings(
+    max_examples=150, stateful_step_count=30, deadline=None
+)
 test_memory_against_a_dict_model = MemoryModel.TestCase

@@ -64,7 +64,8 @@ def test_the_runtime_imports_only_the_standard_library() -> None:
         outside = {
             module
             for module in imported_modules(source)
-            if module not in sys.stdlib_module_names and module not in {"kiln", "__future__"}
+            if module not in sys.stdlib_module_names
+            and module not in {"kiln", "__future__"}
         }
         assert not outside, f"{source.name} imports {outside}"
 

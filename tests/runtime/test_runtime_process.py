@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+
 from kiln import (
     AsyncFunc,
     AsyncProcess,
@@ -86,7 +87,10 @@ def test_process_call_is_forward() -> None:
 
 async def test_async_process() -> None:
     fetcher = Fetch(url="https://example.invalid")
-    assert await fetcher.aforward("q") == {"query": "q", "url": "https://example.invalid"}
+    assert await fetcher.aforward("q") == {
+        "query": "q",
+        "url": "https://example.invalid",
+    }
 
 
 async def test_stream_and_async_stream_processes() -> None:
@@ -407,7 +411,9 @@ def test_func_default_kwargs_are_not_shared() -> None:
 
 def test_forward_of_async_work_from_a_plain_thread() -> None:
     results: list[Any] = []
-    worker = threading.Thread(target=lambda: results.append(forward(fetch_value, 2, plus=3)))
+    worker = threading.Thread(
+        target=lambda: results.append(forward(fetch_value, 2, plus=3))
+    )
     worker.start()
     worker.join()
     assert results == [5]

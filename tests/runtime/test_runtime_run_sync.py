@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 import pytest
+
 from kiln import run_sync
 
 REQUEST = contextvars.ContextVar("REQUEST", default="none")
@@ -115,7 +116,9 @@ def test_from_a_plain_thread_while_another_thread_runs_a_loop() -> None:
     assert results == ["from thread"]
 
 
-def test_an_interrupt_while_waiting_cancels_the_work(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_interrupt_while_waiting_cancels_the_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Ctrl-C in the caller's thread must not leave the worker's coroutine running."""
     log: list[str] = []
     started = threading.Event()

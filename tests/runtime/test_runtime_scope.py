@@ -9,10 +9,13 @@ from collections.abc import Awaitable
 from typing import Any
 
 import pytest
+
 from kiln import Scope
 
 
-async def wait_forever(log: list[str], name: str, started: asyncio.Event | None = None) -> None:
+async def wait_forever(
+    log: list[str], name: str, started: asyncio.Event | None = None
+) -> None:
     """A sibling that only ends by cancellation, and says so in `log`."""
     try:
         if started is not None:
@@ -115,7 +118,9 @@ async def test_a_body_error_cancels_the_children_and_leaves_as_itself() -> None:
 
     async def scenario() -> None:
         async with Scope() as scope:
-            children.extend(scope.spawn(wait_forever(log, f"c{i}", started)) for i in range(3))
+            children.extend(
+                scope.spawn(wait_forever(log, f"c{i}", started)) for i in range(3)
+            )
             await started.wait()
             raise error
 
@@ -170,7 +175,9 @@ async def test_a_body_that_swallows_the_cancellation_still_gets_the_error() -> N
     assert current_cancelling() == 0
 
 
-async def test_a_child_failing_after_the_body_finished_leaves_no_cancellation_behind() -> None:
+async def test_a_child_failing_after_the_body_finished_leaves_no_cancellation_behind() -> (
+    None
+):
     # asyncio.TaskGroup on Python 3.11 cancels the parent here and never takes
     # the request back: cancelling() stays at 1, and an enclosing
     # asyncio.timeout later raises CancelledError instead of TimeoutError.
@@ -189,7 +196,9 @@ async def test_a_child_failing_after_the_body_finished_leaves_no_cancellation_be
     await asyncio.sleep(0.001)
 
 
-async def test_an_enclosing_timeout_still_fires_as_timeout_error_after_a_late_failure() -> None:
+async def test_an_enclosing_timeout_still_fires_as_timeout_error_after_a_late_failure() -> (
+    None
+):
     async def fail_later() -> None:
         await asyncio.sleep(0.01)
         raise ValueError("late")

@@ -25,11 +25,20 @@ def expected_errors() -> set[tuple[int, str]]:
     }
 
 
-def test_mypy_strict_accepts_the_api_and_rejects_misuse(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mypy_strict_accepts_the_api_and_rejects_misuse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # The editable install maps `kiln` through an import hook mypy cannot follow.
     monkeypatch.setenv("MYPYPATH", str(RUNTIME))
     stdout, stderr, _ = mypy_api.run(
-        ["--strict", "--config-file", os.devnull, "--python-version", "3.11", str(CASES)]
+        [
+            "--strict",
+            "--config-file",
+            os.devnull,
+            "--python-version",
+            "3.11",
+            str(CASES),
+        ]
     )
     reported = {
         (int(match.group(1)), match.group(2))
