@@ -25,7 +25,8 @@ from typing import Final, final
 import libcst as cst
 
 from kilnc.diagnostics import Code, Diagnostic, error
-from kilnc.ir import RESERVED_PREFIX, Callee, FlowDef, NodeDef, NodeKind
+from kilnc.ir import RESERVED_PREFIX, Callee, FlowDef, NodeDef, NodeKind, NodeOptions
+from kilnc.names import BUILTINS
 from kilnc.options import read_flow_options, read_node_options
 from kilnc.parse import ParsedModule
 from kilnc.resolve import ModuleLocation, absolute_module
@@ -116,6 +117,7 @@ def _node(
         (True, True): NodeKind.ASYNC_STREAM,
     }[(is_async, streams)]
     returns = function.returns
+    fallback_async, found = _check_resilience(parsed, decorator, options, kind)
     node = NodeDef(
         function=identifier,
         module=location.name,
@@ -124,8 +126,100 @@ def _node(
         returns=_annotation_code(parsed, returns),
         span=parsed.span(function.name),
         returns_memory=parsed.is_memory(returns),
+        fallback_async=fallback_async,
     )
-    return node, diagnostics
+    return node, diagnostics + found
+
+
+def _check_resilience(
+    parsed: ParsedModule,
+    decorator: cst.BaseExpression,
+    options: NodeOptions,
+    kind: NodeKind,
+) -> tuple[bool, list[Diagnostic]]:
+    """The rules between options and the node's kind; returns whether the fallback is async."""
+    diagnostics: list[Diagnostic] = []
+
+    def report(key: str, code: Code, message: str, hint: str | None = None) -> None:
+        node = _option_value(decorator, key)
+        diagnostics.append(error(parsed.span(node or decorator), code, message, hint))
+
+    streams = kind in (NodeKind.STREAM, NodeKind.ASYNC_STREAM)
+    for key in ("retries", "timeout", "fallback", "thread"):
+        if streams and _option_value(decorator, key) is not None:
+            report(
+                key,
+                Code.OPTION_RANGE,
+                f"option '{key}' applies to sync and async nodes, not streams",
+            )
+    if options.thread and kind is NodeKind.ASYNC:
+        report(
+            "thread",
+            Code.OPTION_RANGE,
+            "thread=True runs a blocking sync node in a thread; " "this node is async",
+            "remove thread=True",
+        )
+    if options.timeout is not None and kind is NodeKind.SYNC and not options.thread:
+        report(
+            "timeout",
+            Code.OPTION_RANGE,
+            "a timeout cannot interrupt a sync node running in the " "event loop",
+            "add thread=True to run it in a worker thread",
+        )
+    retry_on = _option_value(decorator, "retry_on")
+    for name in _names(retry_on) if retry_on is not None else ():
+        if name.value not in parsed.global_names and name.value not in BUILTINS:
+            diagnostics.append(
+                error(
+                    parsed.span(name),
+                    Code.UNDEFINED_NAME,
+                    f"name '{name.value}' is not defined",
+                    "retry_on names exception classes of this module or builtins",
+                )
+            )
+    fallback_async = False
+    if options.fallback is not None:
+        definition = _function(parsed, options.fallback)
+        if definition is None:
+            report(
+                "fallback",
+                Code.UNKNOWN_FALLBACK,
+                f"fallback '{options.fallback}' is not a function defined in this module",
+                "define it at module level: def fallback(*args, error: Exception) -> T",
+            )
+        else:
+            fallback_async = definition.asynchronous is not None
+    return fallback_async, diagnostics
+
+
+def _option_value(decorator: cst.BaseExpression, key: str) -> cst.BaseExpression | None:
+    if isinstance(decorator, cst.Call):
+        for argument in decorator.args:
+            if argument.keyword is not None and argument.keyword.value == key:
+                return argument.value
+    return None
+
+
+def _names(node: cst.BaseExpression) -> list[cst.Name]:
+    """The head names of `retry_on=(A, mod.B)`: what must be defined."""
+    elements = (
+        [e.value for e in node.elements] if isinstance(node, cst.Tuple) else [node]
+    )
+    heads = []
+    for element in elements:
+        head = element
+        while isinstance(head, cst.Attribute):
+            head = head.value
+        if isinstance(head, cst.Name):
+            heads.append(head)
+    return heads
+
+
+def _function(parsed: ParsedModule, name: str) -> cst.FunctionDef | None:
+    for statement in parsed.module.body:
+        if isinstance(statement, cst.FunctionDef) and statement.name.value == name:
+            return statement
+    return None
 
 
 def _flow(
@@ -235,7 +329,8 @@ class _ReservedNameFinder(cst.CSTVisitor):
         self.found: dict[str, cst.Name] = {}
 
     def visit_Name(self, node: cst.Name) -> None:
-        if node.value.startswith(RESERVED_PREFIX) and node.value not in self.found:
+        reserved = node.value.lower().startswith(RESERVED_PREFIX)
+        if reserved and node.value not in self.found:
             self.found[node.value] = node
 
     def visit_Attribute(self, node: cst.Attribute) -> bool:

@@ -37,8 +37,12 @@ from kilnc.ir import (
     Loop,
     Match,
     NodeCall,
+    NodeDef,
+    NodeKind,
+    NodeOptions,
     Return,
     Step,
+    WhileLoop,
     child_blocks,
 )
 from kilnc.plan import BlockPlan, FlowPlan, Run, Spawn, Task, TaskId, Wait
@@ -54,6 +58,26 @@ class Kept:
     """A module-level statement copied into the output (already rewritten by `shake`)."""
 
     statement: cst.CSTNode = field(repr=False)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class PolicyConstant:
+    """`_KILN_POLICY_FETCH = _kiln.Policy(...)`: a resilient node's options, built once."""
+
+    name: str
+    node: NodeDef
+    where: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class FallbackImport:
+    """`from pkg.nodes import on_error as _KILN_FALLBACK_ON_ERROR`, for an imported node."""
+
+    alias: str
+    module: str
+    function: str
 
 
 @final
@@ -74,10 +98,12 @@ class ModulePlan:
     prelude: tuple[cst.CSTNode, ...] = field(
         repr=False
     )  # docstring and __future__ imports
-    body: tuple[Kept | Compiled, ...]
+    body: tuple[Kept | PolicyConstant | FallbackImport | Compiled, ...]
     # Each source's path relative to the project root, by the path diagnostics show:
     # generated code names the project's files the same way from any working directory.
     paths: Mapping[str, str]
+    policies: Mapping[NodeDef, str]  # the constant holding each resilient node's Policy
+    fallbacks: Mapping[NodeDef, str]  # how generated code names each node's fallback
 
     def where(self, span: Span) -> str:
         return f"{self.paths.get(span.path, span.path)}:{span.line}"
@@ -93,18 +119,37 @@ def emit_module(module: ModulePlan) -> str:
     w.line(f"import kiln as {RUNTIME}")
     previous_simple = True  # the runtime import above
     for item in module.body:
-        simple = isinstance(item, Kept) and isinstance(
-            item.statement, cst.SimpleStatementLine
+        simple = isinstance(item, PolicyConstant | FallbackImport) or (
+            isinstance(item, Kept)
+            and isinstance(item.statement, cst.SimpleStatementLine)
         )
         if not (simple and previous_simple):  # imports and constants stay together
             w.line()
             w.line()
         if isinstance(item, Kept):
             w.code(_code(item.statement))
+        elif isinstance(item, PolicyConstant):
+            w.line(f"{item.name} = {_policy(item)}")
+        elif isinstance(item, FallbackImport):
+            w.line(f"from {item.module} import {item.function} as {item.alias}")
         else:
             _FlowEmitter(w, item.plan, item.class_name, module).emit()
         previous_simple = simple
     return w.text()
+
+
+def _policy(item: PolicyConstant) -> str:
+    options = item.node.options
+    defaults = NodeOptions(name=options.name)
+    fields = [repr(item.node.name)]
+    for field_name in ("retries", "wait", "backoff", "timeout"):
+        value = getattr(options, field_name)
+        if value != getattr(defaults, field_name):
+            fields.append(f"{field_name}={value!r}")
+    if options.retry_on != defaults.retry_on:
+        fields.append(f"retry_on=({', '.join(options.retry_on)},)")
+    fields.append(f"where={item.where!r}")
+    return f"{RUNTIME}.Policy({', '.join(fields)})"
 
 
 def _combined_digest(sources: Sequence[SourceFile]) -> str:
@@ -125,6 +170,12 @@ class _FlowEmitter:
         self.class_name = class_name
         self.names = Names(_all_writes(plan.flow.body))
         self.error = self.names.fresh("error")
+        self.failure = self.names.fresh("failure")
+        self.counters = {
+            call.site: self.names.fresh(f"visits_{call.site}")
+            for call in plan.flow.calls
+            if call.visits is not None
+        }
 
     def emit(self) -> None:
         flow, w = self.flow, self.w
@@ -140,7 +191,7 @@ class _FlowEmitter:
             if flow.is_async:
                 w.line(f"async def aforward({params}){returns}:")
                 with w.indent():
-                    self.block(self.plan.flow.body)
+                    self.body()
                 w.line()
                 w.line(f"def forward({params}){returns}:")
                 with w.indent():
@@ -148,7 +199,7 @@ class _FlowEmitter:
             else:
                 w.line(f"def forward({params}){returns}:")
                 with w.indent():
-                    self.block(self.plan.flow.body)
+                    self.body()
                 w.line()
                 w.line(f"async def aforward({params}){returns}:")
                 with w.indent():
@@ -160,6 +211,24 @@ class _FlowEmitter:
         w.line()
         w.line()
         w.line(f"{flow.identifier} = {self.class_name}()")
+
+    def body(self) -> None:
+        """The flow's body, after the visit counters of the call sites in `while` loops."""
+        for counter in self.counters.values():
+            self.w.line(f"{counter} = 0")
+        self.block(self.plan.flow.body)
+
+    def count_visit(self, call: NodeCall) -> None:
+        """One more visit of a call site in a loop; past its limit, VisitLimitError."""
+        if call.visits is None:
+            return
+        counter = self.counters[call.site]
+        where = self.module.where(call.span)
+        self.w.line(f"if {counter} == {call.visits}:")
+        with self.w.indent():
+            error = f"{RUNTIME}.VisitLimitError({call.callee.name!r}, {call.visits}, {where!r})"
+            self.w.line(f"raise {error}")
+        self.w.line(f"{counter} += 1")
 
     def docstring(self) -> str:
         written = self.flow.function.get_docstring()
@@ -214,6 +283,9 @@ class _FlowEmitter:
         returns = result.value_type if target is not None else "None"
         self.w.line(f"async def {name}() -> {returns}:")
         with self.w.indent():
+            counted = [self.counters[c.site] for c in _counted(task.steps) if c.visits]
+            if counted:
+                self.w.line(f"nonlocal {', '.join(counted)}")
             for step in task.steps:
                 for wait in task.waits[step.id]:
                     self.wait(plan.tasks[wait.task], handles[wait.task])
@@ -245,26 +317,89 @@ class _FlowEmitter:
             self.branch(action)
         elif isinstance(action, Match):
             self.match(action)
-        else:
+        elif isinstance(action, Loop):
             self.loop(action)
+        else:
+            self.while_loop(action)
 
-    def call(self, action: Call, returning: bool) -> None:
-        value = _call_code(action.call)
+    def call(self, action: Call, returning: bool, *, counted: bool = True) -> None:
+        if counted:
+            self.count_visit(action.call)
         self.guarded(
-            [_assign(action.target, action.annotation, value, returning)], [action.call]
+            self.with_fallback(
+                action.call, action.target, action.annotation, returning
+            ),
+            [action.call],
         )
 
+    def with_fallback(
+        self,
+        call: NodeCall,
+        target: cst.BaseAssignTargetExpression | None,
+        annotation: cst.Annotation | None,
+        returning: bool,
+    ) -> list[str]:
+        """The statements of a call; with a fallback, its result stands in after a failure."""
+        value = self.call_code(call)
+        statement = _assign(target, annotation, value, returning)
+        fallback = self.fallback_code(call)
+        if fallback is None:
+            return [statement]
+        return [
+            "try:",
+            f"    {statement}",
+            f"except Exception as {self.failure}:",
+            f"    {_assign(target, None, fallback, returning)}",
+        ]
+
+    def call_code(self, call: NodeCall, *, awaited: bool = True) -> str:
+        """`[await] f(args)`, through the runtime's retry/timeout/thread helper when needed."""
+        node = call.call
+        callee = call.callee
+        if isinstance(callee, FlowDef):
+            if call.local and callee.is_async:
+                node = node.with_changes(
+                    func=cst.Attribute(node.func, cst.Name("aforward"))
+                )
+        elif callee.options.resilient:
+            helper = (
+                "call_in_thread"
+                if callee.options.thread
+                else ("call" if callee.kind is NodeKind.ASYNC else "call_sync")
+            )
+            policy = cst.Arg(cst.Name(self.module.policies[callee]))
+            node = node.with_changes(
+                func=cst.Attribute(cst.Name(RUNTIME), cst.Name(helper)),
+                args=[policy, cst.Arg(node.func), *node.args],
+            )
+        text = _code(node)
+        return f"await {text}" if awaited and call.suspends else text
+
+    def fallback_code(self, call: NodeCall) -> str | None:
+        callee = call.callee
+        if not isinstance(callee, NodeDef) or callee.options.fallback is None:
+            return None
+        error = cst.Arg(cst.Name(self.failure), keyword=cst.Name("error"))
+        args = [*call.call.args]
+        if args:
+            args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        node = call.call.with_changes(
+            func=cst.Name(self.module.fallbacks[callee]), args=[*args, error]
+        )
+        return f"await {_code(node)}" if callee.fallback_async else _code(node)
+
     def fan_out(self, step: Step, action: FanOut, returning: bool) -> None:
+        self.count_visit(action.result)
         if not step.awaits:
             value = _code(action.comprehension)
             calls = [action.result, *(_calls(action.element))]
             self.guarded([_assign(action.target, None, value, returning)], calls)
             return
-        if action.element.steps:
+        if action.element.steps or self.fallback_code(action.result) is not None:
             value = self.element_function(action)
             self.w.line(_assign(action.target, None, value, returning))
             return
-        call = _call_code(action.result, awaited=False)
+        call = self.call_code(action.result, awaited=False)
         if action.is_async_for:
             clause = action.clauses
             each = f"lambda {_code(clause.target)}: {call}"
@@ -310,8 +445,13 @@ class _FlowEmitter:
 
     def element_body(self, action: FanOut) -> None:
         for step in action.element.steps:
-            self.step(step, returning=False)
-        self.guarded([f"return {_call_code(action.result)}"], [action.result])
+            assert isinstance(
+                step.action, Call
+            ), "an element's steps are its lifted calls"
+            self.call(step.action, False, counted=False)  # the fan-out counts one visit
+        self.guarded(
+            self.with_fallback(action.result, None, None, True), [action.result]
+        )
 
     def branch(self, action: Branch) -> None:
         for index, (test, arm) in enumerate(
@@ -332,6 +472,28 @@ class _FlowEmitter:
                 self.w.line(f"case {_code(case.pattern)}{guard}:")
                 with self.w.indent():
                     self.block(case.body)
+
+    def while_loop(self, action: WhileLoop) -> None:
+        test = _code(action.test)
+        if not action.condition.steps:
+            self.w.line(f"while {test}:")
+            with self.w.indent():
+                self.block(action.body)
+            if action.orelse is not None:
+                self.w.line("else:")
+                with self.w.indent():
+                    self.block(action.orelse)
+            return
+        # The test calls nodes: ask again at the top of every iteration.
+        self.w.line("while True:")
+        with self.w.indent():
+            self.block(action.condition)
+            self.w.line(f"if {_negated(action.test)}:")
+            with self.w.indent():
+                if action.orelse is not None:
+                    self.block(action.orelse)
+                self.w.line("break")
+            self.block(action.body)
 
     def loop(self, action: Loop) -> None:
         keyword = "async for" if action.is_async else "for"
@@ -370,14 +532,6 @@ class _FlowEmitter:
         with w.indent():
             w.line(f"{self.error}.add_note({self.note(calls)!r})")
             w.line("raise")
-
-
-def _call_code(call: NodeCall, *, awaited: bool = True) -> str:
-    node = call.call
-    if call.is_flow and call.local and call.is_async:
-        node = node.with_changes(func=cst.Attribute(node.func, cst.Name("aforward")))
-    text = _code(node)
-    return f"await {text}" if awaited and call.is_async else text
 
 
 def _assign(
@@ -433,6 +587,22 @@ def _task_base(task: Task) -> str:
             else "each"
         )
     return "step"
+
+
+def _negated(test: cst.BaseExpression) -> str:
+    """`not (test)`, without a double negation when the test is already `not x`."""
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        return _code(test.expression)
+    return f"not ({_code(test)})"
+
+
+def _counted(steps: Sequence[Step]) -> Iterator[NodeCall]:
+    """The call sites whose visits these steps count (a fan-out counts once)."""
+    for step in steps:
+        if isinstance(step.action, Call):
+            yield step.action.call
+        elif isinstance(step.action, FanOut):
+            yield step.action.result
 
 
 def _calls(block: Block) -> Iterator[NodeCall]:

@@ -25,7 +25,7 @@ from kilnc.source import Span
 
 StepId = NewType("StepId", int)
 
-RESERVED_PREFIX = "_kiln"
+RESERVED_PREFIX = "_kiln"  # in any case: generated module constants are _KILN_...
 
 
 class NodeKind(enum.Enum):
@@ -70,6 +70,11 @@ class NodeOptions:
     thread: bool = False
     max_visits: int | None = None
 
+    @property
+    def resilient(self) -> bool:
+        """Whether calls go through the runtime's retry/timeout/thread helpers."""
+        return self.retries > 0 or self.timeout is not None or self.thread
+
 
 @final
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,7 @@ class NodeDef:
     returns: str | None  # the return annotation as written, None when absent
     span: Span
     returns_memory: bool = False  # the result is a kiln.Memory: a state token
+    fallback_async: bool = False  # the fallback is an `async def`: its call is awaited
 
     @property
     def name(self) -> str:
@@ -135,6 +141,8 @@ class NodeCall:
     call: cst.Call = field(repr=False)
     local: bool  # the callee is defined in the module being compiled
     span: Span
+    site: int = 0  # numbers the call sites of a flow, in source order
+    visits: int | None = None  # the visit limit of a call site inside a `while` loop
 
     @property
     def is_flow(self) -> bool:
@@ -142,10 +150,17 @@ class NodeCall:
 
     @property
     def is_async(self) -> bool:
+        """Whether the source awaits the call."""
         callee = self.callee
         if isinstance(callee, FlowDef):
             return callee.is_async
         return callee.kind is NodeKind.ASYNC
+
+    @property
+    def suspends(self) -> bool:
+        """Whether the compiled call awaits: an async call, or a sync node run in a thread."""
+        callee = self.callee
+        return self.is_async or (isinstance(callee, NodeDef) and callee.options.thread)
 
 
 # --- the actions a step performs -------------------------------------------------
@@ -239,11 +254,26 @@ class Loop:
 
 @final
 @dataclass(frozen=True, slots=True)
+class WhileLoop:
+    """A `while` loop that calls nodes: a cycle, each call site in it counting visits.
+
+    `condition` computes the node calls of the test before each test, so
+    `while not await good(text):` asks again on every iteration.
+    """
+
+    test: cst.BaseExpression = field(repr=False)
+    condition: Block
+    body: Block
+    orelse: Block | None
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class Return:
     value: cst.BaseExpression | None = field(repr=False)
 
 
-Action = Inline | Call | FanOut | Branch | Match | Loop | Return
+Action = Inline | Call | FanOut | Branch | Match | Loop | WhileLoop | Return
 
 
 @final
@@ -276,9 +306,13 @@ class Step:
         """Whether running the step can suspend: it is worth a task of its own."""
         action = self.action
         if isinstance(action, Call):
-            return action.call.is_async
+            return action.call.suspends
         if isinstance(action, FanOut):
-            return action.result.is_async or action.is_async_for
+            return (
+                action.result.suspends
+                or action.is_async_for
+                or any(step.awaits for step in action.element.steps)
+            )
         return False
 
 
@@ -325,6 +359,9 @@ def child_blocks(action: Action) -> tuple[Block, ...]:
         return tuple(case.body for case in action.cases)
     if isinstance(action, Loop):
         return (action.body,) if action.orelse is None else (action.body, action.orelse)
+    if isinstance(action, WhileLoop):
+        blocks = (action.condition, action.body)
+        return blocks if action.orelse is None else (*blocks, action.orelse)
     if isinstance(action, FanOut):
         return (action.element,)
     return ()

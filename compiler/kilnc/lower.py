@@ -21,7 +21,6 @@ every construct outside the flow language is a located diagnostic.
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final, final
@@ -51,11 +50,11 @@ from kilnc.ir import (
     Return,
     Step,
     StepId,
+    WhileLoop,
+    child_blocks,
 )
-from kilnc.names import name_uses, target_names
+from kilnc.names import BUILTINS, name_uses, target_names
 from kilnc.parse import ParsedModule
-
-BUILTINS: Final = frozenset(dir(builtins))
 
 # What to write instead of each construct outside the flow language.
 UNSUPPORTED: Final[dict[type[cst.CSTNode], tuple[str, str]]] = {
@@ -99,6 +98,7 @@ class _Lowerer:
         self.memory: set[str] = set()  # local names holding a kiln.Memory
         self._next_id = 0
         self._temps: dict[str, int] = {}
+        self.loops = 0  # how many `while` loops enclose the code being lowered
         self._globals = self.parsed.global_names | BUILTINS
 
     # --- entry --------------------------------------------------------------------
@@ -193,9 +193,7 @@ class _Lowerer:
         call, node_call = found
         prefix, args = self.lift_arguments(call)
         call_node = node_call.call.with_changes(args=args)
-        node_call = NodeCall(
-            node_call.callee, call_node, node_call.local, node_call.span
-        )
+        node_call = replace(node_call, call=call_node)
         step = self.call_step(
             node, Call(target, annotation, node_call), target, annotation
         )
@@ -282,19 +280,23 @@ class _Lowerer:
         ]
 
     def while_loop(self, node: cst.While, defined: set[str]) -> list[Step]:
-        if self.contains_node_call(node):
-            self.report(
-                node,
-                Code.WHILE_LOOP,
-                "a 'while' loop that calls nodes needs visit limits, "
-                "which this version of kiln does not compile",
-                "use a 'for' loop over a bounded range for now",
-            )
-            return []
-        self.check_defined(node, defined)
-        step = self.simple_step(node, node)
-        defined |= step.writes
-        return [step]
+        if not self.contains_node_call(node):
+            self.check_defined(node, defined)
+            step = self.simple_step(node, node)
+            defined |= step.writes
+            return [step]
+        self.loops += 1
+        inner = set(defined)
+        self.check_defined(node.test, inner)
+        condition, test = self.lift_expression(node.test)
+        body = self.block(node.body.body, inner)
+        orelse = self.block(node.orelse.body.body, set(inner)) if node.orelse else None
+        self.loops -= 1
+        defined |= _written(body) | {w for s in condition for w in s.writes}
+        blocks = [Block(tuple(condition)), body] + ([orelse] if orelse else [])
+        action = WhileLoop(test, blocks[0], body, orelse)
+        step = self.compound(node, action, blocks, [test])
+        return [replace(step, barrier=_returns(blocks))]
 
     def unsupported(self, node: cst.CSTNode, defined: set[str]) -> list[Step]:
         defined |= name_uses(node).writes  # what it would assign: no follow-on errors
@@ -420,7 +422,12 @@ class _Lowerer:
             return None
         callee, local = found
         where = origin if origin is not None else value
-        node_call = NodeCall(callee, inner, local, self.parsed.span(where))
+        bound = None
+        if self.loops:
+            own = callee.options.max_visits if isinstance(callee, NodeDef) else None
+            bound = own if own is not None else self.flow.options.max_visits
+        site = len(self.calls)
+        node_call = NodeCall(callee, inner, local, self.parsed.span(where), site, bound)
         self.check_await(node_call, awaited, where)
         self.calls.append(node_call)
         return inner, node_call
@@ -535,12 +542,7 @@ class _Lowerer:
             return prefix
         call, node_call = found
         inner, args = self.lift_arguments(call)
-        result = NodeCall(
-            node_call.callee,
-            node_call.call.with_changes(args=args),
-            node_call.local,
-            node_call.span,
-        )
+        result = replace(node_call, call=node_call.call.with_changes(args=args))
         self.check_fan_out(clauses, element, result, bool(inner), key is not None)
         kind = {
             cst.ListComp: FanOutKind.LIST,
@@ -914,11 +916,9 @@ def _returns(blocks: Sequence[Block]) -> bool:
                 return True
             if isinstance(action, Inline) and isinstance(action.statement, cst.Raise):
                 return True
-            if isinstance(action, Branch) and _returns(action.arms):
-                return True
-            if isinstance(action, Match) and _returns([c.body for c in action.cases]):
-                return True
-            if isinstance(action, Loop) and _returns([action.body]):
+            if isinstance(action, Branch | Match | Loop | WhileLoop) and _returns(
+                child_blocks(action)
+            ):
                 return True
     return False
 

@@ -8,10 +8,13 @@ lambda parameters and comprehension targets are local to their expression.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
-from typing import final
+from typing import Final, final
 
 import libcst as cst
+
+BUILTINS: Final = frozenset(dir(builtins))
 
 
 @final

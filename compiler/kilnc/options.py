@@ -183,17 +183,15 @@ def _anything(value: Value) -> bool:
 
 NODE_OPTIONS: Final[dict[str, OptionRule]] = {
     "name": OptionRule(read_str, _non_empty, "a non-empty string"),
-    "retries": OptionRule(read_int, _non_negative, "an integer >= 0", supported=False),
-    "wait": OptionRule(read_float, _non_negative, "a number >= 0", supported=False),
-    "backoff": OptionRule(read_float, _at_least_one, "a number >= 1", supported=False),
-    "retry_on": OptionRule(read_exception_names, _anything, "", supported=False),
-    "timeout": OptionRule(
-        read_optional_float, _positive_or_none, "a number > 0", supported=False
-    ),
-    "fallback": OptionRule(read_function_name, _anything, "", supported=False),
+    "retries": OptionRule(read_int, _non_negative, "an integer >= 0"),
+    "wait": OptionRule(read_float, _non_negative, "a number >= 0"),
+    "backoff": OptionRule(read_float, _at_least_one, "a number >= 1"),
+    "retry_on": OptionRule(read_exception_names, _anything, ""),
+    "timeout": OptionRule(read_optional_float, _positive_or_none, "a number > 0"),
+    "fallback": OptionRule(read_function_name, _anything, ""),
     "limit": OptionRule(read_optional_str, _anything, "", supported=False),
     "cache": OptionRule(read_bool, _anything, "", supported=False),
-    "thread": OptionRule(read_bool, _anything, "", supported=False),
+    "thread": OptionRule(read_bool, _anything, ""),
     "max_visits": OptionRule(read_optional_int, _at_least_one, "an integer >= 1"),
 }
 
@@ -208,13 +206,6 @@ FLOW_OPTIONS: Final[dict[str, OptionRule]] = {
 
 # Which later version brings an option that is read and checked but not run yet.
 NOT_YET: Final[dict[str, str]] = {
-    "retries": "resilient nodes",
-    "wait": "resilient nodes",
-    "backoff": "resilient nodes",
-    "retry_on": "resilient nodes",
-    "timeout": "resilient nodes",
-    "fallback": "resilient nodes",
-    "thread": "resilient nodes",
     "limit": "capacity limits",
     "limits": "capacity limits",
     "concurrency": "capacity limits",

@@ -19,20 +19,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import final
 
+import libcst as cst
+
 from kilnc.checks import check_cycles, check_duplicates
 from kilnc.collect import collect_definitions
 from kilnc.diagnostics import Code, Diagnostic, error
-from kilnc.emit import Compiled, Kept, ModulePlan, emit_module
+from kilnc.emit import (
+    Compiled,
+    FallbackImport,
+    Kept,
+    ModulePlan,
+    PolicyConstant,
+    emit_module,
+)
 from kilnc.format import format_module
 from kilnc.graph import build_flow_graph, build_graph
-from kilnc.ir import Block, FlowIR, dump_block
+from kilnc.ir import Block, FlowIR, NodeDef, dump_block
 from kilnc.lower import LowerContext, lower_flow
-from kilnc.parse import parse_source
+from kilnc.parse import ParsedModule, parse_source
 from kilnc.plan import FlowPlan, dump_plan
 from kilnc.project import Project
 from kilnc.resolve import locate
 from kilnc.schedule import schedule_flow
-from kilnc.shake import shake_module
+from kilnc.shake import Shaken, shake_module
 from kilnc.source import SourceFile, Span, display_path
 from kilnc.writer import Names
 
@@ -135,30 +144,82 @@ def _compile(source: SourceFile, path: Path, dump: str | None) -> Compilation:
     diagnostics += found
     if any(d.is_error for d in diagnostics):
         return done(None)
-    by_identifier = {plan.flow.flow.identifier: plan for plan in plans}
-    class_names = Names(parsed.global_names)
-    body = tuple(
-        (
-            Compiled(by_identifier[item], class_names.plain(_class_name(item)))
-            if isinstance(item, str)
-            else Kept(item)
-        )
-        for item in shaken.body
-    )
     with phase("emit_module", source.path):
         paths = {shown: _project_path(Path(shown)) for shown in sources}
-        module = ModulePlan(
-            source,
-            paths[source.path],
-            tuple(sources.values()),
-            shaken.prelude,
-            body,
-            paths,
-        )
+        module = _arrange(source, parsed, shaken, plans, lowered, sources, paths)
         text = emit_module(module)
     with phase("format_module", source.path):
         formatted = format_module(text)
     return done(formatted, _dumps(dump, lowered, plans))
+
+
+def _arrange(
+    source: SourceFile,
+    parsed: ParsedModule,
+    shaken: Shaken,
+    plans: list[FlowPlan],
+    lowered: list[FlowIR],
+    sources: dict[str, SourceFile],
+    paths: dict[str, str],
+) -> ModulePlan:
+    """The output in source order, with each resilient node's Policy after its definition.
+
+    A node imported from another module gets its Policy (and its fallback, imported
+    under a reserved name) just before the first flow, after every kept import.
+    """
+    names = Names(parsed.global_names)
+    called = {
+        c.callee for ir in lowered for c in ir.calls if isinstance(c.callee, NodeDef)
+    }
+    local = {node.function: node for node in called if node.module == source.module}
+    policies = {
+        node: names.plain(f"_KILN_POLICY_{node.function.upper()}")
+        for node in sorted(called, key=lambda n: (n.module, n.function))
+        if node.options.resilient
+    }
+    fallbacks: dict[NodeDef, str] = {}
+    imported: list[PolicyConstant | FallbackImport] = []
+    for node in sorted(called, key=lambda n: (n.module, n.function)):
+        fallback = node.options.fallback
+        if fallback is not None and node.module == source.module:
+            fallbacks[node] = fallback
+        elif fallback is not None:
+            fallbacks[node] = names.plain(f"_KILN_FALLBACK_{fallback.upper()}")
+            imported.append(FallbackImport(fallbacks[node], node.module, fallback))
+        if node in policies and node.module != source.module:
+            imported.append(
+                PolicyConstant(policies[node], node, _where(paths, node.span))
+            )
+    by_identifier = {plan.flow.flow.identifier: plan for plan in plans}
+    body: list[Kept | PolicyConstant | FallbackImport | Compiled] = []
+    for item in shaken.body:
+        if isinstance(item, str):
+            body += imported
+            imported = []
+            body.append(Compiled(by_identifier[item], names.plain(_class_name(item))))
+            continue
+        body.append(Kept(item))
+        defined = (
+            local.get(item.name.value) if isinstance(item, cst.FunctionDef) else None
+        )
+        if defined is not None and defined in policies:
+            body.append(
+                PolicyConstant(policies[defined], defined, _where(paths, defined.span))
+            )
+    return ModulePlan(
+        source,
+        paths[source.path],
+        tuple(sources.values()),
+        shaken.prelude,
+        tuple(body),
+        paths,
+        policies,
+        fallbacks,
+    )
+
+
+def _where(paths: dict[str, str], span: Span) -> str:
+    return f"{paths.get(span.path, span.path)}:{span.line}"
 
 
 def _class_name(identifier: str) -> str:

@@ -49,6 +49,7 @@ from kilnc.ir import (
     Match,
     Step,
     StepId,
+    WhileLoop,
     child_blocks,
 )
 from kilnc.plan import BlockPlan, FlowPlan, Op, Run, Spawn, Task, TaskId, Wait
@@ -290,6 +291,8 @@ def _suspends(step: Step) -> bool:
         return _has_await(action.statement)
     if isinstance(action, Loop) and action.is_async:
         return True
+    if not isinstance(action, Branch | Match | Loop | WhileLoop):
+        return False
     tested: list[cst.CSTNode] = []
     if isinstance(action, Branch):
         tested = [test for test in action.tests if test is not None]
@@ -300,6 +303,8 @@ def _suspends(step: Step) -> bool:
         ]
     elif isinstance(action, Loop):
         tested = [action.iterable]
+    elif isinstance(action, WhileLoop):
+        tested = [action.test]
     return any(_has_await(node) for node in tested) or any(
         _suspends(inner) for block in child_blocks(action) for inner in block.steps
     )

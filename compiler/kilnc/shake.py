@@ -105,7 +105,19 @@ def _reads(parsed: ParsedModule, statement: cst.BaseStatement) -> set[str]:
                 if not isinstance(s, cst.Import | cst.ImportFrom)
             )
         )
-    return _Reads.of(_without_kiln_decorators(parsed, statement))
+    reads = _Reads.of(_without_kiln_decorators(parsed, statement))
+    if isinstance(statement, cst.FunctionDef):
+        # retry_on and fallback name things the generated code calls directly.
+        for decorator in statement.decorators:
+            call = decorator.decorator
+            if _is_kiln(parsed, decorator) and isinstance(call, cst.Call):
+                for arg in call.args:
+                    if arg.keyword is not None and arg.keyword.value in (
+                        "retry_on",
+                        "fallback",
+                    ):
+                        reads |= _Reads.of(arg.value)
+    return reads
 
 
 class _Reads(cst.CSTVisitor):
