@@ -9,6 +9,8 @@ Standard library only, and small enough to read in one sitting:
 - `memory`: `Memory`, global and local state with BrainyFlow's semantics;
 - `run`: the run context of generated code (`Scope`, `gather`, `amap`, `keyed`) and the
   sync entry point `run_sync`;
+- `resilience`: a node's retries and timeout (`Policy`, `call`, `call_sync`,
+  `call_in_thread`);
 - `errors`: `KilnError` and its subclasses.
 """
 
@@ -28,6 +30,7 @@ from kiln.process import (
     forward,
     stream,
 )
+from kiln.resilience import Policy, call, call_in_thread, call_sync
 from kiln.run import Scope, amap, gather, keyed, run_sync
 
 __version__ = "0.1.0"
@@ -43,6 +46,7 @@ __all__ = [
     "Memory",
     "NodeOptions",
     "OptionError",
+    "Policy",
     "Process",
     "ReservedNameError",
     "Scope",
@@ -52,6 +56,9 @@ __all__ = [
     "aforward",
     "amap",
     "astream",
+    "call",
+    "call_in_thread",
+    "call_sync",
     "flow",
     "forward",
     "gather",

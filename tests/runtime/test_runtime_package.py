@@ -37,6 +37,10 @@ PUBLIC = {
     "keyed",
     "amap",
     "run_sync",
+    "Policy",
+    "call",
+    "call_sync",
+    "call_in_thread",
 }
 
 

@@ -17,12 +17,16 @@ from kiln import (
     Func,
     Limit,
     Memory,
+    Policy,
     Process,
     Scope,
     StreamProcess,
     aforward,
     amap,
     astream,
+    call,
+    call_in_thread,
+    call_sync,
     flow,
     forward,
     gather,
@@ -180,3 +184,25 @@ assert_type(memory.anything, Any)
 assert_type(memory["a"], Any)
 assert_type(memory.clone({"b": 2}), Memory)
 Memory[int]  # E: misc
+
+# --- retries and timeouts keep the node's signature and return type ----------
+
+policy = Policy("fetch", retries=2, wait=0.5, timeout=10, where="flows.py:12")
+Policy("fetch", retries="2")  # E: arg-type
+Policy(retries=2)  # E: call-arg
+
+
+async def resilient() -> None:
+    assert_type(await call(policy, fetch, "u"), bytes)
+    assert_type(await call(policy, summarize, paragraph="p"), str)
+    assert_type(await call_in_thread(policy, double, 1, factor=3), int)
+    await call(policy, fetch, 1)  # E: arg-type
+    await call(policy, fetch)  # E: call-arg
+    await call(policy, double, 1)  # E: arg-type
+    await call_in_thread(policy, double, "1")  # E: arg-type
+
+
+assert_type(call_sync(policy, double, 1), int)
+assert_type(call_sync(policy, load, path="p"), list[str])
+call_sync(policy, double, "1")  # E: arg-type
+call_sync(policy, double, 1, scale=2)  # E: call-arg

@@ -1,0 +1,198 @@
+"""Retries and timeouts: how generated code calls a node that has them.
+
+`@node(retries=2, wait=0.5, backoff=2, timeout=10)` compiles to a module-level
+`Policy` and a call through one of three helpers, chosen by the node's kind::
+
+    _fetch_policy = Policy("fetch", retries=2, wait=0.5, backoff=2.0,
+                           timeout=10.0, where="flows.py:12")
+    page = await call(_fetch_policy, fetch, url)          # async def fetch
+    rows = call_sync(_load_policy, load, path)            # def load
+    text = await call_in_thread(_read_policy, read, path)  # @node(thread=True)
+
+The helpers are typed with a ParamSpec, so mypy checks the arguments against the
+node's signature and keeps its return type.
+
+A node's `fallback` is not theirs: the compiler wraps the call in a typed
+``try``/``except``, so the fallback runs only after the helper gave up::
+
+    try:
+        page = await call(_fetch_policy, fetch, url)
+    except Exception as error:
+        page = cached_page(url, error=error)
+
+What leaves a helper is always the original exception object of the last
+attempt, with a note (``add_note``) that names the node, the attempts and where
+the node was called; it is never wrapped in a kiln exception. Only `Exception`s
+are retried: a `CancelledError`, `KeyboardInterrupt` or `SystemExit` leaves at
+once, whether it arrives during an attempt or during the wait before the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import ParamSpec, TypeVar
+
+from kiln.errors import OptionError
+from kiln.options import NodeOptions
+
+__all__ = ["Policy", "call", "call_in_thread", "call_sync"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How often to attempt one node's calls, how long to wait, what to retry.
+
+    The fields mean what the `@node` options of the same names mean (DESIGN
+    §2). `where` is the source location named in the note of a failure, like
+    ``"flows.py:12"``. Values are checked as `NodeOptions` checks them, so a
+    policy that exists is valid; it raises `OptionError` otherwise.
+
+    `retry_on` may name any exception class, but only `Exception`s are ever
+    retried: an interrupt or a cancellation must stop the work, not restart it.
+    """
+
+    node: str
+    retries: int = 0
+    wait: float = 0.0
+    backoff: float = 1.0
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    timeout: float | None = None
+    where: str = ""
+    # No retries and no timeout: `call` then just awaits the node.
+    _plain: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.node, str) or not self.node.strip():
+            raise OptionError(f"node must be a non-empty node name; got {self.node!r}")
+        if not isinstance(self.where, str):
+            raise OptionError(
+                f"where must be a source location like 'flows.py:12', or ''; got {self.where!r}"
+            )
+        # One set of rules and messages for the decorator and the policy.
+        checked = NodeOptions(
+            name=self.node,
+            retries=self.retries,
+            wait=self.wait,
+            backoff=self.backoff,
+            retry_on=self.retry_on,
+            timeout=self.timeout,
+        )
+        object.__setattr__(self, "wait", checked.wait)
+        object.__setattr__(self, "backoff", checked.backoff)
+        object.__setattr__(self, "timeout", checked.timeout)
+        object.__setattr__(self, "_plain", self.retries == 0 and self.timeout is None)
+
+    def delay(self, retry: int) -> float:
+        """Seconds to wait before retry number `retry` (1 for the first retry)."""
+        if not self.wait:
+            return 0.0  # and no `backoff ** retry` to overflow after many retries
+        return self.wait * self.backoff ** (retry - 1)
+
+
+async def call(
+    policy: Policy, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+) -> R:
+    """Await ``fn(*args, **kwargs)`` with `policy`'s retries and timeout.
+
+    Each attempt runs under ``asyncio.timeout(policy.timeout)`` when one is set,
+    so an attempt that overruns it is cancelled and fails with `TimeoutError`,
+    which is retried like any other failure that `retry_on` names. Attempts
+    run in the caller's task: cancelling the caller cancels the attempt in
+    flight, or the wait before the next one.
+    """
+    if policy._plain:
+        try:
+            return await fn(*args, **kwargs)
+        except Exception as error:
+            _note_failure(policy, error, attempts=1, timed_out=False)
+            raise
+    return await _attempts(policy, partial(fn, *args, **kwargs))
+
+
+async def call_in_thread(
+    policy: Policy, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+) -> R:
+    """Run the sync ``fn(*args, **kwargs)`` in a worker thread, with `policy`.
+
+    For ``@node(thread=True)``: each attempt runs in `asyncio.to_thread` (with
+    a copy of the caller's context variables), and the timeout and retries are
+    `call`'s. A thread cannot be killed, so the timeout bounds the waiting, not
+    the work: an attempt that times out (or whose caller is cancelled) goes on
+    running in the background until `fn` returns, and its result is thrown
+    away. The next attempt may start while it still runs.
+    """
+    return await _attempts(policy, lambda: asyncio.to_thread(fn, *args, **kwargs))
+
+
+def call_sync(
+    policy: Policy, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+) -> R:
+    """Call the sync ``fn(*args, **kwargs)`` with `policy`'s retries.
+
+    Waits between attempts with `time.sleep`. Nothing can interrupt a sync
+    function from the outside, so a policy with a timeout is refused
+    (`OptionError`, a `ValueError`): such a node needs ``thread=True``.
+    """
+    if policy.timeout is not None:
+        raise OptionError(
+            f"node {policy.node!r} has timeout={policy.timeout:g}, but nothing can stop "
+            "a sync function midway; mark it @node(thread=True) to bound the wait for "
+            "it in a worker thread (call_in_thread), or drop the timeout"
+        )
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            return fn(*args, **kwargs)
+        except Exception as error:
+            if not _retry_or_note(policy, error, attempts, timed_out=False):
+                raise
+        # Outside the except block: the next failure must not chain this one.
+        time.sleep(policy.delay(attempts))
+
+
+async def _attempts(policy: Policy, attempt: Callable[[], Awaitable[R]]) -> R:
+    attempts = 0
+    while True:
+        attempts += 1
+        deadline = asyncio.timeout(policy.timeout)
+        try:
+            async with deadline:
+                return await attempt()
+        except Exception as error:
+            timed_out = deadline.expired()
+            if not _retry_or_note(policy, error, attempts, timed_out=timed_out):
+                raise
+        await asyncio.sleep(policy.delay(attempts))
+
+
+def _retry_or_note(
+    policy: Policy, error: Exception, attempts: int, *, timed_out: bool
+) -> bool:
+    """True if `error` is retried; otherwise note on it that the node gave up."""
+    if attempts <= policy.retries and isinstance(error, policy.retry_on):
+        return True
+    _note_failure(policy, error, attempts=attempts, timed_out=timed_out)
+    return False
+
+
+def _note_failure(
+    policy: Policy, error: Exception, *, attempts: int, timed_out: bool
+) -> None:
+    note = (
+        f"kiln: node {policy.node!r} failed after {attempts} "
+        f"{'attempt' if attempts == 1 else 'attempts'} (retries={policy.retries})"
+    )
+    if policy.where:
+        note += f", at {policy.where}"
+    if timed_out:
+        # asyncio's TimeoutError has no message of its own.
+        note += f"; the last attempt exceeded its timeout of {policy.timeout:g}s"
+    error.add_note(note)
