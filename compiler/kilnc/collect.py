@@ -237,6 +237,7 @@ def _flow(
         options=options,
         returns=_annotation_code(parsed, function.returns),
         span=parsed.span(function.name),
+        streams=_yields(function),
     )
     return flow, diagnostics
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import final
+from typing import Final, final
 
 import libcst as cst
 
@@ -117,6 +117,11 @@ def emit_module(module: ModulePlan) -> str:
     for node in module.prelude:
         w.code(_code(node))
     w.line(f"import kiln as {RUNTIME}")
+    if any(
+        isinstance(item, Compiled) and item.plan.flow.flow.streams
+        for item in module.body
+    ):
+        w.line(f"import collections.abc as {ABC}")
     previous_simple = True  # the runtime import above
     for item in module.body:
         simple = isinstance(item, PolicyConstant | FallbackImport) or (
@@ -159,6 +164,78 @@ def _combined_digest(sources: Sequence[SourceFile]) -> str:
     return combined.hexdigest()
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """How a flow's class is built: the method that runs the body, the one derived from it."""
+
+    bases: str
+    runs: str
+    derives: str
+    derived: str  # the derived method's body; {runtime} and {args} are filled in
+    call: str  # the method `__call__` calls
+
+
+#   flow               | runs the body    | derived from it
+#   async def          | aforward         | forward: run_sync(aforward), loop-aware
+#   def                | forward          | aforward: return forward
+#   async def + yield  | astream          | stream: iterate(astream), loop-aware
+#   def + yield        | stream           | astream: yields what stream yields
+SHAPES: Final = {
+    (True, False): Shape(
+        f"{RUNTIME}.AsyncProcess, {RUNTIME}.Process",
+        "async def aforward",
+        "def forward",
+        "return {runtime}.run_sync(self.aforward({args}))",
+        "forward",
+    ),
+    (False, False): Shape(
+        f"{RUNTIME}.AsyncProcess, {RUNTIME}.Process",
+        "def forward",
+        "async def aforward",
+        "return self.forward({args})",
+        "forward",
+    ),
+    (True, True): Shape(
+        f"{RUNTIME}.AsyncStreamProcess, {RUNTIME}.StreamProcess",
+        "async def astream",
+        "def stream",
+        "return {runtime}.iterate(self.astream({args}))",
+        "stream",
+    ),
+    (False, True): Shape(
+        f"{RUNTIME}.AsyncStreamProcess, {RUNTIME}.StreamProcess",
+        "def stream",
+        "async def astream",
+        "for item in self.stream({args}):\n    yield item",
+        "stream",
+    ),
+}
+ABC = "_kiln_abc"  # collections.abc, for the annotations of derived stream methods
+
+
+def _annotations(flow: FlowDef) -> tuple[str, str]:
+    """The return annotations of the method running the body and of the derived one."""
+    if flow.returns is None:
+        return "", ""
+    own = f" -> {flow.returns}"
+    if not flow.streams:
+        return own, own
+    item = _stream_item(flow.returns)
+    kind = "Iterator" if flow.is_async else "AsyncIterator"
+    return own, f" -> {ABC}.{kind}[{item}]" if item is not None else ""
+
+
+def _stream_item(annotation: str) -> str | None:
+    """`T` of `AsyncIterator[T]`, `Iterator[T]`, `AsyncGenerator[T, None]` and the like."""
+    parsed = cst.parse_expression(annotation)
+    if isinstance(parsed, cst.Subscript) and parsed.slice:
+        element = parsed.slice[0].slice
+        if isinstance(element, cst.Index):
+            return _code(element.value)
+    return None
+
+
 class _FlowEmitter:
     def __init__(
         self, w: Writer, plan: FlowPlan, class_name: str, module: ModulePlan
@@ -179,35 +256,26 @@ class _FlowEmitter:
 
     def emit(self) -> None:
         flow, w = self.flow, self.w
-        bases = f"{RUNTIME}.AsyncProcess, {RUNTIME}.Process"
-        w.line(f"class {self.class_name}({bases}):")
+        shape = SHAPES[flow.is_async, flow.streams]
+        params = _code(flow.function.params)
+        params = f"self, {params}" if params.strip() else "self"
+        args = _forwarded(flow.function.params)
+        own, derived = _annotations(flow)
+        w.line(f"class {self.class_name}({shape.bases}):")
         with w.indent():
             w.line(repr(self.docstring()))
             w.line()
-            params = _code(flow.function.params)
-            params = f"self, {params}" if params.strip() else "self"
-            returns = f" -> {flow.returns}" if flow.returns is not None else ""
-            args = _forwarded(flow.function.params)
-            if flow.is_async:
-                w.line(f"async def aforward({params}){returns}:")
-                with w.indent():
-                    self.body()
-                w.line()
-                w.line(f"def forward({params}){returns}:")
-                with w.indent():
-                    w.line(f"return {RUNTIME}.run_sync(self.aforward({args}))")
-            else:
-                w.line(f"def forward({params}){returns}:")
-                with w.indent():
-                    self.body()
-                w.line()
-                w.line(f"async def aforward({params}){returns}:")
-                with w.indent():
-                    w.line(f"return self.forward({args})")
-            w.line()
-            w.line(f"def __call__({params}){returns}:")
+            w.line(f"{shape.runs}({params}){own}:")
             with w.indent():
-                w.line(f"return self.forward({args})")
+                self.body()
+            w.line()
+            w.line(f"{shape.derives}({params}){derived}:")
+            with w.indent():
+                w.code(shape.derived.format(runtime=RUNTIME, args=args))
+            w.line()
+            w.line(f"def __call__({params}){derived if flow.is_async else own}:")
+            with w.indent():
+                w.line(f"return self.{shape.call}({args})")
         w.line()
         w.line()
         w.line(f"{flow.identifier} = {self.class_name}()")
@@ -319,8 +387,12 @@ class _FlowEmitter:
             self.match(action)
         elif isinstance(action, Loop):
             self.loop(action)
-        else:
+        elif isinstance(action, WhileLoop):
             self.while_loop(action)
+        else:
+            self.w.line(
+                "yield" if action.value is None else f"yield {_code(action.value)}"
+            )
 
     def call(self, action: Call, returning: bool, *, counted: bool = True) -> None:
         if counted:
@@ -357,9 +429,12 @@ class _FlowEmitter:
         node = call.call
         callee = call.callee
         if isinstance(callee, FlowDef):
-            if call.local and callee.is_async:
+            method = (
+                _FLOW_METHODS[callee.is_async, callee.streams] if call.local else None
+            )
+            if method is not None:
                 node = node.with_changes(
-                    func=cst.Attribute(node.func, cst.Name("aforward"))
+                    func=cst.Attribute(node.func, cst.Name(method))
                 )
         elif callee.options.resilient:
             helper = (
@@ -587,6 +662,15 @@ def _task_base(task: Task) -> str:
             else "each"
         )
     return "step"
+
+
+# The method a compiled subflow is called through (a sync value flow: its instance).
+_FLOW_METHODS: Final = {
+    (True, False): "aforward",
+    (False, False): None,
+    (True, True): "astream",
+    (False, True): "stream",
+}
 
 
 def _negated(test: cst.BaseExpression) -> str:

@@ -23,7 +23,17 @@ from collections.abc import Iterable
 
 import networkx as nx
 
-from kilnc.ir import Block, FlowDef, FlowIR, Step, StepId
+from kilnc.ir import (
+    Block,
+    Call,
+    FanOut,
+    FlowDef,
+    FlowIR,
+    Step,
+    StepId,
+    WhileLoop,
+    child_blocks,
+)
 
 
 def build_graph(block: Block) -> nx.DiGraph:
@@ -83,3 +93,42 @@ def build_flow_graph(flows: Iterable[FlowIR]) -> nx.DiGraph:
 
 def _flow_key(flow: FlowDef) -> str:
     return f"{flow.module}.{flow.identifier}"
+
+
+def build_loop_graph(flow: FlowIR) -> nx.DiGraph:
+    """Call sites and `while` headers, with each loop's back edges: its cycles.
+
+    Example input: `while not await review(text): text = await revise(text)`.
+    Output: nodes `while@12`, `review@12`, `revise@13`; edges from the header to
+    each call site in the loop and back, so the loop is one strongly connected
+    component whose call sites carry their visit bounds.
+    """
+    graph = nx.DiGraph()
+    _add_loops(graph, flow.body, [])
+    return graph
+
+
+def _add_loops(graph: nx.DiGraph, block: Block, headers: list[str]) -> None:
+    for step in block.steps:
+        action = step.action
+        calls = []
+        if isinstance(action, Call):
+            calls = [action.call]
+        elif isinstance(action, FanOut):
+            calls = [action.result]
+        for call in calls:
+            site = f"{call.callee.name}@{call.span.line}"
+            graph.add_node(site, call=call)
+            for header in headers:
+                graph.add_edge(header, site)
+                graph.add_edge(site, header)
+        inner = headers
+        if isinstance(action, WhileLoop):
+            header = f"while@{step.span.line}"
+            graph.add_node(header, call=None)
+            inner = [*headers, header]
+        if not isinstance(
+            action, FanOut
+        ):  # a fan-out counts as one visit of its call site
+            for child in child_blocks(action):
+                _add_loops(graph, child, inner)

@@ -115,6 +115,7 @@ class FlowDef:
     options: FlowOptions
     returns: str | None
     span: Span
+    streams: bool = False  # the body yields: a streaming flow (`astream`, `stream`)
 
     @property
     def name(self) -> str:
@@ -153,7 +154,7 @@ class NodeCall:
         """Whether the source awaits the call."""
         callee = self.callee
         if isinstance(callee, FlowDef):
-            return callee.is_async
+            return callee.is_async and not callee.streams
         return callee.kind is NodeKind.ASYNC
 
     @property
@@ -269,11 +270,19 @@ class WhileLoop:
 
 @final
 @dataclass(frozen=True, slots=True)
+class Yield:
+    """`yield value` in a streaming flow: it waits for everything before it."""
+
+    value: cst.BaseExpression | None = field(repr=False)
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class Return:
     value: cst.BaseExpression | None = field(repr=False)
 
 
-Action = Inline | Call | FanOut | Branch | Match | Loop | WhileLoop | Return
+Action = Inline | Call | FanOut | Branch | Match | Loop | WhileLoop | Yield | Return
 
 
 @final

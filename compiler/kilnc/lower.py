@@ -51,6 +51,7 @@ from kilnc.ir import (
     Step,
     StepId,
     WhileLoop,
+    Yield,
     child_blocks,
 )
 from kilnc.names import BUILTINS, name_uses, target_names
@@ -156,11 +157,14 @@ class _Lowerer:
         if isinstance(node, cst.Pass):
             return []
         if isinstance(node, cst.Expr) and isinstance(node.value, cst.Yield):
+            return self.yield_statement(node.value)
+        if _has_yield(node):
             self.report(
                 node,
                 Code.STREAMING_FLOW,
-                "a flow that yields is a streaming flow, not compiled by this version of kiln",
-                "return a list for now; streaming flows arrive with streams",
+                "a streaming flow yields in a statement of its own; "
+                "values are not sent into flows",
+                "write 'yield value' on its own line",
             )
             return []
         steps = self.direct_call(node, defined)
@@ -172,6 +176,26 @@ class _Lowerer:
         for step in steps:
             defined |= step.writes
         return steps
+
+    def yield_statement(self, node: cst.Yield) -> list[Step]:
+        value = node.value
+        if isinstance(value, cst.From):
+            self.report(
+                node,
+                Code.STREAMING_FLOW,
+                "'yield from' is not part of the flow language",
+                "write 'for item in stream: yield item'",
+            )
+            return []
+        prefix: list[Step] = []
+        if value is not None:
+            prefix, value = self.lift_expression(value)
+        reads = name_uses(value).read_names if value is not None else frozenset()
+        uses = self.state_uses(value) if value is not None else frozenset()
+        step = self.make_step(
+            node, Yield(value), reads, frozenset(), uses, None, barrier=True
+        )
+        return [*prefix, step]
 
     def direct_call(
         self, node: cst.BaseSmallStatement, defined: set[str]
@@ -208,11 +232,12 @@ class _Lowerer:
             return None
         target = node.targets[0].target if isinstance(node, cst.Assign) else node.target
         value = node.value
-        if not _is_comprehension(value) or not self.contains_node_call(value):
-            return None
-        assert isinstance(
+        if not isinstance(
             value, cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp
-        )
+        ):
+            return None
+        if not self.contains_node_call(_element(value)):
+            return None
         return self.fan_out(value, target, node)
 
     def branch(self, node: cst.If, defined: set[str]) -> list[Step]:
@@ -809,6 +834,14 @@ class _Lifter(cst.CSTTransformer):
     ) -> cst.BaseExpression:
         if not self.lowerer.contains_node_call(node):
             return node
+        if not self.lowerer.contains_node_call(_element(node)):
+            # Only the iterable calls a node (a stream, say): lift it, keep the rest inline.
+            prefix, first = self.lowerer.lift_expression(node.for_in.iter)
+            self.steps += prefix
+            clauses = node.for_in.with_changes(iter=first)
+            where = "a comprehension's 'for'/'if'"
+            self.lowerer.forbid_calls(clauses.with_changes(iter=cst.Name("_")), where)
+            return node.with_changes(for_in=clauses)
         target = cst.Name(self.lowerer.temporary("each"))
         self.steps += self.lowerer.fan_out(node, target, node)
         if isinstance(node, cst.GeneratorExp) and node.lpar:
@@ -888,10 +921,26 @@ def _without_docstring(
     return statements
 
 
-def _is_comprehension(node: cst.BaseExpression) -> bool:
-    return isinstance(
-        node, cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp
-    )
+def _has_yield(node: cst.CSTNode) -> bool:
+    class Finder(cst.CSTVisitor):
+        found = False
+
+        def visit_Yield(self, node: cst.Yield) -> None:
+            self.found = True
+
+        def visit_Lambda(self, node: cst.Lambda) -> bool:
+            return False
+
+    finder = Finder()
+    node.visit(finder)
+    return finder.found
+
+
+def _element(
+    node: cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp,
+) -> cst.BaseExpression:
+    """What a comprehension computes per item (a dict comprehension's value)."""
+    return node.value if isinstance(node, cst.DictComp) else node.elt
 
 
 def _comprehension_targets(clauses: cst.CompFor) -> set[str]:

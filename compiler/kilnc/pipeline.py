@@ -21,7 +21,7 @@ from typing import final
 
 import libcst as cst
 
-from kilnc.checks import check_cycles, check_duplicates
+from kilnc.checks import check_cycles, check_duplicates, check_visit_limits
 from kilnc.collect import collect_definitions
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.emit import (
@@ -33,7 +33,7 @@ from kilnc.emit import (
     emit_module,
 )
 from kilnc.format import format_module
-from kilnc.graph import build_flow_graph, build_graph
+from kilnc.graph import build_flow_graph, build_graph, build_loop_graph
 from kilnc.ir import Block, FlowIR, NodeDef, dump_block
 from kilnc.lower import LowerContext, lower_flow
 from kilnc.parse import ParsedModule, parse_source
@@ -248,7 +248,9 @@ def _dumps(
         if dump == "ir":
             listings.append(f"{title}\n{dump_block(flow_ir.body, '    ')}")
         elif dump == "graph":
-            listings.append(f"{title}\n{_dump_graph(flow_ir.body)}")
+            report = check_visit_limits(flow_ir, build_loop_graph(flow_ir))
+            loops = "\n".join(f"    {line}" for line in report.lines())
+            listings.append(f"{title}\n{_dump_graph(flow_ir.body)}\n{loops}")
         else:
             listings.append(f"{title}\n{_indent(dump_plan(plan.plan(flow_ir.body)))}")
     return tuple(listings)

@@ -324,6 +324,10 @@ class _AwaitFinder(cst.CSTVisitor):
         self.found = True
         return False
 
+    def visit_CompFor(self, node: cst.CompFor) -> bool:
+        self.found = self.found or node.asynchronous is not None
+        return True
+
 
 def _forget(task: Task, inlined: TaskId) -> Task:
     """A task spawned after `inlined` ran in place reads its values from main instead."""
