@@ -11,6 +11,7 @@ Standard library only, and small enough to read in one sitting:
   sync entry point `run_sync`;
 - `resilience`: a node's retries and timeout (`Policy`, `call`, `call_sync`,
   `call_in_thread`);
+- `streams`: `iterate`, a sync loop over an async stream;
 - `errors`: `KilnError` and its subclasses.
 """
 
@@ -32,6 +33,7 @@ from kiln.process import (
 )
 from kiln.resilience import Policy, call, call_in_thread, call_sync
 from kiln.run import Scope, amap, gather, keyed, run_sync
+from kiln.streams import iterate
 
 __version__ = "0.1.0"
 
@@ -62,6 +64,7 @@ __all__ = [
     "flow",
     "forward",
     "gather",
+    "iterate",
     "keyed",
     "node",
     "run_sync",

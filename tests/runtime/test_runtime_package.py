@@ -41,6 +41,7 @@ PUBLIC = {
     "call",
     "call_sync",
     "call_in_thread",
+    "iterate",
 }
 
 

@@ -30,6 +30,7 @@ from kiln import (
     flow,
     forward,
     gather,
+    iterate,
     keyed,
     node,
     run_sync,
@@ -206,3 +207,9 @@ assert_type(call_sync(policy, double, 1), int)
 assert_type(call_sync(policy, load, path="p"), list[str])
 call_sync(policy, double, "1")  # E: arg-type
 call_sync(policy, double, 1, scale=2)  # E: call-arg
+
+# --- iterate: a sync loop over an async stream -------------------------------
+
+assert_type(iterate(words("a b")), Iterator[str])
+assert_type([len(w) for w in iterate(Tokens().astream("a b"))], list[int])
+iterate(count(2))  # E: arg-type
