@@ -465,58 +465,70 @@ class _FlowEmitter:
 
     def fan_out(self, step: Step, action: FanOut, returning: bool) -> None:
         self.count_visit(action.result)
-        if not step.awaits:
-            value = _code(action.comprehension)
-            calls = [action.result, *(_calls(action.element))]
-            self.guarded([_assign(action.target, None, value, returning)], calls)
-            return
+        concurrent = action.result.suspends or any(
+            s.awaits for s in action.element.steps
+        )
         if action.element.steps or self.fallback_code(action.result) is not None:
-            value = self.element_function(action)
+            value = self.element_function(action, concurrent)
             self.w.line(_assign(action.target, None, value, returning))
             return
         call = self.call_code(action.result, awaited=False)
-        if action.is_async_for:
-            clause = action.clauses
-            each = f"lambda {_code(clause.target)}: {call}"
-            gathered = f"await {RUNTIME}.amap({_code(clause.iter)}, {each})"
+        clauses = _code(action.clauses)
+        if (
+            not concurrent
+        ):  # sync nodes: nothing to overlap, the comprehension as written
+            value = _comprehension(action, call)
+        elif action.is_async_for:
+            each = f"lambda {_code(action.clauses.target)}: {call}"
+            value = f"await {RUNTIME}.amap({_code(action.clauses.iter)}, {each})"
         elif action.kind is FanOutKind.DICT:
             assert action.key is not None
             pairs = f"{RUNTIME}.keyed({_code(action.key)}, {call})"
-            gathered = f"await {RUNTIME}.gather({pairs} {_code(action.clauses)})"
+            value = f"await {RUNTIME}.gather({pairs} {clauses})"
         else:
-            gathered = f"await {RUNTIME}.gather({call} {_code(action.clauses)})"
-        value = _collection(action.kind, gathered)
-        self.guarded([_assign(action.target, None, value, returning)], [action.result])
+            value = f"await {RUNTIME}.gather({call} {clauses})"
+        if concurrent:
+            value = _collection(action.kind, value)
+        calls = [action.result, *_calls(action.element)]
+        self.guarded([_assign(action.target, None, value, returning)], calls)
 
-    def element_function(self, action: FanOut) -> str:
-        """Several calls per element: one coroutine per element runs them in order."""
+    def element_function(self, action: FanOut, concurrent: bool) -> str:
+        """An element of several calls, or with a fallback: a function per element.
+
+        Concurrent elements are coroutines gathered at once; elements of sync
+        nodes are plain calls, one after another, as the source runs them.
+        """
         each = self.names.fresh("each")
         returns = action.result.callee.returns
+        define = "async def" if concurrent else "def"
         if action.is_async_for:
             assert action.item_types is not None
             target = _code(action.clauses.target)
             self.w.line(
-                f"async def {each}({target}: {action.item_types[0]}) -> {returns}:"
+                f"{define} {each}({target}: {action.item_types[0]}) -> {returns}:"
             )
             with self.w.indent():
                 self.element_body(action)
-            return _collection(
-                action.kind,
-                f"await {RUNTIME}.amap({_code(action.clauses.iter)}, {each})",
-            )
+            iterable = _code(action.clauses.iter)
+            if concurrent:
+                return _collection(
+                    action.kind, f"await {RUNTIME}.amap({iterable}, {each})"
+                )
+            return f"[{each}({target}) async for {target} in {iterable}]"
         items, index = self.names.fresh("items"), self.names.fresh("index")
         targets = _comprehension_targets(action.clauses)
         self.w.line(f"{items} = [{targets} {_code(action.clauses)}]")
-        self.w.line(f"async def {each}({index}: int) -> {returns}:")
+        self.w.line(f"{define} {each}({index}: int) -> {returns}:")
         with self.w.indent():
             self.w.line(f"{targets} = {items}[{index}]")
             self.element_body(action)
-        gathered = f"await {RUNTIME}.gather({each}({index}) for {index} in range(len({items})))"
+        every = f"{each}({index}) for {index} in range(len({items}))"
+        results = f"await {RUNTIME}.gather({every})" if concurrent else f"[{every}]"
         if action.kind is FanOutKind.DICT:
             assert action.key is not None
             keys = f"[{_code(action.key)} for {targets} in {items}]"
-            return f"dict(zip({keys}, {gathered}))"
-        return _collection(action.kind, gathered)
+            return f"dict(zip({keys}, {results}))"
+        return _collection(action.kind, results)
 
     def element_body(self, action: FanOut) -> None:
         for step in action.element.steps:
@@ -621,6 +633,17 @@ def _assign(
         return value
     annotated = f": {_code(annotation.annotation)}" if annotation is not None else ""
     return f"{_code(target)}{annotated} = {value}"
+
+
+def _comprehension(action: FanOut, element: str) -> str:
+    """The fan-out's comprehension as the source wrote it, with `element` per item."""
+    clauses = _code(action.clauses)
+    if action.kind is FanOutKind.DICT:
+        assert action.key is not None
+        return f"{{{_code(action.key)}: {element} {clauses}}}"
+    if action.kind is FanOutKind.SET:
+        return f"{{{element} {clauses}}}"
+    return f"[{element} {clauses}]"
 
 
 def _collection(kind: FanOutKind, gathered: str) -> str:
