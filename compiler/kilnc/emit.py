@@ -583,6 +583,17 @@ class _FlowEmitter:
             self.block(action.body)
 
     def loop(self, action: Loop) -> None:
+        if not action.closes:
+            self.loop_statement(action)
+            return
+        # However the loop ends (break, return, an error), the producer is closed at once.
+        closing = "async with" if action.is_async else "with"
+        helper = "aclosing" if action.is_async else "closing"
+        self.w.line(f"{closing} {RUNTIME}.{helper}({_code(action.iterable)}):")
+        with self.w.indent():
+            self.loop_statement(action)
+
+    def loop_statement(self, action: Loop) -> None:
         keyword = "async for" if action.is_async else "for"
         self.w.line(f"{keyword} {_code(action.target)} in {_code(action.iterable)}:")
         with self.w.indent():

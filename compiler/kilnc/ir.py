@@ -251,6 +251,9 @@ class Loop:
     body: Block
     orelse: Block | None
     is_async: bool
+    closes: bool = (
+        False  # the iterable is a stream the loop opened: close it however it ends
+    )
 
 
 @final

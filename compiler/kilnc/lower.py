@@ -275,7 +275,12 @@ class _Lowerer:
         defined |= target_names(node.target) | _written(body)
         blocks = [body] if orelse is None else [body, orelse]
         action = Loop(
-            node.target, iterable, body, orelse, node.asynchronous is not None
+            node.target,
+            iterable,
+            body,
+            orelse,
+            node.asynchronous is not None,
+            closes=self.opens_stream(node.iter),
         )
         step = self.compound(
             node, action, blocks, [iterable], writes=target_names(node.target)
@@ -485,6 +490,18 @@ class _Lowerer:
             self.report(
                 where, Code.AWAITED_SYNC, f"{kind_text} {what} is awaited", hint
             )
+
+    def opens_stream(self, expression: cst.BaseExpression) -> bool:
+        """Whether the expression is a call of a stream node or a streaming flow."""
+        if not isinstance(expression, cst.Call):
+            return False
+        found = self.resolve(expression.func)
+        if found is None:
+            return False
+        callee = found[0]
+        if isinstance(callee, NodeDef):
+            return callee.kind in (NodeKind.STREAM, NodeKind.ASYNC_STREAM)
+        return callee.streams
 
     def contains_node_call(self, node: cst.CSTNode) -> bool:
         finder = _CallFinder(self.resolve)

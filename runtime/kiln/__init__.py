@@ -12,9 +12,11 @@ Standard library only, and small enough to read in one sitting:
 - `resilience`: a node's retries and timeout (`Policy`, `call`, `call_sync`,
   `call_in_thread`);
 - `streams`: `iterate`, a sync loop over an async stream;
+- `closing`: `closing` and `aclosing`, which close a stream a loop opened;
 - `errors`: `KilnError` and its subclasses.
 """
 
+from kiln.closing import aclosing, closing
 from kiln.decorators import flow, node
 from kiln.errors import KilnError, OptionError, ReservedNameError, VisitLimitError
 from kiln.memory import Memory
@@ -55,12 +57,14 @@ __all__ = [
     "StreamProcess",
     "VisitLimitError",
     "__version__",
+    "aclosing",
     "aforward",
     "amap",
     "astream",
     "call",
     "call_in_thread",
     "call_sync",
+    "closing",
     "flow",
     "forward",
     "gather",

@@ -28,6 +28,8 @@ PUBLIC = {
     "astream",
     "Func",
     "AsyncFunc",
+    "aclosing",
+    "closing",
     "KilnError",
     "OptionError",
     "ReservedNameError",
