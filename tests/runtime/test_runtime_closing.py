@@ -42,12 +42,14 @@ async def test_aclosing_closes_an_async_generator_on_error() -> None:
         finally:
             events.append("closed")
 
-    stream = numbers()
-    with pytest.raises(ValueError, match="stop"):
+    async def consume(stream: AsyncIterator[int]) -> None:
         async with aclosing(stream):
             async for value in stream:
                 if value == 1:
                     raise ValueError("stop")
+
+    with pytest.raises(ValueError, match="stop"):
+        await consume(numbers())
     assert events == ["closed"]
 
 
