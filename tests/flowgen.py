@@ -3,14 +3,23 @@
 Every generated module has nodes `n0..nK` (sync or async, some sleeping a
 little so that interleavings vary) and one flow `main(x: int, memory: Memory)`
 whose statements wire them: plain calls on earlier values, fan-outs over a
-range, `if`/`else` on an earlier value, inline glue, and Memory writes whose
-order the compiled flow must keep. The flow returns every value it computed,
-so the differential test compares the whole computation, not only its end.
+range, `if`/`else` on an earlier value, inline glue, Memory writes whose
+order the compiled flow must keep, `while` loops that stay within the flow's
+`max_visits`, and calls of nodes that fail a few times before their retries
+make them succeed. The flow returns every value it computed, so the
+differential test compares the whole computation, not only its end.
+
+A node with retries fails only while the module's `planned_failures` is true:
+a plain run of the source has no retries, so the reference run turns the
+failures off (`plain_run_without_failures`) and computes the value the retries
+eventually reach. Attempts are counted per call (node and arguments) in the
+module's `attempts`, and each such call's planned failures are in `planned`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from types import ModuleType
 
 from hypothesis import strategies as st
 
@@ -20,6 +29,9 @@ class NodeSpec:
     is_async: bool
     delay: float
     weight: int
+    fails: int = 0  # planned failures of each call (a call: the node and its arguments)
+    retries: int = 0  # >= fails, so that every call succeeds in the end
+    thread: bool = False  # a sync node with retries may run in a worker thread
 
     def source(self, index: int) -> str:
         head = "async def" if self.is_async else "def"
@@ -28,10 +40,39 @@ class NodeSpec:
             if self.is_async and self.delay
             else ""
         )
+        options = [f"retries={self.retries}"] if self.retries else []
+        if self.thread:
+            options.append("thread=True")
+        decorator = f"@node({', '.join(options)})" if options else "@node"
+        failing = (
+            f'    key = f"n{index}{{values}}"\n'
+            f"    attempts[key] = attempts.get(key, 0) + 1\n"
+            f"    planned[key] = {self.fails}\n"
+            f"    if planned_failures and attempts[key] <= {self.fails}:\n"
+            f'        raise Planned(f"{{key}}: planned failure {{attempts[key]}}")\n'
+            if self.fails
+            else ""
+        )
         return (
-            f"@node\n{head} n{index}(*values: int) -> int:\n{sleep}"
+            f"{decorator}\n{head} n{index}(*values: int) -> int:\n{failing}{sleep}"
             f"    return (sum(values) * {self.weight} + {index}) % 1000003\n"
         )
+
+
+def plain_run_without_failures(module: ModuleType) -> ModuleType:
+    """Make the source `module`'s nodes succeed at once, for the plain reference run."""
+    module.planned_failures = False
+    return module
+
+
+def retried_as_planned(module: ModuleType) -> bool:
+    """Whether every call of a compiled `module` took its planned failures, then one more."""
+    # Tree-shaken away when no node of the flow fails.
+    attempts: dict[str, int] = getattr(module, "attempts", {})
+    planned: dict[str, int] = getattr(module, "planned", {})
+    return attempts.keys() == planned.keys() and all(
+        attempts[key] == planned[key] + 1 for key in attempts
+    )
 
 
 def _call(index: int, spec: NodeSpec, args: list[str]) -> str:
@@ -39,9 +80,149 @@ def _call(index: int, spec: NodeSpec, args: list[str]) -> str:
     return f"await {call}" if spec.is_async else call
 
 
+def _with_retries(draw: st.DrawFn, spec: NodeSpec) -> NodeSpec:
+    """`spec` failing 1-3 times per call, with enough retries to succeed."""
+    fails = draw(st.integers(min_value=1, max_value=3))
+    return replace(
+        spec,
+        fails=fails,
+        retries=fails + draw(st.integers(min_value=0, max_value=1)),
+        thread=not spec.is_async and draw(st.booleans()),
+    )
+
+
+def _while_loop(
+    draw: st.DrawFn,
+    index: int,
+    spec: NodeSpec,
+    name: str,
+    inputs: list[str],
+    bound: int,
+) -> list[str]:
+    """A `while` loop whose call sites each run `rounds` times: never past `bound`."""
+    rounds = draw(st.integers(min_value=0, max_value=bound))
+    lines = [
+        f"{name} = {inputs[0]}",
+        f"{name}_i = 0",
+        f"while {name}_i < {rounds}:",
+        f"    {name} = {_call(index, spec, [name, *inputs[1:]])}",
+    ]
+    if draw(st.booleans()):
+        lines.append(f"    await record(memory, {name})")
+    if draw(st.booleans()):
+        lines.append(f"    {name}_i = await step({name}_i)")
+    else:
+        lines.append(f"    {name}_i += 1")
+    return lines
+
+
+HEADER = """\
+import asyncio
+
+from kiln import Memory, flow, node
+
+planned_failures = True
+attempts: dict[str, int] = {}
+planned: dict[str, int] = {}
+
+
+class Planned(Exception):
+    pass
+
+
+@node
+async def record(memory: Memory, value: int) -> None:
+    await asyncio.sleep(0)
+    memory.log = [*memory.log, value]
+
+
+@node
+async def step(i: int) -> int:
+    return i + 1
+
+
+"""
+
+
+SHAPES = (
+    "call",
+    "call",
+    "fan_out",
+    "branch",
+    "two_arms",
+    "loop",
+    "memory",
+    "glue",
+    "while",
+    "retry",
+)
+
+
+def _statement(
+    draw: st.DrawFn,
+    shape: str,
+    index: int,
+    spec: NodeSpec,
+    inputs: list[str],
+    values: list[str],
+    bound: int,
+) -> list[str]:
+    """The lines of one statement of `shape` that computes `v{index}` with node `index`."""
+    name = f"v{index}"
+    if shape in ("call", "retry"):
+        return [f"{name} = {_call(index, spec, inputs)}"]
+    if shape == "fan_out":
+        width = draw(st.integers(min_value=0, max_value=4))
+        element = _call(index, spec, [*inputs, "k"])
+        return [
+            f"{name}_all = [{element} for k in range({width})]",
+            f"{name} = sum({name}_all)",
+        ]
+    if shape == "branch":
+        test = draw(st.sampled_from(values))
+        return [
+            f"if {test} % 2 == 0:",
+            f"    {name} = {_call(index, spec, inputs)}",
+            "else:",
+            f"    {name} = {inputs[0]} + 1",
+        ]
+    if shape == "two_arms":
+        test = draw(st.sampled_from(values))
+        other = draw(st.sampled_from(values))
+        return [
+            f"if {test} % 3 == 0:",
+            f"    {name}_a = {_call(index, spec, inputs)}",
+            f"    {name}_b = {_call(index, spec, [other])}",
+            f"    {name} = {name}_a - {name}_b",
+            f"elif {_call(index, spec, [test])} % 2 == 0:",
+            f"    {name} = {_call(index, spec, [other, test])}",
+            "else:",
+            f"    {name} = {other}",
+        ]
+    if shape == "loop":
+        width = draw(st.integers(min_value=0, max_value=3))
+        return [
+            f"{name} = {inputs[0]}",
+            f"for k in range({width}):",
+            f"    {name}_k = {_call(index, spec, [*inputs, 'k'])}",
+            f"    {name}_j = {_call(index, spec, ['k'])}",
+            f"    {name} = {name} + {name}_k * {name}_j",
+        ]
+    if shape == "while":
+        return _while_loop(draw, index, spec, name, inputs, bound)
+    if shape == "memory":
+        return [
+            f"{name} = {_call(index, spec, inputs)}",
+            f"await record(memory, {name})",
+        ]
+    return [f"{name} = {' + '.join(inputs)} * 3"]
+
+
 @st.composite
 def flows(draw: st.DrawFn) -> str:
     count = draw(st.integers(min_value=1, max_value=9))
+    max_visits = draw(st.sampled_from([None, 2, 8]))  # None: the default, 5
+    bound = 5 if max_visits is None else max_visits
     nodes = [
         NodeSpec(
             is_async=draw(st.booleans()),
@@ -52,72 +233,19 @@ def flows(draw: st.DrawFn) -> str:
     ]
     values = ["x"]
     lines: list[str] = []
-    for index, spec in enumerate(nodes):
+    for index in range(count):
         inputs = draw(st.lists(st.sampled_from(values), min_size=1, max_size=3))
-        name = f"v{index}"
-        shape = draw(
-            st.sampled_from(
-                [
-                    "call",
-                    "call",
-                    "fan_out",
-                    "branch",
-                    "two_arms",
-                    "loop",
-                    "memory",
-                    "glue",
-                ]
-            )
-        )
-        if shape == "call":
-            lines.append(f"{name} = {_call(index, spec, inputs)}")
-        elif shape == "fan_out":
-            width = draw(st.integers(min_value=0, max_value=4))
-            element = _call(index, spec, [*inputs, "k"])
-            lines.append(f"{name}_all = [{element} for k in range({width})]")
-            lines.append(f"{name} = sum({name}_all)")
-        elif shape == "branch":
-            test = draw(st.sampled_from(values))
-            lines.append(f"if {test} % 2 == 0:")
-            lines.append(f"    {name} = {_call(index, spec, inputs)}")
-            lines.append("else:")
-            lines.append(f"    {name} = {inputs[0]} + 1")
-        elif shape == "two_arms":
-            test = draw(st.sampled_from(values))
-            other = draw(st.sampled_from(values))
-            lines.append(f"if {test} % 3 == 0:")
-            lines.append(f"    {name}_a = {_call(index, spec, inputs)}")
-            lines.append(f"    {name}_b = {_call(index, spec, [other])}")
-            lines.append(f"    {name} = {name}_a - {name}_b")
-            lines.append(f"elif {_call(index, spec, [test])} % 2 == 0:")
-            lines.append(f"    {name} = {_call(index, spec, [other, test])}")
-            lines.append("else:")
-            lines.append(f"    {name} = {other}")
-        elif shape == "loop":
-            width = draw(st.integers(min_value=0, max_value=3))
-            lines.append(f"{name} = {inputs[0]}")
-            lines.append(f"for k in range({width}):")
-            lines.append(f"    {name}_k = {_call(index, spec, [*inputs, 'k'])}")
-            lines.append(f"    {name}_j = {_call(index, spec, ['k'])}")
-            lines.append(f"    {name} = {name} + {name}_k * {name}_j")
-        elif shape == "memory":
-            lines.append(f"{name} = {_call(index, spec, inputs)}")
-            lines.append(f"await record(memory, {name})")
-        else:
-            lines.append(f"{name} = {' + '.join(inputs)} * 3")
-        values.append(name)
+        shape = draw(st.sampled_from(SHAPES))
+        if shape == "retry":
+            nodes[index] = _with_retries(draw, nodes[index])
+        lines += _statement(draw, shape, index, nodes[index], inputs, values, bound)
+        values.append(f"v{index}")
     lines.append(f"return ({', '.join(values[1:])},), list(memory.log)")
     body = "\n".join(f"    {line}" for line in lines)
     nodes_source = "\n\n".join(spec.source(i) for i, spec in enumerate(nodes))
+    decorator = "@flow" if max_visits is None else f"@flow(max_visits={max_visits})"
     return (
-        "import asyncio\n\n"
-        "from kiln import Memory, flow, node\n\n\n"
-        "@node\n"
-        "async def record(memory: Memory, value: int) -> None:\n"
-        "    await asyncio.sleep(0)\n"
-        "    memory.log = [*memory.log, value]\n\n\n"
-        f"{nodes_source}\n\n"
-        "@flow\n"
+        f"{HEADER}{nodes_source}\n\n{decorator}\n"
         "async def main(x: int, memory: Memory) -> tuple[tuple[int, ...], list[int]]:\n"
         f"{body}\n"
     )
