@@ -54,3 +54,20 @@ async def dag(
         for node in range(len(delays)):
             group.create_task(run(node))
     return [values[sink] for sink in sinks]
+
+
+async def a(x: int) -> int:
+    return x + 2
+
+
+async def b(i: int) -> int:
+    return i + 1
+
+
+async def loop(x: int, iterations: int) -> int:
+    """`while i < iterations: x = await a(x); i = await b(i)`, with no visit counting."""
+    i = 0
+    while i < iterations:
+        x = await a(x)
+        i = await b(i)
+    return x
