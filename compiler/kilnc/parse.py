@@ -11,6 +11,8 @@ located diagnostic rather than a crash in a later pass.
 from __future__ import annotations
 
 import ast
+import io
+import tokenize
 import warnings
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -47,8 +49,13 @@ class ParsedModule:
         if found is None:  # a node the compiler made itself: no position of its own
             return Span.at(self.source.path, 1)
         start, end = found.start, found.end
+        column = self.source.column
         return Span(
-            self.source.path, start.line, start.column + 1, end.line, end.column + 1
+            self.source.path,
+            start.line,
+            column(start.line, start.column) + 1,
+            end.line,
+            column(end.line, end.column) + 1,
         )
 
     def is_memory(self, annotation: cst.Annotation | None) -> bool:
@@ -123,8 +130,30 @@ def _python_rejects(source: SourceFile, text: str) -> Diagnostic | None:
 
 def _too_complex(source: SourceFile) -> Diagnostic:
     return error(
-        Span.at(source.path, 1),
+        Span.at(source.path, _largest_statement(source.text)),
         Code.TOO_COMPLEX,
-        "the source is nested too deeply for Python to compile",
+        "this statement is nested too deeply for Python to compile",
         "split the deepest expression into smaller statements",
     )
+
+
+def _largest_statement(text: str) -> int:
+    """The first line of the logical line with the most tokens: where the depth is.
+
+    Python's recursion limit gives no position; the tokenizer is linear and
+    still works, and the statement that overflowed the parser is the biggest.
+    """
+    best_line, best_count = 1, 0
+    start, count = 1, 0
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if count == 0:
+                start = token.start[0]
+            count += 1
+            if token.type in (tokenize.NEWLINE, tokenize.ENDMARKER):
+                if count > best_count:
+                    best_line, best_count = start, count
+                count = 0
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return best_line

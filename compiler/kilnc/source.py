@@ -8,9 +8,12 @@ byte-order mark, CRLF line ends or tabs never shift a diagnostic.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import final
+
+LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 @final
@@ -41,16 +44,30 @@ class SourceFile:
     module: str  # dotted module name relative to the project root
     text: str  # decoded, byte-order mark removed, line ends as written
     digest: str  # sha256 of the bytes, for the generated header
+    lines: tuple[
+        str, ...
+    ]  # split where Python ends lines: \n, \r\n, \r and nothing else
 
     @staticmethod
     def from_bytes(path: str, module: str, data: bytes) -> SourceFile:
         text = data.decode("utf-8-sig", errors="replace")
-        return SourceFile(path, module, text, hashlib.sha256(data).hexdigest())
+        lines = tuple(LINE_END.split(text))
+        return SourceFile(path, module, text, hashlib.sha256(data).hexdigest(), lines)
 
     def line(self, number: int) -> str:
         """The text of 1-based line `number`, without its line end."""
-        lines = self.text.splitlines()
-        return lines[number - 1] if 0 < number <= len(lines) else ""
+        return self.lines[number - 1] if 0 < number <= len(self.lines) else ""
+
+    def column(self, line: int, column: int) -> int:
+        """libcst's 0-based column as a 0-based character index into the line.
+
+        Python resets indentation at a form feed, and libcst counts the line's
+        leading whitespace from the last form feed in it; a diagnostic's column
+        counts every character.
+        """
+        text = self.line(line)
+        lead = len(text) - len(text.lstrip(" \t\x0c"))
+        return column + text.rfind("\x0c", 0, lead) + 1
 
 
 def display_path(path: Path) -> str:
