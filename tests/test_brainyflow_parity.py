@@ -41,6 +41,9 @@ then ``AssertionError: Maximum cycle count``       test_loop_past_its_bound_rais
 RecursionError whatever max_visits says
 (PARITY.md) 20 parallel triggers of one node       test_fan_out_in_a_loop_is_one_visit
 count as 20 visits
+ParallelFlow: independent work overlaps, in a      test_independent_calls_overlap_with_fresh_
+loop body too                                      names, test_independent_calls_overlap_when_
+                                                   they_rebind_their_inputs (xfail: a bug)
 (kiln additions users of BrainyFlow ask for)       test_timeout_stops_a_slow_node,
                                                    test_timeout_of_a_thread_node_bounds_the_
                                                    sync_entry_point (xfail: a bug),
@@ -733,6 +736,82 @@ def test_fan_out_in_a_loop_is_one_visit(tmp_path: Path) -> None:
     assert error.where.endswith(
         f"generated_flow.py:{line_of(FAN_OUT_LOOP, 'await work(')}"
     )
+
+
+REBOUND = """
+import asyncio
+from kiln import flow, node
+
+trace: list[str] = []
+
+async def overlap(me: str, other: str) -> None:
+    trace.append(f"start {me}")
+    for _ in range(100):  # until the other call started too, or give up
+        if f"start {other}" in trace:
+            break
+        await asyncio.sleep(0)
+    trace.append(f"end {me}")
+
+@node
+async def a(x: int) -> int:
+    await overlap("a", "b")
+    return x + 2
+
+@node
+async def b(i: int) -> int:
+    await overlap("b", "a")
+    return i + 1
+
+@flow
+async def fresh_names(x: int, i: int) -> tuple[int, int]:
+    y = await a(x)
+    j = await b(i)
+    return y, j
+
+@flow
+async def rebound_names(x: int, i: int) -> tuple[int, int]:
+    x = await a(x)
+    i = await b(i)
+    return x, i
+
+@flow
+async def rebound_in_a_loop(n: int) -> tuple[int, int]:
+    x = 0
+    i = 0
+    while i < n:
+        x = await a(x)
+        i = await b(i)
+    return x, i
+"""
+
+
+def overlapped(trace: list[str]) -> bool:
+    return max(trace.index("start a"), trace.index("start b")) < min(
+        trace.index("end a"), trace.index("end b")
+    )
+
+
+def test_independent_calls_overlap_with_fresh_names(tmp_path: Path) -> None:
+    compiled, source = build(REBOUND, tmp_path)
+    assert compiled.fresh_names(1, 1) == asyncio.run(source.fresh_names(1, 1)) == (3, 2)
+    assert overlapped(compiled.trace), compiled.trace
+    assert not overlapped(source.trace)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="compiler bug: a step that rebinds a name it reads (`x = await a(x)`) never runs as a "
+    "task, so the independent `i = await b(i)` after it waits for it; with fresh names "
+    "(`y = await a(x)`) the two overlap. Missed concurrency, in loops too",
+)
+@pytest.mark.parametrize("name", ["rebound_names", "rebound_in_a_loop"])
+def test_independent_calls_overlap_when_they_rebind_their_inputs(
+    tmp_path: Path, name: str
+) -> None:
+    compiled, source = build(REBOUND, tmp_path)
+    args = (1, 1) if name == "rebound_names" else (1,)
+    assert getattr(compiled, name)(*args) == asyncio.run(getattr(source, name)(*args))
+    assert overlapped(compiled.trace), compiled.trace
 
 
 # --- timeouts, threads, cancellation -----------------------------------------------------
