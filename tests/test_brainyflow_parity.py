@@ -22,7 +22,7 @@ ParallelFlow runs triggered branches concurrently
 and mixes parallel and sequential steps
 several triggers of one node, each with its own    test_fan_out_gives_each_branch_a_clone,
 forking data (TestResultAggregation::multi_        test_fan_out_over_one_shared_memory_
-trigger)                                           keeps_source_order (xfail: a bug)
+trigger)                                           keeps_source_order
 Node retries: ``max_retries=3`` succeeds after     test_retries_succeed_when_they_cover_every_
 two failures (test_retry_exec_on_failure)          failure
 exec_fallback called after the last retry, with    test_giving_up_raises_the_original_exception,
@@ -296,12 +296,6 @@ async def fan(memory: Memory, n: int) -> list[int]:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="compiler bug: a fan-out whose elements are all given the same Memory runs them "
-    "concurrently (one gather), so their read-modify-writes race and updates are lost; "
-    "steps given the same Memory must keep source order (DESIGN §3, README)",
-)
 def test_fan_out_over_one_shared_memory_keeps_source_order(tmp_path: Path) -> None:
     compiled, source = build(SHARED_FAN_OUT, tmp_path)
     expected = asyncio.run(source.fan(Memory({"log": []}), 4))

@@ -472,42 +472,41 @@ class _FlowEmitter:
 
     def fan_out(self, step: Step, action: FanOut, returning: bool) -> None:
         self.count_visit(action.result)
-        concurrent = action.result.suspends or any(
-            s.awaits for s in action.element.steps
-        )
+        suspends = action.result.suspends or any(s.awaits for s in action.element.steps)
+        concurrent = suspends and not action.in_order
         if action.element.steps or self.fallback_code(action.result) is not None:
-            value = self.element_function(action, concurrent)
+            value = self.element_function(action, suspends, concurrent)
             self.w.line(_assign(action.target, None, value, returning))
             return
-        call = self.call_code(action.result, awaited=False)
         clauses = _code(action.clauses)
-        if (
-            not concurrent
-        ):  # sync nodes: nothing to overlap, the comprehension as written
-            value = _comprehension(action, call)
-        elif action.is_async_for:
-            each = f"lambda {_code(action.clauses.target)}: {call}"
-            value = f"await {RUNTIME}.amap({_code(action.clauses.iter)}, {each})"
-        elif action.kind is FanOutKind.DICT:
-            assert action.key is not None
-            pairs = f"{RUNTIME}.keyed({_code(action.key)}, {call})"
-            value = f"await {RUNTIME}.gather({pairs} {clauses})"
+        if not concurrent:
+            # Sync nodes, or elements sharing one Memory: one after another, as written.
+            value = _comprehension(action, self.call_code(action.result))
         else:
-            value = f"await {RUNTIME}.gather({call} {clauses})"
-        if concurrent:
-            value = _collection(action.kind, value)
+            call = self.call_code(action.result, awaited=False)
+            if action.is_async_for:
+                each = f"lambda {_code(action.clauses.target)}: {call}"
+                gathered = f"await {RUNTIME}.amap({_code(action.clauses.iter)}, {each})"
+            elif action.kind is FanOutKind.DICT:
+                assert action.key is not None
+                pairs = f"{RUNTIME}.keyed({_code(action.key)}, {call})"
+                gathered = f"await {RUNTIME}.gather({pairs} {clauses})"
+            else:
+                gathered = f"await {RUNTIME}.gather({call} {clauses})"
+            value = _collection(action.kind, gathered)
         calls = [action.result, *_calls(action.element)]
         self.guarded([_assign(action.target, None, value, returning)], calls)
 
-    def element_function(self, action: FanOut, concurrent: bool) -> str:
+    def element_function(self, action: FanOut, suspends: bool, concurrent: bool) -> str:
         """An element of several calls, or with a fallback: a function per element.
 
         Concurrent elements are coroutines gathered at once; elements of sync
-        nodes are plain calls, one after another, as the source runs them.
+        nodes, or sharing one Memory, run one after another as the source runs them.
         """
         each = self.names.fresh("each")
         returns = action.result.callee.returns
-        define = "async def" if concurrent else "def"
+        define = "async def" if suspends else "def"
+        wait = "await " if suspends else ""
         if action.is_async_for:
             assert action.item_types is not None
             target = _code(action.clauses.target)
@@ -521,7 +520,10 @@ class _FlowEmitter:
                 return _collection(
                     action.kind, f"await {RUNTIME}.amap({iterable}, {each})"
                 )
-            return f"[{each}({target}) async for {target} in {iterable}]"
+            return _collection(
+                action.kind,
+                f"[{wait}{each}({target}) async for {target} in {iterable}]",
+            )
         items, index = self.names.fresh("items"), self.names.fresh("index")
         targets = _comprehension_targets(action.clauses)
         self.w.line(f"{items} = [{targets} {_code(action.clauses)}]")
@@ -530,7 +532,9 @@ class _FlowEmitter:
             self.w.line(f"{targets} = {items}[{index}]")
             self.element_body(action)
         every = f"{each}({index}) for {index} in range(len({items}))"
-        results = f"await {RUNTIME}.gather({every})" if concurrent else f"[{every}]"
+        results = (
+            f"await {RUNTIME}.gather({every})" if concurrent else f"[{wait}{every}]"
+        )
         if action.kind is FanOutKind.DICT:
             assert action.key is not None
             keys = f"[{_code(action.key)} for {targets} in {items}]"

@@ -211,6 +211,9 @@ class FanOut:
     element: Block
     result: NodeCall
     item_types: tuple[str, ...] | None  # the type of each loop target, for `async for`
+    # Every element is handed the same Memory token: the elements keep source
+    # order, one after another, as the steps given one token always do.
+    in_order: bool = False
 
     @property
     def is_async_for(self) -> bool:

@@ -592,6 +592,7 @@ class _Lowerer:
             cst.SetComp: FanOutKind.SET,
             cst.DictComp: FanOutKind.DICT,
         }[type(comprehension)]
+        element_state = self.state_uses(element) - _comprehension_targets(clauses)
         action = FanOut(
             target,
             comprehension.with_changes(for_in=clauses),
@@ -601,6 +602,7 @@ class _Lowerer:
             Block(tuple(inner)),
             result,
             self.item_types(clauses),
+            in_order=bool(element_state),
         )
         reads = set(name_uses(comprehension.with_changes(for_in=clauses)).read_names)
         for step in inner:
