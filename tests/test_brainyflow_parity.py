@@ -46,7 +46,7 @@ loop body too                                      names, test_independent_calls
                                                    they_rebind_their_inputs (xfail: a bug)
 (kiln additions users of BrainyFlow ask for)       test_timeout_stops_a_slow_node,
                                                    test_timeout_of_a_thread_node_bounds_the_
-                                                   sync_entry_point (xfail: a bug),
+                                                   sync_entry_point,
                                                    test_retry_on_limits_what_is_retried,
                                                    test_thread_nodes_overlap,
                                                    test_cancelling_during_retries_stops_the_flow
@@ -854,12 +854,6 @@ def test_timeout_stops_a_slow_node(tmp_path: Path, name: str) -> None:
     assert 0.04 <= elapsed < 0.3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime bug: the sync entry point (run_sync -> asyncio.run) waits for the default "
-    "executor to shut down, so a thread=True node that timed out still holds the caller "
-    "until its thread ends; the README says it finishes in the background",
-)
 def test_timeout_of_a_thread_node_bounds_the_sync_entry_point(tmp_path: Path) -> None:
     compiled, _ = build(TIMEOUTS, tmp_path)
     start = time.perf_counter()

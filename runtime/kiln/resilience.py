@@ -30,8 +30,11 @@ once, whether it arrives during an attempt or during the wait before the next.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
 from typing import ParamSpec, TypeVar
@@ -43,6 +46,7 @@ __all__ = ["Policy", "call", "call_in_thread", "call_sync"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,14 +125,35 @@ async def call_in_thread(
 ) -> R:
     """Run the sync ``fn(*args, **kwargs)`` in a worker thread, with `policy`.
 
-    For ``@node(thread=True)``: each attempt runs in `asyncio.to_thread` (with
-    a copy of the caller's context variables), and the timeout and retries are
-    `call`'s. A thread cannot be killed, so the timeout bounds the waiting, not
-    the work: an attempt that times out (or whose caller is cancelled) goes on
-    running in the background until `fn` returns, and its result is thrown
-    away. The next attempt may start while it still runs.
+    For ``@node(thread=True)``: each attempt runs in a daemon thread of its own
+    (with a copy of the caller's context variables), and the timeout and
+    retries are `call`'s. A thread cannot be killed, so the timeout bounds the
+    waiting, not the work: an attempt that times out (or whose caller is
+    cancelled) goes on running in the background until `fn` returns, and its
+    result is thrown away. The next attempt may start while it still runs.
+
+    Not `asyncio.to_thread`: its executor is joined when `asyncio.run` ends, so
+    a timed-out attempt would hold the flow's sync entry point until it
+    finished, and its few workers would cap how many blocking nodes overlap.
     """
-    return await _attempts(policy, lambda: asyncio.to_thread(fn, *args, **kwargs))
+    return await _attempts(policy, lambda: _in_own_thread(lambda: fn(*args, **kwargs)))
+
+
+async def _in_own_thread(work: Callable[[], R]) -> R:
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future[R] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        try:
+            result = context.run(work)
+        except BaseException as error:  # handed to the waiting coroutine
+            _deliver(loop, _reject, outcome, error)
+        else:
+            _deliver(loop, _resolve, outcome, result)
+
+    threading.Thread(target=run, name="kiln-thread-node", daemon=True).start()
+    return await outcome
 
 
 def call_sync(
@@ -196,3 +221,23 @@ def _note_failure(
         # asyncio's TimeoutError has no message of its own.
         note += f"; the last attempt exceeded its timeout of {policy.timeout:g}s"
     error.add_note(note)
+
+
+def _deliver(
+    loop: asyncio.AbstractEventLoop,
+    settle: Callable[[asyncio.Future[R], T], None],
+    outcome: asyncio.Future[R],
+    value: T,
+) -> None:
+    with suppress(RuntimeError):  # the loop is closed: nobody waits for this attempt
+        loop.call_soon_threadsafe(settle, outcome, value)
+
+
+def _resolve(outcome: asyncio.Future[R], result: R) -> None:
+    if not outcome.done():  # else the caller stopped waiting (timeout, cancellation)
+        outcome.set_result(result)
+
+
+def _reject(outcome: asyncio.Future[R], error: BaseException) -> None:
+    if not outcome.done():
+        outcome.set_exception(error)
