@@ -43,7 +43,7 @@ RecursionError whatever max_visits says
 count as 20 visits
 ParallelFlow: independent work overlaps, in a      test_independent_calls_overlap_with_fresh_
 loop body too                                      names, test_independent_calls_overlap_when_
-                                                   they_rebind_their_inputs (xfail: a bug)
+                                                   they_rebind_their_inputs
 (kiln additions users of BrainyFlow ask for)       test_timeout_stops_a_slow_node,
                                                    test_timeout_of_a_thread_node_bounds_the_
                                                    sync_entry_point,
@@ -792,12 +792,6 @@ def test_independent_calls_overlap_with_fresh_names(tmp_path: Path) -> None:
     assert not overlapped(source.trace)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="compiler bug: a step that rebinds a name it reads (`x = await a(x)`) never runs as a "
-    "task, so the independent `i = await b(i)` after it waits for it; with fresh names "
-    "(`y = await a(x)`) the two overlap. Missed concurrency, in loops too",
-)
 @pytest.mark.parametrize("name", ["rebound_names", "rebound_in_a_loop"])
 def test_independent_calls_overlap_when_they_rebind_their_inputs(
     tmp_path: Path, name: str

@@ -255,6 +255,7 @@ class _FlowEmitter:
         self.names = Names(_all_writes(plan.flow.body))
         self.error = self.names.fresh("error")
         self.failure = self.names.fresh("failure")
+        self.counting = True
         self.counters = {
             call.site: self.names.fresh(f"visits_{call.site}")
             for call in plan.flow.calls
@@ -295,7 +296,7 @@ class _FlowEmitter:
 
     def count_visit(self, call: NodeCall) -> None:
         """One more visit of a call site in a loop; past its limit, VisitLimitError."""
-        if call.visits is None:
+        if call.visits is None or not self.counting:
             return
         counter = self.counters[call.site]
         where = self.module.where(call.span)
@@ -338,6 +339,10 @@ class _FlowEmitter:
         with self.w.indent():
             for op in plan.ops:
                 if isinstance(op, Spawn):
+                    # A task's visits count when it starts, in the order of the
+                    # source, so the call past a loop's bound is the one reported.
+                    for call in _counted(plan.tasks[op.task].steps):
+                        self.count_visit(call)
                     self.w.line(
                         f"{handles[op.task]} = {scope}.spawn({defs[op.task]}())"
                     )
@@ -357,14 +362,13 @@ class _FlowEmitter:
         target = _target(result)
         returns = result.value_type if target is not None else "None"
         self.w.line(f"async def {name}() -> {returns}:")
+        self.counting = False  # counted at the spawn
         with self.w.indent():
-            counted = [self.counters[c.site] for c in _counted(task.steps) if c.visits]
-            if counted:
-                self.w.line(f"nonlocal {', '.join(counted)}")
             for step in task.steps:
                 for wait in task.waits[step.id]:
                     self.wait(plan.tasks[wait.task], handles[wait.task])
                 self.step(step, returning=step is result and target is not None)
+        self.counting = True
         self.w.line()
 
     def wait(self, task: Task, handle: str) -> None:

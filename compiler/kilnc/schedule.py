@@ -134,9 +134,8 @@ def _tasks(chains: list[list[Step]], graph: nx.DiGraph) -> list[list[Step]]:
             trimmed.pop()
         if any(step.awaits for step in trimmed):
             candidates.append(trimmed)
-    while (
-        True
-    ):  # demoting one chain can change what another imports: repeat until stable
+    # Demoting one chain can change what another imports: repeat until stable.
+    while True:
         producers = {chain[-1].id: chain for chain in candidates}
         kept = [
             chain
@@ -159,7 +158,10 @@ def _scoping_conflict(
             if pred in producers and pred not in members:
                 local |= step_of(graph, pred).writes
         closure |= step.reads - local
-        local |= step.writes
+        if (
+            step is not chain[-1]
+        ):  # the last step returns its value: it assigns nothing here
+            local |= step.writes
     return bool(closure & local)
 
 
