@@ -30,6 +30,7 @@ from kilnc.names import BUILTINS
 from kilnc.options import read_flow_options, read_node_options
 from kilnc.parse import ParsedModule
 from kilnc.resolve import ModuleLocation, absolute_module
+from kilnc.syntax import dotted, yields
 
 NODE_DECORATORS: Final = frozenset({"kiln.node", "kiln.decorators.node"})
 FLOW_DECORATORS: Final = frozenset({"kiln.flow", "kiln.decorators.flow"})
@@ -109,7 +110,7 @@ def _node(
     identifier = function.name.value
     options, diagnostics = read_node_options(parsed, decorator, identifier)
     is_async = function.asynchronous is not None
-    streams = _yields(function)
+    streams = yields(function.body)
     kind = {
         (False, False): NodeKind.SYNC,
         (True, False): NodeKind.ASYNC,
@@ -237,7 +238,7 @@ def _flow(
         options=options,
         returns=_annotation_code(parsed, function.returns),
         span=parsed.span(function.name),
-        streams=_yields(function),
+        streams=yields(function.body),
     )
     return flow, diagnostics
 
@@ -248,32 +249,6 @@ def _annotation_code(
     if annotation is None:
         return None
     return parsed.module.code_for_node(annotation.annotation)
-
-
-class _YieldFinder(cst.CSTVisitor):
-    """Finds `yield` in a function body, not in the functions nested inside it."""
-
-    def __init__(self) -> None:
-        self.found = False
-
-    def visit_Yield(self, node: cst.Yield) -> bool:
-        self.found = True
-        return False
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return False
-
-    def visit_Lambda(self, node: cst.Lambda) -> bool:
-        return False
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-        return False
-
-
-def _yields(function: cst.FunctionDef) -> bool:
-    finder = _YieldFinder()
-    function.body.visit(finder)
-    return finder.found
 
 
 def _not_a_function(
@@ -359,21 +334,21 @@ def _imports(parsed: ParsedModule, location: ModuleLocation) -> dict[str, Import
         for small in line.body:
             if isinstance(small, cst.Import):
                 for alias in small.names:
-                    dotted = _dotted(alias.name)
+                    dotted_name = _name(alias.name)
                     if alias.asname is not None:
-                        table[_as_name(alias)] = ImportedName(dotted, None)
+                        table[_as_name(alias)] = ImportedName(dotted_name, None)
                     else:
-                        head = dotted.split(".")[0]
+                        head = dotted_name.split(".")[0]
                         table[head] = ImportedName(head, None)
             elif isinstance(small, cst.ImportFrom) and not isinstance(
                 small.names, cst.ImportStar
             ):
-                base = _dotted(small.module) if small.module is not None else ""
+                base = _name(small.module) if small.module is not None else ""
                 module = absolute_module(location, base, len(small.relative))
                 if module is None:
                     continue
                 for alias in small.names:
-                    attribute = _dotted(alias.name)
+                    attribute = _name(alias.name)
                     local = _as_name(alias) if alias.asname is not None else attribute
                     table[local] = ImportedName(module, attribute)
     return table
@@ -386,9 +361,7 @@ def _as_name(alias: cst.ImportAlias) -> str:
     return name.value
 
 
-def _dotted(node: cst.BaseExpression) -> str:
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        return f"{_dotted(node.value)}.{node.attr.value}"
-    raise AssertionError(f"not a dotted name: {type(node).__name__}")
+def _name(node: cst.BaseExpression) -> str:
+    name = dotted(node)
+    assert name is not None, "an import names a module or an attribute"
+    return name

@@ -47,6 +47,7 @@ from kilnc.ir import (
 )
 from kilnc.plan import BlockPlan, FlowPlan, Run, Spawn, Task, TaskId, Wait
 from kilnc.source import SourceFile, Span
+from kilnc.syntax import code
 from kilnc.writer import Names, Writer
 
 RUNTIME = "_kiln"  # the generated module's name for the kiln runtime
@@ -117,7 +118,7 @@ def emit_module(module: ModulePlan) -> str:
     )
     w.line(f"# sources sha256: {digest}")
     for node in module.prelude:
-        w.code(_code(node))
+        w.code(code(node))
     w.line(f"import kiln as {RUNTIME}")
     if any(
         isinstance(item, Compiled) and item.plan.flow.flow.streams
@@ -134,7 +135,7 @@ def emit_module(module: ModulePlan) -> str:
             w.line()
             w.line()
         if isinstance(item, Kept):
-            w.code(_code(item.statement))
+            w.code(code(item.statement))
         elif isinstance(item, PolicyConstant):
             w.line(f"{item.name} = {_policy(item)}")
         elif isinstance(item, FallbackImport):
@@ -239,7 +240,7 @@ def _stream_item(annotation: str) -> str | None:
     if isinstance(parsed, cst.Subscript) and parsed.slice:
         element = parsed.slice[0].slice
         if isinstance(element, cst.Index):
-            return _code(element.value)
+            return code(element.value)
     return None
 
 
@@ -265,7 +266,7 @@ class _FlowEmitter:
     def emit(self) -> None:
         flow, w = self.flow, self.w
         shape = SHAPES[flow.is_async, flow.streams]
-        params = _code(flow.function.params)
+        params = code(flow.function.params)
         params = f"self, {params}" if params.strip() else "self"
         args = _forwarded(flow.function.params)
         own, derived = _annotations(flow)
@@ -376,7 +377,7 @@ class _FlowEmitter:
         if target is None:
             self.w.line(f"await {handle}")
         else:
-            self.w.line(f"{_code(target)} = await {handle}")
+            self.w.line(f"{code(target)} = await {handle}")
 
     # --- steps --------------------------------------------------------------------
 
@@ -387,10 +388,10 @@ class _FlowEmitter:
         elif isinstance(action, FanOut):
             self.fan_out(step, action, returning)
         elif isinstance(action, Inline):
-            self.w.code(_code(_bare(action.statement)))
+            self.w.code(code(_bare(action.statement)))
         elif isinstance(action, Return):
             self.w.line(
-                "return" if action.value is None else f"return {_code(action.value)}"
+                "return" if action.value is None else f"return {code(action.value)}"
             )
         elif isinstance(action, Branch):
             self.branch(action)
@@ -402,7 +403,7 @@ class _FlowEmitter:
             self.while_loop(action)
         else:
             self.w.line(
-                "yield" if action.value is None else f"yield {_code(action.value)}"
+                "yield" if action.value is None else f"yield {code(action.value)}"
             )
 
     def call(self, action: Call, returning: bool, *, counted: bool = True) -> None:
@@ -423,9 +424,9 @@ class _FlowEmitter:
         returning: bool,
     ) -> list[str]:
         """The statements of a call; with a fallback, its result stands in after a failure."""
-        value = self.call_code(call)
+        value = self.callcode(call)
         statement = _assign(target, annotation, value, returning)
-        fallback = self.fallback_code(call)
+        fallback = self.fallbackcode(call)
         if fallback is None:
             return [statement]
         return [
@@ -435,7 +436,7 @@ class _FlowEmitter:
             f"    {_assign(target, None, fallback, returning)}",
         ]
 
-    def call_code(self, call: NodeCall, *, awaited: bool = True) -> str:
+    def callcode(self, call: NodeCall, *, awaited: bool = True) -> str:
         """`[await] f(args)`, through the runtime's retry/timeout/thread helper when needed."""
         node = call.call
         callee = call.callee
@@ -458,10 +459,10 @@ class _FlowEmitter:
                 func=cst.Attribute(cst.Name(RUNTIME), cst.Name(helper)),
                 args=[policy, cst.Arg(node.func), *node.args],
             )
-        text = _code(node)
+        text = code(node)
         return f"await {text}" if awaited and call.suspends else text
 
-    def fallback_code(self, call: NodeCall) -> str | None:
+    def fallbackcode(self, call: NodeCall) -> str | None:
         callee = call.callee
         if not isinstance(callee, NodeDef) or callee.options.fallback is None:
             return None
@@ -472,28 +473,28 @@ class _FlowEmitter:
         node = call.call.with_changes(
             func=cst.Name(self.module.fallbacks[callee]), args=[*args, error]
         )
-        return f"await {_code(node)}" if callee.fallback_async else _code(node)
+        return f"await {code(node)}" if callee.fallback_async else code(node)
 
     def fan_out(self, step: Step, action: FanOut, returning: bool) -> None:
         self.count_visit(action.result)
         suspends = action.result.suspends or any(s.awaits for s in action.element.steps)
         concurrent = suspends and not action.in_order
-        if action.element.steps or self.fallback_code(action.result) is not None:
+        if action.element.steps or self.fallbackcode(action.result) is not None:
             value = self.element_function(action, suspends, concurrent)
             self.w.line(_assign(action.target, None, value, returning))
             return
-        clauses = _code(action.clauses)
+        clauses = code(action.clauses)
         if not concurrent:
             # Sync nodes, or elements sharing one Memory: one after another, as written.
-            value = _comprehension(action, self.call_code(action.result))
+            value = _comprehension(action, self.callcode(action.result))
         else:
-            call = self.call_code(action.result, awaited=False)
+            call = self.callcode(action.result, awaited=False)
             if action.is_async_for:
-                each = f"lambda {_code(action.clauses.target)}: {call}"
-                gathered = f"await {RUNTIME}.amap({_code(action.clauses.iter)}, {each})"
+                each = f"lambda {code(action.clauses.target)}: {call}"
+                gathered = f"await {RUNTIME}.amap({code(action.clauses.iter)}, {each})"
             elif action.kind is FanOutKind.DICT:
                 assert action.key is not None
-                pairs = f"{RUNTIME}.keyed({_code(action.key)}, {call})"
+                pairs = f"{RUNTIME}.keyed({code(action.key)}, {call})"
                 gathered = f"await {RUNTIME}.gather({pairs} {clauses})"
             else:
                 gathered = f"await {RUNTIME}.gather({call} {clauses})"
@@ -513,13 +514,13 @@ class _FlowEmitter:
         wait = "await " if suspends else ""
         if action.is_async_for:
             assert action.item_types is not None
-            target = _code(action.clauses.target)
+            target = code(action.clauses.target)
             self.w.line(
                 f"{define} {each}({target}: {action.item_types[0]}) -> {returns}:"
             )
             with self.w.indent():
                 self.element_body(action)
-            iterable = _code(action.clauses.iter)
+            iterable = code(action.clauses.iter)
             if concurrent:
                 return _collection(
                     action.kind, f"await {RUNTIME}.amap({iterable}, {each})"
@@ -530,7 +531,7 @@ class _FlowEmitter:
             )
         items, index = self.names.fresh("items"), self.names.fresh("index")
         targets = _comprehension_targets(action.clauses)
-        self.w.line(f"{items} = [{targets} {_code(action.clauses)}]")
+        self.w.line(f"{items} = [{targets} {code(action.clauses)}]")
         self.w.line(f"{define} {each}({index}: int) -> {returns}:")
         with self.w.indent():
             self.w.line(f"{targets} = {items}[{index}]")
@@ -541,7 +542,7 @@ class _FlowEmitter:
         )
         if action.kind is FanOutKind.DICT:
             assert action.key is not None
-            keys = f"[{_code(action.key)} for {targets} in {items}]"
+            keys = f"[{code(action.key)} for {targets} in {items}]"
             return f"dict(zip({keys}, {results}))"
         return _collection(action.kind, results)
 
@@ -562,29 +563,24 @@ class _FlowEmitter:
             if test is None:
                 self.w.line("else:")
             else:
-                self.w.line(f"{'if' if index == 0 else 'elif'} {_code(test)}:")
+                self.w.line(f"{'if' if index == 0 else 'elif'} {code(test)}:")
             with self.w.indent():
                 self.block(arm)
 
     def match(self, action: Match) -> None:
-        self.w.line(f"match {_code(action.subject)}:")
+        self.w.line(f"match {code(action.subject)}:")
         with self.w.indent():
             for case in action.cases:
-                guard = f" if {_code(case.guard)}" if case.guard is not None else ""
-                self.w.line(f"case {_code(case.pattern)}{guard}:")
+                guard = f" if {code(case.guard)}" if case.guard is not None else ""
+                self.w.line(f"case {code(case.pattern)}{guard}:")
                 with self.w.indent():
                     self.block(case.body)
 
     def while_loop(self, action: WhileLoop) -> None:
-        test = _code(action.test)
+        test = code(action.test)
         if not action.condition.steps:
             self.w.line(f"while {test}:")
-            with self.w.indent():
-                self.block(action.body)
-            if action.orelse is not None:
-                self.w.line("else:")
-                with self.w.indent():
-                    self.block(action.orelse)
+            self.body_and_else(action.body, action.orelse)
             return
         # The test calls nodes: ask again at the top of every iteration.
         self.w.line("while True:")
@@ -604,19 +600,23 @@ class _FlowEmitter:
         # However the loop ends (break, return, an error), the producer is closed at once.
         closing = "async with" if action.is_async else "with"
         helper = "aclosing" if action.is_async else "closing"
-        self.w.line(f"{closing} {RUNTIME}.{helper}({_code(action.iterable)}):")
+        self.w.line(f"{closing} {RUNTIME}.{helper}({code(action.iterable)}):")
         with self.w.indent():
             self.loop_statement(action)
 
     def loop_statement(self, action: Loop) -> None:
         keyword = "async for" if action.is_async else "for"
-        self.w.line(f"{keyword} {_code(action.target)} in {_code(action.iterable)}:")
+        self.w.line(f"{keyword} {code(action.target)} in {code(action.iterable)}:")
+        self.body_and_else(action.body, action.orelse)
+
+    def body_and_else(self, body: Block, orelse: Block | None) -> None:
+        """A loop's body under its header, and its `else:` when it has one."""
         with self.w.indent():
-            self.block(action.body)
-        if action.orelse is not None:
+            self.block(body)
+        if orelse is not None:
             self.w.line("else:")
             with self.w.indent():
-                self.block(action.orelse)
+                self.block(orelse)
 
     def note(self, calls: Sequence[NodeCall]) -> str:
         first = calls[0]
@@ -657,16 +657,16 @@ def _assign(
         return f"return {value}"
     if target is None:
         return value
-    annotated = f": {_code(annotation.annotation)}" if annotation is not None else ""
-    return f"{_code(target)}{annotated} = {value}"
+    annotated = f": {code(annotation.annotation)}" if annotation is not None else ""
+    return f"{code(target)}{annotated} = {value}"
 
 
 def _comprehension(action: FanOut, element: str) -> str:
     """The fan-out's comprehension as the source wrote it, with `element` per item."""
-    clauses = _code(action.clauses)
+    clauses = code(action.clauses)
     if action.kind is FanOutKind.DICT:
         assert action.key is not None
-        return f"{{{_code(action.key)}: {element} {clauses}}}"
+        return f"{{{code(action.key)}: {element} {clauses}}}"
     if action.kind is FanOutKind.SET:
         return f"{{{element} {clauses}}}"
     return f"[{element} {clauses}]"
@@ -684,7 +684,7 @@ def _comprehension_targets(clauses: cst.CompFor) -> str:
     targets: list[str] = []
     clause: cst.CompFor | None = clauses
     while clause is not None:
-        target = _code(clause.target)
+        target = code(clause.target)
         targets.append(target if isinstance(clause.target, cst.Name) else f"({target})")
         clause = clause.inner_for_in
     return targets[0] if len(targets) == 1 else f"({', '.join(targets)})"
@@ -725,8 +725,8 @@ _FLOW_METHODS: Final = {
 def _negated(test: cst.BaseExpression) -> str:
     """`not (test)`, without a double negation when the test is already `not x`."""
     if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
-        return _code(test.expression)
-    return f"not ({_code(test)})"
+        return code(test.expression)
+    return f"not ({code(test)})"
 
 
 def _counted(steps: Sequence[Step]) -> Iterator[NodeCall]:
@@ -771,7 +771,3 @@ def _bare(statement: cst.CSTNode) -> cst.CSTNode:
     if isinstance(statement, cst.BaseCompoundStatement):
         return statement.with_changes(leading_lines=())
     return statement
-
-
-def _code(node: cst.CSTNode) -> str:
-    return cst.Module(body=[]).code_for_node(node)

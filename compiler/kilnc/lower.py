@@ -56,6 +56,7 @@ from kilnc.ir import (
 )
 from kilnc.names import BUILTINS, name_uses, target_names
 from kilnc.parse import ParsedModule
+from kilnc.syntax import code, without_docstring, yields
 
 # What to write instead of each construct outside the flow language.
 UNSUPPORTED: Final[dict[type[cst.CSTNode], tuple[str, str]]] = {
@@ -123,7 +124,7 @@ class _Lowerer:
                 defined.add(star.name.value)
         body = function.body
         if isinstance(body, cst.IndentedBlock):
-            return self.block(_without_docstring(body.body), defined)
+            return self.block(without_docstring(body.body), defined)
         return self.block(body.body, defined)  # `def f(): return x` on one line
 
     def block(self, statements: Sequence[cst.CSTNode], defined: set[str]) -> Block:
@@ -158,7 +159,7 @@ class _Lowerer:
             return []
         if isinstance(node, cst.Expr) and isinstance(node.value, cst.Yield):
             return self.yield_statement(node.value)
-        if _has_yield(node):
+        if yields(node):
             self.report(
                 node,
                 Code.STREAMING_FLOW,
@@ -355,7 +356,7 @@ class _Lowerer:
         ):
             reads |= name_uses(target).read_names  # `x[k] = f()` stores into x
         value_type = (
-            _code(annotation.annotation)
+            code(annotation.annotation)
             if annotation
             else self.visible_returns(action.call)
         )
@@ -478,7 +479,7 @@ class _Lowerer:
                 where,
                 Code.UNAWAITED,
                 f"call to async {what} is not awaited",
-                f"write 'await {_code(call.call.func)}(...)'",
+                f"write 'await {code(call.call.func)}(...)'",
             )
         elif awaited and not call.is_async:
             kind_text = kind.value if kind is not None else "sync"
@@ -678,11 +679,11 @@ class _Lowerer:
         parsed = cst.parse_expression(annotation)
         if (
             isinstance(parsed, cst.Subscript)
-            and _code(parsed.value).split(".")[-1]
+            and code(parsed.value).split(".")[-1]
             in ("AsyncIterator", "AsyncIterable", "AsyncGenerator")
             and parsed.slice
         ):
-            return (_code(parsed.slice[0].slice),)
+            return (code(parsed.slice[0].slice),)
         return None
 
     # --- names and types ---------------------------------------------------------------
@@ -716,7 +717,7 @@ class _Lowerer:
     def _note_type(self, name: str, annotation: cst.Annotation | None) -> None:
         if annotation is None:
             return
-        self.types[name] = _code(annotation.annotation)
+        self.types[name] = code(annotation.annotation)
         if self.parsed.is_memory(annotation):
             self.memory.add(name)
 
@@ -870,7 +871,7 @@ class _Lifter(cst.CSTTransformer):
     def visit_BooleanOperation(self, node: cst.BooleanOperation) -> bool:
         node.left.visit(self)
         self.lowerer.forbid_calls(
-            node.right, f"the right side of '{_code(node.operator).strip()}'"
+            node.right, f"the right side of '{code(node.operator).strip()}'"
         )
         return False
 
@@ -923,38 +924,6 @@ class _StateUses(cst.CSTVisitor):
             self.used.add(node.value)
 
 
-def _without_docstring(
-    statements: Sequence[cst.BaseStatement],
-) -> Sequence[cst.BaseStatement]:
-    if statements:
-        first = statements[0]
-        if (
-            isinstance(first, cst.SimpleStatementLine)
-            and len(first.body) == 1
-            and isinstance(first.body[0], cst.Expr)
-            and isinstance(
-                first.body[0].value, cst.SimpleString | cst.ConcatenatedString
-            )
-        ):
-            return statements[1:]
-    return statements
-
-
-def _has_yield(node: cst.CSTNode) -> bool:
-    class Finder(cst.CSTVisitor):
-        found = False
-
-        def visit_Yield(self, node: cst.Yield) -> None:
-            self.found = True
-
-        def visit_Lambda(self, node: cst.Lambda) -> bool:
-            return False
-
-    finder = Finder()
-    node.visit(finder)
-    return finder.found
-
-
 def _element(
     node: cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp,
 ) -> cst.BaseExpression:
@@ -989,7 +958,3 @@ def _returns(blocks: Sequence[Block]) -> bool:
             ):
                 return True
     return False
-
-
-def _code(node: cst.CSTNode) -> str:
-    return cst.Module(body=[]).code_for_node(node)

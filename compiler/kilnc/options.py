@@ -21,6 +21,7 @@ import libcst as cst
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.ir import FlowOptions, NodeOptions
 from kilnc.parse import ParsedModule
+from kilnc.syntax import dotted
 
 Value = Any  # a literal read from the source: int, float, str, bool, None or a tuple
 Reader = Callable[[cst.BaseExpression], Value]
@@ -106,11 +107,10 @@ def read_optional_str(node: cst.BaseExpression) -> Value:
 
 
 def _dotted(node: cst.BaseExpression) -> str:
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        return f"{_dotted(node.value)}.{node.attr.value}"
-    raise NotLiteral(node, "an exception class name")
+    name = dotted(node)
+    if name is None:
+        raise NotLiteral(node, "an exception class name")
+    return name
 
 
 def read_exception_names(node: cst.BaseExpression) -> Value:

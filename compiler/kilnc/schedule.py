@@ -53,6 +53,7 @@ from kilnc.ir import (
     child_blocks,
 )
 from kilnc.plan import BlockPlan, FlowPlan, Op, Run, Spawn, Task, TaskId, Wait
+from kilnc.syntax import awaits
 
 
 def schedule_flow(flow: FlowIR) -> FlowPlan:
@@ -290,7 +291,7 @@ def _suspends(step: Step) -> bool:
         return True
     action = step.action
     if isinstance(action, Inline):
-        return _has_await(action.statement)
+        return awaits(action.statement)
     if isinstance(action, Loop) and action.is_async:
         return True
     if not isinstance(action, Branch | Match | Loop | WhileLoop):
@@ -307,28 +308,9 @@ def _suspends(step: Step) -> bool:
         tested = [action.iterable]
     elif isinstance(action, WhileLoop):
         tested = [action.test]
-    return any(_has_await(node) for node in tested) or any(
+    return any(awaits(node) for node in tested) or any(
         _suspends(inner) for block in child_blocks(action) for inner in block.steps
     )
-
-
-def _has_await(node: cst.CSTNode) -> bool:
-    finder = _AwaitFinder()
-    node.visit(finder)
-    return finder.found
-
-
-class _AwaitFinder(cst.CSTVisitor):
-    def __init__(self) -> None:
-        self.found = False
-
-    def visit_Await(self, node: cst.Await) -> bool:
-        self.found = True
-        return False
-
-    def visit_CompFor(self, node: cst.CompFor) -> bool:
-        self.found = self.found or node.asynchronous is not None
-        return True
 
 
 def _forget(task: Task, inlined: TaskId) -> Task:

@@ -32,6 +32,7 @@ from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.names import name_uses
 from kilnc.parse import ParsedModule
 from kilnc.resolve import ModuleLocation, absolute_module
+from kilnc.syntax import dotted, is_docstring
 
 KILN_DECORATORS = NODE_DECORATORS | FLOW_DECORATORS
 
@@ -52,7 +53,7 @@ def shake_module(
     prelude: list[cst.CSTNode] = []
     statements: list[cst.BaseStatement] = []
     for index, line in enumerate(module.body):
-        if (index == 0 and _is_docstring(line)) or _is_future(line):
+        if (index == 0 and is_docstring(line)) or _is_future(line):
             prelude.append(line)
         else:
             statements.append(line)
@@ -253,24 +254,6 @@ def _import_local(alias: cst.ImportAlias) -> str:
     return _dotted(alias.name).split(".")[0]
 
 
-def _dotted(node: cst.BaseExpression) -> str:
-    if isinstance(node, cst.Name):
-        return node.value
-    assert isinstance(node, cst.Attribute)
-    return f"{_dotted(node.value)}.{node.attr.value}"
-
-
-def _is_docstring(statement: cst.CSTNode) -> bool:
-    return (
-        isinstance(statement, cst.SimpleStatementLine)
-        and len(statement.body) == 1
-        and isinstance(statement.body[0], cst.Expr)
-        and isinstance(
-            statement.body[0].value, cst.SimpleString | cst.ConcatenatedString
-        )
-    )
-
-
 def _is_future(statement: cst.CSTNode) -> bool:
     if not isinstance(statement, cst.SimpleStatementLine):
         return False
@@ -280,3 +263,9 @@ def _is_future(statement: cst.CSTNode) -> bool:
         and small.module.value == "__future__"
         for small in statement.body
     )
+
+
+def _dotted(node: cst.BaseExpression) -> str:
+    name = dotted(node)
+    assert name is not None, "an import names a module or an attribute"
+    return name

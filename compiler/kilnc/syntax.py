@@ -1,0 +1,85 @@
+"""Small facts about libcst nodes that several passes ask: code, names, docstrings.
+
+`code(node)` renders a node as source; `dotted(node)` reads `a.b.c`;
+`is_docstring(statement)` and `without_docstring(body)`; `yields` and
+`awaits` say whether code suspends the function it is in, without looking
+into the functions nested inside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import libcst as cst
+
+_RENDERER = cst.Module(body=[])
+
+
+def code(node: cst.CSTNode) -> str:
+    return _RENDERER.code_for_node(node)
+
+
+def dotted(node: cst.BaseExpression) -> str | None:
+    """`a.b.c` as a string, or None when the expression is not a dotted name."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        head = dotted(node.value)
+        return None if head is None else f"{head}.{node.attr.value}"
+    return None
+
+
+def is_docstring(statement: cst.CSTNode) -> bool:
+    return (
+        isinstance(statement, cst.SimpleStatementLine)
+        and len(statement.body) == 1
+        and isinstance(statement.body[0], cst.Expr)
+        and isinstance(
+            statement.body[0].value, cst.SimpleString | cst.ConcatenatedString
+        )
+    )
+
+
+def without_docstring(body: Sequence[cst.BaseStatement]) -> Sequence[cst.BaseStatement]:
+    return body[1:] if body and is_docstring(body[0]) else body
+
+
+def yields(node: cst.CSTNode) -> bool:
+    """Whether the code holds a `yield` of its own function."""
+    finder = _Suspends(awaits=False)
+    node.visit(finder)
+    return finder.found
+
+
+def awaits(node: cst.CSTNode) -> bool:
+    """Whether the code awaits: an `await`, or an `async for` comprehension."""
+    finder = _Suspends(awaits=True)
+    node.visit(finder)
+    return finder.found
+
+
+class _Suspends(cst.CSTVisitor):
+    def __init__(self, *, awaits: bool) -> None:
+        self.awaits = awaits
+        self.found = False
+
+    def visit_Yield(self, node: cst.Yield) -> bool:
+        self.found = self.found or not self.awaits
+        return True
+
+    def visit_Await(self, node: cst.Await) -> bool:
+        self.found = self.found or self.awaits
+        return True
+
+    def visit_CompFor(self, node: cst.CompFor) -> bool:
+        self.found = self.found or (self.awaits and node.asynchronous is not None)
+        return True
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False  # its own suspensions
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
