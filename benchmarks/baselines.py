@@ -60,14 +60,26 @@ async def a(x: int) -> int:
     return x + 2
 
 
-async def b(i: int) -> int:
+async def b(i: int, x: int) -> int:
+    return i + 1 if x >= 0 else i
+
+
+async def c(i: int) -> int:
     return i + 1
 
 
 async def loop(x: int, iterations: int) -> int:
-    """`while i < iterations: x = await a(x); i = await b(i)`, with no visit counting."""
+    """`while i < iterations: x = await a(x); i = await b(i, x)`, with no visit counting."""
     i = 0
     while i < iterations:
         x = await a(x)
-        i = await b(i)
+        i = await b(i, x)
+    return x
+
+
+async def loop_gathered(x: int, iterations: int) -> int:
+    """Two independent calls per iteration, overlapped by hand with `asyncio.gather`."""
+    i = 0
+    while i < iterations:
+        x, i = await asyncio.gather(a(x), c(i))
     return x
