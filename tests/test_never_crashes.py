@@ -18,6 +18,10 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from kilnc.diagnostics import Code
 from kilnc.pipeline import Compilation, compile_file
 
+# Generated code is often odd (`1()`, `"a" "b" is 3`): CPython's SyntaxWarnings about it
+# are expected here, and the compiler itself never shows them.
+pytestmark = pytest.mark.filterwarnings("ignore::SyntaxWarning")
+
 SETTINGS = settings(
     max_examples=150,
     deadline=None,
