@@ -222,16 +222,29 @@ SHAPES: Final = {
 ABC = "_kiln_abc"  # collections.abc, for the annotations of derived stream methods
 
 
-def _annotations(flow: FlowDef) -> tuple[str, str]:
+def _annotations(flow: FlowDef, runs_async: bool) -> tuple[str, str]:
     """The return annotations of the method running the body and of the derived one."""
     if flow.returns is None:
         return "", ""
-    own = f" -> {flow.returns}"
+    written = f" -> {flow.returns}"
     if not flow.streams:
-        return own, own
+        return written, written
     item = _stream_item(flow.returns)
-    kind = "Iterator" if flow.is_async else "AsyncIterator"
-    return own, f" -> {ABC}.{kind}[{item}]" if item is not None else ""
+    if item is None:
+        return written, ""
+    if runs_async == flow.is_async:
+        kind = "Iterator" if flow.is_async else "AsyncIterator"
+        return written, f" -> {ABC}.{kind}[{item}]"
+    # A sync streaming flow whose body awaits (thread=True nodes) runs as `astream`.
+    return f" -> {ABC}.AsyncIterator[{item}]", written
+
+
+def _awaits_anywhere(block: Block) -> bool:
+    return any(
+        step.awaits
+        or any(_awaits_anywhere(child) for child in child_blocks(step.action))
+        for step in block.steps
+    )
 
 
 def _stream_item(annotation: str) -> str | None:
@@ -265,11 +278,14 @@ class _FlowEmitter:
 
     def emit(self) -> None:
         flow, w = self.flow, self.w
-        shape = SHAPES[flow.is_async, flow.streams]
+        # A sync flow calling thread=True nodes awaits them: its body runs async
+        # (and overlaps them), its sync entry point is the derived one.
+        runs_async = flow.is_async or _awaits_anywhere(self.plan.flow.body)
+        shape = SHAPES[runs_async, flow.streams]
         params = code(flow.function.params)
         params = f"self, {params}" if params.strip() else "self"
         args = _forwarded(flow.function.params)
-        own, derived = _annotations(flow)
+        own, derived = _annotations(flow, runs_async)
         w.line(f"class {self.class_name}({shape.bases}):")
         with w.indent():
             w.line(repr(self.docstring()))
@@ -282,7 +298,7 @@ class _FlowEmitter:
             with w.indent():
                 w.code(shape.derived.format(runtime=RUNTIME, args=args))
             w.line()
-            w.line(f"def __call__({params}){derived if flow.is_async else own}:")
+            w.line(f"def __call__({params}){derived if runs_async else own}:")
             with w.indent():
                 w.line(f"return self.{shape.call}({args})")
         w.line()

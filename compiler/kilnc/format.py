@@ -7,8 +7,6 @@ internal error rather than written to disk.
 
 from __future__ import annotations
 
-import ast
-
 import black
 from black.mode import TargetVersion
 from black.parsing import InvalidInput
@@ -29,5 +27,11 @@ def format_module(text: str) -> str:
         ) from exc
     if black.format_str(formatted, mode=MODE) != formatted:
         raise FormatError("black does not reach a fixed point on the generated module")
-    ast.parse(formatted)
+    try:
+        # Compiled, never run: catches what parsing alone accepts (`await` outside async).
+        compile(formatted, "<generated>", "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        raise FormatError(
+            f"the generated module does not compile: {exc}\n{formatted}"
+        ) from exc
     return formatted
