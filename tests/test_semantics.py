@@ -18,6 +18,7 @@ from types import ModuleType
 import pytest
 
 from kiln import Memory
+from tests.goldens import DATA, load_cases
 from tests.test_differential import compiled_and_source
 
 
@@ -216,3 +217,14 @@ def test_sync_entry_point_works_inside_a_running_loop(tmp_path: Path) -> None:
 
     assert asyncio.run(inside_a_loop()) == 2
     assert compiled.plus_one.forward(2) == 3
+
+
+def test_a_flow_using_every_construct_equals_its_source(tmp_path: Path) -> None:
+    case = next(
+        c for c in load_cases(DATA / "language.test") if c.name == "everything_together"
+    )
+    compiled, source = compiled_and_source(case.source, tmp_path)
+    store: dict[str, object] = {}
+    expected = asyncio.run(source.tricky([1, 2], Memory({})))
+    assert compiled.tricky([1, 2], Memory(store)) == expected
+    assert store == {"c": 5, "d": 8}

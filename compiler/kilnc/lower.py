@@ -393,7 +393,9 @@ class _Lowerer:
         written: set[str] = set(writes or ())
         ordered: set[str] = set()
         for part in tested:
-            reads |= name_uses(part).read_names
+            uses = name_uses(part)
+            reads |= uses.read_names
+            written |= uses.writes  # a walrus in a test
             ordered |= self.state_uses(part)
         for block in blocks:
             for step in block.steps:
@@ -701,9 +703,11 @@ class _Lowerer:
         return returns if names <= self._globals else None
 
     def check_defined(self, node: cst.CSTNode, defined: set[str]) -> None:
-        if self.parsed.star_import:
-            return
+        """Report names read before any assignment; then count the walrus targets in."""
         uses = name_uses(node)
+        if self.parsed.star_import:
+            defined |= uses.writes
+            return
         for name in uses.reads:
             if name.value not in defined and name.value not in self._globals:
                 self.report(
@@ -713,6 +717,7 @@ class _Lowerer:
                     "assign it earlier in the flow, take it as a parameter, "
                     "or define it at module level",
                 )
+        defined |= uses.writes
 
     def _note_type(self, name: str, annotation: cst.Annotation | None) -> None:
         if annotation is None:
