@@ -119,6 +119,8 @@ def emit_module(module: ModulePlan) -> str:
     w.line(f"# sources sha256: {digest}")
     for node in module.prelude:
         w.code(code(node))
+    if module.prelude:
+        w.line()
     w.line(f"import kiln as {RUNTIME}")
     if any(
         isinstance(item, Compiled) and item.plan.flow.flow.streams
