@@ -1,0 +1,158 @@
+"""The compiler across a project: decorators however imported, nodes of other modules,
+option hints, and what `--dump graph` says of loops."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+
+from kilnc.pipeline import compile_file
+from tests.test_differential import load
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(dedent(text), encoding="utf-8")
+
+
+def test_decorators_are_recognised_however_they_were_imported(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {"aliases.py": """
+                import kiln
+                from kiln import flow as pipeline, node as step
+
+                @step
+                async def a(x: int) -> int:
+                    return x + 1
+
+                @kiln.node(name="bee")
+                async def b(x: int) -> int:
+                    return x * 2
+
+                @pipeline
+                async def both(x: int) -> int:
+                    return await b(await a(x))
+            """},
+    )
+    compilation = compile_file(tmp_path / "aliases.py")
+    assert compilation.output is not None, compilation.diagnostics
+    assert "@step" not in compilation.output
+    assert "@kiln.node" not in compilation.output
+    assert "kiln: node 'bee' failed" in compilation.output
+    out = tmp_path / "out.py"
+    out.write_text(compilation.output, encoding="utf-8")
+    assert load(out).both(1) == 4
+
+
+def test_nodes_of_other_modules_are_read_and_imported_by_absolute_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(
+        tmp_path,
+        {
+            "pipelines/__init__.py": "",
+            "pipelines/nodes.py": """
+                import asyncio
+                from kiln import node
+
+                @node
+                async def fetch(url: str) -> str:
+                    await asyncio.sleep(0.2)
+                    return url.upper()
+            """,
+            "pipelines/crawl.py": """
+                from kiln import flow
+                from . import nodes
+                from .nodes import fetch
+
+                @flow
+                async def crawl(a: str, b: str) -> str:
+                    x = await fetch(a)
+                    y = await nodes.fetch(b)
+                    return x + y
+            """,
+        },
+    )
+    compilation = compile_file(tmp_path / "pipelines" / "crawl.py")
+    assert compilation.output is not None, compilation.diagnostics
+    assert "from pipelines.nodes import fetch" in compilation.output
+    assert "from pipelines import nodes" in compilation.output
+    assert "from ." not in compilation.output
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "crawl.py").write_text(compilation.output, encoding="utf-8")
+    script = (
+        "import time, crawl; t = time.perf_counter(); "
+        "print(crawl.crawl('a', 'b'), time.perf_counter() - t)"
+    )
+    env_path = f"{build}:{tmp_path}"
+    monkeypatch.setenv("PYTHONPATH", env_path)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    value, seconds = result.stdout.split()
+    assert value == "AB"
+    assert float(seconds) < 0.35  # the two fetches of other modules' nodes overlap
+
+
+def test_an_unknown_option_suggests_the_one_meant(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {"typo.py": """
+                from kiln import node
+
+                @node(retires=2)
+                async def f(x: int) -> int:
+                    return x
+            """},
+    )
+    (diagnostic,) = compile_file(tmp_path / "typo.py").diagnostics
+    assert diagnostic.message == "unknown option 'retires'"
+    assert diagnostic.hint == "did you mean 'retries'?"
+
+
+def test_dump_graph_shows_each_loop_its_bounds_and_the_worst_case(
+    tmp_path: Path,
+) -> None:
+    write(
+        tmp_path,
+        {"loop.py": """
+                from kiln import flow, node
+
+                @node
+                async def draft(topic: str) -> str:
+                    return topic
+
+                @node(max_visits=3)
+                async def review(text: str) -> bool:
+                    return len(text) > 5
+
+                @node
+                async def revise(text: str) -> str:
+                    return text + "!"
+
+                @flow(max_visits=4)
+                async def write(topic: str) -> str:
+                    text = await draft(topic)
+                    while not await review(text):
+                        text = await revise(text)
+                    return text
+            """},
+    )
+    kiln = Path(sys.executable).with_name("kiln")
+    result = subprocess.run(
+        [str(kiln), "compile", "loop.py", "-o", "build", "--dump", "graph"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "cycle while@19: review@19 (max 3), revise@20 (max 4)" in result.stdout
+    assert "worst case: 8 node executions" in result.stdout
