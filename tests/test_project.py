@@ -156,3 +156,38 @@ def test_dump_graph_shows_each_loop_its_bounds_and_the_worst_case(
     )
     assert "cycle while@19: review@19 (max 3), revise@20 (max 4)" in result.stdout
     assert "worst case: 8 node executions" in result.stdout
+
+
+def test_an_imported_node_retrying_on_a_class_this_module_lacks_is_an_error(
+    tmp_path: Path,
+) -> None:
+    write(
+        tmp_path,
+        {
+            "app/__init__.py": "",
+            "app/nodes.py": """
+                from kiln import node
+
+                class Flaky(Exception):
+                    pass
+
+                @node(retries=2, retry_on=(Flaky,))
+                async def fetch(url: str) -> str:
+                    return url
+            """,
+            "app/flows.py": """
+                from kiln import flow
+                from .nodes import fetch
+
+                @flow
+                async def run(url: str) -> str:
+                    return await fetch(url)
+            """,
+        },
+    )
+    (diagnostic,) = compile_file(tmp_path / "app" / "flows.py").diagnostics
+    assert (
+        diagnostic.message
+        == "'fetch' retries on 'Flaky', which this module does not import"
+    )
+    assert diagnostic.span.line == 7
