@@ -20,6 +20,7 @@ from pathlib import Path
 import hypothesmith
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
 
 from kilnc.diagnostics import Code
 from kilnc.pipeline import Compilation, compile_file
@@ -35,15 +36,21 @@ def fuzz_settings(examples: int) -> settings:
     return settings(
         max_examples=max(1, int(examples * SCALE)),
         deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.filter_too_much,
+            HealthCheck.data_too_large,
+            HealthCheck.large_base_example,
+        ],
     )
 
 
-# hypothesmith spends most of its time generating: from_node() several times as long
-# as from_grammar(), so it gets fewer examples.
-GRAMMAR = fuzz_settings(60)
-CST = fuzz_settings(25)
-FLOWS = fuzz_settings(120)
+# The defaults keep this module to about fifteen seconds. hypothesmith spends most of
+# its time generating, from_node() several times as long as from_grammar(); a flow
+# that compiles costs a black run.
+GRAMMAR = fuzz_settings(40)
+CST = fuzz_settings(10)
+FLOWS = fuzz_settings(40)
 
 HEADER = "from kiln import flow, node\n\n\n"
 
@@ -190,6 +197,14 @@ COMPOUND = (
     "touch(memory.clone({{}}), {})",
     "(lambda: inc({}))()",
     "f({})",
+    "sum([mul(v, {}) for v in items({})])",
+)
+#: Fan-outs whose first hole is inside the element.
+ELEMENT_FIRST = frozenset(
+    {
+        "len({{v: mul(v, {}) for v in items({})}})",
+        "sum([mul(v, {}) for v in items({})])",
+    }
 )
 AWAITED = (
     "(await dec({}))",
@@ -224,14 +239,27 @@ SIMPLE = (
 
 
 @st.composite
-def flow_expressions(draw: st.DrawFn, is_async: bool, depth: int = 0) -> str:
+def flow_expressions(
+    draw: st.DrawFn, is_async: bool, depth: int = 0, in_element: bool = False
+) -> str:
     leaf = st.one_of(st.sampled_from([*VARIABLES, "x"]), st.integers(-1, 3).map(str))
     if depth >= 3 or draw(st.integers(0, 3)) == 0:
         return draw(leaf)
     shapes = COMPOUND + AWAITED if is_async else COMPOUND
+    if (
+        in_element
+    ):  # the known bug of the xfail example of test_any_flow; drop once fixed
+        shapes = tuple(shape for shape in shapes if "async for" not in shape)
     shape = draw(st.sampled_from(shapes))
     holes = shape.replace("{{", "").replace("}}", "").count("{}")
-    parts = [draw(flow_expressions(is_async, depth + 1)) for _ in range(holes)]
+    parts = [
+        draw(
+            flow_expressions(
+                is_async, depth + 1, in_element or (i == 0 and shape in ELEMENT_FIRST)
+            )
+        )
+        for i in range(holes)
+    ]
     return shape.format(*parts)
 
 
@@ -341,6 +369,15 @@ def flow_with(body: str, head: str = "async def") -> str:
 @example(source=flow_with("    return [inc(await sub(v)) for v in items(x)]\n"))
 @example(source=flow_with("    return sum([w + 1 for w in items(x)])\n"))
 @example(source=flow_with("    return [w async for w in acount(x)]\n"))
+@example(
+    source=flow_with(
+        "    return [inc(sum([w async for w in acount(v)])) for v in items(x)]\n"
+    )
+).xfail(
+    raises=AssertionError,
+    reason="kiln bug: a fan-out element holding an async comprehension is emitted into a "
+    "sync helper function, which does not compile (KLN999)",
+)
 def test_any_flow(tmp_path_factory: pytest.TempPathFactory, source: str) -> None:
     assume(python_accepts(source))
     compile_text(tmp_path_factory.mktemp("flow"), source)
