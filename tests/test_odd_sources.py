@@ -319,6 +319,51 @@ def test_non_ascii_before_the_error_keeps_the_column(tmp_path: Path) -> None:
     assert_located(compilation, text)
 
 
+# Python reads identifiers in NFKC form: `_\uff4biln_f` (a fullwidth k) *is* `_kiln_f`,
+# and `\ufb01nd` (the fi ligature) *is* `find`.
+RESERVED_LOOKALIKE = (
+    HEADER
+    + "@node\ndef f(x: int) -> int:\n    return x\n\n\n@flow\ndef g(x: int) -> int:\n"
+    "    _\uff4biln_f = 100\n"
+    "    return f(x) + _\uff4biln_f\n"
+)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="kiln bug: the reserved-prefix check compares names as written, not in NFKC "
+    "form; '_\\uff4biln_f' is not refused, and it is the same variable as the "
+    "generated '_kiln_f', so the compiled flow returns 2 instead of 101",
+)
+def test_reserved_prefix_in_compatibility_form(tmp_path: Path) -> None:
+    compilation = compile_text(tmp_path, RESERVED_LOOKALIKE)
+    if compilation.failed:
+        assert {d.code for d in compilation.diagnostics} == {Code.RESERVED_NAME}
+        return
+    assert compilation.output is not None
+    module = load(tmp_path / "lookalike_built.py", compilation.output)
+    assert module.g(1) == 101  # what the source computes
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="kiln bug: names are not NFKC-normalized, so a node defined as '\\ufb01nd' "
+    "and called as 'find' (one name to Python) is reported as undefined (KLN304)",
+)
+def test_node_name_in_compatibility_form(tmp_path: Path) -> None:
+    text = (
+        HEADER
+        + "@node\nasync def \ufb01nd(x: int) -> int:\n    return x\n\n\n"
+        + "@flow\nasync def g(x: int) -> int:\n    y = await find(x)\n    return y\n"
+    )
+    compilation = compile_text(tmp_path, text)
+    assert not compilation.failed, render_all(
+        compilation.diagnostics, compilation.sources
+    )
+    assert compilation.output is not None
+    assert load(tmp_path / "ligature_built.py", compilation.output).g(3) == 3
+
+
 # --- empty and flowless files -----------------------------------------------------------
 
 
