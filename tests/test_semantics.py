@@ -228,3 +228,48 @@ def test_a_flow_using_every_construct_equals_its_source(tmp_path: Path) -> None:
     expected = asyncio.run(source.tricky([1, 2], Memory({})))
     assert compiled.tricky([1, 2], Memory(store)) == expected
     assert store == {"c": 5, "d": 8}
+
+
+def test_chains_that_rebind_their_inputs_overlap(tmp_path: Path) -> None:
+    case = next(
+        c
+        for c in load_cases(DATA / "scheduling.test")
+        if c.name == "chains_that_rebind_their_inputs"
+    )
+    compiled, source = compiled_and_source(case.source, tmp_path)
+    expected = asyncio.run(source.polish("ab", "cde"))  # 0.4 s: four 0.1 s calls in turn
+    start = time.perf_counter()
+    assert compiled.polish("ab", "cde") == expected == (3, 4)
+    assert time.perf_counter() - start < 0.35  # two chains of two 0.1 s calls, side by side
+
+
+def test_names_a_nested_block_writes_reach_the_code_after_it(tmp_path: Path) -> None:
+    compiled, source = build(
+        """
+        import asyncio
+        from kiln import flow, node
+
+        @node
+        async def f(x: int) -> int:
+            await asyncio.sleep(0)
+            return x + 1
+
+        @node
+        async def g(x: int) -> int:
+            return x * 10
+
+        @flow
+        async def arms(x: int) -> tuple[int, int]:
+            a = 0
+            b = 0
+            if x > 0:
+                a = await f(x)
+                b = await g(a)
+            for _ in range(2):
+                a = await f(a)
+                b = await g(b)
+            return a, b
+        """,
+        tmp_path,
+    )
+    assert compiled.arms(3) == asyncio.run(source.arms(3)) == (6, 4000)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, final
 
 import libcst as cst
@@ -45,6 +45,7 @@ from kilnc.ir import (
     WhileLoop,
     child_blocks,
 )
+from kilnc.names import renamed
 from kilnc.plan import BlockPlan, FlowPlan, Run, Spawn, Task, TaskId, Wait
 from kilnc.source import SourceFile, Span
 from kilnc.syntax import code
@@ -347,12 +348,16 @@ class _FlowEmitter:
                 self.op(op, plan, {})
             return
         defs = {t: self.names.fresh(_task_base(task)) for t, task in plan.tasks.items()}
+        copies = {
+            t: {name: self.names.fresh(f"{name}_copy") for name in task.snapshots}
+            for t, task in plan.tasks.items()
+        }
         handles = {
             t: self.names.fresh(f"{_task_base(task)}_task")
             for t, task in plan.tasks.items()
         }
         for task_id, task in plan.tasks.items():
-            self.task(task, defs[task_id], plan, handles)
+            self.task(task, defs[task_id], plan, handles, copies[task_id])
         scope = self.names.fresh("scope")
         self.w.line(f"async with {RUNTIME}.Scope() as {scope}:")
         with self.w.indent():
@@ -362,6 +367,8 @@ class _FlowEmitter:
                     # source, so the call past a loop's bound is the one reported.
                     for call in _counted(plan.tasks[op.task].steps):
                         self.count_visit(call)
+                    for name, copy in copies[op.task].items():
+                        self.w.line(f"{copy} = {name}")
                     self.w.line(
                         f"{handles[op.task]} = {scope}.spawn({defs[op.task]}())"
                     )
@@ -375,18 +382,29 @@ class _FlowEmitter:
             self.step(op.step, returning=False)
 
     def task(
-        self, task: Task, name: str, plan: BlockPlan, handles: dict[TaskId, str]
+        self,
+        task: Task,
+        name: str,
+        plan: BlockPlan,
+        handles: dict[TaskId, str],
+        copies: dict[str, str],
     ) -> None:
         result = task.result
         target = _target(result)
         returns = result.value_type if target is not None else "None"
         self.w.line(f"async def {name}() -> {returns}:")
         self.counting = False  # counted at the spawn
+        outer = dict(copies)  # names still meaning the value from before the task
         with self.w.indent():
             for step in task.steps:
                 for wait in task.waits[step.id]:
                     self.wait(plan.tasks[wait.task], handles[wait.task])
-                self.step(step, returning=step is result and target is not None)
+                self.step(
+                    _reading(step, outer),
+                    returning=step is result and target is not None,
+                )
+                for written in step.writes:
+                    outer.pop(written, None)
         self.counting = True
         self.w.line()
 
@@ -738,6 +756,15 @@ _FLOW_METHODS: Final = {
     (True, True): "astream",
     (False, True): "stream",
 }
+
+
+def _reading(step: Step, copies: dict[str, str]) -> Step:
+    """The step reading the copies main took instead of the names they copy."""
+    action = step.action
+    if not copies or not isinstance(action, Call):
+        return step
+    call = replace(action.call, call=renamed(action.call.call, copies))
+    return replace(step, action=replace(action, call=call))
 
 
 def _negated(test: cst.BaseExpression) -> str:

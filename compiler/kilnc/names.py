@@ -199,3 +199,51 @@ def target_names(target: cst.BaseExpression) -> set[str]:
     if isinstance(target, cst.StarredElement):
         return target_names(target.value)
     return set()
+
+
+def binds(node: cst.CSTNode) -> set[str]:
+    """Names bound inside an expression: comprehension targets, lambda parameters, walrus."""
+    collector = _Binders()
+    node.visit(collector)
+    return collector.bound
+
+
+class _Binders(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.bound: set[str] = set()
+
+    def visit_CompFor(self, node: cst.CompFor) -> None:
+        self.bound |= target_names(node.target)
+
+    def visit_Param(self, node: cst.Param) -> None:
+        self.bound.add(node.name.value)
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+        self.bound |= target_names(node.target)
+
+
+def renamed(node: cst.CSTNodeT, names: dict[str, str]) -> cst.CSTNodeT:
+    """The node with every variable in `names` renamed (not attributes, not keywords)."""
+    result = node.visit(_Renamer(names))
+    assert isinstance(result, type(node))
+    return result
+
+
+class _Renamer(cst.CSTTransformer):
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = names
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        return True
+
+    def leave_Attribute(
+        self, original_node: cst.Attribute, updated_node: cst.Attribute
+    ) -> cst.Attribute:
+        return updated_node.with_changes(attr=original_node.attr)
+
+    def leave_Arg(self, original_node: cst.Arg, updated_node: cst.Arg) -> cst.Arg:
+        return updated_node.with_changes(keyword=original_node.keyword)
+
+    def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.Name:
+        new = self.names.get(original_node.value)
+        return updated_node if new is None else updated_node.with_changes(value=new)

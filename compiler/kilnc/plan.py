@@ -31,6 +31,10 @@ class Task:
     id: TaskId
     steps: tuple[Step, ...]
     waits: Mapping[StepId, tuple[Wait, ...]]  # before each step, the tasks it needs
+    # Names the task reads from the enclosing coroutine and then rebinds itself
+    # (`text = await revise(text)` followed by more steps): main copies each
+    # into a fresh name when it spawns the task, and the task reads the copy.
+    snapshots: tuple[str, ...] = ()
 
     @property
     def result(self) -> Step:

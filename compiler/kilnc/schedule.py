@@ -22,8 +22,10 @@ The rules, in order:
 2. Tasks. A chain that awaits something and ends in a value of known type
    (the node's return annotation) may run as a task; its result reaches other
    coroutines through the task. Everything else runs in the main coroutine.
-3. Scoping. A task never both reads a name from the enclosing coroutine and
-   assigns it (Python would make it local and fail), else it stays in main.
+3. Scoping. A task that reads a name from the enclosing coroutine and then
+   assigns it (Python would make it local, and the read would fail) reads a
+   copy main takes when it spawns the task; where a copy cannot stand in (the
+   read is not in a call's arguments), the chain stays in main.
 4. Order. Main runs its steps in an order the graph allows, preferring steps
    that need no waiting, and spawns each task the moment its inputs exist.
 5. Inlining. A task spawned and then awaited with nothing else started in
@@ -39,6 +41,7 @@ import networkx as nx
 
 from kilnc.graph import build_graph, step_of
 from kilnc.ir import (
+    RESERVED_PREFIX,
     Block,
     Branch,
     Call,
@@ -52,6 +55,7 @@ from kilnc.ir import (
     WhileLoop,
     child_blocks,
 )
+from kilnc.names import binds
 from kilnc.plan import BlockPlan, FlowPlan, Op, Run, Spawn, Task, TaskId, Wait
 from kilnc.syntax import awaits
 
@@ -59,16 +63,26 @@ from kilnc.syntax import awaits
 def schedule_flow(flow: FlowIR) -> FlowPlan:
     blocks: dict[Block, BlockPlan] = {}
     for block in _blocks(flow.body):
-        blocks[block] = schedule_block(block, build_graph(block))
+        nested = block is not flow.body
+        blocks[block] = schedule_block(block, build_graph(block), nested=nested)
     return FlowPlan(flow, blocks)
 
 
-def schedule_block(block: Block, graph: nx.DiGraph) -> BlockPlan:
-    chains = _chains(block, graph)
+def schedule_block(
+    block: Block, graph: nx.DiGraph, *, nested: bool = False
+) -> BlockPlan:
+    """`nested`: the block is an arm or a loop's body, whose names live on after it."""
+    chains = _chains(block, graph, nested)
     chains = _tasks(chains, graph)
     task_of = {step.id: TaskId(i) for i, chain in enumerate(chains) for step in chain}
+    producers = {chain[-1].id: chain for chain in chains}
     tasks = {
-        TaskId(i): Task(TaskId(i), tuple(chain), _waits(chain, graph, task_of))
+        TaskId(i): Task(
+            TaskId(i),
+            tuple(chain),
+            _waits(chain, graph, task_of),
+            tuple(sorted(_rebound(chain, graph, producers) or ())),
+        )
         for i, chain in enumerate(chains)
     }
     ops = _order(block, graph, tasks, task_of)
@@ -96,7 +110,7 @@ def _chainable(step: Step) -> bool:
     return isinstance(action, Inline) and not step.uses and not step.barrier
 
 
-def _chains(block: Block, graph: nx.DiGraph) -> list[list[Step]]:
+def _chains(block: Block, graph: nx.DiGraph, nested: bool) -> list[list[Step]]:
     chain_of: dict[StepId, list[Step]] = {}
     chains: list[list[Step]] = []
     for step in block.steps:
@@ -105,7 +119,10 @@ def _chains(block: Block, graph: nx.DiGraph) -> list[list[Step]]:
         joinable = [
             p
             for p in graph.predecessors(step.id)
-            if p in chain_of and graph.out_degree(p) == 1 and chain_of[p][-1].id == p
+            if p in chain_of
+            and graph.out_degree(p) == 1
+            and chain_of[p][-1].id == p
+            and not (nested and _outlives(step_of(graph, p)))
         ]
         if joinable:
             chain = chain_of[max(joinable)]
@@ -115,6 +132,16 @@ def _chains(block: Block, graph: nx.DiGraph) -> list[list[Step]]:
         chain.append(step)
         chain_of[step.id] = chain
     return chains
+
+
+def _outlives(step: Step) -> bool:
+    """Whether a step of a nested block writes a name code after the block may read.
+
+    Only a chain's last value leaves its coroutine, so such a step ends its
+    chain. A user's name may be read after an arm or in a loop's next
+    iteration; a lifted temporary never is.
+    """
+    return any(not name.startswith(RESERVED_PREFIX) for name in step.writes)
 
 
 # --- 2. and 3. which chains become tasks ---------------------------------------------
@@ -141,29 +168,45 @@ def _tasks(chains: list[list[Step]], graph: nx.DiGraph) -> list[list[Step]]:
         kept = [
             chain
             for chain in candidates
-            if not _scoping_conflict(chain, graph, producers)
+            if _rebound(chain, graph, producers) is not None
         ]
         if len(kept) == len(candidates):
             return kept
         candidates = kept
 
 
-def _scoping_conflict(
+def _rebound(
     chain: list[Step], graph: nx.DiGraph, producers: dict[StepId, list[Step]]
-) -> bool:
+) -> set[str] | None:
+    """The names the chain reads from outside and then rebinds; None if it cannot run so.
+
+    Python makes a name the coroutine assigns local to it, so reading the
+    outer value first would fail. A call step can read a copy instead (the
+    emitter renames the name in its arguments); any other step cannot.
+    """
     members = {step.id for step in chain}
     local: set[str] = set()
-    closure: set[str] = set()
+    outer: dict[str, list[Step]] = {}  # name -> the steps reading its outer value
     for step in chain:
         for pred in graph.predecessors(step.id):
             if pred in producers and pred not in members:
                 local |= step_of(graph, pred).writes
-        closure |= step.reads - local
+        for name in step.reads - local:
+            outer.setdefault(name, []).append(step)
         if (
             step is not chain[-1]
         ):  # the last step returns its value: it assigns nothing here
             local |= step.writes
-    return bool(closure & local)
+    rebound = set(outer) & local
+    for name in rebound:
+        if not all(_renameable(step, name) for step in outer[name]):
+            return None
+    return rebound
+
+
+def _renameable(step: Step, name: str) -> bool:
+    action = step.action
+    return isinstance(action, Call) and name not in binds(action.call.call)
 
 
 def _waits(
@@ -257,6 +300,10 @@ def _inline(plan: BlockPlan) -> BlockPlan:
             following = ops[index + 1 :]
             if not _nothing_overlaps(following, Wait(op.task)):
                 continue
+            if any(
+                Wait(op.task) in ws for t in tasks.values() for ws in t.waits.values()
+            ):
+                continue  # another task reads its result through it
             task = tasks.pop(op.task)
             awaited_before = {o.task for o in ops[:index] if isinstance(o, Wait)}
             body: list[Op] = []
@@ -268,7 +315,6 @@ def _inline(plan: BlockPlan) -> BlockPlan:
                 body.append(Run(step))
             rest = [o for o in following if o != Wait(op.task) and o not in body]
             ops = ops[:index] + body + rest
-            tasks = {t: _forget(task_value, op.task) for t, task_value in tasks.items()}
             changed = True
             break
     return BlockPlan(tasks, tuple(ops))
@@ -311,11 +357,3 @@ def _suspends(step: Step) -> bool:
     return any(awaits(node) for node in tested) or any(
         _suspends(inner) for block in child_blocks(action) for inner in block.steps
     )
-
-
-def _forget(task: Task, inlined: TaskId) -> Task:
-    """A task spawned after `inlined` ran in place reads its values from main instead."""
-    waits = {
-        s: tuple(w for w in ws if w.task != inlined) for s, ws in task.waits.items()
-    }
-    return Task(task.id, task.steps, waits)
