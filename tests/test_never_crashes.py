@@ -246,10 +246,6 @@ def flow_expressions(
     if depth >= 3 or draw(st.integers(0, 3)) == 0:
         return draw(leaf)
     shapes = COMPOUND + AWAITED if is_async else COMPOUND
-    if (
-        in_element
-    ):  # the known bug of the xfail example of test_any_flow; drop once fixed
-        shapes = tuple(shape for shape in shapes if "async for" not in shape)
     shape = draw(st.sampled_from(shapes))
     holes = shape.replace("{{", "").replace("}}", "").count("{}")
     parts = [
@@ -373,10 +369,6 @@ def flow_with(body: str, head: str = "async def") -> str:
     source=flow_with(
         "    return [inc(sum([w async for w in acount(v)])) for v in items(x)]\n"
     )
-).xfail(
-    raises=AssertionError,
-    reason="kiln bug: a fan-out element holding an async comprehension is emitted into a "
-    "sync helper function, which does not compile (KLN999)",
 )
 def test_any_flow(tmp_path_factory: pytest.TempPathFactory, source: str) -> None:
     assume(python_accepts(source))

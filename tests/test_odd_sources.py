@@ -329,12 +329,6 @@ RESERVED_LOOKALIKE = (
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kiln bug: the reserved-prefix check compares names as written, not in NFKC "
-    "form; '_\\uff4biln_f' is not refused, and it is the same variable as the "
-    "generated '_kiln_f', so the compiled flow returns 2 instead of 101",
-)
 def test_reserved_prefix_in_compatibility_form(tmp_path: Path) -> None:
     compilation = compile_text(tmp_path, RESERVED_LOOKALIKE)
     if compilation.failed:
@@ -345,11 +339,6 @@ def test_reserved_prefix_in_compatibility_form(tmp_path: Path) -> None:
     assert module.g(1) == 101  # what the source computes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kiln bug: names are not NFKC-normalized, so a node defined as '\\ufb01nd' "
-    "and called as 'find' (one name to Python) is reported as undefined (KLN304)",
-)
 def test_node_name_in_compatibility_form(tmp_path: Path) -> None:
     text = (
         HEADER

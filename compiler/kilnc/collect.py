@@ -26,7 +26,7 @@ import libcst as cst
 
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.ir import RESERVED_PREFIX, Callee, FlowDef, NodeDef, NodeKind, NodeOptions
-from kilnc.names import BUILTINS
+from kilnc.names import BUILTINS, identifier
 from kilnc.options import read_flow_options, read_node_options
 from kilnc.parse import ParsedModule
 from kilnc.resolve import ModuleLocation, absolute_module
@@ -54,8 +54,9 @@ class ModuleDefs:
     flows: Mapping[str, FlowDef]
     imports: Mapping[str, ImportedName]
 
-    def local(self, identifier: str) -> Callee | None:
-        return self.nodes.get(identifier) or self.flows.get(identifier)
+    def local(self, name: str) -> Callee | None:
+        name = identifier(name)
+        return self.nodes.get(name) or self.flows.get(name)
 
 
 def collect_definitions(
@@ -75,11 +76,11 @@ def collect_definitions(
             diagnostics.append(_not_a_function(parsed, decorator, is_node))
         elif is_node:
             node, found = _node(parsed, location, statement, decorator)
-            nodes[node.function] = node
+            nodes[identifier(node.function)] = node
             diagnostics += found
         else:
             flow, found = _flow(parsed, location, statement, decorator)
-            flows[flow.identifier] = flow
+            flows[identifier(flow.identifier)] = flow
             diagnostics += found
     diagnostics += _nested_definitions(parsed)
     diagnostics += _reserved_names(parsed)
@@ -305,7 +306,7 @@ class _ReservedNameFinder(cst.CSTVisitor):
         self.found: dict[str, cst.Name] = {}
 
     def visit_Name(self, node: cst.Name) -> None:
-        reserved = node.value.lower().startswith(RESERVED_PREFIX)
+        reserved = identifier(node.value).lower().startswith(RESERVED_PREFIX)
         if reserved and node.value not in self.found:
             self.found[node.value] = node
 
@@ -336,10 +337,12 @@ def _imports(parsed: ParsedModule, location: ModuleLocation) -> dict[str, Import
                 for alias in small.names:
                     dotted_name = _name(alias.name)
                     if alias.asname is not None:
-                        table[_as_name(alias)] = ImportedName(dotted_name, None)
+                        table[identifier(_as_name(alias))] = ImportedName(
+                            dotted_name, None
+                        )
                     else:
                         head = dotted_name.split(".")[0]
-                        table[head] = ImportedName(head, None)
+                        table[identifier(head)] = ImportedName(head, None)
             elif isinstance(small, cst.ImportFrom) and not isinstance(
                 small.names, cst.ImportStar
             ):
@@ -350,7 +353,7 @@ def _imports(parsed: ParsedModule, location: ModuleLocation) -> dict[str, Import
                 for alias in small.names:
                     attribute = _name(alias.name)
                     local = _as_name(alias) if alias.asname is not None else attribute
-                    table[local] = ImportedName(module, attribute)
+                    table[identifier(local)] = ImportedName(module, attribute)
     return table
 
 

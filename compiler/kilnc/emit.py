@@ -48,7 +48,7 @@ from kilnc.ir import (
 from kilnc.names import renamed
 from kilnc.plan import BlockPlan, FlowPlan, Run, Spawn, Task, TaskId, Wait
 from kilnc.source import SourceFile, Span
-from kilnc.syntax import code
+from kilnc.syntax import awaits, code
 from kilnc.writer import Names, Writer
 
 RUNTIME = "_kiln"  # the generated module's name for the kiln runtime
@@ -513,7 +513,10 @@ class _FlowEmitter:
 
     def fan_out(self, step: Step, action: FanOut, returning: bool) -> None:
         self.count_visit(action.result)
-        suspends = action.result.suspends or any(s.awaits for s in action.element.steps)
+        # A call suspends when it is awaited, or when an argument awaits (an async
+        # comprehension): then the element's function must be a coroutine.
+        calls = [action.result, *_calls(action.element)]
+        suspends = any(call.suspends or awaits(call.call) for call in calls)
         concurrent = suspends and not action.in_order
         if action.element.steps or self.fallbackcode(action.result) is not None:
             value = self.element_function(action, suspends, concurrent)
@@ -535,7 +538,6 @@ class _FlowEmitter:
             else:
                 gathered = f"await {RUNTIME}.gather({call} {clauses})"
             value = _collection(action.kind, gathered)
-        calls = [action.result, *_calls(action.element)]
         self.guarded([_assign(action.target, None, value, returning)], calls)
 
     def element_function(self, action: FanOut, suspends: bool, concurrent: bool) -> str:

@@ -54,7 +54,7 @@ from kilnc.ir import (
     Yield,
     child_blocks,
 )
-from kilnc.names import BUILTINS, name_uses, target_names
+from kilnc.names import BUILTINS, identifier, name_uses, target_names
 from kilnc.parse import ParsedModule
 from kilnc.syntax import code, without_docstring, yields
 
@@ -101,7 +101,9 @@ class _Lowerer:
         self._next_id = 0
         self._temps: dict[str, int] = {}
         self.loops = 0  # how many `while` loops enclose the code being lowered
-        self._globals = self.parsed.global_names | BUILTINS
+        self._globals = (
+            frozenset(identifier(n) for n in self.parsed.global_names) | BUILTINS
+        )
 
     # --- entry --------------------------------------------------------------------
 
@@ -117,11 +119,11 @@ class _Lowerer:
                     "a flow parameter cannot be named 'self': the compiled flow is a method",
                     "rename the parameter",
                 )
-            defined.add(param.name.value)
+            defined.add(identifier(param.name.value))
             self._note_type(param.name.value, param.annotation)
         for star in (params.star_arg, params.star_kwarg):
             if isinstance(star, cst.Param):
-                defined.add(star.name.value)
+                defined.add(identifier(star.name.value))
         body = function.body
         if isinstance(body, cst.IndentedBlock):
             return self.block(without_docstring(body.body), defined)
@@ -725,7 +727,10 @@ class _Lowerer:
             defined |= uses.writes
             return
         for name in uses.reads:
-            if name.value not in defined and name.value not in self._globals:
+            if (
+                identifier(name.value) not in defined
+                and identifier(name.value) not in self._globals
+            ):
                 self.report(
                     name,
                     Code.UNDEFINED_NAME,
@@ -736,6 +741,7 @@ class _Lowerer:
         defined |= uses.writes
 
     def _note_type(self, name: str, annotation: cst.Annotation | None) -> None:
+        name = identifier(name)
         if annotation is None:
             return
         self.types[name] = code(annotation.annotation)
@@ -766,13 +772,13 @@ class _Lowerer:
         value = statement.value
         token = False
         if isinstance(value, cst.Name):
-            token = value.value in self.memory
+            token = identifier(value.value) in self.memory
         elif isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
             owner = value.func.value
             token = (
                 value.func.attr.value == "clone"
                 and isinstance(owner, cst.Name)
-                and owner.value in self.memory
+                and identifier(owner.value) in self.memory
             )
         for name in names:
             self.types.pop(name, None)
@@ -933,7 +939,7 @@ class _StateUses(cst.CSTVisitor):
             isinstance(func, cst.Attribute)
             and func.attr.value == "clone"
             and isinstance(func.value, cst.Name)
-            and func.value.value in self.tokens
+            and identifier(func.value.value) in self.tokens
         ):
             for arg in node.args:
                 arg.visit(self)
@@ -941,8 +947,8 @@ class _StateUses(cst.CSTVisitor):
         return True
 
     def visit_Name(self, node: cst.Name) -> None:
-        if node.value in self.tokens:
-            self.used.add(node.value)
+        if identifier(node.value) in self.tokens:
+            self.used.add(identifier(node.value))
 
 
 def _element(

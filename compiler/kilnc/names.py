@@ -9,12 +9,18 @@ lambda parameters and comprehension targets are local to their expression.
 from __future__ import annotations
 
 import builtins
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Final, final
 
 import libcst as cst
 
 BUILTINS: Final = frozenset(dir(builtins))
+
+
+def identifier(name: str) -> str:
+    """A name as Python sees it: identifiers are NFKC-normalized, so `ﬁnd` is `find`."""
+    return name if name.isascii() else unicodedata.normalize("NFKC", name)
 
 
 @final
@@ -26,7 +32,7 @@ class NameUses:
 
     @property
     def read_names(self) -> frozenset[str]:
-        return frozenset(name.value for name in self.reads)
+        return frozenset(identifier(name.value) for name in self.reads)
 
 
 class _Collector(cst.CSTVisitor):
@@ -37,7 +43,7 @@ class _Collector(cst.CSTVisitor):
         )  # names local to enclosing lambdas/comprehensions
 
     def _read(self, node: cst.Name) -> None:
-        if not any(node.value in scope for scope in self._bound):
+        if not any(identifier(node.value) in scope for scope in self._bound):
             self.uses.reads.append(node)
 
     def visit_Name(self, node: cst.Name) -> bool:
@@ -97,28 +103,28 @@ class _Collector(cst.CSTVisitor):
         return False
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        self.uses.writes.add(node.name.value)
+        self.uses.writes.add(identifier(node.name.value))
         return False
 
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-        self.uses.writes.add(node.name.value)
+        self.uses.writes.add(identifier(node.name.value))
         return False
 
     def visit_MatchAs(self, node: cst.MatchAs) -> bool:
         if node.pattern is not None:
             node.pattern.visit(self)
         if node.name is not None:
-            self.uses.writes.add(node.name.value)
+            self.uses.writes.add(identifier(node.name.value))
         return False
 
     def visit_MatchStar(self, node: cst.MatchStar) -> bool:
         if node.name is not None:
-            self.uses.writes.add(node.name.value)
+            self.uses.writes.add(identifier(node.name.value))
         return False
 
     def visit_MatchMapping(self, node: cst.MatchMapping) -> None:
         if node.rest is not None:
-            self.uses.writes.add(node.rest.value)
+            self.uses.writes.add(identifier(node.rest.value))
 
     def visit_MatchKeywordElement(self, node: cst.MatchKeywordElement) -> bool:
         node.pattern.visit(self)
@@ -127,12 +133,12 @@ class _Collector(cst.CSTVisitor):
     def visit_Lambda(self, node: cst.Lambda) -> bool:
         params = node.params
         names = {
-            p.name.value
+            identifier(p.name.value)
             for p in (*params.params, *params.posonly_params, *params.kwonly_params)
         }
         for star in (params.star_arg, params.star_kwarg):
             if isinstance(star, cst.Param):
-                names.add(star.name.value)
+                names.add(identifier(star.name.value))
         self._bound.append(names)
         node.body.visit(self)
         self._bound.pop()
@@ -173,7 +179,7 @@ class _Collector(cst.CSTVisitor):
 
     def _target(self, target: cst.BaseExpression) -> None:
         if isinstance(target, cst.Name):
-            self.uses.writes.add(target.value)
+            self.uses.writes.add(identifier(target.value))
         elif isinstance(target, cst.Tuple | cst.List):
             for element in target.elements:
                 self._target(element.value)
@@ -193,7 +199,7 @@ def name_uses(node: cst.CSTNode) -> NameUses:
 def target_names(target: cst.BaseExpression) -> set[str]:
     """The variables an assignment target binds."""
     if isinstance(target, cst.Name):
-        return {target.value}
+        return {identifier(target.value)}
     if isinstance(target, cst.Tuple | cst.List):
         return set().union(*(target_names(e.value) for e in target.elements))
     if isinstance(target, cst.StarredElement):
@@ -216,7 +222,7 @@ class _Binders(cst.CSTVisitor):
         self.bound |= target_names(node.target)
 
     def visit_Param(self, node: cst.Param) -> None:
-        self.bound.add(node.name.value)
+        self.bound.add(identifier(node.name.value))
 
     def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
         self.bound |= target_names(node.target)
@@ -245,5 +251,5 @@ class _Renamer(cst.CSTTransformer):
         return updated_node.with_changes(keyword=original_node.keyword)
 
     def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.Name:
-        new = self.names.get(original_node.value)
+        new = self.names.get(identifier(original_node.value))
         return updated_node if new is None else updated_node.with_changes(value=new)

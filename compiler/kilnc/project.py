@@ -15,6 +15,7 @@ import libcst as cst
 from kilnc.collect import ModuleDefs, collect_definitions
 from kilnc.diagnostics import Diagnostic
 from kilnc.ir import Callee, NodeDef, Resolver
+from kilnc.names import identifier
 from kilnc.parse import parse_source
 from kilnc.resolve import locate, module_file
 from kilnc.source import SourceFile, display_path
@@ -55,9 +56,9 @@ class Project:
 
         def resolve(func: cst.BaseExpression) -> tuple[Callee, bool] | None:
             if isinstance(func, cst.Name):
-                key = func.value
+                key = identifier(func.value)
             elif isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
-                key = f"{func.value.value}.{func.attr.value}"
+                key = f"{identifier(func.value.value)}.{identifier(func.attr.value)}"
             else:
                 return None
             if key not in cache:
@@ -91,7 +92,7 @@ class Project:
         return (callee, False) if callee is not None else None
 
     def _imported(self, defs: ModuleDefs, name: str, depth: int) -> Callee | None:
-        imported = defs.imports.get(name)
+        imported = defs.imports.get(identifier(name))
         if imported is None or imported.attribute is None or depth == 0:
             return None
         target = self.load(imported.module)

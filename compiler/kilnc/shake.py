@@ -29,7 +29,7 @@ import libcst as cst
 
 from kilnc.collect import FLOW_DECORATORS, NODE_DECORATORS
 from kilnc.diagnostics import Code, Diagnostic, error
-from kilnc.names import name_uses
+from kilnc.names import identifier, name_uses
 from kilnc.parse import ParsedModule
 from kilnc.resolve import ModuleLocation, absolute_module
 from kilnc.syntax import dotted, is_docstring
@@ -85,7 +85,7 @@ def _needed(
         for name in bound:
             by_name.setdefault(name, []).append(index)
     needed: set[str] = set()
-    frontier = list(flows)
+    frontier = [identifier(name) for name in flows]
     while frontier:
         name = frontier.pop()
         if name in needed:
@@ -134,7 +134,7 @@ class _Reads(cst.CSTVisitor):
         return reads.names
 
     def visit_Name(self, node: cst.Name) -> None:
-        self.names.add(node.value)
+        self.names.add(identifier(node.value))
 
     def visit_Attribute(self, node: cst.Attribute) -> bool:
         node.value.visit(self)
@@ -144,18 +144,18 @@ class _Reads(cst.CSTVisitor):
         # A string annotation (`-> "Page"`) names what it refers to.
         value = node.evaluated_value
         if isinstance(value, str) and value.isidentifier():
-            self.names.add(value)
+            self.names.add(identifier(value))
 
 
 def _bound(statement: cst.BaseStatement) -> set[str]:
     if isinstance(statement, cst.FunctionDef | cst.ClassDef):
-        return {statement.name.value}
+        return {identifier(statement.name.value)}
     if isinstance(statement, cst.SimpleStatementLine):
         names: set[str] = set()
         for small in statement.body:
             if isinstance(small, cst.Import | cst.ImportFrom):
                 if not isinstance(small.names, cst.ImportStar):
-                    names |= {_import_local(alias) for alias in small.names}
+                    names |= {identifier(_import_local(alias)) for alias in small.names}
             else:
                 names |= name_uses(small).writes
         return names
@@ -198,7 +198,7 @@ def _import(
 ) -> cst.BaseSmallStatement | None:
     if isinstance(node.names, cst.ImportStar):
         return node
-    aliases = [a for a in node.names if _import_local(a) in needed]
+    aliases = [a for a in node.names if identifier(_import_local(a)) in needed]
     if not aliases:
         return None
     aliases[-1] = aliases[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
