@@ -246,6 +246,10 @@ def flow_expressions(
     if depth >= 3 or draw(st.integers(0, 3)) == 0:
         return draw(leaf)
     shapes = COMPOUND + AWAITED if is_async else COMPOUND
+    if in_element:
+        # KNOWN BUG, the xfail example of test_any_flow: a fan-out inside a fan-out's
+        # element crashes kiln. Generate it again once that example passes.
+        shapes = tuple(shape for shape in shapes if " for " not in shape)
     shape = draw(st.sampled_from(shapes))
     holes = shape.replace("{{", "").replace("}}", "").count("{}")
     parts = [
@@ -369,6 +373,16 @@ def flow_with(body: str, head: str = "async def") -> str:
     source=flow_with(
         "    return [inc(sum([w async for w in acount(v)])) for v in items(x)]\n"
     )
+)
+@example(
+    source=flow_with(
+        "    return [inc(sum([inc(w) for w in range(v)])) for v in range(x)]\n",
+        head="def",
+    )
+).xfail(
+    raises=AssertionError,
+    reason="kiln bug: a fan-out inside the node call of a fan-out's element fails in "
+    "emit_module with 'an element's steps are its lifted calls' (KLN999)",
 )
 def test_any_flow(tmp_path_factory: pytest.TempPathFactory, source: str) -> None:
     assume(python_accepts(source))
