@@ -54,6 +54,7 @@ from kilnc.ir import (
     Yield,
     child_blocks,
 )
+from kilnc.lift import CallFinder, Lifter, element
 from kilnc.names import BUILTINS, identifier, name_uses, target_names
 from kilnc.parse import ParsedModule
 from kilnc.syntax import code, without_docstring, yields
@@ -239,7 +240,7 @@ class _Lowerer:
             value, cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp
         ):
             return None
-        if not self.contains_node_call(_element(value)):
+        if not self.contains_node_call(element(value)):
             return None
         return self.fan_out(value, target, node)
 
@@ -525,12 +526,12 @@ class _Lowerer:
         return callee.streams
 
     def contains_node_call(self, node: cst.CSTNode) -> bool:
-        finder = _CallFinder(self.resolve)
+        finder = CallFinder(self.resolve)
         node.visit(finder)
         return finder.found is not None
 
     def forbid_calls(self, node: cst.CSTNode, where: str) -> None:
-        finder = _CallFinder(self.resolve)
+        finder = CallFinder(self.resolve)
         node.visit(finder)
         if finder.found is not None:
             self.report(
@@ -542,7 +543,7 @@ class _Lowerer:
 
     def lift(self, node: cst.CSTNodeT) -> tuple[list[Step], cst.CSTNodeT]:
         """Lift the node calls out of a statement or an argument (kept as its own kind)."""
-        lifter = _Lifter(self)
+        lifter = Lifter(self)
         lifted = node.visit(lifter)
         assert isinstance(lifted, type(node))
         return lifter.steps, lifted
@@ -551,7 +552,7 @@ class _Lowerer:
         self, node: cst.BaseExpression
     ) -> tuple[list[Step], cst.BaseExpression]:
         """Lift the node calls out of an expression, which may itself become a temporary."""
-        lifter = _Lifter(self)
+        lifter = Lifter(self)
         lifted = node.visit(lifter)
         assert isinstance(lifted, cst.BaseExpression)
         return lifter.steps, lifted
@@ -795,139 +796,6 @@ class _Lowerer:
         self.diagnostics.append(error(self.parsed.span(node), code, message, hint))
 
 
-class _Lifter(cst.CSTTransformer):
-    """Replaces each node call inside an expression by a temporary assigned before it."""
-
-    def __init__(self, lowerer: _Lowerer) -> None:
-        self.lowerer = lowerer
-        self.steps: list[Step] = []
-        self._awaited: set[cst.Call] = set()
-
-    def visit_Await(self, node: cst.Await) -> None:
-        if isinstance(node.expression, cst.Call):
-            self._awaited.add(node.expression)
-
-    def leave_Call(
-        self, original_node: cst.Call, updated_node: cst.Call
-    ) -> cst.BaseExpression:
-        if (
-            original_node in self._awaited
-            or self.lowerer.resolve(original_node.func) is None
-        ):
-            return updated_node
-        return self._lift(original_node, updated_node)
-
-    def leave_Await(
-        self, original_node: cst.Await, updated_node: cst.Await
-    ) -> cst.BaseExpression:
-        if not isinstance(original_node.expression, cst.Call):
-            return updated_node
-        if self.lowerer.resolve(original_node.expression.func) is None:
-            return updated_node
-        return self._lift(original_node, updated_node)
-
-    def _lift(
-        self, original: cst.BaseExpression, updated: cst.BaseExpression
-    ) -> cst.Name:
-        found = self.lowerer.node_call(updated, original)
-        assert found is not None
-        _, node_call = found
-        name = self.lowerer.temporary(
-            node_call.callee.function
-            if isinstance(node_call.callee, NodeDef)
-            else node_call.callee.identifier
-        )
-        target = cst.Name(name)
-        step = self.lowerer.call_step(
-            original, Call(target, None, node_call), target, None
-        )
-        self.steps.append(step)
-        return target
-
-    def visit_ListComp(self, node: cst.ListComp) -> bool:
-        return False
-
-    def visit_SetComp(self, node: cst.SetComp) -> bool:
-        return False
-
-    def visit_DictComp(self, node: cst.DictComp) -> bool:
-        return False
-
-    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> bool:
-        return False
-
-    def leave_ListComp(
-        self, original_node: cst.ListComp, updated_node: cst.ListComp
-    ) -> cst.BaseExpression:
-        return self._fan_out(original_node)
-
-    def leave_SetComp(
-        self, original_node: cst.SetComp, updated_node: cst.SetComp
-    ) -> cst.BaseExpression:
-        return self._fan_out(original_node)
-
-    def leave_DictComp(
-        self, original_node: cst.DictComp, updated_node: cst.DictComp
-    ) -> cst.BaseExpression:
-        return self._fan_out(original_node)
-
-    def leave_GeneratorExp(
-        self, original_node: cst.GeneratorExp, updated_node: cst.GeneratorExp
-    ) -> cst.BaseExpression:
-        return self._fan_out(original_node)
-
-    def _fan_out(
-        self, node: cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp
-    ) -> cst.BaseExpression:
-        if not self.lowerer.contains_node_call(node):
-            return node
-        if not self.lowerer.contains_node_call(_element(node)):
-            # Only the iterable calls a node (a stream, say): lift it, keep the rest inline.
-            prefix, first = self.lowerer.lift_expression(node.for_in.iter)
-            self.steps += prefix
-            clauses = node.for_in.with_changes(iter=first)
-            where = "a comprehension's 'for'/'if'"
-            self.lowerer.forbid_calls(clauses.with_changes(iter=cst.Name("_")), where)
-            return node.with_changes(for_in=clauses)
-        target = cst.Name(self.lowerer.temporary("each"))
-        self.steps += self.lowerer.fan_out(node, target, node)
-        if isinstance(node, cst.GeneratorExp) and node.lpar:
-            return target.with_changes(lpar=node.lpar, rpar=node.rpar)
-        return target
-
-    def visit_BooleanOperation(self, node: cst.BooleanOperation) -> bool:
-        node.left.visit(self)
-        self.lowerer.forbid_calls(
-            node.right, f"the right side of '{code(node.operator).strip()}'"
-        )
-        return False
-
-    def leave_BooleanOperation(
-        self, original_node: cst.BooleanOperation, updated_node: cst.BooleanOperation
-    ) -> cst.BaseExpression:
-        return original_node.with_changes(left=original_node.left.visit(self))
-
-    def visit_IfExp(self, node: cst.IfExp) -> bool:
-        self.lowerer.forbid_calls(node.body, "a conditional expression")
-        self.lowerer.forbid_calls(node.orelse, "a conditional expression")
-        return True
-
-    def visit_Lambda(self, node: cst.Lambda) -> bool:
-        self.lowerer.forbid_calls(node.body, "a lambda")
-        return False
-
-
-class _CallFinder(cst.CSTVisitor):
-    def __init__(self, resolve: Resolver) -> None:
-        self._callee = resolve
-        self.found: cst.Call | None = None
-
-    def visit_Call(self, node: cst.Call) -> bool:
-        if self.found is None and self._callee(node.func) is not None:
-            self.found = node
-        return self.found is None
-
-
 class _StateUses(cst.CSTVisitor):
     def __init__(self, tokens: set[str]) -> None:
         self.tokens = tokens
@@ -949,13 +817,6 @@ class _StateUses(cst.CSTVisitor):
     def visit_Name(self, node: cst.Name) -> None:
         if identifier(node.value) in self.tokens:
             self.used.add(identifier(node.value))
-
-
-def _element(
-    node: cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp,
-) -> cst.BaseExpression:
-    """What a comprehension computes per item (a dict comprehension's value)."""
-    return node.value if isinstance(node, cst.DictComp) else node.elt
 
 
 def _comprehension_targets(clauses: cst.CompFor) -> set[str]:
