@@ -24,20 +24,21 @@ import libcst as cst
 from kilnc.checks import check_cycles, check_duplicates, check_visit_limits
 from kilnc.collect import collect_definitions
 from kilnc.diagnostics import Code, Diagnostic, error
-from kilnc.emit import (
-    Compiled,
-    FallbackImport,
-    Kept,
-    ModulePlan,
-    PolicyConstant,
-    emit_module,
-)
+from kilnc.emit import emit_module
 from kilnc.format import format_module
 from kilnc.graph import build_flow_graph, build_graph, build_loop_graph
 from kilnc.ir import Block, FlowIR, NodeDef, dump_block
 from kilnc.lower import LowerContext, lower_flow
 from kilnc.parse import ParsedModule, parse_source
-from kilnc.plan import FlowPlan, dump_plan
+from kilnc.plan import (
+    Compiled,
+    FallbackImport,
+    FlowPlan,
+    Kept,
+    ModulePlan,
+    PolicyConstant,
+    dump_plan,
+)
 from kilnc.project import Project
 from kilnc.resolve import locate
 from kilnc.schedule import schedule_flow

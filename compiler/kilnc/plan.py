@@ -12,7 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NewType, final
 
-from kilnc.ir import Block, FlowIR, Step, StepId
+import libcst as cst
+
+from kilnc.ir import Block, FlowIR, NodeDef, Step, StepId
+from kilnc.source import SourceFile, Span
 
 TaskId = NewType("TaskId", int)
 
@@ -92,3 +95,63 @@ def dump_plan(plan: BlockPlan) -> str:
                 f"run s{op.step.id} ({type(op.step.action).__name__}, line {op.step.span.line})"
             )
     return "\n".join(lines)
+
+
+# --- the module -------------------------------------------------------------------
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """A module-level statement copied into the output (already rewritten by `shake`)."""
+
+    statement: cst.CSTNode = field(repr=False)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class PolicyConstant:
+    """`_KILN_POLICY_FETCH = _kiln.Policy(...)`: a resilient node's options, built once."""
+
+    name: str
+    node: NodeDef
+    where: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class FallbackImport:
+    """`from pkg.nodes import on_error as _KILN_FALLBACK_ON_ERROR`, for an imported node."""
+
+    alias: str
+    module: str
+    function: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A flow, emitted where its definition stood, as a class and its instance."""
+
+    plan: FlowPlan
+    class_name: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ModulePlan:
+    source: SourceFile
+    display: str  # the source path relative to the project root, for the header
+    sources: tuple[SourceFile, ...]  # every file read, for the header's hash
+    prelude: tuple[cst.CSTNode, ...] = field(
+        repr=False
+    )  # docstring and __future__ imports
+    body: tuple[Kept | PolicyConstant | FallbackImport | Compiled, ...]
+    # Each source's path relative to the project root, by the path diagnostics show:
+    # generated code names the project's files the same way from any working directory.
+    paths: Mapping[str, str]
+    policies: Mapping[NodeDef, str]  # the constant holding each resilient node's Policy
+    fallbacks: Mapping[NodeDef, str]  # how generated code names each node's fallback
+
+    def where(self, span: Span) -> str:
+        return f"{self.paths.get(span.path, span.path)}:{span.line}"

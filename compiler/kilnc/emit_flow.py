@@ -1,0 +1,696 @@
+"""emit_flow: one flow's plan to the class and instance that replace it.
+
+Example input: the plan of `digest` (see `schedule`). Output, before black::
+
+    class Digest(_kiln.AsyncProcess, _kiln.Process):
+        async def aforward(self, path: str) -> str:
+            try:
+                paragraphs = load(path)
+            except Exception as _kiln_error:
+                _kiln_error.add_note("kiln: node 'load' failed; defined at ..., called at ...")
+                raise
+            ...
+    digest = Digest()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Final, final
+
+import libcst as cst
+
+from kilnc.ir import (
+    Block,
+    Branch,
+    Call,
+    FanOut,
+    FanOutKind,
+    FlowDef,
+    Inline,
+    Loop,
+    Match,
+    NodeCall,
+    NodeDef,
+    NodeKind,
+    Return,
+    Step,
+    WhileLoop,
+    child_blocks,
+)
+from kilnc.names import renamed
+from kilnc.plan import BlockPlan, FlowPlan, ModulePlan, Run, Spawn, Task, TaskId, Wait
+from kilnc.syntax import awaits, code
+from kilnc.writer import Names, Writer
+
+RUNTIME = "_kiln"  # the generated module's name for the kiln runtime
+
+
+def emit_flow(w: Writer, plan: FlowPlan, class_name: str, module: ModulePlan) -> None:
+    _FlowEmitter(w, plan, class_name, module).emit()
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """How a flow's class is built: the method that runs the body, the one derived from it."""
+
+    bases: str
+    runs: str
+    derives: str
+    derived: str  # the derived method's body; {runtime} and {args} are filled in
+    call: str  # the method `__call__` calls
+
+
+#   flow               | runs the body    | derived from it
+#   async def          | aforward         | forward: run_sync(aforward), loop-aware
+#   def                | forward          | aforward: return forward
+#   async def + yield  | astream          | stream: iterate(astream), loop-aware
+#   def + yield        | stream           | astream: yields what stream yields
+SHAPES: Final = {
+    (True, False): Shape(
+        f"{RUNTIME}.AsyncProcess, {RUNTIME}.Process",
+        "async def aforward",
+        "def forward",
+        "return {runtime}.run_sync(self.aforward({args}))",
+        "forward",
+    ),
+    (False, False): Shape(
+        f"{RUNTIME}.AsyncProcess, {RUNTIME}.Process",
+        "def forward",
+        "async def aforward",
+        "return self.forward({args})",
+        "forward",
+    ),
+    (True, True): Shape(
+        f"{RUNTIME}.AsyncStreamProcess, {RUNTIME}.StreamProcess",
+        "async def astream",
+        "def stream",
+        "return {runtime}.iterate(self.astream({args}))",
+        "stream",
+    ),
+    (False, True): Shape(
+        f"{RUNTIME}.AsyncStreamProcess, {RUNTIME}.StreamProcess",
+        "def stream",
+        "async def astream",
+        "for item in self.stream({args}):\n    yield item",
+        "stream",
+    ),
+}
+ABC = "_kiln_abc"  # collections.abc, for the annotations of derived stream methods
+
+
+def _annotations(flow: FlowDef, runs_async: bool) -> tuple[str, str]:
+    """The return annotations of the method running the body and of the derived one."""
+    if flow.returns is None:
+        return "", ""
+    written = f" -> {flow.returns}"
+    if not flow.streams:
+        return written, written
+    item = _stream_item(flow.returns)
+    if item is None:
+        return written, ""
+    if runs_async == flow.is_async:
+        kind = "Iterator" if flow.is_async else "AsyncIterator"
+        return written, f" -> {ABC}.{kind}[{item}]"
+    # A sync streaming flow whose body awaits (thread=True nodes) runs as `astream`.
+    return f" -> {ABC}.AsyncIterator[{item}]", written
+
+
+def _awaits_anywhere(block: Block) -> bool:
+    return any(
+        step.awaits
+        or any(_awaits_anywhere(child) for child in child_blocks(step.action))
+        for step in block.steps
+    )
+
+
+def _stream_item(annotation: str) -> str | None:
+    """`T` of `AsyncIterator[T]`, `Iterator[T]`, `AsyncGenerator[T, None]` and the like."""
+    parsed = cst.parse_expression(annotation)
+    if isinstance(parsed, cst.Subscript) and parsed.slice:
+        element = parsed.slice[0].slice
+        if isinstance(element, cst.Index):
+            return code(element.value)
+    return None
+
+
+class _FlowEmitter:
+    def __init__(
+        self, w: Writer, plan: FlowPlan, class_name: str, module: ModulePlan
+    ) -> None:
+        self.w = w
+        self.module = module
+        self.plan = plan
+        self.flow = plan.flow.flow
+        self.class_name = class_name
+        self.names = Names(_all_writes(plan.flow.body))
+        self.error = self.names.fresh("error")
+        self.failure = self.names.fresh("failure")
+        self.counting = True
+        self.counters = {
+            call.site: self.names.fresh(f"visits_{call.site}")
+            for call in plan.flow.calls
+            if call.visits is not None
+        }
+
+    def emit(self) -> None:
+        flow, w = self.flow, self.w
+        # A sync flow calling thread=True nodes awaits them: its body runs async
+        # (and overlaps them), its sync entry point is the derived one.
+        runs_async = flow.is_async or _awaits_anywhere(self.plan.flow.body)
+        shape = SHAPES[runs_async, flow.streams]
+        params = code(flow.function.params)
+        params = f"self, {params}" if params.strip() else "self"
+        args = _forwarded(flow.function.params)
+        own, derived = _annotations(flow, runs_async)
+        w.line(f"class {self.class_name}({shape.bases}):")
+        with w.indent():
+            w.line(repr(self.docstring()))
+            w.line()
+            w.line(f"{shape.runs}({params}){own}:")
+            with w.indent():
+                self.body()
+            w.line()
+            w.line(f"{shape.derives}({params}){derived}:")
+            with w.indent():
+                w.code(shape.derived.format(runtime=RUNTIME, args=args))
+            w.line()
+            w.line(f"def __call__({params}){derived if runs_async else own}:")
+            with w.indent():
+                w.line(f"return self.{shape.call}({args})")
+        w.line()
+        w.line()
+        w.line(f"{flow.identifier} = {self.class_name}()")
+
+    def body(self) -> None:
+        """The flow's body, after the visit counters of the call sites in `while` loops."""
+        for counter in self.counters.values():
+            self.w.line(f"{counter} = 0")
+        self.block(self.plan.flow.body)
+
+    def count_visit(self, call: NodeCall) -> None:
+        """One more visit of a call site in a loop; past its limit, VisitLimitError."""
+        if call.visits is None or not self.counting:
+            return
+        counter = self.counters[call.site]
+        where = self.module.where(call.span)
+        self.w.line(f"if {counter} == {call.visits}:")
+        with self.w.indent():
+            error = f"{RUNTIME}.VisitLimitError({call.callee.name!r}, {call.visits}, {where!r})"
+            self.w.line(f"raise {error}")
+        self.w.line(f"{counter} += 1")
+
+    def docstring(self) -> str:
+        written = self.flow.function.get_docstring()
+        where = f"compiled by kiln from {self.module.where(self.flow.span)}"
+        return (
+            f"{written}\n\n({where})"
+            if written
+            else f"Flow {self.flow.name!r}, {where}."
+        )
+
+    # --- blocks -------------------------------------------------------------------
+
+    def block(self, block: Block) -> None:
+        if not block.steps:
+            self.w.line("pass")
+            return
+        plan = self.plan.plan(block)
+        if not plan.tasks:
+            for op in plan.ops:
+                assert not isinstance(op, Spawn), "a plan without tasks spawns nothing"
+                self.op(op, plan, {})
+            return
+        defs = {t: self.names.fresh(_task_base(task)) for t, task in plan.tasks.items()}
+        copies = {
+            t: {name: self.names.fresh(f"{name}_copy") for name in task.snapshots}
+            for t, task in plan.tasks.items()
+        }
+        handles = {
+            t: self.names.fresh(f"{_task_base(task)}_task")
+            for t, task in plan.tasks.items()
+        }
+        for task_id, task in plan.tasks.items():
+            self.task(task, defs[task_id], plan, handles, copies[task_id])
+        scope = self.names.fresh("scope")
+        self.w.line(f"async with {RUNTIME}.Scope() as {scope}:")
+        with self.w.indent():
+            for op in plan.ops:
+                if isinstance(op, Spawn):
+                    # A task's visits count when it starts, in the order of the
+                    # source, so the call past a loop's bound is the one reported.
+                    for call in _counted(plan.tasks[op.task].steps):
+                        self.count_visit(call)
+                    for name, copy in copies[op.task].items():
+                        self.w.line(f"{copy} = {name}")
+                    self.w.line(
+                        f"{handles[op.task]} = {scope}.spawn({defs[op.task]}())"
+                    )
+                else:
+                    self.op(op, plan, handles)
+
+    def op(self, op: Wait | Run, plan: BlockPlan, handles: dict[TaskId, str]) -> None:
+        if isinstance(op, Wait):
+            self.wait(plan.tasks[op.task], handles[op.task])
+        else:
+            self.step(op.step, returning=False)
+
+    def task(
+        self,
+        task: Task,
+        name: str,
+        plan: BlockPlan,
+        handles: dict[TaskId, str],
+        copies: dict[str, str],
+    ) -> None:
+        result = task.result
+        target = _target(result)
+        returns = result.value_type if target is not None else "None"
+        self.w.line(f"async def {name}() -> {returns}:")
+        self.counting = False  # counted at the spawn
+        outer = dict(copies)  # names still meaning the value from before the task
+        with self.w.indent():
+            for step in task.steps:
+                for wait in task.waits[step.id]:
+                    self.wait(plan.tasks[wait.task], handles[wait.task])
+                self.step(
+                    _reading(step, outer),
+                    returning=step is result and target is not None,
+                )
+                for written in step.writes:
+                    outer.pop(written, None)
+        self.counting = True
+        self.w.line()
+
+    def wait(self, task: Task, handle: str) -> None:
+        target = _target(task.result)
+        if target is None:
+            self.w.line(f"await {handle}")
+        else:
+            self.w.line(f"{code(target)} = await {handle}")
+
+    # --- steps --------------------------------------------------------------------
+
+    def step(self, step: Step, *, returning: bool) -> None:
+        action = step.action
+        if isinstance(action, Call):
+            self.call(action, returning)
+        elif isinstance(action, FanOut):
+            self.fan_out(step, action, returning)
+        elif isinstance(action, Inline):
+            self.w.code(code(_bare(action.statement)))
+        elif isinstance(action, Return):
+            self.w.line(
+                "return" if action.value is None else f"return {code(action.value)}"
+            )
+        elif isinstance(action, Branch):
+            self.branch(action)
+        elif isinstance(action, Match):
+            self.match(action)
+        elif isinstance(action, Loop):
+            self.loop(action)
+        elif isinstance(action, WhileLoop):
+            self.while_loop(action)
+        else:
+            self.w.line(
+                "yield" if action.value is None else f"yield {code(action.value)}"
+            )
+
+    def call(self, action: Call, returning: bool, *, counted: bool = True) -> None:
+        if counted:
+            self.count_visit(action.call)
+        self.guarded(
+            self.with_fallback(
+                action.call, action.target, action.annotation, returning
+            ),
+            [action.call],
+        )
+
+    def with_fallback(
+        self,
+        call: NodeCall,
+        target: cst.BaseAssignTargetExpression | None,
+        annotation: cst.Annotation | None,
+        returning: bool,
+    ) -> list[str]:
+        """The statements of a call; with a fallback, its result stands in after a failure."""
+        value = self.callcode(call)
+        statement = _assign(target, annotation, value, returning)
+        fallback = self.fallbackcode(call)
+        if fallback is None:
+            return [statement]
+        return [
+            "try:",
+            f"    {statement}",
+            f"except Exception as {self.failure}:",
+            f"    {_assign(target, None, fallback, returning)}",
+        ]
+
+    def callcode(self, call: NodeCall, *, awaited: bool = True) -> str:
+        """`[await] f(args)`, through the runtime's retry/timeout/thread helper when needed."""
+        node = call.call
+        callee = call.callee
+        if isinstance(callee, FlowDef):
+            method = (
+                _FLOW_METHODS[callee.is_async, callee.streams] if call.local else None
+            )
+            if method is not None:
+                node = node.with_changes(
+                    func=cst.Attribute(node.func, cst.Name(method))
+                )
+        elif callee.options.resilient:
+            helper = (
+                "call_in_thread"
+                if callee.options.thread
+                else ("call" if callee.kind is NodeKind.ASYNC else "call_sync")
+            )
+            policy = cst.Arg(cst.Name(self.module.policies[callee]))
+            node = node.with_changes(
+                func=cst.Attribute(cst.Name(RUNTIME), cst.Name(helper)),
+                args=[policy, cst.Arg(node.func), *node.args],
+            )
+        text = code(node)
+        return f"await {text}" if awaited and call.suspends else text
+
+    def fallbackcode(self, call: NodeCall) -> str | None:
+        callee = call.callee
+        if not isinstance(callee, NodeDef) or callee.options.fallback is None:
+            return None
+        error = cst.Arg(cst.Name(self.failure), keyword=cst.Name("error"))
+        args = [*call.call.args]
+        if args:
+            args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        node = call.call.with_changes(
+            func=cst.Name(self.module.fallbacks[callee]), args=[*args, error]
+        )
+        return f"await {code(node)}" if callee.fallback_async else code(node)
+
+    def fan_out(self, step: Step, action: FanOut, returning: bool) -> None:
+        self.count_visit(action.result)
+        # A call suspends when it is awaited, or when an argument awaits (an async
+        # comprehension): then the element's function must be a coroutine.
+        calls = [action.result, *_calls(action.element)]
+        suspends = any(call.suspends or awaits(call.call) for call in calls)
+        concurrent = suspends and not action.in_order
+        if action.element.steps or self.fallbackcode(action.result) is not None:
+            value = self.element_function(action, suspends, concurrent)
+            self.w.line(_assign(action.target, None, value, returning))
+            return
+        clauses = code(action.clauses)
+        if not concurrent:
+            # Sync nodes, or elements sharing one Memory: one after another, as written.
+            value = _comprehension(action, self.callcode(action.result))
+        else:
+            call = self.callcode(action.result, awaited=False)
+            if action.is_async_for:
+                each = f"lambda {code(action.clauses.target)}: {call}"
+                gathered = f"await {RUNTIME}.amap({code(action.clauses.iter)}, {each})"
+            elif action.kind is FanOutKind.DICT:
+                assert action.key is not None
+                pairs = f"{RUNTIME}.keyed({code(action.key)}, {call})"
+                gathered = f"await {RUNTIME}.gather({pairs} {clauses})"
+            else:
+                gathered = f"await {RUNTIME}.gather({call} {clauses})"
+            value = _collection(action.kind, gathered)
+        self.guarded([_assign(action.target, None, value, returning)], calls)
+
+    def element_function(self, action: FanOut, suspends: bool, concurrent: bool) -> str:
+        """An element of several calls, or with a fallback: a function per element.
+
+        Concurrent elements are coroutines gathered at once; elements of sync
+        nodes, or sharing one Memory, run one after another as the source runs them.
+        """
+        each = self.names.fresh("each")
+        returns = action.result.callee.returns
+        define = "async def" if suspends else "def"
+        wait = "await " if suspends else ""
+        if action.is_async_for:
+            assert action.item_types is not None
+            target = code(action.clauses.target)
+            self.w.line(
+                f"{define} {each}({target}: {action.item_types[0]}) -> {returns}:"
+            )
+            with self.w.indent():
+                self.element_body(action)
+            iterable = code(action.clauses.iter)
+            if concurrent:
+                return _collection(
+                    action.kind, f"await {RUNTIME}.amap({iterable}, {each})"
+                )
+            return _collection(
+                action.kind,
+                f"[{wait}{each}({target}) async for {target} in {iterable}]",
+            )
+        items, index = self.names.fresh("items"), self.names.fresh("index")
+        targets = _comprehension_targets(action.clauses)
+        self.w.line(f"{items} = [{targets} {code(action.clauses)}]")
+        self.w.line(f"{define} {each}({index}: int) -> {returns}:")
+        with self.w.indent():
+            self.w.line(f"{targets} = {items}[{index}]")
+            self.element_body(action)
+        every = f"{each}({index}) for {index} in range(len({items}))"
+        results = (
+            f"await {RUNTIME}.gather({every})" if concurrent else f"[{wait}{every}]"
+        )
+        if action.kind is FanOutKind.DICT:
+            assert action.key is not None
+            keys = f"[{code(action.key)} for {targets} in {items}]"
+            return f"dict(zip({keys}, {results}))"
+        return _collection(action.kind, results)
+
+    def element_body(self, action: FanOut) -> None:
+        for step in action.element.steps:
+            assert isinstance(
+                step.action, Call
+            ), "an element's steps are its lifted calls"
+            self.call(step.action, False, counted=False)  # the fan-out counts one visit
+        self.guarded(
+            self.with_fallback(action.result, None, None, True), [action.result]
+        )
+
+    def branch(self, action: Branch) -> None:
+        for index, (test, arm) in enumerate(
+            zip(action.tests, action.arms, strict=True)
+        ):
+            if test is None:
+                self.w.line("else:")
+            else:
+                self.w.line(f"{'if' if index == 0 else 'elif'} {code(test)}:")
+            with self.w.indent():
+                self.block(arm)
+
+    def match(self, action: Match) -> None:
+        self.w.line(f"match {code(action.subject)}:")
+        with self.w.indent():
+            for case in action.cases:
+                guard = f" if {code(case.guard)}" if case.guard is not None else ""
+                self.w.line(f"case {code(case.pattern)}{guard}:")
+                with self.w.indent():
+                    self.block(case.body)
+
+    def while_loop(self, action: WhileLoop) -> None:
+        test = code(action.test)
+        if not action.condition.steps:
+            self.w.line(f"while {test}:")
+            self.body_and_else(action.body, action.orelse)
+            return
+        # The test calls nodes: ask again at the top of every iteration.
+        self.w.line("while True:")
+        with self.w.indent():
+            self.block(action.condition)
+            self.w.line(f"if {_negated(action.test)}:")
+            with self.w.indent():
+                if action.orelse is not None:
+                    self.block(action.orelse)
+                self.w.line("break")
+            self.block(action.body)
+
+    def loop(self, action: Loop) -> None:
+        if not action.closes:
+            self.loop_statement(action)
+            return
+        # However the loop ends (break, return, an error), the producer is closed at once.
+        closing = "async with" if action.is_async else "with"
+        helper = "aclosing" if action.is_async else "closing"
+        self.w.line(f"{closing} {RUNTIME}.{helper}({code(action.iterable)}):")
+        with self.w.indent():
+            self.loop_statement(action)
+
+    def loop_statement(self, action: Loop) -> None:
+        keyword = "async for" if action.is_async else "for"
+        self.w.line(f"{keyword} {code(action.target)} in {code(action.iterable)}:")
+        self.body_and_else(action.body, action.orelse)
+
+    def body_and_else(self, body: Block, orelse: Block | None) -> None:
+        """A loop's body under its header, and its `else:` when it has one."""
+        with self.w.indent():
+            self.block(body)
+        if orelse is not None:
+            self.w.line("else:")
+            with self.w.indent():
+                self.block(orelse)
+
+    def note(self, calls: Sequence[NodeCall]) -> str:
+        first = calls[0]
+        callee = first.callee
+        what = "flow" if isinstance(callee, FlowDef) else "node"
+        others = sorted({c.callee.name for c in calls[1:]} - {callee.name})
+        also = (
+            f" (or one of {', '.join(repr(o) for o in others)} inside it)"
+            if others
+            else ""
+        )
+        where = self.module.where
+        return (
+            f"kiln: {what} {callee.name!r}{also} failed; defined at {where(callee.span)}, "
+            f"called at {where(first.span)}"
+        )
+
+    def guarded(self, statements: list[str], calls: Sequence[NodeCall]) -> None:
+        """Run `statements`; an exception leaving them gets a note naming the node and lines."""
+        w = self.w
+        w.line("try:")
+        with w.indent():
+            for statement in statements:
+                w.line(statement)
+        w.line(f"except Exception as {self.error}:")
+        with w.indent():
+            w.line(f"{self.error}.add_note({self.note(calls)!r})")
+            w.line("raise")
+
+
+def _assign(
+    target: cst.BaseAssignTargetExpression | None,
+    annotation: cst.Annotation | None,
+    value: str,
+    returning: bool,
+) -> str:
+    if returning:
+        return f"return {value}"
+    if target is None:
+        return value
+    annotated = f": {code(annotation.annotation)}" if annotation is not None else ""
+    return f"{code(target)}{annotated} = {value}"
+
+
+def _comprehension(action: FanOut, element: str) -> str:
+    """The fan-out's comprehension as the source wrote it, with `element` per item."""
+    clauses = code(action.clauses)
+    if action.kind is FanOutKind.DICT:
+        assert action.key is not None
+        return f"{{{code(action.key)}: {element} {clauses}}}"
+    if action.kind is FanOutKind.SET:
+        return f"{{{element} {clauses}}}"
+    return f"[{element} {clauses}]"
+
+
+def _collection(kind: FanOutKind, gathered: str) -> str:
+    if kind is FanOutKind.SET:
+        return f"set({gathered})"
+    if kind is FanOutKind.DICT:
+        return f"dict({gathered})"
+    return gathered
+
+
+def _comprehension_targets(clauses: cst.CompFor) -> str:
+    targets: list[str] = []
+    clause: cst.CompFor | None = clauses
+    while clause is not None:
+        target = code(clause.target)
+        targets.append(target if isinstance(clause.target, cst.Name) else f"({target})")
+        clause = clause.inner_for_in
+    return targets[0] if len(targets) == 1 else f"({', '.join(targets)})"
+
+
+def _target(step: Step) -> cst.BaseAssignTargetExpression | None:
+    action = step.action
+    assert isinstance(action, Call | FanOut), "only calls end a task"
+    return action.target
+
+
+def _task_base(task: Task) -> str:
+    action = task.result.action
+    if isinstance(action, Call):
+        return (
+            action.call.callee.name
+            if action.call.callee.name.isidentifier()
+            else "step"
+        )
+    if isinstance(action, FanOut):
+        return (
+            f"each_{action.result.callee.name}"
+            if action.result.callee.name.isidentifier()
+            else "each"
+        )
+    return "step"
+
+
+# The method a compiled subflow is called through (a sync value flow: its instance).
+_FLOW_METHODS: Final = {
+    (True, False): "aforward",
+    (False, False): None,
+    (True, True): "astream",
+    (False, True): "stream",
+}
+
+
+def _reading(step: Step, copies: dict[str, str]) -> Step:
+    """The step reading the copies main took instead of the names they copy."""
+    action = step.action
+    if not copies or not isinstance(action, Call):
+        return step
+    call = replace(action.call, call=renamed(action.call.call, copies))
+    return replace(step, action=replace(action, call=call))
+
+
+def _negated(test: cst.BaseExpression) -> str:
+    """`not (test)`, without a double negation when the test is already `not x`."""
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        return code(test.expression)
+    return f"not ({code(test)})"
+
+
+def _counted(steps: Sequence[Step]) -> Iterator[NodeCall]:
+    """The call sites whose visits these steps count (a fan-out counts once)."""
+    for step in steps:
+        if isinstance(step.action, Call):
+            yield step.action.call
+        elif isinstance(step.action, FanOut):
+            yield step.action.result
+
+
+def _calls(block: Block) -> Iterator[NodeCall]:
+    for step in block.steps:
+        if isinstance(step.action, Call):
+            yield step.action.call
+
+
+def _all_writes(block: Block) -> set[str]:
+    names: set[str] = set()
+    for step in block.steps:
+        names |= step.writes
+        for child in child_blocks(step.action):
+            names |= _all_writes(child)
+    return names
+
+
+def _forwarded(params: cst.Parameters) -> str:
+    """The arguments that pass a method's own parameters on to another method."""
+    args = [p.name.value for p in (*params.posonly_params, *params.params)]
+    if isinstance(params.star_arg, cst.Param):
+        args.append(f"*{params.star_arg.name.value}")
+    args += [f"{p.name.value}={p.name.value}" for p in params.kwonly_params]
+    if params.star_kwarg is not None:
+        args.append(f"**{params.star_kwarg.name.value}")
+    return ", ".join(args)
+
+
+def _bare(statement: cst.CSTNode) -> cst.CSTNode:
+    """A statement without the semicolon or the comment lines it had in the source."""
+    if isinstance(statement, cst.BaseSmallStatement):
+        return statement.with_changes(semicolon=cst.MaybeSentinel.DEFAULT)
+    if isinstance(statement, cst.BaseCompoundStatement):
+        return statement.with_changes(leading_lines=())
+    return statement
