@@ -23,17 +23,15 @@ writes a small sample corpus to a temporary directory and digests that.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
+
+from _build import compiled_module
 
 from kiln import flow, node
 
@@ -77,7 +75,9 @@ class Summary:
 
 def keywords(text: str, count: int) -> tuple[str, ...]:
     """The `count` most frequent non-stopwords of `text`; ties in alphabetical order."""
-    words = Counter(w.lower().strip("'-") for w in WORD.findall(text) if w.lower() not in STOPWORDS)
+    words = Counter(
+        w.lower().strip("'-") for w in WORD.findall(text) if w.lower() not in STOPWORDS
+    )
     ranked = sorted(words.items(), key=lambda item: (-item[1], item[0]))
     return tuple(word for word, _ in ranked[:count])
 
@@ -146,7 +146,9 @@ async def summarize(paragraph: Paragraph, latency: float) -> Summary:
     if paragraph.kind == "code":
         lines = paragraph.text.count("\n") - 1
         return Summary(paragraph, f"(code, {lines} lines)", keywords(paragraph.text, 3))
-    return Summary(paragraph, first_sentence(paragraph.text), keywords(paragraph.text, 3))
+    return Summary(
+        paragraph, first_sentence(paragraph.text), keywords(paragraph.text, 3)
+    )
 
 
 @node
@@ -168,7 +170,9 @@ def render(summary_of_corpus: str, summaries: list[Summary]) -> str:
             document = paragraph.document
             lines += ["", f"## {document}", ""]
         tags = f"  [{', '.join(summary.keywords)}]" if summary.keywords else ""
-        lines.append(f"{paragraph.index:>3}. {paragraph.kind:<7} {summary.sentence}{tags}")
+        lines.append(
+            f"{paragraph.index:>3}. {paragraph.kind:<7} {summary.sentence}{tags}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -207,25 +211,12 @@ def write_sample(root: Path) -> Path:
     return root
 
 
-def compiled_module(source: Path) -> ModuleType:
-    """Compile `source` with the `kiln` command into build/ beside it, and import the result."""
-    build = source.parent / "build"
-    target = build / source.name
-    if not target.is_file() or target.stat().st_mtime < source.stat().st_mtime:
-        beside = Path(sys.executable).with_name("kiln")  # the environment running us
-        kiln = str(beside) if beside.is_file() else shutil.which("kiln") or "kiln"
-        subprocess.run([kiln, "compile", str(source), "-o", str(build), "-q"], check=True)
-    spec = importlib.util.spec_from_file_location(f"build_{source.stem}", target)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
-    spec.loader.exec_module(module)
-    return module
-
-
 def main() -> None:
-    root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent
+    root = (
+        Path(sys.argv[1])
+        if len(sys.argv) > 1
+        else Path(__file__).resolve().parent.parent
+    )
     with tempfile.TemporaryDirectory() as scratch:
         if not find_documents(str(root)):
             root = write_sample(Path(scratch))

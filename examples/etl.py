@@ -26,17 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import importlib.util
 import json
 import random
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import ModuleType
+
+from _build import compiled_module
 
 from kiln import Memory, flow, node
 
@@ -105,13 +102,22 @@ def parse_row(line: int, row: dict[str, str]) -> Sale | Reject:
     if not (year == "2024" and 1 <= int(month) <= 12 and 1 <= int(day) <= 31):
         return Reject(line, f"date out of range: {row['date']}")
     return Sale(
-        int(row["order_id"]), f"{year}-{month}", region, row["product"], units, units * cents
+        int(row["order_id"]),
+        f"{year}-{month}",
+        region,
+        row["product"],
+        units,
+        units * cents,
     )
 
 
-def chunked(rows: list[dict[str, str]], size: int) -> list[tuple[int, list[dict[str, str]]]]:
+def chunked(
+    rows: list[dict[str, str]], size: int
+) -> list[tuple[int, list[dict[str, str]]]]:
     """(first line number, rows) for each run of `size` rows."""
-    return [(start + 2, rows[start : start + size]) for start in range(0, len(rows), size)]
+    return [
+        (start + 2, rows[start : start + size]) for start in range(0, len(rows), size)
+    ]
 
 
 def grade(rejected: int, rows: int) -> str:
@@ -128,7 +134,9 @@ def extract(path: str) -> list[dict[str, str]]:
 
 
 @node
-async def validate(first_line: int, rows: list[dict[str, str]], latency: float) -> Checked:
+async def validate(
+    first_line: int, rows: list[dict[str, str]], latency: float
+) -> Checked:
     """Validate and transform one chunk; the sleep stands in for a remote schema service."""
     await asyncio.sleep(latency)
     parsed = [parse_row(first_line + offset, row) for offset, row in enumerate(rows)]
@@ -139,7 +147,9 @@ async def validate(first_line: int, rows: list[dict[str, str]], latency: float) 
 
 
 @node
-async def aggregate(sales: list[Sale], month: str, region: str, latency: float) -> RegionMonth:
+async def aggregate(
+    sales: list[Sale], month: str, region: str, latency: float
+) -> RegionMonth:
     """One region's figures for one month; the sleep stands in for a warehouse query."""
     await asyncio.sleep(latency)
     mine = [s for s in sales if s.month == month and s.region == region]
@@ -153,7 +163,9 @@ def record_month(stats: Memory, figures: list[RegionMonth]) -> None:
     stats.revenue_cents += month_cents
     stats.running.append((figures[0].month, stats.revenue_cents))
     for figure in figures:
-        stats.by_region[figure.region] = stats.by_region.get(figure.region, 0) + figure.cents
+        stats.by_region[figure.region] = (
+            stats.by_region.get(figure.region, 0) + figure.cents
+        )
     if month_cents > stats.best_cents:
         stats.best_cents = month_cents
         stats.best_month = figures[0].month
@@ -170,7 +182,9 @@ async def quarantine(stats: Memory, out_dir: str, rejects: list[Reject]) -> str:
 
 
 @node
-async def load(out_dir: str, rows: int, sales: list[Sale], stats: Memory, status: str) -> Summary:
+async def load(
+    out_dir: str, rows: int, sales: list[Sale], stats: Memory, status: str
+) -> Summary:
     """Write the clean rows and a summary (unless the batch is rejected); the summary."""
     by_region = sorted(stats.by_region.items(), key=lambda item: (-item[1], item[0]))
     files: list[str] = list(stats.files)
@@ -178,9 +192,12 @@ async def load(out_dir: str, rows: int, sales: list[Sale], stats: Memory, status
         clean = Path(out_dir, "sales_clean.csv")
         with clean.open("w", newline="", encoding="utf-8") as file:
             writer = csv.writer(file)
-            writer.writerow(("order_id", "month", "region", "product", "units", "cents"))
+            writer.writerow(
+                ("order_id", "month", "region", "product", "units", "cents")
+            )
             writer.writerows(
-                (s.order_id, s.month, s.region, s.product, s.units, s.cents) for s in sales
+                (s.order_id, s.month, s.region, s.product, s.units, s.cents)
+                for s in sales
             )
         files.append(clean.name)
     summary = Summary(
@@ -194,7 +211,9 @@ async def load(out_dir: str, rows: int, sales: list[Sale], stats: Memory, status
         (*files, "summary.json"),
     )
     text = json.dumps(asdict(summary), indent=2)
-    await asyncio.to_thread(Path(out_dir, "summary.json").write_text, text, encoding="utf-8")
+    await asyncio.to_thread(
+        Path(out_dir, "summary.json").write_text, text, encoding="utf-8"
+    )
     return summary
 
 
@@ -206,7 +225,10 @@ async def etl(
     stats: Memory = Memory({"revenue_cents": 0, "best_cents": -1, "best_month": ""})
     stats.running, stats.by_region, stats.files = [], {}, []
     rows = extract(csv_path)
-    checked = [await validate(first, chunk, latency) for first, chunk in chunked(rows, chunk_size)]
+    checked = [
+        await validate(first, chunk, latency)
+        for first, chunk in chunked(rows, chunk_size)
+    ]
     sales = [sale for part in checked for sale in part.sales]
     rejects = [reject for part in checked for reject in part.rejects]
     for month in sorted({sale.month for sale in sales}):
@@ -236,7 +258,11 @@ def write_sales_csv(path: Path, rows: int = 2000, seed: int = 7) -> Path:
             row = [
                 str(order_id),
                 f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
-                rng.choice(REGIONS).title() if rng.random() < 0.3 else rng.choice(REGIONS),
+                (
+                    rng.choice(REGIONS).title()
+                    if rng.random() < 0.3
+                    else rng.choice(REGIONS)
+                ),
                 product,
                 str(rng.randint(1, 40)),
                 f"{PRODUCTS[product]:.2f}",
@@ -248,23 +274,6 @@ def write_sales_csv(path: Path, rows: int = 2000, seed: int = 7) -> Path:
                 row[column] = bad
             writer.writerow(row)
     return path
-
-
-def compiled_module(source: Path) -> ModuleType:
-    """Compile `source` with the `kiln` command into build/ beside it, and import the result."""
-    build = source.parent / "build"
-    target = build / source.name
-    if not target.is_file() or target.stat().st_mtime < source.stat().st_mtime:
-        beside = Path(sys.executable).with_name("kiln")  # the environment running us
-        kiln = str(beside) if beside.is_file() else shutil.which("kiln") or "kiln"
-        subprocess.run([kiln, "compile", str(source), "-o", str(build), "-q"], check=True)
-    spec = importlib.util.spec_from_file_location(f"build_{source.stem}", target)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
-    spec.loader.exec_module(module)
-    return module
 
 
 def main() -> None:

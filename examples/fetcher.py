@@ -26,11 +26,7 @@ default thread pool holds only a few threads, which would cap the fan-out.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import shutil
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -39,8 +35,9 @@ from dataclasses import asdict, dataclass
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 from urllib.parse import urlsplit
+
+from _build import compiled_module
 
 from kiln import flow, node
 
@@ -62,7 +59,9 @@ class Report:
 
     def render(self) -> str:
         lines = [f"server: {self.server}", f"{len(self.crawled)} pages crawled:"]
-        lines += [f"  {page.status} {page.path:<16} {page.title}" for page in self.crawled]
+        lines += [
+            f"  {page.status} {page.path:<16} {page.title}" for page in self.crawled
+        ]
         lines.append(f"broken links: {', '.join(self.broken) or 'none'}")
         lines.append(
             f"orphans (listed in the sitemap, linked from nowhere): {', '.join(self.orphans)}"
@@ -142,7 +141,12 @@ def allows_crawling(robots: str) -> bool:
 
 @node
 def make_report(
-    home: Page, pages: list[Page], blog: Page, posts: list[Page], sitemap: str, server: str
+    home: Page,
+    pages: list[Page],
+    blog: Page,
+    posts: list[Page],
+    sitemap: str,
+    server: str,
 ) -> Report:
     crawled = (home, *pages, blog, *posts)
     status = {page.path: page.status for page in crawled}
@@ -188,9 +192,18 @@ def site() -> dict[str, tuple[str, str]]:
     posts = [f"/blog/{n}" for n in range(1, 7)]
     pages: dict[str, tuple[str, str]] = {
         "/robots.txt": ("text/plain", "User-agent: *\nAllow: /\n"),
-        "/status.json": ("application/json", json.dumps({"service": "docs", "version": "1.4"})),
-        "/sitemap.txt": ("text/plain", "\n".join(["/", *docs, "/blog", *posts, "/docs/legacy"])),
-        "/": ("text/html", _html("Home", *docs, "/changelog", "/blog")),  # no /changelog
+        "/status.json": (
+            "application/json",
+            json.dumps({"service": "docs", "version": "1.4"}),
+        ),
+        "/sitemap.txt": (
+            "text/plain",
+            "\n".join(["/", *docs, "/blog", *posts, "/docs/legacy"]),
+        ),
+        "/": (
+            "text/html",
+            _html("Home", *docs, "/changelog", "/blog"),
+        ),  # no /changelog
         "/blog": ("text/html", _html("Blog", *posts)),
         "/docs/legacy": ("text/html", _html("Legacy docs")),
     }
@@ -234,23 +247,6 @@ def serve_site(delay: float = 0.02) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
-
-
-def compiled_module(source: Path) -> ModuleType:
-    """Compile `source` with the `kiln` command into build/ beside it, and import the result."""
-    build = source.parent / "build"
-    target = build / source.name
-    if not target.is_file() or target.stat().st_mtime < source.stat().st_mtime:
-        beside = Path(sys.executable).with_name("kiln")  # the environment running us
-        kiln = str(beside) if beside.is_file() else shutil.which("kiln") or "kiln"
-        subprocess.run([kiln, "compile", str(source), "-o", str(build), "-q"], check=True)
-    spec = importlib.util.spec_from_file_location(f"build_{source.stem}", target)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
-    spec.loader.exec_module(module)
-    return module
 
 
 def main() -> None:

@@ -10,22 +10,14 @@ prints the digest and both wall times, and checks that the two texts agree.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from _build import kiln_command
+
 HERE = Path(__file__).resolve().parent
 EXAMPLES = ("digest.py", "fetcher.py", "etl.py")
-
-
-def kiln_command() -> str:
-    """The `kiln` of the environment running this script, else the one on PATH."""
-    beside = Path(sys.executable).with_name("kiln")
-    found = str(beside) if beside.is_file() else shutil.which("kiln")
-    if found is None:
-        raise SystemExit("the `kiln` command is not installed; run: pip install -e .")
-    return found
 
 
 def main() -> int:

@@ -38,6 +38,8 @@ from mypy import api
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+# The examples import their shared helper `_build` as scripts do: from their directory.
+sys.path.insert(0, str(EXAMPLES))
 BLOCKED = ("libcst", "networkx", "black", "mypy", "kilnc")
 
 Arguments = Callable[
@@ -315,6 +317,7 @@ def test_output_runs_without_the_compiler(
 def test_example_main_runs(name: str, build: Path, tmp_path: Path) -> None:
     """`python examples/NAME.py`, on a copy, with its module in build/ beside it."""
     copy = Path(shutil.copy(EXAMPLES / f"{name}.py", tmp_path))
+    shutil.copy(EXAMPLES / "_build.py", tmp_path)
     # Compiled already, and newer than the source, so main() imports it as it is
     # (compiling is covered by the run script's test below).
     compiled = Path(shutil.copytree(build, tmp_path / "build")) / f"{name}.py"
