@@ -199,13 +199,6 @@ COMPOUND = (
     "f({})",
     "sum([mul(v, {}) for v in items({})])",
 )
-#: Fan-outs whose first hole is inside the element.
-ELEMENT_FIRST = frozenset(
-    {
-        "len({{v: mul(v, {}) for v in items({})}})",
-        "sum([mul(v, {}) for v in items({})])",
-    }
-)
 AWAITED = (
     "(await dec({}))",
     "(await sub({}))",
@@ -239,27 +232,14 @@ SIMPLE = (
 
 
 @st.composite
-def flow_expressions(
-    draw: st.DrawFn, is_async: bool, depth: int = 0, in_element: bool = False
-) -> str:
+def flow_expressions(draw: st.DrawFn, is_async: bool, depth: int = 0) -> str:
     leaf = st.one_of(st.sampled_from([*VARIABLES, "x"]), st.integers(-1, 3).map(str))
     if depth >= 3 or draw(st.integers(0, 3)) == 0:
         return draw(leaf)
     shapes = COMPOUND + AWAITED if is_async else COMPOUND
-    if in_element:
-        # KNOWN BUG, the xfail example of test_any_flow: a fan-out inside a fan-out's
-        # element crashes kiln. Generate it again once that example passes.
-        shapes = tuple(shape for shape in shapes if " for " not in shape)
     shape = draw(st.sampled_from(shapes))
     holes = shape.replace("{{", "").replace("}}", "").count("{}")
-    parts = [
-        draw(
-            flow_expressions(
-                is_async, depth + 1, in_element or (i == 0 and shape in ELEMENT_FIRST)
-            )
-        )
-        for i in range(holes)
-    ]
+    parts = [draw(flow_expressions(is_async, depth + 1)) for _ in range(holes)]
     return shape.format(*parts)
 
 
@@ -379,10 +359,6 @@ def flow_with(body: str, head: str = "async def") -> str:
         "    return [inc(sum([inc(w) for w in range(v)])) for v in range(x)]\n",
         head="def",
     )
-).xfail(
-    raises=AssertionError,
-    reason="kiln bug: a fan-out inside the node call of a fan-out's element fails in "
-    "emit_module with 'an element's steps are its lifted calls' (KLN999)",
 )
 def test_any_flow(tmp_path_factory: pytest.TempPathFactory, source: str) -> None:
     assume(python_accepts(source))

@@ -273,3 +273,32 @@ def test_names_a_nested_block_writes_reach_the_code_after_it(tmp_path: Path) -> 
         tmp_path,
     )
     assert compiled.arms(3) == asyncio.run(source.arms(3)) == (6, 4000)
+
+
+def test_a_fan_out_nested_in_a_fan_outs_element_equals_its_source(tmp_path: Path) -> None:
+    compiled, source = build(
+        """
+        import asyncio
+        from kiln import flow, node
+
+        @node
+        def inc(x: int) -> int:
+            return x + 1
+
+        @node
+        async def ainc(x: int) -> int:
+            await asyncio.sleep(0)
+            return x + 1
+
+        @flow
+        def nested_sync(x: int) -> list[int]:
+            return [inc(sum([inc(w) for w in range(v)])) for v in range(x)]
+
+        @flow
+        async def nested_async(x: int) -> list[int]:
+            return [await ainc(sum([await ainc(w) for w in range(v)])) for v in range(x)]
+        """,
+        tmp_path,
+    )
+    assert compiled.nested_sync(4) == source.nested_sync(4) == [1, 2, 4, 7]
+    assert compiled.nested_async(4) == asyncio.run(source.nested_async(4)) == [1, 2, 4, 7]

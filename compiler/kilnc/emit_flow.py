@@ -318,9 +318,8 @@ class _FlowEmitter:
                 "yield" if action.value is None else f"yield {code(action.value)}"
             )
 
-    def call(self, action: Call, returning: bool, *, counted: bool = True) -> None:
-        if counted:
-            self.count_visit(action.call)
+    def call(self, action: Call, returning: bool) -> None:
+        self.count_visit(action.call)
         self.guarded(
             self.with_fallback(
                 action.call, action.target, action.annotation, returning
@@ -392,7 +391,9 @@ class _FlowEmitter:
         # A call suspends when it is awaited, or when an argument awaits (an async
         # comprehension): then the element's function must be a coroutine.
         calls = [action.result, *_calls(action.element)]
-        suspends = any(call.suspends or awaits(call.call) for call in calls)
+        suspends = any(call.suspends or awaits(call.call) for call in calls) or any(
+            step.awaits for step in action.element.steps
+        )
         concurrent = suspends and not action.in_order
         if action.element.steps or self.fallbackcode(action.result) is not None:
             value = self.element_function(action, suspends, concurrent)
@@ -461,11 +462,10 @@ class _FlowEmitter:
         return _collection(action.kind, results)
 
     def element_body(self, action: FanOut) -> None:
-        for step in action.element.steps:
-            assert isinstance(
-                step.action, Call
-            ), "an element's steps are its lifted calls"
-            self.call(step.action, False, counted=False)  # the fan-out counts one visit
+        counting, self.counting = self.counting, False  # the fan-out counted one visit
+        for step in action.element.steps:  # lifted calls, and fan-outs nested in them
+            self.step(step, returning=False)
+        self.counting = counting
         self.guarded(
             self.with_fallback(action.result, None, None, True), [action.result]
         )
