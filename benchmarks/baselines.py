@@ -47,7 +47,9 @@ async def dag(
     async def run(node: int) -> None:
         for other in inputs[node]:
             await done[other].wait()
-        values[node] = await work(delays[node], [values[other] for other in inputs[node]])
+        values[node] = await work(
+            delays[node], [values[other] for other in inputs[node]]
+        )
         done[node].set()
 
     async with asyncio.TaskGroup() as group:

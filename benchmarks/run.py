@@ -189,10 +189,14 @@ def chain_source(length: int) -> str:
 def dag_source(dag: Dag, seed: int) -> str:
     lines = [
         f"    n{node} = await work({delay!r}, [{', '.join(f'n{i}' for i in node_inputs)}])"
-        for node, (delay, node_inputs) in enumerate(zip(dag.delays, dag.inputs, strict=True))
+        for node, (delay, node_inputs) in enumerate(
+            zip(dag.delays, dag.inputs, strict=True)
+        )
     ]
     sinks = ", ".join(f"n{sink}" for sink in dag.sinks)
-    return DAG_SOURCE.format(count=len(dag.delays), seed=seed, body="\n".join(lines), sinks=sinks)
+    return DAG_SOURCE.format(
+        count=len(dag.delays), seed=seed, body="\n".join(lines), sinks=sinks
+    )
 
 
 def kiln_command() -> str:
@@ -232,7 +236,9 @@ async def timed(run: Run, times: int = 1) -> float:
     return (time.perf_counter() - start) / times
 
 
-async def medians(runs: dict[str, Run], repeats: int, times: int = 1) -> dict[str, float]:
+async def medians(
+    runs: dict[str, Run], repeats: int, times: int = 1
+) -> dict[str, float]:
     """The median time of each run, the runs interleaved so that drift hits all alike."""
     samples: dict[str, list[float]] = {name: [] for name in runs}
     for run in runs.values():
@@ -251,7 +257,9 @@ def pocketflow_loop(iterations: int) -> tuple[str, Run] | None:
     PocketFlow's "Flow ends" warning (one extra node per run, not per iteration).
     """
     try:
-        pocketflow = importlib.import_module("pocketflow")  # optional: not a kiln dependency
+        pocketflow = importlib.import_module(
+            "pocketflow"
+        )  # optional: not a kiln dependency
     except ImportError:
         return None
 
@@ -264,7 +272,9 @@ def pocketflow_loop(iterations: int) -> tuple[str, Run] | None:
         async def exec_async(self, x: int) -> int:
             return x + 2
 
-        async def post_async(self, shared: dict[str, int], prep: int, result: int) -> None:
+        async def post_async(
+            self, shared: dict[str, int], prep: int, result: int
+        ) -> None:
             shared["x"] = result
 
     class B(base):  # type: ignore[misc]
@@ -274,7 +284,9 @@ def pocketflow_loop(iterations: int) -> tuple[str, Run] | None:
         async def exec_async(self, i: int) -> int:
             return i + 1
 
-        async def post_async(self, shared: dict[str, int], prep: int, result: int) -> str:
+        async def post_async(
+            self, shared: dict[str, int], prep: int, result: int
+        ) -> str:
             shared["i"] = result
             return "again" if result < iterations else "done"
 
@@ -299,7 +311,9 @@ def pocketflow_loop(iterations: int) -> tuple[str, Run] | None:
 def pocketflow_chain(length: int) -> tuple[str, Run] | None:
     """PocketFlow's AsyncFlow over `length` AsyncNodes that add one to shared["x"]."""
     try:
-        pocketflow = importlib.import_module("pocketflow")  # optional: not a kiln dependency
+        pocketflow = importlib.import_module(
+            "pocketflow"
+        )  # optional: not a kiln dependency
     except ImportError:
         return None
 
@@ -312,7 +326,9 @@ def pocketflow_chain(length: int) -> tuple[str, Run] | None:
         async def exec_async(self, x: int) -> int:
             return x + 1
 
-        async def post_async(self, shared: dict[str, int], prep: int, result: int) -> None:
+        async def post_async(
+            self, shared: dict[str, int], prep: int, result: int
+        ) -> None:
             shared["x"] = result
 
     first = node = Step()
@@ -345,11 +361,19 @@ Peers = list[tuple[str, str, str]]
 async def measure(
     modules: dict[str, ModuleType], dag: Dag, repeats: int
 ) -> tuple[list[Row], Peers, Peers]:
-    chain, fanout, dag_flow = modules["chain"].chain, modules["fanout"].fanout, modules["dag"].dag
+    chain, fanout, dag_flow = (
+        modules["chain"].chain,
+        modules["fanout"].fanout,
+        modules["dag"].dag,
+    )
     rows: list[Row] = []
 
     # 1. chain
-    assert await chain.aforward(0) == await baselines.chain(0, CHAIN_LENGTH) == CHAIN_LENGTH
+    assert (
+        await chain.aforward(0)
+        == await baselines.chain(0, CHAIN_LENGTH)
+        == CHAIN_LENGTH
+    )
     chain_runs: dict[str, Run] = {
         "kiln": lambda: chain.aforward(0),
         "baseline": lambda: baselines.chain(0, CHAIN_LENGTH),
@@ -358,7 +382,9 @@ async def measure(
     if peer is not None:
         chain_runs[peer[0]] = peer[1]
     chain_times = await medians(chain_runs, repeats, times=50)
-    per_step = {name: seconds / CHAIN_LENGTH * 1e6 for name, seconds in chain_times.items()}
+    per_step = {
+        name: seconds / CHAIN_LENGTH * 1e6 for name, seconds in chain_times.items()
+    }
     ratio = per_step["kiln"] / per_step["baseline"]
     rows.append(
         Row(
@@ -420,7 +446,9 @@ async def measure(
     # 4. loop
     loop = modules["loop"].loop
     expected_x = 2 * LOOP_ITERATIONS
-    assert await loop.aforward(0) == await baselines.loop(0, LOOP_ITERATIONS) == expected_x
+    assert (
+        await loop.aforward(0) == await baselines.loop(0, LOOP_ITERATIONS) == expected_x
+    )
     loop_runs: dict[str, Run] = {
         "kiln": lambda: loop.aforward(0),
         "baseline": lambda: baselines.loop(0, LOOP_ITERATIONS),
@@ -429,7 +457,9 @@ async def measure(
     if loop_peer is not None:
         loop_runs[loop_peer[0]] = loop_peer[1]
     loop_times = await medians(loop_runs, repeats, times=50)
-    per_iteration = {name: seconds / LOOP_ITERATIONS * 1e6 for name, seconds in loop_times.items()}
+    per_iteration = {
+        name: seconds / LOOP_ITERATIONS * 1e6 for name, seconds in loop_times.items()
+    }
     ratio = per_iteration["kiln"] / per_iteration["baseline"]
     rows.append(
         Row(
@@ -443,7 +473,9 @@ async def measure(
         )
     )
     independent = modules["loop"].independent
-    assert await independent.aforward(0) == await baselines.loop_gathered(0, LOOP_ITERATIONS)
+    assert await independent.aforward(0) == await baselines.loop_gathered(
+        0, LOOP_ITERATIONS
+    )
     gathered = await medians(
         {
             "kiln": lambda: independent.aforward(0),
@@ -465,23 +497,43 @@ async def measure(
         )
     )
     loop_peers = [
-        ("kiln (compiled, visits counted)", f"{per_iteration['kiln']:.3f} µs", "measured here"),
-        ("hand-written asyncio", f"{per_iteration['baseline']:.3f} µs", "measured here"),
+        (
+            "kiln (compiled, visits counted)",
+            f"{per_iteration['kiln']:.3f} µs",
+            "measured here",
+        ),
+        (
+            "hand-written asyncio",
+            f"{per_iteration['baseline']:.3f} µs",
+            "measured here",
+        ),
     ]
     if loop_peer is not None:
-        loop_peers.append((loop_peer[0], f"{per_iteration[loop_peer[0]]:.1f} µs", "measured here"))
+        loop_peers.append(
+            (loop_peer[0], f"{per_iteration[loop_peer[0]]:.1f} µs", "measured here")
+        )
     loop_peers += [
-        (name, figure, "quoted, not measured here") for name, figure in QUOTED_LOOP_PEERS
+        (name, figure, "quoted, not measured here")
+        for name, figure in QUOTED_LOOP_PEERS
     ]
 
     peers = [("kiln (compiled)", f"{per_step['kiln']:.3f} µs", "measured here")]
-    peers.append(("hand-written asyncio", f"{per_step['baseline']:.3f} µs", "measured here"))
+    peers.append(
+        ("hand-written asyncio", f"{per_step['baseline']:.3f} µs", "measured here")
+    )
     if peer is not None:
         peers.append((peer[0], f"{per_step[peer[0]]:.1f} µs", "measured here"))
     else:
-        peers.append(("PocketFlow", "not installed", "pip install -r benchmarks/requirements.txt"))
+        peers.append(
+            (
+                "PocketFlow",
+                "not installed",
+                "pip install -r benchmarks/requirements.txt",
+            )
+        )
     peers += [
-        (name, figure, "quoted from PARITY.md, not measured here") for name, figure in QUOTED_PEERS
+        (name, figure, "quoted from PARITY.md, not measured here")
+        for name, figure in QUOTED_PEERS
     ]
     return rows, peers, loop_peers
 
@@ -514,14 +566,20 @@ def markdown(rows: list[Row], peers: Peers, loop_peers: Peers, repeats: int) -> 
         "| | per iteration | |",
         "|---|---|---|",
     ]
-    lines += [f"| {name} | {figure} | {source} |" for name, figure, source in loop_peers]
+    lines += [
+        f"| {name} | {figure} | {source} |" for name, figure, source in loop_peers
+    ]
     return "\n".join(lines) + "\n"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=15, help="runs per figure (default 15)")
-    parser.add_argument("--markdown", type=Path, metavar="FILE", help="also write the table here")
+    parser.add_argument(
+        "--repeats", type=int, default=15, help="runs per figure (default 15)"
+    )
+    parser.add_argument(
+        "--markdown", type=Path, metavar="FILE", help="also write the table here"
+    )
     args = parser.parse_args()
     dag = random_dag(DAG_NODES, DAG_SEED)
     with tempfile.TemporaryDirectory(prefix="kiln-benchmarks-") as scratch:
@@ -533,7 +591,9 @@ def main() -> int:
         )
         shutil.copy(HERE / "flows" / "fanout.py", sources / "fanout.py")
         names = ("chain", "fanout", "dag", "loop")
-        modules = compile_flows([sources / f"{name}.py" for name in names], sources / "build")
+        modules = compile_flows(
+            [sources / f"{name}.py" for name in names], sources / "build"
+        )
         rows, peers, loop_peers = asyncio.run(measure(modules, dag, args.repeats))
     table = markdown(rows, peers, loop_peers, args.repeats)
     print(table, end="")

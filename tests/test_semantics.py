@@ -237,10 +237,14 @@ def test_chains_that_rebind_their_inputs_overlap(tmp_path: Path) -> None:
         if c.name == "chains_that_rebind_their_inputs"
     )
     compiled, source = compiled_and_source(case.source, tmp_path)
-    expected = asyncio.run(source.polish("ab", "cde"))  # 0.4 s: four 0.1 s calls in turn
+    expected = asyncio.run(
+        source.polish("ab", "cde")
+    )  # 0.4 s: four 0.1 s calls in turn
     start = time.perf_counter()
     assert compiled.polish("ab", "cde") == expected == (3, 4)
-    assert time.perf_counter() - start < 0.35  # two chains of two 0.1 s calls, side by side
+    assert (
+        time.perf_counter() - start < 0.35
+    )  # two chains of two 0.1 s calls, side by side
 
 
 def test_names_a_nested_block_writes_reach_the_code_after_it(tmp_path: Path) -> None:
@@ -275,7 +279,9 @@ def test_names_a_nested_block_writes_reach_the_code_after_it(tmp_path: Path) -> 
     assert compiled.arms(3) == asyncio.run(source.arms(3)) == (6, 4000)
 
 
-def test_a_fan_out_nested_in_a_fan_outs_element_equals_its_source(tmp_path: Path) -> None:
+def test_a_fan_out_nested_in_a_fan_outs_element_equals_its_source(
+    tmp_path: Path,
+) -> None:
     compiled, source = build(
         """
         import asyncio
@@ -301,4 +307,6 @@ def test_a_fan_out_nested_in_a_fan_outs_element_equals_its_source(tmp_path: Path
         tmp_path,
     )
     assert compiled.nested_sync(4) == source.nested_sync(4) == [1, 2, 4, 7]
-    assert compiled.nested_async(4) == asyncio.run(source.nested_async(4)) == [1, 2, 4, 7]
+    assert (
+        compiled.nested_async(4) == asyncio.run(source.nested_async(4)) == [1, 2, 4, 7]
+    )
