@@ -249,6 +249,32 @@ async def medians(
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+def _pocketflow() -> Any:
+    """The pocketflow module, or None: an optional peer, not a kiln dependency."""
+    try:
+        return importlib.import_module("pocketflow")
+    except ImportError:
+        return None
+
+
+def _adder(base: Any, key: str, amount: int) -> Any:
+    """A PocketFlow AsyncNode class that adds `amount` to shared[key]."""
+
+    class Adder(base):  # type: ignore[misc]  # an untyped library's class
+        async def prep_async(self, shared: dict[str, int]) -> int:
+            return shared[key]
+
+        async def exec_async(self, value: int) -> int:
+            return value + amount
+
+        async def post_async(
+            self, shared: dict[str, int], prep: int, result: int
+        ) -> None:
+            shared[key] = result
+
+    return Adder
+
+
 def pocketflow_loop(iterations: int) -> tuple[str, Run] | None:
     """PocketFlow's AsyncFlow looping A -> B -> A until B has counted `iterations`.
 
@@ -256,26 +282,12 @@ def pocketflow_loop(iterations: int) -> tuple[str, Run] | None:
     "done"; "done" leads to an empty End node, so that the flow ends without
     PocketFlow's "Flow ends" warning (one extra node per run, not per iteration).
     """
-    try:
-        pocketflow = importlib.import_module(
-            "pocketflow"
-        )  # optional: not a kiln dependency
-    except ImportError:
+    pocketflow = _pocketflow()
+    if pocketflow is None:
         return None
-
     base: Any = pocketflow.AsyncNode
 
-    class A(base):  # type: ignore[misc]  # an untyped library's class
-        async def prep_async(self, shared: dict[str, int]) -> int:
-            return shared["x"]
-
-        async def exec_async(self, x: int) -> int:
-            return x + 2
-
-        async def post_async(
-            self, shared: dict[str, int], prep: int, result: int
-        ) -> None:
-            shared["x"] = result
+    A = _adder(base, "x", 2)
 
     class B(base):  # type: ignore[misc]
         async def prep_async(self, shared: dict[str, int]) -> int:
@@ -310,26 +322,12 @@ def pocketflow_loop(iterations: int) -> tuple[str, Run] | None:
 
 def pocketflow_chain(length: int) -> tuple[str, Run] | None:
     """PocketFlow's AsyncFlow over `length` AsyncNodes that add one to shared["x"]."""
-    try:
-        pocketflow = importlib.import_module(
-            "pocketflow"
-        )  # optional: not a kiln dependency
-    except ImportError:
+    pocketflow = _pocketflow()
+    if pocketflow is None:
         return None
-
     base: Any = pocketflow.AsyncNode
 
-    class Step(base):  # type: ignore[misc]  # an untyped library's class
-        async def prep_async(self, shared: dict[str, int]) -> int:
-            return shared["x"]
-
-        async def exec_async(self, x: int) -> int:
-            return x + 1
-
-        async def post_async(
-            self, shared: dict[str, int], prep: int, result: int
-        ) -> None:
-            shared["x"] = result
+    Step = _adder(base, "x", 1)
 
     first = node = Step()
     for _ in range(length - 1):
