@@ -48,15 +48,6 @@ class NodeKind(enum.Enum):
 
 @final
 @dataclass(frozen=True, slots=True)
-class LimitSpec:
-    group: str
-    capacity: int
-    refresh: float | None
-    span: Span
-
-
-@final
-@dataclass(frozen=True, slots=True)
 class NodeOptions:
     name: str
     retries: int = 0
@@ -81,7 +72,6 @@ class NodeOptions:
 class FlowOptions:
     name: str
     max_visits: int = 5
-    limits: tuple[LimitSpec, ...] = ()
     concurrency: int | None = None
 
 
@@ -144,10 +134,6 @@ class NodeCall:
     span: Span
     site: int = 0  # numbers the call sites of a flow, in source order
     visits: int | None = None  # the visit limit of a call site inside a `while` loop
-
-    @property
-    def is_flow(self) -> bool:
-        return isinstance(self.callee, FlowDef)
 
     @property
     def is_async(self) -> bool:
@@ -311,10 +297,6 @@ class Step:
     uses: frozenset[str] = frozenset()
     barrier: bool = False
     value_type: str | None = None  # the static type of the value a Call/FanOut produces
-
-    @property
-    def calls_node(self) -> bool:
-        return isinstance(self.action, Call | FanOut)
 
     @property
     def awaits(self) -> bool:

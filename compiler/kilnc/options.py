@@ -226,7 +226,7 @@ def read_flow_options(
 ) -> tuple[FlowOptions, list[Diagnostic]]:
     defaults = FlowOptions(name=function)
     values, diagnostics = _read(parsed, decorator, FLOW_OPTIONS, defaults)
-    # TODO: capacity limits: turn the (group, Limit(...)) pairs into LimitSpecs; until then
+    # TODO: capacity limits: turn the (group, Limit(...)) pairs into the flow's limits; until then
     # a non-empty `limits` is reported as not supported and never reaches here.
     values.pop("limits", None)
     return replace(defaults, **values), diagnostics
