@@ -1,9 +1,11 @@
-"""check_cycles and check_duplicates: whole-project checks between lowering and scheduling.
+"""check_cycles, check_duplicates, check_limits: whole-project checks before scheduling.
 
 Example input: flow `a` awaits flow `b`, and `b` awaits `a`. Output, at the
 call in `a`: "flows call each other in a cycle: a -> b -> a". Two nodes that
 share a name (their function names, or `@node(name=...)`) would share events
-and ledger keys, so the second is an error at its definition.
+and ledger keys, so the second is an error at its definition. A call of a
+`@node(limit="llm")` in a flow that declares no group "llm" is an error at the
+call: the flow would have no capacity to give it.
 """
 
 from __future__ import annotations
@@ -50,6 +52,29 @@ def check_cycles(flow_graph: nx.DiGraph) -> list[Diagnostic]:
                 "a flow cannot call itself, directly or through other flows; use a loop",
             )
         )
+    return diagnostics
+
+
+def check_limits(flow: FlowIR) -> list[Diagnostic]:
+    diagnostics: list[Diagnostic] = []
+    options = flow.flow.options
+    for call in flow.calls:
+        node = call.callee
+        if not isinstance(node, NodeDef) or node.options.limit is None:
+            continue
+        group = node.options.limit
+        if options.limit(group) is None:
+            declared = ", ".join(repr(spec.group) for spec in options.limits)
+            diagnostics.append(
+                error(
+                    call.span,
+                    Code.UNDECLARED_LIMIT,
+                    f"node '{node.name}' takes capacity from limit group {group!r}, "
+                    f"which flow '{flow.flow.name}' does not declare",
+                    f"add limits={{{group!r}: Limit(capacity)}} to @flow"
+                    + (f" (it declares {declared})" if declared else ""),
+                )
+            )
     return diagnostics
 
 

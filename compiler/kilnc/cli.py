@@ -1,6 +1,7 @@
 """The `kiln` command.
 
-    kiln compile SRC... -o OUTDIR [--check] [--dump ir|graph|plan]
+    kiln compile [SRC...] [-o OUTDIR] [--check] [--dump ir|graph|plan] [--format text|json]
+    kiln check SRC... -o OUTDIR [--no-mypy]
 
 Exit status: 0 when everything compiled (warnings allowed), 1 when a source
 has errors or `--check` finds stale output, 2 for bad command-line use or an
@@ -12,13 +13,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from kilnc import __version__
-from kilnc.diagnostics import Code, render_all
+from kilnc.cli_check import add_check_command
+from kilnc.cli_config import positive_int, settle_args
+from kilnc.cli_graph import add_graph_command
+from kilnc.cli_report import FORMATS, Report
+from kilnc.diagnostics import Code, error
+from kilnc.inputs import find_sources
 from kilnc.pipeline import Compilation, compile_file
+from kilnc.source import Span
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
@@ -36,7 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    return _compile(args)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,9 +55,28 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     compile_ = commands.add_parser("compile", help="compile flows to modules")
     compile_.add_argument(
-        "sources", nargs="+", type=Path, metavar="SRC", help="files or directories"
+        "sources",
+        nargs="*",
+        type=Path,
+        metavar="SRC",
+        help="files or directories (default: [tool.kiln] sources)",
     )
-    compile_.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR")
+    compile_.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="OUTDIR",
+        help="default: [tool.kiln] output",
+    )
+    compile_.add_argument(
+        "--max-visits",
+        type=positive_int,
+        metavar="N",
+        help="max_visits of flows that set none (default: [tool.kiln] max_visits, else 5)",
+    )
+    compile_.add_argument(
+        "--format", choices=FORMATS, default="text", help="how to print diagnostics"
+    )
     compile_.add_argument(
         "--check",
         action="store_true",
@@ -66,39 +93,26 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print kiln's own traceback on an internal error",
     )
+    compile_.set_defaults(handler=_compile)
+    # Each further command registers its parser and its handler (set_defaults).
+    add_check_command(commands)
+    add_graph_command(commands)
     return parser
 
 
-def _sources(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
-    files: list[Path] = []
-    problems: list[str] = []
-    for path in paths:
-        if path.is_dir():
-            files += sorted(p for p in path.rglob("*.py") if _declares_flow(p))
-        elif path.is_file():
-            files.append(path)
-        else:
-            problems.append(f"kiln: error: no such file or directory: {path}")
-    stems: dict[str, Path] = {}
-    for file in files:
-        other = stems.setdefault(file.stem, file)
-        if other != file:
-            problems.append(
-                f"kiln: error: {other} and {file} would both be written as {file.stem}.py"
-            )
-    return files, problems
-
-
-def _declares_flow(path: Path) -> bool:
-    """A cheap filter for directory arguments; the compiler decides for real."""
-    try:
-        return b"flow" in path.read_bytes()
-    except OSError:
-        return False
-
-
 def _compile(args: argparse.Namespace) -> int:
-    files, problems = _sources(args.sources)
+    report = Report(args.format)
+    if report.json and args.dump:
+        print(
+            "kiln: error: --dump prints text; leave out --format json", file=sys.stderr
+        )
+        return EXIT_USAGE
+    settled = settle_args(args, report)
+    if isinstance(settled, int):
+        report.close()
+        return settled
+    args = settled
+    files, problems = find_sources(args.sources)
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return EXIT_USAGE
@@ -108,10 +122,11 @@ def _compile(args: argparse.Namespace) -> int:
     failed_files = 0
     for file in files:
         try:
-            compilation = compile_file(file, args.dump)
+            compilation = compile_file(file, args.dump, args.max_visits)
         except OSError as exc:
-            print(
-                f"{file}: error: cannot read: {exc.strerror}  [{Code.UNREADABLE.value}]"
+            where = Span.at(str(file), 1)
+            report.add(
+                [error(where, Code.UNREADABLE, f"cannot read: {exc.strerror}")], {}
             )
             status, errors, failed_files = (
                 max(status, EXIT_ERRORS),
@@ -119,7 +134,7 @@ def _compile(args: argparse.Namespace) -> int:
                 failed_files + 1,
             )
             continue
-        status = max(status, _report(compilation, args.show_traceback))
+        status = max(status, _report(compilation, args.show_traceback, report))
         if compilation.failed:
             errors += sum(d.is_error for d in compilation.diagnostics)
             failed_files += 1
@@ -128,21 +143,21 @@ def _compile(args: argparse.Namespace) -> int:
             print(listing)
         if compilation.output is None:
             if not args.quiet:
-                print(f"{compilation.source.path}: note: no @flow to compile")
+                report.say(f"{compilation.source.path}: note: no @flow to compile")
             continue
         target = output_dir / f"{file.stem}.py"
-        status = max(status, _write(compilation, target, args))
+        status = max(status, _write(compilation, target, args, report))
     if errors:
         plural = "s" if errors != 1 else ""
-        print(
+        report.say(
             f"Found {errors} error{plural} in {failed_files} file{'s' if failed_files != 1 else ''}"
         )
+    report.close()
     return status
 
 
-def _report(compilation: Compilation, show_traceback: bool) -> int:
-    if compilation.diagnostics:
-        print(render_all(compilation.diagnostics, compilation.sources))
+def _report(compilation: Compilation, show_traceback: bool, report: Report) -> int:
+    report.add(compilation.diagnostics, compilation.sources)
     internal = any(d.code is Code.INTERNAL for d in compilation.diagnostics)
     if internal and show_traceback:
         print("\n".join(compilation.dumps), file=sys.stderr)
@@ -151,20 +166,22 @@ def _report(compilation: Compilation, show_traceback: bool) -> int:
     return EXIT_ERRORS if compilation.failed else EXIT_OK
 
 
-def _write(compilation: Compilation, target: Path, args: argparse.Namespace) -> int:
+def _write(
+    compilation: Compilation, target: Path, args: argparse.Namespace, report: Report
+) -> int:
     assert compilation.output is not None
     if args.check:
         current = target.read_text(encoding="utf-8") if target.is_file() else None
         if current == compilation.output:
             return EXIT_OK
         state = "missing" if current is None else "stale"
-        print(
-            f"{target}: error: output is {state}; run: kiln compile {compilation.source.path} "
-            f"-o {args.output}"
-        )
+        fix = f"run: kiln compile {compilation.source.path} -o {args.output}"
+        where = Span.at(str(target), 1)
+        message = f"output {target} is {state}"
+        report.add([error(where, Code.STALE_OUTPUT, message, fix)], {})
         return EXIT_ERRORS
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(compilation.output, encoding="utf-8")
     if not args.quiet:
-        print(f"{compilation.source.path} -> {target}")
+        report.say(f"{compilation.source.path} -> {target}")
     return EXIT_OK

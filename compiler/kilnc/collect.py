@@ -147,7 +147,7 @@ def _check_resilience(
         diagnostics.append(error(parsed.span(node or decorator), code, message, hint))
 
     streams = kind in (NodeKind.STREAM, NodeKind.ASYNC_STREAM)
-    for key in ("retries", "timeout", "fallback", "thread"):
+    for key in ("retries", "timeout", "fallback", "thread", "limit", "cache"):
         if streams and _option_value(decorator, key) is not None:
             report(
                 key,
@@ -167,6 +167,13 @@ def _check_resilience(
             Code.OPTION_RANGE,
             "a timeout cannot interrupt a sync node running in the " "event loop",
             "add thread=True to run it in a worker thread",
+        )
+    if options.limit is not None and kind is NodeKind.SYNC and not options.thread:
+        report(
+            "limit",
+            Code.OPTION_RANGE,
+            "a sync node runs in the event loop and cannot wait there for capacity",
+            "add thread=True to run it in a worker thread, or make it async def",
         )
     retry_on = _option_value(decorator, "retry_on")
     for name in _names(retry_on) if retry_on is not None else ():

@@ -11,6 +11,7 @@ Rendered in mypy's shape so editors and CI annotators already understand it::
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import final
@@ -33,9 +34,10 @@ class Code(enum.Enum):
     NOT_LITERAL = "KLN102"
     OPTION_TYPE = "KLN103"
     OPTION_RANGE = "KLN104"
-    NOT_YET = "KLN105"
+    # KLN105 (an option read but not run yet) is retired: every option runs.
     DECORATOR_SHAPE = "KLN106"
     UNKNOWN_FALLBACK = "KLN107"
+    UNDECLARED_LIMIT = "KLN108"
     NOT_MODULE_LEVEL = "KLN201"
     DUPLICATE_NODE = "KLN202"
     RESERVED_NAME = "KLN203"
@@ -51,6 +53,11 @@ class Code(enum.Enum):
     UNKNOWN_TYPE = "KLN310"
     FLOW_CYCLE = "KLN401"
     UNRESOLVED_IMPORT = "KLN402"
+    TYPE_ERROR = "KLN501"
+    STALE_OUTPUT = "KLN502"
+    UNKNOWN_CONFIG_KEY = "KLN601"
+    CONFIG_VALUE = "KLN602"
+    BAD_PYPROJECT = "KLN603"
     INTERNAL = "KLN999"
 
 
@@ -92,6 +99,28 @@ def render_all(
 ) -> str:
     ordered = sorted(set(diagnostics), key=sort_key)
     return "\n".join(render(d, sources.get(d.span.path)) for d in ordered)
+
+
+def render_json(diagnostics: Iterable[Diagnostic]) -> str:
+    """One JSON list for editors and CI: each diagnostic's place, severity, code and text.
+
+    Lines and columns are 1-based, as in the text form; the end is exclusive.
+    """
+    records = [
+        {
+            "path": d.span.path,
+            "line": d.span.line,
+            "column": d.span.column,
+            "end_line": d.span.end_line,
+            "end_column": d.span.end_column,
+            "severity": d.severity.value,
+            "code": d.code.value,
+            "message": d.message,
+            "hint": d.hint,
+        }
+        for d in sorted(set(diagnostics), key=sort_key)
+    ]
+    return json.dumps(records, indent=2, ensure_ascii=False)
 
 
 def _excerpt(span: Span, source: SourceFile) -> list[str]:

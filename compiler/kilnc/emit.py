@@ -12,6 +12,7 @@ output only as libcst renders it, and user strings only through `repr()`.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from collections.abc import Sequence
 
@@ -21,12 +22,13 @@ from kilnc import __version__
 from kilnc.emit_flow import ABC, RUNTIME, emit_flow
 from kilnc.ir import NodeOptions
 from kilnc.plan import Compiled, FallbackImport, Kept, ModulePlan, PolicyConstant
-from kilnc.source import SourceFile
+from kilnc.source import SourceFile, Span
 from kilnc.syntax import code
 from kilnc.writer import Writer
 
 
-def emit_module(module: ModulePlan) -> str:
+def emit_module(module: ModulePlan) -> tuple[str, tuple[Span | None, ...]]:
+    """The module's text, and the source position each of its lines comes from."""
     w = Writer()
     digest = _combined_digest(module.sources)
     w.line(
@@ -53,7 +55,8 @@ def emit_module(module: ModulePlan) -> str:
             w.line()
             w.line()
         if isinstance(item, Kept):
-            w.code(code(item.statement))
+            text = code(item.statement).strip("\n")
+            w.code(text, _kept_origins(module.source, item.span, text))
         elif isinstance(item, PolicyConstant):
             w.line(f"{item.name} = {_policy(item)}")
         elif isinstance(item, FallbackImport):
@@ -61,7 +64,25 @@ def emit_module(module: ModulePlan) -> str:
         else:
             emit_flow(w, item.plan, item.class_name, module)
         previous_simple = simple
-    return w.text()
+    return w.text(), w.origins()
+
+
+def _kept_origins(source: SourceFile, span: Span, text: str) -> list[Span | None]:
+    """The source line of each line of a copied statement.
+
+    libcst renders a statement as it was written, so its lines are the
+    source's, less the kiln decorators `shake` removed: matched line by line.
+    """
+    lines = text.splitlines()
+    first = max(0, span.line - 1 - len(lines))  # room for the comments above it
+    window = source.lines[first : span.end_line]
+    origins: list[Span | None] = [None] * len(lines)
+    matcher = difflib.SequenceMatcher(None, window, lines, autojunk=False)
+    for block in matcher.get_matching_blocks():
+        for offset in range(block.size):
+            line = first + block.a + offset + 1
+            origins[block.b + offset] = Span.at(source.path, line)
+    return [origin or Span.at(source.path, span.line) for origin in origins]
 
 
 def _printable(text: str) -> str:

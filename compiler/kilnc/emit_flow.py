@@ -29,6 +29,7 @@ from kilnc.ir import (
     FanOutKind,
     FlowDef,
     Inline,
+    LimitSpec,
     Loop,
     Match,
     NodeCall,
@@ -70,28 +71,28 @@ class Shape:
 #   def + yield        | stream           | astream: yields what stream yields
 SHAPES: Final = {
     (True, False): Shape(
-        f"{RUNTIME}.AsyncProcess, {RUNTIME}.Process",
+        f"{RUNTIME}.Flow, {RUNTIME}.AsyncProcess, {RUNTIME}.Process",
         "async def aforward",
         "def forward",
         "return {runtime}.run_sync(self.aforward({args}))",
         "forward",
     ),
     (False, False): Shape(
-        f"{RUNTIME}.AsyncProcess, {RUNTIME}.Process",
+        f"{RUNTIME}.Flow, {RUNTIME}.AsyncProcess, {RUNTIME}.Process",
         "def forward",
         "async def aforward",
         "return self.forward({args})",
         "forward",
     ),
     (True, True): Shape(
-        f"{RUNTIME}.AsyncStreamProcess, {RUNTIME}.StreamProcess",
+        f"{RUNTIME}.Flow, {RUNTIME}.AsyncStreamProcess, {RUNTIME}.StreamProcess",
         "async def astream",
         "def stream",
         "return {runtime}.iterate(self.astream({args}))",
         "stream",
     ),
     (False, True): Shape(
-        f"{RUNTIME}.AsyncStreamProcess, {RUNTIME}.StreamProcess",
+        f"{RUNTIME}.Flow, {RUNTIME}.AsyncStreamProcess, {RUNTIME}.StreamProcess",
         "def stream",
         "async def astream",
         "for item in self.stream({args}):\n    yield item",
@@ -149,6 +150,12 @@ class _FlowEmitter:
         self.error = self.names.fresh("error")
         self.failure = self.names.fresh("failure")
         self.counting = True
+        # Each node call site gets the local its run binds (`Flow._kiln_bind`).
+        self.sites = {
+            call.site: self.names.fresh(f"{_base(call.callee)}_at_{call.span.line}")
+            for call in plan.flow.calls
+            if isinstance(call.callee, NodeDef) and call.callee.kind in _BOUND_KINDS
+        }
         self.counters = {
             call.site: self.names.fresh(f"visits_{call.site}")
             for call in plan.flow.calls
@@ -156,6 +163,10 @@ class _FlowEmitter:
         }
 
     def emit(self) -> None:
+        with self.w.at(self.flow.span):
+            self.emit_class()
+
+    def emit_class(self) -> None:
         flow, w = self.flow, self.w
         # A sync flow calling thread=True nodes awaits them: its body runs async
         # (and overlaps them), its sync entry point is the derived one.
@@ -169,6 +180,8 @@ class _FlowEmitter:
         with w.indent():
             w.line(repr(self.docstring()))
             w.line()
+            if self.class_attributes():
+                w.line()
             w.line(f"{shape.runs}({params}){own}:")
             with w.indent():
                 self.body()
@@ -184,8 +197,66 @@ class _FlowEmitter:
         w.line()
         w.line(f"{flow.identifier} = {self.class_name}()")
 
+    def class_attributes(self) -> bool:
+        """The call sites, what they call unobserved, and the flow's capacity; whether any."""
+        calls = [c for c in self.plan.flow.calls if c.site in self.sites]
+        options = self.flow.options
+        w = self.w
+        if calls:
+            w.line("_kiln_sites = (")
+            with w.indent():
+                for call in calls:
+                    w.line(f"{self.site(call)},")
+            w.line(")")
+            w.line(f"_kiln_calls = {_tuple([self.plain(c) for c in calls])}")
+        if options.limits:
+            groups = ", ".join(
+                f"{spec.group!r}: {_limit(spec)}" for spec in options.limits
+            )
+            w.line(f"_kiln_limits = {{{groups}}}")
+        if options.concurrency is not None:
+            w.line(f"_kiln_concurrency = {options.concurrency!r}")
+        return bool(calls or options.limits or options.concurrency is not None)
+
+    def site(self, call: NodeCall) -> str:
+        """`_kiln.Site(...)`: what the runtime needs to limit, cache and observe a call."""
+        node = call.callee
+        assert isinstance(node, NodeDef)
+        fields = [
+            repr(node.name),
+            repr(self.module.where(call.span)),
+            code(call.call.func),
+        ]
+        kind = _SITE_KINDS[node.kind, node.options.thread]
+        if kind != "async":
+            fields.append(f"kind={kind!r}")
+        if node in self.module.policies:
+            fields.append(f"policy={self.module.policies[node]}")
+        if node.options.limit is not None:
+            fields.append(f"limit={node.options.limit!r}")
+        if node in self.module.fingerprints:
+            fields.append(f"cache={self.module.fingerprints[node]!r}")
+        return f"{RUNTIME}.Site({', '.join(fields)})"
+
+    def plain(self, call: NodeCall) -> str:
+        """What a call site runs when its run needs nothing more: the node, with its policy."""
+        node = call.callee
+        assert isinstance(node, NodeDef)
+        func = code(call.call.func)
+        if node not in self.module.policies:
+            return func
+        helper = (
+            "in_thread"
+            if node.options.thread
+            else ("retrying" if node.kind is NodeKind.ASYNC else "retrying_sync")
+        )
+        return f"{RUNTIME}.{helper}({self.module.policies[node]}, {func})"
+
     def body(self) -> None:
-        """The flow's body, after the visit counters of the call sites in `while` loops."""
+        """The flow's body, after its bound calls and the visit counters of `while` loops."""
+        if self.sites:
+            targets = _tuple(list(self.sites.values()))
+            self.w.line(f"{targets} = self._kiln_bind(self._kiln_calls)")
         for counter in self.counters.values():
             self.w.line(f"{counter} = 0")
         self.block(self.plan.flow.body)
@@ -268,7 +339,8 @@ class _FlowEmitter:
         result = task.result
         target = _target(result)
         returns = result.value_type if target is not None else "None"
-        self.w.line(f"async def {name}() -> {returns}:")
+        with self.w.at(result.span):
+            self.w.line(f"async def {name}() -> {returns}:")
         self.counting = False  # counted at the spawn
         outer = dict(copies)  # names still meaning the value from before the task
         with self.w.indent():
@@ -286,14 +358,19 @@ class _FlowEmitter:
 
     def wait(self, task: Task, handle: str) -> None:
         target = _target(task.result)
-        if target is None:
-            self.w.line(f"await {handle}")
-        else:
-            self.w.line(f"{code(target)} = await {handle}")
+        with self.w.at(task.result.span):
+            if target is None:
+                self.w.line(f"await {handle}")
+            else:
+                self.w.line(f"{code(target)} = await {handle}")
 
     # --- steps --------------------------------------------------------------------
 
     def step(self, step: Step, *, returning: bool) -> None:
+        with self.w.at(step.span):
+            self.action(step, returning=returning)
+
+    def action(self, step: Step, *, returning: bool) -> None:
         action = step.action
         if isinstance(action, Call):
             self.call(action, returning)
@@ -319,13 +396,14 @@ class _FlowEmitter:
             )
 
     def call(self, action: Call, returning: bool) -> None:
-        self.count_visit(action.call)
-        self.guarded(
-            self.with_fallback(
-                action.call, action.target, action.annotation, returning
-            ),
-            [action.call],
-        )
+        with self.w.at(action.call.span):
+            self.count_visit(action.call)
+            self.guarded(
+                self.with_fallback(
+                    action.call, action.target, action.annotation, returning
+                ),
+                [action.call],
+            )
 
     def with_fallback(
         self,
@@ -348,7 +426,7 @@ class _FlowEmitter:
         ]
 
     def callcode(self, call: NodeCall, *, awaited: bool = True) -> str:
-        """`[await] f(args)`, through the runtime's retry/timeout/thread helper when needed."""
+        """`[await] f(args)`, calling a node through the local its run bound for the site."""
         node = call.call
         callee = call.callee
         if isinstance(callee, FlowDef):
@@ -359,17 +437,8 @@ class _FlowEmitter:
                 node = node.with_changes(
                     func=cst.Attribute(node.func, cst.Name(method))
                 )
-        elif callee.options.resilient:
-            helper = (
-                "call_in_thread"
-                if callee.options.thread
-                else ("call" if callee.kind is NodeKind.ASYNC else "call_sync")
-            )
-            policy = cst.Arg(cst.Name(self.module.policies[callee]))
-            node = node.with_changes(
-                func=cst.Attribute(cst.Name(RUNTIME), cst.Name(helper)),
-                args=[policy, cst.Arg(node.func), *node.args],
-            )
+        elif call.site in self.sites:
+            node = node.with_changes(func=cst.Name(self.sites[call.site]))
         text = code(node)
         return f"await {text}" if awaited and call.suspends else text
 
@@ -387,6 +456,10 @@ class _FlowEmitter:
         return f"await {code(node)}" if callee.fallback_async else code(node)
 
     def fan_out(self, step: Step, action: FanOut, returning: bool) -> None:
+        with self.w.at(action.result.span):
+            self.fan_out_at(step, action, returning)
+
+    def fan_out_at(self, step: Step, action: FanOut, returning: bool) -> None:
         self.count_visit(action.result)
         # A call suspends when it is awaited, or when an argument awaits (an async
         # comprehension): then the element's function must be a coroutine.
@@ -625,6 +698,31 @@ def _task_base(task: Task) -> str:
             else "each"
         )
     return "step"
+
+
+# The nodes whose calls are sites (a stream's call is iterated where it is written).
+_BOUND_KINDS: Final = (NodeKind.ASYNC, NodeKind.SYNC)
+
+#   node kind   | thread=False | thread=True
+_SITE_KINDS: Final = {
+    (NodeKind.ASYNC, False): "async",
+    (NodeKind.SYNC, False): "sync",
+    (NodeKind.SYNC, True): "thread",
+}
+
+
+def _tuple(items: list[str]) -> str:
+    """A tuple display, without the trailing comma that black would explode."""
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+
+def _base(node: NodeDef) -> str:
+    return node.function if node.function.isidentifier() else "node"
+
+
+def _limit(spec: LimitSpec) -> str:
+    refresh = f", refresh={spec.refresh!r}" if spec.refresh is not None else ""
+    return f"{RUNTIME}.Limit({spec.capacity!r}{refresh})"
 
 
 # The method a compiled subflow is called through (a sync value flow: its instance).

@@ -26,6 +26,7 @@ from kilnc.source import Span
 StepId = NewType("StepId", int)
 
 RESERVED_PREFIX = "_kiln"  # in any case: generated module constants are _KILN_...
+DEFAULT_MAX_VISITS = 5  # a flow's max_visits when neither it nor [tool.kiln] sets one
 
 
 class NodeKind(enum.Enum):
@@ -71,8 +72,24 @@ class NodeOptions:
 @dataclass(frozen=True, slots=True)
 class FlowOptions:
     name: str
-    max_visits: int = 5
+    # None: the project's default (LowerContext.max_visits, from [tool.kiln] or 5).
+    max_visits: int | None = None
+    limits: tuple[LimitSpec, ...] = ()
     concurrency: int | None = None
+
+    def limit(self, group: str) -> LimitSpec | None:
+        return next((spec for spec in self.limits if spec.group == group), None)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class LimitSpec:
+    """`"llm": Limit(8, refresh=1.0)` in a flow's `limits`: a capacity group."""
+
+    group: str
+    capacity: int
+    refresh: float | None
+    span: Span
 
 
 @final

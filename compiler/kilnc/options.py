@@ -5,21 +5,21 @@ options with every value read as a literal, and a diagnostic at `wiat`
 ("unknown option 'wiat'; did you mean 'wait'?"). Nothing is evaluated: a value
 that is not a literal is an error at its position.
 
-The tables below are the whole specification of the options: their type,
-their range, and whether this version of kiln runs them yet.
+The tables below are the whole specification of the options: their type and
+their range. Rules between options and the node's kind are `collect`'s.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Final, final
 
 import libcst as cst
 
 from kilnc.diagnostics import Code, Diagnostic, error
-from kilnc.ir import FlowOptions, NodeOptions
+from kilnc.ir import FlowOptions, LimitSpec, NodeOptions
 from kilnc.parse import ParsedModule
 from kilnc.syntax import dotted
 
@@ -42,9 +42,6 @@ class OptionRule:
     read: Reader
     check: Callable[[Value], bool]
     requirement: str  # completes "must be ...": shown when `check` fails
-    supported: bool = (
-        True  # False: validated, but the behaviour arrives in a later version
-    )
 
 
 # --- literal readers --------------------------------------------------------------
@@ -126,16 +123,52 @@ def read_function_name(node: cst.BaseExpression) -> Value:
 
 
 def read_limits(node: cst.BaseExpression) -> Value:
+    """`{"llm": Limit(8, refresh=1.0)}` to ``(("llm", capacity node, refresh node), ...)``.
+
+    The numbers stay nodes here: `read_flow_options` checks each one at its position.
+    """
     if not isinstance(node, cst.Dict):
         raise NotLiteral(node, 'a dict literal like {"llm": Limit(8, refresh=1.0)}')
-    limits: list[tuple[str, cst.BaseExpression]] = []
+    limits: list[tuple[str, cst.BaseExpression, cst.BaseExpression | None]] = []
     for element in node.elements:
         if not isinstance(element, cst.DictElement):
             raise NotLiteral(element, "a group name and a Limit(...)")
         key = read_str(element.key)
         assert isinstance(key, str)
-        limits.append((key, element.value))
+        limits.append((key, *_limit_arguments(element.value)))
     return tuple(limits)
+
+
+def _limit_arguments(
+    node: cst.BaseExpression,
+) -> tuple[cst.BaseExpression, cst.BaseExpression | None]:
+    """The capacity and refresh of `Limit(capacity, refresh=None)`, as written."""
+    expected = "Limit(capacity) or Limit(capacity, refresh=seconds)"
+    if not isinstance(node, cst.Call) or dotted(node.func) not in (
+        "Limit",
+        "kiln.Limit",
+    ):
+        raise NotLiteral(node, expected)
+    positional = [a.value for a in node.args if a.keyword is None and not a.star]
+    keywords = {a.keyword.value: a.value for a in node.args if a.keyword is not None}
+    if (
+        any(a.star for a in node.args)
+        or len(positional) > 2
+        or set(keywords)
+        - {
+            "capacity",
+            "refresh",
+        }
+    ):
+        raise NotLiteral(node, expected)
+    named = [keywords.get("capacity"), keywords.get("refresh")]
+    values = [*positional, *[None] * (2 - len(positional))]
+    capacity, refresh = (
+        v if n is None else n for v, n in zip(values, named, strict=True)
+    )
+    if capacity is None:
+        raise NotLiteral(node, expected)
+    return capacity, refresh
 
 
 def _is_literal(node: cst.CSTNode) -> bool:
@@ -173,6 +206,10 @@ def _positive_or_none(value: Value) -> bool:
     return value is None or (isinstance(value, int | float) and value > 0)
 
 
+def _non_empty_or_none(value: Value) -> bool:
+    return value is None or _non_empty(value)
+
+
 def _non_empty(value: Value) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
@@ -189,8 +226,10 @@ NODE_OPTIONS: Final[dict[str, OptionRule]] = {
     "retry_on": OptionRule(read_exception_names, _anything, ""),
     "timeout": OptionRule(read_optional_float, _positive_or_none, "a number > 0"),
     "fallback": OptionRule(read_function_name, _anything, ""),
-    "limit": OptionRule(read_optional_str, _anything, "", supported=False),
-    "cache": OptionRule(read_bool, _anything, "", supported=False),
+    "limit": OptionRule(
+        read_optional_str, _non_empty_or_none, "a non-empty group name"
+    ),
+    "cache": OptionRule(read_bool, _anything, ""),
     "thread": OptionRule(read_bool, _anything, ""),
     "max_visits": OptionRule(read_optional_int, _at_least_one, "an integer >= 1"),
 }
@@ -198,18 +237,8 @@ NODE_OPTIONS: Final[dict[str, OptionRule]] = {
 FLOW_OPTIONS: Final[dict[str, OptionRule]] = {
     "name": OptionRule(read_str, _non_empty, "a non-empty string"),
     "max_visits": OptionRule(read_int, _at_least_one, "an integer >= 1"),
-    "limits": OptionRule(read_limits, _anything, "", supported=False),
-    "concurrency": OptionRule(
-        read_optional_int, _at_least_one, "an integer >= 1", supported=False
-    ),
-}
-
-# Which later version brings an option that is read and checked but not run yet.
-NOT_YET: Final[dict[str, str]] = {
-    "limit": "capacity limits",
-    "limits": "capacity limits",
-    "concurrency": "capacity limits",
-    "cache": "the ledger",
+    "limits": OptionRule(read_limits, _anything, ""),
+    "concurrency": OptionRule(read_optional_int, _at_least_one, "an integer >= 1"),
 }
 
 
@@ -217,7 +246,7 @@ def read_node_options(
     parsed: ParsedModule, decorator: cst.BaseExpression, function: str
 ) -> tuple[NodeOptions, list[Diagnostic]]:
     defaults = NodeOptions(name=function)
-    values, diagnostics = _read(parsed, decorator, NODE_OPTIONS, defaults)
+    values, diagnostics = _read(parsed, decorator, NODE_OPTIONS)
     return replace(defaults, **values), diagnostics
 
 
@@ -225,18 +254,51 @@ def read_flow_options(
     parsed: ParsedModule, decorator: cst.BaseExpression, function: str
 ) -> tuple[FlowOptions, list[Diagnostic]]:
     defaults = FlowOptions(name=function)
-    values, diagnostics = _read(parsed, decorator, FLOW_OPTIONS, defaults)
-    # TODO: capacity limits: turn the (group, Limit(...)) pairs into the flow's limits; until then
-    # a non-empty `limits` is reported as not supported and never reaches here.
-    values.pop("limits", None)
+    values, diagnostics = _read(parsed, decorator, FLOW_OPTIONS)
+    if "limits" in values:
+        values["limits"] = tuple(_limit_specs(parsed, values["limits"], diagnostics))
     return replace(defaults, **values), diagnostics
+
+
+def _limit_specs(
+    parsed: ParsedModule, written: Value, diagnostics: list[Diagnostic]
+) -> Iterator[LimitSpec]:
+    """The groups of `limits`, each number checked where it is written."""
+    for group, capacity_node, refresh_node in written:
+        try:
+            capacity = read_int(capacity_node)
+            refresh = (
+                None if refresh_node is None else read_optional_float(refresh_node)
+            )
+        except NotLiteral as exc:
+            diagnostics.append(_not_literal(parsed, "limits", exc))
+            continue
+        if capacity < 1:
+            diagnostics.append(
+                error(
+                    parsed.span(capacity_node),
+                    Code.OPTION_RANGE,
+                    f"the capacity of limit group {group!r} must be an integer >= 1",
+                )
+            )
+        elif refresh is not None and not refresh > 0:
+            assert refresh_node is not None
+            diagnostics.append(
+                error(
+                    parsed.span(refresh_node),
+                    Code.OPTION_RANGE,
+                    f"the refresh of limit group {group!r} must be a number of seconds > 0",
+                    "or leave it out for a cap on calls in flight",
+                )
+            )
+        else:
+            yield LimitSpec(group, capacity, refresh, parsed.span(capacity_node))
 
 
 def _read(
     parsed: ParsedModule,
     decorator: cst.BaseExpression,
     rules: dict[str, OptionRule],
-    defaults: object,
 ) -> tuple[dict[str, Value], list[Diagnostic]]:
     if not isinstance(decorator, cst.Call):
         return {}, []
@@ -254,9 +316,7 @@ def _read(
                 )
             )
             continue
-        diagnostic = _read_one(
-            parsed, keyword.value, argument.value, rules, defaults, values
-        )
+        diagnostic = _read_one(parsed, keyword.value, argument.value, rules, values)
         if diagnostic is not None:
             diagnostics.append(diagnostic)
     return values, diagnostics
@@ -267,7 +327,6 @@ def _read_one(
     key: str,
     node: cst.BaseExpression,
     rules: dict[str, OptionRule],
-    defaults: object,
     values: dict[str, Value],
 ) -> Diagnostic | None:
     span = parsed.span(node)
@@ -285,28 +344,25 @@ def _read_one(
     try:
         value = rule.read(node)
     except NotLiteral as exc:
-        if _is_literal(exc.node):
-            return error(
-                parsed.span(exc.node),
-                Code.OPTION_TYPE,
-                f"option '{key}' must be {exc.expected}",
-            )
-        return error(
-            parsed.span(exc.node),
-            Code.NOT_LITERAL,
-            f"option '{key}' must be {exc.expected}, written as a literal",
-            "kiln reads options without running your code",
-        )
+        return _not_literal(parsed, key, exc)
     if not rule.check(value):
         return error(
             span, Code.OPTION_RANGE, f"option '{key}' must be {rule.requirement}"
         )
-    if not rule.supported and value != getattr(defaults, key):
-        return error(
-            span,
-            Code.NOT_YET,
-            f"option '{key}' is not supported by this version of kiln",
-            f"it arrives with {NOT_YET[key]}; remove it for now",
-        )
     values[key] = value
     return None
+
+
+def _not_literal(parsed: ParsedModule, key: str, exc: NotLiteral) -> Diagnostic:
+    if _is_literal(exc.node):
+        return error(
+            parsed.span(exc.node),
+            Code.OPTION_TYPE,
+            f"option '{key}' must be {exc.expected}",
+        )
+    return error(
+        parsed.span(exc.node),
+        Code.NOT_LITERAL,
+        f"option '{key}' must be {exc.expected}, written as a literal",
+        "kiln reads options without running your code",
+    )

@@ -15,19 +15,25 @@ from __future__ import annotations
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import final
 
 import libcst as cst
 
-from kilnc.checks import check_cycles, check_duplicates, check_visit_limits
+from kilnc.checks import (
+    check_cycles,
+    check_duplicates,
+    check_limits,
+    check_visit_limits,
+)
 from kilnc.collect import collect_definitions
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.emit import emit_module
 from kilnc.format import format_module
 from kilnc.graph import build_flow_graph, build_graph, build_loop_graph
-from kilnc.ir import Block, FlowIR, NodeDef, dump_block
+from kilnc.ir import DEFAULT_MAX_VISITS, Block, FlowIR, NodeDef, dump_block
+from kilnc.linemap import map_lines
 from kilnc.lower import LowerContext, lower_flow
 from kilnc.parse import ParsedModule, parse_source
 from kilnc.plan import (
@@ -42,7 +48,7 @@ from kilnc.plan import (
 from kilnc.project import Project
 from kilnc.resolve import locate
 from kilnc.schedule import schedule_flow
-from kilnc.shake import Shaken, shake_module
+from kilnc.shake import Shaken, fingerprint, shake_module
 from kilnc.source import SourceFile, Span, display_path
 from kilnc.writer import Names
 
@@ -57,6 +63,10 @@ class Compilation:
         repr=False
     )  # every file read, by display path
     dumps: tuple[str, ...] = ()  # --dump listings, in flow order
+    # The source position each line of `output` comes from, for `kiln check`.
+    line_map: tuple[Span | None, ...] = field(default=(), repr=False)
+    # The lowered flows, for `kiln graph`.
+    flows: tuple[FlowIR, ...] = field(default=(), repr=False)
 
     @property
     def failed(self) -> bool:
@@ -81,13 +91,16 @@ def phase(name: str, subject: str) -> Iterator[None]:
         raise InternalError(name, subject, exc) from exc
 
 
-def compile_file(path: Path, dump: str | None = None) -> Compilation:
+def compile_file(
+    path: Path, dump: str | None = None, max_visits: int | None = None
+) -> Compilation:
+    """Compile one source; `max_visits` is the default of flows that set none ([tool.kiln])."""
     shown = display_path(path)
     location = locate(path)
     source = SourceFile.from_bytes(shown, location.name, path.read_bytes())
     try:
         try:
-            return _compile(source, path, dump)
+            return _compile(source, path, dump, max_visits or DEFAULT_MAX_VISITS)
         except InternalError:
             raise
         except (
@@ -104,7 +117,9 @@ def compile_file(path: Path, dump: str | None = None) -> Compilation:
         return Compilation(source, None, (diagnostic,), {shown: source}, (exc.details,))
 
 
-def _compile(source: SourceFile, path: Path, dump: str | None) -> Compilation:
+def _compile(
+    source: SourceFile, path: Path, dump: str | None, max_visits: int
+) -> Compilation:
     location = locate(path)
     with phase("parse_source", source.path):
         parsed = parse_source(source)
@@ -117,7 +132,7 @@ def _compile(source: SourceFile, path: Path, dump: str | None) -> Compilation:
     for flow in defs.flows.values():
         with phase("lower_flow", f"flow '{flow.name}'"):
             flow_ir, found = lower_flow(
-                flow, LowerContext(parsed, project.resolver(defs))
+                flow, LowerContext(parsed, project.resolver(defs), max_visits)
             )
         lowered.append(flow_ir)
         diagnostics += found
@@ -125,10 +140,14 @@ def _compile(source: SourceFile, path: Path, dump: str | None) -> Compilation:
         diagnostics += project.diagnostics
         diagnostics += check_duplicates(project.nodes())
         diagnostics += check_cycles(build_flow_graph(lowered))
+        for flow_ir in lowered:
+            diagnostics += check_limits(flow_ir)
     sources = dict(project.sources)
 
     def done(output: str | None, dumps: tuple[str, ...] = ()) -> Compilation:
-        return Compilation(source, output, tuple(diagnostics), sources, dumps)
+        return Compilation(
+            source, output, tuple(diagnostics), sources, dumps, flows=tuple(lowered)
+        )
 
     if any(d.is_error for d in diagnostics):
         return done(None)
@@ -147,11 +166,15 @@ def _compile(source: SourceFile, path: Path, dump: str | None) -> Compilation:
         return done(None)
     with phase("emit_module", source.path):
         paths = {shown: _project_path(Path(shown)) for shown in sources}
-        module = _arrange(source, parsed, shaken, plans, lowered, sources, paths)
-        text = emit_module(module)
+        fingerprints = _fingerprints(project, lowered)
+        module = _arrange(
+            source, parsed, shaken, plans, lowered, sources, paths, fingerprints
+        )
+        text, origins = emit_module(module)
     with phase("format_module", source.path):
         formatted = format_module(text)
-    return done(formatted, _dumps(dump, lowered, plans))
+        line_map = map_lines(text, origins, formatted)
+    return replace(done(formatted, _dumps(dump, lowered, plans)), line_map=line_map)
 
 
 def _arrange(
@@ -162,6 +185,7 @@ def _arrange(
     lowered: list[FlowIR],
     sources: dict[str, SourceFile],
     paths: dict[str, str],
+    fingerprints: dict[NodeDef, str],
 ) -> ModulePlan:
     """The output in source order, with each resilient node's Policy after its definition.
 
@@ -193,20 +217,35 @@ def _arrange(
             )
     by_identifier = {plan.flow.flow.identifier: plan for plan in plans}
     body: list[Kept | PolicyConstant | FallbackImport | Compiled] = []
-    for item in shaken.body:
+    # A flow's class lists its call sites, which name its nodes when the module
+    # runs: a flow written above a node it calls comes out below that node.
+    waiting: list[tuple[Compiled, set[str]]] = []
+    for item, span in zip(shaken.body, shaken.spans, strict=True):
         if isinstance(item, str):
             body += imported
             imported = []
-            body.append(Compiled(by_identifier[item], names.plain(_class_name(item))))
-            continue
-        body.append(Kept(item))
-        defined = (
-            local.get(item.name.value) if isinstance(item, cst.FunctionDef) else None
-        )
-        if defined is not None and defined in policies:
-            body.append(
-                PolicyConstant(policies[defined], defined, _where(paths, defined.span))
+            plan = by_identifier[item]
+            compiled = Compiled(plan, names.plain(_class_name(item)))
+            waiting.append((compiled, _local_nodes(plan, local)))
+        else:
+            body.append(Kept(item, span))
+            defined = (
+                local.get(item.name.value)
+                if isinstance(item, cst.FunctionDef)
+                else None
             )
+            if defined is not None and defined in policies:
+                body.append(
+                    PolicyConstant(
+                        policies[defined], defined, _where(paths, defined.span)
+                    )
+                )
+            if defined is not None:
+                for _, needs in waiting:
+                    needs.discard(defined.function)
+        while waiting and not waiting[0][1]:
+            body.append(waiting.pop(0)[0])
+    body += [compiled for compiled, _ in waiting]
     return ModulePlan(
         source,
         paths[source.path],
@@ -216,7 +255,30 @@ def _arrange(
         paths,
         policies,
         fallbacks,
+        fingerprints,
     )
+
+
+def _fingerprints(project: Project, lowered: list[FlowIR]) -> dict[NodeDef, str]:
+    """The source hash of every cached node a flow calls, from the module defining it."""
+    hashes: dict[NodeDef, str] = {}
+    for flow_ir in lowered:
+        for call in flow_ir.calls:
+            node = call.callee
+            if isinstance(node, NodeDef) and node.options.cache and node not in hashes:
+                defs = project.modules[node.module]
+                assert defs is not None, "a called node's module was loaded"
+                hashes[node] = fingerprint(defs.parsed, node.function)
+    return hashes
+
+
+def _local_nodes(plan: FlowPlan, local: dict[str, NodeDef]) -> set[str]:
+    """The nodes of this module that a flow calls."""
+    return {
+        call.callee.function
+        for call in plan.flow.calls
+        if isinstance(call.callee, NodeDef) and call.callee.function in local
+    }
 
 
 def _where(paths: dict[str, str], span: Span) -> str:

@@ -106,6 +106,7 @@ class Kept:
     """A module-level statement copied into the output (already rewritten by `shake`)."""
 
     statement: cst.CSTNode = field(repr=False)
+    span: Span  # the statement as written in the source, decorators and all
 
 
 @final
@@ -152,6 +153,9 @@ class ModulePlan:
     paths: Mapping[str, str]
     policies: Mapping[NodeDef, str]  # the constant holding each resilient node's Policy
     fallbacks: Mapping[NodeDef, str]  # how generated code names each node's fallback
+    fingerprints: Mapping[
+        NodeDef, str
+    ]  # each cached node's source hash, for ledger keys
 
     def where(self, span: Span) -> str:
         return f"{self.paths.get(span.path, span.path)}:{span.line}"

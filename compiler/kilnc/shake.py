@@ -21,6 +21,9 @@ its `@node`, and `run` marked as the place where its compiled class goes;
 
 from __future__ import annotations
 
+import ast
+import hashlib
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import final
@@ -32,6 +35,7 @@ from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.names import identifier, name_uses
 from kilnc.parse import ParsedModule
 from kilnc.resolve import ModuleLocation, absolute_module
+from kilnc.source import Span
 from kilnc.syntax import dotted, is_docstring
 
 KILN_DECORATORS = NODE_DECORATORS | FLOW_DECORATORS
@@ -44,6 +48,7 @@ class Shaken:
     body: tuple[
         cst.CSTNode | str, ...
     ]  # kept statements; a str is the identifier of a flow
+    spans: tuple[Span, ...]  # where each item of `body` is in the source
 
 
 def shake_module(
@@ -62,30 +67,54 @@ def shake_module(
     needed = _needed(parsed, statements, binds, flow_set)
     diagnostics: list[Diagnostic] = []
     body: list[cst.CSTNode | str] = []
+    spans: list[Span] = []
     for statement, bound in zip(statements, binds, strict=True):
         if isinstance(statement, cst.FunctionDef) and statement.name.value in flow_set:
             body.append(statement.name.value)
+            spans.append(parsed.span(statement))
         elif bound & needed:
             rewritten = _rewrite(parsed, location, statement, needed, diagnostics)
             if rewritten is not None:
                 body.append(rewritten)
-    return Shaken(tuple(prelude), tuple(body)), diagnostics
+                spans.append(parsed.span(statement))
+    return Shaken(tuple(prelude), tuple(body), tuple(spans)), diagnostics
+
+
+def fingerprint(parsed: ParsedModule, function: str) -> str:
+    """A hash of a node's definition and of the module-level code it uses.
+
+    The ledger keys a cached node's results with it, so editing the node, or a
+    helper or constant it reads, invalidates exactly that node's entries. The
+    code is hashed as Python sees it (`ast.dump`): comments, layout and kiln's
+    own decorator options leave it unchanged.
+    """
+    statements = [line for line in parsed.module.body if not _is_future(line)]
+    binds = [_bound(s) for s in statements]
+    needed = _needed(parsed, statements, binds, {function})
+    digest = hashlib.sha256()
+    for statement, bound in zip(statements, binds, strict=True):
+        if bound & needed:
+            text = parsed.module.code_for_node(
+                _without_kiln_decorators(parsed, statement)
+            )
+            digest.update(ast.dump(ast.parse(textwrap.dedent(text))).encode())
+    return digest.hexdigest()
 
 
 def _needed(
     parsed: ParsedModule,
     statements: Sequence[cst.BaseStatement],
     binds: Sequence[set[str]],
-    flows: set[str],
+    roots: set[str],
 ) -> set[str]:
-    """Names reachable from the flows through module-level definitions."""
+    """Names reachable from `roots` through module-level definitions."""
     reads = [_reads(parsed, s) for s in statements]
     by_name: dict[str, list[int]] = {}
     for index, bound in enumerate(binds):
         for name in bound:
             by_name.setdefault(name, []).append(index)
     needed: set[str] = set()
-    frontier = [identifier(name) for name in flows]
+    frontier = [identifier(name) for name in roots]
     while frontier:
         name = frontier.pop()
         if name in needed:

@@ -3,27 +3,50 @@
 Like pegen's and CPython's cases generator writers: `line()` appends one line
 at the current indentation, `with indent():` nests, `code()` adds a fragment
 libcst rendered (one or many lines) at the current indentation.
+
+Every line also records where in the source it comes from (`with at(span):`),
+so `kiln check` can report a type error in generated code at the flow's line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from kilnc.ir import RESERVED_PREFIX
+from kilnc.source import Span
 
 
 class Writer:
     def __init__(self) -> None:
         self._lines: list[str] = []
+        self._origins: list[Span | None] = []
+        self._origin: Span | None = None
         self._depth = 0
 
     def line(self, text: str = "") -> None:
         self._lines.append(f"{'    ' * self._depth}{text}" if text else "")
+        self._origins.append(self._origin)
 
-    def code(self, text: str) -> None:
-        for line in text.strip("\n").splitlines():
-            self.line(line.rstrip())
+    def code(self, text: str, origins: Sequence[Span | None] = ()) -> None:
+        """Lines of `text`; `origins` gives each its own source position, if known."""
+        for index, line in enumerate(text.strip("\n").splitlines()):
+            with self.at(origins[index] if index < len(origins) else None):
+                self.line(line.rstrip())
+
+    @contextmanager
+    def at(self, origin: Span | None) -> Iterator[None]:
+        """Lines written inside come from `origin` (None keeps the enclosing one)."""
+        outer = self._origin
+        self._origin = origin or outer
+        try:
+            yield
+        finally:
+            self._origin = outer
+
+    def origins(self) -> tuple[Span | None, ...]:
+        """Where each line of `text()` comes from in the source."""
+        return tuple(self._origins)
 
     @contextmanager
     def indent(self) -> Iterator[None]:

@@ -1,24 +1,29 @@
 """Retries and timeouts: how generated code calls a node that has them.
 
 `@node(retries=2, wait=0.5, backoff=2, timeout=10)` compiles to a module-level
-`Policy` and a call through one of three helpers, chosen by the node's kind::
+`Policy`, and the flow's plain call of the node is the node bound to it by one
+of three helpers, chosen by the node's kind::
 
-    _fetch_policy = Policy("fetch", retries=2, wait=0.5, backoff=2.0,
-                           timeout=10.0, where="flows.py:12")
-    page = await call(_fetch_policy, fetch, url)          # async def fetch
-    rows = call_sync(_load_policy, load, path)            # def load
-    text = await call_in_thread(_read_policy, read, path)  # @node(thread=True)
+    _KILN_POLICY_FETCH = _kiln.Policy("fetch", retries=2, wait=0.5, backoff=2.0,
+                                      timeout=10.0, where="flows.py:12")
+    _kiln_calls = (
+        _kiln.retrying(_KILN_POLICY_FETCH, fetch),      # async def fetch
+        _kiln.retrying_sync(_KILN_POLICY_LOAD, load),   # def load
+        _kiln.in_thread(_KILN_POLICY_READ, read),       # @node(thread=True)
+    )
 
-The helpers are typed with a ParamSpec, so mypy checks the arguments against the
-node's signature and keeps its return type.
+They are `call`, `call_sync` and `call_in_thread` with the policy and the node
+filled in, typed with a ParamSpec, so mypy checks the arguments of every call
+against the node's signature and keeps its return type. (A run that is
+limited, cached or observed runs the same attempts through `kiln.calls`.)
 
 A node's `fallback` is not theirs: the compiler wraps the call in a typed
 ``try``/``except``, so the fallback runs only after the helper gave up::
 
     try:
-        page = await call(_fetch_policy, fetch, url)
-    except Exception as error:
-        page = cached_page(url, error=error)
+        page = await _kiln_fetch_at_20(url)
+    except Exception as _kiln_failure:
+        page = cached_page(url, error=_kiln_failure)
 
 What leaves a helper is always the original exception object of the last
 attempt, with a note (``add_note``) that names the node, the attempts and where
@@ -33,16 +38,24 @@ import asyncio
 import contextvars
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 from kiln.errors import OptionError
 from kiln.options import NodeOptions
 
-__all__ = ["Policy", "call", "call_in_thread", "call_sync"]
+__all__ = [
+    "Policy",
+    "call",
+    "call_in_thread",
+    "call_sync",
+    "in_thread",
+    "retrying",
+    "retrying_sync",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -181,6 +194,27 @@ def call_sync(
                 raise
         # Outside the except block: the next failure must not chain this one.
         time.sleep(policy.delay(attempts))
+
+
+def retrying(
+    policy: Policy, fn: Callable[P, Awaitable[R]]
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """`fn` with `policy`: what a compiled flow calls for a resilient async node."""
+    return cast("Callable[P, Coroutine[Any, Any, R]]", partial(call, policy, fn))
+
+
+def retrying_sync(policy: Policy, fn: Callable[P, R]) -> Callable[P, R]:
+    """`fn` with `policy`'s retries: what a compiled flow calls for a resilient sync node."""
+    return cast("Callable[P, R]", partial(call_sync, policy, fn))
+
+
+def in_thread(
+    policy: Policy, fn: Callable[P, R]
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """`fn` in a worker thread, with `policy`: a compiled flow's call of a thread=True node."""
+    return cast(
+        "Callable[P, Coroutine[Any, Any, R]]", partial(call_in_thread, policy, fn)
+    )
 
 
 async def _attempts(policy: Policy, attempt: Callable[[], Awaitable[R]]) -> R:

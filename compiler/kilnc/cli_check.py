@@ -1,0 +1,89 @@
+"""`kiln check SRC... -o OUTDIR [--no-mypy]`: what CI runs before trusting the outputs.
+
+Compiles every source in memory, reports an output in OUTDIR that is missing
+or differs from what kiln writes now (KLN502, with the command that fixes it),
+and type-checks the fresh outputs with mypy --strict, each error reported at
+the source line it comes from (KLN501, mypy's message and code). Silent and
+exit 0 when all is well; exit 1 on any error; 2 for bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from kilnc.diagnostics import Code, Diagnostic, error, render_all
+from kilnc.inputs import find_sources
+from kilnc.pipeline import Compilation, compile_file
+from kilnc.resolve import locate
+from kilnc.source import Span
+from kilnc.typecheck import typecheck_modules
+
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+
+
+def add_check_command(commands: Any) -> None:
+    """Register `kiln check` on the `kiln` parser's subcommands."""
+    check = commands.add_parser(
+        "check", help="fail on stale outputs and on type errors, mapped to the source"
+    )
+    check.add_argument(
+        "sources", nargs="+", type=Path, metavar="SRC", help="files or directories"
+    )
+    check.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR")
+    check.add_argument(
+        "--no-mypy", action="store_true", help="check staleness only, not types"
+    )
+    check.set_defaults(handler=run_check)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    files, problems = find_sources(args.sources)
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return EXIT_USAGE
+    compilations: list[tuple[Path, Compilation]] = []
+    diagnostics: list[Diagnostic] = []
+    sources = {}
+    for file in files:
+        try:
+            compilation = compile_file(file)
+        except OSError as exc:
+            print(
+                f"{file}: error: cannot read: {exc.strerror}  [{Code.UNREADABLE.value}]"
+            )
+            return EXIT_ERRORS
+        sources.update(compilation.sources)
+        diagnostics += compilation.diagnostics
+        if compilation.output is not None:
+            compilations.append((file, compilation))
+            diagnostics += _staleness(file, compilation, args.output)
+    if any(d.code is Code.INTERNAL for d in diagnostics):
+        print(render_all(diagnostics, sources))
+        return EXIT_USAGE
+    if not args.no_mypy and compilations:
+        root = locate(compilations[0][0]).root
+        diagnostics += typecheck_modules(
+            [(file.stem, c.output or "", c.line_map) for file, c in compilations], root
+        )
+    if diagnostics:
+        print(render_all(diagnostics, sources))
+    return EXIT_ERRORS if any(d.is_error for d in diagnostics) else EXIT_OK
+
+
+def _staleness(file: Path, compilation: Compilation, output: Path) -> list[Diagnostic]:
+    target = output / f"{file.stem}.py"
+    current = target.read_text(encoding="utf-8") if target.is_file() else None
+    if current == compilation.output:
+        return []
+    state = "missing" if current is None else "stale"
+    return [
+        error(
+            Span.at(str(target), 1),
+            Code.STALE_OUTPUT,
+            f"output {target} is {state}",
+            f"run: kiln compile {compilation.source.path} -o {output}",
+        )
+    ]

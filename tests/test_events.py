@@ -1,0 +1,155 @@
+"""Observed runs: every node call of a compiled flow is a NodeEvent.
+
+`on_event` sees each call when it is created, admitted and finished;
+`record=True` keeps the events in the instance's Executor. An instance nothing
+observes, limits or caches calls its nodes directly: `_kiln_bind` hands back
+the very tuple of plain calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from textwrap import dedent
+from types import ModuleType
+
+import pytest
+
+from kiln import EventStatus, NodeEvent
+from tests.test_differential import compiled_and_source
+
+FLOW = """
+import asyncio
+from kiln import flow, node
+
+FAILURES = {"left": 1}
+
+@node
+async def double(x: int) -> int:
+    await asyncio.sleep(0.001)
+    return 2 * x
+
+@node(retries=2)
+def flaky(x: int) -> int:
+    if FAILURES["left"] > 0:
+        FAILURES["left"] -= 1
+        raise ConnectionError("once")
+    return x + 1
+
+@node
+async def broken(x: int) -> int:
+    raise ValueError(f"no {x}")
+
+@flow
+async def work(n: int) -> int:
+    doubled = [await double(i) for i in range(n)]
+    total = flaky(sum(doubled))
+    while total < 100:
+        total = await double(total)
+    return total
+
+@flow
+async def fails(x: int) -> int:
+    y = await double(x)
+    return await broken(y)
+"""
+
+
+def line_of(text: str) -> int:
+    """The line of FLOW, as compiled, that holds `text`."""
+    lines = dedent(FLOW).splitlines()
+    return next(number for number, line in enumerate(lines, 1) if text in line)
+
+
+@pytest.fixture
+def module(tmp_path: Path) -> ModuleType:
+    compiled, _ = compiled_and_source(dedent(FLOW), tmp_path)
+    return compiled
+
+
+def test_an_unobserved_run_calls_its_nodes_directly(module: ModuleType) -> None:
+    plain = module.work._kiln_calls
+    assert module.work._kiln_bind(plain) is plain
+    assert module.work._kiln_calls[0] is module.double
+
+
+def test_every_call_is_an_event_passed_through_its_states(module: ModuleType) -> None:
+    seen: list[tuple[str, str, EventStatus]] = []
+
+    def on_event(event: NodeEvent) -> None:
+        seen.append((event.node, event.site, event.status))
+
+    observed = type(module.work)(on_event=on_event, record=True)
+    assert observed(3) == 112  # (0 + 2 + 4) + 1 = 7, doubled until >= 100
+    executor = observed.executor
+    events = list(executor.pile)
+    assert [e.node for e in events] == ["double"] * 3 + ["flaky"] + ["double"] * 4
+    assert all(e.status is EventStatus.COMPLETED for e in events)
+    assert len(seen) == 3 * len(events)  # pending, processing, completed
+    for event in events:
+        assert [s for n, site, s in seen if (n, site) == (event.node, event.site)][
+            :1
+        ] == [EventStatus.PENDING]
+        assert event.started is not None
+        assert event.ended is not None
+        assert event.ended >= event.started
+    flaky = next(e for e in events if e.node == "flaky")
+    assert flaky.attempts == 2
+    loop_calls = [
+        e for e in events if e.site.endswith(f":{line_of('await double(total)')}")
+    ]
+    assert [e.visit for e in loop_calls] == [1, 2, 3, 4]
+    fan_out = [e for e in events if e.site.endswith(f":{line_of('doubled = [')}")]
+    assert sorted(e.visit for e in fan_out) == [1, 2, 3]
+    assert len({e.run for e in events}) == 1
+    assert executor.status_counts()[EventStatus.COMPLETED] == len(events)
+
+
+def test_a_failed_call_is_a_failed_event_with_its_error(module: ModuleType) -> None:
+    observed = type(module.fails)(record=True)
+    with pytest.raises(ValueError, match="no 10"):
+        observed(5)
+    events = list(observed.executor.pile)
+    assert [(e.node, e.status) for e in events] == [
+        ("double", EventStatus.COMPLETED),
+        ("broken", EventStatus.FAILED),
+    ]
+    assert isinstance(events[1].error, ValueError)
+    assert list(observed.executor.failed_events) == [events[1]]
+
+
+def test_cancelled_calls_are_cancelled_events(tmp_path: Path) -> None:
+    compiled, _ = compiled_and_source(
+        dedent("""
+            import asyncio
+            from kiln import flow, node
+
+            @node
+            async def sleepy(x: float) -> float:
+                await asyncio.sleep(x)
+                return x
+
+            @flow
+            async def slow(n: int) -> list[float]:
+                return [await sleepy(10.0) for _ in range(n)]
+            """),
+        tmp_path,
+    )
+    observed = type(compiled.slow)(record=True)
+
+    async def cancel() -> None:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05):
+                await observed.aforward(3)
+
+    asyncio.run(cancel())
+    assert [e.status for e in observed.executor.pile] == [EventStatus.CANCELLED] * 3
+
+
+def test_runs_are_numbered_and_recorded_together(module: ModuleType) -> None:
+    observed = type(module.work)(record=True)
+    observed(3)
+    observed(3)
+    runs = [e.run for e in observed.executor.pile]
+    assert len(set(runs)) == 2
+    assert runs == sorted(runs)
