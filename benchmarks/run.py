@@ -395,8 +395,8 @@ async def measure(
         )
     )
 
-    # 1b. the same chain observed: a NodeEvent per call, kept and passed to on_event
-    observed = type(chain)(on_event=lambda event: None, record=True)
+    # 1b. the same chain observed: a NodeEvent per call, passed to on_event
+    observed = type(chain)(on_event=lambda event: None)
     observed_times = await medians(
         {
             "kiln": lambda: observed.aforward(0),
@@ -405,17 +405,17 @@ async def measure(
         repeats,
         times=20,
     )
-    per_step = {
+    observed_step = {
         name: seconds / CHAIN_LENGTH * 1e6 for name, seconds in observed_times.items()
     }
     rows.append(
         Row(
-            "the same chain observed (on_event, record=True): time per step",
-            f"{per_step['kiln']:.3f} µs",
-            f"{per_step['baseline']:.3f} µs",
-            f"{per_step['kiln'] / per_step['baseline']:.2f}x",
+            "the same chain observed (a NodeEvent per call, passed to on_event): time per step",
+            f"{observed_step['kiln']:.3f} µs",
+            f"{observed_step['baseline']:.3f} µs",
+            f"{observed_step['kiln'] / observed_step['baseline']:.2f}x",
             "< 1 µs per step",
-            per_step["kiln"] < 1.0,
+            observed_step["kiln"] < 1.0,
         )
     )
 

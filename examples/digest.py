@@ -33,7 +33,7 @@ from pathlib import Path
 
 from _build import compiled_module
 
-from kiln import flow, node
+from kiln import Limit, flow, node
 
 #: Seconds one simulated model call takes.
 LATENCY = 0.005
@@ -139,7 +139,7 @@ def split_paragraphs(document: Document) -> list[Paragraph]:
     ]
 
 
-@node
+@node(limit="model")
 async def summarize(paragraph: Paragraph, latency: float) -> Summary:
     """The stand-in for a model call: a fixed latency, then a deterministic summary."""
     await asyncio.sleep(latency)
@@ -176,7 +176,8 @@ def render(summary_of_corpus: str, summaries: list[Summary]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@flow
+# At most 32 model calls in flight at once, as a provider's concurrency quota allows.
+@flow(limits={"model": Limit(32)})
 async def digest(root: str, latency: float = LATENCY) -> str:
     """The digest of the Markdown under `root`, one summary per paragraph."""
     names = find_documents(root)

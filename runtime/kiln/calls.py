@@ -37,10 +37,11 @@ import itertools
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import aclosing, closing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import repeat
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar, cast, final
 
 from kiln.errors import OptionError
@@ -55,11 +56,13 @@ if TYPE_CHECKING:
 
 __all__ = ["Flow", "Site", "SiteKind"]
 
-SiteKind = Literal["async", "sync", "thread", "stream", "astream"]
+SiteKind = Literal["async", "sync", "thread"]
 C = TypeVar("C", bound=tuple[Callable[..., Any], ...])
 R = TypeVar("R")
 
 _PLAIN = Policy("node")  # the attempts of a node without retries or timeout
+# Looked up once: an Enum member lookup costs more than a global, on every call.
+_PROCESSING, _COMPLETED = EventStatus.PROCESSING, EventStatus.COMPLETED
 _RUNS = itertools.count(1)
 
 
@@ -92,9 +95,10 @@ class Flow(_Fielded, kw_only=True):
       capacity when they hold the same `Limit` object, whatever flow they run.
     - `concurrency` caps the node calls in flight in one run (compiled default:
       `@flow(concurrency=N)`).
-    - `on_event` is called with a node call's `NodeEvent` when it is created,
-      admitted and finished; `record=True` keeps every run's events in
-      `executor`.
+    - `on_event` is called with a node call's `NodeEvent` when the call starts
+      (PROCESSING: admitted, or answered by the ledger) and when it ends;
+      `record=True` keeps every run's events, from their creation (PENDING),
+      in `executor`.
     - `ledger` is where `cache=True` nodes keep their results: a path, None for
       ``$KILN_LEDGER`` or ``.kiln/ledger.db``, False for no caching at all.
     - `uncacheable="run"` runs a call whose arguments or result cannot be stored
@@ -164,102 +168,111 @@ class _Gate(Protocol):
     def release(self) -> None: ...
 
 
+# A site's wrapped call takes the run as its first argument; a run binds it with
+# `partial`, so binding a run costs one C-level partial per site, not a closure.
+Wrapped = Callable[..., Any]
+
+
 @final
 class _Binder:
-    """Builds the wrapped calls of one flow instance's runs."""
+    """The wrapped calls of one flow instance, built once, and the runs that bind them."""
 
     def __init__(
         self, flow: Flow, limits: Mapping[str, Limit], concurrency: int | None
     ) -> None:
-        self.sites = flow._kiln_sites
-        self.limits = limits
         self.concurrency = concurrency
-        self.on_event = flow.on_event
-        self.executor = flow.executor
+        self.notify = flow.on_event
+        self.record = flow.executor.record if flow.executor is not None else None
+        self.observed = self.notify is not None or self.record is not None
         self.uncacheable = flow.uncacheable
         self.ledger_path = flow.ledger
-        self.observed = flow.on_event is not None or flow.executor is not None
-        caches = (
-            any(site.cache is not None for site in self.sites)
-            and flow.ledger is not False
+        self.caches = flow.ledger is not False and any(
+            site.cache is not None for site in flow._kiln_sites
         )
-        # Limits alone need nothing per run: the wrapped calls are built once.
+        self.ledger: Ledger | None = None
+        self.size = len(flow._kiln_sites)
+        self.calls = tuple(
+            _WRAPPERS[site.kind](
+                index,
+                site,
+                limits[site.limit].processor if site.limit is not None else None,
+                self,
+            )
+            for index, site in enumerate(flow._kiln_sites)
+        )
+        # Limits alone need nothing per run: those calls are bound once.
         self.static = (
             None
-            if self.observed or caches or concurrency is not None
-            else self._calls(_Run(self, caches=False))
+            if self.observed or self.caches or concurrency is not None
+            else tuple(map(partial, self.calls, repeat(_Run(self))))
         )
-        self.caches = caches
 
     def bind(self) -> tuple[Callable[..., Any], ...]:
         if self.static is not None:
             return self.static
-        return self._calls(_Run(self, caches=self.caches))
+        if self.caches and self.ledger is None:
+            # sqlite3 is imported by the first run that caches, not by `import kiln`.
+            from kiln.ledger import Ledger  # noqa: PLC0415
 
-    def _calls(self, run: _Run) -> tuple[Callable[..., Any], ...]:
-        return tuple(_WRAPPERS[site.kind](site, run) for site in self.sites)
+            path = self.ledger_path
+            self.ledger = Ledger.at(None if path is None or path is True else path)
+        return tuple(map(partial, self.calls, repeat(_Run(self))))
 
 
 @final
 class _Run:
-    """What the wrapped calls of one run share."""
+    """What the wrapped calls of one run share: its number, visits, capacity, hooks."""
 
     __slots__ = (
-        "executor",
         "id",
         "ledger",
-        "limits",
         "notify",
         "number",
+        "observed",
+        "record",
         "running",
         "uncacheable",
+        "visits",
     )
 
-    def __init__(self, binder: _Binder, *, caches: bool) -> None:
+    def __init__(self, binder: _Binder) -> None:
         self.number = next(_RUNS)
-        self.id = uuid.uuid4().hex if caches else ""
-        self.limits = binder.limits
+        self.visits = [0] * binder.size
+        self.notify = binder.notify
+        self.record = binder.record
+        self.observed = binder.observed
         self.running: asyncio.Semaphore | None = (
             asyncio.Semaphore(binder.concurrency)
             if binder.concurrency is not None
             else None
         )
-        self.notify = binder.on_event
-        self.executor = binder.executor
-        self.ledger: Ledger | None = None
-        if caches:
-            # sqlite3 is imported by the first run that caches, not by `import kiln`.
-            from kiln.ledger import Ledger  # noqa: PLC0415
-
-            path = binder.ledger_path
-            self.ledger = Ledger.at(None if path is None or path is True else path)
+        self.ledger = binder.ledger
+        self.id = uuid.uuid4().hex if binder.ledger is not None else ""
         self.uncacheable = binder.uncacheable
 
-    def gates(self, site: Site) -> tuple[_Gate, ...]:
-        gates: list[_Gate] = []
-        if site.limit is not None:
-            gates.append(self.limits[site.limit].processor)
-        if self.running is not None:
-            gates.append(self.running)
-        return tuple(gates)
+    def gates(self, limit: _Gate | None) -> tuple[_Gate, ...]:
+        if self.running is None:
+            return () if limit is None else (limit,)
+        return (self.running,) if limit is None else (limit, self.running)
 
-    def event(self, site: Site, visit: int) -> NodeEvent | None:
-        if self.notify is None and self.executor is None:
+    def event(self, index: int, site: Site) -> NodeEvent | None:
+        """A call's PENDING event, recorded; None when nothing observes the run."""
+        self.visits[index] += 1
+        if not self.observed:
             return None
-        event = NodeEvent(site.node, site.where, self.number, visit)
-        if self.executor is not None:
-            self.executor.record(event)
-        if self.notify is not None:
-            self.notify(event)
+        event = NodeEvent(site.node, site.where, self.number, self.visits[index])
+        if self.record is not None:
+            self.record(event)
         return event
 
     def started(self, event: NodeEvent | None, attempt: int) -> None:
+        """An attempt was admitted: the first makes the call PROCESSING."""
         if event is None:
             return
         event.attempts = attempt
         if attempt == 1:
-            event.status = EventStatus.PROCESSING
-            event.started = time.perf_counter()
+            event.status = _PROCESSING
+            event.started = perf_counter()
             if self.notify is not None:
                 self.notify(event)
 
@@ -272,12 +285,12 @@ class _Run:
     ) -> None:
         if event is None:
             return
-        event.ended = time.perf_counter()
+        event.ended = perf_counter()
         if hit:
             event.cache_hit = True
-            event.started = event.started or event.ended
+            event.started = event.ended
         if error is None:
-            event.status = EventStatus.COMPLETED
+            event.status = _COMPLETED
         elif isinstance(error, asyncio.CancelledError):
             event.status = EventStatus.CANCELLED
         else:
@@ -288,55 +301,75 @@ class _Run:
 
 
 # --- the wrapped calls, one builder per kind of node ------------------------------------
+#
+# A call that only needs observing is the hot path of an observed run: its
+# wrapper is written out flat, without the attempts loop, the gates or the
+# ledger, since every step of every observed run pays for it.
 
 
-def _async_site(site: Site, run: _Run) -> Callable[..., Awaitable[Any]]:
-    visits = itertools.count(1)
-    gates = run.gates(site)
-    fn, policy, ledger = site.fn, site.policy or _PLAIN, run.ledger
+def _async_site(
+    index: int, site: Site, limit: _Gate | None, binder: _Binder
+) -> Wrapped:
+    cached = binder.caches and site.cache is not None
+    if (
+        site.kind == "async"
+        and site.policy is None
+        and limit is None
+        and binder.concurrency is None
+        and not cached
+    ):
+        return _observed_async(index, site)
+    fn, policy = site.fn, site.policy or _PLAIN
     thread = site.kind == "thread"
 
+    async def attempt(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if thread:
+            return await _in_own_thread(partial(fn, *args, **kwargs))
+        return await fn(*args, **kwargs)
+
     async def attempts(
-        event: NodeEvent | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+        run: _Run,
+        event: NodeEvent | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> Any:
-        attempt = 0
+        gates = run.gates(limit)
+        tries = 0
         while True:
-            attempt += 1
+            tries += 1
             for gate in gates:
                 await gate.acquire()
-            run.started(event, attempt)
+            run.started(event, tries)
             deadline = asyncio.timeout(policy.timeout)
             try:
                 async with deadline:
-                    if thread:
-                        return await _in_own_thread(partial(fn, *args, **kwargs))
-                    return await fn(*args, **kwargs)
+                    return await attempt(args, kwargs)
             except Exception as error:
                 if not _retry_or_note(
-                    policy, error, attempt, timed_out=deadline.expired()
+                    policy, error, tries, timed_out=deadline.expired()
                 ):
                     raise
             finally:
                 for gate in reversed(gates):
                     gate.release()
-            await asyncio.sleep(policy.delay(attempt))
+            await asyncio.sleep(policy.delay(tries))
 
-    async def call(*args: Any, **kwargs: Any) -> Any:
-        event = run.event(site, next(visits))
+    async def call(run: _Run, /, *args: Any, **kwargs: Any) -> Any:
+        event = run.event(index, site)
         try:
-            if ledger is not None and site.cache is not None:
-                value, hit = await ledger.call(
+            if cached and run.ledger is not None:
+                value, hit = await run.ledger.call(
                     site.node,
-                    site.cache,
+                    site.cache or "",
                     fn,
                     args,
                     kwargs,
-                    partial(attempts, event, args, kwargs),
+                    partial(attempts, run, event, args, kwargs),
                     run=run.id,
                     uncacheable=run.uncacheable,
                 )
             else:
-                value, hit = await attempts(event, args, kwargs), False
+                value, hit = await attempts(run, event, args, kwargs), False
         except BaseException as error:
             run.finished(event, error)
             raise
@@ -346,40 +379,74 @@ def _async_site(site: Site, run: _Run) -> Callable[..., Awaitable[Any]]:
     return call
 
 
-def _sync_site(site: Site, run: _Run) -> Callable[..., Any]:
-    visits = itertools.count(1)
-    fn, policy, ledger = site.fn, site.policy or _PLAIN, run.ledger
+def _observed_async(index: int, site: Site) -> Wrapped:
+    fn, node, where = site.fn, site.node, site.where
+
+    async def call(run: _Run, /, *args: Any, **kwargs: Any) -> Any:
+        visits = run.visits
+        visits[index] += 1
+        if not run.observed:
+            return await fn(*args, **kwargs)
+        event = NodeEvent(node, where, run.number, visits[index])
+        record, notify = run.record, run.notify
+        if record is not None:
+            record(event)
+        event.attempts = 1
+        event.status = _PROCESSING
+        event.started = perf_counter()
+        if notify is not None:
+            notify(event)
+        try:
+            value = await fn(*args, **kwargs)
+        except BaseException as error:
+            run.finished(event, error)
+            raise
+        event.ended = perf_counter()
+        event.status = _COMPLETED
+        if notify is not None:
+            notify(event)
+        return value
+
+    return call
+
+
+def _sync_site(index: int, site: Site, limit: _Gate | None, binder: _Binder) -> Wrapped:
+    fn, policy = site.fn, site.policy or _PLAIN
+    cached = binder.caches and site.cache is not None
 
     def attempts(
-        event: NodeEvent | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+        run: _Run,
+        event: NodeEvent | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> Any:
-        attempt = 0
+        tries = 0
         while True:
-            attempt += 1
-            run.started(event, attempt)
+            tries += 1
+            run.started(event, tries)
             try:
                 return fn(*args, **kwargs)
             except Exception as error:
-                if not _retry_or_note(policy, error, attempt, timed_out=False):
+                if not _retry_or_note(policy, error, tries, timed_out=False):
                     raise
-            time.sleep(policy.delay(attempt))
+            time.sleep(policy.delay(tries))
 
-    def call(*args: Any, **kwargs: Any) -> Any:
-        event = run.event(site, next(visits))
+    def call(run: _Run, /, *args: Any, **kwargs: Any) -> Any:
+        event = run.event(index, site)
         try:
-            if ledger is not None and site.cache is not None:
-                value, hit = ledger.call_sync(
+            if cached and run.ledger is not None:
+                value, hit = run.ledger.call_sync(
                     site.node,
-                    site.cache,
+                    site.cache or "",
                     fn,
                     args,
                     kwargs,
-                    partial(attempts, event, args, kwargs),
+                    partial(attempts, run, event, args, kwargs),
                     run=run.id,
                     uncacheable=run.uncacheable,
                 )
             else:
-                value, hit = attempts(event, args, kwargs), False
+                value, hit = attempts(run, event, args, kwargs), False
         except BaseException as error:
             run.finished(event, error)
             raise
@@ -389,46 +456,8 @@ def _sync_site(site: Site, run: _Run) -> Callable[..., Any]:
     return call
 
 
-def _stream_site(site: Site, run: _Run) -> Callable[..., Iterator[Any]]:
-    """A stream's event spans its iteration: from the first item asked to the last."""
-    visits = itertools.count(1)
-
-    def call(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        event = run.event(site, next(visits))
-        run.started(event, 1)
-        try:
-            with closing(site.fn(*args, **kwargs)) as items:
-                yield from items
-        except BaseException as error:
-            run.finished(event, error)
-            raise
-        run.finished(event)
-
-    return call
-
-
-def _astream_site(site: Site, run: _Run) -> Callable[..., AsyncIterator[Any]]:
-    visits = itertools.count(1)
-
-    async def call(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        event = run.event(site, next(visits))
-        run.started(event, 1)
-        try:
-            async with aclosing(site.fn(*args, **kwargs)) as items:
-                async for item in items:
-                    yield item
-        except BaseException as error:
-            run.finished(event, error)
-            raise
-        run.finished(event)
-
-    return call
-
-
-_WRAPPERS: dict[SiteKind, Callable[[Site, _Run], Callable[..., Any]]] = {
+_WRAPPERS: dict[SiteKind, Callable[[int, Site, _Gate | None, _Binder], Wrapped]] = {
     "async": _async_site,
     "thread": _async_site,
     "sync": _sync_site,
-    "stream": _stream_site,
-    "astream": _astream_site,
 }
