@@ -29,6 +29,7 @@ import libcst as cst
 
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.ir import (
+    DEFAULT_MAX_VISITS,
     RESERVED_PREFIX,
     Action,
     Block,
@@ -82,6 +83,8 @@ UNSUPPORTED: Final[dict[type[cst.CSTNode], tuple[str, str]]] = {
 class LowerContext:
     parsed: ParsedModule = field(repr=False)
     resolve: Resolver = field(repr=False)
+    # The max_visits of flows that set none: [tool.kiln]'s, else 5.
+    max_visits: int = DEFAULT_MAX_VISITS
 
 
 def lower_flow(flow: FlowDef, context: LowerContext) -> tuple[FlowIR, list[Diagnostic]]:
@@ -94,6 +97,7 @@ class _Lowerer:
     def __init__(self, context: LowerContext, flow: FlowDef) -> None:
         self.parsed = context.parsed
         self.resolve = context.resolve
+        self.max_visits = flow.options.max_visits or context.max_visits
         self.flow = flow
         self.diagnostics: list[Diagnostic] = []
         self.calls: list[NodeCall] = []
@@ -461,7 +465,7 @@ class _Lowerer:
         bound = None
         if self.loops:
             own = callee.options.max_visits if isinstance(callee, NodeDef) else None
-            bound = own if own is not None else self.flow.options.max_visits
+            bound = own if own is not None else self.max_visits
         site = len(self.calls)
         node_call = NodeCall(callee, inner, local, self.parsed.span(where), site, bound)
         self.check_await(node_call, awaited, where)

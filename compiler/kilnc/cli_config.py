@@ -1,0 +1,55 @@
+"""settle_args: a command's arguments, completed from `[tool.kiln]` (config.py).
+
+Example: `kiln compile` with no SRC and no -o, in a project whose
+pyproject.toml says `sources = ["pipelines/*.py"]` and `output = "build"`,
+runs as `kiln compile pipelines/a.py pipelines/b.py -o build`. A flag given
+on the command line wins over the file. Errors in the file are diagnostics
+located in it (exit 1); nothing to compile, or nowhere to write it, is a
+usage error saying what to write (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kilnc.cli_report import Report
+from kilnc.config import UsageError, config_start, load_config, settle
+
+EXIT_ERRORS, EXIT_USAGE = 1, 2
+
+
+def settle_args(args: argparse.Namespace, report: Report) -> argparse.Namespace | int:
+    """`args` with `sources`, `output` and `max_visits` settled, or the exit status."""
+    config, problems = load_config(config_start(args.sources))
+    sources = {config.source.path: config.source} if config.source else {}
+    if problems:
+        report.add(problems, sources)
+        return EXIT_ERRORS
+    try:
+        settings, problems = settle(config, args.sources, args.output, args.max_visits)
+    except UsageError as exc:
+        print(f"kiln: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if settings is None:
+        report.add(problems, sources)
+        return EXIT_ERRORS
+    return argparse.Namespace(
+        **{
+            **vars(args),
+            "sources": list(settings.sources),
+            "output": settings.output,
+            "max_visits": settings.max_visits,
+        }
+    )
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (`--max-visits`)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value

@@ -1,0 +1,149 @@
+"""`kiln graph SRC [--flow NAME] [--format mermaid|dot|svg|png] [-o FILE]`: draw flows.
+
+Mermaid by default (a `flowchart TD` to paste into Markdown), Graphviz DOT, or
+SVG and PNG made by Graphviz's `dot` program from the DOT text. Without
+`--flow`, every flow of the file is drawn, each in a subgraph of its own. A
+source with errors prints its diagnostics (`--diagnostics json` for one JSON
+document) and exits 1, as `kiln compile` does; bad command-line use exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from kilnc.cli_report import FORMATS as DIAGNOSTIC_FORMATS
+from kilnc.cli_report import Report
+from kilnc.config import config_start, load_config
+from kilnc.diagnostics import Code, Diagnostic, error, render_all
+from kilnc.drawing import draw_flow
+from kilnc.drawing_text import to_dot, to_mermaid
+from kilnc.ir import FlowIR
+from kilnc.pipeline import compile_file
+from kilnc.source import SourceFile, Span, display_path
+
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+FORMATS: Final = ("mermaid", "dot", "svg", "png")
+GRAPHVIZ: Final = "graphviz (apt install graphviz / brew install graphviz)"
+
+
+def add_graph_command(commands: Any) -> None:
+    """Register `kiln graph` on the `kiln` parser's subcommands."""
+    graph = commands.add_parser("graph", help="draw flows as Mermaid, DOT, SVG or PNG")
+    graph.add_argument("source", type=Path, metavar="SRC", help="a flow source file")
+    graph.add_argument("--flow", metavar="NAME", help="draw this flow only")
+    graph.add_argument(
+        "--format", choices=FORMATS, default="mermaid", help="default: mermaid"
+    )
+    graph.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="write here, not to stdout"
+    )
+    graph.add_argument(
+        "--diagnostics",
+        choices=DIAGNOSTIC_FORMATS,
+        default="text",
+        help="how to print the source's errors",
+    )
+    graph.set_defaults(handler=run_graph)
+
+
+def run_graph(args: argparse.Namespace) -> int:
+    source: Path = args.source
+    if not source.is_file():
+        return _usage(f"no such file: {source}")
+    config, problems = load_config(config_start([source]))
+    if problems:
+        sources = {config.source.path: config.source} if config.source else {}
+        return _errors(problems, sources, args.diagnostics)
+    try:
+        compilation = compile_file(source, max_visits=config.max_visits)
+    except OSError as exc:
+        unreadable = error(
+            Span.at(display_path(source), 1),
+            Code.UNREADABLE,
+            f"cannot read: {exc.strerror}",
+        )
+        return _errors([unreadable], {}, args.diagnostics)
+    if compilation.failed:
+        return _errors(compilation.diagnostics, compilation.sources, args.diagnostics)
+    if compilation.diagnostics:  # warnings: stdout is the drawing's
+        print(render_all(compilation.diagnostics, compilation.sources), file=sys.stderr)
+    flows = _chosen(compilation.flows, args.flow, compilation.source.path)
+    if isinstance(flows, str):
+        return _usage(flows)
+    drawings = [draw_flow(flow, f"f{index}") for index, flow in enumerate(flows)]
+    text = to_dot(drawings) if args.format != "mermaid" else to_mermaid(drawings)
+    if args.format in ("svg", "png"):
+        return _render(text, args.format, args.output)
+    return _write(text.encode("utf-8"), args.output)
+
+
+def _chosen(
+    flows: tuple[FlowIR, ...], name: str | None, path: str
+) -> list[FlowIR] | str:
+    """The flows to draw, or what is wrong with --flow (or with a file without flows)."""
+    if not flows:
+        return f"{path} defines no @flow to draw"
+    if name is None:
+        return list(flows)
+    chosen = [f for f in flows if name in (f.flow.name, f.flow.identifier)]
+    if not chosen:
+        names = ", ".join(f.flow.name for f in flows)
+        return f"no flow named '{name}' in {path}; its flows: {names}"
+    return chosen
+
+
+def _render(dot_text: str, form: str, output: Path | None) -> int:
+    """SVG or PNG from Graphviz's `dot`: to the file, or to stdout as bytes."""
+    program = shutil.which("dot")
+    if program is None:
+        print(
+            f"kiln: error: --format {form} needs Graphviz's 'dot' program; install {GRAPHVIZ},"
+            " or use --format dot or mermaid",
+            file=sys.stderr,
+        )
+        return EXIT_ERRORS
+    done = subprocess.run(
+        [program, f"-T{form}"],
+        input=dot_text.encode("utf-8"),
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        reason = done.stderr.decode("utf-8", errors="replace").strip()
+        print(f"kiln: error: dot -T{form} failed: {reason}", file=sys.stderr)
+        return EXIT_ERRORS
+    return _write(done.stdout, output)
+
+
+def _write(data: bytes, output: Path | None) -> int:
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return EXIT_OK
+    try:
+        output.write_bytes(data)
+    except OSError as exc:
+        print(f"kiln: error: cannot write {output}: {exc.strerror}", file=sys.stderr)
+        return EXIT_ERRORS
+    return EXIT_OK
+
+
+def _errors(
+    diagnostics: Sequence[Diagnostic], sources: dict[str, SourceFile], form: str
+) -> int:
+    report = Report(form)
+    report.add(diagnostics, sources)
+    report.close()
+    internal = any(d.code is Code.INTERNAL for d in diagnostics)
+    return EXIT_USAGE if internal else EXIT_ERRORS
+
+
+def _usage(message: str) -> int:
+    print(f"kiln: error: {message}", file=sys.stderr)
+    return EXIT_USAGE

@@ -1,0 +1,571 @@
+"""draw_flow: a lowered flow to a drawing of boxes, clusters and edges, for `kiln graph`.
+
+Example input::
+
+    @flow
+    async def digest(path: str) -> str:
+        paragraphs = load(path)
+        summaries = [await summarize(p) for p in paragraphs]
+        return join(summaries)
+
+Output (as `drawing_text.to_mermaid` prints it)::
+
+    subgraph f0 ["flow digest"]
+      f0_in(["inputs<br>path: str"])
+      f0_out(["result: str"])
+      f0_s0["load<br>sync"]
+      f0_s1[["summarize<br>async<br>× each p in paragraphs"]]
+      f0_s2["join<br>sync"]
+    end
+    f0_in -->|"path"| f0_s0
+    f0_s0 -->|"paragraphs"| f0_s1
+    ...
+
+An edge runs from the step that last wrote a name to each step that reads it,
+as the scheduler orders them (ir.py's reads, writes and uses), through the
+arms of branches and around loops: a loop's body is walked twice, so a value
+carried from one iteration to the next is an edge back. A Memory token's
+edges are ordering edges; a branch or a match is a decision box whose edges
+to its arms carry the tests; `for` and `while` loops and fan-outs with lifted
+arguments are clusters. Ids come from step ids, so the drawing is the same
+for the same source.
+"""  # noqa: RUF002 (the multiplication sign marks a fan-out, as `kiln graph` draws it)
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Final, final
+
+import libcst as cst
+
+from kilnc.ir import (
+    RESERVED_PREFIX,
+    Action,
+    Block,
+    Branch,
+    Call,
+    FanOut,
+    FanOutKind,
+    FlowDef,
+    FlowIR,
+    Inline,
+    Loop,
+    Match,
+    NodeCall,
+    Return,
+    Step,
+    WhileLoop,
+    Yield,
+    child_blocks,
+)
+from kilnc.names import identifier, name_uses, target_names
+from kilnc.syntax import code
+
+MAP_SIGN: Final = "\N{MULTIPLICATION SIGN}"  # a fan-out: one call per item
+LABEL_WIDTH: Final = 60  # characters of one label line; longer code is cut with "…"
+_TEMPORARY = re.compile(rf"(?<![\w.]){RESERVED_PREFIX}\w*", re.IGNORECASE)
+_MEMORY_TYPES: Final = frozenset({"Memory", "kiln.Memory"})
+
+# Renders code for a label (the drawer's `display`).
+Display = Callable[[cst.CSTNode], str]
+
+
+class Shape(enum.Enum):
+    INPUT = "input"  # the flow's parameters
+    RESULT = "result"  # what it returns or yields
+    CALL = "call"  # a node or subflow call
+    MAP = "map"  # a fan-out: one call per item
+    INLINE = "inline"  # a statement that calls no node
+    DECISION = "decision"  # if/elif/else, match, a while loop's test
+    LOOP = "loop"  # the head of a `for` loop or of a fan-out's items
+    PASS = "pass"  # an arm that does nothing
+
+
+class EdgeKind(enum.Enum):
+    DATA = "data"  # a value, from its writer to its reader
+    ORDER = "order"  # a Memory token, handed on in source order
+    CONTROL = "control"  # from a decision or a loop head into an arm or a body
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Box:
+    id: str
+    shape: Shape
+    lines: tuple[str, ...]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Edge:
+    source: str
+    target: str
+    kind: EdgeKind
+    label: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    id: str
+    title: str
+    members: tuple[Box | Cluster, ...]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class FlowDrawing:
+    """One flow: everything is inside `cluster`; edges may cross clusters."""
+
+    cluster: Cluster
+    edges: tuple[Edge, ...]
+
+
+def draw_flow(flow: FlowIR, prefix: str) -> FlowDrawing:
+    """The drawing of one flow; every id starts with `prefix` (e.g. "f0")."""
+    drawer = _Drawer(flow, prefix)
+    return drawer.draw()
+
+
+# Where each name was last written: the boxes whose value a reader may see.
+Defs = dict[str, tuple[str, ...]]
+
+
+class _Drawer:
+    def __init__(self, flow: FlowIR, prefix: str) -> None:
+        self.flow = flow
+        self.prefix = prefix
+        self.boxes: dict[str, Box] = {}
+        self.clusters: dict[str, tuple[str, list[str]]] = {prefix: (_title(flow), [])}
+        self.open: list[str] = [prefix]
+        self.edges: dict[tuple[str, str, EdgeKind], list[str]] = {}
+        self.temporaries: dict[str, str] = {}  # lifted value -> the code it stands for
+        self.tokens = _memory_tokens(flow)
+        # For each loop being drawn: the names at its breaks, and at its continues.
+        self.loops: list[tuple[list[Defs], list[Defs]]] = []
+        self.result = f"{prefix}_out"
+
+    def draw(self) -> FlowDrawing:
+        defs: Defs = {}
+        parameters = _parameters(self.flow.flow)
+        if parameters:
+            box = self.box("in", Shape.INPUT, ("inputs", *(p for _, p in parameters)))
+            defs = {name: (box,) for name, _ in parameters}
+        self.box("out", Shape.RESULT, (_result(self.flow.flow),))
+        self.block(self.flow.body, defs)
+        edges = tuple(
+            Edge(source, target, kind, ", ".join(_shown(names)))
+            for (source, target, kind), names in self.edges.items()
+        )
+        return FlowDrawing(self.cluster(self.prefix), edges)
+
+    # --- the drawing being built ------------------------------------------------------
+
+    def box(self, key: str, shape: Shape, lines: Iterable[str]) -> str:
+        """Add a box once (a loop body is walked twice) to the innermost open cluster."""
+        box_id = f"{self.prefix}_{key}"
+        if box_id not in self.boxes:
+            self.boxes[box_id] = Box(box_id, shape, tuple(_cut(line) for line in lines))
+            self.clusters[self.open[-1]][1].append(box_id)
+        return box_id
+
+    def enter(self, key: str, title: str) -> None:
+        cluster_id = f"{self.prefix}_{key}"
+        if cluster_id not in self.clusters:
+            self.clusters[cluster_id] = (title, [])
+            self.clusters[self.open[-1]][1].append(cluster_id)
+        self.open.append(cluster_id)
+
+    def leave(self) -> None:
+        self.open.pop()
+
+    def cluster(self, cluster_id: str) -> Cluster:
+        title, members = self.clusters[cluster_id]
+        return Cluster(
+            cluster_id,
+            title,
+            tuple(
+                self.boxes[m] if m in self.boxes else self.cluster(m) for m in members
+            ),
+        )
+
+    def edge(self, source: str, target: str, kind: EdgeKind, name: str = "") -> None:
+        if source == target:
+            return
+        names = self.edges.setdefault((source, target, kind), [])
+        if name and name not in names:
+            names.append(name)
+
+    def connect(self, target: str, reads: Iterable[str], defs: Defs) -> None:
+        """Edges from the last writers of each name `target` reads."""
+        for name in sorted(set(reads)):
+            kind = EdgeKind.ORDER if name in self.tokens else EdgeKind.DATA
+            for source in defs.get(name, ()):
+                self.edge(source, target, kind, name)
+
+    # --- walking the IR -------------------------------------------------------------
+    #
+    # Each walk takes the last writers of every name and returns the box it
+    # starts at and the last writers after it, or None when control does not
+    # come out of its end (a return, a raise, a break, a continue).
+
+    def block(self, block: Block, defs: Defs) -> tuple[str | None, Defs | None]:
+        entry: str | None = None
+        ends = False
+        for step in block.steps:
+            first, after = self.step(step, defs)
+            entry = entry or first
+            if after is None:
+                ends = True  # steps after it are drawn, though nothing reaches them
+            else:
+                defs = after
+        return entry, None if ends else defs
+
+    def step(self, step: Step, defs: Defs) -> tuple[str | None, Defs | None]:
+        action = step.action
+        if isinstance(action, Branch):
+            return self.branch(step, action, defs)
+        if isinstance(action, Match):
+            return self.match(step, action, defs)
+        if isinstance(action, Loop):
+            return self.loop(step, action, defs)
+        if isinstance(action, WhileLoop):
+            return self.while_loop(step, action, defs)
+        if isinstance(action, FanOut) and action.element.steps:
+            return self.fan_out_cluster(step, action, defs)
+        if isinstance(action, Return | Yield):
+            self.connect(self.result, step.reads | step.uses, defs)
+            return self.result, None if isinstance(action, Return) else defs
+        box = self.simple(step)
+        self.connect(box, step.reads | step.uses, defs)
+        after = _written(defs, step.writes | step.uses, box)
+        return box, self.jump(action, after)
+
+    def jump(self, action: Action, defs: Defs) -> Defs | None:
+        """Where `raise`, `break` and `continue` take the names: not to the next step."""
+        statement = action.statement if isinstance(action, Inline) else None
+        if isinstance(statement, cst.Break | cst.Continue) and self.loops:
+            exits, again = self.loops[-1]
+            (exits if isinstance(statement, cst.Break) else again).append(defs)
+            return None
+        return None if isinstance(statement, cst.Raise) else defs
+
+    def simple(self, step: Step) -> str:
+        """The box of a step that holds no block: a call, a fan-out, an inline statement."""
+        action = step.action
+        key = f"s{step.id}"
+        if isinstance(action, Call):
+            self.remember(action.target, _call_code(action.call, self.temporaries))
+            return self.box(key, Shape.CALL, _call_lines(action.call))
+        if isinstance(action, FanOut):
+            self.remember(action.target, self.display(action.comprehension))
+            each = _each(action, self.display)
+            return self.box(key, Shape.MAP, (*_call_lines(action.result), each))
+        assert isinstance(action, Inline)
+        return self.box(key, Shape.INLINE, (self.display(action.statement),))
+
+    def fan_out_cluster(
+        self, step: Step, action: FanOut, defs: Defs
+    ) -> tuple[str | None, Defs]:
+        """A fan-out whose element lifts calls out of the call's arguments: a cluster."""
+        self.enter(f"c{step.id}", "fan-out")
+        head = self.box(f"s{step.id}_each", Shape.LOOP, (_each(action, self.display),))
+        self.connect(head, _clause_reads(action.clauses), defs)
+        inner = _written(defs, _comprehension_targets(action.clauses), head)
+        _, element = self.block(action.element, inner)
+        self.remember(action.target, self.display(action.comprehension))
+        box = self.box(f"s{step.id}", Shape.MAP, _call_lines(action.result))
+        self.connect(box, name_uses(action.result.call).read_names, element or inner)
+        self.leave()
+        return head, _written(defs, step.writes | step.uses, box)
+
+    def branch(
+        self, step: Step, action: Branch, defs: Defs
+    ) -> tuple[str | None, Defs | None]:
+        tests = [test for test in action.tests if test is not None]
+        shown = f"if {self.display(tests[0])}"
+        decision = self.box(f"s{step.id}", Shape.DECISION, (shown,))
+        defs = self.decide(decision, tests, defs)
+        labels = ["true"] + [
+            "else" if test is None else f"elif {self.display(test)}"
+            for test in action.tests[1:]
+        ]
+        exhaustive = action.tests[-1] is None
+        after = self.arms(decision, step, action.arms, labels, defs, exhaustive)
+        return decision, after
+
+    def match(
+        self, step: Step, action: Match, defs: Defs
+    ) -> tuple[str | None, Defs | None]:
+        subject = self.display(action.subject)
+        decision = self.box(f"s{step.id}", Shape.DECISION, (f"match {subject}",))
+        tested: list[cst.CSTNode] = [action.subject]
+        tested += [case.guard for case in action.cases if case.guard is not None]
+        defs = self.decide(decision, tested, defs)
+        labels = []
+        for case in action.cases:
+            guard = f" if {self.display(case.guard)}" if case.guard is not None else ""
+            labels.append(f"case {self.display(case.pattern)}{guard}")
+            defs = _written(defs, frozenset(name_uses(case.pattern).writes), decision)
+        exhaustive = any(
+            _irrefutable(case.pattern, case.guard) for case in action.cases
+        )
+        arms = tuple(case.body for case in action.cases)
+        return decision, self.arms(decision, step, arms, labels, defs, exhaustive)
+
+    def decide(self, decision: str, tested: Iterable[cst.CSTNode], defs: Defs) -> Defs:
+        """Edges into a decision from what its tests read; a walrus in a test writes."""
+        written: set[str] = set()
+        for node in tested:
+            uses = name_uses(node)
+            self.connect(decision, uses.read_names, defs)
+            written |= uses.writes
+        return _written(defs, frozenset(written), decision)
+
+    def arms(
+        self,
+        decision: str,
+        step: Step,
+        arms: tuple[Block, ...],
+        labels: list[str],
+        defs: Defs,
+        exhaustive: bool,
+    ) -> Defs | None:
+        """Each arm from the decision's state; after them, what any arm may have left."""
+        results: list[Defs | None] = [] if exhaustive else [defs]
+        for index, (arm, label) in enumerate(zip(arms, labels, strict=True)):
+            entry, after = self.block(arm, dict(defs))
+            if entry is None:
+                entry = self.box(f"s{step.id}_pass{index}", Shape.PASS, ("pass",))
+            self.edge(decision, entry, EdgeKind.CONTROL, label)
+            results.append(after)
+        return _merged(results)
+
+    def loop(
+        self, step: Step, action: Loop, defs: Defs
+    ) -> tuple[str | None, Defs | None]:
+        """A `for` loop: a cluster whose head writes the loop's target each iteration."""
+        self.enter(f"c{step.id}", "async for loop" if action.is_async else "for loop")
+        words = "async for" if action.is_async else "for"
+        target, iterable = self.display(action.target), self.display(action.iterable)
+        head = self.box(f"s{step.id}", Shape.LOOP, (f"{words} {target} in {iterable}",))
+        self.connect(head, name_uses(action.iterable).read_names, defs)
+        targets = frozenset(target_names(action.target))
+        self.loops.append(([], []))
+        state = defs
+        for _ in range(2):  # the second walk draws what one iteration hands the next
+            entry, end = self.block(action.body, _written(state, targets, head))
+            if entry is not None and (head, entry, EdgeKind.DATA) not in self.edges:
+                self.edge(head, entry, EdgeKind.CONTROL, "each")
+            state = _union(defs, end, *self.loops[-1][1])
+        after = self.otherwise(head, action.orelse, state)
+        self.leave()
+        return head, _merged([after, *self.loops.pop()[0]])
+
+    def while_loop(
+        self, step: Step, action: WhileLoop, defs: Defs
+    ) -> tuple[str | None, Defs | None]:
+        """A `while` loop: its test's calls, the test, the body; each call counts visits."""
+        self.enter(f"c{step.id}", "while loop")
+        decision = f"{self.prefix}_s{step.id}"
+        entry: str | None = None
+        self.loops.append(([], []))
+        state = defs
+        for _ in range(2):
+            start, tested = self.block(action.condition, state)
+            state = _union(state, tested)
+            # After the test's calls: the label shows them where the test has their values.
+            test = f"while {self.display(action.test)}"
+            self.box(f"s{step.id}", Shape.DECISION, (test,))
+            entry = entry or start or decision
+            self.connect(decision, name_uses(action.test).read_names, state)
+            state = _written(state, frozenset(name_uses(action.test).writes), decision)
+            body, end = self.block(action.body, state)
+            if body is not None:
+                self.edge(decision, body, EdgeKind.CONTROL, "true")
+            state = _union(state, end, *self.loops[-1][1])
+        self.leave()
+        after = self.otherwise(decision, action.orelse, state)
+        return entry, _merged([after, *self.loops.pop()[0]])
+
+    def otherwise(self, head: str, orelse: Block | None, defs: Defs) -> Defs | None:
+        """A loop's `else:` block, entered from its head when the loop ends without break."""
+        if orelse is None:
+            return defs
+        entry, after = self.block(orelse, defs)
+        if entry is not None:
+            self.edge(head, entry, EdgeKind.CONTROL, "else")
+        return after if entry is not None else defs
+
+    # --- labels ---------------------------------------------------------------------
+
+    def remember(self, target: cst.BaseExpression | None, shown: str) -> None:
+        """A lifted value's name stands for the code that computes it, in labels."""
+        if isinstance(target, cst.Name) and _is_temporary(target.value):
+            self.temporaries[target.value] = shown
+
+    def display(self, node: cst.CSTNode) -> str:
+        """Code as the user wrote it: lifted values shown as the calls they hold."""
+        text = " ".join(code(node).split())
+        return _TEMPORARY.sub(lambda m: self.temporaries.get(m.group(), "…"), text)
+
+
+def _title(flow: FlowIR) -> str:
+    return f"flow {flow.flow.name}"
+
+
+def _parameters(flow: FlowDef) -> list[tuple[str, str]]:
+    """Each parameter's name, and how the input box shows it (`name: annotation`)."""
+    params = flow.function.params
+    shown = [_parameter(p, "") for p in (*params.posonly_params, *params.params)]
+    if isinstance(params.star_arg, cst.Param):
+        shown.append(_parameter(params.star_arg, "*"))
+    shown += [_parameter(p, "") for p in params.kwonly_params]
+    if params.star_kwarg is not None:
+        shown.append(_parameter(params.star_kwarg, "**"))
+    return shown
+
+
+def _parameter(param: cst.Param, stars: str) -> tuple[str, str]:
+    name = param.name.value
+    annotation = f": {code(param.annotation.annotation)}" if param.annotation else ""
+    return identifier(name), f"{stars}{name}{annotation}"
+
+
+def _result(flow: FlowDef) -> str:
+    word = "yields" if flow.streams else "result"
+    return f"{word}: {flow.returns}" if flow.returns else word
+
+
+def _memory_tokens(flow: FlowIR) -> frozenset[str]:
+    """Names holding a kiln.Memory: what node calls are handed as state, and parameters."""
+    params = flow.flow.function.params
+    tokens = {
+        identifier(param.name.value)
+        for param in (*params.posonly_params, *params.params, *params.kwonly_params)
+        if param.annotation is not None
+        and code(param.annotation.annotation) in _MEMORY_TYPES
+    }
+    return frozenset(tokens | _state_uses(flow.body))
+
+
+def _state_uses(block: Block) -> set[str]:
+    """A call step's `uses` are the Memory tokens it is passed (lower.py's state_uses)."""
+    found: set[str] = set()
+    for step in block.steps:
+        if isinstance(step.action, Call | FanOut):
+            found |= step.uses
+        for child in child_blocks(step.action):
+            found |= _state_uses(child)
+    return found
+
+
+def _call_lines(call: NodeCall) -> tuple[str, ...]:
+    """The callee's name, its kind and the options that change how it runs."""
+    callee = call.callee
+    if isinstance(callee, FlowDef):
+        kind = "flow call, async" if call.is_async else "flow call"
+        details = [kind]
+    else:
+        options = callee.options
+        details = ["thread" if options.thread else callee.kind.value]
+        if options.retries:
+            details.append(f"retries {options.retries}")
+        if options.timeout is not None:
+            details.append(f"timeout {options.timeout:g}s")
+        if options.fallback is not None:
+            details.append(f"fallback {options.fallback}")
+        if options.limit is not None:
+            details.append(f"limit {options.limit}")
+        if options.cache:
+            details.append("cached")
+    visits = [f"max {call.visits} visits"] if call.visits is not None else []
+    return (callee.name, " · ".join(details), *visits)
+
+
+def _call_code(call: NodeCall, temporaries: dict[str, str]) -> str:
+    text = " ".join(code(call.call).split())
+    text = _TEMPORARY.sub(lambda m: temporaries.get(m.group(), "…"), text)
+    return f"await {text}" if call.is_async else text
+
+
+def _each(action: FanOut, display: Display) -> str:
+    """`MAP_SIGN each p in paragraphs`: a fan-out's items, and what it builds if not a list."""
+    parts: list[str] = []
+    clause: cst.CompFor | None = action.clauses
+    while clause is not None:
+        words = "async each" if clause.asynchronous is not None else "each"
+        parts.append(f"{words} {display(clause.target)} in {display(clause.iter)}")
+        parts += [f"if {display(condition.test)}" for condition in clause.ifs]
+        clause = clause.inner_for_in
+    kind = "" if action.kind is FanOutKind.LIST else f" → {action.kind.value}"
+    return f"{MAP_SIGN} {' '.join(parts)}{kind}"
+
+
+def _clause_reads(clauses: cst.CompFor) -> frozenset[str]:
+    reads: set[str] = set()
+    clause: cst.CompFor | None = clauses
+    while clause is not None:
+        reads |= name_uses(clause.iter).read_names
+        for condition in clause.ifs:
+            reads |= name_uses(condition.test).read_names
+        clause = clause.inner_for_in
+    return frozenset(reads - _comprehension_targets(clauses))
+
+
+def _comprehension_targets(clauses: cst.CompFor) -> frozenset[str]:
+    names: set[str] = set()
+    clause: cst.CompFor | None = clauses
+    while clause is not None:
+        names |= target_names(clause.target)
+        clause = clause.inner_for_in
+    return frozenset(names)
+
+
+def _irrefutable(pattern: cst.MatchPattern, guard: cst.BaseExpression | None) -> bool:
+    """`case _:` or `case name:` without a guard: the match always takes an arm."""
+    return (
+        guard is None and isinstance(pattern, cst.MatchAs) and pattern.pattern is None
+    )
+
+
+def _written(defs: Defs, names: Iterable[str], box: str) -> Defs:
+    return {**defs, **dict.fromkeys(names, (box,))}
+
+
+def _merged(states: Iterable[Defs | None]) -> Defs | None:
+    """What a reader may see after one of several paths: every path's last writers.
+
+    None when no path comes through (each returned, raised or jumped away).
+    """
+    live = [state for state in states if state is not None]
+    if not live:
+        return None
+    merged: dict[str, list[str]] = {}
+    for state in live:
+        for name, boxes in state.items():
+            known = merged.setdefault(name, [])
+            known += [box for box in boxes if box not in known]
+    return {name: tuple(boxes) for name, boxes in merged.items()}
+
+
+def _union(first: Defs, *others: Defs | None) -> Defs:
+    merged = _merged([first, *others])
+    assert merged is not None
+    return merged
+
+
+def _is_temporary(name: str) -> bool:
+    return name.lower().startswith(RESERVED_PREFIX)
+
+
+def _shown(names: list[str]) -> list[str]:
+    """Edge labels name the user's variables; lifted values speak through their boxes."""
+    return sorted(name for name in names if not _is_temporary(name))
+
+
+def _cut(line: str) -> str:
+    return line if len(line) <= LABEL_WIDTH else line[: LABEL_WIDTH - 1] + "…"
