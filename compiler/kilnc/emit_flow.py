@@ -236,6 +236,8 @@ class _FlowEmitter:
             fields.append(f"limit={node.options.limit!r}")
         if node in self.module.fingerprints:
             fields.append(f"cache={self.module.fingerprints[node]!r}")
+        if node.options.local:
+            fields.append("local=True")
         return f"{RUNTIME}.Site({', '.join(fields)})"
 
     def plain(self, call: NodeCall) -> str:

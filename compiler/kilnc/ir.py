@@ -61,6 +61,7 @@ class NodeOptions:
     cache: bool = False
     thread: bool = False
     max_visits: int | None = None
+    local: bool = False  # stays in the driver when a backend runs the other nodes
 
     @property
     def resilient(self) -> bool:

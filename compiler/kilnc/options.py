@@ -232,6 +232,7 @@ NODE_OPTIONS: Final[dict[str, OptionRule]] = {
     "cache": OptionRule(read_bool, _anything, ""),
     "thread": OptionRule(read_bool, _anything, ""),
     "max_visits": OptionRule(read_optional_int, _at_least_one, "an integer >= 1"),
+    "local": OptionRule(read_bool, _anything, ""),
 }
 
 FLOW_OPTIONS: Final[dict[str, OptionRule]] = {

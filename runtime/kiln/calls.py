@@ -54,7 +54,7 @@ from kiln.resilience import Policy, _in_own_thread, _retry_or_note
 if TYPE_CHECKING:
     from kiln.ledger import Ledger
 
-__all__ = ["Flow", "Site", "SiteKind"]
+__all__ = ["Backend", "Flow", "Site", "SiteKind"]
 
 SiteKind = Literal["async", "sync", "thread"]
 C = TypeVar("C", bound=tuple[Callable[..., Any], ...])
@@ -74,6 +74,8 @@ class Site:
     `where` is the call's location (``"digest.py:19"``); `cache` is the
     fingerprint of the node's source that the compiler computed, present only
     for `cache=True` nodes, so an edited node misses the results of the old one.
+    `local` (``@node(local=True)``) keeps the node in the driver when a backend
+    runs the others.
     """
 
     node: str
@@ -83,6 +85,22 @@ class Site:
     policy: Policy | None = None
     limit: str | None = None
     cache: str | None = None
+    local: bool = False
+
+
+class Backend(Protocol):
+    """Where a run's node calls execute, when not in the flow's own event loop.
+
+    `run` executes ``site.fn(*args, **kwargs)`` (a coroutine function, or a sync
+    function for `thread=True` nodes) elsewhere and returns its result, or raises
+    its exception as the original object. Cancelling the awaiting task must
+    cancel the remote work. Limits, retries, timeouts, the ledger and events stay
+    in the driver: the backend sees one attempt at a time, already admitted.
+    """
+
+    async def run(
+        self, site: Site, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any: ...
 
 
 class Flow(_Fielded, kw_only=True):
@@ -103,6 +121,8 @@ class Flow(_Fielded, kw_only=True):
       ``$KILN_LEDGER`` or ``.kiln/ledger.db``, False for no caching at all.
     - `uncacheable="run"` runs a call whose arguments or result cannot be stored
       without the cache, instead of failing.
+    - `backend` runs the calls of async and `thread=True` nodes elsewhere (a
+      `kiln.dask.DaskBackend`); `local=True` nodes and plain sync nodes stay.
     """
 
     limits: Mapping[str, Limit] | None = None
@@ -111,6 +131,7 @@ class Flow(_Fielded, kw_only=True):
     record: bool = False
     ledger: str | os.PathLike[str] | bool | None = None
     uncacheable: Literal["raise", "run"] = "raise"
+    backend: Backend | None = None
     executor: Executor | None = field(default=None, init=False, repr=False)
     _kiln_binder: _Binder | None = field(default=None, init=False, repr=False)
 
@@ -144,7 +165,8 @@ class Flow(_Fielded, kw_only=True):
         if self.record:
             self.executor = Executor()
         needs = (
-            self.on_event is not None
+            self.backend is not None
+            or self.on_event is not None
             or self.record
             or concurrency is not None
             or any(
@@ -181,6 +203,7 @@ class _Binder:
         self, flow: Flow, limits: Mapping[str, Limit], concurrency: int | None
     ) -> None:
         self.concurrency = concurrency
+        self.backend = flow.backend
         self.notify = flow.on_event
         self.record = flow.executor.record if flow.executor is not None else None
         self.observed = self.notify is not None or self.record is not None
@@ -311,18 +334,22 @@ def _async_site(
     index: int, site: Site, limit: _Gate | None, binder: _Binder
 ) -> Wrapped:
     cached = binder.caches and site.cache is not None
+    backend = None if site.local else binder.backend
     if (
         site.kind == "async"
         and site.policy is None
         and limit is None
         and binder.concurrency is None
         and not cached
+        and backend is None
     ):
         return _observed_async(index, site)
     fn, policy = site.fn, site.policy or _PLAIN
     thread = site.kind == "thread"
 
     async def attempt(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if backend is not None:
+            return await backend.run(site, args, kwargs)
         if thread:
             return await _in_own_thread(partial(fn, *args, **kwargs))
         return await fn(*args, **kwargs)

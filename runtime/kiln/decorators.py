@@ -61,6 +61,7 @@ def node(
     cache: bool = False,
     thread: bool = False,
     max_visits: int | None = None,
+    local: bool = False,
 ) -> Callable[[F], F]: ...
 
 
@@ -79,6 +80,7 @@ def node(
     cache: bool = False,
     thread: bool = False,
     max_visits: int | None = None,
+    local: bool = False,
 ) -> F | Callable[[F], F]:
     """Mark a function as a node of a flow; return it unchanged.
 
@@ -97,6 +99,7 @@ def node(
         cache=cache,
         thread=thread,
         max_visits=max_visits,
+        local=local,
     )
 
     def mark(target: F) -> F:
