@@ -145,14 +145,15 @@ def load_config(start: Path) -> tuple[Config, list[Diagnostic]]:
     try:
         document = tomllib.loads(source.text)
     except tomllib.TOMLDecodeError as exc:
-        return Config(), [_invalid_toml(source, exc)]
+        return Config(pyproject, source=source), [_invalid_toml(source, exc)]
     tool = document.get("tool")
     table = tool.get("kiln") if isinstance(tool, dict) else None
     if table is None:
         return Config(), []
     if not isinstance(table, dict):
         span = _key_span(source, "kiln")
-        return Config(), [error(span, Code.CONFIG_VALUE, f"{TABLE} must be a table")]
+        problem = error(span, Code.CONFIG_VALUE, f"{TABLE} must be a table")
+        return Config(pyproject, source=source), [problem]
     diagnostics = list(_check(source, table))
     if diagnostics:
         return Config(pyproject, source=source), diagnostics
