@@ -356,6 +356,28 @@ class Row:
 Peers = list[tuple[str, str, str]]
 
 
+async def observed_chain(chain: Any, repeats: int) -> Row:
+    """The chain again, observed: a NodeEvent per call, passed to on_event."""
+    observed = type(chain)(on_event=lambda event: None)
+    times = await medians(
+        {
+            "kiln": lambda: observed.aforward(0),
+            "baseline": lambda: baselines.chain(0, CHAIN_LENGTH),
+        },
+        repeats,
+        times=20,
+    )
+    step = {name: seconds / CHAIN_LENGTH * 1e6 for name, seconds in times.items()}
+    return Row(
+        "the same chain observed (a NodeEvent per call, passed to on_event): time per step",
+        f"{step['kiln']:.3f} µs",
+        f"{step['baseline']:.3f} µs",
+        f"{step['kiln'] / step['baseline']:.2f}x",
+        "< 1 µs per step",
+        step["kiln"] < 1.0,
+    )
+
+
 async def measure(
     modules: dict[str, ModuleType], dag: Dag, repeats: int
 ) -> tuple[list[Row], Peers, Peers]:
@@ -395,29 +417,7 @@ async def measure(
         )
     )
 
-    # 1b. the same chain observed: a NodeEvent per call, passed to on_event
-    observed = type(chain)(on_event=lambda event: None)
-    observed_times = await medians(
-        {
-            "kiln": lambda: observed.aforward(0),
-            "baseline": lambda: baselines.chain(0, CHAIN_LENGTH),
-        },
-        repeats,
-        times=20,
-    )
-    observed_step = {
-        name: seconds / CHAIN_LENGTH * 1e6 for name, seconds in observed_times.items()
-    }
-    rows.append(
-        Row(
-            "the same chain observed (a NodeEvent per call, passed to on_event): time per step",
-            f"{observed_step['kiln']:.3f} µs",
-            f"{observed_step['baseline']:.3f} µs",
-            f"{observed_step['kiln'] / observed_step['baseline']:.2f}x",
-            "< 1 µs per step",
-            observed_step["kiln"] < 1.0,
-        )
-    )
+    rows.append(await observed_chain(chain, repeats))
 
     # 2. fan-out
     expected = list(range(FANOUT_WIDTH))

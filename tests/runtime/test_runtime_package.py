@@ -44,6 +44,19 @@ PUBLIC = {
     "call_sync",
     "call_in_thread",
     "iterate",
+    "Event",
+    "EventStatus",
+    "NodeEvent",
+    "Processor",
+    "Executor",
+    "Pile",
+    "DeniedError",
+    "Backend",
+    "Flow",
+    "Site",
+    "retrying",
+    "retrying_sync",
+    "in_thread",
 }
 
 
