@@ -391,3 +391,13 @@ def test_svg_without_dot_names_the_package_to_install(tmp_path: Path) -> None:
     assert done.returncode == 1, done
     assert "graphviz (apt install graphviz / brew install graphviz)" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_readme_shows_what_kiln_graph_draws() -> None:
+    """The README's drawing of examples/digest.py is regenerated, not hand-edited."""
+    root = GRAPHS.parent.parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    shown = re.search(r"```mermaid\n(.*?)```", readme, re.DOTALL)
+    assert shown is not None, "the README shows a Mermaid drawing"
+    drawn = to_mermaid(drawings(root / "examples" / "digest.py"))
+    assert shown[1] == drawn, "run: kiln graph examples/digest.py, paste into README.md"
