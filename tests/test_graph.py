@@ -401,3 +401,34 @@ def test_the_readme_shows_what_kiln_graph_draws() -> None:
     assert shown is not None, "the README shows a Mermaid drawing"
     drawn = to_mermaid(drawings(root / "examples" / "digest.py"))
     assert shown[1] == drawn, "run: kiln graph examples/digest.py, paste into README.md"
+
+
+def test_a_memory_made_in_the_flow_orders_the_steps_given_it(tmp_path: Path) -> None:
+    """`stats: Memory = Memory(...)` in the body is a state token like a parameter."""
+    drawing = drawing_of(
+        tmp_path,
+        """\
+from kiln import Memory, flow, node
+
+
+@node
+def bump(stats: Memory) -> None:
+    stats.n += 1
+
+
+@node
+async def show(stats: Memory) -> str:
+    return str(stats.n)
+
+
+@flow
+async def run(x: int) -> str:
+    stats: Memory = Memory({"n": 0})
+    bump(stats)
+    return await show(stats)
+""",
+    )
+    assert {
+        ("s0", "s1", EdgeKind.ORDER, "stats"),
+        ("s1", "s2", EdgeKind.ORDER, "stats"),
+    } <= (edges(drawing))

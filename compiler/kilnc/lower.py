@@ -379,7 +379,8 @@ class _Lowerer:
         reads = uses.read_names
         writes = frozenset(uses.writes)
         ordered = (reads | writes) if uses.effects else self.state_uses(statement)
-        self._track_assignment(statement)
+        # The statement as parsed: a lifted copy's annotation has no qualified name.
+        self._track_assignment(origin)
         barrier = isinstance(
             statement, cst.Return | cst.Break | cst.Continue | cst.Raise
         )
