@@ -34,27 +34,33 @@ for the same source.
 from __future__ import annotations
 
 import enum
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, final
 
 import libcst as cst
 
+from kilnc.drawing_labels import (
+    call_code,
+    call_lines,
+    cut,
+    fan_out_items,
+    flow_parameters,
+    flow_title,
+    is_temporary,
+    result_label,
+    shown_code,
+)
 from kilnc.ir import (
-    RESERVED_PREFIX,
     Action,
     Block,
     Branch,
     Call,
     FanOut,
-    FanOutKind,
-    FlowDef,
     FlowIR,
     Inline,
     Loop,
     Match,
-    NodeCall,
     Return,
     Step,
     WhileLoop,
@@ -64,13 +70,7 @@ from kilnc.ir import (
 from kilnc.names import identifier, name_uses, target_names
 from kilnc.syntax import code
 
-MAP_SIGN: Final = "\N{MULTIPLICATION SIGN}"  # a fan-out: one call per item
-LABEL_WIDTH: Final = 60  # characters of one label line; longer code is cut with "…"
-_TEMPORARY = re.compile(rf"(?<![\w.]){RESERVED_PREFIX}\w*", re.IGNORECASE)
 _MEMORY_TYPES: Final = frozenset({"Memory", "kiln.Memory"})
-
-# Renders code for a label (the drawer's `display`).
-Display = Callable[[cst.CSTNode], str]
 
 
 class Shape(enum.Enum):
@@ -139,7 +139,9 @@ class _Drawer:
         self.flow = flow
         self.prefix = prefix
         self.boxes: dict[str, Box] = {}
-        self.clusters: dict[str, tuple[str, list[str]]] = {prefix: (_title(flow), [])}
+        self.clusters: dict[str, tuple[str, list[str]]] = {
+            prefix: (flow_title(flow), [])
+        }
         self.open: list[str] = [prefix]
         self.edges: dict[tuple[str, str, EdgeKind], list[str]] = {}
         self.temporaries: dict[str, str] = {}  # lifted value -> the code it stands for
@@ -150,11 +152,11 @@ class _Drawer:
 
     def draw(self) -> FlowDrawing:
         defs: Defs = {}
-        parameters = _parameters(self.flow.flow)
+        parameters = flow_parameters(self.flow.flow)
         if parameters:
             box = self.box("in", Shape.INPUT, ("inputs", *(p for _, p in parameters)))
             defs = {name: (box,) for name, _ in parameters}
-        self.box("out", Shape.RESULT, (_result(self.flow.flow),))
+        self.box("out", Shape.RESULT, (result_label(self.flow.flow),))
         self.block(self.flow.body, defs)
         edges = tuple(
             Edge(source, target, kind, ", ".join(_shown(names)))
@@ -168,7 +170,7 @@ class _Drawer:
         """Add a box once (a loop body is walked twice) to the innermost open cluster."""
         box_id = f"{self.prefix}_{key}"
         if box_id not in self.boxes:
-            self.boxes[box_id] = Box(box_id, shape, tuple(_cut(line) for line in lines))
+            self.boxes[box_id] = Box(box_id, shape, tuple(cut(line) for line in lines))
             self.clusters[self.open[-1]][1].append(box_id)
         return box_id
 
@@ -258,12 +260,12 @@ class _Drawer:
         action = step.action
         key = f"s{step.id}"
         if isinstance(action, Call):
-            self.remember(action.target, _call_code(action.call, self.temporaries))
-            return self.box(key, Shape.CALL, _call_lines(action.call))
+            self.remember(action.target, call_code(action.call, self.temporaries))
+            return self.box(key, Shape.CALL, call_lines(action.call))
         if isinstance(action, FanOut):
             self.remember(action.target, self.display(action.comprehension))
-            each = _each(action, self.display)
-            return self.box(key, Shape.MAP, (*_call_lines(action.result), each))
+            each = fan_out_items(action, self.display)
+            return self.box(key, Shape.MAP, (*call_lines(action.result), each))
         assert isinstance(action, Inline)
         return self.box(key, Shape.INLINE, (self.display(action.statement),))
 
@@ -272,12 +274,14 @@ class _Drawer:
     ) -> tuple[str | None, Defs]:
         """A fan-out whose element lifts calls out of the call's arguments: a cluster."""
         self.enter(f"c{step.id}", "fan-out")
-        head = self.box(f"s{step.id}_each", Shape.LOOP, (_each(action, self.display),))
+        head = self.box(
+            f"s{step.id}_each", Shape.LOOP, (fan_out_items(action, self.display),)
+        )
         self.connect(head, _clause_reads(action.clauses), defs)
         inner = _written(defs, _comprehension_targets(action.clauses), head)
         _, element = self.block(action.element, inner)
         self.remember(action.target, self.display(action.comprehension))
-        box = self.box(f"s{step.id}", Shape.MAP, _call_lines(action.result))
+        box = self.box(f"s{step.id}", Shape.MAP, call_lines(action.result))
         self.connect(box, name_uses(action.result.call).read_names, element or inner)
         self.leave()
         return head, _written(defs, step.writes | step.uses, box)
@@ -404,40 +408,12 @@ class _Drawer:
 
     def remember(self, target: cst.BaseExpression | None, shown: str) -> None:
         """A lifted value's name stands for the code that computes it, in labels."""
-        if isinstance(target, cst.Name) and _is_temporary(target.value):
+        if isinstance(target, cst.Name) and is_temporary(target.value):
             self.temporaries[target.value] = shown
 
     def display(self, node: cst.CSTNode) -> str:
         """Code as the user wrote it: lifted values shown as the calls they hold."""
-        text = " ".join(code(node).split())
-        return _TEMPORARY.sub(lambda m: self.temporaries.get(m.group(), "…"), text)
-
-
-def _title(flow: FlowIR) -> str:
-    return f"flow {flow.flow.name}"
-
-
-def _parameters(flow: FlowDef) -> list[tuple[str, str]]:
-    """Each parameter's name, and how the input box shows it (`name: annotation`)."""
-    params = flow.function.params
-    shown = [_parameter(p, "") for p in (*params.posonly_params, *params.params)]
-    if isinstance(params.star_arg, cst.Param):
-        shown.append(_parameter(params.star_arg, "*"))
-    shown += [_parameter(p, "") for p in params.kwonly_params]
-    if params.star_kwarg is not None:
-        shown.append(_parameter(params.star_kwarg, "**"))
-    return shown
-
-
-def _parameter(param: cst.Param, stars: str) -> tuple[str, str]:
-    name = param.name.value
-    annotation = f": {code(param.annotation.annotation)}" if param.annotation else ""
-    return identifier(name), f"{stars}{name}{annotation}"
-
-
-def _result(flow: FlowDef) -> str:
-    word = "yields" if flow.streams else "result"
-    return f"{word}: {flow.returns}" if flow.returns else word
+        return shown_code(node, self.temporaries)
 
 
 def _memory_tokens(flow: FlowIR) -> frozenset[str]:
@@ -461,48 +437,6 @@ def _state_uses(block: Block) -> set[str]:
         for child in child_blocks(step.action):
             found |= _state_uses(child)
     return found
-
-
-def _call_lines(call: NodeCall) -> tuple[str, ...]:
-    """The callee's name, its kind and the options that change how it runs."""
-    callee = call.callee
-    if isinstance(callee, FlowDef):
-        kind = "flow call, async" if call.is_async else "flow call"
-        details = [kind]
-    else:
-        options = callee.options
-        details = ["thread" if options.thread else callee.kind.value]
-        if options.retries:
-            details.append(f"retries {options.retries}")
-        if options.timeout is not None:
-            details.append(f"timeout {options.timeout:g}s")
-        if options.fallback is not None:
-            details.append(f"fallback {options.fallback}")
-        if options.limit is not None:
-            details.append(f"limit {options.limit}")
-        if options.cache:
-            details.append("cached")
-    visits = [f"max {call.visits} visits"] if call.visits is not None else []
-    return (callee.name, " · ".join(details), *visits)
-
-
-def _call_code(call: NodeCall, temporaries: dict[str, str]) -> str:
-    text = " ".join(code(call.call).split())
-    text = _TEMPORARY.sub(lambda m: temporaries.get(m.group(), "…"), text)
-    return f"await {text}" if call.is_async else text
-
-
-def _each(action: FanOut, display: Display) -> str:
-    """`MAP_SIGN each p in paragraphs`: a fan-out's items, and what it builds if not a list."""
-    parts: list[str] = []
-    clause: cst.CompFor | None = action.clauses
-    while clause is not None:
-        words = "async each" if clause.asynchronous is not None else "each"
-        parts.append(f"{words} {display(clause.target)} in {display(clause.iter)}")
-        parts += [f"if {display(condition.test)}" for condition in clause.ifs]
-        clause = clause.inner_for_in
-    kind = "" if action.kind is FanOutKind.LIST else f" → {action.kind.value}"
-    return f"{MAP_SIGN} {' '.join(parts)}{kind}"
 
 
 def _clause_reads(clauses: cst.CompFor) -> frozenset[str]:
@@ -558,14 +492,6 @@ def _union(first: Defs, *others: Defs | None) -> Defs:
     return merged
 
 
-def _is_temporary(name: str) -> bool:
-    return name.lower().startswith(RESERVED_PREFIX)
-
-
 def _shown(names: list[str]) -> list[str]:
     """Edge labels name the user's variables; lifted values speak through their boxes."""
-    return sorted(name for name in names if not _is_temporary(name))
-
-
-def _cut(line: str) -> str:
-    return line if len(line) <= LABEL_WIDTH else line[: LABEL_WIDTH - 1] + "…"
+    return sorted(name for name in names if not is_temporary(name))
