@@ -18,7 +18,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kiln import Memory
+from kiln import EventStatus, Memory
 from kilnc.pipeline import compile_file
 from tests.flowgen import flows, plain_run_without_failures, retried_as_planned
 
@@ -58,3 +58,29 @@ def test_random_flows_match_their_source(
     assert asyncio.run(compiled.main.aforward(x, Memory({"log": []}))) == expected
     assert retried_as_planned(compiled)
     assert compiled.main(x, Memory({"log": []})) == expected
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    source=flows(),
+    x=st.integers(min_value=-50, max_value=50),
+    concurrency=st.none() | st.integers(min_value=1, max_value=3),
+)
+def test_observed_and_capped_runs_match_their_source(
+    source: str, x: int, concurrency: int | None, tmp_path_factory: Any
+) -> None:
+    """Events and a cap on calls in flight change when calls run, never what they compute."""
+    directory = tmp_path_factory.mktemp("flow")
+    compiled, reference = compiled_and_source(source, directory)
+    expected = asyncio.run(
+        plain_run_without_failures(reference).main(x, Memory({"log": []}))
+    )
+    observed = type(compiled.main)(record=True, concurrency=concurrency)
+    assert asyncio.run(observed.aforward(x, Memory({"log": []}))) == expected
+    assert observed.executor is not None
+    for event in observed.executor.pile:
+        assert event.status is EventStatus.COMPLETED, event
+        assert event.started is not None
+        assert event.ended is not None
+        assert event.ended >= event.started
+        assert event.attempts >= 1
