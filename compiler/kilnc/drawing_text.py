@@ -106,7 +106,9 @@ def to_dot(drawings: Sequence[FlowDrawing]) -> str:
     w = Writer()
     w.line("digraph kiln {")
     with w.indent():
-        w.line('graph [rankdir=TB, fontname="Helvetica", fontsize=12];')
+        # newrank: dot's older ranking fails on some edges between clusters
+        # ("trouble in init_rank"); the newer one ranks them all.
+        w.line('graph [newrank=true, rankdir=TB, fontname="Helvetica", fontsize=12];')
         w.line('node [fontname="Helvetica", fontsize=11];')
         w.line('edge [fontname="Helvetica", fontsize=10];')
         for drawing in drawings:
