@@ -27,7 +27,9 @@ def settle_args(args: argparse.Namespace, report: Report) -> argparse.Namespace 
         report.add(problems, sources)
         return EXIT_ERRORS
     try:
-        settings, problems = settle(config, args.sources, args.output, args.max_visits)
+        # A command without --max-visits (kiln check) settles the paths only.
+        max_visits = getattr(args, "max_visits", None)
+        settings, problems = settle(config, args.sources, args.output, max_visits)
     except UsageError as exc:
         print(f"kiln: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
