@@ -238,7 +238,7 @@ class _Binder:
             from kiln.ledger import Ledger  # noqa: PLC0415
 
             path = self.ledger_path
-            self.ledger = Ledger.at(None if path is None or path is True else path)
+            self.ledger = Ledger.at(None if isinstance(path, bool) else path)
         return tuple(map(partial, self.calls, repeat(_Run(self))))
 
 

@@ -8,7 +8,15 @@ wrong and says what to do about it.
 
 from __future__ import annotations
 
-__all__ = ["KilnError", "OptionError", "ReservedNameError", "VisitLimitError"]
+__all__ = [
+    "DeniedError",
+    "KilnError",
+    "LedgerError",
+    "OptionError",
+    "ReservedNameError",
+    "UncacheableValue",
+    "VisitLimitError",
+]
 
 
 class KilnError(Exception):
@@ -51,3 +59,41 @@ class VisitLimitError(KilnError):
         # The default reduction would call `VisitLimitError(message)`, which does
         # not match the constructor; pickling matters for process pools and Dask.
         return (type(self), (self.node, self.limit, self.where))
+
+
+class DeniedError(KilnError):
+    """A Processor's `request_permission` refused an event too often: it is ABORTED.
+
+    Recorded as the aborted event's `error`, never raised out of the processor.
+    """
+
+    event_id: int
+    denials: int
+
+    def __init__(self, event_id: int, denials: int) -> None:
+        self.event_id = event_id
+        self.denials = denials
+        super().__init__(
+            f"event {event_id} was denied by request_permission {denials} times "
+            "(Processor.max_denials) and is aborted; let request_permission admit it, "
+            "return True from handle_denied to skip it, or raise max_denials"
+        )
+
+    def __reduce__(self) -> tuple[type[DeniedError], tuple[int, int]]:
+        return (type(self), (self.event_id, self.denials))
+
+
+class LedgerError(KilnError):
+    """The ledger file cannot be used: not kiln's, another version, unreadable, unwritable.
+
+    The message names the file and what to do; kiln never overwrites a file that
+    is not its own ledger.
+    """
+
+
+class UncacheableValue(LedgerError, TypeError):
+    """An argument or a result of a `cache=True` node that the ledger cannot store.
+
+    Also a `TypeError`: the value's type is the problem. Pass
+    ``uncacheable="run"`` to the flow to run such calls without the cache.
+    """

@@ -57,6 +57,8 @@ PUBLIC = {
     "retrying",
     "retrying_sync",
     "in_thread",
+    "LedgerError",
+    "UncacheableValue",
 }
 
 

@@ -1,0 +1,233 @@
+"""`@node(cache=True)` in compiled flows: the ledger behind them, end to end.
+
+Each node counts its executions in a file beside the ledger, so a test can
+tell a call the node ran from one the ledger answered, across processes too.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from textwrap import dedent
+from types import ModuleType
+
+import pytest
+
+from kiln import EventStatus
+from tests.test_differential import compiled_and_source
+
+NODES = """
+import asyncio
+import os
+from dataclasses import dataclass
+from kiln import flow, node
+
+RUNS = os.environ["KILN_TEST_RUNS"]
+
+def count(what: str) -> None:
+    with open(RUNS, "a") as log:
+        log.write(what + "\\n")
+
+@dataclass(frozen=True)
+class Score:
+    word: str
+    value: int
+
+@node(cache=True)
+async def score(word: str) -> Score:
+    count(f"score {word}")
+    await asyncio.sleep(0.001)
+    if word.startswith("!"):
+        await asyncio.sleep(0.1)  # after the others have finished
+        raise ValueError(word)
+    return Score(word, len(word))
+
+@node(cache=True)
+def shout(text: str) -> str:
+    count(f"shout {text}")
+    return text.upper()
+
+@flow
+async def scores(words: list[str]) -> list[Score]:
+    return [await score(w) for w in words]
+
+@flow
+async def loud(words: list[str]) -> str:
+    parts = [await score(w) for w in words]
+    return shout(" ".join(p.word for p in parts))
+"""
+
+
+def committed_entries(path: Path, node: str) -> int:
+    """How many results of `node` the ledger at `path` holds, read by a fresh process."""
+    script = (
+        "import sys\n"
+        "from kiln.ledger import Ledger\n"
+        "stats = Ledger.at(sys.argv[1]).stats()\n"
+        "print(sum(n.entries for n in stats.nodes if n.node == sys.argv[2]))\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", script, str(path), node],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(found.stdout)
+
+
+def runs(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
+
+
+@pytest.fixture
+def ledger_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    log = tmp_path / "runs.log"
+    monkeypatch.setenv("KILN_TEST_RUNS", str(log))
+    monkeypatch.setenv("KILN_LEDGER", str(tmp_path / "ledger.db"))
+    return log
+
+
+def build(tmp_path: Path, source: str = NODES) -> ModuleType:
+    compiled, _ = compiled_and_source(dedent(source), tmp_path)
+    return compiled
+
+
+def test_a_second_run_is_served_from_the_ledger(
+    tmp_path: Path, ledger_env: Path
+) -> None:
+    module = build(tmp_path)
+    words = ["kiln", "fires", "clay", "kiln"]
+    first = module.scores(words)
+    assert [s.value for s in first] == [4, 5, 4, 4]
+    assert isinstance(first[0], module.Score)  # decoded to the annotated type
+    # Identical calls in flight at once ran once.
+    assert sorted(runs(ledger_env)) == ["score clay", "score fires", "score kiln"]
+    assert module.scores(words) == first
+    assert len(runs(ledger_env)) == 3
+
+
+def test_cache_hits_are_events(tmp_path: Path, ledger_env: Path) -> None:
+    module = build(tmp_path)
+    module.loud(["a", "b"])
+    observed = type(module.loud)(record=True)
+    assert observed(["a", "b"]) == "A B"
+    events = list(observed.executor.pile)
+    assert len(events) == 3
+    assert all(e.cache_hit and e.status is EventStatus.COMPLETED for e in events)
+
+
+def test_a_failed_item_is_retried_on_the_rerun_and_the_others_are_kept(
+    tmp_path: Path, ledger_env: Path
+) -> None:
+    module = build(tmp_path)
+    with pytest.raises(ValueError, match="!bad"):
+        module.scores(["one", "!bad", "two"])
+    before = runs(ledger_env)
+    with pytest.raises(ValueError, match="!bad"):
+        module.scores(["one", "!bad", "two"])
+    again = runs(ledger_env)[len(before) :]
+    assert again == ["score !bad"]  # finished items came from the ledger
+
+
+def test_ledger_false_turns_the_cache_off(tmp_path: Path, ledger_env: Path) -> None:
+    module = build(tmp_path)
+    uncached = type(module.scores)(ledger=False)
+    uncached(["x"])
+    uncached(["x"])
+    assert runs(ledger_env) == ["score x", "score x"]
+    assert not (tmp_path / "ledger.db").exists()
+
+
+def test_editing_a_node_reruns_its_calls_and_no_others(
+    tmp_path: Path, ledger_env: Path
+) -> None:
+    first = build(tmp_path / "v1")
+    assert first.loud(["a", "b"]) == "A B"
+    assert len(runs(ledger_env)) == 3
+    edited = NODES.replace("return text.upper()", "return text.upper() + '!'")
+    second = build(tmp_path / "v2", edited)
+    assert second.loud(["a", "b"]) == "A B!"
+    assert runs(ledger_env)[3:] == ["shout a b"]  # `score` unchanged: served
+    reformatted = edited.replace(
+        '    count(f"shout {text}")\n', "    count(f'shout {text}')  # same code\n"
+    )
+    third = build(tmp_path / "v3", reformatted)
+    assert third.loud(["a", "b"]) == "A B!"
+    assert runs(ledger_env)[4:] == []  # layout and comments are not edits
+
+
+KILLED = """
+import os, sys
+sys.path.insert(0, os.environ["KILN_TEST_BUILD"])
+from kiln import EventStatus
+from out import fanout
+
+def done(event):
+    if event.status is EventStatus.COMPLETED:
+        with open(os.environ["KILN_TEST_DONE"], "a") as log:
+            log.write(f"{event.visit}\\n")
+
+print(type(fanout)(on_event=done)(40), flush=True)
+"""
+
+FANOUT = """
+import asyncio
+import os
+import random
+from kiln import flow, node
+
+@node(cache=True)
+async def work(index: int) -> int:
+    with open(os.environ["KILN_TEST_RUNS"], "a") as log:
+        log.write(f"{index}\\n")
+    await asyncio.sleep(random.uniform(0.02, 0.3))
+    return index * index
+
+@flow
+async def fanout(n: int) -> int:
+    return sum([await work(i) for i in range(n)])
+"""
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_a_run_killed_midway_redoes_only_what_had_not_finished(
+    tmp_path: Path, ledger_env: Path, attempt: int
+) -> None:
+    build(tmp_path, FANOUT)
+    done_log = tmp_path / "done.log"
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED)
+    env = {
+        **os.environ,
+        "KILN_TEST_BUILD": str(tmp_path),
+        "KILN_TEST_DONE": str(done_log),
+    }
+    process = subprocess.Popen(
+        [sys.executable, str(script)], env=env, stdout=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 20
+    while len(runs(done_log)) < 3 + attempt * 8 and time.monotonic() < deadline:
+        time.sleep(0.002)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    started = runs(ledger_env)
+    assert len(started) == 40, "every call had started when it was killed"
+    # Visits number a fan-out's elements in order: visit v is index v - 1.
+    finished = {int(v) - 1 for v in runs(done_log)}
+    committed = committed_entries(tmp_path / "ledger.db", "work")
+    assert len(finished) <= committed < 40, "kill it midway"
+    rerun = subprocess.run(
+        [sys.executable, str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(rerun.stdout) == sum(i * i for i in range(40))
+    again = {int(i) for i in runs(ledger_env)[40:]}
+    assert not again & finished, "a call that had finished ran again"
+    assert len(again) == 40 - committed  # exactly the calls the ledger did not hold
