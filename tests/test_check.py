@@ -7,6 +7,7 @@ mismatch comes from, never at a line of the generated module.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from textwrap import dedent
@@ -147,3 +148,41 @@ def test_check_names_a_missing_output(tmp_path: Path) -> None:
     result = run("check", "edge.py", "-o", "build", "--no-mypy", cwd=tmp_path)
     assert result.returncode == 1
     assert "output build/edge.py is missing" in result.stdout
+
+
+def test_a_configured_project_compiles_checks_and_catches_a_broken_edge(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "demo"\n\n[tool.kiln]\nsources = ["pipelines/*.py"]\n'
+        'output = "build"\n'
+    )
+    pipelines = tmp_path / "pipelines"
+    pipelines.mkdir()
+    good = HEAD + dedent("""
+        @flow
+        async def edge(n: int) -> int:
+            values = await produce(n)
+            return await length(values[0])
+        """)
+    (pipelines / "edge.py").write_text(good)
+    assert run("compile", "-q", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "build" / "edge.py").is_file()
+    clean = run("check", cwd=tmp_path)
+    assert (clean.returncode, clean.stdout) == (0, "")
+
+    broken = good.replace("await length(values[0])", "await consume(values)")
+    (pipelines / "edge.py").write_text(broken)
+    result = run("check", "--format", "json", cwd=tmp_path)
+    assert result.returncode == 1
+    found = json.loads(result.stdout)
+    line = next(
+        n for n, text in enumerate(broken.splitlines(), 1) if "consume(values)" in text
+    )
+    assert {(d["code"], d["path"].endswith("edge.py")) for d in found} == {
+        ("KLN501", True),
+        ("KLN502", True),
+    }
+    typed = next(d for d in found if d["code"] == "KLN501")
+    assert typed["line"] == line
+    assert "incompatible type" in typed["message"]

@@ -1,10 +1,11 @@
-"""`kiln check SRC... -o OUTDIR [--no-mypy]`: what CI runs before trusting the outputs.
+"""`kiln check [SRC... -o OUTDIR]`: what CI runs before trusting the outputs.
 
 Compiles every source in memory, reports an output in OUTDIR that is missing
 or differs from what kiln writes now (KLN502, with the command that fixes it),
 and type-checks the fresh outputs with mypy --strict, each error reported at
 the source line it comes from (KLN501, mypy's message and code). Silent and
-exit 0 when all is well; exit 1 on any error; 2 for bad usage.
+exit 0 when all is well; exit 1 on any error; 2 for bad usage. Without
+arguments it checks what `[tool.kiln]` configures, as `kiln compile` builds it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kilnc.diagnostics import Code, Diagnostic, error, render_all
+from kilnc.cli_config import settle_args
+from kilnc.cli_report import Report
+from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.inputs import find_sources
 from kilnc.pipeline import Compilation, compile_file
 from kilnc.resolve import locate
@@ -30,16 +33,43 @@ def add_check_command(commands: Any) -> None:
         "check", help="fail on stale outputs and on type errors, mapped to the source"
     )
     check.add_argument(
-        "sources", nargs="+", type=Path, metavar="SRC", help="files or directories"
+        "sources",
+        nargs="*",
+        type=Path,
+        metavar="SRC",
+        help="files or directories (default: [tool.kiln] sources)",
     )
-    check.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR")
+    check.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="OUTDIR",
+        help="where the outputs are (default: [tool.kiln] output)",
+    )
     check.add_argument(
         "--no-mypy", action="store_true", help="check staleness only, not types"
+    )
+    check.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="diagnostics as text, or as one JSON list",
     )
     check.set_defaults(handler=run_check)
 
 
 def run_check(args: argparse.Namespace) -> int:
+    report = Report(args.format)
+    settled = settle_args(args, report)
+    if isinstance(settled, int):
+        report.close()
+        return settled
+    status = _check(settled, report)
+    report.close()
+    return status
+
+
+def _check(args: argparse.Namespace, report: Report) -> int:
     files, problems = find_sources(args.sources)
     if problems:
         print("\n".join(problems), file=sys.stderr)
@@ -49,7 +79,7 @@ def run_check(args: argparse.Namespace) -> int:
     sources = {}
     for file in files:
         try:
-            compilation = compile_file(file)
+            compilation = compile_file(file, max_visits=args.max_visits)
         except OSError as exc:
             print(
                 f"{file}: error: cannot read: {exc.strerror}  [{Code.UNREADABLE.value}]"
@@ -61,15 +91,14 @@ def run_check(args: argparse.Namespace) -> int:
             compilations.append((file, compilation))
             diagnostics += _staleness(file, compilation, args.output)
     if any(d.code is Code.INTERNAL for d in diagnostics):
-        print(render_all(diagnostics, sources))
+        report.add(diagnostics, sources)
         return EXIT_USAGE
     if not args.no_mypy and compilations:
         root = locate(compilations[0][0]).root
         diagnostics += typecheck_modules(
             [(file.stem, c.output or "", c.line_map) for file, c in compilations], root
         )
-    if diagnostics:
-        print(render_all(diagnostics, sources))
+    report.add(diagnostics, sources)
     return EXIT_ERRORS if any(d.is_error for d in diagnostics) else EXIT_OK
 
 
