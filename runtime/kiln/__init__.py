@@ -9,16 +9,34 @@ Standard library only, and small enough to read in one sitting:
 - `memory`: `Memory`, global and local state with BrainyFlow's semantics;
 - `run`: the run context of generated code (`Scope`, `gather`, `amap`, `keyed`) and the
   sync entry point `run_sync`;
+- `calls`: `Flow`, the base of compiled flow classes, and `Site`, a node call
+  site: how a run binds its calls, with limits, the ledger and events;
 - `resilience`: a node's retries and timeout (`Policy`, `call`, `call_sync`,
-  `call_in_thread`);
+  `call_in_thread`, and `retrying`, `retrying_sync`, `in_thread` that bind them);
+- `events`: `Event`, `EventStatus`, and `NodeEvent`, the record of one node call;
+- `processor`: `Processor`, which admits events and calls under a start window and
+  a cap on calls in flight, and `Executor`, a `Pile` of events forwarded to one
+  (the gate itself is in `admission`);
+- `ledger` / `codec`: the durable results of `cache=True` nodes on SQLite, their
+  arguments and results as tagged JSON (imported by the first run that caches);
 - `streams`: `iterate`, a sync loop over an async stream;
 - `closing`: `closing` and `aclosing`, which close a stream a loop opened;
 - `errors`: `KilnError` and its subclasses.
 """
 
+from kiln.calls import Backend, Flow, Site
 from kiln.closing import aclosing, closing
 from kiln.decorators import flow, node
-from kiln.errors import KilnError, OptionError, ReservedNameError, VisitLimitError
+from kiln.errors import (
+    DeniedError,
+    KilnError,
+    LedgerError,
+    OptionError,
+    ReservedNameError,
+    UncacheableValue,
+    VisitLimitError,
+)
+from kiln.events import Event, EventStatus, NodeEvent
 from kiln.memory import Memory
 from kiln.options import FlowOptions, Limit, NodeOptions
 from kiln.process import (
@@ -33,7 +51,16 @@ from kiln.process import (
     forward,
     stream,
 )
-from kiln.resilience import Policy, call, call_in_thread, call_sync
+from kiln.processor import Executor, Pile, Processor
+from kiln.resilience import (
+    Policy,
+    call,
+    call_in_thread,
+    call_sync,
+    in_thread,
+    retrying,
+    retrying_sync,
+)
 from kiln.run import Scope, amap, gather, keyed, run_sync
 from kiln.streams import iterate
 
@@ -43,18 +70,30 @@ __all__ = [
     "AsyncFunc",
     "AsyncProcess",
     "AsyncStreamProcess",
+    "Backend",
+    "DeniedError",
+    "Event",
+    "EventStatus",
+    "Executor",
+    "Flow",
     "FlowOptions",
     "Func",
     "KilnError",
+    "LedgerError",
     "Limit",
     "Memory",
+    "NodeEvent",
     "NodeOptions",
     "OptionError",
+    "Pile",
     "Policy",
     "Process",
+    "Processor",
     "ReservedNameError",
     "Scope",
+    "Site",
     "StreamProcess",
+    "UncacheableValue",
     "VisitLimitError",
     "__version__",
     "aclosing",
@@ -68,9 +107,12 @@ __all__ = [
     "flow",
     "forward",
     "gather",
+    "in_thread",
     "iterate",
     "keyed",
     "node",
+    "retrying",
+    "retrying_sync",
     "run_sync",
     "stream",
 ]

@@ -10,12 +10,14 @@ valid however it was built.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypeGuard
 
 from kiln.errors import OptionError
+from kiln.processor import Processor
 
 __all__ = ["FlowOptions", "Limit", "NodeOptions"]
 
@@ -27,10 +29,17 @@ class Limit:
     Without `refresh`, at most `capacity` calls of the group are in flight at
     once. With `refresh`, at most `capacity` calls start in any `refresh`
     seconds (a rate limit, as an API quota counts them).
+
+    The capacity lives in `processor`, made on first use and shared by every
+    run, flow and thread holding this same object. Equal Limits are separate
+    groups; a copy or an unpickled Limit is a new group with its own capacity.
     """
 
     capacity: int
     refresh: float | None = None
+    _processor: Processor | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         _check_int("Limit capacity", self.capacity, minimum=1, hint="")
@@ -42,6 +51,29 @@ class Limit:
                 hint=", or None for a cap on calls in flight",
             )
             object.__setattr__(self, "refresh", float(self.refresh))
+
+    @property
+    def processor(self) -> Processor:
+        """The group's admission gate: a window of starts with `refresh`, else a cap."""
+        processor = self._processor
+        if processor is None:
+            with _PROCESSOR_CREATION:  # two threads' first calls must get one processor
+                processor = self._processor
+                if processor is None:
+                    processor = (
+                        Processor.capped(self.capacity)
+                        if self.refresh is None
+                        else Processor(self.capacity, self.refresh)
+                    )
+                    object.__setattr__(self, "_processor", processor)
+        return processor
+
+    def __reduce__(self) -> tuple[type[Limit], tuple[int, float | None]]:
+        # A processor holds locks and waiters, which neither pickle nor copy.
+        return (type(self), (self.capacity, self.refresh))
+
+
+_PROCESSOR_CREATION = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,6 +95,7 @@ class NodeOptions:
     cache: bool = False
     thread: bool = False
     max_visits: int | None = None
+    local: bool = False
 
     def __post_init__(self) -> None:
         _check_optional_name("name", self.name, hint="")
@@ -88,6 +121,7 @@ class NodeOptions:
         )
         _check_bool("cache", self.cache)
         _check_bool("thread", self.thread)
+        _check_bool("local", self.local)
         if self.max_visits is not None:
             _check_int(
                 "max_visits",
