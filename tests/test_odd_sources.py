@@ -553,3 +553,50 @@ def test_form_feed_keeps_the_column(
     line, column = reference["KLN101"]
     assert errors_by_code(compilation)["KLN101"] == (line, column + 1)
     assert_located(compilation, text)
+
+
+# --- nesting Python's compiler refuses ----------------------------------------------------
+
+
+def nested_loops(depth: int) -> str:
+    """A flow whose node call sits inside `depth` nested `for` loops."""
+    lines = [
+        "from kiln import flow, node",
+        "",
+        "@node",
+        "def f(x: int) -> int:",
+        "    return x",
+        "",
+        "@flow",
+        "def g(x: int) -> int:",
+    ]
+    lines += [
+        f"{'    ' * (level + 1)}for a{level} in range(1):" for level in range(depth)
+    ]
+    lines += [f"{'    ' * (depth + 1)}x = f(x)", "    return x", ""]
+    return "\n".join(lines)
+
+
+def test_a_source_nested_past_pythons_limit_is_an_error_at_its_line(
+    tmp_path: Path,
+) -> None:
+    text = nested_loops(21)
+    compilation = compile_text(tmp_path, text)
+    assert_located(compilation, text)
+    assert [(d.code, d.span.line) for d in compilation.diagnostics] == [
+        (Code.TOO_COMPLEX, 29)  # the 21st `for`
+    ]
+
+
+def test_a_flow_whose_compiled_calls_pass_the_limit_is_an_error_at_the_call(
+    tmp_path: Path,
+) -> None:
+    load(tmp_path / "plain.py", nested_loops(19))  # Python runs the source itself
+    text = nested_loops(19)
+    compilation = compile_text(tmp_path, text)
+    assert_located(compilation, text)
+    [diagnostic] = compilation.diagnostics
+    assert diagnostic.code is Code.TOO_COMPLEX
+    assert diagnostic.span.line == text.splitlines().index(f"{'    ' * 20}x = f(x)") + 1
+    assert "move the innermost loops" in (diagnostic.hint or "")
+    assert compile_text(tmp_path, nested_loops(18), "shallower.py").output is not None

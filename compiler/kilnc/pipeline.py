@@ -30,7 +30,7 @@ from kilnc.checks import (
 from kilnc.collect import collect_definitions
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.emit import emit_module
-from kilnc.format import format_module
+from kilnc.format import TooDeep, format_module
 from kilnc.graph import build_flow_graph, build_graph, build_loop_graph
 from kilnc.ir import DEFAULT_MAX_VISITS, Block, FlowIR, NodeDef, dump_block
 from kilnc.linemap import map_lines
@@ -172,7 +172,13 @@ def _compile(
         )
         text, origins = emit_module(module)
     with phase("format_module", source.path):
-        formatted = format_module(text)
+        try:
+            formatted = format_module(text)
+        except TooDeep as deep:
+            diagnostics.append(
+                _too_deep(source, map_lines(text, origins, deep.text), deep)
+            )
+            return done(None)
         line_map = map_lines(text, origins, formatted)
     return replace(done(formatted, _dumps(dump, lowered, plans)), line_map=line_map)
 
@@ -256,6 +262,19 @@ def _arrange(
         policies,
         fallbacks,
         fingerprints,
+    )
+
+
+def _too_deep(
+    source: SourceFile, line_map: tuple[Span | None, ...], deep: TooDeep
+) -> Diagnostic:
+    origin = line_map[deep.line - 1] if deep.line <= len(line_map) else None
+    return error(
+        origin or Span.at(source.path, 1),
+        Code.TOO_COMPLEX,
+        "the compiled flow nests blocks deeper than Python allows (20): each node "
+        "call adds a `try` to the blocks around it",
+        "move the innermost loops or branches into a node or a subflow",
     )
 
 
