@@ -587,6 +587,7 @@ class _Lowerer:
         origin: cst.CSTNode,
     ) -> list[Step]:
         clauses = comprehension.for_in
+        written = clauses.iter  # positioned, unlike what lifting leaves in its place
         prefix, first = self.lift_expression(clauses.iter)
         clauses = clauses.with_changes(iter=first)
         self.forbid_calls(
@@ -612,7 +613,9 @@ class _Lowerer:
         call, node_call = found
         inner, args = self.lift_arguments(call)
         result = replace(node_call, call=node_call.call.with_changes(args=args))
-        self.check_fan_out(clauses, element, result, bool(inner), key is not None)
+        self.check_fan_out(
+            clauses, written, element, result, bool(inner), key is not None
+        )
         kind = {
             cst.ListComp: FanOutKind.LIST,
             cst.GeneratorExp: FanOutKind.LIST,
@@ -655,6 +658,7 @@ class _Lowerer:
     def check_fan_out(
         self,
         clauses: cst.CompFor,
+        iterable: cst.BaseExpression,
         element: cst.BaseExpression,
         result: NodeCall,
         several_calls: bool,
@@ -678,7 +682,7 @@ class _Lowerer:
                 return
             if several_calls and self.item_types(clauses) is None:
                 self.report(
-                    clauses.iter,
+                    iterable,
                     Code.UNKNOWN_TYPE,
                     "kiln cannot tell the item type of this async stream",
                     "iterate a call of an async stream node annotated '-> AsyncIterator[T]'",
