@@ -1,0 +1,405 @@
+"""`kiln run PATH.py[:FLOW] [name=value ...]`: run a flow, watch its node calls, sum them up.
+
+    kiln run pipelines/digest.py:digest path=README.md      # compiles the source first
+    kiln run build/digest.py:digest path=README.md --json  # a module kiln generated
+    kiln run build/digest.py:digest path=README.md --trace run.json
+
+The result goes to stdout (a string as it is, anything else as its repr; a
+streaming flow's items one per line as they arrive); the live progress line
+and the per-node summary go to stderr, the progress line only when stderr is a
+terminal. `--json` prints one JSON document instead of both, `--trace FILE`
+writes the calls as Chrome trace-event JSON for Perfetto.
+
+Exit status: 0 when the flow returned, 1 when it raised (or the source has
+errors, or its import failed), 2 for bad command-line use, 130 when
+interrupted. A failure prints the exception and its kiln notes (the node, its
+definition and call lines), not a Python traceback unless `--show-traceback`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import inspect
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack, aclosing, closing
+from pathlib import Path, PurePath
+from typing import IO, Any, Final, final
+
+from rich.console import Console
+
+from kiln import AsyncProcess, AsyncStreamProcess, Flow, Process, StreamProcess
+from kilnc.observe import Call, NodeSummary, Observer, summarize_calls
+from kilnc.progress import RunProgress, format_seconds, summary_table
+from kilnc.run_args import ArgumentError, bind_arguments, parse_assignments, type_hints
+from kilnc.run_load import (
+    CompileFailed,
+    TargetError,
+    choose_flow,
+    find_flows,
+    loaded_module,
+    parse_target,
+)
+from kilnc.source import display_path
+from kilnc.trace import chrome_trace
+
+__all__ = ["add_run_command", "run_flow_command"]
+
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+_PLAIN_WIDTH: Final = 200  # the summary's widest in a log: no node name cut short
+
+# The method `kiln run` calls, by the first process mode the flow's class has.
+_ENTRIES: Final[tuple[tuple[str, type], ...]] = (
+    ("astream", AsyncStreamProcess),
+    ("aforward", AsyncProcess),
+    ("stream", StreamProcess),
+    ("forward", Process),
+)
+
+
+def add_run_command(commands: Any) -> None:
+    """Register `kiln run` on the `kiln` parser's subcommands."""
+    run = commands.add_parser(
+        "run", help="run a flow with a live progress display and a per-node summary"
+    )
+    run.add_argument(
+        "target",
+        metavar="PATH.py:FLOW",
+        help="a flow source or a module kiln generated, and the flow's name"
+        " (optional when the module has one flow)",
+    )
+    run.add_argument(
+        "arguments",
+        nargs="*",
+        metavar="name=value",
+        help="the flow's arguments, read by their annotations (JSON for lists, dicts, ...)",
+    )
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document: result, error, per-node summary",
+    )
+    run.add_argument(
+        "--trace",
+        type=Path,
+        metavar="FILE",
+        help="write the node calls as Chrome trace-event JSON (open it in Perfetto)",
+    )
+    run.add_argument(
+        "--no-progress", action="store_true", help="no live progress display"
+    )
+    run.add_argument(
+        "--show-traceback",
+        action="store_true",
+        help="print the Python traceback of a failure",
+    )
+    run.set_defaults(handler=run_flow_command)
+
+
+@final
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a run ended: its result or its error, and when it began and ended."""
+
+    result: Any
+    error: BaseException | None
+    interrupted: bool
+    began: float
+    ended: float
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.interrupted
+
+
+class _OutputClosed(Exception):
+    """stdout was closed under a streaming flow (``kiln run ... | head``)."""
+
+
+def run_flow_command(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except TargetError as exc:
+        return _target_error(exc, args.show_traceback)
+    except ArgumentError as exc:
+        return _usage(str(exc))
+    except KeyboardInterrupt:
+        print("kiln: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
+    target = parse_target(args.target)
+    given = parse_assignments(args.arguments)
+    with ExitStack() as stack:
+        module = stack.enter_context(loaded_module(target.path))
+        shown = display_path(target.path)
+        name, flow = choose_flow(find_flows(module), target.flow, shown)
+        observer = Observer()
+        mode, method = _entry(type(flow)(on_event=observer))
+        try:
+            call_args, call_kwargs = bind_arguments(
+                inspect.signature(method), type_hints(method), given
+            )
+        except ArgumentError as exc:
+            raise ArgumentError(f"{shown}:{name}: {exc}") from None
+        trace_file = _open_trace(args.trace, stack)
+        if isinstance(trace_file, int):
+            return trace_file
+        collected: list[Any] = []
+        on_item = collected.append if args.json else _print_item
+        stderr = _stderr_console()
+        with ExitStack() as display:
+            if stderr.is_terminal and not (args.no_progress or args.json):
+                display.enter_context(RunProgress(name, observer.counts, stderr))
+            outcome = _execute(mode, method, call_args, call_kwargs, on_item)
+        if mode in ("astream", "stream") and args.json:
+            outcome = dataclasses.replace(outcome, result=collected)
+        calls = observer.calls()
+        if trace_file is not None:
+            document = chrome_trace(name, calls, outcome.began, outcome.ended)
+            json.dump(document, trace_file, separators=(",", ":"))
+        return _report(args, name, mode, outcome, calls, stderr)
+
+
+def _entry(flow: Flow) -> tuple[str, Callable[..., Any]]:
+    for mode, base in _ENTRIES:
+        if isinstance(flow, base):
+            method: Callable[..., Any] = getattr(flow, mode)
+            return mode, method
+    raise TargetError(
+        f"{type(flow).__name__} has no process mode to run (aforward, astream, forward, stream)",
+        EXIT_USAGE,
+    )
+
+
+def _open_trace(path: Path | None, stack: ExitStack) -> IO[str] | int | None:
+    """The trace file, opened before the run so that a bad path fails before it starts."""
+    if path is None:
+        return None
+    try:
+        return stack.enter_context(path.open("w", encoding="utf-8"))
+    except OSError as exc:
+        return _usage(f"cannot write the trace to {path}: {exc.strerror}")
+
+
+def _stderr_console() -> Console:
+    # Not a terminal: plain text, and no columns cut short to fit a screen it is not
+    # on (COLUMNS is no guide there; readline exports it to every child process).
+    terminal = sys.stderr.isatty()
+    return Console(
+        file=sys.stderr,
+        force_terminal=None if terminal else False,
+        width=None if terminal else _PLAIN_WIDTH,
+    )
+
+
+# --- running ----------------------------------------------------------------------------
+
+
+def _execute(
+    mode: str,
+    method: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    on_item: Callable[[Any], object],
+) -> Outcome:
+    began = time.perf_counter()
+    result: Any = None
+    error: BaseException | None = None
+    interrupted = False
+    try:
+        result = _RUNNERS[mode](method, args, kwargs, on_item)
+    except KeyboardInterrupt:
+        interrupted = True
+    except _OutputClosed:
+        # Whoever reads our output has all they want; stop quietly, as `yes | head` does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (Exception, asyncio.CancelledError) as exc:
+        error = exc
+    return Outcome(result, error, interrupted, began, time.perf_counter())
+
+
+Runner = Callable[
+    [Callable[..., Any], tuple[Any, ...], dict[str, Any], Callable[[Any], object]], Any
+]
+
+
+def _aforward(
+    method: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    on_item: Callable[[Any], object],
+) -> Any:
+    return asyncio.run(method(*args, **kwargs))
+
+
+def _astream(
+    method: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    on_item: Callable[[Any], object],
+) -> None:
+    async def drain() -> None:
+        async with aclosing(method(*args, **kwargs)) as items:
+            async for item in items:
+                on_item(item)
+
+    asyncio.run(drain())
+
+
+def _forward(
+    method: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    on_item: Callable[[Any], object],
+) -> Any:
+    return method(*args, **kwargs)
+
+
+def _stream(
+    method: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    on_item: Callable[[Any], object],
+) -> None:
+    with closing(method(*args, **kwargs)) as items:
+        for item in items:
+            on_item(item)
+
+
+_RUNNERS: Final[Mapping[str, Runner]] = {
+    "aforward": _aforward,
+    "astream": _astream,
+    "forward": _forward,
+    "stream": _stream,
+}
+
+
+def _print_item(item: Any) -> None:
+    text = _shown(item)
+    if text is None:
+        return
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        raise _OutputClosed from None
+
+
+def _shown(value: Any) -> str | None:
+    """How a result prints: a string as it is, None not at all, anything else its repr."""
+    if value is None:
+        return None
+    return value if isinstance(value, str) else repr(value)
+
+
+# --- reporting --------------------------------------------------------------------------
+
+
+def _report(
+    args: argparse.Namespace,
+    name: str,
+    mode: str,
+    outcome: Outcome,
+    calls: tuple[Call, ...],
+    stderr: Console,
+) -> int:
+    summaries = summarize_calls(calls)
+    wall = outcome.ended - outcome.began
+    if args.json:
+        document = _json_document(name, outcome, summaries, len(calls))
+        print(json.dumps(document, indent=2, default=_jsonable, allow_nan=False))
+    else:
+        if outcome.ok and mode in ("aforward", "forward"):
+            shown = _shown(outcome.result)
+            if shown is not None:
+                print(shown, flush=True)
+        if summaries:
+            stderr.print(summary_table(name, summaries, wall))
+        else:
+            stderr.print(f"kiln run {name}: {format_seconds(wall)}, no node calls")
+    if outcome.interrupted:
+        print("kiln: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if outcome.error is not None:
+        if not args.json:
+            print(_failure(name, outcome.error, args.show_traceback), file=sys.stderr)
+        return EXIT_ERRORS
+    return EXIT_OK
+
+
+def _failure(name: str, error: BaseException, show_traceback: bool) -> str:
+    """The error and its notes (kiln's name the node and its lines), as Python prints them."""
+    lines = (
+        traceback.format_exception(error)
+        if show_traceback
+        else traceback.format_exception_only(error)
+    )
+    return f"kiln: flow {name!r} failed:\n" + "".join(lines).rstrip()
+
+
+def _json_document(
+    name: str, outcome: Outcome, summaries: tuple[NodeSummary, ...], events: int
+) -> dict[str, Any]:
+    return {
+        "flow": name,
+        "result": _encodable(outcome.result),
+        "ok": outcome.ok,
+        "error": _error_json(outcome),
+        "wall_seconds": outcome.ended - outcome.began,
+        "nodes": [dataclasses.asdict(summary) for summary in summaries],
+        "events": events,
+    }
+
+
+def _error_json(outcome: Outcome) -> dict[str, Any] | None:
+    if outcome.interrupted:
+        return {"type": "KeyboardInterrupt", "message": "interrupted", "notes": []}
+    error = outcome.error
+    if error is None:
+        return None
+    return {
+        "type": type(error).__name__,
+        "message": str(error),
+        "notes": list(getattr(error, "__notes__", [])),
+    }
+
+
+def _encodable(value: Any) -> Any:
+    """`value` when it encodes as JSON (dataclasses, paths and sets too), else its repr."""
+    try:
+        json.dumps(value, default=_jsonable, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return repr(value)
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _target_error(exc: TargetError, show_traceback: bool) -> int:
+    if isinstance(exc, CompileFailed):
+        print(exc, file=sys.stderr)
+    else:
+        print(f"kiln: error: {exc}", file=sys.stderr)
+    if show_traceback and exc.details:
+        print(exc.details, file=sys.stderr, end="")
+    return exc.status
+
+
+def _usage(message: str) -> int:
+    print(f"kiln: error: {message}", file=sys.stderr)
+    return EXIT_USAGE

@@ -1,0 +1,293 @@
+"""`name=value` words of `kiln run`, converted by the flow's annotations and bound to it.
+
+Example input: the words ``["path=notes.md", "top=3", "tags=[\\"a\\", \\"b\\"]"]``
+for ``async def digest(path: Path, top: int = 5, tags: list[str] | None = None)``.
+``bind_arguments(signature, hints, parse_assignments(words))`` gives the call's
+arguments ``((), {"path": Path("notes.md"), "top": 3, "tags": ["a", "b"]})``.
+
+How a value is read, by the parameter's annotation:
+
+==========================  ===============================================
+annotation                  the text is read as
+==========================  ===============================================
+`str`                       itself
+`int`, `float`              Python's `int()`, `float()`
+`bool`                      true/false, yes/no, 1/0 (any case)
+`pathlib.Path` (a PurePath) the class called on it (a NewType: its base)
+`Literal[...]`, an `Enum`    the choice it spells (an Enum member's name or value)
+`X | Y`, `Optional[X]`      each member in turn, `str` last; none/null for None
+none, `Any`, `object`       JSON when it parses, else the text itself
+anything else               JSON; a list for tuple/set/frozenset, an object
+                            for a dataclass; checked against the class
+==========================  ===============================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import json
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from enum import Enum
+from pathlib import PurePath
+from typing import Any, Final
+
+__all__ = [
+    "ArgumentError",
+    "bind_arguments",
+    "convert",
+    "parse_assignments",
+    "type_hints",
+]
+
+_TRUE: Final = frozenset({"true", "yes", "1"})
+_FALSE: Final = frozenset({"false", "no", "0"})
+_NONE: Final = frozenset({"none", "null"})
+_FROM_LIST: Final[dict[Any, Callable[[list[Any]], Any]]] = {
+    tuple: tuple,
+    set: set,
+    frozenset: frozenset,
+}
+
+
+class ArgumentError(Exception):
+    """A `name=value` word that does not fit the flow; the message says how."""
+
+
+def parse_assignments(words: Sequence[str]) -> dict[str, str]:
+    """``name=value`` words as a mapping; the value is everything after the first ``=``."""
+    given: dict[str, str] = {}
+    for word in words:
+        name, equals, value = word.partition("=")
+        name = name.strip()
+        if not equals or not name.isidentifier():
+            raise ArgumentError(
+                f"expected name=value, got {word!r} (quote a value that holds spaces)"
+            )
+        if name in given:
+            raise ArgumentError(f"argument {name!r} is given twice")
+        given[name] = value
+    return given
+
+
+def type_hints(function: Callable[..., Any]) -> dict[str, Any]:
+    """The evaluated annotations of `function`, each one that evaluates.
+
+    `typing.get_type_hints` gives up on the whole function when one name is
+    only imported under TYPE_CHECKING; then each annotation is tried alone, and
+    one that still fails stays a string (read as for no annotation).
+    """
+    try:
+        return typing.get_type_hints(function)
+    except Exception:
+        pass
+    namespace = getattr(function, "__globals__", {})
+    hints: dict[str, Any] = {}
+    for name, annotation in inspect.get_annotations(function).items():
+        try:
+            hints[name] = (
+                eval(annotation, namespace)  # the module's own annotation text
+                if isinstance(annotation, str)
+                else annotation
+            )
+        except Exception:
+            hints[name] = annotation
+    return hints
+
+
+def bind_arguments(
+    signature: inspect.Signature, hints: Mapping[str, Any], given: Mapping[str, str]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The positional and keyword arguments of the call that `given` asks for."""
+    parameters = signature.parameters
+    kinds = inspect.Parameter
+    named = [
+        p
+        for p in parameters.values()
+        if p.kind not in (kinds.VAR_POSITIONAL, kinds.VAR_KEYWORD)
+    ]
+    extra = next((p for p in parameters.values() if p.kind is kinds.VAR_KEYWORD), None)
+    unknown = [name for name in given if name not in {p.name for p in named}]
+    if unknown and extra is None:
+        raise ArgumentError(_unknown(unknown[0], named))
+    missing = [p for p in named if p.default is p.empty and p.name not in given]
+    if missing:
+        listed = ", ".join(
+            f"{p.name} ({_type_name(hints.get(p.name, p.empty))})" for p in missing
+        )
+        raise ArgumentError(
+            f"missing required argument{'s' * (len(missing) > 1)}: {listed}"
+        )
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    skipped: str | None = None
+    for parameter in named:
+        if parameter.name not in given:
+            skipped = skipped or parameter.name
+            continue
+        value = convert(
+            parameter.name,
+            hints.get(parameter.name, parameter.empty),
+            given[parameter.name],
+        )
+        if parameter.kind is kinds.POSITIONAL_ONLY:
+            if skipped is not None:
+                raise ArgumentError(
+                    f"{parameter.name!r} is positional-only: give {skipped!r} too"
+                )
+            args.append(value)
+        else:
+            kwargs[parameter.name] = value
+    for name in unknown:
+        assert extra is not None
+        kwargs[name] = convert(name, hints.get(extra.name, extra.empty), given[name])
+    return tuple(args), kwargs
+
+
+def _unknown(name: str, parameters: Sequence[inspect.Parameter]) -> str:
+    names = [p.name for p in parameters]
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    takes = ", ".join(names) if names else "no arguments"
+    return f"unknown argument {name!r} (the flow takes: {takes}){hint}"
+
+
+def convert(name: str, annotation: Any, text: str) -> Any:
+    """`text` read as `annotation` asks; ArgumentError naming the parameter when it cannot be."""
+    try:
+        return _read(annotation, text)
+    except (ValueError, TypeError) as exc:
+        reason = f": {exc}" if isinstance(exc, _Mismatch) else ""
+        raise ArgumentError(
+            f"argument {name!r} expects {_type_name(annotation)}; got {text!r}{reason}"
+        ) from None
+
+
+class _Mismatch(ValueError):
+    """A JSON value of the wrong shape: its message is worth showing."""
+
+
+def _read(annotation: Any, text: str) -> Any:
+    if annotation in (inspect.Parameter.empty, Any, object) or isinstance(
+        annotation, str
+    ):
+        return _json_or_text(text)
+    if annotation is str:
+        return text
+    if annotation is bool:
+        return _bool(text)
+    if annotation in (int, float) or (
+        isinstance(annotation, type) and issubclass(annotation, PurePath)
+    ):
+        return annotation(text)
+    if isinstance(annotation, typing.NewType):
+        return _read(annotation.__supertype__, text)
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return _enum(annotation, text)
+    if annotation is type(None):
+        if text.lower() in _NONE:
+            return None
+        raise ValueError(text)
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return _literal(typing.get_args(annotation), text)
+    if origin in (typing.Union, types.UnionType):
+        return _union(typing.get_args(annotation), text)
+    return _shaped(annotation, origin, _json(text))
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise _Mismatch(f"not JSON ({exc})") from None
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(text)
+
+
+def _enum(kind: type[Enum], text: str) -> Enum:
+    for member in kind:
+        if text in (member.name, str(member.value)):
+            return member
+    raise _Mismatch(f"one of {', '.join(member.name for member in kind)}")
+
+
+def _literal(choices: tuple[Any, ...], text: str) -> Any:
+    for choice in choices:
+        parsed = _json_or_text(text)
+        if text == str(choice) or (type(parsed) is type(choice) and parsed == choice):
+            return choice
+    raise _Mismatch(f"one of {', '.join(map(repr, choices))}")
+
+
+def _union(members: tuple[Any, ...], text: str) -> Any:
+    # str takes any text, so it is tried last: `int | str` reads "5" as 5.
+    ordered = sorted(members, key=lambda member: member is str)
+    for member in ordered:
+        try:
+            return _read(member, text)
+        except (ValueError, TypeError):
+            continue
+    raise ValueError(text)
+
+
+def _shaped(annotation: Any, origin: Any, value: Any) -> Any:
+    """A JSON value made the container the annotation names, and checked against it."""
+    kind = origin or annotation
+    if kind in _FROM_LIST and isinstance(value, list):
+        return _FROM_LIST[kind](value)
+    if dataclasses.is_dataclass(kind) and isinstance(kind, type):
+        if not isinstance(value, dict):
+            raise _Mismatch(f"a JSON object of {kind.__name__}'s fields")
+        try:
+            return kind(**value)
+        except TypeError as exc:
+            raise _Mismatch(str(exc)) from None
+    if isinstance(kind, type):
+        try:
+            fits = isinstance(value, kind)
+        except TypeError:  # a Protocol that is not runtime-checkable, say
+            return value
+        if not fits:
+            raise _Mismatch(f"the JSON is {type(value).__name__}, not {kind.__name__}")
+    return value
+
+
+def _type_name(annotation: Any) -> str:
+    """An annotation as the user wrote it, short: ``list[Path]``, ``int | None``."""
+    if annotation is inspect.Parameter.empty:
+        return "any value"
+    if isinstance(annotation, str):
+        return annotation
+    if annotation is type(None):
+        return "None"
+    if annotation is Ellipsis:
+        return "..."
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return f"Literal[{', '.join(map(repr, args))}]"
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(map(_type_name, args))
+    if origin is not None and args:
+        return f"{_type_name(origin)}[{', '.join(map(_type_name, args))}]"
+    name = getattr(annotation, "__qualname__", None) or getattr(
+        annotation, "__name__", None
+    )
+    return name if isinstance(name, str) else repr(annotation)

@@ -1,0 +1,189 @@
+"""kilnc.run_args: `kiln run`'s name=value words, read by the flow's annotations."""
+
+# ruff: noqa: UP045  (flows are annotated with Optional[...] too, and it must convert)
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal, NewType, Optional
+
+import pytest
+
+from kilnc.run_args import (
+    ArgumentError,
+    bind_arguments,
+    convert,
+    parse_assignments,
+    type_hints,
+)
+
+UserId = NewType("UserId", int)
+
+
+class Color(Enum):
+    RED = "red"
+    BLUE = 2
+
+
+@dataclass
+class Window:
+    start: int
+    end: int
+
+
+@pytest.mark.parametrize(
+    ("annotation", "text", "expected"),
+    [
+        (str, "hello world", "hello world"),
+        (str, "5", "5"),
+        (int, "42", 42),
+        (int, "-7", -7),
+        (float, "2.5", 2.5),
+        (float, "3", 3.0),
+        (bool, "true", True),
+        (bool, "Yes", True),
+        (bool, "1", True),
+        (bool, "FALSE", False),
+        (bool, "no", False),
+        (bool, "0", False),
+        (Path, "data/in.txt", Path("data/in.txt")),
+        (Optional[int], "4", 4),
+        (Optional[int], "none", None),
+        (int | None, "null", None),
+        (Path | None, "a", Path("a")),
+        (Optional[bool], "None", None),
+        (int | str, "5", 5),
+        (str | int, "5", 5),
+        (int | str, "five", "five"),
+        (Literal["fast", "slow"], "slow", "slow"),
+        (Literal[1, 2], "2", 2),
+        (Color, "RED", Color.RED),
+        (Color, "red", Color.RED),
+        (Color, "2", Color.BLUE),
+        (UserId, "12", 12),
+        (list[int], "[1, 2, 3]", [1, 2, 3]),
+        (list[str], '["a", "b"]', ["a", "b"]),
+        (dict[str, list[int]], '{"a": [1], "b": []}', {"a": [1], "b": []}),
+        (tuple[int, ...], "[1, 2]", (1, 2)),
+        (set[str], '["x", "x"]', {"x"}),
+        (frozenset[int], "[1]", frozenset({1})),
+        (Window, '{"start": 1, "end": 9}', Window(1, 9)),
+        (Optional[list[int]], "[1]", [1]),
+        (Any, "[1]", [1]),
+        (Any, "plain words", "plain words"),
+        (inspect.Parameter.empty, '{"k": 1}', {"k": 1}),
+        (inspect.Parameter.empty, "word", "word"),
+    ],
+)
+def test_convert(annotation: Any, text: str, expected: Any) -> None:
+    value = convert("p", annotation, text)
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("annotation", "text", "shown"),
+    [
+        (int, "x", "int"),
+        (int, "1.5", "int"),
+        (float, "fast", "float"),
+        (bool, "maybe", "bool"),
+        (Optional[int], "many", "int | None"),
+        (list[int], "[1, 2", "list[int]"),
+        (list[int], '{"a": 1}', "list[int]"),
+        (dict[str, int], "[1]", "dict[str, int]"),
+        (Literal["fast", "slow"], "medium", "Literal['fast', 'slow']"),
+        (Color, "green", "Color"),
+        (Window, '{"start": 1}', "Window"),
+        (Window, "[1, 2]", "Window"),
+    ],
+)
+def test_convert_refuses_naming_the_parameter_type_and_value(
+    annotation: Any, text: str, shown: str
+) -> None:
+    with pytest.raises(ArgumentError) as caught:
+        convert("limit", annotation, text)
+    message = str(caught.value)
+    assert message.startswith(
+        f"argument 'limit' expects {shown}; got {text!r}"
+    ), message
+
+
+def test_parse_assignments() -> None:
+    assert parse_assignments(["a=1", "b=x=y", "c="]) == {"a": "1", "b": "x=y", "c": ""}
+    for bad in ("novalue", "=3", "1a=2", "a b=3"):
+        with pytest.raises(ArgumentError, match="expected name=value"):
+            parse_assignments([bad])
+    with pytest.raises(ArgumentError, match="'a' is given twice"):
+        parse_assignments(["a=1", "a=2"])
+
+
+async def flow(path: Path, top: int = 5, tags: list[str] | None = None) -> str:
+    return ""
+
+
+def bind(
+    function: Any, given: dict[str, str]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return bind_arguments(inspect.signature(function), type_hints(function), given)
+
+
+def test_bind_by_annotation() -> None:
+    assert bind(flow, {"path": "x.md", "tags": '["a"]'}) == (
+        (),
+        {"path": Path("x.md"), "tags": ["a"]},
+    )
+
+
+def test_bind_refuses_missing_and_unknown_arguments() -> None:
+    with pytest.raises(
+        ArgumentError, match=r"missing required argument: path \(Path\)"
+    ):
+        bind(flow, {"top": "1"})
+    with pytest.raises(
+        ArgumentError, match=r"unknown argument 'tops'.*did you mean 'top'\?"
+    ):
+        bind(flow, {"path": "p", "tops": "1"})
+    with pytest.raises(ArgumentError, match=r"the flow takes: path, top, tags"):
+        bind(flow, {"path": "p", "zzz": "1"})
+
+
+def test_missing_arguments_are_all_named() -> None:
+    def two(a: int, b: list[int]) -> None: ...
+
+    with pytest.raises(ArgumentError, match=r"arguments: a \(int\), b \(list\[int\]\)"):
+        bind(two, {})
+
+
+def test_positional_only_keyword_only_and_extra_keywords() -> None:
+    def shaped(a: int, /, b: int = 0, *rest: int, c: bool, **extra: float) -> None: ...
+
+    assert bind(shaped, {"a": "1", "c": "yes", "d": "2.5"}) == (
+        (1,),
+        {"c": True, "d": 2.5},
+    )
+    with pytest.raises(ArgumentError, match="unknown argument 'rest'"):
+        bind(lambda *rest: None, {"rest": "1"})
+
+    def gap(a: int = 0, b: int = 0, /) -> None: ...
+
+    with pytest.raises(ArgumentError, match="'b' is positional-only: give 'a' too"):
+        bind(gap, {"b": "1"})
+
+
+def test_string_annotations_resolve_and_unresolvable_ones_read_as_json() -> None:
+    namespace: dict[str, Any] = {}
+    exec(
+        "from __future__ import annotations\n"
+        "from pathlib import Path\n"
+        "def f(p: Path, n: int, m: Missing) -> None: ...\n",
+        namespace,
+    )
+    hints = type_hints(namespace["f"])
+    assert hints["p"] is Path
+    assert hints["n"] is int
+    assert hints["m"] == "Missing"
+    assert convert("m", hints["m"], "[1]") == [1]
