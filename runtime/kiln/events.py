@@ -49,17 +49,6 @@ class EventStatus(StrEnum):
     ABORTED = "aborted"
 
 
-FINAL_STATUSES = frozenset(
-    {
-        EventStatus.COMPLETED,
-        EventStatus.FAILED,
-        EventStatus.SKIPPED,
-        EventStatus.CANCELLED,
-        EventStatus.ABORTED,
-    }
-)
-
-
 # Looking a member up on an Enum class is slow next to a global: NodeEvent is hot.
 _PENDING: Final = EventStatus.PENDING
 
