@@ -298,6 +298,10 @@ USAGE_ERRORS = [
     ),
     (["flows.py", "n=1"], "flows.py has several flows; name one as flows.py:FLOW"),
     (["missing.py:f"], "no such file: missing.py"),
+    (
+        ["flows.py:greet", "name=a", "--trace", "no/such/dir/t.json"],
+        "cannot write the trace to no/such/dir/t.json",
+    ),
     (["helpers.py:f"], "helpers.py has no @flow to run"),
 ]
 
@@ -448,6 +452,41 @@ def test_a_stream_prints_each_item_as_it_arrives(project: Path, tmp_path: Path) 
     assert process.returncode == 0, errors
     assert rest == "opened\n"
     assert node_rows(errors)["gate"][:2] == ["1", "0"]
+
+
+def test_json_of_a_stream_holds_its_items(project: Path, tmp_path: Path) -> None:
+    opened = tmp_path / "open"
+    opened.touch()
+    result = clean(run("flows.py:items", f"path={opened}", "--json", cwd=project))
+    assert result.returncode == 0, result
+    document = json.loads(result.stdout)
+    assert document["result"] == ["first", "opened"]
+    assert [(n["node"], n["calls"]) for n in document["nodes"]] == [("gate", 1)]
+
+
+def test_a_reader_that_goes_away_ends_a_stream_quietly(
+    project: Path, tmp_path: Path
+) -> None:
+    opened = tmp_path / "open"
+    process = subprocess.Popen(
+        [*KILN, "run", "flows.py:items", f"path={opened}"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "first\n"
+        process.stdout.close()  # as `kiln run ... | head -1` does
+        opened.touch()
+        errors = process.stderr.read() if process.stderr else ""
+        process.wait(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 0, errors
+    assert "Traceback" not in errors
+    assert "Error" not in errors
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")

@@ -30,6 +30,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack, aclosing, closing
 from pathlib import Path, PurePath
+from types import ModuleType
 from typing import IO, Any, Final, final
 
 from rich.console import Console
@@ -134,38 +135,66 @@ def run_flow_command(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
 
 
+@final
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Call:
+    """The flow to run, the method that runs it, and its arguments."""
+
+    name: str
+    mode: str
+    method: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    observer: Observer
+
+
 def _run(args: argparse.Namespace) -> int:
     target = parse_target(args.target)
     given = parse_assignments(args.arguments)
     with ExitStack() as stack:
         module = stack.enter_context(loaded_module(target.path))
-        shown = display_path(target.path)
-        name, flow = choose_flow(find_flows(module), target.flow, shown)
-        observer = Observer()
-        mode, method = _entry(type(flow)(on_event=observer))
-        try:
-            call_args, call_kwargs = bind_arguments(
-                inspect.signature(method), type_hints(method), given
-            )
-        except ArgumentError as exc:
-            raise ArgumentError(f"{shown}:{name}: {exc}") from None
+        call = _prepare(module, target.flow, display_path(target.path), given)
         trace_file = _open_trace(args.trace, stack)
-        if isinstance(trace_file, int):
-            return trace_file
-        collected: list[Any] = []
-        on_item = collected.append if args.json else _print_item
         stderr = _stderr_console()
-        with ExitStack() as display:
-            if stderr.is_terminal and not (args.no_progress or args.json):
-                display.enter_context(RunProgress(name, observer.counts, stderr))
-            outcome = _execute(mode, method, call_args, call_kwargs, on_item)
-        if mode in ("astream", "stream") and args.json:
-            outcome = dataclasses.replace(outcome, result=collected)
-        calls = observer.calls()
+        live = stderr.is_terminal and not (args.no_progress or args.json)
+        outcome = _watch(call, stderr if live else None, collect=args.json)
+        calls = call.observer.calls()
         if trace_file is not None:
-            document = chrome_trace(name, calls, outcome.began, outcome.ended)
+            document = chrome_trace(call.name, calls, outcome.began, outcome.ended)
             json.dump(document, trace_file, separators=(",", ":"))
-        return _report(args, name, mode, outcome, calls, stderr)
+        return _report(args, call.name, call.mode, outcome, calls, stderr)
+
+
+def _prepare(
+    module: ModuleType, flow_name: str | None, shown: str, given: dict[str, str]
+) -> _Call:
+    """The observed instance of the chosen flow, and the arguments `given` ask for."""
+    name, flow = choose_flow(find_flows(module), flow_name, shown)
+    observer = Observer()
+    mode, method = _entry(type(flow)(on_event=observer))
+    try:
+        args, kwargs = bind_arguments(
+            inspect.signature(method), type_hints(method), given
+        )
+    except ArgumentError as exc:
+        raise ArgumentError(f"{shown}:{name}: {exc}") from None
+    return _Call(name, mode, method, args, kwargs, observer)
+
+
+def _watch(call: _Call, display: Console | None, *, collect: bool) -> Outcome:
+    """Run the call, with the live display on `display` when there is one.
+
+    A stream's items are printed as they arrive, or with `collect` kept as its result.
+    """
+    collected: list[Any] = []
+    on_item = collected.append if collect else _print_item
+    with ExitStack() as stack:
+        if display is not None:
+            stack.enter_context(RunProgress(call.name, call.observer.counts, display))
+        outcome = _execute(call.mode, call.method, call.args, call.kwargs, on_item)
+    if collect and call.mode in ("astream", "stream"):
+        return dataclasses.replace(outcome, result=collected)
+    return outcome
 
 
 def _entry(flow: Flow) -> tuple[str, Callable[..., Any]]:
@@ -179,14 +208,15 @@ def _entry(flow: Flow) -> tuple[str, Callable[..., Any]]:
     )
 
 
-def _open_trace(path: Path | None, stack: ExitStack) -> IO[str] | int | None:
+def _open_trace(path: Path | None, stack: ExitStack) -> IO[str] | None:
     """The trace file, opened before the run so that a bad path fails before it starts."""
     if path is None:
         return None
     try:
         return stack.enter_context(path.open("w", encoding="utf-8"))
     except OSError as exc:
-        return _usage(f"cannot write the trace to {path}: {exc.strerror}")
+        message = f"cannot write the trace to {path}: {exc.strerror}"
+        raise TargetError(message, EXIT_USAGE) from None
 
 
 def _stderr_console() -> Console:
@@ -219,8 +249,7 @@ def _execute(
     except KeyboardInterrupt:
         interrupted = True
     except _OutputClosed:
-        # Whoever reads our output has all they want; stop quietly, as `yes | head` does.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        pass  # stop quietly, as `yes | head` does
     except (Exception, asyncio.CancelledError) as exc:
         error = exc
     return Outcome(result, error, interrupted, began, time.perf_counter())
@@ -284,12 +313,20 @@ _RUNNERS: Final[Mapping[str, Runner]] = {
 
 def _print_item(item: Any) -> None:
     text = _shown(item)
-    if text is None:
-        return
+    if text is not None and not _print_out(text):
+        raise _OutputClosed
+
+
+def _print_out(text: str) -> bool:
+    """Print a line to stdout; False when its reader is gone (``kiln run ... | head``)."""
     try:
         print(text, flush=True)
     except BrokenPipeError:
-        raise _OutputClosed from None
+        # Whoever reads has all they want. Point stdout at devnull, or Python's own
+        # flush at exit would complain about the pipe again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return False
+    return True
 
 
 def _shown(value: Any) -> str | None:
@@ -314,12 +351,12 @@ def _report(
     wall = outcome.ended - outcome.began
     if args.json:
         document = _json_document(name, outcome, summaries, len(calls))
-        print(json.dumps(document, indent=2, default=_jsonable, allow_nan=False))
+        _print_out(json.dumps(document, indent=2, default=_jsonable, allow_nan=False))
     else:
         if outcome.ok and mode in ("aforward", "forward"):
             shown = _shown(outcome.result)
             if shown is not None:
-                print(shown, flush=True)
+                _print_out(shown)
         if summaries:
             stderr.print(summary_table(name, summaries, wall))
         else:
