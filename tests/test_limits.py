@@ -281,3 +281,27 @@ def test_a_cancelled_waiter_leaks_no_capacity(tmp_path: Path) -> None:
             return await flow.aforward(3)
 
     assert asyncio.run(cancelled_then_clean()) == [0, 1, 2]
+
+
+def test_a_call_cancelled_between_its_gates_frees_the_first(tmp_path: Path) -> None:
+    module = build(
+        tmp_path,
+        """
+        @flow(limits={"api": Limit(2)})
+        async def each(n: int) -> list[int]:
+            return [await call(i) for i in range(n)]
+        """,
+    )
+    shared = Limit(2)
+    capped = type(module.each)(limits={"api": shared}, concurrency=1)
+
+    async def cancelled() -> None:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.03):
+                # Two calls pass the Limit; one of them waits on the run's cap.
+                await capped.aforward(6)
+
+    asyncio.run(cancelled())
+    gauge = fresh_gauge(module)
+    assert type(module.each)(limits={"api": shared})(4) == [0, 1, 2, 3]
+    assert gauge.peak == 2  # both of the group's slots are free again

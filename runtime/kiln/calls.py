@@ -37,7 +37,8 @@ import itertools
 import os
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import repeat
@@ -364,21 +365,17 @@ def _async_site(
         tries = 0
         while True:
             tries += 1
-            for gate in gates:
-                await gate.acquire()
-            run.started(event, tries)
-            deadline = asyncio.timeout(policy.timeout)
-            try:
-                async with deadline:
-                    return await attempt(args, kwargs)
-            except Exception as error:
-                if not _retry_or_note(
-                    policy, error, tries, timed_out=deadline.expired()
-                ):
-                    raise
-            finally:
-                for gate in reversed(gates):
-                    gate.release()
+            async with _admitted(gates):
+                run.started(event, tries)
+                deadline = asyncio.timeout(policy.timeout)
+                try:
+                    async with deadline:
+                        return await attempt(args, kwargs)
+                except Exception as error:
+                    if not _retry_or_note(
+                        policy, error, tries, timed_out=deadline.expired()
+                    ):
+                        raise
             await asyncio.sleep(policy.delay(tries))
 
     async def call(run: _Run, /, *args: Any, **kwargs: Any) -> Any:
@@ -404,6 +401,20 @@ def _async_site(
         return value
 
     return call
+
+
+@asynccontextmanager
+async def _admitted(gates: tuple[_Gate, ...]) -> AsyncIterator[None]:
+    """Hold a slot of every gate; a cancellation while waiting frees those already held."""
+    held: list[_Gate] = []
+    try:
+        for gate in gates:
+            await gate.acquire()
+            held.append(gate)
+        yield
+    finally:
+        for gate in reversed(held):
+            gate.release()
 
 
 def _observed_async(index: int, site: Site) -> Wrapped:
