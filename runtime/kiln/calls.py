@@ -372,7 +372,8 @@ def _async_site(
                     async with deadline:
                         return await attempt(args, kwargs)
                 except Exception as error:
-                    if not _retry_or_note(
+                    # A node without a policy fails as it would uncompiled: no note.
+                    if policy is _PLAIN or not _retry_or_note(
                         policy, error, tries, timed_out=deadline.expired()
                     ):
                         raise
@@ -465,7 +466,9 @@ def _sync_site(index: int, site: Site, limit: _Gate | None, binder: _Binder) -> 
             try:
                 return fn(*args, **kwargs)
             except Exception as error:
-                if not _retry_or_note(policy, error, tries, timed_out=False):
+                if policy is _PLAIN or not _retry_or_note(
+                    policy, error, tries, timed_out=False
+                ):
                     raise
             time.sleep(policy.delay(tries))
 
