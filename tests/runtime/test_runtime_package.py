@@ -89,7 +89,9 @@ def test_the_runtime_imports_only_the_standard_library() -> None:
             if module not in sys.stdlib_module_names
             and module not in {"kiln", "__future__"}
         }
-        assert not outside, f"{source.name} imports {outside}"
+        # kiln.dask and the modules it loads are the optional extra kiln[dask].
+        allowed = {"distributed"} if source.name.startswith("dask") else set()
+        assert outside <= allowed, f"{source.name} imports {outside}"
 
 
 def test_importing_kiln_loads_no_compiler_and_no_third_party_module() -> None:
