@@ -3,6 +3,7 @@
     kiln compile [SRC...] [-o OUTDIR] [--check] [--dump ir|graph|plan] [--format text|json]
     kiln check SRC... -o OUTDIR [--no-mypy]
     kiln run PATH.py:FLOW [name=value ...] [--json] [--trace FILE]  (see cli_run.py)
+    kiln ledger stats|clear [--node NAME] [PATH] [--json]  (see cli_ledger.py)
 
 Exit status: 0 when everything compiled (warnings allowed), 1 when a source
 has errors or `--check` finds stale output, 2 for bad command-line use or an
@@ -22,6 +23,7 @@ from kilnc import __version__
 from kilnc.cli_check import add_check_command
 from kilnc.cli_config import positive_int, settle_args
 from kilnc.cli_graph import add_graph_command
+from kilnc.cli_ledger import add_ledger_command
 from kilnc.cli_report import FORMATS, Report
 from kilnc.cli_run import add_run_command
 from kilnc.diagnostics import Code, error
@@ -100,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     add_check_command(commands)
     add_graph_command(commands)
     add_run_command(commands)
+    add_ledger_command(commands)
     return parser
 
 

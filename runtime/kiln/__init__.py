@@ -24,6 +24,8 @@ Standard library only, and small enough to read in one sitting:
 - `errors`: `KilnError` and its subclasses.
 """
 
+from typing import TYPE_CHECKING
+
 from kiln.calls import Backend, Flow, Site
 from kiln.closing import aclosing, closing
 from kiln.decorators import flow, node
@@ -64,7 +66,21 @@ from kiln.resilience import (
 from kiln.run import Scope, amap, gather, keyed, run_sync
 from kiln.streams import iterate
 
+if TYPE_CHECKING:  # imported on first use, so that `import kiln` loads no sqlite3
+    from kiln.ledger import Ledger, LedgerStats, NodeEntries, RunHits
+
 __version__ = "0.1.0"
+
+_LEDGER_NAMES = frozenset({"Ledger", "LedgerStats", "NodeEntries", "RunHits"})
+
+
+def __getattr__(name: str) -> object:
+    if name in _LEDGER_NAMES:
+        from kiln import ledger  # noqa: PLC0415
+
+        return getattr(ledger, name)
+    raise AttributeError(f"module 'kiln' has no attribute {name!r}")
+
 
 __all__ = [
     "AsyncFunc",
@@ -79,9 +95,12 @@ __all__ = [
     "FlowOptions",
     "Func",
     "KilnError",
+    "Ledger",
     "LedgerError",
+    "LedgerStats",
     "Limit",
     "Memory",
+    "NodeEntries",
     "NodeEvent",
     "NodeOptions",
     "OptionError",
@@ -90,6 +109,7 @@ __all__ = [
     "Process",
     "Processor",
     "ReservedNameError",
+    "RunHits",
     "Scope",
     "Site",
     "StreamProcess",

@@ -1,17 +1,34 @@
-"""The ledger's encoding of arguments and results: tagged JSON, never pickle.
+"""Values in the ledger: JSON that keeps Python's types, and never pickle.
 
-Every value becomes a small JSON array whose first item says what it was, so
-the encoding is canonical (equal values, equal text; ``1``, ``1.0``, ``True``,
-``(1,)`` and ``[1]`` all differ) and says enough to rebuild the value::
+A value becomes a JSON tree in which whatever JSON cannot tell apart is tagged
+by a one-key object whose key starts with ``$``::
 
-    (1, "a")               ["t", [["i", 1], ["s", "a"]]]
-    {"k": [1.5]}           ["d", [[["s", "k"], ["l", [["f", 1.5]]]]]]
-    Point(x=1, y=2)        ["c", "geo.Point", [["x", ["i", 1]], ["y", ["i", 2]]]]
+    (1, [2.0, None])           {"$tuple": [1, [2.0, null]]}
+    float("nan"), -inf         {"$float": "nan"}, {"$float": "-inf"}
+    {3: "a"}, {"$x": 1}        {"$dict": [[3, "a"]]}, {"$dict": [["$x", 1]]}
+    {1, 2}, frozenset()        {"$set": [1, 2]}, {"$frozenset": []}
+    b"\\x00"                    {"$bytes": "AA=="}
+    Point(x=1, y=2)            {"$dataclass": ["Point", {"x": 1, "y": 2}]}
+    Pair(a=1, b="b")           {"$namedtuple": ["Pair", {"a": 1, "b": "b"}]}
+    Color.RED                  {"$enum": ["Color", 1]}
 
-Dataclasses and NamedTuples are named by module and qualified name and found
-again through `sys.modules`, or, for a module loaded under another name, in
-the node's return annotation. Anything else cannot be stored: `encode`
-raises `UncacheableValue`, naming where the value was.
+so ``1``, ``1.0`` and ``True``, ``(1,)`` and ``[1]``, ``0.0`` and ``-0.0``
+all encode differently, and decoding gives back a value equal to the one
+encoded, of the same types all the way down. Only exact types are taken (a
+subclass of `list` or `str` might behave differently once rebuilt as its
+base); anything else raises `Unencodable`, which says where in the value the
+culprit was.
+
+Classes are named by qualified name, not by module: a compiled flow holds
+copies of its source module's classes, and a key must not change with the
+name of the output module. `Classes` finds a class again from its name: in
+the annotation being decoded to first (a node's return type, and the field
+types of the classes it names, however deep), then among the module-level
+names of the node's module.
+
+`canonical_text` is the deterministic text that keys hash (sorted object
+keys, set items and dict pairs; no whitespace). `stored_text` keeps dict
+order, since a stored result must come back as it was returned.
 """
 
 from __future__ import annotations
@@ -19,170 +36,407 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import json.encoder
 import math
-import sys
+import types
 import typing
-from collections.abc import Callable, Iterator
-from typing import Any
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from enum import Enum
+from typing import Any, Final, TypeAlias
 
-from kiln.errors import UncacheableValue
+__all__ = [
+    "Classes",
+    "Undecodable",
+    "Unencodable",
+    "canonical_text",
+    "decode",
+    "stored_text",
+]
 
-__all__ = ["decode", "dumps", "encode", "loads"]
+JSON: TypeAlias = bool | int | float | str | list["JSON"] | dict[str, "JSON"] | None
 
-Tagged = list[Any]
+_NON_FINITE: Final = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+_SCALARS: Final = frozenset({str, int, bool, type(None)})
+_SHORT: Final = 10**18
+_string: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii
 
 
-def encode(value: object, where: str) -> Tagged:
-    """The tagged form of `value`; `where` names it in an error ("parameter 'x' of 'f'")."""
-    if value is None:
-        return ["n"]
+class Unencodable(TypeError):
+    """A value that the ledger cannot store: its type `kind`, found at `where` inside it.
+
+    `where` is a path like ``"[2].name"`` (empty for the value itself).
+    """
+
+    def __init__(self, kind: str, where: str = "", reason: str = "") -> None:
+        self.kind = kind
+        self.where = where
+        self.reason = reason or f"a value of type {kind}"
+        inside = f" at {where}" if where else ""
+        super().__init__(f"{self.reason}{inside}")
+
+    def inside(self, step: str) -> Unencodable:
+        """The same problem, one level further out (`step` is the way in)."""
+        return Unencodable(self.kind, step + self.where, self.reason)
+
+
+class Undecodable(ValueError):
+    """Stored JSON that cannot be turned back into a value (its class is gone, say)."""
+
+
+def canonical_text(value: object) -> str:
+    """The deterministic JSON text of `value`: equal values (of equal types), equal text."""
     kind = type(value)
-    if kind is bool:
-        return ["b", value]
-    if kind is int:
-        return ["i", value]
+    if kind is str:  # the common arguments, without building a tree
+        return _string(typing.cast(str, value))
+    if kind is int and -_SHORT < typing.cast(int, value) < _SHORT:
+        return int.__repr__(typing.cast(int, value))
+    return _dumps(_encode(value, canonical=True), canonical=True)
+
+
+def stored_text(value: object) -> str:
+    """The JSON text the ledger stores for `value`, with dict order kept."""
+    return _dumps(_encode(value, canonical=False), canonical=False)
+
+
+def _dumps(tree: JSON, *, canonical: bool) -> str:
+    try:
+        return json.dumps(
+            tree,
+            sort_keys=canonical,
+            separators=(",", ":"),
+            # ASCII: a lone surrogate in a str survives as an escape, which
+            # SQLite's UTF-8 text would reject.
+            ensure_ascii=True,
+            allow_nan=False,
+        )
+    except ValueError as error:  # an int longer than sys.get_int_max_str_digits()
+        raise Unencodable("int", reason=f"an int too long to write ({error})") from None
+
+
+def _encode(value: object, *, canonical: bool) -> JSON:
+    try:
+        return _tree(value, canonical)
+    except RecursionError:
+        kind = type(value).__name__
+        raise Unencodable(
+            kind, reason=f"a {kind} nested too deeply, or circular"
+        ) from None
+
+
+def _tree(value: object, canonical: bool) -> JSON:
+    kind = type(value)
+    if kind in _SCALARS:
+        return typing.cast(JSON, value)
     if kind is float:
         number = typing.cast(float, value)
-        return ["f", number if math.isfinite(number) else repr(number)]
-    if kind is str:
-        return ["s", value]
-    if kind is bytes:
-        return ["y", base64.b64encode(typing.cast(bytes, value)).decode()]
+        if math.isfinite(number):
+            return number
+        return {
+            "$float": "nan" if math.isnan(number) else ("inf" if number > 0 else "-inf")
+        }
     if kind is list:
-        return ["l", [encode(item, where) for item in typing.cast(list[Any], value)]]
+        return _items(typing.cast(list[object], value), canonical, _index)
     if kind is tuple:
-        return [
-            "t",
-            [encode(item, where) for item in typing.cast(tuple[Any, ...], value)],
-        ]
-    if kind in (set, frozenset):
-        items = sorted(
-            (encode(item, where) for item in typing.cast(set[Any], value)), key=dumps
-        )
-        return ["z" if kind is frozenset else "e", items]
+        return {
+            "$tuple": _items(typing.cast(tuple[object, ...], value), canonical, _index)
+        }
     if kind is dict:
-        pairs = [
-            [encode(k, where), encode(v, where)]
-            for k, v in typing.cast(dict[Any, Any], value).items()
-        ]
-        return ["d", sorted(pairs, key=lambda pair: dumps(pair[0]))]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = [
-            [f.name, encode(getattr(value, f.name), where)]
-            for f in dataclasses.fields(value)
-        ]
-        return ["c", _name(kind), fields]
+        return _mapping(typing.cast(dict[object, object], value), canonical)
+    if kind is set or kind is frozenset:
+        items = _items(typing.cast(set[object], value), canonical, _member)
+        items.sort(key=lambda item: _dumps(item, canonical=True))
+        return {f"${kind.__name__}": items}
+    if kind is bytes:
+        return {"$bytes": base64.b64encode(typing.cast(bytes, value)).decode("ascii")}
+    if isinstance(value, Enum):
+        return {"$enum": [kind.__qualname__, _within(value.value, canonical, ".value")]}
     if isinstance(value, tuple) and hasattr(kind, "_fields"):
-        named = [
-            [name, encode(item, where)]
-            for name, item in zip(kind._fields, value, strict=True)
-        ]
-        return ["c", _name(kind), named]
-    raise UncacheableValue(
-        f"{where} is a {kind.__module__}.{kind.__qualname__}, which the ledger cannot "
-        "store: it keeps JSON values (None, bool, int, float, str, list, dict), bytes, "
-        "tuples, sets, dataclasses and NamedTuples, never pickles"
+        fields = _fields(value, kind._fields, canonical)
+        return {"$namedtuple": [kind.__qualname__, fields]}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = tuple(f.name for f in dataclasses.fields(value))
+        return {"$dataclass": [kind.__qualname__, _fields(value, names, canonical)]}
+    raise Unencodable(
+        f"{kind.__module__}.{kind.__qualname__}".removeprefix("builtins.")
     )
 
 
-def decode(tagged: Tagged, annotation: object = None) -> Any:
-    """The value `encode` made `tagged` from; `annotation` helps find its classes."""
-    tag = tagged[0]
-    if tag == "n":
-        return None
-    if tag in ("b", "i", "s"):
-        return tagged[1]
-    if tag == "f":
-        number = tagged[1]
-        return float(number) if isinstance(number, str) else number
-    if tag == "y":
-        return base64.b64decode(tagged[1])
-    if tag == "l":
-        return [decode(item, annotation) for item in tagged[1]]
-    if tag == "t":
-        return tuple(decode(item, annotation) for item in tagged[1])
-    if tag in ("e", "z"):
-        items = (decode(item, annotation) for item in tagged[1])
-        return frozenset(items) if tag == "z" else set(items)
-    if tag == "d":
-        return {decode(k, annotation): decode(v, annotation) for k, v in tagged[1]}
-    if tag == "c":
-        cls = _find(tagged[1], annotation)
-        values = {name: decode(item, annotation) for name, item in tagged[2]}
-        return _rebuild(cls, values)
-    raise ValueError(f"not a value the ledger wrote: {tagged!r}")
+def _index(index: int, item: object) -> str:
+    return f"[{index}]"
 
 
-def dumps(tagged: Tagged) -> str:
-    """The canonical text of a tagged value."""
-    return json.dumps(
-        tagged, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+def _member(index: int, item: object) -> str:
+    return f"{{{item!r}}}"
 
 
-def loads(text: str) -> Tagged:
-    loaded: Tagged = json.loads(text)
-    return loaded
-
-
-def _name(cls: type) -> str:
-    return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def _find(name: str, annotation: object) -> type:
-    module, _, qualname = name.partition(":")
-    found: object = sys.modules.get(module)
-    for part in qualname.split("."):
-        found = getattr(found, part, None)
-    if isinstance(found, type):
-        return found
-    for candidate in _classes(annotation):
-        if candidate.__qualname__ == qualname:
-            return candidate
-    raise LookupError(
-        f"the ledger holds a {qualname} from {module}, which is not loaded"
-    )
-
-
-def _classes(annotation: object) -> Iterator[type]:
-    """The classes an annotation names, however deeply (`list[dict[str, Point]]`)."""
-    if isinstance(annotation, type):
-        yield annotation
-        hints = _hints(annotation)
-        for hint in hints.values():
-            if hint is not annotation:
-                yield from _classes(hint)
-    for argument in typing.get_args(annotation):
-        yield from _classes(argument)
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    if not (dataclasses.is_dataclass(cls) or hasattr(cls, "_fields")):
-        return {}
+def _items(
+    values: Iterable[object], canonical: bool, step: Callable[[int, object], str]
+) -> list[JSON]:
     try:
-        return typing.get_type_hints(cls)
-    except (
-        Exception
-    ):  # an annotation that does not resolve: no classes found through it
-        return {}
+        return [_tree(item, canonical) for item in values]
+    except Unencodable:
+        pass
+    # Only after a failure: find the item again, to say where it is.
+    for index, item in enumerate(values):
+        _within(item, canonical, step(index, item))
+    raise AssertionError("unreachable: an item that failed to encode encoded")
 
 
-def _rebuild(cls: type, values: dict[str, Any]) -> Any:
-    if not dataclasses.is_dataclass(cls):
+def _within(value: object, canonical: bool, step: str) -> JSON:
+    try:
+        return _tree(value, canonical)
+    except Unencodable as error:
+        raise error.inside(step) from None
+
+
+def _fields(value: object, names: Iterable[str], canonical: bool) -> dict[str, JSON]:
+    return {
+        name: _within(getattr(value, name), canonical, f".{name}") for name in names
+    }
+
+
+def _mapping(value: dict[object, object], canonical: bool) -> JSON:
+    if all(type(key) is str and not key.startswith("$") for key in value):
+        return {
+            typing.cast(str, key): _within(item, canonical, f"[{key!r}]")
+            for key, item in value.items()
+        }
+    pairs: list[JSON] = [
+        [
+            _within(key, canonical, f"<key {key!r}>"),
+            _within(item, canonical, f"[{key!r}]"),
+        ]
+        for key, item in value.items()
+    ]
+    if canonical:
+        pairs.sort(
+            key=lambda pair: _dumps(typing.cast(list[JSON], pair)[0], canonical=True)
+        )
+    return {"$dict": pairs}
+
+
+# --- decoding ------------------------------------------------------------------------
+
+
+class Classes:
+    """Finds a stored dataclass's, NamedTuple's or Enum's class by its qualified name.
+
+    First among the classes that the annotation `hint` names (through unions,
+    generics, `Annotated`, `NewType` and the field types of the classes it
+    names), then among the module-level names of `namespace`, the globals of
+    the node function.
+    """
+
+    __slots__ = ("_found", "_hint", "_named", "_namespace")
+
+    def __init__(self, hint: object, namespace: Mapping[str, Any]) -> None:
+        self._hint = hint
+        self._namespace = namespace
+        self._named: dict[str, type] | None = None
+        self._found: dict[tuple[str, object], type] = {}
+
+    def find(self, name: str, hint: object) -> type:
+        """The class called `name`, preferring one that `hint` (where it is) names."""
+        try:
+            return self._found[name, hint]
+        except KeyError:
+            found = self._find(name, hint)
+        except TypeError:  # an unhashable hint (Annotated metadata, say)
+            return self._find(name, hint)
+        self._found[name, hint] = found
+        return found
+
+    def _find(self, name: str, hint: object) -> type:
+        for member in _members(hint):
+            if isinstance(member, type) and member.__qualname__ == name:
+                return member
+        if self._named is None:
+            named: dict[str, type] = {}
+            _collect(self._hint, named, set())
+            self._named = named
+        found = self._named.get(name) or _lookup(self._namespace, name)
+        if found is None:
+            raise Undecodable(
+                f"no class {name!r} in the return annotation or the module"
+            )
+        return found
+
+
+def decode(text: str, hint: object, classes: Classes) -> Any:
+    """The value that `stored_text` wrote as `text`; `hint` is its annotation (or Any)."""
+    try:
+        return _value(json.loads(text), hint, classes)
+    except Undecodable:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as error:
+        raise Undecodable(f"{type(error).__name__}: {error}") from error
+
+
+def _value(data: Any, hint: object, classes: Classes) -> Any:
+    if type(data) is list:
+        (item,) = _args(hint, list) or (Any,)
+        return [_value(x, item, classes) for x in data]
+    if type(data) is not dict:
+        return data
+    if len(data) == 1:
+        ((tag, body),) = data.items()
+        if tag.startswith("$"):
+            return _TAGS[tag](body, hint, classes)
+    value_hint = (_args(hint, dict) or (Any, Any))[1]
+    return {key: _value(item, value_hint, classes) for key, item in data.items()}
+
+
+def _tuple(body: list[Any], hint: object, classes: Classes) -> tuple[Any, ...]:
+    args = _args(hint, tuple)
+    if len(args) == 2 and args[1] is Ellipsis:
+        args = (args[0],) * len(body)
+    elif len(args) != len(body):
+        args = (Any,) * len(body)
+    return tuple(_value(x, h, classes) for x, h in zip(body, args, strict=True))
+
+
+def _set(body: list[Any], hint: object, classes: Classes) -> set[Any]:
+    (item,) = _args(hint, set) or (Any,)
+    return {_value(x, item, classes) for x in body}
+
+
+def _frozenset(body: list[Any], hint: object, classes: Classes) -> frozenset[Any]:
+    (item,) = _args(hint, frozenset) or (Any,)
+    return frozenset(_value(x, item, classes) for x in body)
+
+
+def _dict(body: list[Any], hint: object, classes: Classes) -> dict[Any, Any]:
+    key, item = _args(hint, dict) or (Any, Any)
+    return {_value(k, key, classes): _value(v, item, classes) for k, v in body}
+
+
+def _float(body: str, hint: object, classes: Classes) -> float:
+    return _NON_FINITE[body]
+
+
+def _bytes(body: str, hint: object, classes: Classes) -> bytes:
+    return base64.b64decode(body, validate=True)
+
+
+def _instance(body: list[Any], hint: object, classes: Classes) -> Any:
+    name, stored = body
+    cls = classes.find(name, hint)
+    hints, init = _plan(cls)
+    values = {k: _value(v, hints.get(k, Any), classes) for k, v in stored.items()}
+    if init is None:
         return cls(**values)
-    init = {f.name for f in dataclasses.fields(cls) if f.init}
+    # Fields that __init__ does not take are set as they were, as __init__ would.
     instance = cls(**{k: v for k, v in values.items() if k in init})
-    for name, value in values.items():
-        if name not in init:
-            object.__setattr__(instance, name, value)
+    for key, value in values.items():
+        if key not in init:
+            object.__setattr__(instance, key, value)
     return instance
 
 
-def returns(fn: Callable[..., Any]) -> object:
-    """A node's return annotation, or None when it has none or it does not resolve."""
+def _enum(body: list[Any], hint: object, classes: Classes) -> Enum:
+    name, value = body
+    cls = classes.find(name, hint)
+    if not issubclass(cls, Enum):
+        raise Undecodable(f"{name!r} is not an Enum")
+    return cls(_value(value, Any, classes))
+
+
+_TAGS: Final[dict[str, Callable[[Any, object, Classes], Any]]] = {
+    "$tuple": _tuple,
+    "$set": _set,
+    "$frozenset": _frozenset,
+    "$dict": _dict,
+    "$float": _float,
+    "$bytes": _bytes,
+    "$dataclass": _instance,
+    "$namedtuple": _instance,
+    "$enum": _enum,
+}
+
+
+def _members(hint: object) -> tuple[object, ...]:
+    """The alternatives of a union (flattened), else the hint; through Annotated, NewType."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Annotated:
+        return _members(typing.get_args(hint)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return tuple(m for arg in typing.get_args(hint) for m in _members(arg))
+    supertype = getattr(hint, "__supertype__", None)
+    return _members(supertype) if supertype is not None else (hint,)
+
+
+def _args(hint: object, kind: type) -> tuple[Any, ...]:
+    """The type arguments of the first alternative of `hint` that a `kind` fits."""
+    if hint is Any:
+        return ()
     try:
-        return typing.get_type_hints(fn).get("return")
-    except (
-        Exception
-    ):  # a forward reference to a name the module lacks: search by name only
-        return None
+        return _ARGS[hint, kind]
+    except KeyError:
+        found = _ARGS[hint, kind] = _find_args(hint, kind)
+        return found
+    except TypeError:  # an unhashable hint
+        return _find_args(hint, kind)
+
+
+def _find_args(hint: object, kind: type) -> tuple[Any, ...]:
+    for member in _members(hint):
+        origin = typing.get_origin(member)
+        if isinstance(origin, type) and issubclass(kind, origin):
+            return typing.get_args(member)
+    return ()
+
+
+_ARGS: dict[tuple[object, type], tuple[Any, ...]] = {}
+_PLANS: weakref.WeakKeyDictionary[
+    type, tuple[dict[str, Any], frozenset[str] | None]
+] = weakref.WeakKeyDictionary()
+
+
+def _plan(cls: type) -> tuple[dict[str, Any], frozenset[str] | None]:
+    """A class's field annotations, and the fields its __init__ takes if a dataclass."""
+    plan = _PLANS.get(cls)
+    if plan is None:
+        init = (
+            frozenset(f.name for f in dataclasses.fields(cls) if f.init)
+            if dataclasses.is_dataclass(cls)
+            else None
+        )
+        plan = _PLANS[cls] = (_hints(cls), init)
+    return plan
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """A class's field annotations; {} when they cannot be evaluated."""
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # a forward reference that does not resolve: decode without
+        return {}
+
+
+def _collect(hint: object, into: dict[str, type], seen: set[int]) -> None:
+    """Every storable class that `hint` names, by qualified name (the first of a name wins)."""
+    if id(hint) in seen:
+        return
+    seen.add(id(hint))
+    for member in _members(hint):
+        for arg in typing.get_args(member):
+            _collect(arg, into, seen)
+        if not isinstance(member, type):
+            continue
+        named_tuple = issubclass(member, tuple) and hasattr(member, "_fields")
+        if not (
+            named_tuple or issubclass(member, Enum) or dataclasses.is_dataclass(member)
+        ):
+            continue
+        into.setdefault(member.__qualname__, member)
+        for field_hint in _plan(member)[0].values():
+            _collect(field_hint, into, seen)
+
+
+def _lookup(namespace: Mapping[str, Any], name: str) -> type | None:
+    head, *rest = name.split(".")
+    found: object = namespace.get(head)
+    for part in rest:
+        found = getattr(found, part, None)
+    return found if isinstance(found, type) else None

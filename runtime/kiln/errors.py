@@ -96,4 +96,19 @@ class UncacheableValue(LedgerError, TypeError):
 
     Also a `TypeError`: the value's type is the problem. Pass
     ``uncacheable="run"`` to the flow to run such calls without the cache.
+    `node` is the node's name, `what` says which value (``"argument 'x'"`` or
+    ``"its result"``) and `kind` is the type that cannot be stored.
     """
+
+    node: str
+    what: str
+    kind: str
+
+    def __init__(
+        self, message: str, *, node: str = "", what: str = "", kind: str = ""
+    ) -> None:
+        # Keyword fields: pickling rebuilds the exception from `message` and its __dict__.
+        super().__init__(message)
+        self.node = node
+        self.what = what
+        self.kind = kind

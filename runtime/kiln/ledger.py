@@ -1,116 +1,110 @@
-"""The ledger: the durable results of `cache=True` nodes, on SQLite in WAL mode.
+"""The ledger: the durable results of `cache=True` nodes, and the calls that use them.
 
-A compiled flow asks the ledger for every call of a cached node::
+A compiled flow hands every call of a cached node to its ledger::
 
+    ledger = Ledger.at(path)                 # one per file per process; opened lazily
     value, hit = await ledger.call("summarize", "3f2a…", summarize, args, kwargs,
                                    compute, run=run_id)
+    value, hit = ledger.call_sync("load", "9b1c…", load, args, kwargs, compute, run=run_id)
 
-The key is the node's name, the fingerprint of its source (computed by the
-compiler, so an edited node misses its old results) and the canonical
-encoding of its arguments bound to their parameters (`f(1)`, `f(x=1)` and a
-default of 1 are one key). A hit decodes the stored result; a miss runs
-`compute` and returns only once the result is committed, so a process killed
-at any moment loses no call that had returned. Identical calls in flight at
-once, in one run or in concurrent runs of the process (on any event loop),
-run once and share the outcome (single flight). A failed call is never
-stored.
+The key is the node's name, the hash of its source (computed by the compiler:
+an edited node misses its old results), and the canonical text of its
+arguments bound to their parameters, so ``f(1)``, ``f(x=1)`` and a default
+of 1 are one key (`codec` says how values are written). A hit decodes the
+stored result. A miss runs `compute`, and returns once the result is
+committed by the writer thread (`ledger_writer`): a process killed at any
+moment has lost no call that had returned. A call that fails is not stored,
+so the next run retries it.
 
-Writes go through one writer thread per ledger, which commits every waiting
-result in one transaction: the event loop never waits on the disk, and a
-fan-out of a thousand results costs a few commits. Reads use one connection
-per thread; WAL lets them proceed while another process writes. Durability:
-WAL with ``synchronous=NORMAL`` survives the death of the process (``kill
--9``); a power failure may take the last commits with it.
+Identical calls in flight at once run once (`flights`): in one run, across
+runs, across event loops and threads of the process. `hit` is True when the
+call did not run `compute`: the ledger answered it, or an identical call in
+flight did. If the caller computing a key is cancelled, a waiting caller
+takes over and computes it itself.
+
+A value that cannot be stored raises `UncacheableValue` (naming the node,
+the argument or "its result", and the type), or with ``uncacheable="run"``
+runs the call without the cache (and returns, without storing, a result
+that cannot be stored). A stored result that no longer decodes (its class
+was renamed) is a miss, and is overwritten.
+
+The first call opens the file (`ledger_file.prepare`: a blocking moment,
+once per process); reads use one connection per thread and, in WAL mode,
+never wait for writers, so a hit never leaves the calling thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import atexit
 import hashlib
 import inspect
+import json.encoder
 import os
-import queue
 import sqlite3
 import threading
-import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+import typing
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import suppress
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar, final
+from typing import Any, ClassVar, Final, Literal, TypeVar, final
 
-from kiln.codec import decode, dumps, encode, loads, returns
+from kiln.codec import (
+    Classes,
+    Undecodable,
+    Unencodable,
+    canonical_text,
+    decode,
+    stored_text,
+)
 from kiln.errors import LedgerError, UncacheableValue
+from kiln.flights import ABANDONED, Failed, Flight, Flights, Landed, Outcome, Shared
+from kiln.ledger_file import (
+    LedgerStats,
+    NodeEntries,
+    RunHits,
+    connect,
+    delete_entries,
+    prepare,
+    problem,
+    read_stats,
+)
+from kiln.ledger_writer import Writer
 
-__all__ = ["Ledger", "LedgerStats", "NodeEntries", "RunHits"]
+__all__ = ["Ledger", "LedgerStats", "NodeEntries", "RunHits", "Uncacheable"]
 
 R = TypeVar("R")
 Uncacheable = Literal["raise", "run"]
 
-SCHEMA_VERSION: Final = 1
-APPLICATION_ID: Final = 0x6B696C6E  # "kiln": marks a SQLite file as a kiln ledger
 DEFAULT_PATH: Final = Path(".kiln") / "ledger.db"
-_SQLITE_HEADER: Final = b"SQLite format 3\x00"
-
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS entries (
-    key TEXT PRIMARY KEY,
-    node TEXT NOT NULL,
-    source TEXT NOT NULL,
-    value TEXT NOT NULL,
-    created REAL NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS entries_by_node ON entries (node);
-CREATE TABLE IF NOT EXISTS runs (
-    run TEXT PRIMARY KEY,
-    started REAL NOT NULL,
-    hits INTEGER NOT NULL,
-    misses INTEGER NOT NULL
-);
-"""
+_string: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii
+_STORABLE: Final = (
+    "the ledger stores JSON values (None, bool, int, float, str, list, dict), tuples, "
+    "sets, bytes, dataclasses, NamedTuples and Enums, and never pickles"
+)
 
 
 @final
-@dataclass(frozen=True, slots=True)
-class NodeEntries:
-    node: str
-    entries: int
-    bytes: int  # of the stored values
+class _Missing:
+    __slots__ = ()
 
 
-@final
-@dataclass(frozen=True, slots=True)
-class RunHits:
-    run: str
-    started: float  # time.time()
-    hits: int
-    misses: int
-
-    @property
-    def hit_rate(self) -> float:
-        calls = self.hits + self.misses
-        return self.hits / calls if calls else 0.0
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class LedgerStats:
-    path: Path
-    size: int  # bytes on disk, the write-ahead log included
-    nodes: tuple[NodeEntries, ...]
-    runs: tuple[RunHits, ...]  # the last runs, newest first
+_MISSING: Final = _Missing()
 
 
 class Ledger:
-    """One ledger file, shared by every flow of the process that uses it (`Ledger.at`)."""
+    """One ledger file, shared by every flow of the process that uses it: get it with `at`."""
 
-    _shared: dict[Path, Ledger] = {}  # noqa: RUF012  (the process-wide registry)
-    _shared_lock = threading.Lock()
+    _shared: ClassVar[dict[Path, Ledger]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
     @classmethod
     def at(cls, path: str | os.PathLike[str] | None = None) -> Ledger:
-        """The ledger at `path`; None means ``$KILN_LEDGER``, else ``.kiln/ledger.db``."""
+        """The process's ledger at `path`; None means ``$KILN_LEDGER``, else ``.kiln/ledger.db``.
+
+        Nothing is opened or created until the ledger is first used.
+        """
         chosen = Path(
             path if path is not None else os.environ.get("KILN_LEDGER") or DEFAULT_PATH
         )
@@ -123,19 +117,19 @@ class Ledger:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._opened = False
         self._open_lock = threading.Lock()
-        self._readers = threading.local()
-        self._signatures: dict[Callable[..., Any], inspect.Signature] = {}
-        self._returns: dict[Callable[..., Any], object] = {}
-        self._flights: dict[str, concurrent.futures.Future[Any]] = {}
-        self._flights_lock = threading.Lock()
-        self._counts: dict[str, list[int]] = {}  # run -> [hits, misses] not yet written
-        self._counts_lock = threading.Lock()
-        self._writes: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
+        self._writer: Writer | None = None
+        self._flights = Flights()
+        self._local = (
+            threading.local()
+        )  # .reader and .generation: this thread's connection
+        self._generation = 0  # bumped by close(): every thread's reader is stale
+        self._readers: list[sqlite3.Connection] = []
 
-    # --- the calls compiled flows make ---------------------------------------------------
+    def __repr__(self) -> str:
+        return f"Ledger.at({str(self.path)!r})"
+
+    # --- the calls compiled flows make -----------------------------------------------
 
     async def call(
         self,
@@ -143,35 +137,56 @@ class Ledger:
         source: str,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        kwargs: Mapping[str, Any],
         compute: Callable[[], Awaitable[R]],
         *,
-        run: str,
+        run: str = "",
         uncacheable: Uncacheable = "raise",
     ) -> tuple[R, bool]:
-        """The stored result of this call, or `compute`'s, stored; and whether it was stored."""
-        key = self._key_or_none(node, source, fn, args, kwargs, uncacheable)
+        """The stored result of ``fn(*args, **kwargs)``, else `compute`'s, stored; and hit.
+
+        `run` names the flow run in the hit statistics ("" counts nothing).
+        """
+        shape = _shape(fn)
+        key = self._key(node, source, shape, args, kwargs, uncacheable)
         if key is None:
+            self._tally(run, hit=False)
             return await compute(), False
+        writer = self._open()
         while True:
-            found = self._lookup(key, fn, run)
-            if found is not None:
-                return found[0], True
-            flight, leader = self._join(key)
-            if leader:
-                return (
-                    await self._lead(
-                        key, node, source, flight, compute, run, uncacheable
-                    ),
-                    False,
-                )
-            try:
-                return await asyncio.wrap_future(flight), True
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if not flight.cancelled() or (task is not None and task.cancelling()):
-                    raise
-                # The caller computing it was cancelled, this one was not: take over.
+            found = self._found(key, shape)
+            if found is not _MISSING:
+                self._tally(run, hit=True)
+                return typing.cast(R, found), True
+            flight, leading = self._flights.join(key)
+            if leading:
+                break
+            shared = self._shared_value(await self._flights.wait(flight), shape)
+            if shared is not _MISSING:
+                self._tally(run, hit=True)
+                return typing.cast(R, shared), True
+        self._tally(run, hit=False)
+        try:
+            value = await compute()
+        except BaseException as error:
+            self._flights.land(key, flight, _failure(error))
+            raise
+        text = self._storable(node, shape, value, key, flight, uncacheable)
+        if text is None:
+            return value, False
+        loop = asyncio.get_running_loop()
+        committed: asyncio.Future[None] = loop.create_future()
+
+        def settle(error: BaseException | None) -> None:  # on the writer thread
+            self._flights.land(
+                key, flight, Landed(text) if error is None else Failed(error)
+            )
+            with suppress(RuntimeError):  # the loop is closed: nobody waits for this
+                loop.call_soon_threadsafe(_resolve, committed, error)
+
+        writer.store(key, node, source, text, settle)
+        await committed
+        return value, False
 
     def call_sync(
         self,
@@ -179,360 +194,353 @@ class Ledger:
         source: str,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        kwargs: Mapping[str, Any],
         compute: Callable[[], R],
         *,
-        run: str,
+        run: str = "",
         uncacheable: Uncacheable = "raise",
     ) -> tuple[R, bool]:
-        """`call` for a sync node: the caller waits for the commit, briefly."""
-        key = self._key_or_none(node, source, fn, args, kwargs, uncacheable)
+        """`call` for a sync node: the calling thread waits for the commit (a moment)."""
+        shape = _shape(fn)
+        key = self._key(node, source, shape, args, kwargs, uncacheable)
         if key is None:
+            self._tally(run, hit=False)
             return compute(), False
-        found = self._lookup(key, fn, run)
-        if found is not None:
-            return found[0], True
-        value = compute()
-        text = self._stored(value, node, uncacheable)
-        if text is not None:
-            self._submit(_Write(key, node, source, text, run)).result()
+        writer = self._open()
+        while True:
+            found = self._found(key, shape)
+            if found is not _MISSING:
+                self._tally(run, hit=True)
+                return typing.cast(R, found), True
+            flight, leading = self._flights.join(key)
+            if leading:
+                break
+            if flight.leader == threading.get_ident():
+                # Led by an async call suspended on this very thread's loop:
+                # blocking for it would block it. Compute alongside; storing twice
+                # writes the same row twice.
+                flight = Flight(flight.leader)
+                break
+            shared = self._shared_value(self._flights.wait_sync(flight), shape)
+            if shared is not _MISSING:
+                self._tally(run, hit=True)
+                return typing.cast(R, shared), True
+        self._tally(run, hit=False)
+        try:
+            value = compute()
+        except BaseException as error:
+            self._flights.land(key, flight, _failure(error))
+            raise
+        text = self._storable(node, shape, value, key, flight, uncacheable)
+        if text is None:
+            return value, False
+        committed = threading.Event()
+        failures: list[BaseException] = []
+
+        def settle(error: BaseException | None) -> None:  # on the writer thread
+            self._flights.land(
+                key, flight, Landed(text) if error is None else Failed(error)
+            )
+            if error is not None:
+                failures.append(error)
+            committed.set()
+
+        writer.store(key, node, source, text, settle)
+        committed.wait()
+        if failures:
+            raise failures[0]
         return value, False
 
-    async def _lead(
-        self,
-        key: str,
-        node: str,
-        source: str,
-        flight: concurrent.futures.Future[Any],
-        compute: Callable[[], Awaitable[R]],
-        run: str,
-        uncacheable: Uncacheable,
-    ) -> R:
-        try:
-            value = await compute()
-            text = self._stored(value, node, uncacheable)
-            if text is not None:
-                await asyncio.wrap_future(
-                    self._submit(_Write(key, node, source, text, run))
-                )
-        except asyncio.CancelledError:
-            flight.cancel()
-            raise
-        except BaseException as error:
-            flight.set_exception(error)
-            raise
-        else:
-            flight.set_result(value)
-            return value
-        finally:
-            with self._flights_lock:
-                self._flights.pop(key, None)
+    # --- keys and values ---------------------------------------------------------------
 
-    def _join(self, key: str) -> tuple[concurrent.futures.Future[Any], bool]:
-        """The flight computing `key`, and whether this caller is the one to compute it."""
-        with self._flights_lock:
-            flight = self._flights.get(key)
-            if flight is not None:
-                return flight, False
-            flight = self._flights[key] = concurrent.futures.Future()
-            return flight, True
-
-    # --- keys and values -----------------------------------------------------------------
-
-    def _key_or_none(
+    def _key(
         self,
         node: str,
         source: str,
-        fn: Callable[..., Any],
+        shape: _Shape,
         args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        kwargs: Mapping[str, Any],
+        uncacheable: Uncacheable,
+    ) -> bytes | None:
+        """The call's key; None when it is to run uncached (arguments `fn` does not take too)."""
+        try:
+            arguments = shape.bind(args, kwargs)
+        except TypeError:
+            return None  # calling fn raises the TypeError a plain call would
+        texts: list[str] = []
+        for name in sorted(arguments):
+            try:
+                texts.append(f"{_string(name)}:{canonical_text(arguments[name])}")
+            except Unencodable as error:
+                if uncacheable == "run":
+                    return None
+                raise _uncacheable(node, f"argument {name!r}", error, "pass") from None
+        call = f"[{_string(node)},{_string(source)},{{{','.join(texts)}}}]"
+        return hashlib.sha256(call.encode("ascii")).digest()
+
+    def _storable(
+        self,
+        node: str,
+        shape: _Shape,
+        value: object,
+        key: bytes,
+        flight: Flight,
         uncacheable: Uncacheable,
     ) -> str | None:
+        """The text to store for `value`, checked to decode; None to return it unstored.
+
+        Lands the flight unless there is text to store.
+        """
         try:
-            return self.key(node, source, fn, args, kwargs)
-        except UncacheableValue:
+            text = stored_text(value)
+            decode(text, shape.returns, shape.classes)
+        except (Unencodable, Undecodable) as error:
             if uncacheable == "run":
+                self._flights.land(key, flight, Shared(value))
                 return None
-            raise
+            failure = _unstorable_result(node, value, error)
+            self._flights.land(key, flight, Failed(failure))
+            raise failure from None
+        return text
 
-    def key(
-        self,
-        node: str,
-        source: str,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> str:
-        """The ledger key of a call: node, source fingerprint, arguments by parameter."""
-        signature = self._signatures.get(fn)
-        if signature is None:
-            signature = self._signatures[fn] = inspect.signature(fn)
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        arguments = [
-            [name, encode(value, f"argument {name!r} of node {node!r}")]
-            for name, value in bound.arguments.items()
-        ]
-        text = dumps([node, source, arguments])
-        return hashlib.sha256(text.encode()).hexdigest()
-
-    def _stored(self, value: object, node: str, uncacheable: Uncacheable) -> str | None:
+    def _found(self, key: bytes, shape: _Shape) -> object:
+        """The stored value of `key`, or _MISSING (a stored value that no longer decodes, too)."""
         try:
-            return dumps(encode(value, f"the result of node {node!r}"))
-        except UncacheableValue:
-            if uncacheable == "run":
-                return None
-            raise
-
-    def _lookup(self, key: str, fn: Callable[..., Any], run: str) -> tuple[Any] | None:
-        with self._reading() as connection:
-            row = connection.execute(
-                "SELECT value FROM entries WHERE key = ?", (key,)
-            ).fetchone()
-        self._count(run, hit=row is not None)
+            row = (
+                self._reader()
+                .execute("SELECT value FROM entries WHERE key = ?", (key,))
+                .fetchone()
+            )
+        except sqlite3.Error as error:
+            raise problem(self.path, error) from error
         if row is None:
-            return None
-        annotation = self._returns.get(fn)
-        if annotation is None and fn not in self._returns:
-            annotation = self._returns[fn] = returns(fn)
-        return (decode(loads(row[0]), annotation),)
-
-    def _count(self, run: str, *, hit: bool) -> None:
-        with self._counts_lock:
-            counts = self._counts.setdefault(run, [0, 0])
-            counts[0 if hit else 1] += 1
-            first = sum(counts) == 1
-        if first:  # the writer folds in every count that arrives until it runs
-            self._submit(None)
-
-    # --- the file -------------------------------------------------------------------------
-
-    @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
-        self._open()
-        connection: sqlite3.Connection | None = getattr(
-            self._readers, "connection", None
-        )
-        if connection is None:
-            connection = self._readers.connection = self._connect()
+            return _MISSING
         try:
-            yield connection
-        except sqlite3.DatabaseError as error:
-            raise self._problem(error) from error
+            return decode(row[0], shape.returns, shape.classes)
+        except Undecodable:
+            return _MISSING
 
-    def _open(self) -> None:
-        if self._opened:
-            return
+    def _shared_value(self, outcome: Outcome, shape: _Shape) -> object:
+        """What a waiter of a flight returns; _MISSING to start over (the leader left)."""
+        if isinstance(outcome, Failed):
+            raise outcome.error
+        if isinstance(outcome, Shared):
+            return outcome.value
+        if isinstance(outcome, Landed):
+            with suppress(
+                Undecodable
+            ):  # this waiter's fn differs: it computes for itself
+                return decode(outcome.text, shape.returns, shape.classes)
+        return _MISSING
+
+    def _tally(self, run: str, *, hit: bool) -> None:
+        if run:
+            self._open().tally(run, hit=hit)
+
+    # --- the file ----------------------------------------------------------------------
+
+    def _open(self) -> Writer:
+        writer = self._writer
+        if writer is not None:
+            return writer
         with self._open_lock:
-            if self._opened:
-                return
-            self._create()
-            self._writer = threading.Thread(
-                target=self._write_loop,
-                name=f"kiln-ledger {self.path.name}",
-                daemon=True,
-            )
-            self._writer.start()
-            self._opened = True
-
-    def _create(self) -> None:
-        """Check that the file is a kiln ledger of this version, or make a new one."""
-        if self.path.is_dir():
-            raise LedgerError(
-                f"the ledger path {self.path} is a directory; give a file path"
-            )
-        if self.path.exists() and self.path.stat().st_size > 0:
-            with self.path.open("rb") as file:
-                header = file.read(len(_SQLITE_HEADER))
-            if header != _SQLITE_HEADER:
-                raise LedgerError(
-                    f"{self.path} is not a kiln ledger (not a SQLite database), and kiln "
-                    "never overwrites a file it did not make; move it, or point "
-                    "KILN_LEDGER or the flow's ledger= at another path"
-                )
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = self._connect()
-            try:
-                self._initialize(connection)
-            finally:
-                connection.close()
-        except (sqlite3.DatabaseError, OSError) as error:
-            raise self._problem(error) from error
-
-    def _initialize(self, connection: sqlite3.Connection) -> None:
-        application = connection.execute("PRAGMA application_id").fetchone()[0]
-        tables = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        if application == 0 and tables == 0:
-            # IF NOT EXISTS: another process may be creating the same ledger right now.
-            connection.executescript(
-                "BEGIN IMMEDIATE;"
-                f"PRAGMA application_id = {APPLICATION_ID};"
-                f"PRAGMA user_version = {SCHEMA_VERSION};"
-                f"{_SCHEMA}"
-                "COMMIT;"
-            )
-            application = APPLICATION_ID
-        if application != APPLICATION_ID:
-            raise LedgerError(
-                f"{self.path} is a SQLite database that is not a kiln ledger; kiln never "
-                "writes to a file it did not make: point KILN_LEDGER or the flow's "
-                "ledger= at another path"
-            )
-        version = connection.execute("PRAGMA user_version").fetchone()[0]
-        if version != SCHEMA_VERSION:
-            raise LedgerError(
-                f"{self.path} is a kiln ledger of schema version {version}, and this kiln "
-                f"reads version {SCHEMA_VERSION}; delete it (its results are recomputed) "
-                "or use another path"
-            )
-        connection.execute("PRAGMA journal_mode = WAL")
-
-    def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(
-            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-        )
-        connection.execute("PRAGMA synchronous = NORMAL")
-        connection.execute("PRAGMA busy_timeout = 30000")
-        return connection
-
-    def _problem(self, error: BaseException) -> LedgerError:
-        text = str(error)
-        if (
-            "readonly" in text
-            or "unable to open" in text
-            or isinstance(error, PermissionError)
-        ):
-            return LedgerError(
-                f"cannot write the ledger {self.path}: {text}; make its directory writable, "
-                "point KILN_LEDGER or the flow's ledger= elsewhere, or pass ledger=False"
-            )
-        if (
-            "malformed" in text
-            or "not a database" in text
-            or "file is encrypted" in text
-        ):
-            return LedgerError(
-                f"the ledger {self.path} is damaged ({text}); delete it and its -wal and "
-                "-shm files (its results are recomputed), or use another path"
-            )
-        return LedgerError(f"the ledger {self.path} failed: {text}")
-
-    # --- the writer -----------------------------------------------------------------------
-
-    def _submit(self, write: _Write | None) -> concurrent.futures.Future[None]:
-        self._open()
-        if write is None:
-            self._writes.put(None)
-            done: concurrent.futures.Future[None] = concurrent.futures.Future()
-            done.set_result(None)
-            return done
-        self._writes.put(write)
-        return write.done
-
-    def _write_loop(self) -> None:
-        connection = self._connect()
-        while True:
-            batch = [self._writes.get()]
-            while True:  # everything already waiting goes into the same commit
+            if self._writer is None:
                 try:
-                    batch.append(self._writes.get_nowait())
-                except queue.Empty:
-                    break
-            writes = [w for w in batch if w is not None]
+                    prepare(self.path, create=True)
+                except OSError as error:
+                    raise problem(self.path, error) from error
+                self._writer = Writer(self.path)
+            return self._writer
+
+    def _reader(self) -> sqlite3.Connection:
+        local = self._local
+        reader: sqlite3.Connection | None = getattr(local, "reader", None)
+        if reader is None or local.generation != self._generation:
             try:
-                self._commit(connection, writes)
-            except BaseException as error:
-                problem = (
-                    self._problem(error) if isinstance(error, sqlite3.Error) else error
-                )
-                for write in writes:
-                    write.done.set_exception(problem)
-            else:
-                for write in writes:
-                    write.done.set_result(None)
+                reader = connect(self.path, reader=True)
+            except sqlite3.Error as error:
+                raise problem(self.path, error) from error
+            local.reader, local.generation = reader, self._generation
+            with self._open_lock:
+                self._readers.append(reader)
+        return reader
 
-    def _commit(self, connection: sqlite3.Connection, writes: list[_Write]) -> None:
-        with self._counts_lock:
-            counts, self._counts = self._counts, {}
-        now = time.time()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            connection.executemany(
-                "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?)",
-                [(w.key, w.node, w.source, w.text, now) for w in writes if w.key],
-            )
-            connection.executemany(
-                "INSERT INTO runs VALUES (?, ?, ?, ?) ON CONFLICT (run) DO UPDATE SET "
-                "hits = hits + excluded.hits, misses = misses + excluded.misses",
-                [
-                    (run, now, hits, misses)
-                    for run, (hits, misses) in counts.items()
-                    if run
-                ],
-            )
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-
-    # --- tools ----------------------------------------------------------------------------
+    # --- tools -------------------------------------------------------------------------
 
     def stats(self, runs: int = 10) -> LedgerStats:
-        """Entries per node, size on disk, and the hit rate of the last `runs` runs."""
-        self.flush()
-        with self._reading() as connection:
-            nodes = connection.execute(
-                "SELECT node, count(*), sum(length(value)) FROM entries GROUP BY node ORDER BY node"
-            ).fetchall()
-            recent = connection.execute(
-                "SELECT run, started, hits, misses FROM runs ORDER BY started DESC, rowid DESC "
-                "LIMIT ?",
-                (runs,),
-            ).fetchall()
-        size = sum(
-            file.stat().st_size
-            for file in (self.path, Path(f"{self.path}-wal"))
-            if file.exists()
-        )
-        return LedgerStats(
-            self.path,
-            size,
-            tuple(NodeEntries(*row) for row in nodes),
-            tuple(RunHits(*row) for row in recent),
-        )
+        """Entries per node, size on disk, and the hits and misses of the last `runs` runs.
+
+        A path without a ledger has empty stats (and is not created).
+        """
+        if self._writer is not None:
+            self.flush()
+        elif not self._exists():
+            return LedgerStats(self.path, 0, (), ())
+        try:
+            return read_stats(self._reader(), self.path, runs)
+        except sqlite3.Error as error:
+            raise problem(self.path, error) from error
 
     def clear(self, node: str | None = None) -> int:
-        """Remove every entry (of `node`, when given); the number removed."""
-        self.flush()
-        with self._reading() as connection:
-            if node is None:
-                cursor = connection.execute("DELETE FROM entries")
-                connection.execute("DELETE FROM runs")
-            else:
-                cursor = connection.execute(
-                    "DELETE FROM entries WHERE node = ?", (node,)
-                )
-        return cursor.rowcount
+        """Remove the entries of `node` (of every node, and the run history, if None).
+
+        Returns how many entries were removed, and gives their space back.
+        """
+        if self._writer is None and not self._exists():
+            return 0
+        writer = self._open()
+        removed = writer.run(lambda connection: delete_entries(connection, node))
+        writer.run(lambda c: c.execute("PRAGMA incremental_vacuum").fetchall())
+        writer.run(
+            lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall(),
+            transaction=False,
+        )
+        return removed
 
     def flush(self) -> None:
-        """Wait until every result and count handed to the writer is committed."""
-        self._submit(_Write.marker()).result()
+        """Wait until the hit and miss counts handed to the writer are committed.
+
+        (Results are committed before their calls return; only counts wait.)
+        """
+        if self._writer is not None:
+            self._writer.run(lambda connection: None)
+
+    def close(self) -> None:
+        """Commit what waits, stop the writer, close the connections; reopened on next use."""
+        with self._open_lock:
+            writer, self._writer = self._writer, None
+            readers, self._readers = self._readers, []
+            self._generation += 1
+        if writer is not None:
+            writer.close(timeout=30.0)
+        for reader in readers:
+            with suppress(sqlite3.Error):
+                reader.close()
+
+    def _exists(self) -> bool:
+        try:
+            return prepare(self.path, create=False)
+        except OSError as error:
+            raise problem(self.path, error) from error
+
+    def _after_fork(self) -> None:
+        """In a forked child: forget the parent's thread and connections, never close them."""
+        _INHERITED.extend(self._readers)
+        self._open_lock = threading.Lock()
+        self._writer = None
+        self._readers = []
+        self._flights = Flights()
+        self._generation += 1
+
+
+# Connections a forked child inherited: closing them there could disturb the parent's.
+_INHERITED: list[sqlite3.Connection] = []
 
 
 @final
-@dataclass(slots=True)
-class _Write:
-    key: str
-    node: str
-    source: str
-    text: str
-    run: str
-    done: concurrent.futures.Future[None] = field(
-        default_factory=concurrent.futures.Future
+class _Shape:
+    """What the ledger needs of a node function, worked out once per function."""
+
+    __slots__ = ("__weakref__", "classes", "defaults", "names", "returns", "signature")
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.signature = inspect.signature(fn)
+        parameters = self.signature.parameters.values()
+        plain = all(
+            p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters
+        )
+        # Every parameter plain: positional arguments bind by zip, defaults fill the rest.
+        self.names = tuple(self.signature.parameters) if plain else None
+        self.defaults = tuple(p.default for p in parameters)
+        try:
+            self.returns: object = typing.get_type_hints(fn).get("return", Any)
+        except Exception:  # an annotation that does not resolve: decode by class names
+            self.returns = Any
+        self.classes = Classes(self.returns, getattr(fn, "__globals__", {}))
+
+    def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """The arguments by parameter name, defaults included; TypeError if they do not fit."""
+        names = self.names
+        if names is not None and not kwargs and len(args) <= len(names):
+            filled = args + self.defaults[len(args) :]
+            if inspect.Parameter.empty not in filled[len(args) :]:
+                return dict(zip(names, filled, strict=True))
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return bound.arguments
+
+
+_SHAPES: weakref.WeakKeyDictionary[Callable[..., Any], _Shape] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _shape(fn: Callable[..., Any]) -> _Shape:
+    try:
+        shape = _SHAPES.get(fn)
+    except TypeError:  # a callable that takes no weak reference
+        return _Shape(fn)
+    if shape is None:
+        shape = _SHAPES[fn] = _Shape(fn)
+    return shape
+
+
+def _failure(error: BaseException) -> Outcome:
+    """A computation's exception as its waiters see it: shared, or the leader's own end."""
+    return Failed(error) if isinstance(error, Exception) else ABANDONED
+
+
+def _resolve(committed: asyncio.Future[None], error: BaseException | None) -> None:
+    if committed.done():  # the caller was cancelled meanwhile
+        return
+    if error is None:
+        committed.set_result(None)
+    else:
+        committed.set_exception(error)
+
+
+def _uncacheable(
+    node: str, what: str, error: Unencodable, verb: str
+) -> UncacheableValue:
+    inside = f" (at {what}{error.where})" if error.where else ""
+    return UncacheableValue(
+        f"node {node!r} is cache=True, but its {what} is {error.reason}{inside}, which the "
+        f"ledger cannot store ({_STORABLE}); {verb} a value it can store, or build the "
+        "flow with uncacheable='run' to run such calls without the cache",
+        node=node,
+        what=what,
+        kind=error.kind,
     )
 
-    @staticmethod
-    def marker() -> _Write:
-        """A write of nothing (no key), to wait for the writer's next commit."""
-        return _Write("", "", "", "", "")
+
+def _unstorable_result(
+    node: str, value: object, error: Unencodable | Undecodable
+) -> UncacheableValue:
+    if isinstance(error, Unencodable):
+        return _uncacheable(node, "result", error, "return")
+    kind = type(value).__qualname__
+    return UncacheableValue(
+        f"node {node!r} is cache=True, but the ledger could not rebuild its result, a "
+        f"{kind}, from what it would store ({error}); define the classes it holds at "
+        "module level or name them in the node's return annotation, or build the flow "
+        "with uncacheable='run' to run such calls without the cache",
+        node=node,
+        what="result",
+        kind=kind,
+    )
+
+
+def _close_all() -> None:
+    for ledger in list(Ledger._shared.values()):
+        with suppress(LedgerError, sqlite3.Error, OSError):
+            ledger.close()
+
+
+def _forget_all() -> None:
+    Ledger._shared_lock = threading.Lock()
+    for ledger in Ledger._shared.values():
+        ledger._after_fork()
+
+
+atexit.register(_close_all)
+os.register_at_fork(after_in_child=_forget_all)

@@ -59,6 +59,10 @@ PUBLIC = {
     "in_thread",
     "LedgerError",
     "UncacheableValue",
+    "Ledger",
+    "LedgerStats",
+    "NodeEntries",
+    "RunHits",
 }
 
 

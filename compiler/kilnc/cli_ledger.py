@@ -1,0 +1,192 @@
+"""`kiln ledger stats|clear [PATH]`: what the ledger of `cache=True` nodes holds, and emptying it.
+
+    kiln ledger stats                       # $KILN_LEDGER, else .kiln/ledger.db
+    kiln ledger stats build/ledger.db --json
+    kiln ledger clear --node summarize      # that node's entries only
+
+`stats` prints the entries per node (with how many source versions they
+come from: more than one means entries of code since edited), the size on
+disk and the hit rate of the last runs; `clear` removes entries and gives
+their space back. Both print a table, or one JSON document with `--json`.
+
+Exit status: 0 when done, 1 when there is no ledger at the path or it cannot
+be used (the message says why and what to do), 2 for bad command-line use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from kiln.errors import LedgerError
+from kiln.ledger import Ledger, LedgerStats
+
+EXIT_OK, EXIT_ERRORS = 0, 1
+PATH_HELP: Final = "the ledger file (default: $KILN_LEDGER, else .kiln/ledger.db)"
+
+
+def add_ledger_command(commands: Any) -> None:
+    """Register `kiln ledger` and its subcommands on the `kiln` parser's subcommands."""
+    ledger = commands.add_parser(
+        "ledger", help="show or clear the ledger of cached results"
+    )
+    actions = ledger.add_subparsers(
+        dest="ledger_command", metavar="ACTION", required=True
+    )
+    stats = actions.add_parser(
+        "stats", help="entries per node, size, hit rate of the last runs"
+    )
+    stats.add_argument("path", nargs="?", type=Path, metavar="PATH", help=PATH_HELP)
+    stats.add_argument(
+        "--runs", type=_count, default=10, metavar="N", help="default: 10"
+    )
+    stats.add_argument("--json", action="store_true", help="print one JSON document")
+    stats.set_defaults(handler=run_ledger)
+    clear = actions.add_parser("clear", help="remove entries (of one node with --node)")
+    clear.add_argument("path", nargs="?", type=Path, metavar="PATH", help=PATH_HELP)
+    clear.add_argument("--node", metavar="NAME", help="remove this node's entries only")
+    clear.add_argument("--json", action="store_true", help="print one JSON document")
+    clear.set_defaults(handler=run_ledger)
+
+
+def run_ledger(args: argparse.Namespace) -> int:
+    """The handler of both subcommands: find the ledger, act, print; never a traceback."""
+    ledger = Ledger.at(args.path)
+    try:
+        if not ledger.path.exists():
+            return _error(
+                f"no ledger at {ledger.path}: nothing has been cached there yet"
+                + ("" if args.path else "; give a PATH, or set KILN_LEDGER")
+            )
+        if args.ledger_command == "stats":
+            _print_stats(ledger.stats(args.runs), as_json=args.json)
+            return EXIT_OK
+        nodes = [n.node for n in ledger.stats(0).nodes]
+        removed = ledger.clear(args.node)
+    except LedgerError as error:
+        return _error(str(error))
+    finally:
+        ledger.close()
+    _print_cleared(ledger.path, args.node, removed, nodes, as_json=args.json)
+    return EXIT_OK
+
+
+def _print_stats(stats: LedgerStats, *, as_json: bool) -> None:
+    if as_json:
+        document = {
+            "path": str(stats.path),
+            "size": stats.size,
+            "entries": stats.entries,
+            "nodes": [
+                {
+                    "node": n.node,
+                    "entries": n.entries,
+                    "versions": n.versions,
+                    "bytes": n.bytes,
+                }
+                for n in stats.nodes
+            ],
+            "runs": [
+                {
+                    "run": r.run,
+                    "started": datetime.fromtimestamp(r.started, UTC).isoformat(),
+                    "hits": r.hits,
+                    "misses": r.misses,
+                    "hit_rate": round(r.hit_rate, 4),
+                }
+                for r in stats.runs
+            ],
+        }
+        print(json.dumps(document, indent=2))
+        return
+    print(
+        f"ledger {stats.path}: {_entries(stats.entries)}, {_size(stats.size)} on disk"
+    )
+    if stats.nodes:
+        rows = [
+            (n.node, f"{n.entries:,}", f"{n.versions:,}", _size(n.bytes))
+            for n in stats.nodes
+        ]
+        print()
+        _table(("node", "entries", "versions", "stored"), rows)
+    print()
+    if not stats.runs:
+        print("no runs recorded yet")
+        return
+    print("last runs, newest first:")
+    _table(
+        ("run", "started", "hits", "misses", "hit rate"),
+        [
+            (
+                r.run[:12],
+                _when(r.started),
+                f"{r.hits:,}",
+                f"{r.misses:,}",
+                f"{r.hit_rate:.1%}",
+            )
+            for r in stats.runs
+        ],
+    )
+
+
+def _print_cleared(
+    path: Path, node: str | None, removed: int, nodes: list[str], *, as_json: bool
+) -> None:
+    if as_json:
+        print(json.dumps({"path": str(path), "node": node, "removed": removed}))
+    elif node is None:
+        print(f"removed {_entries(removed)} from {path}")
+    elif removed or node in nodes:
+        print(f"removed {_entries(removed)} of node {node!r} from {path}")
+    else:
+        known = ", ".join(repr(n) for n in nodes) or "none"
+        print(f"no entries of node {node!r} in {path} (its nodes: {known})")
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    """Columns as wide as their widest cell; the first left-aligned, numbers right."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip())
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable: GiB returns")
+
+
+def _entries(count: int) -> str:
+    return f"{count:,} {'entry' if count == 1 else 'entries'}"
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def _error(message: str) -> int:
+    print(f"kiln: error: {message}", file=sys.stderr)
+    return EXIT_ERRORS

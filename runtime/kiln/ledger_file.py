@@ -1,0 +1,294 @@
+"""The ledger's file: a SQLite database in WAL mode that kiln made and marked as its own.
+
+`prepare` decides, before kiln writes a byte, whether the file at a path may
+be used (checked in this order, each refusal a `LedgerError` that says what
+to do):
+
+    the path is            then
+    -------------------    -----------------------------------------------------
+    a directory            refused
+    missing or empty       created, marked (application_id "kiln", user_version)
+    not SQLite             refused: never overwritten
+    SQLite, unmarked,      created in place (an empty database holds nothing
+      without tables         to lose)
+    SQLite, not kiln's     refused: never written to
+    kiln's, other schema   refused: delete it (a cache) or use the kiln that made it
+    kiln's, this schema    used
+    unreadable, damaged    refused: delete it and its -wal and -shm files
+
+The inspection opens the file read-only (``mode=ro``), so a foreign database
+is not even checkpointed. Connections wait up to `BUSY_TIMEOUT` seconds for
+another process's lock, and commit with ``synchronous=FULL``: a committed
+result survives the death of the process and of the machine.
+
+The schema: `entries` holds one row per stored call (the key is the sha256
+of the call's canonical text; the value is codec JSON), `runs` the hit and
+miss counts of the last `KEPT_RUNS` runs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, final
+
+from kiln.errors import LedgerError
+
+__all__ = [
+    "APPLICATION_ID",
+    "BUSY_TIMEOUT",
+    "KEPT_RUNS",
+    "SCHEMA_VERSION",
+    "LedgerStats",
+    "NodeEntries",
+    "RunHits",
+    "connect",
+    "delete_entries",
+    "prepare",
+    "problem",
+    "read_stats",
+]
+
+SCHEMA_VERSION: Final = 1
+APPLICATION_ID: Final = 0x6B696C6E  # "kiln" in ASCII
+BUSY_TIMEOUT: Final = 30.0
+KEPT_RUNS: Final = 100
+_SQLITE_MAGIC: Final = b"SQLite format 3\x00"
+
+_SCHEMA: Final = (
+    """CREATE TABLE entries (
+        key BLOB NOT NULL UNIQUE,
+        node TEXT NOT NULL,
+        source TEXT NOT NULL,
+        value TEXT NOT NULL,
+        created REAL NOT NULL
+    )""",
+    "CREATE INDEX entries_by_node ON entries (node, source)",
+    """CREATE TABLE runs (
+        run TEXT PRIMARY KEY,
+        started REAL NOT NULL,
+        hits INTEGER NOT NULL,
+        misses INTEGER NOT NULL
+    )""",
+    f"PRAGMA application_id = {APPLICATION_ID}",
+    f"PRAGMA user_version = {SCHEMA_VERSION}",
+)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class NodeEntries:
+    """The stored results of one node: how many, of how many source versions, their size."""
+
+    node: str
+    entries: int
+    versions: int  # distinct source hashes: more than 1 means stale entries of old code
+    bytes: int  # of the stored values' JSON
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class RunHits:
+    """How one flow run fared: calls the ledger answered (hits) and calls that ran."""
+
+    run: str
+    started: float  # time.time() of its first cached call
+    hits: int
+    misses: int
+
+    @property
+    def hit_rate(self) -> float:
+        calls = self.hits + self.misses
+        return self.hits / calls if calls else 0.0
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class LedgerStats:
+    """What a ledger holds: entries per node, size on disk, and its last runs."""
+
+    path: Path
+    size: int  # bytes on disk, the write-ahead log included
+    nodes: tuple[NodeEntries, ...]  # by node name
+    runs: tuple[RunHits, ...]  # newest first
+
+    @property
+    def entries(self) -> int:
+        return sum(node.entries for node in self.nodes)
+
+
+def prepare(path: Path, *, create: bool) -> bool:
+    """Check that `path` holds a kiln ledger of this schema; make one there if `create`.
+
+    Returns whether a ledger exists at `path` now (False only without `create`).
+    """
+    if path.is_dir():
+        raise LedgerError(
+            f"the ledger path {path} is a directory; give a file path, "
+            f"such as {path / 'ledger.db'}"
+        )
+    if path.exists() and path.stat().st_size > 0:
+        _check_header(path)
+        if _inspect(path):
+            return True
+    if not create:
+        return False
+    _create(path, made_directory=not path.parent.exists())
+    return True
+
+
+def connect(path: Path, *, reader: bool) -> sqlite3.Connection:
+    """A connection for one thread's reads, or the writer's; autocommit, so BEGIN is explicit."""
+    connection = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+    )
+    try:
+        if reader:
+            connection.execute("PRAGMA query_only = ON")
+        else:
+            connection.execute("PRAGMA synchronous = FULL")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def problem(path: Path, error: BaseException) -> LedgerError:
+    """The `LedgerError` that an error of SQLite or of the OS at `path` means for the user."""
+    text = str(error) or type(error).__name__
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in text:
+        return LedgerError(
+            f"the ledger {path} is damaged ({text}); it holds only cached results: "
+            f"delete it with its -wal and -shm files to start afresh, or use another path"
+        )
+    if (
+        code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM)
+        or isinstance(error, PermissionError)
+        or "readonly" in text
+    ):
+        return LedgerError(
+            f"cannot use the ledger {path} ({text}); make the file and its directory "
+            "readable and writable, point KILN_LEDGER or the flow's ledger= elsewhere, "
+            "or pass ledger=False to run without the cache"
+        )
+    if code == sqlite3.SQLITE_FULL:
+        return LedgerError(
+            f"cannot store in the ledger {path}: the disk is full ({text})"
+        )
+    return LedgerError(f"the ledger {path} failed: {text}")
+
+
+def _check_header(path: Path) -> None:
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(_SQLITE_MAGIC))
+    except OSError as error:
+        raise problem(path, error) from error
+    if header != _SQLITE_MAGIC:
+        raise LedgerError(
+            f"{path} is not a kiln ledger (not even a SQLite database), and kiln never "
+            "overwrites a file it did not make; move it away, or point KILN_LEDGER or "
+            "the flow's ledger= at another path"
+        )
+
+
+def _inspect(path: Path) -> bool:
+    """True if `path` is a kiln ledger of this schema, False if an empty database."""
+    try:
+        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            application = connection.execute("PRAGMA application_id").fetchone()[0]
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            tables = connection.execute(
+                "SELECT count(*) FROM sqlite_master"
+            ).fetchone()[0]
+        finally:
+            connection.close()
+    except sqlite3.Error as error:
+        raise problem(path, error) from error
+    if application == APPLICATION_ID:
+        if version != SCHEMA_VERSION:
+            raise LedgerError(
+                f"{path} is a kiln ledger of schema version {version}, and this kiln reads "
+                f"version {SCHEMA_VERSION}; delete it with its -wal and -shm files (its "
+                "results are recomputed), use the kiln that made it, or use another path"
+            )
+        return True
+    if application != 0 or tables != 0:
+        raise LedgerError(
+            f"{path} is a SQLite database that is not a kiln ledger, and kiln never writes "
+            "to a file it did not make; point KILN_LEDGER or the flow's ledger= at another "
+            "path"
+        )
+    return False
+
+
+def _create(path: Path, *, made_directory: bool) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if made_directory and path.parent.name == ".kiln":
+            # A cache directory, like .mypy_cache: kept out of version control.
+            (path.parent / ".gitignore").write_text("# made by kiln\n*\n")
+        connection = connect(path, reader=False)
+        try:
+            # Before the first table: lets `clear` give the space back.
+            connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                _create_schema(connection, path)
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        finally:
+            connection.close()
+    except (sqlite3.Error, OSError) as error:
+        raise problem(path, error) from error
+
+
+def _create_schema(connection: sqlite3.Connection, path: Path) -> None:
+    """The schema, unless another process made it since `_inspect` looked."""
+    application = connection.execute("PRAGMA application_id").fetchone()[0]
+    if application == APPLICATION_ID:
+        return
+    if connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+        raise LedgerError(f"{path} became a SQLite database that is not a kiln ledger")
+    for statement in _SCHEMA:
+        connection.execute(statement)
+
+
+def read_stats(connection: sqlite3.Connection, path: Path, runs: int) -> LedgerStats:
+    nodes = connection.execute(
+        "SELECT node, count(*), count(DISTINCT source), sum(length(value)) "
+        "FROM entries GROUP BY node ORDER BY node"
+    ).fetchall()
+    recent = connection.execute(
+        "SELECT run, started, hits, misses FROM runs ORDER BY started DESC, run LIMIT ?",
+        (runs,),
+    ).fetchall()
+    size = sum(
+        file.stat().st_size
+        for file in (path, path.with_name(f"{path.name}-wal"))
+        if file.exists()
+    )
+    return LedgerStats(
+        path,
+        size,
+        tuple(NodeEntries(*row) for row in nodes),
+        tuple(RunHits(*row) for row in recent),
+    )
+
+
+def delete_entries(connection: sqlite3.Connection, node: str | None) -> int:
+    """Delete the entries of `node` (of every node, and the run counts, when None)."""
+    if node is None:
+        removed = connection.execute("DELETE FROM entries").rowcount
+        connection.execute("DELETE FROM runs")
+    else:
+        removed = connection.execute(
+            "DELETE FROM entries WHERE node = ?", (node,)
+        ).rowcount
+    return removed
