@@ -23,8 +23,10 @@ processes, started before any test sets an environment variable).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import types
@@ -40,6 +42,7 @@ import pytest
 from kiln import Memory, OptionError
 from kiln.dask import DaskBackend, DaskError, DaskUnavailableError, backend_from_address
 from kilnc.pipeline import compile_file
+from tests.test_cli import KILN, write
 from tests.test_differential import compiled_and_source
 from tests.test_examples import (
     EXAMPLE_FLOWS,
@@ -55,6 +58,7 @@ pytestmark = pytest.mark.skipif(
     reason="Dask distributed is not installed (pip install -e '.[test]' installs it)",
 )
 
+LOCALHOST = ("--host", "127.0.0.1")
 THREADS = 20  # per worker: enough for 40 concurrent I/O calls on two workers
 
 
@@ -86,37 +90,81 @@ def assert_stopped(processes: list[Any]) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    """Two worker processes on 127.0.0.1, stopped cleanly with nothing left behind."""
-    import psutil  # noqa: PLC0415
-    from distributed import LocalCluster  # noqa: PLC0415
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A scheduler and two worker processes on 127.0.0.1, started as on real machines.
 
-    before = {child.pid for child in psutil.Process().children(recursive=True)}
-    local = LocalCluster(
-        n_workers=2,
-        threads_per_worker=THREADS,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=":0",
-    )
+    With the `dask` command rather than a LocalCluster, whose scheduler would
+    live in this process and so import every module the tests load: a real
+    scheduler runs elsewhere and has none of them.
+    """
+    import psutil  # noqa: PLC0415
+    from distributed import Client  # noqa: PLC0415
+
+    directory = tmp_path_factory.mktemp("dask")
+    address_file = directory / "scheduler.json"
+    log = (directory / "cluster.log").open("w")
+    dask = str(Path(sys.executable).with_name("dask"))
+    started = [
+        subprocess.Popen(
+            [
+                dask,
+                "scheduler",
+                *LOCALHOST,
+                "--port",
+                "0",
+                "--dashboard-address",
+                ":0",
+                "--scheduler-file",
+                str(address_file),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    ]
     try:
-        yield local
+        wait_for(address_file.exists, 30, "the scheduler to start")
+        address = str(json.loads(address_file.read_text())["address"])
+        started.append(
+            subprocess.Popen(
+                [
+                    dask,
+                    "worker",
+                    address,
+                    *LOCALHOST,
+                    "--nworkers",
+                    "2",
+                    "--nthreads",
+                    str(THREADS),
+                    "--no-dashboard",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+        with Client(address, set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
     finally:
-        workers = spawned(before)  # after the tests: replacements of killed workers too
-        local.close()
-        assert_stopped(workers)
+        # Every process they started, replacements of killed workers included.
+        processes = [psutil.Process(p.pid) for p in started if p.poll() is None]
+        processes += [c for p in processes for c in p.children(recursive=True)]
+        for process in reversed(started):
+            process.terminate()
+            process.wait(timeout=30)
+        log.close()
+        assert_stopped(processes)
 
 
 @pytest.fixture(scope="module")
-def backend(cluster: Any) -> Iterator[DaskBackend]:
+def backend(cluster: str) -> Iterator[DaskBackend]:
     with DaskBackend(cluster, probe_timeout=20) as dask:
         yield dask
 
 
-def scheduler_clients(cluster: Any) -> int:
+def scheduler_clients(address: str) -> int:
     from distributed import Client  # noqa: PLC0415
 
-    with Client(cluster.scheduler_address, set_as_default=False) as observer:
+    with Client(address, set_as_default=False) as observer:
         count = observer.run_on_scheduler(
             lambda dask_scheduler: len(dask_scheduler.clients)
         )
@@ -245,7 +293,7 @@ def test_a_call_passed_a_memory_runs_in_the_driver(
 
 
 def test_runs_on_many_loops_share_one_connection_and_close_leaves_none(
-    nodes: types.ModuleType, cluster: Any
+    nodes: types.ModuleType, cluster: str
 ) -> None:
     before = scheduler_clients(cluster)
     dask = DaskBackend(cluster)
@@ -333,7 +381,7 @@ async def main(x: int) -> int:
 
 
 def test_a_module_the_workers_cannot_import_fails_fast_and_clearly(
-    backend: DaskBackend, cluster: Any, tmp_path: Path
+    backend: DaskBackend, cluster: str, tmp_path: Path
 ) -> None:
     # A package the driver has but cannot send (no source) and the workers lack.
     package = f"kiln_driver_only_{uuid.uuid4().hex}"
@@ -497,3 +545,54 @@ def test_without_distributed_the_error_says_what_to_install(
     ) as failure:
         DaskBackend("local")
     assert isinstance(failure.value, ImportError)
+
+
+# --- kiln run --dask --------------------------------------------------------------------------
+
+PLACES = """
+import asyncio
+import os
+from kiln import flow, node
+
+@node
+async def remote_pid(x: int) -> int:
+    await asyncio.sleep(0.001)
+    return os.getpid()
+
+@node(local=True)
+async def driver_pid(x: int) -> int:
+    return os.getpid()
+
+@flow
+async def where(x: int) -> str:
+    return f"{await remote_pid(x)} {await driver_pid(x)}"
+"""
+
+
+def kiln_run(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    source = write(tmp_path / "places.py", dedent(PLACES))
+    return subprocess.run(
+        [*KILN, "run", f"{source}:where", "x=1", "--no-progress", *options],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("where", ["cluster", "local"])
+def test_kiln_run_dask_runs_the_nodes_on_the_cluster(
+    where: str, cluster: str, tmp_path: Path
+) -> None:
+    address = cluster if where == "cluster" else "local"
+    run = kiln_run(tmp_path, "--dask", address)
+    assert run.returncode == 0, run.stderr
+    remote, driver = run.stdout.split()
+    assert remote != driver
+
+
+def test_kiln_run_dask_without_an_address_is_a_usage_error(tmp_path: Path) -> None:
+    run = kiln_run(tmp_path, "--dask", " ")
+    assert run.returncode == 2
+    assert "--dask needs a scheduler address" in run.stderr

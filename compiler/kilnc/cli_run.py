@@ -35,7 +35,15 @@ from typing import IO, Any, Final, final
 
 from rich.console import Console
 
-from kiln import AsyncProcess, AsyncStreamProcess, Flow, Process, StreamProcess
+from kiln import (
+    AsyncProcess,
+    AsyncStreamProcess,
+    Backend,
+    Flow,
+    KilnError,
+    Process,
+    StreamProcess,
+)
 from kilnc.observe import Call, NodeSummary, Observer, summarize_calls
 from kilnc.progress import RunProgress, format_seconds, summary_table
 from kilnc.run_args import ArgumentError, bind_arguments, parse_assignments, type_hints
@@ -100,6 +108,12 @@ def add_run_command(commands: Any) -> None:
         action="store_true",
         help="print the Python traceback of a failure",
     )
+    run.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run the node calls on the Dask scheduler at ADDRESS (tcp://host:8786),"
+        " or on a cluster started on this machine with 'local' (pip install 'kiln[dask]')",
+    )
     run.set_defaults(handler=run_flow_command)
 
 
@@ -153,7 +167,8 @@ def _run(args: argparse.Namespace) -> int:
     given = parse_assignments(args.arguments)
     with ExitStack() as stack:
         module = stack.enter_context(loaded_module(target.path))
-        call = _prepare(module, target.flow, display_path(target.path), given)
+        backend = None if args.dask is None else _dask_backend(args.dask, stack)
+        call = _prepare(module, target.flow, display_path(target.path), given, backend)
         trace_file = _open_trace(args.trace, stack)
         stderr = _stderr_console()
         live = stderr.is_terminal and not (args.no_progress or args.json)
@@ -165,13 +180,28 @@ def _run(args: argparse.Namespace) -> int:
         return _report(args, call.name, call.mode, outcome, calls, stderr)
 
 
+def _dask_backend(address: str, stack: ExitStack) -> Backend:
+    """The `--dask` backend, closed (with a cluster it started) when the run ends."""
+    from kiln.dask import backend_from_address  # noqa: PLC0415 - only for --dask
+
+    try:
+        backend = backend_from_address(address)
+    except KilnError as exc:  # a bad address, or Dask distributed not installed
+        raise ArgumentError(f"--dask: {exc}") from None
+    return stack.enter_context(backend)
+
+
 def _prepare(
-    module: ModuleType, flow_name: str | None, shown: str, given: dict[str, str]
+    module: ModuleType,
+    flow_name: str | None,
+    shown: str,
+    given: dict[str, str],
+    backend: Backend | None = None,
 ) -> _Call:
     """The observed instance of the chosen flow, and the arguments `given` ask for."""
     name, flow = choose_flow(find_flows(module), flow_name, shown)
     observer = Observer()
-    mode, method = _entry(type(flow)(on_event=observer))
+    mode, method = _entry(type(flow)(on_event=observer, backend=backend))
     try:
         args, kwargs = bind_arguments(
             inspect.signature(method), type_hints(method), given

@@ -24,7 +24,7 @@ import logging
 import sys
 import threading
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, final
 
@@ -81,7 +81,11 @@ class Connection:
         self.cluster: LocalCluster | None = None
         self._opening: asyncio.Task[Client] | None = None
         self._shipping: dict[str, asyncio.Task[None]] = {}
-        self._shipped: set[str] = {"__main__"}  # cloudpickle sends __main__'s by value
+        self._ready_functions: set[Callable[..., Any]] = (
+            set()
+        )  # their modules are shipped
+        self._sent: dict[str, str] = {}  # module name -> digest of the source sent
+        self._probed: set[str] = set()  # modules every worker imported
         self._cancels: set[asyncio.Task[None]] = set()
         self._thread = threading.Thread(
             target=self._serve, name="kiln-dask", daemon=True
@@ -101,13 +105,13 @@ class Connection:
         self, site: Site, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         client = self.client
-        if client is None or site.fn.__module__ not in self._shipped:
+        if client is None or site.fn not in self._ready_functions:
             client = await self._ready(site)
         key = f"kiln-{site.node}-{uuid.uuid4().hex}"
         remote = call_async if site.kind == "async" else call_thread
         try:
             future: Future[Any] = client.submit(
-                remote, RemoteCall(key, site.fn, args, kwargs), key=key, pure=False
+                remote, RemoteCall.of(key, site.fn, args, kwargs), key=key, pure=False
             )
         except Exception as error:
             error.add_note(
@@ -161,13 +165,15 @@ class Connection:
         if self._opening is None or _failed(self._opening):
             self._opening = asyncio.create_task(self._open())
         client = await asyncio.shield(self._opening)
+        # A function not seen before may come from a module reloaded since: ship again
+        # what changed. Concurrent first calls share one shipment.
         name = site.fn.__module__
-        if name not in self._shipped:
-            shipping = self._shipping.get(name)
-            if shipping is None or _failed(shipping):
-                shipping = asyncio.create_task(self._ship(client, name, site.node))
-                self._shipping[name] = shipping
-            await asyncio.shield(shipping)
+        shipping = self._shipping.get(name)
+        if shipping is None or shipping.done():
+            shipping = asyncio.create_task(self._ship(client, name, site.node))
+            self._shipping[name] = shipping
+        await asyncio.shield(shipping)
+        self._ready_functions.add(site.fn)
         return client
 
     async def _open(self) -> Client:
@@ -220,37 +226,53 @@ class Connection:
         return client
 
     async def _check_kiln(self, client: Client, address: str) -> None:
-        """Every worker imports the kiln the driver runs, which the calls need."""
+        """The scheduler and every worker import the driver's kiln: they unpickle its calls."""
+        timeout = self.settings.probe_timeout
+        versions: dict[str, object] = {}
         try:
-            async with asyncio.timeout(self.settings.probe_timeout):
-                versions = await client.run(eval, _KILN_ON_WORKER, on_error="return")
+            async with asyncio.timeout(timeout):
+                answers = await client.run(eval, _KILN_ON_WORKER, on_error="return")
+                versions.update((f"worker {w}", v) for w, v in answers.items())
+                try:
+                    on_scheduler = await client.run_on_scheduler(  # type: ignore[no-untyped-call]
+                        eval, _KILN_ON_WORKER
+                    )
+                except Exception as error:  # reported below, as a worker's would be
+                    on_scheduler = error
+                versions[f"scheduler {address}"] = on_scheduler
         except TimeoutError:
             raise DaskError(
-                f"the workers of the Dask scheduler at {address} did not answer within "
-                f"{self.settings.probe_timeout:g} s whether they can import kiln"
+                f"the Dask scheduler at {address} and its workers did not answer within "
+                f"{timeout:g} s whether they can import kiln"
             ) from None
-        for worker, version in sorted(versions.items()):
+        for where, version in sorted(versions.items()):
             if isinstance(version, BaseException):
                 raise DaskError(
-                    f"Dask worker {worker} cannot import kiln.dask_worker "
+                    f"the Dask {where} cannot import kiln.dask_worker "
                     f"({type(version).__name__}: {version}): install kiln[dask] "
-                    f"{kiln.__version__} on the workers, the version the driver runs"
+                    f"{kiln.__version__}, the driver's, where the scheduler and the "
+                    "workers run"
                 )
             if version != kiln.__version__:
                 raise DaskError(
-                    f"Dask worker {worker} runs kiln {version} and the driver kiln "
-                    f"{kiln.__version__}: install the driver's version on the workers"
+                    f"the Dask {where} runs kiln {version} and the driver kiln "
+                    f"{kiln.__version__}: install the driver's version there"
                 )
 
     async def _ship(self, client: Client, name: str, node: str) -> None:
         """Send module `name` and the user's modules it uses to every worker; probe them."""
         module = sys.modules.get(name)
-        shipped = modules_to_ship(module) if module is not None else ()
+        if name == "__main__" or module is None:
+            return  # cloudpickle sends what __main__ defines by value
+        shipped = modules_to_ship(module)
+        fresh = [m for m in shipped if self._sent.get(m.name) != m.digest]
+        if not fresh and name in self._probed:
+            return
         names = [name, *(m.name for m in shipped if m.name != name)]
         timeout = self.settings.probe_timeout
         try:
             async with asyncio.timeout(timeout):
-                for each in shipped:
+                for each in fresh:
                     await client.register_plugin(
                         Shipment(each), name=f"kiln-module:{each.name}"
                     )
@@ -275,7 +297,8 @@ class Connection:
                 "at the driver's versions (kiln sends the driver's own modules, not "
                 "installed packages)"
             )
-        self._shipped.update(names)
+        self._sent.update((m.name, m.digest) for m in fresh)
+        self._probed.add(name)
 
     def _stop(self, client: Client, future: Future[Any], key: str) -> None:
         """Cancel the Dask future, and the node's coroutine on the worker running it."""

@@ -37,6 +37,7 @@ from types import CodeType, ModuleType
 from typing import Any, Final, final
 
 from distributed.diagnostics.plugin import WorkerPlugin
+from distributed.protocol import pickle as dask_pickle
 
 from kiln.dask_modules import ShippedModule
 
@@ -49,6 +50,10 @@ __all__ = [
     "cancel_call",
     "probe",
 ]
+
+# distributed's pickle (cloudpickle for what pickle cannot send by reference); untyped.
+_dumps: Callable[[object], bytes] = dask_pickle.dumps
+_loads: Callable[[bytes], Any] = dask_pickle.loads
 
 # Keys cancelled before their call started, kept for the call to see; a key is
 # remembered by every worker (the broadcast does not know which one has it),
@@ -144,24 +149,40 @@ def _was_cancelled(key: str) -> bool:
 @final
 @dataclass(frozen=True, slots=True)
 class RemoteCall:
-    """One attempt of a node call, sent as one opaque argument.
+    """One attempt of a node call: its Dask key, and the node with its arguments, pickled.
 
-    Dask reads the arguments of a task for keys and for tuples that start with
-    a callable (its older task format); a node's arguments must reach the node
-    as they are, so they travel inside this object, which Dask leaves alone.
+    The scheduler unpickles every task it is given (to read its dependencies),
+    but only a worker can import the node's module, which kiln ships to the
+    workers alone; and Dask reads a task's arguments for keys and for tuples
+    that start with a callable (its older task format), while a node's
+    arguments must reach the node as they are. Pickled once more, the call is
+    bytes to both.
     """
 
     key: str  # the Dask key of the task: what `cancel_call` is given
-    fn: Callable[..., Any]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
+    payload: bytes  # (fn, args, kwargs), by distributed's pickle
+
+    @classmethod
+    def of(
+        cls,
+        key: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> RemoteCall:
+        return cls(key, _dumps((fn, args, kwargs)))
+
+    def unpacked(self) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+        if _was_cancelled(self.key):
+            raise asyncio.CancelledError(f"kiln cancelled {self.key} before it started")
+        fn, args, kwargs = _loads(self.payload)
+        return fn, args, kwargs
 
 
 async def call_async(call: RemoteCall) -> Any:
     """``await fn(*args, **kwargs)`` on the worker's loop, until done or `cancel_call(key)`."""
-    if _was_cancelled(call.key):
-        raise asyncio.CancelledError(f"kiln cancelled {call.key} before it started")
-    coroutine: Coroutine[Any, Any, Any] = call.fn(*call.args, **call.kwargs)
+    fn, args, kwargs = call.unpacked()
+    coroutine: Coroutine[Any, Any, Any] = fn(*args, **kwargs)
     # A task of its own: cancelling it leaves the worker's task, which awaits it, intact.
     task = asyncio.ensure_future(coroutine)
     _running[call.key] = task
@@ -173,9 +194,8 @@ async def call_async(call: RemoteCall) -> Any:
 
 def call_thread(call: RemoteCall) -> Any:
     """``fn(*args, **kwargs)`` in a worker thread, unless `cancel_call(key)` came first."""
-    if _was_cancelled(call.key):
-        raise asyncio.CancelledError(f"kiln cancelled {call.key} before it started")
-    return call.fn(*call.args, **call.kwargs)
+    fn, args, kwargs = call.unpacked()
+    return fn(*args, **kwargs)
 
 
 def cancel_call(key: str) -> bool:
