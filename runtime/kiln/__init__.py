@@ -22,6 +22,11 @@ Standard library only, and small enough to read in one sitting:
 - `streams`: `iterate`, a sync loop over an async stream;
 - `closing`: `closing` and `aclosing`, which close a stream a loop opened;
 - `errors`: `KilnError` and its subclasses.
+
+Not imported here: `kiln.dask` (`DaskBackend`, which runs a flow's node calls
+on a Dask cluster: the optional extra ``kiln[dask]``), with the modules it
+loads once Dask distributed is known to be installed, `dask_connection`,
+`dask_modules` and `dask_worker`.
 """
 
 from typing import TYPE_CHECKING
