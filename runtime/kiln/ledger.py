@@ -502,11 +502,15 @@ def _resolve(committed: asyncio.Future[None], error: BaseException | None) -> No
 def _uncacheable(
     node: str, what: str, error: Unencodable, verb: str
 ) -> UncacheableValue:
-    inside = f" (at {what}{error.where})" if error.where else ""
+    found = (
+        f"holds {error.reason} (at {error.where})"
+        if error.where
+        else f"is {error.reason}"
+    )
     return UncacheableValue(
-        f"node {node!r} is cache=True, but its {what} is {error.reason}{inside}, which the "
-        f"ledger cannot store ({_STORABLE}); {verb} a value it can store, or build the "
-        "flow with uncacheable='run' to run such calls without the cache",
+        f"node {node!r} is cache=True, but its {what} {found}, which the ledger cannot "
+        f"store ({_STORABLE}); {verb} a value it can store, or build the flow with "
+        "uncacheable='run' to run such calls without the cache",
         node=node,
         what=what,
         kind=error.kind,

@@ -13,13 +13,14 @@ to do):
       without tables         to lose)
     SQLite, not kiln's     refused: never written to
     kiln's, other schema   refused: delete it (a cache) or use the kiln that made it
-    kiln's, this schema    used
+    kiln's, this schema    used (if kiln may write the file and its directory)
     unreadable, damaged    refused: delete it and its -wal and -shm files
 
-The inspection opens the file read-only (``mode=ro``), so a foreign database
-is not even checkpointed. Connections wait up to `BUSY_TIMEOUT` seconds for
-another process's lock, and commit with ``synchronous=FULL``: a committed
-result survives the death of the process and of the machine.
+The inspection reads the file's header, and opens it only read-only, so a
+foreign database is not even checkpointed (`_inspect` says more).
+Connections wait up to `BUSY_TIMEOUT` seconds for another process's lock,
+and commit with ``synchronous=FULL``: a committed result survives the death
+of the process and of the machine.
 
 The schema: `entries` holds one row per stored call (the key is the sha256
 of the call's canonical text; the value is codec JSON), `runs` the hit and
@@ -28,6 +29,7 @@ miss counts of the last `KEPT_RUNS` runs.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,12 +130,14 @@ def prepare(path: Path, *, create: bool) -> bool:
             f"the ledger path {path} is a directory; give a file path, "
             f"such as {path / 'ledger.db'}"
         )
-    if path.exists() and path.stat().st_size > 0:
-        _check_header(path)
-        if _inspect(path):
-            return True
+    if path.exists() and path.stat().st_size > 0 and _inspect(path):
+        if create:
+            _check_writable(path)
+        return True
     if not create:
         return False
+    if path.parent.exists():
+        _check_writable(path)
     _create(path, made_directory=not path.parent.exists())
     return True
 
@@ -180,34 +184,36 @@ def problem(path: Path, error: BaseException) -> LedgerError:
     return LedgerError(f"the ledger {path} failed: {text}")
 
 
-def _check_header(path: Path) -> None:
-    try:
-        with path.open("rb") as file:
-            header = file.read(len(_SQLITE_MAGIC))
-    except OSError as error:
-        raise problem(path, error) from error
-    if header != _SQLITE_MAGIC:
-        raise LedgerError(
-            f"{path} is not a kiln ledger (not even a SQLite database), and kiln never "
-            "overwrites a file it did not make; move it away, or point KILN_LEDGER or "
-            "the flow's ledger= at another path"
-        )
+def _check_writable(path: Path) -> None:
+    """Refuse a ledger kiln could read but not write, before a call computes for nothing."""
+    for where in (path, path.parent):
+        if where.exists() and not os.access(where, os.W_OK):
+            raise LedgerError(
+                f"the ledger {path} is read-only ({where} is not writable; kiln writes the "
+                "file, and its -wal and -shm files beside it): make them writable, point "
+                "KILN_LEDGER or the flow's ledger= elsewhere, or pass ledger=False to run "
+                "without the cache"
+            )
 
 
 def _inspect(path: Path) -> bool:
-    """True if `path` is a kiln ledger of this schema, False if an empty database."""
-    try:
-        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
-        try:
-            application = connection.execute("PRAGMA application_id").fetchone()[0]
-            version = connection.execute("PRAGMA user_version").fetchone()[0]
-            tables = connection.execute(
-                "SELECT count(*) FROM sqlite_master"
-            ).fetchone()[0]
-        finally:
-            connection.close()
-    except sqlite3.Error as error:
-        raise problem(path, error) from error
+    """True if `path` is a kiln ledger of this schema, False if an empty database.
+
+    kiln's marks are in the file's header from the first checkpoint on, and a
+    file with no live write-ahead log tells all by itself: then nothing but its
+    bytes is read (an ``immutable`` connection creates no -wal or -shm file).
+    Only a live log needs SQLite's read-only reading of it, which may update
+    the -shm index beside it, as any reader does.
+    """
+    header = _header(path)
+    application = int.from_bytes(header[68:72], "big")
+    version = int.from_bytes(header[60:64], "big")
+    wal = path.with_name(f"{path.name}-wal")
+    live = wal.exists() and wal.stat().st_size > 0
+    if application == APPLICATION_ID or not live:
+        tables = 0 if application else _read(path, "immutable=1")[2]
+    else:
+        application, version, tables = _read(path, "mode=ro")
     if application == APPLICATION_ID:
         if version != SCHEMA_VERSION:
             raise LedgerError(
@@ -223,6 +229,38 @@ def _inspect(path: Path) -> bool:
             "path"
         )
     return False
+
+
+def _header(path: Path) -> bytes:
+    try:
+        with path.open("rb") as file:
+            header = file.read(100)
+    except OSError as error:
+        raise problem(path, error) from error
+    if not header.startswith(_SQLITE_MAGIC) or len(header) < 100:
+        raise LedgerError(
+            f"{path} is not a kiln ledger (not even a SQLite database), and kiln never "
+            "overwrites a file it did not make; move it away, or point KILN_LEDGER or "
+            "the flow's ledger= at another path"
+        )
+    return header
+
+
+def _read(path: Path, mode: str) -> tuple[int, int, int]:
+    """The application id, the user version and the number of schema objects."""
+    try:
+        connection = sqlite3.connect(f"{path.as_uri()}?{mode}", uri=True)
+        try:
+            application = connection.execute("PRAGMA application_id").fetchone()[0]
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            tables = connection.execute(
+                "SELECT count(*) FROM sqlite_master"
+            ).fetchone()[0]
+        finally:
+            connection.close()
+    except sqlite3.Error as error:
+        raise problem(path, error) from error
+    return application, version, tables
 
 
 def _create(path: Path, *, made_directory: bool) -> None:

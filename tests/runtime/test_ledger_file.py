@@ -1,0 +1,250 @@
+"""The ledger's file when it is not as it should be: every case a clear error or a recovery.
+
+A file that is not kiln's is never written to: those tests compare its bytes,
+and the directory's listing, before and after.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from kiln import LedgerError
+from kiln.ledger import Ledger
+from kiln.ledger_file import APPLICATION_ID, SCHEMA_VERSION
+
+
+async def node(x: int) -> int:
+    return x * 10
+
+
+def computing(log: list[int], x: int) -> Callable[[], Awaitable[int]]:
+    async def compute() -> int:
+        log.append(x)
+        return x * 10
+
+    return compute
+
+
+async def use(path: Path, x: int = 1, log: list[int] | None = None) -> tuple[int, bool]:
+    ledger = Ledger.at(path)
+    try:
+        compute = computing([] if log is None else log, x)
+        return await ledger.call("node", "v1", node, (x,), {}, compute)
+    finally:
+        ledger.close()
+
+
+def snapshot(directory: Path, *, index: bool = True) -> dict[str, str]:
+    """Every file's hash; `index=False` leaves out SQLite's -shm index, which readers touch."""
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.iterdir())
+        if p.is_file() and (index or not p.name.endswith("-shm"))
+    }
+
+
+async def test_a_directory_at_the_path_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(LedgerError, match="is a directory; give a file path"):
+        await use(tmp_path)
+
+
+async def test_a_file_that_is_not_sqlite_is_never_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    path.write_text("my notes, not a ledger\n" * 100)
+    before = snapshot(tmp_path)
+    log: list[int] = []
+    with pytest.raises(LedgerError, match=r"not a kiln ledger .*never overwrites"):
+        await use(path, log=log)
+    assert log == [], "refused before computing"
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("journal", ["delete", "wal"])
+async def test_a_foreign_sqlite_database_is_never_written_to(
+    tmp_path: Path, journal: str
+) -> None:
+    path = tmp_path / "app.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute(f"PRAGMA journal_mode = {journal}")
+    other.execute("CREATE TABLE users (name TEXT)")
+    other.execute("INSERT INTO users VALUES ('ada')")
+    if journal == "wal":
+        other.execute("PRAGMA wal_autocheckpoint = 0")
+        other.execute("INSERT INTO users VALUES ('grace')")  # only in its -wal file
+    # A live -wal file must be read through SQLite, which may touch its -shm index.
+    before = snapshot(tmp_path, index=journal != "wal")
+    with pytest.raises(LedgerError, match="SQLite database that is not a kiln ledger"):
+        await use(path)
+    assert snapshot(tmp_path, index=journal != "wal") == before
+    assert other.execute("SELECT count(*) FROM users").fetchone()[0] == 1 + (
+        journal == "wal"
+    )
+    other.close()
+
+
+async def test_a_ledger_of_another_schema_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    await use(path)
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA user_version = 99")
+    connection.close()
+    before = snapshot(tmp_path)
+    with pytest.raises(
+        LedgerError, match=f"schema version 99.*reads version {SCHEMA_VERSION}"
+    ):
+        await use(path)
+    assert snapshot(tmp_path) == before
+
+
+async def test_an_empty_file_becomes_a_ledger(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    path.touch()
+    assert await use(path) == (10, False)
+    assert await use(path) == (10, True)
+    with sqlite3.connect(path) as connection:
+        assert (
+            connection.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+        )
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    connection.close()
+
+
+async def test_a_file_damaged_at_its_start_is_refused_with_what_to_do(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.db"
+    await use(path)
+    data = bytearray(path.read_bytes())
+    data[100:4096] = b"\xff" * (4096 - 100)  # the first page, past the header
+    path.write_bytes(bytes(data))
+    with pytest.raises(
+        LedgerError, match=r"is damaged .*delete it with its -wal and -shm"
+    ):
+        await use(path)
+
+
+async def test_a_file_damaged_in_its_entries_fails_lookups_clearly(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.db"
+    for x in range(400):
+        await use(path, x)
+    data = bytearray(path.read_bytes())
+    page = 4096
+    for start in range(2 * page, len(data) - page, page):  # every page past the schema
+        data[start : start + page] = b"\x07" * page
+    path.write_bytes(bytes(data))
+    found = []
+    for x in range(400):
+        try:
+            await use(path, x)
+        except LedgerError as error:
+            found.append(str(error))
+    assert found, "some lookups read the damaged pages"
+    assert all("is damaged" in message for message in found)
+
+
+async def test_a_deleted_wal_file_loses_only_what_it_held_since_the_last_checkpoint(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.db"
+    script = """
+import asyncio, os, sys
+from kiln.ledger import Ledger
+
+async def node(x: int) -> int:
+    return x * 10
+
+async def main(path):
+    ledger = Ledger.at(path)
+    for x in range(10):
+        if x == 5:
+            ledger.close()  # the last connection closes: a checkpoint empties the -wal
+        await ledger.call("node", "v1", node, (x,), {}, lambda x=x: node(x))
+    os._exit(0)  # like kill -9: no close, no checkpoint
+
+asyncio.run(main(sys.argv[1]))
+"""
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True)
+    wal = tmp_path / "ledger.db-wal"
+    assert wal.stat().st_size > 0, "the last five results are in the -wal file only"
+    wal.unlink()
+    log: list[int] = []
+    hits = [(await use(path, x, log))[1] for x in range(10)]
+    assert hits == [True] * 5 + [False] * 5
+    assert log == [5, 6, 7, 8, 9]
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    connection.close()
+
+
+@contextmanager
+def read_only(*paths: Path) -> Iterator[None]:
+    """Make `paths` unwritable, for root too (which ignores modes: then chattr +i)."""
+    if os.geteuid() != 0:
+        modes = [p.stat().st_mode for p in paths]
+        for p in paths:
+            p.chmod(stat.S_IMODE(p.stat().st_mode) & ~0o222)
+        try:
+            yield
+        finally:
+            for p, mode in zip(paths, modes, strict=True):
+                p.chmod(stat.S_IMODE(mode))
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", *paths], check=False).returncode:
+        pytest.skip("running as root, and chattr +i cannot make a file read-only here")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", *paths], check=True)
+
+
+async def test_a_read_only_directory_is_refused_before_computing(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "locked"
+    directory.mkdir()
+    log: list[int] = []
+    with read_only(directory), pytest.raises(LedgerError, match="is read-only"):
+        await use(directory / "ledger.db", log=log)
+    assert log == []
+
+
+async def test_a_read_only_ledger_is_refused_before_computing(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    await use(path, 1)
+    before = snapshot(tmp_path)
+    log: list[int] = []
+    with (
+        read_only(path),
+        pytest.raises(LedgerError, match=r"is read-only .*ledger=False"),
+    ):
+        await use(path, 2, log=log)
+    assert log == []
+    assert snapshot(tmp_path) == before
+
+
+async def test_a_ledger_in_a_read_only_directory_is_refused(tmp_path: Path) -> None:
+    directory = tmp_path / "locked"
+    directory.mkdir()
+    await use(directory / "ledger.db", 1)
+    with read_only(directory), pytest.raises(LedgerError, match="is read-only"):
+        await use(directory / "ledger.db", 1)
+
+
+async def test_a_path_under_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(LedgerError, match=r"file/ledger\.db"):
+        await use(tmp_path / "file" / "ledger.db")
