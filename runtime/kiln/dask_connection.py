@@ -133,6 +133,11 @@ class Connection:
         """Close the client and a local cluster, then stop the loop and its thread."""
         if not self._thread.is_alive():
             return
+        if threading.current_thread() is self._thread:
+            # The backend was collected on this very thread: close without waiting on it.
+            closing = self.loop.create_task(self._close())
+            closing.add_done_callback(lambda _: self.loop.stop())
+            return
         try:
             asyncio.run_coroutine_threadsafe(self._close(), self.loop).result(
                 _CLOSE_TIMEOUT
