@@ -22,9 +22,10 @@ culprit was.
 Classes are named by qualified name, not by module: a compiled flow holds
 copies of its source module's classes, and a key must not change with the
 name of the output module. `Classes` finds a class again from its name: in
-the annotation being decoded to first (a node's return type, and the field
-types of the classes it names, however deep), then among the module-level
-names of the node's module.
+the node's return annotation first (and the field types of the classes it
+names, however deep), then among the module-level names of the node's
+module. Decoding is one `json.loads` whose object hook rebuilds each tagged
+object, innermost first.
 
 `canonical_text` is the deterministic text that keys hash (sorted object
 keys, set items and dict pairs; no whitespace). `stored_text` keeps dict
@@ -38,7 +39,6 @@ import dataclasses
 import json
 import json.encoder
 import math
-import types
 import typing
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -224,8 +224,9 @@ class Classes:
 
     First among the classes that the annotation `hint` names (through unions,
     generics, `Annotated`, `NewType` and the field types of the classes it
-    names), then among the module-level names of `namespace`, the globals of
-    the node function.
+    names, however deep), then among the module-level names of `namespace`,
+    the globals of the node function. Two different classes of one name in
+    the annotation make that name ambiguous: `Undecodable`.
     """
 
     __slots__ = ("_found", "_hint", "_named", "_namespace")
@@ -233,29 +234,29 @@ class Classes:
     def __init__(self, hint: object, namespace: Mapping[str, Any]) -> None:
         self._hint = hint
         self._namespace = namespace
-        self._named: dict[str, type] | None = None
-        self._found: dict[tuple[str, object], type] = {}
+        self._named: dict[str, type | None] | None = None  # None: ambiguous
+        self._found: dict[str, type] = {}
 
-    def find(self, name: str, hint: object) -> type:
-        """The class called `name`, preferring one that `hint` (where it is) names."""
-        try:
-            return self._found[name, hint]
-        except KeyError:
-            found = self._find(name, hint)
-        except TypeError:  # an unhashable hint (Annotated metadata, say)
-            return self._find(name, hint)
-        self._found[name, hint] = found
+    def find(self, name: str) -> type:
+        """The class called `name`."""
+        found = self._found.get(name)
+        if found is None:
+            found = self._found[name] = self._find(name)
         return found
 
-    def _find(self, name: str, hint: object) -> type:
-        for member in _members(hint):
-            if isinstance(member, type) and member.__qualname__ == name:
-                return member
+    def _find(self, name: str) -> type:
         if self._named is None:
-            named: dict[str, type] = {}
+            named: dict[str, type | None] = {}
             _collect(self._hint, named, set())
             self._named = named
-        found = self._named.get(name) or _lookup(self._namespace, name)
+        if name in self._named:
+            found = self._named[name]
+            if found is None:
+                raise Undecodable(
+                    f"two classes named {name!r} in the return annotation"
+                )
+            return found
+        found = _lookup(self._namespace, name)
         if found is None:
             raise Undecodable(
                 f"no class {name!r} in the return annotation or the module"
@@ -263,67 +264,28 @@ class Classes:
         return found
 
 
-def decode(text: str, hint: object, classes: Classes) -> Any:
-    """The value that `stored_text` wrote as `text`; `hint` is its annotation (or Any)."""
+def decode(text: str, classes: Classes) -> Any:
+    """The value that `stored_text` wrote as `text`, its classes found by `classes`."""
+
+    def tagged(data: dict[str, Any]) -> Any:
+        if len(data) == 1:
+            ((tag, body),) = data.items()
+            if tag.startswith("$"):
+                return _TAGS[tag](body, classes)
+        return data
+
     try:
-        return _value(json.loads(text), hint, classes)
+        return json.loads(text, object_hook=tagged)
     except Undecodable:
         raise
     except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as error:
         raise Undecodable(f"{type(error).__name__}: {error}") from error
 
 
-def _value(data: Any, hint: object, classes: Classes) -> Any:
-    if type(data) is list:
-        (item,) = _args(hint, list) or (Any,)
-        return [_value(x, item, classes) for x in data]
-    if type(data) is not dict:
-        return data
-    if len(data) == 1:
-        ((tag, body),) = data.items()
-        if tag.startswith("$"):
-            return _TAGS[tag](body, hint, classes)
-    value_hint = (_args(hint, dict) or (Any, Any))[1]
-    return {key: _value(item, value_hint, classes) for key, item in data.items()}
-
-
-def _tuple(body: list[Any], hint: object, classes: Classes) -> tuple[Any, ...]:
-    args = _args(hint, tuple)
-    if len(args) == 2 and args[1] is Ellipsis:
-        args = (args[0],) * len(body)
-    elif len(args) != len(body):
-        args = (Any,) * len(body)
-    return tuple(_value(x, h, classes) for x, h in zip(body, args, strict=True))
-
-
-def _set(body: list[Any], hint: object, classes: Classes) -> set[Any]:
-    (item,) = _args(hint, set) or (Any,)
-    return {_value(x, item, classes) for x in body}
-
-
-def _frozenset(body: list[Any], hint: object, classes: Classes) -> frozenset[Any]:
-    (item,) = _args(hint, frozenset) or (Any,)
-    return frozenset(_value(x, item, classes) for x in body)
-
-
-def _dict(body: list[Any], hint: object, classes: Classes) -> dict[Any, Any]:
-    key, item = _args(hint, dict) or (Any, Any)
-    return {_value(k, key, classes): _value(v, item, classes) for k, v in body}
-
-
-def _float(body: str, hint: object, classes: Classes) -> float:
-    return _NON_FINITE[body]
-
-
-def _bytes(body: str, hint: object, classes: Classes) -> bytes:
-    return base64.b64decode(body, validate=True)
-
-
-def _instance(body: list[Any], hint: object, classes: Classes) -> Any:
-    name, stored = body
-    cls = classes.find(name, hint)
-    hints, init = _plan(cls)
-    values = {k: _value(v, hints.get(k, Any), classes) for k, v in stored.items()}
+def _instance(body: list[Any], classes: Classes) -> Any:
+    name, values = body
+    cls = classes.find(name)
+    init = _init_fields(cls)
     if init is None:
         return cls(**values)
     # Fields that __init__ does not take are set as they were, as __init__ would.
@@ -334,104 +296,70 @@ def _instance(body: list[Any], hint: object, classes: Classes) -> Any:
     return instance
 
 
-def _enum(body: list[Any], hint: object, classes: Classes) -> Enum:
+def _enum(body: list[Any], classes: Classes) -> Enum:
     name, value = body
-    cls = classes.find(name, hint)
+    cls = classes.find(name)
     if not issubclass(cls, Enum):
         raise Undecodable(f"{name!r} is not an Enum")
-    return cls(_value(value, Any, classes))
+    return cls(value)
 
 
-_TAGS: Final[dict[str, Callable[[Any, object, Classes], Any]]] = {
-    "$tuple": _tuple,
-    "$set": _set,
-    "$frozenset": _frozenset,
-    "$dict": _dict,
-    "$float": _float,
-    "$bytes": _bytes,
+_TAGS: Final[dict[str, Callable[[Any, Classes], Any]]] = {
+    "$tuple": lambda body, _: tuple(body),
+    "$set": lambda body, _: set(body),
+    "$frozenset": lambda body, _: frozenset(body),
+    "$dict": lambda body, _: dict(body),
+    "$float": lambda body, _: _NON_FINITE[body],
+    "$bytes": lambda body, _: base64.b64decode(body, validate=True),
     "$dataclass": _instance,
     "$namedtuple": _instance,
     "$enum": _enum,
 }
 
-
-def _members(hint: object) -> tuple[object, ...]:
-    """The alternatives of a union (flattened), else the hint; through Annotated, NewType."""
-    origin = typing.get_origin(hint)
-    if origin is typing.Annotated:
-        return _members(typing.get_args(hint)[0])
-    if origin is typing.Union or origin is types.UnionType:
-        return tuple(m for arg in typing.get_args(hint) for m in _members(arg))
-    supertype = getattr(hint, "__supertype__", None)
-    return _members(supertype) if supertype is not None else (hint,)
+_INIT: weakref.WeakKeyDictionary[type, frozenset[str] | None] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def _args(hint: object, kind: type) -> tuple[Any, ...]:
-    """The type arguments of the first alternative of `hint` that a `kind` fits."""
-    if hint is Any:
-        return ()
+def _init_fields(cls: type) -> frozenset[str] | None:
+    """The fields a dataclass's __init__ takes; None for another class."""
     try:
-        return _ARGS[hint, kind]
+        return _INIT[cls]
     except KeyError:
-        found = _ARGS[hint, kind] = _find_args(hint, kind)
-        return found
-    except TypeError:  # an unhashable hint
-        return _find_args(hint, kind)
-
-
-def _find_args(hint: object, kind: type) -> tuple[Any, ...]:
-    for member in _members(hint):
-        origin = typing.get_origin(member)
-        if isinstance(origin, type) and issubclass(kind, origin):
-            return typing.get_args(member)
-    return ()
-
-
-_ARGS: dict[tuple[object, type], tuple[Any, ...]] = {}
-_PLANS: weakref.WeakKeyDictionary[
-    type, tuple[dict[str, Any], frozenset[str] | None]
-] = weakref.WeakKeyDictionary()
-
-
-def _plan(cls: type) -> tuple[dict[str, Any], frozenset[str] | None]:
-    """A class's field annotations, and the fields its __init__ takes if a dataclass."""
-    plan = _PLANS.get(cls)
-    if plan is None:
         init = (
             frozenset(f.name for f in dataclasses.fields(cls) if f.init)
             if dataclasses.is_dataclass(cls)
             else None
         )
-        plan = _PLANS[cls] = (_hints(cls), init)
-    return plan
+        _INIT[cls] = init
+        return init
 
 
-def _hints(cls: type) -> dict[str, Any]:
-    """A class's field annotations; {} when they cannot be evaluated."""
-    try:
-        return typing.get_type_hints(cls)
-    except Exception:  # a forward reference that does not resolve: decode without
-        return {}
-
-
-def _collect(hint: object, into: dict[str, type], seen: set[int]) -> None:
-    """Every storable class that `hint` names, by qualified name (the first of a name wins)."""
+def _collect(hint: object, into: dict[str, type | None], seen: set[int]) -> None:
+    """Every storable class that `hint` names, by qualified name (None: two of one name)."""
     if id(hint) in seen:
         return
     seen.add(id(hint))
-    for member in _members(hint):
-        for arg in typing.get_args(member):
-            _collect(arg, into, seen)
-        if not isinstance(member, type):
-            continue
-        named_tuple = issubclass(member, tuple) and hasattr(member, "_fields")
-        if not (
-            named_tuple or issubclass(member, Enum) or dataclasses.is_dataclass(member)
-        ):
-            continue
-        into.setdefault(member.__qualname__, member)
-        for field_hint in _plan(member)[0].values():
-            _collect(field_hint, into, seen)
+    supertype = getattr(hint, "__supertype__", None)  # a NewType
+    if supertype is not None:
+        _collect(supertype, into, seen)
+    for arg in typing.get_args(hint):  # unions, generics, Annotated (its metadata too)
+        _collect(arg, into, seen)
+    if not isinstance(hint, type):
+        return
+    named_tuple = issubclass(hint, tuple) and hasattr(hint, "_fields")
+    if not (named_tuple or issubclass(hint, Enum) or dataclasses.is_dataclass(hint)):
+        return
+    name = hint.__qualname__
+    into[name] = hint if into.get(name, hint) is hint else None
+    try:
+        hints = typing.get_type_hints(hint)
+    except (
+        Exception
+    ):  # a forward reference that does not resolve: no classes through it
+        return
+    for field_hint in hints.values():
+        _collect(field_hint, into, seen)
 
 
 def _lookup(namespace: Mapping[str, Any], name: str) -> type | None:

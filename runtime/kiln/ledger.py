@@ -293,7 +293,7 @@ class Ledger:
         """
         try:
             text = stored_text(value)
-            decode(text, shape.returns, shape.classes)
+            decode(text, shape.classes)
         except (Unencodable, Undecodable) as error:
             if uncacheable == "run":
                 self._flights.land(key, flight, Shared(value))
@@ -316,7 +316,7 @@ class Ledger:
         if row is None:
             return _MISSING
         try:
-            return decode(row[0], shape.returns, shape.classes)
+            return decode(row[0], shape.classes)
         except Undecodable:
             return _MISSING
 
@@ -330,7 +330,7 @@ class Ledger:
             with suppress(
                 Undecodable
             ):  # this waiter's fn differs: it computes for itself
-                return decode(outcome.text, shape.returns, shape.classes)
+                return decode(outcome.text, shape.classes)
         return _MISSING
 
     def _tally(self, run: str, *, hit: bool) -> None:

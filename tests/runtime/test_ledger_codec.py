@@ -53,7 +53,7 @@ UserId = NewType("UserId", int)
 
 def round_trip(value: object, hint: object = Any) -> Any:
     text = stored_text(value)
-    return decode(text, hint, Classes(hint, globals()))
+    return decode(text, Classes(hint, globals()))
 
 
 def same(a: object, b: object) -> bool:
@@ -220,7 +220,7 @@ def test_classes_are_found_in_unions_newtypes_and_field_types() -> None:
     assert round_trip(UserId(3), UserId) == 3
     shape = Shape("s", [Point(1, 2)], meta={1: Point(3, 4)})
     # Point is named only by Shape's field types; the namespace does not know it.
-    found = decode(stored_text([shape]), list[Shape], Classes(list[Shape], {}))
+    found = decode(stored_text([shape]), Classes(list[Shape], {}))
     assert found == [shape]
 
 
@@ -273,11 +273,21 @@ def test_circular_and_huge_values_are_refused_not_crashed_on() -> None:
 
 def test_stored_json_that_no_longer_fits_is_undecodable() -> None:
     with pytest.raises(Undecodable):
-        decode('{"$dataclass":["Point",{"x":1,"z":2}]}', Point, Classes(Point, {}))
+        decode('{"$dataclass":["Point",{"x":1,"z":2}]}', Classes(Point, {}))
     with pytest.raises(Undecodable):
-        decode('{"$enum":["Color",7]}', Color, Classes(Color, {}))
+        decode('{"$enum":["Color",7]}', Classes(Color, {}))
     with pytest.raises(Undecodable):
-        decode("{not json", Any, Classes(Any, {}))
+        decode("{not json", Classes(Any, {}))
+
+
+def test_two_classes_of_one_name_in_the_annotation_are_ambiguous() -> None:
+    first = type("Twin", (), {"__annotations__": {"x": int}})
+    second = type("Twin", (), {"__annotations__": {"x": int}})
+    twins = [dataclass(first), dataclass(second)]
+    hint = twins[0] | twins[1]
+    with pytest.raises(Undecodable, match="two classes named 'Twin'"):
+        decode(stored_text(twins[0](1)), Classes(hint, {}))
+    assert decode(stored_text(twins[0](1)), Classes(twins[0], {})) == twins[0](1)
 
 
 def same_for_keys(a: object, b: object) -> bool:
