@@ -313,6 +313,46 @@ def test_runs_on_many_loops_share_one_connection_and_close_leaves_none(
     assert scheduler_clients(cluster) == before
 
 
+VERSIONED = """
+from kiln import flow, node
+
+@node
+async def version() -> str:
+    return {version!r}
+
+@flow
+async def which() -> str:
+    return await version()
+"""
+
+
+def test_a_module_loaded_again_with_new_code_is_shipped_again(
+    backend: DaskBackend, tmp_path: Path
+) -> None:
+    name = f"kiln_dask_versioned_{uuid.uuid4().hex}"
+    for version in ("first", "second"):
+        source = write(
+            tmp_path / version / "flow.py", dedent(VERSIONED.format(version=version))
+        )
+        compilation = compile_file(source)
+        assert compilation.output is not None
+        generated = write(tmp_path / version / f"{name}.py", compilation.output)
+        module = load_module(name, generated)  # the same name, a new module
+        assert type(module.which)(backend=backend)() == version
+
+
+def test_a_client_names_the_cluster_to_use(
+    nodes: types.ModuleType, cluster: str
+) -> None:
+    from distributed import Client  # noqa: PLC0415
+
+    with (
+        Client(cluster, set_as_default=False) as client,
+        DaskBackend(client) as dask,
+    ):
+        assert type(nodes.doubles)(backend=dask)(3) == [0, 2, 4]
+
+
 # --- a worker dies in the middle of a node -------------------------------------------------
 
 DYING = """
