@@ -1,7 +1,9 @@
 """`kiln.dask.DaskBackend`: compiled flows whose node calls run on a Dask cluster.
 
-One LocalCluster of two worker processes on 127.0.0.1 serves the module (its
-processes are checked gone after it closes). What is checked against it:
+A scheduler and two worker processes on 127.0.0.1, started with the `dask`
+command as on real machines, serve the module (their processes are checked
+gone after they stop); ``"local"`` starts a LocalCluster of its own. What is
+checked against them:
 
 - every example in examples/ gives the result, and writes the files, that it
   gives locally;
@@ -14,7 +16,8 @@ processes are checked gone after it closes). What is checked against it:
   within the probe's timeout, and the workers still work afterwards;
 - a node's timeout stops its coroutine on the worker;
 - 40 half-second I/O calls take about half a second on two workers with 20
-  threads each; with one thread each the calls queue.
+  threads each; with one thread each the calls queue;
+- `kiln run --dask ADDRESS` and `--dask local`.
 
 Node functions talk to the test through files (the workers are other
 processes, started before any test sets an environment variable).
