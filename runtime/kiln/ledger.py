@@ -10,7 +10,7 @@ A compiled flow hands every call of a cached node to its ledger::
 The key is the node's name, the hash of its source (computed by the compiler:
 an edited node misses its old results), and the canonical text of its
 arguments bound to their parameters, so ``f(1)``, ``f(x=1)`` and a default
-of 1 are one key (`codec` says how values are written). A hit decodes the
+of 1 are one key (`ledger_keys`; `codec` writes the values). A hit decodes the
 stored result. A miss runs `compute`, and returns once the result is
 committed by the writer thread (`ledger_writer`): a process killed at any
 moment has lost no call that had returned. A call that fails is not stored,
@@ -37,27 +37,15 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import hashlib
-import inspect
-import json.encoder
 import os
 import sqlite3
 import threading
-import typing
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from pathlib import Path
-from typing import Any, ClassVar, Final, Literal, TypeVar, final
+from typing import Any, ClassVar, Final, Literal, TypeVar, cast, final
 
-from kiln.codec import (
-    Classes,
-    Undecodable,
-    Unencodable,
-    canonical_text,
-    decode,
-    stored_text,
-)
+from kiln.codec import Undecodable
 from kiln.errors import LedgerError, UncacheableValue
 from kiln.flights import ABANDONED, Failed, Flight, Flights, Landed, Outcome, Shared
 from kiln.ledger_file import (
@@ -70,6 +58,7 @@ from kiln.ledger_file import (
     problem,
     read_stats,
 )
+from kiln.ledger_keys import Shape, call_key, result_text, shape_of
 from kiln.ledger_writer import Writer
 
 __all__ = ["Ledger", "LedgerStats", "NodeEntries", "RunHits", "Uncacheable"]
@@ -78,11 +67,6 @@ R = TypeVar("R")
 Uncacheable = Literal["raise", "run"]
 
 DEFAULT_PATH: Final = Path(".kiln") / "ledger.db"
-_string: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii
-_STORABLE: Final = (
-    "the ledger stores JSON values (None, bool, int, float, str, list, dict), tuples, "
-    "sets, bytes, dataclasses, NamedTuples and Enums, and never pickles"
-)
 
 
 @final
@@ -147,7 +131,7 @@ class Ledger:
 
         `run` names the flow run in the hit statistics ("" counts nothing).
         """
-        shape = _shape(fn)
+        shape = shape_of(fn)
         key = self._key(node, source, shape, args, kwargs, uncacheable)
         if key is None:
             self._tally(run, hit=False)
@@ -157,14 +141,14 @@ class Ledger:
             found = self._found(key, shape)
             if found is not _MISSING:
                 self._tally(run, hit=True)
-                return typing.cast(R, found), True
+                return cast(R, found), True
             flight, leading = self._flights.join(key)
             if leading:
                 break
             shared = self._shared_value(await self._flights.wait(flight), shape)
             if shared is not _MISSING:
                 self._tally(run, hit=True)
-                return typing.cast(R, shared), True
+                return cast(R, shared), True
         self._tally(run, hit=False)
         try:
             value = await compute()
@@ -201,7 +185,7 @@ class Ledger:
         uncacheable: Uncacheable = "raise",
     ) -> tuple[R, bool]:
         """`call` for a sync node: the calling thread waits for the commit (a moment)."""
-        shape = _shape(fn)
+        shape = shape_of(fn)
         key = self._key(node, source, shape, args, kwargs, uncacheable)
         if key is None:
             self._tally(run, hit=False)
@@ -211,7 +195,7 @@ class Ledger:
             found = self._found(key, shape)
             if found is not _MISSING:
                 self._tally(run, hit=True)
-                return typing.cast(R, found), True
+                return cast(R, found), True
             flight, leading = self._flights.join(key)
             if leading:
                 break
@@ -224,7 +208,7 @@ class Ledger:
             shared = self._shared_value(self._flights.wait_sync(flight), shape)
             if shared is not _MISSING:
                 self._tally(run, hit=True)
-                return typing.cast(R, shared), True
+                return cast(R, shared), True
         self._tally(run, hit=False)
         try:
             value = compute()
@@ -257,53 +241,42 @@ class Ledger:
         self,
         node: str,
         source: str,
-        shape: _Shape,
+        shape: Shape,
         args: tuple[Any, ...],
         kwargs: Mapping[str, Any],
         uncacheable: Uncacheable,
     ) -> bytes | None:
-        """The call's key; None when it is to run uncached (arguments `fn` does not take too)."""
+        """The call's key; None when it runs uncached (arguments `fn` does not take too)."""
         try:
-            arguments = shape.bind(args, kwargs)
-        except TypeError:
-            return None  # calling fn raises the TypeError a plain call would
-        texts: list[str] = []
-        for name in sorted(arguments):
-            try:
-                texts.append(f"{_string(name)}:{canonical_text(arguments[name])}")
-            except Unencodable as error:
-                if uncacheable == "run":
-                    return None
-                raise _uncacheable(node, f"argument {name!r}", error, "pass") from None
-        call = f"[{_string(node)},{_string(source)},{{{','.join(texts)}}}]"
-        return hashlib.sha256(call.encode("ascii")).digest()
+            return call_key(node, source, shape, args, kwargs)
+        except UncacheableValue:
+            if uncacheable == "run":
+                return None
+            raise
 
     def _storable(
         self,
         node: str,
-        shape: _Shape,
+        shape: Shape,
         value: object,
         key: bytes,
         flight: Flight,
         uncacheable: Uncacheable,
     ) -> str | None:
-        """The text to store for `value`, checked to decode; None to return it unstored.
+        """The text to store for `value`; None to return it unstored.
 
         Lands the flight unless there is text to store.
         """
         try:
-            text = stored_text(value)
-            decode(text, shape.classes)
-        except (Unencodable, Undecodable) as error:
+            return result_text(node, shape, value)
+        except UncacheableValue as failure:
             if uncacheable == "run":
                 self._flights.land(key, flight, Shared(value))
                 return None
-            failure = _unstorable_result(node, value, error)
             self._flights.land(key, flight, Failed(failure))
-            raise failure from None
-        return text
+            raise
 
-    def _found(self, key: bytes, shape: _Shape) -> object:
+    def _found(self, key: bytes, shape: Shape) -> object:
         """The stored value of `key`, or _MISSING (a stored value that no longer decodes, too)."""
         try:
             row = (
@@ -316,11 +289,11 @@ class Ledger:
         if row is None:
             return _MISSING
         try:
-            return decode(row[0], shape.classes)
+            return shape.decode(row[0])
         except Undecodable:
             return _MISSING
 
-    def _shared_value(self, outcome: Outcome, shape: _Shape) -> object:
+    def _shared_value(self, outcome: Outcome, shape: Shape) -> object:
         """What a waiter of a flight returns; _MISSING to start over (the leader left)."""
         if isinstance(outcome, Failed):
             raise outcome.error
@@ -330,7 +303,7 @@ class Ledger:
             with suppress(
                 Undecodable
             ):  # this waiter's fn differs: it computes for itself
-                return decode(outcome.text, shape.classes)
+                return shape.decode(outcome.text)
         return _MISSING
 
     def _tally(self, run: str, *, hit: bool) -> None:
@@ -437,54 +410,6 @@ class Ledger:
 _INHERITED: list[sqlite3.Connection] = []
 
 
-@final
-class _Shape:
-    """What the ledger needs of a node function, worked out once per function."""
-
-    __slots__ = ("__weakref__", "classes", "defaults", "names", "returns", "signature")
-
-    def __init__(self, fn: Callable[..., Any]) -> None:
-        self.signature = inspect.signature(fn)
-        parameters = self.signature.parameters.values()
-        plain = all(
-            p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters
-        )
-        # Every parameter plain: positional arguments bind by zip, defaults fill the rest.
-        self.names = tuple(self.signature.parameters) if plain else None
-        self.defaults = tuple(p.default for p in parameters)
-        try:
-            self.returns: object = typing.get_type_hints(fn).get("return", Any)
-        except Exception:  # an annotation that does not resolve: decode by class names
-            self.returns = Any
-        self.classes = Classes(self.returns, getattr(fn, "__globals__", {}))
-
-    def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """The arguments by parameter name, defaults included; TypeError if they do not fit."""
-        names = self.names
-        if names is not None and not kwargs and len(args) <= len(names):
-            filled = args + self.defaults[len(args) :]
-            if inspect.Parameter.empty not in filled[len(args) :]:
-                return dict(zip(names, filled, strict=True))
-        bound = self.signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        return bound.arguments
-
-
-_SHAPES: weakref.WeakKeyDictionary[Callable[..., Any], _Shape] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _shape(fn: Callable[..., Any]) -> _Shape:
-    try:
-        shape = _SHAPES.get(fn)
-    except TypeError:  # a callable that takes no weak reference
-        return _Shape(fn)
-    if shape is None:
-        shape = _SHAPES[fn] = _Shape(fn)
-    return shape
-
-
 def _failure(error: BaseException) -> Outcome:
     """A computation's exception as its waiters see it: shared, or the leader's own end."""
     return Failed(error) if isinstance(error, Exception) else ABANDONED
@@ -497,41 +422,6 @@ def _resolve(committed: asyncio.Future[None], error: BaseException | None) -> No
         committed.set_result(None)
     else:
         committed.set_exception(error)
-
-
-def _uncacheable(
-    node: str, what: str, error: Unencodable, verb: str
-) -> UncacheableValue:
-    found = (
-        f"holds {error.reason} (at {error.where})"
-        if error.where
-        else f"is {error.reason}"
-    )
-    return UncacheableValue(
-        f"node {node!r} is cache=True, but its {what} {found}, which the ledger cannot "
-        f"store ({_STORABLE}); {verb} a value it can store, or build the flow with "
-        "uncacheable='run' to run such calls without the cache",
-        node=node,
-        what=what,
-        kind=error.kind,
-    )
-
-
-def _unstorable_result(
-    node: str, value: object, error: Unencodable | Undecodable
-) -> UncacheableValue:
-    if isinstance(error, Unencodable):
-        return _uncacheable(node, "result", error, "return")
-    kind = type(value).__qualname__
-    return UncacheableValue(
-        f"node {node!r} is cache=True, but the ledger could not rebuild its result, a "
-        f"{kind}, from what it would store ({error}); define the classes it holds at "
-        "module level or name them in the node's return annotation, or build the flow "
-        "with uncacheable='run' to run such calls without the cache",
-        node=node,
-        what="result",
-        kind=kind,
-    )
 
 
 def _close_all() -> None:
