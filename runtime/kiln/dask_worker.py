@@ -189,7 +189,7 @@ async def call_async(call: RemoteCall) -> Any:
     try:
         return await task
     finally:
-        del _running[call.key]
+        _running.pop(call.key, None)
 
 
 def call_thread(call: RemoteCall) -> Any:
