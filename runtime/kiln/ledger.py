@@ -59,11 +59,12 @@ from kiln.ledger_file import (
     read_stats,
 )
 from kiln.ledger_keys import Shape, call_key, result_text, shape_of
-from kiln.ledger_writer import Writer
+from kiln.ledger_writer import Settle, Writer, WriterClosed
 
 __all__ = ["Ledger", "LedgerStats", "NodeEntries", "RunHits", "Uncacheable"]
 
 R = TypeVar("R")
+T = TypeVar("T")
 Uncacheable = Literal["raise", "run"]
 
 DEFAULT_PATH: Final = Path(".kiln") / "ledger.db"
@@ -168,7 +169,7 @@ class Ledger:
             with suppress(RuntimeError):  # the loop is closed: nobody waits for this
                 loop.call_soon_threadsafe(_resolve, committed, error)
 
-        writer.store(key, node, source, text, settle)
+        self._store(writer, key, node, source, text, settle)
         await committed
         return value, False
 
@@ -229,7 +230,7 @@ class Ledger:
                 failures.append(error)
             committed.set()
 
-        writer.store(key, node, source, text, settle)
+        self._store(writer, key, node, source, text, settle)
         committed.wait()
         if failures:
             raise failures[0]
@@ -308,7 +309,29 @@ class Ledger:
 
     def _tally(self, run: str, *, hit: bool) -> None:
         if run:
-            self._open().tally(run, hit=hit)
+            while not self._open().tally(run, hit=hit):
+                pass  # closed meanwhile: the next _open() starts another writer
+
+    def _store(
+        self,
+        writer: Writer,
+        key: bytes,
+        node: str,
+        source: str,
+        text: str,
+        settle: Settle,
+    ) -> None:
+        while not writer.store(key, node, source, text, settle):
+            writer = self._open()  # closed meanwhile: the next one takes it
+
+    def _run(
+        self, work: Callable[[sqlite3.Connection], T], *, transaction: bool = True
+    ) -> T:
+        while True:
+            try:
+                return self._open().run(work, transaction=transaction)
+            except WriterClosed:
+                continue  # closed meanwhile: the next _open() starts another writer
 
     # --- the file ----------------------------------------------------------------------
 
@@ -361,10 +384,9 @@ class Ledger:
         """
         if self._writer is None and not self._exists():
             return 0
-        writer = self._open()
-        removed = writer.run(lambda connection: delete_entries(connection, node))
-        writer.run(lambda c: c.execute("PRAGMA incremental_vacuum").fetchall())
-        writer.run(
+        removed = self._run(lambda connection: delete_entries(connection, node))
+        self._run(lambda c: c.execute("PRAGMA incremental_vacuum").fetchall())
+        self._run(
             lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall(),
             transaction=False,
         )
@@ -376,7 +398,7 @@ class Ledger:
         (Results are committed before their calls return; only counts wait.)
         """
         if self._writer is not None:
-            self._writer.run(lambda connection: None)
+            self._run(lambda connection: None)
 
     def close(self) -> None:
         """Commit what waits, stop the writer, close the connections; reopened on next use."""

@@ -33,7 +33,7 @@ from typing import Final, Generic, TypeVar, final
 
 from kiln.ledger_file import KEPT_RUNS, connect, problem
 
-__all__ = ["Settle", "Writer"]
+__all__ = ["Settle", "Writer", "WriterClosed"]
 
 T = TypeVar("T")
 Settle = Callable[[BaseException | None], None]
@@ -41,6 +41,10 @@ Settle = Callable[[BaseException | None], None]
 COUNTS_DELAY: Final = 0.2
 RETRIES: Final = 5
 _BUSY: Final = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+class WriterClosed(RuntimeError):
+    """The writer was closed (`Ledger.close`) before it took the work: use a new one."""
 
 
 @final
@@ -82,7 +86,9 @@ class Writer:
         self.path = path
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._counts: dict[str, list[float]] = {}  # run -> [started, hits, misses]
-        self._counts_lock = threading.Lock()
+        # Guards the counts, and `_open`: whatever is queued before _STOP is done.
+        self._lock = threading.Lock()
+        self._open = True
         self._thread = threading.Thread(
             target=self._serve, name=f"kiln-ledger-writer {path.name}", daemon=True
         )
@@ -90,30 +96,41 @@ class Writer:
 
     def store(
         self, key: bytes, node: str, source: str, text: str, settle: Settle
-    ) -> None:
-        """Commit one result soon; `settle` is called from the writer thread afterwards."""
-        self._queue.put(_Store(key, node, source, text, settle))
+    ) -> bool:
+        """Commit one result soon, then call `settle` from the writer thread.
 
-    def tally(self, run: str, *, hit: bool) -> None:
-        """Count a call of `run` as a hit or a miss; committed with the next transaction."""
-        with self._counts_lock:
+        False if the writer is closed: it took nothing, and will call nothing.
+        """
+        return self._put(_Store(key, node, source, text, settle))
+
+    def tally(self, run: str, *, hit: bool) -> bool:
+        """Count a call of `run` as a hit or a miss, committed with the next transaction.
+
+        False if the writer is closed and counted nothing.
+        """
+        with self._lock:
+            if not self._open:
+                return False
             counts = self._counts.get(run)
             first = not self._counts
             if counts is None:
                 counts = self._counts[run] = [time.time(), 0, 0]
             counts[1 if hit else 2] += 1
-        if first:
-            self._queue.put(_COUNTS)
+            if first:
+                self._queue.put(_COUNTS)
+        return True
 
     def run(
         self, work: Callable[[sqlite3.Connection], T], *, transaction: bool = True
     ) -> T:
         """Run `work` on the writer's connection (in a transaction of its own); its result.
 
-        Every store handed over before is committed first.
+        Every store handed over before is committed first. Raises `WriterClosed`
+        if the writer is closed.
         """
         job: _Job[T] = _Job(work, transaction)
-        self._queue.put(job)  # type: ignore[arg-type]  # a _Job of any result is an _Item
+        if not self._put(job):  # type: ignore[arg-type]  # a _Job of any result is an _Item
+            raise WriterClosed(self.path)
         job.done.wait()
         if job.error is not None:
             raise job.error
@@ -121,9 +138,17 @@ class Writer:
 
     def close(self, timeout: float | None = None) -> None:
         """Commit what is waiting, then stop the thread and close its connection."""
-        if self._thread.is_alive():
-            self._queue.put(_STOP)
-            self._thread.join(timeout)
+        with self._lock:
+            if self._open:
+                self._open = False
+                self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    def _put(self, item: _Item) -> bool:
+        with self._lock:
+            if self._open:
+                self._queue.put(item)
+            return self._open
 
     # --- the thread ----------------------------------------------------------------------
 
@@ -183,7 +208,7 @@ class Writer:
         self._commit(connection, stores)
 
     def _commit(self, connection: sqlite3.Connection, stores: list[_Store]) -> None:
-        with self._counts_lock:
+        with self._lock:
             counts, self._counts = self._counts, {}
         if not stores and not counts:
             return
@@ -207,7 +232,7 @@ class Writer:
 
     def _restore(self, counts: dict[str, list[float]]) -> None:
         """Put counts that could not be committed back, for the next transaction."""
-        with self._counts_lock:
+        with self._lock:
             for run, (started, hits, misses) in counts.items():
                 now = self._counts.setdefault(run, [started, 0, 0])
                 now[1] += hits

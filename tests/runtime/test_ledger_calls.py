@@ -424,3 +424,22 @@ async def test_a_ledger_error_is_a_kiln_error_with_the_path(tmp_path: Path) -> N
     ledger = Ledger.at(tmp_path)
     with pytest.raises(LedgerError, match=str(tmp_path)):
         await ledger.call("scale", "v1", scale, (1,), {}, lambda: scale(1))
+
+
+async def test_closing_the_ledger_mid_call_loses_nothing(ledger: Ledger) -> None:
+    release = asyncio.Event()
+
+    async def slow() -> int:
+        await release.wait()
+        return 5
+
+    pending = asyncio.ensure_future(
+        ledger.call("slow", "v1", slow, (), {}, slow, run="r")
+    )
+    await asyncio.sleep(0.01)
+    ledger.close()  # as at exit, or by a user, while the call computes
+    release.set()
+    assert await asyncio.wait_for(pending, 30) == (5, False)
+    ledger.close()
+    assert await ledger.call("slow", "v1", slow, (), {}, slow, run="r") == (5, True)
+    assert (ledger.stats().runs[0].hits, ledger.stats().runs[0].misses) == (1, 1)
