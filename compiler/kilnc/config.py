@@ -62,7 +62,7 @@ KEYS: Final[dict[str, tuple[Callable[[object], bool], str]]] = {
     ),
     "output": (_non_empty_string, 'a directory, e.g. "build"'),
     "max_visits": (_visit_limit, "an integer >= 1"),
-    "ledger": (_non_empty_string, 'a file path, e.g. ".kiln/ledger.sqlite"'),
+    "ledger": (_non_empty_string, 'a file path, e.g. ".kiln/ledger.db"'),
 }
 
 
