@@ -105,10 +105,10 @@ class Ledger:
         self._open_lock = threading.Lock()
         self._writer: Writer | None = None
         self._flights = Flights()
-        self._local = (
-            threading.local()
-        )  # .reader and .generation: this thread's connection
-        self._generation = 0  # bumped by close(): every thread's reader is stale
+        # This thread's connection (.reader), and the generation it belongs to:
+        # close() bumps the generation, which makes every thread's reader stale.
+        self._local = threading.local()
+        self._generation = 0
         self._readers: list[sqlite3.Connection] = []
 
     def __repr__(self) -> str:
@@ -301,9 +301,8 @@ class Ledger:
         if isinstance(outcome, Shared):
             return outcome.value
         if isinstance(outcome, Landed):
-            with suppress(
-                Undecodable
-            ):  # this waiter's fn differs: it computes for itself
+            # Undecodable: this waiter's fn is another, which computes for itself.
+            with suppress(Undecodable):
                 return shape.decode(outcome.text)
         return _MISSING
 
