@@ -52,7 +52,7 @@ __all__ = [
     "read_stats",
 ]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2  # 1: the first draft (hex keys, another value encoding)
 APPLICATION_ID: Final = 0x6B696C6E  # "kiln" in ASCII
 BUSY_TIMEOUT: Final = 30.0
 KEPT_RUNS: Final = 100
