@@ -41,7 +41,6 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import repeat
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar, cast, final
 
@@ -152,9 +151,9 @@ class Flow(_Fielded, kw_only=True):
                     f" (its groups: {declared})"
                 )
             limits.update(given)
-        concurrency = self.concurrency or self._kiln_concurrency
         if self.concurrency is not None:
             _check_int("concurrency", self.concurrency, minimum=1, hint="")
+        concurrency = self.concurrency or self._kiln_concurrency
         if self.on_event is not None and not callable(self.on_event):
             raise OptionError(f"on_event must be callable; got {self.on_event!r}")
         if not isinstance(self.record, bool):
@@ -228,7 +227,7 @@ class _Binder:
         self.static = (
             None
             if self.observed or self.caches or concurrency is not None
-            else tuple(map(partial, self.calls, repeat(_Run(self))))
+            else self._calls_of(_Run(self))
         )
 
     def bind(self) -> tuple[Callable[..., Any], ...]:
@@ -240,7 +239,11 @@ class _Binder:
 
             path = self.ledger_path
             self.ledger = Ledger.at(None if isinstance(path, bool) else path)
-        return tuple(map(partial, self.calls, repeat(_Run(self))))
+        return self._calls_of(_Run(self))
+
+    def _calls_of(self, run: _Run) -> tuple[Callable[..., Any], ...]:
+        """The wrapped calls bound to `run`: one C-level partial each."""
+        return tuple(map(partial, self.calls, itertools.repeat(run)))
 
 
 @final
