@@ -26,6 +26,7 @@ processes, started before any test sets an environment variable).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -514,6 +515,41 @@ def test_a_timeout_stops_the_node_on_its_worker(
     assert (marks / "started").exists()
     wait_for((marks / "cancelled").exists, 10, "the worker to cancel the node")
     assert not (marks / "finished").exists()
+
+
+def test_a_run_cancelled_as_its_result_arrives_leaves_the_connection_working(
+    nodes: types.ModuleType, cluster: str
+) -> None:
+    """Cancelled at each step between the result's arrival and its gather, a call
+    must not break the next one. (Dask's client shares one gather task among
+    concurrent results; cancelling its first awaiter before it runs used to leave
+    every later result a CancelledError.)"""
+    site = type(nodes.doubles)._kiln_sites[0]
+    with DaskBackend(cluster) as dask:
+        assert type(nodes.doubles)(backend=dask)(1) == [0]  # connected, module shipped
+        connection = dask._connected()
+        client = connection.client
+        assert client is not None
+
+        async def cancelled_once_finished(steps: int) -> int:
+            before = set(client.futures)
+            call = asyncio.ensure_future(connection.call(site, (1,), {}))
+            while not any(
+                state.status == "finished"
+                for key, state in list(client.futures.items())
+                if key not in before
+            ):
+                await asyncio.sleep(0.001)
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            call.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await call
+            value: int = await connection.call(site, (21,), {})
+            return value
+
+        for steps in range(10):
+            assert connection.submit(cancelled_once_finished(steps)).result(30) == 42
 
 
 # --- I/O-bound nodes and threads per worker -------------------------------------------------

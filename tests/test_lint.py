@@ -1,4 +1,4 @@
-"""The project's own code stays clean: ruff's rules and black's formatting."""
+"""The project's own code stays clean: ruff's rules, black's formatting, mypy --strict."""
 
 from __future__ import annotations
 
@@ -24,4 +24,9 @@ def test_ruff_is_clean() -> None:
 
 def test_black_is_clean() -> None:
     result = run("black", "--check", "--quiet", *CODE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_compiler_and_the_runtime_pass_mypy_strict() -> None:
+    result = run("mypy", "--strict", "runtime/kiln", "compiler/kilnc")
     assert result.returncode == 0, result.stdout + result.stderr

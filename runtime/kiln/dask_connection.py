@@ -118,11 +118,26 @@ class Connection:
                 f"kiln could not send the call of node {site.node!r} to Dask"
             )
             raise
+        # The client batches concurrent gathers into one task that the first gatherer
+        # awaits; cancelling that gatherer before the task runs leaves the client
+        # awaiting a cancelled task forever after, so that every later result is a
+        # CancelledError. The gather is therefore never cancelled: a cancelled run
+        # stops waiting for it and cancels the Dask future instead.
+        gathering = asyncio.ensure_future(_result_of(future))
         try:
-            return await future
+            return await asyncio.shield(gathering)
         except asyncio.CancelledError:
-            self._stop(client, future, key)
-            raise
+            if not gathering.done():  # this run was cancelled
+                gathering.add_done_callback(_retrieve)
+                self._stop(client, future, key)
+                raise
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+            raise DaskError(
+                f"the call of node {site.node!r} was cancelled on the Dask side, not by "
+                "this run: a worker or the Dask client stopped it"
+            ) from None
         except concurrent.futures.CancelledError as error:  # Dask's, an Exception
             raise DaskError(
                 f"Dask dropped the call of node {site.node!r} ({error}): the backend was "
@@ -339,6 +354,17 @@ class Connection:
             await client.close()  # type: ignore[no-untyped-call]
         if cluster is not None:
             await cluster.close()  # type: ignore[misc]
+
+
+async def _result_of(future: Future[T]) -> T:
+    result: T = await future  # Future.__await__ is untyped in distributed
+    return result
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark an abandoned gather's outcome as seen: asyncio would log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _failed(task: asyncio.Task[Any]) -> bool:
