@@ -3,6 +3,7 @@ option hints, and what `--dump graph` says of loops."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ import pytest
 
 from kilnc.pipeline import compile_file
 from tests.test_differential import load
+
+RUNTIME = Path(__file__).resolve().parent.parent / "runtime"
 
 
 def write(root: Path, files: dict[str, str]) -> None:
@@ -191,3 +194,88 @@ def test_an_imported_node_retrying_on_a_class_this_module_lacks_is_an_error(
         == "'fetch' retries on 'Flaky', which this module does not import"
     )
     assert diagnostic.span.line == 7
+
+
+SUBFLOWS = {
+    "flows/__init__.py": "",
+    "flows/sub.py": """
+        from collections.abc import AsyncIterator
+        from kiln import flow, node
+
+        @node
+        async def double(x: int) -> int:
+            return 2 * x
+
+        @flow
+        async def twice(x: int) -> int:
+            return await double(await double(x))
+
+        @flow
+        def parse(text: str) -> list[int]:
+            return [int(word) for word in text.split()]
+
+        @flow
+        async def count(n: int) -> AsyncIterator[int]:
+            for i in range(n):
+                yield await double(i)
+    """,
+    "flows/main.py": """
+        from kiln import flow, node
+        from flows import sub
+        from flows.sub import count, parse
+
+        @node
+        async def total(xs: list[int]) -> int:
+            return sum(xs)
+
+        @flow
+        async def main(text: str) -> int:
+            numbers = parse(text)
+            quadrupled = [await sub.twice(n) for n in numbers]
+            counted = [c async for c in count(len(numbers))]
+            return await total(quadrupled + counted)
+    """,
+}
+
+
+@pytest.mark.parametrize("sub_compiled", [True, False], ids=["compiled", "source"])
+def test_a_flow_of_another_module_is_called_compiled_or_not(
+    tmp_path: Path, sub_compiled: bool
+) -> None:
+    """The compiler reads one module at a time, so a flow it imports may be a compiled
+    flow or a plain source function at run time; the call works either way."""
+    write(tmp_path / "src", SUBFLOWS)
+    build = tmp_path / "build"
+    build.mkdir()
+    main = compile_file(tmp_path / "src" / "flows" / "main.py")
+    assert main.output is not None, main.diagnostics
+    (build / "app.py").write_text(main.output, encoding="utf-8")
+    if sub_compiled:  # found before the source package, which it shadows
+        sub = compile_file(tmp_path / "src" / "flows" / "sub.py")
+        assert sub.output is not None, sub.diagnostics
+        write(build, {"flows/__init__.py": "", "flows/sub.py": sub.output})
+    script = (
+        "import kiln, app, flows.sub; "
+        "print(isinstance(flows.sub.twice, kiln.Flow), app.main('1 2 3'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": f"{build}:{tmp_path / 'src'}"},
+    )
+    assert result.returncode == 0, result.stderr
+    is_compiled, value = result.stdout.split()
+    assert is_compiled == str(sub_compiled)
+    assert int(value) == 4 * (1 + 2 + 3) + 2 * (0 + 1 + 2)
+    # And the call type-checks against either: the compiled class, or the function.
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "app.py"],
+        cwd=build,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "MYPYPATH": f"{build}:{tmp_path / 'src'}:{RUNTIME}"},
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -150,11 +150,12 @@ class _FlowEmitter:
         self.error = self.names.fresh("error")
         self.failure = self.names.fresh("failure")
         self.counting = True
-        # Each node call site gets the local its run binds (`Flow._kiln_bind`).
+        # Each call site of a node or a subflow gets the local its run binds
+        # (`Flow._kiln_bind`); a stream node's call is iterated where it is written.
         self.sites = {
             call.site: self.names.fresh(f"{_base(call.callee)}_at_{call.span.line}")
             for call in plan.flow.calls
-            if isinstance(call.callee, NodeDef) and call.callee.kind in _BOUND_KINDS
+            if isinstance(call.callee, FlowDef) or call.callee.kind in _BOUND_KINDS
         }
         self.counters = {
             call.site: self.names.fresh(f"visits_{call.site}")
@@ -221,7 +222,13 @@ class _FlowEmitter:
     def site(self, call: NodeCall) -> str:
         """`_kiln.Site(...)`: what the runtime needs to limit, cache and observe a call."""
         node = call.callee
-        assert isinstance(node, NodeDef)
+        if isinstance(node, FlowDef):
+            fields = [
+                repr(node.name),
+                repr(self.module.where(call.span)),
+                code(call.call.func),
+            ]
+            return f"{RUNTIME}.Site({', '.join(fields)}, kind='flow')"
         fields = [
             repr(node.name),
             repr(self.module.where(call.span)),
@@ -241,10 +248,15 @@ class _FlowEmitter:
         return f"{RUNTIME}.Site({', '.join(fields)})"
 
     def plain(self, call: NodeCall) -> str:
-        """What a call site runs when its run needs nothing more: the node, with its policy."""
+        """What a call site runs when its run needs nothing more: the node, with its policy.
+
+        A subflow of another module is the compiled flow when that module was
+        compiled too, else its source function: `subflow` gives both one shape.
+        """
         node = call.callee
-        assert isinstance(node, NodeDef)
         func = code(call.call.func)
+        if isinstance(node, FlowDef):
+            return func if call.local else f"{RUNTIME}.subflow({func})"
         if node not in self.module.policies:
             return func
         helper = (
@@ -431,16 +443,16 @@ class _FlowEmitter:
         """`[await] f(args)`, calling a node through the local its run bound for the site."""
         node = call.call
         callee = call.callee
-        if isinstance(callee, FlowDef):
+        if call.site in self.sites:
+            func: cst.BaseExpression = cst.Name(self.sites[call.site])
             method = (
-                _FLOW_METHODS[callee.is_async, callee.streams] if call.local else None
+                _FLOW_METHODS[callee.is_async, callee.streams]
+                if isinstance(callee, FlowDef)
+                else None
             )
             if method is not None:
-                node = node.with_changes(
-                    func=cst.Attribute(node.func, cst.Name(method))
-                )
-        elif call.site in self.sites:
-            node = node.with_changes(func=cst.Name(self.sites[call.site]))
+                func = cst.Attribute(func, cst.Name(method))
+            node = node.with_changes(func=func)
         text = code(node)
         return f"await {text}" if awaited and call.suspends else text
 
@@ -718,8 +730,10 @@ def _tuple(items: list[str]) -> str:
     return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
 
 
-def _base(node: NodeDef) -> str:
-    return node.function if node.function.isidentifier() else "node"
+def _base(callee: NodeDef | FlowDef) -> str:
+    if isinstance(callee, FlowDef):
+        return callee.identifier
+    return callee.function if callee.function.isidentifier() else "node"
 
 
 def _limit(spec: LimitSpec) -> str:

@@ -223,16 +223,19 @@ def _arrange(
             )
     by_identifier = {plan.flow.flow.identifier: plan for plan in plans}
     body: list[Kept | PolicyConstant | FallbackImport | Compiled] = []
-    # A flow's class lists its call sites, which name its nodes when the module
-    # runs: a flow written above a node it calls comes out below that node.
+    # A flow's class lists its call sites, which name its nodes and subflows when
+    # the module runs: a flow written above one it calls comes out below it.
+    # (Flows never call each other in a cycle: KLN401.)
     waiting: list[tuple[Compiled, set[str]]] = []
+    emitted: set[str] = set()  # the nodes and flows of this module defined so far
     for item, span in zip(shaken.body, shaken.spans, strict=True):
         if isinstance(item, str):
             body += imported
             imported = []
             plan = by_identifier[item]
             compiled = Compiled(plan, names.plain(_class_name(item)))
-            waiting.append((compiled, _local_nodes(plan, local)))
+            needs = _local_callees(plan, local, by_identifier) - emitted
+            waiting.append((compiled, needs))
         else:
             body.append(Kept(item, span))
             defined = (
@@ -247,10 +250,16 @@ def _arrange(
                     )
                 )
             if defined is not None:
+                emitted.add(defined.function)
                 for _, needs in waiting:
                     needs.discard(defined.function)
-        while waiting and not waiting[0][1]:
-            body.append(waiting.pop(0)[0])
+        while ready := [item for item in waiting if not item[1]]:
+            waiting = [item for item in waiting if item[1]]
+            for compiled, _ in ready:
+                body.append(compiled)
+                emitted.add(compiled.plan.flow.flow.identifier)
+                for _, needs in waiting:
+                    needs.discard(compiled.plan.flow.flow.identifier)
     body += [compiled for compiled, _ in waiting]
     return ModulePlan(
         source,
@@ -291,12 +300,19 @@ def _fingerprints(project: Project, lowered: list[FlowIR]) -> dict[NodeDef, str]
     return hashes
 
 
-def _local_nodes(plan: FlowPlan, local: dict[str, NodeDef]) -> set[str]:
-    """The nodes of this module that a flow calls."""
+def _local_callees(
+    plan: FlowPlan, nodes: dict[str, NodeDef], flows: dict[str, FlowPlan]
+) -> set[str]:
+    """The names of the nodes and flows of this module that a flow calls."""
     return {
-        call.callee.function
+        name
         for call in plan.flow.calls
-        if isinstance(call.callee, NodeDef) and call.callee.function in local
+        for name in (
+            [call.callee.function]
+            if isinstance(call.callee, NodeDef)
+            else [call.callee.identifier] if call.local else []
+        )
+        if name in nodes or name in flows
     }
 
 

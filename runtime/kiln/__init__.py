@@ -11,6 +11,8 @@ Standard library only, and small enough to read in one sitting:
   sync entry point `run_sync`;
 - `calls`: `Flow`, the base of compiled flow classes, and `Site`, a node call
   site: how a run binds its calls, with limits, the ledger and events;
+- `subflow`: a flow imported from another module, compiled or not, in the shape
+  compiled flows call;
 - `resilience`: a node's retries and timeout (`Policy`, `call`, `call_sync`,
   `call_in_thread`, and `retrying`, `retrying_sync`, `in_thread` that bind them);
 - `events`: `Event`, `EventStatus`, and `NodeEvent`, the record of one node call;
@@ -70,6 +72,7 @@ from kiln.resilience import (
 )
 from kiln.run import Scope, amap, gather, keyed, run_sync
 from kiln.streams import iterate
+from kiln.subflow import subflow
 
 if TYPE_CHECKING:  # imported on first use, so that `import kiln` loads no sqlite3
     from kiln.ledger import Ledger, LedgerStats, NodeEntries, RunHits
@@ -140,4 +143,5 @@ __all__ = [
     "retrying_sync",
     "run_sync",
     "stream",
+    "subflow",
 ]

@@ -28,11 +28,19 @@ run, in this order from the outside in:
 A cache hit takes no capacity; every attempt is admitted on its own, since a
 retried request counts against a rate limit like the first; a timeout bounds
 the attempt, not its wait for capacity.
+
+A call of another flow of the module is a site too (``kind="flow"``, its `fn`
+the subflow's instance), so that the subflow's calls belong to the run that
+makes them: a configured instance binds, in place of the module's subflow, an
+instance of the subflow's class that shares its hooks, ledger, backend and
+capacity groups, and whose runs join this run (its number, its concurrency cap,
+one visit count per site however often the subflow is called).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 import os
 import time
@@ -50,14 +58,15 @@ from kiln.options import Limit, _check_int, _checked_limits
 from kiln.process import _Fielded
 from kiln.processor import Executor
 from kiln.resilience import Policy, _in_own_thread, _retry_or_note
+from kiln.subflow import subflow
 
 if TYPE_CHECKING:
     from kiln.ledger import Ledger
 
 __all__ = ["Backend", "Flow", "Site", "SiteKind"]
 
-SiteKind = Literal["async", "sync", "thread"]
-C = TypeVar("C", bound=tuple[Callable[..., Any], ...])
+SiteKind = Literal["async", "sync", "thread", "flow"]
+C = TypeVar("C", bound=tuple[object, ...])  # nodes' calls, and subflows
 R = TypeVar("R")
 
 _PLAIN = Policy("node")  # the attempts of a node without retries or timeout
@@ -75,7 +84,9 @@ class Site:
     fingerprint of the node's source that the compiler computed, present only
     for `cache=True` nodes, so an edited node misses the results of the old one.
     `local` (``@node(local=True)``) keeps the node in the driver when a backend
-    runs the others.
+    runs the others. A ``kind="flow"`` site calls a subflow: `node` is the
+    flow's name and `fn` the flow as the module sees it, a compiled flow's
+    instance, or the source function of a flow whose module was not compiled.
     """
 
     node: str
@@ -109,8 +120,10 @@ class Flow(_Fielded, kw_only=True):
     ``Digest(limits={"llm": Limit(4)}, on_event=print, record=True)`` builds a
     configured instance; the module-level instance uses the compiled defaults.
 
-    - `limits` replaces compiled capacity groups by name. Runs share a group's
-      capacity when they hold the same `Limit` object, whatever flow they run.
+    - `limits` replaces compiled capacity groups by name, those of the flows it
+      calls included. Runs share a group's capacity when they hold the same
+      `Limit` object, whatever flow they run; the subflows a run calls use its
+      Limit for every group they have in common.
     - `concurrency` caps the node calls in flight in one run (compiled default:
       `@flow(concurrency=N)`).
     - `on_event` is called with a node call's `NodeEvent` when the call starts
@@ -123,6 +136,9 @@ class Flow(_Fielded, kw_only=True):
       without the cache, instead of failing.
     - `backend` runs the calls of async and `thread=True` nodes elsewhere (a
       `kiln.dask.DaskBackend`); `local=True` nodes and plain sync nodes stay.
+
+    All of them reach the calls of the subflows a run calls, as if the
+    subflows' nodes were called by the flow itself.
     """
 
     limits: Mapping[str, Limit] | None = None
@@ -133,14 +149,16 @@ class Flow(_Fielded, kw_only=True):
     uncacheable: Literal["raise", "run"] = "raise"
     backend: Backend | None = None
     executor: Executor | None = field(default=None, init=False, repr=False)
-    _kiln_binder: _Binder | None = field(default=None, init=False, repr=False)
+    _kiln_binder: _Binder | _Joining | None = field(
+        default=None, init=False, repr=False
+    )
 
     _kiln_sites: ClassVar[tuple[Site, ...]] = ()
     _kiln_limits: ClassVar[Mapping[str, Limit]] = {}
     _kiln_concurrency: ClassVar[int | None] = None
 
     def __post_init__(self) -> None:
-        limits = dict(self._kiln_limits)
+        limits = self._kiln_groups()
         if self.limits is not None:
             given = _checked_limits(self.limits)
             unknown = sorted(set(given) - set(limits))
@@ -164,18 +182,44 @@ class Flow(_Fielded, kw_only=True):
             )
         if self.record:
             self.executor = Executor()
-        needs = (
+        configured = (
             self.backend is not None
             or self.on_event is not None
             or self.record
             or concurrency is not None
+        )
+        calls_flows = any(site.kind == "flow" for site in self._kiln_sites)
+        needs = (
+            configured
             or any(
                 site.limit is not None or site.cache is not None
                 for site in self._kiln_sites
             )
+            or (
+                calls_flows
+                and (
+                    # Groups the subflows would otherwise take from their own declarations.
+                    bool(self._kiln_limits)
+                    or self.limits is not None
+                    or self.ledger is not None
+                    or self.uncacheable != "raise"
+                )
+            )
         )
         if needs:
-            self._kiln_binder = _Binder(self, limits, concurrency)
+            self._kiln_binder = _Binder(self, limits, concurrency, gated=False)
+
+    @classmethod
+    def _kiln_groups(cls) -> dict[str, Limit]:
+        """The capacity groups of this flow's calls, its subflows' included, as compiled."""
+        groups: dict[str, Limit] = {}
+        for site in cls._kiln_sites:
+            if site.kind == "flow" and isinstance(site.fn, Flow):
+                groups.update(type(site.fn)._kiln_groups())
+        groups.update(
+            cls._kiln_limits
+        )  # a flow's own declaration wins over its subflows'
+        return groups
 
     def _kiln_bind(self, calls: C) -> C:
         """What the run calls at each site: `calls` itself, unless the run needs more."""
@@ -183,6 +227,33 @@ class Flow(_Fielded, kw_only=True):
         if binder is None:
             return calls
         return cast(C, binder.bind())
+
+    def _kiln_nested(
+        self, subflow: Flow, limits: Mapping[str, Limit], gated: bool
+    ) -> Flow:
+        """An instance of `subflow`'s class configured as this one, for its runs to join ours.
+
+        It takes this flow's Limit for each group the two have in common, and
+        this flow's hooks, executor, ledger and backend; `gated` says that the
+        runs it joins have a concurrency cap, which its calls must pass as well.
+        """
+        kind = type(subflow)
+        groups = kind._kiln_groups()
+        shared = {group: limits[group] for group in groups if group in limits}
+        groups.update(shared)
+        # A copy, not a new instance: the options are this flow's, checked already.
+        nested = copy.copy(subflow)
+        nested.limits = shared or None
+        nested.on_event = self.on_event
+        nested.record = self.record
+        nested.ledger = self.ledger
+        nested.uncacheable = self.uncacheable
+        nested.backend = self.backend
+        nested.executor = self.executor
+        nested._kiln_binder = _Binder(
+            nested, groups, kind._kiln_concurrency, gated=gated
+        )
+        return nested
 
 
 class _Gate(Protocol):
@@ -200,9 +271,17 @@ class _Binder:
     """The wrapped calls of one flow instance, built once, and the runs that bind them."""
 
     def __init__(
-        self, flow: Flow, limits: Mapping[str, Limit], concurrency: int | None
+        self,
+        flow: Flow,
+        limits: Mapping[str, Limit],
+        concurrency: int | None,
+        *,
+        gated: bool,
     ) -> None:
+        self.kind = type(flow)
         self.concurrency = concurrency
+        # The runs' calls pass a concurrency cap: this flow's, or that of the runs it joins.
+        self.gated = gated or concurrency is not None
         self.backend = flow.backend
         self.notify = flow.on_event
         self.record = flow.executor.record if flow.executor is not None else None
@@ -215,22 +294,32 @@ class _Binder:
         self.ledger: Ledger | None = None
         self.size = len(flow._kiln_sites)
         self.calls = tuple(
-            _WRAPPERS[site.kind](
-                index,
-                site,
-                limits[site.limit].processor if site.limit is not None else None,
-                self,
+            (
+                site.fn  # replaced by a subflow instance when bound (_calls_of)
+                if site.kind == "flow"
+                else _WRAPPERS[site.kind](
+                    index,
+                    site,
+                    limits[site.limit].processor if site.limit is not None else None,
+                    self,
+                )
             )
             for index, site in enumerate(flow._kiln_sites)
         )
+        # By site index, the subflows: compiled ones through an instance configured
+        # as this flow, source ones (`kiln.subflow`) as they are.
+        self.nested: dict[int, Flow] = {}
+        self.source: dict[int, object] = {}
+        for index, site in enumerate(flow._kiln_sites):
+            if site.kind == "flow" and isinstance(site.fn, Flow):
+                self.nested[index] = flow._kiln_nested(site.fn, limits, self.gated)
+            elif site.kind == "flow":
+                self.source[index] = subflow(site.fn)
         # Limits alone need nothing per run: those calls are bound once.
-        self.static = (
-            None
-            if self.observed or self.caches or concurrency is not None
-            else self._calls_of(_Run(self))
-        )
+        self.per_run = self.observed or self.caches or self.gated
+        self.static = None if self.per_run else self._calls_of(_Run(self))
 
-    def bind(self) -> tuple[Callable[..., Any], ...]:
+    def bind(self, enclosing: _Run | None = None) -> tuple[object, ...]:
         if self.static is not None:
             return self.static
         if self.caches and self.ledger is None:
@@ -239,48 +328,99 @@ class _Binder:
 
             path = self.ledger_path
             self.ledger = Ledger.at(None if isinstance(path, bool) else path)
-        return self._calls_of(_Run(self))
+        return self._calls_of(_Run(self, enclosing))
 
-    def _calls_of(self, run: _Run) -> tuple[Callable[..., Any], ...]:
-        """The wrapped calls bound to `run`: one C-level partial each."""
-        return tuple(map(partial, self.calls, itertools.repeat(run)))
+    def _calls_of(self, run: _Run) -> tuple[object, ...]:
+        """The wrapped calls bound to `run`: one C-level partial each, or a joined subflow."""
+        calls = tuple(map(partial, self.calls, itertools.repeat(run)))
+        if not (self.nested or self.source):
+            return calls
+        bound: list[object] = list(calls)
+        for index, nested in self.nested.items():
+            bound[index] = _joined(nested, run) if self.per_run else nested
+        for index, source in self.source.items():
+            bound[index] = source
+        return tuple(bound)
+
+
+@final
+class _Joining:
+    """The binder of a subflow instance made for one run: its runs join that run."""
+
+    __slots__ = ("binder", "run")
+
+    def __init__(self, binder: _Binder, run: _Run) -> None:
+        self.binder = binder
+        self.run = run
+
+    def bind(self) -> tuple[object, ...]:
+        return self.binder.bind(self.run)
+
+
+def _joined(nested: Flow, run: _Run) -> Flow:
+    """A copy of `nested` whose runs join `run`: what one run calls a subflow through."""
+    binder = nested._kiln_binder
+    assert isinstance(binder, _Binder)
+    joined = copy.copy(nested)
+    joined._kiln_binder = _Joining(binder, run)
+    return joined
 
 
 @final
 class _Run:
-    """What the wrapped calls of one run share: its number, visits, capacity, hooks."""
+    """What the wrapped calls of one run share: its number, visits, capacity, hooks.
+
+    A subflow's run that joins an `enclosing` run takes its number, its ledger
+    run id and its concurrency caps (after the subflow's own), and counts its
+    visits in a list that every run of the subflow's class joining the same
+    outermost run shares, whichever flow called it, so that a call's (run,
+    site, visit) names it once.
+    """
 
     __slots__ = (
+        "caps",
         "id",
         "ledger",
         "notify",
         "number",
         "observed",
         "record",
-        "running",
         "uncacheable",
+        "visit_lists",
         "visits",
     )
 
-    def __init__(self, binder: _Binder) -> None:
-        self.number = next(_RUNS)
-        self.visits = [0] * binder.size
+    def __init__(self, binder: _Binder, enclosing: _Run | None = None) -> None:
         self.notify = binder.notify
         self.record = binder.record
         self.observed = binder.observed
-        self.running: asyncio.Semaphore | None = (
-            asyncio.Semaphore(binder.concurrency)
-            if binder.concurrency is not None
-            else None
-        )
         self.ledger = binder.ledger
-        self.id = uuid.uuid4().hex if binder.ledger is not None else ""
         self.uncacheable = binder.uncacheable
+        own: tuple[_Gate, ...] = (
+            (asyncio.Semaphore(binder.concurrency),)
+            if binder.concurrency is not None
+            else ()
+        )
+        if enclosing is None:
+            self.number = next(_RUNS)
+            self.visits = [0] * binder.size
+            self.visit_lists: dict[type[Flow], list[int]] | None = None
+            self.caps = own
+            self.id = uuid.uuid4().hex if binder.ledger is not None else ""
+            return
+        self.number = enclosing.number
+        lists = enclosing.visit_lists
+        if lists is None:
+            lists = enclosing.visit_lists = {}
+        self.visit_lists = lists
+        self.visits = lists.setdefault(binder.kind, [0] * binder.size)
+        self.caps = own + enclosing.caps
+        self.id = enclosing.id or (
+            uuid.uuid4().hex if binder.ledger is not None else ""
+        )
 
     def gates(self, limit: _Gate | None) -> tuple[_Gate, ...]:
-        if self.running is None:
-            return () if limit is None else (limit,)
-        return (self.running,) if limit is None else (limit, self.running)
+        return self.caps if limit is None else (limit, *self.caps)
 
     def event(self, index: int, site: Site) -> NodeEvent | None:
         """A call's PENDING event, recorded; None when nothing observes the run."""
@@ -343,7 +483,7 @@ def _async_site(
         site.kind == "async"
         and site.policy is None
         and limit is None
-        and binder.concurrency is None
+        and not binder.gated
         and not cached
         and backend is None
     ):

@@ -25,6 +25,7 @@ PUBLIC = {
     "forward",
     "aforward",
     "stream",
+    "subflow",
     "astream",
     "Func",
     "AsyncFunc",
