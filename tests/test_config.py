@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -278,3 +281,59 @@ def test_no_pyproject_is_an_empty_config(tmp_path: Path) -> None:
     config, problems = load_config(tmp_path)
     assert (config, problems) == (Config(), [])
     assert config.ledger_path is None
+
+
+CACHED = """\
+from kiln import flow, node
+
+
+@node(cache=True)
+async def square(x: int) -> int:
+    return x * x
+
+
+@flow
+async def squares(n: int) -> list[int]:
+    return [await square(i) for i in range(n)]
+"""
+
+
+def test_the_configured_ledger_is_the_compiled_flows_default(tmp_path: Path) -> None:
+    root = project(
+        tmp_path / "proj",
+        'sources = ["pipeline.py"]\noutput = "build"\nledger = "data/cache.db"\n',
+    )
+    write(root / "pipeline.py", CACHED)
+    assert kiln("compile", cwd=root).returncode == 0
+    generated = (root / "build" / "pipeline.py").read_text(encoding="utf-8")
+    assert '_kiln_ledger = "../data/cache.db"' in generated
+    assert kiln("check", "--no-mypy", cwd=root).returncode == 0  # not stale
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    script = "import pipeline; print(pipeline.squares(4))"
+    env = {"PYTHONPATH": str(root / "build")}
+    ran = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **env},
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "[0, 1, 4, 9]"
+    assert (root / "data" / "cache.db").is_file()  # beside the project, not the cwd
+    assert not (elsewhere / ".kiln").exists()
+    stats = kiln("ledger", "stats", "--json", cwd=root)  # the configured one, too
+    assert stats.returncode == 0, stats.stderr
+    assert json.loads(stats.stdout)["nodes"][0]["entries"] == 4
+    # $KILN_LEDGER wins over the configured default, as F(ledger=...) over both.
+    chosen = tmp_path / "chosen.db"
+    subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=elsewhere,
+        check=True,
+        capture_output=True,
+        env={**os.environ, **env, "KILN_LEDGER": str(chosen)},
+    )
+    assert chosen.is_file()

@@ -26,6 +26,7 @@ from kilnc.cli_graph import add_graph_command
 from kilnc.cli_ledger import add_ledger_command
 from kilnc.cli_report import FORMATS, Report
 from kilnc.cli_run import add_run_command
+from kilnc.config import ledger_beside
 from kilnc.diagnostics import Code, error
 from kilnc.inputs import find_sources
 from kilnc.pipeline import Compilation, compile_file
@@ -127,8 +128,10 @@ def _compile(args: argparse.Namespace) -> int:
     errors = 0
     failed_files = 0
     for file in files:
+        target = output_dir / f"{file.stem}.py"
         try:
-            compilation = compile_file(file, args.dump, args.max_visits)
+            ledger = ledger_beside(args.ledger, target)
+            compilation = compile_file(file, args.dump, args.max_visits, ledger)
         except OSError as exc:
             where = Span.at(str(file), 1)
             report.add(
@@ -151,7 +154,6 @@ def _compile(args: argparse.Namespace) -> int:
             if not args.quiet:
                 report.say(f"{compilation.source.path}: note: no @flow to compile")
             continue
-        target = output_dir / f"{file.stem}.py"
         status = max(status, _write(compilation, target, args, report))
     if errors:
         plural = "s" if errors != 1 else ""

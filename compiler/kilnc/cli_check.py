@@ -17,6 +17,7 @@ from typing import Any
 
 from kilnc.cli_config import settle_args
 from kilnc.cli_report import Report
+from kilnc.config import ledger_beside
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.inputs import find_sources
 from kilnc.pipeline import Compilation, compile_file
@@ -78,8 +79,9 @@ def _check(args: argparse.Namespace, report: Report) -> int:
     diagnostics: list[Diagnostic] = []
     sources = {}
     for file in files:
+        ledger = ledger_beside(args.ledger, args.output / f"{file.stem}.py")
         try:
-            compilation = compile_file(file, max_visits=args.max_visits)
+            compilation = compile_file(file, max_visits=args.max_visits, ledger=ledger)
         except OSError as exc:
             print(
                 f"{file}: error: cannot read: {exc.strerror}  [{Code.UNREADABLE.value}]"

@@ -20,7 +20,7 @@ EXIT_ERRORS, EXIT_USAGE = 1, 2
 
 
 def settle_args(args: argparse.Namespace, report: Report) -> argparse.Namespace | int:
-    """`args` with `sources`, `output` and `max_visits` settled, or the exit status."""
+    """`args` with `sources`, `output`, `max_visits` and `ledger` settled, or the exit status."""
     config, problems = load_config(config_start(args.sources))
     sources = {config.source.path: config.source} if config.source else {}
     if problems:
@@ -42,6 +42,7 @@ def settle_args(args: argparse.Namespace, report: Report) -> argparse.Namespace 
             "sources": list(settings.sources),
             "output": settings.output,
             "max_visits": settings.max_visits,
+            "ledger": settings.ledger,
         }
     )
 

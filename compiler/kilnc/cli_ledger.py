@@ -1,8 +1,8 @@
 """`kiln ledger stats|clear [PATH]`: what the ledger of `cache=True` nodes holds, and emptying it.
 
-    kiln ledger stats                       # $KILN_LEDGER, else .kiln/ledger.db
+    kiln ledger stats                # $KILN_LEDGER, [tool.kiln] ledger, .kiln/ledger.db
     kiln ledger stats build/ledger.db --json
-    kiln ledger clear --node summarize      # that node's entries only
+    kiln ledger clear --node summarize   # that node's entries only
 
 `stats` prints the entries per node (with how many source versions they
 come from: more than one means entries of code since edited), the size on
@@ -26,9 +26,13 @@ from typing import Any, Final
 
 from kiln.errors import LedgerError
 from kiln.ledger import Ledger, LedgerStats
+from kilnc.config import config_start, load_config
+from kilnc.diagnostics import render_all
 
 EXIT_OK, EXIT_ERRORS = 0, 1
-PATH_HELP: Final = "the ledger file (default: $KILN_LEDGER, else .kiln/ledger.db)"
+PATH_HELP: Final = (
+    "the ledger file (default: $KILN_LEDGER, else [tool.kiln] ledger, else .kiln/ledger.db)"
+)
 
 
 def add_ledger_command(commands: Any) -> None:
@@ -57,7 +61,12 @@ def add_ledger_command(commands: Any) -> None:
 
 def run_ledger(args: argparse.Namespace) -> int:
     """The handler of both subcommands: find the ledger, act, print; never a traceback."""
-    ledger = Ledger.at(args.path)
+    config, problems = load_config(config_start([]))
+    if problems:
+        sources = {config.source.path: config.source} if config.source else {}
+        print(render_all(problems, sources), file=sys.stderr)
+        return EXIT_ERRORS
+    ledger = Ledger.at(args.path, default=config.ledger_path)
     try:
         if not ledger.path.exists():
             return _error(

@@ -72,7 +72,7 @@ class Config:
     """The `[tool.kiln]` table as written; `pyproject` is None when there is none.
 
     `ledger` is the default ledger path of generated flows (relative to the
-    pyproject.toml's directory), for the ledger to read.
+    pyproject.toml's directory), which `kiln compile` writes into them.
     """
 
     pyproject: Path | None = None
@@ -111,6 +111,18 @@ class Settings:
     sources: tuple[Path, ...]
     output: Path
     max_visits: int | None
+    ledger: Path | None  # absolute
+
+
+def ledger_beside(ledger: Path | None, module: Path) -> str | None:
+    """The configured ledger as a generated module at `module` names it: from its folder.
+
+    Relative, so that the project can move; the runtime resolves it against the
+    module's file.
+    """
+    if ledger is None:
+        return None
+    return Path(os.path.relpath(ledger.resolve(), module.resolve().parent)).as_posix()
 
 
 def config_start(sources: Sequence[Path]) -> Path:
@@ -300,4 +312,4 @@ def settle(
     if diagnostics:
         return None, diagnostics
     visits = max_visits if max_visits is not None else config.max_visits
-    return Settings(tuple(sources), chosen, visits), []
+    return Settings(tuple(sources), chosen, visits, config.ledger_path), []

@@ -217,6 +217,11 @@ class _FlowEmitter:
             w.line(f"_kiln_limits = {{{groups}}}")
         if options.concurrency is not None:
             w.line(f"_kiln_concurrency = {options.concurrency!r}")
+        ledger = self.module.ledger
+        if ledger is not None and any(
+            call.callee in self.module.fingerprints for call in calls
+        ):
+            w.line(f"_kiln_ledger = {ledger!r}  # [tool.kiln] ledger, from here")
         return bool(calls or options.limits or options.concurrency is not None)
 
     def site(self, call: NodeCall) -> str:

@@ -92,15 +92,21 @@ def phase(name: str, subject: str) -> Iterator[None]:
 
 
 def compile_file(
-    path: Path, dump: str | None = None, max_visits: int | None = None
+    path: Path,
+    dump: str | None = None,
+    max_visits: int | None = None,
+    ledger: str | None = None,
 ) -> Compilation:
-    """Compile one source; `max_visits` is the default of flows that set none ([tool.kiln])."""
+    """Compile one source; `max_visits` is the default of flows that set none, and
+    `ledger` the default ledger of its cached nodes, relative to where the module
+    is written (both from [tool.kiln])."""
     shown = display_path(path)
     location = locate(path)
     source = SourceFile.from_bytes(shown, location.name, path.read_bytes())
     try:
         try:
-            return _compile(source, path, dump, max_visits or DEFAULT_MAX_VISITS)
+            visits = max_visits or DEFAULT_MAX_VISITS
+            return _compile(source, path, dump, visits, ledger)
         except InternalError:
             raise
         except (
@@ -118,7 +124,11 @@ def compile_file(
 
 
 def _compile(
-    source: SourceFile, path: Path, dump: str | None, max_visits: int
+    source: SourceFile,
+    path: Path,
+    dump: str | None,
+    max_visits: int,
+    ledger: str | None,
 ) -> Compilation:
     location = locate(path)
     with phase("parse_source", source.path):
@@ -167,9 +177,10 @@ def _compile(
     with phase("emit_module", source.path):
         paths = {shown: _project_path(Path(shown)) for shown in sources}
         fingerprints = _fingerprints(project, lowered)
-        module = _arrange(
+        arranged = _arrange(
             source, parsed, shaken, plans, lowered, sources, paths, fingerprints
         )
+        module = replace(arranged, ledger=ledger)
         text, origins = emit_module(module)
     with phase("format_module", source.path):
         try:

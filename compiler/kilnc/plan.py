@@ -156,6 +156,8 @@ class ModulePlan:
     fingerprints: Mapping[
         NodeDef, str
     ]  # each cached node's source hash, for ledger keys
+    # [tool.kiln] ledger, relative to the generated module's directory.
+    ledger: str | None = None
 
     def where(self, span: Span) -> str:
         return f"{self.paths.get(span.path, span.path)}:{span.line}"

@@ -27,7 +27,7 @@ from types import ModuleType
 from typing import Final, final
 
 from kiln import Flow
-from kilnc.config import config_start, load_config
+from kilnc.config import config_start, ledger_beside, load_config
 from kilnc.diagnostics import Code, render_all
 from kilnc.pipeline import compile_file
 from kilnc.resolve import locate
@@ -129,8 +129,10 @@ def _compile(path: Path, directory: Path) -> Path:
     if problems:
         sources = {config.source.path: config.source} if config.source else {}
         raise CompileFailed(render_all(problems, sources), EXIT_ERRORS)
+    target = directory / path.name
+    ledger = ledger_beside(config.ledger_path, target)
     try:
-        compilation = compile_file(path, max_visits=config.max_visits)
+        compilation = compile_file(path, max_visits=config.max_visits, ledger=ledger)
     except OSError as exc:
         raise TargetError(f"cannot read {path}: {exc.strerror}", EXIT_USAGE) from None
     rendered = render_all(compilation.diagnostics, compilation.sources)
@@ -144,7 +146,6 @@ def _compile(path: Path, directory: Path) -> Path:
         print(rendered, file=sys.stderr)
     if compilation.output is None:
         raise TargetError(f"{display_path(path)} has no @flow to run", EXIT_USAGE)
-    target = directory / path.name
     target.write_text(compilation.output, encoding="utf-8")
     return target
 

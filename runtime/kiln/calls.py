@@ -43,12 +43,14 @@ import asyncio
 import copy
 import itertools
 import os
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar, cast, final
 
@@ -130,8 +132,9 @@ class Flow(_Fielded, kw_only=True):
       (PROCESSING: admitted, or answered by the ledger) and when it ends;
       `record=True` keeps every run's events, from their creation (PENDING),
       in `executor`.
-    - `ledger` is where `cache=True` nodes keep their results: a path, None for
-      ``$KILN_LEDGER`` or ``.kiln/ledger.db``, False for no caching at all.
+    - `ledger` is where `cache=True` nodes keep their results: a path; None for
+      ``$KILN_LEDGER``, else the ``[tool.kiln] ledger`` the module was compiled
+      with, else ``.kiln/ledger.db``; False for no caching at all.
     - `uncacheable="run"` runs a call whose arguments or result cannot be stored
       without the cache, instead of failing.
     - `backend` runs the calls of async and `thread=True` nodes elsewhere (a
@@ -156,6 +159,8 @@ class Flow(_Fielded, kw_only=True):
     _kiln_sites: ClassVar[tuple[Site, ...]] = ()
     _kiln_limits: ClassVar[Mapping[str, Limit]] = {}
     _kiln_concurrency: ClassVar[int | None] = None
+    # [tool.kiln] ledger, relative to the generated module's directory.
+    _kiln_ledger: ClassVar[str | None] = None
 
     def __post_init__(self) -> None:
         limits = self._kiln_groups()
@@ -327,7 +332,10 @@ class _Binder:
             from kiln.ledger import Ledger  # noqa: PLC0415
 
             path = self.ledger_path
-            self.ledger = Ledger.at(None if isinstance(path, bool) else path)
+            self.ledger = Ledger.at(
+                None if isinstance(path, bool) else path,
+                default=_compiled_ledger(self.kind),
+            )
         return self._calls_of(_Run(self, enclosing))
 
     def _calls_of(self, run: _Run) -> tuple[object, ...]:
@@ -355,6 +363,15 @@ class _Joining:
 
     def bind(self) -> tuple[object, ...]:
         return self.binder.bind(self.run)
+
+
+def _compiled_ledger(kind: type[Flow]) -> Path | None:
+    """The configured ledger a flow class was compiled with, beside its module."""
+    relative = kind._kiln_ledger
+    if relative is None:
+        return None
+    module = getattr(sys.modules.get(kind.__module__), "__file__", None)
+    return Path(relative) if module is None else Path(module).parent / relative
 
 
 def _joined(nested: Flow, run: _Run) -> Flow:

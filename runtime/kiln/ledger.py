@@ -85,13 +85,22 @@ class Ledger:
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
     @classmethod
-    def at(cls, path: str | os.PathLike[str] | None = None) -> Ledger:
-        """The process's ledger at `path`; None means ``$KILN_LEDGER``, else ``.kiln/ledger.db``.
+    def at(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        default: str | os.PathLike[str] | None = None,
+    ) -> Ledger:
+        """The process's ledger at `path`.
 
-        Nothing is opened or created until the ledger is first used.
+        Without a path: ``$KILN_LEDGER``, else `default` (a project's configured
+        ledger), else ``.kiln/ledger.db``. Nothing is opened or created until
+        the ledger is first used.
         """
         chosen = Path(
-            path if path is not None else os.environ.get("KILN_LEDGER") or DEFAULT_PATH
+            path
+            if path is not None
+            else os.environ.get("KILN_LEDGER") or default or DEFAULT_PATH
         )
         resolved = chosen.expanduser().resolve()
         with cls._shared_lock:
