@@ -152,3 +152,108 @@ def test_runs_are_numbered_and_recorded_together(module: ModuleType) -> None:
     runs = [e.run for e in observed.executor.pile]
     assert len(set(runs)) == 2
     assert runs == sorted(runs)
+
+
+STREAMS = """
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from kiln import flow, node
+
+@node
+async def tokens(text: str) -> AsyncIterator[str]:
+    for word in text.split():
+        await asyncio.sleep(0)
+        if word == "bad":
+            raise ValueError("a bad word")
+        yield word
+
+@node
+def lines(text: str) -> Iterator[str]:
+    yield from text.splitlines()
+
+@node
+async def count(words: AsyncIterator[str]) -> int:
+    return len([w async for w in words])
+
+@flow
+async def words(text: str) -> list[str]:
+    found = []
+    async for token in tokens(text):
+        found.append(token)
+    for line in lines(text):
+        found.append(line)
+        break
+    return found
+
+@flow
+async def passed_on(text: str) -> int:
+    return await count(tokens(text))
+
+@flow
+async def endless(text: str) -> int:
+    n = 0
+    async for token in tokens(text):
+        n += len(token)
+        await asyncio.sleep(10)
+    return n
+"""
+
+
+@pytest.fixture
+def streams(tmp_path: Path) -> ModuleType:
+    compiled, _ = compiled_and_source(dedent(STREAMS), tmp_path)
+    return compiled
+
+
+def test_a_stream_node_call_is_an_event_from_its_first_item_to_its_end(
+    streams: ModuleType,
+) -> None:
+    seen: list[tuple[str, EventStatus]] = []
+    observed = type(streams.words)(
+        record=True, on_event=lambda e: seen.append((e.node, e.status))
+    )
+    assert observed("a b\nc") == ["a", "b", "c", "a b"]
+    assert seen == [
+        ("tokens", EventStatus.PROCESSING),
+        ("tokens", EventStatus.COMPLETED),
+        ("lines", EventStatus.PROCESSING),
+        ("lines", EventStatus.COMPLETED),  # closed by the loop's break
+    ]
+    for event in observed.executor.pile:
+        assert event.started is not None
+        assert event.ended is not None
+        assert event.ended >= event.started
+    # Passed on to a node, a stream's call ends when that node has read it.
+    passed = type(streams.passed_on)(record=True)
+    assert passed("x y z") == 3
+    assert [(e.node, e.status) for e in passed.executor.pile] == [
+        ("tokens", EventStatus.COMPLETED),
+        ("count", EventStatus.COMPLETED),
+    ]
+
+
+def test_a_stream_that_fails_or_is_cancelled_says_so(streams: ModuleType) -> None:
+    observed = type(streams.words)(record=True)
+    with pytest.raises(ValueError, match="a bad word"):
+        observed("ok bad")
+    (failed,) = observed.executor.pile
+    assert (failed.node, failed.status) == ("tokens", EventStatus.FAILED)
+    assert isinstance(failed.error, ValueError)
+
+    endless = type(streams.endless)(record=True)
+
+    async def cancel() -> None:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05):
+                await endless.aforward("a b")
+
+    asyncio.run(cancel())
+    assert [e.status for e in endless.executor.pile] == [EventStatus.CANCELLED]
+
+
+def test_an_unobserved_stream_call_is_the_node_s_own_generator(
+    streams: ModuleType,
+) -> None:
+    plain = streams.words._kiln_calls
+    assert streams.words._kiln_bind(plain) is plain
+    assert plain == (streams.tokens, streams.lines)

@@ -151,11 +151,10 @@ class _FlowEmitter:
         self.failure = self.names.fresh("failure")
         self.counting = True
         # Each call site of a node or a subflow gets the local its run binds
-        # (`Flow._kiln_bind`); a stream node's call is iterated where it is written.
+        # (`Flow._kiln_bind`).
         self.sites = {
             call.site: self.names.fresh(f"{_base(call.callee)}_at_{call.span.line}")
             for call in plan.flow.calls
-            if isinstance(call.callee, FlowDef) or call.callee.kind in _BOUND_KINDS
         }
         self.counters = {
             call.site: self.names.fresh(f"visits_{call.site}")
@@ -719,14 +718,13 @@ def _task_base(task: Task) -> str:
     return "step"
 
 
-# The nodes whose calls are sites (a stream's call is iterated where it is written).
-_BOUND_KINDS: Final = (NodeKind.ASYNC, NodeKind.SYNC)
-
-#   node kind   | thread=False | thread=True
+#   node kind          | thread=False | thread=True
 _SITE_KINDS: Final = {
     (NodeKind.ASYNC, False): "async",
     (NodeKind.SYNC, False): "sync",
     (NodeKind.SYNC, True): "thread",
+    (NodeKind.STREAM, False): "stream",
+    (NodeKind.ASYNC_STREAM, False): "astream",
 }
 
 

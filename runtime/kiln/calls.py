@@ -60,6 +60,7 @@ from kiln.options import Limit, _check_int, _checked_limits
 from kiln.process import _Fielded
 from kiln.processor import Executor
 from kiln.resilience import Policy, _in_own_thread, _retry_or_note
+from kiln.stream_calls import ObservedAsyncStream, ObservedStream
 from kiln.subflow import subflow
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Backend", "Flow", "Site", "SiteKind"]
 
-SiteKind = Literal["async", "sync", "thread", "flow"]
+SiteKind = Literal["async", "sync", "thread", "stream", "astream", "flow"]
 C = TypeVar("C", bound=tuple[object, ...])  # nodes' calls, and subflows
 R = TypeVar("R")
 
@@ -657,8 +658,31 @@ def _sync_site(index: int, site: Site, limit: _Gate | None, binder: _Binder) -> 
     return call
 
 
+def _stream_site(
+    index: int, site: Site, limit: _Gate | None, binder: _Binder
+) -> Wrapped:
+    """A stream node's call: its generator, reporting its event in an observed run."""
+    fn = site.fn
+    observed = ObservedAsyncStream if site.kind == "astream" else ObservedStream
+
+    def call(run: _Run, /, *args: Any, **kwargs: Any) -> Any:
+        event = run.event(index, site)
+        if event is None:
+            return fn(*args, **kwargs)
+        try:
+            stream = fn(*args, **kwargs)
+        except BaseException as error:
+            run.finished(event, error)
+            raise
+        return observed(run, event, stream)
+
+    return call
+
+
 _WRAPPERS: dict[SiteKind, Callable[[int, Site, _Gate | None, _Binder], Wrapped]] = {
     "async": _async_site,
     "thread": _async_site,
     "sync": _sync_site,
+    "stream": _stream_site,
+    "astream": _stream_site,
 }

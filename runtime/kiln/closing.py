@@ -5,13 +5,17 @@ wraps the loop in one of these, so that a ``break``, a ``return`` or an error
 in the loop's body closes the producer at once, running its ``finally``,
 instead of whenever the garbage collector gets to it. Unlike their namesakes
 in `contextlib`, they accept any iterable: one without ``close``/``aclose``
-(a plain iterator a node returned) has nothing to close.
+(a plain iterator a node returned) has nothing to close. A loop that ends
+with an exception cuts an observed stream's call short: CANCELLED, where a
+``break`` or a ``return`` leaves it COMPLETED.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+
+from kiln.stream_calls import ObservedAsyncStream, ObservedStream
 
 __all__ = ["aclosing", "closing"]
 
@@ -21,6 +25,11 @@ def closing(stream: object) -> Iterator[None]:
     """Call ``stream.close()`` when the block ends, if the stream has one."""
     try:
         yield
+    except GeneratorExit:  # the flow's own stream was closed: as a `break` would
+        raise
+    except BaseException:
+        _cut_short(stream)
+        raise
     finally:
         close = getattr(stream, "close", None)
         if callable(close):
@@ -32,7 +41,18 @@ async def aclosing(stream: object) -> AsyncIterator[None]:
     """Await ``stream.aclose()`` when the block ends, if the stream has one."""
     try:
         yield
+    except GeneratorExit:  # the flow's own stream was closed: as a `break` would
+        raise
+    except BaseException:
+        _cut_short(stream)
+        raise
     finally:
         aclose = getattr(stream, "aclose", None)
         if callable(aclose):
             await aclose()
+
+
+def _cut_short(stream: object) -> None:
+    """The loop over `stream` ended with an exception: an observed call was cut short."""
+    if isinstance(stream, ObservedStream | ObservedAsyncStream):
+        stream.interrupt()
