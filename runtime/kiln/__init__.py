@@ -12,7 +12,7 @@ Standard library only, and small enough to read in one sitting:
 - `calls`: `Flow`, the base of compiled flow classes, and `Site`, a node call
   site: how a run binds its calls, with limits, the ledger and events;
 - `subflow`: a flow imported from another module, compiled or not, in the shape
-  compiled flows call;
+  compiled flows call; `stream_calls`: the calls of stream nodes in an observed run;
 - `resilience`: a node's retries and timeout (`Policy`, `call`, `call_sync`,
   `call_in_thread`, and `retrying`, `retrying_sync`, `in_thread` that bind them);
 - `events`: `Event`, `EventStatus`, and `NodeEvent`, the record of one node call;
