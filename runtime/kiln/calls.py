@@ -194,23 +194,18 @@ class Flow(_Fielded, kw_only=True):
             or self.record
             or concurrency is not None
         )
-        calls_flows = any(site.kind == "flow" for site in self._kiln_sites)
-        needs = (
-            configured
-            or any(
-                site.limit is not None or site.cache is not None
-                for site in self._kiln_sites
-            )
-            or (
-                calls_flows
-                and (
-                    # Groups the subflows would otherwise take from their own declarations.
-                    bool(self._kiln_limits)
-                    or self.limits is not None
-                    or self.ledger is not None
-                    or self.uncacheable != "raise"
-                )
-            )
+        # What subflows would take otherwise: their own groups, the default ledger.
+        passed_down = (
+            bool(self._kiln_limits)
+            or self.limits is not None
+            or self.ledger is not None
+            or self.uncacheable != "raise"
+        )
+        needs = configured or any(
+            site.limit is not None
+            or site.cache is not None
+            or (site.kind == "flow" and passed_down)
+            for site in self._kiln_sites
         )
         if needs:
             self._kiln_binder = _Binder(self, limits, concurrency, gated=False)
@@ -222,9 +217,8 @@ class Flow(_Fielded, kw_only=True):
         for site in cls._kiln_sites:
             if site.kind == "flow" and isinstance(site.fn, Flow):
                 groups.update(type(site.fn)._kiln_groups())
-        groups.update(
-            cls._kiln_limits
-        )  # a flow's own declaration wins over its subflows'
+        # A flow's own declaration wins over its subflows'.
+        groups.update(cls._kiln_limits)
         return groups
 
     def _kiln_bind(self, calls: C) -> C:
