@@ -5,9 +5,10 @@ little so that interleavings vary) and one flow `main(x: int, memory: Memory)`
 whose statements wire them: plain calls on earlier values, fan-outs over a
 range, `if`/`else` on an earlier value, inline glue, Memory writes whose
 order the compiled flow must keep, `while` loops that stay within the flow's
-`max_visits`, and calls of nodes that fail a few times before their retries
-make them succeed. The flow returns every value it computed, so the
-differential test compares the whole computation, not only its end.
+`max_visits`, calls of nodes that fail a few times before their retries
+make them succeed, and calls of a subflow, alone or fanned out. The flow
+returns every value it computed, so the differential test compares the whole
+computation, not only its end.
 
 A node with retries fails only while the module's `planned_failures` is true:
 a plain run of the source has no retries, so the reference run turns the
@@ -141,6 +142,13 @@ async def step(i: int) -> int:
     return i + 1
 
 
+@flow
+async def sub(a: int, b: int) -> int:
+    left = await step(a)
+    right = await step(b)
+    return (left * 7 + right) % 1000003
+
+
 """
 
 
@@ -155,6 +163,7 @@ SHAPES = (
     "glue",
     "while",
     "retry",
+    "subflow",
 )
 
 
@@ -210,6 +219,17 @@ def _statement(
         ]
     if shape == "while":
         return _while_loop(draw, index, spec, name, inputs, bound)
+    if shape == "subflow":
+        other = draw(st.sampled_from(values))
+        if draw(st.booleans()):
+            width = draw(st.integers(min_value=0, max_value=3))
+            called = f"sum([await sub(k, {other}) for k in range({width})])"
+        else:
+            called = f"await sub({inputs[0]}, {other})"
+        return [
+            f"{name}_s = {called}",
+            f"{name} = {_call(index, spec, [f'{name}_s', *inputs[1:]])}",
+        ]
     if shape == "memory":
         return [
             f"{name} = {_call(index, spec, inputs)}",
