@@ -199,7 +199,7 @@ class _FlowEmitter:
 
     def class_attributes(self) -> bool:
         """The call sites, what they call unobserved, and the flow's capacity; whether any."""
-        calls = [c for c in self.plan.flow.calls if c.site in self.sites]
+        calls = self.plan.flow.calls
         options = self.flow.options
         w = self.w
         if calls:
@@ -445,19 +445,16 @@ class _FlowEmitter:
 
     def callcode(self, call: NodeCall, *, awaited: bool = True) -> str:
         """`[await] f(args)`, calling a node through the local its run bound for the site."""
-        node = call.call
         callee = call.callee
-        if call.site in self.sites:
-            func: cst.BaseExpression = cst.Name(self.sites[call.site])
-            method = (
-                _FLOW_METHODS[callee.is_async, callee.streams]
-                if isinstance(callee, FlowDef)
-                else None
-            )
-            if method is not None:
-                func = cst.Attribute(func, cst.Name(method))
-            node = node.with_changes(func=func)
-        text = code(node)
+        func: cst.BaseExpression = cst.Name(self.sites[call.site])
+        method = (
+            _FLOW_METHODS[callee.is_async, callee.streams]
+            if isinstance(callee, FlowDef)
+            else None
+        )
+        if method is not None:
+            func = cst.Attribute(func, cst.Name(method))
+        text = code(call.call.with_changes(func=func))
         return f"await {text}" if awaited and call.suspends else text
 
     def fallbackcode(self, call: NodeCall) -> str | None:
