@@ -235,10 +235,9 @@ def test_clone_isolation_across_parallel_branches(tmp_path: Path) -> None:
         == source_store
         == {"shared": "g", "seen_left": "g", "seen_right": "g"}
     )
-    # The branches overlapped: both started before either ended.
-    starts = [compiled.trace.index(f"start {side}") for side in ("left", "right")]
-    ends = [compiled.trace.index(f"end {side}") for side in ("left", "right")]
-    assert max(starts) < min(ends), compiled.trace
+    # Each branch writes a global key it computes (f"seen_{side}"): kiln cannot
+    # tell the keys apart, so the branches keep the source's order (KLN311).
+    assert compiled.trace == source.trace
 
 
 FAN_OUT_CLONES = """
@@ -272,10 +271,8 @@ def test_fan_out_gives_each_branch_a_clone(tmp_path: Path) -> None:
     compiled_store: dict[str, Any] = {}
     assert compiled.fan(Memory(compiled_store), 5) == expected
     assert compiled_store == source_store == {f"seen_{i}": 2 * i for i in range(5)}
-    trace = compiled.trace
-    assert max(trace.index(f"start {i}") for i in range(5)) < min(
-        trace.index(f"end {i}") for i in range(5)
-    ), trace
+    # Each element writes a global key it computes: they run in source order.
+    assert compiled.trace == source.trace
 
 
 SHARED_FAN_OUT = """

@@ -104,15 +104,21 @@ def test_clones_run_concurrently_and_share_global(tmp_path: Path) -> None:
         from kiln import Memory, flow, node
 
         @node
-        async def branch(memory: Memory) -> str:
+        async def left_branch(memory: Memory) -> str:
             await asyncio.sleep(0.2)
-            memory[memory.side] = True
+            memory.left = True
+            return str(memory.side)
+
+        @node
+        async def right_branch(memory: Memory) -> str:
+            await asyncio.sleep(0.2)
+            memory.right = True
             return str(memory.side)
 
         @flow
         async def fork(memory: Memory) -> list[str]:
-            left = await branch(memory.clone({"side": "left"}))
-            right = await branch(memory.clone({"side": "right"}))
+            left = await left_branch(memory.clone({"side": "left"}))
+            right = await right_branch(memory.clone({"side": "right"}))
             return [left, right]
         """,
         tmp_path,

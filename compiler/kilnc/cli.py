@@ -1,6 +1,7 @@
 """The `kiln` command.
 
     kiln compile [SRC...] [-o OUTDIR] [--check] [--dump ir|graph|plan] [--format text|json]
+                 [--warnings-as-errors]
     kiln check SRC... -o OUTDIR [--no-mypy]
     kiln run PATH.py:FLOW [name=value ...] [--json] [--trace FILE]  (see cli_run.py)
     kiln ledger stats|clear [--node NAME] [PATH] [--json]  (see cli_ledger.py)
@@ -94,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
         "-q", "--quiet", action="store_true", help="print only diagnostics"
     )
     compile_.add_argument(
+        "--warnings-as-errors",
+        action="store_true",
+        help="treat warnings as errors: report them as such, write nothing, exit 1",
+    )
+    compile_.add_argument(
         "--show-traceback",
         action="store_true",
         help="print kiln's own traceback on an internal error",
@@ -132,6 +138,8 @@ def _compile(args: argparse.Namespace) -> int:
         try:
             ledger = ledger_beside(args.ledger, target)
             compilation = compile_file(file, args.dump, args.max_visits, ledger)
+            if args.warnings_as_errors:
+                compilation = compilation.warnings_as_errors()
         except OSError as exc:
             where = Span.at(str(file), 1)
             report.add(

@@ -51,6 +51,7 @@ class Code(enum.Enum):
     STREAMING_FLOW = "KLN308"
     FAN_OUT_SHAPE = "KLN309"
     UNKNOWN_TYPE = "KLN310"
+    EFFECT_ORDER = "KLN311"
     FLOW_CYCLE = "KLN401"
     UNRESOLVED_IMPORT = "KLN402"
     TYPE_ERROR = "KLN501"
@@ -77,6 +78,12 @@ class Diagnostic:
 
 def error(span: Span, code: Code, message: str, hint: str | None = None) -> Diagnostic:
     return Diagnostic(span, Severity.ERROR, code, message, hint)
+
+
+def warning(
+    span: Span, code: Code, message: str, hint: str | None = None
+) -> Diagnostic:
+    return Diagnostic(span, Severity.WARNING, code, message, hint)
 
 
 def render(diagnostic: Diagnostic, source: SourceFile | None) -> str:

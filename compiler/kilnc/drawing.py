@@ -65,10 +65,8 @@ from kilnc.ir import (
     Step,
     WhileLoop,
     Yield,
-    child_blocks,
 )
-from kilnc.names import identifier, name_uses, target_names
-from kilnc.syntax import code
+from kilnc.names import name_uses, target_names
 
 _MEMORY_TYPES: Final = frozenset({"Memory", "kiln.Memory"})
 
@@ -145,7 +143,7 @@ class _Drawer:
         self.open: list[str] = [prefix]
         self.edges: dict[tuple[str, str, EdgeKind], list[str]] = {}
         self.temporaries: dict[str, str] = {}  # lifted value -> the code it stands for
-        self.tokens = _memory_tokens(flow)
+        self.tokens = flow.tokens
         # For each loop being drawn: the names at its breaks, and at its continues.
         self.loops: list[tuple[list[Defs], list[Defs]]] = []
         self.result = f"{prefix}_out"
@@ -201,6 +199,16 @@ class _Drawer:
         if name and name not in names:
             names.append(name)
 
+    def ordered(self, step: Step) -> frozenset[str]:
+        """Names the step may change, and the Memory tokens it reaches keys through.
+
+        A drawing orders the steps handed one Memory by the token, the way a
+        reader sees them; the scheduler orders them by the keys they touch.
+        """
+        if step.key_reads or step.key_writes:
+            return step.uses | (step.reads & self.tokens)
+        return step.uses
+
     def connect(self, target: str, reads: Iterable[str], defs: Defs) -> None:
         """Edges from the last writers of each name `target` reads."""
         for name in sorted(set(reads)):
@@ -239,11 +247,11 @@ class _Drawer:
         if isinstance(action, FanOut) and action.element.steps:
             return self.fan_out_cluster(step, action, defs)
         if isinstance(action, Return | Yield):
-            self.connect(self.result, step.reads | step.uses, defs)
+            self.connect(self.result, step.reads | self.ordered(step), defs)
             return self.result, None if isinstance(action, Return) else defs
         box = self.simple(step)
-        self.connect(box, step.reads | step.uses, defs)
-        after = _written(defs, step.writes | step.uses, box)
+        self.connect(box, step.reads | self.ordered(step), defs)
+        after = _written(defs, step.writes | self.ordered(step), box)
         return box, self.jump(action, after)
 
     def jump(self, action: Action, defs: Defs) -> Defs | None:
@@ -284,7 +292,7 @@ class _Drawer:
         box = self.box(f"s{step.id}", Shape.MAP, call_lines(action.result))
         self.connect(box, name_uses(action.result.call).read_names, element or inner)
         self.leave()
-        return head, _written(defs, step.writes | step.uses, box)
+        return head, _written(defs, step.writes | self.ordered(step), box)
 
     def branch(
         self, step: Step, action: Branch, defs: Defs
@@ -414,29 +422,6 @@ class _Drawer:
     def display(self, node: cst.CSTNode) -> str:
         """Code as the user wrote it: lifted values shown as the calls they hold."""
         return shown_code(node, self.temporaries)
-
-
-def _memory_tokens(flow: FlowIR) -> frozenset[str]:
-    """Names holding a kiln.Memory: what node calls are handed as state, and parameters."""
-    params = flow.flow.function.params
-    tokens = {
-        identifier(param.name.value)
-        for param in (*params.posonly_params, *params.params, *params.kwonly_params)
-        if param.annotation is not None
-        and code(param.annotation.annotation) in _MEMORY_TYPES
-    }
-    return frozenset(tokens | _state_uses(flow.body))
-
-
-def _state_uses(block: Block) -> set[str]:
-    """A call step's `uses` are the Memory tokens it is passed (lower.py's state_uses)."""
-    found: set[str] = set()
-    for step in block.steps:
-        if isinstance(step.action, Call | FanOut):
-            found |= step.uses
-        for child in child_blocks(step.action):
-            found |= _state_uses(child)
-    return found
 
 
 def _clause_reads(clauses: cst.CompFor) -> frozenset[str]:

@@ -36,39 +36,94 @@ from kilnc.ir import (
 )
 
 
-def build_graph(block: Block) -> nx.DiGraph:
+def build_graph(block: Block, *, effects: bool = True) -> nx.DiGraph:
+    """The block's dependency graph; each edge's `why` holds the names that order it.
+
+    Without `effects`, only the values the steps bind and read order them (and
+    barriers): the order a reader of the flow expects, against which the
+    checks measure what effects cost.
+    """
     graph = nx.DiGraph()
-    last_write: dict[str, StepId] = {}
+    last_write: dict[str, StepId] = {}  # the latest step to bind or change a name
+    last_bind: dict[str, StepId] = {}  # the latest step to bind it
     reads_since: dict[str, list[StepId]] = {}
     barrier: StepId | None = None
     earlier: list[StepId] = []  # since the last barrier
+    keys = _every_key(block) if effects else {}
     for step in block.steps:
         graph.add_node(step.id, step=step)
         if barrier is not None:
-            graph.add_edge(barrier, step.id)
-        if step.barrier:
+            _edge(graph, barrier, step.id, BARRIER)
+        if step.barrier or (effects and step.external is not None):
             # Waiting for the steps nothing else waits for covers every earlier step:
             # the transitive reduction keeps chains intact for the scheduler.
+            why = BARRIER if step.barrier else EXTERNAL
             for previous in earlier:
                 if graph.out_degree(previous) == 0:
-                    graph.add_edge(previous, step.id)
-        for name in step.reads - step.uses:
+                    _edge(graph, previous, step.id, why)
+        uses = step.uses | _expand(step.key_writes, keys) if effects else frozenset()
+        reads = step.reads | (_expand(step.key_reads, keys) if effects else frozenset())
+        for name in reads | uses:
+            # The value comes from the step that bound the name, even when a
+            # later step changed the object: the scheduler hands it over there.
+            if name in last_bind and last_bind[name] != step.id:
+                _edge(graph, last_bind[name], step.id, name)
+        for name in reads - uses:
             if name in last_write:
-                graph.add_edge(last_write[name], step.id)
-        for name in step.writes | step.uses:
+                _edge(graph, last_write[name], step.id, name)
+        for name in step.writes | uses:
             for previous in (last_write.get(name), *reads_since.get(name, ())):
                 if previous is not None and previous != step.id:
-                    graph.add_edge(previous, step.id)
-        for name in step.reads - step.uses - step.writes:
+                    _edge(graph, previous, step.id, name)
+        for name in reads - uses - step.writes:
             reads_since.setdefault(name, []).append(step.id)
-        for name in step.writes | step.uses:
+        for name in step.writes | uses:
             last_write[name] = step.id
             reads_since[name] = []
+        for name in step.writes:
+            last_bind[name] = step.id
         if step.barrier:
             barrier = step.id
             earlier = []
         earlier.append(step.id)
     return graph
+
+
+BARRIER = "(barrier)"  # an edge's reason: return, raise, assert, break, continue
+EXTERNAL = "(external)"  # an edge's reason: an effect outside the flow's names
+
+
+def _edge(graph: nx.DiGraph, source: StepId, target: StepId, why: str) -> None:
+    if graph.has_edge(source, target):
+        graph.edges[source, target]["why"].add(why)
+    else:
+        graph.add_edge(source, target, why={why})
+
+
+def _every_key(block: Block) -> dict[str, frozenset[str]]:
+    """Each Memory store's keys used in the block, by the store's prefix `@g:root:`."""
+    found: dict[str, set[str]] = {}
+    for step in block.steps:
+        for key in step.key_reads | step.key_writes:
+            found.setdefault(_store(key), set()).add(key)
+    return {store: frozenset(names) for store, names in found.items()}
+
+
+def _expand(keys: frozenset[str], every: dict[str, frozenset[str]]) -> frozenset[str]:
+    """`@g:root:*` stands for every key of that store the block uses."""
+    expanded = set(keys)
+    for key in keys:
+        if key.startswith("@c:"):  # a clone copies one token's local store
+            expanded |= every.get("@l" + _store(key)[2:], frozenset())
+        elif key.endswith(":*"):
+            expanded |= every.get(_store(key), frozenset())
+    return frozenset(expanded)
+
+
+def _store(key: str) -> str:
+    """`@g:root` of `@g:root:name` (a key's own name may hold colons)."""
+    store, owner, _ = key.split(":", 2)
+    return f"{store}:{owner}"
 
 
 def step_of(graph: nx.DiGraph, step_id: StepId) -> Step:

@@ -15,9 +15,9 @@ node calls were lifted out, with the names it reads and writes:
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import NewType, final
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Final, NewType, Protocol, final
 
 import libcst as cst
 
@@ -136,6 +136,26 @@ class FlowDef:
 
 Callee = NodeDef | FlowDef
 
+
+@final
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """What effects reading may assume of a name: its annotation, whether a Memory."""
+
+    annotation: str | None
+    memory: bool = False
+
+
+class EffectSource(Protocol):
+    """Effects of the project's functions, and of a flow's own statements."""
+
+    def of_callee(self, callee: Callee) -> Effects: ...
+
+    def of_statement(
+        self, module: str, statement: cst.CSTNode, names: Mapping[str, Holder]
+    ) -> Effects: ...
+
+
 # Answers, for the function part of a call in a flow, which node or flow it names
 # and whether that one is defined in the module being compiled.
 Resolver = Callable[[cst.BaseExpression], tuple[Callee, bool] | None]
@@ -166,6 +186,114 @@ class NodeCall:
         """Whether the compiled call awaits: an async call, or a sync node run in a thread."""
         callee = self.callee
         return self.is_async or (isinstance(callee, NodeDef) and callee.options.thread)
+
+
+# --- what a function may do to what it is passed (effects.py) -------------------
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Why a function may change an argument, or the world: the first place found."""
+
+    reason: str  # "assigns state['answer']", "passes it to requests.post"
+    span: Span
+    # It only iterates the argument, which changes an iterator but no container.
+    by_iteration: bool = False
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Keys of a Memory store: these names, or every key when `any`."""
+
+    names: frozenset[str] = frozenset()
+    any: bool = False
+    # Keys named by the function's own parameters (`memory[key] = value`): the
+    # caller's argument says which, a literal at best.
+    params: frozenset[str] = frozenset()
+
+    def __or__(self, other: Keys) -> Keys:
+        return Keys(
+            self.names | other.names, self.any or other.any, self.params | other.params
+        )
+
+    def __bool__(self) -> bool:
+        return self.any or bool(self.names) or bool(self.params)
+
+
+NO_KEYS: Final = Keys()
+ANY_KEY: Final = Keys(any=True)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class MemoryUse:
+    """The keys a function reads and writes through a `kiln.Memory` it is passed."""
+
+    global_reads: Keys = NO_KEYS
+    global_writes: Keys = NO_KEYS
+    local_reads: Keys = NO_KEYS
+    local_writes: Keys = NO_KEYS
+    copies: bool = False  # clones it: reads its whole local store, to copy it
+
+    def __or__(self, other: MemoryUse) -> MemoryUse:
+        return MemoryUse(
+            self.global_reads | other.global_reads,
+            self.global_writes | other.global_writes,
+            self.local_reads | other.local_reads,
+            self.local_writes | other.local_writes,
+            self.copies or other.copies,
+        )
+
+    @property
+    def writes(self) -> bool:
+        return bool(self.global_writes or self.local_writes)
+
+
+EVERY_KEY: Final = MemoryUse(ANY_KEY, ANY_KEY, ANY_KEY, ANY_KEY, copies=True)
+# A token made by `memory.clone(...)` inside a call's arguments has no name of
+# its own: it is called `<memory>+clone@<line>.<column>`.
+ANONYMOUS_CLONE: Final = "+clone@"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Effects:
+    """A function's effects on its parameters (by name, in order) and beyond them.
+
+    `changes` maps a parameter to why it may be mutated; `memory` maps a
+    `kiln.Memory` parameter to the keys it touches; `returns` are the
+    parameters whose objects the result may share; `external` is the first
+    effect outside the parameters (I/O, logging, module state).
+    """
+
+    params: tuple[str, ...]
+    changes: tuple[tuple[str, Change], ...] = ()
+    memory: tuple[tuple[str, MemoryUse], ...] = ()
+    returns: frozenset[str] = frozenset()
+    external: Change | None = None
+    variadic: bool = False  # takes *args or **kwargs: any argument may land anywhere
+
+    def bind(self, call: cst.Call) -> Iterator[tuple[str | None, cst.BaseExpression]]:
+        """Each argument with the parameter it binds; None when kiln cannot tell which."""
+        position = 0
+        for arg in call.args:
+            if arg.star or self.variadic:
+                yield None, arg.value
+            elif arg.keyword is not None:
+                name = arg.keyword.value
+                yield (name if name in self.params else None), arg.value
+            else:
+                params = self.params
+                yield (params[position] if position < len(params) else None), arg.value
+                position += 1
+
+    def change(self, param: str) -> Change | None:
+        return next((c for p, c in self.changes if p == param), None)
+
+    def memory_use(self, param: str) -> MemoryUse | None:
+        return next((m for p, m in self.memory if p == param), None)
 
 
 # --- the actions a step performs -------------------------------------------------
@@ -215,9 +343,9 @@ class FanOut:
     element: Block
     result: NodeCall
     item_types: tuple[str, ...] | None  # the type of each loop target, for `async for`
-    # Every element is handed the same Memory token: the elements keep source
-    # order, one after another, as the steps given one token always do.
-    in_order: bool = False
+    # The elements may change what they share (an object, a Memory key): they
+    # keep source order, one after another; `in_order` says why.
+    in_order: str | None = None
 
     @property
     def is_async_for(self) -> bool:
@@ -301,9 +429,10 @@ class Step:
     """One statement of a block and the names that order it.
 
     `reads` wait for their latest writer. `writes` and `uses` also wait for
-    every earlier reader: `uses` are names the step may mutate (Memory tokens,
-    objects an inline statement calls methods on). A `barrier` (return, break,
-    a branch that returns...) waits for everything before it and holds back
+    every earlier reader: `uses` are names the step may mutate (an argument a
+    node changes, objects an inline statement calls methods on, and every name
+    that may hold the same object). A `barrier` (return, raise, assert, break,
+    a branch that holds one) waits for everything before it and holds back
     everything after it.
     """
 
@@ -315,6 +444,15 @@ class Step:
     uses: frozenset[str] = frozenset()
     barrier: bool = False
     value_type: str | None = None  # the static type of the value a Call/FanOut produces
+    # Memory keys, as `@g:<root>:<key>` (a global store) and `@l:<token>:<key>`
+    # (one token's local store), `*` for every key: ordered like names.
+    key_reads: frozenset[str] = frozenset()
+    key_writes: frozenset[str] = frozenset()
+    # An effect outside the flow's names (logging, I/O): it runs after every
+    # step before it, as the source would.
+    external: Change | None = None
+    # Why the step may change each name or key it orders by its effects.
+    why: tuple[tuple[str, str], ...] = ()
 
     @property
     def awaits(self) -> bool:
@@ -343,6 +481,7 @@ class FlowIR:
     flow: FlowDef
     body: Block
     calls: tuple[NodeCall, ...]  # every node and subflow call, for the flow graph
+    tokens: frozenset[str] = frozenset()  # names that hold a kiln.Memory
 
 
 def dump_block(block: Block, indent: str = "") -> str:
@@ -351,6 +490,9 @@ def dump_block(block: Block, indent: str = "") -> str:
     for step in block.steps:
         names = f"reads={sorted(step.reads)} writes={sorted(step.writes)}"
         extra = f" uses={sorted(step.uses)}" if step.uses else ""
+        extra += f" key_reads={sorted(step.key_reads)}" if step.key_reads else ""
+        extra += f" key_writes={sorted(step.key_writes)}" if step.key_writes else ""
+        extra += " external" if step.external else ""
         extra += " barrier" if step.barrier else ""
         kind = type(step.action).__name__
         what = ""
@@ -380,3 +522,25 @@ def child_blocks(action: Action) -> tuple[Block, ...]:
     if isinstance(action, FanOut):
         return (action.element,)
     return ()
+
+
+def with_child_blocks(action: Action, blocks: tuple[Block, ...]) -> Action:
+    """The action with its nested blocks replaced, in `child_blocks`' order."""
+    if isinstance(action, Branch):
+        return replace(action, arms=blocks)
+    if isinstance(action, Match):
+        cases = tuple(
+            replace(case, body=body)
+            for case, body in zip(action.cases, blocks, strict=True)
+        )
+        return replace(action, cases=cases)
+    if isinstance(action, Loop):
+        return replace(
+            action, body=blocks[0], orelse=blocks[1] if action.orelse else None
+        )
+    if isinstance(action, WhileLoop):
+        orelse = blocks[2] if action.orelse is not None else None
+        return replace(action, condition=blocks[0], body=blocks[1], orelse=orelse)
+    if isinstance(action, FanOut):
+        return replace(action, element=blocks[0])
+    return action

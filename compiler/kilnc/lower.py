@@ -36,11 +36,15 @@ from kilnc.ir import (
     Branch,
     Call,
     Callee,
+    Effects,
+    EffectSource,
     FanOut,
     FanOutKind,
     FlowDef,
     FlowIR,
+    Holder,
     Inline,
+    Keys,
     Loop,
     Match,
     MatchCase,
@@ -56,8 +60,10 @@ from kilnc.ir import (
     child_blocks,
 )
 from kilnc.lift import CallFinder, Lifter, element
+from kilnc.mutability import is_immutable
 from kilnc.names import BUILTINS, identifier, name_uses, target_names
 from kilnc.parse import ParsedModule
+from kilnc.sharing import PASSED_IN, Sharing
 from kilnc.syntax import code, without_docstring, yields
 
 # What to write instead of each construct outside the flow language.
@@ -83,20 +89,24 @@ UNSUPPORTED: Final[dict[type[cst.CSTNode], tuple[str, str]]] = {
 class LowerContext:
     parsed: ParsedModule = field(repr=False)
     resolve: Resolver = field(repr=False)
+    effects: EffectSource = field(repr=False)
     # The max_visits of flows that set none: [tool.kiln]'s, else 5.
     max_visits: int = DEFAULT_MAX_VISITS
 
 
 def lower_flow(flow: FlowDef, context: LowerContext) -> tuple[FlowIR, list[Diagnostic]]:
     lowerer = _Lowerer(context, flow)
-    body = lowerer.flow_body()
-    return FlowIR(flow, body, tuple(lowerer.calls)), lowerer.diagnostics
+    body = lowerer.shared.settle(lowerer.flow_body())
+    tokens = frozenset(lowerer.shared.tokens - {PASSED_IN})
+    return FlowIR(flow, body, tuple(lowerer.calls), tokens), lowerer.diagnostics
 
 
 class _Lowerer:
     def __init__(self, context: LowerContext, flow: FlowDef) -> None:
         self.parsed = context.parsed
         self.resolve = context.resolve
+        self.effects = context.effects
+        self.shared = Sharing()
         self.max_visits = flow.options.max_visits or context.max_visits
         self.flow = flow
         self.diagnostics: list[Diagnostic] = []
@@ -109,6 +119,8 @@ class _Lowerer:
         self._globals = (
             frozenset(identifier(n) for n in self.parsed.global_names) | BUILTINS
         )
+        # The flow's own names, parameters included: what effects are read against.
+        self.own = name_uses(flow.function.body).writes | _parameters(flow.function)
 
     # --- entry --------------------------------------------------------------------
 
@@ -126,6 +138,8 @@ class _Lowerer:
                 )
             defined.add(identifier(param.name.value))
             self._note_type(param.name.value, param.annotation)
+            if identifier(param.name.value) in self.memory:
+                self.shared.passed_in(identifier(param.name.value))
         for star in (params.star_arg, params.star_kwarg):
             if isinstance(star, cst.Param):
                 defined.add(identifier(star.name.value))
@@ -199,10 +213,11 @@ class _Lowerer:
         if value is not None:
             prefix, value = self.lift_expression(value)
         reads = name_uses(value).read_names if value is not None else frozenset()
-        uses = self.state_uses(value) if value is not None else frozenset()
         step = self.make_step(
-            node, Yield(value), reads, frozenset(), uses, None, barrier=True
+            node, Yield(value), reads, frozenset(), frozenset(), None, barrier=True
         )
+        if value is not None:
+            step = self.with_effects(self.effects_of(value), step)
         return [*prefix, step]
 
     def direct_call(
@@ -293,6 +308,11 @@ class _Lowerer:
         step = self.compound(
             node, action, blocks, [iterable], writes=target_names(node.target)
         )
+        self.shared.link(
+            frozenset(target_names(node.target)),
+            name_uses(iterable).read_names & self.own,
+        )
+        step = self.with_effects(self.effects_of(_iteration(iterable)), step)
         # break/continue inside belong to this loop: they do not hold back the flow.
         return [*prefix, replace(step, barrier=_returns(blocks))]
 
@@ -369,25 +389,37 @@ class _Lowerer:
         )
         if isinstance(target, cst.Name):
             self._note_value(target.value, annotation, value_type, action.call.callee)
-        return self.make_step(
-            node, action, reads, writes, self.state_uses(action.call.call), value_type
+        step = self.make_step(node, action, reads, writes, frozenset(), value_type)
+        self.share_result(action.call, writes, value_type)
+        effects = self.effects_of(action.call.call)
+        # "passes it to fill, which assigns state['answer']": the step is the call.
+        passed = f"passes it to {code(action.call.call.func)}, which "
+        changes = tuple(
+            (name, replace(change, reason=change.reason.removeprefix(passed)))
+            for name, change in effects.changes
         )
+        return self.with_effects(replace(effects, changes=changes, external=None), step)
 
     def simple_step(self, statement: cst.CSTNode, origin: cst.CSTNode) -> Step:
         assert isinstance(statement, cst.BaseSmallStatement | cst.BaseCompoundStatement)
         uses = name_uses(statement)
         reads = uses.read_names
         writes = frozenset(uses.writes)
-        ordered = (reads | writes) if uses.effects else self.state_uses(statement)
+        # A statement that calls or stores may change any name it touches; a
+        # Memory it touches is ordered by the keys it reads and writes instead.
+        effects = self.effects_of(statement)
         # The statement as parsed: a lifted copy's annotation has no qualified name.
         self._track_assignment(origin)
+        ordered = (reads | writes) - self.memory if uses.effects else frozenset()
+        self.share_assignment(statement)
         barrier = isinstance(
-            statement, cst.Return | cst.Break | cst.Continue | cst.Raise
+            statement, cst.Return | cst.Break | cst.Continue | cst.Raise | cst.Assert
         )
         action: Action = Inline(statement)
         if isinstance(statement, cst.Return):
             action = Return(statement.value)
-        return self.make_step(origin, action, reads, writes, ordered, None, barrier)
+        step = self.make_step(origin, action, reads, writes, ordered, None, barrier)
+        return self.with_effects(effects, step)
 
     def compound(
         self,
@@ -399,27 +431,35 @@ class _Lowerer:
     ) -> Step:
         reads: set[str] = set()
         written: set[str] = set(writes or ())
-        ordered: set[str] = set()
         for part in tested:
             uses = name_uses(part)
             reads |= uses.read_names
             written |= uses.writes  # a walrus in a test
-            ordered |= self.state_uses(part)
-        for block in blocks:
-            for step in block.steps:
-                reads |= step.reads
-                written |= step.writes
-                ordered |= step.uses
+        inner = [step for block in blocks for step in block.steps]
+        for step in inner:
+            reads |= step.reads
+            written |= step.writes
         barrier = _returns(blocks) or any(s.barrier for b in blocks for s in b.steps)
-        return self.make_step(
+        step = self.make_step(
             node,
             action,
             frozenset(reads),
             frozenset(written),
-            frozenset(ordered),
+            frozenset().union(*(s.uses for s in inner)),
             None,
             barrier,
         )
+        step = replace(
+            step,
+            key_reads=frozenset().union(*(s.key_reads for s in inner)),
+            key_writes=frozenset().union(*(s.key_writes for s in inner)),
+            external=next((s.external for s in inner if s.external), None),
+            why=tuple(why for s in inner for why in s.why),
+        )
+        for part in tested:
+            if isinstance(part, cst.BaseExpression):
+                step = self.with_effects(self.effects_of(part), step)
+        return step
 
     def make_step(
         self,
@@ -436,13 +476,75 @@ class _Lowerer:
         span = self.parsed.span(node)
         return Step(step_id, span, action, reads, writes, uses, barrier, value_type)
 
-    def state_uses(self, node: cst.CSTNode) -> frozenset[str]:
-        """Memory tokens the code touches other than through `.clone(...)`."""
-        if not self.memory:
-            return frozenset()
-        finder = _StateUses(self.memory)
-        node.visit(finder)
-        return frozenset(finder.used)
+    # --- effects ------------------------------------------------------------------------
+
+    def effects_of(
+        self, node: cst.CSTNode, also: frozenset[str] = frozenset()
+    ) -> Effects:
+        """What the code may do to the flow's names (and `also`, comprehension targets)."""
+        names = (name_uses(node).read_names & self.own) | also
+        holders = {
+            name: Holder(self.types.get(name), name in self.memory) for name in names
+        }
+        return self.effects.of_statement(self.flow.module, node, holders)
+
+    def with_effects(self, effects: Effects, step: Step) -> Step:
+        """The step, also ordered by the names it may change and the keys it touches."""
+        why = [(name, change.reason) for name, change in effects.changes]
+        key_reads: set[str] = set()
+        key_writes: set[str] = set()
+        for token, use in effects.memory:
+            key_reads |= _key_names("g", token, use.global_reads)
+            key_reads |= _key_names("l", token, use.local_reads)
+            key_writes |= _key_names("g", token, use.global_writes)
+            key_writes |= _key_names("l", token, use.local_writes)
+            if use.copies:
+                key_reads.add(f"@c:{token}:*")
+        for key in sorted(key_writes):
+            why.append((key, f"writes the Memory key {key.split(':', 2)[2]!r}"))
+        return replace(
+            step,
+            uses=step.uses | {name for name, _ in effects.changes},
+            key_reads=step.key_reads | key_reads,
+            key_writes=step.key_writes | key_writes,
+            external=step.external or effects.external,
+            why=step.why + tuple(why),
+        )
+
+    def share_result(
+        self, call: NodeCall, targets: frozenset[str], value_type: str | None
+    ) -> None:
+        """The names a call's value is bound to may share the objects of its arguments."""
+        effects = self.effects.of_callee(call.callee)
+        shared: set[str] = set()
+        for param, argument in effects.bind(call.call):
+            if param is None or param in effects.returns:
+                shared |= name_uses(argument).read_names & self.own
+        if value_type is None or not is_immutable(value_type):
+            self.shared.link(targets, self.mutable(frozenset(shared)))
+        callee = call.callee
+        if isinstance(callee, NodeDef) and callee.returns_memory:
+            tokens = {
+                name for name in name_uses(call.call).read_names if name in self.memory
+            }
+            self.shared.returned_memory(targets, tokens)
+
+    def mutable(self, names: frozenset[str]) -> frozenset[str]:
+        """The flow's names whose value may change: not those of immutable type."""
+        return frozenset(
+            name
+            for name in names & self.own
+            if name not in self.shared.tokens
+            and (name not in self.types or not is_immutable(self.types[name]))
+        )
+
+    def share_assignment(self, statement: cst.CSTNode) -> None:
+        if isinstance(statement, cst.Assign | cst.AnnAssign) and statement.value:
+            value = statement.value
+            targets = frozenset(name_uses(statement).writes)
+            self.shared.link(
+                self.mutable(targets), self.mutable(name_uses(value).read_names)
+            )
 
     # --- node calls and lifting -------------------------------------------------------
 
@@ -622,7 +724,8 @@ class _Lowerer:
             cst.SetComp: FanOutKind.SET,
             cst.DictComp: FanOutKind.DICT,
         }[type(comprehension)]
-        element_state = self.state_uses(element) - _comprehension_targets(clauses)
+        targets = frozenset(_comprehension_targets(clauses))
+        in_order = _in_order(result, self.effects_of(element, targets))
         action = FanOut(
             target,
             comprehension.with_changes(for_in=clauses),
@@ -632,7 +735,7 @@ class _Lowerer:
             Block(tuple(inner)),
             result,
             self.item_types(clauses),
-            in_order=bool(element_state),
+            in_order=in_order,
         )
         reads = set(name_uses(comprehension.with_changes(for_in=clauses)).read_names)
         for step in inner:
@@ -650,10 +753,32 @@ class _Lowerer:
             action,
             frozenset(reads),
             frozenset(target_names(target)),
-            self.state_uses(comprehension),
+            frozenset(),
             value_type,
         )
+        lifted = comprehension.with_changes(for_in=clauses)
+        effects = self.effects_of(lifted)
+        step = self.with_effects(replace(effects, external=None), step)
+        self.share_elements(result, clauses, step.writes)
+        if isinstance(target, cst.Name) and value_type is not None:
+            self.types[identifier(target.value)] = value_type
         return [*prefix, step]
+
+    def share_elements(
+        self, result: NodeCall, clauses: cst.CompFor, targets: frozenset[str]
+    ) -> None:
+        """A fan-out's elements may share the objects of what each call was given:
+        a loop target's item (when the items can change), or a name of the flow."""
+        returns = result.callee.returns
+        if returns is not None and is_immutable(returns):
+            return
+        effects = self.effects.of_callee(result.callee)
+        given: set[str] = set()
+        for param, argument in effects.bind(result.call):
+            if param is None or param in effects.returns:
+                given |= name_uses(argument).read_names
+        items = self.mutable(_item_sources(clauses, given, self.types))
+        self.shared.link(self.mutable(targets), items | self.mutable(frozenset(given)))
 
     def check_fan_out(
         self,
@@ -783,6 +908,8 @@ class _Lowerer:
         token = False
         if isinstance(value, cst.Name):
             token = identifier(value.value) in self.memory
+            if token:
+                self.shared.same_memory(frozenset(names), identifier(value.value))
         elif isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
             owner = value.func.value
             token = (
@@ -790,14 +917,28 @@ class _Lowerer:
                 and isinstance(owner, cst.Name)
                 and identifier(owner.value) in self.memory
             )
+            if token and isinstance(owner, cst.Name):
+                self.shared.clone(frozenset(names), identifier(owner.value))
+        if value is not None and self._is_new_memory(value):
+            token = True
         for name in names:
             self.types.pop(name, None)
             self.memory.discard(name)
         if isinstance(statement, cst.AnnAssign):
             for name in names:
                 self._note_type(name, statement.annotation)
+        elif value is not None and (literal := _literal_type(value)) is not None:
+            for name in names:
+                self.types[name] = literal
         if token:
             self.memory |= names
+            self.shared.tokens |= names
+
+    def _is_new_memory(self, value: cst.BaseExpression) -> bool:
+        """`Memory()` or `kiln.Memory({...})`: a new root, its own global store."""
+        return isinstance(value, cst.Call) and self.parsed.is_memory(
+            cst.Annotation(value.func)
+        )
 
     def report(
         self, node: cst.CSTNode, code: Code, message: str, hint: str | None = None
@@ -805,27 +946,97 @@ class _Lowerer:
         self.diagnostics.append(error(self.parsed.span(node), code, message, hint))
 
 
-class _StateUses(cst.CSTVisitor):
-    def __init__(self, tokens: set[str]) -> None:
-        self.tokens = tokens
-        self.used: set[str] = set()
+def _parameters(function: cst.FunctionDef) -> set[str]:
+    params = function.params
+    names = {
+        identifier(param.name.value)
+        for param in (*params.posonly_params, *params.params, *params.kwonly_params)
+    }
+    for star in (params.star_arg, params.star_kwarg):
+        if isinstance(star, cst.Param):
+            names.add(identifier(star.name.value))
+    return names
 
-    def visit_Call(self, node: cst.Call) -> bool:
-        func = node.func
-        if (
-            isinstance(func, cst.Attribute)
-            and func.attr.value == "clone"
-            and isinstance(func.value, cst.Name)
-            and identifier(func.value.value) in self.tokens
-        ):
-            for arg in node.args:
-                arg.visit(self)
-            return False
-        return True
 
-    def visit_Name(self, node: cst.Name) -> None:
-        if identifier(node.value) in self.tokens:
-            self.used.add(identifier(node.value))
+def _key_names(store: str, token: str, keys: Keys) -> set[str]:
+    """Memory keys as names the graph orders: `@g:memory:done`; `*` for every key."""
+    found = {f"@{store}:{token}:{key}" for key in keys.names}
+    if keys.any or keys.params:  # a key the flow's own variable names: any key
+        found.add(f"@{store}:{token}:*")
+    return found
+
+
+def _in_order(result: NodeCall, effects: Effects) -> str | None:
+    """Why a fan-out's elements must run one after another, if they must."""
+    what = f"'{result.callee.name}'"
+    for name, change in effects.changes:
+        return f"{what} may change '{name}', which the elements share ({change.reason})"
+    for _, use in effects.memory:
+        written = use.global_writes | use.local_writes
+        if written:
+            keys = "every key" if written.any else ", ".join(sorted(written.names))
+            return f"every element writes the same Memory ({keys})"
+    return None
+
+
+def _item_sources(
+    clauses: cst.CompFor, given: set[str], types: dict[str, str]
+) -> frozenset[str]:
+    """The iterables whose items the loop targets in `given` are, where an item can change."""
+    sources: set[str] = set()
+    clause: cst.CompFor | None = clauses
+    while clause is not None:
+        bound = target_names(clause.target)
+        if bound & given:
+            given -= bound
+            for name in name_uses(clause.iter).read_names:
+                item = _item_type(types.get(name))
+                if item is None or not is_immutable(item):
+                    sources.add(name)
+        clause = clause.inner_for_in
+    return frozenset(sources)
+
+
+def _item_type(annotation: str | None) -> str | None:
+    """`str` of `list[str]`: the type of a container's items, when it says."""
+    if annotation is None:
+        return None
+    try:
+        parsed = cst.parse_expression(annotation)
+    except cst.ParserSyntaxError:
+        return None
+    if isinstance(parsed, cst.Subscript) and len(parsed.slice) == 1:
+        item = parsed.slice[0].slice
+        if isinstance(item, cst.Index):
+            return code(item.value)
+    return None
+
+
+def _literal_type(value: cst.BaseExpression) -> str | None:
+    """The type of a literal a name is bound to: `page = 0` makes `page` an int."""
+    if isinstance(value, cst.Integer):
+        return "int"
+    if isinstance(value, cst.Float):
+        return "float"
+    if isinstance(
+        value, cst.SimpleString | cst.ConcatenatedString | cst.FormattedString
+    ):
+        return "bytes" if code(value).lstrip("rRuU").startswith(("b", "B")) else "str"
+    if isinstance(value, cst.Name) and value.value in ("True", "False"):
+        return "bool"
+    if isinstance(value, cst.List | cst.ListComp):
+        return "list"
+    if isinstance(value, cst.Dict | cst.DictComp):
+        return "dict"
+    if isinstance(value, cst.Set | cst.SetComp):
+        return "set"
+    return None
+
+
+def _iteration(iterable: cst.BaseExpression) -> cst.For:
+    """`for _ in iterable: pass`: what a loop does to its iterable, for effects reading."""
+    body = cst.IndentedBlock([cst.SimpleStatementLine([cst.Pass()])])
+    return cst.For(target=cst.Name("_"), iter=iterable, body=body)
 
 
 def _comprehension_targets(clauses: cst.CompFor) -> set[str]:

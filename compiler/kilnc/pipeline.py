@@ -28,13 +28,15 @@ from kilnc.checks import (
     check_visit_limits,
 )
 from kilnc.collect import collect_definitions
-from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.diagnostics import Code, Diagnostic, Severity, error
+from kilnc.effects import read_effects
 from kilnc.emit import emit_module
 from kilnc.format import TooDeep, format_module
 from kilnc.graph import build_flow_graph, build_graph, build_loop_graph
 from kilnc.ir import DEFAULT_MAX_VISITS, Block, FlowIR, NodeDef, dump_block
 from kilnc.linemap import map_lines
 from kilnc.lower import LowerContext, lower_flow
+from kilnc.ordering import check_order
 from kilnc.parse import ParsedModule, parse_source
 from kilnc.plan import (
     Compiled,
@@ -71,6 +73,13 @@ class Compilation:
     @property
     def failed(self) -> bool:
         return any(d.is_error for d in self.diagnostics)
+
+    def warnings_as_errors(self) -> Compilation:
+        """The compilation with each warning an error: it fails, and writes nothing."""
+        if not any(d.severity is Severity.WARNING for d in self.diagnostics):
+            return self
+        promoted = tuple(replace(d, severity=Severity.ERROR) for d in self.diagnostics)
+        return replace(self, output=None, diagnostics=promoted)
 
 
 class InternalError(Exception):
@@ -138,12 +147,12 @@ def _compile(
     with phase("collect_definitions", source.path):
         defs, diagnostics = collect_definitions(parsed, location)
     project = Project(defs)
+    effects = read_effects(project)
     lowered: list[FlowIR] = []
     for flow in defs.flows.values():
         with phase("lower_flow", f"flow '{flow.name}'"):
-            flow_ir, found = lower_flow(
-                flow, LowerContext(parsed, project.resolver(defs), max_visits)
-            )
+            context = LowerContext(parsed, project.resolver(defs), effects, max_visits)
+            flow_ir, found = lower_flow(flow, context)
         lowered.append(flow_ir)
         diagnostics += found
     with phase("check", source.path):
@@ -152,6 +161,7 @@ def _compile(
         diagnostics += check_cycles(build_flow_graph(lowered))
         for flow_ir in lowered:
             diagnostics += check_limits(flow_ir)
+            diagnostics += check_order(flow_ir)
     sources = dict(project.sources)
 
     def done(output: str | None, dumps: tuple[str, ...] = ()) -> Compilation:

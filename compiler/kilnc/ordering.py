@@ -1,0 +1,197 @@
+"""check_order: say where an effect costs concurrency a reader of the flow would expect.
+
+Example input::
+
+    @flow
+    async def enrich(state: dict[str, int]) -> int:
+        await fill(state)                 # fill assigns state["answer"]
+        extra = await fetch(3)
+        return await read(state) + extra
+
+Output: a warning at `read(state)`: it waits for `fill` (line 3) because
+`fill` may change `state`. `fetch` still overlaps both. Each block's graph
+is built twice, with effects and with only the names steps bind and read; a
+call that waits for another only in the first has lost the overlap its
+reader expects, and the warning names the first edge that makes it wait.
+A fan-out whose elements run one after another says why too.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import networkx as nx
+
+from kilnc.diagnostics import Code, Diagnostic, warning
+from kilnc.graph import BARRIER, EXTERNAL, build_graph, step_of
+from kilnc.ir import Block, Call, FanOut, FlowIR, Step, StepId, child_blocks
+
+CHANGE_HINT = (
+    "return a new value instead of changing the one passed in, and they overlap"
+)
+KEY_HINT = (
+    "give each branch its own literal key, or keep its values in its clone's "
+    "local store (memory.local), and they overlap"
+)
+EXTERNAL_HINT = "move the call into a node, or after the steps that need to wait for it"
+
+
+def check_order(flow: FlowIR) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    for block in _blocks(flow.body):
+        found += _lost_overlaps(block)
+        for step in block.steps:
+            action = step.action
+            if isinstance(action, FanOut) and action.in_order and step.awaits:
+                found.append(
+                    warning(
+                        step.span,
+                        Code.EFFECT_ORDER,
+                        f"the elements of this fan-out run one after another: "
+                        f"{action.in_order}",
+                        CHANGE_HINT if "change" in action.in_order else KEY_HINT,
+                    )
+                )
+    return found
+
+
+def _blocks(block: Block) -> Iterator[Block]:
+    yield block
+    for step in block.steps:
+        if not isinstance(step.action, FanOut):
+            for child in child_blocks(step.action):
+                yield from _blocks(child)
+
+
+def _lost_overlaps(block: Block) -> list[Diagnostic]:
+    waiting = [step for step in block.steps if _overlaps(step)]
+    if len(waiting) < 2:
+        return []
+    full = build_graph(block)
+    plain = build_graph(block, effects=False)
+    expected = nx.DiGraph()
+    expected.add_nodes_from(full.nodes)
+    for source, target, why in full.edges(data="why"):
+        if not _surprising(why, plain, step_of(full, source), step_of(full, target)):
+            expected.add_edge(source, target)
+    found: list[Diagnostic] = []
+    for later_index, later in enumerate(waiting):
+        lost = [
+            earlier
+            for earlier in waiting[:later_index]
+            if nx.has_path(full, earlier.id, later.id)
+            and not nx.has_path(expected, earlier.id, later.id)
+        ]
+        if lost:
+            found.append(_explain(full, plain, lost[-1], later))
+    return found
+
+
+def _surprising(why: set[str], plain: nx.DiGraph, source: Step, target: Step) -> bool:
+    """Whether an edge orders two steps only by effects a reader would not expect.
+
+    Expected: the names they bind and read, barriers, and a Memory key both
+    reach through one token (a value handed on through the same Memory).
+    Surprising: a change of an argument, a statement with outside effects,
+    and one global key written through two different clones.
+    """
+    plain_why = (
+        plain.edges[source.id, target.id]["why"]
+        if plain.has_edge(source.id, target.id)
+        else set()
+    )
+    return all(_surprising_reason(r, plain_why, source, target) for r in why)
+
+
+def _surprising_reason(
+    reason: str, plain_why: set[str], source: Step, target: Step
+) -> bool:
+    if reason in plain_why or reason == BARRIER:
+        return False
+    if reason.startswith(("@l:", "@c:")):
+        return False  # a local store belongs to one token
+    if reason.startswith("@g:"):
+        key = reason.split(":", 2)[2]
+        return not (_tokens(source, key) & _tokens(target, key))
+    return True
+
+
+def _tokens(step: Step, key: str) -> set[str]:
+    """The tokens whose local store the step reaches for `key` (or for every key)."""
+    found: set[str] = set()
+    for name in step.key_reads | step.key_writes:
+        store, token, local_key = name.split(":", 2)
+        if store == "@l" and local_key in (key, "*"):
+            found.add(token)
+    return found
+
+
+def _overlaps(step: Step) -> bool:
+    """Whether the step may suspend: what a reader expects to run beside others."""
+    if isinstance(step.action, Call | FanOut):
+        return step.awaits
+    return any(_overlaps(inner) for b in child_blocks(step.action) for inner in b.steps)
+
+
+def _explain(
+    full: nx.DiGraph, plain: nx.DiGraph, earlier: Step, later: Step
+) -> Diagnostic:
+    path: list[StepId] = nx.shortest_path(full, earlier.id, later.id)
+    reason, hint = "because of an effect kiln cannot see through", CHANGE_HINT
+    for source_id, target_id in itertools.pairwise(path):
+        source, target = step_of(full, source_id), step_of(full, target_id)
+        plain_why = (
+            plain.edges[source_id, target_id]["why"]
+            if plain.has_edge(source_id, target_id)
+            else set()
+        )
+        extra = sorted(
+            reason
+            for reason in full.edges[source_id, target_id]["why"]
+            if _surprising_reason(reason, plain_why, source, target)
+        )
+        if extra:
+            reason, hint = _because(extra[0], source, target)
+            break
+    message = (
+        f"{_what(later)} waits for {_what(earlier)} (line {earlier.span.line}) {reason}"
+    )
+    return warning(later.span, Code.EFFECT_ORDER, message, hint)
+
+
+def _because(name: str, source: Step, target: Step) -> tuple[str, str]:
+    if name == EXTERNAL:
+        change = target.external
+        assert change is not None
+        return (
+            f"because the statement at line {target.span.line} {change.reason}, "
+            "and kiln keeps such a statement after every step before it",
+            EXTERNAL_HINT,
+        )
+    for step, other in ((source, target), (target, source)):
+        for changed, why in step.why:
+            if changed != name:
+                continue
+            if name.startswith("@"):
+                key = name.split(":", 2)[2]
+                shown = "every key" if key == "*" else repr(key)
+                return (
+                    f"because {_what(step)} writes the Memory key {shown}, which "
+                    f"{_what(other)} also uses, through another clone of the Memory",
+                    KEY_HINT,
+                )
+            return f"because {_what(step)} may change {name!r}: it {why}", CHANGE_HINT
+    return (
+        f"because {_what(target)} may change {name!r}, which {_what(source)} also uses",
+        CHANGE_HINT,
+    )
+
+
+def _what(step: Step) -> str:
+    action = step.action
+    if isinstance(action, Call):
+        return f"'{action.call.callee.name}'"
+    if isinstance(action, FanOut):
+        return f"the fan-out over '{action.result.callee.name}'"
+    return f"the statement at line {step.span.line}"

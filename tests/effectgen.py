@@ -1,0 +1,292 @@
+"""A Hypothesis strategy for random flows with effects, written as source text.
+
+`tests/flowgen.py` makes tidy flows: values in, values out. Users write flows
+the way they write LangGraph and BrainyFlow code, and this generator writes
+those: nodes that append to lists and fill dicts they are passed, inline
+statements on the same objects, names that alias one object, an iterator two
+fan-outs consume, a `Memory` with clones writing shared global keys and their
+own local keys, a Memory made in the flow, log lines between steps, guards
+(`assert`, `if ...: raise`) in front of nodes with side effects, and two
+calls that fail in one run.
+
+Every node sleeps a random time, so a schedule that reorders two effects shows
+in the result. Every node call appends `done <tag>` to the module's `events`
+when it ends and every log line appends `log <n>`: the differential test
+checks that each log line comes after every call the source ran before it.
+The flow returns the final state of every object it touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hypothesis import strategies as st
+
+HEADER = """\
+import asyncio
+
+from kiln import Memory, flow, node
+
+events: list[str] = []
+
+
+class Stop(Exception):
+    pass
+
+
+def note(tag: str) -> None:
+    events.append(f"done {tag}")
+
+
+"""
+
+# Each node: its source, with {d} for a delay in seconds. Tags name the call.
+NODES = {
+    "push": """@node
+async def push(box: list[int], value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    box.append(value)
+    note(tag)
+""",
+    "put": """@node
+async def put(table: dict[str, int], key: str, value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    table[key] = value
+    note(tag)
+""",
+    "total": """@node
+async def total(box: list[int], tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return sum(box) % 1000003
+""",
+    "peek": """@node
+async def peek(table: dict[str, int], key: str, tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return table.get(key, -1)
+""",
+    "each": """@node
+async def each(value: int, tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return value * 3 + 1
+""",
+    "bump": """@node
+async def bump(box: list[int], tag: str) -> None:
+    await asyncio.sleep({d})
+    box[:] = [v + 1 for v in box]
+    note(tag)
+""",
+    "mset": """@node
+async def mset(memory: Memory, key: str, value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    memory[key] = value
+    note(tag)
+""",
+    "mlog": """@node
+async def mlog(memory: Memory, value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    memory.log.append(value)
+    note(tag)
+""",
+    "mget": """@node
+async def mget(memory: Memory, key: str, tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return int(memory.get(key, -1))
+""",
+    "mlocal": """@node
+async def mlocal(memory: Memory, value: int, tag: str) -> int:
+    memory.local["mine"] = value
+    await asyncio.sleep({d})
+    note(tag)
+    return int(memory.mine)
+""",
+    "fail": """@node
+async def fail(value: int, tag: str) -> int:
+    await asyncio.sleep({d})
+    raise Stop(f"{{tag}} failed on {{value}}")
+""",
+}
+
+
+@dataclass
+class _Flow:
+    """The flow being written: its lines and the names it has bound so far."""
+
+    draw: st.DrawFn
+    lines: list[str] = field(default_factory=list)
+    ints: list[str] = field(default_factory=lambda: ["x"])
+    boxes: list[str] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
+    memories: list[str] = field(default_factory=lambda: ["memory"])
+    used: set[str] = field(default_factory=set)
+    calls: int = 0
+    logs: int = 0
+    names: int = 0
+
+    def name(self, prefix: str) -> str:
+        self.names += 1
+        return f"{prefix}{self.names}"
+
+    def tag(self) -> str:
+        self.calls += 1
+        return f'"c{self.calls}"'
+
+    def pick(self, names: list[str]) -> str:
+        return self.draw(st.sampled_from(names))
+
+    def value(self) -> str:
+        return self.pick(self.ints)
+
+    def call(self, node: str, *args: str, target: str | None = None) -> None:
+        self.used.add(node)
+        text = f"await {node}({', '.join([*args, self.tag()])})"
+        self.lines.append(f"{target} = {text}" if target else text)
+        if target:
+            self.ints.append(target)
+
+
+def _statement(flow: _Flow) -> None:
+    choices = ["box", "table", "each", "log", "memory", "clone", "guard", "alias"]
+    if flow.boxes:
+        choices += ["push", "total", "bump", "inline_box", "fan_push", "iterate"]
+    if flow.tables:
+        choices += ["put", "peek", "inline_table"]
+    kind = flow.draw(st.sampled_from(choices))
+    if kind in ("box", "table", "alias", "inline_box", "inline_table"):
+        _object_statement(flow, kind)
+    elif kind in ("push", "bump", "total", "put", "peek", "each"):
+        _call_statement(flow, kind)
+    elif kind == "memory":
+        _memory_statement(flow)
+    else:
+        _shaped_statement(flow, kind)
+
+
+def _object_statement(flow: _Flow, kind: str) -> None:
+    """Lists and dicts made, aliased and changed by the flow's own statements."""
+    if kind == "box":
+        box = flow.name("box")
+        flow.lines.append(f"{box}: list[int] = [{flow.value()}]")
+        flow.boxes.append(box)
+    elif kind == "table":
+        table = flow.name("table")
+        flow.lines.append(f"{table}: dict[str, int] = {{}}")
+        flow.tables.append(table)
+    elif kind == "alias" and flow.boxes:
+        alias = flow.name("same")
+        flow.lines.append(f"{alias} = {flow.pick(flow.boxes)}")
+        flow.boxes.append(alias)
+    elif kind == "inline_box":
+        box, value = flow.pick(flow.boxes), flow.value()
+        changes = [f"{box}.append({value})", f"{box}[0] += {value}"]
+        flow.lines.append(flow.draw(st.sampled_from(changes)))
+    elif kind == "inline_table":
+        flow.lines.append(f'{flow.pick(flow.tables)}["a"] = {flow.value()}')
+
+
+def _call_statement(flow: _Flow, kind: str) -> None:
+    """Node calls that change, read or ignore the objects they are passed."""
+    key = flow.draw(st.sampled_from(['"a"', '"b"']))
+    if kind == "push":
+        flow.call("push", flow.pick(flow.boxes), flow.value())
+    elif kind == "bump":
+        flow.call("bump", flow.pick(flow.boxes))
+    elif kind == "total":
+        flow.call("total", flow.pick(flow.boxes), target=flow.name("v"))
+    elif kind == "put":
+        flow.call("put", flow.pick(flow.tables), key, flow.value())
+    elif kind == "peek":
+        flow.call("peek", flow.pick(flow.tables), key, target=flow.name("v"))
+    else:
+        flow.call("each", flow.value(), target=flow.name("v"))
+
+
+def _shaped_statement(flow: _Flow, kind: str) -> None:
+    """Fan-outs, iterators, log lines, clones and guards."""
+    draw = flow.draw
+    if kind == "fan_push":
+        box, n = flow.pick(flow.boxes), draw(st.integers(1, 3))
+        flow.used.add("push")
+        flow.lines.append(
+            f'{flow.name("fan")} = [await push({box}, i, f"f{{i}}") for i in range({n})]'
+        )
+    elif kind == "iterate":
+        it, head, rest = flow.name("it"), flow.name("head"), flow.name("rest")
+        flow.used.add("each")
+        total = flow.name("v")
+        flow.lines += [
+            f"{it} = iter(list({flow.pick(flow.boxes)}))",
+            f'{head} = [await each(v, "h") for v, _ in zip({it}, range(1))]',
+            f'{rest} = [await each(v, "r") for v in {it}]',
+            f"{total} = sum({head}) + sum({rest})",
+        ]
+        flow.ints.append(total)
+    elif kind == "log":
+        flow.logs += 1
+        flow.lines.append(f'events.append(f"log {flow.logs} {{{flow.value()}}}")')
+    elif kind == "clone":
+        clone = flow.name("branch")
+        source = flow.pick(flow.memories)
+        flow.lines.append(f'{clone} = {source}.clone({{"mine": {flow.value()}}})')
+        flow.memories.append(clone)
+    else:  # a guard, then a side effect it must hold back
+        value, limit = flow.value(), draw(st.integers(-60, 200))
+        guards = [
+            f'assert {value} < {limit}, "guard {limit}"',
+            f'if {value} >= {limit}:\n    raise Stop("guard {limit}")',
+        ]
+        flow.lines.append(draw(st.sampled_from(guards)))
+        if flow.boxes:
+            flow.call("push", flow.pick(flow.boxes), value)
+
+
+def _memory_statement(flow: _Flow) -> None:
+    draw = flow.draw
+    memory = flow.pick(flow.memories)
+    key = draw(st.sampled_from(['"k1"', '"k2"']))
+    kind = draw(
+        st.sampled_from(["mset", "mlog", "mget", "mlocal", "clone_arg", "made"])
+    )
+    if kind == "mset":
+        flow.call("mset", memory, key, flow.value())
+    elif kind == "mlog":
+        flow.call("mlog", memory, flow.value())
+    elif kind == "mget":
+        flow.call("mget", memory, key, target=flow.name("v"))
+    elif kind == "mlocal":
+        flow.call("mlocal", memory, flow.value(), target=flow.name("v"))
+    elif kind == "clone_arg":
+        node = draw(st.sampled_from(["mset", "mlog"]))
+        args = [f"{memory}.clone({{}})"]
+        args += [key, flow.value()] if node == "mset" else [flow.value()]
+        flow.call(node, *args)
+    else:
+        made = flow.name("made")
+        flow.lines.append(f'{made} = Memory({{"log": [], "k1": {flow.value()}}})')
+        flow.memories.append(made)
+
+
+@st.composite
+def effect_flows(draw: st.DrawFn) -> str:
+    """A module whose flow `main(x: int, memory: Memory)` is full of effects."""
+    flow = _Flow(draw)
+    for _ in range(draw(st.integers(min_value=2, max_value=12))):
+        _statement(flow)
+    if draw(st.integers(0, 5)) == 99:  # two calls that fail, in either order in time
+        flow.call("fail", flow.value(), target=flow.name("v"))
+        flow.call("fail", flow.value(), target=flow.name("v"))
+    state = [*flow.boxes, *flow.tables]
+    memories = ", ".join(f"dict({m}.local)" for m in flow.memories)
+    body = "\n".join(f"    {line}".replace("\n", "\n    ") for line in flow.lines)
+    result = f"[{', '.join(flow.ints)}], [{', '.join(state)}], list(memory.log), [{memories}]"
+    nodes = "\n\n".join(
+        NODES[name].format(d=draw(st.sampled_from([0, 0.001, 0.003, 0.006])))
+        for name in sorted(flow.used)
+    )
+    return (
+        f"{HEADER}{nodes}\n\n@flow\nasync def main(x: int, memory: Memory) -> object:\n"
+        f"{body}\n    return {result}\n"
+    )

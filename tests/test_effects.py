@@ -1,0 +1,415 @@
+"""Effects: the compiler orders what nodes and statements change, and says so.
+
+The cases are the shapes users write in LangGraph and BrainyFlow style: a node
+fills a dict it is passed, appends to a list, consumes an iterator; clones of
+a Memory report back through its shared global store; log lines sit between
+steps; a guard stops the flow before a side effect. Each compiled flow must
+compute what its source computes, keep the concurrency that nothing forbids,
+and warn (KLN311) at each place where an effect costs an overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from textwrap import dedent
+from types import ModuleType
+
+import pytest
+
+from kiln import Memory
+from kilnc.collect import collect_definitions
+from kilnc.diagnostics import Code, Severity
+from kilnc.effects import EffectReader
+from kilnc.ir import Effects
+from kilnc.parse import ParsedModule, parse_source
+from kilnc.pipeline import compile_file
+from kilnc.project import Project
+from kilnc.resolve import locate
+from kilnc.source import SourceFile
+from tests.test_differential import compiled_and_source
+
+
+def build(source: str, tmp_path: Path) -> tuple[ModuleType, ModuleType]:
+    return compiled_and_source(dedent(source), tmp_path)
+
+
+def warnings_of(source: str, tmp_path: Path) -> list[tuple[int, str]]:
+    path = tmp_path / "flow.py"
+    path.write_text(dedent(source), encoding="utf-8")
+    compilation = compile_file(path)
+    assert compilation.output is not None
+    return [
+        (d.span.line, d.message)
+        for d in compilation.diagnostics
+        if d.severity is Severity.WARNING and d.code is Code.EFFECT_ORDER
+    ]
+
+
+def effects_of(source: str, function: str, tmp_path: Path) -> Effects:
+    path = tmp_path / "module.py"
+    path.write_text(dedent(source), encoding="utf-8")
+    location = locate(path)
+    source_file = SourceFile.from_bytes("module.py", location.name, path.read_bytes())
+    parsed = parse_source(source_file)
+    assert isinstance(parsed, ParsedModule)
+    defs, _ = collect_definitions(parsed, location)
+    return EffectReader(Project(defs)).of_function(location.name, function)
+
+
+# --- reading effects ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "changed"),
+    [
+        ('state["answer"] = 42', {"state"}),
+        ("state.answer = 42", {"state"}),
+        ("del state['x']", {"state"}),
+        ("state.update(a=1)", {"state"}),
+        ("items.append(1)", {"items"}),
+        ("items += [1]", {"items"}),
+        ("view = items\n        view.append(1)", {"items"}),
+        ("helper(state)", {"state"}),  # followed into the project
+        ("unknown_library.send(state)", {"state"}),  # cannot see: a change
+        ("setattr(state, 'x', 1)", {"state"}),
+        ("n = len(items) + len(state)", set()),
+        ("text = ', '.join(str(i) for i in items)", set()),
+        ("copied = copy.deepcopy(state)\n        copied['x'] = 1", set()),
+        # A shallow copy shares the items: kiln counts a change of it as one of state.
+        ("copied = dict(state)\n        copied['x'] = 1", {"state"}),
+        ("print(state, items)", set()),
+        ("log.info('%s', state)", set()),
+        ("name.upper()", set()),  # a str never changes
+    ],
+)
+def test_what_a_body_may_change(body: str, changed: set[str], tmp_path: Path) -> None:
+    source = f"""
+    import copy
+    import logging
+    import unknown_library
+
+    log = logging.getLogger(__name__)
+
+    def helper(target: dict) -> None:
+        target.clear()
+
+    def f(state: dict, items: list, name: str) -> None:
+        {body}
+    """
+    effects = effects_of(source, "f", tmp_path)
+    assert {name for name, _ in effects.changes} == changed
+
+
+def test_recursion_reaches_a_fixed_point(tmp_path: Path) -> None:
+    source = """
+    def down(d: dict, n: int) -> None:
+        if n:
+            up(d, n - 1)
+
+    def up(d: dict, n: int) -> None:
+        down(d, n)
+        d.clear()
+    """
+    effects = effects_of(source, "down", tmp_path)
+    (change,) = (c for _, c in effects.changes)
+    assert change.reason == "passes it to up, which calls d.clear"
+
+
+def test_iterating_changes_only_an_iterator(tmp_path: Path) -> None:
+    source = """
+    from collections.abc import Iterable
+
+    def f(rows: list[int], stream: Iterable[int]) -> int:
+        return sum(rows) + sum(stream)
+    """
+    effects = effects_of(source, "f", tmp_path)
+    changes = dict(effects.changes)
+    assert set(changes) == {"stream"}
+    assert changes["stream"].by_iteration
+
+
+def test_memory_keys_read_and_written(tmp_path: Path) -> None:
+    source = """
+    from kiln import Memory
+
+    def f(memory: Memory, key: str) -> None:
+        memory.done = memory.count + 1
+        memory.local.mine = 1
+        memory[key] = memory.get("other")
+    """
+    effects = effects_of(source, "f", tmp_path)
+    use = dict(effects.memory)["memory"]
+    assert use.global_writes.names == {"done"}
+    assert use.global_writes.params == {"key"}  # the caller's argument names it
+    assert {"count", "other"} <= use.global_reads.names
+    assert "mine" in use.local_writes.names
+    assert not use.global_writes.any
+
+
+# --- the compiled flow computes what the source computes ---------------------------
+
+
+def test_a_node_that_fills_its_argument_is_ordered_and_warned(tmp_path: Path) -> None:
+    source = """
+    import asyncio
+    from kiln import flow, node
+
+    @node
+    async def fill(state: dict[str, int]) -> None:
+        await asyncio.sleep(0.02)
+        state["answer"] = 42
+
+    @node
+    async def read(state: dict[str, int]) -> int:
+        return state.get("answer", -1)
+
+    @flow
+    async def f() -> int:
+        state: dict[str, int] = {}
+        await fill(state)
+        return await read(state)
+    """
+    compiled, reference = build(source, tmp_path)
+    assert compiled.f() == asyncio.run(reference.f()) == 42
+    ((line, message),) = warnings_of(source, tmp_path)
+    assert line == 18
+    assert "'read' waits for 'fill' (line 17)" in message
+    assert "may change 'state': it assigns state[\"answer\"]" in message
+
+
+def test_aliases_of_a_changed_object_are_ordered_too(tmp_path: Path) -> None:
+    compiled, reference = build(
+        """
+        import asyncio
+        from kiln import flow, node
+
+        @node
+        async def push(box: list[int], value: int) -> None:
+            await asyncio.sleep(0.02)
+            box.append(value)
+
+        @node
+        async def count(box: list[int]) -> int:
+            return len(box)
+
+        @flow
+        async def f() -> int:
+            box: list[int] = []
+            same = box
+            await push(same, 1)
+            return await count(box)
+        """,
+        tmp_path,
+    )
+    assert compiled.f() == asyncio.run(reference.f()) == 1
+
+
+def test_an_iterator_two_fan_outs_consume_keeps_its_order(tmp_path: Path) -> None:
+    compiled, reference = build(
+        """
+        import asyncio
+        from kiln import flow, node
+
+        @node
+        async def f(x: int) -> int:
+            await asyncio.sleep(0.01 * (5 - x))
+            return x
+
+        @flow
+        async def split() -> tuple[list[int], list[int]]:
+            it = iter(range(5))
+            head = [await f(x) for x, _ in zip(it, range(2))]
+            rest = [await f(x) for x in it]
+            return head, rest
+        """,
+        tmp_path,
+    )
+    # zip takes a third item from `it` before it sees range(2) end: 2 is gone.
+    assert compiled.split() == asyncio.run(reference.split()) == ([0, 1], [3, 4])
+
+
+def test_a_clone_reports_back_through_the_global_store(tmp_path: Path) -> None:
+    source = """
+    import asyncio
+    from kiln import Memory, flow, node
+
+    @node
+    async def work(memory: Memory) -> None:
+        await asyncio.sleep(0.02)
+        memory.done = memory.tag
+
+    @node
+    async def read(memory: Memory) -> str:
+        return str(memory.done)
+
+    @flow
+    async def f(memory: Memory) -> str:
+        await work(memory.clone({"tag": "branch"}))
+        return await read(memory)
+
+    @flow
+    async def made() -> str:
+        memory = Memory()
+        await work(memory.clone({"tag": "made here"}))
+        return await read(memory)
+    """
+    compiled, reference = build(source, tmp_path)
+    assert compiled.f(Memory()) == asyncio.run(reference.f(Memory())) == "branch"
+    assert compiled.made() == asyncio.run(reference.made()) == "made here"
+    lines = [line for line, _ in warnings_of(source, tmp_path)]
+    assert lines == [17, 23]
+
+
+def test_clones_appending_to_one_global_list_keep_source_order(tmp_path: Path) -> None:
+    compiled, reference = build(
+        """
+        import asyncio
+        from kiln import Memory, flow, node
+
+        @node
+        async def add(memory: Memory, item: str, delay: float) -> None:
+            await asyncio.sleep(delay)
+            memory.log.append(item)
+
+        @flow
+        async def f(memory: Memory) -> list[str]:
+            await add(memory.clone({}), "A", 0.03)
+            await add(memory.clone({}), "B", 0.0)
+            await add(memory.clone({}), "C", 0.01)
+            return list(memory.log)
+        """,
+        tmp_path,
+    )
+    expected = asyncio.run(reference.f(Memory({"log": []})))
+    assert compiled.f(Memory({"log": []})) == expected == ["A", "B", "C"]
+
+
+def test_clones_writing_distinct_literal_keys_overlap(tmp_path: Path) -> None:
+    source = """
+    import asyncio
+    from kiln import Memory, flow, node
+
+    trace: list[str] = []
+
+    @node
+    async def left(memory: Memory) -> None:
+        trace.append("start left")
+        await asyncio.sleep(0.02)
+        memory.left = memory.side
+        trace.append("end left")
+
+    @node
+    async def right(memory: Memory) -> None:
+        trace.append("start right")
+        await asyncio.sleep(0.02)
+        memory.right = memory.side
+        trace.append("end right")
+
+    @flow
+    async def f(memory: Memory) -> tuple[str, str]:
+        await left(memory.clone({"side": "L"}))
+        await right(memory.clone({"side": "R"}))
+        return memory.left, memory.right
+    """
+    compiled, _ = build(source, tmp_path)
+    assert compiled.f(Memory()) == ("L", "R")
+    assert compiled.trace.index("start right") < compiled.trace.index("end left")
+    assert warnings_of(source, tmp_path) == []
+
+
+def test_a_log_line_stays_after_the_steps_before_it(tmp_path: Path) -> None:
+    compiled, reference = build(
+        """
+        import asyncio
+        from kiln import flow, node
+
+        events: list[str] = []
+
+        @node
+        async def fetch(n: int, delay: float) -> int:
+            await asyncio.sleep(delay)
+            events.append(f"fetched {n}")
+            return n
+
+        @flow
+        async def f() -> int:
+            a = await fetch(3, 0.03)
+            events.append("got a")
+            b = await fetch(4, 0.0)
+            return a + b
+        """,
+        tmp_path,
+    )
+    assert compiled.f() == 7
+    # fetch(4) may start before the log line (it does not depend on it), but
+    # the line is never written before fetch(3), which precedes it, is done.
+    assert compiled.events.index("got a") > compiled.events.index("fetched 3")
+    assert asyncio.run(reference.f()) == 7
+
+
+def test_a_guard_stops_the_flow_before_a_side_effect(tmp_path: Path) -> None:
+    compiled, _ = build(
+        """
+        from kiln import flow, node
+
+        charged: list[str] = []
+
+        @node
+        async def load_status(order: str) -> str:
+            return "closed"
+
+        @node
+        async def charge(order: str) -> None:
+            charged.append(order)
+
+        @flow
+        async def assert_guard(order: str) -> None:
+            status = await load_status(order)
+            assert status == "open"
+            await charge(order)
+
+        @flow
+        async def raise_guard(order: str) -> None:
+            status = await load_status(order)
+            if status != "open":
+                raise ValueError(status)
+            await charge(order)
+        """,
+        tmp_path,
+    )
+    with pytest.raises(AssertionError):
+        compiled.assert_guard("o1")
+    with pytest.raises(ValueError, match="closed"):
+        compiled.raise_guard("o2")
+    assert compiled.charged == []
+
+
+def test_tidy_flows_compile_to_the_same_schedule(tmp_path: Path) -> None:
+    """No effect, no order: independent calls still overlap, and nothing is warned."""
+    source = """
+    import asyncio
+    from kiln import flow, node
+
+    @node
+    async def fetch(url: str) -> str:
+        await asyncio.sleep(0.01)
+        return url.upper()
+
+    @node
+    def merge(a: str, b: str) -> str:
+        return a + b
+
+    @flow
+    async def f(x: str, y: str) -> str:
+        a = await fetch(x)
+        b = await fetch(y)
+        pages = [await fetch(u) for u in (x, y)]
+        return merge(a, b) + "".join(pages)
+    """
+    assert warnings_of(source, tmp_path) == []
+    path = tmp_path / "flow.py"
+    listing = "\n".join(compile_file(path, dump="ir").dumps).splitlines()
+    calls = [line for line in listing if "Call" in line or "FanOut" in line]
+    assert len(calls) == 4
+    assert not [line for line in calls if "uses=" in line or "key_" in line]
