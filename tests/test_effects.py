@@ -413,3 +413,41 @@ def test_tidy_flows_compile_to_the_same_schedule(tmp_path: Path) -> None:
     calls = [line for line in listing if "Call" in line or "FanOut" in line]
     assert len(calls) == 4
     assert not [line for line in calls if "uses=" in line or "key_" in line]
+
+
+def test_the_dumps_name_what_orders_each_edge(tmp_path: Path) -> None:
+    path = tmp_path / "flow.py"
+    path.write_text(
+        dedent(
+            """
+            import asyncio
+            from kiln import Memory, flow, node
+
+            @node
+            async def fill(state: dict[str, int]) -> None:
+                state["answer"] = 42
+
+            @node
+            async def work(memory: Memory) -> None:
+                await asyncio.sleep(0.01)
+                memory.done = 1
+
+            @node
+            async def read(state: dict[str, int], memory: Memory) -> int:
+                return state["answer"] + memory.done
+
+            @flow
+            async def f(memory: Memory) -> int:
+                state: dict[str, int] = {}
+                await work(memory.clone({}))
+                await fill(state)
+                return await read(state, memory)
+            """
+        ),
+        encoding="utf-8",
+    )
+    graph = "\n".join(compile_file(path, dump="graph").dumps)
+    assert "s2 -> s3  (state)" in graph
+    assert "s1 -> s3  (@g:@passed:done)" in graph
+    plan = "\n".join(compile_file(path, dump="plan").dumps)
+    assert "# for Memory key 'done'" in plan, plan

@@ -371,15 +371,20 @@ def _dumps(
             loops = "\n".join(f"    {line}" for line in report.lines())
             listings.append(f"{title}\n{_dump_graph(flow_ir.body)}\n{loops}")
         else:
-            listings.append(f"{title}\n{_indent(dump_plan(plan.plan(flow_ir.body)))}")
+            graph = build_graph(flow_ir.body)
+            why = {(a, b): set(reasons) for a, b, reasons in graph.edges(data="why")}
+            shown = dump_plan(plan.plan(flow_ir.body), why)
+            listings.append(f"{title}\n{_indent(shown)}")
     return tuple(listings)
 
 
 def _dump_graph(block: Block) -> str:
     graph = build_graph(block)
-    edges = sorted(graph.edges)
-    lines = [f"    s{a} -> s{b}" for a, b in edges] or ["    (no edges)"]
-    return "\n".join(lines)
+    lines = [
+        f"    s{a} -> s{b}  ({', '.join(sorted(why))})"
+        for a, b, why in sorted(graph.edges(data="why"))
+    ]
+    return "\n".join(lines or ["    (no edges)"])
 
 
 def _indent(text: str) -> str:

@@ -8,7 +8,7 @@ step it may wait for other tasks. `dump_plan` prints it for `--dump plan`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NewType, final
 
@@ -76,25 +76,65 @@ class FlowPlan:
         return self.blocks[block]
 
 
-def dump_plan(plan: BlockPlan) -> str:
+def dump_plan(plan: BlockPlan, why: Mapping[tuple[StepId, StepId], set[str]]) -> str:
+    """The plan as `--dump plan` shows it; each wait says which names cause it.
+
+    `why` holds the block graph's reason for each edge: a name, a Memory key
+    (`@g:<root>:<key>`), `(barrier)` or `(external)`.
+    """
     lines: list[str] = []
     for task in plan.tasks.values():
         steps = ", ".join(f"s{s.id}" for s in task.steps)
-        waits = sorted({f"t{w.task}" for ws in task.waits.values() for w in ws})
+        waits = sorted({w.task for ws in task.waits.values() for w in ws})
+        shown = [
+            f"t{w}{_because(plan.tasks[w].steps, task.steps, why)}"
+            for w in waits
+            if w in plan.tasks
+        ]
         lines.append(
             f"task t{task.id}: {steps}"
-            + (f" (waits {', '.join(waits)})" if waits else "")
+            + (f" (waits {', '.join(shown)})" if shown else "")
         )
-    for op in plan.ops:
+    for index, op in enumerate(plan.ops):
         if isinstance(op, Spawn):
             lines.append(f"spawn t{op.task}")
         elif isinstance(op, Wait):
-            lines.append(f"await t{op.task}")
+            after = [o.step for o in plan.ops[index + 1 :] if isinstance(o, Run)]
+            waited = plan.tasks.get(op.task)
+            reason = _because(waited.steps, after, why) if waited is not None else ""
+            lines.append(f"await t{op.task}{reason}")
         else:
             lines.append(
                 f"run s{op.step.id} ({type(op.step.action).__name__}, line {op.step.span.line})"
             )
     return "\n".join(lines)
+
+
+def _because(
+    sources: Iterable[Step],
+    targets: Iterable[Step],
+    why: Mapping[tuple[StepId, StepId], set[str]],
+) -> str:
+    """`  # for state, memory key 'done'`: the names that order the targets after the sources."""
+    found: set[str] = set()
+    for source in sources:
+        for target in targets:
+            found |= why.get((source.id, target.id), set())
+    if not found:
+        return ""
+    return f"  # for {', '.join(sorted(_readable(name) for name in found))}"
+
+
+def _readable(name: str) -> str:
+    if name.startswith("@"):
+        store, owner, key = name.split(":", 2)
+        shown = "every key" if key == "*" else repr(key)
+        return {
+            "@g": f"Memory key {shown}",
+            "@l": f"local key {shown} of {owner}",
+            "@c": f"the local store {owner} clones",
+        }[store]
+    return name
 
 
 # --- the module -------------------------------------------------------------------
