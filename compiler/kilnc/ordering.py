@@ -75,16 +75,24 @@ def _lost_overlaps(block: Block) -> list[Diagnostic]:
     for source, target, why in full.edges(data="why"):
         if not _surprising(why, plain, step_of(full, source), step_of(full, target)):
             expected.add_edge(source, target)
+    before_full, before_expected = _ancestors(full), _ancestors(expected)
     found: list[Diagnostic] = []
     for later_index, later in enumerate(waiting):
-        lost = [
-            earlier
-            for earlier in waiting[:later_index]
-            if nx.has_path(full, earlier.id, later.id)
-            and not nx.has_path(expected, earlier.id, later.id)
-        ]
+        lost_ones = before_full[later.id] & ~before_expected[later.id]
+        lost = [e for e in waiting[:later_index] if lost_ones >> e.id & 1]
         if lost:
             found.append(_explain(full, plain, lost[-1], later))
+    return found
+
+
+def _ancestors(graph: nx.DiGraph) -> dict[StepId, int]:
+    """Each step's ancestors as a bit set over step ids: linear in the edges."""
+    found: dict[StepId, int] = {}
+    for step in nx.topological_sort(graph):
+        bits = 0
+        for parent in graph.predecessors(step):
+            bits |= found[parent] | (1 << parent)
+        found[step] = bits
     return found
 
 
