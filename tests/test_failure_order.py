@@ -168,6 +168,25 @@ async def chains() -> str:
         assert str(failure_of(compiled.chains.aforward())) == expected
 
 
+def test_main_runs_its_own_steps_in_source_order(tmp_path: Path) -> None:
+    """`parse` waits for `fetch`; `other` needs nothing. Run in place ahead of
+    `parse`, `other` would fail first and `parse`'s error would never be raised."""
+    compiled, source = build(
+        NODES + """
+@flow
+async def ahead() -> tuple[str, str, str]:
+    page = await wait("page", 0.05)
+    n = fails_now(page)
+    o = await fails("other", 0.0)
+    return n, o, page
+""",
+        tmp_path,
+    )
+    assert str(failure_of(source.ahead())) == "page"
+    for _ in range(RUNS):
+        assert str(failure_of(compiled.ahead.aforward())) == "page"
+
+
 def test_later_calls_are_cancelled_at_once_and_earlier_ones_awaited(
     tmp_path: Path,
 ) -> None:

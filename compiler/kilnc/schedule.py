@@ -26,10 +26,13 @@ The rules, in order:
    assigns it (Python would make it local, and the read would fail) reads a
    copy main takes when it spawns the task; where a copy cannot stand in (the
    read is not in a call's arguments), the chain stays in main.
-4. Order. Main runs its steps in an order the graph allows, preferring steps
-   that need no waiting, and spawns each task the moment its inputs exist.
+4. Order. Main runs its steps in source order, except that a step that needs
+   no waiting goes before an earlier one that does when it starts work sooner
+   (it suspends, or a task needs it); main spawns each task the moment its
+   inputs exist.
 5. Inlining. A task spawned and then awaited with nothing else started in
    between runs in place: a straight chain compiles to plain sequential code.
+   A task is not run in place ahead of an earlier step of main.
 6. Steps. Each task starts at its first step's index in the block, and main
    and the tasks tell the block's scope when they move on to a step with
    another coroutine's step before it, so that the scope raises the failure
@@ -266,6 +269,18 @@ def _order(
                 spawned.add(task.id)
                 ops.append(Spawn(task.id))
 
+    def starts_work(step: Step) -> bool:
+        """Whether running `step` now overlaps a wait, or lets a task start sooner."""
+        if _suspends(step):
+            return True
+        for successor in graph.successors(step.id):
+            if successor in task_of:
+                if task_of[successor] not in spawned:
+                    return True
+            elif successor not in done and starts_work(step_of(graph, successor)):
+                return True
+        return False
+
     spawn_ready()
     pending = list(main)
     while pending:
@@ -275,7 +290,16 @@ def _order(
             if main_preds <= done and task_preds <= spawned:
                 ready.append((step, task_preds))
         assert ready, "the block graph is acyclic, so some main step is always ready"
-        step, task_preds = next(((s, t) for s, t in ready if t <= awaited), ready[0])
+        # The earliest step first, unless it waits and a later one that needs no
+        # waiting starts work sooner: only then does main leave source order.
+        step, task_preds = next(
+            (
+                (s, t)
+                for i, (s, t) in enumerate(ready)
+                if t <= awaited and (i == 0 or starts_work(s))
+            ),
+            ready[0],
+        )
         for task_id in sorted(task_preds - awaited):
             ops.append(Wait(task_id))
             awaited.add(task_id)
@@ -305,6 +329,8 @@ def _inline(plan: BlockPlan) -> BlockPlan:
             following = ops[index + 1 :]
             if not _nothing_overlaps(following, Wait(op.task)):
                 continue
+            if _runs_earlier_steps(following, Wait(op.task), tasks[op.task]):
+                continue  # in place, the task would run ahead of them
             if any(
                 Wait(op.task) in ws for t in tasks.values() for ws in t.waits.values()
             ):
@@ -334,6 +360,21 @@ def _nothing_overlaps(following: list[Op], wait: Wait) -> bool:
             isinstance(later, Run) and _suspends(later.step)
         ):
             return False
+    return False
+
+
+def _runs_earlier_steps(following: list[Op], wait: Wait, task: Task) -> bool:
+    """Whether main runs a step before the task's last one between its spawn and `wait`.
+
+    Run in place, the task would go first, out of source order: a failure of
+    that earlier step would never be raised, though the source raises it.
+    """
+    last = task.steps[-1].id
+    for later in following:
+        if later == wait:
+            return False
+        if isinstance(later, Run) and later.step.id < last:
+            return True
     return False
 
 
