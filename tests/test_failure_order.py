@@ -346,6 +346,47 @@ async def produce() -> AsyncIterator[str]:
     assert compiled.events == ["raises cleaned up"]
 
 
+def test_cancelling_a_loop_over_a_stream_that_fails_to_close_gives_cancelled_error(
+    tmp_path: Path,
+) -> None:
+    compiled, _ = build(
+        NODES + """
+from collections.abc import AsyncIterator
+
+@node
+async def tokens(n: int) -> AsyncIterator[int]:
+    try:
+        for i in range(n):
+            yield i
+    finally:
+        raise RuntimeError("the stream failed to clean up")
+
+@flow
+async def loop(n: int) -> str:
+    total = ""
+    async for t in tokens(n):
+        total += await wait(str(t), 5)
+    return total
+""",
+        tmp_path,
+    )
+    reported: list[object] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(
+            lambda loop, context: reported.append(context["exception"])
+        )
+        task = asyncio.create_task(compiled.loop.aforward(3))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not others()
+
+    asyncio.run(main())
+    assert [str(error) for error in reported] == ["the stream failed to clean up"]
+
+
 # --- the property: random flows with calls that fail --------------------------------
 
 

@@ -28,7 +28,6 @@ import math
 import threading
 from collections.abc import (
     AsyncIterable,
-    AsyncIterator,
     Awaitable,
     Callable,
     Coroutine,
@@ -496,21 +495,21 @@ def _as_cancellation(exc: BaseException | None) -> asyncio.CancelledError:
     return cancellation
 
 
-async def _close_after_failure(iterator: AsyncIterator[Any]) -> None:
-    """Close `iterator`; an error it raises is reported to the loop, not raised.
+async def _close_after_failure(stream: object) -> None:
+    """Close `stream` if it can be; an error it raises is reported to the loop.
 
-    The failure in flight is what the caller must see; an iterator failing to
+    The failure in flight is what the caller must see; a stream failing to
     clean up is reported the way asyncio reports one finalized by the loop.
     """
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is None:
+    aclose = getattr(stream, "aclose", None)
+    if not callable(aclose):
         return
     try:
         await aclose()
     except Exception as error:  # a cancellation of the caller still propagates
         asyncio.get_running_loop().call_exception_handler(
             {
-                "message": f"kiln: closing {iterator!r} after a failure raised",
+                "message": f"kiln: closing {stream!r} after a failure raised",
                 "exception": error,
             }
         )
