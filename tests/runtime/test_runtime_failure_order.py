@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -114,19 +115,31 @@ async def test_waiting_on_an_earlier_child_does_not_cancel_it_with_the_waiter() 
     assert await failure_of(scenario()) is early
 
 
-async def test_a_child_awaited_from_a_cancelled_waiter_goes_on() -> None:
-    async with Scope() as scope:
-        child = scope.spawn(asyncio.sleep(0.02, result="done"))
-        waiter = asyncio.create_task(_await(child))
-        await asyncio.sleep(0)
-        waiter.cancel()
-        await asyncio.gather(waiter, return_exceptions=True)
-    assert waiter.cancelled()
-    assert child.result() == "done"
+@pytest.mark.parametrize("zero_fails", [True, False])
+async def test_the_body_waiting_on_an_earlier_child_is_stopped_once_it_is_done(
+    zero_fails: bool,
+) -> None:
+    """Step 1 fails while the body (after both) waits for step 0: the scope
+    stops the body when step 0 is done, not before, which would cancel step 0."""
+    log: list[str] = []
+    early, late = Failure("step 0"), Failure("step 1")
 
+    async def zero() -> str:
+        await asyncio.sleep(0.05)
+        if zero_fails:
+            raise early
+        log.append("step 0 done")
+        return "zero"
 
-async def _await(aw: Awaitable[str]) -> str:
-    return await aw
+    async def scenario() -> None:
+        async with Scope(ordered=True) as scope:
+            first = scope.spawn(zero(), step=0)
+            scope.spawn(fail_after(0.01, late), step=1)
+            await first
+            log.append("the body went on")
+
+    assert await failure_of(scenario()) is (early if zero_fails else late)
+    assert log == ([] if zero_fails else ["step 0 done"])
 
 
 async def test_the_body_at_an_earlier_step_goes_on_after_a_later_failure() -> None:
