@@ -395,7 +395,8 @@ def runs_ahead(compilation: Compilation) -> bool:
 
     It does when that starts work sooner (the step suspends, or a task needs
     it); if the earlier step then fails too, the compiled flow raises the later
-    one's error: the gap README's "Failures" section describes.
+    one's error: a gap the README describes ("The error raised is the one the
+    source run raises").
     """
     for flow in compilation.flows:
         for plan in schedule_flow(flow).blocks.values():

@@ -269,6 +269,10 @@ def _order(
                 spawned.add(task.id)
                 ops.append(Spawn(task.id))
 
+    # TODO: a step that goes ahead of an earlier one keeps its overlap at the
+    # cost of the order of failures: if both fail, the earlier never ran and
+    # the later one's error is raised. Running it as a task of its own (a
+    # branch or a loop writing its names back with `nonlocal`) would keep both.
     def starts_work(step: Step) -> bool:
         """Whether running `step` now overlaps a wait, or lets a task start sooner."""
         if _suspends(step):
