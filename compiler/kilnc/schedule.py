@@ -8,7 +8,7 @@ Example input: the graph of::
 
 Output (`kiln compile --dump plan`)::
 
-    task t0: s0
+    task t0 at 0: s0            # a task, starting at the block's step 0
     spawn t0
     run s1 (Call, line 2)       # the last independent call runs in place
     await t0
