@@ -10,6 +10,11 @@ make them succeed, and calls of a subflow, alone or fanned out. The flow
 returns every value it computed, so the differential test compares the whole
 computation, not only its end.
 
+With `flows(broken=True)`, some nodes are broken: a call raises `Broken`
+(naming the node and its arguments) when its arguments meet the node's
+condition, after its delay, so that calls fail in another order in time than
+in source order; the source run raises the first in source order.
+
 A node with retries fails only while the module's `planned_failures` is true:
 a plain run of the source has no retries, so the reference run turns the
 failures off (`plain_run_without_failures`) and computes the value the retries
@@ -33,6 +38,7 @@ class NodeSpec:
     fails: int = 0  # planned failures of each call (a call: the node and its arguments)
     retries: int = 0  # >= fails, so that every call succeeds in the end
     thread: bool = False  # a sync node with retries may run in a worker thread
+    breaks: int = 0  # a call breaks when (sum of its arguments + index) % breaks == 0
 
     def source(self, index: int) -> str:
         head = "async def" if self.is_async else "def"
@@ -54,8 +60,15 @@ class NodeSpec:
             if self.fails
             else ""
         )
+        breaking = (
+            f"    if (sum(values) + {index}) % {self.breaks} == 0:\n"
+            f'        raise Broken(f"n{index}{{values}}")\n'
+            if self.breaks
+            else ""
+        )
         return (
             f"{decorator}\n{head} n{index}(*values: int) -> int:\n{failing}{sleep}"
+            f"{breaking}"
             f"    return (sum(values) * {self.weight} + {index}) % 1000003\n"
         )
 
@@ -128,6 +141,10 @@ planned: dict[str, int] = {}
 
 
 class Planned(Exception):
+    pass
+
+
+class Broken(Exception):
     pass
 
 
@@ -239,7 +256,7 @@ def _statement(
 
 
 @st.composite
-def flows(draw: st.DrawFn) -> str:
+def flows(draw: st.DrawFn, *, broken: bool = False) -> str:
     count = draw(st.integers(min_value=1, max_value=9))
     max_visits = draw(st.sampled_from([None, 2, 8]))  # None: the default, 5
     bound = 5 if max_visits is None else max_visits
@@ -248,6 +265,7 @@ def flows(draw: st.DrawFn) -> str:
             is_async=draw(st.booleans()),
             delay=draw(st.sampled_from([0, 0, 0.001, 0.003])),
             weight=draw(st.integers(min_value=1, max_value=7)),
+            breaks=draw(st.sampled_from([0, 0, 1, 2, 3])) if broken else 0,
         )
         for _ in range(count)
     ]

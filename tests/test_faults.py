@@ -1,8 +1,9 @@
 """Fault injection: nodes that fail, hang, or misbehave while being cancelled.
 
 Each test compiles a small flow and injects one fault; the flow must fail
-the way DESIGN §5 promises (the first error, as itself, with its notes;
-siblings cancelled; nothing left running) or recover as its options say.
+the way DESIGN §5 promises (the error the source run would raise, as
+itself, with its notes; the calls after it cancelled; nothing left running)
+or recover as its options say.
 """
 
 from __future__ import annotations
@@ -111,14 +112,14 @@ async def broken() -> int:
 
 @flow
 async def run() -> int:
+    c = await broken()
     a = await stubborn()
     b = await hangs()
-    c = await broken()
     return a + b + c
 """
 
 
-def test_the_first_failure_wins_over_errors_raised_while_cancelling(
+def test_a_failure_wins_over_errors_raised_by_the_calls_it_cancels(
     tmp_path: Path,
 ) -> None:
     compiled = build(RAISES_WHILE_CANCELLED, tmp_path)

@@ -150,10 +150,13 @@ async def broken(tag: str) -> str:
     await asyncio.sleep(0.01)
     raise ValueError(f"bad {tag}")
 
+# The failing call comes first in source order: the calls after it are
+# cancelled at once (a call before it would be awaited, to know whether it
+# fails too: its error would be the one the source raises).
 @flow
 async def failing() -> list[str]:
-    a = await slow("a")
     b = await broken("b")
+    a = await slow("a")
     c = await slow("c")
     return [a, b, c]
 """

@@ -41,7 +41,17 @@ from kilnc.ir import (
     child_blocks,
 )
 from kilnc.names import renamed
-from kilnc.plan import BlockPlan, FlowPlan, ModulePlan, Run, Spawn, Task, TaskId, Wait
+from kilnc.plan import (
+    At,
+    BlockPlan,
+    FlowPlan,
+    ModulePlan,
+    Run,
+    Spawn,
+    Task,
+    TaskId,
+    Wait,
+)
 from kilnc.syntax import awaits, code
 from kilnc.writer import Names, Writer
 
@@ -309,7 +319,7 @@ class _FlowEmitter:
         plan = self.plan.plan(block)
         if not plan.tasks:
             for op in plan.ops:
-                assert not isinstance(op, Spawn), "a plan without tasks spawns nothing"
+                assert isinstance(op, Wait | Run), "a plan without tasks has no scope"
                 self.op(op, plan, {})
             return
         defs = {t: self.names.fresh(_task_base(task)) for t, task in plan.tasks.items()}
@@ -321,22 +331,26 @@ class _FlowEmitter:
             t: self.names.fresh(f"{_task_base(task)}_task")
             for t, task in plan.tasks.items()
         }
-        for task_id, task in plan.tasks.items():
-            self.task(task, defs[task_id], plan, handles, copies[task_id])
+        # The scope weighs failures by step (see `schedule`): the one the source
+        # would have raised wins, whichever fails first.
         scope = self.names.fresh("scope")
-        self.w.line(f"async with {RUNTIME}.Scope() as {scope}:")
+        for task_id, task in plan.tasks.items():
+            self.task(task, defs[task_id], plan, handles, copies[task_id], scope)
+        self.w.line(f"async with {RUNTIME}.Scope(ordered=True) as {scope}:")
         with self.w.indent():
             for op in plan.ops:
                 if isinstance(op, Spawn):
                     # A task's visits count when it starts, in the order of the
                     # source, so the call past a loop's bound is the one reported.
-                    for call in _counted(plan.tasks[op.task].steps):
+                    task = plan.tasks[op.task]
+                    for call in _counted(task.steps):
                         self.count_visit(call)
                     for name, copy in copies[op.task].items():
                         self.w.line(f"{copy} = {name}")
-                    self.w.line(
-                        f"{handles[op.task]} = {scope}.spawn({defs[op.task]}())"
-                    )
+                    spawned = f"{defs[op.task]}(), step={task.step}"
+                    self.w.line(f"{handles[op.task]} = {scope}.spawn({spawned})")
+                elif isinstance(op, At):
+                    self.w.line(f"{scope}.at_step({op.step})")
                 else:
                     self.op(op, plan, handles)
 
@@ -353,6 +367,7 @@ class _FlowEmitter:
         plan: BlockPlan,
         handles: dict[TaskId, str],
         copies: dict[str, str],
+        scope: str,
     ) -> None:
         result = task.result
         target = _target(result)
@@ -363,6 +378,8 @@ class _FlowEmitter:
         outer = dict(copies)  # names still meaning the value from before the task
         with self.w.indent():
             for step in task.steps:
+                if step.id in task.announces:
+                    self.w.line(f"{scope}.at_step({task.announces[step.id]})")
                 for wait in task.waits[step.id]:
                     self.wait(plan.tasks[wait.task], handles[wait.task])
                 self.step(

@@ -1,9 +1,15 @@
 """The scheduler's output: what runs in the flow's own coroutine, what runs in tasks.
 
 A `BlockPlan` is a sequence of operations for the block's main coroutine:
-spawn a task, await a task (assigning its result to the names it writes), or
-run a step. A `Task` is a chain of steps that runs as one coroutine; before a
-step it may wait for other tasks. `dump_plan` prints it for `--dump plan`.
+spawn a task, await a task (assigning its result to the names it writes), run
+a step, or tell the block's scope which step main is at. A `Task` is a chain
+of steps that runs as one coroutine; before a step it may wait for other tasks.
+`dump_plan` prints it for `--dump plan`.
+
+Steps are numbered by their index in the block, which is source order: the
+scope that runs a block's tasks weighs failures by these numbers (the one the
+source would have raised wins), so each task starts with its first step's
+number and main and the tasks say when they move on to another.
 """
 
 from __future__ import annotations
@@ -38,6 +44,11 @@ class Task:
     # (`text = await revise(text)` followed by more steps): main copies each
     # into a fresh name when it spawns the task, and the task reads the copy.
     snapshots: tuple[str, ...] = ()
+    step: int = 0  # the index of its first step in the block: where it starts
+    # Before these steps (and the waits for them) the task tells its scope it
+    # has moved on, by their index in the block: another coroutine's step lies
+    # between the last one it told and this one.
+    announces: Mapping[StepId, int] = field(default_factory=dict)
 
     @property
     def result(self) -> Step:
@@ -56,7 +67,15 @@ class Run:
     step: Step
 
 
-Op = Spawn | Wait | Run
+@final
+@dataclass(frozen=True, slots=True)
+class At:
+    """Main tells the block's scope it is at the step of index `step` in the block."""
+
+    step: int
+
+
+Op = Spawn | Wait | Run | At
 
 
 @final
@@ -84,7 +103,11 @@ def dump_plan(plan: BlockPlan, why: Mapping[tuple[StepId, StepId], set[str]]) ->
     """
     lines: list[str] = []
     for task in plan.tasks.values():
-        steps = ", ".join(f"s{s.id}" for s in task.steps)
+        steps = ", ".join(
+            f"s{s.id}"
+            + (f" (at {task.announces[s.id]})" if s.id in task.announces else "")
+            for s in task.steps
+        )
         waits = sorted({w.task for ws in task.waits.values() for w in ws})
         shown = [
             f"t{w}{_because(plan.tasks[w].steps, task.steps, why)}"
@@ -92,7 +115,7 @@ def dump_plan(plan: BlockPlan, why: Mapping[tuple[StepId, StepId], set[str]]) ->
             if w in plan.tasks
         ]
         lines.append(
-            f"task t{task.id}: {steps}"
+            f"task t{task.id} at {task.step}: {steps}"
             + (f" (waits {', '.join(shown)})" if shown else "")
         )
     for index, op in enumerate(plan.ops):
@@ -103,6 +126,8 @@ def dump_plan(plan: BlockPlan, why: Mapping[tuple[StepId, StepId], set[str]]) ->
             waited = plan.tasks.get(op.task)
             reason = _because(waited.steps, after, why) if waited is not None else ""
             lines.append(f"await t{op.task}{reason}")
+        elif isinstance(op, At):
+            lines.append(f"at {op.step}")
         else:
             lines.append(
                 f"run s{op.step.id} ({type(op.step.action).__name__}, line {op.step.span.line})"

@@ -8,7 +8,7 @@ Example input: the graph of::
 
 Output (`kiln compile --dump plan`)::
 
-    task t0: s0
+    task t0 at 0: s0            # a task, starting at the block's step 0
     spawn t0
     run s1 (Call, line 2)       # the last independent call runs in place
     await t0
@@ -26,15 +26,23 @@ The rules, in order:
    assigns it (Python would make it local, and the read would fail) reads a
    copy main takes when it spawns the task; where a copy cannot stand in (the
    read is not in a call's arguments), the chain stays in main.
-4. Order. Main runs its steps in an order the graph allows, preferring steps
-   that need no waiting, and spawns each task the moment its inputs exist.
+4. Order. Main runs its steps in source order, except that a step that needs
+   no waiting goes before an earlier one that does when it starts work sooner
+   (it suspends, or a task needs it); main spawns each task the moment its
+   inputs exist.
 5. Inlining. A task spawned and then awaited with nothing else started in
    between runs in place: a straight chain compiles to plain sequential code.
+   A task is not run in place ahead of an earlier step of main.
+6. Steps. Each task starts at its first step's index in the block, and main
+   and the tasks tell the block's scope when they move on to a step with
+   another coroutine's step before it, so that the scope raises the failure
+   the source would have raised (`at 3` in the dump, `at_step(3)` in code).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import libcst as cst
 import networkx as nx
@@ -56,7 +64,7 @@ from kilnc.ir import (
     child_blocks,
 )
 from kilnc.names import binds
-from kilnc.plan import BlockPlan, FlowPlan, Op, Run, Spawn, Task, TaskId, Wait
+from kilnc.plan import At, BlockPlan, FlowPlan, Op, Run, Spawn, Task, TaskId, Wait
 from kilnc.syntax import awaits
 
 
@@ -86,7 +94,7 @@ def schedule_block(
         for i, chain in enumerate(chains)
     }
     ops = _order(block, graph, tasks, task_of)
-    return _inline(BlockPlan(tasks, ops))
+    return _announce(block, _inline(BlockPlan(tasks, ops)))
 
 
 def _blocks(block: Block) -> Iterator[Block]:
@@ -261,6 +269,22 @@ def _order(
                 spawned.add(task.id)
                 ops.append(Spawn(task.id))
 
+    # TODO: a step that goes ahead of an earlier one keeps its overlap at the
+    # cost of the order of failures: if both fail, the earlier never ran and
+    # the later one's error is raised. Running it as a task of its own (a
+    # branch or a loop writing its names back with `nonlocal`) would keep both.
+    def starts_work(step: Step) -> bool:
+        """Whether running `step` now overlaps a wait, or lets a task start sooner."""
+        if _suspends(step):
+            return True
+        for successor in graph.successors(step.id):
+            if successor in task_of:
+                if task_of[successor] not in spawned:
+                    return True
+            elif successor not in done and starts_work(step_of(graph, successor)):
+                return True
+        return False
+
     spawn_ready()
     pending = list(main)
     while pending:
@@ -270,7 +294,16 @@ def _order(
             if main_preds <= done and task_preds <= spawned:
                 ready.append((step, task_preds))
         assert ready, "the block graph is acyclic, so some main step is always ready"
-        step, task_preds = next(((s, t) for s, t in ready if t <= awaited), ready[0])
+        # The earliest step first, unless it waits and a later one that needs no
+        # waiting starts work sooner: only then does main leave source order.
+        step, task_preds = next(
+            (
+                (s, t)
+                for i, (s, t) in enumerate(ready)
+                if t <= awaited and (i == 0 or starts_work(s))
+            ),
+            ready[0],
+        )
         for task_id in sorted(task_preds - awaited):
             ops.append(Wait(task_id))
             awaited.add(task_id)
@@ -300,6 +333,8 @@ def _inline(plan: BlockPlan) -> BlockPlan:
             following = ops[index + 1 :]
             if not _nothing_overlaps(following, Wait(op.task)):
                 continue
+            if _runs_earlier_steps(following, Wait(op.task), tasks[op.task]):
+                continue  # in place, the task would run ahead of them
             if any(
                 Wait(op.task) in ws for t in tasks.values() for ws in t.waits.values()
             ):
@@ -332,6 +367,21 @@ def _nothing_overlaps(following: list[Op], wait: Wait) -> bool:
     return False
 
 
+def _runs_earlier_steps(following: list[Op], wait: Wait, task: Task) -> bool:
+    """Whether main runs a step before the task's last one between its spawn and `wait`.
+
+    Run in place, the task would go first, out of source order: a failure of
+    that earlier step would never be raised, though the source raises it.
+    """
+    last = task.steps[-1].id
+    for later in following:
+        if later == wait:
+            return False
+        if isinstance(later, Run) and later.step.id < last:
+            return True
+    return False
+
+
 def _suspends(step: Step) -> bool:
     if step.awaits:
         return True
@@ -357,3 +407,103 @@ def _suspends(step: Step) -> bool:
     return any(awaits(node) for node in tested) or any(
         _suspends(inner) for block in child_blocks(action) for inner in block.steps
     )
+
+
+# --- 6. steps --------------------------------------------------------------------------
+
+
+def _announce(block: Block, plan: BlockPlan) -> BlockPlan:
+    """Number where each coroutine is, for the block's scope to weigh failures by.
+
+    A coroutine's last told step stands for the one it runs as long as no step
+    of another coroutine lies between the two: only then does it tell again.
+    Main starts after every step (the scope's default), the block's end.
+    """
+    index = {step.id: i for i, step in enumerate(block.steps)}
+    tasks = {t: _announced(task, index) for t, task in plan.tasks.items()}
+    if not tasks:
+        return plan
+    end = len(block.steps)
+    ops: list[Op] = []
+    live: dict[TaskId, set[int]] = {}  # spawned, not yet awaited by main
+    told = end
+
+    def moves_to(step: int) -> None:
+        nonlocal told
+        low, high = sorted((told, step))
+        if any(low < i < high for steps in live.values() for i in steps):
+            ops.append(At(step))
+            told = step
+
+    for position, op in enumerate(plan.ops):
+        if isinstance(op, Spawn):
+            counted = _first_counted(tasks[op.task], index)
+            if counted is not None:  # main counts the task's visits as it spawns it
+                moves_to(counted)
+            live[op.task] = {index[step.id] for step in tasks[op.task].steps}
+        elif isinstance(op, Wait):
+            moves_to(_next_run(plan.ops[position:], index, end))
+            live.pop(op.task, None)
+        elif isinstance(op, Run) and not _inert(op.step):
+            moves_to(index[op.step.id])
+        ops.append(op)
+    return BlockPlan(tasks, tuple(ops))
+
+
+def _inert(step: Step) -> bool:
+    """Whether a step can neither raise nor suspend (``out: list[str] = []``): where
+    main is while it runs does not matter."""
+    action = step.action
+    if not isinstance(action, Inline):
+        return False
+    statement = action.statement
+    if isinstance(statement, cst.Assign):
+        targets = [target.target for target in statement.targets]
+    elif isinstance(statement, cst.AnnAssign):
+        targets = [statement.target]
+    else:
+        return False
+    value = statement.value
+    return (
+        value is not None
+        and all(isinstance(target, cst.Name) for target in targets)
+        and _literal(value)
+    )
+
+
+def _literal(value: cst.BaseExpression) -> bool:
+    if isinstance(value, cst.Integer | cst.Float | cst.Imaginary | cst.SimpleString):
+        return True
+    if isinstance(value, cst.Name):
+        return value.value in ("None", "True", "False")
+    if isinstance(value, cst.List | cst.Tuple | cst.Set | cst.Dict):
+        return not value.elements
+    return False
+
+
+def _announced(task: Task, index: dict[StepId, int]) -> Task:
+    own = {step.id for step in task.steps}
+    others = [i for step_id, i in index.items() if step_id not in own]
+    told = index[task.steps[0].id]
+    announces: dict[StepId, int] = {}
+    for step in task.steps[1:]:
+        if any(told < i < index[step.id] for i in others):
+            told = announces[step.id] = index[step.id]
+    return replace(task, step=index[task.steps[0].id], announces=announces)
+
+
+def _next_run(ops: tuple[Op, ...], index: dict[StepId, int], end: int) -> int:
+    """The step main waits for: the next one it runs, else the block's end."""
+    return next((index[op.step.id] for op in ops if isinstance(op, Run)), end)
+
+
+def _first_counted(task: Task, index: dict[StepId, int]) -> int | None:
+    """The first step of `task` whose call counts visits (inside a `while` loop)."""
+    for step in task.steps:
+        action = step.action
+        call = action.call if isinstance(action, Call) else None
+        if isinstance(action, FanOut):
+            call = action.result
+        if call is not None and call.visits is not None:
+            return index[step.id]
+    return None

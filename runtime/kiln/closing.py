@@ -8,13 +8,21 @@ in `contextlib`, they accept any iterable: one without ``close``/``aclose``
 (a plain iterator a node returned) has nothing to close. A loop that ends
 with an exception cuts an observed stream's call short: CANCELLED, where a
 ``break`` or a ``return`` leaves it COMPLETED.
+
+When the loop ends with an exception (a node's failure, the run's
+cancellation, Ctrl-C), that exception is what leaves: a stream that fails to
+close is reported (to the event loop's exception handler, or to the ``kiln``
+logger for a sync loop), as Python reports a generator that fails as it is
+finalized, and never raised in its place.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
+from kiln.run import _close_after_failure
 from kiln.stream_calls import ObservedAsyncStream, ObservedStream
 
 __all__ = ["aclosing", "closing"]
@@ -26,14 +34,18 @@ def closing(stream: object) -> Iterator[None]:
     try:
         yield
     except GeneratorExit:  # the flow's own stream was closed: as a `break` would
+        _close(stream)
         raise
     except BaseException:
         _cut_short(stream)
+        try:
+            _close(stream)
+        except Exception:  # the exception in flight is the one that leaves
+            logging.getLogger("kiln").exception(
+                "kiln: closing %r after the loop over it failed raised", stream
+            )
         raise
-    finally:
-        close = getattr(stream, "close", None)
-        if callable(close):
-            close()
+    _close(stream)
 
 
 @asynccontextmanager
@@ -42,14 +54,25 @@ async def aclosing(stream: object) -> AsyncIterator[None]:
     try:
         yield
     except GeneratorExit:  # the flow's own stream was closed: as a `break` would
+        await _aclose(stream)
         raise
     except BaseException:
         _cut_short(stream)
+        await _close_after_failure(stream)
         raise
-    finally:
-        aclose = getattr(stream, "aclose", None)
-        if callable(aclose):
-            await aclose()
+    await _aclose(stream)
+
+
+def _close(stream: object) -> None:
+    close = getattr(stream, "close", None)
+    if callable(close):
+        close()
+
+
+async def _aclose(stream: object) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if callable(aclose):
+        await aclose()
 
 
 def _cut_short(stream: object) -> None:

@@ -1,22 +1,30 @@
 """The run context that generated code calls: structured concurrency, sync entry.
 
-`Scope` is `asyncio.TaskGroup` with one difference that matters to users: a
+`Scope` is `asyncio.TaskGroup` with two differences that matter to users. A
 failure leaves as the original exception object, never wrapped in an
 `ExceptionGroup`, so ``except ValueError`` around a compiled flow catches what
-the source run would have raised. `gather` and `amap` are the fan-out forms built
-on it, and `run_sync` is the sync entry point that works inside a running event
-loop too.
+the source run would have raised. And an ordered scope raises the failure the
+sequential run would have raised: each child, and the body, has a *step*, its
+place in that run (a flow's steps in source order, a fan-out's elements by
+index), and the failure with the lowest step wins, whenever it happens.
+`gather` and `amap` are the fan-out forms built on it, and `run_sync` is the
+sync entry point that works inside a running event loop too.
 
-The guarantees, for all three async forms: the first failure (a child's, or
-the body's, whichever happened first) is raised as itself; every other child is
-cancelled and awaited; when the call returns or raises, nothing it started is
-still running; cancelling the caller cancels everything it started.
+The guarantees, for all three async forms: when a participant fails, those at
+later steps are cancelled at once and those at earlier steps are waited for,
+only as long as it takes to know whether they fail; the winning failure is
+raised as itself; what a participant raises after the scope cancelled it is
+noise, never raised; when the call returns or raises, nothing it started is
+still running; cancelling the caller cancels everything it started, and the
+caller gets CancelledError, whatever the children raise as they unwind.
+KeyboardInterrupt and SystemExit win over everything.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import math
 import threading
 from collections.abc import (
     AsyncIterable,
@@ -28,24 +36,94 @@ from collections.abc import (
 )
 from inspect import isawaitable
 from types import TracebackType
-from typing import Any, Generic, NoReturn, Self, TypeVar, cast, final
+from typing import Any, Final, Generic, NoReturn, Self, TypeVar, cast, final
 
-__all__ = ["Scope", "amap", "gather", "keyed", "run_sync"]
+__all__ = ["Child", "Scope", "amap", "gather", "keyed", "run_sync"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 K = TypeVar("K")
 V = TypeVar("V")
 
+_AFTER_ALL: Final = math.inf  # an ordered body's step until it says: after its children
+_EVERYTHING: Final = -math.inf  # the cut of a failure that cancels every participant
+
+
+@final
+class Child(Generic[T]):
+    """A task of a `Scope`, awaited as the task itself is.
+
+    While a task of the scope, or its body, awaits a child, the scope does not
+    cancel it for a failure the child comes before: asyncio would pass the
+    cancellation on to the child, which may still fail with the error that
+    wins. The scope cancels the waiter once the child is done instead.
+    """
+
+    __slots__ = ("_noise", "_scope", "_step", "_then_stop", "task")
+
+    def __init__(self, scope: Scope, task: asyncio.Task[T], step: float) -> None:
+        self.task = task
+        self._scope = scope
+        self._step = step
+        self._noise = False  # its scope cancelled it: what it raises now is noise
+        self._then_stop: list[asyncio.Task[Any]] | None = None  # cancel once done
+
+    def __await__(self) -> Generator[Any, None, T]:
+        task = self.task
+        if task.done():
+            return task.result()
+        scope = self._scope
+        waiting = scope._waiting
+        # Given the loop, current_task() is five times cheaper; and a task
+        # awaits one thing at a time.
+        waiter = asyncio.current_task(scope._loop)
+        waiting[waiter] = self
+        try:
+            return (yield from task.__await__())
+        finally:
+            waiting.pop(waiter, None)
+
+    def done(self) -> bool:
+        return self.task.done()
+
+    def cancelled(self) -> bool:
+        return self.task.cancelled()
+
+    def result(self) -> T:
+        return self.task.result()
+
+    def cancel(self) -> bool:
+        return self.task.cancel()
+
 
 class Scope:
     """A nursery of tasks: ``async with Scope() as scope: scope.spawn(coro)``.
 
-    Children still running when the body finishes are awaited. On the first
-    failure the other children and the body are cancelled, and the failure is
-    raised from ``__aexit__`` as itself. KeyboardInterrupt and SystemExit win
-    over ordinary errors; ordinary errors win over a cancellation. A scope is
-    used once.
+    Children still running when the body finishes are awaited, and whatever
+    fails is raised from ``__aexit__`` as itself. A scope is used once.
+
+    Which failure wins, and what it cancels:
+
+    ==============================  =========================================
+    scope                           a failure of a child or of the body
+    ==============================  =========================================
+    ``Scope()``                     wins if it is the first; cancels every
+                                    other child and the body (TaskGroup's rule)
+    ``Scope(ordered=True)``         wins if its step is the lowest; cancels
+                                    what is at a later step, waits for the rest
+    ==============================  =========================================
+
+    In an ordered scope a child's step is ``spawn(coro, step=n)``, else the
+    number of children spawned before it; the body is after all of them until
+    it says otherwise with `at_step`. A child or the body moves on with
+    ``scope.at_step(n)``: a flow's task says so between its steps, and a task
+    that moves past the step of a known failure is cancelled there.
+
+    Cancellation is cancellation: what a child or the body raises after the
+    scope cancelled it is noise, never raised; a cancellation of the task
+    running the scope (from outside) leaves as CancelledError whatever the
+    children raise while they unwind. KeyboardInterrupt and SystemExit win over
+    everything.
 
     Unlike the TaskGroup of Python 3.11, a child failing after the body has
     finished does not cancel the task that runs the scope. (TaskGroup does, and
@@ -54,29 +132,46 @@ class Scope:
     """
 
     __slots__ = (
-        "_aborting",
-        "_cancelled_parent",
+        "_body_noise",
+        "_body_step",
+        "_cancelling",
+        "_children",
+        "_cut",
         "_entered",
         "_error",
+        "_error_step",
         "_exiting",
+        "_interrupt",
         "_loop",
+        "_ordered",
         "_parent",
-        "_tasks",
+        "_spawned",
+        "_stopping_parent",
         "_waiter",
+        "_waiting",
     )
 
     # Set by __aenter__; spawn() checks `_entered` before it touches them.
     _loop: asyncio.AbstractEventLoop
     _parent: asyncio.Task[Any]
+    _cancelling: int  # the parent's cancel requests already pending on entry
 
-    def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._error: BaseException | None = None  # the one failure to raise
+    def __init__(self, *, ordered: bool = False) -> None:
+        self._ordered = ordered
+        self._children: dict[asyncio.Task[Any], Child[Any]] = {}
+        # The child each waiter awaits (None: code that runs outside any task).
+        self._waiting: dict[asyncio.Task[Any] | None, Child[Any]] = {}
+        self._spawned = 0
+        self._body_step = _AFTER_ALL if ordered else 0.0
+        self._body_noise = False  # the scope stopped the body: what it raises is noise
+        self._error: BaseException | None = None  # the failure that wins so far
+        self._error_step = _AFTER_ALL
+        self._interrupt: BaseException | None = None  # KeyboardInterrupt, SystemExit
+        self._cut = _AFTER_ALL  # participants at a later step are cancelled
         self._waiter: asyncio.Future[None] | None = None
         self._entered = False
         self._exiting = False
-        self._aborting = False
-        self._cancelled_parent = False  # we asked the parent to stop its body
+        self._stopping_parent = False  # we asked the parent to stop its body
 
     async def __aenter__(self) -> Self:
         if self._entered:
@@ -88,27 +183,61 @@ class Scope:
             raise RuntimeError("a Scope must be entered inside an asyncio task")
         self._loop = parent.get_loop()
         self._parent = parent
+        self._cancelling = parent.cancelling()
         self._entered = True
         return self
 
-    def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-        """Start `coro` as a child task of this scope and return the task.
+    def spawn(
+        self, coro: Coroutine[Any, Any, T], *, step: int | None = None
+    ) -> Child[T]:
+        """Start `coro` as a child task of this scope and return its handle.
 
-        After a failure, a new child is created already cancelled (it never
-        runs, and Python does not warn that it was never awaited).
+        `step` (ordered scopes only): the child's place in the sequential run.
+        A child whose step is past a failure already known is created cancelled
+        (it never runs, and Python does not warn that it was never awaited).
         """
-        if not self._entered or (self._exiting and not self._tasks):
+        if not self._entered or (self._exiting and not self._children):
             coro.close()
             raise RuntimeError(
                 "Scope.spawn() works inside the async with block (or while the "
                 "scope waits for its children)"
             )
+        if step is not None and not self._ordered:
+            coro.close()
+            raise TypeError("spawn(step=...) needs a Scope(ordered=True)")
+        place = float(self._spawned if step is None else step) if self._ordered else 0.0
+        self._spawned += 1
         task = self._loop.create_task(coro)
-        self._tasks.add(task)
+        child = Child(self, task, place)
+        self._children[task] = child
         task.add_done_callback(self._on_done)
-        if self._aborting:
+        if place > self._cut:
+            child._noise = True
             task.cancel()
-        return task
+        return child
+
+    def at_step(self, step: int) -> None:
+        """Say that the calling child, or the body, has moved on to `step`.
+
+        Raises CancelledError when a failure at an earlier step is known: the
+        sequential run would never have got here.
+        """
+        if not self._ordered:
+            raise TypeError("at_step() needs a Scope(ordered=True)")
+        task = asyncio.current_task(self._loop)
+        child = self._children.get(task) if task is not None else None
+        if child is not None:
+            child._step = step
+            if step > self._cut:
+                child._noise = True
+                raise asyncio.CancelledError(f"kiln: a step before {step} failed")
+        elif task is self._parent and not self._exiting:
+            self._body_step = step
+            if step > self._cut:
+                self._body_noise = True
+                raise asyncio.CancelledError(f"kiln: a step before {step} failed")
+        else:
+            raise RuntimeError("at_step() is called by a scope's body or its children")
 
     async def __aexit__(
         self,
@@ -120,110 +249,145 @@ class Scope:
         # must know it, or a `return` inside the block leaves the function with
         # a "missing return statement" error.
         self._exiting = True
-        cancellation = self._settle_body(exc)
-        while self._tasks:
+        if self._stopping_parent:
+            # We cancelled the parent to stop its body: take our request back.
+            self._stopping_parent = False
+            self._parent.uncancel()
+        cancellation = None
+        if self._parent.cancelling() > self._cancelling:
+            # Someone outside asked the task running the scope to stop: whatever
+            # the body ended with (a node swallowed the CancelledError, or raised
+            # while unwinding), the caller gets its cancellation.
+            cancellation = _as_cancellation(exc)
+            self._cancel_after(_EVERYTHING)
+            if exc is not None:
+                self._failed(exc, self._body_step, noise=True)  # an interrupt counts
+        elif exc is not None:
+            noise = self._body_noise or exc is self._error
+            self._failed(exc, self._body_step, noise=noise)
+        while self._children:
             self._waiter = self._loop.create_future()
             try:
                 await self._waiter
             except asyncio.CancelledError as cancelled:
                 # The task running the scope is being cancelled from outside.
                 cancellation = cancelled
-                self._abort()
+                self._cancel_after(_EVERYTHING)
             self._waiter = None
-        error = self._error or cancellation
-        self._error = None  # exceptions hold frames; do not keep one alive here
+        error = self._interrupt or cancellation or self._error
+        self._interrupt = self._error = None  # exceptions hold frames: let them go
         if error is not None and error is not exc:
             _raise_as_is(error)
         # Nothing to raise, or the body's own exception, which Python re-raises.
 
-    def _settle_body(self, exc: BaseException | None) -> BaseException | None:
-        """Account for how the body ended; return a cancellation to propagate."""
-        cancellation = None
-        if self._cancelled_parent:
-            # We cancelled the parent to stop its body: take our request back.
-            # Any request left after that came from outside and must propagate.
-            self._cancelled_parent = False
-            if self._parent.uncancel() > 0 and isinstance(exc, asyncio.CancelledError):
-                cancellation = exc
-        elif isinstance(exc, asyncio.CancelledError):
-            cancellation = exc
-        if exc is not None:
-            if not isinstance(exc, asyncio.CancelledError):
-                self._record(exc)
-            self._abort()
-        return cancellation
-
     def _on_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not self._tasks and self._waiter is not None and not self._waiter.done():
+        child = self._children.pop(task)
+        if not self._children and self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
-        if task.cancelled():
+        if not task.cancelled() and (error := task.exception()) is not None:
+            self._failed(error, child._step, noise=child._noise)
+        # Before the waiters wake (their callbacks come after this one): the
+        # ones the scope stopped while they waited for this child stop now.
+        for waiter in child._then_stop or ():
+            if self._waiting.get(waiter) is child:
+                self._cancel(waiter)
+
+    def _failed(self, error: BaseException, step: float, *, noise: bool) -> None:
+        """Account for a failure at `step`; cancel what it makes pointless."""
+        if isinstance(error, KeyboardInterrupt | SystemExit):
+            self._interrupt = self._interrupt or error
+            self._cancel_after(_EVERYTHING)
             return
-        error = task.exception()
-        if error is None:
+        if noise:
             return
-        self._record(error)
-        if self._aborting:
+        if self._error is None or (self._ordered and step < self._error_step):
+            self._error, self._error_step = error, step
+        self._cancel_after(step if self._ordered else _EVERYTHING)
+
+    def _cancel_after(self, step: float) -> None:
+        """Cancel every participant at a step after `step`, once."""
+        if step >= self._cut:
             return
-        self._abort()
-        if not self._exiting:
+        self._cut = step
+        stopped = [
+            c for c in self._children.values() if c._step > step and not c._noise
+        ]
+        for child in stopped:
+            child._noise = True
+        for child in stopped:
+            self._stop(child.task)
+        if self._body_step > step and not self._exiting and not self._body_noise:
             # Stop the body at its current await; __aexit__ takes the request back.
-            self._cancelled_parent = True
-            self._parent.cancel()
+            self._body_noise = True
+            self._stop(self._parent)
 
-    def _record(self, error: BaseException) -> None:
-        # The first error wins, except that an interrupt beats an ordinary error.
-        if self._error is None or (
-            isinstance(error, KeyboardInterrupt | SystemExit)
-            and not isinstance(self._error, KeyboardInterrupt | SystemExit)
-        ):
-            self._error = error
+    def _stop(self, task: asyncio.Task[Any]) -> None:
+        """Cancel `task`, or, while it awaits a child that goes on, once that is done."""
+        awaited = self._waiting.get(task)
+        if awaited is not None and not awaited._noise:
+            awaited._then_stop = [*(awaited._then_stop or ()), task]
+        else:
+            self._cancel(task)
 
-    def _abort(self) -> None:
-        if self._aborting:
-            return
-        self._aborting = True
-        for task in self._tasks:
+    def _cancel(self, task: asyncio.Task[Any]) -> None:
+        if task is not self._parent:
             task.cancel()
+        elif self._parent.cancelling() <= self._cancelling and not self._exiting:
+            # Not a body already being cancelled from outside: a second request
+            # would cut short the cleanup it is running.
+            self._stopping_parent = True
+            self._parent.cancel()
 
 
 async def gather(aws: Iterable[Awaitable[T]]) -> list[T]:
     """Await every awaitable concurrently; return their results in input order.
 
-    All are started at once as tasks. The first failure is raised as itself,
-    after the others are cancelled and awaited. If iterating `aws` raises, what
-    it produced so far is closed (coroutines) or cancelled (futures) first, so
-    nothing is left running or unawaited.
+    All are started at once as tasks, in an ordered scope: when elements fail,
+    the one with the lowest index is raised as itself; the elements after it
+    are cancelled at once, those before it awaited. If iterating `aws` raises,
+    the elements it produced before run all the same (the sequential loop
+    would have run them first) and an earlier failure among them wins over the
+    iteration's error.
     """
-    items = await _collect(aws)
+    items: list[Awaitable[T]] = []
+    try:
+        for aw in aws:
+            if not isawaitable(aw):
+                raise TypeError(f"gather() needs awaitables; got {aw!r}")
+            items.append(aw)
+    except BaseException:
+        async with Scope(ordered=True) as scope:
+            _spawn_all(scope, items)
+            raise  # from the body, after the elements: theirs win
     if not items:
         return []
     if len(items) == 1:
         return [await items[0]]  # nothing to overlap: skip the task
-    async with Scope() as scope:
-        tasks = _spawn_all(scope, items)
-    return [task.result() for task in tasks]
+    async with Scope(ordered=True) as scope:
+        children = _spawn_all(scope, items)
+    return [child.result() for child in children]
 
 
 async def amap(items: AsyncIterable[T], each: Callable[[T], Awaitable[R]]) -> list[R]:
     """Start ``each(item)`` for every item as it arrives; results in arrival order.
 
     Pipelined: the work on an item starts while the next item is still being
-    produced. On any failure (from an element or from the iterator) pending
-    work is cancelled, the iterator is closed and the original error raised.
+    produced. Failures are ordered as in `gather`: an element's wins over the
+    failures of later elements and of the iterator after it; an iterator that
+    fails waits for the work on the items it produced. On any failure pending
+    work is cancelled and the iterator closed (an error it raises as it closes
+    is reported to the event loop, not raised over the failure).
     """
     iterator = aiter(items)
-    tasks: list[asyncio.Task[R]] = []
+    children: list[Child[R]] = []
     try:
-        async with Scope() as scope:
+        async with Scope(ordered=True) as scope:
             async for item in iterator:
-                tasks.append(scope.spawn(_as_coroutine(each(item))))
+                children.append(scope.spawn(_as_coroutine(each(item))))
     except BaseException:
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await _close_after_failure(iterator)
         raise
-    return [task.result() for task in tasks]
+    return [child.result() for child in children]
 
 
 def keyed(key: K, work: Awaitable[V]) -> Awaitable[tuple[K, V]]:
@@ -334,46 +498,53 @@ def _raise_as_is(error: BaseException) -> NoReturn:
         del error, context
 
 
-async def _collect(aws: Iterable[Awaitable[T]]) -> list[Awaitable[T]]:
-    items: list[Awaitable[T]] = []
-    try:
-        for aw in aws:
-            if not isawaitable(aw):
-                raise TypeError(f"gather() needs awaitables; got {aw!r}")
-            items.append(aw)
-    except BaseException:
-        running = _discard(items)
-        if running:
-            await asyncio.wait(running)
-        raise
-    return items
-
-
-def _discard(items: Iterable[Awaitable[Any]]) -> list[asyncio.Future[Any]]:
-    """Close coroutines and cancel futures that will never be awaited.
-
-    Returns the futures cancelled, for the caller to wait for: a task given to
-    us may be running already, and must not outlive the call.
-    """
-    cancelled: list[asyncio.Future[Any]] = []
+def _discard(items: Iterable[Awaitable[Any]]) -> None:
+    """Close coroutines and cancel futures that will never be awaited."""
     for aw in items:
         if isinstance(aw, asyncio.Future):
-            if aw.cancel():
-                cancelled.append(aw)
+            aw.cancel()
         elif isinstance(aw, Coroutine | _Keyed):
             aw.close()
-    return cancelled
 
 
-def _spawn_all(scope: Scope, items: list[Awaitable[T]]) -> list[asyncio.Task[T]]:
-    tasks: list[asyncio.Task[T]] = []
+def _spawn_all(scope: Scope, items: list[Awaitable[T]]) -> list[Child[T]]:
+    children: list[Child[T]] = []
     try:
         for aw in items:
-            tasks.append(scope.spawn(_as_coroutine(aw)))
+            children.append(scope.spawn(_as_coroutine(aw)))
     except BaseException:
-        _discard(items[len(tasks) :])
+        _discard(items[len(children) :])
         raise
-    return tasks
+    return children
+
+
+def _as_cancellation(exc: BaseException | None) -> asyncio.CancelledError:
+    """`exc` if it is a cancellation, else one that says what it replaced."""
+    if isinstance(exc, asyncio.CancelledError):
+        return exc
+    cancellation = asyncio.CancelledError()
+    cancellation.__context__ = exc
+    return cancellation
+
+
+async def _close_after_failure(stream: object) -> None:
+    """Close `stream` if it can be; an error it raises is reported to the loop.
+
+    The failure in flight is what the caller must see; a stream failing to
+    clean up is reported the way asyncio reports one finalized by the loop.
+    """
+    aclose = getattr(stream, "aclose", None)
+    if not callable(aclose):
+        return
+    try:
+        await aclose()
+    except Exception as error:  # a cancellation of the caller still propagates
+        asyncio.get_running_loop().call_exception_handler(
+            {
+                "message": f"kiln: closing {stream!r} after a failure raised",
+                "exception": error,
+            }
+        )
 
 
 def _as_coroutine(aw: Awaitable[T]) -> Coroutine[Any, Any, T]:

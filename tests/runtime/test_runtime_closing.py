@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -68,3 +69,53 @@ async def test_aclosing_accepts_an_iterable_without_aclose() -> None:
     stream = Plain()
     async with aclosing(stream):
         assert [v async for v in stream] == [1, 0]
+
+
+async def test_a_stream_failing_to_close_does_not_replace_the_cancellation() -> None:
+    """The run's caller cancels the loop; the stream's cleanup raises: the
+    caller still gets CancelledError, and the cleanup's error is reported."""
+    reported: list[object] = []
+    asyncio.get_running_loop().set_exception_handler(
+        lambda loop, context: reported.append(context["exception"])
+    )
+
+    async def tokens() -> AsyncIterator[int]:
+        try:
+            yield 1
+            yield 2
+        finally:
+            raise RuntimeError("failed to clean up")
+
+    async def loop() -> None:
+        stream = tokens()
+        async with aclosing(stream):
+            async for _ in stream:
+                await asyncio.sleep(5)
+
+    task = asyncio.create_task(loop())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert [str(error) for error in reported] == ["failed to clean up"]
+
+
+def test_a_stream_failing_to_close_does_not_replace_the_loops_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def lines() -> Iterator[str]:
+        try:
+            yield "a"
+            yield "b"
+        finally:
+            raise RuntimeError("failed to clean up")
+
+    def loop() -> None:
+        stream = lines()
+        with closing(stream):
+            for _ in stream:
+                raise KeyboardInterrupt  # Ctrl-C in the loop's body
+
+    with pytest.raises(KeyboardInterrupt):
+        loop()
+    assert "failed to clean up" in caplog.text

@@ -38,6 +38,11 @@ async def fail_soon(error: BaseException) -> int:
     raise error
 
 
+async def fail_later(error: BaseException, delay: float) -> int:
+    await asyncio.sleep(delay)
+    raise error
+
+
 # --- gather ---------------------------------------------------------------------
 
 
@@ -82,15 +87,17 @@ async def test_gather_accepts_futures_tasks_and_other_awaitables() -> None:
     assert await gather(mixed) == ["future", 3, "later", 4]
 
 
-async def test_gather_raises_the_first_error_as_itself_and_cancels_the_rest() -> None:
+async def test_gather_raises_an_error_as_itself_and_cancels_the_elements_after_it() -> (
+    None
+):
     log: list[str] = []
     error = ValueError("bad element")
-    error.add_note("element 2")
-    siblings = [wait_forever(log, "a"), wait_forever(log, "b")]
+    error.add_note("element 0")
+    later = [wait_forever(log, "a"), wait_forever(log, "b")]
 
-    caught = await failure_of(gather([*siblings, fail_soon(error)]))
+    caught = await failure_of(gather([fail_soon(error), *later]))
     assert caught is error
-    assert caught.__notes__ == ["element 2"]
+    assert caught.__notes__ == ["element 0"]
     assert sorted(log) == ["a finally", "b finally"]  # cancelled and awaited
 
 
@@ -101,35 +108,37 @@ async def test_gather_of_a_thousand_is_cheap() -> None:
     assert time.perf_counter() - start < 1.0
 
 
-async def test_an_iteration_error_closes_what_was_produced_and_leaves_no_warning() -> (
-    None
-):
+async def test_an_iteration_error_comes_after_the_elements_produced_before_it() -> None:
+    """The sequential loop runs elements 0 and 1 before it asks for element 2."""
     ran: list[int] = []
     error = RuntimeError("the iterable broke")
-    log: list[str] = []
-    running = asyncio.create_task(wait_forever(log, "task"))
-    produced: list[object] = []
+    running = asyncio.create_task(value_after(7, 0.01))
 
     async def record(i: int) -> int:
+        await asyncio.sleep(0.02)
         ran.append(i)
         return i
 
     def items() -> Iterator[Awaitable[int]]:
-        produced.append(record(0))
-        yield produced[-1]  # type: ignore[misc]
-        produced.append(running)
+        yield record(0)
         yield running
-        produced.append(record(1))
-        yield produced[-1]  # type: ignore[misc]
+        yield record(1)
         raise error
 
-    await asyncio.sleep(0)  # let the task start
     assert await failure_of(gather(items())) is error
-    assert ran == []
-    assert running.cancelled()  # cancelled and awaited: nothing left running
-    assert log == ["task finally"]
-    closed = [aw for aw in produced if inspect.iscoroutine(aw)]
-    assert [inspect.getcoroutinestate(aw) for aw in closed] == [inspect.CORO_CLOSED] * 2
+    assert sorted(ran) == [0, 1]  # run and awaited before the error left
+    assert running.result() == 7
+
+
+async def test_an_element_failing_before_the_iteration_error_wins_over_it() -> None:
+    element = ValueError("element 1")
+
+    def items() -> Iterator[Awaitable[int]]:
+        yield value_after(0, 0)
+        yield fail_later(element, 0.03)
+        raise RuntimeError("the iterable broke")
+
+    assert await failure_of(gather(items())) is element
 
 
 async def test_a_non_awaitable_element_is_a_type_error() -> None:
@@ -235,7 +244,7 @@ async def test_amap_starts_each_element_as_it_arrives() -> None:
     assert started_with == {0: [0], 1: [0, 1], 2: [0, 1, 2]}
 
 
-async def test_an_element_error_cancels_pending_work_and_closes_the_iterator() -> None:
+async def test_an_element_error_cancels_later_work_and_closes_the_iterator() -> None:
     log: list[str] = []
     error = ValueError("element 1")
     produced: list[int] = []
@@ -250,18 +259,22 @@ async def test_an_element_error_cancels_pending_work_and_closes_the_iterator() -
             log.append("iterator closed")
 
     async def each(i: int) -> int:
+        if i == 0:
+            await asyncio.sleep(0.02)
+            log.append("element 0 done")
+            return 0
         if i == 1:
             raise error
         return await wait_forever(log, f"element {i}")
 
     assert await failure_of(amap(items(), each)) is error
-    assert "element 0 finally" in log
+    assert "element 0 done" in log  # an earlier element is awaited, not cancelled
     assert "iterator closed" in log
     assert len(produced) < 100
 
 
-async def test_an_iterator_error_cancels_pending_work() -> None:
-    log: list[str] = []
+async def test_an_iterator_error_waits_for_the_work_on_the_items_before_it() -> None:
+    finished: list[int] = []
     error = OSError("the source broke")
 
     async def items() -> AsyncIterator[int]:
@@ -269,11 +282,13 @@ async def test_an_iterator_error_cancels_pending_work() -> None:
         await asyncio.sleep(0.01)
         raise error
 
-    assert (
-        await failure_of(amap(items(), lambda i: wait_forever(log, f"element {i}")))
-        is error
-    )
-    assert log == ["element 0 finally"]
+    async def each(i: int) -> int:
+        await asyncio.sleep(0.03)
+        finished.append(i)
+        return i
+
+    assert await failure_of(amap(items(), each)) is error
+    assert finished == [0]
 
 
 async def test_an_each_that_raises_before_returning_an_awaitable() -> None:
@@ -283,10 +298,10 @@ async def test_an_each_that_raises_before_returning_an_awaitable() -> None:
     def each(i: int) -> Awaitable[int]:
         if i == 2:
             raise error
-        return wait_forever(log, f"element {i}")
+        return value_after(i, 0.01)
 
     assert await failure_of(amap(numbers(5, log), each)) is error
-    assert sorted(log) == ["element 0 finally", "element 1 finally", "iterator closed"]
+    assert log == ["iterator closed"]
 
 
 async def test_cancelling_amap_cancels_work_and_closes_the_iterator() -> None:
@@ -328,3 +343,25 @@ async def test_amap_over_an_iterator_without_aclose() -> None:
     assert await amap(Countdown(3), lambda i: value_after(i, 0)) == [2, 1, 0]
     error = ValueError("x")
     assert await failure_of(amap(Countdown(3), lambda i: fail_soon(error))) is error
+
+
+async def test_an_iterator_failing_to_close_does_not_hide_the_failure() -> None:
+    """The close error is reported to the loop, as asyncio reports an async
+    generator that fails as it is finalized."""
+    error = KeyError("no such item")
+    reported: list[object] = []
+    asyncio.get_running_loop().set_exception_handler(
+        lambda loop, context: reported.append(context["exception"])
+    )
+
+    async def items() -> AsyncIterator[int]:
+        try:
+            yield 0
+        finally:
+            raise OSError("could not close")
+
+    def each(i: int) -> Awaitable[int]:
+        raise error  # before the iterator is asked for more: it is closed at its yield
+
+    assert await failure_of(amap(items(), each)) is error
+    assert [str(e) for e in reported] == ["could not close"]

@@ -36,6 +36,7 @@ PUBLIC = {
     "ReservedNameError",
     "VisitLimitError",
     "Scope",
+    "Child",
     "gather",
     "keyed",
     "amap",

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kiln import Scope
+from kiln import Child, Scope
 
 
 async def wait_forever(
@@ -114,7 +114,7 @@ async def test_a_body_error_cancels_the_children_and_leaves_as_itself() -> None:
     log: list[str] = []
     error = RuntimeError("body")
     started = asyncio.Event()
-    children: list[asyncio.Task[None]] = []
+    children: list[Child[None]] = []
 
     async def scenario() -> None:
         async with Scope() as scope:
@@ -214,7 +214,7 @@ async def test_an_enclosing_timeout_still_fires_as_timeout_error_after_a_late_fa
 
 
 async def test_nothing_is_still_running_after_the_block() -> None:
-    spawned: list[asyncio.Task[Any]] = []
+    spawned: list[Child[Any]] = []
 
     async def scenario(fail: bool) -> None:
         started = asyncio.Event()
@@ -303,7 +303,7 @@ async def test_a_child_may_spawn_siblings_while_the_scope_waits() -> None:
 
 async def test_spawning_after_a_failure_gives_a_task_that_never_runs() -> None:
     ran: list[str] = []
-    late: list[asyncio.Task[None]] = []
+    late: list[Child[None]] = []
     started = asyncio.Event()
     error = ValueError("first")
 

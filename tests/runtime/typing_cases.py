@@ -14,6 +14,7 @@ from kiln import (
     AsyncFunc,
     AsyncProcess,
     AsyncStreamProcess,
+    Child,
     Func,
     Limit,
     Memory,
@@ -159,7 +160,7 @@ async def helpers() -> None:
 async def run_context() -> None:
     async with Scope() as scope:
         task = scope.spawn(fetch("u"))
-        assert_type(task, asyncio.Task[bytes])
+        assert_type(task, Child[bytes])
     assert_type(await gather([fetch("a"), fetch("b")]), list[bytes])
     assert_type(await gather(asyncio.sleep(0, result=i) for i in range(3)), list[int])
     assert_type(await amap(words("a b"), fetch), list[bytes])

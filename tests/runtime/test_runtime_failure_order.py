@@ -1,0 +1,428 @@
+"""Which failure an ordered scope raises: the one the sequential run would raise.
+
+Each participant of `Scope(ordered=True)` has a step, its place in that run;
+`gather`, `amap` and `keyed` number their elements by index. Whatever fails
+first in time, the failure at the lowest step wins; what comes after a
+failure is cancelled at once; what comes before it is awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kiln import Scope, amap, gather, keyed
+
+
+async def failure_of(work: Awaitable[object]) -> BaseException:
+    try:
+        await work
+    except Exception as error:
+        return error
+    raise AssertionError("expected the work to fail")
+
+
+def others() -> set[asyncio.Task[object]]:
+    return {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+
+
+class Failure(Exception):
+    """A participant's own failure, told apart by its message."""
+
+
+async def fail_after(delay: float, error: BaseException) -> None:
+    await asyncio.sleep(delay)
+    raise error
+
+
+async def wait_forever(log: list[str], name: str) -> None:
+    try:
+        await asyncio.Event().wait()
+    finally:
+        log.append(f"{name} cancelled")
+
+
+# --- a scope -------------------------------------------------------------------
+
+
+async def test_the_earlier_step_wins_though_it_fails_later() -> None:
+    early, late = Failure("step 0"), Failure("step 1")
+
+    async def scenario() -> None:
+        async with Scope(ordered=True) as scope:
+            scope.spawn(fail_after(0.05, early), step=0)
+            scope.spawn(fail_after(0.0, late), step=1)
+
+    assert await failure_of(scenario()) is early
+
+
+async def test_a_failure_cancels_later_steps_at_once_and_awaits_earlier_ones() -> None:
+    log: list[str] = []
+    error = Failure("step 1")
+
+    async def earlier() -> None:
+        await asyncio.sleep(0.05)
+        log.append("step 0 done")
+
+    async def scenario() -> None:
+        async with Scope(ordered=True) as scope:
+            scope.spawn(earlier(), step=0)
+            scope.spawn(fail_after(0.01, error), step=1)
+            scope.spawn(wait_forever(log, "step 2"), step=2)
+            await asyncio.sleep(0.02)
+            log.append(f"at 20 ms: {sorted(log)}")
+
+    assert await failure_of(scenario()) is error
+    # At 20 ms step 2 was cancelled already (and the body, after every child,
+    # too, so it never logged); step 0 ran to its end.
+    assert log == ["step 2 cancelled", "step 0 done"]
+
+
+async def test_children_without_steps_are_ordered_as_spawned() -> None:
+    first, second = Failure("first spawned"), Failure("second spawned")
+
+    async def scenario() -> None:
+        async with Scope(ordered=True) as scope:
+            scope.spawn(fail_after(0.03, first))
+            scope.spawn(fail_after(0.0, second))
+
+    assert await failure_of(scenario()) is first
+
+
+async def test_waiting_on_an_earlier_child_does_not_cancel_it_with_the_waiter() -> None:
+    """Step 2 waits for step 0's result; step 1 fails and cancels step 2.
+
+    Awaiting an asyncio.Task would cancel step 0 along with its waiter, and its
+    error, the one the sequential run raises, would be lost.
+    """
+    early = Failure("step 0")
+
+    async def scenario() -> None:
+        async with Scope(ordered=True) as scope:
+            zero = scope.spawn(fail_after(0.05, early), step=0)
+
+            async def two() -> None:
+                await zero
+
+            scope.spawn(two(), step=2)
+            scope.spawn(fail_after(0.01, Failure("step 1")), step=1)
+
+    assert await failure_of(scenario()) is early
+
+
+@pytest.mark.parametrize("zero_fails", [True, False])
+async def test_the_body_waiting_on_an_earlier_child_is_stopped_once_it_is_done(
+    zero_fails: bool,
+) -> None:
+    """Step 1 fails while the body (after both) waits for step 0: the scope
+    stops the body when step 0 is done, not before, which would cancel step 0."""
+    log: list[str] = []
+    early, late = Failure("step 0"), Failure("step 1")
+
+    async def zero() -> str:
+        await asyncio.sleep(0.05)
+        if zero_fails:
+            raise early
+        log.append("step 0 done")
+        return "zero"
+
+    async def scenario() -> None:
+        async with Scope(ordered=True) as scope:
+            first = scope.spawn(zero(), step=0)
+            scope.spawn(fail_after(0.01, late), step=1)
+            await first
+            log.append("the body went on")
+
+    assert await failure_of(scenario()) is (early if zero_fails else late)
+    assert log == ([] if zero_fails else ["step 0 done"])
+
+
+async def test_the_body_at_an_earlier_step_goes_on_after_a_later_failure() -> None:
+    log: list[str] = []
+    late = Failure("step 2")
+
+    async def scenario() -> None:
+        async with Scope(ordered=True) as scope:
+            scope.spawn(fail_after(0.0, late), step=2)
+            scope.at_step(1)
+            await asyncio.sleep(0.03)  # the child fails meanwhile
+            log.append("step 1 done")
+            scope.at_step(3)  # past the failure: cancelled here
+            log.append("step 3 ran")
+
+    assert await failure_of(scenario()) is late
+    assert log == ["step 1 done"]
+
+
+async def test_a_body_failure_waits_for_earlier_children_and_cancels_later_ones() -> (
+    None
+):
+    log: list[str] = []
+    early = Failure("step 0")
+
+    async def scenario() -> None:
+        async with Scope(ordered=True) as scope:
+            scope.spawn(fail_after(0.03, early), step=0)
+            scope.spawn(wait_forever(log, "step 2"), step=2)
+            scope.at_step(1)
+            await asyncio.sleep(0)
+            raise Failure("step 1")
+
+    assert await failure_of(scenario()) is early
+    assert log == ["step 2 cancelled"]
+
+
+async def test_a_body_failure_wins_over_later_children_failing_first() -> None:
+    body = Failure("step 1")
+
+    async def scenario() -> None:
+        async with Scope(ordered=True) as scope:
+            scope.spawn(fail_after(0.0, Failure("step 2")), step=2)
+            scope.at_step(1)
+            await asyncio.sleep(0.02)
+            raise body
+
+    assert await failure_of(scenario()) is body
+
+
+async def test_a_child_that_moves_past_a_known_failure_stops_there() -> None:
+    log: list[str] = []
+    error = Failure("step 1")
+
+    async def chain(scope: Scope) -> None:
+        await asyncio.sleep(0.02)  # step 0: done after step 1 failed
+        log.append("step 0 done")
+        scope.at_step(2)
+        log.append("step 2 ran")
+
+    async def scenario() -> None:
+        async with Scope(ordered=True) as scope:
+            scope.spawn(chain(scope), step=0)
+            scope.spawn(fail_after(0.0, error), step=1)
+
+    assert await failure_of(scenario()) is error
+    assert log == ["step 0 done"]
+
+
+async def test_a_child_spawned_past_a_known_failure_never_runs() -> None:
+    ran: list[int] = []
+    error = Failure("step 1")
+
+    async def record(step: int) -> None:
+        ran.append(step)
+
+    async def scenario() -> None:
+        async with Scope(ordered=True) as scope:
+            scope.spawn(fail_after(0.0, error), step=1)
+            scope.at_step(0)
+            await asyncio.sleep(0.01)
+            scope.spawn(record(0), step=0)  # before the failure: runs
+            scope.spawn(record(2), step=2)  # after it: never runs
+            await asyncio.sleep(0.01)
+
+    assert await failure_of(scenario()) is error
+    assert ran == [0]
+
+
+# --- fan-outs --------------------------------------------------------------------
+
+
+async def test_gather_raises_the_lowest_index_that_fails() -> None:
+    errors = [Failure(f"element {i}") for i in range(3)]
+    delays = [0.04, 0.0, 0.02]
+    work = [
+        fail_after(delay, error) for delay, error in zip(delays, errors, strict=True)
+    ]
+    assert await failure_of(gather(work)) is errors[0]
+
+
+async def test_keyed_elements_are_ordered_by_index() -> None:
+    first = Failure("key a")
+
+    async def value(delay: float) -> int:
+        await asyncio.sleep(delay)
+        return 1
+
+    pairs = [
+        keyed("a", fail_after(0.03, first)),
+        keyed("b", value(0.0)),
+        keyed("c", fail_after(0.0, Failure("key c"))),
+    ]
+    assert await failure_of(gather(pairs)) is first
+
+
+async def test_amap_raises_the_lowest_index_that_fails() -> None:
+    first = Failure("element 0")
+
+    async def items() -> AsyncIterator[int]:
+        for i in range(4):
+            yield i
+
+    async def each(i: int) -> int:
+        if i == 0:
+            await asyncio.sleep(0.03)
+            raise first
+        raise Failure(f"element {i}")
+
+    assert await failure_of(amap(items(), each)) is first
+
+
+async def test_amap_an_element_wins_over_the_iterator_failing_after_it() -> None:
+    element = Failure("element 0")
+
+    async def items() -> AsyncIterator[int]:
+        yield 0
+        raise Failure("the iterator, after element 0")
+
+    async def each(i: int) -> int:
+        await asyncio.sleep(0.02)
+        raise element
+
+    assert await failure_of(amap(items(), each)) is element
+
+
+# --- properties ------------------------------------------------------------------
+
+
+CLEANUPS = ("plain", "slow", "raises", "swallows")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A participant: how long it runs, whether it fails, how it takes a cancellation."""
+
+    delay_ms: int
+    fails: bool
+    cleanup: str
+
+
+specs = st.builds(
+    Spec,
+    delay_ms=st.integers(min_value=0, max_value=30),
+    fails=st.booleans(),
+    cleanup=st.sampled_from(CLEANUPS),
+)
+
+
+async def participant(
+    spec: Spec, error: BaseException, log: dict[int, str], key: int
+) -> int:
+    try:
+        await asyncio.sleep(spec.delay_ms / 1000)
+    except asyncio.CancelledError:
+        log[key] = "cancelled"
+        if spec.cleanup == "slow":
+            await asyncio.sleep(0.005)
+        elif spec.cleanup == "raises":
+            raise RuntimeError(f"{key} raised while cancelled") from None
+        elif spec.cleanup == "swallows":
+            return key
+        raise
+    if spec.fails:
+        log[key] = "failed"
+        raise error
+    log[key] = "done"
+    return key
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    children=st.lists(specs, min_size=1, max_size=7),
+    body=specs,
+    order=st.randoms(use_true_random=False),
+)
+def test_a_scope_raises_the_failure_at_the_lowest_step(
+    children: list[Spec], body: Spec, order: object
+) -> None:
+    steps = list(range(len(children) + 1))
+    order.shuffle(steps)  # type: ignore[attr-defined]
+    body_step = steps.pop()
+    errors = {step: Failure(f"step {step}") for step in [*steps, body_step]}
+    log: dict[int, str] = {}
+
+    async def scenario() -> BaseException | None:
+        async with asyncio.timeout(5):
+            try:
+                async with Scope(ordered=True) as scope:
+                    for spec, step in zip(children, steps, strict=True):
+                        scope.spawn(
+                            participant(spec, errors[step], log, step), step=step
+                        )
+                    scope.at_step(body_step)
+                    await participant(body, errors[body_step], log, body_step)
+            except Failure as error:
+                assert not others(), "nothing the scope started is still running"
+                return error
+        assert not others()
+        return None
+
+    raised = asyncio.run(scenario())
+    failing = [
+        step
+        for spec, step in [*zip(children, steps, strict=True), (body, body_step)]
+        if spec.fails
+    ]
+    winner = min(failing, default=None)
+    assert raised is (None if winner is None else errors[winner])
+    if winner is not None:
+        # Everything before the winner ran to its end: it was waited for.
+        assert all(log[step] == "done" for step in log if step < winner)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    elements=st.lists(specs, min_size=0, max_size=7),
+    broken_at=st.none() | st.integers(min_value=0, max_value=7),
+    mapped=st.booleans(),
+)
+def test_fan_outs_raise_the_failure_at_the_lowest_index(
+    elements: list[Spec], broken_at: int | None, mapped: bool
+) -> None:
+    """`gather` over an iterable, or `amap` over an iterator, that may break at `broken_at`."""
+    errors = [Failure(f"element {i}") for i in range(len(elements))]
+    broken = Failure("the iteration")
+    log: dict[int, str] = {}
+    cut = len(elements) if broken_at is None else min(broken_at, len(elements))
+
+    def work(i: int) -> Awaitable[int]:
+        return participant(elements[i], errors[i], log, i)
+
+    def produced() -> object:
+        for i in range(cut):
+            yield work(i)
+        if broken_at is not None:
+            raise broken
+
+    async def arriving() -> AsyncIterator[int]:
+        for i in range(cut):
+            await asyncio.sleep(0)
+            yield i
+        if broken_at is not None:
+            raise broken
+
+    async def scenario() -> BaseException | list[int]:
+        try:
+            async with asyncio.timeout(5):
+                if mapped:
+                    return await amap(arriving(), work)
+                return await gather(produced())  # type: ignore[arg-type]
+        except Failure as error:
+            return error
+        finally:
+            assert not others()
+
+    outcome = asyncio.run(scenario())
+    failing = [i for i in range(cut) if elements[i].fails]
+    if failing:
+        assert outcome is errors[failing[0]]
+        assert all(log[i] == "done" for i in range(failing[0]))
+    elif broken_at is not None:
+        assert outcome is broken
+        assert all(log[i] == "done" for i in range(cut))
+    else:
+        assert outcome == list(range(cut))

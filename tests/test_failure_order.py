@@ -1,0 +1,436 @@
+"""Which error a compiled flow raises, and what cancelling it gives the caller.
+
+The source run, one call at a time, raises the first failing call in source
+order; the compiled flow runs the calls concurrently and must raise the same
+error, whichever fails first in time: between tasks, between a task and a
+step main runs in place, across the steps of a chained task, and among the
+elements of a fan-out. A caller who cancels a run gets CancelledError, whatever
+the node calls raise while they unwind.
+"""
+
+from __future__ import annotations
+
+import _thread
+import asyncio
+import signal
+import threading
+import time
+from collections.abc import Awaitable
+from itertools import pairwise
+from pathlib import Path
+from textwrap import dedent
+from types import ModuleType
+from typing import Any
+
+import pytest
+from hypothesis import assume, event, given, settings
+from hypothesis import strategies as st
+
+from kiln import Memory
+from kilnc.pipeline import Compilation, compile_file
+from kilnc.plan import Run
+from kilnc.schedule import schedule_flow
+from tests.flowgen import flows, plain_run_without_failures
+from tests.test_differential import load
+
+RUNS = 5  # the outcome must not depend on how the calls interleave
+
+
+def build(source: str, tmp_path: Path) -> tuple[ModuleType, ModuleType]:
+    """The compiled module and the source module of `source`."""
+    compiled, reference, _ = compiled_with(source, tmp_path)
+    return compiled, reference
+
+
+def compiled_with(
+    source: str, tmp_path: Path
+) -> tuple[ModuleType, ModuleType, Compilation]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "generated_flow.py"
+    path.write_text(dedent(source), encoding="utf-8")
+    compilation = compile_file(path)
+    assert compilation.output is not None, [d.message for d in compilation.diagnostics]
+    out = tmp_path / "out.py"
+    out.write_text(compilation.output, encoding="utf-8")
+    return load(out), load(path), compilation
+
+
+def failure_of(work: Awaitable[Any]) -> BaseException:
+    async def run() -> BaseException:
+        try:
+            await work
+        except Exception as error:
+            assert not others(), "nothing the flow started is still running"
+            return error
+        raise AssertionError("expected the flow to fail")
+
+    return asyncio.run(run())
+
+
+def others() -> set[asyncio.Task[Any]]:
+    return {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+
+
+NODES = """
+import asyncio
+from kiln import flow, node
+
+@node
+async def fails(tag: str, delay: float) -> str:
+    await asyncio.sleep(delay)
+    raise ValueError(tag)
+
+@node
+async def wait(tag: str, delay: float) -> str:
+    await asyncio.sleep(delay)
+    return tag
+
+@node
+def fails_now(tag: str) -> str:
+    raise ValueError(tag)
+"""
+
+
+def test_the_earlier_of_two_independent_calls_wins_though_it_fails_later(
+    tmp_path: Path,
+) -> None:
+    compiled, source = build(
+        NODES + """
+@flow
+async def both() -> str:
+    a = await fails("first in source", 0.05)
+    b = await fails("second in source", 0.0)
+    return a + b
+""",
+        tmp_path,
+    )
+    assert str(failure_of(source.both())) == "first in source"
+    for _ in range(RUNS):
+        caught = failure_of(compiled.both.aforward())
+        assert str(caught) == "first in source"
+        assert any("'fails'" in note for note in caught.__notes__)  # the note stays
+    with pytest.raises(ValueError, match="first in source"):
+        compiled.both()  # the sync entry point
+
+
+def test_a_task_wins_over_main_failing_in_place_while_it_runs(tmp_path: Path) -> None:
+    """Main runs `w` and `b` in its own coroutine while `a` runs as a task: main
+    fails first, and must wait for `a` to know whether it fails too."""
+    compiled, _ = build(
+        NODES + """
+@flow
+async def both() -> str:
+    a = await fails("task", 0.05)
+    w = await wait("in place", 0.01)
+    b = fails_now(w)
+    return a + b
+""",
+        tmp_path,
+    )
+    for _ in range(RUNS):
+        assert str(failure_of(compiled.both.aforward())) == "task"
+
+
+def test_main_wins_over_a_later_task_that_fails_first(tmp_path: Path) -> None:
+    compiled, _ = build(
+        NODES + """
+@flow
+async def both() -> str:
+    a = await wait("a", 0.0)
+    b = await fails("main, in place", 0.05)
+    c = await fails("a later task", 0.0)
+    return a + b + c
+""",
+        tmp_path,
+    )
+    for _ in range(RUNS):
+        assert str(failure_of(compiled.both.aforward())) == "main, in place"
+
+
+def test_a_chained_task_is_weighed_at_the_step_it_is_at(tmp_path: Path) -> None:
+    """The chain `a -> c` is one task; `b`, between its steps in source order,
+    fails later in time than `c` and still wins."""
+    compiled, source = build(
+        NODES + """
+@flow
+async def chains() -> str:
+    a = await wait("a", 0.0)
+    b = await fails("b, between the chain's steps", 0.05)
+    c = await fails("c, the chain's second step", 0.0)
+    d = await wait(b, 0.0)
+    return c + d
+""",
+        tmp_path,
+    )
+    expected = str(failure_of(source.chains()))
+    assert expected == "b, between the chain's steps"
+    for _ in range(RUNS):
+        assert str(failure_of(compiled.chains.aforward())) == expected
+
+
+def test_main_runs_its_own_steps_in_source_order(tmp_path: Path) -> None:
+    """`parse` waits for `fetch`; `other` needs nothing. Run in place ahead of
+    `parse`, `other` would fail first and `parse`'s error would never be raised."""
+    compiled, source = build(
+        NODES + """
+@flow
+async def ahead() -> tuple[str, str, str]:
+    page = await wait("page", 0.05)
+    n = fails_now(page)
+    o = await fails("other", 0.0)
+    return n, o, page
+""",
+        tmp_path,
+    )
+    assert str(failure_of(source.ahead())) == "page"
+    for _ in range(RUNS):
+        assert str(failure_of(compiled.ahead.aforward())) == "page"
+
+
+def test_later_calls_are_cancelled_at_once_and_earlier_ones_awaited(
+    tmp_path: Path,
+) -> None:
+    compiled, _ = build(
+        NODES + """
+events: list[str] = []
+
+@node
+async def slow(tag: str) -> str:
+    try:
+        await asyncio.sleep(5)
+    except asyncio.CancelledError:
+        events.append(f"cancelled {tag}")
+        raise
+    return tag
+
+@flow
+async def mixed() -> str:
+    a = await wait("earlier", 0.1)
+    b = await fails("the failure", 0.01)
+    c = await slow("later")
+    return a + b + c
+""",
+        tmp_path,
+    )
+    start = time.perf_counter()
+    assert str(failure_of(compiled.mixed.aforward())) == "the failure"
+    elapsed = time.perf_counter() - start
+    assert 0.09 < elapsed < 2  # waited for `earlier`, not for `later`'s 5 s
+    assert compiled.events == ["cancelled later"]
+
+
+@pytest.mark.parametrize(
+    "fan_out",
+    [
+        "[await fails(f'element {i}', 0.05 - 0.01 * i) for i in range(4)]",
+        "{i: await fails(f'element {i}', 0.05 - 0.01 * i) for i in range(4)}",
+        "[await fails(await wait(f'element {i}', 0.0), 0.05 - 0.01 * i)"
+        " for i in range(4)]",
+        "[await fails(f'element {i}', 0.05 - 0.01 * i) async for i in numbers(4)]",
+    ],
+    ids=["list", "dict", "element_of_two_calls", "async_for"],
+)
+def test_a_fan_out_raises_its_lowest_failing_element(
+    fan_out: str, tmp_path: Path
+) -> None:
+    compiled, source = build(
+        NODES + f"""
+from collections.abc import AsyncIterator
+
+@node
+async def numbers(n: int) -> AsyncIterator[int]:
+    for i in range(n):
+        yield i
+
+@flow
+async def many() -> object:
+    return {fan_out}
+""",
+        tmp_path,
+    )
+    assert str(failure_of(source.many())) == "element 0"
+    for _ in range(RUNS):
+        assert str(failure_of(compiled.many.aforward())) == "element 0"
+
+
+# --- cancellation ------------------------------------------------------------------
+
+
+CANCELLED = NODES + """
+events: list[str] = []
+
+@node
+async def cleans_up(how: str) -> str:
+    try:
+        await asyncio.sleep(5)
+    except asyncio.CancelledError:
+        await asyncio.sleep(0.2)  # cleanup that takes time
+        events.append(f"{how} cleaned up")
+        if how == "raises":
+            raise RuntimeError("raised while cleaning up") from None
+        if how == "swallows":
+            return "swallowed"
+        raise
+    return how
+
+@flow
+async def run(how: str) -> str:
+    a = await fails("fails 50 ms in", 0.05)
+    b = await cleans_up(how)
+    return a + b
+"""
+
+
+@pytest.mark.parametrize("how", ["re-raises", "raises", "swallows"])
+def test_cancelling_a_run_gives_cancelled_error_whatever_siblings_raise(
+    how: str, tmp_path: Path
+) -> None:
+    compiled, _ = build(CANCELLED, tmp_path)
+
+    async def main() -> None:
+        task = asyncio.create_task(compiled.run.aforward(how))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not others()
+
+    asyncio.run(main())
+    assert compiled.events == [f"{how} cleaned up"]
+
+
+def test_ctrl_c_in_the_sync_entry_point_is_a_keyboard_interrupt(tmp_path: Path) -> None:
+    """asyncio.run cancels the flow on Ctrl-C and raises KeyboardInterrupt if
+    it ends cancelled; the cleanup's own error must not take its place."""
+    compiled, _ = build(CANCELLED, tmp_path)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    timer = threading.Timer(0.01, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            compiled.run("raises")
+    finally:
+        timer.cancel()
+    assert compiled.events == ["raises cleaned up"]
+
+
+def test_cancelling_the_consumer_of_a_streaming_flow_gives_cancelled_error(
+    tmp_path: Path,
+) -> None:
+    compiled, _ = build(
+        CANCELLED + """
+from collections.abc import AsyncIterator
+
+@flow
+async def produce() -> AsyncIterator[str]:
+    yield "first"
+    a = await fails("fails 50 ms in", 0.05)
+    b = await cleans_up("raises")
+    yield a + b
+""",
+        tmp_path,
+    )
+
+    async def consume() -> list[str]:
+        return [item async for item in compiled.produce.astream()]
+
+    async def main() -> None:
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not others()
+
+    asyncio.run(main())
+    assert compiled.events == ["raises cleaned up"]
+
+
+def test_cancelling_a_loop_over_a_stream_that_fails_to_close_gives_cancelled_error(
+    tmp_path: Path,
+) -> None:
+    compiled, _ = build(
+        NODES + """
+from collections.abc import AsyncIterator
+
+@node
+async def tokens(n: int) -> AsyncIterator[int]:
+    try:
+        for i in range(n):
+            yield i
+    finally:
+        raise RuntimeError("the stream failed to clean up")
+
+@flow
+async def loop(n: int) -> str:
+    total = ""
+    async for t in tokens(n):
+        total += await wait(str(t), 5)
+    return total
+""",
+        tmp_path,
+    )
+    reported: list[object] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(
+            lambda loop, context: reported.append(context["exception"])
+        )
+        task = asyncio.create_task(compiled.loop.aforward(3))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not others()
+
+    asyncio.run(main())
+    assert [str(error) for error in reported] == ["the stream failed to clean up"]
+
+
+# --- the property: random flows with calls that fail --------------------------------
+
+
+def runs_ahead(compilation: Compilation) -> bool:
+    """Whether main runs a step before an earlier one in some block of the flow.
+
+    It does when that starts work sooner (the step suspends, or a task needs
+    it); if the earlier step then fails too, the compiled flow raises the later
+    one's error: a gap the README describes ("The error raised is the one the
+    source run raises").
+    """
+    for flow in compilation.flows:
+        for plan in schedule_flow(flow).blocks.values():
+            ran = [op.step.id for op in plan.ops if isinstance(op, Run)]
+            if any(a > b for a, b in pairwise(ran)):
+                return True
+    return False
+
+
+@settings(max_examples=20, deadline=None)
+@given(source=flows(broken=True), x=st.integers(min_value=-50, max_value=50))
+def test_random_flows_raise_what_their_source_raises(
+    source: str, x: int, tmp_path_factory: Any
+) -> None:
+    compiled, reference, compilation = compiled_with(
+        source, tmp_path_factory.mktemp("flow")
+    )
+    assume(not runs_ahead(compilation))
+    expected = outcome(
+        plain_run_without_failures(reference).main(x, Memory({"log": []}))
+    )
+    event("the source raised" if isinstance(expected, str) else "the source returned")
+    assert outcome(compiled.main.aforward(x, Memory({"log": []}))) == expected
+
+
+def outcome(run: Awaitable[Any]) -> object:
+    """The flow's result, or the error it raised (a `Broken` call's, naming it)."""
+
+    async def main() -> object:
+        try:
+            return await run
+        except Exception as error:
+            return f"{type(error).__name__}: {error}"
+        finally:
+            assert not others()
+
+    return asyncio.run(main())
