@@ -17,8 +17,9 @@ from types import ModuleType
 
 import pytest
 
-from kiln import EventStatus
-from tests.test_differential import compiled_and_source
+from kiln import EventStatus, UncacheableValue
+from kilnc.pipeline import compile_file
+from tests.test_differential import compiled_and_source, load
 
 NODES = """
 import asyncio
@@ -231,3 +232,116 @@ def test_a_run_killed_midway_redoes_only_what_had_not_finished(
     again = {int(i) for i in runs(ledger_env)[40:]}
     assert not again & finished, "a call that had finished ran again"
     assert len(again) == 40 - committed  # exactly the calls the ledger did not hold
+
+
+# --- a hit is the call's value, or a miss ------------------------------------------------
+
+
+def test_a_dict_argument_in_another_order_is_another_call(
+    tmp_path: Path, ledger_env: Path
+) -> None:
+    module = build(
+        tmp_path,
+        """
+        from kiln import flow, node
+
+        @node(cache=True)
+        def header(columns: dict[str, int]) -> str:
+            return ",".join(columns)
+
+        @flow
+        def headers(a: dict[str, int], b: dict[str, int]) -> list[str]:
+            return [header(a), header(b)]
+        """,
+    )
+    assert module.headers({"name": 0, "age": 1}, {"age": 1, "name": 0}) == [
+        "name,age",
+        "age,name",
+    ]
+
+
+def test_an_any_result_never_comes_back_as_another_class_of_its_name(
+    tmp_path: Path, ledger_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_files(
+        tmp_path,
+        {
+            "geo/__init__.py": "",
+            "geo/geometry.py": """
+                from dataclasses import dataclass
+
+                @dataclass(frozen=True)
+                class Point:
+                    x: int
+                    y: int
+                """,
+            "geo/where.py": """
+                from dataclasses import dataclass
+                from typing import Any
+                from kiln import flow, node
+                from . import geometry
+
+                @dataclass(frozen=True)
+                class Point:
+                    x: int
+                    y: int
+
+                @node(cache=True)
+                async def locate(name: str) -> Any:
+                    return geometry.Point(1, 2)
+
+                @flow
+                async def find(name: str) -> Any:
+                    return await locate(name)
+                """,
+        },
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    compilation = compile_file(tmp_path / "geo" / "where.py")
+    assert compilation.output is not None, compilation.diagnostics
+    (tmp_path / "where_out.py").write_text(compilation.output, encoding="utf-8")
+    module = load(tmp_path / "where_out.py")
+    with pytest.raises(UncacheableValue, match="could not rebuild its result, a Point"):
+        module.find("here")
+    tolerant = type(module.find)(uncacheable="run")
+    for _ in range(2):
+        found = tolerant("here")
+        assert type(found).__module__ == "geo.geometry"
+
+
+def test_a_result_built_differently_from_its_fields_is_never_a_different_hit(
+    tmp_path: Path, ledger_env: Path
+) -> None:
+    module = build(
+        tmp_path,
+        """
+        from dataclasses import dataclass
+        from kiln import flow, node
+
+        @dataclass
+        class Counter:
+            n: int
+
+            def __post_init__(self) -> None:
+                self.n += 1
+
+        @node(cache=True)
+        def count(start: int) -> Counter:
+            return Counter(start)
+
+        @flow
+        def counted(start: int) -> Counter:
+            return count(start)
+        """,
+    )
+    with pytest.raises(UncacheableValue, match=r"would come back .*n=3.*n=2"):
+        module.counted(1)
+    tolerant = type(module.counted)(uncacheable="run")
+    assert [tolerant(1).n, tolerant(1).n] == [2, 2]
+
+
+def write_files(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(dedent(text), encoding="utf-8")

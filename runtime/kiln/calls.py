@@ -548,6 +548,7 @@ def _async_site(
                     args,
                     kwargs,
                     partial(attempts, run, event, args, kwargs),
+                    classes=site.classes,
                     run=run.id,
                     uncacheable=run.uncacheable,
                 )
@@ -641,6 +642,7 @@ def _sync_site(index: int, site: Site, limit: _Gate | None, binder: _Binder) -> 
                     args,
                     kwargs,
                     partial(attempts, run, event, args, kwargs),
+                    classes=site.classes,
                     run=run.id,
                     uncacheable=run.uncacheable,
                 )
