@@ -260,6 +260,63 @@ def test_a_dict_argument_in_another_order_is_another_call(
     ]
 
 
+SHOP = {
+    "shop/__init__.py": "",
+    "shop/rates.py": "RATE = 2\nUNUSED = 0\n",
+    "shop/prices.py": """
+        import os
+        from kiln import flow, node
+        from .rates import RATE
+
+        @node(cache=True)
+        def price(x: int) -> int:
+            with open(os.environ["KILN_TEST_RUNS"], "a") as log:
+                log.write(f"price {x}\\n")
+            return x * RATE
+
+        @flow
+        def total(xs: list[int]) -> int:
+            return sum([price(x) for x in xs])
+        """,
+}
+
+
+def compile_and_run(root: Path, main: str, script: str) -> str:
+    """Compile `main` of the project at `root` into root/build, run `script` in a new process."""
+    compilation = compile_file(root / main)
+    assert compilation.output is not None, compilation.diagnostics
+    out = root / "build" / Path(main).name
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(compilation.output, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": f"{out.parent}{os.pathsep}{root}"}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_an_edit_of_a_helper_module_invalidates_the_nodes_that_reach_it(
+    tmp_path: Path, ledger_env: Path
+) -> None:
+    write_files(tmp_path, SHOP)
+    run = "import prices; print(prices.total([1, 2, 3]))"
+    assert compile_and_run(tmp_path, "shop/prices.py", run) == "12"
+    assert compile_and_run(tmp_path, "shop/prices.py", run) == "12"
+    assert len(runs(ledger_env)) == 3
+    rates = tmp_path / "shop" / "rates.py"
+    rates.write_text("RATE = 5\nUNUSED = 0\n")
+    assert compile_and_run(tmp_path, "shop/prices.py", run) == "30"
+    assert len(runs(ledger_env)) == 6
+    rates.write_text("RATE = 5  # per unit\nUNUSED = 1\n")  # nothing price reaches
+    assert compile_and_run(tmp_path, "shop/prices.py", run) == "30"
+    assert len(runs(ledger_env)) == 6
+
+
 def test_an_any_result_never_comes_back_as_another_class_of_its_name(
     tmp_path: Path, ledger_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

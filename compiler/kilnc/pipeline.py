@@ -2,7 +2,7 @@
 
     parse_source -> collect_definitions -> lower_flow (each flow)
       -> check_duplicates, build_flow_graph + check_cycles
-      -> find_result_classes (each cached node)
+      -> fingerprint_node, find_result_classes (each cached node)
       -> schedule_flow (build_graph per block) -> shake_module
       -> emit_module -> format_module
 
@@ -31,6 +31,7 @@ from kilnc.checks import (
 from kilnc.collect import ModuleDefs, collect_definitions
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.emit import emit_module
+from kilnc.fingerprint import fingerprint_node
 from kilnc.format import TooDeep, format_module
 from kilnc.graph import build_flow_graph, build_graph, build_loop_graph
 from kilnc.ir import DEFAULT_MAX_VISITS, Block, FlowIR, NodeDef, dump_block
@@ -55,7 +56,7 @@ from kilnc.result_classes import (
     place_classes,
 )
 from kilnc.schedule import schedule_flow
-from kilnc.shake import Shaken, fingerprint, shake_module
+from kilnc.shake import Shaken, shake_module
 from kilnc.source import SourceFile, Span, display_path
 from kilnc.writer import Names
 
@@ -170,11 +171,12 @@ def _compile(
         return done(None)
     if not lowered:
         return done(None)
+    cached = _cached_nodes(lowered)
+    with phase("fingerprint_node", source.path):
+        fingerprints = {node: fingerprint_node(project, node) for node in cached}
     with phase("find_result_classes", source.path):
-        results = {
-            node: find_result_classes(project, node) for node in _cached_nodes(lowered)
-        }
-    sources = dict(project.sources)  # the modules the result classes are in, too
+        results = {node: find_result_classes(project, node) for node in cached}
+    sources = dict(project.sources)  # the modules the fingerprints reach, too
     plans: list[FlowPlan] = []
     for flow_ir in lowered:
         with phase("schedule_flow", f"flow '{flow_ir.flow.name}'"):
@@ -188,7 +190,6 @@ def _compile(
         return done(None)
     with phase("emit_module", source.path):
         paths = {shown: _project_path(Path(shown)) for shown in sources}
-        fingerprints = _fingerprints(project, lowered)
         arranged = _arrange(
             source,
             defs,
@@ -328,19 +329,6 @@ def _too_deep(
         "call adds a `try` to the blocks around it",
         "move the innermost loops or branches into a node or a subflow",
     )
-
-
-def _fingerprints(project: Project, lowered: list[FlowIR]) -> dict[NodeDef, str]:
-    """The source hash of every cached node a flow calls, from the module defining it."""
-    hashes: dict[NodeDef, str] = {}
-    for flow_ir in lowered:
-        for call in flow_ir.calls:
-            node = call.callee
-            if isinstance(node, NodeDef) and node.options.cache and node not in hashes:
-                defs = project.modules[node.module]
-                assert defs is not None, "a called node's module was loaded"
-                hashes[node] = fingerprint(defs.parsed, node.function)
-    return hashes
 
 
 def _cached_nodes(lowered: list[FlowIR]) -> list[NodeDef]:
