@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from textwrap import dedent
 from types import ModuleType
 
 import pytest
 
-from kiln import EventStatus, UncacheableValue
+from kiln import EventStatus, RefusedEntry, UncacheableValue
+from kiln.ledger_file import checksum
+from kiln.ledger_keys import call_key, shape_of
 from kilnc.pipeline import compile_file
 from tests.test_differential import compiled_and_source, load
 
@@ -364,6 +368,34 @@ def test_an_any_result_never_comes_back_as_another_class_of_its_name(
     for _ in range(2):
         found = tolerant("here")
         assert type(found).__module__ == "geo.geometry"
+
+
+def plant(ledger: Path, key: bytes, text: str) -> None:
+    """A row for `key` as a writer of the file would leave it: its checksum holds."""
+    with closing(sqlite3.connect(ledger)) as connection:
+        connection.execute(
+            "INSERT OR REPLACE INTO entries VALUES (?, 'score', '', ?, ?, 0)",
+            (key, text, checksum(key, text.encode())),
+        )
+        connection.commit()
+
+
+def test_a_row_naming_popen_runs_nothing_and_the_node_runs(
+    tmp_path: Path, ledger_env: Path
+) -> None:
+    module = build(tmp_path)
+    module.scores(["warm"])  # the ledger exists
+    (site,) = type(module.scores)._kiln_sites
+    key = call_key("score", site.cache, shape_of(site.fn), ("kiln",), {})
+    pwned = tmp_path / "pwned"
+    row = '{"$dataclass":["_kiln.run.asyncio.subprocess.subprocess.Popen",{"args":'
+    plant(tmp_path / "ledger.db", key, row + f'["touch","{pwned}"]}}]}}')
+    with pytest.warns(RefusedEntry, match="node 'score'"):
+        (score,) = module.scores(["kiln"])
+    time.sleep(0.1)
+    assert not pwned.exists()
+    assert score == module.Score("kiln", 4)
+    assert runs(ledger_env)[-1] == "score kiln"
 
 
 def test_a_result_built_differently_from_its_fields_is_never_a_different_hit(

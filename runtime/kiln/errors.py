@@ -118,11 +118,11 @@ class UncacheableValue(LedgerError, TypeError):
 class RefusedEntry(LedgerError, UserWarning):
     """A stored result the ledger would not answer a call with; the call ran instead.
 
-    It holds a value the node could not return: a class its return annotation
-    does not name, a value of another type, text that is not kiln's. Issued as
-    a warning, once per entry and message, since the call goes on as a miss and
-    its result overwrites the entry; turn it into an error with
-    ``warnings.simplefilter("error", kiln.RefusedEntry)``.
+    Its checksum failed (the file was damaged or edited), or it holds a value
+    the node could not return: a class its return annotation does not name, a
+    value of another type. Issued as a warning, once per entry and message,
+    since the call goes on as a miss and its result overwrites the entry; turn
+    it into an error with ``warnings.simplefilter("error", kiln.RefusedEntry)``.
     `node` is the node's name and `key` the entry's key.
     """
 

@@ -13,8 +13,8 @@ results), and the text of its arguments bound to their parameters, so
 ``f(1)``, ``f(x=1)`` and a default of 1 are one key (`ledger_keys`; `codec`
 writes the values). A hit decodes the stored result, rebuilding only the
 `classes` the compiler found in the node's return annotation, and answers
-with it only when it is of the annotated type; any other row is a
-`RefusedEntry` warning and a miss. A miss runs `compute`,
+with it only when it is of the annotated type and its row's checksum holds;
+any other row is a `RefusedEntry` warning and a miss. A miss runs `compute`,
 and returns once the result is committed by the writer thread
 (`ledger_writer`): a process killed at any moment has lost no call that had
 returned. A call that fails is not stored, so the next run retries it.
@@ -55,6 +55,7 @@ from kiln.ledger_file import (
     LedgerStats,
     NodeEntries,
     RunHits,
+    checksum,
     connect,
     delete_entries,
     prepare,
@@ -300,7 +301,7 @@ class Ledger:
                 self._reader()
                 .execute(
                     # As bytes: a damaged value may not even be UTF-8.
-                    "SELECT CAST(value AS BLOB) FROM entries WHERE key = ?",
+                    "SELECT CAST(value AS BLOB), checksum FROM entries WHERE key = ?",
                     (key,),
                 )
                 .fetchone()
@@ -309,7 +310,12 @@ class Ledger:
             raise problem(self.path, error) from error
         if row is None:
             return _MISSING
-        (value,) = row
+        value, stored = row
+        if stored != checksum(key, value):
+            self._refuse(
+                node, key, "its checksum fails: the file was damaged or edited"
+            )
+            return _MISSING
         try:
             return shape.decode(value.decode("ascii"))
         except UnicodeDecodeError:

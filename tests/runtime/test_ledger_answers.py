@@ -306,15 +306,22 @@ NODES: dict[str, tuple[Callable[[int], Awaitable[Any]], tuple[type, ...], Any]] 
 @given(
     node=st.sampled_from(sorted(NODES)),
     row=json_values.map(json.dumps) | st.binary(max_size=40) | st.text(max_size=40),
+    checksum_holds=st.booleans(),
     x=st.integers(0, 3),
 )
 def test_whatever_a_row_holds_the_call_gets_a_value_its_annotation_allows(
-    tmp_path: Path, node: str, row: str | bytes, x: int
+    tmp_path: Path, node: str, row: str | bytes, checksum_holds: bool, x: int
 ) -> None:
     fn, classes, allows = NODES[node]
     ledger = Ledger.at(tmp_path / "crafted.db")
     asyncio.run(create(ledger))
     plant(ledger, node, fn, (x,), row)
+    if not checksum_holds:
+        with closing(sqlite3.connect(ledger.path)) as connection:
+            connection.execute(
+                "UPDATE entries SET checksum = zeroblob(32) WHERE node = ?", (node,)
+            )
+            connection.commit()
     # The node's annotations are evaluated once, by the first call: not the row's doing.
     conforms(asyncio.run(fn(x)), shape_of(fn, classes).returns)
     with audited() as events, warnings.catch_warnings():
@@ -381,3 +388,42 @@ async def test_a_result_that_would_come_back_different_is_not_stored(
 
 async def square(x: int) -> int:
     return x * x
+
+
+async def test_a_flipped_digit_is_refused_and_recomputed(ledger: Ledger) -> None:
+    assert await answer(ledger, square, 12345) == (152399025, False)
+    with closing(sqlite3.connect(ledger.path)) as connection:
+        connection.execute(
+            "UPDATE entries SET value = '152399024' WHERE value = '152399025'"
+        )
+        connection.commit()
+    with pytest.warns(RefusedEntry, match="node 'square'.*checksum fails"):
+        assert await answer(ledger, square, 12345) == (152399025, False)
+    assert await answer(ledger, square, 12345) == (152399025, True)
+
+
+async def test_one_flipped_bit_in_the_file_is_refused_and_recomputed(
+    ledger: Ledger,
+) -> None:
+    assert await answer(ledger, square, 12345) == (152399025, False)
+    ledger.close()  # the last connection checkpoints: the row is in the main file
+    data = bytearray(ledger.path.read_bytes())
+    at = data.index(b"152399025")
+    data[at + 8] ^= 0x01  # "5" becomes "4"
+    ledger.path.write_bytes(bytes(data))
+    with pytest.warns(RefusedEntry, match="checksum fails"):
+        assert await answer(ledger, square, 12345) == (152399025, False)
+    assert await answer(ledger, square, 12345) == (152399025, True)
+
+
+async def test_a_refused_entry_can_be_made_an_error(ledger: Ledger) -> None:
+    await answer(ledger, square, 3)
+    with closing(sqlite3.connect(ledger.path)) as connection:
+        connection.execute("UPDATE entries SET checksum = zeroblob(32)")
+        connection.commit()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RefusedEntry)
+        with pytest.raises(RefusedEntry) as raised:
+            await answer(ledger, square, 3)
+    assert isinstance(raised.value, _kiln.LedgerError)
+    assert raised.value.node == "square"
