@@ -46,7 +46,6 @@ import json
 import json.encoder
 import math
 import typing
-import weakref
 from collections.abc import Callable, Iterable
 from enum import Enum
 from typing import Any, Final, NoReturn, TypeAlias
@@ -262,11 +261,15 @@ class Allowed:
     __slots__ = ("_by_name", "decoder")
 
     def __init__(self, classes: Iterable[object] = (), home: str = "") -> None:
-        by_name: dict[str, type | None] = {}
+        by_name: dict[str, _Class | None] = {}
         for cls in classes:
-            if isinstance(cls, type) and _tag_of(cls) is not None:
-                name = class_name(cls, home)
-                by_name[name] = cls if by_name.get(name, cls) is cls else None
+            found = _rebuilt(cls) if isinstance(cls, type) else None
+            if found is not None:
+                name = class_name(found.cls, home)
+                known = by_name.get(name, found)
+                by_name[name] = (
+                    found if known is not None and known.cls is cls else None
+                )
         self._by_name = by_name
         # Made once: a decoder costs more to build than a short text to decode.
         self.decoder = json.JSONDecoder(
@@ -277,8 +280,11 @@ class Allowed:
     def __bool__(self) -> bool:
         return bool(self._by_name)
 
-    def find(self, name: object, tag: str) -> type:
+    def find(self, name: object, tag: str) -> _Class:
         """The allowed class called `name`, which `tag` must fit; else `Undecodable`."""
+        found = self._by_name.get(name) if type(name) is str else None
+        if found is not None and found.tag == tag:
+            return found
         if type(name) is not str:
             raise Undecodable(f"a {tag} named by {type(name).__name__}, not by a str")
         if name not in self._by_name:
@@ -287,21 +293,31 @@ class Allowed:
                 f"class {name!r} is not one the node's return annotation names "
                 f"(it names {allowed})"
             )
-        found = self._by_name[name]
         if found is None:
             raise Undecodable(f"two classes named {name!r} in the return annotation")
-        if _tag_of(found) != tag:
-            raise Undecodable(f"{name!r} is not stored as {tag}")
-        return found
+        raise Undecodable(f"{name!r} is not stored as {tag}")
 
 
-def _tag_of(cls: type) -> str | None:
-    if issubclass(cls, Enum):
-        return "$enum"
-    if issubclass(cls, tuple) and hasattr(cls, "_fields"):
-        return "$namedtuple"
-    if dataclasses.is_dataclass(cls):
-        return "$dataclass"
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Class:
+    """An allowed class, and what rebuilding one of its values needs."""
+
+    cls: type
+    tag: str  # how its values are stored: $dataclass, $namedtuple, $enum
+    init: frozenset[str]  # the fields its __init__ takes (a dataclass's)
+    fields: frozenset[str]  # all of its fields (a dataclass's)
+
+
+def _rebuilt(kind: type) -> _Class | None:
+    """`kind` as `decode` rebuilds it; None if it is not a class the ledger stores."""
+    if issubclass(kind, Enum):
+        return _Class(kind, "$enum", frozenset(), frozenset())
+    if issubclass(kind, tuple) and hasattr(kind, "_fields"):
+        return _Class(kind, "$namedtuple", frozenset(), frozenset())
+    if dataclasses.is_dataclass(kind):
+        fields = dataclasses.fields(kind)
+        init = frozenset(f.name for f in fields if f.init)
+        return _Class(kind, "$dataclass", init, frozenset(f.name for f in fields))
     return None
 
 
@@ -370,18 +386,18 @@ def _instance(body: object, allowed: Allowed, tag: str) -> Any:
     if len(parts) != 2 or type(parts[1]) is not dict:
         raise Undecodable(f"{tag} holds something other than [name, fields]")
     name, values = parts
-    cls = allowed.find(name, tag)
-    init = _init_fields(cls)
-    if init is None:  # a NamedTuple: its fields, all of them through __new__
+    found = allowed.find(name, tag)
+    cls = found.cls
+    if tag == "$namedtuple" or values.keys() <= found.init:
         return cls(**values)
     # Fields that __init__ does not take, and attributes set beside the fields,
     # are set as they were: only names that are not the class's own attributes
     # (a method, a property), unless they are fields.
-    instance = cls(**{k: v for k, v in values.items() if k in init.init})
+    instance = cls(**{k: v for k, v in values.items() if k in found.init})
     for key, value in values.items():
-        if key in init.init:
+        if key in found.init:
             continue
-        if key not in init.fields and (
+        if key not in found.fields and (
             not key.isidentifier() or key.startswith("__") or hasattr(cls, key)
         ):
             raise Undecodable(f"{key!r} is not an attribute a {cls.__qualname__} holds")
@@ -394,8 +410,7 @@ def _enum(body: object, allowed: Allowed, tag: str) -> Enum:
     if len(parts) != 2:
         raise Undecodable(f"{tag} holds something other than [name, value]")
     name, value = parts
-    cls = allowed.find(name, tag)
-    return typing.cast(Enum, cls(value))
+    return typing.cast(Enum, allowed.find(name, tag).cls(value))
 
 
 _TAGS: Final[dict[str, Callable[[object, Allowed, str], Any]]] = {
@@ -409,29 +424,3 @@ _TAGS: Final[dict[str, Callable[[object, Allowed, str], Any]]] = {
     "$namedtuple": _instance,
     "$enum": _enum,
 }
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Fields:
-    init: frozenset[str]  # what __init__ takes
-    fields: frozenset[str]  # every field
-
-
-_INIT: weakref.WeakKeyDictionary[type, _Fields | None] = weakref.WeakKeyDictionary()
-
-
-def _init_fields(cls: type) -> _Fields | None:
-    """The fields of a dataclass, and those its __init__ takes; None for another class."""
-    try:
-        return _INIT[cls]
-    except KeyError:
-        found = (
-            _Fields(
-                frozenset(f.name for f in dataclasses.fields(cls) if f.init),
-                frozenset(f.name for f in dataclasses.fields(cls)),
-            )
-            if dataclasses.is_dataclass(cls)
-            else None
-        )
-        _INIT[cls] = found
-        return found

@@ -32,7 +32,7 @@ from typing import Any, Final, final
 
 from kiln.codec import Allowed, Undecodable, Unencodable, decode, encode
 from kiln.errors import UncacheableValue
-from kiln.ledger_types import conforms, describe
+from kiln.ledger_types import checker, describe
 
 __all__ = ["Shape", "call_key", "result_text", "shape_of"]
 
@@ -57,6 +57,7 @@ class Shape:
     __slots__ = (
         "__weakref__",
         "allowed",
+        "conforms",
         "defaults",
         "home",
         "names",
@@ -79,6 +80,7 @@ class Shape:
             self.returns: object = typing.get_type_hints(fn).get("return", Any)
         except Exception:  # an annotation that does not resolve: not checked
             self.returns = Any
+        self.conforms = checker(self.returns)
         self.home: str = getattr(fn, "__module__", None) or ""
         self.allowed = Allowed(classes, self.home)
 
@@ -96,7 +98,7 @@ class Shape:
     def decode(self, text: str) -> Any:
         """The result stored as `text`; `codec.Undecodable` unless the node could return it."""
         value = decode(text, self.allowed)
-        if not conforms(value, self.returns):
+        if not self.conforms(value):
             raise Undecodable(
                 f"it holds a {type(value).__qualname__}, which is not the "
                 f"{describe(self.returns)} the node's return annotation names"
@@ -117,7 +119,10 @@ def shape_of(fn: Callable[..., Any], classes: tuple[object, ...] = ()) -> Shape:
         return Shape(fn, classes)
     if shapes is None:
         shapes = _SHAPES[fn] = {}
-    shape = shapes.get(classes)
+    try:
+        shape = shapes.get(classes)
+    except TypeError:  # something unhashable among them: not a class to rebuild
+        return Shape(fn, classes)
     if shape is None:
         shape = shapes[classes] = Shape(fn, classes)
     return shape
@@ -157,7 +162,7 @@ def result_text(node: str, shape: Shape, value: object) -> str:
     the values it is given would otherwise come back as another value.
     """
     kind = type(value).__qualname__
-    if not conforms(value, shape.returns):
+    if not shape.conforms(value):
         raise _refused(
             node,
             kind,

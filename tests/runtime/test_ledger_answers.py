@@ -30,7 +30,6 @@ import kiln as _kiln  # a compiled module's name for the runtime: paths lead fro
 from kiln import RefusedEntry, UncacheableValue
 from kiln.ledger import Ledger
 from kiln.ledger_keys import call_key, shape_of
-from kiln.ledger_types import conforms
 
 assert _kiln  # reached only through the node functions' globals
 
@@ -323,7 +322,7 @@ def test_whatever_a_row_holds_the_call_gets_a_value_its_annotation_allows(
             )
             connection.commit()
     # The node's annotations are evaluated once, by the first call: not the row's doing.
-    conforms(asyncio.run(fn(x)), shape_of(fn, classes).returns)
+    shape_of(fn, classes).conforms(asyncio.run(fn(x)))
     with audited() as events, warnings.catch_warnings():
         warnings.simplefilter("ignore", RefusedEntry)
         value, hit = asyncio.run(answer(ledger, fn, x, classes=classes))
