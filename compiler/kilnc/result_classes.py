@@ -202,8 +202,8 @@ class _Finder:
             return
         try:
             parsed = cst.parse_expression(text.strip())
-        except cst.ParserSyntaxError:
-            return
+        except (cst.ParserSyntaxError, RecursionError, ValueError):
+            return  # not an annotation Python could read either: nothing to find
         self.expression(defs, parsed)
 
     def name(self, defs: ModuleDefs, name: str) -> None:
