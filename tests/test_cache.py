@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from textwrap import dedent
 from types import ModuleType
 
 import pytest
 
-from kiln import EventStatus
-from tests.test_differential import compiled_and_source
+from kiln import EventStatus, RefusedEntry, UncacheableValue
+from kiln.ledger_file import checksum
+from kiln.ledger_keys import call_key, shape_of
+from kilnc.pipeline import compile_file
+from tests.test_differential import compiled_and_source, load
 
 NODES = """
 import asyncio
@@ -231,3 +236,201 @@ def test_a_run_killed_midway_redoes_only_what_had_not_finished(
     again = {int(i) for i in runs(ledger_env)[40:]}
     assert not again & finished, "a call that had finished ran again"
     assert len(again) == 40 - committed  # exactly the calls the ledger did not hold
+
+
+# --- a hit is the call's value, or a miss ------------------------------------------------
+
+
+def test_a_dict_argument_in_another_order_is_another_call(
+    tmp_path: Path, ledger_env: Path
+) -> None:
+    module = build(
+        tmp_path,
+        """
+        from kiln import flow, node
+
+        @node(cache=True)
+        def header(columns: dict[str, int]) -> str:
+            return ",".join(columns)
+
+        @flow
+        def headers(a: dict[str, int], b: dict[str, int]) -> list[str]:
+            return [header(a), header(b)]
+        """,
+    )
+    assert module.headers({"name": 0, "age": 1}, {"age": 1, "name": 0}) == [
+        "name,age",
+        "age,name",
+    ]
+
+
+SHOP = {
+    "shop/__init__.py": "",
+    "shop/rates.py": "RATE = 2\nUNUSED = 0\n",
+    "shop/prices.py": """
+        import os
+        from kiln import flow, node
+        from .rates import RATE
+
+        @node(cache=True)
+        def price(x: int) -> int:
+            with open(os.environ["KILN_TEST_RUNS"], "a") as log:
+                log.write(f"price {x}\\n")
+            return x * RATE
+
+        @flow
+        def total(xs: list[int]) -> int:
+            return sum([price(x) for x in xs])
+        """,
+}
+
+
+def compile_and_run(root: Path, main: str, script: str) -> str:
+    """Compile `main` of the project at `root` into root/build, run `script` in a new process."""
+    compilation = compile_file(root / main)
+    assert compilation.output is not None, compilation.diagnostics
+    out = root / "build" / Path(main).name
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(compilation.output, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": f"{out.parent}{os.pathsep}{root}"}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_an_edit_of_a_helper_module_invalidates_the_nodes_that_reach_it(
+    tmp_path: Path, ledger_env: Path
+) -> None:
+    write_files(tmp_path, SHOP)
+    run = "import prices; print(prices.total([1, 2, 3]))"
+    assert compile_and_run(tmp_path, "shop/prices.py", run) == "12"
+    assert compile_and_run(tmp_path, "shop/prices.py", run) == "12"
+    assert len(runs(ledger_env)) == 3
+    rates = tmp_path / "shop" / "rates.py"
+    rates.write_text("RATE = 5\nUNUSED = 0\n")
+    assert compile_and_run(tmp_path, "shop/prices.py", run) == "30"
+    assert len(runs(ledger_env)) == 6
+    rates.write_text("RATE = 5  # per unit\nUNUSED = 1\n")  # nothing price reaches
+    assert compile_and_run(tmp_path, "shop/prices.py", run) == "30"
+    assert len(runs(ledger_env)) == 6
+
+
+def test_an_any_result_never_comes_back_as_another_class_of_its_name(
+    tmp_path: Path, ledger_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_files(
+        tmp_path,
+        {
+            "geo/__init__.py": "",
+            "geo/geometry.py": """
+                from dataclasses import dataclass
+
+                @dataclass(frozen=True)
+                class Point:
+                    x: int
+                    y: int
+                """,
+            "geo/where.py": """
+                from dataclasses import dataclass
+                from typing import Any
+                from kiln import flow, node
+                from . import geometry
+
+                @dataclass(frozen=True)
+                class Point:
+                    x: int
+                    y: int
+
+                @node(cache=True)
+                async def locate(name: str) -> Any:
+                    return geometry.Point(1, 2)
+
+                @flow
+                async def find(name: str) -> Any:
+                    return await locate(name)
+                """,
+        },
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    compilation = compile_file(tmp_path / "geo" / "where.py")
+    assert compilation.output is not None, compilation.diagnostics
+    (tmp_path / "where_out.py").write_text(compilation.output, encoding="utf-8")
+    module = load(tmp_path / "where_out.py")
+    with pytest.raises(UncacheableValue, match="could not rebuild its result, a Point"):
+        module.find("here")
+    tolerant = type(module.find)(uncacheable="run")
+    for _ in range(2):
+        found = tolerant("here")
+        assert type(found).__module__ == "geo.geometry"
+
+
+def plant(ledger: Path, key: bytes, text: str) -> None:
+    """A row for `key` as a writer of the file would leave it: its checksum holds."""
+    with closing(sqlite3.connect(ledger)) as connection:
+        connection.execute(
+            "INSERT OR REPLACE INTO entries VALUES (?, 'score', '', ?, ?, 0)",
+            (key, text, checksum(key, text.encode())),
+        )
+        connection.commit()
+
+
+def test_a_row_naming_popen_runs_nothing_and_the_node_runs(
+    tmp_path: Path, ledger_env: Path
+) -> None:
+    module = build(tmp_path)
+    module.scores(["warm"])  # the ledger exists
+    (site,) = type(module.scores)._kiln_sites
+    key = call_key("score", site.cache, shape_of(site.fn), ("kiln",), {})
+    pwned = tmp_path / "pwned"
+    row = '{"$dataclass":["_kiln.run.asyncio.subprocess.subprocess.Popen",{"args":'
+    plant(tmp_path / "ledger.db", key, row + f'["touch","{pwned}"]}}]}}')
+    with pytest.warns(RefusedEntry, match="node 'score'"):
+        (score,) = module.scores(["kiln"])
+    time.sleep(0.1)
+    assert not pwned.exists()
+    assert score == module.Score("kiln", 4)
+    assert runs(ledger_env)[-1] == "score kiln"
+
+
+def test_a_result_built_differently_from_its_fields_is_never_a_different_hit(
+    tmp_path: Path, ledger_env: Path
+) -> None:
+    module = build(
+        tmp_path,
+        """
+        from dataclasses import dataclass
+        from kiln import flow, node
+
+        @dataclass
+        class Counter:
+            n: int
+
+            def __post_init__(self) -> None:
+                self.n += 1
+
+        @node(cache=True)
+        def count(start: int) -> Counter:
+            return Counter(start)
+
+        @flow
+        def counted(start: int) -> Counter:
+            return count(start)
+        """,
+    )
+    with pytest.raises(UncacheableValue, match=r"would come back .*n=3.*n=2"):
+        module.counted(1)
+    tolerant = type(module.counted)(uncacheable="run")
+    assert [tolerant(1).n, tolerant(1).n] == [2, 2]
+
+
+def write_files(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(dedent(text), encoding="utf-8")

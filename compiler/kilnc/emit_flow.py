@@ -257,6 +257,8 @@ class _FlowEmitter:
             fields.append(f"limit={node.options.limit!r}")
         if node in self.module.fingerprints:
             fields.append(f"cache={self.module.fingerprints[node]!r}")
+        if self.module.classes.get(node):
+            fields.append(f"classes={_tuple(list(self.module.classes[node]))}")
         if node.options.local:
             fields.append("local=True")
         return f"{RUNTIME}.Site({', '.join(fields)})"

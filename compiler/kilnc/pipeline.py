@@ -2,6 +2,7 @@
 
     parse_source -> collect_definitions -> lower_flow (each flow)
       -> check_duplicates, build_flow_graph + check_cycles
+      -> fingerprint_node, find_result_classes (each cached node)
       -> schedule_flow (build_graph per block) -> shake_module
       -> emit_module -> format_module
 
@@ -27,17 +28,18 @@ from kilnc.checks import (
     check_limits,
     check_visit_limits,
 )
-from kilnc.collect import collect_definitions
+from kilnc.collect import ModuleDefs, collect_definitions
 from kilnc.diagnostics import Code, Diagnostic, Severity, error
 from kilnc.effects import read_effects
 from kilnc.emit import emit_module
+from kilnc.fingerprint import fingerprint_node
 from kilnc.format import TooDeep, format_module
 from kilnc.graph import build_flow_graph, build_graph, build_loop_graph
 from kilnc.ir import DEFAULT_MAX_VISITS, Block, FlowIR, NodeDef, dump_block
 from kilnc.linemap import map_lines
 from kilnc.lower import LowerContext, lower_flow
 from kilnc.ordering import check_order
-from kilnc.parse import ParsedModule, parse_source
+from kilnc.parse import parse_source
 from kilnc.plan import (
     Compiled,
     FallbackImport,
@@ -49,8 +51,14 @@ from kilnc.plan import (
 )
 from kilnc.project import Project
 from kilnc.resolve import locate
+from kilnc.result_classes import (
+    ClassRef,
+    find_result_classes,
+    kept_names,
+    place_classes,
+)
 from kilnc.schedule import schedule_flow
-from kilnc.shake import Shaken, fingerprint, shake_module
+from kilnc.shake import Shaken, shake_module
 from kilnc.source import SourceFile, Span, display_path
 from kilnc.writer import Names
 
@@ -173,6 +181,12 @@ def _compile(
         return done(None)
     if not lowered:
         return done(None)
+    cached = _cached_nodes(lowered)
+    with phase("fingerprint_node", source.path):
+        fingerprints = {node: fingerprint_node(project, node) for node in cached}
+    with phase("find_result_classes", source.path):
+        results = {node: find_result_classes(project, node) for node in cached}
+    sources = dict(project.sources)  # the modules the fingerprints reach, too
     plans: list[FlowPlan] = []
     for flow_ir in lowered:
         with phase("schedule_flow", f"flow '{flow_ir.flow.name}'"):
@@ -186,9 +200,16 @@ def _compile(
         return done(None)
     with phase("emit_module", source.path):
         paths = {shown: _project_path(Path(shown)) for shown in sources}
-        fingerprints = _fingerprints(project, lowered)
         arranged = _arrange(
-            source, parsed, shaken, plans, lowered, sources, paths, fingerprints
+            source,
+            defs,
+            shaken,
+            plans,
+            lowered,
+            sources,
+            paths,
+            fingerprints,
+            results,
         )
         module = replace(arranged, ledger=ledger)
         text, origins = emit_module(module)
@@ -206,20 +227,23 @@ def _compile(
 
 def _arrange(
     source: SourceFile,
-    parsed: ParsedModule,
+    defs: ModuleDefs,
     shaken: Shaken,
     plans: list[FlowPlan],
     lowered: list[FlowIR],
     sources: dict[str, SourceFile],
     paths: dict[str, str],
     fingerprints: dict[NodeDef, str],
+    results: dict[NodeDef, tuple[ClassRef, ...]],
 ) -> ModulePlan:
     """The output in source order, with each resilient node's Policy after its definition.
 
     A node imported from another module gets its Policy (and its fallback, imported
-    under a reserved name) just before the first flow, after every kept import.
+    under a reserved name) just before the first flow, after every kept import; so
+    do the classes a cached node's results may hold that the module does not name.
+    A flow comes after the nodes, flows and classes its call sites name.
     """
-    names = Names(parsed.global_names)
+    names = Names(defs.parsed.global_names)
     called = {
         c.callee for ir in lowered for c in ir.calls if isinstance(c.callee, NodeDef)
     }
@@ -242,6 +266,13 @@ def _arrange(
             imported.append(
                 PolicyConstant(policies[node], node, _where(paths, node.span))
             )
+    kept = kept_names(shaken.body)
+    class_imports: dict[tuple[str, str], FallbackImport] = {}
+    classes = {
+        node: place_classes(results[node], defs, kept, class_imports, names)
+        for node in sorted(results, key=lambda n: (n.module, n.function))
+    }
+    imported += class_imports.values()
     by_identifier = {plan.flow.flow.identifier: plan for plan in plans}
     body: list[Kept | PolicyConstant | FallbackImport | Compiled] = []
     # A flow's class lists its call sites, which name its nodes and subflows when
@@ -255,8 +286,9 @@ def _arrange(
             imported = []
             plan = by_identifier[item]
             compiled = Compiled(plan, names.plain(_class_name(item)))
-            needs = _local_callees(plan, local, by_identifier) - emitted
-            waiting.append((compiled, needs))
+            needs = _local_callees(plan, local, by_identifier)
+            needs |= _local_classes(plan, results, source.module)
+            waiting.append((compiled, needs - emitted))
         else:
             body.append(Kept(item, span))
             defined = (
@@ -270,10 +302,10 @@ def _arrange(
                         policies[defined], defined, _where(paths, defined.span)
                     )
                 )
-            if defined is not None:
-                emitted.add(defined.function)
+            if isinstance(item, cst.FunctionDef | cst.ClassDef):
+                emitted.add(item.name.value)
                 for _, needs in waiting:
-                    needs.discard(defined.function)
+                    needs.discard(item.name.value)
         while ready := [item for item in waiting if not item[1]]:
             waiting = [item for item in waiting if item[1]]
             for compiled, _ in ready:
@@ -292,6 +324,7 @@ def _arrange(
         policies,
         fallbacks,
         fingerprints,
+        classes,
     )
 
 
@@ -308,17 +341,28 @@ def _too_deep(
     )
 
 
-def _fingerprints(project: Project, lowered: list[FlowIR]) -> dict[NodeDef, str]:
-    """The source hash of every cached node a flow calls, from the module defining it."""
-    hashes: dict[NodeDef, str] = {}
-    for flow_ir in lowered:
-        for call in flow_ir.calls:
-            node = call.callee
-            if isinstance(node, NodeDef) and node.options.cache and node not in hashes:
-                defs = project.modules[node.module]
-                assert defs is not None, "a called node's module was loaded"
-                hashes[node] = fingerprint(defs.parsed, node.function)
-    return hashes
+def _cached_nodes(lowered: list[FlowIR]) -> list[NodeDef]:
+    """Every cached node a flow calls, in the order of their first calls."""
+    found = {
+        call.callee: None
+        for flow_ir in lowered
+        for call in flow_ir.calls
+        if isinstance(call.callee, NodeDef) and call.callee.options.cache
+    }
+    return list(found)
+
+
+def _local_classes(
+    plan: FlowPlan, results: dict[NodeDef, tuple[ClassRef, ...]], module: str
+) -> set[str]:
+    """The classes of this module that a flow's call sites name (their module-level names)."""
+    return {
+        ref.path.partition(".")[0]
+        for call in plan.flow.calls
+        if isinstance(call.callee, NodeDef)
+        for ref in results.get(call.callee, ())
+        if ref.module == module
+    }
 
 
 def _local_callees(

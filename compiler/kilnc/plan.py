@@ -187,7 +187,11 @@ class PolicyConstant:
 @final
 @dataclass(frozen=True, slots=True)
 class FallbackImport:
-    """`from pkg.nodes import on_error as _KILN_FALLBACK_ON_ERROR`, for an imported node."""
+    """`from pkg.nodes import on_error as _KILN_FALLBACK_ON_ERROR`: a name from another module.
+
+    An imported node's fallback, or a class a cached node's results may hold
+    that the module does not import itself (`_KILN_CLASS_...`).
+    """
 
     alias: str
     module: str
@@ -221,6 +225,8 @@ class ModulePlan:
     fingerprints: Mapping[
         NodeDef, str
     ]  # each cached node's source hash, for ledger keys
+    # Each cached node's result classes, as the module names them (`place_classes`).
+    classes: Mapping[NodeDef, tuple[str, ...]] = field(default_factory=dict)
     # [tool.kiln] ledger, relative to the generated module's directory.
     ledger: str | None = None
 

@@ -21,10 +21,7 @@ its `@node`, and `run` marked as the place where its compiled class goes;
 
 from __future__ import annotations
 
-import ast
-import hashlib
-import textwrap
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import final
 
@@ -80,25 +77,20 @@ def shake_module(
     return Shaken(tuple(prelude), tuple(body), tuple(spans)), diagnostics
 
 
-def fingerprint(parsed: ParsedModule, function: str) -> str:
-    """A hash of a node's definition and of the module-level code it uses.
+def reached(
+    parsed: ParsedModule, roots: Collection[str] | None
+) -> list[cst.BaseStatement]:
+    """The module-level statements that the names `roots` reach, kiln's decorators removed.
 
-    The ledger keys a cached node's results with it, so editing the node, or a
-    helper or constant it reads, invalidates exactly that node's entries. The
-    code is hashed as Python sees it (`ast.dump`): comments, layout and kiln's
-    own decorator options leave it unchanged.
+    All of them (but `from __future__` imports) when `roots` is None. What a
+    cached node's fingerprint hashes (`fingerprint`).
     """
     statements = [line for line in parsed.module.body if not _is_future(line)]
-    binds = [_bound(s) for s in statements]
-    needed = _needed(parsed, statements, binds, {function})
-    digest = hashlib.sha256()
-    for statement, bound in zip(statements, binds, strict=True):
-        if bound & needed:
-            text = parsed.module.code_for_node(
-                _without_kiln_decorators(parsed, statement)
-            )
-            digest.update(ast.dump(ast.parse(textwrap.dedent(text))).encode())
-    return digest.hexdigest()
+    if roots is not None:
+        binds = [_bound(s) for s in statements]
+        needed = _needed(parsed, statements, binds, set(roots))
+        statements = [s for s, b in zip(statements, binds, strict=True) if b & needed]
+    return [_without_kiln_decorators(parsed, s) for s in statements]
 
 
 def _needed(

@@ -20,7 +20,8 @@ Standard library only, and small enough to read in one sitting:
   a cap on calls in flight, and `Executor`, a `Pile` of events forwarded to one
   (the gate itself is in `admission`);
 - `ledger` / `codec`: the durable results of `cache=True` nodes on SQLite, their
-  arguments and results as tagged JSON (imported by the first run that caches);
+  arguments and results as tagged JSON, checked against the node's return
+  annotation by `ledger_types` (imported by the first run that caches);
 - `streams`: `iterate`, a sync loop over an async stream;
 - `closing`: `closing` and `aclosing`, which close a stream a loop opened;
 - `errors`: `KilnError` and its subclasses.
@@ -41,6 +42,7 @@ from kiln.errors import (
     KilnError,
     LedgerError,
     OptionError,
+    RefusedEntry,
     ReservedNameError,
     UncacheableValue,
     VisitLimitError,
@@ -117,6 +119,7 @@ __all__ = [
     "Policy",
     "Process",
     "Processor",
+    "RefusedEntry",
     "ReservedNameError",
     "RunHits",
     "Scope",

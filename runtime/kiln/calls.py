@@ -85,7 +85,9 @@ class Site:
 
     `where` is the call's location (``"digest.py:19"``); `cache` is the
     fingerprint of the node's source that the compiler computed, present only
-    for `cache=True` nodes, so an edited node misses the results of the old one.
+    for `cache=True` nodes, so an edited node misses the results of the old one;
+    `classes` are the classes a stored result of the node may rebuild, those the
+    compiler found in its return annotation (and in their fields' annotations).
     `local` (``@node(local=True)``) keeps the node in the driver when a backend
     runs the others. A ``kind="flow"`` site calls a subflow: `node` is the
     flow's name and `fn` the flow as the module sees it, a compiled flow's
@@ -99,6 +101,7 @@ class Site:
     policy: Policy | None = None
     limit: str | None = None
     cache: str | None = None
+    classes: tuple[object, ...] = ()
     local: bool = False
 
 
@@ -545,6 +548,7 @@ def _async_site(
                     args,
                     kwargs,
                     partial(attempts, run, event, args, kwargs),
+                    classes=site.classes,
                     run=run.id,
                     uncacheable=run.uncacheable,
                 )
@@ -638,6 +642,7 @@ def _sync_site(index: int, site: Site, limit: _Gate | None, binder: _Binder) -> 
                     args,
                     kwargs,
                     partial(attempts, run, event, args, kwargs),
+                    classes=site.classes,
                     run=run.id,
                     uncacheable=run.uncacheable,
                 )

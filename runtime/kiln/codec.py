@@ -9,54 +9,64 @@ by a one-key object whose key starts with ``$``::
     {1, 2}, frozenset()        {"$set": [1, 2]}, {"$frozenset": []}
     b"\\x00"                    {"$bytes": "AA=="}
     Point(x=1, y=2)            {"$dataclass": ["Point", {"x": 1, "y": 2}]}
+    geometry.Point(1, 2)       {"$dataclass": ["geometry:Point", {"x": 1, "y": 2}]}
     Pair(a=1, b="b")           {"$namedtuple": ["Pair", {"a": 1, "b": "b"}]}
     Color.RED                  {"$enum": ["Color", 1]}
 
-so ``1``, ``1.0`` and ``True``, ``(1,)`` and ``[1]``, ``0.0`` and ``-0.0``
-all encode differently, and decoding gives back a value equal to the one
-encoded, of the same types all the way down. Only exact types are taken (a
-subclass of `list` or `str` might behave differently once rebuilt as its
-base); anything else raises `Unencodable`, which says where in the value the
-culprit was.
+The same text is a call's key and a stored result, so two values share a text
+only when the node could not tell them apart: ``1``, ``1.0`` and ``True``,
+``(1,)`` and ``[1]``, ``0.0`` and ``-0.0``, ``{"a": 1, "b": 2}`` and
+``{"b": 2, "a": 1}`` (dict order is kept), an ``IntEnum`` member and its int,
+two classes of one name in different modules, all encode differently. Set
+items are sorted by their text: a set's iteration order is not a property
+of its value (it changes with the hash seed between processes), so it is
+not part of a key. Only exact types are taken (a subclass of `list` or `str`
+might behave differently once rebuilt as its base); anything else raises
+`Unencodable`, which says where in the value the culprit was.
 
-Classes are named by qualified name, not by module: a compiled flow holds
+A class is named by its qualified name when it lives in the node's own
+module (`home`), and by ``module:qualname`` otherwise: a compiled flow holds
 copies of its source module's classes, and a key must not change with the
-name of the output module. `Classes` finds a class again from its name: in
-the node's return annotation first (and the field types of the classes it
-names, however deep), then among the module-level names of the node's
-module. Decoding is one `json.loads` whose object hook rebuilds each tagged
-object, innermost first.
+name of the output module.
 
-`canonical_text` is the deterministic text that keys hash (sorted object
-keys, set items and dict pairs; no whitespace). `stored_text` keeps dict
-order, since a stored result must come back as it was returned.
+Decoding never looks a class up by the name it reads. `Allowed` holds the
+classes a node's results may rebuild (the compiler lists them from the node's
+return annotation); a stored name is only ever matched against those, and
+anything else is `Undecodable`. Decoding is one `json.loads` whose object
+hook rebuilds each tagged object, innermost first.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import dataclasses
+import functools
 import json
 import json.encoder
 import math
 import typing
-import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from enum import Enum
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, NoReturn, TypeAlias
 
 __all__ = [
-    "Classes",
+    "Allowed",
     "Undecodable",
     "Unencodable",
-    "canonical_text",
+    "class_name",
     "decode",
-    "stored_text",
+    "encode",
 ]
 
 JSON: TypeAlias = bool | int | float | str | list["JSON"] | dict[str, "JSON"] | None
 
-_NON_FINITE: Final = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+_NON_FINITE: Final = {
+    "nan": math.nan,
+    "-nan": -math.nan,
+    "inf": math.inf,
+    "-inf": -math.inf,
+}
 _SCALARS: Final = frozenset({str, int, bool, type(None)})
 _SHORT: Final = 10**18
 _string: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii
@@ -81,29 +91,40 @@ class Unencodable(TypeError):
 
 
 class Undecodable(ValueError):
-    """Stored JSON that cannot be turned back into a value (its class is gone, say)."""
+    """Stored JSON that is not a value this node may return (a class it may not rebuild, say)."""
 
 
-def canonical_text(value: object) -> str:
-    """The deterministic JSON text of `value`: equal values (of equal types), equal text."""
+def class_name(cls: type, home: str) -> str:
+    """How a text names `cls`: its qualified name in module `home`, else ``module:qualname``."""
+    module = cls.__module__
+    return cls.__qualname__ if module == home else f"{module}:{cls.__qualname__}"
+
+
+def encode(value: object, home: str = "") -> str:
+    """The JSON text of `value`: a call's key and a stored result.
+
+    Equal texts mean values the node cannot tell apart (same types all the way
+    down, same dict order); `home` is the node's module, whose classes are
+    named without it.
+    """
     kind = type(value)
     if kind is str:  # the common arguments, without building a tree
         return _string(typing.cast(str, value))
     if kind is int and -_SHORT < typing.cast(int, value) < _SHORT:
         return int.__repr__(typing.cast(int, value))
-    return _dumps(_encode(value, canonical=True), canonical=True)
+    try:
+        return _dumps(_tree(value, home))
+    except RecursionError:
+        name = kind.__name__
+        raise Unencodable(
+            name, reason=f"a {name} nested too deeply, or circular"
+        ) from None
 
 
-def stored_text(value: object) -> str:
-    """The JSON text the ledger stores for `value`, with dict order kept."""
-    return _dumps(_encode(value, canonical=False), canonical=False)
-
-
-def _dumps(tree: JSON, *, canonical: bool) -> str:
+def _dumps(tree: JSON) -> str:
     try:
         return json.dumps(
             tree,
-            sort_keys=canonical,
             separators=(",", ":"),
             # ASCII: a lone surrogate in a str survives as an escape, which
             # SQLite's UTF-8 text would reject.
@@ -114,52 +135,59 @@ def _dumps(tree: JSON, *, canonical: bool) -> str:
         raise Unencodable("int", reason=f"an int too long to write ({error})") from None
 
 
-def _encode(value: object, *, canonical: bool) -> JSON:
-    try:
-        return _tree(value, canonical)
-    except RecursionError:
-        kind = type(value).__name__
-        raise Unencodable(
-            kind, reason=f"a {kind} nested too deeply, or circular"
-        ) from None
-
-
-def _tree(value: object, canonical: bool) -> JSON:
+def _tree(value: object, home: str) -> JSON:
     kind = type(value)
     if kind in _SCALARS:
         return typing.cast(JSON, value)
     if kind is float:
-        number = typing.cast(float, value)
-        if math.isfinite(number):
-            return number
-        return {
-            "$float": "nan" if math.isnan(number) else ("inf" if number > 0 else "-inf")
-        }
+        return _float(typing.cast(float, value))
     if kind is list:
-        return _items(typing.cast(list[object], value), canonical, _index)
+        return _items(typing.cast(list[object], value), home, _index)
     if kind is tuple:
-        return {
-            "$tuple": _items(typing.cast(tuple[object, ...], value), canonical, _index)
-        }
+        return {"$tuple": _items(typing.cast(tuple[object, ...], value), home, _index)}
     if kind is dict:
-        return _mapping(typing.cast(dict[object, object], value), canonical)
+        return _mapping(typing.cast(dict[object, object], value), home)
     if kind is set or kind is frozenset:
-        items = _items(typing.cast(set[object], value), canonical, _member)
-        items.sort(key=lambda item: _dumps(item, canonical=True))
+        items = _items(typing.cast(set[object], value), home, _member)
+        items.sort(key=_dumps)
         return {f"${kind.__name__}": items}
     if kind is bytes:
         return {"$bytes": base64.b64encode(typing.cast(bytes, value)).decode("ascii")}
     if isinstance(value, Enum):
-        return {"$enum": [kind.__qualname__, _within(value.value, canonical, ".value")]}
+        return {"$enum": [class_name(kind, home), _within(value.value, home, ".value")]}
     if isinstance(value, tuple) and hasattr(kind, "_fields"):
-        fields = _fields(value, kind._fields, canonical)
-        return {"$namedtuple": [kind.__qualname__, fields]}
+        if getattr(value, "__dict__", None):
+            raise Unencodable(
+                _kind(kind), reason=f"a {_kind(kind)} with attributes beyond its fields"
+            )
+        fields = _fields(value, kind._fields, home)
+        return {"$namedtuple": [class_name(kind, home), fields]}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        names = tuple(f.name for f in dataclasses.fields(value))
-        return {"$dataclass": [kind.__qualname__, _fields(value, names, canonical)]}
-    raise Unencodable(
-        f"{kind.__module__}.{kind.__qualname__}".removeprefix("builtins.")
-    )
+        names = [f.name for f in dataclasses.fields(value)]
+        # Attributes set beside the fields are part of what the node sees; a
+        # cached_property's value is not, since it is computed from them again.
+        extra = getattr(value, "__dict__", {})
+        names += [
+            name
+            for name in extra
+            if name not in names
+            and not isinstance(getattr(kind, name, None), functools.cached_property)
+        ]
+        return {"$dataclass": [class_name(kind, home), _fields(value, names, home)]}
+    raise Unencodable(_kind(kind))
+
+
+def _kind(kind: type) -> str:
+    return f"{kind.__module__}.{kind.__qualname__}".removeprefix("builtins.")
+
+
+def _float(number: float) -> JSON:
+    if math.isfinite(number):
+        return number
+    if math.isnan(number):
+        # The sign of a NaN shows (math.copysign, struct), so it is kept.
+        return {"$float": "-nan" if math.copysign(1.0, number) < 0 else "nan"}
+    return {"$float": "inf" if number > 0 else "-inf"}
 
 
 def _index(index: int, item: object) -> str:
@@ -171,200 +199,228 @@ def _member(index: int, item: object) -> str:
 
 
 def _items(
-    values: Iterable[object], canonical: bool, step: Callable[[int, object], str]
+    values: Iterable[object], home: str, step: Callable[[int, object], str]
 ) -> list[JSON]:
     try:
-        return [_tree(item, canonical) for item in values]
+        return [_tree(item, home) for item in values]
     except Unencodable:
         pass
     # Only after a failure: find the item again, to say where it is.
     for index, item in enumerate(values):
-        _within(item, canonical, step(index, item))
+        _within(item, home, step(index, item))
     raise AssertionError("unreachable: an item that failed to encode encoded")
 
 
-def _within(value: object, canonical: bool, step: str) -> JSON:
+def _within(value: object, home: str, step: str) -> JSON:
     try:
-        return _tree(value, canonical)
+        return _tree(value, home)
     except Unencodable as error:
         raise error.inside(step) from None
 
 
-def _fields(value: object, names: Iterable[str], canonical: bool) -> dict[str, JSON]:
-    return {
-        name: _within(getattr(value, name), canonical, f".{name}") for name in names
-    }
+def _fields(value: object, names: Iterable[str], home: str) -> dict[str, JSON]:
+    fields: dict[str, JSON] = {}
+    for name in names:
+        try:
+            field = getattr(value, name)
+        except AttributeError:
+            kind = type(value)
+            raise Unencodable(
+                _kind(kind), reason=f"a {_kind(kind)} whose field {name!r} is not set"
+            ) from None
+        fields[name] = _within(field, home, f".{name}")
+    return fields
 
 
-def _mapping(value: dict[object, object], canonical: bool) -> JSON:
+def _mapping(value: dict[object, object], home: str) -> JSON:
     if all(type(key) is str and not key.startswith("$") for key in value):
         return {
-            typing.cast(str, key): _within(item, canonical, f"[{key!r}]")
+            typing.cast(str, key): _within(item, home, f"[{key!r}]")
             for key, item in value.items()
         }
-    pairs: list[JSON] = [
-        [
-            _within(key, canonical, f"<key {key!r}>"),
-            _within(item, canonical, f"[{key!r}]"),
+    return {
+        "$dict": [
+            [_within(key, home, f"<key {key!r}>"), _within(item, home, f"[{key!r}]")]
+            for key, item in value.items()
         ]
-        for key, item in value.items()
-    ]
-    if canonical:
-        pairs.sort(
-            key=lambda pair: _dumps(typing.cast(list[JSON], pair)[0], canonical=True)
-        )
-    return {"$dict": pairs}
+    }
 
 
 # --- decoding ------------------------------------------------------------------------
 
 
-class Classes:
-    """Finds a stored dataclass's, NamedTuple's or Enum's class by its qualified name.
+class Allowed:
+    """The classes a stored value may rebuild, found by the name `encode` gives them.
 
-    First among the classes that the annotation `hint` names (through unions,
-    generics, `Annotated`, `NewType` and the field types of the classes it
-    names, however deep), then among the module-level names of `namespace`,
-    the globals of the node function. Two different classes of one name in
-    the annotation make that name ambiguous: `Undecodable`.
+    `classes` come from the compiled flow (the node's return annotation, and
+    the field types of the classes it names); whatever in it is not a
+    dataclass, NamedTuple or Enum class is ignored. Two of one name make that
+    name ambiguous: a value naming it is `Undecodable`.
     """
 
-    __slots__ = ("_found", "_hint", "_named", "_namespace")
+    __slots__ = ("_by_name", "decoder")
 
-    def __init__(self, hint: object, namespace: Mapping[str, Any]) -> None:
-        self._hint = hint
-        self._namespace = namespace
-        self._named: dict[str, type | None] | None = None  # None: ambiguous
-        self._found: dict[str, type] = {}
-
-    def find(self, name: str) -> type:
-        """The class called `name`."""
-        found = self._found.get(name)
-        if found is None:
-            found = self._found[name] = self._find(name)
-        return found
-
-    def _find(self, name: str) -> type:
-        if self._named is None:
-            named: dict[str, type | None] = {}
-            _collect(self._hint, named, set())
-            self._named = named
-        if name in self._named:
-            found = self._named[name]
-            if found is None:
-                raise Undecodable(
-                    f"two classes named {name!r} in the return annotation"
+    def __init__(self, classes: Iterable[object] = (), home: str = "") -> None:
+        by_name: dict[str, _Class | None] = {}
+        for cls in classes:
+            found = _rebuilt(cls) if isinstance(cls, type) else None
+            if found is not None:
+                name = class_name(found.cls, home)
+                known = by_name.get(name, found)
+                by_name[name] = (
+                    found if known is not None and known.cls is cls else None
                 )
+        self._by_name = by_name
+        # Made once: a decoder costs more to build than a short text to decode.
+        self.decoder = json.JSONDecoder(
+            object_hook=functools.partial(_tagged, allowed=self),
+            parse_constant=_constant,
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self._by_name)
+
+    def find(self, name: object, tag: str) -> _Class:
+        """The allowed class called `name`, which `tag` must fit; else `Undecodable`."""
+        found = self._by_name.get(name) if type(name) is str else None
+        if found is not None and found.tag == tag:
             return found
-        found = _lookup(self._namespace, name)
-        if found is None:
+        if type(name) is not str:
+            raise Undecodable(f"a {tag} named by {type(name).__name__}, not by a str")
+        if name not in self._by_name:
+            allowed = ", ".join(map(repr, sorted(self._by_name))) or "none"
             raise Undecodable(
-                f"no class {name!r} in the return annotation or the module"
+                f"class {name!r} is not one the node's return annotation names "
+                f"(it names {allowed})"
             )
-        return found
+        if found is None:
+            raise Undecodable(f"two classes named {name!r} in the return annotation")
+        raise Undecodable(f"{name!r} is not stored as {tag}")
 
 
-def decode(text: str, classes: Classes) -> Any:
-    """The value that `stored_text` wrote as `text`, its classes found by `classes`."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Class:
+    """An allowed class, and what rebuilding one of its values needs."""
 
-    def tagged(data: dict[str, Any]) -> Any:
-        if len(data) == 1:
-            ((tag, body),) = data.items()
-            if tag.startswith("$"):
-                return _TAGS[tag](body, classes)
-        return data
+    cls: type
+    tag: str  # how its values are stored: $dataclass, $namedtuple, $enum
+    init: frozenset[str]  # the fields its __init__ takes (a dataclass's)
+    fields: frozenset[str]  # all of its fields (a dataclass's)
 
+
+def _rebuilt(kind: type) -> _Class | None:
+    """`kind` as `decode` rebuilds it; None if it is not a class the ledger stores."""
+    if issubclass(kind, Enum):
+        return _Class(kind, "$enum", frozenset(), frozenset())
+    if issubclass(kind, tuple) and hasattr(kind, "_fields"):
+        return _Class(kind, "$namedtuple", frozenset(), frozenset())
+    if dataclasses.is_dataclass(kind):
+        fields = dataclasses.fields(kind)
+        init = frozenset(f.name for f in fields if f.init)
+        return _Class(kind, "$dataclass", init, frozenset(f.name for f in fields))
+    return None
+
+
+def decode(text: str, allowed: Allowed) -> Any:
+    """The value that `encode` wrote as `text`, its classes among `allowed`.
+
+    Whatever the text holds, nothing runs but the constructors of `allowed`
+    classes; a text that is not such a value is `Undecodable`.
+    """
     try:
-        return json.loads(text, object_hook=tagged)
+        return allowed.decoder.decode(text)
     except Undecodable:
         raise
     except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as error:
         raise Undecodable(f"{type(error).__name__}: {error}") from error
 
 
-def _instance(body: list[Any], classes: Classes) -> Any:
-    name, values = body
-    cls = classes.find(name)
-    init = _init_fields(cls)
-    if init is None:
+def _tagged(data: dict[str, Any], allowed: Allowed) -> Any:
+    """A decoded JSON object: a tagged value rebuilt, or a plain dict."""
+    if len(data) == 1:
+        ((tag, body),) = data.items()
+        if tag.startswith("$"):
+            rebuild = _TAGS.get(tag)
+            if rebuild is None:
+                raise Undecodable(f"unknown tag {tag!r}")
+            return rebuild(body, allowed, tag)
+    elif any(key.startswith("$") for key in data):
+        raise Undecodable("a tag beside other keys")
+    return data
+
+
+def _constant(name: str) -> NoReturn:
+    raise Undecodable(f"{name} is not JSON")  # NaN, Infinity: `encode` tags them
+
+
+def _listed(body: object, tag: str) -> list[Any]:
+    if type(body) is not list:
+        raise Undecodable(f"{tag} holds a {type(body).__name__}, not a list")
+    return body
+
+
+def _non_finite(body: object, allowed: Allowed, tag: str) -> float:
+    if type(body) is not str or body not in _NON_FINITE:
+        raise Undecodable(f"{tag} holds {body!r}")
+    return _NON_FINITE[body]
+
+
+def _bytes(body: object, allowed: Allowed, tag: str) -> bytes:
+    if type(body) is not str:
+        raise Undecodable(f"{tag} holds a {type(body).__name__}, not a str")
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise Undecodable(f"{tag}: {error}") from None
+
+
+def _pairs(body: object, allowed: Allowed, tag: str) -> dict[Any, Any]:
+    pairs = _listed(body, tag)
+    if not all(type(pair) is list and len(pair) == 2 for pair in pairs):
+        raise Undecodable(f"{tag} holds something other than [key, value] pairs")
+    return dict(pairs)
+
+
+def _instance(body: object, allowed: Allowed, tag: str) -> Any:
+    parts = _listed(body, tag)
+    if len(parts) != 2 or type(parts[1]) is not dict:
+        raise Undecodable(f"{tag} holds something other than [name, fields]")
+    name, values = parts
+    found = allowed.find(name, tag)
+    cls = found.cls
+    if tag == "$namedtuple" or values.keys() <= found.init:
         return cls(**values)
-    # Fields that __init__ does not take are set as they were, as __init__ would.
-    instance = cls(**{k: v for k, v in values.items() if k in init})
+    # Fields that __init__ does not take, and attributes set beside the fields,
+    # are set as they were: only names that are not the class's own attributes
+    # (a method, a property), unless they are fields.
+    instance = cls(**{k: v for k, v in values.items() if k in found.init})
     for key, value in values.items():
-        if key not in init:
-            object.__setattr__(instance, key, value)
+        if key in found.init:
+            continue
+        if key not in found.fields and (
+            not key.isidentifier() or key.startswith("__") or hasattr(cls, key)
+        ):
+            raise Undecodable(f"{key!r} is not an attribute a {cls.__qualname__} holds")
+        object.__setattr__(instance, key, value)
     return instance
 
 
-def _enum(body: list[Any], classes: Classes) -> Enum:
-    name, value = body
-    cls = classes.find(name)
-    if not issubclass(cls, Enum):
-        raise Undecodable(f"{name!r} is not an Enum")
-    return cls(value)
+def _enum(body: object, allowed: Allowed, tag: str) -> Enum:
+    parts = _listed(body, tag)
+    if len(parts) != 2:
+        raise Undecodable(f"{tag} holds something other than [name, value]")
+    name, value = parts
+    return typing.cast(Enum, allowed.find(name, tag).cls(value))
 
 
-_TAGS: Final[dict[str, Callable[[Any, Classes], Any]]] = {
-    "$tuple": lambda body, _: tuple(body),
-    "$set": lambda body, _: set(body),
-    "$frozenset": lambda body, _: frozenset(body),
-    "$dict": lambda body, _: dict(body),
-    "$float": lambda body, _: _NON_FINITE[body],
-    "$bytes": lambda body, _: base64.b64decode(body, validate=True),
+_TAGS: Final[dict[str, Callable[[object, Allowed, str], Any]]] = {
+    "$tuple": lambda body, _, tag: tuple(_listed(body, tag)),
+    "$set": lambda body, _, tag: set(_listed(body, tag)),
+    "$frozenset": lambda body, _, tag: frozenset(_listed(body, tag)),
+    "$dict": _pairs,
+    "$float": _non_finite,
+    "$bytes": _bytes,
     "$dataclass": _instance,
     "$namedtuple": _instance,
     "$enum": _enum,
 }
-
-_INIT: weakref.WeakKeyDictionary[type, frozenset[str] | None] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _init_fields(cls: type) -> frozenset[str] | None:
-    """The fields a dataclass's __init__ takes; None for another class."""
-    try:
-        return _INIT[cls]
-    except KeyError:
-        init = (
-            frozenset(f.name for f in dataclasses.fields(cls) if f.init)
-            if dataclasses.is_dataclass(cls)
-            else None
-        )
-        _INIT[cls] = init
-        return init
-
-
-def _collect(hint: object, into: dict[str, type | None], seen: set[int]) -> None:
-    """Every storable class that `hint` names, by qualified name (None: two of one name)."""
-    if id(hint) in seen:
-        return
-    seen.add(id(hint))
-    supertype = getattr(hint, "__supertype__", None)  # a NewType
-    if supertype is not None:
-        _collect(supertype, into, seen)
-    for arg in typing.get_args(hint):  # unions, generics, Annotated (its metadata too)
-        _collect(arg, into, seen)
-    if not isinstance(hint, type):
-        return
-    named_tuple = issubclass(hint, tuple) and hasattr(hint, "_fields")
-    if not (named_tuple or issubclass(hint, Enum) or dataclasses.is_dataclass(hint)):
-        return
-    name = hint.__qualname__
-    into[name] = hint if into.get(name, hint) is hint else None
-    try:
-        hints = typing.get_type_hints(hint)
-    except (
-        Exception
-    ):  # a forward reference that does not resolve: no classes through it
-        return
-    for field_hint in hints.values():
-        _collect(field_hint, into, seen)
-
-
-def _lookup(namespace: Mapping[str, Any], name: str) -> type | None:
-    head, *rest = name.split(".")
-    found: object = namespace.get(head)
-    for part in rest:
-        found = getattr(found, part, None)
-    return found if isinstance(found, type) else None

@@ -13,6 +13,7 @@ __all__ = [
     "KilnError",
     "LedgerError",
     "OptionError",
+    "RefusedEntry",
     "ReservedNameError",
     "UncacheableValue",
     "VisitLimitError",
@@ -112,3 +113,23 @@ class UncacheableValue(LedgerError, TypeError):
         self.node = node
         self.what = what
         self.kind = kind
+
+
+class RefusedEntry(LedgerError, UserWarning):
+    """A stored result the ledger would not answer a call with; the call ran instead.
+
+    Its checksum failed (the file was damaged or edited), or it holds a value
+    the node could not return: a class its return annotation does not name, a
+    value of another type. Issued as a warning, once per entry and message,
+    since the call goes on as a miss and its result overwrites the entry; turn
+    it into an error with ``warnings.simplefilter("error", kiln.RefusedEntry)``.
+    `node` is the node's name and `key` the entry's key.
+    """
+
+    node: str
+    key: bytes
+
+    def __init__(self, message: str, *, node: str = "", key: bytes = b"") -> None:
+        super().__init__(message)
+        self.node = node
+        self.key = key

@@ -4,17 +4,20 @@ A compiled flow hands every call of a cached node to its ledger::
 
     ledger = Ledger.at(path)                 # one per file per process; opened lazily
     value, hit = await ledger.call("summarize", "3f2a…", summarize, args, kwargs,
-                                   compute, run=run_id)
+                                   compute, classes=(Summary,), run=run_id)
     value, hit = ledger.call_sync("load", "9b1c…", load, args, kwargs, compute, run=run_id)
 
-The key is the node's name, the hash of its source (computed by the compiler:
-an edited node misses its old results), and the canonical text of its
-arguments bound to their parameters, so ``f(1)``, ``f(x=1)`` and a default
-of 1 are one key (`ledger_keys`; `codec` writes the values). A hit decodes the
-stored result. A miss runs `compute`, and returns once the result is
-committed by the writer thread (`ledger_writer`): a process killed at any
-moment has lost no call that had returned. A call that fails is not stored,
-so the next run retries it.
+The key is the node's name, the hash of its source (computed by the compiler
+over the node and the project code it reaches: an edited node misses its old
+results), and the text of its arguments bound to their parameters, so
+``f(1)``, ``f(x=1)`` and a default of 1 are one key (`ledger_keys`; `codec`
+writes the values). A hit decodes the stored result, rebuilding only the
+`classes` the compiler found in the node's return annotation, and answers
+with it only when it is of the annotated type and its row's checksum holds;
+any other row is a `RefusedEntry` warning and a miss. A miss runs `compute`,
+and returns once the result is committed by the writer thread
+(`ledger_writer`): a process killed at any moment has lost no call that had
+returned. A call that fails is not stored, so the next run retries it.
 
 Identical calls in flight at once run once (`flights`): in one run, across
 runs, across event loops and threads of the process. `hit` is True when the
@@ -22,11 +25,10 @@ call did not run `compute`: the ledger answered it, or an identical call in
 flight did. If the caller computing a key is cancelled, a waiting caller
 takes over and computes it itself.
 
-A value that cannot be stored raises `UncacheableValue` (naming the node,
-the argument or "its result", and the type), or with ``uncacheable="run"``
-runs the call without the cache (and returns, without storing, a result
-that cannot be stored). A stored result that no longer decodes (its class
-was renamed) is a miss, and is overwritten.
+A value that cannot be stored, or a result that would not come back as it
+was returned, raises `UncacheableValue` (naming the node, the argument or
+"its result", and the type), or with ``uncacheable="run"`` runs the call
+without the cache (and returns, without storing, such a result).
 
 The first call opens the file (`ledger_file.prepare`: a blocking moment,
 once per process); reads use one connection per thread and, in WAL mode,
@@ -40,18 +42,20 @@ import atexit
 import os
 import sqlite3
 import threading
+import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, ClassVar, Final, Literal, TypeVar, cast, final
 
 from kiln.codec import Undecodable
-from kiln.errors import LedgerError, UncacheableValue
+from kiln.errors import LedgerError, RefusedEntry, UncacheableValue
 from kiln.flights import ABANDONED, Failed, Flight, Flights, Landed, Outcome, Shared
 from kiln.ledger_file import (
     LedgerStats,
     NodeEntries,
     RunHits,
+    checksum,
     connect,
     delete_entries,
     prepare,
@@ -134,21 +138,24 @@ class Ledger:
         kwargs: Mapping[str, Any],
         compute: Callable[[], Awaitable[R]],
         *,
+        classes: tuple[object, ...] = (),
         run: str = "",
         uncacheable: Uncacheable = "raise",
     ) -> tuple[R, bool]:
         """The stored result of ``fn(*args, **kwargs)``, else `compute`'s, stored; and hit.
 
-        `run` names the flow run in the hit statistics ("" counts nothing).
+        `classes` are those a stored result may rebuild (the compiler lists them
+        from the node's return annotation); `run` names the flow run in the hit
+        statistics ("" counts nothing).
         """
-        shape = shape_of(fn)
+        shape = shape_of(fn, classes)
         key = self._key(node, source, shape, args, kwargs, uncacheable)
         if key is None:
             self._tally(run, hit=False)
             return await compute(), False
         writer = self._open()
         while True:
-            found = self._found(key, shape)
+            found = self._found(node, key, shape)
             if found is not _MISSING:
                 self._tally(run, hit=True)
                 return cast(R, found), True
@@ -191,18 +198,19 @@ class Ledger:
         kwargs: Mapping[str, Any],
         compute: Callable[[], R],
         *,
+        classes: tuple[object, ...] = (),
         run: str = "",
         uncacheable: Uncacheable = "raise",
     ) -> tuple[R, bool]:
         """`call` for a sync node: the calling thread waits for the commit (a moment)."""
-        shape = shape_of(fn)
+        shape = shape_of(fn, classes)
         key = self._key(node, source, shape, args, kwargs, uncacheable)
         if key is None:
             self._tally(run, hit=False)
             return compute(), False
         writer = self._open()
         while True:
-            found = self._found(key, shape)
+            found = self._found(node, key, shape)
             if found is not _MISSING:
                 self._tally(run, hit=True)
                 return cast(R, found), True
@@ -286,22 +294,47 @@ class Ledger:
             self._flights.land(key, flight, Failed(failure))
             raise
 
-    def _found(self, key: bytes, shape: Shape) -> object:
-        """The stored value of `key`, or _MISSING (a stored value that no longer decodes, too)."""
+    def _found(self, node: str, key: bytes, shape: Shape) -> object:
+        """The stored value of `key`, or _MISSING: none, or one the ledger refuses."""
         try:
             row = (
                 self._reader()
-                .execute("SELECT value FROM entries WHERE key = ?", (key,))
+                .execute(
+                    # As bytes: a damaged value may not even be UTF-8.
+                    "SELECT CAST(value AS BLOB), checksum FROM entries WHERE key = ?",
+                    (key,),
+                )
                 .fetchone()
             )
         except sqlite3.Error as error:
             raise problem(self.path, error) from error
         if row is None:
             return _MISSING
-        try:
-            return shape.decode(row[0])
-        except Undecodable:
+        value, stored = row
+        if stored != checksum(key, value):
+            self._refuse(
+                node, key, "its checksum fails: the file was damaged or edited"
+            )
             return _MISSING
+        try:
+            return shape.decode(value.decode("ascii"))
+        except UnicodeDecodeError:
+            self._refuse(node, key, "its value is not the ASCII text kiln writes")
+        except Undecodable as error:
+            self._refuse(node, key, f"it is not a value the node may return: {error}")
+        return _MISSING
+
+    def _refuse(self, node: str, key: bytes, why: str) -> None:
+        warnings.warn(
+            RefusedEntry(
+                f"the ledger {self.path} holds an entry for node {node!r} (key "
+                f"{key.hex()[:16]}...) that it will not answer with, since {why}; the "
+                "call runs, and its result replaces the entry",
+                node=node,
+                key=key,
+            ),
+            stacklevel=1,
+        )
 
     def _shared_value(self, outcome: Outcome, shape: Shape) -> object:
         """What a waiter of a flight returns; _MISSING to start over (the leader left)."""

@@ -23,12 +23,14 @@ and commit with ``synchronous=FULL``: a committed result survives the death
 of the process and of the machine.
 
 The schema: `entries` holds one row per stored call (the key is the sha256
-of the call's canonical text; the value is codec JSON), `runs` the hit and
-miss counts of the last `KEPT_RUNS` runs.
+of the call's text; the value is codec JSON; the checksum is the sha256 of
+the key and the value, `checksum`), `runs` the hit and miss counts of the
+last `KEPT_RUNS` runs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ __all__ = [
     "LedgerStats",
     "NodeEntries",
     "RunHits",
+    "checksum",
     "connect",
     "delete_entries",
     "prepare",
@@ -52,7 +55,9 @@ __all__ = [
     "read_stats",
 ]
 
-SCHEMA_VERSION: Final = 2  # 1: the first draft (hex keys, another value encoding)
+# 1: the first draft (hex keys, another value encoding); 2: no checksums, keys
+# blind to dict order, classes found by the name a row gives.
+SCHEMA_VERSION: Final = 3
 APPLICATION_ID: Final = 0x6B696C6E  # "kiln" in ASCII
 BUSY_TIMEOUT: Final = 30.0
 KEPT_RUNS: Final = 100
@@ -64,6 +69,7 @@ _SCHEMA: Final = (
         node TEXT NOT NULL,
         source TEXT NOT NULL,
         value TEXT NOT NULL,
+        checksum BLOB NOT NULL,
         created REAL NOT NULL
     )""",
     "CREATE INDEX entries_by_node ON entries (node, source)",
@@ -118,6 +124,15 @@ class LedgerStats:
     @property
     def entries(self) -> int:
         return sum(node.entries for node in self.nodes)
+
+
+def checksum(key: bytes, value: bytes) -> bytes:
+    """The checksum of an entry: the sha256 of its key (32 bytes) and its value's bytes.
+
+    A row whose checksum fails is never answered with: a flipped bit in a
+    stored number would otherwise be a wrong result, silently.
+    """
+    return hashlib.sha256(key + value).digest()
 
 
 def prepare(path: Path, *, create: bool) -> bool:

@@ -1,19 +1,22 @@
 """What the ledger makes of a node call: its key, the text of its result, their refusals.
 
-A key is the sha256 of one canonical JSON text::
+A key is the sha256 of one JSON text::
 
     ["summarize","3f2a...",{"paragraph":"It was a dark...","words":50}]
 
 the node's name, its source hash, and its arguments by parameter name
 (defaults filled in, so ``f(1)``, ``f(x=1)`` and a default of 1 are one
-call), each written by `codec.canonical_text`. `Shape` holds what this needs
-of a node function, worked out once per function: its signature, its return
-annotation, and where its result's classes are found again.
+call), each written by `codec.encode`. `Shape` holds what this needs of a
+node function, worked out once per function: its signature, its return
+annotation, and the classes its results may rebuild (`codec.Allowed`, from
+the compiled flow).
 
 An argument or a result that cannot be stored is an `UncacheableValue` that
-names the node, the argument (or "its result") and the type; a result is
-also refused when the ledger could not rebuild it from its text (a class
-defined inside a function, say), so what is stored always decodes.
+names the node, the argument (or "its result") and the type. A result is
+stored only when the ledger could answer with it: it is of its annotated
+type, and its text decodes to a value of the same types and the same text
+(`result_text`). A stored text is answered with only when it decodes, with
+the allowed classes, to a value of the annotated type (`Shape.decode`).
 """
 
 from __future__ import annotations
@@ -21,20 +24,15 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json.encoder
+import reprlib
 import typing
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Final, final
 
-from kiln.codec import (
-    Classes,
-    Undecodable,
-    Unencodable,
-    canonical_text,
-    decode,
-    stored_text,
-)
+from kiln.codec import Allowed, Undecodable, Unencodable, decode, encode
 from kiln.errors import UncacheableValue
+from kiln.ledger_types import checker, describe
 
 __all__ = ["Shape", "call_key", "result_text", "shape_of"]
 
@@ -43,15 +41,33 @@ _STORABLE: Final = (
     "the ledger stores JSON values (None, bool, int, float, str, list, dict), tuples, "
     "sets, bytes, dataclasses, NamedTuples and Enums, and never pickles"
 )
+_INSTEAD: Final = (
+    "or build the flow with uncacheable='run' to run such calls without the cache"
+)
 
 
 @final
 class Shape:
-    """What the ledger needs of a node function, worked out once (`shape_of`)."""
+    """What the ledger needs of a node function, worked out once (`shape_of`).
 
-    __slots__ = ("__weakref__", "classes", "defaults", "names", "returns", "signature")
+    `classes` are those its results may rebuild: the compiler lists them from
+    its return annotation; none, and only plain values come back.
+    """
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
+    __slots__ = (
+        "__weakref__",
+        "allowed",
+        "conforms",
+        "defaults",
+        "home",
+        "names",
+        "returns",
+        "signature",
+    )
+
+    def __init__(
+        self, fn: Callable[..., Any], classes: tuple[object, ...] = ()
+    ) -> None:
         self.signature = inspect.signature(fn)
         parameters = self.signature.parameters.values()
         plain = all(
@@ -62,9 +78,11 @@ class Shape:
         self.defaults = tuple(p.default for p in parameters)
         try:
             self.returns: object = typing.get_type_hints(fn).get("return", Any)
-        except Exception:  # an annotation that does not resolve: classes by module name
+        except Exception:  # an annotation that does not resolve: not checked
             self.returns = Any
-        self.classes = Classes(self.returns, getattr(fn, "__globals__", {}))
+        self.conforms = checker(self.returns)
+        self.home: str = getattr(fn, "__module__", None) or ""
+        self.allowed = Allowed(classes, self.home)
 
     def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """The arguments by parameter name, defaults included; TypeError if they do not fit."""
@@ -78,23 +96,35 @@ class Shape:
         return bound.arguments
 
     def decode(self, text: str) -> Any:
-        """The result stored as `text`; `codec.Undecodable` if it no longer fits."""
-        return decode(text, self.classes)
+        """The result stored as `text`; `codec.Undecodable` unless the node could return it."""
+        value = decode(text, self.allowed)
+        if not self.conforms(value):
+            raise Undecodable(
+                f"it holds a {type(value).__qualname__}, which is not the "
+                f"{describe(self.returns)} the node's return annotation names"
+            )
+        return value
 
 
-_SHAPES: weakref.WeakKeyDictionary[Callable[..., Any], Shape] = (
-    weakref.WeakKeyDictionary()
-)
+_SHAPES: weakref.WeakKeyDictionary[
+    Callable[..., Any], dict[tuple[object, ...], Shape]
+] = weakref.WeakKeyDictionary()
 
 
-def shape_of(fn: Callable[..., Any]) -> Shape:
-    """The `Shape` of a node function, made on its first call."""
+def shape_of(fn: Callable[..., Any], classes: tuple[object, ...] = ()) -> Shape:
+    """The `Shape` of a node function whose results may rebuild `classes`, made once."""
     try:
-        shape = _SHAPES.get(fn)
+        shapes = _SHAPES.get(fn)
     except TypeError:  # a callable that takes no weak reference
-        return Shape(fn)
+        return Shape(fn, classes)
+    if shapes is None:
+        shapes = _SHAPES[fn] = {}
+    try:
+        shape = shapes.get(classes)
+    except TypeError:  # something unhashable among them: not a class to rebuild
+        return Shape(fn, classes)
     if shape is None:
-        shape = _SHAPES[fn] = Shape(fn)
+        shape = shapes[classes] = Shape(fn, classes)
     return shape
 
 
@@ -116,35 +146,67 @@ def call_key(
     texts: list[str] = []
     for name in sorted(arguments):
         try:
-            texts.append(f"{_string(name)}:{canonical_text(arguments[name])}")
+            texts.append(f"{_string(name)}:{encode(arguments[name], shape.home)}")
         except Unencodable as error:
-            raise _uncacheable(node, f"argument {name!r}", error, "pass") from None
+            raise _unencodable(node, f"argument {name!r}", error, "pass") from None
     call = f"[{_string(node)},{_string(source)},{{{','.join(texts)}}}]"
     return hashlib.sha256(call.encode("ascii")).digest()
 
 
 def result_text(node: str, shape: Shape, value: object) -> str:
-    """The text to store for a result, checked to decode; or `UncacheableValue`."""
+    """The text to store for a result; `UncacheableValue` unless it would come back as it is.
+
+    The result must be of the node's annotated type, and its text must decode
+    (with the classes the node may rebuild) to a value of the same type whose
+    text is the same: a class whose ``__init__`` or ``__post_init__`` changes
+    the values it is given would otherwise come back as another value.
+    """
+    kind = type(value).__qualname__
+    if not shape.conforms(value):
+        raise _refused(
+            node,
+            kind,
+            f"its result, a {kind}, is not the {describe(shape.returns)} its return "
+            "annotation names, and the ledger answers a call only with a value of that "
+            "type; correct the annotation or the value",
+        )
     try:
-        text = stored_text(value)
-        shape.decode(text)
+        text = encode(value, shape.home)
     except Unencodable as error:
-        raise _uncacheable(node, "result", error, "return") from None
+        raise _unencodable(node, "result", error, "return") from None
+    try:
+        again = decode(text, shape.allowed)
     except Undecodable as error:
-        kind = type(value).__qualname__
-        raise UncacheableValue(
-            f"node {node!r} is cache=True, but the ledger could not rebuild its result, a "
-            f"{kind}, from what it would store ({error}); define the classes it holds at "
-            "module level or name them in the node's return annotation, or build the flow "
-            "with uncacheable='run' to run such calls without the cache",
-            node=node,
-            what="result",
-            kind=kind,
+        raise _refused(
+            node,
+            kind,
+            f"the ledger could not rebuild its result, a {kind}, from what it would store "
+            f"({error}); it rebuilds only the classes that the node's return annotation "
+            "names, and the classes their fields name, as the compiler finds them in the "
+            "project: name the class in the annotation",
         ) from None
+    if type(again) is not type(value) or encode(again, shape.home) != text:
+        raise _refused(
+            node,
+            kind,
+            f"its result would come back from the ledger as {reprlib.repr(again)}, not as "
+            f"the {reprlib.repr(value)} it returned: a class whose __init__ or "
+            "__post_init__ changes the values it is given cannot be rebuilt as it was; "
+            "make building it from its own fields give it back unchanged",
+        )
     return text
 
 
-def _uncacheable(
+def _refused(node: str, kind: str, why: str) -> UncacheableValue:
+    return UncacheableValue(
+        f"node {node!r} is cache=True, but {why}, {_INSTEAD}",
+        node=node,
+        what="result",
+        kind=kind,
+    )
+
+
+def _unencodable(
     node: str, what: str, error: Unencodable, verb: str
 ) -> UncacheableValue:
     found = (
@@ -154,8 +216,7 @@ def _uncacheable(
     )
     return UncacheableValue(
         f"node {node!r} is cache=True, but its {what} {found}, which the ledger cannot "
-        f"store ({_STORABLE}); {verb} a value it can store, or build the flow with "
-        "uncacheable='run' to run such calls without the cache",
+        f"store ({_STORABLE}); {verb} a value it can store, {_INSTEAD}",
         node=node,
         what=what,
         kind=error.kind,

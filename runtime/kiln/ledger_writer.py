@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Generic, TypeVar, final
 
-from kiln.ledger_file import KEPT_RUNS, connect, problem
+from kiln.ledger_file import KEPT_RUNS, checksum, connect, problem
 
 __all__ = ["Settle", "Writer", "WriterClosed"]
 
@@ -244,9 +244,13 @@ def _write(
 ) -> None:
     now = time.time()
     connection.executemany(
-        "INSERT INTO entries (key, node, source, value, created) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, created = excluded.created",
-        [(s.key, s.node, s.source, s.text, now) for s in stores],
+        "INSERT INTO entries (key, node, source, value, checksum, created) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+        "checksum = excluded.checksum, created = excluded.created",
+        [
+            (s.key, s.node, s.source, s.text, checksum(s.key, s.text.encode()), now)
+            for s in stores
+        ],
     )
     if counts:
         connection.executemany(

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kiln import LedgerError, UncacheableValue
+from kiln import LedgerError, RefusedEntry, UncacheableValue
 from kiln.ledger import DEFAULT_PATH, Ledger
 
 
@@ -64,7 +64,7 @@ class Runs:
         return compute
 
 
-async def scale(x: int, factor: int = 2, *, offset: int = 0) -> int:
+async def scale(x: float, factor: int = 2, *, offset: int = 0) -> float:
     return x * factor + offset
 
 
@@ -82,11 +82,22 @@ def count(text: str) -> dict[str, int]:
     return {word: len(word) for word in text.split()}
 
 
+# What the compiler would list for these nodes: the classes their annotations name.
+CLASSES = (Box, Point, Span)
+
+
 async def call(
     ledger: Ledger, runs: Runs, fn: Any, *args: Any, source: str = "v1", **kwargs: Any
 ) -> tuple[Any, bool]:
     return await ledger.call(
-        fn.__name__, source, fn, args, kwargs, runs.of(fn, *args, **kwargs), run="r"
+        fn.__name__,
+        source,
+        fn,
+        args,
+        kwargs,
+        runs.of(fn, *args, **kwargs),
+        classes=CLASSES,
+        run="r",
     )
 
 
@@ -280,32 +291,25 @@ async def test_uncacheable_run_computes_every_time_and_stores_nothing(
     assert ledger.stats().entries == 0
 
 
-async def test_a_result_whose_class_cannot_be_found_again_is_refused(
+async def test_a_result_of_a_class_the_compiler_did_not_list_is_refused(
     ledger: Ledger,
 ) -> None:
-    @dataclass
-    class Hidden:
-        value: int
-
-    async def hidden() -> Any:
-        return Hidden(1)
-
-    async def named() -> Hidden:
-        return Hidden(2)
-
-    named.__annotations__["return"] = (
-        Hidden  # a local name: the string would not resolve
-    )
+    async def named() -> Point:
+        return Point(1, 2)
 
     with pytest.raises(
-        UncacheableValue, match=r"could not rebuild its result, a .*Hidden"
+        UncacheableValue,
+        match=r"could not rebuild its result, a Point.*'Point' is not one",
     ):
-        await ledger.call("hidden", "v1", hidden, (), {}, hidden)
-    await ledger.call("named", "v1", named, (), {}, named)
-    assert await ledger.call("named", "v1", named, (), {}, named) == (Hidden(2), True)
+        await ledger.call("named", "v1", named, (), {}, named)
+    await ledger.call("named", "v1", named, (), {}, named, classes=(Point,))
+    assert await ledger.call("named", "v1", named, (), {}, named, classes=(Point,)) == (
+        Point(1, 2),
+        True,
+    )
 
 
-async def test_a_stored_result_that_no_longer_decodes_is_recomputed(
+async def test_a_stored_result_that_no_longer_decodes_is_a_refused_entry_and_a_miss(
     ledger: Ledger,
 ) -> None:
     @dataclass
@@ -327,9 +331,18 @@ async def test_a_stored_result_that_no_longer_decodes_is_recomputed(
     old.__annotations__["return"] = Before  # local names: the strings would not resolve
     new.__annotations__["return"] = After
 
-    await ledger.call("node", "v1", old, (), {}, old)
-    assert await ledger.call("node", "v1", new, (), {}, new) == (After(2), False)
-    assert await ledger.call("node", "v1", new, (), {}, new) == (After(2), True)
+    await ledger.call("node", "v1", old, (), {}, old, classes=(Before,))
+    with pytest.warns(
+        RefusedEntry, match=r"node 'node'.*not a value the node may return"
+    ):
+        assert await ledger.call("node", "v1", new, (), {}, new, classes=(After,)) == (
+            After(2),
+            False,
+        )
+    assert await ledger.call("node", "v1", new, (), {}, new, classes=(After,)) == (
+        After(2),
+        True,
+    )
 
 
 async def test_stats_count_entries_hits_and_misses_per_run(ledger: Ledger) -> None:

@@ -14,7 +14,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
@@ -102,6 +102,31 @@ async def test_a_ledger_of_another_schema_version_is_refused(tmp_path: Path) -> 
     before = snapshot(tmp_path)
     with pytest.raises(
         LedgerError, match=f"schema version 99.*reads version {SCHEMA_VERSION}"
+    ):
+        await use(path)
+    assert snapshot(tmp_path) == before
+
+
+async def test_a_ledger_of_schema_2_without_checksums_is_refused_untouched(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.db"
+    with closing(
+        sqlite3.connect(path)
+    ) as connection:  # as the kiln before checksums made it
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute(
+            "CREATE TABLE entries (key BLOB NOT NULL UNIQUE, node TEXT NOT NULL, "
+            "source TEXT NOT NULL, value TEXT NOT NULL, created REAL NOT NULL)"
+        )
+        connection.execute("INSERT INTO entries VALUES (x'00', 'node', 'v1', '10', 0)")
+        connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        connection.execute("PRAGMA user_version = 2")
+        connection.commit()
+    before = snapshot(tmp_path)
+    with pytest.raises(
+        LedgerError,
+        match=r"schema version 2, and this kiln reads version 3; delete it with its -wal",
     ):
         await use(path)
     assert snapshot(tmp_path) == before

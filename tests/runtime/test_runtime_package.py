@@ -33,6 +33,7 @@ PUBLIC = {
     "closing",
     "KilnError",
     "OptionError",
+    "RefusedEntry",
     "ReservedNameError",
     "VisitLimitError",
     "Scope",
