@@ -169,7 +169,7 @@ def _compile(
             plans.append(schedule_flow(flow_ir))
     with phase("shake_module", source.path):
         shaken, found = shake_module(
-            parsed, location, [ir.flow.identifier for ir in lowered]
+            parsed, location, {ir.flow.identifier: ir.flow.function for ir in lowered}
         )
     diagnostics += found
     if any(d.is_error for d in diagnostics):
@@ -307,7 +307,7 @@ def _fingerprints(project: Project, lowered: list[FlowIR]) -> dict[NodeDef, str]
             if isinstance(node, NodeDef) and node.options.cache and node not in hashes:
                 defs = project.modules[node.module]
                 assert defs is not None, "a called node's module was loaded"
-                hashes[node] = fingerprint(defs.parsed, node.function)
+                hashes[node] = fingerprint(defs.parsed, node.function, defs.flows)
     return hashes
 
 
