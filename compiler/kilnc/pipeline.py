@@ -35,6 +35,7 @@ from kilnc.graph import build_flow_graph, build_graph, build_loop_graph
 from kilnc.ir import DEFAULT_MAX_VISITS, Block, FlowIR, NodeDef, dump_block
 from kilnc.linemap import map_lines
 from kilnc.lower import LowerContext, lower_flow
+from kilnc.names import BUILTINS, mentioned_names
 from kilnc.parse import ParsedModule, parse_source
 from kilnc.plan import (
     Compiled,
@@ -180,7 +181,12 @@ def _compile(
         arranged = _arrange(
             source, parsed, shaken, plans, lowered, sources, paths, fingerprints
         )
-        module = replace(arranged, ledger=ledger)
+        module = replace(
+            arranged,
+            ledger=ledger,
+            module_names=parsed.global_names,
+            star_import=parsed.star_import,
+        )
         text, origins = emit_module(module)
     with phase("format_module", source.path):
         try:
@@ -209,7 +215,8 @@ def _arrange(
     A node imported from another module gets its Policy (and its fallback, imported
     under a reserved name) just before the first flow, after every kept import.
     """
-    names = Names(parsed.global_names)
+    # A flow's class must hide nothing: not a builtin, nor a name of unknown origin.
+    names = Names(parsed.global_names | BUILTINS | mentioned_names(parsed.module))
     called = {
         c.callee for ir in lowered for c in ir.calls if isinstance(c.callee, NodeDef)
     }

@@ -45,8 +45,7 @@ from typing import final
 
 import libcst as cst
 
-from kilnc.names import BUILTINS, identifier
-from kilnc.syntax import dotted
+from kilnc.names import BUILTINS, identifier, imported_names
 
 STAR = "*"  # what a star import uses: names of unknown origin, never a local name
 
@@ -237,43 +236,6 @@ def _main_guard_side(node: cst.BaseExpression) -> str | None:
     return None
 
 
-def imported_names(statement: cst.BaseStatement) -> set[str]:
-    """The names bound by the imports of a statement, in any branch of it."""
-    finder = _Imports()
-    statement.visit(finder)
-    return finder.names
-
-
-class _Imports(cst.CSTVisitor):
-    def __init__(self) -> None:
-        self.names: set[str] = set()
-
-    def visit_Import(self, node: cst.Import) -> None:
-        for alias in node.names:
-            self.names.add(identifier(_local_name(alias)))
-
-    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
-        if not isinstance(node.names, cst.ImportStar):
-            for alias in node.names:
-                self.names.add(identifier(_local_name(alias)))
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return False
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-        return False
-
-
-def _local_name(alias: cst.ImportAlias) -> str:
-    if alias.asname is not None:
-        name = alias.asname.name
-        assert isinstance(name, cst.Name)
-        return name.value
-    head = dotted(alias.name)
-    assert head is not None, "an import names a module"
-    return head.split(".")[0]
-
-
 def _local_targets(statement: cst.BaseStatement) -> set[str]:
     """Loop, `with` and `except` targets: names a statement binds before it uses them."""
     if isinstance(statement, cst.FunctionDef | cst.ClassDef):
@@ -324,8 +286,9 @@ class _LocalTargets(cst.CSTVisitor):
 class _AtImport(cst.CSTVisitor):
     """The names used by code that runs when its statement does, first use of each.
 
-    A function's body runs when it is called; its decorators, defaults and
-    annotations run when it is defined. A class body runs when it is defined.
+    A function's body runs when it is called; its decorators and defaults run
+    when it is defined. A class body runs when it is defined. Annotations run
+    too, but only to be kept for introspection: they do not count.
     """
 
     def __init__(self) -> None:
@@ -355,6 +318,9 @@ class _AtImport(cst.CSTVisitor):
     def visit_Lambda(self, node: cst.Lambda) -> bool:
         node.params.visit(self)
         return False
+
+    def visit_Annotation(self, node: cst.Annotation) -> bool:
+        return False  # evaluated, but kept for introspection only
 
     def visit_Arg(self, node: cst.Arg) -> bool:
         node.value.visit(self)

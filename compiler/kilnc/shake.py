@@ -35,9 +35,9 @@ import libcst as cst
 
 from kilnc.collect import FLOW_DECORATORS, NODE_DECORATORS
 from kilnc.diagnostics import Code, Diagnostic, error
-from kilnc.names import identifier, name_uses
+from kilnc.names import identifier, imported_names, name_uses
 from kilnc.parse import ParsedModule
-from kilnc.reach import Facts, imported_names, keep_statements, statement_facts
+from kilnc.reach import Facts, keep_statements, statement_facts
 from kilnc.resolve import ModuleLocation, absolute_module
 from kilnc.source import Span
 from kilnc.syntax import dotted, is_docstring
