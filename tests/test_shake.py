@@ -204,7 +204,8 @@ def test_the_quote_example_runs_as_its_source_in_a_fresh_interpreter(
     tmp_path: Path,
 ) -> None:
     source = tmp_path / "quote.py"
-    source.write_text(dedent("""
+    source.write_text(
+        dedent("""
         import logging
         import random
         from kiln import flow, node
@@ -233,7 +234,9 @@ def test_the_quote_example_runs_as_its_source_in_a_fresh_interpreter(
 
         if __name__ == "__main__":
             print("main")
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     compilation = compile_file(source)
     assert compilation.output is not None
     (tmp_path / "out").mkdir()
@@ -426,4 +429,3 @@ def test_the_cache_fingerprint_covers_the_statements_kept_with_the_node(
     before = fingerprint(parsed(FINGERPRINTED), "look", ())
     after = fingerprint(parsed(FINGERPRINTED.replace(*edit)), "look", ())
     assert (before != after) is changes
-
