@@ -418,8 +418,7 @@ def test_tidy_flows_compile_to_the_same_schedule(tmp_path: Path) -> None:
 def test_the_dumps_name_what_orders_each_edge(tmp_path: Path) -> None:
     path = tmp_path / "flow.py"
     path.write_text(
-        dedent(
-            """
+        dedent("""
             import asyncio
             from kiln import Memory, flow, node
 
@@ -442,8 +441,7 @@ def test_the_dumps_name_what_orders_each_edge(tmp_path: Path) -> None:
                 await work(memory.clone({}))
                 await fill(state)
                 return await read(state, memory)
-            """
-        ),
+            """),
         encoding="utf-8",
     )
     graph = "\n".join(compile_file(path, dump="graph").dumps)

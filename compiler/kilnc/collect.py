@@ -18,15 +18,17 @@ Decorators are recognised by qualified name, however they were imported.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, final
 
 import libcst as cst
 
+from kiln.options import NODE_RULES, node_kind_problems
+from kilnc.classes import exception_class
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.ir import RESERVED_PREFIX, Callee, FlowDef, NodeDef, NodeKind, NodeOptions
-from kilnc.names import BUILTINS, identifier
+from kilnc.names import BUILTINS, identifier, imported_names, name_uses
 from kilnc.options import read_flow_options, read_node_options
 from kilnc.parse import ParsedModule
 from kilnc.resolve import ModuleLocation, absolute_module
@@ -65,7 +67,7 @@ def collect_definitions(
     diagnostics: list[Diagnostic] = []
     nodes: dict[str, NodeDef] = {}
     flows: dict[str, FlowDef] = {}
-    for statement in parsed.module.body:
+    for index, statement in enumerate(parsed.module.body):
         if not isinstance(statement, cst.FunctionDef | cst.ClassDef):
             continue
         role = _role(parsed, statement)
@@ -74,8 +76,17 @@ def collect_definitions(
         decorator, is_node = role
         if isinstance(statement, cst.ClassDef):
             diagnostics.append(_not_a_function(parsed, decorator, is_node))
-        elif is_node:
-            node, found = _node(parsed, location, statement, decorator)
+            continue
+        diagnostics += _both_roles(parsed, statement)
+        # Stacked, every decorator runs and checks its options; the outermost,
+        # which runs last, leaves its options on the function.
+        for inner in _decorators(parsed, statement, is_node)[1:]:
+            if is_node:
+                diagnostics += _node(parsed, location, statement, inner, index)[1]
+            else:
+                diagnostics += _flow(parsed, location, statement, inner)[1]
+        if is_node:
+            node, found = _node(parsed, location, statement, decorator, index)
             nodes[identifier(node.function)] = node
             diagnostics += found
         else:
@@ -102,11 +113,44 @@ def _role(
     return None
 
 
+def _decorators(
+    parsed: ParsedModule, definition: cst.FunctionDef, is_node: bool
+) -> list[cst.BaseExpression]:
+    """The `@node` (or `@flow`) decorators of a definition, outermost first."""
+    kinds = NODE_DECORATORS if is_node else FLOW_DECORATORS
+    found = []
+    for decorator in definition.decorators:
+        expression = decorator.decorator
+        target = expression.func if isinstance(expression, cst.Call) else expression
+        if parsed.qualified_names(target) & kinds:
+            found.append(expression)
+    return found
+
+
+def _both_roles(parsed: ParsedModule, definition: cst.FunctionDef) -> list[Diagnostic]:
+    """`@flow` and `@node` on one function: the second to run refuses it, as in Python."""
+    nodes = _decorators(parsed, definition, True)
+    flows = _decorators(parsed, definition, False)
+    if not (nodes and flows):
+        return []
+    order = [d.decorator for d in definition.decorators]
+    second = min(nodes[-1], flows[-1], key=order.index)  # applied after the other
+    return [
+        error(
+            parsed.span(second),
+            Code.NODE_AND_FLOW,
+            "a function is a node or a flow, not both",
+            "keep one of @node and @flow",
+        )
+    ]
+
+
 def _node(
     parsed: ParsedModule,
     location: ModuleLocation,
     function: cst.FunctionDef,
     decorator: cst.BaseExpression,
+    index: int,
 ) -> tuple[NodeDef, list[Diagnostic]]:
     identifier = function.name.value
     options, diagnostics = read_node_options(parsed, decorator, identifier)
@@ -119,7 +163,9 @@ def _node(
         (True, True): NodeKind.ASYNC_STREAM,
     }[(is_async, streams)]
     returns = function.returns
-    fallback_async, found = _check_resilience(parsed, decorator, options, kind)
+    fallback_async, found = _check_resilience(
+        parsed, decorator, options, function, index
+    )
     node = NodeDef(
         function=identifier,
         module=location.name,
@@ -137,55 +183,34 @@ def _check_resilience(
     parsed: ParsedModule,
     decorator: cst.BaseExpression,
     options: NodeOptions,
-    kind: NodeKind,
+    function: cst.FunctionDef,
+    index: int,
 ) -> tuple[bool, list[Diagnostic]]:
-    """The rules between options and the node's kind; returns whether the fallback is async."""
+    """The rules between options and the node's kind (the runtime's own), and what
+    `retry_on` and `fallback` name; returns whether the fallback is async."""
     diagnostics: list[Diagnostic] = []
 
     def report(key: str, code: Code, message: str, hint: str | None = None) -> None:
         node = _option_value(decorator, key)
         diagnostics.append(error(parsed.span(node or decorator), code, message, hint))
 
-    streams = kind in (NodeKind.STREAM, NodeKind.ASYNC_STREAM)
-    for key in ("retries", "timeout", "fallback", "thread", "limit", "cache"):
-        if streams and _option_value(decorator, key) is not None:
-            report(
-                key,
-                Code.OPTION_RANGE,
-                f"option '{key}' applies to sync and async nodes, not streams",
-            )
-    if options.thread and kind is NodeKind.ASYNC:
-        report(
-            "thread",
-            Code.OPTION_RANGE,
-            "thread=True runs a blocking sync node in a thread; " "this node is async",
-            "remove thread=True",
-        )
-    if options.timeout is not None and kind is NodeKind.SYNC and not options.thread:
-        report(
-            "timeout",
-            Code.OPTION_RANGE,
-            "a timeout cannot interrupt a sync node running in the " "event loop",
-            "add thread=True to run it in a worker thread",
-        )
-    if options.limit is not None and kind is NodeKind.SYNC and not options.thread:
-        report(
-            "limit",
-            Code.OPTION_RANGE,
-            "a sync node runs in the event loop and cannot wait there for capacity",
-            "add thread=True to run it in a worker thread, or make it async def",
-        )
+    params = function.params
+    every = [*params.posonly_params, *params.params, *params.kwonly_params]
+    every += [
+        p for p in (params.star_arg, params.star_kwarg) if isinstance(p, cst.Param)
+    ]
+    given = {key: getattr(options, key) for key in NODE_RULES if key != "name"}
+    for problem in node_kind_problems(
+        given,
+        is_async=function.asynchronous is not None,
+        streams=yields(function.body),
+        parameters=[p.name.value for p in every],
+    ):
+        report(problem.option, Code.OPTION_RANGE, problem.message, problem.hint)
+    before = parsed.module.body[:index]
     retry_on = _option_value(decorator, "retry_on")
-    for name in _names(retry_on) if retry_on is not None else ():
-        if name.value not in parsed.global_names and name.value not in BUILTINS:
-            diagnostics.append(
-                error(
-                    parsed.span(name),
-                    Code.UNDEFINED_NAME,
-                    f"name '{name.value}' is not defined",
-                    "retry_on names exception classes of this module or builtins",
-                )
-            )
+    if retry_on is not None:
+        diagnostics += _check_retry_on(parsed, retry_on, before)
     fallback_async = False
     if options.fallback is not None:
         definition = _function(parsed, options.fallback)
@@ -196,9 +221,65 @@ def _check_resilience(
                 f"fallback '{options.fallback}' is not a function defined in this module",
                 "define it at module level: def fallback(*args, error: Exception) -> T",
             )
+        elif _function(parsed, options.fallback, before) is None:
+            report(
+                "fallback",
+                Code.UNKNOWN_FALLBACK,
+                f"fallback '{options.fallback}' is defined below the node, where "
+                "the decorator cannot see it yet",
+                "define the fallback above the node: Python runs the decorator first",
+            )
         else:
             fallback_async = definition.asynchronous is not None
     return fallback_async, diagnostics
+
+
+def _check_retry_on(
+    parsed: ParsedModule,
+    retry_on: cst.BaseExpression,
+    before: Sequence[cst.BaseStatement],
+) -> Iterator[Diagnostic]:
+    """Each name of `retry_on` is defined above the node and, as far as the source
+    shows, an exception class."""
+    star = parsed.star_import
+    for element in retry_on.elements if isinstance(retry_on, cst.Tuple) else ():
+        name = dotted(element.value)
+        if name is None:
+            continue  # options.py reported it
+        head = _names(element.value)[0]
+        defined = head.value in parsed.global_names or head.value in BUILTINS
+        if not defined and not star:
+            yield error(
+                parsed.span(head),
+                Code.UNDEFINED_NAME,
+                f"name '{head.value}' is not defined",
+                "retry_on names exception classes of this module or builtins",
+            )
+        elif head.value in parsed.global_names and not _bound_in(before, head.value):
+            yield error(
+                parsed.span(head),
+                Code.UNDEFINED_NAME,
+                f"name '{head.value}' is defined below the node, where the "
+                "decorator cannot see it yet",
+                "define it above the node: Python runs the decorator first",
+            )
+        elif exception_class(before, name, star=star) is False:
+            yield error(
+                parsed.span(element.value),
+                Code.OPTION_TYPE,
+                f"option 'retry_on' must be {NODE_RULES['retry_on'].requirement}",
+                f"'{name}' is not an exception class",
+            )
+
+
+def _bound_in(statements: Sequence[cst.BaseStatement], name: str) -> bool:
+    for statement in statements:
+        if isinstance(statement, cst.FunctionDef | cst.ClassDef):
+            if identifier(statement.name.value) == name:
+                return True
+        elif name in name_uses(statement).writes | imported_names(statement):
+            return True
+    return False
 
 
 def _option_value(decorator: cst.BaseExpression, key: str) -> cst.BaseExpression | None:
@@ -210,7 +291,7 @@ def _option_value(decorator: cst.BaseExpression, key: str) -> cst.BaseExpression
 
 
 def _names(node: cst.BaseExpression) -> list[cst.Name]:
-    """The head names of `retry_on=(A, mod.B)`: what must be defined."""
+    """The head names of `retry_on=(A, mod.B)` (or of one of its elements)."""
     elements = (
         [e.value for e in node.elements] if isinstance(node, cst.Tuple) else [node]
     )
@@ -224,8 +305,12 @@ def _names(node: cst.BaseExpression) -> list[cst.Name]:
     return heads
 
 
-def _function(parsed: ParsedModule, name: str) -> cst.FunctionDef | None:
-    for statement in parsed.module.body:
+def _function(
+    parsed: ParsedModule,
+    name: str,
+    statements: Sequence[cst.BaseStatement] | None = None,
+) -> cst.FunctionDef | None:
+    for statement in parsed.module.body if statements is None else statements:
         if isinstance(statement, cst.FunctionDef) and statement.name.value == name:
             return statement
     return None

@@ -19,7 +19,14 @@ from collections.abc import Sequence
 import libcst as cst
 
 from kilnc import __version__
-from kilnc.emit_flow import ABC, RUNTIME, emit_flow
+from kilnc.emit_flow import (
+    ABC,
+    BUILTINS,
+    RUNTIME,
+    emit_flow,
+    hidden_builtins,
+    signature_aliases,
+)
 from kilnc.ir import NodeOptions
 from kilnc.plan import Compiled, FallbackImport, Kept, ModulePlan, PolicyConstant
 from kilnc.source import SourceFile, Span
@@ -45,7 +52,14 @@ def emit_module(module: ModulePlan) -> tuple[str, tuple[Span | None, ...]]:
         for item in module.body
     ):
         w.line(f"import collections.abc as {ABC}")
+    if any(
+        hidden_builtins(item.plan.flow.flow, module)
+        for item in module.body
+        if isinstance(item, Compiled)
+    ):
+        w.line(f"import builtins as {BUILTINS}")
     previous_simple = True  # the runtime import above
+    aliased: set[tuple[str, str]] = set()  # names a flow's signature takes from here
     for item in module.body:
         simple = isinstance(item, PolicyConstant | FallbackImport) or (
             isinstance(item, Kept)
@@ -62,7 +76,21 @@ def emit_module(module: ModulePlan) -> tuple[str, tuple[Span | None, ...]]:
         elif isinstance(item, FallbackImport):
             w.line(f"from {item.module} import {item.function} as {item.alias}")
         else:
-            emit_flow(w, item.plan, item.class_name, module)
+            flow = item.plan.flow.flow
+            aliases = signature_aliases(flow).items() - aliased
+            for name, alias in sorted(aliases):
+                w.line(f"{alias} = {name}  # a method of the class means {name} there")
+            if aliases:
+                w.line()
+                w.line()
+            aliased |= aliases
+            outer = emit_flow(w, item.plan, item.class_name, module) - aliased
+            if outer:  # read when the flow runs, so after its class is fine
+                w.line()
+                w.line()
+            for name, alias in sorted(outer):
+                w.line(f"{alias} = {name}  # a name of the flow hides {name} in it")
+            aliased |= outer
         previous_simple = simple
     return w.text(), w.origins()
 

@@ -40,7 +40,14 @@ from kilnc.ir import (
     WhileLoop,
     child_blocks,
 )
-from kilnc.names import renamed
+from kilnc.names import (
+    binds,
+    identifier,
+    imported_names,
+    mentioned_names,
+    name_uses,
+    renamed,
+)
 from kilnc.plan import (
     At,
     BlockPlan,
@@ -58,8 +65,19 @@ from kilnc.writer import Names, Writer
 RUNTIME = "_kiln"  # the generated module's name for the kiln runtime
 
 
-def emit_flow(w: Writer, plan: FlowPlan, class_name: str, module: ModulePlan) -> None:
-    _FlowEmitter(w, plan, class_name, module).emit()
+def emit_flow(
+    w: Writer, plan: FlowPlan, class_name: str, module: ModulePlan
+) -> set[tuple[str, str]]:
+    """Write the flow's class and instance; return the module-level aliases its body
+    needs (`outer_alias`), which the module writes once, after the flow."""
+    emitter = _FlowEmitter(w, plan, class_name, module)
+    emitter.emit()
+    return emitter.outer_aliases
+
+
+def outer_alias(name: str) -> str:
+    """A module-level name for `name`, where generated code cannot write `name` itself."""
+    return f"{RUNTIME}_outer_{name}"
 
 
 @final
@@ -70,7 +88,7 @@ class Shape:
     bases: str
     runs: str
     derives: str
-    derived: str  # the derived method's body; {runtime} and {args} are filled in
+    derived: str  # the derived method's body; {runtime}, {receiver}, {item}, {args} filled in
     call: str  # the method `__call__` calls
 
 
@@ -84,42 +102,86 @@ SHAPES: Final = {
         f"{RUNTIME}.Flow, {RUNTIME}.AsyncProcess, {RUNTIME}.Process",
         "async def aforward",
         "def forward",
-        "return {runtime}.run_sync(self.aforward({args}))",
+        "return {runtime}.run_sync({receiver}.aforward({args}))",
         "forward",
     ),
     (False, False): Shape(
         f"{RUNTIME}.Flow, {RUNTIME}.AsyncProcess, {RUNTIME}.Process",
         "def forward",
         "async def aforward",
-        "return self.forward({args})",
+        "return {receiver}.forward({args})",
         "forward",
     ),
     (True, True): Shape(
         f"{RUNTIME}.Flow, {RUNTIME}.AsyncStreamProcess, {RUNTIME}.StreamProcess",
         "async def astream",
         "def stream",
-        "return {runtime}.iterate(self.astream({args}))",
+        "return {runtime}.iterate({receiver}.astream({args}))",
         "stream",
     ),
     (False, True): Shape(
         f"{RUNTIME}.Flow, {RUNTIME}.AsyncStreamProcess, {RUNTIME}.StreamProcess",
         "def stream",
         "async def astream",
-        "for item in self.stream({args}):\n    yield item",
+        "for {item} in {receiver}.stream({args}):\n    yield {item}",
         "stream",
     ),
 }
 ABC = "_kiln_abc"  # collections.abc, for the annotations of derived stream methods
+BUILTINS = "_kiln_builtins"  # the builtins module, when a user name hides one we call
+# The methods of a flow's class: its signatures are read in the class's scope,
+# where these names mean the methods.
+METHODS: Final = frozenset({"forward", "aforward", "stream", "astream", "__call__"})
+# The builtins generated code calls: a user name may hide them.
+CALLED_BUILTINS: Final = frozenset(
+    {"Exception", "int", "range", "len", "dict", "zip", "set"}
+)
+# Every name generated code uses without the reserved prefix, each allocated
+# against the user's names: the receiver and the loop variable of the derived
+# stream method are fresh when the flow uses the name, a called builtin is
+# `_kiln_builtins.X` when a module or flow name hides it, and a method's name in
+# a signature is a module-level alias (tests/test_generated_names.py tries all).
+GENERATED_NAMES: Final = frozenset({"self", "item"}) | METHODS | CALLED_BUILTINS
 
 
-def _annotations(flow: FlowDef, runs_async: bool) -> tuple[str, str]:
+def hidden_builtins(flow: FlowDef, module: ModulePlan) -> frozenset[str]:
+    """The builtins generated code calls that a name of the module or the flow hides."""
+    if module.star_import:  # it may bind any name
+        return CALLED_BUILTINS
+    return CALLED_BUILTINS & (module.module_names | _bound_in(flow.function))
+
+
+def signature_aliases(flow: FlowDef) -> dict[str, str]:
+    """Module-level aliases for the names in a flow's signature that its methods hide.
+
+    A method's annotations and defaults are read in the class's scope, where
+    `forward` is the method: `def forward(self, x: forward)` would not mean the
+    user's `forward`. `emit_module` writes the aliases before the class.
+    """
+    function = flow.function
+    parts: list[cst.CSTNode] = [
+        part
+        for param in _all_params(function.params)
+        for part in (param.annotation, param.default)
+        if part is not None
+    ]
+    if function.returns is not None:
+        parts.append(function.returns)
+    used = set().union(*(name_uses(part).read_names for part in parts))
+    return {name: outer_alias(name) for name in sorted(used & METHODS)}
+
+
+def _annotations(
+    flow: FlowDef, returns: cst.Annotation | None, runs_async: bool
+) -> tuple[str, str]:
     """The return annotations of the method running the body and of the derived one."""
-    if flow.returns is None:
+    if returns is None:
         return "", ""
-    written = f" -> {flow.returns}"
+    annotation = code(returns.annotation)
+    written = f" -> {annotation}"
     if not flow.streams:
         return written, written
-    item = _stream_item(flow.returns)
+    item = _stream_item(annotation)
     if item is None:
         return written, ""
     if runs_async == flow.is_async:
@@ -156,7 +218,14 @@ class _FlowEmitter:
         self.plan = plan
         self.flow = plan.flow.flow
         self.class_name = class_name
-        self.names = Names(_all_writes(plan.flow.body))
+        mentioned = mentioned_names(self.flow.function)
+        self.names = Names(_all_writes(plan.flow.body) | mentioned)
+        self.receiver = self.names.own("self")
+        self.item = self.names.own("item")
+        self.hidden = hidden_builtins(self.flow, module)
+        self.aliases = signature_aliases(self.flow)
+        self.bound = _bound_in(self.flow.function)
+        self.outer_aliases: set[tuple[str, str]] = set()
         self.error = self.names.fresh("error")
         self.failure = self.names.fresh("failure")
         self.counting = True
@@ -182,10 +251,12 @@ class _FlowEmitter:
         # (and overlaps them), its sync entry point is the derived one.
         runs_async = flow.is_async or _awaits_anywhere(self.plan.flow.body)
         shape = SHAPES[runs_async, flow.streams]
-        params = code(flow.function.params)
-        params = f"self, {params}" if params.strip() else "self"
+        signature = renamed_in_signature(flow.function, self.aliases)
+        params = code(signature.params)
+        receiver = self.receiver
+        params = f"{receiver}, {params}" if params.strip() else receiver
         args = _forwarded(flow.function.params)
-        own, derived = _annotations(flow, runs_async)
+        own, derived = _annotations(flow, signature.returns, runs_async)
         w.line(f"class {self.class_name}({shape.bases}):")
         with w.indent():
             w.line(repr(self.docstring()))
@@ -198,11 +269,15 @@ class _FlowEmitter:
             w.line()
             w.line(f"{shape.derives}({params}){derived}:")
             with w.indent():
-                w.code(shape.derived.format(runtime=RUNTIME, args=args))
+                w.code(
+                    shape.derived.format(
+                        runtime=RUNTIME, receiver=receiver, item=self.item, args=args
+                    )
+                )
             w.line()
             w.line(f"def __call__({params}){derived if runs_async else own}:")
             with w.indent():
-                w.line(f"return self.{shape.call}({args})")
+                w.line(f"return {receiver}.{shape.call}({args})")
         w.line()
         w.line()
         w.line(f"{flow.identifier} = {self.class_name}()")
@@ -282,11 +357,38 @@ class _FlowEmitter:
         )
         return f"{RUNTIME}.{helper}({self.module.policies[node]}, {func})"
 
+    def outer(self, annotation: str) -> str:
+        """An annotation taken from a node's definition, as the flow's body must write it.
+
+        The body's own names hide the module's: a flow parameter named `int`
+        would make `-> int` mean the parameter. A hidden name is written as a
+        module-level alias of it instead.
+        """
+        expression = cst.parse_expression(annotation)
+        hidden = mentioned_names(expression) & self.bound
+        if not hidden:
+            return annotation
+        aliases = {name: outer_alias(name) for name in hidden}
+        self.outer_aliases |= aliases.items()
+        return code(renamed(expression, aliases))
+
+    def builtin(self, name: str) -> str:
+        """How generated code names a builtin: through the module when a user name hides it."""
+        return f"{BUILTINS}.{name}" if name in self.hidden else name
+
+    def collection(self, kind: FanOutKind, gathered: str) -> str:
+        if kind is FanOutKind.SET:
+            return f"{self.builtin('set')}({gathered})"
+        if kind is FanOutKind.DICT:
+            return f"{self.builtin('dict')}({gathered})"
+        return gathered
+
     def body(self) -> None:
         """The flow's body, after its bound calls and the visit counters of `while` loops."""
         if self.sites:
             targets = _tuple(list(self.sites.values()))
-            self.w.line(f"{targets} = self._kiln_bind(self._kiln_calls)")
+            receiver = self.receiver
+            self.w.line(f"{targets} = {receiver}._kiln_bind({receiver}._kiln_calls)")
         for counter in self.counters.values():
             self.w.line(f"{counter} = 0")
         self.block(self.plan.flow.body)
@@ -373,7 +475,8 @@ class _FlowEmitter:
     ) -> None:
         result = task.result
         target = _target(result)
-        returns = result.value_type if target is not None else "None"
+        value_type = result.value_type if target is not None else None
+        returns = "None" if value_type is None else self.outer(value_type)
         with self.w.at(result.span):
             self.w.line(f"async def {name}() -> {returns}:")
         self.counting = False  # counted at the spawn
@@ -458,7 +561,7 @@ class _FlowEmitter:
         return [
             "try:",
             f"    {statement}",
-            f"except Exception as {self.failure}:",
+            f"except {self.builtin('Exception')} as {self.failure}:",
             f"    {_assign(target, None, fallback, returning)}",
         ]
 
@@ -521,7 +624,7 @@ class _FlowEmitter:
                 gathered = f"await {RUNTIME}.gather({pairs} {clauses})"
             else:
                 gathered = f"await {RUNTIME}.gather({call} {clauses})"
-            value = _collection(action.kind, gathered)
+            value = self.collection(action.kind, gathered)
         self.guarded([_assign(action.target, None, value, returning)], calls)
 
     def element_function(self, action: FanOut, suspends: bool, concurrent: bool) -> str:
@@ -532,41 +635,45 @@ class _FlowEmitter:
         """
         each = self.names.fresh("each")
         returns = action.result.callee.returns
+        assert returns is not None, "an element function returns its node's value"
+        returns = self.outer(returns)
         define = "async def" if suspends else "def"
         wait = "await " if suspends else ""
         if action.is_async_for:
             assert action.item_types is not None
             target = code(action.clauses.target)
             self.w.line(
-                f"{define} {each}({target}: {action.item_types[0]}) -> {returns}:"
+                f"{define} {each}({target}: {self.outer(action.item_types[0])}) -> {returns}:"
             )
             with self.w.indent():
                 self.element_body(action)
             iterable = code(action.clauses.iter)
             if concurrent:
-                return _collection(
+                return self.collection(
                     action.kind, f"await {RUNTIME}.amap({iterable}, {each})"
                 )
-            return _collection(
+            return self.collection(
                 action.kind,
                 f"[{wait}{each}({target}) async for {target} in {iterable}]",
             )
         items, index = self.names.fresh("items"), self.names.fresh("index")
         targets = _comprehension_targets(action.clauses)
         self.w.line(f"{items} = [{targets} {code(action.clauses)}]")
-        self.w.line(f"{define} {each}({index}: int) -> {returns}:")
+        self.w.line(f"{define} {each}({index}: {self.builtin('int')}) -> {returns}:")
         with self.w.indent():
             self.w.line(f"{targets} = {items}[{index}]")
             self.element_body(action)
-        every = f"{each}({index}) for {index} in range(len({items}))"
+        count = f"{self.builtin('range')}({self.builtin('len')}({items}))"
+        every = f"{each}({index}) for {index} in {count}"
         results = (
             f"await {RUNTIME}.gather({every})" if concurrent else f"[{wait}{every}]"
         )
         if action.kind is FanOutKind.DICT:
             assert action.key is not None
             keys = f"[{code(action.key)} for {targets} in {items}]"
-            return f"dict(zip({keys}, {results}))"
-        return _collection(action.kind, results)
+            pairs = f"{self.builtin('zip')}({keys}, {results})"
+            return f"{self.builtin('dict')}({pairs})"
+        return self.collection(action.kind, results)
 
     def element_body(self, action: FanOut) -> None:
         counting, self.counting = self.counting, False  # the fan-out counted one visit
@@ -662,7 +769,7 @@ class _FlowEmitter:
         with w.indent():
             for statement in statements:
                 w.line(statement)
-        w.line(f"except Exception as {self.error}:")
+        w.line(f"except {self.builtin('Exception')} as {self.error}:")
         with w.indent():
             w.line(f"{self.error}.add_note({self.note(calls)!r})")
             w.line("raise")
@@ -691,14 +798,6 @@ def _comprehension(action: FanOut, element: str) -> str:
     if action.kind is FanOutKind.SET:
         return f"{{{element} {clauses}}}"
     return f"[{element} {clauses}]"
-
-
-def _collection(kind: FanOutKind, gathered: str) -> str:
-    if kind is FanOutKind.SET:
-        return f"set({gathered})"
-    if kind is FanOutKind.DICT:
-        return f"dict({gathered})"
-    return gathered
 
 
 def _comprehension_targets(clauses: cst.CompFor) -> str:
@@ -827,3 +926,49 @@ def _bare(statement: cst.CSTNode) -> cst.CSTNode:
     if isinstance(statement, cst.BaseCompoundStatement):
         return statement.with_changes(leading_lines=())
     return statement
+
+
+def _all_params(params: cst.Parameters) -> list[cst.Param]:
+    stars = [
+        p for p in (params.star_arg, params.star_kwarg) if isinstance(p, cst.Param)
+    ]
+    return [*params.posonly_params, *params.params, *params.kwonly_params, *stars]
+
+
+def _bound_in(function: cst.FunctionDef) -> set[str]:
+    """The names a flow binds: its parameters and its locals, wherever they are bound."""
+    params = {identifier(p.name.value) for p in _all_params(function.params)}
+    body = function.body
+    return params | name_uses(body).writes | binds(body) | imported_names(body)
+
+
+def renamed_in_signature(
+    function: cst.FunctionDef, names: dict[str, str]
+) -> cst.FunctionDef:
+    """The function with `names` renamed in its annotations and defaults, not its parameters."""
+    if not names:
+        return function
+
+    def param(node: cst.Param) -> cst.Param:
+        annotation = node.annotation
+        default = node.default
+        return node.with_changes(
+            annotation=renamed(annotation, names) if annotation else None,
+            default=renamed(default, names) if default else None,
+        )
+
+    params = function.params
+    stars = {
+        field: param(value)
+        for field in ("star_arg", "star_kwarg")
+        if isinstance(value := getattr(params, field), cst.Param)
+    }
+    return function.with_changes(
+        params=params.with_changes(
+            posonly_params=[param(p) for p in params.posonly_params],
+            params=[param(p) for p in params.params],
+            kwonly_params=[param(p) for p in params.kwonly_params],
+            **stars,
+        ),
+        returns=renamed(function.returns, names) if function.returns else None,
+    )

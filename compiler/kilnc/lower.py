@@ -129,13 +129,7 @@ class _Lowerer:
         defined: set[str] = set()
         params = function.params
         for param in (*params.posonly_params, *params.params, *params.kwonly_params):
-            if param.name.value == "self":
-                self.report(
-                    param.name,
-                    Code.RESERVED_NAME,
-                    "a flow parameter cannot be named 'self': the compiled flow is a method",
-                    "rename the parameter",
-                )
+            # `self` too: the emitter names the method's receiver around it.
             defined.add(identifier(param.name.value))
             self._note_type(param.name.value, param.annotation)
             if identifier(param.name.value) in self.memory:

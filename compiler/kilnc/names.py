@@ -15,6 +15,8 @@ from typing import Final, final
 
 import libcst as cst
 
+from kilnc.syntax import dotted
+
 BUILTINS: Final = frozenset(dir(builtins))
 
 
@@ -253,3 +255,59 @@ class _Renamer(cst.CSTTransformer):
     def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.Name:
         new = self.names.get(identifier(original_node.value))
         return updated_node if new is None else updated_node.with_changes(value=new)
+
+
+def mentioned_names(node: cst.CSTNode) -> set[str]:
+    """Every name some code mentions, read or bound, at any depth; not attributes."""
+    finder = _Mentions()
+    node.visit(finder)
+    return finder.names
+
+
+class _Mentions(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.names.add(identifier(node.value))
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        node.value.visit(self)
+        return False
+
+
+def imported_names(code: cst.CSTNode) -> set[str]:
+    """The names bound by the imports of some code, in any branch of it."""
+    finder = _Imports()
+    code.visit(finder)
+    return finder.names
+
+
+class _Imports(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def visit_Import(self, node: cst.Import) -> None:
+        for alias in node.names:
+            self.names.add(identifier(_import_local_name(alias)))
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        if not isinstance(node.names, cst.ImportStar):
+            for alias in node.names:
+                self.names.add(identifier(_import_local_name(alias)))
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
+
+
+def _import_local_name(alias: cst.ImportAlias) -> str:
+    if alias.asname is not None:
+        name = alias.asname.name
+        assert isinstance(name, cst.Name)
+        return name.value
+    head = dotted(alias.name)
+    assert head is not None, "an import names a module"
+    return head.split(".")[0]

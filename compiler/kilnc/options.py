@@ -5,26 +5,32 @@ options with every value read as a literal, and a diagnostic at `wiat`
 ("unknown option 'wiat'; did you mean 'wait'?"). Nothing is evaluated: a value
 that is not a literal is an error at its position.
 
-The tables below are the whole specification of the options: their type and
-their range. Rules between options and the node's kind are `collect`'s.
+What each option accepts is the runtime's own table (`kiln.options`: type,
+range, finite numbers), so a value `kiln compile` accepts is one the decorator
+accepts when the source is imported, and the other way round. A value of the
+wrong type is KLN103, out of range KLN104. Rules between options and the
+node's kind, and what `retry_on` and `fallback` name, are `collect`'s.
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
-from typing import Any, Final, final
+import operator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
+from typing import Any, Final
 
 import libcst as cst
 
+from kiln.options import FLOW_RULES, LIMIT_RULES, NODE_RULES, Rule
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.ir import FlowOptions, LimitSpec, NodeOptions
 from kilnc.parse import ParsedModule
-from kilnc.syntax import dotted
+from kilnc.syntax import code, dotted
 
 Value = Any  # a literal read from the source: int, float, str, bool, None or a tuple
-Reader = Callable[[cst.BaseExpression], Value]
+LIMITS: Final = frozenset({"kiln.Limit", "kiln.options.Limit", "kiln.decorators.Limit"})
 
 
 class NotLiteral(Exception):
@@ -36,139 +42,112 @@ class NotLiteral(Exception):
         self.expected = expected
 
 
-@final
-@dataclass(frozen=True, slots=True)
-class OptionRule:
-    read: Reader
-    check: Callable[[Value], bool]
-    requirement: str  # completes "must be ...": shown when `check` fails
+class WrongType(Exception):
+    """A literal of the wrong shape for its option (`retry_on=ValueError`)."""
+
+    def __init__(self, node: cst.CSTNode, hint: str | None = None) -> None:
+        super().__init__(hint)
+        self.node = node
+        self.hint = hint
 
 
 # --- literal readers --------------------------------------------------------------
 
-
-def _number(node: cst.BaseExpression) -> int | float:
-    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
-        return -_number(node.expression)
-    if isinstance(node, cst.Integer | cst.Float):
-        value = node.evaluated_value
-        if isinstance(value, int | float):
-            return value
-    raise NotLiteral(node, "a number")
+_UNARY: Final[Mapping[type[ast.unaryop], Callable[[Any], Any]]] = {
+    ast.UAdd: operator.pos,
+    ast.USub: operator.neg,
+    ast.Invert: operator.invert,
+    ast.Not: operator.not_,
+}
 
 
-def read_int(node: cst.BaseExpression) -> Value:
+def literal(node: cst.BaseExpression, expected: str) -> Value:
+    """The value of a literal as Python reads it (`-1`, `1e309`, `"a" "b"`, `(1, 2)`)."""
     try:
-        value = _number(node)
-    except NotLiteral as exc:
-        raise NotLiteral(exc.node, "an integer") from None
-    if not isinstance(value, int):
-        raise NotLiteral(node, "an integer")
-    return value
+        tree = ast.parse(f"(\n{code(node)}\n)", mode="eval")
+        return _fold(tree.body)
+    except (SyntaxError, ValueError, TypeError):
+        raise NotLiteral(node, expected) from None
 
 
-def read_float(node: cst.BaseExpression) -> Value:
-    return float(_number(node))
-
-
-def read_optional_float(node: cst.BaseExpression) -> Value:
-    if isinstance(node, cst.Name) and node.value == "None":
-        return None
-    return read_float(node)
-
-
-def read_optional_int(node: cst.BaseExpression) -> Value:
-    if isinstance(node, cst.Name) and node.value == "None":
-        return None
-    return read_int(node)
-
-
-def read_bool(node: cst.BaseExpression) -> Value:
-    if isinstance(node, cst.Name) and node.value in ("True", "False"):
-        return node.value == "True"
-    raise NotLiteral(node, "True or False")
-
-
-def read_str(node: cst.BaseExpression) -> Value:
-    if isinstance(node, cst.SimpleString | cst.ConcatenatedString):
-        value = node.evaluated_value
-        if isinstance(value, str):
-            return value
-    raise NotLiteral(node, "a string literal")
-
-
-def read_optional_str(node: cst.BaseExpression) -> Value:
-    if isinstance(node, cst.Name) and node.value == "None":
-        return None
-    return read_str(node)
-
-
-def _dotted(node: cst.BaseExpression) -> str:
-    name = dotted(node)
-    if name is None:
-        raise NotLiteral(node, "an exception class name")
-    return name
+def _fold(node: ast.expr) -> Value:
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+        return _UNARY[type(node.op)](_fold(node.operand))
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return type(node).__name__, tuple(_fold(e) for e in node.elts)
+    raise ValueError("not a literal")
 
 
 def read_exception_names(node: cst.BaseExpression) -> Value:
-    if isinstance(node, cst.Tuple):
-        return tuple(_dotted(element.value) for element in node.elements)
-    return (_dotted(node),)
+    """`(ValueError, errors.Transient)`: the names, each checked by `collect`."""
+    if isinstance(node, cst.Name | cst.Attribute):
+        name = dotted(node)
+        raise WrongType(node, f"write a tuple: retry_on=({name},)")
+    if not isinstance(node, cst.Tuple):
+        if _is_literal(node):
+            raise WrongType(node)
+        raise NotLiteral(node, NODE_RULES["retry_on"].requirement)
+    names = []
+    for element in node.elements:
+        name = dotted(element.value)
+        if isinstance(element, cst.StarredElement) or name is None:
+            raise NotLiteral(element, NODE_RULES["retry_on"].requirement)
+        names.append(name)
+    return tuple(names)
 
 
 def read_function_name(node: cst.BaseExpression) -> Value:
     if isinstance(node, cst.Name):
-        return node.value
-    raise NotLiteral(node, "the name of a function of this module")
+        return None if node.value == "None" else node.value
+    raise NotLiteral(node, NODE_RULES["fallback"].requirement)
 
 
-def read_limits(node: cst.BaseExpression) -> Value:
+def read_limits(parsed: ParsedModule, node: cst.BaseExpression) -> Value:
     """`{"llm": Limit(8, refresh=1.0)}` to ``(("llm", capacity node, refresh node), ...)``.
 
     The numbers stay nodes here: `read_flow_options` checks each one at its position.
     """
+    if isinstance(node, cst.Name) and node.value == "None":
+        return ()
     if not isinstance(node, cst.Dict):
+        if _is_literal(node):
+            raise WrongType(node)
         raise NotLiteral(node, 'a dict literal like {"llm": Limit(8, refresh=1.0)}')
     limits: list[tuple[str, cst.BaseExpression, cst.BaseExpression | None]] = []
     for element in node.elements:
         if not isinstance(element, cst.DictElement):
             raise NotLiteral(element, "a group name and a Limit(...)")
-        key = read_str(element.key)
-        assert isinstance(key, str)
-        limits.append((key, *_limit_arguments(element.value)))
+        key = literal(element.key, "a group name")
+        if not isinstance(key, str) or not key.strip():
+            raise WrongType(element.key, "name each group with a non-empty string")
+        limits.append((key, *_limit_arguments(parsed, element.value)))
     return tuple(limits)
 
 
 def _limit_arguments(
-    node: cst.BaseExpression,
+    parsed: ParsedModule, node: cst.BaseExpression
 ) -> tuple[cst.BaseExpression, cst.BaseExpression | None]:
     """The capacity and refresh of `Limit(capacity, refresh=None)`, as written."""
     expected = "Limit(capacity) or Limit(capacity, refresh=seconds)"
-    if not isinstance(node, cst.Call) or dotted(node.func) not in (
-        "Limit",
-        "kiln.Limit",
-    ):
+    if not isinstance(node, cst.Call) or not parsed.qualified_names(node.func) & LIMITS:
         raise NotLiteral(node, expected)
-    positional = [a.value for a in node.args if a.keyword is None and not a.star]
-    keywords = {a.keyword.value: a.value for a in node.args if a.keyword is not None}
-    if (
-        any(a.star for a in node.args)
-        or len(positional) > 2
-        or set(keywords)
-        - {
-            "capacity",
-            "refresh",
-        }
-    ):
+    order = list(LIMIT_RULES)  # capacity, refresh: the order of positional arguments
+    bound: dict[str, cst.BaseExpression] = {}
+    for index, argument in enumerate(node.args):
+        if argument.keyword is not None:
+            name = argument.keyword.value
+        elif index < len(order):
+            name = order[index]
+        else:
+            raise NotLiteral(node, expected)
+        if argument.star or name not in LIMIT_RULES or name in bound:
+            raise NotLiteral(node, expected)  # as Python would refuse the call
+        bound[name] = argument.value
+    if "capacity" not in bound:
         raise NotLiteral(node, expected)
-    named = [keywords.get("capacity"), keywords.get("refresh")]
-    values = [*positional, *[None] * (2 - len(positional))]
-    capacity, refresh = (
-        v if n is None else n for v, n in zip(values, named, strict=True)
-    )
-    if capacity is None:
-        raise NotLiteral(node, expected)
-    return capacity, refresh
+    return bound["capacity"], bound.get("refresh")
 
 
 def _is_literal(node: cst.CSTNode) -> bool:
@@ -191,63 +170,16 @@ def _is_literal(node: cst.CSTNode) -> bool:
     )
 
 
-# --- the tables ----------------------------------------------------------------------
-
-
-def _non_negative(value: Value) -> bool:
-    return isinstance(value, int | float) and value >= 0
-
-
-def _at_least_one(value: Value) -> bool:
-    return value is None or (isinstance(value, int | float) and value >= 1)
-
-
-def _positive_or_none(value: Value) -> bool:
-    return value is None or (isinstance(value, int | float) and value > 0)
-
-
-def _non_empty_or_none(value: Value) -> bool:
-    return value is None or _non_empty(value)
-
-
-def _non_empty(value: Value) -> bool:
-    return isinstance(value, str) and bool(value.strip())
-
-
-def _anything(value: Value) -> bool:
-    return True
-
-
-NODE_OPTIONS: Final[dict[str, OptionRule]] = {
-    "name": OptionRule(read_str, _non_empty, "a non-empty string"),
-    "retries": OptionRule(read_int, _non_negative, "an integer >= 0"),
-    "wait": OptionRule(read_float, _non_negative, "a number >= 0"),
-    "backoff": OptionRule(read_float, _at_least_one, "a number >= 1"),
-    "retry_on": OptionRule(read_exception_names, _anything, ""),
-    "timeout": OptionRule(read_optional_float, _positive_or_none, "a number > 0"),
-    "fallback": OptionRule(read_function_name, _anything, ""),
-    "limit": OptionRule(
-        read_optional_str, _non_empty_or_none, "a non-empty group name"
-    ),
-    "cache": OptionRule(read_bool, _anything, ""),
-    "thread": OptionRule(read_bool, _anything, ""),
-    "max_visits": OptionRule(read_optional_int, _at_least_one, "an integer >= 1"),
-    "local": OptionRule(read_bool, _anything, ""),
-}
-
-FLOW_OPTIONS: Final[dict[str, OptionRule]] = {
-    "name": OptionRule(read_str, _non_empty, "a non-empty string"),
-    "max_visits": OptionRule(read_int, _at_least_one, "an integer >= 1"),
-    "limits": OptionRule(read_limits, _anything, ""),
-    "concurrency": OptionRule(read_optional_int, _at_least_one, "an integer >= 1"),
-}
+# --- reading the decorator ----------------------------------------------------------
 
 
 def read_node_options(
     parsed: ParsedModule, decorator: cst.BaseExpression, function: str
 ) -> tuple[NodeOptions, list[Diagnostic]]:
     defaults = NodeOptions(name=function)
-    values, diagnostics = _read(parsed, decorator, NODE_OPTIONS)
+    values, diagnostics = _read(parsed, decorator, NODE_RULES)
+    if values.get("name", function) is None:
+        values["name"] = function  # `name=None`: the function's, as the decorator does
     return replace(defaults, **values), diagnostics
 
 
@@ -255,9 +187,16 @@ def read_flow_options(
     parsed: ParsedModule, decorator: cst.BaseExpression, function: str
 ) -> tuple[FlowOptions, list[Diagnostic]]:
     defaults = FlowOptions(name=function)
-    values, diagnostics = _read(parsed, decorator, FLOW_OPTIONS)
+    values, diagnostics = _read(parsed, decorator, FLOW_RULES)
+    if values.get("name", function) is None:
+        values["name"] = function
     if "limits" in values:
-        values["limits"] = tuple(_limit_specs(parsed, values["limits"], diagnostics))
+        # Every Limit(...) is checked, as Python builds each; a group given twice
+        # keeps its first place and its last value, as a dict does.
+        groups = {
+            s.group: s for s in _limit_specs(parsed, values["limits"], diagnostics)
+        }
+        values["limits"] = tuple(groups.values())
     return replace(defaults, **values), diagnostics
 
 
@@ -266,40 +205,70 @@ def _limit_specs(
 ) -> Iterator[LimitSpec]:
     """The groups of `limits`, each number checked where it is written."""
     for group, capacity_node, refresh_node in written:
-        try:
-            capacity = read_int(capacity_node)
-            refresh = (
-                None if refresh_node is None else read_optional_float(refresh_node)
+        found: list[Diagnostic] = []
+        what = f"the {{}} of limit group {group!r}"
+        capacity = _checked(
+            parsed,
+            capacity_node,
+            LIMIT_RULES["capacity"],
+            what.format("capacity"),
+            found,
+        )
+        refresh = None
+        if refresh_node is not None:
+            refresh = _checked(
+                parsed,
+                refresh_node,
+                LIMIT_RULES["refresh"],
+                what.format("refresh"),
+                found,
+                "or leave it out for a cap on calls in flight",
             )
-        except NotLiteral as exc:
-            diagnostics.append(_not_literal(parsed, "limits", exc))
-            continue
-        if capacity < 1:
-            diagnostics.append(
-                error(
-                    parsed.span(capacity_node),
-                    Code.OPTION_RANGE,
-                    f"the capacity of limit group {group!r} must be an integer >= 1",
-                )
-            )
-        elif refresh is not None and not refresh > 0:
-            assert refresh_node is not None
-            diagnostics.append(
-                error(
-                    parsed.span(refresh_node),
-                    Code.OPTION_RANGE,
-                    f"the refresh of limit group {group!r} must be a number of seconds > 0",
-                    "or leave it out for a cap on calls in flight",
-                )
-            )
-        else:
+        diagnostics += found
+        if not found:
+            refresh = None if refresh is None else float(refresh)
             yield LimitSpec(group, capacity, refresh, parsed.span(capacity_node))
+
+
+def _checked(
+    parsed: ParsedModule,
+    node: cst.BaseExpression,
+    rule: Rule,
+    what: str,
+    diagnostics: list[Diagnostic],
+    hint: str | None = None,
+) -> Value:
+    """A literal checked against its rule; a diagnostic at it when it fails."""
+    try:
+        value = literal(node, rule.requirement)
+    except NotLiteral as exc:
+        diagnostics.append(_not_literal(parsed, what, exc))
+        return None
+    if not rule.has_type(value):
+        diagnostics.append(
+            error(
+                parsed.span(node),
+                Code.OPTION_TYPE,
+                f"{what} must be {rule.requirement}",
+                hint,
+            )
+        )
+    elif not rule.in_range(value):
+        diagnostics.append(
+            error(
+                parsed.span(node),
+                Code.OPTION_RANGE,
+                f"{what} must be {rule.requirement}",
+                hint,
+            )
+        )
+    return value
 
 
 def _read(
     parsed: ParsedModule,
     decorator: cst.BaseExpression,
-    rules: dict[str, OptionRule],
+    rules: Mapping[str, Rule],
 ) -> tuple[dict[str, Value], list[Diagnostic]]:
     if not isinstance(decorator, cst.Call):
         return {}, []
@@ -327,13 +296,13 @@ def _read_one(
     parsed: ParsedModule,
     key: str,
     node: cst.BaseExpression,
-    rules: dict[str, OptionRule],
+    rules: Mapping[str, Rule],
     values: dict[str, Value],
 ) -> Diagnostic | None:
     span = parsed.span(node)
     rule = rules.get(key)
     if rule is None:
-        close = difflib.get_close_matches(key, rules, n=1)
+        close = difflib.get_close_matches(key, list(rules), n=1)
         hint = (
             f"did you mean '{close[0]}'?"
             if close
@@ -342,28 +311,46 @@ def _read_one(
         return error(span, Code.UNKNOWN_OPTION, f"unknown option '{key}'", hint)
     if key in values:
         return error(span, Code.DECORATOR_SHAPE, f"option '{key}' is given twice")
+    what = f"option '{key}'"
     try:
-        value = rule.read(node)
+        if rule.kind == "exceptions":
+            value = read_exception_names(node)
+            if not value:
+                return error(
+                    span, Code.OPTION_RANGE, f"{what} must be {rule.requirement}"
+                )
+        elif rule.kind == "function":
+            value = read_function_name(node)
+        elif rule.kind == "limits":
+            value = read_limits(parsed, node)
+        else:
+            found: list[Diagnostic] = []
+            value = _checked(parsed, node, rule, what, found)
+            if found:
+                return found[0]
+            if rule.kind == "real" and value is not None:
+                value = float(value)
     except NotLiteral as exc:
-        return _not_literal(parsed, key, exc)
-    if not rule.check(value):
+        return _not_literal(parsed, what, exc)
+    except WrongType as exc:
         return error(
-            span, Code.OPTION_RANGE, f"option '{key}' must be {rule.requirement}"
+            parsed.span(exc.node),
+            Code.OPTION_TYPE,
+            f"{what} must be {rule.requirement}",
+            exc.hint,
         )
     values[key] = value
     return None
 
 
-def _not_literal(parsed: ParsedModule, key: str, exc: NotLiteral) -> Diagnostic:
+def _not_literal(parsed: ParsedModule, what: str, exc: NotLiteral) -> Diagnostic:
     if _is_literal(exc.node):
         return error(
-            parsed.span(exc.node),
-            Code.OPTION_TYPE,
-            f"option '{key}' must be {exc.expected}",
+            parsed.span(exc.node), Code.OPTION_TYPE, f"{what} must be {exc.expected}"
         )
     return error(
         parsed.span(exc.node),
         Code.NOT_LITERAL,
-        f"option '{key}' must be {exc.expected}, written as a literal",
+        f"{what} must be {exc.expected}, written as a literal",
         "kiln reads options without running your code",
     )

@@ -38,6 +38,7 @@ from kilnc.graph import build_flow_graph, build_graph, build_loop_graph
 from kilnc.ir import DEFAULT_MAX_VISITS, Block, FlowIR, NodeDef, dump_block
 from kilnc.linemap import map_lines
 from kilnc.lower import LowerContext, lower_flow
+from kilnc.names import BUILTINS, mentioned_names
 from kilnc.ordering import check_order
 from kilnc.parse import parse_source
 from kilnc.plan import (
@@ -193,7 +194,7 @@ def _compile(
             plans.append(schedule_flow(flow_ir))
     with phase("shake_module", source.path):
         shaken, found = shake_module(
-            parsed, location, [ir.flow.identifier for ir in lowered]
+            parsed, location, {ir.flow.identifier: ir.flow.function for ir in lowered}
         )
     diagnostics += found
     if any(d.is_error for d in diagnostics):
@@ -211,7 +212,12 @@ def _compile(
             fingerprints,
             results,
         )
-        module = replace(arranged, ledger=ledger)
+        module = replace(
+            arranged,
+            ledger=ledger,
+            module_names=parsed.global_names,
+            star_import=parsed.star_import,
+        )
         text, origins = emit_module(module)
     with phase("format_module", source.path):
         try:
@@ -243,7 +249,9 @@ def _arrange(
     do the classes a cached node's results may hold that the module does not name.
     A flow comes after the nodes, flows and classes its call sites name.
     """
-    names = Names(defs.parsed.global_names)
+    # A flow's class must hide nothing: not a builtin, nor a name of unknown origin.
+    parsed = defs.parsed
+    names = Names(parsed.global_names | BUILTINS | mentioned_names(parsed.module))
     called = {
         c.callee for ir in lowered for c in ir.calls if isinstance(c.callee, NodeDef)
     }

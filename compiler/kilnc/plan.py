@@ -229,6 +229,10 @@ class ModulePlan:
     classes: Mapping[NodeDef, tuple[str, ...]] = field(default_factory=dict)
     # [tool.kiln] ledger, relative to the generated module's directory.
     ledger: str | None = None
+    # Every name the source binds at module level, and whether a star import may
+    # bind more: generated code must not mean those names.
+    module_names: frozenset[str] = frozenset()
+    star_import: bool = False
 
     def where(self, span: Span) -> str:
         return f"{self.paths.get(span.path, span.path)}:{span.line}"

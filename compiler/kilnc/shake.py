@@ -17,11 +17,14 @@ Output: `from kiln import Memory` is dropped (nothing kept uses it), `from
 pipelines.util import clean` (relative import made absolute), `load` without
 its `@node`, and `run` marked as the place where its compiled class goes;
 `json` and `DEBUG` are dropped because nothing reachable from a flow uses them.
+Statements that change what the kept code reads (`PRICES["apple"] = 3`,
+`random.seed(1)`) stay, in source order: `reach.py` decides which; code that
+uses a flow at import is an error (KLN403), since the flow becomes a class.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import final
 
@@ -29,8 +32,9 @@ import libcst as cst
 
 from kilnc.collect import FLOW_DECORATORS, NODE_DECORATORS
 from kilnc.diagnostics import Code, Diagnostic, error
-from kilnc.names import identifier, name_uses
+from kilnc.names import identifier, imported_names, name_uses
 from kilnc.parse import ParsedModule
+from kilnc.reach import Facts, keep_statements, statement_facts
 from kilnc.resolve import ModuleLocation, absolute_module
 from kilnc.source import Span
 from kilnc.syntax import dotted, is_docstring
@@ -49,8 +53,11 @@ class Shaken:
 
 
 def shake_module(
-    parsed: ParsedModule, location: ModuleLocation, flows: Sequence[str]
+    parsed: ParsedModule,
+    location: ModuleLocation,
+    flows: Mapping[str, cst.FunctionDef],
 ) -> tuple[Shaken, list[Diagnostic]]:
+    """`flows` maps each flow's identifier to its definition in `parsed`."""
     module = parsed.module
     prelude: list[cst.CSTNode] = []
     statements: list[cst.BaseStatement] = []
@@ -59,17 +66,23 @@ def shake_module(
             prelude.append(line)
         else:
             statements.append(line)
-    binds = [_bound(s) for s in statements]
-    flow_set = set(flows)
-    needed = _needed(parsed, statements, binds, flow_set)
+    facts = [_facts(parsed, s) for s in statements]
+    flow_names = frozenset(identifier(name) for name in flows)
+    kept = keep_statements(facts, flow_names, flow_names)
+    needed = _needed_names(facts, kept, flow_names)
+    definitions = {id(definition) for definition in flows.values()}
     diagnostics: list[Diagnostic] = []
     body: list[cst.CSTNode | str] = []
     spans: list[Span] = []
-    for statement, bound in zip(statements, binds, strict=True):
-        if isinstance(statement, cst.FunctionDef) and statement.name.value in flow_set:
+    for index, (statement, fact) in enumerate(zip(statements, facts, strict=True)):
+        if id(statement) in definitions:
+            assert isinstance(statement, cst.FunctionDef)
             body.append(statement.name.value)
             spans.append(parsed.span(statement))
-        elif bound & needed:
+            continue
+        found = _flow_uses(parsed, statement, fact, index in kept, flow_names)
+        diagnostics += found
+        if index in kept and not found:
             rewritten = _rewrite(parsed, location, statement, needed, diagnostics)
             if rewritten is not None:
                 body.append(rewritten)
@@ -80,54 +93,95 @@ def shake_module(
 def reached(
     parsed: ParsedModule, roots: Collection[str] | None
 ) -> list[cst.BaseStatement]:
-    """The module-level statements that the names `roots` reach, kiln's decorators removed.
+    """The module-level statements the names `roots` reach, kiln's decorators removed.
 
-    All of them (but `from __future__` imports) when `roots` is None. What a
-    cached node's fingerprint hashes (`fingerprint`).
+    All of them (but `from __future__` imports) when `roots` is None. They are
+    what shaking would keep for those names, statements that change them
+    included: what a cached node's fingerprint hashes (fingerprint.py).
     """
     statements = [line for line in parsed.module.body if not _is_future(line)]
     if roots is not None:
-        binds = [_bound(s) for s in statements]
-        needed = _needed(parsed, statements, binds, set(roots))
-        statements = [s for s, b in zip(statements, binds, strict=True) if b & needed]
+        facts = [_facts(parsed, s) for s in statements]
+        wanted = {identifier(name) for name in roots}
+        kept = keep_statements(facts, wanted, frozenset())
+        statements = [s for index, s in enumerate(statements) if index in kept]
     return [_without_kiln_decorators(parsed, s) for s in statements]
 
 
-def _needed(
-    parsed: ParsedModule,
-    statements: Sequence[cst.BaseStatement],
-    binds: Sequence[set[str]],
-    roots: set[str],
+def _facts(parsed: ParsedModule, statement: cst.BaseStatement) -> Facts:
+    return statement_facts(
+        statement,
+        _bound(statement),
+        _reads(parsed, statement),
+        _reads(parsed, statement, strings=False),
+    )
+
+
+def _needed_names(
+    facts: Sequence[Facts], kept: frozenset[int], flows: frozenset[str]
 ) -> set[str]:
-    """Names reachable from `roots` through module-level definitions."""
-    reads = [_reads(parsed, s) for s in statements]
-    by_name: dict[str, list[int]] = {}
-    for index, bound in enumerate(binds):
-        for name in bound:
-            by_name.setdefault(name, []).append(index)
-    needed: set[str] = set()
-    frontier = [identifier(name) for name in roots]
-    while frontier:
-        name = frontier.pop()
-        if name in needed:
-            continue
-        needed.add(name)
-        for index in by_name.get(name, ()):
-            frontier.extend(reads[index] - needed)
-    return needed
+    """The names the kept statements use: the imports to keep of a kept import line."""
+    return set(flows).union(*(facts[index].uses for index in kept))
 
 
-def _reads(parsed: ParsedModule, statement: cst.BaseStatement) -> set[str]:
+def _flow_uses(
+    parsed: ParsedModule,
+    statement: cst.BaseStatement,
+    fact: Facts,
+    kept: bool,
+    flows: frozenset[str],
+) -> list[Diagnostic]:
+    """Module-level code that rebinds a flow, or uses one when the module is imported.
+
+    The compiled module replaces each flow with an instance of its class, made
+    where the flow is defined or below the nodes it calls: code that uses the
+    function at import cannot run there as written. A definition nothing kept
+    needs is dropped with its use; an effect runs, so it is an error even then.
+    """
+    if fact.main_guard:
+        return []
+    rebound = sorted(fact.binds & flows)
+    if rebound:
+        return [
+            error(
+                parsed.span(statement),
+                Code.FLOW_AT_IMPORT,
+                f"this statement rebinds flow '{rebound[0]}', which the compiled "
+                "module defines as an instance of the flow's class",
+                "give the flow and the value bound here different names",
+            )
+        ]
+    if not (kept or fact.effect):
+        return []
+    for name, node in fact.at_import:
+        if name in flows:
+            return [
+                error(
+                    parsed.span(node),
+                    Code.FLOW_AT_IMPORT,
+                    f"module-level code uses flow '{name}' at import, where the "
+                    "compiled module has an instance of the flow's class instead",
+                    "use the flow inside a function, or under "
+                    'if __name__ == "__main__": (kiln leaves that block out)',
+                )
+            ]
+    return []
+
+
+def _reads(
+    parsed: ParsedModule, statement: cst.BaseStatement, *, strings: bool = True
+) -> set[str]:
+    """The names a statement uses; with `strings`, also strings that may be annotations."""
     if isinstance(statement, cst.SimpleStatementLine):
         # An import reads no module-level name: keeping `Memory` must not keep `node`.
         return set().union(
             *(
-                _Reads.of(s)
+                _Reads.of(s, strings)
                 for s in statement.body
                 if not isinstance(s, cst.Import | cst.ImportFrom)
             )
         )
-    reads = _Reads.of(_without_kiln_decorators(parsed, statement))
+    reads = _Reads.of(_without_kiln_decorators(parsed, statement), strings)
     if isinstance(statement, cst.FunctionDef):
         # retry_on and fallback name things the generated code calls directly.
         for decorator in statement.decorators:
@@ -138,19 +192,20 @@ def _reads(parsed: ParsedModule, statement: cst.BaseStatement) -> set[str]:
                         "retry_on",
                         "fallback",
                     ):
-                        reads |= _Reads.of(arg.value)
+                        reads |= _Reads.of(arg.value, strings)
     return reads
 
 
 class _Reads(cst.CSTVisitor):
     """Every name a statement mentions, including in nested function bodies and annotations."""
 
-    def __init__(self) -> None:
+    def __init__(self, strings: bool) -> None:
         self.names: set[str] = set()
+        self.strings = strings
 
     @staticmethod
-    def of(node: cst.CSTNode) -> set[str]:
-        reads = _Reads()
+    def of(node: cst.CSTNode, strings: bool = True) -> set[str]:
+        reads = _Reads(strings)
         node.visit(reads)
         return reads.names
 
@@ -164,7 +219,7 @@ class _Reads(cst.CSTVisitor):
     def visit_SimpleString(self, node: cst.SimpleString) -> None:
         # A string annotation (`-> "Page"`) names what it refers to.
         value = node.evaluated_value
-        if isinstance(value, str) and value.isidentifier():
+        if self.strings and isinstance(value, str) and value.isidentifier():
             self.names.add(identifier(value))
 
 
@@ -180,9 +235,8 @@ def _bound(statement: cst.BaseStatement) -> set[str]:
             else:
                 names |= name_uses(small).writes
         return names
-    return name_uses(
-        statement
-    ).writes  # if/try/for/with at module level: what they assign
+    # if/try/for/with at module level: what they assign and import
+    return name_uses(statement).writes | imported_names(statement)
 
 
 def _rewrite(
@@ -192,10 +246,15 @@ def _rewrite(
     needed: set[str],
     diagnostics: list[Diagnostic],
 ) -> cst.CSTNode | None:
-    if isinstance(statement, cst.FunctionDef | cst.ClassDef):
-        return _without_kiln_decorators(parsed, statement)
+    """The statement as the output holds it: relative imports made absolute, kiln's
+    decorators dropped, and of an import line only the names something kept needs."""
     if not isinstance(statement, cst.SimpleStatementLine):
-        return statement
+        stripped = _without_kiln_decorators(parsed, statement)
+        absolute = stripped.visit(_Absolute(parsed, location, diagnostics))
+        assert isinstance(
+            absolute, cst.BaseStatement
+        ), "imports are rewritten, never removed"
+        return absolute
     kept: list[cst.BaseSmallStatement] = []
     for small in statement.body:
         if isinstance(small, cst.Import | cst.ImportFrom):
@@ -218,15 +277,30 @@ def _import(
     diagnostics: list[Diagnostic],
 ) -> cst.BaseSmallStatement | None:
     if isinstance(node.names, cst.ImportStar):
-        return node
+        assert isinstance(node, cst.ImportFrom)
+        return _absolute(parsed, location, node, diagnostics)
     aliases = [a for a in node.names if identifier(_import_local(a)) in needed]
     if not aliases:
         return None
     aliases[-1] = aliases[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
     if isinstance(node, cst.Import):
         return node.with_changes(names=aliases)
+    absolute = _absolute(parsed, location, node, diagnostics)
+    if absolute is None:
+        return None
+    return absolute.with_changes(names=aliases, lpar=None, rpar=None)
+
+
+def _absolute(
+    parsed: ParsedModule,
+    location: ModuleLocation,
+    node: cst.ImportFrom,
+    diagnostics: list[Diagnostic],
+) -> cst.ImportFrom | None:
+    """`from .util import clean` as `from pipelines.util import clean`: the output
+    is written elsewhere, and imported as a top-level module."""
     if not node.relative:
-        return node.with_changes(names=aliases, lpar=None, rpar=None)
+        return node
     base = _dotted(node.module) if node.module is not None else ""
     absolute = absolute_module(location, base, len(node.relative))
     if absolute is None:
@@ -239,13 +313,33 @@ def _import(
             )
         )
         return None
-    return node.with_changes(
-        module=cst.parse_expression(absolute),
-        relative=(),
-        names=aliases,
-        lpar=None,
-        rpar=None,
-    )
+    return node.with_changes(module=cst.parse_expression(absolute), relative=())
+
+
+class _Absolute(cst.CSTTransformer):
+    """Every relative import inside a kept statement (a function's, a `try`'s) made absolute."""
+
+    def __init__(
+        self,
+        parsed: ParsedModule,
+        location: ModuleLocation,
+        diagnostics: list[Diagnostic],
+    ) -> None:
+        self.parsed = parsed
+        self.location = location
+        self.diagnostics = diagnostics
+
+    def leave_ImportFrom(
+        self, original_node: cst.ImportFrom, updated_node: cst.ImportFrom
+    ) -> cst.ImportFrom:
+        absolute = _absolute(
+            self.parsed, self.location, original_node, self.diagnostics
+        )
+        if absolute is None:
+            return updated_node
+        return updated_node.with_changes(
+            module=absolute.module, relative=absolute.relative
+        )
 
 
 def _without_kiln_decorators(

@@ -75,6 +75,13 @@ class Names:
         self._taken.add(name)
         return name
 
+    def own(self, base: str) -> str:
+        """`base` itself, unless a user name takes it: then a fresh, prefixed name."""
+        if base in self._taken:
+            return self.fresh(base)
+        self._taken.add(base)
+        return base
+
     def plain(self, base: str) -> str:
         """A fresh name without the prefix, for module-level classes users see."""
         name, count = base, 1

@@ -24,7 +24,13 @@ from dataclasses import replace
 from typing import Any, Final, TypeVar, overload
 
 from kiln.errors import OptionError
-from kiln.options import FlowOptions, Limit, NodeOptions
+from kiln.options import (
+    NODE_RULES,
+    FlowOptions,
+    Limit,
+    NodeOptions,
+    node_kind_problems,
+)
 
 __all__ = [
     "FLOW_ATTRIBUTE",
@@ -105,11 +111,7 @@ def node(
     def mark(target: F) -> F:
         _check_target(target, "node")
         named = _named(options, target, "node")
-        if named.thread and _is_async(target):
-            raise OptionError(
-                f"thread=True applies to sync nodes, and {_describe(target)} is async: "
-                "it already runs without blocking the event loop; drop thread=True"
-            )
+        _check_kind(named, target)
         return _attach(target, NODE_ATTRIBUTE, named)
 
     return mark if fn is None else mark(fn)
@@ -192,6 +194,51 @@ def _attach(target: F, attribute: str, options: NodeOptions | FlowOptions) -> F:
             f"defined with def or async def; got {_describe(target)}"
         ) from None
     return target
+
+
+def _check_kind(options: NodeOptions, target: Callable[..., Any]) -> None:
+    """The rules between the options and the function, as `kiln compile` applies them."""
+    given = {name: getattr(options, name) for name in NODE_RULES}
+    problems = node_kind_problems(
+        given,
+        is_async=_is_async(target),
+        streams=inspect.isgeneratorfunction(target)
+        or inspect.isasyncgenfunction(target),
+        parameters=_parameters(target),
+    )
+    if problems:
+        first = problems[0]
+        raise OptionError(f"{_describe(target)}: {first.message}; {first.hint}")
+    if options.fallback is not None and not _beside(options.fallback, target):
+        raise OptionError(
+            f"{_describe(target)}: fallback must be {NODE_RULES['fallback'].requirement}, "
+            f"which kiln reads with it; got {options.fallback!r}"
+        )
+
+
+def _beside(fallback: Callable[..., Any], target: Callable[..., Any]) -> bool:
+    """Whether `fallback` is a function defined with def where `target` is defined.
+
+    The compiler reads the fallback's definition from the node's module, so it
+    must be a `def` (or an `async def`) of the same scope, not a lambda, a
+    class or another module's function. A decorator that keeps the function as
+    `__wrapped__` (functools.wraps, lru_cache) is seen through.
+    """
+    function = inspect.unwrap(fallback)
+    if not inspect.isfunction(function) or function.__name__ == "<lambda>":
+        return False
+    scope = getattr(target, "__qualname__", "").rpartition(".")[0]
+    return (
+        function.__module__ == getattr(target, "__module__", None)
+        and function.__qualname__.rpartition(".")[0] == scope
+    )
+
+
+def _parameters(target: Callable[..., Any]) -> list[str]:
+    try:
+        return list(inspect.signature(target).parameters)
+    except (TypeError, ValueError):  # a builtin without a signature: no names to clash
+        return []
 
 
 def _is_async(target: Callable[..., Any]) -> bool:

@@ -5,21 +5,282 @@ classes check the same options when the source runs as plain Python, so a bad
 value fails at import time, at the decorator, rather than deep inside a run.
 Each class validates itself in `__post_init__`, so an instance that exists is
 valid however it was built.
+
+`NODE_RULES`, `FLOW_RULES` and `LIMIT_RULES` are the one table of what each
+option accepts, and `node_kind_problems` the rules between a node's options and
+the function it decorates. The decorators check values with them when the
+source is imported, and `kiln compile` checks the literals it reads with them
+(it imports this module, never the reverse), so a value one accepts, the other
+accepts.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, TypeGuard
+from typing import Any, Final, Literal, TypeGuard
 
 from kiln.errors import OptionError
 from kiln.processor import Processor
 
-__all__ = ["FlowOptions", "Limit", "NodeOptions"]
+__all__ = [
+    "FLOW_RULES",
+    "LIMIT_RULES",
+    "NODE_RULES",
+    "FlowOptions",
+    "KindProblem",
+    "Limit",
+    "NodeOptions",
+    "Rule",
+    "node_kind_problems",
+]
+
+Kind = Literal["int", "real", "name", "bool", "exceptions", "function", "limits"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """What one option accepts.
+
+    `requirement` completes "<option> must be ...", in `OptionError` and in the
+    compiler's diagnostics alike; `hint` is said after it by the runtime only.
+    A number is an int or a float, never a bool; a `real` one is finite.
+    """
+
+    kind: Kind
+    requirement: str
+    minimum: float = 0
+    above: bool = False  # strictly above `minimum`
+    optional: bool = False  # None is accepted
+    hint: str = ""
+
+    def has_type(self, value: object) -> bool:
+        if value is None:
+            return self.optional
+        return _TYPES[self.kind](value)
+
+    def in_range(self, value: object) -> bool:
+        """Whether a value of the right type is in range."""
+        if value is None:
+            return True
+        if self.kind in ("int", "real"):
+            assert isinstance(value, int | float)
+            if self.kind == "real" and not _finite(value):
+                return False
+            return value > self.minimum if self.above else value >= self.minimum
+        if self.kind == "name":
+            return isinstance(value, str) and bool(value.strip())
+        if self.kind == "exceptions":
+            return (
+                isinstance(value, tuple)
+                and bool(value)
+                and all(_is_exception_class(k) for k in value)
+            )
+        return True
+
+    def accepts(self, value: object) -> bool:
+        return self.has_type(value) and self.in_range(value)
+
+    def check(self, option: str, value: object) -> None:
+        if not self.accepts(value):
+            raise OptionError(
+                f"{option} must be {self.requirement}{self.hint}; got {value!r}"
+            )
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    # bool is an int subclass, but `retries=True` is a mistake, not a count.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float: no number of seconds
+        return False
+
+
+def _is_exception_class(value: object) -> bool:
+    return isinstance(value, type) and issubclass(value, BaseException)
+
+
+_TYPES: Final[Mapping[Kind, Callable[[object], bool]]] = {
+    "int": _is_int,
+    "real": _is_number,
+    "name": lambda value: isinstance(value, str),
+    "bool": lambda value: isinstance(value, bool),
+    "exceptions": lambda value: isinstance(value, tuple),
+    "function": callable,
+    "limits": lambda value: isinstance(value, Mapping),
+}
+
+_NAME: Final = Rule("name", "a non-empty string", optional=True, hint=", or None")
+
+NODE_RULES: Final[Mapping[str, Rule]] = {
+    "name": _NAME,
+    "retries": Rule("int", "an integer >= 0", hint=" (extra attempts after a failure)"),
+    "wait": Rule("real", "a finite number of seconds >= 0"),
+    "backoff": Rule(
+        "real",
+        "a finite number >= 1",
+        minimum=1,
+        hint=" (the multiplier on wait for each further retry; 1 keeps the wait constant)",
+    ),
+    "retry_on": Rule(
+        "exceptions",
+        "a non-empty tuple of exception classes, like (TimeoutError, ConnectionError)",
+    ),
+    "timeout": Rule(
+        "real",
+        "a finite number of seconds > 0",
+        above=True,
+        optional=True,
+        hint=", or None for no timeout",
+    ),
+    "fallback": Rule(
+        "function",
+        "a function defined with def beside the node",
+        optional=True,
+        hint=", called as fallback(*args, error=exc) after the last failure, or None",
+    ),
+    "limit": Rule(
+        "name",
+        "a non-empty group name",
+        optional=True,
+        hint=" (a capacity group declared in the flow's limits), or None",
+    ),
+    "cache": Rule("bool", "True or False"),
+    "thread": Rule("bool", "True or False"),
+    "max_visits": Rule(
+        "int",
+        "an integer >= 1",
+        minimum=1,
+        optional=True,
+        hint=", or None for the flow's",
+    ),
+    "local": Rule("bool", "True or False"),
+}
+
+FLOW_RULES: Final[Mapping[str, Rule]] = {
+    "name": _NAME,
+    "max_visits": Rule("int", "an integer >= 1", minimum=1),
+    "limits": Rule(
+        "limits",
+        "a dict of group names to Limit(...), like {'llm': Limit(8)}",
+        optional=True,
+    ),
+    "concurrency": Rule(
+        "int",
+        "an integer >= 1",
+        minimum=1,
+        optional=True,
+        hint=" (the most node calls in flight), or None for no bound",
+    ),
+}
+
+LIMIT_RULES: Final[Mapping[str, Rule]] = {
+    "capacity": Rule("int", "an integer >= 1", minimum=1),
+    "refresh": Rule(
+        "real",
+        "a finite number of seconds > 0",
+        above=True,
+        optional=True,
+        hint=", or None for a cap on calls in flight",
+    ),
+}
+
+# The options a stream node refuses: each is about one call that returns.
+_NOT_FOR_STREAMS: Final = ("retries", "timeout", "fallback", "thread", "limit", "cache")
+_DEFAULTS: Final[Mapping[str, object]] = {
+    "retries": 0,
+    "timeout": None,
+    "fallback": None,
+    "thread": False,
+    "limit": None,
+    "cache": False,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class KindProblem:
+    """An option the decorated function's kind rules out, what is wrong, what to do."""
+
+    option: str
+    message: str
+    hint: str
+
+
+def node_kind_problems(
+    options: Mapping[str, object],
+    *,
+    is_async: bool,
+    streams: bool,
+    parameters: Collection[str],
+) -> list[KindProblem]:
+    """The rules between a node's options and its function, in the order of the table.
+
+    `options` holds the values given (others are the defaults); `is_async` and
+    `streams` say whether the function is `async def` and whether it yields.
+    """
+
+    def given(option: str) -> object:
+        return options.get(option, _DEFAULTS.get(option))
+
+    problems = []
+    if streams:
+        problems += [
+            KindProblem(
+                option,
+                f"option '{option}' applies to sync and async nodes, not streams",
+                f"drop {option}=, or make the node return its values",
+            )
+            for option in _NOT_FOR_STREAMS
+            if given(option) != _DEFAULTS[option]
+        ]
+        return problems
+    thread = given("thread") is True
+    if thread and is_async:
+        problems.append(
+            KindProblem(
+                "thread",
+                "thread=True applies to sync nodes, and this node is async: "
+                "it already runs without blocking the event loop",
+                "drop thread=True",
+            )
+        )
+    if not is_async and not thread and given("timeout") is not None:
+        problems.append(
+            KindProblem(
+                "timeout",
+                "a timeout cannot interrupt a sync node running in the event loop",
+                "add thread=True to run it in a worker thread",
+            )
+        )
+    if not is_async and not thread and given("limit") is not None:
+        problems.append(
+            KindProblem(
+                "limit",
+                "a sync node runs in the event loop and cannot wait there for capacity",
+                "add thread=True to run it in a worker thread, or make it async def",
+            )
+        )
+    if given("fallback") is not None and "error" in parameters:
+        problems.append(
+            KindProblem(
+                "fallback",
+                "a node with a fallback cannot take a parameter named 'error': "
+                "its fallback is called as fallback(*args, error=exc)",
+                "rename the parameter",
+            )
+        )
+    return problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +303,9 @@ class Limit:
     )
 
     def __post_init__(self) -> None:
-        _check_int("Limit capacity", self.capacity, minimum=1, hint="")
+        LIMIT_RULES["capacity"].check("Limit capacity", self.capacity)
+        LIMIT_RULES["refresh"].check("Limit refresh", self.refresh)
         if self.refresh is not None:
-            _check_seconds(
-                "Limit refresh",
-                self.refresh,
-                positive=True,
-                hint=", or None for a cap on calls in flight",
-            )
             object.__setattr__(self, "refresh", float(self.refresh))
 
     @property
@@ -98,37 +354,8 @@ class NodeOptions:
     local: bool = False
 
     def __post_init__(self) -> None:
-        _check_optional_name("name", self.name, hint="")
-        _check_int(
-            "retries", self.retries, minimum=0, hint=" (extra attempts after a failure)"
-        )
-        _check_seconds("wait", self.wait, positive=False, hint="")
-        _check_backoff(self.backoff)
-        _check_retry_on(self.retry_on)
-        if self.timeout is not None:
-            _check_seconds(
-                "timeout", self.timeout, positive=True, hint=", or None for no timeout"
-            )
-        if self.fallback is not None and not callable(self.fallback):
-            raise OptionError(
-                "fallback must be a function, called as fallback(*args, error=exc) "
-                f"after the last failure, or None; got {self.fallback!r}"
-            )
-        _check_optional_name(
-            "limit",
-            self.limit,
-            hint=" (a capacity group declared in the flow's limits)",
-        )
-        _check_bool("cache", self.cache)
-        _check_bool("thread", self.thread)
-        _check_bool("local", self.local)
-        if self.max_visits is not None:
-            _check_int(
-                "max_visits",
-                self.max_visits,
-                minimum=1,
-                hint=", or None for the flow's",
-            )
+        for option, rule in NODE_RULES.items():
+            rule.check(option, getattr(self, option))
         # Store seconds as floats, so equal options compare and print alike.
         object.__setattr__(self, "wait", float(self.wait))
         object.__setattr__(self, "backoff", float(self.backoff))
@@ -151,74 +378,17 @@ class FlowOptions:
     concurrency: int | None = None
 
     def __post_init__(self) -> None:
-        _check_optional_name("name", self.name, hint="")
-        _check_int("max_visits", self.max_visits, minimum=1, hint="")
+        for option, rule in FLOW_RULES.items():
+            if option != "limits":
+                rule.check(option, getattr(self, option))
         if self.limits is not None:
             object.__setattr__(self, "limits", _checked_limits(self.limits))
-        if self.concurrency is not None:
-            _check_int(
-                "concurrency",
-                self.concurrency,
-                minimum=1,
-                hint=" (the most node calls in flight), or None for no bound",
-            )
 
 
 def _check_int(option: str, value: object, *, minimum: int, hint: str) -> None:
-    # bool is an int subclass, but `retries=True` is a mistake, not a count.
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise OptionError(f"{option} must be an int >= {minimum}{hint}; got {value!r}")
-
-
-def _is_real(value: object) -> TypeGuard[float]:
-    # A number of seconds or a factor: int or float, never bool, never inf or nan.
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
+    Rule("int", f"an integer >= {minimum}", minimum=minimum, hint=hint).check(
+        option, value
     )
-
-
-def _check_seconds(option: str, value: object, *, positive: bool, hint: str) -> None:
-    bound = "> 0" if positive else ">= 0"
-    if not _is_real(value) or value < 0 or (positive and value == 0):
-        raise OptionError(
-            f"{option} must be a finite number of seconds {bound}{hint}; got {value!r}"
-        )
-
-
-def _check_backoff(value: object) -> None:
-    if not _is_real(value) or value < 1:
-        raise OptionError(
-            "backoff must be a finite number >= 1 (the multiplier on wait for each "
-            f"further retry; 1 keeps the wait constant); got {value!r}"
-        )
-
-
-def _check_retry_on(value: object) -> None:
-    if (
-        not isinstance(value, tuple)
-        or not value
-        or not all(
-            isinstance(kind, type) and issubclass(kind, BaseException) for kind in value
-        )
-    ):
-        raise OptionError(
-            "retry_on must be a non-empty tuple of exception classes, like "
-            f"(TimeoutError, ConnectionError) or (ValueError,); got {value!r}"
-        )
-
-
-def _check_optional_name(option: str, value: object, *, hint: str) -> None:
-    if value is not None and (not isinstance(value, str) or not value.strip()):
-        raise OptionError(
-            f"{option} must be a non-empty string{hint}, or None; got {value!r}"
-        )
-
-
-def _check_bool(option: str, value: object) -> None:
-    if not isinstance(value, bool):
-        raise OptionError(f"{option} must be True or False; got {value!r}")
 
 
 def _checked_limits(limits: object) -> Mapping[str, Limit]:

@@ -165,9 +165,9 @@ BAD_NODE_OPTIONS: list[tuple[dict[str, Any], str]] = [
     ({"name": ""}, "name must be a non-empty string"),
     ({"name": "  "}, "name must be a non-empty string"),
     ({"name": 3}, "name must be a non-empty string"),
-    ({"retries": -1}, "retries must be an int >= 0"),
-    ({"retries": 1.5}, "retries must be an int >= 0"),
-    ({"retries": True}, "retries must be an int >= 0"),
+    ({"retries": -1}, "retries must be an integer >= 0"),
+    ({"retries": 1.5}, "retries must be an integer >= 0"),
+    ({"retries": True}, "retries must be an integer >= 0"),
     ({"wait": -0.1}, "wait must be a finite number of seconds >= 0"),
     ({"wait": float("inf")}, "wait must be a finite number"),
     ({"wait": "1"}, "wait must be a finite number"),
@@ -184,11 +184,11 @@ BAD_NODE_OPTIONS: list[tuple[dict[str, Any], str]] = [
     ({"timeout": -1}, "timeout must be a finite number of seconds > 0"),
     ({"timeout": False}, "timeout must be a finite number of seconds > 0"),
     ({"fallback": 3}, "fallback must be a function"),
-    ({"limit": ""}, "limit must be a non-empty string"),
+    ({"limit": ""}, "limit must be a non-empty group name"),
     ({"cache": 1}, "cache must be True or False"),
     ({"thread": "yes"}, "thread must be True or False"),
-    ({"max_visits": 0}, "max_visits must be an int >= 1"),
-    ({"max_visits": 2.0}, "max_visits must be an int >= 1"),
+    ({"max_visits": 0}, "max_visits must be an integer >= 1"),
+    ({"max_visits": 2.0}, "max_visits must be an integer >= 1"),
 ]
 
 
@@ -203,13 +203,13 @@ def test_bad_node_options_fail_at_decoration(
 
 BAD_FLOW_OPTIONS: list[tuple[dict[str, Any], str]] = [
     ({"name": ""}, "name must be a non-empty string"),
-    ({"max_visits": 0}, "max_visits must be an int >= 1"),
-    ({"max_visits": None}, "max_visits must be an int >= 1"),
+    ({"max_visits": 0}, "max_visits must be an integer >= 1"),
+    ({"max_visits": None}, "max_visits must be an integer >= 1"),
     ({"limits": [("llm", 1)]}, "limits must map group names to Limit"),
     ({"limits": {"llm": 8}}, r"limits\['llm'\] must be a Limit"),
     ({"limits": {"": Limit(1)}}, "limits keys must be non-empty group names"),
-    ({"concurrency": 0}, "concurrency must be an int >= 1"),
-    ({"concurrency": True}, "concurrency must be an int >= 1"),
+    ({"concurrency": 0}, "concurrency must be an integer >= 1"),
+    ({"concurrency": True}, "concurrency must be an integer >= 1"),
 ]
 
 
@@ -224,9 +224,9 @@ def test_bad_flow_options_fail_at_decoration(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ((0,), "Limit capacity must be an int >= 1"),
-        ((2.5,), "Limit capacity must be an int >= 1"),
-        ((True,), "Limit capacity must be an int >= 1"),
+        ((0,), "Limit capacity must be an integer >= 1"),
+        ((2.5,), "Limit capacity must be an integer >= 1"),
+        ((True,), "Limit capacity must be an integer >= 1"),
         ((1, 0), "Limit refresh must be a finite number of seconds > 0"),
         ((1, -1.0), "Limit refresh must be a finite number of seconds > 0"),
         ((1, "1"), "Limit refresh must be a finite number"),

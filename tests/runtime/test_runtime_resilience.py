@@ -78,8 +78,8 @@ def test_a_policy_is_a_frozen_value_with_normalised_seconds() -> None:
     [
         ({"node": ""}, "node must be a non-empty"),
         ({"node": None}, "node must be a non-empty"),
-        ({"retries": -1}, "retries must be an int >= 0"),
-        ({"retries": True}, "retries must be an int >= 0"),
+        ({"retries": -1}, "retries must be an integer >= 0"),
+        ({"retries": True}, "retries must be an integer >= 0"),
         ({"wait": -0.5}, "wait must be a finite number"),
         ({"backoff": 0.5}, "backoff must be a finite number >= 1"),
         ({"retry_on": ()}, "retry_on must be a non-empty tuple"),
