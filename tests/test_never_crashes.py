@@ -363,3 +363,17 @@ def flow_with(body: str, head: str = "async def") -> str:
 def test_any_flow(tmp_path_factory: pytest.TempPathFactory, source: str) -> None:
     assume(python_accepts(source))
     compile_text(tmp_path_factory.mktemp("flow"), source)
+
+
+def test_a_string_holding_a_line_separator_python_does_not_break_at(
+    tmp_path: Path,
+) -> None:
+    """\\x1e, \\x85 and \\u2028 end a line for str.splitlines, not for Python."""
+    source = tmp_path / "odd.py"
+    source.write_text(
+        'from kiln import flow\n\n\n@flow\ndef f() -> str:\n    return "a\x1eb\x85c\u2028d"\n',
+        encoding="utf-8",
+    )
+    compilation = compile_file(source)
+    assert compilation.output is not None
+    assert '"a\x1eb\x85c\u2028d"' in compilation.output

@@ -101,7 +101,7 @@ def _kept_origins(source: SourceFile, span: Span, text: str) -> list[Span | None
     libcst renders a statement as it was written, so its lines are the
     source's, less the kiln decorators `shake` removed: matched line by line.
     """
-    lines = text.splitlines()
+    lines = [line.rstrip("\r") for line in text.split("\n")]  # as Writer.code splits
     first = max(0, span.line - 1 - len(lines))  # room for the comments above it
     window = source.lines[first : span.end_line]
     origins: list[Span | None] = [None] * len(lines)

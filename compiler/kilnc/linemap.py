@@ -24,7 +24,7 @@ def map_lines(
     before: str, origins: Sequence[Span | None], after: str
 ) -> tuple[Span | None, ...]:
     """The origin of each line of `after`, black's output for `before`."""
-    mapped: list[Span | None] = [None] * len(after.splitlines())
+    mapped: list[Span | None] = [None] * len(after.split("\n"))
     for written, formatted in zip(
         ast.walk(ast.parse(before)), ast.walk(ast.parse(after)), strict=False
     ):

@@ -30,7 +30,9 @@ class Writer:
 
     def code(self, text: str, origins: Sequence[Span | None] = ()) -> None:
         """Lines of `text`; `origins` gives each its own source position, if known."""
-        for index, line in enumerate(text.strip("\n").splitlines()):
+        # Python breaks lines only at \n (and \r\n): splitlines() would also break
+        # at \x1c-\x1e, \x85 and \u2028 inside a string literal.
+        for index, line in enumerate(text.strip("\n").split("\n")):
             with self.at(origins[index] if index < len(origins) else None):
                 self.line(line.rstrip())
 
