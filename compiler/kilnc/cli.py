@@ -8,14 +8,17 @@
 
 Exit status: 0 when everything compiled (warnings allowed), 1 when a source
 has errors or `--check` finds stale output, 2 for bad command-line use or an
-internal error in kiln. Diagnostics go to stdout in mypy's shape; nothing in a
-user's input ever produces a Python traceback.
+internal error in kiln, 130 when interrupted. Diagnostics go to stdout in
+mypy's shape; nothing ever produces a Python traceback: `main` reports kiln's
+own bugs as such, and the console script (cli_entry.py) answers Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -30,8 +33,10 @@ from kilnc.cli_run import add_run_command
 from kilnc.config import ledger_beside
 from kilnc.diagnostics import Code, error
 from kilnc.inputs import find_sources
+from kilnc.interrupts import EXIT_INTERRUPTED
 from kilnc.pipeline import Compilation, compile_file
 from kilnc.source import Span
+from kilnc.terminal import LINES, printable, safe_str
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
@@ -43,14 +48,62 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The console script's entry point; returns the exit status."""
+    """The command's entry point (cli_entry.py adds Ctrl-C); returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     handler: Callable[[argparse.Namespace], int] = args.handler
-    return handler(args)
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("kiln: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_ERRORS
+    except Exception as exc:  # kiln's own bug: said so, never a traceback
+        if _interrupted(exc):
+            print("kiln: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        return _internal_error(exc, getattr(args, "show_traceback", False))
+
+
+def _interrupted(error: BaseException) -> bool:
+    """Ctrl-C that a library wrapped in another exception (a class body, a `finally`)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _internal_error(error: Exception, show_traceback: bool) -> int:
+    print(
+        f"kiln: internal error: {type(error).__name__}: {printable(safe_str(error))}\n"
+        "kiln: this is a bug in kiln, not in your code; please report it"
+        + ("" if show_traceback else " (--show-traceback prints where it happened)"),
+        file=sys.stderr,
+    )
+    if show_traceback:
+        print(
+            printable("".join(traceback.format_exception(error)), LINES),
+            file=sys.stderr,
+        )
+    return EXIT_USAGE
+
+
+def _silence_stdout() -> None:
+    """stdout's reader went away (``kiln graph | head``): nothing more to say, no complaint."""
+    try:
+        descriptor = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(descriptor, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _parser() -> argparse.ArgumentParser:
