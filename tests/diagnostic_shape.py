@@ -18,6 +18,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from kilnc.diagnostics import EXCERPT_KEPT
+from kilnc.terminal import printable
+
 HEADER = re.compile(
     r"^(?P<path>.+?):(?P<line>\d+):(?P<column>\d+): (?P<severity>error|warning): "
     r"(?P<message>\S.*?)  \[(?P<code>KLN\d{3})\]$"
@@ -76,13 +79,20 @@ def assert_caret_under_column(reported: Reported, source_text: str) -> None:
     assert 1 <= reported.column <= len(raw) + 1, (reported, raw)
     assert reported.excerpt is not None, f"no excerpt for {reported}"
     assert reported.caret is not None
-    expanded = raw.expandtabs()
+    # Control characters are printed as escapes (kilnc.terminal), so is the excerpt.
+    expanded = shown_line(raw)
     shown = expanded.lstrip()
     indent = len(expanded) - len(shown)
     assert reported.excerpt == EXCERPT_INDENT + shown, (reported.excerpt, raw)
-    prefix = raw[: reported.column - 1].expandtabs()
+    prefix = shown_line(raw[: reported.column - 1])
     caret_at = reported.caret.index("^")
     assert caret_at == len(EXCERPT_INDENT) + len(prefix) - indent, (reported, raw)
     if reported.column <= len(raw) and raw[reported.column - 1] != "\t":
         # the character the column names is the one printed above the caret
-        assert reported.excerpt[caret_at] == raw[reported.column - 1], (reported, raw)
+        first = shown_line(raw[reported.column - 1])[0]
+        assert reported.excerpt[caret_at] == first, (reported, raw)
+
+
+def shown_line(text: str) -> str:
+    """A source line as an excerpt shows it: controls escaped, tabs expanded."""
+    return printable(text, EXCERPT_KEPT).expandtabs()

@@ -1,21 +1,25 @@
 """The `kiln` command.
 
     kiln compile [SRC...] [-o OUTDIR] [--check] [--dump ir|graph|plan] [--format text|json]
-                 [--warnings-as-errors]
+                 [--warnings-as-errors] [--force]  (writing: cli_write.py, outputs.py)
     kiln check SRC... -o OUTDIR [--no-mypy]
     kiln run PATH.py:FLOW [name=value ...] [--json] [--trace FILE]  (see cli_run.py)
     kiln ledger stats|clear [--node NAME] [PATH] [--json]  (see cli_ledger.py)
 
 Exit status: 0 when everything compiled (warnings allowed), 1 when a source
-has errors or `--check` finds stale output, 2 for bad command-line use or an
-internal error in kiln. Diagnostics go to stdout in mypy's shape; nothing in a
-user's input ever produces a Python traceback.
+has errors, `--check` finds stale output or an output may not be written, 2
+for bad command-line use or an internal error in kiln, 130 when interrupted.
+Diagnostics go to stdout in mypy's shape; nothing ever produces a Python
+traceback: `main` reports kiln's own bugs as such, and the console script
+(cli_entry.py) answers Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -27,11 +31,14 @@ from kilnc.cli_graph import add_graph_command
 from kilnc.cli_ledger import add_ledger_command
 from kilnc.cli_report import FORMATS, Report
 from kilnc.cli_run import add_run_command
+from kilnc.cli_write import Tally, check_stale, write_all
 from kilnc.config import ledger_beside
 from kilnc.diagnostics import Code, error
 from kilnc.inputs import find_sources
+from kilnc.interrupts import EXIT_INTERRUPTED
 from kilnc.pipeline import Compilation, compile_file
 from kilnc.source import Span
+from kilnc.terminal import LINES, printable, safe_str
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
@@ -43,14 +50,62 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The console script's entry point; returns the exit status."""
+    """The command's entry point (cli_entry.py adds Ctrl-C); returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     handler: Callable[[argparse.Namespace], int] = args.handler
-    return handler(args)
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("kiln: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_ERRORS
+    except Exception as exc:  # kiln's own bug: said so, never a traceback
+        if _interrupted(exc):
+            print("kiln: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        return _internal_error(exc, getattr(args, "show_traceback", False))
+
+
+def _interrupted(error: BaseException) -> bool:
+    """Ctrl-C that a library wrapped in another exception (a class body, a `finally`)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _internal_error(error: Exception, show_traceback: bool) -> int:
+    print(
+        f"kiln: internal error: {type(error).__name__}: {printable(safe_str(error))}\n"
+        "kiln: this is a bug in kiln, not in your code; please report it"
+        + ("" if show_traceback else " (--show-traceback prints where it happened)"),
+        file=sys.stderr,
+    )
+    if show_traceback:
+        print(
+            printable("".join(traceback.format_exception(error)), LINES),
+            file=sys.stderr,
+        )
+    return EXIT_USAGE
+
+
+def _silence_stdout() -> None:
+    """stdout's reader went away (``kiln graph | head``): nothing more to say, no complaint."""
+    try:
+        descriptor = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(descriptor, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -100,6 +155,12 @@ def _parser() -> argparse.ArgumentParser:
         help="treat warnings as errors: report them as such, write nothing, exit 1",
     )
     compile_.add_argument(
+        "--force",
+        action="store_true",
+        help="replace files at the output paths that kiln did not write"
+        " (never a source)",
+    )
+    compile_.add_argument(
         "--show-traceback",
         action="store_true",
         help="print kiln's own traceback on an internal error",
@@ -125,16 +186,14 @@ def _compile(args: argparse.Namespace) -> int:
         report.close()
         return settled
     args = settled
-    files, problems = find_sources(args.sources)
+    files, problems = find_sources(args.sources, args.output)
     if problems:
-        print("\n".join(problems), file=sys.stderr)
+        print(printable("\n".join(problems), LINES), file=sys.stderr)
         return EXIT_USAGE
-    output_dir: Path = args.output
-    status = EXIT_OK
-    errors = 0
-    failed_files = 0
+    status, tally = EXIT_OK, Tally()
+    planned: list[tuple[Compilation, Path]] = []
     for file in files:
-        target = output_dir / f"{file.stem}.py"
+        target = args.output / f"{file.stem}.py"
         try:
             ledger = ledger_beside(args.ledger, target)
             compilation = compile_file(file, args.dump, args.max_visits, ledger)
@@ -145,29 +204,27 @@ def _compile(args: argparse.Namespace) -> int:
             report.add(
                 [error(where, Code.UNREADABLE, f"cannot read: {exc.strerror}")], {}
             )
-            status, errors, failed_files = (
-                max(status, EXIT_ERRORS),
-                errors + 1,
-                failed_files + 1,
-            )
+            status = max(status, EXIT_ERRORS)
+            tally.failed(1)
             continue
         status = max(status, _report(compilation, args.show_traceback, report))
         if compilation.failed:
-            errors += sum(d.is_error for d in compilation.diagnostics)
-            failed_files += 1
+            tally.failed(sum(d.is_error for d in compilation.diagnostics))
             continue
         for listing in compilation.dumps:
-            print(listing)
+            print(printable(listing, LINES))
         if compilation.output is None:
             if not args.quiet:
-                report.say(f"{compilation.source.path}: note: no @flow to compile")
+                shown = printable(compilation.source.path)
+                report.say(f"{shown}: note: no @flow to compile")
             continue
-        status = max(status, _write(compilation, target, args, report))
-    if errors:
-        plural = "s" if errors != 1 else ""
-        report.say(
-            f"Found {errors} error{plural} in {failed_files} file{'s' if failed_files != 1 else ''}"
-        )
+        planned.append((compilation, target))
+    if args.check:
+        status = max([status, *(check_stale(c, t, args, report) for c, t in planned)])
+    elif planned:
+        status = max(status, write_all(planned, files, args, report, tally))
+    if tally.errors:
+        report.say(tally.summary())
     report.close()
     return status
 
@@ -180,24 +237,3 @@ def _report(compilation: Compilation, show_traceback: bool, report: Report) -> i
     if internal:
         return EXIT_USAGE
     return EXIT_ERRORS if compilation.failed else EXIT_OK
-
-
-def _write(
-    compilation: Compilation, target: Path, args: argparse.Namespace, report: Report
-) -> int:
-    assert compilation.output is not None
-    if args.check:
-        current = target.read_text(encoding="utf-8") if target.is_file() else None
-        if current == compilation.output:
-            return EXIT_OK
-        state = "missing" if current is None else "stale"
-        fix = f"run: kiln compile {compilation.source.path} -o {args.output}"
-        where = Span.at(str(target), 1)
-        message = f"output {target} is {state}"
-        report.add([error(where, Code.STALE_OUTPUT, message, fix)], {})
-        return EXIT_ERRORS
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(compilation.output, encoding="utf-8")
-    if not args.quiet:
-        report.say(f"{compilation.source.path} -> {target}")
-    return EXIT_OK

@@ -20,9 +20,11 @@ from kilnc.cli_report import Report
 from kilnc.config import ledger_beside
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.inputs import find_sources
+from kilnc.outputs import read_regular
 from kilnc.pipeline import Compilation, compile_file
 from kilnc.resolve import locate
 from kilnc.source import Span
+from kilnc.terminal import LINES, printable
 from kilnc.typecheck import typecheck_modules
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
@@ -71,9 +73,9 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace, report: Report) -> int:
-    files, problems = find_sources(args.sources)
+    files, problems = find_sources(args.sources, args.output)
     if problems:
-        print("\n".join(problems), file=sys.stderr)
+        print(printable("\n".join(problems), LINES), file=sys.stderr)
         return EXIT_USAGE
     compilations: list[tuple[Path, Compilation]] = []
     diagnostics: list[Diagnostic] = []
@@ -83,9 +85,10 @@ def _check(args: argparse.Namespace, report: Report) -> int:
         try:
             compilation = compile_file(file, max_visits=args.max_visits, ledger=ledger)
         except OSError as exc:
-            print(
-                f"{file}: error: cannot read: {exc.strerror}  [{Code.UNREADABLE.value}]"
+            unreadable = error(
+                Span.at(str(file), 1), Code.UNREADABLE, f"cannot read: {exc.strerror}"
             )
+            report.add([unreadable], {})
             return EXIT_ERRORS
         sources.update(compilation.sources)
         diagnostics += compilation.diagnostics
@@ -106,8 +109,8 @@ def _check(args: argparse.Namespace, report: Report) -> int:
 
 def _staleness(file: Path, compilation: Compilation, output: Path) -> list[Diagnostic]:
     target = output / f"{file.stem}.py"
-    current = target.read_text(encoding="utf-8") if target.is_file() else None
-    if current == compilation.output:
+    current = read_regular(target)
+    if current == (compilation.output or "").encode("utf-8"):
         return []
     state = "missing" if current is None else "stale"
     return [

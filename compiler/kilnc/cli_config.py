@@ -14,13 +14,18 @@ import argparse
 import sys
 
 from kilnc.cli_report import Report
-from kilnc.config import UsageError, config_start, load_config, settle
+from kilnc.config import UsageError, config_start, key_span, load_config, settle
 
 EXIT_ERRORS, EXIT_USAGE = 1, 2
 
 
 def settle_args(args: argparse.Namespace, report: Report) -> argparse.Namespace | int:
-    """`args` with `sources`, `output`, `max_visits` and `ledger` settled, or the exit status."""
+    """`args` with `sources`, `output`, `max_visits` and `ledger` settled, or the exit status.
+
+    Also `output_key`, the span of `output` in pyproject.toml when the output
+    directory comes from there (else None), and `config_sources`, that file
+    for rendering diagnostics located in it.
+    """
     config, problems = load_config(config_start(args.sources))
     sources = {config.source.path: config.source} if config.source else {}
     if problems:
@@ -36,6 +41,12 @@ def settle_args(args: argparse.Namespace, report: Report) -> argparse.Namespace 
     if settings is None:
         report.add(problems, sources)
         return EXIT_ERRORS
+    # Where a refusal to write an output points when the output comes from the file.
+    output_key = (
+        key_span(config.source, "output")
+        if args.output is None and config.source is not None
+        else None
+    )
     return argparse.Namespace(
         **{
             **vars(args),
@@ -43,6 +54,8 @@ def settle_args(args: argparse.Namespace, report: Report) -> argparse.Namespace 
             "output": settings.output,
             "max_visits": settings.max_visits,
             "ledger": settings.ledger,
+            "output_key": output_key,
+            "config_sources": sources,
         }
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -24,8 +25,16 @@ from kilnc.diagnostics import Code, Diagnostic, error, render_all
 from kilnc.drawing import draw_flow
 from kilnc.drawing_text import to_dot, to_mermaid
 from kilnc.ir import FlowIR
+from kilnc.outputs import (
+    check_target,
+    describe,
+    is_generated_module,
+    is_kiln_drawing,
+    write_atomically,
+)
 from kilnc.pipeline import compile_file
 from kilnc.source import SourceFile, Span, display_path
+from kilnc.terminal import LINES, printable
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 FORMATS: Final = ("mermaid", "dot", "svg", "png")
@@ -44,6 +53,11 @@ def add_graph_command(commands: Any) -> None:
         "-o", "--output", type=Path, metavar="FILE", help="write here, not to stdout"
     )
     graph.add_argument(
+        "--force",
+        action="store_true",
+        help="replace -o FILE even when it is not a drawing (never a source)",
+    )
+    graph.add_argument(
         "--diagnostics",
         choices=DIAGNOSTIC_FORMATS,
         default="text",
@@ -54,8 +68,9 @@ def add_graph_command(commands: Any) -> None:
 
 def run_graph(args: argparse.Namespace) -> int:
     source: Path = args.source
-    if not source.is_file():
-        return _usage(f"no such file: {source}")
+    problem = _not_a_source(source)
+    if problem is not None:
+        return _usage(problem)
     config, problems = load_config(config_start([source]))
     if problems:
         sources = {config.source.path: config.source} if config.source else {}
@@ -76,11 +91,40 @@ def run_graph(args: argparse.Namespace) -> int:
     flows = _chosen(compilation.flows, args.flow, compilation.source.path)
     if isinstance(flows, str):
         return _usage(flows)
+    output: Path | None = args.output
+    if output is not None:
+        read = [source, *map(Path, compilation.sources)]
+        refusal = check_target(
+            output, read, is_kiln_drawing, force=args.force, what="drawing"
+        )
+        if refusal is not None:
+            return _refused(f"-o: {refusal.message}; {refusal.hint}")
+    elif args.format == "png" and sys.stdout.isatty():
+        return _usage("a PNG is binary: give -o FILE, or redirect stdout to a file")
     drawings = [draw_flow(flow, f"f{index}") for index, flow in enumerate(flows)]
     text = to_dot(drawings) if args.format != "mermaid" else to_mermaid(drawings)
     if args.format in ("svg", "png"):
-        return _render(text, args.format, args.output)
-    return _write(text.encode("utf-8"), args.output)
+        return _render(text, args.format, output)
+    return _write(text.encode("utf-8"), output)
+
+
+def _not_a_source(source: Path) -> str | None:
+    """What is wrong with SRC, said for what it is, or None for a regular file."""
+    try:
+        mode = source.stat().st_mode
+    except FileNotFoundError:
+        if source.is_symlink():
+            return f"{source} is a symbolic link to a path that does not exist"
+        return f"no such file: {source}"
+    except OSError as exc:
+        return f"cannot read {source}: {exc.strerror}"
+    if stat.S_ISDIR(mode):
+        return f"{source} is a directory; kiln graph draws the flows of one source file"
+    if not stat.S_ISREG(mode):
+        return f"{source} is {describe(mode)}, not a source file"
+    if is_generated_module(source):
+        return f"{source} is a module kiln generated; draw its source instead"
+    return None
 
 
 def _chosen(
@@ -116,7 +160,10 @@ def _render(dot_text: str, form: str, output: Path | None) -> int:
     )
     if done.returncode != 0:
         reason = done.stderr.decode("utf-8", errors="replace").strip()
-        print(f"kiln: error: dot -T{form} failed: {reason}", file=sys.stderr)
+        print(
+            f"kiln: error: dot -T{form} failed: {printable(reason, LINES)}",
+            file=sys.stderr,
+        )
         return EXIT_ERRORS
     return _write(done.stdout, output)
 
@@ -127,11 +174,15 @@ def _write(data: bytes, output: Path | None) -> int:
         sys.stdout.buffer.flush()
         return EXIT_OK
     try:
-        output.write_bytes(data)
+        write_atomically(output, data)
     except OSError as exc:
-        print(f"kiln: error: cannot write {output}: {exc.strerror}", file=sys.stderr)
-        return EXIT_ERRORS
+        return _refused(f"cannot write {output}: {exc.strerror or exc}")
     return EXIT_OK
+
+
+def _refused(message: str) -> int:
+    print(f"kiln: error: {printable(message)}", file=sys.stderr)
+    return EXIT_ERRORS
 
 
 def _errors(
@@ -145,5 +196,5 @@ def _errors(
 
 
 def _usage(message: str) -> int:
-    print(f"kiln: error: {message}", file=sys.stderr)
+    print(f"kiln: error: {printable(message)}", file=sys.stderr)
     return EXIT_USAGE

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -25,9 +27,11 @@ from pathlib import Path
 from typing import Any, Final
 
 from kiln.errors import LedgerError
-from kiln.ledger import Ledger, LedgerStats
+from kiln.ledger import Ledger, LedgerStats, NodeEntries, RunHits
+from kiln.ledger_file import prepare, problem, read_stats
 from kilnc.config import config_start, load_config
 from kilnc.diagnostics import render_all
+from kilnc.terminal import LINES, printable, safe_str
 
 EXIT_OK, EXIT_ERRORS = 0, 1
 PATH_HELP: Final = (
@@ -74,7 +78,7 @@ def run_ledger(args: argparse.Namespace) -> int:
                 + ("" if args.path else "; give a PATH, or set KILN_LEDGER")
             )
         if args.ledger_command == "stats":
-            _print_stats(ledger.stats(args.runs), as_json=args.json)
+            _print_stats(read_only_stats(ledger.path, args.runs), as_json=args.json)
             return EXIT_OK
         nodes = [n.node for n in ledger.stats(0).nodes]
         removed = ledger.clear(args.node)
@@ -84,6 +88,79 @@ def run_ledger(args: argparse.Namespace) -> int:
         ledger.close()
     _print_cleared(ledger.path, args.node, removed, nodes, as_json=args.json)
     return EXIT_OK
+
+
+def read_only_stats(path: Path, runs: int) -> LedgerStats:
+    """The ledger's stats, read without writing a byte: `stats` works on a read-only copy.
+
+    SQLite's read-only mode still needs the write-ahead log's index beside the
+    file, which it cannot make in a read-only directory; a ledger without a
+    live log is then read as immutable, as `prepare` inspects it.
+    """
+    if not prepare(path, create=False):  # refuses what is not a kiln ledger
+        return LedgerStats(path, 0, (), ())
+    try:
+        connection = _read_only(path)
+        try:
+            return _plain(read_stats(connection, path, runs))
+        finally:
+            connection.close()
+    except sqlite3.Error as error:
+        raise problem(path, error) from error
+
+
+def _plain(stats: LedgerStats) -> LedgerStats:
+    """The stats with the types they declare: SQLite keeps whatever a crafted file holds.
+
+    A node name stored as a blob or a number, a count stored as text, a NULL:
+    each is shown as what it is (names) or as 0 (numbers), never a crash.
+    """
+    nodes = tuple(
+        NodeEntries(
+            _text(n.node), _number(n.entries), _number(n.versions), _number(n.bytes)
+        )
+        for n in stats.nodes
+    )
+    runs = tuple(
+        RunHits(_text(r.run), _moment(r.started), _number(r.hits), _number(r.misses))
+        for r in stats.runs
+    )
+    return LedgerStats(stats.path, _number(stats.size), nodes, runs)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="backslashreplace")
+    return safe_str(value)
+
+
+def _moment(value: object) -> float:
+    """A run's start time, or 0 when it is not one a clock could show (year 1970 to 2242)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) if 0 <= value < 1 << 33 else 0.0
+    return 0.0
+
+
+def _number(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    if isinstance(value, float) and not math.isfinite(value):
+        return 0
+    return int(value)
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    wal = path.with_name(f"{path.name}-wal")
+    try:
+        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        if wal.exists() and wal.stat().st_size > 0:
+            raise  # a live log holds results an immutable read would miss
+        return sqlite3.connect(f"{path.as_uri()}?immutable=1", uri=True)
+    return connection
 
 
 def _print_stats(stats: LedgerStats, *, as_json: bool) -> None:
@@ -115,11 +192,12 @@ def _print_stats(stats: LedgerStats, *, as_json: bool) -> None:
         print(json.dumps(document, indent=2))
         return
     print(
-        f"ledger {stats.path}: {_entries(stats.entries)}, {_size(stats.size)} on disk"
+        f"ledger {printable(str(stats.path))}: {_entries(stats.entries)},"
+        f" {_size(stats.size)} on disk"
     )
     if stats.nodes:
         rows = [
-            (n.node, f"{n.entries:,}", f"{n.versions:,}", _size(n.bytes))
+            (printable(n.node), f"{n.entries:,}", f"{n.versions:,}", _size(n.bytes))
             for n in stats.nodes
         ]
         print()
@@ -133,7 +211,7 @@ def _print_stats(stats: LedgerStats, *, as_json: bool) -> None:
         ("run", "started", "hits", "misses", "hit rate"),
         [
             (
-                r.run[:12],
+                printable(r.run[:12]),
                 _when(r.started),
                 f"{r.hits:,}",
                 f"{r.misses:,}",
@@ -150,12 +228,12 @@ def _print_cleared(
     if as_json:
         print(json.dumps({"path": str(path), "node": node, "removed": removed}))
     elif node is None:
-        print(f"removed {_entries(removed)} from {path}")
+        print(printable(f"removed {_entries(removed)} from {path}"))
     elif removed or node in nodes:
-        print(f"removed {_entries(removed)} of node {node!r} from {path}")
+        print(printable(f"removed {_entries(removed)} of node {node!r} from {path}"))
     else:
         known = ", ".join(repr(n) for n in nodes) or "none"
-        print(f"no entries of node {node!r} in {path} (its nodes: {known})")
+        print(printable(f"no entries of node {node!r} in {path} (its nodes: {known})"))
 
 
 def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
@@ -197,5 +275,5 @@ def _count(text: str) -> int:
 
 
 def _error(message: str) -> int:
-    print(f"kiln: error: {message}", file=sys.stderr)
+    print(f"kiln: error: {printable(message, LINES)}", file=sys.stderr)
     return EXIT_ERRORS

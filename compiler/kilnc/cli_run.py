@@ -26,14 +26,14 @@ import json
 import os
 import sys
 import time
-import traceback
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack, aclosing, closing
-from pathlib import Path, PurePath
+from pathlib import Path
 from types import ModuleType
-from typing import IO, Any, Final, final
+from typing import Any, Final, final
 
 from rich.console import Console
+from rich.text import Text
 
 from kiln import (
     AsyncProcess,
@@ -44,9 +44,11 @@ from kiln import (
     Process,
     StreamProcess,
 )
-from kilnc.observe import Call, NodeSummary, Observer, summarize_calls
+from kilnc.interrupts import EXIT_INTERRUPTED, run_async, running
+from kilnc.observe import Call, Observer, summarize_calls
 from kilnc.progress import RunProgress, format_seconds, summary_table
 from kilnc.run_args import ArgumentError, bind_arguments, parse_assignments, type_hints
+from kilnc.run_files import checked_ledger, pending_trace
 from kilnc.run_load import (
     CompileFailed,
     TargetError,
@@ -55,12 +57,14 @@ from kilnc.run_load import (
     loaded_module,
     parse_target,
 )
+from kilnc.run_output import Outcome, failure_text, json_document, note, shown
 from kilnc.source import display_path
+from kilnc.terminal import LINES, printable, safe_str
 from kilnc.trace import chrome_trace
 
 __all__ = ["add_run_command", "run_flow_command"]
 
-EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 _PLAIN_WIDTH: Final = 200  # the summary's widest in a log: no node name cut short
 
 # The method `kiln run` calls, by the first process mode the flow's class has.
@@ -101,6 +105,13 @@ def add_run_command(commands: Any) -> None:
         help="write the node calls as Chrome trace-event JSON (open it in Perfetto)",
     )
     run.add_argument(
+        "--ledger",
+        type=Path,
+        metavar="FILE",
+        help="the ledger of cache=True nodes (default: $KILN_LEDGER, else [tool.kiln]"
+        " ledger, else .kiln/ledger.db)",
+    )
+    run.add_argument(
         "--no-progress", action="store_true", help="no live progress display"
     )
     run.add_argument(
@@ -115,22 +126,6 @@ def add_run_command(commands: Any) -> None:
         " or on a cluster started on this machine with 'local' (pip install 'kiln[dask]')",
     )
     run.set_defaults(handler=run_flow_command)
-
-
-@final
-@dataclasses.dataclass(frozen=True, slots=True)
-class Outcome:
-    """How a run ended: its result or its error, and when it began and ended."""
-
-    result: Any
-    error: BaseException | None
-    interrupted: bool
-    began: float
-    ended: float
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and not self.interrupted
 
 
 class _OutputClosed(Exception):
@@ -166,17 +161,27 @@ def _run(args: argparse.Namespace) -> int:
     target = parse_target(args.target)
     given = parse_assignments(args.arguments)
     with ExitStack() as stack:
+        # Refused before anything is compiled or run: a trace or a ledger kiln may not write.
+        trace = pending_trace(args.trace, target.path, stack)
+        ledger = checked_ledger(args.ledger, target.path)
         module = stack.enter_context(loaded_module(target.path))
         backend = None if args.dask is None else _dask_backend(args.dask, stack)
-        call = _prepare(module, target.flow, display_path(target.path), given, backend)
-        trace_file = _open_trace(args.trace, stack)
+        shown_path = display_path(target.path)
+        call = _prepare(module, target.flow, shown_path, given, backend, ledger)
         stderr = _stderr_console()
         live = stderr.is_terminal and not (args.no_progress or args.json)
-        outcome = _watch(call, stderr if live else None, collect=args.json)
+        with running():
+            outcome = _watch(call, stderr if live else None, collect=args.json)
         calls = call.observer.calls()
-        if trace_file is not None:
+        if trace is not None:
             document = chrome_trace(call.name, calls, outcome.began, outcome.ended)
-            json.dump(document, trace_file, separators=(",", ":"))
+            try:
+                trace.commit(json.dumps(document, separators=(",", ":")).encode())
+            except OSError as exc:
+                message = (
+                    f"cannot write the trace to {args.trace}: {exc.strerror or exc}"
+                )
+                raise TargetError(message, EXIT_ERRORS) from None
         return _report(args, call.name, call.mode, outcome, calls, stderr)
 
 
@@ -197,11 +202,13 @@ def _prepare(
     shown: str,
     given: dict[str, str],
     backend: Backend | None = None,
+    ledger: Path | None = None,
 ) -> _Call:
     """The observed instance of the chosen flow, and the arguments `given` ask for."""
     name, flow = choose_flow(find_flows(module), flow_name, shown)
     observer = Observer()
-    mode, method = _entry(type(flow)(on_event=observer, backend=backend))
+    configured = type(flow)(on_event=observer, backend=backend, ledger=ledger)
+    mode, method = _entry(configured)
     try:
         args, kwargs = bind_arguments(
             inspect.signature(method), type_hints(method), given
@@ -236,17 +243,6 @@ def _entry(flow: Flow) -> tuple[str, Callable[..., Any]]:
         f"{type(flow).__name__} has no process mode to run (aforward, astream, forward, stream)",
         EXIT_USAGE,
     )
-
-
-def _open_trace(path: Path | None, stack: ExitStack) -> IO[str] | None:
-    """The trace file, opened before the run so that a bad path fails before it starts."""
-    if path is None:
-        return None
-    try:
-        return stack.enter_context(path.open("w", encoding="utf-8"))
-    except OSError as exc:
-        message = f"cannot write the trace to {path}: {exc.strerror}"
-        raise TargetError(message, EXIT_USAGE) from None
 
 
 def _stderr_console() -> Console:
@@ -296,7 +292,7 @@ def _aforward(
     kwargs: dict[str, Any],
     on_item: Callable[[Any], object],
 ) -> Any:
-    return asyncio.run(method(*args, **kwargs))
+    return run_async(method(*args, **kwargs))
 
 
 def _astream(
@@ -310,7 +306,7 @@ def _astream(
             async for item in items:
                 on_item(item)
 
-    asyncio.run(drain())
+    run_async(drain())
 
 
 def _forward(
@@ -342,7 +338,7 @@ _RUNNERS: Final[Mapping[str, Runner]] = {
 
 
 def _print_item(item: Any) -> None:
-    text = _shown(item)
+    text = shown(item)
     if text is not None and not _print_out(text):
         raise _OutputClosed
 
@@ -359,13 +355,6 @@ def _print_out(text: str) -> bool:
     return True
 
 
-def _shown(value: Any) -> str | None:
-    """How a result prints: a string as it is, None not at all, anything else its repr."""
-    if value is None:
-        return None
-    return value if isinstance(value, str) else repr(value)
-
-
 # --- reporting --------------------------------------------------------------------------
 
 
@@ -380,93 +369,46 @@ def _report(
     summaries = summarize_calls(calls)
     wall = outcome.ended - outcome.began
     if args.json:
-        document = _json_document(name, outcome, summaries, len(calls))
-        _print_out(json.dumps(document, indent=2, default=_jsonable, allow_nan=False))
+        document = json_document(name, outcome, summaries, len(calls))
+        _print_out(json.dumps(document, indent=2, allow_nan=False))
     else:
         if outcome.ok and mode in ("aforward", "forward"):
-            shown = _shown(outcome.result)
-            if shown is not None:
-                _print_out(shown)
+            text = shown(outcome.result)
+            if text is not None:
+                _print_out(text)
+            why = note(outcome.result)
+            if why is not None:
+                print(why, file=sys.stderr)
         if summaries:
             stderr.print(summary_table(name, summaries, wall))
         else:
-            stderr.print(f"kiln run {name}: {format_seconds(wall)}, no node calls")
+            stderr.print(
+                Text(
+                    f"kiln run {printable(name)}: {format_seconds(wall)}, no node calls"
+                )
+            )
     if outcome.interrupted:
         print("kiln: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     if outcome.error is not None:
         if not args.json:
-            print(_failure(name, outcome.error, args.show_traceback), file=sys.stderr)
+            print(
+                failure_text(name, outcome.error, args.show_traceback), file=sys.stderr
+            )
         return EXIT_ERRORS
     return EXIT_OK
 
 
-def _failure(name: str, error: BaseException, show_traceback: bool) -> str:
-    """The error and its notes (kiln's name the node and its lines), as Python prints them."""
-    lines = (
-        traceback.format_exception(error)
-        if show_traceback
-        else traceback.format_exception_only(error)
-    )
-    return f"kiln: flow {name!r} failed:\n" + "".join(lines).rstrip()
-
-
-def _json_document(
-    name: str, outcome: Outcome, summaries: tuple[NodeSummary, ...], events: int
-) -> dict[str, Any]:
-    return {
-        "flow": name,
-        "result": _encodable(outcome.result),
-        "ok": outcome.ok,
-        "error": _error_json(outcome),
-        "wall_seconds": outcome.ended - outcome.began,
-        "nodes": [dataclasses.asdict(summary) for summary in summaries],
-        "events": events,
-    }
-
-
-def _error_json(outcome: Outcome) -> dict[str, Any] | None:
-    if outcome.interrupted:
-        return {"type": "KeyboardInterrupt", "message": "interrupted", "notes": []}
-    error = outcome.error
-    if error is None:
-        return None
-    return {
-        "type": type(error).__name__,
-        "message": str(error),
-        "notes": list(getattr(error, "__notes__", [])),
-    }
-
-
-def _encodable(value: Any) -> Any:
-    """`value` when it encodes as JSON (dataclasses, paths and sets too), else its repr."""
-    try:
-        json.dumps(value, default=_jsonable, allow_nan=False)
-    except (TypeError, ValueError, RecursionError):
-        return repr(value)
-    return value
-
-
-def _jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if isinstance(value, PurePath):
-        return str(value)
-    if isinstance(value, set | frozenset):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
 def _target_error(exc: TargetError, show_traceback: bool) -> int:
     if isinstance(exc, CompileFailed):
-        print(exc, file=sys.stderr)
+        print(exc, file=sys.stderr)  # rendered diagnostics, escaped already
     else:
-        print(f"kiln: error: {exc}", file=sys.stderr)
+        print(f"kiln: error: {printable(safe_str(exc), LINES)}", file=sys.stderr)
     if show_traceback and exc.details:
-        print(exc.details, file=sys.stderr, end="")
+        print(printable(exc.details, LINES), file=sys.stderr, end="")
     return exc.status
 
 
 def _usage(message: str) -> int:
-    print(f"kiln: error: {message}", file=sys.stderr)
+    print(f"kiln: error: {printable(message, LINES)}", file=sys.stderr)
     return EXIT_USAGE

@@ -18,15 +18,18 @@ the command line wins over the file, the file over kiln's defaults.
 from __future__ import annotations
 
 import difflib
+import itertools
 import os
 import re
 import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Final, final
 
 from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.inputs import output_inside, real_path
+from kilnc.outputs import is_generated_module
 from kilnc.source import SourceFile, Span, display_path
 
 TABLE: Final = "[tool.kiln]"
@@ -163,7 +166,7 @@ def load_config(start: Path) -> tuple[Config, list[Diagnostic]]:
     if table is None:
         return Config(), []
     if not isinstance(table, dict):
-        span = _key_span(source, "kiln")
+        span = key_span(source, "kiln")
         problem = error(span, Code.CONFIG_VALUE, f"{TABLE} must be a table")
         return Config(pyproject, source=source), [problem]
     diagnostics = list(_check(source, table))
@@ -184,7 +187,7 @@ def load_config(start: Path) -> tuple[Config, list[Diagnostic]]:
 
 def _check(source: SourceFile, table: dict[str, object]) -> Iterator[Diagnostic]:
     for key, value in table.items():
-        span = _key_span(source, key)
+        span = key_span(source, key)
         rule = KEYS.get(key)
         if rule is None:
             close = difflib.get_close_matches(key, KEYS, n=1)
@@ -214,7 +217,7 @@ def _invalid_toml(source: SourceFile, exc: tomllib.TOMLDecodeError) -> Diagnosti
     )
 
 
-def _key_span(source: SourceFile, key: str) -> Span:
+def key_span(source: SourceFile, key: str) -> Span:
     """The key in the [tool.kiln] table; else wherever the file sets it; else the table."""
     name = rf"(?:{re.escape(key)}|\"{re.escape(key)}\"|'{re.escape(key)}')"
     assignment = re.compile(rf"(\s*)({name})\s*=")
@@ -240,8 +243,9 @@ def _key_span(source: SourceFile, key: str) -> Span:
 def expand_sources(config: Config) -> tuple[list[Path], list[Diagnostic]]:
     """The configured sources: each entry a file, a directory or a glob under the root.
 
-    A glob's matches are, like a directory's files, those that mention `flow`;
-    nothing under the output directory is a source. An entry that matches
+    A glob's matches are, like a directory's files, those that mention `flow`,
+    less modules kiln generated and the output directory when it lies inside
+    the glob's fixed part. An entry that matches
     nothing is an error at the `sources` key.
     """
     assert config.root is not None
@@ -253,7 +257,7 @@ def expand_sources(config: Config) -> tuple[list[Path], list[Diagnostic]]:
         if not matches:
             diagnostics.append(
                 error(
-                    _key_span(config.source, "sources"),
+                    key_span(config.source, "sources"),
                     Code.CONFIG_VALUE,
                     f"no file matches '{entry}' of 'sources' in {TABLE}",
                     f"entries are relative to {display_path(config.root)}",
@@ -272,13 +276,22 @@ def _matches(config: Config, entry: str) -> list[Path]:
         matched = sorted(config.root.glob(entry))
     except (ValueError, NotImplementedError, IndexError):
         return []  # a pattern pathlib cannot use matches nothing
-    output = config.output_dir.resolve() if config.output_dir else None
+    # The output is no source when it lies inside the glob's fixed part ("**/*.py"
+    # and output = "build"); one the glob points into is the user's choice, and
+    # writing over its sources is refused (KLN701) rather than hidden here.
+    fixed = PurePath(entry).parts
+    base = config.root.joinpath(*itertools.takewhile(_plain_part, fixed))
+    output = output_inside(config.output_dir, base)
     return [
         path
         for path in matched
-        if (path.is_dir() or _mentions_flow(path))
-        and (output is None or not path.resolve().is_relative_to(output))
+        if (path.is_dir() or (_mentions_flow(path) and not is_generated_module(path)))
+        and (output is None or not real_path(path).is_relative_to(output))
     ]
+
+
+def _plain_part(part: str) -> bool:
+    return GLOB_MAGIC.search(part) is None
 
 
 def _mentions_flow(path: Path) -> bool:

@@ -14,9 +14,12 @@ import enum
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import final
+from typing import Final, final
 
 from kilnc.source import SourceFile, Span
+from kilnc.terminal import json_text, printable
+
+EXCERPT_KEPT: Final = "\t\x0b\x0c"
 
 
 class Severity(enum.Enum):
@@ -61,6 +64,9 @@ class Code(enum.Enum):
     UNKNOWN_CONFIG_KEY = "KLN601"
     CONFIG_VALUE = "KLN602"
     BAD_PYPROJECT = "KLN603"
+    OUTPUT_IS_SOURCE = "KLN701"
+    OUTPUT_NOT_OURS = "KLN702"
+    OUTPUT_UNWRITABLE = "KLN703"
     INTERNAL = "KLN999"
 
 
@@ -91,10 +97,11 @@ def warning(
 def render(diagnostic: Diagnostic, source: SourceFile | None) -> str:
     """`path:line:col: error: message  [KLNnnn]`, the excerpt with a caret, then the hint."""
     span = diagnostic.span
-    where = f"{span.path}:{span.line}:{span.column}"
-    text = f"{where}: {diagnostic.severity.value}: {diagnostic.message}  [{diagnostic.code.value}]"
+    where = f"{printable(span.path)}:{span.line}:{span.column}"
+    message = printable(diagnostic.message)
+    text = f"{where}: {diagnostic.severity.value}: {message}  [{diagnostic.code.value}]"
     excerpt = _excerpt(span, source) if source is not None else []
-    hint = [f"{where}: note: {diagnostic.hint}"] if diagnostic.hint else []
+    hint = [f"{where}: note: {printable(diagnostic.hint)}"] if diagnostic.hint else []
     return "\n".join([text, *excerpt, *hint])
 
 
@@ -129,21 +136,31 @@ def render_json(diagnostics: Iterable[Diagnostic]) -> str:
         }
         for d in sorted(set(diagnostics), key=sort_key)
     ]
-    return json.dumps(records, indent=2, ensure_ascii=False)
+    return json_text(json.dumps(records, indent=2, ensure_ascii=False))
 
 
 def _excerpt(span: Span, source: SourceFile) -> list[str]:
     raw = source.line(span.line)
     if not raw.strip():
         return []
-    # Tabs are expanded so the caret lands under the character the column names.
-    prefix = raw[: span.column - 1].expandtabs()
-    line = raw.expandtabs()
+    # Tabs are expanded so the caret lands under the character the column names;
+    # control characters are shown as escapes, and the caret counts them so.
+    prefix = _shown(raw[: span.column - 1])
+    line = _shown(raw)
     width = 1
     if span.end_line == span.line and span.end_column > span.column:
-        width = len(raw[span.column - 1 : span.end_column - 1].expandtabs())
+        width = len(_shown(raw[span.column - 1 : span.end_column - 1]))
     width = max(1, min(width, len(line) - len(prefix)))
     indent = len(line) - len(line.lstrip())
     shown = line[indent:]
     caret = " " * (len(prefix) - indent) + "^" + "~" * (width - 1)
     return [f"    {shown}", f"    {caret}"]
+
+
+def _shown(text: str) -> str:
+    """A source line as the excerpt prints it: tabs expanded, other controls escaped.
+
+    Form feeds and vertical tabs are whitespace Python allows in indentation, and
+    stay so that the excerpt's indentation is the line's.
+    """
+    return printable(text, EXCERPT_KEPT).expandtabs()

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from kilnc.drawing import Box, Cluster, EdgeKind, FlowDrawing, Shape
+from kilnc.terminal import printable
 from kilnc.writer import Writer
 
 # Each shape's Mermaid brackets, and its DOT attributes.
@@ -143,5 +144,9 @@ def _dot_text(text: str) -> str:
 
 
 def _one_line(text: str) -> str:
-    """Labels are lists of lines already: any line end left in one is a space."""
-    return " ".join(text.splitlines()) if text else text
+    """Labels are lists of lines already: any line end left in one is a space.
+
+    Other control characters (a node named with a terminal escape) are written as
+    escapes, so that neither a terminal nor a viewer obeys them.
+    """
+    return printable(" ".join(text.splitlines())) if text else text

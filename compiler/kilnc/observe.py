@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol, final
 
 from kiln import EventStatus
+from kilnc.terminal import safe_str
 
 __all__ = [
     "Call",
@@ -206,7 +207,7 @@ def _snapshot(seen: _Seen) -> Call:
         queued=seen.queued,
         started=event.started,
         ended=event.ended,
-        error=None if error is None else f"{type(error).__name__}: {error}",
+        error=None if error is None else f"{type(error).__name__}: {safe_str(error)}",
     )
 
 

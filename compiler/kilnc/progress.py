@@ -31,6 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kilnc.observe import Counts, NodeSummary
+from kilnc.terminal import printable
 
 __all__ = ["RunProgress", "format_seconds", "summary_table"]
 
@@ -86,7 +87,7 @@ class RunProgress:
         grid = Table.grid(padding=(0, 1))
         grid.add_row(
             self._status(counts),
-            Text(self._flow, style="bold"),
+            Text(printable(self._flow), style="bold"),
             ProgressBar(
                 total=counts.calls or None, completed=counts.finished, width=24
             ),
@@ -130,9 +131,12 @@ def summary_table(
 ) -> Table:
     """One row per node: its calls, failures, retries, cache hits and times."""
     calls = sum(s.calls for s in summaries)
+    # Text, not markup: a node named "[/b]" is a name, and its controls are escaped.
     table = Table(
-        title=f"kiln run {flow}: {calls} node call{'s' * (calls != 1)}"
-        f" in {format_seconds(wall_seconds)}",
+        title=Text(
+            f"kiln run {printable(flow)}: {calls} node call{'s' * (calls != 1)}"
+            f" in {format_seconds(wall_seconds)}"
+        ),
         box=box.SIMPLE_HEAD,
         show_edge=False,
         title_justify="left",
@@ -149,7 +153,7 @@ def summary_table(
         if cancelled:
             counted.insert(2, s.cancelled)
         table.add_row(
-            s.node,
+            Text(printable(s.node)),
             *map(str, counted),
             format_seconds(s.total_seconds),
             format_seconds(s.p50_seconds),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import stat
 import sys
 import tempfile
 import traceback
@@ -29,6 +30,8 @@ from typing import Final, final
 from kiln import Flow
 from kilnc.config import config_start, ledger_beside, load_config
 from kilnc.diagnostics import Code, render_all
+from kilnc.interrupts import removed_on_abort
+from kilnc.outputs import describe
 from kilnc.pipeline import compile_file
 from kilnc.resolve import locate
 from kilnc.source import display_path
@@ -85,8 +88,14 @@ def parse_target(text: str) -> Target:
 @contextmanager
 def loaded_module(path: Path) -> Iterator[ModuleType]:
     """The module of `path`, compiled first unless kiln generated it; imported until exit."""
-    if not path.is_file():
-        raise TargetError(f"no such file: {path}", EXIT_USAGE)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise TargetError(f"no such file: {path}", EXIT_USAGE) from None
+    except OSError as exc:
+        raise TargetError(f"cannot read {path}: {exc.strerror}", EXIT_USAGE) from None
+    if not stat.S_ISREG(mode):
+        raise TargetError(f"{path} is {describe(mode)}, not a flow source", EXIT_USAGE)
     try:
         with path.open("rb") as file:
             first_line = file.readline()
@@ -108,7 +117,10 @@ def loaded_module(path: Path) -> Iterator[ModuleType]:
             with _imported(name, path) as module:
                 yield module
         else:
-            with tempfile.TemporaryDirectory(prefix="kiln-run-") as directory:
+            with (
+                tempfile.TemporaryDirectory(prefix="kiln-run-") as directory,
+                removed_on_abort(directory),
+            ):
                 compiled = _compile(path, Path(directory))
                 with _imported(_private_name(path), compiled) as module:
                     yield module

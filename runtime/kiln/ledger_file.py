@@ -7,6 +7,7 @@ to do):
     the path is            then
     -------------------    -----------------------------------------------------
     a directory            refused
+    a FIFO, device, socket refused (never opened: a FIFO would block)
     missing or empty       created, marked (application_id "kiln", user_version)
     not SQLite             refused: never overwritten
     SQLite, unmarked,      created in place (an empty database holds nothing
@@ -144,6 +145,12 @@ def prepare(path: Path, *, create: bool) -> bool:
         raise LedgerError(
             f"the ledger path {path} is a directory; give a file path, "
             f"such as {path / 'ledger.db'}"
+        )
+    if path.exists() and not path.is_file():
+        # A FIFO would block the first read for ever; a device is nobody's cache.
+        raise LedgerError(
+            f"the ledger path {path} is not a regular file (a FIFO, a device or a "
+            "socket); give the path of a file, or of none, where kiln keeps the ledger"
         )
     if path.exists() and path.stat().st_size > 0 and _inspect(path):
         if create:

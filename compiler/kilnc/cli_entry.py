@@ -1,0 +1,36 @@
+"""The `kiln` console script: Ctrl-C answered before anything heavy is imported.
+
+Importing the compiler (libcst, black, mypy, rich) takes a noticeable part of
+a second, and a Ctrl-C in it would print a traceback from deep inside an
+import. So the script's module is this small one: it takes over Ctrl-C
+(`interrupts.install`), makes stdout and stderr write what they cannot encode
+as escapes instead of raising, and only then imports the command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+
+from kilnc import interrupts
+
+
+def main() -> int:
+    interrupts.install()
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            # A lone surrogate in a result, or a terminal that cannot show a character.
+            stream.reconfigure(errors="backslashreplace")
+    from kilnc.cli import main as command  # noqa: PLC0415 - after Ctrl-C is answered
+
+    status = command()
+    if status == interrupts.EXIT_INTERRUPTED:
+        # Interrupted: do not wait at exit for threads a run left blocked (a
+        # thread=True node), as Python's shutdown would.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(status)
+    return status

@@ -1,0 +1,139 @@
+"""What `kiln run` prints of a run's result and error: any value, without ever raising.
+
+Example input: a flow that returned ``10 ** 5000`` (more digits than Python
+prints in decimal), or one whose node raised an exception whose `__str__`
+raises. ``shown(result)`` is the hexadecimal literal of the same number
+(``note(result)`` says why), and ``failure_text("digest", error, False)`` is
+``kiln: flow 'digest' failed:`` and ``BadError: <exception str() failed>``.
+In `--json`, a result that is not JSON (after dataclasses, paths and sets) is
+its repr, and one nested deeper than Python's recursion limit is its repr cut
+at 24 levels (``[[[...]]]``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import traceback
+from pathlib import PurePath
+from typing import Any, Final, final
+
+from kilnc.observe import NodeSummary
+from kilnc.terminal import LINES, printable, safe_repr, safe_str
+
+__all__ = ["Outcome", "failure_text", "json_document", "note", "shown"]
+
+_DEPTH: Final = 24  # levels of a result kept as JSON when it is not JSON as a whole
+
+
+@final
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a run ended: its result or its error, and when it began and ended."""
+
+    result: Any
+    error: BaseException | None
+    interrupted: bool
+    began: float
+    ended: float
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.interrupted
+
+
+def shown(value: object) -> str | None:
+    """How a result prints: a string as it is, None not at all, anything else its repr."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return str.__str__(value)  # a subclass's own __str__ is not asked
+    return safe_repr(value)
+
+
+def note(value: object) -> str | None:
+    """Why a result prints in an unexpected form, if it does."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            int.__repr__(value)
+        except ValueError:
+            return (
+                "kiln: note: the result has more digits than Python prints in decimal"
+                " (sys.get_int_max_str_digits()); it is shown in hexadecimal"
+            )
+    return None
+
+
+def failure_text(name: str, error: BaseException, show_traceback: bool) -> str:
+    """The error and its notes (kiln's name the node and its lines), as Python prints them."""
+    try:
+        lines = (
+            traceback.format_exception(error)
+            if show_traceback
+            else traceback.format_exception_only(error)
+        )
+    except Exception:  # a chain too deep to format, say
+        lines = [f"{type(error).__name__}: {safe_str(error)}"]
+    return printable(f"kiln: flow {name!r} failed:\n" + "".join(lines).rstrip(), LINES)
+
+
+def json_document(
+    name: str, outcome: Outcome, summaries: tuple[NodeSummary, ...], events: int
+) -> dict[str, Any]:
+    """`kiln run --json`'s document: plain JSON values only, so encoding it cannot fail."""
+    return {
+        "flow": name,
+        "result": _encodable(outcome.result),
+        "ok": outcome.ok,
+        "error": _error_json(outcome),
+        "wall_seconds": outcome.ended - outcome.began,
+        "nodes": [dataclasses.asdict(summary) for summary in summaries],
+        "events": events,
+    }
+
+
+def _error_json(outcome: Outcome) -> dict[str, Any] | None:
+    if outcome.interrupted:
+        return {"type": "KeyboardInterrupt", "message": "interrupted", "notes": []}
+    error = outcome.error
+    if error is None:
+        return None
+    notes = getattr(error, "__notes__", [])
+    return {
+        "type": type(error).__name__,
+        "message": safe_str(error),
+        "notes": [safe_str(n) for n in notes] if isinstance(notes, list) else [],
+    }
+
+
+def _encodable(value: object, depth: int = _DEPTH) -> object:
+    """`value` as plain JSON values (dataclasses, paths and sets too), else its repr.
+
+    A list, tuple or dict that is not JSON as a whole keeps its shape, each
+    member encoded on its own (a stream's items, say), to `_DEPTH` levels.
+    """
+    try:
+        return json.loads(json.dumps(value, default=_jsonable, allow_nan=False))
+    except Exception:  # not JSON, too deep, an int too long, a conversion that raised
+        pass
+    # Exact types: a subclass's own iteration might raise.
+    if depth > 0 and isinstance(value, list | tuple) and type(value) in (list, tuple):
+        return [_encodable(item, depth - 1) for item in value]
+    if (
+        depth > 0
+        and isinstance(value, dict)
+        and type(value) is dict
+        and all(type(key) is str for key in value)
+    ):
+        return {key: _encodable(item, depth - 1) for key, item in value.items()}
+    return safe_repr(value)
+
+
+def _jsonable(value: object) -> object:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")

@@ -1,0 +1,246 @@
+"""Ctrl-C anywhere in the `kiln` command: exit 130, "kiln: interrupted", no traceback (12.2).
+
+SIGINT is sent to the installed command while it imports its own libraries,
+compiles a large source, imports the user's module, runs a sync or an async
+flow, writes outputs, and at random moments; what kiln made in the meantime
+(the temporary directory of `kiln run`, temporary output files) is gone, and
+an output it was replacing is whole. Python's own start-up, before any of
+kiln's code runs, is the one moment kiln cannot answer: there the process
+ends by the signal itself (status -SIGINT, nothing printed), still without a
+traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kilnc.outputs import is_generated_module
+from tests.test_cli import KILN, write
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+SLOW_FLOW = """\
+import asyncio
+import time
+from pathlib import Path
+
+from kiln import flow, node
+
+
+@node
+async def wait(marker: str) -> int:
+    Path(marker).touch()
+    await asyncio.sleep(60)
+    return 1
+
+
+@node
+def block(marker: str) -> int:
+    Path(marker).touch()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+    return 1
+
+
+@flow
+async def slow(marker: str) -> int:
+    return await wait(marker)
+
+
+@flow
+def blocking(marker: str) -> int:
+    return block(marker)
+"""
+
+
+def big_source(nodes: int) -> str:
+    """A chain of `nodes` async nodes: seconds of compiling."""
+    lines = ["from kiln import flow, node", ""]
+    for i in range(nodes):
+        lines += ["@node", f"async def n{i}(x: int) -> int:", "    return x + 1", ""]
+    lines += ["@flow", "async def big(x: int) -> int:"]
+    previous = "x"
+    for i in range(nodes):
+        lines.append(f"    v{i} = await n{i}({previous})")
+        previous = f"v{i}"
+    return "\n".join([*lines, f"    return {previous}", ""])
+
+
+def spawn(*args: str, cwd: Path, temporary: Path | None = None) -> subprocess.Popen[str]:
+    env = dict(os.environ)
+    if temporary is not None:
+        temporary.mkdir(exist_ok=True)
+        env["TMPDIR"] = str(temporary)
+    # The command must start as from a shell: an ignored SIGINT (a test runner started
+    # in the background) would be inherited through exec; a handler never is.
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        return subprocess.Popen(
+            [*KILN, *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def wait_for(check: Callable[[], bool], process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 120
+    while not check():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.01)
+
+
+def interrupt(process: subprocess.Popen[str], times: int = 1) -> tuple[str, str]:
+    try:
+        for _ in range(times):
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.02)
+        return process.communicate(timeout=120)
+    finally:
+        process.kill()
+
+
+def assert_interrupted(process: subprocess.Popen[str], errors: str, out: str = "") -> None:
+    assert process.returncode == 130, errors
+    assert "kiln: interrupted" in errors
+    assert "Traceback" not in errors + out
+
+
+def loaded(process: subprocess.Popen[str], library: str) -> Callable[[], bool]:
+    maps = Path(f"/proc/{process.pid}/maps")
+
+    def check() -> bool:
+        try:
+            return library in maps.read_text()
+        except OSError:
+            return False
+
+    return check
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc")
+def test_while_kiln_imports_its_libraries(tmp_path: Path) -> None:
+    write(tmp_path / "slow.py", SLOW_FLOW)
+    process = spawn("run", "slow.py:slow", f"marker={tmp_path / 'm'}", cwd=tmp_path)
+    wait_for(loaded(process, "libcst"), process)  # its native parser: mid-import
+    _, errors = interrupt(process)
+    assert_interrupted(process, errors)
+
+
+def test_while_compiling_a_source(tmp_path: Path) -> None:
+    write(tmp_path / "big.py", big_source(200))
+    temporary = tmp_path / "tmp"
+    process = spawn("run", "big.py", "x=1", cwd=tmp_path, temporary=temporary)
+    wait_for(lambda: any(temporary.glob("kiln-run-*")), process)
+    time.sleep(0.3)
+    _, errors = interrupt(process)
+    assert_interrupted(process, errors)
+    assert list(temporary.iterdir()) == [], "the temporary directory is removed"
+
+
+def test_while_importing_the_users_module(tmp_path: Path) -> None:
+    marker = tmp_path / "importing"
+    write(
+        tmp_path / "slow_import.py",
+        f"import time\nfrom pathlib import Path\n\nPath({str(marker)!r}).touch()\n"
+        "time.sleep(60)\nOFFSET = 1\n",
+    )
+    write(
+        tmp_path / "flows.py",
+        "from kiln import flow, node\n\nfrom slow_import import OFFSET\n\n\n@node\n"
+        "def add(x: int) -> int:\n    return x + OFFSET\n\n\n@flow\n"
+        "async def flows(x: int) -> int:\n    return add(x)\n",
+    )
+    temporary = tmp_path / "tmp"
+    process = spawn("run", "flows.py", "x=1", cwd=tmp_path, temporary=temporary)
+    wait_for(marker.exists, process)
+    _, errors = interrupt(process)
+    assert_interrupted(process, errors)
+    assert list(temporary.iterdir()) == []
+
+
+@pytest.mark.parametrize("flow", ["slow", "blocking"])
+def test_while_the_flow_runs(tmp_path: Path, flow: str) -> None:
+    write(tmp_path / "slow.py", SLOW_FLOW)
+    marker = tmp_path / "running"
+    process = spawn("run", f"slow.py:{flow}", f"marker={marker}", cwd=tmp_path)
+    wait_for(marker.exists, process)
+    began = time.monotonic()
+    out, errors = interrupt(process)
+    assert_interrupted(process, errors, out)
+    assert ("wait" if flow == "slow" else "block") in errors, "the summary so far"
+    # A sync node blocking the event loop is interrupted a second later, not when
+    # it returns (a minute): the node's own 60 s are far from any machine's load.
+    assert time.monotonic() - began < 30
+
+
+def test_twice_while_the_flow_runs(tmp_path: Path) -> None:
+    write(tmp_path / "slow.py", SLOW_FLOW)
+    marker = tmp_path / "running"
+    process = spawn("run", "slow.py:slow", f"marker={marker}", cwd=tmp_path)
+    wait_for(marker.exists, process)
+    out, errors = interrupt(process, times=3)
+    assert_interrupted(process, errors, out)
+
+
+def test_while_compile_writes_outputs(tmp_path: Path) -> None:
+    """Interrupted at any point, each output is the old module or the new one, whole."""
+    write(tmp_path / "big.py", big_source(120))
+    done = subprocess.run(
+        [*KILN, "compile", "big.py", "-o", "build", "-q"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done
+    target = tmp_path / "build" / "big.py"
+    old = target.read_bytes()
+    write(tmp_path / "big.py", big_source(121))
+    process = spawn("compile", "big.py", "-o", "build", cwd=tmp_path)
+    wait_for(loaded(process, "libcst") if Path("/proc").is_dir() else lambda: True, process)
+    time.sleep(1.0)
+    out, errors = interrupt(process)
+    assert process.returncode in (0, 130), errors
+    assert "Traceback" not in out + errors
+    assert [p.name for p in target.parent.iterdir()] == ["big.py"], "no temporary left"
+    assert is_generated_module(target)
+    if process.returncode == 130:
+        assert target.read_bytes() == old
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(delay=st.floats(min_value=0.0, max_value=2.5))
+def test_at_any_moment(tmp_path: Path, delay: float) -> None:
+    write(tmp_path / "slow.py", SLOW_FLOW)
+    process = spawn("run", "slow.py:slow", f"marker={tmp_path / 'm'}", cwd=tmp_path)
+    time.sleep(delay)
+    out, errors = interrupt(process)
+    assert "Traceback" not in out + errors
+    if process.returncode == -signal.SIGINT:  # Python's start-up, before kiln's code
+        assert errors == ""
+    else:
+        assert_interrupted(process, errors, out)
