@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import sys
 
 from kilnc import interrupts
@@ -25,8 +26,14 @@ def main() -> int:
             stream.reconfigure(errors="backslashreplace")
     from kilnc.cli import main as command  # noqa: PLC0415 - after Ctrl-C is answered
 
-    status = command()
+    try:
+        status = command()
+    except KeyboardInterrupt:
+        # A further Ctrl-C while the command was answering the first one.
+        status = interrupts.EXIT_INTERRUPTED
     if status == interrupts.EXIT_INTERRUPTED:
+        # Answered: more Ctrl-C while the streams flush changes nothing.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         # Interrupted: do not wait at exit for threads a run left blocked (a
         # thread=True node), as Python's shutdown would.
         for stream in (sys.stdout, sys.stderr):
