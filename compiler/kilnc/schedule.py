@@ -253,13 +253,20 @@ def _order(
         return main_preds, task_preds
 
     def spawn_ready() -> None:
-        for task in tasks.values():
-            if task.id in spawned:
-                continue
-            main_preds, task_preds = needs([s.id for s in task.steps])
-            if main_preds <= done and task_preds - {task.id} <= spawned:
-                spawned.add(task.id)
-                ops.append(Spawn(task.id))
+        # A task may wait for a task numbered after it (chains are numbered by
+        # their first step, not by what they wait for): spawning one can make
+        # an earlier one ready, so go round until nothing more starts.
+        progress = True
+        while progress:
+            progress = False
+            for task in tasks.values():
+                if task.id in spawned:
+                    continue
+                main_preds, task_preds = needs([s.id for s in task.steps])
+                if main_preds <= done and task_preds - {task.id} <= spawned:
+                    spawned.add(task.id)
+                    ops.append(Spawn(task.id))
+                    progress = True
 
     spawn_ready()
     pending = list(main)
