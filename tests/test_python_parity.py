@@ -15,6 +15,8 @@ from pathlib import Path
 from textwrap import dedent
 from types import ModuleType
 
+import pytest
+
 from tests.test_differential import compiled_and_source
 
 NODES = """\
@@ -118,3 +120,86 @@ def test_a_task_waiting_for_a_task_made_after_it_is_spawned_in_order(
         (0, 0),
     )
 
+
+
+# --- Python's 20 nested blocks ----------------------------------------------------
+
+
+def nested(depth: int, body: str, kind: str = "for") -> str:
+    """`body` inside `depth` nested loops of `kind`; the outermost runs twice."""
+    lines = []
+    for level in range(depth):
+        indent = "    " * level
+        times = 2 if level == 0 else 1
+        if kind == "for":
+            lines.append(f"{indent}for a{level} in range({times}):")
+        elif kind == "stream":
+            lines.append(f"{indent}async for a{level} in aupto({times}):")
+        else:
+            lines += [f"{indent}a{level} = 0", f"{indent}while a{level} < {times}:"]
+            lines.append(f"{indent}    a{level} += 1")
+    indent = "    " * depth
+    lines += [indent + line for line in dedent(body).strip().splitlines()]
+    return "\n".join("    " + line for line in lines)
+
+
+DEEP_BODIES = {
+    "sync call": "x = inc(x)",
+    "async call": "x = await ainc(x)",
+    "bare call": "await ainc(x)",
+    "two overlapping calls": "y = await ainc(x)\nz = await amul(x, 2)\nx = y + z",
+    "chained calls": "y = await ainc(x)\ny = await ainc(y)\nx = add(y, x)",
+    "fan-out": "x = x + total([await amul(k, x) for k in range(3)])",
+    "fan-out of two calls": "x = x + total([await ainc(await ainc(k)) for k in range(3)])",
+    "sync fan-out": "x = x + total([inc(k) for k in range(3)])",
+    "fallback": "x = await risky(x)",
+    "while calling in its test": "while await ainc(x) < 4:\n    x = await ainc(x)",
+    "stream loop": "async for k in aupto(2):\n    x = await amul(x, k + 1)",
+}
+RISKY = """\
+def spare(x: int, *, error: Exception) -> int:
+    return -x
+
+
+@node(fallback=spare)
+async def risky(x: int) -> int:
+    if x < 0:
+        raise ValueError(x)
+    return x + 3
+
+
+"""
+
+
+@pytest.mark.parametrize("kind", ["for", "while", "stream"])
+@pytest.mark.parametrize("body", list(DEEP_BODIES))
+def test_calls_as_deep_as_python_nests_blocks_compile(
+    tmp_path: Path, kind: str, body: str
+) -> None:
+    """CPython allows 20 nested blocks; a call's `try`, a scope, a stream's `with`
+    come on top in the compiled flow, and must find room anyway."""
+    inner = DEEP_BODIES[body]
+    own = _statement_depth(inner)
+    depth = 20 - own
+    flow = f"""
+@flow
+async def f(x: int) -> int:
+{nested(depth, inner, kind)}
+    return x
+"""
+    compiled, source = compiled_and_source(NODES + RISKY + flow, tmp_path)
+    written = source.risky
+
+    async def risky(x: int) -> int:  # what the compiled call does with the fallback
+        try:
+            return int(await written(x))
+        except ValueError as error:
+            return int(source.spare(x, error=error))
+
+    source.risky = risky
+    for x in (1, 2, -1) if body == "fallback" else (1, 2):
+        assert run(compiled.f.aforward, x) == run(source.f, x)
+
+
+def _statement_depth(body: str) -> int:
+    return sum(1 for line in body.splitlines() if line.startswith(("while", "async for")))

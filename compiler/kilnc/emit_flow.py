@@ -16,12 +16,14 @@ Example input: the plan of `digest` (see `schedule`). Output, before black::
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Final, final
 
 import libcst as cst
 
 from kilnc.ir import (
+    Action,
     Block,
     Branch,
     Call,
@@ -46,6 +48,11 @@ from kilnc.syntax import awaits, code
 from kilnc.writer import Names, Writer
 
 RUNTIME = "_kiln"  # the generated module's name for the kiln runtime
+# CPython compiles at most 20 blocks (loops, `try`, `with`, an `except` body
+# counts two) nested in one function. The source keeps to it; the emitter's own
+# blocks (a call's `try`, a scope's `async with`) make room where there is none
+# left by moving code into a function of its own, or by doing without.
+MAX_BLOCKS: Final = 20
 
 
 def emit_flow(w: Writer, plan: FlowPlan, class_name: str, module: ModulePlan) -> None:
@@ -150,6 +157,7 @@ class _FlowEmitter:
         self.error = self.names.fresh("error")
         self.failure = self.names.fresh("failure")
         self.counting = True
+        self.blocks = 0  # Python's blocks open around the code being written
         # Each call site of a node or a subflow gets the local its run binds
         # (`Flow._kiln_bind`).
         self.sites = {
@@ -321,11 +329,14 @@ class _FlowEmitter:
             t: self.names.fresh(f"{_task_base(task)}_task")
             for t, task in plan.tasks.items()
         }
+        if not self.room(1 + _needed(block)):
+            self.in_place(plan)
+            return
         for task_id, task in plan.tasks.items():
             self.task(task, defs[task_id], plan, handles, copies[task_id])
         scope = self.names.fresh("scope")
         self.w.line(f"async with {RUNTIME}.Scope() as {scope}:")
-        with self.w.indent():
+        with self.w.indent(), self.opened():
             for op in plan.ops:
                 if isinstance(op, Spawn):
                     # A task's visits count when it starts, in the order of the
@@ -339,6 +350,45 @@ class _FlowEmitter:
                     )
                 else:
                     self.op(op, plan, handles)
+
+    def in_place(self, plan: BlockPlan) -> None:
+        """The block one step after another, each task run where it would start.
+
+        For a block with no room left for its scope's `async with`. A task's
+        inputs exist when it would be spawned, and what main runs before
+        awaiting it does not depend on it, so running it there computes the
+        same values, only without the overlap.
+        """
+        for op in plan.ops:
+            if isinstance(op, Spawn):
+                for step in plan.tasks[op.task].steps:
+                    self.step(step, returning=False)
+            elif isinstance(op, Run):
+                self.step(op.step, returning=False)
+
+    # --- Python's nested blocks ------------------------------------------------------
+
+    def room(self, blocks: int) -> bool:
+        """Whether code may open `blocks` more nested blocks here."""
+        return self.blocks + blocks <= MAX_BLOCKS
+
+    @contextmanager
+    def opened(self, blocks: int = 1) -> Iterator[None]:
+        """Code written inside sits in `blocks` more nested blocks."""
+        self.blocks += blocks
+        try:
+            yield
+        finally:
+            self.blocks -= blocks
+
+    @contextmanager
+    def function(self) -> Iterator[None]:
+        """Code written inside is the body of a nested function: no block is open."""
+        outer, self.blocks = self.blocks, 0
+        try:
+            yield
+        finally:
+            self.blocks = outer
 
     def op(self, op: Wait | Run, plan: BlockPlan, handles: dict[TaskId, str]) -> None:
         if isinstance(op, Wait):
@@ -361,7 +411,7 @@ class _FlowEmitter:
             self.w.line(f"async def {name}() -> {returns}:")
         self.counting = False  # counted at the spawn
         outer = dict(copies)  # names still meaning the value from before the task
-        with self.w.indent():
+        with self.w.indent(), self.function():
             for step in task.steps:
                 for wait in task.waits[step.id]:
                     self.wait(plan.tasks[wait.task], handles[wait.task])
@@ -391,7 +441,7 @@ class _FlowEmitter:
     def action(self, step: Step, *, returning: bool) -> None:
         action = step.action
         if isinstance(action, Call):
-            self.call(action, returning)
+            self.call(step, action, returning)
         elif isinstance(action, FanOut):
             self.fan_out(step, action, returning)
         elif isinstance(action, Inline):
@@ -413,15 +463,48 @@ class _FlowEmitter:
                 "yield" if action.value is None else f"yield {code(action.value)}"
             )
 
-    def call(self, action: Call, returning: bool) -> None:
-        with self.w.at(action.call.span):
-            self.count_visit(action.call)
-            self.guarded(
-                self.with_fallback(
-                    action.call, action.target, action.annotation, returning
-                ),
-                [action.call],
+    def call(self, step: Step, action: Call, returning: bool) -> None:
+        call = action.call
+        with self.w.at(call.span):
+            self.count_visit(call)
+            if self.room(_guard_blocks(call)):
+                self.guarded(
+                    self.with_fallback(
+                        call, action.target, action.annotation, returning
+                    ),
+                    [call],
+                    _guard_blocks(call),
+                )
+                return
+            # Too deep for the `try` that notes a failure: the call, noted, in a
+            # function of its own, whose body opens its blocks from none.
+            keeps = action.target is not None or returning
+            value = self.outlined(
+                self.with_fallback(call, None, None, keeps),
+                [call],
+                _guard_blocks(call),
+                awaits=call.suspends or _fallback_awaits(call),
+                returns=step.value_type if keeps else "None",
             )
+            self.w.line(_assign(action.target, action.annotation, value, returning))
+
+    def outlined(
+        self,
+        statements: list[str],
+        calls: Sequence[NodeCall],
+        blocks: int,
+        *,
+        awaits: bool,
+        returns: str | None,
+    ) -> str:
+        """`statements`, guarded, as a nested function; the expression that calls it."""
+        name = self.names.fresh(f"{_base(calls[0].callee)}_call")
+        define = "async def" if awaits else "def"
+        annotation = f" -> {returns}" if returns is not None else ""
+        self.w.line(f"{define} {name}(){annotation}:")
+        with self.w.indent(), self.function():
+            self.guarded(statements, calls, blocks)
+        return f"await {name}()" if awaits else f"{name}()"
 
     def with_fallback(
         self,
@@ -436,6 +519,7 @@ class _FlowEmitter:
         fallback = self.fallbackcode(call)
         if fallback is None:
             return [statement]
+        # In a `try` of its own, the fallback takes the blocks of one more.
         return [
             "try:",
             f"    {statement}",
@@ -503,7 +587,17 @@ class _FlowEmitter:
             else:
                 gathered = f"await {RUNTIME}.gather({call} {clauses})"
             value = _collection(action.kind, gathered)
-        self.guarded([_assign(action.target, None, value, returning)], calls)
+        if self.room(GUARD_BLOCKS):
+            self.guarded([_assign(action.target, None, value, returning)], calls)
+            return
+        value = self.outlined(
+            [f"return {value}"],
+            calls,
+            GUARD_BLOCKS,
+            awaits=suspends,
+            returns=step.value_type,
+        )
+        self.w.line(_assign(action.target, None, value, returning))
 
     def element_function(self, action: FanOut, suspends: bool, concurrent: bool) -> str:
         """An element of several calls, or with a fallback: a function per element.
@@ -521,7 +615,7 @@ class _FlowEmitter:
             self.w.line(
                 f"{define} {each}({target}: {action.item_types[0]}) -> {returns}:"
             )
-            with self.w.indent():
+            with self.w.indent(), self.function():
                 self.element_body(action)
             iterable = code(action.clauses.iter)
             if concurrent:
@@ -536,7 +630,7 @@ class _FlowEmitter:
         targets = _comprehension_targets(action.clauses)
         self.w.line(f"{items} = [{targets} {code(action.clauses)}]")
         self.w.line(f"{define} {each}({index}: int) -> {returns}:")
-        with self.w.indent():
+        with self.w.indent(), self.function():
             self.w.line(f"{targets} = {items}[{index}]")
             self.element_body(action)
         every = f"{each}({index}) for {index} in range(len({items}))"
@@ -555,7 +649,9 @@ class _FlowEmitter:
             self.step(step, returning=False)
         self.counting = counting
         self.guarded(
-            self.with_fallback(action.result, None, None, True), [action.result]
+            self.with_fallback(action.result, None, None, True),
+            [action.result],
+            _guard_blocks(action.result),
         )
 
     def branch(self, action: Branch) -> None:
@@ -586,7 +682,7 @@ class _FlowEmitter:
             return
         # The test calls nodes: ask again at the top of every iteration.
         self.w.line("while True:")
-        with self.w.indent():
+        with self.w.indent(), self.opened():
             self.block(action.condition)
             self.w.line(f"if {_negated(action.test)}:")
             with self.w.indent():
@@ -596,14 +692,16 @@ class _FlowEmitter:
             self.block(action.body)
 
     def loop(self, action: Loop) -> None:
-        if not action.closes:
+        if not action.closes or not self.room(1 + _needed_by(action)):
+            # TODO: a stream loop with no room for its `with` is closed when it is
+            # exhausted or collected, not at once when it is left early.
             self.loop_statement(action)
             return
         # However the loop ends (break, return, an error), the producer is closed at once.
         closing = "async with" if action.is_async else "with"
         helper = "aclosing" if action.is_async else "closing"
         self.w.line(f"{closing} {RUNTIME}.{helper}({code(action.iterable)}):")
-        with self.w.indent():
+        with self.w.indent(), self.opened():
             self.loop_statement(action)
 
     def loop_statement(self, action: Loop) -> None:
@@ -613,7 +711,7 @@ class _FlowEmitter:
 
     def body_and_else(self, body: Block, orelse: Block | None) -> None:
         """A loop's body under its header, and its `else:` when it has one."""
-        with self.w.indent():
+        with self.w.indent(), self.opened():
             self.block(body)
         if orelse is not None:
             self.w.line("else:")
@@ -636,8 +734,15 @@ class _FlowEmitter:
             f"called at {where(first.span)}"
         )
 
-    def guarded(self, statements: list[str], calls: Sequence[NodeCall]) -> None:
-        """Run `statements`; an exception leaving them gets a note naming the node and lines."""
+    def guarded(
+        self, statements: list[str], calls: Sequence[NodeCall], blocks: int = 2
+    ) -> None:
+        """Run `statements`; an exception leaving them gets a note naming the node and lines.
+
+        `blocks`: the nested blocks this opens, with the statements' own (see
+        `_guard_blocks`); the caller has made room for them.
+        """
+        assert self.room(blocks), "the caller makes room for the try"
         w = self.w
         w.line("try:")
         with w.indent():
@@ -647,6 +752,80 @@ class _FlowEmitter:
         with w.indent():
             w.line(f"{self.error}.add_note({self.note(calls)!r})")
             w.line("raise")
+
+
+GUARD_BLOCKS: Final = 2  # `try:` ... `except Exception as e:` (the except body)
+
+
+def _needed(block: Block) -> int:
+    """The nested blocks the source's own statements in `block` open, at the deepest.
+
+    What the emitter adds around them (a scope, a stream's `with`) fits only
+    in what is left; a call's `try` can always move into a function.
+    """
+    return max((_needed_by(step.action) for step in block.steps), default=0)
+
+
+def _needed_by(action: Action) -> int:
+    if isinstance(action, Inline):
+        return _statement_blocks(action.statement)
+    if isinstance(action, FanOut):
+        return 0  # its elements run in functions of their own
+    blocks = [_needed(child) for child in child_blocks(action)]
+    if isinstance(action, Loop):  # the `else` runs outside the loop's block
+        return max([1 + blocks[0], *blocks[1:]])
+    if isinstance(action, WhileLoop):
+        if action.condition.steps:  # `while True:` around the test, body and `else`
+            return 1 + max(blocks)
+        return max([1 + blocks[1], *blocks[2:]])
+    return max(blocks, default=0)
+
+
+def _statement_blocks(node: cst.CSTNode) -> int:
+    """The blocks a statement written as it is nests, at the deepest."""
+    inner = max(
+        (_statement_blocks(c) for c in node.children if isinstance(c, _PARTS)),
+        default=0,
+    )
+    return inner + 1 if isinstance(node, _BLOCKS) else inner
+
+
+# What opens one of Python's blocks (an `except` body sits in two: the `try`'s
+# and the handler's), and what may hold statements that do.
+_BLOCKS: Final = (
+    cst.For,
+    cst.While,
+    cst.With,
+    cst.Try,
+    cst.TryStar,
+    cst.ExceptHandler,
+    cst.ExceptStarHandler,
+    cst.Finally,
+)
+_PARTS: Final = (
+    cst.BaseCompoundStatement,
+    cst.BaseSuite,
+    cst.Else,
+    cst.MatchCase,
+    cst.ExceptHandler,
+    cst.ExceptStarHandler,
+    cst.Finally,
+)
+
+
+def _guard_blocks(call: NodeCall) -> int:
+    """The nested blocks of a call's `try` and, with a fallback, of the `try` inside."""
+    fallback = isinstance(call.callee, NodeDef) and call.callee.options.fallback
+    return GUARD_BLOCKS + 1 if fallback else GUARD_BLOCKS
+
+
+def _fallback_awaits(call: NodeCall) -> bool:
+    callee = call.callee
+    return (
+        isinstance(callee, NodeDef)
+        and callee.options.fallback is not None
+        and callee.fallback_async
+    )
 
 
 def _assign(
