@@ -17,6 +17,8 @@ from types import ModuleType
 
 import pytest
 
+from kilnc.diagnostics import Code
+from kilnc.pipeline import compile_file
 from tests.test_differential import compiled_and_source
 
 NODES = """\
@@ -122,7 +124,62 @@ def test_a_task_waiting_for_a_task_made_after_it_is_spawned_in_order(
 
 
 
-# --- Python's 20 nested blocks ----------------------------------------------------
+# --- long and deep expressions --------------------------------------------------------
+
+
+def test_a_thousand_terms_after_a_node_call_compile(tmp_path: Path) -> None:
+    terms = " + ".join(["x"] * 1000)
+    assert_same(
+        f"""
+        @flow
+        async def f(x: int) -> int:
+            x = await ainc(x)
+            return {terms}
+        """,
+        tmp_path,
+        (3,),
+    )
+
+
+def test_hundreds_of_node_calls_in_one_expression_compile(tmp_path: Path) -> None:
+    terms = " + ".join(["inc(x)"] * 300)
+    assert_same(
+        f"""
+        @flow
+        async def f(x: int) -> int:
+            return {terms}
+        """,
+        tmp_path,
+        (3,),
+    )
+
+
+def test_199_nested_node_calls_compile(tmp_path: Path) -> None:
+    # 200 nested brackets are as many as CPython's tokenizer takes.
+    sync = "inc(" * 199 + "x" + ")" * 199
+    awaited = "await ainc(" * 199 + "x" + ")" * 199
+    assert_same(
+        f"""
+        @flow
+        async def f(x: int) -> list[int]:
+            y = {sync}
+            z = {awaited}
+            return [y, z]
+        """,
+        tmp_path,
+        (3,),
+    )
+
+
+def test_a_statement_python_refuses_is_refused_at_its_line(tmp_path: Path) -> None:
+    terms = " + ".join(["x"] * 5000)
+    source = NODES + f"@flow\nasync def f(x: int) -> int:\n    return {terms}\n"
+    path = tmp_path / "deep.py"
+    path.write_text(source, encoding="utf-8")
+    [diagnostic] = compile_file(path).diagnostics
+    assert diagnostic.code is Code.TOO_COMPLEX
+    assert diagnostic.span.line == len(NODES.splitlines()) + 3
+    assert "CPython itself refuses it" in diagnostic.message
 
 
 def nested(depth: int, body: str, kind: str = "for") -> str:

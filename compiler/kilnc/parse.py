@@ -10,8 +10,6 @@ located diagnostic rather than a crash in a later pass.
 
 from __future__ import annotations
 
-import io
-import tokenize
 import warnings
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ from libcst.metadata import (
     ScopeProvider,
 )
 
+from kilnc.depth import largest_statement, python_limits
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.source import SourceFile, Span
 
@@ -88,8 +87,14 @@ def parse_source(source: SourceFile) -> ParsedModule | Diagnostic:
             Code.SYNTAX,
             f"invalid syntax: {exc.message}",
         )
-    except RecursionError:
-        return _too_complex(source)
+    except RecursionError:  # Python compiled it: the limit is kiln's own
+        return error(
+            Span.at(source.path, largest_statement(source.text)),
+            Code.TOO_COMPLEX,
+            "this statement is nested too deeply for kiln to read, though Python "
+            "compiles it",
+            "split the deepest expression into smaller statements",
+        )
     names = (
         frozenset(a.name for a in scope.assignments)
         if scope is not None
@@ -112,7 +117,8 @@ def _python_rejects(source: SourceFile, text: str) -> Diagnostic | None:
             )  # SyntaxWarnings belong to the user's linter
             # Compiled, never run: Python's compiler rejects what its parser
             # accepts (`return` outside a function, 21 nested blocks).
-            compile(text, source.path, "exec", dont_inherit=True)
+            with python_limits():
+                compile(text, source.path, "exec", dont_inherit=True)
     except SyntaxError as exc:
         line = exc.lineno or 1
         column = exc.offset or 1
@@ -131,30 +137,9 @@ def _python_rejects(source: SourceFile, text: str) -> Diagnostic | None:
 
 def _too_complex(source: SourceFile) -> Diagnostic:
     return error(
-        Span.at(source.path, _largest_statement(source.text)),
+        Span.at(source.path, largest_statement(source.text)),
         Code.TOO_COMPLEX,
-        "this statement is nested too deeply for Python to compile",
+        "this statement is nested too deeply for Python to compile "
+        "(CPython itself refuses it)",
         "split the deepest expression into smaller statements",
     )
-
-
-def _largest_statement(text: str) -> int:
-    """The first line of the logical line with the most tokens: where the depth is.
-
-    Python's recursion limit gives no position; the tokenizer is linear and
-    still works, and the statement that overflowed the parser is the biggest.
-    """
-    best_line, best_count = 1, 0
-    start, count = 1, 0
-    try:
-        for token in tokenize.generate_tokens(io.StringIO(text).readline):
-            if count == 0:
-                start = token.start[0]
-            count += 1
-            if token.type in (tokenize.NEWLINE, tokenize.ENDMARKER):
-                if count > best_count:
-                    best_line, best_count = start, count
-                count = 0
-    except (tokenize.TokenError, SyntaxError):
-        pass
-    return best_line

@@ -28,6 +28,7 @@ from kilnc.checks import (
     check_visit_limits,
 )
 from kilnc.collect import collect_definitions
+from kilnc.depth import run_deep
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.emit import emit_module
 from kilnc.format import TooDeep, format_module
@@ -106,7 +107,7 @@ def compile_file(
     try:
         try:
             visits = max_visits or DEFAULT_MAX_VISITS
-            return _compile(source, path, dump, visits, ledger)
+            return run_deep(lambda: _compile(source, path, dump, visits, ledger))
         except InternalError:
             raise
         except (
@@ -292,9 +293,9 @@ def _too_deep(
     return error(
         origin or Span.at(source.path, 1),
         Code.TOO_COMPLEX,
-        "the compiled flow nests blocks deeper than Python allows (20): each node "
-        "call adds a `try` to the blocks around it",
-        "move the innermost loops or branches into a node or a subflow",
+        "Python compiles this statement only just: inside the compiled flow's "
+        "class and method it is nested deeper than Python's compiler allows",
+        "split the deepest expression into smaller statements",
     )
 
 
