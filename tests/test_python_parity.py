@@ -68,6 +68,18 @@ async def pair(x: int) -> tuple[int, int]:
     return x + 1, x + 2
 
 
+@node
+async def triple(x: int) -> list[int]:
+    await asyncio.sleep(0.001 * (x % 3))
+    return [x, x * 2, x * 3]
+
+
+@node
+async def g(a: int, b: int) -> int:
+    await asyncio.sleep(0.002 * (a % 2))
+    return a * 10000 + b
+
+
 """
 
 
@@ -122,6 +134,95 @@ def test_a_task_waiting_for_a_task_made_after_it_is_spawned_in_order(
         (0, 0),
     )
 
+
+
+# --- rebinding names a task binds ------------------------------------------------------
+
+REBINDINGS = {
+    "tuple": """
+        a, b = await pair(x)
+        a, c = await pair(x + 10)
+        e = await g(await ainc(x), a)
+        return [a, b, c, e]
+    """,
+    "list": """
+        [a, b] = await pair(x)
+        [a, c] = await pair(x + 10)
+        e = await g(await ainc(x), a)
+        return [a, b, c, e]
+    """,
+    "parenthesized": """
+        (a, b) = await pair(x)
+        (c, a) = await pair(x + 10)
+        e = await g(await ainc(x), a)
+        return [a, b, c, e]
+    """,
+    "starred": """
+        a, *rest = await triple(x)
+        a, *more = await triple(x + 10)
+        e = await g(await ainc(x), a)
+        return [a, *rest, *more, e]
+    """,
+    "every name rebound": """
+        a, b = await pair(x)
+        a, b = await pair(x + 10)
+        e = await g(await ainc(x), a)
+        return [a, b, e]
+    """,
+    "a task reading both": """
+        a, b = await pair(x)
+        a, c = await pair(x + 10)
+        d = await g(a, b)
+        d = await g(d, c)
+        return [a, b, c, d]
+    """,
+    "through a third writer": """
+        a, b = await pair(x)
+        a = await ainc(a)
+        a, c = await pair(a)
+        e = await g(await ainc(x), a)
+        return [a, b, c, e]
+    """,
+    "chained assignment": """
+        a = b = await ainc(x)
+        a = await ainc(a)
+        c, b = await pair(b)
+        return [a, b, c]
+    """,
+    "for target": """
+        a, b = await pair(x)
+        c = 0
+        for a, c in [(await ainc(x), 7)]:
+            c = await g(a, c)
+        e = await g(await ainc(x), a)
+        return [a, b, c, e]
+    """,
+    "in an arm": """
+        a, b = await pair(x)
+        if x % 2:
+            a, c = await pair(x + 10)
+        else:
+            c, a = await pair(x + 20)
+        e = await g(await ainc(x), a)
+        return [a, b, c, e]
+    """,
+    "in a loop": """
+        a, b = 0, 0
+        for k in range(3):
+            a, b = await pair(x + k)
+            a, c = await pair(a)
+            b = await g(b, a)
+        return [a, b]
+    """,
+}
+
+
+@pytest.mark.parametrize("body", list(REBINDINGS))
+def test_rebinding_a_name_of_a_multiple_target(tmp_path: Path, body: str) -> None:
+    flow = "@flow\nasync def f(x: int) -> list[int]:\n" + "\n".join(
+        line[4:] for line in REBINDINGS[body].splitlines()
+    )
+    assert_same(flow, tmp_path, (0,), (1,), (4,))
 
 
 # --- long and deep expressions --------------------------------------------------------

@@ -39,10 +39,11 @@ from kilnc.ir import (
     NodeKind,
     Return,
     Step,
+    StepId,
     WhileLoop,
     child_blocks,
 )
-from kilnc.names import renamed
+from kilnc.names import identifier, renamed, target_names
 from kilnc.plan import BlockPlan, FlowPlan, ModulePlan, Run, Spawn, Task, TaskId, Wait
 from kilnc.syntax import awaits, code
 from kilnc.writer import Names, Writer
@@ -158,6 +159,9 @@ class _FlowEmitter:
         self.failure = self.names.fresh("failure")
         self.counting = True
         self.blocks = 0  # Python's blocks open around the code being written
+        # The step whose value each name holds, in the coroutine being written,
+        # as far as the code written so far assigns it.
+        self.bound: dict[str, StepId] = {}
         # Each call site of a node or a subflow gets the local its run binds
         # (`Flow._kiln_bind`).
         self.sites = {
@@ -411,6 +415,7 @@ class _FlowEmitter:
             self.w.line(f"async def {name}() -> {returns}:")
         self.counting = False  # counted at the spawn
         outer = dict(copies)  # names still meaning the value from before the task
+        bound, self.bound = self.bound, {}
         with self.w.indent(), self.function():
             for step in task.steps:
                 for wait in task.waits[step.id]:
@@ -422,21 +427,42 @@ class _FlowEmitter:
                 for written in step.writes:
                     outer.pop(written, None)
         self.counting = True
+        self.bound = bound
         self.w.line()
 
     def wait(self, task: Task, handle: str) -> None:
-        target = _target(task.result)
-        with self.w.at(task.result.span):
+        """Await a task, binding the names of its target that nothing later bound yet.
+
+        `a, b = await pair(x)` then `a, c = await pair(y)`: a coroutine that
+        awaited the second task and needs `b` of the first must not take its
+        `a` too.
+        """
+        result = task.result
+        target = _target(result)
+        if target is not None:
+            stale = {
+                name
+                for name in target_names(target)
+                if self.bound.get(name, result.id) > result.id
+            }
+            target = _discarding(target, stale, self.names)
+        with self.w.at(result.span):
             if target is None:
                 self.w.line(f"await {handle}")
             else:
                 self.w.line(f"{code(target)} = await {handle}")
+        if target is not None:
+            for name in target_names(target):
+                self.bound[name] = result.id
 
     # --- steps --------------------------------------------------------------------
 
     def step(self, step: Step, *, returning: bool) -> None:
         with self.w.at(step.span):
             self.action(step, returning=returning)
+        if not returning:
+            for name in step.writes:
+                self.bound[name] = step.id
 
     def action(self, step: Step, *, returning: bool) -> None:
         action = step.action
@@ -826,6 +852,36 @@ def _fallback_awaits(call: NodeCall) -> bool:
         and callee.options.fallback is not None
         and callee.fallback_async
     )
+
+
+def _discarding(
+    target: cst.BaseAssignTargetExpression, names: set[str], fresh: Names
+) -> cst.BaseAssignTargetExpression | None:
+    """The target with each of `names` bound to a fresh throwaway; None if nothing is left."""
+    if not names:
+        return target
+    if not target_names(target) - names:
+        return None
+    kept = target.visit(_Discarder(names, fresh))
+    assert isinstance(kept, cst.BaseAssignTargetExpression)
+    return kept
+
+
+class _Discarder(cst.CSTTransformer):
+    def __init__(self, names: set[str], fresh: Names) -> None:
+        self.names = names
+        self.fresh = fresh
+
+    def visit_Subscript(self, node: cst.Subscript) -> bool:
+        return False  # `x[k] = ...` stores into x: nothing to discard there
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        return False
+
+    def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.Name:
+        if identifier(original_node.value) not in self.names:
+            return updated_node
+        return updated_node.with_changes(value=self.fresh.fresh("stale"))
 
 
 def _assign(
