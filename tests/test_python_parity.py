@@ -183,6 +183,13 @@ REBINDINGS = {
         e = await g(await ainc(x), a)
         return [a, b, c, e]
     """,
+    "a task reading a name main rebound": """
+        a, b = await pair(x)
+        a = inc(a + b)
+        c, d = await pair(a + b)
+        e = total([await amul(k, a) async for k in aupto(x % 3)])
+        return [a, b, c, d, e]
+    """,
     "chained assignment": """
         a = b = await ainc(x)
         a = await ainc(a)

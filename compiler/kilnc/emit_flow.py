@@ -419,7 +419,8 @@ class _FlowEmitter:
         with self.w.indent(), self.function():
             for step in task.steps:
                 for wait in task.waits[step.id]:
-                    self.wait(plan.tasks[wait.task], handles[wait.task])
+                    taken = task.takes.get(wait.task, frozenset())
+                    self.wait(plan.tasks[wait.task], handles[wait.task], taken)
                 self.step(
                     _reading(step, outer),
                     returning=step is result and target is not None,
@@ -430,12 +431,15 @@ class _FlowEmitter:
         self.bound = bound
         self.w.line()
 
-    def wait(self, task: Task, handle: str) -> None:
+    def wait(
+        self, task: Task, handle: str, taken: frozenset[str] | None = None
+    ) -> None:
         """Await a task, binding the names of its target that nothing later bound yet.
 
         `a, b = await pair(x)` then `a, c = await pair(y)`: a coroutine that
         awaited the second task and needs `b` of the first must not take its
-        `a` too.
+        `a` too. A task binds only the names it `taken` from the other (the
+        rest would hide, in its own scope, values the flow's coroutine holds).
         """
         result = task.result
         target = _target(result)
@@ -444,6 +448,7 @@ class _FlowEmitter:
                 name
                 for name in target_names(target)
                 if self.bound.get(name, result.id) > result.id
+                or (taken is not None and name not in taken)
             }
             target = _discarding(target, stale, self.names)
         with self.w.at(result.span):

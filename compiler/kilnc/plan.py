@@ -38,6 +38,10 @@ class Task:
     # (`text = await revise(text)` followed by more steps): main copies each
     # into a fresh name when it spawns the task, and the task reads the copy.
     snapshots: tuple[str, ...] = ()
+    # The names of each awaited task's target this task reads from it. The rest
+    # of that target it must not bind: another step wrote those names later
+    # (`a, b = ...` then `a = ...`), and binding one would hide that value.
+    takes: Mapping[TaskId, frozenset[str]] = field(default_factory=dict)
 
     @property
     def result(self) -> Step:

@@ -82,6 +82,7 @@ def schedule_block(
             tuple(chain),
             _waits(chain, graph, task_of),
             tuple(sorted(_rebound(chain, graph, producers) or ())),
+            _takes(chain, block, task_of),
         )
         for i, chain in enumerate(chains)
     }
@@ -224,6 +225,29 @@ def _waits(
         seen.update(needed)
         waits[step.id] = tuple(Wait(t) for t in needed)
     return waits
+
+
+def _takes(
+    chain: list[Step], block: Block, task_of: dict[StepId, TaskId]
+) -> dict[TaskId, frozenset[str]]:
+    """The names the chain's steps read from the result of each other task.
+
+    A step reads a name from the step that last bound it before it, in
+    source order; only those names of an awaited task's target are its own.
+    """
+    own = task_of[chain[0].id]
+    members = {step.id for step in chain}
+    binder: dict[str, StepId] = {}
+    takes: dict[TaskId, set[str]] = {}
+    for step in block.steps:
+        if step.id in members:
+            for name in step.reads:
+                source = binder.get(name)
+                if source in task_of and task_of[source] != own:
+                    takes.setdefault(task_of[source], set()).add(name)
+        for name in step.writes:
+            binder[name] = step.id
+    return {task: frozenset(names) for task, names in takes.items()}
 
 
 # --- 4. the main coroutine's order ---------------------------------------------------
