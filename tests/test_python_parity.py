@@ -94,11 +94,19 @@ def both(flow: str, tmp_path: Path) -> tuple[ModuleType, ModuleType]:
     return compiled_and_source(NODES + dedent(flow), tmp_path)
 
 
+def outcome(function: object, *args: object) -> object:
+    """What a call returns, or the type and text of what it raises."""
+    try:
+        return run(function, *args)
+    except Exception as error:  # the source's error is the reference too
+        return (type(error), str(error))
+
+
 def assert_same(flow: str, tmp_path: Path, *inputs: tuple[object, ...]) -> None:
-    """`f` compiled computes what `f` run as plain Python computes, on every input."""
+    """`f` compiled computes (or raises) what `f` run as plain Python does, on every input."""
     compiled, source = both(flow, tmp_path)
     for args in inputs:
-        assert run(compiled.f.aforward, *args) == run(source.f, *args), args
+        assert outcome(compiled.f.aforward, *args) == outcome(source.f, *args), args
 
 
 # --- the scheduler ------------------------------------------------------------------
@@ -230,6 +238,136 @@ def test_rebinding_a_name_of_a_multiple_target(tmp_path: Path, body: str) -> Non
         line[4:] for line in REBINDINGS[body].splitlines()
     )
     assert_same(flow, tmp_path, (0,), (1,), (4,))
+
+
+# --- what `:=` binds ------------------------------------------------------------------
+
+WALRUSES = {
+    "while test": """
+        while (y := await ainc(x)) < 40:
+            x = y * 3
+        return y + x
+    """,
+    "while test without a call": """
+        while (y := x * 2) < 50:
+            x = await ainc(y)
+        return y + x
+    """,
+    "while test, the body reading it": """
+        done = 0
+        while (k := await ainc(done)) < 10:
+            done = await amul(k, 2)
+        return done + k
+    """,
+    "if test": """
+        if (y := await ainc(x)) > 3:
+            x = await ainc(y)
+        return y + x
+    """,
+    "elif test": """
+        if x > 100:
+            y = 0
+        elif (y := await ainc(x)) > 3:
+            x = await ainc(y)
+        return y + x
+    """,
+    "elif test without a call": """
+        if x > 100:
+            y = 0
+        elif (y := x + 7) > 3:
+            x = await ainc(y)
+        return y + x
+    """,
+    "a call's argument": """
+        z = await ainc(y := x + 1)
+        return y + z
+    """,
+    "a call's argument, then calls that overlap": """
+        z = await ainc(y := x + 1)
+        w = await ainc(z)
+        v = await amul(y, 2)
+        return y + z + w + v
+    """,
+    "a lifted call's argument": """
+        z = await amul(await ainc(y := x + 2), y)
+        return z + y
+    """,
+    "a call in a test": """
+        if await ainc(y := x * 3) > 5:
+            x = y
+        return x + y
+    """,
+    "a fan-out's condition": """
+        last = -1
+        r = [await ainc(v) for v in range(x % 7) if (last := v) % 2]
+        return sum(r) + last
+    """,
+    "a comprehension's condition": """
+        n = await ainc(x)
+        r = [v for v in range(n % 7) if (last := v) % 2]
+        return sum(r) + last
+    """,
+    "a match subject": """
+        match (y := await ainc(x)) % 3:
+            case 0:
+                x = await ainc(y)
+            case _:
+                x = y
+        return x + y
+    """,
+    "a return value": """
+        return (y := await ainc(x)) + y
+    """,
+}
+
+
+@pytest.mark.parametrize("body", list(WALRUSES))
+def test_walrus_binds_as_python_does(tmp_path: Path, body: str) -> None:
+    flow = "@flow\nasync def f(x: int) -> int:\n" + "\n".join(
+        line[4:] for line in WALRUSES[body].splitlines()
+    )
+    assert_same(flow, tmp_path, (0,), (1,), (5,), (20,))
+
+
+def test_an_elif_test_waits_for_what_it_reads(tmp_path: Path) -> None:
+    assert_same(
+        """
+        @flow
+        async def f(x: int) -> int:
+            a = await ainc(x)
+            if x > 100:
+                y = 0
+            elif a > 1:
+                y = await ainc(x)
+            else:
+                y = 5
+            return y
+        """,
+        tmp_path,
+        (0,),
+        (1,),
+        (200,),
+    )
+
+
+def test_walrus_in_a_fan_out_element_is_refused_at_it(tmp_path: Path) -> None:
+    source = NODES + dedent(
+        """
+        @flow
+        async def f(x: int) -> int:
+            r = [await ainc(last := v) for v in range(x)]
+            return sum(r) + last
+        """
+    )
+    path = tmp_path / "element.py"
+    path.write_text(source, encoding="utf-8")
+    [diagnostic] = compile_file(path).diagnostics
+    assert diagnostic.code is Code.FAN_OUT_SHAPE
+    assert (diagnostic.span.line, diagnostic.span.column) == (
+        len(NODES.splitlines()) + 4,
+        10,
+    )
+    assert "':='" in diagnostic.message
 
 
 # --- long and deep expressions --------------------------------------------------------

@@ -56,7 +56,13 @@ from kilnc.ir import (
     child_blocks,
 )
 from kilnc.lift import CallFinder, Lifter, element
-from kilnc.names import BUILTINS, identifier, name_uses, target_names
+from kilnc.names import (
+    BUILTINS,
+    identifier,
+    name_uses,
+    target_names,
+    walrus_targets,
+)
 from kilnc.parse import ParsedModule
 from kilnc.syntax import code, without_docstring, yields
 
@@ -269,9 +275,10 @@ class _Lowerer:
             arms.append(self.block(orelse.body.body, set(defined)))
         for arm in arms:
             defined |= _written(arm)
+        tested = [t for t in tests if t is not None]  # an `elif` test reads too
         return [
             *prefix,
-            self.compound(node, Branch(tuple(tests), tuple(arms)), arms, [test]),
+            self.compound(node, Branch(tuple(tests), tuple(arms)), arms, tested),
         ]
 
     def loop(self, node: cst.For, defined: set[str]) -> list[Step]:
@@ -334,6 +341,7 @@ class _Lowerer:
         blocks = [Block(tuple(condition)), body] + ([orelse] if orelse else [])
         action = WhileLoop(test, blocks[0], body, orelse)
         step = self.compound(node, action, blocks, [test])
+        defined |= step.writes  # with what `:=` binds in the test
         return [replace(step, barrier=_returns(blocks))]
 
     def unsupported(self, node: cst.CSTNode, defined: set[str]) -> list[Step]:
@@ -357,6 +365,7 @@ class _Lowerer:
     ) -> Step:
         uses = name_uses(action.call.call)
         writes = frozenset(target_names(target)) if target is not None else frozenset()
+        writes |= walrus_targets(action.call.call)  # `f(y := x + 1)` binds y too
         reads = uses.read_names
         if target is not None and not isinstance(
             target, cst.Name | cst.Tuple | cst.List
@@ -611,6 +620,16 @@ class _Lowerer:
             )
             return prefix
         call, node_call = found
+        bound = walrus_targets(element)
+        if bound:
+            self.report(
+                element,
+                Code.FAN_OUT_SHAPE,
+                f"':=' in a fan-out's element binds {', '.join(sorted(bound))} "
+                "from elements that run at the same time",
+                "bind the name in a statement before the fan-out, "
+                "or compute it from the results after it",
+            )
         inner, args = self.lift_arguments(call)
         result = replace(node_call, call=node_call.call.with_changes(args=args))
         self.check_fan_out(
@@ -645,11 +664,13 @@ class _Lowerer:
         value_type = None
         if returns is not None and kind is not FanOutKind.DICT:
             value_type = f"{kind.value}[{returns}]"
+        # `if (last := v) % 2` in a clause binds `last` in the flow, as in Python.
+        writes = target_names(target) | walrus_targets(clauses)
         step = self.make_step(
             origin,
             action,
             frozenset(reads),
-            frozenset(target_names(target)),
+            frozenset(writes),
             self.state_uses(comprehension),
             value_type,
         )
@@ -736,10 +757,13 @@ class _Lowerer:
         if self.parsed.star_import:
             defined |= uses.writes
             return
+        # `return (y := f(x)) + y`: a `:=` defines its name before later reads.
+        walrus = walrus_targets(node)
         for name in uses.reads:
             if (
                 identifier(name.value) not in defined
                 and identifier(name.value) not in self._globals
+                and identifier(name.value) not in walrus
             ):
                 self.report(
                     name,

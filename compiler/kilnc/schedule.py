@@ -55,7 +55,7 @@ from kilnc.ir import (
     WhileLoop,
     child_blocks,
 )
-from kilnc.names import binds
+from kilnc.names import binds, target_names
 from kilnc.plan import BlockPlan, FlowPlan, Op, Run, Spawn, Task, TaskId, Wait
 from kilnc.syntax import awaits
 
@@ -149,10 +149,18 @@ def _outlives(step: Step) -> bool:
 
 
 def _terminal_ok(step: Step) -> bool:
+    """Whether the step's value can leave a task: the one thing a task hands back.
+
+    A step that binds more than its target (`z = await f(y := x + 1)` binds y)
+    would bind the rest in the task's own scope, where no one else sees it.
+    """
     action = step.action
     if not isinstance(action, Call | FanOut):
         return False
-    return action.target is None or step.value_type is not None
+    target = action.target
+    if not step.writes <= (target_names(target) if target is not None else set()):
+        return False
+    return target is None or step.value_type is not None
 
 
 def _tasks(chains: list[list[Step]], graph: nx.DiGraph) -> list[list[Step]]:
