@@ -6,9 +6,13 @@ whose statements wire them: plain calls on earlier values, fan-outs over a
 range, `if`/`else` on an earlier value, inline glue, Memory writes whose
 order the compiled flow must keep, `while` loops that stay within the flow's
 `max_visits`, calls of nodes that fail a few times before their retries
-make them succeed, and calls of a subflow, alone or fanned out. The flow
-returns every value it computed, so the differential test compares the whole
-computation, not only its end.
+make them succeed, calls of a subflow, alone or fanned out, fan-outs over an
+async stream fed by earlier values (inside another call, as `total([...])`),
+tuple unpacking, names rebound after earlier steps read them (plainly, by
+unpacking, or in one arm of a branch), branches whose arms call nodes of
+both kinds or whose `elif` reads an earlier value, and names bound by `:=` in
+a call's arguments and in a `while` test. The flow returns every value it computed, so the differential test
+compares the whole computation, not only its end.
 
 A node with retries fails only while the module's `planned_failures` is true:
 a plain run of the source has no retries, so the reference run turns the
@@ -119,6 +123,7 @@ def _while_loop(
 
 HEADER = """\
 import asyncio
+from collections.abc import AsyncIterator
 
 from kiln import Memory, flow, node
 
@@ -140,6 +145,24 @@ async def record(memory: Memory, value: int) -> None:
 @node
 async def step(i: int) -> int:
     return i + 1
+
+
+@node
+async def upto(n: int) -> AsyncIterator[int]:
+    for i in range(n):
+        await asyncio.sleep(0)
+        yield i
+
+
+@node
+def total(values: list[int]) -> int:
+    return sum(values) % 1000003
+
+
+@node
+async def pair(a: int, b: int) -> tuple[int, int]:
+    await asyncio.sleep(0.001 * (a % 2))
+    return (a + b) % 1000003, (a * 3 - b) % 1000003
 
 
 @flow
@@ -164,6 +187,14 @@ SHAPES = (
     "while",
     "retry",
     "subflow",
+    "stream_fan_out",
+    "rebind",
+    "unpack",
+    "arms_call",
+    "rebind_in_arm",
+    "elif",
+    "walrus",
+    "walrus_while",
 )
 
 
@@ -229,6 +260,61 @@ def _statement(
         return [
             f"{name}_s = {called}",
             f"{name} = {_call(index, spec, [f'{name}_s', *inputs[1:]])}",
+        ]
+    if shape == "stream_fan_out":
+        element = _call(index, spec, [*inputs, "k"])
+        return [f"{name} = total([{element} async for k in upto({inputs[0]} % 4)])"]
+    if shape == "rebind":  # an earlier value, read before, computed again
+        old = draw(st.sampled_from(values))
+        return [
+            f"{old} = {_call(index, spec, [old, *inputs])}",
+            f"{name} = {old} + 1",
+        ]
+    if shape == "unpack":  # the second name is new, or an earlier value rebound
+        other = draw(st.sampled_from([f"{name}_b", *values]))
+        first, second = draw(st.sampled_from(values)), draw(st.sampled_from(values))
+        return [
+            f"{name}, {other} = await pair({first}, {second})",
+            f"{name} = {_call(index, spec, [name, other])}",
+        ]
+    if shape == "arms_call":
+        test = draw(st.sampled_from(values))
+        return [
+            f"if {test} % 2 == 0:",
+            f"    {name} = {_call(index, spec, inputs)}",
+            "else:",
+            f"    {name} = await step({inputs[-1]})",
+        ]
+    if shape == "rebind_in_arm":
+        test, old = draw(st.sampled_from(values)), draw(st.sampled_from(values))
+        return [
+            f"if {test} % 2 == 1:",
+            f"    {old} = {_call(index, spec, [old, *inputs])}",
+            f"{name} = {old} + {inputs[0]}",
+        ]
+    if shape == "elif":  # a plain `elif` test reading an earlier value
+        test, other = draw(st.sampled_from(values)), draw(st.sampled_from(values))
+        return [
+            f"if {test} % 3 == 0:",
+            f"    {name} = {_call(index, spec, inputs)}",
+            f"elif {other} % 2 == 0:",
+            f"    {name} = await step({other})",
+            "else:",
+            f"    {name} = {inputs[0]}",
+        ]
+    if shape == "walrus":
+        bound = f"{name}_w := {inputs[0]} + 1"
+        return [
+            f"{name} = {_call(index, spec, [bound, *inputs[1:]])}",
+            f"{name} = {name} + {name}_w",
+        ]
+    if shape == "walrus_while":  # `rounds` calls in the test, never past `bound`
+        rounds = draw(st.integers(min_value=1, max_value=bound))
+        return [
+            f"{name}_i = 0",
+            f"while ({name} := {_call(index, spec, [f'{name}_i', *inputs])}) "
+            f"and {name}_i < {rounds - 1}:",
+            f"    {name}_i += 1",
         ]
     if shape == "memory":
         return [
