@@ -506,3 +506,93 @@ async def f(x: int) -> int:
 
 def _statement_depth(body: str) -> int:
     return sum(1 for line in body.splitlines() if line.startswith(("while", "async for")))
+
+
+# --- asyncio around node calls ------------------------------------------------------------
+
+IDIOMS = {
+    # statement: (the asyncio call's text, what the note must say)
+    "a, b = await asyncio.gather(ainc(x), ainc(x + 1))": (
+        "asyncio.gather(ainc(x), ainc(x + 1))",
+        "'a = await ainc(x)', 'b = await ainc(x + 1)'",
+    ),
+    "a = await aio.gather(*[ainc(k) for k in range(x)])": (
+        "aio.gather(*[ainc(k) for k in range(x)])",
+        "'[await ainc(k) for k in range(x)]'",
+    ),
+    "a = await aio.wait_for(ainc(x), 5)": (
+        "aio.wait_for(ainc(x), 5)",
+        "'@node(timeout=...)'",
+    ),
+    "a = await wait_for(ainc(x), timeout=5)": (
+        "wait_for(ainc(x), timeout=5)",
+        "'a = await ainc(x)'",
+    ),
+    "t = asyncio.create_task(ainc(x))": (
+        "asyncio.create_task(ainc(x))",
+        "'t = await ainc(x)'",
+    ),
+    "a = await asyncio.ensure_future(ainc(x))": (
+        "asyncio.ensure_future(ainc(x))",
+        "as soon as the values it reads exist",
+    ),
+    "a = await asyncio.shield(ainc(x))": (
+        "asyncio.shield(ainc(x))",
+        "'a = await ainc(x)'",
+    ),
+    "a = await asyncio.to_thread(inc, x)": (
+        "asyncio.to_thread(inc, x)",
+        "'@node(thread=True)' and call it as 'a = inc(x)'",
+    ),
+    "if (await asyncio.gather(ainc(x)))[0] > 1:\n        a = 1": (
+        "asyncio.gather(ainc(x))",
+        "one statement per call",
+    ),
+    "async with asyncio.TaskGroup() as group:\n        t = group.create_task(ainc(x))": (
+        "asyncio.TaskGroup()",
+        "cancels the others when one fails",
+    ),
+    "async with aio.timeout(3):\n        a = await ainc(x)": (
+        "aio.timeout(3)",
+        "'@node(timeout=...)'",
+    ),
+}
+
+
+@pytest.mark.parametrize("statement", list(IDIOMS))
+def test_asyncio_around_node_calls_says_what_kiln_does_instead(
+    tmp_path: Path, statement: str
+) -> None:
+    """However asyncio was imported; the node calls inside are not reported again."""
+    header = "import asyncio as aio\nfrom asyncio import wait_for\n"
+    source = header + NODES + (
+        "@flow\nasync def f(x: int) -> int:\n"
+        "    a = t = 0\n"
+        f"    {statement}\n"
+        "    return a\n"
+    )
+    path = tmp_path / "idiom.py"
+    path.write_text(source, encoding="utf-8")
+    compilation = compile_file(path)
+    [diagnostic] = compilation.diagnostics
+    written, instead = IDIOMS[statement]
+    line = len((header + NODES).splitlines()) + 4
+    column = source.splitlines()[line - 1].index(written) + 1
+    assert diagnostic.code is Code.ASYNCIO_IDIOM
+    assert (diagnostic.span.line, diagnostic.span.column) == (line, column)
+    assert instead in (diagnostic.hint or ""), diagnostic.hint
+
+
+def test_asyncio_on_plain_values_stays_plain_code(tmp_path: Path) -> None:
+    assert_same(
+        """
+        @flow
+        async def f(x: int) -> int:
+            await asyncio.sleep(0)
+            y = await ainc(x)
+            await asyncio.sleep(await ainc(y) * 0)
+            return y
+        """,
+        tmp_path,
+        (1,),
+    )

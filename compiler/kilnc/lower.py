@@ -55,6 +55,7 @@ from kilnc.ir import (
     Yield,
     child_blocks,
 )
+from kilnc.idioms import find_idioms
 from kilnc.lift import CallFinder, Lifter, element
 from kilnc.names import (
     BUILTINS,
@@ -64,6 +65,7 @@ from kilnc.names import (
     walrus_targets,
 )
 from kilnc.parse import ParsedModule
+from kilnc.source import Span
 from kilnc.syntax import code, without_docstring, yields
 
 # What to write instead of each construct outside the flow language.
@@ -112,6 +114,7 @@ class _Lowerer:
         self._next_id = 0
         self._temps: dict[str, int] = {}
         self.loops = 0  # how many `while` loops enclose the code being lowered
+        self._excused: list[Span] = []  # asyncio idioms reported, with all inside
         self._globals = (
             frozenset(identifier(n) for n in self.parsed.global_names) | BUILTINS
         )
@@ -167,6 +170,9 @@ class _Lowerer:
     def small(self, node: cst.BaseSmallStatement, defined: set[str]) -> list[Step]:
         if isinstance(node, cst.Global | cst.Nonlocal):
             return self.unsupported(node, defined)
+        if self.asyncio_idioms(node):
+            defined |= name_uses(node).writes  # no follow-on errors
+            return []
         self.check_defined(node, defined)
         if isinstance(node, cst.Pass):
             return []
@@ -255,6 +261,7 @@ class _Lowerer:
         return self.fan_out(value, target, node)
 
     def branch(self, node: cst.If, defined: set[str]) -> list[Step]:
+        self.asyncio_idioms(node.test)
         self.check_defined(node.test, defined)
         prefix, test = self.lift_expression(node.test)
         tests: list[cst.BaseExpression | None] = [test]
@@ -282,6 +289,7 @@ class _Lowerer:
         ]
 
     def loop(self, node: cst.For, defined: set[str]) -> list[Step]:
+        self.asyncio_idioms(node.iter)
         self.check_defined(node.iter, defined)
         prefix, iterable = self.lift_expression(node.iter)
         inner = set(defined) | target_names(node.target)
@@ -304,6 +312,7 @@ class _Lowerer:
         return [*prefix, replace(step, barrier=_returns(blocks))]
 
     def match(self, node: cst.Match, defined: set[str]) -> list[Step]:
+        self.asyncio_idioms(node.subject)
         self.check_defined(node.subject, defined)
         prefix, subject = self.lift_expression(node.subject)
         cases: list[MatchCase] = []
@@ -332,6 +341,7 @@ class _Lowerer:
             return [step]
         self.loops += 1
         inner = set(defined)
+        self.asyncio_idioms(node.test)
         self.check_defined(node.test, inner)
         condition, test = self.lift_expression(node.test)
         body = self.block(node.body.body, inner)
@@ -346,6 +356,10 @@ class _Lowerer:
 
     def unsupported(self, node: cst.CSTNode, defined: set[str]) -> list[Step]:
         defined |= name_uses(node).writes  # what it would assign: no follow-on errors
+        if isinstance(node, cst.With) and any(
+            self.asyncio_idioms(item) for item in node.items
+        ):
+            return []  # `async with asyncio.TaskGroup() as tg:`, said what instead
         what, instead = UNSUPPORTED.get(
             type(node), (f"'{type(node).__name__}'", "move it into a node")
         )
@@ -823,10 +837,27 @@ class _Lowerer:
         if token:
             self.memory |= names
 
+    def asyncio_idioms(self, node: cst.CSTNode) -> bool:
+        """Report asyncio wrapped around node calls; whether there was any.
+
+        The node calls inside are not reported again (as not awaited, say):
+        the advice to await them would give code that fails in the source too.
+        """
+        found = find_idioms(node, self.parsed.qualified_names, self.resolve)
+        for idiom in found:
+            self.report(idiom.node, Code.ASYNCIO_IDIOM, idiom.message, idiom.hint)
+            self._excused.append(self.parsed.span(idiom.node))
+        return bool(found)
+
     def report(
         self, node: cst.CSTNode, code: Code, message: str, hint: str | None = None
     ) -> None:
-        self.diagnostics.append(error(self.parsed.span(node), code, message, hint))
+        span = self.parsed.span(node)
+        if code is not Code.ASYNCIO_IDIOM and any(
+            _within(span, excused) for excused in self._excused
+        ):
+            return
+        self.diagnostics.append(error(span, code, message, hint))
 
 
 class _StateUses(cst.CSTVisitor):
@@ -850,6 +881,14 @@ class _StateUses(cst.CSTVisitor):
     def visit_Name(self, node: cst.Name) -> None:
         if identifier(node.value) in self.tokens:
             self.used.add(identifier(node.value))
+
+
+def _within(span: Span, outer: Span) -> bool:
+    return (
+        span.path == outer.path
+        and (outer.line, outer.column) <= (span.line, span.column)
+        and (span.end_line, span.end_column) <= (outer.end_line, outer.end_column)
+    )
 
 
 def _comprehension_targets(clauses: cst.CompFor) -> set[str]:
