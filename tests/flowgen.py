@@ -11,8 +11,9 @@ async stream fed by earlier values (inside another call, as `total([...])`),
 tuple unpacking, names rebound after earlier steps read them (plainly, by
 unpacking, or in one arm of a branch), branches whose arms call nodes of
 both kinds or whose `elif` reads an earlier value, and names bound by `:=` in
-a call's arguments and in a `while` test. The flow returns every value it computed, so the differential test
-compares the whole computation, not only its end.
+a call's arguments and in a `while` test. The flow returns every value it
+computed, so the differential test compares the whole computation, not only
+its end.
 
 A node with retries fails only while the module's `planned_failures` is true:
 a plain run of the source has no retries, so the reference run turns the

@@ -221,13 +221,10 @@ def _awaited(call: cst.Call, resolve: Resolver) -> str:
     """The call as a flow writes it: awaited when its callee is."""
     found = resolve(call.func)
     callee = found[0] if found is not None else None
-    awaits = (
-        isinstance(callee, NodeDef)
-        and callee.kind.awaited
-        or isinstance(callee, FlowDef)
-        and callee.is_async
-        and not callee.streams
-    )
+    if isinstance(callee, NodeDef):
+        awaits = callee.kind.awaited
+    else:
+        awaits = isinstance(callee, FlowDef) and callee.is_async and not callee.streams
     return f"await {code(call)}" if awaits else code(call)
 
 

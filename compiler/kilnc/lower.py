@@ -28,6 +28,7 @@ from typing import Final, final
 import libcst as cst
 
 from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.idioms import find_idioms
 from kilnc.ir import (
     DEFAULT_MAX_VISITS,
     RESERVED_PREFIX,
@@ -55,7 +56,6 @@ from kilnc.ir import (
     Yield,
     child_blocks,
 )
-from kilnc.idioms import find_idioms
 from kilnc.lift import CallFinder, Lifter, element
 from kilnc.names import (
     BUILTINS,
