@@ -27,9 +27,19 @@ from libcst.metadata import (
 
 from kilnc.depth import largest_statement, python_limits
 from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.names import identifier
 from kilnc.source import SourceFile, Span
 
 MEMORY_TYPES: Final = frozenset({"kiln.Memory", "kiln.memory.Memory"})
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class StarName:
+    """A name `from module import *` binds: where it comes from, what it is there."""
+
+    module: str  # the module the star import names, absolute
+    qualified: str  # `kiln.node` when that module imported `node` from kiln
 
 
 @final
@@ -40,7 +50,15 @@ class ParsedModule:
     positions: Mapping[cst.CSTNode, CodeRange] = field(repr=False)
     qualified: Mapping[cst.CSTNode, Collection[QualifiedName]] = field(repr=False)
     global_names: frozenset[str]  # every name bound at module level
-    star_import: bool  # `from x import *` at module level: any name may be defined
+    # `from x import *` at module level that kiln could not resolve (see `stars`):
+    # any name may be defined.
+    star_import: bool
+    # The names resolved star imports bind (`resolve_star_imports`), and which
+    # names each of those imports binds.
+    stars: Mapping[str, StarName] = field(default_factory=dict, repr=False)
+    star_imports: Mapping[cst.ImportFrom, frozenset[str]] = field(
+        default_factory=dict, repr=False
+    )
 
     def span(self, node: cst.CSTNode) -> Span:
         found = self.positions.get(node)
@@ -67,7 +85,13 @@ class ParsedModule:
         if callable(found):  # newer libcst computes qualified names lazily
             found = found()
         assert isinstance(found, Collection)
-        return frozenset(q.name for q in found if isinstance(q, QualifiedName))
+        names = frozenset(q.name for q in found if isinstance(q, QualifiedName))
+        if not names and isinstance(node, cst.Name):
+            # libcst sees no assignment of a name a star import binds.
+            star = self.stars.get(identifier(node.value))
+            if star is not None:
+                return frozenset({star.qualified})
+        return names
 
 
 def parse_source(source: SourceFile) -> ParsedModule | Diagnostic:

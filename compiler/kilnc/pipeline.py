@@ -46,11 +46,12 @@ from kilnc.plan import (
     PolicyConstant,
     dump_plan,
 )
-from kilnc.project import Project
+from kilnc.project import Project, Reader
 from kilnc.resolve import locate
 from kilnc.schedule import schedule_flow
 from kilnc.shake import Shaken, fingerprint, shake_module
 from kilnc.source import SourceFile, Span, display_path
+from kilnc.stars import Unresolved, resolve_star_imports
 from kilnc.writer import Names
 
 
@@ -136,9 +137,14 @@ def _compile(
         parsed = parse_source(source)
     if isinstance(parsed, Diagnostic):
         return Compilation(source, None, (parsed,), {source.path: source})
+    reader = Reader(location.root)
+    with phase("resolve_star_imports", source.path):
+        parsed, unresolved = resolve_star_imports(parsed, location, reader)
     with phase("collect_definitions", source.path):
         defs, diagnostics = collect_definitions(parsed, location)
-    project = Project(defs)
+    if defs.flows:
+        diagnostics += [_unresolved_star(parsed, star) for star in unresolved]
+    project = Project(defs, reader)
     lowered: list[FlowIR] = []
     for flow in defs.flows.values():
         with phase("lower_flow", f"flow '{flow.name}'"):
@@ -283,6 +289,16 @@ def _arrange(
         policies,
         fallbacks,
         fingerprints,
+    )
+
+
+def _unresolved_star(parsed: ParsedModule, star: Unresolved) -> Diagnostic:
+    return error(
+        parsed.span(star.statement),
+        Code.UNRESOLVED_IMPORT,
+        f"kiln cannot tell which names 'from {star.module} import *' binds: "
+        "it reads the project's modules and never imports one",
+        f"import the names this module uses by name: 'from {star.module} import a, b'",
     )
 
 

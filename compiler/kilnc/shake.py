@@ -62,7 +62,7 @@ def shake_module(
             prelude.append(line)
         else:
             statements.append(line)
-    binds = [_bound(s) for s in statements]
+    binds = [_bound(parsed, s) for s in statements]
     flow_set = set(flows)
     needed = _needed(parsed, statements, binds, flow_set)
     diagnostics: list[Diagnostic] = []
@@ -89,7 +89,7 @@ def fingerprint(parsed: ParsedModule, function: str) -> str:
     own decorator options leave it unchanged.
     """
     statements = [line for line in parsed.module.body if not _is_future(line)]
-    binds = [_bound(s) for s in statements]
+    binds = [_bound(parsed, s) for s in statements]
     needed = _needed(parsed, statements, binds, {function})
     digest = hashlib.sha256()
     for statement, bound in zip(statements, binds, strict=True):
@@ -176,15 +176,22 @@ class _Reads(cst.CSTVisitor):
             self.names.add(identifier(value))
 
 
-def _bound(statement: cst.BaseStatement) -> set[str]:
+def _bound(parsed: ParsedModule, statement: cst.BaseStatement) -> set[str]:
     if isinstance(statement, cst.FunctionDef | cst.ClassDef):
         return {identifier(statement.name.value)}
     if isinstance(statement, cst.SimpleStatementLine):
         names: set[str] = set()
         for small in statement.body:
-            if isinstance(small, cst.Import | cst.ImportFrom):
-                if not isinstance(small.names, cst.ImportStar):
-                    names |= {identifier(_import_local(alias)) for alias in small.names}
+            if isinstance(small, cst.ImportFrom) and isinstance(
+                small.names, cst.ImportStar
+            ):
+                names |= parsed.star_imports.get(small, frozenset())
+            elif isinstance(small, cst.Import | cst.ImportFrom) and not isinstance(
+                small.names, cst.ImportStar
+            ):
+                names |= {identifier(_import_local(alias)) for alias in small.names}
+            elif isinstance(small, cst.Import | cst.ImportFrom):
+                pass  # a star import kiln could not resolve: binds it knows not what
             else:
                 names |= name_uses(small).writes
         return names
@@ -226,12 +233,16 @@ def _import(
     diagnostics: list[Diagnostic],
 ) -> cst.BaseSmallStatement | None:
     if isinstance(node.names, cst.ImportStar):
-        return node
-    aliases = [a for a in node.names if identifier(_import_local(a)) in needed]
-    if not aliases:
-        return None
-    aliases[-1] = aliases[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        # Kept as written (made absolute): the compiled module binds what the
+        # source binds, when kept code uses any of it.
+        aliases: Sequence[cst.ImportAlias] | cst.ImportStar = node.names
+    else:
+        aliases = [a for a in node.names if identifier(_import_local(a)) in needed]
+        if not aliases:
+            return None
+        aliases[-1] = aliases[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
     if isinstance(node, cst.Import):
+        assert not isinstance(aliases, cst.ImportStar)
         return node.with_changes(names=aliases)
     if not node.relative:
         return node.with_changes(names=aliases, lpar=None, rpar=None)
