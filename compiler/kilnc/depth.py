@@ -31,19 +31,21 @@ T = TypeVar("T")
 RECURSION: Final = 250_000
 STACK: Final = 1024 * 1024 * 1024  # bytes of (reserved, mostly untouched) C stack
 
-_lock = threading.RLock()  # the recursion limit and the thread stack size are global
+_lock = threading.Lock()  # the recursion limit and the thread stack size are global
 _original: list[int] = []  # the limit in force before the outermost run_deep
+_here = threading.local()  # `deep` is set on the thread run_deep made
 
 
 def run_deep(work: Callable[[], T]) -> T:
     """`work()` on a thread with a large stack and a high recursion limit."""
+    if getattr(_here, "deep", False):  # already there: there is room here
+        return work()
     with _lock:
-        if _original:  # already inside run_deep: there is room here
-            return work()
         outcome: list[T] = []
         failure: list[BaseException] = []
 
         def target() -> None:
+            _here.deep = True
             try:
                 outcome.append(work())
             except BaseException as exc:  # handed to the caller's thread below
