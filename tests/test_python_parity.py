@@ -596,3 +596,32 @@ def test_asyncio_on_plain_values_stays_plain_code(tmp_path: Path) -> None:
         tmp_path,
         (1,),
     )
+
+
+def nested_ifs(depth: int) -> str:
+    lines = ["@flow", "async def f(x: int) -> int:"]
+    lines += [f"{'    ' * (level + 1)}if x > {-level - 1}:" for level in range(depth)]
+    lines += [f"{'    ' * (depth + 1)}x = await ainc(x)", "    return x", ""]
+    return NODES + "\n".join(lines)
+
+
+def test_branches_nested_near_pythons_indentation_limit_compile(
+    tmp_path: Path,
+) -> None:
+    compiled, source = compiled_and_source(nested_ifs(96), tmp_path)
+    assert run(compiled.f.aforward, 1) == run(source.f, 1)
+
+
+def test_branches_past_the_compiled_flows_indentation_are_refused_at_the_call(
+    tmp_path: Path,
+) -> None:
+    """Python takes 100 levels of indentation; the compiled flow adds its class and
+    a `try`, so a call 98 branches deep is the one thing kiln refuses Python takes."""
+    text = nested_ifs(98)
+    compile(text, "nested.py", "exec")
+    path = tmp_path / "nested.py"
+    path.write_text(text, encoding="utf-8")
+    [diagnostic] = compile_file(path).diagnostics
+    assert diagnostic.code is Code.TOO_COMPLEX
+    assert diagnostic.span.line == len(NODES.splitlines()) + 2 + 98 + 1
+    assert "100 levels of indentation" in diagnostic.message

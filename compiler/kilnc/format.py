@@ -23,16 +23,18 @@ class FormatError(Exception):
 class TooDeep(Exception):
     """A statement CPython compiles in the source, but not inside the compiled module.
 
-    Not a compiler bug: the source sits within a few levels of the depth
-    CPython's compiler allows, and the compiled flow puts the statement inside a
-    class, a method and a `try`. `line` is the line of the formatted `text`
-    where the statement is.
+    Not a compiler bug: the source sits within a few levels of a limit of
+    CPython's (the depth its compiler recurses to, or 100 levels of
+    indentation), and the compiled flow puts the statement inside a class, a
+    method and a `try`. `line` is the line of the formatted `text` where the
+    statement is; `indentation` tells the two limits apart.
     """
 
-    def __init__(self, text: str, line: int) -> None:
+    def __init__(self, text: str, line: int, *, indentation: bool = False) -> None:
         super().__init__(f"nested too deeply for Python to compile at line {line}")
         self.text = text
         self.line = line
+        self.indentation = indentation
 
 
 def format_module(text: str) -> str:
@@ -50,6 +52,10 @@ def format_module(text: str) -> str:
             compile(formatted, "<generated>", "exec", dont_inherit=True)
     except (RecursionError, MemoryError) as exc:
         raise TooDeep(formatted, largest_statement(formatted)) from exc
+    except IndentationError as exc:
+        if "too many levels" not in exc.msg:
+            raise FormatError(f"the generated module does not compile: {exc}") from exc
+        raise TooDeep(formatted, exc.lineno or 1, indentation=True) from exc
     except SyntaxError as exc:
         if "too complex" in exc.msg:  # the parser's own stack, as for the source
             raise TooDeep(

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import final
+from typing import Final, final
 
 import libcst as cst
 
@@ -53,6 +53,8 @@ from kilnc.shake import Shaken, fingerprint, shake_module
 from kilnc.source import SourceFile, Span, display_path
 from kilnc.stars import Unresolved, resolve_star_imports
 from kilnc.writer import Names
+
+MAX_INDENTATION: Final = 100  # levels of indentation CPython's tokenizer takes
 
 
 @final
@@ -193,9 +195,11 @@ def _compile(
         try:
             formatted = format_module(text)
         except TooDeep as deep:
-            diagnostics.append(
-                _too_deep(source, map_lines(text, origins, deep.text), deep)
-            )
+            if deep.indentation:  # black's text does not parse: map the emitter's
+                diagnostics.append(_too_indented(source, text, origins))
+            else:
+                line_map = map_lines(text, origins, deep.text)
+                diagnostics.append(_too_deep(source, line_map, deep))
             return done(None)
         line_map = map_lines(text, origins, formatted)
     return replace(done(formatted, _dumps(dump, lowered, plans)), line_map=line_map)
@@ -312,6 +316,28 @@ def _too_deep(
         "Python compiles this statement only just: inside the compiled flow's "
         "class and method it is nested deeper than Python's compiler allows",
         "split the deepest expression into smaller statements",
+    )
+
+
+def _too_indented(
+    source: SourceFile, text: str, origins: tuple[Span | None, ...]
+) -> Diagnostic:
+    """Python tokenizes at most 100 levels of indentation; the first line past them."""
+    deepest = next(
+        (
+            origins[index]
+            for index, line in enumerate(text.splitlines())
+            if len(line) - len(line.lstrip(" ")) >= 4 * MAX_INDENTATION
+        ),
+        None,
+    )
+    return error(
+        deepest or Span.at(source.path, 1),
+        Code.TOO_COMPLEX,
+        "Python indents this statement only just: inside the compiled flow's "
+        "class, and the `try` that notes a failed call, it needs more than "
+        f"Python's {MAX_INDENTATION} levels of indentation",
+        "move the innermost branches into a node or a subflow",
     )
 
 
