@@ -11,9 +11,10 @@ async stream fed by earlier values (inside another call, as `total([...])`),
 tuple unpacking, names rebound after earlier steps read them (plainly, by
 unpacking, or in one arm of a branch), branches whose arms call nodes of
 both kinds or whose `elif` reads an earlier value, and names bound by `:=` in
-a call's arguments and in a `while` test. The flow returns every value it
-computed, so the differential test compares the whole computation, not only
-its end.
+a call's arguments and in a `while` test. The flow returns every value no
+later statement reads, and some that one does, so the differential test
+compares the whole computation, not only its end, while values read once make
+chains of steps across statements, as hand-written flows have.
 
 A node with retries fails only while the module's `planned_failures` is true:
 a plain run of the source has no retries, so the reference run turns the
@@ -24,6 +25,7 @@ module's `attempts`, and each such call's planned failures are in `planned`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from types import ModuleType
 
@@ -262,9 +264,10 @@ def _statement(
             f"{name}_s = {called}",
             f"{name} = {_call(index, spec, [f'{name}_s', *inputs[1:]])}",
         ]
-    if shape == "stream_fan_out":
+    if shape == "stream_fan_out":  # the stream and the element fed by different steps
         element = _call(index, spec, [*inputs, "k"])
-        return [f"{name} = total([{element} async for k in upto({inputs[0]} % 4)])"]
+        stream = draw(st.sampled_from(values))
+        return [f"{name} = total([{element} async for k in upto({stream} % 4)])"]
     if shape == "rebind":  # an earlier value, read before, computed again
         old = draw(st.sampled_from(values))
         return [
@@ -340,14 +343,20 @@ def flows(draw: st.DrawFn) -> str:
     ]
     values = ["x"]
     lines: list[str] = []
+    read_later: list[set[str]] = []  # the values each statement reads
     for index in range(count):
         inputs = draw(st.lists(st.sampled_from(values), min_size=1, max_size=3))
         shape = draw(st.sampled_from(SHAPES))
         if shape == "retry":
             nodes[index] = _with_retries(draw, nodes[index])
-        lines += _statement(draw, shape, index, nodes[index], inputs, values, bound)
+        statement = _statement(draw, shape, index, nodes[index], inputs, values, bound)
+        lines += statement
+        read_later.append(_mentioned(statement, values))
         values.append(f"v{index}")
-    lines.append(f"return ({', '.join(values[1:])},), list(memory.log)")
+    # The log is read apart: `list(...)` in the `return` could mutate what it
+    # reads, so the `return` would wait for every reader of every value there.
+    returned = ", ".join(_returned(draw, values, read_later))
+    lines += ["log = list(memory.log)", f"return ({returned},), log"]
     body = "\n".join(f"    {line}" for line in lines)
     nodes_source = "\n\n".join(spec.source(i) for i, spec in enumerate(nodes))
     decorator = "@flow" if max_visits is None else f"@flow(max_visits={max_visits})"
@@ -356,3 +365,59 @@ def flows(draw: st.DrawFn) -> str:
         "async def main(x: int, memory: Memory) -> tuple[tuple[int, ...], list[int]]:\n"
         f"{body}\n"
     )
+
+
+def _mentioned(lines: list[str], values: list[str]) -> set[str]:
+    words = set(re.findall(r"\w+", "\n".join(lines)))
+    return {value for value in values if value in words}
+
+
+def _returned(draw: st.DrawFn, values: list[str], read: list[set[str]]) -> list[str]:
+    """Every value no later statement reads, and some of those that one does.
+
+    A value read once and not returned is a step with one consumer: the
+    scheduler fuses such steps into chains across statements, a shape a flow
+    returning everything it computed never has. What such a value computes
+    still reaches the result through the statement reading it.
+    """
+    later = set().union(*read) if read else set()
+    return [
+        value for value in values[1:] if value not in later or draw(st.booleans())
+    ] or values[1:]
+
+
+def _regression(body: str, *specs: NodeSpec) -> str:
+    """A module of `flows()`'s shape with the flow body given, for @example."""
+    nodes_source = "\n\n".join(spec.source(i) for i, spec in enumerate(specs))
+    lines = "\n".join(f"    {line}" for line in body.strip().splitlines())
+    return (
+        f"{HEADER}{nodes_source}\n\n@flow\n"
+        "async def main(x: int, memory: Memory) -> tuple[tuple[int, ...], list[int]]:\n"
+        f"{lines}\n"
+    )
+
+
+# Once stopped the compiler (KLN999): the chain ending in v9 starts at `v2`,
+# before the chain of v4 that it waits for, and every step left in the flow's
+# coroutine waited for it.
+SCHEDULER_REGRESSION = _regression(
+    """
+v0 = total([await n0(x, k) async for k in upto(x % 4)])
+if x % 2 == 0:
+    v1 = n1(x)
+else:
+    v1 = await step(v0)
+v2 = x * 3
+v0 = n1(v0)
+v3 = n2(v0, v2)
+v4 = await n0(v0)
+v5 = n2(v4, v4)
+v7 = x + 1
+v9 = total([await n0(v5, k) async for k in upto(v3 % 4)])
+log = list(memory.log)
+return (v7, v0, v9), log
+""",
+    NodeSpec(is_async=True, delay=0.001, weight=3),
+    NodeSpec(is_async=False, delay=0, weight=2),
+    NodeSpec(is_async=False, delay=0, weight=1),
+)
