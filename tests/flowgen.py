@@ -6,9 +6,15 @@ whose statements wire them: plain calls on earlier values, fan-outs over a
 range, `if`/`else` on an earlier value, inline glue, Memory writes whose
 order the compiled flow must keep, `while` loops that stay within the flow's
 `max_visits`, calls of nodes that fail a few times before their retries
-make them succeed, and calls of a subflow, alone or fanned out. The flow
-returns every value it computed, so the differential test compares the whole
-computation, not only its end.
+make them succeed, calls of a subflow, alone or fanned out, fan-outs over an
+async stream fed by earlier values (inside another call, as `total([...])`),
+tuple unpacking, names rebound after earlier steps read them (plainly, by
+unpacking, or in one arm of a branch), branches whose arms call nodes of
+both kinds or whose `elif` reads an earlier value, and names bound by `:=` in
+a call's arguments and in a `while` test. The flow returns every value no
+later statement reads, and some that one does, so the differential test
+compares the whole computation, not only its end, while values read once make
+chains of steps across statements, as hand-written flows have.
 
 With `flows(broken=True)`, some nodes are broken: a call raises `Broken`
 (naming the node and its arguments) when its arguments meet the node's
@@ -24,6 +30,7 @@ module's `attempts`, and each such call's planned failures are in `planned`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from types import ModuleType
 
@@ -132,6 +139,7 @@ def _while_loop(
 
 HEADER = """\
 import asyncio
+from collections.abc import AsyncIterator
 
 from kiln import Memory, flow, node
 
@@ -159,6 +167,24 @@ async def step(i: int) -> int:
     return i + 1
 
 
+@node
+async def upto(n: int) -> AsyncIterator[int]:
+    for i in range(n):
+        await asyncio.sleep(0)
+        yield i
+
+
+@node
+def total(values: list[int]) -> int:
+    return sum(values) % 1000003
+
+
+@node
+async def pair(a: int, b: int) -> tuple[int, int]:
+    await asyncio.sleep(0.001 * (a % 2))
+    return (a + b) % 1000003, (a * 3 - b) % 1000003
+
+
 @flow
 async def sub(a: int, b: int) -> int:
     left = await step(a)
@@ -181,6 +207,14 @@ SHAPES = (
     "while",
     "retry",
     "subflow",
+    "stream_fan_out",
+    "rebind",
+    "unpack",
+    "arms_call",
+    "rebind_in_arm",
+    "elif",
+    "walrus",
+    "walrus_while",
 )
 
 
@@ -247,6 +281,62 @@ def _statement(
             f"{name}_s = {called}",
             f"{name} = {_call(index, spec, [f'{name}_s', *inputs[1:]])}",
         ]
+    if shape == "stream_fan_out":  # the stream and the element fed by different steps
+        element = _call(index, spec, [*inputs, "k"])
+        stream = draw(st.sampled_from(values))
+        return [f"{name} = total([{element} async for k in upto({stream} % 4)])"]
+    if shape == "rebind":  # an earlier value, read before, computed again
+        old = draw(st.sampled_from(values))
+        return [
+            f"{old} = {_call(index, spec, [old, *inputs])}",
+            f"{name} = {old} + 1",
+        ]
+    if shape == "unpack":  # the second name is new, or an earlier value rebound
+        other = draw(st.sampled_from([f"{name}_b", *values]))
+        first, second = draw(st.sampled_from(values)), draw(st.sampled_from(values))
+        return [
+            f"{name}, {other} = await pair({first}, {second})",
+            f"{name} = {_call(index, spec, [name, other])}",
+        ]
+    if shape == "arms_call":
+        test = draw(st.sampled_from(values))
+        return [
+            f"if {test} % 2 == 0:",
+            f"    {name} = {_call(index, spec, inputs)}",
+            "else:",
+            f"    {name} = await step({inputs[-1]})",
+        ]
+    if shape == "rebind_in_arm":
+        test, old = draw(st.sampled_from(values)), draw(st.sampled_from(values))
+        return [
+            f"if {test} % 2 == 1:",
+            f"    {old} = {_call(index, spec, [old, *inputs])}",
+            f"{name} = {old} + {inputs[0]}",
+        ]
+    if shape == "elif":  # a plain `elif` test reading an earlier value
+        test, other = draw(st.sampled_from(values)), draw(st.sampled_from(values))
+        return [
+            f"if {test} % 3 == 0:",
+            f"    {name} = {_call(index, spec, inputs)}",
+            f"elif {other} % 2 == 0:",
+            f"    {name} = await step({other})",
+            "else:",
+            f"    {name} = {inputs[0]}",
+        ]
+    if shape == "walrus":
+        bound = f"{name}_w := {inputs[0]} + 1"
+        return [
+            f"{name} = {_call(index, spec, [bound, *inputs[1:]])}",
+            f"{name} = {name} + {name}_w",
+        ]
+    if shape == "walrus_while":  # `rounds` calls in the test, never past `bound`
+        rounds = draw(st.integers(min_value=1, max_value=bound))
+        return [
+            f"{name}_i = 0",
+            f"while ({name} := {_call(index, spec, [f'{name}_i', *inputs])}) "
+            f"and {name}_i < {rounds - 1}:",
+            f"    {name}_i += 1",
+        ]
     if shape == "memory":
         return [
             f"{name} = {_call(index, spec, inputs)}",
@@ -271,14 +361,20 @@ def flows(draw: st.DrawFn, *, broken: bool = False) -> str:
     ]
     values = ["x"]
     lines: list[str] = []
+    read_later: list[set[str]] = []  # the values each statement reads
     for index in range(count):
         inputs = draw(st.lists(st.sampled_from(values), min_size=1, max_size=3))
         shape = draw(st.sampled_from(SHAPES))
         if shape == "retry":
             nodes[index] = _with_retries(draw, nodes[index])
-        lines += _statement(draw, shape, index, nodes[index], inputs, values, bound)
+        statement = _statement(draw, shape, index, nodes[index], inputs, values, bound)
+        lines += statement
+        read_later.append(_mentioned(statement, values))
         values.append(f"v{index}")
-    lines.append(f"return ({', '.join(values[1:])},), list(memory.log)")
+    # The log is read apart: `list(...)` in the `return` could mutate what it
+    # reads, so the `return` would wait for every reader of every value there.
+    returned = ", ".join(_returned(draw, values, read_later))
+    lines += ["log = list(memory.log)", f"return ({returned},), log"]
     body = "\n".join(f"    {line}" for line in lines)
     nodes_source = "\n\n".join(spec.source(i) for i, spec in enumerate(nodes))
     decorator = "@flow" if max_visits is None else f"@flow(max_visits={max_visits})"
@@ -287,3 +383,59 @@ def flows(draw: st.DrawFn, *, broken: bool = False) -> str:
         "async def main(x: int, memory: Memory) -> tuple[tuple[int, ...], list[int]]:\n"
         f"{body}\n"
     )
+
+
+def _mentioned(lines: list[str], values: list[str]) -> set[str]:
+    words = set(re.findall(r"\w+", "\n".join(lines)))
+    return {value for value in values if value in words}
+
+
+def _returned(draw: st.DrawFn, values: list[str], read: list[set[str]]) -> list[str]:
+    """Every value no later statement reads, and some of those that one does.
+
+    A value read once and not returned is a step with one consumer: the
+    scheduler fuses such steps into chains across statements, a shape a flow
+    returning everything it computed never has. What such a value computes
+    still reaches the result through the statement reading it.
+    """
+    later = set().union(*read) if read else set()
+    return [
+        value for value in values[1:] if value not in later or draw(st.booleans())
+    ] or values[1:]
+
+
+def _regression(body: str, *specs: NodeSpec) -> str:
+    """A module of `flows()`'s shape with the flow body given, for @example."""
+    nodes_source = "\n\n".join(spec.source(i) for i, spec in enumerate(specs))
+    lines = "\n".join(f"    {line}" for line in body.strip().splitlines())
+    return (
+        f"{HEADER}{nodes_source}\n\n@flow\n"
+        "async def main(x: int, memory: Memory) -> tuple[tuple[int, ...], list[int]]:\n"
+        f"{lines}\n"
+    )
+
+
+# Once stopped the compiler (KLN999): the chain ending in v9 starts at `v2`,
+# before the chain of v4 that it waits for, and every step left in the flow's
+# coroutine waited for it.
+SCHEDULER_REGRESSION = _regression(
+    """
+v0 = total([await n0(x, k) async for k in upto(x % 4)])
+if x % 2 == 0:
+    v1 = n1(x)
+else:
+    v1 = await step(v0)
+v2 = x * 3
+v0 = n1(v0)
+v3 = n2(v0, v2)
+v4 = await n0(v0)
+v5 = n2(v4, v4)
+v7 = x + 1
+v9 = total([await n0(v5, k) async for k in upto(v3 % 4)])
+log = list(memory.log)
+return (v7, v0, v9), log
+""",
+    NodeSpec(is_async=True, delay=0.001, weight=3),
+    NodeSpec(is_async=False, delay=0, weight=2),
+    NodeSpec(is_async=False, delay=0, weight=1),
+)

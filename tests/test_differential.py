@@ -15,12 +15,17 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from kiln import EventStatus, Memory
 from kilnc.pipeline import compile_file
-from tests.flowgen import flows, plain_run_without_failures, retried_as_planned
+from tests.flowgen import (
+    SCHEDULER_REGRESSION,
+    flows,
+    plain_run_without_failures,
+    retried_as_planned,
+)
 
 
 def load(path: Path) -> ModuleType:
@@ -47,6 +52,7 @@ def compiled_and_source(source: str, directory: Path) -> tuple[ModuleType, Modul
 
 @settings(max_examples=60, deadline=None)
 @given(source=flows(), x=st.integers(min_value=-50, max_value=50))
+@example(source=SCHEDULER_REGRESSION, x=3)
 def test_random_flows_match_their_source(
     source: str, x: int, tmp_path_factory: Any
 ) -> None:

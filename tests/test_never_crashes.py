@@ -132,6 +132,7 @@ def test_any_flow_body_from_cst(
 # --- flows written in (and around) the flow language -------------------------------------
 
 FLOW_HEADER = """\
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 from kiln import Memory, flow, node
@@ -198,6 +199,9 @@ COMPOUND = (
     "(lambda: inc({}))()",
     "f({})",
     "sum([mul(v, {}) for v in items({})])",
+    "(a := {})",
+    "inc(b := {})",
+    "sum([v for v in items({}) if (c := v)])",
 )
 AWAITED = (
     "(await dec({}))",
@@ -206,6 +210,10 @@ AWAITED = (
     "sum([w async for w in acount({})])",
     "sum([await dec(w) async for w in acount({})])",
     "sum([inc(await sub(v)) for v in items({})])",
+    "(await asyncio.gather(dec({}), dec({})))[0]",
+    "(await asyncio.wait_for(dec({}), 1))",
+    "(await asyncio.shield(sub({})))",
+    "(await asyncio.sleep(0, {}))",
 )
 #: Statements outside the flow language: each must be a located error, never a crash.
 OUTSIDE = (
@@ -213,6 +221,7 @@ OUTSIDE = (
     "with open(str(x)) as handle:",
     "def inner() -> None:",
     "class Inner:",
+    "async with asyncio.TaskGroup() as group:",
 )
 SIMPLE = (
     "del a",
@@ -299,7 +308,9 @@ def flow_statements(
         return [f"for {name} in items({expression()}):", *indented(block(True))]
     if kind == "while":
         return [
-            f"while {name} < 3:",
+            f"while ({name} := {name} + 1) < 3:"
+            if draw(st.booleans())
+            else f"while {name} < 3:",
             f"    {name} = {name} + 1",
             *indented(block(True)),
         ]

@@ -11,6 +11,7 @@ from textwrap import dedent
 
 import pytest
 
+from kiln import Memory
 from kilnc.pipeline import compile_file
 from tests.test_differential import load
 
@@ -279,3 +280,162 @@ def test_a_flow_of_another_module_is_called_compiled_or_not(
         env={**os.environ, "MYPYPATH": f"{build}:{tmp_path / 'src'}:{RUNTIME}"},
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+# --- star imports ------------------------------------------------------------------------
+
+STARS = {
+    "app/__init__.py": "",
+    "app/nodes.py": """
+        import asyncio
+        from kiln import node
+
+        @node
+        async def fetch(x: int) -> int:
+            await asyncio.sleep(0.2)
+            return x * 2
+
+        def helper(x: int) -> int:
+            return x + 100
+
+        @node
+        async def _private(x: int) -> int:
+            return x
+    """,
+    "app/listed.py": """
+        from kiln import node
+
+        __all__ = ["triple", "_shown"]
+
+        @node
+        async def triple(x: int) -> int:
+            return x * 3
+
+        @node
+        async def _shown(x: int) -> int:
+            return x - 1
+
+        @node
+        async def unlisted(x: int) -> int:
+            return x
+    """,
+    "app/again.py": """
+        from .nodes import *
+    """,
+    "app/flows.py": """
+        from kiln import flow
+        from .nodes import *
+        from .listed import *
+        from app.again import fetch as refetch
+
+        @flow
+        async def f(x: int) -> int:
+            a = await fetch(x)
+            b = await refetch(x + 1)
+            c = await triple(a)
+            d = await _shown(c)
+            return helper(a + b + c + d)
+    """,
+}
+
+
+def test_star_imports_of_project_modules_bind_what_python_binds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Names the module defines, or its `__all__`; re-exported through another star."""
+    write(tmp_path, STARS)
+    compilation = compile_file(tmp_path / "app" / "flows.py")
+    assert compilation.output is not None, compilation.diagnostics
+    assert "from app.nodes import *" in compilation.output
+    assert "from ." not in compilation.output
+    for site in ("fetch", "triple", "_shown"):  # called as nodes, not plain functions
+        assert f'_kiln.Site("{site}"' in compilation.output
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "flows.py").write_text(compilation.output, encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", f"{build}:{tmp_path}")
+    script = "import asyncio, flows, app.flows as s; print(flows.f(1), asyncio.run(s.f(1)))"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    compiled, expected = result.stdout.split()
+    assert compiled == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "name"),
+    [
+        ("from .nodes import *", "_private"),  # underscored, no __all__
+        ("from .listed import *", "unlisted"),  # not in __all__
+    ],
+)
+def test_a_name_a_star_import_does_not_bind_is_undefined(
+    tmp_path: Path, line: str, name: str
+) -> None:
+    write(
+        tmp_path,
+        {
+            **STARS,
+            "app/flows.py": f"""
+                from kiln import flow
+                {line}
+
+                @flow
+                async def f(x: int) -> int:
+                    return await {name}(x)
+            """,
+        },
+    )
+    (diagnostic,) = compile_file(tmp_path / "app" / "flows.py").diagnostics
+    assert diagnostic.message == f"name '{name}' is not defined"
+
+
+def test_from_kiln_import_star_compiles_the_flow(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {"everything.py": """
+                from kiln import *
+
+                @node
+                async def fetch(x: int) -> int:
+                    return x * 2
+
+                @flow(limits={"db": Limit(2)})
+                async def f(x: int, memory: Memory) -> int:
+                    y = await fetch(x)
+                    memory.last = y
+                    return y + 1
+            """},
+    )
+    compilation = compile_file(tmp_path / "everything.py")
+    assert compilation.output is not None, compilation.diagnostics
+    assert "@node" not in compilation.output
+    out = tmp_path / "out.py"
+    out.write_text(compilation.output, encoding="utf-8")
+    memory = Memory({})
+    assert load(out).f(3, memory) == 7
+    assert memory.last == 6
+
+
+def test_a_star_import_kiln_cannot_read_asks_for_the_names(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {"outside.py": """
+                from kiln import flow, node
+                from math import *
+
+                @node
+                def root(x: float) -> float:
+                    return sqrt(x)
+
+                @flow
+                def f(x: float) -> float:
+                    return root(x)
+            """},
+    )
+    (diagnostic,) = compile_file(tmp_path / "outside.py").diagnostics
+    assert diagnostic.code.value == "KLN402"
+    assert (diagnostic.span.line, diagnostic.span.column) == (3, 1)
+    assert diagnostic.hint == (
+        "import the names this module uses by name: 'from math import a, b'"
+    )

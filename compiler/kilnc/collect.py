@@ -435,6 +435,12 @@ def _imports(parsed: ParsedModule, location: ModuleLocation) -> dict[str, Import
                     else:
                         head = dotted_name.split(".")[0]
                         table[identifier(head)] = ImportedName(head, None)
+            elif isinstance(small, cst.ImportFrom) and isinstance(
+                small.names, cst.ImportStar
+            ):
+                # What a resolved star import binds (resolve_star_imports).
+                for name in sorted(parsed.star_imports.get(small, ())):
+                    table[name] = ImportedName(parsed.stars[name].module, name)
             elif isinstance(small, cst.ImportFrom) and not isinstance(
                 small.names, cst.ImportStar
             ):

@@ -16,12 +16,14 @@ Example input: the plan of `digest` (see `schedule`). Output, before black::
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Final, final
 
 import libcst as cst
 
 from kilnc.ir import (
+    Action,
     Block,
     Branch,
     Call,
@@ -37,6 +39,7 @@ from kilnc.ir import (
     NodeKind,
     Return,
     Step,
+    StepId,
     WhileLoop,
     child_blocks,
 )
@@ -47,6 +50,7 @@ from kilnc.names import (
     mentioned_names,
     name_uses,
     renamed,
+    target_names,
 )
 from kilnc.plan import (
     At,
@@ -63,6 +67,11 @@ from kilnc.syntax import awaits, code
 from kilnc.writer import Names, Writer
 
 RUNTIME = "_kiln"  # the generated module's name for the kiln runtime
+# CPython compiles at most 20 blocks (loops, `try`, `with`, an `except` body
+# counts two) nested in one function. The source keeps to it; the emitter's own
+# blocks (a call's `try`, a scope's `async with`) make room where there is none
+# left by moving code into a function of its own, or by doing without.
+MAX_BLOCKS: Final = 20
 
 
 def emit_flow(
@@ -224,11 +233,15 @@ class _FlowEmitter:
         self.item = self.names.own("item")
         self.hidden = hidden_builtins(self.flow, module)
         self.aliases = signature_aliases(self.flow)
-        self.bound = _bound_in(self.flow.function)
+        self.flow_names = _bound_in(self.flow.function)  # what the flow binds
         self.outer_aliases: set[tuple[str, str]] = set()
         self.error = self.names.fresh("error")
         self.failure = self.names.fresh("failure")
         self.counting = True
+        self.blocks = 0  # Python's blocks open around the code being written
+        # The step whose value each name holds, in the coroutine being written,
+        # as far as the code written so far assigns it.
+        self.bound: dict[str, StepId] = {}
         # Each call site of a node or a subflow gets the local its run binds
         # (`Flow._kiln_bind`).
         self.sites = {
@@ -365,7 +378,7 @@ class _FlowEmitter:
         module-level alias of it instead.
         """
         expression = cst.parse_expression(annotation)
-        hidden = mentioned_names(expression) & self.bound
+        hidden = mentioned_names(expression) & self.flow_names
         if not hidden:
             return annotation
         aliases = {name: outer_alias(name) for name in hidden}
@@ -435,13 +448,16 @@ class _FlowEmitter:
             t: self.names.fresh(f"{_task_base(task)}_task")
             for t, task in plan.tasks.items()
         }
+        if not self.room(1 + _needed(block)):
+            self.in_place(plan)
+            return
         # The scope weighs failures by step (see `schedule`): the one the source
         # would have raised wins, whichever fails first.
         scope = self.names.fresh("scope")
         for task_id, task in plan.tasks.items():
             self.task(task, defs[task_id], plan, handles, copies[task_id], scope)
         self.w.line(f"async with {RUNTIME}.Scope(ordered=True) as {scope}:")
-        with self.w.indent():
+        with self.w.indent(), self.opened():
             for op in plan.ops:
                 if isinstance(op, Spawn):
                     # A task's visits count when it starts, in the order of the
@@ -457,6 +473,45 @@ class _FlowEmitter:
                     self.w.line(f"{scope}.at_step({op.step})")
                 else:
                     self.op(op, plan, handles)
+
+    def in_place(self, plan: BlockPlan) -> None:
+        """The block one step after another, each task run where it would start.
+
+        For a block with no room left for its scope's `async with`. A task's
+        inputs exist when it would be spawned, and what main runs before
+        awaiting it does not depend on it, so running it there computes the
+        same values, only without the overlap.
+        """
+        for op in plan.ops:
+            if isinstance(op, Spawn):
+                for step in plan.tasks[op.task].steps:
+                    self.step(step, returning=False)
+            elif isinstance(op, Run):
+                self.step(op.step, returning=False)
+
+    # --- Python's nested blocks ------------------------------------------------------
+
+    def room(self, blocks: int) -> bool:
+        """Whether code may open `blocks` more nested blocks here."""
+        return self.blocks + blocks <= MAX_BLOCKS
+
+    @contextmanager
+    def opened(self, blocks: int = 1) -> Iterator[None]:
+        """Code written inside sits in `blocks` more nested blocks."""
+        self.blocks += blocks
+        try:
+            yield
+        finally:
+            self.blocks -= blocks
+
+    @contextmanager
+    def function(self) -> Iterator[None]:
+        """Code written inside is the body of a nested function: no block is open."""
+        outer, self.blocks = self.blocks, 0
+        try:
+            yield
+        finally:
+            self.blocks = outer
 
     def op(self, op: Wait | Run, plan: BlockPlan, handles: dict[TaskId, str]) -> None:
         if isinstance(op, Wait):
@@ -481,12 +536,14 @@ class _FlowEmitter:
             self.w.line(f"async def {name}() -> {returns}:")
         self.counting = False  # counted at the spawn
         outer = dict(copies)  # names still meaning the value from before the task
-        with self.w.indent():
+        bound, self.bound = self.bound, {}
+        with self.w.indent(), self.function():
             for step in task.steps:
                 if step.id in task.announces:
                     self.w.line(f"{scope}.at_step({task.announces[step.id]})")
                 for wait in task.waits[step.id]:
-                    self.wait(plan.tasks[wait.task], handles[wait.task])
+                    taken = task.takes.get(wait.task, frozenset())
+                    self.wait(plan.tasks[wait.task], handles[wait.task], taken)
                 self.step(
                     _reading(step, outer),
                     returning=step is result and target is not None,
@@ -494,26 +551,51 @@ class _FlowEmitter:
                 for written in step.writes:
                     outer.pop(written, None)
         self.counting = True
+        self.bound = bound
         self.w.line()
 
-    def wait(self, task: Task, handle: str) -> None:
-        target = _target(task.result)
-        with self.w.at(task.result.span):
+    def wait(
+        self, task: Task, handle: str, taken: frozenset[str] | None = None
+    ) -> None:
+        """Await a task, binding the names of its target that nothing later bound yet.
+
+        `a, b = await pair(x)` then `a, c = await pair(y)`: a coroutine that
+        awaited the second task and needs `b` of the first must not take its
+        `a` too. A task binds only the names it `taken` from the other (the
+        rest would hide, in its own scope, values the flow's coroutine holds).
+        """
+        result = task.result
+        target = _target(result)
+        if target is not None:
+            stale = {
+                name
+                for name in target_names(target)
+                if self.bound.get(name, result.id) > result.id
+                or (taken is not None and name not in taken)
+            }
+            target = _discarding(target, stale, self.names)
+        with self.w.at(result.span):
             if target is None:
                 self.w.line(f"await {handle}")
             else:
                 self.w.line(f"{code(target)} = await {handle}")
+        if target is not None:
+            for name in target_names(target):
+                self.bound[name] = result.id
 
     # --- steps --------------------------------------------------------------------
 
     def step(self, step: Step, *, returning: bool) -> None:
         with self.w.at(step.span):
             self.action(step, returning=returning)
+        if not returning:
+            for name in step.writes:
+                self.bound[name] = step.id
 
     def action(self, step: Step, *, returning: bool) -> None:
         action = step.action
         if isinstance(action, Call):
-            self.call(action, returning)
+            self.call(step, action, returning)
         elif isinstance(action, FanOut):
             self.fan_out(step, action, returning)
         elif isinstance(action, Inline):
@@ -535,15 +617,48 @@ class _FlowEmitter:
                 "yield" if action.value is None else f"yield {code(action.value)}"
             )
 
-    def call(self, action: Call, returning: bool) -> None:
-        with self.w.at(action.call.span):
-            self.count_visit(action.call)
-            self.guarded(
-                self.with_fallback(
-                    action.call, action.target, action.annotation, returning
-                ),
-                [action.call],
+    def call(self, step: Step, action: Call, returning: bool) -> None:
+        call = action.call
+        with self.w.at(call.span):
+            self.count_visit(call)
+            if self.room(_guard_blocks(call)):
+                self.guarded(
+                    self.with_fallback(
+                        call, action.target, action.annotation, returning
+                    ),
+                    [call],
+                    _guard_blocks(call),
+                )
+                return
+            # Too deep for the `try` that notes a failure: the call, noted, in a
+            # function of its own, whose body opens its blocks from none.
+            keeps = action.target is not None or returning
+            value = self.outlined(
+                self.with_fallback(call, None, None, keeps),
+                [call],
+                _guard_blocks(call),
+                awaits=call.suspends or _fallback_awaits(call),
+                returns=step.value_type if keeps else "None",
             )
+            self.w.line(_assign(action.target, action.annotation, value, returning))
+
+    def outlined(
+        self,
+        statements: list[str],
+        calls: Sequence[NodeCall],
+        blocks: int,
+        *,
+        awaits: bool,
+        returns: str | None,
+    ) -> str:
+        """`statements`, guarded, as a nested function; the expression that calls it."""
+        name = self.names.fresh(f"{_base(calls[0].callee)}_call")
+        define = "async def" if awaits else "def"
+        annotation = f" -> {returns}" if returns is not None else ""
+        self.w.line(f"{define} {name}(){annotation}:")
+        with self.w.indent(), self.function():
+            self.guarded(statements, calls, blocks)
+        return f"await {name}()" if awaits else f"{name}()"
 
     def with_fallback(
         self,
@@ -558,6 +673,7 @@ class _FlowEmitter:
         fallback = self.fallbackcode(call)
         if fallback is None:
             return [statement]
+        # In a `try` of its own, the fallback takes the blocks of one more.
         return [
             "try:",
             f"    {statement}",
@@ -625,7 +741,17 @@ class _FlowEmitter:
             else:
                 gathered = f"await {RUNTIME}.gather({call} {clauses})"
             value = self.collection(action.kind, gathered)
-        self.guarded([_assign(action.target, None, value, returning)], calls)
+        if self.room(GUARD_BLOCKS):
+            self.guarded([_assign(action.target, None, value, returning)], calls)
+            return
+        value = self.outlined(
+            [f"return {value}"],
+            calls,
+            GUARD_BLOCKS,
+            awaits=suspends,
+            returns=step.value_type,
+        )
+        self.w.line(_assign(action.target, None, value, returning))
 
     def element_function(self, action: FanOut, suspends: bool, concurrent: bool) -> str:
         """An element of several calls, or with a fallback: a function per element.
@@ -645,7 +771,7 @@ class _FlowEmitter:
             self.w.line(
                 f"{define} {each}({target}: {self.outer(action.item_types[0])}) -> {returns}:"
             )
-            with self.w.indent():
+            with self.w.indent(), self.function():
                 self.element_body(action)
             iterable = code(action.clauses.iter)
             if concurrent:
@@ -660,7 +786,7 @@ class _FlowEmitter:
         targets = _comprehension_targets(action.clauses)
         self.w.line(f"{items} = [{targets} {code(action.clauses)}]")
         self.w.line(f"{define} {each}({index}: {self.builtin('int')}) -> {returns}:")
-        with self.w.indent():
+        with self.w.indent(), self.function():
             self.w.line(f"{targets} = {items}[{index}]")
             self.element_body(action)
         count = f"{self.builtin('range')}({self.builtin('len')}({items}))"
@@ -681,7 +807,9 @@ class _FlowEmitter:
             self.step(step, returning=False)
         self.counting = counting
         self.guarded(
-            self.with_fallback(action.result, None, None, True), [action.result]
+            self.with_fallback(action.result, None, None, True),
+            [action.result],
+            _guard_blocks(action.result),
         )
 
     def branch(self, action: Branch) -> None:
@@ -712,7 +840,7 @@ class _FlowEmitter:
             return
         # The test calls nodes: ask again at the top of every iteration.
         self.w.line("while True:")
-        with self.w.indent():
+        with self.w.indent(), self.opened():
             self.block(action.condition)
             self.w.line(f"if {_negated(action.test)}:")
             with self.w.indent():
@@ -722,14 +850,16 @@ class _FlowEmitter:
             self.block(action.body)
 
     def loop(self, action: Loop) -> None:
-        if not action.closes:
+        if not action.closes or not self.room(1 + _needed_by(action)):
+            # TODO: a stream loop with no room for its `with` is closed when it is
+            # exhausted or collected, not at once when it is left early.
             self.loop_statement(action)
             return
         # However the loop ends (break, return, an error), the producer is closed at once.
         closing = "async with" if action.is_async else "with"
         helper = "aclosing" if action.is_async else "closing"
         self.w.line(f"{closing} {RUNTIME}.{helper}({code(action.iterable)}):")
-        with self.w.indent():
+        with self.w.indent(), self.opened():
             self.loop_statement(action)
 
     def loop_statement(self, action: Loop) -> None:
@@ -739,7 +869,7 @@ class _FlowEmitter:
 
     def body_and_else(self, body: Block, orelse: Block | None) -> None:
         """A loop's body under its header, and its `else:` when it has one."""
-        with self.w.indent():
+        with self.w.indent(), self.opened():
             self.block(body)
         if orelse is not None:
             self.w.line("else:")
@@ -762,8 +892,15 @@ class _FlowEmitter:
             f"called at {where(first.span)}"
         )
 
-    def guarded(self, statements: list[str], calls: Sequence[NodeCall]) -> None:
-        """Run `statements`; an exception leaving them gets a note naming the node and lines."""
+    def guarded(
+        self, statements: list[str], calls: Sequence[NodeCall], blocks: int = 2
+    ) -> None:
+        """Run `statements`; an exception leaving them gets a note naming the node and lines.
+
+        `blocks`: the nested blocks this opens, with the statements' own (see
+        `_guard_blocks`); the caller has made room for them.
+        """
+        assert self.room(blocks), "the caller makes room for the try"
         w = self.w
         w.line("try:")
         with w.indent():
@@ -773,6 +910,110 @@ class _FlowEmitter:
         with w.indent():
             w.line(f"{self.error}.add_note({self.note(calls)!r})")
             w.line("raise")
+
+
+GUARD_BLOCKS: Final = 2  # `try:` ... `except Exception as e:` (the except body)
+
+
+def _needed(block: Block) -> int:
+    """The nested blocks the source's own statements in `block` open, at the deepest.
+
+    What the emitter adds around them (a scope, a stream's `with`) fits only
+    in what is left; a call's `try` can always move into a function.
+    """
+    return max((_needed_by(step.action) for step in block.steps), default=0)
+
+
+def _needed_by(action: Action) -> int:
+    if isinstance(action, Inline):
+        return _statement_blocks(action.statement)
+    if isinstance(action, FanOut):
+        return 0  # its elements run in functions of their own
+    blocks = [_needed(child) for child in child_blocks(action)]
+    if isinstance(action, Loop):  # the `else` runs outside the loop's block
+        return max([1 + blocks[0], *blocks[1:]])
+    if isinstance(action, WhileLoop):
+        if action.condition.steps:  # `while True:` around the test, body and `else`
+            return 1 + max(blocks)
+        return max([1 + blocks[1], *blocks[2:]])
+    return max(blocks, default=0)
+
+
+def _statement_blocks(node: cst.CSTNode) -> int:
+    """The blocks a statement written as it is nests, at the deepest."""
+    inner = max(
+        (_statement_blocks(c) for c in node.children if isinstance(c, _PARTS)),
+        default=0,
+    )
+    return inner + 1 if isinstance(node, _BLOCKS) else inner
+
+
+# What opens one of Python's blocks (an `except` body sits in two: the `try`'s
+# and the handler's), and what may hold statements that do.
+_BLOCKS: Final = (
+    cst.For,
+    cst.While,
+    cst.With,
+    cst.Try,
+    cst.TryStar,
+    cst.ExceptHandler,
+    cst.ExceptStarHandler,
+    cst.Finally,
+)
+_PARTS: Final = (
+    cst.BaseCompoundStatement,
+    cst.BaseSuite,
+    cst.Else,
+    cst.MatchCase,
+    cst.ExceptHandler,
+    cst.ExceptStarHandler,
+    cst.Finally,
+)
+
+
+def _guard_blocks(call: NodeCall) -> int:
+    """The nested blocks of a call's `try` and, with a fallback, of the `try` inside."""
+    fallback = isinstance(call.callee, NodeDef) and call.callee.options.fallback
+    return GUARD_BLOCKS + 1 if fallback else GUARD_BLOCKS
+
+
+def _fallback_awaits(call: NodeCall) -> bool:
+    callee = call.callee
+    return (
+        isinstance(callee, NodeDef)
+        and callee.options.fallback is not None
+        and callee.fallback_async
+    )
+
+
+def _discarding(
+    target: cst.BaseAssignTargetExpression, names: set[str], fresh: Names
+) -> cst.BaseAssignTargetExpression | None:
+    """The target with each of `names` bound to a fresh throwaway; None if nothing is left."""
+    if not names:
+        return target
+    if not target_names(target) - names:
+        return None
+    kept = target.visit(_Discarder(names, fresh))
+    assert isinstance(kept, cst.BaseAssignTargetExpression)
+    return kept
+
+
+class _Discarder(cst.CSTTransformer):
+    def __init__(self, names: set[str], fresh: Names) -> None:
+        self.names = names
+        self.fresh = fresh
+
+    def visit_Subscript(self, node: cst.Subscript) -> bool:
+        return False  # `x[k] = ...` stores into x: nothing to discard there
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        return False
+
+    def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.Name:
+        if identifier(original_node.value) not in self.names:
+            return updated_node
+        return updated_node.with_changes(value=self.fresh.fresh("stale"))
 
 
 def _assign(

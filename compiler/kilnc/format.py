@@ -11,6 +11,8 @@ import black
 from black.mode import TargetVersion
 from black.parsing import InvalidInput
 
+from kilnc.depth import largest_statement, python_limits
+
 MODE = black.Mode(target_versions={TargetVersion.PY311})
 
 
@@ -19,17 +21,20 @@ class FormatError(Exception):
 
 
 class TooDeep(Exception):
-    """The generated module nests blocks deeper than Python compiles (20).
+    """A statement CPython compiles in the source, but not inside the compiled module.
 
-    Not a compiler bug: the flow's own nesting plus the blocks each call needs
-    (its `try`, a task's `async def`) passes the limit. `line` is the line of
-    the formatted `text` Python stopped at.
+    Not a compiler bug: the source sits within a few levels of a limit of
+    CPython's (the depth its compiler recurses to, or 100 levels of
+    indentation), and the compiled flow puts the statement inside a class, a
+    method and a `try`. `line` is the line of the formatted `text` where the
+    statement is; `indentation` tells the two limits apart.
     """
 
-    def __init__(self, text: str, line: int) -> None:
-        super().__init__(f"too many statically nested blocks at line {line}")
+    def __init__(self, text: str, line: int, *, indentation: bool = False) -> None:
+        super().__init__(f"nested too deeply for Python to compile at line {line}")
         self.text = text
         self.line = line
+        self.indentation = indentation
 
 
 def format_module(text: str) -> str:
@@ -43,10 +48,21 @@ def format_module(text: str) -> str:
         raise FormatError("black does not reach a fixed point on the generated module")
     try:
         # Compiled, never run: catches what parsing alone accepts (`await` outside async).
-        compile(formatted, "<generated>", "exec", dont_inherit=True)
+        with python_limits():  # as the module will be compiled when it is imported
+            compile(formatted, "<generated>", "exec", dont_inherit=True)
+    except (RecursionError, MemoryError) as exc:
+        raise TooDeep(formatted, largest_statement(formatted)) from exc
+    except IndentationError as exc:
+        if "too many levels" not in exc.msg:
+            raise FormatError(f"the generated module does not compile: {exc}") from exc
+        raise TooDeep(formatted, exc.lineno or 1, indentation=True) from exc
     except SyntaxError as exc:
-        if "nested" in exc.msg:
-            raise TooDeep(formatted, exc.lineno or 1) from exc
+        if "too complex" in exc.msg:  # the parser's own stack, as for the source
+            raise TooDeep(
+                formatted, exc.lineno or largest_statement(formatted)
+            ) from exc
+        # Among them "too many statically nested blocks": the emitter keeps to
+        # Python's 20, moving a call that would pass it into a function.
         raise FormatError(
             f"the generated module does not compile: {exc}\n{formatted}"
         ) from exc

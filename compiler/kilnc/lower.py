@@ -28,6 +28,7 @@ from typing import Final, final
 import libcst as cst
 
 from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.idioms import find_idioms
 from kilnc.ir import (
     DEFAULT_MAX_VISITS,
     RESERVED_PREFIX,
@@ -61,9 +62,16 @@ from kilnc.ir import (
 )
 from kilnc.lift import CallFinder, Lifter, element
 from kilnc.mutability import is_immutable
-from kilnc.names import BUILTINS, identifier, name_uses, target_names
+from kilnc.names import (
+    BUILTINS,
+    identifier,
+    name_uses,
+    target_names,
+    walrus_targets,
+)
 from kilnc.parse import ParsedModule
 from kilnc.sharing import PASSED_IN, Sharing
+from kilnc.source import Span
 from kilnc.syntax import code, without_docstring, yields
 
 # What to write instead of each construct outside the flow language.
@@ -116,6 +124,7 @@ class _Lowerer:
         self._next_id = 0
         self._temps: dict[str, int] = {}
         self.loops = 0  # how many `while` loops enclose the code being lowered
+        self._excused: list[Span] = []  # asyncio idioms reported, with all inside
         self._globals = (
             frozenset(identifier(n) for n in self.parsed.global_names) | BUILTINS
         )
@@ -169,6 +178,9 @@ class _Lowerer:
     def small(self, node: cst.BaseSmallStatement, defined: set[str]) -> list[Step]:
         if isinstance(node, cst.Global | cst.Nonlocal):
             return self.unsupported(node, defined)
+        if self.asyncio_idioms(node):
+            defined |= name_uses(node).writes  # no follow-on errors
+            return []
         self.check_defined(node, defined)
         if isinstance(node, cst.Pass):
             return []
@@ -258,6 +270,7 @@ class _Lowerer:
         return self.fan_out(value, target, node)
 
     def branch(self, node: cst.If, defined: set[str]) -> list[Step]:
+        self.asyncio_idioms(node.test)
         self.check_defined(node.test, defined)
         prefix, test = self.lift_expression(node.test)
         tests: list[cst.BaseExpression | None] = [test]
@@ -278,12 +291,14 @@ class _Lowerer:
             arms.append(self.block(orelse.body.body, set(defined)))
         for arm in arms:
             defined |= _written(arm)
+        tested = [t for t in tests if t is not None]  # an `elif` test reads too
         return [
             *prefix,
-            self.compound(node, Branch(tuple(tests), tuple(arms)), arms, [test]),
+            self.compound(node, Branch(tuple(tests), tuple(arms)), arms, tested),
         ]
 
     def loop(self, node: cst.For, defined: set[str]) -> list[Step]:
+        self.asyncio_idioms(node.iter)
         self.check_defined(node.iter, defined)
         prefix, iterable = self.lift_expression(node.iter)
         inner = set(defined) | target_names(node.target)
@@ -311,6 +326,7 @@ class _Lowerer:
         return [*prefix, replace(step, barrier=_returns(blocks))]
 
     def match(self, node: cst.Match, defined: set[str]) -> list[Step]:
+        self.asyncio_idioms(node.subject)
         self.check_defined(node.subject, defined)
         prefix, subject = self.lift_expression(node.subject)
         cases: list[MatchCase] = []
@@ -339,6 +355,7 @@ class _Lowerer:
             return [step]
         self.loops += 1
         inner = set(defined)
+        self.asyncio_idioms(node.test)
         self.check_defined(node.test, inner)
         condition, test = self.lift_expression(node.test)
         body = self.block(node.body.body, inner)
@@ -348,10 +365,15 @@ class _Lowerer:
         blocks = [Block(tuple(condition)), body] + ([orelse] if orelse else [])
         action = WhileLoop(test, blocks[0], body, orelse)
         step = self.compound(node, action, blocks, [test])
+        defined |= step.writes  # with what `:=` binds in the test
         return [replace(step, barrier=_returns(blocks))]
 
     def unsupported(self, node: cst.CSTNode, defined: set[str]) -> list[Step]:
         defined |= name_uses(node).writes  # what it would assign: no follow-on errors
+        if isinstance(node, cst.With) and any(
+            self.asyncio_idioms(item) for item in node.items
+        ):
+            return []  # `async with asyncio.TaskGroup() as tg:`, said what instead
         what, instead = UNSUPPORTED.get(
             type(node), (f"'{type(node).__name__}'", "move it into a node")
         )
@@ -371,6 +393,7 @@ class _Lowerer:
     ) -> Step:
         uses = name_uses(action.call.call)
         writes = frozenset(target_names(target)) if target is not None else frozenset()
+        writes |= walrus_targets(action.call.call)  # `f(y := x + 1)` binds y too
         reads = uses.read_names
         if target is not None and not isinstance(
             target, cst.Name | cst.Tuple | cst.List
@@ -707,6 +730,16 @@ class _Lowerer:
             )
             return prefix
         call, node_call = found
+        bound = walrus_targets(element)
+        if bound:
+            self.report(
+                element,
+                Code.FAN_OUT_SHAPE,
+                f"':=' in a fan-out's element binds {', '.join(sorted(bound))} "
+                "from elements that run at the same time",
+                "bind the name in a statement before the fan-out, "
+                "or compute it from the results after it",
+            )
         inner, args = self.lift_arguments(call)
         result = replace(node_call, call=node_call.call.with_changes(args=args))
         self.check_fan_out(
@@ -742,11 +775,13 @@ class _Lowerer:
         value_type = None
         if returns is not None and kind is not FanOutKind.DICT:
             value_type = f"{kind.value}[{returns}]"
+        # `if (last := v) % 2` in a clause binds `last` in the flow, as in Python.
+        writes = target_names(target) | walrus_targets(clauses)
         step = self.make_step(
             origin,
             action,
             frozenset(reads),
-            frozenset(target_names(target)),
+            frozenset(writes),
             frozenset(),
             value_type,
         )
@@ -855,10 +890,13 @@ class _Lowerer:
         if self.parsed.star_import:
             defined |= uses.writes
             return
+        # `return (y := f(x)) + y`: a `:=` defines its name before later reads.
+        walrus = walrus_targets(node)
         for name in uses.reads:
             if (
                 identifier(name.value) not in defined
                 and identifier(name.value) not in self._globals
+                and identifier(name.value) not in walrus
             ):
                 self.report(
                     name,
@@ -934,10 +972,27 @@ class _Lowerer:
             cst.Annotation(value.func)
         )
 
+    def asyncio_idioms(self, node: cst.CSTNode) -> bool:
+        """Report asyncio wrapped around node calls; whether there was any.
+
+        The node calls inside are not reported again (as not awaited, say):
+        the advice to await them would give code that fails in the source too.
+        """
+        found = find_idioms(node, self.parsed.qualified_names, self.resolve)
+        for idiom in found:
+            self.report(idiom.node, Code.ASYNCIO_IDIOM, idiom.message, idiom.hint)
+            self._excused.append(self.parsed.span(idiom.node))
+        return bool(found)
+
     def report(
         self, node: cst.CSTNode, code: Code, message: str, hint: str | None = None
     ) -> None:
-        self.diagnostics.append(error(self.parsed.span(node), code, message, hint))
+        span = self.parsed.span(node)
+        if code is not Code.ASYNCIO_IDIOM and any(
+            _within(span, excused) for excused in self._excused
+        ):
+            return
+        self.diagnostics.append(error(span, code, message, hint))
 
 
 def _parameters(function: cst.FunctionDef) -> set[str]:
@@ -1031,6 +1086,14 @@ def _iteration(iterable: cst.BaseExpression) -> cst.For:
     """`for _ in iterable: pass`: what a loop does to its iterable, for effects reading."""
     body = cst.IndentedBlock([cst.SimpleStatementLine([cst.Pass()])])
     return cst.For(target=cst.Name("_"), iter=iterable, body=body)
+
+
+def _within(span: Span, outer: Span) -> bool:
+    return (
+        span.path == outer.path
+        and (outer.line, outer.column) <= (span.line, span.column)
+        and (span.end_line, span.end_column) <= (outer.end_line, outer.end_column)
+    )
 
 
 def _comprehension_targets(clauses: cst.CompFor) -> set[str]:

@@ -230,6 +230,24 @@ class _Binders(cst.CSTVisitor):
         self.bound |= target_names(node.target)
 
 
+def walrus_targets(node: cst.CSTNode) -> set[str]:
+    """The names `:=` binds inside the code: in the scope around it, as Python does."""
+    collector = _Walruses()
+    node.visit(collector)
+    return collector.bound
+
+
+class _Walruses(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.bound: set[str] = set()
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+        self.bound |= target_names(node.target)
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False  # a lambda's `:=` binds in the lambda
+
+
 def renamed(node: cst.CSTNodeT, names: dict[str, str]) -> cst.CSTNodeT:
     """The node with every variable in `names` renamed (not attributes, not keywords)."""
     result = node.visit(_Renamer(names))

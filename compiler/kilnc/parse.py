@@ -10,8 +10,6 @@ located diagnostic rather than a crash in a later pass.
 
 from __future__ import annotations
 
-import io
-import tokenize
 import warnings
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -27,10 +25,21 @@ from libcst.metadata import (
     ScopeProvider,
 )
 
+from kilnc.depth import largest_statement, python_limits
 from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.names import identifier
 from kilnc.source import SourceFile, Span
 
 MEMORY_TYPES: Final = frozenset({"kiln.Memory", "kiln.memory.Memory"})
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class StarName:
+    """A name `from module import *` binds: where it comes from, what it is there."""
+
+    module: str  # the module the star import names, absolute
+    qualified: str  # `kiln.node` when that module imported `node` from kiln
 
 
 @final
@@ -41,7 +50,15 @@ class ParsedModule:
     positions: Mapping[cst.CSTNode, CodeRange] = field(repr=False)
     qualified: Mapping[cst.CSTNode, Collection[QualifiedName]] = field(repr=False)
     global_names: frozenset[str]  # every name bound at module level
-    star_import: bool  # `from x import *` at module level: any name may be defined
+    # `from x import *` at module level that kiln could not resolve (see `stars`):
+    # any name may be defined.
+    star_import: bool
+    # The names resolved star imports bind (`resolve_star_imports`), and which
+    # names each of those imports binds.
+    stars: Mapping[str, StarName] = field(default_factory=dict, repr=False)
+    star_imports: Mapping[cst.ImportFrom, frozenset[str]] = field(
+        default_factory=dict, repr=False
+    )
 
     def span(self, node: cst.CSTNode) -> Span:
         found = self.positions.get(node)
@@ -68,7 +85,13 @@ class ParsedModule:
         if callable(found):  # newer libcst computes qualified names lazily
             found = found()
         assert isinstance(found, Collection)
-        return frozenset(q.name for q in found if isinstance(q, QualifiedName))
+        names = frozenset(q.name for q in found if isinstance(q, QualifiedName))
+        if not names and isinstance(node, cst.Name):
+            # libcst sees no assignment of a name a star import binds.
+            star = self.stars.get(identifier(node.value))
+            if star is not None:
+                return frozenset({star.qualified})
+        return names
 
 
 def parse_source(source: SourceFile) -> ParsedModule | Diagnostic:
@@ -88,8 +111,14 @@ def parse_source(source: SourceFile) -> ParsedModule | Diagnostic:
             Code.SYNTAX,
             f"invalid syntax: {exc.message}",
         )
-    except RecursionError:
-        return _too_complex(source)
+    except RecursionError:  # Python compiled it: the limit is kiln's own
+        return error(
+            Span.at(source.path, largest_statement(source.text)),
+            Code.TOO_COMPLEX,
+            "this statement is nested too deeply for kiln to read, though Python "
+            "compiles it",
+            "split the deepest expression into smaller statements",
+        )
     names = (
         frozenset(a.name for a in scope.assignments)
         if scope is not None
@@ -112,7 +141,8 @@ def _python_rejects(source: SourceFile, text: str) -> Diagnostic | None:
             )  # SyntaxWarnings belong to the user's linter
             # Compiled, never run: Python's compiler rejects what its parser
             # accepts (`return` outside a function, 21 nested blocks).
-            compile(text, source.path, "exec", dont_inherit=True)
+            with python_limits():
+                compile(text, source.path, "exec", dont_inherit=True)
     except SyntaxError as exc:
         line = exc.lineno or 1
         column = exc.offset or 1
@@ -131,30 +161,9 @@ def _python_rejects(source: SourceFile, text: str) -> Diagnostic | None:
 
 def _too_complex(source: SourceFile) -> Diagnostic:
     return error(
-        Span.at(source.path, _largest_statement(source.text)),
+        Span.at(source.path, largest_statement(source.text)),
         Code.TOO_COMPLEX,
-        "this statement is nested too deeply for Python to compile",
+        "this statement is nested too deeply for Python to compile "
+        "(CPython itself refuses it)",
         "split the deepest expression into smaller statements",
     )
-
-
-def _largest_statement(text: str) -> int:
-    """The first line of the logical line with the most tokens: where the depth is.
-
-    Python's recursion limit gives no position; the tokenizer is linear and
-    still works, and the statement that overflowed the parser is the biggest.
-    """
-    best_line, best_count = 1, 0
-    start, count = 1, 0
-    try:
-        for token in tokenize.generate_tokens(io.StringIO(text).readline):
-            if count == 0:
-                start = token.start[0]
-            count += 1
-            if token.type in (tokenize.NEWLINE, tokenize.ENDMARKER):
-                if count > best_count:
-                    best_line, best_count = start, count
-                count = 0
-    except (tokenize.TokenError, SyntaxError):
-        pass
-    return best_line

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import final
+from typing import Final, final
 
 import libcst as cst
 
@@ -29,6 +29,7 @@ from kilnc.checks import (
     check_visit_limits,
 )
 from kilnc.collect import ModuleDefs, collect_definitions
+from kilnc.depth import run_deep
 from kilnc.diagnostics import Code, Diagnostic, Severity, error
 from kilnc.effects import read_effects
 from kilnc.emit import emit_module
@@ -40,7 +41,7 @@ from kilnc.linemap import map_lines
 from kilnc.lower import LowerContext, lower_flow
 from kilnc.names import BUILTINS, mentioned_names
 from kilnc.ordering import check_order
-from kilnc.parse import parse_source
+from kilnc.parse import ParsedModule, parse_source
 from kilnc.plan import (
     Compiled,
     FallbackImport,
@@ -50,7 +51,7 @@ from kilnc.plan import (
     PolicyConstant,
     dump_plan,
 )
-from kilnc.project import Project
+from kilnc.project import Project, Reader
 from kilnc.resolve import locate
 from kilnc.result_classes import (
     ClassRef,
@@ -61,7 +62,10 @@ from kilnc.result_classes import (
 from kilnc.schedule import schedule_flow
 from kilnc.shake import Shaken, shake_module
 from kilnc.source import SourceFile, Span, display_path
+from kilnc.stars import Unresolved, resolve_star_imports
 from kilnc.writer import Names
+
+MAX_INDENTATION: Final = 100  # levels of indentation CPython's tokenizer takes
 
 
 @final
@@ -124,7 +128,7 @@ def compile_file(
     try:
         try:
             visits = max_visits or DEFAULT_MAX_VISITS
-            return _compile(source, path, dump, visits, ledger)
+            return run_deep(lambda: _compile(source, path, dump, visits, ledger))
         except InternalError:
             raise
         except (
@@ -153,24 +157,17 @@ def _compile(
         parsed = parse_source(source)
     if isinstance(parsed, Diagnostic):
         return Compilation(source, None, (parsed,), {source.path: source})
+    reader = Reader(location.root)
+    with phase("resolve_star_imports", source.path):
+        parsed, unresolved = resolve_star_imports(parsed, location, reader)
     with phase("collect_definitions", source.path):
         defs, diagnostics = collect_definitions(parsed, location)
-    project = Project(defs)
-    effects = read_effects(project)
-    lowered: list[FlowIR] = []
-    for flow in defs.flows.values():
-        with phase("lower_flow", f"flow '{flow.name}'"):
-            context = LowerContext(parsed, project.resolver(defs), effects, max_visits)
-            flow_ir, found = lower_flow(flow, context)
-        lowered.append(flow_ir)
-        diagnostics += found
+    if defs.flows:
+        diagnostics += [_unresolved_star(parsed, star) for star in unresolved]
+    project = Project(defs, reader)
+    lowered = _lower_flows(defs, project, max_visits, diagnostics)
     with phase("check", source.path):
-        diagnostics += project.diagnostics
-        diagnostics += check_duplicates(project.nodes())
-        diagnostics += check_cycles(build_flow_graph(lowered))
-        for flow_ir in lowered:
-            diagnostics += check_limits(flow_ir)
-            diagnostics += check_order(flow_ir)
+        diagnostics += _check(project, lowered)
     sources = dict(project.sources)
 
     def done(output: str | None, dumps: tuple[str, ...] = ()) -> Compilation:
@@ -223,9 +220,11 @@ def _compile(
         try:
             formatted = format_module(text)
         except TooDeep as deep:
-            diagnostics.append(
-                _too_deep(source, map_lines(text, origins, deep.text), deep)
-            )
+            if deep.indentation:  # black's text does not parse: map the emitter's
+                diagnostics.append(_too_indented(source, text, origins))
+            else:
+                line_map = map_lines(text, origins, deep.text)
+                diagnostics.append(_too_deep(source, line_map, deep))
             return done(None)
         line_map = map_lines(text, origins, formatted)
     return replace(done(formatted, _dumps(dump, lowered, plans)), line_map=line_map)
@@ -336,6 +335,43 @@ def _arrange(
     )
 
 
+def _lower_flows(
+    defs: ModuleDefs, project: Project, max_visits: int, diagnostics: list[Diagnostic]
+) -> list[FlowIR]:
+    """Each flow of the module lowered, its effects read from the project's code."""
+    effects = read_effects(project)
+    lowered: list[FlowIR] = []
+    for flow in defs.flows.values():
+        with phase("lower_flow", f"flow '{flow.name}'"):
+            context = LowerContext(
+                defs.parsed, project.resolver(defs), effects, max_visits
+            )
+            flow_ir, found = lower_flow(flow, context)
+        lowered.append(flow_ir)
+        diagnostics += found
+    return lowered
+
+
+def _check(project: Project, lowered: list[FlowIR]) -> list[Diagnostic]:
+    """The project-wide checks, and each flow's limits and effect orders."""
+    found = [*project.diagnostics, *check_duplicates(project.nodes())]
+    found += check_cycles(build_flow_graph(lowered))
+    for flow_ir in lowered:
+        found += check_limits(flow_ir)
+        found += check_order(flow_ir)
+    return found
+
+
+def _unresolved_star(parsed: ParsedModule, star: Unresolved) -> Diagnostic:
+    return error(
+        parsed.span(star.statement),
+        Code.UNRESOLVED_IMPORT,
+        f"kiln cannot tell which names 'from {star.module} import *' binds: "
+        "it reads the project's modules and never imports one",
+        f"import the names this module uses by name: 'from {star.module} import a, b'",
+    )
+
+
 def _too_deep(
     source: SourceFile, line_map: tuple[Span | None, ...], deep: TooDeep
 ) -> Diagnostic:
@@ -343,9 +379,31 @@ def _too_deep(
     return error(
         origin or Span.at(source.path, 1),
         Code.TOO_COMPLEX,
-        "the compiled flow nests blocks deeper than Python allows (20): each node "
-        "call adds a `try` to the blocks around it",
-        "move the innermost loops or branches into a node or a subflow",
+        "Python compiles this statement only just: inside the compiled flow's "
+        "class and method it is nested deeper than Python's compiler allows",
+        "split the deepest expression into smaller statements",
+    )
+
+
+def _too_indented(
+    source: SourceFile, text: str, origins: tuple[Span | None, ...]
+) -> Diagnostic:
+    """Python tokenizes at most 100 levels of indentation; the first line past them."""
+    deepest = next(
+        (
+            origins[index]
+            for index, line in enumerate(text.splitlines())
+            if len(line) - len(line.lstrip(" ")) >= 4 * MAX_INDENTATION
+        ),
+        None,
+    )
+    return error(
+        deepest or Span.at(source.path, 1),
+        Code.TOO_COMPLEX,
+        "Python indents this statement only just: inside the compiled flow's "
+        "class, and the `try` that notes a failed call, it needs more than "
+        f"Python's {MAX_INDENTATION} levels of indentation",
+        "move the innermost branches into a node or a subflow",
     )
 
 

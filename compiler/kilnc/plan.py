@@ -49,6 +49,10 @@ class Task:
     # has moved on, by their index in the block: another coroutine's step lies
     # between the last one it told and this one.
     announces: Mapping[StepId, int] = field(default_factory=dict)
+    # The names of each awaited task's target this task reads from it. The rest
+    # of that target it must not bind: another step wrote those names later
+    # (`a, b = ...` then `a = ...`), and binding one would hide that value.
+    takes: Mapping[TaskId, frozenset[str]] = field(default_factory=dict)
 
     @property
     def result(self) -> Step:

@@ -3,7 +3,8 @@
 A flow may call nodes and flows of other modules (`from .nodes import fetch`).
 `Project.resolver(defs)` answers, for the function part of a call in `defs`'
 module, which node or flow it names and whether that one is defined locally.
-Modules are parsed and collected once, when a name first leads to them.
+Modules are parsed (their star imports resolved, by `Reader`) and collected
+once, when a name first leads to them.
 """
 
 from __future__ import annotations
@@ -19,24 +20,24 @@ from kilnc.names import identifier
 from kilnc.parse import parse_source
 from kilnc.resolve import locate, module_file
 from kilnc.source import SourceFile, display_path
+from kilnc.stars import Located, resolve_star_imports
 
 REEXPORT_DEPTH = 8  # how far `from .a import f` chains are followed through re-exports
 
 
-class Project:
-    def __init__(self, main: ModuleDefs) -> None:
-        self.main = main
-        self.root: Path = main.location.root
-        self.modules: dict[str, ModuleDefs | None] = {main.location.name: main}
-        self.sources: dict[str, SourceFile] = {
-            main.parsed.source.path: main.parsed.source
-        }
+class Reader:
+    """The project's modules by absolute name, parsed, star imports resolved, once each."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.parsed: dict[str, Located | None] = {}
+        self.sources: dict[str, SourceFile] = {}  # every file read, by display path
         self.diagnostics: list[Diagnostic] = []
 
-    def load(self, name: str) -> ModuleDefs | None:
-        if name in self.modules:
-            return self.modules[name]
-        self.modules[name] = None  # also guards against import cycles while loading
+    def __call__(self, name: str) -> Located | None:
+        if name in self.parsed:
+            return self.parsed[name]
+        self.parsed[name] = None  # also guards against import cycles while reading
         path = module_file(self.root, name)
         if path is None:
             return None
@@ -46,8 +47,40 @@ class Project:
         if isinstance(parsed, Diagnostic):
             self.diagnostics.append(parsed)
             return None
-        defs, diagnostics = collect_definitions(parsed, locate(path))
-        self.diagnostics += diagnostics
+        location = locate(path)
+        parsed, _ = resolve_star_imports(parsed, location, self)
+        self.parsed[name] = Located(parsed, location)
+        return self.parsed[name]
+
+
+class Project:
+    def __init__(self, main: ModuleDefs, reader: Reader | None = None) -> None:
+        self.main = main
+        self.root: Path = main.location.root
+        self.reader = reader if reader is not None else Reader(self.root)
+        self.modules: dict[str, ModuleDefs | None] = {main.location.name: main}
+        self._diagnostics: list[Diagnostic] = []
+
+    @property
+    def sources(self) -> dict[str, SourceFile]:
+        """Every file read: the module compiled, and the project's modules it led to."""
+        return {main.path: main for main in [self.main.parsed.source]} | dict(
+            self.reader.sources
+        )
+
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        return self.reader.diagnostics + self._diagnostics
+
+    def load(self, name: str) -> ModuleDefs | None:
+        if name in self.modules:
+            return self.modules[name]
+        self.modules[name] = None  # also guards against import cycles while loading
+        found = self.reader(name)
+        if found is None:
+            return None
+        defs, diagnostics = collect_definitions(found.parsed, found.location)
+        self._diagnostics += diagnostics
         self.modules[name] = defs
         return defs
 

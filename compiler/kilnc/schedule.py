@@ -63,7 +63,7 @@ from kilnc.ir import (
     WhileLoop,
     child_blocks,
 )
-from kilnc.names import binds
+from kilnc.names import binds, target_names
 from kilnc.plan import At, BlockPlan, FlowPlan, Op, Run, Spawn, Task, TaskId, Wait
 from kilnc.syntax import awaits
 
@@ -90,6 +90,7 @@ def schedule_block(
             tuple(chain),
             _waits(chain, graph, task_of),
             tuple(sorted(_rebound(chain, graph, producers) or ())),
+            takes=_takes(chain, block, task_of),
         )
         for i, chain in enumerate(chains)
     }
@@ -156,10 +157,18 @@ def _outlives(step: Step) -> bool:
 
 
 def _terminal_ok(step: Step) -> bool:
+    """Whether the step's value can leave a task: the one thing a task hands back.
+
+    A step that binds more than its target (`z = await f(y := x + 1)` binds y)
+    would bind the rest in the task's own scope, where no one else sees it.
+    """
     action = step.action
     if not isinstance(action, Call | FanOut):
         return False
-    return action.target is None or step.value_type is not None
+    target = action.target
+    if not step.writes <= (target_names(target) if target is not None else set()):
+        return False
+    return target is None or step.value_type is not None
 
 
 def _tasks(chains: list[list[Step]], graph: nx.DiGraph) -> list[list[Step]]:
@@ -234,6 +243,29 @@ def _waits(
     return waits
 
 
+def _takes(
+    chain: list[Step], block: Block, task_of: dict[StepId, TaskId]
+) -> dict[TaskId, frozenset[str]]:
+    """The names the chain's steps read from the result of each other task.
+
+    A step reads a name from the step that last bound it before it, in
+    source order; only those names of an awaited task's target are its own.
+    """
+    own = task_of[chain[0].id]
+    members = {step.id for step in chain}
+    binder: dict[str, StepId] = {}
+    takes: dict[TaskId, set[str]] = {}
+    for step in block.steps:
+        if step.id in members:
+            for name in step.reads:
+                source = binder.get(name)
+                if source in task_of and task_of[source] != own:
+                    takes.setdefault(task_of[source], set()).add(name)
+        for name in step.writes:
+            binder[name] = step.id
+    return {task: frozenset(names) for task, names in takes.items()}
+
+
 # --- 4. the main coroutine's order ---------------------------------------------------
 
 
@@ -261,13 +293,20 @@ def _order(
         return main_preds, task_preds
 
     def spawn_ready() -> None:
-        for task in tasks.values():
-            if task.id in spawned:
-                continue
-            main_preds, task_preds = needs([s.id for s in task.steps])
-            if main_preds <= done and task_preds - {task.id} <= spawned:
-                spawned.add(task.id)
-                ops.append(Spawn(task.id))
+        # A task may wait for a task numbered after it (chains are numbered by
+        # their first step, not by what they wait for): spawning one can make
+        # an earlier one ready, so go round until nothing more starts.
+        progress = True
+        while progress:
+            progress = False
+            for task in tasks.values():
+                if task.id in spawned:
+                    continue
+                main_preds, task_preds = needs([s.id for s in task.steps])
+                if main_preds <= done and task_preds - {task.id} <= spawned:
+                    spawned.add(task.id)
+                    ops.append(Spawn(task.id))
+                    progress = True
 
     # TODO: a step that goes ahead of an earlier one keeps its overlap at the
     # cost of the order of failures: if both fail, the earlier never ran and

@@ -111,7 +111,7 @@ def reached(
 def _facts(parsed: ParsedModule, statement: cst.BaseStatement) -> Facts:
     return statement_facts(
         statement,
-        _bound(statement),
+        _bound(parsed, statement),
         _reads(parsed, statement),
         _reads(parsed, statement, strings=False),
     )
@@ -223,15 +223,22 @@ class _Reads(cst.CSTVisitor):
             self.names.add(identifier(value))
 
 
-def _bound(statement: cst.BaseStatement) -> set[str]:
+def _bound(parsed: ParsedModule, statement: cst.BaseStatement) -> set[str]:
     if isinstance(statement, cst.FunctionDef | cst.ClassDef):
         return {identifier(statement.name.value)}
     if isinstance(statement, cst.SimpleStatementLine):
         names: set[str] = set()
         for small in statement.body:
-            if isinstance(small, cst.Import | cst.ImportFrom):
-                if not isinstance(small.names, cst.ImportStar):
-                    names |= {identifier(_import_local(alias)) for alias in small.names}
+            if isinstance(small, cst.ImportFrom) and isinstance(
+                small.names, cst.ImportStar
+            ):
+                names |= parsed.star_imports.get(small, frozenset())
+            elif isinstance(small, cst.Import | cst.ImportFrom) and not isinstance(
+                small.names, cst.ImportStar
+            ):
+                names |= {identifier(_import_local(alias)) for alias in small.names}
+            elif isinstance(small, cst.Import | cst.ImportFrom):
+                pass  # a star import kiln could not resolve: binds it knows not what
             else:
                 names |= name_uses(small).writes
         return names
@@ -284,6 +291,7 @@ def _import(
         return None
     aliases[-1] = aliases[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
     if isinstance(node, cst.Import):
+        assert not isinstance(aliases, cst.ImportStar)
         return node.with_changes(names=aliases)
     absolute = _absolute(parsed, location, node, diagnostics)
     if absolute is None:
