@@ -18,7 +18,7 @@ Decorators are recognised by qualified name, however they were imported.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, final
 
@@ -270,6 +270,55 @@ def _check_retry_on(
                 f"option 'retry_on' must be {NODE_RULES['retry_on'].requirement}",
                 f"'{name}' is not an exception class",
             )
+
+
+def check_imported_exceptions(
+    defs: ModuleDefs, load: Callable[[str], ModuleDefs | None]
+) -> Iterator[Diagnostic]:
+    """`retry_on` names imported from the project's modules: exception classes there.
+
+    `collect_definitions` checks the module's own names; a name imported from
+    a module of the project is looked up where that module defines it (read by
+    `load`, never imported). Third-party names are left to the decorator.
+    """
+    parsed = defs.parsed
+    for statement in parsed.module.body:
+        if not isinstance(statement, cst.FunctionDef):
+            continue
+        for decorator in _decorators(parsed, statement, True):
+            retry_on = _option_value(decorator, "retry_on")
+            for element in retry_on.elements if isinstance(retry_on, cst.Tuple) else ():
+                name = dotted(element.value)
+                if name is not None and _imported_exception(defs, name, load) is False:
+                    yield error(
+                        parsed.span(element.value),
+                        Code.OPTION_TYPE,
+                        f"option 'retry_on' must be {NODE_RULES['retry_on'].requirement}",
+                        f"'{name}' is not an exception class",
+                    )
+
+
+def _imported_exception(
+    defs: ModuleDefs, name: str, load: Callable[[str], ModuleDefs | None]
+) -> bool | None:
+    head, _, rest = name.partition(".")
+    imported = defs.imports.get(identifier(head))
+    if imported is None:
+        return None
+    candidates = [(imported.module, rest)]  # `import pkg.errors as errors`
+    if imported.attribute is not None:
+        candidates = [
+            (imported.module, ".".join(filter(None, [imported.attribute, rest]))),
+            (f"{imported.module}.{imported.attribute}", rest),  # a submodule
+        ]
+    for module, target in candidates:
+        found = load(module) if target else None
+        if found is not None:
+            body = found.parsed.module.body
+            known = exception_class(body, target, star=found.parsed.star_import)
+            if known is not None:
+                return known
+    return None
 
 
 def _bound_in(statements: Sequence[cst.BaseStatement], name: str) -> bool:

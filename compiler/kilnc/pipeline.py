@@ -27,7 +27,7 @@ from kilnc.checks import (
     check_limits,
     check_visit_limits,
 )
-from kilnc.collect import collect_definitions
+from kilnc.collect import check_imported_exceptions, collect_definitions
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.emit import emit_module
 from kilnc.format import TooDeep, format_module
@@ -139,6 +139,7 @@ def _compile(
     with phase("collect_definitions", source.path):
         defs, diagnostics = collect_definitions(parsed, location)
     project = Project(defs)
+    diagnostics += check_imported_exceptions(defs, project.load)
     lowered: list[FlowIR] = []
     for flow in defs.flows.values():
         with phase("lower_flow", f"flow '{flow.name}'"):
