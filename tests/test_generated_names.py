@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from kilnc.emit_flow import GENERATED_NAMES
+from kilnc.emit_names import GENERATED_NAMES
 from kilnc.pipeline import compile_file
 from tests.goldens import DATA, load_cases
 from tests.test_differential import load

@@ -13,6 +13,8 @@ where the decorator would accept what it computes.
 
 from __future__ import annotations
 
+import importlib
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -290,3 +292,41 @@ def test_what_the_source_shows_of_an_exception_class(
 ) -> None:
     module = libcst.parse_module(CLASSES)
     assert exception_class(module.body, name) is expected
+
+
+@pytest.mark.parametrize(
+    ("imported", "accepted"),
+    [
+        ("from .errors import Transient", True),
+        ("from .errors import NotAnError as Transient", False),
+        ("from . import errors\nTransient = errors.Transient", True),
+        ("from PKG.errors import Alias as Transient", True),
+        ("from PKG.errors import Pair as Transient", False),
+        ("from json import JSONDecodeError as Transient", True),
+    ],
+)
+def test_exception_classes_of_other_project_modules_are_checked_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, imported: str, accepted: bool
+) -> None:
+    name = f"kiln_pkg_{uuid.uuid4().hex}"
+    package = tmp_path / name
+    package.mkdir()
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "errors.py").write_text(
+        "class Transient(Exception): ...\n\n\nclass NotAnError: ...\n\n\n"
+        "Alias = Transient\nPair = (Transient, KeyError)\n",
+        encoding="utf-8",
+    )
+    text = f"from kiln import flow, node\n{imported.replace('PKG', name)}\n\n\n" + (
+        "@node(retry_on=(Transient,))\nasync def step(v: int) -> int:\n    return v\n"
+        "\n\n@flow\nasync def main(v: int) -> int:\n    return await step(v)\n"
+    )
+    (package / "flows.py").write_text(text, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        importlib.import_module(f"{name}.flows")
+        imports = True
+    except Exception:
+        imports = False
+    compiles = compile_file(package / "flows.py").output is not None
+    assert (imports, compiles) == (accepted, accepted)

@@ -18,17 +18,18 @@ Decorators are recognised by qualified name, however they were imported.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final, final
 
 import libcst as cst
 
-from kiln.options import NODE_RULES, node_kind_problems
+from kiln.options import NODE_RULES
 from kilnc.classes import exception_class
 from kilnc.diagnostics import Code, Diagnostic, error
-from kilnc.ir import RESERVED_PREFIX, Callee, FlowDef, NodeDef, NodeKind, NodeOptions
-from kilnc.names import BUILTINS, identifier, imported_names, name_uses
+from kilnc.ir import RESERVED_PREFIX, Callee, FlowDef, NodeDef, NodeKind
+from kilnc.names import identifier
+from kilnc.node_checks import check_node, option_value
 from kilnc.options import read_flow_options, read_node_options
 from kilnc.parse import ParsedModule
 from kilnc.resolve import ModuleLocation, absolute_module
@@ -163,9 +164,7 @@ def _node(
         (True, True): NodeKind.ASYNC_STREAM,
     }[(is_async, streams)]
     returns = function.returns
-    fallback_async, found = _check_resilience(
-        parsed, decorator, options, function, index
-    )
+    fallback_async, found = check_node(parsed, decorator, options, function, index)
     node = NodeDef(
         function=identifier,
         module=location.name,
@@ -179,140 +178,52 @@ def _node(
     return node, diagnostics + found
 
 
-def _check_resilience(
-    parsed: ParsedModule,
-    decorator: cst.BaseExpression,
-    options: NodeOptions,
-    function: cst.FunctionDef,
-    index: int,
-) -> tuple[bool, list[Diagnostic]]:
-    """The rules between options and the node's kind (the runtime's own), and what
-    `retry_on` and `fallback` name; returns whether the fallback is async."""
-    diagnostics: list[Diagnostic] = []
-
-    def report(key: str, code: Code, message: str, hint: str | None = None) -> None:
-        node = _option_value(decorator, key)
-        diagnostics.append(error(parsed.span(node or decorator), code, message, hint))
-
-    params = function.params
-    every = [*params.posonly_params, *params.params, *params.kwonly_params]
-    every += [
-        p for p in (params.star_arg, params.star_kwarg) if isinstance(p, cst.Param)
-    ]
-    given = {key: getattr(options, key) for key in NODE_RULES if key != "name"}
-    for problem in node_kind_problems(
-        given,
-        is_async=function.asynchronous is not None,
-        streams=yields(function.body),
-        parameters=[p.name.value for p in every],
-    ):
-        report(problem.option, Code.OPTION_RANGE, problem.message, problem.hint)
-    before = parsed.module.body[:index]
-    retry_on = _option_value(decorator, "retry_on")
-    if retry_on is not None:
-        diagnostics += _check_retry_on(parsed, retry_on, before)
-    fallback_async = False
-    if options.fallback is not None:
-        definition = _function(parsed, options.fallback)
-        if definition is None:
-            report(
-                "fallback",
-                Code.UNKNOWN_FALLBACK,
-                f"fallback '{options.fallback}' is not a function defined in this module",
-                "define it at module level: def fallback(*args, error: Exception) -> T",
-            )
-        elif _function(parsed, options.fallback, before) is None:
-            report(
-                "fallback",
-                Code.UNKNOWN_FALLBACK,
-                f"fallback '{options.fallback}' is defined below the node, where "
-                "the decorator cannot see it yet",
-                "define the fallback above the node: Python runs the decorator first",
-            )
-        else:
-            fallback_async = definition.asynchronous is not None
-    return fallback_async, diagnostics
-
-
-def _check_retry_on(
-    parsed: ParsedModule,
-    retry_on: cst.BaseExpression,
-    before: Sequence[cst.BaseStatement],
+def check_imported_exceptions(
+    defs: ModuleDefs, load: Callable[[str], ModuleDefs | None]
 ) -> Iterator[Diagnostic]:
-    """Each name of `retry_on` is defined above the node and, as far as the source
-    shows, an exception class."""
-    star = parsed.star_import
-    for element in retry_on.elements if isinstance(retry_on, cst.Tuple) else ():
-        name = dotted(element.value)
-        if name is None:
-            continue  # options.py reported it
-        head = _names(element.value)[0]
-        defined = head.value in parsed.global_names or head.value in BUILTINS
-        if not defined and not star:
-            yield error(
-                parsed.span(head),
-                Code.UNDEFINED_NAME,
-                f"name '{head.value}' is not defined",
-                "retry_on names exception classes of this module or builtins",
-            )
-        elif head.value in parsed.global_names and not _bound_in(before, head.value):
-            yield error(
-                parsed.span(head),
-                Code.UNDEFINED_NAME,
-                f"name '{head.value}' is defined below the node, where the "
-                "decorator cannot see it yet",
-                "define it above the node: Python runs the decorator first",
-            )
-        elif exception_class(before, name, star=star) is False:
-            yield error(
-                parsed.span(element.value),
-                Code.OPTION_TYPE,
-                f"option 'retry_on' must be {NODE_RULES['retry_on'].requirement}",
-                f"'{name}' is not an exception class",
-            )
+    """`retry_on` names imported from the project's modules: exception classes there.
+
+    `collect_definitions` checks the module's own names; a name imported from
+    a module of the project is looked up where that module defines it (read by
+    `load`, never imported). Third-party names are left to the decorator.
+    """
+    parsed = defs.parsed
+    for statement in parsed.module.body:
+        if not isinstance(statement, cst.FunctionDef):
+            continue
+        for decorator in _decorators(parsed, statement, True):
+            retry_on = option_value(decorator, "retry_on")
+            for element in retry_on.elements if isinstance(retry_on, cst.Tuple) else ():
+                name = dotted(element.value)
+                if name is not None and _imported_exception(defs, name, load) is False:
+                    yield error(
+                        parsed.span(element.value),
+                        Code.OPTION_TYPE,
+                        f"option 'retry_on' must be {NODE_RULES['retry_on'].requirement}",
+                        f"'{name}' is not an exception class",
+                    )
 
 
-def _bound_in(statements: Sequence[cst.BaseStatement], name: str) -> bool:
-    for statement in statements:
-        if isinstance(statement, cst.FunctionDef | cst.ClassDef):
-            if identifier(statement.name.value) == name:
-                return True
-        elif name in name_uses(statement).writes | imported_names(statement):
-            return True
-    return False
-
-
-def _option_value(decorator: cst.BaseExpression, key: str) -> cst.BaseExpression | None:
-    if isinstance(decorator, cst.Call):
-        for argument in decorator.args:
-            if argument.keyword is not None and argument.keyword.value == key:
-                return argument.value
-    return None
-
-
-def _names(node: cst.BaseExpression) -> list[cst.Name]:
-    """The head names of `retry_on=(A, mod.B)` (or of one of its elements)."""
-    elements = (
-        [e.value for e in node.elements] if isinstance(node, cst.Tuple) else [node]
-    )
-    heads = []
-    for element in elements:
-        head = element
-        while isinstance(head, cst.Attribute):
-            head = head.value
-        if isinstance(head, cst.Name):
-            heads.append(head)
-    return heads
-
-
-def _function(
-    parsed: ParsedModule,
-    name: str,
-    statements: Sequence[cst.BaseStatement] | None = None,
-) -> cst.FunctionDef | None:
-    for statement in parsed.module.body if statements is None else statements:
-        if isinstance(statement, cst.FunctionDef) and statement.name.value == name:
-            return statement
+def _imported_exception(
+    defs: ModuleDefs, name: str, load: Callable[[str], ModuleDefs | None]
+) -> bool | None:
+    head, _, rest = name.partition(".")
+    imported = defs.imports.get(identifier(head))
+    if imported is None:
+        return None
+    candidates = [(imported.module, rest)]  # `import pkg.errors as errors`
+    if imported.attribute is not None:
+        candidates = [
+            (imported.module, ".".join(filter(None, [imported.attribute, rest]))),
+            (f"{imported.module}.{imported.attribute}", rest),  # a submodule
+        ]
+    for module, target in candidates:
+        found = load(module) if target else None
+        if found is not None:
+            body = found.parsed.module.body
+            known = exception_class(body, target, star=found.parsed.star_import)
+            if known is not None:
+                return known
     return None
 
 

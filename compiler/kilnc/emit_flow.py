@@ -22,6 +22,15 @@ from typing import Final, final
 
 import libcst as cst
 
+from kilnc.emit_names import (
+    BUILTINS,
+    RUNTIME,
+    bound_in,
+    hidden_builtins,
+    outer_alias,
+    renamed_in_signature,
+    signature_aliases,
+)
 from kilnc.ir import (
     Action,
     Block,
@@ -44,11 +53,8 @@ from kilnc.ir import (
     child_blocks,
 )
 from kilnc.names import (
-    binds,
     identifier,
-    imported_names,
     mentioned_names,
-    name_uses,
     renamed,
     target_names,
 )
@@ -66,7 +72,6 @@ from kilnc.plan import (
 from kilnc.syntax import awaits, code
 from kilnc.writer import Names, Writer
 
-RUNTIME = "_kiln"  # the generated module's name for the kiln runtime
 # CPython compiles at most 20 blocks (loops, `try`, `with`, an `except` body
 # counts two) nested in one function. The source keeps to it; the emitter's own
 # blocks (a call's `try`, a scope's `async with`) make room where there is none
@@ -82,11 +87,6 @@ def emit_flow(
     emitter = _FlowEmitter(w, plan, class_name, module)
     emitter.emit()
     return emitter.outer_aliases
-
-
-def outer_alias(name: str) -> str:
-    """A module-level name for `name`, where generated code cannot write `name` itself."""
-    return f"{RUNTIME}_outer_{name}"
 
 
 @final
@@ -137,47 +137,6 @@ SHAPES: Final = {
     ),
 }
 ABC = "_kiln_abc"  # collections.abc, for the annotations of derived stream methods
-BUILTINS = "_kiln_builtins"  # the builtins module, when a user name hides one we call
-# The methods of a flow's class: its signatures are read in the class's scope,
-# where these names mean the methods.
-METHODS: Final = frozenset({"forward", "aforward", "stream", "astream", "__call__"})
-# The builtins generated code calls: a user name may hide them.
-CALLED_BUILTINS: Final = frozenset(
-    {"Exception", "int", "range", "len", "dict", "zip", "set"}
-)
-# Every name generated code uses without the reserved prefix, each allocated
-# against the user's names: the receiver and the loop variable of the derived
-# stream method are fresh when the flow uses the name, a called builtin is
-# `_kiln_builtins.X` when a module or flow name hides it, and a method's name in
-# a signature is a module-level alias (tests/test_generated_names.py tries all).
-GENERATED_NAMES: Final = frozenset({"self", "item"}) | METHODS | CALLED_BUILTINS
-
-
-def hidden_builtins(flow: FlowDef, module: ModulePlan) -> frozenset[str]:
-    """The builtins generated code calls that a name of the module or the flow hides."""
-    if module.star_import:  # it may bind any name
-        return CALLED_BUILTINS
-    return CALLED_BUILTINS & (module.module_names | _bound_in(flow.function))
-
-
-def signature_aliases(flow: FlowDef) -> dict[str, str]:
-    """Module-level aliases for the names in a flow's signature that its methods hide.
-
-    A method's annotations and defaults are read in the class's scope, where
-    `forward` is the method: `def forward(self, x: forward)` would not mean the
-    user's `forward`. `emit_module` writes the aliases before the class.
-    """
-    function = flow.function
-    parts: list[cst.CSTNode] = [
-        part
-        for param in _all_params(function.params)
-        for part in (param.annotation, param.default)
-        if part is not None
-    ]
-    if function.returns is not None:
-        parts.append(function.returns)
-    used = set().union(*(name_uses(part).read_names for part in parts))
-    return {name: outer_alias(name) for name in sorted(used & METHODS)}
 
 
 def _annotations(
@@ -233,7 +192,7 @@ class _FlowEmitter:
         self.item = self.names.own("item")
         self.hidden = hidden_builtins(self.flow, module)
         self.aliases = signature_aliases(self.flow)
-        self.flow_names = _bound_in(self.flow.function)  # what the flow binds
+        self.flow_names = bound_in(self.flow.function)  # what the flow binds
         self.outer_aliases: set[tuple[str, str]] = set()
         self.error = self.names.fresh("error")
         self.failure = self.names.fresh("failure")
@@ -1167,49 +1126,3 @@ def _bare(statement: cst.CSTNode) -> cst.CSTNode:
     if isinstance(statement, cst.BaseCompoundStatement):
         return statement.with_changes(leading_lines=())
     return statement
-
-
-def _all_params(params: cst.Parameters) -> list[cst.Param]:
-    stars = [
-        p for p in (params.star_arg, params.star_kwarg) if isinstance(p, cst.Param)
-    ]
-    return [*params.posonly_params, *params.params, *params.kwonly_params, *stars]
-
-
-def _bound_in(function: cst.FunctionDef) -> set[str]:
-    """The names a flow binds: its parameters and its locals, wherever they are bound."""
-    params = {identifier(p.name.value) for p in _all_params(function.params)}
-    body = function.body
-    return params | name_uses(body).writes | binds(body) | imported_names(body)
-
-
-def renamed_in_signature(
-    function: cst.FunctionDef, names: dict[str, str]
-) -> cst.FunctionDef:
-    """The function with `names` renamed in its annotations and defaults, not its parameters."""
-    if not names:
-        return function
-
-    def param(node: cst.Param) -> cst.Param:
-        annotation = node.annotation
-        default = node.default
-        return node.with_changes(
-            annotation=renamed(annotation, names) if annotation else None,
-            default=renamed(default, names) if default else None,
-        )
-
-    params = function.params
-    stars = {
-        field: param(value)
-        for field in ("star_arg", "star_kwarg")
-        if isinstance(value := getattr(params, field), cst.Param)
-    }
-    return function.with_changes(
-        params=params.with_changes(
-            posonly_params=[param(p) for p in params.posonly_params],
-            params=[param(p) for p in params.params],
-            kwonly_params=[param(p) for p in params.kwonly_params],
-            **stars,
-        ),
-        returns=renamed(function.returns, names) if function.returns else None,
-    )

@@ -28,7 +28,11 @@ from kilnc.checks import (
     check_limits,
     check_visit_limits,
 )
-from kilnc.collect import ModuleDefs, collect_definitions
+from kilnc.collect import (
+    ModuleDefs,
+    check_imported_exceptions,
+    collect_definitions,
+)
 from kilnc.depth import run_deep
 from kilnc.diagnostics import Code, Diagnostic, Severity, error
 from kilnc.effects import read_effects
@@ -165,6 +169,7 @@ def _compile(
     if defs.flows:
         diagnostics += [_unresolved_star(parsed, star) for star in unresolved]
     project = Project(defs, reader)
+    diagnostics += check_imported_exceptions(defs, project.load)
     lowered = _lower_flows(defs, project, max_visits, diagnostics)
     with phase("check", source.path):
         diagnostics += _check(project, lowered)

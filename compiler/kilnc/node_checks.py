@@ -1,0 +1,161 @@
+"""check_node: the rules between a node's options, its function and its module.
+
+Example input: `@node(thread=True, retry_on=(int,), fallback=later)` on
+`async def fetch(url, error)`, with `def later` below it. Output: four
+diagnostics, each at its option: thread=True on an async node (the runtime's
+own rule, `kiln.options.node_kind_problems`), `int` not an exception class
+(`classes.py`), a fallback defined below the node (Python runs the decorator
+first, so the source would fail with NameError), and a fallback on a node
+with a parameter named `error`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import libcst as cst
+
+from kiln.options import NODE_RULES, node_kind_problems
+from kilnc.classes import exception_class
+from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.ir import NodeOptions
+from kilnc.names import BUILTINS, identifier, imported_names, name_uses
+from kilnc.parse import ParsedModule
+from kilnc.syntax import dotted, yields
+
+
+def check_node(
+    parsed: ParsedModule,
+    decorator: cst.BaseExpression,
+    options: NodeOptions,
+    function: cst.FunctionDef,
+    index: int,
+) -> tuple[bool, list[Diagnostic]]:
+    """The diagnostics of one `@node` decorator on `function`, the module's
+    `index`th statement; and whether its fallback is async."""
+    diagnostics: list[Diagnostic] = []
+
+    def report(key: str, code: Code, message: str, hint: str | None = None) -> None:
+        node = option_value(decorator, key)
+        diagnostics.append(error(parsed.span(node or decorator), code, message, hint))
+
+    params = function.params
+    every = [*params.posonly_params, *params.params, *params.kwonly_params]
+    every += [
+        p for p in (params.star_arg, params.star_kwarg) if isinstance(p, cst.Param)
+    ]
+    given = {key: getattr(options, key) for key in NODE_RULES if key != "name"}
+    for problem in node_kind_problems(
+        given,
+        is_async=function.asynchronous is not None,
+        streams=yields(function.body),
+        parameters=[p.name.value for p in every],
+    ):
+        report(problem.option, Code.OPTION_RANGE, problem.message, problem.hint)
+    before = parsed.module.body[:index]
+    retry_on = option_value(decorator, "retry_on")
+    if retry_on is not None:
+        diagnostics += _check_retry_on(parsed, retry_on, before)
+    fallback_async = False
+    if options.fallback is not None:
+        definition = _function(parsed, options.fallback)
+        if definition is None:
+            report(
+                "fallback",
+                Code.UNKNOWN_FALLBACK,
+                f"fallback '{options.fallback}' is not a function defined in this module",
+                "define it at module level: def fallback(*args, error: Exception) -> T",
+            )
+        elif _function(parsed, options.fallback, before) is None:
+            report(
+                "fallback",
+                Code.UNKNOWN_FALLBACK,
+                f"fallback '{options.fallback}' is defined below the node, where "
+                "the decorator cannot see it yet",
+                "define the fallback above the node: Python runs the decorator first",
+            )
+        else:
+            fallback_async = definition.asynchronous is not None
+    return fallback_async, diagnostics
+
+
+def _check_retry_on(
+    parsed: ParsedModule,
+    retry_on: cst.BaseExpression,
+    before: Sequence[cst.BaseStatement],
+) -> Iterator[Diagnostic]:
+    """Each name of `retry_on` is defined above the node and, as far as the source
+    shows, an exception class."""
+    star = parsed.star_import
+    for element in retry_on.elements if isinstance(retry_on, cst.Tuple) else ():
+        name = dotted(element.value)
+        if name is None:
+            continue  # options.py reported it
+        head = _names(element.value)[0]
+        defined = head.value in parsed.global_names or head.value in BUILTINS
+        if not defined and not star:
+            yield error(
+                parsed.span(head),
+                Code.UNDEFINED_NAME,
+                f"name '{head.value}' is not defined",
+                "retry_on names exception classes of this module or builtins",
+            )
+        elif head.value in parsed.global_names and not _bound_in(before, head.value):
+            yield error(
+                parsed.span(head),
+                Code.UNDEFINED_NAME,
+                f"name '{head.value}' is defined below the node, where the "
+                "decorator cannot see it yet",
+                "define it above the node: Python runs the decorator first",
+            )
+        elif exception_class(before, name, star=star) is False:
+            yield error(
+                parsed.span(element.value),
+                Code.OPTION_TYPE,
+                f"option 'retry_on' must be {NODE_RULES['retry_on'].requirement}",
+                f"'{name}' is not an exception class",
+            )
+
+
+def _bound_in(statements: Sequence[cst.BaseStatement], name: str) -> bool:
+    for statement in statements:
+        if isinstance(statement, cst.FunctionDef | cst.ClassDef):
+            if identifier(statement.name.value) == name:
+                return True
+        elif name in name_uses(statement).writes | imported_names(statement):
+            return True
+    return False
+
+
+def option_value(decorator: cst.BaseExpression, key: str) -> cst.BaseExpression | None:
+    if isinstance(decorator, cst.Call):
+        for argument in decorator.args:
+            if argument.keyword is not None and argument.keyword.value == key:
+                return argument.value
+    return None
+
+
+def _names(node: cst.BaseExpression) -> list[cst.Name]:
+    """The head names of `retry_on=(A, mod.B)` (or of one of its elements)."""
+    elements = (
+        [e.value for e in node.elements] if isinstance(node, cst.Tuple) else [node]
+    )
+    heads = []
+    for element in elements:
+        head = element
+        while isinstance(head, cst.Attribute):
+            head = head.value
+        if isinstance(head, cst.Name):
+            heads.append(head)
+    return heads
+
+
+def _function(
+    parsed: ParsedModule,
+    name: str,
+    statements: Sequence[cst.BaseStatement] | None = None,
+) -> cst.FunctionDef | None:
+    for statement in parsed.module.body if statements is None else statements:
+        if isinstance(statement, cst.FunctionDef) and statement.name.value == name:
+            return statement
+    return None
