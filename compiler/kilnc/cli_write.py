@@ -18,6 +18,7 @@ from pathlib import Path
 from kilnc.cli_report import Report
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.outputs import (
+    Files,
     Refusal,
     check_directory,
     check_target,
@@ -75,7 +76,7 @@ def write_all(
     tally: Tally,
 ) -> int:
     """Write every output, or none when one of them may not be written (outputs.py)."""
-    sources = [*files, *(Path(p) for c, _ in planned for p in c.sources)]
+    sources = Files([*files, *(Path(p) for c, _ in planned for p in c.sources)])
     directory = check_directory(args.output, sources)
     refusals = (
         [directory]
@@ -110,7 +111,7 @@ def write_all(
 
 
 def _refusal(
-    compilation: Compilation, target: Path, sources: list[Path], force: bool
+    compilation: Compilation, target: Path, sources: Files, force: bool
 ) -> Refusal | None:
     imported = _imported_files(compilation, target)
     owned = is_generated_module

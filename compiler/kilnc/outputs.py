@@ -42,6 +42,7 @@ from kilnc.diagnostics import Code
 from kilnc.interrupts import removed_on_abort
 
 __all__ = [
+    "Files",
     "PendingFile",
     "Refusal",
     "check_directory",
@@ -135,23 +136,37 @@ def is_kiln_drawing(path: Path) -> bool:
     return svg or head.startswith(_DRAWINGS)
 
 
-def _identities(paths: Iterable[Path]) -> dict[tuple[int, int], Path]:
-    found: dict[tuple[int, int], Path] = {}
-    for path in paths:
-        with suppress(OSError):
-            status = path.stat()
-            found.setdefault((status.st_dev, status.st_ino), path)
-    return found
+@final
+class Files:
+    """Files by identity (device and inode), so that a link or a hard link is the file.
+
+    Built once for many checks: `check_target` takes one, or the paths to build it.
+    """
+
+    def __init__(self, paths: Iterable[Path]) -> None:
+        self._known: dict[tuple[int, int], Path] = {}
+        for path in paths:
+            with suppress(OSError):
+                status = path.stat()
+                self._known.setdefault((status.st_dev, status.st_ino), path)
+
+    def find(self, status: os.stat_result) -> Path | None:
+        """The known file that `status` is, if any."""
+        return self._known.get((status.st_dev, status.st_ino))
+
+
+def _files(paths: Files | Iterable[Path]) -> Files:
+    return paths if isinstance(paths, Files) else Files(paths)
 
 
 def check_target(
     target: Path,
-    sources: Iterable[Path],
+    sources: Files | Iterable[Path],
     owned: Callable[[Path], bool],
     *,
     force: bool = False,
     what: str = "file",
-    imported: Iterable[Path] = (),
+    imported: Files | Iterable[Path] = (),
 ) -> Refusal | None:
     """Why `target` must not be written, or None; `owned` says what kiln may replace.
 
@@ -168,7 +183,7 @@ def check_target(
         return None
     except OSError as error:
         return _unwritable(target, f"cannot write {target}: {_reason(error)}")
-    source = _identities(sources).get((status.st_dev, status.st_ino))
+    source = _files(sources).find(status)
     if source is not None:
         return Refusal(
             target,
@@ -177,7 +192,7 @@ def check_target(
             "kiln never writes over a source",
             "write the output somewhere else, such as a build directory",
         )
-    module = _identities(imported).get((status.st_dev, status.st_ino))
+    module = _files(imported).find(status)
     if module is not None:
         return Refusal(
             target,
@@ -200,7 +215,7 @@ def check_target(
     )
 
 
-def check_directory(directory: Path, sources: Iterable[Path]) -> Refusal | None:
+def check_directory(directory: Path, sources: Files | Iterable[Path]) -> Refusal | None:
     """Why the output directory cannot hold outputs, or None (missing is fine: it is made)."""
     found = None
     for parent in (directory, *directory.parents):
@@ -215,7 +230,7 @@ def check_directory(directory: Path, sources: Iterable[Path]) -> Refusal | None:
     if found is None or stat.S_ISDIR(found[1].st_mode):
         return None
     parent, status = found
-    source = _identities(sources).get((status.st_dev, status.st_ino))
+    source = _files(sources).find(status)
     kind = f"the source {source}" if source else describe(status.st_mode)
     if parent == directory:
         message = f"the output directory {directory} is {kind}, not a directory"
