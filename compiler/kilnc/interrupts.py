@@ -108,8 +108,11 @@ class _Stop:
 
 def run_async(main: Coroutine[Any, Any, T], grace: float = 1.0) -> T:
     """`asyncio.run(main)`, where Ctrl-C raises KeyboardInterrupt once the run has stopped."""
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        return asyncio.run(main)  # not inside `running`: Python's own rules
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        return asyncio.run(main)  # no Ctrl-C to answer here: Python's own rules
     with asyncio.Runner() as runner:
         stop = _Stop(runner.get_loop(), grace)
 
