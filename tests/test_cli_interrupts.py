@@ -77,7 +77,9 @@ def big_source(nodes: int) -> str:
     return "\n".join([*lines, f"    return {previous}", ""])
 
 
-def spawn(*args: str, cwd: Path, temporary: Path | None = None) -> subprocess.Popen[str]:
+def spawn(
+    *args: str, cwd: Path, temporary: Path | None = None
+) -> subprocess.Popen[str]:
     env = dict(os.environ)
     if temporary is not None:
         temporary.mkdir(exist_ok=True)
@@ -119,7 +121,9 @@ def interrupt(process: subprocess.Popen[str], times: int = 1) -> tuple[str, str]
         process.kill()
 
 
-def assert_interrupted(process: subprocess.Popen[str], errors: str, out: str = "") -> None:
+def assert_interrupted(
+    process: subprocess.Popen[str], errors: str, out: str = ""
+) -> None:
     assert process.returncode == 130, errors
     assert "kiln: interrupted" in errors
     assert "Traceback" not in errors + out
@@ -217,7 +221,9 @@ def test_while_compile_writes_outputs(tmp_path: Path) -> None:
     old = target.read_bytes()
     write(tmp_path / "big.py", big_source(121))
     process = spawn("compile", "big.py", "-o", "build", cwd=tmp_path)
-    wait_for(loaded(process, "libcst") if Path("/proc").is_dir() else lambda: True, process)
+    wait_for(
+        loaded(process, "libcst") if Path("/proc").is_dir() else lambda: True, process
+    )
     time.sleep(1.0)
     out, errors = interrupt(process)
     assert process.returncode in (0, 130), errors

@@ -105,7 +105,9 @@ def test_trace_never_overwrites_the_source(project: Path) -> None:
 
 def test_trace_replaces_its_own_trace_whole(project: Path) -> None:
     for x in ("3", "4"):
-        result = kiln_env("run", "squares.py", f"x={x}", "--trace", "run.json", cwd=project)
+        result = kiln_env(
+            "run", "squares.py", f"x={x}", "--trace", "run.json", cwd=project
+        )
         assert result.returncode == 0, result
         assert is_kiln_trace(project / "run.json")
         json.loads((project / "run.json").read_text())
@@ -140,7 +142,9 @@ def test_ledger_refuses(project: Path, kind: str, message: str) -> None:
 
 def test_ledger_given_is_used_and_reused(project: Path) -> None:
     for hits in ("0", "1"):
-        result = kiln_env("run", "squares.py", "x=3", "--ledger", "cache.db", cwd=project)
+        result = kiln_env(
+            "run", "squares.py", "x=3", "--ledger", "cache.db", cwd=project
+        )
         assert result.returncode == 0, result
         assert result.stdout == "9\n"
         row = next(line for line in result.stderr.splitlines() if " square " in line)
@@ -176,7 +180,9 @@ def test_a_configured_ledger_that_is_a_fifo_fails_the_call_not_the_terminal(
         ("user-file", "not a kiln ledger"),
     ],
 )
-def test_ledger_tools_refuse(project: Path, action: str, kind: str, message: str) -> None:
+def test_ledger_tools_refuse(
+    project: Path, action: str, kind: str, message: str
+) -> None:
     make(project / "cache.db", kind, project)
     before = snapshot(project)
     result = kiln_env("ledger", action, "cache.db", cwd=project)
@@ -213,13 +219,17 @@ def craft(path: Path, nodes: list[object], runs: list[tuple[object, ...]]) -> No
     Ledger.at(path).close()
     with sqlite3.connect(path) as connection:
         template = connection.execute("SELECT * FROM entries LIMIT 1").fetchone()
-        columns = [d[0] for d in connection.execute("SELECT * FROM entries").description]
+        columns = [
+            d[0] for d in connection.execute("SELECT * FROM entries").description
+        ]
         for index, node in enumerate(nodes):
             row = dict(zip(columns, template, strict=True))
             row["node"] = node
             row[columns[0]] = f"crafted-{index}".encode()
             marks = ", ".join("?" * len(row))
-            connection.execute(f"INSERT INTO entries VALUES ({marks})", list(row.values()))
+            connection.execute(
+                f"INSERT INTO entries VALUES ({marks})", list(row.values())
+            )
         for run in runs:
             connection.execute("INSERT INTO runs VALUES (?, ?, ?, ?)", run)
     connection.close()
@@ -274,7 +284,9 @@ def test_graph_output_refuses(project: Path, kind: str, message: str) -> None:
 
 def test_graph_replaces_its_drawings(project: Path) -> None:
     for form in ("mermaid", "dot", "mermaid"):
-        result = kiln_env("graph", "squares.py", "--format", form, "-o", "f.txt", cwd=project)
+        result = kiln_env(
+            "graph", "squares.py", "--format", form, "-o", "f.txt", cwd=project
+        )
         assert result.returncode == 0, result
     assert (project / "f.txt").read_text().startswith("flowchart TD")
     same = kiln_env("graph", "squares.py", "-o", "squares.py", "--force", cwd=project)
@@ -290,7 +302,9 @@ def test_graph_replaces_its_drawings(project: Path) -> None:
         ("missing.py", "no such file"),
     ],
 )
-def test_graph_of_what_is_not_a_source(project: Path, source: str, message: str) -> None:
+def test_graph_of_what_is_not_a_source(
+    project: Path, source: str, message: str
+) -> None:
     if not Path(source).exists() and source.startswith("/"):
         pytest.skip(f"no {source}")
     result = kiln_env("graph", source, cwd=project)
@@ -332,7 +346,9 @@ def test_graph_labels_escape_controls(tmp_path: Path, form: str) -> None:
 @pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot")
 def test_graph_replaces_its_svg(project: Path) -> None:
     for _ in range(2):
-        result = kiln_env("graph", "squares.py", "--format", "svg", "-o", "f.svg", cwd=project)
+        result = kiln_env(
+            "graph", "squares.py", "--format", "svg", "-o", "f.svg", cwd=project
+        )
         assert result.returncode == 0, result
 
 
@@ -341,11 +357,21 @@ def test_graph_replaces_its_svg(project: Path) -> None:
     ["with space", "quo'te", 'dou"ble', "new\nline", "esc\x1b[2Jape"],
     ids=["space", "quote", "double-quote", "newline", "escape"],
 )
-def test_odd_names_for_a_run_its_trace_and_its_ledger(tmp_path: Path, name: str) -> None:
+def test_odd_names_for_a_run_its_trace_and_its_ledger(
+    tmp_path: Path, name: str
+) -> None:
     if sys.platform == "win32":
         pytest.skip("not Windows file names")
     (tmp_path / f"{name}.py").write_text(CACHED, encoding="utf-8")
-    args = ["run", f"{name}.py", "x=3", "--trace", f"{name}.json", "--ledger", f"{name}.db"]
+    args = [
+        "run",
+        f"{name}.py",
+        "x=3",
+        "--trace",
+        f"{name}.json",
+        "--ledger",
+        f"{name}.db",
+    ]
     for hits in ("0", "1"):
         result = kiln_env(*args, cwd=tmp_path)
         assert result.returncode == 0, result

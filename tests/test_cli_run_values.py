@@ -264,7 +264,9 @@ def expressions() -> st.SearchStrategy[str]:
         ATOMS,
         lambda inner: st.one_of(
             st.lists(inner, max_size=3).map(lambda xs: f"[{', '.join(xs)}]"),
-            st.lists(inner, max_size=3).map(lambda xs: f"({''.join(x + ', ' for x in xs)})"),
+            st.lists(inner, max_size=3).map(
+                lambda xs: f"({''.join(x + ', ' for x in xs)})"
+            ),
             st.lists(st.tuples(st.text(max_size=4), inner), max_size=3).map(
                 lambda kv: "{" + ", ".join(f"{k!r}: {v}" for k, v in kv) + "}"
             ),
