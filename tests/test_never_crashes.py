@@ -308,9 +308,11 @@ def flow_statements(
         return [f"for {name} in items({expression()}):", *indented(block(True))]
     if kind == "while":
         return [
-            f"while ({name} := {name} + 1) < 3:"
-            if draw(st.booleans())
-            else f"while {name} < 3:",
+            (
+                f"while ({name} := {name} + 1) < 3:"
+                if draw(st.booleans())
+                else f"while {name} < 3:"
+            ),
             f"    {name} = {name} + 1",
             *indented(block(True)),
         ]

@@ -354,7 +354,9 @@ def test_star_imports_of_project_modules_bind_what_python_binds(
     build.mkdir()
     (build / "flows.py").write_text(compilation.output, encoding="utf-8")
     monkeypatch.setenv("PYTHONPATH", f"{build}:{tmp_path}")
-    script = "import asyncio, flows, app.flows as s; print(flows.f(1), asyncio.run(s.f(1)))"
+    script = (
+        "import asyncio, flows, app.flows as s; print(flows.f(1), asyncio.run(s.f(1)))"
+    )
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )

@@ -143,7 +143,6 @@ def test_a_task_waiting_for_a_task_made_after_it_is_spawned_in_order(
     )
 
 
-
 # --- rebinding names a task binds ------------------------------------------------------
 
 REBINDINGS = {
@@ -351,14 +350,12 @@ def test_an_elif_test_waits_for_what_it_reads(tmp_path: Path) -> None:
 
 
 def test_walrus_in_a_fan_out_element_is_refused_at_it(tmp_path: Path) -> None:
-    source = NODES + dedent(
-        """
+    source = NODES + dedent("""
         @flow
         async def f(x: int) -> int:
             r = [await ainc(last := v) for v in range(x)]
             return sum(r) + last
-        """
-    )
+        """)
     path = tmp_path / "element.py"
     path.write_text(source, encoding="utf-8")
     [diagnostic] = compile_file(path).diagnostics
@@ -505,7 +502,9 @@ async def f(x: int) -> int:
 
 
 def _statement_depth(body: str) -> int:
-    return sum(1 for line in body.splitlines() if line.startswith(("while", "async for")))
+    return sum(
+        1 for line in body.splitlines() if line.startswith(("while", "async for"))
+    )
 
 
 # --- asyncio around node calls ------------------------------------------------------------
@@ -565,11 +564,15 @@ def test_asyncio_around_node_calls_says_what_kiln_does_instead(
 ) -> None:
     """However asyncio was imported; the node calls inside are not reported again."""
     header = "import asyncio as aio\nfrom asyncio import wait_for\n"
-    source = header + NODES + (
-        "@flow\nasync def f(x: int) -> int:\n"
-        "    a = t = 0\n"
-        f"    {statement}\n"
-        "    return a\n"
+    source = (
+        header
+        + NODES
+        + (
+            "@flow\nasync def f(x: int) -> int:\n"
+            "    a = t = 0\n"
+            f"    {statement}\n"
+            "    return a\n"
+        )
     )
     path = tmp_path / "idiom.py"
     path.write_text(source, encoding="utf-8")
