@@ -30,6 +30,7 @@ T = TypeVar("T")
 # black a few dozen, and CPython's compiler stops at about 3,000 levels.
 RECURSION: Final = 250_000
 STACK: Final = 1024 * 1024 * 1024  # bytes of (reserved, mostly untouched) C stack
+PLAIN_RUN_LIMIT: Final = 1000  # sys.getrecursionlimit() in a fresh `python flow.py`
 
 _lock = threading.Lock()  # the recursion limit and the thread stack size are global
 _original: list[int] = []  # the limit in force before the outermost run_deep
@@ -76,9 +77,10 @@ def python_limits() -> Iterator[None]:
     under the limit, so the frames of the passes themselves are added back: the
     answer is the one `python flow.py` gets.
     """
-    original = _original[0] if _original else sys.getrecursionlimit()
     raised = sys.getrecursionlimit()
-    sys.setrecursionlimit(original + _frames())
+    # Python's default, not this process's: a test runner or a caller that
+    # raised its own limit must not change what kiln says CPython accepts.
+    sys.setrecursionlimit(PLAIN_RUN_LIMIT + _frames())
     try:
         yield
     finally:
