@@ -215,6 +215,7 @@ SHAPES = (
     "elif",
     "walrus",
     "walrus_while",
+    "stream_join",
 )
 
 
@@ -285,6 +286,18 @@ def _statement(
         element = _call(index, spec, [*inputs, "k"])
         stream = draw(st.sampled_from(values))
         return [f"{name} = total([{element} async for k in upto({stream} % 4)])"]
+    if shape == "stream_join":
+        # Two chains meet in the fan-out: the stream's, started by an inline step
+        # before the element's, which starts from the newest value.
+        first, newest = draw(st.sampled_from(values)), values[-1]
+        element = _call(index, spec, [f"{name}_d", "k"])
+        return [
+            f"{name}_a = {first} + {inputs[0]}",
+            f"{name}_b = total([{name}_a, {newest}])",
+            f"{name}_c = await step({newest})",
+            f"{name}_d = {name}_c + {name}_c",
+            f"{name} = total([{element} async for k in upto({name}_b % 4)])",
+        ]
     if shape == "rebind":  # an earlier value, read before, computed again
         old = draw(st.sampled_from(values))
         return [
