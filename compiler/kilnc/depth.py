@@ -55,11 +55,11 @@ def run_deep(work: Callable[[], T]) -> T:
         _original.append(sys.getrecursionlimit())
         size = threading.stack_size()
         try:
-            threading.stack_size(STACK)
-            thread = threading.Thread(target=target, name="kilnc", daemon=True)
-            threading.stack_size(size)
             sys.setrecursionlimit(max(RECURSION, _original[0]))
+            thread = threading.Thread(target=target, name="kilnc", daemon=True)
+            threading.stack_size(STACK)  # read when the thread starts
             thread.start()
+            threading.stack_size(size)
             thread.join()
         finally:
             threading.stack_size(size)
