@@ -81,7 +81,7 @@ def test_type_errors_are_reported_where_the_source_wrote_them(
     compilation = compile_file(path)
     assert compilation.output is not None, compilation.diagnostics
     found = typecheck_modules(
-        [("edge", compilation.output, compilation.line_map)], tmp_path
+        [("edge.py", compilation.output, compilation.line_map)], [], tmp_path
     )
     assert found, f"mypy found nothing wrong with {shape}"
     assert {d.span.path for d in found} == {compilation.source.path}
@@ -100,7 +100,7 @@ def test_a_well_typed_flow_checks_clean(tmp_path: Path) -> None:
     assert compilation.output is not None
     assert (
         typecheck_modules(
-            [("edge", compilation.output, compilation.line_map)], tmp_path
+            [("edge.py", compilation.output, compilation.line_map)], [], tmp_path
         )
         == []
     )

@@ -131,7 +131,11 @@ def test_compile_writes_the_module_and_it_runs(tmp_path: Path) -> None:
     assert result.returncode == 0, result
     target = tmp_path / "build" / "pipeline.py"
     assert target.is_file()
-    assert sorted(p.name for p in target.parent.iterdir()) == ["pipeline.py"]
+    # The output directory is a package (packages.py): its marker beside the module.
+    assert sorted(p.name for p in target.parent.iterdir()) == [
+        "__init__.py",
+        "pipeline.py",
+    ]
     spec = importlib.util.spec_from_file_location("kiln_cli_compiled_pipeline", target)
     assert spec is not None
     assert spec.loader is not None
@@ -251,7 +255,7 @@ def test_directory_compiles_the_files_that_declare_flows(tmp_path: Path) -> None
     result = kiln("compile", "src", "-o", "build", cwd=tmp_path)
     assert result.returncode == 0, result
     written = sorted(p.name for p in (tmp_path / "build").iterdir())
-    assert written == ["other.py", "pipeline.py"]
+    assert written == ["__init__.py", "other.py", "pipeline.py"]
 
 
 @pytest.mark.parametrize("form", ["ir", "graph", "plan"])

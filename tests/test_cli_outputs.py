@@ -198,8 +198,9 @@ def test_a_generated_module_is_replaced(tmp_path: Path) -> None:
     assert again.returncode == 0, again
     assert target.read_bytes() != first
     assert stat.S_IMODE(target.stat().st_mode) == 0o640, "the file's mode is kept"
-    assert [p.name for p in target.parent.iterdir()] == [
-        "digest.py"
+    assert sorted(p.name for p in target.parent.iterdir()) == [
+        "__init__.py",
+        "digest.py",
     ], "no temporary left"
 
 
@@ -327,6 +328,7 @@ def test_a_directory_of_sources_compiled_twice(tmp_path: Path) -> None:
         result = kiln("compile", ".", "-o", "build/out", cwd=tmp_path)
         assert result.returncode == 0, result
         assert sorted(p.name for p in (tmp_path / "build" / "out").iterdir()) == [
+            "__init__.py",
             "digest.py",
             "etl.py",
         ]

@@ -99,7 +99,10 @@ def test_stale_output_under_check(tmp_path: Path) -> None:
     write(tmp_path / "good.py", GOOD)
     status, reported = compile_json(tmp_path, "good.py", "-o", "build", "--check")
     assert status == 1
-    (stale,) = reported
+    marker, stale = reported  # in path order
+    assert marker["message"] == (
+        "package marker build/__init__.py is missing: the outputs import through it"
+    )
     assert (stale["path"], stale["line"], stale["code"]) == (
         "build/good.py",
         1,

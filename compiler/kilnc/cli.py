@@ -31,10 +31,17 @@ from kilnc.cli_graph import add_graph_command
 from kilnc.cli_ledger import add_ledger_command
 from kilnc.cli_report import FORMATS, Report
 from kilnc.cli_run import add_run_command
-from kilnc.cli_write import Tally, check_stale, write_all
+from kilnc.cli_write import (
+    Tally,
+    compile_command,
+    missing_marker,
+    stale_output,
+    write_all,
+)
 from kilnc.config import ledger_beside
 from kilnc.diagnostics import Code, error
 from kilnc.inputs import find_sources
+from kilnc.packages import plan_tree
 from kilnc.interrupts import EXIT_INTERRUPTED
 from kilnc.pipeline import Compilation, compile_file
 from kilnc.source import Span
@@ -187,16 +194,20 @@ def _compile(args: argparse.Namespace) -> int:
         return settled
     args = settled
     files, problems = find_sources(args.sources, args.output)
+    tree = plan_tree(files, args.output)
+    problems += tree.clashes()
     if problems:
         print(printable("\n".join(problems), LINES), file=sys.stderr)
         return EXIT_USAGE
     status, tally = EXIT_OK, Tally()
     planned: list[tuple[Compilation, Path]] = []
     for file in files:
-        target = args.output / f"{file.stem}.py"
+        target = tree.target(file)
         try:
             ledger = ledger_beside(args.ledger, target)
-            compilation = compile_file(file, args.dump, args.max_visits, ledger)
+            compilation = compile_file(
+                file, args.dump, args.max_visits, ledger, tree.links(file)
+            )
             if args.warnings_as_errors:
                 compilation = compilation.warnings_as_errors()
         except OSError as exc:
@@ -219,10 +230,16 @@ def _compile(args: argparse.Namespace) -> int:
                 report.say(f"{shown}: note: no @flow to compile")
             continue
         planned.append((compilation, target))
+    markers = tree.markers(target for _, target in planned)
     if args.check:
-        status = max([status, *(check_stale(c, t, args, report) for c, t in planned)])
+        fix = compile_command(files, args.output)
+        stale = [stale_output(c, t, fix) for c, t in planned]
+        stale += [missing_marker(marker, fix) for marker in markers]
+        found = [d for d in stale if d is not None]
+        report.add(found, {})
+        status = max(status, EXIT_ERRORS if found else EXIT_OK)
     elif planned:
-        status = max(status, write_all(planned, files, args, report, tally))
+        status = max(status, write_all(planned, markers, files, args, report, tally))
     if tally.errors:
         report.say(tally.summary())
     report.close()

@@ -20,9 +20,9 @@ from kilnc.cli_report import Report
 from kilnc.config import ledger_beside
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.inputs import find_sources
-from kilnc.outputs import read_regular
+from kilnc.cli_write import compile_command, missing_marker, stale_output
+from kilnc.packages import plan_tree
 from kilnc.pipeline import Compilation, compile_file
-from kilnc.resolve import locate
 from kilnc.source import Span
 from kilnc.terminal import LINES, printable
 from kilnc.typecheck import typecheck_modules
@@ -74,16 +74,22 @@ def run_check(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace, report: Report) -> int:
     files, problems = find_sources(args.sources, args.output)
+    tree = plan_tree(files, args.output)
+    problems += tree.clashes()
     if problems:
         print(printable("\n".join(problems), LINES), file=sys.stderr)
         return EXIT_USAGE
     compilations: list[tuple[Path, Compilation]] = []
     diagnostics: list[Diagnostic] = []
     sources = {}
+    fix = compile_command(files, args.output)
     for file in files:
-        ledger = ledger_beside(args.ledger, args.output / f"{file.stem}.py")
+        target = tree.target(file)
+        ledger = ledger_beside(args.ledger, target)
         try:
-            compilation = compile_file(file, max_visits=args.max_visits, ledger=ledger)
+            compilation = compile_file(
+                file, max_visits=args.max_visits, ledger=ledger, links=tree.links(file)
+            )
         except OSError as exc:
             unreadable = error(
                 Span.at(str(file), 1), Code.UNREADABLE, f"cannot read: {exc.strerror}"
@@ -93,31 +99,28 @@ def _check(args: argparse.Namespace, report: Report) -> int:
         sources.update(compilation.sources)
         diagnostics += compilation.diagnostics
         if compilation.output is not None:
-            compilations.append((file, compilation))
-            diagnostics += _staleness(file, compilation, args.output)
+            compilations.append((target, compilation))
+            stale = stale_output(compilation, target, fix)
+            diagnostics += [stale] if stale is not None else []
+    markers = tree.markers(target for target, _ in compilations)
+    diagnostics += [
+        missing
+        for marker in markers
+        if (missing := missing_marker(marker, fix)) is not None
+    ]
     if any(d.code is Code.INTERNAL for d in diagnostics):
         report.add(diagnostics, sources)
         return EXIT_USAGE
     if not args.no_mypy and compilations:
-        root = locate(compilations[0][0]).root
+        above = args.output.parent
+        root = tree.locations[files[0]].root
         diagnostics += typecheck_modules(
-            [(file.stem, c.output or "", c.line_map) for file, c in compilations], root
+            [
+                (str(target.relative_to(above)), c.output or "", c.line_map)
+                for target, c in compilations
+            ],
+            [str(marker.relative_to(above)) for marker in markers],
+            root,
         )
     report.add(diagnostics, sources)
     return EXIT_ERRORS if any(d.is_error for d in diagnostics) else EXIT_OK
-
-
-def _staleness(file: Path, compilation: Compilation, output: Path) -> list[Diagnostic]:
-    target = output / f"{file.stem}.py"
-    current = read_regular(target)
-    if current == (compilation.output or "").encode("utf-8"):
-        return []
-    state = "missing" if current is None else "stale"
-    return [
-        error(
-            Span.at(str(target), 1),
-            Code.STALE_OUTPUT,
-            f"output {target} is {state}",
-            f"run: kiln compile {compilation.source.path} -o {output}",
-        )
-    ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+from collections.abc import Sequence
 from pathlib import Path
 
 from kilnc.cli_report import Report
@@ -26,12 +27,13 @@ from kilnc.outputs import (
     read_regular,
     write_atomically,
 )
+from kilnc.packages import marker_text
 from kilnc.pipeline import Compilation
 from kilnc.resolve import locate, module_file
 from kilnc.source import Span
 from kilnc.terminal import printable
 
-__all__ = ["Tally", "check_stale", "write_all"]
+__all__ = ["Tally", "compile_command", "missing_marker", "stale_output", "write_all"]
 
 EXIT_OK, EXIT_ERRORS = 0, 1
 
@@ -52,30 +54,41 @@ class Tally:
         return f"Found {errors} in {self.files} file{'s' * (self.files != 1)}"
 
 
-def check_stale(
-    compilation: Compilation, target: Path, args: argparse.Namespace, report: Report
-) -> int:
-    """--check: exit 1 when the output is missing or differs from what kiln writes now."""
-    assert compilation.output is not None
+def compile_command(files: Sequence[Path], output: Path) -> str:
+    """The command that writes the outputs again: all the sources, since each output
+    depends on which modules were compiled with it."""
+    return f"run: kiln compile {' '.join(map(str, files))} -o {output}"
+
+
+def stale_output(compilation: Compilation, target: Path, fix: str) -> Diagnostic | None:
+    """`--check`: why the output is missing or differs from what kiln writes now."""
     current = read_regular(target)
-    if current == compilation.output.encode("utf-8"):
-        return EXIT_OK
+    if current == (compilation.output or "").encode("utf-8"):
+        return None
     state = "missing" if current is None else "stale"
-    fix = f"run: kiln compile {compilation.source.path} -o {args.output}"
-    where = Span.at(str(target), 1)
     message = f"output {target} is {state}"
-    report.add([error(where, Code.STALE_OUTPUT, message, fix)], {})
-    return EXIT_ERRORS
+    return error(Span.at(str(target), 1), Code.STALE_OUTPUT, message, fix)
+
+
+def missing_marker(marker: Path, fix: str) -> Diagnostic | None:
+    """`--check`: a package marker the outputs import through, when it is missing."""
+    if marker.exists():
+        return None
+    message = f"package marker {marker} is missing: the outputs import through it"
+    return error(Span.at(str(marker), 1), Code.STALE_OUTPUT, message, fix)
 
 
 def write_all(
     planned: list[tuple[Compilation, Path]],
+    markers: list[Path],
     files: list[Path],
     args: argparse.Namespace,
     report: Report,
     tally: Tally,
 ) -> int:
-    """Write every output, or none when one of them may not be written (outputs.py)."""
+    """Write every output, or none when one of them may not be written (outputs.py),
+    then each package marker that is missing (one that is there, kiln's or the
+    user's, already makes its directory a package)."""
     sources = Files([*files, *(Path(p) for c, _ in planned for p in c.sources)])
     directory = check_directory(args.output, sources)
     refusals = (
@@ -94,10 +107,18 @@ def write_all(
         )
         tally.failed(len(refusals), len(refusals))
         return EXIT_ERRORS
-    for compilation, target in planned:
-        assert compilation.output is not None
+    writes: list[tuple[Path, str, str | None]] = [
+        (target, compilation.output or "", compilation.source.path)
+        for compilation, target in planned
+    ]
+    writes += [
+        (marker, marker_text(marker, args.output), None)
+        for marker in markers
+        if not marker.exists()
+    ]
+    for target, text, source in writes:
         try:
-            write_atomically(target, compilation.output.encode("utf-8"))
+            write_atomically(target, text.encode("utf-8"))
         except OSError as exc:
             message = f"cannot write {target}: {exc.strerror or exc}"
             report.add(
@@ -105,8 +126,8 @@ def write_all(
             )
             tally.failed(1)
             return EXIT_ERRORS
-        if not args.quiet:
-            report.say(printable(f"{compilation.source.path} -> {target}"))
+        if source is not None and not args.quiet:
+            report.say(printable(f"{source} -> {target}"))
     return EXIT_OK
 
 

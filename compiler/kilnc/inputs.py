@@ -47,15 +47,7 @@ def find_sources(
             problems.append(
                 f"kiln: error: {path} is {describe(mode)}, not a source file"
             )
-    files = _once(files)
-    stems: dict[str, Path] = {}
-    for file in files:
-        other = stems.setdefault(file.stem, file)
-        if other != file:
-            problems.append(
-                f"kiln: error: {other} and {file} would both be written as {file.stem}.py"
-            )
-    return files, problems
+    return _once(files), problems
 
 
 def _once(files: list[Path]) -> list[Path]:

@@ -45,6 +45,7 @@ from kilnc.linemap import map_lines
 from kilnc.lower import LowerContext, lower_flow
 from kilnc.names import BUILTINS, mentioned_names
 from kilnc.ordering import check_order
+from kilnc.packages import STANDALONE, Links, check_imported_flows
 from kilnc.parse import ParsedModule, parse_source
 from kilnc.plan import (
     Compiled,
@@ -122,17 +123,19 @@ def compile_file(
     dump: str | None = None,
     max_visits: int | None = None,
     ledger: str | None = None,
+    links: Links = STANDALONE,
 ) -> Compilation:
-    """Compile one source; `max_visits` is the default of flows that set none, and
+    """Compile one source; `max_visits` is the default of flows that set none,
     `ledger` the default ledger of its cached nodes, relative to where the module
-    is written (both from [tool.kiln])."""
+    is written (both from [tool.kiln]), and `links` how it imports the other
+    modules of its compile (packages.py)."""
     shown = display_path(path)
     location = locate(path)
     source = SourceFile.from_bytes(shown, location.name, path.read_bytes())
     try:
         try:
             visits = max_visits or DEFAULT_MAX_VISITS
-            return run_deep(lambda: _compile(source, path, dump, visits, ledger))
+            return run_deep(lambda: _compile(source, path, dump, visits, ledger, links))
         except InternalError:
             raise
         except (
@@ -155,6 +158,7 @@ def _compile(
     dump: str | None,
     max_visits: int,
     ledger: str | None,
+    links: Links,
 ) -> Compilation:
     location = locate(path)
     with phase("parse_source", source.path):
@@ -173,6 +177,7 @@ def _compile(
     lowered = _lower_flows(defs, project, max_visits, diagnostics)
     with phase("check", source.path):
         diagnostics += _check(project, lowered)
+        diagnostics += check_imported_flows(defs, lowered, links)
     sources = dict(project.sources)
 
     def done(output: str | None, dumps: tuple[str, ...] = ()) -> Compilation:
@@ -196,7 +201,10 @@ def _compile(
             plans.append(schedule_flow(flow_ir))
     with phase("shake_module", source.path):
         shaken, found = shake_module(
-            parsed, location, {ir.flow.identifier: ir.flow.function for ir in lowered}
+            parsed,
+            location,
+            {ir.flow.identifier: ir.flow.function for ir in lowered},
+            links,
         )
     diagnostics += found
     if any(d.is_error for d in diagnostics):

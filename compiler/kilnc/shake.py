@@ -33,6 +33,7 @@ import libcst as cst
 from kilnc.collect import FLOW_DECORATORS, NODE_DECORATORS
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.names import identifier, imported_names, name_uses
+from kilnc.packages import STANDALONE, Links
 from kilnc.parse import ParsedModule
 from kilnc.reach import Facts, keep_statements, statement_facts
 from kilnc.resolve import ModuleLocation, absolute_module
@@ -56,8 +57,11 @@ def shake_module(
     parsed: ParsedModule,
     location: ModuleLocation,
     flows: Mapping[str, cst.FunctionDef],
+    links: Links = STANDALONE,
 ) -> tuple[Shaken, list[Diagnostic]]:
-    """`flows` maps each flow's identifier to its definition in `parsed`."""
+    """`flows` maps each flow's identifier to its definition in `parsed`; `links` says
+    which names other compiled modules import from this one (kept), and which
+    modules this one imports compiled (packages.py)."""
     module = parsed.module
     prelude: list[cst.CSTNode] = []
     statements: list[cst.BaseStatement] = []
@@ -68,8 +72,13 @@ def shake_module(
             statements.append(line)
     facts = [_facts(parsed, s) for s in statements]
     flow_names = frozenset(identifier(name) for name in flows)
-    kept = keep_statements(facts, flow_names, flow_names)
-    needed = _needed_names(facts, kept, flow_names)
+    roots = flow_names | (
+        frozenset().union(*(fact.binds for fact in facts))
+        if links.exports is None
+        else {identifier(name) for name in links.exports}
+    )
+    kept = keep_statements(facts, roots, flow_names)
+    needed = _needed_names(facts, kept, roots)
     definitions = {id(definition) for definition in flows.values()}
     diagnostics: list[Diagnostic] = []
     body: list[cst.CSTNode | str] = []
@@ -83,7 +92,9 @@ def shake_module(
         found = _flow_uses(parsed, statement, fact, index in kept, flow_names)
         diagnostics += found
         if index in kept and not found:
-            rewritten = _rewrite(parsed, location, statement, needed, diagnostics)
+            rewritten = _rewrite(
+                parsed, location, statement, needed, links, diagnostics
+            )
             if rewritten is not None:
                 body.append(rewritten)
                 spans.append(parsed.span(statement))
@@ -118,10 +129,10 @@ def _facts(parsed: ParsedModule, statement: cst.BaseStatement) -> Facts:
 
 
 def _needed_names(
-    facts: Sequence[Facts], kept: frozenset[int], flows: frozenset[str]
+    facts: Sequence[Facts], kept: frozenset[int], roots: frozenset[str]
 ) -> set[str]:
     """The names the kept statements use: the imports to keep of a kept import line."""
-    return set(flows).union(*(facts[index].uses for index in kept))
+    return set(roots).union(*(facts[index].uses for index in kept))
 
 
 def _flow_uses(
@@ -251,10 +262,12 @@ def _rewrite(
     location: ModuleLocation,
     statement: cst.BaseStatement,
     needed: set[str],
+    links: Links,
     diagnostics: list[Diagnostic],
 ) -> cst.CSTNode | None:
     """The statement as the output holds it: relative imports made absolute, kiln's
-    decorators dropped, and of an import line only the names something kept needs."""
+    decorators dropped, of an import line only the names something kept needs, and
+    imports of modules compiled with this one made imports of the compiled modules."""
     if not isinstance(statement, cst.SimpleStatementLine):
         stripped = _without_kiln_decorators(parsed, statement)
         absolute = stripped.visit(_Absolute(parsed, location, diagnostics))
@@ -267,7 +280,7 @@ def _rewrite(
         if isinstance(small, cst.Import | cst.ImportFrom):
             imported = _import(parsed, location, small, needed, diagnostics)
             if imported is not None:
-                kept.append(imported)
+                kept += _compiled(imported, links.compiled)
         else:
             kept.append(small)
     if not kept:
@@ -282,7 +295,7 @@ def _import(
     node: cst.Import | cst.ImportFrom,
     needed: set[str],
     diagnostics: list[Diagnostic],
-) -> cst.BaseSmallStatement | None:
+) -> cst.Import | cst.ImportFrom | None:
     if isinstance(node.names, cst.ImportStar):
         assert isinstance(node, cst.ImportFrom)
         return _absolute(parsed, location, node, diagnostics)
@@ -297,6 +310,55 @@ def _import(
     if absolute is None:
         return None
     return absolute.with_changes(names=aliases, lpar=None, rpar=None)
+
+
+def _compiled(
+    node: cst.Import | cst.ImportFrom, compiled: Mapping[str, str]
+) -> list[cst.Import | cst.ImportFrom]:
+    """The import, of the compiled modules where it names modules compiled with this one.
+
+    `from app.sub import inner` is `from build.app.sub import inner`; `from app
+    import sub, util` (sub compiled, util not) is two imports; `import app.sub as
+    sub` is `import build.app.sub as sub`. `import app.sub` binds `app`, which
+    has no compiled counterpart to bind, and stays the source's: a flow called
+    through it is no call kiln sees.
+    """
+    if not compiled:
+        return [node]
+    if isinstance(node, cst.Import):
+        names = [
+            (
+                alias.with_changes(name=cst.parse_expression(compiled[name]))
+                if alias.asname is not None
+                and (name := _dotted(alias.name)) in compiled
+                else alias
+            )
+            for alias in node.names
+        ]
+        return [node.with_changes(names=names)]
+    assert node.module is not None, "absolute imports name their module"
+    module = _dotted(node.module)
+    if module in compiled:
+        return [node.with_changes(module=cst.parse_expression(compiled[module]))]
+    if isinstance(node.names, cst.ImportStar):
+        return [node]
+    submodules = [a for a in node.names if f"{module}.{_dotted(a.name)}" in compiled]
+    if not submodules:
+        return [node]
+    rest = [a for a in node.names if a not in submodules]
+    package = compiled[f"{module}.{_dotted(submodules[0].name)}"].rpartition(".")[0]
+    split: list[cst.Import | cst.ImportFrom] = [
+        node.with_changes(module=cst.parse_expression(package), names=_last(submodules))
+    ]
+    return [node.with_changes(names=_last(rest)), *split] if rest else split
+
+
+def _last(aliases: Sequence[cst.ImportAlias]) -> list[cst.ImportAlias]:
+    """The aliases with no comma after the last one."""
+    return [
+        *aliases[:-1],
+        aliases[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT),
+    ]
 
 
 def _absolute(

@@ -37,18 +37,27 @@ _REPORT = re.compile(
 
 
 def typecheck_modules(
-    modules: Sequence[tuple[str, str, tuple[Span | None, ...]]], root: Path
+    modules: Sequence[tuple[str, str, tuple[Span | None, ...]]],
+    markers: Sequence[str],
+    root: Path,
 ) -> list[Diagnostic]:
-    """Check `(name, text, line map)` modules; each error where its line came from."""
+    """Check `(path, text, line map)` modules, each path relative to the directory
+    above the output tree (`build/app/main.py`), with the tree's package `markers`;
+    each error where its line came from."""
     with tempfile.TemporaryDirectory(prefix="kiln-check-") as scratch:
         directory = Path(scratch)
         files: dict[str, tuple[str, tuple[Span | None, ...]]] = {}
+        for marker in markers:
+            (directory / marker).parent.mkdir(parents=True, exist_ok=True)
+            (directory / marker).touch()
         for name, text, line_map in modules:
-            path = directory / f"{name}.py"
+            path = directory / name
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-            files[path.name] = (name, line_map)
+            files[str(path.resolve())] = (name, line_map)
         config = directory / "mypy.ini"
-        search = ":".join(str(p) for p in (root, *_runtime_roots()))
+        # The scratch tree first: the real output tree under `root` may be stale.
+        search = ":".join(str(p) for p in (directory, root, *_runtime_roots()))
         config.write_text(f"[mypy]\nmypy_path = {search}\n", encoding="utf-8")
         stdout, stderr, _ = api.run(
             [
@@ -58,11 +67,12 @@ def typecheck_modules(
                 "--cache-dir",
                 str(directory / ".mypy_cache"),
                 "--show-column-numbers",
+                "--show-absolute-path",
                 "--show-error-codes",
                 "--no-error-summary",
                 "--no-color-output",
                 "--no-pretty",
-                *(str(directory / name) for name in sorted(files)),
+                *sorted(files),
             ]
         )
     if stderr.strip():
@@ -76,12 +86,12 @@ def _diagnostics(
     diagnostics: list[Diagnostic] = []
     for text in report.splitlines():
         match = _REPORT.match(text)
-        if match is None or Path(match["path"]).name not in files:
+        if match is None or match["path"] not in files:
             continue
-        name, line_map = files[Path(match["path"]).name]
+        name, line_map = files[match["path"]]
         line = int(match["line"])
         origin = line_map[line - 1] if line <= len(line_map) else None
-        where = f"{name}.py:{line}:{match['column']}"
+        where = f"{name}:{line}:{match['column']}"
         if match["severity"] == "note":
             if diagnostics:  # a note explains the error before it
                 last = diagnostics[-1]
@@ -97,7 +107,7 @@ def _diagnostics(
         code = f" (mypy: {match['code']})" if match["code"] else ""
         diagnostics.append(
             Diagnostic(
-                origin if origin is not None else Span.at(f"{name}.py", line),
+                origin if origin is not None else Span.at(name, line),
                 Severity.ERROR,
                 Code.TYPE_ERROR,
                 f"{match['message']}{code}",

@@ -1,0 +1,309 @@
+"""plan_tree: where a compile writes each module, and by what name the modules import each other.
+
+The output directory is a package, and the compiled modules mirror the
+sources' packages inside it. Compiling `app/main.py` and `app/sub.py` (beside
+`app/__init__.py`, which has no flow) into `build/` writes::
+
+    build/__init__.py        a package marker, unless one is there
+    build/app/__init__.py    a package marker
+    build/app/main.py        module build.app.main
+    build/app/sub.py         module build.app.sub
+
+A compiled module that imports from another module of the compile imports the
+compiled one: `from app.sub import inner` in app/main.py is `from
+build.app.sub import inner` in build/app/main.py, so a subflow called across
+modules runs compiled, under its limits, retries, ledger and events, and a node
+imported from a compiled module shares that module's state with its flows. The
+names other compiled modules import are kept by that module's tree shaking
+(`Links.exports`).
+
+The package's name is the output directory's, by Python's own rule (its
+parents' names too while they hold an `__init__.py`): the compiled tree imports
+the same way from any working directory that has the directory above it on
+`sys.path`, as the sources need their import root there. A directory whose name
+is no Python name, or that holds modules of the user's, is not made a package:
+its modules compile as before, and one that imports another compiled module is
+an error (KLN704) rather than a module that silently calls the source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import keyword
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, final
+
+import libcst as cst
+
+from kilnc import __version__
+from kilnc.collect import ModuleDefs, collect_definitions
+from kilnc.diagnostics import Code, Diagnostic, error, warning
+from kilnc.ir import FlowDef, FlowIR
+from kilnc.names import identifier
+from kilnc.outputs import is_generated_module
+from kilnc.project import Reader
+from kilnc.resolve import ModuleLocation, locate, module_file
+
+MARKER: Final = "__init__.py"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Links:
+    """How one module's output imports the rest of its compile."""
+
+    # Each source module of the compile that has an output, by its compiled name.
+    compiled: Mapping[str, str] = field(default_factory=dict)
+    # The names other compiled modules import from this one; None: every name.
+    exports: frozenset[str] | None = frozenset()
+    # Modules of the compile with an output that cannot be imported compiled
+    # (the output directory is no package): importing one of their flows is KLN704.
+    unlinked: frozenset[str] = frozenset()
+
+
+STANDALONE: Final = (
+    Links()
+)  # a module compiled alone: it imports every other module's source
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class OutputTree:
+    directory: Path
+    package: str | None  # the output directory's module name; None when it can be none
+    locations: Mapping[Path, ModuleLocation]  # each source file's module
+    exports: Mapping[str, frozenset[str] | None]  # per module with a flow: see Links
+
+    def links(self, file: Path) -> Links:
+        """How the output of `file` imports the other modules of the compile."""
+        if self.package is None:
+            return Links(exports=None, unlinked=frozenset(self.exports))
+        compiled = {name: f"{self.package}.{name}" for name in self.exports}
+        location = self.locations.get(file)
+        exports = self.exports.get(location.name) if location else frozenset()
+        return Links(compiled, exports)
+
+    def target(self, file: Path) -> Path:
+        """The output file of `file`: its module's place in the tree."""
+        location = self.locations.get(file)
+        if location is None:  # unreadable: the compile reports it, nothing is written
+            return self.directory / f"{file.stem}.py"
+        parts = location.name.split(".")
+        if location.is_package:
+            return self.directory.joinpath(*parts, MARKER)
+        return self.directory.joinpath(*parts[:-1], f"{parts[-1]}.py")
+
+    def clashes(self) -> list[str]:
+        """Usage errors: two sources of one module name (in two import roots)."""
+        first: dict[Path, Path] = {}
+        found = []
+        for file in self.locations:
+            target = self.target(file)
+            other = first.setdefault(target, file)
+            if other != file:
+                found.append(
+                    f"kiln: error: {other} and {file} would both be written as "
+                    f"{target}: they are both module "
+                    f"'{self.locations[file].name}' of their import roots"
+                )
+        return found
+
+    def markers(self, targets: Iterable[Path]) -> list[Path]:
+        """The `__init__.py` files that make packages of the directories holding `targets`,
+        the output directory's own included when it is a package; targets are not markers.
+        """
+        written = set(targets)
+        directories: dict[Path, None] = {}
+        for target in sorted(written):
+            folder = target.parent
+            while folder != self.directory and folder.is_relative_to(self.directory):
+                directories[folder] = None
+                folder = folder.parent
+        if self.package is not None:
+            directories[self.directory] = None
+        return [
+            marker
+            for folder in sorted(directories)
+            if (marker := folder / MARKER) not in written
+        ]
+
+
+def marker_text(marker: Path, directory: Path) -> str:
+    """A package marker: kiln's header (so kiln may write it again), nothing else."""
+    package = marker.parent.relative_to(directory).as_posix()
+    shown = f"{directory.name}/{package}/" if package != "." else f"{directory.name}/"
+    digest = hashlib.sha256(shown.encode("utf-8")).hexdigest()
+    return (
+        f"# Generated by kiln {__version__} from the package {shown}; do not edit.\n"
+        f"# sources sha256: {digest}\n"
+    )
+
+
+def plan_tree(files: Sequence[Path], directory: Path) -> OutputTree:
+    """The tree `files` compile to under `directory`; files that do not parse count
+    as having no flow (their compile reports why)."""
+    read: dict[str, Reader] = {}
+    modules: dict[str, ModuleDefs] = {}
+    locations: dict[Path, ModuleLocation] = {}
+    for file in files:
+        try:
+            location = locations[file] = locate(file)
+        except (OSError, RuntimeError):  # a link loop: the compile reports the path
+            continue
+        reader = read.setdefault(str(location.root), Reader(location.root))
+        found = reader(location.name)
+        if found is not None:
+            defs, _ = collect_definitions(found.parsed, found.location)
+            if defs.flows:
+                modules[location.name] = defs
+    exports: dict[str, set[str] | None] = {name: set() for name in modules}
+    for defs in modules.values():
+        for imported in defs.imports.values():
+            # A module imported whole (`import app.sub as sub`, `from app import
+            # sub`): what its importer reads of it is open, so it keeps every name.
+            whole = (
+                imported.module
+                if imported.attribute is None
+                else f"{imported.module}.{imported.attribute}"
+            )
+            if whole in exports:
+                exports[whole] = None
+            elif imported.attribute is not None and imported.module in exports:
+                names = exports[imported.module]
+                if names is not None:
+                    names.add(imported.attribute)
+    return OutputTree(
+        directory,
+        _package(directory),
+        locations,
+        {
+            name: None if names is None else frozenset(names)
+            for name, names in exports.items()
+        },
+    )
+
+
+def _package(directory: Path) -> str | None:
+    """The module name `directory` has as a package, or None when it cannot be one."""
+    directory = directory.resolve()
+    if not _is_package_name(directory.name):
+        return None
+    if not (directory / MARKER).exists() and _holds_modules(directory):
+        return None  # a marker would rename the user's modules there
+    parts = [directory.name]
+    folder = directory.parent
+    while (folder / MARKER).exists() and _is_package_name(folder.name):
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts)
+
+
+def _holds_modules(directory: Path) -> bool:
+    try:
+        entries = list(directory.iterdir())
+    except OSError:  # missing (it is made) or unreadable (writing it says so)
+        return False
+    return any(
+        entry.suffix == ".py" and entry.is_file() and not is_generated_module(entry)
+        for entry in entries
+    )
+
+
+def _is_package_name(name: str) -> bool:
+    return name.isidentifier() and not keyword.iskeyword(name)
+
+
+def check_imported_flows(
+    defs: ModuleDefs, flows: Iterable[FlowIR], links: Links
+) -> list[Diagnostic]:
+    """Each call of another module's flow that will not run compiled, at the call.
+
+    The call runs the compiled flow when the module it is imported from and the
+    module defining it both have outputs in this compile (a re-export through
+    `app/__init__.py` with no flow is the source's): otherwise it runs the plain
+    source function, one call at a time, without the flow's limits, retries,
+    ledger or events, which is worth a warning; an output that cannot import
+    another is an error (KLN704).
+    """
+    found: list[Diagnostic] = []
+    for flow_ir in flows:
+        for call in flow_ir.calls:
+            callee = call.callee
+            if call.local or not isinstance(callee, FlowDef):
+                continue
+            via = _imported_from(defs, call.call.func)
+            if callee.module in links.unlinked:
+                found.append(
+                    error(
+                        call.span,
+                        Code.OUTPUT_NOT_PACKAGE,
+                        f"flow '{callee.name}' of {callee.module} is compiled too, but "
+                        "the output directory cannot be a package that this module "
+                        "imports it from",
+                        "write the output to a directory named like a Python package "
+                        "that holds none of your modules, such as build",
+                    )
+                )
+            elif callee.module not in links.compiled:
+                found.append(
+                    warning(
+                        call.span,
+                        Code.UNCOMPILED_FLOW,
+                        f"flow '{callee.name}' of {callee.module} is not compiled with "
+                        "this module: this call runs its source as plain Python, one "
+                        "call at a time, without its limits, retries, ledger or events",
+                        f"compile {callee.span.path} together with this module",
+                    )
+                )
+            elif via not in links.compiled:
+                found.append(
+                    warning(
+                        call.span,
+                        Code.UNCOMPILED_FLOW,
+                        f"flow '{callee.name}' is imported through {via}, which has no "
+                        "output in this compile: this call runs its source as plain "
+                        "Python, without its limits, retries, ledger or events",
+                        f"import it from {callee.module}",
+                    )
+                )
+    return found
+
+
+def _imported_from(defs: ModuleDefs, func: cst.BaseExpression) -> str | None:
+    """The module the called name is imported from (`m.f`: the module `m` names)."""
+    head = func.value if isinstance(func, cst.Attribute) else func
+    if not isinstance(head, cst.Name):
+        return None
+    imported = defs.imports.get(identifier(head.value))
+    if imported is None:
+        return None
+    if isinstance(func, cst.Attribute) and imported.attribute is not None:
+        return f"{imported.module}.{imported.attribute}"
+    return imported.module
+
+
+def with_imported_flows(file: Path) -> list[Path]:
+    """`file` and every project module with a flow it reaches through imports: what
+    `kiln run` compiles, so the subflows it calls across modules run compiled."""
+    location = locate(file)
+    reader = Reader(location.root)
+    found = [file]
+    seen = {location.name}
+    frontier = [location.name]
+    while frontier:
+        located = reader(frontier.pop())
+        if located is None:
+            continue
+        defs, _ = collect_definitions(located.parsed, located.location)
+        if defs.flows and located.location.name != location.name:
+            path = module_file(location.root, located.location.name)
+            if path is not None:
+                found.append(path)
+        for imported in defs.imports.values():
+            for name in (imported.module, f"{imported.module}.{imported.attribute}"):
+                if name not in seen and module_file(location.root, name) is not None:
+                    seen.add(name)
+                    frontier.append(name)
+    return found

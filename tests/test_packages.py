@@ -1,0 +1,303 @@
+"""Packages compile as packages: the output tree mirrors the sources, and flows
+called across modules run compiled (packages.py).
+
+Each test writes a project of several modules and drives the real `kiln`
+command; compiled modules run in a fresh interpreter from another directory,
+the project root on PYTHONPATH as the sources need it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+
+from tests.diagnostic_shape import parse_report
+
+KILN = [sys.executable, "-m", "kilnc"]
+RUNTIME = Path(__file__).resolve().parent.parent / "runtime"
+
+NODES = """\
+import asyncio
+
+from kiln import node
+
+IN_FLIGHT = [0, 0]  # now, most at once
+ATTEMPTS: dict[int, int] = {}
+
+
+@node(retries=2, wait=0, limit="llm", retry_on=(ConnectionError,))
+async def ask(q: int) -> int:
+    ATTEMPTS[q] = ATTEMPTS.get(q, 0) + 1
+    IN_FLIGHT[0] += 1
+    IN_FLIGHT[1] = max(IN_FLIGHT)
+    await asyncio.sleep(0.01)
+    IN_FLIGHT[0] -= 1
+    return q * 2
+
+
+@node
+def double(x: int) -> int:
+    return x * 2
+"""
+
+SUB = """\
+from kiln import Limit, flow
+
+from .nodes import ask
+
+
+@flow(limits={"llm": Limit(1)})
+async def inner(q: int) -> int:
+    a = await ask(q)
+    return a + 1
+"""
+
+UTIL = """\
+from kiln import flow
+
+from app.nodes import double
+
+
+@flow
+def tidy(values: list[int]) -> int:
+    total = sum(values)
+    return double(total)
+"""
+
+OTHER_UTIL = """\
+from kiln import flow, node
+
+
+@node
+def negate(x: int) -> int:
+    return -x
+
+
+@flow
+def tidy(x: int) -> int:
+    return negate(x)
+"""
+
+MAIN = """\
+from kiln import Limit, flow
+
+from app.sub import inner
+from . import util
+from tools.util import tidy
+
+
+@flow(limits={"llm": Limit(1)})
+async def outer(n: int) -> int:
+    values = [await inner(i) for i in range(n)]
+    total = util.tidy(values)
+    return tidy(total)
+"""
+
+
+def _project(root: Path) -> Path:
+    files = {
+        "pyproject.toml": '[tool.kiln]\nsources = ["app", "tools"]\noutput = "build"\n',
+        "app/__init__.py": "",
+        "app/nodes.py": NODES,
+        "app/sub.py": SUB,
+        "app/util.py": UTIL,
+        "app/main.py": MAIN,
+        "tools/__init__.py": "",
+        "tools/util.py": OTHER_UTIL,
+    }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def _kiln(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*KILN, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
+
+
+def _located(output: str, path: str, line: int, code: str) -> None:
+    """`output` reports `code` at `path:line`, in mypy's shape."""
+    found = [(r.path, r.line, r.code) for r in parse_report(output)]
+    assert (path, line, code) in found, output
+
+
+def _python(code: str, root: Path, cwd: Path) -> str:
+    """Run `code` in a fresh interpreter in `cwd` with the project importable."""
+    ran = subprocess.run(
+        [sys.executable, "-c", dedent(code)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    return ran.stdout
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return _project(tmp_path / "proj")
+
+
+def test_the_output_tree_mirrors_the_packages(project: Path) -> None:
+    done = _kiln("compile", cwd=project)
+    assert done.returncode == 0, done.stderr
+    written = sorted(
+        p.relative_to(project / "build").as_posix()
+        for p in (project / "build").rglob("*.py")
+    )
+    assert written == [
+        "__init__.py",
+        "app/__init__.py",
+        "app/main.py",
+        "app/sub.py",
+        "app/util.py",
+        "tools/__init__.py",
+        "tools/util.py",
+    ]
+    main = (project / "build/app/main.py").read_text()
+    assert "from build.app.sub import inner" in main
+    assert "from build.app import util" in main
+    assert "from build.tools.util import tidy" in main
+    assert "from ." not in main and "from app.sub" not in main
+    # A node imported from a module with no flow stays the source's.
+    assert "from app.nodes import ask" in (project / "build/app/sub.py").read_text()
+    assert "warning" not in done.stderr
+    assert _kiln("compile", "--check", cwd=project).returncode == 0
+
+
+def test_subflows_across_modules_run_compiled_from_anywhere(
+    project: Path, tmp_path: Path
+) -> None:
+    assert _kiln("compile", cwd=project).returncode == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    compiled = _python(
+        """
+        import json
+        from build.app.main import outer
+        from app import nodes
+        events = []
+        result = type(outer)(on_event=events.append)(6)
+        called = sorted({e.node for e in events})
+        print(json.dumps([result, nodes.IN_FLIGHT[1], called]))
+        """,
+        project,
+        elsewhere,
+    )
+    source = _python(
+        "import asyncio; from app.main import outer; print(asyncio.run(outer(6)))",
+        project,
+        elsewhere,
+    )
+    result, most_at_once, called = json.loads(compiled)
+    assert result == int(source)
+    assert most_at_once == 1, "the subflow's Limit(1) held across modules"
+    assert called == ["ask", "double", "negate"]
+
+
+def test_kiln_run_compiles_the_subflows_a_source_imports(project: Path) -> None:
+    ran = _kiln("run", "app/main.py:outer", "n=4", cwd=project)
+    assert ran.returncode == 0, ran.stderr
+    assert "no node calls" not in ran.stderr + ran.stdout
+    assert "ask" in ran.stderr + ran.stdout
+
+
+def test_a_flow_of_a_module_compiled_alone_warns_at_the_call(project: Path) -> None:
+    done = _kiln("compile", "app/main.py", "-o", "build", cwd=project)
+    assert done.returncode == 0, done.stderr
+    _located(done.stdout + done.stderr, "app/main.py", 10, "KLN313")
+    assert "flow 'inner' of app.sub is not compiled with this module" in (
+        done.stdout + done.stderr
+    )
+
+
+def test_a_reexport_through_an_uncompiled_package_warns(project: Path) -> None:
+    (project / "app/__init__.py").write_text("from .sub import inner\n")
+    main = (project / "app/main.py").read_text()
+    (project / "app/main.py").write_text(
+        main.replace("from app.sub import inner", "from app import inner")
+    )
+    done = _kiln("compile", cwd=project)
+    assert done.returncode == 0, done.stderr
+    said = done.stdout + done.stderr
+    assert "flow 'inner' is imported through app," in said
+    assert "import it from app.sub" in said
+
+
+def test_an_output_directory_that_cannot_be_a_package_is_an_error(
+    project: Path,
+) -> None:
+    done = _kiln("compile", "-o", "out-dir", cwd=project)
+    assert done.returncode == 1
+    _located(done.stdout + done.stderr, "app/main.py", 10, "KLN704")
+    assert not (project / "out-dir/app/main.py").exists()
+
+
+@pytest.mark.parametrize("order", ["forward", "backward"])
+@pytest.mark.parametrize("where", ["root", "elsewhere"])
+@pytest.mark.parametrize("broken", ["app/sub.py", "app/util.py", "tools/util.py"])
+def test_check_finds_a_type_error_in_any_module(
+    project: Path, tmp_path: Path, order: str, where: str, broken: str
+) -> None:
+    assert _kiln("compile", cwd=project).returncode == 0
+    sources = ["app/main.py", "app/sub.py", "app/util.py", "tools/util.py"]
+    assert _kiln("check", *sources, "-o", "build", cwd=project).returncode == 0
+    path = project / broken
+    text = path.read_text()
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.lstrip().startswith("return"))
+    lines[at] = lines[at].replace("return ", "return str(", 1) + ")"
+    path.write_text("\n".join(lines) + "\n")
+    if order == "backward":
+        sources.reverse()
+    cwd = project if where == "root" else tmp_path
+    named = [str(project / s) if where == "elsewhere" else s for s in sources]
+    output = str(project / "build") if where == "elsewhere" else "build"
+    checked = _kiln("check", *named, "-o", output, cwd=cwd)
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert f"{broken}:{at + 1}:" in checked.stdout
+    assert "[KLN501]" in checked.stdout
+
+
+def test_plain_mypy_passes_on_the_output_tree(project: Path, tmp_path: Path) -> None:
+    assert _kiln("compile", cwd=project).returncode == 0
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", str(project / "build")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MYPYPATH": f"{project}:{RUNTIME}"},
+        timeout=300,
+    )
+    assert checked.returncode == 0, checked.stdout
+
+
+def test_a_missing_package_marker_is_stale(project: Path) -> None:
+    assert _kiln("compile", cwd=project).returncode == 0
+    (project / "build/app/__init__.py").unlink()
+    checked = _kiln("compile", "--check", cwd=project)
+    assert checked.returncode == 1
+    assert "package marker build/app/__init__.py is missing" in checked.stdout
+    assert _kiln("compile", cwd=project).returncode == 0
+    assert (
+        (project / "build/app/__init__.py")
+        .read_text()
+        .startswith("# Generated by kiln")
+    )
