@@ -41,8 +41,8 @@ from kilnc.cli_write import (
 from kilnc.config import ledger_beside
 from kilnc.diagnostics import Code, error
 from kilnc.inputs import find_sources
-from kilnc.packages import plan_tree
 from kilnc.interrupts import EXIT_INTERRUPTED
+from kilnc.packages import plan_tree
 from kilnc.pipeline import Compilation, compile_file
 from kilnc.source import Span
 from kilnc.terminal import LINES, printable, safe_str

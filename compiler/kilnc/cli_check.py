@@ -17,10 +17,10 @@ from typing import Any
 
 from kilnc.cli_config import settle_args
 from kilnc.cli_report import Report
+from kilnc.cli_write import compile_command, missing_marker, stale_output
 from kilnc.config import ledger_beside
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.inputs import find_sources
-from kilnc.cli_write import compile_command, missing_marker, stale_output
 from kilnc.packages import plan_tree
 from kilnc.pipeline import Compilation, compile_file
 from kilnc.source import Span
