@@ -82,6 +82,8 @@ class EffectReader:
         self._known: dict[tuple[str, str], Effects] = {}  # approximations, rising
         self._reading: set[tuple[str, str]] = set()
         self._cyclic = False  # a read met a function still being read
+        # Each module's logger names, found once: every logging call asks.
+        self._loggers: dict[cst.Module, frozenset[str]] = {}
 
     def of_callee(self, callee: Callee) -> Effects:
         if isinstance(callee, NodeDef):
@@ -177,6 +179,17 @@ class EffectReader:
         if head in BUILTINS:
             return f"builtins.{name}"
         return None
+
+    def is_logger(self, defs: ModuleDefs, node: cst.BaseExpression) -> bool:
+        """`log.info(...)` where `log = logging.getLogger(...)` at module level."""
+        while isinstance(node, cst.Attribute):
+            node = node.value
+        if not isinstance(node, cst.Name):
+            return False
+        module = defs.parsed.module
+        if module not in self._loggers:
+            self._loggers[module] = _loggers(module)
+        return identifier(node.value) in self._loggers[module]
 
     def project_function(self, qualified: str) -> tuple[str, str] | None:
         module, _, name = qualified.rpartition(".")
@@ -677,7 +690,7 @@ class _EffectVisitor(cst.CSTVisitor):
             return
         if is_pure(qualified):
             return
-        if qualified.startswith(LOGGING) or _is_logger(body.defs, func):
+        if qualified.startswith(LOGGING) or body.reader.is_logger(body.defs, func):
             body.external(f"calls {code(func)}", node)
             return
         self._unknown(node, code(func))
@@ -716,7 +729,9 @@ class _EffectVisitor(cst.CSTVisitor):
         if method in MUTATING_METHODS:
             body.change(receiver, f"calls {code(func)}", node)
             return True
-        if body.is_module_state(receiver) and _is_logger(body.defs, receiver):
+        if body.is_module_state(receiver) and body.reader.is_logger(
+            body.defs, receiver
+        ):
             body.external(f"calls {code(func)}", node)
             return True
         # A method kiln cannot see into may change its object and its arguments.
@@ -864,24 +879,17 @@ def _is_module(defs: ModuleDefs, node: cst.BaseExpression) -> bool:
     return isinstance(node, cst.Name) and identifier(node.value) in defs.imports
 
 
-def _is_logger(defs: ModuleDefs, node: cst.BaseExpression) -> bool:
-    """`log.info(...)` where `log = logging.getLogger(...)` at module level."""
-    while isinstance(node, cst.Attribute):
-        node = node.value
-    if not isinstance(node, cst.Name):
-        return False
-    name = identifier(node.value)
-    for statement in defs.parsed.module.body:
+def _loggers(module: cst.Module) -> frozenset[str]:
+    """The names a module assigns a logger to: `log = logging.getLogger(...)`."""
+    found: set[str] = set()
+    for statement in module.body:
         if not isinstance(statement, cst.SimpleStatementLine):
             continue
         for small in statement.body:
-            if (
-                isinstance(small, cst.Assign)
-                and any(name in target_names(t.target) for t in small.targets)
-                and isinstance(small.value, cst.Call)
-            ):
+            if isinstance(small, cst.Assign) and isinstance(small.value, cst.Call):
                 made_by = dotted(small.value.func) or ""
                 last = made_by.split(".")[-1]
                 if last in ("getLogger", "get_logger", "getChild"):
-                    return True
-    return False
+                    for target in small.targets:
+                        found |= target_names(target.target)
+    return frozenset(found)
