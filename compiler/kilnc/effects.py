@@ -64,6 +64,10 @@ from kilnc.syntax import code, dotted
 
 FIXED_POINT_ROUNDS: Final = 50  # the lattice is finite; this only bounds a runaway
 
+# A class without `__init__` (a dataclass, say), or a name with no definition to
+# read: it keeps what it is given, so what it returns may hold any argument.
+_KEEPS_ARGUMENTS: Final = Effects(params=(), variadic=True)
+
 # A value a function holds: a parameter's object, or a value stored in a Memory
 # parameter under a key (key None: some key), read through its global or local store.
 Origin = str | tuple[str, str, str | None]
@@ -125,10 +129,10 @@ class EffectReader:
     def _read(self, key: tuple[str, str]) -> Effects:
         found = self._definition(*key)
         if found is None:
-            return _unknown(key)
+            return _KEEPS_ARGUMENTS
         defs, function = found
         if function is None:
-            return _unknown(key)
+            return _KEEPS_ARGUMENTS
         self._reading.add(key)
         try:
             params = _parameters(defs, function)
@@ -202,11 +206,6 @@ class EffectReader:
 
 def _immutable_holder(holder: Holder) -> bool:
     return holder.annotation is not None and is_immutable(holder.annotation)
-
-
-def _unknown(key: tuple[str, str]) -> Effects:
-    """A class without `__init__` (a dataclass, say): it keeps what it is given."""
-    return Effects(params=(), variadic=True)
 
 
 def _method(cls: cst.ClassDef, name: str) -> cst.FunctionDef | None:
