@@ -69,8 +69,11 @@ FIXED_POINT_ROUNDS: Final = 50  # the lattice is finite; this only bounds a runa
 _KEEPS_ARGUMENTS: Final = Effects(params=(), variadic=True)
 
 # A value a function holds: a parameter's object, or a value stored in a Memory
-# parameter under a key (key None: some key), read through its global or local store.
-Origin = str | tuple[str, str, str | None]
+# parameter under some keys, read through its global or local store. The keys are a
+# literal or any (`by_parameter=False`): in `items = memory[key]`, `key` a parameter,
+# a change through `items` counts for every key, so it may keep an order the caller's
+# argument would show is not needed, but never drops one.
+Origin = str | tuple[str, str, Keys]
 
 
 def read_effects(project: Project) -> EffectReader:
@@ -344,11 +347,10 @@ class _Body:
         if isinstance(node, cst.Attribute | cst.Subscript):
             token = self.token(node.value)
             if token is not None:
-                scope, key = _key_of(node)
-                return {(token, scope, key)}
+                return {(token, "global", self.keys_of(node, by_parameter=False))}
             local = self.local_view(node.value)
             if local is not None:
-                return {(local, "local", _key_of(node)[1])}
+                return {(local, "local", self.keys_of(node, by_parameter=False))}
             return self.origins(node.value)
         if isinstance(node, cst.Await):
             return self.origins(node.expression)
@@ -390,7 +392,8 @@ class _Body:
             token = self.token(func.value)
             if token is not None:
                 if func.attr.value == "get":
-                    return {(token, "global", _literal_key(call))}
+                    key = call.args[0].value if call.args else None
+                    return {(token, "global", self.keys_at(key, by_parameter=False))}
                 return {token} if func.attr.value == "clone" else set()
         qualified = self.reader.resolve(self.defs, func)
         if qualified is not None:
@@ -412,21 +415,26 @@ class _Body:
             held |= self.origins(arg.value)
         return held
 
-    def keys_of(self, node: cst.Attribute | cst.Subscript) -> Keys:
+    def keys_of(
+        self, node: cst.Attribute | cst.Subscript, *, by_parameter: bool = True
+    ) -> Keys:
         """The key `memory.name` or `memory[key]` names."""
         if isinstance(node, cst.Attribute):
             return Keys(frozenset({node.attr.value}))
         if len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
-            return self.keys_at(node.slice[0].slice.value)
+            return self.keys_at(node.slice[0].slice.value, by_parameter=by_parameter)
         return ANY_KEY
 
-    def keys_at(self, key: cst.BaseExpression | None) -> Keys:
-        """A literal key, a key named by a parameter never rebound, or any key."""
+    def keys_at(
+        self, key: cst.BaseExpression | None, *, by_parameter: bool = True
+    ) -> Keys:
+        """A literal key, a key named by a parameter never rebound (if `by_parameter`),
+        or any key."""
         if isinstance(key, cst.SimpleString):
             evaluated = key.evaluated_value
             if isinstance(evaluated, str):
                 return Keys(frozenset({evaluated}))
-        if isinstance(key, cst.Name):
+        if by_parameter and isinstance(key, cst.Name):
             name = identifier(key.value)
             if name in self.params and name not in self.local_names:
                 return Keys(params=frozenset({name}))
@@ -472,8 +480,7 @@ class _Body:
                         reason, self.defs.parsed.span(where), by_iteration
                     )
             else:
-                token, scope, key = origin
-                keys = Keys(frozenset({key})) if key is not None else ANY_KEY
+                token, scope, keys = origin
                 if scope == "local":
                     self.memory(token, MemoryUse(local_reads=keys, local_writes=keys))
                 else:
@@ -500,26 +507,6 @@ class _Body:
             and name not in self.local_names
             and name in self.defs.parsed.global_names
         )
-
-
-def _key_of(node: cst.Attribute | cst.Subscript) -> tuple[str, str | None]:
-    if isinstance(node, cst.Attribute):
-        return "global", node.attr.value
-    if len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
-        value = node.slice[0].slice.value
-        if isinstance(value, cst.SimpleString):
-            evaluated = value.evaluated_value
-            if isinstance(evaluated, str):
-                return "global", evaluated
-    return "global", None
-
-
-def _literal_key(call: cst.Call) -> str | None:
-    if call.args and isinstance(call.args[0].value, cst.SimpleString):
-        evaluated = call.args[0].value.evaluated_value
-        if isinstance(evaluated, str):
-            return evaluated
-    return None
 
 
 class _Assignments(cst.CSTVisitor):
