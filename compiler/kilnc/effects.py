@@ -64,9 +64,16 @@ from kilnc.syntax import code, dotted
 
 FIXED_POINT_ROUNDS: Final = 50  # the lattice is finite; this only bounds a runaway
 
+# A class without `__init__` (a dataclass, say), or a name with no definition to
+# read: it keeps what it is given, so what it returns may hold any argument.
+_KEEPS_ARGUMENTS: Final = Effects(params=(), variadic=True)
+
 # A value a function holds: a parameter's object, or a value stored in a Memory
-# parameter under a key (key None: some key), read through its global or local store.
-Origin = str | tuple[str, str, str | None]
+# parameter under some keys, read through its global or local store. The keys are a
+# literal or any (`by_parameter=False`): in `items = memory[key]`, `key` a parameter,
+# a change through `items` counts for every key, so it may keep an order the caller's
+# argument would show is not needed, but never drops one.
+Origin = str | tuple[str, str, Keys]
 
 
 def read_effects(project: Project) -> EffectReader:
@@ -82,6 +89,8 @@ class EffectReader:
         self._known: dict[tuple[str, str], Effects] = {}  # approximations, rising
         self._reading: set[tuple[str, str]] = set()
         self._cyclic = False  # a read met a function still being read
+        # Each module's logger names, found once: every logging call asks.
+        self._loggers: dict[cst.Module, frozenset[str]] = {}
 
     def of_callee(self, callee: Callee) -> Effects:
         if isinstance(callee, NodeDef):
@@ -123,10 +132,10 @@ class EffectReader:
     def _read(self, key: tuple[str, str]) -> Effects:
         found = self._definition(*key)
         if found is None:
-            return _unknown(key)
+            return _KEEPS_ARGUMENTS
         defs, function = found
         if function is None:
-            return _unknown(key)
+            return _KEEPS_ARGUMENTS
         self._reading.add(key)
         try:
             params = _parameters(defs, function)
@@ -178,6 +187,17 @@ class EffectReader:
             return f"builtins.{name}"
         return None
 
+    def is_logger(self, defs: ModuleDefs, node: cst.BaseExpression) -> bool:
+        """`log.info(...)` where `log = logging.getLogger(...)` at module level."""
+        while isinstance(node, cst.Attribute):
+            node = node.value
+        if not isinstance(node, cst.Name):
+            return False
+        module = defs.parsed.module
+        if module not in self._loggers:
+            self._loggers[module] = _loggers(module)
+        return identifier(node.value) in self._loggers[module]
+
     def project_function(self, qualified: str) -> tuple[str, str] | None:
         module, _, name = qualified.rpartition(".")
         if not module or self.project.load(module) is None:
@@ -189,11 +209,6 @@ class EffectReader:
 
 def _immutable_holder(holder: Holder) -> bool:
     return holder.annotation is not None and is_immutable(holder.annotation)
-
-
-def _unknown(key: tuple[str, str]) -> Effects:
-    """A class without `__init__` (a dataclass, say): it keeps what it is given."""
-    return Effects(params=(), variadic=True)
 
 
 def _method(cls: cst.ClassDef, name: str) -> cst.FunctionDef | None:
@@ -332,11 +347,10 @@ class _Body:
         if isinstance(node, cst.Attribute | cst.Subscript):
             token = self.token(node.value)
             if token is not None:
-                scope, key = _key_of(node)
-                return {(token, scope, key)}
+                return {(token, "global", self.keys_of(node, by_parameter=False))}
             local = self.local_view(node.value)
             if local is not None:
-                return {(local, "local", _key_of(node)[1])}
+                return {(local, "local", self.keys_of(node, by_parameter=False))}
             return self.origins(node.value)
         if isinstance(node, cst.Await):
             return self.origins(node.expression)
@@ -378,7 +392,8 @@ class _Body:
             token = self.token(func.value)
             if token is not None:
                 if func.attr.value == "get":
-                    return {(token, "global", _literal_key(call))}
+                    key = call.args[0].value if call.args else None
+                    return {(token, "global", self.keys_at(key, by_parameter=False))}
                 return {token} if func.attr.value == "clone" else set()
         qualified = self.reader.resolve(self.defs, func)
         if qualified is not None:
@@ -400,21 +415,26 @@ class _Body:
             held |= self.origins(arg.value)
         return held
 
-    def keys_of(self, node: cst.Attribute | cst.Subscript) -> Keys:
+    def keys_of(
+        self, node: cst.Attribute | cst.Subscript, *, by_parameter: bool = True
+    ) -> Keys:
         """The key `memory.name` or `memory[key]` names."""
         if isinstance(node, cst.Attribute):
             return Keys(frozenset({node.attr.value}))
         if len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
-            return self.keys_at(node.slice[0].slice.value)
+            return self.keys_at(node.slice[0].slice.value, by_parameter=by_parameter)
         return ANY_KEY
 
-    def keys_at(self, key: cst.BaseExpression | None) -> Keys:
-        """A literal key, a key named by a parameter never rebound, or any key."""
+    def keys_at(
+        self, key: cst.BaseExpression | None, *, by_parameter: bool = True
+    ) -> Keys:
+        """A literal key, a key named by a parameter never rebound (if `by_parameter`),
+        or any key."""
         if isinstance(key, cst.SimpleString):
             evaluated = key.evaluated_value
             if isinstance(evaluated, str):
                 return Keys(frozenset({evaluated}))
-        if isinstance(key, cst.Name):
+        if by_parameter and isinstance(key, cst.Name):
             name = identifier(key.value)
             if name in self.params and name not in self.local_names:
                 return Keys(params=frozenset({name}))
@@ -460,8 +480,7 @@ class _Body:
                         reason, self.defs.parsed.span(where), by_iteration
                     )
             else:
-                token, scope, key = origin
-                keys = Keys(frozenset({key})) if key is not None else ANY_KEY
+                token, scope, keys = origin
                 if scope == "local":
                     self.memory(token, MemoryUse(local_reads=keys, local_writes=keys))
                 else:
@@ -488,26 +507,6 @@ class _Body:
             and name not in self.local_names
             and name in self.defs.parsed.global_names
         )
-
-
-def _key_of(node: cst.Attribute | cst.Subscript) -> tuple[str, str | None]:
-    if isinstance(node, cst.Attribute):
-        return "global", node.attr.value
-    if len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
-        value = node.slice[0].slice.value
-        if isinstance(value, cst.SimpleString):
-            evaluated = value.evaluated_value
-            if isinstance(evaluated, str):
-                return "global", evaluated
-    return "global", None
-
-
-def _literal_key(call: cst.Call) -> str | None:
-    if call.args and isinstance(call.args[0].value, cst.SimpleString):
-        evaluated = call.args[0].value.evaluated_value
-        if isinstance(evaluated, str):
-            return evaluated
-    return None
 
 
 class _Assignments(cst.CSTVisitor):
@@ -677,7 +676,7 @@ class _EffectVisitor(cst.CSTVisitor):
             return
         if is_pure(qualified):
             return
-        if qualified.startswith(LOGGING) or _is_logger(body.defs, func):
+        if qualified.startswith(LOGGING) or body.reader.is_logger(body.defs, func):
             body.external(f"calls {code(func)}", node)
             return
         self._unknown(node, code(func))
@@ -716,7 +715,9 @@ class _EffectVisitor(cst.CSTVisitor):
         if method in MUTATING_METHODS:
             body.change(receiver, f"calls {code(func)}", node)
             return True
-        if body.is_module_state(receiver) and _is_logger(body.defs, receiver):
+        if body.is_module_state(receiver) and body.reader.is_logger(
+            body.defs, receiver
+        ):
             body.external(f"calls {code(func)}", node)
             return True
         # A method kiln cannot see into may change its object and its arguments.
@@ -864,24 +865,17 @@ def _is_module(defs: ModuleDefs, node: cst.BaseExpression) -> bool:
     return isinstance(node, cst.Name) and identifier(node.value) in defs.imports
 
 
-def _is_logger(defs: ModuleDefs, node: cst.BaseExpression) -> bool:
-    """`log.info(...)` where `log = logging.getLogger(...)` at module level."""
-    while isinstance(node, cst.Attribute):
-        node = node.value
-    if not isinstance(node, cst.Name):
-        return False
-    name = identifier(node.value)
-    for statement in defs.parsed.module.body:
+def _loggers(module: cst.Module) -> frozenset[str]:
+    """The names a module assigns a logger to: `log = logging.getLogger(...)`."""
+    found: set[str] = set()
+    for statement in module.body:
         if not isinstance(statement, cst.SimpleStatementLine):
             continue
         for small in statement.body:
-            if (
-                isinstance(small, cst.Assign)
-                and any(name in target_names(t.target) for t in small.targets)
-                and isinstance(small.value, cst.Call)
-            ):
+            if isinstance(small, cst.Assign) and isinstance(small.value, cst.Call):
                 made_by = dotted(small.value.func) or ""
                 last = made_by.split(".")[-1]
                 if last in ("getLogger", "get_logger", "getChild"):
-                    return True
-    return False
+                    for target in small.targets:
+                        found |= target_names(target.target)
+    return frozenset(found)

@@ -66,6 +66,7 @@ from kilnc.names import (
     BUILTINS,
     identifier,
     name_uses,
+    parameter_names,
     target_names,
     walrus_targets,
 )
@@ -129,23 +130,21 @@ class _Lowerer:
             frozenset(identifier(n) for n in self.parsed.global_names) | BUILTINS
         )
         # The flow's own names, parameters included: what effects are read against.
-        self.own = name_uses(flow.function.body).writes | _parameters(flow.function)
+        self.own = name_uses(flow.function.body).writes | parameter_names(
+            flow.function.params
+        )
 
     # --- entry --------------------------------------------------------------------
 
     def flow_body(self) -> Block:
         function = self.flow.function
-        defined: set[str] = set()
         params = function.params
+        # `self` too: the emitter names the method's receiver around it.
+        defined = parameter_names(params)
         for param in (*params.posonly_params, *params.params, *params.kwonly_params):
-            # `self` too: the emitter names the method's receiver around it.
-            defined.add(identifier(param.name.value))
             self._note_type(param.name.value, param.annotation)
             if identifier(param.name.value) in self.memory:
                 self.shared.passed_in(identifier(param.name.value))
-        for star in (params.star_arg, params.star_kwarg):
-            if isinstance(star, cst.Param):
-                defined.add(identifier(star.name.value))
         body = function.body
         if isinstance(body, cst.IndentedBlock):
             return self.block(without_docstring(body.body), defined)
@@ -993,18 +992,6 @@ class _Lowerer:
         ):
             return
         self.diagnostics.append(error(span, code, message, hint))
-
-
-def _parameters(function: cst.FunctionDef) -> set[str]:
-    params = function.params
-    names = {
-        identifier(param.name.value)
-        for param in (*params.posonly_params, *params.params, *params.kwonly_params)
-    }
-    for star in (params.star_arg, params.star_kwarg):
-        if isinstance(star, cst.Param):
-            names.add(identifier(star.name.value))
-    return names
 
 
 def _key_names(store: str, token: str, keys: Keys) -> set[str]:

@@ -68,18 +68,6 @@ MUTATING_METHODS: Final = _words(
     add discard difference_update intersection_update symmetric_difference_update
     appendleft extendleft popleft rotate __setitem__ __delitem__ __iadd__"""
 )
-# Methods that read the receiver and return a new value.
-PURE_METHODS: Final = _words(
-    """get keys values items copy count index startswith endswith join split rsplit
-    splitlines strip lstrip rstrip lower upper title capitalize casefold swapcase
-    replace format format_map find rfind rindex encode decode isdigit isalpha isalnum
-    isspace islower isupper isnumeric isdecimal isidentifier partition rpartition
-    zfill center ljust rjust expandtabs removeprefix removesuffix union intersection
-    difference symmetric_difference issubset issuperset isdisjoint hex fromkeys
-    bit_length to_bytes as_integer_ratio is_integer conjugate most_common total
-    isoformat strftime timestamp date time weekday model_dump model_dump_json
-    model_copy _asdict _replace"""
-)
 # Methods whose result shares no object with the receiver or the arguments.
 FRESH_METHODS: Final = _words(
     """count index startswith endswith join split rsplit splitlines strip lstrip rstrip
@@ -88,6 +76,13 @@ FRESH_METHODS: Final = _words(
     isdecimal isidentifier partition rpartition zfill center ljust rjust expandtabs
     removeprefix removesuffix issubset issuperset isdisjoint hex bit_length to_bytes
     as_integer_ratio is_integer isoformat strftime timestamp weekday model_dump_json"""
+)
+# Methods that read the receiver and return a new value: the fresh ones, and these,
+# whose result may hold what the receiver or the arguments hold (`get`, `union`).
+PURE_METHODS: Final = FRESH_METHODS | _words(
+    """get keys values items copy union intersection difference symmetric_difference
+    fromkeys conjugate most_common total date time model_dump model_copy _asdict
+    _replace"""
 )
 # Type names whose values cannot change, and read-only views whose contents may.
 IMMUTABLE_TYPES: Final = _words(

@@ -133,15 +133,7 @@ class _Collector(cst.CSTVisitor):
         return False
 
     def visit_Lambda(self, node: cst.Lambda) -> bool:
-        params = node.params
-        names = {
-            identifier(p.name.value)
-            for p in (*params.params, *params.posonly_params, *params.kwonly_params)
-        }
-        for star in (params.star_arg, params.star_kwarg):
-            if isinstance(star, cst.Param):
-                names.add(identifier(star.name.value))
-        self._bound.append(names)
+        self._bound.append(parameter_names(node.params))
         node.body.visit(self)
         self._bound.pop()
         return False
@@ -207,6 +199,18 @@ def target_names(target: cst.BaseExpression) -> set[str]:
     if isinstance(target, cst.StarredElement):
         return target_names(target.value)
     return set()
+
+
+def parameter_names(params: cst.Parameters) -> set[str]:
+    """The names a function's or a lambda's parameters bind, `*args` and `**kwargs` too."""
+    names = {
+        identifier(param.name.value)
+        for param in (*params.posonly_params, *params.params, *params.kwonly_params)
+    }
+    for star in (params.star_arg, params.star_kwarg):
+        if isinstance(star, cst.Param):  # a bare `*` is a ParamStar, and binds nothing
+            names.add(identifier(star.name.value))
+    return names
 
 
 def binds(node: cst.CSTNode) -> set[str]:
