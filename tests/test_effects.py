@@ -261,6 +261,43 @@ def test_a_clone_reports_back_through_the_global_store(tmp_path: Path) -> None:
     assert lines == [17, 23]
 
 
+@pytest.mark.parametrize(
+    "signature", ["memory: Memory, key: str, *rest: int", "*args: Any, **kwargs: Any"]
+)
+def test_keys_named_by_a_variadic_helpers_parameter_are_the_callers(
+    signature: str, tmp_path: Path
+) -> None:
+    # `put` writes "fixed" through a helper kiln cannot bind argument by argument:
+    # its key is the helper's argument (or any key), never `put`'s own `key`.
+    body = (
+        "memory[key] = 1" if signature.startswith("memory") else "args[0][args[1]] = 1"
+    )
+    source = f"""
+    import asyncio
+    from typing import Any
+    from kiln import Memory, flow, node
+
+    def inner({signature}) -> None:
+        {body}
+
+    @node
+    async def put(memory: Memory, key: str) -> None:
+        await asyncio.sleep(0.02)
+        inner(memory, "fixed")
+
+    @node
+    async def peek(memory: Memory) -> int:
+        return int(memory["fixed"])
+
+    @flow
+    async def f(memory: Memory) -> int:
+        await put(memory, "a")
+        return await peek(memory)
+    """
+    compiled, reference = build(source, tmp_path)
+    assert compiled.f(Memory()) == asyncio.run(reference.f(Memory())) == 1
+
+
 def test_clones_appending_to_one_global_list_keep_source_order(tmp_path: Path) -> None:
     compiled, reference = build(
         """

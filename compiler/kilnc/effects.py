@@ -758,8 +758,11 @@ class _EffectVisitor(cst.CSTVisitor):
                 for _, some_change in effects.changes:
                     reason = _through(shown, some_change)
                     body.change(argument, reason, node, some_change.by_iteration)
+                # Keys the callee names by a parameter are this call's
+                # arguments, or any key where kiln cannot tell which.
                 for _, some_use in effects.memory:
-                    self._memory_argument(argument, some_use)
+                    bound = self._bound_keys(some_use, effects, node)
+                    self._memory_argument(argument, bound)
                 continue
             change = effects.change(param)
             if change is not None:
