@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 HEADER = """\
 import asyncio
+from typing import Any
 
 from kiln import Memory, flow, node
 
@@ -36,6 +37,14 @@ class Stop(Exception):
 
 def note(tag: str) -> None:
     events.append(f"done {tag}")
+
+
+def store(memory: Memory, key: str, value: int) -> None:
+    memory[key] = value
+
+
+def store_any(*args: Any) -> None:
+    args[0][args[1]] = args[2]
 
 
 """
@@ -82,6 +91,32 @@ async def bump(box: list[int], tag: str) -> None:
 async def mset(memory: Memory, key: str, value: int, tag: str) -> None:
     await asyncio.sleep({d})
     memory[key] = value
+    note(tag)
+""",
+    # Memory keys written through a project helper, bound every way a call can
+    # bind them; `mfixed` writes "k2" whatever key it is given.
+    "mvia": """@node
+async def mvia(memory: Memory, key: str, value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    store(memory, key, value)
+    note(tag)
+""",
+    "mkw": """@node
+async def mkw(memory: Memory, key: str, value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    store(value=value, key=key, memory=memory)
+    note(tag)
+""",
+    "mstar": """@node
+async def mstar(memory: Memory, key: str, value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    store(*(memory, key, value))
+    note(tag)
+""",
+    "mfixed": """@node
+async def mfixed(memory: Memory, key: str, value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    store_any(memory, "k2", value)
     note(tag)
 """,
     "mlog": """@node
@@ -247,11 +282,12 @@ def _memory_statement(flow: _Flow) -> None:
     draw = flow.draw
     memory = flow.pick(flow.memories)
     key = draw(st.sampled_from(['"k1"', '"k2"']))
+    setters = ["mset", "mvia", "mkw", "mstar", "mfixed"]
     kind = draw(
-        st.sampled_from(["mset", "mlog", "mget", "mlocal", "clone_arg", "made"])
+        st.sampled_from([*setters, "mlog", "mget", "mlocal", "clone_arg", "made"])
     )
-    if kind == "mset":
-        flow.call("mset", memory, key, flow.value())
+    if kind in setters:
+        flow.call(kind, memory, key, flow.value())
     elif kind == "mlog":
         flow.call("mlog", memory, flow.value())
     elif kind == "mget":
