@@ -349,6 +349,7 @@ def test_run_script_compiles_every_example_and_runs_the_digest(tmp_path: Path) -
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert sorted(p.name for p in (tmp_path / "build").glob("*.py")) == [
+        "__init__.py",
         "digest.py",
         "etl.py",
         "fetcher.py",
