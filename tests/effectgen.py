@@ -47,6 +47,10 @@ def store_any(*args: Any) -> None:
     args[0][args[1]] = args[2]
 
 
+def store_rest(memory: Memory, key: str, value: int, *rest: int) -> None:
+    memory[key] = value + sum(rest)
+
+
 """
 
 # Each node: its source, with {d} for a delay in seconds. Tags name the call.
@@ -94,7 +98,8 @@ async def mset(memory: Memory, key: str, value: int, tag: str) -> None:
     note(tag)
 """,
     # Memory keys written through a project helper, bound every way a call can
-    # bind them; `mfixed` writes "k2" whatever key it is given.
+    # bind them; `mfixed`, `mfixstar` and `many` write "k2" whatever key they
+    # are given, through a helper whose own parameter is named `key`.
     "mvia": """@node
 async def mvia(memory: Memory, key: str, value: int, tag: str) -> None:
     await asyncio.sleep({d})
@@ -115,6 +120,18 @@ async def mstar(memory: Memory, key: str, value: int, tag: str) -> None:
 """,
     "mfixed": """@node
 async def mfixed(memory: Memory, key: str, value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    store_rest(memory, "k2", value)
+    note(tag)
+""",
+    "mfixstar": """@node
+async def mfixstar(memory: Memory, key: str, value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    store(*(memory, "k2", value))
+    note(tag)
+""",
+    "many": """@node
+async def many(memory: Memory, key: str, value: int, tag: str) -> None:
     await asyncio.sleep({d})
     store_any(memory, "k2", value)
     note(tag)
@@ -282,7 +299,7 @@ def _memory_statement(flow: _Flow) -> None:
     draw = flow.draw
     memory = flow.pick(flow.memories)
     key = draw(st.sampled_from(['"k1"', '"k2"']))
-    setters = ["mset", "mvia", "mkw", "mstar", "mfixed"]
+    setters = ["mset", "mvia", "mkw", "mstar", "mfixed", "mfixstar", "many"]
     kind = draw(
         st.sampled_from([*setters, "mlog", "mget", "mlocal", "clone_arg", "made"])
     )
