@@ -8,16 +8,16 @@
 
 Exit status: 0 when everything compiled (warnings allowed), 1 when a source
 has errors, `--check` finds stale output or an output may not be written, 2
-for bad command-line use or an internal error in kiln, 130 when interrupted.
+for bad command-line use or an internal error in kiln, 130 when interrupted,
+141 when stdout's reader went away before kiln wrote everything (`| head`).
 Diagnostics go to stdout in mypy's shape; nothing ever produces a Python
 traceback: `main` reports kiln's own bugs as such, and the console script
-(cli_entry.py) answers Ctrl-C.
+(cli_entry.py) answers Ctrl-C and a closed stdout.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -63,8 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("kiln: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        _silence_stdout()
-        return EXIT_ERRORS
+        raise  # stdout's reader went away: the console script answers (closed_output.py)
     except Exception as exc:  # kiln's own bug: said so, never a traceback
         if _interrupted(exc):
             print("kiln: interrupted", file=sys.stderr)
@@ -97,15 +96,6 @@ def _internal_error(error: Exception, show_traceback: bool) -> int:
             file=sys.stderr,
         )
     return EXIT_USAGE
-
-
-def _silence_stdout() -> None:
-    """stdout's reader went away (``kiln graph | head``): nothing more to say, no complaint."""
-    try:
-        descriptor = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(descriptor, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -12,8 +12,10 @@ writes the calls as Chrome trace-event JSON for Perfetto.
 
 Exit status: 0 when the flow returned, 1 when it raised (or the source has
 errors, or its import failed), 2 for bad command-line use, 130 when
-interrupted. A failure prints the exception and its kiln notes (the node, its
-definition and call lines), not a Python traceback unless `--show-traceback`.
+interrupted, 141 when stdout's reader went away (``| head -1``): a stream
+is stopped there, and the trace and the summary are still written. A
+failure prints the exception and its kiln notes (the node, its definition
+and call lines), not a Python traceback unless `--show-traceback`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import asyncio
 import dataclasses
 import inspect
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -44,6 +45,7 @@ from kiln import (
     Process,
     StreamProcess,
 )
+from kilnc.closed_output import EXIT_READER_GONE
 from kilnc.interrupts import EXIT_INTERRUPTED, run_async, running
 from kilnc.observe import Call, Observer, summarize_calls
 from kilnc.progress import RunProgress, format_seconds, summary_table
@@ -269,16 +271,16 @@ def _execute(
     began = time.perf_counter()
     result: Any = None
     error: BaseException | None = None
-    interrupted = False
+    interrupted = closed = False
     try:
         result = _RUNNERS[mode](method, args, kwargs, on_item)
     except KeyboardInterrupt:
         interrupted = True
     except _OutputClosed:
-        pass  # stop quietly, as `yes | head` does
+        closed = True  # stop quietly, as `yes | head` does
     except (Exception, asyncio.CancelledError) as exc:
         error = exc
-    return Outcome(result, error, interrupted, began, time.perf_counter())
+    return Outcome(result, error, interrupted, began, time.perf_counter(), closed)
 
 
 Runner = Callable[
@@ -344,13 +346,14 @@ def _print_item(item: Any) -> None:
 
 
 def _print_out(text: str) -> bool:
-    """Print a line to stdout; False when its reader is gone (``kiln run ... | head``)."""
+    """Print a line to stdout; False when its reader is gone (``kiln run ... | head``).
+
+    The run goes on to its trace and its summary; the console script then
+    silences stdout (closed_output.py).
+    """
     try:
         print(text, flush=True)
     except BrokenPipeError:
-        # Whoever reads has all they want. Point stdout at devnull, or Python's own
-        # flush at exit would complain about the pipe again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return False
     return True
 
@@ -368,14 +371,15 @@ def _report(
 ) -> int:
     summaries = summarize_calls(calls)
     wall = outcome.ended - outcome.began
+    printed = not outcome.closed
     if args.json:
         document = json_document(name, outcome, summaries, len(calls))
-        _print_out(json.dumps(document, indent=2, allow_nan=False))
+        printed = _print_out(json.dumps(document, indent=2, allow_nan=False))
     else:
         if outcome.ok and mode in ("aforward", "forward"):
             text = shown(outcome.result)
             if text is not None:
-                _print_out(text)
+                printed = _print_out(text)
             why = note(outcome.result)
             if why is not None:
                 print(why, file=sys.stderr)
@@ -390,13 +394,11 @@ def _report(
     if outcome.interrupted:
         print("kiln: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if outcome.error is not None:
-        if not args.json:
-            print(
-                failure_text(name, outcome.error, args.show_traceback), file=sys.stderr
-            )
-        return EXIT_ERRORS
-    return EXIT_OK
+    if outcome.error is not None and not args.json:
+        print(failure_text(name, outcome.error, args.show_traceback), file=sys.stderr)
+    if not printed:
+        return EXIT_READER_GONE
+    return EXIT_OK if outcome.error is None else EXIT_ERRORS
 
 
 def _target_error(exc: TargetError, show_traceback: bool) -> int:
