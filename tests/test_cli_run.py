@@ -299,8 +299,12 @@ USAGE_ERRORS = [
     (["flows.py", "n=1"], "flows.py has several flows; name one as flows.py:FLOW"),
     (["missing.py:f"], "no such file: missing.py"),
     (
-        ["flows.py:greet", "name=a", "--trace", "no/such/dir/t.json"],
-        "cannot write the trace to no/such/dir/t.json",
+        ["flows.py:greet", "name=a", "--trace", "helpers.py/t.json"],
+        "--trace: the directory helpers.py is a regular file, not a directory",
+    ),
+    (
+        ["flows.py:greet", "name=a", "--trace", "helpers.py/deeper/t.json"],
+        "--trace: the directory helpers.py/deeper cannot be made: helpers.py is a regular file",
     ),
     (["helpers.py:f"], "helpers.py has no @flow to run"),
 ]
@@ -430,6 +434,13 @@ def test_trace_file(pipeline_json: dict[str, Any]) -> None:
     retried = [e for e in flaky if e["args"]["attempts"] == 2]
     assert len(retried) == 1
     assert all(e["cat"] == "completed" and e["ts"] >= 0 for e in complete)
+
+
+def test_the_trace_directory_is_made(project: Path, tmp_path: Path) -> None:
+    trace = tmp_path / "no" / "such" / "dir" / "t.json"
+    result = clean(run("flows.py:greet", "name=a", "--trace", trace, cwd=project))
+    assert result.returncode == 0, result
+    assert json.loads(trace.read_text())["traceEvents"][0]["ph"] == "M"
 
 
 def test_a_stream_prints_each_item_as_it_arrives(project: Path, tmp_path: Path) -> None:

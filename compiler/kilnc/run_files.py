@@ -5,6 +5,8 @@ Both are checked before anything is compiled or run (outputs.py has the rules):
     kiln run flows.py:digest --trace flows.py      refused: the source
     kiln run flows.py:digest --trace notes.txt     refused: not a trace kiln wrote
     kiln run flows.py:digest --trace run.json      written when the run ends, whole
+    kiln run flows.py:digest --trace out/run.json  out/ made first, parents too
+    kiln run flows.py:digest --trace notes.txt/r   refused: a file is in the way
     kiln run flows.py:digest --ledger flows.py     refused: the source
     kiln run flows.py:digest --ledger fifo         refused: not a regular file
     kiln run flows.py:digest --ledger notes.db     refused unless a kiln ledger
@@ -20,7 +22,13 @@ from pathlib import Path
 
 from kiln.errors import LedgerError
 from kiln.ledger_file import prepare
-from kilnc.outputs import PendingFile, check_target, is_kiln_trace, pending_file
+from kilnc.outputs import (
+    PendingFile,
+    check_directory,
+    check_target,
+    is_kiln_trace,
+    pending_file,
+)
 from kilnc.run_load import TargetError
 
 __all__ = ["checked_ledger", "pending_trace"]
@@ -34,11 +42,13 @@ def pending_trace(
     """The trace file to commit when the run ends, or None without `--trace`."""
     if path is None:
         return None
-    refusal = check_target(path, [source], is_kiln_trace, what="trace")
+    refusal = check_directory(path.parent, [source], what="directory") or check_target(
+        path, [source], is_kiln_trace, what="trace"
+    )
     if refusal is not None:
         raise TargetError(f"--trace: {refusal.message}", EXIT_USAGE)
     try:
-        return stack.enter_context(pending_file(path, make_directory=False))
+        return stack.enter_context(pending_file(path))  # its directory made
     except OSError as exc:
         message = f"cannot write the trace to {path}: {exc.strerror or exc}"
         raise TargetError(message, EXIT_USAGE) from None
