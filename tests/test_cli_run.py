@@ -290,8 +290,26 @@ USAGE_ERRORS = [
         "missing required arguments: rate (float), on (bool), where (Path), tags (list[str])",
     ),
     (["flows.py:greet", "name=a", "nmae=b"], "unknown argument 'nmae'"),
-    (["flows.py:greet", "name"], "expected name=value, got 'name'"),
+    (
+        ["flows.py:greet", "name"],
+        "flows.py:greet: argument 'name' has no '=': arguments are name=value;"
+        " give its value as name=VALUE (the flow takes: name)",
+    ),
+    (
+        ["flows.py:greet", "unknown q"],
+        "flows.py:greet: argument 'unknown q' has no '=': arguments are name=value,"
+        " such as 'name=unknown q' (the flow takes: name)",
+    ),
+    (
+        ["flows.py:greet", "name=a", "b"],
+        "argument 'b' has no '=': arguments are name=value; if it is the rest of"
+        " the value before it, quote both: 'name=a b' (the flow takes: name)",
+    ),
     (["flows.py:greet", "name=a", "name=b"], "argument 'name' is given twice"),
+    (
+        ["flows.py:greet"],
+        "missing required argument: name (str); give it as name=VALUE",
+    ),
     (
         ["flows.py:nope"],
         "no flow named 'nope' in flows.py; its flows: pipeline, broken, kinds",
@@ -441,6 +459,15 @@ def test_the_trace_directory_is_made(project: Path, tmp_path: Path) -> None:
     result = clean(run("flows.py:greet", "name=a", "--trace", trace, cwd=project))
     assert result.returncode == 0, result
     assert json.loads(trace.read_text())["traceEvents"][0]["ph"] == "M"
+
+
+def test_a_refused_argument_makes_no_trace_directory(
+    project: Path, tmp_path: Path
+) -> None:
+    trace = tmp_path / "made" / "t.json"
+    result = clean(run("flows.py:greet", "nmae=a", "--trace", trace, cwd=project))
+    assert result.returncode == 2, result
+    assert not trace.parent.exists()
 
 
 def test_a_stream_prints_each_item_as_it_arrives(project: Path, tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ import inspect
 import json
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack, aclosing, closing
 from pathlib import Path
 from types import ModuleType
@@ -50,7 +50,7 @@ from kilnc.interrupts import EXIT_INTERRUPTED, run_async, running
 from kilnc.observe import Call, Observer, summarize_calls
 from kilnc.progress import RunProgress, format_seconds, summary_table
 from kilnc.run_args import ArgumentError, bind_arguments, parse_assignments, type_hints
-from kilnc.run_files import checked_ledger, pending_trace
+from kilnc.run_files import checked_ledger, checked_trace, pending_trace
 from kilnc.run_load import (
     CompileFailed,
     TargetError,
@@ -161,15 +161,17 @@ class _Call:
 
 def _run(args: argparse.Namespace) -> int:
     target = parse_target(args.target)
-    given = parse_assignments(args.arguments)
     with ExitStack() as stack:
-        # Refused before anything is compiled or run: a trace or a ledger kiln may not write.
-        trace = pending_trace(args.trace, target.path, stack)
+        # Refused before anything is compiled: a trace or a ledger kiln may not write.
+        trace_path = checked_trace(args.trace, target.path)
         ledger = checked_ledger(args.ledger, target.path)
         module = stack.enter_context(loaded_module(target.path))
         backend = None if args.dask is None else _dask_backend(args.dask, stack)
         shown_path = display_path(target.path)
-        call = _prepare(module, target.flow, shown_path, given, backend, ledger)
+        call = _prepare(
+            module, target.flow, shown_path, args.arguments, backend, ledger
+        )
+        trace = pending_trace(trace_path, stack)
         stderr = _stderr_console()
         live = stderr.is_terminal and not (args.no_progress or args.json)
         with running():
@@ -202,19 +204,19 @@ def _prepare(
     module: ModuleType,
     flow_name: str | None,
     shown: str,
-    given: dict[str, str],
+    words: Sequence[str],
     backend: Backend | None = None,
     ledger: Path | None = None,
 ) -> _Call:
-    """The observed instance of the chosen flow, and the arguments `given` ask for."""
+    """The observed instance of the chosen flow, and the arguments `words` ask for."""
     name, flow = choose_flow(find_flows(module), flow_name, shown)
     observer = Observer()
     configured = type(flow)(on_event=observer, backend=backend, ledger=ledger)
     mode, method = _entry(configured)
+    signature = inspect.signature(method)
     try:
-        args, kwargs = bind_arguments(
-            inspect.signature(method), type_hints(method), given
-        )
+        given = parse_assignments(words, signature)
+        args, kwargs = bind_arguments(signature, type_hints(method), given)
     except ArgumentError as exc:
         raise ArgumentError(f"{shown}:{name}: {exc}") from None
     return _Call(name, mode, method, args, kwargs, observer)
