@@ -267,3 +267,35 @@ def test_dump_prints_every_flow(tmp_path: Path, form: str) -> None:
         if line.strip() and not line.startswith("pipeline.py")
     ]
     assert len(listing) >= 4, result.stdout
+    assert "pipeline.py -> " not in result.stdout, "a dump is a look, not a build"
+    assert not (tmp_path / "build").exists()
+
+
+def test_dump_writes_nothing(tmp_path: Path) -> None:
+    write(tmp_path / "pipeline.py", GOOD)
+    assert kiln("compile", "pipeline.py", "-o", "build", cwd=tmp_path).returncode == 0
+    output = tmp_path / "build" / "pipeline.py"
+    stale = output.read_text().replace("Double, then increment.", "An older flow.")
+    output.write_text(stale)
+    dumped = kiln(
+        "compile", "pipeline.py", "-o", "build", "--dump", "plan", cwd=tmp_path
+    )
+    assert dumped.returncode == 0, dumped
+    assert output.read_text() == stale
+    # nothing to write, so no OUTDIR needed
+    bare = kiln("compile", "pipeline.py", "--dump", "plan", cwd=tmp_path)
+    assert (bare.returncode, bare.stdout) == (0, dumped.stdout), bare
+    # --check still reads the outputs
+    checked = kiln(
+        "compile",
+        "pipeline.py",
+        "-o",
+        "build",
+        "--dump",
+        "plan",
+        "--check",
+        cwd=tmp_path,
+    )
+    assert checked.returncode == 1, checked
+    assert "is stale" in checked.stdout
+    assert output.read_text() == stale

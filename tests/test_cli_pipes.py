@@ -121,7 +121,7 @@ def big_ledger(project: Path) -> Path:
     "args",
     [
         ["--help"],
-        ["compile", "flows.py", "-o", "build", "--dump", "plan"],
+        ["compile", "flows.py", "--dump", "plan"],
         ["compile", "flows.py", "-o", "build", "--format", "json"],
         ["graph", "flows.py"],
         ["run", "flows.py:chain", "x=1"],

@@ -134,7 +134,10 @@ def _parser() -> argparse.ArgumentParser:
         help="write nothing; exit 1 when an output is missing or stale",
     )
     compile_.add_argument(
-        "--dump", choices=("ir", "graph", "plan"), help="print an intermediate form"
+        "--dump",
+        choices=("ir", "graph", "plan"),
+        help="print an intermediate form and write nothing: a look, not a build"
+        " (no OUTDIR needed)",
     )
     compile_.add_argument(
         "-q", "--quiet", action="store_true", help="print only diagnostics"
@@ -183,9 +186,10 @@ def _compile(args: argparse.Namespace) -> int:
     status, tally = EXIT_OK, Tally()
     planned: list[tuple[Compilation, Path]] = []
     for file in files:
-        target = args.output / f"{file.stem}.py"
+        # No output directory only with --dump, which writes nothing.
+        target = None if args.output is None else args.output / f"{file.stem}.py"
         try:
-            ledger = ledger_beside(args.ledger, target)
+            ledger = None if target is None else ledger_beside(args.ledger, target)
             compilation = compile_file(file, args.dump, args.max_visits, ledger)
             if args.warnings_as_errors:
                 compilation = compilation.warnings_as_errors()
@@ -208,6 +212,8 @@ def _compile(args: argparse.Namespace) -> int:
                 shown = printable(compilation.source.path)
                 report.say(f"{shown}: note: no @flow to compile")
             continue
+        if target is None or (args.dump and not args.check):
+            continue  # --dump is a look, not a build: nothing is written
         planned.append((compilation, target))
     if args.check:
         status = max([status, *(check_stale(c, t, args, report) for c, t in planned)])
