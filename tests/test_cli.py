@@ -240,6 +240,20 @@ def test_bad_usage_exits_2(tmp_path: Path, args: list[str]) -> None:
     assert not (tmp_path / "build").exists()
 
 
+def test_sources_may_follow_the_options(tmp_path: Path) -> None:
+    write(tmp_path / "one.py", GOOD)
+    write(tmp_path / "two.py", GOOD)
+    result = kiln("compile", "one.py", "-o", "build", "two.py", "-q", cwd=tmp_path)
+    assert result.returncode == 0, result
+    assert sorted(p.name for p in (tmp_path / "build").iterdir()) == [
+        "one.py",
+        "two.py",
+    ]
+    refused = kiln("compile", "one.py", "-o", "build", "--bogus", cwd=tmp_path)
+    assert refused.returncode == 2, refused
+    assert "unrecognized arguments: --bogus" in refused.stderr
+
+
 def test_directory_compiles_the_files_that_declare_flows(tmp_path: Path) -> None:
     write(tmp_path / "src" / "pipeline.py", GOOD)
     write(tmp_path / "src" / "other.py", GOOD.replace("first", "third"))

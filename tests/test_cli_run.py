@@ -328,6 +328,22 @@ USAGE_ERRORS = [
 ]
 
 
+def test_arguments_may_follow_the_options(project: Path) -> None:
+    result = clean(
+        run("flows.py:greet", "--json", "name=kiln", "--no-progress", cwd=project)
+    )
+    assert result.returncode == 0, result
+    assert json.loads(result.stdout)["result"] == "hello kiln\nsecond line"
+
+
+def test_a_missing_target_is_the_only_required_argument(project: Path) -> None:
+    result = clean(run(cwd=project))
+    assert result.returncode == 2, result
+    assert result.stderr.endswith(
+        "kiln: error: the following arguments are required: PATH.py:FLOW\n"
+    ), result.stderr
+
+
 @pytest.mark.parametrize(("args", "message"), USAGE_ERRORS)
 def test_usage_errors(project: Path, args: list[str], message: str) -> None:
     result = clean(run(*args, cwd=project))

@@ -52,7 +52,7 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: Sequence[str] | None = None) -> int:
     """The command's entry point (cli_entry.py adds Ctrl-C); returns the exit status."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -69,6 +69,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("kiln: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
         return _internal_error(exc, getattr(args, "show_traceback", False))
+
+
+def _parse(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None
+) -> argparse.Namespace:
+    """The arguments, where a command's trailing words may also follow its options.
+
+    argparse gives a positional of any number of words only those before the
+    first option, so `kiln run f.py --json n=4` would call `n=4`, and `kiln
+    compile a.py -o build b.py` would call `b.py`, unrecognized. A command
+    with such a positional names it in `trailing` (set_defaults: attribute,
+    type), and the words left over after the options are added to it.
+    """
+    args, extra = parser.parse_known_args(argv)
+    trailing: tuple[str, Callable[[str], object]] | None = getattr(
+        args, "trailing", None
+    )
+    words = [w for w in extra if trailing is not None and not w.startswith("-")]
+    unknown = [w for w in extra if w not in words]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if trailing is not None and words:
+        name, kind = trailing
+        setattr(args, name, [*getattr(args, name), *map(kind, words)])
+    return args
 
 
 def _interrupted(error: BaseException) -> bool:
@@ -108,6 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     compile_.add_argument(
         "sources",
         nargs="*",
+        default=[],  # else listed as required when another argument is missing
         type=Path,
         metavar="SRC",
         help="files or directories (default: [tool.kiln] sources)",
@@ -158,8 +184,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print kiln's own traceback on an internal error",
     )
-    compile_.set_defaults(handler=_compile)
-    # Each further command registers its parser and its handler (set_defaults).
+    compile_.set_defaults(handler=_compile, trailing=("sources", Path))
+    # Each further command registers its parser and its handler (set_defaults), and
+    # `trailing`, its positional of any number of words (see _parse).
     add_check_command(commands)
     add_graph_command(commands)
     add_run_command(commands)

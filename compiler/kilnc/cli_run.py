@@ -92,6 +92,7 @@ def add_run_command(commands: Any) -> None:
     run.add_argument(
         "arguments",
         nargs="*",
+        default=[],  # else listed as required when PATH.py:FLOW is missing
         metavar="name=value",
         help="the flow's arguments, read by their annotations (JSON for lists, dicts, ...)",
     )
@@ -127,7 +128,7 @@ def add_run_command(commands: Any) -> None:
         help="run the node calls on the Dask scheduler at ADDRESS (tcp://host:8786),"
         " or on a cluster started on this machine with 'local' (pip install 'kiln[dask]')",
     )
-    run.set_defaults(handler=run_flow_command)
+    run.set_defaults(handler=run_flow_command, trailing=("arguments", str))
 
 
 class _OutputClosed(Exception):
