@@ -3,6 +3,7 @@
     kiln compile [SRC...] [-o OUTDIR] [--check] [--dump ir|graph|plan] [--format text|json]
                  [--warnings-as-errors] [--force]  (writing: cli_write.py, outputs.py)
     kiln check SRC... -o OUTDIR [--no-mypy]
+    kiln graph SRC [--flow NAME] [--format mermaid|dot|svg|png] [-o FILE]  (see cli_graph.py)
     kiln run PATH.py:FLOW [name=value ...] [--json] [--trace FILE]  (see cli_run.py)
     kiln ledger stats|clear [--node NAME] [PATH] [--json]  (see cli_ledger.py)
 
