@@ -4,7 +4,8 @@ Each command runs with Python's default buffering (PYTHONUNBUFFERED left
 out, as a user's shell has it): output smaller than the buffer is written
 at the end, where Python's own flush at exit used to fail. The reader closes
 the pipe either before kiln writes (``| true``: any output hits it) or after
-the first line, when the output is larger than the pipe holds.
+the first line, when the output is larger than the pipe holds. An output
+that cannot take what is left (a full disk) is one line on stderr, exit 1.
 """
 
 from __future__ import annotations
@@ -53,6 +54,15 @@ def text(n: int) -> str:
 '''
 
 
+def buffered() -> dict[str, str]:
+    """The environment, with Python's default buffering of stdout and no ledger."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONUNBUFFERED", "KILN_LEDGER")
+    }
+
+
 def closed_early(
     *args: str | Path, cwd: Path, first_line: bool = False, merged: bool = False
 ) -> tuple[int, str]:
@@ -60,15 +70,10 @@ def closed_early(
 
     `merged`: stderr goes to the same pipe (``2>&1 | head -1``).
     """
-    environment = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("PYTHONUNBUFFERED", "KILN_LEDGER")
-    }
     process = subprocess.Popen(
         [*KILN, *map(str, args)],
         cwd=cwd,
-        env=environment,
+        env=buffered(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT if merged else subprocess.PIPE,
         text=True,
@@ -155,3 +160,22 @@ def test_stderr_on_the_closed_pipe_too(project: Path) -> None:
         "run", "flows.py:text", "n=50000", cwd=project, first_line=True, merged=True
     )
     assert status == EXIT_READER_GONE
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_disk_is_one_line(project: Path) -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [*KILN, "compile", "flows.py", "--dump", "plan"],
+            cwd=project,
+            env=buffered(),
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 1, done
+    assert (
+        done.stderr == "kiln: error: cannot write the output: No space left on device\n"
+    )

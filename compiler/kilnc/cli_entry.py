@@ -19,7 +19,7 @@ import signal
 import sys
 
 from kilnc import interrupts
-from kilnc.closed_output import flush_streams, reader_gone
+from kilnc.closed_output import cannot_write, flush_streams, reader_gone
 
 
 def main() -> int:
@@ -32,6 +32,8 @@ def main() -> int:
         status = _command()
     except BrokenPipeError:
         return reader_gone()
+    except OSError as error:  # the last flush: main reports the command's own errors
+        return cannot_write(error)
     if status == interrupts.EXIT_INTERRUPTED:
         # Answered: more Ctrl-C while the streams flush changes nothing.
         signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -17,6 +17,9 @@ a command that SIGPIPE ended (`yes | head -1`): the output was cut short.
     kiln run: a stream's item, the         stops the stream, writes the trace,
       result, the --json document            prints the summary on stderr, exits 141
     kiln run ... 2>&1 | head: stderr's     as the first row: nothing more is printed
+
+Any other error of that last flush (``kiln compile --dump plan > /dev/full``:
+no space left) is said in one line on stderr, exit 1 (`cannot_write`).
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ import sys
 from contextlib import suppress
 from typing import Final, TextIO
 
-__all__ = ["EXIT_READER_GONE", "flush_streams", "reader_gone"]
+__all__ = ["EXIT_READER_GONE", "cannot_write", "flush_streams", "reader_gone"]
 
 EXIT_READER_GONE: Final = 128 + 13  # as a shell reports a command that SIGPIPE ended
+EXIT_ERRORS: Final = 1
 
 
 def flush_streams() -> None:
@@ -39,12 +43,26 @@ def flush_streams() -> None:
 
 def reader_gone() -> int:
     """Silence each stream whose reader went away; the exit status that says so."""
+    _silence_failing()
+    return EXIT_READER_GONE
+
+
+def cannot_write(error: OSError) -> int:
+    """The output could not be written (a full disk): said on stderr, if it can be."""
+    with suppress(OSError, ValueError):
+        print(
+            f"kiln: error: cannot write the output: {error.strerror}", file=sys.stderr
+        )
+    _silence_failing()
+    return EXIT_ERRORS
+
+
+def _silence_failing() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()  # what is still buffered, or nothing: raises only when closed
+            stream.flush()  # what is still buffered, or nothing: raises only when it fails
         except (OSError, ValueError):
             _to_devnull(stream)
-    return EXIT_READER_GONE
 
 
 def _to_devnull(stream: TextIO) -> None:
