@@ -291,25 +291,15 @@ def test_dump_writes_nothing(tmp_path: Path) -> None:
     output = tmp_path / "build" / "pipeline.py"
     stale = output.read_text().replace("Double, then increment.", "An older flow.")
     output.write_text(stale)
-    dumped = kiln(
-        "compile", "pipeline.py", "-o", "build", "--dump", "plan", cwd=tmp_path
-    )
+    dump = ("compile", "pipeline.py", "--dump", "plan")
+    dumped = kiln(*dump, "-o", "build", cwd=tmp_path)
     assert dumped.returncode == 0, dumped
     assert output.read_text() == stale
     # nothing to write, so no OUTDIR needed
-    bare = kiln("compile", "pipeline.py", "--dump", "plan", cwd=tmp_path)
+    bare = kiln(*dump, cwd=tmp_path)
     assert (bare.returncode, bare.stdout) == (0, dumped.stdout), bare
     # --check still reads the outputs
-    checked = kiln(
-        "compile",
-        "pipeline.py",
-        "-o",
-        "build",
-        "--dump",
-        "plan",
-        "--check",
-        cwd=tmp_path,
-    )
+    checked = kiln(*dump, "-o", "build", "--check", cwd=tmp_path)
     assert checked.returncode == 1, checked
     assert "is stale" in checked.stdout
     assert output.read_text() == stale
