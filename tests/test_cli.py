@@ -244,6 +244,20 @@ def test_bad_usage_exits_2(tmp_path: Path, args: list[str]) -> None:
     assert not (tmp_path / "build").exists()
 
 
+def test_sources_may_follow_the_options(tmp_path: Path) -> None:
+    write(tmp_path / "one.py", GOOD)
+    write(tmp_path / "two.py", GOOD)
+    result = kiln("compile", "one.py", "-o", "build", "two.py", "-q", cwd=tmp_path)
+    assert result.returncode == 0, result
+    assert sorted(p.name for p in (tmp_path / "build").iterdir()) == [
+        "one.py",
+        "two.py",
+    ]
+    refused = kiln("compile", "one.py", "-o", "build", "--bogus", cwd=tmp_path)
+    assert refused.returncode == 2, refused
+    assert "unrecognized arguments: --bogus" in refused.stderr
+
+
 def test_directory_compiles_the_files_that_declare_flows(tmp_path: Path) -> None:
     write(tmp_path / "src" / "pipeline.py", GOOD)
     write(tmp_path / "src" / "other.py", GOOD.replace("first", "third"))
@@ -271,3 +285,25 @@ def test_dump_prints_every_flow(tmp_path: Path, form: str) -> None:
         if line.strip() and not line.startswith("pipeline.py")
     ]
     assert len(listing) >= 4, result.stdout
+    assert "pipeline.py -> " not in result.stdout, "a dump is a look, not a build"
+    assert not (tmp_path / "build").exists()
+
+
+def test_dump_writes_nothing(tmp_path: Path) -> None:
+    write(tmp_path / "pipeline.py", GOOD)
+    assert kiln("compile", "pipeline.py", "-o", "build", cwd=tmp_path).returncode == 0
+    output = tmp_path / "build" / "pipeline.py"
+    stale = output.read_text().replace("Double, then increment.", "An older flow.")
+    output.write_text(stale)
+    dump = ("compile", "pipeline.py", "--dump", "plan")
+    dumped = kiln(*dump, "-o", "build", cwd=tmp_path)
+    assert dumped.returncode == 0, dumped
+    assert output.read_text() == stale
+    # nothing to write, so no OUTDIR needed
+    bare = kiln(*dump, cwd=tmp_path)
+    assert (bare.returncode, bare.stdout) == (0, dumped.stdout), bare
+    # --check still reads the outputs
+    checked = kiln(*dump, "-o", "build", "--check", cwd=tmp_path)
+    assert checked.returncode == 1, checked
+    assert "is stale" in checked.stdout
+    assert output.read_text() == stale

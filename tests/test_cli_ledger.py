@@ -186,3 +186,9 @@ def test_bad_usage_exits_2(tmp_path: Path, args: list[str]) -> None:
     done = kiln(*args, cwd=tmp_path)
     assert done.returncode == 2, done
     assert "kiln: error: " in done.stderr
+
+
+def test_help_says_what_runs_counts(tmp_path: Path) -> None:
+    done = kiln("ledger", "stats", "--help", cwd=tmp_path)
+    assert done.returncode == 0, done
+    assert "the last N runs (default: 10)" in " ".join(done.stdout.split())

@@ -290,8 +290,26 @@ USAGE_ERRORS = [
         "missing required arguments: rate (float), on (bool), where (Path), tags (list[str])",
     ),
     (["flows.py:greet", "name=a", "nmae=b"], "unknown argument 'nmae'"),
-    (["flows.py:greet", "name"], "expected name=value, got 'name'"),
+    (
+        ["flows.py:greet", "name"],
+        "flows.py:greet: argument 'name' has no '=': arguments are name=value;"
+        " give its value as name=VALUE (the flow takes: name)",
+    ),
+    (
+        ["flows.py:greet", "unknown q"],
+        "flows.py:greet: argument 'unknown q' has no '=': arguments are name=value,"
+        " such as 'name=unknown q' (the flow takes: name)",
+    ),
+    (
+        ["flows.py:greet", "name=a", "b"],
+        "argument 'b' has no '=': arguments are name=value; if it is the rest of"
+        " the value before it, quote both: 'name=a b' (the flow takes: name)",
+    ),
     (["flows.py:greet", "name=a", "name=b"], "argument 'name' is given twice"),
+    (
+        ["flows.py:greet"],
+        "missing required argument: name (str); give it as name=VALUE",
+    ),
     (
         ["flows.py:nope"],
         "no flow named 'nope' in flows.py; its flows: pipeline, broken, kinds",
@@ -299,11 +317,31 @@ USAGE_ERRORS = [
     (["flows.py", "n=1"], "flows.py has several flows; name one as flows.py:FLOW"),
     (["missing.py:f"], "no such file: missing.py"),
     (
-        ["flows.py:greet", "name=a", "--trace", "no/such/dir/t.json"],
-        "cannot write the trace to no/such/dir/t.json",
+        ["flows.py:greet", "name=a", "--trace", "helpers.py/t.json"],
+        "--trace: the directory helpers.py is a regular file, not a directory",
+    ),
+    (
+        ["flows.py:greet", "name=a", "--trace", "helpers.py/deeper/t.json"],
+        "--trace: the directory helpers.py/deeper cannot be made: helpers.py is a regular file",
     ),
     (["helpers.py:f"], "helpers.py has no @flow to run"),
 ]
+
+
+def test_arguments_may_follow_the_options(project: Path) -> None:
+    result = clean(
+        run("flows.py:greet", "--json", "name=kiln", "--no-progress", cwd=project)
+    )
+    assert result.returncode == 0, result
+    assert json.loads(result.stdout)["result"] == "hello kiln\nsecond line"
+
+
+def test_a_missing_target_is_the_only_required_argument(project: Path) -> None:
+    result = clean(run(cwd=project))
+    assert result.returncode == 2, result
+    assert result.stderr.endswith(
+        "kiln: error: the following arguments are required: PATH.py:FLOW\n"
+    ), result.stderr
 
 
 @pytest.mark.parametrize(("args", "message"), USAGE_ERRORS)
@@ -432,6 +470,22 @@ def test_trace_file(pipeline_json: dict[str, Any]) -> None:
     assert all(e["cat"] == "completed" and e["ts"] >= 0 for e in complete)
 
 
+def test_the_trace_directory_is_made(project: Path, tmp_path: Path) -> None:
+    trace = tmp_path / "no" / "such" / "dir" / "t.json"
+    result = clean(run("flows.py:greet", "name=a", "--trace", trace, cwd=project))
+    assert result.returncode == 0, result
+    assert json.loads(trace.read_text())["traceEvents"][0]["ph"] == "M"
+
+
+def test_a_refused_argument_makes_no_trace_directory(
+    project: Path, tmp_path: Path
+) -> None:
+    trace = tmp_path / "made" / "t.json"
+    result = clean(run("flows.py:greet", "nmae=a", "--trace", trace, cwd=project))
+    assert result.returncode == 2, result
+    assert not trace.parent.exists()
+
+
 def test_a_stream_prints_each_item_as_it_arrives(project: Path, tmp_path: Path) -> None:
     opened = tmp_path / "open"
     process = subprocess.Popen(
@@ -484,7 +538,9 @@ def test_a_reader_that_goes_away_ends_a_stream_quietly(
         process.wait(timeout=120)
     finally:
         process.kill()
-    assert process.returncode == 0, errors
+    assert (
+        process.returncode == 141
+    ), errors  # as `yes | head -1` (tests/test_cli_pipes.py)
     assert "Traceback" not in errors
     assert "Error" not in errors
 

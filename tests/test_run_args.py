@@ -112,17 +112,76 @@ def test_convert_refuses_naming_the_parameter_type_and_value(
     ), message
 
 
-def test_parse_assignments() -> None:
-    assert parse_assignments(["a=1", "b=x=y", "c="]) == {"a": "1", "b": "x=y", "c": ""}
-    for bad in ("novalue", "=3", "1a=2", "a b=3"):
-        with pytest.raises(ArgumentError, match="expected name=value"):
-            parse_assignments([bad])
-    with pytest.raises(ArgumentError, match="'a' is given twice"):
-        parse_assignments(["a=1", "a=2"])
-
-
 async def flow(path: Path, top: int = 5, tags: list[str] | None = None) -> str:
     return ""
+
+
+def parse(*words: str) -> dict[str, str]:
+    return parse_assignments(words, inspect.signature(flow))
+
+
+def test_parse_assignments() -> None:
+    assert parse("a=1", "b=x=y", "c=") == {"a": "1", "b": "x=y", "c": ""}
+    # not the flow's names: left for bind_arguments to name
+    assert parse("1a=2", "a b=3") == {"1a": "2", "a b": "3"}
+
+
+@pytest.mark.parametrize(
+    ("words", "message"),
+    [
+        (
+            ["unknown q"],
+            "argument 'unknown q' has no '=': arguments are name=value,"
+            " such as 'path=unknown q' (the flow takes: path, top, tags)",
+        ),
+        (
+            ["path=p", "3"],
+            "argument '3' has no '=': arguments are name=value; if it is the rest of"
+            " the value before it, quote both: 'path=p 3' (the flow takes: path, top, tags)",
+        ),
+        (
+            ["top=3", "notes.md"],
+            "argument 'notes.md' has no '=': arguments are name=value; if it is the"
+            " rest of the value before it, quote both: 'top=3 notes.md'",
+        ),
+        (
+            ["notes.md", "top=3"],
+            "such as path=notes.md (the flow takes: path, top, tags)",
+        ),
+        (
+            ["path=p", "top"],
+            "argument 'top' has no '=': arguments are name=value;"
+            " give its value as top=VALUE (the flow takes: path, top, tags)",
+        ),
+        (
+            ["=3"],
+            "argument '=3' has no name before '=' (the flow takes: path, top, tags)",
+        ),
+        (
+            ["top=1", "top=2"],
+            "argument 'top' is given twice ('top=1', then 'top=2'); give it once",
+        ),
+    ],
+)
+def test_parse_names_the_mistake(words: list[str], message: str) -> None:
+    with pytest.raises(ArgumentError) as caught:
+        parse(*words)
+    assert message in str(caught.value)
+    assert "quote a value" not in str(caught.value)
+
+
+def test_a_flow_without_parameters_says_so() -> None:
+    def none() -> None: ...
+
+    with pytest.raises(
+        ArgumentError,
+        match=r"no '=': arguments are name=value \(the flow takes no arguments\)$",
+    ):
+        parse_assignments(["3"], inspect.signature(none))
+    with pytest.raises(
+        ArgumentError, match=r"unknown argument 'q' \(the flow takes no arguments\)$"
+    ):
+        bind_arguments(inspect.signature(none), {}, {"q": "3"})
 
 
 def bind(
@@ -140,7 +199,8 @@ def test_bind_by_annotation() -> None:
 
 def test_bind_refuses_missing_and_unknown_arguments() -> None:
     with pytest.raises(
-        ArgumentError, match=r"missing required argument: path \(Path\)"
+        ArgumentError,
+        match=r"missing required argument: path \(Path\); give it as path=VALUE$",
     ):
         bind(flow, {"top": "1"})
     with pytest.raises(
@@ -154,7 +214,10 @@ def test_bind_refuses_missing_and_unknown_arguments() -> None:
 def test_missing_arguments_are_all_named() -> None:
     def two(a: int, b: list[int]) -> None: ...
 
-    with pytest.raises(ArgumentError, match=r"arguments: a \(int\), b \(list\[int\]\)"):
+    with pytest.raises(
+        ArgumentError,
+        match=r"arguments: a \(int\), b \(list\[int\]\); give each as name=value$",
+    ):
         bind(two, {})
 
 

@@ -3,21 +3,22 @@
     kiln compile [SRC...] [-o OUTDIR] [--check] [--dump ir|graph|plan] [--format text|json]
                  [--warnings-as-errors] [--force]  (writing: cli_write.py, outputs.py)
     kiln check SRC... -o OUTDIR [--no-mypy]
+    kiln graph SRC [--flow NAME] [--format mermaid|dot|svg|png] [-o FILE]  (see cli_graph.py)
     kiln run PATH.py:FLOW [name=value ...] [--json] [--trace FILE]  (see cli_run.py)
     kiln ledger stats|clear [--node NAME] [PATH] [--json]  (see cli_ledger.py)
 
 Exit status: 0 when everything compiled (warnings allowed), 1 when a source
 has errors, `--check` finds stale output or an output may not be written, 2
-for bad command-line use or an internal error in kiln, 130 when interrupted.
+for bad command-line use or an internal error in kiln, 130 when interrupted,
+141 when stdout's reader went away before kiln wrote everything (`| head`).
 Diagnostics go to stdout in mypy's shape; nothing ever produces a Python
 traceback: `main` reports kiln's own bugs as such, and the console script
-(cli_entry.py) answers Ctrl-C.
+(cli_entry.py) answers Ctrl-C and a closed stdout.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -59,7 +60,7 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: Sequence[str] | None = None) -> int:
     """The command's entry point (cli_entry.py adds Ctrl-C); returns the exit status."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -70,13 +71,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("kiln: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        _silence_stdout()
-        return EXIT_ERRORS
+        raise  # stdout's reader went away: the console script answers (closed_output.py)
     except Exception as exc:  # kiln's own bug: said so, never a traceback
         if _interrupted(exc):
             print("kiln: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
         return _internal_error(exc, getattr(args, "show_traceback", False))
+
+
+def _parse(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None
+) -> argparse.Namespace:
+    """The arguments, where a command's trailing words may also follow its options.
+
+    argparse gives a positional of any number of words only those before the
+    first option, so `kiln run f.py --json n=4` would call `n=4`, and `kiln
+    compile a.py -o build b.py` would call `b.py`, unrecognized. A command
+    with such a positional names it in `trailing` (set_defaults: attribute,
+    type), and the words left over after the options are added to it.
+    """
+    args, extra = parser.parse_known_args(argv)
+    trailing: tuple[str, Callable[[str], object]] | None = getattr(
+        args, "trailing", None
+    )
+    words = [w for w in extra if trailing is not None and not w.startswith("-")]
+    unknown = [w for w in extra if w not in words]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if trailing is not None and words:
+        name, kind = trailing
+        setattr(args, name, [*getattr(args, name), *map(kind, words)])
+    return args
 
 
 def _interrupted(error: BaseException) -> bool:
@@ -106,15 +131,6 @@ def _internal_error(error: Exception, show_traceback: bool) -> int:
     return EXIT_USAGE
 
 
-def _silence_stdout() -> None:
-    """stdout's reader went away (``kiln graph | head``): nothing more to say, no complaint."""
-    try:
-        descriptor = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(descriptor, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="kiln", description="Compile Python flows to standalone asyncio modules."
@@ -125,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     compile_.add_argument(
         "sources",
         nargs="*",
+        default=[],  # else listed as required when another argument is missing
         type=Path,
         metavar="SRC",
         help="files or directories (default: [tool.kiln] sources)",
@@ -151,7 +168,10 @@ def _parser() -> argparse.ArgumentParser:
         help="write nothing; exit 1 when an output is missing or stale",
     )
     compile_.add_argument(
-        "--dump", choices=("ir", "graph", "plan"), help="print an intermediate form"
+        "--dump",
+        choices=("ir", "graph", "plan"),
+        help="print an intermediate form and write nothing: a look, not a build"
+        " (no OUTDIR needed)",
     )
     compile_.add_argument(
         "-q", "--quiet", action="store_true", help="print only diagnostics"
@@ -172,8 +192,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print kiln's own traceback on an internal error",
     )
-    compile_.set_defaults(handler=_compile)
-    # Each further command registers its parser and its handler (set_defaults).
+    compile_.set_defaults(handler=_compile, trailing=("sources", Path))
+    # Each further command registers its parser and its handler (set_defaults), and
+    # `trailing`, its positional of any number of words (see _parse).
     add_check_command(commands)
     add_graph_command(commands)
     add_run_command(commands)
@@ -194,7 +215,8 @@ def _compile(args: argparse.Namespace) -> int:
         return settled
     args = settled
     files, problems = find_sources(args.sources, args.output)
-    tree = plan_tree(files, args.output)
+    # A --dump with no output directory links the modules as a compile into one.
+    tree = plan_tree(files, args.output or Path("build"))
     problems += tree.clashes()
     if problems:
         print(printable("\n".join(problems), LINES), file=sys.stderr)
@@ -202,9 +224,10 @@ def _compile(args: argparse.Namespace) -> int:
     status, tally = EXIT_OK, Tally()
     planned: list[tuple[Compilation, Path]] = []
     for file in files:
-        target = tree.target(file)
+        # No output directory only with --dump, which writes nothing.
+        target = None if args.output is None else tree.target(file)
         try:
-            ledger = ledger_beside(args.ledger, target)
+            ledger = None if target is None else ledger_beside(args.ledger, target)
             compilation = compile_file(
                 file, args.dump, args.max_visits, ledger, tree.links(file)
             )
@@ -229,6 +252,8 @@ def _compile(args: argparse.Namespace) -> int:
                 shown = printable(compilation.source.path)
                 report.say(f"{shown}: note: no @flow to compile")
             continue
+        if target is None or (args.dump and not args.check):
+            continue  # --dump is a look, not a build: nothing is written
         planned.append((compilation, target))
     markers = tree.markers(target for _, target in planned)
     if args.check:

@@ -58,7 +58,7 @@ def add_check_command(commands: Any) -> None:
         default="text",
         help="diagnostics as text, or as one JSON list",
     )
-    check.set_defaults(handler=run_check)
+    check.set_defaults(handler=run_check, trailing=("sources", Path))
 
 
 def run_check(args: argparse.Namespace) -> int:

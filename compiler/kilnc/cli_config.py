@@ -34,7 +34,11 @@ def settle_args(args: argparse.Namespace, report: Report) -> argparse.Namespace 
     try:
         # A command without --max-visits (kiln check) settles the paths only.
         max_visits = getattr(args, "max_visits", None)
-        settings, problems = settle(config, args.sources, args.output, max_visits)
+        # --dump is a look, not a build: no output directory, unless --check reads it.
+        looks = getattr(args, "dump", None) and not getattr(args, "check", False)
+        settings, problems = settle(
+            config, args.sources, args.output, max_visits, writes=not looks
+        )
     except UsageError as exc:
         print(f"kiln: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -4,7 +4,10 @@ Importing the compiler (libcst, black, mypy, rich) takes a noticeable part of
 a second, and a Ctrl-C in it would print a traceback from deep inside an
 import. So the script's module is this small one: it takes over Ctrl-C
 (`interrupts.install`), makes stdout and stderr write what they cannot encode
-as escapes instead of raising, and only then imports the command.
+as escapes instead of raising, and only then imports the command. It also
+answers a stdout whose reader went away (closed_output.py), wherever the
+command was writing, and flushes the streams before it returns, so that no
+write is left for Python's exit to fail at.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import signal
 import sys
 
 from kilnc import interrupts
+from kilnc.closed_output import cannot_write, flush_streams, reader_gone
 
 
 def main() -> int:
@@ -24,13 +28,12 @@ def main() -> int:
         if isinstance(stream, io.TextIOWrapper):
             # A lone surrogate in a result, or a terminal that cannot show a character.
             stream.reconfigure(errors="backslashreplace")
-    from kilnc.cli import main as command  # noqa: PLC0415 - after Ctrl-C is answered
-
     try:
-        status = command()
-    except KeyboardInterrupt:
-        # A further Ctrl-C while the command was answering the first one.
-        status = interrupts.EXIT_INTERRUPTED
+        status = _command()
+    except BrokenPipeError:
+        return reader_gone()
+    except OSError as error:  # the last flush: main reports the command's own errors
+        return cannot_write(error)
     if status == interrupts.EXIT_INTERRUPTED:
         # Answered: more Ctrl-C while the streams flush changes nothing.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -41,3 +44,16 @@ def main() -> int:
                 stream.flush()
         os._exit(status)
     return status
+
+
+def _command() -> int:
+    """The command's status; its output flushed (also after --help's SystemExit)."""
+    from kilnc.cli import main as command  # noqa: PLC0415 - after Ctrl-C is answered
+
+    try:
+        return command()
+    except KeyboardInterrupt:
+        # A further Ctrl-C while the command was answering the first one.
+        return interrupts.EXIT_INTERRUPTED
+    finally:
+        flush_streams()

@@ -52,7 +52,11 @@ def add_ledger_command(commands: Any) -> None:
     )
     stats.add_argument("path", nargs="?", type=Path, metavar="PATH", help=PATH_HELP)
     stats.add_argument(
-        "--runs", type=_count, default=10, metavar="N", help="default: 10"
+        "--runs",
+        type=_count,
+        default=10,
+        metavar="N",
+        help="show the hit rate of the last N runs (default: 10)",
     )
     stats.add_argument("--json", action="store_true", help="print one JSON document")
     stats.set_defaults(handler=run_ledger)

@@ -12,8 +12,10 @@ writes the calls as Chrome trace-event JSON for Perfetto.
 
 Exit status: 0 when the flow returned, 1 when it raised (or the source has
 errors, or its import failed), 2 for bad command-line use, 130 when
-interrupted. A failure prints the exception and its kiln notes (the node, its
-definition and call lines), not a Python traceback unless `--show-traceback`.
+interrupted, 141 when stdout's reader went away (``| head -1``): a stream
+is stopped there, and the trace and the summary are still written. A
+failure prints the exception and its kiln notes (the node, its definition
+and call lines), not a Python traceback unless `--show-traceback`.
 """
 
 from __future__ import annotations
@@ -23,10 +25,9 @@ import asyncio
 import dataclasses
 import inspect
 import json
-import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack, aclosing, closing
 from pathlib import Path
 from types import ModuleType
@@ -44,11 +45,12 @@ from kiln import (
     Process,
     StreamProcess,
 )
+from kilnc.closed_output import EXIT_READER_GONE
 from kilnc.interrupts import EXIT_INTERRUPTED, run_async, running
 from kilnc.observe import Call, Observer, summarize_calls
 from kilnc.progress import RunProgress, format_seconds, summary_table
 from kilnc.run_args import ArgumentError, bind_arguments, parse_assignments, type_hints
-from kilnc.run_files import checked_ledger, pending_trace
+from kilnc.run_files import checked_ledger, checked_trace, pending_trace
 from kilnc.run_load import (
     CompileFailed,
     TargetError,
@@ -90,6 +92,7 @@ def add_run_command(commands: Any) -> None:
     run.add_argument(
         "arguments",
         nargs="*",
+        default=[],  # else listed as required when PATH.py:FLOW is missing
         metavar="name=value",
         help="the flow's arguments, read by their annotations (JSON for lists, dicts, ...)",
     )
@@ -125,7 +128,7 @@ def add_run_command(commands: Any) -> None:
         help="run the node calls on the Dask scheduler at ADDRESS (tcp://host:8786),"
         " or on a cluster started on this machine with 'local' (pip install 'kiln[dask]')",
     )
-    run.set_defaults(handler=run_flow_command)
+    run.set_defaults(handler=run_flow_command, trailing=("arguments", str))
 
 
 class _OutputClosed(Exception):
@@ -159,15 +162,17 @@ class _Call:
 
 def _run(args: argparse.Namespace) -> int:
     target = parse_target(args.target)
-    given = parse_assignments(args.arguments)
     with ExitStack() as stack:
-        # Refused before anything is compiled or run: a trace or a ledger kiln may not write.
-        trace = pending_trace(args.trace, target.path, stack)
+        # Refused before anything is compiled: a trace or a ledger kiln may not write.
+        trace_path = checked_trace(args.trace, target.path)
         ledger = checked_ledger(args.ledger, target.path)
         module = stack.enter_context(loaded_module(target.path))
         backend = None if args.dask is None else _dask_backend(args.dask, stack)
         shown_path = display_path(target.path)
-        call = _prepare(module, target.flow, shown_path, given, backend, ledger)
+        call = _prepare(
+            module, target.flow, shown_path, args.arguments, backend, ledger
+        )
+        trace = pending_trace(trace_path, stack)
         stderr = _stderr_console()
         live = stderr.is_terminal and not (args.no_progress or args.json)
         with running():
@@ -200,19 +205,19 @@ def _prepare(
     module: ModuleType,
     flow_name: str | None,
     shown: str,
-    given: dict[str, str],
+    words: Sequence[str],
     backend: Backend | None = None,
     ledger: Path | None = None,
 ) -> _Call:
-    """The observed instance of the chosen flow, and the arguments `given` ask for."""
+    """The observed instance of the chosen flow, and the arguments `words` ask for."""
     name, flow = choose_flow(find_flows(module), flow_name, shown)
     observer = Observer()
     configured = type(flow)(on_event=observer, backend=backend, ledger=ledger)
     mode, method = _entry(configured)
+    signature = inspect.signature(method)
     try:
-        args, kwargs = bind_arguments(
-            inspect.signature(method), type_hints(method), given
-        )
+        given = parse_assignments(words, signature)
+        args, kwargs = bind_arguments(signature, type_hints(method), given)
     except ArgumentError as exc:
         raise ArgumentError(f"{shown}:{name}: {exc}") from None
     return _Call(name, mode, method, args, kwargs, observer)
@@ -269,16 +274,16 @@ def _execute(
     began = time.perf_counter()
     result: Any = None
     error: BaseException | None = None
-    interrupted = False
+    interrupted = closed = False
     try:
         result = _RUNNERS[mode](method, args, kwargs, on_item)
     except KeyboardInterrupt:
         interrupted = True
     except _OutputClosed:
-        pass  # stop quietly, as `yes | head` does
+        closed = True  # stop quietly, as `yes | head` does
     except (Exception, asyncio.CancelledError) as exc:
         error = exc
-    return Outcome(result, error, interrupted, began, time.perf_counter())
+    return Outcome(result, error, interrupted, began, time.perf_counter(), closed)
 
 
 Runner = Callable[
@@ -344,13 +349,14 @@ def _print_item(item: Any) -> None:
 
 
 def _print_out(text: str) -> bool:
-    """Print a line to stdout; False when its reader is gone (``kiln run ... | head``)."""
+    """Print a line to stdout; False when its reader is gone (``kiln run ... | head``).
+
+    The run goes on to its trace and its summary; the console script then
+    silences stdout (closed_output.py).
+    """
     try:
         print(text, flush=True)
     except BrokenPipeError:
-        # Whoever reads has all they want. Point stdout at devnull, or Python's own
-        # flush at exit would complain about the pipe again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return False
     return True
 
@@ -368,14 +374,15 @@ def _report(
 ) -> int:
     summaries = summarize_calls(calls)
     wall = outcome.ended - outcome.began
+    printed = not outcome.closed
     if args.json:
         document = json_document(name, outcome, summaries, len(calls))
-        _print_out(json.dumps(document, indent=2, allow_nan=False))
+        printed = _print_out(json.dumps(document, indent=2, allow_nan=False))
     else:
         if outcome.ok and mode in ("aforward", "forward"):
             text = shown(outcome.result)
             if text is not None:
-                _print_out(text)
+                printed = _print_out(text)
             why = note(outcome.result)
             if why is not None:
                 print(why, file=sys.stderr)
@@ -390,13 +397,11 @@ def _report(
     if outcome.interrupted:
         print("kiln: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if outcome.error is not None:
-        if not args.json:
-            print(
-                failure_text(name, outcome.error, args.show_traceback), file=sys.stderr
-            )
-        return EXIT_ERRORS
-    return EXIT_OK
+    if outcome.error is not None and not args.json:
+        print(failure_text(name, outcome.error, args.show_traceback), file=sys.stderr)
+    if not printed:
+        return EXIT_READER_GONE
+    return EXIT_OK if outcome.error is None else EXIT_ERRORS
 
 
 def _target_error(exc: TargetError, show_traceback: bool) -> int:

@@ -112,7 +112,7 @@ class Settings:
     """What `kiln compile` runs with, after the command line and the file are settled."""
 
     sources: tuple[Path, ...]
-    output: Path
+    output: Path | None  # None only for a command that writes nothing
     max_visits: int | None
     ledger: Path | None  # absolute
 
@@ -303,9 +303,17 @@ def _mentions_flow(path: Path) -> bool:
 
 
 def settle(
-    config: Config, sources: Sequence[Path], output: Path | None, max_visits: int | None
+    config: Config,
+    sources: Sequence[Path],
+    output: Path | None,
+    max_visits: int | None,
+    *,
+    writes: bool = True,
 ) -> tuple[Settings | None, list[Diagnostic]]:
-    """Command-line values over the file's; raises UsageError when something is missing."""
+    """Command-line values over the file's; raises UsageError when something is missing.
+
+    A command that `writes` nothing (`kiln compile --dump`) needs no output directory.
+    """
     where = display_path(config.pyproject) if config.pyproject else "pyproject.toml"
     diagnostics: list[Diagnostic] = []
     if not sources and not config.sources:
@@ -318,7 +326,7 @@ def settle(
         sources = [Path(display_path(path)) for path in found]
     configured = config.output_dir
     chosen = output or (Path(display_path(configured)) if configured else None)
-    if chosen is None:
+    if chosen is None and writes:
         raise UsageError(
             f'no output directory: give -o OUTDIR, or set output = "build" in {TABLE} of {where}'
         )

@@ -215,7 +215,9 @@ def check_target(
     )
 
 
-def check_directory(directory: Path, sources: Files | Iterable[Path]) -> Refusal | None:
+def check_directory(
+    directory: Path, sources: Files | Iterable[Path], what: str = "output directory"
+) -> Refusal | None:
     """Why the output directory cannot hold outputs, or None (missing is fine: it is made)."""
     found = None
     for parent in (directory, *directory.parents):
@@ -233,9 +235,9 @@ def check_directory(directory: Path, sources: Files | Iterable[Path]) -> Refusal
     source = _files(sources).find(status)
     kind = f"the source {source}" if source else describe(status.st_mode)
     if parent == directory:
-        message = f"the output directory {directory} is {kind}, not a directory"
+        message = f"the {what} {directory} is {kind}, not a directory"
     else:
-        message = f"the output directory {directory} cannot be made: {parent} is {kind}"
+        message = f"the {what} {directory} cannot be made: {parent} is {kind}"
     return _unwritable(directory, message)
 
 
@@ -271,13 +273,15 @@ def _umask() -> int:
 
 @final
 class PendingFile:
-    """A temporary file beside `target`, renamed over it by `commit`, removed otherwise."""
+    """A temporary file beside `target`, renamed over it by `commit`, removed otherwise.
 
-    def __init__(self, target: Path, *, make_directory: bool = True) -> None:
+    The directory of `target` is made first, and its parents.
+    """
+
+    def __init__(self, target: Path) -> None:
         # Through a link to kiln's own file: the link stays, its file is replaced.
         self.real = Path(os.path.realpath(target)) if target.is_symlink() else target
-        if make_directory:
-            self.real.parent.mkdir(parents=True, exist_ok=True)
+        self.real.parent.mkdir(parents=True, exist_ok=True)
         descriptor, name = tempfile.mkstemp(
             dir=self.real.parent, prefix=f".{self.real.name}.", suffix=".kiln-tmp"
         )
@@ -303,9 +307,9 @@ class PendingFile:
 
 
 @contextmanager
-def pending_file(target: Path, *, make_directory: bool = True) -> Iterator[PendingFile]:
+def pending_file(target: Path) -> Iterator[PendingFile]:
     """A `PendingFile` for `target` (OSError when it cannot be made); committed or removed."""
-    pending = PendingFile(target, make_directory=make_directory)
+    pending = PendingFile(target)
     with removed_on_abort(pending.temporary):
         try:
             yield pending

@@ -29,13 +29,17 @@ _DEPTH: Final = 24  # levels of a result kept as JSON when it is not JSON as a w
 @final
 @dataclasses.dataclass(frozen=True, slots=True)
 class Outcome:
-    """How a run ended: its result or its error, and when it began and ended."""
+    """How a run ended: its result or its error, and when it began and ended.
+
+    `closed`: stdout's reader went away, and the stream was stopped there.
+    """
 
     result: Any
     error: BaseException | None
     interrupted: bool
     began: float
     ended: float
+    closed: bool = False
 
     @property
     def ok(self) -> bool:

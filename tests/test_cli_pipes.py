@@ -1,0 +1,181 @@
+"""A reader that stops reading kiln's stdout (``kiln ... | head -1``): quiet, exit 141.
+
+Each command runs with Python's default buffering (PYTHONUNBUFFERED left
+out, as a user's shell has it): output smaller than the buffer is written
+at the end, where Python's own flush at exit used to fail. The reader closes
+the pipe either before kiln writes (``| true``: any output hits it) or after
+the first line, when the output is larger than the pipe holds. An output
+that cannot take what is left (a full disk) is one line on stderr, exit 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from kiln.ledger import Ledger
+from tests.test_cli import KILN, write
+
+EXIT_READER_GONE = 141
+COMPLAINTS = ("Traceback", "BrokenPipe", "Exception ignored")
+
+FLOWS = '''\
+from kiln import flow, node
+
+
+@node
+def step(x: int) -> int:
+    return x + 1
+
+
+@node
+def lines(n: int) -> str:
+    return "".join(f"line {i}\\n" for i in range(n))
+
+
+@flow
+def chain(x: int) -> int:
+    a = step(x)
+    b = step(a)
+    c = step(b)
+    return step(c)
+
+
+@flow
+def text(n: int) -> str:
+    """n lines: far more than a pipe holds."""
+    return lines(n)
+'''
+
+
+def buffered() -> dict[str, str]:
+    """The environment, with Python's default buffering of stdout and no ledger."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONUNBUFFERED", "KILN_LEDGER")
+    }
+
+
+def closed_early(
+    *args: str | Path, cwd: Path, first_line: bool = False, merged: bool = False
+) -> tuple[int, str]:
+    """Run kiln with a reader that closes stdout at once or after one line: (status, stderr).
+
+    `merged`: stderr goes to the same pipe (``2>&1 | head -1``).
+    """
+    process = subprocess.Popen(
+        [*KILN, *map(str, args)],
+        cwd=cwd,
+        env=buffered(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merged else subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        if first_line:
+            assert process.stdout.readline()
+        process.stdout.close()
+        errors = process.stderr.read() if process.stderr is not None else ""
+        process.wait(timeout=120)
+    finally:
+        process.kill()
+    assert not any(c in errors for c in COMPLAINTS), errors
+    return process.returncode, errors
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("pipes")
+    write(root / "flows.py", FLOWS)
+    return root
+
+
+@pytest.fixture(scope="module")
+def big_ledger(project: Path) -> Path:
+    """A ledger of 5,000 nodes: `stats` prints a row each, some 180 kB."""
+    path = project / "ledger.db"
+
+    async def value() -> int:
+        return 1
+
+    async def first() -> None:
+        ledger = Ledger.at(path)
+        await ledger.call("node0", "v1", value, (), {}, value)
+        ledger.close()
+
+    asyncio.run(first())
+    with sqlite3.connect(path) as connection:
+        connection.executemany(
+            "INSERT INTO entries (key, node, source, value, checksum, created)"
+            " VALUES (?, ?, 'v1', '1', x'00', ?)",
+            [(f"key{i}".encode(), f"node{i}", time.time()) for i in range(1, 5000)],
+        )
+    connection.close()
+    return path
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["compile", "flows.py", "--dump", "plan"],
+        ["compile", "flows.py", "-o", "build", "--format", "json"],
+        ["graph", "flows.py"],
+        ["run", "flows.py:chain", "x=1"],
+        ["run", "flows.py:chain", "x=1", "--json"],
+    ],
+    ids=["help", "dump", "compile", "graph", "run", "run-json"],
+)
+def test_a_reader_gone_before_kiln_writes(project: Path, args: list[str]) -> None:
+    status, _ = closed_early(*args, cwd=project)
+    assert status == EXIT_READER_GONE
+
+
+def test_ledger_stats_to_a_reader_of_one_line(project: Path, big_ledger: Path) -> None:
+    status, errors = closed_early(
+        "ledger", "stats", big_ledger, cwd=project, first_line=True
+    )
+    assert status == EXIT_READER_GONE
+    assert errors == ""
+
+
+def test_a_run_result_to_a_reader_of_one_line(project: Path) -> None:
+    status, errors = closed_early(
+        "run", "flows.py:text", "n=50000", cwd=project, first_line=True
+    )
+    assert status == EXIT_READER_GONE
+    assert "kiln run text: 1 node call" in errors, "the summary still goes to stderr"
+
+
+def test_stderr_on_the_closed_pipe_too(project: Path) -> None:
+    status, _ = closed_early(
+        "run", "flows.py:text", "n=50000", cwd=project, first_line=True, merged=True
+    )
+    assert status == EXIT_READER_GONE
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_disk_is_one_line(project: Path) -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [*KILN, "compile", "flows.py", "--dump", "plan"],
+            cwd=project,
+            env=buffered(),
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 1, done
+    assert (
+        done.stderr == "kiln: error: cannot write the output: No space left on device\n"
+    )
