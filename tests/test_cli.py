@@ -250,6 +250,7 @@ def test_sources_may_follow_the_options(tmp_path: Path) -> None:
     result = kiln("compile", "one.py", "-o", "build", "two.py", "-q", cwd=tmp_path)
     assert result.returncode == 0, result
     assert sorted(p.name for p in (tmp_path / "build").iterdir()) == [
+        "__init__.py",
         "one.py",
         "two.py",
     ]
