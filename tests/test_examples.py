@@ -4,7 +4,7 @@ For every example in examples/ (digest, fetcher, etl):
 
 - `kiln compile` (the installed command, in a subprocess) writes its module;
 - `black --check` accepts the module as written;
-- `mypy --strict` passes on it, with MYPYPATH at this checkout's runtime;
+- `mypy --strict` passes on it, finding `kiln` where it is installed;
 - the compiled flow's result equals the source flow's, run as plain Python
   with `asyncio.run` (the reference semantics), and so do the files it writes;
 - the module runs in a fresh interpreter (`python -I`) in which libcst,
@@ -195,7 +195,6 @@ def mypy_report(compilation: tuple[Path, str]) -> tuple[int, str]:
     """`mypy --strict` over every compiled example at once (one start-up instead of three)."""
     build, _ = compilation
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MYPYPATH", str(ROOT / "runtime"))
         patch.chdir(build)  # no project configuration here: --strict alone
         stdout, stderr, status = api.run(
             [
