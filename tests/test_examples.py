@@ -41,6 +41,8 @@ EXAMPLES = ROOT / "examples"
 # The examples import their shared helper `_build` as scripts do: from their directory.
 sys.path.insert(0, str(EXAMPLES))
 BLOCKED = ("libcst", "networkx", "black", "mypy", "kilnc")
+# One worker compiles the examples and runs mypy on them, once.
+pytestmark = pytest.mark.xdist_group("examples")
 
 Arguments = Callable[
     [str], list[Any]
