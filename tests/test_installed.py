@@ -33,6 +33,8 @@ from textwrap import dedent
 
 import pytest
 
+from tests.test_check import HEAD, MISMATCHES, marked_line
+
 ROOT = Path(__file__).resolve().parent.parent
 # What `pip wheel` needs of the checkout to build the distribution.
 DISTRIBUTION = ("pyproject.toml", "README.md", "LICENSE", "runtime", "compiler")
@@ -180,26 +182,7 @@ REPORT = """\
         return join(loud)
     """
 
-EDGE = """\
-    from kiln import flow, node
-
-
-    @node
-    async def produce(n: int) -> list[str]:
-        return [str(i) for i in range(n)]
-
-
-    @node
-    async def consume(values: list[int]) -> int:
-        return sum(values)
-
-
-    @flow
-    async def edge(n: int) -> int:
-        values = await produce(n)
-        return await consume(values)
-    """
-
+EDGE = HEAD + MISMATCHES["argument"]  # list[str] into list[int], at the `# here` line
 GOOD = EDGE.replace(
     "values = await produce(n)", "values = [len(v) for v in await produce(n)]"
 )
@@ -242,9 +225,9 @@ def test_check_reports_a_broken_edge_at_the_source_line(
     checked = run([kiln, "check", "edge.py", "-o", "build"], cwd=project)
     assert (checked.returncode, checked.stderr) == (1, ""), checked
     assert checked.stdout.splitlines() == [
-        'edge.py:17:12: error: Argument 1 has incompatible type "list[str]"; '
+        f'edge.py:{marked_line(EDGE)}:12: error: Argument 1 has incompatible type "list[str]"; '
         'expected "list[int]" (mypy: arg-type)  [KLN501]',
-        "    return await consume(values)",
+        "    return await consume(values)  # here",
         "           ^~~~~~~~~~~~~~~~~~~~~",
     ]
 
