@@ -269,7 +269,7 @@ MYPY_FAILURES = {
         "invalid syntax",
     ),
     "refused_path": (refuses_the_path, "is in the MYPYPATH"),
-    "status_only": (lambda args: ("", "", 1), "mypy exited with status 1"),
+    "status_only": (lambda args: ("", "", 1), "mypy exited with 1"),
     "crash": (crashes, "AssertionError: mypy's internal error"),
 }
 
@@ -282,6 +282,18 @@ def test_a_mypy_that_could_not_check_raises(
     monkeypatch.setattr(mypy_api, "run", fake)
     with pytest.raises(MypyFailed, match=re.escape(message)):
         typecheck_modules([("edge", "x = 1\n", ())], [tmp_path])
+
+
+def test_a_warning_printed_while_mypy_checked_is_passed_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def warns(args: list[str]) -> tuple[str, str, int]:
+        print("UserWarning: a plugin's warning", file=sys.stderr)
+        return "", "", 0
+
+    monkeypatch.setattr(mypy_api, "run", warns)
+    assert typecheck_modules([("edge", "x = 1\n", ())], [tmp_path]) == []
+    assert capsys.readouterr().err == "UserWarning: a plugin's warning\n"
 
 
 def test_kiln_check_fails_when_mypy_could_not_check(

@@ -93,7 +93,9 @@ def _run_mypy(args: list[str]) -> str:
 
     mypy says so in several ways: on its stderr, with exit status 2 (a crash,
     a blocking error), by raising, or, for a refused search path, by printing
-    to the process's own stderr and exiting 1 with no error reported.
+    to the process's own stderr and exiting 1 with no error reported. What it
+    printed to the process's streams while it did check (a library's warning)
+    is passed on.
     """
     leaked = io.StringIO()
     try:
@@ -101,13 +103,13 @@ def _run_mypy(args: list[str]) -> str:
             stdout, stderr, status = api.run(args)
     except Exception as exc:  # mypy's own failure, reported as such
         raise MypyFailed(f"{type(exc).__name__}: {exc}") from exc
-    complaint = "\n".join(
-        text.strip() for text in (stderr, leaked.getvalue()) if text.strip()
-    )
-    if complaint:
-        raise MypyFailed(complaint)
-    if status not in (0, 1) or (status == 1 and not _ERROR.search(stdout)):
-        raise MypyFailed(stdout.strip() or f"mypy exited with status {status}")
+    checked = status == 0 or (status == 1 and _ERROR.search(stdout) is not None)
+    if stderr.strip() or not checked:
+        said = (stderr.strip(), leaked.getvalue().strip(), stdout.strip())
+        raise MypyFailed(
+            "\n".join(s for s in said if s) or f"mypy exited with {status}"
+        )
+    sys.stderr.write(leaked.getvalue())
     return stdout
 
 
