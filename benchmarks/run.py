@@ -23,8 +23,8 @@ compiled modules and times them against benchmarks/baselines.py:
 Every figure is the median of repeated runs, kiln and baseline interleaved.
 PocketFlow, when importable (benchmarks/requirements.txt), adds its cost per
 node on the same chain and per iteration of the same loop; the other peers'
-figures are quoted (from PARITY.md, and for the loop from the issue that asked
-for loops), not measured here.
+figures are quoted (from kiln's parity notes, and for the loop from the issue
+that asked for loops), not measured here.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ FANOUT_WIDTH, FANOUT_SECONDS = 1_000, 0.010
 DAG_NODES, DAG_SEED = 20, 2024
 LOOP_ITERATIONS = 100
 
-# Figures from the project's PARITY.md ("The peers, measured"), per trivial node of a
+# Figures from kiln's parity notes ("The peers, measured"), per trivial node of a
 # 100-node chain: quoted, not measured here.
 QUOTED_PEERS = (
     ("Hamilton 1.90 (sync driver)", "5.6 µs"),
@@ -554,7 +554,7 @@ async def measure(
             )
         )
     peers += [
-        (name, figure, "quoted from PARITY.md, not measured here")
+        (name, figure, "quoted from kiln's parity notes, not measured here")
         for name, figure in QUOTED_PEERS
     ]
     return rows, peers, loop_peers
@@ -575,7 +575,7 @@ def markdown(rows: list[Row], peers: Peers, loop_peers: Peers, repeats: int) -> 
     ]
     lines += [
         "",
-        f"Per trivial node on a chain ({CHAIN_LENGTH} nodes here, 100 in PARITY.md):",
+        f"Per trivial node on a chain ({CHAIN_LENGTH} nodes here, 100 in kiln's parity notes):",
         "",
         "| | per node | |",
         "|---|---|---|",

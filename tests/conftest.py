@@ -1,16 +1,21 @@
-"""Shared test configuration: goldens, Hypothesis profiles, and asyncio hygiene.
+"""Shared test configuration: goldens, Hypothesis profiles, asyncio hygiene, no skips in CI.
 
 Python's "coroutine ... was never awaited" is a RuntimeWarning, which the
 project's pytest settings turn into an error; an asyncio task whose exception
 was never retrieved is only logged, so the `asyncio_hygiene` fixture fails any
 test during which asyncio logged an error.
+
+Under CI (`CI` set) a test that skips (Graphviz's dot missing, an extra not
+installed, no network for the wheel) fails instead, with its reason: a feature
+whose tests could not run must not go green.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -39,3 +44,25 @@ def asyncio_hygiene(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     problems = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
     if problems:
         pytest.fail("asyncio logged errors during the test:\n" + "\n".join(problems))
+
+
+def _fail_skips_under_ci(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if os.environ.get("CI") and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+        reason = reason.removeprefix("Skipped: ")
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI, where every test must run: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, Any, None]:
+    outcome = yield
+    _fail_skips_under_ci(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, Any, None]:
+    outcome = yield
+    _fail_skips_under_ci(outcome.get_result())

@@ -37,9 +37,9 @@ terminal action steering the parent
 cycle detection: a loop runs max_visits times,     test_loop_within_its_bound_equals_the_source,
 then ``AssertionError: Maximum cycle count``       test_loop_past_its_bound_raises_one_visit_
 (TestCycleDetection)                               late, test_visit_limit_survives_python_O
-(PARITY.md) a 200-iteration loop dies with         test_long_loops_run_without_recursion
+(parity notes) a 200-iteration loop dies with      test_long_loops_run_without_recursion
 RecursionError whatever max_visits says
-(PARITY.md) 20 parallel triggers of one node       test_fan_out_in_a_loop_is_one_visit
+(parity notes) 20 parallel triggers of one node    test_fan_out_in_a_loop_is_one_visit
 count as 20 visits
 ParallelFlow: independent work overlaps, in a      test_independent_calls_overlap_with_fresh_
 loop body too                                      names, test_independent_calls_overlap_when_

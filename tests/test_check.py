@@ -8,14 +8,21 @@ mismatch comes from, never at a line of the generated module.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 from textwrap import dedent
 
 import pytest
+from mypy import api as mypy_api
 
+from kilnc import cli
 from kilnc.pipeline import compile_file
-from kilnc.typecheck import typecheck_modules
+from kilnc.typecheck import MypyFailed, typecheck_modules
+from tests.test_cli import KILN
 from tests.test_cli import kiln as run
 
 HEAD = """\
@@ -81,7 +88,7 @@ def test_type_errors_are_reported_where_the_source_wrote_them(
     compilation = compile_file(path)
     assert compilation.output is not None, compilation.diagnostics
     found = typecheck_modules(
-        [("edge.py", compilation.output, compilation.line_map)], [], tmp_path
+        [("edge.py", compilation.output, compilation.line_map)], [], [tmp_path]
     )
     assert found, f"mypy found nothing wrong with {shape}"
     assert {d.span.path for d in found} == {compilation.source.path}
@@ -100,7 +107,7 @@ def test_a_well_typed_flow_checks_clean(tmp_path: Path) -> None:
     assert compilation.output is not None
     assert (
         typecheck_modules(
-            [("edge.py", compilation.output, compilation.line_map)], [], tmp_path
+            [("edge.py", compilation.output, compilation.line_map)], [], [tmp_path]
         )
         == []
     )
@@ -186,3 +193,142 @@ def test_a_configured_project_compiles_checks_and_catches_a_broken_edge(
     typed = next(d for d in found if d["code"] == "KLN501")
     assert typed["line"] == line
     assert "incompatible type" in typed["message"]
+
+
+# --- the search path comes from every source, in no order -----------------------------
+
+
+HELPER = "def scale(x: int) -> int:\n    return 2 * x\n"
+
+
+def flows(helper_module: str, name: str) -> str:
+    return dedent(f"""\
+        from kiln import flow, node
+        from {helper_module} import scale
+
+
+        @node
+        def double(x: int) -> int:
+            return scale(x)
+
+
+        @flow
+        def {name}(x: int) -> int:
+            return double(x)
+        """)
+
+
+def test_every_source_s_import_root_is_searched_whatever_the_order(
+    tmp_path: Path,
+) -> None:
+    """a/x.py and b/y.py each import a helper beside them: both roots are searched."""
+    for root, name in (("a", "x"), ("b", "y")):
+        (tmp_path / root).mkdir()
+        (tmp_path / root / f"helpers_{root}.py").write_text(HELPER)
+        (tmp_path / root / f"{name}.py").write_text(flows(f"helpers_{root}", name))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    sources = [str(tmp_path / "a" / "x.py"), str(tmp_path / "b" / "y.py")]
+    out = str(tmp_path / "build")
+    assert run("compile", *sources, "-o", out, "-q", cwd=elsewhere).returncode == 0
+    clean = run("check", *sources[::-1], "-o", out, cwd=elsewhere)  # b's root first
+    assert (clean.returncode, clean.stdout, clean.stderr) == (0, "", "")
+
+    broken = HELPER.replace("int:", "str:").replace("2 * x", "str(x)")
+    (tmp_path / "b" / "helpers_b.py").write_text(broken)  # y's node returns str now
+    reports = [
+        run("check", *order, "-o", out, cwd=elsewhere)
+        for order in (sources, sources[::-1])
+    ]
+    assert reports[0].returncode == reports[1].returncode == 1
+    assert reports[0].stdout == reports[1].stdout
+    assert (
+        'Incompatible return value type (got "str", expected "int")'
+        in reports[0].stdout
+    )
+    assert f"{tmp_path / 'b' / 'y.py'}:7:" in reports[0].stdout, reports[0].stdout
+
+
+# --- a mypy that cannot check never passes ---------------------------------------------
+
+
+def refuses_the_path(args: list[str]) -> tuple[str, str, int]:
+    """What mypy does with site-packages on its search path: tells the process, exits 1."""
+    print("site-packages is in the MYPYPATH. Please remove it.", file=sys.stderr)
+    return "", "", 1
+
+
+def crashes(args: list[str]) -> tuple[str, str, int]:
+    raise AssertionError("mypy's internal error")
+
+
+MYPY_FAILURES = {
+    "stderr": (lambda args: ("", "mypy.ini: [mypy]: bad option", 2), "bad option"),
+    "blocking_error": (
+        lambda args: ("edge.py:3: error: invalid syntax  [syntax]", "", 2),
+        "invalid syntax",
+    ),
+    "refused_path": (refuses_the_path, "is in the MYPYPATH"),
+    "status_only": (lambda args: ("", "", 1), "mypy exited with 1"),
+    "crash": (crashes, "AssertionError: mypy's internal error"),
+}
+
+
+@pytest.mark.parametrize("failure", sorted(MYPY_FAILURES))
+def test_a_mypy_that_could_not_check_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    fake, message = MYPY_FAILURES[failure]
+    monkeypatch.setattr(mypy_api, "run", fake)
+    with pytest.raises(MypyFailed, match=re.escape(message)):
+        typecheck_modules([("edge.py", "x = 1\n", ())], [], [tmp_path])
+
+
+def test_a_warning_printed_while_mypy_checked_is_passed_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def warns(args: list[str]) -> tuple[str, str, int]:
+        print("UserWarning: a plugin's warning", file=sys.stderr)
+        return "", "", 0
+
+    monkeypatch.setattr(mypy_api, "run", warns)
+    assert typecheck_modules([("edge.py", "x = 1\n", ())], [], [tmp_path]) == []
+    assert capsys.readouterr().err == "UserWarning: a plugin's warning\n"
+
+
+def test_kiln_check_fails_when_mypy_could_not_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "edge.py").write_text(HEAD + MISMATCHES["argument"])
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["compile", "edge.py", "-o", "build", "-q"]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(mypy_api, "run", refuses_the_path)
+    assert cli.main(["check", "edge.py", "-o", "build"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        "kiln: error: mypy could not run: "
+        "site-packages is in the MYPYPATH. Please remove it.\n"
+    )
+
+
+def test_kiln_check_fails_when_mypy_refuses_its_search_path(tmp_path: Path) -> None:
+    """The real refusal: this environment's site-packages on MYPYPATH."""
+    (tmp_path / "edge.py").write_text(HEAD + MISMATCHES["argument"])
+    assert run("compile", "edge.py", "-o", "build", "-q", cwd=tmp_path).returncode == 0
+    site_packages = sysconfig.get_paths()["purelib"]
+    result = subprocess.run(
+        [*KILN, "check", "edge.py", "-o", "build"],
+        cwd=tmp_path,
+        env={**os.environ, "MYPYPATH": site_packages},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2, result
+    assert result.stdout == ""
+    assert result.stderr.startswith(
+        f"kiln: error: mypy could not run: {site_packages} is in the MYPYPATH."
+    ), result.stderr

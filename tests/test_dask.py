@@ -57,10 +57,13 @@ from tests.test_examples import (
     written,
 )
 
-pytestmark = pytest.mark.skipif(
-    find_spec("distributed") is None,
-    reason="Dask distributed is not installed (pip install -e '.[test]' installs it)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        find_spec("distributed") is None,
+        reason="Dask distributed is not installed (pip install -e '.[test]' installs it)",
+    ),
+    pytest.mark.xdist_group("dask"),  # one worker starts the cluster, once
+]
 
 LOCALHOST = ("--host", "127.0.0.1")
 THREADS = 20  # per worker: enough for 40 concurrent I/O calls on two workers

@@ -4,7 +4,7 @@ For every example in examples/ (digest, fetcher, etl):
 
 - `kiln compile` (the installed command, in a subprocess) writes its module;
 - `black --check` accepts the module as written;
-- `mypy --strict` passes on it, with MYPYPATH at this checkout's runtime;
+- `mypy --strict` passes on it, finding `kiln` where it is installed;
 - the compiled flow's result equals the source flow's, run as plain Python
   with `asyncio.run` (the reference semantics), and so do the files it writes;
 - the module runs in a fresh interpreter (`python -I`) in which libcst,
@@ -41,6 +41,8 @@ EXAMPLES = ROOT / "examples"
 # The examples import their shared helper `_build` as scripts do: from their directory.
 sys.path.insert(0, str(EXAMPLES))
 BLOCKED = ("libcst", "networkx", "black", "mypy", "kilnc")
+# One worker compiles the examples and runs mypy on them, once.
+pytestmark = pytest.mark.xdist_group("examples")
 
 Arguments = Callable[
     [str], list[Any]
@@ -195,7 +197,6 @@ def mypy_report(compilation: tuple[Path, str]) -> tuple[int, str]:
     """`mypy --strict` over every compiled example at once (one start-up instead of three)."""
     build, _ = compilation
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MYPYPATH", str(ROOT / "runtime"))
         patch.chdir(build)  # no project configuration here: --strict alone
         stdout, stderr, status = api.run(
             [

@@ -265,9 +265,7 @@ TYPED = [
 ]
 
 
-def test_the_compiled_flows_type_check_when_their_source_does(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_compiled_flows_type_check_when_their_source_does(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     (tmp_path / "out").mkdir()
     for index, (kind, name) in enumerate(TYPED):
@@ -276,5 +274,5 @@ def test_the_compiled_flows_type_check_when_their_source_does(
         compilation = compile_file(path)
         assert compilation.output is not None
         (tmp_path / "out" / path.name).write_text(compilation.output, encoding="utf-8")
-    mypy_strict(sorted((tmp_path / "src").iterdir()), monkeypatch)
-    mypy_strict(sorted((tmp_path / "out").iterdir()), monkeypatch)
+    mypy_strict(sorted((tmp_path / "src").iterdir()))
+    mypy_strict(sorted((tmp_path / "out").iterdir()))

@@ -15,8 +15,6 @@ from kiln import Memory
 from kilnc.pipeline import compile_file
 from tests.test_differential import load
 
-RUNTIME = Path(__file__).resolve().parent.parent / "runtime"
-
 
 def write(root: Path, files: dict[str, str]) -> None:
     for name, text in files.items():
@@ -277,7 +275,7 @@ def test_a_flow_of_another_module_is_called_compiled_or_not(
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, "MYPYPATH": f"{build}:{tmp_path / 'src'}:{RUNTIME}"},
+        env={**os.environ, "MYPYPATH": f"{build}:{tmp_path / 'src'}"},
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
 

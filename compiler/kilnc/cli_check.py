@@ -4,8 +4,9 @@ Compiles every source in memory, reports an output in OUTDIR that is missing
 or differs from what kiln writes now (KLN502, with the command that fixes it),
 and type-checks the fresh outputs with mypy --strict, each error reported at
 the source line it comes from (KLN501, mypy's message and code). Silent and
-exit 0 when all is well; exit 1 on any error; 2 for bad usage. Without
-arguments it checks what `[tool.kiln]` configures, as `kiln compile` builds it.
+exit 0 when all is well; exit 1 on any error; 2 for bad usage, and when mypy
+could not check (its message on stderr, never a pass). Without arguments it
+checks what `[tool.kiln]` configures, as `kiln compile` builds it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from kilnc.packages import plan_tree
 from kilnc.pipeline import Compilation, compile_file
 from kilnc.source import Span
 from kilnc.terminal import LINES, printable
-from kilnc.typecheck import typecheck_modules
+from kilnc.typecheck import MypyFailed, typecheck_modules
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
@@ -113,14 +114,20 @@ def _check(args: argparse.Namespace, report: Report) -> int:
         return EXIT_USAGE
     if not args.no_mypy and compilations:
         above = args.output.parent
-        root = tree.locations[files[0]].root
-        diagnostics += typecheck_modules(
-            [
-                (str(target.relative_to(above)), c.output or "", c.line_map)
-                for target, c in compilations
-            ],
-            [str(marker.relative_to(above)) for marker in markers],
-            root,
-        )
+        roots = [tree.locations[file].root for file in files if file in tree.locations]
+        try:
+            diagnostics += typecheck_modules(
+                [
+                    (str(target.relative_to(above)), c.output or "", c.line_map)
+                    for target, c in compilations
+                ],
+                [str(marker.relative_to(above)) for marker in markers],
+                roots,
+            )
+        except MypyFailed as failure:  # never a pass: nothing was checked
+            report.add(diagnostics, sources)
+            message = f"kiln: error: mypy could not run: {failure}"
+            print(printable(message, LINES), file=sys.stderr)
+            return EXIT_USAGE
     report.add(diagnostics, sources)
     return EXIT_ERRORS if any(d.is_error for d in diagnostics) else EXIT_OK

@@ -25,7 +25,6 @@ KeyboardInterrupt is raised in the main thread, wherever it is.
 from __future__ import annotations
 
 import _thread
-import asyncio
 import os
 import shutil
 import signal
@@ -33,7 +32,12 @@ import threading
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager, suppress
 from types import FrameType
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+# asyncio is imported by run_async, not here: install() comes first, and a Ctrl-C
+# while asyncio is imported would go unanswered.
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["EXIT_INTERRUPTED", "install", "removed_on_abort", "run_async", "running"]
 
@@ -108,6 +112,8 @@ class _Stop:
 
 def run_async(main: Coroutine[Any, Any, T], grace: float = 1.0) -> T:
     """`asyncio.run(main)`, where Ctrl-C raises KeyboardInterrupt once the run has stopped."""
+    import asyncio  # noqa: PLC0415 - not before install(): see the TYPE_CHECKING import
+
     if (
         threading.current_thread() is not threading.main_thread()
         or signal.getsignal(signal.SIGINT) is not signal.default_int_handler

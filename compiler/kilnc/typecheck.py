@@ -12,15 +12,24 @@ of `consume` at pipelines/edge.py:17:13, so the output is a diagnostic there, in
 kiln's shape, with mypy's message and code.
 
 The modules are checked in a temporary directory under their own names, with a
-configuration of kiln's (``--strict``, the project's import root and the
-runtime on the search path), so the user's mypy settings neither loosen nor
-break the check of generated code.
+configuration of kiln's (``--strict``, the sources' import roots on the search
+path), so the user's mypy settings neither loosen nor break the check of
+generated code. mypy finds `kiln` as users' own mypy does: an installed, typed
+package (PEP 561) on this interpreter's path; only a checkout that an editable
+install maps through an import hook, which mypy cannot follow, is added to the
+search path. A mypy that stops before checking (a refused setting, a crash,
+exit status 2) raises `MypyFailed`: never a pass.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.machinery
 import importlib.util
+import io
 import re
+import site
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,16 +43,25 @@ _REPORT = re.compile(
     r"^(?P<path>.+?):(?P<line>\d+):(?P<column>\d+): (?P<severity>error|note): "
     r"(?P<message>.*?)(?:  \[(?P<code>[a-z0-9-]+)\])?$"
 )
+_ERROR = re.compile(r"^.+?:\d+(?::\d+)?: error: ", re.MULTILINE)
+
+
+class MypyFailed(Exception):
+    """mypy stopped before it checked the modules; the message is mypy's."""
 
 
 def typecheck_modules(
     modules: Sequence[tuple[str, str, tuple[Span | None, ...]]],
     markers: Sequence[str],
-    root: Path,
+    roots: Sequence[Path],
 ) -> list[Diagnostic]:
     """Check `(path, text, line map)` modules, each path relative to the directory
     above the output tree (`build/app/main.py`), with the tree's package `markers`;
-    each error where its line came from."""
+    each error where its line came from.
+
+    `roots` are the sources' import roots, in any order and with repeats: the
+    search path is the same for every order of the sources.
+    """
     with tempfile.TemporaryDirectory(prefix="kiln-check-") as scratch:
         directory = Path(scratch)
         files: dict[str, tuple[str, tuple[Span | None, ...]]] = {}
@@ -56,14 +74,16 @@ def typecheck_modules(
             path.write_text(text, encoding="utf-8")
             files[str(path.resolve())] = (name, line_map)
         config = directory / "mypy.ini"
-        # The scratch tree first: the real output tree under `root` may be stale.
-        search = ":".join(str(p) for p in (directory, root, *_runtime_roots()))
+        # The scratch tree first: the real output tree under a root may be stale.
+        search = ":".join(str(p) for p in (directory, *_search_path(roots)))
         config.write_text(f"[mypy]\nmypy_path = {search}\n", encoding="utf-8")
-        stdout, stderr, _ = api.run(
+        report = _run_mypy(
             [
                 "--strict",
                 "--config-file",
                 str(config),
+                "--python-executable",
+                sys.executable,
                 "--cache-dir",
                 str(directory / ".mypy_cache"),
                 "--show-column-numbers",
@@ -75,9 +95,68 @@ def typecheck_modules(
                 *sorted(files),
             ]
         )
-    if stderr.strip():
-        raise RuntimeError(f"mypy could not run: {stderr.strip()}")
-    return _diagnostics(stdout, files)
+    return _diagnostics(report, files)
+
+
+def _run_mypy(args: list[str]) -> str:
+    """mypy's report on stdout; MypyFailed when mypy could not check.
+
+    mypy says so in several ways: on its stderr, with exit status 2 (a crash,
+    a blocking error), by raising, or, for a refused search path, by printing
+    to the process's own stderr and exiting 1 with no error reported. What it
+    printed to the process's streams while it did check (a library's warning)
+    is passed on.
+    """
+    leaked = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(leaked), contextlib.redirect_stdout(leaked):
+            stdout, stderr, status = api.run(args)
+    except Exception as exc:  # mypy's own failure, reported as such
+        raise MypyFailed(f"{type(exc).__name__}: {exc}") from exc
+    checked = status == 0 or (status == 1 and _ERROR.search(stdout) is not None)
+    if stderr.strip() or not checked:
+        said = (stderr.strip(), leaked.getvalue().strip(), stdout.strip())
+        raise MypyFailed(
+            "\n".join(s for s in said if s) or f"mypy exited with {status}"
+        )
+    sys.stderr.write(leaked.getvalue())
+    return stdout
+
+
+def _search_path(roots: Sequence[Path]) -> list[Path]:
+    """mypy_path: the import roots, sorted, then the runtime when mypy cannot find it.
+
+    A site-packages directory is never on it (mypy refuses one): mypy reads
+    this interpreter's site-packages by itself.
+    """
+    installed = _site_packages()
+    found = sorted({root.resolve() for root in roots} - installed)
+    return found + [p for p in _runtime_root() if p not in found]
+
+
+def _runtime_root() -> list[Path]:
+    """The directory holding `kiln` when an import hook, not a path entry, finds it.
+
+    An installed kiln (a wheel, or an editable install in strict mode) is in a
+    directory on sys.path, where mypy finds it as the typed package it is. An
+    editable install through setuptools' finder maps `kiln` to the checkout's
+    runtime/, which is on no path mypy reads.
+    """
+    spec = importlib.util.find_spec("kiln")
+    if spec is None or spec.origin is None:
+        return []
+    on_path = importlib.machinery.PathFinder.find_spec("kiln")
+    if on_path is not None and on_path.origin == spec.origin:
+        return []
+    root = Path(spec.origin).resolve().parent.parent
+    return [] if root in _site_packages() else [root]
+
+
+def _site_packages() -> set[Path]:
+    found = [*site.getsitepackages()]
+    if site.ENABLE_USER_SITE:
+        found.append(site.getusersitepackages())
+    return {Path(p).resolve() for p in found}
 
 
 def _diagnostics(
@@ -115,11 +194,3 @@ def _diagnostics(
             )
         )
     return diagnostics
-
-
-def _runtime_roots() -> list[Path]:
-    """Where `import kiln` is found, for an editable install mypy cannot follow."""
-    spec = importlib.util.find_spec("kiln")
-    if spec is None or spec.origin is None:
-        return []
-    return [Path(spec.origin).parent.parent]
