@@ -257,18 +257,29 @@ def _compile(args: argparse.Namespace) -> int:
         planned.append((compilation, target))
     markers = tree.markers(target for _, target in planned)
     if args.check:
-        fix = compile_command(files, args.output)
-        stale = [stale_output(c, t, fix) for c, t in planned]
-        stale += [missing_marker(marker, fix) for marker in markers]
-        found = [d for d in stale if d is not None]
-        report.add(found, {})
-        status = max(status, EXIT_ERRORS if found else EXIT_OK)
+        status = max(status, _check_stale(planned, markers, files, args, report))
     elif planned:
         status = max(status, write_all(planned, markers, files, args, report, tally))
     if tally.errors:
         report.say(tally.summary())
     report.close()
     return status
+
+
+def _check_stale(
+    planned: list[tuple[Compilation, Path]],
+    markers: list[Path],
+    files: list[Path],
+    args: argparse.Namespace,
+    report: Report,
+) -> int:
+    """--check: exit 1 when an output or a package marker is missing or stale."""
+    fix = compile_command(files, args.output)
+    stale = [stale_output(c, t, fix) for c, t in planned]
+    stale += [missing_marker(marker, fix) for marker in markers]
+    found = [d for d in stale if d is not None]
+    report.add(found, {})
+    return EXIT_ERRORS if found else EXIT_OK
 
 
 def _report(compilation: Compilation, show_traceback: bool, report: Report) -> int:
