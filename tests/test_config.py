@@ -61,7 +61,7 @@ def test_compile_without_arguments_builds_the_configured_sources(
     result = kiln("compile", cwd=root / "deep")  # found by walking up
     assert result.returncode == 0, result
     built = sorted(p.name for p in (root / "build").iterdir())
-    assert built == ["first.py", "looping.py"]
+    assert built == ["__init__.py", "first.py", "looping.py"]
     assert "pipelines/first.py -> ../build/first.py" not in result.stdout
     assert f"{root / 'build' / 'first.py'}" in result.stdout
     check = kiln("compile", "--check", cwd=root)

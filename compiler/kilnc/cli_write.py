@@ -55,9 +55,10 @@ class Tally:
 
 
 def compile_command(files: Sequence[Path], output: Path) -> str:
-    """The command that writes the outputs again: all the sources, since each output
-    depends on which modules were compiled with it."""
-    return f"run: kiln compile {' '.join(map(str, files))} -o {output}"
+    """The command that writes the outputs again: all the sources (sorted, so the
+    hint does not depend on their order), since each output depends on which
+    modules were compiled with it."""
+    return f"run: kiln compile {' '.join(sorted(map(str, files)))} -o {output}"
 
 
 def stale_output(compilation: Compilation, target: Path, fix: str) -> Diagnostic | None:

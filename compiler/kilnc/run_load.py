@@ -196,6 +196,10 @@ def _imported(name: str, path: Path) -> Iterator[ModuleType]:
     sys.modules[name] = module  # dataclasses and pickle look classes up here
     try:
         try:
+            # Its packages first, as `import` has them: a Dask backend ships the
+            # modules a worker needs, parents included, from sys.modules.
+            if "." in name:
+                importlib.import_module(name.rpartition(".")[0])
             spec.loader.exec_module(module)
         except Exception as exc:
             raise TargetError(
