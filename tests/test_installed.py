@@ -12,7 +12,10 @@ MYPYPATH and the checkout on no path:
   at the source line of the call;
 - `kiln check` of a good flow: silent, exit 0;
 - the venv's own `mypy --strict` on a generated module, from another directory;
-- `import kiln` comes from the venv's site-packages.
+- `import kiln` comes from the venv's site-packages;
+- a package of several modules with subflows across them, compiled from its
+  pyproject.toml: run (compiled on the fly and compiled), its limit held, plain
+  mypy on the tree, and `kiln check` finding a type error from anywhere.
 
 Without a network (and an empty pip cache) the wheel cannot be built: the
 tests skip, except under CI (`CI` set), where they fail.
@@ -34,6 +37,7 @@ from textwrap import dedent
 import pytest
 
 from tests.test_check import HEAD, MISMATCHES, marked_line
+from tests.test_packages import make_package_project
 
 ROOT = Path(__file__).resolve().parent.parent
 # What `pip wheel` needs of the checkout to build the distribution.
@@ -270,3 +274,49 @@ def test_kiln_is_imported_from_the_venv(installed: Installed, project: Path) -> 
     assert Path(kilnc) == Path(site_packages) / "kilnc" / "__init__.py"
     assert (Path(site_packages) / "kiln" / "py.typed").is_file()
     assert not [p for p in path if p and Path(p).resolve().is_relative_to(ROOT)]
+
+
+def test_a_package_of_modules_compiles_runs_and_checks(
+    installed: Installed, project: Path
+) -> None:
+    """The issue's whole path on the wheel: a project of several modules, compiled
+    from its pyproject.toml, run, checked from anywhere, and plain mypy on it."""
+    root = make_package_project(project / "proj")
+    kiln = installed.command("kiln")
+    compiled = run([kiln, "compile"], cwd=root)
+    assert compiled.returncode == 0, compiled
+    assert "warning" not in compiled.stdout + compiled.stderr
+    for target in ("app/main.py:outer", "build/app/main.py:outer"):
+        ran = run([kiln, "run", target, "n=4", "--json", "--no-progress"], cwd=root)
+        assert ran.returncode == 0, ran
+        calls = {n["node"]: n["calls"] for n in json.loads(ran.stdout)["nodes"]}
+        assert calls == {"ask": 4, "double": 1, "negate": 1}, target
+    limited = run(
+        [
+            installed.command("python"),
+            "-c",
+            "from build.app.main import outer; from app import nodes; "
+            "outer(6); print(nodes.IN_FLIGHT[1])",
+        ],
+        cwd=root,
+    )
+    assert (limited.returncode, limited.stdout) == (0, "1\n"), limited
+    mypy = run([installed.command("mypy"), "--strict", "build"], cwd=root)
+    assert mypy.returncode == 0, mypy.stdout + mypy.stderr
+    sources = ["app/main.py", "app/sub.py", "app/util.py", "tools/util.py"]
+    assert run([kiln, "check", *sources, "-o", "build"], cwd=root).returncode == 0
+    sub = root / "app" / "sub.py"
+    sub.write_text(sub.read_text().replace("return a + 1", "return str(a)"))
+    line = sub.read_text().splitlines().index("    return str(a)") + 1
+    elsewhere = project / "elsewhere"
+    elsewhere.mkdir()
+    for cwd, named, output in (
+        (root, sources, "build"),
+        (root, sources[::-1], "build"),
+        (elsewhere, [str(root / s) for s in sources[::-1]], str(root / "build")),
+    ):
+        checked = run([kiln, "check", *named, "-o", output], cwd=cwd)
+        assert checked.returncode == 1, checked
+        assert f"app/sub.py:{line}:5: error: Incompatible return value" in (
+            checked.stdout
+        )

@@ -99,7 +99,8 @@ async def outer(n: int) -> int:
 """
 
 
-def _project(root: Path) -> Path:
+def make_package_project(root: Path) -> Path:
+    """Five modules in two packages, with [tool.kiln] sources and output."""
     files = {
         "pyproject.toml": '[tool.kiln]\nsources = ["app", "tools"]\noutput = "build"\n',
         "app/__init__.py": "",
@@ -153,7 +154,7 @@ def _python(code: str, root: Path, cwd: Path) -> str:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    return _project(tmp_path / "proj")
+    return make_package_project(tmp_path / "proj")
 
 
 def test_the_output_tree_mirrors_the_packages(project: Path) -> None:
@@ -322,7 +323,7 @@ IMPORT_FORMS = {
 def test_every_import_form_calls_the_compiled_subflow(
     form: str, tmp_path: Path
 ) -> None:
-    project = _project(tmp_path / "proj")
+    project = make_package_project(tmp_path / "proj")
     statement, callee = IMPORT_FORMS[form]
     (project / "app/main.py").write_text(dedent(f"""\
         from kiln import Limit, flow
