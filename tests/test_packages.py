@@ -365,3 +365,17 @@ def test_two_modules_of_one_name_from_two_roots_are_refused(tmp_path: Path) -> N
         done.stderr
     )
     assert not (tmp_path / "build").exists()
+
+
+def test_a_source_that_does_not_parse_is_reported_not_raised(project: Path) -> None:
+    (project / "app/broken.py").write_text("from kiln import flow\n\n@flow\ndef f(:\n")
+    (project / "app/deep.py").write_text(
+        "from kiln import flow\nx = " + "(" * 5000 + "1" + ")" * 5000 + "\n"
+    )
+    done = _kiln("compile", cwd=project)
+    assert done.returncode == 1, done
+    assert "Traceback" not in done.stdout + done.stderr
+    said = done.stdout + done.stderr
+    assert "app/broken.py:4:" in said
+    assert "[KLN001]" in said
+    assert (project / "build/app/main.py").is_file(), "the others are written"
