@@ -179,3 +179,49 @@ def test_a_full_disk_is_one_line(project: Path) -> None:
     assert (
         done.stderr == "kiln: error: cannot write the output: No space left on device\n"
     )
+
+
+CLOSED_STDOUT_FLOW = """\
+from kiln import flow, node
+
+
+@node
+def double(x: int) -> int:
+    return 2 * x
+
+
+@flow
+def twice(x: int) -> int:
+    return double(x)
+"""
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["--version"],
+        ["compile", "pipeline.py", "-o", "build"],
+        ["compile", "pipeline.py", "--dump", "plan"],
+        ["graph", "pipeline.py"],
+        ["run", "pipeline.py", "x=2"],
+    ],
+    ids=lambda c: "-".join(c[:2]),
+)
+def test_a_stdout_closed_before_kiln_starts_is_no_error(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """`kiln ... >&-`: Python has no sys.stdout at all; kiln writes nothing there."""
+    (tmp_path / "pipeline.py").write_text(CLOSED_STDOUT_FLOW)
+    done = subprocess.run(
+        [*KILN, *command],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=300,
+        check=False,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert "Traceback" not in done.stderr
+    assert "internal error" not in done.stderr
+    assert done.returncode == 0, done.stderr

@@ -86,8 +86,14 @@ def run_graph(args: argparse.Namespace) -> int:
         return _errors([unreadable], {}, args.diagnostics)
     if compilation.failed:
         return _errors(compilation.diagnostics, compilation.sources, args.diagnostics)
-    if compilation.diagnostics:  # warnings: stdout is the drawing's
-        print(render_all(compilation.diagnostics, compilation.sources), file=sys.stderr)
+    # Warnings go to stderr (stdout is the drawing's); whether another module's
+    # flow runs compiled (KLN313) is a matter of what a compile includes, not of
+    # the drawing.
+    warnings = [
+        d for d in compilation.diagnostics if d.code is not Code.UNCOMPILED_FLOW
+    ]
+    if warnings:
+        print(render_all(warnings, compilation.sources), file=sys.stderr)
     flows = _chosen(compilation.flows, args.flow, compilation.source.path)
     if isinstance(flows, str):
         return _usage(flows)
@@ -170,8 +176,9 @@ def _render(dot_text: str, form: str, output: Path | None) -> int:
 
 def _write(data: bytes, output: Path | None) -> int:
     if output is None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        if sys.stdout is not None:  # None: closed before kiln started (`>&-`)
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
         return EXIT_OK
     try:
         write_atomically(output, data)

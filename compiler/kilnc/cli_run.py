@@ -55,7 +55,6 @@ from kilnc.run_load import (
     CompileFailed,
     TargetError,
     choose_flow,
-    find_flows,
     loaded_module,
     parse_target,
 )
@@ -210,7 +209,7 @@ def _prepare(
     ledger: Path | None = None,
 ) -> _Call:
     """The observed instance of the chosen flow, and the arguments `words` ask for."""
-    name, flow = choose_flow(find_flows(module), flow_name, shown)
+    name, flow = choose_flow(module, flow_name, shown)
     observer = Observer()
     configured = type(flow)(on_event=observer, backend=backend, ledger=ledger)
     mode, method = _entry(configured)

@@ -36,9 +36,13 @@ EXIT_ERRORS: Final = 1
 
 
 def flush_streams() -> None:
-    """Flush stdout and stderr now, where a closed pipe raises, rather than at exit."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    """Flush stdout and stderr now, where a closed pipe raises, rather than at exit.
+
+    A stream closed before kiln started (``kiln compile >&-``) is None in `sys`,
+    and print() writes nothing to it: there is nothing to flush.
+    """
+    for stream in _streams():
+        stream.flush()
 
 
 def reader_gone() -> int:
@@ -57,8 +61,12 @@ def cannot_write(error: OSError) -> int:
     return EXIT_ERRORS
 
 
+def _streams() -> list[TextIO]:
+    return [stream for stream in (sys.stdout, sys.stderr) if stream is not None]
+
+
 def _silence_failing() -> None:
-    for stream in (sys.stdout, sys.stderr):
+    for stream in _streams():
         try:
             stream.flush()  # what is still buffered, or nothing: raises only when it fails
         except (OSError, ValueError):
