@@ -94,13 +94,19 @@ def main() -> int:
     per_job = max(1, args.flows // args.jobs)
     jobs = [(name, per_job, index) for name in names for index in range(args.jobs)]
     start = time.perf_counter()
-    with multiprocessing.Pool(args.jobs) as pool:
-        results = pool.map(run, jobs)
     totals: dict[str, int] = {}
     failures: list[tuple[str, Failure]] = []
-    for name, ran, found in results:
-        totals[name] = totals.get(name, 0) + ran
-        failures += [(name, failure) for failure in found]
+    with multiprocessing.Pool(args.jobs) as pool:
+        # Each job's tally as it ends: a long run stopped early still says what it saw.
+        for name, ran, found in pool.imap_unordered(run, jobs):
+            totals[name] = totals.get(name, 0) + ran
+            failures += [(name, failure) for failure in found]
+            elapsed = time.perf_counter() - start
+            print(
+                f"{name}: a job of {ran} flows ended with {len(found)} failures "
+                f"({elapsed:.0f} s)",
+                flush=True,
+            )
     elapsed = time.perf_counter() - start
     for name in names:
         broken = sum(1 for which, _ in failures if which == name)
