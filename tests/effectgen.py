@@ -91,51 +91,6 @@ async def bump(box: list[int], tag: str) -> None:
     box[:] = [v + 1 for v in box]
     note(tag)
 """,
-    "mset": """@node
-async def mset(memory: Memory, key: str, value: int, tag: str) -> None:
-    await asyncio.sleep({d})
-    memory[key] = value
-    note(tag)
-""",
-    # Memory keys written through a project helper, bound every way a call can
-    # bind them; `mfixed`, `mfixstar` and `many` write "k2" whatever key they
-    # are given, through a helper whose own parameter is named `key`.
-    "mvia": """@node
-async def mvia(memory: Memory, key: str, value: int, tag: str) -> None:
-    await asyncio.sleep({d})
-    store(memory, key, value)
-    note(tag)
-""",
-    "mkw": """@node
-async def mkw(memory: Memory, key: str, value: int, tag: str) -> None:
-    await asyncio.sleep({d})
-    store(value=value, key=key, memory=memory)
-    note(tag)
-""",
-    "mstar": """@node
-async def mstar(memory: Memory, key: str, value: int, tag: str) -> None:
-    await asyncio.sleep({d})
-    store(*(memory, key, value))
-    note(tag)
-""",
-    "mfixed": """@node
-async def mfixed(memory: Memory, key: str, value: int, tag: str) -> None:
-    await asyncio.sleep({d})
-    store_rest(memory, "k2", value)
-    note(tag)
-""",
-    "mfixstar": """@node
-async def mfixstar(memory: Memory, key: str, value: int, tag: str) -> None:
-    await asyncio.sleep({d})
-    store(*(memory, "k2", value))
-    note(tag)
-""",
-    "many": """@node
-async def many(memory: Memory, key: str, value: int, tag: str) -> None:
-    await asyncio.sleep({d})
-    store_any(memory, "k2", value)
-    note(tag)
-""",
     "mlog": """@node
 async def mlog(memory: Memory, value: int, tag: str) -> None:
     await asyncio.sleep({d})
@@ -161,6 +116,29 @@ async def fail(value: int, tag: str) -> int:
     raise Stop(f"{{tag}} failed on {{value}}")
 """,
 }
+
+
+def _setter(name: str, write: str) -> str:
+    """A node that writes `value` at a Memory key, the way `write` says."""
+    return (
+        f"@node\nasync def {name}(memory: Memory, key: str, value: int, tag: str)"
+        f" -> None:\n    await asyncio.sleep({{d}})\n    {write}\n    note(tag)\n"
+    )
+
+
+# Memory keys written directly, and through a project helper bound every way a
+# call can bind them; `mfixed`, `mfixstar` and `many` write "k2" whatever key
+# they are given, through a helper whose own parameter is named `key`.
+SETTERS = {
+    "mset": "memory[key] = value",
+    "mvia": "store(memory, key, value)",
+    "mkw": "store(value=value, key=key, memory=memory)",
+    "mstar": "store(*(memory, key, value))",
+    "mfixed": 'store_rest(memory, "k2", value)',
+    "mfixstar": 'store(*(memory, "k2", value))',
+    "many": 'store_any(memory, "k2", value)',
+}
+NODES |= {name: _setter(name, write) for name, write in SETTERS.items()}
 
 
 @dataclass
@@ -299,11 +277,10 @@ def _memory_statement(flow: _Flow) -> None:
     draw = flow.draw
     memory = flow.pick(flow.memories)
     key = draw(st.sampled_from(['"k1"', '"k2"']))
-    setters = ["mset", "mvia", "mkw", "mstar", "mfixed", "mfixstar", "many"]
     kind = draw(
-        st.sampled_from([*setters, "mlog", "mget", "mlocal", "clone_arg", "made"])
+        st.sampled_from([*SETTERS, "mlog", "mget", "mlocal", "clone_arg", "made"])
     )
-    if kind in setters:
+    if kind in SETTERS:
         flow.call(kind, memory, key, flow.value())
     elif kind == "mlog":
         flow.call("mlog", memory, flow.value())
