@@ -1,9 +1,11 @@
 """Running the `kiln` command where permissions hold: as an unprivileged user.
 
 A test of a read-only directory means nothing to root, who writes anywhere.
-`place` makes a directory every user can reach, and `kiln_as_user` runs the
-command as the current user when that is not root, else as `nobody` (through
-`setpriv`); a test skips when neither can run it.
+`kiln_as_user` runs the command as the current user when that is not root,
+else as root without the capabilities that override file permissions (through
+`setpriv`), so a mode's bits bind it as they bind any owner. Dropping the
+capabilities rather than switching to `nobody` keeps every path root can
+traverse in reach: a clone under a private `mktemp -d` directory, its venv.
 """
 
 from __future__ import annotations
@@ -21,21 +23,23 @@ import pytest
 
 from tests.test_cli import KILN
 
-NOBODY = 65534
+# CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH bypass permission bits; CAP_FOWNER
+# bypasses the owner check of chmod and utime.
+OVERRIDES = "-dac_override,-dac_read_search,-fowner"
 
 
-def _as_nobody() -> list[str]:
+def _without_overrides() -> list[str]:
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("running as root without setpriv to drop privileges")
-    return [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    return [setpriv, f"--bounding-set={OVERRIDES}", "--"]
 
 
 def kiln_as_user(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     """The command as a user that permissions apply to; no traceback, ever."""
     if sys.platform == "win32":
         pytest.skip("POSIX permissions")
-    switch = _as_nobody() if os.geteuid() == 0 else []
+    switch = _without_overrides() if os.geteuid() == 0 else []
     try:
         result = subprocess.run(
             [*switch, *KILN, *map(str, args)],
@@ -55,9 +59,8 @@ def kiln_as_user(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[st
 
 @contextmanager
 def place() -> Iterator[Path]:
-    """A directory that `kiln_as_user`'s user can enter, removed afterwards."""
+    """A directory for permission tests, removed even where a test left it read-only."""
     directory = Path(tempfile.mkdtemp(prefix="kiln-perm-"))
-    directory.chmod(0o777)
     try:
         yield directory
     finally:
