@@ -407,8 +407,9 @@ class _FlowEmitter:
             t: self.names.fresh(f"{_task_base(task)}_task")
             for t, task in plan.tasks.items()
         }
-        if not self.room(1 + _needed(block)):
-            self.in_place(plan)
+        holds = any(isinstance(op, Run) and op.ahead is not None for op in plan.ops)
+        if not self.room(1 + holds + _needed(block)):
+            self.in_place(block)
             return
         # The scope weighs failures by step (see `schedule`): the one the source
         # would have raised wins, whichever fails first.
@@ -430,23 +431,21 @@ class _FlowEmitter:
                     self.w.line(f"{handles[op.task]} = {scope}.spawn({spawned})")
                 elif isinstance(op, At):
                     self.w.line(f"{scope}.at_step({op.step})")
+                elif isinstance(op, Run) and op.ahead is not None:
+                    self.w.line(f"with {scope}.ahead({op.ahead}):")
+                    with self.w.indent(), self.opened():
+                        self.op(op, plan, handles)
                 else:
                     self.op(op, plan, handles)
 
-    def in_place(self, plan: BlockPlan) -> None:
-        """The block one step after another, each task run where it would start.
+    def in_place(self, block: Block) -> None:
+        """The block one step after another, in source order.
 
-        For a block with no room left for its scope's `async with`. A task's
-        inputs exist when it would be spawned, and what main runs before
-        awaiting it does not depend on it, so running it there computes the
-        same values, only without the overlap.
+        For a block with no room left for its scope's `async with`: the same
+        values and the same failure as the source, only without the overlap.
         """
-        for op in plan.ops:
-            if isinstance(op, Spawn):
-                for step in plan.tasks[op.task].steps:
-                    self.step(step, returning=False)
-            elif isinstance(op, Run):
-                self.step(op.step, returning=False)
+        for step in block.steps:
+            self.step(step, returning=False)
 
     # --- Python's nested blocks ------------------------------------------------------
 

@@ -69,6 +69,10 @@ class Spawn:
 @dataclass(frozen=True, slots=True)
 class Run:
     step: Step
+    # Set when main runs the step before earlier steps of its own: the step's
+    # index in the block, where the scope holds its failure until main has run
+    # those (one of them may fail first, and the source would raise that).
+    ahead: int | None = None
 
 
 @final
@@ -133,8 +137,10 @@ def dump_plan(plan: BlockPlan, why: Mapping[tuple[StepId, StepId], set[str]]) ->
         elif isinstance(op, At):
             lines.append(f"at {op.step}")
         else:
+            ahead = "" if op.ahead is None else f", held at {op.ahead}"
             lines.append(
-                f"run s{op.step.id} ({type(op.step.action).__name__}, line {op.step.span.line})"
+                f"run s{op.step.id} ({type(op.step.action).__name__}, "
+                f"line {op.step.span.line}{ahead})"
             )
     return "\n".join(lines)
 

@@ -37,6 +37,10 @@ The rules, in order:
    and the tasks tell the block's scope when they move on to a step with
    another coroutine's step before it, so that the scope raises the failure
    the source would have raised (`at 3` in the dump, `at_step(3)` in code).
+   Main is at the earliest step it has yet to run: a step it runs ahead of
+   earlier ones has its failure held by the scope (`held at 5`,
+   `with scope.ahead(5):`) until main moves past it, so an earlier step that
+   fails still wins.
 """
 
 from __future__ import annotations
@@ -308,10 +312,6 @@ def _order(
                     ops.append(Spawn(task.id))
                     progress = True
 
-    # TODO: a step that goes ahead of an earlier one keeps its overlap at the
-    # cost of the order of failures: if both fail, the earlier never ran and
-    # the later one's error is raised. Running it as a task of its own (a
-    # branch or a loop writing its names back with `nonlocal`) would keep both.
     def starts_work(step: Step) -> bool:
         """Whether running `step` now overlaps a wait, or lets a task start sooner."""
         if _suspends(step):
@@ -465,14 +465,16 @@ def _announce(block: Block, plan: BlockPlan) -> BlockPlan:
     end = len(block.steps)
     ops: list[Op] = []
     live: dict[TaskId, set[int]] = {}  # spawned, not yet awaited by main
+    held: set[int] = set()  # steps main ran ahead, whose failure the scope holds
     told = end
 
     def moves_to(step: int) -> None:
-        nonlocal told
+        nonlocal told, held
         low, high = sorted((told, step))
-        if any(low < i < high for steps in live.values() for i in steps):
+        if any(low < i < high for steps in [*live.values(), held] for i in steps):
             ops.append(At(step))
             told = step
+            held = {i for i in held if i > step}  # past it, the scope raised it
 
     for position, op in enumerate(plan.ops):
         if isinstance(op, Spawn):
@@ -481,10 +483,17 @@ def _announce(block: Block, plan: BlockPlan) -> BlockPlan:
                 moves_to(counted)
             live[op.task] = {index[step.id] for step in tasks[op.task].steps}
         elif isinstance(op, Wait):
-            moves_to(_next_run(plan.ops[position:], index, end))
+            moves_to(_earliest_run(plan.ops[position:], index, end))
             live.pop(op.task, None)
         elif isinstance(op, Run) and not _inert(op.step):
-            moves_to(index[op.step.id])
+            at = index[op.step.id]
+            earliest = _earliest_run(plan.ops[position:], index, end)
+            if earliest < at:  # ahead of an earlier step of main
+                held.add(at)  # first: main must tell the scope it is not there yet
+                moves_to(earliest)
+                ops.append(replace(op, ahead=at))
+                continue
+            moves_to(at)
         ops.append(op)
     return BlockPlan(tasks, tuple(ops))
 
@@ -531,9 +540,9 @@ def _announced(task: Task, index: dict[StepId, int]) -> Task:
     return replace(task, step=index[task.steps[0].id], announces=announces)
 
 
-def _next_run(ops: tuple[Op, ...], index: dict[StepId, int], end: int) -> int:
-    """The step main waits for: the next one it runs, else the block's end."""
-    return next((index[op.step.id] for op in ops if isinstance(op, Run)), end)
+def _earliest_run(ops: tuple[Op, ...], index: dict[StepId, int], end: int) -> int:
+    """Where main is: the earliest step it has yet to run, else the block's end."""
+    return min((index[op.step.id] for op in ops if isinstance(op, Run)), default=end)
 
 
 def _first_counted(task: Task, index: dict[StepId, int]) -> int | None:

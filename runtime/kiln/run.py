@@ -38,7 +38,7 @@ from inspect import isawaitable
 from types import TracebackType
 from typing import Any, Final, Generic, NoReturn, Self, TypeVar, cast, final
 
-__all__ = ["Child", "Scope", "amap", "gather", "keyed", "run_sync"]
+__all__ = ["Ahead", "Child", "Scope", "amap", "gather", "keyed", "run_sync"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -117,7 +117,10 @@ class Scope:
     number of children spawned before it; the body is after all of them until
     it says otherwise with `at_step`. A child or the body moves on with
     ``scope.at_step(n)``: a flow's task says so between its steps, and a task
-    that moves past the step of a known failure is cancelled there.
+    that moves past the step of a known failure is cancelled there. The body
+    may run a later step before earlier ones of its own inside
+    ``with scope.ahead(n):``, which holds that step's failure until the body
+    moves past `n`.
 
     Cancellation is cancellation: what a child or the body raises after the
     scope cancelled it is noise, never raised; a cancellation of the task
@@ -239,6 +242,20 @@ class Scope:
         else:
             raise RuntimeError("at_step() is called by a scope's body or its children")
 
+    def ahead(self, step: int) -> Ahead:
+        """A context for the body to run its step `step` before earlier ones.
+
+        The body first tells `at_step` the earliest step it still has to run.
+        An exception inside is the body's failure at `step`: held, not raised,
+        while the body runs its earlier steps (one of which may fail first and
+        win), and raised when the body moves past `step` or leaves the scope.
+        Raised as it would be without the context while the scope is stopping
+        the body, and for cancellation, KeyboardInterrupt and SystemExit.
+        """
+        if not self._ordered:
+            raise TypeError("ahead() needs a Scope(ordered=True)")
+        return Ahead(self, step)
+
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
@@ -337,6 +354,35 @@ class Scope:
             # would cut short the cleanup it is running.
             self._stopping_parent = True
             self._parent.cancel()
+
+
+@final
+class Ahead:
+    """`Scope.ahead`'s context: the body's failure at a step it runs early, held."""
+
+    __slots__ = ("_scope", "_step")
+
+    def __init__(self, scope: Scope, step: int) -> None:
+        self._scope = scope
+        self._step = step
+
+    def __enter__(self) -> None:
+        scope = self._scope
+        if asyncio.current_task(scope._loop) is not scope._parent or scope._exiting:
+            raise RuntimeError("ahead() is entered by a scope's body")
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        # Exception, not BaseException: cancellation and interrupts go on out.
+        scope = self._scope
+        if not isinstance(exc, Exception) or scope._body_noise:
+            return False
+        scope._failed(exc, self._step, noise=False)
+        return True
 
 
 async def gather(aws: Iterable[Awaitable[T]]) -> list[T]:

@@ -374,6 +374,127 @@ def test_a_scope_raises_the_failure_at_the_lowest_step(
         assert all(log[step] == "done" for step in log if step < winner)
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    children=st.lists(specs, max_size=4),
+    body=st.lists(specs, min_size=1, max_size=4),
+    order=st.randoms(use_true_random=False),
+)
+def test_a_body_running_steps_ahead_still_raises_the_lowest_failure(
+    children: list[Spec], body: list[Spec], order: object
+) -> None:
+    """The body runs its steps in any order, holding the failures of those it
+    runs before an earlier one of its own, as compiled flows do."""
+    steps = list(range(len(children) + len(body)))
+    order.shuffle(steps)  # type: ignore[attr-defined]
+    child_steps, body_steps = steps[: len(children)], steps[len(children) :]
+    spec_at = dict(zip(steps, [*children, *body], strict=True))
+    errors = {step: Failure(f"step {step}") for step in steps}
+    log: dict[int, str] = {}
+
+    async def scenario() -> BaseException | None:
+        async with asyncio.timeout(5):
+            try:
+                async with Scope(ordered=True) as scope:
+                    for step in child_steps:
+                        work = participant(spec_at[step], errors[step], log, step)
+                        scope.spawn(work, step=step)
+                    pending = set(body_steps)
+                    for step in body_steps:  # in shuffled order
+                        scope.at_step(min(pending))
+                        work = participant(spec_at[step], errors[step], log, step)
+                        if step > min(pending):
+                            with scope.ahead(step):
+                                await work
+                        else:
+                            await work
+                        pending.remove(step)
+            except Failure as error:
+                assert not others(), "nothing the scope started is still running"
+                return error
+        assert not others()
+        return None
+
+    raised = asyncio.run(scenario())
+    winner = min((step for step in steps if spec_at[step].fails), default=None)
+    assert raised is (None if winner is None else errors[winner])
+    if winner is not None:
+        assert all(log[step] == "done" for step in log if step < winner)
+
+
+async def test_a_held_failure_is_raised_where_the_body_moves_past_it() -> None:
+    log: list[str] = []
+    held = Failure("step 2")
+
+    async def scenario() -> None:
+        async with Scope(ordered=True) as scope:
+            scope.spawn(wait_forever(log, "step 4"), step=4)
+            await asyncio.sleep(0)  # the child starts waiting
+            scope.at_step(1)
+            with scope.ahead(2):
+                raise held
+            log.append("step 1 ran")  # earlier in the source: it still runs
+            scope.at_step(3)
+            log.append("step 3 ran")
+
+    assert await failure_of(scenario()) is held
+    assert log == ["step 1 ran", "step 4 cancelled"]  # cancelled at once, not run
+
+
+async def test_an_earlier_failure_wins_over_a_held_one() -> None:
+    early = Failure("step 1")
+
+    async def scenario() -> None:
+        async with Scope(ordered=True) as scope:
+            scope.at_step(1)
+            with scope.ahead(2):
+                raise Failure("step 2")
+            raise early
+
+    assert await failure_of(scenario()) is early
+
+
+async def test_a_held_failure_leaves_with_the_scope() -> None:
+    held = Failure("step 2")
+
+    async def scenario() -> None:
+        async with Scope(ordered=True) as scope:
+            scope.at_step(1)
+            with scope.ahead(2):
+                raise held
+
+    assert await failure_of(scenario()) is held
+
+
+@pytest.mark.parametrize("interrupt", [asyncio.CancelledError(), KeyboardInterrupt()])
+async def test_ahead_holds_failures_not_cancellation_or_interrupts(
+    interrupt: BaseException,
+) -> None:
+    async def scenario() -> None:
+        async with Scope(ordered=True) as scope:
+            scope.at_step(1)
+            with scope.ahead(2):
+                raise interrupt
+
+    with pytest.raises(type(interrupt)) as caught:
+        await scenario()
+    assert caught.value is interrupt
+
+
+async def test_ahead_is_for_the_body_of_an_ordered_scope() -> None:
+    async with Scope() as unordered:
+        with pytest.raises(TypeError, match="ordered"):
+            unordered.ahead(1)
+
+    async def child(scope: Scope) -> None:
+        with scope.ahead(1):
+            pass
+
+    with pytest.raises(RuntimeError, match="body"):
+        async with Scope(ordered=True) as scope:
+            scope.spawn(child(scope))
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     elements=st.lists(specs, min_size=0, max_size=7),
