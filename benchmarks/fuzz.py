@@ -39,6 +39,7 @@ from tests.test_differential import (  # noqa: E402
 from tests.test_effect_differential import check as check_effects  # noqa: E402
 
 Failure = tuple[str, int, str]
+PROGRESS = 250  # a job says how far it is every this many flows
 
 
 def check_tidy(source: str, x: int, directory: Path) -> None:
@@ -62,6 +63,7 @@ def run(job: tuple[str, int, int]) -> tuple[str, int, list[Failure]]:
     strategy, check = GENERATORS[name]
     failures: list[Failure] = []
     ran = 0
+    started = time.perf_counter()
 
     @seed(worker_seed)
     @settings(
@@ -74,11 +76,18 @@ def run(job: tuple[str, int, int]) -> tuple[str, int, list[Failure]]:
     def each(source: str, x: int) -> None:
         nonlocal ran
         ran += 1
+        loaded = set(sys.modules)
         with tempfile.TemporaryDirectory() as directory:
             try:
                 check(source, x, Path(directory))
             except Exception as error:  # every failure is reported, none stops the run
                 failures.append((source, x, f"{type(error).__name__}: {error}"[:2000]))
+        # The two modules of each flow would otherwise pile up for the whole run.
+        for module in set(sys.modules) - loaded:
+            del sys.modules[module]
+        if ran % PROGRESS == 0:
+            elapsed = time.perf_counter() - started
+            print(f"{name} #{worker_seed}: {ran} flows, {elapsed:.0f} s", flush=True)
 
     each()
     return name, ran, failures
