@@ -229,6 +229,38 @@ def test_an_iterator_two_fan_outs_consume_keeps_its_order(tmp_path: Path) -> Non
     assert compiled.split() == asyncio.run(reference.split()) == ([0, 1], [3, 4])
 
 
+@pytest.mark.parametrize("fallback", ["", "(fallback=gave_up)"])
+def test_a_fan_outs_clause_sees_what_the_elements_before_it_changed(
+    fallback: str, tmp_path: Path
+) -> None:
+    """Each element appends to `acc`, which the `if` reads: the source asks the
+    clause again after each element, and so must the compiled flow."""
+    compiled, reference = build(
+        f"""
+        from kiln import flow, node
+
+        @node
+        async def inc(x: int) -> int:
+            return x + 1
+
+        def gave_up(x: int, acc: list[int]) -> int:
+            return -1
+
+        @node{fallback}
+        async def add(x: int, acc: list[int]) -> int:
+            acc.append(x)
+            return x
+
+        @flow
+        async def upto_two(n: int) -> list[int]:
+            acc: list[int] = []
+            return [await add(await inc(x), acc) for x in range(n) if len(acc) < 2]
+        """,
+        tmp_path,
+    )
+    assert compiled.upto_two(5) == asyncio.run(reference.upto_two(5)) == [1, 2]
+
+
 def test_a_clone_reports_back_through_the_global_store(tmp_path: Path) -> None:
     source = """
     import asyncio

@@ -242,6 +242,37 @@ async def many() -> object:
         assert str(failure_of(compiled.many.aforward())) == "element 0"
 
 
+@pytest.mark.parametrize(
+    "element",
+    [
+        "await fails(await wait(f'element {i}', 0.0), 0.01)",
+        "await fails(f'element {i}', 0.01)",
+    ],
+    ids=["two_calls", "one_call"],
+)
+def test_a_fan_out_element_wins_over_a_later_clause_that_raises(
+    element: str, tmp_path: Path
+) -> None:
+    """The `if` clause breaks at item 2; the source ran element 0 first."""
+    compiled, source = build(
+        NODES
+        + f"""
+def keep(i: int) -> bool:
+    if i == 2:
+        raise KeyError("the clause")
+    return True
+
+@flow
+async def many() -> list[str]:
+    return [{element} for i in range(4) if keep(i)]
+""",
+        tmp_path,
+    )
+    assert str(failure_of(source.many())) == "element 0"
+    for _ in range(RUNS):
+        assert str(failure_of(compiled.many.aforward())) == "element 0"
+
+
 # --- cancellation ------------------------------------------------------------------
 
 

@@ -78,6 +78,9 @@ def compile_text(directory: Path, source: str) -> Compilation:
             assert diagnostic.span.line <= lines + 1, diagnostic
         assert diagnostic.span.line >= 1, diagnostic
         assert diagnostic.span.column >= 1, diagnostic
+        if source.startswith((HEADER, FLOW_HEADER)):
+            # 1:1 is where a node the compiler made lands: no place in the source.
+            assert (diagnostic.span.line, diagnostic.span.column) != (1, 1), diagnostic
     if compilation.output is not None:
         compile(compilation.output, "generated-output.py", "exec", dont_inherit=True)
     return compilation
@@ -214,6 +217,10 @@ AWAITED = (
     "(await asyncio.wait_for(dec({}), 1))",
     "(await asyncio.shield(sub({})))",
     "(await asyncio.sleep(0, {}))",
+    "sum([await dec(await dec(w)) async for w in acount({}) if w])",
+    "len({{w: await dec(w) async for w in acount({})}})",
+    "sum([await dec(w) async for (w) in acount({}) for v in items(w)])",
+    "sum([(await dec(v)) + 1 for v in items({})])",
 )
 #: Statements outside the flow language: each must be a located error, never a crash.
 OUTSIDE = (

@@ -740,15 +740,19 @@ class _FlowEmitter:
                 action.kind,
                 f"[{wait}{each}({target}) async for {target} in {iterable}]",
             )
-        items, index = self.names.fresh("items"), self.names.fresh("index")
+        # The element reads its item by index from a list that mypy types from the
+        # clauses; the list fills as the indexes are drawn, so the clauses run
+        # between the elements, as in the source.
+        items, indexes = self.names.fresh("items"), self.names.fresh("indexes")
+        index = self.names.fresh("index")
         targets = _comprehension_targets(action.clauses)
-        self.w.line(f"{items} = [{targets} {code(action.clauses)}]")
+        clauses = code(action.clauses)
+        self.w.line(f"{items}, {indexes} = {RUNTIME}.indexed({targets} {clauses})")
         self.w.line(f"{define} {each}({index}: {self.builtin('int')}) -> {returns}:")
         with self.w.indent(), self.function():
             self.w.line(f"{targets} = {items}[{index}]")
             self.element_body(action)
-        count = f"{self.builtin('range')}({self.builtin('len')}({items}))"
-        every = f"{each}({index}) for {index} in {count}"
+        every = f"{each}({index}) for {index} in {indexes}"
         results = (
             f"await {RUNTIME}.gather({every})" if concurrent else f"[{wait}{every}]"
         )

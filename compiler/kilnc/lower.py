@@ -705,7 +705,6 @@ class _Lowerer:
         origin: cst.CSTNode,
     ) -> list[Step]:
         clauses = comprehension.for_in
-        written = clauses.iter  # positioned, unlike what lifting leaves in its place
         prefix, first = self.lift_expression(clauses.iter)
         clauses = clauses.with_changes(iter=first)
         self.forbid_calls(
@@ -742,7 +741,12 @@ class _Lowerer:
         inner, args = self.lift_arguments(call)
         result = replace(node_call, call=node_call.call.with_changes(args=args))
         self.check_fan_out(
-            clauses, written, element, result, bool(inner), key is not None
+            clauses,
+            comprehension.for_in,
+            element,
+            result,
+            bool(inner),
+            key is not None,
         )
         kind = {
             cst.ListComp: FanOutKind.LIST,
@@ -811,13 +815,17 @@ class _Lowerer:
     def check_fan_out(
         self,
         clauses: cst.CompFor,
-        iterable: cst.BaseExpression,
+        written: cst.CompFor,
         element: cst.BaseExpression,
         result: NodeCall,
         several_calls: bool,
         keyed: bool,
     ) -> None:
-        """The shapes of fan-out the back end compiles; each other shape says what to write."""
+        """The shapes of fan-out the back end compiles; each other shape says what to write.
+
+        `clauses` is what lowering made of `written`, the source's own clauses,
+        which alone have a position to report at.
+        """
         if clauses.asynchronous is not None:
             simple = (
                 clauses.inner_for_in is None
@@ -827,7 +835,7 @@ class _Lowerer:
             )
             if not simple:
                 self.report(
-                    clauses,
+                    written,
                     Code.FAN_OUT_SHAPE,
                     "an 'async for' fan-out takes one 'async for' with a plain name and no 'if'",
                     "filter inside the node, or collect the stream into a list first",
@@ -835,7 +843,7 @@ class _Lowerer:
                 return
             if several_calls and self.item_types(clauses) is None:
                 self.report(
-                    iterable,
+                    written.iter,
                     Code.UNKNOWN_TYPE,
                     "kiln cannot tell the item type of this async stream",
                     "iterate a call of an async stream node annotated '-> AsyncIterator[T]'",

@@ -7,8 +7,8 @@ Standard library only, and small enough to read in one sitting:
 - `process`: the four process modes and the helpers that run any callable in
   any of them;
 - `memory`: `Memory`, global and local state with BrainyFlow's semantics;
-- `run`: the run context of generated code (`Scope` and its `Child` tasks, `gather`,
-  `amap`, `keyed`) and the sync entry point `run_sync`;
+- `run`: the run context of generated code (`Scope` and its `Child` tasks,
+  `gather`, `amap`, `keyed`, `indexed`) and the sync entry point `run_sync`;
 - `calls`: `Flow`, the base of compiled flow classes, and `Site`, a node call
   site: how a run binds its calls, with limits, the ledger and events;
 - `subflow`: a flow imported from another module, compiled or not, in the shape
@@ -72,7 +72,7 @@ from kiln.resilience import (
     retrying,
     retrying_sync,
 )
-from kiln.run import Child, Scope, amap, gather, keyed, run_sync
+from kiln.run import Child, Scope, amap, gather, indexed, keyed, run_sync
 from kiln.streams import iterate
 from kiln.subflow import subflow
 
@@ -140,6 +140,7 @@ __all__ = [
     "forward",
     "gather",
     "in_thread",
+    "indexed",
     "iterate",
     "keyed",
     "node",

@@ -33,12 +33,13 @@ from collections.abc import (
     Coroutine,
     Generator,
     Iterable,
+    Iterator,
 )
 from inspect import isawaitable
 from types import TracebackType
 from typing import Any, Final, Generic, NoReturn, Self, TypeVar, cast, final
 
-__all__ = ["Ahead", "Child", "Scope", "amap", "gather", "keyed", "run_sync"]
+__all__ = ["Ahead", "Child", "Scope", "amap", "gather", "indexed", "keyed", "run_sync"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -434,6 +435,24 @@ async def amap(items: AsyncIterable[T], each: Callable[[T], Awaitable[R]]) -> li
         await _close_after_failure(iterator)
         raise
     return [child.result() for child in children]
+
+
+def indexed(items: Iterable[T]) -> tuple[list[T], Iterator[int]]:
+    """A list of the items, filled as the index iterator is drawn, and that iterator.
+
+    For a fan-out whose element is a function of its item's index: the next
+    item is made only when the next index is asked for, so the `for`/`if`
+    clauses run between the elements, as the source runs them, and an error
+    in them comes after the elements before it (`gather` weighs it so).
+    """
+    seen: list[T] = []
+
+    def indexes() -> Iterator[int]:
+        for item in items:
+            seen.append(item)
+            yield len(seen) - 1
+
+    return seen, indexes()
 
 
 def keyed(key: K, work: Awaitable[V]) -> Awaitable[tuple[K, V]]:
