@@ -15,10 +15,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import black
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from kiln import EventStatus, Memory
+from kilnc.format import MODE
 from kilnc.pipeline import compile_file
 from tests.flowgen import (
     SCHEDULER_REGRESSION,
@@ -45,9 +47,15 @@ def compiled_and_source(source: str, directory: Path) -> tuple[ModuleType, Modul
     path.write_text(source, encoding="utf-8")
     compilation = compile_file(path)
     assert compilation.output is not None, [d.message for d in compilation.diagnostics]
+    assert formatted_once(compilation.output)
     out = directory / "out.py"
     out.write_text(compilation.output, encoding="utf-8")
     return load(out), load(path)
+
+
+def formatted_once(output: str) -> bool:
+    """Whether black leaves the module as the compiler wrote it: one pass was enough."""
+    return black.format_str(output, mode=MODE) == output
 
 
 @settings(max_examples=60, deadline=None)

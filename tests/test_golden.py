@@ -9,6 +9,7 @@ import pytest
 
 from kilnc.pipeline import compile_file
 from tests.goldens import DATA, Case, load_cases, write_cases
+from tests.test_differential import formatted_once
 
 CASES = [case for path in sorted(DATA.glob("*.test")) for case in load_cases(path)]
 
@@ -39,6 +40,7 @@ def test_case(
         _update(case, compilation.output)
         return
     assert compilation.output == case.expected
+    assert formatted_once(compilation.output)
 
 
 def _update(case: Case, output: str) -> None:

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from kilnc.diagnostics import Code
 from kilnc.pipeline import Compilation, compile_file
+from tests.test_differential import formatted_once
 
 # Generated code is often odd (`1()`, `"a" "b" is 3`): CPython's SyntaxWarnings about it
 # are expected here, and the compiler itself never shows them.
@@ -83,6 +84,7 @@ def compile_text(directory: Path, source: str) -> Compilation:
             assert (diagnostic.span.line, diagnostic.span.column) != (1, 1), diagnostic
     if compilation.output is not None:
         compile(compilation.output, "generated-output.py", "exec", dont_inherit=True)
+        assert formatted_once(compilation.output)
     return compilation
 
 

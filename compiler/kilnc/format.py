@@ -1,8 +1,9 @@
-"""format_module: black, as a library, with the checks black runs on itself.
+"""format_module: black, as a library, and CPython's compile of what it returns.
 
-The output must parse, and formatting it again must change nothing
-(black's `assert_stable`); either failure is a bug in kiln, reported as an
-internal error rather than written to disk.
+The output must parse and compile; a failure is a bug in kiln, reported as
+an internal error rather than written to disk. Black runs once: that its
+output is a fixed point (black's `assert_stable`) is checked by the tests, on
+every module they compile, where a second pass costs no user anything.
 """
 
 from __future__ import annotations
@@ -44,8 +45,6 @@ def format_module(text: str) -> str:
         raise FormatError(
             f"the generated module does not parse: {exc}\n{text}"
         ) from exc
-    if black.format_str(formatted, mode=MODE) != formatted:
-        raise FormatError("black does not reach a fixed point on the generated module")
     try:
         # Compiled, never run: catches what parsing alone accepts (`await` outside async).
         with python_limits():  # as the module will be compiled when it is imported
