@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from kilnc.cli_config import settle_args
 from kilnc.cli_report import Report
@@ -29,37 +28,6 @@ from kilnc.terminal import LINES, printable
 from kilnc.typecheck import MypyFailed, typecheck_modules
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
-
-
-def add_check_command(commands: Any) -> None:
-    """Register `kiln check` on the `kiln` parser's subcommands."""
-    check = commands.add_parser(
-        "check", help="fail on stale outputs and on type errors, mapped to the source"
-    )
-    check.add_argument(
-        "sources",
-        nargs="*",
-        type=Path,
-        metavar="SRC",
-        help="files or directories (default: [tool.kiln] sources)",
-    )
-    check.add_argument(
-        "-o",
-        "--output",
-        type=Path,
-        metavar="OUTDIR",
-        help="where the outputs are (default: [tool.kiln] output)",
-    )
-    check.add_argument(
-        "--no-mypy", action="store_true", help="check staleness only, not types"
-    )
-    check.add_argument(
-        "--format",
-        choices=("text", "json"),
-        default="text",
-        help="diagnostics as text, or as one JSON list",
-    )
-    check.set_defaults(handler=run_check, trailing=("sources", Path))
 
 
 def run_check(args: argparse.Namespace) -> int:

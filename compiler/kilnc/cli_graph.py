@@ -16,9 +16,8 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-from kilnc.cli_report import FORMATS as DIAGNOSTIC_FORMATS
 from kilnc.cli_report import Report
 from kilnc.config import config_start, load_config
 from kilnc.diagnostics import Code, Diagnostic, error, render_all
@@ -37,33 +36,7 @@ from kilnc.source import SourceFile, Span, display_path
 from kilnc.terminal import LINES, printable
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
-FORMATS: Final = ("mermaid", "dot", "svg", "png")
 GRAPHVIZ: Final = "graphviz (apt install graphviz / brew install graphviz)"
-
-
-def add_graph_command(commands: Any) -> None:
-    """Register `kiln graph` on the `kiln` parser's subcommands."""
-    graph = commands.add_parser("graph", help="draw flows as Mermaid, DOT, SVG or PNG")
-    graph.add_argument("source", type=Path, metavar="SRC", help="a flow source file")
-    graph.add_argument("--flow", metavar="NAME", help="draw this flow only")
-    graph.add_argument(
-        "--format", choices=FORMATS, default="mermaid", help="default: mermaid"
-    )
-    graph.add_argument(
-        "-o", "--output", type=Path, metavar="FILE", help="write here, not to stdout"
-    )
-    graph.add_argument(
-        "--force",
-        action="store_true",
-        help="replace -o FILE even when it is not a drawing (never a source)",
-    )
-    graph.add_argument(
-        "--diagnostics",
-        choices=DIAGNOSTIC_FORMATS,
-        default="text",
-        help="how to print the source's errors",
-    )
-    graph.set_defaults(handler=run_graph)
 
 
 def run_graph(args: argparse.Namespace) -> int:

@@ -24,7 +24,6 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
 
 from kiln.errors import LedgerError
 from kiln.ledger import Ledger, LedgerStats, NodeEntries, RunHits
@@ -34,37 +33,6 @@ from kilnc.diagnostics import render_all
 from kilnc.terminal import LINES, printable, safe_str
 
 EXIT_OK, EXIT_ERRORS = 0, 1
-PATH_HELP: Final = (
-    "the ledger file (default: $KILN_LEDGER, else [tool.kiln] ledger, else .kiln/ledger.db)"
-)
-
-
-def add_ledger_command(commands: Any) -> None:
-    """Register `kiln ledger` and its subcommands on the `kiln` parser's subcommands."""
-    ledger = commands.add_parser(
-        "ledger", help="show or clear the ledger of cached results"
-    )
-    actions = ledger.add_subparsers(
-        dest="ledger_command", metavar="ACTION", required=True
-    )
-    stats = actions.add_parser(
-        "stats", help="entries per node, size, hit rate of the last runs"
-    )
-    stats.add_argument("path", nargs="?", type=Path, metavar="PATH", help=PATH_HELP)
-    stats.add_argument(
-        "--runs",
-        type=_count,
-        default=10,
-        metavar="N",
-        help="show the hit rate of the last N runs (default: 10)",
-    )
-    stats.add_argument("--json", action="store_true", help="print one JSON document")
-    stats.set_defaults(handler=run_ledger)
-    clear = actions.add_parser("clear", help="remove entries (of one node with --node)")
-    clear.add_argument("path", nargs="?", type=Path, metavar="PATH", help=PATH_HELP)
-    clear.add_argument("--node", metavar="NAME", help="remove this node's entries only")
-    clear.add_argument("--json", action="store_true", help="print one JSON document")
-    clear.set_defaults(handler=run_ledger)
 
 
 def run_ledger(args: argparse.Namespace) -> int:
@@ -266,16 +234,6 @@ def _entries(count: int) -> str:
 
 def _when(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
 
 
 def _error(message: str) -> int:

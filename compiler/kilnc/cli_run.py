@@ -63,7 +63,7 @@ from kilnc.source import display_path
 from kilnc.terminal import LINES, printable, safe_str
 from kilnc.trace import chrome_trace
 
-__all__ = ["add_run_command", "run_flow_command"]
+__all__ = ["run_flow_command"]
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 _PLAIN_WIDTH: Final = 200  # the summary's widest in a log: no node name cut short
@@ -75,59 +75,6 @@ _ENTRIES: Final[tuple[tuple[str, type], ...]] = (
     ("stream", StreamProcess),
     ("forward", Process),
 )
-
-
-def add_run_command(commands: Any) -> None:
-    """Register `kiln run` on the `kiln` parser's subcommands."""
-    run = commands.add_parser(
-        "run", help="run a flow with a live progress display and a per-node summary"
-    )
-    run.add_argument(
-        "target",
-        metavar="PATH.py:FLOW",
-        help="a flow source or a module kiln generated, and the flow's name"
-        " (optional when the module has one flow)",
-    )
-    run.add_argument(
-        "arguments",
-        nargs="*",
-        default=[],  # else listed as required when PATH.py:FLOW is missing
-        metavar="name=value",
-        help="the flow's arguments, read by their annotations (JSON for lists, dicts, ...)",
-    )
-    run.add_argument(
-        "--json",
-        action="store_true",
-        help="print one JSON document: result, error, per-node summary",
-    )
-    run.add_argument(
-        "--trace",
-        type=Path,
-        metavar="FILE",
-        help="write the node calls as Chrome trace-event JSON (open it in Perfetto)",
-    )
-    run.add_argument(
-        "--ledger",
-        type=Path,
-        metavar="FILE",
-        help="the ledger of cache=True nodes (default: $KILN_LEDGER, else [tool.kiln]"
-        " ledger, else .kiln/ledger.db)",
-    )
-    run.add_argument(
-        "--no-progress", action="store_true", help="no live progress display"
-    )
-    run.add_argument(
-        "--show-traceback",
-        action="store_true",
-        help="print the Python traceback of a failure",
-    )
-    run.add_argument(
-        "--dask",
-        metavar="ADDRESS",
-        help="run the node calls on the Dask scheduler at ADDRESS (tcp://host:8786),"
-        " or on a cluster started on this machine with 'local' (pip install 'kiln[dask]')",
-    )
-    run.set_defaults(handler=run_flow_command, trailing=("arguments", str))
 
 
 class _OutputClosed(Exception):
