@@ -59,7 +59,9 @@ def test_compile_loads_no_type_checker(project: Path) -> None:
 
 def test_running_a_generated_module_loads_no_compiler(project: Path) -> None:
     imported_by("compile", "pipeline.py", "-o", "build", cwd=project)
-    loaded = imported_by("run", "build/pipeline.py:first", "x=3", "--no-progress", cwd=project)
+    loaded = imported_by(
+        "run", "build/pipeline.py:first", "x=3", "--no-progress", cwd=project
+    )
     assert not loaded & COMPILER
 
 

@@ -255,8 +255,7 @@ def test_a_fan_out_element_wins_over_a_later_clause_that_raises(
 ) -> None:
     """The `if` clause breaks at item 2; the source ran element 0 first."""
     compiled, source = build(
-        NODES
-        + f"""
+        NODES + f"""
 def keep(i: int) -> bool:
     if i == 2:
         raise KeyError("the clause")

@@ -689,15 +689,17 @@ class _FlowEmitter:
             value = _comprehension(action, self.callcode(action.result))
         else:
             call = self.callcode(action.result, awaited=False)
+            bound = self.bound_of(action)
             if action.is_async_for:
                 each = f"lambda {code(action.clauses.target)}: {call}"
-                gathered = f"await {RUNTIME}.amap({code(action.clauses.iter)}, {each})"
+                iterable = code(action.clauses.iter)
+                gathered = f"await {RUNTIME}.amap({iterable}, {each}, {bound})"
             elif action.kind is FanOutKind.DICT:
                 assert action.key is not None
                 pairs = f"{RUNTIME}.keyed({code(action.key)}, {call})"
-                gathered = f"await {RUNTIME}.gather({pairs} {clauses})"
+                gathered = f"await {RUNTIME}.gather(({pairs} {clauses}), {bound})"
             else:
-                gathered = f"await {RUNTIME}.gather({call} {clauses})"
+                gathered = f"await {RUNTIME}.gather(({call} {clauses}), {bound})"
             value = self.collection(action.kind, gathered)
         if self.room(GUARD_BLOCKS):
             self.guarded([_assign(action.target, None, value, returning)], calls)
@@ -733,8 +735,9 @@ class _FlowEmitter:
                 self.element_body(action)
             iterable = code(action.clauses.iter)
             if concurrent:
+                bound = self.bound_of(action)
                 return self.collection(
-                    action.kind, f"await {RUNTIME}.amap({iterable}, {each})"
+                    action.kind, f"await {RUNTIME}.amap({iterable}, {each}, {bound})"
                 )
             return self.collection(
                 action.kind,
@@ -754,7 +757,9 @@ class _FlowEmitter:
             self.element_body(action)
         every = f"{each}({index}) for {index} in {indexes}"
         results = (
-            f"await {RUNTIME}.gather({every})" if concurrent else f"[{wait}{every}]"
+            f"await {RUNTIME}.gather(({every}), {self.bound_of(action)})"
+            if concurrent
+            else f"[{wait}{every}]"
         )
         if action.kind is FanOutKind.DICT:
             assert action.key is not None
@@ -762,6 +767,10 @@ class _FlowEmitter:
             pairs = f"{self.builtin('zip')}({keys}, {results})"
             return f"{self.builtin('dict')}({pairs})"
         return self.collection(action.kind, results)
+
+    def bound_of(self, action: FanOut) -> str:
+        """`bound=...`: the run's cap on the elements in flight, read when it runs."""
+        return f"bound={RUNTIME}.fan_out_bound({self.sites[action.result.site]})"
 
     def element_body(self, action: FanOut) -> None:
         counting, self.counting = self.counting, False  # the fan-out counted one visit

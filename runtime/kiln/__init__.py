@@ -34,7 +34,7 @@ loads once Dask distributed is known to be installed, `dask_connection`,
 
 from typing import TYPE_CHECKING
 
-from kiln.calls import Backend, Flow, Site
+from kiln.calls import Backend, Flow, Site, fan_out_bound
 from kiln.closing import aclosing, closing
 from kiln.decorators import flow, node
 from kiln.errors import (
@@ -136,6 +136,7 @@ __all__ = [
     "call_in_thread",
     "call_sync",
     "closing",
+    "fan_out_bound",
     "flow",
     "forward",
     "gather",

@@ -46,8 +46,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -66,7 +65,7 @@ from kiln.subflow import subflow
 if TYPE_CHECKING:
     from kiln.ledger import Ledger
 
-__all__ = ["Backend", "Flow", "Site", "SiteKind"]
+__all__ = ["Backend", "Flow", "Site", "SiteKind", "fan_out_bound"]
 
 SiteKind = Literal["async", "sync", "thread", "stream", "astream", "flow"]
 C = TypeVar("C", bound=tuple[object, ...])  # nodes' calls, and subflows
@@ -363,6 +362,19 @@ class _Joining:
         return self.binder.bind(self.run)
 
 
+def fan_out_bound(call: object) -> int | None:
+    """At most how many elements a fan-out of `call` (a run's bound call) runs at once.
+
+    The lowest concurrency cap of the run and the runs it joins, or None
+    (no cap: every element starts at once). Elements past the cap would only
+    wait for it, each a task holding its arguments: `gather(bound=...)` keeps
+    them from being made at all.
+    """
+    if isinstance(call, partial) and call.args and isinstance(call.args[0], _Run):
+        return call.args[0].cap
+    return None
+
+
 def _compiled_ledger(kind: type[Flow]) -> Path | None:
     """The configured ledger a flow class was compiled with, beside its module."""
     relative = kind._kiln_ledger
@@ -393,6 +405,7 @@ class _Run:
     """
 
     __slots__ = (
+        "cap",
         "caps",
         "id",
         "ledger",
@@ -416,6 +429,8 @@ class _Run:
             if binder.concurrency is not None
             else ()
         )
+        # The lowest of the caps, for a fan-out to keep no more elements than that.
+        self.cap = binder.concurrency
         if enclosing is None:
             self.number = next(_RUNS)
             self.visits = [0] * binder.size
@@ -430,6 +445,8 @@ class _Run:
         self.visit_lists = lists
         self.visits = lists.setdefault(binder.kind, [0] * binder.size)
         self.caps = own + enclosing.caps
+        if enclosing.cap is not None:
+            self.cap = min(enclosing.cap, self.cap or enclosing.cap)
         self.id = enclosing.id or (
             uuid.uuid4().hex if binder.ledger is not None else ""
         )
@@ -505,13 +522,15 @@ def _async_site(
         return _observed_async(index, site)
     fn, policy = site.fn, site.policy or _PLAIN
     thread = site.kind == "thread"
+    timeout = policy.timeout
 
-    async def attempt(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def attempt(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]:
+        # The awaitable itself, not a coroutine awaiting it: one frame less per call.
         if backend is not None:
-            return await backend.run(site, args, kwargs)
+            return backend.run(site, args, kwargs)
         if thread:
-            return await _in_own_thread(partial(fn, *args, **kwargs))
-        return await fn(*args, **kwargs)
+            return _in_own_thread(partial(fn, *args, **kwargs))
+        return cast(Awaitable[Any], fn(*args, **kwargs))
 
     async def attempts(
         run: _Run,
@@ -523,18 +542,30 @@ def _async_site(
         tries = 0
         while True:
             tries += 1
-            async with _admitted(gates):
+            held = 0  # gates acquired: a cancellation while waiting frees those
+            try:
+                for gate in gates:
+                    await gate.acquire()
+                    held += 1
                 run.started(event, tries)
-                deadline = asyncio.timeout(policy.timeout)
+                # Without a timeout, no Timeout: most calls have none, and a
+                # fan-out of a million pays for each.
+                deadline = None if timeout is None else asyncio.timeout(timeout)
                 try:
+                    if deadline is None:
+                        return await attempt(args, kwargs)
                     async with deadline:
                         return await attempt(args, kwargs)
                 except Exception as error:
                     # A node without a policy fails as it would uncompiled: no note.
+                    expired = deadline is not None and deadline.expired()
                     if policy is _PLAIN or not _retry_or_note(
-                        policy, error, tries, timed_out=deadline.expired()
+                        policy, error, tries, timed_out=expired
                     ):
                         raise
+            finally:
+                for gate in reversed(gates[:held]):
+                    gate.release()
             await asyncio.sleep(policy.delay(tries))
 
     async def call(run: _Run, /, *args: Any, **kwargs: Any) -> Any:
@@ -561,20 +592,6 @@ def _async_site(
         return value
 
     return call
-
-
-@asynccontextmanager
-async def _admitted(gates: tuple[_Gate, ...]) -> AsyncIterator[None]:
-    """Hold a slot of every gate; a cancellation while waiting frees those already held."""
-    held: list[_Gate] = []
-    try:
-        for gate in gates:
-            await gate.acquire()
-            held.append(gate)
-        yield
-    finally:
-        for gate in reversed(held):
-            gate.release()
 
 
 def _observed_async(index: int, site: Site) -> Wrapped:

@@ -35,6 +35,7 @@ from collections.abc import (
     Iterable,
     Iterator,
 )
+from functools import partial
 from inspect import isawaitable
 from types import TracebackType
 from typing import Any, Final, Generic, NoReturn, Self, TypeVar, cast, final
@@ -386,7 +387,7 @@ class Ahead:
         return True
 
 
-async def gather(aws: Iterable[Awaitable[T]]) -> list[T]:
+async def gather(aws: Iterable[Awaitable[T]], *, bound: int | None = None) -> list[T]:
     """Await every awaitable concurrently; return their results in input order.
 
     All are started at once as tasks, in an ordered scope: when elements fail,
@@ -395,7 +396,15 @@ async def gather(aws: Iterable[Awaitable[T]]) -> list[T]:
     the elements it produced before run all the same (the sequential loop
     would have run them first) and an earlier failure among them wins over the
     iteration's error.
+
+    With a `bound`, at most that many run at once, each in one of as many
+    worker tasks, and `aws` is read only as a worker comes free: a fan-out of
+    a million items under a cap of 100 holds 100 elements, not a million
+    tasks waiting for the cap. Failures are ordered the same way, and after
+    one, nothing more is read.
     """
+    if bound is not None:
+        return await _bounded(iter(aws), bound)
     items: list[Awaitable[T]] = []
     try:
         for aw in aws:
@@ -415,7 +424,12 @@ async def gather(aws: Iterable[Awaitable[T]]) -> list[T]:
     return [child.result() for child in children]
 
 
-async def amap(items: AsyncIterable[T], each: Callable[[T], Awaitable[R]]) -> list[R]:
+async def amap(
+    items: AsyncIterable[T],
+    each: Callable[[T], Awaitable[R]],
+    *,
+    bound: int | None = None,
+) -> list[R]:
     """Start ``each(item)`` for every item as it arrives; results in arrival order.
 
     Pipelined: the work on an item starts while the next item is still being
@@ -423,18 +437,76 @@ async def amap(items: AsyncIterable[T], each: Callable[[T], Awaitable[R]]) -> li
     failures of later elements and of the iterator after it; an iterator that
     fails waits for the work on the items it produced. On any failure pending
     work is cancelled and the iterator closed (an error it raises as it closes
-    is reported to the event loop, not raised over the failure).
+    is reported to the event loop, not raised over the failure). With a
+    `bound`, the next item is read only when fewer than that many run.
     """
     iterator = aiter(items)
-    children: list[Child[R]] = []
+    results: dict[int, R] = {}
+    slots = asyncio.Semaphore(bound) if bound is not None else None
+
+    def finished(index: int, task: asyncio.Task[R]) -> None:
+        # A callback, not a coroutine around the work: the scope closes a
+        # child it spawns past a known failure, and the work with it.
+        if slots is not None:
+            slots.release()
+        if not task.cancelled() and task.exception() is None:
+            results[index] = task.result()
+
     try:
         async with Scope(ordered=True) as scope:
+            index = 0
+            if slots is not None:
+                await slots.acquire()  # the slot of the item read next
             async for item in iterator:
-                children.append(scope.spawn(_as_coroutine(each(item))))
+                child = scope.spawn(_as_coroutine(each(item)))
+                child.task.add_done_callback(partial(finished, index))
+                index += 1
+                if slots is not None:
+                    await slots.acquire()
     except BaseException:
         await _close_after_failure(iterator)
         raise
-    return [child.result() for child in children]
+    return [results[index] for index in range(len(results))]
+
+
+async def _bounded(iterator: Iterator[Awaitable[T]], bound: int) -> list[T]:
+    """`gather` with at most `bound` elements running: a pool of workers.
+
+    Each worker takes the next element and awaits it in place, telling the
+    scope the element's index first, so the scope weighs failures by index
+    as it weighs tasks spawned per element, and a worker past a known failure
+    stops before it takes another. Workers start as elements are taken, so a
+    fan-out of three under a cap of 100 makes three.
+    """
+    # A slot per element taken, filled as it finishes: a list, not a dict, since
+    # a million results is what a bounded fan-out is for.
+    results: list[Any] = []
+    taken = 0  # the index of the next element
+    workers = 1
+
+    async def worker(scope: Scope) -> None:
+        nonlocal taken, workers
+        while True:
+            index = taken
+            scope.at_step(index)
+            try:
+                aw = next(iterator)
+            except StopIteration:
+                return
+            taken += 1
+            results.append(None)
+            if not isawaitable(aw):
+                raise TypeError(f"gather() needs awaitables; got {aw!r}")
+            if workers < bound:
+                workers += 1
+                scope.spawn(worker(scope), step=taken)
+            results[index] = await aw
+
+    if bound < 1:
+        raise ValueError(f"gather(bound=...) must be at least 1; got {bound}")
+    async with Scope(ordered=True) as scope:
+        scope.spawn(worker(scope), step=0)
+    return results  # every element finished: no slot is left empty
 
 
 def indexed(items: Iterable[T]) -> tuple[list[T], Iterator[int]]:

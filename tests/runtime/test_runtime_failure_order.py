@@ -495,16 +495,18 @@ async def test_ahead_is_for_the_body_of_an_ordered_scope() -> None:
             scope.spawn(child(scope))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     elements=st.lists(specs, min_size=0, max_size=7),
     broken_at=st.none() | st.integers(min_value=0, max_value=7),
     mapped=st.booleans(),
+    bound=st.none() | st.integers(min_value=1, max_value=4),
 )
 def test_fan_outs_raise_the_failure_at_the_lowest_index(
-    elements: list[Spec], broken_at: int | None, mapped: bool
+    elements: list[Spec], broken_at: int | None, mapped: bool, bound: int | None
 ) -> None:
-    """`gather` over an iterable, or `amap` over an iterator, that may break at `broken_at`."""
+    """`gather` over an iterable, or `amap` over an iterator, that may break at
+    `broken_at`, with all elements running at once or at most `bound`."""
     errors = [Failure(f"element {i}") for i in range(len(elements))]
     broken = Failure("the iteration")
     log: dict[int, str] = {}
@@ -530,8 +532,8 @@ def test_fan_outs_raise_the_failure_at_the_lowest_index(
         try:
             async with asyncio.timeout(5):
                 if mapped:
-                    return await amap(arriving(), work)
-                return await gather(produced())  # type: ignore[arg-type]
+                    return await amap(arriving(), work, bound=bound)
+                return await gather(produced(), bound=bound)  # type: ignore[arg-type]
         except Failure as error:
             return error
         finally:
