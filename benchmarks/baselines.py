@@ -31,6 +31,27 @@ async def fanout(n: int, seconds: float) -> list[int]:
     return list(await asyncio.gather(*(wait(index, seconds) for index in range(n))))
 
 
+async def pooled(n: int, workers: int) -> list[int]:
+    """`step(x)` for each x in range(n), `workers` at a time: that many tasks pull x from
+    one shared iterator, each writing its results at their indices."""
+    results = [0] * n
+    todo = iter(range(n))
+
+    async def worker() -> None:
+        for x in todo:
+            results[x] = await step(x)
+
+    async with asyncio.TaskGroup() as group:
+        for _ in range(workers):
+            group.create_task(worker())
+    return results
+
+
+async def gathered(n: int) -> list[int]:
+    """`step(x)` for each x in range(n), all at once with `asyncio.gather`."""
+    return list(await asyncio.gather(*(step(x) for x in range(n))))
+
+
 async def work(delay: float, inputs: list[int]) -> int:
     await asyncio.sleep(delay)
     return sum(inputs) + 1
