@@ -235,8 +235,18 @@ def _statement(
     if shape == "fan_out":
         width = draw(st.integers(min_value=0, max_value=4))
         element = _call(index, spec, [*inputs, "k"])
+        if draw(st.booleans()):  # an element of two calls: a function per element
+            element = _call(index, spec, [element, "k"])
+        clauses = f"for k in range({width})" + draw(st.sampled_from(["", " if k != 1"]))
+        kind = draw(st.sampled_from(["list", "dict", "set"]))
+        if kind == "dict":
+            return [
+                f"{name}_all = {{k: {element} {clauses}}}",
+                f"{name} = sum({name}_all.values()) + sum({name}_all)",
+            ]
+        brackets = "[]" if kind == "list" else "{}"
         return [
-            f"{name}_all = [{element} for k in range({width})]",
+            f"{name}_all = {brackets[0]}{element} {clauses}{brackets[1]}",
             f"{name} = sum({name}_all)",
         ]
     if shape == "branch":

@@ -160,6 +160,10 @@ async def capped(n: int) -> list[int]:
 async def capped_pairs(n: int) -> list[int]:
     return [await double(await work(x)) for x in items(n) if x % 2 == 0]
 
+@flow(concurrency=3)
+async def capped_table(n: int) -> dict[int, int]:
+    return {x: await double(await work(x)) for x in items(n) if x != 4}
+
 @flow(concurrency=2)
 async def capped_stream(n: int) -> list[int]:
     return [await work(x) async for x in numbers(n)]
@@ -176,6 +180,7 @@ async def free(n: int) -> list[int]:
         ("capped", {}, 3),
         ("capped", {"concurrency": 1}, 1),
         ("capped_pairs", {}, 3),
+        ("capped_table", {}, 3),
         ("capped_stream", {}, 2),
         ("free", {}, 30),
     ],
@@ -183,6 +188,7 @@ async def free(n: int) -> list[int]:
 def test_a_compiled_fan_out_under_a_cap_keeps_to_it(
     flow: str, construct: dict[str, int], expected_most: int, tmp_path: Path
 ) -> None:
+    """The same result as the source's, with no more elements in flight than the cap."""
     compiled, source = compiled_and_source(FLOW, tmp_path)
     expected = asyncio.run(getattr(source, flow)(30))
     compiled.in_flight[:] = [0, 0]

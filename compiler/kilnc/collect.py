@@ -28,7 +28,7 @@ from kiln.options import NODE_RULES
 from kilnc.classes import exception_class
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.ir import RESERVED_PREFIX, Callee, FlowDef, NodeDef, NodeKind
-from kilnc.names import identifier
+from kilnc.names import bound_in, identifier
 from kilnc.node_checks import check_node, option_value
 from kilnc.options import read_flow_options, read_node_options
 from kilnc.parse import ParsedModule
@@ -242,6 +242,7 @@ def _flow(
         options=options,
         returns=_annotation_code(parsed, function.returns),
         span=parsed.span(function.name),
+        bound=bound_in(function),
         streams=yields(function.body),
     )
     return flow, diagnostics

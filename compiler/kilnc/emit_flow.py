@@ -25,7 +25,6 @@ import libcst as cst
 from kilnc.emit_names import (
     BUILTINS,
     RUNTIME,
-    bound_in,
     hidden_builtins,
     outer_alias,
     renamed_in_signature,
@@ -192,7 +191,7 @@ class _FlowEmitter:
         self.item = self.names.own("item")
         self.hidden = hidden_builtins(self.flow, module)
         self.aliases = signature_aliases(self.flow)
-        self.flow_names = bound_in(self.flow.function)  # what the flow binds
+        self.flow_names = self.flow.bound
         self.outer_aliases: set[tuple[str, str]] = set()
         self.error = self.names.fresh("error")
         self.failure = self.names.fresh("failure")
@@ -763,9 +762,11 @@ class _FlowEmitter:
         )
         if action.kind is FanOutKind.DICT:
             assert action.key is not None
+            # The results first: the items are read as the elements are made.
             keys = f"[{code(action.key)} for {targets} in {items}]"
-            pairs = f"{self.builtin('zip')}({keys}, {results})"
-            return f"{self.builtin('dict')}({pairs})"
+            key, value = self.names.fresh("key"), self.names.fresh("value")
+            pairs = f"{self.builtin('zip')}({results}, {keys})"
+            return f"{{{key}: {value} for {value}, {key} in {pairs}}}"
         return self.collection(action.kind, results)
 
     def bound_of(self, action: FanOut) -> str:

@@ -23,7 +23,7 @@ from typing import Final
 import libcst as cst
 
 from kilnc.ir import FlowDef
-from kilnc.names import binds, identifier, imported_names, name_uses, renamed
+from kilnc.names import all_params, name_uses, renamed
 from kilnc.plan import ModulePlan
 
 RUNTIME = "_kiln"  # the generated module's name for the kiln runtime
@@ -44,7 +44,7 @@ def hidden_builtins(flow: FlowDef, module: ModulePlan) -> frozenset[str]:
     """The builtins generated code calls that a name of the module or the flow hides."""
     if module.star_import:  # it may bind any name
         return CALLED_BUILTINS
-    return CALLED_BUILTINS & (module.module_names | bound_in(flow.function))
+    return CALLED_BUILTINS & (module.module_names | flow.bound)
 
 
 def signature_aliases(flow: FlowDef) -> dict[str, str]:
@@ -57,7 +57,7 @@ def signature_aliases(flow: FlowDef) -> dict[str, str]:
     function = flow.function
     parts: list[cst.CSTNode] = [
         part
-        for param in _all_params(function.params)
+        for param in all_params(function.params)
         for part in (param.annotation, param.default)
         if part is not None
     ]
@@ -70,20 +70,6 @@ def signature_aliases(flow: FlowDef) -> dict[str, str]:
 def outer_alias(name: str) -> str:
     """A module-level name for `name`, where generated code cannot write `name` itself."""
     return f"{RUNTIME}_outer_{name}"
-
-
-def _all_params(params: cst.Parameters) -> list[cst.Param]:
-    stars = [
-        p for p in (params.star_arg, params.star_kwarg) if isinstance(p, cst.Param)
-    ]
-    return [*params.posonly_params, *params.params, *params.kwonly_params, *stars]
-
-
-def bound_in(function: cst.FunctionDef) -> set[str]:
-    """The names a flow binds: its parameters and its locals, wherever they are bound."""
-    params = {identifier(p.name.value) for p in _all_params(function.params)}
-    body = function.body
-    return params | name_uses(body).writes | binds(body) | imported_names(body)
 
 
 def renamed_in_signature(

@@ -123,6 +123,8 @@ class FlowDef:
     options: FlowOptions
     returns: str | None
     span: Span
+    # Its parameters and locals (`names.bound_in`), which several passes ask for.
+    bound: frozenset[str] = field(repr=False)
     streams: bool = False  # the body yields: a streaming flow (`astream`, `stream`)
 
     @property

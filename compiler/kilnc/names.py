@@ -333,3 +333,20 @@ def _import_local_name(alias: cst.ImportAlias) -> str:
     head = dotted(alias.name)
     assert head is not None, "an import names a module"
     return head.split(".")[0]
+
+
+def all_params(params: cst.Parameters) -> list[cst.Param]:
+    """Every parameter of a signature, `*args` and `**kwargs` included."""
+    stars = [
+        p for p in (params.star_arg, params.star_kwarg) if isinstance(p, cst.Param)
+    ]
+    return [*params.posonly_params, *params.params, *params.kwonly_params, *stars]
+
+
+def bound_in(function: cst.FunctionDef) -> frozenset[str]:
+    """The names a function binds: its parameters and its locals, wherever they are bound."""
+    params = {identifier(p.name.value) for p in all_params(function.params)}
+    body = function.body
+    return frozenset(
+        params | name_uses(body).writes | binds(body) | imported_names(body)
+    )
