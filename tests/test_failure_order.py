@@ -177,6 +177,26 @@ async def ahead() -> tuple[str, str, str]:
         assert str(failure_of(compiled.ahead.aforward())) == "page"
 
 
+def test_a_chain_is_not_held_back_past_a_later_step_of_main(tmp_path: Path) -> None:
+    """`n3` needs the loop's `v2`: the chain `v1 = n1(x)` -> `n3(v1, v2)` as one
+    task would start after the loop, and the loop's failure would win."""
+    compiled, source = build(
+        NODES + """
+@flow
+async def late() -> str:
+    v1 = fails_now("first in source")
+    v2 = "x"
+    for k in range(1):
+        v2 = fails_now("in the loop")
+    return await wait(v1 + v2, 0.0)
+""",
+        tmp_path,
+    )
+    assert str(failure_of(source.late())) == "first in source"
+    for _ in range(RUNS):
+        assert str(failure_of(compiled.late.aforward())) == "first in source"
+
+
 def test_later_calls_are_cancelled_at_once_and_earlier_ones_awaited(
     tmp_path: Path,
 ) -> None:

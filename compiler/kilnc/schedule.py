@@ -176,14 +176,9 @@ def _terminal_ok(step: Step) -> bool:
 
 
 def _tasks(chains: list[list[Step]], graph: nx.DiGraph) -> list[list[Step]]:
-    candidates = []
-    for chain in chains:
-        trimmed = list(chain)
-        while trimmed and not _terminal_ok(trimmed[-1]):
-            trimmed.pop()
-        if any(step.awaits for step in trimmed):
-            candidates.append(trimmed)
-    # Demoting one chain can change what another imports: repeat until stable.
+    candidates = [task for chain in chains if (task := _as_task(chain))]
+    # Demoting one chain can change what another imports, and which steps main
+    # runs: repeat until stable.
     while True:
         producers = {chain[-1].id: chain for chain in candidates}
         kept = [
@@ -191,9 +186,54 @@ def _tasks(chains: list[list[Step]], graph: nx.DiGraph) -> list[list[Step]]:
             for chain in candidates
             if _rebound(chain, graph, producers) is not None
         ]
-        if len(kept) == len(candidates):
+        kept = _split_at_late_inputs(kept, graph)
+        if kept == candidates:
             return kept
         candidates = kept
+
+
+def _as_task(chain: list[Step]) -> list[Step]:
+    """The chain, less the steps at its end whose value cannot leave a task; [] when
+    what is left awaits nothing, and main may as well run it."""
+    trimmed = list(chain)
+    while trimmed and not _terminal_ok(trimmed[-1]):
+        trimmed.pop()
+    return trimmed if any(step.awaits for step in trimmed) else []
+
+
+def _split_at_late_inputs(
+    chains: list[list[Step]], graph: nx.DiGraph
+) -> list[list[Step]]:
+    """Each chain cut before a step that needs a step of main after the chain's first.
+
+    A task starts once main has run every step it needs, so such a chain would
+    hold its first steps back past a later step of main: if that step failed,
+    the earlier ones would never run, though the source runs them first and
+    may fail there. Cut, the first part starts in its place.
+    """
+    tasked = {step.id for chain in chains for step in chain}
+    split: list[list[Step]] = []
+    for chain in chains:
+        head = chain[0].id
+        cut = next(
+            (
+                position
+                for position, step in enumerate(chain)
+                if position
+                and any(
+                    pred > head and pred not in tasked
+                    for pred in graph.predecessors(step.id)
+                )
+            ),
+            None,
+        )
+        if cut is None:
+            split.append(chain)
+            continue
+        split += [
+            task for part in (chain[:cut], chain[cut:]) if (task := _as_task(part))
+        ]
+    return split
 
 
 def _rebound(
