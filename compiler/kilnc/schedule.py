@@ -22,6 +22,9 @@ The rules, in order:
 2. Tasks. A chain that awaits something and ends in a value of known type
    (the node's return annotation) may run as a task; its result reaches other
    coroutines through the task. Everything else runs in the main coroutine.
+   A chain is cut before a step that needs a step of main after the chain's
+   first: a task starts once main has run what it needs, and would hold its
+   first steps back past that step.
 3. Scoping. A task that reads a name from the enclosing coroutine and then
    assigns it (Python would make it local, and the read would fail) reads a
    copy main takes when it spawns the task; where a copy cannot stand in (the
