@@ -330,6 +330,49 @@ def test_keys_named_by_a_variadic_helpers_parameter_are_the_callers(
     assert compiled.f(Memory()) == asyncio.run(reference.f(Memory())) == 1
 
 
+@pytest.mark.parametrize(
+    ("signature", "body", "call"),
+    [
+        ("memory: Memory, key: str", "memory[key] = 1", 'inner(*(memory, "fixed"))'),
+        ("memory: Memory, key: str", "memory[key] = 1", 'inner(*[memory, "fixed"])'),
+        ("*args: Any", "args[0][args[1]] = 1", 'inner(*(memory, "fixed"))'),
+        (
+            "**kwargs: Any",
+            'kwargs["m"][kwargs["k"]] = 1',
+            'inner(**{"m": memory, "k": "fixed"})',
+        ),
+    ],
+)
+def test_a_literal_tuple_unpacked_into_a_helper_passes_its_elements(
+    signature: str, body: str, call: str, tmp_path: Path
+) -> None:
+    """Found by the fuzz: `store(*(memory, key, value))` wrote no key kiln saw."""
+    source = f"""
+    import asyncio
+    from typing import Any
+    from kiln import Memory, flow, node
+
+    def inner({signature}) -> None:
+        {body}
+
+    @node
+    async def put(memory: Memory) -> None:
+        await asyncio.sleep(0.02)
+        {call}
+
+    @node
+    async def peek(memory: Memory) -> int:
+        return int(memory.get("fixed", -1))
+
+    @flow
+    async def f(memory: Memory) -> int:
+        await put(memory)
+        return await peek(memory)
+    """
+    compiled, reference = build(source, tmp_path)
+    assert compiled.f(Memory()) == asyncio.run(reference.f(Memory())) == 1
+
+
 def test_clones_appending_to_one_global_list_keep_source_order(tmp_path: Path) -> None:
     compiled, reference = build(
         """

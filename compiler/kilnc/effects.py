@@ -755,14 +755,16 @@ class _EffectVisitor(cst.CSTVisitor):
         body = self.body
         for param, argument in effects.bind(node):
             if param is None:
-                for _, some_change in effects.changes:
-                    reason = _through(shown, some_change)
-                    body.change(argument, reason, node, some_change.by_iteration)
-                # Keys the callee names by a parameter are this call's
-                # arguments, or any key where kiln cannot tell which.
-                for _, some_use in effects.memory:
-                    bound = self._bound_keys(some_use, effects, node)
-                    self._memory_argument(argument, bound)
+                # Unbound, a literal tuple's elements are each what it passes.
+                for passed in _elements_or_itself(argument):
+                    for _, some_change in effects.changes:
+                        reason = _through(shown, some_change)
+                        body.change(passed, reason, node, some_change.by_iteration)
+                    # Keys the callee names by a parameter are this call's
+                    # arguments, or any key where kiln cannot tell which.
+                    for _, some_use in effects.memory:
+                        bound = self._bound_keys(some_use, effects, node)
+                        self._memory_argument(passed, bound)
                 continue
             change = effects.change(param)
             if change is not None:
@@ -882,3 +884,12 @@ def _loggers(module: cst.Module) -> frozenset[str]:
                     for target in small.targets:
                         found |= target_names(target.target)
     return frozenset(found)
+
+
+def _elements_or_itself(value: cst.BaseExpression) -> list[cst.BaseExpression]:
+    """What a literal passes (`*(memory, key)`, `**{"memory": memory}`), else the value."""
+    if isinstance(value, cst.Tuple | cst.List):
+        return [element.value for element in value.elements]
+    if isinstance(value, cst.Dict):
+        return [element.value for element in value.elements]
+    return [value]

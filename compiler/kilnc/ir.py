@@ -278,10 +278,20 @@ class Effects:
     variadic: bool = False  # takes *args or **kwargs: any argument may land anywhere
 
     def bind(self, call: cst.Call) -> Iterator[tuple[str | None, cst.BaseExpression]]:
-        """Each argument with the parameter it binds; None when kiln cannot tell which."""
+        """Each argument with the parameter it binds; None when kiln cannot tell which.
+
+        `f(*(a, b))` is `f(a, b)`: a literal tuple or list unpacked binds as its
+        elements would.
+        """
         position = 0
         for arg in call.args:
-            if arg.star or self.variadic:
+            spread = _literal_elements(arg.value) if arg.star == "*" else None
+            if spread is not None and not self.variadic:
+                for value in spread:
+                    params = self.params
+                    yield (params[position] if position < len(params) else None), value
+                    position += 1
+            elif arg.star or self.variadic:
                 yield None, arg.value
             elif arg.keyword is not None:
                 name = arg.keyword.value
@@ -296,6 +306,15 @@ class Effects:
 
     def memory_use(self, param: str) -> MemoryUse | None:
         return next((m for p, m in self.memory if p == param), None)
+
+
+def _literal_elements(value: cst.BaseExpression) -> list[cst.BaseExpression] | None:
+    """The elements of a literal tuple or list with no `*` inside, else None."""
+    if not isinstance(value, cst.Tuple | cst.List):
+        return None
+    if not all(isinstance(element, cst.Element) for element in value.elements):
+        return None
+    return [element.value for element in value.elements]
 
 
 # --- the actions a step performs -------------------------------------------------
