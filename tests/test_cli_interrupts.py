@@ -248,8 +248,24 @@ def test_at_any_moment(tmp_path: Path, delay: float) -> None:
     process = spawn("run", "slow.py:slow", f"marker={tmp_path / 'm'}", cwd=tmp_path)
     time.sleep(delay)
     out, errors = interrupt(process)
-    assert "Traceback" not in out + errors
     if process.returncode == -signal.SIGINT:  # Python's start-up, before kiln's code
         assert errors == ""
+    elif in_the_launcher(errors):
+        pass  # the console script's own first lines (`import re`), before kiln's code
     else:
+        assert "Traceback" not in out + errors
         assert_interrupted(process, errors, out)
+
+
+def in_the_launcher(errors: str) -> bool:
+    """Ctrl-C in the lines pip writes into the `kiln` script, before it imports kiln.
+
+    Python has installed its handler by then, and kiln's `cli_entry` has not
+    taken over yet: the traceback names no module of kiln's.
+    """
+    return (
+        errors.startswith("Traceback")
+        and errors.rstrip().endswith("KeyboardInterrupt")
+        and "kilnc" not in errors
+        and "/kiln/" not in errors
+    )
