@@ -7,6 +7,7 @@ glue, Memory writes) are compiled and both versions run on the same input.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import importlib.util
 import sys
@@ -48,6 +49,7 @@ def compiled_and_source(source: str, directory: Path) -> tuple[ModuleType, Modul
     compilation = compile_file(path)
     assert compilation.output is not None, [d.message for d in compilation.diagnostics]
     assert formatted_once(compilation.output)
+    assert nothing_after_return(compilation.output)
     out = directory / "out.py"
     out.write_text(compilation.output, encoding="utf-8")
     return load(out), load(path)
@@ -56,6 +58,18 @@ def compiled_and_source(source: str, directory: Path) -> tuple[ModuleType, Modul
 def formatted_once(output: str) -> bool:
     """Whether black leaves the module as the compiler wrote it: one pass was enough."""
     return black.format_str(output, mode=MODE) == output
+
+
+def nothing_after_return(output: str) -> bool:
+    """Whether no statement of the module follows a `return` in its block: dead code."""
+    for node in ast.walk(ast.parse(output)):
+        for field in ("body", "orelse", "finalbody"):
+            block = getattr(node, field, None)
+            if isinstance(block, list) and any(
+                isinstance(statement, ast.Return) for statement in block[:-1]
+            ):
+                return False
+    return True
 
 
 @settings(max_examples=60, deadline=None)

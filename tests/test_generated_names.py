@@ -27,7 +27,7 @@ import pytest
 from kilnc.emit_names import GENERATED_NAMES
 from kilnc.pipeline import compile_file
 from tests.goldens import DATA, load_cases
-from tests.test_differential import load
+from tests.test_differential import load, nothing_after_return
 from tests.test_typecheck import mypy_strict
 
 #: Names a reader might expect generated code to use, beyond those it does use.
@@ -196,6 +196,7 @@ def test_a_user_name_like_a_generated_one_changes_nothing(
     path.write_text(ROLES[kind](names), encoding="utf-8")
     compilation = compile_file(path)
     assert compilation.output is not None, [str(d) for d in compilation.diagnostics]
+    assert nothing_after_return(compilation.output)
     out = tmp_path / "out.py"
     out.write_text(compilation.output, encoding="utf-8")
     source = outcome(lambda: load(path))

@@ -9,7 +9,7 @@ import pytest
 
 from kilnc.pipeline import compile_file
 from tests.goldens import DATA, Case, load_cases, write_cases
-from tests.test_differential import formatted_once
+from tests.test_differential import formatted_once, nothing_after_return
 
 CASES = [case for path in sorted(DATA.glob("*.test")) for case in load_cases(path)]
 
@@ -41,6 +41,7 @@ def test_case(
         return
     assert compilation.output == case.expected
     assert formatted_once(compilation.output)
+    assert nothing_after_return(compilation.output)
 
 
 def _update(case: Case, output: str) -> None:

@@ -65,6 +65,7 @@ from kilnc.ir import (
     Inline,
     Loop,
     Match,
+    Return,
     Step,
     StepId,
     WhileLoop,
@@ -393,6 +394,8 @@ def _order(
         done.add(step.id)
         pending.remove(step)
         spawn_ready()
+    if block.steps and isinstance(block.steps[-1].action, Return):
+        return tuple(ops)  # nothing runs after it; the scope awaits what is left
     for task_id in sorted(tasks):
         if task_id not in awaited:
             ops.append(Wait(task_id))
