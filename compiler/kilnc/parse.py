@@ -10,6 +10,7 @@ located diagnostic rather than a crash in a later pass.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -94,6 +95,10 @@ class ParsedModule:
         return names
 
 
+# A command parses a file more than once: to plan the output tree, to compile
+# it, and as a module each other module it compiles imports from. The result
+# is immutable, and keyed by the whole source, its text included.
+@functools.lru_cache(maxsize=16)
 def parse_source(source: SourceFile) -> ParsedModule | Diagnostic:
     text = source.text
     problem = _python_rejects(source, text)
