@@ -54,8 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kiln {__version__}")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
-    compile_ = commands.add_parser("compile", help="compile flows to modules")
-    compile_.add_argument(
+    # Each command sets its handler and `trailing`, its positional of any number
+    # of words (see cli._parse).
+    _add_compile(commands)
+    _add_check(commands)
+    _add_graph(commands)
+    _add_run(commands)
+    _add_ledger(commands)
+    return parser
+
+
+def _add_sources(command: argparse.ArgumentParser, output_help: str) -> None:
+    """SRC... and -o OUTDIR, which `compile` and `check` share."""
+    command.add_argument(
         "sources",
         nargs="*",
         default=[],  # else listed as required when another argument is missing
@@ -63,13 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SRC",
         help="files or directories (default: [tool.kiln] sources)",
     )
-    compile_.add_argument(
-        "-o",
-        "--output",
-        type=Path,
-        metavar="OUTDIR",
-        help="default: [tool.kiln] output",
+    command.add_argument(
+        "-o", "--output", type=Path, metavar="OUTDIR", help=output_help
     )
+
+
+def _add_compile(commands: Any) -> None:
+    """Register `kiln compile` on the `kiln` parser's subcommands."""
+    compile_ = commands.add_parser("compile", help="compile flows to modules")
+    _add_sources(compile_, "default: [tool.kiln] output")
     compile_.add_argument(
         "--max-visits",
         type=positive_int,
@@ -112,13 +125,6 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.set_defaults(
         handler=Handler("kilnc.cli_compile", "run_compile"), trailing=("sources", Path)
     )
-    # Each further command sets its handler and `trailing`, its positional of
-    # any number of words (see cli._parse).
-    _add_check(commands)
-    _add_graph(commands)
-    _add_run(commands)
-    _add_ledger(commands)
-    return parser
 
 
 def _add_check(commands: Any) -> None:
@@ -126,20 +132,7 @@ def _add_check(commands: Any) -> None:
     check = commands.add_parser(
         "check", help="fail on stale outputs and on type errors, mapped to the source"
     )
-    check.add_argument(
-        "sources",
-        nargs="*",
-        type=Path,
-        metavar="SRC",
-        help="files or directories (default: [tool.kiln] sources)",
-    )
-    check.add_argument(
-        "-o",
-        "--output",
-        type=Path,
-        metavar="OUTDIR",
-        help="where the outputs are (default: [tool.kiln] output)",
-    )
+    _add_sources(check, "where the outputs are (default: [tool.kiln] output)")
     check.add_argument(
         "--no-mypy", action="store_true", help="check staleness only, not types"
     )

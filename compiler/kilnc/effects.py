@@ -888,8 +888,6 @@ def _loggers(module: cst.Module) -> frozenset[str]:
 
 def _elements_or_itself(value: cst.BaseExpression) -> list[cst.BaseExpression]:
     """What a literal passes (`*(memory, key)`, `**{"memory": memory}`), else the value."""
-    if isinstance(value, cst.Tuple | cst.List):
-        return [element.value for element in value.elements]
-    if isinstance(value, cst.Dict):
+    if isinstance(value, cst.Tuple | cst.List | cst.Dict):
         return [element.value for element in value.elements]
     return [value]

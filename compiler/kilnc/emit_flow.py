@@ -406,8 +406,9 @@ class _FlowEmitter:
             t: self.names.fresh(f"{_task_base(task)}_task")
             for t, task in plan.tasks.items()
         }
+        # The scope's `async with`, and a `with` around a step run ahead.
         holds = any(isinstance(op, Run) and op.ahead is not None for op in plan.ops)
-        if not self.room(1 + holds + _needed(block)):
+        if not self.room(1 + int(holds) + _needed(block)):
             self.in_place(block)
             return
         # The scope weighs failures by step (see `schedule`): the one the source

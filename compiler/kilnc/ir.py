@@ -283,23 +283,19 @@ class Effects:
         `f(*(a, b))` is `f(a, b)`: a literal tuple or list unpacked binds as its
         elements would.
         """
+        params = self.params
         position = 0
         for arg in call.args:
             spread = _literal_elements(arg.value) if arg.star == "*" else None
-            if spread is not None and not self.variadic:
-                for value in spread:
-                    params = self.params
-                    yield (params[position] if position < len(params) else None), value
-                    position += 1
-            elif arg.star or self.variadic:
+            if self.variadic or (arg.star and spread is None):
                 yield None, arg.value
             elif arg.keyword is not None:
                 name = arg.keyword.value
-                yield (name if name in self.params else None), arg.value
+                yield (name if name in params else None), arg.value
             else:
-                params = self.params
-                yield (params[position] if position < len(params) else None), arg.value
-                position += 1
+                for value in [arg.value] if spread is None else spread:
+                    yield (params[position] if position < len(params) else None), value
+                    position += 1
 
     def change(self, param: str) -> Change | None:
         return next((c for p, c in self.changes if p == param), None)

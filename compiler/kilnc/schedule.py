@@ -522,6 +522,7 @@ def _announce(block: Block, plan: BlockPlan) -> BlockPlan:
             told = step
             held = {i for i in held if i > step}  # past it, the scope raised it
 
+    earliest_from = _earliest_runs(plan.ops, index, end)
     for position, op in enumerate(plan.ops):
         if isinstance(op, Spawn):
             counted = _first_counted(tasks[op.task], index)
@@ -529,11 +530,11 @@ def _announce(block: Block, plan: BlockPlan) -> BlockPlan:
                 moves_to(counted)
             live[op.task] = {index[step.id] for step in tasks[op.task].steps}
         elif isinstance(op, Wait):
-            moves_to(_earliest_run(plan.ops[position:], index, end))
+            moves_to(earliest_from[position])
             live.pop(op.task, None)
         elif isinstance(op, Run) and not _inert(op.step):
             at = index[op.step.id]
-            earliest = _earliest_run(plan.ops[position:], index, end)
+            earliest = earliest_from[position]
             if earliest < at:  # ahead of an earlier step of main
                 held.add(at)  # first: main must tell the scope it is not there yet
                 moves_to(earliest)
@@ -586,9 +587,19 @@ def _announced(task: Task, index: dict[StepId, int]) -> Task:
     return replace(task, step=index[task.steps[0].id], announces=announces)
 
 
-def _earliest_run(ops: tuple[Op, ...], index: dict[StepId, int], end: int) -> int:
-    """Where main is: the earliest step it has yet to run, else the block's end."""
-    return min((index[op.step.id] for op in ops if isinstance(op, Run)), default=end)
+def _earliest_runs(
+    ops: tuple[Op, ...], index: dict[StepId, int], end: int
+) -> list[int]:
+    """Where main is at each op: the earliest step it has yet to run from there on,
+    else the block's end."""
+    earliest = [end] * len(ops)
+    lowest = end
+    for position in reversed(range(len(ops))):
+        op = ops[position]
+        if isinstance(op, Run):
+            lowest = min(lowest, index[op.step.id])
+        earliest[position] = lowest
+    return earliest
 
 
 def _first_counted(task: Task, index: dict[StepId, int]) -> int | None:

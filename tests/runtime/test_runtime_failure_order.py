@@ -9,7 +9,7 @@ failure is cancelled at once; what comes before it is awaited.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
@@ -342,32 +342,45 @@ def test_a_scope_raises_the_failure_at_the_lowest_step(
     steps = list(range(len(children) + 1))
     order.shuffle(steps)  # type: ignore[attr-defined]
     body_step = steps.pop()
-    errors = {step: Failure(f"step {step}") for step in [*steps, body_step]}
+    spec_at = dict(zip([*steps, body_step], [*children, body], strict=True))
+    errors = {step: Failure(f"step {step}") for step in spec_at}
     log: dict[int, str] = {}
+
+    async def run(scope: Scope) -> None:
+        for step in steps:
+            scope.spawn(participant(spec_at[step], errors[step], log, step), step=step)
+        scope.at_step(body_step)
+        await participant(body, errors[body_step], log, body_step)
+
+    raised = ordered_outcome(run)
+    assert_lowest_failure_won(raised, spec_at, errors, log)
+
+
+def ordered_outcome(run: Callable[[Scope], Awaitable[None]]) -> BaseException | None:
+    """The Failure an ordered scope whose body is `run` raises, if any; the scope
+    leaves nothing running."""
 
     async def scenario() -> BaseException | None:
         async with asyncio.timeout(5):
             try:
                 async with Scope(ordered=True) as scope:
-                    for spec, step in zip(children, steps, strict=True):
-                        scope.spawn(
-                            participant(spec, errors[step], log, step), step=step
-                        )
-                    scope.at_step(body_step)
-                    await participant(body, errors[body_step], log, body_step)
+                    await run(scope)
             except Failure as error:
                 assert not others(), "nothing the scope started is still running"
                 return error
         assert not others()
         return None
 
-    raised = asyncio.run(scenario())
-    failing = [
-        step
-        for spec, step in [*zip(children, steps, strict=True), (body, body_step)]
-        if spec.fails
-    ]
-    winner = min(failing, default=None)
+    return asyncio.run(scenario())
+
+
+def assert_lowest_failure_won(
+    raised: BaseException | None,
+    spec_at: dict[int, Spec],
+    errors: dict[int, Failure],
+    log: dict[int, str],
+) -> None:
+    winner = min((step for step, spec in spec_at.items() if spec.fails), default=None)
     assert raised is (None if winner is None else errors[winner])
     if winner is not None:
         # Everything before the winner ran to its end: it was waited for.
@@ -392,34 +405,22 @@ def test_a_body_running_steps_ahead_still_raises_the_lowest_failure(
     errors = {step: Failure(f"step {step}") for step in steps}
     log: dict[int, str] = {}
 
-    async def scenario() -> BaseException | None:
-        async with asyncio.timeout(5):
-            try:
-                async with Scope(ordered=True) as scope:
-                    for step in child_steps:
-                        work = participant(spec_at[step], errors[step], log, step)
-                        scope.spawn(work, step=step)
-                    pending = set(body_steps)
-                    for step in body_steps:  # in shuffled order
-                        scope.at_step(min(pending))
-                        work = participant(spec_at[step], errors[step], log, step)
-                        if step > min(pending):
-                            with scope.ahead(step):
-                                await work
-                        else:
-                            await work
-                        pending.remove(step)
-            except Failure as error:
-                assert not others(), "nothing the scope started is still running"
-                return error
-        assert not others()
-        return None
+    async def run(scope: Scope) -> None:
+        for step in child_steps:
+            scope.spawn(participant(spec_at[step], errors[step], log, step), step=step)
+        pending = set(body_steps)
+        for step in body_steps:  # in shuffled order
+            scope.at_step(min(pending))
+            work = participant(spec_at[step], errors[step], log, step)
+            if step > min(pending):
+                with scope.ahead(step):
+                    await work
+            else:
+                await work
+            pending.remove(step)
 
-    raised = asyncio.run(scenario())
-    winner = min((step for step in steps if spec_at[step].fails), default=None)
-    assert raised is (None if winner is None else errors[winner])
-    if winner is not None:
-        assert all(log[step] == "done" for step in log if step < winner)
+    raised = ordered_outcome(run)
+    assert_lowest_failure_won(raised, spec_at, errors, log)
 
 
 async def test_a_held_failure_is_raised_where_the_body_moves_past_it() -> None:
