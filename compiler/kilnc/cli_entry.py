@@ -2,28 +2,42 @@
 
 Importing the compiler (libcst, black, mypy, rich) takes a noticeable part of
 a second, and a Ctrl-C in it would print a traceback from deep inside an
-import. So the script's module is this small one: it takes over Ctrl-C
-(`interrupts.install`), makes stdout and stderr write what they cannot encode
-as escapes instead of raising, and only then imports the command. It also
+import. So the script's module is this small one: it answers Ctrl-C before
+its first import that costs anything, hands it to `interrupts.install`, makes
+stdout and stderr write what they cannot encode as escapes instead of
+raising, and only then imports the command. It also
 answers a stdout whose reader went away (closed_output.py), wherever the
 command was writing, and flushes the streams before it returns, so that no
 write is left for Python's exit to fail at.
 """
 
-from __future__ import annotations
-
-import contextlib
-import io
+# Python loaded these two before running the script: answering Ctrl-C from here
+# on costs no import, so no import below can be cut by a traceback. (`signal`
+# would import enum first, and typeshed has no stub for its C half; nor does
+# this module import __future__.)
+import _signal  # type: ignore[import-not-found]
 import os
-import signal
-import sys
 
-from kilnc import interrupts
-from kilnc.closed_output import cannot_write, flush_streams, reader_gone
+
+def _interrupted_while_starting(signum: int, frame: object) -> None:
+    os.write(2, b"kiln: interrupted\n")
+    os._exit(130)
+
+
+if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
+    _signal.signal(_signal.SIGINT, _interrupted_while_starting)
+
+import contextlib  # noqa: E402 - after Ctrl-C is answered
+import io  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+
+from kilnc import interrupts  # noqa: E402
+from kilnc.closed_output import cannot_write, flush_streams, reader_gone  # noqa: E402
 
 
 def main() -> int:
-    interrupts.install()
+    interrupts.install(over=_interrupted_while_starting)
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
             # A lone surrogate in a result, or a terminal that cannot show a character.

@@ -29,7 +29,7 @@ import os
 import shutil
 import signal
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -63,11 +63,16 @@ def _abort(signum: int, frame: FrameType | None) -> None:
         os._exit(EXIT_INTERRUPTED)
 
 
-def install() -> None:
-    """Answer Ctrl-C from now on; a no-op where Python does not (SIGINT ignored, a thread)."""
+def install(over: Callable[[int, FrameType | None], None] | None = None) -> None:
+    """Answer Ctrl-C from now on, in place of Python's handler or `over`.
+
+    A no-op where Python does not answer it (SIGINT ignored, a thread). `over`
+    is the console script's own first handler (cli_entry.py).
+    """
     if threading.current_thread() is not threading.main_thread():
         return
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    handler = signal.getsignal(signal.SIGINT)
+    if handler is signal.default_int_handler or (over is not None and handler is over):
         signal.signal(signal.SIGINT, _abort)
 
 
