@@ -63,11 +63,12 @@ from kiln.stream_calls import ObservedAsyncStream, ObservedStream
 from kiln.subflow import subflow
 
 if TYPE_CHECKING:
+    from kiln.durable import Journal
     from kiln.ledger import Ledger
 
 __all__ = ["Backend", "Flow", "Site", "SiteKind", "fan_out_bound"]
 
-SiteKind = Literal["async", "sync", "thread", "stream", "astream", "flow"]
+SiteKind = Literal["async", "sync", "thread", "stream", "astream", "flow", "ask"]
 C = TypeVar("C", bound=tuple[object, ...])  # nodes' calls, and subflows
 R = TypeVar("R")
 
@@ -142,6 +143,10 @@ class Flow(_Fielded, kw_only=True):
       without the cache, instead of failing.
     - `backend` runs the calls of async and `thread=True` nodes elsewhere (a
       `kiln.dask.DaskBackend`); `local=True` nodes and plain sync nodes stay.
+    - `run_id` makes the instance's runs durable (`durable.py`): each call's
+      value is journaled in the ledger file under the id, and running the
+      instance again replays what the run finished, and goes on live from
+      the first call it had not; `kiln.ask` suspends such a run.
 
     All of them reach the calls of the subflows a run calls, as if the
     subflows' nodes were called by the flow itself.
@@ -154,6 +159,7 @@ class Flow(_Fielded, kw_only=True):
     ledger: str | os.PathLike[str] | bool | None = None
     uncacheable: Literal["raise", "run"] = "raise"
     backend: Backend | None = None
+    run_id: str | None = None
     executor: Executor | None = field(default=None, init=False, repr=False)
     _kiln_binder: _Binder | _Joining | None = field(
         default=None, init=False, repr=False
@@ -190,8 +196,18 @@ class Flow(_Fielded, kw_only=True):
             )
         if self.record:
             self.executor = Executor()
+        if self.run_id is not None and (
+            not isinstance(self.run_id, str) or not self.run_id.strip()
+        ):
+            raise OptionError(f"run_id must be a non-empty str; got {self.run_id!r}")
+        if self.run_id is not None and self.ledger is False:
+            raise OptionError(
+                "run_id makes a durable run, which journals in the ledger file: "
+                "ledger=False has none; give a ledger path, or no run_id"
+            )
         configured = (
-            self.backend is not None
+            self.run_id is not None
+            or self.backend is not None
             or self.on_event is not None
             or self.record
             or concurrency is not None
@@ -210,7 +226,15 @@ class Flow(_Fielded, kw_only=True):
             for site in self._kiln_sites
         )
         if needs:
-            self._kiln_binder = _Binder(self, limits, concurrency, gated=False)
+            self._kiln_binder = _Binder(
+                self, limits, concurrency, gated=False, durable=self.run_id is not None
+            )
+        if self.run_id is not None:
+            from kiln.durable import durable_entry  # noqa: PLC0415 - durable runs only
+
+            binder = self._kiln_binder
+            assert isinstance(binder, _Binder)
+            durable_entry(self, self.run_id, binder.open_ledger())
 
     @classmethod
     def _kiln_groups(cls) -> dict[str, Limit]:
@@ -231,13 +255,14 @@ class Flow(_Fielded, kw_only=True):
         return cast(C, binder.bind())
 
     def _kiln_nested(
-        self, subflow: Flow, limits: Mapping[str, Limit], gated: bool
+        self, subflow: Flow, limits: Mapping[str, Limit], gated: bool, durable: bool
     ) -> Flow:
         """An instance of `subflow`'s class configured as this one, for its runs to join ours.
 
         It takes this flow's Limit for each group the two have in common, and
         this flow's hooks, executor, ledger and backend; `gated` says that the
-        runs it joins have a concurrency cap, which its calls must pass as well.
+        runs it joins have a concurrency cap, which its calls must pass as well,
+        and `durable` that they are durable, so its calls are journaled.
         """
         kind = type(subflow)
         groups = kind._kiln_groups()
@@ -253,7 +278,7 @@ class Flow(_Fielded, kw_only=True):
         nested.backend = self.backend
         nested.executor = self.executor
         nested._kiln_binder = _Binder(
-            nested, groups, kind._kiln_concurrency, gated=gated
+            nested, groups, kind._kiln_concurrency, gated=gated, durable=durable
         )
         return nested
 
@@ -279,8 +304,10 @@ class _Binder:
         concurrency: int | None,
         *,
         gated: bool,
+        durable: bool,
     ) -> None:
         self.kind = type(flow)
+        self.durable = durable
         self.concurrency = concurrency
         # The runs' calls pass a concurrency cap: this flow's, or that of the runs it joins.
         self.gated = gated or concurrency is not None
@@ -290,8 +317,9 @@ class _Binder:
         self.observed = self.notify is not None or self.record is not None
         self.uncacheable = flow.uncacheable
         self.ledger_path = flow.ledger
-        self.caches = flow.ledger is not False and any(
-            site.cache is not None for site in flow._kiln_sites
+        self.caches = durable or (
+            flow.ledger is not False
+            and any(site.cache is not None for site in flow._kiln_sites)
         )
         self.ledger: Ledger | None = None
         self.size = len(flow._kiln_sites)
@@ -299,12 +327,7 @@ class _Binder:
             (
                 site.fn  # replaced by a subflow instance when bound (_calls_of)
                 if site.kind == "flow"
-                else _WRAPPERS[site.kind](
-                    index,
-                    site,
-                    limits[site.limit].processor if site.limit is not None else None,
-                    self,
-                )
+                else self._wrapped(index, site, limits)
             )
             for index, site in enumerate(flow._kiln_sites)
         )
@@ -314,17 +337,35 @@ class _Binder:
         self.source: dict[int, object] = {}
         for index, site in enumerate(flow._kiln_sites):
             if site.kind == "flow" and isinstance(site.fn, Flow):
-                self.nested[index] = flow._kiln_nested(site.fn, limits, self.gated)
+                self.nested[index] = flow._kiln_nested(
+                    site.fn, limits, self.gated, durable
+                )
             elif site.kind == "flow":
                 self.source[index] = subflow(site.fn)
         # Limits alone need nothing per run: those calls are bound once.
         self.per_run = self.observed or self.caches or self.gated
         self.static = None if self.per_run else self._calls_of(_Run(self))
 
-    def bind(self, enclosing: _Run | None = None) -> tuple[object, ...]:
-        if self.static is not None:
-            return self.static
-        if self.caches and self.ledger is None:
+    def _wrapped(self, index: int, site: Site, limits: Mapping[str, Limit]) -> Wrapped:
+        if site.kind == "ask":
+            if not self.durable:
+                return _unasked
+            from kiln.durable import question  # noqa: PLC0415 - durable runs only
+
+            return question(index, site)
+        limit = limits[site.limit].processor if site.limit is not None else None
+        wrapped = _WRAPPERS[site.kind](index, site, limit, self)
+        if not self.durable:
+            return wrapped
+        if site.kind in ("stream", "astream"):
+            return partial(_unjournaled_stream, site)
+        from kiln.durable import journaled  # noqa: PLC0415
+
+        return journaled(index, site, wrapped)
+
+    def open_ledger(self) -> Ledger:
+        """The ledger of this flow's runs, opened on first use."""
+        if self.ledger is None:
             # sqlite3 is imported by the first run that caches, not by `import kiln`.
             from kiln.ledger import Ledger  # noqa: PLC0415
 
@@ -333,6 +374,13 @@ class _Binder:
                 None if isinstance(path, bool) else path,
                 default=_compiled_ledger(self.kind),
             )
+        return self.ledger
+
+    def bind(self, enclosing: _Run | None = None) -> tuple[object, ...]:
+        if self.static is not None:
+            return self.static
+        if self.caches:
+            self.open_ledger()
         return self._calls_of(_Run(self, enclosing))
 
     def _calls_of(self, run: _Run) -> tuple[object, ...]:
@@ -345,6 +393,12 @@ class _Binder:
             bound[index] = _joined(nested, run) if self.per_run else nested
         for index, source in self.source.items():
             bound[index] = source
+        if self.durable:
+            from kiln.durable import DurableSubflow  # noqa: PLC0415
+
+            sites = self.kind._kiln_sites
+            for index in (*self.nested, *self.source):
+                bound[index] = DurableSubflow(bound[index], run, index, sites[index])
         return tuple(bound)
 
 
@@ -408,6 +462,7 @@ class _Run:
         "cap",
         "caps",
         "id",
+        "journal",
         "ledger",
         "notify",
         "number",
@@ -431,6 +486,16 @@ class _Run:
         )
         # The lowest of the caps, for a fan-out to keep no more elements than that.
         self.cap = binder.concurrency
+        self.journal: Journal | None = None
+        if binder.durable:
+            from kiln.durable import JOURNAL  # noqa: PLC0415 - durable runs only
+
+            self.journal = JOURNAL.get() if enclosing is None else enclosing.journal
+            if self.journal is None:
+                raise OptionError(
+                    "a durable flow's calls run only inside its run: call the instance "
+                    "made with run_id (its aforward, forward or __call__)"
+                )
         if enclosing is None:
             self.number = next(_RUNS)
             self.visits = [0] * binder.size
@@ -463,6 +528,10 @@ class _Run:
         if self.record is not None:
             self.record(event)
         return event
+
+    def replay(self, index: int, site: Site) -> None:
+        """A call the journal answered: observed as a cache hit, counted as a visit."""
+        self.finished(self.event(index, site), hit=True)
 
     def started(self, event: NodeEvent | None, attempt: int) -> None:
         """An attempt was admitted: the first makes the call PROCESSING."""
@@ -693,6 +762,24 @@ def _stream_site(
         return observed(run, event, stream)
 
     return call
+
+
+async def _unasked(run: _Run, /, *args: Any, **kwargs: Any) -> Any:
+    """An `ask` site of a run without an id: `kiln.ask` says that it needs one."""
+    from kiln.durable import ask  # noqa: PLC0415
+
+    return await ask(*args, **kwargs)
+
+
+def _unjournaled_stream(site: Site, run: _Run, /, *args: Any, **kwargs: Any) -> Any:
+    from kiln.errors import DurableRunError  # noqa: PLC0415
+
+    raise DurableRunError(
+        f"stream node {site.node!r} (called at {site.where}) cannot be journaled yet: a "
+        "durable run journals what each call returns, and a stream's items are not "
+        "journaled; make it a node that returns a list, or run the flow without a run id",
+        run=run.id,
+    )
 
 
 _WRAPPERS: dict[SiteKind, Callable[[int, Site, _Gate | None, _Binder], Wrapped]] = {

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 __all__ = [
     "DeniedError",
+    "DurableRunError",
     "KilnError",
     "LedgerError",
     "OptionError",
     "RefusedEntry",
     "ReservedNameError",
+    "Suspended",
     "UncacheableValue",
     "VisitLimitError",
 ]
@@ -133,3 +135,82 @@ class RefusedEntry(LedgerError, UserWarning):
         super().__init__(message)
         self.node = node
         self.key = key
+
+
+class DurableRunError(KilnError):
+    """A durable run that cannot go on as asked, and why; the message says what to do.
+
+    Its run id is taken by a live process, or was started with other
+    arguments or by another flow; its journal holds, at a call the run makes
+    again, a call of another node or with other arguments (the flow's source
+    or its inputs changed before that point); a question's answer is missing,
+    unknown or of the wrong type; a value the run must journal cannot be stored.
+    `run` is the run id.
+    """
+
+    run: str
+
+    def __init__(self, message: str, *, run: str = "") -> None:
+        super().__init__(message)
+        self.run = run
+
+
+class Suspended(KilnError):
+    """A durable run stopped at a question to a person (`kiln.ask`) with no answer yet.
+
+    Everything the run did before the question is journaled; answer it with
+    ``F(run_id=run_id).resume(question=answer)`` (or ``kiln runs answer``), and
+    the run replays to the question and goes on. `run_id` is the run's id,
+    `question` the question's name, `payload` what the flow passed with it,
+    `where` the source line of the `ask`, `expected` the answer's type, and
+    `key` the question's place in the run (a visit of a loop, an element of a
+    fan-out each ask on their own).
+    """
+
+    run_id: str
+    question: str
+    payload: object
+    where: str
+    expected: object
+    key: str
+
+    def __init__(
+        self,
+        run_id: str,
+        question: str,
+        payload: object,
+        *,
+        where: str = "",
+        expected: object = object,
+        key: str = "",
+    ) -> None:
+        super().__init__(
+            f"run {run_id!r} waits for an answer to {question!r} (asked at {where}); "
+            f"answer it with resume({question}=...) or "
+            f"`kiln runs answer {run_id} {question}=VALUE`"
+        )
+        self.run_id = run_id
+        self.question = question
+        self.payload = payload
+        self.where = where
+        self.expected = expected
+        self.key = key
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _suspended,
+            (
+                self.run_id,
+                self.question,
+                self.payload,
+                self.where,
+                self.expected,
+                self.key,
+            ),
+        )
+
+
+def _suspended(
+    run_id: str, question: str, payload: object, where: str, expected: object, key: str
+) -> Suspended:
+    return Suspended(run_id, question, payload, where=where, expected=expected, key=key)

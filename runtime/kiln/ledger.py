@@ -433,6 +433,46 @@ class Ledger:
         )
         return removed
 
+    def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work`'s result, run on the writer's connection in a transaction of its own.
+
+        Every result and journal row handed to the writer before is committed first.
+        """
+        return self._run(work)
+
+    def record(
+        self, run: str, key: str, node: str, digest: str, text: str
+    ) -> Awaitable[None]:
+        """Journal one outcome of durable run `run`; the awaitable is done once it is committed."""
+        loop = asyncio.get_running_loop()
+        committed: asyncio.Future[None] = loop.create_future()
+
+        def settle(error: BaseException | None) -> None:  # on the writer thread
+            with suppress(RuntimeError):  # the loop is closed: nobody waits for this
+                loop.call_soon_threadsafe(_resolve, committed, error)
+
+        while not self._open().record(run, key, node, digest, text, settle):
+            pass  # closed meanwhile: the next _open() starts another writer
+        return committed
+
+    def record_sync(
+        self, run: str, key: str, node: str, digest: str, text: str
+    ) -> None:
+        """`record` for a sync call: the calling thread waits for the commit."""
+        committed = threading.Event()
+        failures: list[BaseException] = []
+
+        def settle(error: BaseException | None) -> None:  # on the writer thread
+            if error is not None:
+                failures.append(error)
+            committed.set()
+
+        while not self._open().record(run, key, node, digest, text, settle):
+            pass
+        committed.wait()
+        if failures:
+            raise failures[0]
+
     def flush(self) -> None:
         """Wait until the hit and miss counts handed to the writer are committed.
 

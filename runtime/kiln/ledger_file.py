@@ -26,7 +26,11 @@ of the process and of the machine.
 The schema: `entries` holds one row per stored call (the key is the sha256
 of the call's text; the value is codec JSON; the checksum is the sha256 of
 the key and the value, `checksum`), `runs` the hit and miss counts of the
-last `KEPT_RUNS` runs.
+last `KEPT_RUNS` runs. The durable runs (`journal.py`) keep theirs apart,
+since they are not a cache: `durable` holds one row per run id, and
+`journal` the outcome of every call a durable run finished, by run and call
+key. A ledger of version 3 (before durable runs) is upgraded in place: the
+two tables are added, nothing else changes.
 """
 
 from __future__ import annotations
@@ -54,11 +58,13 @@ __all__ = [
     "prepare",
     "problem",
     "read_stats",
+    "row_checksum",
 ]
 
 # 1: the first draft (hex keys, another value encoding); 2: no checksums, keys
-# blind to dict order, classes found by the name a row gives.
-SCHEMA_VERSION: Final = 3
+# blind to dict order, classes found by the name a row gives; 3: no durable runs.
+SCHEMA_VERSION: Final = 4
+_UPGRADABLE: Final = 3
 APPLICATION_ID: Final = 0x6B696C6E  # "kiln" in ASCII
 BUSY_TIMEOUT: Final = 30.0
 KEPT_RUNS: Final = 100
@@ -81,6 +87,32 @@ _SCHEMA: Final = (
         misses INTEGER NOT NULL
     )""",
     f"PRAGMA application_id = {APPLICATION_ID}",
+)
+# Added by version 4; the upgrade of a version 3 ledger runs these alone.
+_DURABLE: Final = (
+    """CREATE TABLE IF NOT EXISTS durable (
+        run TEXT PRIMARY KEY,
+        flow TEXT NOT NULL,
+        target TEXT NOT NULL,
+        arguments TEXT,
+        digest TEXT NOT NULL,
+        state TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        started REAL NOT NULL,
+        updated REAL NOT NULL,
+        question TEXT,
+        outcome TEXT
+    )""",
+    """CREATE TABLE IF NOT EXISTS journal (
+        run TEXT NOT NULL,
+        key TEXT NOT NULL,
+        node TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        value TEXT NOT NULL,
+        checksum BLOB NOT NULL,
+        created REAL NOT NULL,
+        PRIMARY KEY (run, key)
+    )""",
     f"PRAGMA user_version = {SCHEMA_VERSION}",
 )
 
@@ -134,6 +166,11 @@ def checksum(key: bytes, value: bytes) -> bytes:
     stored number would otherwise be a wrong result, silently.
     """
     return hashlib.sha256(key + value).digest()
+
+
+def row_checksum(run: str, key: str, digest: str, text: str) -> bytes:
+    """The checksum of a journal row: its place, its arguments' digest and its value."""
+    return checksum(f"{run}\0{key}\0{digest}".encode(), text.encode())
 
 
 def prepare(path: Path, *, create: bool) -> bool:
@@ -237,7 +274,9 @@ def _inspect(path: Path) -> bool:
     else:
         application, version, tables = _read(path, "mode=ro")
     if application == APPLICATION_ID:
-        if version != SCHEMA_VERSION:
+        if version == _UPGRADABLE:
+            _upgrade(path)
+        elif version != SCHEMA_VERSION:
             raise LedgerError(
                 f"{path} is a kiln ledger of schema version {version}, and this kiln reads "
                 f"version {SCHEMA_VERSION}; delete it with its -wal and -shm files (its "
@@ -251,6 +290,27 @@ def _inspect(path: Path) -> bool:
             "path"
         )
     return False
+
+
+def _upgrade(path: Path) -> None:
+    """Add the durable runs' tables to a version 3 ledger (unless another process did)."""
+    try:
+        connection = connect(path, reader=False)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                version = connection.execute("PRAGMA user_version").fetchone()[0]
+                if version == _UPGRADABLE:
+                    for statement in _DURABLE:
+                        connection.execute(statement)
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        finally:
+            connection.close()
+    except sqlite3.Error as error:
+        raise problem(path, error) from error
 
 
 def _header(path: Path) -> bytes:
@@ -316,7 +376,7 @@ def _create_schema(connection: sqlite3.Connection, path: Path) -> None:
         return
     if connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
         raise LedgerError(f"{path} became a SQLite database that is not a kiln ledger")
-    for statement in _SCHEMA:
+    for statement in (*_SCHEMA, *_DURABLE):
         connection.execute(statement)
 
 

@@ -14,6 +14,9 @@ memory, and the writer folds the counts into its next transaction, or
 commits them alone `COUNTS_DELAY` seconds after the first uncommitted one
 (a warm rerun stores nothing, and still records its hits).
 
+A durable run's journal rows (`record`) go the same way, in the same
+transactions as the results: a row is on disk before its call's value is used.
+
 A transaction that finds the file locked by another process waits for it
 (SQLite's busy timeout) and is retried `RETRIES` times before its stores
 fail. `run` executes other work (clearing, a flush) on the writer's
@@ -31,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Generic, TypeVar, final
 
-from kiln.ledger_file import KEPT_RUNS, checksum, connect, problem
+from kiln.ledger_file import KEPT_RUNS, checksum, connect, problem, row_checksum
 
 __all__ = ["Settle", "Writer", "WriterClosed"]
 
@@ -58,6 +61,19 @@ class _Store:
 
 
 @final
+@dataclass(frozen=True, slots=True)
+class _Record:
+    """A journal row of a durable run: the outcome of the call at `key`."""
+
+    run: str
+    key: str
+    node: str
+    digest: str
+    text: str
+    settle: Settle
+
+
+@final
 class _Job(Generic[T]):
     """Work run on the writer's connection, in its own transaction; waited for."""
 
@@ -75,7 +91,8 @@ class _Job(Generic[T]):
 
 _COUNTS: Final = "counts"  # queued when the first count since the last commit arrives
 _STOP: Final = "stop"
-_Item = _Store | _Job[object] | str
+_Row = _Store | _Record
+_Item = _Row | _Job[object] | str
 
 
 @final
@@ -102,6 +119,15 @@ class Writer:
         False if the writer is closed: it took nothing, and will call nothing.
         """
         return self._put(_Store(key, node, source, text, settle))
+
+    def record(
+        self, run: str, key: str, node: str, digest: str, text: str, settle: Settle
+    ) -> bool:
+        """Commit one journal row soon (replacing the row at its key), then `settle`.
+
+        False if the writer is closed: it took nothing, and will call nothing.
+        """
+        return self._put(_Record(run, key, node, digest, text, settle))
 
     def tally(self, run: str, *, hit: bool) -> bool:
         """Count a call of `run` as a hit or a miss, committed with the next transaction.
@@ -187,9 +213,9 @@ class Writer:
 
     def _handle(self, connection: sqlite3.Connection, batch: list[_Item]) -> None:
         """Commit the batch in order: the stores between two jobs in one transaction."""
-        stores: list[_Store] = []
+        stores: list[_Row] = []
         for item in batch:
-            if isinstance(item, _Store):
+            if isinstance(item, _Store | _Record):
                 stores.append(item)
             elif isinstance(item, _Job):
                 self._commit(connection, stores)
@@ -207,7 +233,7 @@ class Writer:
                 item.done.set()
         self._commit(connection, stores)
 
-    def _commit(self, connection: sqlite3.Connection, stores: list[_Store]) -> None:
+    def _commit(self, connection: sqlite3.Connection, stores: list[_Row]) -> None:
         with self._lock:
             counts, self._counts = self._counts, {}
         if not stores and not counts:
@@ -221,10 +247,10 @@ class Writer:
         for store in stores:
             store.settle(None)
 
-    def _fail(self, batch: list[_Store] | list[_Item], error: BaseException) -> None:
+    def _fail(self, batch: list[_Row] | list[_Item], error: BaseException) -> None:
         failure = problem(self.path, error) if _is_storage(error) else error
         for item in batch:
-            if isinstance(item, _Store):
+            if isinstance(item, _Store | _Record):
                 item.settle(failure)
             elif isinstance(item, _Job):
                 item.error = failure
@@ -240,7 +266,7 @@ class Writer:
 
 
 def _write(
-    connection: sqlite3.Connection, stores: list[_Store], counts: dict[str, list[float]]
+    connection: sqlite3.Connection, rows: list[_Row], counts: dict[str, list[float]]
 ) -> None:
     now = time.time()
     connection.executemany(
@@ -249,7 +275,25 @@ def _write(
         "checksum = excluded.checksum, created = excluded.created",
         [
             (s.key, s.node, s.source, s.text, checksum(s.key, s.text.encode()), now)
-            for s in stores
+            for s in rows
+            if isinstance(s, _Store)
+        ],
+    )
+    connection.executemany(
+        "INSERT OR REPLACE INTO journal (run, key, node, digest, value, checksum, created) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                r.run,
+                r.key,
+                r.node,
+                r.digest,
+                r.text,
+                row_checksum(r.run, r.key, r.digest, r.text),
+                now,
+            )
+            for r in rows
+            if isinstance(r, _Record)
         ],
     )
     if counts:

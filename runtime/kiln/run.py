@@ -40,12 +40,30 @@ from inspect import isawaitable
 from types import TracebackType
 from typing import Any, Final, Generic, NoReturn, Self, TypeVar, cast, final
 
-__all__ = ["Ahead", "Child", "Scope", "amap", "gather", "indexed", "keyed", "run_sync"]
+__all__ = [
+    "PLACE",
+    "Ahead",
+    "Child",
+    "Scope",
+    "amap",
+    "gather",
+    "indexed",
+    "keyed",
+    "run_sync",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
 K = TypeVar("K")
 V = TypeVar("V")
+
+# A durable run's place (durable.py): set in its context, None in every other
+# run. A fan-out in a durable run gives each element a place of its own, the
+# fan-out's place and the element's index, so the calls an element makes are
+# named by it however the elements interleave.
+PLACE: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "kiln_place", default=None
+)
 
 _AFTER_ALL: Final = math.inf  # an ordered body's step until it says: after its children
 _EVERYTHING: Final = -math.inf  # the cut of a failure that cancels every participant
@@ -193,11 +211,16 @@ class Scope:
         return self
 
     def spawn(
-        self, coro: Coroutine[Any, Any, T], *, step: int | None = None
+        self,
+        coro: Coroutine[Any, Any, T],
+        *,
+        step: int | None = None,
+        context: contextvars.Context | None = None,
     ) -> Child[T]:
         """Start `coro` as a child task of this scope and return its handle.
 
-        `step` (ordered scopes only): the child's place in the sequential run.
+        `step` (ordered scopes only): the child's place in the sequential run;
+        `context`: the task's, instead of a copy of the current one.
         A child whose step is past a failure already known is created cancelled
         (it never runs, and Python does not warn that it was never awaited).
         """
@@ -212,7 +235,7 @@ class Scope:
             raise TypeError("spawn(step=...) needs a Scope(ordered=True)")
         place = float(self._spawned if step is None else step) if self._ordered else 0.0
         self._spawned += 1
-        task = self._loop.create_task(coro)
+        task = self._loop.create_task(coro, context=context)
         child = Child(self, task, place)
         self._children[task] = child
         task.add_done_callback(self._on_done)
@@ -403,8 +426,9 @@ async def gather(aws: Iterable[Awaitable[T]], *, bound: int | None = None) -> li
     tasks waiting for the cap. Failures are ordered the same way, and after
     one, nothing more is read.
     """
-    if bound is not None:
-        return await _bounded(iter(aws), bound)
+    place = PLACE.get()
+    if bound is not None or place is not None:
+        return await _bounded(iter(aws), bound, place)
     items: list[Awaitable[T]] = []
     try:
         for aw in aws:
@@ -443,6 +467,7 @@ async def amap(
     iterator = aiter(items)
     results: dict[int, R] = {}
     slots = asyncio.Semaphore(bound) if bound is not None else None
+    place = PLACE.get()
 
     def finished(index: int, task: asyncio.Task[R]) -> None:
         # A callback, not a coroutine around the work: the scope closes a
@@ -458,7 +483,11 @@ async def amap(
             if slots is not None:
                 await slots.acquire()  # the slot of the item read next
             async for item in iterator:
-                child = scope.spawn(_as_coroutine(each(item)))
+                context = None
+                if place is not None:
+                    context = contextvars.copy_context()
+                    context.run(PLACE.set, f"{place}[{index}]")
+                child = scope.spawn(_as_coroutine(each(item)), context=context)
                 child.task.add_done_callback(partial(finished, index))
                 index += 1
                 if slots is not None:
@@ -469,14 +498,17 @@ async def amap(
     return [results[index] for index in range(len(results))]
 
 
-async def _bounded(iterator: Iterator[Awaitable[T]], bound: int) -> list[T]:
-    """`gather` with at most `bound` elements running: a pool of workers.
+async def _bounded(
+    iterator: Iterator[Awaitable[T]], bound: int | None, place: str | None = None
+) -> list[T]:
+    """`gather` with at most `bound` elements running (None: no bound): a pool of workers.
 
     Each worker takes the next element and awaits it in place, telling the
     scope the element's index first, so the scope weighs failures by index
     as it weighs tasks spawned per element, and a worker past a known failure
     stops before it takes another. Workers start as elements are taken, so a
-    fan-out of three under a cap of 100 makes three.
+    fan-out of three under a cap of 100 makes three. In a durable run (a
+    `place`), a worker gives each element its place before awaiting it.
     """
     # A slot per element taken, filled as it finishes: a list, not a dict, since
     # a million results is what a bounded fan-out is for.
@@ -497,12 +529,14 @@ async def _bounded(iterator: Iterator[Awaitable[T]], bound: int) -> list[T]:
             results.append(None)
             if not isawaitable(aw):
                 raise TypeError(f"gather() needs awaitables; got {aw!r}")
-            if workers < bound:
+            if bound is None or workers < bound:
                 workers += 1
                 scope.spawn(worker(scope), step=taken)
+            if place is not None:
+                PLACE.set(f"{place}[{index}]")
             results[index] = await aw
 
-    if bound < 1:
+    if bound is not None and bound < 1:
         raise ValueError(f"gather(bound=...) must be at least 1; got {bound}")
     async with Scope(ordered=True) as scope:
         scope.spawn(worker(scope), step=0)

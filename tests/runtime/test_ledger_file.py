@@ -126,7 +126,7 @@ async def test_a_ledger_of_schema_2_without_checksums_is_refused_untouched(
     before = snapshot(tmp_path)
     with pytest.raises(
         LedgerError,
-        match=r"schema version 2, and this kiln reads version 3; delete it with its -wal",
+        match=r"schema version 2, and this kiln reads version 4; delete it with its -wal",
     ):
         await use(path)
     assert snapshot(tmp_path) == before

@@ -1,0 +1,446 @@
+"""Durable runs: a run with an id journals every call it finishes, and replays them.
+
+``Publish(run_id="r1")(doc)`` claims run id "r1" in the flow's ledger file
+(`journal.open_run`) and reads back what the run journaled before. Each node
+call, subflow call and question of the run then has a *key*, its place in
+the run, the same however the run's tasks interleave:
+
+    0.0           the first call at site 0 (the flow's sites, in source order)
+    2.1           the second call at site 2: the visit of a loop
+    [3]4.0        the call at site 4 in element 3 of a fan-out
+    1.0/0.0       the call at site 0 of the subflow called at site 1
+
+A call of one site happens once at a time in one place (a loop's visits run
+one after another; each element of a fan-out is a place of its own, which
+`kiln.run` gives it), so counting a site's calls per place names each call
+once. A call whose key the journal holds returns the journaled value
+without running, once the journal says it was the same call (the same node;
+arguments of the same digest, when they can be written): anything else means
+the flow's source or its inputs changed before this point, and is refused.
+A call the journal lacks runs live, and its value is committed to the
+journal before the run uses it. A call that fails is not journaled: resuming
+a run that failed runs the failed call again, and what comes after.
+
+`ask` is a question to a person: its answer is journaled at its key like a
+call's value, and while there is none the run stops with `Suspended`; the
+steps before it in the source finish (and are journaled) first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import sys
+import typing
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any, Final, final
+
+from kiln.codec import Allowed, Undecodable, Unencodable, decode, encode
+from kiln.errors import DurableRunError, Suspended
+from kiln.journal import Entry, Question, close_run, open_run
+from kiln.ledger_keys import Shape, shape_of
+from kiln.ledger_types import checker, describe
+from kiln.process import AsyncProcess
+from kiln.run import PLACE
+
+if TYPE_CHECKING:
+    from kiln.calls import Flow, Site, _Run
+    from kiln.ledger import Ledger
+
+__all__ = ["JOURNAL", "Journal", "ask", "durable_entry", "journaled"]
+
+# The journal of the durable run the current task belongs to.
+JOURNAL: ContextVar[Journal | None] = ContextVar("kiln_journal", default=None)
+
+_NO_DIGEST: Final = (
+    ""  # arguments the journal cannot write: the node name is checked alone
+)
+
+
+async def ask(question: str, expected: type[Any] | Any, payload: object = None) -> Any:
+    """A question to a person, asked by a durable run of a compiled flow.
+
+    In a flow's source run (plain Python) there is no run to suspend: this
+    raises. The compiler makes each ``await ask(...)`` of a flow body a call
+    site that answers from the run's journal, or suspends the run.
+    """
+    raise DurableRunError(
+        f"ask({question!r}, ...) suspends a durable run of a compiled flow, so it "
+        "needs one: compile the flow (`kiln compile`) and run it with a run id, "
+        "F(run_id='...')(...), or `kiln run PATH:FLOW --run-id ID`"
+    )
+
+
+@final
+@dataclass(eq=False, slots=True)
+class Journal:
+    """The state one durable run shares with its subflows' runs: its journal, its counts."""
+
+    ledger: Ledger
+    run: str
+    entries: dict[str, Entry]
+    home: str  # the flow's module: the codec names its classes without it
+    counts: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def key(self, index: int) -> str:
+        """The key of the call about to happen at site `index` of the flow in this place."""
+        place = PLACE.get() or ""
+        slot = (place, index)
+        count = self.counts.get(slot, 0)
+        self.counts[slot] = count + 1
+        return f"{place}{index}.{count}"
+
+    def replayed(self, key: str, node: str, digest: str) -> Entry | None:
+        """The journaled outcome at `key`, checked to be of this call; None if there is none."""
+        entry = self.entries.get(key)
+        if entry is None:
+            return None
+        if entry.node != node or (digest and entry.digest and entry.digest != digest):
+            what = (
+                f"a call of {entry.node!r}"
+                if entry.node != node
+                else f"a call of {node!r} with other arguments"
+            )
+            raise DurableRunError(
+                f"run {self.run!r} journaled {what} at {key!r}, where the flow now calls "
+                f"{node!r}: the flow's source or its inputs changed before this point. "
+                f"Start a new run id, or forget the run from there on with "
+                f"`kiln runs forget {self.run} --from {key}`",
+                run=self.run,
+            )
+        return entry
+
+    def text(self, node: str, shape: Shape, value: object) -> str:
+        """The journal's text of `value`, which must come back from it as it is."""
+        try:
+            text = encode(value, self.home)
+            again = decode(text, shape.allowed)
+        except (Unencodable, Undecodable) as error:
+            problem = str(error)
+        else:
+            if type(again) is type(value) and encode(again, self.home) == text:
+                return text
+            problem = "it would not come back from the journal as it is"
+        raise DurableRunError(
+            f"run {self.run!r} cannot journal the result of {node!r}, a "
+            f"{type(value).__qualname__}: {problem}. A durable run journals what every "
+            "call returns, as the ledger stores it (JSON values, tuples, sets, bytes, "
+            "dataclasses, NamedTuples, Enums); return such a value, or run the flow "
+            "without a run id",
+            run=self.run,
+        )
+
+    def value(self, entry: Entry, shape: Shape) -> Any:
+        try:
+            return shape.decode(entry.text)
+        except Undecodable as error:
+            raise DurableRunError(
+                f"run {self.run!r} journaled a value of {entry.node!r} that the node "
+                f"cannot return now ({error}); start a new run id",
+                run=self.run,
+            ) from None
+
+
+def digest(
+    shape: Shape, home: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> str:
+    """A digest of a call's arguments by parameter name; empty if they cannot be written."""
+    try:
+        arguments = shape.bind(args, kwargs)
+        text = ",".join(
+            f"{name}:{encode(arguments[name], home)}" for name in sorted(arguments)
+        )
+    except (TypeError, Unencodable):
+        return _NO_DIGEST
+    return hashlib.sha256(text.encode("ascii")).hexdigest()[:32]
+
+
+# --- the wrapped calls of a durable run -------------------------------------------------
+
+
+def journaled(index: int, site: Site, inner: Callable[..., Any]) -> Callable[..., Any]:
+    """`inner`, a site's wrapped call, answered from the run's journal or journaled."""
+    shape = shape_of(site.fn, site.classes)
+    node = site.node
+    if site.kind == "sync":
+
+        def call_sync(run: _Run, /, *args: Any, **kwargs: Any) -> Any:
+            journal = _journal_of(run)
+            key = journal.key(index)
+            checked = digest(shape, journal.home, args, kwargs)
+            entry = journal.replayed(key, node, checked)
+            if entry is not None:
+                run.replay(index, site)
+                return journal.value(entry, shape)
+            value = inner(run, *args, **kwargs)
+            text = journal.text(node, shape, value)
+            journal.ledger.record_sync(journal.run, key, node, checked, text)
+            return value
+
+        return call_sync
+
+    async def call(run: _Run, /, *args: Any, **kwargs: Any) -> Any:
+        journal = _journal_of(run)
+        key = journal.key(index)
+        checked = digest(shape, journal.home, args, kwargs)
+        entry = journal.replayed(key, node, checked)
+        if entry is not None:
+            run.replay(index, site)
+            return journal.value(entry, shape)
+        value = await inner(run, *args, **kwargs)
+        text = journal.text(node, shape, value)
+        await journal.ledger.record(journal.run, key, node, checked, text)
+        return value
+
+    return call
+
+
+def question(index: int, site: Site) -> Callable[..., Any]:
+    """An `ask` site's call: the journaled answer, or the run suspended at the question."""
+
+    async def call(run: _Run, name: str, expected: Any, payload: object = None) -> Any:
+        journal = _journal_of(run)
+        key = journal.key(index)
+        entry = journal.replayed(key, f"?{name}", _NO_DIGEST)
+        if entry is None:
+            raise Suspended(
+                journal.run, name, payload, where=site.where, expected=expected, key=key
+            )
+        try:
+            value = decode(entry.text, Allowed(_classes_in(expected), journal.home))
+        except Undecodable as error:
+            raise DurableRunError(
+                f"the answer journaled for {name!r} in run {journal.run!r} is not a "
+                f"{describe(expected)} ({error})",
+                run=journal.run,
+            ) from None
+        if not checker(expected)(value):
+            raise DurableRunError(
+                f"the answer journaled for {name!r} in run {journal.run!r} is not a "
+                f"{describe(expected)}",
+                run=journal.run,
+            )
+        return value
+
+    return call
+
+
+@final
+class DurableSubflow:
+    """A subflow as a durable run calls it: journaled as one call, its own calls inside it.
+
+    Its calls are keyed under the subflow call's key (``1.0/...``), so a run
+    that stopped inside the subflow replays what the subflow had finished.
+    """
+
+    __slots__ = ("index", "run", "shape", "site", "subflow")
+
+    def __init__(self, subflow: Any, run: _Run, index: int, site: Site) -> None:
+        self.subflow = subflow
+        self.run = run
+        self.index = index
+        self.site = site
+        method = getattr(subflow, "aforward", None) or getattr(subflow, "forward", None)
+        self.shape = Shape(method if method is not None else site.fn, site.classes)
+
+    async def aforward(self, *args: Any, **kwargs: Any) -> Any:
+        journal, key, checked, entry = self._look_up(args, kwargs)
+        if entry is not None:
+            return journal.value(entry, self.shape)
+        token = PLACE.set(f"{key}/")
+        try:
+            value = await self.subflow.aforward(*args, **kwargs)
+        finally:
+            PLACE.reset(token)
+        text = journal.text(self.site.node, self.shape, value)
+        await journal.ledger.record(journal.run, key, self.site.node, checked, text)
+        return value
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        journal, key, checked, entry = self._look_up(args, kwargs)
+        if entry is not None:
+            return journal.value(entry, self.shape)
+        token = PLACE.set(f"{key}/")
+        try:
+            value = self.subflow.forward(*args, **kwargs)
+        finally:
+            PLACE.reset(token)
+        text = journal.text(self.site.node, self.shape, value)
+        journal.ledger.record_sync(journal.run, key, self.site.node, checked, text)
+        return value
+
+    def _look_up(
+        self, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> tuple[Journal, str, str, Entry | None]:
+        journal = _journal_of(self.run)
+        key = journal.key(self.index)
+        checked = digest(self.shape, journal.home, args, kwargs)
+        entry = journal.replayed(key, self.site.node, checked)
+        if entry is not None:
+            self.run.replay(self.index, self.site)
+        return journal, key, checked, entry
+
+
+def _journal_of(run: _Run) -> Journal:
+    journal = run.journal
+    assert journal is not None, "a durable run's calls are bound with its journal"
+    return journal
+
+
+# --- the entry points ------------------------------------------------------------------
+
+
+def durable_entry(flow: Flow, run: str, ledger: Ledger) -> None:
+    """Make `flow`'s entry points run durably as run `run`, journaled in `ledger`.
+
+    The instance's own `aforward` (and `forward`, for a sync flow) stands in
+    for the class's: it claims the run id, runs the flow with the journal in
+    its context, and records how the run ended.
+    """
+    kind = type(flow)
+    home = kind.__module__
+    name = f"{home}.{kind.__qualname__}"
+    target = _target(kind)
+    entry = "forward" if _is_sync_flow(kind) else "aforward"
+    method: Callable[..., Any] = getattr(kind, entry)
+    signature = inspect.signature(partial(method, flow))
+
+    def begin(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Journal, Any]:
+        text, checked = _arguments(signature, home, args, kwargs)
+        entries = open_run(
+            ledger, run, flow=name, target=target, arguments=text, digest=checked
+        )
+        journal = Journal(ledger, run, entries, home)
+        return journal, (JOURNAL.set(journal), PLACE.set(PLACE.get() or ""))
+
+    def end(
+        journal: Journal, tokens: Any, error: BaseException | None, value: object
+    ) -> None:
+        PLACE.reset(tokens[1])
+        JOURNAL.reset(tokens[0])
+        if error is None:
+            close_run(ledger, run, "done", outcome=_shown(value, home))
+        elif isinstance(error, Suspended):
+            close_run(
+                ledger,
+                run,
+                "suspended",
+                question=Question(
+                    error.question,
+                    error.key,
+                    error.where,
+                    describe(error.expected),
+                    _shown(error.payload, home),
+                ),
+            )
+        else:
+            close_run(ledger, run, "failed", outcome=f"{type(error).__name__}: {error}")
+
+    if entry == "aforward":
+
+        async def durable_aforward(*args: Any, **kwargs: Any) -> Any:
+            journal, tokens = begin(args, kwargs)
+            try:
+                value = await method(flow, *args, **kwargs)
+            except BaseException as error:
+                end(journal, tokens, error, None)
+                raise
+            end(journal, tokens, None, value)
+            return value
+
+        flow.__dict__[entry] = durable_aforward
+        return
+
+    def durable_forward(*args: Any, **kwargs: Any) -> Any:
+        journal, tokens = begin(args, kwargs)
+        try:
+            value = method(flow, *args, **kwargs)
+        except BaseException as error:
+            end(journal, tokens, error, None)
+            raise
+        end(journal, tokens, None, value)
+        return value
+
+    flow.__dict__[entry] = durable_forward
+
+
+def _is_sync_flow(kind: type) -> bool:
+    return not issubclass(kind, AsyncProcess)
+
+
+def _arguments(
+    signature: inspect.Signature | None,
+    home: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> tuple[str | None, str]:
+    """The run's arguments as codec text (None if they cannot be written), and their digest."""
+    if signature is None:
+        return None, _NO_DIGEST
+    try:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        text = encode(dict(bound.arguments), home)
+    except (TypeError, Unencodable):
+        return None, _NO_DIGEST
+    return text, hashlib.sha256(text.encode("ascii")).hexdigest()[:32]
+
+
+def _shown(value: object, home: str) -> str:
+    try:
+        return encode(value, home)
+    except Unencodable:
+        return repr(value)
+
+
+def _target(kind: type) -> str:
+    """Where the flow's class is: its module's file and its instance's name."""
+    module = sys.modules.get(kind.__module__)
+    path = getattr(module, "__file__", None) or kind.__module__
+    name = kind.__qualname__
+    instance = name[:1].lower() + name[1:]
+    return f"{path}:{instance}"
+
+
+def _classes_in(hint: object) -> list[type]:
+    """The classes a type names, all the way down: those an answer of it may rebuild."""
+    found: list[type] = []
+    stack = [hint]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, type):
+            found.append(current)
+        stack.extend(typing.get_args(current))
+    return found
+
+
+def resume_arguments(
+    flow: Flow, record_arguments: str | None, run: str
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The arguments a durable run was started with, to run it again."""
+    kind = type(flow)
+    if record_arguments is None:
+        raise DurableRunError(
+            f"run {run!r} was started with arguments the journal could not store; run "
+            f"the flow with them again, {kind.__name__}(run_id={run!r})(...), to resume it",
+            run=run,
+        )
+    method = (
+        kind.__dict__.get("aforward")
+        if not _is_sync_flow(kind)
+        else kind.__dict__.get("forward")
+    )
+    hints = typing.get_type_hints(method) if method is not None else {}
+    classes = [c for hint in hints.values() for c in _classes_in(hint)]
+    try:
+        named = decode(record_arguments, Allowed(classes, kind.__module__))
+    except Undecodable as error:
+        raise DurableRunError(
+            f"run {run!r} was started with arguments this flow cannot take now ({error}); "
+            "start a new run id",
+            run=run,
+        ) from None
+    return (), dict(named)
