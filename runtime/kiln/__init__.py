@@ -16,6 +16,9 @@ Standard library only, and small enough to read in one sitting:
 - `resilience`: a node's retries and timeout (`Policy`, `call`, `call_sync`,
   `call_in_thread`, and `retrying`, `retrying_sync`, `in_thread` that bind them);
 - `events`: `Event`, `EventStatus`, and `NodeEvent`, the record of one node call;
+- `durable` / `journal`: durable runs (``F(run_id=...)``), which journal every call
+  in the ledger file and replay it, and `resume`, which answers a question (`ask`)
+  and goes on (imported by the first durable run);
 - `processor`: `Processor`, which admits events and calls under a start window and
   a cap on calls in flight, and `Executor`, a `Pile` of events forwarded to one
   (the gate itself is in `admission`);
@@ -36,14 +39,16 @@ from typing import TYPE_CHECKING
 
 from kiln.calls import Backend, Flow, Site, fan_out_bound
 from kiln.closing import aclosing, closing
-from kiln.decorators import flow, node
+from kiln.decorators import ask, flow, node
 from kiln.errors import (
     DeniedError,
+    DurableRunError,
     KilnError,
     LedgerError,
     OptionError,
     RefusedEntry,
     ReservedNameError,
+    Suspended,
     UncacheableValue,
     VisitLimitError,
 )
@@ -77,11 +82,13 @@ from kiln.streams import iterate
 from kiln.subflow import subflow
 
 if TYPE_CHECKING:  # imported on first use, so that `import kiln` loads no sqlite3
+    from kiln.durable import UNANSWERED, Unanswered, resume
     from kiln.ledger import Ledger, LedgerStats, NodeEntries, RunHits
 
 __version__ = "0.1.0"
 
 _LEDGER_NAMES = frozenset({"Ledger", "LedgerStats", "NodeEntries", "RunHits"})
+_DURABLE_NAMES = frozenset({"UNANSWERED", "Unanswered", "resume"})
 
 
 def __getattr__(name: str) -> object:
@@ -89,16 +96,22 @@ def __getattr__(name: str) -> object:
         from kiln import ledger  # noqa: PLC0415
 
         return getattr(ledger, name)
+    if name in _DURABLE_NAMES:
+        from kiln import durable  # noqa: PLC0415
+
+        return getattr(durable, name)
     raise AttributeError(f"module 'kiln' has no attribute {name!r}")
 
 
 __all__ = [
+    "UNANSWERED",
     "AsyncFunc",
     "AsyncProcess",
     "AsyncStreamProcess",
     "Backend",
     "Child",
     "DeniedError",
+    "DurableRunError",
     "Event",
     "EventStatus",
     "Executor",
@@ -125,12 +138,15 @@ __all__ = [
     "Scope",
     "Site",
     "StreamProcess",
+    "Suspended",
+    "Unanswered",
     "UncacheableValue",
     "VisitLimitError",
     "__version__",
     "aclosing",
     "aforward",
     "amap",
+    "ask",
     "astream",
     "call",
     "call_in_thread",
@@ -145,6 +161,7 @@ __all__ = [
     "iterate",
     "keyed",
     "node",
+    "resume",
     "retrying",
     "retrying_sync",
     "run_sync",

@@ -53,6 +53,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar, cast, final
 
+from kiln.decorators import ask
 from kiln.errors import OptionError
 from kiln.events import EventStatus, NodeEvent
 from kiln.options import Limit, _check_int, _checked_limits
@@ -235,6 +236,19 @@ class Flow(_Fielded, kw_only=True):
             binder = self._kiln_binder
             assert isinstance(binder, _Binder)
             durable_entry(self, self.run_id, binder.open_ledger())
+
+    def ledger_of(self) -> Ledger:
+        """The ledger file this instance's runs cache and journal in."""
+        binder = self._kiln_binder
+        if isinstance(binder, _Binder):
+            return binder.open_ledger()
+        from kiln.ledger import Ledger  # noqa: PLC0415
+
+        path = self.ledger
+        return Ledger.at(
+            None if isinstance(path, bool) else path,
+            default=_compiled_ledger(type(self)),
+        )
 
     @classmethod
     def _kiln_groups(cls) -> dict[str, Limit]:
@@ -766,8 +780,6 @@ def _stream_site(
 
 async def _unasked(run: _Run, /, *args: Any, **kwargs: Any) -> Any:
     """An `ask` site of a run without an id: `kiln.ask` says that it needs one."""
-    from kiln.durable import ask  # noqa: PLC0415
-
     return await ask(*args, **kwargs)
 
 

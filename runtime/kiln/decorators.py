@@ -1,4 +1,4 @@
-"""`@node` and `@flow`: transparent markers that the compiler reads.
+"""`@node`, `@flow` and `ask`: transparent markers that the compiler reads.
 
 Both decorators return the very function they are given, unchanged, with its
 validated options attached as an attribute. So the source module runs as plain
@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, Final, TypeVar, overload
 
-from kiln.errors import OptionError
+from kiln.errors import DurableRunError, OptionError
 from kiln.options import (
     NODE_RULES,
     FlowOptions,
@@ -38,10 +38,12 @@ __all__ = [
     "FlowOptions",
     "Limit",
     "NodeOptions",
+    "ask",
     "flow",
     "node",
 ]
 
+T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 Options = TypeVar("Options", NodeOptions, FlowOptions)
 
@@ -154,6 +156,21 @@ def flow(
         return _attach(target, FLOW_ATTRIBUTE, _named(options, target, "flow"))
 
     return mark if fn is None else mark(fn)
+
+
+async def ask(question: str, expected: type[T], payload: object = None) -> T:
+    """A question to a person, asked by a durable run of a compiled flow.
+
+    ``ok = await ask("review", bool, draft)`` in a flow body: the compiler
+    makes it a call site whose answer, of type `expected`, comes from the
+    run's journal; while there is none the run stops with `kiln.Suspended`.
+    A flow's source run (plain Python) has no run to suspend, so here it raises.
+    """
+    raise DurableRunError(
+        f"ask({question!r}, ...) suspends a durable run of a compiled flow, so it "
+        "needs one: compile the flow (`kiln compile`) and run it with a run id, "
+        "F(run_id='...')(...), or `kiln run PATH:FLOW --run-id ID`"
+    )
 
 
 def _check_target(target: object, kind: str) -> None:

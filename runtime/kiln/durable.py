@@ -28,19 +28,20 @@ steps before it in the source finish (and are journaled) first.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import inspect
 import sys
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Final, final
+from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
 from kiln.codec import Allowed, Undecodable, Unencodable, decode, encode
 from kiln.errors import DurableRunError, Suspended
-from kiln.journal import Entry, Question, close_run, open_run
+from kiln.journal import Entry, Question, answer, close_run, open_run, run_record
 from kiln.ledger_keys import Shape, shape_of
 from kiln.ledger_types import checker, describe
 from kiln.process import AsyncProcess
@@ -50,7 +51,29 @@ if TYPE_CHECKING:
     from kiln.calls import Flow, Site, _Run
     from kiln.ledger import Ledger
 
-__all__ = ["JOURNAL", "Journal", "ask", "durable_entry", "journaled"]
+__all__ = [
+    "JOURNAL",
+    "UNANSWERED",
+    "DurableSubflow",
+    "Journal",
+    "Unanswered",
+    "durable_entry",
+    "journaled",
+    "question",
+    "resume",
+    "resume_run",
+]
+
+T = TypeVar("T")
+
+
+class Unanswered(enum.Enum):
+    """The default of a generated `resume`'s keywords: that question is not answered here."""
+
+    UNANSWERED = "unanswered"
+
+
+UNANSWERED: Final = Unanswered.UNANSWERED
 
 # The journal of the durable run the current task belongs to.
 JOURNAL: ContextVar[Journal | None] = ContextVar("kiln_journal", default=None)
@@ -58,20 +81,6 @@ JOURNAL: ContextVar[Journal | None] = ContextVar("kiln_journal", default=None)
 _NO_DIGEST: Final = (
     ""  # arguments the journal cannot write: the node name is checked alone
 )
-
-
-async def ask(question: str, expected: type[Any] | Any, payload: object = None) -> Any:
-    """A question to a person, asked by a durable run of a compiled flow.
-
-    In a flow's source run (plain Python) there is no run to suspend: this
-    raises. The compiler makes each ``await ask(...)`` of a flow body a call
-    site that answers from the run's journal, or suspends the run.
-    """
-    raise DurableRunError(
-        f"ask({question!r}, ...) suspends a durable run of a compiled flow, so it "
-        "needs one: compile the flow (`kiln compile`) and run it with a run id, "
-        "F(run_id='...')(...), or `kiln run PATH:FLOW --run-id ID`"
-    )
 
 
 @final
@@ -444,3 +453,86 @@ def resume_arguments(
             run=run,
         ) from None
     return (), dict(named)
+
+
+# --- resuming --------------------------------------------------------------------------
+
+
+async def resume(
+    flow: Flow, entry: Callable[..., Awaitable[T]], **answers: object
+) -> T:
+    """Answer the question durable run `flow.run_id` waits at, and run it on.
+
+    What a generated ``aresume`` calls, with the flow's `aforward` as `entry`
+    (typing the result) and one keyword per question of the flow, those not
+    answered `UNANSWERED`. At most one may be answered: a run waits at one
+    question at a time. The run goes on with the arguments it was started
+    with, replaying what it journaled.
+    """
+    return typing.cast(T, await resume_run(flow, answers))
+
+
+async def resume_run(flow: Flow, answers: Mapping[str, object]) -> Any:
+    """`resume` for any durable flow instance (`kiln runs resume` and `answer`)."""
+    run = flow.run_id
+    kind = type(flow)
+    if run is None:
+        raise DurableRunError(
+            f"resume() goes on with a durable run: build the flow with its id, "
+            f"{kind.__name__}(run_id='...').resume(...)"
+        )
+    ledger = flow.ledger_of()
+    given = {name: value for name, value in answers.items() if value is not UNANSWERED}
+    if len(given) > 1:
+        raise DurableRunError(
+            f"a run waits at one question at a time; resume() got answers to "
+            f"{', '.join(map(repr, sorted(given)))}",
+            run=run,
+        )
+    record = run_record(ledger, run)
+    if record is None:
+        raise DurableRunError(
+            f"there is no durable run {run!r} in {ledger.path}: start it with "
+            f"{kind.__name__}(run_id={run!r})(...)",
+            run=run,
+        )
+    for name, value in given.items():
+        answer(ledger, run, name, answer_text(flow, run, name, value))
+    args, kwargs = resume_arguments(flow, record.arguments, run)
+    if _is_sync_flow(kind):
+        return flow.forward(*args, **kwargs)  # type: ignore[attr-defined]
+    return await flow.aforward(*args, **kwargs)  # type: ignore[attr-defined]
+
+
+def answer_text(flow: Flow, run: str, name: str, value: object) -> str:
+    """The journal's text of an answer to question `name`, checked against its type."""
+    questions: Mapping[str, object] = getattr(type(flow), "_kiln_questions", {})
+    if name not in questions:
+        asked = ", ".join(map(repr, sorted(questions))) or "none"
+        raise DurableRunError(
+            f"flow {type(flow).__name__} asks no question {name!r} (it asks {asked})",
+            run=run,
+        )
+    expected = questions[name]
+    if not checker(expected)(value):
+        raise DurableRunError(
+            f"the answer to {name!r} must be a {describe(expected)}; got {value!r}",
+            run=run,
+        )
+    home = type(flow).__module__
+    try:
+        text = encode(value, home)
+        again = decode(text, Allowed(_classes_in(expected), home))
+    except (Unencodable, Undecodable) as error:
+        raise DurableRunError(
+            f"the answer to {name!r} cannot be journaled ({error}); answer with a value "
+            "the ledger stores (JSON values, tuples, sets, bytes, dataclasses, "
+            "NamedTuples, Enums)",
+            run=run,
+        ) from None
+    if encode(again, home) != text:
+        raise DurableRunError(
+            f"the answer to {name!r} would not come back from the journal as it is",
+            run=run,
+        )
+    return text
