@@ -95,6 +95,7 @@ def collect_definitions(
             flows[identifier(flow.identifier)] = flow
             diagnostics += found
     diagnostics += _nested_definitions(parsed)
+    diagnostics += _stray_questions(parsed, flows)
     diagnostics += _reserved_names(parsed)
     imports = _imports(parsed, location)
     return ModuleDefs(parsed, location, nodes, flows, imports), diagnostics
@@ -284,6 +285,52 @@ def _nested_definitions(parsed: ParsedModule) -> Iterator[Diagnostic]:
                 f"{what} is only read on module-level functions",
                 "move the function to the top level of the module",
             )
+
+
+def _stray_questions(
+    parsed: ParsedModule, flows: Mapping[str, FlowDef]
+) -> Iterator[Diagnostic]:
+    """`kiln.ask` outside a flow's body: only a durable run of a flow can ask."""
+    finder = _QuestionFinder(parsed, {flow.function for flow in flows.values()})
+    parsed.module.visit(finder)
+    for call in finder.stray:
+        yield error(
+            parsed.span(call),
+            Code.QUESTION_SHAPE,
+            "ask() is a question a durable run of a flow asks, and this is not a flow's body",
+            "call it in a flow's body: 'answer = await ask(\"name\", T, payload)'",
+        )
+
+
+class _QuestionFinder(cst.CSTVisitor):
+    def __init__(self, parsed: ParsedModule, flows: set[cst.FunctionDef]) -> None:
+        self.parsed = parsed
+        self.flows = flows
+        self.depth = 0  # the flows' bodies the visit is in
+        self.inner = 0  # functions and lambdas inside them: not the flow's body
+        self.stray: list[cst.Call] = []
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        if node in self.flows:
+            self.depth += 1
+        elif self.depth:
+            self.inner += 1
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        if original_node in self.flows:
+            self.depth -= 1
+        elif self.depth:
+            self.inner -= 1
+
+    def visit_Lambda(self, node: cst.Lambda) -> None:
+        self.inner += 1
+
+    def leave_Lambda(self, original_node: cst.Lambda) -> None:
+        self.inner -= 1
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if (not self.depth or self.inner) and self.parsed.is_ask(node.func):
+            self.stray.append(node)
 
 
 def _inner_definitions(

@@ -60,6 +60,7 @@ from kilnc.names import (
 from kilnc.plan import (
     At,
     BlockPlan,
+    Compiled,
     FlowPlan,
     ModulePlan,
     Run,
@@ -249,9 +250,55 @@ class _FlowEmitter:
             w.line(f"def __call__({params}){derived if runs_async else own}:")
             with w.indent():
                 w.line(f"return {receiver}.{shape.call}({args})")
+            questions = self.questions()
+            if questions and runs_async and not flow.streams:
+                self.resume_methods(questions, own)
         w.line()
         w.line()
         w.line(f"{flow.identifier} = {self.class_name}()")
+
+    def questions(self) -> dict[str, str]:
+        """The questions a run of the flow may ask, its subflows' in this module too.
+
+        By name: the answer's type as the `ask` writes it.
+        """
+        found: dict[str, str] = {}
+        by_flow = {
+            entry.plan.flow.flow: entry.plan
+            for entry in self.module.body
+            if isinstance(entry, Compiled)
+        }
+        pending, seen = [self.plan], set()
+        while pending:
+            plan = pending.pop()
+            if plan.flow.flow in seen:
+                continue
+            seen.add(plan.flow.flow)
+            for call in plan.flow.calls:
+                callee = call.callee
+                if isinstance(callee, NodeDef) and callee.asks:
+                    assert callee.returns is not None, "lower types every question"
+                    found.setdefault(callee.name, callee.returns)
+                elif isinstance(callee, FlowDef) and callee in by_flow:
+                    pending.append(by_flow[callee])
+        return dict(sorted(found.items()))
+
+    def resume_methods(self, questions: dict[str, str], returns: str) -> None:
+        """`resume` and `aresume`: answer one question (typed), go on with the run."""
+        w, receiver = self.w, self.receiver
+        unanswered = f"{RUNTIME}.Unanswered = {RUNTIME}.UNANSWERED"
+        params = ", ".join(f"{name}: {kind} | {unanswered}" for name, kind in questions.items())
+        answers = ", ".join(f"{name}={name}" for name in questions)
+        w.line()
+        w.line(f"def resume({receiver}, *, {params}){returns}:")
+        with w.indent():
+            w.line(f"return {RUNTIME}.run_sync({receiver}.aresume({answers}))")
+        w.line()
+        w.line(f"async def aresume({receiver}, *, {params}){returns}:")
+        with w.indent():
+            w.line(
+                f"return await {RUNTIME}.resume({receiver}, {receiver}.aforward, {answers})"
+            )
 
     def class_attributes(self) -> bool:
         """The call sites, what they call unobserved, and the flow's capacity; whether any."""
@@ -272,12 +319,18 @@ class _FlowEmitter:
             w.line(f"_kiln_limits = {{{groups}}}")
         if options.concurrency is not None:
             w.line(f"_kiln_concurrency = {options.concurrency!r}")
+        questions = self.questions()
+        if questions:
+            asked = ", ".join(f"{name!r}: {kind}" for name, kind in questions.items())
+            w.line(f"_kiln_questions = {{{asked}}}")
         ledger = self.module.ledger
         if ledger is not None and any(
             call.callee in self.module.fingerprints for call in calls
         ):
             w.line(f"_kiln_ledger = {ledger!r}  # [tool.kiln] ledger, from here")
-        return bool(calls or options.limits or options.concurrency is not None)
+        return bool(
+            calls or options.limits or options.concurrency is not None or questions
+        )
 
     def site(self, call: NodeCall) -> str:
         """`_kiln.Site(...)`: what the runtime needs to limit, cache and observe a call."""
@@ -294,7 +347,7 @@ class _FlowEmitter:
             repr(self.module.where(call.span)),
             code(call.call.func),
         ]
-        kind = _SITE_KINDS[node.kind, node.options.thread]
+        kind = "ask" if node.asks else _SITE_KINDS[node.kind, node.options.thread]
         if kind != "async":
             fields.append(f"kind={kind!r}")
         if node in self.module.policies:
@@ -875,6 +928,11 @@ class _FlowEmitter:
         """
         assert self.room(blocks), "the caller makes room for the try"
         w = self.w
+        if all(_asks(call) for call in calls):
+            # A question does not fail: it answers, or suspends the run as itself.
+            for statement in statements:
+                w.line(statement)
+            return
         w.line("try:")
         with w.indent():
             for statement in statements:
@@ -886,6 +944,10 @@ class _FlowEmitter:
 
 
 GUARD_BLOCKS: Final = 2  # `try:` ... `except Exception as e:` (the except body)
+
+
+def _asks(call: NodeCall) -> bool:
+    return isinstance(call.callee, NodeDef) and call.callee.asks
 
 
 def _needed(block: Block) -> int:

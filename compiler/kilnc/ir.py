@@ -106,6 +106,10 @@ class NodeDef:
     span: Span
     returns_memory: bool = False  # the result is a kiln.Memory: a state token
     fallback_async: bool = False  # the fallback is an `async def`: its call is awaited
+    # A question to a person (`await kiln.ask("name", T, payload)`), not a node of
+    # the user's: its name is the question's, `returns` the answer's type as
+    # written; its calls are sites answered from a durable run's journal.
+    asks: bool = False
 
     @property
     def name(self) -> str:

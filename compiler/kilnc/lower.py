@@ -21,6 +21,7 @@ every construct outside the flow language is a located diagnostic.
 
 from __future__ import annotations
 
+import keyword
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final, final
@@ -405,7 +406,12 @@ class _Lowerer:
         )
         if isinstance(target, cst.Name):
             self._note_value(target.value, annotation, value_type, action.call.callee)
-        step = self.make_step(node, action, reads, writes, frozenset(), value_type)
+        # A question holds back what follows it, as a person's answer would:
+        # nothing after it runs before it is answered, all before it finishes.
+        asks = isinstance(action.call.callee, NodeDef) and action.call.callee.asks
+        step = self.make_step(
+            node, action, reads, writes, frozenset(), value_type, barrier=asks
+        )
         self.share_result(action.call, writes, value_type)
         effects = self.effects_of(action.call.call)
         # "passes it to fill, which assigns state['answer']": the step is the call.
@@ -581,6 +587,8 @@ class _Lowerer:
             return None
         callee, local = found
         where = origin if origin is not None else value
+        if isinstance(callee, NodeDef) and callee.asks:
+            callee = self.question(inner, callee, where)
         bound = None
         if self.loops:
             own = callee.options.max_visits if isinstance(callee, NodeDef) else None
@@ -593,10 +601,77 @@ class _Lowerer:
         self.calls.append(node_call)
         return inner, node_call
 
+    def question(
+        self, call: cst.Call, asks: NodeDef, where: cst.CSTNode
+    ) -> NodeDef:
+        """`ask("name", T, payload)`: the question named and typed as the call writes it.
+
+        The name must be a literal (a run's answers are given by it, and the
+        generated `resume` takes one keyword per name); the type is an
+        expression the generated module evaluates to check an answer.
+        """
+        args = list(call.args)
+        positional = [arg for arg in args if arg.keyword is None and not arg.star]
+        keywords = {
+            arg.keyword.value: arg.value for arg in args if arg.keyword is not None
+        }
+        name_arg = positional[0].value if positional else keywords.get("question")
+        type_arg = positional[1].value if len(positional) > 1 else keywords.get("expected")
+        unknown = set(keywords) - {"question", "expected", "payload"}
+        name = (
+            name_arg.evaluated_value
+            if isinstance(name_arg, cst.SimpleString)
+            else None
+        )
+        if (
+            any(arg.star for arg in args)
+            or unknown
+            or len(positional) > 3
+            or type_arg is None
+            or not isinstance(name, str)
+            or not name.isidentifier()
+            or keyword.iskeyword(name)
+            or name.lower().startswith(RESERVED_PREFIX)
+        ):
+            self.report(
+                where,
+                Code.QUESTION_SHAPE,
+                "ask() takes the question's name as a string literal that is a Python "
+                "identifier (the keyword of the flow's generated resume()), the "
+                "answer's type, and an optional payload",
+                "write 'answer = await ask(\"review\", bool, payload)'",
+            )
+            return asks
+        returns = code(type_arg)
+        for earlier in self.calls:
+            callee = earlier.callee
+            if (
+                isinstance(callee, NodeDef)
+                and callee.asks
+                and callee.name == name
+                and callee.returns != returns
+            ):
+                self.report(
+                    where,
+                    Code.QUESTION_SHAPE,
+                    f"question {name!r} is asked with type {returns} here and with "
+                    f"{callee.returns} at line {earlier.span.line}",
+                    "give each a name of its own, or one type",
+                )
+        return replace(
+            asks,
+            options=replace(asks.options, name=name),
+            returns=returns,
+            span=self.parsed.span(where),
+        )
+
     def check_await(self, call: NodeCall, awaited: bool, where: cst.CSTNode) -> None:
         callee = call.callee
         kind = callee.kind if isinstance(callee, NodeDef) else None
-        what = f"{'node' if kind else 'flow'} '{callee.name}'"
+        role = "flow" if kind is None else "node"
+        if isinstance(callee, NodeDef) and callee.asks:
+            role = "question"
+        what = f"{role} '{callee.name}'"
         if call.is_async and not self.flow.is_async:
             self.report(
                 where,

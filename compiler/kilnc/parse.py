@@ -32,6 +32,7 @@ from kilnc.names import identifier
 from kilnc.source import SourceFile, Span
 
 MEMORY_TYPES: Final = frozenset({"kiln.Memory", "kiln.memory.Memory"})
+ASK_NAMES: Final = frozenset({"kiln.ask", "kiln.decorators.ask"})
 
 
 @final
@@ -80,6 +81,10 @@ class ParsedModule:
         if annotation is None:
             return False
         return bool(self.qualified_names(annotation.annotation) & MEMORY_TYPES)
+
+    def is_ask(self, func: cst.BaseExpression) -> bool:
+        """Whether a call's function is `kiln.ask`, however it was imported."""
+        return bool(self.qualified_names(func) & ASK_NAMES)
 
     def qualified_names(self, node: cst.CSTNode) -> frozenset[str]:
         found: object = self.qualified.get(node, ())

@@ -15,11 +15,11 @@ import libcst as cst
 
 from kilnc.collect import ModuleDefs, collect_definitions
 from kilnc.diagnostics import Diagnostic
-from kilnc.ir import Callee, NodeDef, Resolver
+from kilnc.ir import Callee, NodeDef, NodeKind, NodeOptions, Resolver
 from kilnc.names import identifier
-from kilnc.parse import parse_source
+from kilnc.parse import ASK_NAMES, parse_source
 from kilnc.resolve import locate, module_file
-from kilnc.source import SourceFile, display_path
+from kilnc.source import SourceFile, Span, display_path
 from kilnc.stars import Located, resolve_star_imports
 
 REEXPORT_DEPTH = 8  # how far `from .a import f` chains are followed through re-exports
@@ -95,7 +95,11 @@ class Project:
             else:
                 return None
             if key not in cache:
-                cache[key] = self._resolve(defs, key)
+                cache[key] = (
+                    (question(defs.parsed.source.path), False)
+                    if _names_ask(defs, key)
+                    else self._resolve(defs, key)
+                )
             return cache[key]
 
         return resolve
@@ -143,3 +147,30 @@ class Project:
             if defs
             for node in defs.nodes.values()
         ]
+
+
+def question(path: str) -> NodeDef:
+    """`kiln.ask` as a callee: a question, named and typed at each call (`lower`)."""
+    return NodeDef(
+        "ask",
+        "kiln",
+        NodeKind.ASYNC,
+        NodeOptions("ask"),
+        None,
+        Span.at(path, 1),
+        asks=True,
+    )
+
+
+def _names_ask(defs: ModuleDefs, key: str) -> bool:
+    """Whether `ask` or `kiln.ask` (as the module imports it) is `kiln.ask`."""
+    head, _, attribute = key.partition(".")
+    imported = defs.imports.get(head)
+    if imported is None:
+        return False
+    full = imported.module
+    if imported.attribute is not None:
+        full = f"{full}.{imported.attribute}"
+    if attribute:
+        full = f"{full}.{attribute}"
+    return full in ASK_NAMES

@@ -310,6 +310,13 @@ def durable_entry(flow: Flow, run: str, ledger: Ledger) -> None:
     its context, and records how the run ended.
     """
     kind = type(flow)
+    if not hasattr(kind, "aforward") and not hasattr(kind, "forward"):
+        raise DurableRunError(
+            f"{kind.__name__} is a streaming flow, and durable runs of streaming flows "
+            "are not supported yet: collect the items in a flow that returns a list, "
+            "and run that one with a run id",
+            run=run,
+        )
     home = kind.__module__
     name = f"{home}.{kind.__qualname__}"
     target = _target(kind)
