@@ -3,7 +3,10 @@
 Compiles every source in memory, reports an output in OUTDIR that is missing
 or differs from what kiln writes now (KLN502, with the command that fixes it),
 and type-checks the fresh outputs with mypy --strict, each error reported at
-the source line it comes from (KLN501, mypy's message and code). Silent and
+the source line it comes from (KLN501, mypy's message and code). It also
+warns where a flow's body reads the clock, randomness, a uuid or the
+environment, which a resumed durable run would read anew (KLN315,
+determinism.py). Silent and
 exit 0 when all is well; exit 1 on any error; 2 for bad usage, and when mypy
 could not check (its message on stderr, never a pass). Without arguments it
 checks what `[tool.kiln]` configures, as `kiln compile` builds it.
@@ -19,9 +22,11 @@ from kilnc.cli_config import settle_args
 from kilnc.cli_report import Report
 from kilnc.cli_write import compile_command, missing_marker, stale_output
 from kilnc.config import ledger_beside
+from kilnc.determinism import check_determinism
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.inputs import find_sources
 from kilnc.packages import plan_tree
+from kilnc.parse import ParsedModule, parse_source
 from kilnc.pipeline import Compilation, compile_file
 from kilnc.source import Span
 from kilnc.terminal import LINES, printable
@@ -67,6 +72,9 @@ def _check(args: argparse.Namespace, report: Report) -> int:
             return EXIT_ERRORS
         sources.update(compilation.sources)
         diagnostics += compilation.diagnostics
+        parsed = parse_source(compilation.source)
+        if isinstance(parsed, ParsedModule):
+            diagnostics += check_determinism(parsed, compilation.flows)
         if compilation.output is not None:
             compilations.append((target, compilation))
             stale = stale_output(compilation, target, fix)

@@ -287,7 +287,9 @@ class _FlowEmitter:
         """`resume` and `aresume`: answer one question (typed), go on with the run."""
         w, receiver = self.w, self.receiver
         unanswered = f"{RUNTIME}.Unanswered = {RUNTIME}.UNANSWERED"
-        params = ", ".join(f"{name}: {kind} | {unanswered}" for name, kind in questions.items())
+        params = ", ".join(
+            f"{name}: {kind} | {unanswered}" for name, kind in questions.items()
+        )
         answers = ", ".join(f"{name}={name}" for name in questions)
         w.line()
         w.line(f"def resume({receiver}, *, {params}){returns}:")

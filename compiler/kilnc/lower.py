@@ -601,9 +601,7 @@ class _Lowerer:
         self.calls.append(node_call)
         return inner, node_call
 
-    def question(
-        self, call: cst.Call, asks: NodeDef, where: cst.CSTNode
-    ) -> NodeDef:
+    def question(self, call: cst.Call, asks: NodeDef, where: cst.CSTNode) -> NodeDef:
         """`ask("name", T, payload)`: the question named and typed as the call writes it.
 
         The name must be a literal (a run's answers are given by it, and the
@@ -616,12 +614,12 @@ class _Lowerer:
             arg.keyword.value: arg.value for arg in args if arg.keyword is not None
         }
         name_arg = positional[0].value if positional else keywords.get("question")
-        type_arg = positional[1].value if len(positional) > 1 else keywords.get("expected")
+        type_arg = (
+            positional[1].value if len(positional) > 1 else keywords.get("expected")
+        )
         unknown = set(keywords) - {"question", "expected", "payload"}
         name = (
-            name_arg.evaluated_value
-            if isinstance(name_arg, cst.SimpleString)
-            else None
+            name_arg.evaluated_value if isinstance(name_arg, cst.SimpleString) else None
         )
         if (
             any(arg.star for arg in args)
