@@ -61,6 +61,7 @@ from kilnc.ir import (
     Inline,
     Loop,
     Match,
+    NodeDef,
     Return,
     Step,
     WhileLoop,
@@ -75,6 +76,7 @@ class Shape(enum.Enum):
     INPUT = "input"  # the flow's parameters
     RESULT = "result"  # what it returns or yields
     CALL = "call"  # a node or subflow call
+    QUESTION = "question"  # `await ask(...)`: the run waits for a person's answer
     MAP = "map"  # a fan-out: one call per item
     INLINE = "inline"  # a statement that calls no node
     DECISION = "decision"  # if/elif/else, match, a while loop's test
@@ -269,7 +271,10 @@ class _Drawer:
         key = f"s{step.id}"
         if isinstance(action, Call):
             self.remember(action.target, call_code(action.call, self.temporaries))
-            return self.box(key, Shape.CALL, call_lines(action.call))
+            callee = action.call.callee
+            asks = isinstance(callee, NodeDef) and callee.asks
+            shape = Shape.QUESTION if asks else Shape.CALL
+            return self.box(key, shape, call_lines(action.call))
         if isinstance(action, FanOut):
             self.remember(action.target, self.display(action.comprehension))
             each = fan_out_items(action, self.display)

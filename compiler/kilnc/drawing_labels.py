@@ -15,7 +15,15 @@ from typing import Final
 
 import libcst as cst
 
-from kilnc.ir import RESERVED_PREFIX, FanOut, FanOutKind, FlowDef, FlowIR, NodeCall
+from kilnc.ir import (
+    RESERVED_PREFIX,
+    FanOut,
+    FanOutKind,
+    FlowDef,
+    FlowIR,
+    NodeCall,
+    NodeDef,
+)
 from kilnc.names import identifier
 from kilnc.syntax import code
 
@@ -63,6 +71,8 @@ def result_label(flow: FlowDef) -> str:
 def call_lines(call: NodeCall) -> tuple[str, ...]:
     """The callee's name, its kind and the options that change how it runs."""
     callee = call.callee
+    if isinstance(callee, NodeDef) and callee.asks:
+        return (f"ask {callee.name!r}", f"answer: {callee.returns}")
     if isinstance(callee, FlowDef):
         kind = "flow call, async" if call.is_async else "flow call"
         details = [kind]

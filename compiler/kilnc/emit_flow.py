@@ -207,6 +207,9 @@ class _FlowEmitter:
             call.site: self.names.fresh(f"{_base(call.callee)}_at_{call.span.line}")
             for call in plan.flow.calls
         }
+        # Why each call that may change what it is passed does: a durable run,
+        # which replays a call's value and not its changes, refuses those.
+        self.changing = _changing_calls(plan.flow.body)
         self.counters = {
             call.site: self.names.fresh(f"visits_{call.site}")
             for call in plan.flow.calls
@@ -343,7 +346,9 @@ class _FlowEmitter:
                 repr(self.module.where(call.span)),
                 code(call.call.func),
             ]
-            return f"{RUNTIME}.Site({', '.join(fields)}, kind='flow')"
+            changes = self.changing.get(call.site)
+            extra = f", changes={changes!r}" if changes is not None else ""
+            return f"{RUNTIME}.Site({', '.join(fields)}, kind='flow'{extra})"
         fields = [
             repr(node.name),
             repr(self.module.where(call.span)),
@@ -362,6 +367,8 @@ class _FlowEmitter:
             fields.append(f"classes={_tuple(list(self.module.classes[node]))}")
         if node.options.local:
             fields.append("local=True")
+        if call.site in self.changing:
+            fields.append(f"changes={self.changing[call.site]!r}")
         return f"{RUNTIME}.Site({', '.join(fields)})"
 
     def plain(self, call: NodeCall) -> str:
@@ -946,6 +953,36 @@ class _FlowEmitter:
 
 
 GUARD_BLOCKS: Final = 2  # `try:` ... `except Exception as e:` (the except body)
+
+
+def _changing_calls(block: Block) -> dict[int, str]:
+    """By call site, why a call may change a value of the flow's (a name, a Memory key)."""
+    found: dict[int, str] = {}
+    for step in block.steps:
+        action = step.action
+        if isinstance(action, Call | FanOut) and (step.uses or step.key_writes):
+            name, why = (
+                step.why[0] if step.why else ("", "may change what it is passed")
+            )
+            reason = why if name.startswith("@") or not name else f"{name}: {why}"
+            for call in _every_call(step):
+                found.setdefault(call.site, reason)
+        elif not isinstance(action, FanOut):
+            for child in child_blocks(action):
+                found.update(_changing_calls(child))
+    return found
+
+
+def _every_call(step: Step) -> Iterator[NodeCall]:
+    """The calls a step makes, those of a fan-out's elements and of nested blocks too."""
+    action = step.action
+    if isinstance(action, Call):
+        yield action.call
+    elif isinstance(action, FanOut):
+        yield action.result
+    for child in child_blocks(action):  # a fan-out's element among them
+        for inner in child.steps:
+            yield from _every_call(inner)
 
 
 def _asks(call: NodeCall) -> bool:

@@ -90,7 +90,9 @@ class Site:
     `classes` are the classes a stored result of the node may rebuild, those the
     compiler found in its return annotation (and in their fields' annotations).
     `local` (``@node(local=True)``) keeps the node in the driver when a backend
-    runs the others. A ``kind="flow"`` site calls a subflow: `node` is the
+    runs the others. `changes` says why the call may change what it is passed
+    (an argument, a Memory key), as the compiler found it: a durable run,
+    which replays a call's value and not its changes, refuses such a call. A ``kind="flow"`` site calls a subflow: `node` is the
     flow's name and `fn` the flow as the module sees it, a compiled flow's
     instance, or the source function of a flow whose module was not compiled.
     """
@@ -104,6 +106,7 @@ class Site:
     cache: str | None = None
     classes: tuple[object, ...] = ()
     local: bool = False
+    changes: str | None = None
 
 
 class Backend(Protocol):
@@ -322,6 +325,8 @@ class _Binder:
     ) -> None:
         self.kind = type(flow)
         self.durable = durable
+        if durable:
+            self._refuse_changes()
         self.concurrency = concurrency
         # The runs' calls pass a concurrency cap: this flow's, or that of the runs it joins.
         self.gated = gated or concurrency is not None
@@ -359,6 +364,20 @@ class _Binder:
         # Limits alone need nothing per run: those calls are bound once.
         self.per_run = self.observed or self.caches or self.gated
         self.static = None if self.per_run else self._calls_of(_Run(self))
+
+    def _refuse_changes(self) -> None:
+        """A durable run replays values, not changes: a call that may change one is refused."""
+        for site in self.kind._kiln_sites:
+            if site.changes is not None:
+                from kiln.errors import DurableRunError  # noqa: PLC0415
+
+                raise DurableRunError(
+                    f"{site.kind if site.kind == 'flow' else 'node'} {site.node!r}, called "
+                    f"at {site.where}, may change what it is passed ({site.changes}), and a "
+                    "durable run replays a call's value, not its changes: return the new "
+                    "value instead of changing the one passed in, or run the flow "
+                    "without a run id"
+                )
 
     def _wrapped(self, index: int, site: Site, limits: Mapping[str, Limit]) -> Wrapped:
         if site.kind == "ask":

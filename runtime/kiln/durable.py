@@ -318,7 +318,9 @@ def durable_entry(flow: Flow, run: str, ledger: Ledger) -> None:
             run=run,
         )
     home = kind.__module__
-    name = f"{home}.{kind.__qualname__}"
+    # By its class, not its module: a module imported under another name (run as
+    # a script, from another sys.path entry) holds the same flow.
+    name = kind.__qualname__
     target = _target(kind)
     entry = "forward" if _is_sync_flow(kind) else "aforward"
     method: Callable[..., Any] = getattr(kind, entry)

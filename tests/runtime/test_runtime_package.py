@@ -68,6 +68,12 @@ PUBLIC = {
     "LedgerStats",
     "NodeEntries",
     "RunHits",
+    "ask",
+    "Suspended",
+    "DurableRunError",
+    "resume",
+    "Unanswered",
+    "UNANSWERED",
 }
 
 
