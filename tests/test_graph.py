@@ -69,7 +69,7 @@ def test_golden(case: str, suffix: str, request: pytest.FixtureRequest) -> None:
 # --- the text is well formed in each format ------------------------------------------
 
 MERMAID_SHAPE = (
-    r'(?:\(\[|\[\[|\[|\(\(|\(|\{\{|\{)"[^"]*"(?:\]\)|\]\]|\]|\)\)|\)|\}\}|\})'
+    r'(?:\(\[|\[\[|\[/|\[|\(\(|\(|\{\{|\{)"[^"]*"(?:\]\)|\]\]|/\]|\]|\)\)|\)|\}\}|\})'
 )
 MERMAID_LINES = [
     re.compile(r"flowchart TD"),
