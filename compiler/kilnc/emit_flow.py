@@ -187,7 +187,9 @@ class _FlowEmitter:
         self.flow = plan.flow.flow
         self.class_name = class_name
         mentioned = mentioned_names(self.flow.function)
-        self.names = Names(_all_writes(plan.flow.body) | mentioned)
+        # A question's name is a keyword of `resume`, beside its receiver.
+        self.asked = self.questions()
+        self.names = Names(_all_writes(plan.flow.body) | mentioned | set(self.asked))
         self.receiver = self.names.own("self")
         self.item = self.names.own("item")
         self.hidden = hidden_builtins(self.flow, module)
@@ -253,9 +255,8 @@ class _FlowEmitter:
             w.line(f"def __call__({params}){derived if runs_async else own}:")
             with w.indent():
                 w.line(f"return {receiver}.{shape.call}({args})")
-            questions = self.questions()
-            if questions and runs_async and not flow.streams:
-                self.resume_methods(questions, own)
+            if self.asked and runs_async and not flow.streams:
+                self.resume_methods(self.asked, own)
         w.line()
         w.line()
         w.line(f"{flow.identifier} = {self.class_name}()")
@@ -324,9 +325,8 @@ class _FlowEmitter:
             w.line(f"_kiln_limits = {{{groups}}}")
         if options.concurrency is not None:
             w.line(f"_kiln_concurrency = {options.concurrency!r}")
-        questions = self.questions()
-        if questions:
-            asked = ", ".join(f"{name!r}: {kind}" for name, kind in questions.items())
+        if self.asked:
+            asked = ", ".join(f"{name!r}: {kind}" for name, kind in self.asked.items())
             w.line(f"_kiln_questions = {{{asked}}}")
         ledger = self.module.ledger
         if ledger is not None and any(
@@ -334,7 +334,7 @@ class _FlowEmitter:
         ):
             w.line(f"_kiln_ledger = {ledger!r}  # [tool.kiln] ledger, from here")
         return bool(
-            calls or options.limits or options.concurrency is not None or questions
+            calls or options.limits or options.concurrency is not None or self.asked
         )
 
     def site(self, call: NodeCall) -> str:

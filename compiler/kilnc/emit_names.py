@@ -30,7 +30,9 @@ RUNTIME = "_kiln"  # the generated module's name for the kiln runtime
 BUILTINS = "_kiln_builtins"  # the builtins module, when a user name hides one we call
 # The methods of a flow's class: its signatures are read in the class's scope,
 # where these names mean the methods.
-METHODS: Final = frozenset({"forward", "aforward", "stream", "astream", "__call__"})
+METHODS: Final = frozenset(
+    {"forward", "aforward", "stream", "astream", "__call__", "resume", "aresume"}
+)
 # The builtins generated code calls: a user name may hide them.
 CALLED_BUILTINS: Final = frozenset(
     {"Exception", "int", "range", "len", "dict", "zip", "set"}
