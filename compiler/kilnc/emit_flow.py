@@ -197,7 +197,6 @@ class _FlowEmitter:
         self.flow_names = self.flow.bound
         self.outer_aliases: set[tuple[str, str]] = set()
         self.error = self.names.fresh("error")
-        self.failure = self.names.fresh("failure")
         self.counting = True
         self.blocks = 0  # Python's blocks open around the code being written
         # The step whose value each name holds, in the coroutine being written,
@@ -365,6 +364,8 @@ class _FlowEmitter:
             fields.append(f"cache={self.module.fingerprints[node]!r}")
         if self.module.classes.get(node):
             fields.append(f"classes={_tuple(list(self.module.classes[node]))}")
+        if node in self.module.fallbacks:
+            fields.append(f"fallback={self.module.fallbacks[node]}")
         if node.options.local:
             fields.append("local=True")
         if call.site in self.changing:
@@ -381,14 +382,22 @@ class _FlowEmitter:
         func = code(call.call.func)
         if isinstance(node, FlowDef):
             return func if call.local else f"{RUNTIME}.subflow({func})"
-        if node not in self.module.policies:
-            return func
-        helper = (
-            "in_thread"
-            if node.options.thread
-            else ("retrying" if node.kind is NodeKind.ASYNC else "retrying_sync")
-        )
-        return f"{RUNTIME}.{helper}({self.module.policies[node]}, {func})"
+        if node in self.module.policies:
+            helper = (
+                "in_thread"
+                if node.options.thread
+                else ("retrying" if node.kind is NodeKind.ASYNC else "retrying_sync")
+            )
+            func = f"{RUNTIME}.{helper}({self.module.policies[node]}, {func})"
+        if node in self.module.fallbacks:
+            sync = node.kind is NodeKind.SYNC and not node.options.thread
+            helper = (
+                "falling_back_sync"
+                if sync
+                else "falling_back_async" if node.fallback_async else "falling_back"
+            )
+            func = f"{RUNTIME}.{helper}({func}, {self.module.fallbacks[node]})"
+        return func
 
     def outer(self, annotation: str) -> str:
         """An annotation taken from a node's definition, as the flow's body must write it.
@@ -641,23 +650,21 @@ class _FlowEmitter:
         call = action.call
         with self.w.at(call.span):
             self.count_visit(call)
-            if self.room(_guard_blocks(call)):
+            value = self.callcode(call)
+            if self.room(GUARD_BLOCKS):
                 self.guarded(
-                    self.with_fallback(
-                        call, action.target, action.annotation, returning
-                    ),
+                    [_assign(action.target, action.annotation, value, returning)],
                     [call],
-                    _guard_blocks(call),
                 )
                 return
             # Too deep for the `try` that notes a failure: the call, noted, in a
             # function of its own, whose body opens its blocks from none.
             keeps = action.target is not None or returning
             value = self.outlined(
-                self.with_fallback(call, None, None, keeps),
+                [_assign(None, None, value, keeps)],
                 [call],
-                _guard_blocks(call),
-                awaits=call.suspends or _fallback_awaits(call),
+                GUARD_BLOCKS,
+                awaits=call.suspends,
                 returns=step.value_type if keeps else "None",
             )
             self.w.line(_assign(action.target, action.annotation, value, returning))
@@ -680,27 +687,6 @@ class _FlowEmitter:
             self.guarded(statements, calls, blocks)
         return f"await {name}()" if awaits else f"{name}()"
 
-    def with_fallback(
-        self,
-        call: NodeCall,
-        target: cst.BaseAssignTargetExpression | None,
-        annotation: cst.Annotation | None,
-        returning: bool,
-    ) -> list[str]:
-        """The statements of a call; with a fallback, its result stands in after a failure."""
-        value = self.callcode(call)
-        statement = _assign(target, annotation, value, returning)
-        fallback = self.fallbackcode(call)
-        if fallback is None:
-            return [statement]
-        # In a `try` of its own, the fallback takes the blocks of one more.
-        return [
-            "try:",
-            f"    {statement}",
-            f"except {self.builtin('Exception')} as {self.failure}:",
-            f"    {_assign(target, None, fallback, returning)}",
-        ]
-
     def callcode(self, call: NodeCall, *, awaited: bool = True) -> str:
         """`[await] f(args)`, calling a node through the local its run bound for the site."""
         callee = call.callee
@@ -715,19 +701,6 @@ class _FlowEmitter:
         text = code(call.call.with_changes(func=func))
         return f"await {text}" if awaited and call.suspends else text
 
-    def fallbackcode(self, call: NodeCall) -> str | None:
-        callee = call.callee
-        if not isinstance(callee, NodeDef) or callee.options.fallback is None:
-            return None
-        error = cst.Arg(cst.Name(self.failure), keyword=cst.Name("error"))
-        args = [*call.call.args]
-        if args:
-            args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-        node = call.call.with_changes(
-            func=cst.Name(self.module.fallbacks[callee]), args=[*args, error]
-        )
-        return f"await {code(node)}" if callee.fallback_async else code(node)
-
     def fan_out(self, step: Step, action: FanOut, returning: bool) -> None:
         with self.w.at(action.result.span):
             self.fan_out_at(step, action, returning)
@@ -741,7 +714,7 @@ class _FlowEmitter:
             step.awaits for step in action.element.steps
         )
         concurrent = suspends and not action.in_order
-        if action.element.steps or self.fallbackcode(action.result) is not None:
+        if action.element.steps:
             value = self.element_function(action, suspends, concurrent)
             self.w.line(_assign(action.target, None, value, returning))
             return
@@ -776,7 +749,7 @@ class _FlowEmitter:
         self.w.line(_assign(action.target, None, value, returning))
 
     def element_function(self, action: FanOut, suspends: bool, concurrent: bool) -> str:
-        """An element of several calls, or with a fallback: a function per element.
+        """An element of several calls: a function per element.
 
         Concurrent elements are coroutines gathered at once; elements of sync
         nodes, or sharing one Memory, run one after another as the source runs them.
@@ -841,11 +814,7 @@ class _FlowEmitter:
         for step in action.element.steps:  # lifted calls, and fan-outs nested in them
             self.step(step, returning=False)
         self.counting = counting
-        self.guarded(
-            self.with_fallback(action.result, None, None, True),
-            [action.result],
-            _guard_blocks(action.result),
-        )
+        self.guarded([f"return {self.callcode(action.result)}"], [action.result])
 
     def branch(self, action: Branch) -> None:
         for index, (test, arm) in enumerate(
@@ -1043,21 +1012,6 @@ _PARTS: Final = (
     cst.ExceptStarHandler,
     cst.Finally,
 )
-
-
-def _guard_blocks(call: NodeCall) -> int:
-    """The nested blocks of a call's `try` and, with a fallback, of the `try` inside."""
-    fallback = isinstance(call.callee, NodeDef) and call.callee.options.fallback
-    return GUARD_BLOCKS + 1 if fallback else GUARD_BLOCKS
-
-
-def _fallback_awaits(call: NodeCall) -> bool:
-    callee = call.callee
-    return (
-        isinstance(callee, NodeDef)
-        and callee.options.fallback is not None
-        and callee.fallback_async
-    )
 
 
 def _discarding(

@@ -45,11 +45,13 @@ def check_node(
         p for p in (params.star_arg, params.star_kwarg) if isinstance(p, cst.Param)
     ]
     given = {key: getattr(options, key) for key in NODE_RULES if key != "name"}
+    found = None if options.fallback is None else _function(parsed, options.fallback)
     for problem in node_kind_problems(
         given,
         is_async=function.asynchronous is not None,
         streams=yields(function.body),
         parameters=[p.name.value for p in every],
+        fallback_async=found is not None and found.asynchronous is not None,
     ):
         report(problem.option, Code.OPTION_RANGE, problem.message, problem.hint)
     before = parsed.module.body[:index]

@@ -59,7 +59,7 @@ from kiln.events import EventStatus, NodeEvent
 from kiln.options import Limit, _check_int, _checked_limits
 from kiln.process import _Fielded
 from kiln.processor import Executor
-from kiln.resilience import Policy, _in_own_thread, _retry_or_note
+from kiln.resilience import Policy, _in_own_thread, _retry_or_note, fall_back
 from kiln.stream_calls import ObservedAsyncStream, ObservedStream
 from kiln.subflow import subflow
 
@@ -92,9 +92,13 @@ class Site:
     `local` (``@node(local=True)``) keeps the node in the driver when a backend
     runs the others. `changes` says why the call may change what it is passed
     (an argument, a Memory key), as the compiler found it: a durable run,
-    which replays a call's value and not its changes, refuses such a call. A ``kind="flow"`` site calls a subflow: `node` is the
-    flow's name and `fn` the flow as the module sees it, a compiled flow's
-    instance, or the source function of a flow whose module was not compiled.
+    which replays a call's value and not its changes, refuses such a call.
+    `fallback` answers a call that failed, after its retries, as
+    ``fallback(*args, error=exc, **kwargs)``: its value is the call's (and
+    what a durable run journals), its failure the call's failure. A
+    ``kind="flow"`` site calls a subflow: `node` is the flow's name and `fn`
+    the flow as the module sees it, a compiled flow's instance, or the source
+    function of a flow whose module was not compiled.
     """
 
     node: str
@@ -107,6 +111,7 @@ class Site:
     classes: tuple[object, ...] = ()
     local: bool = False
     changes: str | None = None
+    fallback: Callable[..., Any] | None = None
 
 
 class Backend(Protocol):
@@ -616,13 +621,14 @@ def _async_site(
     if (
         site.kind == "async"
         and site.policy is None
+        and site.fallback is None
         and limit is None
         and not binder.gated
         and not cached
         and backend is None
     ):
         return _observed_async(index, site)
-    fn, policy = site.fn, site.policy or _PLAIN
+    fn, policy, fallback = site.fn, site.policy or _PLAIN, site.fallback
     thread = site.kind == "thread"
     timeout = policy.timeout
 
@@ -687,6 +693,11 @@ def _async_site(
                 )
             else:
                 value, hit = await attempts(run, event, args, kwargs), False
+        except Exception as error:
+            run.finished(event, error)
+            if fallback is None:
+                raise
+            return await fall_back(fallback, error, args, kwargs)
         except BaseException as error:
             run.finished(event, error)
             raise
@@ -728,7 +739,7 @@ def _observed_async(index: int, site: Site) -> Wrapped:
 
 
 def _sync_site(index: int, site: Site, limit: _Gate | None, binder: _Binder) -> Wrapped:
-    fn, policy = site.fn, site.policy or _PLAIN
+    fn, policy, fallback = site.fn, site.policy or _PLAIN, site.fallback
     cached = binder.caches and site.cache is not None
 
     def attempts(
@@ -767,6 +778,11 @@ def _sync_site(index: int, site: Site, limit: _Gate | None, binder: _Binder) -> 
                 )
             else:
                 value, hit = attempts(run, event, args, kwargs), False
+        except Exception as error:
+            run.finished(event, error)
+            if fallback is None:
+                raise
+            return fallback(*args, error=error, **kwargs)
         except BaseException as error:
             run.finished(event, error)
             raise

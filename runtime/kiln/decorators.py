@@ -222,6 +222,8 @@ def _check_kind(options: NodeOptions, target: Callable[..., Any]) -> None:
         streams=inspect.isgeneratorfunction(target)
         or inspect.isasyncgenfunction(target),
         parameters=_parameters(target),
+        fallback_async=options.fallback is not None
+        and inspect.iscoroutinefunction(inspect.unwrap(options.fallback)),
     )
     if problems:
         first = problems[0]

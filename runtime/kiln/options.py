@@ -223,11 +223,13 @@ def node_kind_problems(
     is_async: bool,
     streams: bool,
     parameters: Collection[str],
+    fallback_async: bool = False,
 ) -> list[KindProblem]:
     """The rules between a node's options and its function, in the order of the table.
 
     `options` holds the values given (others are the defaults); `is_async` and
-    `streams` say whether the function is `async def` and whether it yields.
+    `streams` say whether the function is `async def` and whether it yields;
+    `fallback_async` whether its fallback is.
     """
 
     def given(option: str) -> object:
@@ -269,6 +271,15 @@ def node_kind_problems(
                 "limit",
                 "a sync node runs in the event loop and cannot wait there for capacity",
                 "add thread=True to run it in a worker thread, or make it async def",
+            )
+        )
+    if not is_async and not thread and fallback_async:
+        problems.append(
+            KindProblem(
+                "fallback",
+                "a sync node's fallback stands in for it in the event loop, where "
+                "nothing awaits it: it must be a def too",
+                "make the fallback a def, or the node async def or thread=True",
             )
         )
     if given("fallback") is not None and "error" in parameters:

@@ -36,9 +36,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
@@ -52,6 +53,10 @@ __all__ = [
     "call",
     "call_in_thread",
     "call_sync",
+    "fall_back",
+    "falling_back",
+    "falling_back_async",
+    "falling_back_sync",
     "in_thread",
     "retrying",
     "retrying_sync",
@@ -215,6 +220,65 @@ def in_thread(
     return cast(
         "Callable[P, Coroutine[Any, Any, R]]", partial(call_in_thread, policy, fn)
     )
+
+
+def falling_back(
+    fn: Callable[P, Awaitable[R]], fallback: Callable[..., R]
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """`fn`, whose failure `fallback(*args, error=exc, **kwargs)` answers instead.
+
+    What a compiled flow calls for an async node (or a thread=True one) with a
+    sync fallback; the fallback's own failure is the call's.
+    """
+    return cast(
+        "Callable[P, Coroutine[Any, Any, R]]", partial(_falling_back, fn, fallback)
+    )
+
+
+def falling_back_async(
+    fn: Callable[P, Awaitable[R]], fallback: Callable[..., Awaitable[R]]
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """`falling_back` with an async fallback, which is awaited."""
+    return cast(
+        "Callable[P, Coroutine[Any, Any, R]]", partial(_falling_back, fn, fallback)
+    )
+
+
+def falling_back_sync(fn: Callable[P, R], fallback: Callable[..., R]) -> Callable[P, R]:
+    """`falling_back` for a sync node, whose fallback is sync too."""
+    return cast("Callable[P, R]", partial(_falling_back_sync, fn, fallback))
+
+
+async def fall_back(
+    fallback: Callable[..., Any],
+    error: Exception,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+) -> Any:
+    """The fallback's answer to a call that failed with `error`, awaited if it is async."""
+    value = fallback(*args, error=error, **kwargs)
+    return await value if inspect.isawaitable(value) else value
+
+
+async def _falling_back(
+    fn: Callable[..., Awaitable[R]],
+    fallback: Callable[..., Any],
+    *args: Any,
+    **kwargs: Any,
+) -> R:
+    try:
+        return await fn(*args, **kwargs)
+    except Exception as error:
+        return cast(R, await fall_back(fallback, error, args, kwargs))
+
+
+def _falling_back_sync(
+    fn: Callable[..., R], fallback: Callable[..., R], *args: Any, **kwargs: Any
+) -> R:
+    try:
+        return fn(*args, **kwargs)
+    except Exception as error:
+        return fallback(*args, error=error, **kwargs)
 
 
 async def _attempts(policy: Policy, attempt: Callable[[], Awaitable[R]]) -> R:

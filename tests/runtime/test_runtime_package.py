@@ -74,6 +74,9 @@ PUBLIC = {
     "resume",
     "Unanswered",
     "UNANSWERED",
+    "falling_back",
+    "falling_back_async",
+    "falling_back_sync",
 }
 
 
