@@ -345,9 +345,12 @@ class _FlowEmitter:
                 repr(self.module.where(call.span)),
                 code(call.call.func),
             ]
-            changes = self.changing.get(call.site)
-            extra = f", changes={changes!r}" if changes is not None else ""
-            return f"{RUNTIME}.Site({', '.join(fields)}, kind='flow'{extra})"
+            fields.append("kind='flow'")
+            if self.module.classes.get(node):
+                fields.append(f"classes={_tuple(list(self.module.classes[node]))}")
+            if call.site in self.changing:
+                fields.append(f"changes={self.changing[call.site]!r}")
+            return f"{RUNTIME}.Site({', '.join(fields)})"
         fields = [
             repr(node.name),
             repr(self.module.where(call.span)),

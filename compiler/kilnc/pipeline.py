@@ -40,7 +40,7 @@ from kilnc.emit import emit_module
 from kilnc.fingerprint import fingerprint_node
 from kilnc.format import TooDeep, format_module
 from kilnc.graph import build_flow_graph, build_graph, build_loop_graph
-from kilnc.ir import DEFAULT_MAX_VISITS, Block, FlowIR, NodeDef, dump_block
+from kilnc.ir import DEFAULT_MAX_VISITS, Block, Callee, FlowIR, NodeDef, dump_block
 from kilnc.linemap import map_lines
 from kilnc.lower import LowerContext, lower_flow
 from kilnc.names import BUILTINS, mentioned_names
@@ -193,7 +193,10 @@ def _compile(
     with phase("fingerprint_node", source.path):
         fingerprints = {node: fingerprint_node(project, node) for node in cached}
     with phase("find_result_classes", source.path):
-        results = {node: find_result_classes(project, node) for node in cached}
+        # Every callee's, not only the cached ones': a durable run journals all.
+        results = {
+            callee: find_result_classes(project, callee) for callee in _callees(lowered)
+        }
     sources = dict(project.sources)  # the modules the fingerprints reach, too
     plans: list[FlowPlan] = []
     for flow_ir in lowered:
@@ -252,7 +255,7 @@ def _arrange(
     sources: dict[str, SourceFile],
     paths: dict[str, str],
     fingerprints: dict[NodeDef, str],
-    results: dict[NodeDef, tuple[ClassRef, ...]],
+    results: dict[Callee, tuple[ClassRef, ...]],
 ) -> ModulePlan:
     """The output in source order, with each resilient node's Policy after its definition.
 
@@ -290,7 +293,7 @@ def _arrange(
     class_imports: dict[tuple[str, str], FallbackImport] = {}
     classes = {
         node: place_classes(results[node], defs, kept, class_imports, names)
-        for node in sorted(results, key=lambda n: (n.module, n.function))
+        for node in sorted(results, key=lambda n: (n.module, n.name))
     }
     imported += class_imports.values()
     by_identifier = {plan.flow.flow.identifier: plan for plan in plans}
@@ -431,14 +434,24 @@ def _cached_nodes(lowered: list[FlowIR]) -> list[NodeDef]:
     return list(found)
 
 
+def _callees(lowered: list[FlowIR]) -> list[Callee]:
+    """Every node and subflow a flow calls (not its questions), in call order."""
+    found = {
+        call.callee: None
+        for flow_ir in lowered
+        for call in flow_ir.calls
+        if not (isinstance(call.callee, NodeDef) and call.callee.asks)
+    }
+    return list(found)
+
+
 def _local_classes(
-    plan: FlowPlan, results: dict[NodeDef, tuple[ClassRef, ...]], module: str
+    plan: FlowPlan, results: dict[Callee, tuple[ClassRef, ...]], module: str
 ) -> set[str]:
     """The classes of this module that a flow's call sites name (their module-level names)."""
     return {
         ref.path.partition(".")[0]
         for call in plan.flow.calls
-        if isinstance(call.callee, NodeDef)
         for ref in results.get(call.callee, ())
         if ref.module == module
     }

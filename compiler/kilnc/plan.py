@@ -20,7 +20,7 @@ from typing import NewType, final
 
 import libcst as cst
 
-from kilnc.ir import Block, FlowIR, NodeDef, Step, StepId
+from kilnc.ir import Block, Callee, FlowIR, NodeDef, Step, StepId
 from kilnc.source import SourceFile, Span
 
 TaskId = NewType("TaskId", int)
@@ -235,8 +235,8 @@ class ModulePlan:
     fingerprints: Mapping[
         NodeDef, str
     ]  # each cached node's source hash, for ledger keys
-    # Each cached node's result classes, as the module names them (`place_classes`).
-    classes: Mapping[NodeDef, tuple[str, ...]] = field(default_factory=dict)
+    # Each callee's result classes, as the module names them (`place_classes`).
+    classes: Mapping[Callee, tuple[str, ...]] = field(default_factory=dict)
     # [tool.kiln] ledger, relative to the generated module's directory.
     ledger: str | None = None
     # Every name the source binds at module level, and whether a star import may

@@ -37,7 +37,7 @@ from typing import Final, final
 import libcst as cst
 
 from kilnc.collect import ImportedName, ModuleDefs
-from kilnc.ir import NodeDef
+from kilnc.ir import Callee, NodeDef
 from kilnc.names import identifier
 from kilnc.plan import FallbackImport
 from kilnc.project import Project
@@ -60,10 +60,11 @@ class ClassRef:
     path: str
 
 
-def find_result_classes(project: Project, node: NodeDef) -> tuple[ClassRef, ...]:
-    """The classes `node`'s return annotation names, and those their fields name."""
+def find_result_classes(project: Project, node: Callee) -> tuple[ClassRef, ...]:
+    """The classes a node's (or a flow's) return annotation names, and their fields'."""
     defs = project.load(node.module)
-    function = _function(defs, node.function) if defs is not None else None
+    name = node.function if isinstance(node, NodeDef) else node.identifier
+    function = _function(defs, name) if defs is not None else None
     if defs is None or function is None or function.returns is None:
         return ()
     finder = _Finder(project)
