@@ -21,6 +21,12 @@ from kilnc.cli_config import positive_int
 from kilnc.cli_report import FORMATS
 
 EXIT_USAGE: Final = 2
+EXIT_SUSPENDED: Final = 3  # a durable run waits for an answer (cli_run.py)
+RUN_EXIT_STATUS: Final = (
+    "exit status: 0 done, 1 the flow failed (or cannot be run), 2 bad usage,"
+    f" {EXIT_SUSPENDED} suspended: a durable run waits for an answer (kiln runs answer),"
+    " 130 interrupted, 141 stdout's reader went away"
+)
 GRAPH_FORMATS: Final = ("mermaid", "dot", "svg", "png")
 LEDGER_PATH_HELP: Final = (
     "the ledger file (default: $KILN_LEDGER, else [tool.kiln] ledger, else .kiln/ledger.db)"
@@ -175,7 +181,9 @@ def _add_graph(commands: Any) -> None:
 def _add_run(commands: Any) -> None:
     """Register `kiln run` on the `kiln` parser's subcommands."""
     run = commands.add_parser(
-        "run", help="run a flow with a live progress display and a per-node summary"
+        "run",
+        help="run a flow with a live progress display and a per-node summary",
+        epilog=RUN_EXIT_STATUS,
     )
     run.add_argument(
         "target",
@@ -205,8 +213,8 @@ def _add_run(commands: Any) -> None:
         "--ledger",
         type=Path,
         metavar="FILE",
-        help="the ledger of cache=True nodes (default: $KILN_LEDGER, else [tool.kiln]"
-        " ledger, else .kiln/ledger.db)",
+        help="the ledger of cache=True nodes and durable runs (default: $KILN_LEDGER,"
+        " else [tool.kiln] ledger, else .kiln/ledger.db)",
     )
     run.add_argument(
         "--no-progress", action="store_true", help="no live progress display"
@@ -221,6 +229,14 @@ def _add_run(commands: Any) -> None:
         metavar="ADDRESS",
         help="run the node calls on the Dask scheduler at ADDRESS (tcp://host:8786),"
         " or on a cluster started on this machine with 'local' (pip install 'kiln[dask]')",
+    )
+    run.add_argument(
+        "--run-id",
+        type=_run_id,
+        metavar="ID",
+        help="run durably as run ID: every call's value is journaled in the ledger, and"
+        " running ID again replays what finished (see kiln runs); a run that stops at"
+        f" a question prints it and exits {EXIT_SUSPENDED}",
     )
     run.set_defaults(
         handler=Handler("kilnc.cli_run", "run_flow_command"),
@@ -258,6 +274,12 @@ def _add_ledger(commands: Any) -> None:
     clear.add_argument("--node", metavar="NAME", help="remove this node's entries only")
     clear.add_argument("--json", action="store_true", help="print one JSON document")
     clear.set_defaults(handler=Handler("kilnc.cli_ledger", "run_ledger"))
+
+
+def _run_id(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a run id must not be empty")
+    return text
 
 
 def _count(text: str) -> int:
