@@ -321,7 +321,12 @@ def test_a_question_is_answered_and_the_run_goes_on(project: Path) -> None:
             1,
             "waits for an answer to 'review' (asked at review.py:9)",
         ),
-        (["q1", "review"], 2, "is not name=VALUE"),
+        (
+            ["q1", "review"],
+            2,
+            "the answer 'review' has no '=': give it as review=VALUE",
+        ),
+        (["q1", "=yes"], 2, "has no name before '='"),
         (["q2", "review=yes"], 1, "there is no durable run 'q2'"),
     ],
 )

@@ -131,12 +131,11 @@ def _reply(record: DurableRun, word: str) -> tuple[str, str]:
     """The question's name and the answer's text, once the run is known to wait at it."""
     name, equals, text = word.partition("=")
     name = name.strip()
-    if not equals or not name:
-        raise UsageError(
-            f"the answer {word!r} is not name=VALUE (kiln runs answer {record.run}"
-            " review=yes, say)"
-        )
     question = record.question
+    if not equals or not name:
+        asked = question.name if question is not None else "NAME"
+        missing = "has no '='" if not equals else "has no name before '='"
+        raise UsageError(f"the answer {word!r} {missing}: give it as {asked}=VALUE")
     if record.state != "suspended" or question is None:
         state = shown_state(record)
         hint = "" if state == "done" else f"; `kiln runs resume {record.run}` goes on"
