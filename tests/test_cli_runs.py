@@ -312,33 +312,24 @@ def test_a_question_is_answered_and_the_run_goes_on(project: Path) -> None:
     assert one_error(closed) == "kiln: error: run 'q1' waits for no answer: it is done"
 
 
-@pytest.mark.parametrize(
-    ("words", "status", "message"),
-    [
-        (["q1", "review=maybe"], 1, "the answer to 'review' expects bool; got 'maybe'"),
-        (
-            ["q1", "title=x"],
-            1,
-            "waits for an answer to 'review' (asked at review.py:9)",
-        ),
-        (
-            ["q1", "review"],
-            2,
-            "the answer 'review' has no '=': give it as review=VALUE",
-        ),
-        (["q1", "=yes"], 2, "has no name before '='"),
-        (["q2", "review=yes"], 1, "there is no durable run 'q2'"),
-    ],
-)
-def test_a_wrong_answer_is_refused(
-    project: Path, words: list[str], status: int, message: str
-) -> None:
+WRONG_ANSWERS = [
+    (["q1", "review=maybe"], 1, "the answer to 'review' expects bool; got 'maybe'"),
+    (["q1", "title=x"], 1, "waits for an answer to 'review' (asked at review.py:9)"),
+    (["q1", "review"], 2, "the answer 'review' has no '=': give it as review=VALUE"),
+    (["q1", "=yes"], 2, "has no name before '='"),
+    (["q2", "review=yes"], 1, "there is no durable run 'q2'"),
+]
+
+
+def test_wrong_answers_are_refused(project: Path) -> None:
     kiln("run", "build/review.py:publish", "doc=hi", "--run-id", "q1", cwd=project)
-    refused = kiln("runs", "answer", *words, cwd=project)
-    assert refused.returncode == status
-    assert message in one_error(refused)
+    for words, status, message in WRONG_ANSWERS:
+        refused = kiln("runs", "answer", *words, cwd=project)
+        assert refused.returncode == status, words
+        assert message in one_error(refused)
     state = document(kiln("runs", "show", "q1", "--format", "json", cwd=project))
     assert (state["state"], state["question"]["name"]) == ("suspended", "review")
+    assert counts(project) == ["write"]
 
 
 def test_a_run_whose_module_is_gone(project: Path) -> None:
