@@ -1,8 +1,8 @@
 """Each `kiln` command loads only the libraries it needs.
 
 The compiler's libraries cost most of a second to import on this machine
-(libcst, networkx and black; mypy more). `kiln --help`, `kiln ledger` and
-`kiln run` of a module kiln generated need none of them, and `kiln compile`
+(libcst, networkx and black; mypy more). `kiln --help`, `kiln ledger`, `kiln runs`
+and `kiln run` of a module kiln generated need none of them, and `kiln compile`
 never needs mypy. Python's own import log (`PYTHONPROFILEIMPORTTIME`) of the
 real command says what each one loaded.
 """
@@ -68,3 +68,11 @@ def test_running_a_generated_module_loads_no_compiler(project: Path) -> None:
 def test_the_ledger_commands_load_no_compiler(project: Path) -> None:
     # No ledger yet: exit 1, after loading everything the command may need.
     assert not imported_by("ledger", "stats", cwd=project, status=1) & COMPILER
+
+
+def test_the_runs_commands_load_no_compiler(project: Path) -> None:
+    imported_by("compile", "pipeline.py", "-o", "build", cwd=project)
+    run = ("run", "build/pipeline.py:first", "x=3", "--no-progress", "--run-id", "r1")
+    assert not imported_by(*run, cwd=project) & COMPILER
+    assert not imported_by("runs", "list", cwd=project) & COMPILER
+    assert not imported_by("runs", "resume", "r1", cwd=project) & COMPILER

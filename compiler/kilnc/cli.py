@@ -6,12 +6,16 @@
     kiln graph SRC [--flow NAME] [--format mermaid|dot|svg|png] [-o FILE]  (see cli_graph.py)
     kiln run PATH.py:FLOW [name=value ...] [--json] [--trace FILE]  (see cli_run.py)
     kiln ledger stats|clear [--node NAME] [PATH] [--json]  (see cli_ledger.py)
+    kiln runs list|show|answer|resume|forget [ID] [--format text|json]
+                 (see cli_runs.py, cli_resume.py)
 
 The arguments are in cli_parser.py, which imports each command's module only
 when that command runs. Exit status: 0 when everything compiled (warnings allowed), 1 when a source
 has errors, `--check` finds stale output or an output may not be written, 2
 for bad command-line use or an internal error in kiln, 130 when interrupted,
-141 when stdout's reader went away before kiln wrote everything (`| head`).
+141 when stdout's reader went away before kiln wrote everything (`| head`);
+`kiln run` and `kiln runs answer|resume` exit 3 when a durable run stops at a
+question (cli_run.py).
 Diagnostics go to stdout in mypy's shape; nothing ever produces a Python
 traceback: `main` reports kiln's own bugs as such, and the console script
 (cli_entry.py) answers Ctrl-C and a closed stdout.

@@ -35,14 +35,32 @@ from kilnc.terminal import LINES, printable, safe_str
 EXIT_OK, EXIT_ERRORS = 0, 1
 
 
-def run_ledger(args: argparse.Namespace) -> int:
-    """The handler of both subcommands: find the ledger, act, print; never a traceback."""
+class ConfigProblems(Exception):
+    """`[tool.kiln]` has errors, so the configured ledger is not known: the message
+    is the rendered diagnostics."""
+
+
+def locate_ledger(path: Path | None) -> Ledger:
+    """The ledger at `path`, else the one flows run here use.
+
+    That is ``$KILN_LEDGER``, else the ``[tool.kiln] ledger`` of the project
+    around the working directory, else ``.kiln/ledger.db``: as `kiln run`
+    finds it (`Flow.ledger`). Nothing is opened yet.
+    """
     config, problems = load_config(config_start([]))
     if problems:
         sources = {config.source.path: config.source} if config.source else {}
-        print(render_all(problems, sources), file=sys.stderr)
+        raise ConfigProblems(render_all(problems, sources))
+    return Ledger.at(path, default=config.ledger_path)
+
+
+def run_ledger(args: argparse.Namespace) -> int:
+    """The handler of both subcommands: find the ledger, act, print; never a traceback."""
+    try:
+        ledger = locate_ledger(args.path)
+    except ConfigProblems as problems:
+        print(problems, file=sys.stderr)
         return EXIT_ERRORS
-    ledger = Ledger.at(args.path, default=config.ledger_path)
     try:
         if not ledger.path.exists():
             return _error(
@@ -173,18 +191,18 @@ def _print_stats(stats: LedgerStats, *, as_json: bool) -> None:
             for n in stats.nodes
         ]
         print()
-        _table(("node", "entries", "versions", "stored"), rows)
+        print_table(("node", "entries", "versions", "stored"), rows)
     print()
     if not stats.runs:
         print("no runs recorded yet")
         return
     print("last runs, newest first:")
-    _table(
+    print_table(
         ("run", "started", "hits", "misses", "hit rate"),
         [
             (
                 printable(r.run[:12]),
-                _when(r.started),
+                local_time(r.started),
                 f"{r.hits:,}",
                 f"{r.misses:,}",
                 f"{r.hit_rate:.1%}",
@@ -208,12 +226,14 @@ def _print_cleared(
         print(printable(f"no entries of node {node!r} in {path} (its nodes: {known})"))
 
 
-def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
-    """Columns as wide as their widest cell; the first left-aligned, numbers right."""
+def print_table(
+    header: tuple[str, ...], rows: Sequence[tuple[str, ...]], left: int = 1
+) -> None:
+    """Columns as wide as their widest cell; the first `left` left-aligned, numbers right."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         cells = [
-            cell.ljust(width) if i == 0 else cell.rjust(width)
+            cell.ljust(width) if i < left else cell.rjust(width)
             for i, (cell, width) in enumerate(zip(row, widths, strict=True))
         ]
         print("  ".join(cells).rstrip())
@@ -232,7 +252,7 @@ def _entries(count: int) -> str:
     return f"{count:,} {'entry' if count == 1 else 'entries'}"
 
 
-def _when(timestamp: float) -> str:
+def local_time(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
 
 

@@ -21,6 +21,12 @@ from kilnc.cli_config import positive_int
 from kilnc.cli_report import FORMATS
 
 EXIT_USAGE: Final = 2
+EXIT_SUSPENDED: Final = 3  # a durable run waits for an answer (cli_run.py)
+RUN_EXIT_STATUS: Final = (
+    "exit status: 0 done, 1 the flow failed (or cannot be run), 2 bad usage,"
+    f" {EXIT_SUSPENDED} suspended: a durable run waits for an answer (kiln runs answer),"
+    " 130 interrupted, 141 stdout's reader went away"
+)
 GRAPH_FORMATS: Final = ("mermaid", "dot", "svg", "png")
 LEDGER_PATH_HELP: Final = (
     "the ledger file (default: $KILN_LEDGER, else [tool.kiln] ledger, else .kiln/ledger.db)"
@@ -61,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_graph(commands)
     _add_run(commands)
     _add_ledger(commands)
+    _add_runs(commands)
     return parser
 
 
@@ -175,7 +182,9 @@ def _add_graph(commands: Any) -> None:
 def _add_run(commands: Any) -> None:
     """Register `kiln run` on the `kiln` parser's subcommands."""
     run = commands.add_parser(
-        "run", help="run a flow with a live progress display and a per-node summary"
+        "run",
+        help="run a flow with a live progress display and a per-node summary",
+        epilog=RUN_EXIT_STATUS,
     )
     run.add_argument(
         "target",
@@ -205,8 +214,8 @@ def _add_run(commands: Any) -> None:
         "--ledger",
         type=Path,
         metavar="FILE",
-        help="the ledger of cache=True nodes (default: $KILN_LEDGER, else [tool.kiln]"
-        " ledger, else .kiln/ledger.db)",
+        help="the ledger of cache=True nodes and durable runs (default: $KILN_LEDGER,"
+        " else [tool.kiln] ledger, else .kiln/ledger.db)",
     )
     run.add_argument(
         "--no-progress", action="store_true", help="no live progress display"
@@ -221,6 +230,14 @@ def _add_run(commands: Any) -> None:
         metavar="ADDRESS",
         help="run the node calls on the Dask scheduler at ADDRESS (tcp://host:8786),"
         " or on a cluster started on this machine with 'local' (pip install 'kiln[dask]')",
+    )
+    run.add_argument(
+        "--run-id",
+        type=_run_id,
+        metavar="ID",
+        help="run durably as run ID: every call's value is journaled in the ledger, and"
+        " running ID again replays what finished (see kiln runs); a run that stops at"
+        f" a question prints it and exits {EXIT_SUSPENDED}",
     )
     run.set_defaults(
         handler=Handler("kilnc.cli_run", "run_flow_command"),
@@ -258,6 +275,98 @@ def _add_ledger(commands: Any) -> None:
     clear.add_argument("--node", metavar="NAME", help="remove this node's entries only")
     clear.add_argument("--json", action="store_true", help="print one JSON document")
     clear.set_defaults(handler=Handler("kilnc.cli_ledger", "run_ledger"))
+
+
+def _add_runs(commands: Any) -> None:
+    """Register `kiln runs` and its subcommands on the `kiln` parser's subcommands."""
+    runs = commands.add_parser(
+        "runs", help="list, show, answer, resume or forget durable runs (--run-id)"
+    )
+    actions = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
+    listed = actions.add_parser(
+        "list", help="the durable runs: id, flow, state, started, last call, calls"
+    )
+    _runs_options(listed)
+    show = actions.add_parser(
+        "show", help="a run's calls in journal order, its open question, its outcome"
+    )
+    _run_options(show)
+    answer = actions.add_parser(
+        "answer",
+        help="answer the question a suspended run waits at, and resume it",
+        epilog=RUN_EXIT_STATUS,
+    )
+    _run_options(answer)
+    answer.add_argument(
+        "answer",
+        metavar="name=VALUE",
+        help="the question's name and its answer, read by the question's type",
+    )
+    _resume_options(answer)
+    resume = actions.add_parser(
+        "resume",
+        help="run a run again with its arguments: what it journaled is replayed",
+        epilog=RUN_EXIT_STATUS,
+    )
+    _run_options(resume)
+    _resume_options(resume)
+    forget = actions.add_parser(
+        "forget", help="forget a run (with --from KEY, its calls from KEY on)"
+    )
+    _run_options(forget)
+    forget.add_argument(
+        "--from",
+        dest="start",
+        metavar="KEY",
+        help="forget only the calls journaled from this call key on (kiln runs show"
+        " lists them), so that resuming runs them again",
+    )
+
+
+def _runs_options(command: argparse.ArgumentParser) -> None:
+    """--ledger and --format, which every `kiln runs` action takes."""
+    command.add_argument(
+        "--ledger",
+        type=Path,
+        metavar="FILE",
+        help="the ledger file of the runs (default: $KILN_LEDGER, else [tool.kiln]"
+        " ledger, else .kiln/ledger.db)",
+    )
+    command.add_argument(
+        "--format", choices=("text", "json"), default="text", help="default: text"
+    )
+    command.set_defaults(handler=Handler("kilnc.cli_runs", "run_runs"))
+
+
+def _run_options(command: argparse.ArgumentParser) -> None:
+    """ID, and the options of every action on one run."""
+    command.add_argument("run", type=_run_id, metavar="ID", help="the run's id")
+    _runs_options(command)
+
+
+def _resume_options(command: argparse.ArgumentParser) -> None:
+    """The options of the actions that run the flow again (answer, resume)."""
+    command.add_argument(
+        "--flow",
+        metavar="PATH.py:FLOW",
+        help="run this flow (a source or a module kiln generated), not the one the"
+        " run recorded",
+    )
+    command.add_argument(
+        "--no-progress", action="store_true", help="no live progress display"
+    )
+    command.add_argument(
+        "--show-traceback",
+        action="store_true",
+        help="print the Python traceback of a failure",
+    )
+    command.set_defaults(handler=Handler("kilnc.cli_resume", "resume_command"))
+
+
+def _run_id(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a run id must not be empty")
+    return text
 
 
 def _count(text: str) -> int:

@@ -3,6 +3,7 @@
     kiln run pipelines/digest.py:digest path=README.md      # compiles the source first
     kiln run build/digest.py:digest path=README.md --json  # a module kiln generated
     kiln run build/digest.py:digest path=README.md --trace run.json
+    kiln run build/publish.py:publish doc=a.md --run-id r1  # durable: `kiln runs`
 
 The result goes to stdout (a string as it is, anything else as its repr; a
 streaming flow's items one per line as they arrive); the live progress line
@@ -10,8 +11,17 @@ and the per-node summary go to stderr, the progress line only when stderr is a
 terminal. `--json` prints one JSON document instead of both, `--trace FILE`
 writes the calls as Chrome trace-event JSON for Perfetto.
 
+`--run-id ID` runs the flow durably (``F(run_id=ID)``): every call's value
+is journaled in the ledger file, and the same command run again replays what
+finished and goes on from there (`kiln runs resume ID` does that with the
+arguments the run was started with). A run that stops at a question
+(`kiln.ask`) prints it on stderr, its name, line, expected type and
+payload, and exits 3; `kiln runs answer ID name=VALUE` answers it and goes on.
+
 Exit status: 0 when the flow returned, 1 when it raised (or the source has
-errors, or its import failed), 2 for bad command-line use, 130 when
+errors, or its import failed, or a durable run cannot go on: its id is
+another flow's, or taken by a live process, ...), 2 for bad command-line
+use, 3 when a durable run is suspended, waiting for an answer, 130 when
 interrupted, 141 when stdout's reader went away (``| head -1``): a stream
 is stopped there, and the trace and the summary are still written. A
 failure prints the exception and its kiln notes (the node, its definition
@@ -25,9 +35,10 @@ import asyncio
 import dataclasses
 import inspect
 import json
+import shlex
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack, aclosing, closing
 from pathlib import Path
 from types import ModuleType
@@ -40,30 +51,61 @@ from kiln import (
     AsyncProcess,
     AsyncStreamProcess,
     Backend,
+    DurableRunError,
     Flow,
     KilnError,
+    OptionError,
     Process,
     StreamProcess,
+    Suspended,
 )
+from kiln.journal import Question
+from kilnc.cli_parser import EXIT_SUSPENDED
 from kilnc.closed_output import EXIT_READER_GONE
 from kilnc.interrupts import EXIT_INTERRUPTED, run_async, running
 from kilnc.observe import Call, Observer, summarize_calls
+from kilnc.outputs import PendingFile
 from kilnc.progress import RunProgress, format_seconds, summary_table
 from kilnc.run_args import ArgumentError, bind_arguments, parse_assignments, type_hints
+from kilnc.run_durable import (
+    Durable,
+    check_durable,
+    record_target,
+    recorded_name,
+    suspension,
+)
 from kilnc.run_files import checked_ledger, checked_trace, pending_trace
 from kilnc.run_load import (
     CompileFailed,
+    Target,
     TargetError,
     choose_flow,
     loaded_module,
     parse_target,
 )
-from kilnc.run_output import Outcome, failure_text, json_document, note, shown
+from kilnc.run_output import (
+    Outcome,
+    failure_text,
+    json_document,
+    note,
+    question_json,
+    question_text,
+    shown,
+)
 from kilnc.source import display_path
 from kilnc.terminal import LINES, printable, safe_str
 from kilnc.trace import chrome_trace
 
-__all__ = ["run_flow_command"]
+__all__ = [
+    "EXIT_SUSPENDED",
+    "Display",
+    "RunCall",
+    "configure",
+    "entry",
+    "report_target_error",
+    "run_call",
+    "run_flow_command",
+]
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 _PLAIN_WIDTH: Final = 200  # the summary's widest in a log: no node name cut short
@@ -85,7 +127,7 @@ def run_flow_command(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     except TargetError as exc:
-        return _target_error(exc, args.show_traceback)
+        return report_target_error(exc, args.show_traceback)
     except ArgumentError as exc:
         return _usage(str(exc))
     except KeyboardInterrupt:
@@ -95,7 +137,7 @@ def run_flow_command(args: argparse.Namespace) -> int:
 
 @final
 @dataclasses.dataclass(frozen=True, slots=True)
-class _Call:
+class RunCall:
     """The flow to run, the method that runs it, and its arguments."""
 
     name: str
@@ -104,6 +146,18 @@ class _Call:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     observer: Observer
+    durable: Durable | None = None
+
+
+@final
+@dataclasses.dataclass(frozen=True, slots=True)
+class Display:
+    """How a run is shown: one JSON document or text, a live progress line, tracebacks."""
+
+    json: bool = False
+    progress: bool = True
+    show_traceback: bool = False
+    trace: Path | None = None  # --trace FILE, written when the run ends
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -114,26 +168,36 @@ def _run(args: argparse.Namespace) -> int:
         ledger = checked_ledger(args.ledger, target.path)
         module = stack.enter_context(loaded_module(target.path))
         backend = None if args.dask is None else _dask_backend(args.dask, stack)
-        shown_path = display_path(target.path)
-        call = _prepare(
-            module, target.flow, shown_path, args.arguments, backend, ledger
-        )
+        call = _prepare(module, target, args, backend, ledger)
         trace = pending_trace(trace_path, stack)
-        stderr = _stderr_console()
-        live = stderr.is_terminal and not (args.no_progress or args.json)
-        with running():
-            outcome = _watch(call, stderr if live else None, collect=args.json)
-        calls = call.observer.calls()
-        if trace is not None:
-            document = chrome_trace(call.name, calls, outcome.began, outcome.ended)
-            try:
-                trace.commit(json.dumps(document, separators=(",", ":")).encode())
-            except OSError as exc:
-                message = (
-                    f"cannot write the trace to {args.trace}: {exc.strerror or exc}"
-                )
-                raise TargetError(message, EXIT_ERRORS) from None
-        return _report(args, call.name, call.mode, outcome, calls, stderr)
+        display = Display(
+            json=args.json,
+            progress=not args.no_progress,
+            show_traceback=args.show_traceback,
+            trace=args.trace,
+        )
+        return run_call(call, display, trace)
+
+
+def run_call(call: RunCall, display: Display, trace: PendingFile | None = None) -> int:
+    """Run the call with its progress display, write its trace, report: the exit status."""
+    stderr = _stderr_console()
+    live = stderr.is_terminal and display.progress and not display.json
+    with running():
+        outcome = _watch(call, stderr if live else None, collect=display.json)
+    if call.durable is not None:
+        record_target(call.durable)
+    calls = call.observer.calls()
+    if trace is not None:
+        document = chrome_trace(call.name, calls, outcome.began, outcome.ended)
+        try:
+            trace.commit(json.dumps(document, separators=(",", ":")).encode())
+        except OSError as exc:
+            message = (
+                f"cannot write the trace to {display.trace}: {exc.strerror or exc}"
+            )
+            raise TargetError(message, EXIT_ERRORS) from None
+    return _report(display, call, outcome, calls, stderr)
 
 
 def _dask_backend(address: str, stack: ExitStack) -> Backend:
@@ -149,27 +213,63 @@ def _dask_backend(address: str, stack: ExitStack) -> Backend:
 
 def _prepare(
     module: ModuleType,
-    flow_name: str | None,
-    shown: str,
-    words: Sequence[str],
-    backend: Backend | None = None,
-    ledger: Path | None = None,
-) -> _Call:
-    """The observed instance of the chosen flow, and the arguments `words` ask for."""
-    name, flow = choose_flow(module, flow_name, shown)
+    target: Target,
+    args: argparse.Namespace,
+    backend: Backend | None,
+    ledger: Path | None,
+) -> RunCall:
+    """The observed instance of the chosen flow, and the arguments `args` ask for."""
+    shown = display_path(target.path)
+    name, flow = choose_flow(module, target.flow, shown)
     observer = Observer()
-    configured = type(flow)(on_event=observer, backend=backend, ledger=ledger)
-    mode, method = _entry(configured)
+    run_id: str | None = args.run_id
+    configured = configure(
+        flow, observer, backend=backend, ledger=ledger, run_id=run_id
+    )
+    mode, method = entry(configured)
     signature = inspect.signature(method)
     try:
-        given = parse_assignments(words, signature)
-        args, kwargs = bind_arguments(signature, type_hints(method), given)
+        given = parse_assignments(args.arguments, signature)
+        call_args, kwargs = bind_arguments(signature, type_hints(method), given)
     except ArgumentError as exc:
         raise ArgumentError(f"{shown}:{name}: {exc}") from None
-    return _Call(name, mode, method, args, kwargs, observer)
+    durable = None
+    if run_id is not None:
+        durable = Durable(
+            run_id,
+            recorded_name(configured),
+            configured.ledger_of(),
+            f"{target.path.resolve()}:{name}",
+            "" if ledger is None else f" --ledger {shlex.quote(str(ledger))}",
+        )
+    return RunCall(name, mode, method, call_args, kwargs, observer, durable)
 
 
-def _watch(call: _Call, display: Console | None, *, collect: bool) -> Outcome:
+def configure(
+    flow: Flow,
+    observer: Observer,
+    *,
+    backend: Backend | None = None,
+    ledger: Path | None = None,
+    run_id: str | None = None,
+) -> Flow:
+    """An instance of `flow`'s class that reports to `observer`, with these options.
+
+    With `run_id` it runs durably; a flow that cannot is an `ArgumentError`.
+    """
+    if run_id is not None:
+        check_durable(flow)
+    try:
+        return type(flow)(
+            on_event=observer, backend=backend, ledger=ledger, run_id=run_id
+        )
+    except OptionError as exc:
+        if run_id is None:
+            raise
+        raise ArgumentError(f"--run-id: {exc}") from None
+
+
+def _watch(call: RunCall, display: Console | None, *, collect: bool) -> Outcome:
     """Run the call, with the live display on `display` when there is one.
 
     A stream's items are printed as they arrive, or with `collect` kept as its result.
@@ -185,7 +285,8 @@ def _watch(call: _Call, display: Console | None, *, collect: bool) -> Outcome:
     return outcome
 
 
-def _entry(flow: Flow) -> tuple[str, Callable[..., Any]]:
+def entry(flow: Flow) -> tuple[str, Callable[..., Any]]:
+    """The method `kiln run` calls (`aforward`, `astream`, `forward`, `stream`), and its mode."""
     for mode, base in _ENTRIES:
         if isinstance(flow, base):
             method: Callable[..., Any] = getattr(flow, mode)
@@ -311,21 +412,27 @@ def _print_out(text: str) -> bool:
 
 
 def _report(
-    args: argparse.Namespace,
-    name: str,
-    mode: str,
+    display: Display,
+    call: RunCall,
     outcome: Outcome,
     calls: tuple[Call, ...],
     stderr: Console,
 ) -> int:
+    name = call.name
     summaries = summarize_calls(calls)
     wall = outcome.ended - outcome.began
     printed = not outcome.closed
-    if args.json:
+    suspended = suspension(call.durable, outcome.error)
+    if display.json:
         document = json_document(name, outcome, summaries, len(calls))
+        if call.durable is not None:
+            document["run_id"] = call.durable.run
+            document["suspended"] = (
+                None if suspended is None else question_json(suspended)
+            )
         printed = _print_out(json.dumps(document, indent=2, allow_nan=False))
     else:
-        if outcome.ok and mode in ("aforward", "forward"):
+        if outcome.ok and call.mode in ("aforward", "forward"):
             text = shown(outcome.result)
             if text is not None:
                 printed = _print_out(text)
@@ -334,7 +441,7 @@ def _report(
                 print(why, file=sys.stderr)
         if summaries:
             stderr.print(summary_table(name, summaries, wall))
-        else:
+        elif not isinstance(outcome.error, DurableRunError):  # refused: it says why
             stderr.print(
                 Text(
                     f"kiln run {printable(name)}: {format_seconds(wall)}, no node calls"
@@ -343,14 +450,35 @@ def _report(
     if outcome.interrupted:
         print("kiln: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if outcome.error is not None and not args.json:
-        print(failure_text(name, outcome.error, args.show_traceback), file=sys.stderr)
+    if not display.json:
+        _print_failure(display, call, outcome.error, suspended)
     if not printed:
         return EXIT_READER_GONE
-    return EXIT_OK if outcome.error is None else EXIT_ERRORS
+    if outcome.error is None:
+        return EXIT_OK
+    return EXIT_SUSPENDED if isinstance(outcome.error, Suspended) else EXIT_ERRORS
 
 
-def _target_error(exc: TargetError, show_traceback: bool) -> int:
+def _print_failure(
+    display: Display,
+    call: RunCall,
+    error: BaseException | None,
+    suspended: Question | None,
+) -> None:
+    """How the run failed, or the question it waits at, on stderr."""
+    if error is None:
+        return
+    if suspended is not None and call.durable is not None:
+        text = question_text(call.durable.run, suspended, call.durable.ledger_option)
+        print(f"kiln: {text}", file=sys.stderr)
+    elif isinstance(error, DurableRunError):
+        print(f"kiln: error: {printable(safe_str(error), LINES)}", file=sys.stderr)
+    else:
+        print(failure_text(call.name, error, display.show_traceback), file=sys.stderr)
+
+
+def report_target_error(exc: TargetError, show_traceback: bool) -> int:
+    """Print why PATH:FLOW cannot be run; its exit status."""
     if isinstance(exc, CompileFailed):
         print(exc, file=sys.stderr)  # rendered diagnostics, escaped already
     else:

@@ -208,14 +208,17 @@ def _unknown(name: str, signature: inspect.Signature) -> str:
     return f"unknown argument {name!r} ({_takes(signature)}){hint}"
 
 
-def convert(name: str, annotation: Any, text: str) -> Any:
-    """`text` read as `annotation` asks; ArgumentError naming the parameter when it cannot be."""
+def convert(name: str, annotation: Any, text: str, what: str = "argument") -> Any:
+    """`text` read as `annotation` asks; ArgumentError naming the parameter when it cannot be.
+
+    `what` is what the message calls the value (an "answer" to a question, say).
+    """
     try:
         return _read(annotation, text)
     except (ValueError, TypeError) as exc:
         reason = f": {exc}" if isinstance(exc, _Mismatch) else ""
         raise ArgumentError(
-            f"argument {name!r} expects {_type_name(annotation)}; got {text!r}{reason}"
+            f"{what} {name!r} expects {_type_name(annotation)}; got {text!r}{reason}"
         ) from None
 
 

@@ -14,14 +14,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 import traceback
 from pathlib import PurePath
 from typing import Any, Final, final
 
+from kiln.journal import Question
 from kilnc.observe import NodeSummary
 from kilnc.terminal import LINES, printable, safe_repr, safe_str
 
-__all__ = ["Outcome", "failure_text", "json_document", "note", "shown"]
+__all__ = [
+    "Outcome",
+    "failure_text",
+    "json_document",
+    "note",
+    "payload_value",
+    "question_json",
+    "question_text",
+    "shown",
+]
 
 _DEPTH: Final = 24  # levels of a result kept as JSON when it is not JSON as a whole
 
@@ -94,6 +105,53 @@ def json_document(
         "nodes": [dataclasses.asdict(summary) for summary in summaries],
         "events": events,
     }
+
+
+def question_text(run: str, question: Question, options: str = "") -> str:
+    """The question a durable run waits at, and the command that answers it.
+
+    `options` are added to that command (``" --ledger run.db"``). The payload
+    is shown as it is when it is a string, else in the journal's JSON::
+
+        run 'r1' waits for an answer to 'review' (asked at flows.py:9, key 1.0)
+          expected: bool
+          payload: DRAFT
+        answer it: kiln runs answer r1 review=VALUE
+    """
+    lines = [
+        f"run {run!r} waits for an answer to {question.name!r}"
+        f" (asked at {question.where}, key {question.key})",
+        f"  expected: {question.expected}",
+    ]
+    payload = payload_value(question.payload)
+    if payload is not None:
+        text = payload if isinstance(payload, str) else question.payload
+        if "\n" in text:
+            lines += ["  payload:", *(f"    {line}" for line in text.splitlines())]
+        else:
+            lines.append(f"  payload: {text}")
+    command = f"kiln runs answer {shlex.quote(run)} {question.name}=VALUE{options}"
+    lines.append(f"answer it: {command}")
+    return printable("\n".join(lines), LINES)
+
+
+def question_json(question: Question) -> dict[str, Any]:
+    """The question as JSON; its payload the journal's JSON value (its text if not JSON)."""
+    return {
+        "name": question.name,
+        "key": question.key,
+        "where": question.where,
+        "expected": question.expected,
+        "payload": payload_value(question.payload),
+    }
+
+
+def payload_value(text: str) -> Any:
+    """A journal's text as the JSON value it is: a repr (a value it could not store) as is."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _error_json(outcome: Outcome) -> dict[str, Any] | None:

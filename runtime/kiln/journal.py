@@ -41,12 +41,15 @@ __all__ = [
     "Entry",
     "Question",
     "State",
+    "alive",
     "answer",
     "close_run",
     "durable_runs",
     "entries",
     "forget",
+    "last_calls",
     "open_run",
+    "retarget",
     "run_record",
 ]
 
@@ -262,6 +265,38 @@ def forget(ledger: Ledger, run: str, *, start: str | None = None) -> int:
         ).rowcount
 
     return ledger.transaction(work)
+
+
+def last_calls(ledger: Ledger) -> dict[str, float]:
+    """When each run journaled its latest call, by run id (a run with none is left out)."""
+    return ledger.transaction(
+        lambda connection: dict(
+            connection.execute("SELECT run, max(created) FROM journal GROUP BY run")
+        )
+    )
+
+
+def retarget(ledger: Ledger, run: str, target: str) -> None:
+    """Record `target` (``"path:flow"``) as what starts run `run` again.
+
+    A run records the file of its compiled module; `kiln run` of a flow
+    source runs one compiled in a temporary directory, and records the
+    source in its place once the run ends.
+    """
+    ledger.transaction(
+        lambda connection: connection.execute(
+            "UPDATE durable SET target = ? WHERE run = ?", (target, run)
+        )
+    )
+
+
+def alive(owner: str) -> bool:
+    """Whether the process that owns a run (`DurableRun.owner`, ``"host:pid"``) still runs.
+
+    False for no owner and for this process; true for one on another host,
+    which cannot be asked.
+    """
+    return _alive(owner)
 
 
 # --- rows ------------------------------------------------------------------------------

@@ -1,0 +1,102 @@
+"""A durable run of `kiln run --run-id ID` (and `kiln runs resume|answer ID`): what it needs.
+
+Example: ``kiln run flows.py:publish doc=a.md --run-id r1``. The flow must
+return its result (a stream is not journaled) and have a ledger file to
+journal in (`check_durable`). The run records the module it ran, a
+temporary one for a source kiln compiled first, so once it ends the file
+given to kiln is recorded in its place (`record_target`): ``kiln runs resume
+r1`` then starts ``/abs/flows.py:publish`` again, compiled again. A run
+that stopped at a question is `Suspended`; `suspension` gives the question
+as the run's record keeps it, its payload in the journal's text::
+
+    Question(name="review", key="1.0", where="flows.py:9", expected="bool",
+             payload='"DRAFT"')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import final
+
+from kiln import AsyncProcess, Flow, Process, Suspended
+from kiln.errors import LedgerError
+from kiln.journal import Question, retarget, run_record
+from kiln.ledger import Ledger
+from kiln.ledger_types import describe
+from kilnc.run_args import ArgumentError
+from kilnc.terminal import safe_repr
+
+__all__ = ["Durable", "check_durable", "record_target", "recorded_name", "suspension"]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Durable:
+    """A durable run: its id, its flow and ledger, what starts it again.
+
+    `flow` is the flow class's name as the run records it (`recorded_name`);
+    `target` (``"/abs/flows.py:publish"``: the file given to kiln, a source
+    or a module it generated, and the flow's name there) is recorded as the
+    run's once it ends; `ledger_option` goes into the `kiln runs` commands
+    the output suggests (``" --ledger run.db"``, or "").
+    """
+
+    run: str
+    flow: str
+    ledger: Ledger
+    target: str
+    ledger_option: str = ""
+
+
+def recorded_name(flow: Flow) -> str:
+    """The name a durable run records its flow by: its class's module and name."""
+    kind = type(flow)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def check_durable(flow: Flow) -> None:
+    """Refuse, as bad `--run-id` use, a flow that cannot run durably."""
+    name = type(flow).__name__
+    if flow.ledger is False:
+        raise ArgumentError(
+            f"--run-id: flow {name} runs without a ledger (ledger=False), and a"
+            " durable run journals its calls in the ledger file; drop --run-id"
+        )
+    if not isinstance(flow, AsyncProcess | Process):
+        raise ArgumentError(
+            f"--run-id: {name} is a streaming flow, and only a flow that returns its"
+            " result runs durably; run it without --run-id"
+        )
+
+
+def record_target(durable: Durable) -> None:
+    """Record what starts the run again, once it ended: the file given to kiln.
+
+    Only a run of this flow is told: a run id that belongs to another flow
+    (which refused this run) is left as it is.
+    """
+    try:
+        record = run_record(durable.ledger, durable.run)
+        if record is not None and record.flow == durable.flow:
+            retarget(durable.ledger, durable.run, durable.target)
+    except LedgerError:
+        pass  # the run's own outcome says what is wrong with the ledger
+
+
+def suspension(durable: Durable | None, error: BaseException | None) -> Question | None:
+    """The question a durable run stopped at, as its record keeps it; None if it did not."""
+    if durable is None or not isinstance(error, Suspended):
+        return None
+    try:
+        record = run_record(durable.ledger, durable.run)
+    except LedgerError:
+        record = None
+    if record is not None and record.question is not None:
+        return record.question
+    return Question(
+        error.question,
+        error.key,
+        error.where,
+        describe(error.expected),
+        safe_repr(error.payload),
+    )
