@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import final
 
 from kiln import AsyncProcess, Flow, Process, Suspended
+from kiln.durable import recorded_name
 from kiln.errors import LedgerError
 from kiln.journal import Question, retarget, run_record
 from kiln.ledger import Ledger
@@ -46,12 +47,6 @@ class Durable:
     ledger: Ledger
     target: str
     ledger_option: str = ""
-
-
-def recorded_name(flow: Flow) -> str:
-    """The name a durable run records its flow by: its class's module and name."""
-    kind = type(flow)
-    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def check_durable(flow: Flow) -> None:

@@ -60,6 +60,7 @@ __all__ = [
     "durable_entry",
     "journaled",
     "question",
+    "recorded_name",
     "resume",
     "resume_run",
 ]
@@ -318,9 +319,7 @@ def durable_entry(flow: Flow, run: str, ledger: Ledger) -> None:
             run=run,
         )
     home = kind.__module__
-    # By its class, not its module: a module imported under another name (run as
-    # a script, from another sys.path entry) holds the same flow.
-    name = kind.__qualname__
+    name = recorded_name(flow)
     target = _target(kind)
     entry = "forward" if _is_sync_flow(kind) else "aforward"
     method: Callable[..., Any] = getattr(kind, entry)
@@ -385,6 +384,15 @@ def durable_entry(flow: Flow, run: str, ledger: Ledger) -> None:
     flow.__dict__[entry] = durable_forward
 
 
+def recorded_name(flow: Flow) -> str:
+    """The name a durable run records its flow by: its class's.
+
+    Not its module's: a module imported under another name (run as a
+    script, from another sys.path entry, a copy elsewhere) holds the same flow.
+    """
+    return type(flow).__qualname__
+
+
 def _is_sync_flow(kind: type) -> bool:
     return not issubclass(kind, AsyncProcess)
 
@@ -415,11 +423,25 @@ def _shown(value: object, home: str) -> str:
 
 
 def _target(kind: type) -> str:
-    """Where the flow's class is: its module's file and its instance's name."""
+    """Where the flow's class is: its module's file and the name of its instance there.
+
+    The generated module binds one instance of each flow class, under the flow's
+    name (``publish = Publish()``); `kiln runs resume` loads the flow by it.
+    """
     module = sys.modules.get(kind.__module__)
     path = getattr(module, "__file__", None) or kind.__module__
-    name = kind.__qualname__
-    instance = name[:1].lower() + name[1:]
+    instance = (
+        next(
+            (
+                name
+                for name, value in vars(module).items()
+                if type(value) is kind and not name.startswith("_")
+            ),
+            kind.__qualname__,
+        )
+        if module is not None
+        else kind.__qualname__
+    )
     return f"{path}:{instance}"
 
 

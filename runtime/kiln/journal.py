@@ -338,7 +338,8 @@ def _claim(
     if stored and digest and stored != digest:
         raise DurableRunError(
             f"run {run!r} was started with other arguments ({_short(record.arguments)}); "
-            f"run it again with those (or resume() it), or use a new run id",
+            "run it again with those (resume() it, or `kiln runs resume "
+            f"{run}`), or use a new run id",
             run=run,
         )
     if record.owner and record.owner != owner and _alive(record.owner):
