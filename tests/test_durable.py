@@ -36,11 +36,14 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
-from kiln import DurableRunError
+from kiln import DurableRunError, Memory
 from kiln.durable import digest
 from kiln.ledger import Ledger
 from kiln.ledger_keys import shape_of
+from tests.flowgen import flows, plain_run_without_failures
 from tests.test_cli_ledger import kiln
 from tests.test_differential import compiled_and_source, load
 
@@ -386,6 +389,60 @@ async def where(x: int) -> Point:
     assert durable(1) == module.Point(1, 2)
     assert type(durable(1)) is module.Point
     assert logged(log) == [["point", 1]]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    source=flows(durable=True),
+    x=st.integers(min_value=-50, max_value=50),
+    data=st.data(),
+)
+def test_random_flows_resume_after_a_failure_with_what_their_journal_lacks(
+    source: str, x: int, data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A random flow fails at a random call of its first run; the second finishes it.
+
+    (A call at `fail_at` in a node with retries is retried: then the first
+    run finishes too, and the second replays all of it.)
+    """
+    directory = tmp_path_factory.mktemp("flow")
+    compiled, reference = compiled_and_source(source, directory)
+    expected = asyncio.run(
+        plain_run_without_failures(reference).main(x, Memory({"log": []}))
+    )
+    # The calls an uninterrupted run makes, compiled: the source may make fewer
+    # (the compiler calls the node of a `while (v := n(...))` test twice a round).
+    assert asyncio.run(compiled.main.aforward(x, Memory({"log": []}))) == expected
+    # Tree-shaken away when the flow calls no counted node.
+    executed: list[tuple[str, tuple[int, ...]]] = getattr(compiled, "executed", [])
+    every = calls_in(compiled, ([n, *v] for n, v in executed))
+    nodes = nodes_of(every)
+    executed.clear()
+    getattr(compiled, "attempts", {}).clear()  # its retried calls fail again
+    ledger = directory / "ledger.db"
+
+    # Past the first call, so that the journal has something; at `total`, no failure.
+    total = sum(every.values())
+    compiled.fail_at = data.draw(st.integers(min(1, total), total), label="fail_at")
+    durable = type(compiled.main)(run_id="r1", ledger=ledger)
+    try:
+        assert asyncio.run(durable.aforward(x, Memory({"log": []}))) == expected
+    except compiled.Injected:
+        failed = True
+    else:
+        failed = False
+    finish_thread_nodes()
+    first = len(executed)
+    journal = journaled(ledger, "r1", nodes)
+    assert journal <= calls_in(compiled, ([n, *v] for n, v in executed))
+    done = "none" if not journal else "all" if journal == every else "some"
+    event(f"the first run {'failed' if failed else 'finished'}, {done} journaled")
+
+    assert asyncio.run(durable.aforward(x, Memory({"log": []}))) == expected
+    resumed = executed[first:]
+    assert calls_in(compiled, ([n, *v] for n, v in resumed)) == every - journal
+    assert journaled(ledger, "r1", nodes) == every
+    Ledger.at(ledger).close()  # its writer thread, one per example otherwise
 
 
 # --- refusals ---------------------------------------------------------------------------
