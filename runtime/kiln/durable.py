@@ -334,7 +334,10 @@ def durable_entry(flow: Flow, run: str, ledger: Ledger) -> None:
             ledger, run, flow=name, target=target, arguments=text, digest=checked
         )
         journal = Journal(ledger, run, entries, home)
-        return journal, (JOURNAL.set(journal), PLACE.set(PLACE.get() or ""))
+        # Its keys start from its own root, not from the place of a run that
+        # started it (a node of another durable run's fan-out, say): its journal
+        # must answer it wherever it runs again.
+        return journal, (JOURNAL.set(journal), PLACE.set(""))
 
     def end(
         journal: Journal, tokens: Any, error: BaseException | None, value: object
