@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from contextlib import closing
 from pathlib import Path
 from types import ModuleType
@@ -191,6 +191,20 @@ async def retried(xs: list[int]) -> list[int]:
 @flow
 async def cached(x: int) -> int:
     return await inc(await stored(x))
+
+
+async def launcher(x: int) -> int:  # a test puts a durable run of another flow here
+    raise NotImplementedError
+
+
+@node
+async def launch(x: int) -> int:
+    return await launcher(x)
+
+
+@flow
+async def launching(xs: list[int]) -> list[int]:
+    return [await launch(x) for x in xs]
 """
 
 # flow, arguments, the call that fails in the first run (its log line)
@@ -443,6 +457,22 @@ def test_random_flows_resume_after_a_failure_with_what_their_journal_lacks(
     assert calls_in(compiled, ([n, *v] for n, v in resumed)) == every - journal
     assert journaled(ledger, "r1", nodes) == every
     Ledger.at(ledger).close()  # its writer thread, one per example otherwise
+
+
+def test_a_run_started_inside_another_run_keys_its_calls_from_its_own_start(
+    module: ModuleType, log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its journal answers it wherever it runs again: here, out of the other run."""
+    ledger = tmp_path / "l.db"
+
+    def launcher(x: int) -> Awaitable[int]:
+        return type(module.chain)(run_id=f"chain{x}", ledger=ledger).aforward(x)
+
+    monkeypatch.setattr(module, "launcher", launcher)
+    assert type(module.launching)(run_id="outer", ledger=ledger)([1, 2]) == [7, 9]
+    assert len(logged(log)) == 8
+    assert type(module.chain)(run_id="chain2", ledger=ledger)(2) == 9
+    assert len(logged(log)) == 8, "the run replayed its journal"
 
 
 # --- refusals ---------------------------------------------------------------------------
