@@ -1,6 +1,6 @@
 """Benchmarks: compiled kiln flows against hand-written asyncio, measured in one run here.
 
-    python benchmarks/run.py [--repeats N] [--markdown FILE] [--scale]
+    python benchmarks/run.py [--repeats N] [--markdown FILE] [--scale] [--durable]
 
 The runner writes the flow sources it generates (a 200-step chain, a random
 20-node DAG with a fixed seed) beside benchmarks/flows/fanout.py into a
@@ -22,7 +22,11 @@ compiled modules and times them against benchmarks/baselines.py:
 5. scale: the rows of benchmarks/scale.py, how the cost of a fan-out and of
    a compile grows with their size; up to 100,000 calls and 500 steps, or
    with `--scale` up to 1,000,000 calls and 2,000 steps (minutes, and GBs of
-   memory).
+   memory);
+6. durable runs, with `--durable`: the rows of benchmarks/durable.py, the
+   chain and a fan-out of 1,000 calls run with a run id, live (every call
+   journaled) and replayed, against the same flows without one, in a table
+   of their own.
 
 Every figure of 1-4 is the median of repeated runs, kiln and baseline interleaved.
 PocketFlow, when importable (benchmarks/requirements.txt), adds its cost per
@@ -52,6 +56,7 @@ from types import ModuleType
 from typing import Any
 
 import baselines
+import durable
 import scale
 from common import Row, chain_source, compile_flows, load, table
 
@@ -552,6 +557,12 @@ def main() -> int:
         help="the scale rows at every size, 1,000,000 calls and 2,000 steps included "
         "(minutes, and GBs of memory); by default they stop at 100,000 and 500",
     )
+    parser.add_argument(
+        "--durable",
+        action="store_true",
+        help="also the durable runs' table (benchmarks/durable.py): runs with a run id, "
+        "live and replayed, against the same flows without one",
+    )
     args = parser.parse_args()
     dag = random_dag(DAG_NODES, DAG_SEED)
     with tempfile.TemporaryDirectory(prefix="kiln-benchmarks-") as scratch:
@@ -570,6 +581,9 @@ def main() -> int:
     rows += scale.rows(quick=not args.scale)
     command = "python benchmarks/run.py" + (" --scale" if args.scale else "")
     text = markdown(rows, peers, loop_peers, args.repeats, command)
+    if args.durable:
+        lines = durable.markdown(args.repeats, f"{command} --durable")
+        text += "\nDurable runs:\n\n" + "\n".join(lines) + "\n"
     print(text, end="")
     if args.markdown is not None:
         args.markdown.write_text(text, encoding="utf-8")

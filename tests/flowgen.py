@@ -16,6 +16,12 @@ later statement reads, and some that one does, so the differential test
 compares the whole computation, not only its end, while values read once make
 chains of steps across statements, as hand-written flows have.
 
+With `flows(durable=True)`, the flow is one a durable run journals and
+replays as it is: no Memory writes (a replayed call writes nothing) and no
+streams (not journaled); every node call records itself in the module's
+`executed` just before it returns, and the call at `fail_at` in that list
+raises `Injected` instead, once.
+
 With `flows(broken=True)`, some nodes are broken: a call raises `Broken`
 (naming the node and its arguments) when its arguments meet the node's
 condition, after its delay, so that calls fail in another order in time than
@@ -46,6 +52,7 @@ class NodeSpec:
     retries: int = 0  # >= fails, so that every call succeeds in the end
     thread: bool = False  # a sync node with retries may run in a worker thread
     breaks: int = 0  # a call breaks when (sum of its arguments + index) % breaks == 0
+    counted: bool = False  # the call records itself in `executed` (flows(durable=True))
 
     def source(self, index: int) -> str:
         head = "async def" if self.is_async else "def"
@@ -73,9 +80,10 @@ class NodeSpec:
             if self.breaks
             else ""
         )
+        counting = f'    ran("n{index}", values)\n' if self.counted else ""
         return (
             f"{decorator}\n{head} n{index}(*values: int) -> int:\n{failing}{sleep}"
-            f"{breaking}"
+            f"{breaking}{counting}"
             f"    return (sum(values) * {self.weight} + {index}) % 1000003\n"
         )
 
@@ -119,6 +127,7 @@ def _while_loop(
     name: str,
     inputs: list[str],
     bound: int,
+    memory: bool,
 ) -> list[str]:
     """A `while` loop whose call sites each run `rounds` times: never past `bound`."""
     rounds = draw(st.integers(min_value=0, max_value=bound))
@@ -128,7 +137,7 @@ def _while_loop(
         f"while {name}_i < {rounds}:",
         f"    {name} = {_call(index, spec, [name, *inputs[1:]])}",
     ]
-    if draw(st.booleans()):
+    if memory and draw(st.booleans()):
         lines.append(f"    await record(memory, {name})")
     if draw(st.booleans()):
         lines.append(f"    {name}_i = await step({name}_i)")
@@ -227,8 +236,12 @@ def _statement(
     inputs: list[str],
     values: list[str],
     bound: int,
+    memory: bool = True,
 ) -> list[str]:
-    """The lines of one statement of `shape` that computes `v{index}` with node `index`."""
+    """The lines of one statement of `shape` that computes `v{index}` with node `index`.
+
+    `memory=False`: a `while` loop writes no Memory.
+    """
     name = f"v{index}"
     if shape in ("call", "retry"):
         return [f"{name} = {_call(index, spec, inputs)}"]
@@ -280,7 +293,7 @@ def _statement(
             f"    {name} = {name} + {name}_k * {name}_j",
         ]
     if shape == "while":
-        return _while_loop(draw, index, spec, name, inputs, bound)
+        return _while_loop(draw, index, spec, name, inputs, bound, memory)
     if shape == "subflow":
         other = draw(st.sampled_from(values))
         if draw(st.booleans()):
@@ -368,8 +381,35 @@ def _statement(
     return [f"{name} = {' + '.join(inputs)} * 3"]
 
 
+# What a durable run cannot replay as the source runs it: Memory writes, streams.
+DURABLE_SHAPES = tuple(
+    shape
+    for shape in SHAPES
+    if shape not in ("memory", "stream_fan_out", "stream_join")
+)
+
+DURABLE_HEADER = """\
+executed: list[tuple[str, tuple[int, ...]]] = []
+fail_at = -1  # the call that raises Injected instead, once: its place in `executed`
+
+
+class Injected(Exception):
+    pass
+
+
+def ran(node: str, values: tuple[int, ...]) -> None:
+    global fail_at
+    if len(executed) == fail_at:
+        fail_at = -1
+        raise Injected(f"{node}{values}")
+    executed.append((node, values))
+
+
+"""
+
+
 @st.composite
-def flows(draw: st.DrawFn, *, broken: bool = False) -> str:
+def flows(draw: st.DrawFn, *, broken: bool = False, durable: bool = False) -> str:
     count = draw(st.integers(min_value=1, max_value=9))
     max_visits = draw(st.sampled_from([None, 2, 8]))  # None: the default, 5
     bound = 5 if max_visits is None else max_visits
@@ -379,6 +419,7 @@ def flows(draw: st.DrawFn, *, broken: bool = False) -> str:
             delay=draw(st.sampled_from([0, 0, 0.001, 0.003])),
             weight=draw(st.integers(min_value=1, max_value=7)),
             breaks=draw(st.sampled_from([0, 0, 1, 2, 3])) if broken else 0,
+            counted=durable,
         )
         for _ in range(count)
     ]
@@ -387,10 +428,12 @@ def flows(draw: st.DrawFn, *, broken: bool = False) -> str:
     read_later: list[set[str]] = []  # the values each statement reads
     for index in range(count):
         inputs = draw(st.lists(st.sampled_from(values), min_size=1, max_size=3))
-        shape = draw(st.sampled_from(SHAPES))
+        shape = draw(st.sampled_from(DURABLE_SHAPES if durable else SHAPES))
         if shape == "retry":
             nodes[index] = _with_retries(draw, nodes[index])
-        statement = _statement(draw, shape, index, nodes[index], inputs, values, bound)
+        statement = _statement(
+            draw, shape, index, nodes[index], inputs, values, bound, memory=not durable
+        )
         lines += statement
         read_later.append(_mentioned(statement, values))
         values.append(f"v{index}")
@@ -402,7 +445,7 @@ def flows(draw: st.DrawFn, *, broken: bool = False) -> str:
     nodes_source = "\n\n".join(spec.source(i) for i, spec in enumerate(nodes))
     decorator = "@flow" if max_visits is None else f"@flow(max_visits={max_visits})"
     return (
-        f"{HEADER}{nodes_source}\n\n{decorator}\n"
+        f"{HEADER}{DURABLE_HEADER if durable else ''}{nodes_source}\n\n{decorator}\n"
         "async def main(x: int, memory: Memory) -> tuple[tuple[int, ...], list[int]]:\n"
         f"{body}\n"
     )

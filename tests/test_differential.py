@@ -31,8 +31,9 @@ from tests.flowgen import (
 )
 
 
-def load(path: Path) -> ModuleType:
-    name = f"kiln_test_{uuid.uuid4().hex}"
+def load(path: Path, name: str | None = None) -> ModuleType:
+    """Import the module at `path`, as `name` (a fresh name if None)."""
+    name = name or f"kiln_test_{uuid.uuid4().hex}"
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None
     assert spec.loader is not None

@@ -306,9 +306,13 @@ def _journal_of(run: _Run) -> Journal:
 def durable_entry(flow: Flow, run: str, ledger: Ledger) -> None:
     """Make `flow`'s entry points run durably as run `run`, journaled in `ledger`.
 
-    The instance's own `aforward` (and `forward`, for a sync flow) stands in
-    for the class's: it claims the run id, runs the flow with the journal in
-    its context, and records how the run ended.
+    The instance's own `aforward` and `forward` stand in for the class's:
+    the first one called claims the run id, runs the flow with the journal in
+    its context, and records how the run ended. A compiled flow's entry
+    points call each other (an async flow's `forward` runs its `aforward`, a
+    sync flow's `aforward` its `forward`, and both classes are
+    `AsyncProcess`es), so the one called inside the run goes straight to the
+    class's method.
     """
     kind = type(flow)
     if not hasattr(kind, "aforward") and not hasattr(kind, "forward"):
@@ -321,9 +325,16 @@ def durable_entry(flow: Flow, run: str, ledger: Ledger) -> None:
     home = kind.__module__
     name = recorded_name(flow)
     target = _target(kind)
-    entry = "forward" if _is_sync_flow(kind) else "aforward"
-    method: Callable[..., Any] = getattr(kind, entry)
+    aforward: Callable[..., Any] | None = getattr(kind, "aforward", None)
+    forward: Callable[..., Any] | None = getattr(kind, "forward", None)
+    method = aforward or forward
+    assert method is not None, "a compiled flow has aforward or forward"
     signature = inspect.signature(partial(method, flow))
+
+    def inside() -> bool:
+        """Whether this context runs this run already: one entry point called the other."""
+        journal = JOURNAL.get()
+        return journal is not None and journal.run == run and journal.ledger is ledger
 
     def begin(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Journal, Any]:
         text, checked = _arguments(signature, home, args, kwargs)
@@ -331,7 +342,10 @@ def durable_entry(flow: Flow, run: str, ledger: Ledger) -> None:
             ledger, run, flow=name, target=target, arguments=text, digest=checked
         )
         journal = Journal(ledger, run, entries, home)
-        return journal, (JOURNAL.set(journal), PLACE.set(PLACE.get() or ""))
+        # Its keys start from its own root, not from the place of a run that
+        # started it (a node of another durable run's fan-out, say): its journal
+        # must answer it wherever it runs again.
+        return journal, (JOURNAL.set(journal), PLACE.set(""))
 
     def end(
         journal: Journal, tokens: Any, error: BaseException | None, value: object
@@ -356,32 +370,39 @@ def durable_entry(flow: Flow, run: str, ledger: Ledger) -> None:
         else:
             close_run(ledger, run, "failed", outcome=f"{type(error).__name__}: {error}")
 
-    if entry == "aforward":
+    if aforward is not None:
+        body = aforward
 
         async def durable_aforward(*args: Any, **kwargs: Any) -> Any:
+            if inside():
+                return await body(flow, *args, **kwargs)
             journal, tokens = begin(args, kwargs)
             try:
-                value = await method(flow, *args, **kwargs)
+                value = await body(flow, *args, **kwargs)
             except BaseException as error:
                 end(journal, tokens, error, None)
                 raise
             end(journal, tokens, None, value)
             return value
 
-        flow.__dict__[entry] = durable_aforward
-        return
+        flow.__dict__["aforward"] = durable_aforward
 
-    def durable_forward(*args: Any, **kwargs: Any) -> Any:
-        journal, tokens = begin(args, kwargs)
-        try:
-            value = method(flow, *args, **kwargs)
-        except BaseException as error:
-            end(journal, tokens, error, None)
-            raise
-        end(journal, tokens, None, value)
-        return value
+    if forward is not None:
+        sync_body = forward
 
-    flow.__dict__[entry] = durable_forward
+        def durable_forward(*args: Any, **kwargs: Any) -> Any:
+            if inside():
+                return sync_body(flow, *args, **kwargs)
+            journal, tokens = begin(args, kwargs)
+            try:
+                value = sync_body(flow, *args, **kwargs)
+            except BaseException as error:
+                end(journal, tokens, error, None)
+                raise
+            end(journal, tokens, None, value)
+            return value
+
+        flow.__dict__["forward"] = durable_forward
 
 
 def recorded_name(flow: Flow) -> str:
