@@ -322,87 +322,104 @@ def durable_entry(flow: Flow, run: str, ledger: Ledger) -> None:
             "and run that one with a run id",
             run=run,
         )
-    home = kind.__module__
-    name = recorded_name(flow)
-    target = _target(kind)
+    entry = _Entry(flow, run, ledger)
     aforward: Callable[..., Any] | None = getattr(kind, "aforward", None)
     forward: Callable[..., Any] | None = getattr(kind, "forward", None)
-    method = aforward or forward
-    assert method is not None, "a compiled flow has aforward or forward"
-    signature = inspect.signature(partial(method, flow))
+    if aforward is not None:
+        flow.__dict__["aforward"] = entry.asynchronous(aforward)
+    if forward is not None:
+        flow.__dict__["forward"] = entry.synchronous(forward)
 
-    def inside() -> bool:
+
+@final
+class _Entry:
+    """One durable instance's way into its run: claim it, run it, record how it ended."""
+
+    def __init__(self, flow: Flow, run: str, ledger: Ledger) -> None:
+        kind = type(flow)
+        self.flow = flow
+        self.run = run
+        self.ledger = ledger
+        self.home = kind.__module__
+        self.name = recorded_name(flow)
+        self.target = _target(kind)
+        method = getattr(kind, "aforward", None) or kind.forward  # type: ignore[attr-defined]
+        self.signature = inspect.signature(partial(method, flow))
+
+    def asynchronous(self, body: Callable[..., Any]) -> Callable[..., Any]:
+        async def durable_aforward(*args: Any, **kwargs: Any) -> Any:
+            if self.inside():
+                return await body(self.flow, *args, **kwargs)
+            tokens = self.begin(args, kwargs)
+            try:
+                value = await body(self.flow, *args, **kwargs)
+            except BaseException as error:
+                self.end(tokens, error, None)
+                raise
+            self.end(tokens, None, value)
+            return value
+
+        return durable_aforward
+
+    def synchronous(self, body: Callable[..., Any]) -> Callable[..., Any]:
+        def durable_forward(*args: Any, **kwargs: Any) -> Any:
+            if self.inside():
+                return body(self.flow, *args, **kwargs)
+            tokens = self.begin(args, kwargs)
+            try:
+                value = body(self.flow, *args, **kwargs)
+            except BaseException as error:
+                self.end(tokens, error, None)
+                raise
+            self.end(tokens, None, value)
+            return value
+
+        return durable_forward
+
+    def inside(self) -> bool:
         """Whether this context runs this run already: one entry point called the other."""
         journal = JOURNAL.get()
-        return journal is not None and journal.run == run and journal.ledger is ledger
-
-    def begin(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Journal, Any]:
-        text, checked = _arguments(signature, home, args, kwargs)
-        entries = open_run(
-            ledger, run, flow=name, target=target, arguments=text, digest=checked
+        return (
+            journal is not None
+            and journal.run == self.run
+            and journal.ledger is self.ledger
         )
-        journal = Journal(ledger, run, entries, home)
+
+    def begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+        text, checked = _arguments(self.signature, self.home, args, kwargs)
+        entries = open_run(
+            self.ledger,
+            self.run,
+            flow=self.name,
+            target=self.target,
+            arguments=text,
+            digest=checked,
+        )
+        journal = Journal(self.ledger, self.run, entries, self.home)
         # Its keys start from its own root, not from the place of a run that
         # started it (a node of another durable run's fan-out, say): its journal
         # must answer it wherever it runs again.
-        return journal, (JOURNAL.set(journal), PLACE.set(""))
+        return JOURNAL.set(journal), PLACE.set("")
 
     def end(
-        journal: Journal, tokens: Any, error: BaseException | None, value: object
+        self, tokens: tuple[Any, Any], error: BaseException | None, value: object
     ) -> None:
-        PLACE.reset(tokens[1])
         JOURNAL.reset(tokens[0])
+        PLACE.reset(tokens[1])
+        ledger, run, home = self.ledger, self.run, self.home
         if error is None:
             close_run(ledger, run, "done", outcome=_shown(value, home))
         elif isinstance(error, Suspended):
-            close_run(
-                ledger,
-                run,
-                "suspended",
-                question=Question(
-                    error.question,
-                    error.key,
-                    error.where,
-                    describe(error.expected),
-                    _shown(error.payload, home),
-                ),
+            question = Question(
+                error.question,
+                error.key,
+                error.where,
+                describe(error.expected),
+                _shown(error.payload, home),
             )
+            close_run(ledger, run, "suspended", question=question)
         else:
             close_run(ledger, run, "failed", outcome=f"{type(error).__name__}: {error}")
-
-    if aforward is not None:
-        body = aforward
-
-        async def durable_aforward(*args: Any, **kwargs: Any) -> Any:
-            if inside():
-                return await body(flow, *args, **kwargs)
-            journal, tokens = begin(args, kwargs)
-            try:
-                value = await body(flow, *args, **kwargs)
-            except BaseException as error:
-                end(journal, tokens, error, None)
-                raise
-            end(journal, tokens, None, value)
-            return value
-
-        flow.__dict__["aforward"] = durable_aforward
-
-    if forward is not None:
-        sync_body = forward
-
-        def durable_forward(*args: Any, **kwargs: Any) -> Any:
-            if inside():
-                return sync_body(flow, *args, **kwargs)
-            journal, tokens = begin(args, kwargs)
-            try:
-                value = sync_body(flow, *args, **kwargs)
-            except BaseException as error:
-                end(journal, tokens, error, None)
-                raise
-            end(journal, tokens, None, value)
-            return value
-
-        flow.__dict__["forward"] = durable_forward
 
 
 def recorded_name(flow: Flow) -> str:
