@@ -678,3 +678,33 @@ def test_kiln_run_dask_without_an_address_is_a_usage_error(tmp_path: Path) -> No
     run = kiln_run(tmp_path, "--dask", " ")
     assert run.returncode == 2
     assert "--dask needs a scheduler address" in run.stderr
+
+
+TOKENS = """
+import os
+import uuid
+from kiln import flow, node
+
+@node
+async def token(i: int) -> tuple[int, str]:
+    return os.getpid(), uuid.uuid4().hex
+
+@flow
+async def tokens(n: int) -> list[tuple[int, str]]:
+    return [await token(i) for i in range(n)]
+"""
+
+
+def test_a_durable_run_on_the_cluster_is_journaled_by_the_driver(
+    backend: DaskBackend, tmp_path: Path
+) -> None:
+    compiled, _ = compiled_and_source(dedent(TOKENS), tmp_path / "flows")
+    durable = type(compiled.tokens)
+    ledger = tmp_path / "ledger.db"
+    first = durable(backend=backend, run_id="d1", ledger=ledger)(6)
+    assert all(pid != os.getpid() for pid, _ in first), "the nodes ran on workers"
+    # Replayed: the driver's journal answers every call; a live call would draw
+    # a new uuid on its worker.
+    assert durable(backend=backend, run_id="d1", ledger=ledger)(6) == first
+    assert durable(run_id="d1", ledger=ledger)(6) == first
+    assert durable(backend=backend, run_id="d2", ledger=ledger)(6) != first
