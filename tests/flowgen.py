@@ -16,11 +16,14 @@ later statement reads, and some that one does, so the differential test
 compares the whole computation, not only its end, while values read once make
 chains of steps across statements, as hand-written flows have.
 
-With `flows(durable=True)`, the flow is one a durable run journals and
+With `flows(counted=True)`, every node call records itself in the module's
+`executed` just before it returns, so a test can compare the calls a
+compiled flow makes with its source's (as a multiset: a node called twice
+where the source calls it once computes the same values from pure nodes).
+`flows(durable=True)` counts too, and makes a flow a durable run journals and
 replays as it is: no Memory writes (a replayed call writes nothing) and no
-streams (not journaled); every node call records itself in the module's
-`executed` just before it returns, and the call at `fail_at` in that list
-raises `Injected` instead, once.
+streams (not journaled); the call at `fail_at` in `executed` raises
+`Injected` instead, once.
 
 With `flows(broken=True)`, some nodes are broken: a call raises `Broken`
 (naming the node and its arguments) when its arguments meet the node's
@@ -52,7 +55,8 @@ class NodeSpec:
     retries: int = 0  # >= fails, so that every call succeeds in the end
     thread: bool = False  # a sync node with retries may run in a worker thread
     breaks: int = 0  # a call breaks when (sum of its arguments + index) % breaks == 0
-    counted: bool = False  # the call records itself in `executed` (flows(durable=True))
+    # The call records itself in `executed`: flows(counted=True), flows(durable=True).
+    counted: bool = False
 
     def source(self, index: int) -> str:
         head = "async def" if self.is_async else "def"
@@ -388,7 +392,7 @@ DURABLE_SHAPES = tuple(
     if shape not in ("memory", "stream_fan_out", "stream_join")
 )
 
-DURABLE_HEADER = """\
+COUNTING_HEADER = """\
 executed: list[tuple[str, tuple[int, ...]]] = []
 fail_at = -1  # the call that raises Injected instead, once: its place in `executed`
 
@@ -409,7 +413,13 @@ def ran(node: str, values: tuple[int, ...]) -> None:
 
 
 @st.composite
-def flows(draw: st.DrawFn, *, broken: bool = False, durable: bool = False) -> str:
+def flows(
+    draw: st.DrawFn,
+    *,
+    broken: bool = False,
+    durable: bool = False,
+    counted: bool = False,
+) -> str:
     count = draw(st.integers(min_value=1, max_value=9))
     max_visits = draw(st.sampled_from([None, 2, 8]))  # None: the default, 5
     bound = 5 if max_visits is None else max_visits
@@ -419,7 +429,7 @@ def flows(draw: st.DrawFn, *, broken: bool = False, durable: bool = False) -> st
             delay=draw(st.sampled_from([0, 0, 0.001, 0.003])),
             weight=draw(st.integers(min_value=1, max_value=7)),
             breaks=draw(st.sampled_from([0, 0, 1, 2, 3])) if broken else 0,
-            counted=durable,
+            counted=durable or counted,
         )
         for _ in range(count)
     ]
@@ -445,7 +455,8 @@ def flows(draw: st.DrawFn, *, broken: bool = False, durable: bool = False) -> st
     nodes_source = "\n\n".join(spec.source(i) for i, spec in enumerate(nodes))
     decorator = "@flow" if max_visits is None else f"@flow(max_visits={max_visits})"
     return (
-        f"{HEADER}{DURABLE_HEADER if durable else ''}{nodes_source}\n\n{decorator}\n"
+        f"{HEADER}{COUNTING_HEADER if durable or counted else ''}{nodes_source}\n\n"
+        f"{decorator}\n"
         "async def main(x: int, memory: Memory) -> tuple[tuple[int, ...], list[int]]:\n"
         f"{body}\n"
     )

@@ -74,19 +74,25 @@ def nothing_after_return(output: str) -> bool:
 
 
 @settings(max_examples=60, deadline=None)
-@given(source=flows(), x=st.integers(min_value=-50, max_value=50))
+@given(source=flows(counted=True), x=st.integers(min_value=-50, max_value=50))
 @example(source=SCHEDULER_REGRESSION, x=3)
 def test_random_flows_match_their_source(
     source: str, x: int, tmp_path_factory: Any
 ) -> None:
+    """The same values, from the same node calls: none more, none fewer."""
     directory = tmp_path_factory.mktemp("flow")
     compiled, reference = compiled_and_source(source, directory)
     expected = asyncio.run(
         plain_run_without_failures(reference).main(x, Memory({"log": []}))
     )
+    calls = sorted(getattr(reference, "executed", []))
     assert asyncio.run(compiled.main.aforward(x, Memory({"log": []}))) == expected
     assert retried_as_planned(compiled)
+    assert sorted(getattr(compiled, "executed", [])) == calls
+    if calls:
+        compiled.executed.clear()
     assert compiled.main(x, Memory({"log": []})) == expected
+    assert sorted(getattr(compiled, "executed", [])) == calls
 
 
 @settings(max_examples=30, deadline=None)

@@ -260,3 +260,63 @@ def test_mypy_rejects_an_answer_of_the_wrong_type(
         'Argument "review" to "resume" of "Publish" has incompatible type' in errors[0]
     )
     assert 'Unexpected keyword argument "reviwe"' in errors[1]
+
+
+UNSTORABLE = """
+import datetime
+from dataclasses import dataclass
+from kiln import flow, node
+
+
+@dataclass(frozen=True)
+class Stamp:
+    at: datetime.datetime
+
+
+@node
+async def now() -> datetime.datetime:
+    return datetime.datetime.now()
+
+
+@node
+async def stamp() -> Stamp:
+    return Stamp(datetime.datetime.now())
+
+
+@node
+async def fine() -> list[tuple[int, str]]:
+    return [(1, "a")]
+
+
+@flow
+async def clock() -> str:
+    return str(await now())
+
+
+@flow
+async def stamped() -> str:
+    return str(await stamp())
+
+
+@flow
+async def plain() -> int:
+    return len(await fine())
+"""
+
+
+def test_a_durable_run_refuses_a_result_type_it_cannot_journal_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KILN_LEDGER", str(tmp_path / "ledger.db"))
+    compiled, _ = compiled_and_source(dedent(UNSTORABLE), tmp_path / "flows")
+    with pytest.raises(
+        kiln.DurableRunError,
+        match=r"node 'now', called at .*returns datetime, .*cannot be a datetime",
+    ):
+        compiled.Clock(run_id="c")
+    with pytest.raises(
+        kiln.DurableRunError, match=r"node 'stamp'.*returns Stamp.*cannot be a datetime"
+    ):
+        compiled.Stamped(run_id="s")
+    assert compiled.Plain(run_id="p")() == 1
+    assert compiled.clock().startswith("20"), "without a run id it runs"

@@ -155,7 +155,8 @@ class Lifter(cst.CSTTransformer):
         return target
 
     def visit_BooleanOperation(self, node: cst.BooleanOperation) -> bool:
-        node.left.visit(self)
+        # The right side runs only as the left side decides: no call is lifted
+        # out of it. The left side always runs: it is lifted on the way out, once.
         self.lowerer.forbid_calls(
             node.right, f"the right side of '{code(node.operator).strip()}'"
         )

@@ -331,7 +331,7 @@ class _Binder:
         self.kind = type(flow)
         self.durable = durable
         if durable:
-            self._refuse_changes()
+            self._refuse_undurable()
         self.concurrency = concurrency
         # The runs' calls pass a concurrency cap: this flow's, or that of the runs it joins.
         self.gated = gated or concurrency is not None
@@ -370,19 +370,21 @@ class _Binder:
         self.per_run = self.observed or self.caches or self.gated
         self.static = None if self.per_run else self._calls_of(_Run(self))
 
-    def _refuse_changes(self) -> None:
-        """A durable run replays values, not changes: a call that may change one is refused."""
+    def _refuse_undurable(self) -> None:
+        """Refuse, before anything runs, a call a durable run could not journal or replay.
+
+        One that may change what it is passed (a replay returns its value, not
+        its changes), and one whose return annotation names a type the
+        journal cannot store.
+        """
+        from kiln.durable import undurable  # noqa: PLC0415 - durable runs only
+
         for site in self.kind._kiln_sites:
-            if site.changes is not None:
+            problem = undurable(site)
+            if problem is not None:
                 from kiln.errors import DurableRunError  # noqa: PLC0415
 
-                raise DurableRunError(
-                    f"{site.kind if site.kind == 'flow' else 'node'} {site.node!r}, called "
-                    f"at {site.where}, may change what it is passed ({site.changes}), and a "
-                    "durable run replays a call's value, not its changes: return the new "
-                    "value instead of changing the one passed in, or run the flow "
-                    "without a run id"
-                )
+                raise DurableRunError(problem)
 
     def _wrapped(self, index: int, site: Site, limits: Mapping[str, Limit]) -> Wrapped:
         if site.kind == "ask":

@@ -43,7 +43,7 @@ from kiln.codec import Allowed, Undecodable, Unencodable, decode, encode
 from kiln.errors import DurableRunError, Suspended
 from kiln.journal import Entry, Question, answer, close_run, open_run, run_record
 from kiln.ledger_keys import Shape, shape_of
-from kiln.ledger_types import checker, describe
+from kiln.ledger_types import checker, describe, unstorable
 from kiln.process import AsyncProcess
 from kiln.run import PLACE
 
@@ -63,6 +63,7 @@ __all__ = [
     "recorded_name",
     "resume",
     "resume_run",
+    "undurable",
 ]
 
 T = TypeVar("T")
@@ -169,6 +170,32 @@ def digest(
 
 
 # --- the wrapped calls of a durable run -------------------------------------------------
+
+
+def undurable(site: Site) -> str | None:
+    """Why a durable run cannot journal or replay the calls of `site`; None if it can."""
+    what = "flow" if site.kind == "flow" else "node"
+    if site.changes is not None:
+        return (
+            f"{what} {site.node!r}, called at {site.where}, may change what it is passed "
+            f"({site.changes}), and a durable run replays a call's value, not its "
+            "changes: return the new value instead of changing the one passed in, or "
+            "run the flow without a run id"
+        )
+    if site.kind in ("ask", "stream", "astream"):
+        return None
+    fn = site.fn
+    method = getattr(fn, "aforward", None) or getattr(fn, "forward", None)
+    returns = Shape(method if method is not None else fn).returns
+    refused = unstorable(returns)
+    if refused is None:
+        return None
+    return (
+        f"{what} {site.node!r}, called at {site.where}, returns {describe(returns)}, and "
+        f"a durable run journals every call's value, which cannot be a {refused} "
+        "(the journal stores JSON values, tuples, sets, bytes, dataclasses, "
+        "NamedTuples and Enums); return such a value, or run the flow without a run id"
+    )
 
 
 def journaled(index: int, site: Site, inner: Callable[..., Any]) -> Callable[..., Any]:

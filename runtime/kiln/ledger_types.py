@@ -31,9 +31,10 @@ import typing
 import weakref
 from collections import abc
 from collections.abc import Callable, Mapping
+from enum import Enum
 from typing import Any, Final
 
-__all__ = ["Check", "checker", "conforms", "describe"]
+__all__ = ["Check", "checker", "conforms", "describe", "unstorable"]
 
 Check = Callable[[object], bool]
 
@@ -55,6 +56,8 @@ _COLLECTIONS: Final = frozenset(
     }
 )
 _MAPPINGS: Final = frozenset({dict, abc.Mapping, abc.MutableMapping})
+# Generic origins the codec stores, whose arguments must be stored too.
+_STORED: Final = frozenset({list, tuple, dict, set, frozenset})
 # Types without fields to check: a value of one is of a class hint it is an instance of.
 _PLAIN: Final = frozenset(
     {int, float, bool, str, bytes, type(None), list, tuple, dict, set, frozenset}
@@ -81,6 +84,59 @@ def checker(hint: object) -> Check:
             return True
 
     return guarded
+
+
+def unstorable(hint: object) -> str | None:
+    """The first type `hint` names whose values the codec cannot store, or None.
+
+    None too where the hint cannot tell (Any, a TypeVar, a string, a
+    Protocol): only a type the codec certainly refuses is named.
+    """
+    return _unstorable(hint, set())
+
+
+def _unstorable(hint: object, seen: set[int]) -> str | None:
+    if hint is Any or hint is object or hint is _ANY or hint is None:
+        return None
+    if isinstance(hint, type) and not isinstance(hint, types.GenericAlias):
+        return _unstorable_class(hint, seen)
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Literal:
+        return None
+    if origin is typing.Annotated:
+        return _unstorable(args[0], seen)
+    if origin is typing.Union or origin is types.UnionType or origin in _STORED:
+        return next(
+            (found for arg in args if (found := _unstorable(arg, seen)) is not None),
+            None,
+        )
+    if isinstance(origin, type):  # a generic class of the user's (Box[int])
+        return _unstorable_class(origin, seen)
+    return None
+
+
+def _unstorable_class(cls: type, seen: set[int]) -> str | None:
+    if cls in _PLAIN or issubclass(cls, Enum) or id(cls) in seen:
+        return None
+    if not (
+        dataclasses.is_dataclass(cls)
+        or (issubclass(cls, tuple) and hasattr(cls, "_fields"))
+    ):
+        return cls.__qualname__
+    seen.add(id(cls))
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # an annotation that does not resolve: cannot tell
+        return None
+    return next(
+        (
+            found
+            for hint in hints.values()
+            if (found := _unstorable(_unbound(hint), seen)) is not None
+        ),
+        None,
+    )
 
 
 def describe(hint: object) -> str:
