@@ -184,9 +184,7 @@ def undurable(site: Site) -> str | None:
         )
     if site.kind in ("ask", "stream", "astream"):
         return None
-    fn = site.fn
-    method = getattr(fn, "aforward", None) or getattr(fn, "forward", None)
-    returns = Shape(method if method is not None else fn).returns
+    returns = _called_shape(site.fn, site.classes).returns
     refused = unstorable(returns)
     if refused is None:
         return None
@@ -280,8 +278,7 @@ class DurableSubflow:
         self.run = run
         self.index = index
         self.site = site
-        method = getattr(subflow, "aforward", None) or getattr(subflow, "forward", None)
-        self.shape = Shape(method if method is not None else site.fn, site.classes)
+        self.shape = _called_shape(subflow, site.classes)
 
     async def aforward(self, *args: Any, **kwargs: Any) -> Any:
         journal, key, checked, entry = self._look_up(args, kwargs)
@@ -319,6 +316,25 @@ class DurableSubflow:
         if entry is not None:
             self.run.replay(self.index, self.site)
         return journal, key, checked, entry
+
+
+# By the class of a subflow (or a node function) and its classes: a Shape costs
+# a signature and the type hints, and a durable instance is made per run.
+_SHAPES: dict[tuple[object, tuple[object, ...]], Shape] = {}
+
+
+def _called_shape(called: Any, classes: tuple[object, ...]) -> Shape:
+    """The Shape of what a site calls: a node function, or a subflow's entry point."""
+    method = getattr(called, "aforward", None) or getattr(called, "forward", None)
+    if method is None:
+        return shape_of(called, classes)
+    key = (type(called), classes)
+    shape = _SHAPES.get(key)
+    if shape is None:
+        shape = _SHAPES[key] = Shape(
+            method, classes
+        )  # bound: its signature has no self
+    return shape
 
 
 def _journal_of(run: _Run) -> Journal:
