@@ -80,9 +80,10 @@ UNANSWERED: Final = Unanswered.UNANSWERED
 # The journal of the durable run the current task belongs to.
 JOURNAL: ContextVar[Journal | None] = ContextVar("kiln_journal", default=None)
 
-_NO_DIGEST: Final = (
-    ""  # arguments the journal cannot write: the node name is checked alone
-)
+# The digest of arguments the journal cannot write: the node name is checked alone.
+_NO_DIGEST: Final = ""
+# Values whose codec text always decodes to an equal value of the same type.
+_EXACT: Final = frozenset({str, int, bool, type(None)})
 
 
 @final
@@ -128,6 +129,8 @@ class Journal:
         """The journal's text of `value`, which must come back from it as it is."""
         try:
             text = encode(value, self.home)
+            if type(value) in _EXACT:
+                return text  # JSON gives these back as they were
             again = decode(text, shape.allowed)
         except (Unencodable, Undecodable) as error:
             problem = str(error)
