@@ -243,9 +243,11 @@ def test_forget(project: Path) -> None:
     assert "there is no durable run 'r1'" in one_error(gone)
 
 
-def test_a_killed_run_is_stopped_and_resumes(project: Path) -> None:
+@pytest.mark.parametrize("started", ["build/flows.py:held", "flows.py:held"])
+def test_a_killed_run_is_stopped_and_resumes(project: Path, started: str) -> None:
+    """Killed at any point, a run resumes from the file kiln was given (a source too)."""
     hold = project / "go"
-    command = [*KILN, "run", "build/flows.py:held", "x=1", "--run-id", "k1"]
+    command = [*KILN, "run", started, "x=1", "--run-id", "k1"]
     environment = {**os.environ, "COUNTS": str(project / "counts.txt")}
     process = subprocess.Popen(
         command,
@@ -261,6 +263,9 @@ def test_a_killed_run_is_stopped_and_resumes(project: Path) -> None:
             time.sleep(0.02)
         running = document(kiln("runs", "list", "--format", "json", cwd=project))
         assert running["runs"][0]["state"] == "running"
+        shown = document(kiln("runs", "show", "k1", "--format", "json", cwd=project))
+        path, _, flow = started.partition(":")
+        assert shown["target"] == f"{(project / path).resolve()}:{flow}"
         taken = kiln("runs", "resume", "k1", cwd=project)
         assert taken.returncode == 1
         assert f"is running in process {running['runs'][0]['owner']}" in one_error(

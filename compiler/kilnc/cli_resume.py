@@ -31,7 +31,7 @@ from types import ModuleType
 from typing import Any
 
 from kiln import Flow
-from kiln.durable import answer_text, resume_arguments
+from kiln.durable import answer_text, resume_arguments, started_by
 from kiln.errors import DurableRunError, LedgerError
 from kiln.journal import DurableRun, alive, answer
 from kiln.ledger import Ledger
@@ -116,11 +116,13 @@ def _resume(args: argparse.Namespace, display: Display) -> int:
         if reply is not None:
             _answer(configured, ledger, record, *reply)
         mode, method = entry(configured)
+        started = f"{target.path.resolve()}:{name}"
+        started_by(configured, started)
         durable = Durable(
             record.run,
             recorded_name(configured),
             ledger,
-            f"{target.path.resolve()}:{name}",
+            started,
             ledger_option(ledger),
         )
         call = RunCall(name, mode, method, call_args, kwargs, observer, durable)

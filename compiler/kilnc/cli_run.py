@@ -59,6 +59,7 @@ from kiln import (
     StreamProcess,
     Suspended,
 )
+from kiln.durable import started_by
 from kiln.journal import Question
 from kilnc.cli_parser import EXIT_SUSPENDED
 from kilnc.closed_output import EXIT_READER_GONE
@@ -70,7 +71,6 @@ from kilnc.run_args import ArgumentError, bind_arguments, parse_assignments, typ
 from kilnc.run_durable import (
     Durable,
     check_durable,
-    record_target,
     recorded_name,
     suspension,
 )
@@ -185,8 +185,6 @@ def run_call(call: RunCall, display: Display, trace: PendingFile | None = None) 
     live = stderr.is_terminal and display.progress and not display.json
     with running():
         outcome = _watch(call, stderr if live else None, collect=display.json)
-    if call.durable is not None:
-        record_target(call.durable)
     calls = call.observer.calls()
     if trace is not None:
         document = chrome_trace(call.name, calls, outcome.began, outcome.ended)
@@ -235,11 +233,13 @@ def _prepare(
         raise ArgumentError(f"{shown}:{name}: {exc}") from None
     durable = None
     if run_id is not None:
+        started = f"{target.path.resolve()}:{name}"
+        started_by(configured, started)
         durable = Durable(
             run_id,
             recorded_name(configured),
             configured.ledger_of(),
-            f"{target.path.resolve()}:{name}",
+            started,
             "" if ledger is None else f" --ledger {shlex.quote(str(ledger))}",
         )
     return RunCall(name, mode, method, call_args, kwargs, observer, durable)
@@ -267,6 +267,8 @@ def configure(
         if run_id is None:
             raise
         raise ArgumentError(f"--run-id: {exc}") from None
+    except DurableRunError as exc:  # a call it could not journal: it says which
+        raise TargetError(f"--run-id: {exc}", EXIT_ERRORS) from None
 
 
 def _watch(call: RunCall, display: Console | None, *, collect: bool) -> Outcome:

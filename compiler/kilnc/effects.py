@@ -93,6 +93,9 @@ class EffectReader:
         self._loggers: dict[cst.Module, frozenset[str]] = {}
 
     def of_callee(self, callee: Callee) -> Effects:
+        if isinstance(callee, NodeDef) and callee.asks:
+            # A question changes nothing it is passed: its payload is shown, not kept.
+            return Effects(params=("question", "expected", "payload"))
         if isinstance(callee, NodeDef):
             return self.of_function(callee.module, callee.function)
         return self.of_function(callee.module, callee.identifier)

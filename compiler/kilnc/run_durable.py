@@ -2,10 +2,10 @@
 
 Example: ``kiln run flows.py:publish doc=a.md --run-id r1``. The flow must
 return its result (a stream is not journaled) and have a ledger file to
-journal in (`check_durable`). The run records the module it ran, a
-temporary one for a source kiln compiled first, so once it ends the file
-given to kiln is recorded in its place (`record_target`): ``kiln runs resume
-r1`` then starts ``/abs/flows.py:publish`` again, compiled again. A run
+journal in (`check_durable`). The run records the file given to kiln (not
+the temporary module a source is compiled to) before it claims its id
+(`kiln.durable.started_by`), so that ``kiln runs resume r1`` starts
+``/abs/flows.py:publish`` again, compiled again, however the run ended. A run
 that stopped at a question is `Suspended`; `suspension` gives the question
 as the run's record keeps it, its payload in the journal's text::
 
@@ -21,13 +21,13 @@ from typing import final
 from kiln import AsyncProcess, Flow, Process, Suspended
 from kiln.durable import recorded_name
 from kiln.errors import LedgerError
-from kiln.journal import Question, retarget, run_record
+from kiln.journal import Question, run_record
 from kiln.ledger import Ledger
 from kiln.ledger_types import describe
 from kilnc.run_args import ArgumentError
 from kilnc.terminal import safe_repr
 
-__all__ = ["Durable", "check_durable", "record_target", "recorded_name", "suspension"]
+__all__ = ["Durable", "check_durable", "recorded_name", "suspension"]
 
 
 @final
@@ -62,20 +62,6 @@ def check_durable(flow: Flow) -> None:
             f"--run-id: {name} is a streaming flow, and only a flow that returns its"
             " result runs durably; run it without --run-id"
         )
-
-
-def record_target(durable: Durable) -> None:
-    """Record what starts the run again, once it ended: the file given to kiln.
-
-    Only a run of this flow is told: a run id that belongs to another flow
-    (which refused this run) is left as it is.
-    """
-    try:
-        record = run_record(durable.ledger, durable.run)
-        if record is not None and record.flow == durable.flow:
-            retarget(durable.ledger, durable.run, durable.target)
-    except LedgerError:
-        pass  # the run's own outcome says what is wrong with the ledger
 
 
 def suspension(durable: Durable | None, error: BaseException | None) -> Question | None:

@@ -29,6 +29,7 @@ steps before it in the source finish (and are journaled) first.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import inspect
 import sys
@@ -63,6 +64,7 @@ __all__ = [
     "recorded_name",
     "resume",
     "resume_run",
+    "started_by",
     "undurable",
 ]
 
@@ -369,6 +371,7 @@ def durable_entry(flow: Flow, run: str, ledger: Ledger) -> None:
             run=run,
         )
     entry = _Entry(flow, run, ledger)
+    flow.__dict__["_kiln_durable"] = entry
     aforward: Callable[..., Any] | None = getattr(kind, "aforward", None)
     forward: Callable[..., Any] | None = getattr(kind, "forward", None)
     if aforward is not None:
@@ -392,6 +395,14 @@ class _Entry:
         method = getattr(kind, "aforward", None) or kind.forward  # type: ignore[attr-defined]
         self.signature = inspect.signature(partial(method, flow))
 
+    def entry_point(
+        self, body: Callable[..., Any], wrapper: Callable[..., Any]
+    ) -> Callable[..., Any]:
+        """`wrapper` as `body` bound to the flow looks: its signature and type hints."""
+        functools.update_wrapper(wrapper, body)
+        wrapper.__signature__ = self.signature  # type: ignore[attr-defined]
+        return wrapper
+
     def asynchronous(self, body: Callable[..., Any]) -> Callable[..., Any]:
         async def durable_aforward(*args: Any, **kwargs: Any) -> Any:
             if self.inside():
@@ -405,7 +416,7 @@ class _Entry:
             self.end(tokens, None, value)
             return value
 
-        return durable_aforward
+        return self.entry_point(body, durable_aforward)
 
     def synchronous(self, body: Callable[..., Any]) -> Callable[..., Any]:
         def durable_forward(*args: Any, **kwargs: Any) -> Any:
@@ -420,7 +431,7 @@ class _Entry:
             self.end(tokens, None, value)
             return value
 
-        return durable_forward
+        return self.entry_point(body, durable_forward)
 
     def inside(self) -> bool:
         """Whether this context runs this run already: one entry point called the other."""
@@ -466,6 +477,19 @@ class _Entry:
             close_run(ledger, run, "suspended", question=question)
         else:
             close_run(ledger, run, "failed", outcome=f"{type(error).__name__}: {error}")
+
+
+def started_by(flow: Flow, target: str) -> None:
+    """Record `target` ("path.py:flow") as what starts the durable instance's run again.
+
+    By default a run records its compiled module; `kiln run` of a source
+    records the source it was given, before the run claims its id, so that a
+    run killed at any point is resumed from it.
+    """
+    entry = flow.__dict__.get("_kiln_durable")
+    if not isinstance(entry, _Entry):
+        raise DurableRunError("started_by() takes a flow instance made with a run id")
+    entry.target = target
 
 
 def recorded_name(flow: Flow) -> str:

@@ -49,7 +49,6 @@ __all__ = [
     "forget",
     "last_calls",
     "open_run",
-    "retarget",
     "run_record",
 ]
 
@@ -272,20 +271,6 @@ def last_calls(ledger: Ledger) -> dict[str, float]:
     return ledger.transaction(
         lambda connection: dict(
             connection.execute("SELECT run, max(created) FROM journal GROUP BY run")
-        )
-    )
-
-
-def retarget(ledger: Ledger, run: str, target: str) -> None:
-    """Record `target` (``"path:flow"``) as what starts run `run` again.
-
-    A run records the file of its compiled module; `kiln run` of a flow
-    source runs one compiled in a temporary directory, and records the
-    source in its place once the run ends.
-    """
-    ledger.transaction(
-        lambda connection: connection.execute(
-            "UPDATE durable SET target = ? WHERE run = ?", (target, run)
         )
     )
 
