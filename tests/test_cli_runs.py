@@ -390,3 +390,34 @@ def test_no_ledger_no_runs(tmp_path: Path) -> None:
     assert "there is no ledger at" in one_error(shown)
     assert not (tmp_path / ".kiln").exists()
     assert kiln("runs", cwd=tmp_path).returncode == 2
+
+
+def test_a_question_of_a_subflow_of_another_module_is_answered(tmp_path: Path) -> None:
+    package = tmp_path / "app"
+    package.mkdir()
+    write(package / "__init__.py", "")
+    write(
+        package / "sub.py",
+        "from kiln import ask, flow\n\n\n@flow\n"
+        "async def approve(text: str) -> bool:\n"
+        '    return await ask("sub_ok", bool, text)\n',
+    )
+    write(
+        package / "main.py",
+        "from kiln import ask, flow\n\nfrom .sub import approve\n\n\n@flow\n"
+        "async def outer(text: str) -> str:\n"
+        "    ok = await approve(text)\n"
+        '    again = await ask("outer_ok", bool, text)\n'
+        '    return f"{ok} {again}"\n',
+    )
+    assert kiln("compile", "app", "-o", "build", "-q", cwd=tmp_path).returncode == 0
+    first = kiln(
+        "run", "build/app/main.py:outer", "text=hi", "--run-id", "o1", cwd=tmp_path
+    )
+    assert first.returncode == 3
+    assert "answer it: kiln runs answer o1 sub_ok=VALUE" in first.stderr
+    inner = kiln("runs", "answer", "o1", "sub_ok=true", cwd=tmp_path)
+    assert inner.returncode == 3, inner.stderr
+    assert "answer it: kiln runs answer o1 outer_ok=VALUE" in inner.stderr
+    done = kiln("runs", "answer", "o1", "outer_ok=false", cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, "True False\n")

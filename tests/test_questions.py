@@ -23,6 +23,7 @@ from tests.test_differential import compiled_and_source
 SOURCE = """
 import os
 from dataclasses import dataclass
+from typing import Literal
 from kiln import ask, flow, node
 
 RUNS = os.environ["KILN_TEST_RUNS"]
@@ -84,6 +85,13 @@ async def pick(parts: list[str]) -> list[int]:
 async def judged(doc: str) -> str:
     verdict = await ask("verdict", Verdict, doc)
     return verdict.note if verdict.ok else "no"
+
+
+@flow
+async def toned(doc: str) -> str:
+    tone = await ask("tone", Literal["formal", "casual"], doc)
+    times = await ask("times", int | None, doc)
+    return f"{tone} {times}"
 """
 
 
@@ -126,7 +134,7 @@ def test_a_question_suspends_the_run_and_its_answer_resumes_it(
         "doc!",
     )
     assert question.expected is bool
-    assert question.where == "generated_flow.py:41"
+    assert question.where == "generated_flow.py:42"
     assert module.Publish(run_id="r1").resume(review=True) == "posted doc!"
     # Done: running it again replays, and runs nothing.
     assert module.Publish(run_id="r1")("doc") == "posted doc!"
@@ -175,6 +183,18 @@ def test_an_answer_of_a_dataclass_is_journaled_and_rebuilt(module: ModuleType) -
         module.Judged(run_id="j")("x")
     verdict = module.Verdict(ok=True, note="fine")
     assert module.Judged(run_id="j").resume(verdict=verdict) == "fine"
+
+
+def test_an_answer_of_a_literal_or_a_union_is_checked(module: ModuleType) -> None:
+    with pytest.raises(kiln.Suspended) as asked:
+        module.Toned(run_id="t")("x")
+    assert asked.value.question == "tone"
+    with pytest.raises(kiln.DurableRunError, match="must be a Literal"):
+        module.Toned(run_id="t").resume(tone="loud")
+    with pytest.raises(kiln.Suspended) as asked:
+        module.Toned(run_id="t").resume(tone="formal")
+    assert asked.value.question == "times"
+    assert module.Toned(run_id="t").resume(times=None) == "formal None"
 
 
 def test_wrong_answers_are_refused_before_anything_is_recorded(

@@ -27,6 +27,7 @@ from kilnc.ir import (
     FlowIR,
     Loop,
     Match,
+    NodeCall,
     NodeDef,
     Step,
     WhileLoop,
@@ -76,6 +77,48 @@ def check_limits(flow: FlowIR) -> list[Diagnostic]:
                 )
             )
     return diagnostics
+
+
+def check_questions(lowered: Iterable[FlowIR]) -> list[Diagnostic]:
+    """A question name asked with two types by a flow and the subflows it calls here.
+
+    The flow's generated `resume` takes one keyword per name, of one type.
+    (In one flow, `lower` reports it at the second `ask`.)
+    """
+    by_flow = {flow_ir.flow: flow_ir for flow_ir in lowered}
+    found: list[Diagnostic] = []
+    for flow_ir in by_flow.values():
+        asked: dict[str, NodeCall] = {}
+        pending, seen = [flow_ir], set()
+        while pending:
+            current = pending.pop()
+            if current.flow in seen:
+                continue
+            seen.add(current.flow)
+            for call in current.calls:
+                callee = call.callee
+                if isinstance(callee, FlowDef) and callee in by_flow:
+                    pending.append(by_flow[callee])
+                elif isinstance(callee, NodeDef) and callee.asks:
+                    first = asked.setdefault(callee.name, call)
+                    first_type = (
+                        first.callee.returns
+                        if isinstance(first.callee, NodeDef)
+                        else None
+                    )
+                    if first_type != callee.returns and current is not flow_ir:
+                        found.append(
+                            error(
+                                call.span,
+                                Code.QUESTION_SHAPE,
+                                f"question {callee.name!r} is asked with type "
+                                f"{callee.returns} here and with {first_type} at "
+                                f"{first.span.path}:{first.span.line}, in a run of "
+                                f"flow '{flow_ir.flow.name}'",
+                                "give each a name of its own, or one type",
+                            )
+                        )
+    return sorted(set(found), key=lambda d: (d.span.line, d.span.column))
 
 
 def check_duplicates(nodes: Iterable[NodeDef]) -> list[Diagnostic]:

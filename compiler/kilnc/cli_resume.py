@@ -11,7 +11,7 @@ arguments the run was started with: what the run journaled is replayed, and
 it goes on live from the first call it had not finished. `answer` first
 journals the answer to the question the run waits at, read as `kiln run`
 reads an argument (run_args.py) of the question's type, which the compiled
-flow class lists in `_kiln_questions`.
+flow classes list in `_kiln_questions` (`kiln.durable.questions_of`).
 
 What they print and their exit statuses are `kiln run`'s (cli_run.py): 0
 when the flow returned, 1 when it failed or the run cannot go on (an unknown
@@ -25,13 +25,11 @@ from __future__ import annotations
 import argparse
 import inspect
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from kiln import Flow
-from kiln.durable import answer_text, resume_arguments, started_by
+from kiln.durable import answer_text, questions_of, resume_arguments, started_by
 from kiln.errors import DurableRunError, LedgerError
 from kiln.journal import DurableRun, alive, answer
 from kiln.ledger import Ledger
@@ -190,7 +188,6 @@ def _answer(
     flow: Flow, ledger: Ledger, record: DurableRun, name: str, text: str
 ) -> None:
     """Journal `text`, read by the question's type, as the answer to question `name`."""
-    questions: Mapping[str, Any] = getattr(type(flow), "_kiln_questions", {})
-    expected = questions.get(name, inspect.Parameter.empty)
+    expected = questions_of(type(flow)).get(name, inspect.Parameter.empty)
     value = convert(name, expected, text, what="the answer to")
     answer(ledger, record.run, name, answer_text(flow, record.run, name, value))

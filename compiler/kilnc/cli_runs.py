@@ -225,9 +225,11 @@ def _print_end(ledger: Ledger, record: DurableRun) -> None:
         print()
         print(question_text(record.run, record.question, ledger_option(ledger)))
     elif record.state == "done" and record.outcome is not None:
-        print(printable(f"\nresult: {_short(record.outcome, 200)}"))
+        print()
+        print(printable(f"result: {_short(record.outcome, 200)}"))
     elif record.state == "failed" and record.outcome is not None:
-        print(printable(f"\nerror: {record.outcome}", LINES))
+        print()
+        print(printable(f"error: {record.outcome}", LINES))
 
 
 def ledger_option(ledger: Ledger) -> str:

@@ -327,10 +327,9 @@ class _FlowEmitter:
         if self.asked:
             asked = ", ".join(f"{name!r}: {kind}" for name, kind in self.asked.items())
             w.line(f"_kiln_questions = {{{asked}}}")
+        # Where its cached calls, and its durable runs, keep their values.
         ledger = self.module.ledger
-        if ledger is not None and any(
-            call.callee in self.module.fingerprints for call in calls
-        ):
+        if ledger is not None and calls:
             w.line(f"_kiln_ledger = {ledger!r}  # [tool.kiln] ledger, from here")
         return bool(
             calls or options.limits or options.concurrency is not None or self.asked

@@ -26,6 +26,7 @@ from kilnc.checks import (
     check_cycles,
     check_duplicates,
     check_limits,
+    check_questions,
     check_visit_limits,
 )
 from kilnc.collect import (
@@ -372,6 +373,7 @@ def _check(project: Project, lowered: list[FlowIR]) -> list[Diagnostic]:
     """The project-wide checks, and each flow's limits and effect orders."""
     found = [*project.diagnostics, *check_duplicates(project.nodes())]
     found += check_cycles(build_flow_graph(lowered))
+    found += check_questions(lowered)
     for flow_ir in lowered:
         found += check_limits(flow_ir)
         found += check_order(flow_ir)

@@ -158,7 +158,15 @@ def flow(
     return mark if fn is None else mark(fn)
 
 
-async def ask(question: str, expected: type[T], payload: object = None) -> T:
+@overload
+async def ask(question: str, expected: type[T], payload: object = None) -> T: ...
+
+
+@overload  # a type form that is not a class: Literal[...], a union
+async def ask(question: str, expected: object, payload: object = None) -> Any: ...
+
+
+async def ask(question: str, expected: object, payload: object = None) -> Any:
     """A question to a person, asked by a durable run of a compiled flow.
 
     ``ok = await ask("review", bool, draft)`` in a flow body: the compiler

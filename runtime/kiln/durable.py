@@ -61,6 +61,7 @@ __all__ = [
     "durable_entry",
     "journaled",
     "question",
+    "questions_of",
     "recorded_name",
     "resume",
     "resume_run",
@@ -643,9 +644,30 @@ async def resume_run(flow: Flow, answers: Mapping[str, object]) -> Any:
     return await flow.aforward(*args, **kwargs)  # type: ignore[attr-defined]
 
 
+def questions_of(kind: type) -> dict[str, object]:
+    """The questions a run of flow class `kind` may ask, by name: their answers' types.
+
+    The class's own (`_kiln_questions`, with its subflows' of the same module)
+    and those of the compiled subflows of other modules it calls.
+    """
+    found: dict[str, object] = {}
+    pending, seen = [kind], set()
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for name, expected in getattr(current, "_kiln_questions", {}).items():
+            found.setdefault(name, expected)
+        for site in getattr(current, "_kiln_sites", ()):
+            if site.kind == "flow" and hasattr(site.fn, "_kiln_sites"):
+                pending.append(type(site.fn))
+    return found
+
+
 def answer_text(flow: Flow, run: str, name: str, value: object) -> str:
     """The journal's text of an answer to question `name`, checked against its type."""
-    questions: Mapping[str, object] = getattr(type(flow), "_kiln_questions", {})
+    questions = questions_of(type(flow))
     if name not in questions:
         asked = ", ".join(map(repr, sorted(questions))) or "none"
         raise DurableRunError(
