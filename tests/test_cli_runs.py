@@ -368,6 +368,7 @@ def test_a_source_run_resumes_from_its_source(project: Path) -> None:
         (["build/flows.py:pipe", "x=1", "--run-id", " "], "a run id must not be empty"),
         (["build/flows.py:items", "x=1", "--run-id", "i1"], "is a streaming flow"),
         (["build/review.py:unledgered", "doc=a", "--run-id", "u1"], "(ledger=False)"),
+        (["build/review.py:publish", "doc=a"], "run it with --run-id ID"),
     ],
 )
 def test_bad_run_ids_are_usage_errors(

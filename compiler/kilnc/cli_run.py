@@ -70,6 +70,7 @@ from kilnc.progress import RunProgress, format_seconds, summary_table
 from kilnc.run_args import ArgumentError, bind_arguments, parse_assignments, type_hints
 from kilnc.run_durable import (
     Durable,
+    check_asks,
     check_durable,
     recorded_name,
     suspension,
@@ -259,6 +260,8 @@ def configure(
     """
     if run_id is not None:
         check_durable(flow)
+    else:
+        check_asks(flow, type(flow).__name__)
     try:
         return type(flow)(
             on_event=observer, backend=backend, ledger=ledger, run_id=run_id

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import final
 
 from kiln import AsyncProcess, Flow, Process, Suspended
-from kiln.durable import recorded_name
+from kiln.durable import questions_of, recorded_name
 from kiln.errors import LedgerError
 from kiln.journal import Question, run_record
 from kiln.ledger import Ledger
@@ -27,7 +27,7 @@ from kiln.ledger_types import describe
 from kilnc.run_args import ArgumentError
 from kilnc.terminal import safe_repr
 
-__all__ = ["Durable", "check_durable", "recorded_name", "suspension"]
+__all__ = ["Durable", "check_asks", "check_durable", "recorded_name", "suspension"]
 
 
 @final
@@ -47,6 +47,16 @@ class Durable:
     ledger: Ledger
     target: str
     ledger_option: str = ""
+
+
+def check_asks(flow: Flow, target: str) -> None:
+    """Refuse, before anything runs, a flow that asks questions run without --run-id."""
+    asked = sorted(questions_of(type(flow)))
+    if asked:
+        raise ArgumentError(
+            f"{target} asks {', '.join(map(repr, asked))}, and a question suspends "
+            "a durable run: run it with --run-id ID"
+        )
 
 
 def check_durable(flow: Flow) -> None:
