@@ -136,8 +136,9 @@ def test_a_question_suspends_the_run_and_its_answer_resumes_it(
     assert question.expected is bool
     assert question.where == "generated_flow.py:42"
     assert module.Publish(run_id="r1").resume(review=True) == "posted doc!"
-    # Done: running it again replays, and runs nothing.
+    # Done: running it again replays, and runs nothing; so does a retried answer.
     assert module.Publish(run_id="r1")("doc") == "posted doc!"
+    assert module.Publish(run_id="r1").resume(review=True) == "posted doc!"
     assert runs(tmp_path / "runs.log") == ["write doc", "post doc!"]
 
 

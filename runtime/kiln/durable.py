@@ -637,7 +637,11 @@ async def resume_run(flow: Flow, answers: Mapping[str, object]) -> Any:
             run=run,
         )
     for name, value in given.items():
-        answer(ledger, run, name, answer_text(flow, run, name, value))
+        text = answer_text(flow, run, name, value)
+        # A run that is done has its answers: resuming it again (a retried
+        # request) replays it to its result.
+        if record.state != "done":
+            answer(ledger, run, name, text)
     args, kwargs = resume_arguments(flow, record.arguments, run)
     if _is_sync_flow(kind):
         return flow.forward(*args, **kwargs)  # type: ignore[attr-defined]
