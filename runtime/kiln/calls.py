@@ -331,6 +331,10 @@ class _Binder:
         self.kind = type(flow)
         self.durable = durable
         if durable:
+            # Imported once per binder, not per site: a durable instance is made per run.
+            from kiln import durable as journaling  # noqa: PLC0415 - durable runs only
+
+            self.journaling = journaling
             self._refuse_undurable()
         self.concurrency = concurrency
         # The runs' calls pass a concurrency cap: this flow's, or that of the runs it joins.
@@ -377,10 +381,8 @@ class _Binder:
         its changes), and one whose return annotation names a type the
         journal cannot store.
         """
-        from kiln.durable import undurable  # noqa: PLC0415 - durable runs only
-
         for site in self.kind._kiln_sites:
-            problem = undurable(site)
+            problem = self.journaling.undurable(site)
             if problem is not None:
                 from kiln.errors import DurableRunError  # noqa: PLC0415
 
@@ -388,20 +390,14 @@ class _Binder:
 
     def _wrapped(self, index: int, site: Site, limits: Mapping[str, Limit]) -> Wrapped:
         if site.kind == "ask":
-            if not self.durable:
-                return _unasked
-            from kiln.durable import question  # noqa: PLC0415 - durable runs only
-
-            return question(index, site)
+            return self.journaling.question(index, site) if self.durable else _unasked
         limit = limits[site.limit].processor if site.limit is not None else None
         wrapped = _WRAPPERS[site.kind](index, site, limit, self)
         if not self.durable:
             return wrapped
         if site.kind in ("stream", "astream"):
             return partial(_unjournaled_stream, site)
-        from kiln.durable import journaled  # noqa: PLC0415
-
-        return journaled(index, site, wrapped)
+        return self.journaling.journaled(index, site, wrapped)
 
     def open_ledger(self) -> Ledger:
         """The ledger of this flow's runs, opened on first use."""
