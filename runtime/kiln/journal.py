@@ -28,6 +28,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, final
 
 from kiln.errors import DurableRunError
@@ -236,7 +237,7 @@ def forget(ledger: Ledger, run: str, *, start: str | None = None) -> int:
             raise DurableRunError(
                 f"there is no durable run {run!r} in {ledger.path}", run=run
             )
-        if _alive(record.owner):
+        if alive(record.owner):
             raise DurableRunError(
                 f"run {run!r} is running in process {record.owner}; stop it first",
                 run=run,
@@ -278,10 +279,23 @@ def last_calls(ledger: Ledger) -> dict[str, float]:
 def alive(owner: str) -> bool:
     """Whether the process that owns a run (`DurableRun.owner`, ``"host:pid"``) still runs.
 
-    False for no owner and for this process; true for one on another host,
-    which cannot be asked.
+    False for no owner, for this process, and for one that exited and is not
+    reaped yet (a zombie runs nothing); true for one on another host, which
+    cannot be asked.
     """
-    return _alive(owner)
+    if not owner:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host != _HOST:
+        return True
+    try:
+        number = int(pid)
+        os.kill(number, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return number != os.getpid() and not _exited(number)
 
 
 # --- rows ------------------------------------------------------------------------------
@@ -327,7 +341,7 @@ def _claim(
             f"{run}`), or use a new run id",
             run=run,
         )
-    if record.owner and record.owner != owner and _alive(record.owner):
+    if record.owner and record.owner != owner and alive(record.owner):
         raise DurableRunError(
             f"run {run!r} is running in process {record.owner}; two processes never run "
             "one durable run at once: wait for it, or stop it first",
@@ -403,20 +417,14 @@ def _question_json(question: Question) -> dict[str, str]:
     }
 
 
-def _alive(owner: str) -> bool:
-    """Whether the process that owns a run still runs (one on another host is taken to)."""
-    if not owner:
-        return False
-    host, _, pid = owner.rpartition(":")
-    if host != _HOST:
-        return True
+def _exited(pid: int) -> bool:
+    """Whether process `pid` exited and waits to be reaped (Linux's /proc says 'Z')."""
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    except (PermissionError, ValueError):
-        return True
-    return int(pid) != os.getpid()
+    fields = stat.rpartition(")")[2].split()
+    return bool(fields) and fields[0] == "Z"
 
 
 def _short(text: str | None) -> str:
