@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
@@ -92,7 +93,8 @@ def f(x: int) -> int:
 """
 
 
-def kiln(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+def kiln(*args: str | Path, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The `kiln` command run in `cwd` (with `env` added to the environment)."""
     result = subprocess.run(
         [*KILN, *map(str, args)],
         cwd=cwd,
@@ -100,6 +102,7 @@ def kiln(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
         check=False,
+        env={**os.environ, **env} if env else None,
     )
     assert "Traceback" not in result.stdout + result.stderr, result
     return result

@@ -217,14 +217,7 @@ def _add_run(commands: Any) -> None:
         help="the ledger of cache=True nodes and durable runs (default: $KILN_LEDGER,"
         " else [tool.kiln] ledger, else .kiln/ledger.db)",
     )
-    run.add_argument(
-        "--no-progress", action="store_true", help="no live progress display"
-    )
-    run.add_argument(
-        "--show-traceback",
-        action="store_true",
-        help="print the Python traceback of a failure",
-    )
+    _display_options(run)
     run.add_argument(
         "--dask",
         metavar="ADDRESS",
@@ -352,6 +345,12 @@ def _resume_options(command: argparse.ArgumentParser) -> None:
         help="run this flow (a source or a module kiln generated), not the one the"
         " run recorded",
     )
+    _display_options(command)
+    command.set_defaults(handler=Handler("kilnc.cli_resume", "resume_command"))
+
+
+def _display_options(command: argparse.ArgumentParser) -> None:
+    """How a command that runs a flow shows it: kiln run's, and kiln runs answer's."""
     command.add_argument(
         "--no-progress", action="store_true", help="no live progress display"
     )
@@ -360,7 +359,6 @@ def _resume_options(command: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print the Python traceback of a failure",
     )
-    command.set_defaults(handler=Handler("kilnc.cli_resume", "resume_command"))
 
 
 def _run_id(text: str) -> str:

@@ -108,6 +108,27 @@ class Journal:
         self.counts[slot] = count + 1
         return f"{place}{index}.{count}"
 
+    def look_up(
+        self,
+        run: _Run,
+        index: int,
+        site: Site,
+        shape: Shape,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+    ) -> tuple[str, str, Entry | None]:
+        """The call's key, its arguments' digest, and its journaled outcome if any.
+
+        An outcome found is checked to be of this call, and counted as the
+        run's replay of it.
+        """
+        key = self.key(index)
+        checked = digest(shape, self.home, args, kwargs)
+        entry = self.replayed(key, site.node, checked)
+        if entry is not None:
+            run.replay(index, site)
+        return key, checked, entry
+
     def replayed(self, key: str, node: str, digest: str) -> Entry | None:
         """The journaled outcome at `key`, checked to be of this call; None if there is none."""
         entry = self.entries.get(key)
@@ -210,11 +231,8 @@ def journaled(index: int, site: Site, inner: Callable[..., Any]) -> Callable[...
 
         def call_sync(run: _Run, /, *args: Any, **kwargs: Any) -> Any:
             journal = _journal_of(run)
-            key = journal.key(index)
-            checked = digest(shape, journal.home, args, kwargs)
-            entry = journal.replayed(key, node, checked)
+            key, checked, entry = journal.look_up(run, index, site, shape, args, kwargs)
             if entry is not None:
-                run.replay(index, site)
                 return journal.value(entry, shape)
             value = inner(run, *args, **kwargs)
             text = journal.text(node, shape, value)
@@ -225,11 +243,8 @@ def journaled(index: int, site: Site, inner: Callable[..., Any]) -> Callable[...
 
     async def call(run: _Run, /, *args: Any, **kwargs: Any) -> Any:
         journal = _journal_of(run)
-        key = journal.key(index)
-        checked = digest(shape, journal.home, args, kwargs)
-        entry = journal.replayed(key, node, checked)
+        key, checked, entry = journal.look_up(run, index, site, shape, args, kwargs)
         if entry is not None:
-            run.replay(index, site)
             return journal.value(entry, shape)
         value = await inner(run, *args, **kwargs)
         text = journal.text(node, shape, value)
@@ -316,12 +331,10 @@ class DurableSubflow:
         self, args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> tuple[Journal, str, str, Entry | None]:
         journal = _journal_of(self.run)
-        key = journal.key(self.index)
-        checked = digest(self.shape, journal.home, args, kwargs)
-        entry = journal.replayed(key, self.site.node, checked)
-        if entry is not None:
-            self.run.replay(self.index, self.site)
-        return journal, key, checked, entry
+        found = journal.look_up(
+            self.run, self.index, self.site, self.shape, args, kwargs
+        )
+        return (journal, *found)
 
 
 # By the class of a subflow (or a node function) and its classes: a Shape costs

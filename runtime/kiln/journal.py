@@ -21,6 +21,7 @@ A question's answer is a journal row at the question's key, like any outcome.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -144,7 +145,7 @@ def close_run(
     question: Question | None = None,
 ) -> None:
     """Record how the run ended, give up its ownership, and let this process open it again."""
-    asked = None if question is None else json.dumps(_question_json(question))
+    asked = None if question is None else json.dumps(dataclasses.asdict(question))
     try:
         ledger.transaction(
             lambda connection: connection.execute(
@@ -201,7 +202,7 @@ def durable_runs(ledger: Ledger) -> list[DurableRun]:
     """Every durable run the ledger knows, the latest started first."""
     return ledger.transaction(
         lambda connection: [
-            _from_row(connection, row)
+            _from_row(row)
             for row in connection.execute(f"{_SELECT} ORDER BY started DESC, run")
         ]
     )
@@ -300,6 +301,7 @@ def alive(owner: str) -> bool:
 
 # --- rows ------------------------------------------------------------------------------
 
+_FIELDS: Final = tuple(field.name for field in dataclasses.fields(DurableRun))
 _SELECT: Final = (
     "SELECT run, flow, target, state, owner, started, updated, "
     "(SELECT count(*) FROM journal WHERE journal.run = durable.run), "
@@ -374,47 +376,15 @@ def _path(connection: sqlite3.Connection) -> str:
 
 def _record(connection: sqlite3.Connection, run: str) -> DurableRun | None:
     row = connection.execute(f"{_SELECT} WHERE run = ?", (run,)).fetchone()
-    return None if row is None else _from_row(connection, row)
+    return None if row is None else _from_row(row)
 
 
-def _from_row(connection: sqlite3.Connection, row: tuple[Any, ...]) -> DurableRun:
-    (
-        run,
-        flow,
-        target,
-        state,
-        owner,
-        started,
-        updated,
-        calls,
-        arguments,
-        asked,
-        outcome,
-    ) = row
+def _from_row(row: tuple[Any, ...]) -> DurableRun:
+    # The columns of _SELECT are DurableRun's fields, in order.
+    fields = dict(zip(_FIELDS, row, strict=True))
+    asked = fields.pop("question")
     question = None if asked is None else Question(**json.loads(asked))
-    return DurableRun(
-        run,
-        flow,
-        target,
-        state,
-        owner,
-        started,
-        updated,
-        calls,
-        arguments,
-        question,
-        outcome,
-    )
-
-
-def _question_json(question: Question) -> dict[str, str]:
-    return {
-        "name": question.name,
-        "key": question.key,
-        "where": question.where,
-        "expected": question.expected,
-        "payload": question.payload,
-    }
+    return DurableRun(**fields, question=question)
 
 
 def _exited(pid: int) -> bool:

@@ -38,6 +38,8 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, final
@@ -297,16 +299,11 @@ def _upgrade(path: Path) -> None:
     try:
         connection = connect(path, reader=False)
         try:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
+            with _immediate(connection):
                 version = connection.execute("PRAGMA user_version").fetchone()[0]
                 if version == _UPGRADABLE:
                     for statement in _DURABLE:
                         connection.execute(statement)
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
         finally:
             connection.close()
     except sqlite3.Error as error:
@@ -356,17 +353,24 @@ def _create(path: Path, *, made_directory: bool) -> None:
             # Before the first table: lets `clear` give the space back.
             connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
             connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute("BEGIN IMMEDIATE")
-            try:
+            with _immediate(connection):
                 _create_schema(connection, path)
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
         finally:
             connection.close()
     except (sqlite3.Error, OSError) as error:
         raise problem(path, error) from error
+
+
+@contextmanager
+def _immediate(connection: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction, taken at once: committed, or rolled back on any exception."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
 
 
 def _create_schema(connection: sqlite3.Connection, path: Path) -> None:
