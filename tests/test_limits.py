@@ -305,3 +305,28 @@ def test_a_call_cancelled_between_its_gates_frees_the_first(tmp_path: Path) -> N
     gauge = fresh_gauge(module)
     assert type(module.each)(limits={"api": shared})(4) == [0, 1, 2, 3]
     assert gauge.peak == 2  # both of the group's slots are free again
+
+
+def test_each_instance_keeps_its_own_limits_however_many_are_made(
+    tmp_path: Path,
+) -> None:
+    """Instances share wrapped calls per configuration: never another instance's Limit.
+
+    More configurations than are kept (a durable instance is made per run,
+    and a service may make Limits per request), each made again after others.
+    """
+    module = build(
+        tmp_path,
+        """
+        @flow(limits={"api": Limit(8)})
+        async def each(n: int) -> list[int]:
+            return [await call(i) for i in range(n)]
+        """,
+    )
+    kind = type(module.each)
+    limits = [Limit(capacity) for capacity in (1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 6, 7)]
+    for limit in [*limits, *reversed(limits), None]:
+        gauge = fresh_gauge(module)
+        instance = kind(limits=None if limit is None else {"api": limit})
+        assert instance(10) == list(range(10))
+        assert gauge.peak == (8 if limit is None else limit.capacity)

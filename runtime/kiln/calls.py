@@ -46,12 +46,23 @@ import os
 import sys
 import time
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar, cast, final
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Final,
+    Literal,
+    Protocol,
+    TypeVar,
+    cast,
+    final,
+)
 
 from kiln.decorators import ask
 from kiln.errors import OptionError
@@ -315,6 +326,14 @@ class _Gate(Protocol):
 Wrapped = Callable[..., Any]
 
 
+# By flow class, its binders' wrapped calls by configuration (`_Binder._calls`), the
+# oldest dropped past a few: an instance made with new Limits each time makes new ones.
+_CALLS: weakref.WeakKeyDictionary[
+    type[Flow], dict[tuple[object, ...], tuple[tuple[object, ...], tuple[Wrapped, ...]]]
+] = weakref.WeakKeyDictionary()
+_CONFIGURATIONS_KEPT: Final = 8
+
+
 @final
 class _Binder:
     """The wrapped calls of one flow instance, built once, and the runs that bind them."""
@@ -335,7 +354,6 @@ class _Binder:
             from kiln import durable as journaling  # noqa: PLC0415 - durable runs only
 
             self.journaling = journaling
-            self._refuse_undurable()
         self.concurrency = concurrency
         # The runs' calls pass a concurrency cap: this flow's, or that of the runs it joins.
         self.gated = gated or concurrency is not None
@@ -351,14 +369,7 @@ class _Binder:
         )
         self.ledger: Ledger | None = None
         self.size = len(flow._kiln_sites)
-        self.calls = tuple(
-            (
-                site.fn  # replaced by a subflow instance when bound (_calls_of)
-                if site.kind == "flow"
-                else self._wrapped(index, site, limits)
-            )
-            for index, site in enumerate(flow._kiln_sites)
-        )
+        self.calls = self._calls(limits)
         # By site index, the subflows: compiled ones through an instance configured
         # as this flow, source ones (`kiln.subflow`) as they are.
         self.nested: dict[int, Flow] = {}
@@ -374,6 +385,41 @@ class _Binder:
         self.per_run = self.observed or self.caches or self.gated
         self.static = None if self.per_run else self._calls_of(_Run(self))
 
+    def _calls(self, limits: Mapping[str, Limit]) -> tuple[Wrapped, ...]:
+        """The wrapped call of each site, made once per configuration of the class.
+
+        A durable instance is made per run, and wrapping every site again
+        would cost it more than its calls do. What a wrapper depends on is
+        the key: the binder's switches, and by identity the backend and the
+        limit groups' processors and the sites themselves, which the cache
+        holds so that their ids stay theirs.
+        """
+        sites = self.kind._kiln_sites
+        processors = tuple(
+            limits[site.limit].processor if site.limit is not None else None
+            for site in sites
+        )
+        held = (sites, self.backend, *processors)
+        key = (self.durable, self.gated, self.caches, *map(id, held))
+        configurations = _CALLS.setdefault(self.kind, {})
+        found = configurations.get(key)
+        if found is not None:
+            return found[1]
+        if self.durable:
+            self._refuse_undurable()
+        calls = tuple(
+            (
+                site.fn  # replaced by a subflow instance when bound (_calls_of)
+                if site.kind == "flow"
+                else self._wrapped(index, site, processors[index])
+            )
+            for index, site in enumerate(sites)
+        )
+        if len(configurations) >= _CONFIGURATIONS_KEPT:
+            del configurations[next(iter(configurations))]
+        configurations[key] = (held, calls)
+        return calls
+
     def _refuse_undurable(self) -> None:
         """Refuse, before anything runs, a call a durable run could not journal or replay.
 
@@ -388,10 +434,9 @@ class _Binder:
 
                 raise DurableRunError(problem)
 
-    def _wrapped(self, index: int, site: Site, limits: Mapping[str, Limit]) -> Wrapped:
+    def _wrapped(self, index: int, site: Site, limit: _Gate | None) -> Wrapped:
         if site.kind == "ask":
             return self.journaling.question(index, site) if self.durable else _unasked
-        limit = limits[site.limit].processor if site.limit is not None else None
         wrapped = _WRAPPERS[site.kind](index, site, limit, self)
         if not self.durable:
             return wrapped

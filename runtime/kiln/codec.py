@@ -112,6 +112,8 @@ def encode(value: object, home: str = "") -> str:
         return _string(typing.cast(str, value))
     if kind is int and -_SHORT < typing.cast(int, value) < _SHORT:
         return int.__repr__(typing.cast(int, value))
+    if kind is float and math.isfinite(typing.cast(float, value)):
+        return float.__repr__(typing.cast(float, value))  # what json.dumps writes
     try:
         return _dumps(_tree(value, home))
     except RecursionError:

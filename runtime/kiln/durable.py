@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Final, TypeVar, final
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, final
 
 from kiln.codec import Allowed, Undecodable, Unencodable, decode, encode
 from kiln.errors import DurableRunError, Suspended
@@ -85,6 +85,9 @@ JOURNAL: ContextVar[Journal | None] = ContextVar("kiln_journal", default=None)
 
 # The digest of arguments the journal cannot write: the node name is checked alone.
 _NO_DIGEST: Final = ""
+# A digest's length: a sha256 in hex, cut. A shorter text of arguments is its own
+# digest; it always holds a ":", which a hex digest never does.
+_DIGEST_LENGTH: Final = 32
 # Values whose codec text always decodes to an equal value of the same type.
 _EXACT: Final = frozenset({str, int, bool, type(None)})
 
@@ -124,30 +127,37 @@ class Journal:
         """
         key = self.key(index)
         checked = digest(shape, self.home, args, kwargs)
-        entry = self.replayed(key, site.node, checked)
-        if entry is not None:
-            run.replay(index, site)
-        return key, checked, entry
-
-    def replayed(self, key: str, node: str, digest: str) -> Entry | None:
-        """The journaled outcome at `key`, checked to be of this call; None if there is none."""
         entry = self.entries.get(key)
         if entry is None:
-            return None
-        if entry.node != node or (digest and entry.digest and entry.digest != digest):
-            what = (
-                f"a call of {entry.node!r}"
-                if entry.node != node
-                else f"a call of {node!r} with other arguments"
-            )
-            raise DurableRunError(
-                f"run {self.run!r} journaled {what} at {key!r}, where the flow now calls "
-                f"{node!r}: the flow's source or its inputs changed before this point. "
-                f"Start a new run id, or forget the run from there on with "
-                f"`kiln runs forget {self.run} --from {key}`",
-                run=self.run,
-            )
+            return key, checked, None
+        if entry.node != site.node or (
+            checked and entry.digest and entry.digest != checked
+        ):
+            self.refuse(key, entry, site.node)
+        run.replay(index, site)
+        return key, checked, entry
+
+    def answer(self, key: str, name: str) -> Entry | None:
+        """The journaled answer to question `name` asked at `key`; None if there is none."""
+        entry = self.entries.get(key)
+        if entry is not None and entry.node != f"?{name}":
+            self.refuse(key, entry, f"?{name}")
         return entry
+
+    def refuse(self, key: str, entry: Entry, node: str) -> NoReturn:
+        """Raise that the journal holds another call at `key` than the one the flow makes."""
+        what = (
+            f"a call of {entry.node!r}"
+            if entry.node != node
+            else f"a call of {node!r} with other arguments"
+        )
+        raise DurableRunError(
+            f"run {self.run!r} journaled {what} at {key!r}, where the flow now calls "
+            f"{node!r}: the flow's source or its inputs changed before this point. "
+            f"Start a new run id, or forget the run from there on with "
+            f"`kiln runs forget {self.run} --from {key}`",
+            run=self.run,
+        )
 
     def text(self, node: str, shape: Shape, value: object) -> str:
         """The journal's text of `value`, which must come back from it as it is."""
@@ -186,14 +196,20 @@ def digest(
     shape: Shape, home: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
 ) -> str:
     """A digest of a call's arguments by parameter name; empty if they cannot be written."""
+    names = shape.names
     try:
-        arguments = shape.bind(args, kwargs)
-        text = ",".join(
-            f"{name}:{encode(arguments[name], home)}" for name in sorted(arguments)
-        )
+        if names is not None and not kwargs and len(args) == len(names):
+            # Every parameter given by position, as most call sites give them: no binding.
+            pairs = [(names[i], args[i]) for i in shape.by_name]
+        else:
+            arguments = shape.bind(args, kwargs)
+            pairs = [(name, arguments[name]) for name in sorted(arguments)]
+        text = ",".join([f"{name}:{encode(value, home)}" for name, value in pairs])
     except (TypeError, Unencodable):
         return _NO_DIGEST
-    return hashlib.sha256(text.encode("ascii")).hexdigest()[:32]
+    if len(text) < _DIGEST_LENGTH:
+        return text  # shorter than its hash, and as exact: one hash less per call
+    return hashlib.sha256(text.encode("ascii")).hexdigest()[:_DIGEST_LENGTH]
 
 
 # --- the wrapped calls of a durable run -------------------------------------------------
@@ -260,7 +276,7 @@ def question(index: int, site: Site) -> Callable[..., Any]:
     async def call(run: _Run, name: str, expected: Any, payload: object = None) -> Any:
         journal = _journal_of(run)
         key = journal.key(index)
-        entry = journal.replayed(key, f"?{name}", _NO_DIGEST)
+        entry = journal.answer(key, name)
         if entry is None:
             raise Suspended(
                 journal.run, name, payload, where=site.where, expected=expected, key=key
@@ -534,7 +550,7 @@ def _arguments(
         text = encode(dict(bound.arguments), home)
     except (TypeError, Unencodable):
         return None, _NO_DIGEST
-    return text, hashlib.sha256(text.encode("ascii")).hexdigest()[:32]
+    return text, hashlib.sha256(text.encode("ascii")).hexdigest()[:_DIGEST_LENGTH]
 
 
 def _shown(value: object, home: str) -> str:

@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal, final
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, final
 
 from kiln.errors import DurableRunError
 from kiln.ledger_file import row_checksum
@@ -62,10 +62,11 @@ _OPEN: set[tuple[str, str]] = set()
 _OPEN_LOCK: Final = threading.Lock()
 
 
-@final
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A journaled outcome: the node called, its arguments' digest, the value's codec text."""
+class Entry(NamedTuple):
+    """A journaled outcome: the node called, its arguments' digest, the value's codec text.
+
+    A tuple, not a dataclass: a replayed run reads one per call before it starts.
+    """
 
     node: str
     digest: str

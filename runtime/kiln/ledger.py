@@ -43,8 +43,10 @@ import os
 import sqlite3
 import threading
 import warnings
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, Final, Literal, TypeVar, cast, final
 
@@ -175,15 +177,13 @@ class Ledger:
         text = self._storable(node, shape, value, key, flight, uncacheable)
         if text is None:
             return value, False
-        loop = asyncio.get_running_loop()
-        committed: asyncio.Future[None] = loop.create_future()
+        committed, settled = _committed()
 
         def settle(error: BaseException | None) -> None:  # on the writer thread
             self._flights.land(
                 key, flight, Landed(text) if error is None else Failed(error)
             )
-            with suppress(RuntimeError):  # the loop is closed: nobody waits for this
-                loop.call_soon_threadsafe(_resolve, committed, error)
+            settled.settle(committed, error)
 
         self._store(writer, key, node, source, text, settle)
         await committed
@@ -444,13 +444,8 @@ class Ledger:
         self, run: str, key: str, node: str, digest: str, text: str
     ) -> Awaitable[None]:
         """Journal one outcome of durable run `run`; the awaitable is done once it is committed."""
-        loop = asyncio.get_running_loop()
-        committed: asyncio.Future[None] = loop.create_future()
-
-        def settle(error: BaseException | None) -> None:  # on the writer thread
-            with suppress(RuntimeError):  # the loop is closed: nobody waits for this
-                loop.call_soon_threadsafe(_resolve, committed, error)
-
+        committed, settled = _committed()
+        settle = partial(settled.settle, committed)
         while not self._open().record(run, key, node, digest, text, settle):
             pass  # closed meanwhile: the next _open() starts another writer
         return committed
@@ -518,13 +513,57 @@ def _failure(error: BaseException) -> Outcome:
     return Failed(error) if isinstance(error, Exception) else ABANDONED
 
 
-def _resolve(committed: asyncio.Future[None], error: BaseException | None) -> None:
-    if committed.done():  # the caller was cancelled meanwhile
-        return
-    if error is None:
-        committed.set_result(None)
-    else:
-        committed.set_exception(error)
+@final
+class _Settled:
+    """The commits the writer settled for one event loop, handed back to it in batches.
+
+    One wake-up of the loop per batch, not per commit: a fan-out of a thousand
+    cached or journaled calls would otherwise write a thousand bytes to the
+    loop's self-pipe, and the loop poll as often.
+    """
+
+    __slots__ = ("__weakref__", "_lock", "_loop", "_pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._pending: list[tuple[asyncio.Future[None], BaseException | None]] = []
+
+    def settle(
+        self, committed: asyncio.Future[None], error: BaseException | None
+    ) -> None:
+        """On the writer thread: `committed` is on disk (or failed with `error`)."""
+        with self._lock:
+            first = not self._pending
+            self._pending.append((committed, error))
+        if first:
+            with suppress(RuntimeError):  # the loop is closed: nobody waits for these
+                self._loop.call_soon_threadsafe(self._resolve)
+
+    def _resolve(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for committed, error in pending:
+            if committed.done():  # its caller was cancelled meanwhile
+                continue
+            if error is None:
+                committed.set_result(None)
+            else:
+                committed.set_exception(error)
+
+
+_SETTLED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Settled] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _committed() -> tuple[asyncio.Future[None], _Settled]:
+    """A future of the running loop for a commit, and where the writer settles it."""
+    loop = asyncio.get_running_loop()
+    settled = _SETTLED.get(loop)
+    if settled is None:
+        settled = _SETTLED[loop] = _Settled(loop)
+    return loop.create_future(), settled
 
 
 def _close_all() -> None:

@@ -37,6 +37,7 @@ from kiln.ledger_types import checker, describe
 __all__ = ["Shape", "call_key", "result_text", "shape_of"]
 
 _string: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii
+_EMPTY: Final = inspect.Parameter.empty
 _STORABLE: Final = (
     "the ledger stores JSON values (None, bool, int, float, str, list, dict), tuples, "
     "sets, bytes, dataclasses, NamedTuples and Enums, and never pickles"
@@ -57,10 +58,12 @@ class Shape:
     __slots__ = (
         "__weakref__",
         "allowed",
+        "by_name",
         "conforms",
         "defaults",
         "home",
         "names",
+        "positions",
         "returns",
         "signature",
     )
@@ -76,6 +79,15 @@ class Shape:
         # Every parameter plain: positional arguments bind by zip, defaults fill the rest.
         self.names = tuple(self.signature.parameters) if plain else None
         self.defaults = tuple(p.default for p in parameters)
+        named = tuple(self.signature.parameters)
+        # Those a keyword may give: a positional-only one is an error for bind().
+        self.positions = {
+            name: position
+            for position, (name, p) in enumerate(self.signature.parameters.items())
+            if p.kind is p.POSITIONAL_OR_KEYWORD
+        }
+        # Every parameter's position, sorted by its name: the order of a digest's text.
+        self.by_name = tuple(sorted(range(len(named)), key=named.__getitem__))
         try:
             self.returns: object = typing.get_type_hints(fn).get("return", Any)
         except Exception:  # an annotation that does not resolve: not checked
@@ -87,10 +99,18 @@ class Shape:
     def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """The arguments by parameter name, defaults included; TypeError if they do not fit."""
         names = self.names
-        if names is not None and not kwargs and len(args) <= len(names):
-            filled = args + self.defaults[len(args) :]
-            if inspect.Parameter.empty not in filled[len(args) :]:
-                return dict(zip(names, filled, strict=True))
+        given = len(args)
+        if names is not None and given <= len(names):
+            filled = [*args, *self.defaults[given:]]
+            for name, value in kwargs.items():
+                position = self.positions.get(name, -1)
+                if position < given:  # no such parameter, or given twice
+                    break
+                filled[position] = value
+            else:
+                # By identity: `in` would compare the arguments themselves with ==.
+                if not any(value is _EMPTY for value in filled):
+                    return dict(zip(names, filled, strict=True))
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         return bound.arguments

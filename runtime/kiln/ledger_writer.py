@@ -30,9 +30,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Generic, TypeVar, final
+from typing import Final, Generic, NamedTuple, TypeVar, final
 
 from kiln.ledger_file import KEPT_RUNS, checksum, connect, problem, row_checksum
 
@@ -50,9 +49,9 @@ class WriterClosed(RuntimeError):
     """The writer was closed (`Ledger.close`) before it took the work: use a new one."""
 
 
-@final
-@dataclass(frozen=True, slots=True)
-class _Store:
+# Rows are tuples, not dataclasses: a fan-out of a thousand results makes a
+# thousand of them on its event loop's thread.
+class _Store(NamedTuple):
     key: bytes
     node: str
     source: str
@@ -60,9 +59,7 @@ class _Store:
     settle: Settle
 
 
-@final
-@dataclass(frozen=True, slots=True)
-class _Record:
+class _Record(NamedTuple):
     """A journal row of a durable run: the outcome of the call at `key`."""
 
     run: str

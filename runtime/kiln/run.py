@@ -427,7 +427,7 @@ async def gather(aws: Iterable[Awaitable[T]], *, bound: int | None = None) -> li
     one, nothing more is read.
     """
     place = PLACE.get()
-    if bound is not None or place is not None:
+    if bound is not None:
         return await _bounded(iter(aws), bound, place)
     items: list[Awaitable[T]] = []
     try:
@@ -437,14 +437,14 @@ async def gather(aws: Iterable[Awaitable[T]], *, bound: int | None = None) -> li
             items.append(aw)
     except BaseException:
         async with Scope(ordered=True) as scope:
-            _spawn_all(scope, items)
+            _spawn_all(scope, items, place)
             raise  # from the body, after the elements: theirs win
     if not items:
         return []
-    if len(items) == 1:
+    if len(items) == 1 and place is None:
         return [await items[0]]  # nothing to overlap: skip the task
     async with Scope(ordered=True) as scope:
-        children = _spawn_all(scope, items)
+        children = _spawn_all(scope, items, place)
     return [child.result() for child in children]
 
 
@@ -678,11 +678,18 @@ def _discard(items: Iterable[Awaitable[Any]]) -> None:
             aw.close()
 
 
-def _spawn_all(scope: Scope, items: list[Awaitable[T]]) -> list[Child[T]]:
+def _spawn_all(
+    scope: Scope, items: list[Awaitable[T]], place: str | None
+) -> list[Child[T]]:
+    """A child task per item; in a durable run (a `place`), each in its element's place."""
     children: list[Child[T]] = []
     try:
-        for aw in items:
-            children.append(scope.spawn(_as_coroutine(aw)))
+        for index, aw in enumerate(items):
+            context = None
+            if place is not None:
+                context = contextvars.copy_context()
+                context.run(PLACE.set, f"{place}[{index}]")
+            children.append(scope.spawn(_as_coroutine(aw), context=context))
     except BaseException:
         _discard(items[len(children) :])
         raise
