@@ -1,8 +1,8 @@
 """A durable run of `kiln run --run-id ID` (and `kiln runs resume|answer ID`): what it needs.
 
 Example: ``kiln run flows.py:publish doc=a.md --run-id r1``. The flow must
-return its result (a stream is not journaled) and have a ledger file to
-journal in (`check_durable`). The run records the file given to kiln (not
+have a ledger file to journal in (`check_durable`); a streaming flow's
+items are printed as they come, replayed ones first. The run records the file given to kiln (not
 the temporary module a source is compiled to) before it claims its id
 (`kiln.durable.started_by`), so that ``kiln runs resume r1`` starts
 ``/abs/flows.py:publish`` again, compiled again, however the run ended. A run
@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import final
 
-from kiln import AsyncProcess, Flow, Process, Suspended
+from kiln import Flow, Suspended
 from kiln.durable import questions_of, recorded_name
 from kiln.errors import LedgerError
 from kiln.journal import Question, run_record
@@ -66,11 +66,6 @@ def check_durable(flow: Flow) -> None:
         raise ArgumentError(
             f"--run-id: flow {name} runs without a ledger (ledger=False), and a"
             " durable run journals its calls in the ledger file; drop --run-id"
-        )
-    if not isinstance(flow, AsyncProcess | Process):
-        raise ArgumentError(
-            f"--run-id: {name} is a streaming flow, and only a flow that returns its"
-            " result runs durably; run it without --run-id"
         )
 
 

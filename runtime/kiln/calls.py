@@ -441,7 +441,7 @@ class _Binder:
         if not self.durable:
             return wrapped
         if site.kind in ("stream", "astream"):
-            return partial(_unjournaled_stream, site)
+            return self.journaling.journaled_stream(index, site, wrapped)
         return self.journaling.journaled(index, site, wrapped)
 
     def open_ledger(self) -> Ledger:
@@ -859,17 +859,6 @@ def _stream_site(
 async def _unasked(run: _Run, /, *args: Any, **kwargs: Any) -> Any:
     """An `ask` site of a run without an id: `kiln.ask` says that it needs one."""
     return await ask(*args, **kwargs)
-
-
-def _unjournaled_stream(site: Site, run: _Run, /, *args: Any, **kwargs: Any) -> Any:
-    from kiln.errors import DurableRunError  # noqa: PLC0415
-
-    raise DurableRunError(
-        f"stream node {site.node!r} (called at {site.where}) cannot be journaled yet: a "
-        "durable run journals what each call returns, and a stream's items are not "
-        "journaled; make it a node that returns a list, or run the flow without a run id",
-        run=run.id,
-    )
 
 
 _WRAPPERS: dict[SiteKind, Callable[[int, Site, _Gate | None, _Binder], Wrapped]] = {

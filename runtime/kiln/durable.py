@@ -9,6 +9,7 @@ the run, the same however the run's tasks interleave:
     2.1           the second call at site 2: the visit of a loop
     [3]4.0        the call at site 4 in element 3 of a fan-out
     1.0/0.0       the call at site 0 of the subflow called at site 1
+    3.0#2         item 2 of the stream node called at site 3 (3.0: its end)
 
 A call of one site happens once at a time in one place (a loop's visits run
 one after another; each element of a fan-out is a place of its own, which
@@ -28,17 +29,25 @@ steps before it in the source finish (and are journaled) first.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import hashlib
 import inspect
 import sys
 import typing
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+)
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, final
+from typing import TYPE_CHECKING, Any, Final, NoReturn, Self, TypeVar, cast, final
 
 from kiln.codec import Allowed, Undecodable, Unencodable, decode, encode
 from kiln.errors import DurableRunError, Suspended
@@ -85,6 +94,8 @@ JOURNAL: ContextVar[Journal | None] = ContextVar("kiln_journal", default=None)
 
 # The digest of arguments the journal cannot write: the node name is checked alone.
 _NO_DIGEST: Final = ""
+# What a stream run again gives where it has no more items.
+_ENDED: Final = object()
 # A digest's length: a sha256 in hex, cut. A shorter text of arguments is its own
 # digest; it always holds a ":", which a hex digest never does.
 _DIGEST_LENGTH: Final = 32
@@ -225,14 +236,20 @@ def undurable(site: Site) -> str | None:
             "changes: return the new value instead of changing the one passed in, or "
             "run the flow without a run id"
         )
-    if site.kind in ("ask", "stream", "astream"):
-        return None
-    returns = _called_shape(site.fn, site.classes).returns
+    if site.kind == "ask" or (site.kind == "flow" and _streams(site.fn)):
+        return None  # an answer is checked as it comes; a subflow's calls by its own
+    streams = site.kind in ("stream", "astream")
+    returns = (
+        shape_of(site.fn, site.classes, items=True)
+        if streams
+        else _called_shape(site.fn, site.classes)
+    ).returns
     refused = unstorable(returns)
     if refused is None:
         return None
+    does = "yields items of type" if streams else "returns"
     return (
-        f"{what} {site.node!r}, called at {site.where}, returns {describe(returns)}, and "
+        f"{what} {site.node!r}, called at {site.where}, {does} {describe(returns)}, and "
         f"a durable run journals every call's value, which cannot be a {refused} "
         "(the journal stores JSON values, tuples, sets, bytes, dataclasses, "
         "NamedTuples and Enums); return such a value, or run the flow without a run id"
@@ -268,6 +285,188 @@ def journaled(index: int, site: Site, inner: Callable[..., Any]) -> Callable[...
         return value
 
     return call
+
+
+def journaled_stream(
+    index: int, site: Site, inner: Callable[..., Any]
+) -> Callable[..., Any]:
+    """`inner`, a stream site's wrapped call, its items journaled one by one or replayed.
+
+    Item ``n`` of the call at key ``K`` is journaled at ``K#n`` before the
+    flow gets it, and the count of items at ``K`` once the stream is
+    exhausted. A replay gives the journaled items without running the node;
+    a stream that stopped part way (its run failed, or was killed) runs again
+    from its start for the items the journal lacks, its first items checked
+    against those journaled (a node that yields others is refused: the flow
+    went on from the first ones).
+    """
+    shape = shape_of(site.fn, site.classes, items=True)
+
+    def call(run: _Run, /, *args: Any, **kwargs: Any) -> Any:
+        journal = _journal_of(run)
+        key = journal.key(index)
+        items = _Items(
+            journal, site, key, digest(shape, journal.home, args, kwargs), shape
+        )
+        if items.count is not None:
+            run.replay(index, site)
+        start = partial(inner, run, *args, **kwargs)
+        if site.kind == "astream":
+            return JournaledAsyncStream(items, start)
+        return JournaledStream(items, start)
+
+    return call
+
+
+@final
+class _Items:
+    """The journal of one stream call: its items so far, its count once it ended."""
+
+    __slots__ = ("count", "digest", "given", "journal", "key", "node", "shape")
+
+    def __init__(
+        self, journal: Journal, site: Site, key: str, checked: str, shape: Shape
+    ) -> None:
+        self.journal = journal
+        self.node = site.node
+        self.key = key
+        self.digest = checked
+        self.shape = shape
+        self.given = 0  # items the flow got
+        ended = self.entry(key)
+        self.count = None if ended is None else int(ended.text)
+
+    def entry(self, key: str) -> Entry | None:
+        entry = self.journal.entries.get(key)
+        if entry is not None and (
+            entry.node != self.node
+            or (self.digest and entry.digest and entry.digest != self.digest)
+        ):
+            self.journal.refuse(key, entry, self.node)
+        return entry
+
+    def journaled(self) -> Entry | None:
+        """The next item's entry, if the journal has it."""
+        return self.entry(f"{self.key}#{self.given}")
+
+    def ended(self) -> bool:
+        return self.count is not None and self.given >= self.count
+
+    def text(self, value: object) -> str:
+        return self.journal.text(self.node, self.shape, value)
+
+    def again(self, position: int, value: object = _ENDED) -> None:
+        """Check item `position` of the node run again against the one journaled.
+
+        `_ENDED`: the stream ended there. Either way, anything but the journaled
+        item is refused: the flow went on from that one.
+        """
+        entry = self.entry(f"{self.key}#{position}")
+        assert entry is not None, "the items the flow had are journaled"
+        if value is not _ENDED and self.text(value) == entry.text:
+            return
+        what = "ended before" if value is _ENDED else "yielded another"
+        raise DurableRunError(
+            f"stream node {self.node!r}, run again to resume run {self.journal.run!r}, "
+            f"{what} item {position} than the one journaled at {self.key}#{position}, "
+            "from which the flow went on. Forget the run from the stream on with "
+            f"`kiln runs forget {self.journal.run} --from {self.key}#0`, or start a "
+            "new run id",
+            run=self.journal.run,
+        )
+
+    def next_key(self) -> str:
+        key = f"{self.key}#{self.given}"
+        self.given += 1
+        return key
+
+
+@final
+class JournaledStream:
+    """A sync stream node's call in a durable run: its items replayed or journaled."""
+
+    __slots__ = ("_items", "_live", "_start")
+
+    def __init__(self, items: _Items, start: Callable[[], Any]) -> None:
+        self._items = items
+        self._start = start
+        self._live: Iterator[Any] | None = None
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> Any:
+        items = self._items
+        entry = items.journaled()
+        if entry is not None:
+            items.given += 1
+            return items.journal.value(entry, items.shape)
+        if items.ended():
+            raise StopIteration
+        live = self._live
+        if live is None:
+            live = self._live = iter(self._start())
+            for position in range(items.given):  # those the flow had, run again
+                items.again(position, next(live, _ENDED))
+        journal = items.journal
+        try:
+            value = next(live)
+        except StopIteration:
+            journal.ledger.record_sync(
+                journal.run, items.key, items.node, items.digest, str(items.given)
+            )
+            raise
+        text = items.text(value)
+        key = items.next_key()
+        journal.ledger.record_sync(journal.run, key, items.node, items.digest, text)
+        return value
+
+    def close(self) -> None:
+        _close(self._live)
+
+
+@final
+class JournaledAsyncStream:
+    """An async stream node's call in a durable run: its items replayed or journaled."""
+
+    __slots__ = ("_items", "_live", "_start")
+
+    def __init__(self, items: _Items, start: Callable[[], Any]) -> None:
+        self._items = items
+        self._start = start
+        self._live: AsyncIterator[Any] | None = None
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Any:
+        items = self._items
+        entry = items.journaled()
+        if entry is not None:
+            items.given += 1
+            return items.journal.value(entry, items.shape)
+        if items.ended():
+            raise StopAsyncIteration
+        live = self._live
+        if live is None:
+            live = self._live = aiter(self._start())
+            for position in range(items.given):  # those the flow had, run again
+                items.again(position, await anext(live, _ENDED))
+        journal = items.journal
+        try:
+            value = await anext(live)
+        except StopAsyncIteration:
+            await journal.ledger.record(
+                journal.run, items.key, items.node, items.digest, str(items.given)
+            )
+            raise
+        text = items.text(value)
+        key = items.next_key()
+        await journal.ledger.record(journal.run, key, items.node, items.digest, text)
+        return value
+
+    async def aclose(self) -> None:
+        await _aclose(self._live)
 
 
 def question(index: int, site: Site) -> Callable[..., Any]:
@@ -308,14 +507,26 @@ class DurableSubflow:
     that stopped inside the subflow replays what the subflow had finished.
     """
 
-    __slots__ = ("index", "run", "shape", "site", "subflow")
+    __slots__ = ("index", "run", "site", "subflow")
 
     def __init__(self, subflow: Any, run: _Run, index: int, site: Site) -> None:
         self.subflow = subflow
         self.run = run
         self.index = index
         self.site = site
-        self.shape = _called_shape(subflow, site.classes)
+
+    @property
+    def shape(self) -> Shape:
+        return _called_shape(self.subflow, self.site.classes)
+
+    def astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        """A streaming subflow's items: not journaled (the calls it makes are)."""
+        key = _journal_of(self.run).key(self.index)
+        return _PlacedAsync(self.subflow.astream(*args, **kwargs), f"{key}/")
+
+    def stream(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        key = _journal_of(self.run).key(self.index)
+        return _Placed(self.subflow.stream(*args, **kwargs), f"{key}/")
 
     async def aforward(self, *args: Any, **kwargs: Any) -> Any:
         journal, key, checked, entry = self._look_up(args, kwargs)
@@ -351,6 +562,67 @@ class DurableSubflow:
             self.run, self.index, self.site, self.shape, args, kwargs
         )
         return (journal, *found)
+
+
+@final
+class _Placed:
+    """A sync stream whose code runs in `place` (each step of it: it runs as it is iterated)."""
+
+    __slots__ = ("_place", "_stream")
+
+    def __init__(self, stream: Iterator[Any], place: str) -> None:
+        self._stream = stream
+        self._place = place
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> Any:
+        token = PLACE.set(self._place)
+        try:
+            return next(self._stream)
+        finally:
+            PLACE.reset(token)
+
+    def close(self) -> None:
+        token = PLACE.set(self._place)
+        try:
+            _close(self._stream)
+        finally:
+            PLACE.reset(token)
+
+
+@final
+class _PlacedAsync:
+    """An async stream whose code runs in `place`, step by step."""
+
+    __slots__ = ("_place", "_stream")
+
+    def __init__(self, stream: AsyncIterator[Any], place: str) -> None:
+        self._stream = stream
+        self._place = place
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Any:
+        token = PLACE.set(self._place)
+        try:
+            return await anext(self._stream)
+        finally:
+            PLACE.reset(token)
+
+    async def aclose(self) -> None:
+        token = PLACE.set(self._place)
+        try:
+            await _aclose(self._stream)
+        finally:
+            PLACE.reset(token)
+
+
+def _streams(called: object) -> bool:
+    """Whether `called`, a subflow, is a streaming flow: it has no value to journal."""
+    return not hasattr(called, "aforward") and not hasattr(called, "forward")
 
 
 # By the class of a subflow (or a node function) and its classes: a Shape costs
@@ -390,24 +662,22 @@ def durable_entry(flow: Flow, run: str, ledger: Ledger) -> None:
     points call each other (an async flow's `forward` runs its `aforward`, a
     sync flow's `aforward` its `forward`, and both classes are
     `AsyncProcess`es), so the one called inside the run goes straight to the
-    class's method.
+    class's method. A streaming flow's `astream` and `stream` do the same,
+    the run claimed at its first item and ended with its last: its items are
+    not journaled, they come again from the calls that are.
     """
     kind = type(flow)
-    if not hasattr(kind, "aforward") and not hasattr(kind, "forward"):
-        raise DurableRunError(
-            f"{kind.__name__} is a streaming flow, and durable runs of streaming flows "
-            "are not supported yet: collect the items in a flow that returns a list, "
-            "and run that one with a run id",
-            run=run,
-        )
     entry = _Entry(flow, run, ledger)
     flow.__dict__["_kiln_durable"] = entry
-    aforward: Callable[..., Any] | None = getattr(kind, "aforward", None)
-    forward: Callable[..., Any] | None = getattr(kind, "forward", None)
-    if aforward is not None:
-        flow.__dict__["aforward"] = entry.asynchronous(aforward)
-    if forward is not None:
-        flow.__dict__["forward"] = entry.synchronous(forward)
+    for name, wrap in (
+        ("aforward", entry.asynchronous),
+        ("forward", entry.synchronous),
+        ("astream", entry.async_stream),
+        ("stream", entry.stream),
+    ):
+        method: Callable[..., Any] | None = getattr(kind, name, None)
+        if method is not None:
+            flow.__dict__[name] = wrap(method)
 
 
 @final
@@ -422,7 +692,11 @@ class _Entry:
         self.home = kind.__module__
         self.name = recorded_name(flow)
         self.target = _target(kind)
-        method = getattr(kind, "aforward", None) or kind.forward  # type: ignore[attr-defined]
+        method = next(
+            getattr(kind, name)
+            for name in ("aforward", "forward", "astream", "stream")
+            if hasattr(kind, name)
+        )
         self.signature = inspect.signature(partial(method, flow))
 
     def entry_point(
@@ -463,6 +737,92 @@ class _Entry:
 
         return self.entry_point(body, durable_forward)
 
+    def async_stream(self, body: Callable[..., Any]) -> Callable[..., Any]:
+        def durable_astream(*args: Any, **kwargs: Any) -> Any:
+            if self.inside():
+                return body(self.flow, *args, **kwargs)
+            return self.async_run(
+                partial(body, self.flow, *args, **kwargs), args, kwargs
+            )
+
+        return self.entry_point(body, durable_astream)
+
+    def stream(self, body: Callable[..., Any]) -> Callable[..., Any]:
+        def durable_stream(*args: Any, **kwargs: Any) -> Any:
+            if self.inside():
+                return body(self.flow, *args, **kwargs)
+            return self.run_of(partial(body, self.flow, *args, **kwargs), args, kwargs)
+
+        return self.entry_point(body, durable_stream)
+
+    # A streaming flow's run is claimed at its first item and ended after its
+    # last. The journal is in the context of each step of the flow's
+    # generator, and only there: between items, the consumer's code runs in
+    # a context of its own. The generator is made in the run too: a derived
+    # entry point (`stream` of an async flow) iterates the other one, which
+    # must see that it runs inside. Closed before its end (a ``break``), the
+    # run is recorded as failed, and iterated again it replays and goes on.
+
+    async def async_run(
+        self,
+        start: Callable[[], AsyncIterator[Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> AsyncIterator[Any]:
+        journal = self.open(args, kwargs)
+        taken, error = 0, cast(BaseException | None, None)
+        try:
+            with _within(journal):
+                stream = start()
+            while True:
+                with _within(journal):
+                    try:
+                        item = await anext(stream)
+                    except StopAsyncIteration:
+                        return
+                yield item
+                taken += 1
+        except GeneratorExit:
+            error = _closed(taken)
+            with _within(journal):
+                await _aclose(stream)
+            raise
+        except BaseException as failure:
+            error = failure
+            raise
+        finally:
+            self.close(error, _Streamed(taken))
+
+    def run_of(
+        self,
+        start: Callable[[], Iterator[Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Iterator[Any]:
+        journal = self.open(args, kwargs)
+        taken, error = 0, cast(BaseException | None, None)
+        try:
+            with _within(journal):
+                stream = start()
+            while True:
+                with _within(journal):
+                    try:
+                        item = next(stream)
+                    except StopIteration:
+                        return
+                yield item
+                taken += 1
+        except GeneratorExit:
+            error = _closed(taken)
+            with _within(journal):
+                _close(stream)
+            raise
+        except BaseException as failure:
+            error = failure
+            raise
+        finally:
+            self.close(error, _Streamed(taken))
+
     def inside(self) -> bool:
         """Whether this context runs this run already: one entry point called the other."""
         journal = JOURNAL.get()
@@ -473,6 +833,13 @@ class _Entry:
         )
 
     def begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+        # Its keys start from its own root, not from the place of a run that
+        # started it (a node of another durable run's fan-out, say): its journal
+        # must answer it wherever it runs again.
+        return JOURNAL.set(self.open(args, kwargs)), PLACE.set("")
+
+    def open(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Journal:
+        """Claim the run, started with `args` and `kwargs`: its journal so far."""
         text, checked = _arguments(self.signature, self.home, args, kwargs)
         entries = open_run(
             self.ledger,
@@ -482,20 +849,20 @@ class _Entry:
             arguments=text,
             digest=checked,
         )
-        journal = Journal(self.ledger, self.run, entries, self.home)
-        # Its keys start from its own root, not from the place of a run that
-        # started it (a node of another durable run's fan-out, say): its journal
-        # must answer it wherever it runs again.
-        return JOURNAL.set(journal), PLACE.set("")
+        return Journal(self.ledger, self.run, entries, self.home)
 
     def end(
         self, tokens: tuple[Any, Any], error: BaseException | None, value: object
     ) -> None:
-        JOURNAL.reset(tokens[0])
-        PLACE.reset(tokens[1])
+        _leave(tokens)
+        self.close(error, value)
+
+    def close(self, error: BaseException | None, value: object) -> None:
+        """Record how the run ended: its value, the question it stopped at, its error."""
         ledger, run, home = self.ledger, self.run, self.home
         if error is None:
-            close_run(ledger, run, "done", outcome=_shown(value, home))
+            shown = str(value) if isinstance(value, _Streamed) else _shown(value, home)
+            close_run(ledger, run, "done", outcome=shown)
         elif isinstance(error, Suspended):
             question = Question(
                 error.question,
@@ -507,6 +874,50 @@ class _Entry:
             close_run(ledger, run, "suspended", question=question)
         else:
             close_run(ledger, run, "failed", outcome=f"{type(error).__name__}: {error}")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class _Streamed:
+    """What a streaming flow's run gave: its items, which are not journaled."""
+
+    items: int
+
+    def __str__(self) -> str:
+        return f"a stream of {self.items} items"
+
+
+@contextlib.contextmanager
+def _within(journal: Journal) -> Generator[None, None, None]:
+    """The run's journal in the context, its keys from the run's own root."""
+    tokens = JOURNAL.set(journal), PLACE.set("")
+    try:
+        yield
+    finally:
+        _leave(tokens)
+
+
+def _leave(tokens: tuple[Any, Any]) -> None:
+    JOURNAL.reset(tokens[0])
+    PLACE.reset(tokens[1])
+
+
+async def _aclose(stream: object) -> None:
+    """Close `stream` if it is an async generator (or has `aclose`): its `finally` runs."""
+    aclose = getattr(stream, "aclose", None)
+    if callable(aclose):
+        await aclose()
+
+
+def _close(stream: object) -> None:
+    """Close `stream` if it is a generator (or has `close`)."""
+    close = getattr(stream, "close", None)
+    if callable(close):
+        close()
+
+
+def _closed(taken: int) -> GeneratorExit:
+    return GeneratorExit(f"the stream was closed by its consumer after {taken} items")
 
 
 def started_by(flow: Flow, target: str) -> None:
@@ -606,10 +1017,13 @@ def resume_arguments(
             f"the flow with them again, {kind.__name__}(run_id={run!r})(...), to resume it",
             run=run,
         )
-    method = (
-        kind.__dict__.get("aforward")
-        if not _is_sync_flow(kind)
-        else kind.__dict__.get("forward")
+    method = next(
+        (
+            kind.__dict__[name]
+            for name in ("aforward", "forward", "astream", "stream")
+            if name in kind.__dict__
+        ),
+        None,
     )
     hints = typing.get_type_hints(method) if method is not None else {}
     classes = [c for hint in hints.values() for c in _classes_in(hint)]
@@ -672,6 +1086,8 @@ async def resume_run(flow: Flow, answers: Mapping[str, object]) -> Any:
         if record.state != "done":
             answer(ledger, run, name, text)
     args, kwargs = resume_arguments(flow, record.arguments, run)
+    if _streams(flow):  # its items, all of them: those replayed, those made now
+        return [item async for item in flow.astream(*args, **kwargs)]  # type: ignore[attr-defined]
     if _is_sync_flow(kind):
         return flow.forward(*args, **kwargs)  # type: ignore[attr-defined]
     return await flow.aforward(*args, **kwargs)  # type: ignore[attr-defined]

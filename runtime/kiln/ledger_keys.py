@@ -21,6 +21,7 @@ the allowed classes, to a value of the annotated type (`Shape.decode`).
 
 from __future__ import annotations
 
+import collections.abc
 import hashlib
 import inspect
 import json.encoder
@@ -52,7 +53,9 @@ class Shape:
     """What the ledger needs of a node function, worked out once (`shape_of`).
 
     `classes` are those its results may rebuild: the compiler lists them from
-    its return annotation; none, and only plain values come back.
+    its return annotation; none, and only plain values come back. A stream
+    node's Shape (`items`) is of each item it yields: its `returns` is the
+    item type its annotation names (``AsyncIterator[str]``: str).
     """
 
     __slots__ = (
@@ -69,7 +72,11 @@ class Shape:
     )
 
     def __init__(
-        self, fn: Callable[..., Any], classes: tuple[object, ...] = ()
+        self,
+        fn: Callable[..., Any],
+        classes: tuple[object, ...] = (),
+        *,
+        items: bool = False,
     ) -> None:
         self.signature = inspect.signature(fn)
         parameters = self.signature.parameters.values()
@@ -92,6 +99,8 @@ class Shape:
             self.returns: object = typing.get_type_hints(fn).get("return", Any)
         except Exception:  # an annotation that does not resolve: not checked
             self.returns = Any
+        if items:
+            self.returns = _item_type(self.returns)
         self.conforms = checker(self.returns)
         self.home: str = getattr(fn, "__module__", None) or ""
         self.allowed = Allowed(classes, self.home)
@@ -127,25 +136,45 @@ class Shape:
 
 
 _SHAPES: weakref.WeakKeyDictionary[
-    Callable[..., Any], dict[tuple[object, ...], Shape]
+    Callable[..., Any], dict[tuple[tuple[object, ...], bool], Shape]
 ] = weakref.WeakKeyDictionary()
+_ITERATORS: Final = frozenset(
+    {
+        collections.abc.Iterator,
+        collections.abc.Iterable,
+        collections.abc.Generator,
+        collections.abc.AsyncIterator,
+        collections.abc.AsyncIterable,
+        collections.abc.AsyncGenerator,
+    }
+)
 
 
-def shape_of(fn: Callable[..., Any], classes: tuple[object, ...] = ()) -> Shape:
+def shape_of(
+    fn: Callable[..., Any], classes: tuple[object, ...] = (), *, items: bool = False
+) -> Shape:
     """The `Shape` of a node function whose results may rebuild `classes`, made once."""
     try:
         shapes = _SHAPES.get(fn)
     except TypeError:  # a callable that takes no weak reference
-        return Shape(fn, classes)
+        return Shape(fn, classes, items=items)
     if shapes is None:
         shapes = _SHAPES[fn] = {}
     try:
-        shape = shapes.get(classes)
+        shape = shapes.get((classes, items))
     except TypeError:  # something unhashable among them: not a class to rebuild
-        return Shape(fn, classes)
+        return Shape(fn, classes, items=items)
     if shape is None:
-        shape = shapes[classes] = Shape(fn, classes)
+        shape = shapes[classes, items] = Shape(fn, classes, items=items)
     return shape
+
+
+def _item_type(hint: object) -> object:
+    """The type of the items of a stream annotated `hint`; Any if it does not say."""
+    arguments = typing.get_args(hint)
+    if typing.get_origin(hint) in _ITERATORS and arguments:
+        return arguments[0]
+    return Any
 
 
 def call_key(

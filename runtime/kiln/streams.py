@@ -62,12 +62,17 @@ def _on_private_loop(stream: AsyncIterator[T]) -> Iterator[T]:
     # With a loop factory, the runner leaves the thread's current event loop
     # alone: the consumer's code runs between our steps and may rely on it.
     runner = asyncio.Runner(loop_factory=asyncio.new_event_loop)
+    # The stream runs with a copy of the consumer's context variables, as on
+    # a worker thread (and as `run_sync` runs a coroutine), not the runner's own.
+    context = contextvars.copy_context()
     try:
         try:
-            while not isinstance(item := _off_loop(runner.run, _next(stream)), _End):
+            while not isinstance(
+                item := _off_loop(runner.run, _next(stream), context=context), _End
+            ):
                 yield item
         finally:
-            _off_loop(runner.run, _aclose(stream))
+            _off_loop(runner.run, _aclose(stream), context=context)
     finally:
         _off_loop(runner.close)
 
