@@ -4,13 +4,17 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import inspect
+import uuid
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, NewType, Optional
 
 import pytest
+from pydantic import BaseModel
 
 from kilnc.run_args import (
     ArgumentError,
@@ -32,6 +36,22 @@ class Color(Enum):
 class Window:
     start: int
     end: int
+
+
+@dataclass
+class Span:
+    start: datetime.datetime
+    length: datetime.timedelta
+    tags: dict[str, decimal.Decimal]
+
+
+class Order(BaseModel):
+    id: uuid.UUID
+    total: decimal.Decimal
+
+
+AN_ID = uuid.UUID("12345678-1234-5678-1234-567812345678")
+PLUS_ONE = datetime.timezone(datetime.timedelta(hours=1))
 
 
 @pytest.mark.parametrize(
@@ -76,6 +96,40 @@ class Window:
         (Any, "plain words", "plain words"),
         (inspect.Parameter.empty, '{"k": 1}', {"k": 1}),
         (inspect.Parameter.empty, "word", "word"),
+        (datetime.datetime, "2026-12-05T10:30", datetime.datetime(2026, 12, 5, 10, 30)),
+        (
+            datetime.datetime,
+            "2026-12-05T10:30:00+01:00",
+            datetime.datetime(2026, 12, 5, 10, 30, tzinfo=PLUS_ONE),
+        ),
+        (datetime.date, "2026-12-05", datetime.date(2026, 12, 5)),
+        (datetime.time, "10:30", datetime.time(10, 30)),
+        (datetime.timedelta, "90", datetime.timedelta(seconds=90)),
+        (uuid.UUID, str(AN_ID), AN_ID),
+        (decimal.Decimal, "1.10", decimal.Decimal("1.10")),
+        (list[datetime.date], '["2026-01-02"]', [datetime.date(2026, 1, 2)]),
+        (dict[str, Path], '{"in": "a.txt"}', {"in": Path("a.txt")}),
+        (tuple[uuid.UUID, int], f'["{AN_ID}", 3]', (AN_ID, 3)),
+        (list[Color], '["RED", 2]', [Color.RED, Color.BLUE]),
+        (
+            Span,
+            '{"start": "2026-01-01T00:00", "length": 60, "tags": {"a": "1.5"}}',
+            Span(
+                datetime.datetime(2026, 1, 1),
+                datetime.timedelta(seconds=60),
+                {"a": decimal.Decimal("1.5")},
+            ),
+        ),
+        (
+            Order,
+            f'{{"id": "{AN_ID}", "total": "2.50"}}',
+            Order(id=AN_ID, total=decimal.Decimal("2.50")),
+        ),
+        (
+            list[Order],
+            f'[{{"id": "{AN_ID}", "total": 1}}]',
+            [Order(id=AN_ID, total=decimal.Decimal(1))],
+        ),
     ],
 )
 def test_convert(annotation: Any, text: str, expected: Any) -> None:
@@ -99,6 +153,10 @@ def test_convert(annotation: Any, text: str, expected: Any) -> None:
         (Color, "green", "Color"),
         (Window, '{"start": 1}', "Window"),
         (Window, "[1, 2]", "Window"),
+        (datetime.date, "tomorrow", "date"),
+        (decimal.Decimal, "1,5", "Decimal"),
+        (uuid.UUID, "12", "UUID"),
+        (Order, '{"id": 5}', "Order"),
     ],
 )
 def test_convert_refuses_naming_the_parameter_type_and_value(

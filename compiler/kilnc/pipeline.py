@@ -69,6 +69,7 @@ from kilnc.schedule import schedule_flow
 from kilnc.shake import Shaken, shake_module
 from kilnc.source import SourceFile, Span, display_path
 from kilnc.stars import Unresolved, resolve_star_imports
+from kilnc.storable import check_storable
 from kilnc.writer import Names
 
 MAX_INDENTATION: Final = 100  # levels of indentation CPython's tokenizer takes
@@ -374,6 +375,7 @@ def _check(project: Project, lowered: list[FlowIR]) -> list[Diagnostic]:
     found = [*project.diagnostics, *check_duplicates(project.nodes())]
     found += check_cycles(build_flow_graph(lowered))
     found += check_questions(lowered)
+    found += check_storable(project, lowered)
     for flow_ir in lowered:
         found += check_limits(flow_ir)
         found += check_order(flow_ir)

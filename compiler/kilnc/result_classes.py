@@ -64,7 +64,7 @@ def find_result_classes(project: Project, node: Callee) -> tuple[ClassRef, ...]:
     """The classes a node's (or a flow's) return annotation names, and their fields'."""
     defs = project.load(node.module)
     name = node.function if isinstance(node, NodeDef) else node.identifier
-    function = _function(defs, name) if defs is not None else None
+    function = function_named(defs, name) if defs is not None else None
     if defs is None or function is None or function.returns is None:
         return ()
     finder = _Finder(project)
@@ -147,7 +147,8 @@ def _imported_as(
     return None
 
 
-def _function(defs: ModuleDefs, name: str) -> cst.FunctionDef | None:
+def function_named(defs: ModuleDefs, name: str) -> cst.FunctionDef | None:
+    """The module-level function `name` of `defs`' module, if there is one."""
     for statement in defs.parsed.module.body:
         if (
             isinstance(statement, cst.FunctionDef)
@@ -215,7 +216,7 @@ class _Finder:
         self.seen.add(key)
         head, _, rest = name.partition(".")
         head = identifier(head)
-        for definition in _definitions(defs, head):
+        for definition in definitions(defs, head):
             if isinstance(definition, cst.ClassDef):
                 self.class_def(defs, definition, head, rest)
             else:
@@ -273,12 +274,12 @@ class _Finder:
         name = dotted(node)
         if name is None or "." in name:
             return
-        for definition in _definitions(defs, identifier(name)):
+        for definition in definitions(defs, identifier(name)):
             if isinstance(definition, cst.ClassDef):
                 self.fields(defs, definition)
 
 
-def _definitions(
+def definitions(
     defs: ModuleDefs, name: str
 ) -> Iterator[cst.ClassDef | cst.BaseExpression]:
     """The module-level class definitions and alias values of `name` in `defs`' module."""

@@ -18,27 +18,40 @@ annotation                  the text is read as
 `int`, `float`              Python's `int()`, `float()`
 `bool`                      true/false, yes/no, 1/0 (any case)
 `pathlib.Path` (a PurePath) the class called on it (a NewType: its base)
+`datetime`, `date`, `time`  ISO 8601 (`fromisoformat`)
+`timedelta`                 seconds
+`UUID`, `Decimal`           the class called on it
 `Literal[...]`, an `Enum`    the choice it spells (an Enum member's name or value)
 `X | Y`, `Optional[X]`      each member in turn, `str` last; none/null for None
 none, `Any`, `object`       JSON when it parses, else the text itself
+a pydantic model            its JSON, validated by the model
 anything else               JSON; a list for tuple/set/frozenset, an object
-                            for a dataclass; checked against the class
+                            for a dataclass, each item and field read as its
+                            annotation says; checked against the class
 ==========================  ===============================================
+
+Inside JSON, a value of a type above that JSON has not is a string (a
+datetime's ISO text, a path, a UUID) or, for a timedelta, a number of seconds.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import decimal
 import difflib
 import inspect
 import json
 import shlex
 import types
 import typing
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
 from pathlib import PurePath
 from typing import Any, Final
+
+from kiln.codec import is_model
 
 __all__ = [
     "ArgumentError",
@@ -239,6 +252,9 @@ def _read(annotation: Any, text: str) -> Any:
         isinstance(annotation, type) and issubclass(annotation, PurePath)
     ):
         return annotation(text)
+    standard = _STANDARD.get(annotation)
+    if standard is not None:
+        return standard(text)
     if isinstance(annotation, typing.NewType):
         return _read(annotation.__supertype__, text)
     if isinstance(annotation, type) and issubclass(annotation, Enum):
@@ -304,16 +320,91 @@ def _union(members: tuple[Any, ...], text: str) -> Any:
     raise ValueError(text)
 
 
+def _decimal(text: str) -> decimal.Decimal:
+    try:
+        return decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        raise ValueError(text) from None
+
+
+# Standard types read from their text (or, inside JSON, from a string or a number).
+_STANDARD: Final[dict[Any, Callable[[Any], Any]]] = {
+    datetime.datetime: datetime.datetime.fromisoformat,
+    datetime.date: datetime.date.fromisoformat,
+    datetime.time: datetime.time.fromisoformat,
+    datetime.timedelta: lambda text: datetime.timedelta(seconds=float(text)),
+    uuid.UUID: uuid.UUID,
+    decimal.Decimal: _decimal,
+}
+
+
+def _from_json(annotation: Any, value: Any) -> Any:
+    """A JSON value inside an argument read as its annotation says, item by item."""
+    if isinstance(annotation, type) and issubclass(annotation, PurePath):
+        return annotation(value) if isinstance(value, str) else value
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return _enum(annotation, str(value))
+    standard = _STANDARD.get(annotation)
+    if standard is not None and isinstance(value, str | int | float):
+        return standard(value if annotation is datetime.timedelta else str(value))
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for member in typing.get_args(annotation):
+            try:
+                return _from_json(member, value)
+            except (ValueError, TypeError):
+                continue
+        return value
+    if origin is typing.Annotated:
+        return _from_json(typing.get_args(annotation)[0], value)
+    return (
+        _shaped(annotation, origin, value)
+        if origin or isinstance(annotation, type)
+        else value
+    )
+
+
+def _items_of(annotation: Any, origin: Any, value: list[Any]) -> list[Any]:
+    args = typing.get_args(annotation)
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(args) != len(value):
+            raise _Mismatch(f"{len(args)} items, not {len(value)}")
+        return [_from_json(arg, item) for arg, item in zip(args, value, strict=True)]
+    item = args[0] if args else Any
+    return [_from_json(item, element) for element in value]
+
+
 def _shaped(annotation: Any, origin: Any, value: Any) -> Any:
     """A JSON value made the container the annotation names, and checked against it."""
     kind = origin or annotation
     if kind in _FROM_LIST and isinstance(value, list):
-        return _FROM_LIST[kind](value)
+        return _FROM_LIST[kind](_items_of(annotation, origin, value))
+    if kind is list and isinstance(value, list):
+        return _items_of(annotation, origin, value)
+    if (
+        kind is dict
+        and isinstance(value, dict)
+        and len(typing.get_args(annotation)) == 2
+    ):
+        item = typing.get_args(annotation)[1]
+        return {key: _from_json(item, element) for key, element in value.items()}
+    if is_model(kind) and isinstance(kind, type):
+        model: Any = kind  # pydantic is installed: the model's own module imports it
+        try:
+            return model.model_validate(value)
+        except ValueError as exc:  # pydantic's ValidationError: its lines, on one
+            raise _Mismatch(" ".join(str(exc).split())) from None
     if dataclasses.is_dataclass(kind) and isinstance(kind, type):
         if not isinstance(value, dict):
             raise _Mismatch(f"a JSON object of {kind.__name__}'s fields")
+        hints = typing.get_type_hints(kind)
         try:
-            return kind(**value)
+            return kind(
+                **{
+                    name: _from_json(hints.get(name, Any), field)
+                    for name, field in value.items()
+                }
+            )
         except TypeError as exc:
             raise _Mismatch(str(exc)) from None
     if isinstance(kind, type):

@@ -5,7 +5,9 @@ prints in decimal), or one whose node raised an exception whose `__str__`
 raises. ``shown(result)`` is the hexadecimal literal of the same number
 (``note(result)`` says why), and ``failure_text("digest", error, False)`` is
 ``kiln: flow 'digest' failed:`` and ``BadError: <exception str() failed>``.
-In `--json`, a result that is not JSON (after dataclasses, paths and sets) is
+In `--json`, a result that is not JSON (after dataclasses, pydantic models,
+paths, sets, datetimes as ISO text, UUIDs and Decimals as text, timedeltas
+as seconds: what `kiln run` reads its arguments from) is
 its repr, and one nested deeper than Python's recursion limit is its repr cut
 at 24 levels (``[[[...]]]``).
 """
@@ -13,12 +15,16 @@ at 24 levels (``[[[...]]]``).
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import decimal
 import json
 import shlex
 import traceback
+import uuid
 from pathlib import PurePath
 from typing import Any, Final, final
 
+from kiln.codec import is_model
 from kiln.journal import Question
 from kilnc.observe import NodeSummary
 from kilnc.terminal import LINES, printable, safe_repr, safe_str
@@ -194,8 +200,15 @@ def _encodable(value: object, depth: int = _DEPTH) -> object:
 def _jsonable(value: object) -> object:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
-    if isinstance(value, PurePath):
+    if isinstance(value, PurePath | uuid.UUID | decimal.Decimal):
         return str(value)
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if is_model(type(value)):
+        model: Any = value
+        return model.model_dump(mode="json")
     if isinstance(value, set | frozenset):
         return list(value)
     raise TypeError(f"{type(value).__name__} is not JSON")

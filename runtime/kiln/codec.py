@@ -12,6 +12,15 @@ by a one-key object whose key starts with ``$``::
     geometry.Point(1, 2)       {"$dataclass": ["geometry:Point", {"x": 1, "y": 2}]}
     Pair(a=1, b="b")           {"$namedtuple": ["Pair", {"a": 1, "b": "b"}]}
     Color.RED                  {"$enum": ["Color", 1]}
+    datetime(2026, 1, 2, 3, 4) {"$datetime": "2026-01-02T03:04:00"}
+    ... tzinfo=ZoneInfo("UTC") {"$datetime": ["2026-01-02T03:04:00+00:00", "UTC"]}
+    date(2026, 1, 2)           {"$date": "2026-01-02"}
+    time(3, 4, 5)              {"$time": "03:04:05"}
+    timedelta(days=1, ms=5)    {"$timedelta": [1, 0, 5000]}
+    UUID("12345678-...")       {"$uuid": "12345678-..."}
+    Decimal("1.10")            {"$decimal": "1.10"}
+    PurePosixPath("a/b")       {"$path": ["PurePosixPath", "a/b"]}
+    Answer(text="hi")          {"$model": ["Answer", {"text": "hi"}]}   (pydantic)
 
 The same text is a call's key and a stored result, so two values share a text
 only when the node could not tell them apart: ``1``, ``1.0`` and ``True``,
@@ -29,6 +38,16 @@ module (`home`), and by ``module:qualname`` otherwise: a compiled flow holds
 copies of its source module's classes, and a key must not change with the
 name of the output module.
 
+A datetime or time keeps its offset, and the key of a `zoneinfo.ZoneInfo`
+zone (other tzinfo classes, and a `timezone` with a name of its own, are
+refused: their values would come back as others); `fold` is kept where it
+is 1. A pydantic v2 model (a class with `model_fields` and
+`model_construct`: kiln imports no pydantic) is stored by its fields and
+its extra fields, each stored as any value is, and rebuilt with
+`model_construct`, which sets them as they were without running the
+model's validators again (a validator that changes a value would change
+it twice).
+
 Decoding never looks a class up by the name it reads. `Allowed` holds the
 classes a node's results may rebuild (the compiler lists them from the node's
 return annotation); a stored name is only ever matched against those, and
@@ -41,11 +60,16 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import datetime
+import decimal
 import functools
 import json
 import json.encoder
 import math
+import pathlib
 import typing
+import uuid
+import zoneinfo
 from collections.abc import Callable, Iterable
 from enum import Enum
 from typing import Any, Final, NoReturn, TypeAlias
@@ -57,6 +81,7 @@ __all__ = [
     "class_name",
     "decode",
     "encode",
+    "is_model",
 ]
 
 JSON: TypeAlias = bool | int | float | str | list["JSON"] | dict[str, "JSON"] | None
@@ -155,6 +180,11 @@ def _tree(value: object, home: str) -> JSON:
         return {f"${kind.__name__}": items}
     if kind is bytes:
         return {"$bytes": base64.b64encode(typing.cast(bytes, value)).decode("ascii")}
+    stored = _STANDARD.get(kind)
+    if stored is not None:
+        return stored(value)
+    if is_model(kind):
+        return {"$model": _model_body(value, class_name(kind, home), home)}
     if isinstance(value, Enum):
         return {"$enum": [class_name(kind, home), _within(value.value, home, ".value")]}
     if isinstance(value, tuple) and hasattr(kind, "_fields"):
@@ -177,6 +207,89 @@ def _tree(value: object, home: str) -> JSON:
         ]
         return {"$dataclass": [class_name(kind, home), _fields(value, names, home)]}
     raise Unencodable(_kind(kind))
+
+
+def _moment(value: datetime.datetime | datetime.time) -> JSON:
+    """A datetime or a time: its ISO text, with its zone's key and fold where it has them."""
+    zone = value.tzinfo
+    key: str | None = None
+    if isinstance(zone, zoneinfo.ZoneInfo):
+        key = zone.key
+    elif zone is not None and (
+        type(zone) is not datetime.timezone
+        or zone.tzname(None) != datetime.timezone(_offset(zone)).tzname(None)
+    ):
+        kind = type(value).__name__
+        raise Unencodable(
+            kind,
+            reason=f"a {kind} whose tzinfo is a {type(zone).__qualname__} "
+            f"({zone!r}); the ledger keeps fixed offsets and zoneinfo zones",
+        )
+    text = value.isoformat()
+    if key is None and not value.fold:
+        return text
+    return [text, key, value.fold] if value.fold else [text, key]
+
+
+def _offset(zone: datetime.tzinfo) -> datetime.timedelta:
+    offset = zone.utcoffset(None)
+    assert offset is not None, "a timezone has a fixed offset"
+    return offset
+
+
+def _delta(value: datetime.timedelta) -> JSON:
+    return [value.days, value.seconds, value.microseconds]
+
+
+def _path(value: pathlib.PurePath) -> JSON:
+    return [type(value).__name__, str(value)]
+
+
+# Standard types stored by a tag of their own: what each becomes.
+_STANDARD: Final[dict[type, Callable[[Any], JSON]]] = {
+    datetime.datetime: lambda value: {"$datetime": _moment(value)},
+    datetime.date: lambda value: {"$date": value.isoformat()},
+    datetime.time: lambda value: {"$time": _moment(value)},
+    datetime.timedelta: lambda value: {"$timedelta": _delta(value)},
+    uuid.UUID: lambda value: {"$uuid": str(value)},
+    decimal.Decimal: lambda value: {"$decimal": str(value)},
+    **{
+        kind: lambda value: {"$path": _path(value)}
+        for kind in (
+            pathlib.PurePosixPath,
+            pathlib.PureWindowsPath,
+            pathlib.PosixPath,
+            pathlib.WindowsPath,
+        )
+    },
+}
+_PATHS: Final[dict[str, type[pathlib.PurePath]]] = {
+    kind.__name__: kind
+    for kind in (
+        pathlib.PurePosixPath,
+        pathlib.PureWindowsPath,
+        pathlib.PosixPath,
+        pathlib.WindowsPath,
+    )
+}
+
+
+def is_model(kind: type) -> bool:
+    """Whether `kind` is a pydantic v2 model class, told without importing pydantic."""
+    return isinstance(getattr(kind, "model_fields", None), dict) and callable(
+        getattr(kind, "model_construct", None)
+    )
+
+
+def _model_body(value: Any, name: str, home: str) -> JSON:
+    """A model's name and fields, and the fields it was not given (their defaults)."""
+    names = list(type(value).model_fields)
+    extra = getattr(value, "__pydantic_extra__", None) or {}
+    names += [name for name in extra if name not in names]
+    given = value.model_fields_set
+    unset: list[JSON] = [name for name in names if name not in given]
+    body: list[JSON] = [name, _fields(value, names, home)]
+    return [*body, unset] if unset else body
 
 
 def _kind(kind: type) -> str:
@@ -256,7 +369,7 @@ class Allowed:
 
     `classes` come from the compiled flow (the node's return annotation, and
     the field types of the classes it names); whatever in it is not a
-    dataclass, NamedTuple or Enum class is ignored. Two of one name make that
+    dataclass, NamedTuple, Enum or pydantic model class is ignored. Two of one name make that
     name ambiguous: a value naming it is `Undecodable`.
     """
 
@@ -305,7 +418,7 @@ class _Class:
     """An allowed class, and what rebuilding one of its values needs."""
 
     cls: type
-    tag: str  # how its values are stored: $dataclass, $namedtuple, $enum
+    tag: str  # how its values are stored: $dataclass, $namedtuple, $enum, $model
     init: frozenset[str]  # the fields its __init__ takes (a dataclass's)
     fields: frozenset[str]  # all of its fields (a dataclass's)
 
@@ -320,6 +433,8 @@ def _rebuilt(kind: type) -> _Class | None:
         fields = dataclasses.fields(kind)
         init = frozenset(f.name for f in fields if f.init)
         return _Class(kind, "$dataclass", init, frozenset(f.name for f in fields))
+    if is_model(kind):
+        return _Class(kind, "$model", frozenset(), frozenset())
     return None
 
 
@@ -415,6 +530,87 @@ def _enum(body: object, allowed: Allowed, tag: str) -> Enum:
     return typing.cast(Enum, allowed.find(name, tag).cls(value))
 
 
+def _model(body: object, allowed: Allowed, tag: str) -> Any:
+    parts = _listed(body, tag)
+    if not (
+        len(parts) in (2, 3)
+        and type(parts[1]) is dict
+        and (
+            len(parts) == 2
+            or all(type(unset) is str for unset in _listed(parts[2], tag))
+        )
+    ):
+        raise Undecodable(f"{tag} holds something other than [name, fields, unset]")
+    name, values, *unset = parts
+    given = values.keys() - set(*unset)
+    # As the model was: its validators ran when it was made, not again.
+    model: Any = allowed.find(name, tag).cls
+    return model.model_construct(_fields_set=given, **values)
+
+
+def _text(body: object, tag: str) -> str:
+    if type(body) is not str:
+        raise Undecodable(f"{tag} holds a {type(body).__name__}, not a str")
+    return body
+
+
+def _zoned(body: object, tag: str) -> tuple[str, zoneinfo.ZoneInfo | None, int]:
+    """A datetime's or a time's ISO text, its zone, its fold."""
+    if type(body) is str:
+        return body, None, 0
+    parts = _listed(body, tag)
+    if not (
+        len(parts) in (2, 3)
+        and type(parts[0]) is str
+        and (parts[1] is None or type(parts[1]) is str)
+        and (len(parts) == 2 or parts[2] == 1)
+    ):
+        raise Undecodable(f"{tag} holds something other than [text, zone, fold]")
+    zone = None if parts[1] is None else zoneinfo.ZoneInfo(parts[1])
+    return parts[0], zone, len(parts) - 2
+
+
+def _datetime(body: object, allowed: Allowed, tag: str) -> datetime.datetime:
+    text, zone, fold = _zoned(body, tag)
+    value = datetime.datetime.fromisoformat(text)
+    if zone is not None:
+        value = value.replace(tzinfo=zone)
+    return value.replace(fold=fold) if fold else value
+
+
+def _time(body: object, allowed: Allowed, tag: str) -> datetime.time:
+    text, zone, fold = _zoned(body, tag)
+    value = datetime.time.fromisoformat(text)
+    if zone is not None:
+        value = value.replace(tzinfo=zone)
+    return value.replace(fold=fold) if fold else value
+
+
+def _timedelta(body: object, allowed: Allowed, tag: str) -> datetime.timedelta:
+    parts = _listed(body, tag)
+    if len(parts) != 3 or not all(type(part) is int for part in parts):
+        raise Undecodable(f"{tag} holds something other than [days, seconds, µs]")
+    days, seconds, microseconds = parts
+    return datetime.timedelta(days, seconds, microseconds)
+
+
+def _decimal(body: object, allowed: Allowed, tag: str) -> decimal.Decimal:
+    try:
+        return decimal.Decimal(_text(body, tag))
+    except decimal.InvalidOperation:
+        raise Undecodable(f"{tag} holds {body!r}, not a decimal") from None
+
+
+def _pathname(body: object, allowed: Allowed, tag: str) -> pathlib.PurePath:
+    parts = _listed(body, tag)
+    if len(parts) != 2 or parts[0] not in _PATHS or type(parts[1]) is not str:
+        raise Undecodable(f"{tag} holds something other than [path class, text]")
+    try:
+        return _PATHS[parts[0]](parts[1])
+    except NotImplementedError:  # a WindowsPath, here: the path class cannot be made
+        raise Undecodable(f"{parts[0]} cannot be made on this system") from None
+
+
 _TAGS: Final[dict[str, Callable[[object, Allowed, str], Any]]] = {
     "$tuple": lambda body, _, tag: tuple(_listed(body, tag)),
     "$set": lambda body, _, tag: set(_listed(body, tag)),
@@ -425,4 +621,12 @@ _TAGS: Final[dict[str, Callable[[object, Allowed, str], Any]]] = {
     "$dataclass": _instance,
     "$namedtuple": _instance,
     "$enum": _enum,
+    "$model": _model,
+    "$datetime": _datetime,
+    "$date": lambda body, _, tag: datetime.date.fromisoformat(_text(body, tag)),
+    "$time": _time,
+    "$timedelta": _timedelta,
+    "$uuid": lambda body, _, tag: uuid.UUID(_text(body, tag)),
+    "$decimal": _decimal,
+    "$path": _pathname,
 }

@@ -26,13 +26,19 @@ checked, so recursive classes (``parent: Shape | None``) cost nothing more.
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import decimal
+import pathlib
 import types
 import typing
+import uuid
 import weakref
 from collections import abc
 from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any, Final
+
+from kiln.codec import is_model
 
 __all__ = ["Check", "checker", "conforms", "describe", "unstorable"]
 
@@ -61,6 +67,23 @@ _STORED: Final = frozenset({list, tuple, dict, set, frozenset})
 # Types without fields to check: a value of one is of a class hint it is an instance of.
 _PLAIN: Final = frozenset(
     {int, float, bool, str, bytes, type(None), list, tuple, dict, set, frozenset}
+)
+# Classes the codec stores by a tag of its own (`codec._STANDARD`), fields unseen.
+_TAGGED: Final = frozenset(
+    {
+        datetime.datetime,
+        datetime.date,
+        datetime.time,
+        datetime.timedelta,
+        uuid.UUID,
+        decimal.Decimal,
+        pathlib.PurePath,
+        pathlib.PurePosixPath,
+        pathlib.PureWindowsPath,
+        pathlib.Path,
+        pathlib.PosixPath,
+        pathlib.WindowsPath,
+    }
 )
 _REAL: Final = frozenset({float, int, bool})
 _COMPLEX: Final = frozenset({complex, float, int, bool})
@@ -117,22 +140,27 @@ def _unstorable(hint: object, seen: set[int]) -> str | None:
 
 
 def _unstorable_class(cls: type, seen: set[int]) -> str | None:
-    if cls in _PLAIN or issubclass(cls, Enum) or id(cls) in seen:
+    if cls in _PLAIN or cls in _TAGGED or issubclass(cls, Enum) or id(cls) in seen:
         return None
-    if not (
-        dataclasses.is_dataclass(cls)
-        or (issubclass(cls, tuple) and hasattr(cls, "_fields"))
-    ):
-        return cls.__qualname__
     seen.add(id(cls))
-    try:
-        hints = typing.get_type_hints(cls)
-    except Exception:  # an annotation that does not resolve: cannot tell
-        return None
+    if is_model(cls):  # pydantic: its fields' annotations, as the model holds them
+        model: Any = cls
+        fields: Mapping[str, object] = {
+            name: field.annotation for name, field in model.model_fields.items()
+        }
+    elif dataclasses.is_dataclass(cls) or (
+        issubclass(cls, tuple) and hasattr(cls, "_fields")
+    ):
+        try:
+            fields = typing.get_type_hints(cls)
+        except Exception:  # an annotation that does not resolve: cannot tell
+            return None
+    else:
+        return cls.__qualname__
     return next(
         (
             found
-            for hint in hints.values()
+            for hint in fields.values()
             if (found := _unstorable(_unbound(hint), seen)) is not None
         ),
         None,

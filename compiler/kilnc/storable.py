@@ -1,0 +1,293 @@
+"""check_storable: a cached node whose return annotation names a type the ledger cannot store.
+
+Example input::
+
+    class Handle:                       # a plain class: no fields the ledger reads
+        ...
+
+    @node(cache=True)
+    def open_handle(name: str) -> Handle | None: ...
+
+Output: an error at the annotation ``Handle | None``, KLN109, before anything
+runs: the source would run every call and fail at its first store with
+`UncacheableValue` (after paying for the call, an LLM's say).
+
+The verdict comes from the source alone, as the runtime's `unstorable` gives
+it from the classes: JSON's values, tuples, sets, bytes, the standard
+types the codec tags (datetimes, UUIDs, Decimals, paths), Enums, and
+dataclasses, NamedTuples and pydantic models whose fields are all of those
+are stored. A class of the project is read (its decorators, its bases, its
+fields, however deep, across modules); a class of an installed package other
+than the standard library's is not, and neither is anything the source
+cannot tell (`Any`, a TypeVar, a name bound by code): those are left to the
+runtime's check, which raises before the node's result is used. Only a type
+certainly refused is reported.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator
+from typing import Final
+
+import libcst as cst
+
+from kilnc.collect import ImportedName, ModuleDefs
+from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.ir import FlowIR, NodeDef
+from kilnc.names import identifier
+from kilnc.project import Project
+from kilnc.resolve import module_file
+from kilnc.result_classes import definitions, function_named
+from kilnc.syntax import dotted
+
+# Builtins whose values the codec refuses.
+_REFUSED_BUILTINS: Final = frozenset(
+    {"complex", "bytearray", "memoryview", "range", "slice", "type", "Exception"}
+)
+# Names of `typing` and `collections.abc` that are never values the ledger stores.
+_REFUSED_TYPING: Final = frozenset(
+    {
+        "Callable",
+        "Iterator",
+        "Generator",
+        "AsyncIterator",
+        "AsyncGenerator",
+        "Awaitable",
+        "Coroutine",
+        "IO",
+        "TextIO",
+        "BinaryIO",
+    }
+)
+_TYPING: Final = frozenset(
+    {"typing", "typing_extensions", "collections", "collections.abc", "abc", "types"}
+)
+# The standard types the codec tags, by module.
+_STANDARD: Final = {
+    "datetime": frozenset({"datetime", "date", "time", "timedelta"}),
+    "uuid": frozenset({"UUID"}),
+    "decimal": frozenset({"Decimal"}),
+    "pathlib": frozenset(
+        {
+            "Path",
+            "PurePath",
+            "PosixPath",
+            "PurePosixPath",
+            "WindowsPath",
+            "PureWindowsPath",
+        }
+    ),
+}
+# Bases that make a class stored by its fields (NamedTuple, pydantic) or its value.
+_FIELDED_BASES: Final = {("typing", "NamedTuple"), ("pydantic", "BaseModel")}
+_ENUMS: Final = frozenset({"Enum", "IntEnum", "StrEnum", "Flag", "IntFlag"})
+
+# A verdict: the name of a type certainly refused, "" for stored, None for cannot tell.
+Verdict = str | None
+_STORED: Final = ""
+
+
+def check_storable(project: Project, lowered: list[FlowIR]) -> Iterator[Diagnostic]:
+    """KLN109 at the return annotation of each cached node whose result cannot be stored."""
+    seen: set[NodeDef] = set()
+    for flow_ir in lowered:
+        for call in flow_ir.calls:
+            node = call.callee
+            if isinstance(node, NodeDef) and node.options.cache and node not in seen:
+                seen.add(node)
+                found = _refused(project, node)
+                if found is not None:
+                    yield found
+
+
+def _refused(project: Project, node: NodeDef) -> Diagnostic | None:
+    defs = project.load(node.module)
+    function = function_named(defs, node.function) if defs is not None else None
+    if defs is None or function is None or function.returns is None:
+        return None
+    annotation = function.returns.annotation
+    refused = _Judge(project).expression(defs, annotation)
+    if not refused:
+        return None
+    return error(
+        defs.parsed.span(annotation),
+        Code.UNSTORABLE_RESULT,
+        f"node '{node.name}' has cache=True, and the ledger cannot store a {refused}, "
+        "which its return annotation names: every call would run, then fail",
+        "return a value the ledger stores (JSON values, tuples, sets, bytes, datetimes, "
+        "UUIDs, Decimals, paths, Enums, dataclasses, NamedTuples, pydantic models), "
+        "or drop cache=True",
+    )
+
+
+class _Judge:
+    """Walks an annotation module by module: the first type the ledger refuses."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.judged: dict[tuple[str, str], Verdict] = {}
+
+    def expression(self, defs: ModuleDefs, node: cst.BaseExpression) -> Verdict:
+        if isinstance(node, cst.Name | cst.Attribute):
+            name = dotted(node)
+            return None if name is None else self.name(defs, name)
+        if isinstance(node, cst.Subscript):
+            return self.subscript(defs, node)
+        if isinstance(node, cst.BinaryOperation):  # A | B
+            return _first(
+                self.expression(defs, node.left), self.expression(defs, node.right)
+            )
+        if isinstance(node, cst.SimpleString | cst.ConcatenatedString):
+            text = node.evaluated_value
+            try:
+                parsed = (
+                    cst.parse_expression(text.strip())
+                    if isinstance(text, str)
+                    else None
+                )
+            except (cst.ParserSyntaxError, RecursionError, ValueError):
+                return None
+            return None if parsed is None else self.expression(defs, parsed)
+        return None
+
+    def subscript(self, defs: ModuleDefs, node: cst.Subscript) -> Verdict:
+        last = (dotted(node.value) or "").rpartition(".")[2]
+        if last == "Literal":
+            return _STORED
+        outer = self.expression(defs, node.value)
+        if outer:
+            return outer
+        elements = node.slice[:1] if last == "Annotated" else node.slice
+        verdicts = [
+            self.expression(defs, element.slice.value)
+            for element in elements
+            if isinstance(element.slice, cst.Index)
+        ]
+        return _first(outer, *verdicts)
+
+    def name(self, defs: ModuleDefs, name: str) -> Verdict:
+        key = (defs.location.name, name)
+        if key in self.judged:
+            return self.judged[key]
+        self.judged[key] = None  # a class that names itself: cannot tell from here
+        verdict = self.resolve(defs, name)
+        self.judged[key] = verdict
+        return verdict
+
+    def resolve(self, defs: ModuleDefs, name: str) -> Verdict:
+        head, _, rest = name.partition(".")
+        head = identifier(head)
+        found = list(definitions(defs, head))
+        if found:
+            definition = found[-1]
+            if isinstance(definition, cst.ClassDef):
+                return None if rest else self.class_def(defs, definition)
+            return self.expression(defs, definition)
+        imported = defs.imports.get(head)
+        if imported is not None:
+            return self.imported(imported, rest)
+        if rest or head not in vars(builtins):
+            return None
+        return (
+            head if head in _REFUSED_BUILTINS else _STORED if head != "object" else None
+        )
+
+    def imported(self, imported: ImportedName, rest: str) -> Verdict:
+        if imported.attribute is None:  # `import datetime`: datetime.datetime
+            module, _, name = rest.rpartition(".")
+            module = f"{imported.module}.{module}" if module else imported.module
+        else:
+            module, name = imported.module, f"{imported.attribute}.{rest}".rstrip(".")
+        if not name:
+            return None
+        if module in _TYPING:
+            return name if name in _REFUSED_TYPING else None
+        if module in _STANDARD:
+            return _STORED if name in _STANDARD[module] else None
+        target = self.project.load(module)
+        return None if target is None else self.name(target, name)
+
+    def class_def(self, defs: ModuleDefs, definition: cst.ClassDef) -> Verdict:
+        """A class of the project: stored by its fields, by its value (an Enum), or refused."""
+        name = identifier(definition.name.value)
+        fielded = any(_is_dataclass(d.decorator) for d in definition.decorators)
+        for base in definition.bases:
+            kind = self.base(defs, base.value)
+            if kind is None:
+                return None  # a base the source cannot tell
+            if kind == "enum":
+                return _STORED
+            fielded = fielded or kind == "fields"
+        if not fielded:
+            return name
+        return self.fields(defs, definition)
+
+    def base(self, defs: ModuleDefs, node: cst.BaseExpression) -> str | None:
+        """What a base makes of a class: "enum", "fields", "plain"; None if it cannot tell."""
+        name = dotted(node.value if isinstance(node, cst.Subscript) else node)
+        if name is None:
+            return None
+        if name == "object":
+            return "plain"
+        head, _, rest = name.partition(".")
+        imported = defs.imports.get(identifier(head))
+        if imported is not None:
+            module, attribute = (
+                (imported.module, rest)
+                if imported.attribute is None
+                else (imported.module, imported.attribute)
+            )
+            if module == "enum" and attribute in _ENUMS:
+                return "enum"
+            if (module, attribute) in _FIELDED_BASES:
+                return "fields"
+            if module in _TYPING and attribute == "Generic":
+                return "plain"
+            target = self.project.load(module)
+            if target is None or module_file(self.project.root, module) is None:
+                return None
+            return self.base_class(target, attribute)
+        return self.base_class(defs, name)
+
+    def base_class(self, defs: ModuleDefs, name: str) -> str | None:
+        found = [
+            d
+            for d in definitions(defs, identifier(name))
+            if isinstance(d, cst.ClassDef)
+        ]
+        if not found:
+            return None
+        verdict = self.class_def(defs, found[-1])
+        if verdict is None:
+            return None
+        return "fields" if verdict == _STORED else "plain"
+
+    def fields(self, defs: ModuleDefs, definition: cst.ClassDef) -> Verdict:
+        verdicts = [
+            self.expression(defs, small.annotation.annotation)
+            for statement in definition.body.body
+            if isinstance(statement, cst.SimpleStatementLine)
+            for small in statement.body
+            if isinstance(small, cst.AnnAssign) and not _class_var(small.annotation)
+        ]
+        return _first(_STORED, *verdicts)
+
+
+def _first(*verdicts: Verdict) -> Verdict:
+    """A refusal if any refuses; else stored if all are; else cannot tell."""
+    for verdict in verdicts:
+        if verdict:
+            return verdict
+    return _STORED if all(v == _STORED for v in verdicts) else None
+
+
+def _is_dataclass(decorator: cst.BaseExpression) -> bool:
+    called = decorator.func if isinstance(decorator, cst.Call) else decorator
+    return (dotted(called) or "").rpartition(".")[2] == "dataclass"
+
+
+def _class_var(annotation: cst.Annotation) -> bool:
+    node = annotation.annotation
+    head = node.value if isinstance(node, cst.Subscript) else node
+    return (dotted(head) or "").rpartition(".")[2] == "ClassVar"
