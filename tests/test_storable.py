@@ -157,7 +157,8 @@ def runtime_verdict(path: Path) -> str | None:
     sys.path.insert(0, str(path.parent))
     try:
         spec = importlib.util.spec_from_file_location("shapes", path)
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module: ModuleType = importlib.util.module_from_spec(spec)
         sys.modules["shapes"] = module  # where string annotations resolve
         spec.loader.exec_module(module)

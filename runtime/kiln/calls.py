@@ -77,6 +77,7 @@ from kiln.subflow import subflow
 if TYPE_CHECKING:
     from kiln.durable import Journal
     from kiln.ledger import Ledger
+    from kiln.otel import Tracing
 
 __all__ = ["Backend", "Flow", "Site", "SiteKind", "fan_out_bound"]
 
@@ -180,7 +181,9 @@ class Flow(_Fielded, kw_only=True):
     uncacheable: Literal["raise", "run"] = "raise"
     backend: Backend | None = None
     run_id: str | None = None
+    tracer: Any = None
     executor: Executor | None = field(default=None, init=False, repr=False)
+    _kiln_tracing: Tracing | None = field(default=None, init=False, repr=False)
     _kiln_binder: _Binder | _Joining | None = field(
         default=None, init=False, repr=False
     )
@@ -225,8 +228,13 @@ class Flow(_Fielded, kw_only=True):
                 "run_id makes a durable run, which journals in the ledger file: "
                 "ledger=False has none; give a ledger path, or no run_id"
             )
+        if self.tracer is not None or "opentelemetry.trace" in sys.modules:
+            from kiln.otel import tracing_for  # noqa: PLC0415 - tracing only
+
+            self._kiln_tracing = tracing_for(self.tracer)
         configured = (
-            self.run_id is not None
+            self._kiln_tracing is not None
+            or self.run_id is not None
             or self.backend is not None
             or self.on_event is not None
             or self.record
@@ -255,6 +263,8 @@ class Flow(_Fielded, kw_only=True):
             binder = self._kiln_binder
             assert isinstance(binder, _Binder)
             durable_entry(self, self.run_id, binder.open_ledger())
+        if self._kiln_tracing is not None:
+            self._kiln_tracing.entry(self, type(self).__name__)
 
     def ledger_of(self) -> Ledger:
         """The ledger file this instance's runs cache and journal in."""
@@ -310,6 +320,8 @@ class Flow(_Fielded, kw_only=True):
         nested.uncacheable = self.uncacheable
         nested.backend = self.backend
         nested.executor = self.executor
+        nested.tracer = self.tracer
+        nested._kiln_tracing = self._kiln_tracing
         nested._kiln_binder = _Binder(
             nested, groups, kind._kiln_concurrency, gated=gated, durable=durable
         )
@@ -358,7 +370,8 @@ class _Binder:
         # The runs' calls pass a concurrency cap: this flow's, or that of the runs it joins.
         self.gated = gated or concurrency is not None
         self.backend = flow.backend
-        self.notify = flow.on_event
+        self.tracing = flow._kiln_tracing
+        self.notify = _observers(flow.on_event, self.tracing)
         self.record = flow.executor.record if flow.executor is not None else None
         self.observed = self.notify is not None or self.record is not None
         self.uncacheable = flow.uncacheable
@@ -399,7 +412,7 @@ class _Binder:
             limits[site.limit].processor if site.limit is not None else None
             for site in sites
         )
-        held = (sites, self.backend, *processors)
+        held = (sites, self.backend, self.tracing, *processors)
         key = (self.durable, self.gated, self.caches, *map(id, held))
         configurations = _CALLS.setdefault(self.kind, {})
         found = configurations.get(key)
@@ -438,11 +451,16 @@ class _Binder:
         if site.kind == "ask":
             return self.journaling.question(index, site) if self.durable else _unasked
         wrapped = _WRAPPERS[site.kind](index, site, limit, self)
-        if not self.durable:
-            return wrapped
-        if site.kind in ("stream", "astream"):
-            return self.journaling.journaled_stream(index, site, wrapped)
-        return self.journaling.journaled(index, site, wrapped)
+        streams = site.kind in ("stream", "astream")
+        if self.durable:
+            wrapped = (
+                self.journaling.journaled_stream(index, site, wrapped)
+                if streams
+                else self.journaling.journaled(index, site, wrapped)
+            )
+        if self.tracing is not None and not streams:
+            wrapped = self.tracing.wrap(site, wrapped)
+        return wrapped
 
     def open_ledger(self) -> Ledger:
         """The ledger of this flow's runs, opened on first use."""
@@ -474,12 +492,15 @@ class _Binder:
             bound[index] = _joined(nested, run) if self.per_run else nested
         for index, source in self.source.items():
             bound[index] = source
+        sites = self.kind._kiln_sites
         if self.durable:
             from kiln.durable import DurableSubflow  # noqa: PLC0415
 
-            sites = self.kind._kiln_sites
             for index in (*self.nested, *self.source):
                 bound[index] = DurableSubflow(bound[index], run, index, sites[index])
+        if self.tracing is not None:
+            for index in (*self.nested, *self.source):
+                bound[index] = _Spanned(bound[index], self.tracing, sites[index].node)
         return tuple(bound)
 
 
@@ -495,6 +516,45 @@ class _Joining:
 
     def bind(self) -> tuple[object, ...]:
         return self.binder.bind(self.run)
+
+
+@final
+class _Spanned:
+    """A subflow as a traced run calls it: each call in a span ``flow NAME``."""
+
+    __slots__ = ("_name", "_subflow", "_tracing")
+
+    def __init__(self, subflow: Any, tracing: Tracing, name: str) -> None:
+        self._subflow = subflow
+        self._tracing = tracing
+        self._name = name
+
+    async def aforward(self, *args: Any, **kwargs: Any) -> Any:
+        with self._tracing.flow_span(self._name):
+            return await self._subflow.aforward(*args, **kwargs)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        with self._tracing.flow_span(self._name):
+            return self._subflow.forward(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:  # a streaming subflow's, unspanned
+        return getattr(self._subflow, name)
+
+
+def _observers(
+    on_event: Callable[[NodeEvent], object] | None, tracing: Tracing | None
+) -> Callable[[NodeEvent], object] | None:
+    """What a run tells of each event: the flow's `on_event`, and its tracing."""
+    if tracing is None:
+        return on_event
+    if on_event is None:
+        return tracing.observe
+
+    def both(event: NodeEvent) -> None:
+        tracing.observe(event)
+        on_event(event)
+
+    return both
 
 
 def fan_out_bound(call: object) -> int | None:

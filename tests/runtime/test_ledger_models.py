@@ -102,7 +102,9 @@ citations = st.builds(
 def answers(draw: st.DrawFn, depth: int = 2) -> Answer:
     given: dict[str, Any] = {"Text": draw(st.text(max_size=8))}
     if draw(st.booleans()):
-        given["cost"] = draw(st.decimals(allow_nan=False, allow_infinity=False, places=2))
+        given["cost"] = draw(
+            st.decimals(allow_nan=False, allow_infinity=False, places=2)
+        )
     if draw(st.booleans()):
         given["citations"] = draw(st.lists(citations, max_size=2))
     if depth and draw(st.booleans()):
@@ -122,10 +124,13 @@ def test_a_model_comes_back_exactly(answer: Answer) -> None:
 
 
 @given(answers(), st.integers())
-def test_models_inside_dataclasses_and_lists_come_back(answer: Answer, tries: int) -> None:
+def test_models_inside_dataclasses_and_lists_come_back(
+    answer: Answer, tries: int
+) -> None:
     value = [Envelope(answer, tries), {"k": answer}]
     again = back(value)
-    assert exactly(again[0].answer, answer) and again[0].tries == tries
+    assert exactly(again[0].answer, answer)
+    assert again[0].tries == tries
     assert exactly(again[1]["k"], answer)
 
 
