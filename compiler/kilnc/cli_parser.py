@@ -106,9 +106,9 @@ def _add_compile(commands: Any) -> None:
     )
     compile_.add_argument(
         "--dump",
-        choices=("ir", "graph", "plan"),
-        help="print an intermediate form and write nothing: a look, not a build"
-        " (no OUTDIR needed)",
+        choices=("ir", "graph", "plan", "schema"),
+        help="print an intermediate form (or each flow's JSON Schema) and write"
+        " nothing: a look, not a build (no OUTDIR needed)",
     )
     compile_.add_argument(
         "-q", "--quiet", action="store_true", help="print only diagnostics"

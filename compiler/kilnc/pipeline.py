@@ -13,6 +13,7 @@ definition it was working on, never as the user's mistake.
 
 from __future__ import annotations
 
+import json
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,6 +67,7 @@ from kilnc.result_classes import (
     place_classes,
 )
 from kilnc.schedule import schedule_flow
+from kilnc.schema import flow_schema
 from kilnc.shake import Shaken, shake_module
 from kilnc.source import SourceFile, Span, display_path
 from kilnc.stars import Unresolved, resolve_star_imports
@@ -245,7 +247,9 @@ def _compile(
                 diagnostics.append(_too_deep(source, line_map, deep))
             return done(None)
         line_map = map_lines(text, origins, formatted)
-    return replace(done(formatted, _dumps(dump, lowered, plans)), line_map=line_map)
+    return replace(
+        done(formatted, _dumps(dump, lowered, plans, project)), line_map=line_map
+    )
 
 
 def _arrange(
@@ -497,10 +501,13 @@ def _project_path(path: Path) -> str:
 
 
 def _dumps(
-    dump: str | None, lowered: list[FlowIR], plans: list[FlowPlan]
+    dump: str | None, lowered: list[FlowIR], plans: list[FlowPlan], project: Project
 ) -> tuple[str, ...]:
     if dump is None:
         return ()
+    if dump == "schema":  # one JSON document: the file's flows
+        schemas = [flow_schema(project, flow_ir.flow) for flow_ir in lowered]
+        return (json.dumps(schemas, indent=2),)
     listings = []
     for flow_ir, plan in zip(lowered, plans, strict=True):
         title = f"flow {flow_ir.flow.name}"

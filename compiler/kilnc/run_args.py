@@ -25,9 +25,10 @@ annotation                  the text is read as
 `X | Y`, `Optional[X]`      each member in turn, `str` last; none/null for None
 none, `Any`, `object`       JSON when it parses, else the text itself
 a pydantic model            its JSON, validated by the model
-anything else               JSON; a list for tuple/set/frozenset, an object
-                            for a dataclass, each item and field read as its
-                            annotation says; checked against the class
+anything else               JSON; a list for tuple/set/frozenset and for a
+                            NamedTuple's fields, an object for a dataclass,
+                            each item and field read as its annotation says;
+                            checked against the class
 ==========================  ===============================================
 
 Inside JSON, a value of a type above that JSON has not is a string (a
@@ -374,6 +375,19 @@ def _items_of(annotation: Any, origin: Any, value: list[Any]) -> list[Any]:
     return [_from_json(item, element) for element in value]
 
 
+def _named_tuple(kind: type[tuple[Any, ...]], value: Any) -> Any:
+    """A NamedTuple from a JSON array of its fields in order (as JSON writes one)."""
+    if not isinstance(value, list):
+        raise _Mismatch(f"a JSON array of {kind.__name__}'s fields")
+    hints = typing.get_type_hints(kind)
+    names: tuple[str, ...] = getattr(kind, "_fields", ())
+    if len(value) != len(names):
+        raise _Mismatch(f"{len(names)} fields ({', '.join(names)}), not {len(value)}")
+    return kind(
+        *(_from_json(hints.get(n, Any), v) for n, v in zip(names, value, strict=True))
+    )
+
+
 def _shaped(annotation: Any, origin: Any, value: Any) -> Any:
     """A JSON value made the container the annotation names, and checked against it."""
     kind = origin or annotation
@@ -388,6 +402,8 @@ def _shaped(annotation: Any, origin: Any, value: Any) -> Any:
     ):
         item = typing.get_args(annotation)[1]
         return {key: _from_json(item, element) for key, element in value.items()}
+    if isinstance(kind, type) and issubclass(kind, tuple) and hasattr(kind, "_fields"):
+        return _named_tuple(kind, value)
     if is_model(kind) and isinstance(kind, type):
         model: Any = kind  # pydantic is installed: the model's own module imports it
         try:

@@ -6,7 +6,7 @@ raises. ``shown(result)`` is the hexadecimal literal of the same number
 (``note(result)`` says why), and ``failure_text("digest", error, False)`` is
 ``kiln: flow 'digest' failed:`` and ``BadError: <exception str() failed>``.
 In `--json`, a result that is not JSON (after dataclasses, pydantic models,
-paths, sets, datetimes as ISO text, UUIDs and Decimals as text, timedeltas
+Enums as their values, paths, sets, datetimes as ISO text, UUIDs and Decimals as text, timedeltas
 as seconds: what `kiln run` reads its arguments from) is
 its repr, and one nested deeper than Python's recursion limit is its repr cut
 at 24 levels (``[[[...]]]``).
@@ -21,6 +21,7 @@ import json
 import shlex
 import traceback
 import uuid
+from enum import Enum
 from pathlib import PurePath
 from typing import Any, Final, final
 
@@ -33,6 +34,7 @@ __all__ = [
     "Outcome",
     "failure_text",
     "json_document",
+    "json_value",
     "note",
     "payload_value",
     "question_json",
@@ -104,7 +106,7 @@ def json_document(
     """`kiln run --json`'s document: plain JSON values only, so encoding it cannot fail."""
     return {
         "flow": name,
-        "result": _encodable(outcome.result),
+        "result": json_value(outcome.result),
         "ok": outcome.ok,
         "error": _error_json(outcome),
         "wall_seconds": outcome.ended - outcome.began,
@@ -174,7 +176,7 @@ def _error_json(outcome: Outcome) -> dict[str, Any] | None:
     }
 
 
-def _encodable(value: object, depth: int = _DEPTH) -> object:
+def json_value(value: object, depth: int = _DEPTH) -> object:
     """`value` as plain JSON values (dataclasses, paths and sets too), else its repr.
 
     A list, tuple or dict that is not JSON as a whole keeps its shape, each
@@ -186,14 +188,14 @@ def _encodable(value: object, depth: int = _DEPTH) -> object:
         pass
     # Exact types: a subclass's own iteration might raise.
     if depth > 0 and isinstance(value, list | tuple) and type(value) in (list, tuple):
-        return [_encodable(item, depth - 1) for item in value]
+        return [json_value(item, depth - 1) for item in value]
     if (
         depth > 0
         and isinstance(value, dict)
         and type(value) is dict
         and all(type(key) is str for key in value)
     ):
-        return {key: _encodable(item, depth - 1) for key, item in value.items()}
+        return {key: json_value(item, depth - 1) for key, item in value.items()}
     return safe_repr(value)
 
 
@@ -206,6 +208,8 @@ def _jsonable(value: object) -> object:
         return value.isoformat()
     if isinstance(value, datetime.timedelta):
         return value.total_seconds()
+    if isinstance(value, Enum):
+        return value.value
     if is_model(type(value)):
         model: Any = value
         return model.model_dump(mode="json")

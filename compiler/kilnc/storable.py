@@ -26,19 +26,26 @@ certainly refused is reported.
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Iterator
 from typing import Final
 
 import libcst as cst
 
-from kilnc.collect import ImportedName, ModuleDefs
+from kilnc.annotations import (
+    Alias,
+    Builtin,
+    Defined,
+    External,
+    Meaning,
+    parse_string_annotation,
+    resolve_name,
+)
+from kilnc.collect import ModuleDefs
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.ir import FlowIR, NodeDef
 from kilnc.names import identifier
 from kilnc.project import Project
-from kilnc.resolve import module_file
-from kilnc.result_classes import definitions, function_named
+from kilnc.result_classes import function_named
 from kilnc.syntax import dotted
 
 # Builtins whose values the codec refuses.
@@ -139,15 +146,7 @@ class _Judge:
                 self.expression(defs, node.left), self.expression(defs, node.right)
             )
         if isinstance(node, cst.SimpleString | cst.ConcatenatedString):
-            text = node.evaluated_value
-            try:
-                parsed = (
-                    cst.parse_expression(text.strip())
-                    if isinstance(text, str)
-                    else None
-                )
-            except (cst.ParserSyntaxError, RecursionError, ValueError):
-                return None
+            parsed = parse_string_annotation(node)
             return None if parsed is None else self.expression(defs, parsed)
         return None
 
@@ -171,46 +170,28 @@ class _Judge:
         if key in self.judged:
             return self.judged[key]
         self.judged[key] = None  # a class that names itself: cannot tell from here
-        verdict = self.resolve(defs, name)
+        verdict = self.meaning(resolve_name(self.project, defs, name))
         self.judged[key] = verdict
         return verdict
 
-    def resolve(self, defs: ModuleDefs, name: str) -> Verdict:
-        head, _, rest = name.partition(".")
-        head = identifier(head)
-        found = list(definitions(defs, head))
-        if found:
-            definition = found[-1]
-            if isinstance(definition, cst.ClassDef):
-                return None if rest else self.class_def(defs, definition)
-            return self.expression(defs, definition)
-        imported = defs.imports.get(head)
-        if imported is not None:
-            return self.imported(imported, rest)
-        if rest or head not in vars(builtins):
-            return None
-        return (
-            head if head in _REFUSED_BUILTINS else _STORED if head != "object" else None
-        )
-
-    def imported(self, imported: ImportedName, rest: str) -> Verdict:
-        if imported.attribute is None:  # `import datetime`: datetime.datetime
-            module, _, name = rest.rpartition(".")
-            module = f"{imported.module}.{module}" if module else imported.module
-        else:
-            module, name = imported.module, f"{imported.attribute}.{rest}".rstrip(".")
-        if not name:
-            return None
-        if module in _TYPING:
-            return name if name in _REFUSED_TYPING else None
-        if module in _STANDARD:
-            return _STORED if name in _STANDARD[module] else None
-        target = self.project.load(module)
-        return None if target is None else self.name(target, name)
+    def meaning(self, meaning: Meaning | None) -> Verdict:
+        if isinstance(meaning, Defined):
+            return self.class_def(meaning.defs, meaning.definition)
+        if isinstance(meaning, Alias):
+            return self.expression(meaning.defs, meaning.value)
+        if isinstance(meaning, Builtin):
+            if meaning.name == "object":
+                return None
+            return meaning.name if meaning.name in _REFUSED_BUILTINS else _STORED
+        if isinstance(meaning, External):
+            if meaning.module in _TYPING:
+                return meaning.name if meaning.name in _REFUSED_TYPING else None
+            if meaning.module in _STANDARD:
+                return _STORED if meaning.name in _STANDARD[meaning.module] else None
+        return None
 
     def class_def(self, defs: ModuleDefs, definition: cst.ClassDef) -> Verdict:
         """A class of the project: stored by its fields, by its value (an Enum), or refused."""
-        name = identifier(definition.name.value)
         fielded = any(_is_dataclass(d.decorator) for d in definition.decorators)
         for base in definition.bases:
             kind = self.base(defs, base.value)
@@ -220,48 +201,29 @@ class _Judge:
                 return _STORED
             fielded = fielded or kind == "fields"
         if not fielded:
-            return name
+            return identifier(definition.name.value)
         return self.fields(defs, definition)
 
     def base(self, defs: ModuleDefs, node: cst.BaseExpression) -> str | None:
         """What a base makes of a class: "enum", "fields", "plain"; None if it cannot tell."""
         name = dotted(node.value if isinstance(node, cst.Subscript) else node)
-        if name is None:
-            return None
-        if name == "object":
-            return "plain"
-        head, _, rest = name.partition(".")
-        imported = defs.imports.get(identifier(head))
-        if imported is not None:
-            module, attribute = (
-                (imported.module, rest)
-                if imported.attribute is None
-                else (imported.module, imported.attribute)
-            )
-            if module == "enum" and attribute in _ENUMS:
+        meaning = None if name is None else resolve_name(self.project, defs, name)
+        if isinstance(meaning, Builtin):
+            return "plain" if meaning.name == "object" else None
+        if isinstance(meaning, External):
+            if meaning.module == "enum" and meaning.name in _ENUMS:
                 return "enum"
-            if (module, attribute) in _FIELDED_BASES:
+            if (meaning.module, meaning.name) in _FIELDED_BASES:
                 return "fields"
-            if module in _TYPING and attribute == "Generic":
+            if meaning.module in _TYPING and meaning.name == "Generic":
                 return "plain"
-            target = self.project.load(module)
-            if target is None or module_file(self.project.root, module) is None:
+            return None
+        if isinstance(meaning, Defined):
+            verdict = self.class_def(meaning.defs, meaning.definition)
+            if verdict is None:
                 return None
-            return self.base_class(target, attribute)
-        return self.base_class(defs, name)
-
-    def base_class(self, defs: ModuleDefs, name: str) -> str | None:
-        found = [
-            d
-            for d in definitions(defs, identifier(name))
-            if isinstance(d, cst.ClassDef)
-        ]
-        if not found:
-            return None
-        verdict = self.class_def(defs, found[-1])
-        if verdict is None:
-            return None
-        return "fields" if verdict == _STORED else "plain"
+            return "fields" if verdict == _STORED else "plain"
+        return None
 
     def fields(self, defs: ModuleDefs, definition: cst.ClassDef) -> Verdict:
         verdicts = [
@@ -269,7 +231,7 @@ class _Judge:
             for statement in definition.body.body
             if isinstance(statement, cst.SimpleStatementLine)
             for small in statement.body
-            if isinstance(small, cst.AnnAssign) and not _class_var(small.annotation)
+            if isinstance(small, cst.AnnAssign) and not class_var(small.annotation)
         ]
         return _first(_STORED, *verdicts)
 
@@ -287,7 +249,8 @@ def _is_dataclass(decorator: cst.BaseExpression) -> bool:
     return (dotted(called) or "").rpartition(".")[2] == "dataclass"
 
 
-def _class_var(annotation: cst.Annotation) -> bool:
+def class_var(annotation: cst.Annotation) -> bool:
+    """Whether a field's annotation is ``ClassVar[...]``: a class attribute, not a field."""
     node = annotation.annotation
     head = node.value if isinstance(node, cst.Subscript) else node
     return (dotted(head) or "").rpartition(".")[2] == "ClassVar"

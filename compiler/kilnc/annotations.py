@@ -1,0 +1,112 @@
+"""resolve_name: what a name in an annotation means, read from the project's source.
+
+Example input: ``geometry.Point`` in a module holding ``import geometry``,
+where the project's ``geometry.py`` defines ``class Point``. Output:
+``Defined(defs of geometry, the ClassDef)``. ``Point`` after ``from .shapes
+import Point`` follows the import into the project; ``datetime.date`` after
+``import datetime`` is ``External("datetime", "date")`` (a module outside the
+project); ``list`` is ``Builtin("list")``; ``Vector = list[float]`` is
+``Alias`` of the value; anything else the source cannot tell (a name bound
+by code, a nested class) is ``None``.
+
+The annotation walkers (`storable`, `schema`) each judge what these mean;
+this module only finds them.
+"""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass
+from typing import final
+
+import libcst as cst
+
+from kilnc.collect import ModuleDefs
+from kilnc.names import identifier
+from kilnc.project import Project
+from kilnc.result_classes import definitions
+
+__all__ = [
+    "Alias",
+    "Builtin",
+    "Defined",
+    "External",
+    "Meaning",
+    "parse_string_annotation",
+    "resolve_name",
+]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Defined:
+    """A class the project defines: its module and its definition."""
+
+    defs: ModuleDefs
+    definition: cst.ClassDef
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """A type alias of the project: the value it names, read in its module."""
+
+    defs: ModuleDefs
+    value: cst.BaseExpression
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class External:
+    """A name of a module outside the project: the standard library's, a package's."""
+
+    module: str
+    name: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Builtin:
+    name: str
+
+
+Meaning = Defined | Alias | External | Builtin
+
+
+def resolve_name(project: Project, defs: ModuleDefs, name: str) -> Meaning | None:
+    """What the dotted `name` means in `defs`' module; None if the source cannot tell."""
+    head, _, rest = name.partition(".")
+    head = identifier(head)
+    found = list(definitions(defs, head))
+    if found:
+        definition = found[-1]  # the last binding is the one the annotation sees
+        if isinstance(definition, cst.ClassDef):
+            return None if rest else Defined(defs, definition)
+        return None if rest else Alias(defs, definition)
+    imported = defs.imports.get(head)
+    if imported is None:
+        return Builtin(head) if not rest and head in vars(builtins) else None
+    if imported.attribute is None:  # `import datetime`: datetime.date
+        module, _, attribute = rest.rpartition(".")
+        module = f"{imported.module}.{module}" if module else imported.module
+    else:  # `from geometry import Point`: Point
+        module, attribute = imported.module, f"{imported.attribute}.{rest}".rstrip(".")
+    if not attribute:
+        return None
+    target = project.load(module)
+    if target is None:
+        return External(module, attribute)
+    return resolve_name(project, target, attribute)
+
+
+def parse_string_annotation(
+    node: cst.SimpleString | cst.ConcatenatedString,
+) -> cst.BaseExpression | None:
+    """The annotation a string holds (``"Shape | None"``); None if Python could not read it."""
+    text = node.evaluated_value
+    if not isinstance(text, str):
+        return None
+    try:
+        return cst.parse_expression(text.strip())
+    except (cst.ParserSyntaxError, RecursionError, ValueError):
+        return None
