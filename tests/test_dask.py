@@ -257,6 +257,23 @@ async def places(x: int) -> tuple[int, int, int]:
 @flow
 async def remembered(memory: Memory, n: int) -> list[int]:
     return [await remember(memory, i) for i in range(n)]
+
+def current_trace() -> str:
+    from opentelemetry import trace
+    context = trace.get_current_span().get_span_context()
+    return f"{context.trace_id:032x}:{context.span_id:016x}:{os.getpid()}"
+
+@node
+async def traced_async(x: int) -> str:
+    return current_trace()
+
+@node(thread=True)
+def traced_thread(x: int) -> str:
+    return current_trace()
+
+@flow
+async def traced(x: int) -> tuple[str, str]:
+    return await traced_async(x), traced_thread(x)
 """
 
 
@@ -288,6 +305,33 @@ def test_nodes_run_on_workers_except_local_ones(
     assert local == os.getpid()
     assert threaded != os.getpid()
     assert awaited != os.getpid()
+
+
+def test_a_node_on_a_worker_runs_in_its_node_spans_trace_context(
+    nodes: types.ModuleType, backend: DaskBackend
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: PLC0415
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: PLC0415
+        InMemorySpanExporter,
+    )
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    flow = type(nodes.traced)(backend=backend, tracer=provider.get_tracer("test"))
+    seen = flow(1)
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    for name, on_worker in zip(
+        ("node traced_async", "node traced_thread"), seen, strict=True
+    ):
+        context = spans[name].get_span_context()
+        trace_id, span_id, pid = on_worker.split(":")
+        assert (trace_id, span_id) == (
+            f"{context.trace_id:032x}",
+            f"{context.span_id:016x}",
+        )
+        assert int(pid) != os.getpid(), "it ran on a worker"
 
 
 def test_a_call_passed_a_memory_runs_in_the_driver(

@@ -20,11 +20,17 @@ broadcasts when a timeout or a cancelled flow abandons the call, can cancel
 it; a key cancelled before its task started is remembered, and the task ends
 at once. A `thread=True` node's call cannot be interrupted once it runs (no
 Python thread can be), as in a local run; only its result is dropped.
+
+Traces. When the driver runs OpenTelemetry, a call carries the trace
+context of its node span (the W3C headers `propagate.inject` writes); a
+worker with OpenTelemetry installed runs the node in that context, so the
+spans the node's code makes there are the node span's children.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -161,6 +167,7 @@ class RemoteCall:
 
     key: str  # the Dask key of the task: what `cancel_call` is given
     payload: bytes  # (fn, args, kwargs), by distributed's pickle
+    trace: tuple[tuple[str, str], ...] = ()  # the driver's trace context, if traced
 
     @classmethod
     def of(
@@ -170,7 +177,19 @@ class RemoteCall:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> RemoteCall:
-        return cls(key, _dumps((fn, args, kwargs)))
+        return cls(key, _dumps((fn, args, kwargs)), _trace_context())
+
+    def context(self) -> contextvars.Context | None:
+        """A context to run the call in, holding the driver's trace; None if there is none."""
+        if not self.trace:
+            return None
+        try:
+            from opentelemetry import context, propagate  # noqa: PLC0415 - if installed
+        except ImportError:  # a worker without OpenTelemetry runs the call untraced
+            return None
+        made = contextvars.copy_context()
+        made.run(context.attach, propagate.extract(dict(self.trace)))
+        return made
 
     def unpacked(self) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
         if _was_cancelled(self.key):
@@ -179,12 +198,23 @@ class RemoteCall:
         return fn, args, kwargs
 
 
+def _trace_context() -> tuple[tuple[str, str], ...]:
+    """The current trace context as headers, when the driver runs OpenTelemetry."""
+    if "opentelemetry.trace" not in sys.modules:
+        return ()  # nothing imported it: nothing is traced
+    from opentelemetry import propagate  # noqa: PLC0415 - imported already, or cheap
+
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return tuple(carrier.items())
+
+
 async def call_async(call: RemoteCall) -> Any:
     """``await fn(*args, **kwargs)`` on the worker's loop, until done or `cancel_call(key)`."""
     fn, args, kwargs = call.unpacked()
     coroutine: Coroutine[Any, Any, Any] = fn(*args, **kwargs)
     # A task of its own: cancelling it leaves the worker's task, which awaits it, intact.
-    task = asyncio.ensure_future(coroutine)
+    task = asyncio.get_running_loop().create_task(coroutine, context=call.context())
     _running[call.key] = task
     try:
         return await task
@@ -195,7 +225,8 @@ async def call_async(call: RemoteCall) -> Any:
 def call_thread(call: RemoteCall) -> Any:
     """``fn(*args, **kwargs)`` in a worker thread, unless `cancel_call(key)` came first."""
     fn, args, kwargs = call.unpacked()
-    return fn(*args, **kwargs)
+    traced = call.context()
+    return fn(*args, **kwargs) if traced is None else traced.run(fn, *args, **kwargs)
 
 
 def cancel_call(key: str) -> bool:
