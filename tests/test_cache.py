@@ -429,6 +429,45 @@ def test_a_result_built_differently_from_its_fields_is_never_a_different_hit(
     assert [tolerant(1).n, tolerant(1).n] == [2, 2]
 
 
+def test_a_refused_result_refuses_the_nodes_later_calls_before_they_run(
+    tmp_path: Path, ledger_env: Path
+) -> None:
+    """The annotation could not tell (`Any`): the first result did; no later call pays."""
+    module = build(
+        tmp_path,
+        """
+        import os
+        from typing import Any
+        from kiln import flow, node
+
+        class Handle:
+            pass
+
+        @node(cache=True)
+        def call_api(prompt: str) -> Any:
+            with open(os.environ["KILN_TEST_RUNS"], "a") as log:
+                log.write(prompt + "\\n")
+            return Handle() if prompt.startswith("h") else prompt
+
+        @flow
+        def ask(prompt: str) -> Any:
+            return call_api(prompt)
+        """,
+    )
+    assert module.ask("plain") == "plain"
+    with pytest.raises(UncacheableValue, match="Handle"):
+        module.ask("handle")
+    with pytest.raises(
+        UncacheableValue, match=r"earlier call's; this call of 'call_api' did not"
+    ):
+        module.ask("hello")
+    assert runs(ledger_env) == ["plain", "handle"], "the third call did not run"
+    assert module.ask("plain") == "plain", "a stored result is still a hit"
+    tolerant = type(module.ask)(uncacheable="run")
+    assert tolerant("hello") is not None
+    assert runs(ledger_env) == ["plain", "handle", "hello"]
+
+
 def write_files(root: Path, files: dict[str, str]) -> None:
     for name, text in files.items():
         path = root / name

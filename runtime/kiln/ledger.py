@@ -120,6 +120,8 @@ class Ledger:
         self._open_lock = threading.Lock()
         self._writer: Writer | None = None
         self._flights = Flights()
+        # By node and source: the refusal of a result, so that no later call pays for one.
+        self._refused: dict[tuple[str, str], UncacheableValue] = {}
         # This thread's connection (.reader), and the generation it belongs to:
         # close() bumps the generation, which makes every thread's reader stale.
         self._local = threading.local()
@@ -169,12 +171,14 @@ class Ledger:
                 self._tally(run, hit=True)
                 return cast(R, shared), True
         self._tally(run, hit=False)
+        if uncacheable == "raise":
+            self._refuse_again(node, source, key, flight)
         try:
             value = await compute()
         except BaseException as error:
             self._flights.land(key, flight, _failure(error))
             raise
-        text = self._storable(node, shape, value, key, flight, uncacheable)
+        text = self._storable(node, source, shape, value, key, flight, uncacheable)
         if text is None:
             return value, False
         committed, settled = _committed()
@@ -228,12 +232,14 @@ class Ledger:
                 self._tally(run, hit=True)
                 return cast(R, shared), True
         self._tally(run, hit=False)
+        if uncacheable == "raise":
+            self._refuse_again(node, source, key, flight)
         try:
             value = compute()
         except BaseException as error:
             self._flights.land(key, flight, _failure(error))
             raise
-        text = self._storable(node, shape, value, key, flight, uncacheable)
+        text = self._storable(node, source, shape, value, key, flight, uncacheable)
         if text is None:
             return value, False
         committed = threading.Event()
@@ -275,6 +281,7 @@ class Ledger:
     def _storable(
         self,
         node: str,
+        source: str,
         shape: Shape,
         value: object,
         key: bytes,
@@ -292,7 +299,27 @@ class Ledger:
                 self._flights.land(key, flight, Shared(value))
                 return None
             self._flights.land(key, flight, Failed(failure))
+            self._refused[node, source] = failure
             raise
+
+    def _refuse_again(self, node: str, source: str, key: bytes, flight: Flight) -> None:
+        """Refuse a call, before it runs, of a node one of whose results was refused.
+
+        Its annotation could not tell (`Any`, a base class): the first result
+        told, and a second call would only pay for a value it cannot store.
+        """
+        earlier = self._refused.get((node, source))
+        if earlier is None:
+            return
+        error = UncacheableValue(
+            f"{earlier} (an earlier call's; this call of {node!r} did not run: with "
+            "cache=True each of its calls would pay for a result the ledger refuses)",
+            node=earlier.node,
+            what=earlier.what,
+            kind=earlier.kind,
+        )
+        self._flights.land(key, flight, Failed(error))
+        raise error
 
     def _found(self, node: str, key: bytes, shape: Shape) -> object:
         """The stored value of `key`, or _MISSING: none, or one the ledger refuses."""
