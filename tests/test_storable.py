@@ -193,3 +193,52 @@ def test_the_compiler_refuses_what_the_runtime_refuses(
             assert (
                 runtime is None
             ), f"the runtime refuses {runtime}: the compiler missed it"
+
+
+ASKING = """\
+from kiln import ask, flow, node
+
+
+class Draft:
+    pass
+
+
+@node
+async def write(doc: str) -> Draft:
+    return Draft()
+
+
+@node
+async def post(doc: str) -> str:
+    return doc
+
+
+@flow
+async def publish(doc: str) -> str:
+    draft = await write(doc)
+    if await ask("review", bool, doc):
+        return await post(doc)
+    return str(draft)
+
+
+@flow
+async def plain(doc: str) -> str:
+    return str(await write(doc))
+"""
+
+
+def test_a_flow_that_asks_runs_durably_so_every_node_it_calls_must_be_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "asking.py").write_text(ASKING)
+    monkeypatch.chdir(tmp_path)
+    compilation = compile_file(Path("asking.py"))
+    (refusal,) = [
+        d for d in compilation.diagnostics if d.code is Code.UNSTORABLE_RESULT
+    ]
+    assert refusal.span.line == 9  # `write`'s: `plain` alone would compile
+    assert (
+        "flow 'publish' asks question 'review', so it runs only durably"
+        in refusal.message
+    )
+    assert "cannot store a Draft" in refusal.message

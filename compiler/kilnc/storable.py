@@ -1,4 +1,4 @@
-"""check_storable: a cached node whose return annotation names a type the ledger cannot store.
+"""check_storable: a node whose results are stored, of a type the ledger refuses.
 
 Example input::
 
@@ -10,7 +10,9 @@ Example input::
 
 Output: an error at the annotation ``Handle | None``, KLN109, before anything
 runs: the source would run every call and fail at its first store with
-`UncacheableValue` (after paying for the call, an LLM's say).
+`UncacheableValue` (after paying for the call, an LLM's say). The same for
+every node called by a flow that asks a question: such a flow runs only
+durably, and a durable run journals every call's value.
 
 The verdict comes from the source alone, as the runtime's `unstorable` gives
 it from the classes: JSON's values, tuples, sets, bytes, the standard
@@ -96,35 +98,68 @@ _STORED: Final = ""
 
 
 def check_storable(project: Project, lowered: list[FlowIR]) -> Iterator[Diagnostic]:
-    """KLN109 at the return annotation of each cached node whose result cannot be stored."""
+    """KLN109 at the return annotation of each node whose every result must be stored.
+
+    A cached node's results are stored; so are those of every node a flow that
+    asks a question calls (a question suspends the run, so the flow only runs
+    durably, and a durable run journals each call's value).
+    """
+    judge = _Judge(project)
     seen: set[NodeDef] = set()
     for flow_ir in lowered:
+        asker = next(
+            (
+                call.callee.name
+                for call in flow_ir.calls
+                if isinstance(call.callee, NodeDef) and call.callee.asks
+            ),
+            None,
+        )
         for call in flow_ir.calls:
             node = call.callee
-            if isinstance(node, NodeDef) and node.options.cache and node not in seen:
+            if not isinstance(node, NodeDef) or node.asks or node in seen:
+                continue
+            if node.options.cache or asker is not None:
                 seen.add(node)
-                found = _refused(project, node)
+                found = _refused(
+                    judge, node, None if node.options.cache else (flow_ir, asker)
+                )
                 if found is not None:
                     yield found
 
 
-def _refused(project: Project, node: NodeDef) -> Diagnostic | None:
-    defs = project.load(node.module)
+def _refused(
+    judge: _Judge, node: NodeDef, durable: tuple[FlowIR, str | None] | None
+) -> Diagnostic | None:
+    defs = judge.project.load(node.module)
     function = function_named(defs, node.function) if defs is not None else None
     if defs is None or function is None or function.returns is None:
         return None
     annotation = function.returns.annotation
-    refused = _Judge(project).expression(defs, annotation)
+    refused = judge.expression(defs, annotation)
     if not refused:
         return None
+    if durable is None:
+        why = (
+            f"node '{node.name}' has cache=True, and the ledger cannot store a "
+            f"{refused}, which its return annotation names: every call would run, "
+            "then fail"
+        )
+        fix = "or drop cache=True"
+    else:
+        flow_ir, question = durable
+        why = (
+            f"flow '{flow_ir.flow.name}' asks question '{question}', so it runs only "
+            f"durably, journaling what node '{node.name}' returns, and the journal "
+            f"cannot store a {refused}, which that node's return annotation names"
+        )
+        fix = "or call the node from a flow that asks no question"
     return error(
         defs.parsed.span(annotation),
         Code.UNSTORABLE_RESULT,
-        f"node '{node.name}' has cache=True, and the ledger cannot store a {refused}, "
-        "which its return annotation names: every call would run, then fail",
+        why,
         "return a value the ledger stores (JSON values, tuples, sets, bytes, datetimes, "
-        "UUIDs, Decimals, paths, Enums, dataclasses, NamedTuples, pydantic models), "
-        "or drop cache=True",
+        f"UUIDs, Decimals, paths, Enums, dataclasses, NamedTuples, pydantic models), {fix}",
     )
 
 
