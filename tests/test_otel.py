@@ -11,6 +11,7 @@ traces instances made after it; with none, `kiln.otel` is never imported.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -199,3 +200,51 @@ def test_a_configured_provider_traces_and_none_imports_nothing(
     )
     assert result.stdout.split() == ["110", str(imported)]
     assert ('"name": "flow Outer"' in result.stderr) is imported
+
+
+METRICS = """\
+import json
+import sys
+
+sys.path.insert(0, sys.argv[1])
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+import out
+
+flow = type(out.outer)(tracer=TracerProvider().get_tracer("t"), ledger=False)
+flow([1, 2, 3])
+try:
+    type(out.failing)(tracer=TracerProvider().get_tracer("t"))(1)
+except ValueError:
+    pass
+found = {}
+for resource in reader.get_metrics_data().resource_metrics:
+    for scope in resource.scope_metrics:
+        for metric in scope.metrics:
+            for point in metric.data.data_points:
+                labels = dict(point.attributes)
+                key = f"{metric.name} {labels['kiln.node']} {labels['kiln.status']}"
+                found[key] = getattr(point, "value", None) or point.count
+print(json.dumps(found, sort_keys=True))
+"""
+
+
+def test_calls_are_counted_and_timed_by_node_and_status(module: ModuleType) -> None:
+    directory = Path(module.__file__ or "").parent
+    result = subprocess.run(
+        [sys.executable, "-c", METRICS, str(directory)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    found = json.loads(result.stdout)
+    assert found["kiln.node.calls fetch ok"] == 4
+    assert found["kiln.node.duration fetch ok"] == 4  # the histogram's count
+    assert found["kiln.node.calls square ok"] == 1
+    assert found["kiln.node.calls fail error"] == 1
