@@ -120,8 +120,9 @@ class Ledger:
         self._open_lock = threading.Lock()
         self._writer: Writer | None = None
         self._flights = Flights()
-        # By node and source: the refusal of a result, so that no later call pays for one.
-        self._refused: dict[tuple[str, str], UncacheableValue] = {}
+        # By node, source and Shape (the classes it may rebuild): the refusal of a
+        # result, so that no later call pays for one.
+        self._refused: dict[tuple[str, str, Shape], UncacheableValue] = {}
         # This thread's connection (.reader), and the generation it belongs to:
         # close() bumps the generation, which makes every thread's reader stale.
         self._local = threading.local()
@@ -172,7 +173,7 @@ class Ledger:
                 return cast(R, shared), True
         self._tally(run, hit=False)
         if uncacheable == "raise":
-            self._refuse_again(node, source, key, flight)
+            self._refuse_again(node, source, shape, key, flight)
         try:
             value = await compute()
         except BaseException as error:
@@ -233,7 +234,7 @@ class Ledger:
                 return cast(R, shared), True
         self._tally(run, hit=False)
         if uncacheable == "raise":
-            self._refuse_again(node, source, key, flight)
+            self._refuse_again(node, source, shape, key, flight)
         try:
             value = compute()
         except BaseException as error:
@@ -299,16 +300,18 @@ class Ledger:
                 self._flights.land(key, flight, Shared(value))
                 return None
             self._flights.land(key, flight, Failed(failure))
-            self._refused[node, source] = failure
+            self._refused[node, source, shape] = failure
             raise
 
-    def _refuse_again(self, node: str, source: str, key: bytes, flight: Flight) -> None:
+    def _refuse_again(
+        self, node: str, source: str, shape: Shape, key: bytes, flight: Flight
+    ) -> None:
         """Refuse a call, before it runs, of a node one of whose results was refused.
 
         Its annotation could not tell (`Any`, a base class): the first result
         told, and a second call would only pay for a value it cannot store.
         """
-        earlier = self._refused.get((node, source))
+        earlier = self._refused.get((node, source, shape))
         if earlier is None:
             return
         error = UncacheableValue(

@@ -255,15 +255,25 @@ async def test_an_unstorable_argument_names_node_parameter_and_type(
     assert runs.count == 0  # refused before computing
 
 
-async def test_an_unstorable_result_names_the_result(ledger: Ledger) -> None:
+async def test_an_unstorable_result_names_the_result(
+    ledger: Ledger, tmp_path: Path
+) -> None:
     runs = Runs()
     with pytest.raises(
         UncacheableValue, match=r"'gives'.*its result holds .*Handle.*\[1\]"
     ):
         await call(ledger, runs, gives, 1)
-    with pytest.raises(UncacheableValue, match="its result is a value of type type"):
+    # The node's next call is refused before it runs: it would pay for nothing.
+    with pytest.raises(
+        UncacheableValue, match=r"Handle.*earlier call's; this call of 'gives' did not"
+    ):
         await call(ledger, runs, gives, 0)
+    assert runs.count == 1
     assert ledger.stats().entries == 0
+    elsewhere = Ledger.at(tmp_path / "elsewhere.db")
+    with pytest.raises(UncacheableValue, match="its result is a value of type type"):
+        await call(elsewhere, runs, gives, 0)
+    elsewhere.close()
 
 
 async def test_uncacheable_run_computes_every_time_and_stores_nothing(
