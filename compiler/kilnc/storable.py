@@ -33,6 +33,7 @@ from typing import Final
 
 import libcst as cst
 
+from kiln.codec import STORED_TYPES
 from kilnc.annotations import (
     Alias,
     Builtin,
@@ -158,8 +159,7 @@ def _refused(
         defs.parsed.span(annotation),
         Code.UNSTORABLE_RESULT,
         why,
-        "return a value the ledger stores (JSON values, tuples, sets, bytes, datetimes, "
-        f"UUIDs, Decimals, paths, Enums, dataclasses, NamedTuples, pydantic models), {fix}",
+        f"return a value the ledger stores ({STORED_TYPES}), {fix}",
     )
 
 

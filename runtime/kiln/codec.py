@@ -75,6 +75,7 @@ from enum import Enum
 from typing import Any, Final, NoReturn, TypeAlias
 
 __all__ = [
+    "STORED_TYPES",
     "Allowed",
     "Undecodable",
     "Unencodable",
@@ -95,6 +96,13 @@ _NON_FINITE: Final = {
 _SCALARS: Final = frozenset({str, int, bool, type(None)})
 _SHORT: Final = 10**18
 _string: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii
+
+
+#: What the ledger stores, as messages say it.
+STORED_TYPES: Final = (
+    "JSON values, tuples, sets, bytes, datetimes, UUIDs, Decimals, paths, Enums, "
+    "dataclasses, NamedTuples and pydantic models"
+)
 
 
 class Unencodable(TypeError):

@@ -49,7 +49,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final, NoReturn, Self, TypeVar, cast, final
 
-from kiln.codec import Allowed, Undecodable, Unencodable, decode, encode
+from kiln.codec import (
+    STORED_TYPES,
+    Allowed,
+    Undecodable,
+    Unencodable,
+    decode,
+    encode,
+)
 from kiln.errors import DurableRunError, Suspended
 from kiln.journal import Entry, Question, answer, close_run, open_run, run_record
 from kiln.ledger_keys import Shape, shape_of
@@ -186,9 +193,8 @@ class Journal:
         raise DurableRunError(
             f"run {self.run!r} cannot journal the result of {node!r}, a "
             f"{type(value).__qualname__}: {problem}. A durable run journals what every "
-            "call returns, as the ledger stores it (JSON values, tuples, sets, bytes, "
-            "dataclasses, NamedTuples, Enums); return such a value, or run the flow "
-            "without a run id",
+            f"call returns, as the ledger stores it ({STORED_TYPES}); return such a "
+            "value, or run the flow without a run id",
             run=self.run,
         )
 
@@ -251,8 +257,8 @@ def undurable(site: Site) -> str | None:
     return (
         f"{what} {site.node!r}, called at {site.where}, {does} {describe(returns)}, and "
         f"a durable run journals every call's value, which cannot be a {refused} "
-        "(the journal stores JSON values, tuples, sets, bytes, dataclasses, "
-        "NamedTuples and Enums); return such a value, or run the flow without a run id"
+        f"(the journal stores {STORED_TYPES}); return such a value, or run the flow "
+        "without a run id"
     )
 
 
@@ -1136,8 +1142,7 @@ def answer_text(flow: Flow, run: str, name: str, value: object) -> str:
     except (Unencodable, Undecodable) as error:
         raise DurableRunError(
             f"the answer to {name!r} cannot be journaled ({error}); answer with a value "
-            "the ledger stores (JSON values, tuples, sets, bytes, dataclasses, "
-            "NamedTuples, Enums)",
+            f"the ledger stores ({STORED_TYPES})",
             run=run,
         ) from None
     if encode(again, home) != text:

@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Final, final
 
-from kiln.codec import Allowed, Undecodable, Unencodable, decode, encode
+from kiln.codec import STORED_TYPES, Allowed, Undecodable, Unencodable, decode, encode
 from kiln.errors import UncacheableValue
 from kiln.ledger_types import checker, describe
 
@@ -39,10 +39,7 @@ __all__ = ["Shape", "call_key", "result_text", "shape_of"]
 
 _string: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii
 _EMPTY: Final = inspect.Parameter.empty
-_STORABLE: Final = (
-    "the ledger stores JSON values (None, bool, int, float, str, list, dict), tuples, "
-    "sets, bytes, dataclasses, NamedTuples and Enums, and never pickles"
-)
+_STORABLE: Final = f"the ledger stores {STORED_TYPES}, and never pickles"
 _INSTEAD: Final = (
     "or build the flow with uncacheable='run' to run such calls without the cache"
 )
