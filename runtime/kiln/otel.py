@@ -48,16 +48,30 @@ _STATUS: Final = {
 
 
 def tracing_for(tracer: object) -> Tracing | None:
-    """The tracing of a flow given `tracer` (None: the global provider's, if configured)."""
-    if tracer is None:
-        api = sys.modules.get("opentelemetry.trace")
-        if api is None:
-            return None  # nothing imported OpenTelemetry: it cannot be configured
-        provider = api.get_tracer_provider()
-        if type(provider).__name__ in ("ProxyTracerProvider", "NoOpTracerProvider"):
-            return None
-        tracer = provider.get_tracer("kiln")
+    """The tracing of a flow given `tracer` (None: the global provider's, if configured).
+
+    One per tracer (or provider), whatever the number of instances: a flow
+    instance made per request shares its wrapped calls with the others.
+    """
+    if tracer is not None:
+        return _tracing(tracer)
+    api = sys.modules.get("opentelemetry.trace")
+    if api is None:
+        return None  # nothing imported OpenTelemetry: it cannot be configured
+    provider = api.get_tracer_provider()
+    if type(provider).__name__ in ("ProxyTracerProvider", "NoOpTracerProvider"):
+        return None
+    return _provided(provider)
+
+
+@functools.lru_cache(maxsize=16)
+def _tracing(tracer: object) -> Tracing:
     return Tracing(tracer)
+
+
+@functools.lru_cache(maxsize=4)
+def _provided(provider: Any) -> Tracing:
+    return Tracing(provider.get_tracer("kiln"))
 
 
 @final
