@@ -452,12 +452,12 @@ class _Binder:
             return self.journaling.question(index, site) if self.durable else _unasked
         wrapped = _WRAPPERS[site.kind](index, site, limit, self)
         streams = site.kind in ("stream", "astream")
-        if self.durable:
-            wrapped = (
-                self.journaling.journaled_stream(index, site, wrapped)
-                if streams
-                else self.journaling.journaled(index, site, wrapped)
-            )
+        if self.durable and streams:
+            from kiln.durable_streams import journaled_stream  # noqa: PLC0415
+
+            wrapped = journaled_stream(index, site, wrapped)
+        elif self.durable:
+            wrapped = self.journaling.journaled(index, site, wrapped)
         if self.tracing is not None and not streams:
             wrapped = self.tracing.wrap(site, wrapped)
         return wrapped

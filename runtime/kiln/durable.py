@@ -24,7 +24,8 @@ a run that failed runs the failed call again, and what comes after.
 
 `ask` is a question to a person: its answer is journaled at its key like a
 call's value, and while there is none the run stops with `Suspended`; the
-steps before it in the source finish (and are journaled) first.
+steps before it in the source finish (and are journaled) first. Stream
+nodes' items are journaled one by one (`durable_streams`).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from collections.abc import (
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Final, NoReturn, Self, TypeVar, cast, final
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, cast, final
 
 from kiln.codec import (
     STORED_TYPES,
@@ -74,7 +75,11 @@ __all__ = [
     "DurableSubflow",
     "Journal",
     "Unanswered",
+    "aclose_stream",
+    "close_stream",
+    "digest",
     "durable_entry",
+    "journal_of",
     "journaled",
     "question",
     "questions_of",
@@ -101,8 +106,6 @@ JOURNAL: ContextVar[Journal | None] = ContextVar("kiln_journal", default=None)
 
 # The digest of arguments the journal cannot write: the node name is checked alone.
 _NO_DIGEST: Final = ""
-# What a stream run again gives where it has no more items.
-_ENDED: Final = object()
 # A digest's length: a sha256 in hex, cut. A shorter text of arguments is its own
 # digest; it always holds a ":", which a hex digest never does.
 _DIGEST_LENGTH: Final = 32
@@ -269,7 +272,7 @@ def journaled(index: int, site: Site, inner: Callable[..., Any]) -> Callable[...
     if site.kind == "sync":
 
         def call_sync(run: _Run, /, *args: Any, **kwargs: Any) -> Any:
-            journal = _journal_of(run)
+            journal = journal_of(run)
             key, checked, entry = journal.look_up(run, index, site, shape, args, kwargs)
             if entry is not None:
                 return journal.value(entry, shape)
@@ -281,7 +284,7 @@ def journaled(index: int, site: Site, inner: Callable[..., Any]) -> Callable[...
         return call_sync
 
     async def call(run: _Run, /, *args: Any, **kwargs: Any) -> Any:
-        journal = _journal_of(run)
+        journal = journal_of(run)
         key, checked, entry = journal.look_up(run, index, site, shape, args, kwargs)
         if entry is not None:
             return journal.value(entry, shape)
@@ -293,193 +296,11 @@ def journaled(index: int, site: Site, inner: Callable[..., Any]) -> Callable[...
     return call
 
 
-def journaled_stream(
-    index: int, site: Site, inner: Callable[..., Any]
-) -> Callable[..., Any]:
-    """`inner`, a stream site's wrapped call, its items journaled one by one or replayed.
-
-    Item ``n`` of the call at key ``K`` is journaled at ``K#n`` before the
-    flow gets it, and the count of items at ``K`` once the stream is
-    exhausted. A replay gives the journaled items without running the node;
-    a stream that stopped part way (its run failed, or was killed) runs again
-    from its start for the items the journal lacks, its first items checked
-    against those journaled (a node that yields others is refused: the flow
-    went on from the first ones).
-    """
-    shape = shape_of(site.fn, site.classes, items=True)
-
-    def call(run: _Run, /, *args: Any, **kwargs: Any) -> Any:
-        journal = _journal_of(run)
-        key = journal.key(index)
-        items = _Items(
-            journal, site, key, digest(shape, journal.home, args, kwargs), shape
-        )
-        if items.count is not None:
-            run.replay(index, site)
-        start = partial(inner, run, *args, **kwargs)
-        if site.kind == "astream":
-            return JournaledAsyncStream(items, start)
-        return JournaledStream(items, start)
-
-    return call
-
-
-@final
-class _Items:
-    """The journal of one stream call: its items so far, its count once it ended."""
-
-    __slots__ = ("count", "digest", "given", "journal", "key", "node", "shape")
-
-    def __init__(
-        self, journal: Journal, site: Site, key: str, checked: str, shape: Shape
-    ) -> None:
-        self.journal = journal
-        self.node = site.node
-        self.key = key
-        self.digest = checked
-        self.shape = shape
-        self.given = 0  # items the flow got
-        ended = self.entry(key)
-        self.count = None if ended is None else int(ended.text)
-
-    def entry(self, key: str) -> Entry | None:
-        entry = self.journal.entries.get(key)
-        if entry is not None and (
-            entry.node != self.node
-            or (self.digest and entry.digest and entry.digest != self.digest)
-        ):
-            self.journal.refuse(key, entry, self.node)
-        return entry
-
-    def journaled(self) -> Entry | None:
-        """The next item's entry, if the journal has it."""
-        return self.entry(f"{self.key}#{self.given}")
-
-    def ended(self) -> bool:
-        return self.count is not None and self.given >= self.count
-
-    def text(self, value: object) -> str:
-        return self.journal.text(self.node, self.shape, value)
-
-    def again(self, position: int, value: object = _ENDED) -> None:
-        """Check item `position` of the node run again against the one journaled.
-
-        `_ENDED`: the stream ended there. Either way, anything but the journaled
-        item is refused: the flow went on from that one.
-        """
-        entry = self.entry(f"{self.key}#{position}")
-        assert entry is not None, "the items the flow had are journaled"
-        if value is not _ENDED and self.text(value) == entry.text:
-            return
-        what = "ended before" if value is _ENDED else "yielded another"
-        raise DurableRunError(
-            f"stream node {self.node!r}, run again to resume run {self.journal.run!r}, "
-            f"{what} item {position} than the one journaled at {self.key}#{position}, "
-            "from which the flow went on. Forget the run from the stream on with "
-            f"`kiln runs forget {self.journal.run} --from {self.key}#0`, or start a "
-            "new run id",
-            run=self.journal.run,
-        )
-
-    def next_key(self) -> str:
-        key = f"{self.key}#{self.given}"
-        self.given += 1
-        return key
-
-
-@final
-class JournaledStream:
-    """A sync stream node's call in a durable run: its items replayed or journaled."""
-
-    __slots__ = ("_items", "_live", "_start")
-
-    def __init__(self, items: _Items, start: Callable[[], Any]) -> None:
-        self._items = items
-        self._start = start
-        self._live: Iterator[Any] | None = None
-
-    def __iter__(self) -> Self:
-        return self
-
-    def __next__(self) -> Any:
-        items = self._items
-        entry = items.journaled()
-        if entry is not None:
-            items.given += 1
-            return items.journal.value(entry, items.shape)
-        if items.ended():
-            raise StopIteration
-        live = self._live
-        if live is None:
-            live = self._live = iter(self._start())
-            for position in range(items.given):  # those the flow had, run again
-                items.again(position, next(live, _ENDED))
-        journal = items.journal
-        try:
-            value = next(live)
-        except StopIteration:
-            journal.ledger.record_sync(
-                journal.run, items.key, items.node, items.digest, str(items.given)
-            )
-            raise
-        text = items.text(value)
-        key = items.next_key()
-        journal.ledger.record_sync(journal.run, key, items.node, items.digest, text)
-        return value
-
-    def close(self) -> None:
-        _close(self._live)
-
-
-@final
-class JournaledAsyncStream:
-    """An async stream node's call in a durable run: its items replayed or journaled."""
-
-    __slots__ = ("_items", "_live", "_start")
-
-    def __init__(self, items: _Items, start: Callable[[], Any]) -> None:
-        self._items = items
-        self._start = start
-        self._live: AsyncIterator[Any] | None = None
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> Any:
-        items = self._items
-        entry = items.journaled()
-        if entry is not None:
-            items.given += 1
-            return items.journal.value(entry, items.shape)
-        if items.ended():
-            raise StopAsyncIteration
-        live = self._live
-        if live is None:
-            live = self._live = aiter(self._start())
-            for position in range(items.given):  # those the flow had, run again
-                items.again(position, await anext(live, _ENDED))
-        journal = items.journal
-        try:
-            value = await anext(live)
-        except StopAsyncIteration:
-            await journal.ledger.record(
-                journal.run, items.key, items.node, items.digest, str(items.given)
-            )
-            raise
-        text = items.text(value)
-        key = items.next_key()
-        await journal.ledger.record(journal.run, key, items.node, items.digest, text)
-        return value
-
-    async def aclose(self) -> None:
-        await _aclose(self._live)
-
-
 def question(index: int, site: Site) -> Callable[..., Any]:
     """An `ask` site's call: the journaled answer, or the run suspended at the question."""
 
     async def call(run: _Run, name: str, expected: Any, payload: object = None) -> Any:
-        journal = _journal_of(run)
+        journal = journal_of(run)
         key = journal.key(index)
         entry = journal.answer(key, name)
         if entry is None:
@@ -527,12 +348,16 @@ class DurableSubflow:
 
     def astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         """A streaming subflow's items: not journaled (the calls it makes are)."""
-        key = _journal_of(self.run).key(self.index)
-        return _PlacedAsync(self.subflow.astream(*args, **kwargs), f"{key}/")
+        from kiln.durable_streams import PlacedAsync  # noqa: PLC0415 - imports this
+
+        key = journal_of(self.run).key(self.index)
+        return PlacedAsync(self.subflow.astream(*args, **kwargs), f"{key}/")
 
     def stream(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        key = _journal_of(self.run).key(self.index)
-        return _Placed(self.subflow.stream(*args, **kwargs), f"{key}/")
+        from kiln.durable_streams import Placed  # noqa: PLC0415 - imports this
+
+        key = journal_of(self.run).key(self.index)
+        return Placed(self.subflow.stream(*args, **kwargs), f"{key}/")
 
     async def aforward(self, *args: Any, **kwargs: Any) -> Any:
         journal, key, checked, entry = self._look_up(args, kwargs)
@@ -563,67 +388,11 @@ class DurableSubflow:
     def _look_up(
         self, args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> tuple[Journal, str, str, Entry | None]:
-        journal = _journal_of(self.run)
+        journal = journal_of(self.run)
         found = journal.look_up(
             self.run, self.index, self.site, self.shape, args, kwargs
         )
         return (journal, *found)
-
-
-@final
-class _Placed:
-    """A sync stream whose code runs in `place` (each step of it: it runs as it is iterated)."""
-
-    __slots__ = ("_place", "_stream")
-
-    def __init__(self, stream: Iterator[Any], place: str) -> None:
-        self._stream = stream
-        self._place = place
-
-    def __iter__(self) -> Self:
-        return self
-
-    def __next__(self) -> Any:
-        token = PLACE.set(self._place)
-        try:
-            return next(self._stream)
-        finally:
-            PLACE.reset(token)
-
-    def close(self) -> None:
-        token = PLACE.set(self._place)
-        try:
-            _close(self._stream)
-        finally:
-            PLACE.reset(token)
-
-
-@final
-class _PlacedAsync:
-    """An async stream whose code runs in `place`, step by step."""
-
-    __slots__ = ("_place", "_stream")
-
-    def __init__(self, stream: AsyncIterator[Any], place: str) -> None:
-        self._stream = stream
-        self._place = place
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> Any:
-        token = PLACE.set(self._place)
-        try:
-            return await anext(self._stream)
-        finally:
-            PLACE.reset(token)
-
-    async def aclose(self) -> None:
-        token = PLACE.set(self._place)
-        try:
-            await _aclose(self._stream)
-        finally:
-            PLACE.reset(token)
 
 
 def _streams(called: object) -> bool:
@@ -650,7 +419,8 @@ def _called_shape(called: Any, classes: tuple[object, ...]) -> Shape:
     return shape
 
 
-def _journal_of(run: _Run) -> Journal:
+def journal_of(run: _Run) -> Journal:
+    """The journal of durable run `run`: its calls are bound with one."""
     journal = run.journal
     assert journal is not None, "a durable run's calls are bound with its journal"
     return journal
@@ -791,7 +561,7 @@ class _Entry:
         except GeneratorExit:
             error = _closed(taken)
             with _within(journal):
-                await _aclose(stream)
+                await aclose_stream(stream)
             raise
         except BaseException as failure:
             error = failure
@@ -821,7 +591,7 @@ class _Entry:
         except GeneratorExit:
             error = _closed(taken)
             with _within(journal):
-                _close(stream)
+                close_stream(stream)
             raise
         except BaseException as failure:
             error = failure
@@ -908,14 +678,14 @@ def _leave(tokens: tuple[Any, Any]) -> None:
     PLACE.reset(tokens[1])
 
 
-async def _aclose(stream: object) -> None:
+async def aclose_stream(stream: object) -> None:
     """Close `stream` if it is an async generator (or has `aclose`): its `finally` runs."""
     aclose = getattr(stream, "aclose", None)
     if callable(aclose):
         await aclose()
 
 
-def _close(stream: object) -> None:
+def close_stream(stream: object) -> None:
     """Close `stream` if it is a generator (or has `close`)."""
     close = getattr(stream, "close", None)
     if callable(close):

@@ -1,0 +1,278 @@
+"""Streams in a durable run: stream nodes' items journaled, streaming subflows placed.
+
+A stream node's call at key ``K`` journals item ``n`` at ``K#n`` before the
+flow gets it, and its end at ``K`` (the count of items). A replay gives the
+journaled items without running the node. A stream the run stopped inside
+runs again from its start (a generator cannot be resumed in another
+process), its items up to where the flow had got checked against the
+journaled ones: anything else is refused, since the flow went on from those.
+
+A streaming subflow's items are not journaled (they come again from its
+calls, which are): its code runs, step by step, in the place of the
+subflow call (`Placed`), so its calls are keyed under it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from functools import partial
+from typing import TYPE_CHECKING, Any, Final, Self, final
+
+from kiln.durable import aclose_stream, close_stream, digest, journal_of
+from kiln.errors import DurableRunError
+from kiln.ledger_keys import Shape, shape_of
+from kiln.run import PLACE
+
+if TYPE_CHECKING:
+    from kiln.calls import Site, _Run
+    from kiln.durable import Journal
+    from kiln.journal import Entry
+
+__all__ = [
+    "JournaledAsyncStream",
+    "JournaledStream",
+    "Placed",
+    "PlacedAsync",
+    "journaled_stream",
+]
+
+# What a stream run again gives where it has no more items.
+_ENDED: Final = object()
+
+
+def journaled_stream(
+    index: int, site: Site, inner: Callable[..., Any]
+) -> Callable[..., Any]:
+    """`inner`, a stream site's wrapped call, its items journaled one by one or replayed.
+
+    Item ``n`` of the call at key ``K`` is journaled at ``K#n`` before the
+    flow gets it, and the count of items at ``K`` once the stream is
+    exhausted. A replay gives the journaled items without running the node;
+    a stream that stopped part way (its run failed, or was killed) runs again
+    from its start for the items the journal lacks, its first items checked
+    against those journaled (a node that yields others is refused: the flow
+    went on from the first ones).
+    """
+    shape = shape_of(site.fn, site.classes, items=True)
+
+    def call(run: _Run, /, *args: Any, **kwargs: Any) -> Any:
+        journal = journal_of(run)
+        key = journal.key(index)
+        items = _Items(
+            journal, site, key, digest(shape, journal.home, args, kwargs), shape
+        )
+        if items.count is not None:
+            run.replay(index, site)
+        start = partial(inner, run, *args, **kwargs)
+        if site.kind == "astream":
+            return JournaledAsyncStream(items, start)
+        return JournaledStream(items, start)
+
+    return call
+
+
+@final
+class _Items:
+    """The journal of one stream call: its items so far, its count once it ended."""
+
+    __slots__ = ("count", "digest", "given", "journal", "key", "node", "shape")
+
+    def __init__(
+        self, journal: Journal, site: Site, key: str, checked: str, shape: Shape
+    ) -> None:
+        self.journal = journal
+        self.node = site.node
+        self.key = key
+        self.digest = checked
+        self.shape = shape
+        self.given = 0  # items the flow got
+        ended = self.entry(key)
+        self.count = None if ended is None else int(ended.text)
+
+    def entry(self, key: str) -> Entry | None:
+        entry = self.journal.entries.get(key)
+        if entry is not None and (
+            entry.node != self.node
+            or (self.digest and entry.digest and entry.digest != self.digest)
+        ):
+            self.journal.refuse(key, entry, self.node)
+        return entry
+
+    def journaled(self) -> Entry | None:
+        """The next item's entry, if the journal has it."""
+        return self.entry(f"{self.key}#{self.given}")
+
+    def ended(self) -> bool:
+        return self.count is not None and self.given >= self.count
+
+    def text(self, value: object) -> str:
+        return self.journal.text(self.node, self.shape, value)
+
+    def again(self, position: int, value: object = _ENDED) -> None:
+        """Check item `position` of the node run again against the one journaled.
+
+        `_ENDED`: the stream ended there. Either way, anything but the journaled
+        item is refused: the flow went on from that one.
+        """
+        entry = self.entry(f"{self.key}#{position}")
+        assert entry is not None, "the items the flow had are journaled"
+        if value is not _ENDED and self.text(value) == entry.text:
+            return
+        what = "ended before" if value is _ENDED else "yielded another"
+        raise DurableRunError(
+            f"stream node {self.node!r}, run again to resume run {self.journal.run!r}, "
+            f"{what} item {position} than the one journaled at {self.key}#{position}, "
+            "from which the flow went on. Forget the run from the stream on with "
+            f"`kiln runs forget {self.journal.run} --from {self.key}#0`, or start a "
+            "new run id",
+            run=self.journal.run,
+        )
+
+    def next_key(self) -> str:
+        key = f"{self.key}#{self.given}"
+        self.given += 1
+        return key
+
+
+@final
+class JournaledStream:
+    """A sync stream node's call in a durable run: its items replayed or journaled."""
+
+    __slots__ = ("_items", "_live", "_start")
+
+    def __init__(self, items: _Items, start: Callable[[], Any]) -> None:
+        self._items = items
+        self._start = start
+        self._live: Iterator[Any] | None = None
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> Any:
+        items = self._items
+        entry = items.journaled()
+        if entry is not None:
+            items.given += 1
+            return items.journal.value(entry, items.shape)
+        if items.ended():
+            raise StopIteration
+        live = self._live
+        if live is None:
+            live = self._live = iter(self._start())
+            for position in range(items.given):  # those the flow had, run again
+                items.again(position, next(live, _ENDED))
+        journal = items.journal
+        try:
+            value = next(live)
+        except StopIteration:
+            journal.ledger.record_sync(
+                journal.run, items.key, items.node, items.digest, str(items.given)
+            )
+            raise
+        text = items.text(value)
+        key = items.next_key()
+        journal.ledger.record_sync(journal.run, key, items.node, items.digest, text)
+        return value
+
+    def close(self) -> None:
+        close_stream(self._live)
+
+
+@final
+class JournaledAsyncStream:
+    """An async stream node's call in a durable run: its items replayed or journaled."""
+
+    __slots__ = ("_items", "_live", "_start")
+
+    def __init__(self, items: _Items, start: Callable[[], Any]) -> None:
+        self._items = items
+        self._start = start
+        self._live: AsyncIterator[Any] | None = None
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Any:
+        items = self._items
+        entry = items.journaled()
+        if entry is not None:
+            items.given += 1
+            return items.journal.value(entry, items.shape)
+        if items.ended():
+            raise StopAsyncIteration
+        live = self._live
+        if live is None:
+            live = self._live = aiter(self._start())
+            for position in range(items.given):  # those the flow had, run again
+                items.again(position, await anext(live, _ENDED))
+        journal = items.journal
+        try:
+            value = await anext(live)
+        except StopAsyncIteration:
+            await journal.ledger.record(
+                journal.run, items.key, items.node, items.digest, str(items.given)
+            )
+            raise
+        text = items.text(value)
+        key = items.next_key()
+        await journal.ledger.record(journal.run, key, items.node, items.digest, text)
+        return value
+
+    async def aclose(self) -> None:
+        await aclose_stream(self._live)
+
+
+@final
+class Placed:
+    """A sync stream whose code runs in `place` (each step of it: it runs as it is iterated)."""
+
+    __slots__ = ("_place", "_stream")
+
+    def __init__(self, stream: Iterator[Any], place: str) -> None:
+        self._stream = stream
+        self._place = place
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> Any:
+        token = PLACE.set(self._place)
+        try:
+            return next(self._stream)
+        finally:
+            PLACE.reset(token)
+
+    def close(self) -> None:
+        token = PLACE.set(self._place)
+        try:
+            close_stream(self._stream)
+        finally:
+            PLACE.reset(token)
+
+
+@final
+class PlacedAsync:
+    """An async stream whose code runs in `place`, step by step."""
+
+    __slots__ = ("_place", "_stream")
+
+    def __init__(self, stream: AsyncIterator[Any], place: str) -> None:
+        self._stream = stream
+        self._place = place
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Any:
+        token = PLACE.set(self._place)
+        try:
+            return await anext(self._stream)
+        finally:
+            PLACE.reset(token)
+
+    async def aclose(self) -> None:
+        token = PLACE.set(self._place)
+        try:
+            await aclose_stream(self._stream)
+        finally:
+            PLACE.reset(token)
