@@ -601,6 +601,7 @@ import json
 import os
 import random
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from kiln import flow, node
@@ -677,6 +678,22 @@ async def work(n: int) -> int:
 async def blocked(marker: str) -> int:
     await wait_for(marker)
     return await inc("after", 1)
+
+
+@node
+async def produce(n: int) -> AsyncIterator[int]:
+    for i in range(n):
+        await asyncio.sleep(random.uniform(0.001, 0.004))
+        ran("produce", i)
+        yield i * 3
+
+
+@flow
+async def streamed(n: int) -> int:
+    total = 0
+    async for x in produce(n):
+        total = await mix(f"item{x}", total, x)
+    return await inc("end", total)
 """
 
 # Runs a flow of the compiled module `out` in a process of its own; says "ready"
@@ -804,6 +821,51 @@ def test_a_run_killed_at_random_points_never_runs_a_journaled_call_again(
     assert journaled(ledger, "k", nodes) == every
     # Some call ran twice only if a kill landed between its side effect and its commit.
     assert sum(calls_in(killable, logged(log)).values()) == 60 + again
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_run_killed_inside_a_stream_runs_the_stream_again_and_no_call_twice(
+    killable: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """SIGKILL while a stream node's items drive calls: the stream runs from its start.
+
+    Its items are checked against the journal (they are the same: the node is
+    deterministic); every call made from an item, journaled before the kill,
+    never runs again, and the run ends with the uninterrupted result.
+    """
+    rng = random.Random(seed)
+    ledger, log = tmp_path / "l.db", tmp_path / "runs.log"
+    monkeypatch.setenv("KILN_TEST_RUNS", str(log))
+    items = 12
+    expected = killable.streamed(items)
+    every = calls_in(killable, [line for line in logged(log) if line[0] != "produce"])
+    nodes = nodes_of(every)
+    log.unlink()
+    before: Counter[Call] = Counter()
+    for _ in range(3):
+        remaining = sum((every - before).values())  # each logs a line, at least
+        if remaining == 0:
+            break
+        lines = len(logged(log))
+        process = start(killable, "streamed", "s", ledger, log, items)
+        wait_for_lines(log, lines + rng.randint(1, remaining), process)
+        time.sleep(rng.uniform(0, 0.003))
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+        new = logged(log)[lines:]
+        ran_calls = calls_in(killable, [line for line in new if line[0] != "produce"])
+        produced = [line[1] for line in new if line[0] == "produce"]
+        assert produced == list(range(len(produced))), "the stream ran from its start"
+        after = journaled(ledger, "s", nodes)
+        assert ran_calls <= every - before, "a journaled call ran again"
+        assert before <= after
+        before = after
+    lines = len(logged(log))
+    process = start(killable, "streamed", "s", ledger, log, items)
+    assert json.loads(outcome(process)) == expected
+    rest = [line for line in logged(log)[lines:] if line[0] != "produce"]
+    assert calls_in(killable, rest) <= every - before
+    assert journaled(ledger, "s", nodes) == every
 
 
 def test_a_second_process_is_refused_a_run_id_another_process_runs(
