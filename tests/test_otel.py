@@ -28,6 +28,7 @@ from tests.test_differential import compiled_and_source
 
 FLOWS = """\
 import asyncio
+from collections.abc import AsyncIterator
 
 from opentelemetry import trace
 
@@ -70,6 +71,18 @@ async def outer(xs: list[int]) -> int:
 @flow
 async def failing(x: int) -> int:
     return await fail(x)
+
+
+@node
+async def count(n: int) -> AsyncIterator[int]:
+    for i in range(n):
+        yield i
+
+
+@flow(limits={"api": Limit(2)})
+async def streaming(n: int) -> AsyncIterator[int]:
+    async for i in count(n):
+        yield await fetch(i)
 """
 
 
@@ -248,3 +261,22 @@ def test_calls_are_counted_and_timed_by_node_and_status(module: ModuleType) -> N
     assert found["kiln.node.duration fetch ok"] == 4  # the histogram's count
     assert found["kiln.node.calls square ok"] == 1
     assert found["kiln.node.calls fail error"] == 1
+
+
+def test_a_streaming_run_is_a_span_current_only_while_the_flow_runs(
+    module: ModuleType, traced: tuple[Any, InMemorySpanExporter]
+) -> None:
+    tracer, exporter = traced
+    module.tried.clear()
+    flow = type(module.streaming)(tracer=tracer)
+    outside = tracer.start_span("consumer")
+    items = []
+    for item in flow.stream(3):
+        items.append(item)
+    outside.end()
+    assert items == [0, 10, 20]
+    spans = exporter.get_finished_spans()
+    (run,) = by_name(spans, "flow Streaming")
+    fetches = by_name(spans, "node fetch")
+    assert len(fetches) == 3
+    assert all(parent_of(span, spans) is run for span in fetches)

@@ -29,7 +29,7 @@ import functools
 import inspect
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, final
 
@@ -102,17 +102,86 @@ class Tracing:
 
     def entry(self, flow: Flow, name: str) -> None:
         """Make the instance's entry points run in a span of their own."""
-        for method in ("aforward", "forward"):
+        wrappers: dict[str, Callable[[str, Callable[..., Any]], Callable[..., Any]]] = {
+            "aforward": functools.partial(self.spanned, asynchronous=True),
+            "forward": functools.partial(self.spanned, asynchronous=False),
+            "astream": self.spanned_async_stream,
+            "stream": self.spanned_stream,
+        }
+        for method, wrap in wrappers.items():
             inner: Callable[..., Any] | None = flow.__dict__.get(method)
             if inner is None:
                 found = getattr(type(flow), method, None)
                 if found is None:
                     continue
                 inner = functools.partial(found, flow)
-            flow.__dict__[method] = self.spanned(name, inner, method == "aforward")
+            flow.__dict__[method] = wrap(name, inner)
+
+    # A streaming flow's run is a span from its first item to its end, current
+    # only while the flow's own code runs: between items the consumer's runs.
+
+    def spanned_async_stream(
+        self, name: str, inner: Callable[..., AsyncIterator[Any]]
+    ) -> Callable[..., AsyncIterator[Any]]:
+        async def traced_astream(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+            if self.inside(name):
+                async for item in inner(*args, **kwargs):
+                    yield item
+                return
+            span = self.tracer.start_span(
+                f"flow {name}", attributes={"kiln.flow": name}
+            )
+            stream = inner(*args, **kwargs)
+            try:
+                while True:
+                    with self.trace.use_span(span, end_on_exit=False):
+                        try:
+                            item = await anext(stream)
+                        except StopAsyncIteration:
+                            return
+                    yield item
+            except BaseException as error:
+                self.failed_run(span, error)
+                raise
+            finally:
+                span.end()
+
+        return traced_astream
+
+    def spanned_stream(
+        self, name: str, inner: Callable[..., Iterator[Any]]
+    ) -> Callable[..., Iterator[Any]]:
+        def traced_stream(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            if self.inside(name):
+                yield from inner(*args, **kwargs)
+                return
+            span = self.tracer.start_span(
+                f"flow {name}", attributes={"kiln.flow": name}
+            )
+            stream = inner(*args, **kwargs)
+            try:
+                while True:
+                    with self.trace.use_span(span, end_on_exit=False):
+                        try:
+                            item = next(stream)
+                        except StopIteration:
+                            return
+                    yield item
+            except BaseException as error:
+                self.failed_run(span, error)
+                raise
+            finally:
+                span.end()
+
+        return traced_stream
+
+    def failed_run(self, span: Any, error: BaseException) -> None:
+        if isinstance(error, Exception):  # not a consumer's break (GeneratorExit)
+            span.record_exception(error)
+            span.set_status(self.trace.Status(self.trace.StatusCode.ERROR, str(error)))
 
     def spanned(
-        self, name: str, inner: Callable[..., Any], asynchronous: bool
+        self, name: str, inner: Callable[..., Any], *, asynchronous: bool
     ) -> Callable[..., Any]:
         """`inner` in a span ``flow NAME`` (a run, or a subflow's call)."""
         if asynchronous:
