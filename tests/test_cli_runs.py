@@ -353,6 +353,29 @@ WRONG_ANSWERS = [
 ]
 
 
+def test_the_answer_hint_names_a_ledger_the_module_configured(project: Path) -> None:
+    """A ledger from [tool.kiln] (recorded in the module) is not where `kiln runs` looks
+    by default: the printed command names it, and works as printed."""
+    module = project / "build" / "review.py"
+    module.write_text(
+        module.read_text().replace(
+            "    _kiln_questions = {",
+            '    _kiln_ledger = "state/runs.db"\n    _kiln_questions = {',
+        )
+    )
+    asked = kiln(
+        "run", "build/review.py:publish", "doc=a", "--run-id", "h1", cwd=project
+    )
+    assert asked.returncode == 3, asked.stderr
+    configured = project / "build" / "state" / "runs.db"
+    hint = next(line for line in asked.stderr.splitlines() if "answer it:" in line)
+    assert hint.endswith(f"kiln runs answer h1 review=VALUE --ledger {configured}")
+    words = hint.partition("answer it: ")[2].replace("=VALUE", "=true").split()
+    answered = kiln(*words[1:], cwd=project)
+    assert answered.returncode == 3, answered.stderr  # the next question: title
+    assert not (project / ".kiln").exists()
+
+
 def test_wrong_answers_are_refused(project: Path) -> None:
     kiln("run", "build/review.py:publish", "doc=hi", "--run-id", "q1", cwd=project)
     for words, status, message in WRONG_ANSWERS:

@@ -35,7 +35,6 @@ import asyncio
 import dataclasses
 import inspect
 import json
-import shlex
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -62,6 +61,7 @@ from kiln import (
 from kiln.durable import started_by
 from kiln.journal import Question
 from kilnc.cli_parser import EXIT_SUSPENDED
+from kilnc.cli_runs import ledger_option
 from kilnc.closed_output import EXIT_READER_GONE
 from kilnc.interrupts import EXIT_INTERRUPTED, run_async, running
 from kilnc.observe import Call, Observer, summarize_calls
@@ -241,7 +241,7 @@ def _prepare(
             recorded_name(configured),
             configured.ledger_of(),
             started,
-            "" if ledger is None else f" --ledger {shlex.quote(str(ledger))}",
+            ledger_option(configured.ledger_of()),
         )
     return RunCall(name, mode, method, call_args, kwargs, observer, durable)
 

@@ -58,7 +58,7 @@ from kiln.codec import (
     decode,
     encode,
 )
-from kiln.errors import DurableRunError, Suspended
+from kiln.errors import DurableRunError, Suspended, runs_command
 from kiln.journal import Entry, Question, answer, close_run, open_run, run_record
 from kiln.ledger_keys import Shape, shape_of
 from kiln.ledger_types import checker, describe, unstorable
@@ -175,8 +175,8 @@ class Journal:
         raise DurableRunError(
             f"run {self.run!r} journaled {what} at {key!r}, where the flow now calls "
             f"{node!r}: the flow's source or its inputs changed before this point. "
-            f"Start a new run id, or forget the run from there on with "
-            f"`kiln runs forget {self.run} --from {key}`",
+            "Start a new run id, or forget the run from there on with "
+            f"`{runs_command(self.ledger.path, f'forget {self.run} --from {key}')}`",
             run=self.run,
         )
 
@@ -305,7 +305,13 @@ def question(index: int, site: Site) -> Callable[..., Any]:
         entry = journal.answer(key, name)
         if entry is None:
             raise Suspended(
-                journal.run, name, payload, where=site.where, expected=expected, key=key
+                journal.run,
+                name,
+                payload,
+                where=site.where,
+                expected=expected,
+                key=key,
+                ledger=journal.ledger.path,
             )
         try:
             value = decode(entry.text, Allowed(_classes_in(expected), journal.home))

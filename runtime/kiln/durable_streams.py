@@ -19,7 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Final, Self, final
 
 from kiln.durable import aclose_stream, close_stream, digest, journal_of
-from kiln.errors import DurableRunError
+from kiln.errors import DurableRunError, runs_command
 from kiln.ledger_keys import Shape, shape_of
 from kiln.run import PLACE
 
@@ -119,12 +119,12 @@ class _Items:
         if value is not _ENDED and self.text(value) == entry.text:
             return
         what = "ended before" if value is _ENDED else "yielded another"
+        forget = f"forget {self.journal.run} --from {self.key}#0"
         raise DurableRunError(
             f"stream node {self.node!r}, run again to resume run {self.journal.run!r}, "
             f"{what} item {position} than the one journaled at {self.key}#{position}, "
             "from which the flow went on. Forget the run from the stream on with "
-            f"`kiln runs forget {self.journal.run} --from {self.key}#0`, or start a "
-            "new run id",
+            f"`{runs_command(self.journal.ledger.path, forget)}`, or start a new run id",
             run=self.journal.run,
         )
 

@@ -8,6 +8,10 @@ wrong and says what to do about it.
 
 from __future__ import annotations
 
+import os
+import shlex
+from pathlib import Path
+
 __all__ = [
     "DeniedError",
     "DurableRunError",
@@ -183,11 +187,12 @@ class Suspended(KilnError):
         where: str = "",
         expected: object = object,
         key: str = "",
+        ledger: str | os.PathLike[str] | None = None,
     ) -> None:
+        answer = runs_command(ledger, f"answer {run_id} {question}=VALUE")
         super().__init__(
             f"run {run_id!r} waits for an answer to {question!r} (asked at {where}); "
-            f"answer it with resume({question}=...) or "
-            f"`kiln runs answer {run_id} {question}=VALUE`"
+            f"answer it with resume({question}=...) or `{answer}`"
         )
         self.run_id = run_id
         self.question = question
@@ -195,6 +200,7 @@ class Suspended(KilnError):
         self.where = where
         self.expected = expected
         self.key = key
+        self.ledger = ledger
 
     def __reduce__(self) -> tuple[object, ...]:
         return (
@@ -206,11 +212,41 @@ class Suspended(KilnError):
                 self.where,
                 self.expected,
                 self.key,
+                self.ledger,
             ),
         )
 
 
 def _suspended(
-    run_id: str, question: str, payload: object, where: str, expected: object, key: str
+    run_id: str,
+    question: str,
+    payload: object,
+    where: str,
+    expected: object,
+    key: str,
+    ledger: str | os.PathLike[str] | None = None,
 ) -> Suspended:
-    return Suspended(run_id, question, payload, where=where, expected=expected, key=key)
+    return Suspended(
+        run_id,
+        question,
+        payload,
+        where=where,
+        expected=expected,
+        key=key,
+        ledger=ledger,
+    )
+
+
+def runs_command(ledger: str | os.PathLike[str] | None, words: str) -> str:
+    """``kiln runs WORDS``, with ``--ledger PATH`` unless `kiln runs` finds `ledger` here.
+
+    Here: the working directory, where `kiln runs` looks in ``$KILN_LEDGER``,
+    else ``.kiln/ledger.db``. A ledger configured in ``[tool.kiln]`` is named
+    too: the command may be run from anywhere.
+    """
+    if ledger is None:
+        return f"kiln runs {words}"
+    default = Path(os.environ.get("KILN_LEDGER") or Path(".kiln", "ledger.db"))
+    if Path(ledger).resolve() == default.resolve():
+        return f"kiln runs {words}"
+    return f"kiln runs {words} --ledger {shlex.quote(os.fspath(ledger))}"

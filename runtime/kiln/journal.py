@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, final
 
-from kiln.errors import DurableRunError
+from kiln.errors import DurableRunError, runs_command
 from kiln.ledger_file import row_checksum
 
 if TYPE_CHECKING:
@@ -340,8 +340,8 @@ def _claim(
     if stored and digest and stored != digest:
         raise DurableRunError(
             f"run {run!r} was started with other arguments ({_short(record.arguments)}); "
-            "run it again with those (resume() it, or `kiln runs resume "
-            f"{run}`), or use a new run id",
+            "run it again with those (resume() it, or "
+            f"`{runs_command(_path(connection), f'resume {run}')}`), or use a new run id",
             run=run,
         )
     if record.owner and record.owner != owner and alive(record.owner):
@@ -363,7 +363,7 @@ def _claim(
             raise DurableRunError(
                 f"the journal of run {run!r} in {_path(connection)} is damaged at "
                 f"{key!r} (its checksum fails); forget the run from there with "
-                f"`kiln runs forget {run} --from {key}`",
+                f"`{runs_command(_path(connection), f'forget {run} --from {key}')}`",
                 run=run,
             )
         found[key] = Entry(node, entry_digest, value)
