@@ -103,6 +103,9 @@ PLUS_ONE = datetime.timezone(datetime.timedelta(hours=1))
             datetime.datetime(2026, 12, 5, 10, 30, tzinfo=PLUS_ONE),
         ),
         (datetime.date, "2026-12-05", datetime.date(2026, 12, 5)),
+        (list[float], "[1, 2.5]", [1.0, 2.5]),
+        (bytes, "AP8=", b"\x00\xff"),
+        (list[bytes], '["AP8="]', [b"\x00\xff"]),
         (datetime.time, "10:30", datetime.time(10, 30)),
         (datetime.timedelta, "90", datetime.timedelta(seconds=90)),
         (uuid.UUID, str(AN_ID), AN_ID),
@@ -157,6 +160,10 @@ def test_convert(annotation: Any, text: str, expected: Any) -> None:
         (decimal.Decimal, "1,5", "Decimal"),
         (uuid.UUID, "12", "UUID"),
         (Order, '{"id": 5}', "Order"),
+        (datetime.timedelta, "1e300", "timedelta"),
+        (datetime.timedelta, "inf", "timedelta"),
+        (list[int], "[true]", "list[int]"),
+        (bytes, "not base64!", "bytes"),
     ],
 )
 def test_convert_refuses_naming_the_parameter_type_and_value(

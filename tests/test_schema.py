@@ -75,6 +75,8 @@ Pages = list[Page]
 ANNOTATIONS = [
     "int",
     "float",
+    "list[float]",
+    "bytes",
     "str",
     "bool",
     "list[int]",

@@ -21,6 +21,7 @@ annotation                  the text is read as
 `datetime`, `date`, `time`  ISO 8601 (`fromisoformat`)
 `timedelta`                 seconds
 `UUID`, `Decimal`           the class called on it
+`bytes`                     base64
 `Literal[...]`, an `Enum`    the choice it spells (an Enum member's name or value)
 `X | Y`, `Optional[X]`      each member in turn, `str` last; none/null for None
 none, `Any`, `object`       JSON when it parses, else the text itself
@@ -37,6 +38,8 @@ datetime's ISO text, a path, a UUID) or, for a timedelta, a number of seconds.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import datetime
 import decimal
@@ -229,7 +232,7 @@ def convert(name: str, annotation: Any, text: str, what: str = "argument") -> An
     """
     try:
         return _read(annotation, text)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:  # a timedelta of 1e300 s
         reason = f": {exc}" if isinstance(exc, _Mismatch) else ""
         raise ArgumentError(
             f"{what} {name!r} expects {_type_name(annotation)}; got {text!r}{reason}"
@@ -256,6 +259,8 @@ def _read(annotation: Any, text: str) -> Any:
     standard = _STANDARD.get(annotation)
     if standard is not None:
         return standard(text)
+    if annotation is bytes:
+        return _base64(text)
     if isinstance(annotation, typing.NewType):
         return _read(annotation.__supertype__, text)
     if isinstance(annotation, type) and issubclass(annotation, Enum):
@@ -423,14 +428,28 @@ def _shaped(annotation: Any, origin: Any, value: Any) -> Any:
             )
         except TypeError as exc:
             raise _Mismatch(str(exc)) from None
+    if kind is float and type(value) is int:
+        return float(value)  # JSON's 2 is a number, as 2.0 is
+    if kind is bytes and isinstance(value, str):
+        return _base64(value)
     if isinstance(kind, type):
         try:
-            fits = isinstance(value, kind)
+            # JSON's true is no int: bool is an int to isinstance only.
+            fits = isinstance(value, kind) and not (
+                type(value) is bool and kind is not bool
+            )
         except TypeError:  # a Protocol that is not runtime-checkable, say
             return value
         if not fits:
             raise _Mismatch(f"the JSON is {type(value).__name__}, not {kind.__name__}")
     return value
+
+
+def _base64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error as exc:
+        raise _Mismatch(f"not base64 ({exc})") from None
 
 
 def _type_name(annotation: Any) -> str:

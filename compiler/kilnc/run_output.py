@@ -6,14 +6,15 @@ raises. ``shown(result)`` is the hexadecimal literal of the same number
 (``note(result)`` says why), and ``failure_text("digest", error, False)`` is
 ``kiln: flow 'digest' failed:`` and ``BadError: <exception str() failed>``.
 In `--json`, a result that is not JSON (after dataclasses, pydantic models,
-Enums as their values, paths, sets, datetimes as ISO text, UUIDs and Decimals as text, timedeltas
-as seconds: what `kiln run` reads its arguments from) is
-its repr, and one nested deeper than Python's recursion limit is its repr cut
-at 24 levels (``[[[...]]]``).
+Enums as their values, paths, sets, bytes as base64, datetimes as ISO text,
+UUIDs and Decimals as text, timedeltas as seconds: what `kiln run` reads its
+arguments from) is its repr, and one nested deeper than Python's recursion
+limit is its repr cut at 24 levels (``[[[...]]]``).
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime
 import decimal
@@ -204,6 +205,8 @@ def _jsonable(value: object) -> object:
         return dataclasses.asdict(value)
     if isinstance(value, PurePath | uuid.UUID | decimal.Decimal):
         return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
     if isinstance(value, datetime.date | datetime.time):
         return value.isoformat()
     if isinstance(value, datetime.timedelta):
