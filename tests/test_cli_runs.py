@@ -260,6 +260,10 @@ def test_forget(project: Path) -> None:
         "runs", "forget", "r1", "--from", "1.0", "--format", "json", cwd=project
     )
     assert document(part)["removed"] == 1
+    shown = document(kiln("runs", "show", "r1", "--format", "json", cwd=project))
+    assert shown["state"] == "failed"
+    assert shown["error"] == "forgotten from 1.0: resume it to run on from there"
+    assert shown["result"] is None
     assert kiln("runs", "resume", "r1", cwd=project).stdout == "40\n"
     assert counts(project) == ["load", "risky", "risky"]  # from 1.0 on, run again
     whole = kiln("runs", "forget", "r1", cwd=project)

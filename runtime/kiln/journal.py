@@ -258,9 +258,11 @@ def forget(ledger: Ledger, run: str, *, start: str | None = None) -> int:
                 "its calls and their keys",
                 run=run,
             )
+        # Resumable, as a failed run is; what it ended with is no longer its outcome.
         connection.execute(
-            "UPDATE durable SET state = 'failed', question = NULL, updated = ? WHERE run = ?",
-            (time.time(), run),
+            "UPDATE durable SET state = 'failed', question = NULL, updated = ?, "
+            "outcome = ? WHERE run = ?",
+            (time.time(), f"forgotten from {start}: resume it to run on from there", run),
         )
         return connection.execute(
             "DELETE FROM journal WHERE run = ? AND rowid >= ?", (run, first[0])
