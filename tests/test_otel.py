@@ -126,7 +126,7 @@ def test_a_run_is_a_span_and_its_calls_child_spans(
     assert run.parent is None
     fetches = by_name(spans, "node fetch")
     assert len(fetches) == 4  # three in outer, one in inner
-    (subflow,) = by_name(spans, "flow inner")
+    (subflow,) = by_name(spans, "flow Inner")
     assert parent_of(subflow, spans) is run
     inside = [s for s in fetches if parent_of(s, spans) is subflow]
     assert len(inside) == 1
@@ -213,6 +213,8 @@ def test_a_configured_provider_traces_and_none_imports_nothing(
     )
     assert result.stdout.split() == ["110", str(imported)]
     assert ('"name": "flow Outer"' in result.stderr) is imported
+    # The module's subflow instance is traced too: its call is one span, not two.
+    assert result.stderr.count('"name": "flow Inner"') == int(imported)
 
 
 METRICS = """\
@@ -280,3 +282,38 @@ def test_a_streaming_run_is_a_span_current_only_while_the_flow_runs(
     fetches = by_name(spans, "node fetch")
     assert len(fetches) == 3
     assert all(parent_of(span, spans) is run for span in fetches)
+
+
+ASKING = """\
+from kiln import ask, flow, node
+
+
+@node
+async def draft(doc: str) -> str:
+    return doc.upper()
+
+
+@flow
+async def review(doc: str) -> str:
+    text = await draft(doc)
+    if await ask("ok", bool, text):
+        return text
+    return "no"
+"""
+
+
+def test_a_run_stopped_at_a_question_is_no_error_and_names_its_run(
+    tmp_path: Path, traced: tuple[Any, InMemorySpanExporter]
+) -> None:
+    import kiln  # noqa: PLC0415
+
+    tracer, exporter = traced
+    compiled, _ = compiled_and_source(ASKING, tmp_path / "asking")
+    flow = type(compiled.review)(tracer=tracer, run_id="q1", ledger=tmp_path / "l.db")
+    with pytest.raises(kiln.Suspended):
+        flow("hi")
+    (run,) = by_name(exporter.get_finished_spans(), "flow Review")
+    assert run.status.status_code is StatusCode.UNSET
+    assert run.attributes["kiln.suspended"] == "ok"
+    assert run.attributes["kiln.run_id"] == "q1"
+    assert [e.name for e in run.events] == []

@@ -322,6 +322,10 @@ class Flow(_Fielded, kw_only=True):
         nested.executor = self.executor
         nested.tracer = self.tracer
         nested._kiln_tracing = self._kiln_tracing
+        # The module's instance may be traced itself: its runs' spans are not this
+        # copy's, whose calls are spanned by the run that makes them (`_Spanned`).
+        for entry_point in ("aforward", "forward", "astream", "stream"):
+            nested.__dict__.pop(entry_point, None)
         nested._kiln_binder = _Binder(
             nested, groups, kind._kiln_concurrency, gated=gated, durable=durable
         )
@@ -500,7 +504,14 @@ class _Binder:
                 bound[index] = DurableSubflow(bound[index], run, index, sites[index])
         if self.tracing is not None:
             for index in (*self.nested, *self.source):
-                bound[index] = _Spanned(bound[index], self.tracing, sites[index].node)
+                called = sites[index].fn
+                # Named as a run of the subflow is: by its class, if it is compiled.
+                name = (
+                    type(called).__name__
+                    if isinstance(called, Flow)
+                    else sites[index].node
+                )
+                bound[index] = _Spanned(bound[index], self.tracing, name)
         return tuple(bound)
 
 

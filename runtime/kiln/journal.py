@@ -262,7 +262,11 @@ def forget(ledger: Ledger, run: str, *, start: str | None = None) -> int:
         connection.execute(
             "UPDATE durable SET state = 'failed', question = NULL, updated = ?, "
             "outcome = ? WHERE run = ?",
-            (time.time(), f"forgotten from {start}: resume it to run on from there", run),
+            (
+                time.time(),
+                f"forgotten from {start}: resume it to run on from there",
+                run,
+            ),
         )
         return connection.execute(
             "DELETE FROM journal WHERE run = ? AND rowid >= ?", (run, first[0])

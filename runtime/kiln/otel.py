@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, final
 
+from kiln.errors import Suspended
 from kiln.events import EventStatus, NodeEvent
 
 if TYPE_CHECKING:
@@ -94,17 +95,33 @@ class Tracing:
     # --- runs and subflow calls ------------------------------------------------------
 
     @contextmanager
-    def flow_span(self, name: str) -> Iterator[Any]:
+    def flow_span(self, name: str, run_id: str | None = None) -> Iterator[Any]:
+        """A span ``flow NAME``, current inside; a durable run's carries its id."""
+        attributes = {"kiln.flow": name}
+        if run_id is not None:
+            attributes["kiln.run_id"] = run_id
         with self.tracer.start_as_current_span(
-            f"flow {name}", attributes={"kiln.flow": name}
+            f"flow {name}",
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
         ) as span:
-            yield span
+            try:
+                yield span
+            except BaseException as error:
+                self.failed_run(span, error)
+                raise
 
     def entry(self, flow: Flow, name: str) -> None:
         """Make the instance's entry points run in a span of their own."""
+        run_id = flow.run_id
         wrappers: dict[str, Callable[[str, Callable[..., Any]], Callable[..., Any]]] = {
-            "aforward": functools.partial(self.spanned, asynchronous=True),
-            "forward": functools.partial(self.spanned, asynchronous=False),
+            "aforward": functools.partial(
+                self.spanned, asynchronous=True, run_id=run_id
+            ),
+            "forward": functools.partial(
+                self.spanned, asynchronous=False, run_id=run_id
+            ),
             "astream": self.spanned_async_stream,
             "stream": self.spanned_stream,
         }
@@ -176,20 +193,28 @@ class Tracing:
         return traced_stream
 
     def failed_run(self, span: Any, error: BaseException) -> None:
-        if isinstance(error, Exception):  # not a consumer's break (GeneratorExit)
+        """A run's end by `error`: an error, unless it stopped at a question to a person."""
+        if isinstance(error, Suspended):  # it waits: no alert should fire
+            span.set_attribute("kiln.suspended", error.question)
+        elif isinstance(error, Exception):  # not a consumer's break (GeneratorExit)
             span.record_exception(error)
             span.set_status(self.trace.Status(self.trace.StatusCode.ERROR, str(error)))
 
     def spanned(
-        self, name: str, inner: Callable[..., Any], *, asynchronous: bool
+        self,
+        name: str,
+        inner: Callable[..., Any],
+        *,
+        asynchronous: bool,
+        run_id: str | None = None,
     ) -> Callable[..., Any]:
-        """`inner` in a span ``flow NAME`` (a run, or a subflow's call)."""
+        """`inner` in a span ``flow NAME`` (a run)."""
         if asynchronous:
 
             async def traced_aforward(*args: Any, **kwargs: Any) -> Any:
                 if self.inside(name):  # forward() running aforward(), say
                     return await inner(*args, **kwargs)
-                with self.flow_span(name):
+                with self.flow_span(name, run_id):
                     return await inner(*args, **kwargs)
 
             return traced_aforward
@@ -197,7 +222,7 @@ class Tracing:
         def traced_forward(*args: Any, **kwargs: Any) -> Any:
             if self.inside(name):
                 return inner(*args, **kwargs)
-            with self.flow_span(name):
+            with self.flow_span(name, run_id):
                 return inner(*args, **kwargs)
 
         return traced_forward
