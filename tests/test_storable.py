@@ -83,6 +83,14 @@ class Child(Point):
     pass
 
 
+class Text(str):
+    pass
+
+
+class Shade(str, enum.Enum):
+    DARK = "dark"
+
+
 Alias = dict[str, Point]
 Made = Handle if True else Point
 """
@@ -134,6 +142,8 @@ CASES: list[tuple[str, str | None]] = [
     ("Any", None),
     ("object", None),
     ("Made", None),
+    ("Text", "Text"),
+    ("Shade", ""),
 ]
 
 
@@ -183,7 +193,12 @@ def test_the_compiler_refuses_what_the_runtime_refuses(
     runtime = runtime_verdict(path)
     if expected:
         assert len(refusals) == 1, compilation.diagnostics
-        assert f"cannot store a {expected}," in refusals[0].message
+        assert (
+            f"cannot store a {expected}, which its return annotation"
+            in refusals[0].message
+        )
+        if expected != annotation.strip("'"):
+            assert f"annotation, {annotation}, holds" in refusals[0].message
         assert refusals[0].span.line == SHAPES.count("\n") + 7  # the `def make` line
         assert runtime is not None, "the compiler refused what the runtime stores"
     else:

@@ -140,19 +140,25 @@ def _refused(
     refused = judge.expression(defs, annotation)
     if not refused:
         return None
+    written = cst.Module([]).code_for_node(annotation)
+    names = (
+        "which its return annotation names"
+        if written == refused
+        else f"which its return annotation, {written}, holds"
+    )
     if durable is None:
         why = (
             f"node '{node.name}' has cache=True, and the ledger cannot store a "
-            f"{refused}, which its return annotation names: every call would run, "
-            "then fail"
+            f"{refused}, {names}: every call would run, then fail"
         )
         fix = "or drop cache=True"
     else:
         flow_ir, question = durable
+        theirs = names.replace("its", "that node's", 1)
         why = (
             f"flow '{flow_ir.flow.name}' asks question '{question}', so it runs only "
             f"durably, journaling what node '{node.name}' returns, and the journal "
-            f"cannot store a {refused}, which that node's return annotation names"
+            f"cannot store a {refused}, {theirs}"
         )
         fix = "or call the node from a flow that asks no question"
     return error(
@@ -244,7 +250,8 @@ class _Judge:
         name = dotted(node.value if isinstance(node, cst.Subscript) else node)
         meaning = None if name is None else resolve_name(self.project, defs, name)
         if isinstance(meaning, Builtin):
-            return "plain" if meaning.name == "object" else None
+            # A subclass of str, int, dict...: the ledger takes the exact types only.
+            return "plain"
         if isinstance(meaning, External):
             if meaning.module == "enum" and meaning.name in _ENUMS:
                 return "enum"
