@@ -37,11 +37,11 @@ import datetime
 import decimal
 import enum
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple, Optional
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from kiln import flow
 
@@ -65,8 +65,15 @@ class Pair(NamedTuple):
 
 class Order(BaseModel):
     id: uuid.UUID
-    total: decimal.Decimal
+    total: decimal.Decimal = Field(description="money")
     lines: list[str] = []
+    customer: str = Field("anon", alias="customerName")
+
+
+@dataclass
+class Tagged:
+    name: str = field(metadata={"doc": "given"})
+    seen: int = field(init=False, default=0)
 
 
 Pages = list[Page]
@@ -98,6 +105,7 @@ ANNOTATIONS = [
     "Pair",
     "Order",
     "list[Order]",
+    "Tagged",
 ]
 
 
@@ -159,9 +167,16 @@ def values_of(hint: Any) -> st.SearchStrategy[Any]:
         or hasattr(hint, "model_fields")
     ):
         fields = typing.get_type_hints(hint)
-        names = getattr(hint, "model_fields", None) or getattr(hint, "_fields", None)
-        names = names or [f.name for f in dataclasses.fields(hint)]
-        return st.builds(hint, **{name: values_of(fields[name]) for name in names})
+        model = getattr(hint, "model_fields", None)
+        if model is not None:  # given by alias, as model_validate reads them
+            given = {field.alias or name: fields[name] for name, field in model.items()}
+        elif dataclasses.is_dataclass(hint):
+            given = {f.name: fields[f.name] for f in dataclasses.fields(hint) if f.init}
+        else:
+            given = {name: fields[name] for name in hint._fields}
+        return st.builds(
+            hint, **{name: values_of(kind) for name, kind in given.items()}
+        )
     return st.from_type(hint)
 
 
@@ -172,8 +187,8 @@ def test_each_schema_is_valid_and_describes_what_kiln_prints_and_reads(
     schemas, module = compiled
     schema = schemas[index]
     assert schema["flow"] == f"f{index}"
-    arguments = {**schema["arguments"], "$defs": schema.get("$defs", {})}
-    result = {**schema["result"], "$defs": schema.get("$defs", {})}
+    assert schema["file"].endswith("shapes.py")
+    arguments, result = schema["arguments"], schema["result"]  # each whole
     Draft202012Validator.check_schema(arguments)
     Draft202012Validator.check_schema(result)
     assert arguments["required"] == ["x"]
@@ -212,3 +227,21 @@ def test_a_streaming_flow_has_the_schema_of_its_items(tmp_path: Path) -> None:
     assert schema["result"] == {"type": "integer", "x-kiln-stream": True}
     assert schema["arguments"]["properties"]["n"] == {"type": "integer", "default": 3}
     assert schema["arguments"]["required"] == []
+
+
+def test_required_fields_and_aliases_are_as_the_classes_take_them(
+    compiled: tuple[list[Any], ModuleType],
+) -> None:
+    schemas, _ = compiled
+    definitions = {
+        name: definition
+        for schema in schemas
+        for name, definition in schema["arguments"].get("$defs", {}).items()
+    }
+    order = definitions["Order"]
+    assert order["required"] == ["id", "total"]  # Field(gt=...) sets no default
+    assert "customerName" in order["properties"]
+    assert "customer" not in order["properties"]
+    tagged = definitions["Tagged"]
+    assert tagged["required"] == ["name"]  # field(metadata=...): no default
+    assert "seen" not in tagged["properties"]  # init=False: not given

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from kilnc.cli_config import settle_args
 from kilnc.cli_parser import EXIT_USAGE
@@ -48,6 +50,7 @@ def run_compile(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     status, tally = EXIT_OK, Tally()
     planned: list[tuple[Compilation, Path]] = []
+    schemas: list[Any] = []  # --dump schema: every file's flows
     for file in files:
         # No output directory only with --dump, which writes nothing.
         target = None if args.output is None else tree.target(file)
@@ -70,8 +73,7 @@ def run_compile(args: argparse.Namespace) -> int:
         if compilation.failed:
             tally.failed(sum(d.is_error for d in compilation.diagnostics))
             continue
-        for listing in compilation.dumps:
-            print(printable(listing, LINES))
+        _show_dumps(compilation, args.dump, schemas)
         if compilation.output is None:
             if not args.quiet:
                 shown = printable(compilation.source.path)
@@ -80,6 +82,8 @@ def run_compile(args: argparse.Namespace) -> int:
         if target is None or (args.dump and not args.check):
             continue  # --dump is a look, not a build: nothing is written
         planned.append((compilation, target))
+    if args.dump == "schema":
+        print(json.dumps(schemas, indent=2))
     markers = tree.markers(target for _, target in planned)
     if args.check:
         status = max(status, _check_stale(planned, markers, files, args, report))
@@ -89,6 +93,17 @@ def run_compile(args: argparse.Namespace) -> int:
         report.say(tally.summary())
     report.close()
     return status
+
+
+def _show_dumps(compilation: Compilation, dump: str | None, schemas: list[Any]) -> None:
+    """Print a file's `--dump` listings; schemas gather into one document, printed last."""
+    if dump == "schema":
+        schemas += [
+            schema for listing in compilation.dumps for schema in json.loads(listing)
+        ]
+        return
+    for listing in compilation.dumps:
+        print(printable(listing, LINES))
 
 
 def _check_stale(

@@ -505,9 +505,15 @@ def _dumps(
 ) -> tuple[str, ...]:
     if dump is None:
         return ()
-    if dump == "schema":  # one JSON document: the file's flows
-        schemas = [flow_schema(project, flow_ir.flow) for flow_ir in lowered]
-        return (json.dumps(schemas, indent=2),)
+    if dump == "schema":  # the file's flows, in JSON: `kiln compile` prints one array
+        schemas = [
+            {
+                "file": project.main.parsed.source.path,
+                **flow_schema(project, flow_ir.flow),
+            }
+            for flow_ir in lowered
+        ]
+        return (json.dumps(schemas),)
     listings = []
     for flow_ir, plan in zip(lowered, plans, strict=True):
         title = f"flow {flow_ir.flow.name}"

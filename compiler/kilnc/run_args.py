@@ -419,11 +419,14 @@ def _shaped(annotation: Any, origin: Any, value: Any) -> Any:
         if not isinstance(value, dict):
             raise _Mismatch(f"a JSON object of {kind.__name__}'s fields")
         hints = typing.get_type_hints(kind)
+        # A field __init__ does not take is in what --json prints: it is made again.
+        made = {f.name for f in dataclasses.fields(kind) if not f.init}
         try:
             return kind(
                 **{
                     name: _from_json(hints.get(name, Any), field)
                     for name, field in value.items()
+                    if name not in made
                 }
             )
         except TypeError as exc:

@@ -215,7 +215,7 @@ def _jsonable(value: object) -> object:
         return value.value
     if is_model(type(value)):
         model: Any = value
-        return model.model_dump(mode="json")
+        return model.model_dump(mode="json", by_alias=True)  # as model_validate reads
     if isinstance(value, set | frozenset):
         return list(value)
     raise TypeError(f"{type(value).__name__} is not JSON")

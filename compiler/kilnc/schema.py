@@ -17,15 +17,16 @@ Output (`kiln compile --dump schema`)::
                    "properties": {"urls": {"type": "array", "items": {"type": "string"}},
                                   "depth": {"type": "integer", "default": 2}},
                    "required": ["urls"], "additionalProperties": false},
-     "result": {"type": "array", "items": {"$ref": "#/$defs/Page"}},
-     "$defs": {"Page": {"type": "object", "properties": {...}, "required": [...]}}}
+     "result": {"type": "array", "items": {"$ref": "#/$defs/Page"},
+                "$defs": {"Page": {"type": "object", "properties": {...}, ...}}}}
 
 JSON Schema 2020-12, of the JSON `kiln run` reads arguments from and
 `kiln run --json` prints results as: datetimes, dates and times are ISO
 strings (``format``), UUIDs strings of format ``uuid``, Decimals and paths
 strings, timedeltas numbers of seconds, Enums their values, dataclasses,
 NamedTuples and pydantic models of the project objects of their fields
-(under ``$defs``, by class name). A streaming flow's result is the schema of
+(under ``$defs``, by class name, in each schema that names them, so that
+each is whole on its own). A streaming flow's result is the schema of
 one item, with ``"x-kiln-stream": true``. What the source cannot tell (a
 class of an installed package, `Any`) is ``{}``, any value.
 """
@@ -146,10 +147,12 @@ def flow_schema(project: Project, flow: FlowDef) -> JSON:
         result = builder.of(defs, item if item is not None else returns)
         if flow.streams:
             result = {**result, "x-kiln-stream": True}
-    document: JSON = {"flow": flow.name, "arguments": arguments, "result": result}
     if builder.definitions:
-        document["$defs"] = dict(sorted(builder.definitions.items()))
-    return document
+        # Each schema whole on its own: a validator given one resolves its $refs.
+        definitions = dict(sorted(builder.definitions.items()))
+        arguments["$defs"] = definitions
+        result = {**result, "$defs": definitions}
+    return {"flow": flow.name, "arguments": arguments, "result": result}
 
 
 _NO_LITERAL: Final = object()
@@ -334,9 +337,44 @@ class _Schemas:
                 head = small.annotation.annotation
                 if class_var(small.annotation):
                     continue
-                name = identifier(small.target.value)
-                found[name] = (self.of(defs, head), small.value is None)
+                declared = _declared(small.value)
+                if declared is None:
+                    continue  # `field(init=False)`: not given, so not in the JSON
+                alias, required = declared
+                name = alias or identifier(small.target.value)
+                found[name] = (self.of(defs, head), required)
         return found
+
+
+def _declared(value: cst.BaseExpression | None) -> tuple[str | None, bool] | None:
+    """A field's name in JSON (a pydantic alias) and whether it must be given.
+
+    None for a dataclass field that `__init__` does not take. A field is
+    required without a value, and with ``Field(...)``/``field(...)`` that sets
+    no default (pydantic's first argument, when not ``...``, is one).
+    """
+    if value is None:
+        return None, True
+    if not isinstance(value, cst.Call):
+        return None, False
+    called = (dotted(value.func) or "").rpartition(".")[2]
+    if called not in ("Field", "field"):
+        return None, False
+    keywords = {
+        arg.keyword.value: arg.value for arg in value.args if arg.keyword is not None
+    }
+    init = keywords.get("init")
+    if isinstance(init, cst.Name) and init.value == "False":
+        return None
+    alias = keywords.get("alias")
+    named = alias.evaluated_value if isinstance(alias, cst.SimpleString) else None
+    positional = [arg.value for arg in value.args if arg.keyword is None]
+    defaulted = (
+        "default" in keywords
+        or "default_factory" in keywords
+        or (bool(positional) and not isinstance(positional[0], cst.Ellipsis))
+    )
+    return named if isinstance(named, str) else None, not defaulted
 
 
 def _any_of(members: list[JSON]) -> JSON:
