@@ -473,3 +473,53 @@ def write_files(root: Path, files: dict[str, str]) -> None:
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(dedent(text), encoding="utf-8")
+
+
+def test_an_edit_of_a_class_the_node_imports_beside_another_but_never_uses_keeps_it(
+    tmp_path: Path, ledger_env: Path
+) -> None:
+    """`from models import Report, Summary` with `Summary` used: `Report` is not reached."""
+    write_files(
+        tmp_path,
+        {
+            "models.py": """
+                from dataclasses import dataclass
+
+                @dataclass
+                class Summary:
+                    text: str
+
+                @dataclass
+                class Report:
+                    title: str
+            """,
+            "main.py": """
+                import os
+                from kiln import flow, node
+                from models import Report, Summary
+
+                @node(cache=True)
+                def summarize(text: str) -> Summary:
+                    with open(os.environ["KILN_TEST_RUNS"], "a") as log:
+                        log.write(text + "\\n")
+                    return Summary(text[:3])
+
+                @flow
+                def digest(text: str) -> Report:
+                    return Report(summarize(text).text)
+            """,
+        },
+    )
+    script = "import main\nprint(main.digest('hello').title)\n"
+    assert compile_and_run(tmp_path, "main.py", script) == "hel"
+    models = tmp_path / "models.py"
+    models.write_text(
+        models.read_text().replace("title: str", "title: str\n    pages: int = 0")
+    )
+    assert compile_and_run(tmp_path, "main.py", script) == "hel"
+    assert runs(ledger_env) == ["hello"], "editing Report does not reach summarize"
+    models.write_text(
+        models.read_text().replace("text: str", "text: str\n    words: int = 1")
+    )
+    assert compile_and_run(tmp_path, "main.py", script) == "hel"
+    assert runs(ledger_env) == ["hello", "hello"], "editing Summary does"

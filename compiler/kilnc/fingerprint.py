@@ -35,6 +35,7 @@ import libcst as cst
 
 from kilnc.collect import ModuleDefs
 from kilnc.ir import NodeDef
+from kilnc.names import identifier
 from kilnc.project import Project
 from kilnc.resolve import absolute_module, module_file
 from kilnc.shake import reached
@@ -57,7 +58,8 @@ def fingerprint_node(project: Project, node: NodeDef) -> str:
             continue
         statements = reached(defs.parsed, wanted[module])
         texts[module] = [_dump(defs, s) for s in statements]
-        for target, names in _imports(project, defs, statements):
+        used = None if wanted[module] is None else _used_names(statements)
+        for target, names in _imports(project, defs, statements, used):
             if _grow(wanted, target, names):
                 queue.append(target)
     digest = hashlib.sha256()
@@ -92,9 +94,17 @@ def _grow(wanted: dict[str, Wanted], module: str, names: Wanted) -> bool:
 
 
 def _imports(
-    project: Project, defs: ModuleDefs, statements: Sequence[cst.BaseStatement]
+    project: Project,
+    defs: ModuleDefs,
+    statements: Sequence[cst.BaseStatement],
+    used: set[str] | None,
 ) -> Iterator[tuple[str, Wanted]]:
-    """The project modules `statements` import, and the names they take from each."""
+    """The project modules `statements` import, and the names they take from each.
+
+    A name a `from` import binds is followed only if the code uses it (`used`;
+    None: all of them): ``from models import Report, Summary`` in a module whose
+    node uses `Summary` alone does not reach `Report`.
+    """
     found = _ImportFinder()
     for statement in statements:
         statement.visit(found)
@@ -115,6 +125,8 @@ def _imports(
             continue
         for alias in node.names:
             name = dotted(alias.name) or ""
+            if used is not None and _bound(alias, name) not in used:
+                continue
             submodule = f"{module}.{name}" if module else name
             if module_file(project.root, submodule) is not None:
                 yield from _project(project, submodule, None)  # `from . import rates`
@@ -127,6 +139,35 @@ def _project(
 ) -> Iterator[tuple[str, Wanted]]:
     if module_file(project.root, module) is not None:
         yield module, names
+
+
+def _bound(alias: cst.ImportAlias, name: str) -> str:
+    """The name `from m import name [as other]` binds."""
+    if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+        return identifier(alias.asname.name.value)
+    return identifier(name)
+
+
+def _used_names(statements: Sequence[cst.BaseStatement]) -> set[str]:
+    """Every name the statements mention, but in their imports: what they may use."""
+    found = _NameFinder()
+    for statement in statements:
+        statement.visit(found)
+    return found.names
+
+
+class _NameFinder(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.names.add(identifier(node.value))
+
+    def visit_Import(self, node: cst.Import) -> bool:
+        return False
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+        return False
 
 
 class _ImportFinder(cst.CSTVisitor):
