@@ -315,3 +315,12 @@ def test_string_annotations_resolve_and_unresolvable_ones_read_as_json() -> None
     assert hints["n"] is int
     assert hints["m"] == "Missing"
     assert convert("m", hints["m"], "[1]") == [1]
+
+
+def test_a_model_that_does_not_validate_says_which_fields_and_why() -> None:
+    with pytest.raises(ArgumentError) as caught:
+        convert("order", list[Order], '[{"id": 5}]')
+    message = str(caught.value)
+    assert "id: UUID input should be a string, bytes or UUID object" in message
+    assert "total: Field required" in message
+    assert "errors.pydantic.dev" not in message

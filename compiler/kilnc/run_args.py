@@ -393,6 +393,22 @@ def _named_tuple(kind: type[tuple[Any, ...]], value: Any) -> Any:
     )
 
 
+def _validation_errors(error: ValueError) -> str:
+    """A pydantic ValidationError as one line: each field's path and what it needs."""
+    errors = getattr(error, "errors", None)
+    try:
+        found = errors() if callable(errors) else None
+    except Exception:  # not pydantic's after all
+        found = None
+    if not isinstance(found, list) or not found:
+        return " ".join(str(error).split())
+    return "; ".join(
+        f"{'.'.join(map(str, item.get('loc', ()))) or 'the value'}: {item.get('msg', '')}"
+        for item in found
+        if isinstance(item, dict)
+    )
+
+
 def _shaped(annotation: Any, origin: Any, value: Any) -> Any:
     """A JSON value made the container the annotation names, and checked against it."""
     kind = origin or annotation
@@ -413,8 +429,8 @@ def _shaped(annotation: Any, origin: Any, value: Any) -> Any:
         model: Any = kind  # pydantic is installed: the model's own module imports it
         try:
             return model.model_validate(value)
-        except ValueError as exc:  # pydantic's ValidationError: its lines, on one
-            raise _Mismatch(" ".join(str(exc).split())) from None
+        except ValueError as exc:  # pydantic's ValidationError
+            raise _Mismatch(_validation_errors(exc)) from None
     if dataclasses.is_dataclass(kind) and isinstance(kind, type):
         if not isinstance(value, dict):
             raise _Mismatch(f"a JSON object of {kind.__name__}'s fields")
