@@ -317,3 +317,10 @@ def test_a_run_stopped_at_a_question_is_no_error_and_names_its_run(
     assert run.attributes["kiln.suspended"] == "ok"
     assert run.attributes["kiln.run_id"] == "q1"
     assert [e.name for e in run.events] == []
+
+
+def test_a_tracer_that_is_not_one_is_an_option_error(module: ModuleType) -> None:
+    from kiln import OptionError  # noqa: PLC0415
+
+    with pytest.raises(OptionError, match="tracer must be an OpenTelemetry Tracer"):
+        type(module.failing)(tracer="jaeger")

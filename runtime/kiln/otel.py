@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, final
 
-from kiln.errors import Suspended
+from kiln.errors import OptionError, Suspended
 from kiln.events import EventStatus, NodeEvent
 
 if TYPE_CHECKING:
@@ -80,7 +80,17 @@ class Tracing:
     """Spans and metrics of the runs of one flow instance, and of the subflows it calls."""
 
     def __init__(self, tracer: Any) -> None:
-        from opentelemetry import metrics, trace  # noqa: PLC0415 - only when tracing
+        try:
+            from opentelemetry import metrics, trace  # noqa: PLC0415
+        except ImportError:
+            raise OptionError(
+                "tracer= needs OpenTelemetry's API: pip install 'kiln[otel]'"
+            ) from None
+        if not callable(getattr(tracer, "start_as_current_span", None)):
+            raise OptionError(
+                f"tracer must be an OpenTelemetry Tracer (provider.get_tracer(...)); "
+                f"got {tracer!r}"
+            )
 
         self.tracer = tracer
         self.trace = trace
