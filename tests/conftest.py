@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -66,3 +67,11 @@ def pytest_make_collect_report(
 ) -> Generator[None, Any, None]:
     outcome = yield
     _fail_skips_under_ci(outcome.get_result())
+
+
+@pytest.fixture
+def log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The file a test flow's nodes log their side effects to ($KILN_TEST_RUNS)."""
+    path = tmp_path / "runs.log"
+    monkeypatch.setenv("KILN_TEST_RUNS", str(path))
+    return path

@@ -273,13 +273,6 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
 
 
 @pytest.fixture
-def log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "runs.log"
-    monkeypatch.setenv("KILN_TEST_RUNS", str(path))
-    return path
-
-
-@pytest.fixture
 def module(shapes: ModuleType, log: Path) -> ModuleType:
     shapes.fail_on = None
     shapes.tried.clear()

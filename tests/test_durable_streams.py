@@ -149,13 +149,6 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
 
 
 @pytest.fixture
-def log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "runs.log"
-    monkeypatch.setenv("KILN_TEST_RUNS", str(path))
-    return path
-
-
-@pytest.fixture
 def module(compiled: ModuleType, log: Path) -> ModuleType:
     compiled.fail_on = None
     compiled.salt = 0

@@ -72,7 +72,7 @@ import uuid
 import zoneinfo
 from collections.abc import Callable, Iterable
 from enum import Enum
-from typing import Any, Final, NoReturn, TypeAlias
+from typing import Any, Final, NoReturn, TypeAlias, TypeVar
 
 __all__ = [
     "STORED_TYPES",
@@ -85,6 +85,7 @@ __all__ = [
     "is_model",
 ]
 
+Moment = TypeVar("Moment", datetime.datetime, datetime.time)
 JSON: TypeAlias = bool | int | float | str | list["JSON"] | dict[str, "JSON"] | None
 
 _NON_FINITE: Final = {
@@ -578,20 +579,19 @@ def _zoned(body: object, tag: str) -> tuple[str, zoneinfo.ZoneInfo | None, int]:
     return parts[0], zone, len(parts) - 2
 
 
-def _datetime(body: object, allowed: Allowed, tag: str) -> datetime.datetime:
-    text, zone, fold = _zoned(body, tag)
-    value = datetime.datetime.fromisoformat(text)
-    if zone is not None:
-        value = value.replace(tzinfo=zone)
-    return value.replace(fold=fold) if fold else value
+def _rebuilt_moment(
+    parse: Callable[[str], Moment],
+) -> Callable[[object, Allowed, str], Moment]:
+    """The decoder of a datetime's or a time's body: its ISO text, zone and fold."""
 
+    def rebuild(body: object, allowed: Allowed, tag: str) -> Moment:
+        text, zone, fold = _zoned(body, tag)
+        value = parse(text)
+        if zone is not None:  # the wall clock of the text, in the zone it named
+            value = value.replace(tzinfo=zone)
+        return value.replace(fold=fold)
 
-def _time(body: object, allowed: Allowed, tag: str) -> datetime.time:
-    text, zone, fold = _zoned(body, tag)
-    value = datetime.time.fromisoformat(text)
-    if zone is not None:
-        value = value.replace(tzinfo=zone)
-    return value.replace(fold=fold) if fold else value
+    return rebuild
 
 
 def _timedelta(body: object, allowed: Allowed, tag: str) -> datetime.timedelta:
@@ -630,9 +630,9 @@ _TAGS: Final[dict[str, Callable[[object, Allowed, str], Any]]] = {
     "$namedtuple": _instance,
     "$enum": _enum,
     "$model": _model,
-    "$datetime": _datetime,
+    "$datetime": _rebuilt_moment(datetime.datetime.fromisoformat),
     "$date": lambda body, _, tag: datetime.date.fromisoformat(_text(body, tag)),
-    "$time": _time,
+    "$time": _rebuilt_moment(datetime.time.fromisoformat),
     "$timedelta": _timedelta,
     "$uuid": lambda body, _, tag: uuid.UUID(_text(body, tag)),
     "$decimal": _decimal,

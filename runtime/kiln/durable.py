@@ -148,21 +148,22 @@ class Journal:
         """
         key = self.key(index)
         checked = digest(shape, self.home, args, kwargs)
-        entry = self.entries.get(key)
-        if entry is None:
-            return key, checked, None
-        if entry.node != site.node or (
-            checked and entry.digest and entry.digest != checked
-        ):
-            self.refuse(key, entry, site.node)
-        run.replay(index, site)
+        entry = self.entry(key, site.node, checked)
+        if entry is not None:
+            run.replay(index, site)
         return key, checked, entry
 
-    def answer(self, key: str, name: str) -> Entry | None:
-        """The journaled answer to question `name` asked at `key`; None if there is none."""
+    def entry(self, key: str, node: str, checked: str = _NO_DIGEST) -> Entry | None:
+        """The journaled outcome at `key`, checked to be of this call; None if there is none.
+
+        This call: one of `node` (a question's is ``?name``), with arguments of
+        digest `checked` when both digests are known.
+        """
         entry = self.entries.get(key)
-        if entry is not None and entry.node != f"?{name}":
-            self.refuse(key, entry, f"?{name}")
+        if entry is not None and (
+            entry.node != node or (checked and entry.digest and entry.digest != checked)
+        ):
+            self.refuse(key, entry, node)
         return entry
 
     def refuse(self, key: str, entry: Entry, node: str) -> NoReturn:
@@ -302,7 +303,7 @@ def question(index: int, site: Site) -> Callable[..., Any]:
     async def call(run: _Run, name: str, expected: Any, payload: object = None) -> Any:
         journal = journal_of(run)
         key = journal.key(index)
-        entry = journal.answer(key, name)
+        entry = journal.entry(key, f"?{name}")
         if entry is None:
             raise Suspended(
                 journal.run,

@@ -36,8 +36,10 @@ __all__ = [
     "journaled_stream",
 ]
 
-# What a stream run again gives where it has no more items.
+# What a stream gives where it has no more items.
 _ENDED: Final = object()
+# What the journal gives for an item it lacks: the node must make it.
+_LIVE: Final = object()
 
 
 def journaled_stream(
@@ -90,23 +92,31 @@ class _Items:
         self.count = None if ended is None else int(ended.text)
 
     def entry(self, key: str) -> Entry | None:
-        entry = self.journal.entries.get(key)
-        if entry is not None and (
-            entry.node != self.node
-            or (self.digest and entry.digest and entry.digest != self.digest)
-        ):
-            self.journal.refuse(key, entry, self.node)
-        return entry
+        return self.journal.entry(key, self.node, self.digest)
 
-    def journaled(self) -> Entry | None:
-        """The next item's entry, if the journal has it."""
-        return self.entry(f"{self.key}#{self.given}")
-
-    def ended(self) -> bool:
-        return self.count is not None and self.given >= self.count
+    def replayed(self) -> Any:
+        """The next item from the journal; `_LIVE` if it must come from the node, and
+        `_ENDED` if the stream ended there."""
+        entry = self.entry(f"{self.key}#{self.given}")
+        if entry is not None:
+            self.given += 1
+            return self.journal.value(entry, self.shape)
+        if self.count is not None and self.given >= self.count:
+            return _ENDED
+        return _LIVE
 
     def text(self, value: object) -> str:
         return self.journal.text(self.node, self.shape, value)
+
+    def row(self, value: object = _ENDED) -> tuple[str, str, str, str, str]:
+        """The journal row of the next item, `value` (a `Ledger.record`'s arguments);
+        of the stream's end, its count of items, when `value` is `_ENDED`."""
+        if value is _ENDED:
+            return self.journal.run, self.key, self.node, self.digest, str(self.given)
+        text = self.text(value)
+        key = f"{self.key}#{self.given}"
+        self.given += 1
+        return self.journal.run, key, self.node, self.digest, text
 
     def again(self, position: int, value: object = _ENDED) -> None:
         """Check item `position` of the node run again against the one journaled.
@@ -128,11 +138,6 @@ class _Items:
             run=self.journal.run,
         )
 
-    def next_key(self) -> str:
-        key = f"{self.key}#{self.given}"
-        self.given += 1
-        return key
-
 
 @final
 class JournaledStream:
@@ -150,28 +155,20 @@ class JournaledStream:
 
     def __next__(self) -> Any:
         items = self._items
-        entry = items.journaled()
-        if entry is not None:
-            items.given += 1
-            return items.journal.value(entry, items.shape)
-        if items.ended():
+        value = items.replayed()
+        if value is _ENDED:
             raise StopIteration
+        if value is not _LIVE:
+            return value
         live = self._live
         if live is None:
             live = self._live = iter(self._start())
             for position in range(items.given):  # those the flow had, run again
                 items.again(position, next(live, _ENDED))
-        journal = items.journal
-        try:
-            value = next(live)
-        except StopIteration:
-            journal.ledger.record_sync(
-                journal.run, items.key, items.node, items.digest, str(items.given)
-            )
-            raise
-        text = items.text(value)
-        key = items.next_key()
-        journal.ledger.record_sync(journal.run, key, items.node, items.digest, text)
+        value = next(live, _ENDED)
+        items.journal.ledger.record_sync(*items.row(value))
+        if value is _ENDED:
+            raise StopIteration
         return value
 
     def close(self) -> None:
@@ -194,28 +191,20 @@ class JournaledAsyncStream:
 
     async def __anext__(self) -> Any:
         items = self._items
-        entry = items.journaled()
-        if entry is not None:
-            items.given += 1
-            return items.journal.value(entry, items.shape)
-        if items.ended():
+        value = items.replayed()
+        if value is _ENDED:
             raise StopAsyncIteration
+        if value is not _LIVE:
+            return value
         live = self._live
         if live is None:
             live = self._live = aiter(self._start())
             for position in range(items.given):  # those the flow had, run again
                 items.again(position, await anext(live, _ENDED))
-        journal = items.journal
-        try:
-            value = await anext(live)
-        except StopAsyncIteration:
-            await journal.ledger.record(
-                journal.run, items.key, items.node, items.digest, str(items.given)
-            )
-            raise
-        text = items.text(value)
-        key = items.next_key()
-        await journal.ledger.record(journal.run, key, items.node, items.digest, text)
+        value = await anext(live, _ENDED)
+        await items.journal.ledger.record(*items.row(value))
+        if value is _ENDED:
+            raise StopAsyncIteration
         return value
 
     async def aclose(self) -> None:
