@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import re
 import signal
 import threading
 import time
@@ -440,6 +441,70 @@ def test_random_flows_raise_what_their_source_raises(
     )
     event("the source raised" if isinstance(expected, str) else "the source returned")
     assert outcome(compiled.main.aforward(x, Memory({"log": []}))) == expected
+
+
+@settings(max_examples=25, deadline=None)
+@given(source=flows(broken=True), x=st.integers(min_value=-50, max_value=50))
+def test_random_flows_note_the_calls_their_source_failed_in(
+    source: str, x: int, tmp_path_factory: Any
+) -> None:
+    """A failure names each flow call it left, at the line the source run left it.
+
+    The source run's traceback holds, for each flow it left, a frame at the
+    line of the call that failed (a subflow's call, then the subflow's own);
+    the compiled run's notes name the same lines: the one handler of each
+    flow's body finds them from its tables of lines (`kiln.notes`).
+    """
+    compiled, reference = build(source, tmp_path_factory.mktemp("flow"))
+    left = failure_or_none(
+        plain_run_without_failures(reference).main(x, Memory({"log": []}))
+    )
+    event("the source raised" if left is not None else "the source returned")
+    if left is None:
+        return
+    error = failure_or_none(compiled.main.aforward(x, Memory({"log": []})))
+    assert error is not None
+    called = [
+        int(match[2])
+        for note in getattr(error, "__notes__", [])
+        if (match := NOTE.fullmatch(note)) is not None
+    ]
+    assert called == flow_lines(left, reference), getattr(error, "__notes__", [])
+
+
+NOTE = re.compile(
+    r"kiln: (?:node|flow) '\w+' failed; defined at \S+:\d+, called at (\S+):(\d+)"
+)
+
+
+def failure_or_none(run: Awaitable[Any]) -> Exception | None:
+    async def main() -> Exception | None:
+        try:
+            await run
+        except Exception as error:
+            return error
+        return None
+
+    return asyncio.run(main())
+
+
+def flow_lines(error: BaseException, module: ModuleType) -> list[int]:
+    """The line each flow of `module` was at when `error` left it, innermost first."""
+    flows = {"main", "sub"}
+    lines: list[int] = []
+    entry = error.__traceback__
+    while entry is not None:
+        code = entry.tb_frame.f_code
+        if (
+            code.co_filename == module.__file__
+            and code.co_qualname.split(".")[0] in flows
+        ):
+            if code.co_name in flows:  # a flow's own frame: a run of it
+                lines.append(entry.tb_lineno)
+            else:  # a comprehension of the flow's, on the line of its statement
+                lines[-1] = entry.tb_lineno
+        entry = entry.tb_next
+    return lines[::-1]
 
 
 def outcome(run: Awaitable[Any]) -> object:

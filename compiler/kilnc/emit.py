@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import sys
 from collections.abc import Sequence
 
 import libcst as cst
@@ -40,21 +41,17 @@ def emit_module(module: ModulePlan) -> tuple[str, tuple[Span | None, ...]]:
         w.code(code(node))
     if module.prelude:
         w.line()
-    w.line(f"import kiln as {RUNTIME}")
-    if any(
-        isinstance(item, Compiled) and item.plan.flow.flow.streams
-        for item in module.body
-    ):
-        w.line(f"import collections.abc as {ABC}")
-    if any(
-        hidden_builtins(item.plan.flow.flow, module)
-        for item in module.body
-        if isinstance(item, Compiled)
-    ):
-        w.line(f"import builtins as {BUILTINS}")
-    previous_simple = True  # the runtime import above
+    # The runtime's imports where isort would put them among the user's own:
+    # the standard library's after the user's first, kiln among the others.
+    before = _imports_before(module.body, "kiln")
+    stdlib = _imports_before(module.body[:before], None)
+    previous_simple = True  # the imports above
     aliased: set[tuple[str, str]] = set()  # names a flow's signature takes from here
-    for item in module.body:
+    for index, item in enumerate(module.body):
+        if index == stdlib:
+            _standard_imports(w, module)
+        if index == before:
+            _runtime_import(w, separated=index > 0, last=_imported(item) is None)
         simple = isinstance(item, PolicyConstant | FallbackImport) or (
             isinstance(item, Kept)
             and isinstance(item.statement, cst.SimpleStatementLine)
@@ -86,7 +83,66 @@ def emit_module(module: ModulePlan) -> tuple[str, tuple[Span | None, ...]]:
                 w.line(f"{alias} = {name}  # a name of the flow hides {name} in it")
             aliased |= outer
         previous_simple = simple
+    if stdlib == len(module.body):
+        _standard_imports(w, module)
+    if before == len(module.body):
+        _runtime_import(w, separated=before > 0, last=True)
     return w.text(), w.origins()
+
+
+def _runtime_import(w: Writer, *, separated: bool, last: bool) -> None:
+    """`import kiln`, a group of its own after the standard library's, as isort has it."""
+    if separated:
+        w.line()
+    w.line(f"import kiln as {RUNTIME}")
+    if last:
+        w.line()
+
+
+def _standard_imports(w: Writer, module: ModulePlan) -> None:
+    """The standard library modules generated code names, under its own names."""
+    flows = [item.plan.flow.flow for item in module.body if isinstance(item, Compiled)]
+    if any(flow.streams for flow in flows):
+        w.line(f"import collections.abc as {ABC}")
+    if any(hidden_builtins(flow, module) for flow in flows):
+        w.line(f"import builtins as {BUILTINS}")
+
+
+def _imports_before(body: Sequence[object], name: str | None) -> int:
+    """Where the leading imports of `body` reach a module sorting after `name`.
+
+    `None` stands for the standard library: the index of the first import of
+    another module. The leading imports are the kept statements that only import.
+    """
+    for index, item in enumerate(body):
+        imported = _imported(item)
+        if imported is None:
+            return index
+        standard = imported.partition(".")[0] in sys.stdlib_module_names
+        if name is None and not standard:
+            return index
+        if name is not None and not standard and imported > name:
+            return index
+    return len(body)
+
+
+def _imported(item: object) -> str | None:
+    """The module a kept line of imports imports first; None for any other statement."""
+    if not isinstance(item, Kept) or not isinstance(
+        item.statement, cst.SimpleStatementLine
+    ):
+        return None
+    small = item.statement.body
+    if not all(isinstance(s, cst.Import | cst.ImportFrom) for s in small):
+        return None
+    first = small[0]
+    if isinstance(first, cst.Import):
+        return code(first.names[0].name)
+    assert isinstance(first, cst.ImportFrom)
+    if first.relative:  # the project's own package: after every other
+        return "~"
+    assert first.module is not None
+    return code(first.module)
 
 
 def _kept_origins(source: SourceFile, span: Span, text: str) -> list[Span | None]:

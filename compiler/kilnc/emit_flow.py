@@ -2,14 +2,15 @@
 
 Example input: the plan of `digest` (see `schedule`). Output, before black::
 
-    class Digest(_kiln.AsyncProcess, _kiln.Process):
+    class Digest(_kiln.Flow, _kiln.AsyncProcess, _kiln.Process):
         async def aforward(self, path: str) -> str:
+            _kiln_load, _kiln_summarize = self._kiln_bind(self._kiln_calls)
             try:
-                paragraphs = load(path)
-            except Exception as _kiln_error:
-                _kiln_error.add_note("kiln: node 'load' failed; defined at ..., called at ...")
+                paragraphs = _kiln_load(path)
+                ...
+            except Exception as error:
+                self._kiln_note(error)  # names the call that failed (kiln.notes)
                 raise
-            ...
     digest = Digest()
 """
 
@@ -31,6 +32,7 @@ from kilnc.emit_names import (
     signature_aliases,
 )
 from kilnc.ir import (
+    RESERVED_PREFIX,
     Action,
     Block,
     Branch,
@@ -69,13 +71,14 @@ from kilnc.plan import (
     TaskId,
     Wait,
 )
-from kilnc.syntax import awaits, code
+from kilnc.source import Span, comment_lines
+from kilnc.syntax import attached_comments, awaits, code
 from kilnc.writer import Names, Writer
 
 # CPython compiles at most 20 blocks (loops, `try`, `with`, an `except` body
 # counts two) nested in one function. The source keeps to it; the emitter's own
-# blocks (a call's `try`, a scope's `async with`) make room where there is none
-# left by moving code into a function of its own, or by doing without.
+# blocks (the body's `try`, a scope's `async with`) do without where there is
+# no room left.
 MAX_BLOCKS: Final = 20
 
 
@@ -189,15 +192,24 @@ class _FlowEmitter:
         mentioned = mentioned_names(self.flow.function)
         # A question's name is a keyword of `resume`, beside its receiver.
         self.asked = self.questions()
-        self.names = Names(_all_writes(plan.flow.body) | mentioned | set(self.asked))
+        self.names = Names(
+            _all_writes(plan.flow.body)
+            | mentioned
+            | set(self.asked)
+            | module.module_names
+        )
+        # Names a person would write (`summaries_task`) where no user name can be
+        # hidden by them: a star import may bind any name, so there, kiln's own.
+        self.readable = self.names.fresh if module.star_import else self.names.local
         self.receiver = self.names.own("self")
         self.item = self.names.own("item")
         self.hidden = hidden_builtins(self.flow, module)
         self.aliases = signature_aliases(self.flow)
         self.flow_names = self.flow.bound
         self.outer_aliases: set[tuple[str, str]] = set()
-        self.error = self.names.fresh("error")
+        self.error = self.readable("error")
         self.counting = True
+        self.commented: set[int] = set()  # the lines whose comments are written
         self.blocks = 0  # Python's blocks open around the code being written
         # The step whose value each name holds, in the coroutine being written,
         # as far as the code written so far assigns it.
@@ -205,14 +217,13 @@ class _FlowEmitter:
         # Each call site of a node or a subflow gets the local its run binds
         # (`Flow._kiln_bind`).
         self.sites = {
-            call.site: self.names.fresh(f"{_base(call.callee)}_at_{call.span.line}")
-            for call in plan.flow.calls
+            call.site: self.names.fresh(_base(call.callee)) for call in plan.flow.calls
         }
         # Why each call that may change what it is passed does: a durable run,
         # which replays a call's value and not its changes, refuses those.
         self.changing = _changing_calls(plan.flow.body)
         self.counters = {
-            call.site: self.names.fresh(f"visits_{call.site}")
+            call.site: self.names.fresh(f"{_base(call.callee)}_visits")
             for call in plan.flow.calls
             if call.visits is not None
         }
@@ -223,6 +234,8 @@ class _FlowEmitter:
 
     def emit_class(self) -> None:
         flow, w = self.flow, self.w
+        for comment in attached_comments(flow.function):
+            w.code(code(comment).strip())
         # A sync flow calling thread=True nodes awaits them: its body runs async
         # (and overlaps them), its sync entry point is the derived one.
         runs_async = flow.is_async or _awaits_anywhere(self.plan.flow.body)
@@ -235,7 +248,7 @@ class _FlowEmitter:
         own, derived = _annotations(flow, signature.returns, runs_async)
         w.line(f"class {self.class_name}({shape.bases}):")
         with w.indent():
-            w.line(repr(self.docstring()))
+            w.code(_docstring(self.docstring()))
             w.line()
             if self.class_attributes():
                 w.line()
@@ -345,6 +358,7 @@ class _FlowEmitter:
                 code(call.call.func),
             ]
             fields.append("kind='flow'")
+            fields.append(f"defined={self.module.where(node.span)!r}")
             if self.module.classes.get(node):
                 fields.append(f"classes={_tuple(list(self.module.classes[node]))}")
             if call.site in self.changing:
@@ -372,6 +386,8 @@ class _FlowEmitter:
             fields.append("local=True")
         if call.site in self.changing:
             fields.append(f"changes={self.changing[call.site]!r}")
+        if not node.asks:
+            fields.append(f"defined={self.module.where(node.span)!r}")
         return f"{RUNTIME}.Site({', '.join(fields)})"
 
     def plain(self, call: NodeCall) -> str:
@@ -428,14 +444,30 @@ class _FlowEmitter:
         return gathered
 
     def body(self) -> None:
-        """The flow's body, after its bound calls and the visit counters of `while` loops."""
+        """The flow's body, after its bound calls and the visit counters of `while` loops.
+
+        One handler notes on a failure the call it left (`Flow._kiln_note`,
+        from the lines each site lists), where a call of a node or subflow
+        can fail, and where the source leaves room for one more block.
+        """
+        body = self.plan.flow.body
         if self.sites:
             targets = _tuple(list(self.sites.values()))
             receiver = self.receiver
             self.w.line(f"{targets} = {receiver}._kiln_bind({receiver}._kiln_calls)")
         for counter in self.counters.values():
             self.w.line(f"{counter} = 0")
-        self.block(self.plan.flow.body)
+        fails = any(not _asks(call) for call in self.plan.flow.calls)
+        if not (fails and self.room(1 + _needed(body))):
+            self.block(body)
+            return
+        self.w.line("try:")
+        with self.w.indent(), self.opened():
+            self.block(body)
+        self.w.line(f"except {self.builtin('Exception')} as {self.error}:")
+        with self.w.indent():
+            self.w.line(f"{self.receiver}._kiln_note({self.error})")
+            self.w.line("raise")
 
     def count_visit(self, call: NodeCall) -> None:
         """One more visit of a call site in a loop; past its limit, VisitLimitError."""
@@ -466,17 +498,20 @@ class _FlowEmitter:
             return
         plan = self.plan.plan(block)
         if not plan.tasks:
-            for op in plan.ops:
+            for op, returns in _folded(plan):
                 assert isinstance(op, Wait | Run), "a plan without tasks has no scope"
-                self.op(op, plan, {})
+                self.op(op, plan, {}, returns)
             return
-        defs = {t: self.names.fresh(_task_base(task)) for t, task in plan.tasks.items()}
+        defs = {
+            t: self.readable(f"compute_{_task_base(task)}")
+            for t, task in plan.tasks.items()
+        }
         copies = {
-            t: {name: self.names.fresh(f"{name}_copy") for name in task.snapshots}
+            t: {name: self.readable(f"{name}_before") for name in task.snapshots}
             for t, task in plan.tasks.items()
         }
         handles = {
-            t: self.names.fresh(f"{_task_base(task)}_task")
+            t: self.readable(f"{_task_base(task)}_task")
             for t, task in plan.tasks.items()
         }
         # The scope's `async with`, and a `with` around a step run ahead.
@@ -486,12 +521,13 @@ class _FlowEmitter:
             return
         # The scope weighs failures by step (see `schedule`): the one the source
         # would have raised wins, whichever fails first.
-        scope = self.names.fresh("scope")
+        scope = self.readable("scope")
         for task_id, task in plan.tasks.items():
             self.task(task, defs[task_id], plan, handles, copies[task_id], scope)
+        spawned_ids: set[TaskId] = set()
         self.w.line(f"async with {RUNTIME}.Scope(ordered=True) as {scope}:")
         with self.w.indent(), self.opened():
-            for op in plan.ops:
+            for op, returns in _folded(plan):
                 if isinstance(op, Spawn):
                     # A task's visits count when it starts, in the order of the
                     # source, so the call past a loop's bound is the one reported.
@@ -500,7 +536,10 @@ class _FlowEmitter:
                         self.count_visit(call)
                     for name, copy in copies[op.task].items():
                         self.w.line(f"{copy} = {name}")
-                    spawned = f"{defs[op.task]}(), step={task.step}"
+                    assert spawned_ids.issuperset(_awaited(task)), "spawned in order"
+                    spawned_ids.add(op.task)
+                    awaited = ", ".join(handles[t] for t in _awaited(task))
+                    spawned = f"{defs[op.task]}({awaited}), step={task.step}"
                     self.w.line(f"{handles[op.task]} = {scope}.spawn({spawned})")
                 elif isinstance(op, At):
                     self.w.line(f"{scope}.at_step({op.step})")
@@ -509,7 +548,7 @@ class _FlowEmitter:
                     with self.w.indent(), self.opened():
                         self.op(op, plan, handles)
                 else:
-                    self.op(op, plan, handles)
+                    self.op(op, plan, handles, returns)
 
     def in_place(self, block: Block) -> None:
         """The block one step after another, in source order.
@@ -544,11 +583,21 @@ class _FlowEmitter:
         finally:
             self.blocks = outer
 
-    def op(self, op: Wait | Run, plan: BlockPlan, handles: dict[TaskId, str]) -> None:
-        if isinstance(op, Wait):
+    def op(
+        self,
+        op: Wait | Run,
+        plan: BlockPlan,
+        handles: dict[TaskId, str],
+        returns: Step | None = None,
+    ) -> None:
+        """Main's op; with `returns`, the `return` of what it binds (see `_folded`)."""
+        if returns is not None and isinstance(op, Wait):
+            with self.w.at(returns.span):
+                self.w.line(f"return await {handles[op.task]}")
+        elif isinstance(op, Wait):
             self.wait(plan.tasks[op.task], handles[op.task])
         else:
-            self.step(op.step, returning=False)
+            self.step(op.step, returning=returns is not None)
 
     def task(
         self,
@@ -560,11 +609,14 @@ class _FlowEmitter:
         scope: str,
     ) -> None:
         result = task.result
-        target = _target(result)
-        value_type = result.value_type if target is not None else None
-        returns = "None" if value_type is None else self.outer(value_type)
+        returns = self.value_of(task)
+        # The tasks it awaits come in as parameters: each is spawned before it.
+        params = ", ".join(
+            f"{handles[t]}: {RUNTIME}.Child[{self.value_of(plan.tasks[t])}]"
+            for t in _awaited(task)
+        )
         with self.w.at(result.span):
-            self.w.line(f"async def {name}() -> {returns}:")
+            self.w.line(f"async def {name}({params}) -> {returns}:")
         self.counting = False  # counted at the spawn
         outer = dict(copies)  # names still meaning the value from before the task
         bound, self.bound = self.bound, {}
@@ -577,13 +629,32 @@ class _FlowEmitter:
                     self.wait(plan.tasks[wait.task], handles[wait.task], taken)
                 self.step(
                     _reading(step, outer),
-                    returning=step is result and target is not None,
+                    returning=step is result and _target(result) is not None,
                 )
                 for written in step.writes:
                     outer.pop(written, None)
         self.counting = True
         self.bound = bound
         self.w.line()
+
+    def comments(self, span: Span) -> None:
+        """The comment lines right above a line of the source, before the first code from it."""
+        source = self.module.source
+        if span.path != source.path or span.line in self.commented:
+            return
+        self.commented.add(span.line)
+        lines = comment_lines(source.text)
+        first = span.line
+        while first - 1 in lines:
+            first -= 1
+        for number in range(first, span.line):
+            self.w.line(source.line(number).strip())
+
+    def value_of(self, task: Task) -> str:
+        """The type of what a task's coroutine returns, as the flow's body writes it."""
+        result = task.result
+        value_type = result.value_type if _target(result) is not None else None
+        return "None" if value_type is None else self.outer(value_type)
 
     def wait(
         self, task: Task, handle: str, taken: frozenset[str] | None = None
@@ -618,6 +689,7 @@ class _FlowEmitter:
 
     def step(self, step: Step, *, returning: bool) -> None:
         with self.w.at(step.span):
+            self.comments(step.span)
             self.action(step, returning=returning)
         if not returning:
             for name in step.writes:
@@ -653,41 +725,7 @@ class _FlowEmitter:
         with self.w.at(call.span):
             self.count_visit(call)
             value = self.callcode(call)
-            if self.room(GUARD_BLOCKS):
-                self.guarded(
-                    [_assign(action.target, action.annotation, value, returning)],
-                    [call],
-                )
-                return
-            # Too deep for the `try` that notes a failure: the call, noted, in a
-            # function of its own, whose body opens its blocks from none.
-            keeps = action.target is not None or returning
-            value = self.outlined(
-                [_assign(None, None, value, keeps)],
-                [call],
-                GUARD_BLOCKS,
-                awaits=call.suspends,
-                returns=step.value_type if keeps else "None",
-            )
             self.w.line(_assign(action.target, action.annotation, value, returning))
-
-    def outlined(
-        self,
-        statements: list[str],
-        calls: Sequence[NodeCall],
-        blocks: int,
-        *,
-        awaits: bool,
-        returns: str | None,
-    ) -> str:
-        """`statements`, guarded, as a nested function; the expression that calls it."""
-        name = self.names.fresh(f"{_base(calls[0].callee)}_call")
-        define = "async def" if awaits else "def"
-        annotation = f" -> {returns}" if returns is not None else ""
-        self.w.line(f"{define} {name}(){annotation}:")
-        with self.w.indent(), self.function():
-            self.guarded(statements, calls, blocks)
-        return f"await {name}()" if awaits else f"{name}()"
 
     def callcode(self, call: NodeCall, *, awaited: bool = True) -> str:
         """`[await] f(args)`, calling a node through the local its run bound for the site."""
@@ -738,16 +776,6 @@ class _FlowEmitter:
             else:
                 gathered = f"await {RUNTIME}.gather(({call} {clauses}), {bound})"
             value = self.collection(action.kind, gathered)
-        if self.room(GUARD_BLOCKS):
-            self.guarded([_assign(action.target, None, value, returning)], calls)
-            return
-        value = self.outlined(
-            [f"return {value}"],
-            calls,
-            GUARD_BLOCKS,
-            awaits=suspends,
-            returns=step.value_type,
-        )
         self.w.line(_assign(action.target, None, value, returning))
 
     def element_function(self, action: FanOut, suspends: bool, concurrent: bool) -> str:
@@ -816,7 +844,7 @@ class _FlowEmitter:
         for step in action.element.steps:  # lifted calls, and fan-outs nested in them
             self.step(step, returning=False)
         self.counting = counting
-        self.guarded([f"return {self.callcode(action.result)}"], [action.result])
+        self.w.line(f"return {self.callcode(action.result)}")
 
     def branch(self, action: Branch) -> None:
         for index, (test, arm) in enumerate(
@@ -881,49 +909,6 @@ class _FlowEmitter:
             self.w.line("else:")
             with self.w.indent():
                 self.block(orelse)
-
-    def note(self, calls: Sequence[NodeCall]) -> str:
-        first = calls[0]
-        callee = first.callee
-        what = "flow" if isinstance(callee, FlowDef) else "node"
-        others = sorted({c.callee.name for c in calls[1:]} - {callee.name})
-        also = (
-            f" (or one of {', '.join(repr(o) for o in others)} inside it)"
-            if others
-            else ""
-        )
-        where = self.module.where
-        return (
-            f"kiln: {what} {callee.name!r}{also} failed; defined at {where(callee.span)}, "
-            f"called at {where(first.span)}"
-        )
-
-    def guarded(
-        self, statements: list[str], calls: Sequence[NodeCall], blocks: int = 2
-    ) -> None:
-        """Run `statements`; an exception leaving them gets a note naming the node and lines.
-
-        `blocks`: the nested blocks this opens, with the statements' own (see
-        `_guard_blocks`); the caller has made room for them.
-        """
-        assert self.room(blocks), "the caller makes room for the try"
-        w = self.w
-        if all(_asks(call) for call in calls):
-            # A question does not fail: it answers, or suspends the run as itself.
-            for statement in statements:
-                w.line(statement)
-            return
-        w.line("try:")
-        with w.indent():
-            for statement in statements:
-                w.line(statement)
-        w.line(f"except {self.builtin('Exception')} as {self.error}:")
-        with w.indent():
-            w.line(f"{self.error}.add_note({self.note(calls)!r})")
-            w.line("raise")
-
-
-GUARD_BLOCKS: Final = 2  # `try:` ... `except Exception as e:` (the except body)
 
 
 def _changing_calls(block: Block) -> dict[int, str]:
@@ -1087,21 +1072,73 @@ def _target(step: Step) -> cst.BaseAssignTargetExpression | None:
     return action.target
 
 
+def _docstring(text: str) -> str:
+    """A docstring literal: triple-quoted as a person writes it, where that reads `text`."""
+    plain = all(c.isprintable() or c == "\n" for c in text)
+    if plain and '"""' not in text and "\\" not in text and not text.endswith('"'):
+        return f'"""{text}"""'
+    return repr(text)
+
+
+def _folded(plan: BlockPlan) -> Iterator[tuple[Spawn | At | Wait | Run, Step | None]]:
+    """Main's ops, each with the `return` folded into it, if any.
+
+    The source's `return await f(x)` lowers to a call into a temporary and a
+    `return` of it; main writes the two as one `return` again, as the source
+    has it: the call's own, or the await of the task that made the call.
+    """
+    ops = plan.ops
+    index = 0
+    while index < len(ops):
+        op = ops[index]
+        after = ops[index + 1] if index + 1 < len(ops) else None
+        returned = _returned_temporary(after)
+        made = (
+            _target(plan.tasks[op.task].result)
+            if isinstance(op, Wait)
+            else (
+                op.step.action.target
+                if isinstance(op, Run)
+                and op.ahead is None
+                and isinstance(op.step.action, Call)
+                else None
+            )
+        )
+        if after is not None and returned is not None and made is not None:
+            if isinstance(made, cst.Name) and made.value == returned:
+                assert isinstance(after, Run)
+                yield op, after.step
+                index += 2
+                continue
+        yield op, None
+        index += 1
+
+
+def _returned_temporary(op: Spawn | At | Wait | Run | None) -> str | None:
+    """The temporary a `return` op returns, if it is one."""
+    if not (isinstance(op, Run) and isinstance(op.step.action, Return)):
+        return None
+    value = op.step.action.value
+    if isinstance(value, cst.Name) and value.value.startswith(RESERVED_PREFIX):
+        return value.value
+    return None
+
+
+def _awaited(task: Task) -> list[TaskId]:
+    """The tasks a task awaits, in the order it first awaits them."""
+    return list(
+        dict.fromkeys(wait.task for waits in task.waits.values() for wait in waits)
+    )
+
+
 def _task_base(task: Task) -> str:
+    """What a task computes, as the source names it: its target, else the node it calls."""
     action = task.result.action
-    if isinstance(action, Call):
-        return (
-            action.call.callee.name
-            if action.call.callee.name.isidentifier()
-            else "step"
-        )
-    if isinstance(action, FanOut):
-        return (
-            f"each_{action.result.callee.name}"
-            if action.result.callee.name.isidentifier()
-            else "each"
-        )
-    return "step"
+    assert isinstance(action, Call | FanOut), "only calls end a task"
+    if isinstance(action.target, cst.Name):
+        return action.target.value.removeprefix(f"{RESERVED_PREFIX}_")
+    callee = action.call.callee if isinstance(action, Call) else action.result.callee
+    return _base(callee)
 
 
 #   node kind          | thread=False | thread=True

@@ -91,10 +91,9 @@ class Lifter(cst.CSTTransformer):
         found = self.lowerer.node_call(updated, original)
         assert found is not None
         _, node_call = found
+        callee = node_call.callee
         name = self.lowerer.temporary(
-            node_call.callee.function
-            if isinstance(node_call.callee, NodeDef)
-            else node_call.callee.identifier
+            f"{callee.function if isinstance(callee, NodeDef) else callee.identifier}_value"
         )
         target = cst.Name(name)
         step = self.lowerer.call_step(

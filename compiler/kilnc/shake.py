@@ -38,7 +38,7 @@ from kilnc.parse import ParsedModule
 from kilnc.reach import Facts, keep_statements, statement_facts
 from kilnc.resolve import ModuleLocation, absolute_module
 from kilnc.source import Span
-from kilnc.syntax import dotted, is_docstring
+from kilnc.syntax import attached_comments, dotted, is_docstring
 
 KILN_DECORATORS = NODE_DECORATORS | FLOW_DECORATORS
 
@@ -286,7 +286,9 @@ def _rewrite(
     if not kept:
         return None
     last = kept[-1].with_changes(semicolon=cst.MaybeSentinel.DEFAULT)
-    return statement.with_changes(body=[*kept[:-1], last], leading_lines=())
+    return statement.with_changes(
+        body=[*kept[:-1], last], leading_lines=attached_comments(statement)
+    )
 
 
 def _import(
@@ -420,7 +422,9 @@ def _without_kiln_decorators(
     decorators = [d for d in statement.decorators if not _is_kiln(parsed, d)]
     if len(decorators) == len(statement.decorators):
         return statement
-    stripped = statement.with_changes(decorators=decorators, leading_lines=())
+    stripped = statement.with_changes(
+        decorators=decorators, leading_lines=attached_comments(statement)
+    )
     assert isinstance(stripped, type(statement))
     return stripped
 

@@ -7,8 +7,11 @@ byte-order mark, CRLF line ends or tabs never shift a diagnostic.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import io
 import re
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 from typing import final
@@ -76,3 +79,43 @@ def display_path(path: Path) -> str:
         return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
         return path.as_posix()
+
+
+@functools.lru_cache(maxsize=8)
+def comment_lines(text: str) -> frozenset[int]:
+    """The lines of `text` that hold a comment and nothing else (from 1)."""
+    found: set[int] = set()
+    code_lines: set[int] = set()
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type == tokenize.COMMENT:
+                found.add(token.start[0])
+            elif token.type not in _LAYOUT:
+                code_lines.update(range(token.start[0], token.end[0] + 1))
+    except (tokenize.TokenError, SyntaxError):
+        return frozenset()  # a source Python would not compile has no lines to keep
+    return frozenset(found - code_lines)
+
+
+_LAYOUT = frozenset(
+    {tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.COMMENT}
+)
+
+
+def string_lines(text: str) -> frozenset[int]:
+    """The lines of `text` (from 1) that go on a string literal begun on a line above."""
+    inside: set[int] = set()
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type in _STRING_PARTS and token.end[0] > token.start[0]:
+                inside.update(range(token.start[0] + 1, token.end[0] + 1))
+    except (tokenize.TokenError, SyntaxError):
+        # A fragment that is not whole statements: no literal runs across its lines.
+        return frozenset()
+    return frozenset(inside)
+
+
+# A string's tokens: 3.12 splits an f-string into parts, and its text is the middle.
+_STRING_PARTS = frozenset(
+    {tokenize.STRING, getattr(tokenize, "FSTRING_MIDDLE", tokenize.STRING)}
+)

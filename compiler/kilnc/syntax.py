@@ -29,6 +29,21 @@ def dotted(node: cst.BaseExpression) -> str | None:
     return None
 
 
+def attached_comments(
+    statement: cst.SimpleStatementLine | cst.BaseCompoundStatement,
+) -> tuple[cst.EmptyLine, ...]:
+    """The comment lines right above a statement, with no blank line between.
+
+    Those say something about the statement, and go where it goes; a comment
+    further up belongs to what the statement moved away from.
+    """
+    lines = list(statement.leading_lines)
+    attached: list[cst.EmptyLine] = []
+    while lines and lines[-1].comment is not None:
+        attached.insert(0, lines.pop())
+    return tuple(attached)
+
+
 def is_docstring(statement: cst.CSTNode) -> bool:
     return (
         isinstance(statement, cst.SimpleStatementLine)

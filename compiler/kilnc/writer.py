@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from kilnc.ir import RESERVED_PREFIX
-from kilnc.source import Span
+from kilnc.source import Span, string_lines
 
 
 class Writer:
@@ -29,12 +29,22 @@ class Writer:
         self._origins.append(self._origin)
 
     def code(self, text: str, origins: Sequence[Span | None] = ()) -> None:
-        """Lines of `text`; `origins` gives each its own source position, if known."""
+        """Lines of `text`; `origins` gives each its own source position, if known.
+
+        A line that goes on a string literal begun above it is the string's
+        text: written as it is, neither indented nor stripped.
+        """
+        text = text.strip("\n")
+        inside = string_lines(text)
         # Python breaks lines only at \n (and \r\n): splitlines() would also break
         # at \x1c-\x1e, \x85 and \u2028 inside a string literal.
-        for index, line in enumerate(text.strip("\n").split("\n")):
+        for index, line in enumerate(text.split("\n")):
             with self.at(origins[index] if index < len(origins) else None):
-                self.line(line.rstrip())
+                if index + 1 in inside:
+                    self._lines.append(line)
+                    self._origins.append(self._origin)
+                else:
+                    self.line(line.rstrip())
 
     @contextmanager
     def at(self, origin: Span | None) -> Iterator[None]:
@@ -86,9 +96,16 @@ class Names:
 
     def plain(self, base: str) -> str:
         """A fresh name without the prefix, for module-level classes users see."""
+        return self._numbered(base, "")
+
+    def local(self, base: str) -> str:
+        """A fresh name without the prefix, for locals: `base`, `base_2`, ..."""
+        return self._numbered(base, "_")
+
+    def _numbered(self, base: str, separator: str) -> str:
         name, count = base, 1
         while name in self._taken:
             count += 1
-            name = f"{base}{count}"
+            name = f"{base}{separator}{count}"
         self._taken.add(name)
         return name

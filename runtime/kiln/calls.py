@@ -67,6 +67,7 @@ from typing import (
 from kiln.decorators import ask
 from kiln.errors import OptionError
 from kiln.events import EventStatus, NodeEvent
+from kiln.notes import failure_note
 from kiln.options import Limit, _check_int, _checked_limits
 from kiln.process import _Fielded
 from kiln.processor import Executor
@@ -110,7 +111,10 @@ class Site:
     what a durable run journals), its failure the call's failure. A
     ``kind="flow"`` site calls a subflow: `node` is the flow's name and `fn`
     the flow as the module sees it, a compiled flow's instance, or the source
-    function of a flow whose module was not compiled.
+    function of a flow whose module was not compiled. `defined` is where the
+    node or flow is defined, and `lines` the lines of the flow's body, counted
+    from its ``def``, whose statements make the call: a failure leaving one
+    of them gets a note naming the call (`kiln.notes`).
     """
 
     node: str
@@ -124,6 +128,8 @@ class Site:
     local: bool = False
     changes: str | None = None
     fallback: Callable[..., Any] | None = None
+    defined: str = ""
+    lines: tuple[int, ...] = ()
 
 
 class Backend(Protocol):
@@ -289,6 +295,12 @@ class Flow(_Fielded, kw_only=True):
         # A flow's own declaration wins over its subflows'.
         groups.update(cls._kiln_limits)
         return groups
+
+    def _kiln_note(self, error: BaseException) -> None:
+        """Note on `error`, leaving this flow's body, the call of its source that failed."""
+        note = failure_note(type(self), self._kiln_sites, error.__traceback__)
+        if note is not None:
+            error.add_note(note)
 
     def _kiln_bind(self, calls: C) -> C:
         """What the run calls at each site: `calls` itself, unless the run needs more."""

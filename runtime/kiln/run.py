@@ -79,7 +79,7 @@ class Child(Generic[T]):
     wins. The scope cancels the waiter once the child is done instead.
     """
 
-    __slots__ = ("_noise", "_scope", "_step", "_then_stop", "task")
+    __slots__ = ("_noise", "_scope", "_step", "_then_stop", "_traceback", "task")
 
     def __init__(self, scope: Scope, task: asyncio.Task[T], step: float) -> None:
         self.task = task
@@ -87,21 +87,29 @@ class Child(Generic[T]):
         self._step = step
         self._noise = False  # its scope cancelled it: what it raises now is noise
         self._then_stop: list[asyncio.Task[Any]] | None = None  # cancel once done
+        # Where its failure was raised: asyncio hands the frames to the first
+        # awaiter only, and a flow's note is read from them (`kiln.notes`).
+        self._traceback: TracebackType | None = None
 
     def __await__(self) -> Generator[Any, None, T]:
         task = self.task
-        if task.done():
-            return task.result()
-        scope = self._scope
-        waiting = scope._waiting
-        # Given the loop, current_task() is five times cheaper; and a task
-        # awaits one thing at a time.
-        waiter = asyncio.current_task(scope._loop)
-        waiting[waiter] = self
         try:
-            return (yield from task.__await__())
-        finally:
-            waiting.pop(waiter, None)
+            if task.done():
+                return task.result()
+            scope = self._scope
+            waiting = scope._waiting
+            # Given the loop, current_task() is five times cheaper; and a task
+            # awaits one thing at a time.
+            waiter = asyncio.current_task(scope._loop)
+            waiting[waiter] = self
+            try:
+                return (yield from task.__await__())
+            finally:
+                waiting.pop(waiter, None)
+        except Exception as error:
+            if self._traceback is None:
+                raise
+            raise error.with_traceback(self._traceback)  # noqa: B904 - the same error
 
     def done(self) -> bool:
         return self.task.done()
@@ -163,6 +171,7 @@ class Scope:
         "_entered",
         "_error",
         "_error_step",
+        "_error_traceback",
         "_exiting",
         "_interrupt",
         "_loop",
@@ -189,6 +198,7 @@ class Scope:
         self._body_noise = False  # the scope stopped the body: what it raises is noise
         self._error: BaseException | None = None  # the failure that wins so far
         self._error_step = _AFTER_ALL
+        self._error_traceback: TracebackType | None = None  # where it was raised
         self._interrupt: BaseException | None = None  # KeyboardInterrupt, SystemExit
         self._cut = _AFTER_ALL  # participants at a later step are cancelled
         self._waiter: asyncio.Future[None] | None = None
@@ -317,7 +327,10 @@ class Scope:
                 self._cancel_after(_EVERYTHING)
             self._waiter = None
         error = self._interrupt or cancellation or self._error
+        if error is not None and error is self._error:
+            error.__traceback__ = self._error_traceback  # another awaiter's, else
         self._interrupt = self._error = None  # exceptions hold frames: let them go
+        self._error_traceback = None
         if error is not None and error is not exc:
             _raise_as_is(error)
         # Nothing to raise, or the body's own exception, which Python re-raises.
@@ -327,6 +340,7 @@ class Scope:
         if not self._children and self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
         if not task.cancelled() and (error := task.exception()) is not None:
+            child._traceback = error.__traceback__
             self._failed(error, child._step, noise=child._noise)
         # Before the waiters wake (their callbacks come after this one): the
         # ones the scope stopped while they waited for this child stop now.
@@ -344,6 +358,7 @@ class Scope:
             return
         if self._error is None or (self._ordered and step < self._error_step):
             self._error, self._error_step = error, step
+            self._error_traceback = error.__traceback__
         self._cancel_after(step if self._ordered else _EVERYTHING)
 
     def _cancel_after(self, step: float) -> None:

@@ -1,0 +1,194 @@
+"""place_site_lines: write into each call site the lines of its flow's body that call it.
+
+Example input: black's text of a module, in which `Digest.aforward` starts
+at line 40 and binds its sites first::
+
+    (_kiln_load, _kiln_summarize) = self._kiln_bind(self._kiln_calls)
+    try:
+        text = _kiln_load(root)                      # line 43
+        return await _kiln_summarize(                # lines 44-46
+            text, short=True
+        )
+
+Output: the same text, with ``lines=(3,)`` in the first `_kiln.Site(...)` of
+the class's `_kiln_sites` and ``lines=(4, 5, 6)`` in the second. A failure's
+handler finds the call it left by its frame's line (`kiln.notes`).
+
+The lines are counted from the body's ``def``, so they stay right when the
+table above the body grows; only the table is formatted again, alone, as
+black formats it in place. Lines can only be known once black has placed
+the code, hence a pass after `format_module`.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Final, final
+
+import black
+
+from kilnc.format import MODE
+from kilnc.source import Span
+
+SITES: Final = "_kiln_sites"
+BIND: Final = "_kiln_bind"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Splice:
+    """Lines `start` to `start + removed - 1` (from 1) became `added` lines."""
+
+    start: int
+    removed: int
+    added: int
+
+
+def place_site_lines(text: str) -> tuple[str, tuple[Splice, ...]]:
+    """`text` with each site's lines written in; where its lines moved."""
+    lines = text.split("\n")
+    splices: list[Splice] = []
+    for table, calls in reversed(list(_tables(ast.parse(text)))):
+        indent = " " * table.col_offset
+        written = _formatted(table, calls, indent)
+        lines[table.lineno - 1 : table.end_lineno] = written
+        removed = (table.end_lineno or table.lineno) - table.lineno + 1
+        splices.append(Splice(table.lineno, removed, len(written)))
+    return "\n".join(lines), tuple(reversed(splices))
+
+
+def spliced(
+    origins: Sequence[Span | None], splices: Sequence[Splice]
+) -> tuple[Span | None, ...]:
+    """The line map of the text before `place_site_lines`, for the text after it."""
+    moved: list[Span | None] = []
+    done = 0
+    for splice in splices:
+        moved += origins[done : splice.start - 1]
+        moved += [origins[splice.start - 1]] * splice.added
+        done = splice.start - 1 + splice.removed
+    moved += origins[done:]
+    return tuple(moved)
+
+
+def _tables(module: ast.Module) -> Iterator[tuple[ast.Assign, list[ast.Call]]]:
+    """Each flow class's site table, its sites with their lines added."""
+    for cls in module.body:
+        if not isinstance(cls, ast.ClassDef):
+            continue
+        table = next((s for s in cls.body if _assigns(s, SITES)), None)
+        bodies = [
+            (method, bound)
+            for method in cls.body
+            if isinstance(method, ast.FunctionDef | ast.AsyncFunctionDef)
+            for bound in [_bound_sites(method)]
+            if bound
+        ]
+        if table is None or not bodies:
+            continue
+        assert isinstance(table, ast.Assign) and isinstance(table.value, ast.Tuple)
+        [(method, bound)] = bodies
+        called = _lines_calling(method.body, set(bound), method.lineno)
+        calls = []
+        for site, local in zip(table.value.elts, bound, strict=True):
+            assert isinstance(site, ast.Call), "a site is a `_kiln.Site(...)`"
+            found = tuple(sorted(called[local]))
+            keyword = ast.keyword("lines", _literal(found))
+            calls.append(_with(site, keyword) if found else site)
+        yield table, calls
+
+
+def _with(call: ast.Call, keyword: ast.keyword) -> ast.Call:
+    return ast.Call(call.func, call.args, [*call.keywords, keyword])
+
+
+def _assigns(statement: ast.stmt, name: str) -> bool:
+    return (
+        isinstance(statement, ast.Assign)
+        and len(statement.targets) == 1
+        and isinstance(statement.targets[0], ast.Name)
+        and statement.targets[0].id == name
+    )
+
+
+def _bound_sites(method: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
+    """The locals the body binds to its sites, in the table's order; [] if none."""
+    for statement in method.body:
+        if (
+            isinstance(statement, ast.Assign)
+            and isinstance(statement.value, ast.Call)
+            and isinstance(statement.value.func, ast.Attribute)
+            and statement.value.func.attr == BIND
+        ):
+            [target] = statement.targets
+            assert isinstance(target, ast.Tuple)
+            return [name.id for name in target.elts if isinstance(name, ast.Name)]
+    return []
+
+
+def _lines_calling(
+    statements: Sequence[ast.stmt], sites: set[str], base: int
+) -> defaultdict[str, set[int]]:
+    """By site local: the lines, from `base`, of the statements (or headers) reading it."""
+    found: defaultdict[str, set[int]] = defaultdict(set)
+    pending = list(statements)
+    while pending:
+        statement = pending.pop()
+        parts, blocks = _parts(statement)
+        for part in parts:
+            read = {
+                node.id
+                for node in ast.walk(part)
+                if isinstance(node, ast.Name)
+                and isinstance(node.ctx, ast.Load)
+                and node.id in sites
+            }
+            end = part.end_lineno or part.lineno
+            for name in read:
+                found[name].update(range(part.lineno - base, end - base + 1))
+        for block in blocks:
+            pending += block
+    return found
+
+
+def _parts(
+    statement: ast.stmt,
+) -> tuple[list[ast.expr | ast.stmt], list[list[ast.stmt]]]:
+    """What of a statement runs as itself (its header), and the blocks it holds."""
+    match statement:
+        case ast.FunctionDef() | ast.AsyncFunctionDef() | ast.ClassDef():
+            return [], [statement.body]
+        case ast.If() | ast.While():
+            return [statement.test], [statement.body, statement.orelse]
+        case ast.For() | ast.AsyncFor():
+            return [statement.iter], [statement.body, statement.orelse]
+        case ast.With() | ast.AsyncWith():
+            return [item.context_expr for item in statement.items], [statement.body]
+        case ast.Try() | ast.TryStar():
+            handlers = [handler.body for handler in statement.handlers]
+            return [], [
+                statement.body,
+                *handlers,
+                statement.orelse,
+                statement.finalbody,
+            ]
+        case ast.Match():
+            guards: list[ast.expr] = [c.guard for c in statement.cases if c.guard]
+            return [statement.subject, *guards], [c.body for c in statement.cases]
+    return [statement], []
+
+
+def _literal(lines: tuple[int, ...]) -> ast.Tuple:
+    return ast.Tuple([ast.Constant(line) for line in lines], ast.Load())
+
+
+def _formatted(table: ast.Assign, calls: list[ast.Call], indent: str) -> list[str]:
+    """The table as black writes it at `indent`: one site a line, or more if long."""
+    sites = "".join(f"    {ast.unparse(call)},\n" for call in calls)
+    text = f"{SITES} = (\n{sites})\n"
+    mode = replace(MODE, line_length=MODE.line_length - len(indent))
+    formatted = black.format_str(text, mode=mode)
+    return [f"{indent}{line}" if line else line for line in formatted.split("\n")[:-1]]
