@@ -6,6 +6,7 @@ exception out of the compiler, never an internal error (KLN999).
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import subprocess
 import sys
@@ -599,3 +600,44 @@ def test_a_flow_nested_as_deep_as_python_allows_compiles(
     assert compilation.output is not None, compilation.diagnostics
     compiled = load(tmp_path / "compiled.py", compilation.output)
     assert compiled.g(3) == source.g(3)
+
+
+STRING_LINES_SOURCE = '''
+import asyncio
+from kiln import flow, node
+
+# A constant whose text has trailing spaces and indented lines.
+BANNER = """first line   
+    indented, then trailing tab\t
+last"""
+
+
+@node
+async def shout(text: str) -> str:
+    await asyncio.sleep(0)
+    return text.upper()
+
+
+@flow
+async def banner(name: str) -> tuple[str, str, str]:
+    # the call, then a literal whose lines the flow's indentation must not touch
+    loud = await shout(name)
+    template = """
+    {loud}   
+        and {name}\t
+"""
+    return loud, template.format(loud=loud, name=name), BANNER
+'''
+
+
+def test_string_literals_keep_their_lines_as_written(tmp_path: Path) -> None:
+    """A string's lines are its text: the compiled module copies them as they are."""
+    compilation = compile_text(tmp_path, STRING_LINES_SOURCE)
+    assert compilation.output is not None, render_all(
+        compilation.diagnostics, compilation.sources
+    )
+    compiled = load(tmp_path / "strings_built.py", compilation.output)
+    source = load(tmp_path / "strings_source.py", STRING_LINES_SOURCE)
+    assert compiled.banner("ada") == asyncio.run(source.banner("ada"))
+    assert "# the call, then a literal" in compilation.output  # the comment goes along
+    assert "# A constant whose text" in compilation.output

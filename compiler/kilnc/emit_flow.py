@@ -766,7 +766,11 @@ class _FlowEmitter:
             call = self.callcode(action.result, awaited=False)
             bound = self.bound_of(action)
             if action.is_async_for:
-                each = f"lambda {code(action.clauses.target)}: {call}"
+                target = code(action.clauses.target)
+                called = call.removesuffix(f"({target})")
+                # `f` itself, where the element is `f(item)`; else a lambda.
+                plain = called != call and called.replace(".", "").isidentifier()
+                each = called if plain else f"lambda {target}: {call}"
                 iterable = code(action.clauses.iter)
                 gathered = f"await {RUNTIME}.amap({iterable}, {each}, {bound})"
             elif action.kind is FanOutKind.DICT:

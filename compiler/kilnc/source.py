@@ -103,16 +103,20 @@ _LAYOUT = frozenset(
 
 
 def string_lines(text: str) -> frozenset[int]:
-    """The lines of `text` (from 1) that go on a string literal begun on a line above."""
-    inside: set[int] = set()
+    """The lines of `text` (from 1) that a string literal runs across the end of.
+
+    What such a line has after the literal's opening quotes is the string's
+    text, and what the next line has before its closing quotes too.
+    """
+    across: set[int] = set()
     try:
         for token in tokenize.generate_tokens(io.StringIO(text).readline):
             if token.type in _STRING_PARTS and token.end[0] > token.start[0]:
-                inside.update(range(token.start[0] + 1, token.end[0] + 1))
+                across.update(range(token.start[0], token.end[0]))
     except (tokenize.TokenError, SyntaxError):
         # A fragment that is not whole statements: no literal runs across its lines.
         return frozenset()
-    return frozenset(inside)
+    return frozenset(across)
 
 
 # A string's tokens: 3.12 splits an f-string into parts, and its text is the middle.

@@ -35,16 +35,17 @@ class Writer:
         text: written as it is, neither indented nor stripped.
         """
         text = text.strip("\n")
-        inside = string_lines(text)
+        across = string_lines(text)
         # Python breaks lines only at \n (and \r\n): splitlines() would also break
         # at \x1c-\x1e, \x85 and \u2028 inside a string literal.
         for index, line in enumerate(text.split("\n")):
+            number = index + 1
             with self.at(origins[index] if index < len(origins) else None):
-                if index + 1 in inside:
-                    self._lines.append(line)
+                if number - 1 in across:  # begins inside a literal: its text
+                    self._lines.append(line if number in across else line.rstrip())
                     self._origins.append(self._origin)
                 else:
-                    self.line(line.rstrip())
+                    self.line(line if number in across else line.rstrip())
 
     @contextmanager
     def at(self, origin: Span | None) -> Iterator[None]:
