@@ -607,7 +607,7 @@ import asyncio
 from kiln import flow, node
 
 # A constant whose text has trailing spaces and indented lines.
-BANNER = """first line   
+BANNER = """first line  \x20
     indented, then trailing tab\t
 last"""
 
@@ -623,7 +623,7 @@ async def banner(name: str) -> tuple[str, str, str]:
     # the call, then a literal whose lines the flow's indentation must not touch
     loud = await shout(name)
     template = """
-    {loud}   
+    {loud}  \x20
         and {name}\t
 """
     return loud, template.format(loud=loud, name=name), BANNER

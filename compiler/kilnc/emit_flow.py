@@ -1108,12 +1108,14 @@ def _folded(plan: BlockPlan) -> Iterator[tuple[Spawn | At | Wait | Run, Step | N
                 else None
             )
         )
-        if after is not None and returned is not None and made is not None:
-            if isinstance(made, cst.Name) and made.value == returned:
-                assert isinstance(after, Run)
-                yield op, after.step
-                index += 2
-                continue
+        if (
+            isinstance(after, Run)
+            and isinstance(made, cst.Name)
+            and made.value == returned
+        ):
+            yield op, after.step
+            index += 2
+            continue
         yield op, None
         index += 1
 

@@ -68,8 +68,8 @@ from kilnc.result_classes import (
 )
 from kilnc.schedule import schedule_flow
 from kilnc.schema import flow_schema
-from kilnc.site_lines import place_site_lines, spliced
 from kilnc.shake import Shaken, shake_module
+from kilnc.site_lines import place_site_lines
 from kilnc.source import SourceFile, Span, display_path
 from kilnc.stars import Unresolved, resolve_star_imports
 from kilnc.storable import check_storable
@@ -247,10 +247,9 @@ def _compile(
                 line_map = map_lines(text, origins, deep.text)
                 diagnostics.append(_too_deep(source, line_map, deep))
             return done(None)
-        line_map = map_lines(text, origins, formatted)
-    with phase("place_site_lines", source.path):
-        formatted, splices = place_site_lines(formatted)
-        line_map = spliced(line_map, splices)
+        formatted, line_map = place_site_lines(
+            formatted, map_lines(text, origins, formatted)
+        )
     return replace(
         done(formatted, _dumps(dump, lowered, plans, project)), line_map=line_map
     )

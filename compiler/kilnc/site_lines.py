@@ -47,8 +47,10 @@ class Splice:
     added: int
 
 
-def place_site_lines(text: str) -> tuple[str, tuple[Splice, ...]]:
-    """`text` with each site's lines written in; where its lines moved."""
+def place_site_lines(
+    text: str, origins: Sequence[Span | None]
+) -> tuple[str, tuple[Span | None, ...]]:
+    """`text` with each site's lines written in, and `origins` (its line map) for it."""
     lines = text.split("\n")
     splices: list[Splice] = []
     for table, calls in reversed(list(_tables(ast.parse(text)))):
@@ -57,10 +59,10 @@ def place_site_lines(text: str) -> tuple[str, tuple[Splice, ...]]:
         lines[table.lineno - 1 : table.end_lineno] = written
         removed = (table.end_lineno or table.lineno) - table.lineno + 1
         splices.append(Splice(table.lineno, removed, len(written)))
-    return "\n".join(lines), tuple(reversed(splices))
+    return "\n".join(lines), _spliced(origins, splices[::-1])
 
 
-def spliced(
+def _spliced(
     origins: Sequence[Span | None], splices: Sequence[Splice]
 ) -> tuple[Span | None, ...]:
     """The line map of the text before `place_site_lines`, for the text after it."""
@@ -89,7 +91,8 @@ def _tables(module: ast.Module) -> Iterator[tuple[ast.Assign, list[ast.Call]]]:
         ]
         if table is None or not bodies:
             continue
-        assert isinstance(table, ast.Assign) and isinstance(table.value, ast.Tuple)
+        assert isinstance(table, ast.Assign)
+        assert isinstance(table.value, ast.Tuple)
         [(method, bound)] = bodies
         called = _lines_calling(method.body, set(bound), method.lineno)
         calls = []
