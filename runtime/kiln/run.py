@@ -379,8 +379,15 @@ class Scope:
             self._stop(self._parent)
 
     def _stop(self, task: asyncio.Task[Any]) -> None:
-        """Cancel `task`, or, while it awaits a child that goes on, once that is done."""
+        """Cancel `task`, or, while it awaits a child that goes on, once that is done.
+
+        A cancellation passes down a chain of awaits: the body awaiting a
+        stopped child that awaits one that goes on would cancel that one too.
+        So the first child down the chain that goes on decides.
+        """
         awaited = self._waiting.get(task)
+        while awaited is not None and awaited._noise and awaited.task is not task:
+            awaited = self._waiting.get(awaited.task)
         if awaited is not None and not awaited._noise:
             awaited._then_stop = [*(awaited._then_stop or ()), task]
         else:

@@ -83,6 +83,31 @@ async def test_a_failure_cancels_later_steps_at_once_and_awaits_earlier_ones() -
     assert log == ["step 2 cancelled", "step 0 done"]
 
 
+async def test_a_cancellation_does_not_reach_down_awaits_to_an_earlier_step() -> None:
+    """The body awaits a later step's child that awaits an earlier one, which goes on.
+
+    A failure between them stops the body and the later child; asyncio would
+    pass the body's cancellation down both awaits to the earlier child, whose
+    own failure (the one the sequential run raises) would then never happen.
+    """
+    early, middle = Failure("step 0"), Failure("step 1")
+
+    async def scenario() -> None:
+        async with Scope(ordered=True) as scope:
+            first = scope.spawn(fail_after(0.02, early), step=0)
+            scope.spawn(fail_after(0.0, middle), step=1)
+
+            async def later() -> None:
+                await first
+
+            third = scope.spawn(later(), step=2)
+            scope.at_step(3)
+            await third
+
+    assert await failure_of(scenario()) is early
+    assert not others()
+
+
 async def test_children_without_steps_are_ordered_as_spawned() -> None:
     first, second = Failure("first spawned"), Failure("second spawned")
 
