@@ -27,12 +27,11 @@ from kilnc.ir import FlowIR
 from kilnc.outputs import (
     check_target,
     describe,
-    is_generated_module,
     is_kiln_drawing,
     write_atomically,
 )
 from kilnc.pipeline import compile_file
-from kilnc.source import SourceFile, Span, display_path
+from kilnc.source import SourceFile, Span, display_path, is_generated_module
 from kilnc.terminal import LINES, printable
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2

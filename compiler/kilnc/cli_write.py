@@ -23,14 +23,12 @@ from kilnc.outputs import (
     Refusal,
     check_directory,
     check_target,
-    is_generated_module,
-    read_regular,
     write_atomically,
 )
 from kilnc.packages import marker_text
 from kilnc.pipeline import Compilation
 from kilnc.resolve import locate, module_file
-from kilnc.source import Span
+from kilnc.source import Span, is_generated_module, read_regular
 from kilnc.terminal import printable
 
 __all__ = ["Tally", "compile_command", "missing_marker", "stale_output", "write_all"]

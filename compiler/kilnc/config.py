@@ -29,8 +29,7 @@ from typing import Final, final
 
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.inputs import output_inside, real_path
-from kilnc.outputs import is_generated_module
-from kilnc.source import SourceFile, Span, display_path
+from kilnc.source import SourceFile, Span, display_path, is_generated_module
 
 TABLE: Final = "[tool.kiln]"
 GLOB_MAGIC: Final = re.compile(r"[*?\[]")

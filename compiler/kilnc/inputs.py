@@ -14,7 +14,8 @@ import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from kilnc.outputs import describe, is_generated_module
+from kilnc.outputs import describe
+from kilnc.source import is_generated_module
 
 
 def find_sources(

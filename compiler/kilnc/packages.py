@@ -43,9 +43,9 @@ from kilnc.depth import run_deep
 from kilnc.diagnostics import Code, Diagnostic, error, warning
 from kilnc.ir import FlowDef, FlowIR
 from kilnc.names import identifier
-from kilnc.outputs import is_generated_module
 from kilnc.project import Reader
 from kilnc.resolve import ModuleLocation, locate, module_file
+from kilnc.source import is_generated_module
 
 MARKER: Final = "__init__.py"
 
