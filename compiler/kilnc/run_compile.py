@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from kilnc.config import Config, config_start, ledger_beside, load_config
+from kilnc.cli.config import Config, config_start, ledger_beside, load_config
 from kilnc.diagnostics import Code, render_all
 from kilnc.packages import OutputTree, marker_text, plan_tree, with_imported_flows
 from kilnc.pipeline import Compilation, compile_file

@@ -1,6 +1,6 @@
 """The files `kiln run` writes besides the flow's own: the trace, and the ledger it is given.
 
-Both are checked before anything is compiled (outputs.py has the rules):
+Both are checked before anything is compiled (cli/outputs.py has the rules):
 
     kiln run flows.py:digest --trace flows.py      refused: the source
     kiln run flows.py:digest --trace notes.txt     refused: not a trace kiln wrote
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from kiln.errors import LedgerError
 from kiln.ledger_file import prepare
-from kilnc.outputs import (
+from kilnc.cli.outputs import (
     PendingFile,
     check_directory,
     check_target,

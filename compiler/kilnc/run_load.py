@@ -29,8 +29,8 @@ from types import ModuleType
 from typing import Final, final
 
 from kiln import Flow
-from kilnc.interrupts import removed_on_abort
-from kilnc.outputs import describe
+from kilnc.cli.interrupts import removed_on_abort
+from kilnc.cli.outputs import describe
 from kilnc.resolve import locate
 from kilnc.source import display_path
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Final, final
 
+from kilnc.cli.inputs import output_inside, real_path
 from kilnc.diagnostics import Code, Diagnostic, error
-from kilnc.inputs import output_inside, real_path
 from kilnc.source import SourceFile, Span, display_path, is_generated_module
 
 TABLE: Final = "[tool.kiln]"

@@ -67,7 +67,7 @@ def install(over: Callable[[int, FrameType | None], None] | None = None) -> None
     """Answer Ctrl-C from now on, in place of Python's handler or `over`.
 
     A no-op where Python does not answer it (SIGINT ignored, a thread). `over`
-    is the console script's own first handler (cli_entry.py).
+    is the console script's own first handler (entry.py).
     """
     if threading.current_thread() is not threading.main_thread():
         return

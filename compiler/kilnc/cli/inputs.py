@@ -14,7 +14,7 @@ import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from kilnc.outputs import describe
+from kilnc.cli.outputs import describe
 from kilnc.source import is_generated_module
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kilnc.cli_report import Report
-from kilnc.config import UsageError, config_start, key_span, load_config, settle
+from kilnc.cli.config import UsageError, config_start, key_span, load_config, settle
+from kilnc.cli.report import Report
 
 EXIT_ERRORS, EXIT_USAGE = 1, 2
 

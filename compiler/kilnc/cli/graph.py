@@ -18,18 +18,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from kilnc.cli_report import Report
-from kilnc.config import config_start, load_config
-from kilnc.diagnostics import Code, Diagnostic, error, render_all
-from kilnc.drawing import draw_flow
-from kilnc.drawing_text import to_dot, to_mermaid
-from kilnc.ir import FlowIR
-from kilnc.outputs import (
+from kilnc.cli.config import config_start, load_config
+from kilnc.cli.outputs import (
     check_target,
     describe,
     is_kiln_drawing,
     write_atomically,
 )
+from kilnc.cli.report import Report
+from kilnc.diagnostics import Code, Diagnostic, error, render_all
+from kilnc.drawing import draw_flow
+from kilnc.drawing_text import to_dot, to_mermaid
+from kilnc.ir import FlowIR
 from kilnc.pipeline import compile_file
 from kilnc.source import SourceFile, Span, display_path, is_generated_module
 from kilnc.terminal import LINES, printable

@@ -60,12 +60,12 @@ from kiln import (
 )
 from kiln.durable import started_by
 from kiln.journal import Question
-from kilnc.cli_parser import EXIT_SUSPENDED
-from kilnc.cli_runs import ledger_option
-from kilnc.closed_output import EXIT_READER_GONE
-from kilnc.interrupts import EXIT_INTERRUPTED, run_async, running
+from kilnc.cli.closed_output import EXIT_READER_GONE
+from kilnc.cli.interrupts import EXIT_INTERRUPTED, run_async, running
+from kilnc.cli.outputs import PendingFile
+from kilnc.cli.parser import EXIT_SUSPENDED
+from kilnc.cli.runs import ledger_option
 from kilnc.observe import Call, Observer, summarize_calls
-from kilnc.outputs import PendingFile
 from kilnc.progress import RunProgress, format_seconds, summary_table
 from kilnc.run_args import ArgumentError, bind_arguments, parse_assignments, type_hints
 from kilnc.run_durable import (

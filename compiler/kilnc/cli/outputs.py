@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -38,8 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, final
 
+from kilnc.cli.interrupts import removed_on_abort
 from kilnc.diagnostics import Code
-from kilnc.interrupts import removed_on_abort
 from kilnc.source import HEAD_BYTES, read_regular
 
 __all__ = [

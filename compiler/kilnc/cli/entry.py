@@ -32,8 +32,12 @@ import io  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 
-from kilnc import interrupts  # noqa: E402
-from kilnc.closed_output import cannot_write, flush_streams, reader_gone  # noqa: E402
+from kilnc.cli import interrupts  # noqa: E402
+from kilnc.cli.closed_output import (  # noqa: E402
+    cannot_write,
+    flush_streams,
+    reader_gone,
+)
 
 
 def main() -> int:
@@ -62,7 +66,9 @@ def main() -> int:
 
 def _command() -> int:
     """The command's status; its output flushed (also after --help's SystemExit)."""
-    from kilnc.cli import main as command  # noqa: PLC0415 - after Ctrl-C is answered
+    from kilnc.cli.main import (  # noqa: PLC0415 - after Ctrl-C is answered
+        main as command,
+    )
 
     try:
         return command()

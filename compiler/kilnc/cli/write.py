@@ -16,15 +16,15 @@ import ast
 from collections.abc import Sequence
 from pathlib import Path
 
-from kilnc.cli_report import Report
-from kilnc.diagnostics import Code, Diagnostic, error
-from kilnc.outputs import (
+from kilnc.cli.outputs import (
     Files,
     Refusal,
     check_directory,
     check_target,
     write_atomically,
 )
+from kilnc.cli.report import Report
+from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.packages import marker_text
 from kilnc.pipeline import Compilation
 from kilnc.resolve import locate, module_file

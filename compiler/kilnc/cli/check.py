@@ -18,13 +18,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from kilnc.cli_config import settle_args
-from kilnc.cli_report import Report
-from kilnc.cli_write import compile_command, missing_marker, stale_output
-from kilnc.config import ledger_beside
+from kilnc.cli.config import ledger_beside
+from kilnc.cli.inputs import find_sources
+from kilnc.cli.report import Report
+from kilnc.cli.settle import settle_args
+from kilnc.cli.write import compile_command, missing_marker, stale_output
 from kilnc.determinism import check_determinism
 from kilnc.diagnostics import Code, Diagnostic, error
-from kilnc.inputs import find_sources
 from kilnc.packages import plan_tree
 from kilnc.parse import ParsedModule, parse_source
 from kilnc.pipeline import Compilation, compile_file

@@ -13,7 +13,7 @@ journals the answer to the question the run waits at, read as `kiln run`
 reads an argument (run_args.py) of the question's type, which the compiled
 flow classes list in `_kiln_questions` (`kiln.durable.questions_of`).
 
-What they print and their exit statuses are `kiln run`'s (cli_run.py): 0
+What they print and their exit statuses are `kiln run`'s (run.py): 0
 when the flow returned, 1 when it failed or the run cannot go on (an unknown
 run id, no question open or another one, an answer of the wrong type, a run
 a live process owns, its module gone), 2 for bad command-line use, 3 when
@@ -33,8 +33,10 @@ from kiln.durable import answer_text, questions_of, resume_arguments, started_by
 from kiln.errors import DurableRunError, LedgerError
 from kiln.journal import DurableRun, alive, answer
 from kiln.ledger import Ledger
-from kilnc.cli_ledger import ConfigProblems
-from kilnc.cli_run import (
+from kilnc.cli.config import UsageError
+from kilnc.cli.interrupts import EXIT_INTERRUPTED
+from kilnc.cli.ledger import ConfigProblems
+from kilnc.cli.run import (
     Display,
     RunCall,
     configure,
@@ -42,7 +44,7 @@ from kilnc.cli_run import (
     report_target_error,
     run_call,
 )
-from kilnc.cli_runs import (
+from kilnc.cli.runs import (
     RunsError,
     error_status,
     find_run,
@@ -50,8 +52,6 @@ from kilnc.cli_runs import (
     runs_ledger,
     shown_state,
 )
-from kilnc.config import UsageError
-from kilnc.interrupts import EXIT_INTERRUPTED
 from kilnc.observe import Observer
 from kilnc.run_args import ArgumentError, convert
 from kilnc.run_durable import Durable, recorded_name

@@ -4,7 +4,7 @@ When the program reading kiln's stdout exits early, the next write to the pipe
 fails with BrokenPipeError: wherever the command happens to be printing, or,
 for output still in Python's buffer, in the flush at interpreter exit, where
 Python prints "Exception ignored ... BrokenPipeError" and exits 120. So the
-console script (cli_entry.py) flushes the streams itself before it returns,
+console script (entry.py) flushes the streams itself before it returns,
 and answers BrokenPipeError from anywhere in the command with `reader_gone`:
 a stream whose pipe is closed is pointed at /dev/null, so that nothing Python
 still holds fails again, and the exit status is 141, what a shell reports for

@@ -10,7 +10,7 @@ whose process is gone (killed) is shown "stopped": `kiln runs resume` goes
 on with it. `show` prints a run's calls in the order they were journaled
 (key, node, value shortened), the question it waits at with its payload,
 and its outcome. `--format json` prints one JSON document instead, values
-whole. `answer` and `resume` run the flow again (cli_resume.py).
+whole. `answer` and `resume` run the flow again (resume.py).
 
 Exit status: 0 when done, 1 when the run or its ledger is not there or
 cannot be used (an unknown run id, a run a live process owns, ...): one
@@ -38,7 +38,7 @@ from kiln.journal import (
     run_record,
 )
 from kiln.ledger import Ledger
-from kilnc.cli_ledger import ConfigProblems, local_time, locate_ledger, print_table
+from kilnc.cli.ledger import ConfigProblems, local_time, locate_ledger, print_table
 from kilnc.run_output import payload_value, question_json, question_text
 from kilnc.terminal import LINES, printable
 

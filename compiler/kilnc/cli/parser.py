@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, Final, NoReturn, final
 
 from kilnc import __version__
-from kilnc.cli_config import positive_int
-from kilnc.cli_report import FORMATS
+from kilnc.cli.report import FORMATS
+from kilnc.cli.settle import positive_int
 
 EXIT_USAGE: Final = 2
-EXIT_SUSPENDED: Final = 3  # a durable run waits for an answer (cli_run.py)
+EXIT_SUSPENDED: Final = 3  # a durable run waits for an answer (run.py)
 RUN_EXIT_STATUS: Final = (
     "exit status: 0 done, 1 the flow failed (or cannot be run), 2 bad usage,"
     f" {EXIT_SUSPENDED} suspended: a durable run waits for an answer (kiln runs answer),"
@@ -130,7 +130,7 @@ def _add_compile(commands: Any) -> None:
         help="print kiln's own traceback on an internal error",
     )
     compile_.set_defaults(
-        handler=Handler("kilnc.cli_compile", "run_compile"), trailing=("sources", Path)
+        handler=Handler("kilnc.cli.compile", "run_compile"), trailing=("sources", Path)
     )
 
 
@@ -150,7 +150,7 @@ def _add_check(commands: Any) -> None:
         help="diagnostics as text, or as one JSON list",
     )
     check.set_defaults(
-        handler=Handler("kilnc.cli_check", "run_check"), trailing=("sources", Path)
+        handler=Handler("kilnc.cli.check", "run_check"), trailing=("sources", Path)
     )
 
 
@@ -176,7 +176,7 @@ def _add_graph(commands: Any) -> None:
         default="text",
         help="how to print the source's errors",
     )
-    graph.set_defaults(handler=Handler("kilnc.cli_graph", "run_graph"))
+    graph.set_defaults(handler=Handler("kilnc.cli.graph", "run_graph"))
 
 
 def _add_run(commands: Any) -> None:
@@ -233,7 +233,7 @@ def _add_run(commands: Any) -> None:
         f" a question prints it and exits {EXIT_SUSPENDED}",
     )
     run.set_defaults(
-        handler=Handler("kilnc.cli_run", "run_flow_command"),
+        handler=Handler("kilnc.cli.run", "run_flow_command"),
         trailing=("arguments", str),
     )
 
@@ -260,14 +260,14 @@ def _add_ledger(commands: Any) -> None:
         help="show the hit rate of the last N runs (default: 10)",
     )
     stats.add_argument("--json", action="store_true", help="print one JSON document")
-    stats.set_defaults(handler=Handler("kilnc.cli_ledger", "run_ledger"))
+    stats.set_defaults(handler=Handler("kilnc.cli.ledger", "run_ledger"))
     clear = actions.add_parser("clear", help="remove entries (of one node with --node)")
     clear.add_argument(
         "path", nargs="?", type=Path, metavar="PATH", help=LEDGER_PATH_HELP
     )
     clear.add_argument("--node", metavar="NAME", help="remove this node's entries only")
     clear.add_argument("--json", action="store_true", help="print one JSON document")
-    clear.set_defaults(handler=Handler("kilnc.cli_ledger", "run_ledger"))
+    clear.set_defaults(handler=Handler("kilnc.cli.ledger", "run_ledger"))
 
 
 def _add_runs(commands: Any) -> None:
@@ -328,7 +328,7 @@ def _runs_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--format", choices=("text", "json"), default="text", help="default: text"
     )
-    command.set_defaults(handler=Handler("kilnc.cli_runs", "run_runs"))
+    command.set_defaults(handler=Handler("kilnc.cli.runs", "run_runs"))
 
 
 def _run_options(command: argparse.ArgumentParser) -> None:
@@ -346,7 +346,7 @@ def _resume_options(command: argparse.ArgumentParser) -> None:
         " run recorded",
     )
     _display_options(command)
-    command.set_defaults(handler=Handler("kilnc.cli_resume", "resume_command"))
+    command.set_defaults(handler=Handler("kilnc.cli.resume", "resume_command"))
 
 
 def _display_options(command: argparse.ArgumentParser) -> None:

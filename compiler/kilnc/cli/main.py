@@ -1,24 +1,24 @@
 """The `kiln` command.
 
     kiln compile [SRC...] [-o OUTDIR] [--check] [--dump ir|graph|plan] [--format text|json]
-                 [--warnings-as-errors] [--force]  (see cli_compile.py, cli_write.py)
-    kiln check SRC... -o OUTDIR [--no-mypy]  (see cli_check.py)
-    kiln graph SRC [--flow NAME] [--format mermaid|dot|svg|png] [-o FILE]  (see cli_graph.py)
-    kiln run PATH.py:FLOW [name=value ...] [--json] [--trace FILE]  (see cli_run.py)
-    kiln ledger stats|clear [--node NAME] [PATH] [--json]  (see cli_ledger.py)
+                 [--warnings-as-errors] [--force]  (see compile.py, write.py)
+    kiln check SRC... -o OUTDIR [--no-mypy]  (see check.py)
+    kiln graph SRC [--flow NAME] [--format mermaid|dot|svg|png] [-o FILE]  (see graph.py)
+    kiln run PATH.py:FLOW [name=value ...] [--json] [--trace FILE]  (see run.py)
+    kiln ledger stats|clear [--node NAME] [PATH] [--json]  (see ledger.py)
     kiln runs list|show|answer|resume|forget [ID] [--format text|json]
-                 (see cli_runs.py, cli_resume.py)
+                 (see runs.py, resume.py)
 
-The arguments are in cli_parser.py, which imports each command's module only
+The arguments are in parser.py, which imports each command's module only
 when that command runs. Exit status: 0 when everything compiled (warnings allowed), 1 when a source
 has errors, `--check` finds stale output or an output may not be written, 2
 for bad command-line use or an internal error in kiln, 130 when interrupted,
 141 when stdout's reader went away before kiln wrote everything (`| head`);
 `kiln run` and `kiln runs answer|resume` exit 3 when a durable run stops at a
-question (cli_run.py).
+question (run.py).
 Diagnostics go to stdout in mypy's shape; nothing ever produces a Python
 traceback: `main` reports kiln's own bugs as such, and the console script
-(cli_entry.py) answers Ctrl-C and a closed stdout.
+(entry.py) answers Ctrl-C and a closed stdout.
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from kilnc.cli_parser import EXIT_USAGE, build_parser
-from kilnc.interrupts import EXIT_INTERRUPTED
+from kilnc.cli.interrupts import EXIT_INTERRUPTED
+from kilnc.cli.parser import EXIT_USAGE, build_parser
 from kilnc.terminal import LINES, printable, safe_str
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command's entry point (cli_entry.py adds Ctrl-C); returns the exit status."""
+    """The command's entry point (entry.py adds Ctrl-C); returns the exit status."""
     parser = build_parser()
     args = _parse(parser, argv)
     if args.command is None:

@@ -8,19 +8,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kilnc.cli_config import settle_args
-from kilnc.cli_parser import EXIT_USAGE
-from kilnc.cli_report import Report
-from kilnc.cli_write import (
+from kilnc.cli.config import ledger_beside
+from kilnc.cli.inputs import find_sources
+from kilnc.cli.parser import EXIT_USAGE
+from kilnc.cli.report import Report
+from kilnc.cli.settle import settle_args
+from kilnc.cli.write import (
     Tally,
     compile_command,
     missing_marker,
     stale_output,
     write_all,
 )
-from kilnc.config import ledger_beside
 from kilnc.diagnostics import Code, error
-from kilnc.inputs import find_sources
 from kilnc.packages import plan_tree
 from kilnc.pipeline import Compilation, compile_file
 from kilnc.source import Span
