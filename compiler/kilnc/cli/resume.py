@@ -10,7 +10,7 @@ the one `--flow` names, as `kiln run` loads it, and run it again with the
 arguments the run was started with: what the run journaled is replayed, and
 it goes on live from the first call it had not finished. `answer` first
 journals the answer to the question the run waits at, read as `kiln run`
-reads an argument (run_args.py) of the question's type, which the compiled
+reads an argument (run/args.py) of the question's type, which the compiled
 flow classes list in `_kiln_questions` (`kiln.durable.questions_of`).
 
 What they print and their exit statuses are `kiln run`'s (run.py): 0
@@ -52,10 +52,9 @@ from kilnc.cli.runs import (
     runs_ledger,
     shown_state,
 )
-from kilnc.observe import Observer
-from kilnc.run_args import ArgumentError, convert
-from kilnc.run_durable import Durable, recorded_name
-from kilnc.run_load import (
+from kilnc.run.args import ArgumentError, convert
+from kilnc.run.durable import Durable, recorded_name
+from kilnc.run.load import (
     Target,
     TargetError,
     choose_flow,
@@ -63,6 +62,7 @@ from kilnc.run_load import (
     loaded_module,
     parse_target,
 )
+from kilnc.run.observe import Observer
 from kilnc.source import display_path
 from kilnc.terminal import LINES, printable
 

@@ -65,18 +65,16 @@ from kilnc.cli.interrupts import EXIT_INTERRUPTED, run_async, running
 from kilnc.cli.outputs import PendingFile
 from kilnc.cli.parser import EXIT_SUSPENDED
 from kilnc.cli.runs import ledger_option
-from kilnc.observe import Call, Observer, summarize_calls
-from kilnc.progress import RunProgress, format_seconds, summary_table
-from kilnc.run_args import ArgumentError, bind_arguments, parse_assignments, type_hints
-from kilnc.run_durable import (
+from kilnc.run.args import ArgumentError, bind_arguments, parse_assignments, type_hints
+from kilnc.run.durable import (
     Durable,
     check_asks,
     check_durable,
     recorded_name,
     suspension,
 )
-from kilnc.run_files import checked_ledger, checked_trace, pending_trace
-from kilnc.run_load import (
+from kilnc.run.files import checked_ledger, checked_trace, pending_trace
+from kilnc.run.load import (
     CompileFailed,
     Target,
     TargetError,
@@ -84,7 +82,8 @@ from kilnc.run_load import (
     loaded_module,
     parse_target,
 )
-from kilnc.run_output import (
+from kilnc.run.observe import Call, Observer, summarize_calls
+from kilnc.run.output import (
     Outcome,
     failure_text,
     json_document,
@@ -93,9 +92,10 @@ from kilnc.run_output import (
     question_text,
     shown,
 )
+from kilnc.run.progress import RunProgress, format_seconds, summary_table
+from kilnc.run.trace import chrome_trace
 from kilnc.source import display_path
 from kilnc.terminal import LINES, printable, safe_str
-from kilnc.trace import chrome_trace
 
 __all__ = [
     "EXIT_SUSPENDED",

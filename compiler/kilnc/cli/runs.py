@@ -39,7 +39,7 @@ from kiln.journal import (
 )
 from kiln.ledger import Ledger
 from kilnc.cli.ledger import ConfigProblems, local_time, locate_ledger, print_table
-from kilnc.run_output import payload_value, question_json, question_text
+from kilnc.run.output import payload_value, question_json, question_text
 from kilnc.terminal import LINES, printable
 
 __all__ = [

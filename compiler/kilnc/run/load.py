@@ -124,7 +124,7 @@ def loaded_module(path: Path) -> Iterator[ModuleType]:
                 sys.path.insert(0, directory)
                 added.append(directory)
                 # Here only: a module kiln generated runs without the compiler loaded.
-                from kilnc.run_compile import compile_for_run  # noqa: PLC0415
+                from kilnc.run.compile import compile_for_run  # noqa: PLC0415
 
                 name, compiled = compile_for_run(path, Path(directory) / RUN_PACKAGE)
                 with _imported(name, compiled, shown=path) as module:

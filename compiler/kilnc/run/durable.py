@@ -24,7 +24,7 @@ from kiln.errors import LedgerError
 from kiln.journal import Question, run_record
 from kiln.ledger import Ledger
 from kiln.ledger_types import describe
-from kilnc.run_args import ArgumentError
+from kilnc.run.args import ArgumentError
 from kilnc.terminal import safe_repr
 
 __all__ = ["Durable", "check_asks", "check_durable", "recorded_name", "suspension"]

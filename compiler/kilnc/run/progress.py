@@ -30,7 +30,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from kilnc.observe import Counts, NodeSummary
+from kilnc.run.observe import Counts, NodeSummary
 from kilnc.terminal import printable
 
 __all__ = ["RunProgress", "format_seconds", "summary_table"]

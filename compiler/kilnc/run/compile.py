@@ -15,7 +15,7 @@ from kilnc.cli.config import Config, config_start, ledger_beside, load_config
 from kilnc.diagnostics import Code, render_all
 from kilnc.packages import OutputTree, marker_text, plan_tree, with_imported_flows
 from kilnc.pipeline import Compilation, compile_file
-from kilnc.run_load import (
+from kilnc.run.load import (
     EXIT_ERRORS,
     EXIT_USAGE,
     RUN_PACKAGE,

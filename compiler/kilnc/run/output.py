@@ -28,7 +28,7 @@ from typing import Any, Final, final
 
 from kiln.codec import is_model
 from kiln.journal import Question
-from kilnc.observe import NodeSummary
+from kilnc.run.observe import NodeSummary
 from kilnc.terminal import LINES, printable, safe_repr, safe_str
 
 __all__ = [

@@ -31,7 +31,7 @@ from kilnc.cli.outputs import (
     is_kiln_trace,
     pending_file,
 )
-from kilnc.run_load import TargetError
+from kilnc.run.load import TargetError
 
 __all__ = ["checked_ledger", "checked_trace", "pending_trace"]
 

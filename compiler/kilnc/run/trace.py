@@ -26,7 +26,7 @@ import heapq
 from collections.abc import Sequence
 from typing import Any, Final
 
-from kilnc.observe import Call
+from kilnc.run.observe import Call
 
 __all__ = ["assign_lanes", "chrome_trace", "overlaps"]
 
