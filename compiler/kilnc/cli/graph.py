@@ -27,8 +27,8 @@ from kilnc.cli.outputs import (
 )
 from kilnc.cli.report import Report
 from kilnc.diagnostics import Code, Diagnostic, error, render_all
-from kilnc.drawing import draw_flow
-from kilnc.drawing_text import to_dot, to_mermaid
+from kilnc.drawing.draw import draw_flow
+from kilnc.drawing.text import to_dot, to_mermaid
 from kilnc.ir import FlowIR
 from kilnc.pipeline import compile_file
 from kilnc.source import SourceFile, Span, display_path, is_generated_module

@@ -8,7 +8,7 @@ Example input::
         summaries = [await summarize(p) for p in paragraphs]
         return join(summaries)
 
-Output (as `drawing_text.to_mermaid` prints it)::
+Output (as `text.to_mermaid` prints it)::
 
     subgraph f0 ["flow digest"]
       f0_in(["inputs<br>path: str"])
@@ -40,7 +40,7 @@ from typing import Final, final
 
 import libcst as cst
 
-from kilnc.drawing_labels import (
+from kilnc.drawing.labels import (
     call_code,
     call_lines,
     cut,

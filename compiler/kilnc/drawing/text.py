@@ -1,4 +1,4 @@
-"""to_mermaid and to_dot: flow drawings (drawing.py) as Mermaid or Graphviz text.
+"""to_mermaid and to_dot: flow drawings (draw.py) as Mermaid or Graphviz text.
 
 Example input: the drawing of `paragraphs = load(path)` in flow `digest`.
 Output of `to_mermaid`::
@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from kilnc.drawing import Box, Cluster, EdgeKind, FlowDrawing, Shape
+from kilnc.drawing.draw import Box, Cluster, EdgeKind, FlowDrawing, Shape
 from kilnc.terminal import printable
 from kilnc.writer import Writer
 
