@@ -29,7 +29,6 @@ from typing import Final, final
 import libcst as cst
 
 from kilnc.diagnostics import Code, Diagnostic, error
-from kilnc.idioms import find_idioms
 from kilnc.ir import (
     DEFAULT_MAX_VISITS,
     RESERVED_PREFIX,
@@ -61,7 +60,9 @@ from kilnc.ir import (
     Yield,
     child_blocks,
 )
-from kilnc.lift import CallFinder, Lifter, element
+from kilnc.lower.idioms import find_idioms
+from kilnc.lower.lift import CallFinder, Lifter, element
+from kilnc.lower.sharing import PASSED_IN, Sharing
 from kilnc.mutability import is_immutable
 from kilnc.names import (
     BUILTINS,
@@ -72,7 +73,6 @@ from kilnc.names import (
     walrus_targets,
 )
 from kilnc.parse import ParsedModule
-from kilnc.sharing import PASSED_IN, Sharing
 from kilnc.source import Span
 from kilnc.syntax import code, without_docstring, yields
 
