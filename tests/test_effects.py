@@ -20,9 +20,10 @@ import pytest
 from kiln import Memory
 from kilnc.collect import collect_definitions
 from kilnc.diagnostics import Code, Severity
+from kilnc.effect_ir import Effects
 from kilnc.effects import EffectReader
-from kilnc.ir import Effects
-from kilnc.parse import ParsedModule, parse_source
+from kilnc.front import ParsedModule
+from kilnc.parse import parse_source
 from kilnc.pipeline import compile_file
 from kilnc.project import Project
 from kilnc.resolve import locate

@@ -9,8 +9,9 @@ from textwrap import dedent
 
 import pytest
 
-from kilnc.collect import ModuleDefs, collect_definitions
-from kilnc.parse import ParsedModule, parse_source
+from kilnc.collect import collect_definitions
+from kilnc.front import ModuleDefs, ParsedModule
+from kilnc.parse import parse_source
 from kilnc.pipeline import compile_file
 from kilnc.project import Project
 from kilnc.resolve import locate

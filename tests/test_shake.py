@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from kilnc.diagnostics import Code
-from kilnc.parse import ParsedModule, parse_source
+from kilnc.front import ParsedModule
+from kilnc.parse import parse_source
 from kilnc.pipeline import compile_file
 from kilnc.shake import reached
 from kilnc.source import SourceFile

@@ -21,7 +21,7 @@ from typing import final
 
 import libcst as cst
 
-from kilnc.collect import ModuleDefs
+from kilnc.front import ModuleDefs
 from kilnc.names import identifier
 from kilnc.project import Project
 from kilnc.result_classes import definitions

@@ -30,19 +30,18 @@ from typing import Final
 
 import libcst as cst
 
-from kilnc.collect import ModuleDefs
-from kilnc.ir import (
+from kilnc.effect_ir import (
     ANONYMOUS_CLONE,
     ANY_KEY,
     EVERY_KEY,
-    Callee,
     Change,
     Effects,
     Holder,
     Keys,
     MemoryUse,
-    NodeDef,
 )
+from kilnc.front import ModuleDefs
+from kilnc.ir import Callee, NodeDef
 from kilnc.mutability import (
     EXTERNAL_BUILTINS,
     FRESH_BUILTINS,

@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 
 import libcst as cst
 
-from kilnc.collect import ModuleDefs
+from kilnc.front import ModuleDefs
 from kilnc.ir import NodeDef
 from kilnc.names import identifier
 from kilnc.project import Project

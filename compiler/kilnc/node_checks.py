@@ -18,9 +18,9 @@ import libcst as cst
 from kiln.options import NODE_RULES, node_kind_problems
 from kilnc.classes import exception_class
 from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.front import ParsedModule
 from kilnc.ir import NodeOptions
 from kilnc.names import BUILTINS, identifier, imported_names, name_uses
-from kilnc.parse import ParsedModule
 from kilnc.syntax import dotted, yields
 
 

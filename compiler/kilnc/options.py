@@ -25,8 +25,8 @@ import libcst as cst
 
 from kiln.options import FLOW_RULES, LIMIT_RULES, NODE_RULES, Rule
 from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.front import ParsedModule
 from kilnc.ir import FlowOptions, LimitSpec, NodeOptions
-from kilnc.parse import ParsedModule
 from kilnc.syntax import code, dotted
 
 Value = Any  # a literal read from the source: int, float, str, bool, None or a tuple

@@ -38,9 +38,10 @@ from typing import Final, final
 import libcst as cst
 
 from kilnc import __version__
-from kilnc.collect import ModuleDefs, collect_definitions
+from kilnc.collect import collect_definitions
 from kilnc.depth import run_deep
 from kilnc.diagnostics import Code, Diagnostic, error, warning
+from kilnc.front import ModuleDefs
 from kilnc.ir import FlowDef, FlowIR
 from kilnc.names import identifier
 from kilnc.project import Reader

@@ -30,17 +30,14 @@ from kilnc.checks import (
     check_questions,
     check_visit_limits,
 )
-from kilnc.collect import (
-    ModuleDefs,
-    check_imported_exceptions,
-    collect_definitions,
-)
+from kilnc.collect import check_imported_exceptions, collect_definitions
 from kilnc.depth import run_deep
 from kilnc.diagnostics import Code, Diagnostic, Severity, error
 from kilnc.effects import read_effects
 from kilnc.emit import emit_module
 from kilnc.fingerprint import fingerprint_node
 from kilnc.format import TooDeep, format_module
+from kilnc.front import ModuleDefs, ParsedModule
 from kilnc.graph import build_flow_graph, build_graph, build_loop_graph
 from kilnc.ir import DEFAULT_MAX_VISITS, Block, Callee, FlowIR, NodeDef, dump_block
 from kilnc.linemap import map_lines
@@ -48,7 +45,7 @@ from kilnc.lower import LowerContext, lower_flow
 from kilnc.names import BUILTINS, mentioned_names
 from kilnc.ordering import check_order
 from kilnc.packages import STANDALONE, Links, check_imported_flows
-from kilnc.parse import ParsedModule, parse_source
+from kilnc.parse import parse_source
 from kilnc.plan import (
     Compiled,
     FallbackImport,

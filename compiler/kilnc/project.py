@@ -13,14 +13,15 @@ from pathlib import Path
 
 import libcst as cst
 
-from kilnc.collect import ModuleDefs, collect_definitions
+from kilnc.collect import collect_definitions
 from kilnc.diagnostics import Diagnostic
+from kilnc.front import ASK_NAMES, Located, ModuleDefs
 from kilnc.ir import Callee, NodeDef, NodeKind, NodeOptions, Resolver
 from kilnc.names import identifier
-from kilnc.parse import ASK_NAMES, parse_source
+from kilnc.parse import parse_source
 from kilnc.resolve import locate, module_file
 from kilnc.source import SourceFile, Span, display_path
-from kilnc.stars import Located, resolve_star_imports
+from kilnc.stars import resolve_star_imports
 
 REEXPORT_DEPTH = 8  # how far `from .a import f` chains are followed through re-exports
 

@@ -36,7 +36,7 @@ from typing import Final, final
 
 import libcst as cst
 
-from kilnc.collect import ImportedName, ModuleDefs
+from kilnc.front import ImportedName, ModuleDefs
 from kilnc.ir import Callee, NodeDef
 from kilnc.names import identifier
 from kilnc.plan import FallbackImport

@@ -45,7 +45,7 @@ from kilnc.annotations import (
     parse_string_annotation,
     resolve_name,
 )
-from kilnc.collect import ModuleDefs
+from kilnc.front import ModuleDefs
 from kilnc.ir import FlowDef
 from kilnc.names import identifier
 from kilnc.project import Project

@@ -30,11 +30,10 @@ from typing import final
 
 import libcst as cst
 
-from kilnc.collect import FLOW_DECORATORS, NODE_DECORATORS
 from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.front import FLOW_DECORATORS, NODE_DECORATORS, ParsedModule
 from kilnc.names import identifier, imported_names, name_uses
 from kilnc.packages import STANDALONE, Links
-from kilnc.parse import ParsedModule
 from kilnc.reach import Facts, keep_statements, statement_facts
 from kilnc.resolve import ModuleLocation, absolute_module
 from kilnc.source import Span

@@ -43,8 +43,8 @@ from kilnc.annotations import (
     parse_string_annotation,
     resolve_name,
 )
-from kilnc.collect import ModuleDefs
 from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.front import ModuleDefs
 from kilnc.ir import FlowIR, NodeDef
 from kilnc.names import identifier
 from kilnc.project import Project

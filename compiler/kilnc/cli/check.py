@@ -25,8 +25,9 @@ from kilnc.cli.settle import settle_args
 from kilnc.cli.write import compile_command, missing_marker, stale_output
 from kilnc.determinism import check_determinism
 from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.front import ParsedModule
 from kilnc.packages import plan_tree
-from kilnc.parse import ParsedModule, parse_source
+from kilnc.parse import parse_source
 from kilnc.pipeline import Compilation, compile_file
 from kilnc.source import Span
 from kilnc.terminal import LINES, printable

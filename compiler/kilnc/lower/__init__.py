@@ -22,13 +22,15 @@ every construct outside the flow language is a located diagnostic.
 from __future__ import annotations
 
 import keyword
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Final, final
+from typing import Final, Protocol, final
 
 import libcst as cst
 
 from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.effect_ir import Effects, Holder, Keys
+from kilnc.front import ParsedModule
 from kilnc.ir import (
     DEFAULT_MAX_VISITS,
     RESERVED_PREFIX,
@@ -37,15 +39,11 @@ from kilnc.ir import (
     Branch,
     Call,
     Callee,
-    Effects,
-    EffectSource,
     FanOut,
     FanOutKind,
     FlowDef,
     FlowIR,
-    Holder,
     Inline,
-    Keys,
     Loop,
     Match,
     MatchCase,
@@ -72,7 +70,6 @@ from kilnc.names import (
     target_names,
     walrus_targets,
 )
-from kilnc.parse import ParsedModule
 from kilnc.source import Span
 from kilnc.syntax import code, without_docstring, yields
 
@@ -92,6 +89,16 @@ UNSUPPORTED: Final[dict[type[cst.CSTNode], tuple[str, str]]] = {
     ),
     cst.Nonlocal: ("'nonlocal' in a flow", "pass the value in and return it"),
 }
+
+
+class EffectSource(Protocol):
+    """Effects of the project's functions, and of a flow's own statements."""
+
+    def of_callee(self, callee: Callee) -> Effects: ...
+
+    def of_statement(
+        self, module: str, statement: cst.CSTNode, names: Mapping[str, Holder]
+    ) -> Effects: ...
 
 
 @final

@@ -21,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from kilnc.ir import ANONYMOUS_CLONE, Block, Step, child_blocks, with_child_blocks
+from kilnc.effect_ir import ANONYMOUS_CLONE
+from kilnc.ir import Block, Step, child_blocks, with_child_blocks
 
 PASSED_IN = "@passed"  # every Memory the caller passes: two parameters may be one
 
