@@ -15,43 +15,25 @@ from typing import Protocol
 
 import libcst as cst
 
-from kilnc.ir import Call, Callee, NodeCall, NodeDef, Resolver, Step
+from kilnc.ir import Call, NodeDef, Step
+from kilnc.lower.calls import Calls
+from kilnc.lower.fan_out import FanOuts
+from kilnc.lower.steps import Steps
 from kilnc.syntax import code
 
 
 class LiftHost(Protocol):
-    """What lifting needs from the pass that lowers the statement around it."""
+    """What lifting needs from the lowering of the statement around it."""
 
-    def resolve(self, func: cst.BaseExpression) -> tuple[Callee, bool] | None: ...
-
-    def node_call(
-        self, value: cst.BaseExpression, origin: cst.BaseExpression | None = None
-    ) -> tuple[cst.Call, NodeCall] | None: ...
-
-    def call_step(
-        self,
-        node: cst.CSTNode,
-        action: Call,
-        target: cst.BaseAssignTargetExpression | None,
-        annotation: cst.Annotation | None,
-    ) -> Step: ...
+    calls: Calls
+    steps: Steps
+    fan_outs: FanOuts
 
     def temporary(self, base: str) -> str: ...
-
-    def contains_node_call(self, node: cst.CSTNode) -> bool: ...
 
     def lift_expression(
         self, node: cst.BaseExpression
     ) -> tuple[list[Step], cst.BaseExpression]: ...
-
-    def forbid_calls(self, node: cst.CSTNode, where: str) -> None: ...
-
-    def fan_out(
-        self,
-        comprehension: cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp,
-        target: cst.BaseAssignTargetExpression,
-        origin: cst.CSTNode,
-    ) -> list[Step]: ...
 
 
 class Lifter(cst.CSTTransformer):
@@ -71,7 +53,7 @@ class Lifter(cst.CSTTransformer):
     ) -> cst.BaseExpression:
         if (
             original_node in self._awaited
-            or self.lowerer.resolve(original_node.func) is None
+            or self.lowerer.calls.resolve(original_node.func) is None
         ):
             return updated_node
         return self._lift(original_node, updated_node)
@@ -81,14 +63,14 @@ class Lifter(cst.CSTTransformer):
     ) -> cst.BaseExpression:
         if not isinstance(original_node.expression, cst.Call):
             return updated_node
-        if self.lowerer.resolve(original_node.expression.func) is None:
+        if self.lowerer.calls.resolve(original_node.expression.func) is None:
             return updated_node
         return self._lift(original_node, updated_node)
 
     def _lift(
         self, original: cst.BaseExpression, updated: cst.BaseExpression
     ) -> cst.Name:
-        found = self.lowerer.node_call(updated, original)
+        found = self.lowerer.calls.node_call(updated, original)
         assert found is not None
         _, node_call = found
         name = self.lowerer.temporary(
@@ -97,7 +79,7 @@ class Lifter(cst.CSTTransformer):
             else node_call.callee.identifier
         )
         target = cst.Name(name)
-        step = self.lowerer.call_step(
+        step = self.lowerer.steps.call_step(
             original, Call(target, None, node_call), target, None
         )
         self.steps.append(step)
@@ -138,18 +120,20 @@ class Lifter(cst.CSTTransformer):
     def _fan_out(
         self, node: cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp
     ) -> cst.BaseExpression:
-        if not self.lowerer.contains_node_call(node):
+        if not self.lowerer.calls.contains_node_call(node):
             return node
-        if not self.lowerer.contains_node_call(element(node)):
+        if not self.lowerer.calls.contains_node_call(element(node)):
             # Only the iterable calls a node (a stream, say): lift it, keep the rest inline.
             prefix, first = self.lowerer.lift_expression(node.for_in.iter)
             self.steps += prefix
             clauses = node.for_in.with_changes(iter=first)
             where = "a comprehension's 'for'/'if'"
-            self.lowerer.forbid_calls(clauses.with_changes(iter=cst.Name("_")), where)
+            self.lowerer.calls.forbid_calls(
+                clauses.with_changes(iter=cst.Name("_")), where
+            )
             return node.with_changes(for_in=clauses)
         target = cst.Name(self.lowerer.temporary("each"))
-        self.steps += self.lowerer.fan_out(node, target, node)
+        self.steps += self.lowerer.fan_outs.fan_out(node, target, node)
         if isinstance(node, cst.GeneratorExp) and node.lpar:
             return target.with_changes(lpar=node.lpar, rpar=node.rpar)
         return target
@@ -157,7 +141,7 @@ class Lifter(cst.CSTTransformer):
     def visit_BooleanOperation(self, node: cst.BooleanOperation) -> bool:
         # The right side runs only as the left side decides: no call is lifted
         # out of it. The left side always runs: it is lifted on the way out, once.
-        self.lowerer.forbid_calls(
+        self.lowerer.calls.forbid_calls(
             node.right, f"the right side of '{code(node.operator).strip()}'"
         )
         return False
@@ -168,24 +152,13 @@ class Lifter(cst.CSTTransformer):
         return original_node.with_changes(left=original_node.left.visit(self))
 
     def visit_IfExp(self, node: cst.IfExp) -> bool:
-        self.lowerer.forbid_calls(node.body, "a conditional expression")
-        self.lowerer.forbid_calls(node.orelse, "a conditional expression")
+        self.lowerer.calls.forbid_calls(node.body, "a conditional expression")
+        self.lowerer.calls.forbid_calls(node.orelse, "a conditional expression")
         return True
 
     def visit_Lambda(self, node: cst.Lambda) -> bool:
-        self.lowerer.forbid_calls(node.body, "a lambda")
+        self.lowerer.calls.forbid_calls(node.body, "a lambda")
         return False
-
-
-class CallFinder(cst.CSTVisitor):
-    def __init__(self, resolve: Resolver) -> None:
-        self._callee = resolve
-        self.found: cst.Call | None = None
-
-    def visit_Call(self, node: cst.Call) -> bool:
-        if self.found is None and self._callee(node.func) is not None:
-            self.found = node
-        return self.found is None
 
 
 def element(
