@@ -23,7 +23,7 @@ from kilnc.diagnostics import Code
 from kilnc.front import ParsedModule
 from kilnc.parse import parse_source
 from kilnc.pipeline import compile_file
-from kilnc.shake import reached
+from kilnc.reach import reached
 from kilnc.source import SourceFile
 from tests.test_differential import load
 

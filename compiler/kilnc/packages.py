@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import keyword
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, final
 
@@ -44,29 +44,12 @@ from kilnc.diagnostics import Code, Diagnostic, error, warning
 from kilnc.front import ModuleDefs
 from kilnc.ir import FlowDef, FlowIR
 from kilnc.names import identifier
+from kilnc.plan import Links
 from kilnc.project import Reader
 from kilnc.resolve import ModuleLocation, locate, module_file
 from kilnc.source import is_generated_module
 
 MARKER: Final = "__init__.py"
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Links:
-    """How one module's output imports the rest of its compile."""
-
-    # Each source module of the compile that has an output, by its compiled name.
-    compiled: Mapping[str, str] = field(default_factory=dict)
-    # The names other compiled modules import from this one; None: every name.
-    exports: frozenset[str] | None = frozenset()
-    # Modules of the compile with an output that cannot be imported compiled
-    # (the output directory is no package): importing one of their flows is KLN704.
-    unlinked: frozenset[str] = frozenset()
-
-
-# A module compiled alone: it imports every other module's source.
-STANDALONE: Final = Links()
 
 
 @final

@@ -44,25 +44,23 @@ from kilnc.linemap import map_lines
 from kilnc.lower import LowerContext, lower_flow
 from kilnc.names import BUILTINS, mentioned_names
 from kilnc.ordering import check_order
-from kilnc.packages import STANDALONE, Links, check_imported_flows
+from kilnc.packages import check_imported_flows
 from kilnc.parse import parse_source
 from kilnc.plan import (
+    STANDALONE,
+    ClassRef,
     Compiled,
     FallbackImport,
     FlowPlan,
     Kept,
+    Links,
     ModulePlan,
     PolicyConstant,
     dump_plan,
 )
 from kilnc.project import Project, Reader
 from kilnc.resolve import locate
-from kilnc.result_classes import (
-    ClassRef,
-    find_result_classes,
-    kept_names,
-    place_classes,
-)
+from kilnc.result_classes import find_result_classes, kept_names, place_classes
 from kilnc.schedule import schedule_flow
 from kilnc.schema import flow_schema
 from kilnc.shake import Shaken, shake_module

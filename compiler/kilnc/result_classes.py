@@ -30,16 +30,16 @@ or a `from module import Class as _KILN_CLASS_...` of its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Final, final
+from collections.abc import Iterable, Mapping
+from typing import Final
 
 import libcst as cst
 
+from kilnc.annotations import definitions, function_named
 from kilnc.front import ImportedName, ModuleDefs
 from kilnc.ir import Callee, NodeDef
 from kilnc.names import identifier
-from kilnc.plan import FallbackImport
+from kilnc.plan import ClassRef, FallbackImport
 from kilnc.project import Project
 from kilnc.resolve import module_file
 from kilnc.syntax import dotted
@@ -49,15 +49,6 @@ from kilnc.writer import Names
 _TYPING: Final = frozenset(
     {"typing", "typing_extensions", "collections", "builtins", "abc", "types", "kiln"}
 )
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class ClassRef:
-    """A class by where it is defined: `path` (``Outer.Inner``) in module `module`."""
-
-    module: str
-    path: str
 
 
 def find_result_classes(project: Project, node: Callee) -> tuple[ClassRef, ...]:
@@ -144,17 +135,6 @@ def _imported_as(
         )
         if (whole or imported == ImportedName(module, attribute)) and local in kept:
             return local
-    return None
-
-
-def function_named(defs: ModuleDefs, name: str) -> cst.FunctionDef | None:
-    """The module-level function `name` of `defs`' module, if there is one."""
-    for statement in defs.parsed.module.body:
-        if (
-            isinstance(statement, cst.FunctionDef)
-            and identifier(statement.name.value) == name
-        ):
-            return statement
     return None
 
 
@@ -277,35 +257,3 @@ class _Finder:
         for definition in definitions(defs, identifier(name)):
             if isinstance(definition, cst.ClassDef):
                 self.fields(defs, definition)
-
-
-def definitions(
-    defs: ModuleDefs, name: str
-) -> Iterator[cst.ClassDef | cst.BaseExpression]:
-    """The module-level class definitions and alias values of `name` in `defs`' module."""
-    for statement in defs.parsed.module.body:
-        if isinstance(statement, cst.ClassDef):
-            if identifier(statement.name.value) == name:
-                yield statement
-        elif isinstance(statement, cst.SimpleStatementLine):
-            for small in statement.body:
-                value = _alias_value(small, name)
-                if value is not None:
-                    yield value
-
-
-def _alias_value(small: cst.BaseSmallStatement, name: str) -> cst.BaseExpression | None:
-    """The value of `Name = value` or `Name: TypeAlias = value` (and `type Name = ...`)."""
-    if isinstance(small, cst.Assign) and len(small.targets) == 1:
-        target = small.targets[0].target
-        if isinstance(target, cst.Name) and identifier(target.value) == name:
-            return small.value
-    if (
-        isinstance(small, cst.AnnAssign)
-        and isinstance(small.target, cst.Name)
-        and identifier(small.target.value) == name
-    ):
-        return small.value
-    if isinstance(small, cst.TypeAlias) and identifier(small.name.value) == name:
-        return small.value
-    return None
