@@ -23,13 +23,7 @@ from typing import Final, final
 
 import libcst as cst
 
-from kilnc.checks import (
-    check_cycles,
-    check_duplicates,
-    check_limits,
-    check_questions,
-    check_visit_limits,
-)
+from kilnc.checks import check_cycles, check_duplicates, check_limits, check_questions
 from kilnc.collect import check_imported_exceptions, collect_definitions
 from kilnc.depth import run_deep
 from kilnc.diagnostics import Code, Diagnostic, Severity, error
@@ -41,6 +35,7 @@ from kilnc.front import ModuleDefs, ParsedModule
 from kilnc.graph import build_flow_graph, build_graph, build_loop_graph
 from kilnc.ir import DEFAULT_MAX_VISITS, Block, Callee, FlowIR, NodeDef, dump_block
 from kilnc.linemap import map_lines
+from kilnc.loops import report_visit_limits
 from kilnc.lower import LowerContext, lower_flow
 from kilnc.names import BUILTINS, mentioned_names
 from kilnc.ordering import check_order
@@ -515,7 +510,7 @@ def _dumps(
         if dump == "ir":
             listings.append(f"{title}\n{dump_block(flow_ir.body, '    ')}")
         elif dump == "graph":
-            report = check_visit_limits(flow_ir, build_loop_graph(flow_ir))
+            report = report_visit_limits(flow_ir, build_loop_graph(flow_ir))
             loops = "\n".join(f"    {line}" for line in report.lines())
             listings.append(f"{title}\n{_dump_graph(flow_ir.body)}\n{loops}")
         else:
