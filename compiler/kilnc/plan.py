@@ -278,3 +278,13 @@ class ClassRef:
 
     module: str
     path: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Shaken:
+    prelude: tuple[cst.CSTNode, ...]  # the docstring and `from __future__` imports
+    body: tuple[
+        cst.CSTNode | str, ...
+    ]  # kept statements; a str is the identifier of a flow
+    spans: tuple[Span, ...]  # where each item of `body` is in the source

@@ -25,8 +25,6 @@ uses a flow at import is an error (KLN403), since the flow becomes a class.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import final
 
 import libcst as cst
 
@@ -34,21 +32,11 @@ from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.facts import Facts, is_future, module_facts, without_kiln_decorators
 from kilnc.front import ParsedModule
 from kilnc.names import identifier, import_local_name
-from kilnc.plan import STANDALONE, Links
+from kilnc.plan import STANDALONE, Links, Shaken
 from kilnc.reach import keep_statements
 from kilnc.resolve import ModuleLocation, absolute_module
 from kilnc.source import Span
 from kilnc.syntax import dotted, is_docstring
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Shaken:
-    prelude: tuple[cst.CSTNode, ...]  # the docstring and `from __future__` imports
-    body: tuple[
-        cst.CSTNode | str, ...
-    ]  # kept statements; a str is the identifier of a flow
-    spans: tuple[Span, ...]  # where each item of `body` is in the source
 
 
 def shake_module(
