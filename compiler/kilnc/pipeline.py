@@ -13,7 +13,6 @@ definition it was working on, never as the user's mistake.
 
 from __future__ import annotations
 
-import json
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,15 +25,15 @@ from kilnc.checks import check_cycles, check_duplicates, check_limits, check_que
 from kilnc.collect import check_imported_exceptions, collect_definitions
 from kilnc.depth import run_deep
 from kilnc.diagnostics import Code, Diagnostic, Severity, error
+from kilnc.dumps import dump_listings
 from kilnc.effects import read_effects
 from kilnc.emit import emit_module
 from kilnc.fingerprint import fingerprint_node
 from kilnc.format import TooDeep, format_module
 from kilnc.front import ModuleDefs, ParsedModule
-from kilnc.graph import build_flow_graph, build_graph, build_loop_graph
-from kilnc.ir import DEFAULT_MAX_VISITS, Block, Callee, FlowIR, NodeDef, dump_block
+from kilnc.graph import build_flow_graph
+from kilnc.ir import DEFAULT_MAX_VISITS, Callee, FlowIR, NodeDef
 from kilnc.linemap import map_lines
-from kilnc.loops import report_visit_limits
 from kilnc.lower import LowerContext, lower_flow
 from kilnc.ordering import check_order
 from kilnc.packages import check_imported_flows
@@ -43,13 +42,11 @@ from kilnc.plan import (
     STANDALONE,
     FlowPlan,
     Links,
-    dump_plan,
 )
 from kilnc.project import Project, Reader
 from kilnc.resolve import locate
 from kilnc.result_classes import find_result_classes
 from kilnc.schedule import schedule_flow
-from kilnc.schema import flow_schema
 from kilnc.shake import shake_module
 from kilnc.source import SourceFile, Span, display_path
 from kilnc.stars import Unresolved, resolve_star_imports
@@ -215,7 +212,7 @@ def _compile(
             return done(None)
         line_map = map_lines(text, origins, formatted)
     return replace(
-        done(formatted, _dumps(dump, lowered, plans, project)), line_map=line_map
+        done(formatted, dump_listings(dump, lowered, plans, project)), line_map=line_map
     )
 
 
@@ -313,47 +310,3 @@ def _callees(lowered: list[FlowIR]) -> list[Callee]:
         if not (isinstance(call.callee, NodeDef) and call.callee.asks)
     }
     return list(found)
-
-
-def _dumps(
-    dump: str | None, lowered: list[FlowIR], plans: list[FlowPlan], project: Project
-) -> tuple[str, ...]:
-    if dump is None:
-        return ()
-    if dump == "schema":  # the file's flows, in JSON: `kiln compile` prints one array
-        schemas = [
-            {
-                "file": project.main.parsed.source.path,
-                **flow_schema(project, flow_ir.flow),
-            }
-            for flow_ir in lowered
-        ]
-        return (json.dumps(schemas),)
-    listings = []
-    for flow_ir, plan in zip(lowered, plans, strict=True):
-        title = f"flow {flow_ir.flow.name}"
-        if dump == "ir":
-            listings.append(f"{title}\n{dump_block(flow_ir.body, '    ')}")
-        elif dump == "graph":
-            report = report_visit_limits(flow_ir, build_loop_graph(flow_ir))
-            loops = "\n".join(f"    {line}" for line in report.lines())
-            listings.append(f"{title}\n{_dump_graph(flow_ir.body)}\n{loops}")
-        else:
-            graph = build_graph(flow_ir.body)
-            why = {(a, b): set(reasons) for a, b, reasons in graph.edges(data="why")}
-            shown = dump_plan(plan.plan(flow_ir.body), why)
-            listings.append(f"{title}\n{_indent(shown)}")
-    return tuple(listings)
-
-
-def _dump_graph(block: Block) -> str:
-    graph = build_graph(block)
-    lines = [
-        f"    s{a} -> s{b}  ({', '.join(sorted(why))})"
-        for a, b, why in sorted(graph.edges(data="why"))
-    ]
-    return "\n".join(lines or ["    (no edges)"])
-
-
-def _indent(text: str) -> str:
-    return "\n".join(f"    {line}" for line in text.splitlines())
