@@ -30,7 +30,7 @@ from kilnc.effects import read_effects
 from kilnc.emit import emit_module
 from kilnc.fingerprint import fingerprint_node
 from kilnc.format import TooDeep, format_module
-from kilnc.front import ModuleDefs, ParsedModule
+from kilnc.front import Located, ModuleDefs, ParsedModule
 from kilnc.graph import build_flow_graph
 from kilnc.ir import DEFAULT_MAX_VISITS, Callee, FlowIR, NodeDef
 from kilnc.linemap import map_lines
@@ -43,7 +43,7 @@ from kilnc.plan import (
     FlowPlan,
     Links,
 )
-from kilnc.project import Project, Reader
+from kilnc.project import FrontEnd, Project, Reader
 from kilnc.resolve import locate
 from kilnc.result_classes import find_result_classes
 from kilnc.schedule import schedule_flow
@@ -147,7 +147,7 @@ def _compile(
         parsed = parse_source(source)
     if isinstance(parsed, Diagnostic):
         return Compilation(source, None, (parsed,), {source.path: source})
-    reader = Reader(location.root)
+    reader = Reader(location.root, FRONT_END)
     with phase("resolve_star_imports", source.path):
         parsed, unresolved = resolve_star_imports(parsed, location, reader)
     with phase("collect_definitions", source.path):
@@ -214,6 +214,28 @@ def _compile(
     return replace(
         done(formatted, dump_listings(dump, lowered, plans, project)), line_map=line_map
     )
+
+
+def _read_module(
+    source: SourceFile, path: Path, reader: Reader
+) -> Located | Diagnostic:
+    """Another module of the project, read as `_compile` reads the one it compiles:
+    parsed, its star imports resolved (an unresolved one is reported there only)."""
+    parsed = parse_source(source)
+    if isinstance(parsed, Diagnostic):
+        return parsed
+    location = locate(path)
+    parsed, _ = resolve_star_imports(parsed, location, reader)
+    return Located(parsed, location)
+
+
+def _collect_module(module: Located) -> tuple[ModuleDefs, list[Diagnostic]]:
+    return collect_definitions(module.parsed, module.location)
+
+
+# The front end of the project's other modules, read on demand by the passes
+# (project.py) and by plan_tree and with_imported_flows (packages.py).
+FRONT_END: Final = FrontEnd(_read_module, _collect_module)
 
 
 def _lower_flows(

@@ -28,7 +28,7 @@ from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.front import ParsedModule
 from kilnc.packages import plan_tree
 from kilnc.parse import parse_source
-from kilnc.pipeline import Compilation, compile_file
+from kilnc.pipeline import FRONT_END, Compilation, compile_file
 from kilnc.source import Span
 from kilnc.terminal import LINES, printable
 from kilnc.typecheck import MypyFailed, typecheck_modules
@@ -49,7 +49,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace, report: Report) -> int:
     files, problems = find_sources(args.sources, args.output)
-    tree = plan_tree(files, args.output)
+    tree = plan_tree(files, args.output, FRONT_END)
     problems += tree.clashes()
     if problems:
         print(printable("\n".join(problems), LINES), file=sys.stderr)

@@ -22,7 +22,7 @@ from kilnc.cli.write import (
 )
 from kilnc.diagnostics import Code, error
 from kilnc.packages import plan_tree
-from kilnc.pipeline import Compilation, compile_file
+from kilnc.pipeline import FRONT_END, Compilation, compile_file
 from kilnc.source import Span
 from kilnc.terminal import LINES, printable
 
@@ -43,7 +43,7 @@ def run_compile(args: argparse.Namespace) -> int:
     args = settled
     files, problems = find_sources(args.sources, args.output)
     # A --dump with no output directory links the modules as a compile into one.
-    tree = plan_tree(files, args.output or Path("build"))
+    tree = plan_tree(files, args.output or Path("build"), FRONT_END)
     problems += tree.clashes()
     if problems:
         print(printable("\n".join(problems), LINES), file=sys.stderr)

@@ -14,7 +14,7 @@ from pathlib import Path
 from kilnc.cli.config import Config, config_start, ledger_beside, load_config
 from kilnc.diagnostics import Code, render_all
 from kilnc.packages import OutputTree, marker_text, plan_tree, with_imported_flows
-from kilnc.pipeline import Compilation, compile_file
+from kilnc.pipeline import FRONT_END, Compilation, compile_file
 from kilnc.run.load import (
     EXIT_ERRORS,
     EXIT_USAGE,
@@ -34,8 +34,8 @@ def compile_for_run(path: Path, directory: Path) -> tuple[str, Path]:
         sources = {config.source.path: config.source} if config.source else {}
         raise CompileFailed(render_all(problems, sources), EXIT_ERRORS)
     try:
-        files = with_imported_flows(path)
-        tree = plan_tree(files, directory)
+        files = with_imported_flows(path, FRONT_END)
+        tree = plan_tree(files, directory, FRONT_END)
         compiled = [_compile_one(file, tree, config) for file in files]
     except OSError as exc:
         raise TargetError(f"cannot read {path}: {exc.strerror}", EXIT_USAGE) from None
