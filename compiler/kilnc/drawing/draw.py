@@ -68,6 +68,7 @@ from kilnc.ir import (
     Yield,
 )
 from kilnc.names import name_uses, target_names
+from kilnc.syntax import comprehension_targets
 
 _MEMORY_TYPES: Final = frozenset({"Memory", "kiln.Memory"})
 
@@ -290,8 +291,13 @@ class _Drawer:
         head = self.box(
             f"s{step.id}_each", Shape.LOOP, (fan_out_items(action, self.display),)
         )
-        self.connect(head, _clause_reads(action.clauses), defs)
-        inner = _written(defs, _comprehension_targets(action.clauses), head)
+        targets = frozenset(
+            name
+            for target in comprehension_targets(action.clauses)
+            for name in target_names(target)
+        )
+        self.connect(head, _clause_reads(action.clauses, targets), defs)
+        inner = _written(defs, targets, head)
         _, element = self.block(action.element, inner)
         self.remember(action.target, self.display(action.comprehension))
         box = self.box(f"s{step.id}", Shape.MAP, call_lines(action.result))
@@ -429,7 +435,8 @@ class _Drawer:
         return shown_code(node, self.temporaries)
 
 
-def _clause_reads(clauses: cst.CompFor) -> frozenset[str]:
+def _clause_reads(clauses: cst.CompFor, targets: frozenset[str]) -> frozenset[str]:
+    """What the clauses read from outside: their iterables and tests, less `targets`."""
     reads: set[str] = set()
     clause: cst.CompFor | None = clauses
     while clause is not None:
@@ -437,16 +444,7 @@ def _clause_reads(clauses: cst.CompFor) -> frozenset[str]:
         for condition in clause.ifs:
             reads |= name_uses(condition.test).read_names
         clause = clause.inner_for_in
-    return frozenset(reads - _comprehension_targets(clauses))
-
-
-def _comprehension_targets(clauses: cst.CompFor) -> frozenset[str]:
-    names: set[str] = set()
-    clause: cst.CompFor | None = clauses
-    while clause is not None:
-        names |= target_names(clause.target)
-        clause = clause.inner_for_in
-    return frozenset(names)
+    return frozenset(reads - targets)
 
 
 def _irrefutable(pattern: cst.MatchPattern, guard: cst.BaseExpression | None) -> bool:

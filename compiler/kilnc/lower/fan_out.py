@@ -25,7 +25,7 @@ from kilnc.lower.report import Reporter
 from kilnc.lower.scope import Scope
 from kilnc.lower.steps import Steps
 from kilnc.names import identifier, name_uses, target_names, walrus_targets
-from kilnc.syntax import code
+from kilnc.syntax import code, comprehension_targets
 
 
 class Lifts(Protocol):
@@ -115,7 +115,11 @@ class FanOuts:
             cst.SetComp: FanOutKind.SET,
             cst.DictComp: FanOutKind.DICT,
         }[type(comprehension)]
-        targets = frozenset(_comprehension_targets(clauses))
+        targets = frozenset(
+            name
+            for target in comprehension_targets(clauses)
+            for name in target_names(target)
+        )
         in_order = _in_order(result, self.changes.effects_of(element, targets))
         action = FanOut(
             target,
@@ -131,9 +135,7 @@ class FanOuts:
         reads = set(name_uses(comprehension.with_changes(for_in=clauses)).read_names)
         for step in inner:
             reads |= step.reads
-        local_names = _comprehension_targets(clauses) | {
-            w for s in inner for w in s.writes
-        }
+        local_names = targets | {w for s in inner for w in s.writes}
         reads -= local_names
         returns = self.scope.visible_returns(result)
         value_type = None
@@ -236,12 +238,3 @@ def _in_order(result: NodeCall, effects: Effects) -> str | None:
             keys = "every key" if written.any else ", ".join(sorted(written.names))
             return f"every element writes the same Memory ({keys})"
     return None
-
-
-def _comprehension_targets(clauses: cst.CompFor) -> set[str]:
-    names: set[str] = set()
-    clause: cst.CompFor | None = clauses
-    while clause is not None:
-        names |= target_names(clause.target)
-        clause = clause.inner_for_in
-    return names
