@@ -33,10 +33,8 @@ for the same source.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Final, final
+from typing import Final
 
 import libcst as cst
 
@@ -51,6 +49,7 @@ from kilnc.drawing.labels import (
     result_label,
     shown_code,
 )
+from kilnc.drawing.model import Box, Cluster, Edge, EdgeKind, FlowDrawing, Shape
 from kilnc.ir import (
     Action,
     Block,
@@ -71,58 +70,6 @@ from kilnc.names import name_uses, target_names
 from kilnc.syntax import comprehension_targets
 
 _MEMORY_TYPES: Final = frozenset({"Memory", "kiln.Memory"})
-
-
-class Shape(enum.Enum):
-    INPUT = "input"  # the flow's parameters
-    RESULT = "result"  # what it returns or yields
-    CALL = "call"  # a node or subflow call
-    QUESTION = "question"  # `await ask(...)`: the run waits for a person's answer
-    MAP = "map"  # a fan-out: one call per item
-    INLINE = "inline"  # a statement that calls no node
-    DECISION = "decision"  # if/elif/else, match, a while loop's test
-    LOOP = "loop"  # the head of a `for` loop or of a fan-out's items
-    PASS = "pass"  # an arm that does nothing
-
-
-class EdgeKind(enum.Enum):
-    DATA = "data"  # a value, from its writer to its reader
-    ORDER = "order"  # a Memory token, handed on in source order
-    CONTROL = "control"  # from a decision or a loop head into an arm or a body
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Box:
-    id: str
-    shape: Shape
-    lines: tuple[str, ...]
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Edge:
-    source: str
-    target: str
-    kind: EdgeKind
-    label: str
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Cluster:
-    id: str
-    title: str
-    members: tuple[Box | Cluster, ...]
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class FlowDrawing:
-    """One flow: everything is inside `cluster`; edges may cross clusters."""
-
-    cluster: Cluster
-    edges: tuple[Edge, ...]
 
 
 def draw_flow(flow: FlowIR, prefix: str) -> FlowDrawing:

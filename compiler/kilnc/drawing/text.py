@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from kilnc.drawing.draw import Box, Cluster, EdgeKind, FlowDrawing, Shape
+from kilnc.drawing.model import Box, Cluster, EdgeKind, FlowDrawing, Shape
 from kilnc.terminal import printable
 from kilnc.writer import Writer
 
