@@ -31,14 +31,12 @@ and call lines), not a Python traceback unless `--show-traceback`.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import inspect
 import json
 import sys
-import time
-from collections.abc import Callable, Mapping
-from contextlib import ExitStack, aclosing, closing
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Final, final
@@ -61,7 +59,7 @@ from kiln import (
 from kiln.durable import started_by
 from kiln.journal import Question
 from kilnc.cli.closed_output import EXIT_READER_GONE
-from kilnc.cli.interrupts import EXIT_INTERRUPTED, run_async, running
+from kilnc.cli.interrupts import EXIT_INTERRUPTED, running
 from kilnc.cli.outputs import PendingFile
 from kilnc.cli.parser import EXIT_SUSPENDED
 from kilnc.cli.runs import ledger_option
@@ -73,6 +71,7 @@ from kilnc.run.durable import (
     recorded_name,
     suspension,
 )
+from kilnc.run.execute import execute, print_item, print_out
 from kilnc.run.files import checked_ledger, checked_trace, pending_trace
 from kilnc.run.load import (
     CompileFailed,
@@ -118,10 +117,6 @@ _ENTRIES: Final[tuple[tuple[str, type], ...]] = (
     ("stream", StreamProcess),
     ("forward", Process),
 )
-
-
-class _OutputClosed(Exception):
-    """stdout was closed under a streaming flow (``kiln run ... | head``)."""
 
 
 def run_flow_command(args: argparse.Namespace) -> int:
@@ -280,11 +275,11 @@ def _watch(call: RunCall, display: Console | None, *, collect: bool) -> Outcome:
     A stream's items are printed as they arrive, or with `collect` kept as its result.
     """
     collected: list[Any] = []
-    on_item = collected.append if collect else _print_item
+    on_item = collected.append if collect else print_item
     with ExitStack() as stack:
         if display is not None:
             stack.enter_context(RunProgress(call.name, call.observer.counts, display))
-        outcome = _execute(call.mode, call.method, call.args, call.kwargs, on_item)
+        outcome = execute(call.mode, call.method, call.args, call.kwargs, on_item)
     if collect and call.mode in ("astream", "stream"):
         return dataclasses.replace(outcome, result=collected)
     return outcome
@@ -313,106 +308,6 @@ def _stderr_console() -> Console:
     )
 
 
-# --- running ----------------------------------------------------------------------------
-
-
-def _execute(
-    mode: str,
-    method: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    on_item: Callable[[Any], object],
-) -> Outcome:
-    began = time.perf_counter()
-    result: Any = None
-    error: BaseException | None = None
-    interrupted = closed = False
-    try:
-        result = _RUNNERS[mode](method, args, kwargs, on_item)
-    except KeyboardInterrupt:
-        interrupted = True
-    except _OutputClosed:
-        closed = True  # stop quietly, as `yes | head` does
-    except (Exception, asyncio.CancelledError) as exc:
-        error = exc
-    return Outcome(result, error, interrupted, began, time.perf_counter(), closed)
-
-
-Runner = Callable[
-    [Callable[..., Any], tuple[Any, ...], dict[str, Any], Callable[[Any], object]], Any
-]
-
-
-def _aforward(
-    method: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    on_item: Callable[[Any], object],
-) -> Any:
-    return run_async(method(*args, **kwargs))
-
-
-def _astream(
-    method: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    on_item: Callable[[Any], object],
-) -> None:
-    async def drain() -> None:
-        async with aclosing(method(*args, **kwargs)) as items:
-            async for item in items:
-                on_item(item)
-
-    run_async(drain())
-
-
-def _forward(
-    method: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    on_item: Callable[[Any], object],
-) -> Any:
-    return method(*args, **kwargs)
-
-
-def _stream(
-    method: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    on_item: Callable[[Any], object],
-) -> None:
-    with closing(method(*args, **kwargs)) as items:
-        for item in items:
-            on_item(item)
-
-
-_RUNNERS: Final[Mapping[str, Runner]] = {
-    "aforward": _aforward,
-    "astream": _astream,
-    "forward": _forward,
-    "stream": _stream,
-}
-
-
-def _print_item(item: Any) -> None:
-    text = shown(item)
-    if text is not None and not _print_out(text):
-        raise _OutputClosed
-
-
-def _print_out(text: str) -> bool:
-    """Print a line to stdout; False when its reader is gone (``kiln run ... | head``).
-
-    The run goes on to its trace and its summary; the console script then
-    silences stdout (closed_output.py).
-    """
-    try:
-        print(text, flush=True)
-    except BrokenPipeError:
-        return False
-    return True
-
-
 # --- reporting --------------------------------------------------------------------------
 
 
@@ -435,12 +330,12 @@ def _report(
             document["suspended"] = (
                 None if suspended is None else question_json(suspended)
             )
-        printed = _print_out(json.dumps(document, indent=2, allow_nan=False))
+        printed = print_out(json.dumps(document, indent=2, allow_nan=False))
     else:
         if outcome.ok and call.mode in ("aforward", "forward"):
             text = shown(outcome.result)
             if text is not None:
-                printed = _print_out(text)
+                printed = print_out(text)
             why = note(outcome.result)
             if why is not None:
                 print(why, file=sys.stderr)
