@@ -178,7 +178,7 @@ def check_imported_exceptions(
                     yield error(
                         parsed.span(element.value),
                         Code.OPTION_TYPE,
-                        f"option 'retry_on' must be {NODE_RULES['retry_on'].requirement}",
+                        NODE_RULES["retry_on"].message("option 'retry_on'"),
                         f"'{name}' is not an exception class",
                     )
 

@@ -27,7 +27,6 @@ from kilnc.source import Span
 StepId = NewType("StepId", int)
 
 RESERVED_PREFIX = "_kiln"  # in any case: generated module constants are _KILN_...
-DEFAULT_MAX_VISITS = 5  # a flow's max_visits when neither it nor [tool.kiln] sets one
 
 
 class NodeKind(enum.Enum):

@@ -114,7 +114,7 @@ def _check_retry_on(
             yield error(
                 parsed.span(element.value),
                 Code.OPTION_TYPE,
-                f"option 'retry_on' must be {NODE_RULES['retry_on'].requirement}",
+                NODE_RULES["retry_on"].message("option 'retry_on'"),
                 f"'{name}' is not an exception class",
             )
 

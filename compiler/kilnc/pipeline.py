@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final, final
 
+from kiln.options import DEFAULT_MAX_VISITS
 from kilnc.arrange import arrange_module
 from kilnc.checks import check_cycles, check_duplicates, check_limits, check_questions
 from kilnc.collect import check_imported_exceptions, collect_definitions
@@ -32,7 +33,7 @@ from kilnc.fingerprint import fingerprint_node
 from kilnc.format import TooDeep, format_module
 from kilnc.front import Located, ModuleDefs, ParsedModule
 from kilnc.graph import build_flow_graph
-from kilnc.ir import DEFAULT_MAX_VISITS, Callee, FlowIR, NodeDef
+from kilnc.ir import Callee, FlowIR, NodeDef
 from kilnc.linemap import map_lines
 from kilnc.lower import LowerContext, lower_flow
 from kilnc.ordering import check_order

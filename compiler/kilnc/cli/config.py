@@ -52,20 +52,26 @@ def _relative_patterns(value: object) -> bool:
     )
 
 
-def _visit_limit(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+def _keys() -> dict[str, tuple[Callable[[object], bool], str]]:
+    """Each key of [tool.kiln], the check its value must pass, and what it must be.
 
+    `max_visits` is every flow's default `@flow(max_visits=...)`: the runtime's
+    rule for that option, read when a config is checked (the runtime is no
+    import of `kiln --help`, which imports this module).
+    """
+    from kiln.options import FLOW_RULES  # noqa: PLC0415 - see above
 
-# Each key of [tool.kiln], the check its value must pass, and what it must be.
-KEYS: Final[dict[str, tuple[Callable[[object], bool], str]]] = {
-    "sources": (
-        _relative_patterns,
-        'a non-empty list of files or globs relative to pyproject.toml, e.g. ["pipelines/*.py"]',
-    ),
-    "output": (_non_empty_string, 'a directory, e.g. "build"'),
-    "max_visits": (_visit_limit, "an integer >= 1"),
-    "ledger": (_non_empty_string, 'a file path, e.g. ".kiln/ledger.db"'),
-}
+    visits = FLOW_RULES["max_visits"]
+    return {
+        "sources": (
+            _relative_patterns,
+            "a non-empty list of files or globs relative to pyproject.toml,"
+            ' e.g. ["pipelines/*.py"]',
+        ),
+        "output": (_non_empty_string, 'a directory, e.g. "build"'),
+        "max_visits": (visits.accepts, visits.requirement),
+        "ledger": (_non_empty_string, 'a file path, e.g. ".kiln/ledger.db"'),
+    }
 
 
 @final
@@ -185,15 +191,16 @@ def load_config(start: Path) -> tuple[Config, list[Diagnostic]]:
 
 
 def _check(source: SourceFile, table: dict[str, object]) -> Iterator[Diagnostic]:
+    keys = _keys()
     for key, value in table.items():
         span = key_span(source, key)
-        rule = KEYS.get(key)
+        rule = keys.get(key)
         if rule is None:
-            close = difflib.get_close_matches(key, KEYS, n=1)
+            close = difflib.get_close_matches(key, keys, n=1)
             hint = (
                 f"did you mean '{close[0]}'?"
                 if close
-                else f"the keys are: {', '.join(KEYS)}"
+                else f"the keys are: {', '.join(keys)}"
             )
             yield error(
                 span, Code.UNKNOWN_CONFIG_KEY, f"unknown key '{key}' in {TABLE}", hint

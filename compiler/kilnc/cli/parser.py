@@ -18,7 +18,7 @@ from typing import Any, Final, NoReturn, final
 
 from kilnc import __version__
 from kilnc.cli.report import FORMATS
-from kilnc.cli.settle import positive_int
+from kilnc.cli.settle import visit_limit
 
 EXIT_USAGE: Final = 2
 EXIT_SUSPENDED: Final = 3  # a durable run waits for an answer (run.py)
@@ -92,7 +92,7 @@ def _add_compile(commands: Any) -> None:
     _add_sources(compile_, "default: [tool.kiln] output")
     compile_.add_argument(
         "--max-visits",
-        type=positive_int,
+        type=visit_limit,
         metavar="N",
         help="max_visits of flows that set none (default: [tool.kiln] max_visits, else 5)",
     )

@@ -64,12 +64,19 @@ def settle_args(args: argparse.Namespace, report: Report) -> argparse.Namespace 
     )
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: an integer >= 1 (`--max-visits`)."""
+def visit_limit(text: str) -> int:
+    """An argparse type: `--max-visits`, every flow's default `@flow(max_visits=...)`.
+
+    The runtime's rule for that option, read when the flag is given (the
+    runtime is no import of `kiln --help`).
+    """
+    from kiln.options import FLOW_RULES  # noqa: PLC0415 - see above
+
+    rule = FLOW_RULES["max_visits"]
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    if not rule.accepts(value):
+        raise argparse.ArgumentTypeError(f"must be {rule.requirement}: {value}")
     return value

@@ -32,9 +32,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import final
 
+from kiln.options import DEFAULT_MAX_VISITS
 from kilnc.diagnostics import Diagnostic
 from kilnc.front import ParsedModule
-from kilnc.ir import DEFAULT_MAX_VISITS, FlowDef, FlowIR, Resolver
+from kilnc.ir import FlowDef, FlowIR, Resolver
 from kilnc.lower.changes import EffectSource
 from kilnc.lower.sharing import PASSED_IN
 from kilnc.lower.statements import Lowerer
