@@ -30,18 +30,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kiln import Limit, OptionError
-from kiln.options import (
-    DEFAULT_MAX_VISITS,
-    FLOW_RULES,
-    LIMIT_CALL,
-    LIMIT_GROUP,
-    LIMIT_RULES,
-    NODE_RULES,
-    Rule,
-    must_be,
-)
-from kiln.options import FlowOptions as RuntimeFlowOptions
-from kiln.options import NodeOptions as RuntimeNodeOptions
+from kiln import options as table
 from kilnc.classes import exception_class
 from kilnc.cli.config import load_config
 from kilnc.cli.settle import visit_limit
@@ -369,14 +358,14 @@ REFUSED: dict[str, list[tuple[str, object]]] = {
     "limits": [("[1]", [1])],
 }
 ONE_TABLE = [
-    (table, option, written, value)
-    for table, rules in (("node", NODE_RULES), ("flow", FLOW_RULES))
+    (kind, option, written, value)
+    for kind, rules in (("node", table.NODE_RULES), ("flow", table.FLOW_RULES))
     for option, rule in rules.items()
     for written, value in REFUSED[rule.kind]
     if not rule.accepts(value)
 ] + [
     ("limit", option, written, value)
-    for option, rule in LIMIT_RULES.items()
+    for option, rule in table.LIMIT_RULES.items()
     for written, value in REFUSED[rule.kind]
     if not rule.accepts(value)
 ]
@@ -397,26 +386,26 @@ def refusal(check: Any) -> str:
 
 
 @pytest.mark.parametrize(
-    ("table", "option", "written", "value"),
+    ("kind", "option", "written", "value"),
     ONE_TABLE,
     ids=[f"{t}-{o}={w}" for t, o, w, _ in ONE_TABLE],
 )
 def test_a_refused_value_is_refused_in_the_table_s_words(
-    tmp_path: Path, table: str, option: str, written: str, value: object
+    tmp_path: Path, kind: str, option: str, written: str, value: object
 ) -> None:
-    rule: Rule
-    if table == "node":
-        rule = NODE_RULES[option]
+    rule: table.Rule
+    if kind == "node":
+        rule = table.NODE_RULES[option]
         text = source("async", PARAMS[0], {option: written}, {}, None, "")
         subject, runtime = f"option '{option}'", option
-        raised = refusal(lambda: RuntimeNodeOptions(**{option: value}))
-    elif table == "flow":
-        rule = FLOW_RULES[option]
+        raised = refusal(lambda: table.NodeOptions(**{option: value}))
+    elif kind == "flow":
+        rule = table.FLOW_RULES[option]
         text = source("async", PARAMS[0], {}, {option: written}, None, "")
         subject, runtime = f"option '{option}'", option
-        raised = refusal(lambda: RuntimeFlowOptions(**{option: value}))
+        raised = refusal(lambda: table.FlowOptions(**{option: value}))
     else:
-        rule = LIMIT_RULES[option]
+        rule = table.LIMIT_RULES[option]
         capacity, refresh = (
             (written, "None") if option == "capacity" else ("1", written)
         )
@@ -433,32 +422,35 @@ def test_what_limits_maps_is_said_alike(tmp_path: Path) -> None:
     """A group that is no Limit, and a group's name that is blank."""
     text = source("async", PARAMS[0], {}, {"limits": '{"db": 2}'}, None, "")
     messages = [d.message for d in compiled_diagnostics(tmp_path, text)]
-    assert must_be("option 'limits'", LIMIT_CALL) in messages
-    raised = refusal(lambda: RuntimeFlowOptions(limits={"db": 2}))  # type: ignore[dict-item]
-    assert raised.startswith(must_be("limits['db']", LIMIT_CALL))
+    assert table.must_be("option 'limits'", table.LIMIT_CALL) in messages
+    raised = refusal(lambda: table.FlowOptions(limits={"db": 2}))  # type: ignore[dict-item]
+    assert raised.startswith(table.must_be("limits['db']", table.LIMIT_CALL))
 
     text = source("async", PARAMS[0], {}, {"limits": '{"": Limit(1)}'}, None, "")
     (found,) = compiled_diagnostics(tmp_path, text)
-    assert found.message == FLOW_RULES["limits"].message("option 'limits'")
-    assert found.hint == LIMIT_GROUP.message("each key")
-    raised = refusal(lambda: RuntimeFlowOptions(limits={"": Limit(1)}))
-    assert raised.startswith(LIMIT_GROUP.message("each key of limits"))
+    assert found.message == table.FLOW_RULES["limits"].message("option 'limits'")
+    assert found.hint == table.LIMIT_GROUP.message("each key")
+    raised = refusal(lambda: table.FlowOptions(limits={"": Limit(1)}))
+    assert raised.startswith(table.LIMIT_GROUP.message("each key of limits"))
 
 
 def test_the_compiler_knows_the_runtime_s_options_and_their_defaults() -> None:
-    node, runtime_node = NodeOptions(name="f"), RuntimeNodeOptions(name="f")
-    assert set(NODE_RULES) == {f.name for f in fields(NodeOptions)}
-    assert set(NODE_RULES) == {f.name for f in fields(RuntimeNodeOptions)}
-    for option in set(NODE_RULES) - {"name"}:
+    node, runtime_node = NodeOptions(name="f"), table.NodeOptions(name="f")
+    assert set(table.NODE_RULES) == {f.name for f in fields(NodeOptions)}
+    assert set(table.NODE_RULES) == {f.name for f in fields(table.NodeOptions)}
+    for option in set(table.NODE_RULES) - {"name"}:
         default = getattr(runtime_node, option)
         if option == "retry_on":  # the compiler reads the classes' names
             default = tuple(error.__name__ for error in default)
         assert getattr(node, option) == default, option
-    flow, runtime_flow = FlowOptions(name="f"), RuntimeFlowOptions(name="f")
-    assert set(FLOW_RULES) == {f.name for f in fields(FlowOptions)}
-    assert set(FLOW_RULES) == {f.name for f in fields(RuntimeFlowOptions)}
+    flow, runtime_flow = FlowOptions(name="f"), table.FlowOptions(name="f")
+    assert set(table.FLOW_RULES) == {f.name for f in fields(FlowOptions)}
+    assert set(table.FLOW_RULES) == {f.name for f in fields(table.FlowOptions)}
     # None: the project's default, DEFAULT_MAX_VISITS unless [tool.kiln] says.
-    assert (flow.max_visits, runtime_flow.max_visits) == (None, DEFAULT_MAX_VISITS)
+    assert (flow.max_visits, runtime_flow.max_visits) == (
+        None,
+        table.DEFAULT_MAX_VISITS,
+    )
     assert (flow.limits, runtime_flow.limits) == ((), None)
     assert flow.concurrency == runtime_flow.concurrency
 
@@ -466,7 +458,7 @@ def test_the_compiler_knows_the_runtime_s_options_and_their_defaults() -> None:
 @pytest.mark.parametrize("value", ["0", "1", "-3", "true", "2.5", '"3"', "10000"])
 def test_the_project_s_max_visits_is_a_flow_s(tmp_path: Path, value: str) -> None:
     """[tool.kiln] max_visits and --max-visits default every flow's max_visits."""
-    rule = FLOW_RULES["max_visits"]
+    rule = table.FLOW_RULES["max_visits"]
     (tmp_path / "pyproject.toml").write_text(f"[tool.kiln]\nmax_visits = {value}\n")
     config, problems = load_config(tmp_path)
     accepted = rule.accepts(config.max_visits) if not problems else False

@@ -11,7 +11,8 @@ module must have its `retry_on` classes imported here too.
 from __future__ import annotations
 
 import keyword
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from typing import final
 
 import libcst as cst
 
@@ -23,26 +24,19 @@ from kilnc.lower.scope import Scope
 from kilnc.syntax import code
 
 
+@final
+@dataclass(slots=True)
 class Calls:
     """The node and flow calls of one flow, in the order lowering meets them."""
 
-    def __init__(
-        self,
-        parsed: ParsedModule,
-        resolve: Resolver,
-        flow: FlowDef,
-        max_visits: int,
-        scope: Scope,
-        report: Reporter,
-    ) -> None:
-        self.parsed = parsed
-        self.resolve = resolve
-        self.flow = flow
-        self.max_visits = max_visits  # the flow's, else the project's default
-        self.scope = scope
-        self.report = report
-        self.sites: list[NodeCall] = []  # every call site, in source order
-        self.loops = 0  # how many `while` loops enclose the code being lowered
+    parsed: ParsedModule
+    resolve: Resolver
+    flow: FlowDef
+    max_visits: int  # the flow's, else the project's default
+    scope: Scope
+    report: Reporter
+    sites: list[NodeCall] = field(default_factory=list)  # in source order
+    loops: int = 0  # how many `while` loops enclose the code being lowered
 
     def node_call(
         self, value: cst.BaseExpression, origin: cst.BaseExpression | None = None

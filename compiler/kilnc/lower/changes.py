@@ -12,8 +12,8 @@ return, so changing one later orders it after the other.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
-from typing import Protocol
+from dataclasses import dataclass, replace
+from typing import Protocol, final
 
 import libcst as cst
 
@@ -36,16 +36,15 @@ class EffectSource(Protocol):
     ) -> Effects: ...
 
 
+@final
+@dataclass(frozen=True, slots=True)
 class Changes:
     """Effects read against one flow's names, and the links they make between names."""
 
-    def __init__(
-        self, module: str, effects: EffectSource, scope: Scope, shared: Sharing
-    ) -> None:
-        self.module = module
-        self.effects = effects
-        self.scope = scope
-        self.shared = shared
+    module: str  # the flow's
+    effects: EffectSource
+    scope: Scope
+    shared: Sharing
 
     def effects_of(
         self, node: cst.CSTNode, also: frozenset[str] = frozenset()

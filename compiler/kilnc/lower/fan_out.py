@@ -11,8 +11,8 @@ write instead.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
-from typing import Protocol
+from dataclasses import dataclass, replace
+from typing import Protocol, final
 
 import libcst as cst
 
@@ -40,24 +40,17 @@ class Lifts(Protocol):
     ) -> tuple[list[Step], Sequence[cst.Arg]]: ...
 
 
+@final
+@dataclass(frozen=True, slots=True)
 class FanOuts:
     """Lowers the fan-outs of one flow."""
 
-    def __init__(
-        self,
-        lifts: Lifts,
-        calls: Calls,
-        steps: Steps,
-        changes: Changes,
-        scope: Scope,
-        report: Reporter,
-    ) -> None:
-        self.lifts = lifts
-        self.calls = calls
-        self.steps = steps
-        self.changes = changes
-        self.scope = scope
-        self.report = report
+    lifts: Lifts
+    calls: Calls
+    steps: Steps
+    changes: Changes
+    scope: Scope
+    report: Reporter
 
     def fan_out(
         self,

@@ -11,7 +11,8 @@ compound statement's step reads, writes and changes what its blocks do.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from typing import final
 
 import libcst as cst
 
@@ -37,14 +38,15 @@ from kilnc.names import name_uses, target_names, walrus_targets
 from kilnc.syntax import code
 
 
+@final
+@dataclass(slots=True)
 class Steps:
     """Makes the steps of one flow, numbering them as they are made."""
 
-    def __init__(self, parsed: ParsedModule, scope: Scope, changes: Changes) -> None:
-        self.parsed = parsed
-        self.scope = scope
-        self.changes = changes
-        self._next_id = 0
+    parsed: ParsedModule
+    scope: Scope
+    changes: Changes
+    _next_id: int = field(default=0, init=False)
 
     def call_step(
         self,
