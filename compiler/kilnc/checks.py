@@ -15,12 +15,7 @@ from collections.abc import Iterable
 import networkx as nx
 
 from kilnc.diagnostics import Code, Diagnostic, error
-from kilnc.ir import (
-    FlowDef,
-    FlowIR,
-    NodeCall,
-    NodeDef,
-)
+from kilnc.ir import FlowDef, FlowIR, NodeCall, NodeDef
 from kilnc.source import Span
 
 

@@ -1,10 +1,18 @@
 """compile_file: the passes in order, stopping after a phase that reported errors.
 
-    parse_source -> collect_definitions -> lower_flow (each flow)
-      -> check_duplicates, build_flow_graph + check_cycles
-      -> fingerprint_node, find_result_classes (each cached node)
-      -> schedule_flow (build_graph per block) -> shake_module
-      -> emit_module -> format_module
+    parse_source -> resolve_star_imports -> collect_definitions
+      -> read_effects, lower_flow (each flow)
+      -> the checks: check_duplicates, check_cycles (build_flow_graph),
+         check_questions, check_storable, check_limits and check_order
+         (each flow), check_imported_flows
+      -> fingerprint_node (each cached node), find_result_classes (each callee)
+      -> schedule_flow (each flow) -> shake_module
+      -> arrange_module -> emit_module -> format_module -> map_lines
+
+The project's other modules, which the passes read on demand (project.py),
+and the sources plan_tree and with_imported_flows read (packages.py), go
+through the same front end, FRONT_END: parse_source and resolve_star_imports,
+then collect_definitions once a name leads to them.
 
 Every error of a phase is reported before stopping. An exception inside a
 pass is kiln's bug, reported as an internal error naming the phase and the
@@ -39,11 +47,7 @@ from kilnc.lower import LowerContext, lower_flow
 from kilnc.ordering import check_order
 from kilnc.packages import check_imported_flows
 from kilnc.parse import parse_source
-from kilnc.plan import (
-    STANDALONE,
-    FlowPlan,
-    Links,
-)
+from kilnc.plan import STANDALONE, FlowPlan, Links
 from kilnc.project import FrontEnd, Project, Reader
 from kilnc.resolve import locate
 from kilnc.result_classes import find_result_classes

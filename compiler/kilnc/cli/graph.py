@@ -19,12 +19,7 @@ from pathlib import Path
 from typing import Final
 
 from kilnc.cli.config import config_start, load_config
-from kilnc.cli.outputs import (
-    check_target,
-    describe,
-    is_kiln_drawing,
-    write_atomically,
-)
+from kilnc.cli.outputs import check_target, describe, is_kiln_drawing, write_atomically
 from kilnc.cli.report import Report
 from kilnc.diagnostics import Code, Diagnostic, error, render_all
 from kilnc.drawing.draw import draw_flow
