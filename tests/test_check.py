@@ -19,7 +19,7 @@ from textwrap import dedent
 import pytest
 from mypy import api as mypy_api
 
-from kilnc import cli
+from kilnc.cli import main as cli
 from kilnc.pipeline import compile_file
 from kilnc.typecheck import MypyFailed, typecheck_modules
 from tests.test_cli import KILN

@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kilnc.outputs import is_generated_module
+from kilnc.source import is_generated_module
 from tests.test_cli import KILN, write
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")

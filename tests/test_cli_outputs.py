@@ -22,8 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kilnc import outputs
-from kilnc.outputs import is_generated_module, write_atomically
+from kilnc.cli import outputs
+from kilnc.cli.outputs import write_atomically
+from kilnc.source import is_generated_module
 from tests.test_cli import kiln, write
 from tests.unprivileged import kiln_as_user, place
 

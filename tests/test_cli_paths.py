@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from kiln.ledger import Ledger
-from kilnc.outputs import is_kiln_trace
+from kilnc.cli.outputs import is_kiln_trace
 from tests.test_cli_ledger import fill
 from tests.test_cli_ledger import kiln as kiln_env
 from tests.test_cli_outputs import snapshot

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kilnc.config import Config, load_config
+from kilnc.cli.config import Config, load_config
 from tests.diagnostic_shape import assert_caret_under_column, parse_report
 from tests.test_cli import GOOD, kiln, write
 

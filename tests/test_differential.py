@@ -21,8 +21,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from kiln import EventStatus, Memory
-from kilnc.format import MODE
 from kilnc.pipeline import compile_file
+from kilnc.writer import MODE
 from tests.flowgen import (
     SCHEDULER_REGRESSION,
     flows,

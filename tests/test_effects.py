@@ -20,11 +20,12 @@ import pytest
 from kiln import Memory
 from kilnc.collect import collect_definitions
 from kilnc.diagnostics import Code, Severity
+from kilnc.effect_ir import Effects
 from kilnc.effects import EffectReader
-from kilnc.ir import Effects
-from kilnc.parse import ParsedModule, parse_source
-from kilnc.pipeline import compile_file
-from kilnc.project import Project
+from kilnc.front import ParsedModule
+from kilnc.parse import parse_source
+from kilnc.pipeline import FRONT_END, compile_file
+from kilnc.project import Project, Reader
 from kilnc.resolve import locate
 from kilnc.source import SourceFile
 from tests.test_differential import compiled_and_source
@@ -54,7 +55,8 @@ def effects_of(source: str, function: str, tmp_path: Path) -> Effects:
     parsed = parse_source(source_file)
     assert isinstance(parsed, ParsedModule)
     defs, _ = collect_definitions(parsed, location)
-    return EffectReader(Project(defs)).of_function(location.name, function)
+    project = Project(defs, Reader(location.root, FRONT_END))
+    return EffectReader(project).of_function(location.name, function)
 
 
 # --- reading effects ---------------------------------------------------------------

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from kilnc.drawing import EdgeKind, FlowDrawing, Shape, draw_flow
-from kilnc.drawing_text import to_dot, to_mermaid
+from kilnc.drawing.draw import draw_flow
+from kilnc.drawing.model import EdgeKind, FlowDrawing, Shape
+from kilnc.drawing.text import to_dot, to_mermaid
 from kilnc.pipeline import compile_file
 from tests.test_cli import VENV_BIN, kiln, write
 

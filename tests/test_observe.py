@@ -1,4 +1,4 @@
-"""kilnc.observe: live counts of a run's node calls, and the per-node summary."""
+"""kilnc.run.observe: live counts of a run's node calls, and the per-node summary."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kiln import EventStatus, NodeEvent
-from kilnc.observe import Call, Counts, Observer, percentile, summarize_calls
+from kilnc.run.observe import Call, Counts, Observer, percentile, summarize_calls
 
 
 @dataclass

@@ -6,6 +6,10 @@ import, compiled or not. Option values (types, ranges, infinities, exception
 classes, fallbacks, limits, stacked decorators) are drawn at random, and a
 list of known disagreements is checked by name.
 
+Both read one table, the runtime's `kiln.options`: the same options, the same
+defaults, and what is said of a value that does not fit, `OptionError` and the
+compiler's diagnostic in the same words (the tests below the random ones).
+
 Values are literals: the compiler reads options without running code, so an
 expression (`60 * 5`, `f"llm"`, a constant's name) is KLN102 by design, even
 where the decorator would accept what it computes.
@@ -13,8 +17,10 @@ where the decorator would accept what it computes.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import uuid
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +29,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kiln import Limit, OptionError
+from kiln import options as table
 from kilnc.classes import exception_class
+from kilnc.cli.config import load_config
+from kilnc.cli.settle import visit_limit
+from kilnc.diagnostics import Diagnostic
+from kilnc.ir import FlowOptions, NodeOptions
 from kilnc.pipeline import compile_file
 from tests.test_differential import load
 
@@ -330,3 +342,135 @@ def test_exception_classes_of_other_project_modules_are_checked_there(
         imports = False
     compiles = compile_file(package / "flows.py").output is not None
     assert (imports, compiles) == (accepted, accepted)
+
+
+# --- one table: the same options, defaults and words on both sides ---------------------
+
+# Values each kind of option refuses, as the source writes them and as the
+# decorator is given them: a wrong type, then (where there is one) out of range.
+REFUSED: dict[str, list[tuple[str, object]]] = {
+    "int": [("1.5", 1.5), ("-1", -1)],
+    "real": [('"x"', "x"), ("-1.0", -1.0)],
+    "name": [("3", 3), ('""', "")],
+    "bool": [("1", 1)],
+    "exceptions": [("ValueError", ValueError), ("()", ())],
+    "function": [('"rescue"', "rescue")],
+    "limits": [("[1]", [1])],
+}
+ONE_TABLE = [
+    (kind, option, written, value)
+    for kind, rules in (("node", table.NODE_RULES), ("flow", table.FLOW_RULES))
+    for option, rule in rules.items()
+    for written, value in REFUSED[rule.kind]
+    if not rule.accepts(value)
+] + [
+    ("limit", option, written, value)
+    for option, rule in table.LIMIT_RULES.items()
+    for written, value in REFUSED[rule.kind]
+    if not rule.accepts(value)
+]
+
+
+def compiled_diagnostics(tmp_path: Path, text: str) -> list[Diagnostic]:
+    path = tmp_path / "options_case.py"
+    path.write_text(text, encoding="utf-8")
+    compilation = compile_file(path)
+    assert compilation.output is None, text
+    return list(compilation.diagnostics)
+
+
+def refusal(check: Any) -> str:
+    with pytest.raises(OptionError) as caught:
+        check()
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "option", "written", "value"),
+    ONE_TABLE,
+    ids=[f"{t}-{o}={w}" for t, o, w, _ in ONE_TABLE],
+)
+def test_a_refused_value_is_refused_in_the_table_s_words(
+    tmp_path: Path, kind: str, option: str, written: str, value: object
+) -> None:
+    rule: table.Rule
+    if kind == "node":
+        rule = table.NODE_RULES[option]
+        text = source("async", PARAMS[0], {option: written}, {}, None, "")
+        subject, runtime = f"option '{option}'", option
+        raised = refusal(lambda: table.NodeOptions(**{option: value}))
+    elif kind == "flow":
+        rule = table.FLOW_RULES[option]
+        text = source("async", PARAMS[0], {}, {option: written}, None, "")
+        subject, runtime = f"option '{option}'", option
+        raised = refusal(lambda: table.FlowOptions(**{option: value}))
+    else:
+        rule = table.LIMIT_RULES[option]
+        capacity, refresh = (
+            (written, "None") if option == "capacity" else ("1", written)
+        )
+        text = source("async", PARAMS[0], {}, {}, [('"g"', capacity, refresh)], "")
+        subject, runtime = f"the {option} of limit group 'g'", f"Limit {option}"
+        arguments = {"capacity": 1, option: value}
+        raised = refusal(lambda: Limit(**arguments))  # type: ignore[arg-type]
+    messages = [d.message for d in compiled_diagnostics(tmp_path, text)]
+    assert rule.message(subject) in messages, messages
+    assert raised.startswith(rule.message(runtime)), raised
+
+
+def test_what_limits_maps_is_said_alike(tmp_path: Path) -> None:
+    """A group that is no Limit, and a group's name that is blank."""
+    text = source("async", PARAMS[0], {}, {"limits": '{"db": 2}'}, None, "")
+    messages = [d.message for d in compiled_diagnostics(tmp_path, text)]
+    assert table.must_be("option 'limits'", table.LIMIT_CALL) in messages
+    raised = refusal(lambda: table.FlowOptions(limits={"db": 2}))  # type: ignore[dict-item]
+    assert raised.startswith(table.must_be("limits['db']", table.LIMIT_CALL))
+
+    text = source("async", PARAMS[0], {}, {"limits": '{"": Limit(1)}'}, None, "")
+    (found,) = compiled_diagnostics(tmp_path, text)
+    assert found.message == table.FLOW_RULES["limits"].message("option 'limits'")
+    assert found.hint == table.LIMIT_GROUP.message("each key")
+    raised = refusal(lambda: table.FlowOptions(limits={"": Limit(1)}))
+    assert raised.startswith(table.LIMIT_GROUP.message("each key of limits"))
+
+
+def test_the_compiler_knows_the_runtime_s_options_and_their_defaults() -> None:
+    node, runtime_node = NodeOptions(name="f"), table.NodeOptions(name="f")
+    assert set(table.NODE_RULES) == {f.name for f in fields(NodeOptions)}
+    assert set(table.NODE_RULES) == {f.name for f in fields(table.NodeOptions)}
+    for option in set(table.NODE_RULES) - {"name"}:
+        default = getattr(runtime_node, option)
+        if option == "retry_on":  # the compiler reads the classes' names
+            default = tuple(error.__name__ for error in default)
+        assert getattr(node, option) == default, option
+    flow, runtime_flow = FlowOptions(name="f"), table.FlowOptions(name="f")
+    assert set(table.FLOW_RULES) == {f.name for f in fields(FlowOptions)}
+    assert set(table.FLOW_RULES) == {f.name for f in fields(table.FlowOptions)}
+    # None: the project's default, DEFAULT_MAX_VISITS unless [tool.kiln] says.
+    assert (flow.max_visits, runtime_flow.max_visits) == (
+        None,
+        table.DEFAULT_MAX_VISITS,
+    )
+    assert (flow.limits, runtime_flow.limits) == ((), None)
+    assert flow.concurrency == runtime_flow.concurrency
+
+
+@pytest.mark.parametrize("value", ["0", "1", "-3", "true", "2.5", '"3"', "10000"])
+def test_the_project_s_max_visits_is_a_flow_s(tmp_path: Path, value: str) -> None:
+    """[tool.kiln] max_visits and --max-visits default every flow's max_visits."""
+    rule = table.FLOW_RULES["max_visits"]
+    (tmp_path / "pyproject.toml").write_text(f"[tool.kiln]\nmax_visits = {value}\n")
+    config, problems = load_config(tmp_path)
+    accepted = rule.accepts(config.max_visits) if not problems else False
+    assert [p.message for p in problems] == (
+        [] if accepted else [f"'max_visits' in [tool.kiln] must be {rule.requirement}"]
+    )
+    try:
+        flag: object = visit_limit(value)
+    except argparse.ArgumentTypeError as refused:
+        flag = str(refused)
+    written = int(value) if value.lstrip("-").isdigit() else None
+    if written is not None and rule.accepts(written):
+        assert flag == written
+    elif written is not None:
+        assert flag == f"must be {rule.requirement}: {written}"

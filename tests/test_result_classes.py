@@ -9,10 +9,11 @@ from textwrap import dedent
 
 import pytest
 
-from kilnc.collect import ModuleDefs, collect_definitions
-from kilnc.parse import ParsedModule, parse_source
-from kilnc.pipeline import compile_file
-from kilnc.project import Project
+from kilnc.collect import collect_definitions
+from kilnc.front import ModuleDefs, ParsedModule
+from kilnc.parse import parse_source
+from kilnc.pipeline import FRONT_END, compile_file
+from kilnc.project import Project, Reader
 from kilnc.resolve import locate
 from kilnc.result_classes import find_result_classes
 from kilnc.source import SourceFile, display_path
@@ -51,7 +52,7 @@ def project(root: Path, files: dict[str, str], main: str) -> tuple[Project, Modu
     parsed = parse_source(source)
     assert isinstance(parsed, ParsedModule)
     defs, _ = collect_definitions(parsed, location)
-    return Project(defs), defs
+    return Project(defs, Reader(location.root, FRONT_END)), defs
 
 
 def classes_of(root: Path, annotation: str, prelude: str = "") -> list[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""kilnc.run_args: `kiln run`'s name=value words, read by the flow's annotations."""
+"""kilnc.run.args: `kiln run`'s name=value words, read by the flow's annotations."""
 
 # ruff: noqa: UP045  (flows are annotated with Optional[...] too, and it must convert)
 
@@ -16,7 +16,7 @@ from typing import Any, Literal, NewType, Optional
 import pytest
 from pydantic import BaseModel
 
-from kilnc.run_args import (
+from kilnc.run.args import (
     ArgumentError,
     bind_arguments,
     convert,

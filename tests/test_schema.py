@@ -29,8 +29,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from kilnc.pipeline import compile_file
-from kilnc.run_args import convert
-from kilnc.run_output import json_value
+from kilnc.run.args import convert
+from kilnc.run.output import json_value
 
 SHAPES = """\
 import datetime

@@ -20,9 +20,10 @@ from typing import Any
 import pytest
 
 from kilnc.diagnostics import Code
-from kilnc.parse import ParsedModule, parse_source
+from kilnc.front import ParsedModule
+from kilnc.parse import parse_source
 from kilnc.pipeline import compile_file
-from kilnc.shake import reached
+from kilnc.reach import reached
 from kilnc.source import SourceFile
 from tests.test_differential import load
 

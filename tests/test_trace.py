@@ -1,4 +1,4 @@
-"""kilnc.trace: lanes for concurrent calls, and the Chrome trace-event document."""
+"""kilnc.run.trace: lanes for concurrent calls, and the Chrome trace-event document."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from itertools import combinations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kilnc.observe import Call
-from kilnc.trace import assign_lanes, chrome_trace, overlaps
+from kilnc.run.observe import Call
+from kilnc.run.trace import assign_lanes, chrome_trace, overlaps
 
 Span = tuple[float, float]
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from kilnc.cli_entry import main
+from kilnc.cli.entry import main
 
 sys.exit(main())

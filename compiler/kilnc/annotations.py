@@ -9,22 +9,25 @@ project); ``list`` is ``Builtin("list")``; ``Vector = list[float]`` is
 ``Alias`` of the value; anything else the source cannot tell (a name bound
 by code, a nested class) is ``None``.
 
-The annotation walkers (`storable`, `schema`) each judge what these mean;
-this module only finds them.
+The annotation walkers (`storable`, `schema`, `result_classes`) each judge
+what these mean; this module only finds them, with the definitions a name has
+in a module (`definitions`, `function_named`) and whether a field is a
+`ClassVar` (`class_var`).
 """
 
 from __future__ import annotations
 
 import builtins
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import final
 
 import libcst as cst
 
-from kilnc.collect import ModuleDefs
+from kilnc.front import ModuleDefs
 from kilnc.names import identifier
 from kilnc.project import Project
-from kilnc.result_classes import definitions
+from kilnc.syntax import dotted
 
 __all__ = [
     "Alias",
@@ -32,6 +35,9 @@ __all__ = [
     "Defined",
     "External",
     "Meaning",
+    "class_var",
+    "definitions",
+    "function_named",
     "parse_string_annotation",
     "resolve_name",
 ]
@@ -110,3 +116,53 @@ def parse_string_annotation(
         return cst.parse_expression(text.strip())
     except (cst.ParserSyntaxError, RecursionError, ValueError):
         return None
+
+
+def function_named(defs: ModuleDefs, name: str) -> cst.FunctionDef | None:
+    """The module-level function `name` of `defs`' module, if there is one."""
+    for statement in defs.parsed.module.body:
+        if (
+            isinstance(statement, cst.FunctionDef)
+            and identifier(statement.name.value) == name
+        ):
+            return statement
+    return None
+
+
+def definitions(
+    defs: ModuleDefs, name: str
+) -> Iterator[cst.ClassDef | cst.BaseExpression]:
+    """The module-level class definitions and alias values of `name` in `defs`' module."""
+    for statement in defs.parsed.module.body:
+        if isinstance(statement, cst.ClassDef):
+            if identifier(statement.name.value) == name:
+                yield statement
+        elif isinstance(statement, cst.SimpleStatementLine):
+            for small in statement.body:
+                value = _alias_value(small, name)
+                if value is not None:
+                    yield value
+
+
+def _alias_value(small: cst.BaseSmallStatement, name: str) -> cst.BaseExpression | None:
+    """The value of `Name = value` or `Name: TypeAlias = value` (and `type Name = ...`)."""
+    if isinstance(small, cst.Assign) and len(small.targets) == 1:
+        target = small.targets[0].target
+        if isinstance(target, cst.Name) and identifier(target.value) == name:
+            return small.value
+    if (
+        isinstance(small, cst.AnnAssign)
+        and isinstance(small.target, cst.Name)
+        and identifier(small.target.value) == name
+    ):
+        return small.value
+    if isinstance(small, cst.TypeAlias) and identifier(small.name.value) == name:
+        return small.value
+    return None
+
+
+def class_var(annotation: cst.Annotation) -> bool:
+    """Whether a field's annotation is ``ClassVar[...]``: a class attribute, not a field."""
+    node = annotation.annotation
+    head = node.value if isinstance(node, cst.Subscript) else node
+    return (dotted(head) or "").rpartition(".")[2] == "ClassVar"

@@ -19,47 +19,25 @@ Decorators are recognised by qualified name, however they were imported.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Final, final
 
 import libcst as cst
 
 from kiln.options import NODE_RULES
 from kilnc.classes import exception_class
 from kilnc.diagnostics import Code, Diagnostic, error
-from kilnc.ir import RESERVED_PREFIX, Callee, FlowDef, NodeDef, NodeKind
+from kilnc.front import (
+    FLOW_DECORATORS,
+    NODE_DECORATORS,
+    ImportedName,
+    ModuleDefs,
+    ParsedModule,
+)
+from kilnc.ir import RESERVED_PREFIX, FlowDef, NodeDef, NodeKind
 from kilnc.names import bound_in, identifier
 from kilnc.node_checks import check_node, option_value
 from kilnc.options import read_flow_options, read_node_options
-from kilnc.parse import ParsedModule
 from kilnc.resolve import ModuleLocation, absolute_module
 from kilnc.syntax import dotted, yields
-
-NODE_DECORATORS: Final = frozenset({"kiln.node", "kiln.decorators.node"})
-FLOW_DECORATORS: Final = frozenset({"kiln.flow", "kiln.decorators.flow"})
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class ImportedName:
-    """`from module import attribute as local`, or `import module as local` (attribute None)."""
-
-    module: str
-    attribute: str | None
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class ModuleDefs:
-    parsed: ParsedModule = field(repr=False)
-    location: ModuleLocation
-    nodes: Mapping[str, NodeDef]  # by the function's identifier
-    flows: Mapping[str, FlowDef]
-    imports: Mapping[str, ImportedName]
-
-    def local(self, name: str) -> Callee | None:
-        name = identifier(name)
-        return self.nodes.get(name) or self.flows.get(name)
 
 
 def collect_definitions(
@@ -200,7 +178,7 @@ def check_imported_exceptions(
                     yield error(
                         parsed.span(element.value),
                         Code.OPTION_TYPE,
-                        f"option 'retry_on' must be {NODE_RULES['retry_on'].requirement}",
+                        NODE_RULES["retry_on"].message("option 'retry_on'"),
                         f"'{name}' is not an exception class",
                     )
 

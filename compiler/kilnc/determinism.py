@@ -25,8 +25,8 @@ from typing import Final
 import libcst as cst
 
 from kilnc.diagnostics import Code, Diagnostic, warning
+from kilnc.front import ParsedModule
 from kilnc.ir import FlowIR
-from kilnc.parse import ParsedModule
 
 # Qualified names, and what reading them reads.
 _READS: Final = {

@@ -33,12 +33,12 @@ from collections.abc import Iterator, Sequence
 
 import libcst as cst
 
-from kilnc.collect import ModuleDefs
+from kilnc.front import ModuleDefs
 from kilnc.ir import NodeDef
 from kilnc.names import identifier
 from kilnc.project import Project
+from kilnc.reach import reached
 from kilnc.resolve import absolute_module, module_file
-from kilnc.shake import reached
 from kilnc.syntax import dotted
 
 Wanted = set[str] | None  # names of a module that code reaches; None: all of it

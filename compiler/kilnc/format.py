@@ -9,12 +9,10 @@ every module they compile, where a second pass costs no user anything.
 from __future__ import annotations
 
 import black
-from black.mode import TargetVersion
 from black.parsing import InvalidInput
 
 from kilnc.depth import largest_statement, python_limits
-
-MODE = black.Mode(target_versions={TargetVersion.PY311})
+from kilnc.writer import MODE
 
 
 class FormatError(Exception):

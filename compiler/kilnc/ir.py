@@ -15,18 +15,18 @@ node calls were lifted out, with the names it reads and writes:
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Final, NewType, Protocol, final
+from typing import NewType, final
 
 import libcst as cst
 
+from kilnc.effect_ir import Change
 from kilnc.source import Span
 
 StepId = NewType("StepId", int)
 
 RESERVED_PREFIX = "_kiln"  # in any case: generated module constants are _KILN_...
-DEFAULT_MAX_VISITS = 5  # a flow's max_visits when neither it nor [tool.kiln] sets one
 
 
 class NodeKind(enum.Enum):
@@ -143,25 +143,6 @@ class FlowDef:
 Callee = NodeDef | FlowDef
 
 
-@final
-@dataclass(frozen=True, slots=True)
-class Holder:
-    """What effects reading may assume of a name: its annotation, whether a Memory."""
-
-    annotation: str | None
-    memory: bool = False
-
-
-class EffectSource(Protocol):
-    """Effects of the project's functions, and of a flow's own statements."""
-
-    def of_callee(self, callee: Callee) -> Effects: ...
-
-    def of_statement(
-        self, module: str, statement: cst.CSTNode, names: Mapping[str, Holder]
-    ) -> Effects: ...
-
-
 # Answers, for the function part of a call in a flow, which node or flow it names
 # and whether that one is defined in the module being compiled.
 Resolver = Callable[[cst.BaseExpression], tuple[Callee, bool] | None]
@@ -192,129 +173,6 @@ class NodeCall:
         """Whether the compiled call awaits: an async call, or a sync node run in a thread."""
         callee = self.callee
         return self.is_async or (isinstance(callee, NodeDef) and callee.options.thread)
-
-
-# --- what a function may do to what it is passed (effects.py) -------------------
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Change:
-    """Why a function may change an argument, or the world: the first place found."""
-
-    reason: str  # "assigns state['answer']", "passes it to requests.post"
-    span: Span
-    # It only iterates the argument, which changes an iterator but no container.
-    by_iteration: bool = False
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Keys:
-    """Keys of a Memory store: these names, or every key when `any`."""
-
-    names: frozenset[str] = frozenset()
-    any: bool = False
-    # Keys named by the function's own parameters (`memory[key] = value`): the
-    # caller's argument says which, a literal at best.
-    params: frozenset[str] = frozenset()
-
-    def __or__(self, other: Keys) -> Keys:
-        return Keys(
-            self.names | other.names, self.any or other.any, self.params | other.params
-        )
-
-    def __bool__(self) -> bool:
-        return self.any or bool(self.names) or bool(self.params)
-
-
-NO_KEYS: Final = Keys()
-ANY_KEY: Final = Keys(any=True)
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class MemoryUse:
-    """The keys a function reads and writes through a `kiln.Memory` it is passed."""
-
-    global_reads: Keys = NO_KEYS
-    global_writes: Keys = NO_KEYS
-    local_reads: Keys = NO_KEYS
-    local_writes: Keys = NO_KEYS
-    copies: bool = False  # clones it: reads its whole local store, to copy it
-
-    def __or__(self, other: MemoryUse) -> MemoryUse:
-        return MemoryUse(
-            self.global_reads | other.global_reads,
-            self.global_writes | other.global_writes,
-            self.local_reads | other.local_reads,
-            self.local_writes | other.local_writes,
-            self.copies or other.copies,
-        )
-
-    @property
-    def writes(self) -> bool:
-        return bool(self.global_writes or self.local_writes)
-
-
-EVERY_KEY: Final = MemoryUse(ANY_KEY, ANY_KEY, ANY_KEY, ANY_KEY, copies=True)
-# A token made by `memory.clone(...)` inside a call's arguments has no name of
-# its own: it is called `<memory>+clone@<line>.<column>`.
-ANONYMOUS_CLONE: Final = "+clone@"
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Effects:
-    """A function's effects on its parameters (by name, in order) and beyond them.
-
-    `changes` maps a parameter to why it may be mutated; `memory` maps a
-    `kiln.Memory` parameter to the keys it touches; `returns` are the
-    parameters whose objects the result may share; `external` is the first
-    effect outside the parameters (I/O, logging, module state).
-    """
-
-    params: tuple[str, ...]
-    changes: tuple[tuple[str, Change], ...] = ()
-    memory: tuple[tuple[str, MemoryUse], ...] = ()
-    returns: frozenset[str] = frozenset()
-    external: Change | None = None
-    variadic: bool = False  # takes *args or **kwargs: any argument may land anywhere
-
-    def bind(self, call: cst.Call) -> Iterator[tuple[str | None, cst.BaseExpression]]:
-        """Each argument with the parameter it binds; None when kiln cannot tell which.
-
-        `f(*(a, b))` is `f(a, b)`: a literal tuple or list unpacked binds as its
-        elements would.
-        """
-        params = self.params
-        position = 0
-        for arg in call.args:
-            spread = _literal_elements(arg.value) if arg.star == "*" else None
-            if self.variadic or (arg.star and spread is None):
-                yield None, arg.value
-            elif arg.keyword is not None:
-                name = arg.keyword.value
-                yield (name if name in params else None), arg.value
-            else:
-                for value in [arg.value] if spread is None else spread:
-                    yield (params[position] if position < len(params) else None), value
-                    position += 1
-
-    def change(self, param: str) -> Change | None:
-        return next((c for p, c in self.changes if p == param), None)
-
-    def memory_use(self, param: str) -> MemoryUse | None:
-        return next((m for p, m in self.memory if p == param), None)
-
-
-def _literal_elements(value: cst.BaseExpression) -> list[cst.BaseExpression] | None:
-    """The elements of a literal tuple or list with no `*` inside, else None."""
-    if not isinstance(value, cst.Tuple | cst.List):
-        return None
-    if not all(isinstance(element, cst.Element) for element in value.elements):
-        return None
-    return [element.value for element in value.elements]
 
 
 # --- the actions a step performs -------------------------------------------------

@@ -311,12 +311,12 @@ class _Imports(cst.CSTVisitor):
 
     def visit_Import(self, node: cst.Import) -> None:
         for alias in node.names:
-            self.names.add(identifier(_import_local_name(alias)))
+            self.names.add(identifier(import_local_name(alias)))
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         if not isinstance(node.names, cst.ImportStar):
             for alias in node.names:
-                self.names.add(identifier(_import_local_name(alias)))
+                self.names.add(identifier(import_local_name(alias)))
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
         return False
@@ -325,7 +325,7 @@ class _Imports(cst.CSTVisitor):
         return False
 
 
-def _import_local_name(alias: cst.ImportAlias) -> str:
+def import_local_name(alias: cst.ImportAlias) -> str:
     if alias.asname is not None:
         name = alias.asname.name
         assert isinstance(name, cst.Name)

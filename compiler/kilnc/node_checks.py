@@ -18,9 +18,9 @@ import libcst as cst
 from kiln.options import NODE_RULES, node_kind_problems
 from kilnc.classes import exception_class
 from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.front import ParsedModule
 from kilnc.ir import NodeOptions
 from kilnc.names import BUILTINS, identifier, imported_names, name_uses
-from kilnc.parse import ParsedModule
 from kilnc.syntax import dotted, yields
 
 
@@ -114,7 +114,7 @@ def _check_retry_on(
             yield error(
                 parsed.span(element.value),
                 Code.OPTION_TYPE,
-                f"option 'retry_on' must be {NODE_RULES['retry_on'].requirement}",
+                NODE_RULES["retry_on"].message("option 'retry_on'"),
                 f"'{name}' is not an exception class",
             )
 

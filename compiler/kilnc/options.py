@@ -5,10 +5,12 @@ options with every value read as a literal, and a diagnostic at `wiat`
 ("unknown option 'wiat'; did you mean 'wait'?"). Nothing is evaluated: a value
 that is not a literal is an error at its position.
 
-What each option accepts is the runtime's own table (`kiln.options`: type,
-range, finite numbers), so a value `kiln compile` accepts is one the decorator
-accepts when the source is imported, and the other way round. A value of the
-wrong type is KLN103, out of range KLN104. Rules between options and the
+What each option accepts, and what is said of a value it refuses, is the
+runtime's own table (`kiln.options`: type, range, finite numbers, the
+requirement `Rule.message` words), so a value `kiln compile` accepts is one
+the decorator accepts when the source is imported, the other way round, and
+both refuse it in the same words. A value of the wrong type is KLN103, out of
+range KLN104. Rules between options and the
 node's kind, and what `retry_on` and `fallback` name, are `collect`'s.
 """
 
@@ -23,10 +25,18 @@ from typing import Any, Final
 
 import libcst as cst
 
-from kiln.options import FLOW_RULES, LIMIT_RULES, NODE_RULES, Rule
+from kiln.options import (
+    FLOW_RULES,
+    LIMIT_CALL,
+    LIMIT_GROUP,
+    LIMIT_RULES,
+    NODE_RULES,
+    Rule,
+    must_be,
+)
 from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.front import ParsedModule
 from kilnc.ir import FlowOptions, LimitSpec, NodeOptions
-from kilnc.parse import ParsedModule
 from kilnc.syntax import code, dotted
 
 Value = Any  # a literal read from the source: int, float, str, bool, None or a tuple
@@ -114,14 +124,14 @@ def read_limits(parsed: ParsedModule, node: cst.BaseExpression) -> Value:
     if not isinstance(node, cst.Dict):
         if _is_literal(node):
             raise WrongType(node)
-        raise NotLiteral(node, 'a dict literal like {"llm": Limit(8, refresh=1.0)}')
+        raise NotLiteral(node, FLOW_RULES["limits"].requirement)
     limits: list[tuple[str, cst.BaseExpression, cst.BaseExpression | None]] = []
     for element in node.elements:
         if not isinstance(element, cst.DictElement):
-            raise NotLiteral(element, "a group name and a Limit(...)")
-        key = literal(element.key, "a group name")
-        if not isinstance(key, str) or not key.strip():
-            raise WrongType(element.key, "name each group with a non-empty string")
+            raise NotLiteral(element, FLOW_RULES["limits"].requirement)
+        key = literal(element.key, LIMIT_GROUP.requirement)
+        if not LIMIT_GROUP.accepts(key):
+            raise WrongType(element.key, LIMIT_GROUP.message("each key"))
         limits.append((key, *_limit_arguments(parsed, element.value)))
     return tuple(limits)
 
@@ -130,7 +140,7 @@ def _limit_arguments(
     parsed: ParsedModule, node: cst.BaseExpression
 ) -> tuple[cst.BaseExpression, cst.BaseExpression | None]:
     """The capacity and refresh of `Limit(capacity, refresh=None)`, as written."""
-    expected = "Limit(capacity) or Limit(capacity, refresh=seconds)"
+    expected = LIMIT_CALL
     if not isinstance(node, cst.Call) or not parsed.qualified_names(node.func) & LIMITS:
         raise NotLiteral(node, expected)
     order = list(LIMIT_RULES)  # capacity, refresh: the order of positional arguments
@@ -222,7 +232,7 @@ def _limit_specs(
                 LIMIT_RULES["refresh"],
                 what.format("refresh"),
                 found,
-                "or leave it out for a cap on calls in flight",
+                LIMIT_RULES["refresh"].hint.removeprefix(", "),
             )
         diagnostics += found
         if not found:
@@ -249,7 +259,7 @@ def _checked(
             error(
                 parsed.span(node),
                 Code.OPTION_TYPE,
-                f"{what} must be {rule.requirement}",
+                rule.message(what),
                 hint,
             )
         )
@@ -258,7 +268,7 @@ def _checked(
             error(
                 parsed.span(node),
                 Code.OPTION_RANGE,
-                f"{what} must be {rule.requirement}",
+                rule.message(what),
                 hint,
             )
         )
@@ -316,9 +326,7 @@ def _read_one(
         if rule.kind == "exceptions":
             value = read_exception_names(node)
             if not value:
-                return error(
-                    span, Code.OPTION_RANGE, f"{what} must be {rule.requirement}"
-                )
+                return error(span, Code.OPTION_RANGE, rule.message(what))
         elif rule.kind == "function":
             value = read_function_name(node)
         elif rule.kind == "limits":
@@ -336,7 +344,7 @@ def _read_one(
         return error(
             parsed.span(exc.node),
             Code.OPTION_TYPE,
-            f"{what} must be {rule.requirement}",
+            rule.message(what),
             exc.hint,
         )
     values[key] = value
@@ -346,11 +354,11 @@ def _read_one(
 def _not_literal(parsed: ParsedModule, what: str, exc: NotLiteral) -> Diagnostic:
     if _is_literal(exc.node):
         return error(
-            parsed.span(exc.node), Code.OPTION_TYPE, f"{what} must be {exc.expected}"
+            parsed.span(exc.node), Code.OPTION_TYPE, must_be(what, exc.expected)
         )
     return error(
         parsed.span(exc.node),
         Code.NOT_LITERAL,
-        f"{what} must be {exc.expected}, written as a literal",
+        f"{must_be(what, exc.expected)}, written as a literal",
         "kiln reads options without running your code",
     )

@@ -31,41 +31,24 @@ from __future__ import annotations
 import hashlib
 import keyword
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, final
 
 import libcst as cst
 
 from kilnc import __version__
-from kilnc.collect import ModuleDefs, collect_definitions
 from kilnc.depth import run_deep
 from kilnc.diagnostics import Code, Diagnostic, error, warning
+from kilnc.front import ModuleDefs
 from kilnc.ir import FlowDef, FlowIR
 from kilnc.names import identifier
-from kilnc.outputs import is_generated_module
-from kilnc.project import Reader
+from kilnc.plan import Links
+from kilnc.project import FrontEnd, Reader
 from kilnc.resolve import ModuleLocation, locate, module_file
+from kilnc.source import is_generated_module
 
 MARKER: Final = "__init__.py"
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Links:
-    """How one module's output imports the rest of its compile."""
-
-    # Each source module of the compile that has an output, by its compiled name.
-    compiled: Mapping[str, str] = field(default_factory=dict)
-    # The names other compiled modules import from this one; None: every name.
-    exports: frozenset[str] | None = frozenset()
-    # Modules of the compile with an output that cannot be imported compiled
-    # (the output directory is no package): importing one of their flows is KLN704.
-    unlinked: frozenset[str] = frozenset()
-
-
-# A module compiled alone: it imports every other module's source.
-STANDALONE: Final = Links()
 
 
 @final
@@ -142,9 +125,10 @@ def marker_text(marker: Path, directory: Path) -> str:
     )
 
 
-def plan_tree(files: Sequence[Path], directory: Path) -> OutputTree:
-    """The tree `files` compile to under `directory`; files that do not parse count
-    as having no flow (their compile reports why)."""
+def plan_tree(files: Sequence[Path], directory: Path, front: FrontEnd) -> OutputTree:
+    """The tree `files` compile to under `directory`, each read by `front` (the
+    pipeline's); files that do not parse count as having no flow (their compile
+    reports why)."""
     read: dict[str, Reader] = {}
     modules: dict[str, ModuleDefs] = {}
     locations: dict[Path, ModuleLocation] = {}
@@ -153,7 +137,7 @@ def plan_tree(files: Sequence[Path], directory: Path) -> OutputTree:
             location = locations[file] = locate(file)
         except (OSError, RuntimeError):  # a link loop: the compile reports the path
             continue
-        reader = read.setdefault(str(location.root), Reader(location.root))
+        reader = read.setdefault(str(location.root), Reader(location.root, front))
         defs = _definitions(reader, location.name)
         if defs is not None and defs.flows:
             modules[location.name] = defs
@@ -196,7 +180,7 @@ def _definitions(reader: Reader, module: str) -> ModuleDefs | None:
         found = reader(module)
         if found is None:
             return None
-        return collect_definitions(found.parsed, found.location)[0]
+        return reader.front.collect(found)[0]
 
     try:
         return run_deep(read)
@@ -303,11 +287,11 @@ def _imported_from(defs: ModuleDefs, func: cst.BaseExpression) -> str | None:
     return imported.module
 
 
-def with_imported_flows(file: Path) -> list[Path]:
+def with_imported_flows(file: Path, front: FrontEnd) -> list[Path]:
     """`file` and every project module with a flow it reaches through imports: what
     `kiln run` compiles, so the subflows it calls across modules run compiled."""
     location = locate(file)
-    reader = Reader(location.root)
+    reader = Reader(location.root, front)
     found = [file]
     seen = {location.name}
     frontier = [location.name]

@@ -12,92 +12,19 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
-from typing import Final, final
 
 import libcst as cst
 from libcst.metadata import (
-    CodeRange,
     MetadataWrapper,
     PositionProvider,
-    QualifiedName,
     QualifiedNameProvider,
     ScopeProvider,
 )
 
 from kilnc.depth import largest_statement, python_limits
 from kilnc.diagnostics import Code, Diagnostic, error
-from kilnc.names import identifier
+from kilnc.front import ParsedModule
 from kilnc.source import SourceFile, Span
-
-MEMORY_TYPES: Final = frozenset({"kiln.Memory", "kiln.memory.Memory"})
-ASK_NAMES: Final = frozenset({"kiln.ask", "kiln.decorators.ask"})
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class StarName:
-    """A name `from module import *` binds: where it comes from, what it is there."""
-
-    module: str  # the module the star import names, absolute
-    qualified: str  # `kiln.node` when that module imported `node` from kiln
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class ParsedModule:
-    source: SourceFile
-    module: cst.Module = field(repr=False)
-    positions: Mapping[cst.CSTNode, CodeRange] = field(repr=False)
-    qualified: Mapping[cst.CSTNode, Collection[QualifiedName]] = field(repr=False)
-    global_names: frozenset[str]  # every name bound at module level
-    # `from x import *` at module level that kiln could not resolve (see `stars`):
-    # any name may be defined.
-    star_import: bool
-    # The names resolved star imports bind (`resolve_star_imports`), and which
-    # names each of those imports binds.
-    stars: Mapping[str, StarName] = field(default_factory=dict, repr=False)
-    star_imports: Mapping[cst.ImportFrom, frozenset[str]] = field(
-        default_factory=dict, repr=False
-    )
-
-    def span(self, node: cst.CSTNode) -> Span:
-        found = self.positions.get(node)
-        if found is None:  # a node the compiler made itself: no position of its own
-            return Span.at(self.source.path, 1)
-        start, end = found.start, found.end
-        column = self.source.column
-        return Span(
-            self.source.path,
-            start.line,
-            column(start.line, start.column) + 1,
-            end.line,
-            column(end.line, end.column) + 1,
-        )
-
-    def is_memory(self, annotation: cst.Annotation | None) -> bool:
-        """Whether an annotation names `kiln.Memory`, however it was imported."""
-        if annotation is None:
-            return False
-        return bool(self.qualified_names(annotation.annotation) & MEMORY_TYPES)
-
-    def is_ask(self, func: cst.BaseExpression) -> bool:
-        """Whether a call's function is `kiln.ask`, however it was imported."""
-        return bool(self.qualified_names(func) & ASK_NAMES)
-
-    def qualified_names(self, node: cst.CSTNode) -> frozenset[str]:
-        found: object = self.qualified.get(node, ())
-        if callable(found):  # newer libcst computes qualified names lazily
-            found = found()
-        assert isinstance(found, Collection)
-        names = frozenset(q.name for q in found if isinstance(q, QualifiedName))
-        if not names and isinstance(node, cst.Name):
-            # libcst sees no assignment of a name a star import binds.
-            star = self.stars.get(identifier(node.value))
-            if star is not None:
-                return frozenset({star.qualified})
-        return names
 
 
 # A command parses a file more than once: to plan the output tree, to compile

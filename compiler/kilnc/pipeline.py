@@ -1,10 +1,18 @@
 """compile_file: the passes in order, stopping after a phase that reported errors.
 
-    parse_source -> collect_definitions -> lower_flow (each flow)
-      -> check_duplicates, build_flow_graph + check_cycles
-      -> fingerprint_node, find_result_classes (each cached node)
-      -> schedule_flow (build_graph per block) -> shake_module
-      -> emit_module -> format_module
+    parse_source -> resolve_star_imports -> collect_definitions
+      -> read_effects, lower_flow (each flow)
+      -> the checks: check_duplicates, check_cycles (build_flow_graph),
+         check_questions, check_storable, check_limits and check_order
+         (each flow), check_imported_flows
+      -> fingerprint_node (each cached node), find_result_classes (each callee)
+      -> schedule_flow (each flow) -> shake_module
+      -> arrange_module -> emit_module -> format_module -> map_lines
+
+The project's other modules, which the passes read on demand (project.py),
+and the sources plan_tree and with_imported_flows read (packages.py), go
+through the same front end, FRONT_END: parse_source and resolve_star_imports,
+then collect_definitions once a name leads to them.
 
 Every error of a phase is reported before stopping. An exception inside a
 pass is kiln's bug, reported as an internal error naming the phase and the
@@ -13,7 +21,6 @@ definition it was working on, never as the user's mistake.
 
 from __future__ import annotations
 
-import json
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,59 +28,35 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final, final
 
-import libcst as cst
-
-from kilnc.checks import (
-    check_cycles,
-    check_duplicates,
-    check_limits,
-    check_questions,
-    check_visit_limits,
-)
-from kilnc.collect import (
-    ModuleDefs,
-    check_imported_exceptions,
-    collect_definitions,
-)
+from kiln.options import DEFAULT_MAX_VISITS
+from kilnc.arrange import arrange_module
+from kilnc.checks import check_cycles, check_duplicates, check_limits, check_questions
+from kilnc.collect import check_imported_exceptions, collect_definitions
 from kilnc.depth import run_deep
 from kilnc.diagnostics import Code, Diagnostic, Severity, error
+from kilnc.dumps import dump_listings
 from kilnc.effects import read_effects
 from kilnc.emit import emit_module
 from kilnc.fingerprint import fingerprint_node
 from kilnc.format import TooDeep, format_module
-from kilnc.graph import build_flow_graph, build_graph, build_loop_graph
-from kilnc.ir import DEFAULT_MAX_VISITS, Block, Callee, FlowIR, NodeDef, dump_block
+from kilnc.front import Located, ModuleDefs, ParsedModule
+from kilnc.graph import build_flow_graph
+from kilnc.ir import Callee, FlowIR, NodeDef
 from kilnc.linemap import map_lines
 from kilnc.lower import LowerContext, lower_flow
-from kilnc.names import BUILTINS, mentioned_names
 from kilnc.ordering import check_order
-from kilnc.packages import STANDALONE, Links, check_imported_flows
-from kilnc.parse import ParsedModule, parse_source
-from kilnc.plan import (
-    Compiled,
-    FallbackImport,
-    FlowPlan,
-    Kept,
-    ModulePlan,
-    PolicyConstant,
-    dump_plan,
-)
-from kilnc.project import Project, Reader
+from kilnc.packages import check_imported_flows
+from kilnc.parse import parse_source
+from kilnc.plan import STANDALONE, FlowPlan, Links
+from kilnc.project import FrontEnd, Project, Reader
 from kilnc.resolve import locate
-from kilnc.result_classes import (
-    ClassRef,
-    find_result_classes,
-    kept_names,
-    place_classes,
-)
+from kilnc.result_classes import find_result_classes
 from kilnc.schedule import schedule_flow
-from kilnc.schema import flow_schema
-from kilnc.shake import Shaken, shake_module
+from kilnc.shake import shake_module
 from kilnc.site_lines import place_site_lines
 from kilnc.source import SourceFile, Span, display_path
 from kilnc.stars import Unresolved, resolve_star_imports
 from kilnc.storable import check_storable
-from kilnc.writer import Names
 
 MAX_INDENTATION: Final = 100  # levels of indentation CPython's tokenizer takes
 
@@ -170,7 +153,7 @@ def _compile(
         parsed = parse_source(source)
     if isinstance(parsed, Diagnostic):
         return Compilation(source, None, (parsed,), {source.path: source})
-    reader = Reader(location.root)
+    reader = Reader(location.root, FRONT_END)
     with phase("resolve_star_imports", source.path):
         parsed, unresolved = resolve_star_imports(parsed, location, reader)
     with phase("collect_definitions", source.path):
@@ -217,25 +200,11 @@ def _compile(
     diagnostics += found
     if any(d.is_error for d in diagnostics):
         return done(None)
+    with phase("arrange_module", source.path):
+        module = arrange_module(
+            source, defs, shaken, plans, lowered, sources, fingerprints, results, ledger
+        )
     with phase("emit_module", source.path):
-        paths = {shown: _project_path(Path(shown)) for shown in sources}
-        arranged = _arrange(
-            source,
-            defs,
-            shaken,
-            plans,
-            lowered,
-            sources,
-            paths,
-            fingerprints,
-            results,
-        )
-        module = replace(
-            arranged,
-            ledger=ledger,
-            module_names=parsed.global_names,
-            star_import=parsed.star_import,
-        )
         text, origins = emit_module(module)
     with phase("format_module", source.path):
         try:
@@ -251,113 +220,30 @@ def _compile(
             formatted, map_lines(text, origins, formatted)
         )
     return replace(
-        done(formatted, _dumps(dump, lowered, plans, project)), line_map=line_map
+        done(formatted, dump_listings(dump, lowered, plans, project)), line_map=line_map
     )
 
 
-def _arrange(
-    source: SourceFile,
-    defs: ModuleDefs,
-    shaken: Shaken,
-    plans: list[FlowPlan],
-    lowered: list[FlowIR],
-    sources: dict[str, SourceFile],
-    paths: dict[str, str],
-    fingerprints: dict[NodeDef, str],
-    results: dict[Callee, tuple[ClassRef, ...]],
-) -> ModulePlan:
-    """The output in source order, with each resilient node's Policy after its definition.
+def _read_module(
+    source: SourceFile, path: Path, reader: Reader
+) -> Located | Diagnostic:
+    """Another module of the project, read as `_compile` reads the one it compiles:
+    parsed, its star imports resolved (an unresolved one is reported there only)."""
+    parsed = parse_source(source)
+    if isinstance(parsed, Diagnostic):
+        return parsed
+    location = locate(path)
+    parsed, _ = resolve_star_imports(parsed, location, reader)
+    return Located(parsed, location)
 
-    A node imported from another module gets its Policy (and its fallback, imported
-    under a reserved name) just before the first flow, after every kept import; so
-    do the classes a cached node's results may hold that the module does not name.
-    A flow comes after the nodes, flows and classes its call sites name.
-    """
-    # A flow's class must hide nothing: not a builtin, nor a name of unknown origin.
-    parsed = defs.parsed
-    names = Names(parsed.global_names | BUILTINS | mentioned_names(parsed.module))
-    called = {
-        c.callee for ir in lowered for c in ir.calls if isinstance(c.callee, NodeDef)
-    }
-    local = {node.function: node for node in called if node.module == source.module}
-    policies = {
-        node: names.plain(f"_KILN_POLICY_{node.function.upper()}")
-        for node in sorted(called, key=lambda n: (n.module, n.function))
-        if node.options.resilient
-    }
-    fallbacks: dict[NodeDef, str] = {}
-    imported: list[PolicyConstant | FallbackImport] = []
-    for node in sorted(called, key=lambda n: (n.module, n.function)):
-        fallback = node.options.fallback
-        if fallback is not None and node.module == source.module:
-            fallbacks[node] = fallback
-        elif fallback is not None:
-            fallbacks[node] = names.plain(f"_KILN_FALLBACK_{fallback.upper()}")
-            imported.append(FallbackImport(fallbacks[node], node.module, fallback))
-        if node in policies and node.module != source.module:
-            imported.append(
-                PolicyConstant(policies[node], node, _where(paths, node.span))
-            )
-    kept = kept_names(shaken.body)
-    class_imports: dict[tuple[str, str], FallbackImport] = {}
-    classes = {
-        node: place_classes(results[node], defs, kept, class_imports, names)
-        for node in sorted(results, key=lambda n: (n.module, n.name))
-    }
-    imported += class_imports.values()
-    by_identifier = {plan.flow.flow.identifier: plan for plan in plans}
-    body: list[Kept | PolicyConstant | FallbackImport | Compiled] = []
-    # A flow's class lists its call sites, which name its nodes and subflows when
-    # the module runs: a flow written above one it calls comes out below it.
-    # (Flows never call each other in a cycle: KLN401.)
-    waiting: list[tuple[Compiled, set[str]]] = []
-    emitted: set[str] = set()  # the nodes and flows of this module defined so far
-    for item, span in zip(shaken.body, shaken.spans, strict=True):
-        if isinstance(item, str):
-            body += imported
-            imported = []
-            plan = by_identifier[item]
-            compiled = Compiled(plan, names.plain(_class_name(item)))
-            needs = _local_callees(plan, local, by_identifier)
-            needs |= _local_classes(plan, results, source.module)
-            waiting.append((compiled, needs - emitted))
-        else:
-            body.append(Kept(item, span))
-            defined = (
-                local.get(item.name.value)
-                if isinstance(item, cst.FunctionDef)
-                else None
-            )
-            if defined is not None and defined in policies:
-                body.append(
-                    PolicyConstant(
-                        policies[defined], defined, _where(paths, defined.span)
-                    )
-                )
-            if isinstance(item, cst.FunctionDef | cst.ClassDef):
-                emitted.add(item.name.value)
-                for _, needs in waiting:
-                    needs.discard(item.name.value)
-        while ready := [item for item in waiting if not item[1]]:
-            waiting = [item for item in waiting if item[1]]
-            for compiled, _ in ready:
-                body.append(compiled)
-                emitted.add(compiled.plan.flow.flow.identifier)
-                for _, needs in waiting:
-                    needs.discard(compiled.plan.flow.flow.identifier)
-    body += [compiled for compiled, _ in waiting]
-    return ModulePlan(
-        source,
-        paths[source.path],
-        tuple(sources.values()),
-        shaken.prelude,
-        tuple(body),
-        paths,
-        policies,
-        fallbacks,
-        fingerprints,
-        classes,
-    )
+
+def _collect_module(module: Located) -> tuple[ModuleDefs, list[Diagnostic]]:
+    return collect_definitions(module.parsed, module.location)
+
+
+# The front end of the project's other modules, read on demand by the passes
+# (project.py) and by plan_tree and with_imported_flows (packages.py).
+FRONT_END: Final = FrontEnd(_read_module, _collect_module)
 
 
 def _lower_flows(
@@ -454,94 +340,3 @@ def _callees(lowered: list[FlowIR]) -> list[Callee]:
         if not (isinstance(call.callee, NodeDef) and call.callee.asks)
     }
     return list(found)
-
-
-def _local_classes(
-    plan: FlowPlan, results: dict[Callee, tuple[ClassRef, ...]], module: str
-) -> set[str]:
-    """The classes of this module that a flow's call sites name (their module-level names)."""
-    return {
-        ref.path.partition(".")[0]
-        for call in plan.flow.calls
-        for ref in results.get(call.callee, ())
-        if ref.module == module
-    }
-
-
-def _local_callees(
-    plan: FlowPlan, nodes: dict[str, NodeDef], flows: dict[str, FlowPlan]
-) -> set[str]:
-    """The names of the nodes and flows of this module that a flow calls."""
-    return {
-        name
-        for call in plan.flow.calls
-        for name in (
-            [call.callee.function]
-            if isinstance(call.callee, NodeDef)
-            else [call.callee.identifier] if call.local else []
-        )
-        if name in nodes or name in flows
-    }
-
-
-def _where(paths: dict[str, str], span: Span) -> str:
-    return f"{paths.get(span.path, span.path)}:{span.line}"
-
-
-def _class_name(identifier: str) -> str:
-    words = [w for w in identifier.split("_") if w]
-    return "".join(w[:1].upper() + w[1:] for w in words) or "Flow"
-
-
-def _project_path(path: Path) -> str:
-    """The source path relative to the project root: the nearest pyproject.toml, else the
-    directory imports start from."""
-    resolved = path.resolve()
-    for parent in resolved.parents:
-        if (parent / "pyproject.toml").is_file():
-            return resolved.relative_to(parent).as_posix()
-    return resolved.relative_to(locate(resolved).root).as_posix()
-
-
-def _dumps(
-    dump: str | None, lowered: list[FlowIR], plans: list[FlowPlan], project: Project
-) -> tuple[str, ...]:
-    if dump is None:
-        return ()
-    if dump == "schema":  # the file's flows, in JSON: `kiln compile` prints one array
-        schemas = [
-            {
-                "file": project.main.parsed.source.path,
-                **flow_schema(project, flow_ir.flow),
-            }
-            for flow_ir in lowered
-        ]
-        return (json.dumps(schemas),)
-    listings = []
-    for flow_ir, plan in zip(lowered, plans, strict=True):
-        title = f"flow {flow_ir.flow.name}"
-        if dump == "ir":
-            listings.append(f"{title}\n{dump_block(flow_ir.body, '    ')}")
-        elif dump == "graph":
-            report = check_visit_limits(flow_ir, build_loop_graph(flow_ir))
-            loops = "\n".join(f"    {line}" for line in report.lines())
-            listings.append(f"{title}\n{_dump_graph(flow_ir.body)}\n{loops}")
-        else:
-            graph = build_graph(flow_ir.body)
-            why = {(a, b): set(reasons) for a, b, reasons in graph.edges(data="why")}
-            shown = dump_plan(plan.plan(flow_ir.body), why)
-            listings.append(f"{title}\n{_indent(shown)}")
-    return tuple(listings)
-
-
-def _dump_graph(block: Block) -> str:
-    graph = build_graph(block)
-    lines = [
-        f"    s{a} -> s{b}  ({', '.join(sorted(why))})"
-        for a, b, why in sorted(graph.edges(data="why"))
-    ]
-    return "\n".join(lines or ["    (no edges)"])
-
-
-def _indent(text: str) -> str:
-    return "\n".join(f"    {line}" for line in text.splitlines())

@@ -10,13 +10,18 @@ Steps are numbered by their index in the block, which is source order: the
 scope that runs a block's tasks weighs failures by these numbers (the one the
 source would have raised wins), so each task starts with its first step's
 number and main and the tasks say when they move on to another.
+
+The module plan is what the emitter is told of the whole module: its kept
+statements, flows and constants in source order (`ModulePlan`), how it
+imports the other modules of its compile (`Links`), and the classes each
+node's results may hold (`ClassRef`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import NewType, final
+from typing import Final, NewType, final
 
 import libcst as cst
 
@@ -246,3 +251,40 @@ class ModulePlan:
 
     def where(self, span: Span) -> str:
         return f"{self.paths.get(span.path, span.path)}:{span.line}"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Links:
+    """How one module's output imports the rest of its compile."""
+
+    # Each source module of the compile that has an output, by its compiled name.
+    compiled: Mapping[str, str] = field(default_factory=dict)
+    # The names other compiled modules import from this one; None: every name.
+    exports: frozenset[str] | None = frozenset()
+    # Modules of the compile with an output that cannot be imported compiled
+    # (the output directory is no package): importing one of their flows is KLN704.
+    unlinked: frozenset[str] = frozenset()
+
+
+# A module compiled alone: it imports every other module's source.
+STANDALONE: Final = Links()
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ClassRef:
+    """A class by where it is defined: `path` (``Outer.Inner``) in module `module`."""
+
+    module: str
+    path: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Shaken:
+    prelude: tuple[cst.CSTNode, ...]  # the docstring and `from __future__` imports
+    body: tuple[
+        cst.CSTNode | str, ...
+    ]  # kept statements; a str is the identifier of a flow
+    spans: tuple[Span, ...]  # where each item of `body` is in the source

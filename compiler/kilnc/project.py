@@ -3,33 +3,51 @@
 A flow may call nodes and flows of other modules (`from .nodes import fetch`).
 `Project.resolver(defs)` answers, for the function part of a call in `defs`'
 module, which node or flow it names and whether that one is defined locally.
-Modules are parsed (their star imports resolved, by `Reader`) and collected
-once, when a name first leads to them.
+Modules are read (`Reader`) and collected once each, when a name first leads
+to them, by the front end the pipeline hands in (`FrontEnd`, as
+`pipeline.FRONT_END`): which passes read a module, and in what order, is the
+pipeline's to say, for these modules as for the one it compiles.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import final
 
 import libcst as cst
 
-from kilnc.collect import ModuleDefs, collect_definitions
 from kilnc.diagnostics import Diagnostic
+from kilnc.front import ASK_NAMES, Located, ModuleDefs
 from kilnc.ir import Callee, NodeDef, NodeKind, NodeOptions, Resolver
 from kilnc.names import identifier
-from kilnc.parse import ASK_NAMES, parse_source
-from kilnc.resolve import locate, module_file
+from kilnc.resolve import module_file
 from kilnc.source import SourceFile, Span, display_path
-from kilnc.stars import Located, resolve_star_imports
 
 REEXPORT_DEPTH = 8  # how far `from .a import f` chains are followed through re-exports
 
 
-class Reader:
-    """The project's modules by absolute name, parsed, star imports resolved, once each."""
+@final
+@dataclass(frozen=True, slots=True)
+class FrontEnd:
+    """How a module of the project is read, and what is collected of it.
 
-    def __init__(self, root: Path) -> None:
+    `read` turns a file's source into the module every pass reads (parsed,
+    its star imports resolved through the reader), or the diagnostic that
+    says why it cannot; `collect` finds its definitions.
+    """
+
+    read: Callable[[SourceFile, Path, Reader], Located | Diagnostic]
+    collect: Callable[[Located], tuple[ModuleDefs, list[Diagnostic]]]
+
+
+class Reader:
+    """The project's modules by absolute name, read by the front end, once each."""
+
+    def __init__(self, root: Path, front: FrontEnd) -> None:
         self.root = root
+        self.front = front
         self.parsed: dict[str, Located | None] = {}
         self.sources: dict[str, SourceFile] = {}  # every file read, by display path
         self.diagnostics: list[Diagnostic] = []
@@ -43,21 +61,19 @@ class Reader:
             return None
         source = SourceFile.from_bytes(display_path(path), name, path.read_bytes())
         self.sources[source.path] = source
-        parsed = parse_source(source)
-        if isinstance(parsed, Diagnostic):
-            self.diagnostics.append(parsed)
+        found = self.front.read(source, path, self)
+        if isinstance(found, Diagnostic):
+            self.diagnostics.append(found)
             return None
-        location = locate(path)
-        parsed, _ = resolve_star_imports(parsed, location, self)
-        self.parsed[name] = Located(parsed, location)
-        return self.parsed[name]
+        self.parsed[name] = found
+        return found
 
 
 class Project:
-    def __init__(self, main: ModuleDefs, reader: Reader | None = None) -> None:
+    def __init__(self, main: ModuleDefs, reader: Reader) -> None:
         self.main = main
         self.root: Path = main.location.root
-        self.reader = reader if reader is not None else Reader(self.root)
+        self.reader = reader
         self.modules: dict[str, ModuleDefs | None] = {main.location.name: main}
         self._diagnostics: list[Diagnostic] = []
 
@@ -79,7 +95,7 @@ class Project:
         found = self.reader(name)
         if found is None:
             return None
-        defs, diagnostics = collect_definitions(found.parsed, found.location)
+        defs, diagnostics = self.reader.front.collect(found)
         self._diagnostics += diagnostics
         self.modules[name] = defs
         return defs

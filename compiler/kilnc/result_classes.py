@@ -30,34 +30,23 @@ or a `from module import Class as _KILN_CLASS_...` of its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Final, final
+from typing import Final
 
 import libcst as cst
 
-from kilnc.collect import ImportedName, ModuleDefs
+from kilnc.annotations import definitions, function_named
+from kilnc.front import ImportedName, ModuleDefs
 from kilnc.ir import Callee, NodeDef
 from kilnc.names import identifier
-from kilnc.plan import FallbackImport
+from kilnc.plan import ClassRef
 from kilnc.project import Project
 from kilnc.resolve import module_file
 from kilnc.syntax import dotted
-from kilnc.writer import Names
 
 # Modules whose names are types, never classes a value is rebuilt as.
 _TYPING: Final = frozenset(
     {"typing", "typing_extensions", "collections", "builtins", "abc", "types", "kiln"}
 )
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class ClassRef:
-    """A class by where it is defined: `path` (``Outer.Inner``) in module `module`."""
-
-    module: str
-    path: str
 
 
 def find_result_classes(project: Project, node: Callee) -> tuple[ClassRef, ...]:
@@ -70,92 +59,6 @@ def find_result_classes(project: Project, node: Callee) -> tuple[ClassRef, ...]:
     finder = _Finder(project)
     finder.expression(defs, function.returns.annotation)
     return tuple(finder.found)
-
-
-def place_classes(
-    refs: tuple[ClassRef, ...],
-    main: ModuleDefs,
-    kept: frozenset[str],
-    imports: dict[tuple[str, str], FallbackImport],
-    names: Names,
-) -> tuple[str, ...]:
-    """How the module compiled from `main` names each class, adding imports it needs.
-
-    `kept` are the names the generated module binds at module level; `imports`
-    collects the ``from ... import ... as _KILN_CLASS_...`` lines, one per class.
-    A class of the compiled module that its output does not keep is left out.
-    """
-    placed: list[str] = []
-    for ref in refs:
-        head, _, rest = ref.path.partition(".")
-        tail = f".{rest}" if rest else ""
-        if ref.module == main.location.name:
-            if head in kept:
-                placed.append(ref.path)
-            continue
-        local = _imported_as(main.imports, ref.module, head, kept)
-        if local is not None:
-            placed.append(local + tail)
-            continue
-        whole = _imported_as(main.imports, ref.module, None, kept)
-        if whole is not None:
-            placed.append(f"{whole}.{ref.path}")
-            continue
-        line = imports.get((ref.module, head))
-        if line is None:
-            alias = names.plain(f"_KILN_CLASS_{identifier(head).upper()}")
-            line = imports[ref.module, head] = FallbackImport(alias, ref.module, head)
-        placed.append(line.alias + tail)
-    return tuple(placed)
-
-
-def kept_names(body: Iterable[cst.CSTNode | str]) -> frozenset[str]:
-    """The module-level names that the kept statements of a shaken module bind."""
-    names: set[str] = set()
-    for statement in body:
-        if isinstance(statement, cst.ClassDef | cst.FunctionDef):
-            names.add(identifier(statement.name.value))
-        elif isinstance(statement, cst.SimpleStatementLine):
-            for small in statement.body:
-                if isinstance(small, cst.Import | cst.ImportFrom) and not isinstance(
-                    small.names, cst.ImportStar
-                ):
-                    names.update(_bound_by(alias) for alias in small.names)
-    return frozenset(names)
-
-
-def _bound_by(alias: cst.ImportAlias) -> str:
-    """The name an import binds: its `as` name, else the first part of what it names."""
-    if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-        return identifier(alias.asname.name.value)
-    return identifier((dotted(alias.name) or "").partition(".")[0])
-
-
-def _imported_as(
-    imports: Mapping[str, ImportedName],
-    module: str,
-    attribute: str | None,
-    kept: frozenset[str],
-) -> str | None:
-    for local, imported in imports.items():
-        whole = attribute is None and (
-            f"{imported.module}.{imported.attribute}"
-            == module  # from pkg import geometry
-        )
-        if (whole or imported == ImportedName(module, attribute)) and local in kept:
-            return local
-    return None
-
-
-def function_named(defs: ModuleDefs, name: str) -> cst.FunctionDef | None:
-    """The module-level function `name` of `defs`' module, if there is one."""
-    for statement in defs.parsed.module.body:
-        if (
-            isinstance(statement, cst.FunctionDef)
-            and identifier(statement.name.value) == name
-        ):
-            return statement
-    return None
 
 
 class _Finder:
@@ -277,35 +180,3 @@ class _Finder:
         for definition in definitions(defs, identifier(name)):
             if isinstance(definition, cst.ClassDef):
                 self.fields(defs, definition)
-
-
-def definitions(
-    defs: ModuleDefs, name: str
-) -> Iterator[cst.ClassDef | cst.BaseExpression]:
-    """The module-level class definitions and alias values of `name` in `defs`' module."""
-    for statement in defs.parsed.module.body:
-        if isinstance(statement, cst.ClassDef):
-            if identifier(statement.name.value) == name:
-                yield statement
-        elif isinstance(statement, cst.SimpleStatementLine):
-            for small in statement.body:
-                value = _alias_value(small, name)
-                if value is not None:
-                    yield value
-
-
-def _alias_value(small: cst.BaseSmallStatement, name: str) -> cst.BaseExpression | None:
-    """The value of `Name = value` or `Name: TypeAlias = value` (and `type Name = ...`)."""
-    if isinstance(small, cst.Assign) and len(small.targets) == 1:
-        target = small.targets[0].target
-        if isinstance(target, cst.Name) and identifier(target.value) == name:
-            return small.value
-    if (
-        isinstance(small, cst.AnnAssign)
-        and isinstance(small.target, cst.Name)
-        and identifier(small.target.value) == name
-    ):
-        return small.value
-    if isinstance(small, cst.TypeAlias) and identifier(small.name.value) == name:
-        return small.value
-    return None

@@ -42,14 +42,14 @@ from kilnc.annotations import (
     Builtin,
     Defined,
     External,
+    class_var,
     parse_string_annotation,
     resolve_name,
 )
-from kilnc.collect import ModuleDefs
+from kilnc.front import ModuleDefs
 from kilnc.ir import FlowDef
 from kilnc.names import identifier
 from kilnc.project import Project
-from kilnc.storable import class_var
 from kilnc.syntax import dotted
 
 __all__ = ["flow_schema"]

@@ -24,33 +24,19 @@ uses a flow at import is an error (KLN403), since the flow becomes a class.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
-from typing import final
+from collections.abc import Mapping, Sequence
 
 import libcst as cst
 
-from kilnc.collect import FLOW_DECORATORS, NODE_DECORATORS
 from kilnc.diagnostics import Code, Diagnostic, error
-from kilnc.names import identifier, imported_names, name_uses
-from kilnc.packages import STANDALONE, Links
-from kilnc.parse import ParsedModule
-from kilnc.reach import Facts, keep_statements, statement_facts
+from kilnc.facts import Facts, is_future, module_facts, without_kiln_decorators
+from kilnc.front import ParsedModule
+from kilnc.names import identifier, import_local_name
+from kilnc.plan import STANDALONE, Links, Shaken
+from kilnc.reach import keep_statements
 from kilnc.resolve import ModuleLocation, absolute_module
 from kilnc.source import Span
 from kilnc.syntax import attached_comments, dotted, is_docstring
-
-KILN_DECORATORS = NODE_DECORATORS | FLOW_DECORATORS
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Shaken:
-    prelude: tuple[cst.CSTNode, ...]  # the docstring and `from __future__` imports
-    body: tuple[
-        cst.CSTNode | str, ...
-    ]  # kept statements; a str is the identifier of a flow
-    spans: tuple[Span, ...]  # where each item of `body` is in the source
 
 
 def shake_module(
@@ -66,11 +52,11 @@ def shake_module(
     prelude: list[cst.CSTNode] = []
     statements: list[cst.BaseStatement] = []
     for index, line in enumerate(module.body):
-        if (index == 0 and is_docstring(line)) or _is_future(line):
+        if (index == 0 and is_docstring(line)) or is_future(line):
             prelude.append(line)
         else:
             statements.append(line)
-    facts = [_facts(parsed, s) for s in statements]
+    facts = [module_facts(parsed, s) for s in statements]
     flow_names = frozenset(identifier(name) for name in flows)
     roots = flow_names | (
         frozenset().union(*(fact.binds for fact in facts))
@@ -99,33 +85,6 @@ def shake_module(
                 body.append(rewritten)
                 spans.append(parsed.span(statement))
     return Shaken(tuple(prelude), tuple(body), tuple(spans)), diagnostics
-
-
-def reached(
-    parsed: ParsedModule, roots: Collection[str] | None
-) -> list[cst.BaseStatement]:
-    """The module-level statements the names `roots` reach, kiln's decorators removed.
-
-    All of them (but `from __future__` imports) when `roots` is None. They are
-    what shaking would keep for those names, statements that change them
-    included: what a cached node's fingerprint hashes (fingerprint.py).
-    """
-    statements = [line for line in parsed.module.body if not _is_future(line)]
-    if roots is not None:
-        facts = [_facts(parsed, s) for s in statements]
-        wanted = {identifier(name) for name in roots}
-        kept = keep_statements(facts, wanted, frozenset())
-        statements = [s for index, s in enumerate(statements) if index in kept]
-    return [_without_kiln_decorators(parsed, s) for s in statements]
-
-
-def _facts(parsed: ParsedModule, statement: cst.BaseStatement) -> Facts:
-    return statement_facts(
-        statement,
-        _bound(parsed, statement),
-        _reads(parsed, statement),
-        _reads(parsed, statement, strings=False),
-    )
 
 
 def _needed_names(
@@ -179,84 +138,6 @@ def _flow_uses(
     return []
 
 
-def _reads(
-    parsed: ParsedModule, statement: cst.BaseStatement, *, strings: bool = True
-) -> set[str]:
-    """The names a statement uses; with `strings`, also strings that may be annotations."""
-    if isinstance(statement, cst.SimpleStatementLine):
-        # An import reads no module-level name: keeping `Memory` must not keep `node`.
-        return set().union(
-            *(
-                _Reads.of(s, strings)
-                for s in statement.body
-                if not isinstance(s, cst.Import | cst.ImportFrom)
-            )
-        )
-    reads = _Reads.of(_without_kiln_decorators(parsed, statement), strings)
-    if isinstance(statement, cst.FunctionDef):
-        # retry_on and fallback name things the generated code calls directly.
-        for decorator in statement.decorators:
-            call = decorator.decorator
-            if _is_kiln(parsed, decorator) and isinstance(call, cst.Call):
-                for arg in call.args:
-                    if arg.keyword is not None and arg.keyword.value in (
-                        "retry_on",
-                        "fallback",
-                    ):
-                        reads |= _Reads.of(arg.value, strings)
-    return reads
-
-
-class _Reads(cst.CSTVisitor):
-    """Every name a statement mentions, including in nested function bodies and annotations."""
-
-    def __init__(self, strings: bool) -> None:
-        self.names: set[str] = set()
-        self.strings = strings
-
-    @staticmethod
-    def of(node: cst.CSTNode, strings: bool = True) -> set[str]:
-        reads = _Reads(strings)
-        node.visit(reads)
-        return reads.names
-
-    def visit_Name(self, node: cst.Name) -> None:
-        self.names.add(identifier(node.value))
-
-    def visit_Attribute(self, node: cst.Attribute) -> bool:
-        node.value.visit(self)
-        return False
-
-    def visit_SimpleString(self, node: cst.SimpleString) -> None:
-        # A string annotation (`-> "Page"`) names what it refers to.
-        value = node.evaluated_value
-        if self.strings and isinstance(value, str) and value.isidentifier():
-            self.names.add(identifier(value))
-
-
-def _bound(parsed: ParsedModule, statement: cst.BaseStatement) -> set[str]:
-    if isinstance(statement, cst.FunctionDef | cst.ClassDef):
-        return {identifier(statement.name.value)}
-    if isinstance(statement, cst.SimpleStatementLine):
-        names: set[str] = set()
-        for small in statement.body:
-            if isinstance(small, cst.ImportFrom) and isinstance(
-                small.names, cst.ImportStar
-            ):
-                names |= parsed.star_imports.get(small, frozenset())
-            elif isinstance(small, cst.Import | cst.ImportFrom) and not isinstance(
-                small.names, cst.ImportStar
-            ):
-                names |= {identifier(_import_local(alias)) for alias in small.names}
-            elif isinstance(small, cst.Import | cst.ImportFrom):
-                pass  # a star import kiln could not resolve: binds it knows not what
-            else:
-                names |= name_uses(small).writes
-        return names
-    # if/try/for/with at module level: what they assign and import
-    return name_uses(statement).writes | imported_names(statement)
-
-
 def _rewrite(
     parsed: ParsedModule,
     location: ModuleLocation,
@@ -269,7 +150,10 @@ def _rewrite(
     decorators dropped, of an import line only the names something kept needs, and
     imports of modules compiled with this one made imports of the compiled modules."""
     if not isinstance(statement, cst.SimpleStatementLine):
-        stripped = _without_kiln_decorators(parsed, statement)
+        stripped = without_kiln_decorators(parsed, statement)
+        if stripped is not statement:  # a node: its comments stay, its decorators go
+            assert isinstance(statement, cst.FunctionDef | cst.ClassDef)
+            stripped = stripped.with_changes(leading_lines=attached_comments(statement))
         absolute = stripped.visit(_Absolute(parsed, location, diagnostics))
         assert isinstance(
             absolute, cst.BaseStatement
@@ -301,7 +185,7 @@ def _import(
     if isinstance(node.names, cst.ImportStar):
         assert isinstance(node, cst.ImportFrom)
         return _absolute(parsed, location, node, diagnostics)
-    aliases = [a for a in node.names if identifier(_import_local(a)) in needed]
+    aliases = [a for a in node.names if identifier(import_local_name(a)) in needed]
     if not aliases:
         return None
     aliases[-1] = aliases[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
@@ -412,46 +296,6 @@ class _Absolute(cst.CSTTransformer):
         return updated_node.with_changes(
             module=absolute.module, relative=absolute.relative
         )
-
-
-def _without_kiln_decorators(
-    parsed: ParsedModule, statement: cst.CSTNodeT
-) -> cst.CSTNodeT:
-    if not isinstance(statement, cst.FunctionDef | cst.ClassDef):
-        return statement
-    decorators = [d for d in statement.decorators if not _is_kiln(parsed, d)]
-    if len(decorators) == len(statement.decorators):
-        return statement
-    stripped = statement.with_changes(
-        decorators=decorators, leading_lines=attached_comments(statement)
-    )
-    assert isinstance(stripped, type(statement))
-    return stripped
-
-
-def _is_kiln(parsed: ParsedModule, decorator: cst.Decorator) -> bool:
-    expression = decorator.decorator
-    target = expression.func if isinstance(expression, cst.Call) else expression
-    return bool(parsed.qualified_names(target) & KILN_DECORATORS)
-
-
-def _import_local(alias: cst.ImportAlias) -> str:
-    if alias.asname is not None:
-        name = alias.asname.name
-        assert isinstance(name, cst.Name)
-        return name.value
-    return _dotted(alias.name).split(".")[0]
-
-
-def _is_future(statement: cst.CSTNode) -> bool:
-    if not isinstance(statement, cst.SimpleStatementLine):
-        return False
-    return all(
-        isinstance(small, cst.ImportFrom)
-        and isinstance(small.module, cst.Name)
-        and small.module.value == "__future__"
-        for small in statement.body
-    )
 
 
 def _dotted(node: cst.BaseExpression) -> str:

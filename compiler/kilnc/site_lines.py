@@ -30,8 +30,8 @@ from typing import Final, final
 
 import black
 
-from kilnc.format import MODE
 from kilnc.source import Span
+from kilnc.writer import MODE
 
 SITES: Final = "_kiln_sites"
 BIND: Final = "_kiln_bind"

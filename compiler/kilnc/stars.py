@@ -22,19 +22,12 @@ from typing import Final, final
 import libcst as cst
 
 import kiln
+from kilnc.front import Located, ParsedModule, StarName
 from kilnc.names import identifier
-from kilnc.parse import ParsedModule, StarName
 from kilnc.resolve import ModuleLocation, absolute_module
 from kilnc.syntax import dotted
 
 KILN: Final = "kiln"
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Located:
-    parsed: ParsedModule = field(repr=False)
-    location: ModuleLocation
 
 
 # The project's modules by absolute name, parsed with their own star imports

@@ -40,15 +40,16 @@ from kilnc.annotations import (
     Defined,
     External,
     Meaning,
+    class_var,
+    function_named,
     parse_string_annotation,
     resolve_name,
 )
-from kilnc.collect import ModuleDefs
 from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.front import ModuleDefs
 from kilnc.ir import FlowIR, NodeDef
 from kilnc.names import identifier
 from kilnc.project import Project
-from kilnc.result_classes import function_named
 from kilnc.syntax import dotted
 
 # Builtins whose values the codec refuses.
@@ -289,10 +290,3 @@ def _first(*verdicts: Verdict) -> Verdict:
 def _is_dataclass(decorator: cst.BaseExpression) -> bool:
     called = decorator.func if isinstance(decorator, cst.Call) else decorator
     return (dotted(called) or "").rpartition(".")[2] == "dataclass"
-
-
-def class_var(annotation: cst.Annotation) -> bool:
-    """Whether a field's annotation is ``ClassVar[...]``: a class attribute, not a field."""
-    node = annotation.annotation
-    head = node.value if isinstance(node, cst.Subscript) else node
-    return (dotted(head) or "").rpartition(".")[2] == "ClassVar"

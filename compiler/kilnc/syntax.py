@@ -1,6 +1,7 @@
 """Small facts about libcst nodes that several passes ask: code, names, docstrings.
 
 `code(node)` renders a node as source; `dotted(node)` reads `a.b.c`;
+`comprehension_targets(clauses)` lists a comprehension's loop targets;
 `is_docstring(statement)` and `without_docstring(body)`; `yields` and
 `awaits` say whether code suspends the function it is in, without looking
 into the functions nested inside it.
@@ -98,3 +99,16 @@ class _Suspends(cst.CSTVisitor):
 
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
         return False
+
+
+def comprehension_targets(clauses: cst.CompFor) -> list[cst.BaseAssignTargetExpression]:
+    """The targets of a comprehension's `for` clauses, the outermost first.
+
+    `[f(k, v) for k, v in pairs for w in v]` has the targets `k, v` and `w`.
+    """
+    targets: list[cst.BaseAssignTargetExpression] = []
+    clause: cst.CompFor | None = clauses
+    while clause is not None:
+        targets.append(clause.target)
+        clause = clause.inner_for_in
+    return targets

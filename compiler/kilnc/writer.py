@@ -13,8 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
+import black
+from black.mode import TargetVersion
+
 from kilnc.ir import RESERVED_PREFIX
 from kilnc.source import Span, string_lines
+
+# How black lays out what the writer writes (`format_module`, `place_site_lines`).
+MODE = black.Mode(target_versions={TargetVersion.PY311})
 
 
 class Writer:

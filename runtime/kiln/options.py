@@ -7,11 +7,14 @@ Each class validates itself in `__post_init__`, so an instance that exists is
 valid however it was built.
 
 `NODE_RULES`, `FLOW_RULES` and `LIMIT_RULES` are the one table of what each
-option accepts, and `node_kind_problems` the rules between a node's options and
-the function it decorates. The decorators check values with them when the
-source is imported, and `kiln compile` checks the literals it reads with them
-(it imports this module, never the reverse), so a value one accepts, the other
-accepts.
+option accepts and of what is said when a value does not fit (`Rule.message`),
+`LIMIT_GROUP` and `LIMIT_CALL` what a flow's `limits` maps, `DEFAULT_MAX_VISITS`
+the visits of a flow that sets none, and `node_kind_problems` the rules
+between a node's options and the function it decorates. The decorators check
+values with them when the source is imported, and `kiln compile` checks the
+literals it reads with them, saying the same at the value's position (it
+imports this module, never the reverse): a value one accepts, the other
+accepts, in the same words. `tests/test_options_agree.py` holds them to it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Final, Literal, TypeGuard
 
@@ -27,7 +30,10 @@ from kiln.errors import OptionError
 from kiln.processor import Processor
 
 __all__ = [
+    "DEFAULT_MAX_VISITS",
     "FLOW_RULES",
+    "LIMIT_CALL",
+    "LIMIT_GROUP",
     "LIMIT_RULES",
     "NODE_RULES",
     "FlowOptions",
@@ -35,6 +41,7 @@ __all__ = [
     "Limit",
     "NodeOptions",
     "Rule",
+    "must_be",
     "node_kind_problems",
 ]
 
@@ -46,7 +53,8 @@ class Rule:
     """What one option accepts.
 
     `requirement` completes "<option> must be ...", in `OptionError` and in the
-    compiler's diagnostics alike; `hint` is said after it by the runtime only.
+    compiler's diagnostics alike (`message`); `hint` is said after it by the
+    runtime only.
     A number is an int or a float, never a bool; a `real` one is finite.
     """
 
@@ -84,11 +92,18 @@ class Rule:
     def accepts(self, value: object) -> bool:
         return self.has_type(value) and self.in_range(value)
 
+    def message(self, option: str) -> str:
+        """What `option` must be: "retries must be an integer >= 0"."""
+        return must_be(option, self.requirement)
+
     def check(self, option: str, value: object) -> None:
         if not self.accepts(value):
-            raise OptionError(
-                f"{option} must be {self.requirement}{self.hint}; got {value!r}"
-            )
+            raise OptionError(f"{self.message(option)}{self.hint}; got {value!r}")
+
+
+def must_be(option: str, requirement: str) -> str:
+    """The sentence every refusal of an option's value starts with."""
+    return f"{option} must be {requirement}"
 
 
 def _is_int(value: object) -> TypeGuard[int]:
@@ -121,11 +136,24 @@ _TYPES: Final[Mapping[Kind, Callable[[object], bool]]] = {
     "limits": lambda value: isinstance(value, Mapping),
 }
 
+
+def _integer(minimum: int, *, optional: bool = False, hint: str = "") -> Rule:
+    return Rule(
+        "int", f"an integer >= {minimum}", minimum, optional=optional, hint=hint
+    )
+
+
 _NAME: Final = Rule("name", "a non-empty string", optional=True, hint=", or None")
+DEFAULT_MAX_VISITS: Final = 5  # the visits of a flow that sets none ([tool.kiln] may)
+
+# What a flow's `limits` maps: each group's name (as `@node(limit=...)` names
+# it) to a Limit, written as the call that makes one.
+LIMIT_GROUP: Final = Rule("name", "a non-empty group name")
+LIMIT_CALL: Final = "Limit(capacity) or Limit(capacity, refresh=seconds)"
 
 NODE_RULES: Final[Mapping[str, Rule]] = {
     "name": _NAME,
-    "retries": Rule("int", "an integer >= 0", hint=" (extra attempts after a failure)"),
+    "retries": _integer(0, hint=" (extra attempts after a failure)"),
     "wait": Rule("real", "a finite number of seconds >= 0"),
     "backoff": Rule(
         "real",
@@ -152,41 +180,33 @@ NODE_RULES: Final[Mapping[str, Rule]] = {
     ),
     "limit": Rule(
         "name",
-        "a non-empty group name",
+        LIMIT_GROUP.requirement,
         optional=True,
         hint=" (a capacity group declared in the flow's limits), or None",
     ),
     "cache": Rule("bool", "True or False"),
     "thread": Rule("bool", "True or False"),
-    "max_visits": Rule(
-        "int",
-        "an integer >= 1",
-        minimum=1,
-        optional=True,
-        hint=", or None for the flow's",
-    ),
+    "max_visits": _integer(1, optional=True, hint=", or None for the flow's"),
     "local": Rule("bool", "True or False"),
 }
 
 FLOW_RULES: Final[Mapping[str, Rule]] = {
     "name": _NAME,
-    "max_visits": Rule("int", "an integer >= 1", minimum=1),
+    "max_visits": _integer(1),
     "limits": Rule(
         "limits",
         "a dict of group names to Limit(...), like {'llm': Limit(8)}",
         optional=True,
     ),
-    "concurrency": Rule(
-        "int",
-        "an integer >= 1",
-        minimum=1,
+    "concurrency": _integer(
+        1,
         optional=True,
         hint=" (the most node calls in flight), or None for no bound",
     ),
 }
 
 LIMIT_RULES: Final[Mapping[str, Rule]] = {
-    "capacity": Rule("int", "an integer >= 1", minimum=1),
+    "capacity": _integer(1),
     "refresh": Rule(
         "real",
         "a finite number of seconds > 0",
@@ -198,14 +218,6 @@ LIMIT_RULES: Final[Mapping[str, Rule]] = {
 
 # The options a stream node refuses: each is about one call that returns.
 _NOT_FOR_STREAMS: Final = ("retries", "timeout", "fallback", "thread", "limit", "cache")
-_DEFAULTS: Final[Mapping[str, object]] = {
-    "retries": 0,
-    "timeout": None,
-    "fallback": None,
-    "thread": False,
-    "limit": None,
-    "cache": False,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,6 +386,12 @@ class NodeOptions:
             object.__setattr__(self, "timeout", float(self.timeout))
 
 
+# A node's options when not given: NodeOptions' own defaults.
+_DEFAULTS: Final[Mapping[str, object]] = {
+    option.name: option.default for option in fields(NodeOptions)
+}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FlowOptions:
     """The options of one `@flow`, stored on the function as `__kiln_flow__`.
@@ -384,7 +402,7 @@ class FlowOptions:
     """
 
     name: str | None = None
-    max_visits: int = 5
+    max_visits: int = DEFAULT_MAX_VISITS
     limits: Mapping[str, Limit] | None = field(default=None, hash=False)
     concurrency: int | None = None
 
@@ -397,24 +415,16 @@ class FlowOptions:
 
 
 def _check_int(option: str, value: object, *, minimum: int, hint: str) -> None:
-    Rule("int", f"an integer >= {minimum}", minimum=minimum, hint=hint).check(
-        option, value
-    )
+    _integer(minimum, hint=hint).check(option, value)
 
 
 def _checked_limits(limits: object) -> Mapping[str, Limit]:
-    if not isinstance(limits, Mapping):
-        raise OptionError(
-            f"limits must map group names to Limit(...), like {{'llm': Limit(8)}}; got {limits!r}"
-        )
+    FLOW_RULES["limits"].check("limits", limits)
+    assert isinstance(limits, Mapping)
     for group, limit in limits.items():
-        if not isinstance(group, str) or not group.strip():
-            raise OptionError(
-                f"limits keys must be non-empty group names; got {group!r}"
-            )
+        LIMIT_GROUP.check("each key of limits", group)
         if not isinstance(limit, Limit):
             raise OptionError(
-                f"limits[{group!r}] must be a Limit, like Limit(8) or Limit(8, refresh=1.0); "
-                f"got {limit!r}"
+                f"{must_be(f'limits[{group!r}]', LIMIT_CALL)}; got {limit!r}"
             )
     return MappingProxyType(dict(limits))

@@ -205,9 +205,9 @@ BAD_FLOW_OPTIONS: list[tuple[dict[str, Any], str]] = [
     ({"name": ""}, "name must be a non-empty string"),
     ({"max_visits": 0}, "max_visits must be an integer >= 1"),
     ({"max_visits": None}, "max_visits must be an integer >= 1"),
-    ({"limits": [("llm", 1)]}, "limits must map group names to Limit"),
-    ({"limits": {"llm": 8}}, r"limits\['llm'\] must be a Limit"),
-    ({"limits": {"": Limit(1)}}, "limits keys must be non-empty group names"),
+    ({"limits": [("llm", 1)]}, "limits must be a dict of group names to Limit"),
+    ({"limits": {"llm": 8}}, r"limits\['llm'\] must be Limit\(capacity\)"),
+    ({"limits": {"": Limit(1)}}, "each key of limits must be a non-empty group name"),
     ({"concurrency": 0}, "concurrency must be an integer >= 1"),
     ({"concurrency": True}, "concurrency must be an integer >= 1"),
 ]

@@ -1,0 +1,80 @@
+"""A reader that stops reading (``kiln ledger stats | head -1``): no complaint, exit 141.
+
+When the program reading kiln's stdout exits early, the next write to the pipe
+fails with BrokenPipeError: wherever the command happens to be printing, or,
+for output still in Python's buffer, in the flush at interpreter exit, where
+Python prints "Exception ignored ... BrokenPipeError" and exits 120. So the
+console script (entry.py) flushes the streams itself before it returns,
+and answers BrokenPipeError from anywhere in the command with `reader_gone`:
+a stream whose pipe is closed is pointed at /dev/null, so that nothing Python
+still holds fails again, and the exit status is 141, what a shell reports for
+a command that SIGPIPE ended (`yes | head -1`): the output was cut short.
+
+    the write that fails                   what the command does
+    ------------------------------------   ------------------------------------------
+    any command's, or argparse's --help,   stops there, says nothing, exits 141
+      or the flush of buffered output
+    kiln run: a stream's item, the         stops the stream, writes the trace,
+      result, the --json document            prints the summary on stderr, exits 141
+    kiln run ... 2>&1 | head: stderr's     as the first row: nothing more is printed
+
+Any other error of that last flush (``kiln compile --dump plan > /dev/full``:
+no space left) is said in one line on stderr, exit 1 (`cannot_write`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import suppress
+from typing import Final, TextIO
+
+__all__ = ["EXIT_READER_GONE", "cannot_write", "flush_streams", "reader_gone"]
+
+EXIT_READER_GONE: Final = 128 + 13  # as a shell reports a command that SIGPIPE ended
+EXIT_ERRORS: Final = 1
+
+
+def flush_streams() -> None:
+    """Flush stdout and stderr now, where a closed pipe raises, rather than at exit.
+
+    A stream closed before kiln started (``kiln compile >&-``) is None in `sys`,
+    and print() writes nothing to it: there is nothing to flush.
+    """
+    for stream in _streams():
+        stream.flush()
+
+
+def reader_gone() -> int:
+    """Silence each stream whose reader went away; the exit status that says so."""
+    _silence_failing()
+    return EXIT_READER_GONE
+
+
+def cannot_write(error: OSError) -> int:
+    """The output could not be written (a full disk): said on stderr, if it can be."""
+    with suppress(OSError, ValueError):
+        print(
+            f"kiln: error: cannot write the output: {error.strerror}", file=sys.stderr
+        )
+    _silence_failing()
+    return EXIT_ERRORS
+
+
+def _streams() -> list[TextIO]:
+    return [stream for stream in (sys.stdout, sys.stderr) if stream is not None]
+
+
+def _silence_failing() -> None:
+    for stream in _streams():
+        try:
+            stream.flush()  # what is still buffered, or nothing: raises only when it fails
+        except (OSError, ValueError):
+            _to_devnull(stream)
+
+
+def _to_devnull(stream: TextIO) -> None:
+    with suppress(OSError, ValueError):  # not a file descriptor (a test's capture)
+        descriptor = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(descriptor, stream.fileno())
+        os.close(descriptor)

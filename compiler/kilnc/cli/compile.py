@@ -1,0 +1,132 @@
+"""`kiln compile`: find the sources, compile each, write or check the outputs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from kilnc.cli.config import ledger_beside
+from kilnc.cli.inputs import find_sources
+from kilnc.cli.parser import EXIT_USAGE
+from kilnc.cli.report import Report
+from kilnc.cli.settle import settle_args
+from kilnc.cli.write import (
+    Tally,
+    compile_command,
+    missing_marker,
+    stale_output,
+    write_all,
+)
+from kilnc.diagnostics import Code, error
+from kilnc.packages import plan_tree
+from kilnc.pipeline import FRONT_END, Compilation, compile_file
+from kilnc.source import Span
+from kilnc.terminal import LINES, printable
+
+EXIT_OK, EXIT_ERRORS = 0, 1
+
+
+def run_compile(args: argparse.Namespace) -> int:
+    report = Report(args.format)
+    if report.json and args.dump:
+        print(
+            "kiln: error: --dump prints text; leave out --format json", file=sys.stderr
+        )
+        return EXIT_USAGE
+    settled = settle_args(args, report)
+    if isinstance(settled, int):
+        report.close()
+        return settled
+    args = settled
+    files, problems = find_sources(args.sources, args.output)
+    # A --dump with no output directory links the modules as a compile into one.
+    tree = plan_tree(files, args.output or Path("build"), FRONT_END)
+    problems += tree.clashes()
+    if problems:
+        print(printable("\n".join(problems), LINES), file=sys.stderr)
+        return EXIT_USAGE
+    status, tally = EXIT_OK, Tally()
+    planned: list[tuple[Compilation, Path]] = []
+    schemas: list[Any] = []  # --dump schema: every file's flows
+    for file in files:
+        # No output directory only with --dump, which writes nothing.
+        target = None if args.output is None else tree.target(file)
+        try:
+            ledger = None if target is None else ledger_beside(args.ledger, target)
+            compilation = compile_file(
+                file, args.dump, args.max_visits, ledger, tree.links(file)
+            )
+            if args.warnings_as_errors:
+                compilation = compilation.warnings_as_errors()
+        except OSError as exc:
+            where = Span.at(str(file), 1)
+            report.add(
+                [error(where, Code.UNREADABLE, f"cannot read: {exc.strerror}")], {}
+            )
+            status = max(status, EXIT_ERRORS)
+            tally.failed(1)
+            continue
+        status = max(status, _report(compilation, args.show_traceback, report))
+        if compilation.failed:
+            tally.failed(sum(d.is_error for d in compilation.diagnostics))
+            continue
+        _show_dumps(compilation, args.dump, schemas)
+        if compilation.output is None:
+            if not args.quiet:
+                shown = printable(compilation.source.path)
+                report.say(f"{shown}: note: no @flow to compile")
+            continue
+        if target is None or (args.dump and not args.check):
+            continue  # --dump is a look, not a build: nothing is written
+        planned.append((compilation, target))
+    if args.dump == "schema":
+        print(json.dumps(schemas, indent=2))
+    markers = tree.markers(target for _, target in planned)
+    if args.check:
+        status = max(status, _check_stale(planned, markers, files, args, report))
+    elif planned:
+        status = max(status, write_all(planned, markers, files, args, report, tally))
+    if tally.errors:
+        report.say(tally.summary())
+    report.close()
+    return status
+
+
+def _show_dumps(compilation: Compilation, dump: str | None, schemas: list[Any]) -> None:
+    """Print a file's `--dump` listings; schemas gather into one document, printed last."""
+    if dump == "schema":
+        schemas += [
+            schema for listing in compilation.dumps for schema in json.loads(listing)
+        ]
+        return
+    for listing in compilation.dumps:
+        print(printable(listing, LINES))
+
+
+def _check_stale(
+    planned: list[tuple[Compilation, Path]],
+    markers: list[Path],
+    files: list[Path],
+    args: argparse.Namespace,
+    report: Report,
+) -> int:
+    """--check: exit 1 when an output or a package marker is missing or stale."""
+    fix = compile_command(files, args.output)
+    stale = [stale_output(c, t, fix) for c, t in planned]
+    stale += [missing_marker(marker, fix) for marker in markers]
+    found = [d for d in stale if d is not None]
+    report.add(found, {})
+    return EXIT_ERRORS if found else EXIT_OK
+
+
+def _report(compilation: Compilation, show_traceback: bool, report: Report) -> int:
+    report.add(compilation.diagnostics, compilation.sources)
+    internal = any(d.code is Code.INTERNAL for d in compilation.diagnostics)
+    if internal and show_traceback:
+        print("\n".join(compilation.dumps), file=sys.stderr)
+    if internal:
+        return EXIT_USAGE
+    return EXIT_ERRORS if compilation.failed else EXIT_OK

@@ -1,0 +1,178 @@
+"""check_stale and write_all: what `kiln compile` does with the modules it compiled.
+
+Example: `kiln compile digest.py -o .` compiled `digest.py` and plans to write
+`./digest.py`. `write_all` checks every planned output first (outputs.py has
+the rules), so this one is refused with KLN701 at `digest.py:1:1`, or at the
+`output` key of pyproject.toml when the directory comes from there, and
+nothing at all is written. Outputs that may be written are written whole,
+one by one. `check_stale` is `--check`: it reads each output (a FIFO or a
+file of another encoding too) and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+from collections.abc import Sequence
+from pathlib import Path
+
+from kilnc.cli.outputs import (
+    Files,
+    Refusal,
+    check_directory,
+    check_target,
+    write_atomically,
+)
+from kilnc.cli.report import Report
+from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.packages import marker_text
+from kilnc.pipeline import Compilation
+from kilnc.resolve import locate, module_file
+from kilnc.source import Span, is_generated_module, read_regular
+from kilnc.terminal import printable
+
+__all__ = ["Tally", "compile_command", "missing_marker", "stale_output", "write_all"]
+
+EXIT_OK, EXIT_ERRORS = 0, 1
+
+
+class Tally:
+    """The errors of a run, and the files they are in, for "Found 2 errors in 1 file"."""
+
+    def __init__(self) -> None:
+        self.errors = 0
+        self.files = 0
+
+    def failed(self, errors: int, files: int = 1) -> None:
+        self.errors += errors
+        self.files += files
+
+    def summary(self) -> str:
+        errors = f"{self.errors} error{'s' * (self.errors != 1)}"
+        return f"Found {errors} in {self.files} file{'s' * (self.files != 1)}"
+
+
+def compile_command(files: Sequence[Path], output: Path) -> str:
+    """The command that writes the outputs again: all the sources (sorted, so the
+    hint does not depend on their order), since each output depends on which
+    modules were compiled with it."""
+    return f"run: kiln compile {' '.join(sorted(map(str, files)))} -o {output}"
+
+
+def stale_output(compilation: Compilation, target: Path, fix: str) -> Diagnostic | None:
+    """`--check`: why the output is missing or differs from what kiln writes now."""
+    current = read_regular(target)
+    if current == (compilation.output or "").encode("utf-8"):
+        return None
+    state = "missing" if current is None else "stale"
+    message = f"output {target} is {state}"
+    return error(Span.at(str(target), 1), Code.STALE_OUTPUT, message, fix)
+
+
+def missing_marker(marker: Path, fix: str) -> Diagnostic | None:
+    """`--check`: a package marker the outputs import through, when it is missing."""
+    if marker.exists():
+        return None
+    message = f"package marker {marker} is missing: the outputs import through it"
+    return error(Span.at(str(marker), 1), Code.STALE_OUTPUT, message, fix)
+
+
+def write_all(
+    planned: list[tuple[Compilation, Path]],
+    markers: list[Path],
+    files: list[Path],
+    args: argparse.Namespace,
+    report: Report,
+    tally: Tally,
+) -> int:
+    """Write every output, or none when one of them may not be written (outputs.py),
+    then each package marker that is missing (one that is there, kiln's or the
+    user's, already makes its directory a package)."""
+    sources = Files([*files, *(Path(p) for c, _ in planned for p in c.sources)])
+    directory = check_directory(args.output, sources)
+    refusals = (
+        [directory]
+        if directory is not None
+        else [
+            refusal
+            for compilation, target in planned
+            if (refusal := _refusal(compilation, target, sources, args.force))
+            is not None
+        ]
+    )
+    if refusals:
+        report.add(
+            [_refused(refusal, args) for refusal in refusals], args.config_sources
+        )
+        tally.failed(len(refusals), len(refusals))
+        return EXIT_ERRORS
+    writes: list[tuple[Path, str, str | None]] = [
+        (target, compilation.output or "", compilation.source.path)
+        for compilation, target in planned
+    ]
+    writes += [
+        (marker, marker_text(marker, args.output), None)
+        for marker in markers
+        if not marker.exists()
+    ]
+    for target, text, source in writes:
+        try:
+            write_atomically(target, text.encode("utf-8"))
+        except OSError as exc:
+            message = f"cannot write {target}: {exc.strerror or exc}"
+            report.add(
+                [error(Span.at(str(target), 1), Code.OUTPUT_UNWRITABLE, message)], {}
+            )
+            tally.failed(1)
+            return EXIT_ERRORS
+        if source is not None and not args.quiet:
+            report.say(printable(f"{source} -> {target}"))
+    return EXIT_OK
+
+
+def _refusal(
+    compilation: Compilation, target: Path, sources: Files, force: bool
+) -> Refusal | None:
+    imported = _imported_files(compilation, target)
+    owned = is_generated_module
+    return check_target(
+        target, sources, owned, force=force, what="module", imported=imported
+    )
+
+
+def _imported_files(compilation: Compilation, target: Path) -> list[Path]:
+    """The project's files of the modules the output imports, beside it or its source."""
+    assert compilation.output is not None
+    try:
+        tree = ast.parse(compilation.output)
+    except (SyntaxError, ValueError, RecursionError):  # black checked it: never
+        return []
+    names = {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    } | {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level
+    }
+    roots = {Path.cwd()}
+    for module in (target, Path(compilation.source.path)):
+        try:
+            roots.add(locate(module).root)
+        except (OSError, RuntimeError):  # a link loop: the check of the path says so
+            continue
+    found = (module_file(root, name) for root in roots for name in names)
+    return [file for file in found if file is not None]
+
+
+def _refused(refusal: Refusal, args: argparse.Namespace) -> Diagnostic:
+    """The refusal at the `output` key of pyproject.toml when the output comes from there."""
+    key: Span | None = args.output_key
+    if key is None:
+        return error(
+            Span.at(str(refusal.target), 1), refusal.code, refusal.message, refusal.hint
+        )
+    hint = "set 'output' in [tool.kiln] to a directory apart from the sources, such as \"build\""
+    return error(key, refusal.code, refusal.message, hint)

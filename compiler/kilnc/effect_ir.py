@@ -1,0 +1,148 @@
+"""What a function may do to what it is passed: the data `read_effects` hands lowering.
+
+Example: `Effects(params=("state", "tag"), changes=(("state", Change("assigns
+state['answer']", span)),))` for a function that assigns into the dict it is
+given and leaves its string alone. `MemoryUse` says which keys of a
+`kiln.Memory` argument it reads and writes (`Keys`), `external` the first
+effect outside its parameters (I/O, logging, module state). Lowering orders
+a flow's steps by these (`Step.uses`, `key_reads`, `key_writes`, `external`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final, final
+
+import libcst as cst
+
+from kilnc.source import Span
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """What effects reading may assume of a name: its annotation, whether a Memory."""
+
+    annotation: str | None
+    memory: bool = False
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Why a function may change an argument, or the world: the first place found."""
+
+    reason: str  # "assigns state['answer']", "passes it to requests.post"
+    span: Span
+    # It only iterates the argument, which changes an iterator but no container.
+    by_iteration: bool = False
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Keys of a Memory store: these names, or every key when `any`."""
+
+    names: frozenset[str] = frozenset()
+    any: bool = False
+    # Keys named by the function's own parameters (`memory[key] = value`): the
+    # caller's argument says which, a literal at best.
+    params: frozenset[str] = frozenset()
+
+    def __or__(self, other: Keys) -> Keys:
+        return Keys(
+            self.names | other.names, self.any or other.any, self.params | other.params
+        )
+
+    def __bool__(self) -> bool:
+        return self.any or bool(self.names) or bool(self.params)
+
+
+NO_KEYS: Final = Keys()
+ANY_KEY: Final = Keys(any=True)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class MemoryUse:
+    """The keys a function reads and writes through a `kiln.Memory` it is passed."""
+
+    global_reads: Keys = NO_KEYS
+    global_writes: Keys = NO_KEYS
+    local_reads: Keys = NO_KEYS
+    local_writes: Keys = NO_KEYS
+    copies: bool = False  # clones it: reads its whole local store, to copy it
+
+    def __or__(self, other: MemoryUse) -> MemoryUse:
+        return MemoryUse(
+            self.global_reads | other.global_reads,
+            self.global_writes | other.global_writes,
+            self.local_reads | other.local_reads,
+            self.local_writes | other.local_writes,
+            self.copies or other.copies,
+        )
+
+    @property
+    def writes(self) -> bool:
+        return bool(self.global_writes or self.local_writes)
+
+
+EVERY_KEY: Final = MemoryUse(ANY_KEY, ANY_KEY, ANY_KEY, ANY_KEY, copies=True)
+# A token made by `memory.clone(...)` inside a call's arguments has no name of
+# its own: it is called `<memory>+clone@<line>.<column>`.
+ANONYMOUS_CLONE: Final = "+clone@"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Effects:
+    """A function's effects on its parameters (by name, in order) and beyond them.
+
+    `changes` maps a parameter to why it may be mutated; `memory` maps a
+    `kiln.Memory` parameter to the keys it touches; `returns` are the
+    parameters whose objects the result may share; `external` is the first
+    effect outside the parameters (I/O, logging, module state).
+    """
+
+    params: tuple[str, ...]
+    changes: tuple[tuple[str, Change], ...] = ()
+    memory: tuple[tuple[str, MemoryUse], ...] = ()
+    returns: frozenset[str] = frozenset()
+    external: Change | None = None
+    variadic: bool = False  # takes *args or **kwargs: any argument may land anywhere
+
+    def bind(self, call: cst.Call) -> Iterator[tuple[str | None, cst.BaseExpression]]:
+        """Each argument with the parameter it binds; None when kiln cannot tell which.
+
+        `f(*(a, b))` is `f(a, b)`: a literal tuple or list unpacked binds as its
+        elements would.
+        """
+        params = self.params
+        position = 0
+        for arg in call.args:
+            spread = _literal_elements(arg.value) if arg.star == "*" else None
+            if self.variadic or (arg.star and spread is None):
+                yield None, arg.value
+            elif arg.keyword is not None:
+                name = arg.keyword.value
+                yield (name if name in params else None), arg.value
+            else:
+                for value in [arg.value] if spread is None else spread:
+                    yield (params[position] if position < len(params) else None), value
+                    position += 1
+
+    def change(self, param: str) -> Change | None:
+        return next((c for p, c in self.changes if p == param), None)
+
+    def memory_use(self, param: str) -> MemoryUse | None:
+        return next((m for p, m in self.memory if p == param), None)
+
+
+def _literal_elements(value: cst.BaseExpression) -> list[cst.BaseExpression] | None:
+    """The elements of a literal tuple or list with no `*` inside, else None."""
+    if not isinstance(value, cst.Tuple | cst.List):
+        return None
+    if not all(isinstance(element, cst.Element) for element in value.elements):
+        return None
+    return [element.value for element in value.elements]

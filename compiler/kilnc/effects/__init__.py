@@ -1,0 +1,257 @@
+"""read_effects: what a function may do to what it is passed, read from its body.
+
+Example input::
+
+    @node
+    def fill(state: dict[str, int], memory: Memory, tag: str) -> None:
+        state["answer"] = 42
+        memory.seen.append(tag)
+        log.info("filled %s", tag)
+
+Output: `Effects(params=("state", "memory", "tag"))` with `state` changed
+("assigns state['answer']", at its line), `memory` writing the key `seen` (a
+value stored under it is mutated), `tag` untouched (a `str` cannot change),
+and `external` set by the logging call.
+
+The reading is flow-insensitive and errs one way only: anything it cannot see
+into (an installed package handed the object, an unknown method, `setattr`)
+counts as a possible change, so the scheduler may keep an order it did not
+need, never drop one it did. Calls into the project are followed to their
+definitions, to a fixed point over recursion. A parameter whose annotation is
+deeply immutable (`str`, `tuple[int, ...]`, `Mapping[str, int]`) is never
+changed.
+
+This module reads the project's functions, each once, to a fixed point over
+recursion (`EffectReader`); `body.py` knows what one body's names may hold and
+records what it does; `visitor.py` walks the body and says what each
+statement and call does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+import libcst as cst
+
+from kilnc.effect_ir import Effects, Holder
+from kilnc.effects.body import FIXED_POINT_ROUNDS, Body
+from kilnc.effects.visitor import EffectVisitor
+from kilnc.front import ModuleDefs
+from kilnc.ir import Callee, NodeDef
+from kilnc.names import BUILTINS, identifier, target_names
+from kilnc.project import Project
+from kilnc.syntax import code, dotted
+
+# A class without `__init__` (a dataclass, say), or a name with no definition to
+# read: it keeps what it is given, so what it returns may hold any argument.
+_KEEPS_ARGUMENTS: Final = Effects(params=(), variadic=True)
+
+
+def read_effects(project: Project) -> EffectReader:
+    return EffectReader(project)
+
+
+class EffectReader:
+    """Effects of the project's functions, each read once and refined to a fixed point."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self._done: dict[tuple[str, str], Effects] = {}  # final
+        self._known: dict[tuple[str, str], Effects] = {}  # approximations, rising
+        self._reading: set[tuple[str, str]] = set()
+        self._cyclic = False  # a read met a function still being read
+        # Each module's logger names, found once: every logging call asks.
+        self._loggers: dict[cst.Module, frozenset[str]] = {}
+
+    def of_callee(self, callee: Callee) -> Effects:
+        if isinstance(callee, NodeDef) and callee.asks:
+            # A question changes nothing it is passed: its payload is shown, not kept.
+            return Effects(params=("question", "expected", "payload"))
+        if isinstance(callee, NodeDef):
+            return self.of_function(callee.module, callee.function)
+        return self.of_function(callee.module, callee.identifier)
+
+    def of_function(self, module: str, name: str) -> Effects:
+        key = (module, name)
+        if key in self._done:
+            return self._done[key]
+        if key in self._reading:  # recursion: the approximation so far
+            self._cyclic = True
+            return self._known.get(key, Effects(params=()))
+        if self._reading:  # inside another read, which iterates for both
+            self._known[key] = self._read(key)
+            return self._known[key]
+        found = self._read(key)
+        for _ in range(FIXED_POINT_ROUNDS):
+            if not self._cyclic:
+                break
+            self._cyclic = False
+            before = dict(self._known)
+            self._known[key] = found = self._read(key)
+            if self._known == before:
+                break
+        self._known[key] = found
+        self._done.update(self._known)
+        return found
+
+    def of_statement(
+        self, module: str, statement: cst.CSTNode, names: Mapping[str, Holder]
+    ) -> Effects:
+        """A flow's own statement, its names standing in for parameters."""
+        defs = self.project.load(module)
+        assert defs is not None, "a flow's own module is read before its flows"
+        return _read_body(self, defs, dict(names), (statement,)).effects(
+            tuple(names), keep_clones=True
+        )
+
+    def _read(self, key: tuple[str, str]) -> Effects:
+        found = self._definition(*key)
+        if found is None:
+            return _KEEPS_ARGUMENTS
+        defs, function = found
+        if function is None:
+            return _KEEPS_ARGUMENTS
+        self._reading.add(key)
+        try:
+            params = _parameters(defs, function)
+            body = _read_body(self, defs, params, (function.body,))
+            effects = body.effects(tuple(params))
+            return _variadic(function, effects)
+        finally:
+            self._reading.discard(key)
+
+    def _definition(
+        self, module: str, name: str
+    ) -> tuple[ModuleDefs, cst.FunctionDef | None] | None:
+        """The function, or the class (None: it has no `__init__` of its own)."""
+        defs = self.project.load(module)
+        if defs is None:
+            return None
+        for statement in defs.parsed.module.body:
+            if isinstance(statement, cst.FunctionDef) and identifier(
+                statement.name.value
+            ) == identifier(name):
+                return defs, statement
+            if isinstance(statement, cst.ClassDef) and identifier(
+                statement.name.value
+            ) == identifier(name):
+                init = _method(statement, "__init__")
+                return (defs, init) if init is not None else (defs, None)
+        return None
+
+    def resolve(self, defs: ModuleDefs, func: cst.BaseExpression) -> str | None:
+        """The qualified name of a called expression: `json.dumps`, `builtins.len`,
+        `app.helpers.rate` (a project function), or None for a local value's method."""
+        name = dotted(func)
+        if name is None:
+            return None
+        head, _, rest = name.partition(".")
+        head = identifier(head)
+        imported = defs.imports.get(head)
+        if imported is not None:
+            base = (
+                imported.module
+                if imported.attribute is None
+                else f"{imported.module}.{imported.attribute}"
+            )
+            return f"{base}.{rest}" if rest else base
+        if head in defs.parsed.global_names:
+            prefix = defs.location.name
+            return f"{prefix}.{name}" if prefix else name
+        if head in BUILTINS:
+            return f"builtins.{name}"
+        return None
+
+    def is_logger(self, defs: ModuleDefs, node: cst.BaseExpression) -> bool:
+        """`log.info(...)` where `log = logging.getLogger(...)` at module level."""
+        while isinstance(node, cst.Attribute):
+            node = node.value
+        if not isinstance(node, cst.Name):
+            return False
+        module = defs.parsed.module
+        if module not in self._loggers:
+            self._loggers[module] = _loggers(module)
+        return identifier(node.value) in self._loggers[module]
+
+    def project_function(self, qualified: str) -> tuple[str, str] | None:
+        module, _, name = qualified.rpartition(".")
+        if not module or self.project.load(module) is None:
+            return None
+        if self._definition(module, name) is None:
+            return None
+        return module, name
+
+
+def _read_body(
+    reader: EffectReader,
+    defs: ModuleDefs,
+    params: dict[str, Holder],
+    roots: tuple[cst.CSTNode, ...],
+) -> Body:
+    """One body (or flow statement) read: every change, Memory key and outside effect."""
+    body = Body(reader, defs, params, roots)
+    for root in roots:
+        root.visit(EffectVisitor(body))
+    return body
+
+
+def _method(cls: cst.ClassDef, name: str) -> cst.FunctionDef | None:
+    body = cls.body
+    if not isinstance(body, cst.IndentedBlock):
+        return None
+    for statement in body.body:
+        if isinstance(statement, cst.FunctionDef) and statement.name.value == name:
+            return statement
+    return None
+
+
+def _parameters(defs: ModuleDefs, function: cst.FunctionDef) -> dict[str, Holder]:
+    params = function.params
+    found: dict[str, Holder] = {}
+    every = (*params.posonly_params, *params.params, *params.kwonly_params)
+    for param in every:
+        annotation = param.annotation
+        found[identifier(param.name.value)] = Holder(
+            code(annotation.annotation) if annotation is not None else None,
+            defs.parsed.is_memory(annotation),
+        )
+    # `*args` is always a tuple and `**kwargs` a dict, whatever their items are.
+    if isinstance(params.star_arg, cst.Param):
+        found[identifier(params.star_arg.name.value)] = Holder("tuple")
+    if isinstance(params.star_kwarg, cst.Param):
+        found[identifier(params.star_kwarg.name.value)] = Holder("dict")
+    if function.name.value == "__init__" and found:
+        found.pop(next(iter(found)))  # self: the object being made
+    return found
+
+
+def _variadic(function: cst.FunctionDef, effects: Effects) -> Effects:
+    params = function.params
+    stars = (params.star_arg, params.star_kwarg)
+    if not any(isinstance(star, cst.Param) for star in stars):
+        return effects
+    return Effects(
+        effects.params,
+        effects.changes,
+        effects.memory,
+        effects.returns,
+        effects.external,
+        variadic=True,
+    )
+
+
+def _loggers(module: cst.Module) -> frozenset[str]:
+    """The names a module assigns a logger to: `log = logging.getLogger(...)`."""
+    found: set[str] = set()
+    for statement in module.body:
+        if not isinstance(statement, cst.SimpleStatementLine):
+            continue
+        for small in statement.body:
+            if isinstance(small, cst.Assign) and isinstance(small.value, cst.Call):
+                made_by = dotted(small.value.func) or ""
+                last = made_by.split(".")[-1]
+                if last in ("getLogger", "get_logger", "getChild"):
+                    for target in small.targets:
+                        found |= target_names(target.target)
+    return frozenset(found)

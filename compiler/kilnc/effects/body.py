@@ -1,0 +1,347 @@
+"""One body read for effects: what each of its names may hold, and what it does.
+
+Example input: the body of `def fill(state: dict, memory: Memory, tag: str)`
+with `rows = state["rows"]` and `rows.append(tag)`. `Body` knows that `rows`
+may hold part of `state`'s object (`origins`), so the append is recorded as a
+change of `state`; a store into `memory.seen` is a write of its key `seen`.
+`visitor.py` walks the statements and calls the recording methods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+import libcst as cst
+
+from kilnc.effect_ir import (
+    ANONYMOUS_CLONE,
+    ANY_KEY,
+    Change,
+    Effects,
+    Holder,
+    Keys,
+    MemoryUse,
+)
+from kilnc.front import ModuleDefs
+from kilnc.mutability import (
+    FRESH_BUILTINS,
+    FRESH_METHODS,
+    MUTATING_METHODS,
+    is_fresh,
+    is_immutable,
+    may_be_iterator,
+)
+from kilnc.names import identifier, name_uses, target_names
+
+FIXED_POINT_ROUNDS: Final = 50  # the lattice is finite; this only bounds a runaway
+
+# A value a function holds: a parameter's object, or a value stored in a Memory
+# parameter under some keys, read through its global or local store. The keys are a
+# literal or any (`by_parameter=False`): in `items = memory[key]`, `key` a parameter,
+# a change through `items` counts for every key, so it may keep an order the caller's
+# argument would show is not needed, but never drops one.
+Origin = str | tuple[str, str, Keys]
+
+
+class Lookup(Protocol):
+    """What reading a body asks of the project's other functions."""
+
+    def resolve(self, defs: ModuleDefs, func: cst.BaseExpression) -> str | None: ...
+
+    def project_function(self, qualified: str) -> tuple[str, str] | None: ...
+
+    def of_function(self, module: str, name: str) -> Effects: ...
+
+    def is_logger(self, defs: ModuleDefs, node: cst.BaseExpression) -> bool: ...
+
+
+@dataclass
+class Found:
+    changes: dict[str, Change] = field(default_factory=dict)
+    memory: dict[str, MemoryUse] = field(default_factory=dict)
+    returns: set[str] = field(default_factory=set)
+    external: Change | None = None
+
+
+class Body:
+    """One function body (or flow statement), its parameters given."""
+
+    def __init__(
+        self,
+        reader: Lookup,
+        defs: ModuleDefs,
+        params: dict[str, Holder],
+        roots: tuple[cst.CSTNode, ...],
+    ) -> None:
+        self.reader = reader
+        self.defs = defs
+        self.params = params
+        self.roots = roots
+        self.found = Found()
+        self.aliases: dict[str, set[Origin]] = {}
+        self.local_names: set[str] = set()
+        for root in roots:
+            self.local_names |= name_uses(root).writes
+        self._alias()
+
+    def effects(self, order: tuple[str, ...], keep_clones: bool = False) -> Effects:
+        """The effects on `order`'s names; `keep_clones`: a flow statement's
+        clones made in call arguments stay tokens of their own."""
+        found = self.found
+        memory = dict(found.memory)
+        clones = sorted(token for token in memory if ANONYMOUS_CLONE in token)
+        for clone in clones:
+            use = memory[clone] if keep_clones else memory.pop(clone)
+            if (
+                not keep_clones
+            ):  # a function's clone reaches its parameter's global store
+                parent = clone.partition(ANONYMOUS_CLONE)[0]
+                shared = MemoryUse(use.global_reads, use.global_writes)
+                memory[parent] = memory.get(parent, MemoryUse()) | shared
+        return Effects(
+            params=order,
+            changes=tuple((p, found.changes[p]) for p in order if p in found.changes),
+            memory=tuple(
+                (p, memory[p])
+                for p in (*order, *(clones if keep_clones else ()))
+                if p in memory
+            ),
+            returns=frozenset(found.returns),
+            external=found.external,
+        )
+
+    # --- what a name or an expression may hold --------------------------------------
+
+    def _alias(self) -> None:
+        """Which parameters' objects each local name may hold, to a fixed point."""
+        assignments: list[tuple[set[str], cst.BaseExpression]] = []
+        for root in self.roots:
+            collector = _Assignments()
+            root.visit(collector)
+            assignments += collector.found
+        for _ in range(FIXED_POINT_ROUNDS):
+            changed = False
+            for targets, value in assignments:
+                held = self.origins(value)
+                for target in targets:
+                    if target in self.params:
+                        continue  # a parameter rebound still names its own object too
+                    before = self.aliases.setdefault(target, set())
+                    if not held <= before:
+                        before |= held
+                        changed = True
+            if not changed:
+                return
+
+    def origins(self, node: cst.BaseExpression) -> set[Origin]:
+        if isinstance(node, cst.Name):
+            name = identifier(node.value)
+            own: set[Origin] = {name} if name in self.params else set()
+            return own | self.aliases.get(name, set())
+        if isinstance(node, cst.Attribute | cst.Subscript):
+            token = self.token(node.value)
+            if token is not None:
+                return {(token, "global", self.keys_of(node, by_parameter=False))}
+            local = self.local_view(node.value)
+            if local is not None:
+                return {(local, "local", self.keys_of(node, by_parameter=False))}
+            return self.origins(node.value)
+        if isinstance(node, cst.Await):
+            return self.origins(node.expression)
+        if isinstance(node, cst.Call):
+            return self._call_origins(node)
+        if isinstance(
+            node,
+            cst.Comparison
+            | cst.UnaryOperation
+            | cst.BaseNumber
+            | cst.BaseString
+            | cst.Lambda,
+        ):
+            return set()
+        if isinstance(node, cst.IfExp):
+            return self.origins(node.body) | self.origins(node.orelse)
+        if isinstance(node, cst.BooleanOperation):
+            return self.origins(node.left) | self.origins(node.right)
+        held: set[Origin] = set()
+        if isinstance(node, cst.List | cst.Tuple | cst.Set):
+            for item in node.elements:
+                held |= self.origins(item.value)
+            return held
+        if isinstance(node, cst.ListComp | cst.SetComp | cst.GeneratorExp):
+            return self.origins(node.elt)  # its targets hold what they iterate
+        if isinstance(node, cst.DictComp):
+            return self.origins(node.key) | self.origins(node.value)
+        if isinstance(node, cst.BinaryOperation):
+            return self.origins(node.left) | self.origins(node.right)
+        for name in name_uses(node).read_names:
+            held |= self.origins(cst.Name(name))
+        return held
+
+    def _call_origins(self, call: cst.Call) -> set[Origin]:
+        func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value in FRESH_METHODS:
+            return set()
+        if isinstance(func, cst.Attribute):
+            token = self.token(func.value)
+            if token is not None:
+                if func.attr.value == "get":
+                    key = call.args[0].value if call.args else None
+                    return {(token, "global", self.keys_at(key, by_parameter=False))}
+                return {token} if func.attr.value == "clone" else set()
+        qualified = self.reader.resolve(self.defs, func)
+        if qualified is not None:
+            last = qualified.split(".")[-1]
+            if qualified.startswith("builtins.") and last in FRESH_BUILTINS:
+                return set()
+            if is_fresh(qualified):
+                return set()
+            target = self.reader.project_function(qualified)
+            if target is not None:
+                effects = self.reader.of_function(*target)
+                held: set[Origin] = set()
+                for param, argument in effects.bind(call):
+                    if param is None or param in effects.returns:
+                        held |= self.origins(argument)
+                return held
+        held = self.origins(func) if isinstance(func, cst.Attribute) else set()
+        for arg in call.args:
+            held |= self.origins(arg.value)
+        return held
+
+    def keys_of(
+        self, node: cst.Attribute | cst.Subscript, *, by_parameter: bool = True
+    ) -> Keys:
+        """The key `memory.name` or `memory[key]` names."""
+        if isinstance(node, cst.Attribute):
+            return Keys(frozenset({node.attr.value}))
+        if len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
+            return self.keys_at(node.slice[0].slice.value, by_parameter=by_parameter)
+        return ANY_KEY
+
+    def keys_at(
+        self, key: cst.BaseExpression | None, *, by_parameter: bool = True
+    ) -> Keys:
+        """A literal key, a key named by a parameter never rebound (if `by_parameter`),
+        or any key."""
+        if isinstance(key, cst.SimpleString):
+            evaluated = key.evaluated_value
+            if isinstance(evaluated, str):
+                return Keys(frozenset({evaluated}))
+        if by_parameter and isinstance(key, cst.Name):
+            name = identifier(key.value)
+            if name in self.params and name not in self.local_names:
+                return Keys(params=frozenset({name}))
+        return ANY_KEY
+
+    def token(self, node: cst.BaseExpression) -> str | None:
+        """The Memory parameter an expression is (or is a clone of)."""
+        if not isinstance(node, cst.Name):
+            return None
+        for origin in self.origins(node):
+            if isinstance(origin, str) and self.params[origin].memory:
+                return origin
+        return None
+
+    def local_view(self, node: cst.BaseExpression) -> str | None:
+        """The Memory parameter of `memory.local`."""
+        if isinstance(node, cst.Attribute) and node.attr.value == "local":
+            return self.token(node.value)
+        return None
+
+    # --- recording ------------------------------------------------------------------
+
+    def change(
+        self,
+        node: cst.BaseExpression,
+        reason: str,
+        where: cst.CSTNode,
+        by_iteration: bool = False,
+    ) -> None:
+        """Everything `node` may hold may change."""
+        for origin in self.origins(node):
+            if isinstance(origin, str):
+                param = self.params[origin]
+                if param.memory:
+                    self.memory(origin, MemoryUse(ANY_KEY, ANY_KEY, ANY_KEY, ANY_KEY))
+                    continue
+                if _immutable_holder(param) or (
+                    by_iteration and not may_be_iterator(param.annotation)
+                ):
+                    continue
+                if origin not in self.found.changes:
+                    self.found.changes[origin] = Change(
+                        reason, self.defs.parsed.span(where), by_iteration
+                    )
+            else:
+                token, scope, keys = origin
+                if scope == "local":
+                    self.memory(token, MemoryUse(local_reads=keys, local_writes=keys))
+                else:
+                    self.memory(token, MemoryUse(keys, keys, keys, keys))
+        if self.is_module_state(node):
+            self.external(reason, where)
+
+    def memory(self, token: str, use: MemoryUse) -> None:
+        self.found.memory[token] = self.found.memory.get(token, MemoryUse()) | use
+
+    def external(self, reason: str, where: cst.CSTNode) -> None:
+        if self.found.external is None:
+            self.found.external = Change(reason, self.defs.parsed.span(where))
+
+    def is_module_state(self, node: cst.BaseExpression) -> bool:
+        """Whether the expression is rooted at a module-level name (not a local)."""
+        while isinstance(node, cst.Attribute | cst.Subscript):
+            node = node.value
+        if not isinstance(node, cst.Name):
+            return False
+        name = identifier(node.value)
+        return (
+            name not in self.params
+            and name not in self.local_names
+            and name in self.defs.parsed.global_names
+        )
+
+
+class _Assignments(cst.CSTVisitor):
+    """Every binding of a name and the expression whose objects it may then hold."""
+
+    def __init__(self) -> None:
+        self.found: list[tuple[set[str], cst.BaseExpression]] = []
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            self.found.append((target_names(target.target), node.value))
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
+            self.found.append((target_names(node.target), node.value))
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+        self.found.append((target_names(node.target), node.value))
+
+    def visit_For(self, node: cst.For) -> None:
+        self.found.append((target_names(node.target), node.iter))
+
+    def visit_CompFor(self, node: cst.CompFor) -> None:
+        self.found.append((target_names(node.target), node.iter))
+
+    def visit_Call(self, node: cst.Call) -> None:
+        # `parts.append(state)`: parts now holds state's object.
+        func = node.func
+        if (
+            isinstance(func, cst.Attribute)
+            and isinstance(func.value, cst.Name)
+            and func.attr.value in MUTATING_METHODS
+        ):
+            for arg in node.args:
+                self.found.append(({identifier(func.value.value)}, arg.value))
+
+    def visit_WithItem(self, node: cst.WithItem) -> None:
+        if node.asname is not None:
+            self.found.append((target_names(node.asname.name), node.item))
+
+
+def _immutable_holder(holder: Holder) -> bool:
+    return holder.annotation is not None and is_immutable(holder.annotation)

@@ -1,0 +1,365 @@
+"""The statements and expressions of one body, each recorded as the effect it has.
+
+Example input: `state["answer"] = 42`, `memory.seen.append(tag)`,
+`log.info("filled")`, `helper(state)`. Output, on the `Body`: a change of
+`state` ("assigns state['answer']"), a write of the Memory key `seen`, an
+outside effect (logging), and whatever `helper`'s own effects do to what it
+is passed ("passes it to helper, which ...").
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from kilnc.effect_ir import (
+    ANONYMOUS_CLONE,
+    ANY_KEY,
+    EVERY_KEY,
+    Change,
+    Effects,
+    Keys,
+    MemoryUse,
+)
+from kilnc.effects.body import Body
+from kilnc.front import ModuleDefs
+from kilnc.mutability import (
+    EXTERNAL_BUILTINS,
+    ITERATING_BUILTINS,
+    LOGGING,
+    MUTATING_LIBRARY,
+    MUTATING_METHODS,
+    PURE_BUILTINS,
+    PURE_METHODS,
+    is_pure,
+)
+from kilnc.names import identifier
+from kilnc.syntax import code
+
+
+class EffectVisitor(cst.CSTVisitor):
+    """Records, for one body, every change, Memory key and outside effect."""
+
+    def __init__(self, body: Body) -> None:
+        self.body = body
+
+    # --- stores -------------------------------------------------------------------
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            self._store(target.target, "assigns")
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self._store(node.target, "assigns")
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        target = node.target
+        if isinstance(target, cst.Name):
+            # `x += y` changes a list in place; a number it only rebinds.
+            self.body.change(target, f"changes {code(target)} in place (+=)", node)
+            if self.body.is_module_state(target):
+                self.body.external(f"changes the module's {code(target)}", node)
+        else:
+            self._store(target, "changes")
+
+    def visit_Del(self, node: cst.Del) -> None:
+        self._store(node.target, "deletes")
+
+    def _store(self, target: cst.BaseExpression, verb: str) -> None:
+        if isinstance(target, cst.Tuple | cst.List):
+            for element in target.elements:
+                self._store(element.value, verb)
+            return
+        if isinstance(target, cst.StarredElement):
+            self._store(target.value, verb)
+            return
+        if not isinstance(target, cst.Attribute | cst.Subscript):
+            return
+        body = self.body
+        token = body.token(target.value)
+        if token is not None:
+            keys = body.keys_of(target)
+            body.memory(token, MemoryUse(global_writes=keys, local_writes=keys))
+            return
+        local = body.local_view(target.value)
+        if local is not None:
+            body.memory(local, MemoryUse(local_writes=body.keys_of(target)))
+            return
+        body.change(target.value, f"{verb} {code(target)}", target)
+        if body.is_module_state(target):
+            body.external(f"{verb} {code(target)}, module state", target)
+
+    # --- reads of Memory keys ---------------------------------------------------------
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        body = self.body
+        local = body.local_view(node.value)
+        if local is not None:
+            body.memory(local, MemoryUse(local_reads=body.keys_of(node)))
+            return False
+        token = body.token(node.value)
+        if token is None:
+            return True
+        attribute = node.attr.value
+        if attribute == "local":
+            body.memory(token, MemoryUse(local_reads=ANY_KEY))
+        elif attribute not in ("get", "clone"):
+            keys = body.keys_of(node)
+            body.memory(token, MemoryUse(global_reads=keys, local_reads=keys))
+        return True
+
+    def visit_Subscript(self, node: cst.Subscript) -> None:
+        body = self.body
+        local = body.local_view(node.value)
+        token = body.token(node.value)
+        if local is not None:
+            body.memory(local, MemoryUse(local_reads=body.keys_of(node)))
+        elif token is not None:
+            keys = body.keys_of(node)
+            body.memory(token, MemoryUse(global_reads=keys, local_reads=keys))
+
+    def visit_Comparison(self, node: cst.Comparison) -> None:
+        # `"key" in memory`: a read of that key.
+        body = self.body
+        for target in node.comparisons:
+            token = body.token(target.comparator)
+            if token is None or not isinstance(target.operator, cst.In | cst.NotIn):
+                continue
+            keys = body.keys_at(node.left)
+            body.memory(token, MemoryUse(global_reads=keys, local_reads=keys))
+
+    # --- iteration --------------------------------------------------------------------
+
+    def visit_For(self, node: cst.For) -> None:
+        self._iterate(node.iter, node)
+
+    def visit_CompFor(self, node: cst.CompFor) -> None:
+        self._iterate(node.iter, node)
+
+    def _iterate(self, iterable: cst.BaseExpression, where: cst.CSTNode) -> None:
+        if isinstance(iterable, cst.Name):
+            self.body.change(
+                iterable, f"iterates {code(iterable)}", iterable, by_iteration=True
+            )
+
+    # --- calls --------------------------------------------------------------------------
+
+    def visit_Call(self, node: cst.Call) -> None:
+        body = self.body
+        func = node.func
+        if isinstance(func, cst.Attribute) and self._method(node, func):
+            return
+        qualified = body.reader.resolve(body.defs, func)
+        if qualified is None:
+            self._unknown(node, code(func))
+            return
+        if qualified.startswith("builtins."):
+            self._builtin(node, qualified.removeprefix("builtins."))
+            return
+        target = body.reader.project_function(qualified)
+        if target is not None:
+            self._project(node, body.reader.of_function(*target), code(func))
+            return
+        if qualified in MUTATING_LIBRARY and node.args:
+            body.change(node.args[0].value, f"passes it to {qualified}", node)
+            return
+        if is_pure(qualified):
+            return
+        if qualified.startswith(LOGGING) or body.reader.is_logger(body.defs, func):
+            body.external(f"calls {code(func)}", node)
+            return
+        self._unknown(node, code(func))
+
+    def _method(self, node: cst.Call, func: cst.Attribute) -> bool:
+        """A method of a local value or a parameter; False for a module's function."""
+        body = self.body
+        receiver = func.value
+        method = func.attr.value
+        token = body.token(receiver)
+        if token is not None:
+            if method == "get":
+                keys = body.keys_at(node.args[0].value if node.args else None)
+                body.memory(token, MemoryUse(global_reads=keys, local_reads=keys))
+            elif method == "clone":
+                body.memory(token, MemoryUse(copies=True))
+            else:
+                body.memory(token, EVERY_KEY)
+            return True
+        local = body.local_view(receiver)
+        if local is not None:
+            use = MemoryUse(local_reads=ANY_KEY)
+            if method not in PURE_METHODS:
+                use = MemoryUse(local_reads=ANY_KEY, local_writes=ANY_KEY)
+            body.memory(local, use)
+            return True
+        if isinstance(receiver, cst.BaseString):
+            return True  # ", ".join(parts)
+        if _is_module(body.defs, receiver):
+            return False  # json.dumps(...): a module's function, resolved by name
+        if method in PURE_METHODS:
+            if method == "join":
+                for arg in node.args:
+                    self._iterate(arg.value, node)
+            return True
+        if method in MUTATING_METHODS:
+            body.change(receiver, f"calls {code(func)}", node)
+            return True
+        if body.is_module_state(receiver) and body.reader.is_logger(
+            body.defs, receiver
+        ):
+            body.external(f"calls {code(func)}", node)
+            return True
+        # A method kiln cannot see into may change its object and its arguments.
+        body.change(receiver, f"calls {code(func)}, which kiln cannot see into", node)
+        self._unknown(node, code(func))
+        return True
+
+    def _builtin(self, node: cst.Call, name: str) -> None:
+        body = self.body
+        if name in PURE_BUILTINS:
+            return
+        if name in ITERATING_BUILTINS:
+            for arg in node.args:
+                self._iterate(arg.value, node)
+            return
+        if name == "next" and node.args:
+            body.change(
+                node.args[0].value, "calls next() on it", node, by_iteration=True
+            )
+            return
+        if name in ("setattr", "delattr") and node.args:
+            token = body.token(node.args[0].value)
+            if token is not None:
+                keys = body.keys_at(node.args[1].value if len(node.args) > 1 else None)
+                body.memory(token, MemoryUse(global_writes=keys, local_writes=keys))
+            else:
+                body.change(node.args[0].value, f"calls {name}() on it", node)
+            return
+        if name in EXTERNAL_BUILTINS:
+            body.external(f"calls {name}()", node)
+            return
+        self._unknown(node, name)
+
+    def _project(self, node: cst.Call, effects: Effects, shown: str) -> None:
+        body = self.body
+        for param, argument in effects.bind(node):
+            if param is None:
+                # Unbound, a literal tuple's elements are each what it passes.
+                for passed in _elements_or_itself(argument):
+                    for _, some_change in effects.changes:
+                        reason = _through(shown, some_change)
+                        body.change(passed, reason, node, some_change.by_iteration)
+                    # Keys the callee names by a parameter are this call's
+                    # arguments, or any key where kiln cannot tell which.
+                    for _, some_use in effects.memory:
+                        bound = self._bound_keys(some_use, effects, node)
+                        self._memory_argument(passed, bound)
+                continue
+            change = effects.change(param)
+            if change is not None:
+                body.change(
+                    argument, _through(shown, change), node, change.by_iteration
+                )
+            use = effects.memory_use(param)
+            if use is not None:
+                self._memory_argument(argument, self._bound_keys(use, effects, node))
+        if effects.external is not None:
+            body.external(_through(shown, effects.external, "calls"), node)
+
+    def _bound_keys(
+        self, use: MemoryUse, effects: Effects, call: cst.Call
+    ) -> MemoryUse:
+        """Keys the callee names by its parameters, named by this call's arguments."""
+        given = {param: argument for param, argument in effects.bind(call) if param}
+
+        def bound(keys: Keys) -> Keys:
+            found = Keys(keys.names, keys.any)
+            for param in keys.params:
+                found = found | self.body.keys_at(given.get(param))
+            return found
+
+        return MemoryUse(
+            bound(use.global_reads),
+            bound(use.global_writes),
+            bound(use.local_reads),
+            bound(use.local_writes),
+        )
+
+    def _memory_argument(self, argument: cst.BaseExpression, use: MemoryUse) -> None:
+        body = self.body
+        token = body.token(argument)
+        if token is not None:
+            body.memory(token, use)
+        elif isinstance(argument, cst.Call) and isinstance(
+            argument.func, cst.Attribute
+        ):
+            clone_of = body.token(argument.func.value)
+            if clone_of is not None and argument.func.attr.value == "clone":
+                # A clone shares the global store; its local store is new, and
+                # nothing else reaches it.
+                span = body.defs.parsed.span(argument)
+                clone = f"{clone_of}{ANONYMOUS_CLONE}{span.line}.{span.column}"
+                body.memory(clone, MemoryUse(use.global_reads, use.global_writes))
+
+    def _unknown(self, node: cst.Call, shown: str) -> None:
+        body = self.body
+        for arg in node.args:
+            body.change(
+                arg.value, f"passes it to {shown}, which kiln cannot see into", node
+            )
+        if not self._local_callable(node.func):
+            body.external(f"calls {shown}", node)
+
+    def _local_callable(self, func: cst.BaseExpression) -> bool:
+        """A function value the body holds itself (a parameter or a local)."""
+        while isinstance(func, cst.Attribute):
+            func = func.value
+        if not isinstance(func, cst.Name):
+            return False
+        name = identifier(func.value)
+        return name in self.body.params or name in self.body.local_names
+
+    # --- the rest -----------------------------------------------------------------------
+
+    def visit_Return(self, node: cst.Return) -> None:
+        if node.value is not None:
+            self._returned(node.value)
+
+    def visit_Yield(self, node: cst.Yield) -> None:
+        if isinstance(node.value, cst.BaseExpression):
+            self._returned(node.value)
+
+    def _returned(self, value: cst.BaseExpression) -> None:
+        for origin in self.body.origins(value):
+            self.body.found.returns.add(
+                origin if isinstance(origin, str) else origin[0]
+            )
+
+    def visit_Global(self, node: cst.Global) -> None:
+        self.body.external("declares a global", node)
+
+    def visit_Nonlocal(self, node: cst.Nonlocal) -> None:
+        self.body.external("declares a nonlocal", node)
+
+
+def _through(shown: str, change: Change, verb: str = "passes it to") -> str:
+    """`passes it to helper, which calls d.clear`: the callee and the innermost cause.
+
+    Only the innermost cause is kept, so a reason through recursion stays the
+    same from one round of the fixed point to the next.
+    """
+    cause = change.reason.rpartition(", which ")[2]
+    return f"{verb} {shown}, which {cause}"
+
+
+def _is_module(defs: ModuleDefs, node: cst.BaseExpression) -> bool:
+    """Whether a dotted expression starts at an imported module or name."""
+    while isinstance(node, cst.Attribute):
+        node = node.value
+    return isinstance(node, cst.Name) and identifier(node.value) in defs.imports
+
+
+def _elements_or_itself(value: cst.BaseExpression) -> list[cst.BaseExpression]:
+    """What a literal passes (`*(memory, key)`, `**{"memory": memory}`), else the value."""
+    if isinstance(value, cst.Tuple | cst.List | cst.Dict):
+        return [element.value for element in value.elements]
+    return [value]

@@ -1,0 +1,166 @@
+"""What a step may change, read from the effects of the code it runs.
+
+Example input: `await fill(state, memory)`, where `fill` assigns
+`state["answer"]` and writes the key `done` of the Memory it is given. Output:
+the step's `uses` hold `state` (and every name that may hold the same object,
+once `sharing.py` settles the flow), its `key_writes` hold `@g:memory:done`,
+and its `why` says "assigns state['answer']" and "writes the Memory key
+'done'" for `--dump plan`. A call's result is linked to the arguments it may
+return, so changing one later orders it after the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Protocol, final
+
+import libcst as cst
+
+from kilnc.effect_ir import Effects, Holder, Keys
+from kilnc.ir import Callee, NodeCall, NodeDef, Step
+from kilnc.lower.scope import Scope
+from kilnc.lower.sharing import Sharing
+from kilnc.mutability import is_immutable
+from kilnc.names import name_uses, target_names
+from kilnc.syntax import code
+
+
+class EffectSource(Protocol):
+    """Effects of the project's functions, and of a flow's own statements."""
+
+    def of_callee(self, callee: Callee) -> Effects: ...
+
+    def of_statement(
+        self, module: str, statement: cst.CSTNode, names: Mapping[str, Holder]
+    ) -> Effects: ...
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """Effects read against one flow's names, and the links they make between names."""
+
+    module: str  # the flow's
+    effects: EffectSource
+    scope: Scope
+    shared: Sharing
+
+    def effects_of(
+        self, node: cst.CSTNode, also: frozenset[str] = frozenset()
+    ) -> Effects:
+        """What the code may do to the flow's names (and `also`, comprehension targets)."""
+        scope = self.scope
+        names = (name_uses(node).read_names & scope.own) | also
+        holders = {
+            name: Holder(scope.types.get(name), name in scope.memory) for name in names
+        }
+        return self.effects.of_statement(self.module, node, holders)
+
+    def with_effects(self, effects: Effects, step: Step) -> Step:
+        """The step, also ordered by the names it may change and the keys it touches."""
+        why = [(name, change.reason) for name, change in effects.changes]
+        key_reads: set[str] = set()
+        key_writes: set[str] = set()
+        for token, use in effects.memory:
+            key_reads |= _key_names("g", token, use.global_reads)
+            key_reads |= _key_names("l", token, use.local_reads)
+            key_writes |= _key_names("g", token, use.global_writes)
+            key_writes |= _key_names("l", token, use.local_writes)
+            if use.copies:
+                key_reads.add(f"@c:{token}:*")
+        for key in sorted(key_writes):
+            why.append((key, f"writes the Memory key {key.split(':', 2)[2]!r}"))
+        return replace(
+            step,
+            uses=step.uses | {name for name, _ in effects.changes},
+            key_reads=step.key_reads | key_reads,
+            key_writes=step.key_writes | key_writes,
+            external=step.external or effects.external,
+            why=step.why + tuple(why),
+        )
+
+    def share_result(
+        self, call: NodeCall, targets: frozenset[str], value_type: str | None
+    ) -> None:
+        """The names a call's value is bound to may share the objects of its arguments."""
+        effects = self.effects.of_callee(call.callee)
+        shared: set[str] = set()
+        for param, argument in effects.bind(call.call):
+            if param is None or param in effects.returns:
+                shared |= name_uses(argument).read_names & self.scope.own
+        if value_type is None or not is_immutable(value_type):
+            self.shared.link(targets, self.scope.mutable(frozenset(shared)))
+        callee = call.callee
+        if isinstance(callee, NodeDef) and callee.returns_memory:
+            tokens = {
+                name
+                for name in name_uses(call.call).read_names
+                if name in self.scope.memory
+            }
+            self.shared.returned_memory(targets, tokens)
+
+    def share_assignment(self, statement: cst.CSTNode) -> None:
+        if isinstance(statement, cst.Assign | cst.AnnAssign) and statement.value:
+            value = statement.value
+            targets = frozenset(name_uses(statement).writes)
+            mutable = self.scope.mutable
+            self.shared.link(mutable(targets), mutable(name_uses(value).read_names))
+
+    def share_elements(
+        self, result: NodeCall, clauses: cst.CompFor, targets: frozenset[str]
+    ) -> None:
+        """A fan-out's elements may share the objects of what each call was given:
+        a loop target's item (when the items can change), or a name of the flow."""
+        returns = result.callee.returns
+        if returns is not None and is_immutable(returns):
+            return
+        effects = self.effects.of_callee(result.callee)
+        given: set[str] = set()
+        for param, argument in effects.bind(result.call):
+            if param is None or param in effects.returns:
+                given |= name_uses(argument).read_names
+        mutable = self.scope.mutable
+        items = mutable(_item_sources(clauses, given, self.scope.types))
+        self.shared.link(mutable(targets), items | mutable(frozenset(given)))
+
+
+def _key_names(store: str, token: str, keys: Keys) -> set[str]:
+    """Memory keys as names the graph orders: `@g:memory:done`; `*` for every key."""
+    found = {f"@{store}:{token}:{key}" for key in keys.names}
+    if keys.any or keys.params:  # a key the flow's own variable names: any key
+        found.add(f"@{store}:{token}:*")
+    return found
+
+
+def _item_sources(
+    clauses: cst.CompFor, given: set[str], types: dict[str, str]
+) -> frozenset[str]:
+    """The iterables whose items the loop targets in `given` are, where an item can change."""
+    sources: set[str] = set()
+    clause: cst.CompFor | None = clauses
+    while clause is not None:
+        bound = target_names(clause.target)
+        if bound & given:
+            given -= bound
+            for name in name_uses(clause.iter).read_names:
+                item = _item_type(types.get(name))
+                if item is None or not is_immutable(item):
+                    sources.add(name)
+        clause = clause.inner_for_in
+    return frozenset(sources)
+
+
+def _item_type(annotation: str | None) -> str | None:
+    """`str` of `list[str]`: the type of a container's items, when it says."""
+    if annotation is None:
+        return None
+    try:
+        parsed = cst.parse_expression(annotation)
+    except cst.ParserSyntaxError:
+        return None
+    if isinstance(parsed, cst.Subscript) and len(parsed.slice) == 1:
+        item = parsed.slice[0].slice
+        if isinstance(item, cst.Index):
+            return code(item.value)
+    return None

@@ -1,0 +1,233 @@
+"""Fan-outs: a comprehension whose element calls a node, one concurrent call per item.
+
+Example input: `summaries = [await summarize(p) for p in paragraphs]`. Output:
+one `FanOut` step that reads `paragraphs` and writes `summaries`, typed
+`list[str]` when `summarize` returns `str`. Its elements keep source order,
+one after another, when the calls may change what they share (`in_order`).
+Shapes the back end does not compile are located diagnostics that say what to
+write instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol, final
+
+import libcst as cst
+
+from kilnc.diagnostics import Code
+from kilnc.effect_ir import Effects
+from kilnc.ir import Block, FanOut, FanOutKind, NodeCall, Step
+from kilnc.lower.calls import Calls
+from kilnc.lower.changes import Changes
+from kilnc.lower.report import Reporter
+from kilnc.lower.scope import Scope
+from kilnc.lower.steps import Steps
+from kilnc.names import identifier, name_uses, target_names, walrus_targets
+from kilnc.syntax import code, comprehension_targets
+
+
+class Lifts(Protocol):
+    """How the fan-out's iterable and arguments lose their own node calls first."""
+
+    def lift_expression(
+        self, node: cst.BaseExpression
+    ) -> tuple[list[Step], cst.BaseExpression]: ...
+
+    def lift_arguments(
+        self, call: cst.Call
+    ) -> tuple[list[Step], Sequence[cst.Arg]]: ...
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class FanOuts:
+    """Lowers the fan-outs of one flow."""
+
+    lifts: Lifts
+    calls: Calls
+    steps: Steps
+    changes: Changes
+    scope: Scope
+    report: Reporter
+
+    def fan_out(
+        self,
+        comprehension: cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp,
+        target: cst.BaseAssignTargetExpression,
+        origin: cst.CSTNode,
+    ) -> list[Step]:
+        clauses = comprehension.for_in
+        prefix, first = self.lifts.lift_expression(clauses.iter)
+        clauses = clauses.with_changes(iter=first)
+        self.calls.forbid_calls(
+            clauses.with_changes(iter=cst.Name("_")), "a comprehension's 'for'/'if'"
+        )
+        key = comprehension.key if isinstance(comprehension, cst.DictComp) else None
+        if key is not None:
+            self.calls.forbid_calls(key, "a dict comprehension's key")
+        element = (
+            comprehension.value
+            if isinstance(comprehension, cst.DictComp)
+            else comprehension.elt
+        )
+        found = self.calls.node_call(element)
+        if found is None:
+            self.report.report(
+                element,
+                Code.FAN_OUT_SHAPE,
+                "the element of a fan-out must be a node call",
+                "move the expression around the call into the node, or into a second comprehension",
+            )
+            return prefix
+        call, node_call = found
+        bound = walrus_targets(element)
+        if bound:
+            self.report.report(
+                element,
+                Code.FAN_OUT_SHAPE,
+                f"':=' in a fan-out's element binds {', '.join(sorted(bound))} "
+                "from elements that run at the same time",
+                "bind the name in a statement before the fan-out, "
+                "or compute it from the results after it",
+            )
+        inner, args = self.lifts.lift_arguments(call)
+        result = replace(node_call, call=node_call.call.with_changes(args=args))
+        self.check_fan_out(
+            clauses,
+            comprehension.for_in,
+            element,
+            result,
+            bool(inner),
+            key is not None,
+        )
+        kind = {
+            cst.ListComp: FanOutKind.LIST,
+            cst.GeneratorExp: FanOutKind.LIST,
+            cst.SetComp: FanOutKind.SET,
+            cst.DictComp: FanOutKind.DICT,
+        }[type(comprehension)]
+        targets = frozenset(
+            name
+            for target in comprehension_targets(clauses)
+            for name in target_names(target)
+        )
+        in_order = _in_order(result, self.changes.effects_of(element, targets))
+        action = FanOut(
+            target,
+            comprehension.with_changes(for_in=clauses),
+            kind,
+            clauses,
+            key,
+            Block(tuple(inner)),
+            result,
+            self.item_types(clauses),
+            in_order=in_order,
+        )
+        reads = set(name_uses(comprehension.with_changes(for_in=clauses)).read_names)
+        for step in inner:
+            reads |= step.reads
+        local_names = targets | {w for s in inner for w in s.writes}
+        reads -= local_names
+        returns = self.scope.visible_returns(result)
+        value_type = None
+        if returns is not None and kind is not FanOutKind.DICT:
+            value_type = f"{kind.value}[{returns}]"
+        # `if (last := v) % 2` in a clause binds `last` in the flow, as in Python.
+        writes = target_names(target) | walrus_targets(clauses)
+        step = self.steps.make(
+            origin,
+            action,
+            frozenset(reads),
+            frozenset(writes),
+            frozenset(),
+            value_type,
+        )
+        lifted = comprehension.with_changes(for_in=clauses)
+        effects = self.changes.effects_of(lifted)
+        step = self.changes.with_effects(replace(effects, external=None), step)
+        self.changes.share_elements(result, clauses, step.writes)
+        if isinstance(target, cst.Name) and value_type is not None:
+            self.scope.types[identifier(target.value)] = value_type
+        return [*prefix, step]
+
+    def check_fan_out(
+        self,
+        clauses: cst.CompFor,
+        written: cst.CompFor,
+        element: cst.BaseExpression,
+        result: NodeCall,
+        several_calls: bool,
+        keyed: bool,
+    ) -> None:
+        """The shapes of fan-out the back end compiles; each other shape says what to write.
+
+        `clauses` is what lowering made of `written`, the source's own clauses,
+        which alone have a position to report at.
+        """
+        if clauses.asynchronous is not None:
+            simple = (
+                clauses.inner_for_in is None
+                and not clauses.ifs
+                and isinstance(clauses.target, cst.Name)
+                and not keyed
+            )
+            if not simple:
+                self.report.report(
+                    written,
+                    Code.FAN_OUT_SHAPE,
+                    "an 'async for' fan-out takes one 'async for' with a plain name and no 'if'",
+                    "filter inside the node, or collect the stream into a list first",
+                )
+                return
+            if several_calls and self.item_types(clauses) is None:
+                self.report.report(
+                    written.iter,
+                    Code.UNKNOWN_TYPE,
+                    "kiln cannot tell the item type of this async stream",
+                    "iterate a call of an async stream node annotated '-> AsyncIterator[T]'",
+                )
+        if several_calls and self.scope.visible_returns(result) is None:
+            self.report.report(
+                element,
+                Code.UNKNOWN_TYPE,
+                f"'{result.callee.name}' has no return annotation this module can name, "
+                "which a fan-out element of several calls needs",
+                f"annotate the return type of '{result.callee.name}' and import the types it uses",
+            )
+
+    def item_types(self, clauses: cst.CompFor) -> tuple[str, ...] | None:
+        """The item type of `async for x in stream(...)`, read off the stream's annotation."""
+        if clauses.asynchronous is None or not isinstance(clauses.target, cst.Name):
+            return None
+        iterable = clauses.iter
+        annotation = (
+            self.scope.types.get(iterable.value)
+            if isinstance(iterable, cst.Name)
+            else None
+        )
+        if annotation is None:
+            return None
+        parsed = cst.parse_expression(annotation)
+        if (
+            isinstance(parsed, cst.Subscript)
+            and code(parsed.value).split(".")[-1]
+            in ("AsyncIterator", "AsyncIterable", "AsyncGenerator")
+            and parsed.slice
+        ):
+            return (code(parsed.slice[0].slice),)
+        return None
+
+
+def _in_order(result: NodeCall, effects: Effects) -> str | None:
+    """Why a fan-out's elements must run one after another, if they must."""
+    what = f"'{result.callee.name}'"
+    for name, change in effects.changes:
+        return f"{what} may change '{name}', which the elements share ({change.reason})"
+    for _, use in effects.memory:
+        written = use.global_writes | use.local_writes
+        if written:
+            keys = "every key" if written.any else ", ".join(sorted(written.names))
+            return f"every element writes the same Memory ({keys})"
+    return None

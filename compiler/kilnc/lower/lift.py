@@ -1,0 +1,167 @@
+"""Lifting: node calls inside an expression become steps of their own, in order.
+
+Example input: `return join([await summarize(p) for p in load(path)])`.
+Output: steps `_kiln_load = load(path)` and the fan-out
+`_kiln_each = [await summarize(p) for p in _kiln_load]`, and the expression
+`join(_kiln_each)` for the `return` that follows them. A transformer's
+post-order visit is Python's evaluation order, so lifted calls run in the
+order the source would run them. Calls kiln cannot order (under `and`/`or`,
+in a conditional expression or a lambda) are reported through the host.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import libcst as cst
+
+from kilnc.ir import Call, NodeDef, Step
+from kilnc.lower.calls import Calls
+from kilnc.lower.fan_out import FanOuts
+from kilnc.lower.steps import Steps
+from kilnc.syntax import code
+
+
+class LiftHost(Protocol):
+    """What lifting needs from the lowering of the statement around it."""
+
+    calls: Calls
+    steps: Steps
+    fan_outs: FanOuts
+
+    def temporary(self, base: str) -> str: ...
+
+    def lift_expression(
+        self, node: cst.BaseExpression
+    ) -> tuple[list[Step], cst.BaseExpression]: ...
+
+
+class Lifter(cst.CSTTransformer):
+    """Replaces each node call inside an expression by a temporary assigned before it."""
+
+    def __init__(self, lowerer: LiftHost) -> None:
+        self.lowerer = lowerer
+        self.steps: list[Step] = []
+        self._awaited: set[cst.Call] = set()
+
+    def visit_Await(self, node: cst.Await) -> None:
+        if isinstance(node.expression, cst.Call):
+            self._awaited.add(node.expression)
+
+    def leave_Call(
+        self, original_node: cst.Call, updated_node: cst.Call
+    ) -> cst.BaseExpression:
+        if (
+            original_node in self._awaited
+            or self.lowerer.calls.resolve(original_node.func) is None
+        ):
+            return updated_node
+        return self._lift(original_node, updated_node)
+
+    def leave_Await(
+        self, original_node: cst.Await, updated_node: cst.Await
+    ) -> cst.BaseExpression:
+        if not isinstance(original_node.expression, cst.Call):
+            return updated_node
+        if self.lowerer.calls.resolve(original_node.expression.func) is None:
+            return updated_node
+        return self._lift(original_node, updated_node)
+
+    def _lift(
+        self, original: cst.BaseExpression, updated: cst.BaseExpression
+    ) -> cst.Name:
+        found = self.lowerer.calls.node_call(updated, original)
+        assert found is not None
+        _, node_call = found
+        callee = node_call.callee
+        name = self.lowerer.temporary(
+            f"{callee.function if isinstance(callee, NodeDef) else callee.identifier}_value"
+        )
+        target = cst.Name(name)
+        step = self.lowerer.steps.call_step(
+            original, Call(target, None, node_call), target, None
+        )
+        self.steps.append(step)
+        return target
+
+    def visit_ListComp(self, node: cst.ListComp) -> bool:
+        return False
+
+    def visit_SetComp(self, node: cst.SetComp) -> bool:
+        return False
+
+    def visit_DictComp(self, node: cst.DictComp) -> bool:
+        return False
+
+    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> bool:
+        return False
+
+    def leave_ListComp(
+        self, original_node: cst.ListComp, updated_node: cst.ListComp
+    ) -> cst.BaseExpression:
+        return self._fan_out(original_node)
+
+    def leave_SetComp(
+        self, original_node: cst.SetComp, updated_node: cst.SetComp
+    ) -> cst.BaseExpression:
+        return self._fan_out(original_node)
+
+    def leave_DictComp(
+        self, original_node: cst.DictComp, updated_node: cst.DictComp
+    ) -> cst.BaseExpression:
+        return self._fan_out(original_node)
+
+    def leave_GeneratorExp(
+        self, original_node: cst.GeneratorExp, updated_node: cst.GeneratorExp
+    ) -> cst.BaseExpression:
+        return self._fan_out(original_node)
+
+    def _fan_out(
+        self, node: cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp
+    ) -> cst.BaseExpression:
+        if not self.lowerer.calls.contains_node_call(node):
+            return node
+        if not self.lowerer.calls.contains_node_call(element(node)):
+            # Only the iterable calls a node (a stream, say): lift it, keep the rest inline.
+            prefix, first = self.lowerer.lift_expression(node.for_in.iter)
+            self.steps += prefix
+            clauses = node.for_in.with_changes(iter=first)
+            where = "a comprehension's 'for'/'if'"
+            self.lowerer.calls.forbid_calls(
+                clauses.with_changes(iter=cst.Name("_")), where
+            )
+            return node.with_changes(for_in=clauses)
+        target = cst.Name(self.lowerer.temporary("each"))
+        self.steps += self.lowerer.fan_outs.fan_out(node, target, node)
+        if isinstance(node, cst.GeneratorExp) and node.lpar:
+            return target.with_changes(lpar=node.lpar, rpar=node.rpar)
+        return target
+
+    def visit_BooleanOperation(self, node: cst.BooleanOperation) -> bool:
+        # The right side runs only as the left side decides: no call is lifted
+        # out of it. The left side always runs: it is lifted on the way out, once.
+        self.lowerer.calls.forbid_calls(
+            node.right, f"the right side of '{code(node.operator).strip()}'"
+        )
+        return False
+
+    def leave_BooleanOperation(
+        self, original_node: cst.BooleanOperation, updated_node: cst.BooleanOperation
+    ) -> cst.BaseExpression:
+        return original_node.with_changes(left=original_node.left.visit(self))
+
+    def visit_IfExp(self, node: cst.IfExp) -> bool:
+        self.lowerer.calls.forbid_calls(node.body, "a conditional expression")
+        self.lowerer.calls.forbid_calls(node.orelse, "a conditional expression")
+        return True
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        self.lowerer.calls.forbid_calls(node.body, "a lambda")
+        return False
+
+
+def element(
+    node: cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp,
+) -> cst.BaseExpression:
+    """What a comprehension computes per item (a dict comprehension's value)."""
+    return node.value if isinstance(node, cst.DictComp) else node.elt

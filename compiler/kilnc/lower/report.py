@@ -1,0 +1,58 @@
+"""Lowering's diagnostics, and asyncio wrapped around node calls said once.
+
+Example input: `a, b = await asyncio.gather(fetch(x), fetch(y))`. Output:
+one KLN114 at `asyncio.gather(...)` saying what to write instead (idioms.py),
+and nothing at the node calls inside it, which would otherwise each be
+reported as not awaited: the advice to await them gives code that fails in
+the source too.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.front import ParsedModule
+from kilnc.ir import Resolver
+from kilnc.lower.idioms import find_idioms
+from kilnc.source import Span
+
+
+class Reporter:
+    """The diagnostics of one flow's lowering, in the order they were found."""
+
+    def __init__(self, parsed: ParsedModule, resolve: Resolver) -> None:
+        self.parsed = parsed
+        self.resolve = resolve
+        self.diagnostics: list[Diagnostic] = []
+        self._excused: list[Span] = []  # asyncio idioms reported, with all inside
+
+    def asyncio_idioms(self, node: cst.CSTNode) -> bool:
+        """Report asyncio wrapped around node calls; whether there was any.
+
+        The node calls inside are not reported again (as not awaited, say):
+        the advice to await them would give code that fails in the source too.
+        """
+        found = find_idioms(node, self.parsed.qualified_names, self.resolve)
+        for idiom in found:
+            self.report(idiom.node, Code.ASYNCIO_IDIOM, idiom.message, idiom.hint)
+            self._excused.append(self.parsed.span(idiom.node))
+        return bool(found)
+
+    def report(
+        self, node: cst.CSTNode, code: Code, message: str, hint: str | None = None
+    ) -> None:
+        span = self.parsed.span(node)
+        if code is not Code.ASYNCIO_IDIOM and any(
+            _within(span, excused) for excused in self._excused
+        ):
+            return
+        self.diagnostics.append(error(span, code, message, hint))
+
+
+def _within(span: Span, outer: Span) -> bool:
+    return (
+        span.path == outer.path
+        and (outer.line, outer.column) <= (span.line, span.column)
+        and (span.end_line, span.end_column) <= (outer.end_line, outer.end_column)
+    )

@@ -1,0 +1,177 @@
+"""What lowering knows of a flow's names: their types, which hold a Memory, which exist.
+
+Example input::
+
+    @flow
+    async def run(memory: Memory, path: str) -> int:
+        page = 0
+        view = memory.clone({"page": page})
+        text = await load(path)
+
+Output, as the statements are lowered in order: `memory` and `view` hold a
+`kiln.Memory` (tokens, whose stores `sharing.py` names), `path` and `page`
+have the immutable types `str` and `int`, `text` the return annotation of
+`load` when this module can name it, and a name read before anything binds it
+is KLN301 at the read.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from kilnc.diagnostics import Code
+from kilnc.front import ParsedModule
+from kilnc.ir import Callee, FlowDef, NodeCall, NodeDef
+from kilnc.lower.report import Reporter
+from kilnc.lower.sharing import Sharing
+from kilnc.mutability import is_immutable
+from kilnc.names import BUILTINS, identifier, name_uses, parameter_names, walrus_targets
+from kilnc.syntax import code
+
+
+class Scope:
+    """The flow's names as lowering has met them so far, in source order."""
+
+    def __init__(
+        self, parsed: ParsedModule, flow: FlowDef, shared: Sharing, report: Reporter
+    ) -> None:
+        self.parsed = parsed
+        self.shared = shared
+        self.report = report
+        self.types: dict[str, str] = {}  # local name -> its annotation, where known
+        self.memory: set[str] = set()  # local names holding a kiln.Memory
+        self.globals = frozenset(identifier(n) for n in parsed.global_names) | BUILTINS
+        # The flow's own names, parameters included: what effects are read against.
+        self.own = name_uses(flow.function.body).writes | parameter_names(
+            flow.function.params
+        )
+
+    def visible_returns(self, call: NodeCall) -> str | None:
+        """The callee's return annotation, if every name in it exists in this module too.
+
+        A node imported from another module may return a type this module never
+        imports; the generated code may only write annotations it can resolve.
+        """
+        returns = call.callee.returns
+        if returns is None or call.local:
+            return returns
+        names = name_uses(cst.parse_expression(returns)).read_names
+        return returns if names <= self.globals else None
+
+    def mutable(self, names: frozenset[str]) -> frozenset[str]:
+        """The flow's names whose value may change: not those of immutable type."""
+        return frozenset(
+            name
+            for name in names & self.own
+            if name not in self.shared.tokens
+            and (name not in self.types or not is_immutable(self.types[name]))
+        )
+
+    def check_defined(self, node: cst.CSTNode, defined: set[str]) -> None:
+        """Report names read before any assignment; then count the walrus targets in."""
+        uses = name_uses(node)
+        if self.parsed.star_import:
+            defined |= uses.writes
+            return
+        # `return (y := f(x)) + y`: a `:=` defines its name before later reads.
+        walrus = walrus_targets(node)
+        for name in uses.reads:
+            if (
+                identifier(name.value) not in defined
+                and identifier(name.value) not in self.globals
+                and identifier(name.value) not in walrus
+            ):
+                self.report.report(
+                    name,
+                    Code.UNDEFINED_NAME,
+                    f"name '{name.value}' is not defined",
+                    "assign it earlier in the flow, take it as a parameter, "
+                    "or define it at module level",
+                )
+        defined |= uses.writes
+
+    def note_type(self, name: str, annotation: cst.Annotation | None) -> None:
+        name = identifier(name)
+        if annotation is None:
+            return
+        self.types[name] = code(annotation.annotation)
+        if self.parsed.is_memory(annotation):
+            self.memory.add(name)
+
+    def note_value(
+        self,
+        name: str,
+        annotation: cst.Annotation | None,
+        value_type: str | None,
+        callee: Callee,
+    ) -> None:
+        self.types.pop(name, None)
+        self.memory.discard(name)
+        if annotation is not None:
+            self.note_type(name, annotation)
+        elif value_type is not None:
+            self.types[name] = value_type
+        if isinstance(callee, NodeDef) and callee.returns_memory:
+            self.memory.add(name)
+
+    def track_assignment(self, statement: cst.CSTNode) -> None:
+        """`m2 = m.clone(...)` and `m2 = m` make m2 a Memory token too."""
+        if not isinstance(statement, cst.Assign | cst.AnnAssign):
+            return
+        names = name_uses(statement).writes
+        value = statement.value
+        token = False
+        if isinstance(value, cst.Name):
+            token = identifier(value.value) in self.memory
+            if token:
+                self.shared.same_memory(frozenset(names), identifier(value.value))
+        elif isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
+            owner = value.func.value
+            token = (
+                value.func.attr.value == "clone"
+                and isinstance(owner, cst.Name)
+                and identifier(owner.value) in self.memory
+            )
+            if token and isinstance(owner, cst.Name):
+                self.shared.clone(frozenset(names), identifier(owner.value))
+        if value is not None and self._is_new_memory(value):
+            token = True
+        for name in names:
+            self.types.pop(name, None)
+            self.memory.discard(name)
+        if isinstance(statement, cst.AnnAssign):
+            for name in names:
+                self.note_type(name, statement.annotation)
+        elif value is not None and (literal := _literal_type(value)) is not None:
+            for name in names:
+                self.types[name] = literal
+        if token:
+            self.memory |= names
+            self.shared.tokens |= names
+
+    def _is_new_memory(self, value: cst.BaseExpression) -> bool:
+        """`Memory()` or `kiln.Memory({...})`: a new root, its own global store."""
+        return isinstance(value, cst.Call) and self.parsed.is_memory(
+            cst.Annotation(value.func)
+        )
+
+
+def _literal_type(value: cst.BaseExpression) -> str | None:
+    """The type of a literal a name is bound to: `page = 0` makes `page` an int."""
+    if isinstance(value, cst.Integer):
+        return "int"
+    if isinstance(value, cst.Float):
+        return "float"
+    if isinstance(
+        value, cst.SimpleString | cst.ConcatenatedString | cst.FormattedString
+    ):
+        return "bytes" if code(value).lstrip("rRuU").startswith(("b", "B")) else "str"
+    if isinstance(value, cst.Name) and value.value in ("True", "False"):
+        return "bool"
+    if isinstance(value, cst.List | cst.ListComp):
+        return "list"
+    if isinstance(value, cst.Dict | cst.DictComp):
+        return "dict"
+    if isinstance(value, cst.Set | cst.SetComp):
+        return "set"
+    return None

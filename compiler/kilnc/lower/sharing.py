@@ -1,0 +1,134 @@
+"""Which of a flow's names may hold the same object, and which Memory a token is.
+
+Example input::
+
+    rows = await load(path)        # load returns its argument's list: rows ~ path
+    view = rows                    # view ~ rows
+    await clean(view)              # clean changes view: a write of view, rows, path
+    m2 = memory.clone({"i": 1})    # same global store as memory, a local store of its own
+
+Lowering records each link as it meets it; `settle` then widens every step's
+changes to every name linked to one it changes, and names each Memory key by
+the store it lives in: `@g:<root>:<key>` for a global store (shared by a
+Memory and all its clones), `@l:<token>:<key>` for one token's local store,
+and `@c:<token>:*` for a clone's copy of a whole local store.
+Links are flow-insensitive, so a name linked anywhere is linked everywhere:
+the scheduler may keep an order it did not need, never miss one it did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+
+from kilnc.effect_ir import ANONYMOUS_CLONE
+from kilnc.ir import Block, Step, child_blocks, with_child_blocks
+
+PASSED_IN = "@passed"  # every Memory the caller passes: two parameters may be one
+
+
+class _Classes:
+    """Union-find over names; a class is named by its least member, so output is stable."""
+
+    def __init__(self) -> None:
+        self._parent: dict[str, str] = {}
+
+    def find(self, name: str) -> str:
+        parent = self._parent.setdefault(name, name)
+        if parent == name:
+            return name
+        root = self.find(parent)
+        self._parent[name] = root
+        return root
+
+    def union(self, a: str, b: str) -> None:
+        first, second = sorted((self.find(a), self.find(b)))
+        self._parent[second] = first
+
+    def members(self) -> dict[str, frozenset[str]]:
+        found: dict[str, set[str]] = {}
+        for name in self._parent:
+            found.setdefault(self.find(name), set()).add(name)
+        return {root: frozenset(names) for root, names in found.items()}
+
+
+class Sharing:
+    def __init__(self) -> None:
+        self._objects = _Classes()
+        self._tokens = _Classes()  # names of one Memory object
+        self._roots = _Classes()  # names of Memories with one global store
+        self.tokens: set[str] = {PASSED_IN}  # every name that ever holds a Memory
+
+    def link(self, targets: Iterable[str], sources: Iterable[str]) -> None:
+        """Each target may hold objects each source holds."""
+        for target in targets:
+            for source in sources:
+                self._objects.union(target, source)
+
+    def passed_in(self, name: str) -> None:
+        self.same_memory((name,), PASSED_IN)
+
+    def same_memory(self, targets: Iterable[str], source: str) -> None:
+        for target in targets:
+            self.tokens.add(target)
+            self._tokens.union(target, source)
+            self._roots.union(target, source)
+
+    def clone(self, targets: Iterable[str], source: str) -> None:
+        for target in targets:
+            self.tokens.add(target)
+            self._roots.union(target, source)
+
+    def returned_memory(self, targets: Iterable[str], given: Iterable[str]) -> None:
+        """A node's Memory result may be any Memory it was given, or one from outside."""
+        given = list(given) or [PASSED_IN]
+        for source in given:
+            self.same_memory(targets, source)
+
+    def settle(self, block: Block) -> Block:
+        return _Settler(self).block(block)
+
+
+class _Settler:
+    def __init__(self, sharing: Sharing) -> None:
+        self.objects = sharing._objects
+        self.classes = self.objects.members()
+        self.tokens = sharing._tokens
+        self.roots = sharing._roots
+
+    def block(self, block: Block) -> Block:
+        return Block(tuple(self.step(step) for step in block.steps))
+
+    def step(self, step: Step) -> Step:
+        action = step.action
+        children = child_blocks(action)
+        if children:
+            action = with_child_blocks(action, tuple(self.block(c) for c in children))
+        return replace(
+            step,
+            action=action,
+            uses=self.widen(step.uses),
+            key_reads=frozenset(self.key(k) for k in step.key_reads),
+            key_writes=frozenset(self.key(k) for k in step.key_writes),
+            why=tuple(
+                (self.key(name) if name.startswith("@") else name, reason)
+                for name, reason in step.why
+            ),
+        )
+
+    def widen(self, names: frozenset[str]) -> frozenset[str]:
+        widened = set(names)
+        for name in names:
+            widened |= self.classes.get(self.objects.find(name), frozenset())
+        return frozenset(widened)
+
+    def key(self, name: str) -> str:
+        store, token, key = name.split(":", 2)
+        named, anonymous, made_at = token.partition(ANONYMOUS_CLONE)
+        if store == "@g":
+            owner = self.roots.find(named)
+        elif anonymous:  # a clone made in a call's arguments: its own token
+            owner = f"{self.tokens.find(named)}{anonymous}{made_at}"
+        else:
+            owner = self.tokens.find(token)
+        return f"{store}:{owner}:{key}"

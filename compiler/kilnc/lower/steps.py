@@ -1,0 +1,187 @@
+"""Steps: one per statement or call, numbered in source order, with what orders them.
+
+Example input: `summary: str = await summarize(text)` in a flow. Output: the
+step `Call summarize reads={text} writes={summary}`, its value typed `str`,
+and also ordered by what `summarize` may change (changes.py). A statement
+that calls no node is an `Inline` step (a `return` a `Return`), a barrier when
+it leaves the block (`return`, `raise`, `assert`, `break`, `continue`); a
+compound statement's step reads, writes and changes what its blocks do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import final
+
+import libcst as cst
+
+from kilnc.front import ParsedModule
+from kilnc.ir import (
+    Action,
+    Block,
+    Branch,
+    Call,
+    Inline,
+    Loop,
+    Match,
+    NodeDef,
+    Return,
+    Step,
+    StepId,
+    WhileLoop,
+    child_blocks,
+)
+from kilnc.lower.changes import Changes
+from kilnc.lower.scope import Scope
+from kilnc.names import name_uses, target_names, walrus_targets
+from kilnc.syntax import code
+
+
+@final
+@dataclass(slots=True)
+class Steps:
+    """Makes the steps of one flow, numbering them as they are made."""
+
+    parsed: ParsedModule
+    scope: Scope
+    changes: Changes
+    _next_id: int = field(default=0, init=False)
+
+    def call_step(
+        self,
+        node: cst.CSTNode,
+        action: Call,
+        target: cst.BaseAssignTargetExpression | None,
+        annotation: cst.Annotation | None,
+    ) -> Step:
+        uses = name_uses(action.call.call)
+        writes = frozenset(target_names(target)) if target is not None else frozenset()
+        writes |= walrus_targets(action.call.call)  # `f(y := x + 1)` binds y too
+        reads = uses.read_names
+        if target is not None and not isinstance(
+            target, cst.Name | cst.Tuple | cst.List
+        ):
+            reads |= name_uses(target).read_names  # `x[k] = f()` stores into x
+        value_type = (
+            code(annotation.annotation)
+            if annotation
+            else self.scope.visible_returns(action.call)
+        )
+        if isinstance(target, cst.Name):
+            self.scope.note_value(
+                target.value, annotation, value_type, action.call.callee
+            )
+        # A question holds back what follows it, as a person's answer would:
+        # nothing after it runs before it is answered, all before it finishes.
+        asks = isinstance(action.call.callee, NodeDef) and action.call.callee.asks
+        step = self.make(
+            node, action, reads, writes, frozenset(), value_type, barrier=asks
+        )
+        self.changes.share_result(action.call, writes, value_type)
+        effects = self.changes.effects_of(action.call.call)
+        # "passes it to fill, which assigns state['answer']": the step is the call.
+        passed = f"passes it to {code(action.call.call.func)}, which "
+        changes = tuple(
+            (name, replace(change, reason=change.reason.removeprefix(passed)))
+            for name, change in effects.changes
+        )
+        return self.changes.with_effects(
+            replace(effects, changes=changes, external=None), step
+        )
+
+    def simple_step(self, statement: cst.CSTNode, origin: cst.CSTNode) -> Step:
+        assert isinstance(statement, cst.BaseSmallStatement | cst.BaseCompoundStatement)
+        uses = name_uses(statement)
+        reads = uses.read_names
+        writes = frozenset(uses.writes)
+        # A statement that calls or stores may change any name it touches; a
+        # Memory it touches is ordered by the keys it reads and writes instead.
+        effects = self.changes.effects_of(statement)
+        # The statement as parsed: a lifted copy's annotation has no qualified name.
+        self.scope.track_assignment(origin)
+        ordered = (reads | writes) - self.scope.memory if uses.effects else frozenset()
+        self.changes.share_assignment(statement)
+        barrier = isinstance(
+            statement, cst.Return | cst.Break | cst.Continue | cst.Raise | cst.Assert
+        )
+        action: Action = Inline(statement)
+        if isinstance(statement, cst.Return):
+            action = Return(statement.value)
+        step = self.make(origin, action, reads, writes, ordered, None, barrier)
+        return self.changes.with_effects(effects, step)
+
+    def compound(
+        self,
+        node: cst.CSTNode,
+        action: Action,
+        blocks: Sequence[Block],
+        tested: Sequence[cst.CSTNode],
+        writes: set[str] | None = None,
+    ) -> Step:
+        reads: set[str] = set()
+        written: set[str] = set(writes or ())
+        for part in tested:
+            uses = name_uses(part)
+            reads |= uses.read_names
+            written |= uses.writes  # a walrus in a test
+        inner = [step for block in blocks for step in block.steps]
+        for step in inner:
+            reads |= step.reads
+            written |= step.writes
+        barrier = returns(blocks) or any(s.barrier for b in blocks for s in b.steps)
+        step = self.make(
+            node,
+            action,
+            frozenset(reads),
+            frozenset(written),
+            frozenset().union(*(s.uses for s in inner)),
+            None,
+            barrier,
+        )
+        step = replace(
+            step,
+            key_reads=frozenset().union(*(s.key_reads for s in inner)),
+            key_writes=frozenset().union(*(s.key_writes for s in inner)),
+            external=next((s.external for s in inner if s.external), None),
+            why=tuple(why for s in inner for why in s.why),
+        )
+        for part in tested:
+            if isinstance(part, cst.BaseExpression):
+                step = self.changes.with_effects(self.changes.effects_of(part), step)
+        return step
+
+    def make(
+        self,
+        node: cst.CSTNode,
+        action: Action,
+        reads: frozenset[str],
+        writes: frozenset[str],
+        uses: frozenset[str],
+        value_type: str | None,
+        barrier: bool = False,
+    ) -> Step:
+        step_id = StepId(self._next_id)
+        self._next_id += 1
+        span = self.parsed.span(node)
+        return Step(step_id, span, action, reads, writes, uses, barrier, value_type)
+
+
+def written(block: Block) -> set[str]:
+    return set().union(*(step.writes for step in block.steps)) if block.steps else set()
+
+
+def returns(blocks: Sequence[Block]) -> bool:
+    """Whether a `return` or `raise` can leave through one of the blocks."""
+    for block in blocks:
+        for step in block.steps:
+            action = step.action
+            if isinstance(action, Return):
+                return True
+            if isinstance(action, Inline) and isinstance(action.statement, cst.Raise):
+                return True
+            if isinstance(action, Branch | Match | Loop | WhileLoop) and returns(
+                child_blocks(action)
+            ):
+                return True
+    return False

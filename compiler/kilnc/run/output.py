@@ -1,0 +1,221 @@
+"""What `kiln run` prints of a run's result and error: any value, without ever raising.
+
+Example input: a flow that returned ``10 ** 5000`` (more digits than Python
+prints in decimal), or one whose node raised an exception whose `__str__`
+raises. ``shown(result)`` is the hexadecimal literal of the same number
+(``note(result)`` says why), and ``failure_text("digest", error, False)`` is
+``kiln: flow 'digest' failed:`` and ``BadError: <exception str() failed>``.
+In `--json`, a result that is not JSON (after dataclasses, pydantic models,
+Enums as their values, paths, sets, bytes as base64, datetimes as ISO text,
+UUIDs and Decimals as text, timedeltas as seconds: what `kiln run` reads its
+arguments from) is its repr, and one nested deeper than Python's recursion
+limit is its repr cut at 24 levels (``[[[...]]]``).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime
+import decimal
+import json
+import shlex
+import traceback
+import uuid
+from enum import Enum
+from pathlib import PurePath
+from typing import Any, Final, final
+
+from kiln.codec import is_model
+from kiln.journal import Question
+from kilnc.run.observe import NodeSummary
+from kilnc.terminal import LINES, printable, safe_repr, safe_str
+
+__all__ = [
+    "Outcome",
+    "failure_text",
+    "json_document",
+    "json_value",
+    "note",
+    "payload_value",
+    "question_json",
+    "question_text",
+    "shown",
+]
+
+_DEPTH: Final = 24  # levels of a result kept as JSON when it is not JSON as a whole
+
+
+@final
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a run ended: its result or its error, and when it began and ended.
+
+    `closed`: stdout's reader went away, and the stream was stopped there.
+    """
+
+    result: Any
+    error: BaseException | None
+    interrupted: bool
+    began: float
+    ended: float
+    closed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.interrupted
+
+
+def shown(value: object) -> str | None:
+    """How a result prints: a string as it is, None not at all, anything else its repr."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return str.__str__(value)  # a subclass's own __str__ is not asked
+    return safe_repr(value)
+
+
+def note(value: object) -> str | None:
+    """Why a result prints in an unexpected form, if it does."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            int.__repr__(value)
+        except ValueError:
+            return (
+                "kiln: note: the result has more digits than Python prints in decimal"
+                " (sys.get_int_max_str_digits()); it is shown in hexadecimal"
+            )
+    return None
+
+
+def failure_text(name: str, error: BaseException, show_traceback: bool) -> str:
+    """The error and its notes (kiln's name the node and its lines), as Python prints them."""
+    try:
+        lines = (
+            traceback.format_exception(error)
+            if show_traceback
+            else traceback.format_exception_only(error)
+        )
+    except Exception:  # a chain too deep to format, say
+        lines = [f"{type(error).__name__}: {safe_str(error)}"]
+    return printable(f"kiln: flow {name!r} failed:\n" + "".join(lines).rstrip(), LINES)
+
+
+def json_document(
+    name: str, outcome: Outcome, summaries: tuple[NodeSummary, ...], events: int
+) -> dict[str, Any]:
+    """`kiln run --json`'s document: plain JSON values only, so encoding it cannot fail."""
+    return {
+        "flow": name,
+        "result": json_value(outcome.result),
+        "ok": outcome.ok,
+        "error": _error_json(outcome),
+        "wall_seconds": outcome.ended - outcome.began,
+        "nodes": [dataclasses.asdict(summary) for summary in summaries],
+        "events": events,
+    }
+
+
+def question_text(run: str, question: Question, options: str = "") -> str:
+    """The question a durable run waits at, and the command that answers it.
+
+    `options` are added to that command (``" --ledger run.db"``). The payload
+    is shown as it is when it is a string, else in the journal's JSON::
+
+        run 'r1' waits for an answer to 'review' (asked at flows.py:9, key 1.0)
+          expected: bool
+          payload: DRAFT
+        answer it: kiln runs answer r1 review=VALUE
+    """
+    lines = [
+        f"run {run!r} waits for an answer to {question.name!r}"
+        f" (asked at {question.where}, key {question.key})",
+        f"  expected: {question.expected}",
+    ]
+    payload = payload_value(question.payload)
+    if payload is not None:
+        text = payload if isinstance(payload, str) else question.payload
+        if "\n" in text:
+            lines += ["  payload:", *(f"    {line}" for line in text.splitlines())]
+        else:
+            lines.append(f"  payload: {text}")
+    command = f"kiln runs answer {shlex.quote(run)} {question.name}=VALUE{options}"
+    lines.append(f"answer it: {command}")
+    return printable("\n".join(lines), LINES)
+
+
+def question_json(question: Question) -> dict[str, Any]:
+    """The question as JSON; its payload the journal's JSON value (its text if not JSON)."""
+    return {
+        "name": question.name,
+        "key": question.key,
+        "where": question.where,
+        "expected": question.expected,
+        "payload": payload_value(question.payload),
+    }
+
+
+def payload_value(text: str) -> Any:
+    """A journal's text as the JSON value it is: a repr (a value it could not store) as is."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _error_json(outcome: Outcome) -> dict[str, Any] | None:
+    if outcome.interrupted:
+        return {"type": "KeyboardInterrupt", "message": "interrupted", "notes": []}
+    error = outcome.error
+    if error is None:
+        return None
+    notes = getattr(error, "__notes__", [])
+    return {
+        "type": type(error).__name__,
+        "message": safe_str(error),
+        "notes": [safe_str(n) for n in notes] if isinstance(notes, list) else [],
+    }
+
+
+def json_value(value: object, depth: int = _DEPTH) -> object:
+    """`value` as plain JSON values (dataclasses, paths and sets too), else its repr.
+
+    A list, tuple or dict that is not JSON as a whole keeps its shape, each
+    member encoded on its own (a stream's items, say), to `_DEPTH` levels.
+    """
+    try:
+        return json.loads(json.dumps(value, default=_jsonable, allow_nan=False))
+    except Exception:  # not JSON, too deep, an int too long, a conversion that raised
+        pass
+    # Exact types: a subclass's own iteration might raise.
+    if depth > 0 and isinstance(value, list | tuple) and type(value) in (list, tuple):
+        return [json_value(item, depth - 1) for item in value]
+    if (
+        depth > 0
+        and isinstance(value, dict)
+        and type(value) is dict
+        and all(type(key) is str for key in value)
+    ):
+        return {key: json_value(item, depth - 1) for key, item in value.items()}
+    return safe_repr(value)
+
+
+def _jsonable(value: object) -> object:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, PurePath | uuid.UUID | decimal.Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, Enum):
+        return value.value
+    if is_model(type(value)):
+        model: Any = value
+        return model.model_dump(mode="json", by_alias=True)  # as model_validate reads
+    if isinstance(value, set | frozenset):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
