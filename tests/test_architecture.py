@@ -59,7 +59,7 @@ PASSES: dict[str, frozenset[str]] = {
     "packages": frozenset(),
     "shake": frozenset(),
     "arrange": frozenset(),
-    "emit": frozenset({"emit_flow", "emit_names"}),
+    "emit": frozenset({"emit_flow", "emit_names", "emit_parts"}),
     "format": frozenset(),
     "site_lines": frozenset(),
     "linemap": frozenset(),

@@ -16,9 +16,9 @@ Example input: the plan of `digest` (see `schedule`). Output, before black::
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final, final
 
 import libcst as cst
@@ -31,9 +31,34 @@ from kilnc.emit_names import (
     renamed_in_signature,
     signature_aliases,
 )
+from kilnc.emit_parts import (
+    FLOW_METHODS,
+    SITE_KINDS,
+    all_writes,
+    asks,
+    assignment,
+    awaited_tasks,
+    bare_statement,
+    blocks_needed,
+    blocks_needed_by,
+    call_target,
+    callee_base,
+    calls_in,
+    changing_calls,
+    comprehension,
+    comprehension_targets_text,
+    counted_calls,
+    discarding,
+    docstring_literal,
+    folded_ops,
+    forwarded_args,
+    limit_display,
+    negated,
+    reading_copies,
+    task_base,
+    tuple_display,
+)
 from kilnc.ir import (
-    RESERVED_PREFIX,
-    Action,
     Block,
     Branch,
     Call,
@@ -41,7 +66,6 @@ from kilnc.ir import (
     FanOutKind,
     FlowDef,
     Inline,
-    LimitSpec,
     Loop,
     Match,
     NodeCall,
@@ -54,7 +78,6 @@ from kilnc.ir import (
     child_blocks,
 )
 from kilnc.names import (
-    identifier,
     mentioned_names,
     renamed,
     target_names,
@@ -193,7 +216,7 @@ class _FlowEmitter:
         # A question's name is a keyword of `resume`, beside its receiver.
         self.asked = self.questions()
         self.names = Names(
-            _all_writes(plan.flow.body)
+            all_writes(plan.flow.body)
             | mentioned
             | set(self.asked)
             | module.module_names
@@ -217,13 +240,14 @@ class _FlowEmitter:
         # Each call site of a node or a subflow gets the local its run binds
         # (`Flow._kiln_bind`).
         self.sites = {
-            call.site: self.names.fresh(_base(call.callee)) for call in plan.flow.calls
+            call.site: self.names.fresh(callee_base(call.callee))
+            for call in plan.flow.calls
         }
         # Why each call that may change what it is passed does: a durable run,
         # which replays a call's value and not its changes, refuses those.
-        self.changing = _changing_calls(plan.flow.body)
+        self.changing = changing_calls(plan.flow.body)
         self.counters = {
-            call.site: self.names.fresh(f"{_base(call.callee)}_visits")
+            call.site: self.names.fresh(f"{callee_base(call.callee)}_visits")
             for call in plan.flow.calls
             if call.visits is not None
         }
@@ -244,11 +268,11 @@ class _FlowEmitter:
         params = code(signature.params)
         receiver = self.receiver
         params = f"{receiver}, {params}" if params.strip() else receiver
-        args = _forwarded(flow.function.params)
+        args = forwarded_args(flow.function.params)
         own, derived = _annotations(flow, signature.returns, runs_async)
         w.line(f"class {self.class_name}({shape.bases}):")
         with w.indent():
-            w.code(_docstring(self.docstring()))
+            w.code(docstring_literal(self.docstring()))
             w.line()
             if self.class_attributes():
                 w.line()
@@ -329,10 +353,10 @@ class _FlowEmitter:
                 for call in calls:
                     w.line(f"{self.site(call)},")
             w.line(")")
-            w.line(f"_kiln_calls = {_tuple([self.plain(c) for c in calls])}")
+            w.line(f"_kiln_calls = {tuple_display([self.plain(c) for c in calls])}")
         if options.limits:
             groups = ", ".join(
-                f"{spec.group!r}: {_limit(spec)}" for spec in options.limits
+                f"{spec.group!r}: {limit_display(spec)}" for spec in options.limits
             )
             w.line(f"_kiln_limits = {{{groups}}}")
         if options.concurrency is not None:
@@ -360,7 +384,9 @@ class _FlowEmitter:
             fields.append("kind='flow'")
             fields.append(f"defined={self.module.where(node.span)!r}")
             if self.module.classes.get(node):
-                fields.append(f"classes={_tuple(list(self.module.classes[node]))}")
+                fields.append(
+                    f"classes={tuple_display(list(self.module.classes[node]))}"
+                )
             if call.site in self.changing:
                 fields.append(f"changes={self.changing[call.site]!r}")
             return f"{RUNTIME}.Site({', '.join(fields)})"
@@ -369,7 +395,7 @@ class _FlowEmitter:
             repr(self.module.where(call.span)),
             code(call.call.func),
         ]
-        kind = "ask" if node.asks else _SITE_KINDS[node.kind, node.options.thread]
+        kind = "ask" if node.asks else SITE_KINDS[node.kind, node.options.thread]
         if kind != "async":
             fields.append(f"kind={kind!r}")
         if node in self.module.policies:
@@ -379,7 +405,7 @@ class _FlowEmitter:
         if node in self.module.fingerprints:
             fields.append(f"cache={self.module.fingerprints[node]!r}")
         if self.module.classes.get(node):
-            fields.append(f"classes={_tuple(list(self.module.classes[node]))}")
+            fields.append(f"classes={tuple_display(list(self.module.classes[node]))}")
         if node in self.module.fallbacks:
             fields.append(f"fallback={self.module.fallbacks[node]}")
         if node.options.local:
@@ -452,13 +478,13 @@ class _FlowEmitter:
         """
         body = self.plan.flow.body
         if self.sites:
-            targets = _tuple(list(self.sites.values()))
+            targets = tuple_display(list(self.sites.values()))
             receiver = self.receiver
             self.w.line(f"{targets} = {receiver}._kiln_bind({receiver}._kiln_calls)")
         for counter in self.counters.values():
             self.w.line(f"{counter} = 0")
-        fails = any(not _asks(call) for call in self.plan.flow.calls)
-        if not (fails and self.room(1 + _needed(body))):
+        fails = any(not asks(call) for call in self.plan.flow.calls)
+        if not (fails and self.room(1 + blocks_needed(body))):
             self.block(body)
             return
         self.w.line("try:")
@@ -498,12 +524,12 @@ class _FlowEmitter:
             return
         plan = self.plan.plan(block)
         if not plan.tasks:
-            for op, returns in _folded(plan):
+            for op, returns in folded_ops(plan):
                 assert isinstance(op, Wait | Run), "a plan without tasks has no scope"
                 self.op(op, plan, {}, returns)
             return
         defs = {
-            t: self.readable(f"compute_{_task_base(task)}")
+            t: self.readable(f"compute_{task_base(task)}")
             for t, task in plan.tasks.items()
         }
         copies = {
@@ -511,12 +537,12 @@ class _FlowEmitter:
             for t, task in plan.tasks.items()
         }
         handles = {
-            t: self.readable(f"{_task_base(task)}_task")
+            t: self.readable(f"{task_base(task)}_task")
             for t, task in plan.tasks.items()
         }
         # The scope's `async with`, and a `with` around a step run ahead.
         holds = any(isinstance(op, Run) and op.ahead is not None for op in plan.ops)
-        if not self.room(1 + int(holds) + _needed(block)):
+        if not self.room(1 + int(holds) + blocks_needed(block)):
             self.in_place(block)
             return
         # The scope weighs failures by step (see `schedule`): the one the source
@@ -527,18 +553,20 @@ class _FlowEmitter:
         spawned_ids: set[TaskId] = set()
         self.w.line(f"async with {RUNTIME}.Scope(ordered=True) as {scope}:")
         with self.w.indent(), self.opened():
-            for op, returns in _folded(plan):
+            for op, returns in folded_ops(plan):
                 if isinstance(op, Spawn):
                     # A task's visits count when it starts, in the order of the
                     # source, so the call past a loop's bound is the one reported.
                     task = plan.tasks[op.task]
-                    for call in _counted(task.steps):
+                    for call in counted_calls(task.steps):
                         self.count_visit(call)
                     for name, copy in copies[op.task].items():
                         self.w.line(f"{copy} = {name}")
-                    assert spawned_ids.issuperset(_awaited(task)), "spawned in order"
+                    assert spawned_ids.issuperset(
+                        awaited_tasks(task)
+                    ), "spawned in order"
                     spawned_ids.add(op.task)
-                    awaited = ", ".join(handles[t] for t in _awaited(task))
+                    awaited = ", ".join(handles[t] for t in awaited_tasks(task))
                     spawned = f"{defs[op.task]}({awaited}), step={task.step}"
                     self.w.line(f"{handles[op.task]} = {scope}.spawn({spawned})")
                 elif isinstance(op, At):
@@ -590,7 +618,7 @@ class _FlowEmitter:
         handles: dict[TaskId, str],
         returns: Step | None = None,
     ) -> None:
-        """Main's op; with `returns`, the `return` of what it binds (see `_folded`)."""
+        """Main's op; with `returns`, the `return` of what it binds (see `folded_ops`)."""
         if returns is not None and isinstance(op, Wait):
             with self.w.at(returns.span):
                 self.w.line(f"return await {handles[op.task]}")
@@ -613,7 +641,7 @@ class _FlowEmitter:
         # The tasks it awaits come in as parameters: each is spawned before it.
         params = ", ".join(
             f"{handles[t]}: {RUNTIME}.Child[{self.value_of(plan.tasks[t])}]"
-            for t in _awaited(task)
+            for t in awaited_tasks(task)
         )
         with self.w.at(result.span):
             self.w.line(f"async def {name}({params}) -> {returns}:")
@@ -628,8 +656,8 @@ class _FlowEmitter:
                     taken = task.takes.get(wait.task, frozenset())
                     self.wait(plan.tasks[wait.task], handles[wait.task], taken)
                 self.step(
-                    _reading(step, outer),
-                    returning=step is result and _target(result) is not None,
+                    reading_copies(step, outer),
+                    returning=step is result and call_target(result) is not None,
                 )
                 for written in step.writes:
                     outer.pop(written, None)
@@ -653,7 +681,7 @@ class _FlowEmitter:
     def value_of(self, task: Task) -> str:
         """The type of what a task's coroutine returns, as the flow's body writes it."""
         result = task.result
-        value_type = result.value_type if _target(result) is not None else None
+        value_type = result.value_type if call_target(result) is not None else None
         return "None" if value_type is None else self.outer(value_type)
 
     def wait(
@@ -667,7 +695,7 @@ class _FlowEmitter:
         rest would hide, in its own scope, values the flow's coroutine holds).
         """
         result = task.result
-        target = _target(result)
+        target = call_target(result)
         if target is not None:
             stale = {
                 name
@@ -675,7 +703,7 @@ class _FlowEmitter:
                 if self.bound.get(name, result.id) > result.id
                 or (taken is not None and name not in taken)
             }
-            target = _discarding(target, stale, self.names)
+            target = discarding(target, stale, self.names)
         with self.w.at(result.span):
             if target is None:
                 self.w.line(f"await {handle}")
@@ -702,7 +730,7 @@ class _FlowEmitter:
         elif isinstance(action, FanOut):
             self.fan_out(step, action, returning)
         elif isinstance(action, Inline):
-            self.w.code(code(_bare(action.statement)))
+            self.w.code(code(bare_statement(action.statement)))
         elif isinstance(action, Return):
             self.w.line(
                 "return" if action.value is None else f"return {code(action.value)}"
@@ -725,14 +753,14 @@ class _FlowEmitter:
         with self.w.at(call.span):
             self.count_visit(call)
             value = self.callcode(call)
-            self.w.line(_assign(action.target, action.annotation, value, returning))
+            self.w.line(assignment(action.target, action.annotation, value, returning))
 
     def callcode(self, call: NodeCall, *, awaited: bool = True) -> str:
         """`[await] f(args)`, calling a node through the local its run bound for the site."""
         callee = call.callee
         func: cst.BaseExpression = cst.Name(self.sites[call.site])
         method = (
-            _FLOW_METHODS[callee.is_async, callee.streams]
+            FLOW_METHODS[callee.is_async, callee.streams]
             if isinstance(callee, FlowDef)
             else None
         )
@@ -749,19 +777,19 @@ class _FlowEmitter:
         self.count_visit(action.result)
         # A call suspends when it is awaited, or when an argument awaits (an async
         # comprehension): then the element's function must be a coroutine.
-        calls = [action.result, *_calls(action.element)]
+        calls = [action.result, *calls_in(action.element)]
         suspends = any(call.suspends or awaits(call.call) for call in calls) or any(
             step.awaits for step in action.element.steps
         )
         concurrent = suspends and not action.in_order
         if action.element.steps:
             value = self.element_function(action, suspends, concurrent)
-            self.w.line(_assign(action.target, None, value, returning))
+            self.w.line(assignment(action.target, None, value, returning))
             return
         clauses = code(action.clauses)
         if not concurrent:
             # Sync nodes, or elements sharing one Memory: one after another, as written.
-            value = _comprehension(action, self.callcode(action.result))
+            value = comprehension(action, self.callcode(action.result))
         else:
             call = self.callcode(action.result, awaited=False)
             bound = self.bound_of(action)
@@ -780,7 +808,7 @@ class _FlowEmitter:
             else:
                 gathered = f"await {RUNTIME}.gather(({call} {clauses}), {bound})"
             value = self.collection(action.kind, gathered)
-        self.w.line(_assign(action.target, None, value, returning))
+        self.w.line(assignment(action.target, None, value, returning))
 
     def element_function(self, action: FanOut, suspends: bool, concurrent: bool) -> str:
         """An element of several calls: a function per element.
@@ -817,7 +845,7 @@ class _FlowEmitter:
         # between the elements, as in the source.
         items, indexes = self.names.fresh("items"), self.names.fresh("indexes")
         index = self.names.fresh("index")
-        targets = _comprehension_targets(action.clauses)
+        targets = comprehension_targets_text(action.clauses)
         clauses = code(action.clauses)
         self.w.line(f"{items}, {indexes} = {RUNTIME}.indexed({targets} {clauses})")
         self.w.line(f"{define} {each}({index}: {self.builtin('int')}) -> {returns}:")
@@ -880,7 +908,7 @@ class _FlowEmitter:
         self.w.line("while True:")
         with self.w.indent(), self.opened():
             self.block(action.condition)
-            self.w.line(f"if {_negated(action.test)}:")
+            self.w.line(f"if {negated(action.test)}:")
             with self.w.indent():
                 if action.orelse is not None:
                     self.block(action.orelse)
@@ -888,7 +916,7 @@ class _FlowEmitter:
             self.block(action.body)
 
     def loop(self, action: Loop) -> None:
-        if not action.closes or not self.room(1 + _needed_by(action)):
+        if not action.closes or not self.room(1 + blocks_needed_by(action)):
             # TODO: a stream loop with no room for its `with` is closed when it is
             # exhausted or collected, not at once when it is left early.
             self.loop_statement(action)
@@ -913,330 +941,3 @@ class _FlowEmitter:
             self.w.line("else:")
             with self.w.indent():
                 self.block(orelse)
-
-
-def _changing_calls(block: Block) -> dict[int, str]:
-    """By call site, why a call may change a value of the flow's (a name, a Memory key)."""
-    found: dict[int, str] = {}
-    for step in block.steps:
-        action = step.action
-        if isinstance(action, Call | FanOut) and (step.uses or step.key_writes):
-            name, why = (
-                step.why[0] if step.why else ("", "may change what it is passed")
-            )
-            reason = why if name.startswith("@") or not name else f"{name}: {why}"
-            for call in _every_call(step):
-                found.setdefault(call.site, reason)
-        elif not isinstance(action, FanOut):
-            for child in child_blocks(action):
-                found.update(_changing_calls(child))
-    return found
-
-
-def _every_call(step: Step) -> Iterator[NodeCall]:
-    """The calls a step makes, those of a fan-out's elements and of nested blocks too."""
-    action = step.action
-    if isinstance(action, Call):
-        yield action.call
-    elif isinstance(action, FanOut):
-        yield action.result
-    for child in child_blocks(action):  # a fan-out's element among them
-        for inner in child.steps:
-            yield from _every_call(inner)
-
-
-def _asks(call: NodeCall) -> bool:
-    return isinstance(call.callee, NodeDef) and call.callee.asks
-
-
-def _needed(block: Block) -> int:
-    """The nested blocks the source's own statements in `block` open, at the deepest.
-
-    What the emitter adds around them (a scope, a stream's `with`) fits only
-    in what is left; a call's `try` can always move into a function.
-    """
-    return max((_needed_by(step.action) for step in block.steps), default=0)
-
-
-def _needed_by(action: Action) -> int:
-    if isinstance(action, Inline):
-        return _statement_blocks(action.statement)
-    if isinstance(action, FanOut):
-        return 0  # its elements run in functions of their own
-    blocks = [_needed(child) for child in child_blocks(action)]
-    if isinstance(action, Loop):  # the `else` runs outside the loop's block
-        return max([1 + blocks[0], *blocks[1:]])
-    if isinstance(action, WhileLoop):
-        if action.condition.steps:  # `while True:` around the test, body and `else`
-            return 1 + max(blocks)
-        return max([1 + blocks[1], *blocks[2:]])
-    return max(blocks, default=0)
-
-
-def _statement_blocks(node: cst.CSTNode) -> int:
-    """The blocks a statement written as it is nests, at the deepest."""
-    inner = max(
-        (_statement_blocks(c) for c in node.children if isinstance(c, _PARTS)),
-        default=0,
-    )
-    return inner + 1 if isinstance(node, _BLOCKS) else inner
-
-
-# What opens one of Python's blocks (an `except` body sits in two: the `try`'s
-# and the handler's), and what may hold statements that do.
-_BLOCKS: Final = (
-    cst.For,
-    cst.While,
-    cst.With,
-    cst.Try,
-    cst.TryStar,
-    cst.ExceptHandler,
-    cst.ExceptStarHandler,
-    cst.Finally,
-)
-_PARTS: Final = (
-    cst.BaseCompoundStatement,
-    cst.BaseSuite,
-    cst.Else,
-    cst.MatchCase,
-    cst.ExceptHandler,
-    cst.ExceptStarHandler,
-    cst.Finally,
-)
-
-
-def _discarding(
-    target: cst.BaseAssignTargetExpression, names: set[str], fresh: Names
-) -> cst.BaseAssignTargetExpression | None:
-    """The target with each of `names` bound to a fresh throwaway; None if nothing is left."""
-    if not names:
-        return target
-    if not target_names(target) - names:
-        return None
-    kept = target.visit(_Discarder(names, fresh))
-    assert isinstance(kept, cst.BaseAssignTargetExpression)
-    return kept
-
-
-class _Discarder(cst.CSTTransformer):
-    def __init__(self, names: set[str], fresh: Names) -> None:
-        self.names = names
-        self.fresh = fresh
-
-    def visit_Subscript(self, node: cst.Subscript) -> bool:
-        return False  # `x[k] = ...` stores into x: nothing to discard there
-
-    def visit_Attribute(self, node: cst.Attribute) -> bool:
-        return False
-
-    def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.Name:
-        if identifier(original_node.value) not in self.names:
-            return updated_node
-        return updated_node.with_changes(value=self.fresh.fresh("stale"))
-
-
-def _assign(
-    target: cst.BaseAssignTargetExpression | None,
-    annotation: cst.Annotation | None,
-    value: str,
-    returning: bool,
-) -> str:
-    if returning:
-        return f"return {value}"
-    if target is None:
-        return value
-    annotated = f": {code(annotation.annotation)}" if annotation is not None else ""
-    return f"{code(target)}{annotated} = {value}"
-
-
-def _comprehension(action: FanOut, element: str) -> str:
-    """The fan-out's comprehension as the source wrote it, with `element` per item."""
-    clauses = code(action.clauses)
-    if action.kind is FanOutKind.DICT:
-        assert action.key is not None
-        return f"{{{code(action.key)}: {element} {clauses}}}"
-    if action.kind is FanOutKind.SET:
-        return f"{{{element} {clauses}}}"
-    return f"[{element} {clauses}]"
-
-
-def _comprehension_targets(clauses: cst.CompFor) -> str:
-    targets: list[str] = []
-    clause: cst.CompFor | None = clauses
-    while clause is not None:
-        target = code(clause.target)
-        targets.append(target if isinstance(clause.target, cst.Name) else f"({target})")
-        clause = clause.inner_for_in
-    return targets[0] if len(targets) == 1 else f"({', '.join(targets)})"
-
-
-def _target(step: Step) -> cst.BaseAssignTargetExpression | None:
-    action = step.action
-    assert isinstance(action, Call | FanOut), "only calls end a task"
-    return action.target
-
-
-def _docstring(text: str) -> str:
-    """A docstring literal: triple-quoted as a person writes it, where that reads `text`."""
-    plain = all(c.isprintable() or c == "\n" for c in text)
-    if plain and '"""' not in text and "\\" not in text and not text.endswith('"'):
-        return f'"""{text}"""'
-    return repr(text)
-
-
-def _folded(plan: BlockPlan) -> Iterator[tuple[Spawn | At | Wait | Run, Step | None]]:
-    """Main's ops, each with the `return` folded into it, if any.
-
-    The source's `return await f(x)` lowers to a call into a temporary and a
-    `return` of it; main writes the two as one `return` again, as the source
-    has it: the call's own, or the await of the task that made the call.
-    """
-    ops = plan.ops
-    index = 0
-    while index < len(ops):
-        op = ops[index]
-        after = ops[index + 1] if index + 1 < len(ops) else None
-        returned = _returned_temporary(after)
-        made = (
-            _target(plan.tasks[op.task].result)
-            if isinstance(op, Wait)
-            else (
-                op.step.action.target
-                if isinstance(op, Run)
-                and op.ahead is None
-                and isinstance(op.step.action, Call)
-                else None
-            )
-        )
-        if (
-            isinstance(after, Run)
-            and isinstance(made, cst.Name)
-            and made.value == returned
-        ):
-            yield op, after.step
-            index += 2
-            continue
-        yield op, None
-        index += 1
-
-
-def _returned_temporary(op: Spawn | At | Wait | Run | None) -> str | None:
-    """The temporary a `return` op returns, if it is one."""
-    if not (isinstance(op, Run) and isinstance(op.step.action, Return)):
-        return None
-    value = op.step.action.value
-    if isinstance(value, cst.Name) and value.value.startswith(RESERVED_PREFIX):
-        return value.value
-    return None
-
-
-def _awaited(task: Task) -> list[TaskId]:
-    """The tasks a task awaits, in the order it first awaits them."""
-    return list(
-        dict.fromkeys(wait.task for waits in task.waits.values() for wait in waits)
-    )
-
-
-def _task_base(task: Task) -> str:
-    """What a task computes, as the source names it: its target, else the node it calls."""
-    action = task.result.action
-    assert isinstance(action, Call | FanOut), "only calls end a task"
-    if isinstance(action.target, cst.Name):
-        return action.target.value.removeprefix(f"{RESERVED_PREFIX}_")
-    callee = action.call.callee if isinstance(action, Call) else action.result.callee
-    return _base(callee)
-
-
-#   node kind          | thread=False | thread=True
-_SITE_KINDS: Final = {
-    (NodeKind.ASYNC, False): "async",
-    (NodeKind.SYNC, False): "sync",
-    (NodeKind.SYNC, True): "thread",
-    (NodeKind.STREAM, False): "stream",
-    (NodeKind.ASYNC_STREAM, False): "astream",
-}
-
-
-def _tuple(items: list[str]) -> str:
-    """A tuple display, without the trailing comma that black would explode."""
-    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
-
-
-def _base(callee: NodeDef | FlowDef) -> str:
-    if isinstance(callee, FlowDef):
-        return callee.identifier
-    return callee.function if callee.function.isidentifier() else "node"
-
-
-def _limit(spec: LimitSpec) -> str:
-    refresh = f", refresh={spec.refresh!r}" if spec.refresh is not None else ""
-    return f"{RUNTIME}.Limit({spec.capacity!r}{refresh})"
-
-
-# The method a compiled subflow is called through (a sync value flow: its instance).
-_FLOW_METHODS: Final = {
-    (True, False): "aforward",
-    (False, False): None,
-    (True, True): "astream",
-    (False, True): "stream",
-}
-
-
-def _reading(step: Step, copies: dict[str, str]) -> Step:
-    """The step reading the copies main took instead of the names they copy."""
-    action = step.action
-    if not copies or not isinstance(action, Call):
-        return step
-    call = replace(action.call, call=renamed(action.call.call, copies))
-    return replace(step, action=replace(action, call=call))
-
-
-def _negated(test: cst.BaseExpression) -> str:
-    """`not (test)`, without a double negation when the test is already `not x`."""
-    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
-        return code(test.expression)
-    return f"not ({code(test)})"
-
-
-def _counted(steps: Sequence[Step]) -> Iterator[NodeCall]:
-    """The call sites whose visits these steps count (a fan-out counts once)."""
-    for step in steps:
-        if isinstance(step.action, Call):
-            yield step.action.call
-        elif isinstance(step.action, FanOut):
-            yield step.action.result
-
-
-def _calls(block: Block) -> Iterator[NodeCall]:
-    for step in block.steps:
-        if isinstance(step.action, Call):
-            yield step.action.call
-
-
-def _all_writes(block: Block) -> set[str]:
-    names: set[str] = set()
-    for step in block.steps:
-        names |= step.writes
-        for child in child_blocks(step.action):
-            names |= _all_writes(child)
-    return names
-
-
-def _forwarded(params: cst.Parameters) -> str:
-    """The arguments that pass a method's own parameters on to another method."""
-    args = [p.name.value for p in (*params.posonly_params, *params.params)]
-    if isinstance(params.star_arg, cst.Param):
-        args.append(f"*{params.star_arg.name.value}")
-    args += [f"{p.name.value}={p.name.value}" for p in params.kwonly_params]
-    if params.star_kwarg is not None:
-        args.append(f"**{params.star_kwarg.name.value}")
-    return ", ".join(args)
-
-
-def _bare(statement: cst.CSTNode) -> cst.CSTNode:
-    """A statement without the semicolon or the comment lines it had in the source."""
-    if isinstance(statement, cst.BaseSmallStatement):
-        return statement.with_changes(semicolon=cst.MaybeSentinel.DEFAULT)
-    if isinstance(statement, cst.BaseCompoundStatement):
-        return statement.with_changes(leading_lines=())
-    return statement
