@@ -16,93 +16,49 @@ Example input: the plan of `digest` (see `schedule`). Output, before black::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final, final
 
 import libcst as cst
 
+from kilnc.emit_fan_outs import FanOutEmitter
 from kilnc.emit_names import (
-    BUILTINS,
     RUNTIME,
     hidden_builtins,
-    outer_alias,
     renamed_in_signature,
     signature_aliases,
 )
 from kilnc.emit_parts import (
-    FLOW_METHODS,
     SITE_KINDS,
     all_writes,
     asks,
-    assignment,
-    awaited_tasks,
-    bare_statement,
     blocks_needed,
-    blocks_needed_by,
-    call_target,
     callee_base,
-    calls_in,
     changing_calls,
-    comprehension,
-    comprehension_targets_text,
-    counted_calls,
-    discarding,
     docstring_literal,
-    folded_ops,
     forwarded_args,
     limit_display,
-    negated,
-    reading_copies,
-    task_base,
     tuple_display,
 )
 from kilnc.ir import (
     Block,
-    Branch,
-    Call,
-    FanOut,
-    FanOutKind,
     FlowDef,
-    Inline,
-    Loop,
-    Match,
     NodeCall,
     NodeDef,
     NodeKind,
-    Return,
-    Step,
     StepId,
-    WhileLoop,
     child_blocks,
 )
 from kilnc.names import (
     mentioned_names,
-    renamed,
-    target_names,
 )
 from kilnc.plan import (
-    At,
-    BlockPlan,
     Compiled,
     FlowPlan,
     ModulePlan,
-    Run,
-    Spawn,
-    Task,
-    TaskId,
-    Wait,
 )
-from kilnc.source import Span, comment_lines
-from kilnc.syntax import attached_comments, awaits, code
+from kilnc.syntax import attached_comments, code
 from kilnc.writer import Names, Writer
-
-# CPython compiles at most 20 blocks (loops, `try`, `with`, an `except` body
-# counts two) nested in one function. The source keeps to it; the emitter's own
-# blocks (the body's `try`, a scope's `async with`) do without where there is
-# no room left.
-MAX_BLOCKS: Final = 20
 
 
 def emit_flow(
@@ -203,7 +159,7 @@ def _stream_item(annotation: str) -> str | None:
     return None
 
 
-class _FlowEmitter:
+class _FlowEmitter(FanOutEmitter):
     def __init__(
         self, w: Writer, plan: FlowPlan, class_name: str, module: ModulePlan
     ) -> None:
@@ -443,32 +399,6 @@ class _FlowEmitter:
             func = f"{RUNTIME}.{helper}({func}, {self.module.fallbacks[node]})"
         return func
 
-    def outer(self, annotation: str) -> str:
-        """An annotation taken from a node's definition, as the flow's body must write it.
-
-        The body's own names hide the module's: a flow parameter named `int`
-        would make `-> int` mean the parameter. A hidden name is written as a
-        module-level alias of it instead.
-        """
-        expression = cst.parse_expression(annotation)
-        hidden = mentioned_names(expression) & self.flow_names
-        if not hidden:
-            return annotation
-        aliases = {name: outer_alias(name) for name in hidden}
-        self.outer_aliases |= aliases.items()
-        return code(renamed(expression, aliases))
-
-    def builtin(self, name: str) -> str:
-        """How generated code names a builtin: through the module when a user name hides it."""
-        return f"{BUILTINS}.{name}" if name in self.hidden else name
-
-    def collection(self, kind: FanOutKind, gathered: str) -> str:
-        if kind is FanOutKind.SET:
-            return f"{self.builtin('set')}({gathered})"
-        if kind is FanOutKind.DICT:
-            return f"{self.builtin('dict')}({gathered})"
-        return gathered
-
     def body(self) -> None:
         """The flow's body, after its bound calls and the visit counters of `while` loops.
 
@@ -495,18 +425,6 @@ class _FlowEmitter:
             self.w.line(f"{self.receiver}._kiln_note({self.error})")
             self.w.line("raise")
 
-    def count_visit(self, call: NodeCall) -> None:
-        """One more visit of a call site in a loop; past its limit, VisitLimitError."""
-        if call.visits is None or not self.counting:
-            return
-        counter = self.counters[call.site]
-        where = self.module.where(call.span)
-        self.w.line(f"if {counter} == {call.visits}:")
-        with self.w.indent():
-            error = f"{RUNTIME}.VisitLimitError({call.callee.name!r}, {call.visits}, {where!r})"
-            self.w.line(f"raise {error}")
-        self.w.line(f"{counter} += 1")
-
     def docstring(self) -> str:
         written = self.flow.function.get_docstring()
         where = f"compiled by kiln from {self.module.where(self.flow.span)}"
@@ -515,429 +433,3 @@ class _FlowEmitter:
             if written
             else f"Flow {self.flow.name!r}, {where}."
         )
-
-    # --- blocks -------------------------------------------------------------------
-
-    def block(self, block: Block) -> None:
-        if not block.steps:
-            self.w.line("pass")
-            return
-        plan = self.plan.plan(block)
-        if not plan.tasks:
-            for op, returns in folded_ops(plan):
-                assert isinstance(op, Wait | Run), "a plan without tasks has no scope"
-                self.op(op, plan, {}, returns)
-            return
-        defs = {
-            t: self.readable(f"compute_{task_base(task)}")
-            for t, task in plan.tasks.items()
-        }
-        copies = {
-            t: {name: self.readable(f"{name}_before") for name in task.snapshots}
-            for t, task in plan.tasks.items()
-        }
-        handles = {
-            t: self.readable(f"{task_base(task)}_task")
-            for t, task in plan.tasks.items()
-        }
-        # The scope's `async with`, and a `with` around a step run ahead.
-        holds = any(isinstance(op, Run) and op.ahead is not None for op in plan.ops)
-        if not self.room(1 + int(holds) + blocks_needed(block)):
-            self.in_place(block)
-            return
-        # The scope weighs failures by step (see `schedule`): the one the source
-        # would have raised wins, whichever fails first.
-        scope = self.readable("scope")
-        for task_id, task in plan.tasks.items():
-            self.task(task, defs[task_id], plan, handles, copies[task_id], scope)
-        spawned_ids: set[TaskId] = set()
-        self.w.line(f"async with {RUNTIME}.Scope(ordered=True) as {scope}:")
-        with self.w.indent(), self.opened():
-            for op, returns in folded_ops(plan):
-                if isinstance(op, Spawn):
-                    # A task's visits count when it starts, in the order of the
-                    # source, so the call past a loop's bound is the one reported.
-                    task = plan.tasks[op.task]
-                    for call in counted_calls(task.steps):
-                        self.count_visit(call)
-                    for name, copy in copies[op.task].items():
-                        self.w.line(f"{copy} = {name}")
-                    assert spawned_ids.issuperset(
-                        awaited_tasks(task)
-                    ), "spawned in order"
-                    spawned_ids.add(op.task)
-                    awaited = ", ".join(handles[t] for t in awaited_tasks(task))
-                    spawned = f"{defs[op.task]}({awaited}), step={task.step}"
-                    self.w.line(f"{handles[op.task]} = {scope}.spawn({spawned})")
-                elif isinstance(op, At):
-                    self.w.line(f"{scope}.at_step({op.step})")
-                elif isinstance(op, Run) and op.ahead is not None:
-                    self.w.line(f"with {scope}.ahead({op.ahead}):")
-                    with self.w.indent(), self.opened():
-                        self.op(op, plan, handles)
-                else:
-                    self.op(op, plan, handles, returns)
-
-    def in_place(self, block: Block) -> None:
-        """The block one step after another, in source order.
-
-        For a block with no room left for its scope's `async with`: the same
-        values and the same failure as the source, only without the overlap.
-        """
-        for step in block.steps:
-            self.step(step, returning=False)
-
-    # --- Python's nested blocks ------------------------------------------------------
-
-    def room(self, blocks: int) -> bool:
-        """Whether code may open `blocks` more nested blocks here."""
-        return self.blocks + blocks <= MAX_BLOCKS
-
-    @contextmanager
-    def opened(self, blocks: int = 1) -> Iterator[None]:
-        """Code written inside sits in `blocks` more nested blocks."""
-        self.blocks += blocks
-        try:
-            yield
-        finally:
-            self.blocks -= blocks
-
-    @contextmanager
-    def function(self) -> Iterator[None]:
-        """Code written inside is the body of a nested function: no block is open."""
-        outer, self.blocks = self.blocks, 0
-        try:
-            yield
-        finally:
-            self.blocks = outer
-
-    def op(
-        self,
-        op: Wait | Run,
-        plan: BlockPlan,
-        handles: dict[TaskId, str],
-        returns: Step | None = None,
-    ) -> None:
-        """Main's op; with `returns`, the `return` of what it binds (see `folded_ops`)."""
-        if returns is not None and isinstance(op, Wait):
-            with self.w.at(returns.span):
-                self.w.line(f"return await {handles[op.task]}")
-        elif isinstance(op, Wait):
-            self.wait(plan.tasks[op.task], handles[op.task])
-        else:
-            self.step(op.step, returning=returns is not None)
-
-    def task(
-        self,
-        task: Task,
-        name: str,
-        plan: BlockPlan,
-        handles: dict[TaskId, str],
-        copies: dict[str, str],
-        scope: str,
-    ) -> None:
-        result = task.result
-        returns = self.value_of(task)
-        # The tasks it awaits come in as parameters: each is spawned before it.
-        params = ", ".join(
-            f"{handles[t]}: {RUNTIME}.Child[{self.value_of(plan.tasks[t])}]"
-            for t in awaited_tasks(task)
-        )
-        with self.w.at(result.span):
-            self.w.line(f"async def {name}({params}) -> {returns}:")
-        self.counting = False  # counted at the spawn
-        outer = dict(copies)  # names still meaning the value from before the task
-        bound, self.bound = self.bound, {}
-        with self.w.indent(), self.function():
-            for step in task.steps:
-                if step.id in task.announces:
-                    self.w.line(f"{scope}.at_step({task.announces[step.id]})")
-                for wait in task.waits[step.id]:
-                    taken = task.takes.get(wait.task, frozenset())
-                    self.wait(plan.tasks[wait.task], handles[wait.task], taken)
-                self.step(
-                    reading_copies(step, outer),
-                    returning=step is result and call_target(result) is not None,
-                )
-                for written in step.writes:
-                    outer.pop(written, None)
-        self.counting = True
-        self.bound = bound
-        self.w.line()
-
-    def comments(self, span: Span) -> None:
-        """The comment lines right above a line of the source, before the first code from it."""
-        source = self.module.source
-        if span.path != source.path or span.line in self.commented:
-            return
-        self.commented.add(span.line)
-        lines = comment_lines(source.text)
-        first = span.line
-        while first - 1 in lines:
-            first -= 1
-        for number in range(first, span.line):
-            self.w.line(source.line(number).strip())
-
-    def value_of(self, task: Task) -> str:
-        """The type of what a task's coroutine returns, as the flow's body writes it."""
-        result = task.result
-        value_type = result.value_type if call_target(result) is not None else None
-        return "None" if value_type is None else self.outer(value_type)
-
-    def wait(
-        self, task: Task, handle: str, taken: frozenset[str] | None = None
-    ) -> None:
-        """Await a task, binding the names of its target that nothing later bound yet.
-
-        `a, b = await pair(x)` then `a, c = await pair(y)`: a coroutine that
-        awaited the second task and needs `b` of the first must not take its
-        `a` too. A task binds only the names it `taken` from the other (the
-        rest would hide, in its own scope, values the flow's coroutine holds).
-        """
-        result = task.result
-        target = call_target(result)
-        if target is not None:
-            stale = {
-                name
-                for name in target_names(target)
-                if self.bound.get(name, result.id) > result.id
-                or (taken is not None and name not in taken)
-            }
-            target = discarding(target, stale, self.names)
-        with self.w.at(result.span):
-            if target is None:
-                self.w.line(f"await {handle}")
-            else:
-                self.w.line(f"{code(target)} = await {handle}")
-        if target is not None:
-            for name in target_names(target):
-                self.bound[name] = result.id
-
-    # --- steps --------------------------------------------------------------------
-
-    def step(self, step: Step, *, returning: bool) -> None:
-        with self.w.at(step.span):
-            self.comments(step.span)
-            self.action(step, returning=returning)
-        if not returning:
-            for name in step.writes:
-                self.bound[name] = step.id
-
-    def action(self, step: Step, *, returning: bool) -> None:
-        action = step.action
-        if isinstance(action, Call):
-            self.call(step, action, returning)
-        elif isinstance(action, FanOut):
-            self.fan_out(step, action, returning)
-        elif isinstance(action, Inline):
-            self.w.code(code(bare_statement(action.statement)))
-        elif isinstance(action, Return):
-            self.w.line(
-                "return" if action.value is None else f"return {code(action.value)}"
-            )
-        elif isinstance(action, Branch):
-            self.branch(action)
-        elif isinstance(action, Match):
-            self.match(action)
-        elif isinstance(action, Loop):
-            self.loop(action)
-        elif isinstance(action, WhileLoop):
-            self.while_loop(action)
-        else:
-            self.w.line(
-                "yield" if action.value is None else f"yield {code(action.value)}"
-            )
-
-    def call(self, step: Step, action: Call, returning: bool) -> None:
-        call = action.call
-        with self.w.at(call.span):
-            self.count_visit(call)
-            value = self.callcode(call)
-            self.w.line(assignment(action.target, action.annotation, value, returning))
-
-    def callcode(self, call: NodeCall, *, awaited: bool = True) -> str:
-        """`[await] f(args)`, calling a node through the local its run bound for the site."""
-        callee = call.callee
-        func: cst.BaseExpression = cst.Name(self.sites[call.site])
-        method = (
-            FLOW_METHODS[callee.is_async, callee.streams]
-            if isinstance(callee, FlowDef)
-            else None
-        )
-        if method is not None:
-            func = cst.Attribute(func, cst.Name(method))
-        text = code(call.call.with_changes(func=func))
-        return f"await {text}" if awaited and call.suspends else text
-
-    def fan_out(self, step: Step, action: FanOut, returning: bool) -> None:
-        with self.w.at(action.result.span):
-            self.fan_out_at(step, action, returning)
-
-    def fan_out_at(self, step: Step, action: FanOut, returning: bool) -> None:
-        self.count_visit(action.result)
-        # A call suspends when it is awaited, or when an argument awaits (an async
-        # comprehension): then the element's function must be a coroutine.
-        calls = [action.result, *calls_in(action.element)]
-        suspends = any(call.suspends or awaits(call.call) for call in calls) or any(
-            step.awaits for step in action.element.steps
-        )
-        concurrent = suspends and not action.in_order
-        if action.element.steps:
-            value = self.element_function(action, suspends, concurrent)
-            self.w.line(assignment(action.target, None, value, returning))
-            return
-        clauses = code(action.clauses)
-        if not concurrent:
-            # Sync nodes, or elements sharing one Memory: one after another, as written.
-            value = comprehension(action, self.callcode(action.result))
-        else:
-            call = self.callcode(action.result, awaited=False)
-            bound = self.bound_of(action)
-            if action.is_async_for:
-                target = code(action.clauses.target)
-                called = call.removesuffix(f"({target})")
-                # `f` itself, where the element is `f(item)`; else a lambda.
-                plain = called != call and called.replace(".", "").isidentifier()
-                each = called if plain else f"lambda {target}: {call}"
-                iterable = code(action.clauses.iter)
-                gathered = f"await {RUNTIME}.amap({iterable}, {each}, {bound})"
-            elif action.kind is FanOutKind.DICT:
-                assert action.key is not None
-                pairs = f"{RUNTIME}.keyed({code(action.key)}, {call})"
-                gathered = f"await {RUNTIME}.gather(({pairs} {clauses}), {bound})"
-            else:
-                gathered = f"await {RUNTIME}.gather(({call} {clauses}), {bound})"
-            value = self.collection(action.kind, gathered)
-        self.w.line(assignment(action.target, None, value, returning))
-
-    def element_function(self, action: FanOut, suspends: bool, concurrent: bool) -> str:
-        """An element of several calls: a function per element.
-
-        Concurrent elements are coroutines gathered at once; elements of sync
-        nodes, or sharing one Memory, run one after another as the source runs them.
-        """
-        each = self.names.fresh("each")
-        returns = action.result.callee.returns
-        assert returns is not None, "an element function returns its node's value"
-        returns = self.outer(returns)
-        define = "async def" if suspends else "def"
-        wait = "await " if suspends else ""
-        if action.is_async_for:
-            assert action.item_types is not None
-            target = code(action.clauses.target)
-            self.w.line(
-                f"{define} {each}({target}: {self.outer(action.item_types[0])}) -> {returns}:"
-            )
-            with self.w.indent(), self.function():
-                self.element_body(action)
-            iterable = code(action.clauses.iter)
-            if concurrent:
-                bound = self.bound_of(action)
-                return self.collection(
-                    action.kind, f"await {RUNTIME}.amap({iterable}, {each}, {bound})"
-                )
-            return self.collection(
-                action.kind,
-                f"[{wait}{each}({target}) async for {target} in {iterable}]",
-            )
-        # The element reads its item by index from a list that mypy types from the
-        # clauses; the list fills as the indexes are drawn, so the clauses run
-        # between the elements, as in the source.
-        items, indexes = self.names.fresh("items"), self.names.fresh("indexes")
-        index = self.names.fresh("index")
-        targets = comprehension_targets_text(action.clauses)
-        clauses = code(action.clauses)
-        self.w.line(f"{items}, {indexes} = {RUNTIME}.indexed({targets} {clauses})")
-        self.w.line(f"{define} {each}({index}: {self.builtin('int')}) -> {returns}:")
-        with self.w.indent(), self.function():
-            self.w.line(f"{targets} = {items}[{index}]")
-            self.element_body(action)
-        every = f"{each}({index}) for {index} in {indexes}"
-        results = (
-            f"await {RUNTIME}.gather(({every}), {self.bound_of(action)})"
-            if concurrent
-            else f"[{wait}{every}]"
-        )
-        if action.kind is FanOutKind.DICT:
-            assert action.key is not None
-            # The results first: the items are read as the elements are made.
-            keys = f"[{code(action.key)} for {targets} in {items}]"
-            key, value = self.names.fresh("key"), self.names.fresh("value")
-            pairs = f"{self.builtin('zip')}({results}, {keys})"
-            return f"{{{key}: {value} for {value}, {key} in {pairs}}}"
-        return self.collection(action.kind, results)
-
-    def bound_of(self, action: FanOut) -> str:
-        """`bound=...`: the run's cap on the elements in flight, read when it runs."""
-        return f"bound={RUNTIME}.fan_out_bound({self.sites[action.result.site]})"
-
-    def element_body(self, action: FanOut) -> None:
-        counting, self.counting = self.counting, False  # the fan-out counted one visit
-        for step in action.element.steps:  # lifted calls, and fan-outs nested in them
-            self.step(step, returning=False)
-        self.counting = counting
-        self.w.line(f"return {self.callcode(action.result)}")
-
-    def branch(self, action: Branch) -> None:
-        for index, (test, arm) in enumerate(
-            zip(action.tests, action.arms, strict=True)
-        ):
-            if test is None:
-                self.w.line("else:")
-            else:
-                self.w.line(f"{'if' if index == 0 else 'elif'} {code(test)}:")
-            with self.w.indent():
-                self.block(arm)
-
-    def match(self, action: Match) -> None:
-        self.w.line(f"match {code(action.subject)}:")
-        with self.w.indent():
-            for case in action.cases:
-                guard = f" if {code(case.guard)}" if case.guard is not None else ""
-                self.w.line(f"case {code(case.pattern)}{guard}:")
-                with self.w.indent():
-                    self.block(case.body)
-
-    def while_loop(self, action: WhileLoop) -> None:
-        test = code(action.test)
-        if not action.condition.steps:
-            self.w.line(f"while {test}:")
-            self.body_and_else(action.body, action.orelse)
-            return
-        # The test calls nodes: ask again at the top of every iteration.
-        self.w.line("while True:")
-        with self.w.indent(), self.opened():
-            self.block(action.condition)
-            self.w.line(f"if {negated(action.test)}:")
-            with self.w.indent():
-                if action.orelse is not None:
-                    self.block(action.orelse)
-                self.w.line("break")
-            self.block(action.body)
-
-    def loop(self, action: Loop) -> None:
-        if not action.closes or not self.room(1 + blocks_needed_by(action)):
-            # TODO: a stream loop with no room for its `with` is closed when it is
-            # exhausted or collected, not at once when it is left early.
-            self.loop_statement(action)
-            return
-        # However the loop ends (break, return, an error), the producer is closed at once.
-        closing = "async with" if action.is_async else "with"
-        helper = "aclosing" if action.is_async else "closing"
-        self.w.line(f"{closing} {RUNTIME}.{helper}({code(action.iterable)}):")
-        with self.w.indent(), self.opened():
-            self.loop_statement(action)
-
-    def loop_statement(self, action: Loop) -> None:
-        keyword = "async for" if action.is_async else "for"
-        self.w.line(f"{keyword} {code(action.target)} in {code(action.iterable)}:")
-        self.body_and_else(action.body, action.orelse)
-
-    def body_and_else(self, body: Block, orelse: Block | None) -> None:
-        """A loop's body under its header, and its `else:` when it has one."""
-        with self.w.indent(), self.opened():
-            self.block(body)
-        if orelse is not None:
-            self.w.line("else:")
-            with self.w.indent():
-                self.block(orelse)

@@ -1,0 +1,448 @@
+"""emit_blocks: a flow body's blocks, tasks and steps, written as the plan orders them."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Final
+
+import libcst as cst
+
+from kilnc.emit_names import (
+    BUILTINS,
+    RUNTIME,
+    outer_alias,
+)
+from kilnc.emit_parts import (
+    FLOW_METHODS,
+    assignment,
+    awaited_tasks,
+    bare_statement,
+    blocks_needed,
+    blocks_needed_by,
+    call_target,
+    counted_calls,
+    discarding,
+    folded_ops,
+    negated,
+    reading_copies,
+    task_base,
+)
+from kilnc.ir import (
+    Block,
+    Branch,
+    Call,
+    FanOut,
+    FlowDef,
+    Inline,
+    Loop,
+    Match,
+    NodeCall,
+    Return,
+    Step,
+    StepId,
+    WhileLoop,
+)
+from kilnc.names import (
+    mentioned_names,
+    renamed,
+    target_names,
+)
+from kilnc.plan import (
+    At,
+    BlockPlan,
+    FlowPlan,
+    ModulePlan,
+    Run,
+    Spawn,
+    Task,
+    TaskId,
+    Wait,
+)
+from kilnc.source import Span, comment_lines
+from kilnc.syntax import code
+from kilnc.writer import Names, Writer
+
+# CPython compiles at most 20 blocks (loops, `try`, `with`, an `except` body
+# counts two) nested in one function. The source keeps to it; the emitter's own
+# blocks (the body's `try`, a scope's `async with`) do without where there is
+# no room left.
+MAX_BLOCKS: Final = 20
+
+
+class BlockEmitter(ABC):
+    """Blocks, tasks and steps of a flow's body, as the plan orders them.
+
+    `_FlowEmitter` sets the state below and writes the class around the body;
+    the fan-outs are `FanOutEmitter`'s.
+    """
+
+    w: Writer
+    module: ModulePlan
+    plan: FlowPlan
+    flow: FlowDef
+    names: Names
+    readable: Callable[[str], str]
+    hidden: frozenset[str]
+    flow_names: frozenset[str]
+    outer_aliases: set[tuple[str, str]]
+    counting: bool  # whether a call counts its visit where it is written
+    commented: set[int]  # the source lines whose comments are written
+    blocks: int  # Python's blocks open around the code being written
+    # The step whose value each name holds, in the coroutine being written,
+    # as far as the code written so far assigns it.
+    bound: dict[str, StepId]
+    sites: dict[int, str]  # each call site's local, as the run binds it
+    counters: dict[int, str]  # the visit counter of each call site in a loop
+
+    @abstractmethod
+    def fan_out(self, step: Step, action: FanOut, returning: bool) -> None: ...
+
+    def outer(self, annotation: str) -> str:
+        """An annotation taken from a node's definition, as the flow's body must write it.
+
+        The body's own names hide the module's: a flow parameter named `int`
+        would make `-> int` mean the parameter. A hidden name is written as a
+        module-level alias of it instead.
+        """
+        expression = cst.parse_expression(annotation)
+        hidden = mentioned_names(expression) & self.flow_names
+        if not hidden:
+            return annotation
+        aliases = {name: outer_alias(name) for name in hidden}
+        self.outer_aliases |= aliases.items()
+        return code(renamed(expression, aliases))
+
+    def builtin(self, name: str) -> str:
+        """How generated code names a builtin: through the module when a user name hides it."""
+        return f"{BUILTINS}.{name}" if name in self.hidden else name
+
+    def count_visit(self, call: NodeCall) -> None:
+        """One more visit of a call site in a loop; past its limit, VisitLimitError."""
+        if call.visits is None or not self.counting:
+            return
+        counter = self.counters[call.site]
+        where = self.module.where(call.span)
+        self.w.line(f"if {counter} == {call.visits}:")
+        with self.w.indent():
+            error = f"{RUNTIME}.VisitLimitError({call.callee.name!r}, {call.visits}, {where!r})"
+            self.w.line(f"raise {error}")
+        self.w.line(f"{counter} += 1")
+
+    # --- blocks -------------------------------------------------------------------
+
+    def block(self, block: Block) -> None:
+        if not block.steps:
+            self.w.line("pass")
+            return
+        plan = self.plan.plan(block)
+        if not plan.tasks:
+            for op, returns in folded_ops(plan):
+                assert isinstance(op, Wait | Run), "a plan without tasks has no scope"
+                self.op(op, plan, {}, returns)
+            return
+        defs = {
+            t: self.readable(f"compute_{task_base(task)}")
+            for t, task in plan.tasks.items()
+        }
+        copies = {
+            t: {name: self.readable(f"{name}_before") for name in task.snapshots}
+            for t, task in plan.tasks.items()
+        }
+        handles = {
+            t: self.readable(f"{task_base(task)}_task")
+            for t, task in plan.tasks.items()
+        }
+        # The scope's `async with`, and a `with` around a step run ahead.
+        holds = any(isinstance(op, Run) and op.ahead is not None for op in plan.ops)
+        if not self.room(1 + int(holds) + blocks_needed(block)):
+            self.in_place(block)
+            return
+        # The scope weighs failures by step (see `schedule`): the one the source
+        # would have raised wins, whichever fails first.
+        scope = self.readable("scope")
+        for task_id, task in plan.tasks.items():
+            self.task(task, defs[task_id], plan, handles, copies[task_id], scope)
+        spawned_ids: set[TaskId] = set()
+        self.w.line(f"async with {RUNTIME}.Scope(ordered=True) as {scope}:")
+        with self.w.indent(), self.opened():
+            for op, returns in folded_ops(plan):
+                if isinstance(op, Spawn):
+                    # A task's visits count when it starts, in the order of the
+                    # source, so the call past a loop's bound is the one reported.
+                    task = plan.tasks[op.task]
+                    for call in counted_calls(task.steps):
+                        self.count_visit(call)
+                    for name, copy in copies[op.task].items():
+                        self.w.line(f"{copy} = {name}")
+                    assert spawned_ids.issuperset(
+                        awaited_tasks(task)
+                    ), "spawned in order"
+                    spawned_ids.add(op.task)
+                    awaited = ", ".join(handles[t] for t in awaited_tasks(task))
+                    spawned = f"{defs[op.task]}({awaited}), step={task.step}"
+                    self.w.line(f"{handles[op.task]} = {scope}.spawn({spawned})")
+                elif isinstance(op, At):
+                    self.w.line(f"{scope}.at_step({op.step})")
+                elif isinstance(op, Run) and op.ahead is not None:
+                    self.w.line(f"with {scope}.ahead({op.ahead}):")
+                    with self.w.indent(), self.opened():
+                        self.op(op, plan, handles)
+                else:
+                    self.op(op, plan, handles, returns)
+
+    def in_place(self, block: Block) -> None:
+        """The block one step after another, in source order.
+
+        For a block with no room left for its scope's `async with`: the same
+        values and the same failure as the source, only without the overlap.
+        """
+        for step in block.steps:
+            self.step(step, returning=False)
+
+    # --- Python's nested blocks ------------------------------------------------------
+
+    def room(self, blocks: int) -> bool:
+        """Whether code may open `blocks` more nested blocks here."""
+        return self.blocks + blocks <= MAX_BLOCKS
+
+    @contextmanager
+    def opened(self, blocks: int = 1) -> Iterator[None]:
+        """Code written inside sits in `blocks` more nested blocks."""
+        self.blocks += blocks
+        try:
+            yield
+        finally:
+            self.blocks -= blocks
+
+    @contextmanager
+    def function(self) -> Iterator[None]:
+        """Code written inside is the body of a nested function: no block is open."""
+        outer, self.blocks = self.blocks, 0
+        try:
+            yield
+        finally:
+            self.blocks = outer
+
+    def op(
+        self,
+        op: Wait | Run,
+        plan: BlockPlan,
+        handles: dict[TaskId, str],
+        returns: Step | None = None,
+    ) -> None:
+        """Main's op; with `returns`, the `return` of what it binds (see `folded_ops`)."""
+        if returns is not None and isinstance(op, Wait):
+            with self.w.at(returns.span):
+                self.w.line(f"return await {handles[op.task]}")
+        elif isinstance(op, Wait):
+            self.wait(plan.tasks[op.task], handles[op.task])
+        else:
+            self.step(op.step, returning=returns is not None)
+
+    def task(
+        self,
+        task: Task,
+        name: str,
+        plan: BlockPlan,
+        handles: dict[TaskId, str],
+        copies: dict[str, str],
+        scope: str,
+    ) -> None:
+        result = task.result
+        returns = self.value_of(task)
+        # The tasks it awaits come in as parameters: each is spawned before it.
+        params = ", ".join(
+            f"{handles[t]}: {RUNTIME}.Child[{self.value_of(plan.tasks[t])}]"
+            for t in awaited_tasks(task)
+        )
+        with self.w.at(result.span):
+            self.w.line(f"async def {name}({params}) -> {returns}:")
+        self.counting = False  # counted at the spawn
+        outer = dict(copies)  # names still meaning the value from before the task
+        bound, self.bound = self.bound, {}
+        with self.w.indent(), self.function():
+            for step in task.steps:
+                if step.id in task.announces:
+                    self.w.line(f"{scope}.at_step({task.announces[step.id]})")
+                for wait in task.waits[step.id]:
+                    taken = task.takes.get(wait.task, frozenset())
+                    self.wait(plan.tasks[wait.task], handles[wait.task], taken)
+                self.step(
+                    reading_copies(step, outer),
+                    returning=step is result and call_target(result) is not None,
+                )
+                for written in step.writes:
+                    outer.pop(written, None)
+        self.counting = True
+        self.bound = bound
+        self.w.line()
+
+    def comments(self, span: Span) -> None:
+        """The comment lines right above a line of the source, before the first code from it."""
+        source = self.module.source
+        if span.path != source.path or span.line in self.commented:
+            return
+        self.commented.add(span.line)
+        lines = comment_lines(source.text)
+        first = span.line
+        while first - 1 in lines:
+            first -= 1
+        for number in range(first, span.line):
+            self.w.line(source.line(number).strip())
+
+    def value_of(self, task: Task) -> str:
+        """The type of what a task's coroutine returns, as the flow's body writes it."""
+        result = task.result
+        value_type = result.value_type if call_target(result) is not None else None
+        return "None" if value_type is None else self.outer(value_type)
+
+    def wait(
+        self, task: Task, handle: str, taken: frozenset[str] | None = None
+    ) -> None:
+        """Await a task, binding the names of its target that nothing later bound yet.
+
+        `a, b = await pair(x)` then `a, c = await pair(y)`: a coroutine that
+        awaited the second task and needs `b` of the first must not take its
+        `a` too. A task binds only the names it `taken` from the other (the
+        rest would hide, in its own scope, values the flow's coroutine holds).
+        """
+        result = task.result
+        target = call_target(result)
+        if target is not None:
+            stale = {
+                name
+                for name in target_names(target)
+                if self.bound.get(name, result.id) > result.id
+                or (taken is not None and name not in taken)
+            }
+            target = discarding(target, stale, self.names)
+        with self.w.at(result.span):
+            if target is None:
+                self.w.line(f"await {handle}")
+            else:
+                self.w.line(f"{code(target)} = await {handle}")
+        if target is not None:
+            for name in target_names(target):
+                self.bound[name] = result.id
+
+    # --- steps --------------------------------------------------------------------
+
+    def step(self, step: Step, *, returning: bool) -> None:
+        with self.w.at(step.span):
+            self.comments(step.span)
+            self.action(step, returning=returning)
+        if not returning:
+            for name in step.writes:
+                self.bound[name] = step.id
+
+    def action(self, step: Step, *, returning: bool) -> None:
+        action = step.action
+        if isinstance(action, Call):
+            self.call(step, action, returning)
+        elif isinstance(action, FanOut):
+            self.fan_out(step, action, returning)
+        elif isinstance(action, Inline):
+            self.w.code(code(bare_statement(action.statement)))
+        elif isinstance(action, Return):
+            self.w.line(
+                "return" if action.value is None else f"return {code(action.value)}"
+            )
+        elif isinstance(action, Branch):
+            self.branch(action)
+        elif isinstance(action, Match):
+            self.match(action)
+        elif isinstance(action, Loop):
+            self.loop(action)
+        elif isinstance(action, WhileLoop):
+            self.while_loop(action)
+        else:
+            self.w.line(
+                "yield" if action.value is None else f"yield {code(action.value)}"
+            )
+
+    def call(self, step: Step, action: Call, returning: bool) -> None:
+        call = action.call
+        with self.w.at(call.span):
+            self.count_visit(call)
+            value = self.callcode(call)
+            self.w.line(assignment(action.target, action.annotation, value, returning))
+
+    def callcode(self, call: NodeCall, *, awaited: bool = True) -> str:
+        """`[await] f(args)`, calling a node through the local its run bound for the site."""
+        callee = call.callee
+        func: cst.BaseExpression = cst.Name(self.sites[call.site])
+        method = (
+            FLOW_METHODS[callee.is_async, callee.streams]
+            if isinstance(callee, FlowDef)
+            else None
+        )
+        if method is not None:
+            func = cst.Attribute(func, cst.Name(method))
+        text = code(call.call.with_changes(func=func))
+        return f"await {text}" if awaited and call.suspends else text
+
+    def branch(self, action: Branch) -> None:
+        for index, (test, arm) in enumerate(
+            zip(action.tests, action.arms, strict=True)
+        ):
+            if test is None:
+                self.w.line("else:")
+            else:
+                self.w.line(f"{'if' if index == 0 else 'elif'} {code(test)}:")
+            with self.w.indent():
+                self.block(arm)
+
+    def match(self, action: Match) -> None:
+        self.w.line(f"match {code(action.subject)}:")
+        with self.w.indent():
+            for case in action.cases:
+                guard = f" if {code(case.guard)}" if case.guard is not None else ""
+                self.w.line(f"case {code(case.pattern)}{guard}:")
+                with self.w.indent():
+                    self.block(case.body)
+
+    def while_loop(self, action: WhileLoop) -> None:
+        test = code(action.test)
+        if not action.condition.steps:
+            self.w.line(f"while {test}:")
+            self.body_and_else(action.body, action.orelse)
+            return
+        # The test calls nodes: ask again at the top of every iteration.
+        self.w.line("while True:")
+        with self.w.indent(), self.opened():
+            self.block(action.condition)
+            self.w.line(f"if {negated(action.test)}:")
+            with self.w.indent():
+                if action.orelse is not None:
+                    self.block(action.orelse)
+                self.w.line("break")
+            self.block(action.body)
+
+    def loop(self, action: Loop) -> None:
+        if not action.closes or not self.room(1 + blocks_needed_by(action)):
+            # TODO: a stream loop with no room for its `with` is closed when it is
+            # exhausted or collected, not at once when it is left early.
+            self.loop_statement(action)
+            return
+        # However the loop ends (break, return, an error), the producer is closed at once.
+        closing = "async with" if action.is_async else "with"
+        helper = "aclosing" if action.is_async else "closing"
+        self.w.line(f"{closing} {RUNTIME}.{helper}({code(action.iterable)}):")
+        with self.w.indent(), self.opened():
+            self.loop_statement(action)
+
+    def loop_statement(self, action: Loop) -> None:
+        keyword = "async for" if action.is_async else "for"
+        self.w.line(f"{keyword} {code(action.target)} in {code(action.iterable)}:")
+        self.body_and_else(action.body, action.orelse)
+
+    def body_and_else(self, body: Block, orelse: Block | None) -> None:
+        """A loop's body under its header, and its `else:` when it has one."""
+        with self.w.indent(), self.opened():
+            self.block(body)
+        if orelse is not None:
+            self.w.line("else:")
+            with self.w.indent():
+                self.block(orelse)

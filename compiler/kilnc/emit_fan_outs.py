@@ -1,0 +1,140 @@
+"""emit_fan_outs: a comprehension over node calls, as concurrent or ordered calls."""
+
+from __future__ import annotations
+
+from kilnc.emit_blocks import BlockEmitter
+from kilnc.emit_names import (
+    RUNTIME,
+)
+from kilnc.emit_parts import (
+    assignment,
+    calls_in,
+    comprehension,
+    comprehension_targets_text,
+)
+from kilnc.ir import (
+    FanOut,
+    FanOutKind,
+    Step,
+)
+from kilnc.syntax import awaits, code
+
+
+class FanOutEmitter(BlockEmitter):
+    """A fan-out: its elements gathered at once, or one after another where they must."""
+
+    def fan_out(self, step: Step, action: FanOut, returning: bool) -> None:
+        with self.w.at(action.result.span):
+            self.fan_out_at(step, action, returning)
+
+    def fan_out_at(self, step: Step, action: FanOut, returning: bool) -> None:
+        self.count_visit(action.result)
+        # A call suspends when it is awaited, or when an argument awaits (an async
+        # comprehension): then the element's function must be a coroutine.
+        calls = [action.result, *calls_in(action.element)]
+        suspends = any(call.suspends or awaits(call.call) for call in calls) or any(
+            step.awaits for step in action.element.steps
+        )
+        concurrent = suspends and not action.in_order
+        if action.element.steps:
+            value = self.element_function(action, suspends, concurrent)
+            self.w.line(assignment(action.target, None, value, returning))
+            return
+        clauses = code(action.clauses)
+        if not concurrent:
+            # Sync nodes, or elements sharing one Memory: one after another, as written.
+            value = comprehension(action, self.callcode(action.result))
+        else:
+            call = self.callcode(action.result, awaited=False)
+            bound = self.bound_of(action)
+            if action.is_async_for:
+                target = code(action.clauses.target)
+                called = call.removesuffix(f"({target})")
+                # `f` itself, where the element is `f(item)`; else a lambda.
+                plain = called != call and called.replace(".", "").isidentifier()
+                each = called if plain else f"lambda {target}: {call}"
+                iterable = code(action.clauses.iter)
+                gathered = f"await {RUNTIME}.amap({iterable}, {each}, {bound})"
+            elif action.kind is FanOutKind.DICT:
+                assert action.key is not None
+                pairs = f"{RUNTIME}.keyed({code(action.key)}, {call})"
+                gathered = f"await {RUNTIME}.gather(({pairs} {clauses}), {bound})"
+            else:
+                gathered = f"await {RUNTIME}.gather(({call} {clauses}), {bound})"
+            value = self.collection(action.kind, gathered)
+        self.w.line(assignment(action.target, None, value, returning))
+
+    def element_function(self, action: FanOut, suspends: bool, concurrent: bool) -> str:
+        """An element of several calls: a function per element.
+
+        Concurrent elements are coroutines gathered at once; elements of sync
+        nodes, or sharing one Memory, run one after another as the source runs them.
+        """
+        each = self.names.fresh("each")
+        returns = action.result.callee.returns
+        assert returns is not None, "an element function returns its node's value"
+        returns = self.outer(returns)
+        define = "async def" if suspends else "def"
+        wait = "await " if suspends else ""
+        if action.is_async_for:
+            assert action.item_types is not None
+            target = code(action.clauses.target)
+            self.w.line(
+                f"{define} {each}({target}: {self.outer(action.item_types[0])}) -> {returns}:"
+            )
+            with self.w.indent(), self.function():
+                self.element_body(action)
+            iterable = code(action.clauses.iter)
+            if concurrent:
+                bound = self.bound_of(action)
+                return self.collection(
+                    action.kind, f"await {RUNTIME}.amap({iterable}, {each}, {bound})"
+                )
+            return self.collection(
+                action.kind,
+                f"[{wait}{each}({target}) async for {target} in {iterable}]",
+            )
+        # The element reads its item by index from a list that mypy types from the
+        # clauses; the list fills as the indexes are drawn, so the clauses run
+        # between the elements, as in the source.
+        items, indexes = self.names.fresh("items"), self.names.fresh("indexes")
+        index = self.names.fresh("index")
+        targets = comprehension_targets_text(action.clauses)
+        clauses = code(action.clauses)
+        self.w.line(f"{items}, {indexes} = {RUNTIME}.indexed({targets} {clauses})")
+        self.w.line(f"{define} {each}({index}: {self.builtin('int')}) -> {returns}:")
+        with self.w.indent(), self.function():
+            self.w.line(f"{targets} = {items}[{index}]")
+            self.element_body(action)
+        every = f"{each}({index}) for {index} in {indexes}"
+        results = (
+            f"await {RUNTIME}.gather(({every}), {self.bound_of(action)})"
+            if concurrent
+            else f"[{wait}{every}]"
+        )
+        if action.kind is FanOutKind.DICT:
+            assert action.key is not None
+            # The results first: the items are read as the elements are made.
+            keys = f"[{code(action.key)} for {targets} in {items}]"
+            key, value = self.names.fresh("key"), self.names.fresh("value")
+            pairs = f"{self.builtin('zip')}({results}, {keys})"
+            return f"{{{key}: {value} for {value}, {key} in {pairs}}}"
+        return self.collection(action.kind, results)
+
+    def bound_of(self, action: FanOut) -> str:
+        """`bound=...`: the run's cap on the elements in flight, read when it runs."""
+        return f"bound={RUNTIME}.fan_out_bound({self.sites[action.result.site]})"
+
+    def element_body(self, action: FanOut) -> None:
+        counting, self.counting = self.counting, False  # the fan-out counted one visit
+        for step in action.element.steps:  # lifted calls, and fan-outs nested in them
+            self.step(step, returning=False)
+        self.counting = counting
+        self.w.line(f"return {self.callcode(action.result)}")
+
+    def collection(self, kind: FanOutKind, gathered: str) -> str:
+        if kind is FanOutKind.SET:
+            return f"{self.builtin('set')}({gathered})"
+        if kind is FanOutKind.DICT:
+            return f"{self.builtin('dict')}({gathered})"
+        return gathered
