@@ -23,7 +23,7 @@ from kiln.durable import questions_of, recorded_name
 from kiln.errors import LedgerError
 from kiln.journal import Question, run_record
 from kiln.ledger import Ledger
-from kiln.ledger_types import describe
+from kiln.ledger.types import describe
 from kilnc.run_args import ArgumentError
 from kilnc.terminal import safe_repr
 

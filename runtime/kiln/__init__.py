@@ -24,7 +24,7 @@ Standard library only, and small enough to read in one sitting:
   (the gate itself is in `admission`);
 - `ledger` / `codec`: the durable results of `cache=True` nodes on SQLite, their
   arguments and results as tagged JSON, checked against the node's return
-  annotation by `ledger_types` (imported by the first run that caches);
+  annotation by `ledger.types` (imported by the first run that caches);
 - `streams`: `iterate`, a sync loop over an async stream;
 - `closing`: `closing` and `aclosing`, which close a stream a loop opened;
 - `errors`: `KilnError` and its subclasses.

@@ -50,7 +50,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, cast, final
 
-from kiln.codec import (
+from kiln.errors import DurableRunError, Suspended, runs_command
+from kiln.journal import Entry, Question, answer, close_run, open_run, run_record
+from kiln.ledger.codec import (
     STORED_TYPES,
     Allowed,
     Undecodable,
@@ -58,10 +60,8 @@ from kiln.codec import (
     decode,
     encode,
 )
-from kiln.errors import DurableRunError, Suspended, runs_command
-from kiln.journal import Entry, Question, answer, close_run, open_run, run_record
-from kiln.ledger_keys import Shape, shape_of
-from kiln.ledger_types import checker, describe, unstorable
+from kiln.ledger.keys import Shape, shape_of
+from kiln.ledger.types import checker, describe, unstorable
 from kiln.process import AsyncProcess
 from kiln.run import PLACE
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, Self, final
 
 from kiln.durable import aclose_stream, close_stream, digest, journal_of
 from kiln.errors import DurableRunError, runs_command
-from kiln.ledger_keys import Shape, shape_of
+from kiln.ledger.keys import Shape, shape_of
 from kiln.run import PLACE
 
 if TYPE_CHECKING:

@@ -101,7 +101,7 @@ _EXTRAS = {"dask": {"distributed", "opentelemetry"}, "otel": {"opentelemetry"}}
 
 
 def test_the_runtime_imports_only_the_standard_library() -> None:
-    sources = sorted(RUNTIME.glob("*.py"))
+    sources = sorted(RUNTIME.rglob("*.py"))
     assert len(sources) >= 7
     for source in sources:
         outside = {

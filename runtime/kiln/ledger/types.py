@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any, Final
 
-from kiln.codec import is_model
+from kiln.ledger.codec import is_model
 
 __all__ = ["Check", "checker", "conforms", "describe", "unstorable"]
 

@@ -31,9 +31,16 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Final, final
 
-from kiln.codec import STORED_TYPES, Allowed, Undecodable, Unencodable, decode, encode
 from kiln.errors import UncacheableValue
-from kiln.ledger_types import checker, describe
+from kiln.ledger.codec import (
+    STORED_TYPES,
+    Allowed,
+    Undecodable,
+    Unencodable,
+    decode,
+    encode,
+)
+from kiln.ledger.types import checker, describe
 
 __all__ = ["Shape", "call_key", "result_text", "shape_of"]
 

@@ -10,13 +10,13 @@ A compiled flow hands every call of a cached node to its ledger::
 The key is the node's name, the hash of its source (computed by the compiler
 over the node and the project code it reaches: an edited node misses its old
 results), and the text of its arguments bound to their parameters, so
-``f(1)``, ``f(x=1)`` and a default of 1 are one key (`ledger_keys`; `codec`
+``f(1)``, ``f(x=1)`` and a default of 1 are one key (`keys`; `codec`
 writes the values). A hit decodes the stored result, rebuilding only the
 `classes` the compiler found in the node's return annotation, and answers
 with it only when it is of the annotated type and its row's checksum holds;
 any other row is a `RefusedEntry` warning and a miss. A miss runs `compute`,
 and returns once the result is committed by the writer thread
-(`ledger_writer`): a process killed at any moment has lost no call that had
+(`writer`): a process killed at any moment has lost no call that had
 returned. A call that fails is not stored, so the next run retries it.
 
 Identical calls in flight at once run once (`flights`): in one run, across
@@ -30,7 +30,7 @@ was returned, raises `UncacheableValue` (naming the node, the argument or
 "its result", and the type), or with ``uncacheable="run"`` runs the call
 without the cache (and returns, without storing, such a result).
 
-The first call opens the file (`ledger_file.prepare`: a blocking moment,
+The first call opens the file (`file.prepare`: a blocking moment,
 once per process); reads use one connection per thread and, in WAL mode,
 never wait for writers, so a hit never leaves the calling thread.
 """
@@ -50,10 +50,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, Final, Literal, TypeVar, cast, final
 
-from kiln.codec import Undecodable
 from kiln.errors import LedgerError, RefusedEntry, UncacheableValue
-from kiln.flights import ABANDONED, Failed, Flight, Flights, Landed, Outcome, Shared
-from kiln.ledger_file import (
+from kiln.ledger.codec import Undecodable
+from kiln.ledger.file import (
     LedgerStats,
     NodeEntries,
     RunHits,
@@ -64,8 +63,17 @@ from kiln.ledger_file import (
     problem,
     read_stats,
 )
-from kiln.ledger_keys import Shape, call_key, result_text, shape_of
-from kiln.ledger_writer import Settle, Writer, WriterClosed
+from kiln.ledger.flights import (
+    ABANDONED,
+    Failed,
+    Flight,
+    Flights,
+    Landed,
+    Outcome,
+    Shared,
+)
+from kiln.ledger.keys import Shape, call_key, result_text, shape_of
+from kiln.ledger.writer import Settle, Writer, WriterClosed
 
 __all__ = ["Ledger", "LedgerStats", "NodeEntries", "RunHits", "Uncacheable"]
 
