@@ -59,7 +59,7 @@ from kiln import (
     Suspended,
 )
 from kiln.durable import started_by
-from kiln.journal import Question
+from kiln.durable.journal import Question
 from kilnc.cli_parser import EXIT_SUSPENDED
 from kilnc.cli_runs import ledger_option
 from kilnc.closed_output import EXIT_READER_GONE

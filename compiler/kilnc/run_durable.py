@@ -20,8 +20,8 @@ from typing import final
 
 from kiln import Flow, Suspended
 from kiln.durable import questions_of, recorded_name
+from kiln.durable.journal import Question, run_record
 from kiln.errors import LedgerError
-from kiln.journal import Question, run_record
 from kiln.ledger import Ledger
 from kiln.ledger.types import describe
 from kilnc.run_args import ArgumentError

@@ -26,7 +26,7 @@ from enum import Enum
 from pathlib import PurePath
 from typing import Any, Final, final
 
-from kiln.journal import Question
+from kiln.durable.journal import Question
 from kiln.ledger.codec import is_model
 from kilnc.observe import NodeSummary
 from kilnc.terminal import LINES, printable, safe_repr, safe_str

@@ -16,7 +16,7 @@ Standard library only, and small enough to read in one sitting:
 - `resilience`: a node's retries and timeout (`Policy`, `call`, `call_sync`,
   `call_in_thread`, and `retrying`, `retrying_sync`, `in_thread` that bind them);
 - `events`: `Event`, `EventStatus`, and `NodeEvent`, the record of one node call;
-- `durable` / `journal`: durable runs (``F(run_id=...)``), which journal every call
+- `durable` (with `durable.journal`): durable runs (``F(run_id=...)``), which journal every call
   in the ledger file and replay it, and `resume`, which answers a question (`ask`)
   and goes on (imported by the first durable run);
 - `processor`: `Processor`, which admits events and calls under a start window and

@@ -457,7 +457,7 @@ class _Binder:
         wrapped = _WRAPPERS[site.kind](index, site, limit, self)
         streams = site.kind in ("stream", "astream")
         if self.durable and streams:
-            from kiln.durable_streams import journaled_stream  # noqa: PLC0415
+            from kiln.durable.streams import journaled_stream  # noqa: PLC0415
 
             wrapped = journaled_stream(index, site, wrapped)
         elif self.durable:

@@ -26,7 +26,7 @@ from kiln.run import PLACE
 if TYPE_CHECKING:
     from kiln.calls import Site, _Run
     from kiln.durable import Journal
-    from kiln.journal import Entry
+    from kiln.durable.journal import Entry
 
 __all__ = [
     "JournaledAsyncStream",

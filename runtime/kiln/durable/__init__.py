@@ -25,7 +25,7 @@ a run that failed runs the failed call again, and what comes after.
 `ask` is a question to a person: its answer is journaled at its key like a
 call's value, and while there is none the run stops with `Suspended`; the
 steps before it in the source finish (and are journaled) first. Stream
-nodes' items are journaled one by one (`durable_streams`).
+nodes' items are journaled one by one (`streams`).
 """
 
 from __future__ import annotations
@@ -50,8 +50,15 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, cast, final
 
+from kiln.durable.journal import (
+    Entry,
+    Question,
+    answer,
+    close_run,
+    open_run,
+    run_record,
+)
 from kiln.errors import DurableRunError, Suspended, runs_command
-from kiln.journal import Entry, Question, answer, close_run, open_run, run_record
 from kiln.ledger.codec import (
     STORED_TYPES,
     Allowed,
@@ -355,13 +362,13 @@ class DurableSubflow:
 
     def astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         """A streaming subflow's items: not journaled (the calls it makes are)."""
-        from kiln.durable_streams import PlacedAsync  # noqa: PLC0415 - imports this
+        from kiln.durable.streams import PlacedAsync  # noqa: PLC0415 - imports this
 
         key = journal_of(self.run).key(self.index)
         return PlacedAsync(self.subflow.astream(*args, **kwargs), f"{key}/")
 
     def stream(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        from kiln.durable_streams import Placed  # noqa: PLC0415 - imports this
+        from kiln.durable.streams import Placed  # noqa: PLC0415 - imports this
 
         key = journal_of(self.run).key(self.index)
         return Placed(self.subflow.stream(*args, **kwargs), f"{key}/")
