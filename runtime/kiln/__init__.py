@@ -31,8 +31,8 @@ Standard library only, and small enough to read in one sitting:
 
 Not imported here: `kiln.dask` (`DaskBackend`, which runs a flow's node calls
 on a Dask cluster: the optional extra ``kiln[dask]``), with the modules it
-loads once Dask distributed is known to be installed, `dask_connection`,
-`dask_modules` and `dask_worker`.
+loads once Dask distributed is known to be installed, `dask.connection`,
+`dask.modules` and `dask.worker`.
 """
 
 from typing import TYPE_CHECKING

@@ -29,7 +29,7 @@ closes the client and the LocalCluster that ``"local"`` started; a backend
 left open is closed when it is collected or the interpreter exits.
 
 Before the first call of a node from a module, the module (and the user's
-modules it uses, see `kiln.dask_modules`) is sent to every worker with a
+modules it uses, see `kiln.dask.modules`) is sent to every worker with a
 worker plugin, and a timed probe imports it on each: Dask itself would hang,
 without an error, on a task whose module a worker cannot import. A failure is
 a `DaskError` naming the module and the worker, within `probe_timeout`.
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from distributed import Client
     from distributed.deploy.cluster import Cluster
 
-    from kiln.dask_connection import Connection
+    from kiln.dask.connection import Connection
 
 __all__ = ["DaskBackend", "DaskError", "DaskUnavailableError", "backend_from_address"]
 
@@ -134,7 +134,7 @@ class DaskBackend:
                 "workers and threads_per_worker size the cluster that 'local' starts; "
                 f"the cluster at {address} has the workers it was started with"
             )
-        from kiln.dask_connection import Settings  # noqa: PLC0415 - needs distributed
+        from kiln.dask.connection import Settings  # noqa: PLC0415 - needs distributed
 
         self._settings = Settings(
             address,
@@ -198,7 +198,7 @@ class DaskBackend:
         await self.aclose()
 
     def _connected(self) -> Connection:
-        from kiln.dask_connection import Connection  # noqa: PLC0415 - needs distributed
+        from kiln.dask.connection import Connection  # noqa: PLC0415 - needs distributed
 
         with self._lock:
             if self._connection is None:
