@@ -33,7 +33,7 @@ from distributed import Client, Future, LocalCluster
 
 import kiln
 from kiln.calls import Site
-from kiln.dask import DaskError
+from kiln.dask.errors import DaskError
 from kiln.dask.modules import modules_to_ship
 from kiln.dask.worker import (
     RemoteCall,
