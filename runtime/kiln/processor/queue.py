@@ -23,9 +23,9 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar, Self, final
 
-from kiln.admission import Admission, Waiter, wake
 from kiln.errors import DeniedError
 from kiln.events import Event, EventStatus, NodeEvent
+from kiln.processor.admission import Admission, Waiter, wake
 
 __all__ = ["Executor", "Pile", "Processor"]
 
