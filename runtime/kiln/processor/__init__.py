@@ -9,10 +9,12 @@ processor; compiled flows `record()` the `NodeEvent`s of their calls in one.
 docs/processor.md is the specification. Its modules:
 
 - `admission`: the gate, shared across threads and event loops;
-- `queue`: `Processor`, the queued events run the moment the gate admits them;
+- `running`: `Processor`, which runs queued events the moment the gate admits them;
+- `queue`: the events a processor holds, safe from any thread and loop;
 - `executor`: `Executor` and `Pile`.
 """
 
-from kiln.processor.queue import Executor, Pile, Processor
+from kiln.processor.executor import Executor, Pile
+from kiln.processor.running import Processor
 
 __all__ = ["Executor", "Pile", "Processor"]
