@@ -80,7 +80,8 @@ from kiln.resilience import (
     retrying,
     retrying_sync,
 )
-from kiln.run import Child, Scope, amap, gather, indexed, keyed, run_sync
+from kiln.run import amap, gather, indexed, keyed, run_sync
+from kiln.scope import Child, Scope
 from kiln.streams import iterate
 from kiln.subflow import subflow
 
