@@ -73,8 +73,9 @@ from kiln.process import AsyncProcess
 from kiln.run import PLACE
 
 if TYPE_CHECKING:
-    from kiln.calls import Flow, Site, _Run
+    from kiln.calls import Flow, Site
     from kiln.ledger import Ledger
+    from kiln.sites import Run
 
 __all__ = [
     "JOURNAL",
@@ -141,7 +142,7 @@ class Journal:
 
     def look_up(
         self,
-        run: _Run,
+        run: Run,
         index: int,
         site: Site,
         shape: Shape,
@@ -279,7 +280,7 @@ def journaled(index: int, site: Site, inner: Callable[..., Any]) -> Callable[...
     node = site.node
     if site.kind == "sync":
 
-        def call_sync(run: _Run, /, *args: Any, **kwargs: Any) -> Any:
+        def call_sync(run: Run, /, *args: Any, **kwargs: Any) -> Any:
             journal = journal_of(run)
             key, checked, entry = journal.look_up(run, index, site, shape, args, kwargs)
             if entry is not None:
@@ -291,7 +292,7 @@ def journaled(index: int, site: Site, inner: Callable[..., Any]) -> Callable[...
 
         return call_sync
 
-    async def call(run: _Run, /, *args: Any, **kwargs: Any) -> Any:
+    async def call(run: Run, /, *args: Any, **kwargs: Any) -> Any:
         journal = journal_of(run)
         key, checked, entry = journal.look_up(run, index, site, shape, args, kwargs)
         if entry is not None:
@@ -307,7 +308,7 @@ def journaled(index: int, site: Site, inner: Callable[..., Any]) -> Callable[...
 def question(index: int, site: Site) -> Callable[..., Any]:
     """An `ask` site's call: the journaled answer, or the run suspended at the question."""
 
-    async def call(run: _Run, name: str, expected: Any, payload: object = None) -> Any:
+    async def call(run: Run, name: str, expected: Any, payload: object = None) -> Any:
         journal = journal_of(run)
         key = journal.key(index)
         entry = journal.entry(key, f"?{name}")
@@ -350,7 +351,7 @@ class DurableSubflow:
 
     __slots__ = ("index", "run", "site", "subflow")
 
-    def __init__(self, subflow: Any, run: _Run, index: int, site: Site) -> None:
+    def __init__(self, subflow: Any, run: Run, index: int, site: Site) -> None:
         self.subflow = subflow
         self.run = run
         self.index = index
@@ -433,7 +434,7 @@ def _called_shape(called: Any, classes: tuple[object, ...]) -> Shape:
     return shape
 
 
-def journal_of(run: _Run) -> Journal:
+def journal_of(run: Run) -> Journal:
     """The journal of durable run `run`: its calls are bound with one."""
     journal = run.journal
     assert journal is not None, "a durable run's calls are bound with its journal"

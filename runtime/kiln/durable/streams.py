@@ -24,9 +24,10 @@ from kiln.ledger.keys import Shape, shape_of
 from kiln.run import PLACE
 
 if TYPE_CHECKING:
-    from kiln.calls import Site, _Run
+    from kiln.calls import Site
     from kiln.durable import Journal
     from kiln.durable.journal import Entry
+    from kiln.sites import Run
 
 __all__ = [
     "JournaledAsyncStream",
@@ -57,7 +58,7 @@ def journaled_stream(
     """
     shape = shape_of(site.fn, site.classes, items=True)
 
-    def call(run: _Run, /, *args: Any, **kwargs: Any) -> Any:
+    def call(run: Run, /, *args: Any, **kwargs: Any) -> Any:
         journal = journal_of(run)
         key = journal.key(index)
         items = _Items(
