@@ -18,15 +18,16 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final, Self, final
 
-from kiln.durable import aclose_stream, close_stream, digest, journal_of
+from kiln.durable.entry import aclose_stream, close_stream
+from kiln.durable.replay import digest, journal_of
 from kiln.errors import DurableRunError, runs_command
 from kiln.ledger.keys import Shape, shape_of
 from kiln.run import PLACE
 
 if TYPE_CHECKING:
     from kiln.calls import Site
-    from kiln.durable import Journal
     from kiln.durable.journal import Entry
+    from kiln.durable.replay import Journal
     from kiln.sites import Run
 
 __all__ = [
