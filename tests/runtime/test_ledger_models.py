@@ -21,7 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from kiln.ledger.codec import Allowed, Undecodable, decode, encode
+from kiln.ledger.codec import Undecodable, encode
+from kiln.ledger.decoding import Allowed, decode
 from kiln.ledger.types import checker, unstorable
 
 HOME = __name__

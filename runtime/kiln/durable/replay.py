@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, final
 
 from kiln.durable.journal import Entry
 from kiln.errors import DurableRunError, runs_command
-from kiln.ledger.codec import STORED_TYPES, Undecodable, Unencodable, decode, encode
+from kiln.ledger.codec import STORED_TYPES, Undecodable, Unencodable, encode
+from kiln.ledger.decoding import decode
 from kiln.ledger.keys import Shape
 from kiln.run import PLACE
 

@@ -16,14 +16,8 @@ from kiln.durable.journal import answer, run_record
 from kiln.durable.replay import classes_in
 from kiln.durable.sites import streaming
 from kiln.errors import DurableRunError
-from kiln.ledger.codec import (
-    STORED_TYPES,
-    Allowed,
-    Undecodable,
-    Unencodable,
-    decode,
-    encode,
-)
+from kiln.ledger.codec import STORED_TYPES, Undecodable, Unencodable, encode
+from kiln.ledger.decoding import Allowed, decode
 from kiln.ledger.types import checker, describe
 from kiln.process import AsyncProcess
 

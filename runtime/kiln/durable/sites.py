@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, final
 from kiln.durable.journal import Entry
 from kiln.durable.replay import Journal, classes_in, journal_of
 from kiln.errors import DurableRunError, Suspended
-from kiln.ledger.codec import STORED_TYPES, Allowed, Undecodable, decode
+from kiln.ledger.codec import STORED_TYPES, Undecodable
+from kiln.ledger.decoding import Allowed, decode
 from kiln.ledger.keys import Shape, shape_of
 from kiln.ledger.types import checker, describe, unstorable
 from kiln.run import PLACE

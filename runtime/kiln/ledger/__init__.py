@@ -9,7 +9,8 @@ nothing loads no sqlite3. Its modules, from the call down to the disk:
 - `flights`: identical calls in flight at once run once;
 - `keys`: a call's key and its result's text (`Shape`: what they need of a node);
 - `types`: whether a value is of the type the node's annotation names;
-- `codec`: values as tagged JSON that keeps Python's types, never pickle;
+- `codec` and `decoding`: values as tagged JSON that keeps Python's types, never
+  pickle, and back, rebuilding only the classes a node may return;
 - `writer`: the thread that commits every result and journal row;
 - `file`: the file itself, its schema, and the statistics `kiln ledger stats` shows.
 """
