@@ -18,6 +18,8 @@ any other row is a `RefusedEntry` warning and a miss. A miss runs `compute`,
 and returns once the result is committed by the writer thread
 (`writer`): a process killed at any moment has lost no call that had
 returned. A call that fails is not stored, so the next run retries it.
+Both go through one `lookup.Lookup`, and differ only in how they wait: an
+``await``, or the calling thread blocked (`commits` for the commit).
 
 Identical calls in flight at once run once (`flights`): in one run, across
 runs, across event loops and threads of the process. `hit` is True when the
@@ -37,59 +39,38 @@ never wait for writers, so a hit never leaves the calling thread.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import os
 import sqlite3
 import threading
-import warnings
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
-from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar, Final, Literal, TypeVar, cast, final
+from typing import Any, ClassVar, Final, TypeVar, cast
 
-from kiln.errors import LedgerError, RefusedEntry, UncacheableValue
-from kiln.ledger.codec import Undecodable
+from kiln.errors import LedgerError
+from kiln.ledger.commits import Blocking, on_loop
 from kiln.ledger.file import (
     LedgerStats,
     NodeEntries,
     RunHits,
-    checksum,
     connect,
     delete_entries,
     prepare,
     problem,
     read_stats,
 )
-from kiln.ledger.flights import (
-    ABANDONED,
-    Failed,
-    Flight,
-    Flights,
-    Landed,
-    Outcome,
-    Shared,
-)
-from kiln.ledger.keys import Shape, call_key, result_text, shape_of
+from kiln.ledger.flights import Flights
+from kiln.ledger.keys import shape_of
+from kiln.ledger.lookup import Lookup, Refused, Uncacheable
 from kiln.ledger.writer import Settle, Writer, WriterClosed
 
 __all__ = ["Ledger", "LedgerStats", "NodeEntries", "RunHits", "Uncacheable"]
 
 R = TypeVar("R")
 T = TypeVar("T")
-Uncacheable = Literal["raise", "run"]
 
 DEFAULT_PATH: Final = Path(".kiln") / "ledger.db"
-
-
-@final
-class _Missing:
-    __slots__ = ()
-
-
-_MISSING: Final = _Missing()
 
 
 class Ledger:
@@ -130,7 +111,7 @@ class Ledger:
         self._flights = Flights()
         # By node, source and Shape (the classes it may rebuild): the refusal of a
         # result, so that no later call pays for one.
-        self._refused: dict[tuple[str, str, Shape], UncacheableValue] = {}
+        self._refused: Refused = {}
         # This thread's connection (.reader), and the generation it belongs to:
         # close() bumps the generation, which makes every thread's reader stale.
         self._local = threading.local()
@@ -161,45 +142,22 @@ class Ledger:
         from the node's return annotation); `run` names the flow run in the hit
         statistics ("" counts nothing).
         """
-        shape = shape_of(fn, classes)
-        key = self._key(node, source, shape, args, kwargs, uncacheable)
-        if key is None:
-            self._tally(run, hit=False)
-            return await compute(), False
-        writer = self._open()
-        while True:
-            found = self._found(node, key, shape)
-            if found is not _MISSING:
-                self._tally(run, hit=True)
-                return cast(R, found), True
-            flight, leading = self._flights.join(key)
-            if leading:
-                break
-            shared = self._shared_value(await self._flights.wait(flight), shape)
-            if shared is not _MISSING:
-                self._tally(run, hit=True)
-                return cast(R, shared), True
-        self._tally(run, hit=False)
-        if uncacheable == "raise":
-            self._refuse_again(node, source, shape, key, flight)
+        lookup = self._lookup(node, source, fn, args, kwargs, classes, run, uncacheable)
+        outcome = None
+        while (flight := lookup.next(outcome)) is not None:
+            outcome = await self._flights.wait(flight)
+        if lookup.answered:
+            return cast(R, lookup.value), True
         try:
             value = await compute()
         except BaseException as error:
-            self._flights.land(key, flight, _failure(error))
+            lookup.failed(error)
             raise
-        text = self._storable(node, source, shape, value, key, flight, uncacheable)
-        if text is None:
-            return value, False
-        committed, settled = _committed()
-
-        def settle(error: BaseException | None) -> None:  # on the writer thread
-            self._flights.land(
-                key, flight, Landed(text) if error is None else Failed(error)
-            )
-            settled.settle(committed, error)
-
-        self._store(writer, key, node, source, text, settle)
-        await committed
+        text = lookup.storable(value)
+        if text is not None:
+            committed, settle = on_loop()
+            lookup.store(text, settle)
+            await committed
         return value, False
 
     def call_sync(
@@ -215,206 +173,57 @@ class Ledger:
         run: str = "",
         uncacheable: Uncacheable = "raise",
     ) -> tuple[R, bool]:
-        """`call` for a sync node: the calling thread waits for the commit (a moment)."""
-        shape = shape_of(fn, classes)
-        key = self._key(node, source, shape, args, kwargs, uncacheable)
-        if key is None:
-            self._tally(run, hit=False)
-            return compute(), False
-        writer = self._open()
-        while True:
-            found = self._found(node, key, shape)
-            if found is not _MISSING:
-                self._tally(run, hit=True)
-                return cast(R, found), True
-            flight, leading = self._flights.join(key)
-            if leading:
-                break
-            if flight.leader == threading.get_ident():
-                # Led by an async call suspended on this very thread's loop:
-                # blocking for it would block it. Compute alongside; storing twice
-                # writes the same row twice.
-                flight = Flight(flight.leader)
-                break
-            shared = self._shared_value(self._flights.wait_sync(flight), shape)
-            if shared is not _MISSING:
-                self._tally(run, hit=True)
-                return cast(R, shared), True
-        self._tally(run, hit=False)
-        if uncacheable == "raise":
-            self._refuse_again(node, source, shape, key, flight)
+        """`call` for a sync node: the calling thread waits (for a flight, for the commit)."""
+        lookup = self._lookup(
+            node, source, fn, args, kwargs, classes, run, uncacheable, blocking=True
+        )
+        outcome = None
+        while (flight := lookup.next(outcome)) is not None:
+            outcome = self._flights.wait_sync(flight)
+        if lookup.answered:
+            return cast(R, lookup.value), True
         try:
             value = compute()
         except BaseException as error:
-            self._flights.land(key, flight, _failure(error))
+            lookup.failed(error)
             raise
-        text = self._storable(node, source, shape, value, key, flight, uncacheable)
-        if text is None:
-            return value, False
-        committed = threading.Event()
-        failures: list[BaseException] = []
-
-        def settle(error: BaseException | None) -> None:  # on the writer thread
-            self._flights.land(
-                key, flight, Landed(text) if error is None else Failed(error)
-            )
-            if error is not None:
-                failures.append(error)
-            committed.set()
-
-        self._store(writer, key, node, source, text, settle)
-        committed.wait()
-        if failures:
-            raise failures[0]
+        text = lookup.storable(value)
+        if text is not None:
+            commit = Blocking()
+            lookup.store(text, commit.settle)
+            commit.wait()
         return value, False
 
-    # --- keys and values ---------------------------------------------------------------
-
-    def _key(
+    def _lookup(
         self,
         node: str,
         source: str,
-        shape: Shape,
+        fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: Mapping[str, Any],
+        classes: tuple[object, ...],
+        run: str,
         uncacheable: Uncacheable,
-    ) -> bytes | None:
-        """The call's key; None when it runs uncached (arguments `fn` does not take too)."""
-        try:
-            return call_key(node, source, shape, args, kwargs)
-        except UncacheableValue:
-            if uncacheable == "run":
-                return None
-            raise
-
-    def _storable(
-        self,
-        node: str,
-        source: str,
-        shape: Shape,
-        value: object,
-        key: bytes,
-        flight: Flight,
-        uncacheable: Uncacheable,
-    ) -> str | None:
-        """The text to store for `value`; None to return it unstored.
-
-        Lands the flight unless there is text to store.
-        """
-        try:
-            return result_text(node, shape, value)
-        except UncacheableValue as failure:
-            if uncacheable == "run":
-                self._flights.land(key, flight, Shared(value))
-                return None
-            self._flights.land(key, flight, Failed(failure))
-            self._refused[node, source, shape] = failure
-            raise
-
-    def _refuse_again(
-        self, node: str, source: str, shape: Shape, key: bytes, flight: Flight
-    ) -> None:
-        """Refuse a call, before it runs, of a node one of whose results was refused.
-
-        Its annotation could not tell (`Any`, a base class): the first result
-        told, and a second call would only pay for a value it cannot store.
-        """
-        earlier = self._refused.get((node, source, shape))
-        if earlier is None:
-            return
-        error = UncacheableValue(
-            f"{earlier} (an earlier call's; this call of {node!r} did not run: with "
-            "cache=True each of its calls would pay for a result the ledger refuses)",
-            node=earlier.node,
-            what=earlier.what,
-            kind=earlier.kind,
-        )
-        self._flights.land(key, flight, Failed(error))
-        raise error
-
-    def _found(self, node: str, key: bytes, shape: Shape) -> object:
-        """The stored value of `key`, or _MISSING: none, or one the ledger refuses."""
-        try:
-            row = (
-                self._reader()
-                .execute(
-                    # As bytes: a damaged value may not even be UTF-8.
-                    "SELECT CAST(value AS BLOB), checksum FROM entries WHERE key = ?",
-                    (key,),
-                )
-                .fetchone()
-            )
-        except sqlite3.Error as error:
-            raise problem(self.path, error) from error
-        if row is None:
-            return _MISSING
-        value, stored = row
-        if stored != checksum(key, value):
-            self._refuse(
-                node, key, "its checksum fails: the file was damaged or edited"
-            )
-            return _MISSING
-        try:
-            return shape.decode(value.decode("ascii"))
-        except UnicodeDecodeError:
-            self._refuse(node, key, "its value is not the ASCII text kiln writes")
-        except Undecodable as error:
-            self._refuse(node, key, f"it is not a value the node may return: {error}")
-        return _MISSING
-
-    def _refuse(self, node: str, key: bytes, why: str) -> None:
-        warnings.warn(
-            RefusedEntry(
-                f"the ledger {self.path} holds an entry for node {node!r} (key "
-                f"{key.hex()[:16]}...) that it will not answer with, since {why}; the "
-                "call runs, and its result replaces the entry",
-                node=node,
-                key=key,
-            ),
-            stacklevel=1,
-        )
-
-    def _shared_value(self, outcome: Outcome, shape: Shape) -> object:
-        """What a waiter of a flight returns; _MISSING to start over (the leader left)."""
-        if isinstance(outcome, Failed):
-            raise outcome.error
-        if isinstance(outcome, Shared):
-            return outcome.value
-        if isinstance(outcome, Landed):
-            # Undecodable: this waiter's fn is another, which computes for itself.
-            with suppress(Undecodable):
-                return shape.decode(outcome.text)
-        return _MISSING
-
-    def _tally(self, run: str, *, hit: bool) -> None:
-        if run:
-            while not self._open().tally(run, hit=hit):
-                pass  # closed meanwhile: the next _open() starts another writer
-
-    def _store(
-        self,
-        writer: Writer,
-        key: bytes,
-        node: str,
-        source: str,
-        text: str,
-        settle: Settle,
-    ) -> None:
-        while not writer.store(key, node, source, text, settle):
-            writer = self._open()  # closed meanwhile: the next one takes it
-
-    def _run(
-        self, work: Callable[[sqlite3.Connection], T], *, transaction: bool = True
-    ) -> T:
-        while True:
-            try:
-                return self._open().run(work, transaction=transaction)
-            except WriterClosed:
-                continue  # closed meanwhile: the next _open() starts another writer
+        *,
+        blocking: bool = False,
+    ) -> Lookup:
+        shape = shape_of(fn, classes)
+        return Lookup(
+            self,
+            self._flights,
+            self._refused,
+            node,
+            source,
+            shape,
+            run,
+            uncacheable,
+            blocking,
+        ).begin(args, kwargs)
 
     # --- the file ----------------------------------------------------------------------
 
-    def _open(self) -> Writer:
+    def writer(self) -> Writer:
+        """The writer thread of the file, started (and the file made) on first use."""
         writer = self._writer
         if writer is not None:
             return writer
@@ -427,7 +236,8 @@ class Ledger:
                 self._writer = Writer(self.path)
             return self._writer
 
-    def _reader(self) -> sqlite3.Connection:
+    def reader(self) -> sqlite3.Connection:
+        """This thread's connection to the file, for reads that never wait for writers."""
         local = self._local
         reader: sqlite3.Connection | None = getattr(local, "reader", None)
         if reader is None or local.generation != self._generation:
@@ -439,6 +249,15 @@ class Ledger:
             with self._open_lock:
                 self._readers.append(reader)
         return reader
+
+    def _run(
+        self, work: Callable[[sqlite3.Connection], T], *, transaction: bool = True
+    ) -> T:
+        while True:
+            try:
+                return self.writer().run(work, transaction=transaction)
+            except WriterClosed:
+                continue  # closed meanwhile: the next writer() starts another
 
     # --- tools -------------------------------------------------------------------------
 
@@ -452,7 +271,7 @@ class Ledger:
         elif not self._exists():
             return LedgerStats(self.path, 0, (), ())
         try:
-            return read_stats(self._reader(), self.path, runs)
+            return read_stats(self.reader(), self.path, runs)
         except sqlite3.Error as error:
             raise problem(self.path, error) from error
 
@@ -482,29 +301,23 @@ class Ledger:
         self, run: str, key: str, node: str, digest: str, text: str
     ) -> Awaitable[None]:
         """Journal one outcome of durable run `run`; the awaitable is done once it is committed."""
-        committed, settled = _committed()
-        settle = partial(settled.settle, committed)
-        while not self._open().record(run, key, node, digest, text, settle):
-            pass  # closed meanwhile: the next _open() starts another writer
+        committed, settle = on_loop()
+        self._record(run, key, node, digest, text, settle)
         return committed
 
     def record_sync(
         self, run: str, key: str, node: str, digest: str, text: str
     ) -> None:
         """`record` for a sync call: the calling thread waits for the commit."""
-        committed = threading.Event()
-        failures: list[BaseException] = []
+        commit = Blocking()
+        self._record(run, key, node, digest, text, commit.settle)
+        commit.wait()
 
-        def settle(error: BaseException | None) -> None:  # on the writer thread
-            if error is not None:
-                failures.append(error)
-            committed.set()
-
-        while not self._open().record(run, key, node, digest, text, settle):
-            pass
-        committed.wait()
-        if failures:
-            raise failures[0]
+    def _record(
+        self, run: str, key: str, node: str, digest: str, text: str, settle: Settle
+    ) -> None:
+        while not self.writer().record(run, key, node, digest, text, settle):
+            pass  # closed meanwhile: the next writer() starts another
 
     def flush(self) -> None:
         """Wait until the hit and miss counts handed to the writer are committed.
@@ -544,64 +357,6 @@ class Ledger:
 
 # Connections a forked child inherited: closing them there could disturb the parent's.
 _INHERITED: list[sqlite3.Connection] = []
-
-
-def _failure(error: BaseException) -> Outcome:
-    """A computation's exception as its waiters see it: shared, or the leader's own end."""
-    return Failed(error) if isinstance(error, Exception) else ABANDONED
-
-
-@final
-class _Settled:
-    """The commits the writer settled for one event loop, handed back to it in batches.
-
-    One wake-up of the loop per batch, not per commit: a fan-out of a thousand
-    cached or journaled calls would otherwise write a thousand bytes to the
-    loop's self-pipe, and the loop poll as often.
-    """
-
-    __slots__ = ("__weakref__", "_lock", "_loop", "_pending")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._lock = threading.Lock()
-        self._pending: list[tuple[asyncio.Future[None], BaseException | None]] = []
-
-    def settle(
-        self, committed: asyncio.Future[None], error: BaseException | None
-    ) -> None:
-        """On the writer thread: `committed` is on disk (or failed with `error`)."""
-        with self._lock:
-            first = not self._pending
-            self._pending.append((committed, error))
-        if first:
-            with suppress(RuntimeError):  # the loop is closed: nobody waits for these
-                self._loop.call_soon_threadsafe(self._resolve)
-
-    def _resolve(self) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, []
-        for committed, error in pending:
-            if committed.done():  # its caller was cancelled meanwhile
-                continue
-            if error is None:
-                committed.set_result(None)
-            else:
-                committed.set_exception(error)
-
-
-_SETTLED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Settled] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _committed() -> tuple[asyncio.Future[None], _Settled]:
-    """A future of the running loop for a commit, and where the writer settles it."""
-    loop = asyncio.get_running_loop()
-    settled = _SETTLED.get(loop)
-    if settled is None:
-        settled = _SETTLED[loop] = _Settled(loop)
-    return loop.create_future(), settled
 
 
 def _close_all() -> None:
