@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeGuard, final
 
 from kiln.events import NodeEvent
-from kiln.sites import WRAPPERS, Gate, Run, Wrapped, unasked
+from kiln.resilience import Gate
+from kiln.sites import WRAPPERS, Run, Wrapped, unasked
 from kiln.subflow import subflow
 
 if TYPE_CHECKING:

@@ -17,35 +17,35 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from functools import partial
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Protocol, cast, final
+from typing import TYPE_CHECKING, Any, final
 
 from kiln.decorators import ask
 from kiln.errors import OptionError
 from kiln.events import EventStatus, NodeEvent
-from kiln.resilience import Policy, _in_own_thread, _retry_or_note, fall_back
+from kiln.resilience import (
+    PLAIN,
+    Gate,
+    attempts,
+    attempts_sync,
+    fall_back,
+    in_own_thread,
+)
 from kiln.stream_calls import ObservedAsyncStream, ObservedStream
 
 if TYPE_CHECKING:
     from kiln.binding import Binder
-    from kiln.calls import Flow, Site, SiteKind
+    from kiln.calls import Backend, Flow, Site, SiteKind
     from kiln.durable import Journal
 
-__all__ = ["WRAPPERS", "Gate", "Run", "Wrapped", "unasked"]
+__all__ = ["WRAPPERS", "Run", "Wrapped", "unasked"]
 
-_PLAIN = Policy("node")  # the attempts of a node without retries or timeout
 # Looked up once: an Enum member lookup costs more than a global, on every call.
 _PROCESSING, _COMPLETED = EventStatus.PROCESSING, EventStatus.COMPLETED
 _RUNS = itertools.count(1)
-
-
-class Gate(Protocol):
-    async def acquire(self) -> Any: ...
-    def release(self) -> None: ...
 
 
 # A site's wrapped call takes the run as its first argument; a run binds it with
@@ -194,56 +194,13 @@ def _async_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> W
         and backend is None
     ):
         return _observed_async(index, site)
-    fn, policy, fallback = site.fn, site.policy or _PLAIN, site.fallback
-    thread = site.kind == "thread"
-    timeout = policy.timeout
-
-    def attempt(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]:
-        # The awaitable itself, not a coroutine awaiting it: one frame less per call.
-        if backend is not None:
-            return backend.run(site, args, kwargs)
-        if thread:
-            return _in_own_thread(partial(fn, *args, **kwargs))
-        return cast(Awaitable[Any], fn(*args, **kwargs))
-
-    async def attempts(
-        run: Run,
-        event: NodeEvent | None,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        gates = run.gates(limit)
-        tries = 0
-        while True:
-            tries += 1
-            held = 0  # gates acquired: a cancellation while waiting frees those
-            try:
-                for gate in gates:
-                    await gate.acquire()
-                    held += 1
-                run.started(event, tries)
-                # Without a timeout, no Timeout: most calls have none, and a
-                # fan-out of a million pays for each.
-                deadline = None if timeout is None else asyncio.timeout(timeout)
-                try:
-                    if deadline is None:
-                        return await attempt(args, kwargs)
-                    async with deadline:
-                        return await attempt(args, kwargs)
-                except Exception as error:
-                    # A node without a policy fails as it would uncompiled: no note.
-                    expired = deadline is not None and deadline.expired()
-                    if policy is _PLAIN or not _retry_or_note(
-                        policy, error, tries, timed_out=expired
-                    ):
-                        raise
-            finally:
-                for gate in reversed(gates[:held]):
-                    gate.release()
-            await asyncio.sleep(policy.delay(tries))
+    fn, policy, fallback = site.fn, site.policy or PLAIN, site.fallback
+    attempt = _attempt(site, backend)
 
     async def call(run: Run, /, *args: Any, **kwargs: Any) -> Any:
         event = run.event(index, site)
+        started = None if event is None else partial(run.started, event)
+        gates = run.gates(limit)
         try:
             if cached and run.ledger is not None:
                 value, hit = await run.ledger.call(
@@ -252,13 +209,14 @@ def _async_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> W
                     fn,
                     args,
                     kwargs,
-                    partial(attempts, run, event, args, kwargs),
+                    partial(attempts, policy, attempt, args, kwargs, gates, started),
                     classes=site.classes,
                     run=run.id,
                     uncacheable=run.uncacheable,
                 )
             else:
-                value, hit = await attempts(run, event, args, kwargs), False
+                value = await attempts(policy, attempt, args, kwargs, gates, started)
+                hit = False
         except Exception as error:
             run.finished(event, error)
             if fallback is None:
@@ -271,6 +229,26 @@ def _async_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> W
         return value
 
     return call
+
+
+def _attempt(site: Site, backend: Backend | None) -> Callable[..., Awaitable[Any]]:
+    """What one attempt of an async site's call awaits: the node, in a thread, or remote.
+
+    The awaitable itself, not a coroutine awaiting it: one frame less per call.
+    """
+    if backend is not None:
+        return partial(_remote, backend, site)
+    if site.kind == "thread":
+        return partial(_threaded, site.fn)
+    return site.fn
+
+
+def _remote(backend: Backend, site: Site, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+    return backend.run(site, args, kwargs)
+
+
+def _threaded(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Awaitable[Any]:
+    return in_own_thread(partial(fn, *args, **kwargs))
 
 
 def _observed_async(index: int, site: Site) -> Wrapped:
@@ -305,30 +283,12 @@ def _observed_async(index: int, site: Site) -> Wrapped:
 
 
 def _sync_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> Wrapped:
-    fn, policy, fallback = site.fn, site.policy or _PLAIN, site.fallback
+    fn, policy, fallback = site.fn, site.policy or PLAIN, site.fallback
     cached = binder.caches and site.cache is not None
-
-    def attempts(
-        run: Run,
-        event: NodeEvent | None,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        tries = 0
-        while True:
-            tries += 1
-            run.started(event, tries)
-            try:
-                return fn(*args, **kwargs)
-            except Exception as error:
-                if policy is _PLAIN or not _retry_or_note(
-                    policy, error, tries, timed_out=False
-                ):
-                    raise
-            time.sleep(policy.delay(tries))
 
     def call(run: Run, /, *args: Any, **kwargs: Any) -> Any:
         event = run.event(index, site)
+        started = None if event is None else partial(run.started, event)
         try:
             if cached and run.ledger is not None:
                 value, hit = run.ledger.call_sync(
@@ -337,13 +297,13 @@ def _sync_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> Wr
                     fn,
                     args,
                     kwargs,
-                    partial(attempts, run, event, args, kwargs),
+                    partial(attempts_sync, policy, fn, args, kwargs, started),
                     classes=site.classes,
                     run=run.id,
                     uncacheable=run.uncacheable,
                 )
             else:
-                value, hit = attempts(run, event, args, kwargs), False
+                value, hit = attempts_sync(policy, fn, args, kwargs, started), False
         except Exception as error:
             run.finished(event, error)
             if fallback is None:

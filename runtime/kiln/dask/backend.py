@@ -40,7 +40,7 @@ from kiln.calls import Site
 from kiln.dask.errors import DaskUnavailableError
 from kiln.errors import OptionError
 from kiln.memory import Memory
-from kiln.resilience import _in_own_thread
+from kiln.resilience import in_own_thread
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -227,5 +227,5 @@ def _scheduler_of(distributed: Any, target: object) -> tuple[str | None, object 
 async def _run_here(site: Site, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """A call in the driver, as the flow would make it without a backend."""
     if site.kind == "thread":
-        return await _in_own_thread(partial(site.fn, *args, **kwargs))
+        return await in_own_thread(partial(site.fn, *args, **kwargs))
     return await site.fn(*args, **kwargs)
