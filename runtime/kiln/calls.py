@@ -56,14 +56,15 @@ from typing import (
     final,
 )
 
-# Binder, Joining, compiled_ledger and Run (kiln.sites) by the names Flow's body uses.
+# What Flow's body uses, by the names it has always used: Binder, Joining,
+# compiled_ledger (kiln.binding), Fielded (kiln.process), Run (kiln.sites).
 from kiln.binding import Binder as _Binder
 from kiln.binding import Joining as _Joining
 from kiln.binding import compiled_ledger as _compiled_ledger
 from kiln.errors import OptionError
 from kiln.events import NodeEvent
 from kiln.options import Limit, _check_int, _checked_limits
-from kiln.process import _Fielded
+from kiln.process import Fielded as _Fielded
 from kiln.processor import Executor
 from kiln.resilience import Policy
 from kiln.sites import Run as _Run
