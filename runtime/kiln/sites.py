@@ -217,14 +217,11 @@ def _async_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> W
             else:
                 value = await attempts(policy, attempt, args, kwargs, gates, started)
                 hit = False
-        except Exception as error:
-            run.finished(event, error)
-            if fallback is None:
-                raise
-            return await fall_back(fallback, error, args, kwargs)
         except BaseException as error:
             run.finished(event, error)
-            raise
+            if fallback is None or not isinstance(error, Exception):
+                raise
+            return await fall_back(fallback, error, args, kwargs)
         run.finished(event, hit=hit)
         return value
 
@@ -304,14 +301,11 @@ def _sync_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> Wr
                 )
             else:
                 value, hit = attempts_sync(policy, fn, args, kwargs, started), False
-        except Exception as error:
-            run.finished(event, error)
-            if fallback is None:
-                raise
-            return fallback(*args, error=error, **kwargs)
         except BaseException as error:
             run.finished(event, error)
-            raise
+            if fallback is None or not isinstance(error, Exception):
+                raise
+            return fallback(*args, error=error, **kwargs)
         run.finished(event, hit=hit)
         return value
 

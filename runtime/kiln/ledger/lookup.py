@@ -6,9 +6,10 @@ call from the file, or from an identical call in flight (`flights`), or
 takes the lead, or names the flight to wait for. The two callers differ only
 in how they wait, for a flight and for the commit::
 
-    lookup = Lookup(...).begin(args, kwargs)            # the key, or none: uncached
-    while (flight := lookup.next(outcome)) is not None:
-        outcome = <wait for flight>                     # await, or a blocked thread
+    lookup = Lookup(ledger, node, source, shape, run, uncacheable)
+    flight = lookup.begin(args, kwargs)                 # the key (None: uncached)
+    while flight is not None:
+        flight = lookup.next(<wait for flight>)         # await, or a blocked thread
     if lookup.answered:
         return lookup.value, True
     value = <compute>                                   # lookup.failed(error) if it raises
@@ -24,7 +25,7 @@ import warnings
 from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal, Self, final
+from typing import TYPE_CHECKING, Any, Final, Literal, final
 
 from kiln.errors import RefusedEntry, UncacheableValue
 from kiln.ledger.codec import Undecodable
@@ -33,7 +34,6 @@ from kiln.ledger.flights import (
     ABANDONED,
     Failed,
     Flight,
-    Flights,
     Landed,
     Outcome,
     Shared,
@@ -64,30 +64,30 @@ _MISSING: Final = _Missing()
 class Lookup:
     """One call of a cached node: its key, and what answers it, or the flight it leads.
 
-    `flights` and `refused` are the ledger's; `blocking` is a sync caller's: it
-    waits for a flight with its thread blocked, so a flight led on its own
-    thread is not waited for.
+    `blocking` is a sync caller's: it waits for a flight with its thread
+    blocked, so a flight led on its own thread is not waited for.
     """
 
     ledger: Ledger
-    flights: Flights
-    refused: Refused
     node: str
     source: str
     shape: Shape
     run: str
     uncacheable: Uncacheable
-    blocking: bool
+    blocking: bool = False
     key: bytes | None = None
     flight: Flight | None = None  # the flight this call leads
     value: object = _MISSING
 
-    def begin(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Self:
-        """Make the call's key (None: it runs uncached); the first call opens the file."""
+    def begin(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Flight | None:
+        """Make the call's key (None: it runs uncached), and take the lookup's first turn.
+
+        The first call of a ledger opens its file, before anything reads it.
+        """
         self.key = self._key(args, kwargs)
         if self.key is not None:
-            self.ledger.writer()  # before anything reads it
-        return self
+            self.ledger.writer()
+        return self.next()
 
     @property
     def answered(self) -> bool:
@@ -113,7 +113,7 @@ class Lookup:
         if self.answered:
             self._tally(hit=True)
             return None
-        flight, leading = self.flights.join(key)
+        flight, leading = self.ledger.flights.join(key)
         if not leading and self.blocking and flight.leader == threading.get_ident():
             # Led by an async call suspended on this very thread's loop: blocking
             # for it would block it. Compute alongside; storing twice writes the
@@ -131,7 +131,7 @@ class Lookup:
         """The computation raised `error`: its waiters share it, or start over."""
         if self.key is not None and self.flight is not None:
             outcome = Failed(error) if isinstance(error, Exception) else ABANDONED
-            self.flights.land(self.key, self.flight, outcome)
+            self.ledger.flights.land(self.key, self.flight, outcome)
 
     def storable(self, value: object) -> str | None:
         """The text to store for `value`; None to return it unstored.
@@ -146,10 +146,10 @@ class Lookup:
             return result_text(node, shape, value)
         except UncacheableValue as failure:
             if self.uncacheable == "run":
-                self.flights.land(key, flight, Shared(value))
+                self.ledger.flights.land(key, flight, Shared(value))
                 return None
-            self.flights.land(key, flight, Failed(failure))
-            self.refused[node, source, shape] = failure
+            self.ledger.flights.land(key, flight, Failed(failure))
+            self.ledger.refused[node, source, shape] = failure
             raise
 
     def store(self, text: str, settle: Settle) -> None:
@@ -159,7 +159,7 @@ class Lookup:
         assert flight is not None, "a call is stored by the one that leads its flight"
 
         def landed(error: BaseException | None) -> None:  # on the writer thread
-            self.flights.land(
+            self.ledger.flights.land(
                 key, flight, Landed(text) if error is None else Failed(error)
             )
             settle(error)
@@ -185,7 +185,7 @@ class Lookup:
         told, and a second call would only pay for a value it cannot store.
         """
         node = self.node
-        earlier = self.refused.get((node, self.source, self.shape))
+        earlier = self.ledger.refused.get((node, self.source, self.shape))
         if earlier is None:
             return
         error = UncacheableValue(
@@ -195,7 +195,7 @@ class Lookup:
             what=earlier.what,
             kind=earlier.kind,
         )
-        self.flights.land(key, flight, Failed(error))
+        self.ledger.flights.land(key, flight, Failed(error))
         raise error
 
     def _found(self, key: bytes) -> object:

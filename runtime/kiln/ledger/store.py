@@ -121,6 +121,16 @@ class Ledger:
     def __repr__(self) -> str:
         return f"Ledger.at({str(self.path)!r})"
 
+    @property
+    def flights(self) -> Flights:
+        """The calls of this ledger in flight, identical ones run once (`lookup`)."""
+        return self._flights
+
+    @property
+    def refused(self) -> Refused:
+        """The results this ledger refused, so that no later call pays for one (`lookup`)."""
+        return self._refused
+
     # --- the calls compiled flows make -----------------------------------------------
 
     async def call(
@@ -142,10 +152,10 @@ class Ledger:
         from the node's return annotation); `run` names the flow run in the hit
         statistics ("" counts nothing).
         """
-        lookup = self._lookup(node, source, fn, args, kwargs, classes, run, uncacheable)
-        outcome = None
-        while (flight := lookup.next(outcome)) is not None:
-            outcome = await self._flights.wait(flight)
+        lookup = Lookup(self, node, source, shape_of(fn, classes), run, uncacheable)
+        flight = lookup.begin(args, kwargs)
+        while flight is not None:
+            flight = lookup.next(await self._flights.wait(flight))
         if lookup.answered:
             return cast(R, lookup.value), True
         try:
@@ -174,12 +184,11 @@ class Ledger:
         uncacheable: Uncacheable = "raise",
     ) -> tuple[R, bool]:
         """`call` for a sync node: the calling thread waits (for a flight, for the commit)."""
-        lookup = self._lookup(
-            node, source, fn, args, kwargs, classes, run, uncacheable, blocking=True
-        )
-        outcome = None
-        while (flight := lookup.next(outcome)) is not None:
-            outcome = self._flights.wait_sync(flight)
+        shape = shape_of(fn, classes)
+        lookup = Lookup(self, node, source, shape, run, uncacheable, blocking=True)
+        flight = lookup.begin(args, kwargs)
+        while flight is not None:
+            flight = lookup.next(self._flights.wait_sync(flight))
         if lookup.answered:
             return cast(R, lookup.value), True
         try:
@@ -193,32 +202,6 @@ class Ledger:
             lookup.store(text, commit.settle)
             commit.wait()
         return value, False
-
-    def _lookup(
-        self,
-        node: str,
-        source: str,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: Mapping[str, Any],
-        classes: tuple[object, ...],
-        run: str,
-        uncacheable: Uncacheable,
-        *,
-        blocking: bool = False,
-    ) -> Lookup:
-        shape = shape_of(fn, classes)
-        return Lookup(
-            self,
-            self._flights,
-            self._refused,
-            node,
-            source,
-            shape,
-            run,
-            uncacheable,
-            blocking,
-        ).begin(args, kwargs)
 
     # --- the file ----------------------------------------------------------------------
 
