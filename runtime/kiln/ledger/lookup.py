@@ -24,7 +24,6 @@ import threading
 import warnings
 from collections.abc import Mapping
 from contextlib import suppress
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, final
 
 from kiln.errors import RefusedEntry, UncacheableValue
@@ -60,7 +59,6 @@ _MISSING: Final = _Missing()
 
 
 @final
-@dataclass(eq=False, slots=True)
 class Lookup:
     """One call of a cached node: its key, and what answers it, or the flight it leads.
 
@@ -68,31 +66,50 @@ class Lookup:
     blocked, so a flight led on its own thread is not waited for.
     """
 
-    ledger: Ledger
-    node: str
-    source: str
-    shape: Shape
-    run: str
-    uncacheable: Uncacheable
-    blocking: bool = False
-    key: bytes | None = None
-    flight: Flight | None = None  # the flight this call leads
-    value: object = _MISSING
+    __slots__ = (
+        "answered",
+        "blocking",
+        "flight",
+        "key",
+        "ledger",
+        "node",
+        "run",
+        "shape",
+        "source",
+        "uncacheable",
+        "value",
+    )
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        node: str,
+        source: str,
+        shape: Shape,
+        run: str,
+        uncacheable: Uncacheable,
+        blocking: bool = False,
+    ) -> None:
+        self.ledger, self.node, self.source, self.shape = ledger, node, source, shape
+        self.run, self.uncacheable, self.blocking = run, uncacheable, blocking
+        self.key: bytes | None = None
+        self.flight: Flight | None = None  # the flight this call leads
+        self.answered = False  # by the ledger, or an identical call in flight
+        self.value: object = None  # the answer
 
     def begin(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Flight | None:
         """Make the call's key (None: it runs uncached), and take the lookup's first turn.
 
         The first call of a ledger opens its file, before anything reads it.
         """
-        self.key = self._key(args, kwargs)
-        if self.key is not None:
+        try:
+            self.key = call_key(self.node, self.source, self.shape, args, kwargs)
+        except UncacheableValue:
+            if self.uncacheable == "raise":
+                raise  # else it runs uncached: arguments `fn` does not take, too
+        else:
             self.ledger.writer()
         return self.next()
-
-    @property
-    def answered(self) -> bool:
-        """Whether the ledger, or an identical call in flight, answered: `value` is its."""
-        return self.value is not _MISSING
 
     def next(self, outcome: Outcome | None = None) -> Flight | None:
         """One turn of the lookup: the flight to wait for, or None once the call is settled.
@@ -104,13 +121,11 @@ class Lookup:
         if key is None:
             self._tally(hit=False)
             return None
-        if outcome is not None:
-            self.value = self._shared_value(outcome)
-            if self.answered:
-                self._tally(hit=True)
-                return None
-        self.value = self._found(key)
-        if self.answered:
+        found = _MISSING if outcome is None else self._shared_value(outcome)
+        if found is _MISSING:
+            found = self._found(key)
+        if found is not _MISSING:
+            self.answered, self.value = True, found
             self._tally(hit=True)
             return None
         flight, leading = self.ledger.flights.join(key)
@@ -169,15 +184,6 @@ class Lookup:
 
     # --- keys and values ---------------------------------------------------------------
 
-    def _key(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bytes | None:
-        """The call's key; None when it runs uncached (arguments `fn` does not take too)."""
-        try:
-            return call_key(self.node, self.source, self.shape, args, kwargs)
-        except UncacheableValue:
-            if self.uncacheable == "run":
-                return None
-            raise
-
     def _refuse_again(self, key: bytes, flight: Flight) -> None:
         """Refuse a call, before it runs, of a node one of whose results was refused.
 
@@ -200,7 +206,6 @@ class Lookup:
 
     def _found(self, key: bytes) -> object:
         """The stored value of `key`, or _MISSING: none, or one the ledger refuses."""
-        path = self.ledger.path
         try:
             row = (
                 self.ledger.reader()
@@ -212,7 +217,7 @@ class Lookup:
                 .fetchone()
             )
         except sqlite3.Error as error:
-            raise problem(path, error) from error
+            raise problem(self.ledger.path, error) from error
         if row is None:
             return _MISSING
         value, stored = row
