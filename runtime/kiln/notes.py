@@ -83,7 +83,7 @@ def _failed_call(
     """The sites of the innermost line of this run of the body that a site lists.
 
     A frame belongs to the run when it runs the body's code or a function
-    nested in it, up to the body's code again: a flow that calls itself
+    nested in it, up to another frame running the body's code: a flow that calls itself
     notes its own call there, and the inner run has noted its own.
     """
     body = traceback.tb_frame.f_code
@@ -92,8 +92,8 @@ def _failed_call(
     entry: TracebackType | None = traceback
     while entry is not None:
         code = entry.tb_frame.f_code
-        if code is body and entry is not traceback:
-            break
+        if code is body and entry.tb_frame is not traceback.tb_frame:
+            break  # another run of the body: a recursive call's, noted there
         if _within(code, body, nested):
             found = lines.get(entry.tb_lineno - body.co_firstlineno, found)
         entry = entry.tb_next
