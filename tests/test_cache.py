@@ -20,8 +20,8 @@ from types import ModuleType
 import pytest
 
 from kiln import EventStatus, RefusedEntry, UncacheableValue
-from kiln.ledger_file import checksum
-from kiln.ledger_keys import call_key, shape_of
+from kiln.ledger.file import checksum
+from kiln.ledger.keys import call_key, shape_of
 from kilnc.pipeline import compile_file
 from tests.test_differential import compiled_and_source, load
 

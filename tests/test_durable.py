@@ -42,7 +42,7 @@ from hypothesis import strategies as st
 from kiln import DurableRunError, Memory
 from kiln.durable import digest
 from kiln.ledger import Ledger
-from kiln.ledger_keys import shape_of
+from kiln.ledger.keys import shape_of
 from tests.flowgen import flows, plain_run_without_failures
 from tests.test_cli_ledger import kiln
 from tests.test_differential import compiled_and_source, load

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from kiln import DurableRunError
-from kiln.journal import run_record
+from kiln.durable.journal import run_record
 from kiln.ledger import Ledger
 from tests.test_differential import compiled_and_source
 from tests.test_durable import logged

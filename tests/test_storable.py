@@ -1,7 +1,7 @@
 """KLN109: the compiler refuses a cached node whose result the ledger cannot store.
 
 The compiler judges the return annotation from the source (`kilnc.storable`);
-the runtime judges the classes themselves (`kiln.ledger_types.unstorable`).
+the runtime judges the classes themselves (`kiln.ledger.types.unstorable`).
 For each annotation below, in a project of two modules, the two must agree
 wherever the compiler gives a verdict: a refusal at compile time is a type
 the runtime refuses too (the compiler never refuses what would run), and a
@@ -19,7 +19,7 @@ from typing import get_type_hints
 
 import pytest
 
-from kiln.ledger_types import unstorable
+from kiln.ledger.types import unstorable
 from kilnc.diagnostics import Code
 from kilnc.pipeline import compile_file
 

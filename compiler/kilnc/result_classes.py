@@ -20,7 +20,7 @@ in the project, the classes their fields' annotations name (and their base
 classes' fields'), however deep. A name imported from an installed package
 is taken as it is named (its fields cannot be read); names from `typing`,
 `collections` and the builtins are no classes to rebuild. The ledger
-rebuilds a stored result's classes from this list only (`kiln.codec.Allowed`),
+rebuilds a stored result's classes from this list only (`kiln.ledger.decoding.Allowed`),
 so a row naming any other class is refused.
 
 `place_classes` says how the generated module reaches each class: its own

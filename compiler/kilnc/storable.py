@@ -33,7 +33,7 @@ from typing import Final
 
 import libcst as cst
 
-from kiln.codec import STORED_TYPES
+from kiln.ledger.codec import STORED_TYPES
 from kilnc.annotations import (
     Alias,
     Builtin,

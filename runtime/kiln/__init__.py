@@ -1,38 +1,53 @@
 """kiln's runtime: what flow sources and the modules `kiln compile` writes import.
 
-Standard library only, and small enough to read in one sitting:
+Standard library only, never the compiler, and small enough to read in one
+sitting. The core, which `import kiln` loads, is at the top of the package,
+in the order a reader meets it:
 
 - `decorators` / `options`: `@node`, `@flow` and `Limit`, transparent markers
   that the compiler reads and plain Python ignores;
 - `process`: the four process modes and the helpers that run any callable in
-  any of them;
-- `memory`: `Memory`, global and local state with BrainyFlow's semantics;
-- `run`: the run context of generated code (`Scope` and its `Child` tasks,
-  `gather`, `amap`, `keyed`, `indexed`) and the sync entry point `run_sync`;
+  any of them; `memory`: `Memory`, global and local state with BrainyFlow's
+  semantics;
 - `calls`: `Flow`, the base of compiled flow classes, and `Site`, a node call
-  site: how a run binds its calls, with limits, the ledger and events;
-- `subflow`: a flow imported from another module, compiled or not, in the shape
-  compiled flows call; `stream_calls`: the calls of stream nodes in an observed run;
+  site; `binding`: how a flow instance binds its sites for a run (wrapped once,
+  bound per run, subflows joined); `sites`: what a run calls at each site (its
+  shared `Run`, a wrapper per kind of node: events, the ledger, attempts,
+  admission);
+- `scope`: `Scope` and its `Child` tasks, structured concurrency whose
+  failures leave as themselves; `run`: the fan-outs of generated code on it
+  (`gather`, `amap`, `keyed`, `indexed`) and the sync entry point `run_sync`;
 - `resilience`: a node's retries and timeout (`Policy`, `call`, `call_sync`,
-  `call_in_thread`, and `retrying`, `retrying_sync`, `in_thread` that bind them);
-- `events`: `Event`, `EventStatus`, and `NodeEvent`, the record of one node call;
-- `durable` / `journal`: durable runs (``F(run_id=...)``), which journal every call
-  in the ledger file and replay it, and `resume`, which answers a question (`ask`)
-  and goes on (imported by the first durable run);
-- `processor`: `Processor`, which admits events and calls under a start window and
-  a cap on calls in flight, and `Executor`, a `Pile` of events forwarded to one
-  (the gate itself is in `admission`);
-- `ledger` / `codec`: the durable results of `cache=True` nodes on SQLite, their
-  arguments and results as tagged JSON, checked against the node's return
-  annotation by `ledger_types` (imported by the first run that caches);
-- `streams`: `iterate`, a sync loop over an async stream;
-- `closing`: `closing` and `aclosing`, which close a stream a loop opened;
-- `errors`: `KilnError` and its subclasses.
+  `call_in_thread`, `retrying`, `retrying_sync`, `in_thread`), and the one
+  retry loop of each colour that every call goes through;
+- `streams` (`iterate`, a sync loop over an async stream), `stream_calls`
+  (stream nodes' calls in an observed run), `subflow` (a flow of another
+  module, compiled or not), `closing` (`closing`, `aclosing`);
+- `events`: `Event`, `EventStatus`, and `NodeEvent`, the record of one node
+  call; `errors`: `KilnError` and its subclasses.
 
-Not imported here: `kiln.dask` (`DaskBackend`, which runs a flow's node calls
-on a Dask cluster: the optional extra ``kiln[dask]``), with the modules it
-loads once Dask distributed is known to be installed, `dask_connection`,
-`dask_modules` and `dask_worker`.
+And in packages:
+
+- `processor`: `Processor`, which admits events and calls under a start window
+  and a cap on calls in flight (its gate, `processor.admission`, is every
+  `Limit`'s), and `Executor`, a `Pile` of events; loaded by `import kiln`.
+
+The optional parts, which `import kiln` never loads:
+
+- `ledger`: the results of `cache=True` nodes in a SQLite file, as tagged JSON
+  checked against the node's return annotation (loaded by the first run that
+  caches, and the only part that imports sqlite3);
+- `durable`: durable runs (``F(run_id=...)``), which journal every call in the
+  ledger file and replay it, and `resume`, which answers a question (`ask`)
+  and goes on (loaded by the first durable run);
+- `dask`: `kiln.dask.DaskBackend`, which runs a flow's node calls on a Dask
+  cluster (the extra ``kiln[dask]``; Dask distributed is imported at a
+  backend's first call);
+- `otel`: OpenTelemetry spans and metrics of a traced flow (the extra
+  ``kiln[otel]``; loaded when a flow is given a tracer, or OpenTelemetry is
+  in use): a single module, so not a package.
+
+tests/runtime/test_layout.py holds these rules.
 """
 
 from typing import TYPE_CHECKING
@@ -80,7 +95,8 @@ from kiln.resilience import (
     retrying,
     retrying_sync,
 )
-from kiln.run import Child, Scope, amap, gather, indexed, keyed, run_sync
+from kiln.run import amap, gather, indexed, keyed, run_sync
+from kiln.scope import Child, Scope
 from kiln.streams import iterate
 from kiln.subflow import subflow
 

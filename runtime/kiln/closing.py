@@ -22,7 +22,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
-from kiln.run import _close_after_failure
+from kiln.run import close_after_failure
 from kiln.stream_calls import ObservedAsyncStream, ObservedStream
 
 __all__ = ["aclosing", "closing"]
@@ -58,7 +58,7 @@ async def aclosing(stream: object) -> AsyncIterator[None]:
         raise
     except BaseException:
         _cut_short(stream)
-        await _close_after_failure(stream)
+        await close_after_failure(stream)
         raise
     await _aclose(stream)
 

@@ -46,6 +46,7 @@ __all__ = [
     "AsyncFunc",
     "AsyncProcess",
     "AsyncStreamProcess",
+    "Fielded",
     "Func",
     "Process",
     "StreamProcess",
@@ -63,7 +64,7 @@ R = TypeVar("R")
 @dataclass_transform(
     eq_default=False, field_specifiers=(dataclasses.field, dataclasses.Field)
 )
-class _Fielded:
+class Fielded:
     """Turns every subclass into a dataclass of its annotated fields.
 
     `eq=False` keeps identity equality and hashing: a process is a thing that
@@ -79,7 +80,7 @@ class _Fielded:
         dataclasses.dataclass(cls, eq=False, kw_only=kw_only)
 
 
-class Process(_Fielded, ABC):
+class Process(Fielded, ABC):
     """Synchronous mode: implement `forward`; calling the process calls it."""
 
     __slots__ = ()
@@ -92,7 +93,7 @@ class Process(_Fielded, ABC):
         return self.forward(*args, **kwargs)
 
 
-class AsyncProcess(_Fielded, ABC):
+class AsyncProcess(Fielded, ABC):
     """Asynchronous mode: implement `async def aforward`."""
 
     __slots__ = ()
@@ -102,7 +103,7 @@ class AsyncProcess(_Fielded, ABC):
         """Compute the result without blocking the event loop."""
 
 
-class StreamProcess(_Fielded, ABC):
+class StreamProcess(Fielded, ABC):
     """Streaming mode: implement `stream`, usually a generator."""
 
     __slots__ = ()
@@ -112,7 +113,7 @@ class StreamProcess(_Fielded, ABC):
         """Yield results one by one."""
 
 
-class AsyncStreamProcess(_Fielded, ABC):
+class AsyncStreamProcess(Fielded, ABC):
     """Asynchronous streaming mode: implement `astream`, usually an async generator."""
 
     __slots__ = ()

@@ -15,7 +15,7 @@ of three helpers, chosen by the node's kind::
 They are `call`, `call_sync` and `call_in_thread` with the policy and the node
 filled in, typed with a ParamSpec, so mypy checks the arguments of every call
 against the node's signature and keeps its return type. (A run that is
-limited, cached or observed runs the same attempts through `kiln.calls`.)
+limited, cached or observed runs the same attempts through `kiln.sites`.)
 
 A node's `fallback` is not theirs: the compiler wraps the call in a typed
 ``try``/``except``, so the fallback runs only after the helper gave up::
@@ -43,13 +43,17 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, Final, ParamSpec, Protocol, TypeVar, cast
 
 from kiln.errors import OptionError
 from kiln.options import NodeOptions
 
 __all__ = [
+    "PLAIN",
+    "Gate",
     "Policy",
+    "attempts",
+    "attempts_sync",
     "call",
     "call_in_thread",
     "call_sync",
@@ -57,6 +61,7 @@ __all__ = [
     "falling_back",
     "falling_back_async",
     "falling_back_sync",
+    "in_own_thread",
     "in_thread",
     "retrying",
     "retrying_sync",
@@ -135,7 +140,7 @@ async def call(
         except Exception as error:
             _note_failure(policy, error, attempts=1, timed_out=False)
             raise
-    return await _attempts(policy, partial(fn, *args, **kwargs))
+    return await attempts(policy, fn, args, kwargs)
 
 
 async def call_in_thread(
@@ -154,10 +159,15 @@ async def call_in_thread(
     a timed-out attempt would hold the flow's sync entry point until it
     finished, and its few workers would cap how many blocking nodes overlap.
     """
-    return await _attempts(policy, lambda: _in_own_thread(lambda: fn(*args, **kwargs)))
+    return await attempts(policy, in_own_thread, (partial(fn, *args, **kwargs),), {})
 
 
-async def _in_own_thread(work: Callable[[], R]) -> R:
+async def in_own_thread(work: Callable[[], R]) -> R:
+    """Await ``work()``, run in a daemon thread of its own with a copy of the context.
+
+    Cancelling the awaiting task stops the waiting, not the thread: its
+    result is thrown away (`call_in_thread` says why not `asyncio.to_thread`).
+    """
     loop = asyncio.get_running_loop()
     outcome: asyncio.Future[R] = loop.create_future()
     context = contextvars.copy_context()
@@ -189,16 +199,7 @@ def call_sync(
             "a sync function midway; mark it @node(thread=True) to bound the wait for "
             "it in a worker thread (call_in_thread), or drop the timeout"
         )
-    attempts = 0
-    while True:
-        attempts += 1
-        try:
-            return fn(*args, **kwargs)
-        except Exception as error:
-            if not _retry_or_note(policy, error, attempts, timed_out=False):
-                raise
-        # Outside the except block: the next failure must not chain this one.
-        time.sleep(policy.delay(attempts))
+    return attempts_sync(policy, fn, args, kwargs)
 
 
 def retrying(
@@ -281,19 +282,93 @@ def _falling_back_sync(
         return fallback(*args, error=error, **kwargs)
 
 
-async def _attempts(policy: Policy, attempt: Callable[[], Awaitable[R]]) -> R:
-    attempts = 0
+# --- the retry loop, one per colour -----------------------------------------------------
+
+
+class Gate(Protocol):
+    """What an attempt passes before it runs: a limit group's Processor, a Semaphore."""
+
+    async def acquire(self) -> Any: ...
+    def release(self) -> None: ...
+
+
+#: The policy of a node that has none: one attempt, no timeout, and a failure
+#: that leaves without a note, as it would uncompiled.
+PLAIN: Final = Policy("node")
+
+
+async def attempts(
+    policy: Policy,
+    fn: Callable[..., Awaitable[R]],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    gates: tuple[Gate, ...] = (),
+    started: Callable[[int], object] | None = None,
+) -> R:
+    """Await ``fn(*args, **kwargs)`` attempt after attempt, as `policy` says.
+
+    The one retry loop of async calls: `call`, `call_in_thread`, and the
+    calls of a limited, cached or observed run (`kiln.sites`). Each attempt
+    first passes `gates` (acquired in order; released after the attempt,
+    before the wait for the next, and those held when a cancellation comes
+    while waiting for the next), then tells the per-attempt hook `started`
+    its number, then runs under the policy's timeout, which bounds the
+    attempt and not its wait for capacity.
+    """
+    timeout = policy.timeout
+    tries = 0
     while True:
-        attempts += 1
-        deadline = asyncio.timeout(policy.timeout)
+        tries += 1
+        held = 0  # gates acquired: a cancellation while waiting frees those
         try:
-            async with deadline:
-                return await attempt()
+            for gate in gates:
+                await gate.acquire()
+                held += 1
+            if started is not None:
+                started(tries)
+            # Without a timeout, no Timeout: most calls have none, and a
+            # fan-out of a million pays for each.
+            deadline = None if timeout is None else asyncio.timeout(timeout)
+            try:
+                if deadline is None:
+                    return await fn(*args, **kwargs)
+                async with deadline:
+                    return await fn(*args, **kwargs)
+            except Exception as error:
+                expired = deadline is not None and deadline.expired()
+                if not _retry_or_note(policy, error, tries, timed_out=expired):
+                    raise
+        finally:
+            for gate in reversed(gates[:held]):
+                gate.release()
+        await asyncio.sleep(policy.delay(tries))
+
+
+def attempts_sync(
+    policy: Policy,
+    fn: Callable[..., R],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    started: Callable[[int], object] | None = None,
+) -> R:
+    """Call ``fn(*args, **kwargs)`` attempt after attempt, as `policy` says (no timeout).
+
+    The one retry loop of sync calls, `attempts`' twin: a sync function cannot
+    be awaited nor stopped midway, so it passes no gate and has no timeout,
+    and it waits between attempts with `time.sleep`.
+    """
+    tries = 0
+    while True:
+        tries += 1
+        if started is not None:
+            started(tries)
+        try:
+            return fn(*args, **kwargs)
         except Exception as error:
-            timed_out = deadline.expired()
-            if not _retry_or_note(policy, error, attempts, timed_out=timed_out):
+            if not _retry_or_note(policy, error, tries, timed_out=False):
                 raise
-        await asyncio.sleep(policy.delay(attempts))
+        # Outside the except block: the next failure must not chain this one.
+        time.sleep(policy.delay(tries))
 
 
 def _retry_or_note(
@@ -302,6 +377,8 @@ def _retry_or_note(
     """True if `error` is retried; otherwise note on it that the node gave up."""
     if attempts <= policy.retries and isinstance(error, policy.retry_on):
         return True
+    if policy is PLAIN:
+        return False  # no note: the node fails as it would uncompiled
     _note_failure(policy, error, attempts=attempts, timed_out=timed_out)
     return False
 

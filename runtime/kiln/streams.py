@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, Generic, ParamSpec, TypeVar, final
 
-from kiln.run import _raise_as_is
+from kiln.scope import raise_as_is
 
 __all__ = ["READ_AHEAD", "iterate"]
 
@@ -98,7 +98,7 @@ def _on_worker_thread(stream: AsyncIterator[T]) -> Iterator[T]:
             if isinstance(message, _End):
                 return
             if isinstance(message, _Failure):
-                _raise_as_is(message.error)
+                raise_as_is(message.error)
             yield message
     finally:
         worker.stop()
@@ -206,7 +206,7 @@ class _Worker(Generic[T]):
         self._thread.join()
         if self._close_error is not None:
             error, self._close_error = self._close_error, None
-            _raise_as_is(error)
+            raise_as_is(error)
 
     async def _pump(self) -> None:
         outcome: _End | _Failure = _END

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kiln.journal import alive
+from kiln.durable.journal import alive
 
 HOST = socket.gethostname()
 

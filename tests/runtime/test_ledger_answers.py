@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 import kiln as _kiln  # a compiled module's name for the runtime: paths lead from it
 from kiln import RefusedEntry, UncacheableValue
 from kiln.ledger import Ledger
-from kiln.ledger_keys import call_key, shape_of
+from kiln.ledger.keys import call_key, shape_of
 
 assert _kiln  # reached only through the node functions' globals
 

@@ -20,7 +20,8 @@ from crafted_rows import TRAPPED, audited, json_values, only_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kiln.codec import Allowed, Undecodable, Unencodable, decode, encode
+from kiln.ledger.codec import Undecodable, Unencodable, encode
+from kiln.ledger.decoding import Allowed, decode
 
 HOME = __name__
 

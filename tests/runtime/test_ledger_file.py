@@ -21,7 +21,7 @@ import pytest
 
 from kiln import LedgerError
 from kiln.ledger import Ledger
-from kiln.ledger_file import APPLICATION_ID, SCHEMA_VERSION
+from kiln.ledger.file import APPLICATION_ID, SCHEMA_VERSION
 
 
 async def node(x: int) -> int:

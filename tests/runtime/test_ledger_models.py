@@ -21,8 +21,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from kiln.codec import Allowed, Undecodable, decode, encode
-from kiln.ledger_types import checker, unstorable
+from kiln.ledger.codec import Undecodable, encode
+from kiln.ledger.decoding import Allowed, decode
+from kiln.ledger.types import checker, unstorable
 
 HOME = __name__
 

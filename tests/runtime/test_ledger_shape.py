@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kiln.durable import digest
-from kiln.ledger_keys import Shape
+from kiln.ledger.keys import Shape
 
 _KINDS = (
     inspect.Parameter.POSITIONAL_ONLY,

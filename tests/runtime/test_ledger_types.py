@@ -20,7 +20,7 @@ from typing import (
 
 import pytest
 
-from kiln.ledger_types import conforms, describe
+from kiln.ledger.types import conforms, describe
 
 T = TypeVar("T")
 UserId = NewType("UserId", int)

@@ -30,8 +30,8 @@ from types import ModuleType
 
 from kiln import Flow
 from kiln.durable import answer_text, questions_of, resume_arguments, started_by
+from kiln.durable.journal import DurableRun, alive, answer
 from kiln.errors import DurableRunError, LedgerError
-from kiln.journal import DurableRun, alive, answer
 from kiln.ledger import Ledger
 from kilnc.cli.config import UsageError
 from kilnc.cli.interrupts import EXIT_INTERRUPTED

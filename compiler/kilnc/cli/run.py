@@ -57,7 +57,7 @@ from kiln import (
     Suspended,
 )
 from kiln.durable import started_by
-from kiln.journal import Question
+from kiln.durable.journal import Question
 from kilnc.cli.closed_output import EXIT_READER_GONE
 from kilnc.cli.interrupts import EXIT_INTERRUPTED, running
 from kilnc.cli.outputs import PendingFile

@@ -27,8 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from kiln.errors import DurableRunError, LedgerError
-from kiln.journal import (
+from kiln.durable.journal import (
     DurableRun,
     alive,
     durable_runs,
@@ -37,6 +36,7 @@ from kiln.journal import (
     last_calls,
     run_record,
 )
+from kiln.errors import DurableRunError, LedgerError
 from kiln.ledger import Ledger
 from kilnc.cli.ledger import ConfigProblems, local_time, locate_ledger, print_table
 from kilnc.run.output import payload_value, question_json, question_text

@@ -20,10 +20,10 @@ from typing import final
 
 from kiln import Flow, Suspended
 from kiln.durable import questions_of, recorded_name
+from kiln.durable.journal import Question, run_record
 from kiln.errors import LedgerError
-from kiln.journal import Question, run_record
 from kiln.ledger import Ledger
-from kiln.ledger_types import describe
+from kiln.ledger.types import describe
 from kilnc.run.args import ArgumentError
 from kilnc.terminal import safe_repr
 

@@ -23,7 +23,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from kiln.errors import LedgerError
-from kiln.ledger_file import prepare
+from kiln.ledger.file import prepare
 from kilnc.cli.outputs import (
     PendingFile,
     check_directory,

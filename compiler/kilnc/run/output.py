@@ -26,8 +26,8 @@ from enum import Enum
 from pathlib import PurePath
 from typing import Any, Final, final
 
-from kiln.codec import is_model
-from kiln.journal import Question
+from kiln.durable.journal import Question
+from kiln.ledger.codec import is_model
 from kilnc.run.observe import NodeSummary
 from kilnc.terminal import LINES, printable, safe_repr, safe_str
 

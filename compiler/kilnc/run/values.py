@@ -50,7 +50,7 @@ from enum import Enum
 from pathlib import PurePath
 from typing import Any, Final
 
-from kiln.codec import is_model
+from kiln.ledger.codec import is_model
 
 _TRUE: Final = frozenset({"true", "yes", "1"})
 

@@ -16,7 +16,7 @@ dataclasses and NamedTuples field by field (by their own annotations, type
 variables taken as `Any`). What cannot be checked without running code
 (a `Protocol`, a `Callable`'s signature, an unresolved forward reference) is
 taken as it is: the classes a stored value may rebuild are limited anyway
-(`codec.Allowed`).
+(`decoding.Allowed`).
 
 `checker(hint)` turns a hint into a check once (a hit checks its value on
 every call); a class's fields are read the first time a value of it is
@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any, Final
 
-from kiln.codec import is_model
+from kiln.ledger.codec import is_model
 
 __all__ = ["Check", "checker", "conforms", "describe", "unstorable"]
 

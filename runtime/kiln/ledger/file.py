@@ -26,7 +26,7 @@ of the process and of the machine.
 The schema: `entries` holds one row per stored call (the key is the sha256
 of the call's text; the value is codec JSON; the checksum is the sha256 of
 the key and the value, `checksum`), `runs` the hit and miss counts of the
-last `KEPT_RUNS` runs. The durable runs (`journal.py`) keep theirs apart,
+last `KEPT_RUNS` runs. The durable runs (`kiln.durable.journal`) keep theirs apart,
 since they are not a cache: `durable` holds one row per run id, and
 `journal` the outcome of every call a durable run finished, by run and call
 key. A ledger of version 3 (before durable runs) is upgraded in place: the

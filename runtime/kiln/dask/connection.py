@@ -8,10 +8,10 @@ loop, in a daemon thread; a run on any other loop hands each attempt over::
 
 `call` opens the connection once (a LocalCluster first, for ``"local"``),
 waits for a worker, checks that the workers import the driver's kiln, ships
-the node's module once (`kiln.dask_modules`, `kiln.dask_worker.Shipment`)
+the node's module once (`kiln.dask.modules`, `kiln.dask.worker.Shipment`)
 and probes that every worker imports it, then submits the attempt and awaits
 it. An awaiting run that is cancelled cancels the Dask future and, through
-`kiln.dask_worker.cancel_call`, the coroutine on the worker. A step shared by
+`kiln.dask.worker.cancel_call`, the coroutine on the worker. A step shared by
 concurrent calls (opening, shipping a module) runs once; when it failed, the
 next call starts it again.
 """
@@ -33,9 +33,9 @@ from distributed import Client, Future, LocalCluster
 
 import kiln
 from kiln.calls import Site
-from kiln.dask import DaskError
-from kiln.dask_modules import modules_to_ship
-from kiln.dask_worker import (
+from kiln.dask.errors import DaskError
+from kiln.dask.modules import modules_to_ship
+from kiln.dask.worker import (
     RemoteCall,
     Shipment,
     call_async,
@@ -52,7 +52,7 @@ _CLOSE_TIMEOUT: Final = (
     30.0  # seconds that closing the client and a local cluster may take
 )
 # Evaluated on each worker by `eval`, a builtin that every worker can unpickle.
-_KILN_ON_WORKER: Final = "__import__('kiln.dask_worker').__version__"
+_KILN_ON_WORKER: Final = "__import__('kiln.dask.worker').__version__"
 # Client and LocalCluster are untyped callables in distributed: called as Any.
 _untyped: Any = distributed
 
@@ -268,7 +268,7 @@ class Connection:
         for where, version in sorted(versions.items()):
             if isinstance(version, BaseException):
                 raise DaskError(
-                    f"the Dask {where} cannot import kiln.dask_worker "
+                    f"the Dask {where} cannot import kiln.dask.worker "
                     f"({type(version).__name__}: {version}): install kiln[dask] "
                     f"{kiln.__version__}, the driver's, where the scheduler and the "
                     "workers run"

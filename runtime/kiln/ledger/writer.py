@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final, Generic, NamedTuple, TypeVar, final
 
-from kiln.ledger_file import KEPT_RUNS, checksum, connect, problem, row_checksum
+from kiln.ledger.file import KEPT_RUNS, checksum, connect, problem, row_checksum
 
 __all__ = ["Settle", "Writer", "WriterClosed"]
 

@@ -8,7 +8,7 @@ the node's name, its source hash, and its arguments by parameter name
 (defaults filled in, so ``f(1)``, ``f(x=1)`` and a default of 1 are one
 call), each written by `codec.encode`. `Shape` holds what this needs of a
 node function, worked out once per function: its signature, its return
-annotation, and the classes its results may rebuild (`codec.Allowed`, from
+annotation, and the classes its results may rebuild (`decoding.Allowed`, from
 the compiled flow).
 
 An argument or a result that cannot be stored is an `UncacheableValue` that
@@ -31,9 +31,10 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Final, final
 
-from kiln.codec import STORED_TYPES, Allowed, Undecodable, Unencodable, decode, encode
 from kiln.errors import UncacheableValue
-from kiln.ledger_types import checker, describe
+from kiln.ledger.codec import STORED_TYPES, Undecodable, Unencodable, encode
+from kiln.ledger.decoding import Allowed, decode
+from kiln.ledger.types import checker, describe
 
 __all__ = ["Shape", "call_key", "result_text", "shape_of"]
 

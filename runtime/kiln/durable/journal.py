@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, final
 
 from kiln.errors import DurableRunError, runs_command
-from kiln.ledger_file import row_checksum
+from kiln.ledger.file import row_checksum
 
 if TYPE_CHECKING:
     from kiln.ledger import Ledger

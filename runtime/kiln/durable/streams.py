@@ -18,15 +18,17 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final, Self, final
 
-from kiln.durable import aclose_stream, close_stream, digest, journal_of
+from kiln.durable.entry import aclose_stream, close_stream
+from kiln.durable.replay import digest, journal_of
 from kiln.errors import DurableRunError, runs_command
-from kiln.ledger_keys import Shape, shape_of
+from kiln.ledger.keys import Shape, shape_of
 from kiln.run import PLACE
 
 if TYPE_CHECKING:
-    from kiln.calls import Site, _Run
-    from kiln.durable import Journal
-    from kiln.journal import Entry
+    from kiln.calls import Site
+    from kiln.durable.journal import Entry
+    from kiln.durable.replay import Journal
+    from kiln.sites import Run
 
 __all__ = [
     "JournaledAsyncStream",
@@ -57,7 +59,7 @@ def journaled_stream(
     """
     shape = shape_of(site.fn, site.classes, items=True)
 
-    def call(run: _Run, /, *args: Any, **kwargs: Any) -> Any:
+    def call(run: Run, /, *args: Any, **kwargs: Any) -> Any:
         journal = journal_of(run)
         key = journal.key(index)
         items = _Items(

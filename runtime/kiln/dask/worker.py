@@ -45,7 +45,7 @@ from typing import Any, Final, final
 from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.protocol import pickle as dask_pickle
 
-from kiln.dask_modules import ShippedModule
+from kiln.dask.modules import ShippedModule
 
 __all__ = [
     "RemoteCall",

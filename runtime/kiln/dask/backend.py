@@ -1,11 +1,4 @@
-"""Run a compiled flow's node calls on a Dask cluster: ``F(backend=DaskBackend(address))``.
-
-::
-
-    from kiln.dask import DaskBackend
-
-    with DaskBackend("tcp://scheduler:8786") as dask:   # or "local", a Client, a cluster
-        report = Digest(backend=dask)("docs")
+"""`DaskBackend`: a flow's node calls as Dask tasks, everything around them in the driver.
 
 The calls of async and `thread=True` nodes become Dask tasks (an ``async
 def`` node runs on the worker's event loop, a thread node in its thread
@@ -29,7 +22,7 @@ closes the client and the LocalCluster that ``"local"`` started; a backend
 left open is closed when it is collected or the interpreter exits.
 
 Before the first call of a node from a module, the module (and the user's
-modules it uses, see `kiln.dask_modules`) is sent to every worker with a
+modules it uses, see `kiln.dask.modules`) is sent to every worker with a
 worker plugin, and a timed probe imports it on each: Dask itself would hang,
 without an error, on a task whose module a worker cannot import. A failure is
 a `DaskError` naming the module and the worker, within `probe_timeout`.
@@ -44,9 +37,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Final, final
 
 from kiln.calls import Site
-from kiln.errors import KilnError, OptionError
+from kiln.dask.errors import DaskUnavailableError
+from kiln.errors import OptionError
 from kiln.memory import Memory
-from kiln.resilience import _in_own_thread
+from kiln.resilience import in_own_thread
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -54,22 +48,11 @@ if TYPE_CHECKING:
     from distributed import Client
     from distributed.deploy.cluster import Cluster
 
-    from kiln.dask_connection import Connection
+    from kiln.dask.connection import Connection
 
-__all__ = ["DaskBackend", "DaskError", "DaskUnavailableError", "backend_from_address"]
+__all__ = ["DaskBackend", "backend_from_address"]
 
 _LOCAL: Final = "local"
-
-
-class DaskError(KilnError):
-    """The Dask cluster cannot run the flow's calls: unreachable, no workers, a module missing.
-
-    The message names the scheduler, the worker or the module, and what to do.
-    """
-
-
-class DaskUnavailableError(DaskError, ImportError):
-    """Dask distributed is not installed where `kiln.dask` was used."""
 
 
 def backend_from_address(text: str) -> DaskBackend:
@@ -134,7 +117,7 @@ class DaskBackend:
                 "workers and threads_per_worker size the cluster that 'local' starts; "
                 f"the cluster at {address} has the workers it was started with"
             )
-        from kiln.dask_connection import Settings  # noqa: PLC0415 - needs distributed
+        from kiln.dask.connection import Settings  # noqa: PLC0415 - needs distributed
 
         self._settings = Settings(
             address,
@@ -198,7 +181,7 @@ class DaskBackend:
         await self.aclose()
 
     def _connected(self) -> Connection:
-        from kiln.dask_connection import Connection  # noqa: PLC0415 - needs distributed
+        from kiln.dask.connection import Connection  # noqa: PLC0415 - needs distributed
 
         with self._lock:
             if self._connection is None:
@@ -244,5 +227,5 @@ def _scheduler_of(distributed: Any, target: object) -> tuple[str | None, object 
 async def _run_here(site: Site, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """A call in the driver, as the flow would make it without a backend."""
     if site.kind == "thread":
-        return await _in_own_thread(partial(site.fn, *args, **kwargs))
+        return await in_own_thread(partial(site.fn, *args, **kwargs))
     return await site.fn(*args, **kwargs)

@@ -1,0 +1,345 @@
+"""What a bound run calls at each site: the run's shared state, and a wrapper per kind.
+
+A configured flow instance (`kiln.binding`) wraps each site once, with the
+builder of its kind, and binds the wrapped calls to every run it makes: each
+takes the run (`Run`) as its first argument. The wrapped call of a node does,
+from the outside in:
+
+    event (on_event, record) -> ledger (cache=True) -> attempts (retries, wait)
+      -> admission (the limit group's Processor, the run's concurrency) -> timeout -> node
+
+A cache hit takes no capacity; every attempt is admitted on its own, since a
+retried request counts against a rate limit like the first; a timeout bounds
+the attempt, not its wait for capacity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import Awaitable, Callable
+from functools import partial
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, final
+
+from kiln.decorators import ask
+from kiln.errors import OptionError
+from kiln.events import EventStatus, NodeEvent
+from kiln.resilience import (
+    PLAIN,
+    Gate,
+    attempts,
+    attempts_sync,
+    fall_back,
+    in_own_thread,
+)
+from kiln.stream_calls import ObservedAsyncStream, ObservedStream
+
+if TYPE_CHECKING:
+    from kiln.binding import Binder
+    from kiln.calls import Backend, Flow, Site, SiteKind
+    from kiln.durable import Journal
+
+__all__ = ["WRAPPERS", "Run", "Wrapped", "unasked"]
+
+# Looked up once: an Enum member lookup costs more than a global, on every call.
+_PROCESSING, _COMPLETED = EventStatus.PROCESSING, EventStatus.COMPLETED
+_RUNS = itertools.count(1)
+
+
+# A site's wrapped call takes the run as its first argument; a run binds it with
+# `partial`, so binding a run costs one C-level partial per site, not a closure.
+Wrapped = Callable[..., Any]
+
+
+@final
+class Run:
+    """What the wrapped calls of one run share: its number, visits, capacity, hooks.
+
+    A subflow's run that joins an `enclosing` run takes its number, its ledger
+    run id and its concurrency caps (after the subflow's own), and counts its
+    visits in a list that every run of the subflow's class joining the same
+    outermost run shares, whichever flow called it, so that a call's (run,
+    site, visit) names it once.
+    """
+
+    __slots__ = (
+        "cap",
+        "caps",
+        "id",
+        "journal",
+        "ledger",
+        "notify",
+        "number",
+        "observed",
+        "record",
+        "uncacheable",
+        "visit_lists",
+        "visits",
+    )
+
+    def __init__(self, binder: Binder, enclosing: Run | None = None) -> None:
+        self.notify = binder.notify
+        self.record = binder.record
+        self.observed = binder.observed
+        self.ledger = binder.ledger
+        self.uncacheable = binder.uncacheable
+        own: tuple[Gate, ...] = (
+            (asyncio.Semaphore(binder.concurrency),)
+            if binder.concurrency is not None
+            else ()
+        )
+        # The lowest of the caps, for a fan-out to keep no more elements than that.
+        self.cap = binder.concurrency
+        self.journal: Journal | None = None
+        if binder.durable:
+            from kiln.durable import JOURNAL  # noqa: PLC0415 - durable runs only
+
+            self.journal = JOURNAL.get() if enclosing is None else enclosing.journal
+            if self.journal is None:
+                raise OptionError(
+                    "a durable flow's calls run only inside its run: call the instance "
+                    "made with run_id (its aforward, forward or __call__)"
+                )
+        if enclosing is None:
+            self.number = next(_RUNS)
+            self.visits = [0] * binder.size
+            self.visit_lists: dict[type[Flow], list[int]] | None = None
+            self.caps = own
+            self.id = uuid.uuid4().hex if binder.ledger is not None else ""
+            return
+        self.number = enclosing.number
+        lists = enclosing.visit_lists
+        if lists is None:
+            lists = enclosing.visit_lists = {}
+        self.visit_lists = lists
+        self.visits = lists.setdefault(binder.kind, [0] * binder.size)
+        self.caps = own + enclosing.caps
+        if enclosing.cap is not None:
+            self.cap = min(enclosing.cap, self.cap or enclosing.cap)
+        self.id = enclosing.id or (
+            uuid.uuid4().hex if binder.ledger is not None else ""
+        )
+
+    def gates(self, limit: Gate | None) -> tuple[Gate, ...]:
+        return self.caps if limit is None else (limit, *self.caps)
+
+    def event(self, index: int, site: Site) -> NodeEvent | None:
+        """A call's PENDING event, recorded; None when nothing observes the run."""
+        self.visits[index] += 1
+        if not self.observed:
+            return None
+        event = NodeEvent(site.node, site.where, self.number, self.visits[index])
+        if self.record is not None:
+            self.record(event)
+        return event
+
+    def replay(self, index: int, site: Site) -> None:
+        """A call the journal answered: observed as a cache hit, counted as a visit."""
+        self.finished(self.event(index, site), hit=True)
+
+    def started(self, event: NodeEvent | None, attempt: int) -> None:
+        """An attempt was admitted: the first makes the call PROCESSING."""
+        if event is None:
+            return
+        event.attempts = attempt
+        if attempt == 1:
+            event.status = _PROCESSING
+            event.started = perf_counter()
+            if self.notify is not None:
+                self.notify(event)
+
+    def finished(
+        self,
+        event: NodeEvent | None,
+        error: BaseException | None = None,
+        *,
+        hit: bool = False,
+    ) -> None:
+        if event is None:
+            return
+        event.ended = perf_counter()
+        if hit:
+            event.cache_hit = True
+            event.started = event.ended
+        if error is None:
+            event.status = _COMPLETED
+        elif isinstance(error, asyncio.CancelledError):
+            event.status = EventStatus.CANCELLED
+        else:
+            event.status = EventStatus.FAILED
+            event.error = error
+        if self.notify is not None:
+            self.notify(event)
+
+
+# --- the wrapped calls, one builder per kind of node ------------------------------------
+#
+# A call that only needs observing is the hot path of an observed run: its
+# wrapper is written out flat, without the attempts loop, the gates or the
+# ledger, since every step of every observed run pays for it.
+
+
+def _async_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> Wrapped:
+    cached = binder.caches and site.cache is not None
+    backend = None if site.local else binder.backend
+    if (
+        site.kind == "async"
+        and site.policy is None
+        and site.fallback is None
+        and limit is None
+        and not binder.gated
+        and not cached
+        and backend is None
+    ):
+        return _observed_async(index, site)
+    fn, policy, fallback = site.fn, site.policy or PLAIN, site.fallback
+    attempt = _attempt(site, backend)
+
+    async def call(run: Run, /, *args: Any, **kwargs: Any) -> Any:
+        event = run.event(index, site)
+        started = None if event is None else partial(run.started, event)
+        gates = run.gates(limit)
+        try:
+            if cached and run.ledger is not None:
+                value, hit = await run.ledger.call(
+                    site.node,
+                    site.cache or "",
+                    fn,
+                    args,
+                    kwargs,
+                    partial(attempts, policy, attempt, args, kwargs, gates, started),
+                    classes=site.classes,
+                    run=run.id,
+                    uncacheable=run.uncacheable,
+                )
+            else:
+                value = await attempts(policy, attempt, args, kwargs, gates, started)
+                hit = False
+        except BaseException as error:
+            run.finished(event, error)
+            if fallback is None or not isinstance(error, Exception):
+                raise
+            return await fall_back(fallback, error, args, kwargs)
+        run.finished(event, hit=hit)
+        return value
+
+    return call
+
+
+def _attempt(site: Site, backend: Backend | None) -> Callable[..., Awaitable[Any]]:
+    """What one attempt of an async site's call awaits: the node, in a thread, or remote.
+
+    The awaitable itself, not a coroutine awaiting it: one frame less per call.
+    """
+    if backend is not None:
+        return partial(_remote, backend, site)
+    if site.kind == "thread":
+        return partial(_threaded, site.fn)
+    return site.fn
+
+
+def _remote(backend: Backend, site: Site, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+    return backend.run(site, args, kwargs)
+
+
+def _threaded(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Awaitable[Any]:
+    return in_own_thread(partial(fn, *args, **kwargs))
+
+
+def _observed_async(index: int, site: Site) -> Wrapped:
+    fn, node, where = site.fn, site.node, site.where
+
+    async def call(run: Run, /, *args: Any, **kwargs: Any) -> Any:
+        visits = run.visits
+        visits[index] += 1
+        if not run.observed:
+            return await fn(*args, **kwargs)
+        event = NodeEvent(node, where, run.number, visits[index])
+        record, notify = run.record, run.notify
+        if record is not None:
+            record(event)
+        event.attempts = 1
+        event.status = _PROCESSING
+        event.started = perf_counter()
+        if notify is not None:
+            notify(event)
+        try:
+            value = await fn(*args, **kwargs)
+        except BaseException as error:
+            run.finished(event, error)
+            raise
+        event.ended = perf_counter()
+        event.status = _COMPLETED
+        if notify is not None:
+            notify(event)
+        return value
+
+    return call
+
+
+def _sync_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> Wrapped:
+    fn, policy, fallback = site.fn, site.policy or PLAIN, site.fallback
+    cached = binder.caches and site.cache is not None
+
+    def call(run: Run, /, *args: Any, **kwargs: Any) -> Any:
+        event = run.event(index, site)
+        started = None if event is None else partial(run.started, event)
+        try:
+            if cached and run.ledger is not None:
+                value, hit = run.ledger.call_sync(
+                    site.node,
+                    site.cache or "",
+                    fn,
+                    args,
+                    kwargs,
+                    partial(attempts_sync, policy, fn, args, kwargs, started),
+                    classes=site.classes,
+                    run=run.id,
+                    uncacheable=run.uncacheable,
+                )
+            else:
+                value, hit = attempts_sync(policy, fn, args, kwargs, started), False
+        except BaseException as error:
+            run.finished(event, error)
+            if fallback is None or not isinstance(error, Exception):
+                raise
+            return fallback(*args, error=error, **kwargs)
+        run.finished(event, hit=hit)
+        return value
+
+    return call
+
+
+def _stream_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> Wrapped:
+    """A stream node's call: its generator, reporting its event in an observed run."""
+    fn = site.fn
+    observed = ObservedAsyncStream if site.kind == "astream" else ObservedStream
+
+    def call(run: Run, /, *args: Any, **kwargs: Any) -> Any:
+        event = run.event(index, site)
+        if event is None:
+            return fn(*args, **kwargs)
+        try:
+            stream = fn(*args, **kwargs)
+        except BaseException as error:
+            run.finished(event, error)
+            raise
+        return observed(run, event, stream)
+
+    return call
+
+
+async def unasked(run: Run, /, *args: Any, **kwargs: Any) -> Any:
+    """An `ask` site of a run without an id: `kiln.ask` says that it needs one."""
+    return await ask(*args, **kwargs)
+
+
+WRAPPERS: dict[SiteKind, Callable[[int, Site, Gate | None, Binder], Wrapped]] = {
+    "async": _async_site,
+    "thread": _async_site,
+    "sync": _sync_site,
+    "stream": _stream_site,
+    "astream": _stream_site,
+}
