@@ -49,7 +49,7 @@ from kilnc.plan import (
     TaskId,
     Wait,
 )
-from kilnc.syntax import code
+from kilnc.syntax import code, comprehension_targets
 from kilnc.writer import Names
 
 
@@ -199,12 +199,11 @@ def comprehension(action: FanOut, element: str) -> str:
 
 
 def comprehension_targets_text(clauses: cst.CompFor) -> str:
-    targets: list[str] = []
-    clause: cst.CompFor | None = clauses
-    while clause is not None:
-        target = code(clause.target)
-        targets.append(target if isinstance(clause.target, cst.Name) else f"({target})")
-        clause = clause.inner_for_in
+    """The `for` clauses' targets as one target: `k`, or `((k, v), w)`."""
+    targets = [
+        code(target) if isinstance(target, cst.Name) else f"({code(target)})"
+        for target in comprehension_targets(clauses)
+    ]
     return targets[0] if len(targets) == 1 else f"({', '.join(targets)})"
 
 
