@@ -9,11 +9,11 @@ in the order a reader meets it:
 - `process`: the four process modes and the helpers that run any callable in
   any of them; `memory`: `Memory`, global and local state with BrainyFlow's
   semantics;
-- `calls`: `Flow`, the base of compiled flow classes, and `Site`, a node call
-  site; `binding`: how a flow instance binds its sites for a run (wrapped once,
-  bound per run, subflows joined); `sites`: what a run calls at each site (its
-  shared `Run`, a wrapper per kind of node: events, the ledger, attempts,
-  admission);
+- `calls`: `Flow`, the base of compiled flow classes; `site_table`: `Site`,
+  one node call of a flow's table; `binding`: how a flow instance binds its
+  sites for a run (wrapped once, bound per run, subflows joined); `sites`: what
+  a run calls at each site (its shared `Run`, a wrapper per kind of node:
+  events, the ledger, attempts, admission);
 - `scope`: `Scope` and its `Child` tasks, structured concurrency whose
   failures leave as themselves; `run`: the fan-outs of generated code on it
   (`gather`, `amap`, `keyed`, `indexed`) and the sync entry point `run_sync`;
@@ -52,7 +52,7 @@ tests/runtime/test_layout.py holds these rules.
 
 from typing import TYPE_CHECKING
 
-from kiln.calls import Backend, Flow, Site, fan_out_bound
+from kiln.calls import Backend, Flow, fan_out_bound
 from kiln.closing import aclosing, closing
 from kiln.decorators import ask, flow, node
 from kiln.errors import (
@@ -97,6 +97,7 @@ from kiln.resilience import (
 )
 from kiln.run import amap, gather, indexed, keyed, run_sync
 from kiln.scope import Child, Scope
+from kiln.site_table import Site
 from kiln.streams import iterate
 from kiln.subflow import subflow
 

@@ -32,10 +32,11 @@ from kiln.sites import WRAPPERS, Run, Wrapped, unasked
 from kiln.subflow import subflow
 
 if TYPE_CHECKING:
-    from kiln.calls import Flow, Site
+    from kiln.calls import Flow
     from kiln.ledger import Ledger
     from kiln.options import Limit
     from kiln.otel import Tracing
+    from kiln.site_table import Site
 
 __all__ = ["Binder", "Joining", "compiled", "compiled_ledger"]
 

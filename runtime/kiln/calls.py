@@ -43,7 +43,7 @@ import copy
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import partial
 from typing import (
     TYPE_CHECKING,
@@ -53,7 +53,6 @@ from typing import (
     Protocol,
     TypeVar,
     cast,
-    final,
 )
 
 # What Flow's body uses, by the names it has always used: Binder, Joining,
@@ -67,58 +66,17 @@ from kiln.notes import failure_note
 from kiln.options import Limit, _check_int, _checked_limits
 from kiln.process import Fielded as _Fielded
 from kiln.processor import Executor
-from kiln.resilience import Policy
+from kiln.site_table import Site
 from kiln.sites import Run as _Run
 
 if TYPE_CHECKING:
     from kiln.ledger import Ledger
     from kiln.otel import Tracing
 
-__all__ = ["Backend", "Flow", "Site", "SiteKind", "fan_out_bound"]
+__all__ = ["Backend", "Flow", "fan_out_bound"]
 
-SiteKind = Literal["async", "sync", "thread", "stream", "astream", "flow", "ask"]
 C = TypeVar("C", bound=tuple[object, ...])  # nodes' calls, and subflows
 R = TypeVar("R")
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Site:
-    """One node call in a flow's source, and what the decorators ask of it.
-
-    `where` is the call's location (``"digest.py:19"``); `cache` is the
-    fingerprint of the node's source that the compiler computed, present only
-    for `cache=True` nodes, so an edited node misses the results of the old one;
-    `classes` are the classes a stored result of the node may rebuild, those the
-    compiler found in its return annotation (and in their fields' annotations).
-    `local` (``@node(local=True)``) keeps the node in the driver when a backend
-    runs the others. `changes` says why the call may change what it is passed
-    (an argument, a Memory key), as the compiler found it: a durable run,
-    which replays a call's value and not its changes, refuses such a call.
-    `fallback` answers a call that failed, after its retries, as
-    ``fallback(*args, error=exc, **kwargs)``: its value is the call's (and
-    what a durable run journals), its failure the call's failure. A
-    ``kind="flow"`` site calls a subflow: `node` is the flow's name and `fn`
-    the flow as the module sees it, a compiled flow's instance, or the source
-    function of a flow whose module was not compiled. `defined` is where the
-    node or flow is defined, and `lines` the lines of the flow's body, counted
-    from its ``def``, whose statements make the call: a failure leaving one
-    of them gets a note naming the call (`kiln.notes`).
-    """
-
-    node: str
-    where: str
-    fn: Callable[..., Any]
-    kind: SiteKind = "async"
-    policy: Policy | None = None
-    limit: str | None = None
-    cache: str | None = None
-    classes: tuple[object, ...] = ()
-    local: bool = False
-    changes: str | None = None
-    fallback: Callable[..., Any] | None = None
-    defined: str = ""
-    lines: tuple[int, ...] = ()
 
 
 class Backend(Protocol):
