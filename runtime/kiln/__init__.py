@@ -97,7 +97,7 @@ from kiln.resilience import (
 )
 from kiln.run import amap, gather, indexed, keyed, run_sync
 from kiln.scope import Child, Scope
-from kiln.site_table import Site
+from kiln.site_table import Site, site
 from kiln.streams import iterate
 from kiln.subflow import subflow
 
@@ -188,6 +188,7 @@ __all__ = [
     "retrying",
     "retrying_sync",
     "run_sync",
+    "site",
     "stream",
     "subflow",
 ]

@@ -1,26 +1,39 @@
 """How a compiled flow calls its nodes: call sites, bound once per run.
 
-Every node call a flow makes is a `Site`, listed in the generated class beside
-the callable that runs it when nothing else is asked of the run::
+Every node call a flow makes is a `Site`, listed once in the generated class::
 
     class Digest(_kiln.Flow, _kiln.AsyncProcess, _kiln.Process):
         _kiln_sites = (
-            _kiln.Site("load", "digest.py:18", load, kind="sync"),
-            _kiln.Site("summarize", "digest.py:19", summarize, policy=_KILN_POLICY_SUMMARIZE,
-                       limit="llm", cache="3f2a..."),
+            _kiln.site(load, "load", "digest.py:18", "digest.py:7", (3,), kind="sync"),
+            _kiln.site(
+                summarize,
+                "summarize",
+                "digest.py:19",
+                "digest.py:12",
+                (4,),
+                policy=_KILN_POLICY_SUMMARIZE,
+                limit="llm",
+                cache="3f2a...",
+            ),
         )
-        _kiln_calls = (load, _kiln.retrying(_KILN_POLICY_SUMMARIZE, summarize))
         _kiln_limits = {"llm": _kiln.Limit(8, refresh=1.0)}
 
         async def aforward(self, path: str) -> str:
-            _kiln_load, _kiln_summarize = self._kiln_bind(self._kiln_calls)
+            _kiln_load, _kiln_summarize = self._kiln_bind(self._kiln_sites)
             paragraphs = _kiln_load(path)
             ...
 
+`site` makes the `Site` and is typed as the call it stands for (a thread
+node's as a coroutine function, a subflow's as `subflow` gives it), so that
+`_kiln_bind` hands each local its call's own type and mypy checks every call
+of the body against the node's signature, and a `fallback` against what the
+node returns.
+
 `_kiln_bind` is the one check a run pays for: an instance that nothing
-observes, limits or caches gets `_kiln_calls` back as it is, and its calls are
-the plain calls of hand-written asyncio. Otherwise each site is wrapped for the
-run, in this order from the outside in:
+observes, limits or caches gets its class's plain calls (`plain_call`: the
+node, with its retries and fallback), made once per class, and its calls are
+the plain calls of hand-written asyncio. Otherwise each site is wrapped for
+the run, in this order from the outside in:
 
     event (on_event, record) -> ledger (cache=True) -> attempts (retries, wait)
       -> admission (the limit group's Processor, the run's concurrency) -> timeout -> node
@@ -66,7 +79,7 @@ from kiln.notes import failure_note
 from kiln.options import Limit, _check_int, _checked_limits
 from kiln.process import Fielded as _Fielded
 from kiln.processor import Executor
-from kiln.site_table import Site
+from kiln.site_table import Site, plain_call
 from kiln.sites import Run as _Run
 
 if TYPE_CHECKING:
@@ -75,7 +88,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Backend", "Flow", "fan_out_bound"]
 
-C = TypeVar("C", bound=tuple[object, ...])  # nodes' calls, and subflows
+C = TypeVar("C", bound=tuple[object, ...])  # a site table, typed as its calls
 R = TypeVar("R")
 
 
@@ -141,11 +154,26 @@ class Flow(_Fielded, kw_only=True):
         default=None, init=False, repr=False
     )
 
-    _kiln_sites: ClassVar[tuple[Site, ...]] = ()
+    # The generated class's table, each `Site` typed there as the call it binds
+    # (`site`): declared `object` here, for mypy infers a site's type from the
+    # declared type of the table before its arguments (`Any` would win).
+    _kiln_sites: ClassVar[tuple[object, ...]] = ()
+    # The same sites as the runtime reads them, and what they call in a run
+    # that needs nothing more: made once per class.
+    _kiln_table: ClassVar[tuple[Site, ...]] = ()
+    _kiln_calls: ClassVar[tuple[Callable[..., Any], ...]] = ()
     _kiln_limits: ClassVar[Mapping[str, Limit]] = {}
     _kiln_concurrency: ClassVar[int | None] = None
     # [tool.kiln] ledger, relative to the generated module's directory.
     _kiln_ledger: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        table = tuple(site for site in cls._kiln_sites if isinstance(site, Site))
+        if len(table) < len(cls._kiln_sites):
+            raise TypeError(f"{cls.__name__}._kiln_sites must hold kiln.site(...) only")
+        cls._kiln_table = table
+        cls._kiln_calls = tuple(map(plain_call, table))
 
     def __post_init__(self) -> None:
         limits = self._kiln_groups()
@@ -204,7 +232,7 @@ class Flow(_Fielded, kw_only=True):
             site.limit is not None
             or site.cache is not None
             or (site.kind == "flow" and passed_down)
-            for site in self._kiln_sites
+            for site in self._kiln_table
         )
         if needs:
             self._kiln_binder = _Binder(
@@ -236,7 +264,7 @@ class Flow(_Fielded, kw_only=True):
     def _kiln_groups(cls) -> dict[str, Limit]:
         """The capacity groups of this flow's calls, its subflows' included, as compiled."""
         groups: dict[str, Limit] = {}
-        for site in cls._kiln_sites:
+        for site in cls._kiln_table:
             if site.kind == "flow" and isinstance(site.fn, Flow):
                 groups.update(type(site.fn)._kiln_groups())
         # A flow's own declaration wins over its subflows'.
@@ -245,15 +273,18 @@ class Flow(_Fielded, kw_only=True):
 
     def _kiln_note(self, error: BaseException) -> None:
         """Note on `error`, leaving this flow's body, the call of its source that failed."""
-        note = failure_note(type(self), self._kiln_sites, error.__traceback__)
+        note = failure_note(type(self), self._kiln_table, error.__traceback__)
         if note is not None:
             error.add_note(note)
 
-    def _kiln_bind(self, calls: C) -> C:
-        """What the run calls at each site: `calls` itself, unless the run needs more."""
+    def _kiln_bind(self, sites: C) -> C:
+        """What the run calls at each of its class's `sites`, in the types `site` gave them.
+
+        The class's plain calls, unless the run needs more.
+        """
         binder = self._kiln_binder
         if binder is None:
-            return calls
+            return cast(C, self._kiln_calls)
         return cast(C, binder.bind())
 
     def _kiln_nested(
