@@ -21,6 +21,7 @@ written with `repr` when it has none, as the line numbers this pass adds.
 from __future__ import annotations
 
 import ast
+from collections.abc import Sequence
 from typing import Final
 
 LINE_LENGTH: Final = 88  # black's default, which kiln formats with
@@ -33,17 +34,20 @@ def black_stable(prefix: str, table: ast.Tuple, source: str, indent: str) -> lis
     The table was written one element a line with a trailing comma, which
     black keeps (its magic trailing comma) unless the table is a one-tuple.
     """
+    # Offsets into the source are in bytes of UTF-8 (`ast`'s), and looked up per
+    # leaf: `ast.get_source_segment` would split the whole source each time.
+    lines = [line.encode() for line in source.split("\n")]
     if len(table.elts) < 2:
-        return _laid_out(prefix, table, "", indent, source)
-    lines = [f"{indent}{prefix}("]
+        return _laid_out(prefix, table, "", indent, lines)
+    laid_out = [f"{indent}{prefix}("]
     for element in table.elts:
-        lines += _laid_out("", element, ",", indent + STEP, source)
-    lines.append(f"{indent})")
-    return lines
+        laid_out += _laid_out("", element, ",", indent + STEP, lines)
+    laid_out.append(f"{indent})")
+    return laid_out
 
 
 def _laid_out(
-    prefix: str, value: ast.expr, suffix: str, indent: str, source: str
+    prefix: str, value: ast.expr, suffix: str, indent: str, source: Sequence[bytes]
 ) -> list[str]:
     flat = f"{indent}{prefix}{_flat(value, source)}{suffix}"
     if len(flat) <= LINE_LENGTH:
@@ -73,7 +77,9 @@ def _laid_out(
 Element = tuple[str, ast.expr]  # a keyword's ``name=`` (or ""), and its value
 
 
-def _brackets(value: ast.expr, source: str) -> tuple[str, list[Element], str] | None:
+def _brackets(
+    value: ast.expr, source: Sequence[bytes]
+) -> tuple[str, list[Element], str] | None:
     if isinstance(value, ast.Call):
         elements: list[Element] = [("", arg) for arg in value.args]
         elements += [(f"{kw.arg}=", kw.value) for kw in value.keywords]
@@ -83,11 +89,11 @@ def _brackets(value: ast.expr, source: str) -> tuple[str, list[Element], str] | 
     return None
 
 
-def _flats(elements: list[Element], source: str) -> list[tuple[str, str]]:
+def _flats(elements: list[Element], source: Sequence[bytes]) -> list[tuple[str, str]]:
     return [(label, f"{label}{_flat(value, source)}") for label, value in elements]
 
 
-def _flat(value: ast.expr, source: str) -> str:
+def _flat(value: ast.expr, source: Sequence[bytes]) -> str:
     """`value` on one line: black's text of each leaf, joined as black joins them."""
     if isinstance(value, ast.Call):
         _, elements, _ = _brackets(value, source) or ("", [], "")
@@ -100,8 +106,9 @@ def _flat(value: ast.expr, source: str) -> str:
         return f"{_flat(value.value, source)}.{value.attr}"
     if isinstance(value, ast.Name):
         return value.id
-    written = ast.get_source_segment(source, value) if source else None
-    if written is not None:
-        return written
     assert isinstance(value, ast.Constant), f"not a leaf of a site: {ast.dump(value)}"
-    return repr(value.value)
+    line: int | None = getattr(value, "lineno", None)  # None: added by this pass
+    if line is None:
+        return repr(value.value)
+    assert value.end_lineno == line, "black writes a string of a site on one line"
+    return source[line - 1][value.col_offset : value.end_col_offset].decode()
