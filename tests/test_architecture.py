@@ -63,7 +63,7 @@ PASSES: dict[str, frozenset[str]] = {
         {"emit_flow", "emit_blocks", "emit_fan_outs", "emit_names", "emit_parts"}
     ),
     "format": frozenset(),
-    "site_lines": frozenset(),
+    "site_lines": frozenset({"black_stable"}),
     "linemap": frozenset(),
     "typecheck": frozenset(),
 }
