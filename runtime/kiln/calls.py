@@ -76,7 +76,7 @@ from kiln.binding import compiled_ledger as _compiled_ledger
 from kiln.errors import OptionError
 from kiln.events import NodeEvent
 from kiln.notes import failure_note
-from kiln.options import Limit, _check_int, _checked_limits
+from kiln.options import Limit, check_int, checked_limits
 from kiln.process import Fielded as _Fielded
 from kiln.processor import Executor
 from kiln.site_table import Site, plain_call
@@ -178,7 +178,7 @@ class Flow(_Fielded, kw_only=True):
     def __post_init__(self) -> None:
         limits = self._kiln_groups()
         if self.limits is not None:
-            given = _checked_limits(self.limits)
+            given = checked_limits(self.limits)
             unknown = sorted(set(given) - set(limits))
             if unknown:
                 declared = ", ".join(repr(g) for g in sorted(limits)) or "none"
@@ -188,7 +188,7 @@ class Flow(_Fielded, kw_only=True):
                 )
             limits.update(given)
         if self.concurrency is not None:
-            _check_int("concurrency", self.concurrency, minimum=1, hint="")
+            check_int("concurrency", self.concurrency, minimum=1, hint="")
         concurrency = self.concurrency or self._kiln_concurrency
         if self.on_event is not None and not callable(self.on_event):
             raise OptionError(f"on_event must be callable; got {self.on_event!r}")
