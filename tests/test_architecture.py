@@ -42,7 +42,7 @@ SHARED = frozenset(
 # Each pass, and the helper modules only it imports (a package's own modules
 # are the pass itself).
 PASSES: dict[str, frozenset[str]] = {
-    "parse": frozenset(),
+    "parse": frozenset({"scopes"}),
     "stars": frozenset(),
     "collect": frozenset({"options", "node_checks", "classes"}),
     "effects": frozenset(),

@@ -18,6 +18,7 @@ Decorators are recognised by qualified name, however they were imported.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping
 
 import libcst as cst
@@ -43,6 +44,17 @@ from kilnc.syntax import dotted, yields
 def collect_definitions(
     parsed: ParsedModule, location: ModuleLocation
 ) -> tuple[ModuleDefs, list[Diagnostic]]:
+    defs, diagnostics = _collected(parsed, location)
+    return defs, list(diagnostics)  # the caller's own list, to add to
+
+
+# A command collects a module twice, to plan the output tree and to compile
+# it, from the one parsed module (parse_source's cache); the result is never
+# changed by its readers.
+@functools.lru_cache(maxsize=16)
+def _collected(
+    parsed: ParsedModule, location: ModuleLocation
+) -> tuple[ModuleDefs, tuple[Diagnostic, ...]]:
     diagnostics: list[Diagnostic] = []
     nodes: dict[str, NodeDef] = {}
     flows: dict[str, FlowDef] = {}
@@ -76,7 +88,7 @@ def collect_definitions(
     diagnostics += _stray_questions(parsed, flows)
     diagnostics += _reserved_names(parsed)
     imports = _imports(parsed, location)
-    return ModuleDefs(parsed, location, nodes, flows, imports), diagnostics
+    return ModuleDefs(parsed, location, nodes, flows, imports), tuple(diagnostics)
 
 
 def _role(
