@@ -36,6 +36,7 @@ SHARED = frozenset(
         "resolve",  # module names and files
         "syntax",  # small facts about libcst nodes
         "terminal",  # text made safe for a terminal
+        "walk",  # a libcst visitor's walk over a tree, which rebuilds nothing
         "writer",  # the emitter's writer and name allocator (Names)
     }
 )

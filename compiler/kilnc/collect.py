@@ -39,6 +39,7 @@ from kilnc.node_checks import check_node, option_value
 from kilnc.options import read_flow_options, read_node_options
 from kilnc.resolve import ModuleLocation, absolute_module
 from kilnc.syntax import dotted, yields
+from kilnc.walk import walk
 
 
 def collect_definitions(
@@ -282,7 +283,7 @@ def _stray_questions(
 ) -> Iterator[Diagnostic]:
     """`kiln.ask` outside a flow's body: only a durable run of a flow can ask."""
     finder = _QuestionFinder(parsed, {flow.function for flow in flows.values()})
-    parsed.module.visit(finder)
+    walk(parsed.module, finder)
     for call in finder.stray:
         yield error(
             parsed.span(call),
@@ -327,7 +328,7 @@ def _inner_definitions(
     definition: cst.FunctionDef | cst.ClassDef,
 ) -> Iterator[cst.FunctionDef | cst.ClassDef]:
     collector = _DefinitionCollector()
-    definition.body.visit(collector)
+    walk(definition.body, collector)
     yield from collector.found
 
 
@@ -352,13 +353,13 @@ class _ReservedNameFinder(cst.CSTVisitor):
             self.found[node.value] = node
 
     def visit_Attribute(self, node: cst.Attribute) -> bool:
-        node.value.visit(self)  # `x._kiln_y` names an attribute, not a variable
+        walk(node.value, self)  # `x._kiln_y` names an attribute, not a variable
         return False
 
 
 def _reserved_names(parsed: ParsedModule) -> Iterator[Diagnostic]:
     finder = _ReservedNameFinder()
-    parsed.module.visit(finder)
+    walk(parsed.module, finder)
     for name, node in finder.found.items():
         yield error(
             parsed.span(node),

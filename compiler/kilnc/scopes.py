@@ -80,7 +80,7 @@ class _ScopeVisitor(ScopeVisitor):
             if each.enclosing_string_annotation is not None:
                 access.node = each.enclosing_string_annotation
             access.scope.record_access(name, access)
-        self._ScopeVisitor__deferred_accesses = []
+        deferred.clear()
 
 
 class _ScopeProvider(ScopeProvider):
