@@ -7,6 +7,8 @@ hooks per field, which made up most of what kiln's analyses cost.
 same nodes in the same order (each node's children in source order, as
 libcst visits them; none below a node whose `visit_X` returns False), and
 makes nothing. It calls no `visit_X_attr` hooks: no kiln visitor has one.
+A visitor with no method for layout or punctuation (whitespace, commas,
+brackets, operators) is not walked through them.
 
 Example: `walk(statement, finder)` where `finder` is a `cst.CSTVisitor`,
 in place of `statement.visit(finder)`.
@@ -15,46 +17,104 @@ in place of `statement.visit(finder)`.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
-from typing import Final
+from typing import Final, NamedTuple
 
 import libcst as cst
 
 _Hook = Callable[[cst.CSTVisitor, cst.CSTNode], object]
 
+# Layout and punctuation: whitespace, comments, brackets, commas, operators.
+# Below them is only more of the same, so a visitor with no method for any
+# of them is spared walking them at all (most of a tree's nodes).
+_TRIVIA: Final = frozenset(
+    cls
+    for cls in vars(cst).values()
+    if isinstance(cls, type)
+    and issubclass(cls, cst.CSTNode)
+    and not inspect.isabstract(cls)
+    and issubclass(
+        cls,
+        (
+            cst.BaseParenthesizableWhitespace,
+            cst.TrailingWhitespace,
+            cst.EmptyLine,
+            cst.Comment,
+            cst.Newline,
+            cst.LeftParen,
+            cst.RightParen,
+            cst.LeftSquareBracket,
+            cst.RightSquareBracket,
+            cst.LeftCurlyBrace,
+            cst.RightCurlyBrace,
+            cst.Comma,
+            cst.Dot,
+            cst.Colon,
+            cst.AssignEqual,
+            cst.Semicolon,
+            cst.BaseBinaryOp,
+            cst.BaseBooleanOp,
+            cst.BaseCompOp,
+            cst.BaseUnaryOp,
+            cst.BaseAugOp,
+        ),
+    )
+)
+
+
+class _Step(NamedTuple):
+    """What walking one node class takes for one visitor class."""
+
+    enter: _Hook | None
+    leave: _Hook | None
+    fields: tuple[str, ...]  # empty when nothing below the node is walked
+
+
 # Per node class, its fields in the order libcst visits them; per visitor
-# and node class, the methods to call.
+# and node class, the walk's step.
 _FIELDS: Final[dict[type[cst.CSTNode], tuple[str, ...]]] = {}
-_HOOKS: Final[dict[tuple[type, type], tuple[_Hook | None, _Hook | None]]] = {}
+_STEPS: Final[dict[tuple[type, type], _Step]] = {}
+_SPARES_TRIVIA: Final[dict[type, bool]] = {}
 
 
 def walk(node: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
-    enter, leave = _hooks(type(visitor), type(node))
-    if enter is None or enter(visitor, node) is not False:
-        fields = _FIELDS.get(type(node)) or _fields(node)
-        for name in fields:
+    step = _STEPS.get((type(visitor), type(node))) or _step(visitor, node)
+    if step.enter is None or step.enter(visitor, node) is not False:
+        for name in step.fields:
             value = getattr(node, name)
-            if isinstance(value, cst.CSTNode):
-                walk(value, visitor)
-            elif isinstance(value, tuple | list):
+            if isinstance(value, tuple | list):
                 for child in value:
                     if isinstance(child, cst.CSTNode):
                         walk(child, visitor)
-    if leave is not None:
-        leave(visitor, node)
+            elif isinstance(value, cst.CSTNode):
+                walk(value, visitor)
+    if step.leave is not None:
+        step.leave(visitor, node)
 
 
-def _hooks(visitor: type, node: type) -> tuple[_Hook | None, _Hook | None]:
-    found = _HOOKS.get((visitor, node))
-    if found is None:
-        # The visitor's own visit_X and leave_X are the whole of its walk.
-        assert visitor.on_visit is cst.CSTVisitor.on_visit  # type: ignore[attr-defined]
-        assert visitor.on_leave is cst.CSTVisitor.on_leave  # type: ignore[attr-defined]
-        found = _HOOKS[visitor, node] = (
-            getattr(visitor, f"visit_{node.__name__}", None),
-            getattr(visitor, f"leave_{node.__name__}", None),
-        )
+def _step(visitor: cst.CSTVisitor, node: cst.CSTNode) -> _Step:
+    kind, cls = type(visitor), type(node)
+    # The visitor's own visit_X and leave_X are the whole of its walk.
+    assert kind.on_visit is cst.CSTVisitor.on_visit
+    assert kind.on_leave is cst.CSTVisitor.on_leave
+    spared = cls in _TRIVIA and _spares_trivia(kind)
+    found = _STEPS[kind, cls] = _Step(
+        None if spared else getattr(kind, f"visit_{cls.__name__}", None),
+        None if spared else getattr(kind, f"leave_{cls.__name__}", None),
+        () if spared else _FIELDS.get(cls) or _fields(node),
+    )
     return found
+
+
+def _spares_trivia(kind: type) -> bool:
+    if kind not in _SPARES_TRIVIA:
+        _SPARES_TRIVIA[kind] = not any(
+            hasattr(kind, f"{hook}_{cls.__name__}")
+            for cls in _TRIVIA
+            for hook in ("visit", "leave")
+        )
+    return _SPARES_TRIVIA[kind]
 
 
 def _fields(node: cst.CSTNode) -> tuple[str, ...]:
