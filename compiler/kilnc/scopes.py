@@ -39,9 +39,9 @@ class QualifiedNames(Mapping[cst.CSTNode, Collection[QualifiedName]]):
         if scope is None:
             return set()
         for access in scope._accesses_by_node.get(node, ()):
-            if access not in self.linked:
-                self.linked.add(access)
+            if access not in self.linked:  # linking twice adds nothing: no lock
                 access.record_assignments(self._name(scope, access))
+                self.linked.add(access)
         return scope.get_qualified_names_for(node)
 
     def __iter__(self) -> Iterator[cst.CSTNode]:

@@ -75,7 +75,7 @@ class _Step(NamedTuple):
 # and node class, the walk's step.
 _FIELDS: Final[dict[type[cst.CSTNode], tuple[str, ...]]] = {}
 _STEPS: Final[dict[tuple[type, type], _Step]] = {}
-_SPARES_TRIVIA: Final[dict[type, bool]] = {}
+_SPARES_TRIVIA: Final[dict[type[cst.CSTVisitor], bool]] = {}
 
 
 def walk(node: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
@@ -100,17 +100,23 @@ def _step(visitor: cst.CSTVisitor, node: cst.CSTNode) -> _Step:
     assert kind.on_leave is cst.CSTVisitor.on_leave
     spared = cls in _TRIVIA and _spares_trivia(kind)
     found = _STEPS[kind, cls] = _Step(
-        None if spared else getattr(kind, f"visit_{cls.__name__}", None),
-        None if spared else getattr(kind, f"leave_{cls.__name__}", None),
+        None if spared else _own(kind, f"visit_{cls.__name__}"),
+        None if spared else _own(kind, f"leave_{cls.__name__}"),
         () if spared else _FIELDS.get(cls) or _fields(node),
     )
     return found
 
 
-def _spares_trivia(kind: type) -> bool:
+def _own(kind: type[cst.CSTVisitor], name: str) -> _Hook | None:
+    """The visitor's method, unless it is CSTVisitor's own, which does nothing."""
+    found: _Hook | None = getattr(kind, name, None)
+    return None if found is getattr(cst.CSTVisitor, name, None) else found
+
+
+def _spares_trivia(kind: type[cst.CSTVisitor]) -> bool:
     if kind not in _SPARES_TRIVIA:
         _SPARES_TRIVIA[kind] = not any(
-            hasattr(kind, f"{hook}_{cls.__name__}")
+            _own(kind, f"{hook}_{cls.__name__}")
             for cls in _TRIVIA
             for hook in ("visit", "leave")
         )
