@@ -31,6 +31,7 @@ import contextlib  # noqa: E402 - after Ctrl-C is answered
 import io  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 
 from kilnc.cli import interrupts  # noqa: E402
 from kilnc.cli.closed_output import (  # noqa: E402
@@ -61,6 +62,12 @@ def main() -> int:
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
         os._exit(status)
+    if threading.active_count() == 1:
+        # The command is done and nothing is left to wait for: Python's own
+        # shutdown, which frees what the command made, gives Ctrl-C back to
+        # the default handler part way, and a Ctrl-C there would kill the
+        # process by SIGINT after its work was done.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     return status
 
 
