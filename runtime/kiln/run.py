@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import math
 import threading
 from collections.abc import (
     AsyncIterable,
@@ -25,6 +26,7 @@ from collections.abc import (
 )
 from functools import partial
 from inspect import isawaitable
+from types import CoroutineType
 from typing import Any, Generic, TypeVar, cast, final
 
 from kiln.scope import Child, Scope, raise_as_is
@@ -161,26 +163,27 @@ async def _bounded(
 
     async def worker(scope: Scope) -> None:
         nonlocal taken, workers
-        while True:
+        # Its own handle, told the index of each element before it is read,
+        # which stops the worker there once an earlier element has failed.
+        me = scope.child()
+        me.at_step(taken)
+        for aw in iterator:
             index = taken
-            scope.at_step(index)
-            try:
-                aw = next(iterator)
-            except StopIteration:
-                return
             taken += 1
             results.append(None)
-            if not isawaitable(aw):
+            if type(aw) is not CoroutineType and not isawaitable(aw):
                 raise TypeError(f"gather() needs awaitables; got {aw!r}")
-            if bound is None or workers < bound:
+            if workers < limit:
                 workers += 1
                 scope.spawn(worker(scope), step=taken)
             if place is not None:
                 PLACE.set(f"{place}[{index}]")
             results[index] = await aw
+            me.at_step(taken)
 
     if bound is not None and bound < 1:
         raise ValueError(f"gather(bound=...) must be at least 1; got {bound}")
+    limit = math.inf if bound is None else bound
     async with Scope(ordered=True) as scope:
         scope.spawn(worker(scope), step=0)
     return results  # every element finished: no slot is left empty

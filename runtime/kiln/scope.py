@@ -89,6 +89,13 @@ class Child(Generic[T]):
     def cancel(self) -> bool:
         return self.task.cancel()
 
+    def at_step(self, step: int) -> None:
+        """`Scope.at_step`, said by this child's own task, which it need not look up."""
+        self._step = step
+        if step > self._scope._cut:
+            self._noise = True
+            raise asyncio.CancelledError(f"kiln: a step before {step} failed")
+
 
 class Scope:
     """A nursery of tasks: ``async with Scope() as scope: scope.spawn(coro)``.
@@ -231,10 +238,7 @@ class Scope:
         task = asyncio.current_task(self._loop)
         child = self._children.get(task) if task is not None else None
         if child is not None:
-            child._step = step
-            if step > self._cut:
-                child._noise = True
-                raise asyncio.CancelledError(f"kiln: a step before {step} failed")
+            child.at_step(step)
         elif task is self._parent and not self._exiting:
             self._body_step = step
             if step > self._cut:
@@ -242,6 +246,13 @@ class Scope:
                 raise asyncio.CancelledError(f"kiln: a step before {step} failed")
         else:
             raise RuntimeError("at_step() is called by a scope's body or its children")
+
+    def child(self) -> Child[Any]:
+        """The calling child's handle: a child that says many steps says them to it."""
+        task = asyncio.current_task(self._loop)
+        if not self._ordered or task not in self._children:
+            raise RuntimeError("child() is called by a child of an ordered scope")
+        return self._children[task]
 
     def ahead(self, step: int) -> Ahead:
         """A context for the body to run its step `step` before earlier ones.
