@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, final
 from kiln.cap import Cap
 from kiln.decorators import ask
 from kiln.errors import OptionError
-from kiln.events import EventStatus, NodeEvent
+from kiln.events import EventStatus, NodeEvent, processing
 from kiln.resilience import (
     PLAIN,
     Gate,
@@ -49,8 +49,9 @@ _PROCESSING, _COMPLETED = EventStatus.PROCESSING, EventStatus.COMPLETED
 _RUNS = itertools.count(1)
 
 
-# A site's wrapped call takes the run as its first argument; a run binds it with
-# `partial`, so binding a run costs one C-level partial per site, not a closure.
+# A site's wrapped call takes the run as its first argument; a run binds it as a
+# method (`types.MethodType`), which costs less to make and to call than a
+# `partial`, and far less than a closure: a chain binds every step per run.
 Wrapped = Callable[..., Any]
 
 
@@ -261,15 +262,15 @@ def _observed_async(index: int, site: Site) -> Wrapped:
         visits[index] += 1
         if not run.observed:
             return await fn(*args, **kwargs)
-        event = NodeEvent(node, where, run.number, visits[index])
         record, notify = run.record, run.notify
         if record is not None:
+            event = NodeEvent(node, where, run.number, visits[index])
             record(event)
-        event.attempts = 1
-        event.status = _PROCESSING
-        event.started = perf_counter()
-        if notify is not None:
-            notify(event)
+            run.started(event, 1)
+        else:  # nobody sees it PENDING: it is made started
+            event = processing(node, where, run.number, visits[index])
+            if notify is not None:
+                notify(event)
         try:
             value = await fn(*args, **kwargs)
         except BaseException as error:
