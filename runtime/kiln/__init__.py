@@ -17,6 +17,8 @@ in the order a reader meets it:
 - `scope`: `Scope` and its `Child` tasks, structured concurrency whose
   failures leave as themselves; `run`: the fan-outs of generated code on it
   (`gather`, `amap`, `keyed`, `indexed`) and the sync entry point `run_sync`;
+  `eager`: a fan-out's element started in the caller's task; `cap`: a run's
+  concurrency cap;
 - `resilience`: a node's retries and timeout (`Policy`, `call`, `call_sync`,
   `call_in_thread`, `retrying`, `retrying_sync`, `in_thread`), and the one
   retry loop of each colour that every call goes through;

@@ -30,7 +30,8 @@ from types import CoroutineType
 from typing import Any, Final, Generic, TypeVar, cast, final
 
 from kiln.eager import Started
-from kiln.scope import Child, Scope, raise_as_is
+from kiln.errors import raise_as_is
+from kiln.scope import Child, Scope
 
 __all__ = [
     "PLACE",

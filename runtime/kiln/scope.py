@@ -25,9 +25,11 @@ import contextvars
 import math
 from collections.abc import Coroutine, Generator
 from types import TracebackType
-from typing import Any, Final, Generic, NoReturn, Self, TypeVar, final
+from typing import Any, Final, Generic, Self, TypeVar, final
 
-__all__ = ["Ahead", "Child", "Scope", "raise_as_is"]
+from kiln.errors import raise_as_is
+
+__all__ = ["Ahead", "Child", "Scope"]
 
 T = TypeVar("T")
 
@@ -122,12 +124,6 @@ class Scope:
     may run a later step before earlier ones of its own inside
     ``with scope.ahead(n):``, which holds that step's failure until the body
     moves past `n`.
-
-    Cancellation is cancellation: what a child or the body raises after the
-    scope cancelled it is noise, never raised; a cancellation of the task
-    running the scope (from outside) leaves as CancelledError whatever the
-    children raise while they unwind. KeyboardInterrupt and SystemExit win over
-    everything.
 
     Unlike the TaskGroup of Python 3.11, a child failing after the body has
     finished does not cancel the task that runs the scope. (TaskGroup does, and
@@ -407,21 +403,6 @@ class Ahead:
             return False
         scope._failed(exc, self._step, noise=False)
         return True
-
-
-def raise_as_is(error: BaseException) -> NoReturn:
-    """Raise `error` keeping the context it was created with.
-
-    Raising inside an exception handler (as ``__aexit__`` runs, after the body
-    was cancelled) would set the handled exception as the error's
-    ``__context__``, and tracebacks would claim that one caused the other.
-    """
-    context = error.__context__
-    try:
-        raise error
-    finally:
-        error.__context__ = context
-        del error, context
 
 
 def _as_cancellation(exc: BaseException | None) -> asyncio.CancelledError:
