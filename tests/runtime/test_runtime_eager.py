@@ -245,3 +245,19 @@ async def test_an_element_that_cancels_itself_is_a_cancellation_with_or_without_
 
         with pytest.raises(asyncio.CancelledError):
             await gather((element(i, cancelled) for i in range(4)), bound=bound)
+
+
+async def test_a_bounded_gather_reads_nothing_after_an_element_that_failed_at_once() -> (
+    None
+):
+    """Workers already scheduled run before the scope hears of the failure."""
+    log: list[str] = []
+
+    async def element(index: int) -> int:
+        if index == 2:
+            raise ValueError(index)
+        return index
+
+    with pytest.raises(ValueError, match="2"):
+        await gather((element(i) for i in read(log, 6)), bound=3)
+    assert log == ["read 0", "read 1", "read 2"]
