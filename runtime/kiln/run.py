@@ -1,12 +1,11 @@
-"""The fan-outs of generated code, on an ordered `Scope`, and its sync entry point.
+"""The fan-outs of generated code, on an ordered `Scope`.
 
 `gather` and `amap` run a fan-out's elements concurrently and fail as the
 sequential loop would have failed: the element with the lowest index wins
 (`kiln.scope` says how), the elements after it are cancelled at once, those
 before it awaited; when the call returns or raises, nothing it started is
 still running. `keyed` and `indexed` shape the elements of dict fan-outs and
-of those whose elements are made from their index. `run_sync` is the sync
-entry point, which works inside a running event loop too.
+of those whose elements are made from their index.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import sys
-import threading
 from collections.abc import (
     AsyncIterable,
     Awaitable,
@@ -31,7 +29,6 @@ from types import CoroutineType
 from typing import Any, Final, Generic, TypeVar, cast, final
 
 from kiln.eager import Started
-from kiln.errors import raise_as_is
 from kiln.scope import Child, Scope
 
 __all__ = [
@@ -41,7 +38,6 @@ __all__ = [
     "gather",
     "indexed",
     "keyed",
-    "run_sync",
 ]
 
 T = TypeVar("T")
@@ -103,8 +99,7 @@ async def gather(aws: Iterable[Awaitable[T]], *, bound: int | None = None) -> li
             results.append(done.value)
             continue
         except BaseException:
-            if isinstance(aws, list | tuple):
-                _discard(items)  # made by the caller, never to be awaited
+            _leave_unread(items)
             raise
         first = Started(coro, waiting, context)
         return [*results, *await _rest(first, len(results), items, place)]
@@ -245,8 +240,12 @@ async def _bounded(
 
     if bound < 1:
         raise ValueError(f"gather(bound=...) must be at least 1; got {bound}")
-    async with Scope(ordered=True) as scope:
-        scope.spawn(worker(scope), step=0)
+    try:
+        async with Scope(ordered=True) as scope:
+            scope.spawn(worker(scope), step=0)
+    except BaseException:
+        _leave_unread(iterator)
+        raise
     if finished < taken or not exhausted:
         raise asyncio.CancelledError("kiln: an element of the fan-out was cancelled")
     return results
@@ -296,71 +295,16 @@ class _Keyed(Generic[K, V]):
         _discard([self._work])
 
 
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run `coro` to completion from synchronous code and return its result.
-
-    Without a running event loop in this thread, this is ``asyncio.run``. Inside
-    one (a notebook, an async web handler) the coroutine runs with
-    ``asyncio.run`` on a fresh worker thread, with a copy of the caller's context
-    variables, while the caller blocks; scheduling it onto the caller's own loop
-    instead would deadlock. Either way the result, or the original exception,
-    comes back the same.
-    """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    return _WorkerRun(coro).result()
+def _leave_unread(items: Iterator[Awaitable[Any]]) -> None:
+    """Close what a fan-out that failed will not read: a generator (its `finally`
+    runs now, as it would have at its end), or the awaitables left in a list."""
+    if isinstance(items, Generator):
+        items.close()
+    elif type(items) in _SEQUENCE_ITERATORS:
+        _discard(items)
 
 
-class _WorkerRun(Generic[T]):
-    """One coroutine run to completion on its own thread and event loop."""
-
-    __slots__ = ("_coro", "_error", "_loop", "_task", "_thread", "_value")
-
-    def __init__(self, coro: Coroutine[Any, Any, T]) -> None:
-        self._coro = coro
-        self._value: T | None = None
-        self._error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[T] | None = None
-        context = contextvars.copy_context()
-        # asyncio.run's task copies the context current in the worker thread,
-        # which `context.run` makes the caller's. A daemon, so that a caller who
-        # lets a KeyboardInterrupt end the program does not wait on the work.
-        self._thread = threading.Thread(
-            target=context.run, args=(self._work,), name="kiln-run_sync", daemon=True
-        )
-
-    def result(self) -> T:
-        self._thread.start()
-        try:
-            self._thread.join()
-        except BaseException:
-            # Interrupted while waiting (KeyboardInterrupt): stop the work too.
-            self._cancel()
-            self._thread.join()
-            raise
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise_as_is(error)
-        return cast(T, self._value)
-
-    def _work(self) -> None:
-        try:
-            self._value = asyncio.run(self._main())
-        except BaseException as error:  # handed over to the caller's thread
-            self._error = error
-
-    async def _main(self) -> T:
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.current_task()
-        return await self._coro
-
-    def _cancel(self) -> None:
-        loop, task = self._loop, self._task
-        if loop is not None and task is not None:
-            loop.call_soon_threadsafe(task.cancel)
+_SEQUENCE_ITERATORS: Final[tuple[type, ...]] = (type(iter([])), type(iter(())))
 
 
 def _discard(items: Iterable[Awaitable[Any]]) -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Iterator
+import inspect
+from collections.abc import Coroutine, Iterator
+from typing import Any
 
 import pytest
 
@@ -261,3 +263,30 @@ async def test_a_bounded_gather_reads_nothing_after_an_element_that_failed_at_on
     with pytest.raises(ValueError, match="2"):
         await gather((element(i) for i in read(log, 6)), bound=3)
     assert log == ["read 0", "read 1", "read 2"]
+
+
+@pytest.mark.parametrize("bound", [None, 2])
+async def test_a_fan_out_that_fails_closes_what_it_will_not_read(
+    bound: int | None,
+) -> None:
+    closed: list[str] = []
+
+    async def element(index: int) -> int:
+        if index == 2:
+            raise ValueError(index)
+        return index
+
+    def items() -> Iterator[Coroutine[Any, Any, int]]:
+        try:
+            for index in range(10):
+                yield element(index)
+        finally:
+            closed.append("generator")
+
+    with pytest.raises(ValueError, match="2"):
+        await gather(items(), bound=bound)
+    assert closed == ["generator"]
+    listed = [element(index) for index in range(10)]
+    with pytest.raises(ValueError, match="2"):
+        await gather(listed, bound=bound)
+    assert {inspect.getcoroutinestate(c) for c in listed} == {inspect.CORO_CLOSED}
