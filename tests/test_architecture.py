@@ -36,13 +36,14 @@ SHARED = frozenset(
         "resolve",  # module names and files
         "syntax",  # small facts about libcst nodes
         "terminal",  # text made safe for a terminal
+        "walk",  # a libcst visitor's walk over a tree, which rebuilds nothing
         "writer",  # the emitter's writer and name allocator (Names)
     }
 )
 # Each pass, and the helper modules only it imports (a package's own modules
 # are the pass itself).
 PASSES: dict[str, frozenset[str]] = {
-    "parse": frozenset(),
+    "parse": frozenset({"scopes"}),
     "stars": frozenset(),
     "collect": frozenset({"options", "node_checks", "classes"}),
     "effects": frozenset(),
@@ -63,7 +64,7 @@ PASSES: dict[str, frozenset[str]] = {
         {"emit_flow", "emit_blocks", "emit_fan_outs", "emit_names", "emit_parts"}
     ),
     "format": frozenset(),
-    "site_lines": frozenset(),
+    "site_lines": frozenset({"black_stable"}),
     "linemap": frozenset(),
     "typecheck": frozenset(),
 }

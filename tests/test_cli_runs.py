@@ -102,15 +102,14 @@ def write(doc: str) -> str:
 
 class Publish(_kiln.Flow, _kiln.AsyncProcess, _kiln.Process):
     _kiln_sites = (
-        _kiln.Site("write", "review.py:8", write, kind="sync"),
-        _kiln.Site("review", "review.py:9", _kiln.ask, kind="ask"),
-        _kiln.Site("title", "review.py:11", _kiln.ask, kind="ask"),
+        _kiln.site(write, "write", "review.py:8", "review.py:3", kind="sync"),
+        _kiln.site(_kiln.ask, "review", "review.py:9", "review.py:9", kind="ask"),
+        _kiln.site(_kiln.ask, "title", "review.py:11", "review.py:11", kind="ask"),
     )
-    _kiln_calls = (write, _kiln.ask, _kiln.ask)
     _kiln_questions = {"review": bool, "title": str}
 
     async def aforward(self, doc: str) -> str:
-        write_call, review_call, title_call = self._kiln_bind(self._kiln_calls)
+        write_call, review_call, title_call = self._kiln_bind(self._kiln_sites)
         draft = write_call(doc)
         ok = await review_call("review", bool, draft)
         if not ok:

@@ -48,7 +48,7 @@ def test_decorators_are_recognised_however_they_were_imported(tmp_path: Path) ->
     assert compilation.output is not None, compilation.diagnostics
     assert "@step" not in compilation.output
     assert "@kiln.node" not in compilation.output
-    assert re.search(r'_kiln\.Site\(\s*"bee"', compilation.output)
+    assert re.search(r'_kiln\.site\(\s*b,\s*"bee"', compilation.output)
     out = tmp_path / "out.py"
     out.write_text(compilation.output, encoding="utf-8")
     assert load(out).both(1) == 4
@@ -348,7 +348,7 @@ def test_star_imports_of_project_modules_bind_what_python_binds(
     assert "from app.nodes import *" in compilation.output
     assert "from ." not in compilation.output
     for site in ("fetch", "triple", "_shown"):  # called as nodes, not plain functions
-        assert re.search(rf'_kiln\.Site\(\s*"{site}"', compilation.output)
+        assert re.search(rf'_kiln\.site\(\s*{site},\s*"{site}"', compilation.output)
     build = tmp_path / "build"
     build.mkdir()
     (build / "flows.py").write_text(compilation.output, encoding="utf-8")

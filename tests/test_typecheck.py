@@ -49,3 +49,86 @@ def test_golden_outputs_pass_mypy_strict(tmp_path: Path) -> None:
 def test_the_project_passes_mypy_strict(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     mypy_strict([ROOT / "runtime" / "kiln", ROOT / "compiler" / "kilnc"])
+
+
+# A site table as kiln writes one, with a call of each kind the types tell apart.
+SITES = """
+from collections.abc import Iterator
+
+import kiln as _kiln
+
+
+async def fetch(url: str) -> bytes:
+    return url.encode()
+
+
+def read(path: str) -> int:
+    return len(path)
+
+
+def lines(text: str) -> Iterator[str]:
+    yield from text.split()
+
+
+def cached(url: str, error: Exception) -> {sync_answer}:
+    return {sync_value}
+
+
+async def refetched(url: str, error: Exception) -> bytes:
+    return b""
+
+
+_POLICY = _kiln.Policy("read", timeout=1.0, where="a.py:9")
+
+
+class Sites(_kiln.Flow, _kiln.AsyncProcess, _kiln.Process):
+    _kiln_sites = (
+        _kiln.site(fetch, "fetch", "a.py:1", "a.py:2", fallback=cached),
+        _kiln.site(fetch, "fetch", "a.py:3", "a.py:2", fallback=refetched),
+        _kiln.site(read, "read", "a.py:4", "a.py:5", kind="thread", policy=_POLICY),
+        _kiln.site(lines, "lines", "a.py:6", "a.py:7", kind="stream"),
+    )
+
+    async def aforward(self, url: str) -> int:
+        fetched, refetch, reading, split = self._kiln_bind(self._kiln_sites)
+        reveal_type(fetched)
+        reveal_type(refetch)
+        reveal_type(reading)
+        reveal_type(split)
+        return len(await fetched(url)) + await reading(url)
+
+    def forward(self, url: str) -> int:
+        return _kiln.run_sync(self.aforward(url))
+"""
+
+
+def test_a_site_is_typed_as_the_call_it_stands_for(tmp_path: Path) -> None:
+    module = tmp_path / "sites.py"
+    module.write_text(SITES.format(sync_answer="bytes", sync_value='b""'))
+    stdout, _, _ = api.run(
+        ["--strict", "--no-incremental", "--cache-dir", os.devnull, str(module)]
+    )
+    revealed = [
+        line.split("Revealed type is ")[1]
+        for line in stdout.splitlines()
+        if "Revealed" in line
+    ]
+    assert revealed == [
+        '"def (url: str) -> typing.Coroutine[Any, Any, bytes]"',
+        '"def (url: str) -> typing.Coroutine[Any, Any, bytes]"',
+        '"def (path: str) -> typing.Coroutine[Any, Any, int]"',
+        '"def (text: str) -> typing.Iterator[str]"',
+    ]
+    assert "error" not in stdout
+
+
+def test_a_fallback_answering_with_another_type_is_a_type_error(tmp_path: Path) -> None:
+    module = tmp_path / "sites.py"
+    module.write_text(SITES.format(sync_answer="str", sync_value='""'))
+    stdout, _, status = api.run(
+        ["--strict", "--no-incremental", "--cache-dir", os.devnull, str(module)]
+    )
+    assert status == 1
+    [error] = [line for line in stdout.splitlines() if ": error:" in line]
+    line = int(error.split(":")[1])
+    assert "fallback=cached" in module.read_text().splitlines()[line - 1]

@@ -18,6 +18,7 @@ Decorators are recognised by qualified name, however they were imported.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping
 
 import libcst as cst
@@ -38,11 +39,23 @@ from kilnc.node_checks import check_node, option_value
 from kilnc.options import read_flow_options, read_node_options
 from kilnc.resolve import ModuleLocation, absolute_module
 from kilnc.syntax import dotted, yields
+from kilnc.walk import walk
 
 
 def collect_definitions(
     parsed: ParsedModule, location: ModuleLocation
 ) -> tuple[ModuleDefs, list[Diagnostic]]:
+    defs, diagnostics = _collected(parsed, location)
+    return defs, list(diagnostics)  # the caller's own list, to add to
+
+
+# A command collects a module twice, to plan the output tree and to compile
+# it, from the one parsed module (parse_source's cache); the result is never
+# changed by its readers.
+@functools.lru_cache(maxsize=16)
+def _collected(
+    parsed: ParsedModule, location: ModuleLocation
+) -> tuple[ModuleDefs, tuple[Diagnostic, ...]]:
     diagnostics: list[Diagnostic] = []
     nodes: dict[str, NodeDef] = {}
     flows: dict[str, FlowDef] = {}
@@ -76,7 +89,7 @@ def collect_definitions(
     diagnostics += _stray_questions(parsed, flows)
     diagnostics += _reserved_names(parsed)
     imports = _imports(parsed, location)
-    return ModuleDefs(parsed, location, nodes, flows, imports), diagnostics
+    return ModuleDefs(parsed, location, nodes, flows, imports), tuple(diagnostics)
 
 
 def _role(
@@ -270,7 +283,7 @@ def _stray_questions(
 ) -> Iterator[Diagnostic]:
     """`kiln.ask` outside a flow's body: only a durable run of a flow can ask."""
     finder = _QuestionFinder(parsed, {flow.function for flow in flows.values()})
-    parsed.module.visit(finder)
+    walk(parsed.module, finder)
     for call in finder.stray:
         yield error(
             parsed.span(call),
@@ -315,7 +328,7 @@ def _inner_definitions(
     definition: cst.FunctionDef | cst.ClassDef,
 ) -> Iterator[cst.FunctionDef | cst.ClassDef]:
     collector = _DefinitionCollector()
-    definition.body.visit(collector)
+    walk(definition.body, collector)
     yield from collector.found
 
 
@@ -340,13 +353,13 @@ class _ReservedNameFinder(cst.CSTVisitor):
             self.found[node.value] = node
 
     def visit_Attribute(self, node: cst.Attribute) -> bool:
-        node.value.visit(self)  # `x._kiln_y` names an attribute, not a variable
+        walk(node.value, self)  # `x._kiln_y` names an attribute, not a variable
         return False
 
 
 def _reserved_names(parsed: ParsedModule) -> Iterator[Diagnostic]:
     finder = _ReservedNameFinder()
-    parsed.module.visit(finder)
+    walk(parsed.module, finder)
     for name, node in finder.found.items():
         yield error(
             parsed.span(node),

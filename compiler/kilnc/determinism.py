@@ -27,6 +27,7 @@ import libcst as cst
 from kilnc.diagnostics import Code, Diagnostic, warning
 from kilnc.front import ParsedModule
 from kilnc.ir import FlowIR
+from kilnc.walk import walk
 
 # Qualified names, and what reading them reads.
 _READS: Final = {
@@ -67,7 +68,7 @@ def check_determinism(
     found: list[Diagnostic] = []
     for flow in flows:
         finder = _Reads(parsed)
-        flow.flow.function.body.visit(finder)
+        walk(flow.flow.function.body, finder)
         for node, what in finder.found:
             found.append(
                 warning(

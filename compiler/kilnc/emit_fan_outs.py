@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import libcst as cst
+
 from kilnc.emit_blocks import BlockEmitter
 from kilnc.emit_names import (
     RUNTIME,
@@ -13,8 +15,10 @@ from kilnc.emit_parts import (
     comprehension_targets_text,
 )
 from kilnc.ir import (
+    RESERVED_PREFIX,
     FanOut,
     FanOutKind,
+    NodeDef,
     Step,
 )
 from kilnc.syntax import awaits, code
@@ -70,7 +74,7 @@ class FanOutEmitter(BlockEmitter):
         Concurrent elements are coroutines gathered at once; elements of sync
         nodes, or sharing one Memory, run one after another as the source runs them.
         """
-        each = self.names.fresh("each")
+        each = self.names.fresh(f"{_computed(action)}_element")
         returns = action.result.callee.returns
         assert returns is not None, "an element function returns its node's value"
         returns = self.outer(returns)
@@ -96,11 +100,13 @@ class FanOutEmitter(BlockEmitter):
             )
         # The element reads its item by index from a list that mypy types from the
         # clauses; the list fills as the indexes are drawn, so the clauses run
-        # between the elements, as in the source.
+        # between the elements, as in the source. The generated code says so.
         items, indexes = self.names.fresh("items"), self.names.fresh("indexes")
         index = self.names.fresh("index")
         targets = comprehension_targets_text(action.clauses)
         clauses = code(action.clauses)
+        self.w.line("# Each element takes its item's index: the items are drawn as")
+        self.w.line("# the elements start, so the clauses run between them, in order.")
         self.w.line(f"{items}, {indexes} = {RUNTIME}.indexed({targets} {clauses})")
         self.w.line(f"{define} {each}({index}: {self.builtin('int')}) -> {returns}:")
         with self.w.indent(), self.function():
@@ -138,3 +144,12 @@ class FanOutEmitter(BlockEmitter):
         if kind is FanOutKind.DICT:
             return f"{self.builtin('dict')}({gathered})"
         return gathered
+
+
+def _computed(action: FanOut) -> str:
+    """What a fan-out computes, to name its element function: its target, or its node."""
+    target = action.target
+    if isinstance(target, cst.Name) and not target.value.startswith(RESERVED_PREFIX):
+        return target.value
+    callee = action.result.callee
+    return callee.function if isinstance(callee, NodeDef) else callee.identifier

@@ -4,7 +4,7 @@ Example input: the plan of `digest` (see `schedule`). Output, before black::
 
     class Digest(_kiln.Flow, _kiln.AsyncProcess, _kiln.Process):
         async def aforward(self, path: str) -> str:
-            _kiln_load, _kiln_summarize = self._kiln_bind(self._kiln_calls)
+            _kiln_load, _kiln_summarize = self._kiln_bind(self._kiln_sites)
             try:
                 paragraphs = _kiln_load(path)
                 ...
@@ -45,7 +45,6 @@ from kilnc.ir import (
     FlowDef,
     NodeCall,
     NodeDef,
-    NodeKind,
     StepId,
     child_blocks,
 )
@@ -299,7 +298,7 @@ class _FlowEmitter(FanOutEmitter):
             )
 
     def class_attributes(self) -> bool:
-        """The call sites, what they call unobserved, and the flow's capacity; whether any."""
+        """The call sites and the flow's capacity; whether any."""
         calls = self.plan.flow.calls
         options = self.flow.options
         w = self.w
@@ -309,7 +308,6 @@ class _FlowEmitter(FanOutEmitter):
                 for call in calls:
                     w.line(f"{self.site(call)},")
             w.line(")")
-            w.line(f"_kiln_calls = {tuple_display([self.plain(c) for c in calls])}")
         if options.limits:
             groups = ", ".join(
                 f"{spec.group!r}: {limit_display(spec)}" for spec in options.limits
@@ -329,75 +327,43 @@ class _FlowEmitter(FanOutEmitter):
         )
 
     def site(self, call: NodeCall) -> str:
-        """`_kiln.Site(...)`: what the runtime needs to limit, cache and observe a call."""
-        node = call.callee
-        if isinstance(node, FlowDef):
-            fields = [
-                repr(node.name),
-                repr(self.module.where(call.span)),
-                code(call.call.func),
-            ]
-            fields.append("kind='flow'")
-            fields.append(f"defined={self.module.where(node.span)!r}")
-            if self.module.classes.get(node):
-                fields.append(
-                    f"classes={tuple_display(list(self.module.classes[node]))}"
-                )
-            if call.site in self.changing:
-                fields.append(f"changes={self.changing[call.site]!r}")
-            return f"{RUNTIME}.Site({', '.join(fields)})"
-        fields = [
-            repr(node.name),
-            repr(self.module.where(call.span)),
-            code(call.call.func),
-        ]
-        kind = "ask" if node.asks else SITE_KINDS[node.kind, node.options.thread]
-        if kind != "async":
-            fields.append(f"kind={kind!r}")
-        if node in self.module.policies:
-            fields.append(f"policy={self.module.policies[node]}")
-        if node.options.limit is not None:
-            fields.append(f"limit={node.options.limit!r}")
-        if node in self.module.fingerprints:
-            fields.append(f"cache={self.module.fingerprints[node]!r}")
-        if self.module.classes.get(node):
-            fields.append(f"classes={tuple_display(list(self.module.classes[node]))}")
-        if node in self.module.fallbacks:
-            fields.append(f"fallback={self.module.fallbacks[node]}")
-        if node.options.local:
-            fields.append("local=True")
-        if call.site in self.changing:
-            fields.append(f"changes={self.changing[call.site]!r}")
-        if not node.asks:
-            fields.append(f"defined={self.module.where(node.span)!r}")
-        return f"{RUNTIME}.Site({', '.join(fields)})"
+        """`_kiln.site(...)`: what the runtime needs to limit, cache and observe a call.
 
-    def plain(self, call: NodeCall) -> str:
-        """What a call site runs when its run needs nothing more: the node, with its policy.
-
-        A subflow of another module is the compiled flow when that module was
-        compiled too, else its source function: `subflow` gives both one shape.
+        What it calls, the node's name, where it is called and defined (the
+        lines of the body that call it come after black: `place_site_lines`),
+        then what the decorators ask of it. An imported flow is called as
+        `subflow` gives it, whether its module was compiled or not.
         """
         node = call.callee
         func = code(call.call.func)
+        where = repr(self.module.where(call.span))
         if isinstance(node, FlowDef):
-            return func if call.local else f"{RUNTIME}.subflow({func})"
-        if node in self.module.policies:
-            helper = (
-                "in_thread"
-                if node.options.thread
-                else ("retrying" if node.kind is NodeKind.ASYNC else "retrying_sync")
-            )
-            func = f"{RUNTIME}.{helper}({self.module.policies[node]}, {func})"
-        if node in self.module.fallbacks:
-            sync = node.kind is NodeKind.SYNC and not node.options.thread
-            helper = (
-                "falling_back_sync"
-                if sync
-                else "falling_back_async" if node.fallback_async else "falling_back"
-            )
-            func = f"{RUNTIME}.{helper}({func}, {self.module.fallbacks[node]})"
-        return func
+            called = func if call.local else f"{RUNTIME}.subflow({func})"
+            fields = [called, repr(node.name), where]
+            fields.append(repr(self.module.where(node.span)))
+            fields.append("kind='flow'")
+        else:
+            fields = [func, repr(node.name), where]
+            # A question is defined by the `ask` that asks it.
+            fields.append(where if node.asks else repr(self.module.where(node.span)))
+            kind = "ask" if node.asks else SITE_KINDS[node.kind, node.options.thread]
+            if kind != "async":
+                fields.append(f"kind={kind!r}")
+            if node in self.module.policies:
+                fields.append(f"policy={self.module.policies[node]}")
+            if node.options.limit is not None:
+                fields.append(f"limit={node.options.limit!r}")
+            if node in self.module.fingerprints:
+                fields.append(f"cache={self.module.fingerprints[node]!r}")
+        if self.module.classes.get(node):
+            fields.append(f"classes={tuple_display(list(self.module.classes[node]))}")
+        if isinstance(node, NodeDef) and node in self.module.fallbacks:
+            fields.append(f"fallback={self.module.fallbacks[node]}")
+        if isinstance(node, NodeDef) and node.options.local:
+            fields.append("local=True")
+        if call.site in self.changing:
+            fields.append(f"changes={self.changing[call.site]!r}")
+        return f"{RUNTIME}.site({', '.join(fields)})"
 
     def body(self) -> None:
         """The flow's body, after its bound calls and the visit counters of `while` loops.
@@ -410,7 +376,7 @@ class _FlowEmitter(FanOutEmitter):
         if self.sites:
             targets = tuple_display(list(self.sites.values()))
             receiver = self.receiver
-            self.w.line(f"{targets} = {receiver}._kiln_bind({receiver}._kiln_calls)")
+            self.w.line(f"{targets} = {receiver}._kiln_bind({receiver}._kiln_sites)")
         for counter in self.counters.values():
             self.w.line(f"{counter} = 0")
         fails = any(not asks(call) for call in self.plan.flow.calls)

@@ -17,6 +17,7 @@ import libcst as cst
 
 from kilnc.front import FLOW_DECORATORS, NODE_DECORATORS, ParsedModule
 from kilnc.names import identifier, import_local_name, imported_names, name_uses
+from kilnc.walk import walk
 
 STAR = "*"  # what a star import uses: names of unknown origin, never a local name
 
@@ -45,7 +46,7 @@ def statement_facts(
         nothing: frozenset[str] = frozenset()
         return Facts(nothing, nothing, nothing, nothing, (), True, True)
     at_import = _AtImport()
-    statement.visit(at_import)
+    walk(statement, at_import)
     if _star_import(statement):
         # It binds names no one can list: keep it, as an import of unknown names.
         reaches = {*reaches, STAR}
@@ -154,7 +155,7 @@ def _local_targets(statement: cst.BaseStatement) -> set[str]:
     if isinstance(statement, cst.FunctionDef | cst.ClassDef):
         return set()
     finder = _LocalTargets()
-    statement.visit(finder)
+    walk(statement, finder)
     return finder.names
 
 
@@ -211,32 +212,32 @@ class _AtImport(cst.CSTVisitor):
         self.first.setdefault(identifier(node.value), node)
 
     def visit_Attribute(self, node: cst.Attribute) -> bool:
-        node.value.visit(self)
+        walk(node.value, self)
         return False
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
         for decorator in node.decorators:
-            decorator.visit(self)
-        node.params.visit(self)
+            walk(decorator, self)
+        walk(node.params, self)
         if node.returns is not None:
-            node.returns.visit(self)
+            walk(node.returns, self)
         return False
 
     def visit_Param(self, node: cst.Param) -> bool:
         for part in (node.annotation, node.default):
             if part is not None:
-                part.visit(self)
+                walk(part, self)
         return False
 
     def visit_Lambda(self, node: cst.Lambda) -> bool:
-        node.params.visit(self)
+        walk(node.params, self)
         return False
 
     def visit_Annotation(self, node: cst.Annotation) -> bool:
         return False  # evaluated, but kept for introspection only
 
     def visit_Arg(self, node: cst.Arg) -> bool:
-        node.value.visit(self)
+        walk(node.value, self)
         return False
 
 
@@ -290,14 +291,14 @@ class _Reads(cst.CSTVisitor):
     @staticmethod
     def of(node: cst.CSTNode, strings: bool = True) -> set[str]:
         reads = _Reads(strings)
-        node.visit(reads)
+        walk(node, reads)
         return reads.names
 
     def visit_Name(self, node: cst.Name) -> None:
         self.names.add(identifier(node.value))
 
     def visit_Attribute(self, node: cst.Attribute) -> bool:
-        node.value.visit(self)
+        walk(node.value, self)
         return False
 
     def visit_SimpleString(self, node: cst.SimpleString) -> None:

@@ -40,6 +40,7 @@ from kilnc.project import Project
 from kilnc.reach import reached
 from kilnc.resolve import absolute_module, module_file
 from kilnc.syntax import dotted
+from kilnc.walk import walk
 
 Wanted = set[str] | None  # names of a module that code reaches; None: all of it
 
@@ -107,7 +108,7 @@ def _imports(
     """
     found = _ImportFinder()
     for statement in statements:
-        statement.visit(found)
+        walk(statement, found)
     for node in found.imports:
         if isinstance(node, cst.Import):
             for alias in node.names:
@@ -152,7 +153,7 @@ def _used_names(statements: Sequence[cst.BaseStatement]) -> set[str]:
     """Every name the statements mention, but in their imports: what they may use."""
     found = _NameFinder()
     for statement in statements:
-        statement.visit(found)
+        walk(statement, found)
     return found.names
 
 

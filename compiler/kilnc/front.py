@@ -37,8 +37,10 @@ class StarName:
     qualified: str  # `kiln.node` when that module imported `node` from kiln
 
 
+# Compared and hashed by identity: the passes key tables by the module they
+# read (collect_definitions' cache), and its fields are a whole tree and dicts.
 @final
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class ParsedModule:
     source: SourceFile
     module: cst.Module = field(repr=False)

@@ -16,6 +16,7 @@ from typing import Final, final
 import libcst as cst
 
 from kilnc.syntax import dotted
+from kilnc.walk import walk
 
 BUILTINS: Final = frozenset(dir(builtins))
 
@@ -53,11 +54,11 @@ class _Collector(cst.CSTVisitor):
         return False
 
     def visit_Attribute(self, node: cst.Attribute) -> bool:
-        node.value.visit(self)
+        walk(node.value, self)
         return False
 
     def visit_Arg(self, node: cst.Arg) -> bool:
-        node.value.visit(self)
+        walk(node.value, self)
         return False
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -72,19 +73,19 @@ class _Collector(cst.CSTVisitor):
         return False
 
     def visit_Assign(self, node: cst.Assign) -> bool:
-        node.value.visit(self)
+        walk(node.value, self)
         for target in node.targets:
             self._target(target.target)
         return False
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> bool:
         if node.value is not None:
-            node.value.visit(self)
+            walk(node.value, self)
         self._target(node.target)
         return False
 
     def visit_AugAssign(self, node: cst.AugAssign) -> bool:
-        node.value.visit(self)
+        walk(node.value, self)
         if isinstance(node.target, cst.Name):
             self._read(node.target)
         self.uses.effects = True
@@ -92,16 +93,16 @@ class _Collector(cst.CSTVisitor):
         return False
 
     def visit_NamedExpr(self, node: cst.NamedExpr) -> bool:
-        node.value.visit(self)
+        walk(node.value, self)
         self._target(node.target)
         return False
 
     def visit_For(self, node: cst.For) -> bool:
-        node.iter.visit(self)
+        walk(node.iter, self)
         self._target(node.target)
-        node.body.visit(self)
+        walk(node.body, self)
         if node.orelse is not None:
-            node.orelse.visit(self)
+            walk(node.orelse, self)
         return False
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
@@ -114,7 +115,7 @@ class _Collector(cst.CSTVisitor):
 
     def visit_MatchAs(self, node: cst.MatchAs) -> bool:
         if node.pattern is not None:
-            node.pattern.visit(self)
+            walk(node.pattern, self)
         if node.name is not None:
             self.uses.writes.add(identifier(node.name.value))
         return False
@@ -129,33 +130,33 @@ class _Collector(cst.CSTVisitor):
             self.uses.writes.add(identifier(node.rest.value))
 
     def visit_MatchKeywordElement(self, node: cst.MatchKeywordElement) -> bool:
-        node.pattern.visit(self)
+        walk(node.pattern, self)
         return False
 
     def visit_Lambda(self, node: cst.Lambda) -> bool:
         self._bound.append(parameter_names(node.params))
-        node.body.visit(self)
+        walk(node.body, self)
         self._bound.pop()
         return False
 
     def _comprehension(
         self, elements: tuple[cst.BaseExpression, ...], clauses: cst.CompFor
     ) -> bool:
-        clauses.iter.visit(self)  # the first iterable is evaluated outside
+        walk(clauses.iter, self)  # the first iterable is evaluated outside
         bound: set[str] = set()
         self._bound.append(bound)
         clause: cst.CompFor | None = clauses
         first = True
         while clause is not None:
             if not first:
-                clause.iter.visit(self)
+                walk(clause.iter, self)
             bound |= target_names(clause.target)
             for condition in clause.ifs:
-                condition.test.visit(self)
+                walk(condition.test, self)
             clause = clause.inner_for_in
             first = False
         for element in elements:
-            element.visit(self)
+            walk(element, self)
         self._bound.pop()
         return False
 
@@ -181,12 +182,12 @@ class _Collector(cst.CSTVisitor):
             self._target(target.value)
         else:  # a subscript or an attribute: a store into an object the step reads
             self.uses.effects = True
-            target.visit(self)
+            walk(target, self)
 
 
 def name_uses(node: cst.CSTNode) -> NameUses:
     collector = _Collector()
-    node.visit(collector)
+    walk(node, collector)
     return collector.uses
 
 
@@ -216,7 +217,7 @@ def parameter_names(params: cst.Parameters) -> set[str]:
 def binds(node: cst.CSTNode) -> set[str]:
     """Names bound inside an expression: comprehension targets, lambda parameters, walrus."""
     collector = _Binders()
-    node.visit(collector)
+    walk(node, collector)
     return collector.bound
 
 
@@ -237,7 +238,7 @@ class _Binders(cst.CSTVisitor):
 def walrus_targets(node: cst.CSTNode) -> set[str]:
     """The names `:=` binds inside the code: in the scope around it, as Python does."""
     collector = _Walruses()
-    node.visit(collector)
+    walk(node, collector)
     return collector.bound
 
 
@@ -282,7 +283,7 @@ class _Renamer(cst.CSTTransformer):
 def mentioned_names(node: cst.CSTNode) -> set[str]:
     """Every name some code mentions, read or bound, at any depth; not attributes."""
     finder = _Mentions()
-    node.visit(finder)
+    walk(node, finder)
     return finder.names
 
 
@@ -294,14 +295,14 @@ class _Mentions(cst.CSTVisitor):
         self.names.add(identifier(node.value))
 
     def visit_Attribute(self, node: cst.Attribute) -> bool:
-        node.value.visit(self)
+        walk(node.value, self)
         return False
 
 
 def imported_names(code: cst.CSTNode) -> set[str]:
     """The names bound by the imports of some code, in any branch of it."""
     finder = _Imports()
-    code.visit(finder)
+    walk(code, finder)
     return finder.names
 
 

@@ -79,9 +79,18 @@ def _lost_overlaps(block: Block) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     for later_index, later in enumerate(waiting):
         lost_ones = before_full[later.id] & ~before_expected[later.id]
-        lost = [e for e in waiting[:later_index] if lost_ones >> e.id & 1]
-        if lost:
-            found.append(_explain(full, plain, lost[-1], later))
+        if not lost_ones:  # the common case: no scan of the steps before it
+            continue
+        last = next(
+            (
+                waiting[index]
+                for index in range(later_index - 1, -1, -1)
+                if lost_ones >> waiting[index].id & 1
+            ),
+            None,
+        )
+        if last is not None:
+            found.append(_explain(full, plain, last, later))
     return found
 
 

@@ -14,16 +14,12 @@ import functools
 import warnings
 
 import libcst as cst
-from libcst.metadata import (
-    MetadataWrapper,
-    PositionProvider,
-    QualifiedNameProvider,
-    ScopeProvider,
-)
+from libcst.metadata import MetadataWrapper, PositionProvider
 
 from kilnc.depth import largest_statement, python_limits
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.front import ParsedModule
+from kilnc.scopes import QualifiedNames, resolve_scopes
 from kilnc.source import SourceFile, Span
 
 
@@ -40,8 +36,8 @@ def parse_source(source: SourceFile) -> ParsedModule | Diagnostic:
         module = cst.parse_module(text)
         wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
         positions = wrapper.resolve(PositionProvider)
-        qualified = wrapper.resolve(QualifiedNameProvider)
-        scope = wrapper.resolve(ScopeProvider).get(module)
+        scopes = resolve_scopes(wrapper)
+        scope = scopes.get(module)
     except cst.ParserSyntaxError as exc:
         return error(
             Span.at(source.path, exc.raw_line, exc.raw_column + 1),
@@ -67,7 +63,7 @@ def parse_source(source: SourceFile) -> ParsedModule | Diagnostic:
         if isinstance(line, cst.SimpleStatementLine)
         for small in line.body
     )
-    return ParsedModule(source, module, positions, qualified, names, star)
+    return ParsedModule(source, module, positions, QualifiedNames(scopes), names, star)
 
 
 def _python_rejects(source: SourceFile, text: str) -> Diagnostic | None:

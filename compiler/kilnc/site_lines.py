@@ -3,21 +3,22 @@
 Example input: black's text of a module, in which `Digest.aforward` starts
 at line 40 and binds its sites first::
 
-    (_kiln_load, _kiln_summarize) = self._kiln_bind(self._kiln_calls)
+    _kiln_load, _kiln_summarize = self._kiln_bind(self._kiln_sites)
     try:
         text = _kiln_load(root)                      # line 43
         return await _kiln_summarize(                # lines 44-46
             text, short=True
         )
 
-Output: the same text, with ``lines=(3,)`` in the first `_kiln.Site(...)` of
-the class's `_kiln_sites` and ``lines=(4, 5, 6)`` in the second. A failure's
-handler finds the call it left by its frame's line (`kiln.notes`).
+Output: the same text, with ``(3,)`` after the four leading fields of the first
+`_kiln.site(...)` of the class's `_kiln_sites`, and ``(4, 5, 6)`` in the
+second. A failure's handler finds the call it left by its frame's line
+(`kiln.notes`).
 
-The lines are counted from the body's ``def``, so they stay right when the
-table above the body grows; only the table is formatted again, alone, as
-black formats it in place. Lines can only be known once black has placed
-the code, hence a pass after `format_module`.
+Lines can only be known once black has placed the code, hence a pass after
+`format_module`. They are counted from the body's ``def``, so they stay right
+when the table above the body grows; the table alone is written again
+(`black_stable`), in the layout black gives it.
 """
 
 from __future__ import annotations
@@ -25,13 +26,11 @@ from __future__ import annotations
 import ast
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final, final
 
-import black
-
+from kilnc.black_stable import black_stable
 from kilnc.source import Span
-from kilnc.writer import MODE
 
 SITES: Final = "_kiln_sites"
 BIND: Final = "_kiln_bind"
@@ -55,7 +54,7 @@ def place_site_lines(
     splices: list[Splice] = []
     for table, calls in reversed(list(_tables(ast.parse(text)))):
         indent = " " * table.col_offset
-        written = _formatted(table, calls, indent)
+        written = _formatted(calls, text, indent)
         lines[table.lineno - 1 : table.end_lineno] = written
         removed = (table.end_lineno or table.lineno) - table.lineno + 1
         splices.append(Splice(table.lineno, removed, len(written)))
@@ -97,15 +96,15 @@ def _tables(module: ast.Module) -> Iterator[tuple[ast.Assign, list[ast.Call]]]:
         called = _lines_calling(method.body, set(bound), method.lineno)
         calls = []
         for site, local in zip(table.value.elts, bound, strict=True):
-            assert isinstance(site, ast.Call), "a site is a `_kiln.Site(...)`"
+            assert isinstance(site, ast.Call), "a site is a `_kiln.site(...)`"
             found = tuple(sorted(called[local]))
-            keyword = ast.keyword("lines", _literal(found))
-            calls.append(_with(site, keyword) if found else site)
+            calls.append(_with(site, _literal(found)) if found else site)
         yield table, calls
 
 
-def _with(call: ast.Call, keyword: ast.keyword) -> ast.Call:
-    return ast.Call(call.func, call.args, [*call.keywords, keyword])
+def _with(call: ast.Call, lines: ast.expr) -> ast.Call:
+    """The site with its lines after its four leading fields (`kiln.site`)."""
+    return ast.Call(call.func, [*call.args, lines], call.keywords)
 
 
 def _assigns(statement: ast.stmt, name: str) -> bool:
@@ -188,10 +187,6 @@ def _literal(lines: tuple[int, ...]) -> ast.Tuple:
     return ast.Tuple([ast.Constant(line) for line in lines], ast.Load())
 
 
-def _formatted(table: ast.Assign, calls: list[ast.Call], indent: str) -> list[str]:
+def _formatted(calls: list[ast.Call], text: str, indent: str) -> list[str]:
     """The table as black writes it at `indent`: one site a line, or more if long."""
-    sites = "".join(f"    {ast.unparse(call)},\n" for call in calls)
-    text = f"{SITES} = (\n{sites})\n"
-    mode = replace(MODE, line_length=MODE.line_length - len(indent))
-    formatted = black.format_str(text, mode=mode)
-    return [f"{indent}{line}" if line else line for line in formatted.split("\n")[:-1]]
+    return black_stable(f"{SITES} = ", ast.Tuple(list(calls), ast.Load()), text, indent)

@@ -26,6 +26,7 @@ from kilnc.front import Located, ParsedModule, StarName
 from kilnc.names import identifier
 from kilnc.resolve import ModuleLocation, absolute_module
 from kilnc.syntax import dotted
+from kilnc.walk import walk
 
 KILN: Final = "kiln"
 
@@ -165,7 +166,7 @@ def _strings(node: cst.BaseExpression) -> frozenset[str] | _Unknown:
 
 def _assigned_in(node: cst.CSTNode) -> set[str]:
     finder = _NameFinder()
-    node.visit(finder)
+    walk(node, finder)
     return finder.names
 
 

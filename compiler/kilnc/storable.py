@@ -33,7 +33,6 @@ from typing import Final
 
 import libcst as cst
 
-from kiln.ledger.codec import STORED_TYPES
 from kilnc.annotations import (
     Alias,
     Builtin,
@@ -162,6 +161,10 @@ def _refused(
             f"cannot store a {refused}, {theirs}"
         )
         fix = "or call the node from a flow that asks no question"
+    # Only a refusal reads the ledger's list: importing kiln.ledger loads
+    # sqlite3 and the codec, which a compile that refuses nothing never uses.
+    from kiln.ledger.codec import STORED_TYPES  # noqa: PLC0415 - see above
+
     return error(
         defs.parsed.span(annotation),
         Code.UNSTORABLE_RESULT,

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import libcst as cst
 
+from kilnc.walk import walk
+
 _RENDERER = cst.Module(body=[])
 
 
@@ -63,14 +65,14 @@ def without_docstring(body: Sequence[cst.BaseStatement]) -> Sequence[cst.BaseSta
 def yields(node: cst.CSTNode) -> bool:
     """Whether the code holds a `yield` of its own function."""
     finder = _Suspends(awaits=False)
-    node.visit(finder)
+    walk(node, finder)
     return finder.found
 
 
 def awaits(node: cst.CSTNode) -> bool:
     """Whether the code awaits: an `await`, or an `async for` comprehension."""
     finder = _Suspends(awaits=True)
-    node.visit(finder)
+    walk(node, finder)
     return finder.found
 
 

@@ -9,11 +9,11 @@ in the order a reader meets it:
 - `process`: the four process modes and the helpers that run any callable in
   any of them; `memory`: `Memory`, global and local state with BrainyFlow's
   semantics;
-- `calls`: `Flow`, the base of compiled flow classes, and `Site`, a node call
-  site; `binding`: how a flow instance binds its sites for a run (wrapped once,
-  bound per run, subflows joined); `sites`: what a run calls at each site (its
-  shared `Run`, a wrapper per kind of node: events, the ledger, attempts,
-  admission);
+- `calls`: `Flow`, the base of compiled flow classes; `site_table`: `Site`,
+  one node call of a flow's table; `binding`: how a flow instance binds its
+  sites for a run (wrapped once, bound per run, subflows joined); `sites`: what
+  a run calls at each site (its shared `Run`, a wrapper per kind of node:
+  events, the ledger, attempts, admission);
 - `scope`: `Scope` and its `Child` tasks, structured concurrency whose
   failures leave as themselves; `run`: the fan-outs of generated code on it
   (`gather`, `amap`, `keyed`, `indexed`); `sync_entry`: the sync entry point
@@ -55,7 +55,7 @@ tests/runtime/test_layout.py holds these rules.
 
 from typing import TYPE_CHECKING
 
-from kiln.calls import Backend, Flow, Site, fan_out_bound
+from kiln.calls import Backend, Flow, fan_out_bound
 from kiln.closing import aclosing, closing
 from kiln.decorators import ask, flow, node
 from kiln.errors import (
@@ -100,6 +100,7 @@ from kiln.resilience import (
 )
 from kiln.run import amap, gather, indexed, keyed
 from kiln.scope import Child, Scope
+from kiln.site_table import Site, site
 from kiln.streams import iterate
 from kiln.subflow import subflow
 from kiln.sync_entry import run_sync
@@ -191,6 +192,7 @@ __all__ = [
     "retrying",
     "retrying_sync",
     "run_sync",
+    "site",
     "stream",
     "subflow",
 ]

@@ -32,10 +32,11 @@ from kiln.sites import WRAPPERS, Run, Wrapped, unasked
 from kiln.subflow import subflow
 
 if TYPE_CHECKING:
-    from kiln.calls import Flow, Site
+    from kiln.calls import Flow
     from kiln.ledger import Ledger
     from kiln.options import Limit
     from kiln.otel import Tracing
+    from kiln.site_table import Site
 
 __all__ = ["Binder", "Joining", "compiled", "compiled_ledger"]
 
@@ -80,16 +81,16 @@ class Binder:
         self.ledger_path = flow.ledger
         self.caches = durable or (
             flow.ledger is not False
-            and any(site.cache is not None for site in flow._kiln_sites)
+            and any(site.cache is not None for site in flow._kiln_table)
         )
         self.ledger: Ledger | None = None
-        self.size = len(flow._kiln_sites)
+        self.size = len(flow._kiln_table)
         self.calls = self._calls(limits)
         # By site index, the subflows: compiled ones through an instance configured
         # as this flow, source ones (`kiln.subflow`) as they are.
         self.nested: dict[int, Flow] = {}
         self.source: dict[int, object] = {}
-        for index, site in enumerate(flow._kiln_sites):
+        for index, site in enumerate(flow._kiln_table):
             if site.kind == "flow" and compiled(site.fn):
                 self.nested[index] = flow._kiln_nested(
                     site.fn, limits, self.gated, durable
@@ -109,7 +110,7 @@ class Binder:
         limit groups' processors and the sites themselves, which the cache
         holds so that their ids stay theirs.
         """
-        sites = self.kind._kiln_sites
+        sites = self.kind._kiln_table
         processors = tuple(
             limits[site.limit].processor if site.limit is not None else None
             for site in sites
@@ -142,7 +143,7 @@ class Binder:
         its changes), and one whose return annotation names a type the
         journal cannot store.
         """
-        for site in self.kind._kiln_sites:
+        for site in self.kind._kiln_table:
             problem = self.journaling.undurable(site)
             if problem is not None:
                 from kiln.errors import DurableRunError  # noqa: PLC0415
@@ -194,7 +195,7 @@ class Binder:
             bound[index] = _joined(nested, run) if self.per_run else nested
         for index, source in self.source.items():
             bound[index] = source
-        sites = self.kind._kiln_sites
+        sites = self.kind._kiln_table
         if self.durable:
             from kiln.durable import DurableSubflow  # noqa: PLC0415
 

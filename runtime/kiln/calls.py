@@ -1,26 +1,39 @@
 """How a compiled flow calls its nodes: call sites, bound once per run.
 
-Every node call a flow makes is a `Site`, listed in the generated class beside
-the callable that runs it when nothing else is asked of the run::
+Every node call a flow makes is a `Site`, listed once in the generated class::
 
     class Digest(_kiln.Flow, _kiln.AsyncProcess, _kiln.Process):
         _kiln_sites = (
-            _kiln.Site("load", "digest.py:18", load, kind="sync"),
-            _kiln.Site("summarize", "digest.py:19", summarize, policy=_KILN_POLICY_SUMMARIZE,
-                       limit="llm", cache="3f2a..."),
+            _kiln.site(load, "load", "digest.py:18", "digest.py:7", (3,), kind="sync"),
+            _kiln.site(
+                summarize,
+                "summarize",
+                "digest.py:19",
+                "digest.py:12",
+                (4,),
+                policy=_KILN_POLICY_SUMMARIZE,
+                limit="llm",
+                cache="3f2a...",
+            ),
         )
-        _kiln_calls = (load, _kiln.retrying(_KILN_POLICY_SUMMARIZE, summarize))
         _kiln_limits = {"llm": _kiln.Limit(8, refresh=1.0)}
 
         async def aforward(self, path: str) -> str:
-            _kiln_load, _kiln_summarize = self._kiln_bind(self._kiln_calls)
+            _kiln_load, _kiln_summarize = self._kiln_bind(self._kiln_sites)
             paragraphs = _kiln_load(path)
             ...
 
+`site` makes the `Site` and is typed as the call it stands for (a thread
+node's as a coroutine function, a subflow's as `subflow` gives it), so that
+`_kiln_bind` hands each local its call's own type and mypy checks every call
+of the body against the node's signature, and a `fallback` against what the
+node returns.
+
 `_kiln_bind` is the one check a run pays for: an instance that nothing
-observes, limits or caches gets `_kiln_calls` back as it is, and its calls are
-the plain calls of hand-written asyncio. Otherwise each site is wrapped for the
-run, in this order from the outside in:
+observes, limits or caches gets its class's plain calls (`plain_call`: the
+node, with its retries and fallback), made once per class, and its calls are
+the plain calls of hand-written asyncio. Otherwise each site is wrapped for
+the run, in this order from the outside in:
 
     event (on_event, record) -> ledger (cache=True) -> attempts (retries, wait)
       -> admission (the limit group's Processor, the run's concurrency) -> timeout -> node
@@ -43,7 +56,7 @@ import copy
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from types import MethodType
 from typing import (
     TYPE_CHECKING,
@@ -53,7 +66,6 @@ from typing import (
     Protocol,
     TypeVar,
     cast,
-    final,
 )
 
 # What Flow's body uses, by the names it has always used: Binder, Joining,
@@ -64,61 +76,20 @@ from kiln.binding import compiled_ledger as _compiled_ledger
 from kiln.errors import OptionError
 from kiln.events import NodeEvent
 from kiln.notes import failure_note
-from kiln.options import Limit, _check_int, _checked_limits
+from kiln.options import Limit, check_int, checked_limits
 from kiln.process import Fielded as _Fielded
 from kiln.processor import Executor
-from kiln.resilience import Policy
+from kiln.site_table import Site, plain_call
 from kiln.sites import Run as _Run
 
 if TYPE_CHECKING:
     from kiln.ledger import Ledger
     from kiln.otel import Tracing
 
-__all__ = ["Backend", "Flow", "Site", "SiteKind", "fan_out_bound"]
+__all__ = ["Backend", "Flow", "fan_out_bound"]
 
-SiteKind = Literal["async", "sync", "thread", "stream", "astream", "flow", "ask"]
-C = TypeVar("C", bound=tuple[object, ...])  # nodes' calls, and subflows
+C = TypeVar("C", bound=tuple[object, ...])  # a site table, typed as its calls
 R = TypeVar("R")
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Site:
-    """One node call in a flow's source, and what the decorators ask of it.
-
-    `where` is the call's location (``"digest.py:19"``); `cache` is the
-    fingerprint of the node's source that the compiler computed, present only
-    for `cache=True` nodes, so an edited node misses the results of the old one;
-    `classes` are the classes a stored result of the node may rebuild, those the
-    compiler found in its return annotation (and in their fields' annotations).
-    `local` (``@node(local=True)``) keeps the node in the driver when a backend
-    runs the others. `changes` says why the call may change what it is passed
-    (an argument, a Memory key), as the compiler found it: a durable run,
-    which replays a call's value and not its changes, refuses such a call.
-    `fallback` answers a call that failed, after its retries, as
-    ``fallback(*args, error=exc, **kwargs)``: its value is the call's (and
-    what a durable run journals), its failure the call's failure. A
-    ``kind="flow"`` site calls a subflow: `node` is the flow's name and `fn`
-    the flow as the module sees it, a compiled flow's instance, or the source
-    function of a flow whose module was not compiled. `defined` is where the
-    node or flow is defined, and `lines` the lines of the flow's body, counted
-    from its ``def``, whose statements make the call: a failure leaving one
-    of them gets a note naming the call (`kiln.notes`).
-    """
-
-    node: str
-    where: str
-    fn: Callable[..., Any]
-    kind: SiteKind = "async"
-    policy: Policy | None = None
-    limit: str | None = None
-    cache: str | None = None
-    classes: tuple[object, ...] = ()
-    local: bool = False
-    changes: str | None = None
-    fallback: Callable[..., Any] | None = None
-    defined: str = ""
-    lines: tuple[int, ...] = ()
 
 
 class Backend(Protocol):
@@ -183,16 +154,31 @@ class Flow(_Fielded, kw_only=True):
         default=None, init=False, repr=False
     )
 
-    _kiln_sites: ClassVar[tuple[Site, ...]] = ()
+    # The generated class's table, each `Site` typed there as the call it binds
+    # (`site`): declared `object` here, for mypy infers a site's type from the
+    # declared type of the table before its arguments (`Any` would win).
+    _kiln_sites: ClassVar[tuple[object, ...]] = ()
+    # The same sites as the runtime reads them, and what they call in a run
+    # that needs nothing more: made once per class.
+    _kiln_table: ClassVar[tuple[Site, ...]] = ()
+    _kiln_calls: ClassVar[tuple[Callable[..., Any], ...]] = ()
     _kiln_limits: ClassVar[Mapping[str, Limit]] = {}
     _kiln_concurrency: ClassVar[int | None] = None
     # [tool.kiln] ledger, relative to the generated module's directory.
     _kiln_ledger: ClassVar[str | None] = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        table = tuple(site for site in cls._kiln_sites if isinstance(site, Site))
+        if len(table) < len(cls._kiln_sites):
+            raise TypeError(f"{cls.__name__}._kiln_sites must hold kiln.site(...) only")
+        cls._kiln_table = table
+        cls._kiln_calls = tuple(map(plain_call, table))
+
     def __post_init__(self) -> None:
         limits = self._kiln_groups()
         if self.limits is not None:
-            given = _checked_limits(self.limits)
+            given = checked_limits(self.limits)
             unknown = sorted(set(given) - set(limits))
             if unknown:
                 declared = ", ".join(repr(g) for g in sorted(limits)) or "none"
@@ -202,7 +188,7 @@ class Flow(_Fielded, kw_only=True):
                 )
             limits.update(given)
         if self.concurrency is not None:
-            _check_int("concurrency", self.concurrency, minimum=1, hint="")
+            check_int("concurrency", self.concurrency, minimum=1, hint="")
         concurrency = self.concurrency or self._kiln_concurrency
         if self.on_event is not None and not callable(self.on_event):
             raise OptionError(f"on_event must be callable; got {self.on_event!r}")
@@ -246,7 +232,7 @@ class Flow(_Fielded, kw_only=True):
             site.limit is not None
             or site.cache is not None
             or (site.kind == "flow" and passed_down)
-            for site in self._kiln_sites
+            for site in self._kiln_table
         )
         if needs:
             self._kiln_binder = _Binder(
@@ -278,7 +264,7 @@ class Flow(_Fielded, kw_only=True):
     def _kiln_groups(cls) -> dict[str, Limit]:
         """The capacity groups of this flow's calls, its subflows' included, as compiled."""
         groups: dict[str, Limit] = {}
-        for site in cls._kiln_sites:
+        for site in cls._kiln_table:
             if site.kind == "flow" and isinstance(site.fn, Flow):
                 groups.update(type(site.fn)._kiln_groups())
         # A flow's own declaration wins over its subflows'.
@@ -287,15 +273,18 @@ class Flow(_Fielded, kw_only=True):
 
     def _kiln_note(self, error: BaseException) -> None:
         """Note on `error`, leaving this flow's body, the call of its source that failed."""
-        note = failure_note(type(self), self._kiln_sites, error.__traceback__)
+        note = failure_note(type(self), self._kiln_table, error.__traceback__)
         if note is not None:
             error.add_note(note)
 
-    def _kiln_bind(self, calls: C) -> C:
-        """What the run calls at each site: `calls` itself, unless the run needs more."""
+    def _kiln_bind(self, sites: C) -> C:
+        """What the run calls at each of its class's `sites`, in the types `site` gave them.
+
+        The class's plain calls, unless the run needs more.
+        """
         binder = self._kiln_binder
         if binder is None:
-            return calls
+            return cast(C, self._kiln_calls)
         return cast(C, binder.bind())
 
     def _kiln_nested(

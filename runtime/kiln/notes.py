@@ -31,7 +31,7 @@ from types import CodeType, TracebackType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from kiln.calls import Site
+    from kiln.site_table import Site
 
 __all__ = ["failure_note"]
 

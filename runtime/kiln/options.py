@@ -41,6 +41,8 @@ __all__ = [
     "Limit",
     "NodeOptions",
     "Rule",
+    "check_int",
+    "checked_limits",
     "must_be",
     "node_kind_problems",
 ]
@@ -411,14 +413,16 @@ class FlowOptions:
             if option != "limits":
                 rule.check(option, getattr(self, option))
         if self.limits is not None:
-            object.__setattr__(self, "limits", _checked_limits(self.limits))
+            object.__setattr__(self, "limits", checked_limits(self.limits))
 
 
-def _check_int(option: str, value: object, *, minimum: int, hint: str) -> None:
+def check_int(option: str, value: object, *, minimum: int, hint: str) -> None:
+    """Refuse an `option` that is not an int of at least `minimum` (OptionError)."""
     _integer(minimum, hint=hint).check(option, value)
 
 
-def _checked_limits(limits: object) -> Mapping[str, Limit]:
+def checked_limits(limits: object) -> Mapping[str, Limit]:
+    """`limits` as given to a flow, checked, as a read-only mapping of group to Limit."""
     FLOW_RULES["limits"].check("limits", limits)
     assert isinstance(limits, Mapping)
     for group, limit in limits.items():

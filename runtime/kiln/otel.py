@@ -37,7 +37,8 @@ from kiln.errors import OptionError, Suspended
 from kiln.events import EventStatus, NodeEvent
 
 if TYPE_CHECKING:
-    from kiln.calls import Flow, Site
+    from kiln.calls import Flow
+    from kiln.site_table import Site
 
 __all__ = ["Tracing", "tracing_for"]
 

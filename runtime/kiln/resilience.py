@@ -1,29 +1,24 @@
 """Retries and timeouts: how generated code calls a node that has them.
 
 `@node(retries=2, wait=0.5, backoff=2, timeout=10)` compiles to a module-level
-`Policy`, and the flow's plain call of the node is the node bound to it by one
-of three helpers, chosen by the node's kind::
+`Policy`, given to the node's sites, and the flow's plain call of the node
+(`kiln.site_table.plain_call`) is the node bound to it by one of three
+helpers, chosen by the node's kind::
 
     _KILN_POLICY_FETCH = _kiln.Policy("fetch", retries=2, wait=0.5, backoff=2.0,
                                       timeout=10.0, where="flows.py:12")
-    _kiln_calls = (
-        _kiln.retrying(_KILN_POLICY_FETCH, fetch),      # async def fetch
-        _kiln.retrying_sync(_KILN_POLICY_LOAD, load),   # def load
-        _kiln.in_thread(_KILN_POLICY_READ, read),       # @node(thread=True)
-    )
+    _kiln.retrying(_KILN_POLICY_FETCH, fetch)      # async def fetch
+    _kiln.retrying_sync(_KILN_POLICY_LOAD, load)   # def load
+    _kiln.in_thread(_KILN_POLICY_READ, read)       # @node(thread=True)
 
 They are `call`, `call_sync` and `call_in_thread` with the policy and the node
 filled in, typed with a ParamSpec, so mypy checks the arguments of every call
 against the node's signature and keeps its return type. (A run that is
 limited, cached or observed runs the same attempts through `kiln.sites`.)
 
-A node's `fallback` is not theirs: the compiler wraps the call in a typed
-``try``/``except``, so the fallback runs only after the helper gave up::
-
-    try:
-        page = await _kiln_fetch_at_20(url)
-    except Exception as _kiln_failure:
-        page = cached_page(url, error=_kiln_failure)
+A node's `fallback` wraps the helper's call (`falling_back`,
+`falling_back_sync`), so the fallback runs only after the helper gave up, as
+``cached_page(url, error=exc)``; `kiln.site` checks its type against the node's.
 
 What leaves a helper is always the original exception object of the last
 attempt, with a note (``add_note``) that names the node, the attempts and where

@@ -63,6 +63,7 @@ class Child(Generic[T]):
         task = self.task
         try:
             if task.done():
+                self._keep_frames()
                 return task.result()
             scope = self._scope
             waiting = scope._waiting
@@ -86,7 +87,22 @@ class Child(Generic[T]):
         return self.task.cancelled()
 
     def result(self) -> T:
+        self._keep_frames()
         return self.task.result()
+
+    def _keep_frames(self) -> None:
+        """Keep where the task's failure was raised, before anyone awaits it.
+
+        The first `result()` of a failed task raises the failure with those
+        frames, and each raise adds the raiser's frames to it: the awaiters
+        after the first, and the scope's callback, would find the first
+        awaiter's frames, or none.
+        """
+        task = self.task
+        if self._traceback is None and task.done() and not task.cancelled():
+            error = task.exception()
+            if error is not None:
+                self._traceback = error.__traceback__
 
     def cancel(self) -> bool:
         return self.task.cancel()
@@ -313,8 +329,10 @@ class Scope:
         if not self._children and self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
         if not task.cancelled() and (error := task.exception()) is not None:
-            child._traceback = error.__traceback__
-            self._failed(error, child._step, noise=child._noise)
+            child._keep_frames()
+            self._failed(
+                error.with_traceback(child._traceback), child._step, noise=child._noise
+            )
         # Before the waiters wake (their callbacks come after this one): the
         # ones the scope stopped while they waited for this child stop now.
         for waiter in child._then_stop or ():

@@ -39,8 +39,9 @@ from kiln.stream_calls import ObservedAsyncStream, ObservedStream
 
 if TYPE_CHECKING:
     from kiln.binding import Binder
-    from kiln.calls import Backend, Flow, Site, SiteKind
+    from kiln.calls import Backend, Flow
     from kiln.durable import Journal
+    from kiln.site_table import Site, SiteKind
 
 __all__ = ["WRAPPERS", "Run", "Wrapped", "unasked"]
 

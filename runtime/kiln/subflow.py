@@ -9,9 +9,11 @@ The generated module therefore calls an imported flow through
 ``_kiln.subflow(imported)``: the compiled instance itself, or the source
 function behind the same method, so the call site reads the same either way::
 
-    _kiln_calls = (_kiln.subflow(summarize_all),)
+    _kiln_sites = (
+        _kiln.site(_kiln.subflow(summarize_all), "summarize_all", ..., kind="flow"),
+    )
     ...
-    report = await _kiln_summarize_all_at_12.aforward(pages)
+    report = await _kiln_summarize_all.aforward(pages)
 
 A source flow runs as plain Python, which is the reference semantics: the
 result is the same, without the concurrency, limits or events of a compiled

@@ -34,19 +34,6 @@ MOST_LINES = 450
 OPTIONAL = ("kiln.ledger", "kiln.durable", "kiln.dask", "kiln.otel")
 THIRD_PARTY_OF_OPTIONAL = ("sqlite3", "distributed", "opentelemetry")
 
-# Private names a module may still import from another, and why.
-# TODO: options.py belongs to the option table's owner; once it names these
-# two publicly, this list is empty.
-PRIVATE_IMPORTS_ALLOWED = {
-    ("kiln.calls", "kiln.options", "_check_int"): "options.py is not this change's",
-    (
-        "kiln.calls",
-        "kiln.options",
-        "_checked_limits",
-    ): "options.py is not this change's",
-}
-
-
 def module_name(path: Path) -> str:
     parts = path.relative_to(RUNTIME.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -127,9 +114,7 @@ def test_no_module_imports_another_one_s_private_name() -> None:
             for alias in node.names:
                 if alias.name.startswith("_") and not alias.name.startswith("__"):
                     found.add((module_name(path), node.module, alias.name))
-    assert found - PRIVATE_IMPORTS_ALLOWED.keys() == set()
-    # An allowance nobody needs any more goes too.
-    assert PRIVATE_IMPORTS_ALLOWED.keys() <= found
+    assert found == set()
 
 
 @pytest.mark.parametrize(

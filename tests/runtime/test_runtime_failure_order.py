@@ -9,6 +9,7 @@ failure is cancelled at once; what comes before it is awaited.
 from __future__ import annotations
 
 import asyncio
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kiln import Scope, amap, gather, keyed
+from kiln import Child, Scope, amap, gather, keyed
 
 
 async def failure_of(work: Awaitable[object]) -> BaseException:
@@ -106,6 +107,44 @@ async def test_a_cancellation_does_not_reach_down_awaits_to_an_earlier_step() ->
 
     assert await failure_of(scenario()) is early
     assert not others()
+
+
+async def test_every_awaiter_of_a_failed_child_gets_the_frames_it_failed_in() -> None:
+    """A failure's frames reach the scope and each awaiter, whoever awaits it first.
+
+    The awaiters run after the child failed and before the scope hears of it
+    (asyncio's done callbacks come after the steps already scheduled), and
+    the first `result()` of a failed task hands its frames to one raiser
+    only. A flow's failure note is read from these frames (`kiln.notes`).
+    """
+
+    async def fails() -> int:
+        raise Failure("here")
+
+    seen: list[list[str]] = []
+
+    async def awaits(child: Child[int]) -> int:
+        try:
+            return await child
+        except Failure as error:
+            seen.append(frame_names(error))
+            raise
+
+    async def scenario() -> None:
+        async with Scope(ordered=True) as scope:
+            failing = scope.spawn(fails(), step=0)
+            scope.spawn(awaits(failing), step=1)
+            scope.spawn(awaits(failing), step=2)
+
+    with pytest.raises(Failure) as raised:
+        await scenario()
+    assert len(seen) == 2
+    assert all("fails" in names for names in seen), seen
+    assert "fails" in frame_names(raised.value)
+
+
+def frame_names(error: BaseException) -> list[str]:
+    return [frame.name for frame in traceback.extract_tb(error.__traceback__)]
 
 
 async def test_children_without_steps_are_ordered_as_spawned() -> None:

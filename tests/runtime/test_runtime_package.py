@@ -43,6 +43,7 @@ PUBLIC = {
     "indexed",
     "amap",
     "run_sync",
+    "site",
     "Policy",
     "call",
     "call_sync",

@@ -147,16 +147,12 @@ def _imported_files(compilation: Compilation, target: Path) -> list[Path]:
         tree = ast.parse(compilation.output)
     except (SyntaxError, ValueError, RecursionError):  # black checked it: never
         return []
-    names = {
-        alias.name
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import)
-        for alias in node.names
-    } | {
-        node.module
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and node.module and not node.level
-    }
+    names: set[str] = set()
+    for node in ast.walk(tree):  # once: the output of a long flow is long
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
     roots = {Path.cwd()}
     for module in (target, Path(compilation.source.path)):
         try:

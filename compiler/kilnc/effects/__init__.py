@@ -42,6 +42,7 @@ from kilnc.ir import Callee, NodeDef
 from kilnc.names import BUILTINS, identifier, target_names
 from kilnc.project import Project
 from kilnc.syntax import code, dotted
+from kilnc.walk import walk
 
 # A class without `__init__` (a dataclass, say), or a name with no definition to
 # read: it keeps what it is given, so what it returns may hold any argument.
@@ -192,7 +193,7 @@ def _read_body(
     """One body (or flow statement) read: every change, Memory key and outside effect."""
     body = Body(reader, defs, params, roots)
     for root in roots:
-        root.visit(EffectVisitor(body))
+        walk(root, EffectVisitor(body))
     return body
 
 

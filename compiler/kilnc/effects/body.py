@@ -33,6 +33,7 @@ from kilnc.mutability import (
     may_be_iterator,
 )
 from kilnc.names import identifier, name_uses, target_names
+from kilnc.walk import walk
 
 FIXED_POINT_ROUNDS: Final = 50  # the lattice is finite; this only bounds a runaway
 
@@ -118,7 +119,7 @@ class Body:
         assignments: list[tuple[set[str], cst.BaseExpression]] = []
         for root in self.roots:
             collector = _Assignments()
-            root.visit(collector)
+            walk(root, collector)
             assignments += collector.found
         for _ in range(FIXED_POINT_ROUNDS):
             changed = False

@@ -22,6 +22,7 @@ from kilnc.ir import RESERVED_PREFIX, FlowDef, NodeCall, NodeDef, NodeKind, Reso
 from kilnc.lower.report import Reporter
 from kilnc.lower.scope import Scope
 from kilnc.syntax import code
+from kilnc.walk import walk
 
 
 @final
@@ -191,12 +192,12 @@ class Calls:
 
     def contains_node_call(self, node: cst.CSTNode) -> bool:
         finder = CallFinder(self.resolve)
-        node.visit(finder)
+        walk(node, finder)
         return finder.found is not None
 
     def forbid_calls(self, node: cst.CSTNode, where: str) -> None:
         finder = CallFinder(self.resolve)
-        node.visit(finder)
+        walk(node, finder)
         if finder.found is not None:
             self.report.report(
                 finder.found,

@@ -21,6 +21,7 @@ import libcst as cst
 
 from kilnc.ir import FlowDef, NodeDef, Resolver
 from kilnc.syntax import code
+from kilnc.walk import walk
 
 QualifiedNames = Callable[[cst.CSTNode], frozenset[str]]
 
@@ -92,7 +93,7 @@ def find_idioms(
 ) -> list[Idiom]:
     """The asyncio calls in a statement (or a test) that wrap a node call or a node."""
     finder = _Finder(qualified)
-    node.visit(finder)
+    walk(node, finder)
     idioms: list[Idiom] = []
     for call, name in finder.found:
         nodes = list(_node_uses(call, resolve))
@@ -127,7 +128,7 @@ def _node_uses(call: cst.Call, resolve: Resolver) -> Iterator[cst.BaseExpression
     """Node calls in the arguments (`fetch(x)`), and nodes passed as values (`load`)."""
     finder = _NodeUses(resolve)
     for arg in call.args:
-        arg.visit(finder)
+        walk(arg, finder)
     yield from finder.found
 
 
@@ -148,7 +149,7 @@ class _NodeUses(cst.CSTVisitor):
         inner = node.expression
         if isinstance(inner, cst.Call) and self.callee(inner.func) is not None:
             for arg in inner.args:
-                arg.visit(self)
+                walk(arg, self)
             return False
         return True
 

@@ -2,8 +2,8 @@
 
 Example input: `return join([await summarize(p) for p in load(path)])`.
 Output: steps `_kiln_load = load(path)` and the fan-out
-`_kiln_each = [await summarize(p) for p in _kiln_load]`, and the expression
-`join(_kiln_each)` for the `return` that follows them. A transformer's
+`_kiln_summarize_values = [await summarize(p) for p in _kiln_load_value]`, and
+the expression `join(_kiln_summarize_values)` for the `return` that follows them. A transformer's
 post-order visit is Python's evaluation order, so lifted calls run in the
 order the source would run them. Calls kiln cannot order (under `and`/`or`,
 in a conditional expression or a lambda) are reported through the host.
@@ -15,7 +15,7 @@ from typing import Protocol
 
 import libcst as cst
 
-from kilnc.ir import Call, NodeDef, Step
+from kilnc.ir import Call, FlowDef, NodeDef, Step
 from kilnc.lower.calls import Calls
 from kilnc.lower.fan_out import FanOuts
 from kilnc.lower.steps import Steps
@@ -67,16 +67,23 @@ class Lifter(cst.CSTTransformer):
             return updated_node
         return self._lift(original_node, updated_node)
 
+    def _called(self, value: cst.BaseExpression) -> str:
+        """The name of the node or flow `value` calls, outermost; "each" if none."""
+        inner = value.expression if isinstance(value, cst.Await) else value
+        found = (
+            self.lowerer.calls.resolve(inner.func)
+            if isinstance(inner, cst.Call)
+            else None
+        )
+        return "each" if found is None else _name(found[0])
+
     def _lift(
         self, original: cst.BaseExpression, updated: cst.BaseExpression
     ) -> cst.Name:
         found = self.lowerer.calls.node_call(updated, original)
         assert found is not None
         _, node_call = found
-        callee = node_call.callee
-        name = self.lowerer.temporary(
-            f"{callee.function if isinstance(callee, NodeDef) else callee.identifier}_value"
-        )
+        name = self.lowerer.temporary(f"{_name(node_call.callee)}_value")
         target = cst.Name(name)
         step = self.lowerer.steps.call_step(
             original, Call(target, None, node_call), target, None
@@ -131,7 +138,9 @@ class Lifter(cst.CSTTransformer):
                 clauses.with_changes(iter=cst.Name("_")), where
             )
             return node.with_changes(for_in=clauses)
-        target = cst.Name(self.lowerer.temporary("each"))
+        target = cst.Name(
+            self.lowerer.temporary(f"{self._called(element(node))}_values")
+        )
         self.steps += self.lowerer.fan_outs.fan_out(node, target, node)
         if isinstance(node, cst.GeneratorExp) and node.lpar:
             return target.with_changes(lpar=node.lpar, rpar=node.rpar)
@@ -158,6 +167,10 @@ class Lifter(cst.CSTTransformer):
     def visit_Lambda(self, node: cst.Lambda) -> bool:
         self.lowerer.calls.forbid_calls(node.body, "a lambda")
         return False
+
+
+def _name(callee: NodeDef | FlowDef) -> str:
+    return callee.function if isinstance(callee, NodeDef) else callee.identifier
 
 
 def element(

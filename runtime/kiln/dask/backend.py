@@ -36,11 +36,11 @@ import weakref
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final, final
 
-from kiln.calls import Site
 from kiln.dask.errors import DaskUnavailableError
 from kiln.errors import OptionError
 from kiln.memory import Memory
 from kiln.resilience import in_own_thread
+from kiln.site_table import Site
 
 if TYPE_CHECKING:
     from types import TracebackType

@@ -32,7 +32,6 @@ import distributed
 from distributed import Client, Future, LocalCluster
 
 import kiln
-from kiln.calls import Site
 from kiln.dask.errors import DaskError
 from kiln.dask.modules import modules_to_ship
 from kiln.dask.worker import (
@@ -43,6 +42,7 @@ from kiln.dask.worker import (
     cancel_call,
     probe,
 )
+from kiln.site_table import Site
 
 __all__ = ["Connection", "Settings"]
 

@@ -25,8 +25,8 @@ from kiln.ledger.keys import Shape
 from kiln.run import PLACE
 
 if TYPE_CHECKING:
-    from kiln.calls import Site
     from kiln.ledger import Ledger
+    from kiln.site_table import Site
     from kiln.sites import Run
 
 __all__ = [

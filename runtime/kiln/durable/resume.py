@@ -149,8 +149,8 @@ def questions_of(kind: type) -> dict[str, object]:
         seen.add(current)
         for name, expected in getattr(current, "_kiln_questions", {}).items():
             found.setdefault(name, expected)
-        for site in getattr(current, "_kiln_sites", ()):
-            if site.kind == "flow" and hasattr(site.fn, "_kiln_sites"):
+        for site in getattr(current, "_kiln_table", ()):
+            if site.kind == "flow" and hasattr(site.fn, "_kiln_table"):
                 pending.append(type(site.fn))
     return found
 

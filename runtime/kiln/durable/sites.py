@@ -22,7 +22,7 @@ from kiln.ledger.types import checker, describe, unstorable
 from kiln.run import PLACE
 
 if TYPE_CHECKING:
-    from kiln.calls import Site
+    from kiln.site_table import Site
     from kiln.sites import Run
 
 __all__ = ["DurableSubflow", "journaled", "question", "streaming", "undurable"]

@@ -25,9 +25,9 @@ from kiln.ledger.keys import Shape, shape_of
 from kiln.run import PLACE
 
 if TYPE_CHECKING:
-    from kiln.calls import Site
     from kiln.durable.journal import Entry
     from kiln.durable.replay import Journal
+    from kiln.site_table import Site
     from kiln.sites import Run
 
 __all__ = [
