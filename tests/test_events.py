@@ -257,3 +257,47 @@ def test_an_unobserved_stream_call_is_the_node_s_own_generator(
     plain = streams.words._kiln_calls
     assert streams.words._kiln_bind(plain) is plain
     assert plain == (streams.tokens, streams.lines)
+
+
+def test_a_fan_out_stops_at_an_element_that_fails_before_it_waits(
+    tmp_path: Path,
+) -> None:
+    """As the source's loop: no event, and no call, for the elements after it."""
+    compiled, source = compiled_and_source(
+        dedent("""
+            from kiln import flow, node
+
+            @node
+            async def check(x: int) -> int:
+                if x == 2:
+                    raise ValueError(x)
+                return x
+
+            @flow
+            async def checks(n: int) -> list[int]:
+                return [await check(x) for x in range(n)]
+
+            @flow(concurrency=2)
+            async def capped_checks(n: int) -> list[int]:
+                return [await check(x) for x in range(n)]
+            """),
+        tmp_path,
+    )
+    with pytest.raises(ValueError, match="2"):
+        asyncio.run(source.checks(5))
+    for name in ("checks", "capped_checks"):
+        seen: list[tuple[int, EventStatus]] = []
+        observed = type(getattr(compiled, name))(
+            on_event=lambda event, seen=seen: seen.append((event.visit, event.status))
+        )
+        with pytest.raises(ValueError, match="2"):
+            observed(5)
+        processing, completed = EventStatus.PROCESSING, EventStatus.COMPLETED
+        assert seen == [
+            (1, processing),
+            (1, completed),
+            (2, processing),
+            (2, completed),
+            (3, processing),
+            (3, EventStatus.FAILED),
+        ], name

@@ -16,7 +16,10 @@ in the order a reader meets it:
   events, the ledger, attempts, admission);
 - `scope`: `Scope` and its `Child` tasks, structured concurrency whose
   failures leave as themselves; `run`: the fan-outs of generated code on it
-  (`gather`, `amap`, `keyed`, `indexed`) and the sync entry point `run_sync`;
+  (`gather`, `amap`, `keyed`, `indexed`); `sync_entry`: the sync entry point
+  `run_sync`;
+  `eager`: a fan-out's element started in the caller's task; `cap`: a run's
+  concurrency cap;
 - `resilience`: a node's retries and timeout (`Policy`, `call`, `call_sync`,
   `call_in_thread`, `retrying`, `retrying_sync`, `in_thread`), and the one
   retry loop of each colour that every call goes through;
@@ -95,11 +98,12 @@ from kiln.resilience import (
     retrying,
     retrying_sync,
 )
-from kiln.run import amap, gather, indexed, keyed, run_sync
+from kiln.run import amap, gather, indexed, keyed
 from kiln.scope import Child, Scope
 from kiln.site_table import Site, site
 from kiln.streams import iterate
 from kiln.subflow import subflow
+from kiln.sync_entry import run_sync
 
 if TYPE_CHECKING:  # imported on first use, so that `import kiln` loads no sqlite3
     from kiln.durable import UNANSWERED, Unanswered, resume

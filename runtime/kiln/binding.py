@@ -3,7 +3,7 @@
 `Flow._kiln_bind` asks the instance's `Binder` for what a run calls at each
 site. The binder wraps every site once (`kiln.sites`), keeps the wrapped calls
 by configuration of the flow class (a durable instance is made per run), and
-binds them to each run with one C-level partial per site; limits alone need
+binds them to each run as a method of the run per site; limits alone need
 nothing per run, so those calls are bound once.
 
 A call of another flow of the module is a site too (``kind="flow"``, its `fn`
@@ -22,8 +22,8 @@ import itertools
 import sys
 import weakref
 from collections.abc import Callable, Mapping
-from functools import partial
 from pathlib import Path
+from types import MethodType
 from typing import TYPE_CHECKING, Any, Final, TypeGuard, final
 
 from kiln.events import NodeEvent
@@ -186,8 +186,8 @@ class Binder:
         return self._calls_of(Run(self, enclosing))
 
     def _calls_of(self, run: Run) -> tuple[object, ...]:
-        """The wrapped calls bound to `run`: one C-level partial each, or a joined subflow."""
-        calls = tuple(map(partial, self.calls, itertools.repeat(run)))
+        """The wrapped calls bound to `run`: each a method of the run, or a joined subflow."""
+        calls = tuple(map(MethodType, self.calls, itertools.repeat(run)))
         if not (self.nested or self.source):
             return calls
         bound: list[object] = list(calls)

@@ -57,7 +57,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import field
-from functools import partial
+from types import MethodType
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -330,6 +330,6 @@ def fan_out_bound(call: object) -> int | None:
     wait for it, each a task holding its arguments: `gather(bound=...)` keeps
     them from being made at all.
     """
-    if isinstance(call, partial) and call.args and isinstance(call.args[0], _Run):
-        return call.args[0].cap
+    if isinstance(call, MethodType) and isinstance(call.__self__, _Run):
+        return call.__self__.cap
     return None

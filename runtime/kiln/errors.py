@@ -2,7 +2,8 @@
 
 Every kiln exception derives from `KilnError`, so a caller can tell a problem
 kiln detected from one raised by a node. Exceptions raised by user code are never
-wrapped: they leave a flow as the original objects. Each message names what went
+wrapped: they leave a flow as the original objects (`raise_as_is` raises one
+where it is handed over, keeping its context). Each message names what went
 wrong and says what to do about it.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import shlex
 from pathlib import Path
+from typing import NoReturn
 
 __all__ = [
     "DeniedError",
@@ -23,6 +25,7 @@ __all__ = [
     "Suspended",
     "UncacheableValue",
     "VisitLimitError",
+    "raise_as_is",
 ]
 
 
@@ -250,3 +253,18 @@ def runs_command(ledger: str | os.PathLike[str] | None, words: str) -> str:
     if Path(ledger).resolve() == default.resolve():
         return f"kiln runs {words}"
     return f"kiln runs {words} --ledger {shlex.quote(os.fspath(ledger))}"
+
+
+def raise_as_is(error: BaseException) -> NoReturn:
+    """Raise `error` keeping the context it was created with.
+
+    Raising inside an exception handler (as ``__aexit__`` runs, after the body
+    was cancelled) would set the handled exception as the error's
+    ``__context__``, and tracebacks would claim that one caused the other.
+    """
+    context = error.__context__
+    try:
+        raise error
+    finally:
+        error.__context__ = context
+        del error, context

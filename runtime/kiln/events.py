@@ -23,9 +23,10 @@ from __future__ import annotations
 import itertools
 import time
 from enum import StrEnum
+from time import perf_counter
 from typing import Any, Final
 
-__all__ = ["Event", "EventStatus", "NodeEvent"]
+__all__ = ["Event", "EventStatus", "NodeEvent", "processing"]
 
 # itertools.count is atomic under the GIL, so ids stay unique across threads.
 _IDS = itertools.count(1)
@@ -51,6 +52,7 @@ class EventStatus(StrEnum):
 
 # Looking a member up on an Enum class is slow next to a global: NodeEvent is hot.
 _PENDING: Final = EventStatus.PENDING
+_PROCESSING: Final = EventStatus.PROCESSING
 
 
 class Event:
@@ -177,6 +179,33 @@ class NodeEvent(Event):
             f"{self.status.value}, {self.attempts} attempt(s)"
             f"{', cache hit' if self.cache_hit else ''}{_took(self)}>"
         )
+
+
+_new = object.__new__
+
+
+def processing(node: str, site: str, run: int, visit: int) -> NodeEvent:
+    """The event of a call admitted as it is made: PROCESSING, its first attempt started.
+
+    What ``NodeEvent(node, site, run, visit)`` and then its start would make,
+    for the hot path of an observed run: no `__init__` to call, and every
+    slot written once.
+    """
+    event: NodeEvent = _new(NodeEvent)
+    event.id = next(_IDS)
+    event.created_at = time.time()
+    event.status = _PROCESSING
+    event.started = perf_counter()
+    event.ended = None
+    event.response = None
+    event.error = None
+    event.node = node
+    event.site = site
+    event.run = run
+    event.visit = visit
+    event.attempts = 1
+    event.cache_hit = False
+    return event
 
 
 def _took(event: Event) -> str:

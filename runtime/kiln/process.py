@@ -40,7 +40,7 @@ from collections.abc import (
 from inspect import isawaitable
 from typing import Any, Generic, ParamSpec, TypeVar, dataclass_transform, overload
 
-from kiln.run import run_sync
+from kiln.sync_entry import run_sync
 
 __all__ = [
     "AsyncFunc",

@@ -25,9 +25,11 @@ import contextvars
 import math
 from collections.abc import Coroutine, Generator
 from types import TracebackType
-from typing import Any, Final, Generic, NoReturn, Self, TypeVar, final
+from typing import Any, Final, Generic, Self, TypeVar, final
 
-__all__ = ["Ahead", "Child", "Scope", "raise_as_is"]
+from kiln.errors import raise_as_is
+
+__all__ = ["Ahead", "Child", "Scope"]
 
 T = TypeVar("T")
 
@@ -105,6 +107,13 @@ class Child(Generic[T]):
     def cancel(self) -> bool:
         return self.task.cancel()
 
+    def at_step(self, step: int) -> None:
+        """`Scope.at_step`, said by this child's own task, which it need not look up."""
+        self._step = step
+        if step > self._scope._cut:
+            self._noise = True
+            raise asyncio.CancelledError(f"kiln: a step before {step} failed")
+
 
 class Scope:
     """A nursery of tasks: ``async with Scope() as scope: scope.spawn(coro)``.
@@ -131,12 +140,6 @@ class Scope:
     may run a later step before earlier ones of its own inside
     ``with scope.ahead(n):``, which holds that step's failure until the body
     moves past `n`.
-
-    Cancellation is cancellation: what a child or the body raises after the
-    scope cancelled it is noise, never raised; a cancellation of the task
-    running the scope (from outside) leaves as CancelledError whatever the
-    children raise while they unwind. KeyboardInterrupt and SystemExit win over
-    everything.
 
     Unlike the TaskGroup of Python 3.11, a child failing after the body has
     finished does not cancel the task that runs the scope. (TaskGroup does, and
@@ -247,10 +250,7 @@ class Scope:
         task = asyncio.current_task(self._loop)
         child = self._children.get(task) if task is not None else None
         if child is not None:
-            child._step = step
-            if step > self._cut:
-                child._noise = True
-                raise asyncio.CancelledError(f"kiln: a step before {step} failed")
+            child.at_step(step)
         elif task is self._parent and not self._exiting:
             self._body_step = step
             if step > self._cut:
@@ -258,6 +258,13 @@ class Scope:
                 raise asyncio.CancelledError(f"kiln: a step before {step} failed")
         else:
             raise RuntimeError("at_step() is called by a scope's body or its children")
+
+    def child(self) -> Child[Any]:
+        """The calling child's handle: a child that says many steps says them to it."""
+        task = asyncio.current_task(self._loop)
+        if not self._ordered or task not in self._children:
+            raise RuntimeError("child() is called by a child of an ordered scope")
+        return self._children[task]
 
     def ahead(self, step: int) -> Ahead:
         """A context for the body to run its step `step` before earlier ones.
@@ -414,21 +421,6 @@ class Ahead:
             return False
         scope._failed(exc, self._step, noise=False)
         return True
-
-
-def raise_as_is(error: BaseException) -> NoReturn:
-    """Raise `error` keeping the context it was created with.
-
-    Raising inside an exception handler (as ``__aexit__`` runs, after the body
-    was cancelled) would set the handled exception as the error's
-    ``__context__``, and tracebacks would claim that one caused the other.
-    """
-    context = error.__context__
-    try:
-        raise error
-    finally:
-        error.__context__ = context
-        del error, context
 
 
 def _as_cancellation(exc: BaseException | None) -> asyncio.CancelledError:

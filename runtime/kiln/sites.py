@@ -23,9 +23,10 @@ from functools import partial
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, final
 
+from kiln.cap import Cap
 from kiln.decorators import ask
 from kiln.errors import OptionError
-from kiln.events import EventStatus, NodeEvent
+from kiln.events import EventStatus, NodeEvent, processing
 from kiln.resilience import (
     PLAIN,
     Gate,
@@ -49,8 +50,9 @@ _PROCESSING, _COMPLETED = EventStatus.PROCESSING, EventStatus.COMPLETED
 _RUNS = itertools.count(1)
 
 
-# A site's wrapped call takes the run as its first argument; a run binds it with
-# `partial`, so binding a run costs one C-level partial per site, not a closure.
+# A site's wrapped call takes the run as its first argument; a run binds it as a
+# method (`types.MethodType`), which costs less to make and to call than a
+# `partial`, and far less than a closure: a chain binds every step per run.
 Wrapped = Callable[..., Any]
 
 
@@ -86,10 +88,8 @@ class Run:
         self.observed = binder.observed
         self.ledger = binder.ledger
         self.uncacheable = binder.uncacheable
-        own: tuple[Gate, ...] = (
-            (asyncio.Semaphore(binder.concurrency),)
-            if binder.concurrency is not None
-            else ()
+        own: tuple[Cap, ...] = (
+            (Cap(binder.concurrency),) if binder.concurrency is not None else ()
         )
         # The lowest of the caps, for a fan-out to keep no more elements than that.
         self.cap = binder.concurrency
@@ -177,9 +177,9 @@ class Run:
 
 # --- the wrapped calls, one builder per kind of node ------------------------------------
 #
-# A call that only needs observing is the hot path of an observed run: its
-# wrapper is written out flat, without the attempts loop, the gates or the
-# ledger, since every step of every observed run pays for it.
+# A plain async node's call is the hot path of observed runs and capped
+# fan-outs: its wrapper is written out flat, without the attempts loop or the
+# ledger, since every step of every such run pays for it.
 
 
 def _async_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> Wrapped:
@@ -190,11 +190,12 @@ def _async_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> W
         and site.policy is None
         and site.fallback is None
         and limit is None
-        and not binder.gated
         and not cached
         and backend is None
     ):
-        return _observed_async(index, site)
+        return (
+            _capped_async(index, site) if binder.gated else _observed_async(index, site)
+        )
     fn, policy, fallback = site.fn, site.policy or PLAIN, site.fallback
     attempt = _attempt(site, backend)
 
@@ -250,6 +251,11 @@ def _threaded(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Awaitable[An
 
 
 def _observed_async(index: int, site: Site) -> Wrapped:
+    """The call of a plain async node (no retries, timeout, limit, cache or backend).
+
+    `_async_site`'s call and `attempts`' single attempt, written out flat:
+    every step of an observed run pays for this one.
+    """
     fn, node, where = site.fn, site.node, site.where
 
     async def call(run: Run, /, *args: Any, **kwargs: Any) -> Any:
@@ -257,15 +263,15 @@ def _observed_async(index: int, site: Site) -> Wrapped:
         visits[index] += 1
         if not run.observed:
             return await fn(*args, **kwargs)
-        event = NodeEvent(node, where, run.number, visits[index])
         record, notify = run.record, run.notify
         if record is not None:
+            event = NodeEvent(node, where, run.number, visits[index])
             record(event)
-        event.attempts = 1
-        event.status = _PROCESSING
-        event.started = perf_counter()
-        if notify is not None:
-            notify(event)
+            run.started(event, 1)
+        else:  # nobody sees it PENDING: it is made started
+            event = processing(node, where, run.number, visits[index])
+            if notify is not None:
+                notify(event)
         try:
             value = await fn(*args, **kwargs)
         except BaseException as error:
@@ -278,6 +284,66 @@ def _observed_async(index: int, site: Site) -> Wrapped:
         return value
 
     return call
+
+
+def _capped_async(index: int, site: Site) -> Wrapped:
+    """`_observed_async` in a run with a concurrency cap.
+
+    Every element of a capped fan-out pays for this one: the caps are taken
+    without a coroutine when they are free (`Cap.take`), and a run that
+    nothing observes, with one cap, takes the shortest way.
+    """
+    fn, node, where = site.fn, site.node, site.where
+
+    async def call(run: Run, /, *args: Any, **kwargs: Any) -> Any:
+        visits = run.visits
+        visits[index] += 1
+        caps = run.caps
+        if run.observed or len(caps) != 1:
+            event = None
+            if run.observed:
+                event = NodeEvent(node, where, run.number, visits[index])
+                if run.record is not None:
+                    run.record(event)
+            return await _admitted(run, caps, event, fn, args, kwargs)
+        cap = caps[0]
+        if not cap.take():
+            await cap.acquire()
+        try:
+            return await fn(*args, **kwargs)
+        finally:
+            cap.release()
+
+    return call
+
+
+async def _admitted(
+    run: Run,
+    caps: tuple[Cap, ...],
+    event: NodeEvent | None,
+    fn: Callable[..., Awaitable[Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """A plain call past every cap, observed by `event`: `attempts`' single attempt."""
+    held = 0
+    try:
+        try:
+            for cap in caps:
+                if not cap.take():
+                    await cap.acquire()
+                held += 1
+            run.started(event, 1)
+            value = await fn(*args, **kwargs)
+        finally:
+            while held:
+                held -= 1
+                caps[held].release()
+    except BaseException as error:
+        run.finished(event, error)
+        raise
+    run.finished(event)
+    return value
 
 
 def _sync_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> Wrapped:

@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, Generic, ParamSpec, TypeVar, final
 
-from kiln.scope import raise_as_is
+from kiln.errors import raise_as_is
 
 __all__ = ["READ_AHEAD", "iterate"]
 

@@ -34,6 +34,7 @@ MOST_LINES = 450
 OPTIONAL = ("kiln.ledger", "kiln.durable", "kiln.dask", "kiln.otel")
 THIRD_PARTY_OF_OPTIONAL = ("sqlite3", "distributed", "opentelemetry")
 
+
 def module_name(path: Path) -> str:
     parts = path.relative_to(RUNTIME.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from kiln import DeniedError, Event, EventStatus, Executor, NodeEvent, Pile, Processor
+from kiln.events import processing
 
 
 class Returns(Event):
@@ -315,3 +316,20 @@ async def test_event_types_loose_and_strict() -> None:
 
     with pytest.raises(TypeError, match="strict_event_type must be True or False"):
         Executor(strict_event_type=1)  # type: ignore[arg-type]
+
+
+def test_an_event_made_processing_is_a_node_event_made_and_started() -> None:
+    """`kiln.events.processing`, an observed run's hot path, sets every slot as
+    NodeEvent's __init__ and the call's start would."""
+    before = time.time()
+    made = processing("fetch", "flows.py:3", 7, 2)
+    plain = NodeEvent("fetch", "flows.py:3", 7, 2)
+    started = {"status", "started", "attempts", "id", "created_at"}
+    for slot in (*Event.__slots__, *NodeEvent.__slots__):
+        if slot not in started:
+            assert getattr(made, slot) == getattr(plain, slot), slot
+    assert made.status is EventStatus.PROCESSING
+    assert made.attempts == 1
+    assert made.started is not None
+    assert before <= made.created_at <= plain.created_at
+    assert made.id < plain.id

@@ -141,7 +141,7 @@ def test_an_interrupt_while_waiting_cancels_the_work(
             log.append("work finally")
 
     async def main() -> None:
-        monkeypatch.setattr("kiln.run.threading.Thread", InterruptedThread)
+        monkeypatch.setattr("kiln.sync_entry.threading.Thread", InterruptedThread)
         with pytest.raises(KeyboardInterrupt):
             run_sync(work())
 
