@@ -23,10 +23,9 @@ from __future__ import annotations
 import itertools
 import time
 from enum import StrEnum
-from time import perf_counter
 from typing import Any, Final
 
-__all__ = ["Event", "EventStatus", "NodeEvent", "processing"]
+__all__ = ["Event", "EventStatus", "NodeEvent"]
 
 # itertools.count is atomic under the GIL, so ids stay unique across threads.
 _IDS = itertools.count(1)
@@ -150,12 +149,15 @@ class NodeEvent(Event):
     cache_hit: bool
 
     # Compiled flows create one per node call: no super().__init__() call, and
-    # every slot set here, keep that cheap.
-    def __init__(self, node: str, site: str, run: int, visit: int) -> None:
+    # every slot set here, keep that cheap. `started` makes it admitted as it is
+    # made: what an observed run makes where nobody sees it PENDING.
+    def __init__(
+        self, node: str, site: str, run: int, visit: int, started: float | None = None
+    ) -> None:
         self.id = next(_IDS)
         self.created_at = time.time()
-        self.status = _PENDING
-        self.started = None
+        self.status = _PENDING if started is None else _PROCESSING
+        self.started = started
         self.ended = None
         self.response = None
         self.error = None
@@ -163,7 +165,7 @@ class NodeEvent(Event):
         self.site = site
         self.run = run
         self.visit = visit
-        self.attempts = 0
+        self.attempts = 0 if started is None else 1
         self.cache_hit = False
 
     async def invoke(self) -> None:
@@ -179,33 +181,6 @@ class NodeEvent(Event):
             f"{self.status.value}, {self.attempts} attempt(s)"
             f"{', cache hit' if self.cache_hit else ''}{_took(self)}>"
         )
-
-
-_new = object.__new__
-
-
-def processing(node: str, site: str, run: int, visit: int) -> NodeEvent:
-    """The event of a call admitted as it is made: PROCESSING, its first attempt started.
-
-    What ``NodeEvent(node, site, run, visit)`` and then its start would make,
-    for the hot path of an observed run: no `__init__` to call, and every
-    slot written once.
-    """
-    event: NodeEvent = _new(NodeEvent)
-    event.id = next(_IDS)
-    event.created_at = time.time()
-    event.status = _PROCESSING
-    event.started = perf_counter()
-    event.ended = None
-    event.response = None
-    event.error = None
-    event.node = node
-    event.site = site
-    event.run = run
-    event.visit = visit
-    event.attempts = 1
-    event.cache_hit = False
-    return event
 
 
 def _took(event: Event) -> str:

@@ -10,7 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Final, Literal, ParamSpec, TypeVar, cast, final, overload
+from typing import (
+    Any,
+    Final,
+    Literal,
+    ParamSpec,
+    TypedDict,
+    TypeVar,
+    Unpack,
+    cast,
+    final,
+    overload,
+)
 
 from kiln.resilience import (
     Policy,
@@ -28,7 +39,7 @@ from kiln.subflow import (
     subflow,
 )
 
-__all__ = ["Site", "SiteKind", "plain_call", "site"]
+__all__ = ["Site", "SiteKind", "SiteOptions", "plain_call", "site"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -79,6 +90,16 @@ class Site:
     lines: tuple[int, ...] = ()
 
 
+class SiteOptions(TypedDict, total=False):
+    """What a site's node asks of its calls beyond its kind, policy and fallback."""
+
+    limit: str | None
+    cache: str | None
+    classes: tuple[object, ...]
+    local: bool
+    changes: str | None
+
+
 # The factory's overloads give a site the type of what the body calls there:
 # a thread node's call is a coroutine function; a fallback must answer with
 # what the node returns (awaited, if it is async); any other site's call has
@@ -94,12 +115,8 @@ def site(
     *,
     kind: Literal["thread"],
     policy: Policy,
-    limit: str | None = None,
-    cache: str | None = None,
-    classes: tuple[object, ...] = (),
-    local: bool = False,
-    changes: str | None = None,
     fallback: Callable[..., R | Awaitable[R]] | None = None,
+    **options: Unpack[SiteOptions],
 ) -> Callable[P, Coroutine[Any, Any, R]]: ...
 
 
@@ -113,12 +130,8 @@ def site(
     *,
     kind: Literal["async"] = "async",
     policy: Policy | None = None,
-    limit: str | None = None,
-    cache: str | None = None,
-    classes: tuple[object, ...] = (),
-    local: bool = False,
-    changes: str | None = None,
     fallback: Callable[..., R | Awaitable[R]],
+    **options: Unpack[SiteOptions],
 ) -> Callable[P, Coroutine[Any, Any, R]]: ...
 
 
@@ -132,12 +145,8 @@ def site(
     *,
     kind: Literal["sync"],
     policy: Policy | None = None,
-    limit: str | None = None,
-    cache: str | None = None,
-    classes: tuple[object, ...] = (),
-    local: bool = False,
-    changes: str | None = None,
     fallback: Callable[..., R],
+    **options: Unpack[SiteOptions],
 ) -> Callable[P, R]: ...
 
 
@@ -151,12 +160,8 @@ def site(
     *,
     kind: Literal["async", "sync", "stream", "astream", "flow", "ask"] = "async",
     policy: Policy | None = None,
-    limit: str | None = None,
-    cache: str | None = None,
-    classes: tuple[object, ...] = (),
-    local: bool = False,
-    changes: str | None = None,
     fallback: None = None,
+    **options: Unpack[SiteOptions],
 ) -> F: ...
 
 
@@ -169,12 +174,8 @@ def site(
     *,
     kind: SiteKind = "async",
     policy: Policy | None = None,
-    limit: str | None = None,
-    cache: str | None = None,
-    classes: tuple[object, ...] = (),
-    local: bool = False,
-    changes: str | None = None,
     fallback: Callable[..., Any] | None = None,
+    **options: Unpack[SiteOptions],
 ) -> Any:
     """The `Site` of one call of a flow's source, typed as the call it stands for.
 
@@ -191,14 +192,10 @@ def site(
         fn,
         kind,
         policy,
-        limit,
-        cache,
-        classes,
-        local,
-        changes,
-        fallback,
-        defined,
-        lines,
+        fallback=fallback,
+        defined=defined,
+        lines=lines,
+        **options,
     )
 
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, final
 from kiln.cap import Cap
 from kiln.decorators import ask
 from kiln.errors import OptionError
-from kiln.events import EventStatus, NodeEvent, processing
+from kiln.events import EventStatus, NodeEvent
 from kiln.resilience import (
     PLAIN,
     Gate,
@@ -269,7 +269,7 @@ def _observed_async(index: int, site: Site) -> Wrapped:
             record(event)
             run.started(event, 1)
         else:  # nobody sees it PENDING: it is made started
-            event = processing(node, where, run.number, visits[index])
+            event = NodeEvent(node, where, run.number, visits[index], perf_counter())
             if notify is not None:
                 notify(event)
         try:
