@@ -59,9 +59,7 @@ def _laid_out(
     head = f"{indent}{prefix}{opening}"
     tail = f"{indent}{closing}{suffix}"
     inner = indent + STEP
-    body = f"{inner}{', '.join(text for _, text in _flats(elements, source))}"
-    if isinstance(value, ast.Tuple) and len(elements) == 1:
-        body += ","
+    body = f"{inner}{_joined(value, elements, source)}"
     # A display of two or more (not the arguments of a call) black always
     # splits one element a line, once it splits it at all.
     display = isinstance(value, ast.Tuple) and len(elements) > 1
@@ -89,19 +87,21 @@ def _brackets(
     return None
 
 
-def _flats(elements: list[Element], source: Sequence[bytes]) -> list[tuple[str, str]]:
-    return [(label, f"{label}{_flat(value, source)}") for label, value in elements]
+def _joined(value: ast.expr, elements: list[Element], source: Sequence[bytes]) -> str:
+    """The elements on one line, as between `value`'s brackets: a one-tuple's with its comma."""
+    text = ", ".join(f"{label}{_flat(element, source)}" for label, element in elements)
+    one_tuple = isinstance(value, ast.Tuple) and len(elements) == 1
+    return f"{text}," if one_tuple else text
 
 
 def _flat(value: ast.expr, source: Sequence[bytes]) -> str:
     """`value` on one line: black's text of each leaf, joined as black joins them."""
-    if isinstance(value, ast.Call):
-        _, elements, _ = _brackets(value, source) or ("", [], "")
-        arguments = ", ".join(text for _, text in _flats(elements, source))
-        return f"{_flat(value.func, source)}({arguments})"
+    brackets = _brackets(value, source)
+    if brackets is not None:
+        opening, elements, closing = brackets
+        return f"{opening}{_joined(value, elements, source)}{closing}"
     if isinstance(value, ast.Tuple):
-        inside = ", ".join(_flat(element, source) for element in value.elts)
-        return f"({inside},)" if len(value.elts) == 1 else f"({inside})"
+        return "()"
     if isinstance(value, ast.Attribute):
         return f"{_flat(value.value, source)}.{value.attr}"
     if isinstance(value, ast.Name):

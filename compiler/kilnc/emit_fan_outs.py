@@ -10,6 +10,7 @@ from kilnc.emit_names import (
 )
 from kilnc.emit_parts import (
     assignment,
+    callee_base,
     calls_in,
     comprehension,
     comprehension_targets_text,
@@ -18,7 +19,6 @@ from kilnc.ir import (
     RESERVED_PREFIX,
     FanOut,
     FanOutKind,
-    NodeDef,
     Step,
 )
 from kilnc.syntax import awaits, code
@@ -151,5 +151,4 @@ def _computed(action: FanOut) -> str:
     target = action.target
     if isinstance(target, cst.Name) and not target.value.startswith(RESERVED_PREFIX):
         return target.value
-    callee = action.result.callee
-    return callee.function if isinstance(callee, NodeDef) else callee.identifier
+    return callee_base(action.result.callee)

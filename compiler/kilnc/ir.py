@@ -115,6 +115,11 @@ class NodeDef:
     def name(self) -> str:
         return self.options.name
 
+    @property
+    def identifier(self) -> str:
+        """Its identifier in the module that defines it, as a `FlowDef`'s."""
+        return self.function
+
 
 @final
 @dataclass(frozen=True, slots=True)

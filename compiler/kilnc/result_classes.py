@@ -36,7 +36,7 @@ import libcst as cst
 
 from kilnc.annotations import definitions, function_named
 from kilnc.front import ImportedName, ModuleDefs
-from kilnc.ir import Callee, NodeDef
+from kilnc.ir import Callee
 from kilnc.names import identifier
 from kilnc.plan import ClassRef
 from kilnc.project import Project
@@ -52,8 +52,7 @@ _TYPING: Final = frozenset(
 def find_result_classes(project: Project, node: Callee) -> tuple[ClassRef, ...]:
     """The classes a node's (or a flow's) return annotation names, and their fields'."""
     defs = project.load(node.module)
-    name = node.function if isinstance(node, NodeDef) else node.identifier
-    function = function_named(defs, name) if defs is not None else None
+    function = function_named(defs, node.identifier) if defs is not None else None
     if defs is None or function is None or function.returns is None:
         return ()
     finder = _Finder(project)

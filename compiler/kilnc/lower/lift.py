@@ -15,7 +15,7 @@ from typing import Protocol
 
 import libcst as cst
 
-from kilnc.ir import Call, FlowDef, NodeDef, Step
+from kilnc.ir import Call, Step
 from kilnc.lower.calls import Calls
 from kilnc.lower.fan_out import FanOuts
 from kilnc.lower.steps import Steps
@@ -75,7 +75,7 @@ class Lifter(cst.CSTTransformer):
             if isinstance(inner, cst.Call)
             else None
         )
-        return "each" if found is None else _name(found[0])
+        return "each" if found is None else found[0].identifier
 
     def _lift(
         self, original: cst.BaseExpression, updated: cst.BaseExpression
@@ -83,7 +83,7 @@ class Lifter(cst.CSTTransformer):
         found = self.lowerer.calls.node_call(updated, original)
         assert found is not None
         _, node_call = found
-        name = self.lowerer.temporary(f"{_name(node_call.callee)}_value")
+        name = self.lowerer.temporary(f"{node_call.callee.identifier}_value")
         target = cst.Name(name)
         step = self.lowerer.steps.call_step(
             original, Call(target, None, node_call), target, None
@@ -167,10 +167,6 @@ class Lifter(cst.CSTTransformer):
     def visit_Lambda(self, node: cst.Lambda) -> bool:
         self.lowerer.calls.forbid_calls(node.body, "a lambda")
         return False
-
-
-def _name(callee: NodeDef | FlowDef) -> str:
-    return callee.function if isinstance(callee, NodeDef) else callee.identifier
 
 
 def element(
