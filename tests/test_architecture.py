@@ -61,7 +61,10 @@ PASSES: dict[str, frozenset[str]] = {
     "shake": frozenset(),
     "arrange": frozenset(),
     "emit": frozenset(
-        {"emit_flow", "emit_blocks", "emit_fan_outs", "emit_names", "emit_parts"}
+        {
+            *("emit_flow", "emit_blocks", "emit_fan_outs", "emit_names"),
+            *("emit_parts", "emit_nesting"),
+        }
     ),
     "format": frozenset(),
     "site_lines": frozenset({"black_stable"}),

@@ -109,13 +109,13 @@ class Publish(_kiln.Flow, _kiln.AsyncProcess, _kiln.Process):
     _kiln_questions = {"review": bool, "title": str}
 
     async def aforward(self, doc: str) -> str:
-        write_call, review_call, title_call = self._kiln_bind(self._kiln_sites)
-        draft = write_call(doc)
-        ok = await review_call("review", bool, draft)
-        if not ok:
-            return "rejected"
-        title = await title_call("title", str, draft)
-        return f"{title}: {draft}"
+        with self._kiln_bind(self._kiln_sites) as (write_call, review_call, title_call):
+            draft = write_call(doc)
+            ok = await review_call("review", bool, draft)
+            if not ok:
+                return "rejected"
+            title = await title_call("title", str, draft)
+            return f"{title}: {draft}"
 
     def forward(self, doc: str) -> str:
         return _kiln.run_sync(self.aforward(doc))

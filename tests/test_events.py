@@ -69,7 +69,7 @@ def module(tmp_path: Path) -> ModuleType:
 
 def test_an_unobserved_run_calls_its_nodes_directly(module: ModuleType) -> None:
     plain = module.work._kiln_calls
-    assert module.work._kiln_bind(plain) is plain
+    assert module.work._kiln_bind(plain).calls is plain
     assert module.work._kiln_calls[0] is module.double
 
 
@@ -255,7 +255,7 @@ def test_an_unobserved_stream_call_is_the_node_s_own_generator(
     streams: ModuleType,
 ) -> None:
     plain = streams.words._kiln_calls
-    assert streams.words._kiln_bind(plain) is plain
+    assert streams.words._kiln_bind(plain).calls is plain
     assert plain == (streams.tokens, streams.lines)
 
 

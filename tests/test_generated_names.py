@@ -2,7 +2,7 @@
 
 Generated code names its own things: the receiver of its methods (`self`),
 the loop variable of a derived stream method (`item`), the builtins it calls
-(`Exception`, `range`, `len`, `int`, `dict`, `zip`, `set`), its methods
+(`int`, `dict`, `zip`, `set`), its methods
 (`forward`, `aforward`, `stream`, `astream`) and one class per flow. Each of
 those names, and names a reader might expect generated code to use (`cls`,
 `asyncio`, `typing`, `Any`, `cast`, `kiln`), is given here to the user in
@@ -27,12 +27,15 @@ import pytest
 from kilnc.emit_names import GENERATED_NAMES
 from kilnc.pipeline import compile_file
 from tests.goldens import DATA, load_cases
-from tests.test_differential import load, nothing_after_return
+from tests.test_differential import compiled_and_source, load, nothing_after_return
 from tests.test_typecheck import mypy_strict
 
 #: Names a reader might expect generated code to use, beyond those it does use.
 EXPECTED_NAMES = frozenset(
-    {"cls", "asyncio", "typing", "Any", "cast", "kiln", "Flow", "Process", "error"}
+    {
+        *("cls", "asyncio", "typing", "Any", "cast", "kiln", "Flow", "Process"),
+        *("error", "Exception", "range", "len"),
+    }
 )
 #: Each generated name alone; the others, which generated code never uses, at once.
 NAMES = [(name,) for name in sorted(GENERATED_NAMES)] + [tuple(sorted(EXPECTED_NAMES))]
@@ -238,7 +241,8 @@ NOT_VARIABLES = (
 
 # The readable names the emitter allocates around every name of the flow and the
 # module (`Names.local`): they can hide nothing, so they need no prefix.
-ALLOCATED = re.compile(r"(?:error|scope|compute_\w+|\w+_task|\w+_before)(?:_[0-9]+)?")
+ALLOCATED = re.compile(r"(?:scope|compute_\w+|\w+_task|\w+_before)(?:_[0-9]+)?")
+SITE_LOCAL = re.compile(r"(?P<node>\w+)_[0-9]+")
 
 
 def test_the_generated_names_are_every_name_the_emitter_adds_to_the_goldens() -> None:
@@ -250,12 +254,17 @@ def test_the_generated_names_are_every_name_the_emitter_adds_to_the_goldens() ->
             code = case.expected
             for pattern in NOT_VARIABLES:
                 code = pattern.sub(" ", code)
-            added = set(IDENTIFIER.findall(code)) - set(IDENTIFIER.findall(case.source))
+            written = set(IDENTIFIER.findall(case.source))
+            added = set(IDENTIFIER.findall(code)) - written
             unexplained = {
                 name
                 for name in added - GENERATED_NAMES - set(keyword.kwlist)
                 if not name.lower().startswith("_kiln")
                 and not ALLOCATED.fullmatch(name)
+                # a call site's local, after the node it calls: `fetch_2`
+                and not (
+                    (site := SITE_LOCAL.fullmatch(name)) and site["node"] in written
+                )
                 # the class of a flow, named from it: `digest` is `Digest`
                 and name.lower() not in case.source.lower().replace("_", "")
             }
@@ -284,3 +293,62 @@ def test_the_compiled_flows_type_check_when_their_source_does(tmp_path: Path) ->
         (tmp_path / "out" / path.name).write_text(compilation.output, encoding="utf-8")
     mypy_strict(sorted((tmp_path / "src").iterdir()))
     mypy_strict(sorted((tmp_path / "out").iterdir()))
+
+
+READ_AS_A_VALUE = """\
+import asyncio
+
+from kiln import flow, node
+
+
+@node
+async def double(v: int) -> int:
+    await asyncio.sleep(0)
+    return v * 2
+
+
+@node
+def inc(v: int) -> int:
+    return v + 1
+
+
+@node
+async def half(v: int) -> int:
+    return v // 2
+
+
+@flow
+async def main(x: int) -> tuple[int, str, list[int], int]:
+    a = await double(x)
+    b = await double(a)
+    name = double.__name__
+    bumped = list(map(inc, [a, b]))
+    c = await half(b)
+    return inc(a + b), name, bumped, await half(c)
+"""
+
+
+def test_a_node_the_flow_also_reads_is_the_node_where_it_is_read(
+    tmp_path: Path,
+) -> None:
+    """Calls of a node the flow only calls are bound to its own name; the others not.
+
+    `double` and `inc` are read as values too (`double.__name__`, `map(inc, ...)`):
+    their calls get kiln's names, and what reads them reads the module's
+    functions, in an observed run too, whose calls are wrappers.
+    """
+    compiled, source = compiled_and_source(READ_AS_A_VALUE, tmp_path)
+    output = (tmp_path / "out.py").read_text(encoding="utf-8")
+    binding = re.search(
+        r"with self\._kiln_bind\(self\._kiln_sites\) as \(([^)]*)\)", output
+    )
+    assert binding is not None, output
+    bound = [name.strip() for name in binding[1].split(",") if name.strip()]
+    assert bound == ["_kiln_double", "_kiln_double_2", "half", "_kiln_inc", "half_2"]
+    expected = asyncio.run(source.main(5))
+    assert expected == (31, "double", [11, 21], 5)
+    assert compiled.main(5) == expected
+    events: list[object] = []
+    observed = type(compiled.main)(on_event=events.append)
+    assert observed(5) == expected
+    assert len(events) == 2 * 5  # each call of a site starts and ends: map's are not

@@ -69,7 +69,7 @@ def test_an_instance_that_needs_nothing_calls_the_module_subflow(
     module: ModuleType,
 ) -> None:
     plain = module.outer._kiln_calls
-    assert module.outer._kiln_bind(plain) is plain
+    assert module.outer._kiln_bind(plain).calls is plain
     assert plain == (module.middle, module.inner)
 
 

@@ -90,12 +90,12 @@ class Sites(_kiln.Flow, _kiln.AsyncProcess, _kiln.Process):
     )
 
     async def aforward(self, url: str) -> int:
-        fetched, refetch, reading, split = self._kiln_bind(self._kiln_sites)
-        reveal_type(fetched)
-        reveal_type(refetch)
-        reveal_type(reading)
-        reveal_type(split)
-        return len(await fetched(url)) + await reading(url)
+        with self._kiln_bind(self._kiln_sites) as (fetched, refetch, reading, split):
+            reveal_type(fetched)
+            reveal_type(refetch)
+            reveal_type(reading)
+            reveal_type(split)
+            return len(await fetched(url)) + await reading(url)
 
     def forward(self, url: str) -> int:
         return _kiln.run_sync(self.aforward(url))

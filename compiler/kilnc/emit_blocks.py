@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Final
+from collections.abc import Callable
 
 import libcst as cst
 
-from kilnc.emit_names import (
-    BUILTINS,
-    RUNTIME,
-    outer_alias,
-)
+from kilnc.emit_names import BUILTINS, RUNTIME, outer_alias
+from kilnc.emit_nesting import Nesting
 from kilnc.emit_parts import (
     FLOW_METHODS,
     assignment,
@@ -23,6 +18,7 @@ from kilnc.emit_parts import (
     blocks_needed_by,
     call_target,
     counted_calls,
+    direct_call,
     discarding,
     folded_ops,
     negated,
@@ -44,11 +40,7 @@ from kilnc.ir import (
     StepId,
     WhileLoop,
 )
-from kilnc.names import (
-    mentioned_names,
-    renamed,
-    target_names,
-)
+from kilnc.names import mentioned_names, renamed, target_names
 from kilnc.plan import (
     At,
     BlockPlan,
@@ -63,12 +55,6 @@ from kilnc.plan import (
 from kilnc.source import Span, comment_lines
 from kilnc.syntax import code
 from kilnc.writer import Names, Writer
-
-# CPython compiles at most 20 blocks (loops, `try`, `with`, an `except` body
-# counts two) nested in one function. The source keeps to it; the emitter's own
-# blocks (the body's `try`, a scope's `async with`) do without where there is
-# no room left.
-MAX_BLOCKS: Final = 20
 
 
 class BlockEmitter(ABC):
@@ -89,7 +75,7 @@ class BlockEmitter(ABC):
     outer_aliases: set[tuple[str, str]]
     counting: bool  # whether a call counts its visit where it is written
     commented: set[int]  # the source lines whose comments are written
-    blocks: int  # Python's blocks open around the code being written
+    nesting: Nesting  # Python's blocks open around the code being written
     # The step whose value each name holds, in the coroutine being written,
     # as far as the code written so far assigns it.
     bound: dict[str, StepId]
@@ -142,9 +128,12 @@ class BlockEmitter(ABC):
                 assert isinstance(op, Wait | Run), "a plan without tasks has no scope"
                 self.op(op, plan, {}, returns)
             return
+        # A task of one call is spawned as the call; the others as a coroutine.
+        direct = {t: direct_call(task) for t, task in plan.tasks.items()}
         defs = {
             t: self.readable(f"compute_{task_base(task)}")
             for t, task in plan.tasks.items()
+            if direct[t] is None
         }
         copies = {
             t: {name: self.readable(f"{name}_before") for name in task.snapshots}
@@ -156,17 +145,17 @@ class BlockEmitter(ABC):
         }
         # The scope's `async with`, and a `with` around a step run ahead.
         holds = any(isinstance(op, Run) and op.ahead is not None for op in plan.ops)
-        if not self.room(1 + int(holds) + blocks_needed(block)):
+        if not self.nesting.room(1 + int(holds) + blocks_needed(block)):
             self.in_place(block)
             return
         # The scope weighs failures by step (see `schedule`): the one the source
         # would have raised wins, whichever fails first.
         scope = self.readable("scope")
-        for task_id, task in plan.tasks.items():
-            self.task(task, defs[task_id], plan, handles, copies[task_id], scope)
+        for task_id, name in defs.items():
+            self.task(plan.tasks[task_id], name, plan, handles, copies[task_id], scope)
         spawned_ids: set[TaskId] = set()
         self.w.line(f"async with {RUNTIME}.Scope(ordered=True) as {scope}:")
-        with self.w.indent(), self.opened():
+        with self.w.indent(), self.nesting.opened():
             for op, returns in folded_ops(plan):
                 if isinstance(op, Spawn):
                     # A task's visits count when it starts, in the order of the
@@ -180,14 +169,23 @@ class BlockEmitter(ABC):
                         awaited_tasks(task)
                     ), "spawned in order"
                     spawned_ids.add(op.task)
+                    single = direct[op.task]
                     awaited = ", ".join(handles[t] for t in awaited_tasks(task))
-                    spawned = f"{defs[op.task]}({awaited}), step={task.step}"
-                    self.w.line(f"{handles[op.task]} = {scope}.spawn({spawned})")
+                    spawned = (
+                        f"{defs[op.task]}({awaited})"
+                        if single is None
+                        else self.callcode(single, awaited=False)
+                    )
+                    with self.w.at(task.result.span):
+                        self.comments(task.result.span)
+                        self.w.line(
+                            f"{handles[op.task]} = {scope}.spawn({spawned}, step={task.step})"
+                        )
                 elif isinstance(op, At):
                     self.w.line(f"{scope}.at_step({op.step})")
                 elif isinstance(op, Run) and op.ahead is not None:
                     self.w.line(f"with {scope}.ahead({op.ahead}):")
-                    with self.w.indent(), self.opened():
+                    with self.w.indent(), self.nesting.opened():
                         self.op(op, plan, handles)
                 else:
                     self.op(op, plan, handles, returns)
@@ -200,30 +198,6 @@ class BlockEmitter(ABC):
         """
         for step in block.steps:
             self.step(step, returning=False)
-
-    # --- Python's nested blocks ------------------------------------------------------
-
-    def room(self, blocks: int) -> bool:
-        """Whether code may open `blocks` more nested blocks here."""
-        return self.blocks + blocks <= MAX_BLOCKS
-
-    @contextmanager
-    def opened(self, blocks: int = 1) -> Iterator[None]:
-        """Code written inside sits in `blocks` more nested blocks."""
-        self.blocks += blocks
-        try:
-            yield
-        finally:
-            self.blocks -= blocks
-
-    @contextmanager
-    def function(self) -> Iterator[None]:
-        """Code written inside is the body of a nested function: no block is open."""
-        outer, self.blocks = self.blocks, 0
-        try:
-            yield
-        finally:
-            self.blocks = outer
 
     def op(
         self,
@@ -262,7 +236,7 @@ class BlockEmitter(ABC):
         self.counting = False  # counted at the spawn
         outer = dict(copies)  # names still meaning the value from before the task
         bound, self.bound = self.bound, {}
-        with self.w.indent(), self.function():
+        with self.w.indent(), self.nesting.function():
             for step in task.steps:
                 if step.id in task.announces:
                     self.w.line(f"{scope}.at_step({task.announces[step.id]})")
@@ -411,7 +385,7 @@ class BlockEmitter(ABC):
             return
         # The test calls nodes: ask again at the top of every iteration.
         self.w.line("while True:")
-        with self.w.indent(), self.opened():
+        with self.w.indent(), self.nesting.opened():
             self.block(action.condition)
             self.w.line(f"if {negated(action.test)}:")
             with self.w.indent():
@@ -421,7 +395,7 @@ class BlockEmitter(ABC):
             self.block(action.body)
 
     def loop(self, action: Loop) -> None:
-        if not action.closes or not self.room(1 + blocks_needed_by(action)):
+        if not action.closes or not self.nesting.room(1 + blocks_needed_by(action)):
             # TODO: a stream loop with no room for its `with` is closed when it is
             # exhausted or collected, not at once when it is left early.
             self.loop_statement(action)
@@ -430,7 +404,7 @@ class BlockEmitter(ABC):
         closing = "async with" if action.is_async else "with"
         helper = "aclosing" if action.is_async else "closing"
         self.w.line(f"{closing} {RUNTIME}.{helper}({code(action.iterable)}):")
-        with self.w.indent(), self.opened():
+        with self.w.indent(), self.nesting.opened():
             self.loop_statement(action)
 
     def loop_statement(self, action: Loop) -> None:
@@ -440,7 +414,7 @@ class BlockEmitter(ABC):
 
     def body_and_else(self, body: Block, orelse: Block | None) -> None:
         """A loop's body under its header, and its `else:` when it has one."""
-        with self.w.indent(), self.opened():
+        with self.w.indent(), self.nesting.opened():
             self.block(body)
         if orelse is not None:
             self.w.line("else:")

@@ -86,7 +86,7 @@ class FanOutEmitter(BlockEmitter):
             self.w.line(
                 f"{define} {each}({target}: {self.outer(action.item_types[0])}) -> {returns}:"
             )
-            with self.w.indent(), self.function():
+            with self.w.indent(), self.nesting.function():
                 self.element_body(action)
             iterable = code(action.clauses.iter)
             if concurrent:
@@ -109,7 +109,7 @@ class FanOutEmitter(BlockEmitter):
         self.w.line("# the elements start, so the clauses run between them, in order.")
         self.w.line(f"{items}, {indexes} = {RUNTIME}.indexed({targets} {clauses})")
         self.w.line(f"{define} {each}({index}: {self.builtin('int')}) -> {returns}:")
-        with self.w.indent(), self.function():
+        with self.w.indent(), self.nesting.function():
             self.w.line(f"{targets} = {items}[{index}]")
             self.element_body(action)
         every = f"{each}({index}) for {index} in {indexes}"

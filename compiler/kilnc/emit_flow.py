@@ -4,18 +4,15 @@ Example input: the plan of `digest` (see `schedule`). Output, before black::
 
     class Digest(_kiln.Flow, _kiln.AsyncProcess, _kiln.Process):
         async def aforward(self, path: str) -> str:
-            _kiln_load, _kiln_summarize = self._kiln_bind(self._kiln_sites)
-            try:
-                paragraphs = _kiln_load(path)
+            with self._kiln_bind(self._kiln_sites) as (load, summarize):
+                paragraphs = load(path)
                 ...
-            except Exception as error:
-                self._kiln_note(error)  # names the call that failed (kiln.notes)
-                raise
     digest = Digest()
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Final, final
 
@@ -28,10 +25,10 @@ from kilnc.emit_names import (
     renamed_in_signature,
     signature_aliases,
 )
+from kilnc.emit_nesting import Nesting
 from kilnc.emit_parts import (
     SITE_KINDS,
     all_writes,
-    asks,
     blocks_needed,
     callee_base,
     changing_calls,
@@ -48,9 +45,7 @@ from kilnc.ir import (
     StepId,
     child_blocks,
 )
-from kilnc.names import (
-    mentioned_names,
-)
+from kilnc.names import identifier, mentions
 from kilnc.plan import (
     Compiled,
     FlowPlan,
@@ -167,37 +162,39 @@ class _FlowEmitter(FanOutEmitter):
         self.plan = plan
         self.flow = plan.flow.flow
         self.class_name = class_name
-        mentioned = mentioned_names(self.flow.function)
+        mentioned = mentions(self.flow.function)
         # A question's name is a keyword of `resume`, beside its receiver.
         self.asked = self.questions()
+        called_only = self.called_only(mentioned)
         self.names = Names(
-            all_writes(plan.flow.body)
-            | mentioned
-            | set(self.asked)
-            | module.module_names
+            (
+                all_writes(plan.flow.body)
+                | set(mentioned)
+                | set(self.asked)
+                | module.module_names
+            )
+            - called_only
         )
         # Names a person would write (`summaries_task`) where no user name can be
         # hidden by them: a star import may bind any name, so there, kiln's own.
         self.readable = self.names.fresh if module.star_import else self.names.local
+        # Each call site of a node or a subflow gets the local its run binds
+        # (`Flow._kiln_bind`).
+        self.sites = {
+            call.site: self.site_local(call, called_only) for call in plan.flow.calls
+        }
         self.receiver = self.names.own("self")
         self.item = self.names.own("item")
         self.hidden = hidden_builtins(self.flow, module)
         self.aliases = signature_aliases(self.flow)
         self.flow_names = self.flow.bound
         self.outer_aliases: set[tuple[str, str]] = set()
-        self.error = self.readable("error")
         self.counting = True
         self.commented: set[int] = set()  # the lines whose comments are written
-        self.blocks = 0  # Python's blocks open around the code being written
+        self.nesting = Nesting()  # Python's blocks open around the code being written
         # The step whose value each name holds, in the coroutine being written,
         # as far as the code written so far assigns it.
         self.bound: dict[str, StepId] = {}
-        # Each call site of a node or a subflow gets the local its run binds
-        # (`Flow._kiln_bind`).
-        self.sites = {
-            call.site: self.names.fresh(callee_base(call.callee))
-            for call in plan.flow.calls
-        }
         # Why each call that may change what it is passed does: a durable run,
         # which replays a call's value and not its changes, refuses those.
         self.changing = changing_calls(plan.flow.body)
@@ -206,6 +203,34 @@ class _FlowEmitter(FanOutEmitter):
             for call in plan.flow.calls
             if call.visits is not None
         }
+
+    def called_only(self, mentioned: Counter[str]) -> set[str]:
+        """The names the flow mentions only as the function of its calls of nodes.
+
+        Such a name also names the locals bound to those calls, as the source
+        wrote it: `fetch`, `fetch_2`. Hiding the module's `fetch` from the body
+        hides it from nothing that reads it. Under a star import, whose names
+        are unknown, the locals are kiln's own.
+        """
+        if self.module.star_import:
+            return set()
+        written = Counter(
+            identifier(call.call.func.value)
+            for call in self.plan.flow.calls
+            if isinstance(call.call.func, cst.Name)
+        )
+        asked = set(self.asked)
+        return {
+            name
+            for name, count in written.items()
+            if mentioned[name] == count and name not in asked
+        }
+
+    def site_local(self, call: NodeCall, called_only: set[str]) -> str:
+        func = call.call.func
+        if isinstance(func, cst.Name) and identifier(func.value) in called_only:
+            return self.names.local(identifier(func.value))
+        return self.names.fresh(callee_base(call.callee))
 
     def emit(self) -> None:
         with self.w.at(self.flow.span):
@@ -366,30 +391,27 @@ class _FlowEmitter(FanOutEmitter):
         return f"{RUNTIME}.site({', '.join(fields)})"
 
     def body(self) -> None:
-        """The flow's body, after its bound calls and the visit counters of `while` loops.
+        """The flow's body, in the `with` that binds its calls (after the visit counters).
 
-        One handler notes on a failure the call it left (`Flow._kiln_note`,
-        from the lines each site lists), where a call of a node or subflow
-        can fail, and where the source leaves room for one more block.
+        The `with` notes on a failure the call it left (`kiln.notes.Bound`,
+        from the lines each site lists) where the source leaves room for one
+        more block; else the calls are bound by an assignment, and not noted.
         """
         body = self.plan.flow.body
-        if self.sites:
-            targets = tuple_display(list(self.sites.values()))
-            receiver = self.receiver
-            self.w.line(f"{targets} = {receiver}._kiln_bind({receiver}._kiln_sites)")
         for counter in self.counters.values():
             self.w.line(f"{counter} = 0")
-        fails = any(not asks(call) for call in self.plan.flow.calls)
-        if not (fails and self.room(1 + blocks_needed(body))):
+        if not self.sites:
             self.block(body)
             return
-        self.w.line("try:")
-        with self.w.indent(), self.opened():
+        targets = tuple_display(list(self.sites.values()))
+        bind = f"{self.receiver}._kiln_bind({self.receiver}._kiln_sites)"
+        if not self.nesting.room(1 + blocks_needed(body)):
+            self.w.line(f"{targets} = {bind}.calls")
             self.block(body)
-        self.w.line(f"except {self.builtin('Exception')} as {self.error}:")
-        with self.w.indent():
-            self.w.line(f"{self.receiver}._kiln_note({self.error})")
-            self.w.line("raise")
+            return
+        self.w.line(f"with {bind} as {targets}:")
+        with self.w.indent(), self.nesting.opened():
+            self.block(body)
 
     def docstring(self) -> str:
         written = self.flow.function.get_docstring()

@@ -276,6 +276,36 @@ def awaited_tasks(task: Task) -> list[TaskId]:
     )
 
 
+def direct_call(task: Task) -> NodeCall | None:
+    """The call a task is made of alone, when the scope can spawn the call's coroutine.
+
+    That is a task of one call, assigned, after no other task, whose
+    arguments are names and literals: evaluated at the spawn rather than as
+    the task starts, they have the same values, and run no code of the user's.
+    """
+    [step, *rest] = task.steps
+    action = step.action
+    if rest or task.snapshots or task.announces or any(task.waits.values()):
+        return None
+    if not isinstance(action, Call) or action.target is None:
+        return None
+    call = action.call
+    simple = all(
+        arg.star == "" and isinstance(arg.value, _SIMPLE) for arg in call.call.args
+    )
+    return call if simple and call.suspends else None
+
+
+# Expressions whose evaluation runs no code of the user's.
+_SIMPLE: Final = (
+    cst.Name,
+    cst.SimpleString,
+    cst.Integer,
+    cst.Float,
+    cst.Imaginary,
+)
+
+
 def task_base(task: Task) -> str:
     """What a task computes, as the source names it: its target, else the node it calls."""
     action = task.result.action

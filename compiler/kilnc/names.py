@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Final, final
 
@@ -282,6 +283,11 @@ class _Renamer(cst.CSTTransformer):
 
 def mentioned_names(node: cst.CSTNode) -> set[str]:
     """Every name some code mentions, read or bound, at any depth; not attributes."""
+    return set(mentions(node))
+
+
+def mentions(node: cst.CSTNode) -> Counter[str]:
+    """How many times some code mentions each name, read or bound; not attributes."""
     finder = _Mentions()
     walk(node, finder)
     return finder.names
@@ -289,10 +295,10 @@ def mentioned_names(node: cst.CSTNode) -> set[str]:
 
 class _Mentions(cst.CSTVisitor):
     def __init__(self) -> None:
-        self.names: set[str] = set()
+        self.names: Counter[str] = Counter()
 
     def visit_Name(self, node: cst.Name) -> None:
-        self.names.add(identifier(node.value))
+        self.names[identifier(node.value)] += 1
 
     def visit_Attribute(self, node: cst.Attribute) -> bool:
         walk(node.value, self)

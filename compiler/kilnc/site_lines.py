@@ -3,15 +3,14 @@
 Example input: black's text of a module, in which `Digest.aforward` starts
 at line 40 and binds its sites first::
 
-    _kiln_load, _kiln_summarize = self._kiln_bind(self._kiln_sites)
-    try:
-        text = _kiln_load(root)                      # line 43
-        return await _kiln_summarize(                # lines 44-46
+    with self._kiln_bind(self._kiln_sites) as (load, summarize):
+        text = load(root)                            # line 42
+        return await summarize(                      # lines 43-45
             text, short=True
         )
 
-Output: the same text, with ``(3,)`` after the four leading fields of the first
-`_kiln.site(...)` of the class's `_kiln_sites`, and ``(4, 5, 6)`` in the
+Output: the same text, with ``(2,)`` after the four leading fields of the first
+`_kiln.site(...)` of the class's `_kiln_sites`, and ``(3, 4, 5)`` in the
 second. A failure's handler finds the call it left by its frame's line
 (`kiln.notes`).
 
@@ -117,18 +116,28 @@ def _assigns(statement: ast.stmt, name: str) -> bool:
 
 
 def _bound_sites(method: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
-    """The locals the body binds to its sites, in the table's order; [] if none."""
+    """The locals the body binds to its sites, in the table's order; [] if none.
+
+    They are bound by ``with self._kiln_bind(...) as (a, b):``, or by
+    ``a, b = self._kiln_bind(...).calls`` in a body with no room for a `with`.
+    """
     for statement in method.body:
-        if (
-            isinstance(statement, ast.Assign)
-            and isinstance(statement.value, ast.Call)
-            and isinstance(statement.value.func, ast.Attribute)
-            and statement.value.func.attr == BIND
-        ):
-            [target] = statement.targets
-            assert isinstance(target, ast.Tuple)
-            return [name.id for name in target.elts if isinstance(name, ast.Name)]
+        match statement:
+            case ast.With(items=[ast.withitem(bind, ast.Tuple(names))]) if _binds(bind):
+                return [name.id for name in names if isinstance(name, ast.Name)]
+            case ast.Assign(
+                targets=[ast.Tuple(names)], value=ast.Attribute(bind, "calls")
+            ) if _binds(bind):
+                return [name.id for name in names if isinstance(name, ast.Name)]
     return []
+
+
+def _binds(expression: ast.expr) -> bool:
+    return (
+        isinstance(expression, ast.Call)
+        and isinstance(expression.func, ast.Attribute)
+        and expression.func.attr == BIND
+    )
 
 
 def _lines_calling(

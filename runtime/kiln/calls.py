@@ -19,9 +19,9 @@ Every node call a flow makes is a `Site`, listed once in the generated class::
         _kiln_limits = {"llm": _kiln.Limit(8, refresh=1.0)}
 
         async def aforward(self, path: str) -> str:
-            _kiln_load, _kiln_summarize = self._kiln_bind(self._kiln_sites)
-            paragraphs = _kiln_load(path)
-            ...
+            with self._kiln_bind(self._kiln_sites) as (load, summarize):
+                paragraphs = load(path)
+                ...
 
 `site` makes the `Site` and is typed as the call it stands for (a thread
 node's as a coroutine function, a subflow's as `subflow` gives it), so that
@@ -41,6 +41,9 @@ the run, in this order from the outside in:
 A cache hit takes no capacity; every attempt is admitted on its own, since a
 retried request counts against a rate limit like the first; a timeout bounds
 the attempt, not its wait for capacity.
+
+`_kiln_bind` gives the calls as a `Bound`, whose `with` notes on a failure of
+the body the call it left (`kiln.notes`).
 
 A call of another flow of the module is a site too (``kind="flow"``, its `fn`
 the subflow's instance), so that the subflow's calls belong to the run that
@@ -75,7 +78,7 @@ from kiln.binding import Joining as _Joining
 from kiln.binding import compiled_ledger as _compiled_ledger
 from kiln.errors import OptionError
 from kiln.events import NodeEvent
-from kiln.notes import failure_note
+from kiln.notes import Bound
 from kiln.options import Limit, check_int, checked_limits
 from kiln.process import Fielded as _Fielded
 from kiln.processor import Executor
@@ -162,6 +165,7 @@ class Flow(_Fielded, kw_only=True):
     # that needs nothing more: made once per class.
     _kiln_table: ClassVar[tuple[Site, ...]] = ()
     _kiln_calls: ClassVar[tuple[Callable[..., Any], ...]] = ()
+    _kiln_plain: ClassVar[Bound[tuple[Callable[..., Any], ...]]]
     _kiln_limits: ClassVar[Mapping[str, Limit]] = {}
     _kiln_concurrency: ClassVar[int | None] = None
     # [tool.kiln] ledger, relative to the generated module's directory.
@@ -174,6 +178,7 @@ class Flow(_Fielded, kw_only=True):
             raise TypeError(f"{cls.__name__}._kiln_sites must hold kiln.site(...) only")
         cls._kiln_table = table
         cls._kiln_calls = tuple(map(plain_call, table))
+        cls._kiln_plain = Bound(cls, table, cls._kiln_calls)
 
     def __post_init__(self) -> None:
         limits = self._kiln_groups()
@@ -271,21 +276,15 @@ class Flow(_Fielded, kw_only=True):
         groups.update(cls._kiln_limits)
         return groups
 
-    def _kiln_note(self, error: BaseException) -> None:
-        """Note on `error`, leaving this flow's body, the call of its source that failed."""
-        note = failure_note(type(self), self._kiln_table, error.__traceback__)
-        if note is not None:
-            error.add_note(note)
-
-    def _kiln_bind(self, sites: C) -> C:
+    def _kiln_bind(self, sites: C) -> Bound[C]:
         """What the run calls at each of its class's `sites`, in the types `site` gave them.
 
         The class's plain calls, unless the run needs more.
         """
         binder = self._kiln_binder
         if binder is None:
-            return cast(C, self._kiln_calls)
-        return cast(C, binder.bind())
+            return cast(Bound[C], self._kiln_plain)
+        return Bound(type(self), self._kiln_table, cast(C, binder.bind()))
 
     def _kiln_nested(
         self, subflow: Flow, limits: Mapping[str, Limit], gated: bool, durable: bool

@@ -9,9 +9,11 @@ wrong and says what to do about it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shlex
 from pathlib import Path
+from types import FrameType, TracebackType
 from typing import NoReturn
 
 __all__ = [
@@ -25,7 +27,9 @@ __all__ = [
     "Suspended",
     "UncacheableValue",
     "VisitLimitError",
+    "as_cancellation",
     "raise_as_is",
+    "spawned_from",
 ]
 
 
@@ -268,3 +272,28 @@ def raise_as_is(error: BaseException) -> NoReturn:
     finally:
         error.__context__ = context
         del error, context
+
+
+def spawned_from(
+    traceback: TracebackType | None, frame: FrameType, lasti: int
+) -> TracebackType:
+    """`traceback` under an entry for the line of `frame` that started its task.
+
+    A task's failure is raised in the frames of its coroutine alone; the entry
+    shows where the task came from, as a call's frame would, and a flow's note
+    reads the call it made there (`kiln.notes`).
+    """
+    line = next(
+        (line for start, end, line in frame.f_code.co_lines() if start <= lasti < end),
+        None,
+    )
+    return TracebackType(traceback, frame, lasti, line or frame.f_code.co_firstlineno)
+
+
+def as_cancellation(exc: BaseException | None) -> asyncio.CancelledError:
+    """`exc` if it is a cancellation, else one that says what it replaced."""
+    if isinstance(exc, asyncio.CancelledError):
+        return exc
+    cancellation = asyncio.CancelledError()
+    cancellation.__context__ = exc
+    return cancellation

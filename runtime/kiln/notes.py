@@ -1,26 +1,23 @@
 """The note a failure gets: which call of the flow's source it left, and where.
 
-A compiled flow's body has one handler, not one per call::
+A compiled flow's body has one handler, not one per call: the `with` that
+binds its calls (`Flow._kiln_bind` gives a `Bound`)::
 
     async def aforward(self, root: str) -> str:
-        (_kiln_load, _kiln_summarize) = self._kiln_bind(self._kiln_sites)
-        try:
-            text = _kiln_load(root)
-            return await _kiln_summarize(text)
-        except Exception as error:
-            self._kiln_note(error)
-            raise
+        with self._kiln_bind(self._kiln_sites) as (load, summarize):
+            text = load(root)
+            return await summarize(text)
 
 Each `Site` lists the lines of the body, counted from its ``def``, whose
 statements make its call (`Site.lines`, written by the compiler after black).
-The handler walks the traceback down from the body's frame, through the
-frames of the functions nested in it (the tasks, the fan-out elements), and
-the innermost line that a site lists names the call that failed:
+On a failure, `Bound.__exit__` walks the traceback down from the body's
+frame, through the frames of the functions nested in it (the tasks, the
+fan-out elements) and the lines that spawned its tasks (`Scope.spawn` keeps
+them), and the innermost line that a site lists names the call that failed:
 
     kiln: node 'summarize' failed; defined at digest.py:14, called at digest.py:21
 
-Nothing runs until a call fails: a `try` costs nothing in CPython 3.11 until
-something raises.
+Until a call fails, the handler costs the two calls of a `with` per run.
 """
 
 from __future__ import annotations
@@ -28,17 +25,52 @@ from __future__ import annotations
 import weakref
 from collections.abc import Mapping, Sequence
 from types import CodeType, TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar, final
 
 if TYPE_CHECKING:
     from kiln.site_table import Site
 
-__all__ = ["failure_note"]
+__all__ = ["Bound", "failure_note"]
+
+C = TypeVar("C", bound=tuple[object, ...])  # a site table, typed as its calls
 
 # By flow class: the sites each line of its body calls, relative to the body's `def`.
 _LINES: weakref.WeakKeyDictionary[type, Mapping[int, tuple[int, ...]]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+@final
+class Bound(Generic[C]):
+    """A run's calls, for the `with` around its flow's body; it notes a failure.
+
+    `kind` is the flow's class and `sites` its sites. Holding nothing of one
+    run, a `Bound` of a class's plain calls serves every run of it. A body
+    nested too deep for one more block takes `calls` without the `with`.
+    """
+
+    __slots__ = ("_kind", "_sites", "calls")
+
+    def __init__(self, kind: type, sites: Sequence[Site], calls: C) -> None:
+        self._kind = kind
+        self._sites = sites
+        self.calls = calls
+
+    def __enter__(self) -> C:
+        return self.calls
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # None, not bool: the body's exception always goes on, and mypy must
+        # know it, or a `return` inside the `with` is a missing return to it.
+        if isinstance(error, Exception):
+            note = failure_note(self._kind, self._sites, traceback)
+            if note is not None:
+                error.add_note(note)
 
 
 def failure_note(

@@ -23,11 +23,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import math
+import sys
 from collections.abc import Coroutine, Generator
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any, Final, Generic, Self, TypeVar, final
 
-from kiln.errors import raise_as_is
+from kiln.errors import as_cancellation, raise_as_is, spawned_from
 
 __all__ = ["Ahead", "Child", "Scope"]
 
@@ -47,12 +48,28 @@ class Child(Generic[T]):
     wins. The scope cancels the waiter once the child is done instead.
     """
 
-    __slots__ = ("_noise", "_scope", "_step", "_then_stop", "_traceback", "task")
+    __slots__ = (
+        "_noise",
+        "_scope",
+        "_spawned",
+        "_step",
+        "_then_stop",
+        "_traceback",
+        "task",
+    )
 
-    def __init__(self, scope: Scope, task: asyncio.Task[T], step: float) -> None:
+    def __init__(
+        self,
+        scope: Scope,
+        task: asyncio.Task[T],
+        step: float,
+        spawned: tuple[FrameType, int] | None,
+    ) -> None:
         self.task = task
         self._scope = scope
         self._step = step
+        # The frame that spawned it and where, until it is done (`spawned_from`).
+        self._spawned = spawned
         self._noise = False  # its scope cancelled it: what it raises now is noise
         self._then_stop: list[asyncio.Task[Any]] | None = None  # cancel once done
         # Where its failure was raised: asyncio hands the frames to the first
@@ -103,6 +120,8 @@ class Child(Generic[T]):
             error = task.exception()
             if error is not None:
                 self._traceback = error.__traceback__
+                if self._spawned is not None:
+                    self._traceback = spawned_from(self._traceback, *self._spawned)
 
     def cancel(self) -> bool:
         return self.task.cancel()
@@ -231,7 +250,8 @@ class Scope:
         place = float(self._spawned if step is None else step) if self._ordered else 0.0
         self._spawned += 1
         task = self._loop.create_task(coro, context=context)
-        child = Child(self, task, place)
+        caller = sys._getframe(1)
+        child = Child(self, task, place, (caller, caller.f_lasti))
         self._children[task] = child
         task.add_done_callback(self._on_done)
         if place > self._cut:
@@ -299,7 +319,7 @@ class Scope:
             # Someone outside asked the task running the scope to stop: whatever
             # the body ended with (a node swallowed the CancelledError, or raised
             # while unwinding), the caller gets its cancellation.
-            cancellation = _as_cancellation(exc)
+            cancellation = as_cancellation(exc)
             self._cancel_after(_EVERYTHING)
             if exc is not None:
                 self._failed(exc, self._body_step, noise=True)  # an interrupt counts
@@ -333,6 +353,7 @@ class Scope:
             self._failed(
                 error.with_traceback(child._traceback), child._step, noise=child._noise
             )
+        child._spawned = None  # the spawning frame holds the child's handle: part them
         # Before the waiters wake (their callbacks come after this one): the
         # ones the scope stopped while they waited for this child stop now.
         for waiter in child._then_stop or ():
@@ -421,12 +442,3 @@ class Ahead:
             return False
         scope._failed(exc, self._step, noise=False)
         return True
-
-
-def _as_cancellation(exc: BaseException | None) -> asyncio.CancelledError:
-    """`exc` if it is a cancellation, else one that says what it replaced."""
-    if isinstance(exc, asyncio.CancelledError):
-        return exc
-    cancellation = asyncio.CancelledError()
-    cancellation.__context__ = exc
-    return cancellation
