@@ -241,7 +241,9 @@ NOT_VARIABLES = (
 
 # The readable names the emitter allocates around every name of the flow and the
 # module (`Names.local`): they can hide nothing, so they need no prefix.
-ALLOCATED = re.compile(r"(?:scope|compute_\w+|\w+_task|\w+_before)(?:_[0-9]+)?")
+ALLOCATED = re.compile(
+    r"(?:scope|compute_\w+|\w+_task|\w+_before|\w+_visits)(?:_[0-9]+)?"
+)
 SITE_LOCAL = re.compile(r"(?P<node>\w+)_[0-9]+")
 
 

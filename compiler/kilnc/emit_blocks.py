@@ -106,15 +106,8 @@ class BlockEmitter(ABC):
 
     def count_visit(self, call: NodeCall) -> None:
         """One more visit of a call site in a loop; past its limit, VisitLimitError."""
-        if call.visits is None or not self.counting:
-            return
-        counter = self.counters[call.site]
-        where = self.module.where(call.span)
-        self.w.line(f"if {counter} == {call.visits}:")
-        with self.w.indent():
-            error = f"{RUNTIME}.VisitLimitError({call.callee.name!r}, {call.visits}, {where!r})"
-            self.w.line(f"raise {error}")
-        self.w.line(f"{counter} += 1")
+        if call.visits is not None and self.counting:
+            self.w.line(f"{self.counters[call.site]}.count()")
 
     # --- blocks -------------------------------------------------------------------
 
@@ -131,7 +124,7 @@ class BlockEmitter(ABC):
         # A task of one call is spawned as the call; the others as a coroutine.
         direct = {t: direct_call(task) for t, task in plan.tasks.items()}
         defs = {
-            t: self.readable(f"compute_{task_base(task)}")
+            t: self.readable(f"compute_{task_base(task, self.sites)}")
             for t, task in plan.tasks.items()
             if direct[t] is None
         }
@@ -140,7 +133,7 @@ class BlockEmitter(ABC):
             for t, task in plan.tasks.items()
         }
         handles = {
-            t: self.readable(f"{task_base(task)}_task")
+            t: self.readable(f"{task_base(task, self.sites)}_task")
             for t, task in plan.tasks.items()
         }
         # The scope's `async with`, and a `with` around a step run ahead.

@@ -50,7 +50,7 @@ class FanOutEmitter(BlockEmitter):
             value = comprehension(action, self.callcode(action.result))
         else:
             call = self.callcode(action.result, awaited=False)
-            bound = self.bound_of(action)
+            of = self.capped_by(action)
             if action.is_async_for:
                 target = code(action.clauses.target)
                 called = call.removesuffix(f"({target})")
@@ -58,13 +58,15 @@ class FanOutEmitter(BlockEmitter):
                 plain = called != call and called.replace(".", "").isidentifier()
                 each = called if plain else f"lambda {target}: {call}"
                 iterable = code(action.clauses.iter)
-                gathered = f"await {RUNTIME}.amap({iterable}, {each}, {bound})"
+                # amap bounds a plain `f` by its own run's cap.
+                capped = "" if plain else f", {of}"
+                gathered = f"await {RUNTIME}.amap({iterable}, {each}{capped})"
             elif action.kind is FanOutKind.DICT:
                 assert action.key is not None
                 pairs = f"{RUNTIME}.keyed({code(action.key)}, {call})"
-                gathered = f"await {RUNTIME}.gather(({pairs} {clauses}), {bound})"
+                gathered = f"await {RUNTIME}.gather(({pairs} {clauses}), {of})"
             else:
-                gathered = f"await {RUNTIME}.gather(({call} {clauses}), {bound})"
+                gathered = f"await {RUNTIME}.gather(({call} {clauses}), {of})"
             value = self.collection(action.kind, gathered)
         self.w.line(assignment(action.target, None, value, returning))
 
@@ -90,9 +92,9 @@ class FanOutEmitter(BlockEmitter):
                 self.element_body(action)
             iterable = code(action.clauses.iter)
             if concurrent:
-                bound = self.bound_of(action)
+                of = self.capped_by(action)
                 return self.collection(
-                    action.kind, f"await {RUNTIME}.amap({iterable}, {each}, {bound})"
+                    action.kind, f"await {RUNTIME}.amap({iterable}, {each}, {of})"
                 )
             return self.collection(
                 action.kind,
@@ -114,7 +116,7 @@ class FanOutEmitter(BlockEmitter):
             self.element_body(action)
         every = f"{each}({index}) for {index} in {indexes}"
         results = (
-            f"await {RUNTIME}.gather(({every}), {self.bound_of(action)})"
+            f"await {RUNTIME}.gather(({every}), {self.capped_by(action)})"
             if concurrent
             else f"[{wait}{every}]"
         )
@@ -127,9 +129,9 @@ class FanOutEmitter(BlockEmitter):
             return f"{{{key}: {value} for {value}, {key} in {pairs}}}"
         return self.collection(action.kind, results)
 
-    def bound_of(self, action: FanOut) -> str:
-        """`bound=...`: the run's cap on the elements in flight, read when it runs."""
-        return f"bound={RUNTIME}.fan_out_bound({self.sites[action.result.site]})"
+    def capped_by(self, action: FanOut) -> str:
+        """`of=f`: the run's call, whose run's cap bounds the elements in flight."""
+        return f"of={self.sites[action.result.site]}"
 
     def element_body(self, action: FanOut) -> None:
         counting, self.counting = self.counting, False  # the fan-out counted one visit

@@ -199,7 +199,7 @@ class _FlowEmitter(FanOutEmitter):
         # which replays a call's value and not its changes, refuses those.
         self.changing = changing_calls(plan.flow.body)
         self.counters = {
-            call.site: self.names.fresh(f"{callee_base(call.callee)}_visits")
+            call.site: self.readable(f"{callee_base(call.callee)}_visits")
             for call in plan.flow.calls
             if call.visits is not None
         }
@@ -398,8 +398,12 @@ class _FlowEmitter(FanOutEmitter):
         more block; else the calls are bound by an assignment, and not noted.
         """
         body = self.plan.flow.body
-        for counter in self.counters.values():
-            self.w.line(f"{counter} = 0")
+        for call in self.plan.flow.calls:
+            if call.site in self.counters:
+                node, limit = call.callee.name, call.visits
+                where = self.module.where(call.span)
+                visits = f"{RUNTIME}.Visits({node!r}, {limit}, {where!r})"
+                self.w.line(f"{self.counters[call.site]} = {visits}")
         if not self.sites:
             self.block(body)
             return

@@ -7,7 +7,7 @@ awaits) or a fragment of text (an assignment, a tuple display).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Final
 
@@ -279,15 +279,18 @@ def awaited_tasks(task: Task) -> list[TaskId]:
 def direct_call(task: Task) -> NodeCall | None:
     """The call a task is made of alone, when the scope can spawn the call's coroutine.
 
-    That is a task of one call, assigned, after no other task, whose
-    arguments are names and literals: evaluated at the spawn rather than as
-    the task starts, they have the same values, and run no code of the user's.
+    That is a task of one call, after no other task, whose arguments are
+    names and literals: evaluated at the spawn rather than as the task
+    starts, they have the same values, and run no code of the user's. The
+    call is assigned, or returns None: the task's handle is typed as its value.
     """
     [step, *rest] = task.steps
     action = step.action
     if rest or task.snapshots or task.announces or any(task.waits.values()):
         return None
-    if not isinstance(action, Call) or action.target is None:
+    if not isinstance(action, Call):
+        return None
+    if action.target is None and action.call.callee.returns != "None":
         return None
     call = action.call
     simple = all(
@@ -306,14 +309,14 @@ _SIMPLE: Final = (
 )
 
 
-def task_base(task: Task) -> str:
-    """What a task computes, as the source names it: its target, else the node it calls."""
+def task_base(task: Task, sites: Mapping[int, str]) -> str:
+    """What a task computes, as the body names it: its target, else its call's local."""
     action = task.result.action
     assert isinstance(action, Call | FanOut), "only calls end a task"
     if isinstance(action.target, cst.Name):
         return action.target.value.removeprefix(f"{RESERVED_PREFIX}_")
-    callee = action.call.callee if isinstance(action, Call) else action.result.callee
-    return callee_base(callee)
+    call = action.call if isinstance(action, Call) else action.result
+    return sites[call.site].removeprefix(f"{RESERVED_PREFIX}_")
 
 
 #   node kind          | thread=False | thread=True

@@ -17,7 +17,7 @@ in the order a reader meets it:
 - `scope`: `Scope` and its `Child` tasks, structured concurrency whose
   failures leave as themselves; `run`: the fan-outs of generated code on it
   (`gather`, `amap`, `keyed`, `indexed`); `sync_entry`: the sync entry point
-  `run_sync`;
+  `run_sync`; `visits`: `Visits`, the count of a call site's visits in a loop;
   `eager`: a fan-out's element started in the caller's task; `cap`: a run's
   concurrency cap;
 - `resilience`: a node's retries and timeout (`Policy`, `call`, `call_sync`,
@@ -55,7 +55,7 @@ tests/runtime/test_layout.py holds these rules.
 
 from typing import TYPE_CHECKING
 
-from kiln.calls import Backend, Flow, fan_out_bound
+from kiln.calls import Backend, Flow
 from kiln.closing import aclosing, closing
 from kiln.decorators import ask, flow, node
 from kiln.errors import (
@@ -104,6 +104,7 @@ from kiln.site_table import Site, site
 from kiln.streams import iterate
 from kiln.subflow import subflow
 from kiln.sync_entry import run_sync
+from kiln.visits import Visits
 
 if TYPE_CHECKING:  # imported on first use, so that `import kiln` loads no sqlite3
     from kiln.durable import UNANSWERED, Unanswered, resume
@@ -166,6 +167,7 @@ __all__ = [
     "Unanswered",
     "UncacheableValue",
     "VisitLimitError",
+    "Visits",
     "__version__",
     "aclosing",
     "aforward",
@@ -179,7 +181,6 @@ __all__ = [
     "falling_back",
     "falling_back_async",
     "falling_back_sync",
-    "fan_out_bound",
     "flow",
     "forward",
     "gather",

@@ -60,7 +60,6 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import field
-from types import MethodType
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -72,7 +71,7 @@ from typing import (
 )
 
 # What Flow's body uses, by the names it has always used: Binder, Joining,
-# compiled_ledger (kiln.binding), Fielded (kiln.process), Run (kiln.sites).
+# compiled_ledger (kiln.binding), Fielded (kiln.process).
 from kiln.binding import Binder as _Binder
 from kiln.binding import Joining as _Joining
 from kiln.binding import compiled_ledger as _compiled_ledger
@@ -83,13 +82,12 @@ from kiln.options import Limit, check_int, checked_limits
 from kiln.process import Fielded as _Fielded
 from kiln.processor import Executor
 from kiln.site_table import Site, plain_call
-from kiln.sites import Run as _Run
 
 if TYPE_CHECKING:
     from kiln.ledger import Ledger
     from kiln.otel import Tracing
 
-__all__ = ["Backend", "Flow", "fan_out_bound"]
+__all__ = ["Backend", "Flow"]
 
 C = TypeVar("C", bound=tuple[object, ...])  # a site table, typed as its calls
 R = TypeVar("R")
@@ -319,16 +317,3 @@ class Flow(_Fielded, kw_only=True):
             nested, groups, kind._kiln_concurrency, gated=gated, durable=durable
         )
         return nested
-
-
-def fan_out_bound(call: object) -> int | None:
-    """At most how many elements a fan-out of `call` (a run's bound call) runs at once.
-
-    The lowest concurrency cap of the run and the runs it joins, or None
-    (no cap: every element starts at once). Elements past the cap would only
-    wait for it, each a task holding its arguments: `gather(bound=...)` keeps
-    them from being made at all.
-    """
-    if isinstance(call, MethodType) and isinstance(call.__self__, _Run):
-        return call.__self__.cap
-    return None

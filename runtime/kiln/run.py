@@ -30,6 +30,7 @@ from typing import Any, Final, Generic, TypeVar, cast, final
 
 from kiln.eager import Started
 from kiln.scope import Child, Scope
+from kiln.sites import fan_out_bound
 
 __all__ = [
     "PLACE",
@@ -57,7 +58,9 @@ PLACE: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 
-async def gather(aws: Iterable[Awaitable[T]], *, bound: int | None = None) -> list[T]:
+async def gather(
+    aws: Iterable[Awaitable[T]], *, of: object = None, bound: int | None = None
+) -> list[T]:
     """Await every awaitable concurrently; return their results in input order.
 
     Elements start in order, each in the caller's task until it first waits
@@ -75,9 +78,12 @@ async def gather(aws: Iterable[Awaitable[T]], *, bound: int | None = None) -> li
     worker tasks, and `aws` is read only as a worker comes free: a fan-out of
     a million items under a cap of 100 holds 100 elements, not a million
     tasks waiting for the cap. Failures are ordered the same way, and after
-    one, nothing more is read.
+    one, nothing more is read. A compiled flow gives, as `of`, the run's call
+    its elements make, and the run's cap is the bound (`fan_out_bound`).
     """
     place = PLACE.get()
+    if bound is None:
+        bound = fan_out_bound(of)
     if bound is not None:
         return await _bounded(iter(aws), bound, place)
     results: list[T] = []
@@ -133,6 +139,7 @@ async def amap(
     items: AsyncIterable[T],
     each: Callable[[T], Awaitable[R]],
     *,
+    of: object = None,
     bound: int | None = None,
 ) -> list[R]:
     """Start ``each(item)`` for every item as it arrives; results in arrival order.
@@ -143,8 +150,11 @@ async def amap(
     fails waits for the work on the items it produced. On any failure pending
     work is cancelled and the iterator closed (an error it raises as it closes
     is reported to the event loop, not raised over the failure). With a
-    `bound`, the next item is read only when fewer than that many run.
+    `bound`, the next item is read only when fewer than that many run; by
+    default, the cap of the run whose call is `of`, else `each` (as `gather`).
     """
+    if bound is None:
+        bound = fan_out_bound(each if of is None else of)
     iterator = aiter(items)
     results: dict[int, R] = {}
     slots = asyncio.Semaphore(bound) if bound is not None else None

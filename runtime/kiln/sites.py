@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from functools import partial
 from time import perf_counter
+from types import MethodType
 from typing import TYPE_CHECKING, Any, final
 
 from kiln.cap import Cap
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from kiln.durable import Journal
     from kiln.site_table import Site, SiteKind
 
-__all__ = ["WRAPPERS", "Run", "Wrapped", "unasked"]
+__all__ = ["WRAPPERS", "Run", "Wrapped", "fan_out_bound", "unasked"]
 
 # Looked up once: an Enum member lookup costs more than a global, on every call.
 _PROCESSING, _COMPLETED = EventStatus.PROCESSING, EventStatus.COMPLETED
@@ -410,3 +411,16 @@ WRAPPERS: dict[SiteKind, Callable[[int, Site, Gate | None, Binder], Wrapped]] = 
     "stream": _stream_site,
     "astream": _stream_site,
 }
+
+
+def fan_out_bound(call: object) -> int | None:
+    """At most how many elements a fan-out of `call` (a run's bound call) runs at once.
+
+    The lowest concurrency cap of the run and the runs it joins, or None
+    (no cap: every element starts at once). Elements past the cap would only
+    wait for it, each a task holding its arguments: `gather(of=call)` keeps
+    them from being made at all.
+    """
+    if isinstance(call, MethodType) and isinstance(call.__self__, Run):
+        return call.__self__.cap
+    return None
