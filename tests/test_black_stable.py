@@ -9,16 +9,18 @@ import black
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kilnc.black_stable import black_stable
+from kilnc.black_stable import black_stable, black_string
 from kilnc.writer import MODE
 
 NAMES = st.from_regex(r"[a-z_][a-z0-9_]{0,40}", fullmatch=True).filter(
     lambda name: not keyword.iskeyword(name)
 )
-# Strings as black writes them: double quotes, a single quote left as it is.
-TEXTS = st.from_regex(r"[a-zA-Z0-9_./:' -]{0,60}", fullmatch=True).map(
-    lambda text: f'"{text}"'
-)
+# Strings as the emitter writes them, with `repr`: quotes of both kinds,
+# backslashes, control and non-ASCII characters in them.
+TEXTS = st.one_of(
+    st.from_regex(r"[a-zA-Z0-9_./:' -]{0,60}", fullmatch=True),
+    st.text(st.sampled_from("ab '\"\\\n\t\x00é€😀"), max_size=12),
+).map(repr)
 LINES = st.lists(st.integers(0, 100_000), min_size=1, max_size=40).map(
     lambda numbers: (
         f"({', '.join(map(str, numbers))},)"
@@ -68,6 +70,17 @@ def test_a_table_is_laid_out_as_black_lays_it_out(table: list[str], depth: int) 
         for node in ast.walk(ast.parse(text))
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Tuple)
     ]
-    laid_out = black_stable("_kiln_sites = ", statement, text, indent)
+    laid_out = black_stable("_kiln_sites = ", statement, indent)
     expected = black.format_str(text, mode=MODE).split("\n")
     assert laid_out == expected[depth:-1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(), st.text(st.sampled_from("'\"\\ab\n"))))
+def test_a_string_is_written_as_black_writes_its_repr(value: str) -> None:
+    # An argument: alone in a module, a string would be its docstring.
+    written = black.format_str(f"f({value!r})\n", mode=MODE)
+    assert written.replace("\n", "") in (
+        f"f({black_string(value)})",
+        f"f(    {black_string(value)})",  # split at the bracket: one line too long
+    )

@@ -57,12 +57,13 @@ from kilnc.writer import Names, Writer
 
 def emit_flow(
     w: Writer, plan: FlowPlan, class_name: str, module: ModulePlan
-) -> set[tuple[str, str]]:
+) -> tuple[set[tuple[str, str]], tuple[str, ...]]:
     """Write the flow's class and instance; return the module-level aliases its body
-    needs (`outer_alias`), which the module writes once, after the flow."""
+    needs (`outer_alias`), which the module writes once, after the flow, and its
+    sites, each one `_kiln.site(...)`, for the table written after black."""
     emitter = _FlowEmitter(w, plan, class_name, module)
     emitter.emit()
-    return emitter.outer_aliases
+    return emitter.outer_aliases, tuple(map(emitter.site, plan.flow.calls))
 
 
 @final
@@ -328,11 +329,7 @@ class _FlowEmitter(FanOutEmitter):
         options = self.flow.options
         w = self.w
         if calls:
-            w.line("_kiln_sites = (")
-            with w.indent():
-                for call in calls:
-                    w.line(f"{self.site(call)},")
-            w.line(")")
+            w.line("_kiln_sites = ()  # written after black: place_site_lines")
         if options.limits:
             groups = ", ".join(
                 f"{spec.group!r}: {limit_display(spec)}" for spec in options.limits

@@ -205,7 +205,7 @@ def _compile(
             source, defs, shaken, plans, lowered, sources, fingerprints, results, ledger
         )
     with phase("emit_module", source.path):
-        text, origins = emit_module(module)
+        text, origins, tables = emit_module(module)
     with phase("format_module", source.path):
         try:
             formatted = format_module(text)
@@ -217,7 +217,7 @@ def _compile(
                 diagnostics.append(_too_deep(source, line_map, deep))
             return done(None)
         formatted, line_map = place_site_lines(
-            formatted, map_lines(text, origins, formatted)
+            formatted, map_lines(text, origins, formatted), tables
         )
     return replace(
         done(formatted, dump_listings(dump, lowered, plans, project)), line_map=line_map

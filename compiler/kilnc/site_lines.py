@@ -9,22 +9,24 @@ at line 40 and binds its sites first::
             text, short=True
         )
 
-Output: the same text, with ``(2,)`` after the four leading fields of the first
-`_kiln.site(...)` of the class's `_kiln_sites`, and ``(3, 4, 5)`` in the
-second. A failure's handler finds the call it left by its frame's line
-(`kiln.notes`).
+With it, the class's sites as the emitter wrote them, each one line:
+``_kiln.site(load, 'load', 'digest.py:18', 'digest.py:7', kind='sync')``.
+Output: the text, with the class's ``_kiln_sites = ()`` replaced by its
+table, ``(2,)`` after the four leading fields of the first site, and
+``(3, 4, 5)`` in the second. A failure's handler finds the call it left by
+its frame's line (`kiln.notes`).
 
 Lines can only be known once black has placed the code, hence a pass after
 `format_module`. They are counted from the body's ``def``, so they stay right
-when the table above the body grows; the table alone is written again
-(`black_stable`), in the layout black gives it.
+when the table above the body grows. Black never formats a table: it is
+laid out here as black would (`black_stable`).
 """
 
 from __future__ import annotations
 
 import ast
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, final
 
@@ -46,14 +48,15 @@ class Splice:
 
 
 def place_site_lines(
-    text: str, origins: Sequence[Span | None]
+    text: str, origins: Sequence[Span | None], tables: Mapping[str, Sequence[str]]
 ) -> tuple[str, tuple[Span | None, ...]]:
-    """`text` with each site's lines written in, and `origins` (its line map) for it."""
+    """`text` with each class's `tables` and their lines written in, and `origins`
+    (its line map) for it."""
     lines = text.split("\n")
     splices: list[Splice] = []
-    for table, calls in reversed(list(_tables(ast.parse(text)))):
+    for table, calls in reversed(list(_tables(ast.parse(text), tables))):
         indent = " " * table.col_offset
-        written = _formatted(calls, text, indent)
+        written = _formatted(calls, indent)
         lines[table.lineno - 1 : table.end_lineno] = written
         removed = (table.end_lineno or table.lineno) - table.lineno + 1
         splices.append(Splice(table.lineno, removed, len(written)))
@@ -74,10 +77,12 @@ def _spliced(
     return tuple(moved)
 
 
-def _tables(module: ast.Module) -> Iterator[tuple[ast.Assign, list[ast.Call]]]:
-    """Each flow class's site table, its sites with their lines added."""
+def _tables(
+    module: ast.Module, tables: Mapping[str, Sequence[str]]
+) -> Iterator[tuple[ast.Assign, list[ast.Call]]]:
+    """Each flow class's `_kiln_sites = ()`, and its sites with their lines added."""
     for cls in module.body:
-        if not isinstance(cls, ast.ClassDef):
+        if not isinstance(cls, ast.ClassDef) or cls.name not in tables:
             continue
         table = next((s for s in cls.body if _assigns(s, SITES)), None)
         bodies = [
@@ -90,11 +95,11 @@ def _tables(module: ast.Module) -> Iterator[tuple[ast.Assign, list[ast.Call]]]:
         if table is None or not bodies:
             continue
         assert isinstance(table, ast.Assign)
-        assert isinstance(table.value, ast.Tuple)
         [(method, bound)] = bodies
         called = _lines_calling(method.body, set(bound), method.lineno)
         calls = []
-        for site, local in zip(table.value.elts, bound, strict=True):
+        for written, local in zip(tables[cls.name], bound, strict=True):
+            site = ast.parse(written, mode="eval").body
             assert isinstance(site, ast.Call), "a site is a `_kiln.site(...)`"
             found = tuple(sorted(called[local]))
             calls.append(_with(site, _literal(found)) if found else site)
@@ -196,6 +201,6 @@ def _literal(lines: tuple[int, ...]) -> ast.Tuple:
     return ast.Tuple([ast.Constant(line) for line in lines], ast.Load())
 
 
-def _formatted(calls: list[ast.Call], text: str, indent: str) -> list[str]:
+def _formatted(calls: list[ast.Call], indent: str) -> list[str]:
     """The table as black writes it at `indent`: one site a line, or more if long."""
-    return black_stable(f"{SITES} = ", ast.Tuple(list(calls), ast.Load()), text, indent)
+    return black_stable(f"{SITES} = ", ast.Tuple(list(calls), ast.Load()), indent)

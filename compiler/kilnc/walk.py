@@ -28,38 +28,39 @@ _Hook = Callable[[cst.CSTVisitor, cst.CSTNode], object]
 # Layout and punctuation: whitespace, comments, brackets, commas, operators.
 # Below them is only more of the same, so a visitor with no method for any
 # of them is spared walking them at all (most of a tree's nodes).
+_TRIVIA_BASES: Final = frozenset(
+    {
+        cst.BaseParenthesizableWhitespace,
+        cst.TrailingWhitespace,
+        cst.EmptyLine,
+        cst.Comment,
+        cst.Newline,
+        cst.LeftParen,
+        cst.RightParen,
+        cst.LeftSquareBracket,
+        cst.RightSquareBracket,
+        cst.LeftCurlyBrace,
+        cst.RightCurlyBrace,
+        cst.Comma,
+        cst.Dot,
+        cst.Colon,
+        cst.AssignEqual,
+        cst.Semicolon,
+        cst.BaseBinaryOp,
+        cst.BaseBooleanOp,
+        cst.BaseCompOp,
+        cst.BaseUnaryOp,
+        cst.BaseAugOp,
+    }
+)
+# Read off each class's MRO: `issubclass` of libcst's abstract bases goes
+# through ABCMeta, which made this a tenth of `kilnc`'s import.
 _TRIVIA: Final = frozenset(
     cls
     for cls in vars(cst).values()
     if isinstance(cls, type)
-    and issubclass(cls, cst.CSTNode)
+    and not _TRIVIA_BASES.isdisjoint(cls.__mro__)
     and not inspect.isabstract(cls)
-    and issubclass(
-        cls,
-        (
-            cst.BaseParenthesizableWhitespace,
-            cst.TrailingWhitespace,
-            cst.EmptyLine,
-            cst.Comment,
-            cst.Newline,
-            cst.LeftParen,
-            cst.RightParen,
-            cst.LeftSquareBracket,
-            cst.RightSquareBracket,
-            cst.LeftCurlyBrace,
-            cst.RightCurlyBrace,
-            cst.Comma,
-            cst.Dot,
-            cst.Colon,
-            cst.AssignEqual,
-            cst.Semicolon,
-            cst.BaseBinaryOp,
-            cst.BaseBooleanOp,
-            cst.BaseCompOp,
-            cst.BaseUnaryOp,
-            cst.BaseAugOp,
-        ),
-    )
 )
 
 
