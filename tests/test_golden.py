@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import re
 from pathlib import Path
 
@@ -45,9 +46,13 @@ def test_case(
 
 
 def _update(case: Case, output: str) -> None:
-    cases = {c.name: c for c in load_cases(case.file)}
-    cases[case.name] = Case(case.file, case.name, case.source, output)
-    write_cases(case.file, list(cases.values()))
+    # Under xdist, each worker rewrites its own cases of the same files: one at
+    # a time, each reading what the last one wrote.
+    with open(case.file, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        cases = {c.name: c for c in load_cases(case.file)}
+        cases[case.name] = Case(case.file, case.name, case.source, output)
+        write_cases(case.file, list(cases.values()))
 
 
 def test_case_names_are_unique() -> None:
