@@ -178,7 +178,9 @@ async def amap(
                 if place is not None:
                     context = contextvars.copy_context()
                     context.run(PLACE.set, f"{place}[{index}]")
-                child = scope.spawn(_as_coroutine(each(item)), context=context)
+                child = scope.spawn(
+                    _as_coroutine(each(item)), context=context, traced=False
+                )
                 child.task.add_done_callback(partial(finished, index))
                 index += 1
                 if slots is not None:
@@ -338,7 +340,11 @@ def _spawn_all(
             if place is not None:
                 context = contextvars.copy_context()
                 context.run(PLACE.set, f"{place}[{index}]")
-            children.append(scope.spawn(_as_coroutine(aw), step=index, context=context))
+            children.append(
+                scope.spawn(
+                    _as_coroutine(aw), step=index, context=context, traced=False
+                )
+            )
     except BaseException:
         _discard(items[len(children) :])
         raise

@@ -230,11 +230,14 @@ class Scope:
         *,
         step: int | None = None,
         context: contextvars.Context | None = None,
+        traced: bool = True,
     ) -> Child[T]:
         """Start `coro` as a child task of this scope and return its handle.
 
         `step` (ordered scopes only): the child's place in the sequential run;
-        `context`: the task's, instead of a copy of the current one.
+        `context`: the task's, instead of a copy of the current one; `traced`:
+        whether the child's failure shows the line that spawned it (a fan-out's
+        elements, spawned by the runtime by the thousand, do without).
         A child whose step is past a failure already known is created cancelled
         (it never runs, and Python does not warn that it was never awaited).
         """
@@ -250,8 +253,8 @@ class Scope:
         place = float(self._spawned if step is None else step) if self._ordered else 0.0
         self._spawned += 1
         task = self._loop.create_task(coro, context=context)
-        caller = sys._getframe(1)
-        child = Child(self, task, place, (caller, caller.f_lasti))
+        caller = sys._getframe(1) if traced else None
+        child = Child(self, task, place, caller and (caller, caller.f_lasti))
         self._children[task] = child
         task.add_done_callback(self._on_done)
         if place > self._cut:
