@@ -10,6 +10,7 @@ the `__main__` block, must stay out.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -318,6 +319,55 @@ def test_a_relative_import_inside_kept_code_is_made_absolute(
     out = tmp_path / "out.py"
     out.write_text(compilation.output, encoding="utf-8")
     assert load(out).main(4) == 8
+
+
+# Each layout, and what the node calls through it (the rest is dropped).
+IMPORT_LAYOUTS = {
+    "parenthesized, a name a line": (
+        "from os.path import (\n    join,\n    sep,\n    isabs,\n)",
+        "join(x, sep)",
+    ),
+    "with aliases and comments": (
+        "from os.path import (  # paths\n    join as joined,  # kept\n"
+        "    sep,\n    isabs as absolute,  # dropped\n)",
+        "joined(x, sep)",
+    ),
+    "relative, split over lines": (
+        "from .util import (\n    twice,\n    UNUSED,\n)",
+        "twice(x)",
+    ),
+    "continued with backslashes": (
+        "import os.path, \\\n    json, \\\n    sys",
+        "json.dumps(x)",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("imports", "use"), list(IMPORT_LAYOUTS.values()), ids=list(IMPORT_LAYOUTS)
+)
+def test_an_import_keeps_the_names_the_nodes_use_whatever_its_layout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, imports: str, use: str
+) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "util.py").write_text(
+        "UNUSED = 0\n\n\ndef twice(x: str) -> str:\n    return 2 * x\n"
+    )
+    (package / "flows.py").write_text(
+        f"{imports}\n\nfrom kiln import flow, node\n\n\n@node\nasync def step(x: str) -> str:\n"
+        f"    return {use}\n\n\n@flow\nasync def main(x: str) -> str:\n"
+        "    return await step(x)\n",
+        encoding="utf-8",
+    )
+    compilation = compile_file(package / "flows.py")
+    assert compilation.output is not None, [d.message for d in compilation.diagnostics]
+    monkeypatch.syspath_prepend(str(tmp_path))
+    source = load(package / "flows.py", "pkg.flows")
+    out = tmp_path / "out.py"
+    out.write_text(compilation.output, encoding="utf-8")
+    assert load(out).main("ab") == asyncio.run(source.main("ab"))
 
 
 FLOW_AT_IMPORT = {

@@ -185,12 +185,12 @@ def _import(
     if isinstance(node.names, cst.ImportStar):
         assert isinstance(node, cst.ImportFrom)
         return _absolute(parsed, location, node, diagnostics)
-    aliases = [a for a in node.names if identifier(import_local_name(a)) in needed]
+    aliases = _last(
+        [a for a in node.names if identifier(import_local_name(a)) in needed]
+    )
     if not aliases:
         return None
-    aliases[-1] = aliases[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
     if isinstance(node, cst.Import):
-        assert not isinstance(aliases, cst.ImportStar)
         return node.with_changes(names=aliases)
     absolute = _absolute(parsed, location, node, diagnostics)
     if absolute is None:
@@ -240,10 +240,18 @@ def _compiled(
 
 
 def _last(aliases: Sequence[cst.ImportAlias]) -> list[cst.ImportAlias]:
-    """The aliases with no comma after the last one."""
+    """The aliases on one line, with no comma after the last one.
+
+    The source's layout of them is dropped with its parentheses: a name kept
+    from ``from x import (\n    a,\n    b,\n)`` would keep its line break.
+    """
+    comma = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
     return [
-        *aliases[:-1],
-        aliases[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT),
+        alias.with_changes(
+            comma=comma if index < len(aliases) - 1 else cst.MaybeSentinel.DEFAULT,
+            asname=alias.asname and cst.AsName(alias.asname.name),
+        )
+        for index, alias in enumerate(aliases)
     ]
 
 
