@@ -110,6 +110,25 @@ async def mlocal(memory: Memory, value: int, tag: str) -> int:
     note(tag)
     return int(memory.mine)
 """,
+    "grow": """@node
+async def grow(box: list[int], value: int, tag: str) -> int:
+    await asyncio.sleep({d})
+    box.append(value)
+    note(tag)
+    return len(box)
+""",
+    "sgrow": """@node
+def sgrow(box: list[int], value: int, tag: str) -> int:
+    box.append(value)
+    note(tag)
+    return len(box)
+""",
+    "add": """@node
+async def add(a: int, b: int, tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return a * 7 + b
+""",
     "fail": """@node
 async def fail(value: int, tag: str) -> int:
     await asyncio.sleep({d})
@@ -182,6 +201,7 @@ def _statement(flow: _Flow) -> None:
     choices = ["box", "table", "each", "log", "memory", "clone", "guard", "alias"]
     if flow.boxes:
         choices += ["push", "total", "bump", "inline_box", "fan_push", "iterate"]
+        choices += ["operands"]
     if flow.tables:
         choices += ["put", "peek", "inline_table"]
     kind = flow.draw(st.sampled_from(choices))
@@ -191,6 +211,8 @@ def _statement(flow: _Flow) -> None:
         _call_statement(flow, kind)
     elif kind == "memory":
         _memory_statement(flow)
+    elif kind == "operands":
+        _operands_statement(flow)
     else:
         _shaped_statement(flow, kind)
 
@@ -232,6 +254,31 @@ def _call_statement(flow: _Flow, kind: str) -> None:
         flow.call("peek", flow.pick(flow.tables), key, target=flow.name("v"))
     else:
         flow.call("each", flow.value(), target=flow.name("v"))
+
+
+def _operands_statement(flow: _Flow) -> None:
+    """An expression that reads a list before and after a node call that grows it.
+
+    Python evaluates an expression's operands left to right: what is read
+    before the call sees the list without the item the call appends.
+    """
+    box, value, target = flow.pick(flow.boxes), flow.value(), flow.name("v")
+    node = flow.draw(st.sampled_from(["grow", "sgrow"]))
+    flow.used.add(node)
+    grow = f"{'await ' if node == 'grow' else ''}{node}({box}, {value}, {flow.tag()})"
+    shapes = [
+        f"len({box}) * 100 + {grow}",
+        f'{{"n": len({box}), "g": {grow}, "m": len({box})}}["n"]',
+        f'int(f"{{len({box})}}{{{grow}}}{{len({box})}}")',
+        f"sum(({box}[-1], {grow}, {box}[-1]))",
+        f"max(len({box}), {grow} - len({box}))",
+    ]
+    expression = flow.draw(st.sampled_from(shapes))
+    if flow.draw(st.booleans()):  # as the arguments of a node call of its own
+        flow.used.add("add")
+        expression = f"await add(len({box}), {grow}, {flow.tag()})"
+    flow.lines.append(f"{target} = {expression}")
+    flow.ints.append(target)
 
 
 def _shaped_statement(flow: _Flow, kind: str) -> None:

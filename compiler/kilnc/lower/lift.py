@@ -7,11 +7,20 @@ the expression `join(_kiln_summarize_values)` for the `return` that follows them
 post-order visit is Python's evaluation order, so lifted calls run in the
 order the source would run them. Calls kiln cannot order (under `and`/`or`,
 in a conditional expression or a lambda) are reported through the host.
+
+What is left of the expression runs after every lifted call, so an operand
+the source evaluates before a call is evaluated before it here too: in
+``{"before": len(state["messages"]), "reply": await respond(state)}`` the
+`len` becomes a step `_kiln_operand = len(state["messages"])` ahead of the
+call, which may change `state`. Names and literals stay where they are: a
+node cannot rebind them. So does the function a call is made through when it
+is a name or an attribute of one (`results.append(await f(x))`): looking up a
+method is taken to read nothing a node changes.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, cast
 
 import libcst as cst
 
@@ -39,10 +48,50 @@ class LiftHost(Protocol):
 class Lifter(cst.CSTTransformer):
     """Replaces each node call inside an expression by a temporary assigned before it."""
 
-    def __init__(self, lowerer: LiftHost) -> None:
+    def __init__(self, lowerer: LiftHost, keep: cst.Call | None = None) -> None:
         self.lowerer = lowerer
+        self.keep = keep  # the call a statement makes itself: only its arguments lift
         self.steps: list[Step] = []
         self._awaited: set[cst.Call] = set()
+        # Operands the source evaluates before a node call that is lifted after
+        # them: each becomes a step of its own, unless it reads nothing.
+        self._early: set[cst.CSTNode] = set()
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        lifts_after = False
+        for operand in reversed(operands(node)):
+            if lifts_after:
+                self._early.add(operand)
+            lifts_after = lifts_after or self.lowerer.calls.contains_node_call(operand)
+        return super().on_visit(node)
+
+    def on_leave(
+        self, original_node: cst.CSTNodeT, updated_node: cst.CSTNodeT
+    ) -> cst.CSTNodeT | cst.RemovalSentinel | cst.FlattenSentinel[cst.CSTNodeT]:
+        left = super().on_leave(original_node, updated_node)
+        if original_node not in self._early:
+            return left
+        if isinstance(left, cst.FormattedStringExpression):
+            # Formatted where it stands, before the parts after it.
+            alone = cst.FormattedString([left])
+            return left.with_changes(
+                expression=self._hoisted(original_node, alone),
+                conversion=None,
+                format_spec=None,
+                equal=None,
+            )
+        if isinstance(left, cst.BaseExpression) and not settled(left):
+            # An expression for an expression: libcst types leaving as the same kind.
+            return cast(cst.CSTNodeT, self._hoisted(original_node, left))
+        return left
+
+    def _hoisted(self, original: cst.CSTNode, value: cst.BaseExpression) -> cst.Name:
+        target = cst.Name(self.lowerer.temporary("operand"))
+        if isinstance(value, cst.NamedExpr) and not value.lpar:
+            value = value.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+        assign = cst.Assign([cst.AssignTarget(target)], value)
+        self.steps.append(self.lowerer.steps.simple_step(assign, original))
+        return target
 
     def visit_Await(self, node: cst.Await) -> None:
         if isinstance(node.expression, cst.Call):
@@ -53,6 +102,7 @@ class Lifter(cst.CSTTransformer):
     ) -> cst.BaseExpression:
         if (
             original_node in self._awaited
+            or original_node is self.keep
             or self.lowerer.calls.resolve(original_node.func) is None
         ):
             return updated_node
@@ -62,6 +112,8 @@ class Lifter(cst.CSTTransformer):
         self, original_node: cst.Await, updated_node: cst.Await
     ) -> cst.BaseExpression:
         if not isinstance(original_node.expression, cst.Call):
+            return updated_node
+        if original_node.expression is self.keep:
             return updated_node
         if self.lowerer.calls.resolve(original_node.expression.func) is None:
             return updated_node
@@ -174,3 +226,61 @@ def element(
 ) -> cst.BaseExpression:
     """What a comprehension computes per item (a dict comprehension's value)."""
     return node.value if isinstance(node, cst.DictComp) else node.elt
+
+
+def operands(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """The expressions an expression evaluates for itself, in Python's order.
+
+    Not the branches of a conditional expression, the right side of `and`/`or`,
+    a lambda's or a comprehension's insides, which run later or not at all,
+    nor a call's function when it is a name or an attribute of one. An
+    f-string's parts count whole: each is formatted before the next runs.
+    """
+    if isinstance(
+        node,
+        cst.IfExp
+        | cst.BooleanOperation
+        | cst.Lambda
+        | cst.ListComp
+        | cst.SetComp
+        | cst.DictComp
+        | cst.GeneratorExp,
+    ):
+        return []
+    found: list[cst.CSTNode] = []
+    pending = list(node.children)
+    if isinstance(node, cst.Call) and _dotted(node.func):
+        pending = [child for child in pending if child is not node.func]
+    while pending:
+        child = pending.pop(0)
+        if isinstance(child, cst.BaseExpression | cst.FormattedStringExpression):
+            found.append(child)
+        else:
+            pending[:0] = child.children
+    return found
+
+
+def settled(value: cst.BaseExpression) -> bool:
+    """Whether evaluating `value` reads nothing a node call could change: a name, a
+    literal, or a tuple or list of those."""
+    if isinstance(value, cst.Tuple | cst.List):
+        return all(
+            isinstance(e, cst.Element) and settled(e.value) for e in value.elements
+        )
+    if isinstance(value, cst.ConcatenatedString):
+        return settled(value.left) and settled(value.right)
+    return isinstance(
+        value,
+        cst.Name
+        | cst.SimpleString
+        | cst.Integer
+        | cst.Float
+        | cst.Imaginary
+        | cst.Ellipsis,
+    )
+
+
+def _dotted(func: cst.BaseExpression) -> bool:
+    while isinstance(func, cst.Attribute):
+        func = func.value
+    return isinstance(func, cst.Name)

@@ -358,13 +358,11 @@ class Lowerer:
         return lifter.steps, lifted
 
     def lift_arguments(self, call: cst.Call) -> tuple[list[Step], Sequence[cst.Arg]]:
-        steps: list[Step] = []
-        args: list[cst.Arg] = []
-        for arg in call.args:
-            prefix, lifted = self.lift(arg)
-            steps += prefix
-            args.append(lifted)
-        return steps, args
+        """Lift the node calls out of the arguments of a call that is a step itself."""
+        lifter = Lifter(self, keep=call)
+        lifted = call.visit(lifter)
+        assert isinstance(lifted, cst.Call)
+        return lifter.steps, lifted.args
 
     def temporary(self, base: str) -> str:
         count = self._temps.get(base, 0) + 1
