@@ -77,6 +77,7 @@ def arrange_module(
     }
     fallbacks: dict[NodeDef, str] = {}
     imported: list[PolicyConstant | FallbackImport] = []
+    class_imports: dict[tuple[str, str], FallbackImport] = {}
     for node in sorted(called, key=lambda n: (n.module, n.function)):
         fallback = node.options.fallback
         if fallback is not None and node.module == source.module:
@@ -85,16 +86,20 @@ def arrange_module(
             fallbacks[node] = names.plain(f"_KILN_FALLBACK_{fallback.upper()}")
             imported.append(FallbackImport(fallbacks[node], node.module, fallback))
         if node in policies and node.module != source.module:
+            retry_on = tuple(
+                _imported_class(name, node.module, class_imports, names)
+                for name in node.options.retry_on
+            )
+            imported += [i for i in class_imports.values() if i not in imported]
             imported.append(
-                PolicyConstant(policies[node], node, _where(paths, node.span))
+                PolicyConstant(policies[node], node, _where(paths, node.span), retry_on)
             )
     kept = kept_names(shaken.body)
-    class_imports: dict[tuple[str, str], FallbackImport] = {}
     classes = {
         node: place_classes(results[node], defs, kept, class_imports, names)
         for node in sorted(results, key=lambda n: (n.module, n.name))
     }
-    imported += class_imports.values()
+    imported += [line for line in class_imports.values() if line not in imported]
     by_identifier = {plan.flow.flow.identifier: plan for plan in plans}
     body: list[Kept | PolicyConstant | FallbackImport | Compiled] = []
     # A flow's class lists its call sites, which name its nodes and subflows when
@@ -121,7 +126,10 @@ def arrange_module(
             if defined is not None and defined in policies:
                 body.append(
                     PolicyConstant(
-                        policies[defined], defined, _where(paths, defined.span)
+                        policies[defined],
+                        defined,
+                        _where(paths, defined.span),
+                        defined.options.retry_on,
                     )
                 )
             if isinstance(item, cst.FunctionDef | cst.ClassDef):
@@ -235,6 +243,28 @@ def place_classes(
             line = imports[ref.module, head] = FallbackImport(alias, ref.module, head)
         placed.append(line.alias + tail)
     return tuple(placed)
+
+
+def _imported_class(
+    name: str,
+    module: str,
+    imports: dict[tuple[str, str], FallbackImport],
+    names: Names,
+) -> str:
+    """A `retry_on` class of a node of `module`, as the generated module names it.
+
+    A builtin as it is; any other through an import of its first part from the
+    node's module, where the decorator found it (`from app.nodes import Flaky
+    as _KILN_CLASS_FLAKY`), so the flow's module need not import it itself.
+    """
+    head, _, rest = name.partition(".")
+    if head in BUILTINS:
+        return name
+    line = imports.get((module, head))
+    if line is None:
+        alias = names.plain(f"_KILN_CLASS_{identifier(head).upper()}")
+        line = imports[module, head] = FallbackImport(alias, module, head)
+    return f"{line.alias}.{rest}" if rest else line.alias
 
 
 def kept_names(body: Iterable[cst.CSTNode | str]) -> frozenset[str]:

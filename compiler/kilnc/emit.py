@@ -22,6 +22,7 @@ import libcst as cst
 from kilnc import __version__
 from kilnc.emit_flow import ABC, emit_flow
 from kilnc.emit_names import BUILTINS, RUNTIME, hidden_builtins, signature_aliases
+from kilnc.emit_parts import tuple_display
 from kilnc.ir import NodeOptions
 from kilnc.plan import Compiled, FallbackImport, Kept, ModulePlan, PolicyConstant
 from kilnc.source import SourceFile, Span
@@ -185,7 +186,7 @@ def _policy(item: PolicyConstant) -> str:
         if value != getattr(defaults, field_name):
             fields.append(f"{field_name}={value!r}")
     if options.retry_on != defaults.retry_on:
-        fields.append(f"retry_on=({', '.join(options.retry_on)},)")
+        fields.append(f"retry_on={tuple_display(list(item.retry_on))}")
     fields.append(f"where={item.where!r}")
     return f"{RUNTIME}.Policy({', '.join(fields)})"
 

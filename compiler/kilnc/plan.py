@@ -192,11 +192,16 @@ class Kept:
 @final
 @dataclass(frozen=True, slots=True)
 class PolicyConstant:
-    """`_KILN_POLICY_FETCH = _kiln.Policy(...)`: a resilient node's options, built once."""
+    """`_KILN_POLICY_FETCH = _kiln.Policy(...)`: a resilient node's options, built once.
+
+    `retry_on` names its classes as the generated module reads them: an
+    imported node's through the imports made for them (`_KILN_CLASS_FLAKY`).
+    """
 
     name: str
     node: NodeDef
     where: str
+    retry_on: tuple[str, ...]
 
 
 @final

@@ -65,8 +65,6 @@ class Calls:
         site = len(self.sites)
         node_call = NodeCall(callee, inner, local, self.parsed.span(where), site, bound)
         self.check_await(node_call, awaited, where)
-        if not local and isinstance(callee, NodeDef):
-            self.check_imported_policy(callee, where)
         self.sites.append(node_call)
         return inner, node_call
 
@@ -163,20 +161,6 @@ class Calls:
             self.report.report(
                 where, Code.AWAITED_SYNC, f"{kind_text} {what} is awaited", hint
             )
-
-    def check_imported_policy(self, callee: NodeDef, where: cst.CSTNode) -> None:
-        """The generated module builds an imported node's Policy: it must name its classes."""
-        if not callee.options.resilient:  # no Policy is built for it
-            return
-        for name in callee.options.retry_on:
-            head = name.split(".")[0]
-            if head not in self.scope.globals:
-                self.report.report(
-                    where,
-                    Code.UNDEFINED_NAME,
-                    f"'{callee.name}' retries on '{name}', which this module does not import",
-                    f"import '{head}' here too, as its module does",
-                )
 
     def opens_stream(self, expression: cst.BaseExpression) -> bool:
         """Whether the expression is a call of a stream node or a streaming flow."""
