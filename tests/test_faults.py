@@ -225,3 +225,30 @@ def test_a_visit_past_the_bound_names_the_node_the_limit_and_the_line(
     assert error.where.endswith(
         "generated_flow.py:12"
     )  # the source starts with a blank line
+
+
+ARGUMENT_FAILS = """
+from kiln import flow, node
+
+@node
+async def label(text: str) -> str:
+    if text.endswith("!"):
+        raise ValueError(text)
+    return text
+
+@flow
+async def run(suffix: object, other: str) -> tuple[str, str]:
+    first = await label(other)
+    return first, await label("x" + suffix)  # type: ignore[operator]
+"""
+
+
+def test_an_argument_that_fails_before_the_call_names_no_node(tmp_path: Path) -> None:
+    """The note names a call that failed, not one whose arguments did."""
+    compiled = build(ARGUMENT_FAILS, tmp_path)
+    with pytest.raises(TypeError) as caught:
+        compiled.run(3, "ok")
+    assert not any("kiln:" in n for n in getattr(caught.value, "__notes__", []))
+    with pytest.raises(ValueError, match="!") as failed:
+        compiled.run("!", "ok")
+    assert any("node 'label' failed" in n for n in failed.value.__notes__)

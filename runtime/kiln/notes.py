@@ -112,7 +112,8 @@ def _lines_of(sites: Sequence[Site]) -> Mapping[int, tuple[int, ...]]:
 def _failed_call(
     traceback: TracebackType, lines: Mapping[int, tuple[int, ...]]
 ) -> tuple[int, ...] | None:
-    """The sites of the innermost line of this run of the body that a site lists.
+    """The sites of the innermost line of this run of the body that a site lists,
+    and that called on from there.
 
     A frame belongs to the run when it runs the body's code or a function
     nested in it, up to another frame running the body's code: a flow that calls itself
@@ -126,7 +127,9 @@ def _failed_call(
         code = entry.tb_frame.f_code
         if code is body and entry.tb_frame is not traceback.tb_frame:
             break  # another run of the body: a recursive call's, noted there
-        if _within(code, body, nested):
+        # The last entry raised in the line itself, before any call was made
+        # (`g("x" + q)` with a number q): that is no call's failure.
+        if _within(code, body, nested) and entry.tb_next is not None:
             found = lines.get(entry.tb_lineno - body.co_firstlineno, found)
         entry = entry.tb_next
     return found
