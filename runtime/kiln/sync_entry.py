@@ -28,8 +28,12 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
-    return _WorkerRun(coro).result()
+        running = False
+    else:
+        running = True
+    # Not inside the `except`: the flow's own exception would get the
+    # RuntimeError as its context, and every traceback would start with it.
+    return _WorkerRun(coro).result() if running else asyncio.run(coro)
 
 
 class _WorkerRun(Generic[T]):

@@ -276,6 +276,8 @@ def test_forward_passes_exceptions_through() -> None:
     with pytest.raises(ValueError, match="bad") as caught:
         forward(fail)
     assert caught.value is error
+    # As `asyncio.run` leaves it: no "no running event loop" in front of it.
+    assert caught.value.__context__ is None
 
 
 # --- helpers: aforward -----------------------------------------------------------
