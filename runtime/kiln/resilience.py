@@ -387,6 +387,8 @@ def _note_failure(
     )
     if policy.where:
         note += f", at {policy.where}"
+    if attempts <= policy.retries:  # given up early: the error is not one it retries
+        note += f"; {type(error).__name__} is not in its retry_on"
     if timed_out:
         # asyncio's TimeoutError has no message of its own.
         note += f"; the last attempt exceeded its timeout of {policy.timeout:g}s"
