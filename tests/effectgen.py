@@ -269,14 +269,23 @@ def _operands_statement(flow: _Flow) -> None:
     shapes = [
         f"len({box}) * 100 + {grow}",
         f'{{"n": len({box}), "g": {grow}, "m": len({box})}}["n"]',
-        f'int(f"{{len({box})}}{{{grow}}}{{len({box})}}")',
+        f"int(f'{{len({box})}}{{{grow}}}{{len({box})}}')",
         f"sum(({box}[-1], {grow}, {box}[-1]))",
         f"max(len({box}), {grow} - len({box}))",
+        f"{box}[len({box}) - 1] + {grow}",
+        f"int(len({box}) < {grow}) + sum([*{box}, {grow}])",
+        f"len(str({box})) + {grow} + len([y for y in {box}])",
     ]
     expression = flow.draw(st.sampled_from(shapes))
     if flow.draw(st.booleans()):  # as the arguments of a node call of its own
         flow.used.add("add")
-        expression = f"await add(len({box}), {grow}, {flow.tag()})"
+        calls = [
+            f"await add(len({box}), {grow}, {flow.tag()})",
+            f"await add(b={grow}, a=len({box}), tag={flow.tag()})",
+            f"await add(sum({box}), await add(len({box}), {grow}, {flow.tag()}), "
+            f"{flow.tag()})",
+        ]
+        expression = flow.draw(st.sampled_from(calls))
     flow.lines.append(f"{target} = {expression}")
     flow.ints.append(target)
 

@@ -80,6 +80,17 @@ class Lifter(cst.CSTTransformer):
                 format_spec=None,
                 equal=None,
             )
+        # Unpacked where it stands: its items as they are then, in a list (a dict).
+        if isinstance(left, cst.StarredElement) or (
+            isinstance(left, cst.Arg) and left.star == "*"
+        ):
+            items = cst.List([cst.StarredElement(left.value)])
+            return left.with_changes(value=self._hoisted(original_node, items))
+        if isinstance(left, cst.StarredDictElement) or (
+            isinstance(left, cst.Arg) and left.star == "**"
+        ):
+            pairs = cst.Dict([cst.StarredDictElement(left.value)])
+            return left.with_changes(value=self._hoisted(original_node, pairs))
         if isinstance(left, cst.BaseExpression) and not settled(left):
             # An expression for an expression: libcst types leaving as the same kind.
             return cast(cst.CSTNodeT, self._hoisted(original_node, left))
@@ -235,6 +246,7 @@ def operands(node: cst.CSTNode) -> list[cst.CSTNode]:
     a lambda's or a comprehension's insides, which run later or not at all,
     nor a call's function when it is a name or an attribute of one. An
     f-string's parts count whole: each is formatted before the next runs.
+    A starred element is one (the items are read as it is evaluated).
     """
     if isinstance(
         node,
@@ -247,17 +259,39 @@ def operands(node: cst.CSTNode) -> list[cst.CSTNode]:
         | cst.GeneratorExp,
     ):
         return []
-    found: list[cst.CSTNode] = []
-    pending = list(node.children)
-    if isinstance(node, cst.Call) and _dotted(node.func):
-        pending = [child for child in pending if child is not node.func]
-    while pending:
-        child = pending.pop(0)
-        if isinstance(child, cst.BaseExpression | cst.FormattedStringExpression):
-            found.append(child)
-        else:
-            pending[:0] = child.children
-    return found
+    if isinstance(node, cst.ConcatenatedString):
+        return [*_formatted(node.left), *_formatted(node.right)]
+    skipped = node.func if isinstance(node, cst.Call) and _dotted(node.func) else None
+    return [
+        found
+        for child in node.children
+        if child is not skipped
+        for found in _operands_within(child)
+    ]
+
+
+def _operands_within(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """`node` when it is an operand, else the operands inside it (an `Arg`'s value).
+
+    What unpacks (`*xs`, `**kw`) is one: the items are read as it is evaluated.
+    """
+    if isinstance(node, cst.Arg) and node.star:
+        return [node]
+    if isinstance(
+        node,
+        cst.BaseExpression | cst.StarredDictElement | cst.FormattedStringExpression,
+    ):
+        return [node]
+    return [found for child in node.children for found in _operands_within(child)]
+
+
+def _formatted(string: cst.BaseString) -> list[cst.CSTNode]:
+    """The formatted parts of strings written one after another: `f"{a}" f"{b}"`."""
+    if isinstance(string, cst.ConcatenatedString):
+        return [*_formatted(string.left), *_formatted(string.right)]
+    if isinstance(string, cst.FormattedString):
+        return [p for p in string.parts if isinstance(p, cst.FormattedStringExpression)]
+    return []
 
 
 def settled(value: cst.BaseExpression) -> bool:
