@@ -14,6 +14,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from textwrap import dedent
 from typing import Any
@@ -349,7 +350,9 @@ IMPORT_LAYOUTS = {
 def test_an_import_keeps_the_names_the_nodes_use_whatever_its_layout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, imports: str, use: str
 ) -> None:
-    package = tmp_path / "pkg"
+    # A package of its own name: another test's `pkg` may be imported already.
+    name = f"layouts_{uuid.uuid4().hex}"
+    package = tmp_path / name
     package.mkdir()
     (package / "__init__.py").write_text("", encoding="utf-8")
     (package / "util.py").write_text(
@@ -364,7 +367,7 @@ def test_an_import_keeps_the_names_the_nodes_use_whatever_its_layout(
     compilation = compile_file(package / "flows.py")
     assert compilation.output is not None, [d.message for d in compilation.diagnostics]
     monkeypatch.syspath_prepend(str(tmp_path))
-    source = load(package / "flows.py", "pkg.flows")
+    source = load(package / "flows.py", f"{name}.flows")
     out = tmp_path / "out.py"
     out.write_text(compilation.output, encoding="utf-8")
     assert load(out).main("ab") == asyncio.run(source.main("ab"))
