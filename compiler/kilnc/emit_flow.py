@@ -395,12 +395,8 @@ class _FlowEmitter(FanOutEmitter):
         more block; else the calls are bound by an assignment, and not noted.
         """
         body = self.plan.flow.body
-        for call in self.plan.flow.calls:
-            if call.site in self.counters:
-                node, limit = call.callee.name, call.visits
-                where = self.module.where(call.span)
-                visits = f"{RUNTIME}.Visits({node!r}, {limit}, {where!r})"
-                self.w.line(f"{self.counters[call.site]} = {visits}")
+        for counter in self.counters.values():
+            self.w.line(f"{counter} = 0")
         if not self.sites:
             self.block(body)
             return

@@ -17,7 +17,7 @@ in the order a reader meets it:
 - `scope`: `Scope` and its `Child` tasks, structured concurrency whose
   failures leave as themselves; `run`: the fan-outs of generated code on it
   (`gather`, `amap`, `keyed`, `indexed`); `sync_entry`: the sync entry point
-  `run_sync`; `visits`: `Visits`, the count of a call site's visits in a loop;
+  `run_sync`;
   `eager`: a fan-out's element started in the caller's task; `cap`: a run's
   concurrency cap;
 - `resilience`: a node's retries and timeout (`Policy`, `call`, `call_sync`,
@@ -104,7 +104,6 @@ from kiln.site_table import Site, site
 from kiln.streams import iterate
 from kiln.subflow import subflow
 from kiln.sync_entry import run_sync
-from kiln.visits import Visits
 
 if TYPE_CHECKING:  # imported on first use, so that `import kiln` loads no sqlite3
     from kiln.durable import UNANSWERED, Unanswered, resume
@@ -167,7 +166,6 @@ __all__ = [
     "Unanswered",
     "UncacheableValue",
     "VisitLimitError",
-    "Visits",
     "__version__",
     "aclosing",
     "aforward",

@@ -43,7 +43,6 @@ PUBLIC = {
     "indexed",
     "amap",
     "run_sync",
-    "Visits",
     "site",
     "Policy",
     "call",

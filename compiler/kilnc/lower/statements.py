@@ -343,6 +343,8 @@ class Lowerer:
 
     def lift(self, node: cst.CSTNodeT) -> tuple[list[Step], cst.CSTNodeT]:
         """Lift the node calls out of a statement or an argument (kept as its own kind)."""
+        if not self.calls.contains_node_call(node):
+            return [], node  # most code: nothing to lift, and no tree to rebuild
         lifter = Lifter(self)
         lifted = node.visit(lifter)
         assert isinstance(lifted, type(node))
@@ -352,6 +354,8 @@ class Lowerer:
         self, node: cst.BaseExpression
     ) -> tuple[list[Step], cst.BaseExpression]:
         """Lift the node calls out of an expression, which may itself become a temporary."""
+        if not self.calls.contains_node_call(node):
+            return [], node
         lifter = Lifter(self)
         lifted = node.visit(lifter)
         assert isinstance(lifted, cst.BaseExpression)
@@ -359,6 +363,8 @@ class Lowerer:
 
     def lift_arguments(self, call: cst.Call) -> tuple[list[Step], Sequence[cst.Arg]]:
         """Lift the node calls out of the arguments of a call that is a step itself."""
+        if not any(self.calls.contains_node_call(arg) for arg in call.args):
+            return [], call.args
         lifter = Lifter(self, keep=call)
         lifted = call.visit(lifter)
         assert isinstance(lifted, cst.Call)
