@@ -180,6 +180,33 @@ def test_a_node_that_fills_its_argument_is_ordered_and_warned(tmp_path: Path) ->
     assert "may change 'state': it assigns state[\"answer\"]" in message
 
 
+def test_the_warning_names_what_the_call_changes_not_a_bystander(
+    tmp_path: Path,
+) -> None:
+    """Names the statements between the calls assign (`a`, `b`) explain nothing."""
+    source = """
+    from kiln import flow, node
+
+    @node
+    async def grow(log: list[str], item: str) -> int:
+        log.append(item)
+        return len(log)
+
+    @flow
+    async def f(log: list[str]) -> object:
+        a = len(log) + await grow(log, "a")
+        b = len(log) + await grow(log, "b")
+        c = (len(log), await grow(log, "c"), len(log))
+        return a, b, c
+    """
+    compiled, reference = build(source, tmp_path)
+    assert compiled.f([]) == asyncio.run(reference.f([])) == (1, 3, (2, 3, 3))
+    warned = warnings_of(source, tmp_path)
+    assert [line for line, _ in warned] == [12, 13]
+    for _, message in warned:
+        assert "may change 'log': it calls log.append" in message, message
+
+
 def test_aliases_of_a_changed_object_are_ordered_too(tmp_path: Path) -> None:
     compiled, reference = build(
         """

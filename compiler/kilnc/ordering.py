@@ -163,10 +163,15 @@ def _explain(
             if plain.has_edge(source_id, target_id)
             else set()
         )
+        # A name one of the two says it changes, and how, explains the most.
+        explained = {changed for step in (source, target) for changed, _ in step.why}
         extra = sorted(
-            reason
-            for reason in full.edges[source_id, target_id]["why"]
-            if _surprising_reason(reason, plain_why, source, target)
+            (
+                reason
+                for reason in full.edges[source_id, target_id]["why"]
+                if _surprising_reason(reason, plain_why, source, target)
+            ),
+            key=lambda reason: (reason not in explained, reason),
         )
         if extra:
             reason, hint = _because(extra[0], source, target)
