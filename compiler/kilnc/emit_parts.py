@@ -228,7 +228,8 @@ def folded_ops(
 
     The source's `return await f(x)` lowers to a call into a temporary and a
     `return` of it; main writes the two as one `return` again, as the source
-    has it: the call's own, or the await of the task that made the call.
+    has it: the call's own (a fan-out's), or the await of the task that made
+    the call.
     """
     ops = plan.ops
     index = 0
@@ -243,7 +244,7 @@ def folded_ops(
                 op.step.action.target
                 if isinstance(op, Run)
                 and op.ahead is None
-                and isinstance(op.step.action, Call)
+                and isinstance(op.step.action, Call | FanOut)
                 else None
             )
         )
