@@ -65,6 +65,8 @@ def emit_module(
         if not (simple and previous_simple):  # imports and constants stay together
             w.line()
             w.line()
+        elif simple and 0 < index != before and _separated(item, module.source):
+            w.line()  # as the source has it: between groups of imports, say
         if isinstance(item, Kept):
             text = code(item.statement).strip("\n")
             w.code(text, _kept_origins(module.source, item.span, text))
@@ -73,30 +75,40 @@ def emit_module(
         elif isinstance(item, FallbackImport):
             w.line(f"from {item.module} import {item.function} as {item.alias}")
         else:
-            flow = item.plan.flow.flow
-            aliases = signature_aliases(flow).items() - aliased
-            for name, alias in sorted(aliases):
-                w.line(f"{alias} = {name}  # a method of the class means {name} there")
-            if aliases:
-                w.line()
-                w.line()
-            aliased |= aliases
-            outer, table = emit_flow(w, item.plan, item.class_name, module)
-            outer -= aliased
-            if table:
-                tables[item.class_name] = table
-            if outer:  # read when the flow runs, so after its class is fine
-                w.line()
-                w.line()
-            for name, alias in sorted(outer):
-                w.line(f"{alias} = {name}  # a name of the flow hides {name} in it")
-            aliased |= outer
+            aliased |= _compiled_flow(w, item, module, aliased, tables)
         previous_simple = simple
     if stdlib == len(module.body):
         _standard_imports(w, module)
     if before == len(module.body):
         _runtime_import(w, separated=before > 0, last=True)
     return w.text(), w.origins(), tables
+
+
+def _compiled_flow(
+    w: Writer,
+    item: Compiled,
+    module: ModulePlan,
+    aliased: set[tuple[str, str]],
+    tables: dict[str, tuple[str, ...]],
+) -> set[tuple[str, str]]:
+    """A flow's class and instance, with the module-level aliases it reads that
+    the module has not written yet (`aliased`); returns those it wrote."""
+    aliases = signature_aliases(item.plan.flow.flow).items() - aliased
+    for name, alias in sorted(aliases):
+        w.line(f"{alias} = {name}  # a method of the class means {name} there")
+    if aliases:
+        w.line()
+        w.line()
+    outer, table = emit_flow(w, item.plan, item.class_name, module)
+    outer -= aliased | aliases
+    if table:
+        tables[item.class_name] = table
+    if outer:  # read when the flow runs, so after its class is fine
+        w.line()
+        w.line()
+    for name, alias in sorted(outer):
+        w.line(f"{alias} = {name}  # a name of the flow hides {name} in it")
+    return aliases | outer
 
 
 def _runtime_import(w: Writer, *, separated: bool, last: bool) -> None:
@@ -115,6 +127,16 @@ def _standard_imports(w: Writer, module: ModulePlan) -> None:
         w.line(f"import collections.abc as {ABC}")
     if any(hidden_builtins(flow, module) for flow in flows):
         w.line(f"import builtins as {BUILTINS}")
+
+
+def _separated(item: object, source: SourceFile) -> bool:
+    """Whether a kept line has a blank line above it (and its comments) in the source."""
+    if not isinstance(item, Kept) or not isinstance(
+        item.statement, cst.SimpleStatementLine
+    ):
+        return False
+    above = item.span.line - 1 - len(item.statement.leading_lines)
+    return above >= 1 and not source.line(above).strip()
 
 
 def _imports_before(body: Sequence[object], name: str | None) -> int:
