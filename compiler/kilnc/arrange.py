@@ -237,11 +237,7 @@ def place_classes(
         if whole is not None:
             placed.append(f"{whole}.{ref.path}")
             continue
-        line = imports.get((ref.module, head))
-        if line is None:
-            alias = names.plain(f"_KILN_CLASS_{identifier(head).upper()}")
-            line = imports[ref.module, head] = FallbackImport(alias, ref.module, head)
-        placed.append(line.alias + tail)
+        placed.append(_class_import(ref.module, ref.path, imports, names))
     return tuple(placed)
 
 
@@ -257,9 +253,20 @@ def _imported_class(
     node's module, where the decorator found it (`from app.nodes import Flaky
     as _KILN_CLASS_FLAKY`), so the flow's module need not import it itself.
     """
-    head, _, rest = name.partition(".")
-    if head in BUILTINS:
+    if name.partition(".")[0] in BUILTINS:
         return name
+    return _class_import(module, name, imports, names)
+
+
+def _class_import(
+    module: str,
+    path: str,
+    imports: dict[tuple[str, str], FallbackImport],
+    names: Names,
+) -> str:
+    """`path` (a class of `module`, dotted or not) through the module's import of its
+    first part, ``from module import head as _KILN_CLASS_HEAD``, made once."""
+    head, _, rest = path.partition(".")
     line = imports.get((module, head))
     if line is None:
         alias = names.plain(f"_KILN_CLASS_{identifier(head).upper()}")
