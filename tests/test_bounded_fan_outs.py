@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from kiln import amap, gather
+from kiln import amap, fan_out, gather
 from tests.test_differential import compiled_and_source
 
 
@@ -195,3 +195,97 @@ def test_a_compiled_fan_out_under_a_cap_keeps_to_it(
     instance = type(getattr(compiled, flow))(**construct)
     assert asyncio.run(instance.aforward(30)) == expected
     assert compiled.in_flight[1] == expected_most
+
+
+SHARED = """
+import asyncio
+from collections.abc import Iterator
+from kiln import flow, node
+
+in_flight = [0, 0]  # now, most: of every node call of the run
+finished: list[str] = []
+reads_ahead: list[int] = []  # the calls in flight as each item is read
+
+def entered() -> None:
+    in_flight[0] += 1
+    in_flight[1] = max(in_flight)
+
+@node
+async def work(x: int) -> int:
+    entered()
+    await asyncio.sleep(0.001 * (1 + x % 3))
+    in_flight[0] -= 1
+    finished.append(f"work {x}")
+    if x == 13:
+        raise ValueError("item 13")
+    return x + 1
+
+@node
+async def early(n: int) -> int:
+    entered()
+    await asyncio.sleep(0.004)
+    in_flight[0] -= 1
+    return n
+
+@node
+async def side(n: int) -> int:
+    entered()
+    finished.append("side starts")
+    await asyncio.sleep(0.001)
+    in_flight[0] -= 1
+    return -n
+
+def items(n: int) -> Iterator[int]:
+    for x in range(n):
+        reads_ahead.append(in_flight[0])
+        yield x
+
+@flow(concurrency=2)
+async def shared(n: int) -> tuple[list[int], int]:
+    later = await side(await early(n))
+    return [await work(x) for x in items(n)], later
+"""
+
+
+def test_a_capped_fan_out_shares_the_cap_with_the_runs_other_calls(
+    tmp_path: Path,
+) -> None:
+    """The fan-out's workers hold the run's cap for its calls: with a call outside it
+    in flight, no more than the cap run at once, no item is read without a free
+    slot, and a call waiting for the cap gets the next slot an element frees,
+    not the last."""
+    compiled, source = compiled_and_source(SHARED, tmp_path)
+    assert "_kiln.fan_out(work, items(n))" in (tmp_path / "out.py").read_text()
+    expected = asyncio.run(source.shared(12))
+    assert asyncio.run(compiled.shared.aforward(12)) == expected
+    assert compiled.in_flight[1] == 2
+    assert max(compiled.reads_ahead) < 2
+    # `side` waits for a slot once `early` is done; the two workers hold both.
+    started = compiled.finished.index("side starts")
+    assert sum(entry.startswith("work") for entry in compiled.finished[:started]) <= 6
+
+
+def test_a_capped_fan_out_raises_the_first_failure_and_reads_no_more(
+    tmp_path: Path,
+) -> None:
+    compiled, _ = compiled_and_source(SHARED, tmp_path)
+    with pytest.raises(ValueError, match="item 13"):
+        asyncio.run(compiled.shared.aforward(1000))
+    assert len(compiled.reads_ahead) < 20  # read up to the failure, and a slot past it
+
+
+def test_a_capped_fan_out_counts_a_visit_per_call(tmp_path: Path) -> None:
+    """`fan_out` calls the node itself in a capped run, and counts the visits its
+    wrapped call would have counted."""
+    compiled, _ = compiled_and_source(SHARED, tmp_path)
+    instance = compiled.shared
+    sites = [site.node for site in instance._kiln_sites]
+
+    async def main() -> list[int]:
+        with instance._kiln_bind(instance._kiln_sites) as calls:
+            work = calls[sites.index("work")]
+            assert await fan_out(work, range(5)) == [1, 2, 3, 4, 5]
+            return list(work.__self__.visits)
+
+    visits = asyncio.run(main())
+    assert visits[sites.index("work")] == 5

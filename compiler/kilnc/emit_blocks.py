@@ -350,6 +350,11 @@ class BlockEmitter(ABC):
 
     def callcode(self, call: NodeCall, *, awaited: bool = True) -> str:
         """`[await] f(args)`, calling a node through the local its run bound for the site."""
+        text = code(call.call.with_changes(func=self.called(call)))
+        return f"await {text}" if awaited and call.suspends else text
+
+    def called(self, call: NodeCall) -> cst.BaseExpression:
+        """What the run calls at the site: its local, or a subflow's entry point on it."""
         callee = call.callee
         func: cst.BaseExpression = cst.Name(self.sites[call.site])
         method = (
@@ -359,8 +364,7 @@ class BlockEmitter(ABC):
         )
         if method is not None:
             func = cst.Attribute(func, cst.Name(method))
-        text = code(call.call.with_changes(func=func))
-        return f"await {text}" if awaited and call.suspends else text
+        return func
 
     def branch(self, action: Branch) -> None:
         for index, (test, arm) in enumerate(

@@ -65,6 +65,10 @@ class FanOutEmitter(BlockEmitter):
                 assert action.key is not None
                 pairs = f"{RUNTIME}.keyed({code(action.key)}, {call})"
                 gathered = f"await {RUNTIME}.gather(({pairs} {clauses}), {of})"
+            elif (argument := _sole_argument(action.result.call)) is not None:
+                called = code(self.called(action.result))
+                items = _arguments(argument, action.clauses)
+                gathered = f"await {RUNTIME}.fan_out({called}, {items})"
             else:
                 gathered = f"await {RUNTIME}.gather(({call} {clauses}), {of})"
             value = self.collection(action.kind, gathered)
@@ -154,3 +158,22 @@ def _computed(action: FanOut) -> str:
     if isinstance(target, cst.Name) and not target.value.startswith(RESERVED_PREFIX):
         return target.value
     return callee_base(action.result.callee)
+
+
+def _sole_argument(call: cst.Call) -> cst.BaseExpression | None:
+    """The argument of a call that passes one, by position: `f(x)`'s `x`."""
+    match call.args:
+        case [cst.Arg(value=value, keyword=None, star="")]:
+            return value
+    return None
+
+
+def _arguments(argument: cst.BaseExpression, clauses: cst.CompFor) -> str:
+    """The arguments of a fan-out's calls, one per element: the iterable itself
+    when each element passes its item (`f(x) for x in xs`), else a generator."""
+    match clauses:
+        case cst.CompFor(target=cst.Name(value=target), ifs=[], inner_for_in=None) if (
+            isinstance(argument, cst.Name) and argument.value == target
+        ):
+            return code(clauses.iter)
+    return f"({code(argument)} {code(clauses)})"

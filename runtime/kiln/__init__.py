@@ -16,10 +16,10 @@ in the order a reader meets it:
   events, the ledger, attempts, admission);
 - `scope`: `Scope` and its `Child` tasks, structured concurrency whose
   failures leave as themselves; `run`: the fan-outs of generated code on it
-  (`gather`, `amap`, `keyed`, `indexed`); `sync_entry`: the sync entry point
+  (`gather`, `fan_out`, `amap`, `keyed`, `indexed`); `sync_entry`: the sync entry point
   `run_sync`;
-  `eager`: a fan-out's element started in the caller's task; `cap`: a run's
-  concurrency cap;
+  `eager`: a fan-out's element started in the caller's task; `pool`: a
+  bounded fan-out's workers; `cap`: a run's concurrency cap;
 - `resilience`: a node's retries and timeout (`Policy`, `call`, `call_sync`,
   `call_in_thread`, `retrying`, `retrying_sync`, `in_thread`), and the one
   retry loop of each colour that every call goes through;
@@ -98,7 +98,7 @@ from kiln.resilience import (
     retrying,
     retrying_sync,
 )
-from kiln.run import amap, gather, indexed, keyed
+from kiln.run import amap, fan_out, gather, indexed, keyed
 from kiln.scope import Child, Scope
 from kiln.site_table import Site, site
 from kiln.streams import iterate
@@ -179,6 +179,7 @@ __all__ = [
     "falling_back",
     "falling_back_async",
     "falling_back_sync",
+    "fan_out",
     "flow",
     "forward",
     "gather",

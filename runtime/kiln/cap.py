@@ -33,16 +33,19 @@ __all__ = ["Cap"]
 class Cap:
     """At most `capacity` holders at once; `take()` or `await acquire()`, then `release()`."""
 
-    __slots__ = ("_free", "_waiters")
+    __slots__ = ("_free", "waiting")
 
     def __init__(self, capacity: int) -> None:
         self._free = capacity
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        # Who waits for a slot, first in line first (a cancelled one until it
+        # leaves): a holder that would take its slot again at once sees here
+        # whether it must hand it over instead.
+        self.waiting: deque[asyncio.Future[None]] = deque()
 
     def take(self) -> bool:
         """Take a slot if one is free and no waiter is ahead; False: `acquire()` instead."""
         if self._free > 0 and (
-            not self._waiters or all(w.cancelled() for w in self._waiters)
+            not self.waiting or all(w.cancelled() for w in self.waiting)
         ):
             self._free -= 1
             return True
@@ -53,12 +56,12 @@ class Cap:
         if self.take():
             return
         future = asyncio.get_running_loop().create_future()
-        self._waiters.append(future)
+        self.waiting.append(future)
         try:
             try:
                 await future
             finally:
-                self._waiters.remove(future)
+                self.waiting.remove(future)
         except asyncio.CancelledError:
             if not future.cancelled():  # handed a slot as it was cancelled: pass it on
                 self._free += 1
@@ -69,11 +72,11 @@ class Cap:
 
     def release(self) -> None:
         self._free += 1
-        if self._waiters:
+        if self.waiting:
             self._wake_next()
 
     def _wake_next(self) -> None:
-        for future in self._waiters:
+        for future in self.waiting:
             if not future.done():
                 self._free -= 1
                 future.set_result(None)

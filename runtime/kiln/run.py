@@ -29,13 +29,15 @@ from types import CoroutineType
 from typing import Any, Final, Generic, TypeVar, cast, final
 
 from kiln.eager import Started
+from kiln.pool import bounded
 from kiln.scope import Child, Scope
-from kiln.sites import fan_out_bound
+from kiln.sites import capped_node, fan_out_bound
 
 __all__ = [
     "PLACE",
     "amap",
     "close_after_failure",
+    "fan_out",
     "gather",
     "indexed",
     "keyed",
@@ -71,8 +73,10 @@ async def gather(
     fail, the one with the lowest index is raised as itself; the elements
     after it are cancelled at once, those before it awaited. If iterating
     `aws` raises, the elements it produced before run all the same and an
-    earlier failure among them wins over the iteration's error. Each element
-    runs in a context of its own, as a task would.
+    earlier failure among them wins over the iteration's error. The elements
+    that finish before one waits share a copy of the caller's context, as the
+    sequential loop shares the caller's; an element started as a task has a
+    context of its own, as every task has.
 
     With a `bound`, at most that many run at once, each in one of as many
     worker tasks, and `aws` is read only as a worker comes free: a fan-out of
@@ -84,39 +88,49 @@ async def gather(
     place = PLACE.get()
     if bound is None:
         bound = fan_out_bound(of)
-    if bound is not None:
-        return await _bounded(iter(aws), bound, place)
-    results: list[T] = []
     items = iter(aws)
-    for aw in items:
-        coro: Coroutine[Any, Any, T]
-        if type(aw) is CoroutineType:
-            coro = aw
-        elif isawaitable(aw):
-            coro = _await(aw)
-        else:
-            raise TypeError(f"gather() needs awaitables; got {aw!r}")
-        context = copy_context()
-        if place is not None:
-            context.run(PLACE.set, f"{place}[{len(results)}]")
+    if bound is not None:
         try:
-            waiting = context.run(coro.send, None)
-        except StopIteration as done:
-            results.append(done.value)
-            continue
+            placed = items if place is None else _placed(items, place)
+            return await bounded(_awaited, placed, [], bound)
         except BaseException:
             _leave_unread(items)
             raise
-        first = Started(coro, waiting, context)
-        return [*results, *await _rest(first, len(results), items, place)]
-    return results
+    results: list[T] = []
+    waited = False  # an element waited: `inline` stops after it
+
+    async def inline() -> None:
+        # Each element awaited, not sent its first step: a coroutine that
+        # returns costs `send` a StopIteration, and `await` nothing.
+        for aw in items:
+            if type(aw) is not CoroutineType and not isawaitable(aw):
+                raise TypeError(f"gather() needs awaitables; got {aw!r}")
+            if place is not None:
+                PLACE.set(f"{place}[{len(results)}]")
+            results.append(await aw)
+            if waited:
+                return
+
+    started = inline()
+    context = copy_context()
+    try:
+        waiting = context.run(started.send, None)
+    except StopIteration:
+        return results
+    except BaseException:
+        _leave_unread(items)
+        raise
+    waited = True
+    rest = await _rest(Started(started, waiting, context), len(results), items, place)
+    return [*results, *rest]
 
 
 async def _rest(
-    first: Started[T], index: int, items: Iterator[Awaitable[T]], place: str | None
+    first: Started[None], index: int, items: Iterator[Awaitable[T]], place: str | None
 ) -> list[T]:
-    """The fan-out from its first element that waits, `first` at `index`, on:
-    the caller's task goes on with it, the items after it start as tasks."""
+    """The fan-out from its first element that waits, at `index`, on: the caller's
+    task goes on with `first`, which finishes that element, and the items after it
+    start as tasks, whose results this returns."""
     tail: list[Awaitable[T]] = []
     async with Scope(ordered=True) as scope:
         scope.at_step(index)
@@ -131,8 +145,35 @@ async def _rest(
             raise
         finally:
             children = _spawn_all(scope, tail, place, index + 1)
-        value = await first
-    return [value, *(child.result() for child in children)]
+        await first
+    return [child.result() for child in children]
+
+
+async def fan_out(call: Callable[[T], Awaitable[R]], items: Iterable[T]) -> list[R]:
+    """``gather(call(item) for item in items)``, bounded as ``of=call``: a fan-out whose
+    every element is one call of a run's node with its item.
+
+    What each element is lets a capped run go the shortest way: when the call
+    only counts a visit and passes the run's cap (`kiln.sites.capped_node`),
+    the pool's workers call the node itself and hold the cap for it, a slot
+    each, where every element would otherwise be a coroutine that takes and
+    returns a slot around the node's.
+    """
+    plain = capped_node(call)
+    if plain is None or PLACE.get() is not None:
+        return await gather((call(item) for item in items), of=call)
+    node, index, run = plain
+    assert run.cap is not None, "a capped call's run has a cap"
+    results: list[R] = []
+    try:
+        return await bounded(node, iter(items), results, run.cap, run.caps[0])
+    finally:
+        run.visits[index] += len(results)  # a visit per call made, as each counts one
+
+
+def _awaited(aw: Awaitable[T]) -> Awaitable[T]:
+    """`gather`'s element, awaited as it is: the call of a fan-out of awaitables."""
+    return aw
 
 
 async def amap(
@@ -191,76 +232,12 @@ async def amap(
     return [results[index] for index in range(len(results))]
 
 
-async def _bounded(
-    iterator: Iterator[Awaitable[T]], bound: int, place: str | None
-) -> list[T]:
-    """`gather` with at most `bound` elements running: a pool of workers.
-
-    Each worker takes the next element and awaits it in place, telling the
-    scope the element's index first, so the scope weighs failures by index
-    as it weighs tasks spawned per element, and a worker past a known failure
-    stops before it takes another. Workers start as elements are taken, so a
-    fan-out of three under a cap of 100 makes three. In a durable run (a
-    `place`), a worker gives each element its place before awaiting it.
-
-    An element that raises CancelledError of its own (it awaited a future
-    that someone cancelled) ends its worker, a cancelled task, which the
-    scope does not count as a failure: the fan-out then raises
-    CancelledError, as the sequential loop would, never a list with a hole.
-    """
-    # A slot per element taken, filled as it finishes: a list, not a dict, since
-    # a million results is what a bounded fan-out is for.
-    results: list[Any] = []
-    taken = 0  # the index of the next element
-    finished = 0
-    exhausted = False
-    # An element failed: the sequential loop reads nothing after it. Told to the
-    # workers at once, since the scope learns of it only in a callback, after
-    # the workers already scheduled have run.
-    stopped = False
-    workers = 1
-
-    async def worker(scope: Scope) -> None:
-        nonlocal taken, finished, exhausted, stopped, workers
-        # Its own handle, told the index of each element before it is read,
-        # which stops the worker there once an earlier element has failed.
-        me = scope.child()
-        me.at_step(taken)
-        if stopped:
-            return
-        try:
-            for aw in iterator:
-                index = taken
-                taken += 1
-                results.append(None)
-                if type(aw) is not CoroutineType and not isawaitable(aw):
-                    raise TypeError(f"gather() needs awaitables; got {aw!r}")
-                if workers < bound:
-                    workers += 1
-                    scope.spawn(worker(scope), step=taken)
-                if place is not None:
-                    PLACE.set(f"{place}[{index}]")
-                results[index] = await aw
-                finished += 1
-                me.at_step(taken)
-                if stopped:
-                    return
-        except BaseException:
-            stopped = True
-            raise
-        exhausted = True
-
-    if bound < 1:
-        raise ValueError(f"gather(bound=...) must be at least 1; got {bound}")
-    try:
-        async with Scope(ordered=True) as scope:
-            scope.spawn(worker(scope), step=0)
-    except BaseException:
-        _leave_unread(iterator)
-        raise
-    if finished < taken or not exhausted:
-        raise asyncio.CancelledError("kiln: an element of the fan-out was cancelled")
-    return results
+def _placed(items: Iterator[T], place: str) -> Iterator[T]:
+    """The items of a bounded fan-out in a durable run, each given its place in the
+    context of the worker that takes it, as it takes it."""
+    for index, item in enumerate(items):
+        PLACE.set(f"{place}[{index}]")
+        yield item
 
 
 def indexed(items: Iterable[T]) -> tuple[list[T], Iterator[int]]:

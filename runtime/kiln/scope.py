@@ -52,9 +52,9 @@ class Child(Generic[T]):
         "_noise",
         "_scope",
         "_spawned",
-        "_step",
         "_then_stop",
         "_traceback",
+        "step",
         "task",
     )
 
@@ -67,7 +67,10 @@ class Child(Generic[T]):
     ) -> None:
         self.task = task
         self._scope = scope
-        self._step = step
+        # Its place in the sequential run. Said with `at_step`, which also stops
+        # a child past a known failure; written directly by a child that checks
+        # for one itself (a bounded fan-out's worker, once per element).
+        self.step = step
         # The frame that spawned it and where, until it is done (`spawned_from`).
         self._spawned = spawned
         self._noise = False  # its scope cancelled it: what it raises now is noise
@@ -128,7 +131,7 @@ class Child(Generic[T]):
 
     def at_step(self, step: int) -> None:
         """`Scope.at_step`, said by this child's own task, which it need not look up."""
-        self._step = step
+        self.step = step
         if step > self._scope._cut:
             self._noise = True
             raise asyncio.CancelledError(f"kiln: a step before {step} failed")
@@ -354,7 +357,7 @@ class Scope:
         if not task.cancelled() and (error := task.exception()) is not None:
             child._keep_frames()
             self._failed(
-                error.with_traceback(child._traceback), child._step, noise=child._noise
+                error.with_traceback(child._traceback), child.step, noise=child._noise
             )
         child._spawned = None  # the spawning frame holds the child's handle: part them
         # Before the waiters wake (their callbacks come after this one): the
@@ -381,9 +384,7 @@ class Scope:
         if step >= self._cut:
             return
         self._cut = step
-        stopped = [
-            c for c in self._children.values() if c._step > step and not c._noise
-        ]
+        stopped = [c for c in self._children.values() if c.step > step and not c._noise]
         for child in stopped:
             child._noise = True
         for child in stopped:

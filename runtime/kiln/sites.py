@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from functools import partial
 from time import perf_counter
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from kiln.durable import Journal
     from kiln.site_table import Site, SiteKind
 
-__all__ = ["WRAPPERS", "Run", "Wrapped", "fan_out_bound", "unasked"]
+__all__ = ["WRAPPERS", "Run", "Wrapped", "capped_node", "fan_out_bound", "unasked"]
 
 # Looked up once: an Enum member lookup costs more than a global, on every call.
 _PROCESSING, _COMPLETED = EventStatus.PROCESSING, EventStatus.COMPLETED
@@ -287,6 +288,12 @@ def _observed_async(index: int, site: Site) -> Wrapped:
     return call
 
 
+# The calls that `_capped_async` made, each with its node and site index.
+_CAPPED: weakref.WeakKeyDictionary[
+    Wrapped, tuple[Callable[..., Awaitable[Any]], int]
+] = weakref.WeakKeyDictionary()
+
+
 def _capped_async(index: int, site: Site) -> Wrapped:
     """`_observed_async` in a run with a concurrency cap.
 
@@ -315,6 +322,7 @@ def _capped_async(index: int, site: Site) -> Wrapped:
         finally:
             cap.release()
 
+    _CAPPED[call] = (fn, index)
     return call
 
 
@@ -411,6 +419,22 @@ WRAPPERS: dict[SiteKind, Callable[[int, Site, Gate | None, Binder], Wrapped]] = 
     "stream": _stream_site,
     "astream": _stream_site,
 }
+
+
+def capped_node(call: object) -> tuple[Callable[..., Awaitable[Any]], int, Run] | None:
+    """The node, site index and run of `call`, if all it does is count a visit and
+    pass the run's one cap: an async node without options, in an unobserved run.
+
+    A fan-out of such calls (`kiln.fan_out`) calls the node itself, holding the
+    cap for it, rather than each call passing the cap in a coroutine of its own.
+    """
+    if not (isinstance(call, MethodType) and isinstance(call.__self__, Run)):
+        return None
+    run = call.__self__
+    found = _CAPPED.get(call.__func__)
+    if found is None or run.observed or len(run.caps) != 1:
+        return None
+    return (*found, run)
 
 
 def fan_out_bound(call: object) -> int | None:

@@ -176,6 +176,20 @@ async def test_each_element_has_a_context_of_its_own_before_and_after_it_waits()
     assert VAR.get() == "caller"
 
 
+async def test_elements_that_never_wait_share_a_copy_of_the_callers_context() -> None:
+    """As the sequential loop runs them one after another in the caller's context,
+    but what they set stays out of the caller's: the fan-out is a call."""
+    VAR.set("caller")
+
+    async def element(name: str) -> str:
+        before = VAR.get()
+        VAR.set(name)
+        return f"{before}->{name}"
+
+    assert await gather(element(n) for n in "abc") == ["caller->a", "a->b", "b->c"]
+    assert VAR.get() == "caller"
+
+
 async def test_a_durable_place_is_each_elements_own() -> None:
     PLACE.set("run")
 

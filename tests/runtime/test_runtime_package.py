@@ -38,6 +38,7 @@ PUBLIC = {
     "VisitLimitError",
     "Scope",
     "Child",
+    "fan_out",
     "gather",
     "keyed",
     "indexed",
