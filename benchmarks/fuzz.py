@@ -49,6 +49,10 @@ def check_tidy(source: str, x: int, directory: Path) -> None:
     )
     got = asyncio.run(compiled.main.aforward(x, Memory({"log": []})))
     assert got == expected, (got, expected)
+    # Under a cap and unobserved, a fan-out's workers call the nodes themselves.
+    capped = type(compiled.main)(concurrency=1 + abs(x) % 3)
+    got = asyncio.run(capped.aforward(x, Memory({"log": []})))
+    assert got == expected, ("capped", got, expected)
 
 
 GENERATORS: dict[str, tuple[Callable[[], Any], Callable[[str, int, Path], None]]] = {

@@ -112,6 +112,9 @@ def test_observed_and_capped_runs_match_their_source(
     )
     observed = type(compiled.main)(record=True, concurrency=concurrency)
     assert asyncio.run(observed.aforward(x, Memory({"log": []}))) == expected
+    # Unobserved, a capped fan-out's workers call its node themselves (`fan_out`).
+    capped = type(compiled.main)(concurrency=concurrency)
+    assert asyncio.run(capped.aforward(x, Memory({"log": []}))) == expected
     assert observed.executor is not None
     for event in observed.executor.pile:
         assert event.status is EventStatus.COMPLETED, event
