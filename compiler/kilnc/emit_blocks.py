@@ -85,6 +85,9 @@ class BlockEmitter(ABC):
     @abstractmethod
     def fan_out(self, step: Step, action: FanOut, returning: bool) -> None: ...
 
+    @abstractmethod
+    def gathering(self, action: FanOut) -> str: ...
+
     def outer(self, annotation: str) -> str:
         """An annotation taken from a node's definition, as the flow's body must write it.
 
@@ -133,7 +136,8 @@ class BlockEmitter(ABC):
                 assert isinstance(op, Wait | Run), "a plan without tasks has no scope"
                 self.op(op, plan, {}, returns)
             return
-        # A task of one call is spawned as the call; the others as a coroutine.
+        # A task of one call is spawned as the call, one of a fan-out as the
+        # fan-out's gathering; the others as a coroutine of their own.
         direct = {t: direct_call(task) for t, task in plan.tasks.items()}
         defs = {
             t: self.readable(f"compute_{task_base(task, self.sites)}")
@@ -176,11 +180,12 @@ class BlockEmitter(ABC):
                     spawned_ids.add(op.task)
                     single = direct[op.task]
                     awaited = ", ".join(handles[t] for t in awaited_tasks(task))
-                    spawned = (
-                        f"{defs[op.task]}({awaited})"
-                        if single is None
-                        else self.callcode(single, awaited=False)
-                    )
+                    if single is None:
+                        spawned = f"{defs[op.task]}({awaited})"
+                    elif isinstance(single, FanOut):
+                        spawned = self.gathering(single)
+                    else:
+                        spawned = self.callcode(single, awaited=False)
                     with self.w.at(task.result.span):
                         self.comments(task.result.span)
                         self.w.line(

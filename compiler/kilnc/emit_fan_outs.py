@@ -44,35 +44,39 @@ class FanOutEmitter(BlockEmitter):
             value = self.element_function(action, suspends, concurrent)
             self.w.line(assignment(action.target, None, value, returning))
             return
-        clauses = code(action.clauses)
         if not concurrent:
             # Sync nodes, or elements sharing one Memory: one after another, as written.
             value = comprehension(action, self.callcode(action.result))
         else:
-            call = self.callcode(action.result, awaited=False)
-            of = self.capped_by(action)
-            if action.is_async_for:
-                target = code(action.clauses.target)
-                called = call.removesuffix(f"({target})")
-                # `f` itself, where the element is `f(item)`; else a lambda.
-                plain = called != call and called.replace(".", "").isidentifier()
-                each = called if plain else f"lambda {target}: {call}"
-                iterable = code(action.clauses.iter)
-                # amap bounds a plain `f` by its own run's cap.
-                capped = "" if plain else f", {of}"
-                gathered = f"await {RUNTIME}.amap({iterable}, {each}{capped})"
-            elif action.kind is FanOutKind.DICT:
-                assert action.key is not None
-                pairs = f"{RUNTIME}.keyed({code(action.key)}, {call})"
-                gathered = f"await {RUNTIME}.gather(({pairs} {clauses}), {of})"
-            elif (argument := _sole_argument(action.result.call)) is not None:
-                called = code(self.called(action.result))
-                items = _arguments(argument, action.clauses)
-                gathered = f"await {RUNTIME}.fan_out({called}, {items})"
-            else:
-                gathered = f"await {RUNTIME}.gather(({call} {clauses}), {of})"
-            value = self.collection(action.kind, gathered)
+            value = self.collection(action.kind, f"await {self.gathering(action)}")
         self.w.line(assignment(action.target, None, value, returning))
+
+    def gathering(self, action: FanOut) -> str:
+        """The coroutine of a fan-out of single calls, gathering their values: its
+        elements' list, or its pairs for a dict."""
+        call = self.callcode(action.result, awaited=False)
+        clauses = code(action.clauses)
+        of = self.capped_by(action)
+        if action.is_async_for:
+            target = code(action.clauses.target)
+            called = call.removesuffix(f"({target})")
+            # `f` itself, where the element is `f(item)`; else a lambda.
+            plain = called != call and called.replace(".", "").isidentifier()
+            each = called if plain else f"lambda {target}: {call}"
+            iterable = code(action.clauses.iter)
+            # amap bounds a plain `f` by its own run's cap.
+            capped = "" if plain else f", {of}"
+            return f"{RUNTIME}.amap({iterable}, {each}{capped})"
+        if action.kind is FanOutKind.DICT:
+            assert action.key is not None
+            pairs = f"{RUNTIME}.keyed({code(action.key)}, {call})"
+            return f"{RUNTIME}.gather(({pairs} {clauses}), {of})"
+        argument = _sole_argument(action.result.call)
+        if argument is not None:
+            called = code(self.called(action.result))
+            items = _arguments(argument, action.clauses)
+            return f"{RUNTIME}.fan_out({called}, {items})"
+        return f"{RUNTIME}.gather(({call} {clauses}), {of})"
 
     def element_function(self, action: FanOut, suspends: bool, concurrent: bool) -> str:
         """An element of several calls: a function per element.
