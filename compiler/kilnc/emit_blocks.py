@@ -21,6 +21,7 @@ from kilnc.emit_parts import (
     direct_call,
     discarding,
     folded_ops,
+    held_names,
     negated,
     reading_copies,
     task_base,
@@ -138,7 +139,8 @@ class BlockEmitter(ABC):
             return
         # A task of one call is spawned as the call, one of a fan-out as the
         # fan-out's gathering; the others as a coroutine of their own.
-        direct = {t: direct_call(task) for t, task in plan.tasks.items()}
+        held = held_names(plan)
+        direct = {t: direct_call(task, held) for t, task in plan.tasks.items()}
         defs = {
             t: self.readable(f"compute_{task_base(task, self.sites)}")
             for t, task in plan.tasks.items()

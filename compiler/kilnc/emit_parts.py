@@ -34,6 +34,8 @@ from kilnc.ir import (
     Step,
     WhileLoop,
     child_blocks,
+    lifted_value,
+    shown,
 )
 from kilnc.names import (
     identifier,
@@ -58,11 +60,17 @@ def changing_calls(block: Block) -> dict[int, str]:
     found: dict[int, str] = {}
     for step in block.steps:
         action = step.action
-        if isinstance(action, Call | FanOut) and (step.uses or step.key_writes):
-            name, why = (
-                step.why[0] if step.why else ("", "may change what it is passed")
-            )
-            reason = why if name.startswith("@") or not name else f"{name}: {why}"
+        # A lifted call's value is read by one call: changing it changes nothing
+        # else (a stream the call consumes).
+        reaches = {name for name in step.uses if not lifted_value(name)}
+        if isinstance(action, Call | FanOut) and (reaches or step.key_writes):
+            named = [entry for entry in step.why if not lifted_value(entry[0])]
+            name, why = (named or [*step.why, ("", "may change what it is passed")])[0]
+            if name.startswith("@") or not name:
+                reason = why
+            else:
+                label = shown(name) if name.startswith(RESERVED_PREFIX) else name
+                reason = f"{label}: {why}"
             for call in every_call(step):
                 found.setdefault(call.site, reason)
         elif not isinstance(action, FanOut):
@@ -277,7 +285,19 @@ def awaited_tasks(task: Task) -> list[TaskId]:
     )
 
 
-def direct_call(task: Task) -> NodeCall | FanOut | None:
+def held_names(plan: BlockPlan) -> frozenset[str]:
+    """The names a block's steps run ahead bind: such a step's failure is held, and
+    the names it would have bound then stay unbound until the failure is raised."""
+    found: set[str] = set()
+    for op in plan.ops:
+        if isinstance(op, Run) and op.ahead is not None:
+            found |= op.step.writes
+            for block in child_blocks(op.step.action):
+                found |= all_writes(block)
+    return frozenset(found)
+
+
+def direct_call(task: Task, held: frozenset[str]) -> NodeCall | FanOut | None:
     """What a task is made of alone, when the scope can spawn its coroutine itself.
 
     That is a task of one step, after no other task: a call whose arguments
@@ -286,11 +306,15 @@ def direct_call(task: Task) -> NodeCall | FanOut | None:
     evaluates, rather than the task as it starts, has the same value and runs
     no code of the user's; a fan-out's elements are made as the task runs, as
     in a function of their own. The step is assigned, or a call returning
-    None: the task's handle is typed as its value.
+    None: the task's handle is typed as its value. Not a step that reads a
+    `held` name: the task's own coroutine reads it at the task's step, after
+    the held failure that left it unbound is raised.
     """
     [step, *rest] = task.steps
     action = step.action
     if rest or task.snapshots or task.announces or any(task.waits.values()):
+        return None
+    if step.reads & held:
         return None
     if isinstance(action, FanOut):
         return action if _gathered_alone(action) else None

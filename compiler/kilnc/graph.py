@@ -48,13 +48,18 @@ def build_graph(block: Block, *, effects: bool = True) -> nx.DiGraph:
     last_bind: dict[str, StepId] = {}  # the latest step to bind it
     reads_since: dict[str, list[StepId]] = {}
     barrier: StepId | None = None
+    barrier_why = BARRIER
     earlier: list[StepId] = []  # since the last barrier
     keys = _every_key(block) if effects else {}
     for step in block.steps:
         graph.add_node(step.id, step=step)
         if barrier is not None:
-            _edge(graph, barrier, step.id, BARRIER)
-        if step.barrier or (effects and step.external is not None):
+            _edge(graph, barrier, step.id, barrier_why)
+        # A statement of the flow's with an effect outside its names (module
+        # state, I/O) keeps its place among the steps: after every step
+        # before it, before every step after it, which may read that state.
+        external = effects and step.external is not None
+        if step.barrier or external:
             # Waiting for the steps nothing else waits for covers every earlier step:
             # the transitive reduction keeps chains intact for the scheduler.
             why = BARRIER if step.barrier else EXTERNAL
@@ -82,8 +87,9 @@ def build_graph(block: Block, *, effects: bool = True) -> nx.DiGraph:
             reads_since[name] = []
         for name in step.writes:
             last_bind[name] = step.id
-        if step.barrier:
+        if step.barrier or external:
             barrier = step.id
+            barrier_why = BARRIER if step.barrier else EXTERNAL
             earlier = []
         earlier.append(step.id)
     return graph

@@ -25,7 +25,17 @@ import networkx as nx
 
 from kilnc.diagnostics import Code, Diagnostic, warning
 from kilnc.graph import BARRIER, EXTERNAL, build_graph, step_of
-from kilnc.ir import Block, Call, FanOut, FlowIR, Step, StepId, child_blocks
+from kilnc.ir import (
+    RESERVED_PREFIX,
+    Block,
+    Call,
+    FanOut,
+    FlowIR,
+    Step,
+    StepId,
+    child_blocks,
+    shown,
+)
 
 CHANGE_HINT = (
     "return a new value instead of changing the one passed in, and they overlap"
@@ -171,7 +181,12 @@ def _explain(
                 for reason in full.edges[source_id, target_id]["why"]
                 if _surprising_reason(reason, plain_why, source, target)
             ),
-            key=lambda reason: (reason not in explained, reason),
+            # A name of the source's before one of kiln's temporaries.
+            key=lambda reason: (
+                reason not in explained,
+                reason.startswith(f"{RESERVED_PREFIX}_"),
+                reason,
+            ),
         )
         if extra:
             reason, hint = _because(extra[0], source, target)
@@ -183,12 +198,19 @@ def _explain(
 
 
 def _because(name: str, source: Step, target: Step) -> tuple[str, str]:
-    if name == EXTERNAL:
-        change = target.external
-        assert change is not None
+    if name == EXTERNAL and target.external is not None:
         return (
-            f"because the statement at line {target.span.line} {change.reason}, "
-            "and kiln keeps such a statement after every step before it",
+            f"because the statement at line {target.span.line} "
+            f"{target.external.reason}, and kiln keeps such a statement after "
+            "every step before it",
+            EXTERNAL_HINT,
+        )
+    if name == EXTERNAL:
+        assert source.external is not None, "an external step orders the edge"
+        return (
+            f"because the statement at line {source.span.line} "
+            f"{source.external.reason}, and kiln keeps every step after such a "
+            "statement after it",
             EXTERNAL_HINT,
         )
     for step, other in ((source, target), (target, source)):
@@ -197,15 +219,32 @@ def _because(name: str, source: Step, target: Step) -> tuple[str, str]:
                 continue
             if name.startswith("@"):
                 key = name.split(":", 2)[2]
-                shown = "every key" if key == "*" else repr(key)
+                keys = "every key" if key == "*" else repr(key)
                 return (
-                    f"because {_what(step)} writes the Memory key {shown}, which "
+                    f"because {_what(step)} writes the Memory key {keys}, which "
                     f"{_what(other)} also uses, through another clone of the Memory",
                     KEY_HINT,
                 )
-            return f"because {_what(step)} may change {name!r}: it {why}", CHANGE_HINT
+            return (
+                f"because {_what(step)} may change {shown(name)}: it {why}",
+                CHANGE_HINT,
+            )
+    # Changed through a name that may hold the same object (`box` holding `xs`).
+    for step, other in ((source, target), (target, source)):
+        held = [
+            (changed, why) for changed, why in step.why if not changed.startswith("@")
+        ]
+        if name in step.uses and held:
+            changed, why = held[0]
+            return (
+                f"because {_what(step)} may change {shown(changed)} (it {why}), "
+                f"which may hold what {shown(name)} holds, and {_what(other)} uses "
+                f"{shown(name)}",
+                CHANGE_HINT,
+            )
     return (
-        f"because {_what(target)} may change {name!r}, which {_what(source)} also uses",
+        f"because {_what(target)} may change {shown(name)}, which {_what(source)} "
+        "also uses",
         CHANGE_HINT,
     )
 

@@ -78,19 +78,25 @@ async def bounded(
             held = True
             # Looked up once: every element pays for each lookup in the loop.
             append, waiting = results.append, slots.waiting
+            # Before each item is read: whether an element failed, and the item's
+            # index, which other workers may have moved on while this one waited
+            # (`at_step`, written out: `stopped` is the check it would make).
+            me.step = len(results)
+            if stopped:
+                return
             for item in items:
                 index = len(results)
                 append(None)
                 # Not checked: what is not awaitable fails here, at its index.
                 results[index] = await call(item)
-                if stopped:
-                    return
-                me.step = index + 1  # `stopped` is the check `at_step` would make
                 if waiting:
                     held = False
                     slots.release()
                     await slots.acquire()
                     held = True
+                if stopped:
+                    return
+                me.step = len(results)
         except BaseException:
             stopped = True
             raise

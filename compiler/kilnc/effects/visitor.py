@@ -306,7 +306,11 @@ class EffectVisitor(cst.CSTVisitor):
             body.change(
                 arg.value, f"passes it to {shown}, which kiln cannot see into", node
             )
-        if not self._local_callable(node.func):
+        if self._local_callable(node.func):
+            # A function it was given may be a bound method (`tokens.append`), or
+            # hold what it changes: calling it may change what it came from.
+            body.change(node.func, f"calls {shown}", node)
+        else:
             body.external(f"calls {shown}", node)
 
     def _local_callable(self, func: cst.BaseExpression) -> bool:

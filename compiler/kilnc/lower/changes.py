@@ -11,17 +11,18 @@ return, so changing one later orders it after the other.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Protocol, final
+from typing import Final, Protocol, final
 
 import libcst as cst
 
 from kilnc.effect_ir import Effects, Holder, Keys
-from kilnc.ir import Callee, NodeCall, NodeDef, Step
+from kilnc.ir import RESERVED_PREFIX, Callee, NodeCall, NodeDef, Step
 from kilnc.lower.scope import Scope
 from kilnc.lower.sharing import Sharing
-from kilnc.mutability import is_immutable
+from kilnc.mutability import FRESH_BUILTINS, is_immutable
 from kilnc.names import name_uses, target_names
 from kilnc.syntax import code
 
@@ -34,6 +35,10 @@ class EffectSource(Protocol):
     def of_statement(
         self, module: str, statement: cst.CSTNode, names: Mapping[str, Holder]
     ) -> Effects: ...
+
+
+# A temporary of kiln's in a reason for a change (`_kiln_operand_2`).
+_TEMPORARY: Final = re.compile(rf"\b{RESERVED_PREFIX}_\w+")
 
 
 @final
@@ -59,7 +64,10 @@ class Changes:
 
     def with_effects(self, effects: Effects, step: Step) -> Step:
         """The step, also ordered by the names it may change and the keys it touches."""
-        why = [(name, change.reason) for name, change in effects.changes]
+        why = [
+            (name, self._in_source_terms(change.reason))
+            for name, change in effects.changes
+        ]
         key_reads: set[str] = set()
         key_writes: set[str] = set()
         for token, use in effects.memory:
@@ -80,17 +88,34 @@ class Changes:
             why=step.why + tuple(why),
         )
 
+    def _in_source_terms(self, reason: str) -> str:
+        """`calls _kiln_operand.append` as `calls state["messages"].append`."""
+        return _TEMPORARY.sub(
+            lambda found: self.scope.stands_for.get(found[0], found[0]), reason
+        )
+
     def share_result(
         self, call: NodeCall, targets: frozenset[str], value_type: str | None
     ) -> None:
         """The names a call's value is bound to may share the objects of its arguments."""
         effects = self.effects.of_callee(call.callee)
         shared: set[str] = set()
+        changed: set[str] = set()
+        passed: set[str] = set()
         for param, argument in effects.bind(call.call):
+            names = name_uses(argument).read_names & self.scope.own
+            passed |= names
             if param is None or param in effects.returns:
-                shared |= name_uses(argument).read_names & self.scope.own
+                shared |= names
+            # Unbound (`*args`), an argument may be any parameter the call changes.
+            if effects.change(param) if param else effects.changes:
+                changed |= names
         if value_type is None or not is_immutable(value_type):
             self.shared.link(targets, self.scope.mutable(frozenset(shared)))
+        # What a call changes may keep what else it was given (`box["xs"] = xs`):
+        # changing either later changes both.
+        mutable = self.scope.mutable
+        self.shared.link(mutable(frozenset(changed)), mutable(frozenset(passed)))
         callee = call.callee
         if isinstance(callee, NodeDef) and callee.returns_memory:
             tokens = {
@@ -103,9 +128,19 @@ class Changes:
     def share_assignment(self, statement: cst.CSTNode) -> None:
         if isinstance(statement, cst.Assign | cst.AnnAssign) and statement.value:
             value = statement.value
+            if self._fresh(value):
+                return
             targets = frozenset(name_uses(statement).writes)
             mutable = self.scope.mutable
             self.shared.link(mutable(targets), mutable(name_uses(value).read_names))
+
+    def _fresh(self, value: cst.BaseExpression) -> bool:
+        """`len(log)`, `str(state)`: a builtin's result that shares nothing it read."""
+        if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Name)):
+            return False
+        name = value.func.value
+        shadowed = self.scope.own | self.scope.parsed.global_names
+        return name in FRESH_BUILTINS and name not in shadowed
 
     def share_elements(
         self, result: NodeCall, clauses: cst.CompFor, targets: frozenset[str]

@@ -25,7 +25,7 @@ from kilnc.lower.report import Reporter
 from kilnc.lower.scope import Scope
 from kilnc.lower.steps import Steps
 from kilnc.names import identifier, name_uses, target_names, walrus_targets
-from kilnc.syntax import code, comprehension_targets
+from kilnc.syntax import awaits, code, comprehension_targets
 
 
 class Lifts(Protocol):
@@ -82,6 +82,17 @@ class FanOuts:
             )
             return prefix
         call, node_call = found
+        if isinstance(comprehension, cst.GeneratorExp) and awaits(comprehension):
+            # Python makes it an async generator, which `sum()` or a `for` loop
+            # cannot iterate: the source run raises TypeError where kiln's would not.
+            self.report.report(
+                comprehension,
+                Code.FAN_OUT_SHAPE,
+                "a generator expression that awaits is an async generator, which "
+                "the source run cannot iterate as a sequence (TypeError)",
+                "make it a list comprehension: [await f(x) for x in xs]",
+            )
+            return prefix
         bound = walrus_targets(element)
         if bound:
             self.report.report(

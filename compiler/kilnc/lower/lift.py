@@ -38,7 +38,9 @@ class LiftHost(Protocol):
     steps: Steps
     fan_outs: FanOuts
 
-    def temporary(self, base: str) -> str: ...
+    def temporary(
+        self, base: str, stands_for: cst.BaseExpression | None = None
+    ) -> str: ...
 
     def lift_expression(
         self, node: cst.BaseExpression
@@ -97,7 +99,7 @@ class Lifter(cst.CSTTransformer):
         return left
 
     def _hoisted(self, original: cst.CSTNode, value: cst.BaseExpression) -> cst.Name:
-        target = cst.Name(self.lowerer.temporary("operand"))
+        target = cst.Name(self.lowerer.temporary("operand", value))
         if isinstance(value, cst.NamedExpr) and not value.lpar:
             value = value.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
         assign = cst.Assign([cst.AssignTarget(target)], value)
@@ -244,9 +246,12 @@ def operands(node: cst.CSTNode) -> list[cst.CSTNode]:
 
     Not the branches of a conditional expression, the right side of `and`/`or`,
     a lambda's or a comprehension's insides, which run later or not at all,
-    nor a call's function when it is a name or an attribute of one. An
-    f-string's parts count whole: each is formatted before the next runs.
-    A starred element is one (the items are read as it is evaluated).
+    nor a call's function when it is a name or an attribute of one, nor an
+    assignment's targets, which Python evaluates after its value; a method
+    call's operand is its object. An f-string's parts count whole: each is
+    formatted before the next runs. A starred element is one (the items are
+    read as it is evaluated). An augmented assignment to an item or an
+    attribute is taken apart before it is lifted (`kilnc.lower.statements`).
     """
     if isinstance(
         node,
@@ -261,13 +266,22 @@ def operands(node: cst.CSTNode) -> list[cst.CSTNode]:
         return []
     if isinstance(node, cst.ConcatenatedString):
         return [*_formatted(node.left), *_formatted(node.right)]
-    skipped = node.func if isinstance(node, cst.Call) and _dotted(node.func) else None
-    return [
-        found
-        for child in node.children
-        if child is not skipped
-        for found in _operands_within(child)
-    ]
+    if isinstance(node, cst.Assign | cst.AnnAssign):
+        # The value first, then the targets: nothing of a target runs before it.
+        return [] if node.value is None else [node.value]
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+        # A method's object is evaluated first; the method is looked up on it
+        # where the call is made, so that what the call changes is seen to be
+        # that object (`state["messages"].append(...)` changes `state`).
+        receiver = [] if _dotted(node.func) else _operands_within(node.func.value)
+        return [*receiver, *_arguments_of(node)]
+    if isinstance(node, cst.Call) and _dotted(node.func):
+        return _arguments_of(node)
+    return [found for child in node.children for found in _operands_within(child)]
+
+
+def _arguments_of(call: cst.Call) -> list[cst.CSTNode]:
+    return [found for arg in call.args for found in _operands_within(arg)]
 
 
 def _operands_within(node: cst.CSTNode) -> list[cst.CSTNode]:

@@ -40,9 +40,11 @@ class Scope:
         self.report = report
         self.types: dict[str, str] = {}  # local name -> its annotation, where known
         self.memory: set[str] = set()  # local names holding a kiln.Memory
+        # kiln's temporaries by the source's expression each holds, for messages.
+        self.stands_for: dict[str, str] = {}
         self.globals = frozenset(identifier(n) for n in parsed.global_names) | BUILTINS
         # The flow's own names, parameters included: what effects are read against.
-        self.own = name_uses(flow.function.body).writes | parameter_names(
+        self.own: set[str] = name_uses(flow.function.body).writes | parameter_names(
             flow.function.params
         )
 

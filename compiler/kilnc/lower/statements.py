@@ -38,6 +38,7 @@ from kilnc.ir import (
     WhileLoop,
     Yield,
 )
+from kilnc.lower.augmented import taken_apart
 from kilnc.lower.calls import Calls
 from kilnc.lower.changes import Changes, EffectSource
 from kilnc.lower.fan_out import FanOuts
@@ -47,7 +48,7 @@ from kilnc.lower.scope import Scope
 from kilnc.lower.sharing import Sharing
 from kilnc.lower.steps import Steps, returns, written
 from kilnc.names import identifier, name_uses, parameter_names, target_names
-from kilnc.syntax import without_docstring, yields
+from kilnc.syntax import code, without_docstring, yields
 
 # What to write instead of each construct outside the flow language.
 UNSUPPORTED: Final[dict[type[cst.CSTNode], tuple[str, str]]] = {
@@ -152,6 +153,8 @@ class Lowerer:
         if steps is None:
             steps = self.fan_out_statement(node, defined)
         if steps is None:
+            steps = self.augmented(node)
+        if steps is None:
             prefix, lifted = self.lift(node)
             steps = [*prefix, self.steps.simple_step(lifted, node)]
         for step in steps:
@@ -204,6 +207,30 @@ class Lowerer:
             node, Call(target, annotation, node_call), target, annotation
         )
         return [*prefix, step]
+
+    def augmented(self, node: cst.BaseSmallStatement) -> list[Step] | None:
+        """`d[k] += await f(x)`: the item read before the call, the result stored after
+        (`kilnc.lower.augmented`)."""
+        if not isinstance(node, cst.AugAssign):
+            return None
+        if not self.calls.contains_node_call(node.value):
+            return None
+        parts = taken_apart(node, self.temporary)
+        if parts is None:
+            return None
+        steps: list[Step] = []
+        for read in parts.reads:
+            prefix, lifted = self.lift(read)
+            steps += [*prefix, self.steps.simple_step(lifted, node)]
+        prefix, value = self.lift_expression(node.value)
+        combined = cst.AugAssign(parts.operand, node.operator, value)
+        stored = cst.Assign([cst.AssignTarget(parts.target)], parts.operand)
+        return [
+            *steps,
+            *prefix,
+            self.steps.simple_step(combined, node),
+            self.steps.simple_step(stored, node),
+        ]
 
     def fan_out_statement(
         self, node: cst.BaseSmallStatement, defined: set[str]
@@ -370,14 +397,22 @@ class Lowerer:
         assert isinstance(lifted, cst.Call)
         return lifter.steps, lifted.args
 
-    def temporary(self, base: str) -> str:
+    def temporary(self, base: str, stands_for: cst.BaseExpression | None = None) -> str:
+        """A new name of kiln's own; `stands_for` is the source's expression it
+        holds, which the reasons of warnings show in its place."""
         count = self._temps.get(base, 0) + 1
         self._temps[base] = count
-        return (
+        name = (
             f"{RESERVED_PREFIX}_{base}"
             if count == 1
             else f"{RESERVED_PREFIX}_{base}_{count}"
         )
+        # One of the flow's names like any other: what it holds may be shared
+        # (`_kiln_operand = state["messages"]`) and changed by what it is passed to.
+        self.scope.own.add(name)
+        if stands_for is not None:
+            self.scope.stands_for[name] = code(stands_for)
+        return name
 
 
 def _iteration(iterable: cst.BaseExpression) -> cst.For:

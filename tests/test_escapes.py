@@ -1,0 +1,252 @@
+"""What a flow's objects can be reached through: each way is ordered as the source runs it.
+
+The shapes a user trying kiln as a new user wrote in LangGraph and streaming
+style, each of which once compiled to a flow that computed something else,
+silently: the object an awaited value is appended to, read before the call
+(`state["messages"].append(await respond(state))`); an item or attribute
+added to with `+=` around a call; a bound method handed to a node, wrapped in
+a `functools.partial` or returned by one; an argument a node stores inside
+another argument; module state a statement of the flow writes and a later
+node reads; a lifted call's value changed by the call it is passed to. The
+nodes sleep so that running two steps at once would give the other result:
+every case fails if kiln overlaps what it must order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from kilnc.diagnostics import Code
+from kilnc.pipeline import compile_file
+from tests.test_differential import compiled_and_source
+
+FLOWS = """
+import asyncio
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from kiln import flow, node
+
+
+@node
+async def respond(state: dict[str, Any]) -> str:
+    await asyncio.sleep(0.02)
+    return f"r{len(state['messages'])}"
+
+
+@node
+async def count(items: list[str]) -> int:
+    return len(items)
+
+
+@node
+async def count_messages(state: dict[str, Any]) -> int:
+    return len(state["messages"])
+
+
+@node
+async def double(n: int) -> int:
+    await asyncio.sleep(0.01)
+    return 2 * n
+
+
+@node
+async def stream_tokens(prompt: str, on_token: Callable[[str], None]) -> str:
+    for token in prompt.split():
+        await asyncio.sleep(0.005)
+        on_token(token)
+    return prompt
+
+
+@node
+async def later(act: Callable[[], object]) -> int:
+    await asyncio.sleep(0.02)
+    act()
+    return 0
+
+
+@node
+async def store(box: dict[str, Any], items: list[str]) -> int:
+    await asyncio.sleep(0.01)
+    box["items"] = items
+    return 0
+
+
+@node
+async def push(box: dict[str, Any], value: str) -> int:
+    await asyncio.sleep(0.02)
+    box["items"].append(value)
+    return 0
+
+
+@node
+async def appender(items: list[str]) -> Callable[[str], None]:
+    return items.append
+
+
+@node
+async def apply(add: Callable[[str], None], value: str) -> int:
+    await asyncio.sleep(0.02)
+    add(value)
+    return 0
+
+
+@node
+async def same(items: list[str]) -> list[str]:
+    return items
+
+
+@node
+async def grow(items: list[str]) -> int:
+    await asyncio.sleep(0.02)
+    items.append("grown")
+    return 0
+
+
+MODE = {"mode": "start"}
+
+
+@node
+async def read_mode() -> str:
+    return MODE["mode"]
+
+
+class Tally:
+    total = 1
+
+
+@flow
+async def append_reply(question: str) -> int:
+    state: dict[str, Any] = {"messages": [question]}
+    state["messages"].append(await respond(state))
+    return await count_messages(state)
+
+
+@flow
+async def add_to_item(n: int) -> dict[str, Any]:
+    state: dict[str, Any] = {"total": 1, "draft": "v", "log": ["a"]}
+    state["total"] += await double(n)
+    state["draft"] += str(await double(n))
+    state["log"] += [str(await double(n))]
+    return state
+
+
+@flow
+async def add_to_attribute(n: int) -> int:
+    tally = Tally()
+    tally.total += await double(n)
+    return tally.total
+
+
+@flow
+async def bound_method(prompt: str) -> tuple[int, str, int]:
+    tokens: list[str] = []
+    before = await count(tokens)
+    text = await stream_tokens(prompt, tokens.append)
+    after = await count(tokens)
+    return before, text, after
+
+
+@flow
+async def partial_of_a_method(n: int) -> int:
+    items: list[str] = []
+    await later(functools.partial(items.append, "p"))
+    return n + await count(items)
+
+
+@flow
+async def stored_inside(n: int) -> tuple[int, int]:
+    box: dict[str, Any] = {}
+    items = ["a"]
+    await store(box, items)
+    first = await count(items)
+    await push(box, "b")
+    return first, await count(items)
+
+
+@flow
+async def returned_method(n: int) -> int:
+    items: list[str] = []
+    add = await appender(items)
+    await apply(add, "y")
+    return n + await count(items)
+
+
+@flow
+async def module_state(n: int) -> str:
+    doubled = await double(n)
+    MODE["mode"] = f"set after {doubled}"
+    return await read_mode()
+
+
+@flow
+async def through_a_value(n: int) -> int:
+    items = ["a"]
+    await grow(await same(items))
+    return n + await count(items)
+"""
+
+CASES = [
+    ("append_reply", ("hi",)),
+    ("add_to_item", (5,)),
+    ("add_to_attribute", (5,)),
+    ("bound_method", ("a b c",)),
+    ("partial_of_a_method", (1,)),
+    ("stored_inside", (1,)),
+    ("returned_method", (1,)),
+    ("module_state", (4,)),
+    ("through_a_value", (1,)),
+]
+
+
+@pytest.fixture(scope="module")
+def flows(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModuleType, ModuleType]:
+    return compiled_and_source(FLOWS, tmp_path_factory.mktemp("escapes"))
+
+
+@pytest.mark.parametrize(("name", "args"), CASES)
+def test_the_compiled_flow_computes_what_its_source_does(
+    name: str, args: tuple[object, ...], flows: tuple[ModuleType, ModuleType]
+) -> None:
+    compiled, source = flows
+    source.MODE["mode"] = "start"
+    expected = asyncio.run(getattr(source, name)(*args))
+    compiled.MODE["mode"] = "start"
+    assert getattr(compiled, name)(*args) == expected
+    compiled.MODE["mode"] = "start"
+    capped = type(getattr(compiled, name))(concurrency=2)
+    assert asyncio.run(capped.aforward(*args)) == expected
+
+
+def test_the_warnings_name_the_source_not_kilns_temporaries(tmp_path: Path) -> None:
+    path = tmp_path / "escapes.py"
+    path.write_text(FLOWS, encoding="utf-8")
+    compilation = compile_file(path)
+    warned = [d.message for d in compilation.diagnostics if d.code is Code.EFFECT_ORDER]
+    assert warned
+    assert not [message for message in warned if "_kiln" in message]
+    assert any('calls state["messages"].append' in message for message in warned)
+
+
+def test_a_generator_that_awaits_is_refused_as_the_source_fails_on_it(
+    tmp_path: Path,
+) -> None:
+    """`sum(await f(x) for x in xs)` is an async generator: the source raises TypeError."""
+    path = tmp_path / "awaiting.py"
+    path.write_text(
+        "from kiln import flow, node\n\n\n"
+        "@node\nasync def f(x: int) -> int:\n    return x\n\n\n"
+        "@flow\nasync def total(xs: list[int]) -> int:\n"
+        "    return sum(await f(x) for x in xs)\n",
+        encoding="utf-8",
+    )
+    compilation = compile_file(path)
+    assert compilation.output is None
+    [error] = [d for d in compilation.diagnostics if d.code is Code.FAN_OUT_SHAPE]
+    assert (error.span.line, error.span.column) == (11, 16)
+    assert "async generator" in error.message
