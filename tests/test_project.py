@@ -461,3 +461,90 @@ def test_a_star_import_kiln_cannot_read_asks_for_the_names(tmp_path: Path) -> No
     assert diagnostic.hint == (
         "import the names this module uses by name: 'from math import a, b'"
     )
+
+
+def test_a_package_whose_names_come_through_other_modules_type_checks_and_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compiled as a package, as users do: a class the flow's module imports only
+    for the types of its values stays imported, and a `retry_on` class its node's
+    module imports from a third is imported from where it is defined, which
+    `mypy --strict` requires (a module does not export what it imports)."""
+    write(
+        tmp_path / "project",
+        {
+            "app/__init__.py": "",
+            "app/types.py": """
+                from dataclasses import dataclass
+
+                @dataclass
+                class Summary:
+                    n: int
+
+                class FetchError(Exception):
+                    pass
+            """,
+            "app/nodes.py": """
+                from kiln import node
+
+                from .types import FetchError, Summary
+
+                FAILURES = [FetchError("once")]
+
+                @node
+                async def count(text: str) -> Summary:
+                    return Summary(len(text))
+
+                @node
+                def key(summary: Summary) -> int:
+                    return -summary.n
+
+                @node(retries=1, retry_on=(FetchError,))
+                async def score(summary: Summary) -> int:
+                    if FAILURES:
+                        raise FAILURES.pop()
+                    return summary.n
+            """,
+            "app/flows.py": """
+                from kiln import flow
+
+                from .nodes import count, key, score
+                from .types import Summary
+
+                @flow
+                async def scores(texts: list[str]) -> tuple[list[int], list[int]]:
+                    sums = [await count(text) for text in texts]
+                    keys = [key(s) for s in sums]
+                    return keys, [await score(s) for s in sums if s.n]
+            """,
+        },
+    )
+    kiln = Path(sys.executable).with_name("kiln")
+    subprocess.run(
+        [str(kiln), "compile", "project/app", "-o", "build", "-q"],
+        cwd=tmp_path,
+        check=True,
+    )
+    output = (tmp_path / "build" / "app" / "flows.py").read_text(encoding="utf-8")
+    assert "from app.types import FetchError as _KILN_CLASS_FETCHERROR" in output
+    monkeypatch.setenv("MYPYPATH", str(tmp_path / "project"))
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "build/app/flows.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "project"))
+    result = subprocess.run(
+        [sys.executable, "-c", "import flows; print(flows.scores(['ab', '', 'c']))"],
+        cwd=tmp_path / "build" / "app",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (
+        0,
+        "([-2, 0, -1], [2, 1])\n",
+    ), result.stderr

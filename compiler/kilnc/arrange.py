@@ -21,7 +21,9 @@ name (`place_classes`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import final
 
 import libcst as cst
 
@@ -44,6 +46,16 @@ from kilnc.syntax import dotted
 from kilnc.writer import Names
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class Classes:
+    """The classes the module names for its callees: each callee's result classes,
+    and each retrying node's `retry_on` classes, by name, where they are defined."""
+
+    results: Mapping[Callee, tuple[ClassRef, ...]]
+    retry_on: Mapping[NodeDef, Mapping[str, ClassRef]]
+
+
 def arrange_module(
     source: SourceFile,
     defs: ModuleDefs,
@@ -52,7 +64,7 @@ def arrange_module(
     lowered: list[FlowIR],
     sources: dict[str, SourceFile],
     fingerprints: dict[NodeDef, str],
-    results: dict[Callee, tuple[ClassRef, ...]],
+    found: Classes,
     ledger: str | None,
 ) -> ModulePlan:
     """The output in source order, with each resilient node's Policy after its definition.
@@ -78,6 +90,7 @@ def arrange_module(
     fallbacks: dict[NodeDef, str] = {}
     imported: list[PolicyConstant | FallbackImport] = []
     class_imports: dict[tuple[str, str], FallbackImport] = {}
+    kept = kept_names(shaken.body)
     for node in sorted(called, key=lambda n: (n.module, n.function)):
         fallback = node.options.fallback
         if fallback is not None and node.module == source.module:
@@ -86,18 +99,20 @@ def arrange_module(
             fallbacks[node] = names.plain(f"_KILN_FALLBACK_{fallback.upper()}")
             imported.append(FallbackImport(fallbacks[node], node.module, fallback))
         if node in policies and node.module != source.module:
+            where = found.retry_on.get(node, {})
             retry_on = tuple(
-                _imported_class(name, node.module, class_imports, names)
+                _retry_class(
+                    name, node, where.get(name), defs, kept, class_imports, names
+                )
                 for name in node.options.retry_on
             )
             imported += [i for i in class_imports.values() if i not in imported]
             imported.append(
                 PolicyConstant(policies[node], node, _where(paths, node.span), retry_on)
             )
-    kept = kept_names(shaken.body)
     classes = {
-        node: place_classes(results[node], defs, kept, class_imports, names)
-        for node in sorted(results, key=lambda n: (n.module, n.name))
+        node: place_classes(found.results[node], defs, kept, class_imports, names)
+        for node in sorted(found.results, key=lambda n: (n.module, n.name))
     }
     imported += [line for line in class_imports.values() if line not in imported]
     by_identifier = {plan.flow.flow.identifier: plan for plan in plans}
@@ -114,7 +129,7 @@ def arrange_module(
             plan = by_identifier[item]
             compiled = Compiled(plan, names.plain(_class_name(item)))
             needs = _local_callees(plan, local, by_identifier)
-            needs |= _local_classes(plan, results, source.module)
+            needs |= _local_classes(plan, found.results, source.module)
             waiting.append((compiled, needs - emitted))
         else:
             body.append(Kept(item, span))
@@ -162,7 +177,7 @@ def arrange_module(
 
 
 def _local_classes(
-    plan: FlowPlan, results: dict[Callee, tuple[ClassRef, ...]], module: str
+    plan: FlowPlan, results: Mapping[Callee, tuple[ClassRef, ...]], module: str
 ) -> set[str]:
     """The classes of this module that a flow's call sites name (their module-level names)."""
     return {
@@ -241,21 +256,26 @@ def place_classes(
     return tuple(placed)
 
 
-def _imported_class(
+def _retry_class(
     name: str,
-    module: str,
+    node: NodeDef,
+    defined: ClassRef | None,
+    main: ModuleDefs,
+    kept: frozenset[str],
     imports: dict[tuple[str, str], FallbackImport],
     names: Names,
 ) -> str:
-    """A `retry_on` class of a node of `module`, as the generated module names it.
+    """A `retry_on` class of an imported node, as the generated module names it.
 
-    A builtin as it is; any other through an import of its first part from the
-    node's module, where the decorator found it (`from app.nodes import Flaky
-    as _KILN_CLASS_FLAKY`), so the flow's module need not import it itself.
+    A builtin as it is; a class whose definition kiln found (`defined`) as
+    `place_classes` names a result class, so the flow's module need not
+    import it itself; else through the node's module, where the decorator
+    found it.
     """
     if name.partition(".")[0] in BUILTINS:
         return name
-    return _class_import(module, name, imports, names)
+    placed = place_classes((defined,), main, kept, imports, names) if defined else ()
+    return placed[0] if placed else _class_import(node.module, name, imports, names)
 
 
 def _class_import(

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Final, final
 
 from kiln.options import DEFAULT_MAX_VISITS
-from kilnc.arrange import arrange_module
+from kilnc.arrange import Classes, arrange_module
 from kilnc.checks import check_cycles, check_duplicates, check_limits, check_questions
 from kilnc.collect import check_imported_exceptions, collect_definitions
 from kilnc.depth import run_deep
@@ -43,14 +43,14 @@ from kilnc.front import Located, ModuleDefs, ParsedModule
 from kilnc.graph import build_flow_graph
 from kilnc.ir import Callee, FlowIR, NodeDef
 from kilnc.linemap import map_lines
-from kilnc.lower import LowerContext, lower_flow
+from kilnc.lower import LowerContext, annotation_names, lower_flow
 from kilnc.ordering import check_order
 from kilnc.packages import check_imported_flows
 from kilnc.parse import parse_source
 from kilnc.plan import STANDALONE, FlowPlan, Links
 from kilnc.project import FrontEnd, Project, Reader
 from kilnc.resolve import locate
-from kilnc.result_classes import find_result_classes
+from kilnc.result_classes import find_result_classes, find_retry_classes
 from kilnc.schedule import schedule_flow
 from kilnc.shake import shake_module
 from kilnc.site_lines import place_site_lines
@@ -185,6 +185,11 @@ def _compile(
         results = {
             callee: find_result_classes(project, callee) for callee in _callees(lowered)
         }
+        retry_on = {
+            callee: find_retry_classes(project, callee)
+            for callee in _callees(lowered)
+            if isinstance(callee, NodeDef) and callee.options.retry_on
+        }
     sources = dict(project.sources)  # the modules the fingerprints reach, too
     plans: list[FlowPlan] = []
     for flow_ir in lowered:
@@ -196,13 +201,22 @@ def _compile(
             location,
             {ir.flow.identifier: ir.flow.function for ir in lowered},
             links,
+            frozenset().union(*(annotation_names(ir.body) for ir in lowered)),
         )
     diagnostics += found
     if any(d.is_error for d in diagnostics):
         return done(None)
     with phase("arrange_module", source.path):
         module = arrange_module(
-            source, defs, shaken, plans, lowered, sources, fingerprints, results, ledger
+            source,
+            defs,
+            shaken,
+            plans,
+            lowered,
+            sources,
+            fingerprints,
+            Classes(results, retry_on),
+            ledger,
         )
     with phase("emit_module", source.path):
         text, origins, tables = emit_module(module)

@@ -34,9 +34,15 @@ from typing import Final
 
 import libcst as cst
 
-from kilnc.annotations import definitions, function_named
+from kilnc.annotations import (
+    Defined,
+    External,
+    definitions,
+    function_named,
+    resolve_name,
+)
 from kilnc.front import ImportedName, ModuleDefs
-from kilnc.ir import Callee
+from kilnc.ir import Callee, NodeDef
 from kilnc.names import identifier
 from kilnc.plan import ClassRef
 from kilnc.project import Project
@@ -47,6 +53,24 @@ from kilnc.syntax import dotted
 _TYPING: Final = frozenset(
     {"typing", "typing_extensions", "collections", "builtins", "abc", "types", "kiln"}
 )
+
+
+def find_retry_classes(project: Project, node: NodeDef) -> dict[str, ClassRef]:
+    """Where each `retry_on` class of `node` is defined, by the name its decorator
+    gives it: a module that only imports it does not export it (`mypy --strict`),
+    so the generated module imports it from the module that defines it."""
+    defs = project.load(node.module)
+    if defs is None:
+        return {}
+    found: dict[str, ClassRef] = {}
+    for name in node.options.retry_on:
+        meaning = resolve_name(project, defs, name)
+        if isinstance(meaning, Defined):
+            defined = identifier(meaning.definition.name.value)
+            found[name] = ClassRef(meaning.defs.location.name, defined)
+        elif isinstance(meaning, External):
+            found[name] = ClassRef(meaning.module, meaning.name)
+    return found
 
 
 def find_result_classes(project: Project, node: Callee) -> tuple[ClassRef, ...]:

@@ -44,10 +44,12 @@ def shake_module(
     location: ModuleLocation,
     flows: Mapping[str, cst.FunctionDef],
     links: Links = STANDALONE,
+    annotated: frozenset[str] = frozenset(),
 ) -> tuple[Shaken, list[Diagnostic]]:
     """`flows` maps each flow's identifier to its definition in `parsed`; `links` says
     which names other compiled modules import from this one (kept), and which
-    modules this one imports compiled (packages.py)."""
+    modules this one imports compiled (packages.py); `annotated`, the names the
+    compiled flows write in annotations of their own (kept too)."""
     module = parsed.module
     prelude: list[cst.CSTNode] = []
     statements: list[cst.BaseStatement] = []
@@ -58,10 +60,14 @@ def shake_module(
             statements.append(line)
     facts = [module_facts(parsed, s) for s in statements]
     flow_names = frozenset(identifier(name) for name in flows)
-    roots = flow_names | (
-        frozenset().union(*(fact.binds for fact in facts))
-        if links.exports is None
-        else {identifier(name) for name in links.exports}
+    roots = (
+        flow_names
+        | (
+            frozenset().union(*(fact.binds for fact in facts))
+            if links.exports is None
+            else {identifier(name) for name in links.exports}
+        )
+        | (annotated & parsed.global_names)
     )
     kept = keep_statements(facts, roots, flow_names)
     needed = _needed_names(facts, kept, roots)

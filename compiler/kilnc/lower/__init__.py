@@ -32,15 +32,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import final
 
+import libcst as cst
+
 from kiln.options import DEFAULT_MAX_VISITS
 from kilnc.diagnostics import Diagnostic
 from kilnc.front import ParsedModule
-from kilnc.ir import FlowDef, FlowIR, Resolver
+from kilnc.ir import Block, FanOut, FlowDef, FlowIR, Resolver, child_blocks
 from kilnc.lower.changes import EffectSource
 from kilnc.lower.sharing import PASSED_IN
 from kilnc.lower.statements import Lowerer
+from kilnc.names import mentioned_names
 
-__all__ = ["LowerContext", "lower_flow"]
+__all__ = ["LowerContext", "annotation_names", "lower_flow"]
 
 
 @final
@@ -62,3 +65,21 @@ def lower_flow(flow: FlowDef, context: LowerContext) -> tuple[FlowIR, list[Diagn
     tokens = frozenset(lowerer.shared.tokens - {PASSED_IN})
     calls = tuple(lowerer.calls.sites)
     return FlowIR(flow, body, calls, tokens), lowerer.report.diagnostics
+
+
+def annotation_names(block: Block) -> frozenset[str]:
+    """The names the generated code may write in the annotations of a flow's values:
+    their types, as the nodes that make them declare them. The module keeps
+    what binds them, though the flow's source never reads them."""
+    found: set[str] = set()
+    for step in block.steps:
+        action = step.action
+        types = [step.value_type]
+        if isinstance(action, FanOut):
+            types.append(action.result.callee.returns)
+        for text in types:
+            if text is not None:
+                found |= mentioned_names(cst.parse_expression(text))
+        for child in child_blocks(action):
+            found |= annotation_names(child)
+    return frozenset(found)
