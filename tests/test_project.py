@@ -105,20 +105,31 @@ def test_nodes_of_other_modules_are_read_and_imported_by_absolute_name(
     assert float(seconds) < 0.35  # the two fetches of other modules' nodes overlap
 
 
-def test_an_unknown_option_suggests_the_one_meant(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("decorator", "written", "meant"),
+    [
+        ("node", "retires", "retries"),
+        ("node", "retry", "retries"),  # nearer `retry_on` in spelling
+        ("node", "retry_delay_seconds", "wait"),  # Prefect's
+        ("flow", "recursion_limit", "max_visits"),  # LangGraph's
+    ],
+)
+def test_an_unknown_option_suggests_the_one_meant(
+    tmp_path: Path, decorator: str, written: str, meant: str
+) -> None:
     write(
         tmp_path,
-        {"typo.py": """
-                from kiln import node
+        {"typo.py": f"""
+                from kiln import {decorator}
 
-                @node(retires=2)
+                @{decorator}({written}=2)
                 async def f(x: int) -> int:
                     return x
             """},
     )
     (diagnostic,) = compile_file(tmp_path / "typo.py").diagnostics
-    assert diagnostic.message == "unknown option 'retires'"
-    assert diagnostic.hint == "did you mean 'retries'?"
+    assert diagnostic.message == f"unknown option '{written}'"
+    assert diagnostic.hint == f"did you mean '{meant}'?"
 
 
 def test_dump_graph_shows_each_loop_its_bounds_and_the_worst_case(

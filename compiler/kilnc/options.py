@@ -302,6 +302,24 @@ def _read(
     return values, diagnostics
 
 
+# What users of other libraries write for an option (Prefect's
+# `retry_delay_seconds`, LangGraph's `recursion_limit`), which no spelling
+# distance finds: `retry` is nearer `retry_on` than `retries`.
+_FAMILIAR: Final = {
+    "retry": "retries",
+    "max_retries": "retries",
+    "num_retries": "retries",
+    "retry_delay": "wait",
+    "retry_delay_seconds": "wait",
+    "delay": "wait",
+    "backoff_factor": "backoff",
+    "timeout_seconds": "timeout",
+    "max_concurrency": "concurrency",
+    "recursion_limit": "max_visits",
+    "max_iterations": "max_visits",
+}
+
+
 def _read_one(
     parsed: ParsedModule,
     key: str,
@@ -312,7 +330,12 @@ def _read_one(
     span = parsed.span(node)
     rule = rules.get(key)
     if rule is None:
-        close = difflib.get_close_matches(key, list(rules), n=1)
+        familiar = _FAMILIAR.get(key)
+        close = (
+            [familiar]
+            if familiar in rules
+            else difflib.get_close_matches(key, list(rules), n=1)
+        )
         hint = (
             f"did you mean '{close[0]}'?"
             if close

@@ -191,9 +191,10 @@ def _explain(
         if extra:
             reason, hint = _because(extra[0], source, target)
             break
-    message = (
-        f"{_what(later)} waits for {_what(earlier)} (line {earlier.span.line}) {reason}"
-    )
+    waited = _what(earlier)
+    if isinstance(earlier.action, Call | FanOut):  # a statement says its line already
+        waited += f" (line {earlier.span.line})"
+    message = f"{_what(later)} waits for {waited} {reason}"
     return warning(later.span, Code.EFFECT_ORDER, message, hint)
 
 

@@ -159,8 +159,10 @@ class FanOuts:
         effects = self.changes.effects_of(lifted)
         step = self.changes.with_effects(replace(effects, external=None), step)
         self.changes.share_elements(result, clauses, step.writes)
-        if isinstance(target, cst.Name) and value_type is not None:
-            self.scope.types[identifier(target.value)] = value_type
+        if isinstance(target, cst.Name):
+            # A list (a set, a dict) whatever its items are, which this module
+            # may not name: iterating it changes nothing, as an iterator would.
+            self.scope.types[identifier(target.value)] = value_type or kind.value
         return [*prefix, step]
 
     def check_fan_out(
