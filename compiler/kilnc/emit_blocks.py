@@ -18,14 +18,13 @@ from kilnc.emit_parts import (
     blocks_needed_by,
     call_target,
     counted_calls,
-    direct_call,
     discarding,
     folded_ops,
-    held_names,
     negated,
     reading_copies,
     task_base,
 )
+from kilnc.emit_spawns import direct_call, held_names
 from kilnc.ir import (
     Block,
     Branch,

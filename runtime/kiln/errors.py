@@ -14,7 +14,7 @@ import os
 import shlex
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 __all__ = [
     "DeniedError",
@@ -28,6 +28,7 @@ __all__ = [
     "UncacheableValue",
     "VisitLimitError",
     "as_cancellation",
+    "cancellation_of",
     "raise_as_is",
     "spawned_from",
 ]
@@ -297,3 +298,12 @@ def as_cancellation(exc: BaseException | None) -> asyncio.CancelledError:
     cancellation = asyncio.CancelledError()
     cancellation.__context__ = exc
     return cancellation
+
+
+def cancellation_of(task: asyncio.Task[Any]) -> asyncio.CancelledError:
+    """The CancelledError a cancelled task raises to whoever awaits it."""
+    try:
+        task.result()
+    except asyncio.CancelledError as cancelled:
+        return cancelled
+    raise AssertionError("the task was not cancelled")

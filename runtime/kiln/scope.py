@@ -28,7 +28,7 @@ from collections.abc import Coroutine, Generator
 from types import FrameType, TracebackType
 from typing import Any, Final, Generic, Self, TypeVar, final
 
-from kiln.errors import as_cancellation, raise_as_is, spawned_from
+from kiln.errors import as_cancellation, cancellation_of, raise_as_is, spawned_from
 
 __all__ = ["Ahead", "Child", "Scope"]
 
@@ -127,6 +127,8 @@ class Child(Generic[T]):
                     self._traceback = spawned_from(self._traceback, *self._spawned)
 
     def cancel(self) -> bool:
+        """Cancel it on purpose: what it raises now is no failure of the scope's."""
+        self._noise = True
         return self.task.cancel()
 
     def at_step(self, step: int) -> None:
@@ -141,18 +143,12 @@ class Scope:
     """A nursery of tasks: ``async with Scope() as scope: scope.spawn(coro)``.
 
     Children still running when the body finishes are awaited, and whatever
-    fails is raised from ``__aexit__`` as itself. A scope is used once.
-
-    Which failure wins, and what it cancels:
-
-    ==============================  =========================================
-    scope                           a failure of a child or of the body
-    ==============================  =========================================
-    ``Scope()``                     wins if it is the first; cancels every
-                                    other child and the body (TaskGroup's rule)
-    ``Scope(ordered=True)``         wins if its step is the lowest; cancels
-                                    what is at a later step, waits for the rest
-    ==============================  =========================================
+    fails is raised from ``__aexit__`` as itself. A scope is used once. In
+    ``Scope()`` the first failure wins and cancels every other participant
+    (TaskGroup's rule); in ``Scope(ordered=True)`` the failure at the lowest
+    step wins, cancels what is at a later step and waits for the rest. A
+    child that raises CancelledError of its own, cancelled by no one here,
+    fails at its step, as the sequential run would stop there.
 
     In an ordered scope a child's step is ``spawn(coro, step=n)``, else the
     number of children spawned before it; the body is after all of them until
@@ -321,7 +317,7 @@ class Scope:
             self._stopping_parent = False
             self._parent.uncancel()
         cancellation = None
-        if self._parent.cancelling() > self._cancelling:
+        if self._parent_cancelled():
             # Someone outside asked the task running the scope to stop: whatever
             # the body ended with (a node swallowed the CancelledError, or raised
             # while unwinding), the caller gets its cancellation.
@@ -359,12 +355,18 @@ class Scope:
             self._failed(
                 error.with_traceback(child._traceback), child.step, noise=child._noise
             )
+        elif task.cancelled() and not child._noise and not self._parent_cancelled():
+            self._failed(cancellation_of(task), child.step, noise=False)
         child._spawned = None  # the spawning frame holds the child's handle: part them
         # Before the waiters wake (their callbacks come after this one): the
         # ones the scope stopped while they waited for this child stop now.
         for waiter in child._then_stop or ():
             if self._waiting.get(waiter) is child:
                 self._cancel(waiter)
+
+    def _parent_cancelled(self) -> bool:
+        """Whether someone outside asked the task running the scope to stop."""
+        return self._parent.cancelling() > self._cancelling
 
     def _failed(self, error: BaseException, step: float, *, noise: bool) -> None:
         """Account for a failure at `step`; cancel what it makes pointless."""
