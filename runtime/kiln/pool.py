@@ -81,13 +81,11 @@ async def bounded(
             # Before each item is read: whether an element failed, and the item's
             # index, which other workers may have moved on while this one waited
             # (`at_step`, written out: `stopped` is the check it would make).
-            me.step = len(results)
+            index = me.step = len(results)
             if stopped:
                 return
             for item in items:
-                index = len(results)
                 append(None)
-                # Not checked: what is not awaitable fails here, at its index.
                 results[index] = await call(item)
                 if waiting:
                     held = False
@@ -96,7 +94,7 @@ async def bounded(
                     held = True
                 if stopped:
                     return
-                me.step = len(results)
+                index = me.step = len(results)
         except BaseException:
             stopped = True
             raise

@@ -85,29 +85,57 @@ async def gather(
     one, nothing more is read. A compiled flow gives, as `of`, the run's call
     its elements make, and the run's cap is the bound (`fan_out_bound`).
     """
-    place = PLACE.get()
     if bound is None:
         bound = fan_out_bound(of)
     items = iter(aws)
+    try:
+        return await _concurrently(_awaited, items, bound)
+    except BaseException:
+        _leave_unread(items)
+        raise
+
+
+async def fan_out(call: Callable[[T], Awaitable[R]], items: Iterable[T]) -> list[R]:
+    """``gather(call(item) for item in items)``, bounded as ``of=call``: a fan-out whose
+    every element is one call of a run's node with its item.
+
+    What each element is lets it go the shortest way: each is awaited as
+    `call(item)`, with no generator making it; and when the call only counts
+    a visit and passes the run's cap (`kiln.sites.capped_node`), the pool's
+    workers call the node itself and hold the cap for it, a slot each, where
+    every element would otherwise be a coroutine that takes and returns a
+    slot around the node's.
+    """
+    plain = capped_node(call)
+    if plain is None or PLACE.get() is not None:
+        return await _concurrently(call, iter(items), fan_out_bound(call))
+    node, index, run = plain
+    assert run.cap is not None, "a capped call's run has a cap"
+    results: list[R] = []
+    try:
+        return await bounded(node, iter(items), results, run.cap, run.caps[0])
+    finally:
+        run.visits[index] += len(results)  # a visit per call made, as each counts one
+
+
+async def _concurrently(
+    call: Callable[[T], Awaitable[R]], items: Iterator[T], bound: int | None
+) -> list[R]:
+    """``call(item)`` for every item, at once or at most `bound` at a time."""
+    place = PLACE.get()
     if bound is not None:
-        try:
-            placed = items if place is None else _placed(items, place)
-            return await bounded(_awaited, placed, [], bound)
-        except BaseException:
-            _leave_unread(items)
-            raise
-    results: list[T] = []
+        placed = items if place is None else _placed(items, place)
+        return await bounded(call, placed, [], bound)
+    results: list[R] = []
     waited = False  # an element waited: `inline` stops after it
 
     async def inline() -> None:
         # Each element awaited, not sent its first step: a coroutine that
         # returns costs `send` a StopIteration, and `await` nothing.
-        for aw in items:
-            if type(aw) is not CoroutineType and not isawaitable(aw):
-                raise TypeError(f"gather() needs awaitables; got {aw!r}")
+        for item in items:
             if place is not None:
                 PLACE.set(f"{place}[{len(results)}]")
-            results.append(await aw)
+            results.append(await call(item))
             if waited:
                 return
 
@@ -117,11 +145,10 @@ async def gather(
         waiting = context.run(started.send, None)
     except StopIteration:
         return results
-    except BaseException:
-        _leave_unread(items)
-        raise
     waited = True
-    rest = await _rest(Started(started, waiting, context), len(results), items, place)
+    first = Started(started, waiting, context)
+    # `first` appends the waiting element's result as `_rest` awaits it.
+    rest = await _rest(first, len(results), map(call, items), place)
     return [*results, *rest]
 
 
@@ -136,10 +163,7 @@ async def _rest(
         scope.at_step(index)
         try:
             with scope.ahead(_AFTER_EVERY_ELEMENT):
-                for aw in items:
-                    if type(aw) is not CoroutineType and not isawaitable(aw):
-                        raise TypeError(f"gather() needs awaitables; got {aw!r}")
-                    tail.append(aw)
+                tail.extend(items)
         except BaseException:  # an interrupt: nothing will wait for `first`
             first.abandon()
             raise
@@ -149,30 +173,10 @@ async def _rest(
     return [child.result() for child in children]
 
 
-async def fan_out(call: Callable[[T], Awaitable[R]], items: Iterable[T]) -> list[R]:
-    """``gather(call(item) for item in items)``, bounded as ``of=call``: a fan-out whose
-    every element is one call of a run's node with its item.
-
-    What each element is lets a capped run go the shortest way: when the call
-    only counts a visit and passes the run's cap (`kiln.sites.capped_node`),
-    the pool's workers call the node itself and hold the cap for it, a slot
-    each, where every element would otherwise be a coroutine that takes and
-    returns a slot around the node's.
-    """
-    plain = capped_node(call)
-    if plain is None or PLACE.get() is not None:
-        return await gather((call(item) for item in items), of=call)
-    node, index, run = plain
-    assert run.cap is not None, "a capped call's run has a cap"
-    results: list[R] = []
-    try:
-        return await bounded(node, iter(items), results, run.cap, run.caps[0])
-    finally:
-        run.visits[index] += len(results)  # a visit per call made, as each counts one
-
-
 def _awaited(aw: Awaitable[T]) -> Awaitable[T]:
     """`gather`'s element, awaited as it is: the call of a fan-out of awaitables."""
+    if type(aw) is not CoroutineType and not isawaitable(aw):
+        raise TypeError(f"gather() needs awaitables; got {aw!r}")
     return aw
 
 
