@@ -20,6 +20,7 @@ from types import ModuleType
 
 import pytest
 
+from kiln import Memory
 from kilnc.diagnostics import Code
 from kilnc.pipeline import compile_file
 from tests.test_differential import compiled_and_source
@@ -250,3 +251,54 @@ def test_a_generator_that_awaits_is_refused_as_the_source_fails_on_it(
     [error] = [d for d in compilation.diagnostics if d.code is Code.FAN_OUT_SHAPE]
     assert (error.span.line, error.span.column) == (11, 16)
     assert "async generator" in error.message
+
+
+MEMORY_FLOWS = """
+import asyncio
+
+from kiln import Memory, flow, node
+
+
+@node
+async def local_write(memory: Memory, key: str, value: int) -> None:
+    await asyncio.sleep(0.01)
+    memory.local[key] = value
+
+
+@node
+async def set_key(memory: Memory, key: str, value: int) -> None:
+    await asyncio.sleep(0.01)
+    memory[key] = value
+
+
+@node
+async def get_key(memory: Memory, key: str) -> int:
+    return int(memory[key])
+
+
+@flow
+async def clone_in_a_list(memory: Memory) -> int:
+    branches = [memory.clone(), memory.clone()]
+    await local_write(branches[0], "z", 7)
+    return await get_key(branches[0], "z")
+
+
+@flow
+async def clones_in_a_loop(memory: Memory) -> list[int]:
+    branches = [memory.clone(), memory.clone()]
+    keys = ["a", "b"]
+    for branch, key in zip(branches, keys):
+        await set_key(branch, key, 7)
+    return [await get_key(branch, key) for branch, key in zip(branches, keys)]
+"""
+
+
+@pytest.mark.parametrize("name", ["clone_in_a_list", "clones_in_a_loop"])
+def test_a_memory_reached_through_a_container_is_ordered_by_its_holder(
+    name: str, tmp_path: Path
+) -> None:
+    """BrainyFlow's list of clones, one per branch: a node that writes keys of a
+    Memory kiln cannot name changes what holds it."""
+    compiled, source = compiled_and_source(MEMORY_FLOWS, tmp_path)
+    expected = asyncio.run(getattr(source, name)(Memory({})))
+    assert getattr(compiled, name)(Memory({})) == expected

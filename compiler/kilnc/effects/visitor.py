@@ -252,7 +252,7 @@ class EffectVisitor(cst.CSTVisitor):
                     # arguments, or any key where kiln cannot tell which.
                     for _, some_use in effects.memory:
                         bound = self._bound_keys(some_use, effects, node)
-                        self._memory_argument(passed, bound)
+                        self._memory_argument(passed, bound, node)
                 continue
             change = effects.change(param)
             if change is not None:
@@ -261,7 +261,9 @@ class EffectVisitor(cst.CSTVisitor):
                 )
             use = effects.memory_use(param)
             if use is not None:
-                self._memory_argument(argument, self._bound_keys(use, effects, node))
+                self._memory_argument(
+                    argument, self._bound_keys(use, effects, node), node
+                )
         if effects.external is not None:
             body.external(_through(shown, effects.external, "calls"), node)
 
@@ -284,7 +286,9 @@ class EffectVisitor(cst.CSTVisitor):
             bound(use.local_writes),
         )
 
-    def _memory_argument(self, argument: cst.BaseExpression, use: MemoryUse) -> None:
+    def _memory_argument(
+        self, argument: cst.BaseExpression, use: MemoryUse, node: cst.Call
+    ) -> None:
         body = self.body
         token = body.token(argument)
         if token is not None:
@@ -299,6 +303,10 @@ class EffectVisitor(cst.CSTVisitor):
                 span = body.defs.parsed.span(argument)
                 clone = f"{clone_of}{ANONYMOUS_CLONE}{span.line}.{span.column}"
                 body.memory(clone, MemoryUse(use.global_reads, use.global_writes))
+        elif use.writes:
+            # A Memory kiln cannot name (`branches[0]`, a loop's target): what
+            # holds it is changed, and so ordered with every other use of it.
+            body.change(argument, f"writes keys of the Memory {code(argument)}", node)
 
     def _unknown(self, node: cst.Call, shown: str) -> None:
         body = self.body
