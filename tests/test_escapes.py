@@ -302,3 +302,70 @@ def test_a_memory_reached_through_a_container_is_ordered_by_its_holder(
     compiled, source = compiled_and_source(MEMORY_FLOWS, tmp_path)
     expected = asyncio.run(getattr(source, name)(Memory({})))
     assert getattr(compiled, name)(Memory({})) == expected
+
+
+FAILING_FLOWS = """
+import asyncio
+from dataclasses import dataclass
+
+from kiln import flow, node
+
+
+@dataclass
+class Account:
+    balance: int
+
+
+@node
+async def slow_fail(n: int) -> int:
+    await asyncio.sleep(0.02)
+    raise LookupError(f"slow {n}")
+
+
+@node
+async def append_to(log: list[str], entry: str) -> int:
+    log.append(entry)
+    return len(log)
+
+
+@node
+async def deposit(account: Account, amount: int) -> int:
+    account.balance += amount
+    return account.balance
+
+
+@flow
+async def effect_after_a_failure(log: list[str]) -> int:
+    first = await slow_fail(1)
+    count = await append_to(log, "after the failure")
+    return first + count
+
+
+@flow
+async def deposit_after_a_failure(account: Account, n: int) -> int:
+    checked = await slow_fail(n)
+    if n > 0:
+        await deposit(account, 100)
+    return checked
+"""
+
+
+def test_what_the_caller_passed_in_is_left_as_the_failing_source_leaves_it(
+    tmp_path: Path,
+) -> None:
+    """A step that changes a parameter's object waits for every step before it: one
+    of them failing ends the flow before the change, as in the source."""
+    compiled, source = compiled_and_source(FAILING_FLOWS, tmp_path)
+    runs = [
+        (source.Account, lambda name, *args: asyncio.run(getattr(source, name)(*args))),
+        (compiled.Account, lambda name, *args: getattr(compiled, name)(*args)),
+    ]
+    for account_class, run in runs:
+        log: list[str] = []
+        with pytest.raises(LookupError, match="slow 1"):
+            run("effect_after_a_failure", log)
+        assert log == []
+        account = account_class(3)
+        with pytest.raises(LookupError, match="slow 2"):
+            run("deposit_after_a_failure", account, 2)
+        assert account.balance == 3

@@ -96,12 +96,18 @@ class BlockEmitter(ABC):
         module-level alias of it instead.
         """
         expression = cst.parse_expression(annotation)
-        hidden = mentioned_names(expression) & self.flow_names
-        if not hidden:
+        mentioned = mentioned_names(expression)
+        hidden = mentioned & self.flow_names
+        # A builtin the module redefines (`set[int]` beside a `def set`) is kiln's
+        # own type of a fan-out's value: the builtin, through the module.
+        shadowed = (mentioned - hidden) & self.hidden
+        if not hidden and not shadowed:
             return annotation
         aliases = {name: outer_alias(name) for name in hidden}
         self.outer_aliases |= aliases.items()
-        return code(renamed(expression, aliases))
+        aliases |= {name: self.builtin(name) for name in shadowed}
+        # In a statement: a name renamed to a dotted one is no longer a Name.
+        return code(renamed(cst.Expr(expression), aliases).value)
 
     def builtin(self, name: str) -> str:
         """How generated code names a builtin: through the module when a user name hides it."""

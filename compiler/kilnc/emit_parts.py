@@ -34,12 +34,12 @@ from kilnc.ir import (
     Step,
     WhileLoop,
     child_blocks,
-    lifted_value,
-    shown,
 )
 from kilnc.names import (
     identifier,
+    lifted_value,
     renamed,
+    shown,
     target_names,
 )
 from kilnc.plan import (

@@ -59,10 +59,10 @@ def build_graph(block: Block, *, effects: bool = True) -> nx.DiGraph:
         # state, I/O) keeps its place among the steps: after every step
         # before it, before every step after it, which may read that state.
         external = effects and step.external is not None
-        if step.barrier or external:
+        if step.barrier or external or (effects and step.visible):
             # Waiting for the steps nothing else waits for covers every earlier step:
             # the transitive reduction keeps chains intact for the scheduler.
-            why = BARRIER if step.barrier else EXTERNAL
+            why = BARRIER if step.barrier else EXTERNAL if external else VISIBLE
             for previous in earlier:
                 if graph.out_degree(previous) == 0:
                     _edge(graph, previous, step.id, why)
@@ -97,6 +97,7 @@ def build_graph(block: Block, *, effects: bool = True) -> nx.DiGraph:
 
 BARRIER = "(barrier)"  # an edge's reason: return, raise, assert, break, continue
 EXTERNAL = "(external)"  # an edge's reason: an effect outside the flow's names
+VISIBLE = "(visible)"  # an edge's reason: a change the flow's caller sees
 
 
 def _edge(graph: nx.DiGraph, source: StepId, target: StepId, why: str) -> None:

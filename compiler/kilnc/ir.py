@@ -29,25 +29,6 @@ StepId = NewType("StepId", int)
 RESERVED_PREFIX = "_kiln"  # in any case: generated module constants are _KILN_...
 
 
-def shown(name: str) -> str:
-    """A flow's name as a message shows it: kiln's own temporaries by what they hold."""
-    if not name.startswith(f"{RESERVED_PREFIX}_"):
-        return repr(name)
-    base = name.removeprefix(f"{RESERVED_PREFIX}_").rstrip("_0123456789")
-    for suffix in ("_values", "_value"):
-        if base.endswith(suffix):
-            return f"the value of '{base.removesuffix(suffix)}'"
-    return "a value the statement read before its call"
-
-
-def lifted_value(name: str) -> bool:
-    """Whether a name is a temporary holding a lifted call's value, read once."""
-    base = name.rstrip("_0123456789")
-    return name.startswith(f"{RESERVED_PREFIX}_") and base.endswith(
-        ("_value", "_values")
-    )
-
-
 class NodeKind(enum.Enum):
     """The four Process modes, read from the definition's syntax."""
 
@@ -356,6 +337,9 @@ class Step:
     external: Change | None = None
     # Why the step may change each name or key it orders by its effects.
     why: tuple[tuple[str, str], ...] = ()
+    # It may change what the flow's caller holds (a parameter's object): it runs
+    # after every step before it, which may fail first and so end the flow.
+    visible: bool = False
 
     @property
     def awaits(self) -> bool:

@@ -16,6 +16,7 @@ from typing import Final, final
 
 import libcst as cst
 
+from kilnc.ir import RESERVED_PREFIX
 from kilnc.syntax import dotted
 from kilnc.walk import walk
 
@@ -255,7 +256,8 @@ class _Walruses(cst.CSTVisitor):
 
 
 def renamed(node: cst.CSTNodeT, names: dict[str, str]) -> cst.CSTNodeT:
-    """The node with every variable in `names` renamed (not attributes, not keywords)."""
+    """The node with every variable in `names` renamed (not attributes, not keywords),
+    to another name or a dotted one."""
     result = node.visit(_Renamer(names))
     assert isinstance(result, type(node))
     return result
@@ -276,9 +278,15 @@ class _Renamer(cst.CSTTransformer):
     def leave_Arg(self, original_node: cst.Arg, updated_node: cst.Arg) -> cst.Arg:
         return updated_node.with_changes(keyword=original_node.keyword)
 
-    def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.Name:
+    def leave_Name(
+        self, original_node: cst.Name, updated_node: cst.Name
+    ) -> cst.BaseExpression:
         new = self.names.get(identifier(original_node.value))
-        return updated_node if new is None else updated_node.with_changes(value=new)
+        if new is None:
+            return updated_node
+        if "." in new:  # a dotted name: `_kiln_builtins.set`
+            return cst.parse_expression(new)
+        return updated_node.with_changes(value=new)
 
 
 def mentioned_names(node: cst.CSTNode) -> set[str]:
@@ -356,4 +364,23 @@ def bound_in(function: cst.FunctionDef) -> frozenset[str]:
     body = function.body
     return frozenset(
         params | name_uses(body).writes | binds(body) | imported_names(body)
+    )
+
+
+def shown(name: str) -> str:
+    """A flow's name as a message shows it: kiln's own temporaries by what they hold."""
+    if not name.startswith(f"{RESERVED_PREFIX}_"):
+        return repr(name)
+    base = name.removeprefix(f"{RESERVED_PREFIX}_").rstrip("_0123456789")
+    for suffix in ("_values", "_value"):
+        if base.endswith(suffix):
+            return f"the value of '{base.removesuffix(suffix)}'"
+    return "a value the statement read before its call"
+
+
+def lifted_value(name: str) -> bool:
+    """Whether a name is a temporary holding a lifted call's value, read once."""
+    base = name.rstrip("_0123456789")
+    return name.startswith(f"{RESERVED_PREFIX}_") and base.endswith(
+        ("_value", "_values")
     )

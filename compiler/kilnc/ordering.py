@@ -24,7 +24,7 @@ from collections.abc import Iterator
 import networkx as nx
 
 from kilnc.diagnostics import Code, Diagnostic, warning
-from kilnc.graph import BARRIER, EXTERNAL, build_graph, step_of
+from kilnc.graph import BARRIER, EXTERNAL, VISIBLE, build_graph, step_of
 from kilnc.ir import (
     RESERVED_PREFIX,
     Block,
@@ -34,8 +34,8 @@ from kilnc.ir import (
     Step,
     StepId,
     child_blocks,
-    shown,
 )
+from kilnc.names import shown
 
 CHANGE_HINT = (
     "return a new value instead of changing the one passed in, and they overlap"
@@ -199,6 +199,14 @@ def _explain(
 
 
 def _because(name: str, source: Step, target: Step) -> tuple[str, str]:
+    if name == VISIBLE:
+        changed = next((n for n, _ in target.why if not n.startswith("@")), "")
+        return (
+            f"because {_what(target)} may change {shown(changed)}, which the caller "
+            "passed in and sees even when the flow fails, and the source runs it "
+            "only once every step before it has succeeded",
+            CHANGE_HINT,
+        )
     if name == EXTERNAL and target.external is not None:
         return (
             f"because the statement at line {target.span.line} "

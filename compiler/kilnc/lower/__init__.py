@@ -29,7 +29,7 @@ say what is wrong.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import final
 
 import libcst as cst
@@ -37,11 +37,19 @@ import libcst as cst
 from kiln.options import DEFAULT_MAX_VISITS
 from kilnc.diagnostics import Diagnostic
 from kilnc.front import ParsedModule
-from kilnc.ir import Block, FanOut, FlowDef, FlowIR, Resolver, child_blocks
+from kilnc.ir import (
+    Block,
+    FanOut,
+    FlowDef,
+    FlowIR,
+    Resolver,
+    child_blocks,
+    with_child_blocks,
+)
 from kilnc.lower.changes import EffectSource
 from kilnc.lower.sharing import PASSED_IN
 from kilnc.lower.statements import Lowerer
-from kilnc.names import mentioned_names
+from kilnc.names import mentioned_names, parameter_names
 
 __all__ = ["LowerContext", "annotation_names", "lower_flow"]
 
@@ -62,6 +70,7 @@ def lower_flow(flow: FlowDef, context: LowerContext) -> tuple[FlowIR, list[Diagn
         context.parsed, context.resolve, context.effects, flow, max_visits
     )
     body = lowerer.shared.settle(lowerer.flow_body())
+    body = _visible(body, frozenset(parameter_names(flow.function.params)))
     tokens = frozenset(lowerer.shared.tokens - {PASSED_IN})
     calls = tuple(lowerer.calls.sites)
     return FlowIR(flow, body, calls, tokens), lowerer.report.diagnostics
@@ -83,3 +92,15 @@ def annotation_names(block: Block) -> frozenset[str]:
         for child in child_blocks(action):
             found |= annotation_names(child)
     return frozenset(found)
+
+
+def _visible(block: Block, params: frozenset[str]) -> Block:
+    """The block, each step that may change a parameter's object marked `visible`:
+    the caller sees that change even when the flow fails, so it must not happen
+    before a step the source runs first, which may fail and end the flow."""
+    steps = []
+    for step in block.steps:
+        children = tuple(_visible(child, params) for child in child_blocks(step.action))
+        action = with_child_blocks(step.action, children) if children else step.action
+        steps.append(replace(step, action=action, visible=bool(step.uses & params)))
+    return Block(tuple(steps))
