@@ -23,6 +23,7 @@ from kilnc.emit_parts import (
     negated,
     reading_copies,
     task_base,
+    trailing_comment,
 )
 from kilnc.emit_spawns import direct_call, held_names
 from kilnc.ir import (
@@ -283,16 +284,6 @@ class BlockEmitter(ABC):
         for number in range(first, span.line):
             self.w.line(source.line(number).strip())
 
-    def trailing(self, step: Step) -> str:
-        """The comment ending the source's line of a statement copied whole, such as
-        `# type: ignore[...]`, which must stay on the line it is about."""
-        span, source = step.span, self.module.source
-        if span.path != source.path or span.line != span.end_line:
-            return ""
-        text = source.line(span.line)
-        before, after = text[: span.column - 1], text[span.end_column - 1 :].strip()
-        return f"  {after}" if after.startswith("#") and not before.strip() else ""
-
     def value_of(self, task: Task) -> str:
         """The type of what a task's coroutine returns, as the flow's body writes it."""
         result = task.result
@@ -345,10 +336,12 @@ class BlockEmitter(ABC):
         elif isinstance(action, FanOut):
             self.fan_out(step, action, returning)
         elif isinstance(action, Inline):
-            self.w.code(code(bare_statement(action.statement)) + self.trailing(step))
+            comment = trailing_comment(self.module.source, step.span)
+            self.w.code(code(bare_statement(action.statement)) + comment)
         elif isinstance(action, Return):
             value = "" if action.value is None else f" {code(action.value)}"
-            self.w.line(f"return{value}{self.trailing(step)}")
+            comment = trailing_comment(self.module.source, step.span)
+            self.w.line(f"return{value}{comment}")
         elif isinstance(action, Branch):
             self.branch(action)
         elif isinstance(action, Match):

@@ -51,6 +51,7 @@ from kilnc.plan import (
     TaskId,
     Wait,
 )
+from kilnc.source import SourceFile, Span
 from kilnc.syntax import code, comprehension_targets
 from kilnc.writer import Names
 
@@ -388,3 +389,13 @@ def bare_statement(statement: cst.CSTNode) -> cst.CSTNode:
     if isinstance(statement, cst.BaseCompoundStatement):
         return statement.with_changes(leading_lines=())
     return statement
+
+
+def trailing_comment(source: SourceFile, span: Span) -> str:
+    """The comment ending the source's line of a statement copied whole, such as
+    `# type: ignore[...]`, which must stay on the line it is about."""
+    if span.path != source.path or span.line != span.end_line:
+        return ""
+    text = source.line(span.line)
+    before, after = text[: span.column - 1], text[span.end_column - 1 :].strip()
+    return f"  {after}" if after.startswith("#") and not before.strip() else ""
