@@ -369,3 +369,55 @@ def test_what_the_caller_passed_in_is_left_as_the_failing_source_leaves_it(
         with pytest.raises(LookupError, match="slow 2"):
             run("deposit_after_a_failure", account, 2)
         assert account.balance == 3
+
+
+WRAPPED = """
+import asyncio
+from typing import Any
+
+from kiln import Memory, flow, node
+
+
+@node
+async def poke(store: dict[str, Any]) -> None:
+    await asyncio.sleep(0.01)
+    store["a"] = 1
+
+
+@node
+async def get_key(memory: Memory, key: str) -> int:
+    return int(memory[key])
+
+
+@node
+async def set_key(memory: Memory, key: str, value: int) -> None:
+    await asyncio.sleep(0.01)
+    memory[key] = value
+
+
+@node
+async def size(store: dict[str, Any]) -> int:
+    return len(store)
+
+
+@flow
+async def memory_over_a_dict(store: dict[str, Any]) -> int:
+    memory = Memory(store)
+    await poke(store)
+    return await get_key(memory, "a")
+
+
+@flow
+async def dict_under_a_memory(store: dict[str, Any]) -> int:
+    memory = Memory(store)
+    await set_key(memory, "b", 2)
+    return await size(store)
+"""
+
+
+@pytest.mark.parametrize("name", ["memory_over_a_dict", "dict_under_a_memory"])
+def test_a_memory_made_over_a_dict_is_that_dict(name: str, tmp_path: Path) -> None:
+    """`Memory(store)`: its global store is `store`'s object, so changing one is
+    writing the other, in both directions."""
+    compiled, source = compiled_and_source(WRAPPED, tmp_path)
+    assert getattr(compiled, name)({}) == asyncio.run(getattr(source, name)({}))

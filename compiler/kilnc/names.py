@@ -369,6 +369,8 @@ def bound_in(function: cst.FunctionDef) -> frozenset[str]:
 
 def shown(name: str) -> str:
     """A flow's name as a message shows it: kiln's own temporaries by what they hold."""
+    if name.startswith(("@g:", "@l:")):  # a Memory key, as lowering names it
+        return f"the Memory key {name.split(':', 2)[2]!r}"
     if not name.startswith(f"{RESERVED_PREFIX}_"):
         return repr(name)
     base = name.removeprefix(f"{RESERVED_PREFIX}_").rstrip("_0123456789")

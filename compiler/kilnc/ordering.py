@@ -243,7 +243,10 @@ def _because(name: str, source: Step, target: Step) -> tuple[str, str]:
         held = [
             (changed, why) for changed, why in step.why if not changed.startswith("@")
         ]
-        if name in step.uses and held:
+        every_key = (
+            f"{name.rpartition(':')[0]}:*"  # a store all of whose keys it writes
+        )
+        if (name in step.uses or every_key in step.key_writes) and held:
             changed, why = held[0]
             return (
                 f"because {_what(step)} may change {shown(changed)} (it {why}), "

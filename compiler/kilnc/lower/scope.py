@@ -138,6 +138,10 @@ class Scope:
                 self.shared.clone(frozenset(names), identifier(owner.value))
         if value is not None and self._is_new_memory(value):
             token = True
+            assert isinstance(value, cst.Call)
+            store = value.args[0].value if value.args else None
+            if isinstance(store, cst.Name):  # `Memory(store)`: its global store
+                self.shared.wrap(frozenset(names), identifier(store.value))
         for name in names:
             self.types.pop(name, None)
             self.memory.discard(name)

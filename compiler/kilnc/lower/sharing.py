@@ -58,12 +58,19 @@ class Sharing:
         self._tokens = _Classes()  # names of one Memory object
         self._roots = _Classes()  # names of Memories with one global store
         self.tokens: set[str] = {PASSED_IN}  # every name that ever holds a Memory
+        # A Memory made over a name's dict (`Memory(store)`): its global store
+        # is that object, so a change of the name writes every key, and back.
+        self.wrapped: dict[str, set[str]] = {}
 
     def link(self, targets: Iterable[str], sources: Iterable[str]) -> None:
         """Each target may hold objects each source holds."""
         for target in targets:
             for source in sources:
                 self._objects.union(target, source)
+
+    def wrap(self, targets: frozenset[str], store: str) -> None:
+        for target in targets:
+            self.wrapped.setdefault(target, set()).add(store)
 
     def passed_in(self, name: str) -> None:
         self.same_memory((name,), PASSED_IN)
@@ -95,6 +102,11 @@ class _Settler:
         self.classes = self.objects.members()
         self.tokens = sharing._tokens
         self.roots = sharing._roots
+        # Each wrapped dict's names, by the global store they are.
+        self.stores = {
+            f"@g:{self.roots.find(token)}:": self.widen(frozenset(names))
+            for token, names in sharing.wrapped.items()
+        }
 
     def block(self, block: Block) -> Block:
         return Block(tuple(self.step(step) for step in block.steps))
@@ -104,12 +116,19 @@ class _Settler:
         children = child_blocks(action)
         if children:
             action = with_child_blocks(action, tuple(self.block(c) for c in children))
+        uses = self.widen(step.uses)
+        key_writes = frozenset(self.key(k) for k in step.key_writes)
+        for store, names in self.stores.items():
+            if uses & names:
+                key_writes |= {f"{store}*"}
+            if any(key.startswith(store) for key in key_writes):
+                uses |= names
         return replace(
             step,
             action=action,
-            uses=self.widen(step.uses),
+            uses=uses,
             key_reads=frozenset(self.key(k) for k in step.key_reads),
-            key_writes=frozenset(self.key(k) for k in step.key_writes),
+            key_writes=key_writes,
             why=tuple(
                 (self.key(name) if name.startswith("@") else name, reason)
                 for name, reason in step.why
