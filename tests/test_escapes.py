@@ -421,3 +421,16 @@ def test_a_memory_made_over_a_dict_is_that_dict(name: str, tmp_path: Path) -> No
     writing the other, in both directions."""
     compiled, source = compiled_and_source(WRAPPED, tmp_path)
     assert getattr(compiled, name)({}) == asyncio.run(getattr(source, name)({}))
+
+
+def test_the_warning_names_the_memory_key_written_over_a_dict(tmp_path: Path) -> None:
+    path = tmp_path / "wrapped.py"
+    path.write_text(WRAPPED, encoding="utf-8")
+    warned = [
+        d.message for d in compile_file(path).diagnostics if d.code is Code.EFFECT_ORDER
+    ]
+    assert any(
+        "'set_key' writes the Memory key 'b' of a Memory made over 'store'" in message
+        for message in warned
+    ), warned
+    assert not [message for message in warned if "@g:" in message]

@@ -254,6 +254,15 @@ def _because(name: str, source: Step, target: Step) -> tuple[str, str]:
                 f"{shown(name)}",
                 CHANGE_HINT,
             )
+    # A key written of a Memory made over the name's dict (`Memory(store)`).
+    for step, other in ((source, target), (target, source)):
+        written = [changed for changed, _ in step.why if changed.startswith("@g:")]
+        if name in step.uses and written and not name.startswith("@"):
+            return (
+                f"because {_what(step)} writes {shown(written[0])} of a Memory made "
+                f"over {shown(name)}, which {_what(other)} also uses",
+                KEY_HINT,
+            )
     return (
         f"because {_what(target)} may change {shown(name)}, which {_what(source)} "
         "also uses",
