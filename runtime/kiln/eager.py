@@ -1,13 +1,14 @@
 """A fan-out's element started in the caller's task, and awaited from where it waits.
 
-`kiln.gather` starts each element of an unbounded fan-out as Python 3.12's
-eager tasks do (Python 3.11 has none): it sends the element's coroutine its
-first step in the caller's task, and an element that finishes there never
-becomes a task. The first element that waits goes on in the same task,
-through `Started`, which yields what the coroutine waits for and forwards
-every resumption to it. Not in a task made for it: the element has seen the
-caller's task as its own (`asyncio.timeout` and `kiln.Scope` hold the task
-current when they are entered), and only that task may go on running it.
+`kiln.gather` starts the elements of an unbounded fan-out as Python 3.12's
+eager tasks do (Python 3.11 has none): one coroutine in the caller's task
+awaits them one after another, and an element that finishes there never
+becomes a task. Once an element waits, that coroutine goes on in the same
+task, through `Started`, which yields what it waits for and forwards every
+resumption to it, and finishes that element. Not in a task made for it: the
+element has seen the caller's task as its own (`asyncio.timeout` and
+`kiln.Scope` hold the task current when they are entered), and only that
+task may go on running it.
 """
 
 from __future__ import annotations
