@@ -42,7 +42,7 @@ HELPERS = "def helper() -> int:\n    return 1\n"
 def bounds(module: Path) -> set[int]:
     """The visit limits a generated module checks."""
     text = module.read_text(encoding="utf-8")
-    return {int(n) for n in re.findall(r'VisitLimitError\(\s*"\w+",\s*(\d+)', text)}
+    return {int(n) for n in re.findall(r'visits\(\s*"\w+",\s*(\d+)', text)}
 
 
 def project(root: Path, table: str) -> Path:

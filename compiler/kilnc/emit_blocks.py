@@ -115,21 +115,9 @@ class BlockEmitter(ABC):
         return f"{BUILTINS}.{name}" if name in self.hidden else name
 
     def count_visit(self, call: NodeCall) -> None:
-        """One more visit of a call site in a loop; past its limit, VisitLimitError.
-
-        Written out, not a call of the runtime's: every iteration of a loop pays it.
-        """
-        if call.visits is None or not self.counting:
-            return
-        counter, limit = self.counters[call.site], call.visits
-        where = self.module.where(call.span)
-        self.w.line(f"{counter} += 1")
-        self.w.line(f"if {counter} > {limit}:")
-        with self.w.indent():
-            error = (
-                f"{RUNTIME}.VisitLimitError({call.callee.name!r}, {limit}, {where!r})"
-            )
-            self.w.line(f"raise {error}")
+        """One more visit of a call site in a loop; past its limit, VisitLimitError."""
+        if call.visits is not None and self.counting:
+            self.w.line(f"{self.builtin('next')}({self.counters[call.site]})")
 
     # --- blocks -------------------------------------------------------------------
 

@@ -395,8 +395,11 @@ class _FlowEmitter(FanOutEmitter):
         more block; else the calls are bound by an assignment, and not noted.
         """
         body = self.plan.flow.body
-        for counter in self.counters.values():
-            self.w.line(f"{counter} = 0")
+        for call in self.plan.flow.calls:
+            if call.visits is not None:
+                where = self.module.where(call.span)
+                counted = f"{call.callee.name!r}, {call.visits}, {where!r}"
+                self.w.line(f"{self.counters[call.site]} = {RUNTIME}.visits({counted})")
         if not self.sites:
             self.block(body)
             return

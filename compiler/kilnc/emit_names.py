@@ -34,7 +34,7 @@ METHODS: Final = frozenset(
     {"forward", "aforward", "stream", "astream", "__call__", "resume", "aresume"}
 )
 # The builtins generated code calls: a user name may hide them.
-CALLED_BUILTINS: Final = frozenset({"int", "dict", "zip", "set"})
+CALLED_BUILTINS: Final = frozenset({"int", "dict", "zip", "set", "next"})
 # Every name generated code writes without the reserved prefix (the table above);
 # tests/test_generated_names.py gives the user each of them, in every role.
 GENERATED_NAMES: Final = frozenset({"self", "item"}) | METHODS | CALLED_BUILTINS

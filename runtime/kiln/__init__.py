@@ -69,6 +69,7 @@ from kiln.errors import (
     Suspended,
     UncacheableValue,
     VisitLimitError,
+    visits,
 )
 from kiln.events import Event, EventStatus, NodeEvent
 from kiln.memory import Memory
@@ -195,4 +196,5 @@ __all__ = [
     "site",
     "stream",
     "subflow",
+    "visits",
 ]

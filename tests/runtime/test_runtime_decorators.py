@@ -20,6 +20,7 @@ from kiln import (
     VisitLimitError,
     flow,
     node,
+    visits,
 )
 
 
@@ -313,4 +314,17 @@ def test_visit_limit_error_names_node_limit_and_place() -> None:
         5,
         "flows.py:12",
         str(error),
+    )
+
+
+@pytest.mark.parametrize("limit", [1, 2, 5])
+def test_visits_counts_to_the_limit_and_raises_on_the_visit_past_it(limit: int) -> None:
+    counter = visits("poll", limit, "flows.py:12")
+    assert [next(counter) for _ in range(limit)] == list(range(1, limit + 1))
+    with pytest.raises(VisitLimitError) as raised:
+        next(counter)
+    assert (raised.value.node, raised.value.limit, raised.value.where) == (
+        "poll",
+        limit,
+        "flows.py:12",
     )

@@ -39,6 +39,7 @@ PUBLIC = {
     "Scope",
     "Child",
     "fan_out",
+    "visits",
     "gather",
     "keyed",
     "indexed",
