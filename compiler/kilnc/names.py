@@ -204,6 +204,15 @@ def target_names(target: cst.BaseExpression) -> set[str]:
     return set()
 
 
+def binds_names_only(target: cst.BaseExpression) -> bool:
+    """Whether an assignment target only binds variables: no item or attribute store."""
+    if isinstance(target, cst.Tuple | cst.List):
+        return all(binds_names_only(e.value) for e in target.elements)
+    if isinstance(target, cst.StarredElement):
+        return binds_names_only(target.value)
+    return isinstance(target, cst.Name)
+
+
 def parameter_names(params: cst.Parameters) -> set[str]:
     """The names a function's or a lambda's parameters bind, `*args` and `**kwargs` too."""
     names = {

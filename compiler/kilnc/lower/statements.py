@@ -47,7 +47,13 @@ from kilnc.lower.report import Reporter
 from kilnc.lower.scope import Scope
 from kilnc.lower.sharing import Sharing
 from kilnc.lower.steps import Steps, returns, written
-from kilnc.names import identifier, name_uses, parameter_names, target_names
+from kilnc.names import (
+    binds_names_only,
+    identifier,
+    name_uses,
+    parameter_names,
+    target_names,
+)
 from kilnc.syntax import code, without_docstring, yields
 
 # What to write instead of each construct outside the flow language.
@@ -195,6 +201,10 @@ class Lowerer:
         elif isinstance(node, cst.Expr):
             value = node.value
         else:
+            return None
+        if target is not None and not binds_names_only(target):
+            # `state["draft"] = await write(state)` stores into `state`: the call
+            # is lifted, and the store is a statement whose effects are read.
             return None
         found = self.calls.node_call(value)
         if found is None:

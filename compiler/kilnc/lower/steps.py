@@ -59,10 +59,6 @@ class Steps:
         writes = frozenset(target_names(target)) if target is not None else frozenset()
         writes |= walrus_targets(action.call.call)  # `f(y := x + 1)` binds y too
         reads = uses.read_names
-        if target is not None and not isinstance(
-            target, cst.Name | cst.Tuple | cst.List
-        ):
-            reads |= name_uses(target).read_names  # `x[k] = f()` stores into x
         value_type = (
             code(annotation.annotation)
             if annotation
