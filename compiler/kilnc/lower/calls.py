@@ -36,6 +36,8 @@ class Calls:
     max_visits: int  # the flow's, else the project's default
     scope: Scope
     report: Reporter
+    # The generator expressions read to their end where they are made: fan-outs.
+    read_whole: frozenset[cst.GeneratorExp]
     sites: list[NodeCall] = field(default_factory=list)  # in source order
     loops: int = 0  # how many `while` loops enclose the code being lowered
 
@@ -179,7 +181,12 @@ class Calls:
         walk(node, finder)
         return finder.found is not None
 
-    def forbid_calls(self, node: cst.CSTNode, where: str) -> None:
+    def forbid_calls(
+        self,
+        node: cst.CSTNode,
+        where: str,
+        hint: str = "call the node in a statement of its own before this one",
+    ) -> None:
         finder = CallFinder(self.resolve)
         walk(node, finder)
         if finder.found is not None:
@@ -187,7 +194,7 @@ class Calls:
                 finder.found,
                 Code.UNORDERED_CALL,
                 f"a node call in {where} cannot be ordered by kiln",
-                "call the node in a statement of its own before this one",
+                hint,
             )
 
 

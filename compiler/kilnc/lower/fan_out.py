@@ -58,6 +58,19 @@ class FanOuts:
         target: cst.BaseAssignTargetExpression,
         origin: cst.CSTNode,
     ) -> list[Step]:
+        if (
+            isinstance(comprehension, cst.GeneratorExp)
+            and comprehension not in self.calls.read_whole
+        ):
+            self.report.report(
+                comprehension,
+                Code.FAN_OUT_SHAPE,
+                "a generator of node calls that may be read only in part cannot be "
+                "a fan-out: the source calls the node only for the items it reads",
+                "make it a list comprehension to call the node for every item, "
+                "or a 'for' loop that stops where the source would",
+            )
+            return []
         clauses = comprehension.for_in
         prefix, first = self.lifts.lift_expression(clauses.iter)
         clauses = clauses.with_changes(iter=first)

@@ -30,6 +30,12 @@ from kilnc.lower.fan_out import FanOuts
 from kilnc.lower.steps import Steps
 from kilnc.syntax import code
 
+# What to write instead of a call Python makes only when a condition holds.
+_IF_STATEMENT = (
+    "write an 'if' statement whose block calls the node, "
+    "so it runs when the source runs it"
+)
+
 
 class LiftHost(Protocol):
     """What lifting needs from the lowering of the statement around it."""
@@ -105,6 +111,36 @@ class Lifter(cst.CSTTransformer):
         assign = cst.Assign([cst.AssignTarget(target)], value)
         self.steps.append(self.lowerer.steps.simple_step(assign, original))
         return target
+
+    def leave_FormattedStringExpression(
+        self,
+        original_node: cst.FormattedStringExpression,
+        updated_node: cst.FormattedStringExpression,
+    ) -> (
+        cst.FormattedStringExpression
+        | cst.FlattenSentinel[cst.BaseFormattedStringContent]
+    ):
+        if original_node.equal is None or updated_node is original_node:
+            return updated_node
+        # `f"{await h(x)=}"` shows the expression's text, not the temporary's:
+        # the text is written out, and the value formatted as `=` formats it.
+        shown = "".join(
+            code(part)
+            for part in (
+                original_node.whitespace_before_expression,
+                original_node.expression,
+                original_node.whitespace_after_expression,
+                original_node.equal,
+            )
+        )
+        text = shown.replace("{", "{{").replace("}", "}}")
+        shows_repr = original_node.conversion is None and not original_node.format_spec
+        # Its whitespace stays: without `=` it shows nothing, and it keeps
+        # `{ {'k': v}['k']}` from opening with `{{`.
+        value = updated_node.with_changes(
+            equal=None, conversion="r" if shows_repr else original_node.conversion
+        )
+        return cst.FlattenSentinel([cst.FormattedStringText(text), value])
 
     def visit_Await(self, node: cst.Await) -> None:
         if isinstance(node.expression, cst.Call):
@@ -207,15 +243,38 @@ class Lifter(cst.CSTTransformer):
             self.lowerer.temporary(f"{self._called(element(node))}_values")
         )
         self.steps += self.lowerer.fan_outs.fan_out(node, target, node)
-        if isinstance(node, cst.GeneratorExp) and node.lpar:
-            return target.with_changes(lpar=node.lpar, rpar=node.rpar)
         return target
 
     def visit_BooleanOperation(self, node: cst.BooleanOperation) -> bool:
         # The right side runs only as the left side decides: no call is lifted
         # out of it. The left side always runs: it is lifted on the way out, once.
         self.lowerer.calls.forbid_calls(
-            node.right, f"the right side of '{code(node.operator).strip()}'"
+            node.right,
+            f"the right side of '{code(node.operator).strip()}'",
+            _IF_STATEMENT,
+        )
+        return False
+
+    def visit_Comparison(self, node: cst.Comparison) -> bool:
+        # `a < b < c` evaluates `c` only when `a < b` holds: `and` written short.
+        for later in node.comparisons[1:]:
+            self.lowerer.calls.forbid_calls(
+                later.comparator, "a chained comparison past its first", _IF_STATEMENT
+            )
+        return True
+
+    def visit_Assert(self, node: cst.Assert) -> bool:
+        if node.msg is not None:  # evaluated only when the test fails
+            self.lowerer.calls.forbid_calls(
+                node.msg, "an assert's message", _IF_STATEMENT
+            )
+        return True
+
+    def visit_Annotation(self, node: cst.Annotation) -> bool:
+        self.lowerer.calls.forbid_calls(
+            node,
+            "an annotation",
+            "Python never evaluates a local variable's annotation",
         )
         return False
 
@@ -225,8 +284,10 @@ class Lifter(cst.CSTTransformer):
         return original_node.with_changes(left=original_node.left.visit(self))
 
     def visit_IfExp(self, node: cst.IfExp) -> bool:
-        self.lowerer.calls.forbid_calls(node.body, "a conditional expression")
-        self.lowerer.calls.forbid_calls(node.orelse, "a conditional expression")
+        for branch in (node.body, node.orelse):
+            self.lowerer.calls.forbid_calls(
+                branch, "a conditional expression", _IF_STATEMENT
+            )
         return True
 
     def visit_Lambda(self, node: cst.Lambda) -> bool:

@@ -42,6 +42,7 @@ from kilnc.lower.augmented import taken_apart
 from kilnc.lower.calls import Calls
 from kilnc.lower.changes import Changes, EffectSource
 from kilnc.lower.fan_out import FanOuts
+from kilnc.lower.generators import generators_read_whole
 from kilnc.lower.lift import Lifter, element
 from kilnc.lower.report import Reporter
 from kilnc.lower.scope import Scope
@@ -91,7 +92,10 @@ class Lowerer:
         self.scope = Scope(parsed, flow, self.shared, self.report)
         self.changes = Changes(flow.module, effects, self.scope, self.shared)
         self.steps = Steps(parsed, self.scope, self.changes)
-        self.calls = Calls(parsed, resolve, flow, max_visits, self.scope, self.report)
+        read_whole = generators_read_whole(flow.function, parsed.qualified)
+        self.calls = Calls(
+            parsed, resolve, flow, max_visits, self.scope, self.report, read_whole
+        )
         self.fan_outs = FanOuts(
             self, self.calls, self.steps, self.changes, self.scope, self.report
         )
