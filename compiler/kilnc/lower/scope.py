@@ -47,6 +47,12 @@ class Scope:
         self.own: set[str] = name_uses(flow.function.body).writes | parameter_names(
             flow.function.params
         )
+        # Names bound to a lambda or a generator expression, and the flow's
+        # names it reads when it runs, which is when whoever holds it calls it.
+        self.deferred: dict[str, frozenset[str]] = {}
+        # Of those, the ones whose names were bound again after them: by name,
+        # the name rebound. A step given one must run where the source runs it.
+        self.stale: dict[str, str] = {}
 
     def visible_returns(self, call: NodeCall) -> str | None:
         """The callee's return annotation, if every name in it exists in this module too.
@@ -154,6 +160,19 @@ class Scope:
         if token:
             self.memory |= names
             self.shared.tokens |= names
+        if isinstance(value, cst.Lambda | cst.GeneratorExp):
+            reads = name_uses(value).read_names & self.own
+            for held in reads & self.deferred.keys():
+                reads |= self.deferred[held]  # a lambda calling another
+            for name in names:
+                self.deferred[name] = reads
+                self.stale.pop(name, None)
+
+    def rebound(self, names: frozenset[str]) -> None:
+        """Names bound again: a lambda or generator that reads one now sees another value."""
+        for held, reads in self.deferred.items():
+            for name in sorted(reads & names):
+                self.stale.setdefault(held, name)
 
     def _is_new_memory(self, value: cst.BaseExpression) -> bool:
         """`Memory()` or `kiln.Memory({...})`: a new root, its own global store."""

@@ -16,6 +16,7 @@ from typing import final
 
 import libcst as cst
 
+from kilnc.effect_ir import Change
 from kilnc.front import ParsedModule
 from kilnc.ir import (
     Action,
@@ -160,7 +161,18 @@ class Steps:
         step_id = StepId(self._next_id)
         self._next_id += 1
         span = self.parsed.span(node)
-        return Step(step_id, span, action, reads, writes, uses, barrier, value_type)
+        step = Step(step_id, span, action, reads, writes, uses, barrier, value_type)
+        late = sorted(reads & self.scope.stale.keys())
+        self.scope.rebound(writes)
+        if not late:
+            return step
+        # `k = lambda: x; x = await g(x); await use(k)`: `use` calls `k`, which
+        # reads the `x` bound after it, in the flow's own frame. So the step
+        # runs there, after every step before it, as the source runs it.
+        held = late[0]
+        reads_late = self.scope.stale[held]
+        reason = f"is given {held}, which reads {reads_late} when it runs"
+        return replace(step, external=Change(reason, span))
 
 
 def written(block: Block) -> set[str]:

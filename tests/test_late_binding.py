@@ -1,0 +1,111 @@
+"""A lambda or generator made in a flow reads its names when it runs, as Python's closures do.
+
+`k = lambda: x; x = await g(x); await use(k)`: `use` calls `k`, which reads the
+`x` bound after it. kiln once ran `use` beside `g`, so `k` saw the old `x` (or
+none). A step given such a closure now runs where the source runs it, in the
+flow's own frame, after every step before it; one given a closure whose names
+are not bound again still overlaps what it does not read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from kilnc.diagnostics import Code
+from kilnc.pipeline import compile_file
+from tests.test_differential import compiled_and_source
+
+FLOWS = """
+import asyncio
+from collections.abc import Callable, Iterable
+
+from kiln import flow, node
+
+
+@node
+async def g(x: int) -> int:
+    await asyncio.sleep(0.02)
+    return x * 10
+
+
+@node
+async def use(k: Callable[[], int]) -> int:
+    return k()
+
+
+@node
+async def consume(items: Iterable[int]) -> list[int]:
+    return list(items)
+
+
+@flow
+async def lambda_read_after(x: int) -> int:
+    k = lambda: x
+    x = await g(x)
+    return await use(k)
+
+
+@flow
+async def generator_read_after(n: int) -> list[int]:
+    base = 0
+    gen = (v + base for v in range(n))
+    base = await g(1)
+    return await consume(gen)
+
+
+@flow
+async def lambda_calling_a_lambda(x: int) -> int:
+    inner = lambda: x
+    outer = lambda: inner() + 1
+    x = await g(x)
+    return await use(outer)
+
+
+@flow
+async def lambda_of_a_name_not_bound_again(x: int) -> tuple[int, int]:
+    k = lambda: x
+    y = await g(x)
+    return y, await use(k)
+"""
+
+CASES = [
+    ("lambda_read_after", (2,)),
+    ("generator_read_after", (2,)),
+    ("lambda_calling_a_lambda", (2,)),
+    ("lambda_of_a_name_not_bound_again", (2,)),
+]
+
+
+@pytest.mark.parametrize(("name", "args"), CASES)
+def test_a_closure_sees_the_names_as_the_source_binds_them(
+    name: str, args: tuple[int, ...], tmp_path: Path
+) -> None:
+    compiled, source = compiled_and_source(FLOWS, tmp_path)
+    expected = asyncio.run(getattr(source, name)(*args))
+    assert getattr(compiled, name)(*args) == expected
+    capped = type(getattr(compiled, name))(concurrency=2)
+    assert capped(*args) == expected
+
+
+def test_the_warning_names_the_closure_and_the_name_bound_again(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "late.py"
+    path.write_text(FLOWS, encoding="utf-8")
+    warned = {
+        (d.span.line, d.message)
+        for d in compile_file(path).diagnostics
+        if d.code is Code.EFFECT_ORDER
+    }
+    lines = FLOWS.splitlines()
+    use_k = lines.index("    return await use(k)") + 1
+    assert any(
+        line == use_k and "is given k, which reads x when it runs" in message
+        for line, message in warned
+    ), warned
+    # `x` is not bound again after `k`: nothing keeps `use` back.
+    unbound_again = lines.index("    return y, await use(k)") + 1
+    assert all(line != unbound_again for line, _ in warned), warned
