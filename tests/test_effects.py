@@ -83,12 +83,20 @@ def effects_of(source: str, function: str, tmp_path: Path) -> Effects:
         ("print(state, items)", set()),
         ("log.info('%s', state)", set()),
         ("name.upper()", set()),  # a str never changes
+        ("operator.setitem(state, 'k', 1)", {"state"}),
+        ("operator.iadd(items, [1])", {"items"}),
+        ("heapq.heappush(items, 1)", {"items"}),
+        ("list(map(lambda item: item.append(1), items))", {"items"}),
+        ("items.sort(key=lambda item: item.pop())", {"items"}),
+        ("ordered = sorted(items, key=lambda item: len(item))", set()),
     ],
 )
 def test_what_a_body_may_change(body: str, changed: set[str], tmp_path: Path) -> None:
     source = f"""
     import copy
+    import heapq
     import logging
+    import operator
     import unknown_library
 
     log = logging.getLogger(__name__)

@@ -61,6 +61,11 @@ FRESH_LIBRARY: Final = _words(
 MUTATING_LIBRARY: Final = _words(
     "heapq.heappush heapq.heappop heapq.heapify heapq.heapreplace heapq.heappushpop "
     "bisect.insort bisect.insort_left bisect.insort_right random.shuffle"
+) | frozenset(  # the rest of `operator` is pure: its item stores and in-place operators
+    f"operator.{name}"
+    for word in """setitem delitem iadd iand iconcat ifloordiv ilshift imod imul
+    imatmul ior ipow irshift isub itruediv ixor""".split()
+    for name in (word, f"__{word}__")
 )
 LOGGING: Final = ("logging.", "structlog.", "loguru.", "warnings.warn")
 # Methods of the builtin containers (and str, bytes, numbers) that change the receiver.

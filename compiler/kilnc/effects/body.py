@@ -32,7 +32,7 @@ from kilnc.mutability import (
     is_immutable,
     may_be_iterator,
 )
-from kilnc.names import identifier, name_uses, target_names
+from kilnc.names import identifier, name_uses, parameter_names, target_names
 from kilnc.walk import walk
 
 FIXED_POINT_ROUNDS: Final = 50  # the lattice is finite; this only bounds a runaway
@@ -329,6 +329,12 @@ class _Assignments(cst.CSTVisitor):
         self.found.append((target_names(node.target), node.iter))
 
     def visit_Call(self, node: cst.Call) -> None:
+        # `map(lambda item: item.append(v), items)`: what the call passes its
+        # lambda may come from any of its other arguments.
+        for arg in node.args:
+            if isinstance(arg.value, cst.Lambda):
+                params = parameter_names(arg.value.params)
+                self.found += [(params, o.value) for o in node.args if o is not arg]
         # `parts.append(state)`: parts now holds state's object.
         func = node.func
         if (

@@ -209,7 +209,10 @@ class EffectVisitor(cst.CSTVisitor):
             body.external(f"calls {code(func)}", node)
             return True
         # A method kiln cannot see into may change its object and its arguments.
-        body.change(receiver, f"calls {code(func)}, which kiln cannot see into", node)
+        # Not ", which ...": `_through` keeps the clause after the last one.
+        body.change(
+            receiver, f"calls {code(func)}, a method kiln cannot see into", node
+        )
         self._unknown(node, code(func))
         return True
 
@@ -312,7 +315,7 @@ class EffectVisitor(cst.CSTVisitor):
         body = self.body
         for arg in node.args:
             body.change(
-                arg.value, f"passes it to {shown}, which kiln cannot see into", node
+                arg.value, f"passes it to {shown}, code kiln cannot see into", node
             )
         if self._local_callable(node.func):
             # A function it was given may be a bound method (`tokens.append`), or
