@@ -26,6 +26,7 @@ DATA = frozenset({"front", "ir", "effect_ir", "plan", "diagnostics", "source"})
 SHARED = frozenset(
     {
         "annotations",  # what a name in an annotation means (storable, schema, ...)
+        "changing",  # which calls may change what they are passed (lower, emit)
         "depth",  # the stack and recursion limits libcst and black need
         "facts",  # what a module-level statement binds and reads (shake, reach)
         "graph",  # the dependency graphs the graph passes analyse

@@ -18,6 +18,7 @@ from typing import Final, final
 
 import libcst as cst
 
+from kilnc.changing import changing_calls
 from kilnc.emit_fan_outs import FanOutEmitter
 from kilnc.emit_names import (
     RUNTIME,
@@ -31,7 +32,6 @@ from kilnc.emit_parts import (
     all_writes,
     blocks_needed,
     callee_base,
-    changing_calls,
     docstring_literal,
     forwarded_args,
     limit_display,

@@ -37,9 +37,7 @@ from kilnc.ir import (
 )
 from kilnc.names import (
     identifier,
-    lifted_value,
     renamed,
-    shown,
     target_names,
 )
 from kilnc.plan import (
@@ -54,42 +52,6 @@ from kilnc.plan import (
 from kilnc.source import SourceFile, Span
 from kilnc.syntax import code, comprehension_targets
 from kilnc.writer import Names
-
-
-def changing_calls(block: Block) -> dict[int, str]:
-    """By call site, why a call may change a value of the flow's (a name, a Memory key)."""
-    found: dict[int, str] = {}
-    for step in block.steps:
-        action = step.action
-        # A lifted call's value is read by one call: changing it changes nothing
-        # else (a stream the call consumes).
-        reaches = {name for name in step.uses if not lifted_value(name)}
-        if isinstance(action, Call | FanOut) and (reaches or step.key_writes):
-            named = [entry for entry in step.why if not lifted_value(entry[0])]
-            name, why = (named or [*step.why, ("", "may change what it is passed")])[0]
-            if name.startswith("@") or not name:
-                reason = why
-            else:
-                label = shown(name) if name.startswith(RESERVED_PREFIX) else name
-                reason = f"{label}: {why}"
-            for call in every_call(step):
-                found.setdefault(call.site, reason)
-        elif not isinstance(action, FanOut):
-            for child in child_blocks(action):
-                found.update(changing_calls(child))
-    return found
-
-
-def every_call(step: Step) -> Iterator[NodeCall]:
-    """The calls a step makes, those of a fan-out's elements and of nested blocks too."""
-    action = step.action
-    if isinstance(action, Call):
-        yield action.call
-    elif isinstance(action, FanOut):
-        yield action.result
-    for child in child_blocks(action):  # a fan-out's element among them
-        for inner in child.steps:
-            yield from every_call(inner)
 
 
 def asks(call: NodeCall) -> bool:

@@ -58,15 +58,15 @@ FRESH_LIBRARY: Final = _words(
     textwrap. html.escape html.unescape shlex.quote uuid.UUID decimal.Decimal"""
 )
 # Standard-library functions that change their first argument.
+# The rest of `operator` is pure: these are its item stores and in-place operators.
+_OPERATOR_CHANGES = _words(
+    """setitem delitem iadd iand iconcat ifloordiv ilshift imod imul imatmul ior ipow
+    irshift isub itruediv ixor"""
+)
 MUTATING_LIBRARY: Final = _words(
     "heapq.heappush heapq.heappop heapq.heapify heapq.heapreplace heapq.heappushpop "
     "bisect.insort bisect.insort_left bisect.insort_right random.shuffle"
-) | frozenset(  # the rest of `operator` is pure: its item stores and in-place operators
-    f"operator.{name}"
-    for word in """setitem delitem iadd iand iconcat ifloordiv ilshift imod imul
-    imatmul ior ipow irshift isub itruediv ixor""".split()
-    for name in (word, f"__{word}__")
-)
+) | {f"operator.{n}" for w in _OPERATOR_CHANGES for n in (w, f"__{w}__")}
 LOGGING: Final = ("logging.", "structlog.", "loguru.", "warnings.warn")
 # Methods of the builtin containers (and str, bytes, numbers) that change the receiver.
 MUTATING_METHODS: Final = _words(
