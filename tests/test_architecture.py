@@ -64,7 +64,7 @@ PASSES: dict[str, frozenset[str]] = {
     "emit": frozenset(
         {
             *("emit_flow", "emit_blocks", "emit_fan_outs", "emit_names"),
-            *("emit_parts", "emit_nesting", "emit_spawns"),
+            *("emit_parts", "emit_nesting", "emit_spawns", "emit_guards"),
         }
     ),
     "format": frozenset(),

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import libcst as cst
 
+from kilnc.emit_guards import repeated_checks
 from kilnc.emit_names import BUILTINS, RUNTIME, outer_alias
 from kilnc.emit_nesting import Nesting
 from kilnc.emit_parts import (
@@ -242,13 +243,22 @@ class BlockEmitter(ABC):
         self.counting = False  # counted at the spawn
         outer = dict(copies)  # names still meaning the value from before the task
         bound, self.bound = self.bound, {}
+        repeated: set[StepId] = set()  # the flow's checks this coroutine repeats
         with self.w.indent(), self.nesting.function():
             for step in task.steps:
                 if step.id in task.announces:
                     self.w.line(f"{scope}.at_step({task.announces[step.id]})")
                 for wait in task.waits[step.id]:
                     taken = task.takes.get(wait.task, frozenset())
+                    awaited = plan.tasks[wait.task].result.id
                     self.wait(plan.tasks[wait.task], handles[wait.task], taken)
+                    names = {n for n, at in self.bound.items() if at == awaited}
+                    for span, lines in repeated_checks(
+                        plan, task.id, names, awaited, repeated
+                    ):
+                        with self.w.at(span):
+                            for line in lines:
+                                self.w.line(line)
                 self.step(
                     reading_copies(step, outer),
                     returning=step is result and call_target(result) is not None,
