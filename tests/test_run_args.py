@@ -249,6 +249,24 @@ def test_a_flow_without_parameters_says_so() -> None:
         bind_arguments(inspect.signature(none), {}, {"q": "3"})
 
 
+def test_a_flow_with_variadic_parameters_says_they_cannot_be_named() -> None:
+    def star(*xs: int) -> None: ...
+
+    def mixed(a: int, *xs: int, **kw: int) -> None: ...
+
+    with pytest.raises(
+        ArgumentError,
+        match=r"unknown argument 'xs' \(its \*xs cannot be given as name=value\)$",
+    ):
+        bind_arguments(inspect.signature(star), {}, {"xs": "3"})
+    with pytest.raises(
+        ArgumentError,
+        match=r"\(the flow takes: a, any other name \(\*\*kw\); its \*xs cannot be "
+        r"given as name=value\)$",
+    ):
+        parse_assignments(["3"], inspect.signature(mixed))
+
+
 def bind(
     function: Any, given: dict[str, str]
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:

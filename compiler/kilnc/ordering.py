@@ -202,9 +202,10 @@ def _because(name: str, source: Step, target: Step) -> tuple[str, str]:
     if name == VISIBLE:
         changed = next((n for n, _ in target.why if not n.startswith("@")), "")
         return (
-            f"because {_what(target)} may change {shown(changed)}, which the caller "
-            "passed in and sees even when the flow fails, and the source runs it "
-            "only once every step before it has succeeded",
+            f"because {_what(target)} may change {shown(changed)}, which holds what "
+            "the caller passed in: the caller sees the change even when the flow "
+            "fails, and the source makes it only once every step before it has "
+            "succeeded",
             CHANGE_HINT,
         )
     if name == EXTERNAL and target.external is not None:

@@ -96,11 +96,16 @@ def _named(signature: inspect.Signature) -> list[inspect.Parameter]:
 
 def _takes(signature: inspect.Signature) -> str:
     names = [p.name for p in _named(signature)]
-    return (
-        f"the flow takes: {', '.join(names)}"
-        if names
-        else "the flow takes no arguments"
-    )
+    starred = ""
+    for p in signature.parameters.values():
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            names.append(f"any other name (**{p.name})")
+        elif p.kind is inspect.Parameter.VAR_POSITIONAL:
+            starred = f"its *{p.name} cannot be given as name=value"
+    takes = f"the flow takes: {', '.join(names)}" if names else ""
+    if not (takes or starred):
+        return "the flow takes no arguments"
+    return "; ".join(part for part in (takes, starred) if part)
 
 
 def type_hints(function: Callable[..., Any]) -> dict[str, Any]:
