@@ -6,8 +6,10 @@ those: nodes that append to lists and fill dicts they are passed, inline
 statements on the same objects, names that alias one object, an iterator two
 fan-outs consume, a `Memory` with clones writing shared global keys and their
 own local keys, a Memory made in the flow, log lines between steps, guards
-(`assert`, `if ...: raise`) in front of nodes with side effects, and two
-calls that fail in one run.
+(`assert`, `if ...: raise`) in front of nodes with side effects, a node's
+value stored into an item of a list or dict that later nodes read, lambdas
+and generators made in the flow, whose names are then bound again, handed to
+nodes that call them, and two calls that fail in one run.
 
 Every node sleeps a random time, so a schedule that reorders two effects shows
 in the result. Every node call appends `done <tag>` to the module's `events`
@@ -24,6 +26,7 @@ from hypothesis import strategies as st
 
 HEADER = """\
 import asyncio
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kiln import Memory, flow, node
@@ -129,6 +132,18 @@ async def add(a: int, b: int, tag: str) -> int:
     note(tag)
     return a * 7 + b
 """,
+    "apply": """@node
+async def apply(function: Callable[[], int], tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return function()
+""",
+    "consume": """@node
+async def consume(items: Iterable[int], tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return sum(items)
+""",
     "fail": """@node
 async def fail(value: int, tag: str) -> int:
     await asyncio.sleep({d})
@@ -169,6 +184,8 @@ class _Flow:
     ints: list[str] = field(default_factory=lambda: ["x"])
     boxes: list[str] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)
+    # Lambdas and generators, each with the node that calls or reads it.
+    closures: list[tuple[str, str]] = field(default_factory=list)
     memories: list[str] = field(default_factory=lambda: ["memory"])
     used: set[str] = field(default_factory=set)
     calls: int = 0
@@ -189,24 +206,32 @@ class _Flow:
     def value(self) -> str:
         return self.pick(self.ints)
 
-    def call(self, node: str, *args: str, target: str | None = None) -> None:
+    def call(
+        self, node: str, *args: str, target: str | None = None, binds: bool = True
+    ) -> None:
+        """`target = await node(*args, tag)`; a target that `binds` is a new int name."""
         self.used.add(node)
         text = f"await {node}({', '.join([*args, self.tag()])})"
         self.lines.append(f"{target} = {text}" if target else text)
-        if target:
+        if target and binds:
             self.ints.append(target)
 
 
 def _statement(flow: _Flow) -> None:
     choices = ["box", "table", "each", "log", "memory", "clone", "guard", "alias"]
+    choices += ["closure", "rebind"]
     if flow.boxes:
         choices += ["push", "total", "bump", "inline_box", "fan_push", "iterate"]
-        choices += ["operands"]
+        choices += ["operands", "store"]
     if flow.tables:
-        choices += ["put", "peek", "inline_table"]
+        choices += ["put", "peek", "inline_table", "store"]
+    if flow.closures:
+        choices += ["call_closure"]
     kind = flow.draw(st.sampled_from(choices))
     if kind in ("box", "table", "alias", "inline_box", "inline_table"):
         _object_statement(flow, kind)
+    elif kind in ("store", "closure", "rebind", "call_closure"):
+        _late_statement(flow, kind)
     elif kind in ("push", "bump", "total", "put", "peek", "each"):
         _call_statement(flow, kind)
     elif kind == "memory":
@@ -254,6 +279,29 @@ def _call_statement(flow: _Flow, kind: str) -> None:
         flow.call("peek", flow.pick(flow.tables), key, target=flow.name("v"))
     else:
         flow.call("each", flow.value(), target=flow.name("v"))
+
+
+def _late_statement(flow: _Flow, kind: str) -> None:
+    """What is read after it is written: an item a node's value is stored into, and
+    a lambda's or a generator's names, read when a node calls it."""
+    if kind == "store":
+        holders = [f'{t}["a"]' for t in flow.tables] + [f"{b}[0]" for b in flow.boxes]
+        flow.call("each", flow.value(), target=flow.pick(holders), binds=False)
+    elif kind == "closure":
+        made, value = flow.name("later"), flow.value()
+        shapes = [
+            (f"lambda: {value} * 2", "apply"),
+            (f"(v + {value} for v in range(2))", "consume"),
+        ]
+        shape, node = flow.draw(st.sampled_from(shapes))
+        flow.lines.append(f"{made} = {shape}")
+        flow.closures.append((made, node))
+    elif kind == "rebind":
+        name = flow.value()
+        flow.call("each", name, target=name, binds=False)
+    else:
+        made, node = flow.draw(st.sampled_from(flow.closures))
+        flow.call(node, made, target=flow.name("v"))
 
 
 def _operands_statement(flow: _Flow) -> None:
