@@ -219,6 +219,24 @@ def test_a_link_to_a_generated_module_is_written_through(tmp_path: Path) -> None
 
 
 @POSIX
+def test_force_never_writes_through_a_link_to_a_file_kiln_did_not_write(
+    tmp_path: Path,
+) -> None:
+    source(tmp_path / "digest.py")
+    (tmp_path / "precious.txt").write_text("the user's data\n")
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "digest.py").symlink_to("../precious.txt")
+    before = snapshot(tmp_path)
+    for flags in ((), ("--force",)):
+        result = kiln("compile", "digest.py", "-o", "build", *flags, cwd=tmp_path)
+        refused(result, "KLN702")
+        assert "is a symbolic link to" in result.stdout
+        assert "precious.txt" in result.stdout
+        assert snapshot(tmp_path) == before
+    assert (tmp_path / "precious.txt").read_text() == "the user's data\n"
+
+
+@POSIX
 @pytest.mark.parametrize("kind", ["directory", "fifo", "dangling-link", "link-loop"])
 def test_an_output_path_that_is_no_file(tmp_path: Path, kind: str) -> None:
     source(tmp_path / "digest.py")

@@ -18,6 +18,8 @@ device and inode). What may stand at an output path:
       a kiln trace)
     any other file, even empty            refused (KLN702);          refused
                                           replaced with --force
+    a link to any other file              refused (KLN702), even     refused
+                                          with --force
 
 A file is written to a temporary file beside it, flushed to disk, and renamed
 over the path (`os.replace`), so a crash or a Ctrl-C at any moment leaves the
@@ -173,7 +175,18 @@ def check_target(
         return _unwritable(
             target, f"{target} is {describe(status.st_mode)}, not a {what}"
         )
-    if owned(target) or force:
+    if owned(target):
+        return None
+    if target.is_symlink():  # --force replaces a file, never one a link leads to
+        return Refusal(
+            target,
+            Code.OUTPUT_NOT_OURS,
+            f"{target} is a symbolic link to {os.path.realpath(target)}, which is not "
+            f"a {what} kiln wrote; kiln never writes through a link to another file, "
+            "even with --force",
+            "remove the link, or choose another output",
+        )
+    if force:
         return None
     return Refusal(
         target,
