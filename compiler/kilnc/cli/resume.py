@@ -23,6 +23,7 @@ the run stops at a question again, 130 when interrupted.
 from __future__ import annotations
 
 import argparse
+import ast
 import inspect
 import sys
 from pathlib import Path
@@ -104,7 +105,7 @@ def _resume(args: argparse.Namespace, display: Display) -> int:
             " never run one durable run at once: wait for it to end, or stop it first"
         )
     reply = None if args.runs_command == "resume" else _reply(record, args.answer)
-    target = _target(record, args.flow)
+    target = _target(record, args.flow, ledger.path)
     with loaded_module(target.path) as module:
         shown = display_path(target.path)
         name, flow = _chosen(module, target, record, shown, given=args.flow is not None)
@@ -148,8 +149,13 @@ def _reply(record: DurableRun, word: str) -> tuple[str, str]:
     return name, text
 
 
-def _target(record: DurableRun, given: str | None) -> Target:
-    """`--flow PATH.py:FLOW`, else the file and flow the run recorded."""
+def _target(record: DurableRun, given: str | None, ledger: Path) -> Target:
+    """`--flow PATH.py:FLOW`, else the file and flow the run recorded.
+
+    A ledger is data, which may come from elsewhere: the file it names is
+    loaded (its code run) only from under the working directory or the
+    ledger's own; one anywhere else must be named with --flow.
+    """
     if given is not None:
         return parse_target(given)
     path, colon, flow = record.target.rpartition(":")
@@ -158,7 +164,42 @@ def _target(record: DurableRun, given: str | None) -> Target:
             f"run {record.run!r} was started from {record.target}, which is not there"
             " any more; give its flow with --flow PATH.py:FLOW"
         )
+    real = Path(path).resolve()
+    roots = (Path.cwd().resolve(), ledger.resolve().parent)
+    if real.suffix != ".py" or not any(real.is_relative_to(r) for r in roots):
+        raise RunsError(
+            f"run {record.run!r} was started from {record.target}, which the ledger"
+            " names outside the working directory and the ledger's: kiln runs the"
+            " code a ledger names only from there; give its flow with --flow"
+            " PATH.py:FLOW"
+        )
+    if flow and flow not in _top_level_names(real):
+        raise RunsError(
+            f"run {record.run!r} was started from {record.target}, but {path} binds"
+            f" no {flow} at its top level, so kiln does not load it; give its flow"
+            " with --flow PATH.py:FLOW"
+        )
     return Target(Path(path), flow or None)
+
+
+def _top_level_names(path: Path) -> set[str]:
+    """The names a module binds at its top level, read without running it."""
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return set()
+    names: set[str] = set()
+    for statement in tree.body:
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(statement.name)
+        elif isinstance(statement, ast.Assign | ast.AnnAssign):
+            targets = (
+                statement.targets
+                if isinstance(statement, ast.Assign)
+                else [statement.target]
+            )
+            names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
 
 
 def _chosen(
