@@ -89,6 +89,11 @@ def effects_of(source: str, function: str, tmp_path: Path) -> Effects:
         ("list(map(lambda item: item.append(1), items))", {"items"}),
         ("items.sort(key=lambda item: item.pop())", {"items"}),
         ("ordered = sorted(items, key=lambda item: len(item))", set()),
+        ("list(map(items.append, [1, 2]))", {"items"}),
+        ("for state['last'] in range(3):\n            pass", {"state"}),
+        ("n = [0 for state['c'] in range(2)]", {"state"}),
+        ("getattr(state, 'update')({'g': 1})", {"state"}),
+        ("n = len(state.keys)", set()),
     ],
 )
 def test_what_a_body_may_change(body: str, changed: set[str], tmp_path: Path) -> None:

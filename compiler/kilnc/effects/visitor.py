@@ -131,9 +131,15 @@ class EffectVisitor(cst.CSTVisitor):
 
     def visit_For(self, node: cst.For) -> None:
         self._iterate(node.iter, node)
+        self._store(node.target, "assigns")  # `for d["last"] in xs:` stores into d
 
     def visit_CompFor(self, node: cst.CompFor) -> None:
         self._iterate(node.iter, node)
+        self._store(node.target, "assigns")
+
+    def visit_WithItem(self, node: cst.WithItem) -> None:
+        if node.asname is not None:
+            self._store(node.asname.name, "assigns")
 
     def _iterate(self, iterable: cst.BaseExpression, where: cst.CSTNode) -> None:
         if isinstance(iterable, cst.Name):
@@ -146,6 +152,19 @@ class EffectVisitor(cst.CSTVisitor):
     def visit_Call(self, node: cst.Call) -> None:
         body = self.body
         func = node.func
+        for arg in node.args:
+            # `map(out.append, xs)`: a bound method handed on may change its object.
+            handed = arg.value
+            if isinstance(handed, cst.Attribute) and handed.attr.value in (
+                MUTATING_METHODS
+            ):
+                body.change(handed.value, f"hands on {code(handed)}", node)
+        if _getattr_call(func):
+            # `getattr(d, "update")(...)`: a method of d, by name, may change d.
+            assert isinstance(func, cst.Call)
+            body.change(
+                func.args[0].value, f"calls a method of it ({code(func)})", node
+            )
         if isinstance(func, cst.Attribute) and self._method(node, func):
             return
         qualified = body.reader.resolve(body.defs, func)
@@ -364,6 +383,16 @@ def _through(shown: str, change: Change, verb: str = "passes it to") -> str:
     """
     cause = change.reason.rpartition(", which ")[2]
     return f"{verb} {shown}, which {cause}"
+
+
+def _getattr_call(func: cst.BaseExpression) -> bool:
+    """`getattr(obj, name)`, called: the function called is an attribute of obj."""
+    return (
+        isinstance(func, cst.Call)
+        and isinstance(func.func, cst.Name)
+        and func.func.value == "getattr"
+        and bool(func.args)
+    )
 
 
 def _is_module(defs: ModuleDefs, node: cst.BaseExpression) -> bool:

@@ -294,6 +294,15 @@ class Lowerer:
         ]
 
     def loop(self, node: cst.For, defined: set[str]) -> list[Step]:
+        if not binds_names_only(node.target):
+            self.report.report(
+                node.target,
+                Code.UNSUPPORTED,
+                "a loop target that stores into an item or an attribute is not part"
+                " of the flow language",
+                "bind a name, and store it in the loop's body: "
+                "for value in ...: d['k'] = value",
+            )
         self.report.asyncio_idioms(node.iter)
         self.scope.check_defined(node.iter, defined)
         prefix, iterable = self.lift_expression(node.iter)
