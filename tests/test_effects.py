@@ -144,6 +144,35 @@ def test_iterating_changes_only_an_iterator(tmp_path: Path) -> None:
     assert changes["stream"].by_iteration
 
 
+@pytest.mark.parametrize(
+    "made", ["list(words)", "sorted(set(words))", "tuple(words)", "[*words]"]
+)
+def test_a_fan_out_over_a_container_the_flow_made_changes_nothing(
+    made: str, tmp_path: Path
+) -> None:
+    # A durable run refuses a call that may change what it is passed: iterating
+    # a new list is no such change, where iterating an iterator would be.
+    path = tmp_path / "words.py"
+    path.write_text(
+        dedent(f"""
+            from kiln import flow, node
+
+            @node
+            async def up(word: str) -> str:
+                return word.upper()
+
+            @flow
+            async def shout(words: list[str]) -> list[str]:
+                chosen = {made}
+                return [await up(word) for word in chosen]
+            """),
+        encoding="utf-8",
+    )
+    output = compile_file(path).output
+    assert output is not None
+    assert "changes=" not in output
+
+
 def test_memory_keys_read_and_written(tmp_path: Path) -> None:
     source = """
     from kiln import Memory

@@ -154,7 +154,7 @@ class Scope:
         if isinstance(statement, cst.AnnAssign):
             for name in names:
                 self.note_type(name, statement.annotation)
-        elif value is not None and (literal := _literal_type(value)) is not None:
+        elif value is not None and (literal := self._made_type(value)) is not None:
             for name in names:
                 self.types[name] = literal
         if token:
@@ -174,11 +174,33 @@ class Scope:
             for name in sorted(reads & names):
                 self.stale.setdefault(held, name)
 
+    def _made_type(self, value: cst.BaseExpression) -> str | None:
+        """The type of a literal, or of a new container a builtin makes (`list(words)`)."""
+        if (
+            isinstance(value, cst.Call)
+            and isinstance(value.func, cst.Name)
+            and value.func.value in _MADE
+            and value.func.value not in self.parsed.global_names  # not shadowed
+        ):
+            return _MADE[value.func.value]
+        return _literal_type(value)
+
     def _is_new_memory(self, value: cst.BaseExpression) -> bool:
         """`Memory()` or `kiln.Memory({...})`: a new root, its own global store."""
         return isinstance(value, cst.Call) and self.parsed.is_memory(
             cst.Annotation(value.func)
         )
+
+
+# Builtins whose call makes a new container of this type: iterating it changes nothing.
+_MADE = {
+    "list": "list",
+    "sorted": "list",
+    "tuple": "tuple",
+    "set": "set",
+    "frozenset": "frozenset",
+    "dict": "dict",
+}
 
 
 def _literal_type(value: cst.BaseExpression) -> str | None:
