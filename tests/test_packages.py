@@ -231,6 +231,22 @@ def test_a_flow_of_a_module_compiled_alone_warns_at_the_call(project: Path) -> N
     )
 
 
+def test_a_flow_reached_through_a_package_warns_that_it_runs_its_source(
+    project: Path,
+) -> None:
+    # `import app.sub` binds the source package `app`: the generated module
+    # cannot point `app.sub.inner` at the compiled module, so kiln says so.
+    main = (project / "app/main.py").read_text()
+    main = main.replace("from app.sub import inner\n", "import app.sub\n")
+    main = main.replace("await inner(i)", "await app.sub.inner(i)")
+    (project / "app/main.py").write_text(main)
+    done = _kiln("compile", cwd=project)
+    assert done.returncode == 0, done.stderr
+    _located(done.stdout + done.stderr, "app/main.py", 10, "KLN313")
+    assert "called through the package that `import app.sub` binds" in done.stdout
+    assert "from app import sub" in done.stdout
+
+
 def test_a_reexport_through_an_uncompiled_package_warns(project: Path) -> None:
     (project / "app/__init__.py").write_text("from .sub import inner\n")
     main = (project / "app/main.py").read_text()

@@ -237,7 +237,20 @@ def check_imported_flows(
             if call.local or not isinstance(callee, FlowDef):
                 continue
             via = _imported_from(defs, call.call.func)
-            if callee.module in links.unlinked:
+            if _through_a_package(call.call.func) and callee.module in links.compiled:
+                found.append(
+                    warning(
+                        call.span,
+                        Code.UNCOMPILED_FLOW,
+                        f"flow '{callee.name}' is called through the package that "
+                        f"`import {callee.module}` binds, which stays the source's: "
+                        "this call runs its source as plain Python, without its "
+                        "limits, retries, ledger or events",
+                        f"import it as `from {callee.module.rpartition('.')[0]} import "
+                        f"{callee.module.rpartition('.')[2]}`, or import the flow itself",
+                    )
+                )
+            elif callee.module in links.unlinked:
                 found.append(
                     error(
                         call.span,
@@ -272,6 +285,12 @@ def check_imported_flows(
                     )
                 )
     return found
+
+
+def _through_a_package(func: cst.BaseExpression) -> bool:
+    """`app.sub.inner(...)`: a flow reached through a package's attributes, which
+    the generated module cannot point at the compiled module (see shake)."""
+    return isinstance(func, cst.Attribute) and isinstance(func.value, cst.Attribute)
 
 
 def _imported_from(defs: ModuleDefs, func: cst.BaseExpression) -> str | None:

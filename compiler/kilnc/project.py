@@ -104,12 +104,10 @@ class Project:
         cache: dict[str, tuple[Callee, bool] | None] = {}
 
         def resolve(func: cst.BaseExpression) -> tuple[Callee, bool] | None:
-            if isinstance(func, cst.Name):
-                key = identifier(func.value)
-            elif isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
-                key = f"{identifier(func.value.value)}.{identifier(func.attr.value)}"
-            else:
+            parts = _dotted_parts(func)
+            if parts is None:
                 return None
+            key = ".".join(parts)
             if key not in cache:
                 cache[key] = (
                     (question(defs.parsed.source.path), False)
@@ -121,22 +119,23 @@ class Project:
         return resolve
 
     def _resolve(self, defs: ModuleDefs, key: str) -> tuple[Callee, bool] | None:
-        head, _, attribute = key.partition(".")
-        if not attribute:
-            local = defs.local(head)
+        if "." not in key:
+            local = defs.local(key)
             if local is not None:
                 return local, True
-            found = self._imported(defs, head, REEXPORT_DEPTH)
+            found = self._imported(defs, key, REEXPORT_DEPTH)
             return (found, False) if found is not None else None
+        head, *middle, attribute = key.split(".")
         imported = defs.imports.get(head)
         if imported is None:
             return None
-        module = (
+        base = (
             imported.module
             if imported.attribute is None
             else f"{imported.module}.{imported.attribute}"
         )
-        target = self.load(module)
+        # `import app.sub` binds `app`: `app.sub.inner` is `inner` of app.sub.
+        target = self.load(".".join([base, *middle]))
         if target is None:
             return None
         callee = target.local(attribute) or self._imported(
@@ -163,6 +162,17 @@ class Project:
             if defs
             for node in defs.nodes.values()
         ]
+
+
+def _dotted_parts(func: cst.BaseExpression) -> list[str] | None:
+    """`a.b.c` as its names, each as Python reads it; None for anything else."""
+    parts: list[str] = []
+    while isinstance(func, cst.Attribute):
+        parts.insert(0, identifier(func.attr.value))
+        func = func.value
+    if not isinstance(func, cst.Name):
+        return None
+    return [identifier(func.value), *parts]
 
 
 def question(path: str) -> NodeDef:
