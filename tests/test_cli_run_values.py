@@ -133,6 +133,13 @@ def test_a_nan_result_is_not_invalid_json(tmp_path: Path) -> None:
     assert document["result"] == "nan"
 
 
+def test_with_json_what_the_flow_prints_goes_to_stderr(tmp_path: Path) -> None:
+    returning(tmp_path, "print('computing', x) or x * 2", "int")
+    result = run(tmp_path, "values.py:value", "x=1", "--json")
+    assert json.loads(result.stdout)["result"] == 2
+    assert "computing 1" in result.stderr
+
+
 RAISING = {
     "bad_str": "raise BadStr()",
     "bad_str_with_note": "e = BadStr()\n    e.add_note('a note')\n    raise e",

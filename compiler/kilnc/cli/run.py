@@ -36,7 +36,7 @@ import inspect
 import json
 import sys
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack, nullcontext, redirect_stdout
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Final, final
@@ -179,7 +179,11 @@ def run_call(call: RunCall, display: Display, trace: PendingFile | None = None) 
     """Run the call with its progress display, write its trace, report: the exit status."""
     stderr = _stderr_console()
     live = stderr.is_terminal and display.progress and not display.json
-    with running():
+    # With --json, stdout holds the one document: what the flow prints goes to stderr.
+    prints: AbstractContextManager[object] = (
+        redirect_stdout(sys.stderr) if display.json else nullcontext()
+    )
+    with running(), prints:
         outcome = _watch(call, stderr if live else None, collect=display.json)
     calls = call.observer.calls()
     if trace is not None:
