@@ -112,6 +112,9 @@ PLUS_ONE = datetime.timezone(datetime.timedelta(hours=1))
         (decimal.Decimal, "1.10", decimal.Decimal("1.10")),
         (list[datetime.date], '["2026-01-02"]', [datetime.date(2026, 1, 2)]),
         (dict[str, Path], '{"in": "a.txt"}', {"in": Path("a.txt")}),
+        (dict[int, str], '{"1": "one", "2": "two"}', {1: "one", 2: "two"}),
+        (dict[Color, int], '{"RED": 1}', {Color.RED: 1}),
+        (dict[Any, int], '{"1": 1}', {"1": 1}),
         (tuple[uuid.UUID, int], f'["{AN_ID}", 3]', (AN_ID, 3)),
         (list[Color], '["RED", 2]', [Color.RED, Color.BLUE]),
         (
@@ -163,6 +166,7 @@ def test_convert(annotation: Any, text: str, expected: Any) -> None:
         (datetime.timedelta, "1e300", "timedelta"),
         (datetime.timedelta, "inf", "timedelta"),
         (list[int], "[true]", "list[int]"),
+        (dict[int, str], '{"x": "one"}', "dict[int, str]"),
         (bytes, "not base64!", "bytes"),
     ],
 )

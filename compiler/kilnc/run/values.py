@@ -250,8 +250,11 @@ def _shaped(annotation: Any, origin: Any, value: Any) -> Any:
         and isinstance(value, dict)
         and len(typing.get_args(annotation)) == 2
     ):
-        item = typing.get_args(annotation)[1]
-        return {key: _from_json(item, element) for key, element in value.items()}
+        key_type, item = typing.get_args(annotation)
+        return {
+            _key(key_type, key): _from_json(item, element)
+            for key, element in value.items()
+        }
     if isinstance(kind, type) and issubclass(kind, tuple) and hasattr(kind, "_fields"):
         return _named_tuple(kind, value)
     if is_model(kind) and isinstance(kind, type):
@@ -291,6 +294,20 @@ def _shaped(annotation: Any, origin: Any, value: Any) -> Any:
         if not fits:
             raise Mismatch(f"the JSON is {type(value).__name__}, not {kind.__name__}")
     return value
+
+
+def _key(annotation: Any, key: str) -> Any:
+    """A JSON object's key, which is always text, read as the dict's key type says."""
+    if annotation in (Any, object, str) or isinstance(annotation, str):
+        return key
+    try:
+        return read_value(annotation, key)
+    except (ValueError, TypeError):
+        raise Mismatch(f"the key {key!r} is not {_shown(annotation)}") from None
+
+
+def _shown(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation)
 
 
 def _base64(text: str) -> bytes:
