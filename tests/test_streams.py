@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from textwrap import dedent
@@ -333,3 +335,67 @@ def test_a_sync_streaming_flow_stopped_early_closes_its_stream(tmp_path: Path) -
     assert next(stream) == "0: a"
     stream.close()
     assert compiled.trace == ["line a", "lines closed"]
+
+
+CAPPED_SYNC_STREAM = """
+from collections.abc import Iterator
+
+from kiln import flow, node
+
+
+@node(thread=True)
+def square(x: int) -> int:
+    return x * x
+
+
+@node
+async def increment(x: int) -> int:
+    return x + 1
+
+
+@flow
+def squares(n: int) -> Iterator[int]:
+    for i in range(n):
+        yield square(i)
+
+
+@flow
+async def outer(n: int) -> list[int]:
+    out: list[int] = []
+    for v in squares(n):
+        out.append(await increment(v))
+    return out
+
+
+@flow
+async def fanned(n: int) -> list[int]:
+    return [await increment(v) for v in squares(n)]
+"""
+
+
+@pytest.mark.parametrize("name", ["outer", "fanned"])
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_a_capped_run_iterating_a_sync_streaming_subflow_finishes(
+    name: str, concurrency: int, tmp_path: Path
+) -> None:
+    # The stream runs in a thread of its own, with its own event loop: waiting
+    # there for the enclosing run's cap, which only its own loop frees, hung.
+    _, source = compiled_and_source(CAPPED_SYNC_STREAM, tmp_path)
+    script = tmp_path / "capped.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(tmp_path)!r})\n"
+        "from out import *\n"
+        f"flow = type({name})(concurrency={concurrency})\n"
+        "print(flow(4))\n",
+        encoding="utf-8",
+    )
+    ran = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == str(asyncio.run(getattr(source, name)(4)))

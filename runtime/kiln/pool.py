@@ -3,18 +3,22 @@
 `kiln.gather` under a bound and `kiln.fan_out` under a run's cap run their
 elements here, ordered as `kiln.run` orders an unbounded fan-out's: the
 element with the lowest index wins, those after it are cancelled at once.
+What bounds a fan-out of a run's call, and whether its workers may call the
+node itself, is asked of the call here too (`fan_out_bound`, `capped_node`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
+from types import MethodType
 from typing import Any, TypeVar
 
 from kiln.cap import Cap
 from kiln.scope import Scope
+from kiln.sites import CAPPED, Run
 
-__all__ = ["bounded"]
+__all__ = ["bounded", "capped_node", "fan_out_bound"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -114,3 +118,32 @@ async def bounded(
     if stopped or not exhausted:
         raise asyncio.CancelledError("kiln: an element of the fan-out was cancelled")
     return results
+
+
+def capped_node(call: object) -> tuple[Callable[..., Awaitable[Any]], int, Run] | None:
+    """The node, site index and run of `call`, if all it does is count a visit and
+    pass the run's one cap: an async node without options, in an unobserved run.
+
+    A fan-out of such calls (`kiln.fan_out`) calls the node itself, holding the
+    cap for it, rather than each call passing the cap in a coroutine of its own.
+    """
+    if not (isinstance(call, MethodType) and isinstance(call.__self__, Run)):
+        return None
+    run = call.__self__
+    found = CAPPED.get(call.__func__)
+    if found is None or run.observed or len(run.caps) != 1:
+        return None
+    return (*found, run)
+
+
+def fan_out_bound(call: object) -> int | None:
+    """At most how many elements a fan-out of `call` (a run's bound call) runs at once.
+
+    The lowest concurrency cap of the run and the runs it joins, or None
+    (no cap: every element starts at once). Elements past the cap would only
+    wait for it, each a task holding its arguments: `gather(of=call)` keeps
+    them from being made at all.
+    """
+    if isinstance(call, MethodType) and isinstance(call.__self__, Run):
+        return call.__self__.cap
+    return None

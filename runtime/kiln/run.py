@@ -29,9 +29,8 @@ from types import CoroutineType
 from typing import Any, Final, Generic, TypeVar, cast, final
 
 from kiln.eager import Started
-from kiln.pool import bounded
+from kiln.pool import bounded, capped_node, fan_out_bound
 from kiln.scope import Child, Scope
-from kiln.sites import capped_node, fan_out_bound
 
 __all__ = [
     "PLACE",
@@ -101,7 +100,7 @@ async def fan_out(call: Callable[[T], Awaitable[R]], items: Iterable[T]) -> list
 
     What each element is lets it go the shortest way: each is awaited as
     `call(item)`, with no generator making it; and when the call only counts
-    a visit and passes the run's cap (`kiln.sites.capped_node`), the pool's
+    a visit and passes the run's cap (`kiln.pool.capped_node`), the pool's
     workers call the node itself and hold the cap for it, a slot each, where
     every element would otherwise be a coroutine that takes and returns a
     slot around the node's.

@@ -22,7 +22,6 @@ import weakref
 from collections.abc import Awaitable, Callable
 from functools import partial
 from time import perf_counter
-from types import MethodType
 from typing import TYPE_CHECKING, Any, final
 
 from kiln.cap import Cap
@@ -45,7 +44,7 @@ if TYPE_CHECKING:
     from kiln.durable import Journal
     from kiln.site_table import Site, SiteKind
 
-__all__ = ["WRAPPERS", "Run", "Wrapped", "capped_node", "fan_out_bound", "unasked"]
+__all__ = ["CAPPED", "WRAPPERS", "Run", "Wrapped", "unasked"]
 
 # Looked up once: an Enum member lookup costs more than a global, on every call.
 _PROCESSING, _COMPLETED = EventStatus.PROCESSING, EventStatus.COMPLETED
@@ -75,6 +74,7 @@ class Run:
         "id",
         "journal",
         "ledger",
+        "loop",
         "notify",
         "number",
         "observed",
@@ -95,6 +95,7 @@ class Run:
         )
         # The lowest of the caps, for a fan-out to keep no more elements than that.
         self.cap = binder.concurrency
+        self.loop = _running_loop()
         self.journal: Journal | None = None
         if binder.durable:
             from kiln.durable import JOURNAL  # noqa: PLC0415 - durable runs only
@@ -118,9 +119,15 @@ class Run:
             lists = enclosing.visit_lists = {}
         self.visit_lists = lists
         self.visits = lists.setdefault(binder.kind, [0] * binder.size)
-        self.caps = own + enclosing.caps
-        if enclosing.cap is not None:
-            self.cap = min(enclosing.cap, self.cap or enclosing.cap)
+        if enclosing.loop is not self.loop:
+            # The enclosing run waits in another thread (a sync stream it
+            # iterates runs in a thread of its own): its caps admit calls of
+            # its loop only, and a call here waiting for one could wait forever.
+            self.caps = own
+        else:
+            self.caps = own + enclosing.caps
+            if enclosing.cap is not None:
+                self.cap = min(enclosing.cap, self.cap or enclosing.cap)
         self.id = enclosing.id or (
             uuid.uuid4().hex if binder.ledger is not None else ""
         )
@@ -244,6 +251,14 @@ def _attempt(site: Site, backend: Backend | None) -> Callable[..., Awaitable[Any
     return site.fn
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running this thread's code; None in a plain sync call."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _remote(backend: Backend, site: Site, *args: Any, **kwargs: Any) -> Awaitable[Any]:
     return backend.run(site, args, kwargs)
 
@@ -289,7 +304,7 @@ def _observed_async(index: int, site: Site) -> Wrapped:
 
 
 # The calls that `_capped_async` made, each with its node and site index.
-_CAPPED: weakref.WeakKeyDictionary[
+CAPPED: weakref.WeakKeyDictionary[
     Wrapped, tuple[Callable[..., Awaitable[Any]], int]
 ] = weakref.WeakKeyDictionary()
 
@@ -322,7 +337,7 @@ def _capped_async(index: int, site: Site) -> Wrapped:
         finally:
             cap.release()
 
-    _CAPPED[call] = (fn, index)
+    CAPPED[call] = (fn, index)
     return call
 
 
@@ -419,32 +434,3 @@ WRAPPERS: dict[SiteKind, Callable[[int, Site, Gate | None, Binder], Wrapped]] = 
     "stream": _stream_site,
     "astream": _stream_site,
 }
-
-
-def capped_node(call: object) -> tuple[Callable[..., Awaitable[Any]], int, Run] | None:
-    """The node, site index and run of `call`, if all it does is count a visit and
-    pass the run's one cap: an async node without options, in an unobserved run.
-
-    A fan-out of such calls (`kiln.fan_out`) calls the node itself, holding the
-    cap for it, rather than each call passing the cap in a coroutine of its own.
-    """
-    if not (isinstance(call, MethodType) and isinstance(call.__self__, Run)):
-        return None
-    run = call.__self__
-    found = _CAPPED.get(call.__func__)
-    if found is None or run.observed or len(run.caps) != 1:
-        return None
-    return (*found, run)
-
-
-def fan_out_bound(call: object) -> int | None:
-    """At most how many elements a fan-out of `call` (a run's bound call) runs at once.
-
-    The lowest concurrency cap of the run and the runs it joins, or None
-    (no cap: every element starts at once). Elements past the cap would only
-    wait for it, each a task holding its arguments: `gather(of=call)` keeps
-    them from being made at all.
-    """
-    if isinstance(call, MethodType) and isinstance(call.__self__, Run):
-        return call.__self__.cap
-    return None
