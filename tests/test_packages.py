@@ -247,6 +247,23 @@ def test_a_flow_reached_through_a_package_warns_that_it_runs_its_source(
     assert "from app import sub" in done.stdout
 
 
+def test_modules_whose_compiled_flows_would_import_each_other_are_refused(
+    project: Path,
+) -> None:
+    # app.sub imports app.main as a module: Python binds it at once, and the
+    # source reads its flows only when called; a compiled module's class reads
+    # the flows it calls as it is imported, so neither could be imported.
+    sub = (project / "app/sub.py").read_text()
+    sub = "from app import main\n" + sub
+    sub += "\n\n@flow\nasync def back(n: int) -> int:\n    return await main.outer(n)\n"
+    (project / "app/sub.py").write_text(sub)
+    done = _kiln("compile", cwd=project)
+    assert done.returncode == 1, done.stdout
+    _located(done.stdout, "app/main.py", 10, "KLN401")
+    _located(done.stdout, "app/sub.py", 15, "KLN401")
+    assert "app.sub imports app.main, which calls its flow 'inner' here" in done.stdout
+
+
 def test_a_reexport_through_an_uncompiled_package_warns(project: Path) -> None:
     (project / "app/__init__.py").write_text("from .sub import inner\n")
     main = (project / "app/main.py").read_text()

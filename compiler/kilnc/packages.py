@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import keyword
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, final
@@ -219,7 +219,10 @@ def _is_package_name(name: str) -> bool:
 
 
 def check_imported_flows(
-    defs: ModuleDefs, flows: Iterable[FlowIR], links: Links
+    defs: ModuleDefs,
+    flows: Iterable[FlowIR],
+    links: Links,
+    load: Callable[[str], ModuleDefs | None],
 ) -> list[Diagnostic]:
     """Each call of another module's flow that will not run compiled, at the call.
 
@@ -237,7 +240,22 @@ def check_imported_flows(
             if call.local or not isinstance(callee, FlowDef):
                 continue
             via = _imported_from(defs, call.call.func)
-            if _through_a_package(call.call.func) and callee.module in links.compiled:
+            if callee.module in links.compiled and _imports(
+                callee.module, defs.location.name, links, load
+            ):
+                found.append(
+                    error(
+                        call.span,
+                        Code.FLOW_CYCLE,
+                        f"{callee.module} imports {defs.location.name}, which calls "
+                        f"its flow '{callee.name}' here: compiled, each module would "
+                        "read the other's flows as it is imported, and Python could "
+                        "import neither",
+                        "move the flows both modules call into a module of their "
+                        "own, which imports neither",
+                    )
+                )
+            elif _through_a_package(call.call.func) and callee.module in links.compiled:
                 found.append(
                     warning(
                         call.span,
@@ -285,6 +303,27 @@ def check_imported_flows(
                     )
                 )
     return found
+
+
+def _imports(
+    start: str, target: str, links: Links, load: Callable[[str], ModuleDefs | None]
+) -> bool:
+    """Whether importing compiled `start` imports `target`, through compiled modules."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        defs = load(name := todo.pop())
+        if name in seen or defs is None:
+            continue
+        seen.add(name)
+        for imported in defs.imports.values():
+            named = [imported.module]
+            if imported.attribute is not None:
+                named.append(f"{imported.module}.{imported.attribute}")
+            if target in named:
+                return True
+            todo += [module for module in named if module in links.compiled]
+    return False
 
 
 def _through_a_package(func: cst.BaseExpression) -> bool:

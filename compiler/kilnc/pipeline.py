@@ -165,7 +165,7 @@ def _compile(
     lowered = _lower_flows(defs, project, max_visits, diagnostics)
     with phase("check", source.path):
         diagnostics += _check(project, lowered)
-        diagnostics += check_imported_flows(defs, lowered, links)
+        diagnostics += check_imported_flows(defs, lowered, links, project.load)
     sources = dict(project.sources)
 
     def done(output: str | None, dumps: tuple[str, ...] = ()) -> Compilation:
