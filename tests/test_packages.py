@@ -264,6 +264,32 @@ def test_modules_whose_compiled_flows_would_import_each_other_are_refused(
     assert "app.sub imports app.main, which calls its flow 'inner' here" in done.stdout
 
 
+def test_a_module_kiln_generated_is_read_as_an_installed_package(
+    project: Path,
+) -> None:
+    # A node may call a compiled flow: its module is kiln's, not the user's,
+    # and is not read for definitions (its `_kiln` names are not theirs).
+    assert _kiln("compile", cwd=project).returncode == 0
+    (project / "app/user.py").write_text(dedent("""\
+            from kiln import flow, node
+
+            from build.app import sub
+
+
+            @node(thread=True)
+            def through(q: int) -> int:
+                return sub.inner(q)
+
+
+            @flow
+            async def user(q: int) -> int:
+                return through(q)
+            """))
+    done = _kiln("compile", "app/user.py", "-o", "elsewhere", cwd=project)
+    assert done.returncode == 0, done.stdout
+    assert "KLN203" not in done.stdout
+
+
 def test_a_reexport_through_an_uncompiled_package_warns(project: Path) -> None:
     (project / "app/__init__.py").write_text("from .sub import inner\n")
     main = (project / "app/main.py").read_text()

@@ -23,7 +23,7 @@ from kilnc.front import ASK_NAMES, Located, ModuleDefs
 from kilnc.ir import Callee, NodeDef, NodeKind, NodeOptions, Resolver
 from kilnc.names import identifier
 from kilnc.resolve import module_file
-from kilnc.source import SourceFile, Span, display_path
+from kilnc.source import SourceFile, Span, display_path, is_generated_module
 
 REEXPORT_DEPTH = 8  # how far `from .a import f` chains are followed through re-exports
 
@@ -57,7 +57,8 @@ class Reader:
             return self.parsed[name]
         self.parsed[name] = None  # also guards against import cycles while reading
         path = module_file(self.root, name)
-        if path is None:
+        if path is None or is_generated_module(path):
+            # A module kiln wrote is read as an installed package is: not read.
             return None
         source = SourceFile.from_bytes(display_path(path), name, path.read_bytes())
         self.sources[source.path] = source
