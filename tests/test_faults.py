@@ -60,6 +60,30 @@ def test_with_one_retry_the_original_error_leaves_with_its_notes(
     assert any("called at" in n for n in notes), notes
 
 
+def test_an_exception_object_raised_again_is_noted_once(tmp_path: Path) -> None:
+    compiled = build(
+        """
+        from kiln import flow, node
+
+        REFUSED = PermissionError("refused")
+
+        @node(retries=1, retry_on=(ConnectionError,))
+        async def guarded(x: int) -> int:
+            raise REFUSED
+
+        @flow
+        async def run(x: int) -> int:
+            return await guarded(x)
+        """,
+        tmp_path,
+    )
+    for _ in range(3):
+        with pytest.raises(PermissionError):
+            compiled.run(1)
+    notes = compiled.REFUSED.__notes__
+    assert len(notes) == len(set(notes)) == 2, notes
+
+
 def test_a_hanging_node_times_out_per_attempt(tmp_path: Path) -> None:
     compiled = build(
         """

@@ -69,7 +69,8 @@ class Bound(Generic[C]):
         # know it, or a `return` inside the `with` is a missing return to it.
         if isinstance(error, Exception):
             note = failure_note(self._kind, self._sites, traceback)
-            if note is not None:
+            # An exception object raised again (a module's constant, say) has it.
+            if note is not None and note not in getattr(error, "__notes__", ()):
                 error.add_note(note)
 
 

@@ -392,7 +392,8 @@ def _note_failure(
     if timed_out:
         # asyncio's TimeoutError has no message of its own.
         note += f"; the last attempt exceeded its timeout of {policy.timeout:g}s"
-    error.add_note(note)
+    if note not in getattr(error, "__notes__", ()):  # the same object raised again
+        error.add_note(note)
 
 
 def _deliver(
