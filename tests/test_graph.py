@@ -312,6 +312,29 @@ def test_flow_picks_one_flow_and_o_writes_a_file(tmp_path: Path) -> None:
     assert "flow answer" not in text
 
 
+def test_flow_shows_the_warnings_of_the_flow_it_draws(tmp_path: Path) -> None:
+    flow = """
+@flow
+async def NAME(d: dict[str, int]) -> int:
+    await fill(d)
+    return await peek(d)
+"""
+    write(
+        tmp_path / "two.py",
+        "from kiln import flow, node\n\n\n@node\nasync def fill(d: dict[str, int])"
+        ' -> None:\n    d["k"] = 1\n\n\n@node\nasync def peek(d: dict[str, int])'
+        " -> int:\n    return len(d)\n"
+        + flow.replace("NAME", "first")
+        + flow.replace("NAME", "second"),
+    )
+    for drawn, line in (("first", 16), ("second", 21)):
+        result = kiln("graph", "two.py", "--flow", drawn, cwd=tmp_path)
+        assert result.returncode == 0, result
+        assert [
+            w.split(":")[1] for w in result.stderr.splitlines() if "warning" in w
+        ] == [str(line)], result.stderr
+
+
 def test_unknown_flow_lists_the_flows(tmp_path: Path) -> None:
     source = shutil.copy(GRAPHS / "options.py", tmp_path / "options.py")
     result = kiln("graph", source, "--flow", "thrice", cwd=tmp_path)

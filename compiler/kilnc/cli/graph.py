@@ -56,14 +56,17 @@ def run_graph(args: argparse.Namespace) -> int:
     # Warnings go to stderr (stdout is the drawing's); whether another module's
     # flow runs compiled (KLN313) is a matter of what a compile includes, not of
     # the drawing.
-    warnings = [
-        d for d in compilation.diagnostics if d.code is not Code.UNCOMPILED_FLOW
-    ]
-    if warnings:
-        print(render_all(warnings, compilation.sources), file=sys.stderr)
     flows = _chosen(compilation.flows, args.flow, compilation.source.path)
     if isinstance(flows, str):
         return _usage(flows)
+    warnings = [
+        d
+        for d in compilation.diagnostics
+        if d.code is not Code.UNCOMPILED_FLOW
+        and _drawn(d, compilation.flows, flows, compilation.source.path)
+    ]
+    if warnings:
+        print(render_all(warnings, compilation.sources), file=sys.stderr)
     output: Path | None = args.output
     if output is not None:
         read = [source, *map(Path, compilation.sources)]
@@ -113,6 +116,21 @@ def _chosen(
         names = ", ".join(f.flow.name for f in flows)
         return f"no flow named '{name}' in {path}; its flows: {names}"
     return chosen
+
+
+def _drawn(
+    diagnostic: Diagnostic,
+    flows: tuple[FlowIR, ...],
+    drawn: list[FlowIR],
+    path: str,
+) -> bool:
+    """Whether a warning is about a flow drawn: the last flow defined above its line
+    (one above every flow is the module's, and always shown)."""
+    span = diagnostic.span
+    above = [f for f in flows if f.flow.span.line <= span.line]
+    if span.path != path or not above:
+        return True
+    return max(above, key=lambda f: f.flow.span.line) in drawn
 
 
 def _render(dot_text: str, form: str, output: Path | None) -> int:
