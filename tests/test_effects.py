@@ -93,12 +93,14 @@ def effects_of(source: str, function: str, tmp_path: Path) -> Effects:
         ("for state['last'] in range(3):\n            pass", {"state"}),
         ("n = [0 for state['c'] in range(2)]", {"state"}),
         ("getattr(state, 'update')({'g': 1})", {"state"}),
+        ("functools.partial(dict.__setitem__, state)('p', 1)", {"state"}),
         ("n = len(state.keys)", set()),
     ],
 )
 def test_what_a_body_may_change(body: str, changed: set[str], tmp_path: Path) -> None:
     source = f"""
     import copy
+    import functools
     import heapq
     import logging
     import operator

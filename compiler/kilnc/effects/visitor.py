@@ -159,12 +159,11 @@ class EffectVisitor(cst.CSTVisitor):
                 MUTATING_METHODS
             ):
                 body.change(handed.value, f"hands on {code(handed)}", node)
-        if _getattr_call(func):
-            # `getattr(d, "update")(...)`: a method of d, by name, may change d.
-            assert isinstance(func, cst.Call)
-            body.change(
-                func.args[0].value, f"calls a method of it ({code(func)})", node
-            )
+        if isinstance(func, cst.Call):
+            # `getattr(d, "update")(...)`, `partial(dict.__setitem__, d)(...)`: what
+            # a call returned may be a method of what it was given, or hold it.
+            for held in func.args:
+                body.change(held.value, f"calls what {code(func)} returned", node)
         if isinstance(func, cst.Attribute) and self._method(node, func):
             return
         qualified = body.reader.resolve(body.defs, func)
@@ -383,16 +382,6 @@ def _through(shown: str, change: Change, verb: str = "passes it to") -> str:
     """
     cause = change.reason.rpartition(", which ")[2]
     return f"{verb} {shown}, which {cause}"
-
-
-def _getattr_call(func: cst.BaseExpression) -> bool:
-    """`getattr(obj, name)`, called: the function called is an attribute of obj."""
-    return (
-        isinstance(func, cst.Call)
-        and isinstance(func.func, cst.Name)
-        and func.func.value == "getattr"
-        and bool(func.args)
-    )
 
 
 def _is_module(defs: ModuleDefs, node: cst.BaseExpression) -> bool:
