@@ -290,10 +290,33 @@ async def clones_in_a_loop(memory: Memory) -> list[int]:
     for branch, key in zip(branches, keys):
         await set_key(branch, key, 7)
     return [await get_key(branch, key) for branch, key in zip(branches, keys)]
+
+
+@flow
+async def read_back_through_the_original(memory: Memory) -> int:
+    branches = [memory.clone({"topic": t}) for t in ("a", "b")]
+    await set_key(branches[0], "section", 7)
+    return await get_key(memory, "section")
+
+
+@flow
+async def reduced_after_a_loop_of_branches(memory: Memory) -> int:
+    branches = [memory.clone()]
+    for branch in branches:
+        await set_key(branch, "section", 7)
+    return await get_key(memory, "section")
 """
 
 
-@pytest.mark.parametrize("name", ["clone_in_a_list", "clones_in_a_loop"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "clone_in_a_list",
+        "clones_in_a_loop",
+        "read_back_through_the_original",
+        "reduced_after_a_loop_of_branches",
+    ],
+)
 def test_a_memory_reached_through_a_container_is_ordered_by_its_holder(
     name: str, tmp_path: Path
 ) -> None:

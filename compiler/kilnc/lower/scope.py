@@ -27,6 +27,7 @@ from kilnc.lower.sharing import Sharing
 from kilnc.mutability import is_immutable
 from kilnc.names import BUILTINS, identifier, name_uses, parameter_names, walrus_targets
 from kilnc.syntax import code
+from kilnc.walk import walk
 
 
 class Scope:
@@ -142,6 +143,12 @@ class Scope:
             )
             if token and isinstance(owner, cst.Name):
                 self.shared.clone(frozenset(names), identifier(owner.value))
+        if value is not None and not token:
+            # `branches = [memory.clone(...) for t in topics]`: what holds clones
+            # shares their global store, as `Memory(store)` shares its dict.
+            for cloned in _cloned(value) & self.memory:
+                for name in names:
+                    self.shared.wrap(frozenset({cloned}), name)
         if value is not None and self._is_new_memory(value):
             token = True
             assert isinstance(value, cst.Call)
@@ -190,6 +197,27 @@ class Scope:
         return isinstance(value, cst.Call) and self.parsed.is_memory(
             cst.Annotation(value.func)
         )
+
+
+def _cloned(value: cst.BaseExpression) -> set[str]:
+    """The names `value` makes clones of (`name.clone(...)`), anywhere inside it."""
+    finder = _Clones()
+    walk(value, finder)
+    return finder.found
+
+
+class _Clones(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.found: set[str] = set()
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if (
+            isinstance(func, cst.Attribute)
+            and func.attr.value == "clone"
+            and isinstance(func.value, cst.Name)
+        ):
+            self.found.add(identifier(func.value.value))
 
 
 # Builtins whose call makes a new container of this type: iterating it changes nothing.
