@@ -419,6 +419,49 @@ def test_module_code_that_uses_a_flow_at_import_is_an_error(
     assert "quote" in diagnostic.message
 
 
+FIELDS_NAMED_LIKE_A_FLOW = {
+    "a TypedDict field": "class State(TypedDict):\n    quote: str",
+    "a dataclass field": "@dataclass\nclass State:\n    quote: str = 'x'",
+    "a class attribute": "class State:\n    quote = 'x'",
+}
+
+
+@pytest.mark.parametrize(
+    "definition",
+    list(FIELDS_NAMED_LIKE_A_FLOW.values()),
+    ids=list(FIELDS_NAMED_LIKE_A_FLOW),
+)
+def test_a_name_bound_in_a_class_body_does_not_use_the_flow_it_names(
+    tmp_path: Path, definition: str
+) -> None:
+    # `quote: str` binds a field; the module's `quote` is not read at import.
+    text = (
+        dedent("""
+        from dataclasses import dataclass
+        from typing import TypedDict
+
+        from kiln import flow, node
+
+        """)
+        + definition
+        + dedent("""
+
+
+        @node
+        def look(key: str, state: State) -> str:
+            return key
+
+        @flow
+        def quote(key: str, state: State) -> str:
+            return look(key, state)
+        """)
+    )
+    path = tmp_path / "fields.py"
+    path.write_text(text, encoding="utf-8")
+    compilation = compile_file(path)
+    assert compilation.output is not None, [d.message for d in compilation.diagnostics]
+
+
 def test_a_definition_naming_a_flow_is_dropped_unless_kept_code_needs_it(
     tmp_path: Path,
 ) -> None:

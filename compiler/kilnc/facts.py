@@ -236,6 +236,29 @@ class _AtImport(cst.CSTVisitor):
     def visit_Annotation(self, node: cst.Annotation) -> bool:
         return False  # evaluated, but kept for introspection only
 
+    def visit_Assign(self, node: cst.Assign) -> bool:
+        walk(node.value, self)
+        for target in node.targets:
+            self._target(target.target)
+        return False
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> bool:
+        # `answer: str` in a class body binds a field; it does not use `answer`.
+        if node.value is not None:
+            walk(node.value, self)
+        self._target(node.target)
+        return False
+
+    def _target(self, target: cst.BaseExpression) -> None:
+        """What an assignment target reads: nothing for a name it binds."""
+        if isinstance(target, cst.Tuple | cst.List):
+            for element in target.elements:
+                self._target(element.value)
+        elif isinstance(target, cst.StarredElement):
+            self._target(target.value)
+        elif not isinstance(target, cst.Name):
+            walk(target, self)  # `table[key] = ...` reads table and key
+
     def visit_Arg(self, node: cst.Arg) -> bool:
         walk(node.value, self)
         return False
