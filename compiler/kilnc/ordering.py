@@ -200,7 +200,8 @@ def _explain(
 
 def _because(name: str, source: Step, target: Step) -> tuple[str, str]:
     if name == VISIBLE:
-        changed = next((n for n, _ in target.why if not n.startswith("@")), "")
+        named = [n for n, _ in target.why if not n.startswith("@")]
+        changed = (named or sorted(n for n in target.uses if not n.startswith("@")))[0]
         return (
             f"because {_what(target)} may change {shown(changed)}, which holds what "
             "the caller passed in: the caller sees the change even when the flow "

@@ -240,7 +240,11 @@ class EffectVisitor(cst.CSTVisitor):
             return
         if name in ITERATING_BUILTINS:
             for arg in node.args:
-                self._iterate(arg.value, node)
+                if arg.keyword is None:
+                    self._iterate(arg.value, node)
+                else:  # `key=rank`: called, and kiln does not follow the call
+                    shown = f"{name}(..., {arg.keyword.value}={code(arg.value)})"
+                    body.change(arg.value, f"calls {shown}", node)
             return
         if name == "next" and node.args:
             body.change(
