@@ -11,6 +11,9 @@ and warn (KLN311) at each place where an effect costs an overlap.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 from textwrap import dedent
 from types import ModuleType
@@ -634,3 +637,45 @@ def test_the_dumps_name_what_orders_each_edge(tmp_path: Path) -> None:
     assert "s1 -> s3  (@g:@passed:done)" in graph
     plan = "\n".join(compile_file(path, dump="plan").dumps)
     assert "# for Memory key 'done'" in plan, plan
+
+
+def test_the_reasons_and_so_the_output_do_not_depend_on_the_hash_seed(
+    tmp_path: Path,
+) -> None:
+    # A call that changes two of its arguments has two reasons; which one the
+    # site table and KLN311 name once came from a set, so the output's bytes,
+    # and `kiln compile --check`, changed with PYTHONHASHSEED.
+    (tmp_path / "two.py").write_text(
+        dedent("""
+            from kiln import flow, node
+
+            @node
+            async def grow(a: list[int], b: list[int]) -> int:
+                a.append(1)
+                b.append(2)
+                return 0
+
+            @node
+            async def size(a: list[int], b: list[int]) -> int:
+                return len(a) + len(b)
+
+            @flow
+            async def both(a: list[int], b: list[int]) -> int:
+                await grow(a, b)
+                return await size(a, b)
+            """),
+        encoding="utf-8",
+    )
+    outputs = set()
+    for seed in ("1", "2", "3", "4"):
+        done = subprocess.run(
+            [sys.executable, "-m", "kilnc", "compile", "two.py", "-o", "out"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout
+        outputs.add((tmp_path / "out" / "two.py").read_text() + done.stdout)
+    assert len(outputs) == 1

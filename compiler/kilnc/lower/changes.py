@@ -57,8 +57,9 @@ class Changes:
         """What the code may do to the flow's names (and `also`, comprehension targets)."""
         scope = self.scope
         names = (name_uses(node).read_names & scope.own) | also
-        holders = {
-            name: Holder(scope.types.get(name), name in scope.memory) for name in names
+        holders = {  # sorted: the order of the reasons, and so the output, is stable
+            name: Holder(scope.types.get(name), name in scope.memory)
+            for name in sorted(names)
         }
         return self.effects.of_statement(self.module, node, holders)
 
