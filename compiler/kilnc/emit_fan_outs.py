@@ -42,14 +42,14 @@ class FanOutEmitter(BlockEmitter):
         concurrent = suspends and not action.in_order
         if action.element.steps:
             value = self.element_function(action, suspends, concurrent)
-            self.w.line(assignment(action.target, None, value, returning))
+            self.w.line(assignment(action.target, action.annotation, value, returning))
             return
         if not concurrent:
             # Sync nodes, or elements sharing one Memory: one after another, as written.
             value = comprehension(action, self.callcode(action.result))
         else:
             value = self.collection(action.kind, f"await {self.gathering(action)}")
-        self.w.line(assignment(action.target, None, value, returning))
+        self.w.line(assignment(action.target, action.annotation, value, returning))
 
     def gathering(self, action: FanOut) -> str:
         """The coroutine of a fan-out of single calls, gathering their values: its

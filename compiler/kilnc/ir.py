@@ -230,6 +230,8 @@ class FanOut:
     # The elements may change what they share (an object, a Memory key): they
     # keep source order, one after another; `in_order` says why.
     in_order: str | None = None
+    # `results: list[Any] = [...]`: the target's declared type, kept.
+    annotation: cst.Annotation | None = field(default=None, repr=False)
 
     @property
     def is_async_for(self) -> bool:

@@ -156,6 +156,7 @@ class FanOuts:
             result,
             self.item_types(clauses),
             in_order=in_order,
+            annotation=origin.annotation if isinstance(origin, cst.AnnAssign) else None,
         )
         reads = set(name_uses(comprehension.with_changes(for_in=clauses)).read_names)
         for step in inner:
@@ -164,7 +165,9 @@ class FanOuts:
         reads -= local_names
         returns = self.scope.visible_returns(result)
         value_type = None
-        if returns is not None and kind is not FanOutKind.DICT:
+        if isinstance(origin, cst.AnnAssign):
+            value_type = code(origin.annotation.annotation)  # as the source declares
+        elif returns is not None and kind is not FanOutKind.DICT:
             value_type = f"{kind.value}[{returns}]"
         # `if (last := v) % 2` in a clause binds `last` in the flow, as in Python.
         writes = target_names(target) | walrus_targets(clauses)
