@@ -181,6 +181,27 @@ class Calls:
         walk(node, finder)
         return finder.found is not None
 
+    def forbid_clause_calls(
+        self,
+        comprehension: cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp,
+        clauses: cst.CompFor,
+    ) -> None:
+        """A node call in a comprehension's `for`/`if` (its lifted first iterable
+        aside) or a dict comprehension's key: each is KLN306, saying what to write."""
+        self.forbid_calls(
+            clauses.with_changes(iter=cst.Name("_")),
+            "a comprehension's 'for'/'if'",
+            "call it in a fan-out of its own first, oks = [ok(x) for x in xs], "
+            "then filter: [f(x) for x, good in zip(xs, oks) if good]",
+        )
+        if isinstance(comprehension, cst.DictComp):
+            self.forbid_calls(
+                comprehension.key,
+                "a dict comprehension's key",
+                "make the keys in a fan-out of their own first, keys = [k(x) for x"
+                " in xs], then {key: f(x) for key, x in zip(keys, xs)}",
+            )
+
     def forbid_calls(
         self,
         node: cst.CSTNode,

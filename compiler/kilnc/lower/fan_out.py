@@ -74,20 +74,8 @@ class FanOuts:
         clauses = comprehension.for_in
         prefix, first = self.lifts.lift_expression(clauses.iter)
         clauses = clauses.with_changes(iter=first)
-        self.calls.forbid_calls(
-            clauses.with_changes(iter=cst.Name("_")),
-            "a comprehension's 'for'/'if'",
-            "call it in a fan-out of its own first, oks = [ok(x) for x in xs], "
-            "then filter: [f(x) for x, good in zip(xs, oks) if good]",
-        )
+        self.calls.forbid_clause_calls(comprehension, clauses)
         key = comprehension.key if isinstance(comprehension, cst.DictComp) else None
-        if key is not None:
-            self.calls.forbid_calls(
-                key,
-                "a dict comprehension's key",
-                "make the keys in a fan-out of their own first, keys = [k(x) for x"
-                " in xs], then {key: f(x) for key, x in zip(keys, xs)}",
-            )
         element = (
             comprehension.value
             if isinstance(comprehension, cst.DictComp)

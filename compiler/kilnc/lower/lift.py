@@ -234,10 +234,7 @@ class Lifter(cst.CSTTransformer):
             prefix, first = self.lowerer.lift_expression(node.for_in.iter)
             self.steps += prefix
             clauses = node.for_in.with_changes(iter=first)
-            where = "a comprehension's 'for'/'if'"
-            self.lowerer.calls.forbid_calls(
-                clauses.with_changes(iter=cst.Name("_")), where
-            )
+            self.lowerer.calls.forbid_clause_calls(node, clauses)
             return node.with_changes(for_in=clauses)
         target = cst.Name(
             self.lowerer.temporary(f"{self._called(element(node))}_values")
