@@ -97,6 +97,7 @@ def effects_of(source: str, function: str, tmp_path: Path) -> Effects:
         ("n = [0 for state['c'] in range(2)]", {"state"}),
         ("getattr(state, 'update')({'g': 1})", {"state"}),
         ("functools.partial(dict.__setitem__, state)('p', 1)", {"state"}),
+        ("time.sleep(state['delay'])", set()),
         ("n = len(state.keys)", set()),
     ],
 )
@@ -107,6 +108,7 @@ def test_what_a_body_may_change(body: str, changed: set[str], tmp_path: Path) ->
     import heapq
     import logging
     import operator
+    import time
     import unknown_library
 
     log = logging.getLogger(__name__)
