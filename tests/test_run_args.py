@@ -167,6 +167,7 @@ def test_convert(annotation: Any, text: str, expected: Any) -> None:
         (datetime.timedelta, "inf", "timedelta"),
         (list[int], "[true]", "list[int]"),
         (dict[int, str], '{"x": "one"}', "dict[int, str]"),
+        (list[int | None], '["zz"]', "list[int | None]"),
         (bytes, "not base64!", "bytes"),
     ],
 )

@@ -189,7 +189,11 @@ def _from_json(annotation: Any, value: Any) -> Any:
                 return _from_json(member, value)
             except (ValueError, TypeError):
                 continue
-        return value
+        shown = " | ".join(
+            "None" if m is type(None) else _shown(m)
+            for m in typing.get_args(annotation)
+        )
+        raise Mismatch(f"the JSON is {type(value).__name__}, not {shown}")
     if origin is typing.Annotated:
         return _from_json(typing.get_args(annotation)[0], value)
     return (
