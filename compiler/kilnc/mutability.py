@@ -48,8 +48,8 @@ PURE_LIBRARY: Final = _words(
     hashlib. base64. urllib.parse. os.path. pathlib.PurePath pathlib.Path typing.
     enum. html.escape html.unescape unicodedata. shlex.quote shlex.split
     difflib. binascii. zlib.crc32 struct.pack struct.unpack time.time time.monotonic
-    time.perf_counter time.sleep asyncio.sleep heapq.nlargest heapq.nsmallest heapq.merge bisect.bisect
-    bisect.bisect_left bisect.bisect_right kiln.Memory kiln.memory.Memory kiln.ask
+    time.perf_counter time.sleep asyncio.sleep heapq.nlargest heapq.nsmallest
+    heapq.merge bisect.bisect bisect.bisect_left bisect.bisect_right kiln.Memory kiln.memory.Memory kiln.ask
     kiln.decorators.ask"""
 )
 # Standard-library functions whose result shares no object with their arguments.
