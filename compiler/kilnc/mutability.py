@@ -49,8 +49,8 @@ PURE_LIBRARY: Final = _words(
     enum. html.escape html.unescape unicodedata. shlex.quote shlex.split
     difflib. binascii. zlib.crc32 struct.pack struct.unpack time.time time.monotonic
     time.perf_counter time.sleep asyncio.sleep heapq.nlargest heapq.nsmallest
-    heapq.merge bisect.bisect bisect.bisect_left bisect.bisect_right kiln.Memory kiln.memory.Memory kiln.ask
-    kiln.decorators.ask"""
+    heapq.merge bisect.bisect bisect.bisect_left bisect.bisect_right kiln.Memory
+    kiln.memory.Memory kiln.ask kiln.decorators.ask"""
 )
 # Standard-library functions whose result shares no object with their arguments.
 FRESH_LIBRARY: Final = _words(
