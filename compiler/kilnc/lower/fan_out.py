@@ -253,6 +253,10 @@ def _in_order(result: NodeCall, effects: Effects) -> str | None:
     for _, use in effects.memory:
         written = use.global_writes | use.local_writes
         if written:
-            keys = "every key" if written.any else ", ".join(sorted(written.names))
+            keys = (
+                "every key"
+                if written.any
+                else ", ".join(sorted(written.names)) or "keys its arguments name"
+            )
             return f"every element writes the same Memory ({keys})"
     return None
