@@ -267,8 +267,8 @@ def _because(name: str, source: Step, target: Step) -> tuple[str, str]:
             )
     if name.startswith("@"):  # a Memory key: say which of the two writes it
         every = f"{name.rpartition(':')[0]}:*"
-        written = name in source.key_writes or every in source.key_writes
-        writer, other = (source, target) if written else (target, source)
+        writes = name in source.key_writes or every in source.key_writes
+        writer, other = (source, target) if writes else (target, source)
         return (
             f"because {_what(writer)} writes {shown(name)}, which {_what(other)} "
             "also uses",
