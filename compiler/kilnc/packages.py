@@ -256,6 +256,7 @@ def check_imported_flows(
                     )
                 )
             elif _through_a_package(call.call.func) and callee.module in links.compiled:
+                package, _, module = callee.module.rpartition(".")
                 found.append(
                     warning(
                         call.span,
@@ -264,8 +265,8 @@ def check_imported_flows(
                         f"`import {callee.module}` binds, which stays the source's: "
                         "this call runs its source as plain Python, without its "
                         "limits, retries, ledger or events",
-                        f"import it as `from {callee.module.rpartition('.')[0]} import "
-                        f"{callee.module.rpartition('.')[2]}`, or import the flow itself",
+                        f"import it as `from {package} import {module}`, or import "
+                        "the flow itself",
                     )
                 )
             elif callee.module in links.unlinked:
@@ -312,8 +313,8 @@ def _imports(
     seen: set[str] = set()
     todo = [start]
     while todo:
-        defs = load(name := todo.pop())
-        if name in seen or defs is None:
+        name = todo.pop()
+        if name in seen or (defs := load(name)) is None:
             continue
         seen.add(name)
         for imported in defs.imports.values():

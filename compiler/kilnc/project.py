@@ -24,6 +24,7 @@ from kilnc.ir import Callee, NodeDef, NodeKind, NodeOptions, Resolver
 from kilnc.names import identifier
 from kilnc.resolve import module_file
 from kilnc.source import SourceFile, Span, display_path, is_generated_module
+from kilnc.syntax import dotted
 
 REEXPORT_DEPTH = 8  # how far `from .a import f` chains are followed through re-exports
 
@@ -105,10 +106,10 @@ class Project:
         cache: dict[str, tuple[Callee, bool] | None] = {}
 
         def resolve(func: cst.BaseExpression) -> tuple[Callee, bool] | None:
-            parts = _dotted_parts(func)
-            if parts is None:
+            written = dotted(func)
+            if written is None:
                 return None
-            key = ".".join(parts)
+            key = ".".join(map(identifier, written.split(".")))
             if key not in cache:
                 cache[key] = (
                     (question(defs.parsed.source.path), False)
@@ -163,17 +164,6 @@ class Project:
             if defs
             for node in defs.nodes.values()
         ]
-
-
-def _dotted_parts(func: cst.BaseExpression) -> list[str] | None:
-    """`a.b.c` as its names, each as Python reads it; None for anything else."""
-    parts: list[str] = []
-    while isinstance(func, cst.Attribute):
-        parts.insert(0, identifier(func.attr.value))
-        func = func.value
-    if not isinstance(func, cst.Name):
-        return None
-    return [identifier(func.value), *parts]
 
 
 def question(path: str) -> NodeDef:

@@ -271,7 +271,8 @@ class Lifter(cst.CSTTransformer):
         self.lowerer.calls.forbid_calls(
             node,
             "an annotation",
-            "Python never evaluates a local variable's annotation",
+            "Python never evaluates a local variable's annotation: write the type"
+            " there, and the call in the value",
         )
         return False
 

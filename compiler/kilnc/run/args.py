@@ -17,12 +17,11 @@ from __future__ import annotations
 import difflib
 import inspect
 import shlex
-import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from kilnc.run.values import Mismatch, read_value
+from kilnc.run.values import Mismatch, read_value, type_name
 
 __all__ = [
     "ArgumentError",
@@ -148,7 +147,7 @@ def bind_arguments(
     missing = [p for p in named if p.default is p.empty and p.name not in given]
     if missing:
         listed = ", ".join(
-            f"{p.name} ({_type_name(hints.get(p.name, p.empty))})" for p in missing
+            f"{p.name} ({type_name(hints.get(p.name, p.empty))})" for p in missing
         )
         how = f"{missing[0].name}=VALUE" if len(missing) == 1 else "name=value"
         raise ArgumentError(
@@ -198,28 +197,5 @@ def convert(name: str, annotation: Any, text: str, what: str = "argument") -> An
     except (ValueError, TypeError, OverflowError) as exc:  # a timedelta of 1e300 s
         reason = f": {exc}" if isinstance(exc, Mismatch) else ""
         raise ArgumentError(
-            f"{what} {name!r} expects {_type_name(annotation)}; got {text!r}{reason}"
+            f"{what} {name!r} expects {type_name(annotation)}; got {text!r}{reason}"
         ) from None
-
-
-def _type_name(annotation: Any) -> str:
-    """An annotation as the user wrote it, short: ``list[Path]``, ``int | None``."""
-    if annotation is inspect.Parameter.empty:
-        return "any value"
-    if isinstance(annotation, str):
-        return annotation
-    if annotation is type(None):
-        return "None"
-    if annotation is Ellipsis:
-        return "..."
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is typing.Literal:
-        return f"Literal[{', '.join(map(repr, args))}]"
-    if origin in (typing.Union, types.UnionType):
-        return " | ".join(map(_type_name, args))
-    if origin is not None and args:
-        return f"{_type_name(origin)}[{', '.join(map(_type_name, args))}]"
-    name = getattr(annotation, "__qualname__", None) or getattr(
-        annotation, "__name__", None
-    )
-    return name if isinstance(name, str) else repr(annotation)

@@ -189,11 +189,9 @@ def _from_json(annotation: Any, value: Any) -> Any:
                 return _from_json(member, value)
             except (ValueError, TypeError):
                 continue
-        shown = " | ".join(
-            "None" if m is type(None) else _shown(m)
-            for m in typing.get_args(annotation)
+        raise Mismatch(
+            f"the JSON is {type(value).__name__}, not {type_name(annotation)}"
         )
-        raise Mismatch(f"the JSON is {type(value).__name__}, not {shown}")
     if origin is typing.Annotated:
         return _from_json(typing.get_args(annotation)[0], value)
     return (
@@ -307,11 +305,7 @@ def _key(annotation: Any, key: str) -> Any:
     try:
         return read_value(annotation, key)
     except (ValueError, TypeError):
-        raise Mismatch(f"the key {key!r} is not {_shown(annotation)}") from None
-
-
-def _shown(annotation: Any) -> str:
-    return getattr(annotation, "__name__", None) or str(annotation)
+        raise Mismatch(f"the key {key!r} is not {type_name(annotation)}") from None
 
 
 def _base64(text: str) -> bytes:
@@ -319,3 +313,26 @@ def _base64(text: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except binascii.Error as exc:
         raise Mismatch(f"not base64 ({exc})") from None
+
+
+def type_name(annotation: Any) -> str:
+    """An annotation as the user wrote it, short: ``list[Path]``, ``int | None``."""
+    if annotation is inspect.Parameter.empty:
+        return "any value"
+    if isinstance(annotation, str):
+        return annotation
+    if annotation is type(None):
+        return "None"
+    if annotation is Ellipsis:
+        return "..."
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return f"Literal[{', '.join(map(repr, args))}]"
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(map(type_name, args))
+    if origin is not None and args:
+        return f"{type_name(origin)}[{', '.join(map(type_name, args))}]"
+    name = getattr(annotation, "__qualname__", None) or getattr(
+        annotation, "__name__", None
+    )
+    return name if isinstance(name, str) else repr(annotation)
