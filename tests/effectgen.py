@@ -9,7 +9,9 @@ own local keys, a Memory made in the flow, log lines between steps, guards
 (`assert`, `if ...: raise`) in front of nodes with side effects, a node's
 value stored into an item of a list or dict that later nodes read, lambdas
 and generators made in the flow, whose names are then bound again, handed to
-nodes that call them, and two calls that fail in one run.
+nodes that call them, a list held in a dict, a list a node hands back,
+a dataclass state whose fields nodes change, a subflow that changes the list
+it is given, and two calls that fail in one run.
 
 Every node sleeps a random time, so a schedule that reorders two effects shows
 in the result. Every node call appends `done <tag>` to the module's `events`
@@ -27,6 +29,7 @@ from hypothesis import strategies as st
 HEADER = """\
 import asyncio
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from kiln import Memory, flow, node
@@ -36,6 +39,12 @@ events: list[str] = []
 
 class Stop(Exception):
     pass
+
+
+@dataclass
+class State:
+    count: int = 0
+    items: list[int] = field(default_factory=list)
 
 
 def note(tag: str) -> None:
@@ -149,7 +158,47 @@ async def fail(value: int, tag: str) -> int:
     await asyncio.sleep({d})
     raise Stop(f"{{tag}} failed on {{value}}")
 """,
+    "same": """@node
+async def same(box: list[int], tag: str) -> list[int]:
+    await asyncio.sleep({d})
+    note(tag)
+    return box
+""",
+    "deep": """@node
+async def deep(holder: dict[str, list[int]], tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return sum(holder["inner"]) * 10 + len(holder)
+""",
+    "deep_push": """@node
+async def deep_push(holder: dict[str, list[int]], value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    holder["inner"].append(value)
+    note(tag)
+""",
+    "incr": """@node
+async def incr(state: State, value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    state.count += value
+    state.items.append(state.count)
+    note(tag)
+""",
+    "look": """@node
+async def look(state: State, tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return state.count * 100 + len(state.items)
+""",
+    "refill": """@flow
+async def refill(box: list[int], value: int, tag: str) -> int:
+    await push(box, value, tag + "a")
+    n = await total(box, tag + "b")
+    await push(box, n, tag + "c")
+    return n
+""",
 }
+# A node the flow calls through another node's source needs that node's source too.
+NEEDS = {"refill": ("push", "total")}
 
 
 def _setter(name: str, write: str) -> str:
@@ -184,6 +233,9 @@ class _Flow:
     ints: list[str] = field(default_factory=lambda: ["x"])
     boxes: list[str] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)
+    # Dicts holding one of the boxes at "inner", and dataclass states.
+    holders: list[str] = field(default_factory=list)
+    states: list[str] = field(default_factory=list)
     # Lambdas and generators, each with the node that calls or reads it.
     closures: list[tuple[str, str]] = field(default_factory=list)
     memories: list[str] = field(default_factory=lambda: ["memory"])
@@ -227,9 +279,18 @@ def _statement(flow: _Flow) -> None:
         choices += ["put", "peek", "inline_table", "store"]
     if flow.closures:
         choices += ["call_closure"]
+    choices += ["state"]
+    if flow.boxes:
+        choices += ["holder", "same", "refill"]
+    if flow.holders:
+        choices += ["deep", "deep_push", "inline_deep"]
+    if flow.states:
+        choices += ["incr", "look", "inline_state", "state_items"]
     kind = flow.draw(st.sampled_from(choices))
     if kind in ("box", "table", "alias", "inline_box", "inline_table"):
         _object_statement(flow, kind)
+    elif kind in NESTED:
+        _nested_statement(flow, kind)
     elif kind in ("store", "closure", "rebind", "call_closure"):
         _late_statement(flow, kind)
     elif kind in ("push", "bump", "total", "put", "peek", "each"):
@@ -262,6 +323,48 @@ def _object_statement(flow: _Flow, kind: str) -> None:
         flow.lines.append(flow.draw(st.sampled_from(changes)))
     elif kind == "inline_table":
         flow.lines.append(f'{flow.pick(flow.tables)}["a"] = {flow.value()}')
+
+
+NESTED = ("state", "holder", "same", "refill", "deep", "deep_push", "inline_deep")
+NESTED += ("incr", "look", "inline_state", "state_items")
+
+
+def _nested_statement(flow: _Flow, kind: str) -> None:
+    """Objects reached through others: a list held in a dict, a list a node hands
+    back, a dataclass's fields, and a subflow that changes the list it is given."""
+    if kind == "state":
+        state = flow.name("state")
+        flow.lines.append(f"{state} = State({flow.value()})")
+        flow.states.append(state)
+    elif kind == "holder":
+        holder = flow.name("holder")
+        flow.lines.append(f'{holder} = {{"inner": {flow.pick(flow.boxes)}}}')
+        flow.holders.append(holder)
+    elif kind == "same":
+        alias = flow.name("same")
+        flow.call("same", flow.pick(flow.boxes), target=alias, binds=False)
+        flow.boxes.append(alias)
+    elif kind == "refill":
+        flow.call("refill", flow.pick(flow.boxes), flow.value(), target=flow.name("v"))
+    elif kind == "deep":
+        flow.call("deep", flow.pick(flow.holders), target=flow.name("v"))
+    elif kind == "deep_push":
+        flow.call("deep_push", flow.pick(flow.holders), flow.value())
+    elif kind == "inline_deep":
+        flow.lines.append(f'{flow.pick(flow.holders)}["inner"].append({flow.value()})')
+    elif kind == "incr":
+        flow.call("incr", flow.pick(flow.states), flow.value())
+    elif kind == "look":
+        flow.call("look", flow.pick(flow.states), target=flow.name("v"))
+    elif kind == "inline_state":
+        flow.lines.append(f"{flow.pick(flow.states)}.count += {flow.value()}")
+    else:  # a field's list handed to a node of lists
+        state = flow.pick(flow.states)
+        node = flow.draw(st.sampled_from(["push", "total"]))
+        if node == "push":
+            flow.call("push", f"{state}.items", flow.value())
+        else:
+            flow.call("total", f"{state}.items", target=flow.name("v"))
 
 
 def _call_statement(flow: _Flow, kind: str) -> None:
@@ -412,13 +515,16 @@ def effect_flows(draw: st.DrawFn) -> str:
     if draw(st.integers(0, 5)) == 0:  # two calls that fail, in either order in time
         flow.call("fail", flow.value(), target=flow.name("v"))
         flow.call("fail", flow.value(), target=flow.name("v"))
-    state = [*flow.boxes, *flow.tables]
+    # A State as its fields: the compiled module's State is a class of its own.
+    fields = [f"({s}.count, {s}.items)" for s in flow.states]
+    state = [*flow.boxes, *flow.tables, *fields]
     memories = ", ".join(f"dict({m}.local)" for m in flow.memories)
     body = "\n".join(f"    {line}".replace("\n", "\n    ") for line in flow.lines)
     result = f"[{', '.join(flow.ints)}], [{', '.join(state)}], list(memory.log), [{memories}]"
+    used = flow.used.union(*(NEEDS.get(name, ()) for name in flow.used))
     nodes = "\n\n".join(
         NODES[name].format(d=draw(st.sampled_from([0, 0.001, 0.003, 0.006])))
-        for name in sorted(flow.used)
+        for name in sorted(used, key=lambda name: (name in NEEDS, name))
     )
     return (
         f"{HEADER}{nodes}\n\n@flow\nasync def main(x: int, memory: Memory) -> object:\n"

@@ -41,6 +41,18 @@ async def consume(items: Iterable[int]) -> list[int]:
     return list(items)
 
 
+@node
+async def consume_later(items: Iterable[int]) -> list[int]:
+    await asyncio.sleep(0.05)
+    return list(items)
+
+
+@node
+async def call_later(functions: list[Callable[[], int]]) -> list[int]:
+    await asyncio.sleep(0.05)
+    return [function() for function in functions]
+
+
 @flow
 async def lambda_read_after(x: int) -> int:
     k = lambda: x
@@ -69,6 +81,31 @@ async def lambda_of_a_name_not_bound_again(x: int) -> tuple[int, int]:
     k = lambda: x
     y = await g(x)
     return y, await use(k)
+
+
+@flow
+async def lambda_read_after_beside(x: int) -> int:
+    k = lambda: x
+    x = await g(x)
+    y = await g(1)
+    return await use(k) + y
+
+
+@flow
+async def generator_given_then_bound_again(x: int) -> tuple[int, list[int]]:
+    gen = (v + x for v in range(3))
+    seen = await consume_later(gen)
+    x = await g(x)
+    return x, seen
+
+
+@flow
+async def lambdas_held_then_bound_again(x: int) -> tuple[int, list[int]]:
+    functions = [lambda: x, lambda: x + 1]
+    held = functions
+    seen = await call_later(held)
+    x = await g(x)
+    return x, seen
 """
 
 CASES = [
@@ -76,6 +113,11 @@ CASES = [
     ("generator_read_after", (2,)),
     ("lambda_calling_a_lambda", (2,)),
     ("lambda_of_a_name_not_bound_again", (2,)),
+    ("lambda_read_after_beside", (2,)),
+    # The closure is given to a step that reads it late, and its name is bound
+    # again after: the binding waits for the step, as a write waits for a read.
+    ("generator_given_then_bound_again", (2,)),
+    ("lambdas_held_then_bound_again", (2,)),
 ]
 
 
@@ -101,7 +143,7 @@ def test_the_warning_names_the_closure_and_the_name_bound_again(
         if d.code is Code.EFFECT_ORDER
     }
     lines = FLOWS.splitlines()
-    use_k = lines.index("    return await use(k)") + 1
+    use_k = lines.index("    return await use(k) + y") + 1
     assert any(
         line == use_k and "is given k, which reads x when it runs" in message
         for line, message in warned

@@ -22,6 +22,7 @@ import libcst as cst
 from kilnc.diagnostics import Code
 from kilnc.front import ParsedModule
 from kilnc.ir import Callee, FlowDef, NodeCall, NodeDef
+from kilnc.lower.closures import late_reads
 from kilnc.lower.report import Reporter
 from kilnc.lower.sharing import Sharing
 from kilnc.mutability import is_immutable
@@ -48,8 +49,9 @@ class Scope:
         self.own: set[str] = name_uses(flow.function.body).writes | parameter_names(
             flow.function.params
         )
-        # Names bound to a lambda or a generator expression, and the flow's
-        # names it reads when it runs, which is when whoever holds it calls it.
+        # Names bound to a lambda or a generator expression, or to what holds
+        # one, and the flow's names it reads when it runs, which is when
+        # whoever holds it calls it.
         self.deferred: dict[str, frozenset[str]] = {}
         # Of those, the ones whose names were bound again after them: by name,
         # the name rebound. A step given one must run where the source runs it.
@@ -167,13 +169,13 @@ class Scope:
         if token:
             self.memory |= names
             self.shared.tokens |= names
-        if isinstance(value, cst.Lambda | cst.GeneratorExp):
-            reads = name_uses(value).read_names & self.own
-            for held in reads & self.deferred.keys():
-                reads |= self.deferred[held]  # a lambda calling another
-            for name in names:
+        reads = late_reads(value, self.deferred) & self.own if value else frozenset()
+        for name in names:
+            self.stale.pop(name, None)
+            if reads:
                 self.deferred[name] = reads
-                self.stale.pop(name, None)
+            else:
+                self.deferred.pop(name, None)
 
     def rebound(self, names: frozenset[str]) -> None:
         """Names bound again: a lambda or generator that reads one now sees another value."""

@@ -161,8 +161,13 @@ class Steps:
         step_id = StepId(self._next_id)
         self._next_id += 1
         span = self.parsed.span(node)
+        deferred = self.scope.deferred
+        given = reads & deferred.keys()
+        # A step given a lambda reads its names while it runs: binding one of
+        # them again waits for the step, as a write waits for every read.
+        reads = reads.union(*(deferred[name] for name in given))
         step = Step(step_id, span, action, reads, writes, uses, barrier, value_type)
-        late = sorted(reads & self.scope.stale.keys())
+        late = sorted(given & self.scope.stale.keys())
         self.scope.rebound(writes)
         if not late:
             return step
