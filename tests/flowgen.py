@@ -11,10 +11,11 @@ async stream fed by earlier values (inside another call, as `total([...])`),
 tuple unpacking, names rebound after earlier steps read them (plainly, by
 unpacking, or in one arm of a branch), branches whose arms call nodes of
 both kinds or whose `elif` reads an earlier value, and names bound by `:=` in
-a call's arguments and in a `while` test. The flow returns every value no
-later statement reads, and some that one does, so the differential test
-compares the whole computation, not only its end, while values read once make
-chains of steps across statements, as hand-written flows have.
+a call's arguments and in a `while` test, and a `match` with a guarded case.
+The flow returns every value no later statement reads, and some that one
+does, so the differential test compares the whole computation, not only its
+end, while values read once make chains of steps across statements, as
+hand-written flows have.
 
 With `flows(counted=True)`, every node call records itself in the module's
 `executed` just before it returns, so a test can compare the calls a
@@ -40,7 +41,9 @@ module's `attempts`, and each such call's planned failures are in `planned`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from types import ModuleType
 
 from hypothesis import strategies as st
@@ -229,6 +232,7 @@ SHAPES = (
     "walrus",
     "walrus_while",
     "stream_join",
+    "match",
 )
 
 
@@ -338,31 +342,9 @@ def _statement(
             f"{name}, {other} = await pair({first}, {second})",
             f"{name} = {_call(index, spec, [name, other])}",
         ]
-    if shape == "arms_call":
-        test = draw(st.sampled_from(values))
-        return [
-            f"if {test} % 2 == 0:",
-            f"    {name} = {_call(index, spec, inputs)}",
-            "else:",
-            f"    {name} = await step({inputs[-1]})",
-        ]
-    if shape == "rebind_in_arm":
-        test, old = draw(st.sampled_from(values)), draw(st.sampled_from(values))
-        return [
-            f"if {test} % 2 == 1:",
-            f"    {old} = {_call(index, spec, [old, *inputs])}",
-            f"{name} = {old} + {inputs[0]}",
-        ]
-    if shape == "elif":  # a plain `elif` test reading an earlier value
-        test, other = draw(st.sampled_from(values)), draw(st.sampled_from(values))
-        return [
-            f"if {test} % 3 == 0:",
-            f"    {name} = {_call(index, spec, inputs)}",
-            f"elif {other} % 2 == 0:",
-            f"    {name} = await step({other})",
-            "else:",
-            f"    {name} = {inputs[0]}",
-        ]
+    if shape in ARMS:
+        call = partial(_call, index, spec)
+        return _arms(draw, shape, name, call, inputs, values)
     if shape == "walrus":
         bound = f"{name}_w := {inputs[0]} + 1"
         return [
@@ -383,6 +365,56 @@ def _statement(
             f"await record(memory, {name})",
         ]
     return [f"{name} = {' + '.join(inputs)} * 3"]
+
+
+ARMS = ("arms_call", "rebind_in_arm", "elif", "match")
+
+
+def _arms(
+    draw: st.DrawFn,
+    shape: str,
+    name: str,
+    call: Callable[[list[str]], str],
+    inputs: list[str],
+    values: list[str],
+) -> list[str]:
+    """A statement of `shape` whose arms bind `name`, one of them by `call` of inputs."""
+    if shape == "arms_call":
+        test = draw(st.sampled_from(values))
+        return [
+            f"if {test} % 2 == 0:",
+            f"    {name} = {call(inputs)}",
+            "else:",
+            f"    {name} = await step({inputs[-1]})",
+        ]
+    if shape == "rebind_in_arm":
+        test, old = draw(st.sampled_from(values)), draw(st.sampled_from(values))
+        return [
+            f"if {test} % 2 == 1:",
+            f"    {old} = {call([old, *inputs])}",
+            f"{name} = {old} + {inputs[0]}",
+        ]
+    if shape == "elif":  # a plain `elif` test reading an earlier value
+        test, other = draw(st.sampled_from(values)), draw(st.sampled_from(values))
+        return [
+            f"if {test} % 3 == 0:",
+            f"    {name} = {call(inputs)}",
+            f"elif {other} % 2 == 0:",
+            f"    {name} = await step({other})",
+            "else:",
+            f"    {name} = {inputs[0]}",
+        ]
+    assert shape == "match"
+    test, other = draw(st.sampled_from(values)), draw(st.sampled_from(values))
+    return [
+        f"match {test} % 3:",
+        "    case 0:",
+        f"        {name} = {call(inputs)}",
+        f"    case 1 if {other} > 0:",
+        f"        {name} = await step({other})",
+        "    case _:",
+        f"        {name} = {inputs[0]} - 1",
+    ]
 
 
 # What a durable run cannot replay as the source runs it: Memory writes, streams.

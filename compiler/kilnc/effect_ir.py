@@ -102,7 +102,9 @@ class Effects:
     `changes` maps a parameter to why it may be mutated; `memory` maps a
     `kiln.Memory` parameter to the keys it touches; `returns` are the
     parameters whose objects the result may share; `external` is the first
-    effect outside the parameters (I/O, logging, module state).
+    effect outside the parameters (I/O, logging, module state), `reads_state`
+    the first read of module state something else may change (a node's own
+    reads are left out: nodes overlap whatever module state they share).
     """
 
     params: tuple[str, ...]
@@ -110,6 +112,7 @@ class Effects:
     memory: tuple[tuple[str, MemoryUse], ...] = ()
     returns: frozenset[str] = frozenset()
     external: Change | None = None
+    reads_state: Change | None = None
     variadic: bool = False  # takes *args or **kwargs: any argument may land anywhere
 
     def bind(self, call: cst.Call) -> Iterator[tuple[str | None, cst.BaseExpression]]:

@@ -15,7 +15,7 @@ from typing import final
 
 import libcst as cst
 
-from kilnc.front import FLOW_DECORATORS, NODE_DECORATORS, ParsedModule
+from kilnc.front import KILN_DECORATORS, ParsedModule
 from kilnc.names import identifier, import_local_name, imported_names, name_uses
 from kilnc.walk import walk
 
@@ -262,9 +262,6 @@ class _AtImport(cst.CSTVisitor):
     def visit_Arg(self, node: cst.Arg) -> bool:
         walk(node.value, self)
         return False
-
-
-KILN_DECORATORS = NODE_DECORATORS | FLOW_DECORATORS
 
 
 def module_facts(parsed: ParsedModule, statement: cst.BaseStatement) -> Facts:

@@ -26,6 +26,7 @@ MEMORY_TYPES: Final = frozenset({"kiln.Memory", "kiln.memory.Memory"})
 ASK_NAMES: Final = frozenset({"kiln.ask", "kiln.decorators.ask"})
 NODE_DECORATORS: Final = frozenset({"kiln.node", "kiln.decorators.node"})
 FLOW_DECORATORS: Final = frozenset({"kiln.flow", "kiln.decorators.flow"})
+KILN_DECORATORS: Final = NODE_DECORATORS | FLOW_DECORATORS
 
 
 @final

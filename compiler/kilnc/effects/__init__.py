@@ -30,13 +30,16 @@ statement and call does.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Final
 
 import libcst as cst
 
 from kilnc.effect_ir import Effects, Holder
 from kilnc.effects.body import FIXED_POINT_ROUNDS, Body
+from kilnc.effects.module_state import ModuleState, module_state
 from kilnc.effects.visitor import EffectVisitor
+from kilnc.facts import is_kiln
 from kilnc.front import ModuleDefs
 from kilnc.ir import Callee, NodeDef
 from kilnc.names import BUILTINS, identifier, target_names
@@ -64,6 +67,7 @@ class EffectReader:
         self._cyclic = False  # a read met a function still being read
         # Each module's logger names, found once: every logging call asks.
         self._loggers: dict[cst.Module, frozenset[str]] = {}
+        self._states: dict[cst.Module, ModuleState] = {}  # and its state, as often
 
     def of_callee(self, callee: Callee) -> Effects:
         if isinstance(callee, NodeDef) and callee.asks:
@@ -118,6 +122,10 @@ class EffectReader:
             params = _parameters(defs, function)
             body = _read_body(self, defs, params, (function.body,))
             effects = body.effects(tuple(params))
+            if any(is_kiln(defs.parsed, d) for d in function.decorators):
+                # What a node reads of module state it reads as it runs: the
+                # call's place among the steps is for the flow's own reads.
+                effects = replace(effects, reads_state=None)
             return _variadic(function, effects)
         finally:
             self._reading.discard(key)
@@ -163,6 +171,34 @@ class EffectReader:
         if head in BUILTINS:
             return f"builtins.{name}"
         return None
+
+    def is_state(
+        self, defs: ModuleDefs, node: cst.BaseExpression, called: bool
+    ) -> bool:
+        """Whether a module-level name (or an attribute of one) holds what code may
+        change: a project module's changing value, or an attribute of its class."""
+        name = dotted(node)
+        if name is None:
+            return False
+        parts = [identifier(part) for part in name.split(".")]
+        if parts[0] not in defs.imports:
+            return self._holds_state(defs, parts, called)
+        qualified = self.resolve(defs, node)
+        parts = qualified.split(".") if qualified is not None else []
+        for cut in range(len(parts) - 1, 0, -1):
+            owner = self.project.load(".".join(parts[:cut]))
+            if owner is not None:
+                return self._holds_state(owner, parts[cut:], called)
+        return False
+
+    def _holds_state(self, defs: ModuleDefs, path: list[str], called: bool) -> bool:
+        module = defs.parsed.module
+        if module not in self._states:
+            self._states[module] = module_state(module)
+        state = self._states[module]
+        if path[0] in state.values:
+            return True
+        return path[0] in state.classes and len(path) > 1 and not called
 
     def is_logger(self, defs: ModuleDefs, node: cst.BaseExpression) -> bool:
         """`log.info(...)` where `log = logging.getLogger(...)` at module level."""
@@ -232,14 +268,7 @@ def _variadic(function: cst.FunctionDef, effects: Effects) -> Effects:
     stars = (params.star_arg, params.star_kwarg)
     if not any(isinstance(star, cst.Param) for star in stars):
         return effects
-    return Effects(
-        effects.params,
-        effects.changes,
-        effects.memory,
-        effects.returns,
-        effects.external,
-        variadic=True,
-    )
+    return replace(effects, variadic=True)
 
 
 def _loggers(module: cst.Module) -> frozenset[str]:

@@ -33,6 +33,7 @@ from kilnc.mutability import (
     may_be_iterator,
 )
 from kilnc.names import identifier, name_uses, parameter_names, target_names
+from kilnc.syntax import code
 from kilnc.walk import walk
 
 FIXED_POINT_ROUNDS: Final = 50  # the lattice is finite; this only bounds a runaway
@@ -56,6 +57,10 @@ class Lookup(Protocol):
 
     def is_logger(self, defs: ModuleDefs, node: cst.BaseExpression) -> bool: ...
 
+    def is_state(
+        self, defs: ModuleDefs, node: cst.BaseExpression, called: bool
+    ) -> bool: ...
+
 
 @dataclass
 class Found:
@@ -63,6 +68,7 @@ class Found:
     memory: dict[str, MemoryUse] = field(default_factory=dict)
     returns: set[str] = field(default_factory=set)
     external: Change | None = None
+    reads_state: Change | None = None
 
 
 class Body:
@@ -110,6 +116,7 @@ class Body:
             ),
             returns=frozenset(found.returns),
             external=found.external,
+            reads_state=found.reads_state,
         )
 
     # --- what a name or an expression may hold --------------------------------------
@@ -290,6 +297,17 @@ class Body:
     def external(self, reason: str, where: cst.CSTNode) -> None:
         if self.found.external is None:
             self.found.external = Change(reason, self.defs.parsed.span(where))
+
+    def read(self, node: cst.Name | cst.Attribute, called: bool = False) -> None:
+        """A read of a name or an attribute: of module state, if it is one."""
+        if self.found.reads_state is None and (
+            self.is_module_state(node) and self.reader.is_state(self.defs, node, called)
+        ):
+            self.read_state(f"reads {code(node)}, module state", node)
+
+    def read_state(self, reason: str, where: cst.CSTNode) -> None:
+        if self.found.reads_state is None:
+            self.found.reads_state = Change(reason, self.defs.parsed.span(where))
 
     def is_module_state(self, node: cst.BaseExpression) -> bool:
         """Whether the expression is rooted at a module-level name (not a local)."""

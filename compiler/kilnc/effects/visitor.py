@@ -41,6 +41,10 @@ class EffectVisitor(cst.CSTVisitor):
 
     def __init__(self, body: Body) -> None:
         self.body = body
+        # Names that are no reads of a variable (an attribute's, a keyword's), and
+        # the functions of calls: a class's method called reads no class state.
+        self._not_read: set[cst.CSTNode] = set()
+        self._called: set[cst.CSTNode] = set()
 
     # --- stores -------------------------------------------------------------------
 
@@ -90,8 +94,21 @@ class EffectVisitor(cst.CSTVisitor):
 
     # --- reads of Memory keys ---------------------------------------------------------
 
+    def visit_Name(self, node: cst.Name) -> None:
+        if node not in self._not_read:
+            self.body.read(node)
+
+    def visit_Arg(self, node: cst.Arg) -> None:
+        if node.keyword is not None:
+            self._not_read.add(node.keyword)
+
+    def visit_Param(self, node: cst.Param) -> None:
+        self._not_read.add(node.name)
+
     def visit_Attribute(self, node: cst.Attribute) -> bool:
         body = self.body
+        self._not_read.add(node.attr)
+        body.read(node, called=node in self._called)
         local = body.local_view(node.value)
         if local is not None:
             body.memory(local, MemoryUse(local_reads=body.keys_of(node)))
@@ -152,6 +169,7 @@ class EffectVisitor(cst.CSTVisitor):
     def visit_Call(self, node: cst.Call) -> None:
         body = self.body
         func = node.func
+        self._called.add(func)
         for arg in node.args:
             # `map(out.append, xs)`: a bound method handed on may change its object.
             handed = arg.value
@@ -291,6 +309,8 @@ class EffectVisitor(cst.CSTVisitor):
                 )
         if effects.external is not None:
             body.external(_through(shown, effects.external, "calls"), node)
+        if effects.reads_state is not None:
+            body.read_state(_through(shown, effects.reads_state, "calls"), node)
 
     def _bound_keys(
         self, use: MemoryUse, effects: Effects, call: cst.Call

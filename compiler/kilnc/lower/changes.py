@@ -85,7 +85,8 @@ class Changes:
             uses=step.uses | {name for name, _ in effects.changes},
             key_reads=step.key_reads | key_reads,
             key_writes=step.key_writes | key_writes,
-            external=step.external or effects.external,
+            # A read of module state a node may change keeps its place too.
+            external=step.external or effects.external or effects.reads_state,
             why=step.why + tuple(why),
         )
 

@@ -1,0 +1,119 @@
+"""Which of a module's names hold state that code may change while a flow runs.
+
+Example input::
+
+    CACHE: dict[str, str] = {}     # a mutable value
+    LIMIT = 3                      # a number nothing rebinds: not state
+    MODE = "draft"                 # rebound by `set_mode`'s `global MODE`
+    class Config:                  # its attributes may be assigned
+        mode = "draft"
+    class Grade(Enum): ...         # its members never change: not state
+
+Output: `ModuleState(values={"CACHE", "MODE"}, classes={"Config"})`.
+
+A node may change any of these (`CACHE[key] = ...`, `Config.mode = ...`), so
+a flow's own statement that reads one keeps its place among the steps, as
+the source runs it, where it sees what the nodes before it did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libcst as cst
+
+from kilnc.names import identifier, target_names
+from kilnc.syntax import dotted
+from kilnc.walk import walk
+
+# Bases whose classes hold constants: their attributes are never assigned.
+_CONSTANT_BASES = frozenset(
+    {"Enum", "IntEnum", "StrEnum", "Flag", "IntFlag", "NamedTuple", "TypedDict"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleState:
+    values: frozenset[str]  # module-level names bound to what may change
+    classes: frozenset[str]  # classes whose attributes may be assigned
+
+
+def module_state(module: cst.Module) -> ModuleState:
+    found = _Bindings()
+    walk(module, found)
+    return ModuleState(frozenset(found.values), frozenset(found.classes))
+
+
+class _Bindings(cst.CSTVisitor):
+    """The module's own bindings (its `if` and `try` blocks' too), and every name
+    a function declares `global`: it may bind them again."""
+
+    def __init__(self) -> None:
+        self.values: set[str] = set()
+        self.classes: set[str] = set()
+        self._inside = 0  # the functions and classes open around the statement
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._inside += 1
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self._inside -= 1
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        if not self._inside and not _constant_class(node):
+            self.classes.add(identifier(node.name.value))
+        self._inside += 1  # its methods may still declare globals
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self._inside -= 1
+
+    def visit_Global(self, node: cst.Global) -> None:
+        self.values.update(identifier(item.name.value) for item in node.names)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        if self._module_level() and not _immutable_literal(node.value):
+            for target in node.targets:
+                self.values |= target_names(target.target)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        value = node.value
+        if self._module_level() and (value is None or not _immutable_literal(value)):
+            self.values |= target_names(node.target)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        if self._module_level():
+            self.values |= target_names(node.target)
+
+    def _module_level(self) -> bool:
+        return not self._inside
+
+
+def _constant_class(statement: cst.ClassDef) -> bool:
+    for base in statement.bases:
+        name = dotted(base.value)
+        if name is not None and name.split(".")[-1] in _CONSTANT_BASES:
+            return True
+    return False
+
+
+def _immutable_literal(value: cst.BaseExpression) -> bool:
+    """A number, string, bool or None, or a tuple or frozen set made of them."""
+    if isinstance(
+        value,
+        cst.BaseNumber | cst.SimpleString | cst.ConcatenatedString | cst.Ellipsis,
+    ):
+        return True
+    if isinstance(value, cst.Name):
+        return value.value in ("True", "False", "None")
+    if isinstance(value, cst.UnaryOperation):
+        return _immutable_literal(value.expression)
+    if isinstance(value, cst.BinaryOperation):
+        return _immutable_literal(value.left) and _immutable_literal(value.right)
+    if isinstance(value, cst.Tuple):
+        return all(
+            isinstance(element, cst.Element) and _immutable_literal(element.value)
+            for element in value.elements
+        )
+    if isinstance(value, cst.Call) and dotted(value.func) == "frozenset":
+        return not value.args or _immutable_literal(value.args[0].value)
+    return False
