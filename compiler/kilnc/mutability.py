@@ -52,6 +52,13 @@ PURE_LIBRARY: Final = _words(
     heapq.merge bisect.bisect bisect.bisect_left bisect.bisect_right kiln.Memory
     kiln.memory.Memory kiln.ask kiln.decorators.ask"""
 )
+# Standard-library functions that iterate their arguments, as `list` does: what
+# they are given, an iterator, is consumed.
+ITERATING_LIBRARY: Final = _words(
+    """itertools. collections.deque collections.Counter collections.OrderedDict
+    statistics. heapq.merge heapq.nlargest heapq.nsmallest functools.reduce math.fsum
+    math.prod operator.countOf operator.indexOf"""
+)
 # Standard-library functions whose result shares no object with their arguments.
 FRESH_LIBRARY: Final = _words(
     """copy.deepcopy json.dumps json.loads math. statistics. hashlib. base64.
@@ -89,6 +96,12 @@ PURE_METHODS: Final = FRESH_METHODS | _words(
     """get keys values items copy union intersection difference symmetric_difference
     fromkeys conjugate most_common total date time model_dump model_copy _asdict
     _replace"""
+)
+# Methods of these names mean the same on any type that has them: a pydantic
+# model's dump, a namedtuple's `_replace`, a date's `isoformat`.
+DISTINCTIVE_METHODS: Final = _words(
+    """model_dump model_copy model_dump_json _asdict _replace isoformat strftime
+    timestamp weekday startswith endswith"""
 )
 # Type names whose values cannot change, and read-only views whose contents may.
 IMMUTABLE_TYPES: Final = _words(
@@ -142,6 +155,38 @@ def _immutable(node: cst.BaseExpression) -> bool:
     return False
 
 
+def is_builtin_type(annotation: str, *, deep: bool) -> bool:
+    """Whether a value of this annotation is a builtin container or an immutable
+    value, whose methods the tables above describe; `deep`: its items are too."""
+    try:
+        expression = cst.parse_expression(annotation)
+    except cst.ParserSyntaxError:
+        return False
+    return _builtin(expression, deep)
+
+
+def _builtin(node: cst.BaseExpression, deep: bool) -> bool:
+    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.BitOr):
+        return _builtin(node.left, deep) and _builtin(node.right, deep)
+    if isinstance(node, cst.Ellipsis):
+        return True
+    head = node.value if isinstance(node, cst.Subscript) else node
+    name = dotted(head)
+    last = name.split(".")[-1] if name else ""
+    if last not in CONTAINERS | IMMUTABLE_TYPES | READ_ONLY_VIEWS:
+        return False
+    if not isinstance(node, cst.Subscript) or last == "Literal":
+        return True
+    # `Optional[Queue]` is a Queue; `dict[str, Queue]` holds them.
+    if not deep and last not in ("Optional", "Union", "Annotated"):
+        return True
+    elements = node.slice[:1] if last == "Annotated" else node.slice
+    return all(
+        isinstance(element.slice, cst.Index) and _builtin(element.slice.value, deep)
+        for element in elements
+    )
+
+
 def may_be_iterator(annotation: str | None) -> bool:
     """Whether iterating a value of this annotation may consume it."""
     if annotation is None:
@@ -158,6 +203,11 @@ def may_be_iterator(annotation: str | None) -> bool:
 def is_pure(qualified: str) -> bool:
     """Whether a standard-library function neither changes its arguments nor the world."""
     return _listed(qualified, PURE_LIBRARY)
+
+
+def consumes(qualified: str) -> bool:
+    """Whether a standard-library function iterates what it is passed."""
+    return _listed(qualified, ITERATING_LIBRARY)
 
 
 def is_fresh(qualified: str) -> bool:

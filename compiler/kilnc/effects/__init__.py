@@ -50,6 +50,7 @@ from kilnc.walk import walk
 # A class without `__init__` (a dataclass, say), or a name with no definition to
 # read: it keeps what it is given, so what it returns may hold any argument.
 _KEEPS_ARGUMENTS: Final = Effects(params=(), variadic=True)
+_BASES_FOLLOWED: Final = 8  # a TypedDict's bases, through the project's classes
 
 
 def read_effects(project: Project) -> EffectReader:
@@ -68,6 +69,7 @@ class EffectReader:
         # Each module's logger names, found once: every logging call asks.
         self._loggers: dict[cst.Module, frozenset[str]] = {}
         self._states: dict[cst.Module, ModuleState] = {}  # and its state, as often
+        self._typed_dicts: dict[tuple[str, str], bool] = {}
 
     def of_callee(self, callee: Callee) -> Effects:
         if isinstance(callee, NodeDef) and callee.asks:
@@ -199,6 +201,35 @@ class EffectReader:
         if path[0] in state.values:
             return True
         return path[0] in state.classes and len(path) > 1 and not called
+
+    def is_typed_dict(self, defs: ModuleDefs, annotation: str) -> bool:
+        """Whether an annotation names a project `TypedDict`: a dict, to its methods."""
+        key = (defs.location.name, annotation)
+        if key not in self._typed_dicts:
+            self._typed_dicts[key] = self._subclasses_typed_dict(defs, annotation, 0)
+        return self._typed_dicts[key]
+
+    def _subclasses_typed_dict(self, defs: ModuleDefs, name: str, depth: int) -> bool:
+        try:
+            expression = cst.parse_expression(name)
+        except cst.ParserSyntaxError:
+            return False
+        qualified = self.resolve(defs, expression)
+        if qualified is None or depth > _BASES_FOLLOWED:
+            return False
+        if qualified.split(".")[-1] == "TypedDict":
+            return True
+        module, _, cls = qualified.rpartition(".")
+        owner = self.project.load(module) if module else None
+        if owner is None:
+            return False
+        for statement in owner.parsed.module.body:
+            if isinstance(statement, cst.ClassDef) and statement.name.value == cls:
+                return any(
+                    self._subclasses_typed_dict(owner, code(base.value), depth + 1)
+                    for base in statement.bases
+                )
+        return False
 
     def is_logger(self, defs: ModuleDefs, node: cst.BaseExpression) -> bool:
         """`log.info(...)` where `log = logging.getLogger(...)` at module level."""

@@ -28,6 +28,7 @@ from kilnc.mutability import (
     FRESH_BUILTINS,
     FRESH_METHODS,
     MUTATING_METHODS,
+    is_builtin_type,
     is_fresh,
     is_immutable,
     may_be_iterator,
@@ -60,6 +61,8 @@ class Lookup(Protocol):
     def is_state(
         self, defs: ModuleDefs, node: cst.BaseExpression, called: bool
     ) -> bool: ...
+
+    def is_typed_dict(self, defs: ModuleDefs, annotation: str) -> bool: ...
 
 
 @dataclass
@@ -309,6 +312,34 @@ class Body:
         if self.found.reads_state is None:
             self.found.reads_state = Change(reason, self.defs.parsed.span(where))
 
+    def tables_describe(self, receiver: cst.BaseExpression, call: cst.Call) -> bool:
+        """Whether the builtin containers' method tables describe a method call on
+        `receiver`: what it may hold is a builtin container or an immutable value.
+
+        A method named as a dict's or a str's may be another type's, which
+        changes its object: `Queue.get`, a document class's `replace`.
+        """
+        root = receiver
+        while isinstance(root, cst.Attribute | cst.Subscript):
+            root = root.value
+        if self.is_module_state(receiver):
+            # A module's own value: a constant's methods are a str's or a number's.
+            return not self.reader.is_state(self.defs, root, called=False)
+        direct = isinstance(receiver, cst.Name)
+        for origin in self.origins(receiver):
+            if not isinstance(origin, str) or self.params[origin].memory:
+                continue  # a value a Memory holds, or a Memory's own method
+            annotation = self.params[origin].annotation
+            if annotation is None or self.reader.is_typed_dict(self.defs, annotation):
+                # Read as a dict, which an unannotated value most often is; but
+                # a `.get()` without a key is no dict's: a queue's takes an item.
+                keyed = any(arg.keyword is None for arg in call.args)
+                if _method_name(call) == "get" and not keyed:
+                    return False
+            elif not is_builtin_type(annotation, deep=not direct):
+                return False
+        return True
+
     def is_module_state(self, node: cst.BaseExpression) -> bool:
         """Whether the expression is rooted at a module-level name (not a local)."""
         while isinstance(node, cst.Attribute | cst.Subscript):
@@ -321,6 +352,11 @@ class Body:
             and name not in self.local_names
             and name in self.defs.parsed.global_names
         )
+
+
+def _method_name(call: cst.Call) -> str | None:
+    func = call.func
+    return func.attr.value if isinstance(func, cst.Attribute) else None
 
 
 class _Assignments(cst.CSTVisitor):

@@ -12,17 +12,15 @@ from __future__ import annotations
 import libcst as cst
 
 from kilnc.effect_ir import (
-    ANONYMOUS_CLONE,
     ANY_KEY,
     EVERY_KEY,
-    Change,
-    Effects,
-    Keys,
     MemoryUse,
 )
 from kilnc.effects.body import Body
+from kilnc.effects.project_calls import project_call
 from kilnc.front import ModuleDefs
 from kilnc.mutability import (
+    DISTINCTIVE_METHODS,
     EXTERNAL_BUILTINS,
     ITERATING_BUILTINS,
     LOGGING,
@@ -30,6 +28,7 @@ from kilnc.mutability import (
     MUTATING_METHODS,
     PURE_BUILTINS,
     PURE_METHODS,
+    consumes,
     is_pure,
 )
 from kilnc.names import identifier
@@ -51,6 +50,8 @@ class EffectVisitor(cst.CSTVisitor):
     def visit_Assign(self, node: cst.Assign) -> None:
         for target in node.targets:
             self._store(target.target, "assigns")
+            if isinstance(target.target, cst.Tuple | cst.List):  # `a, b = items`
+                self._iterate(node.value, node)
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         self._store(node.target, "assigns")
@@ -101,6 +102,8 @@ class EffectVisitor(cst.CSTVisitor):
     def visit_Arg(self, node: cst.Arg) -> None:
         if node.keyword is not None:
             self._not_read.add(node.keyword)
+        if node.star == "*":  # `f(*items)`
+            self._iterate(node.value, node)
 
     def visit_Param(self, node: cst.Param) -> None:
         self._not_read.add(node.name)
@@ -138,8 +141,11 @@ class EffectVisitor(cst.CSTVisitor):
         # `"key" in memory`: a read of that key.
         body = self.body
         for target in node.comparisons:
+            if not isinstance(target.operator, cst.In | cst.NotIn):
+                continue
+            self._iterate(target.comparator, node)  # `x in items` reads items up to x
             token = body.token(target.comparator)
-            if token is None or not isinstance(target.operator, cst.In | cst.NotIn):
+            if token is None:
                 continue
             keys = body.keys_at(node.left)
             body.memory(token, MemoryUse(global_reads=keys, local_reads=keys))
@@ -153,6 +159,9 @@ class EffectVisitor(cst.CSTVisitor):
     def visit_CompFor(self, node: cst.CompFor) -> None:
         self._iterate(node.iter, node)
         self._store(node.target, "assigns")
+
+    def visit_StarredElement(self, node: cst.StarredElement) -> None:
+        self._iterate(node.value, node)  # `[*items]`, `a, *rest = ...` handled above
 
     def visit_WithItem(self, node: cst.WithItem) -> None:
         if node.asname is not None:
@@ -193,11 +202,15 @@ class EffectVisitor(cst.CSTVisitor):
             return
         target = body.reader.project_function(qualified)
         if target is not None:
-            self._project(node, body.reader.of_function(*target), code(func))
+            project_call(body, node, body.reader.of_function(*target), code(func))
             return
         if qualified in MUTATING_LIBRARY and node.args:
             body.change(node.args[0].value, f"passes it to {qualified}", node)
             return
+        if consumes(qualified):  # `islice(lines, 2)`, `deque(items, maxlen=3)`
+            for arg in node.args:
+                if arg.keyword is None:
+                    self._iterate(arg.value, node)
         if is_pure(qualified):
             return
         if qualified.startswith(LOGGING) or body.reader.is_logger(body.defs, func):
@@ -227,14 +240,16 @@ class EffectVisitor(cst.CSTVisitor):
                 use = MemoryUse(local_reads=ANY_KEY, local_writes=ANY_KEY)
             body.memory(local, use)
             return True
+        if method == "join":  # ", ".join(parts) consumes an iterator it is given
+            for arg in node.args:
+                self._iterate(arg.value, node)
         if isinstance(receiver, cst.BaseString):
-            return True  # ", ".join(parts)
+            return True
         if _is_module(body.defs, receiver):
             return False  # json.dumps(...): a module's function, resolved by name
-        if method in PURE_METHODS:
-            if method == "join":
-                for arg in node.args:
-                    self._iterate(arg.value, node)
+        if method in DISTINCTIVE_METHODS or (
+            method in PURE_METHODS and body.tables_describe(receiver, node)
+        ):
             return True
         if method in MUTATING_METHODS:
             body.change(receiver, f"calls {code(func)}", node)
@@ -245,7 +260,7 @@ class EffectVisitor(cst.CSTVisitor):
             body.external(f"calls {code(func)}", node)
             return True
         # A method kiln cannot see into may change its object and its arguments.
-        # Not ", which ...": `_through` keeps the clause after the last one.
+        # Not ", which ...": `through` keeps the clause after the last one.
         body.change(
             receiver, f"calls {code(func)}, a method kiln cannot see into", node
         )
@@ -277,81 +292,14 @@ class EffectVisitor(cst.CSTVisitor):
             else:
                 body.change(node.args[0].value, f"calls {name}() on it", node)
             return
+        for index, arg in enumerate(node.args):  # `print(x, file=out)`, `exec(c, ns)`
+            keyword = arg.keyword.value if arg.keyword is not None else None
+            if (name, keyword) == ("print", "file") or (name in _RUNS_CODE and index):
+                body.change(arg.value, f"passes it to {name}()", node)
         if name in EXTERNAL_BUILTINS:
             body.external(f"calls {name}()", node)
             return
         self._unknown(node, name)
-
-    def _project(self, node: cst.Call, effects: Effects, shown: str) -> None:
-        body = self.body
-        for param, argument in effects.bind(node):
-            if param is None:
-                # Unbound, a literal tuple's elements are each what it passes.
-                for passed in _elements_or_itself(argument):
-                    for _, some_change in effects.changes:
-                        reason = _through(shown, some_change)
-                        body.change(passed, reason, node, some_change.by_iteration)
-                    # Keys the callee names by a parameter are this call's
-                    # arguments, or any key where kiln cannot tell which.
-                    for _, some_use in effects.memory:
-                        bound = self._bound_keys(some_use, effects, node)
-                        self._memory_argument(passed, bound, node)
-                continue
-            change = effects.change(param)
-            if change is not None:
-                body.change(
-                    argument, _through(shown, change), node, change.by_iteration
-                )
-            use = effects.memory_use(param)
-            if use is not None:
-                self._memory_argument(
-                    argument, self._bound_keys(use, effects, node), node
-                )
-        if effects.external is not None:
-            body.external(_through(shown, effects.external, "calls"), node)
-        if effects.reads_state is not None:
-            body.read_state(_through(shown, effects.reads_state, "calls"), node)
-
-    def _bound_keys(
-        self, use: MemoryUse, effects: Effects, call: cst.Call
-    ) -> MemoryUse:
-        """Keys the callee names by its parameters, named by this call's arguments."""
-        given = {param: argument for param, argument in effects.bind(call) if param}
-
-        def bound(keys: Keys) -> Keys:
-            found = Keys(keys.names, keys.any)
-            for param in keys.params:
-                found = found | self.body.keys_at(given.get(param))
-            return found
-
-        return MemoryUse(
-            bound(use.global_reads),
-            bound(use.global_writes),
-            bound(use.local_reads),
-            bound(use.local_writes),
-        )
-
-    def _memory_argument(
-        self, argument: cst.BaseExpression, use: MemoryUse, node: cst.Call
-    ) -> None:
-        body = self.body
-        token = body.token(argument)
-        if token is not None:
-            body.memory(token, use)
-        elif isinstance(argument, cst.Call) and isinstance(
-            argument.func, cst.Attribute
-        ):
-            clone_of = body.token(argument.func.value)
-            if clone_of is not None and argument.func.attr.value == "clone":
-                # A clone shares the global store; its local store is new, and
-                # nothing else reaches it.
-                span = body.defs.parsed.span(argument)
-                clone = f"{clone_of}{ANONYMOUS_CLONE}{span.line}.{span.column}"
-                body.memory(clone, MemoryUse(use.global_reads, use.global_writes))
-        elif use.writes:
-            # A Memory kiln cannot name (`branches[0]`, a loop's target): what
-            # holds it is changed, and so ordered with every other use of it.
-            body.change(argument, f"writes keys of the Memory {code(argument)}", node)
 
     def _unknown(self, node: cst.Call, shown: str) -> None:
         body = self.body
@@ -398,14 +346,7 @@ class EffectVisitor(cst.CSTVisitor):
         self.body.external("declares a nonlocal", node)
 
 
-def _through(shown: str, change: Change, verb: str = "passes it to") -> str:
-    """`passes it to helper, which calls d.clear`: the callee and the innermost cause.
-
-    Only the innermost cause is kept, so a reason through recursion stays the
-    same from one round of the fixed point to the next.
-    """
-    cause = change.reason.rpartition(", which ")[2]
-    return f"{verb} {shown}, which {cause}"
+_RUNS_CODE = ("exec", "eval")  # the names they are given, the code may change
 
 
 def _is_module(defs: ModuleDefs, node: cst.BaseExpression) -> bool:
@@ -413,10 +354,3 @@ def _is_module(defs: ModuleDefs, node: cst.BaseExpression) -> bool:
     while isinstance(node, cst.Attribute):
         node = node.value
     return isinstance(node, cst.Name) and identifier(node.value) in defs.imports
-
-
-def _elements_or_itself(value: cst.BaseExpression) -> list[cst.BaseExpression]:
-    """What a literal passes (`*(memory, key)`, `**{"memory": memory}`), else the value."""
-    if isinstance(value, cst.Tuple | cst.List | cst.Dict):
-        return [element.value for element in value.elements]
-    return [value]

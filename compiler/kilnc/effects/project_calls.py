@@ -1,0 +1,101 @@
+"""A call of a project function, read through its effects on what it is passed.
+
+Example input: `helper(state, memory, "k")` where `helper(d, m, key)` assigns
+`d["x"]` and writes `m[key]`. Output, on the `Body`: a change of `state`
+("passes it to helper, which assigns d['x']") and a write of the Memory key
+`k`, the literal this call passes where the callee names it by `key`.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from kilnc.effect_ir import ANONYMOUS_CLONE, Change, Effects, Keys, MemoryUse
+from kilnc.effects.body import Body
+from kilnc.syntax import code
+
+
+def project_call(body: Body, node: cst.Call, effects: Effects, shown: str) -> None:
+    """A call of a project function: its effects on what this call passes it."""
+    for param, argument in effects.bind(node):
+        if param is None:
+            # Unbound, a literal tuple's elements are each what it passes.
+            for passed in _elements_or_itself(argument):
+                for _, some_change in effects.changes:
+                    reason = through(shown, some_change)
+                    body.change(passed, reason, node, some_change.by_iteration)
+                # Keys the callee names by a parameter are this call's
+                # arguments, or any key where kiln cannot tell which.
+                for _, some_use in effects.memory:
+                    bound = _bound_keys(body, some_use, effects, node)
+                    _memory_argument(body, passed, bound, node)
+            continue
+        change = effects.change(param)
+        if change is not None:
+            body.change(argument, through(shown, change), node, change.by_iteration)
+        use = effects.memory_use(param)
+        if use is not None:
+            _memory_argument(
+                body, argument, _bound_keys(body, use, effects, node), node
+            )
+    if effects.external is not None:
+        body.external(through(shown, effects.external, "calls"), node)
+    if effects.reads_state is not None:
+        body.read_state(through(shown, effects.reads_state, "calls"), node)
+
+
+def _bound_keys(
+    body: Body, use: MemoryUse, effects: Effects, call: cst.Call
+) -> MemoryUse:
+    """Keys the callee names by its parameters, named by this call's arguments."""
+    given = {param: argument for param, argument in effects.bind(call) if param}
+
+    def bound(keys: Keys) -> Keys:
+        found = Keys(keys.names, keys.any)
+        for param in keys.params:
+            found = found | body.keys_at(given.get(param))
+        return found
+
+    return MemoryUse(
+        bound(use.global_reads),
+        bound(use.global_writes),
+        bound(use.local_reads),
+        bound(use.local_writes),
+    )
+
+
+def _memory_argument(
+    body: Body, argument: cst.BaseExpression, use: MemoryUse, node: cst.Call
+) -> None:
+    token = body.token(argument)
+    if token is not None:
+        body.memory(token, use)
+    elif isinstance(argument, cst.Call) and isinstance(argument.func, cst.Attribute):
+        clone_of = body.token(argument.func.value)
+        if clone_of is not None and argument.func.attr.value == "clone":
+            # A clone shares the global store; its local store is new, and
+            # nothing else reaches it.
+            span = body.defs.parsed.span(argument)
+            clone = f"{clone_of}{ANONYMOUS_CLONE}{span.line}.{span.column}"
+            body.memory(clone, MemoryUse(use.global_reads, use.global_writes))
+    elif use.writes:
+        # A Memory kiln cannot name (`branches[0]`, a loop's target): what
+        # holds it is changed, and so ordered with every other use of it.
+        body.change(argument, f"writes keys of the Memory {code(argument)}", node)
+
+
+def through(shown: str, change: Change, verb: str = "passes it to") -> str:
+    """`passes it to helper, which calls d.clear`: the callee and the innermost cause.
+
+    Only the innermost cause is kept, so a reason through recursion stays the
+    same from one round of the fixed point to the next.
+    """
+    cause = change.reason.rpartition(", which ")[2]
+    return f"{verb} {shown}, which {cause}"
+
+
+def _elements_or_itself(value: cst.BaseExpression) -> list[cst.BaseExpression]:
+    """What a literal passes (`*(memory, key)`, `**{"memory": memory}`), else the value."""
+    if isinstance(value, cst.Tuple | cst.List | cst.Dict):
+        return [element.value for element in value.elements]
+    return [value]

@@ -1,0 +1,148 @@
+"""What a method call changes depends on its receiver's type; what consumes an iterator.
+
+A user trial found nodes kiln read as changing nothing, whose calls then
+reordered: `q.get()` on a `queue.Queue`, a document class's `replace`, a
+pool's `get` (the names of a dict's and a str's read-only methods, on other
+types), `islice(it, n)`, `deque(it)`, `",".join(it)`, `[*it]`, and
+`print(line, file=buf)`. Each case here is one shape of that class, read
+as a function's effects; the last test runs two of them compiled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+
+from tests.test_effects import build, effects_of
+
+HEADER = """
+import collections
+import io
+import itertools
+import queue
+from collections.abc import Iterator
+from typing import Any, TypedDict
+
+
+class Doc:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def replace(self, old: str, new: str) -> None:
+        self.text = self.text.replace(old, new)
+
+
+class State(TypedDict):
+    name: str
+
+
+class Child(State):
+    extra: int
+"""
+
+
+@pytest.mark.parametrize(
+    ("params", "body", "changed"),
+    [
+        # Methods named as a builtin's read-only ones, on other types.
+        ("doc: Doc", "doc.replace('a', 'b')", {"doc"}),
+        ("q: queue.Queue[int]", "q.get()", {"q"}),
+        ("pool: Any", "pool.get()", {"pool"}),
+        ("pool", "pool.get()", {"pool"}),  # unannotated, no key: no dict's get
+        ("state: dict[str, Any]", "state['q'].get()", {"state"}),  # its items: Any
+        # The builtin containers' own, which change nothing.
+        ("state", "state.get('k')", set()),  # unannotated: read as a dict
+        ("state: State", "state.get('name')", set()),
+        ("state: Child", "state.copy()", set()),
+        ("state: dict[str, list[int]]", "state['k'].copy()", set()),
+        ("name: str", "name.replace('a', 'b')", set()),
+        ("text: str | None", "text and text.count('a')", set()),
+        # Iterators consumed.
+        ("it: Iterator[str]", "list(itertools.islice(it, 2))", {"it"}),
+        ("it: Iterator[str]", "collections.deque(it, maxlen=2)", {"it"}),
+        ("it: Iterator[str]", "','.join(it)", {"it"}),
+        ("it: Iterator[str]", "[*it]", {"it"}),
+        ("it: Iterator[str]", "print(*it)", {"it"}),
+        ("it: Iterator[str]", "first, second = it", {"it"}),
+        ("it: Iterator[str]", "'a' in it", {"it"}),
+        ("words: list[str]", "list(itertools.islice(words, 2))", set()),
+        # Written through a builtin.
+        ("buf: io.StringIO", "print('line', file=buf)", {"buf"}),
+        ("names: dict[str, Any]", "exec('x = 1', names)", {"names"}),
+        ("names: dict[str, Any]", "print(names)", set()),
+    ],
+)
+def test_what_a_method_or_builtin_call_changes(
+    params: str, body: str, changed: set[str], tmp_path: Path
+) -> None:
+    source = HEADER + f"\n\ndef f({params}) -> None:\n    {body}\n"
+    effects = effects_of(source, "f", tmp_path)
+    assert {name for name, _ in effects.changes} == changed
+
+
+FLOWS = """
+import asyncio
+import io
+import queue
+from collections.abc import Iterator
+from itertools import islice
+
+from kiln import flow, node
+
+
+@node
+async def batch(it: Iterator[str], n: int, delay: float) -> list[str]:
+    await asyncio.sleep(delay)
+    return list(islice(it, n))
+
+
+@flow
+async def batches(words: list[str]) -> tuple[list[str], list[str]]:
+    it = iter(words)
+    first = await batch(it, 2, 0.03)
+    second = await batch(it, 2, 0.0)
+    return first, second
+
+
+@node
+async def take(q: queue.Queue[str], delay: float) -> str:
+    await asyncio.sleep(delay)
+    return q.get()
+
+
+@flow
+async def taken(words: list[str]) -> tuple[str, str]:
+    q: queue.Queue[str] = queue.Queue()
+    for word in words:
+        q.put(word)
+    a = await take(q, 0.03)
+    b = await take(q, 0.0)
+    return a, b
+
+
+@node
+async def line(buf: io.StringIO, text: str, delay: float) -> None:
+    await asyncio.sleep(delay)
+    print(text, file=buf)
+
+
+@flow
+async def lines(title: str) -> str:
+    buf = io.StringIO()
+    await line(buf, title, 0.03)
+    await line(buf, "body", 0.0)
+    return buf.getvalue()
+"""
+
+
+@pytest.mark.parametrize("name", ["batches", "taken", "lines"])
+def test_the_compiled_flow_keeps_the_order_of_the_calls(
+    name: str, tmp_path: Path
+) -> None:
+    compiled, source = build(dedent(FLOWS), tmp_path)
+    args = ("title",) if name == "lines" else (["a", "b", "c", "d"],)
+    expected = asyncio.run(getattr(source, name)(*args))
+    assert getattr(compiled, name)(*args) == expected
