@@ -4,8 +4,9 @@ A user trial found nodes kiln read as changing nothing, whose calls then
 reordered: `q.get()` on a `queue.Queue`, a document class's `replace`, a
 pool's `get` (the names of a dict's and a str's read-only methods, on other
 types), `islice(it, n)`, `deque(it)`, `",".join(it)`, `[*it]`, and
-`print(line, file=buf)`. Each case here is one shape of that class, read
-as a function's effects; the last test runs two of them compiled.
+`print(line, file=buf)`; and one that read `out.append(w)`, `w` an item of
+`words`, as a change of `words`. Each case here is one shape of those
+classes, read as a function's effects; the last test runs three compiled.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ class State(TypedDict):
 
 class Child(State):
     extra: int
+
+
+def helper(lists: list[list[int]]) -> None:
+    for inner in lists:
+        inner.append(1)
 """
 
 
@@ -73,6 +79,34 @@ class Child(State):
         ("buf: io.StringIO", "print('line', file=buf)", {"buf"}),
         ("names: dict[str, Any]", "exec('x = 1', names)", {"names"}),
         ("names: dict[str, Any]", "print(names)", set()),
+        # A container the body made holds the items it is given, and is no part
+        # of them: appending to it changes it alone, changing its items does not.
+        (
+            "words: list[str]",
+            "out = []\n    for w in words:\n        out.append(w)",
+            set(),
+        ),
+        ("rows: list[list[int]]", "out = [*rows[:0]]\n    out.extend(rows)", set()),
+        (
+            "rows: list[list[int]]",
+            "out = []\n    out.extend(rows)\n    out[0].append(1)",
+            {"rows"},
+        ),
+        (
+            "rows: list[list[int]]",
+            "out = []\n    out += rows\n    for r in out:\n        r.clear()",
+            {"rows"},
+        ),
+        (
+            "state: dict[str, Any]",
+            "table = {}\n    table['x'] = state\n    table['x']['k'] = 1",
+            {"state"},
+        ),
+        (
+            "rows: list[list[int]]",
+            "out = []\n    out.append(rows[0])\n    helper(out)",
+            {"rows"},
+        ),
     ],
 )
 def test_what_a_method_or_builtin_call_changes(

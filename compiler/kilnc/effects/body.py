@@ -90,6 +90,7 @@ class Body:
         self.roots = roots
         self.found = Found()
         self.aliases: dict[str, set[Origin]] = {}
+        self.contents: dict[str, set[Origin]] = {}
         self.local_names: set[str] = set()
         for root in roots:
             self.local_names |= name_uses(root).writes
@@ -125,25 +126,60 @@ class Body:
     # --- what a name or an expression may hold --------------------------------------
 
     def _alias(self) -> None:
-        """Which parameters' objects each local name may hold, to a fixed point."""
-        assignments: list[tuple[set[str], cst.BaseExpression]] = []
+        """Which parameters' objects each local name may be (`aliases`) or hold
+        in its items (`contents`), to a fixed point."""
+        found = _Assignments()
         for root in self.roots:
-            collector = _Assignments()
-            walk(root, collector)
-            assignments += collector.found
+            walk(root, found)
         for _ in range(FIXED_POINT_ROUNDS):
             changed = False
-            for targets, value in assignments:
-                held = self.origins(value)
-                for target in targets:
-                    if target in self.params:
-                        continue  # a parameter rebound still names its own object too
-                    before = self.aliases.setdefault(target, set())
-                    if not held <= before:
-                        before |= held
-                        changed = True
+            for targets, value in found.bound:
+                changed |= self._add(self.aliases, targets, self.origins(value))
+                changed |= self._add(self.contents, targets, self.inner(value))
+            for targets, value in found.items:  # a loop's target is an item
+                changed |= self._add(self.aliases, targets, self.within(value))
+                changed |= self._add(self.contents, targets, self.inner(value))
+            for targets, value in found.stored:  # `out.append(w)`, `table[k] = w`
+                changed |= self._add(self.contents, targets, self.within(value))
             if not changed:
                 return
+
+    def _add(
+        self, table: dict[str, set[Origin]], targets: set[str], held: set[Origin]
+    ) -> bool:
+        changed = False
+        for target in targets:
+            if target in self.params:
+                continue  # a parameter rebound still names its own object too
+            before = table.setdefault(target, set())
+            if not held <= before:
+                before |= held
+                changed = True
+        return changed
+
+    def within(self, node: cst.BaseExpression) -> set[Origin]:
+        """What `node` may be or hold anywhere inside it."""
+        return self.origins(node) | self.inner(node)
+
+    def inner(self, node: cst.BaseExpression) -> set[Origin]:
+        """What the items of the container `node` names may be: `out` after
+        `out.append(w)`, `w` an item of `words`, holds parts of `words`, but is
+        no part of it: appending to `out` changes `out` alone."""
+        held: set[Origin] = set()
+        if isinstance(node, cst.List | cst.Tuple | cst.Set | cst.Dict):
+            for element in node.elements:
+                if isinstance(element, cst.DictElement):
+                    held |= self.within(element.key)
+                held |= self.within(element.value)
+        elif isinstance(node, cst.ListComp | cst.SetComp | cst.GeneratorExp):
+            held = self.within(node.elt)  # its targets hold what they iterate
+        elif isinstance(node, cst.DictComp):
+            held = self.within(node.key) | self.within(node.value)
+        while isinstance(node, cst.Attribute | cst.Subscript):
+            node = node.value
+        if isinstance(node, cst.Name):
+            held |= self.contents.get(identifier(node.value), set())
+        return held
 
     def origins(self, node: cst.BaseExpression) -> set[Origin]:
         if isinstance(node, cst.Name):
@@ -157,7 +193,7 @@ class Body:
             local = self.local_view(node.value)
             if local is not None:
                 return {(local, "local", self.keys_of(node, by_parameter=False))}
-            return self.origins(node.value)
+            return self.within(node.value)
         if isinstance(node, cst.Await):
             return self.origins(node.expression)
         if isinstance(node, cst.Call):
@@ -175,15 +211,9 @@ class Body:
             return self.origins(node.body) | self.origins(node.orelse)
         if isinstance(node, cst.BooleanOperation):
             return self.origins(node.left) | self.origins(node.right)
+        if isinstance(node, _DISPLAYS):
+            return set()  # a new container, which holds its items (`inner`)
         held: set[Origin] = set()
-        if isinstance(node, cst.List | cst.Tuple | cst.Set):
-            for item in node.elements:
-                held |= self.origins(item.value)
-            return held
-        if isinstance(node, cst.ListComp | cst.SetComp | cst.GeneratorExp):
-            return self.origins(node.elt)  # its targets hold what they iterate
-        if isinstance(node, cst.DictComp):
-            return self.origins(node.key) | self.origins(node.value)
         if isinstance(node, cst.BinaryOperation):
             return self.origins(node.left) | self.origins(node.right)
         for name in name_uses(node).read_names:
@@ -214,11 +244,11 @@ class Body:
                 held: set[Origin] = set()
                 for param, argument in effects.bind(call):
                     if param is None or param in effects.returns:
-                        held |= self.origins(argument)
+                        held |= self.within(argument)
                 return held
         held = self.origins(func) if isinstance(func, cst.Attribute) else set()
         for arg in call.args:
-            held |= self.origins(arg.value)
+            held |= self.within(arg.value)  # `max(out)`: one of its items
         return held
 
     def keys_of(
@@ -269,9 +299,13 @@ class Body:
         reason: str,
         where: cst.CSTNode,
         by_iteration: bool = False,
+        *,
+        itself: bool = False,
     ) -> None:
-        """Everything `node` may hold may change."""
-        for origin in self.origins(node):
+        """Everything `node` may hold may change; only what it may be, `itself`
+        (`out.append(w)` changes the list `out`, not `w`)."""
+        changed = self.origins(node) if itself or by_iteration else self.within(node)
+        for origin in changed:
             if isinstance(origin, str):
                 param = self.params[origin]
                 if param.memory:
@@ -360,27 +394,42 @@ def _method_name(call: cst.Call) -> str | None:
 
 
 class _Assignments(cst.CSTVisitor):
-    """Every binding of a name and the expression whose objects it may then hold."""
+    """Every binding of a name and the expression whose objects it may then be
+    (`bound`) or whose items it may then be (`items`: a loop's target), and every
+    store of a value into a container a name holds (`stored`)."""
 
     def __init__(self) -> None:
-        self.found: list[tuple[set[str], cst.BaseExpression]] = []
+        self.bound: list[tuple[set[str], cst.BaseExpression]] = []
+        self.items: list[tuple[set[str], cst.BaseExpression]] = []
+        self.stored: list[tuple[set[str], cst.BaseExpression]] = []
 
     def visit_Assign(self, node: cst.Assign) -> None:
         for target in node.targets:
-            self.found.append((target_names(target.target), node.value))
+            self._assign(target.target, node.value)
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         if node.value is not None:
-            self.found.append((target_names(node.target), node.value))
+            self._assign(node.target, node.value)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self.stored.append((_root_names(node.target), node.value))  # `out += [w]`
+
+    def _assign(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
+        if isinstance(target, cst.Tuple | cst.List):  # `a, b = pair`: its items
+            self.items.append((target_names(target), value))
+        else:
+            self.bound.append((target_names(target), value))
+        if isinstance(target, cst.Subscript | cst.Attribute):  # `table[k] = w`
+            self.stored.append((_root_names(target), value))
 
     def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
-        self.found.append((target_names(node.target), node.value))
+        self.bound.append((target_names(node.target), node.value))
 
     def visit_For(self, node: cst.For) -> None:
-        self.found.append((target_names(node.target), node.iter))
+        self.items.append((target_names(node.target), node.iter))
 
     def visit_CompFor(self, node: cst.CompFor) -> None:
-        self.found.append((target_names(node.target), node.iter))
+        self.items.append((target_names(node.target), node.iter))
 
     def visit_Call(self, node: cst.Call) -> None:
         # `map(lambda item: item.append(v), items)`: what the call passes its
@@ -388,20 +437,36 @@ class _Assignments(cst.CSTVisitor):
         for arg in node.args:
             if isinstance(arg.value, cst.Lambda):
                 params = parameter_names(arg.value.params)
-                self.found += [(params, o.value) for o in node.args if o is not arg]
+                self.items += [(params, o.value) for o in node.args if o is not arg]
         # `parts.append(state)`: parts now holds state's object.
         func = node.func
-        if (
-            isinstance(func, cst.Attribute)
-            and isinstance(func.value, cst.Name)
-            and func.attr.value in MUTATING_METHODS
-        ):
+        if isinstance(func, cst.Attribute) and func.attr.value in MUTATING_METHODS:
             for arg in node.args:
-                self.found.append(({identifier(func.value.value)}, arg.value))
+                self.stored.append((_root_names(func.value), arg.value))
 
     def visit_WithItem(self, node: cst.WithItem) -> None:
         if node.asname is not None:
-            self.found.append((target_names(node.asname.name), node.item))
+            self.bound.append((target_names(node.asname.name), node.item))
+
+
+# Displays and comprehensions: each makes a new container.
+_DISPLAYS = (
+    cst.List,
+    cst.Tuple,
+    cst.Set,
+    cst.Dict,
+    cst.ListComp,
+    cst.SetComp,
+    cst.GeneratorExp,
+    cst.DictComp,
+)
+
+
+def _root_names(node: cst.BaseExpression) -> set[str]:
+    """The variable a store goes through: `table` of `table[k].items`."""
+    while isinstance(node, cst.Attribute | cst.Subscript):
+        node = node.value
+    return {identifier(node.value)} if isinstance(node, cst.Name) else set()
 
 
 def _immutable_holder(holder: Holder) -> bool:

@@ -60,7 +60,8 @@ class EffectVisitor(cst.CSTVisitor):
         target = node.target
         if isinstance(target, cst.Name):
             # `x += y` changes a list in place; a number it only rebinds.
-            self.body.change(target, f"changes {code(target)} in place (+=)", node)
+            reason = f"changes {code(target)} in place (+=)"
+            self.body.change(target, reason, node, itself=True)
             if self.body.is_module_state(target):
                 self.body.external(f"changes the module's {code(target)}", node)
         else:
@@ -89,7 +90,7 @@ class EffectVisitor(cst.CSTVisitor):
         if local is not None:
             body.memory(local, MemoryUse(local_writes=body.keys_of(target)))
             return
-        body.change(target.value, f"{verb} {code(target)}", target)
+        body.change(target.value, f"{verb} {code(target)}", target, itself=True)
         if body.is_module_state(target):
             body.external(f"{verb} {code(target)}, module state", target)
 
@@ -185,7 +186,8 @@ class EffectVisitor(cst.CSTVisitor):
             if isinstance(handed, cst.Attribute) and handed.attr.value in (
                 MUTATING_METHODS
             ):
-                body.change(handed.value, f"hands on {code(handed)}", node)
+                reason = f"hands on {code(handed)}"
+                body.change(handed.value, reason, node, itself=True)
         if isinstance(func, cst.Call):
             # `getattr(d, "update")(...)`, `partial(dict.__setitem__, d)(...)`: what
             # a call returned may be a method of what it was given, or hold it.
@@ -205,7 +207,8 @@ class EffectVisitor(cst.CSTVisitor):
             project_call(body, node, body.reader.of_function(*target), code(func))
             return
         if qualified in MUTATING_LIBRARY and node.args:
-            body.change(node.args[0].value, f"passes it to {qualified}", node)
+            reason = f"passes it to {qualified}"
+            body.change(node.args[0].value, reason, node, itself=True)
             return
         if consumes(qualified):  # `islice(lines, 2)`, `deque(items, maxlen=3)`
             for arg in node.args:
@@ -252,7 +255,7 @@ class EffectVisitor(cst.CSTVisitor):
         ):
             return True
         if method in MUTATING_METHODS:
-            body.change(receiver, f"calls {code(func)}", node)
+            body.change(receiver, f"calls {code(func)}", node, itself=True)
             return True
         if body.is_module_state(receiver) and body.reader.is_logger(
             body.defs, receiver
@@ -290,7 +293,8 @@ class EffectVisitor(cst.CSTVisitor):
                 keys = body.keys_at(node.args[1].value if len(node.args) > 1 else None)
                 body.memory(token, MemoryUse(global_writes=keys, local_writes=keys))
             else:
-                body.change(node.args[0].value, f"calls {name}() on it", node)
+                reason = f"calls {name}() on it"
+                body.change(node.args[0].value, reason, node, itself=True)
             return
         for index, arg in enumerate(node.args):  # `print(x, file=out)`, `exec(c, ns)`
             keyword = arg.keyword.value if arg.keyword is not None else None
@@ -334,7 +338,7 @@ class EffectVisitor(cst.CSTVisitor):
             self._returned(node.value)
 
     def _returned(self, value: cst.BaseExpression) -> None:
-        for origin in self.body.origins(value):
+        for origin in self.body.within(value):
             self.body.found.returns.add(
                 origin if isinstance(origin, str) else origin[0]
             )
