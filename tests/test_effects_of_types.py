@@ -17,7 +17,7 @@ from textwrap import dedent
 
 import pytest
 
-from tests.test_effects import build, effects_of
+from tests.test_effects import build, effects_of, warnings_of
 
 HEADER = """
 import collections
@@ -38,6 +38,15 @@ class Doc:
 
 class State(TypedDict):
     name: str
+
+
+class Para:
+    text: str
+    doc: Doc
+
+    @property
+    def words(self) -> list[str]:
+        return self.text.split()
 
 
 class Child(State):
@@ -66,6 +75,15 @@ def helper(lists: list[list[int]]) -> None:
         ("state: dict[str, list[int]]", "state['k'].copy()", set()),
         ("name: str", "name.replace('a', 'b')", set()),
         ("text: str | None", "text and text.count('a')", set()),
+        # The receiver's type through fields, properties, loops and items.
+        ("p: Para", "p.text.count('a')", set()),
+        ("p: Para | None", "p and p.words.copy()", set()),
+        ("p: Para", "p.doc.replace('a', 'b')", {"p"}),
+        ("ps: list[Para]", "for one in ps:\n        one.text.split()", set()),
+        ("ps: list[Para]", "n = sum(len(q.text.split()) for q in ps)", set()),
+        ("ps: list[Para]", "for one in ps:\n        one.doc.replace('a', 'b')", {"ps"}),
+        ("qs: dict[str, queue.Queue[int]]", "qs['a'].get()", {"qs"}),
+        ("qs: dict[str, list[int]]", "qs['a'].copy()", set()),
         # Iterators consumed.
         ("it: Iterator[str]", "list(itertools.islice(it, 2))", {"it"}),
         ("it: Iterator[str]", "collections.deque(it, maxlen=2)", {"it"}),
@@ -180,3 +198,24 @@ def test_the_compiled_flow_keeps_the_order_of_the_calls(
     args = ("title",) if name == "lines" else (["a", "b", "c", "d"],)
     expected = asyncio.run(getattr(source, name)(*args))
     assert getattr(compiled, name)(*args) == expected
+
+
+def test_a_statement_that_only_reads_costs_no_overlap(tmp_path: Path) -> None:
+    """`list(zip(xs, values))` changes neither: the call after it overlaps the
+    fan-out, where kiln once held it back as if the statement changed `xs`."""
+    source = """
+    from kiln import flow, node
+
+
+    @node
+    async def f(x: int) -> int:
+        return x + 1
+
+
+    @flow
+    async def pairs(xs: list[int]) -> tuple[list[tuple[int, int]], int]:
+        z = list(zip(xs, [await f(x) for x in xs]))
+        y = await f(len(xs))
+        return z, y
+    """
+    assert warnings_of(source, tmp_path) == []

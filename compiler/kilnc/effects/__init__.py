@@ -210,26 +210,70 @@ class EffectReader:
         return self._typed_dicts[key]
 
     def _subclasses_typed_dict(self, defs: ModuleDefs, name: str, depth: int) -> bool:
-        try:
-            expression = cst.parse_expression(name)
-        except cst.ParserSyntaxError:
+        if depth > _BASES_FOLLOWED:
             return False
-        qualified = self.resolve(defs, expression)
-        if qualified is None or depth > _BASES_FOLLOWED:
-            return False
-        if qualified.split(".")[-1] == "TypedDict":
+        if _last(name) == "TypedDict" and self._qualified(defs, name) is not None:
             return True
+        found = self._project_class(defs, name)
+        if found is None:
+            return False
+        owner, cls = found
+        return any(
+            self._subclasses_typed_dict(owner, code(base.value), depth + 1)
+            for base in cls.bases
+        )
+
+    def attribute_type(
+        self, defs: ModuleDefs, annotation: str, attribute: str, depth: int = 0
+    ) -> tuple[ModuleDefs, str] | None:
+        """The declared type of an attribute of a project class (a field, a
+        property's return), through its bases; None where kiln cannot tell."""
+        found = self._project_class(defs, _not_none(annotation))
+        if found is None or depth > _BASES_FOLLOWED:
+            return None
+        owner, cls = found
+        for statement in _class_statements(cls):
+            if (
+                isinstance(statement, cst.AnnAssign)
+                and isinstance(statement.target, cst.Name)
+                and statement.target.value == attribute
+            ):
+                return owner, code(statement.annotation.annotation)
+            if (
+                isinstance(statement, cst.FunctionDef)
+                and statement.name.value == attribute
+                and statement.returns is not None
+                and any(dotted(d.decorator) == "property" for d in statement.decorators)
+            ):
+                return owner, code(statement.returns.annotation)
+        for base in cls.bases:
+            inherited = self.attribute_type(
+                owner, code(base.value), attribute, depth + 1
+            )
+            if inherited is not None:
+                return inherited
+        return None
+
+    def _qualified(self, defs: ModuleDefs, name: str) -> str | None:
+        try:
+            return self.resolve(defs, cst.parse_expression(name))
+        except cst.ParserSyntaxError:
+            return None
+
+    def _project_class(
+        self, defs: ModuleDefs, name: str
+    ) -> tuple[ModuleDefs, cst.ClassDef] | None:
+        qualified = self._qualified(defs, name)
+        if qualified is None:
+            return None
         module, _, cls = qualified.rpartition(".")
         owner = self.project.load(module) if module else None
         if owner is None:
-            return False
+            return None
         for statement in owner.parsed.module.body:
             if isinstance(statement, cst.ClassDef) and statement.name.value == cls:
-                return any(
-                    self._subclasses_typed_dict(owner, code(base.value), depth + 1)
-                    for base in statement.bases
-                )
-        return False
+                return owner, statement
+        return None
 
     def is_logger(self, defs: ModuleDefs, node: cst.BaseExpression) -> bool:
         """`log.info(...)` where `log = logging.getLogger(...)` at module level."""
@@ -300,6 +344,44 @@ def _variadic(function: cst.FunctionDef, effects: Effects) -> Effects:
     if not any(isinstance(star, cst.Param) for star in stars):
         return effects
     return replace(effects, variadic=True)
+
+
+def _last(name: str) -> str:
+    return name.rpartition(".")[2]
+
+
+def _not_none(annotation: str) -> str:
+    """`Paragraph` of `Paragraph | None` and `Optional[Paragraph]`."""
+    try:
+        expression = cst.parse_expression(annotation)
+    except cst.ParserSyntaxError:
+        return annotation
+    if isinstance(expression, cst.BinaryOperation) and isinstance(
+        expression.operator, cst.BitOr
+    ):
+        sides = [expression.left, expression.right]
+        kept = [s for s in sides if not (isinstance(s, cst.Name) and s.value == "None")]
+        return code(kept[0]) if len(kept) == 1 else annotation
+    if (
+        isinstance(expression, cst.Subscript)
+        and _last(dotted(expression.value) or "") == "Optional"
+        and isinstance(expression.slice[0].slice, cst.Index)
+    ):
+        return code(expression.slice[0].slice.value)
+    return annotation
+
+
+def _class_statements(cls: cst.ClassDef) -> list[cst.CSTNode]:
+    body = cls.body
+    if not isinstance(body, cst.IndentedBlock):
+        return []
+    found: list[cst.CSTNode] = []
+    for statement in body.body:
+        if isinstance(statement, cst.SimpleStatementLine):
+            found += statement.body
+        else:
+            found.append(statement)
+    return found
 
 
 def _loggers(module: cst.Module) -> frozenset[str]:

@@ -23,17 +23,16 @@ from kilnc.effect_ir import (
     Keys,
     MemoryUse,
 )
+from kilnc.effects.bindings import NEW_VALUES, Bindings
 from kilnc.front import ModuleDefs
 from kilnc.mutability import (
     FRESH_BUILTINS,
     FRESH_METHODS,
-    MUTATING_METHODS,
-    is_builtin_type,
     is_fresh,
     is_immutable,
     may_be_iterator,
 )
-from kilnc.names import identifier, name_uses, parameter_names, target_names
+from kilnc.names import identifier, name_uses
 from kilnc.syntax import code
 from kilnc.walk import walk
 
@@ -64,6 +63,10 @@ class Lookup(Protocol):
 
     def is_typed_dict(self, defs: ModuleDefs, annotation: str) -> bool: ...
 
+    def attribute_type(
+        self, defs: ModuleDefs, annotation: str, attribute: str
+    ) -> tuple[ModuleDefs, str] | None: ...
+
 
 @dataclass
 class Found:
@@ -88,6 +91,7 @@ class Body:
         self.defs = defs
         self.params = params
         self.roots = roots
+        self.bindings = Bindings()
         self.found = Found()
         self.aliases: dict[str, set[Origin]] = {}
         self.contents: dict[str, set[Origin]] = {}
@@ -128,9 +132,10 @@ class Body:
     def _alias(self) -> None:
         """Which parameters' objects each local name may be (`aliases`) or hold
         in its items (`contents`), to a fixed point."""
-        found = _Assignments()
+        found = Bindings()
         for root in self.roots:
             walk(root, found)
+        self.bindings = found
         for _ in range(FIXED_POINT_ROUNDS):
             changed = False
             for targets, value in found.bound:
@@ -175,6 +180,8 @@ class Body:
             held = self.within(node.elt)  # its targets hold what they iterate
         elif isinstance(node, cst.DictComp):
             held = self.within(node.key) | self.within(node.value)
+        elif isinstance(node, cst.BinaryOperation):
+            held = self.within(node.left) | self.within(node.right)
         while isinstance(node, cst.Attribute | cst.Subscript):
             node = node.value
         if isinstance(node, cst.Name):
@@ -211,11 +218,10 @@ class Body:
             return self.origins(node.body) | self.origins(node.orelse)
         if isinstance(node, cst.BooleanOperation):
             return self.origins(node.left) | self.origins(node.right)
-        if isinstance(node, _DISPLAYS):
-            return set()  # a new container, which holds its items (`inner`)
+        if isinstance(node, NEW_VALUES):
+            # A new value, which holds its items (`inner`): `rows + more` too.
+            return set()
         held: set[Origin] = set()
-        if isinstance(node, cst.BinaryOperation):
-            return self.origins(node.left) | self.origins(node.right)
         for name in name_uses(node).read_names:
             held |= self.origins(cst.Name(name))
         return held
@@ -346,34 +352,6 @@ class Body:
         if self.found.reads_state is None:
             self.found.reads_state = Change(reason, self.defs.parsed.span(where))
 
-    def tables_describe(self, receiver: cst.BaseExpression, call: cst.Call) -> bool:
-        """Whether the builtin containers' method tables describe a method call on
-        `receiver`: what it may hold is a builtin container or an immutable value.
-
-        A method named as a dict's or a str's may be another type's, which
-        changes its object: `Queue.get`, a document class's `replace`.
-        """
-        root = receiver
-        while isinstance(root, cst.Attribute | cst.Subscript):
-            root = root.value
-        if self.is_module_state(receiver):
-            # A module's own value: a constant's methods are a str's or a number's.
-            return not self.reader.is_state(self.defs, root, called=False)
-        direct = isinstance(receiver, cst.Name)
-        for origin in self.origins(receiver):
-            if not isinstance(origin, str) or self.params[origin].memory:
-                continue  # a value a Memory holds, or a Memory's own method
-            annotation = self.params[origin].annotation
-            if annotation is None or self.reader.is_typed_dict(self.defs, annotation):
-                # Read as a dict, which an unannotated value most often is; but
-                # a `.get()` without a key is no dict's: a queue's takes an item.
-                keyed = any(arg.keyword is None for arg in call.args)
-                if _method_name(call) == "get" and not keyed:
-                    return False
-            elif not is_builtin_type(annotation, deep=not direct):
-                return False
-        return True
-
     def is_module_state(self, node: cst.BaseExpression) -> bool:
         """Whether the expression is rooted at a module-level name (not a local)."""
         while isinstance(node, cst.Attribute | cst.Subscript):
@@ -386,87 +364,6 @@ class Body:
             and name not in self.local_names
             and name in self.defs.parsed.global_names
         )
-
-
-def _method_name(call: cst.Call) -> str | None:
-    func = call.func
-    return func.attr.value if isinstance(func, cst.Attribute) else None
-
-
-class _Assignments(cst.CSTVisitor):
-    """Every binding of a name and the expression whose objects it may then be
-    (`bound`) or whose items it may then be (`items`: a loop's target), and every
-    store of a value into a container a name holds (`stored`)."""
-
-    def __init__(self) -> None:
-        self.bound: list[tuple[set[str], cst.BaseExpression]] = []
-        self.items: list[tuple[set[str], cst.BaseExpression]] = []
-        self.stored: list[tuple[set[str], cst.BaseExpression]] = []
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        for target in node.targets:
-            self._assign(target.target, node.value)
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        if node.value is not None:
-            self._assign(node.target, node.value)
-
-    def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        self.stored.append((_root_names(node.target), node.value))  # `out += [w]`
-
-    def _assign(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
-        if isinstance(target, cst.Tuple | cst.List):  # `a, b = pair`: its items
-            self.items.append((target_names(target), value))
-        else:
-            self.bound.append((target_names(target), value))
-        if isinstance(target, cst.Subscript | cst.Attribute):  # `table[k] = w`
-            self.stored.append((_root_names(target), value))
-
-    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
-        self.bound.append((target_names(node.target), node.value))
-
-    def visit_For(self, node: cst.For) -> None:
-        self.items.append((target_names(node.target), node.iter))
-
-    def visit_CompFor(self, node: cst.CompFor) -> None:
-        self.items.append((target_names(node.target), node.iter))
-
-    def visit_Call(self, node: cst.Call) -> None:
-        # `map(lambda item: item.append(v), items)`: what the call passes its
-        # lambda may come from any of its other arguments.
-        for arg in node.args:
-            if isinstance(arg.value, cst.Lambda):
-                params = parameter_names(arg.value.params)
-                self.items += [(params, o.value) for o in node.args if o is not arg]
-        # `parts.append(state)`: parts now holds state's object.
-        func = node.func
-        if isinstance(func, cst.Attribute) and func.attr.value in MUTATING_METHODS:
-            for arg in node.args:
-                self.stored.append((_root_names(func.value), arg.value))
-
-    def visit_WithItem(self, node: cst.WithItem) -> None:
-        if node.asname is not None:
-            self.bound.append((target_names(node.asname.name), node.item))
-
-
-# Displays and comprehensions: each makes a new container.
-_DISPLAYS = (
-    cst.List,
-    cst.Tuple,
-    cst.Set,
-    cst.Dict,
-    cst.ListComp,
-    cst.SetComp,
-    cst.GeneratorExp,
-    cst.DictComp,
-)
-
-
-def _root_names(node: cst.BaseExpression) -> set[str]:
-    """The variable a store goes through: `table` of `table[k].items`."""
-    while isinstance(node, cst.Attribute | cst.Subscript):
-        node = node.value
-    return {identifier(node.value)} if isinstance(node, cst.Name) else set()
 
 
 def _immutable_holder(holder: Holder) -> bool:

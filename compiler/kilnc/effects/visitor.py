@@ -18,6 +18,7 @@ from kilnc.effect_ir import (
 )
 from kilnc.effects.body import Body
 from kilnc.effects.project_calls import project_call
+from kilnc.effects.receivers import tables_describe
 from kilnc.front import ModuleDefs
 from kilnc.mutability import (
     DISTINCTIVE_METHODS,
@@ -251,7 +252,7 @@ class EffectVisitor(cst.CSTVisitor):
         if _is_module(body.defs, receiver):
             return False  # json.dumps(...): a module's function, resolved by name
         if method in DISTINCTIVE_METHODS or (
-            method in PURE_METHODS and body.tables_describe(receiver, node)
+            method in PURE_METHODS and tables_describe(body, receiver, node)
         ):
             return True
         if method in MUTATING_METHODS:

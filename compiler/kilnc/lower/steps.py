@@ -92,12 +92,11 @@ class Steps:
         uses = name_uses(statement)
         reads = uses.read_names
         writes = frozenset(uses.writes)
-        # A statement that calls or stores may change any name it touches; a
-        # Memory it touches is ordered by the keys it reads and writes instead.
+        # What the statement may change is what its effects say: the names it
+        # changes, widened to every name sharing their objects, and Memory keys.
         effects = self.changes.effects_of(statement)
         # The statement as parsed: a lifted copy's annotation has no qualified name.
         self.scope.track_assignment(origin)
-        ordered = (reads | writes) - self.scope.memory if uses.effects else frozenset()
         self.changes.share_assignment(statement)
         barrier = isinstance(
             statement, cst.Return | cst.Break | cst.Continue | cst.Raise | cst.Assert
@@ -105,7 +104,7 @@ class Steps:
         action: Action = Inline(statement)
         if isinstance(statement, cst.Return):
             action = Return(statement.value)
-        step = self.make(origin, action, reads, writes, ordered, None, barrier)
+        step = self.make(origin, action, reads, writes, frozenset(), None, barrier)
         return self.changes.with_effects(effects, step)
 
     def compound(
