@@ -219,3 +219,47 @@ def test_a_statement_that_only_reads_costs_no_overlap(tmp_path: Path) -> None:
         return z, y
     """
     assert warnings_of(source, tmp_path) == []
+
+
+def test_the_warnings_name_the_parameter_and_the_operator(tmp_path: Path) -> None:
+    """A Memory made over the caller's dict is ordered by the dict's name, not by
+    a local that happens to share it; `|=` is said as `|=`."""
+    source = """
+    from typing import Any
+
+    from kiln import Memory, flow, node
+
+
+    @node
+    async def put(memory: Memory, key: str, value: Any) -> None:
+        memory[key] = value
+
+
+    @node
+    async def read(store: dict[str, Any], key: str) -> Any:
+        return store.get(key)
+
+
+    @node
+    async def merge(table: dict[str, int], more: dict[str, int]) -> None:
+        table |= more
+
+
+    @flow
+    async def over_store(store: dict[str, Any]) -> tuple[Any, Any]:
+        memory = Memory(store)
+        before = await read(store, "x")
+        await put(memory, "x", 5)
+        after = await read(store, "x")
+        return before, after
+
+
+    @flow
+    async def merged(table: dict[str, int]) -> int:
+        await merge(table, {"a": 1})
+        return await read(table, "a")
+    """
+    messages = [message for _, message in warnings_of(source, tmp_path)]
+    assert any("a Memory made over 'store'" in m for m in messages), messages
+    assert not any("'after'" in m for m in messages), messages
+    assert any("in place (|=)" in m for m in messages), messages

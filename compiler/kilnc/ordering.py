@@ -35,7 +35,7 @@ from kilnc.ir import (
     StepId,
     child_blocks,
 )
-from kilnc.names import shown
+from kilnc.names import parameter_names, shown
 
 CHANGE_HINT = (
     "return a new value instead of changing the one passed in, and they overlap"
@@ -49,8 +49,9 @@ EXTERNAL_HINT = "move the call into a node, or after the steps that need to wait
 
 def check_order(flow: FlowIR) -> list[Diagnostic]:
     found: list[Diagnostic] = []
+    params = frozenset(parameter_names(flow.flow.function.params))
     for block in _blocks(flow.body):
-        found += _lost_overlaps(block)
+        found += _lost_overlaps(block, params)
         for step in block.steps:
             action = step.action
             if isinstance(action, FanOut) and action.in_order and step.awaits:
@@ -74,7 +75,7 @@ def _blocks(block: Block) -> Iterator[Block]:
                 yield from _blocks(child)
 
 
-def _lost_overlaps(block: Block) -> list[Diagnostic]:
+def _lost_overlaps(block: Block, params: frozenset[str]) -> list[Diagnostic]:
     waiting = [step for step in block.steps if _overlaps(step)]
     if len(waiting) < 2:
         return []
@@ -100,7 +101,7 @@ def _lost_overlaps(block: Block) -> list[Diagnostic]:
             None,
         )
         if last is not None:
-            found.append(_explain(full, plain, last, later))
+            found.append(_explain(full, plain, last, later, params))
     return found
 
 
@@ -162,7 +163,11 @@ def _overlaps(step: Step) -> bool:
 
 
 def _explain(
-    full: nx.DiGraph, plain: nx.DiGraph, earlier: Step, later: Step
+    full: nx.DiGraph,
+    plain: nx.DiGraph,
+    earlier: Step,
+    later: Step,
+    params: frozenset[str],
 ) -> Diagnostic:
     path: list[StepId] = nx.shortest_path(full, earlier.id, later.id)
     reason, hint = "because of an effect kiln cannot see through", CHANGE_HINT
@@ -184,12 +189,13 @@ def _explain(
             # A name of the source's before one of kiln's temporaries.
             key=lambda reason: (
                 reason not in explained,
+                reason not in params,  # what the caller passed in, by its name
                 reason.startswith(f"{RESERVED_PREFIX}_"),
                 reason,
             ),
         )
         if extra:
-            reason, hint = _because(extra[0], source, target)
+            reason, hint = _because(extra[0], source, target, params)
             break
     waited = _what(earlier)
     if isinstance(earlier.action, Call | FanOut):  # a statement says its line already
@@ -198,10 +204,15 @@ def _explain(
     return warning(later.span, Code.EFFECT_ORDER, message, hint)
 
 
-def _because(name: str, source: Step, target: Step) -> tuple[str, str]:
+def _because(
+    name: str, source: Step, target: Step, params: frozenset[str]
+) -> tuple[str, str]:
     if name == VISIBLE:
         named = [n for n, _ in target.why if not n.startswith("@")]
-        changed = (named or sorted(n for n in target.uses if not n.startswith("@")))[0]
+        # What the caller passed in is a parameter's object: name the parameter.
+        given = sorted(n for n in target.uses if n in params)
+        others = sorted(n for n in target.uses if not n.startswith("@"))
+        changed = (named or given or others)[0]
         return (
             f"because {_what(target)} may change {shown(changed)}, which holds what "
             "the caller passed in: the caller sees the change even when the flow "

@@ -61,7 +61,8 @@ class EffectVisitor(cst.CSTVisitor):
         target = node.target
         if isinstance(target, cst.Name):
             # `x += y` changes a list in place; a number it only rebinds.
-            reason = f"changes {code(target)} in place (+=)"
+            operator = code(node.operator).strip()  # `+=`, `|=`
+            reason = f"changes {code(target)} in place ({operator})"
             self.body.change(target, reason, node, itself=True)
             if self.body.is_module_state(target):
                 self.body.external(f"changes the module's {code(target)}", node)
