@@ -23,6 +23,7 @@ from kiln import EventStatus, RefusedEntry, UncacheableValue
 from kiln.ledger.file import checksum
 from kiln.ledger.keys import call_key, shape_of
 from kilnc.pipeline import compile_file
+from tests.test_cli import kiln
 from tests.test_differential import compiled_and_source, load
 
 NODES = """
@@ -523,3 +524,56 @@ def test_an_edit_of_a_class_the_node_imports_beside_another_but_never_uses_keeps
     )
     assert compile_and_run(tmp_path, "main.py", script) == "hel"
     assert runs(ledger_env) == ["hello", "hello"], "editing Summary does"
+
+
+def test_a_node_calling_a_flows_sync_entry_point_while_its_call_is_in_flight(
+    tmp_path: Path, ledger_env: Path
+) -> None:
+    """The inner run, on a worker thread's loop, computes `embed` itself: the
+    outer loop, which has the same call in flight, is blocked on the inner run."""
+    write_files(
+        tmp_path,
+        {
+            "inner.py": """
+                import asyncio
+                from kiln import flow, node
+
+                @node(cache=True)
+                async def embed(text: str) -> int:
+                    await asyncio.sleep(0.2)
+                    return len(text)
+
+                @flow
+                async def inner(text: str) -> int:
+                    return await embed(text)
+            """,
+            "outer.py": """
+                import asyncio
+                from kiln import flow, node
+                from inner import embed
+
+                @node
+                async def tool(text: str) -> int:
+                    await asyncio.sleep(0.05)
+                    from out.inner import inner
+                    return inner(text) + 100
+
+                @flow
+                async def outer(text: str) -> int:
+                    a = await embed(text)
+                    b = await tool(text)
+                    return a + b
+            """,
+        },
+    )
+    compiled = kiln("compile", "inner.py", "outer.py", "-o", "out", "-q", cwd=tmp_path)
+    assert compiled.returncode == 0, compiled.stderr
+    done = subprocess.run(
+        [sys.executable, "-c", "from out.outer import outer; print(outer('hello'))"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, "110\n"), done.stderr
