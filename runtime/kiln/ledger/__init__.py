@@ -15,6 +15,7 @@ nothing loads no sqlite3. Its modules, from the call down to the disk:
 - `writer`: the thread that commits every result and journal row; `commits`:
   a caller's wait for its commit, on an event loop or a blocked thread;
 - `file`: the file itself, its schema, and the statistics `kiln ledger stats` shows.
+- `problems`: what an error of SQLite or the OS at the file means, and what to do.
 """
 
 from kiln.ledger.file import LedgerStats, NodeEntries, RunHits

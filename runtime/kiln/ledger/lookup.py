@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, final
 
 from kiln.errors import RefusedEntry, UncacheableValue
 from kiln.ledger.codec import Undecodable
-from kiln.ledger.file import checksum, problem
+from kiln.ledger.file import checksum
 from kiln.ledger.flights import (
     ABANDONED,
     Failed,
@@ -38,6 +38,7 @@ from kiln.ledger.flights import (
     Shared,
 )
 from kiln.ledger.keys import Shape, call_key, result_text
+from kiln.ledger.problems import problem
 from kiln.ledger.writer import Settle
 
 if TYPE_CHECKING:

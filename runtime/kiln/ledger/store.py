@@ -58,12 +58,12 @@ from kiln.ledger.file import (
     connect,
     delete_entries,
     prepare,
-    problem,
     read_stats,
 )
 from kiln.ledger.flights import Flights
 from kiln.ledger.keys import shape_of
 from kiln.ledger.lookup import Lookup, Refused, Uncacheable
+from kiln.ledger.problems import problem
 from kiln.ledger.writer import Settle, Writer, WriterClosed
 
 __all__ = ["Ledger", "LedgerStats", "NodeEntries", "RunHits", "Uncacheable"]
