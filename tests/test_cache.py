@@ -6,6 +6,7 @@ tell a call the node ran from one the ledger answered, across processes too.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import sqlite3
@@ -23,10 +24,13 @@ from kiln import EventStatus, RefusedEntry, UncacheableValue
 from kiln.ledger.file import checksum
 from kiln.ledger.keys import call_key, shape_of
 from kilnc.pipeline import compile_file
+from kilnc.plan import Links
+from tests.test_cli import kiln
 from tests.test_differential import compiled_and_source, load
 
 NODES = """
 import asyncio
+import hashlib
 import os
 from dataclasses import dataclass
 from kiln import flow, node
@@ -181,6 +185,7 @@ print(type(fanout)(on_event=done)(40), flush=True)
 
 FANOUT = """
 import asyncio
+import hashlib
 import os
 import random
 from kiln import flow, node
@@ -523,3 +528,162 @@ def test_an_edit_of_a_class_the_node_imports_beside_another_but_never_uses_keeps
     )
     assert compile_and_run(tmp_path, "main.py", script) == "hel"
     assert runs(ledger_env) == ["hello", "hello"], "editing Summary does"
+
+
+def test_a_node_calling_a_flows_sync_entry_point_while_its_call_is_in_flight(
+    tmp_path: Path, ledger_env: Path
+) -> None:
+    """The inner run, on a worker thread's loop, computes `embed` itself: the
+    outer loop, which has the same call in flight, is blocked on the inner run."""
+    write_files(
+        tmp_path,
+        {
+            "inner.py": """
+                import asyncio
+                from kiln import flow, node
+
+                @node(cache=True)
+                async def embed(text: str) -> int:
+                    await asyncio.sleep(0.2)
+                    return len(text)
+
+                @flow
+                async def inner(text: str) -> int:
+                    return await embed(text)
+            """,
+            "outer.py": """
+                import asyncio
+                from kiln import flow, node
+                from inner import embed
+
+                @node
+                async def tool(text: str) -> int:
+                    await asyncio.sleep(0.05)
+                    from out.inner import inner
+                    return inner(text) + 100
+
+                @flow
+                async def outer(text: str) -> int:
+                    a = await embed(text)
+                    b = await tool(text)
+                    return a + b
+            """,
+        },
+    )
+    compiled = kiln("compile", "inner.py", "outer.py", "-o", "out", "-q", cwd=tmp_path)
+    assert compiled.returncode == 0, compiled.stderr
+    done = subprocess.run(
+        [sys.executable, "-c", "from out.outer import outer; print(outer('hello'))"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, "110\n"), done.stderr
+
+
+def test_a_stale_build_refuses_to_cache_a_node_run_from_its_edited_source(
+    tmp_path: Path, ledger_env: Path
+) -> None:
+    """A node of a module without flows runs from its source: after an edit, a build
+    compiled before it would store the new code's results under the old code's key,
+    to answer as hits once the edit is undone and the build compiled again."""
+    write_files(
+        tmp_path,
+        {
+            "pyproject.toml": '[tool.kiln]\nsources = ["app"]\noutput = "build"\n',
+            "app/__init__.py": "",
+            "app/nodes.py": """
+                from kiln import node
+
+                @node(cache=True)
+                async def score(x: int) -> int:
+                    return x * 1
+            """,
+            "app/main.py": """
+                from kiln import flow
+                from .nodes import score
+
+                @flow
+                async def total(x: int) -> int:
+                    return await score(x)
+            """,
+        },
+    )
+    nodes = tmp_path / "app" / "nodes.py"
+
+    def total(x: int, *options: str) -> subprocess.CompletedProcess[str]:
+        script = (
+            f"from build.app.main import Total; print(Total({', '.join(options)})({x}))"
+        )
+        return subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def compile_build() -> None:
+        assert kiln("compile", "-q", cwd=tmp_path).returncode == 0
+
+    compile_build()
+    assert total(1).stdout == "1\n"
+    nodes.write_text(nodes.read_text().replace("x * 1", "x * 2"))
+    refused = total(2)
+    assert refused.returncode == 1
+    assert "kiln.errors.StaleModuleError: build.app.main is stale: " in refused.stderr
+    assert f"{nodes}, where its cached node 'score' is defined" in refused.stderr
+    assert "Run kiln compile again" in refused.stderr
+    assert committed_entries(tmp_path / "ledger.db", "score") == 1, "nothing stored"
+    assert total(2, "ledger=False").stdout == "4\n", "no ledger: nothing to poison"
+    nodes.write_text(nodes.read_text().replace("x * 2", "x * 1"))
+    compile_build()
+    assert total(2).stdout == "2\n"
+
+
+def test_only_a_cached_node_run_from_its_source_carries_its_files_hash(
+    tmp_path: Path,
+) -> None:
+    write_files(
+        tmp_path,
+        {
+            "nodes.py": """
+                from kiln import node
+
+                @node(cache=True)
+                async def imported(x: int) -> int:
+                    return x
+
+                @node
+                async def uncached(x: int) -> int:
+                    return x
+            """,
+            "main.py": """
+                from kiln import flow, node
+                from nodes import imported, uncached
+
+                @node(cache=True)
+                async def local(x: int) -> int:
+                    return x
+
+                @flow
+                async def total(x: int) -> int:
+                    return await imported(x) + await uncached(x) + await local(x)
+            """,
+        },
+    )
+    compilation = compile_file(tmp_path / "main.py")
+    assert compilation.output is not None, compilation.diagnostics
+    digest = hashlib.sha256((tmp_path / "nodes.py").read_bytes()).hexdigest()
+    assert compilation.output.count("file_sha256=") == 1
+    assert f'file_sha256="{digest}"' in compilation.output
+    # Compiled with main.py, nodes.py would have an output holding the node's code.
+    linked = compile_file(
+        tmp_path / "main.py", links=Links(compiled={"nodes": "build.nodes"})
+    )
+    assert linked.output is not None, linked.diagnostics
+    assert "from build.nodes import imported" in linked.output
+    assert "file_sha256=" not in linked.output

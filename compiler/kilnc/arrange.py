@@ -64,6 +64,7 @@ def arrange_module(
     lowered: list[FlowIR],
     sources: dict[str, SourceFile],
     fingerprints: dict[NodeDef, str],
+    live: dict[NodeDef, str],
     found: Classes,
     ledger: str | None,
 ) -> ModulePlan:
@@ -170,6 +171,7 @@ def arrange_module(
         fallbacks,
         fingerprints,
         classes,
+        live=live,
         ledger=ledger,
         module_names=parsed.global_names,
         star_import=parsed.star_import,

@@ -377,6 +377,8 @@ class _FlowEmitter(FanOutEmitter):
                 fields.append(f"limit={node.options.limit!r}")
             if node in self.module.fingerprints:
                 fields.append(f"cache={self.module.fingerprints[node]!r}")
+            if node in self.module.live:
+                fields.append(f"file_sha256={self.module.live[node]!r}")
         if self.module.classes.get(node):
             fields.append(f"classes={tuple_display(list(self.module.classes[node]))}")
         if isinstance(node, NodeDef) and node in self.module.fallbacks:

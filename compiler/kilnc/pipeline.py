@@ -5,7 +5,8 @@
       -> the checks: check_duplicates, check_cycles (build_flow_graph),
          check_questions, check_storable, check_limits and check_order
          (each flow), check_imported_flows
-      -> fingerprint_node (each cached node), find_result_classes (each callee)
+      -> fingerprint_node (each cached node; the file of one imported from its
+         source), find_result_classes (each callee)
       -> schedule_flow (each flow) -> shake_module
       -> arrange_module -> emit_module -> format_module -> map_lines
 
@@ -191,6 +192,7 @@ def _compile(
             if isinstance(callee, NodeDef) and callee.options.retry_on
         }
     sources = dict(project.sources)  # the modules the fingerprints reach, too
+    live = _imported_live(cached, source, links, sources)
     plans: list[FlowPlan] = []
     for flow_ir in lowered:
         with phase("schedule_flow", f"flow '{flow_ir.flow.name}'"):
@@ -215,6 +217,7 @@ def _compile(
             lowered,
             sources,
             fingerprints,
+            live,
             Classes(results, retry_on),
             ledger,
         )
@@ -343,6 +346,26 @@ def _cached_nodes(lowered: list[FlowIR]) -> list[NodeDef]:
         if isinstance(call.callee, NodeDef) and call.callee.options.cache
     }
     return list(found)
+
+
+def _imported_live(
+    cached: list[NodeDef],
+    source: SourceFile,
+    links: Links,
+    sources: dict[str, SourceFile],
+) -> dict[NodeDef, str]:
+    """The sha256 of the file of each cached node the output imports from its source.
+
+    A node of this module is copied into the output, and one of a module
+    compiled with it comes from that module's output: their code is the code
+    fingerprinted. Any other runs as its file is when the module runs, which
+    the runtime checks against this (`kiln.stale`).
+    """
+    return {
+        node: sources[node.span.path].digest
+        for node in cached
+        if node.module != source.module and node.module not in links.compiled
+    }
 
 
 def _callees(lowered: list[FlowIR]) -> list[Callee]:

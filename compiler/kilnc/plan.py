@@ -247,6 +247,9 @@ class ModulePlan:
     ]  # each cached node's source hash, for ledger keys
     # Each callee's result classes, as the module names them (`place_classes`).
     classes: Mapping[Callee, tuple[str, ...]] = field(default_factory=dict)
+    # Each cached node the module imports from its source: the sha256 of its file
+    # as fingerprinted, which a run checks before it caches (`kiln.stale`).
+    live: Mapping[NodeDef, str] = field(default_factory=dict)
     # [tool.kiln] ledger, relative to the generated module's directory.
     ledger: str | None = None
     # Every name the source binds at module level, and whether a star import may

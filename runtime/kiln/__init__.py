@@ -13,7 +13,8 @@ in the order a reader meets it:
   one node call of a flow's table; `binding`: how a flow instance binds its
   sites for a run (wrapped once, bound per run, subflows joined); `sites`: what
   a run calls at each site (its shared `Run`, a wrapper per kind of node:
-  events, the ledger, attempts, admission);
+  events, the ledger, attempts, admission); `stale`: whether a cached node
+  the module imports from its source is still the code it was compiled from;
 - `scope`: `Scope` and its `Child` tasks, structured concurrency whose
   failures leave as themselves; `run`: the fan-outs of generated code on it
   (`gather`, `fan_out`, `amap`, `keyed`, `indexed`); `sync_entry`: the sync entry point
@@ -66,6 +67,7 @@ from kiln.errors import (
     OptionError,
     RefusedEntry,
     ReservedNameError,
+    StaleModuleError,
     Suspended,
     UncacheableValue,
     VisitLimitError,
@@ -162,6 +164,7 @@ __all__ = [
     "RunHits",
     "Scope",
     "Site",
+    "StaleModuleError",
     "StreamProcess",
     "Suspended",
     "Unanswered",

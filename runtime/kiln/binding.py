@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeGuard, final
 from kiln.events import NodeEvent
 from kiln.resilience import Gate
 from kiln.sites import WRAPPERS, Run, Wrapped, unasked
+from kiln.stale import check_sources
 from kiln.subflow import subflow
 
 if TYPE_CHECKING:
@@ -84,6 +85,11 @@ class Binder:
             and any(site.cache is not None for site in flow._kiln_table)
         )
         self.ledger: Ledger | None = None
+        # Cached nodes run from their source files, checked before the first run
+        # that caches (`kiln.stale`).
+        self.unchecked = tuple(
+            site for site in flow._kiln_table if site.file_sha256 is not None
+        )
         self.size = len(flow._kiln_table)
         self.calls = self._calls(limits)
         # By site index, the subflows: compiled ones through an instance configured
@@ -182,6 +188,9 @@ class Binder:
         if self.static is not None:
             return self.static
         if self.caches:
+            if self.unchecked:
+                check_sources(self.kind, self.unchecked)
+                self.unchecked = ()
             self.open_ledger()
         return self._calls_of(Run(self, enclosing))
 

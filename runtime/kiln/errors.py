@@ -26,6 +26,7 @@ __all__ = [
     "OptionError",
     "RefusedEntry",
     "ReservedNameError",
+    "StaleModuleError",
     "Suspended",
     "UncacheableValue",
     "VisitLimitError",
@@ -165,6 +166,29 @@ class RefusedEntry(LedgerError, UserWarning):
         super().__init__(message)
         self.node = node
         self.key = key
+
+
+class StaleModuleError(KilnError):
+    """A compiled module runs a cached node from a source file edited since it was compiled.
+
+    The node's cache key carries the fingerprint of the code the module was
+    compiled from, and the run would store the new code's results under it;
+    refused before anything is stored. Run ``kiln compile`` again. `module`
+    is the compiled module, `source` the edited file, `node` the node's name.
+    """
+
+    module: str
+    source: str
+    node: str
+
+    def __init__(
+        self, message: str, *, module: str = "", source: str = "", node: str = ""
+    ) -> None:
+        # Keyword fields: pickling rebuilds the exception from `message` and its __dict__.
+        super().__init__(message)
+        self.module = module
+        self.source = source
+        self.node = node
 
 
 class DurableRunError(KilnError):

@@ -60,6 +60,10 @@ class Site:
     for `cache=True` nodes, so an edited node misses the results of the old one;
     `classes` are the classes a stored result of the node may rebuild, those the
     compiler found in its return annotation (and in their fields' annotations).
+    `file_sha256`, on a cached node that the module imports from its source
+    rather than compile, is the sha256 of the file that defines it, as
+    fingerprinted: a run that caches refuses to run the node from another
+    version of that file (`kiln.stale`).
     `local` (``@node(local=True)``) keeps the node in the driver when a backend
     runs the others. `changes` says why the call may change what it is passed
     (an argument, a Memory key), as the compiler found it: a durable run,
@@ -82,6 +86,7 @@ class Site:
     policy: Policy | None = None
     limit: str | None = None
     cache: str | None = None
+    file_sha256: str | None = None
     classes: tuple[object, ...] = ()
     local: bool = False
     changes: str | None = None
@@ -95,6 +100,7 @@ class SiteOptions(TypedDict, total=False):
 
     limit: str | None
     cache: str | None
+    file_sha256: str | None
     classes: tuple[object, ...]
     local: bool
     changes: str | None

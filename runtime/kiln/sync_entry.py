@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import threading
 from collections.abc import Coroutine
+from contextlib import suppress
 from typing import Any, Generic, TypeVar, cast
 
 from kiln.errors import raise_as_is
@@ -83,4 +84,6 @@ class _WorkerRun(Generic[T]):
     def _cancel(self) -> None:
         loop, task = self._loop, self._task
         if loop is not None and task is not None:
-            loop.call_soon_threadsafe(task.cancel)
+            # Closed: the work ended as the interrupt came, and the interrupt stands.
+            with suppress(RuntimeError):
+                loop.call_soon_threadsafe(task.cancel)

@@ -153,10 +153,13 @@ async def test_a_file_damaged_at_its_start_is_refused_with_what_to_do(
     data = bytearray(path.read_bytes())
     data[100:4096] = b"\xff" * (4096 - 100)  # the first page, past the header
     path.write_bytes(bytes(data))
+    # The schema is past reading: the file may hold durable runs, never deleted blind.
     with pytest.raises(
-        LedgerError, match=r"is damaged .*delete it with its -wal and -shm"
-    ):
+        LedgerError, match=r"is damaged .*may hold the journals of durable runs"
+    ) as refused:
         await use(path)
+    assert "copy it aside with its -wal and -shm files" in str(refused.value)
+    assert "kiln runs list --ledger" in str(refused.value)
 
 
 async def test_a_file_damaged_in_its_entries_fails_lookups_clearly(
@@ -178,6 +181,49 @@ async def test_a_file_damaged_in_its_entries_fails_lookups_clearly(
             found.append(str(error))
     assert found, "some lookups read the damaged pages"
     assert all("is damaged" in message for message in found)
+
+
+@pytest.mark.parametrize("runs", [0, 1])
+async def test_a_damaged_ledger_is_said_to_be_deleted_only_without_durable_runs(
+    tmp_path: Path, runs: int
+) -> None:
+    """Deleting a ledger that journals durable runs would run their finished calls again."""
+    path = tmp_path / "ledger.db"
+    for x in range(400):
+        await use(path, x)
+    with closing(sqlite3.connect(path)) as connection, connection:
+        connection.executemany(
+            "INSERT INTO durable VALUES (?, 'f', 't', NULL, 'd', 'suspended', 'o', 0, 0, "
+            "NULL, NULL)",
+            [(f"r{n}",) for n in range(runs)],
+        )
+        kept = {1} | {  # the schema, and the pages telling whether there are runs
+            page
+            for (page,) in connection.execute(
+                "SELECT rootpage FROM sqlite_master WHERE tbl_name IN ('durable', 'journal')"
+            )
+        }
+    data = bytearray(path.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    for number in range(1, len(data) // page + 1):
+        if number not in kept:
+            data[(number - 1) * page : number * page] = b"\x07" * page
+    path.write_bytes(bytes(data))
+    found = []
+    for x in range(400):
+        try:
+            await use(path, x)
+        except LedgerError as error:
+            found.append(str(error))
+    assert found, "some lookups read the damaged pages"
+    for message in found:
+        assert "is damaged" in message
+        if runs:
+            assert "it holds the journals of durable runs" in message
+            assert "copy it aside" in message
+            assert "delete it with" not in message
+        else:
+            assert "it holds only cached results: delete it with its -wal" in message
 
 
 async def test_a_deleted_wal_file_loses_only_what_it_held_since_the_last_checkpoint(

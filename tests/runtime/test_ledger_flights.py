@@ -1,4 +1,4 @@
-"""Single flight: identical calls in flight at once run once, on any loop or thread.
+"""Single flight: identical calls in flight at once on one event loop run once.
 
 Overlap is arranged with events, never with timing: a computation waits until
 the test has seen its waiters join.
@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from kiln import run_sync
 from kiln.ledger import Ledger
 
 
@@ -73,48 +74,52 @@ async def test_fifty_identical_concurrent_calls_compute_once(ledger: Ledger) -> 
     assert in_flight(ledger) == 0
 
 
-def test_identical_calls_on_two_loops_in_two_threads_compute_once(
+def test_identical_calls_on_two_loops_in_two_threads_each_compute(
     ledger: Ledger,
 ) -> None:
-    computed = 0
+    """Another loop's flight is never waited for: that loop may be blocked on this one."""
+    computed: list[str] = []
     started = threading.Event()
-    joined = threading.Event()
+    release = threading.Event()
     results: dict[str, tuple[Any, bool]] = {}
 
-    async def compute() -> dict[str, int]:
-        nonlocal computed
-        computed += 1
-        started.set()
-        await asyncio.to_thread(joined.wait, 30)
-        return {"x": 7}
+    def computing(who: str) -> Any:
+        async def compute() -> dict[str, int]:
+            computed.append(who)
+            started.set()
+            if who == "leader":
+                await asyncio.to_thread(release.wait, 30)
+            return {"x": 7}
+
+        return compute
 
     async def leader() -> None:
-        results["leader"] = await ledger.call("node", "v1", node, (7,), {}, compute)
+        results["leader"] = await ledger.call(
+            "node", "v1", node, (7,), {}, computing("leader")
+        )
 
-    async def waiter() -> None:
+    async def other() -> None:
         started.wait(30)
-        waiting = asyncio.ensure_future(
-            ledger.call("node", "v1", node, (7,), {}, compute)
+        results["other"] = await ledger.call(
+            "node", "v1", node, (7,), {}, computing("other")
         )
-        await until(
-            lambda: bool(ledger._flights._open[_only_key(ledger)].waiters), "join"
-        )
-        joined.set()
-        results["waiter"] = await waiting
+        release.set()
 
     threads = [
         threading.Thread(target=asyncio.run, args=(leader(),)),
-        threading.Thread(target=asyncio.run, args=(waiter(),)),
+        threading.Thread(target=asyncio.run, args=(other(),)),
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert results == {"leader": ({"x": 7}, False), "waiter": ({"x": 7}, True)}
-    assert computed == 1
+    assert results == {"leader": ({"x": 7}, False), "other": ({"x": 7}, False)}
+    assert computed == ["leader", "other"]
+    assert ledger.stats().entries == 1, "both stored the one row"
+    assert in_flight(ledger) == 0
 
 
-def test_a_sync_call_on_another_thread_waits_for_an_async_leader(
+def test_a_sync_call_on_another_thread_computes_beside_an_async_leader(
     ledger: Ledger,
 ) -> None:
     computed = []
@@ -131,7 +136,7 @@ def test_a_sync_call_on_another_thread_waits_for_an_async_leader(
     async def leader() -> None:
         results["async"] = await ledger.call("node", "v1", node, (3,), {}, compute)
 
-    def sync_waiter() -> None:
+    def sync_call() -> None:
         started.wait(30)
         results["sync"] = ledger.call_sync(
             "node",
@@ -139,29 +144,52 @@ def test_a_sync_call_on_another_thread_waits_for_an_async_leader(
             sync_node,
             (3,),
             {},
-            lambda: computed.append("sync") or {"x": 0},
+            lambda: computed.append("sync") or {"x": 3},
         )
+        release.set()
 
     threads = [
         threading.Thread(target=asyncio.run, args=(leader(),)),
-        threading.Thread(target=sync_waiter),
+        threading.Thread(target=sync_call),
     ]
     for thread in threads:
         thread.start()
-    started.wait(30)
-    flight = None
-    for _ in range(2000):
-        flight = ledger._flights._open.get(_only_key(ledger))
-        if flight is not None and flight.blocked is not None:
-            break
-        threading.Event().wait(0.005)
-    assert flight is not None
-    assert flight.blocked is not None, "the sync call is blocked on the flight"
-    release.set()
     for thread in threads:
         thread.join(60)
-    assert results == {"async": ({"x": 3}, False), "sync": ({"x": 3}, True)}
-    assert computed == ["async"]
+    assert results == {"async": ({"x": 3}, False), "sync": ({"x": 3}, False)}
+    assert computed == ["async", "sync"]
+
+
+def test_a_sync_entry_point_run_while_its_loop_has_the_call_in_flight_computes(
+    ledger: Ledger,
+) -> None:
+    """A node calling a compiled flow's sync entry point blocks its loop while
+    that flow runs on a worker thread's loop: waiting there for the blocked
+    loop's flight would wait forever."""
+    outcome: dict[str, Any] = {}
+
+    async def scenario() -> None:
+        release = asyncio.Event()
+
+        async def compute() -> dict[str, int]:
+            await release.wait()
+            return {"x": 9}
+
+        leading = asyncio.ensure_future(
+            ledger.call("node", "v1", node, (9,), {}, compute)
+        )
+        await until(lambda: in_flight(ledger) == 1, "the leader")
+        outcome["worker"] = run_sync(
+            ledger.call("node", "v1", node, (9,), {}, lambda: node(9))
+        )
+        release.set()
+        outcome["loop"] = await leading
+
+    thread = threading.Thread(target=asyncio.run, args=(scenario(),), daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "the worker's call waited for its blocked caller"
+    assert outcome == {"worker": ({"x": 9}, False), "loop": ({"x": 9}, False)}
 
 
 def test_a_sync_call_on_the_leaders_own_thread_computes_instead_of_deadlocking(

@@ -73,6 +73,7 @@ PUBLIC = {
     "ask",
     "Suspended",
     "DurableRunError",
+    "StaleModuleError",
     "resume",
     "Unanswered",
     "UNANSWERED",

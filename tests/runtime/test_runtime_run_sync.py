@@ -147,3 +147,26 @@ def test_an_interrupt_while_waiting_cancels_the_work(
 
     asyncio.run(main())
     assert log == ["work finally"]
+
+
+def test_an_interrupt_as_the_work_ends_is_still_the_interrupt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C that lands once the worker's loop has closed: KeyboardInterrupt, no
+    RuntimeError from cancelling on the closed loop."""
+
+    class LateInterrupt(threading.Thread):
+        interrupted = False
+
+        def join(self, timeout: float | None = None) -> None:
+            super().join(timeout)
+            if not LateInterrupt.interrupted:
+                LateInterrupt.interrupted = True
+                raise KeyboardInterrupt
+
+    async def main() -> None:
+        monkeypatch.setattr("kiln.sync_entry.threading.Thread", LateInterrupt)
+        with pytest.raises(KeyboardInterrupt):
+            run_sync(asyncio.sleep(0))
+
+    asyncio.run(main())

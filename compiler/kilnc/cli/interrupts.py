@@ -12,7 +12,9 @@ While a flow runs (`running`, `run_async`) Ctrl-C stops the run instead, so
 that `kiln run` can print the summary so far: the first cancels the flow's
 task, as `asyncio.run` does; and when the event loop does not get to it
 within a second (a sync node blocking the loop), or at a second Ctrl-C,
-KeyboardInterrupt is raised in the main thread, wherever it is.
+KeyboardInterrupt is raised in the main thread, wherever it is, waiting in C
+too (a node's call of a flow's sync entry point, which waits for its worker
+thread).
 
     phase                                Ctrl-C
     ----------------------------------   ------------------------------------------
@@ -28,6 +30,7 @@ import _thread
 import os
 import shutil
 import signal
+import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
@@ -106,13 +109,27 @@ class _Stop:
         self.loop.call_soon_threadsafe(self.task.cancel)
         # A loop that does not get to the cancellation (a sync node blocking it) is
         # interrupted where it is, as a second Ctrl-C would.
-        self._timer = threading.Timer(self.grace, _thread.interrupt_main)
+        self._timer = threading.Timer(self.grace, _interrupt, (threading.get_ident(),))
         self._timer.daemon = True
         self._timer.start()
 
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+
+
+def _interrupt(main: int) -> None:
+    """A second Ctrl-C, sent to the main thread (`main`, whose ident it is).
+
+    A signal, not `_thread.interrupt_main`, which only flags one: a main thread
+    waiting in C (a sync entry point's join of the worker thread that runs its
+    flow, a lock) sees the flag when the wait ends, which may be never, while a
+    signal ends the wait and runs the handler. Windows has no `pthread_kill`.
+    """
+    if sys.platform == "win32":
+        _thread.interrupt_main()
+    else:
+        signal.pthread_kill(main, signal.SIGINT)
 
 
 def run_async(main: Coroutine[Any, Any, T], grace: float = 1.0) -> T:

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from kiln.errors import LedgerError
 from kiln.ledger import Ledger, LedgerStats, NodeEntries, RunHits
-from kiln.ledger.file import prepare, problem, read_stats
+from kiln.ledger.file import prepare, read_stats
+from kiln.ledger.problems import problem
 from kilnc.cli.config import config_start, load_config
 from kilnc.diagnostics import render_all
 from kilnc.terminal import LINES, printable, safe_str

@@ -7,7 +7,7 @@ nothing loads no sqlite3. Its modules, from the call down to the disk:
 - `store`: `Ledger`, one file per process, and the calls compiled flows make
   through it (`call`, `call_sync`);
 - `lookup`: one call's way through the ledger, the same for both colours;
-- `flights`: identical calls in flight at once run once;
+- `flights`: identical calls in flight at once on one event loop run once;
 - `keys`: a call's key and its result's text (`Shape`: what they need of a node);
 - `types`: whether a value is of the type the node's annotation names;
 - `codec` and `decoding`: values as tagged JSON that keeps Python's types, never
@@ -15,6 +15,7 @@ nothing loads no sqlite3. Its modules, from the call down to the disk:
 - `writer`: the thread that commits every result and journal row; `commits`:
   a caller's wait for its commit, on an event loop or a blocked thread;
 - `file`: the file itself, its schema, and the statistics `kiln ledger stats` shows.
+- `problems`: what an error of SQLite or the OS at the file means, and what to do.
 """
 
 from kiln.ledger.file import LedgerStats, NodeEntries, RunHits

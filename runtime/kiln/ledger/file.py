@@ -15,7 +15,8 @@ to do):
     SQLite, not kiln's     refused: never written to
     kiln's, other schema   refused: delete it (a cache) or use the kiln that made it
     kiln's, this schema    used (if kiln may write the file and its directory)
-    unreadable, damaged    refused: delete it and its -wal and -shm files
+    unreadable, damaged    refused: delete it and its -wal and -shm files, unless
+                             it may hold durable runs (then: copy it aside first)
 
 The inspection reads the file's header, and opens it only read-only, so a
 foreign database is not even checkpointed (`_inspect` says more).
@@ -45,6 +46,7 @@ from pathlib import Path
 from typing import Final, final
 
 from kiln.errors import LedgerError
+from kiln.ledger.problems import problem
 
 __all__ = [
     "APPLICATION_ID",
@@ -58,7 +60,6 @@ __all__ = [
     "connect",
     "delete_entries",
     "prepare",
-    "problem",
     "read_stats",
     "row_checksum",
 ]
@@ -217,32 +218,6 @@ def connect(path: Path, *, reader: bool) -> sqlite3.Connection:
         connection.close()
         raise
     return connection
-
-
-def problem(path: Path, error: BaseException) -> LedgerError:
-    """The `LedgerError` that an error of SQLite or of the OS at `path` means for the user."""
-    text = str(error) or type(error).__name__
-    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
-    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in text:
-        return LedgerError(
-            f"the ledger {path} is damaged ({text}); it holds only cached results: "
-            f"delete it with its -wal and -shm files to start afresh, or use another path"
-        )
-    if (
-        code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM)
-        or isinstance(error, PermissionError)
-        or "readonly" in text
-    ):
-        return LedgerError(
-            f"cannot use the ledger {path} ({text}); make the file and its directory "
-            "readable and writable, point KILN_LEDGER or the flow's ledger= elsewhere, "
-            "or pass ledger=False to run without the cache"
-        )
-    if code == sqlite3.SQLITE_FULL:
-        return LedgerError(
-            f"cannot store in the ledger {path}: the disk is full ({text})"
-        )
-    return LedgerError(f"the ledger {path} failed: {text}")
 
 
 def _check_writable(path: Path) -> None:

@@ -1,21 +1,30 @@
-"""Single flight: identical calls in flight at once run once and share the outcome.
+"""Single flight: identical calls in flight at once on one event loop run once.
 
-The first caller of a key leads: it registers a `Flight` and computes. Every
-caller of the same key that arrives before the flight lands joins it and
-waits, on its own event loop (an ``await``) or its own thread (a blocking
-wait), whichever thread and loop the leader runs on::
+The first caller of a key on a loop leads: it registers a `Flight` and
+computes. Every caller of the same key on the same loop that arrives before
+the flight lands joins it and awaits its outcome::
 
     flight, leading = flights.join(key)
     if leading:
         ...compute, store...; flights.land(key, flight, Landed(text))
     else:
-        outcome = await flights.wait(flight)      # or flights.wait_sync(flight)
+        outcome = await flights.wait(flight)
 
-Landing takes the flight out of the registry and wakes every waiter: those on
-other loops through ``call_soon_threadsafe``, blocked threads through a
-`threading.Event`. One `threading.Lock` guards the registry and every
-flight's waiters, so a waiter that joins while the flight lands either sees
-the outcome at once or is woken by the landing, never neither.
+A caller on another loop never waits for the flight: it leads one of its own
+on its loop. Waiting across loops could wait forever, since the leader's loop
+may be blocked on the waiter: a node that calls another compiled flow's sync
+entry point blocks its loop while that flow runs on a worker thread's loop,
+and a call there of a key the blocked loop has in flight would wait for a
+leader that cannot go on. Computing twice only costs the call: both write the
+same row. For the same reason a sync caller (``call_sync``, its thread
+blocked) waits for no flight, and leads none that others could wait for.
+
+Landing takes the flight out of the registry and wakes every waiter, through
+``call_soon_threadsafe``: a flight may land on the ledger's writer thread.
+One `threading.Lock` guards the registry, shared by every loop of the
+process, and every flight's waiters, so a waiter that joins while the flight
+lands either sees the outcome at once or is woken by the landing, never
+neither.
 
 What waiters get, by outcome:
 
@@ -78,84 +87,74 @@ Outcome = Landed | Shared | Failed | _Abandoned
 
 @final
 class Flight:
-    """One computation of a key in progress, and who waits for it."""
+    """One computation of a key in progress, and who waits for it on the leader's loop.
 
-    __slots__ = ("blocked", "leader", "outcome", "waiters")
+    `loop` is None for a sync caller's computation, which nobody waits for.
+    """
 
-    def __init__(self, leader: int) -> None:
-        self.leader = leader  # the leading thread's ident
+    __slots__ = ("loop", "outcome", "waiters")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.loop = loop
         self.outcome: Outcome | None = None
-        self.waiters: list[
-            tuple[asyncio.AbstractEventLoop, asyncio.Future[Outcome]]
-        ] = []
-        self.blocked: threading.Event | None = None  # made by the first blocking waiter
+        self.waiters: list[asyncio.Future[Outcome]] = []
 
 
 @final
 class Flights:
-    """The flights of one ledger, shared by every thread and event loop of the process."""
+    """The flights of one ledger, each on the event loop of the call that leads it."""
 
     __slots__ = ("_lock", "_open")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._open: dict[bytes, Flight] = {}
+        self._open: dict[tuple[asyncio.AbstractEventLoop, bytes], Flight] = {}
 
     def join(self, key: bytes) -> tuple[Flight, bool]:
-        """The flight of `key`, and True if the caller leads it (it was not in flight)."""
+        """The running loop's flight of `key`, and True if the caller leads it (a new one)."""
+        loop = asyncio.get_running_loop()
         with self._lock:
-            flight = self._open.get(key)
+            flight = self._open.get((loop, key))
             if flight is not None:
                 return flight, False
-            flight = self._open[key] = Flight(threading.get_ident())
+            flight = self._open[loop, key] = Flight(loop)
             return flight, True
 
     def land(self, key: bytes, flight: Flight, outcome: Outcome) -> None:
         """End `flight` with `outcome`: out of the registry, every waiter woken."""
+        loop = flight.loop
         with self._lock:
-            if self._open.get(key) is flight:
-                del self._open[key]
+            if loop is not None and self._open.get((loop, key)) is flight:
+                del self._open[loop, key]
             flight.outcome = outcome
             waiters, flight.waiters = flight.waiters, []
-            blocked = flight.blocked
-        for loop, future in waiters:
-            with suppress(RuntimeError):  # that loop is closed: nobody waits there
-                loop.call_soon_threadsafe(_settle, future, outcome)
-        if blocked is not None:
-            blocked.set()
+        if loop is None or not waiters:
+            return
+        with suppress(RuntimeError):  # the loop is closed: nobody waits there
+            loop.call_soon_threadsafe(_settle, waiters, outcome)
 
     async def wait(self, flight: Flight) -> Outcome:
-        """The outcome of `flight`, awaited on the running loop."""
+        """The outcome of `flight`, a flight of the running loop."""
         loop = asyncio.get_running_loop()
+        assert flight.loop is loop, "a flight is waited for on its own loop only"
         with self._lock:
             if flight.outcome is not None:
                 return flight.outcome
             future: asyncio.Future[Outcome] = loop.create_future()
-            flight.waiters.append((loop, future))
+            flight.waiters.append(future)
         try:
             return await future
         finally:
             if not future.done() or future.cancelled():
                 with self._lock, suppress(ValueError):  # already woken
-                    flight.waiters.remove((loop, future))
-
-    def wait_sync(self, flight: Flight) -> Outcome:
-        """The outcome of `flight`, waited for by blocking this thread."""
-        with self._lock:
-            if flight.outcome is not None:
-                return flight.outcome
-            if flight.blocked is None:
-                flight.blocked = threading.Event()
-            blocked = flight.blocked
-        blocked.wait()
-        assert flight.outcome is not None  # set under the lock before the event
-        return flight.outcome
+                    flight.waiters.remove(future)
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._open)
 
 
-def _settle(future: asyncio.Future[Outcome], outcome: Outcome) -> None:
-    if not future.done():  # else the waiter was cancelled meanwhile
-        future.set_result(outcome)
+def _settle(waiters: list[asyncio.Future[Outcome]], outcome: Outcome) -> None:
+    for future in waiters:
+        if not future.done():  # else the waiter was cancelled meanwhile
+            future.set_result(outcome)

@@ -4,12 +4,13 @@ A `Lookup` is one call of a cached node on its way through the ledger. Its
 key is made first (`keys.call_key`); then each turn of `next` answers the
 call from the file, or from an identical call in flight (`flights`), or
 takes the lead, or names the flight to wait for. The two callers differ only
-in how they wait, for a flight and for the commit::
+in how they wait for the commit, and in that only an async caller waits for
+an identical call in flight::
 
     lookup = Lookup(ledger, node, source, shape, run, uncacheable)
     flight = lookup.begin(args, kwargs)                 # the key (None: uncached)
-    while flight is not None:
-        flight = lookup.next(<wait for flight>)         # await, or a blocked thread
+    while flight is not None:                           # never, for a sync caller
+        flight = lookup.next(await flights.wait(flight))
     if lookup.answered:
         return lookup.value, True
     value = <compute>                                   # lookup.failed(error) if it raises
@@ -20,7 +21,6 @@ in how they wait, for a flight and for the commit::
 from __future__ import annotations
 
 import sqlite3
-import threading
 import warnings
 from collections.abc import Mapping
 from contextlib import suppress
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, final
 
 from kiln.errors import RefusedEntry, UncacheableValue
 from kiln.ledger.codec import Undecodable
-from kiln.ledger.file import checksum, problem
+from kiln.ledger.file import checksum
 from kiln.ledger.flights import (
     ABANDONED,
     Failed,
@@ -38,6 +38,7 @@ from kiln.ledger.flights import (
     Shared,
 )
 from kiln.ledger.keys import Shape, call_key, result_text
+from kiln.ledger.problems import problem
 from kiln.ledger.writer import Settle
 
 if TYPE_CHECKING:
@@ -62,8 +63,8 @@ _MISSING: Final = _Missing()
 class Lookup:
     """One call of a cached node: its key, and what answers it, or the flight it leads.
 
-    `blocking` is a sync caller's: it waits for a flight with its thread
-    blocked, so a flight led on its own thread is not waited for.
+    `blocking` is a sync caller's, whose thread waits for the commit: it
+    computes rather than wait for an identical call in flight (`flights`).
     """
 
     __slots__ = (
@@ -128,12 +129,13 @@ class Lookup:
             self.answered, self.value = True, found
             self._tally(hit=True)
             return None
-        flight, leading = self.ledger.flights.join(key)
-        if not leading and self.blocking and flight.leader == threading.get_ident():
-            # Led by an async call suspended on this very thread's loop: blocking
-            # for it would block it. Compute alongside; storing twice writes the
-            # same row twice.
-            flight, leading = Flight(flight.leader), True
+        if self.blocking:
+            # A thread that blocks waits for no flight (`flights`): one of its own
+            # loop would wait for itself, one of another loop for a loop that may
+            # be blocked on this thread. Storing twice writes the same row twice.
+            flight, leading = Flight(None), True
+        else:
+            flight, leading = self.ledger.flights.join(key)
         if not leading:
             return flight
         self.flight = flight

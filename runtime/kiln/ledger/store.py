@@ -21,11 +21,12 @@ returned. A call that fails is not stored, so the next run retries it.
 Both go through one `lookup.Lookup`, and differ only in how they wait: an
 ``await``, or the calling thread blocked (`commits` for the commit).
 
-Identical calls in flight at once run once (`flights`): in one run, across
-runs, across event loops and threads of the process. `hit` is True when the
-call did not run `compute`: the ledger answered it, or an identical call in
-flight did. If the caller computing a key is cancelled, a waiting caller
-takes over and computes it itself.
+Identical calls in flight at once on one event loop run once (`flights`):
+in one run and across the loop's runs; a call on another loop, or a sync
+call, computes itself rather than wait for a loop that may be blocked on it.
+`hit` is True when the call did not run `compute`: the ledger answered it,
+or an identical call in flight did. If the caller computing a key is
+cancelled, a waiting caller takes over and computes it itself.
 
 A value that cannot be stored, or a result that would not come back as it
 was returned, raises `UncacheableValue` (naming the node, the argument or
@@ -57,12 +58,12 @@ from kiln.ledger.file import (
     connect,
     delete_entries,
     prepare,
-    problem,
     read_stats,
 )
 from kiln.ledger.flights import Flights
 from kiln.ledger.keys import shape_of
 from kiln.ledger.lookup import Lookup, Refused, Uncacheable
+from kiln.ledger.problems import problem
 from kiln.ledger.writer import Settle, Writer, WriterClosed
 
 __all__ = ["Ledger", "LedgerStats", "NodeEntries", "RunHits", "Uncacheable"]
@@ -183,12 +184,14 @@ class Ledger:
         run: str = "",
         uncacheable: Uncacheable = "raise",
     ) -> tuple[R, bool]:
-        """`call` for a sync node: the calling thread waits (for a flight, for the commit)."""
+        """`call` for a sync node: the calling thread waits for the commit.
+
+        It never waits for an identical call in flight: it computes too (`flights`).
+        """
         shape = shape_of(fn, classes)
         lookup = Lookup(self, node, source, shape, run, uncacheable, blocking=True)
-        flight = lookup.begin(args, kwargs)
-        while flight is not None:
-            flight = lookup.next(self._flights.wait_sync(flight))
+        waiting = lookup.begin(args, kwargs)
+        assert waiting is None, "a sync call waits for no flight (lookup)"
         if lookup.answered:
             return cast(R, lookup.value), True
         try:

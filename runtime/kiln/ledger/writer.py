@@ -33,7 +33,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final, Generic, NamedTuple, TypeVar, final
 
-from kiln.ledger.file import KEPT_RUNS, checksum, connect, problem, row_checksum
+from kiln.ledger.file import KEPT_RUNS, checksum, connect, row_checksum
+from kiln.ledger.problems import problem
 
 __all__ = ["Settle", "Writer", "WriterClosed"]
 
