@@ -13,7 +13,11 @@ that caches checks the file first::
 
 Each file is hashed once per process. A file that cannot be read (a
 deployment without sources), or a node that does not come from the file the
-compiler read (a decorator that hides the function), is not checked.
+compiler read (a decorator that hides the function), is not checked. Nor
+are the project modules a node reaches, which its fingerprint covers and
+which run from their source too (docs/ledger.md §2 says so): checking them
+needs their hashes by module name in the site, and a run hashing the file of
+each in `sys.modules`.
 """
 
 from __future__ import annotations
@@ -30,11 +34,6 @@ if TYPE_CHECKING:
     from kiln.site_table import Site
 
 __all__ = ["check_sources"]
-
-# TODO: the project modules a node reaches, which its fingerprint covers, run
-# from their source too and are not checked (a copied node's as well): the
-# compiler would write their hashes by module name, and a run hash the file
-# of each module in sys.modules.
 
 # By file, the sha256 of its bytes when first checked; None when it cannot be read.
 _HASHED: dict[str, str | None] = {}
