@@ -288,6 +288,41 @@ def test_names_a_nested_block_writes_reach_the_code_after_it(tmp_path: Path) -> 
     assert compiled.arms(3) == asyncio.run(source.arms(3)) == (6, 4000)
 
 
+def test_a_while_loop_that_calls_no_node_reads_what_its_body_binds(
+    tmp_path: Path,
+) -> None:
+    """Kept whole, the loop's lines read what lines above them (or an earlier
+    iteration) bound; as a call of an unread module's function makes it."""
+    compiled, source = build(
+        """
+        from kiln import flow, node
+
+        async def fetch(u: str) -> str:
+            return u.upper()
+
+        @node
+        def count(pages: list[str]) -> int:
+            return len(pages)
+
+        @flow
+        async def crawl(frontier: list[str]) -> int:
+            pages: list[str] = []
+            while frontier:
+                if pages:
+                    assert last
+                got = [await fetch(u) for u in frontier]
+                pages.extend(got)
+                last = got[-1]
+                frontier = frontier[1:]
+            else:
+                pages.append(last)
+            return count(pages)
+        """,
+        tmp_path,
+    )
+    assert compiled.crawl(["a", "b"]) == asyncio.run(source.crawl(["a", "b"])) == 4
+
+
 def test_a_fan_out_nested_in_a_fan_outs_element_equals_its_source(
     tmp_path: Path,
 ) -> None:

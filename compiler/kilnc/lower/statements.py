@@ -356,7 +356,13 @@ class Lowerer:
 
     def while_loop(self, node: cst.While, defined: set[str]) -> list[Step]:
         if not self.calls.contains_node_call(node):
-            self.scope.check_defined(node, defined)
+            self.scope.check_defined(node.test, defined)
+            # Kept whole, the loop runs as written: a line of its body may read
+            # what a line below bound in an earlier iteration, or a line above.
+            inner = defined | name_uses(node.body).writes
+            self.scope.check_defined(node.body, inner)
+            if node.orelse is not None:
+                self.scope.check_defined(node.orelse, inner)
             step = self.steps.simple_step(node, node)
             defined |= step.writes
             return [step]
