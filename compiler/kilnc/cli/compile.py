@@ -63,15 +63,12 @@ def run_compile(args: argparse.Namespace) -> int:
                 compilation = compilation.warnings_as_errors()
         except OSError as exc:
             where = Span.at(str(file), 1)
-            report.add(
-                [error(where, Code.UNREADABLE, f"cannot read: {exc.strerror}")], {}
-            )
+            unreadable = error(where, Code.UNREADABLE, f"cannot read: {exc.strerror}")
+            tally.count(report.add([unreadable], {}))
             status = max(status, EXIT_ERRORS)
-            tally.failed(1)
             continue
-        status = max(status, _report(compilation, args.show_traceback, report))
+        status = max(status, _report(compilation, args.show_traceback, report, tally))
         if compilation.failed:
-            tally.failed(sum(d.is_error for d in compilation.diagnostics))
             continue
         _show_dumps(compilation, args.dump, schemas)
         if compilation.output is None:
@@ -122,8 +119,10 @@ def _check_stale(
     return EXIT_ERRORS if found else EXIT_OK
 
 
-def _report(compilation: Compilation, show_traceback: bool, report: Report) -> int:
-    report.add(compilation.diagnostics, compilation.sources)
+def _report(
+    compilation: Compilation, show_traceback: bool, report: Report, tally: Tally
+) -> int:
+    tally.count(report.add(compilation.diagnostics, compilation.sources))
     internal = any(d.code is Code.INTERNAL for d in compilation.diagnostics)
     if internal and show_traceback:
         print("\n".join(compilation.dumps), file=sys.stderr)

@@ -4,7 +4,8 @@ With `--format text` (the default) diagnostics are printed as they come, in
 mypy's shape, and progress lines (`pipeline.py -> build/pipeline.py`) between
 them. With `--format json`, stdout holds one JSON list of every diagnostic of
 the run, printed when it ends (`close`), and nothing else, so an editor or a
-CI annotator can read it whole; progress lines are left out.
+CI annotator can read it whole; progress lines are left out. A diagnostic is
+reported once: two modules that import a broken one each meet its error.
 """
 
 from __future__ import annotations
@@ -23,15 +24,19 @@ class Report:
     def __init__(self, form: str) -> None:
         self.json = form == "json"
         self._kept: list[Diagnostic] = []
+        self._seen: set[Diagnostic] = set()
 
     def add(
         self, diagnostics: Iterable[Diagnostic], sources: dict[str, SourceFile]
-    ) -> None:
-        diagnostics = list(diagnostics)
+    ) -> list[Diagnostic]:
+        """Report the diagnostics not reported before; returns them."""
+        new = [d for d in dict.fromkeys(diagnostics) if d not in self._seen]
+        self._seen.update(new)
         if self.json:
-            self._kept += diagnostics
-        elif diagnostics:
-            print(render_all(diagnostics, sources))
+            self._kept += new
+        elif new:
+            print(render_all(new, sources))
+        return new
 
     def say(self, text: str) -> None:
         """A progress line or a summary: text output only."""

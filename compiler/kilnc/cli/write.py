@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import ast
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from kilnc.cli.outputs import (
@@ -41,15 +41,20 @@ class Tally:
 
     def __init__(self) -> None:
         self.errors = 0
-        self.files = 0
+        self._files: set[str] = set()
 
-    def failed(self, errors: int, files: int = 1) -> None:
-        self.errors += errors
-        self.files += files
+    def count(self, reported: Iterable[Diagnostic]) -> None:
+        """The errors among diagnostics reported, each in the file it names: one
+        module's compile reports the errors of the modules it imports too."""
+        for diagnostic in reported:
+            if diagnostic.is_error:
+                self.errors += 1
+                self._files.add(diagnostic.span.path)
 
     def summary(self) -> str:
         errors = f"{self.errors} error{'s' * (self.errors != 1)}"
-        return f"Found {errors} in {self.files} file{'s' * (self.files != 1)}"
+        files = len(self._files)
+        return f"Found {errors} in {files} file{'s' * (files != 1)}"
 
 
 def compile_command(files: Sequence[Path], output: Path) -> str:
@@ -101,10 +106,8 @@ def write_all(
         ]
     )
     if refusals:
-        report.add(
-            [_refused(refusal, args) for refusal in refusals], args.config_sources
-        )
-        tally.failed(len(refusals), len(refusals))
+        refused = [_refused(refusal, args) for refusal in refusals]
+        tally.count(report.add(refused, args.config_sources))
         return EXIT_ERRORS
     writes: list[tuple[Path, str, str | None]] = [
         (target, compilation.output or "", compilation.source.path)
@@ -120,10 +123,8 @@ def write_all(
             write_atomically(target, text.encode("utf-8"))
         except OSError as exc:
             message = f"cannot write {target}: {exc.strerror or exc}"
-            report.add(
-                [error(Span.at(str(target), 1), Code.OUTPUT_UNWRITABLE, message)], {}
-            )
-            tally.failed(1)
+            failed = error(Span.at(str(target), 1), Code.OUTPUT_UNWRITABLE, message)
+            tally.count(report.add([failed], {}))
             return EXIT_ERRORS
         if source is not None and not args.quiet:
             report.say(printable(f"{source} -> {target}"))
