@@ -211,7 +211,7 @@ def test_errors_are_all_reported_in_mypy_shape(tmp_path: Path) -> None:
     assert re.fullmatch(r" *\^~+", unawaited.caret or "")
     assert (
         result.stdout.rstrip().splitlines()[-1]
-        == f"Found {BAD_ERRORS} errors in 1 file"
+        == f"Found {BAD_ERRORS} errors in 1 file; nothing written"
     )
 
 
@@ -223,7 +223,10 @@ def test_syntax_error_is_located(tmp_path: Path) -> None:
     [reported] = parse_report(result.stdout)
     assert reported.code == "KLN001"
     assert reported.line == 6
-    assert result.stdout.rstrip().splitlines()[-1] == "Found 1 error in 1 file"
+    assert (
+        result.stdout.rstrip().splitlines()[-1]
+        == "Found 1 error in 1 file; nothing written"
+    )
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,8 @@ installed `kiln` command: each error reported once, in the file it is in."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.diagnostic_shape import parse_report
@@ -66,4 +68,73 @@ def test_an_error_of_a_module_two_others_import_is_reported_once(
     assert done.returncode == 1, done
     found = [(r.path, r.line, r.code) for r in parse_report(done.stdout)]
     assert found == [("crawl/crawler.py", 9, "KLN305"), ("crawl/nodes.py", 4, "KLN101")]
-    assert done.stdout.splitlines()[-1] == "Found 2 errors in 2 files"
+    assert done.stdout.splitlines()[-1] == "Found 2 errors in 2 files; nothing written"
+
+
+APP_SUB = """\
+from kiln import flow, node
+
+
+@node
+def split(t: str) -> list[str]:
+    return t.split()
+
+
+@flow
+async def inner(texts: list[str]) -> list[str]:
+    return [w for t in texts for w in split(t)]
+"""
+
+APP_MAIN = """\
+from kiln import flow
+
+from .sub import inner
+
+
+@flow
+async def outer(texts: list[str]) -> int:
+    return len(await inner(texts))
+"""
+
+
+def test_a_compile_with_an_error_in_one_module_writes_none(tmp_path: Path) -> None:
+    """`build/app/main.py` alone would import `inner` from a module never written."""
+    write(tmp_path / "app" / "__init__.py", "")
+    write(tmp_path / "app" / "sub.py", APP_SUB)
+    write(tmp_path / "app" / "main.py", APP_MAIN)
+    done = kiln("compile", "app", "-o", "build", cwd=tmp_path)
+    assert done.returncode == 1, done
+    assert [r.code for r in parse_report(done.stdout)] == ["KLN306"]
+    assert " -> " not in done.stdout
+    assert done.stdout.splitlines()[-1] == "Found 1 error in 1 file; nothing written"
+    assert not (tmp_path / "build").exists()
+    fixed = "    words = [split(t) for t in texts]\n    return [w for ws in words for w in ws]\n"
+    write(
+        tmp_path / "app" / "sub.py",
+        APP_SUB.replace(APP_SUB.splitlines(True)[-1], fixed),
+    )
+    done = kiln("compile", "app", "-o", "build", cwd=tmp_path)
+    assert done.returncode == 0, done
+    ran = subprocess.run(
+        [sys.executable, "-c", RUN_OUTER],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.stdout == "3\n", ran.stderr
+
+
+RUN_OUTER = "from build.app.main import outer; print(outer(['a b', 'c']))"
+
+
+def test_kiln_run_stops_at_the_module_with_an_error_too(tmp_path: Path) -> None:
+    write(tmp_path / "app" / "__init__.py", "")
+    write(tmp_path / "app" / "sub.py", APP_SUB)
+    write(tmp_path / "app" / "main.py", APP_MAIN)
+    done = kiln("run", "app/main.py:outer", 'texts=["a b"]', cwd=tmp_path)
+    assert done.returncode == 1, done
+    assert [r.code for r in parse_report(done.stderr)] == ["KLN306"]
+    assert done.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app"]

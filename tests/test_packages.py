@@ -309,7 +309,7 @@ def test_an_output_directory_that_cannot_be_a_package_is_an_error(
     done = _kiln("compile", "-o", "out-dir", cwd=project)
     assert done.returncode == 1
     _located(done.stdout + done.stderr, "app/main.py", 10, "KLN704")
-    assert not (project / "out-dir/app/main.py").exists()
+    assert not (project / "out-dir").exists(), "nor the modules without an error"
 
 
 @pytest.mark.parametrize("broken", ["app/sub.py", "app/util.py", "tools/util.py"])
@@ -437,4 +437,4 @@ def test_a_source_that_does_not_parse_is_reported_not_raised(project: Path) -> N
     said = done.stdout + done.stderr
     assert "app/broken.py:4:" in said
     assert "[KLN001]" in said
-    assert (project / "build/app/main.py").is_file(), "the others are written"
+    assert not (project / "build").exists(), "nor are the others written"

@@ -84,10 +84,13 @@ def run_compile(args: argparse.Namespace) -> int:
     markers = tree.markers(target for _, target in planned)
     if args.check:
         status = max(status, _check_stale(planned, markers, files, args, report))
-    elif planned:
+    elif planned and not tally.errors:
+        # A module of the compile that failed would leave the others importing
+        # it from a package where it is missing, or stale: none is written.
         status = max(status, write_all(planned, markers, files, args, report, tally))
     if tally.errors:
-        report.say(tally.summary())
+        building = args.output is not None and not args.check and not args.dump
+        report.say(tally.summary(nothing_written=building and not tally.written))
     report.close()
     return status
 

@@ -37,10 +37,12 @@ EXIT_OK, EXIT_ERRORS = 0, 1
 
 
 class Tally:
-    """The errors of a run, and the files they are in, for "Found 2 errors in 1 file"."""
+    """The errors of a run, the files they are in, and the outputs written, for
+    "Found 2 errors in 1 file; nothing written"."""
 
     def __init__(self) -> None:
         self.errors = 0
+        self.written = 0
         self._files: set[str] = set()
 
     def count(self, reported: Iterable[Diagnostic]) -> None:
@@ -51,10 +53,11 @@ class Tally:
                 self.errors += 1
                 self._files.add(diagnostic.span.path)
 
-    def summary(self) -> str:
+    def summary(self, nothing_written: bool) -> str:
         errors = f"{self.errors} error{'s' * (self.errors != 1)}"
         files = len(self._files)
-        return f"Found {errors} in {files} file{'s' * (files != 1)}"
+        found = f"Found {errors} in {files} file{'s' * (files != 1)}"
+        return f"{found}; nothing written" if nothing_written else found
 
 
 def compile_command(files: Sequence[Path], output: Path) -> str:
@@ -126,6 +129,7 @@ def write_all(
             failed = error(Span.at(str(target), 1), Code.OUTPUT_UNWRITABLE, message)
             tally.count(report.add([failed], {}))
             return EXIT_ERRORS
+        tally.written += 1
         if source is not None and not args.quiet:
             report.say(printable(f"{source} -> {target}"))
     return EXIT_OK
