@@ -47,6 +47,7 @@ PASSES: dict[str, frozenset[str]] = {
     "parse": frozenset({"scopes"}),
     "stars": frozenset(),
     "collect": frozenset({"options", "node_checks", "classes"}),
+    "imports": frozenset(),
     "effects": frozenset(),
     "lower": frozenset(),
     "ordering": frozenset(),

@@ -138,3 +138,49 @@ def test_kiln_run_stops_at_the_module_with_an_error_too(tmp_path: Path) -> None:
     assert [r.code for r in parse_report(done.stderr)] == ["KLN306"]
     assert done.stdout == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app"]
+
+
+def test_a_relative_import_in_a_module_in_no_package_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Compiled, `from missing import thing` would run; the source cannot be imported."""
+    write(tmp_path / "missing.py", "def thing(x: int) -> int:\n    return x\n")
+    write(
+        tmp_path / "b4.py",
+        "from kiln import flow, node\nfrom .missing import thing\n\n\n@node\n"
+        "async def a(x: int) -> int:\n    return thing(x)\n\n\n@flow\n"
+        "async def f(x: int) -> int:\n    return await a(x)\n",
+    )
+    done = kiln("compile", "b4.py", "-o", "out", cwd=tmp_path)
+    assert done.returncode == 1, done
+    [found] = parse_report(done.stdout)
+    assert (found.path, found.line, found.column, found.code) == (
+        "b4.py",
+        2,
+        1,
+        "KLN402",
+    )
+    assert "in a module that is in no package" in found.message
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_module_that_does_not_parse_is_the_one_error_of_its_importers(
+    tmp_path: Path,
+) -> None:
+    """The user trial's crawler: its flow's while loop meets calls of `fetch` and
+    `count`, which only a module that does not parse defines."""
+    loop = (
+        "    got: list[str] = []\n    while urls:\n"
+        "        pages = [await fetch(u) for u in urls]\n        got.extend(pages)\n"
+        "        urls = urls[len(pages) :]\n    return count(got)\n"
+    )
+    crawl_package(
+        tmp_path,
+        nodes=NODES + "\n\ndef broken(:\n    pass\n",
+        crawler=CRAWLER.split("    got = ", maxsplit=1)[0] + loop,
+    )
+    done = kiln("compile", "crawl", "-o", "build", cwd=tmp_path)
+    assert done.returncode == 1, done
+    found = [(r.path, r.line, r.code) for r in parse_report(done.stdout)]
+    assert found == [("crawl/nodes.py", 14, "KLN001")]
+    assert done.stdout.splitlines()[-1] == "Found 1 error in 1 file; nothing written"

@@ -559,3 +559,66 @@ def test_a_package_whose_names_come_through_other_modules_type_checks_and_runs(
         0,
         "([-2, 0, -1], [2, 1])\n",
     ), result.stderr
+
+
+IMPORTER = """
+    from kiln import flow, node
+    from .nodes import fetch
+
+    @node
+    def double(x: int) -> int:
+        return 2 * x
+
+    @flow
+    def f(x: int) -> int:
+        return double(x)
+"""
+
+
+@pytest.mark.parametrize(
+    ("files", "compiled", "message"),
+    [
+        (
+            {"b4.py": IMPORTER, "nodes.py": "fetch = 1\n"},
+            "b4.py",
+            "a relative import in a module that is in no package: "
+            "Python has no package to import it from",
+        ),
+        (
+            {"app/__init__.py": "", "app/b4.py": IMPORTER.replace(".nodes", "..nodes")},
+            "app/b4.py",
+            "this relative import reaches above the top-level package",
+        ),
+        (
+            {"b4.py": IMPORTER.replace("from .nodes import fetch", "from . import *")},
+            "b4.py",
+            "a relative import in a module that is in no package: "
+            "Python has no package to import it from",
+        ),
+    ],
+)
+def test_a_relative_import_python_refuses_is_an_error_at_the_import(
+    tmp_path: Path, files: dict[str, str], compiled: str, message: str
+) -> None:
+    write(tmp_path, files)
+    (diagnostic,) = compile_file(tmp_path / compiled).diagnostics
+    assert diagnostic.code.value == "KLN402"
+    assert diagnostic.message == message
+    assert (diagnostic.span.line, diagnostic.span.column) == (3, 1)
+
+
+def test_the_flows_importing_a_module_that_does_not_parse_are_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read without the names it binds, the flows would be read wrongly."""
+    write(
+        tmp_path,
+        {
+            "app/__init__.py": "",
+            "app/nodes.py": "def fetch(:\n",
+            "app/flows.py": IMPORTER + "\n    with open(x):\n        pass\n",
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    (diagnostic,) = compile_file(tmp_path / "app" / "flows.py").diagnostics
+    assert (diagnostic.span.path, diagnostic.code.value) == ("app/nodes.py", "KLN001")

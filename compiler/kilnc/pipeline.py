@@ -1,6 +1,7 @@
 """compile_file: the passes in order, stopping after a phase that reported errors.
 
     parse_source -> resolve_star_imports -> collect_definitions
+      -> check_imports (the modules the module imports read, and checked)
       -> read_effects, lower_flow (each flow)
       -> the checks: check_duplicates, check_cycles (build_flow_graph),
          check_questions, check_storable, check_limits and check_order
@@ -42,6 +43,7 @@ from kilnc.fingerprint import fingerprint_node
 from kilnc.format import TooDeep, format_module
 from kilnc.front import Located, ModuleDefs, ParsedModule
 from kilnc.graph import build_flow_graph
+from kilnc.imports import check_imports
 from kilnc.ir import Callee, FlowIR, NodeDef
 from kilnc.linemap import map_lines
 from kilnc.lower import LowerContext, annotation_names, lower_flow
@@ -50,7 +52,7 @@ from kilnc.packages import check_imported_flows
 from kilnc.parse import parse_source
 from kilnc.plan import STANDALONE, FlowPlan, Links
 from kilnc.project import FrontEnd, Project, Reader
-from kilnc.resolve import locate
+from kilnc.resolve import ModuleLocation, locate
 from kilnc.result_classes import find_result_classes, find_retry_classes
 from kilnc.schedule import schedule_flow
 from kilnc.shake import shake_module
@@ -159,8 +161,15 @@ def _compile(
         parsed, unresolved = resolve_star_imports(parsed, location, reader)
     with phase("collect_definitions", source.path):
         defs, diagnostics = collect_definitions(parsed, location)
-    if defs.flows:
-        diagnostics += [_unresolved_star(parsed, star) for star in unresolved]
+    if defs.flows and _imports_refused(
+        parsed, location, reader, unresolved, diagnostics
+    ):
+        return Compilation(
+            source,
+            None,
+            (*diagnostics, *reader.diagnostics),
+            {source.path: source} | reader.sources,
+        )
     project = Project(defs, reader)
     diagnostics += check_imported_exceptions(defs, project.load)
     lowered = _lower_flows(defs, project, max_visits, diagnostics)
@@ -239,6 +248,29 @@ def _compile(
     return replace(
         done(formatted, dump_listings(dump, lowered, plans, project)), line_map=line_map
     )
+
+
+def _imports_refused(
+    parsed: ParsedModule,
+    location: ModuleLocation,
+    reader: Reader,
+    unresolved: list[Unresolved],
+    diagnostics: list[Diagnostic],
+) -> bool:
+    """The module's imports checked (their diagnostics added to `diagnostics`), and
+    whether one is refused: an import Python refuses, or a module imported that does
+    not parse. The flows would then be read without the names it binds, and every
+    error found would follow from that one."""
+    with phase("check_imports", parsed.source.path):
+        imported = check_imports(parsed, location, reader)
+    said = {d.span for d in imported}  # a relative star import, reported once
+    diagnostics += [
+        d
+        for star in unresolved
+        if (d := _unresolved_star(parsed, star)).span not in said
+    ]
+    diagnostics += imported
+    return bool(imported) or any(d.is_error for d in reader.diagnostics)
 
 
 def _read_module(

@@ -34,16 +34,28 @@ def locate(path: Path) -> ModuleLocation:
 
 
 def absolute_module(location: ModuleLocation, module: str, level: int) -> str | None:
-    """The absolute name of `from <level dots><module> import ...`; None past the root."""
+    """The absolute name of `from <level dots><module> import ...`; None past the root,
+    as Python refuses it: each dot past the first climbs one package, and a module
+    that is in no package has none to start from."""
     if level == 0:
         return module
     package = location.name.split(".") if location.name else []
     if not location.is_package:
         package = package[:-1]
-    if level - 1 > len(package):
+    if level > len(package):
         return None
     base = package[: len(package) - (level - 1)]
     return ".".join([*base, module] if module else base)
+
+
+def unresolved_relative(location: ModuleLocation) -> str:
+    """Why a relative import of the module has no absolute name (`absolute_module`)."""
+    if location.is_package or "." in location.name:
+        return "this relative import reaches above the top-level package"
+    return (
+        "a relative import in a module that is in no package: "
+        "Python has no package to import it from"
+    )
 
 
 def module_file(root: Path, module: str) -> Path | None:

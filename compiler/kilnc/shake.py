@@ -34,7 +34,7 @@ from kilnc.front import ParsedModule
 from kilnc.names import identifier, import_local_name
 from kilnc.plan import STANDALONE, Links, Shaken
 from kilnc.reach import keep_statements
-from kilnc.resolve import ModuleLocation, absolute_module
+from kilnc.resolve import ModuleLocation, absolute_module, unresolved_relative
 from kilnc.source import Span
 from kilnc.syntax import attached_comments, dotted, is_docstring
 
@@ -278,7 +278,7 @@ def _absolute(
             error(
                 parsed.span(node),
                 Code.UNRESOLVED_IMPORT,
-                "this relative import reaches above the top-level package",
+                unresolved_relative(location),
                 "add __init__.py files up to the package root, or import by absolute name",
             )
         )
