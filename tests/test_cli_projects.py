@@ -184,3 +184,23 @@ def test_a_module_that_does_not_parse_is_the_one_error_of_its_importers(
     found = [(r.path, r.line, r.code) for r in parse_report(done.stdout)]
     assert found == [("crawl/nodes.py", 14, "KLN001")]
     assert done.stdout.splitlines()[-1] == "Found 1 error in 1 file; nothing written"
+
+
+def test_a_name_the_imported_module_does_not_define_is_refused_at_the_import(
+    tmp_path: Path,
+) -> None:
+    """Compiled as a call of a function kiln cannot see, `fetch(u)` would lose the
+    node's limit; the source would not import at all."""
+    crawl_package(tmp_path, nodes=NODES.replace("def fetch(", "def fetch_page("))
+    done = kiln("compile", "crawl", "-o", "build", cwd=tmp_path)
+    assert done.returncode == 1, done
+    found = [(r.path, r.line, r.column, r.code) for r in parse_report(done.stdout)]
+    assert found == [
+        ("crawl/crawler.py", 3, 27, "KLN402"),
+        ("crawl/single.py", 3, 20, "KLN402"),
+    ]
+    assert "error: name 'fetch' is not defined in crawl/nodes.py  [KLN402]" in (
+        done.stdout
+    )
+    assert "crawl/crawler.py:3:27: note: did you mean 'fetch_page'?" in done.stdout
+    assert not (tmp_path / "build").exists()

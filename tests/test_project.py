@@ -576,6 +576,103 @@ IMPORTER = """
 
 
 @pytest.mark.parametrize(
+    "nodes",
+    [
+        "if len(__name__) > 1:\n    fetch = 1\n",
+        "try:\n    from json import loads as fetch\nexcept ImportError:\n    fetch = None\n",
+        "import os as fetch\n",
+        "import fetch.sub\n",
+        "from os import path as fetch\n",
+        "def _set() -> None:\n    global fetch\n    fetch = 1\n",
+        "def __getattr__(name: str) -> object:\n    return name\n",
+        "from math import *\n",
+        "from .more import *\n",
+        "globals()['fetch'] = 1\n",
+        "import sys\nsetattr(sys.modules[__name__], 'fetch', 1)\n",
+        "exec('fetch = 1')\n",
+        "match 1:\n    case fetch:\n        pass\n",
+        "match [1]:\n    case [*fetch]:\n        pass\n",
+        "[y for y in [1] if (fetch := y)]\n",
+        "for fetch in []:\n    pass\n",
+        "with open(__file__) as fetch:\n    pass\n",
+        "try:\n    pass\nexcept ValueError as fetch:\n    pass\n",
+        "class fetch:\n    pass\n",
+        "fetch: int = 1\n",
+        "fetch = other = 1\n",
+        "a, (b, *fetch) = 1, (2, 3)\n",
+    ],
+)
+def test_a_name_the_imported_module_may_bind_is_imported(
+    tmp_path: Path, nodes: str
+) -> None:
+    write(
+        tmp_path,
+        {
+            "app/__init__.py": "",
+            "app/more.py": "def fetch() -> None:\n    pass\n",
+            "app/nodes.py": nodes,
+            "app/flows.py": IMPORTER,
+        },
+    )
+    compilation = compile_file(tmp_path / "app" / "flows.py")
+    assert not compilation.diagnostics
+    assert compilation.output is not None
+
+
+@pytest.mark.parametrize(
+    ("nodes", "hint"),
+    [
+        ("def fetch_page() -> None:\n    pass\n", "did you mean 'fetch_page'?"),
+        ("class Client:\n    fetch = 1\n", "define it in app/nodes.py"),
+        ("def get() -> None:\n    fetch = 1\n", "define it in app/nodes.py"),
+        ("pages = [fetch for fetch in []]\n", "define it in app/nodes.py"),
+        ("use = lambda fetch: fetch\n", "define it in app/nodes.py"),
+    ],
+)
+def test_a_name_the_imported_module_does_not_bind_is_an_error_at_the_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nodes: str, hint: str
+) -> None:
+    write(
+        tmp_path,
+        {"app/__init__.py": "", "app/nodes.py": nodes, "app/flows.py": IMPORTER},
+    )
+    monkeypatch.chdir(tmp_path)
+    compilation = compile_file(tmp_path / "app" / "flows.py")
+    (diagnostic,) = compilation.diagnostics
+    assert diagnostic.code.value == "KLN402"
+    assert diagnostic.message == "name 'fetch' is not defined in app/nodes.py"
+    assert (diagnostic.span.line, diagnostic.span.column) == (3, 20)
+    assert diagnostic.hint == hint
+    assert compilation.output is None
+
+
+@pytest.mark.parametrize(
+    ("line", "defined"),
+    [
+        ("from . import fetch", True),  # app/fetch.py, a submodule
+        ("from . import __version__", True),  # a dunder: the module object may have it
+        ("from . import nodes, missing", False),
+    ],
+)
+def test_a_name_taken_from_a_package_may_be_its_submodule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str, defined: bool
+) -> None:
+    write(
+        tmp_path,
+        {
+            "app/__init__.py": "",
+            "app/fetch.py": "",
+            "app/nodes.py": "",
+            "app/flows.py": IMPORTER.replace("from .nodes import fetch", line),
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    diagnostics = compile_file(tmp_path / "app" / "flows.py").diagnostics
+    missing = "name 'missing' is not defined in app/__init__.py"
+    assert [d.message for d in diagnostics] == ([] if defined else [missing])
+
+
+@pytest.mark.parametrize(
     ("files", "compiled", "message"),
     [
         (
