@@ -149,6 +149,73 @@ def test_bom_and_crlf_compile_to_the_same_module(tmp_path: Path) -> None:
     assert module.g(4) == 4
 
 
+FLOW_OF_F = "\n\n@flow\ndef g(x: str) -> str:\n    return f(x)\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "where", "message"),
+    [
+        pytest.param(
+            b'@node\ndef f(x: str) -> str:\n    return x + "caf\xc3"\n',
+            (6, 20),
+            "Non-UTF-8 code starting with '\\xc3' in file odd.py on line 6, but no "
+            "encoding declared; see https://peps.python.org/pep-0263/ for details",
+            id="in-a-string",
+        ),
+        pytest.param(
+            b"@node\ndef f(x: str) -> str:\n    return x \xff+ x\n",
+            (6, 14),
+            "Non-UTF-8 code starting with '\\xff' in file odd.py on line 6, but no "
+            "encoding declared; see https://peps.python.org/pep-0263/ for details",
+            id="in-code",
+        ),
+        pytest.param(
+            b"@node\ndef f(x: str) -> str:  # caf\xe9\n    return x\n",
+            (5, 29),
+            "Non-UTF-8 code starting with '\\xe9' in file odd.py on line 5, but no "
+            "encoding declared; see https://peps.python.org/pep-0263/ for details",
+            id="in-a-comment",
+        ),
+    ],
+)
+def test_bytes_python_would_not_decode_are_its_error_where_they_are(
+    tmp_path: Path, data: bytes, where: tuple[int, int], message: str
+) -> None:
+    compilation = compile_text(tmp_path, HEADER.encode() + data + FLOW_OF_F.encode())
+    (diagnostic,) = compilation.diagnostics
+    assert diagnostic.code is Code.SYNTAX
+    assert (diagnostic.span.line, diagnostic.span.column) == where
+    assert diagnostic.message == f"invalid syntax: {message}"
+
+
+@pytest.mark.parametrize(
+    ("declared", "message"),
+    [
+        (b"# coding: ascii\n", "'ascii' codec can't decode byte 0xe9 in position "),
+        (b"# coding: no-such-codec\n", "unknown encoding: no-such-codec"),
+        (b"\xef\xbb\xbf# coding: latin-1\n", "encoding problem: iso-8859-1 with BOM"),
+    ],
+)
+def test_an_encoding_declaration_python_refuses_is_its_error(
+    tmp_path: Path, declared: bytes, message: str
+) -> None:
+    data = declared + HEADER.encode() + b"@node\ndef f(x: str) -> str:\n"
+    data += b'    return x + "caf\xe9"\n' + FLOW_OF_F.encode()
+    (diagnostic,) = compile_text(tmp_path, data).diagnostics
+    assert diagnostic.code is Code.SYNTAX
+    assert diagnostic.message.startswith(f"invalid syntax: {message}")
+    assert diagnostic.span.line == (7 if "ascii" in message else 1)
+
+
+def test_a_source_in_the_encoding_it_declares_keeps_its_text(tmp_path: Path) -> None:
+    """Read as UTF-8, "café" in Latin-1 was "caf\ufffd" in the compiled module."""
+    data = b"# -*- coding: latin-1 -*-\n" + HEADER.encode()
+    data += b'@node\ndef f(x: str) -> str:\n    return x + "caf\xe9"\n'
+    compilation = compile_text(tmp_path, data + FLOW_OF_F.encode())
+    assert compilation.output is not None, compilation.diagnostics
+    assert load(tmp_path / "built.py", compilation.output).g("") == "caf\xe9"
+
+
 def test_tabs(tmp_path: Path) -> None:
     text = (
         HEADER + "@node(\tretrys=3)\n"  # line 4: the value '3' is at column 15

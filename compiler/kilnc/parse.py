@@ -67,6 +67,13 @@ def parse_source(source: SourceFile) -> ParsedModule | Diagnostic:
 
 
 def _python_rejects(source: SourceFile, text: str) -> Diagnostic | None:
+    undecodable = source.undecodable
+    if undecodable is not None:
+        return error(
+            Span.at(source.path, undecodable.line, undecodable.column),
+            Code.SYNTAX,
+            f"invalid syntax: {undecodable.message}",
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter(

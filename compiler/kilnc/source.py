@@ -49,6 +49,16 @@ class Span:
 
 @final
 @dataclass(frozen=True, slots=True)
+class Undecodable:
+    """Where Python cannot read a source's bytes as text, and what it says of them."""
+
+    line: int
+    column: int
+    message: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class SourceFile:
     """One file read from disk (or given in a test), decoded once."""
 
@@ -59,12 +69,16 @@ class SourceFile:
     lines: tuple[
         str, ...
     ]  # split where Python ends lines: \n, \r\n, \r and nothing else
+    # Bytes Python would not decode (parse_source reports them): the text then
+    # has U+FFFD in their place, for the excerpt.
+    undecodable: Undecodable | None = None
 
     @staticmethod
     def from_bytes(path: str, module: str, data: bytes) -> SourceFile:
-        text = data.decode("utf-8-sig", errors="replace")
+        text, undecodable = _decode(path, data)
         lines = tuple(LINE_END.split(text))
-        return SourceFile(path, module, text, hashlib.sha256(data).hexdigest(), lines)
+        digest = hashlib.sha256(data).hexdigest()
+        return SourceFile(path, module, text, digest, lines, undecodable)
 
     def line(self, number: int) -> str:
         """The text of 1-based line `number`, without its line end."""
@@ -80,6 +94,56 @@ class SourceFile:
         text = self.line(line)
         lead = len(text) - len(text.lstrip(" \t\x0c"))
         return column + text.rfind("\x0c", 0, lead) + 1
+
+
+def _decode(path: str, data: bytes) -> tuple[str, Undecodable | None]:
+    """The text of a source as Python reads it (PEP 263: UTF-8, with or without a
+    byte-order mark, unless line 1 or 2 declares another encoding), and where
+    Python would refuse its bytes, in Python's words."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:
+        if "invalid or missing" not in str(exc):  # a declaration Python refuses
+            return _lenient(data), Undecodable(_declared_on(data), 1, _refused(data))
+        encoding = "utf-8"  # not UTF-8 in its first lines: said below
+    try:
+        return data.decode(encoding), None
+    except UnicodeDecodeError as exc:
+        before = _lenient(data[: exc.start])
+        line = len(LINE_END.split(before))
+        column = len(LINE_END.split(before)[-1]) + 1
+        message = str(exc)
+        if encoding.startswith("utf-8"):  # none declared: what running the file says
+            message = (
+                f"Non-UTF-8 code starting with '\\x{data[exc.start]:02x}' in file "
+                f"{path} on line {line}, but no encoding declared; "
+                "see https://peps.python.org/pep-0263/ for details"
+            )
+        return _lenient(data), Undecodable(line, column, message)
+
+
+def _lenient(data: bytes) -> str:
+    return data.decode("utf-8-sig", errors="replace")
+
+
+def _declared_on(data: bytes) -> int:
+    """The line of the encoding declaration (PEP 263 reads lines 1 and 2)."""
+    lines = _lenient(data).splitlines()[:2]
+    return next(
+        (n for n, line in enumerate(lines, 1) if tokenize.cookie_re.match(line)), 1
+    )
+
+
+def _refused(data: bytes) -> str:
+    """What Python says of an encoding declaration it refuses: an unknown
+    encoding, or one a UTF-8 byte-order mark contradicts."""
+    try:
+        compile(data, "<source>", "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        return exc.msg
+    except (ValueError, RecursionError, MemoryError):  # past the declaration: not it
+        pass
+    return "encoding problem"
 
 
 def display_path(path: Path) -> str:
