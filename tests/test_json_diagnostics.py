@@ -36,7 +36,7 @@ def test_every_error_with_its_place_code_and_hint(tmp_path: Path) -> None:
     assert len(reported) == BAD_ERRORS
     assert all(set(entry) == FIELDS for entry in reported)
     assert [(e["line"], e["column"], e["code"]) for e in reported] == [
-        (4, 14, "KLN101"),
+        (4, 7, "KLN101"),
         (9, 7, "KLN106"),
         (21, 9, "KLN301"),
         (22, 5, "KLN305"),
@@ -45,9 +45,9 @@ def test_every_error_with_its_place_code_and_hint(tmp_path: Path) -> None:
     assert unknown == {
         "path": "bad.py",
         "line": 4,
-        "column": 14,
+        "column": 7,
         "end_line": 4,
-        "end_column": 15,
+        "end_column": 13,
         "severity": "error",
         "code": "KLN101",
         "message": "unknown option 'retrys'",

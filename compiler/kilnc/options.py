@@ -296,7 +296,7 @@ def _read(
                 )
             )
             continue
-        diagnostic = _read_one(parsed, keyword.value, argument.value, rules, values)
+        diagnostic = _read_one(parsed, keyword, argument.value, rules, values)
         if diagnostic is not None:
             diagnostics.append(diagnostic)
     return values, diagnostics
@@ -322,12 +322,13 @@ _FAMILIAR: Final = {
 
 def _read_one(
     parsed: ParsedModule,
-    key: str,
+    keyword: cst.Name,
     node: cst.BaseExpression,
     rules: Mapping[str, Rule],
     values: dict[str, Value],
 ) -> Diagnostic | None:
-    span = parsed.span(node)
+    """One `key=value`: a key that is wrong is reported at the key, a value at itself."""
+    key, span = keyword.value, parsed.span(node)
     rule = rules.get(key)
     if rule is None:
         familiar = _FAMILIAR.get(key)
@@ -341,9 +342,11 @@ def _read_one(
             if close
             else f"the options are: {', '.join(rules)}"
         )
-        return error(span, Code.UNKNOWN_OPTION, f"unknown option '{key}'", hint)
+        where = parsed.span(keyword)
+        return error(where, Code.UNKNOWN_OPTION, f"unknown option '{key}'", hint)
     if key in values:
-        return error(span, Code.DECORATOR_SHAPE, f"option '{key}' is given twice")
+        where = parsed.span(keyword)
+        return error(where, Code.DECORATOR_SHAPE, f"option '{key}' is given twice")
     what = f"option '{key}'"
     try:
         if rule.kind == "exceptions":
