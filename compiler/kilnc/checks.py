@@ -47,8 +47,11 @@ def check_limits(flow: FlowIR) -> list[Diagnostic]:
         if not isinstance(node, NodeDef) or node.options.limit is None:
             continue
         group = node.options.limit
-        if options.limit(group) is None:
-            declared = ", ".join(repr(spec.group) for spec in options.limits)
+        if not flow.flow.declares(group):
+            groups = [spec.group for spec in options.limits]
+            declared = ", ".join(
+                map(repr, [*groups, *(flow.flow.refused_limits or ())])
+            )
             diagnostics.append(
                 error(
                     call.span,

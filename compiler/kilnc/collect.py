@@ -226,7 +226,7 @@ def _flow(
     decorator: cst.BaseExpression,
 ) -> tuple[FlowDef, list[Diagnostic]]:
     identifier = function.name.value
-    options, diagnostics = read_flow_options(parsed, decorator, identifier)
+    options, refused, diagnostics = read_flow_options(parsed, decorator, identifier)
     flow = FlowDef(
         function=function,
         module=location.name,
@@ -236,6 +236,7 @@ def _flow(
         span=parsed.span(function.name),
         bound=bound_in(function),
         streams=yields(function.body),
+        refused_limits=refused,
     )
     return flow, diagnostics
 

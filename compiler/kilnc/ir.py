@@ -135,10 +135,19 @@ class FlowDef:
     # Its parameters and locals (`names.bound_in`), which several passes ask for.
     bound: frozenset[str] = field(repr=False)
     streams: bool = False  # the body yields: a streaming flow (`astream`, `stream`)
+    # Limit groups declared with a number kiln refused (KLN102-KLN104), declared
+    # all the same; None when it refused `limits` itself, which may name any.
+    refused_limits: tuple[str, ...] | None = ()
 
     @property
     def name(self) -> str:
         return self.options.name
+
+    def declares(self, group: str) -> bool:
+        refused = self.refused_limits
+        return (
+            refused is None or group in refused or self.options.limit(group) is not None
+        )
 
     @property
     def identifier(self) -> str:

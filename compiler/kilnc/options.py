@@ -195,25 +195,32 @@ def read_node_options(
 
 def read_flow_options(
     parsed: ParsedModule, decorator: cst.BaseExpression, function: str
-) -> tuple[FlowOptions, list[Diagnostic]]:
+) -> tuple[FlowOptions, tuple[str, ...] | None, list[Diagnostic]]:
+    """The options, and the limit groups declared with a number refused (None:
+    `limits` itself refused), which no call should be told are undeclared."""
     defaults = FlowOptions(name=function)
+    refused: tuple[str, ...] | None = ()
     values, diagnostics = _read(parsed, decorator, FLOW_RULES)
     if values.get("name", function) is None:
         values["name"] = function
     if "limits" in values:
         # Every Limit(...) is checked, as Python builds each; a group given twice
         # keeps its first place and its last value, as a dict does.
-        groups = {
-            s.group: s for s in _limit_specs(parsed, values["limits"], diagnostics)
-        }
-        values["limits"] = tuple(groups.values())
-    return replace(defaults, **values), diagnostics
+        groups = dict(_limit_specs(parsed, values["limits"], diagnostics))
+        values["limits"] = tuple(s for s in groups.values() if s is not None)
+        refused = tuple(g for g, s in groups.items() if s is None)
+    elif isinstance(decorator, cst.Call) and any(
+        a.keyword is not None and a.keyword.value == "limits" for a in decorator.args
+    ):
+        refused = None
+    return replace(defaults, **values), refused, diagnostics
 
 
 def _limit_specs(
     parsed: ParsedModule, written: Value, diagnostics: list[Diagnostic]
-) -> Iterator[LimitSpec]:
-    """The groups of `limits`, each number checked where it is written."""
+) -> Iterator[tuple[str, LimitSpec | None]]:
+    """The groups of `limits`, each number checked where it is written: None for
+    a group declared with a number refused."""
     for group, capacity_node, refresh_node in written:
         found: list[Diagnostic] = []
         what = f"the {{}} of limit group {group!r}"
@@ -235,9 +242,11 @@ def _limit_specs(
                 LIMIT_RULES["refresh"].hint.removeprefix(", "),
             )
         diagnostics += found
-        if not found:
-            refresh = None if refresh is None else float(refresh)
-            yield LimitSpec(group, capacity, refresh, parsed.span(capacity_node))
+        if found:
+            yield group, None
+            continue
+        refresh = None if refresh is None else float(refresh)
+        yield group, LimitSpec(group, capacity, refresh, parsed.span(capacity_node))
 
 
 def _checked(
