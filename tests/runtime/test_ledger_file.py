@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -105,6 +106,14 @@ async def test_a_ledger_of_another_schema_version_is_refused(tmp_path: Path) -> 
     ):
         await use(path)
     assert snapshot(tmp_path) == before
+
+
+def test_the_documented_schema_version_is_the_one_this_kiln_writes() -> None:
+    doc = Path(__file__).resolve().parents[2] / "docs" / "ledger.md"
+    text = " ".join(doc.read_text(encoding="utf-8").split())
+    found = re.search(r"`user_version`, now (\d+)", text)
+    assert found is not None, "docs/ledger.md §1 names the schema version"
+    assert int(found[1]) == SCHEMA_VERSION
 
 
 async def test_a_ledger_of_schema_2_without_checksums_is_refused_untouched(
