@@ -127,6 +127,27 @@ def test_a_big_int_prints_in_hexadecimal(tmp_path: Path) -> None:
     assert "hexadecimal" in result.stderr
 
 
+def test_a_bytes_result_is_base64_as_the_schema_and_the_readme_say(
+    tmp_path: Path,
+) -> None:
+    returning(tmp_path, "bytes([3, 255])", "bytes")
+    document = json.loads(run(tmp_path, "values.py:value", "x=1", "--json").stdout)
+    assert document["result"] == "A/8="
+    dumped = subprocess.run(
+        [*KILN, "compile", "values.py", "--dump", "schema"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    [schema] = json.loads(dumped.stdout)
+    assert schema["result"]["contentEncoding"] == "base64"
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    said = " ".join(readme.split("`--json` prints one document")[1].split())
+    assert 'bytes as base64 (`b"\\x03\\xff"` is `"A/8="`)' in said.split("`--trace")[0]
+
+
 def test_a_nan_result_is_not_invalid_json(tmp_path: Path) -> None:
     returning(tmp_path, "float('nan')", "float")
     document = json.loads(run(tmp_path, "values.py:value", "x=1", "--json").stdout)
