@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 
@@ -166,6 +167,43 @@ def test_a_configured_ledger_that_is_a_fifo_fails_the_call_not_the_terminal(
     assert "is not a regular file" in result.stderr
 
 
+@pytest.mark.parametrize("where", ["option", "env", "config", "instance"])
+def test_an_empty_file_is_refused_however_the_ledger_is_given(
+    project: Path, where: str
+) -> None:
+    """`touch cache.db` is refused as `--ledger cache.db` is: kiln cannot tell it
+    from a file given by mistake, and makes the ledger where no file is."""
+    (project / "cache.db").touch()
+    before = snapshot(project)
+    env = {"KILN_LEDGER": str(project / "cache.db")} if where == "env" else {}
+    if where == "config":
+        (project / "pyproject.toml").write_text('[tool.kiln]\nledger = "cache.db"\n')
+        before = snapshot(project)
+    if where == "instance":
+        assert (
+            kiln_env("compile", "squares.py", "-o", "build", cwd=project).returncode
+            == 0
+        )
+        script = "from build.squares import Squares\nSquares(ledger='cache.db')(3)\n"
+        (project / "use.py").write_text(script)
+        before = snapshot(project)
+        result = subprocess.run(
+            [sys.executable, "use.py"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    else:
+        option = ["--ledger", "cache.db"] if where == "option" else []
+        result = kiln_env("run", "squares.py", "x=3", *option, cwd=project, env=env)
+    assert result.returncode != 0, result
+    assert "cache.db is an empty file, not a kiln ledger" in result.stderr
+    assert (project / "cache.db").stat().st_size == 0
+    assert snapshot(project) == before
+
+
 # --- kiln ledger stats|clear -----------------------------------------------------------
 
 
@@ -178,6 +216,7 @@ def test_a_configured_ledger_that_is_a_fifo_fails_the_call_not_the_terminal(
         ("directory", "is a directory"),
         ("source-link", "not a kiln ledger"),
         ("user-file", "not a kiln ledger"),
+        ("empty", "is an empty file, not a kiln ledger"),
     ],
 )
 def test_ledger_tools_refuse(

@@ -141,17 +141,81 @@ async def test_a_ledger_of_schema_2_without_checksums_is_refused_untouched(
     assert snapshot(tmp_path) == before
 
 
-async def test_an_empty_file_becomes_a_ledger(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.db"
+async def test_an_empty_file_is_refused_untouched(tmp_path: Path) -> None:
+    """It may be a path given by mistake: an empty `__init__.py`, say."""
+    path = tmp_path / "__init__.py"
     path.touch()
+    before = snapshot(tmp_path)
+    with pytest.raises(LedgerError, match=r"is an empty file, not a kiln ledger"):
+        await use(path)
+    assert snapshot(tmp_path) == before
+
+
+async def test_an_empty_sqlite_database_becomes_a_ledger(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA user_version = 0")
+        connection.execute("VACUUM")  # writes the header: an empty database
+    assert path.stat().st_size > 0
     assert await use(path) == (10, False)
     assert await use(path) == (10, True)
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection:
         assert (
             connection.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
         )
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    connection.close()
+
+
+MAKER = """
+import asyncio, sys
+from pathlib import Path
+from kiln.ledger import Ledger
+
+async def node(x: int) -> int:
+    return x
+
+async def main() -> None:
+    go = Path(sys.argv[2])
+    while not go.exists():
+        await asyncio.sleep(0.001)
+    ledger = Ledger.at(Path(sys.argv[1]))
+    await ledger.call("node", "v1", node, (int(sys.argv[3]),), {}, lambda: node(1))
+    ledger.close()
+
+asyncio.run(main())
+"""
+
+
+def test_processes_making_one_ledger_at_once_all_use_it(tmp_path: Path) -> None:
+    """The ledger is made beside its path and linked there whole: none of them
+    finds the path empty (which is refused) or the schema half made."""
+    (tmp_path / "maker.py").write_text(MAKER)
+    go = tmp_path / "go"
+    for attempt in range(3):
+        path = tmp_path / f"ledger{attempt}.db"
+        makers = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(tmp_path / "maker.py"),
+                    str(path),
+                    str(go),
+                    str(n),
+                ],
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for n in range(6)
+        ]
+        go.touch()
+        for maker in makers:
+            _, errors = maker.communicate(timeout=120)
+            assert maker.returncode == 0, errors
+        go.unlink()
+        assert Ledger.at(path).stats().entries == 6
+        Ledger.at(path).close()
+    left = [p.name for p in tmp_path.iterdir() if p.name.endswith(".new")]
+    assert not left, "no file kiln made the ledger in is left"
 
 
 async def test_a_file_damaged_at_its_start_is_refused_with_what_to_do(

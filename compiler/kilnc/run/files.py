@@ -70,12 +70,6 @@ def checked_ledger(path: Path | None, source: Path) -> Path | None:
         raise TargetError(f"--ledger: {refusal.message}", EXIT_USAGE)
     if not path.exists():
         return path
-    if path.stat().st_size == 0:
-        raise TargetError(
-            f"--ledger: {path} is an empty file, not a kiln ledger; give the path of a"
-            " ledger, or one where no file is, and kiln makes the ledger there",
-            EXIT_USAGE,
-        )
     try:
         prepare(path.resolve(), create=False)
     except LedgerError as exc:

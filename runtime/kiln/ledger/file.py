@@ -8,7 +8,8 @@ to do):
     -------------------    -----------------------------------------------------
     a directory            refused
     a FIFO, device, socket refused (never opened: a FIFO would block)
-    missing or empty       created, marked (application_id "kiln", user_version)
+    missing                created, marked (application_id "kiln", user_version)
+    an empty file          refused: a path given by mistake (an `__init__.py`)
     not SQLite             refused: never overwritten
     SQLite, unmarked,      created in place (an empty database holds nothing
       without tables         to lose)
@@ -19,7 +20,8 @@ to do):
                              it may hold durable runs (then: copy it aside first)
 
 The inspection reads the file's header, and opens it only read-only, so a
-foreign database is not even checkpointed (`_inspect` says more).
+foreign database is not even checkpointed (`_inspect` says more). A ledger is
+made beside its path and linked there whole: no process sees it half made.
 Connections wait up to `BUSY_TIMEOUT` seconds for another process's lock,
 and commit with ``synchronous=FULL``: a committed result survives the death
 of the process and of the machine.
@@ -39,8 +41,9 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, final
@@ -72,6 +75,7 @@ APPLICATION_ID: Final = 0x6B696C6E  # "kiln" in ASCII
 BUSY_TIMEOUT: Final = 30.0
 KEPT_RUNS: Final = 100
 _SQLITE_MAGIC: Final = b"SQLite format 3\x00"
+_BESIDE: Final = ("-wal", "-shm", "-journal")  # what SQLite keeps beside a file
 
 _SCHEMA: Final = (
     """CREATE TABLE entries (
@@ -192,7 +196,13 @@ def prepare(path: Path, *, create: bool) -> bool:
             f"the ledger path {path} is not a regular file (a FIFO, a device or a "
             "socket); give the path of a file, or of none, where kiln keeps the ledger"
         )
-    if path.exists() and path.stat().st_size > 0 and _inspect(path):
+    if path.exists() and path.stat().st_size == 0:
+        raise LedgerError(
+            f"{path} is an empty file, not a kiln ledger, and kiln never writes to a "
+            "file it did not make; give the path of a ledger, or one where no file is, "
+            "and kiln makes the ledger there"
+        )
+    if path.exists() and _inspect(path):
         if create:
             _check_writable(path)
         return True
@@ -200,8 +210,14 @@ def prepare(path: Path, *, create: bool) -> bool:
         return False
     if path.parent.exists():
         _check_writable(path)
-    _create(path, made_directory=not path.parent.exists())
-    return True
+    try:
+        if path.exists():  # an empty SQLite database: nothing in it to lose
+            _make_schema(path)
+        else:
+            _create(path, made_directory=not path.parent.exists())
+    except (sqlite3.Error, OSError) as error:
+        raise problem(path, error) from error
+    return prepare(path, create=True)  # ours, or one another process made first
 
 
 def connect(path: Path, *, reader: bool) -> sqlite3.Connection:
@@ -318,22 +334,48 @@ def _read(path: Path, mode: str) -> tuple[int, int, int]:
 
 
 def _create(path: Path, *, made_directory: bool) -> None:
+    """A ledger made beside `path`, then linked there unless a file is there by then."""
+    made = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.new")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if made_directory and path.parent.name == ".kiln":
             # A cache directory, like .mypy_cache: kept out of version control.
             (path.parent / ".gitignore").write_text("# made by kiln\n*\n")
-        connection = connect(path, reader=False)
+        _make_schema(made)
         try:
-            # Before the first table: lets `clear` give the space back.
-            connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
-            connection.execute("PRAGMA journal_mode = WAL")
-            with _immediate(connection):
-                _create_schema(connection, path)
-        finally:
-            connection.close()
-    except (sqlite3.Error, OSError) as error:
-        raise problem(path, error) from error
+            os.link(made, path)  # never over a file: another process's ledger, say
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links: a rename, checked first
+            if not path.exists():
+                os.replace(made, path)
+    finally:
+        for leftover in (made, *(made.with_name(made.name + e) for e in _BESIDE)):
+            with suppress(OSError):
+                leftover.unlink()
+
+
+def _make_schema(path: Path) -> None:
+    """kiln's schema in the database at `path` (made if missing), unless another
+    process made it since `_inspect` looked; the last connection closed, so its
+    -wal is checkpointed into the file."""
+    connection = connect(path, reader=False)
+    try:
+        # Before the first table: lets `clear` give the space back.
+        connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        connection.execute("PRAGMA journal_mode = WAL")
+        with _immediate(connection):
+            application = connection.execute("PRAGMA application_id").fetchone()[0]
+            if application == APPLICATION_ID:
+                return
+            if connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                raise LedgerError(
+                    f"{path} became a SQLite database that is not a kiln ledger"
+                )
+            for statement in (*_SCHEMA, *_DURABLE):
+                connection.execute(statement)
+    finally:
+        connection.close()
 
 
 @contextmanager
@@ -346,17 +388,6 @@ def _immediate(connection: sqlite3.Connection) -> Iterator[None]:
         connection.execute("ROLLBACK")
         raise
     connection.execute("COMMIT")
-
-
-def _create_schema(connection: sqlite3.Connection, path: Path) -> None:
-    """The schema, unless another process made it since `_inspect` looked."""
-    application = connection.execute("PRAGMA application_id").fetchone()[0]
-    if application == APPLICATION_ID:
-        return
-    if connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-        raise LedgerError(f"{path} became a SQLite database that is not a kiln ledger")
-    for statement in (*_SCHEMA, *_DURABLE):
-        connection.execute(statement)
 
 
 def read_stats(connection: sqlite3.Connection, path: Path, runs: int) -> LedgerStats:
