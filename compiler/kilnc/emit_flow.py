@@ -19,6 +19,7 @@ from typing import Final, final
 import libcst as cst
 
 from kilnc.changing import changing_calls
+from kilnc.emit_compound import CompoundEmitter
 from kilnc.emit_fan_outs import FanOutEmitter
 from kilnc.emit_names import (
     RUNTIME,
@@ -154,7 +155,7 @@ def _stream_item(annotation: str) -> str | None:
     return None
 
 
-class _FlowEmitter(FanOutEmitter):
+class _FlowEmitter(FanOutEmitter, CompoundEmitter):
     def __init__(
         self, w: Writer, plan: FlowPlan, class_name: str, module: ModulePlan
     ) -> None:
