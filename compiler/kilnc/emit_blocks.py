@@ -7,7 +7,17 @@ from collections.abc import Callable
 
 import libcst as cst
 
-from kilnc.emit_guards import repeated_checks
+from kilnc.emit_guards import (
+    Fact,
+    Known,
+    Spawned,
+    after,
+    at_spawns,
+    forget,
+    lines,
+    repeated,
+    task_reads,
+)
 from kilnc.emit_names import BUILTINS, RUNTIME, outer_alias
 from kilnc.emit_nesting import Nesting
 from kilnc.emit_parts import (
@@ -79,6 +89,7 @@ class BlockEmitter(ABC):
     # The step whose value each name holds, in the coroutine being written,
     # as far as the code written so far assigns it.
     bound: dict[str, StepId]
+    known: Known  # the flow's checks that hold there, which a task it starts repeats
     sites: dict[int, str]  # each call site's local, as the run binds it
     counters: dict[int, str]  # the visit counter of each call site in a loop
 
@@ -89,7 +100,7 @@ class BlockEmitter(ABC):
     def gathering(self, action: FanOut) -> str: ...
 
     @abstractmethod
-    def compound(self, action: Branch | Match | Loop | WhileLoop) -> None: ...
+    def compound(self, step: Step) -> None: ...
 
     def outer(self, annotation: str) -> str:
         """An annotation taken from a node's definition, as the flow's body must write it.
@@ -158,8 +169,10 @@ class BlockEmitter(ABC):
         # The scope weighs failures by step (see `schedule`): the one the source
         # would have raised wins, whichever fails first.
         scope = self.readable("scope")
+        knew = at_spawns(plan, self.known, self.bound, self.flow_names)
         for task_id, name in defs.items():
-            self.task(plan.tasks[task_id], name, plan, handles, copies[task_id], scope)
+            task = plan.tasks[task_id]
+            self.task(task, name, plan, handles, copies[task_id], scope, knew[task_id])
         spawned_ids: set[TaskId] = set()
         self.w.line(f"async with {RUNTIME}.Scope(ordered=True) as {scope}:")
         with self.w.indent(), self.nesting.opened():
@@ -231,6 +244,7 @@ class BlockEmitter(ABC):
         handles: dict[TaskId, str],
         copies: dict[str, str],
         scope: str,
+        spawned: Spawned,
     ) -> None:
         result = task.result
         returns = self.value_of(task)
@@ -244,8 +258,12 @@ class BlockEmitter(ABC):
         self.counting = False  # counted at the spawn
         outer = dict(copies)  # names still meaning the value from before the task
         bound, self.bound = self.bound, {}
-        repeated: set[StepId] = set()  # the flow's checks this coroutine repeats
+        known, self.known = self.known, ()
+        # The flow's checks of the values it reads: of its names at once, of the
+        # tasks' values once it has them, if they are the values main checked.
+        readable, done = task_reads(task, plan), set[Fact]()
         with self.w.indent(), self.nesting.function():
+            self.repeat(repeated(spawned.known, readable, done))
             for step in task.steps:
                 if step.id in task.announces:
                     self.w.line(f"{scope}.at_step({task.announces[step.id]})")
@@ -253,22 +271,29 @@ class BlockEmitter(ABC):
                     taken = task.takes.get(wait.task, frozenset())
                     awaited = plan.tasks[wait.task].result.id
                     self.wait(plan.tasks[wait.task], handles[wait.task], taken)
-                    names = {n for n, at in self.bound.items() if at == awaited}
-                    for span, lines in repeated_checks(
-                        plan, task.id, names, awaited, repeated
-                    ):
-                        with self.w.at(span):
-                            for line in lines:
-                                self.w.line(line)
+                    readable |= {
+                        n
+                        for n, at in self.bound.items()
+                        if at == awaited == spawned.bound.get(n)
+                    }
+                    self.repeat(repeated(spawned.known, readable, done))
                 self.step(
                     reading_copies(step, outer),
                     returning=step is result and call_target(result) is not None,
                 )
                 for written in step.writes:
                     outer.pop(written, None)
+                readable -= step.writes
         self.counting = True
-        self.bound = bound
+        self.bound, self.known = bound, known
         self.w.line()
+
+    def repeat(self, facts: list[Fact]) -> None:
+        """The flow's checks, as asserts that narrow the types here as they did there."""
+        for span, line in lines(facts):
+            with self.w.at(span):
+                self.w.line(line)
+        self.known += tuple(facts)
 
     def comments(self, span: Span) -> None:
         """The comment lines right above a line of the source, before the first code from it."""
@@ -317,13 +342,16 @@ class BlockEmitter(ABC):
         if target is not None:
             for name in target_names(target):
                 self.bound[name] = result.id
+            self.known = forget(self.known, target_names(target))
 
     # --- steps --------------------------------------------------------------------
 
     def step(self, step: Step, *, returning: bool) -> None:
+        known = self.known
         with self.w.at(step.span):
             self.comments(step.span)
             self.action(step, returning=returning)
+        self.known = after(known, step, self.flow_names)
         if not returning:
             for name in step.writes:
                 self.bound[name] = step.id
@@ -342,7 +370,7 @@ class BlockEmitter(ABC):
             comment = trailing_comment(self.module.source, step.span)
             self.w.line(f"return{value}{comment}")
         elif isinstance(action, Branch | Match | Loop | WhileLoop):
-            self.compound(action)
+            self.compound(step)
         else:
             self.w.line(
                 "yield" if action.value is None else f"yield {code(action.value)}"

@@ -5,9 +5,8 @@ from __future__ import annotations
 import libcst as cst
 
 from kilnc.emit_blocks import BlockEmitter
-from kilnc.emit_names import (
-    RUNTIME,
-)
+from kilnc.emit_guards import element_reads, repeated
+from kilnc.emit_names import RUNTIME
 from kilnc.emit_parts import (
     assignment,
     callee_base,
@@ -143,9 +142,13 @@ class FanOutEmitter(BlockEmitter):
 
     def element_body(self, action: FanOut) -> None:
         counting, self.counting = self.counting, False  # the fan-out counted one visit
+        # A function of its own: mypy forgets the flow's checks there, unless repeated.
+        known, self.known = self.known, ()
+        self.repeat(repeated(known, element_reads(action), set()))
         for step in action.element.steps:  # lifted calls, and fan-outs nested in them
             self.step(step, returning=False)
         self.counting = counting
+        self.known = known
         self.w.line(f"return {self.callcode(action.result)}")
 
     def collection(self, kind: FanOutKind, gathered: str) -> str:
