@@ -84,8 +84,8 @@ class FanOutEmitter(BlockEmitter):
         nodes, or sharing one Memory, run one after another as the source runs them.
         """
         each = self.names.fresh(f"{_computed(action)}_element")
-        returns = action.result.callee.returns
-        assert returns is not None, "an element function returns its node's value"
+        returns = action.element_type
+        assert returns is not None, "lower refuses an element of several calls untyped"
         returns = self.outer(returns)
         define = "async def" if suspends else "def"
         wait = "await " if suspends else ""
