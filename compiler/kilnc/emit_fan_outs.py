@@ -39,7 +39,7 @@ class FanOutEmitter(BlockEmitter):
             step.awaits for step in action.element.steps
         )
         concurrent = suspends and not action.in_order
-        if action.element.steps:
+        if action.element.steps or self.repeats_checks(action):
             value = self.element_function(action, suspends, concurrent)
             self.w.line(assignment(action.target, action.annotation, value, returning))
             return
@@ -49,6 +49,20 @@ class FanOutEmitter(BlockEmitter):
         else:
             value = self.collection(action.kind, f"await {self.gathering(action)}")
         self.w.line(assignment(action.target, action.annotation, value, returning))
+
+    def repeats_checks(self, action: FanOut) -> bool:
+        """Whether an `async for` element of one call is a function of its own, rather
+        than a lambda, to repeat the flow's checks of what it reads.
+
+        TODO: without its item's type and its node's, a lambda it stays, and mypy
+        sees no check a flow made of a name it binds again later.
+        """
+        return (
+            action.is_async_for
+            and action.item_types is not None
+            and action.element_type is not None
+            and bool(repeated(self.known, element_reads(action), set()))
+        )
 
     def gathering(self, action: FanOut) -> str:
         """The coroutine of a fan-out of single calls, gathering their values: its
