@@ -64,8 +64,9 @@ PASSES: dict[str, frozenset[str]] = {
     "arrange": frozenset(),
     "emit": frozenset(
         {
-            *("emit_flow", "emit_blocks", "emit_fan_outs", "emit_names"),
-            *("emit_parts", "emit_nesting", "emit_spawns", "emit_guards"),
+            *("emit_flow", "emit_blocks", "emit_fan_outs", "emit_compound"),
+            *("emit_names", "emit_parts", "emit_nesting", "emit_spawns"),
+            "emit_guards",
         }
     ),
     "format": frozenset(),

@@ -5,10 +5,13 @@ A reviewer reads the method that runs a compiled flow's body (`aforward`,
 own statements it holds only what concurrency needs: the `with` that binds
 the calls, the tasks and their scope, the visit counts of loops (a line a
 call site, `next(review_visits)`), the operands evaluated before a lifted
-call. Summed over every golden's
-flows, its lines were 2.67 times the source's on 2026-12-05 (4.08 times at
-the start of 2026-12-04); the bound below holds that, so that a change
-adding scaffolding to every flow is made on purpose.
+call; and, for mypy, the flow's checks a task repeats. Summed over every
+golden's flows, its lines were 2.67 times the source's on 2026-12-05 (4.08
+times at the start of 2026-12-04), and 2.75 once narrowing.test and
+generics.test came in, whose short flows are the ones that need a task to
+repeat a check (a comment and an assert) or that call generic nodes; the
+bound below holds that, so that a change adding scaffolding to every flow is
+made on purpose.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import ast
 
 from tests.goldens import DATA, load_cases
 
-RATIO = 2.72  # the goldens' measured 2.67, and room for a case or two added
+RATIO = 2.8  # the goldens' measured 2.75, and room for a case or two added
 FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 

@@ -8,6 +8,7 @@ installed, as it does for users: no MYPYPATH.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,44 @@ def test_a_fallback_answering_with_another_type_is_a_type_error(tmp_path: Path) 
     [error] = [line for line in stdout.splitlines() if ": error:" in line]
     line = int(error.split(":")[1])
     assert "fallback=cached" in module.read_text().splitlines()[line - 1]
+
+
+GENERIC_SITES = """
+from typing import TypeVar
+
+import kiln as _kiln
+
+T = TypeVar("T")
+
+
+def last(xs: list[T]) -> T:
+    return xs[-1]
+
+
+async def first(xs: list[T]) -> T:
+    return xs[0]
+
+
+_POLICY = _kiln.Policy("last", where="a.py:9")
+
+reveal_type(_kiln.site(last, "last", "a.py:1", kind="thread", policy=_POLICY))
+reveal_type(_kiln.site(first, "first", "a.py:2", policy=_POLICY))
+"""
+
+
+def test_a_generic_node_keeps_its_site_generic(tmp_path: Path) -> None:
+    """A generic node's calls are typed at each call, as the node's own are."""
+    module = tmp_path / "generic_sites.py"
+    module.write_text(GENERIC_SITES)
+    stdout, _, _ = api.run(
+        ["--strict", "--no-incremental", "--cache-dir", os.devnull, str(module)]
+    )
+    assert "error" not in stdout, stdout
+    revealed = [
+        line.split("Revealed type is ")[1]
+        for line in stdout.splitlines()
+        if "Revealed" in line
+    ]
+    # Generic (`def [T] (xs: list[T]) -> ...`), however mypy names the variable.
+    assert len(revealed) == 2
+    assert all(re.match(r'"def \[(\w+)\] \(xs: .*list\[\1\]\)', t) for t in revealed)

@@ -12,7 +12,10 @@ by code, a nested class) is ``None``.
 The annotation walkers (`storable`, `schema`, `result_classes`) each judge
 what these mean; this module only finds them, with the definitions a name has
 in a module (`definitions`, `function_named`) and whether a field is a
-`ClassVar` (`class_var`).
+`ClassVar` (`class_var`). It also tells which names of a callee's return
+annotation are type variables (`type_variables`): ``T`` after ``T =
+TypeVar("T")``, there or in the project module it is imported from, or a
+type parameter of the function itself (``def first[T](xs: list[T]) -> T``).
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ from typing import final
 import libcst as cst
 
 from kilnc.front import ModuleDefs
-from kilnc.names import identifier
+from kilnc.ir import Callee
+from kilnc.names import identifier, name_uses
 from kilnc.project import Project
 from kilnc.syntax import dotted
+from kilnc.walk import walk
 
 __all__ = [
     "Alias",
@@ -40,7 +45,15 @@ __all__ = [
     "function_named",
     "parse_string_annotation",
     "resolve_name",
+    "type_variables",
 ]
+
+# What makes a type variable, by module and name; `AnyStr` is one already.
+_TYPE_VARIABLES = frozenset(
+    (module, name)
+    for module in ("typing", "typing_extensions")
+    for name in ("TypeVar", "ParamSpec", "TypeVarTuple", "AnyStr")
+)
 
 
 @final
@@ -166,3 +179,58 @@ def class_var(annotation: cst.Annotation) -> bool:
     node = annotation.annotation
     head = node.value if isinstance(node, cst.Subscript) else node
     return (dotted(head) or "").rpartition(".")[2] == "ClassVar"
+
+
+def type_variables(project: Project, callee: Callee) -> frozenset[str]:
+    """The names of the callee's return annotation that are type variables, which
+    each call binds to a type of its own."""
+    defs = project.load(callee.module)
+    if callee.returns is None or defs is None:
+        return frozenset()
+    function = function_named(defs, callee.identifier)
+    parameters = function.type_parameters if function is not None else None
+    own = {
+        identifier(parameter.param.name.value)
+        for parameter in (parameters.params if parameters is not None else ())
+    }
+    return frozenset(
+        name
+        for name in _annotation_names(cst.parse_expression(callee.returns))
+        if name in own or _is_type_variable(project, defs, name)
+    )
+
+
+def _is_type_variable(project: Project, defs: ModuleDefs, name: str) -> bool:
+    meaning = resolve_name(project, defs, name)
+    if isinstance(meaning, Alias) and isinstance(meaning.value, cst.Call):
+        maker = dotted(meaning.value.func)
+        if maker is not None:  # `T = TypeVar("T")`: what its module calls TypeVar
+            meaning = resolve_name(project, meaning.defs, maker)
+    return isinstance(meaning, External) and (meaning.module, meaning.name) in (
+        _TYPE_VARIABLES
+    )
+
+
+def _annotation_names(annotation: cst.BaseExpression) -> set[str]:
+    """The names an annotation reads, those of its quoted parts (`"list[T]"`) too."""
+    names = set(name_uses(annotation).read_names)
+    quoted = _Quoted()
+    walk(annotation, quoted)
+    for string in quoted.found:
+        inner = parse_string_annotation(string)
+        if inner is not None:
+            names |= _annotation_names(inner)
+    return names
+
+
+class _Quoted(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.found: list[cst.SimpleString | cst.ConcatenatedString] = []
+
+    def visit_SimpleString(self, node: cst.SimpleString) -> bool:
+        self.found.append(node)
+        return False
+
+    def visit_ConcatenatedString(self, node: cst.ConcatenatedString) -> bool:
+        self.found.append(node)
+        return False

@@ -7,7 +7,17 @@ from collections.abc import Callable
 
 import libcst as cst
 
-from kilnc.emit_guards import repeated_checks
+from kilnc.emit_guards import (
+    Fact,
+    Known,
+    Spawned,
+    after,
+    at_spawns,
+    forget,
+    lines,
+    repeated,
+    task_reads,
+)
 from kilnc.emit_names import BUILTINS, RUNTIME, outer_alias
 from kilnc.emit_nesting import Nesting
 from kilnc.emit_parts import (
@@ -16,12 +26,10 @@ from kilnc.emit_parts import (
     awaited_tasks,
     bare_statement,
     blocks_needed,
-    blocks_needed_by,
     call_target,
     counted_calls,
     discarding,
     folded_ops,
-    negated,
     reading_copies,
     task_base,
     trailing_comment,
@@ -81,6 +89,7 @@ class BlockEmitter(ABC):
     # The step whose value each name holds, in the coroutine being written,
     # as far as the code written so far assigns it.
     bound: dict[str, StepId]
+    known: Known  # the flow's checks that hold there, which a task it starts repeats
     sites: dict[int, str]  # each call site's local, as the run binds it
     counters: dict[int, str]  # the visit counter of each call site in a loop
 
@@ -89,6 +98,9 @@ class BlockEmitter(ABC):
 
     @abstractmethod
     def gathering(self, action: FanOut) -> str: ...
+
+    @abstractmethod
+    def compound(self, step: Step) -> None: ...
 
     def outer(self, annotation: str) -> str:
         """An annotation taken from a node's definition, as the flow's body must write it.
@@ -157,8 +169,10 @@ class BlockEmitter(ABC):
         # The scope weighs failures by step (see `schedule`): the one the source
         # would have raised wins, whichever fails first.
         scope = self.readable("scope")
+        knew = at_spawns(plan, self.known, self.bound, self.flow_names)
         for task_id, name in defs.items():
-            self.task(plan.tasks[task_id], name, plan, handles, copies[task_id], scope)
+            task = plan.tasks[task_id]
+            self.task(task, name, plan, handles, copies[task_id], scope, knew[task_id])
         spawned_ids: set[TaskId] = set()
         self.w.line(f"async with {RUNTIME}.Scope(ordered=True) as {scope}:")
         with self.w.indent(), self.nesting.opened():
@@ -230,6 +244,7 @@ class BlockEmitter(ABC):
         handles: dict[TaskId, str],
         copies: dict[str, str],
         scope: str,
+        spawned: Spawned,
     ) -> None:
         result = task.result
         returns = self.value_of(task)
@@ -243,8 +258,12 @@ class BlockEmitter(ABC):
         self.counting = False  # counted at the spawn
         outer = dict(copies)  # names still meaning the value from before the task
         bound, self.bound = self.bound, {}
-        repeated: set[StepId] = set()  # the flow's checks this coroutine repeats
+        known, self.known = self.known, ()
+        # The flow's checks of the values it reads: of its names at once, of the
+        # tasks' values once it has them, if they are the values main checked.
+        readable, done = task_reads(task, plan), set[Fact]()
         with self.w.indent(), self.nesting.function():
+            self.repeat(repeated(spawned.known, readable, done))
             for step in task.steps:
                 if step.id in task.announces:
                     self.w.line(f"{scope}.at_step({task.announces[step.id]})")
@@ -252,22 +271,29 @@ class BlockEmitter(ABC):
                     taken = task.takes.get(wait.task, frozenset())
                     awaited = plan.tasks[wait.task].result.id
                     self.wait(plan.tasks[wait.task], handles[wait.task], taken)
-                    names = {n for n, at in self.bound.items() if at == awaited}
-                    for span, lines in repeated_checks(
-                        plan, task.id, names, awaited, repeated
-                    ):
-                        with self.w.at(span):
-                            for line in lines:
-                                self.w.line(line)
+                    readable |= {
+                        n
+                        for n, at in self.bound.items()
+                        if at == awaited == spawned.bound.get(n)
+                    }
+                    self.repeat(repeated(spawned.known, readable, done))
                 self.step(
                     reading_copies(step, outer),
                     returning=step is result and call_target(result) is not None,
                 )
                 for written in step.writes:
                     outer.pop(written, None)
+                readable -= step.writes
         self.counting = True
-        self.bound = bound
+        self.bound, self.known = bound, known
         self.w.line()
+
+    def repeat(self, facts: list[Fact]) -> None:
+        """The flow's checks, as asserts that narrow the types here as they did there."""
+        for span, line in lines(facts):
+            with self.w.at(span):
+                self.w.line(line)
+        self.known += tuple(facts)
 
     def comments(self, span: Span) -> None:
         """The comment lines right above a line of the source, before the first code from it."""
@@ -316,13 +342,16 @@ class BlockEmitter(ABC):
         if target is not None:
             for name in target_names(target):
                 self.bound[name] = result.id
+            self.known = forget(self.known, target_names(target))
 
     # --- steps --------------------------------------------------------------------
 
     def step(self, step: Step, *, returning: bool) -> None:
+        known = self.known
         with self.w.at(step.span):
             self.comments(step.span)
             self.action(step, returning=returning)
+        self.known = after(known, step, self.flow_names)
         if not returning:
             for name in step.writes:
                 self.bound[name] = step.id
@@ -340,14 +369,8 @@ class BlockEmitter(ABC):
             value = "" if action.value is None else f" {code(action.value)}"
             comment = trailing_comment(self.module.source, step.span)
             self.w.line(f"return{value}{comment}")
-        elif isinstance(action, Branch):
-            self.branch(action)
-        elif isinstance(action, Match):
-            self.match(action)
-        elif isinstance(action, Loop):
-            self.loop(action)
-        elif isinstance(action, WhileLoop):
-            self.while_loop(action)
+        elif isinstance(action, Branch | Match | Loop | WhileLoop):
+            self.compound(step)
         else:
             self.w.line(
                 "yield" if action.value is None else f"yield {code(action.value)}"
@@ -377,67 +400,3 @@ class BlockEmitter(ABC):
         if method is not None:
             func = cst.Attribute(func, cst.Name(method))
         return func
-
-    def branch(self, action: Branch) -> None:
-        for index, (test, arm) in enumerate(
-            zip(action.tests, action.arms, strict=True)
-        ):
-            if test is None:
-                self.w.line("else:")
-            else:
-                self.w.line(f"{'if' if index == 0 else 'elif'} {code(test)}:")
-            with self.w.indent():
-                self.block(arm)
-
-    def match(self, action: Match) -> None:
-        self.w.line(f"match {code(action.subject)}:")
-        with self.w.indent():
-            for case in action.cases:
-                guard = f" if {code(case.guard)}" if case.guard is not None else ""
-                self.w.line(f"case {code(case.pattern)}{guard}:")
-                with self.w.indent():
-                    self.block(case.body)
-
-    def while_loop(self, action: WhileLoop) -> None:
-        test = code(action.test)
-        if not action.condition.steps:
-            self.w.line(f"while {test}:")
-            self.body_and_else(action.body, action.orelse)
-            return
-        # The test calls nodes: ask again at the top of every iteration.
-        self.w.line("while True:")
-        with self.w.indent(), self.nesting.opened():
-            self.block(action.condition)
-            self.w.line(f"if {negated(action.test)}:")
-            with self.w.indent():
-                if action.orelse is not None:
-                    self.block(action.orelse)
-                self.w.line("break")
-            self.block(action.body)
-
-    def loop(self, action: Loop) -> None:
-        if not action.closes or not self.nesting.room(1 + blocks_needed_by(action)):
-            # TODO: a stream loop with no room for its `with` is closed when it is
-            # exhausted or collected, not at once when it is left early.
-            self.loop_statement(action)
-            return
-        # However the loop ends (break, return, an error), the producer is closed at once.
-        closing = "async with" if action.is_async else "with"
-        helper = "aclosing" if action.is_async else "closing"
-        self.w.line(f"{closing} {RUNTIME}.{helper}({code(action.iterable)}):")
-        with self.w.indent(), self.nesting.opened():
-            self.loop_statement(action)
-
-    def loop_statement(self, action: Loop) -> None:
-        keyword = "async for" if action.is_async else "for"
-        self.w.line(f"{keyword} {code(action.target)} in {code(action.iterable)}:")
-        self.body_and_else(action.body, action.orelse)
-
-    def body_and_else(self, body: Block, orelse: Block | None) -> None:
-        """A loop's body under its header, and its `else:` when it has one."""
-        with self.w.indent(), self.nesting.opened():
-            self.block(body)
-        if orelse is not None:
-            self.w.line("else:")
-            with self.w.indent():
-                self.block(orelse)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import libcst as cst
 
 from kilnc.emit_blocks import BlockEmitter
-from kilnc.emit_names import (
-    RUNTIME,
-)
+from kilnc.emit_guards import element_reads, repeated
+from kilnc.emit_names import RUNTIME
 from kilnc.emit_parts import (
     assignment,
     callee_base,
@@ -40,7 +39,7 @@ class FanOutEmitter(BlockEmitter):
             step.awaits for step in action.element.steps
         )
         concurrent = suspends and not action.in_order
-        if action.element.steps:
+        if action.element.steps or self.repeats_checks(action):
             value = self.element_function(action, suspends, concurrent)
             self.w.line(assignment(action.target, action.annotation, value, returning))
             return
@@ -50,6 +49,20 @@ class FanOutEmitter(BlockEmitter):
         else:
             value = self.collection(action.kind, f"await {self.gathering(action)}")
         self.w.line(assignment(action.target, action.annotation, value, returning))
+
+    def repeats_checks(self, action: FanOut) -> bool:
+        """Whether an `async for` element of one call is a function of its own, rather
+        than a lambda, to repeat the flow's checks of what it reads.
+
+        TODO: without its item's type and its node's, a lambda it stays, and mypy
+        sees no check a flow made of a name it binds again later.
+        """
+        return (
+            action.is_async_for
+            and action.item_types is not None
+            and action.element_type is not None
+            and bool(repeated(self.known, element_reads(action), set()))
+        )
 
     def gathering(self, action: FanOut) -> str:
         """The coroutine of a fan-out of single calls, gathering their values: its
@@ -85,8 +98,8 @@ class FanOutEmitter(BlockEmitter):
         nodes, or sharing one Memory, run one after another as the source runs them.
         """
         each = self.names.fresh(f"{_computed(action)}_element")
-        returns = action.result.callee.returns
-        assert returns is not None, "an element function returns its node's value"
+        returns = action.element_type
+        assert returns is not None, "lower refuses an element of several calls untyped"
         returns = self.outer(returns)
         define = "async def" if suspends else "def"
         wait = "await " if suspends else ""
@@ -143,9 +156,13 @@ class FanOutEmitter(BlockEmitter):
 
     def element_body(self, action: FanOut) -> None:
         counting, self.counting = self.counting, False  # the fan-out counted one visit
+        # A function of its own: mypy forgets the flow's checks there, unless repeated.
+        known, self.known = self.known, ()
+        self.repeat(repeated(known, element_reads(action), set()))
         for step in action.element.steps:  # lifted calls, and fan-outs nested in them
             self.step(step, returning=False)
         self.counting = counting
+        self.known = known
         self.w.line(f"return {self.callcode(action.result)}")
 
     def collection(self, kind: FanOutKind, gathered: str) -> str:

@@ -19,7 +19,9 @@ from typing import Final, final
 import libcst as cst
 
 from kilnc.changing import changing_calls
+from kilnc.emit_compound import CompoundEmitter
 from kilnc.emit_fan_outs import FanOutEmitter
+from kilnc.emit_guards import Known
 from kilnc.emit_names import (
     RUNTIME,
     hidden_builtins,
@@ -154,7 +156,7 @@ def _stream_item(annotation: str) -> str | None:
     return None
 
 
-class _FlowEmitter(FanOutEmitter):
+class _FlowEmitter(FanOutEmitter, CompoundEmitter):
     def __init__(
         self, w: Writer, plan: FlowPlan, class_name: str, module: ModulePlan
     ) -> None:
@@ -196,6 +198,7 @@ class _FlowEmitter(FanOutEmitter):
         # The step whose value each name holds, in the coroutine being written,
         # as far as the code written so far assigns it.
         self.bound: dict[str, StepId] = {}
+        self.known: Known = ()  # the checks that hold there (emit_guards)
         # Why each call that may change what it is passed does: a durable run,
         # which replays a call's value and not its changes, refuses those.
         self.changing = changing_calls(plan.flow.body)

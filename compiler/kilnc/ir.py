@@ -161,6 +161,10 @@ Callee = NodeDef | FlowDef
 # and whether that one is defined in the module being compiled.
 Resolver = Callable[[cst.BaseExpression], tuple[Callee, bool] | None]
 
+# Answers which names of a callee's return annotation are type variables, which
+# each call binds: `T` of `def first(xs: list[T]) -> T`.
+TypeVariables = Callable[[Callee], frozenset[str]]
+
 
 @final
 @dataclass(frozen=True, slots=True)
@@ -241,6 +245,9 @@ class FanOut:
     in_order: str | None = None
     # `results: list[Any] = [...]`: the target's declared type, kept.
     annotation: cst.Annotation | None = field(default=None, repr=False)
+    # An element's type as the generated code may write it: its node's return
+    # annotation (`Scope.visible_returns`), which an element of several calls needs.
+    element_type: str | None = None
 
     @property
     def is_async_for(self) -> bool:

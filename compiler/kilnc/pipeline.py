@@ -23,6 +23,7 @@ definition it was working on, never as the user's mistake.
 
 from __future__ import annotations
 
+import functools
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Final, final
 
 from kiln.options import DEFAULT_MAX_VISITS
+from kilnc.annotations import type_variables
 from kilnc.arrange import Classes, arrange_module
 from kilnc.checks import check_cycles, check_duplicates, check_limits, check_questions
 from kilnc.collect import check_imported_exceptions, collect_definitions
@@ -300,11 +302,13 @@ def _lower_flows(
 ) -> list[FlowIR]:
     """Each flow of the module lowered, its effects read from the project's code."""
     effects = read_effects(project)
+    # Asked at every call of a callee, answered once for each.
+    generics = functools.cache(functools.partial(type_variables, project))
     lowered: list[FlowIR] = []
     for flow in defs.flows.values():
         with phase("lower_flow", f"flow '{flow.name}'"):
             context = LowerContext(
-                defs.parsed, project.resolver(defs), effects, max_visits
+                defs.parsed, project.resolver(defs), effects, generics, max_visits
             )
             flow_ir, found = lower_flow(flow, context)
         lowered.append(flow_ir)

@@ -110,7 +110,12 @@ class SiteOptions(TypedDict, total=False):
 # a thread node's call is a coroutine function; a fallback must answer with
 # what the node returns (awaited, if it is async); any other site's call has
 # its function's own type (a subflow's as `subflow` gives it: the generated
-# module passes an imported flow through `subflow`).
+# module passes an imported flow through `subflow`). A generic node's site
+# stays generic only where `R` is in no other parameter: mypy infers a
+# generic result of `fn` alone, so a thread node without a fallback has an
+# overload of its own.
+# TODO: a generic node with a fallback has a site typed with Any, as mypy
+# solves `R` from `fn` and `fallback` together.
 @overload
 def site(
     fn: Callable[P, R],
@@ -121,7 +126,22 @@ def site(
     *,
     kind: Literal["thread"],
     policy: Policy,
-    fallback: Callable[..., R | Awaitable[R]] | None = None,
+    fallback: None = None,
+    **options: Unpack[SiteOptions],
+) -> Callable[P, Coroutine[Any, Any, R]]: ...
+
+
+@overload
+def site(
+    fn: Callable[P, R],
+    node: str,
+    where: str,
+    defined: str = "",
+    lines: tuple[int, ...] = (),
+    *,
+    kind: Literal["thread"],
+    policy: Policy,
+    fallback: Callable[..., R | Awaitable[R]],
     **options: Unpack[SiteOptions],
 ) -> Callable[P, Coroutine[Any, Any, R]]: ...
 

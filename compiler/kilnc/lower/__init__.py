@@ -44,6 +44,7 @@ from kilnc.ir import (
     FlowDef,
     FlowIR,
     Resolver,
+    TypeVariables,
     child_blocks,
     with_child_blocks,
 )
@@ -61,6 +62,7 @@ class LowerContext:
     parsed: ParsedModule = field(repr=False)
     resolve: Resolver = field(repr=False)
     effects: EffectSource = field(repr=False)
+    type_variables: TypeVariables = field(repr=False)
     # The max_visits of flows that set none: [tool.kiln]'s, else 5.
     max_visits: int = DEFAULT_MAX_VISITS
 
@@ -68,7 +70,12 @@ class LowerContext:
 def lower_flow(flow: FlowDef, context: LowerContext) -> tuple[FlowIR, list[Diagnostic]]:
     max_visits = flow.options.max_visits or context.max_visits
     lowerer = Lowerer(
-        context.parsed, context.resolve, context.effects, flow, max_visits
+        context.parsed,
+        context.resolve,
+        context.effects,
+        context.type_variables,
+        flow,
+        max_visits,
     )
     body = lowerer.shared.settle(lowerer.flow_body())
     body = _visible(body, frozenset(parameter_names(flow.function.params)))
@@ -87,7 +94,7 @@ def annotation_names(block: Block) -> frozenset[str]:
         action = step.action
         types = [step.value_type]
         if isinstance(action, FanOut):
-            types.append(action.result.callee.returns)
+            types.append(action.element_type)
         for text in types:
             if text is not None:
                 found |= mentioned_names(cst.parse_expression(text))

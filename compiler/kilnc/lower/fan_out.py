@@ -134,6 +134,7 @@ class FanOuts:
             for name in target_names(target)
         )
         in_order = _in_order(result, self.changes.effects_of(element, targets))
+        returns = self.scope.visible_returns(result)
         action = FanOut(
             target,
             comprehension.with_changes(for_in=clauses),
@@ -145,13 +146,13 @@ class FanOuts:
             self.item_types(clauses),
             in_order=in_order,
             annotation=origin.annotation if isinstance(origin, cst.AnnAssign) else None,
+            element_type=returns,
         )
         reads = set(name_uses(comprehension.with_changes(for_in=clauses)).read_names)
         for step in inner:
             reads |= step.reads
         local_names = targets | {w for s in inner for w in s.writes}
         reads -= local_names
-        returns = self.scope.visible_returns(result)
         value_type = None
         if isinstance(origin, cst.AnnAssign):
             value_type = code(origin.annotation.annotation)  # as the source declares
@@ -214,12 +215,25 @@ class FanOuts:
                     "iterate a call of an async stream node annotated '-> AsyncIterator[T]'",
                 )
         if several_calls and self.scope.visible_returns(result) is None:
+            name = result.callee.name
+            generic = sorted(self.scope.type_variables(result.callee))
+            if generic:
+                self.report.report(
+                    element,
+                    Code.UNKNOWN_TYPE,
+                    f"'{name}' returns type variable '{generic[0]}', which each call "
+                    "binds to a type of its own, and a fan-out element of several "
+                    "calls needs its type written",
+                    f"make the element two fan-outs: its calls before '{name}', "
+                    f"then '{name}' over their results",
+                )
+                return
             self.report.report(
                 element,
                 Code.UNKNOWN_TYPE,
-                f"'{result.callee.name}' has no return annotation this module can name, "
+                f"'{name}' has no return annotation this module can name, "
                 "which a fan-out element of several calls needs",
-                f"annotate the return type of '{result.callee.name}' and import the types it uses",
+                f"annotate the return type of '{name}' and import the types it uses",
             )
 
     def item_types(self, clauses: cst.CompFor) -> tuple[str, ...] | None:

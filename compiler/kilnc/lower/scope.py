@@ -21,7 +21,7 @@ import libcst as cst
 
 from kilnc.diagnostics import Code
 from kilnc.front import ParsedModule
-from kilnc.ir import Callee, FlowDef, NodeCall, NodeDef
+from kilnc.ir import Callee, FlowDef, NodeCall, NodeDef, TypeVariables
 from kilnc.lower.closures import late_reads
 from kilnc.lower.report import Reporter
 from kilnc.lower.sharing import Sharing
@@ -35,11 +35,17 @@ class Scope:
     """The flow's names as lowering has met them so far, in source order."""
 
     def __init__(
-        self, parsed: ParsedModule, flow: FlowDef, shared: Sharing, report: Reporter
+        self,
+        parsed: ParsedModule,
+        flow: FlowDef,
+        shared: Sharing,
+        report: Reporter,
+        type_variables: TypeVariables,
     ) -> None:
         self.parsed = parsed
         self.shared = shared
         self.report = report
+        self.type_variables = type_variables
         self.types: dict[str, str] = {}  # local name -> its annotation, where known
         self.memory: set[str] = set()  # local names holding a kiln.Memory
         # kiln's temporaries by the source's expression each holds, for messages.
@@ -58,13 +64,19 @@ class Scope:
         self.stale: dict[str, str] = {}
 
     def visible_returns(self, call: NodeCall) -> str | None:
-        """The callee's return annotation, if every name in it exists in this module too.
+        """The callee's return annotation, if the generated code may write it here.
 
         A node imported from another module may return a type this module never
         imports; the generated code may only write annotations it can resolve.
+        A generic node's names a type variable (`def first(xs: list[T]) -> T`),
+        which means another type at each call: mypy infers the call's, and the
+        generated code writes none (the value's own annotation, if the flow
+        gives one: `i: int = await first(ids)`).
         """
         returns = call.callee.returns
-        if returns is None or call.local:
+        if returns is None or self.type_variables(call.callee):
+            return None
+        if call.local:
             return returns
         names = name_uses(cst.parse_expression(returns)).read_names
         return returns if names <= self.globals else None

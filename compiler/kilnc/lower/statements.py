@@ -35,6 +35,7 @@ from kilnc.ir import (
     MatchCase,
     Resolver,
     Step,
+    TypeVariables,
     WhileLoop,
     Yield,
 )
@@ -83,13 +84,14 @@ class Lowerer:
         parsed: ParsedModule,
         resolve: Resolver,
         effects: EffectSource,
+        type_variables: TypeVariables,
         flow: FlowDef,
         max_visits: int,
     ) -> None:
         self.flow = flow
         self.report = Reporter(parsed, resolve)
         self.shared = Sharing()
-        self.scope = Scope(parsed, flow, self.shared, self.report)
+        self.scope = Scope(parsed, flow, self.shared, self.report, type_variables)
         self.changes = Changes(flow.module, effects, self.scope, self.shared)
         self.steps = Steps(parsed, self.scope, self.changes)
         read_whole = generators_read_whole(flow.function, parsed.qualified)
