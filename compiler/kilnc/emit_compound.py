@@ -79,7 +79,7 @@ class CompoundEmitter(BlockEmitter):
 
     def loop(self, known: Known, action: Loop) -> None:
         if not action.closes or not self.nesting.room(1 + blocks_needed_by(action)):
-            # TODO: a stream loop with no room for its `with` is closed when it is
+            # A stream loop with no room for its `with` is closed when it is
             # exhausted or collected, not at once when it is left early.
             self.loop_statement(known, action)
             return

@@ -54,8 +54,8 @@ class FanOutEmitter(BlockEmitter):
         """Whether an `async for` element of one call is a function of its own, rather
         than a lambda, to repeat the flow's checks of what it reads.
 
-        TODO: without its item's type and its node's, a lambda it stays, and mypy
-        sees no check a flow made of a name it binds again later.
+        Without its item's type and its node's, a lambda it stays, and mypy sees
+        no check a flow made of a name it binds again later.
         """
         return (
             action.is_async_for

@@ -114,8 +114,8 @@ class SiteOptions(TypedDict, total=False):
 # stays generic only where `R` is in no other parameter: mypy infers a
 # generic result of `fn` alone, so a thread node without a fallback has an
 # overload of its own.
-# TODO: a generic node with a fallback has a site typed with Any, as mypy
-# solves `R` from `fn` and `fallback` together.
+# A generic node with a fallback has a site typed with Any: mypy solves `R`
+# from `fn` and `fallback` together.
 @overload
 def site(
     fn: Callable[P, R],
