@@ -103,6 +103,11 @@ PLUS_ONE = datetime.timezone(datetime.timedelta(hours=1))
             datetime.datetime(2026, 12, 5, 10, 30, tzinfo=PLUS_ONE),
         ),
         (datetime.date, "2026-12-05", datetime.date(2026, 12, 5)),
+        # For `str | None`, "null" is None, and the quoted text is the string.
+        (Optional[str], "NULL", None),
+        (Optional[str], '"NULL"', "NULL"),
+        (Optional[str], '"unclosed', '"unclosed'),
+        (int | str, '"5"', "5"),
         (list[float], "[1, 2.5]", [1.0, 2.5]),
         (bytes, "AP8=", b"\x00\xff"),
         (list[bytes], '["AP8="]', [b"\x00\xff"]),

@@ -20,7 +20,8 @@ annotation                  the text is read as
 `UUID`, `Decimal`           the class called on it
 `bytes`                     base64
 `Literal[...]`, an `Enum`    the choice it spells (an Enum member's name or value)
-`X | Y`, `Optional[X]`      each member in turn, `str` last; none/null for None
+`X | Y`, `Optional[X]`      each member in turn, `str` last; none/null for None,
+                            and a JSON string for the str it quotes
 none, `Any`, `object`       JSON when it parses, else the text itself
 a pydantic model            its JSON, validated by the model
 anything else               JSON; a list for tuple/set/frozenset and for a
@@ -145,6 +146,11 @@ def _literal(choices: tuple[Any, ...], text: str) -> Any:
 
 
 def _union(members: tuple[Any, ...], text: str) -> Any:
+    # A quoted string is the text inside: `'"null"'` is "null" for `str | None`.
+    if str in members and text.startswith('"'):
+        quoted = _json_or_text(text)
+        if isinstance(quoted, str) and quoted is not text:
+            return quoted
     # str takes any text, so it is tried last: `int | str` reads "5" as 5.
     ordered = sorted(members, key=lambda member: member is str)
     for member in ordered:
