@@ -144,10 +144,8 @@ class FlowDef:
         return self.options.name
 
     def declares(self, group: str) -> bool:
-        refused = self.refused_limits
-        return (
-            refused is None or group in refused or self.options.limit(group) is not None
-        )
+        refused, declared = self.refused_limits, self.options.limit(group)
+        return refused is None or group in refused or declared is not None
 
     @property
     def identifier(self) -> str:

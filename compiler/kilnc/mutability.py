@@ -45,12 +45,18 @@ PURE_LIBRARY: Final = _words(
     statistics. textwrap. string. itertools. functools.reduce functools.partial
     dataclasses.asdict dataclasses.astuple dataclasses.replace dataclasses.fields
     dataclasses.is_dataclass collections. decimal. fractions. datetime. uuid.UUID
-    hashlib. base64. urllib.parse. os.path. pathlib.PurePath pathlib.Path typing.
-    enum. html.escape html.unescape unicodedata. shlex.quote shlex.split
-    difflib. binascii. zlib.crc32 struct.pack struct.unpack time.time time.monotonic
-    time.perf_counter time.sleep asyncio.sleep heapq.nlargest heapq.nsmallest
+    hashlib. base64. urllib.parse. os.path.join os.path.basename os.path.dirname
+    os.path.split os.path.splitext os.path.normpath os.path.normcase os.path.isabs
+    pathlib.PurePath pathlib.Path typing. enum. html.escape html.unescape
+    unicodedata. shlex.quote shlex.split difflib. binascii. zlib.crc32 struct.pack
+    struct.unpack time.sleep asyncio.sleep heapq.nlargest heapq.nsmallest
     heapq.merge bisect.bisect bisect.bisect_left bisect.bisect_right kiln.Memory
     kiln.memory.Memory kiln.ask kiln.decorators.ask"""
+)
+# Reads of the world under pure prefixes: a clock read where the source reads it.
+_WORLD_READS: Final = _words(
+    """datetime.datetime.now datetime.datetime.utcnow datetime.datetime.today
+    datetime.date.today"""
 )
 # Standard-library functions that iterate their arguments, as `list` does: what
 # they are given, an iterator, is consumed.
@@ -201,8 +207,9 @@ def may_be_iterator(annotation: str | None) -> bool:
 
 
 def is_pure(qualified: str) -> bool:
-    """Whether a standard-library function neither changes its arguments nor the world."""
-    return _listed(qualified, PURE_LIBRARY)
+    """Whether a standard-library function neither changes its arguments nor the world,
+    nor reads it (a clock, the file system): such a call may go anywhere."""
+    return _listed(qualified, PURE_LIBRARY) and not _listed(qualified, _WORLD_READS)
 
 
 def consumes(qualified: str) -> bool:

@@ -32,7 +32,7 @@ from kilnc.mutability import (
     consumes,
     is_pure,
 )
-from kilnc.names import identifier
+from kilnc.names import identifier, target_names
 from kilnc.syntax import code
 
 
@@ -71,6 +71,9 @@ class EffectVisitor(cst.CSTVisitor):
 
     def visit_Del(self, node: cst.Del) -> None:
         self._store(node.target, "deletes")
+        if target_names(node.target):
+            # `del raw` unbinds a name of the frame it runs in: the flow's own.
+            self.body.external(f"deletes {code(node.target)}", node)
 
     def _store(self, target: cst.BaseExpression, verb: str) -> None:
         if isinstance(target, cst.Tuple | cst.List):
@@ -321,8 +324,9 @@ class EffectVisitor(cst.CSTVisitor):
             body.external(f"calls {shown}", node)
 
     def _local_callable(self, func: cst.BaseExpression) -> bool:
-        """A function value the body holds itself (a parameter or a local)."""
-        while isinstance(func, cst.Attribute):
+        """A function value the body holds itself (a parameter or a local), or one
+        it holds in a container (`tools[name]`)."""
+        while isinstance(func, cst.Attribute | cst.Subscript):
             func = func.value
         if not isinstance(func, cst.Name):
             return False

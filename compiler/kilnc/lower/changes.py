@@ -23,7 +23,7 @@ from kilnc.ir import RESERVED_PREFIX, Callee, NodeCall, NodeDef, Step
 from kilnc.lower.scope import Scope
 from kilnc.lower.sharing import Sharing
 from kilnc.mutability import FRESH_BUILTINS, is_immutable
-from kilnc.names import name_uses, target_names
+from kilnc.names import identifier, name_uses, target_names
 from kilnc.syntax import code
 
 
@@ -128,13 +128,30 @@ class Changes:
             self.shared.returned_memory(targets, tokens)
 
     def share_assignment(self, statement: cst.CSTNode) -> None:
+        """The names a statement makes share objects: what it binds and what the
+        value reads; a container stored into (`state["messages"] = history`,
+        `tools.add(nb.remember)`, `out += [row]`) and what it is given."""
+        held: cst.BaseExpression | None = None
+        targets: set[str] = set()
         if isinstance(statement, cst.Assign | cst.AnnAssign) and statement.value:
-            value = statement.value
-            if self._fresh(value):
-                return
-            targets = frozenset(name_uses(statement).writes)
-            mutable = self.scope.mutable
-            self.shared.link(mutable(targets), mutable(name_uses(value).read_names))
+            held = statement.value
+            targets = set(name_uses(statement).writes)
+            for target in _assigned(statement):
+                targets |= _root(target)
+        elif isinstance(statement, cst.AugAssign):
+            held, targets = statement.value, _root(statement.target)
+        elif isinstance(statement, cst.Expr) and isinstance(statement.value, cst.Call):
+            call = statement.value
+            if isinstance(call.func, cst.Attribute) and call.args:
+                held = cst.Tuple([cst.Element(arg.value) for arg in call.args])
+                receiver = call.func.value
+                targets = _root(receiver) or set(name_uses(receiver).read_names)
+        if held is None or not targets or self._fresh(held):
+            return
+        mutable = self.scope.mutable
+        self.shared.link(
+            mutable(frozenset(targets)), mutable(name_uses(held).read_names)
+        )
 
     def _fresh(self, value: cst.BaseExpression) -> bool:
         """`len(log)`, `str(state)`: a builtin's result that shares nothing it read."""
@@ -160,6 +177,22 @@ class Changes:
         mutable = self.scope.mutable
         items = mutable(_item_sources(clauses, given, self.scope.types))
         self.shared.link(mutable(targets), items | mutable(frozenset(given)))
+
+
+def _assigned(statement: cst.Assign | cst.AnnAssign) -> list[cst.BaseExpression]:
+    if isinstance(statement, cst.AnnAssign):
+        return [statement.target]
+    return [target.target for target in statement.targets]
+
+
+def _root(target: cst.BaseExpression) -> set[str]:
+    """The name a store into an item or attribute goes through (`state` of
+    `state["messages"]`); none for a plain name, which the statement binds."""
+    if not isinstance(target, cst.Attribute | cst.Subscript):
+        return set()
+    while isinstance(target, cst.Attribute | cst.Subscript):
+        target = target.value
+    return {identifier(target.value)} if isinstance(target, cst.Name) else set()
 
 
 def _key_names(store: str, token: str, keys: Keys) -> set[str]:

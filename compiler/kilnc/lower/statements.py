@@ -359,8 +359,7 @@ class Lowerer:
     def while_loop(self, node: cst.While, defined: set[str]) -> list[Step]:
         if not self.calls.contains_node_call(node):
             self.scope.check_defined(node.test, defined)
-            # Kept whole, the loop runs as written: a line of its body may read
-            # what a line below bound in an earlier iteration, or a line above.
+            # Kept whole, as written: its body may read what a later line bound.
             inner = defined | name_uses(node.body).writes
             self.scope.check_defined(node.body, inner)
             if node.orelse is not None:
@@ -438,8 +437,7 @@ class Lowerer:
             if count == 1
             else f"{RESERVED_PREFIX}_{base}_{count}"
         )
-        # One of the flow's names like any other: what it holds may be shared
-        # (`_kiln_operand = state["messages"]`) and changed by what it is passed to.
+        # A flow's name like any other: it may share (`= state["messages"]`).
         self.scope.own.add(name)
         if stands_for is not None:
             self.scope.stands_for[name] = code(stands_for)
