@@ -93,7 +93,9 @@ def helper(lists: list[list[int]]) -> None:
         ("it: Iterator[str]", "first, second = it", {"it"}),
         ("it: Iterator[str]", "'a' in it", {"it"}),
         ("words: list[str]", "list(itertools.islice(words, 2))", set()),
-        # Written through a builtin.
+        # Written through a builtin, or a builtin class's method called unbound.
+        ("xs: list[str]", "list.append(xs, 's')", {"xs"}),
+        ("table: dict[str, int]", "dict.update(table, a=1)", {"table"}),
         ("buf: io.StringIO", "print('line', file=buf)", {"buf"}),
         ("names: dict[str, Any]", "exec('x = 1', names)", {"names"}),
         ("names: dict[str, Any]", "print(names)", set()),

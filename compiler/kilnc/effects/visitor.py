@@ -32,7 +32,7 @@ from kilnc.mutability import (
     consumes,
     is_pure,
 )
-from kilnc.names import identifier, target_names
+from kilnc.names import BUILTINS, identifier, target_names
 from kilnc.syntax import code
 
 
@@ -227,10 +227,17 @@ class EffectVisitor(cst.CSTVisitor):
         self._unknown(node, code(func))
 
     def _method(self, node: cst.Call, func: cst.Attribute) -> bool:
-        """A method of a local value or a parameter; False for a module's function."""
+        """A method of a local value or a parameter; False for a module's function
+        and for a builtin class's method called on its object (`list.append(xs, s)`),
+        which a call kiln cannot see into changes, arguments and all."""
         body = self.body
         receiver = func.value
         method = func.attr.value
+        if isinstance(receiver, cst.Name) and receiver.value in BUILTINS:
+            name = identifier(receiver.value)
+            bound = name in body.params or name in body.local_names
+            if not bound and name not in body.defs.parsed.global_names:
+                return False
         token = body.token(receiver)
         if token is not None:
             if method == "get":
