@@ -381,7 +381,9 @@ class BlockEmitter(ABC):
         with self.w.at(call.span):
             self.count_visit(call)
             value = self.callcode(call)
-            self.w.line(assignment(action.target, action.annotation, value, returning))
+            line = assignment(action.target, action.annotation, value, returning)
+            # `# type: ignore[arg-type]` ending the source's line of the call.
+            self.w.line(line + trailing_comment(self.module.source, step.span))
 
     def callcode(self, call: NodeCall, *, awaited: bool = True) -> str:
         """`[await] f(args)`, calling a node through the local its run bound for the site."""
