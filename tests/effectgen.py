@@ -11,7 +11,8 @@ value stored into an item of a list or dict that later nodes read, lambdas
 and generators made in the flow, whose names are then bound again, handed to
 nodes that call them, a list held in a dict, a list a node hands back,
 a dataclass state whose fields nodes change, a subflow that changes the list
-it is given, and two calls that fail in one run.
+it is given, a dict filled by a store after it is made, a bound method kept
+in a dict that a node calls, and two calls that fail in one run.
 
 Every node sleeps a random time, so a schedule that reorders two effects shows
 in the result. Every node call appends `done <tag>` to the module's `events`
@@ -176,6 +177,12 @@ async def deep_push(holder: dict[str, list[int]], value: int, tag: str) -> None:
     holder["inner"].append(value)
     note(tag)
 """,
+    "use_tool": """@node
+async def use_tool(tools: dict[str, Callable[[int], None]], value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    tools["push"](value)
+    note(tag)
+""",
     "incr": """@node
 async def incr(state: State, value: int, tag: str) -> None:
     await asyncio.sleep({d})
@@ -281,7 +288,7 @@ def _statement(flow: _Flow) -> None:
         choices += ["call_closure"]
     choices += ["state"]
     if flow.boxes:
-        choices += ["holder", "same", "refill"]
+        choices += ["holder", "same", "refill", "tool"]
     if flow.holders:
         choices += ["deep", "deep_push", "inline_deep"]
     if flow.states:
@@ -325,8 +332,10 @@ def _object_statement(flow: _Flow, kind: str) -> None:
         flow.lines.append(f'{flow.pick(flow.tables)}["a"] = {flow.value()}')
 
 
-NESTED = ("state", "holder", "same", "refill", "deep", "deep_push", "inline_deep")
-NESTED += ("incr", "look", "inline_state", "state_items")
+NESTED = frozenset(
+    {"state", "holder", "same", "refill", "deep", "deep_push", "inline_deep", "tool"}
+    | {"incr", "look", "inline_state", "state_items"}
+)
 
 
 def _nested_statement(flow: _Flow, kind: str) -> None:
@@ -336,9 +345,21 @@ def _nested_statement(flow: _Flow, kind: str) -> None:
         state = flow.name("state")
         flow.lines.append(f"{state} = State({flow.value()})")
         flow.states.append(state)
-    elif kind == "holder":
-        holder = flow.name("holder")
-        flow.lines.append(f'{holder} = {{"inner": {flow.pick(flow.boxes)}}}')
+    elif kind == "holder":  # made whole, or filled by a store after it is made
+        holder, box = flow.name("holder"), flow.pick(flow.boxes)
+        made = flow.draw(st.sampled_from(["display", "store", "setdefault"]))
+        if made == "display":
+            flow.lines.append(f'{holder} = {{"inner": {box}}}')
+        elif made == "store":
+            flow.lines += [
+                f"{holder}: dict[str, list[int]] = {{}}",
+                f'{holder}["inner"] = {box}',
+            ]
+        else:
+            flow.lines += [
+                f"{holder}: dict[str, list[int]] = {{}}",
+                f'{holder}.setdefault("inner", {box})',
+            ]
         flow.holders.append(holder)
     elif kind == "same":
         alias = flow.name("same")
@@ -350,6 +371,10 @@ def _nested_statement(flow: _Flow, kind: str) -> None:
         flow.call("deep", flow.pick(flow.holders), target=flow.name("v"))
     elif kind == "deep_push":
         flow.call("deep_push", flow.pick(flow.holders), flow.value())
+    elif kind == "tool":  # a bound method kept in a dict, which a node calls
+        tools = flow.name("tools")
+        flow.lines.append(f'{tools} = {{"push": {flow.pick(flow.boxes)}.append}}')
+        flow.call("use_tool", tools, flow.value())
     elif kind == "inline_deep":
         flow.lines.append(f'{flow.pick(flow.holders)}["inner"].append({flow.value()})')
     elif kind == "incr":

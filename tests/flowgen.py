@@ -97,7 +97,7 @@ class NodeSpec:
 
 def plain_run_without_failures(module: ModuleType) -> ModuleType:
     """Make the source `module`'s nodes succeed at once, for the plain reference run."""
-    module.planned_failures = False
+    setattr(module, "planned_failures", False)  # noqa: B010 - a module's variable
     return module
 
 
@@ -346,9 +346,9 @@ def _statement(
         call = partial(_call, index, spec)
         return _arms(draw, shape, name, call, inputs, values)
     if shape == "walrus":
-        bound = f"{name}_w := {inputs[0]} + 1"
+        walrus = f"{name}_w := {inputs[0]} + 1"
         return [
-            f"{name} = {_call(index, spec, [bound, *inputs[1:]])}",
+            f"{name} = {_call(index, spec, [walrus, *inputs[1:]])}",
             f"{name} = {name} + {name}_w",
         ]
     if shape == "walrus_while":  # `rounds` calls in the test, never past `bound`
