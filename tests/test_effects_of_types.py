@@ -93,6 +93,13 @@ def helper(lists: list[list[int]]) -> None:
         ("it: Iterator[str]", "first, second = it", {"it"}),
         ("it: Iterator[str]", "'a' in it", {"it"}),
         ("words: list[str]", "list(itertools.islice(words, 2))", set()),
+        # A defaultdict stores the key a read misses; a dict does not.
+        (
+            "groups: collections.defaultdict[str, list[int]]",
+            "n = len(groups['k'])",
+            {"groups"},
+        ),
+        ("groups: dict[str, list[int]]", "n = len(groups['k'])", set()),
         # Written through a builtin, or a builtin class's method called unbound.
         ("xs: list[str]", "list.append(xs, 's')", {"xs"}),
         ("table: dict[str, int]", "dict.update(table, a=1)", {"table"}),

@@ -74,6 +74,15 @@ def tables_describe(body: Body, receiver: cst.BaseExpression, call: cst.Call) ->
     return True
 
 
+def inserts_on_read(body: Body, container: cst.BaseExpression) -> bool:
+    """Whether reading a missing item of `container` stores it: a defaultdict's."""
+    typed = type_of(body, container)
+    if typed is None:
+        return False
+    head = typed[1].partition("[")[0]
+    return head.rpartition(".")[2] == "defaultdict"
+
+
 def type_of(body: Body, node: cst.BaseExpression) -> Typed | None:
     """The declared type of a parameter, an annotated local, a loop's target over
     a typed iterable, and an attribute or item of one of those; None if unknown."""

@@ -18,7 +18,7 @@ from kilnc.effect_ir import (
 )
 from kilnc.effects.body import Body
 from kilnc.effects.project_calls import project_call
-from kilnc.effects.receivers import tables_describe
+from kilnc.effects.receivers import inserts_on_read, tables_describe
 from kilnc.front import ModuleDefs
 from kilnc.mutability import (
     DISTINCTIVE_METHODS,
@@ -142,6 +142,10 @@ class EffectVisitor(cst.CSTVisitor):
         elif token is not None:
             keys = body.keys_of(node)
             body.memory(token, MemoryUse(global_reads=keys, local_reads=keys))
+        elif inserts_on_read(body, node.value):
+            # `groups[key]` of a defaultdict stores the key it misses.
+            reason = f"reads {code(node)}, which a defaultdict stores"
+            body.change(node.value, reason, node, itself=True)
 
     def visit_Comparison(self, node: cst.Comparison) -> None:
         # `"key" in memory`: a read of that key.
