@@ -17,7 +17,7 @@ from typing import Final, final
 import libcst as cst
 
 from kilnc.ir import RESERVED_PREFIX
-from kilnc.syntax import dotted
+from kilnc.syntax import chain_root, dotted
 from kilnc.walk import walk
 
 BUILTINS: Final = frozenset(dir(builtins))
@@ -202,6 +202,13 @@ def target_names(target: cst.BaseExpression) -> set[str]:
     if isinstance(target, cst.StarredElement):
         return target_names(target.value)
     return set()
+
+
+def root_names(node: cst.BaseExpression) -> set[str]:
+    """The variable a chain of attributes and items goes through: `table` of
+    `table[k].items`, `state` of `state`; none for another expression's."""
+    start = chain_root(node)
+    return {identifier(start.value)} if isinstance(start, cst.Name) else set()
 
 
 def binds_names_only(target: cst.BaseExpression) -> bool:

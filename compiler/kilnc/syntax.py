@@ -22,6 +22,13 @@ def code(node: cst.CSTNode) -> str:
     return _RENDERER.code_for_node(node)
 
 
+def chain_root(node: cst.BaseExpression) -> cst.BaseExpression:
+    """Where a chain of attributes and items starts: `table` of `table[k].items`."""
+    while isinstance(node, cst.Attribute | cst.Subscript):
+        node = node.value
+    return node
+
+
 def dotted(node: cst.BaseExpression) -> str | None:
     """`a.b.c` as a string, or None when the expression is not a dotted name."""
     if isinstance(node, cst.Name):

@@ -309,10 +309,7 @@ def _read_body(
 
 
 def _method(cls: cst.ClassDef, name: str) -> cst.FunctionDef | None:
-    body = cls.body
-    if not isinstance(body, cst.IndentedBlock):
-        return None
-    for statement in body.body:
+    for statement in _class_statements(cls):
         if isinstance(statement, cst.FunctionDef) and statement.name.value == name:
             return statement
     return None

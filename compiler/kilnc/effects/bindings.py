@@ -16,7 +16,7 @@ from __future__ import annotations
 import libcst as cst
 
 from kilnc.mutability import MUTATING_METHODS
-from kilnc.names import identifier, parameter_names, target_names
+from kilnc.names import identifier, parameter_names, root_names, target_names
 from kilnc.syntax import code
 
 
@@ -92,10 +92,3 @@ NEW_VALUES = (
     cst.DictComp,
     cst.BinaryOperation,
 )
-
-
-def root_names(node: cst.BaseExpression) -> set[str]:
-    """The variable a store goes through: `table` of `table[k].items`."""
-    while isinstance(node, cst.Attribute | cst.Subscript):
-        node = node.value
-    return {identifier(node.value)} if isinstance(node, cst.Name) else set()

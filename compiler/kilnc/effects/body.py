@@ -32,8 +32,8 @@ from kilnc.mutability import (
     is_immutable,
     may_be_iterator,
 )
-from kilnc.names import identifier, name_uses
-from kilnc.syntax import code
+from kilnc.names import identifier, name_uses, root_names
+from kilnc.syntax import chain_root, code
 from kilnc.walk import walk
 
 FIXED_POINT_ROUNDS: Final = 50  # the lattice is finite; this only bounds a runaway
@@ -182,10 +182,8 @@ class Body:
             held = self.within(node.key) | self.within(node.value)
         elif isinstance(node, cst.BinaryOperation):
             held = self.within(node.left) | self.within(node.right)
-        while isinstance(node, cst.Attribute | cst.Subscript):
-            node = node.value
-        if isinstance(node, cst.Name):
-            held |= self.contents.get(identifier(node.value), set())
+        for name in root_names(node):
+            held |= self.contents.get(name, set())
         return held
 
     def origins(self, node: cst.BaseExpression) -> set[Origin]:
@@ -354,8 +352,7 @@ class Body:
 
     def is_module_state(self, node: cst.BaseExpression) -> bool:
         """Whether the expression is rooted at a module-level name (not a local)."""
-        while isinstance(node, cst.Attribute | cst.Subscript):
-            node = node.value
+        node = chain_root(node)
         if not isinstance(node, cst.Name):
             return False
         name = identifier(node.value)

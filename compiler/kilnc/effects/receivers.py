@@ -24,7 +24,7 @@ from kilnc.effects.body import Body
 from kilnc.front import ModuleDefs
 from kilnc.mutability import is_builtin_type
 from kilnc.names import identifier
-from kilnc.syntax import code, dotted
+from kilnc.syntax import chain_root, code, dotted
 
 Typed = tuple[ModuleDefs, str]  # an annotation, and the module whose names it uses
 
@@ -43,12 +43,9 @@ _MAPPINGS: Final = frozenset(
 def tables_describe(body: Body, receiver: cst.BaseExpression, call: cst.Call) -> bool:
     """Whether the method tables describe `receiver.method(...)`: its type is a
     builtin container or an immutable value (or a `TypedDict`)."""
-    root = receiver
-    while isinstance(root, cst.Attribute | cst.Subscript):
-        root = root.value
     if body.is_module_state(receiver):
         # A module's own value: a constant's methods are a str's or a number's.
-        return not body.reader.is_state(body.defs, root, called=False)
+        return not body.reader.is_state(body.defs, chain_root(receiver), called=False)
     typed = type_of(body, receiver)
     if typed is not None:
         defs, annotation = typed

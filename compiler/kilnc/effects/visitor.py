@@ -32,7 +32,7 @@ from kilnc.mutability import (
     consumes,
     is_pure,
 )
-from kilnc.names import BUILTINS, identifier, target_names
+from kilnc.names import BUILTINS, identifier, root_names, target_names
 from kilnc.syntax import code
 
 
@@ -337,12 +337,8 @@ class EffectVisitor(cst.CSTVisitor):
     def _local_callable(self, func: cst.BaseExpression) -> bool:
         """A function value the body holds itself (a parameter or a local), or one
         it holds in a container (`tools[name]`)."""
-        while isinstance(func, cst.Attribute | cst.Subscript):
-            func = func.value
-        if not isinstance(func, cst.Name):
-            return False
-        name = identifier(func.value)
-        return name in self.body.params or name in self.body.local_names
+        names = root_names(func)
+        return bool(names & (self.body.params.keys() | self.body.local_names))
 
     # --- the rest -----------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from kilnc.ir import RESERVED_PREFIX, Callee, NodeCall, NodeDef, Step
 from kilnc.lower.scope import Scope
 from kilnc.lower.sharing import Sharing
 from kilnc.mutability import FRESH_BUILTINS, is_immutable
-from kilnc.names import identifier, name_uses, target_names
+from kilnc.names import name_uses, root_names, target_names
 from kilnc.syntax import code
 
 
@@ -137,15 +137,15 @@ class Changes:
             held = statement.value
             targets = set(name_uses(statement).writes)
             for target in _assigned(statement):
-                targets |= _root(target)
+                targets |= _stored_through(target)
         elif isinstance(statement, cst.AugAssign):
-            held, targets = statement.value, _root(statement.target)
+            held, targets = statement.value, _stored_through(statement.target)
         elif isinstance(statement, cst.Expr) and isinstance(statement.value, cst.Call):
             call = statement.value
             if isinstance(call.func, cst.Attribute) and call.args:
                 held = cst.Tuple([cst.Element(arg.value) for arg in call.args])
                 receiver = call.func.value
-                targets = _root(receiver) or set(name_uses(receiver).read_names)
+                targets = root_names(receiver) or set(name_uses(receiver).read_names)
         if held is None or not targets or self._fresh(held):
             return
         mutable = self.scope.mutable
@@ -185,14 +185,11 @@ def _assigned(statement: cst.Assign | cst.AnnAssign) -> list[cst.BaseExpression]
     return [target.target for target in statement.targets]
 
 
-def _root(target: cst.BaseExpression) -> set[str]:
+def _stored_through(target: cst.BaseExpression) -> set[str]:
     """The name a store into an item or attribute goes through (`state` of
     `state["messages"]`); none for a plain name, which the statement binds."""
-    if not isinstance(target, cst.Attribute | cst.Subscript):
-        return set()
-    while isinstance(target, cst.Attribute | cst.Subscript):
-        target = target.value
-    return {identifier(target.value)} if isinstance(target, cst.Name) else set()
+    stores = isinstance(target, cst.Attribute | cst.Subscript)
+    return root_names(target) if stores else set()
 
 
 def _key_names(store: str, token: str, keys: Keys) -> set[str]:
