@@ -33,10 +33,12 @@ The rules, in order:
    no waiting goes before an earlier one that does when it starts work sooner
    (it suspends, or a task needs it); main spawns each task the moment its
    inputs exist.
-5. Inlining. A task spawned and then awaited with nothing else started in
+5. Settled values. A task does not await a task main awaited before
+   spawning it: it reads main's names, which hold that value.
+6. Inlining. A task spawned and then awaited with nothing else started in
    between runs in place: a straight chain compiles to plain sequential code.
    A task is not run in place ahead of an earlier step of main.
-6. Steps. Each task starts at its first step's index in the block, and main
+7. Steps. Each task starts at its first step's index in the block, and main
    and the tasks tell the block's scope when they move on to a step with
    another coroutine's step before it, so that the scope raises the failure
    the source would have raised (`at 3` in the dump, `at_step(3)` in code).
@@ -46,7 +48,7 @@ The rules, in order:
    fails still wins.
 
 Each rule is a module of this package: chains.py (1), tasks.py (2 and 3),
-order.py (4), inline.py (5), announce.py (6).
+order.py (4), settled.py (5), inline.py (6), announce.py (7).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from kilnc.schedule.announce import announce_steps
 from kilnc.schedule.chains import find_chains
 from kilnc.schedule.inline import run_in_place
 from kilnc.schedule.order import order_main
+from kilnc.schedule.settled import read_settled
 from kilnc.schedule.tasks import choose_tasks, rebound, task_takes, task_waits
 
 
@@ -92,7 +95,7 @@ def schedule_block(
         for i, chain in enumerate(chains)
     }
     ops = order_main(block, graph, tasks, task_of)
-    return announce_steps(block, run_in_place(BlockPlan(tasks, ops)))
+    return announce_steps(block, run_in_place(read_settled(BlockPlan(tasks, ops))))
 
 
 def _blocks(block: Block) -> Iterator[Block]:

@@ -1,4 +1,4 @@
-"""Rule 6, steps: each coroutine tells the block's scope which step it is at.
+"""Rule 7, steps: each coroutine tells the block's scope which step it is at.
 
 A task starts at its first step's index in the block; main and the tasks
 announce a step when another coroutine's step lies between it and the one

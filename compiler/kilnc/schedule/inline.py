@@ -1,4 +1,4 @@
-"""Rule 5, inlining: a task spawned and then awaited with nothing between runs in place.
+"""Rule 6, inlining: a task spawned and then awaited with nothing between runs in place.
 
 So a straight chain compiles to plain sequential code. A task is not run in
 place ahead of an earlier step of main.
