@@ -5,14 +5,15 @@ Output: its call site, with the reason "state: assigns state['answer']". A
 durable run replays a call's journaled value and not its changes, so the
 generated site table carries the reason and the runtime refuses the call
 under a run id; a node with `cache=True` has the same flaw on every cache hit,
-so kiln refuses it where it is called (KLN110).
+so kiln refuses it where it is called (KLN110). A node with `retries` makes the
+change again on each attempt after one that failed past it: kiln warns (KLN111).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.diagnostics import Code, Diagnostic, error, warning
 from kilnc.ir import (
     RESERVED_PREFIX,
     Block,
@@ -62,21 +63,40 @@ def every_call(step: Step) -> Iterator[NodeCall]:
             yield from every_call(inner)
 
 
-def cached_changes(block: Block) -> list[Diagnostic]:
-    """KLN110 at each call of a node with `cache=True` that may change what it is passed."""
+def repeated_changes(block: Block) -> list[Diagnostic]:
+    """At each call of a node that may change what it is passed, where an option makes
+    the change happen other than once: KLN110 for `cache=True`, KLN111 for `retries`."""
     found = []
     calls = {call.site: call for step in block.steps for call in every_call(step)}
     for site, reason in changing_calls(block).items():
         call = calls[site]
-        if isinstance(call.callee, NodeDef) and call.callee.options.cache:
+        if not isinstance(call.callee, NodeDef):
+            continue
+        name, options = call.callee.name, call.callee.options
+        if options.cache:
             found.append(
                 error(
                     call.span,
                     Code.CACHED_CHANGE,
-                    f"node {call.callee.name!r} has cache=True and may change what it "
-                    f"is passed ({reason}); a cache hit returns its value, not the change",
+                    f"node {name!r} has cache=True and may change what it is passed "
+                    f"({reason}); a cache hit returns its value, not the change",
                     "return the new value instead of changing the one passed in, "
                     "or drop cache=True",
+                )
+            )
+        elif options.retries:
+            # A warning, not an error: a retry loop written by hand repeats the
+            # change too, and a change that is the same however often it is made
+            # (`state["done"] = True`) is fine; but an append is not.
+            found.append(
+                warning(
+                    call.span,
+                    Code.RETRIED_CHANGE,
+                    f"node {name!r} has retries={options.retries} and may change what "
+                    f"it is passed ({reason}); an attempt that fails after the change "
+                    "leaves it made, and the next attempt makes it again",
+                    "return the new value instead of changing the one passed in, "
+                    "or make the change once, after the last step that may fail",
                 )
             )
     return found

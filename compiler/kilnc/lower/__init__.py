@@ -35,7 +35,7 @@ from typing import final
 import libcst as cst
 
 from kiln.options import DEFAULT_MAX_VISITS
-from kilnc.changing import cached_changes
+from kilnc.changing import repeated_changes
 from kilnc.diagnostics import Diagnostic
 from kilnc.front import ParsedModule
 from kilnc.ir import (
@@ -81,7 +81,7 @@ def lower_flow(flow: FlowDef, context: LowerContext) -> tuple[FlowIR, list[Diagn
     body = _visible(body, frozenset(parameter_names(flow.function.params)))
     tokens = frozenset(lowerer.shared.tokens - {PASSED_IN})
     calls = tuple(lowerer.calls.sites)
-    diagnostics = lowerer.report.diagnostics + cached_changes(body)
+    diagnostics = lowerer.report.diagnostics + repeated_changes(body)
     return FlowIR(flow, body, calls, tokens), diagnostics
 
 

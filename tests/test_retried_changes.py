@@ -1,0 +1,82 @@
+"""KLN111: a node with `retries` that may change what it is passed is warned about.
+
+A failed attempt's change stays and the next attempt makes it again (the
+trial's `acc.append(x)` then a transient failure gave `[2, 5, 5]`, a value no
+run of the source gives), so every call of such a node gets a located warning:
+in the flow, in a fan-out's element and in a nested block. A retried node that
+changes nothing it is passed, or a changing node without retries, gets none.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import kiln, write
+
+NODES = '''
+from kiln import flow, node
+
+
+@node(retries=2)
+async def add(acc: list[int], x: int) -> int:
+    acc.append(x)
+    return len(acc)
+
+
+@node(retries=2)
+async def count(acc: list[int]) -> int:
+    return len(acc)
+
+
+@node
+async def plain(acc: list[int], x: int) -> int:
+    acc.append(x)
+    return len(acc)
+'''
+
+WARNED = {
+    "a call": "    n = await add(acc, x)\n    return [n, *acc]",
+    "a fan-out": "    ns = [await add(acc, y) for y in range(x)]\n    return ns + acc",
+    "a branch": "    if x:\n        await add(acc, x)\n    return acc",
+    "a loop": "    for y in range(x):\n        await add(acc, y)\n    return acc",
+}
+QUIET = {
+    "a retried reader": "    n = await count(acc)\n    return [n]",
+    "a changer without retries": "    n = await plain(acc, x)\n    return [n, *acc]",
+}
+
+
+def compile_flow(tmp_path: Path, body: str, *extra: str) -> tuple[int, str]:
+    source = NODES + (
+        "\n\n@flow\nasync def g(x: int) -> list[int]:\n"
+        f"    acc: list[int] = []\n{body}\n"
+    )
+    write(tmp_path / "f.py", source)
+    result = kiln("compile", "f.py", "-o", "build", *extra, cwd=tmp_path)
+    return result.returncode, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("body", WARNED.values(), ids=list(WARNED))
+def test_a_retried_node_that_changes_its_argument_is_warned_about(
+    tmp_path: Path, body: str
+) -> None:
+    code, output = compile_flow(tmp_path, body)
+    assert code == 0, output
+    assert "warning: node 'add' has retries=2 and may change what it is passed" in (
+        output
+    )
+    assert "(acc: " in output and "acc.append)" in output
+    assert "[KLN111]" in output
+    code, output = compile_flow(tmp_path, body, "--warnings-as-errors")
+    assert code == 1 and "error: node 'add' has retries=2" in output
+
+
+@pytest.mark.parametrize("body", QUIET.values(), ids=list(QUIET))
+def test_no_warning_without_both_a_change_and_retries(
+    tmp_path: Path, body: str
+) -> None:
+    code, output = compile_flow(tmp_path, body)
+    assert code == 0, output
+    assert "KLN111" not in output
