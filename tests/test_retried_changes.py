@@ -15,7 +15,7 @@ import pytest
 
 from tests.test_cli import kiln, write
 
-NODES = '''
+NODES = """
 from kiln import flow, node
 
 
@@ -34,7 +34,7 @@ async def count(acc: list[int]) -> int:
 async def plain(acc: list[int], x: int) -> int:
     acc.append(x)
     return len(acc)
-'''
+"""
 
 WARNED = {
     "a call": "    n = await add(acc, x)\n    return [n, *acc]",
@@ -67,10 +67,12 @@ def test_a_retried_node_that_changes_its_argument_is_warned_about(
     assert "warning: node 'add' has retries=2 and may change what it is passed" in (
         output
     )
-    assert "(acc: " in output and "acc.append)" in output
+    assert "(acc: " in output
+    assert "acc.append)" in output
     assert "[KLN111]" in output
     code, output = compile_flow(tmp_path, body, "--warnings-as-errors")
-    assert code == 1 and "error: node 'add' has retries=2" in output
+    assert code == 1
+    assert "error: node 'add' has retries=2" in output
 
 
 @pytest.mark.parametrize("body", QUIET.values(), ids=list(QUIET))
