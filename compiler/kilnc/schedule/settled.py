@@ -13,6 +13,18 @@ reading `d` as main checked it), and s0's task, which main now awaits as soon
 as it spawns it, runs in place. The task reads main's name only while it still
 holds the awaited value: not once main has bound it again, and not where the
 task binds it itself (Python would make the name the task's own).
+
+A task whose first step waits for tasks main is about to await is spawned
+after main has them, the same: in ::
+
+    documents = [await read(n) for n in names]     s0, a task
+    corpus = await overview(documents)             s1, a task waiting for s0
+    split = [parts(d) for d in documents]          s2, main awaits s0 first
+
+s1 could not start before s0 ends, and main, which awaits s0 next, resumes
+when it does; spawned there, s1 starts as soon, and reads `documents` from
+main. Only past what does not suspend main (spawning other tasks, or code
+that runs through), so nothing s1 could have overlapped comes first.
 """
 
 from __future__ import annotations
@@ -21,13 +33,63 @@ from dataclasses import replace
 
 from kilnc.ir import Call, FanOut, Step
 from kilnc.names import target_names
-from kilnc.plan import BlockPlan, Run, Spawn, Task, TaskId, Wait
+from kilnc.plan import BlockPlan, Op, Run, Spawn, Task, TaskId, Wait
+from kilnc.schedule.order import suspends
 
 __all__ = ["read_settled"]
 
 
 def read_settled(plan: BlockPlan) -> BlockPlan:
     """The plan with each task's waits for tasks main awaited before spawning it dropped."""
+    return _drop_settled_waits(BlockPlan(plan.tasks, _deferred_spawns(plan)))
+
+
+def _deferred_spawns(plan: BlockPlan) -> tuple[Op, ...]:
+    """Main's ops with each spawn moved after main's awaits of what the task needs first."""
+    ops = list(plan.ops)
+    moved = True
+    while moved:
+        moved = False
+        awaited: set[TaskId] = set()
+        for index, op in enumerate(ops):
+            if isinstance(op, Wait):
+                awaited.add(op.task)
+            if not isinstance(op, Spawn):
+                continue
+            task = plan.tasks[op.task]
+            first = {wait.task for wait in task.waits[task.steps[0].id]} - awaited
+            end = _awaited_next(ops, index, first, plan) if first else None
+            if end is not None:
+                ops = [*ops[:index], *ops[index + 1 : end + 1], op, *ops[end + 1 :]]
+                moved = True
+                break
+    return tuple(ops)
+
+
+def _awaited_next(
+    ops: list[Op], spawn: int, needed: set[TaskId], plan: BlockPlan
+) -> int | None:
+    """Where main has awaited every task of `needed`, if nothing between suspends main
+    and no task spawned between waits for the one spawned at `spawn`."""
+    spawned = ops[spawn]
+    assert isinstance(spawned, Spawn)
+    left = set(needed)
+    for index in range(spawn + 1, len(ops)):
+        op = ops[index]
+        if isinstance(op, Wait) and op.task in left:
+            left.discard(op.task)
+            if not left:
+                return index
+        elif isinstance(op, Spawn):
+            waits = plan.tasks[op.task].waits.values()
+            if any(wait.task == spawned.task for ws in waits for wait in ws):
+                return None  # it takes the task's handle, which must exist
+        elif not isinstance(op, Run) or suspends(op.step):
+            return None
+    return None
+
+
+def _drop_settled_waits(plan: BlockPlan) -> BlockPlan:
     tasks = dict(plan.tasks)
     bound_since: dict[TaskId, set[str]] = {}  # by awaited task, what main bound after
     for op in plan.ops:
