@@ -43,6 +43,7 @@ __all__ = [
     "class_var",
     "definitions",
     "function_named",
+    "library_name",
     "parse_string_annotation",
     "resolve_name",
     "type_variables",
@@ -116,6 +117,22 @@ def resolve_name(project: Project, defs: ModuleDefs, name: str) -> Meaning | Non
     if target is None:
         return External(module, attribute)
     return resolve_name(project, target, attribute)
+
+
+def library_name(project: Project, defs: ModuleDefs, name: str) -> str | None:
+    """The qualified name the dotted `name` means in `defs`' module when that is
+    no name of the project's: `builtins.int`, `collections.Counter` (of
+    ``Counter`` after ``from collections import Counter``, of
+    ``collections.Counter`` after ``import collections``), `pydantic.BaseModel`.
+    None for a class or an alias the project defines, wherever it is imported
+    from, and for a name the source cannot tell."""
+    meaning = resolve_name(project, defs, name)
+    if isinstance(meaning, External):
+        return f"{meaning.module}.{meaning.name}"
+    # A builtin's name bound at module level some other way (`def list():`) is that.
+    if isinstance(meaning, Builtin) and meaning.name not in defs.parsed.global_names:
+        return f"builtins.{meaning.name}"
+    return None
 
 
 def parse_string_annotation(

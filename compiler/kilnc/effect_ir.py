@@ -41,6 +41,31 @@ class Change:
 
 @final
 @dataclass(frozen=True, slots=True)
+class Reads:
+    """Reads of a parameter that change it for some arguments only: the caller,
+    which may know the argument's type better than the annotation, decides.
+
+    `items`: an item read (`index[key]`), which stores the key in a defaultdict,
+    whatever the parameter is annotated (`dict`, `Mapping`). `as_dict`: a method
+    read as a dict's because the parameter is unannotated (`inbox.get(key)`),
+    which another class's may not be: then it changes its object, and may change
+    the `passed` parameters' objects it was given.
+    """
+
+    items: Change | None = None
+    as_dict: Change | None = None
+    passed: frozenset[str] = frozenset()
+
+    def __or__(self, other: Reads) -> Reads:
+        return Reads(
+            self.items or other.items,
+            self.as_dict or other.as_dict,
+            self.passed | other.passed,
+        )
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class Keys:
     """Keys of a Memory store: these names, or every key when `any`."""
 
@@ -104,7 +129,8 @@ class Effects:
     parameters whose objects the result may share; `external` is the first
     effect outside the parameters (I/O, logging, module state), `reads_state`
     the first read of module state something else may change (a node's own
-    reads are left out: nodes overlap whatever module state they share).
+    reads are left out: nodes overlap whatever module state they share);
+    `reads` the reads that change a parameter for some arguments (`Reads`).
     """
 
     params: tuple[str, ...]
@@ -114,6 +140,7 @@ class Effects:
     external: Change | None = None
     reads_state: Change | None = None
     variadic: bool = False  # takes *args or **kwargs: any argument may land anywhere
+    reads: tuple[tuple[str, Reads], ...] = ()
 
     def bind(self, call: cst.Call) -> Iterator[tuple[str | None, cst.BaseExpression]]:
         """Each argument with the parameter it binds; None when kiln cannot tell which.
@@ -140,6 +167,9 @@ class Effects:
 
     def memory_use(self, param: str) -> MemoryUse | None:
         return next((m for p, m in self.memory if p == param), None)
+
+    def reads_of(self, param: str) -> Reads | None:
+        return next((r for p, r in self.reads if p == param), None)
 
 
 def _literal_elements(value: cst.BaseExpression) -> list[cst.BaseExpression] | None:

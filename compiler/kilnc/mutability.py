@@ -8,6 +8,7 @@ A name missing from every table is unknown, and unknown counts as a change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 import libcst as cst
@@ -109,101 +110,171 @@ DISTINCTIVE_METHODS: Final = _words(
     """model_dump model_copy model_dump_json _asdict _replace isoformat strftime
     timestamp weekday startswith endswith"""
 )
-# Type names whose values cannot change, and read-only views whose contents may.
-IMMUTABLE_TYPES: Final = _words(
-    """int float complex bool str bytes None NoneType Decimal Fraction date datetime
-    time timedelta timezone UUID Path PurePath PurePosixPath PureWindowsPath range
-    Literal LiteralString Pattern Match"""
+# What a dotted name in an annotation means outside the project: its qualified
+# name (`builtins.int`, `collections.Counter` of `Counter` after `from collections
+# import Counter`), or None for a class the project defines or imports from its own
+# modules, and for a name the source cannot tell. The type tables below hold
+# qualified names, so a project class named `Counter` or `Path` is in none of them.
+Qualify = Callable[[str], str | None]
+
+
+def names_in(modules: str, names: str) -> frozenset[str]:
+    """Each of `names` as each of `modules` defines it: `typing.Sequence`."""
+    return frozenset(f"{m}.{n}" for m in modules.split() for n in names.split())
+
+
+_TYPING = "typing typing_extensions"
+_ABSTRACT = "typing typing_extensions collections.abc"
+# Types whose values cannot change, whatever their type arguments (`re.Match[str]`).
+IMMUTABLE_TYPES: Final = (
+    names_in("builtins", "int float complex bool str bytes None range")
+    | names_in("types", "NoneType")
+    | names_in("decimal", "Decimal")
+    | names_in("fractions", "Fraction")
+    | names_in("datetime", "date datetime time timedelta timezone")
+    | names_in("uuid", "UUID")
+    | names_in(
+        "pathlib", "Path PurePath PurePosixPath PureWindowsPath PosixPath WindowsPath"
+    )
+    | names_in("re typing", "Pattern Match")
+    | names_in(_TYPING, "LiteralString")
 )
-READ_ONLY_VIEWS: Final = _words(
-    """tuple Tuple frozenset FrozenSet Mapping Sequence AbstractSet Collection
-    Optional Union Annotated Final ClassVar Container Reversible Sized"""
+LITERALS: Final = names_in(_TYPING, "Literal")
+# Containers that cannot change, and the type forms around a type: either is
+# immutable when what it holds is.
+IMMUTABLE_CONTAINERS: Final = names_in("builtins", "tuple frozenset") | names_in(
+    _TYPING, "Tuple FrozenSet Optional Union Annotated Final ClassVar"
 )
-CONTAINERS: Final = _words(
-    """list List dict Dict set Set tuple Tuple frozenset FrozenSet str bytes Sequence
-    MutableSequence Mapping MutableMapping AbstractSet MutableSet Collection deque
-    Counter defaultdict OrderedDict ChainMap range bytearray"""
+# Read-only views: code cannot change a value through one, but the value it views
+# may be a list or a dict that other code changes: a node returning `Sequence[str]`
+# may return a list it was given.
+VIEWS: Final = (
+    names_in(_ABSTRACT, "Mapping Sequence Collection Container Reversible Sized")
+    | names_in(_ABSTRACT, "KeysView ValuesView ItemsView")
+    | names_in(_TYPING, "AbstractSet")
+    | names_in("collections.abc", "Set")
+)
+CONTAINERS: Final = (
+    names_in("builtins", "list dict set tuple frozenset str bytes range bytearray")
+    | names_in(_TYPING, "List Dict Set Tuple FrozenSet Deque DefaultDict OrderedDict")
+    | names_in(_TYPING, "Counter ChainMap")
+    | names_in(_ABSTRACT, "Sequence MutableSequence Mapping MutableMapping MutableSet")
+    | names_in(_ABSTRACT, "Collection")
+    | names_in(_TYPING, "AbstractSet")
+    | names_in("collections.abc", "Set")
+    | names_in("collections", "deque Counter defaultdict OrderedDict ChainMap")
+)
+DEFAULT_DICTS: Final = names_in("collections", "defaultdict") | names_in(
+    _TYPING, "DefaultDict"
+)
+# `Optional[Queue]` is a Queue: these forms are what they hold.
+_FORMS: Final = names_in(_TYPING, "Optional Union Annotated")
+_ANNOTATED: Final = names_in(_TYPING, "Annotated")
+# Every type whose methods the method tables above describe.
+DESCRIBED_TYPES: Final = (
+    CONTAINERS | IMMUTABLE_TYPES | IMMUTABLE_CONTAINERS | VIEWS | LITERALS
 )
 
 
-def is_immutable(annotation: str) -> bool:
-    """Whether a value of this annotation can never change (deeply)."""
+def _parsed(annotation: str) -> cst.BaseExpression | None:
     try:
-        expression = cst.parse_expression(annotation)
+        return cst.parse_expression(annotation)
     except cst.ParserSyntaxError:
-        return False
-    return _immutable(expression)
+        return None
 
 
-def _immutable(node: cst.BaseExpression) -> bool:
-    if isinstance(node, cst.SimpleString | cst.ConcatenatedString):
-        return False  # a forward reference: unknown
+def type_name(annotation: str, qualify: Qualify) -> str | None:
+    """The qualified name of the type an annotation names: `collections.defaultdict`
+    of `defaultdict[str, int]`; None for the project's own types and the unknown."""
+    expression = _parsed(annotation)
+    if expression is None:
+        return None
+    return _head(expression, qualify)
+
+
+def _head(node: cst.BaseExpression, qualify: Qualify) -> str | None:
+    name = dotted(node.value if isinstance(node, cst.Subscript) else node)
+    return qualify(name) if name is not None else None
+
+
+def _arguments(node: cst.Subscript, head: str | None) -> list[cst.BaseExpression]:
+    """The type arguments that say what a value holds (`Annotated`'s first alone)."""
+    elements = node.slice[:1] if head in _ANNOTATED else node.slice
+    return [e.slice.value for e in elements if isinstance(e.slice, cst.Index)]
+
+
+def _all_index(node: cst.Subscript) -> bool:
+    """Whether every argument is a type: a slice (`x[1:2]`) is none."""
+    return all(isinstance(element.slice, cst.Index) for element in node.slice)
+
+
+def is_immutable(annotation: str, qualify: Qualify) -> bool:
+    """Whether a value of this annotation can never change (deeply): it shares
+    nothing any code may change. A view (`Sequence[str]`) is not: what it views may."""
+    expression = _parsed(annotation)
+    return expression is not None and _immutable(expression, qualify, views=False)
+
+
+def is_read_only(annotation: str, qualify: Qualify) -> bool:
+    """Whether code given a value under this annotation cannot change it (deeply):
+    an immutable type, or a view of one (`Mapping[str, int]`)."""
+    expression = _parsed(annotation)
+    return expression is not None and _immutable(expression, qualify, views=True)
+
+
+def _immutable(node: cst.BaseExpression, qualify: Qualify, *, views: bool) -> bool:
     if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.BitOr):
-        return _immutable(node.left) and _immutable(node.right)
-    if isinstance(node, cst.Name | cst.Attribute):
-        name = dotted(node)
-        return name is not None and name.split(".")[-1] in IMMUTABLE_TYPES
-    if isinstance(node, cst.Subscript):
-        head = dotted(node.value)
-        last = head.split(".")[-1] if head else ""
-        if last == "Literal":
-            return True
-        if last not in READ_ONLY_VIEWS:
-            return False
-        return all(
-            isinstance(element.slice, cst.Index)
-            and (
-                isinstance(element.slice.value, cst.Ellipsis)
-                or _immutable(element.slice.value)
-            )
-            for element in node.slice
+        return _immutable(node.left, qualify, views=views) and _immutable(
+            node.right, qualify, views=views
         )
-    return False
-
-
-def is_builtin_type(annotation: str, *, deep: bool) -> bool:
-    """Whether a value of this annotation is a builtin container or an immutable
-    value, whose methods the tables above describe; `deep`: its items are too."""
-    try:
-        expression = cst.parse_expression(annotation)
-    except cst.ParserSyntaxError:
-        return False
-    return _builtin(expression, deep)
-
-
-def _builtin(node: cst.BaseExpression, deep: bool) -> bool:
-    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.BitOr):
-        return _builtin(node.left, deep) and _builtin(node.right, deep)
     if isinstance(node, cst.Ellipsis):
+        return True  # `tuple[str, ...]`: more of the same
+    if not isinstance(node, cst.Name | cst.Attribute | cst.Subscript):
+        return False  # a forward reference (a string), or no type: unknown
+    head = _head(node, qualify)
+    if head in IMMUTABLE_TYPES or head in LITERALS:
         return True
-    head = node.value if isinstance(node, cst.Subscript) else node
-    name = dotted(head)
-    last = name.split(".")[-1] if name else ""
-    if last not in CONTAINERS | IMMUTABLE_TYPES | READ_ONLY_VIEWS:
+    if not isinstance(node, cst.Subscript):
         return False
-    if not isinstance(node, cst.Subscript) or last == "Literal":
-        return True
-    # `Optional[Queue]` is a Queue; `dict[str, Queue]` holds them.
-    if not deep and last not in ("Optional", "Union", "Annotated"):
-        return True
-    elements = node.slice[:1] if last == "Annotated" else node.slice
-    return all(
-        isinstance(element.slice, cst.Index) and _builtin(element.slice.value, deep)
-        for element in elements
+    if head not in IMMUTABLE_CONTAINERS and not (views and head in VIEWS):
+        return False
+    return _all_index(node) and all(
+        _immutable(a, qualify, views=views) for a in _arguments(node, head)
     )
 
 
-def may_be_iterator(annotation: str | None) -> bool:
+def is_builtin_type(annotation: str, qualify: Qualify, *, deep: bool) -> bool:
+    """Whether a value of this annotation is a builtin container or an immutable
+    value, whose methods the tables above describe; `deep`: its items are too."""
+    expression = _parsed(annotation)
+    return expression is not None and _builtin(expression, qualify, deep)
+
+
+def _builtin(node: cst.BaseExpression, qualify: Qualify, deep: bool) -> bool:
+    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.BitOr):
+        return _builtin(node.left, qualify, deep) and _builtin(
+            node.right, qualify, deep
+        )
+    if isinstance(node, cst.Ellipsis):
+        return True
+    head = _head(node, qualify)
+    if head not in DESCRIBED_TYPES:
+        return False
+    if not isinstance(node, cst.Subscript) or head in LITERALS:
+        return True
+    # `Optional[Queue]` is a Queue; `dict[str, Queue]` holds them.
+    if not deep and head not in _FORMS:
+        return True
+    return _all_index(node) and all(
+        _builtin(a, qualify, deep) for a in _arguments(node, head)
+    )
+
+
+def may_be_iterator(annotation: str | None, qualify: Qualify) -> bool:
     """Whether iterating a value of this annotation may consume it."""
     if annotation is None:
         return True
-    try:
-        expression = cst.parse_expression(annotation)
-    except cst.ParserSyntaxError:
-        return True
-    head = expression.value if isinstance(expression, cst.Subscript) else expression
-    name = dotted(head)
-    return name is None or name.split(".")[-1] not in CONTAINERS
+    return type_name(annotation, qualify) not in CONTAINERS
 
 
 def is_pure(qualified: str) -> bool:

@@ -18,8 +18,10 @@ into (an installed package handed the object, an unknown method, `setattr`)
 counts as a possible change, so the scheduler may keep an order it did not
 need, never drop one it did. Calls into the project are followed to their
 definitions, to a fixed point over recursion. A parameter whose annotation is
-deeply immutable (`str`, `tuple[int, ...]`, `Mapping[str, int]`) is never
-changed.
+read-only (`str`, `tuple[int, ...]`, `Mapping[str, int]`) is never changed;
+what only reads it but changes some objects (an item read of a defaultdict,
+a method read as a dict's) is left to the caller, which knows the argument
+(`Effects.reads`).
 
 This module reads the project's functions, each once, to a fixed point over
 recursion (`EffectReader`); `body.py` knows what one body's names may hold and
@@ -35,6 +37,7 @@ from typing import Final
 
 import libcst as cst
 
+from kilnc.annotations import Defined, library_name, resolve_name
 from kilnc.effect_ir import Effects, Holder
 from kilnc.effects.body import FIXED_POINT_ROUNDS, Body
 from kilnc.effects.module_state import ModuleState, module_state
@@ -42,6 +45,7 @@ from kilnc.effects.visitor import EffectVisitor
 from kilnc.facts import is_kiln
 from kilnc.front import ModuleDefs
 from kilnc.ir import Callee, NodeDef
+from kilnc.mutability import DESCRIBED_TYPES
 from kilnc.names import BUILTINS, identifier, target_names
 from kilnc.project import Project
 from kilnc.syntax import code, dotted
@@ -70,6 +74,7 @@ class EffectReader:
         self._loggers: dict[cst.Module, frozenset[str]] = {}
         self._states: dict[cst.Module, ModuleState] = {}  # and its state, as often
         self._typed_dicts: dict[tuple[str, str], bool] = {}
+        self._library: dict[tuple[str, str], str | None] = {}  # every annotation asks
 
     def of_callee(self, callee: Callee) -> Effects:
         if isinstance(callee, NodeDef) and callee.asks:
@@ -201,6 +206,28 @@ class EffectReader:
         if path[0] in state.values:
             return True
         return path[0] in state.classes and len(path) > 1 and not called
+
+    def library_name(self, module: str, name: str) -> str | None:
+        """What a dotted name of `module` means outside the project: `builtins.int`,
+        `collections.Counter`; None for a class of the project's own, however named."""
+        key = (module, name)
+        if key not in self._library:
+            defs = self.project.load(module)
+            found = library_name(self.project, defs, name) if defs else None
+            self._library[key] = found
+        return self._library[key]
+
+    def constructs(self, module: str, func: cst.BaseExpression) -> bool:
+        """Whether a call of `func` in `module` makes a value of the type it names:
+        a class of the project, or a builtin or standard-library type the tables
+        know (`defaultdict(list)`, `Path("a")`)."""
+        name = dotted(func)
+        defs = self.project.load(module)
+        if name is None or defs is None:
+            return False
+        if isinstance(resolve_name(self.project, defs, name), Defined):
+            return True
+        return self.library_name(module, name) in DESCRIBED_TYPES
 
     def is_typed_dict(self, defs: ModuleDefs, annotation: str) -> bool:
         """Whether an annotation names a project `TypedDict`: a dict, to its methods."""

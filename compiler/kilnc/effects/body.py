@@ -9,7 +9,9 @@ change of `state`; a store into `memory.seen` is a write of its key `seen`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Final, Protocol
 
 import libcst as cst
@@ -22,14 +24,17 @@ from kilnc.effect_ir import (
     Holder,
     Keys,
     MemoryUse,
+    Reads,
 )
 from kilnc.effects.bindings import NEW_VALUES, Bindings
+from kilnc.effects.receivers import describe
 from kilnc.front import ModuleDefs
 from kilnc.mutability import (
     FRESH_BUILTINS,
     FRESH_METHODS,
+    Qualify,
     is_fresh,
-    is_immutable,
+    is_read_only,
     may_be_iterator,
 )
 from kilnc.names import identifier, name_uses, root_names
@@ -63,6 +68,8 @@ class Lookup(Protocol):
 
     def is_typed_dict(self, defs: ModuleDefs, annotation: str) -> bool: ...
 
+    def library_name(self, module: str, name: str) -> str | None: ...
+
     def attribute_type(
         self, defs: ModuleDefs, annotation: str, attribute: str
     ) -> tuple[ModuleDefs, str] | None: ...
@@ -75,6 +82,7 @@ class Found:
     returns: set[str] = field(default_factory=set)
     external: Change | None = None
     reads_state: Change | None = None
+    reads: dict[str, Reads] = field(default_factory=dict)
 
 
 class Body:
@@ -96,6 +104,8 @@ class Body:
         self.aliases: dict[str, set[Origin]] = {}
         self.contents: dict[str, set[Origin]] = {}
         self.local_names: set[str] = set()
+        # What the annotations of this module name, when it is no class of the project.
+        self.qualify: Qualify = partial(reader.library_name, defs.location.name)
         for root in roots:
             self.local_names |= name_uses(root).writes
         self._alias()
@@ -125,6 +135,7 @@ class Body:
             returns=frozenset(found.returns),
             external=found.external,
             reads_state=found.reads_state,
+            reads=tuple((p, found.reads[p]) for p in order if p in found.reads),
         )
 
     # --- what a name or an expression may hold --------------------------------------
@@ -227,7 +238,11 @@ class Body:
     def _call_origins(self, call: cst.Call) -> set[Origin]:
         func = call.func
         if isinstance(func, cst.Attribute) and func.attr.value in FRESH_METHODS:
-            return set()
+            # A str's `format` makes a new value; a project class's may return
+            # what its object holds, and an unannotated value may be either.
+            described = describe(self, func, call)
+            if described is not None and not described.assumed:
+                return set()
         if isinstance(func, cst.Attribute):
             token = self.token(func.value)
             if token is not None:
@@ -315,8 +330,8 @@ class Body:
                 if param.memory:
                     self.memory(origin, MemoryUse(ANY_KEY, ANY_KEY, ANY_KEY, ANY_KEY))
                     continue
-                if _immutable_holder(param) or (
-                    by_iteration and not may_be_iterator(param.annotation)
+                if self._read_only(param) or (
+                    by_iteration and not may_be_iterator(param.annotation, self.qualify)
                 ):
                     continue
                 if origin not in self.found.changes:
@@ -331,6 +346,32 @@ class Body:
                     self.memory(token, MemoryUse(keys, keys, keys, keys))
         if self.is_module_state(node):
             self.external(reason, where)
+
+    def _read_only(self, holder: Holder) -> bool:
+        annotation = holder.annotation
+        return annotation is not None and is_read_only(annotation, self.qualify)
+
+    def read_items(self, container: cst.BaseExpression, change: Change) -> None:
+        """An item read of what `container` may be: a change where it is a defaultdict."""
+        self._reads(self.origins(container), Reads(items=change))
+
+    def assume_dict(
+        self,
+        params: frozenset[str],
+        change: Change,
+        passed: Iterable[cst.BaseExpression],
+    ) -> None:
+        """A method the tables read as a dict's, `params` unannotated; if it is
+        another class's, it may change what it was `passed` too."""
+        given: set[str] = set()
+        for value in passed:
+            given |= {o for o in self.within(value) if isinstance(o, str)}
+        self._reads(params, Reads(as_dict=change, passed=frozenset(given)))
+
+    def _reads(self, origins: set[Origin] | frozenset[str], reads: Reads) -> None:
+        for origin in origins:
+            if isinstance(origin, str) and not self.params[origin].memory:
+                self.found.reads[origin] = self.found.reads.get(origin, Reads()) | reads
 
     def memory(self, token: str, use: MemoryUse) -> None:
         self.found.memory[token] = self.found.memory.get(token, MemoryUse()) | use
@@ -361,7 +402,3 @@ class Body:
             and name not in self.local_names
             and name in self.defs.parsed.global_names
         )
-
-
-def _immutable_holder(holder: Holder) -> bool:
-    return holder.annotation is not None and is_immutable(holder.annotation)

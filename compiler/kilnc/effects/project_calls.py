@@ -4,14 +4,20 @@ Example input: `helper(state, memory, "k")` where `helper(d, m, key)` assigns
 `d["x"]` and writes `m[key]`. Output, on the `Body`: a change of `state`
 ("passes it to helper, which assigns d['x']") and a write of the Memory key
 `k`, the literal this call passes where the callee names it by `key`.
+
+What the callee only reads may change what this call passes it (`Reads`): its
+item reads change a defaultdict, and its dict methods on an unannotated
+parameter (`inbox.get(k)`) a value this body knows to be of another class;
+where this body cannot tell, the reads are its own parameters' to its caller.
 """
 
 from __future__ import annotations
 
 import libcst as cst
 
-from kilnc.effect_ir import ANONYMOUS_CLONE, Change, Effects, Keys, MemoryUse
+from kilnc.effect_ir import ANONYMOUS_CLONE, Change, Effects, Keys, MemoryUse, Reads
 from kilnc.effects.body import Body
+from kilnc.effects.receivers import inserts_on_read, value_described
 from kilnc.syntax import code
 
 
@@ -29,6 +35,8 @@ def project_call(body: Body, node: cst.Call, effects: Effects, shown: str) -> No
                 for _, some_use in effects.memory:
                     bound = _bound_keys(body, some_use, effects, node)
                     _memory_argument(body, passed, bound, node)
+                for _, some_reads in effects.reads:
+                    _typed_reads(body, passed, some_reads, effects, node, shown)
             continue
         change = effects.change(param)
         if change is not None:
@@ -38,10 +46,43 @@ def project_call(body: Body, node: cst.Call, effects: Effects, shown: str) -> No
             _memory_argument(
                 body, argument, _bound_keys(body, use, effects, node), node
             )
+        reads = effects.reads_of(param)
+        if reads is not None:
+            _typed_reads(body, argument, reads, effects, node, shown)
     if effects.external is not None:
         body.external(through(shown, effects.external, "calls"), node)
     if effects.reads_state is not None:
         body.read_state(through(shown, effects.reads_state, "calls"), node)
+
+
+def _typed_reads(
+    body: Body,
+    argument: cst.BaseExpression,
+    reads: Reads,
+    effects: Effects,
+    node: cst.Call,
+    shown: str,
+) -> None:
+    """The callee's reads of what `argument` is, as this body knows its type."""
+    span = body.defs.parsed.span(node)
+    if reads.items is not None:
+        if inserts_on_read(body, argument):
+            reason = f"{through(shown, reads.items)} of a defaultdict, storing the key"
+            body.change(argument, reason, node, itself=True)
+        else:
+            body.read_items(argument, Change(through(shown, reads.items), span))
+    if reads.as_dict is None:
+        return
+    passed = [a for p, a in effects.bind(node) if p is None or p in reads.passed]
+    described = value_described(body, argument)
+    if described is not None:  # a dict's method, as far as this body knows
+        as_dict = Change(through(shown, reads.as_dict), span)
+        body.assume_dict(described.assumed, as_dict, passed)
+        return
+    # Not ", which ...": `through` keeps the clause after the last one.
+    reason = f"{through(shown, reads.as_dict)}, a method kiln cannot see into"
+    for value in (argument, *passed):
+        body.change(value, reason, node)
 
 
 def _bound_keys(

@@ -11,64 +11,113 @@ Example input::
 
 A method named as a dict's, a list's or a str's read-only one may be another
 type's that changes its object (`Queue.get`, a document class's `replace`),
-so the tables answer only for a receiver of a builtin type.
+so the tables answer only for a receiver of a builtin type: one whose
+annotation names the builtin or standard-library type (a project class named
+`Counter` is the project's), or an unannotated value, read as a dict.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Final, final
 
 import libcst as cst
 
-from kilnc.effects.body import Body
 from kilnc.front import ModuleDefs
-from kilnc.mutability import is_builtin_type
+from kilnc.mutability import (
+    DEFAULT_DICTS,
+    DISTINCTIVE_METHODS,
+    Qualify,
+    is_builtin_type,
+    names_in,
+    type_name,
+)
 from kilnc.names import identifier
-from kilnc.syntax import chain_root, code, dotted
+from kilnc.syntax import chain_root, code
+
+if TYPE_CHECKING:  # body.py asks this module about receivers: the type alone
+    from kilnc.effects.body import Body
 
 Typed = tuple[ModuleDefs, str]  # an annotation, and the module whose names it uses
 
+
+_ABSTRACT = "typing typing_extensions collections.abc"
+_MAPPINGS: Final = (
+    names_in("builtins", "dict")
+    | names_in("typing typing_extensions", "Dict DefaultDict OrderedDict")
+    | names_in(_ABSTRACT, "Mapping MutableMapping")
+    | names_in("collections", "defaultdict OrderedDict")
+)
 # Generic containers whose items are their first type argument when iterated.
-_ITEMS_FIRST: Final = frozenset(
-    {"list", "List", "Sequence", "MutableSequence", "Iterable", "Iterator"}
-    | {"set", "Set", "frozenset", "FrozenSet", "AbstractSet", "MutableSet"}
-    | {"Collection", "deque", "Deque", "tuple", "Tuple", "Counter"}
-    | {"dict", "Dict", "Mapping", "MutableMapping", "defaultdict", "OrderedDict"}
+_ITEMS_FIRST: Final = (
+    _MAPPINGS
+    | names_in("builtins", "list set frozenset tuple")
+    | names_in("typing typing_extensions", "List Set FrozenSet Tuple Deque Counter")
+    | names_in("typing typing_extensions", "AbstractSet")
+    | names_in(_ABSTRACT, "Sequence MutableSequence Iterable Iterator Collection")
+    | names_in(_ABSTRACT, "MutableSet")
+    | names_in("collections.abc", "Set")
+    | names_in("collections", "deque Counter")
 )
-_MAPPINGS: Final = frozenset(
-    {"dict", "Dict", "Mapping", "MutableMapping", "defaultdict", "OrderedDict"}
-)
+_TUPLES: Final = names_in("builtins", "tuple") | names_in("typing", "Tuple")
 
 
-def tables_describe(body: Body, receiver: cst.BaseExpression, call: cst.Call) -> bool:
-    """Whether the method tables describe `receiver.method(...)`: its type is a
-    builtin container or an immutable value (or a `TypedDict`)."""
-    if body.is_module_state(receiver):
+@final
+@dataclass(frozen=True, slots=True)
+class Described:
+    """The builtin method tables describe a value: its type is a builtin's, known, or
+    for these unannotated parameters assumed: a dict, which such a value most
+    often is (the caller, which may know better, decides: `Reads.as_dict`)."""
+
+    assumed: frozenset[str] = frozenset()
+
+
+def describe(body: Body, func: cst.Attribute, call: cst.Call) -> Described | None:
+    """Whether the method tables describe `receiver.method(...)`; None where they do
+    not: a module's function (`dataclasses.replace(...)`), or a receiver whose
+    type is no builtin's (a project class's `get`, a `queue.Queue`'s)."""
+    receiver = func.value
+    if is_module(body.defs, receiver):
+        return None
+    if func.attr.value in DISTINCTIVE_METHODS or isinstance(receiver, cst.BaseString):
+        return Described()
+    described = value_described(body, receiver)
+    if described is None or not described.assumed:
+        return described
+    # A `.get()` without a key is no dict's: a queue's takes an item.
+    if func.attr.value == "get" and not any(arg.keyword is None for arg in call.args):
+        return None
+    return described
+
+
+def value_described(body: Body, value: cst.BaseExpression) -> Described | None:
+    """Whether a value is a builtin container or an immutable value (or a
+    `TypedDict`), whose methods the tables describe; None where it is not."""
+    if body.is_module_state(value):
         # A module's own value: a constant's methods are a str's or a number's.
-        return not body.reader.is_state(body.defs, chain_root(receiver), called=False)
-    typed = type_of(body, receiver)
+        state = body.reader.is_state(body.defs, chain_root(value), called=False)
+        return None if state else Described()
+    typed = type_of(body, value)
     if typed is not None:
         defs, annotation = typed
-        return is_builtin_type(annotation, deep=False) or body.reader.is_typed_dict(
-            defs, annotation
-        )
+        builtin = is_builtin_type(annotation, qualify(body, defs), deep=False)
+        return Described() if builtin or body.reader.is_typed_dict(*typed) else None
     # Its type unknown: by what it may hold.
-    direct = isinstance(receiver, cst.Name)
-    for origin in body.origins(receiver):
+    direct = isinstance(value, cst.Name)
+    assumed: set[str] = set()
+    for origin in body.origins(value):
         if not isinstance(origin, str) or body.params[origin].memory:
             continue  # a value a Memory holds, or a Memory's own method
         declared = body.params[origin].annotation
-        if declared is None or body.reader.is_typed_dict(body.defs, declared):
-            # Read as a dict, which an unannotated value most often is; but a
-            # `.get()` without a key is no dict's: a queue's takes an item.
-            method = (
-                call.func.attr.value if isinstance(call.func, cst.Attribute) else ""
-            )
-            if method == "get" and not any(arg.keyword is None for arg in call.args):
-                return False
-        elif not is_builtin_type(declared, deep=not direct):
-            return False
-    return True
+        if declared is None:
+            assumed.add(origin)
+        elif not (
+            body.reader.is_typed_dict(body.defs, declared)
+            or is_builtin_type(declared, body.qualify, deep=not direct)
+        ):
+            return None
+    return Described(frozenset(assumed))
 
 
 def inserts_on_read(body: Body, container: cst.BaseExpression) -> bool:
@@ -76,8 +125,12 @@ def inserts_on_read(body: Body, container: cst.BaseExpression) -> bool:
     typed = type_of(body, container)
     if typed is None:
         return False
-    head = typed[1].partition("[")[0]
-    return head.rpartition(".")[2] == "defaultdict"
+    return type_name(typed[1], qualify(body, typed[0])) in DEFAULT_DICTS
+
+
+def qualify(body: Body, defs: ModuleDefs) -> Qualify:
+    """What the names of `defs`' annotations mean outside the project."""
+    return partial(body.reader.library_name, defs.location.name)
 
 
 def type_of(body: Body, node: cst.BaseExpression) -> Typed | None:
@@ -90,7 +143,9 @@ def type_of(body: Body, node: cst.BaseExpression) -> Typed | None:
         return body.reader.attribute_type(*owner, node.attr.value)
     if isinstance(node, cst.Subscript):
         container = type_of(body, node.value)
-        return _item(container, subscript=True) if container is not None else None
+        if container is None:
+            return None
+        return _item(body, container, subscript=True)
     if not isinstance(node, cst.Name):
         return None
     name = identifier(node.value)
@@ -116,10 +171,10 @@ def type_of(body: Body, node: cst.BaseExpression) -> Typed | None:
 
 def _item_of(body: Body, iterable: cst.BaseExpression) -> Typed | None:
     iterated = type_of(body, iterable)
-    return _item(iterated, subscript=False) if iterated is not None else None
+    return _item(body, iterated, subscript=False) if iterated is not None else None
 
 
-def _item(container: Typed, *, subscript: bool) -> Typed | None:
+def _item(body: Body, container: Typed, *, subscript: bool) -> Typed | None:
     """The type of an item of a generic container: iterated, a mapping's key;
     subscripted, its value."""
     defs, annotation = container
@@ -129,15 +184,22 @@ def _item(container: Typed, *, subscript: bool) -> Typed | None:
         return None
     if not isinstance(expression, cst.Subscript):
         return None
-    head = (dotted(expression.value) or "").split(".")[-1]
+    head = type_name(annotation, qualify(body, defs))
     if head not in _ITEMS_FIRST:
         return None
     arguments = [
         code(e.slice.value) for e in expression.slice if isinstance(e.slice, cst.Index)
     ]
-    if head in ("tuple", "Tuple") and arguments[-1:] == ["..."]:
+    if head in _TUPLES and arguments[-1:] == ["..."]:
         arguments = arguments[:-1]  # `tuple[str, ...]`: every item a str
     if subscript and head in _MAPPINGS:
         arguments = arguments[1:]  # `table[key]`: the value
     # A tuple's items may differ: one type only if all are the same.
     return (defs, arguments[0]) if len(set(arguments)) == 1 else None
+
+
+def is_module(defs: ModuleDefs, node: cst.BaseExpression) -> bool:
+    """Whether a dotted expression starts at an imported module or name."""
+    while isinstance(node, cst.Attribute):
+        node = node.value
+    return isinstance(node, cst.Name) and identifier(node.value) in defs.imports

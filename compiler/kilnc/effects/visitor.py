@@ -14,14 +14,13 @@ import libcst as cst
 from kilnc.effect_ir import (
     ANY_KEY,
     EVERY_KEY,
+    Change,
     MemoryUse,
 )
 from kilnc.effects.body import Body
 from kilnc.effects.project_calls import project_call
-from kilnc.effects.receivers import inserts_on_read, tables_describe
-from kilnc.front import ModuleDefs
+from kilnc.effects.receivers import describe, inserts_on_read, is_module
 from kilnc.mutability import (
-    DISTINCTIVE_METHODS,
     EXTERNAL_BUILTINS,
     ITERATING_BUILTINS,
     LOGGING,
@@ -146,6 +145,9 @@ class EffectVisitor(cst.CSTVisitor):
             # `groups[key]` of a defaultdict stores the key it misses.
             reason = f"reads {code(node)}, which a defaultdict stores"
             body.change(node.value, reason, node, itself=True)
+        else:  # a `dict` or `Mapping` parameter may be a defaultdict: callers decide
+            read = Change(f"reads {code(node)}", body.defs.parsed.span(node))
+            body.read_items(node.value, read)
 
     def visit_Comparison(self, node: cst.Comparison) -> None:
         # `"key" in memory`: a read of that key.
@@ -264,13 +266,16 @@ class EffectVisitor(cst.CSTVisitor):
                 self._iterate(arg.value, node)
         if isinstance(receiver, cst.BaseString):
             return True
-        if _is_module(body.defs, receiver):
+        if is_module(body.defs, receiver):
             return False  # json.dumps(...): a module's function, resolved by name
-        if method in DISTINCTIVE_METHODS or (
-            method in PURE_METHODS and tables_describe(body, receiver, node)
-        ):
+        described = describe(body, func, node)
+        if described is not None and method in PURE_METHODS:
+            if described.assumed:
+                read = Change(f"calls {code(func)}", body.defs.parsed.span(node))
+                passed = [arg.value for arg in node.args]
+                body.assume_dict(described.assumed, read, passed)
             return True
-        if method in MUTATING_METHODS:
+        if described is not None and method in MUTATING_METHODS:
             body.change(receiver, f"calls {code(func)}", node, itself=True)
             return True
         if body.is_module_state(receiver) and body.reader.is_logger(
@@ -364,10 +369,3 @@ class EffectVisitor(cst.CSTVisitor):
 
 
 _RUNS_CODE = ("exec", "eval")  # the names they are given, the code may change
-
-
-def _is_module(defs: ModuleDefs, node: cst.BaseExpression) -> bool:
-    """Whether a dotted expression starts at an imported module or name."""
-    while isinstance(node, cst.Attribute):
-        node = node.value
-    return isinstance(node, cst.Name) and identifier(node.value) in defs.imports

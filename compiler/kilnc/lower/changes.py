@@ -14,20 +14,21 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Final, Protocol, final
 
 import libcst as cst
 
 from kilnc.effect_ir import Effects, Holder, Keys
 from kilnc.ir import RESERVED_PREFIX, Callee, NodeCall, NodeDef, Step
-from kilnc.lower.scope import Scope
+from kilnc.lower.scope import Scope, TypeNames
 from kilnc.lower.sharing import Sharing
-from kilnc.mutability import FRESH_BUILTINS, is_immutable
+from kilnc.mutability import FRESH_BUILTINS, Qualify, is_immutable
 from kilnc.names import name_uses, root_names, target_names
 from kilnc.syntax import code
 
 
-class EffectSource(Protocol):
+class EffectSource(TypeNames, Protocol):
     """Effects of the project's functions, and of a flow's own statements."""
 
     def of_callee(self, callee: Callee) -> Effects: ...
@@ -112,7 +113,7 @@ class Changes:
             # Unbound (`*args`), an argument may be any parameter the call changes.
             if effects.change(param) if param else effects.changes:
                 changed |= names
-        if value_type is None or not is_immutable(value_type):
+        if value_type is None or not is_immutable(value_type, self.scope.qualify):
             self.shared.link(targets, self.scope.mutable(frozenset(shared)))
         # What a call changes may keep what else it was given (`box["xs"] = xs`):
         # changing either later changes both.
@@ -167,7 +168,10 @@ class Changes:
         """A fan-out's elements may share the objects of what each call was given:
         a loop target's item (when the items can change), or a name of the flow."""
         returns = result.callee.returns
-        if returns is not None and is_immutable(returns):
+        module = result.callee.module  # whose names the annotation uses
+        if returns is not None and is_immutable(
+            returns, partial(self.effects.library_name, module)
+        ):
             return
         effects = self.effects.of_callee(result.callee)
         given: set[str] = set()
@@ -175,7 +179,8 @@ class Changes:
             if param is None or param in effects.returns:
                 given |= name_uses(argument).read_names
         mutable = self.scope.mutable
-        items = mutable(_item_sources(clauses, given, self.scope.types))
+        scope = self.scope
+        items = mutable(_item_sources(clauses, given, scope.types, scope.qualify))
         self.shared.link(mutable(targets), items | mutable(frozenset(given)))
 
 
@@ -201,7 +206,7 @@ def _key_names(store: str, token: str, keys: Keys) -> set[str]:
 
 
 def _item_sources(
-    clauses: cst.CompFor, given: set[str], types: dict[str, str]
+    clauses: cst.CompFor, given: set[str], types: dict[str, str], qualify: Qualify
 ) -> frozenset[str]:
     """The iterables whose items the loop targets in `given` are, where an item can change."""
     sources: set[str] = set()
@@ -212,7 +217,7 @@ def _item_sources(
             given -= bound
             for name in name_uses(clause.iter).read_names:
                 item = _item_type(types.get(name))
-                if item is None or not is_immutable(item):
+                if item is None or not is_immutable(item, qualify):
                     sources.add(name)
         clause = clause.inner_for_in
     return frozenset(sources)

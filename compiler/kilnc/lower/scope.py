@@ -17,6 +17,9 @@ is KLN301 at the read.
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Protocol
+
 import libcst as cst
 
 from kilnc.diagnostics import Code
@@ -25,10 +28,18 @@ from kilnc.ir import Callee, FlowDef, NodeCall, NodeDef, TypeVariables
 from kilnc.lower.closures import late_reads
 from kilnc.lower.report import Reporter
 from kilnc.lower.sharing import Sharing
-from kilnc.mutability import is_immutable
+from kilnc.mutability import Qualify, is_immutable
 from kilnc.names import BUILTINS, identifier, name_uses, parameter_names, walrus_targets
-from kilnc.syntax import code
+from kilnc.syntax import code, dotted
 from kilnc.walk import walk
+
+
+class TypeNames(Protocol):
+    """What the names of a module's annotations and calls mean (the effects reader)."""
+
+    def library_name(self, module: str, name: str) -> str | None: ...
+
+    def constructs(self, module: str, func: cst.BaseExpression) -> bool: ...
 
 
 class Scope:
@@ -41,8 +52,13 @@ class Scope:
         shared: Sharing,
         report: Reporter,
         type_variables: TypeVariables,
+        type_names: TypeNames,
     ) -> None:
         self.parsed = parsed
+        self.module = flow.module
+        self.type_names = type_names
+        # What the flow's annotations name, when it is no class of the project.
+        self.qualify: Qualify = partial(type_names.library_name, flow.module)
         self.shared = shared
         self.report = report
         self.type_variables = type_variables
@@ -87,7 +103,10 @@ class Scope:
             name
             for name in names & self.own
             if name not in self.shared.tokens
-            and (name not in self.types or not is_immutable(self.types[name]))
+            and (
+                name not in self.types
+                or not is_immutable(self.types[name], self.qualify)
+            )
         )
 
     def check_defined(self, node: cst.CSTNode, defined: set[str]) -> None:
@@ -196,15 +215,22 @@ class Scope:
                 self.stale.setdefault(held, name)
 
     def _made_type(self, value: cst.BaseExpression) -> str | None:
-        """The type of a literal, or of a new container a builtin makes (`list(words)`)."""
+        """The type of a literal, of a new container a builtin makes (`list(words)`),
+        or of what a class makes (`Inbox(items)`, `defaultdict(list)`): a project
+        class's methods are no dict's, whatever they are named."""
+        if not isinstance(value, cst.Call):
+            return _literal_type(value)
+        func = value.func
         if (
-            isinstance(value, cst.Call)
-            and isinstance(value.func, cst.Name)
-            and value.func.value in _MADE
-            and value.func.value not in self.parsed.global_names  # not shadowed
+            isinstance(func, cst.Name)
+            and func.value in _MADE
+            and func.value not in self.parsed.global_names  # not shadowed
         ):
-            return _MADE[value.func.value]
-        return _literal_type(value)
+            return _MADE[func.value]
+        name = dotted(func)
+        if name is None or identifier(name.partition(".")[0]) in self.own:
+            return None  # a value the flow holds: what it makes, kiln cannot tell
+        return name if self.type_names.constructs(self.module, func) else None
 
     def _is_new_memory(self, value: cst.BaseExpression) -> bool:
         """`Memory()` or `kiln.Memory({...})`: a new root, its own global store."""

@@ -84,14 +84,14 @@ class Lowerer:
         parsed: ParsedModule,
         resolve: Resolver,
         effects: EffectSource,
-        type_variables: TypeVariables,
+        type_vars: TypeVariables,
         flow: FlowDef,
         max_visits: int,
     ) -> None:
         self.flow = flow
         self.report = Reporter(parsed, resolve)
         self.shared = Sharing()
-        self.scope = Scope(parsed, flow, self.shared, self.report, type_variables)
+        self.scope = Scope(parsed, flow, self.shared, self.report, type_vars, effects)
         self.changes = Changes(flow.module, effects, self.scope, self.shared)
         self.steps = Steps(parsed, self.scope, self.changes)
         read_whole = generators_read_whole(flow.function, parsed.qualified)
