@@ -23,6 +23,17 @@ from kilnc.source import Span, string_lines
 MODE = black.Mode(target_versions={TargetVersion.PY311})
 
 
+def _after_form_feed(line: str) -> str:
+    """The line without the form feeds in its indentation, and what comes before them.
+
+    Python (and libcst) count a line's indentation from the last form feed in
+    it; the writer indents the line itself, and black refuses a form feed there.
+    """
+    code = line.lstrip(" \t\x0c")
+    lead = line[: len(line) - len(code)]
+    return lead[lead.rfind("\x0c") + 1 :] + code
+
+
 class Writer:
     def __init__(self) -> None:
         self._lines: list[str] = []
@@ -51,7 +62,9 @@ class Writer:
                     self._lines.append(line if number in across else line.rstrip())
                     self._origins.append(self._origin)
                 else:
-                    self.line(line if number in across else line.rstrip())
+                    self.line(
+                        _after_form_feed(line if number in across else line.rstrip())
+                    )
 
     @contextmanager
     def at(self, origin: Span | None) -> Iterator[None]:
