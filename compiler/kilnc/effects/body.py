@@ -24,6 +24,7 @@ from kilnc.effect_ir import (
     MemoryUse,
 )
 from kilnc.effects.bindings import NEW_VALUES, Bindings
+from kilnc.effects.methods import Method, Target
 from kilnc.front import ModuleDefs
 from kilnc.mutability import (
     FRESH_BUILTINS,
@@ -67,6 +68,16 @@ class Lookup(Protocol):
         self, defs: ModuleDefs, annotation: str, attribute: str
     ) -> tuple[ModuleDefs, str] | None: ...
 
+    def method(
+        self, defs: ModuleDefs, annotation: str, name: str, skip: int = 0
+    ) -> Method | None: ...
+
+    def is_class(self, defs: ModuleDefs, name: str) -> bool: ...
+
+    def returns(self, module: str, name: str) -> tuple[ModuleDefs, str] | None: ...
+
+    def called(self, body: Body, func: cst.Attribute) -> Target | None: ...
+
 
 @dataclass
 class Found:
@@ -75,6 +86,8 @@ class Found:
     returns: set[str] = field(default_factory=set)
     external: Change | None = None
     reads_state: Change | None = None
+    escapes: set[str] = field(default_factory=set)
+    state: bool = False  # a node's own reads of module state count here too
 
 
 class Body:
@@ -86,11 +99,18 @@ class Body:
         defs: ModuleDefs,
         params: dict[str, Holder],
         roots: tuple[cst.CSTNode, ...],
+        owner: str | None = None,
+        made: str | None = None,
     ) -> None:
         self.reader = reader
         self.defs = defs
         self.params = params
         self.roots = roots
+        # The class whose method this is (for `super()`), and in an `__init__`
+        # the name of the object it makes (no parameter: what it stores there
+        # is what it holds).
+        self.owner = owner
+        self.made = made
         self.bindings = Bindings()
         self.found = Found()
         self.aliases: dict[str, set[Origin]] = {}
@@ -125,6 +145,8 @@ class Body:
             returns=frozenset(found.returns),
             external=found.external,
             reads_state=found.reads_state,
+            escapes=frozenset(found.escapes & set(order)),
+            state=bool(found.state or found.external or found.reads_state),
         )
 
     # --- what a name or an expression may hold --------------------------------------
@@ -226,6 +248,12 @@ class Body:
 
     def _call_origins(self, call: cst.Call) -> set[Origin]:
         func = call.func
+        target = (
+            self.reader.called(self, func) if isinstance(func, cst.Attribute) else None
+        )
+        if target is not None:  # a project method: what it returns of what it is given
+            module, name, receiver = target
+            return self._returned(call, self.reader.of_function(module, name), receiver)
         if isinstance(func, cst.Attribute) and func.attr.value in FRESH_METHODS:
             return set()
         if isinstance(func, cst.Attribute):
@@ -242,17 +270,24 @@ class Body:
                 return set()
             if is_fresh(qualified):
                 return set()
-            target = self.reader.project_function(qualified)
-            if target is not None:
-                effects = self.reader.of_function(*target)
-                held: set[Origin] = set()
-                for param, argument in effects.bind(call):
-                    if param is None or param in effects.returns:
-                        held |= self.within(argument)
-                return held
+            found = self.reader.project_function(qualified)
+            if found is not None:
+                return self._returned(call, self.reader.of_function(*found))
         held = self.origins(func) if isinstance(func, cst.Attribute) else set()
         for arg in call.args:
             held |= self.within(arg.value)  # `max(out)`: one of its items
+        return held
+
+    def _returned(
+        self,
+        call: cst.Call,
+        effects: Effects,
+        receiver: cst.BaseExpression | None = None,
+    ) -> set[Origin]:
+        held: set[Origin] = set()
+        for param, argument in effects.bind(call, receiver):
+            if param is None or param in effects.returns:
+                held |= self.within(argument)
         return held
 
     def keys_of(
@@ -331,6 +366,15 @@ class Body:
                     self.memory(token, MemoryUse(keys, keys, keys, keys))
         if self.is_module_state(node):
             self.external(reason, where)
+
+    def escape(self, node: cst.BaseExpression) -> None:
+        """What `node` may be or hold is stored in module state: from then on,
+        code that reaches module state may change it."""
+        for origin in self.within(node):
+            if isinstance(origin, str) and not (
+                self.params[origin].memory or _immutable_holder(self.params[origin])
+            ):
+                self.found.escapes.add(origin)
 
     def memory(self, token: str, use: MemoryUse) -> None:
         self.found.memory[token] = self.found.memory.get(token, MemoryUse()) | use
