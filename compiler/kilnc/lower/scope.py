@@ -51,6 +51,7 @@ class Scope:
         # kiln's temporaries by the source's expression each holds, for messages.
         self.stands_for: dict[str, str] = {}
         self.globals = frozenset(identifier(n) for n in parsed.global_names) | BUILTINS
+        self._classes = _classes(parsed.module)  # names a class may be made by
         # The flow's own names, parameters included: what effects are read against.
         self.own: set[str] = name_uses(flow.function.body).writes | parameter_names(
             flow.function.params
@@ -204,6 +205,13 @@ class Scope:
             and value.func.value not in self.parsed.global_names  # not shadowed
         ):
             return _MADE[value.func.value]
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Name):
+            # `agent = Agent("a")`: a class's instance, whose methods effects
+            # reading finds through the class. A name that reads as an
+            # immutable type (`Path`) is left untyped: it may be another class.
+            name = identifier(value.func.value)
+            if name in self._classes and not is_immutable(name):
+                return name
         return _literal_type(value)
 
     def _is_new_memory(self, value: cst.BaseExpression) -> bool:
@@ -211,6 +219,26 @@ class Scope:
         return isinstance(value, cst.Call) and self.parsed.is_memory(
             cst.Annotation(value.func)
         )
+
+
+def _classes(module: cst.Module) -> frozenset[str]:
+    """The module's classes and the capitalized names it imports, which name a
+    class by convention (effects reading tells which are the project's): a
+    function's result is left untyped, read as a dict is."""
+    found: set[str] = set()
+    for statement in module.body:
+        if isinstance(statement, cst.ClassDef):
+            found.add(identifier(statement.name.value))
+        elif isinstance(statement, cst.SimpleStatementLine):
+            for small in statement.body:
+                if isinstance(small, cst.ImportFrom) and not isinstance(
+                    small.names, cst.ImportStar
+                ):
+                    bound = (
+                        code(a.asname.name if a.asname else a.name) for a in small.names
+                    )
+                    found |= {identifier(name) for name in bound if name[:1].isupper()}
+    return frozenset(found)
 
 
 def _cloned(value: cst.BaseExpression) -> set[str]:
