@@ -12,7 +12,10 @@ and generators made in the flow, whose names are then bound again, handed to
 nodes that call them, a list held in a dict, a list a node hands back,
 a dataclass state whose fields nodes change, a subflow that changes the list
 it is given, a dict filled by a store after it is made, a bound method kept
-in a dict that a node calls, and two calls that fail in one run.
+in a dict that a node calls, a project class's methods (one reads, one
+changes the object, one appends to a module-level list) called by nodes on
+their parameters and by the flow on its locals, and two calls that fail in
+one run.
 
 Every node sleeps a random time, so a schedule that reorders two effects shows
 in the result. Every node call appends `done <tag>` to the module's `events`
@@ -46,6 +49,24 @@ class Stop(Exception):
 class State:
     count: int = 0
     items: list[int] = field(default_factory=list)
+
+
+LEDGER: list[int] = []
+
+
+class Agent:
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.log: list[int] = []
+
+    def describe(self) -> int:
+        return self.n * 100 + len(self.log)
+
+    def add(self, value: int) -> None:
+        self.log.append(value)
+
+    def record(self, value: int) -> None:
+        LEDGER.append(value + self.n)
 
 
 def note(tag: str) -> None:
@@ -196,6 +217,24 @@ async def look(state: State, tag: str) -> int:
     note(tag)
     return state.count * 100 + len(state.items)
 """,
+    "ask": """@node
+async def ask(agent: Agent, tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return agent.describe()
+""",
+    "teach": """@node
+async def teach(agent: Agent, value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    agent.add(value)
+    note(tag)
+""",
+    "report": """@node
+async def report(agent: Agent, value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    agent.record(value)
+    note(tag)
+""",
     "refill": """@flow
 async def refill(box: list[int], value: int, tag: str) -> int:
     await push(box, value, tag + "a")
@@ -240,9 +279,10 @@ class _Flow:
     ints: list[str] = field(default_factory=lambda: ["x"])
     boxes: list[str] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)
-    # Dicts holding one of the boxes at "inner", and dataclass states.
+    # Dicts holding one of the boxes at "inner", dataclass states, Agents.
     holders: list[str] = field(default_factory=list)
     states: list[str] = field(default_factory=list)
+    agents: list[str] = field(default_factory=list)
     # Lambdas and generators, each with the node that calls or reads it.
     closures: list[tuple[str, str]] = field(default_factory=list)
     memories: list[str] = field(default_factory=lambda: ["memory"])
@@ -293,6 +333,9 @@ def _statement(flow: _Flow) -> None:
         choices += ["deep", "deep_push", "inline_deep"]
     if flow.states:
         choices += ["incr", "look", "inline_state", "state_items"]
+    choices += ["agent"]
+    if flow.agents:
+        choices += ["ask", "teach", "report", "inline_agent"]
     kind = flow.draw(st.sampled_from(choices))
     if kind in ("box", "table", "alias", "inline_box", "inline_table"):
         _object_statement(flow, kind)
@@ -306,6 +349,8 @@ def _statement(flow: _Flow) -> None:
         _memory_statement(flow)
     elif kind == "operands":
         _operands_statement(flow)
+    elif kind in ("agent", "ask", "teach", "report", "inline_agent"):
+        _agent_statement(flow, kind)
     else:
         _shaped_statement(flow, kind)
 
@@ -390,6 +435,29 @@ def _nested_statement(flow: _Flow, kind: str) -> None:
             flow.call("push", f"{state}.items", flow.value())
         else:
             flow.call("total", f"{state}.items", target=flow.name("v"))
+
+
+def _agent_statement(flow: _Flow, kind: str) -> None:
+    """A project class's methods: nodes call them on their parameters, the flow
+    on its locals; `record` changes the module's `LEDGER`."""
+    if kind == "agent":
+        agent = flow.name("agent")
+        flow.lines.append(f"{agent} = Agent({flow.value()})")
+        flow.agents.append(agent)
+        return
+    agent = flow.pick(flow.agents)
+    if kind == "ask":
+        flow.call("ask", agent, target=flow.name("v"))
+    elif kind in ("teach", "report"):
+        flow.call(kind, agent, flow.value())
+    else:
+        shapes = [f"{agent}.add({flow.value()})", f"{agent}.record({flow.value()})"]
+        read = flow.name("v")
+        shapes.append(f"{read} = {agent}.describe()")
+        line = flow.draw(st.sampled_from(shapes))
+        flow.lines.append(line)
+        if line.startswith(read):
+            flow.ints.append(read)
 
 
 def _call_statement(flow: _Flow, kind: str) -> None:
@@ -542,7 +610,9 @@ def effect_flows(draw: st.DrawFn) -> str:
         flow.call("fail", flow.value(), target=flow.name("v"))
     # A State as its fields: the compiled module's State is a class of its own.
     fields = [f"({s}.count, {s}.items)" for s in flow.states]
-    state = [*flow.boxes, *flow.tables, *fields]
+    fields += [f"({a}.n, {a}.log)" for a in flow.agents]
+    # Sorted: two nodes that append to the module's list overlap (README).
+    state = [*flow.boxes, *flow.tables, *fields, "sorted(LEDGER)"]
     memories = ", ".join(f"dict({m}.local)" for m in flow.memories)
     body = "\n".join(f"    {line}".replace("\n", "\n    ") for line in flow.lines)
     result = f"[{', '.join(flow.ints)}], [{', '.join(state)}], list(memory.log), [{memories}]"
@@ -553,5 +623,5 @@ def effect_flows(draw: st.DrawFn) -> str:
     )
     return (
         f"{HEADER}{nodes}\n\n@flow\nasync def main(x: int, memory: Memory) -> object:\n"
-        f"{body}\n    return {result}\n"
+        f"    LEDGER.clear()\n{body}\n    return {result}\n"
     )

@@ -113,6 +113,8 @@ class MemoryUse:
         return bool(self.global_writes or self.local_writes)
 
 
+# How a step that reaches module state may change what the flow stored there.
+STATE_REASON: Final = "reaches module state"
 EVERY_KEY: Final = MemoryUse(ANY_KEY, ANY_KEY, ANY_KEY, ANY_KEY, copies=True)
 # A token made by `memory.clone(...)` inside a call's arguments has no name of
 # its own: it is called `<memory>+clone@<line>.<column>`.
@@ -131,6 +133,9 @@ class Effects:
     the first read of module state something else may change (a node's own
     reads are left out: nodes overlap whatever module state they share);
     `reads` the reads that change a parameter for some arguments (`Reads`).
+    `escapes` are the parameters whose objects it may store in module state;
+    `state` says whether it reads or changes module state at all (a node's
+    own reads too), so may reach what an earlier call stored there.
     """
 
     params: tuple[str, ...]
@@ -141,15 +146,22 @@ class Effects:
     reads_state: Change | None = None
     variadic: bool = False  # takes *args or **kwargs: any argument may land anywhere
     reads: tuple[tuple[str, Reads], ...] = ()
+    escapes: frozenset[str] = frozenset()
+    state: bool = False
 
-    def bind(self, call: cst.Call) -> Iterator[tuple[str | None, cst.BaseExpression]]:
+    def bind(
+        self, call: cst.Call, receiver: cst.BaseExpression | None = None
+    ) -> Iterator[tuple[str | None, cst.BaseExpression]]:
         """Each argument with the parameter it binds; None when kiln cannot tell which.
 
         `f(*(a, b))` is `f(a, b)`: a literal tuple or list unpacked binds as its
-        elements would.
+        elements would. A method's `receiver` (`a` of `a.describe()`) is its `self`.
         """
         params = self.params
         position = 0
+        if receiver is not None and params:
+            yield params[0], receiver
+            position = 1
         for arg in call.args:
             spread = _literal_elements(arg.value) if arg.star == "*" else None
             if self.variadic or (arg.star and spread is None):

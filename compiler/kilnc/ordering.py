@@ -24,6 +24,7 @@ from collections.abc import Iterator
 import networkx as nx
 
 from kilnc.diagnostics import Code, Diagnostic, warning
+from kilnc.effect_ir import STATE_REASON
 from kilnc.graph import BARRIER, EXTERNAL, VISIBLE, build_graph, step_of
 from kilnc.ir import (
     RESERVED_PREFIX,
@@ -45,6 +46,10 @@ KEY_HINT = (
     "local store (memory.local), and they overlap"
 )
 EXTERNAL_HINT = "move the call into a node, or after the steps that need to wait for it"
+STATE_HINT = (
+    "pass the value to the nodes that need it instead of keeping it in module "
+    "state, and they overlap"
+)
 
 
 def check_order(flow: FlowIR) -> list[Diagnostic]:
@@ -170,7 +175,8 @@ def _explain(
     params: frozenset[str],
 ) -> Diagnostic:
     path: list[StepId] = nx.shortest_path(full, earlier.id, later.id)
-    reason, hint = "because of an effect kiln cannot see through", CHANGE_HINT
+    reason = "because of an effect kiln cannot see through"
+    hint: str | None = CHANGE_HINT
     for source_id, target_id in itertools.pairwise(path):
         source, target = step_of(full, source_id), step_of(full, target_id)
         plain_why = (
@@ -178,8 +184,13 @@ def _explain(
             if plain.has_edge(source_id, target_id)
             else set()
         )
-        # A name one of the two says it changes, and how, explains the most.
+        # A name one step says it changes and the other is given explains the
+        # most; then one either says it changes, then one either is given.
         explained = {changed for step in (source, target) for changed, _ in step.why}
+        crossed = {c for c, _ in source.why} & target.reads | (
+            {c for c, _ in target.why} & source.reads
+        )
+        given = source.reads | target.reads
         extra = sorted(
             (
                 reason
@@ -188,7 +199,9 @@ def _explain(
             ),
             # A name of the source's before one of kiln's temporaries.
             key=lambda reason: (
+                reason not in crossed,
                 reason not in explained,
+                reason not in given,
                 reason not in params,  # what the caller passed in, by its name
                 reason.startswith(f"{RESERVED_PREFIX}_"),
                 reason,
@@ -206,7 +219,7 @@ def _explain(
 
 def _because(
     name: str, source: Step, target: Step, params: frozenset[str]
-) -> tuple[str, str]:
+) -> tuple[str, str | None]:
     if name == VISIBLE:
         named = [n for n, _ in target.why if not n.startswith("@")]
         # What the caller passed in is a parameter's object: name the parameter.
@@ -249,7 +262,7 @@ def _because(
                 )
             return (
                 f"because {_what(step)} may change {shown(name)}: it {why}",
-                CHANGE_HINT,
+                _hint(step, why),
             )
     # Changed through a name that may hold the same object (`box` holding `xs`).
     for step, other in ((source, target), (target, source)):
@@ -265,7 +278,7 @@ def _because(
                 f"because {_what(step)} may change {shown(changed)} (it {why}), "
                 f"which may hold what {shown(name)} holds, and {_what(other)} uses "
                 f"{shown(name)}",
-                CHANGE_HINT,
+                _hint(step, why),
             )
     # A key written of a Memory made over the name's dict (`Memory(store)`).
     for step, other in ((source, target), (target, source)):
@@ -290,6 +303,15 @@ def _because(
         "also uses",
         CHANGE_HINT,
     )
+
+
+def _hint(changer: Step, why: str) -> str | None:
+    """What to do about a change: a node can return a new value instead; a
+    value kept in module state can be passed instead; the flow's own
+    statement changes what it changes where the source does."""
+    if why.startswith(STATE_REASON):
+        return STATE_HINT
+    return CHANGE_HINT if isinstance(changer.action, Call | FanOut) else None
 
 
 def _what(step: Step) -> str:

@@ -40,7 +40,20 @@ import libcst as cst
 from kilnc.annotations import Defined, library_name, resolve_name
 from kilnc.effect_ir import Effects, Holder
 from kilnc.effects.body import FIXED_POINT_ROUNDS, Body
+from kilnc.effects.methods import (
+    Classes,
+    Definition,
+    Method,
+    Target,
+    first_name,
+    made_by_dataclass,
+    method_def,
+    method_kind,
+    of_class_method,
+    typed_receiver,
+)
 from kilnc.effects.module_state import ModuleState, module_state
+from kilnc.effects.receivers import called_method
 from kilnc.effects.visitor import EffectVisitor
 from kilnc.facts import is_kiln
 from kilnc.front import ModuleDefs
@@ -54,7 +67,6 @@ from kilnc.walk import walk
 # A class without `__init__` (a dataclass, say), or a name with no definition to
 # read: it keeps what it is given, so what it returns may hold any argument.
 _KEEPS_ARGUMENTS: Final = Effects(params=(), variadic=True)
-_BASES_FOLLOWED: Final = 8  # a TypedDict's bases, through the project's classes
 
 
 def read_effects(project: Project) -> EffectReader:
@@ -75,6 +87,7 @@ class EffectReader:
         self._states: dict[cst.Module, ModuleState] = {}  # and its state, as often
         self._typed_dicts: dict[tuple[str, str], bool] = {}
         self._library: dict[tuple[str, str], str | None] = {}  # every annotation asks
+        self.classes = Classes(project, self.resolve)
 
     def of_callee(self, callee: Callee) -> Effects:
         if isinstance(callee, NodeDef) and callee.asks:
@@ -121,39 +134,59 @@ class EffectReader:
         found = self._definition(*key)
         if found is None:
             return _KEEPS_ARGUMENTS
-        defs, function = found
-        if function is None:
-            return _KEEPS_ARGUMENTS
+        if isinstance(found, Method):  # a dataclass's `__init__`, then `__post_init__`
+            return made_by_dataclass(self.of_function(found.module, found.qualname))
         self._reading.add(key)
         try:
+            defs, function, owner, kind = found
             params = _parameters(defs, function)
-            body = _read_body(self, defs, params, (function.body,))
+            made = None
+            if kind == "init":  # `self` is the object being made, no parameter
+                made = first_name(function)
+                params.pop(made or "", None)
+            elif kind != "function" and owner is not None:
+                params = typed_receiver(params, owner, kind)
+            body = _read_body(self, defs, params, (function.body,), owner, made)
             effects = body.effects(tuple(params))
             if any(is_kiln(defs.parsed, d) for d in function.decorators):
                 # What a node reads of module state it reads as it runs: the
                 # call's place among the steps is for the flow's own reads.
                 effects = replace(effects, reads_state=None)
+            if kind == "init":  # what is made keeps what it is given
+                effects = replace(effects, returns=frozenset(params))
+            if kind == "class":
+                effects = of_class_method(effects, defs, function)
             return _variadic(function, effects)
         finally:
             self._reading.discard(key)
 
-    def _definition(
-        self, module: str, name: str
-    ) -> tuple[ModuleDefs, cst.FunctionDef | None] | None:
-        """The function, or the class (None: it has no `__init__` of its own)."""
+    def _definition(self, module: str, name: str) -> Definition | Method | None:
+        """The function, the method (`Cls.name`), or what making the class runs:
+        its `__init__`, a dataclass's `__post_init__` (a `Method`); None when
+        kiln cannot tell, or the class keeps what it is given and does no more."""
         defs = self.project.load(module)
         if defs is None:
             return None
+        head, _, attribute = name.partition(".")
         for statement in defs.parsed.module.body:
             if isinstance(statement, cst.FunctionDef) and identifier(
                 statement.name.value
             ) == identifier(name):
-                return defs, statement
-            if isinstance(statement, cst.ClassDef) and identifier(
+                return defs, statement, None, "function"
+            if not isinstance(statement, cst.ClassDef) or identifier(
                 statement.name.value
-            ) == identifier(name):
-                init = _method(statement, "__init__")
-                return (defs, init) if init is not None else (defs, None)
+            ) != identifier(head):
+                continue
+            if attribute:
+                method = method_def(statement, attribute)
+                kind = method_kind(method) if method is not None else None
+                if method is None or kind is None:
+                    return None
+                return defs, method, head, kind
+            made = self.classes.construction((defs, statement))
+            if made is None or made.init is None:
+                return made.post_init if made is not None else None
+            return made.defs, made.init, made.owner, "init"
         return None
 
     def resolve(self, defs: ModuleDefs, func: cst.BaseExpression) -> str | None:
@@ -233,74 +266,13 @@ class EffectReader:
         """Whether an annotation names a project `TypedDict`: a dict, to its methods."""
         key = (defs.location.name, annotation)
         if key not in self._typed_dicts:
-            self._typed_dicts[key] = self._subclasses_typed_dict(defs, annotation, 0)
+            self._typed_dicts[key] = self.classes.is_typed_dict(defs, annotation)
         return self._typed_dicts[key]
 
-    def _subclasses_typed_dict(self, defs: ModuleDefs, name: str, depth: int) -> bool:
-        if depth > _BASES_FOLLOWED:
-            return False
-        if _last(name) == "TypedDict" and self._qualified(defs, name) is not None:
-            return True
-        found = self._project_class(defs, name)
-        if found is None:
-            return False
-        owner, cls = found
-        return any(
-            self._subclasses_typed_dict(owner, code(base.value), depth + 1)
-            for base in cls.bases
-        )
-
     def attribute_type(
-        self, defs: ModuleDefs, annotation: str, attribute: str, depth: int = 0
+        self, defs: ModuleDefs, annotation: str, attribute: str
     ) -> tuple[ModuleDefs, str] | None:
-        """The declared type of an attribute of a project class (a field, a
-        property's return), through its bases; None where kiln cannot tell."""
-        found = self._project_class(defs, _not_none(annotation))
-        if found is None or depth > _BASES_FOLLOWED:
-            return None
-        owner, cls = found
-        for statement in _class_statements(cls):
-            if (
-                isinstance(statement, cst.AnnAssign)
-                and isinstance(statement.target, cst.Name)
-                and statement.target.value == attribute
-            ):
-                return owner, code(statement.annotation.annotation)
-            if (
-                isinstance(statement, cst.FunctionDef)
-                and statement.name.value == attribute
-                and statement.returns is not None
-                and any(dotted(d.decorator) == "property" for d in statement.decorators)
-            ):
-                return owner, code(statement.returns.annotation)
-        for base in cls.bases:
-            inherited = self.attribute_type(
-                owner, code(base.value), attribute, depth + 1
-            )
-            if inherited is not None:
-                return inherited
-        return None
-
-    def _qualified(self, defs: ModuleDefs, name: str) -> str | None:
-        try:
-            return self.resolve(defs, cst.parse_expression(name))
-        except cst.ParserSyntaxError:
-            return None
-
-    def _project_class(
-        self, defs: ModuleDefs, name: str
-    ) -> tuple[ModuleDefs, cst.ClassDef] | None:
-        qualified = self._qualified(defs, name)
-        if qualified is None:
-            return None
-        module, _, cls = qualified.rpartition(".")
-        owner = self.project.load(module) if module else None
-        if owner is None:
-            return None
-        for statement in owner.parsed.module.body:
-            if isinstance(statement, cst.ClassDef) and statement.name.value == cls:
-                return owner, statement
-        return None
+        return self.classes.attribute_type(defs, annotation, attribute)
 
     def is_logger(self, defs: ModuleDefs, node: cst.BaseExpression) -> bool:
         """`log.info(...)` where `log = logging.getLogger(...)` at module level."""
@@ -314,12 +286,51 @@ class EffectReader:
         return identifier(node.value) in self._loggers[module]
 
     def project_function(self, qualified: str) -> tuple[str, str] | None:
+        """A project function or class (what making it runs), or a method called
+        through its class (`Agent.helper`): where its code is."""
         module, _, name = qualified.rpartition(".")
-        if not module or self.project.load(module) is None:
+        defs = self.project.load(module) if module else None
+        if defs is not None:
+            return (module, name) if _defines(defs, name) else None
+        owner, _, cls = module.rpartition(".")
+        found = self.classes.find_in(owner, cls) if owner else None
+        method = self.classes.method(found, name) if found is not None else None
+        return (method.module, method.qualname) if method is not None else None
+
+    def is_class(self, defs: ModuleDefs, name: str) -> bool:
+        return self.classes.find(defs, name) is not None
+
+    def returns(self, module: str, name: str) -> tuple[ModuleDefs, str] | None:
+        """The return annotation of a project function or method, unquoted."""
+        found = self._definition(module, name)
+        if not isinstance(found, tuple) or found[3] == "init":
             return None
-        if self._definition(module, name) is None:
+        annotation = found[1].returns
+        if annotation is None:
             return None
-        return module, name
+        value = annotation.annotation
+        if isinstance(value, cst.SimpleString):  # `-> "Agent"`
+            text = value.evaluated_value
+            return (found[0], text) if isinstance(text, str) else None
+        return found[0], code(value)
+
+    def called(self, body: Body, func: cst.Attribute) -> Target | None:
+        return called_method(body, func)
+
+    def method(
+        self, defs: ModuleDefs, annotation: str, name: str, skip: int = 0
+    ) -> Method | None:
+        """The method `name` of a value of this type, where it is a project class's."""
+        found = self.classes.find(defs, annotation)
+        return self.classes.method(found, name, skip) if found is not None else None
+
+
+def _defines(defs: ModuleDefs, name: str) -> bool:
+    return any(
+        isinstance(statement, cst.FunctionDef | cst.ClassDef)
+        and identifier(statement.name.value) == identifier(name)
+        for statement in defs.parsed.module.body
+    )
 
 
 def _read_body(
@@ -327,19 +338,14 @@ def _read_body(
     defs: ModuleDefs,
     params: dict[str, Holder],
     roots: tuple[cst.CSTNode, ...],
+    owner: str | None = None,
+    made: str | None = None,
 ) -> Body:
     """One body (or flow statement) read: every change, Memory key and outside effect."""
-    body = Body(reader, defs, params, roots)
+    body = Body(reader, defs, params, roots, owner, made)
     for root in roots:
         walk(root, EffectVisitor(body))
     return body
-
-
-def _method(cls: cst.ClassDef, name: str) -> cst.FunctionDef | None:
-    for statement in _class_statements(cls):
-        if isinstance(statement, cst.FunctionDef) and statement.name.value == name:
-            return statement
-    return None
 
 
 def _parameters(defs: ModuleDefs, function: cst.FunctionDef) -> dict[str, Holder]:
@@ -357,8 +363,6 @@ def _parameters(defs: ModuleDefs, function: cst.FunctionDef) -> dict[str, Holder
         found[identifier(params.star_arg.name.value)] = Holder("tuple")
     if isinstance(params.star_kwarg, cst.Param):
         found[identifier(params.star_kwarg.name.value)] = Holder("dict")
-    if function.name.value == "__init__" and found:
-        found.pop(next(iter(found)))  # self: the object being made
     return found
 
 
@@ -368,44 +372,6 @@ def _variadic(function: cst.FunctionDef, effects: Effects) -> Effects:
     if not any(isinstance(star, cst.Param) for star in stars):
         return effects
     return replace(effects, variadic=True)
-
-
-def _last(name: str) -> str:
-    return name.rpartition(".")[2]
-
-
-def _not_none(annotation: str) -> str:
-    """`Paragraph` of `Paragraph | None` and `Optional[Paragraph]`."""
-    try:
-        expression = cst.parse_expression(annotation)
-    except cst.ParserSyntaxError:
-        return annotation
-    if isinstance(expression, cst.BinaryOperation) and isinstance(
-        expression.operator, cst.BitOr
-    ):
-        sides = [expression.left, expression.right]
-        kept = [s for s in sides if not (isinstance(s, cst.Name) and s.value == "None")]
-        return code(kept[0]) if len(kept) == 1 else annotation
-    if (
-        isinstance(expression, cst.Subscript)
-        and _last(dotted(expression.value) or "") == "Optional"
-        and isinstance(expression.slice[0].slice, cst.Index)
-    ):
-        return code(expression.slice[0].slice.value)
-    return annotation
-
-
-def _class_statements(cls: cst.ClassDef) -> list[cst.CSTNode]:
-    body = cls.body
-    if not isinstance(body, cst.IndentedBlock):
-        return []
-    found: list[cst.CSTNode] = []
-    for statement in body.body:
-        if isinstance(statement, cst.SimpleStatementLine):
-            found += statement.body
-        else:
-            found.append(statement)
-    return found
 
 
 def _loggers(module: cst.Module) -> frozenset[str]:

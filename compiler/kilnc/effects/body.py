@@ -9,7 +9,7 @@ change of `state`; a store into `memory.seen` is a write of its key `seen`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Final, Protocol
@@ -27,6 +27,7 @@ from kilnc.effect_ir import (
     Reads,
 )
 from kilnc.effects.bindings import NEW_VALUES, Bindings
+from kilnc.effects.methods import Method, Target
 from kilnc.effects.receivers import describe
 from kilnc.front import ModuleDefs
 from kilnc.mutability import (
@@ -34,6 +35,7 @@ from kilnc.mutability import (
     FRESH_METHODS,
     Qualify,
     is_fresh,
+    is_immutable,
     is_read_only,
     may_be_iterator,
 )
@@ -74,6 +76,16 @@ class Lookup(Protocol):
         self, defs: ModuleDefs, annotation: str, attribute: str
     ) -> tuple[ModuleDefs, str] | None: ...
 
+    def method(
+        self, defs: ModuleDefs, annotation: str, name: str, skip: int = 0
+    ) -> Method | None: ...
+
+    def is_class(self, defs: ModuleDefs, name: str) -> bool: ...
+
+    def returns(self, module: str, name: str) -> tuple[ModuleDefs, str] | None: ...
+
+    def called(self, body: Body, func: cst.Attribute) -> Target | None: ...
+
 
 @dataclass
 class Found:
@@ -83,6 +95,8 @@ class Found:
     external: Change | None = None
     reads_state: Change | None = None
     reads: dict[str, Reads] = field(default_factory=dict)
+    escapes: set[str] = field(default_factory=set)
+    state: bool = False  # a node's own reads of module state count here too
 
 
 class Body:
@@ -94,11 +108,18 @@ class Body:
         defs: ModuleDefs,
         params: dict[str, Holder],
         roots: tuple[cst.CSTNode, ...],
+        owner: str | None = None,
+        made: str | None = None,
     ) -> None:
         self.reader = reader
         self.defs = defs
         self.params = params
         self.roots = roots
+        # The class whose method this is (for `super()`), and in an `__init__`
+        # the name of the object it makes (no parameter: what it stores there
+        # is what it holds).
+        self.owner = owner
+        self.made = made
         self.bindings = Bindings()
         self.found = Found()
         self.aliases: dict[str, set[Origin]] = {}
@@ -136,6 +157,8 @@ class Body:
             external=found.external,
             reads_state=found.reads_state,
             reads=tuple((p, found.reads[p]) for p in order if p in found.reads),
+            escapes=frozenset(found.escapes & set(order)),
+            state=bool(found.state or found.external or found.reads_state),
         )
 
     # --- what a name or an expression may hold --------------------------------------
@@ -237,6 +260,12 @@ class Body:
 
     def _call_origins(self, call: cst.Call) -> set[Origin]:
         func = call.func
+        target = (
+            self.reader.called(self, func) if isinstance(func, cst.Attribute) else None
+        )
+        if target is not None:  # a project method: what it returns of what it is given
+            module, name, receiver = target
+            return self._returned(call, self.reader.of_function(module, name), receiver)
         if isinstance(func, cst.Attribute) and func.attr.value in FRESH_METHODS:
             # A str's `format` makes a new value; a project class's may return
             # what its object holds, and an unannotated value may be either.
@@ -257,17 +286,24 @@ class Body:
                 return set()
             if is_fresh(qualified):
                 return set()
-            target = self.reader.project_function(qualified)
-            if target is not None:
-                effects = self.reader.of_function(*target)
-                held: set[Origin] = set()
-                for param, argument in effects.bind(call):
-                    if param is None or param in effects.returns:
-                        held |= self.within(argument)
-                return held
+            found = self.reader.project_function(qualified)
+            if found is not None:
+                return self._returned(call, self.reader.of_function(*found))
         held = self.origins(func) if isinstance(func, cst.Attribute) else set()
         for arg in call.args:
             held |= self.within(arg.value)  # `max(out)`: one of its items
+        return held
+
+    def _returned(
+        self,
+        call: cst.Call,
+        effects: Effects,
+        receiver: cst.BaseExpression | None = None,
+    ) -> set[Origin]:
+        held: set[Origin] = set()
+        for param, argument in effects.bind(call, receiver):
+            if param is None or param in effects.returns:
+                held |= self.within(argument)
         return held
 
     def keys_of(
@@ -330,7 +366,7 @@ class Body:
                 if param.memory:
                     self.memory(origin, MemoryUse(ANY_KEY, ANY_KEY, ANY_KEY, ANY_KEY))
                     continue
-                if self._read_only(param) or (
+                if self._annotated(param, is_read_only) or (
                     by_iteration and not may_be_iterator(param.annotation, self.qualify)
                 ):
                     continue
@@ -347,9 +383,8 @@ class Body:
         if self.is_module_state(node):
             self.external(reason, where)
 
-    def _read_only(self, holder: Holder) -> bool:
-        annotation = holder.annotation
-        return annotation is not None and is_read_only(annotation, self.qualify)
+    def _annotated(self, holder: Holder, test: Callable[[str, Qualify], bool]) -> bool:
+        return holder.annotation is not None and test(holder.annotation, self.qualify)
 
     def read_items(self, container: cst.BaseExpression, change: Change) -> None:
         """An item read of what `container` may be: a change where it is a defaultdict."""
@@ -372,6 +407,16 @@ class Body:
         for origin in origins:
             if isinstance(origin, str) and not self.params[origin].memory:
                 self.found.reads[origin] = self.found.reads.get(origin, Reads()) | reads
+
+    def escape(self, node: cst.BaseExpression) -> None:
+        """What `node` may be or hold is stored in module state: from then on,
+        code that reaches module state may change it."""
+        for origin in self.within(node):
+            if isinstance(origin, str) and not (
+                self.params[origin].memory
+                or self._annotated(self.params[origin], is_immutable)
+            ):
+                self.found.escapes.add(origin)
 
     def memory(self, token: str, use: MemoryUse) -> None:
         self.found.memory[token] = self.found.memory.get(token, MemoryUse()) | use

@@ -21,9 +21,26 @@ from kilnc.effects.receivers import inserts_on_read, value_described
 from kilnc.syntax import code
 
 
-def project_call(body: Body, node: cst.Call, effects: Effects, shown: str) -> None:
-    """A call of a project function: its effects on what this call passes it."""
-    for param, argument in effects.bind(node):
+def project_call(
+    body: Body,
+    node: cst.Call,
+    effects: Effects,
+    shown: str,
+    receiver: cst.BaseExpression | None = None,
+) -> None:
+    """A call of a project function (a method, `receiver` its `self`): its effects
+    on what this call passes it."""
+    given = list(effects.bind(node, receiver))
+    # What a call changes may keep what else it is given: given module state to
+    # change, it may store there any of the others.
+    into_state = any(
+        effects.change(param) if param else effects.changes
+        for param, argument in given
+        if body.is_module_state(argument)
+    )
+    for param, argument in given:
+        if into_state or (param in effects.escapes if param else effects.escapes):
+            body.escape(argument)
         if param is None:
             # Unbound, a literal tuple's elements are each what it passes.
             for passed in _elements_or_itself(argument):
@@ -33,7 +50,7 @@ def project_call(body: Body, node: cst.Call, effects: Effects, shown: str) -> No
                 # Keys the callee names by a parameter are this call's
                 # arguments, or any key where kiln cannot tell which.
                 for _, some_use in effects.memory:
-                    bound = _bound_keys(body, some_use, effects, node)
+                    bound = _bound_keys(body, some_use, effects, node, receiver)
                     _memory_argument(body, passed, bound, node)
                 for _, some_reads in effects.reads:
                     _typed_reads(body, passed, some_reads, effects, node, shown)
@@ -44,7 +61,7 @@ def project_call(body: Body, node: cst.Call, effects: Effects, shown: str) -> No
         use = effects.memory_use(param)
         if use is not None:
             _memory_argument(
-                body, argument, _bound_keys(body, use, effects, node), node
+                body, argument, _bound_keys(body, use, effects, node, receiver), node
             )
         reads = effects.reads_of(param)
         if reads is not None:
@@ -53,6 +70,7 @@ def project_call(body: Body, node: cst.Call, effects: Effects, shown: str) -> No
         body.external(through(shown, effects.external, "calls"), node)
     if effects.reads_state is not None:
         body.read_state(through(shown, effects.reads_state, "calls"), node)
+    body.found.state |= effects.state
 
 
 def _typed_reads(
@@ -86,10 +104,15 @@ def _typed_reads(
 
 
 def _bound_keys(
-    body: Body, use: MemoryUse, effects: Effects, call: cst.Call
+    body: Body,
+    use: MemoryUse,
+    effects: Effects,
+    call: cst.Call,
+    receiver: cst.BaseExpression | None,
 ) -> MemoryUse:
     """Keys the callee names by its parameters, named by this call's arguments."""
-    given = {param: argument for param, argument in effects.bind(call) if param}
+    pairs = effects.bind(call, receiver)
+    given = {param: argument for param, argument in pairs if param}
 
     def bound(keys: Keys) -> Keys:
         found = Keys(keys.names, keys.any)

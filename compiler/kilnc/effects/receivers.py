@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Final, final
 
 import libcst as cst
 
+from kilnc.effects.methods import Target
 from kilnc.front import ModuleDefs
 from kilnc.mutability import (
     DEFAULT_DICTS,
@@ -33,7 +34,7 @@ from kilnc.mutability import (
     names_in,
     type_name,
 )
-from kilnc.names import identifier
+from kilnc.names import identifier, root_names
 from kilnc.syntax import chain_root, code
 
 if TYPE_CHECKING:  # body.py asks this module about receivers: the type alone
@@ -120,6 +121,50 @@ def value_described(body: Body, value: cst.BaseExpression) -> Described | None:
     return Described(frozenset(assumed))
 
 
+def called_method(body: Body, func: cst.Attribute) -> Target | None:
+    """The project method `receiver.name(...)` runs, where the receiver's type is a
+    project class (or `super()` in a method); None where kiln cannot tell."""
+    receiver, name = func.value, func.attr.value
+    if _is_super(receiver):
+        if body.owner is None:
+            return None
+        method = body.reader.method(body.defs, body.owner, name, skip=1)
+        if method is None:
+            return None
+        if name == "__init__":  # what making the base runs, on the object made
+            return method.module, method.qualname.partition(".")[0], None
+        self_name = body.made or next(iter(body.params), None)
+        bound = cst.Name(self_name) if self_name and method.kind == "method" else None
+        return method.module, method.qualname, bound
+    typed = type_of(body, receiver)
+    if typed is None:
+        return None
+    defs, annotation = typed
+    of_class = _class_of(annotation)
+    method = body.reader.method(defs, of_class or annotation, name)
+    if method is None:
+        return None
+    binds = method.kind == "method" and of_class is None
+    return method.module, method.qualname, receiver if binds else None
+
+
+def _is_super(node: cst.BaseExpression) -> bool:
+    return (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Name)
+        and node.func.value == "super"
+        and not node.args
+    )
+
+
+def _class_of(annotation: str) -> str | None:
+    """`Agent` of `type[Agent]`: a classmethod's `cls`."""
+    head, bracket, rest = annotation.partition("[")
+    if bracket and head.rpartition(".")[2] in ("type", "Type"):
+        return rest.removesuffix("]")
+    return None
+
+
 def inserts_on_read(body: Body, container: cst.BaseExpression) -> bool:
     """Whether reading a missing item of `container` stores it: a defaultdict's."""
     typed = type_of(body, container)
@@ -143,9 +188,9 @@ def type_of(body: Body, node: cst.BaseExpression) -> Typed | None:
         return body.reader.attribute_type(*owner, node.attr.value)
     if isinstance(node, cst.Subscript):
         container = type_of(body, node.value)
-        if container is None:
-            return None
-        return _item(body, container, subscript=True)
+        return _item(body, container, subscript=True) if container is not None else None
+    if isinstance(node, cst.Call):
+        return _result_type(body, node)
     if not isinstance(node, cst.Name):
         return None
     name = identifier(node.value)
@@ -154,8 +199,13 @@ def type_of(body: Body, node: cst.BaseExpression) -> Typed | None:
     if name in body.params and name not in body.local_names:
         annotation = body.params[name].annotation
         return (body.defs, annotation) if annotation is not None else None
+    if name == body.made and body.owner is not None and name not in body.local_names:
+        return body.defs, body.owner
     if len(declared) == 1:
         return body.defs, declared.pop()
+    made = _made(body, name)
+    if made is not None:
+        return body.defs, made
     loops = [value for targets, value in bindings.items if targets == {name}]
     if not loops or any(name in targets for targets, _ in bindings.bound):
         return None
@@ -167,6 +217,34 @@ def type_of(body: Body, node: cst.BaseExpression) -> Typed | None:
     ):
         return None
     return first
+
+
+def _result_type(body: Body, call: cst.Call) -> Typed | None:
+    """`Agent(...)` of a project class, and what a project method declares it
+    returns (`a.describe()` a `str`)."""
+    func = call.func
+    local = root_names(func) & (body.params.keys() | body.local_names)
+    if not local and body.reader.is_class(body.defs, code(func)):
+        return body.defs, code(func)
+    qualified = None if local else body.reader.resolve(body.defs, func)
+    found = body.reader.project_function(qualified) if qualified else None
+    if found is not None:  # `Agent.make(...)`, a module's function
+        return body.reader.returns(*found)
+    target = called_method(body, func) if isinstance(func, cst.Attribute) else None
+    return body.reader.returns(*target[:2]) if target is not None else None
+
+
+def _made(body: Body, name: str) -> str | None:
+    """`Agent` where every binding of `name` is `name = Agent(...)`, a project class."""
+    made = {
+        code(value.func) if isinstance(value, cst.Call) else ""
+        for targets, value in body.bindings.bound
+        if name in targets
+    }
+    if len(made) != 1 or any(name in targets for targets, _ in body.bindings.items):
+        return None
+    called = made.pop()
+    return called if called and body.reader.is_class(body.defs, called) else None
 
 
 def _item_of(body: Body, iterable: cst.BaseExpression) -> Typed | None:

@@ -44,17 +44,32 @@ class EffectVisitor(cst.CSTVisitor):
         # the functions of calls: a class's method called reads no class state.
         self._not_read: set[cst.CSTNode] = set()
         self._called: set[cst.CSTNode] = set()
+        self._globals: set[str] = set()  # names the body declares `global`
 
     # --- stores -------------------------------------------------------------------
 
     def visit_Assign(self, node: cst.Assign) -> None:
         for target in node.targets:
             self._store(target.target, "assigns")
+            self._kept(target.target, node.value)
             if isinstance(target.target, cst.Tuple | cst.List):  # `a, b = items`
                 self._iterate(node.value, node)
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         self._store(node.target, "assigns")
+        if node.value is not None:
+            self._kept(node.target, node.value)
+
+    def _kept(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
+        """`REG[k] = a`, `Config.agent = a`, a `global`'s `CURRENT = a`: what the
+        value holds is module state from then on."""
+        body = self.body
+        if isinstance(target, cst.Name):
+            stored = identifier(target.value) in self._globals
+        else:
+            stored = body.is_module_state(target)
+        if stored:
+            body.escape(value)
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
         target = node.target
@@ -67,6 +82,7 @@ class EffectVisitor(cst.CSTVisitor):
                 self.body.external(f"changes the module's {code(target)}", node)
         else:
             self._store(target, "changes")
+        self._kept(target, node.value)
 
     def visit_Del(self, node: cst.Del) -> None:
         self._store(node.target, "deletes")
@@ -261,6 +277,17 @@ class EffectVisitor(cst.CSTVisitor):
                 use = MemoryUse(local_reads=ANY_KEY, local_writes=ANY_KEY)
             body.memory(local, use)
             return True
+        if self._through_class(func):
+            return False  # `Agent.helper(x)`: a project class's, resolved by name
+        target = body.reader.called(body, func)
+        if target is not None:
+            module, name, self_bound = target
+            effects = body.reader.of_function(module, name)
+            project_call(body, node, effects, code(func), self_bound)
+            return True
+        if self._into_state(receiver, method):
+            for arg in node.args:  # `REGISTRY.append(a)`: `a` is module state now
+                body.escape(arg.value)
         if method == "join":  # ", ".join(parts) consumes an iterator it is given
             for arg in node.args:
                 self._iterate(arg.value, node)
@@ -290,6 +317,28 @@ class EffectVisitor(cst.CSTVisitor):
         )
         self._unknown(node, code(func))
         return True
+
+    def _into_state(self, receiver: cst.BaseExpression, method: str) -> bool:
+        """Whether a method of a module's changing value (not a logger's) may
+        keep what it is given."""
+        body = self.body
+        return (
+            method not in PURE_METHODS
+            and body.is_module_state(receiver)
+            and body.reader.is_state(body.defs, receiver, called=False)
+            and not body.reader.is_logger(body.defs, receiver)
+        )
+
+    def _through_class(self, func: cst.Attribute) -> bool:
+        """`Agent.helper`, `models.Agent.helper`: a method of a project class named
+        at module level (not a value the body holds)."""
+        body = self.body
+        if root_names(func) & (body.params.keys() | body.local_names):
+            return False
+        qualified = body.reader.resolve(body.defs, func)
+        if qualified is None or qualified.startswith("builtins."):
+            return False
+        return body.reader.project_function(qualified) is not None
 
     def _builtin(self, node: cst.Call, name: str) -> None:
         body = self.body
@@ -363,6 +412,7 @@ class EffectVisitor(cst.CSTVisitor):
 
     def visit_Global(self, node: cst.Global) -> None:
         self.body.external("declares a global", node)
+        self._globals |= {identifier(item.name.value) for item in node.names}
 
     def visit_Nonlocal(self, node: cst.Nonlocal) -> None:
         self.body.external("declares a nonlocal", node)

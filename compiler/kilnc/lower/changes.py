@@ -20,7 +20,7 @@ from typing import Final, Protocol, final
 import libcst as cst
 
 from kilnc.effect_ir import Effects, Holder, Keys
-from kilnc.ir import RESERVED_PREFIX, Callee, NodeCall, NodeDef, Step
+from kilnc.ir import RESERVED_PREFIX, Call, Callee, FanOut, NodeCall, NodeDef, Step
 from kilnc.lower.scope import Scope, TypeNames
 from kilnc.lower.sharing import Sharing
 from kilnc.mutability import FRESH_BUILTINS, Qualify, is_immutable
@@ -81,6 +81,10 @@ class Changes:
                 key_reads.add(f"@c:{token}:*")
         for key in sorted(key_writes):
             why.append((key, f"writes the Memory key {key.split(':', 2)[2]!r}"))
+        escaped = self.scope.mutable(effects.escapes)
+        self.shared.escape(escaped, step.span.line)
+        if effects.state and isinstance(step.action, Call | FanOut):
+            self.shared.reaches_state(step.id)
         return replace(
             step,
             uses=step.uses | {name for name, _ in effects.changes},

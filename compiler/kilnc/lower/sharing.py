@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from kilnc.effect_ir import ANONYMOUS_CLONE
-from kilnc.ir import Block, Step, child_blocks, with_child_blocks
+from kilnc.effect_ir import ANONYMOUS_CLONE, STATE_REASON
+from kilnc.ir import Block, Step, StepId, child_blocks, with_child_blocks
 
 PASSED_IN = "@passed"  # every Memory the caller passes: two parameters may be one
 
@@ -61,6 +61,18 @@ class Sharing:
         # A Memory made over a name's dict (`Memory(store)`): its global store
         # is that object, so a change of the name writes every key, and back.
         self.wrapped: dict[str, set[str]] = {}
+        # Names whose objects the flow stored in module state (by the line that
+        # first did), and the calls that read or change module state: each of
+        # those may change each of these, wherever in the flow it is.
+        self.escaped: dict[str, int] = {}
+        self.state_steps: set[StepId] = set()
+
+    def escape(self, names: Iterable[str], line: int) -> None:
+        for name in names:
+            self.escaped.setdefault(name, line)
+
+    def reaches_state(self, step: StepId) -> None:
+        self.state_steps.add(step)
 
     def link(self, targets: Iterable[str], sources: Iterable[str]) -> None:
         """Each target may hold objects each source holds."""
@@ -102,6 +114,8 @@ class _Settler:
         self.classes = self.objects.members()
         self.tokens = sharing._tokens
         self.roots = sharing._roots
+        self.escaped = sharing.escaped
+        self.state_steps = sharing.state_steps
         # Each wrapped dict's names, by the global store they are.
         self.stores = {
             f"@g:{self.roots.find(token)}:": self.widen(frozenset(names))
@@ -116,6 +130,7 @@ class _Settler:
         children = child_blocks(action)
         if children:
             action = with_child_blocks(action, tuple(self.block(c) for c in children))
+        step = self.through_state(step, children)
         uses = self.widen(step.uses)
         key_writes = frozenset(self.key(k) for k in step.key_writes)
         for store, names in self.stores.items():
@@ -133,6 +148,26 @@ class _Settler:
                 (self.key(name) if name.startswith("@") else name, reason)
                 for name, reason in step.why
             ),
+        )
+
+    def through_state(self, step: Step, children: tuple[Block, ...]) -> Step:
+        """A call that reaches module state (or a block holding one) may change
+        what the flow stored there: flow-insensitively, as links are."""
+        if not self.escaped or not self.reaches(step, children):
+            return step
+        why = tuple(
+            (name, f"{STATE_REASON}, which holds it since line {line}")
+            for name, line in sorted(self.escaped.items())
+        )
+        return replace(step, uses=step.uses | set(self.escaped), why=step.why + why)
+
+    def reaches(self, step: Step, children: tuple[Block, ...]) -> bool:
+        if step.id in self.state_steps:
+            return True
+        return any(
+            self.reaches(inner, child_blocks(inner.action))
+            for block in children
+            for inner in block.steps
         )
 
     def widen(self, names: frozenset[str]) -> frozenset[str]:

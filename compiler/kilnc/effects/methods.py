@@ -1,0 +1,443 @@
+"""Which code a method call or a construction runs: the project's classes, through
+their method resolution order.
+
+Example input::
+
+    class Base:
+        def __init__(self, name: str, roster: list[str]) -> None:
+            roster.append(name)
+        def describe(self) -> str:
+            return "base"
+
+    class Worker(Base):
+        @staticmethod
+        def helper(x: int) -> int:
+            return x
+
+Output: `Worker(n, r)` runs `Base.__init__` (`Construction`); `w.describe()`,
+`w` a `Worker`, runs `Base.describe`, `self` bound to `w` (`Method`, kind
+`method`); `Worker.helper(1)` and `w.helper(1)` run `Worker.helper`, which
+has no receiver. Where kiln cannot tell which code runs, the answer is None
+and the caller reads the call as code kiln cannot see into: a base kiln
+cannot read (an installed package's class) may define the method before the
+project's bases do; a method with a decorator other than `staticmethod` or
+`classmethod` may be wrapped; a stub (`...`, `pass`, `raise
+NotImplementedError`, an `abstractmethod`) is an interface whose object is a
+subclass's, which kiln cannot name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Final, Literal, final
+
+import libcst as cst
+
+from kilnc.effect_ir import Change, Effects, Holder
+from kilnc.front import ModuleDefs
+from kilnc.names import identifier
+from kilnc.project import Project
+from kilnc.syntax import code, dotted
+from kilnc.walk import walk
+
+_BASES_FOLLOWED: Final = 8  # how deep a hierarchy kiln reads
+# Bases that define no method an instance's call could reach.
+_MARKERS: Final = frozenset({"object", "Generic", "ABC", "Protocol"})
+_DATACLASS: Final = frozenset({"dataclass", "dataclasses.dataclass"})
+
+Kind = Literal["method", "static", "class"]
+Resolve = Callable[[ModuleDefs, cst.BaseExpression], str | None]
+ClassFound = tuple[ModuleDefs, cst.ClassDef]
+# Code to read: its module, the function, the class it is a method of, and how
+# it is called: a function, a method of one of the `Kind`s, or an `__init__`
+# making an object (its `self` no parameter the caller passes).
+# The code a call runs (its module, its name there: `Agent.describe`, or a class
+# for what making it runs) and what is bound to its first parameter, if anything.
+Target = tuple[str, str, cst.BaseExpression | None]
+Definition = tuple[
+    ModuleDefs, cst.FunctionDef, str | None, Literal["function", "init"] | Kind
+]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Method:
+    """A method found: where it is defined (`Owner.name` in `module`), and its kind."""
+
+    module: str
+    qualname: str
+    kind: Kind
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Construction:
+    """What `Cls(...)` runs: an `__init__` (its class's name, for `super()`), or a
+    dataclass's generated one and its `__post_init__` (a `Method`), if any."""
+
+    defs: ModuleDefs
+    init: cst.FunctionDef | None
+    owner: str
+    post_init: Method | None = None
+
+
+class Classes:
+    """The project's classes, found by the names a module uses for them."""
+
+    def __init__(self, project: Project, resolve: Resolve) -> None:
+        self.project = project
+        self.resolve = resolve
+
+    def find(self, defs: ModuleDefs, name: str) -> ClassFound | None:
+        """The project class an annotation or a called name means, if it is one."""
+        qualified = self.qualified(defs, not_none(name))
+        if qualified is None:
+            return None
+        module, _, cls = qualified.rpartition(".")
+        return self.find_in(module, cls) if module else None
+
+    def find_in(self, module: str, name: str) -> ClassFound | None:
+        owner = self.project.load(module)
+        if owner is None:
+            return None
+        for statement in owner.parsed.module.body:
+            if isinstance(statement, cst.ClassDef) and statement.name.value == name:
+                return owner, statement
+        return None
+
+    def is_typed_dict(self, defs: ModuleDefs, name: str, depth: int = 0) -> bool:
+        """Whether an annotation names a project `TypedDict`: a dict, to its methods."""
+        if depth > _BASES_FOLLOWED:
+            return False
+        if name.rpartition(".")[2] == "TypedDict":
+            return self.qualified(defs, name) is not None
+        found = self.find(defs, name)
+        if found is None:
+            return False
+        owner, cls = found
+        return any(
+            self.is_typed_dict(owner, code(base.value), depth + 1) for base in cls.bases
+        )
+
+    def attribute_type(
+        self, defs: ModuleDefs, annotation: str, attribute: str, depth: int = 0
+    ) -> tuple[ModuleDefs, str] | None:
+        """The declared type of an attribute of a project class (a field, a
+        property's return), through its bases; None where kiln cannot tell."""
+        found = self.find(defs, annotation)
+        if found is None or depth > _BASES_FOLLOWED:
+            return None
+        owner, cls = found
+        init = method_def(cls, "__init__")
+        made = first_name(init) if init is not None else None
+        for statement in [*class_statements(cls), *_init_annotations(init)]:
+            if (
+                isinstance(statement, cst.AnnAssign)
+                and _attribute_name(statement.target, made) == attribute
+            ):
+                return owner, code(statement.annotation.annotation)
+            if (
+                isinstance(statement, cst.FunctionDef)
+                and statement.name.value == attribute
+                and statement.returns is not None
+                and any(dotted(d.decorator) == "property" for d in statement.decorators)
+            ):
+                return owner, code(statement.returns.annotation)
+        for base in cls.bases:
+            inherited = self.attribute_type(
+                owner, code(base.value), attribute, depth + 1
+            )
+            if inherited is not None:
+                return inherited
+        return None
+
+    def method(self, found: ClassFound, name: str, skip: int = 0) -> Method | None:
+        """The method `name` an instance of the class runs (`skip`: past the first
+        classes of its order, as `super()` does); None where kiln cannot tell."""
+        order, complete = self.linearize(found)
+        for index, (defs, cls) in enumerate(order[skip:], start=skip):
+            function = method_def(cls, name)
+            if function is None:
+                continue
+            if index > 0 and not complete:
+                return None  # a base kiln cannot read may come before it
+            kind = method_kind(function)
+            if kind is None:
+                return None
+            return Method(defs.location.name, f"{cls.name.value}.{name}", kind)
+        return None
+
+    def construction(self, found: ClassFound) -> Construction | None:
+        """What making an instance runs; None where kiln cannot tell."""
+        order, complete = self.linearize(found)
+        for index, (defs, cls) in enumerate(order):
+            if index > 0 and not complete:
+                return None
+            if method_def(cls, "__new__") is not None:
+                return None  # TODO: read `__new__`; it may return another object
+            init = method_def(cls, "__init__")
+            if init is not None:
+                return Construction(defs, init, cls.name.value)
+            if _is_dataclass(cls):
+                post = self.method(found, "__post_init__")
+                return Construction(defs, None, cls.name.value, post)
+        return None
+
+    def linearize(self, found: ClassFound) -> tuple[list[ClassFound], bool]:
+        """The class and its project bases in method resolution order (C3), and
+        whether every base was read (markers such as `object` define nothing)."""
+        return self._linearize(found, 0)
+
+    def _linearize(
+        self, found: ClassFound, depth: int
+    ) -> tuple[list[ClassFound], bool]:
+        defs, cls = found
+        if depth > _BASES_FOLLOWED:
+            return [found], False
+        complete = True
+        sequences: list[list[ClassFound]] = []
+        bases: list[ClassFound] = []
+        for base in cls.bases:
+            if base.keyword is not None:
+                continue  # `metaclass=...`
+            shown = code(base.value).partition("[")[0]
+            read = self.find(defs, shown)
+            if read is None:
+                complete &= shown.rpartition(".")[2] in _MARKERS
+                continue
+            order, whole = self._linearize(read, depth + 1)
+            complete &= whole
+            sequences.append(order)
+            bases.append(read)
+        merged = _merge([*sequences, bases])
+        if merged is None:
+            return [found], False
+        return [found, *merged], complete
+
+    def qualified(self, defs: ModuleDefs, name: str) -> str | None:
+        try:
+            return self.resolve(defs, cst.parse_expression(name))
+        except cst.ParserSyntaxError:
+            return None
+
+
+def _init_annotations(init: cst.FunctionDef | None) -> list[cst.AnnAssign]:
+    """`self.docs: dict[str, str] = {}` in `__init__`: an attribute declared there."""
+    if init is None or not isinstance(init.body, cst.IndentedBlock):
+        return []
+    return [
+        small
+        for line in init.body.body
+        if isinstance(line, cst.SimpleStatementLine)
+        for small in line.body
+        if isinstance(small, cst.AnnAssign)
+    ]
+
+
+def _attribute_name(target: cst.BaseExpression, made: str | None) -> str | None:
+    """`docs` of a class body's `docs` and of `self.docs` in `__init__`."""
+    if isinstance(target, cst.Name):
+        return target.value
+    if (
+        isinstance(target, cst.Attribute)
+        and isinstance(target.value, cst.Name)
+        and target.value.value == made
+    ):
+        return target.attr.value
+    return None
+
+
+def _merge(sequences: list[list[ClassFound]]) -> list[ClassFound] | None:
+    """C3's merge: None when the bases admit no consistent order."""
+    pending = [list(sequence) for sequence in sequences]
+    merged: list[ClassFound] = []
+    while any(pending):
+        for sequence in pending:
+            if not sequence:
+                continue
+            head = sequence[0]
+            if not any(_same(head, c) for other in pending for c in other[1:]):
+                break
+        else:
+            return None
+        merged.append(head)
+        pending = [[c for c in s if not _same(c, head)] for s in pending]
+    return merged
+
+
+def _same(a: ClassFound, b: ClassFound) -> bool:
+    return a[1] is b[1]
+
+
+def method_kind(function: cst.FunctionDef) -> Kind | None:
+    """How a method binds what it is called on; None where kiln cannot read it."""
+    if _is_stub(function):
+        return None
+    names = [dotted(d.decorator) for d in function.decorators]
+    if not names:
+        return "method"
+    if names == ["staticmethod"]:
+        return "static"
+    if names == ["classmethod"]:
+        return "class"
+    return None  # a property, a wrapper, an abstract method
+
+
+def _is_stub(function: cst.FunctionDef) -> bool:
+    """A body that does nothing but say so: an interface's."""
+    body = function.body
+    if not isinstance(body, cst.IndentedBlock):
+        return _stub_statement(body)
+    return all(_stub_statement(statement) for statement in body.body)
+
+
+def _stub_statement(statement: cst.CSTNode) -> bool:
+    if isinstance(statement, cst.SimpleStatementLine | cst.SimpleStatementSuite):
+        return all(_stub_small(small) for small in statement.body)
+    return False
+
+
+def _stub_small(small: cst.BaseSmallStatement) -> bool:
+    if isinstance(small, cst.Pass):
+        return True
+    if isinstance(small, cst.Expr):
+        return isinstance(small.value, cst.Ellipsis | cst.BaseString)
+    if isinstance(small, cst.Raise) and small.exc is not None:
+        raised = small.exc.func if isinstance(small.exc, cst.Call) else small.exc
+        return dotted(raised) == "NotImplementedError"
+    return False
+
+
+def _is_dataclass(cls: cst.ClassDef) -> bool:
+    for decorator in cls.decorators:
+        made = decorator.decorator
+        arguments: list[cst.Arg] = []
+        if isinstance(made, cst.Call):
+            arguments, made = list(made.args), made.func
+        if dotted(made) not in _DATACLASS:
+            continue
+        return not any(
+            a.keyword is not None
+            and a.keyword.value == "init"
+            and dotted(a.value) == "False"
+            for a in arguments
+        )
+    return False
+
+
+def typed_receiver(
+    params: dict[str, Holder], owner: str, kind: Kind
+) -> dict[str, Holder]:
+    """A method's parameters, its `self` (`cls`) typed as its class when the
+    source leaves it unannotated: its calls resolve through the class."""
+    first = next(iter(params), None)
+    if kind == "static" or first is None or params[first].annotation is not None:
+        return params
+    typed = owner if kind == "method" else f"type[{owner}]"
+    return {**params, first: replace(params[first], annotation=typed)}
+
+
+def first_name(function: cst.FunctionDef) -> str | None:
+    every = (*function.params.posonly_params, *function.params.params)
+    return identifier(every[0].name.value) if every else None
+
+
+def made_by_dataclass(post_init: Effects) -> Effects:
+    """A dataclass's generated `__init__` keeps what it is given as fields; its
+    `__post_init__`, given them through `self`, may change any of them."""
+    return Effects(
+        params=(),
+        variadic=True,
+        changes=post_init.changes,
+        external=post_init.external,
+        reads_state=post_init.reads_state,
+        escapes=post_init.escapes,
+        state=post_init.state,
+    )
+
+
+def of_class_method(
+    effects: Effects, defs: ModuleDefs, function: cst.FunctionDef
+) -> Effects:
+    """A classmethod's effects on its class are effects on module state: the
+    class is a module's. Its `cls` is no parameter a caller passes."""
+    cls = effects.params[0] if effects.params else None
+    if cls is None:
+        return effects
+    changed = effects.change(cls)
+    read = _attribute_of(defs, function, cls)
+    return replace(
+        effects,
+        params=effects.params[1:],
+        changes=tuple((p, c) for p, c in effects.changes if p != cls),
+        escapes=effects.escapes - {cls},
+        external=effects.external or changed,
+        reads_state=effects.reads_state or read,
+        state=effects.state or changed is not None or read is not None,
+    )
+
+
+def _attribute_of(
+    defs: ModuleDefs, function: cst.FunctionDef, name: str
+) -> Change | None:
+    """`cls.count` read in the function: a read of its class's state."""
+    found = _Attributes(name)
+    walk(function.body, found)
+    if found.first is None:
+        return None
+    shown = f"reads {code(found.first)}, class state"
+    return Change(shown, defs.parsed.span(found.first))
+
+
+class _Attributes(cst.CSTVisitor):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.first: cst.Attribute | None = None
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        value = node.value
+        named = isinstance(value, cst.Name) and value.value == self.name
+        if self.first is None and named:
+            self.first = node
+
+
+def method_def(cls: cst.ClassDef, name: str) -> cst.FunctionDef | None:
+    for statement in class_statements(cls):
+        if isinstance(statement, cst.FunctionDef) and statement.name.value == name:
+            return statement
+    return None
+
+
+def class_statements(cls: cst.ClassDef) -> list[cst.CSTNode]:
+    body = cls.body
+    if not isinstance(body, cst.IndentedBlock):
+        return []
+    found: list[cst.CSTNode] = []
+    for statement in body.body:
+        if isinstance(statement, cst.SimpleStatementLine):
+            found += statement.body
+        else:
+            found.append(statement)
+    return found
+
+
+def not_none(annotation: str) -> str:
+    """`Paragraph` of `Paragraph | None` and `Optional[Paragraph]`."""
+    try:
+        expression = cst.parse_expression(annotation)
+    except cst.ParserSyntaxError:
+        return annotation
+    if isinstance(expression, cst.BinaryOperation) and isinstance(
+        expression.operator, cst.BitOr
+    ):
+        sides = [expression.left, expression.right]
+        kept = [s for s in sides if not (isinstance(s, cst.Name) and s.value == "None")]
+        return code(kept[0]) if len(kept) == 1 else annotation
+    if (
+        isinstance(expression, cst.Subscript)
+        and (dotted(expression.value) or "").rpartition(".")[2] == "Optional"
+        and isinstance(expression.slice[0].slice, cst.Index)
+    ):
+        return code(expression.slice[0].slice.value)
+    return annotation
