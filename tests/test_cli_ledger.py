@@ -132,6 +132,15 @@ def test_clear_one_node_then_all(tmp_path: Path, ledger: Path) -> None:
     assert "no runs recorded yet" in done.stdout
 
 
+@pytest.mark.parametrize("action", ["stats", "clear"])
+def test_the_ledger_may_be_given_as_kiln_run_and_kiln_runs_take_it(
+    tmp_path: Path, ledger: Path, action: str
+) -> None:
+    done = kiln("ledger", action, "--ledger", ledger, "--json", cwd=tmp_path)
+    assert done.returncode == 0, done
+    assert json.loads(done.stdout)["path"] == str(ledger)
+
+
 def test_the_default_path_is_kiln_ledger_then_dot_kiln(tmp_path: Path) -> None:
     fill(tmp_path / "env.db")
     done = kiln(
@@ -180,6 +189,7 @@ def test_a_file_that_is_not_a_ledger_is_an_error_and_left_alone(tmp_path: Path) 
         ["ledger", "clear", "--node"],
         ["ledger", "stats", "--runs", "-1"],
         ["ledger", "stats", "a.db", "b.db"],
+        ["ledger", "stats", "a.db", "--ledger", "b.db"],
     ],
 )
 def test_bad_usage_exits_2(tmp_path: Path, args: list[str]) -> None:

@@ -317,3 +317,54 @@ def test_any_nested_value_prints(tmp_path: Path, expression: str) -> None:
         if flags:
             document: dict[str, Any] = json.loads(result.stdout)
             assert document["ok"] is True
+
+
+GROUPED = """\
+from kiln import flow, node
+
+
+@node
+async def validate(x: int) -> int:
+    inner = ExceptionGroup("deeper", [KeyError("k")])
+    wide = [ValueError(f"extra {i}") for i in range(20)]
+    raise ExceptionGroup(
+        "3 checks failed",
+        [ValueError("x must be even"), TypeError("x must be a str"), inner],
+    ) if x == 1 else ExceptionGroup("many", wide)
+
+
+@flow
+async def grouped(x: int) -> int:
+    return await validate(x)
+"""
+
+
+def test_an_exception_group_shows_its_members(tmp_path: Path) -> None:
+    write(tmp_path / "grouped.py", GROUPED)
+    text = run(tmp_path, "grouped.py", "x=1")
+    assert text.returncode == 1, text
+    assert (
+        "ExceptionGroup: 3 checks failed (3 sub-exceptions)\n"
+        "  - ValueError: x must be even\n"
+        "  - TypeError: x must be a str\n"
+        "  - ExceptionGroup: deeper (1 sub-exception)\n"
+        "    - KeyError: 'k'\n"
+        "kiln: node 'validate' failed"
+    ) in text.stderr
+    assert "Traceback" not in text.stderr
+    error = json.loads(run(tmp_path, "grouped.py", "x=1", "--json").stdout)["error"]
+    members = [(e["type"], e["message"]) for e in error["exceptions"]]
+    assert members == [
+        ("ValueError", "x must be even"),
+        ("TypeError", "x must be a str"),
+        ("ExceptionGroup", "deeper (1 sub-exception)"),
+    ]
+    assert error["exceptions"][2]["exceptions"][0]["type"] == "KeyError"
+    many = run(tmp_path, "grouped.py", "x=2")
+    assert "  - ValueError: extra 14\n  ... and 5 more\n" in many.stderr
+    assert "extra 15" not in many.stderr
+    document = json.loads(run(tmp_path, "grouped.py", "x=2", "--json").stdout)
+    assert (
+        len(document["error"]["exceptions"]),
+        document["error"]["more_exceptions"],
+    ) == (15, 5)

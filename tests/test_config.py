@@ -207,6 +207,23 @@ def test_invalid_toml_is_located(tmp_path: Path) -> None:
     assert reported.line in (2, 3)
 
 
+def test_a_pyproject_that_is_not_utf8_is_located_at_the_byte(tmp_path: Path) -> None:
+    # TOML is UTF-8: tomllib and pip refuse a Latin-1 comment, and so does kiln.
+    text = '[tool.kiln]\nsources = ["a.py"]  # caf\u00e9\noutput = "b"\n'
+    (tmp_path / "pyproject.toml").write_bytes(text.encode("latin-1"))
+    write(tmp_path / "a.py", GOOD)
+    result = kiln("compile", cwd=tmp_path)
+    assert result.returncode == 1, result
+    (reported,) = parse_report(result.stdout)
+    assert (reported.path, reported.code) == ("pyproject.toml", "KLN603")
+    assert (reported.line, reported.column) == (
+        2,
+        text.split("\n")[1].index("\u00e9") + 1,
+    )
+    assert "not UTF-8" in reported.message
+    assert not (tmp_path / "b").exists()
+
+
 @pytest.mark.parametrize(
     "pyproject", [None, '[project]\nname = "demo"\n'], ids=["no-pyproject", "no-table"]
 )

@@ -38,6 +38,8 @@ from kilnc.emit_parts import (
     forwarded_args,
     limit_display,
     tuple_display,
+    type_ignore,
+    unannotated,
 )
 from kilnc.ir import (
     Block,
@@ -76,7 +78,9 @@ class Shape:
     bases: str
     runs: str
     derives: str
-    derived: str  # the derived method's body; {runtime}, {receiver}, {item}, {args} filled in
+    # the derived method's body; {runtime}, {receiver}, {item}, {args} filled in, and
+    # {untyped} after the call of the method that runs the body
+    derived: str
     call: str  # the method `__call__` calls
 
 
@@ -90,28 +94,28 @@ SHAPES: Final = {
         f"{RUNTIME}.Flow, {RUNTIME}.AsyncProcess, {RUNTIME}.Process",
         "async def aforward",
         "def forward",
-        "return {runtime}.run_sync({receiver}.aforward({args}))",
+        "return {runtime}.run_sync({receiver}.aforward({args})){untyped}",
         "forward",
     ),
     (False, False): Shape(
         f"{RUNTIME}.Flow, {RUNTIME}.AsyncProcess, {RUNTIME}.Process",
         "def forward",
         "async def aforward",
-        "return {receiver}.forward({args})",
+        "return {receiver}.forward({args}){untyped}",
         "forward",
     ),
     (True, True): Shape(
         f"{RUNTIME}.Flow, {RUNTIME}.AsyncStreamProcess, {RUNTIME}.StreamProcess",
         "async def astream",
         "def stream",
-        "return {runtime}.iterate({receiver}.astream({args}))",
+        "return {runtime}.iterate({receiver}.astream({args})){untyped}",
         "stream",
     ),
     (False, True): Shape(
         f"{RUNTIME}.Flow, {RUNTIME}.AsyncStreamProcess, {RUNTIME}.StreamProcess",
         "def stream",
         "async def astream",
-        "for {item} in {receiver}.stream({args}):\n    yield {item}",
+        "for {item} in {receiver}.stream({args}):{untyped}\n    yield {item}",
         "stream",
     ),
 }
@@ -254,6 +258,16 @@ class _FlowEmitter(FanOutEmitter, CompoundEmitter):
         params = f"{receiver}, {params}" if params.strip() else receiver
         args = forwarded_args(flow.function.params)
         own, derived = _annotations(flow, signature.returns, runs_async)
+        # The source's `# type: ignore` on the `def` line, on each method's: black
+        # moves a comment after the `(` to the end of the `def` line.
+        ignore = type_ignore(flow.function)
+        params = f"  {ignore}\n{params}" if ignore else params
+        # A call of the untyped method the user silenced is part of what they silenced.
+        untyped = (
+            "  # type: ignore[no-untyped-call]"
+            if ignore and unannotated(flow.function)
+            else ""
+        )
         w.line(f"class {self.class_name}({shape.bases}):")
         with w.indent():
             w.code(docstring_literal(self.docstring()))
@@ -268,13 +282,17 @@ class _FlowEmitter(FanOutEmitter, CompoundEmitter):
             with w.indent():
                 w.code(
                     shape.derived.format(
-                        runtime=RUNTIME, receiver=receiver, item=self.item, args=args
+                        runtime=RUNTIME,
+                        receiver=receiver,
+                        item=self.item,
+                        args=args,
+                        untyped=untyped,
                     )
                 )
             w.line()
             w.line(f"def __call__({params}){derived if runs_async else own}:")
             with w.indent():
-                w.line(f"return {receiver}.{shape.call}({args})")
+                w.line(f"return {receiver}.{shape.call}({args}){untyped}")
             if self.asked and runs_async and not flow.streams:
                 self.resume_methods(self.asked, own)
         w.line()

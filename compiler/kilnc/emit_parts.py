@@ -7,6 +7,9 @@ awaits) or a fragment of text (an assignment, a tuple display).
 
 from __future__ import annotations
 
+import io
+import re
+import tokenize
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Final
@@ -361,3 +364,41 @@ def trailing_comment(source: SourceFile, span: Span) -> str:
     text = source.line(span.line)
     before, after = text[: span.column - 1], text[span.end_column - 1 :].strip()
     return f"  {after}" if after.startswith("#") and not before.strip() else ""
+
+
+_IGNORE: Final = re.compile(r"#\s*type:\s*ignore(?:\[(?P<codes>[^\]]*)\])?")
+
+
+def type_ignore(function: cst.FunctionDef) -> str:
+    """The `# type: ignore` comments on the `def` line of a flow, as one, or "".
+
+    mypy reports what is wrong with a signature (`no-untyped-def`) at its `def`
+    line, and kiln writes the flow's signature on each method that stands for
+    the flow: each method's `def` line gets what silenced it in the source.
+    """
+    text = cst.Module([]).code_for_node(
+        function.with_changes(decorators=(), leading_lines=())
+    )
+    comments = [
+        token.string
+        for token in tokenize.generate_tokens(io.StringIO(text).readline)
+        if token.type == tokenize.COMMENT and token.start[0] == 1
+    ]
+    found = [match for c in comments if (match := _IGNORE.match(c)) is not None]
+    if not found:
+        return ""
+    if any(match["codes"] is None for match in found):
+        return "# type: ignore"
+    codes = {c.strip() for match in found for c in match["codes"].split(",")}
+    return f"# type: ignore[{', '.join(sorted(codes - {''}))}]"
+
+
+def unannotated(function: cst.FunctionDef) -> bool:
+    """Whether mypy takes the function as untyped: no annotation anywhere in its
+    signature, so a call of it from a checked method is `no-untyped-call`."""
+    params = function.params
+    every = [*params.posonly_params, *params.params, *params.kwonly_params]
+    every += [
+        p for p in (params.star_arg, params.star_kwarg) if isinstance(p, cst.Param)
+    ]
+    return function.returns is None and all(p.annotation is None for p in every)

@@ -42,8 +42,11 @@ class Writer:
         self._depth = 0
 
     def line(self, text: str = "") -> None:
+        """`text` at the current indentation; a line break in it (a signature
+        libcst rendered over several lines) starts a line of the same origin."""
         self._lines.append(f"{'    ' * self._depth}{text}" if text else "")
-        self._origins.append(self._origin)
+        # One origin per line of text(): an origin short would shift every later one.
+        self._origins.extend([self._origin] * (text.count("\n") + 1))
 
     def code(self, text: str, origins: Sequence[Span | None] = ()) -> None:
         """Lines of `text`; `origins` gives each its own source position, if known.

@@ -18,6 +18,8 @@ import contextvars
 from collections.abc import Coroutine, Generator
 from typing import Any, Generic, TypeVar, cast, final
 
+from kiln.outside import heard_cancel
+
 __all__ = ["Started"]
 
 T = TypeVar("T")
@@ -53,6 +55,10 @@ class Started(Generic[T]):
                 context.run(coro.close)
                 raise
             except BaseException as error:  # thrown in: a cancellation, passed on
+                if isinstance(error, asyncio.CancelledError):
+                    # Heard here first: the other elements are cancelled now, not
+                    # once this one has unwound.
+                    heard_cancel(asyncio.current_task())
                 try:
                     waiting = context.run(coro.throw, error)
                 except StopIteration as done:

@@ -28,9 +28,11 @@ from collections.abc import Coroutine, Generator
 from types import FrameType, TracebackType
 from typing import Any, Final, Generic, Self, TypeVar, final
 
+from kiln.ahead import Ahead
 from kiln.errors import as_cancellation, cancellation_of, raise_as_is, spawned_from
+from kiln.outside import awaited_heard, closed, opened, runs_scopes
 
-__all__ = ["Ahead", "Child", "Scope"]
+__all__ = ["Child", "Scope"]
 
 T = TypeVar("T")
 
@@ -92,6 +94,8 @@ class Child(Generic[T]):
             waiter = asyncio.current_task(scope._loop)
             waiting[waiter] = self
             try:
+                if runs_scopes(waiter):  # its cancellation cancels them at once
+                    return (yield from awaited_heard(task, waiter))
                 return (yield from task.__await__())
             finally:
                 waiting.pop(waiter, None)
@@ -221,6 +225,7 @@ class Scope:
         self._parent = parent
         self._cancelling = parent.cancelling()
         self._entered = True
+        opened(self, parent)
         return self
 
     def spawn(
@@ -337,6 +342,7 @@ class Scope:
                 cancellation = cancelled
                 self._cancel_after(_EVERYTHING)
             self._waiter = None
+        closed(self, self._parent)
         error = self._interrupt or cancellation or self._error
         if error is not None and error is self._error:
             error.__traceback__ = self._error_traceback  # another awaiter's, else
@@ -363,6 +369,11 @@ class Scope:
         for waiter in child._then_stop or ():
             if self._waiting.get(waiter) is child:
                 self._cancel(waiter)
+
+    def heard_cancel(self) -> None:
+        """The body heard a cancellation: one from outside stops every child now."""
+        if self._parent.cancelling() > self._cancelling + self._stopping_parent:
+            self._cancel_after(_EVERYTHING)
 
     def _parent_cancelled(self) -> bool:
         """Whether someone outside asked the task running the scope to stop."""
@@ -419,32 +430,3 @@ class Scope:
             # would cut short the cleanup it is running.
             self._stopping_parent = True
             self._parent.cancel()
-
-
-@final
-class Ahead:
-    """`Scope.ahead`'s context: the body's failure at a step it runs early, held."""
-
-    __slots__ = ("_scope", "_step")
-
-    def __init__(self, scope: Scope, step: int) -> None:
-        self._scope = scope
-        self._step = step
-
-    def __enter__(self) -> None:
-        scope = self._scope
-        if asyncio.current_task(scope._loop) is not scope._parent or scope._exiting:
-            raise RuntimeError("ahead() is entered by a scope's body")
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> bool:
-        # Exception, not BaseException: cancellation and interrupts go on out.
-        scope = self._scope
-        if not isinstance(exc, Exception) or scope._body_noise:
-            return False
-        scope._failed(exc, self._step, noise=False)
-        return True

@@ -163,6 +163,10 @@ def load_config(start: Path) -> tuple[Config, list[Diagnostic]]:
         ]
     source = SourceFile.from_bytes(display_path(pyproject), "", data)
     try:
+        data.decode("utf-8-sig")  # SourceFile replaces what is not UTF-8; TOML is
+    except UnicodeDecodeError as exc:
+        return Config(pyproject, source=source), [_not_utf8(source, data, exc)]
+    try:
         document = tomllib.loads(source.text)
     except tomllib.TOMLDecodeError as exc:
         return Config(pyproject, source=source), [_invalid_toml(source, exc)]
@@ -220,6 +224,18 @@ def _invalid_toml(source: SourceFile, exc: tomllib.TOMLDecodeError) -> Diagnosti
         Span.at(source.path, line, column),
         Code.BAD_PYPROJECT,
         f"invalid TOML: {message}",
+    )
+
+
+def _not_utf8(source: SourceFile, data: bytes, exc: UnicodeDecodeError) -> Diagnostic:
+    """At the first byte that is not UTF-8, as tomllib and pip refuse the file."""
+    start = data.rfind(b"\n", 0, exc.start) + 1
+    before = data[start : exc.start].decode("utf-8-sig", errors="replace")
+    return error(
+        Span.at(source.path, data.count(b"\n", 0, exc.start) + 1, len(before) + 1),
+        Code.BAD_PYPROJECT,
+        f"invalid TOML: not UTF-8 (byte 0x{data[exc.start]:02x})",
+        "TOML files are UTF-8: save the file as UTF-8",
     )
 
 

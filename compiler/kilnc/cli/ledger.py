@@ -57,8 +57,9 @@ def locate_ledger(path: Path | None) -> Ledger:
 
 def run_ledger(args: argparse.Namespace) -> int:
     """The handler of both subcommands: find the ledger, act, print; never a traceback."""
+    given = args.path or args.ledger  # PATH or --ledger FILE: the parser takes one
     try:
-        ledger = locate_ledger(args.path)
+        ledger = locate_ledger(given)
     except ConfigProblems as problems:
         print(problems, file=sys.stderr)
         return EXIT_ERRORS
@@ -66,7 +67,7 @@ def run_ledger(args: argparse.Namespace) -> int:
         if not ledger.path.exists():
             return _error(
                 f"no ledger at {ledger.path}: nothing has been cached there yet"
-                + ("" if args.path else "; give a PATH, or set KILN_LEDGER")
+                + ("" if given else "; give a PATH, or set KILN_LEDGER")
             )
         if args.ledger_command == "stats":
             _print_stats(read_only_stats(ledger.path, args.runs), as_json=args.json)

@@ -258,9 +258,7 @@ def _add_ledger(commands: Any) -> None:
     stats = actions.add_parser(
         "stats", help="entries per node, size, hit rate of the last runs"
     )
-    stats.add_argument(
-        "path", nargs="?", type=Path, metavar="PATH", help=LEDGER_PATH_HELP
-    )
+    _ledger_path(stats)
     stats.add_argument(
         "--runs",
         type=_count,
@@ -271,12 +269,19 @@ def _add_ledger(commands: Any) -> None:
     stats.add_argument("--json", action="store_true", help="print one JSON document")
     stats.set_defaults(handler=Handler("kilnc.cli.ledger", "run_ledger"))
     clear = actions.add_parser("clear", help="remove entries (of one node with --node)")
-    clear.add_argument(
-        "path", nargs="?", type=Path, metavar="PATH", help=LEDGER_PATH_HELP
-    )
+    _ledger_path(clear)
     clear.add_argument("--node", metavar="NAME", help="remove this node's entries only")
     clear.add_argument("--json", action="store_true", help="print one JSON document")
     clear.set_defaults(handler=Handler("kilnc.cli.ledger", "run_ledger"))
+
+
+def _ledger_path(command: argparse.ArgumentParser) -> None:
+    """The ledger as PATH, or as --ledger FILE, as `kiln run` and `kiln runs` take it."""
+    given = command.add_mutually_exclusive_group()
+    given.add_argument(
+        "path", nargs="?", type=Path, metavar="PATH", help=LEDGER_PATH_HELP
+    )
+    given.add_argument("--ledger", type=Path, metavar="FILE", help="the same as PATH")
 
 
 def _add_runs(commands: Any) -> None:

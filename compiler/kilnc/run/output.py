@@ -98,7 +98,30 @@ def failure_text(name: str, error: BaseException, show_traceback: bool) -> str:
         )
     except Exception:  # a chain too deep to format, say
         lines = [f"{type(error).__name__}: {safe_str(error)}"]
+    if not show_traceback:  # the traceback shows a group's members; else, these do
+        lines[1:1] = [f"{line}\n" for line in _members(error, "  ")]
     return printable(f"kiln: flow {name!r} failed:\n" + "".join(lines).rstrip(), LINES)
+
+
+# How much of an exception group is shown, as Python's traceback module limits it.
+_GROUP_WIDTH: Final = 15  # members of one group
+_GROUP_DEPTH: Final = 10  # groups inside groups
+
+
+def _members(error: BaseException, indent: str, depth: int = 0) -> list[str]:
+    """A group's members, one line each (`TypeError: x must be a str`), a nested
+    group's indented below it: what the group's own message only counts."""
+    if not isinstance(error, BaseExceptionGroup):
+        return []
+    if depth == _GROUP_DEPTH:
+        return [f"{indent}... (groups nested deeper)"]
+    lines = []
+    for member in error.exceptions[:_GROUP_WIDTH]:
+        lines.append(f"{indent}- {type(member).__name__}: {safe_str(member)}")
+        lines += _members(member, indent + "  ", depth + 1)
+    if len(error.exceptions) > _GROUP_WIDTH:
+        lines.append(f"{indent}... and {len(error.exceptions) - _GROUP_WIDTH} more")
+    return lines
 
 
 def json_document(
@@ -169,12 +192,22 @@ def _error_json(outcome: Outcome) -> dict[str, Any] | None:
     error = outcome.error
     if error is None:
         return None
+    return _exception_json(error)
+
+
+def _exception_json(error: BaseException, depth: int = 0) -> dict[str, Any]:
+    """Its type, message and notes; a group's members too, as `exceptions`."""
     notes = getattr(error, "__notes__", [])
-    return {
+    found: dict[str, Any] = {
         "type": type(error).__name__,
         "message": safe_str(error),
         "notes": [safe_str(n) for n in notes] if isinstance(notes, list) else [],
     }
+    if isinstance(error, BaseExceptionGroup) and depth < _GROUP_DEPTH:
+        members = error.exceptions[:_GROUP_WIDTH]
+        found["exceptions"] = [_exception_json(m, depth + 1) for m in members]
+        found["more_exceptions"] = len(error.exceptions) - len(members)
+    return found
 
 
 def json_value(value: object, depth: int = _DEPTH) -> object:
