@@ -11,9 +11,9 @@ awaited by the body, `Child`; a fan-out's element run in the caller's task,
 cancelled at once, and the run ends after the slowest cleanup, not their sum.
 """
 
-# TODO: a node call the body awaits in place (`await slow(n)` beside a task)
-# hears the cancellation first and unwinds before the scope's tasks are
-# cancelled; only the emitter can route that await through kiln code.
+# A node call the body awaits in place (`await slow(n)` beside a task) is no
+# kiln code: it hears the cancellation first, and the scope's tasks are
+# cancelled once it has unwound (the README's "Cancelling a run" decision).
 
 from __future__ import annotations
 

@@ -175,7 +175,7 @@ class Classes:
             if index > 0 and not complete:
                 return None
             if method_def(cls, "__new__") is not None:
-                return None  # TODO: read `__new__`; it may return another object
+                return None  # `__new__` may return any object: unknown
             init = method_def(cls, "__init__")
             if init is not None:
                 return Construction(defs, init, cls.name.value)
