@@ -30,7 +30,7 @@ from typing import Any, Final, Generic, Self, TypeVar, final
 
 from kiln.ahead import Ahead
 from kiln.errors import as_cancellation, cancellation_of, raise_as_is, spawned_from
-from kiln.outside import awaited_heard, closed, opened, runs_scopes
+from kiln.outside import ChildTask, closed, opened
 
 __all__ = ["Child", "Scope"]
 
@@ -94,8 +94,6 @@ class Child(Generic[T]):
             waiter = asyncio.current_task(scope._loop)
             waiting[waiter] = self
             try:
-                if runs_scopes(waiter):  # its cancellation cancels them at once
-                    return (yield from awaited_heard(task, waiter))
                 return (yield from task.__await__())
             finally:
                 waiting.pop(waiter, None)
@@ -188,12 +186,14 @@ class Scope:
         "_stopping_parent",
         "_waiter",
         "_waiting",
+        "outer",
     )
 
     # Set by __aenter__; spawn() checks `_entered` before it touches them.
     _loop: asyncio.AbstractEventLoop
     _parent: asyncio.Task[Any]
     _cancelling: int  # the parent's cancel requests already pending on entry
+    outer: Scope | None  # the scope the parent runs this one inside (kiln.outside)
 
     def __init__(self, *, ordered: bool = False) -> None:
         self._ordered = ordered
@@ -225,7 +225,7 @@ class Scope:
         self._parent = parent
         self._cancelling = parent.cancelling()
         self._entered = True
-        opened(self, parent)
+        self.outer = opened(self, parent)
         return self
 
     def spawn(
@@ -256,7 +256,7 @@ class Scope:
             raise TypeError("spawn(step=...) needs a Scope(ordered=True)")
         place = float(self._spawned if step is None else step) if self._ordered else 0.0
         self._spawned += 1
-        task = self._loop.create_task(coro, context=context)
+        task = ChildTask(coro, self, self._loop, context)
         caller = sys._getframe(1) if traced else None
         child = Child(self, task, place, caller and (caller, caller.f_lasti))
         self._children[task] = child
@@ -317,6 +317,7 @@ class Scope:
         # must know it, or a `return` inside the block leaves the function with
         # a "missing return statement" error.
         self._exiting = True
+        closed(self._parent, self.outer)  # a cancellation heard now: the loop below
         if self._stopping_parent:
             # We cancelled the parent to stop its body: take our request back.
             self._stopping_parent = False
@@ -342,7 +343,6 @@ class Scope:
                 cancellation = cancelled
                 self._cancel_after(_EVERYTHING)
             self._waiter = None
-        closed(self, self._parent)
         error = self._interrupt or cancellation or self._error
         if error is not None and error is self._error:
             error.__traceback__ = self._error_traceback  # another awaiter's, else
