@@ -748,7 +748,17 @@ def start(
 
 
 def outcome(process: subprocess.Popen[str]) -> str:
-    out, _ = process.communicate(timeout=60)
+    """What the process printed after "ready", once it has exited.
+
+    Read through `process.stdout`, not `communicate()`: `start()`'s readline
+    may have buffered the next line already (a refused run prints it at
+    once), and `communicate()` reads the pipe beneath that buffer.
+    """
+    assert process.stdin is not None
+    assert process.stdout is not None
+    process.stdin.close()
+    process.wait(timeout=60)  # it prints a line or two: the pipe never fills
+    out = process.stdout.read()
     assert process.returncode == 0, out
     return out.strip()
 
