@@ -252,6 +252,10 @@ def test_while_compile_writes_outputs(tmp_path: Path) -> None:
         assert target.read_bytes() == old
 
 
+# What CPython prints when a Ctrl-C interrupts `pymain`'s zipimport of argv[0].
+CPYTHON_ZIP_CHECK = "Failed checking if argv[0] is an import path entry"
+
+
 def test_across_start_up(tmp_path: Path) -> None:
     """Ctrl-C at evenly spread moments of the first 120 ms, where kiln imports itself.
 
@@ -264,9 +268,15 @@ def test_across_start_up(tmp_path: Path) -> None:
         out, errors = interrupt(process)
         if out and process.returncode != 130:
             # --help finished first; a Ctrl-C in Python's exit after it (which
-            # puts SIGINT's default back) kills the process silently.
+            # puts SIGINT's default back) kills the process silently. One that
+            # lands in CPython's start-up check of whether the script is a zip
+            # archive is reported by CPython, which goes on; no kiln code ran yet.
             assert process.returncode in (0, -signal.SIGINT)
-            assert errors == ""
+            assert errors == "" or (
+                errors.startswith(CPYTHON_ZIP_CHECK)
+                and errors.rstrip().endswith("KeyboardInterrupt")
+                and re.search(r'File "[^"]*/kilnc?/[^"/]+\.py"', errors) is None
+            ), errors
         else:
             assert_interrupted_or_not_started(process, errors, out)
 
