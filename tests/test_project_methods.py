@@ -357,6 +357,79 @@ DIFFERENTIAL = {
             await boost()
             return await read(a)
     """,
+    # A node's result that is module state's (trial F): the flow's changes to
+    # it and the nodes that reach module state keep the source's order.
+    "a_result_held_in_a_module_dict": """
+        HISTORIES: dict[str, list[str]] = {}
+
+        @node
+        async def load(user: str) -> list[str]:
+            await asyncio.sleep(0.02)
+            return HISTORIES.setdefault(user, [])
+
+        @node
+        async def dump() -> str:
+            return str(HISTORIES)
+
+        @flow
+        async def entry() -> str:
+            HISTORIES.clear()
+            history = await load("u")
+            history.append("hello")
+            return await dump()
+    """,
+    "a_result_read_from_a_module_dict_through_a_local": """
+        BUCKETS: dict[str, list[int]] = {"k": []}
+
+        @node
+        async def bucket(key: str) -> list[int]:
+            await asyncio.sleep(0.02)
+            found = BUCKETS[key]
+            return found
+
+        @node
+        async def fill_all() -> int:
+            for b in BUCKETS.values():
+                b.append(1)
+            return len(BUCKETS)
+
+        @node
+        async def size(b: list[int]) -> int:
+            return len(b)
+
+        @flow
+        async def entry() -> int:
+            BUCKETS["k"] = []
+            b = await bucket("k")
+            n = await fill_all()
+            return n * 10 + await size(b)
+    """,
+    "a_result_the_node_stored_in_module_state": """
+        SESSIONS: dict[str, Agent] = {}
+
+        @node
+        async def open_session(name: str) -> Agent:
+            await asyncio.sleep(0.02)
+            session = Agent(name)
+            SESSIONS[name] = session
+            return session
+
+        @node
+        async def expire_all() -> None:
+            for s in SESSIONS.values():
+                s.n = -1
+
+        @node
+        async def read(a: Agent) -> int:
+            return a.n
+
+        @flow
+        async def entry() -> int:
+            SESSIONS.clear()
+            s = await open_session("a")
+            await expire_all()
+            return await read(s)
+    """,
 }
 
 

@@ -135,7 +135,9 @@ class Effects:
     `reads` the reads that change a parameter for some arguments (`Reads`).
     `escapes` are the parameters whose objects it may store in module state;
     `state` says whether it reads or changes module state at all (a node's
-    own reads too), so may reach what an earlier call stored there.
+    own reads too), so may reach what an earlier call stored there;
+    `result_state` whether its result may be module state, or be stored there
+    (`return HISTORIES[user]`, `SESSIONS[key] = session; return session`).
     """
 
     params: tuple[str, ...]
@@ -148,6 +150,7 @@ class Effects:
     reads: tuple[tuple[str, Reads], ...] = ()
     escapes: frozenset[str] = frozenset()
     state: bool = False
+    result_state: bool = False
 
     def bind(
         self, call: cst.Call, receiver: cst.BaseExpression | None = None

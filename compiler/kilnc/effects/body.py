@@ -96,7 +96,9 @@ class Found:
     reads_state: Change | None = None
     reads: dict[str, Reads] = field(default_factory=dict)
     escapes: set[str] = field(default_factory=set)
+    escaped_locals: set[str] = field(default_factory=set)  # stored in module state
     state: bool = False  # a node's own reads of module state count here too
+    result_state: bool = False
 
 
 class Body:
@@ -159,6 +161,7 @@ class Body:
             reads=tuple((p, found.reads[p]) for p in order if p in found.reads),
             escapes=frozenset(found.escapes & set(order)),
             state=bool(found.state or found.external or found.reads_state),
+            result_state=found.result_state,
         )
 
     # --- what a name or an expression may hold --------------------------------------
@@ -319,8 +322,7 @@ class Body:
     def keys_at(
         self, key: cst.BaseExpression | None, *, by_parameter: bool = True
     ) -> Keys:
-        """A literal key, a key named by a parameter never rebound (if `by_parameter`),
-        or any key."""
+        """A literal key, one a parameter never rebound names (`by_parameter`), or any."""
         if isinstance(key, cst.SimpleString):
             evaluated = key.evaluated_value
             if isinstance(evaluated, str):
@@ -398,9 +400,7 @@ class Body:
     ) -> None:
         """A method the tables read as a dict's, `params` unannotated; if it is
         another class's, it may change what it was `passed` too."""
-        given: set[str] = set()
-        for value in passed:
-            given |= {o for o in self.within(value) if isinstance(o, str)}
+        given = {o for v in passed for o in self.within(v) if isinstance(o, str)}
         self._reads(params, Reads(as_dict=change, passed=frozenset(given)))
 
     def _reads(self, origins: set[Origin] | frozenset[str], reads: Reads) -> None:
@@ -409,8 +409,8 @@ class Body:
                 self.found.reads[origin] = self.found.reads.get(origin, Reads()) | reads
 
     def escape(self, node: cst.BaseExpression) -> None:
-        """What `node` may be or hold is stored in module state: from then on,
-        code that reaches module state may change it."""
+        """`node` is stored in module state: code that reaches it may change it."""
+        self.found.escaped_locals |= root_names(node) & self.local_names
         for origin in self.within(node):
             if isinstance(origin, str) and not (
                 self.params[origin].memory

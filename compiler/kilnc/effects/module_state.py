@@ -19,12 +19,16 @@ the source runs it, where it sees what the nodes before it did.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from kilnc.names import identifier, target_names
+from kilnc.names import identifier, root_names, target_names
 from kilnc.syntax import dotted
 from kilnc.walk import walk
+
+if TYPE_CHECKING:  # the body asks this module which names are state: a cycle
+    from kilnc.effects.body import Body
 
 # Bases whose classes hold constants: their attributes are never assigned.
 _CONSTANT_BASES = frozenset(
@@ -36,6 +40,25 @@ _CONSTANT_BASES = frozenset(
 class ModuleState:
     values: frozenset[str]  # module-level names bound to what may change
     classes: frozenset[str]  # classes whose attributes may be assigned
+
+
+def holds_state(
+    body: Body, node: cst.BaseExpression, seen: frozenset[str] = frozenset()
+) -> bool:
+    """Whether `node` may be module state: rooted at it (`HISTORIES[user]`,
+    `CACHE.setdefault(key, [])`), a local bound to such, or one the body
+    stored there (`SESSIONS[key] = session`)."""
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+        node = node.func.value
+    if body.is_module_state(node):
+        return True
+    local = (root_names(node) & body.local_names) - seen
+    if local & body.found.escaped_locals:
+        return True
+    return any(
+        targets & local and holds_state(body, value, seen | local)
+        for targets, value in body.bindings.bound
+    )
 
 
 def module_state(module: cst.Module) -> ModuleState:

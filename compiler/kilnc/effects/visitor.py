@@ -18,6 +18,7 @@ from kilnc.effect_ir import (
     MemoryUse,
 )
 from kilnc.effects.body import Body
+from kilnc.effects.module_state import holds_state
 from kilnc.effects.project_calls import project_call
 from kilnc.effects.receivers import describe, inserts_on_read, is_module
 from kilnc.mutability import (
@@ -405,6 +406,8 @@ class EffectVisitor(cst.CSTVisitor):
             self._returned(node.value)
 
     def _returned(self, value: cst.BaseExpression) -> None:
+        if holds_state(self.body, value):
+            self.body.found.result_state = True
         for origin in self.body.within(value):
             self.body.found.returns.add(
                 origin if isinstance(origin, str) else origin[0]
