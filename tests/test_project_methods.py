@@ -404,6 +404,64 @@ DIFFERENTIAL = {
             n = await fill_all()
             return n * 10 + await size(b)
     """,
+    "an_object_whose_constructor_stores_itself_made_in_the_flow": """
+        EVERYONE: list["Subscriber"] = []
+
+        class Subscriber:
+            def __init__(self, name: str) -> None:
+                self.inbox: list[str] = []
+                EVERYONE.append(self)
+
+        @node
+        async def broadcast(message: str) -> int:
+            await asyncio.sleep(0.02)
+            for member in EVERYONE:
+                member.inbox.append(message)
+            return len(EVERYONE)
+
+        @node
+        async def inbox(m: Subscriber) -> str:
+            return ",".join(m.inbox)
+
+        @flow
+        async def entry() -> str:
+            EVERYONE.clear()
+            member = Subscriber("x")
+            n = await broadcast("hi")
+            return f"{n} {await inbox(member)}"
+    """,
+    "an_object_whose_post_init_stores_itself_made_by_a_node": """
+        KNOWN: list["Card"] = []
+
+        @dataclass
+        class Card:
+            name: str
+            marks: list[str] = field(default_factory=list)
+
+            def __post_init__(self) -> None:
+                KNOWN.append(self)
+
+        @node
+        async def make(name: str) -> Card:
+            await asyncio.sleep(0.02)
+            return Card(name)
+
+        @node
+        async def mark_all() -> None:
+            for card in KNOWN:
+                card.marks.append("seen")
+
+        @node
+        async def marks(c: Card) -> int:
+            return len(c.marks)
+
+        @flow
+        async def entry() -> int:
+            KNOWN.clear()
+            card = await make("a")
+            await mark_all()
+            return await marks(card)
+    """,
     "a_result_the_node_stored_in_module_state": """
         SESSIONS: dict[str, Agent] = {}
 

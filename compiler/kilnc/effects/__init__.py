@@ -58,7 +58,7 @@ from kilnc.effects.visitor import EffectVisitor
 from kilnc.facts import is_kiln
 from kilnc.front import ModuleDefs
 from kilnc.ir import Callee, NodeDef
-from kilnc.mutability import DESCRIBED_TYPES
+from kilnc.mutability import DESCRIBED_TYPES, is_immutable
 from kilnc.names import BUILTINS, identifier, target_names
 from kilnc.project import Project
 from kilnc.syntax import code, dotted
@@ -126,9 +126,24 @@ class EffectReader:
         """A flow's own statement, its names standing in for parameters."""
         defs = self.project.load(module)
         assert defs is not None, "a flow's own module is read before its flows"
-        return _read_body(self, defs, dict(names), (statement,)).effects(
-            tuple(names), keep_clones=True
+        body = _read_body(self, defs, dict(names), (statement,))
+        effects = body.effects(tuple(names), keep_clones=True)
+        # `agent = Agent("x")`, whose `__init__` keeps `self` in module state: the
+        # names it binds hold module state's, as a node's result may. (A read of
+        # module state, `hit = CACHE[key]`, keeps its place as it is.)
+        smalls = (
+            statement.body
+            if isinstance(statement, cst.SimpleStatementLine)
+            else (statement,)
         )
+        if any(
+            isinstance(small, cst.Assign | cst.AnnAssign)
+            and isinstance(small.value, cst.Call)
+            and id(small.value) in body.state_calls
+            for small in smalls
+        ):
+            return replace(effects, result_state=True)
+        return effects
 
     def _read(self, key: tuple[str, str]) -> Effects:
         found = self._definition(*key)
@@ -154,6 +169,11 @@ class EffectReader:
                 effects = replace(effects, reads_state=None)
             if kind == "init":  # what is made keeps what it is given
                 effects = replace(effects, returns=frozenset(params))
+            returned = function.returns if kind != "init" else None  # `-> None`
+            if returned is not None and is_immutable(
+                code(returned.annotation), body.qualify
+            ):  # module state's, but no code can change it
+                effects = replace(effects, result_state=False)
             if kind == "class":
                 effects = of_class_method(effects, defs, function)
             return _variadic(function, effects)

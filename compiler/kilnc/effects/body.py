@@ -98,7 +98,7 @@ class Found:
     escapes: set[str] = field(default_factory=set)
     escaped_locals: set[str] = field(default_factory=set)  # stored in module state
     state: bool = False  # a node's own reads of module state count here too
-    result_state: bool = False
+    result_state: bool = False  # the result may be module state's
 
 
 class Body:
@@ -117,11 +117,11 @@ class Body:
         self.defs = defs
         self.params = params
         self.roots = roots
-        # The class whose method this is (for `super()`), and in an `__init__`
-        # the name of the object it makes (no parameter: what it stores there
-        # is what it holds).
+        # The class whose method this is (for `super()`); in an `__init__`, the
+        # name of the object it makes (no parameter: it holds what is stored).
         self.owner = owner
         self.made = made
+        self.state_calls: set[int] = set()  # ids of calls returning module state's
         self.bindings = Bindings()
         self.found = Found()
         self.aliases: dict[str, set[Origin]] = {}
@@ -134,8 +134,7 @@ class Body:
         self._alias()
 
     def effects(self, order: tuple[str, ...], keep_clones: bool = False) -> Effects:
-        """The effects on `order`'s names; `keep_clones`: a flow statement's
-        clones made in call arguments stay tokens of their own."""
+        """The effects on `order`'s names (`keep_clones`: a statement's own clones)."""
         found = self.found
         memory = dict(found.memory)
         clones = sorted(token for token in memory if ANONYMOUS_CLONE in token)
@@ -410,7 +409,9 @@ class Body:
 
     def escape(self, node: cst.BaseExpression) -> None:
         """`node` is stored in module state: code that reaches it may change it."""
-        self.found.escaped_locals |= root_names(node) & self.local_names
+        roots = root_names(node)
+        self.found.escaped_locals |= roots & self.local_names
+        self.found.result_state |= self.made in roots  # a constructor's object
         for origin in self.within(node):
             if isinstance(origin, str) and not (
                 self.params[origin].memory

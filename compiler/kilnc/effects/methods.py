@@ -354,6 +354,9 @@ def made_by_dataclass(post_init: Effects) -> Effects:
         reads_state=post_init.reads_state,
         escapes=post_init.escapes,
         state=post_init.state,
+        # `ALL.append(self)` in `__post_init__`: the object made is stored there.
+        result_state=bool(post_init.params)
+        and post_init.params[0] in post_init.escapes,
     )
 
 

@@ -48,6 +48,8 @@ def holds_state(
     """Whether `node` may be module state: rooted at it (`HISTORIES[user]`,
     `CACHE.setdefault(key, [])`), a local bound to such, or one the body
     stored there (`SESSIONS[key] = session`)."""
+    if isinstance(node, cst.Call) and id(node) in body.state_calls:
+        return True  # a project function's result that is module state's
     if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
         node = node.func.value
     if body.is_module_state(node):

@@ -31,6 +31,8 @@ def project_call(
     """A call of a project function (a method, `receiver` its `self`): its effects
     on what this call passes it."""
     given = list(effects.bind(node, receiver))
+    if effects.result_state:  # what it returns is module state's
+        body.state_calls.add(id(node))
     # What a call changes may keep what else it is given: given module state to
     # change, it may store there any of the others.
     into_state = any(

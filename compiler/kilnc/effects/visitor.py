@@ -405,9 +405,13 @@ class EffectVisitor(cst.CSTVisitor):
         if isinstance(node.value, cst.BaseExpression):
             self._returned(node.value)
 
-    def _returned(self, value: cst.BaseExpression) -> None:
-        if holds_state(self.body, value):
+    def leave_Return(self, original_node: cst.Return) -> None:
+        # On leaving: the calls inside have been read, a constructor's among them.
+        value = original_node.value
+        if value is not None and holds_state(self.body, value):
             self.body.found.result_state = True
+
+    def _returned(self, value: cst.BaseExpression) -> None:
         for origin in self.body.within(value):
             self.body.found.returns.add(
                 origin if isinstance(origin, str) else origin[0]

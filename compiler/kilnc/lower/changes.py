@@ -82,6 +82,8 @@ class Changes:
         for key in sorted(key_writes):
             why.append((key, f"writes the Memory key {key.split(':', 2)[2]!r}"))
         escaped = self.scope.mutable(effects.escapes)
+        if effects.result_state and not isinstance(step.action, Call | FanOut):
+            escaped |= self.scope.mutable(step.writes)  # `agent = Agent(...)`
         self.shared.escape(escaped, step.span.line)
         if effects.state and isinstance(step.action, Call | FanOut):
             self.shared.reaches_state(step.id)
