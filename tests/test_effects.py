@@ -229,6 +229,38 @@ def test_a_node_that_fills_its_argument_is_ordered_and_warned(tmp_path: Path) ->
     assert "may change 'state': it assigns state[\"answer\"]" in message
 
 
+def test_a_wait_a_step_inherits_from_what_it_reads_is_not_warned_again(
+    tmp_path: Path,
+) -> None:
+    """`answer(ctx)` waits for `ingest` only through `retrieve`, which the warning
+    at `retrieve` already names: that wait costs `answer` nothing (trial F)."""
+    source = """
+    from kiln import flow, node
+
+    @node
+    async def ingest(store: list[str], d: str) -> None:
+        store.append(d)
+
+    @node
+    async def retrieve(store: list[str], q: str) -> list[str]:
+        return [d for d in store if q in d]
+
+    @node
+    async def answer(q: str, ctx: list[str]) -> str:
+        return q + ":" + ",".join(ctx)
+
+    @flow
+    async def f() -> str:
+        store: list[str] = []
+        await ingest(store, "cat sat")
+        ctx = await retrieve(store, "cat")
+        return await answer("cat", ctx)
+    """
+    ((line, message),) = warnings_of(source, tmp_path)
+    assert line == 20
+    assert message.startswith("'retrieve' waits for 'ingest' (line 19)")
+
+
 def test_the_warning_names_what_the_call_changes_not_a_bystander(
     tmp_path: Path,
 ) -> None:

@@ -93,8 +93,15 @@ def _lost_overlaps(block: Block, params: frozenset[str]) -> list[Diagnostic]:
             expected.add_edge(source, target)
     before_full, before_expected = _ancestors(full), _ancestors(expected)
     found: list[Diagnostic] = []
+    lost = {step: before_full[step] & ~before_expected[step] for step in full.nodes}
+    warned: set[StepId] = set()
     for later_index, later in enumerate(waiting):
-        lost_ones = before_full[later.id] & ~before_expected[later.id]
+        lost_ones = lost[later.id]
+        # What a call it reads from already waits for costs it nothing more: the
+        # warning is that call's (`answer(ctx)` after `ctx = retrieve(store)`).
+        for source in expected.predecessors(later.id):
+            if source in warned:
+                lost_ones &= ~lost[source]
         if not lost_ones:  # the common case: no scan of the steps before it
             continue
         last = next(
@@ -107,6 +114,7 @@ def _lost_overlaps(block: Block, params: frozenset[str]) -> list[Diagnostic]:
         )
         if last is not None:
             found.append(_explain(full, plain, last, later, params))
+            warned.add(later.id)
     return found
 
 
