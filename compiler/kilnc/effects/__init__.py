@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import partial
 from typing import Final
 
 import libcst as cst
@@ -52,8 +53,8 @@ from kilnc.effects.methods import (
     of_class_method,
     typed_receiver,
 )
-from kilnc.effects.module_state import ModuleState, module_state
-from kilnc.effects.receivers import called_method
+from kilnc.effects.module_state import ModuleState, holds_state, module_state
+from kilnc.effects.receivers import called_method, type_of
 from kilnc.effects.visitor import EffectVisitor
 from kilnc.facts import is_kiln
 from kilnc.front import ModuleDefs
@@ -128,9 +129,9 @@ class EffectReader:
         assert defs is not None, "a flow's own module is read before its flows"
         body = _read_body(self, defs, dict(names), (statement,))
         effects = body.effects(tuple(names), keep_clones=True)
-        # `agent = Agent("x")`, whose `__init__` keeps `self` in module state: the
-        # names it binds hold module state's, as a node's result may. (A read of
-        # module state, `hit = CACHE[key]`, keeps its place as it is.)
+        # `hit = CACHE[key]`, or `agent = Agent("x")` whose `__init__` keeps
+        # `self` in module state: the names it binds hold module state's, as a
+        # node's result may, and a node that reaches module state may change them.
         smalls = (
             statement.body
             if isinstance(statement, cst.SimpleStatementLine)
@@ -138,12 +139,22 @@ class EffectReader:
         )
         if any(
             isinstance(small, cst.Assign | cst.AnnAssign)
-            and isinstance(small.value, cst.Call)
-            and id(small.value) in body.state_calls
+            and small.value is not None
+            and holds_state(body, small.value)
+            and not self._immutable_value(body, small.value)
             for small in smalls
         ):
             return replace(effects, result_state=True)
         return effects
+
+    def _immutable_value(self, body: Body, value: cst.BaseExpression) -> bool:
+        """Whether `value` is of a type that never changes (`CACHE[key]` of a
+        `dict[str, str]`): module state's or not, no code can change it."""
+        typed = type_of(body, value)
+        if typed is None:
+            return False
+        defs, annotation = typed
+        return is_immutable(annotation, partial(self.library_name, defs.location.name))
 
     def _read(self, key: tuple[str, str]) -> Effects:
         found = self._definition(*key)
