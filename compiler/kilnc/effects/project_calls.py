@@ -31,6 +31,7 @@ def project_call(
     """A call of a project function (a method, `receiver` its `self`): its effects
     on what this call passes it."""
     given = list(effects.bind(node, receiver))
+    named = {param: argument for param, argument in given if param}
     if effects.result_state:  # what it returns is module state's
         body.state_calls.add(id(node))
     # What a call changes may keep what else it is given: given module state to
@@ -52,22 +53,20 @@ def project_call(
                 # Keys the callee names by a parameter are this call's
                 # arguments, or any key where kiln cannot tell which.
                 for _, some_use in effects.memory:
-                    bound = _bound_keys(body, some_use, effects, node, receiver)
+                    bound = _bound_keys(body, some_use, named)
                     _memory_argument(body, passed, bound, node)
                 for _, some_reads in effects.reads:
-                    _typed_reads(body, passed, some_reads, effects, node, shown)
+                    _typed_reads(body, passed, some_reads, given, node, shown)
             continue
         change = effects.change(param)
         if change is not None:
             body.change(argument, through(shown, change), node, change.by_iteration)
         use = effects.memory_use(param)
         if use is not None:
-            _memory_argument(
-                body, argument, _bound_keys(body, use, effects, node, receiver), node
-            )
+            _memory_argument(body, argument, _bound_keys(body, use, named), node)
         reads = effects.reads_of(param)
         if reads is not None:
-            _typed_reads(body, argument, reads, effects, node, shown)
+            _typed_reads(body, argument, reads, given, node, shown)
     if effects.external is not None:
         body.external(through(shown, effects.external, "calls"), node)
     if effects.reads_state is not None:
@@ -79,11 +78,12 @@ def _typed_reads(
     body: Body,
     argument: cst.BaseExpression,
     reads: Reads,
-    effects: Effects,
+    given: list[tuple[str | None, cst.BaseExpression]],
     node: cst.Call,
     shown: str,
 ) -> None:
-    """The callee's reads of what `argument` is, as this body knows its type."""
+    """The callee's reads of what `argument` is, as this body knows its type;
+    `given` is each argument of the call with its parameter."""
     span = body.defs.parsed.span(node)
     if reads.items is not None:
         if inserts_on_read(body, argument):
@@ -93,7 +93,7 @@ def _typed_reads(
             body.read_items(argument, Change(through(shown, reads.items), span))
     if reads.as_dict is None:
         return
-    passed = [a for p, a in effects.bind(node) if p is None or p in reads.passed]
+    passed = [a for p, a in given if p is None or p in reads.passed]
     described = value_described(body, argument)
     if described is not None:  # a dict's method, as far as this body knows
         as_dict = Change(through(shown, reads.as_dict), span)
@@ -106,15 +106,10 @@ def _typed_reads(
 
 
 def _bound_keys(
-    body: Body,
-    use: MemoryUse,
-    effects: Effects,
-    call: cst.Call,
-    receiver: cst.BaseExpression | None,
+    body: Body, use: MemoryUse, given: dict[str, cst.BaseExpression]
 ) -> MemoryUse:
-    """Keys the callee names by its parameters, named by this call's arguments."""
-    pairs = effects.bind(call, receiver)
-    given = {param: argument for param, argument in pairs if param}
+    """Keys the callee names by its parameters, named by this call's arguments
+    (`given`, by parameter)."""
 
     def bound(keys: Keys) -> Keys:
         found = Keys(keys.names, keys.any)

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from kilnc.ir import Call, FanOut, Step
-from kilnc.names import target_names
 from kilnc.plan import BlockPlan, Op, Run, Spawn, Task, TaskId, Wait
 from kilnc.schedule.order import suspends
 
@@ -96,8 +94,9 @@ def _drop_settled_waits(plan: BlockPlan) -> BlockPlan:
         if isinstance(op, Spawn):
             tasks[op.task] = _settled(tasks[op.task], bound_since)
             continue
+        # A wait binds the task's target in main: its result step's writes.
         bound = (
-            _bound_by(tasks[op.task].result)
+            tasks[op.task].result.writes
             if isinstance(op, Wait)
             else op.step.writes if isinstance(op, Run) else frozenset()
         )
@@ -127,11 +126,3 @@ def _settled(task: Task, bound_since: dict[TaskId, set[str]]) -> Task:
         },
         takes={t: names for t, names in task.takes.items() if t not in settled},
     )
-
-
-def _bound_by(result: Step) -> frozenset[str]:
-    """What main binds as it awaits the task whose last step is `result`."""
-    action = result.action
-    if isinstance(action, Call | FanOut) and action.target is not None:
-        return frozenset(target_names(action.target))
-    return frozenset()
