@@ -426,14 +426,25 @@ class _FlowEmitter(FanOutEmitter, CompoundEmitter):
         if not self.sites:
             self.block(body)
             return
-        targets = tuple_display(list(self.sites.values()))
+        locals_ = list(self.sites.values())
+        targets = tuple_display(locals_)
         bind = f"{self.receiver}._kiln_bind({self.receiver}._kiln_sites)"
         if not self.nesting.room(1 + blocks_needed(body)):
             self.w.line(f"{targets} = {bind}.calls")
             self.block(body)
             return
-        self.w.line(f"with {bind} as {targets}:")
+        header, unpacking = f"with {bind} as {targets}:", None
+        if len(locals_) > 1 and not self.w.fits(header):
+            # Black stands a long tuple of targets one name a line: where the
+            # names fit on a line of their own, they are unpacked there.
+            calls = self.names.own("calls")
+            if self.w.fits(f"{', '.join(locals_)} = {calls}", deeper=1):
+                header = f"with {bind} as {calls}:"
+                unpacking = f"{', '.join(locals_)} = {calls}"
+        self.w.line(header)
         with self.w.indent(), self.nesting.opened():
+            if unpacking is not None:
+                self.w.line(unpacking)
             self.block(body)
 
     def docstring(self) -> str:

@@ -123,12 +123,19 @@ def _assigns(statement: ast.stmt, name: str) -> bool:
 def _bound_sites(method: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
     """The locals the body binds to its sites, in the table's order; [] if none.
 
-    They are bound by ``with self._kiln_bind(...) as (a, b):``, or by
-    ``a, b = self._kiln_bind(...).calls`` in a body with no room for a `with`.
+    They are bound by ``with self._kiln_bind(...) as (a, b):``, by
+    ``with self._kiln_bind(...) as calls:`` and ``a, b = calls`` first in its
+    body, or by ``a, b = self._kiln_bind(...).calls`` in a body with no room
+    for a `with`.
     """
     for statement in method.body:
         match statement:
             case ast.With(items=[ast.withitem(bind, ast.Tuple(names))]) if _binds(bind):
+                return [name.id for name in names if isinstance(name, ast.Name)]
+            case ast.With(
+                items=[ast.withitem(bind, ast.Name(calls))],
+                body=[ast.Assign([ast.Tuple(names)], ast.Name(unpacked)), *_],
+            ) if _binds(bind) and unpacked == calls:
                 return [name.id for name in names if isinstance(name, ast.Name)]
             case ast.Assign(
                 targets=[ast.Tuple(names)], value=ast.Attribute(bind, "calls")

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import black
 from black.mode import TargetVersion
 
+from kilnc.black_stable import LINE_LENGTH
 from kilnc.ir import RESERVED_PREFIX
 from kilnc.source import Span, string_lines
 
@@ -90,6 +91,10 @@ class Writer:
             yield
         finally:
             self._depth -= 1
+
+    def fits(self, text: str, deeper: int = 0) -> bool:
+        """Whether `text`, `deeper` levels in from here, stays on one line under black."""
+        return len("    " * (self._depth + deeper)) + len(text) <= LINE_LENGTH
 
     def text(self) -> str:
         return "\n".join(self._lines) + "\n"
