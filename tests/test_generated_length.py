@@ -20,7 +20,9 @@ import ast
 
 from tests.goldens import DATA, load_cases
 
-RATIO = 2.3  # 2.41 once tasks read what main awaited; 2.21 once names bound fit one line
+RATIO = (
+    2.3  # 2.41 once tasks read what main awaited; 2.21 once names bound fit one line
+)
 FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 

@@ -28,7 +28,8 @@ from typing import Final
 # Columns as black counts them: a wide character (CJK, most emoji) takes two.
 from black.strings import str_width
 
-LINE_LENGTH: Final = 88  # black's default, which kiln formats with
+from kilnc.writer import LINE_LENGTH
+
 STEP: Final = "    "
 
 

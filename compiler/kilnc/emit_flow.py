@@ -41,20 +41,9 @@ from kilnc.emit_parts import (
     type_ignore,
     unannotated,
 )
-from kilnc.ir import (
-    Block,
-    FlowDef,
-    NodeCall,
-    NodeDef,
-    StepId,
-    child_blocks,
-)
+from kilnc.ir import Block, FlowDef, NodeCall, NodeDef, StepId, child_blocks
 from kilnc.names import identifier, mentions
-from kilnc.plan import (
-    Compiled,
-    FlowPlan,
-    ModulePlan,
-)
+from kilnc.plan import Compiled, FlowPlan, ModulePlan
 from kilnc.syntax import attached_comments, code
 from kilnc.writer import Names, Writer
 
@@ -427,23 +416,22 @@ class _FlowEmitter(FanOutEmitter, CompoundEmitter):
             self.block(body)
             return
         locals_ = list(self.sites.values())
-        targets = tuple_display(locals_)
         bind = f"{self.receiver}._kiln_bind({self.receiver}._kiln_sites)"
         if not self.nesting.room(1 + blocks_needed(body)):
-            self.w.line(f"{targets} = {bind}.calls")
+            self.w.line(f"{tuple_display(locals_)} = {bind}.calls")
             self.block(body)
             return
-        header, unpacking = f"with {bind} as {targets}:", None
+        # Black stands a long tuple of targets one name a line: where the names
+        # fit on a line of their own, the `with` binds one, unpacked there.
+        header, unpacking = f"with {bind} as {tuple_display(locals_)}:", ""
         if len(locals_) > 1 and not self.w.fits(header):
-            # Black stands a long tuple of targets one name a line: where the
-            # names fit on a line of their own, they are unpacked there.
             calls = self.names.own("calls")
             if self.w.fits(f"{', '.join(locals_)} = {calls}", deeper=1):
                 header = f"with {bind} as {calls}:"
                 unpacking = f"{', '.join(locals_)} = {calls}"
         self.w.line(header)
         with self.w.indent(), self.nesting.opened():
-            if unpacking is not None:
+            if unpacking:
                 self.w.line(unpacking)
             self.block(body)
 

@@ -37,7 +37,9 @@ METHODS: Final = frozenset(
 CALLED_BUILTINS: Final = frozenset({"int", "dict", "zip", "set", "next"})
 # Every name generated code writes without the reserved prefix (the table above);
 # tests/test_generated_names.py gives the user each of them, in every role.
-GENERATED_NAMES: Final = frozenset({"self", "item"}) | METHODS | CALLED_BUILTINS
+GENERATED_NAMES: Final = (
+    frozenset({"self", "item", "calls"}) | METHODS | CALLED_BUILTINS
+)
 
 
 def hidden_builtins(flow: FlowDef, module: ModulePlan) -> frozenset[str]:

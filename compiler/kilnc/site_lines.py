@@ -135,7 +135,9 @@ def _bound_sites(method: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
             case ast.With(
                 items=[ast.withitem(bind, ast.Name(calls))],
                 body=[ast.Assign([ast.Tuple(names)], ast.Name(unpacked)), *_],
-            ) if _binds(bind) and unpacked == calls:
+            ) if (
+                _binds(bind) and unpacked == calls
+            ):
                 return [name.id for name in names if isinstance(name, ast.Name)]
             case ast.Assign(
                 targets=[ast.Tuple(names)], value=ast.Attribute(bind, "calls")

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Final
 
 import black
 from black.mode import TargetVersion
+from black.strings import str_width
 
-from kilnc.black_stable import LINE_LENGTH
 from kilnc.ir import RESERVED_PREFIX
 from kilnc.source import Span, string_lines
 
@@ -33,6 +34,9 @@ def _after_form_feed(line: str) -> str:
     code = line.lstrip(" \t\x0c")
     lead = line[: len(line) - len(code)]
     return lead[lead.rfind("\x0c") + 1 :] + code
+
+
+LINE_LENGTH: Final = 88  # black's default, which kiln formats with
 
 
 class Writer:
@@ -93,8 +97,9 @@ class Writer:
             self._depth -= 1
 
     def fits(self, text: str, deeper: int = 0) -> bool:
-        """Whether `text`, `deeper` levels in from here, stays on one line under black."""
-        return len("    " * (self._depth + deeper)) + len(text) <= LINE_LENGTH
+        """Whether `text`, `deeper` levels in from here, stays on one line under black
+        (which counts a wide character, CJK or most emoji, as two columns)."""
+        return 4 * (self._depth + deeper) + str_width(text) <= LINE_LENGTH
 
     def text(self) -> str:
         return "\n".join(self._lines) + "\n"
