@@ -5,7 +5,8 @@ the way they write LangGraph and BrainyFlow code, and this generator writes
 those: nodes that append to lists and fill dicts they are passed, inline
 statements on the same objects, names that alias one object, an iterator two
 fan-outs consume, a `Memory` with clones writing shared global keys and their
-own local keys, a Memory made in the flow, log lines between steps, guards
+own local keys, a Memory made in the flow, log lines between steps and in
+a node call's arguments (`await each(logged(3, v), tag)`, printed), guards
 (`assert`, `if ...: raise`) in front of nodes with side effects, a node's
 value stored into an item of a list or dict that later nodes read, lambdas
 and generators made in the flow, whose names are then bound again, handed to
@@ -71,6 +72,11 @@ class Agent:
 
 def note(tag: str) -> None:
     events.append(f"done {tag}")
+
+
+def logged(n: int, value: int) -> int:
+    print(f"log {n} {value}")  # I/O, not module state: the test reads stdout
+    return value
 
 
 def store(memory: Memory, key: str, value: int) -> None:
@@ -305,6 +311,13 @@ class _Flow:
     def value(self) -> str:
         return self.pick(self.ints)
 
+    def argument(self) -> str:
+        """A value for a node call, at times logged as the argument is evaluated."""
+        if self.draw(st.integers(0, 3)) != 0:
+            return self.value()
+        self.logs += 1
+        return f"logged({self.logs}, {self.value()})"
+
     def call(
         self, node: str, *args: str, target: str | None = None, binds: bool = True
     ) -> None:
@@ -464,17 +477,17 @@ def _call_statement(flow: _Flow, kind: str) -> None:
     """Node calls that change, read or ignore the objects they are passed."""
     key = flow.draw(st.sampled_from(['"a"', '"b"']))
     if kind == "push":
-        flow.call("push", flow.pick(flow.boxes), flow.value())
+        flow.call("push", flow.pick(flow.boxes), flow.argument())
     elif kind == "bump":
         flow.call("bump", flow.pick(flow.boxes))
     elif kind == "total":
         flow.call("total", flow.pick(flow.boxes), target=flow.name("v"))
     elif kind == "put":
-        flow.call("put", flow.pick(flow.tables), key, flow.value())
+        flow.call("put", flow.pick(flow.tables), key, flow.argument())
     elif kind == "peek":
         flow.call("peek", flow.pick(flow.tables), key, target=flow.name("v"))
     else:
-        flow.call("each", flow.value(), target=flow.name("v"))
+        flow.call("each", flow.argument(), target=flow.name("v"))
 
 
 def _late_statement(flow: _Flow, kind: str) -> None:

@@ -4,12 +4,14 @@ The flows come from `tests/effectgen.py`: nodes and statements that change
 what they are passed, aliases, iterators, Memory clones, log lines, guards
 and failures. The compiled run must return what the source returns (or raise
 the same error), and each log line must come after every call the source
-ran before it.
+ran before it and before every call it ran after it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 from collections.abc import Callable, Coroutine
 from types import ModuleType
 from typing import Any
@@ -32,14 +34,28 @@ def run(
     events.clear()
     memory = Memory({"log": [], "k1": 0})
     try:
-        outcome: Outcome = ("returned", asyncio.run(flow(x, memory)))
+        with contextlib.redirect_stdout(Printed(events)):
+            outcome: Outcome = ("returned", asyncio.run(flow(x, memory)))
     except (getattr(module, "Stop", AssertionError), AssertionError) as error:
         outcome = ("raised", type(error).__name__, str(error))
     return outcome, list(events)
 
 
+class Printed(io.StringIO):
+    """stdout whose lines join the module's events as they are printed."""
+
+    def __init__(self, events: list[str]) -> None:
+        super().__init__()
+        self.events = events
+
+    def write(self, text: str) -> int:
+        self.events.extend(line for line in text.split("\n") if line)
+        return len(text)
+
+
 def logs_keep_their_place(source: list[str], compiled: list[str]) -> None:
-    """Each log line comes after every call the source ran before it, in the same order."""
+    """Each log line comes after every call the source ran before it, and before
+    every call the source ran after it, in the same order."""
     assert [e for e in compiled if e.startswith("log")] == [
         e for e in source if e.startswith("log")
     ]
@@ -47,7 +63,8 @@ def logs_keep_their_place(source: list[str], compiled: list[str]) -> None:
         if entry.startswith("log"):
             before = {e for e in source[:index] if e.startswith("done")}
             place = compiled.index(entry)
-            assert before <= set(compiled[:place]), (entry, before, compiled)
+            ended = {e for e in compiled[:place] if e.startswith("done")}
+            assert before == ended, (entry, before, compiled)
 
 
 def check(source: str, x: int, directory: Any) -> None:

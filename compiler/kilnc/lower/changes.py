@@ -64,6 +64,11 @@ class Changes:
         }
         return self.effects.of_statement(self.module, node, holders)
 
+    def acts_outside(self, node: cst.CSTNode) -> bool:
+        """Whether evaluating `node` has an effect outside the flow's names: I/O,
+        a clock, `random`'s state, module state."""
+        return self.effects_of(node).external is not None
+
     def with_effects(self, effects: Effects, step: Step) -> Step:
         """The step, also ordered by the names it may change and the keys it touches."""
         why = [

@@ -67,11 +67,33 @@ class Lifter(cst.CSTTransformer):
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         lifts_after = False
+        acting = self._acting_arguments(node)
         for operand in reversed(operands(node)):
-            if lifts_after:
+            if lifts_after or operand in acting:
                 self._early.add(operand)
-            lifts_after = lifts_after or self.lowerer.calls.contains_node_call(operand)
+            lifts_after = (
+                lifts_after
+                or operand in acting
+                or self.lowerer.calls.contains_node_call(operand)
+            )
         return super().on_visit(node)
+
+    def _acting_arguments(self, node: cst.CSTNode) -> set[cst.CSTNode]:
+        """The operands of a node call with an effect outside the flow's names.
+
+        `f(random.random())` or `f(loud("one"))`: each is a step of its own,
+        which keeps its place as the statement would, and not evaluated when
+        the call's task first runs, after the flow has gone on.
+        """
+        calls = self.lowerer.calls
+        if not isinstance(node, cst.Call) or calls.resolve(node.func) is None:
+            return set()
+        return {
+            operand
+            for operand in operands(node)
+            if not calls.contains_node_call(operand)
+            and self.lowerer.steps.changes.acts_outside(operand)
+        }
 
     def on_leave(
         self, original_node: cst.CSTNodeT, updated_node: cst.CSTNodeT

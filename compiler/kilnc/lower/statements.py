@@ -118,19 +118,15 @@ class Lowerer:
         return self.block(body.body, defined)  # `def f(): return x` on one line
 
     def block(self, statements: Sequence[cst.CSTNode], defined: set[str]) -> Block:
-        steps: list[Step] = []
-        for statement in statements:
-            steps += self.statement(statement, defined)
-        return Block(tuple(steps))
+        return Block(
+            tuple(s for node in statements for s in self.statement(node, defined))
+        )
 
     # --- statements -----------------------------------------------------------------
 
     def statement(self, node: cst.CSTNode, defined: set[str]) -> list[Step]:
         if isinstance(node, cst.SimpleStatementLine):
-            steps: list[Step] = []
-            for small in node.body:
-                steps += self.small(small, defined)
-            return steps
+            return [step for small in node.body for step in self.small(small, defined)]
         if isinstance(node, cst.If):
             return self.branch(node, defined)
         if isinstance(node, cst.For):
@@ -419,8 +415,12 @@ class Lowerer:
         return lifter.steps, lifted
 
     def lift_arguments(self, call: cst.Call) -> tuple[list[Step], Sequence[cst.Arg]]:
-        """Lift the node calls out of the arguments of a call that is a step itself."""
-        if not any(self.calls.contains_node_call(arg) for arg in call.args):
+        """Lift the node calls out of the arguments of a call that is a step itself,
+        and the arguments that act outside the flow's names (`Lifter`)."""
+        if not any(
+            self.calls.contains_node_call(arg) or self.changes.acts_outside(arg.value)
+            for arg in call.args
+        ):
             return [], call.args
         lifter = Lifter(self, keep=call)
         lifted = call.visit(lifter)
