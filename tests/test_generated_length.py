@@ -9,7 +9,7 @@ call; and, for mypy, the flow's checks a task repeats. Summed over every
 golden's flows, its lines were 2.67 times the source's on 2026-12-05 (4.08
 times at the start of 2026-12-04), and 2.75 once narrowing.test and
 generics.test came in, whose short flows are the ones that need a task to
-repeat a check (a comment and an assert) or that call generic nodes; the
+repeat a check (an `if _kiln.TYPE_CHECKING:` and an assert) or that call generic nodes; the
 bound below holds that, so that a change adding scaffolding to every flow is
 made on purpose.
 """

@@ -8,7 +8,6 @@ from collections.abc import Callable
 import libcst as cst
 
 from kilnc.emit_guards import (
-    Fact,
     Known,
     Spawned,
     after,
@@ -19,6 +18,7 @@ from kilnc.emit_guards import (
     task_reads,
 )
 from kilnc.emit_names import BUILTINS, RUNTIME, outer_alias
+from kilnc.emit_narrowing import Fact, FlowNames
 from kilnc.emit_nesting import Nesting
 from kilnc.emit_parts import (
     FLOW_METHODS,
@@ -81,7 +81,7 @@ class BlockEmitter(ABC):
     names: Names
     readable: Callable[[str], str]
     hidden: frozenset[str]
-    flow_names: frozenset[str]
+    flow_names: FlowNames
     outer_aliases: set[tuple[str, str]]
     counting: bool  # whether a call counts its visit where it is written
     commented: set[int]  # the source lines whose comments are written
@@ -111,7 +111,7 @@ class BlockEmitter(ABC):
         """
         expression = cst.parse_expression(annotation)
         mentioned = mentioned_names(expression)
-        hidden = mentioned & self.flow_names
+        hidden = mentioned & self.flow_names.bound
         # A builtin the module redefines (`set[int]` beside a `def set`) is kiln's
         # own type of a fan-out's value: the builtin, through the module.
         shadowed = (mentioned - hidden) & self.hidden

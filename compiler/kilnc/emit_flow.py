@@ -28,6 +28,7 @@ from kilnc.emit_names import (
     renamed_in_signature,
     signature_aliases,
 )
+from kilnc.emit_narrowing import flow_names
 from kilnc.emit_nesting import Nesting
 from kilnc.emit_parts import (
     SITE_KINDS,
@@ -183,7 +184,7 @@ class _FlowEmitter(FanOutEmitter, CompoundEmitter):
         self.item = self.names.own("item")
         self.hidden = hidden_builtins(self.flow, module)
         self.aliases = signature_aliases(self.flow)
-        self.flow_names = self.flow.bound
+        self.flow_names = flow_names(self.flow, plan.flow.body)
         self.outer_aliases: set[tuple[str, str]] = set()
         self.counting = True
         self.commented: set[int] = set()  # the lines whose comments are written

@@ -13,26 +13,28 @@ The task awaits `d`'s task into a name of its own, which mypy types
 function (nor into one that reads the flow's `d` itself, when `d` is bound
 again later), and `shout(d)` would not type-check. So a task, or a fan-out's
 element function, starts with the checks the flow had made of the values it
-reads, as asserts::
+reads, for the type checker only::
 
     async def compute_t(d_task: _kiln.Child[str | None]) -> str:
         d = await d_task
-        # the flow's check, repeated: it narrows the type here too
-        assert d is not None
+        if _kiln.TYPE_CHECKING:
+            assert d is not None
         return await shout(d)
 
-A check (`Fact`) asks only the identity or the type of the flow's names: `is
-None`, `is not None`, `isinstance`, a `case None:` or `case str():`, or a
-name's truth, which makes it not None. It holds after an `assert`, after an
-`if` (a `match`) whose every arm where it fails leaves the block (`return`,
-`raise`, `continue`, `break`), and in the arm its test chose, until one of
-its names is bound again. Main tracks them as it runs its steps (`after`);
-a function repeats those of the values it reads: the flow's names it never
-binds, and a task's value it awaits when main checked that same value.
-Neither an object's identity nor its type can change, and the flow made the
-check before it started the function, so each assert holds where it is
-repeated. Checks of anything else (`len(y) > 0`) are not repeated: the
-value may have changed.
+A check (`Fact`) asks the identity or the type of the flow's names, or of an
+attribute or a literal item of one (`box.doc`, `state["doc"]`, `pair[0]`):
+`is None`, `is not None`, `isinstance`, a `case None:` or `case str():`, or
+a name's truth, which makes it not None; a name assigned a literal, or the
+value of a call of a builtin type, is not None either. It holds after an
+`assert`, after an `if` (a `match`) whose every arm where it fails leaves
+the block (`return`, `raise`, `continue`, `break`), and in the arm its test
+chose, until one of its names is bound again, or the attribute or item it
+asks about is assigned: as long as mypy keeps the narrowing in the source.
+Main tracks them as it runs its steps (`after`); a function repeats those
+of the values it reads: the flow's names it never binds, and a task's value
+it awaits when main checked that same value. The repeated checks never run
+(`TYPE_CHECKING` is false): they tell mypy what it knew in the source, and
+run no code of the user's a second time.
 """
 
 from __future__ import annotations
@@ -43,10 +45,20 @@ from typing import final
 
 import libcst as cst
 
+from kilnc.emit_names import RUNTIME
+from kilnc.emit_narrowing import (
+    Fact,
+    FlowNames,
+    assigned_facts,
+    called_facts,
+    facts,
+    stores,
+)
 from kilnc.emit_parts import awaited_tasks, call_target
 from kilnc.ir import (
     Block,
     Branch,
+    Call,
     FanOut,
     Inline,
     Match,
@@ -55,24 +67,10 @@ from kilnc.ir import (
     StepId,
     WhileLoop,
 )
-from kilnc.names import identifier, name_uses, target_names, walrus_targets
+from kilnc.names import name_uses, target_names, walrus_targets
 from kilnc.plan import BlockPlan, Run, Spawn, Task, TaskId, Wait
 from kilnc.source import Span
 from kilnc.syntax import code, comprehension_targets
-
-REPEATED = "# the flow's check, repeated: it narrows the type here too"
-REPEATED_MANY = "# the flow's checks, repeated: they narrow the types here too"
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Fact:
-    """A check of the flow's values, as an assert's test: `d is not None`."""
-
-    test: str
-    names: frozenset[str]  # the flow's names it reads
-    span: Span  # the check's, where a type error in the assert is reported
-
 
 Known = tuple[Fact, ...]  # the checks that hold at a point of a coroutine, in order
 
@@ -86,10 +84,25 @@ class Spawned:
     bound: Mapping[str, StepId]
 
 
-def forget(known: Known, names: Iterable[str]) -> Known:
-    """The checks that still hold once `names` are bound again."""
+def forget(known: Known, names: Iterable[str], assigned: Iterable[str] = ()) -> Known:
+    """The checks that still hold once `names` are bound again and the attributes
+    and items `assigned` (`box.doc`) are assigned."""
     gone = frozenset(names)
-    return tuple(fact for fact in known if not fact.names & gone)
+    stores = tuple(assigned)
+    return tuple(
+        fact
+        for fact in known
+        if not fact.names & gone
+        and not any(
+            _within(subject, store) for subject in fact.subjects for store in stores
+        )
+    )
+
+
+def _within(subject: str, store: str) -> bool:
+    """Whether assigning `store` may change `subject`: `box` or `box.inner` for
+    `box.inner.val`."""
+    return subject == store or subject.startswith((f"{store}.", f"{store}["))
 
 
 def repeated(known: Known, readable: Iterable[str], done: set[Fact]) -> list[Fact]:
@@ -102,20 +115,26 @@ def repeated(known: Known, readable: Iterable[str], done: set[Fact]) -> list[Fac
 
 
 def lines(facts: list[Fact]) -> list[tuple[Span, str]]:
-    """The asserts that repeat the checks, each at its check, under one comment."""
+    """The checks repeated for the type checker, each at its check, under one `if`
+    that says so (and is false when the code runs)."""
     if not facts:
         return []
-    comment = REPEATED if len(facts) == 1 else REPEATED_MANY
-    return [(facts[0].span, comment), *((f.span, f"assert {f.test}") for f in facts)]
+    asserts = ((f.span, f"    assert {f.test}") for f in facts)
+    return [(facts[0].span, f"if {RUNTIME}.TYPE_CHECKING:"), *asserts]
 
 
-def after(known: Known, step: Step, flow: frozenset[str]) -> Known:
+def after(known: Known, step: Step, flow: FlowNames) -> Known:
     """What holds once the step has run: what it binds forgotten, what it checks added."""
     action = step.action
     if isinstance(action, Inline) and isinstance(action.statement, cst.Assert):
-        return forget(known, step.writes) + _facts(
+        return forget(known, step.writes) + facts(
             action.statement.test, True, step.span, flow
         )
+    if isinstance(action, Inline):
+        left = forget(known, step.writes, stores(action.statement))
+        return left + assigned_facts(action.statement, step, flow)
+    if isinstance(action, Call):
+        return forget(known, step.writes) + called_facts(action, step, flow)
     if not isinstance(action, Branch | Match):
         return forget(known, step.writes)
     # Past an `if` (a `match`), what holds on every way through it that does not leave.
@@ -129,10 +148,13 @@ def after(known: Known, step: Step, flow: frozenset[str]) -> Known:
         ways.append(in_arm(known, step, len(tests), flow))
     if not ways:
         return forget(known, step.writes)
-    return tuple(fact for fact in ways[0] if all(fact in way for way in ways[1:]))
+    # The same check, made at different places on different ways: `extra is not None`
+    # past `if extra is None: extra = "x"`.
+    held = [{fact.test for fact in way} for way in ways[1:]]
+    return tuple(fact for fact in ways[0] if all(fact.test in tests for tests in held))
 
 
-def in_arm(known: Known, step: Step, index: int, flow: frozenset[str]) -> Known:
+def in_arm(known: Known, step: Step, index: int, flow: FlowNames) -> Known:
     """What holds in arm `index` of a branch or case of a match (past the last: when
     none was taken)."""
     action = step.action
@@ -143,7 +165,7 @@ def in_arm(known: Known, step: Step, index: int, flow: frozenset[str]) -> Known:
     found = forget(known, step.writes if isinstance(action, Match) else bound)
     for number, test in enumerate(tests):
         if test is not None:
-            found += _facts(test, number == index, step.span, flow)
+            found += facts(test, number == index, step.span, flow)
     return found
 
 
@@ -153,14 +175,14 @@ def in_loop(known: Known, step: Step) -> Known:
     return forget(known, step.writes)
 
 
-def in_while_body(known: Known, step: Step, flow: frozenset[str]) -> Known:
+def in_while_body(known: Known, step: Step, flow: FlowNames) -> Known:
     """What holds in a `while` loop's body: its test too, just passed."""
     assert isinstance(step.action, WhileLoop)
-    return in_loop(known, step) + _facts(step.action.test, True, step.span, flow)
+    return in_loop(known, step) + facts(step.action.test, True, step.span, flow)
 
 
 def at_spawns(
-    plan: BlockPlan, known: Known, bound: Mapping[str, StepId], flow: frozenset[str]
+    plan: BlockPlan, known: Known, bound: Mapping[str, StepId], flow: FlowNames
 ) -> dict[TaskId, Spawned]:
     """What main knows where it spawns each task of the block, as main runs its ops."""
     names = dict(bound)
@@ -238,7 +260,7 @@ def _pattern_test(
     return cst.Ellipsis()
 
 
-def _run(known: Known, block: Block, flow: frozenset[str]) -> Known:
+def _run(known: Known, block: Block, flow: FlowNames) -> Known:
     for step in block.steps:
         known = after(known, step, flow)
     return known
@@ -259,115 +281,20 @@ def _leaves(block: Block) -> bool:
     return False
 
 
-def _facts(
-    test: cst.BaseExpression, holds: bool, span: Span, flow: frozenset[str]
-) -> Known:
-    """The checks that hold when `test` is `holds`: one per part of a conjunction."""
-    if isinstance(test, cst.BooleanOperation) and (
-        isinstance(test.operator, cst.And) == holds
-    ):
-        return _facts(test.left, holds, span, flow) + _facts(
-            test.right, holds, span, flow
-        )
-    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
-        return _facts(test.expression, not holds, span, flow)
-    subject = _subject(test, flow)
-    if subject is not None:  # a true value is not None; a false one may be anything
-        names = frozenset({identifier(subject)})
-        return (Fact(f"{subject} is not None", names, span),) if holds else ()
-    rendered = _rendered(test, holds, flow)
-    return () if rendered is None else (Fact(rendered.text, rendered.names, span),)
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class _Rendered:
-    text: str
-    names: frozenset[str]  # the flow's names it reads
-    operator: str | None = None  # its outermost `and` or `or`
-
-
-def _rendered(
-    test: cst.BaseExpression, holds: bool, flow: frozenset[str]
-) -> _Rendered | None:
-    """`test` (or its negation) as an assert's test; None if it asks anything but
-    the identity or the type of the flow's names."""
-    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
-        return _rendered(test.expression, not holds, flow)
-    if isinstance(test, cst.BooleanOperation):
-        # Negated, `a and b` is `not a or not b`: the operator turns.
-        operator = "and" if isinstance(test.operator, cst.And) == holds else "or"
-        sides = [_rendered(side, holds, flow) for side in (test.left, test.right)]
-        if None in sides:
-            return None
-        texts = [
-            f"({side.text})" if side.operator not in (None, operator) else side.text
-            for side in sides
-            if side is not None
-        ]
-        names = frozenset().union(*(side.names for side in sides if side is not None))
-        return _Rendered(f"{texts[0]} {operator} {texts[1]}", names, operator)
-    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
-        compared = test.comparisons[0]
-        subject = _subject(test.left, flow)
-        if (
-            subject is None
-            or not isinstance(compared.operator, cst.Is | cst.IsNot)
-            or not isinstance(compared.comparator, cst.Name)
-            or compared.comparator.value != "None"
-        ):
-            return None
-        positive = isinstance(compared.operator, cst.Is) == holds
-        text = f"{subject} is {'' if positive else 'not '}None"
-        return _Rendered(text, frozenset({identifier(subject)}))
-    if (
-        isinstance(test, cst.Call)
-        and isinstance(test.func, cst.Name)
-        and test.func.value == "isinstance"
-        and len(test.args) == 2
-        and all(arg.keyword is None and not arg.star for arg in test.args)
-        and _plain_class(test.args[1].value)
-    ):
-        subject = _subject(test.args[0].value, flow)
-        if subject is None:
-            return None
-        classes = test.args[1].value
-        checked = f"isinstance({subject}, {code(classes)})"
-        read = frozenset({identifier(subject)}) | (name_uses(classes).read_names & flow)
-        return _Rendered(checked if holds else f"not {checked}", read)
-    return None
-
-
-def _subject(node: cst.BaseExpression, flow: frozenset[str]) -> str | None:
-    """The flow's name a test asks about: `d`, or `d` of `(d := value)`."""
-    if isinstance(node, cst.NamedExpr):
-        node = node.target
-    if isinstance(node, cst.Name) and identifier(node.value) in flow:
-        return node.value
-    return None
-
-
-def _plain_class(node: cst.BaseExpression) -> bool:
-    """A class or classes named without running code: `str`, `m.Row`, `(int, str)`,
-    `int | None`; repeated, it computes nothing of the user's."""
-    if isinstance(node, cst.Name):
-        return True
-    if isinstance(node, cst.Attribute):
-        return _plain_class(node.value)
-    if isinstance(node, cst.Tuple):
-        return all(_plain_class(element.value) for element in node.elements)
-    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.BitOr):
-        return _plain_class(node.left) and _plain_class(node.right)
-    return False
-
-
 def task_reads(task: Task, plan: BlockPlan) -> set[str]:
-    """The names a task's coroutine reads from the flow's: those it never binds itself."""
-    own = set().union(*(step.writes for step in task.steps))
+    """The names a task's coroutine reads from the flow's: those it never binds itself
+    (main binds its result's target, from the value the coroutine returns)."""
+    result = task.result
+    own = set().union(*(s.writes for s in task.steps if s is not result))
+    own |= result.writes - _target_names(result)
     for awaited in awaited_tasks(task):
-        target = call_target(plan.tasks[awaited].result)
-        own |= target_names(target) if target is not None else set()
+        own |= _target_names(plan.tasks[awaited].result)
     return set().union(*(step.reads for step in task.steps)) - own
+
+
+def _target_names(step: Step) -> set[str]:
+    target = call_target(step)
+    return target_names(target) if target is not None else set()
 
 
 def element_reads(action: FanOut) -> set[str]:

@@ -54,7 +54,8 @@ The optional parts, which `import kiln` never loads:
 tests/runtime/test_layout.py holds these rules.
 """
 
-from typing import TYPE_CHECKING
+# Re-exported: generated code repeats a flow's checks under `_kiln.TYPE_CHECKING`.
+from typing import TYPE_CHECKING as TYPE_CHECKING
 
 from kiln.calls import Backend, Flow
 from kiln.closing import aclosing, closing
