@@ -1,4 +1,4 @@
-"""A node call's argument that acts outside the flow's names runs where the source runs it.
+"""A node call's argument that does more than read runs where the source runs it.
 
 `a = await f(random.random()); b = await f(random.random())`: the source
 draws for `a` first. kiln once ran the first call as a task whose coroutine
@@ -6,8 +6,10 @@ evaluated its argument when it first ran, after the flow had gone on to draw
 for `b`: the draws came out swapped every time, and so did prints in a
 helper the arguments call, and clock readings. Such an argument is now a
 step of its own (`_kiln_operand = random.random()`), which keeps its place
-as the statement would, with a KLN311 saying what waits for it; arguments
-that only read the flow's values still leave their calls concurrent.
+as the statement would, with a KLN311 saying what waits for it; so does an
+argument that changes a value of the flow's (`next(it)`, `xs.pop()`), and
+the call is then ordered by what it does itself. Arguments that only read
+the flow's values still leave their calls concurrent.
 """
 
 from __future__ import annotations
@@ -105,6 +107,15 @@ async def logged() -> str:
 
 
 @flow
+async def advanced(xs: list[int]) -> list[str]:
+    it = iter(xs)
+    a = await later(next(it))
+    b = await f(next(it))
+    c = await later(xs.pop(), tag=str(len(xs)))
+    return [a, b, c, str(xs)]
+
+
+@flow
 async def pure(xs: list[int]) -> str:
     a = await later(len(xs))
     b = await later(sum(xs))
@@ -121,6 +132,7 @@ CASES = [
     ("clocks", ()),
     ("nested", (3,)),
     ("logged", ()),
+    ("advanced", ([1, 2, 3],)),
     ("pure", ([1, 2, 3],)),
 ]
 

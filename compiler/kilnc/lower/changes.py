@@ -64,10 +64,12 @@ class Changes:
         }
         return self.effects.of_statement(self.module, node, holders)
 
-    def acts_outside(self, node: cst.CSTNode) -> bool:
-        """Whether evaluating `node` has an effect outside the flow's names: I/O,
-        a clock, `random`'s state, module state."""
-        return self.effects_of(node).external is not None
+    def acts(self, node: cst.CSTNode) -> bool:
+        """Whether evaluating `node` does more than read: it changes a value of the
+        flow's (`next(it)`, `xs.pop()`) or acts outside them (I/O, a clock,
+        `random`'s state, module state)."""
+        effects = self.effects_of(node)
+        return effects.external is not None or bool(effects.changes)
 
     def with_effects(self, effects: Effects, step: Step) -> Step:
         """The step, also ordered by the names it may change and the keys it touches."""

@@ -79,11 +79,12 @@ class Lifter(cst.CSTTransformer):
         return super().on_visit(node)
 
     def _acting_arguments(self, node: cst.CSTNode) -> set[cst.CSTNode]:
-        """The operands of a node call with an effect outside the flow's names.
+        """The operands of a node call that do more than read.
 
-        `f(random.random())` or `f(loud("one"))`: each is a step of its own,
-        which keeps its place as the statement would, and not evaluated when
-        the call's task first runs, after the flow has gone on.
+        `f(random.random())`, `f(loud("one"))` or `f(next(it))`: each is a step
+        of its own, ordered as the statement would be, and not evaluated when
+        the call's task first runs, after the flow has gone on; the call is
+        then ordered by what it does itself.
         """
         calls = self.lowerer.calls
         if not isinstance(node, cst.Call) or calls.resolve(node.func) is None:
@@ -92,7 +93,7 @@ class Lifter(cst.CSTTransformer):
             operand
             for operand in operands(node)
             if not calls.contains_node_call(operand)
-            and self.lowerer.steps.changes.acts_outside(operand)
+            and self.lowerer.steps.changes.acts(operand)
         }
 
     def on_leave(

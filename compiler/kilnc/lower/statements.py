@@ -416,9 +416,9 @@ class Lowerer:
 
     def lift_arguments(self, call: cst.Call) -> tuple[list[Step], Sequence[cst.Arg]]:
         """Lift the node calls out of the arguments of a call that is a step itself,
-        and the arguments that act outside the flow's names (`Lifter`)."""
+        and the arguments that do more than read (`Lifter`)."""
         if not any(
-            self.calls.contains_node_call(arg) or self.changes.acts_outside(arg.value)
+            self.calls.contains_node_call(arg) or self.changes.acts(arg.value)
             for arg in call.args
         ):
             return [], call.args
