@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Final
 
 import libcst as cst
 
@@ -57,23 +56,6 @@ from kilnc.names import (
     target_names,
 )
 from kilnc.syntax import code, without_docstring, yields
-
-# What to write instead of each construct outside the flow language.
-UNSUPPORTED: Final[dict[type[cst.CSTNode], tuple[str, str]]] = {
-    cst.Try: (
-        "'try' in a flow",
-        "handle the error inside a node, or around the flow's call",
-    ),
-    cst.TryStar: ("'try' in a flow", "handle the error inside a node"),
-    cst.With: ("'with' in a flow", "open the resource inside a node"),
-    cst.FunctionDef: ("a nested function in a flow", "define it at module level"),
-    cst.ClassDef: ("a nested class in a flow", "define it at module level"),
-    cst.Global: (
-        "'global' in a flow",
-        "pass the value in and return it, or use kiln.Memory",
-    ),
-    cst.Nonlocal: ("'nonlocal' in a flow", "pass the value in and return it"),
-}
 
 
 class Lowerer:
@@ -388,12 +370,7 @@ class Lowerer:
             self.report.asyncio_idioms(item) for item in node.items
         ):
             return []  # `async with asyncio.TaskGroup() as tg:`, said what instead
-        what, instead = UNSUPPORTED.get(
-            type(node), (f"'{type(node).__name__}'", "move it into a node")
-        )
-        self.report.report(
-            node, Code.UNSUPPORTED, f"{what} is not part of the flow language", instead
-        )
+        self.report.unsupported(node)
         return []
 
     # --- lifting -----------------------------------------------------------------------
