@@ -40,7 +40,7 @@ from kilnc.ir import (
 )
 from kilnc.lower.augmented import taken_apart
 from kilnc.lower.calls import Calls
-from kilnc.lower.changes import Changes, EffectSource
+from kilnc.lower.changes import Changes, EffectSource, OutsideOf
 from kilnc.lower.fan_out import FanOuts
 from kilnc.lower.generators import generators_read_whole
 from kilnc.lower.lift import Lifter, element
@@ -67,6 +67,7 @@ class Lowerer:
         resolve: Resolver,
         effects: EffectSource,
         type_vars: TypeVariables,
+        outside: OutsideOf,
         flow: FlowDef,
         max_visits: int,
     ) -> None:
@@ -74,7 +75,7 @@ class Lowerer:
         self.report = Reporter(parsed, resolve)
         self.shared = Sharing()
         self.scope = Scope(parsed, flow, self.shared, self.report, type_vars, effects)
-        self.changes = Changes(flow.module, effects, self.scope, self.shared)
+        self.changes = Changes(flow.module, effects, outside, self.scope, self.shared)
         self.steps = Steps(parsed, self.scope, self.changes)
         read_whole = generators_read_whole(flow.function, parsed.qualified)
         self.calls = Calls(
