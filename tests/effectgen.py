@@ -12,11 +12,12 @@ value stored into an item of a list or dict that later nodes read, lambdas
 and generators made in the flow, whose names are then bound again, handed to
 nodes that call them, a list held in a dict, a list a node hands back,
 a dataclass state whose fields nodes change, a subflow that changes the list
-it is given, a dict filled by a store after it is made, a bound method kept
-in a dict that a node calls, a project class's methods (one reads, one
-changes the object, one appends to a module-level list) called by nodes on
-their parameters and by the flow on its locals, and two calls that fail in
-one run.
+it is given, subflows whose own statements log and read module state (called
+by the flow, by another subflow, and in a fan-out), a dict filled by a store
+after it is made, a bound method kept in a dict that a node calls, a project
+class's methods (one reads, one changes the object, one appends to a
+module-level list) called by nodes on their parameters and by the flow on its
+locals, and two calls that fail in one run.
 
 Every node sleeps a random time, so a schedule that reorders two effects shows
 in the result. Every node call appends `done <tag>` to the module's `events`
@@ -248,9 +249,23 @@ async def refill(box: list[int], value: int, tag: str) -> int:
     await push(box, n, tag + "c")
     return n
 """,
+    "whisper": """@flow
+async def whisper(value: int, tag: str) -> int:
+    events.append(f"log {{tag}} {{value}} after {{len(events)}}")
+    return await each(value, tag + "w")
+""",
+    "chronicle": """@flow
+async def chronicle(box: list[int], tag: str) -> int:
+    n = await total(box, tag + "a")
+    return await whisper(n + len(LEDGER), tag + "b")
+""",
 }
 # A node the flow calls through another node's source needs that node's source too.
-NEEDS = {"refill": ("push", "total")}
+NEEDS = {
+    "refill": ("push", "total"),
+    "whisper": ("each",),
+    "chronicle": ("total", "whisper", "each"),
+}
 
 
 def _setter(name: str, write: str) -> str:
@@ -340,8 +355,9 @@ def _statement(flow: _Flow) -> None:
     if flow.closures:
         choices += ["call_closure"]
     choices += ["state"]
+    choices += ["whisper"]
     if flow.boxes:
-        choices += ["holder", "same", "refill", "tool"]
+        choices += ["holder", "same", "refill", "tool", "chronicle"]
     if flow.holders:
         choices += ["deep", "deep_push", "inline_deep"]
     if flow.states:
@@ -354,6 +370,8 @@ def _statement(flow: _Flow) -> None:
         _object_statement(flow, kind)
     elif kind in NESTED:
         _nested_statement(flow, kind)
+    elif kind in ("whisper", "chronicle"):
+        _subflow_statement(flow, kind)
     elif kind in ("store", "closure", "rebind", "call_closure"):
         _late_statement(flow, kind)
     elif kind in ("push", "bump", "total", "put", "peek", "each"):
@@ -448,6 +466,21 @@ def _nested_statement(flow: _Flow, kind: str) -> None:
             flow.call("push", f"{state}.items", flow.value())
         else:
             flow.call("total", f"{state}.items", target=flow.name("v"))
+
+
+def _subflow_statement(flow: _Flow, kind: str) -> None:
+    """Subflows whose own statements log and read module state, which keep their
+    place in the caller: called by the flow, by another subflow, in a fan-out."""
+    if kind == "whisper" and flow.draw(st.booleans()):  # one call per element
+        flow.used.add("whisper")
+        tag, n = flow.tag().strip('"'), flow.draw(st.integers(1, 3))
+        flow.lines.append(
+            f'{flow.name("fan")} = [await whisper(i, f"{tag}.{{i}}") for i in range({n})]'
+        )
+    elif kind == "whisper":
+        flow.call("whisper", flow.value(), target=flow.name("v"))
+    else:
+        flow.call("chronicle", flow.pick(flow.boxes), target=flow.name("v"))
 
 
 def _agent_statement(flow: _Flow, kind: str) -> None:

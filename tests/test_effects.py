@@ -315,6 +315,41 @@ def test_aliases_of_a_changed_object_are_ordered_too(tmp_path: Path) -> None:
     assert compiled.f() == asyncio.run(reference.f()) == 1
 
 
+def test_a_name_bound_final_has_the_type_of_its_value(tmp_path: Path) -> None:
+    """`LIMIT: Final = 3` is an int, as a type checker infers it: a node given it
+    (here one that calls what it is handed) cannot change it (trial H, 08)."""
+    source = """
+    from collections.abc import Awaitable, Callable
+    from typing import Final, ParamSpec, TypeVar
+
+    from kiln import flow, node
+
+    P = ParamSpec("P")
+    R = TypeVar("R")
+
+    @node
+    async def call(fn: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs) -> R:
+        return await fn(*args, **kwargs)
+
+    async def plus(x: int, *, y: int = 1) -> int:
+        return x + y
+
+    @node
+    async def weigh(k: int, *, factor: int = 2) -> int:
+        return k * factor
+
+    @flow
+    async def f(ks: list[int]) -> tuple[int, list[int]]:
+        LIMIT: Final = 3
+        r = await call(plus, 1, y=LIMIT)
+        ws = [await weigh(k, factor=LIMIT) for k in ks]
+        return r, ws
+    """
+    assert warnings_of(source, tmp_path) == []
+    compiled, reference = build(source, tmp_path)
+    assert compiled.f([1, 2]) == asyncio.run(reference.f([1, 2])) == (4, [3, 6])
+
+
 def test_an_iterator_two_fan_outs_consume_keeps_its_order(tmp_path: Path) -> None:
     compiled, reference = build(
         """

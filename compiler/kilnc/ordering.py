@@ -66,10 +66,18 @@ def check_order(flow: FlowIR) -> list[Diagnostic]:
                         Code.EFFECT_ORDER,
                         f"the elements of this fan-out run one after another: "
                         f"{action.in_order}",
-                        CHANGE_HINT if "change" in action.in_order else KEY_HINT,
+                        _in_order_hint(action.in_order, step),
                     )
                 )
     return found
+
+
+def _in_order_hint(in_order: str, step: Step) -> str:
+    if in_order.startswith("every element writes the same Memory"):
+        return KEY_HINT
+    if step.external is not None and in_order.startswith("each element calls"):
+        return EXTERNAL_HINT  # a subflow's statement that keeps its place
+    return CHANGE_HINT
 
 
 def _blocks(block: Block) -> Iterator[Block]:

@@ -28,6 +28,7 @@ an error (KLN704) rather than a module that silently calls the source.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import keyword
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -40,11 +41,11 @@ import libcst as cst
 from kilnc import __version__
 from kilnc.depth import run_deep
 from kilnc.diagnostics import Code, Diagnostic, error, warning
-from kilnc.front import ModuleDefs
+from kilnc.front import ImportedName, ModuleDefs
 from kilnc.ir import FlowDef, FlowIR
 from kilnc.names import identifier
 from kilnc.plan import Links
-from kilnc.project import FrontEnd, Reader
+from kilnc.project import FrontEnd, Reader, attribute_of
 from kilnc.resolve import ModuleLocation, locate, module_file
 from kilnc.source import is_generated_module
 
@@ -58,6 +59,7 @@ class OutputTree:
     package: str | None  # the output directory's module name; None when it can be none
     locations: Mapping[Path, ModuleLocation]  # each source file's module
     exports: Mapping[str, frozenset[str] | None]  # per module with a flow: see Links
+    rebound: frozenset[str] = frozenset()  # see Links
 
     def links(self, file: Path) -> Links:
         """How the output of `file` imports the other modules of the compile."""
@@ -66,7 +68,7 @@ class OutputTree:
         compiled = {name: f"{self.package}.{name}" for name in self.exports}
         location = self.locations.get(file)
         exports = self.exports.get(location.name) if location else frozenset()
-        return Links(compiled, exports)
+        return Links(compiled, exports, rebound=self.rebound)
 
     def target(self, file: Path) -> Path:
         """The output file of `file`: its module's place in the tree."""
@@ -132,6 +134,8 @@ def plan_tree(files: Sequence[Path], directory: Path, front: FrontEnd) -> Output
     read: dict[str, Reader] = {}
     modules: dict[str, ModuleDefs] = {}
     locations: dict[Path, ModuleLocation] = {}
+    loads: dict[str, Callable[[str], ModuleDefs | None]] = {}  # by root
+    load_of: dict[str, Callable[[str], ModuleDefs | None]] = {}  # by module
     for file in files:
         try:
             location = locations[file] = locate(file)
@@ -141,6 +145,11 @@ def plan_tree(files: Sequence[Path], directory: Path, front: FrontEnd) -> Output
         defs = _definitions(reader, location.name)
         if defs is not None and defs.flows:
             modules[location.name] = defs
+            load_of[location.name] = loads.setdefault(
+                str(location.root),
+                functools.cache(functools.partial(_definitions, reader)),
+            )
+    rebound = frozenset(name for name in modules if _rebound(load_of[name], name))
     exports: dict[str, set[str] | None] = {name: set() for name in modules}
     for defs in modules.values():
         for imported in defs.imports.values():
@@ -151,7 +160,9 @@ def plan_tree(files: Sequence[Path], directory: Path, front: FrontEnd) -> Output
                 if imported.attribute is None
                 else f"{imported.module}.{imported.attribute}"
             )
-            if whole in exports:
+            if whole in exports and (
+                imported.attribute is None or whole not in rebound
+            ):
                 exports[whole] = None
             elif imported.attribute is not None and imported.module in exports:
                 names = exports[imported.module]
@@ -165,7 +176,17 @@ def plan_tree(files: Sequence[Path], directory: Path, front: FrontEnd) -> Output
             name: None if names is None else frozenset(names)
             for name, names in exports.items()
         },
+        rebound,
     )
+
+
+def _rebound(load: Callable[[str], ModuleDefs | None], module: str) -> bool:
+    """Whether the package of `module` binds its name to something else once it is
+    imported (`from .crawl import crawl`): `from package import name` takes that."""
+    package, _, name = module.rpartition(".")
+    if not package or load(package) is None:
+        return False
+    return attribute_of(load, package, name) != ImportedName(module, None)
 
 
 def _definitions(reader: Reader, module: str) -> ModuleDefs | None:

@@ -48,7 +48,7 @@ from kilnc.graph import build_flow_graph
 from kilnc.imports import check_imports
 from kilnc.ir import Callee, FlowIR, NodeDef
 from kilnc.linemap import map_lines
-from kilnc.lower import LowerContext, annotation_names, lower_flow
+from kilnc.lower import LowerContext, Lowering, annotation_names
 from kilnc.ordering import check_order
 from kilnc.packages import check_imported_flows
 from kilnc.parse import parse_source
@@ -304,13 +304,23 @@ def _lower_flows(
     effects = read_effects(project)
     # Asked at every call of a callee, answered once for each.
     generics = functools.cache(functools.partial(type_variables, project))
+
+    def context(module: str) -> LowerContext | None:
+        found = project.load(module)
+        if found is None:
+            return None
+        resolver = project.resolver(found)
+        outside = lowering.outside
+        return LowerContext(
+            found.parsed, resolver, effects, generics, outside, max_visits
+        )
+
+    # A subflow, here or in another module, is lowered once where a call asks.
+    lowering = Lowering(context)
     lowered: list[FlowIR] = []
     for flow in defs.flows.values():
         with phase("lower_flow", f"flow '{flow.name}'"):
-            context = LowerContext(
-                defs.parsed, project.resolver(defs), effects, generics, max_visits
-            )
-            flow_ir, found = lower_flow(flow, context)
+            flow_ir, found = lowering.lower(flow)
         lowered.append(flow_ir)
         diagnostics += found
     return lowered

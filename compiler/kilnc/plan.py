@@ -273,6 +273,10 @@ class Links:
     # Modules of the compile with an output that cannot be imported compiled
     # (the output directory is no package): importing one of their flows is KLN704.
     unlinked: frozenset[str] = frozenset()
+    # Compiled modules whose package binds their name to something else (its
+    # `__init__.py` does `from .crawl import crawl`): `from app.flows import
+    # crawl` takes that, not the module, so it stays the source's import.
+    rebound: frozenset[str] = frozenset()
 
 
 # A module compiled alone: it imports every other module's source.

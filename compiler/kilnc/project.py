@@ -7,26 +7,39 @@ Modules are read (`Reader`) and collected once each, when a name first leads
 to them, by the front end the pipeline hands in (`FrontEnd`, as
 `pipeline.FRONT_END`): which passes read a module, and in what order, is the
 pipeline's to say, for these modules as for the one it compiles.
+
+A name is followed through the project's modules as Python's import system
+binds it (`attribute_of`, `follow`): `from app.flows import crawl` takes the
+attribute `crawl` of the package `app.flows` once its `__init__.py` has run.
+After `from .crawl import crawl` there, that is the function, though the
+package has a submodule `crawl` too (importing it bound the module first, and
+the from-import bound the function over it); a package that binds no `crawl`
+gives its submodule.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import final
+from typing import Literal, final
 
 import libcst as cst
 
 from kilnc.diagnostics import Diagnostic
-from kilnc.front import ASK_NAMES, Located, ModuleDefs
+from kilnc.front import ASK_NAMES, ImportedName, Located, ModuleDefs
 from kilnc.ir import Callee, NodeDef, NodeKind, NodeOptions, Resolver
-from kilnc.names import identifier
-from kilnc.resolve import module_file
+from kilnc.names import identifier, import_local_name, target_names
+from kilnc.resolve import absolute_module, module_file
 from kilnc.source import SourceFile, Span, display_path, is_generated_module
 from kilnc.syntax import dotted
 
 REEXPORT_DEPTH = 8  # how far `from .a import f` chains are followed through re-exports
+
+# How a module's top level binds a name last: an import of its own submodule of
+# that name (which binds it as the package's attribute), another import of the
+# name, any other binding.
+Binding = Literal["submodule", "import", "own"]
 
 
 @final
@@ -78,6 +91,7 @@ class Project:
         self.reader = reader
         self.modules: dict[str, ModuleDefs | None] = {main.location.name: main}
         self._diagnostics: list[Diagnostic] = []
+        self._attributes: dict[tuple[str, str], ImportedName | None] = {}
 
     @property
     def sources(self) -> dict[str, SourceFile]:
@@ -102,6 +116,19 @@ class Project:
         self.modules[name] = defs
         return defs
 
+    def attribute(self, module: str, name: str) -> ImportedName | None:
+        """What `module`'s attribute `name` is once it is imported (`attribute_of`)."""
+        key = (module, name)
+        if key not in self._attributes:
+            self._attributes[key] = attribute_of(self.load, module, name)
+        return self._attributes[key]
+
+    def follow(
+        self, imported: ImportedName, path: Sequence[str]
+    ) -> ImportedName | None:
+        """What `local.a.b` means where `local` was bound by `imported` (`follow`)."""
+        return follow(self.attribute, imported, path)
+
     def resolver(self, defs: ModuleDefs) -> Resolver:
         cache: dict[str, tuple[Callee, bool] | None] = {}
 
@@ -121,40 +148,18 @@ class Project:
         return resolve
 
     def _resolve(self, defs: ModuleDefs, key: str) -> tuple[Callee, bool] | None:
-        if "." not in key:
+        head, *path = key.split(".")
+        if not path:
             local = defs.local(key)
             if local is not None:
                 return local, True
-            found = self._imported(defs, key, REEXPORT_DEPTH)
-            return (found, False) if found is not None else None
-        head, *middle, attribute = key.split(".")
         imported = defs.imports.get(head)
-        if imported is None:
-            return None
-        base = (
-            imported.module
-            if imported.attribute is None
-            else f"{imported.module}.{imported.attribute}"
-        )
-        # `import app.sub` binds `app`: `app.sub.inner` is `inner` of app.sub.
-        target = self.load(".".join([base, *middle]))
-        if target is None:
-            return None
-        callee = target.local(attribute) or self._imported(
-            target, attribute, REEXPORT_DEPTH
-        )
+        found = self.follow(imported, path) if imported is not None else None
+        if found is None or found.attribute is None:
+            return None  # a module is no callee
+        target = self.load(found.module)
+        callee = target.local(found.attribute) if target is not None else None
         return (callee, False) if callee is not None else None
-
-    def _imported(self, defs: ModuleDefs, name: str, depth: int) -> Callee | None:
-        imported = defs.imports.get(identifier(name))
-        if imported is None or imported.attribute is None or depth == 0:
-            return None
-        target = self.load(imported.module)
-        if target is None:
-            return None
-        return target.local(imported.attribute) or self._imported(
-            target, imported.attribute, depth - 1
-        )
 
     def nodes(self) -> list[NodeDef]:
         """Every node of every module read so far."""
@@ -191,3 +196,142 @@ def _names_ask(defs: ModuleDefs, key: str) -> bool:
     if attribute:
         full = f"{full}.{attribute}"
     return full in ASK_NAMES
+
+
+def attribute_of(
+    load: Callable[[str], ModuleDefs | None],
+    module: str,
+    name: str,
+    depth: int = REEXPORT_DEPTH,
+) -> ImportedName | None:
+    """What `module`'s attribute `name` is once Python has imported `module`.
+
+    `ImportedName(m, None)`: the module `m` (a package's submodule). `ImportedName(m,
+    a)`: what module `m` binds to `a` itself (a function, a class, a value), or
+    the attribute `a` of a module outside the project, as named. None: no
+    such attribute, or one kiln cannot tell (bound by code, or too many
+    re-exports deep). An import the module makes of the name is followed to
+    what it imports; `from package import name` of a name the package binds
+    none of imports the submodule `name`, as Python does.
+    """
+    defs = load(module)
+    if defs is None:
+        return ImportedName(module, name)
+    binding = _binding(defs, name)
+    submodule = f"{module}.{name}"
+    if binding == "submodule" or (
+        binding is None
+        and defs.location.is_package
+        and module_file(defs.location.root, submodule) is not None
+    ):
+        return ImportedName(submodule, None)
+    if binding == "import":
+        imported = defs.imports.get(identifier(name))
+        if imported is None or depth == 0:
+            return None  # imported in a block: kiln cannot tell which runs
+        if imported.attribute is None:
+            return imported
+        return attribute_of(load, imported.module, imported.attribute, depth - 1)
+    if binding == "own" or identifier(name) in defs.parsed.global_names:
+        return ImportedName(module, name)
+    return None
+
+
+def follow(
+    attribute: Callable[[str, str], ImportedName | None],
+    imported: ImportedName,
+    path: Sequence[str],
+) -> ImportedName | None:
+    """What `local.a.b` (`path` is `a`, `b`) means where `local` was bound by
+    `imported`: through modules by `attribute` (`attribute_of`), then an
+    object's attributes by name (`ImportedName(m, "Agent.describe")`)."""
+    current: ImportedName | None = imported
+    if imported.attribute is not None:
+        current = attribute(imported.module, imported.attribute)
+    for index, part in enumerate(path):
+        if current is None:
+            return None
+        if current.attribute is not None:  # an object's attributes are no modules
+            return ImportedName(
+                current.module, ".".join([current.attribute, *path[index:]])
+            )
+        current = attribute(current.module, part)
+    return current
+
+
+def _binding(defs: ModuleDefs, name: str) -> Binding | None:
+    """How the module's top level binds `name` last, as it runs."""
+    name = identifier(name)
+    location = defs.location
+    submodule = f"{location.name}.{name}" if location.is_package else None
+    found: Binding | None = None
+    for statement in _run_in_order(defs.parsed.module):
+        if isinstance(statement, cst.FunctionDef | cst.ClassDef):
+            found = "own" if identifier(statement.name.value) == name else found
+        elif isinstance(statement, cst.Import | cst.ImportFrom):
+            loaded, bound = _imports(defs, statement, name)
+            if submodule is not None and any(
+                module == submodule or module.startswith(f"{submodule}.")
+                for module in loaded
+            ):
+                found = "submodule"  # importing it binds it in its package
+            if bound is not None:  # then the import binds the name: over it
+                found = "submodule" if bound == submodule else "import"
+        elif isinstance(statement, cst.Assign | cst.AnnAssign | cst.AugAssign):
+            targets = (
+                [t.target for t in statement.targets]
+                if isinstance(statement, cst.Assign)
+                else [statement.target]
+            )
+            if any(name in target_names(target) for target in targets):
+                found = "own"
+    return found
+
+
+def _imports(
+    defs: ModuleDefs, statement: cst.Import | cst.ImportFrom, name: str
+) -> tuple[set[str], str | None]:
+    """The modules an import statement loads, and what it binds `name` to, by its
+    absolute name (`pkg.crawl` of `from . import crawl`), if it binds it."""
+    root = defs.location.root
+    if isinstance(statement, cst.Import):
+        loaded = {_dotted_name(alias.name) for alias in statement.names}
+        for alias in statement.names:
+            if identifier(import_local_name(alias)) == name:
+                whole = _dotted_name(alias.name)
+                return loaded, whole if alias.asname else whole.split(".")[0]
+        return loaded, None
+    base = _dotted_name(statement.module) if statement.module is not None else ""
+    module = absolute_module(defs.location, base, len(statement.relative))
+    if module is None:
+        return set(), None
+    if isinstance(statement.names, cst.ImportStar):
+        stars = defs.parsed.star_imports.get(statement, frozenset())
+        return {module}, f"{module}.{name}" if name in stars else None
+    loaded = {module}
+    bound = None
+    for alias in statement.names:
+        whole = f"{module}.{_dotted_name(alias.name)}"
+        if module_file(root, whole) is not None:
+            loaded.add(whole)  # `from . import crawl` imports the submodule
+        if identifier(import_local_name(alias)) == name:
+            bound = whole
+    return loaded, bound
+
+
+def _run_in_order(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """The statements a module's top level runs, small ones one by one, blocks'
+    (an `if`'s, a `try`'s) in place; not the bodies of functions and classes."""
+    for child in node.children:
+        if isinstance(child, cst.SimpleStatementLine | cst.SimpleStatementSuite):
+            yield from child.body
+        elif isinstance(child, cst.FunctionDef | cst.ClassDef):
+            yield child
+        elif not isinstance(child, cst.BaseExpression):
+            yield from _run_in_order(child)
+
+
+def _dotted_name(node: cst.BaseExpression) -> str:
+    name = dotted(node)
+    assert name is not None, "an import names a module or an attribute"
+    return name

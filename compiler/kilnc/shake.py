@@ -170,7 +170,7 @@ def _rewrite(
         if isinstance(small, cst.Import | cst.ImportFrom):
             imported = _import(parsed, location, small, needed, diagnostics)
             if imported is not None:
-                kept += _compiled(imported, links.compiled)
+                kept += _compiled(imported, links)
         else:
             kept.append(small)
     if not kept:
@@ -205,7 +205,7 @@ def _import(
 
 
 def _compiled(
-    node: cst.Import | cst.ImportFrom, compiled: Mapping[str, str]
+    node: cst.Import | cst.ImportFrom, links: Links
 ) -> list[cst.Import | cst.ImportFrom]:
     """The import, of the compiled modules where it names modules compiled with this one.
 
@@ -213,8 +213,11 @@ def _compiled(
     import sub, util` (sub compiled, util not) is two imports; `import app.sub as
     sub` is `import build.app.sub as sub`. `import app.sub` binds `app`, which
     has no compiled counterpart to bind, and stays the source's: a flow called
-    through it is no call kiln sees.
+    through it is no call kiln sees. `from app import sub` where app/__init__.py
+    binds `sub` to something else (`from .sub import sub`) takes that, not the
+    module, and stays the source's too.
     """
+    compiled = links.compiled
     if not compiled:
         return [node]
     if isinstance(node, cst.Import):
@@ -234,7 +237,12 @@ def _compiled(
         return [node.with_changes(module=cst.parse_expression(compiled[module]))]
     if isinstance(node.names, cst.ImportStar):
         return [node]
-    submodules = [a for a in node.names if f"{module}.{_dotted(a.name)}" in compiled]
+    submodules = [
+        alias
+        for alias in node.names
+        if (whole := f"{module}.{_dotted(alias.name)}") in compiled
+        and whole not in links.rebound
+    ]
     if not submodules:
         return [node]
     rest = [a for a in node.names if a not in submodules]

@@ -230,12 +230,14 @@ class EffectReader:
         head = identifier(head)
         imported = defs.imports.get(head)
         if imported is not None:
-            base = (
-                imported.module
-                if imported.attribute is None
-                else f"{imported.module}.{imported.attribute}"
-            )
-            return f"{base}.{rest}" if rest else base
+            # Where the name is defined, through the packages that re-export it.
+            found = self.project.follow(imported, rest.split(".") if rest else [])
+            if found is None:  # bound where kiln cannot tell: the name as imported
+                parts = (imported.module, imported.attribute, rest)
+                return ".".join(part for part in parts if part)
+            if found.attribute is None:
+                return found.module
+            return f"{found.module}.{found.attribute}"
         if head in defs.parsed.global_names:
             prefix = defs.location.name
             return f"{prefix}.{name}" if prefix else name

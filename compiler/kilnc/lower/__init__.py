@@ -25,10 +25,15 @@ node, `steps.py` makes the steps, `changes.py` orders them by what their
 code may change, `scope.py` follows what the flow's names hold,
 `sharing.py` which names may hold one object, `idioms.py` and `report.py`
 say what is wrong.
+
+A subflow's call keeps the place of the subflow's own statements that keep
+theirs (`Lowering.outside`): the subflow is lowered too, in its own module,
+and its first outside effect is carried into the caller's step.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import final
 
@@ -37,6 +42,7 @@ import libcst as cst
 from kiln.options import DEFAULT_MAX_VISITS
 from kilnc.changing import repeated_changes
 from kilnc.diagnostics import Diagnostic
+from kilnc.effect_ir import Change
 from kilnc.front import ParsedModule
 from kilnc.ir import (
     Block,
@@ -48,12 +54,12 @@ from kilnc.ir import (
     child_blocks,
     with_child_blocks,
 )
-from kilnc.lower.changes import EffectSource
+from kilnc.lower.changes import EffectSource, OutsideOf
 from kilnc.lower.sharing import PASSED_IN
 from kilnc.lower.statements import Lowerer
 from kilnc.names import mentioned_names, parameter_names
 
-__all__ = ["LowerContext", "annotation_names", "lower_flow"]
+__all__ = ["LowerContext", "Lowering", "annotation_names", "lower_flow"]
 
 
 @final
@@ -63,6 +69,8 @@ class LowerContext:
     resolve: Resolver = field(repr=False)
     effects: EffectSource = field(repr=False)
     type_variables: TypeVariables = field(repr=False)
+    # What a subflow's own statements do outside it (`Lowering.outside`).
+    outside: OutsideOf = field(repr=False)
     # The max_visits of flows that set none: [tool.kiln]'s, else 5.
     max_visits: int = DEFAULT_MAX_VISITS
 
@@ -74,6 +82,7 @@ def lower_flow(flow: FlowDef, context: LowerContext) -> tuple[FlowIR, list[Diagn
         context.resolve,
         context.effects,
         context.type_variables,
+        context.outside,
         flow,
         max_visits,
     )
@@ -83,6 +92,52 @@ def lower_flow(flow: FlowDef, context: LowerContext) -> tuple[FlowIR, list[Diagn
     calls = tuple(lowerer.calls.sites)
     diagnostics = lowerer.report.diagnostics + repeated_changes(body)
     return FlowIR(flow, body, calls, tokens), diagnostics
+
+
+class Lowering:
+    """The project's flows lowered on demand, each once, in its own module's context.
+
+    `x = await sub()` runs the statements of `sub` where the caller calls it:
+    a statement of `sub` that keeps its place in `sub` (it reads or changes
+    module state, prints) keeps it in the caller too, as if it were written
+    there. What it is comes from `sub` lowered, by the analysis that decides
+    its place in `sub`, wherever `sub` is defined; subflows it calls carry
+    theirs into it the same way.
+    """
+
+    def __init__(self, context_of: Callable[[str], LowerContext | None]) -> None:
+        self._context_of = context_of  # the context of a module's flows
+        self._lowered: dict[tuple[str, str], tuple[FlowIR, list[Diagnostic]]] = {}
+        self._lowering: set[tuple[str, str]] = set()
+
+    def lower(self, flow: FlowDef) -> tuple[FlowIR, list[Diagnostic]]:
+        key = (flow.module, flow.identifier)
+        if key not in self._lowered:
+            context = self._context_of(flow.module)
+            assert context is not None, "a flow's module is read before its flows"
+            self._lowering.add(key)
+            try:
+                self._lowered[key] = lower_flow(flow, context)
+            finally:
+                self._lowering.discard(key)
+        return self._lowered[key]
+
+    def outside(self, flow: FlowDef) -> Change | None:
+        """The first effect of the flow's own statements that keeps their place."""
+        if (flow.module, flow.identifier) in self._lowering:
+            return None  # a flow that calls itself: KLN401, the compile stops
+        return _first_outside(self.lower(flow)[0].body)
+
+
+def _first_outside(block: Block) -> Change | None:
+    for step in block.steps:
+        if step.external is not None:  # at the statement: a lifted copy has no place
+            return replace(step.external, span=step.span)
+        for child in child_blocks(step.action):
+            found = _first_outside(child)
+            if found is not None:
+                return found
+    return None
 
 
 def annotation_names(block: Block) -> frozenset[str]:

@@ -12,15 +12,24 @@ return, so changing one later orders it after the other.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Final, Protocol, final
 
 import libcst as cst
 
-from kilnc.effect_ir import Effects, Holder, Keys
-from kilnc.ir import RESERVED_PREFIX, Call, Callee, FanOut, NodeCall, NodeDef, Step
+from kilnc.effect_ir import Change, Effects, Holder, Keys
+from kilnc.ir import (
+    RESERVED_PREFIX,
+    Call,
+    Callee,
+    FanOut,
+    FlowDef,
+    NodeCall,
+    NodeDef,
+    Step,
+)
 from kilnc.lower.scope import Scope, TypeNames
 from kilnc.lower.sharing import Sharing
 from kilnc.mutability import FRESH_BUILTINS, Qualify, is_immutable
@@ -38,6 +47,12 @@ class EffectSource(TypeNames, Protocol):
     ) -> Effects: ...
 
 
+# Answers what a flow's own statements do outside it that keeps their place in a
+# flow (read or change module state, print, code kiln cannot see into): the
+# first such effect, where the flow's source has it; None when there is none.
+# A call of the flow carries it into its caller (`Lowering.outside`).
+OutsideOf = Callable[[FlowDef], Change | None]
+
 # A temporary of kiln's in a reason for a change (`_kiln_operand_2`).
 _TEMPORARY: Final = re.compile(rf"\b{RESERVED_PREFIX}_\w+")
 
@@ -49,6 +64,7 @@ class Changes:
 
     module: str  # the flow's
     effects: EffectSource
+    outside: OutsideOf  # what a subflow's own statements do outside it
     scope: Scope
     shared: Sharing
 
@@ -103,6 +119,21 @@ class Changes:
             external=step.external or effects.external or effects.reads_state,
             why=step.why + tuple(why),
         )
+
+    def of_subflow(self, call: NodeCall) -> Change | None:
+        """What a call keeps its place for: a subflow's own statement that does,
+        as it would written here. A node's outside effects are its own: nodes
+        overlap whatever module state they share."""
+        callee = call.callee
+        found = self.outside(callee) if isinstance(callee, FlowDef) else None
+        if found is None:
+            return None
+        where = found.span
+        at = f"line {where.line}" if where.path == call.span.path else where.location()
+        reason = (
+            f"calls the flow '{callee.name}', whose statement at {at} {found.reason}"
+        )
+        return Change(reason, call.span)
 
     def _in_source_terms(self, reason: str) -> str:
         """`calls _kiln_operand.append` as `calls state["messages"].append`."""

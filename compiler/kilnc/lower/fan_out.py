@@ -17,7 +17,7 @@ from typing import Protocol, final
 import libcst as cst
 
 from kilnc.diagnostics import Code
-from kilnc.effect_ir import Effects
+from kilnc.effect_ir import Change, Effects
 from kilnc.ir import Block, FanOut, FanOutKind, NodeCall, Step
 from kilnc.lower.calls import Calls
 from kilnc.lower.changes import Changes
@@ -133,7 +133,8 @@ class FanOuts:
             for target in comprehension_targets(clauses)
             for name in target_names(target)
         )
-        in_order = _in_order(result, self.changes.effects_of(element, targets))
+        outside = self.changes.of_subflow(result)
+        in_order = _in_order(result, self.changes.effects_of(element, targets), outside)
         returns = self.scope.visible_returns(result)
         action = FanOut(
             target,
@@ -170,7 +171,7 @@ class FanOuts:
         )
         lifted = comprehension.with_changes(for_in=clauses)
         effects = self.changes.effects_of(lifted)
-        step = self.changes.with_effects(replace(effects, external=None), step)
+        step = self.changes.with_effects(replace(effects, external=outside), step)
         self.changes.share_elements(result, clauses, step.writes)
         if isinstance(target, cst.Name):
             # A list (a set, a dict) whatever its items are, which this module
@@ -259,8 +260,9 @@ class FanOuts:
         return None
 
 
-def _in_order(result: NodeCall, effects: Effects) -> str | None:
-    """Why a fan-out's elements must run one after another, if they must."""
+def _in_order(result: NodeCall, effects: Effects, outside: Change | None) -> str | None:
+    """Why a fan-out's elements must run one after another, if they must: the
+    source runs a subflow's statements that keep their place in element order."""
     what = f"'{result.callee.name}'"
     for name, change in effects.changes:
         return f"{what} may change '{name}', which the elements share ({change.reason})"
@@ -273,4 +275,6 @@ def _in_order(result: NodeCall, effects: Effects) -> str | None:
                 else ", ".join(sorted(written.names)) or "keys its arguments name"
             )
             return f"every element writes the same Memory ({keys})"
+    if outside is not None:
+        return f"each element {outside.reason}, which keeps its place"
     return None

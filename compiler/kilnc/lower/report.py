@@ -1,4 +1,5 @@
-"""Lowering's diagnostics, and asyncio wrapped around node calls said once.
+"""Lowering's diagnostics, asyncio wrapped around node calls said once, and what
+to write instead of each construct outside the flow language.
 
 Example input: `a, b = await asyncio.gather(fetch(x), fetch(y))`. Output:
 one KLN114 at `asyncio.gather(...)` saying what to write instead (idioms.py),
@@ -9,6 +10,8 @@ the source too.
 
 from __future__ import annotations
 
+from typing import Final
+
 import libcst as cst
 
 from kilnc.diagnostics import Code, Diagnostic, error
@@ -16,6 +19,23 @@ from kilnc.front import ParsedModule
 from kilnc.ir import Resolver
 from kilnc.lower.idioms import find_idioms
 from kilnc.source import Span
+
+# What to write instead of each construct outside the flow language.
+UNSUPPORTED: Final[dict[type[cst.CSTNode], tuple[str, str]]] = {
+    cst.Try: (
+        "'try' in a flow",
+        "handle the error inside a node, or around the flow's call",
+    ),
+    cst.TryStar: ("'try' in a flow", "handle the error inside a node"),
+    cst.With: ("'with' in a flow", "open the resource inside a node"),
+    cst.FunctionDef: ("a nested function in a flow", "define it at module level"),
+    cst.ClassDef: ("a nested class in a flow", "define it at module level"),
+    cst.Global: (
+        "'global' in a flow",
+        "pass the value in and return it, or use kiln.Memory",
+    ),
+    cst.Nonlocal: ("'nonlocal' in a flow", "pass the value in and return it"),
+}
 
 
 class Reporter:
@@ -48,6 +68,14 @@ class Reporter:
         ):
             return
         self.diagnostics.append(error(span, code, message, hint))
+
+    def unsupported(self, node: cst.CSTNode) -> None:
+        """A construct outside the flow language: what to write instead."""
+        what, instead = UNSUPPORTED.get(
+            type(node), (f"'{type(node).__name__}'", "move it into a node")
+        )
+        message = f"{what} is not part of the flow language"
+        self.report(node, Code.UNSUPPORTED, message, instead)
 
 
 def _within(span: Span, outer: Span) -> bool:

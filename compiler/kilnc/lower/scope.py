@@ -28,7 +28,7 @@ from kilnc.ir import Callee, FlowDef, NodeCall, NodeDef, TypeVariables
 from kilnc.lower.closures import late_reads
 from kilnc.lower.report import Reporter
 from kilnc.lower.sharing import Sharing
-from kilnc.mutability import Qualify, is_immutable
+from kilnc.mutability import Qualify, is_immutable, names_in
 from kilnc.names import BUILTINS, identifier, name_uses, parameter_names, walrus_targets
 from kilnc.syntax import code, dotted
 from kilnc.walk import walk
@@ -191,7 +191,7 @@ class Scope:
         for name in names:
             self.types.pop(name, None)
             self.memory.discard(name)
-        if isinstance(statement, cst.AnnAssign):
+        if isinstance(statement, cst.AnnAssign) and not self._bare_final(statement):
             for name in names:
                 self.note_type(name, statement.annotation)
         elif value is not None and (literal := self._made_type(value)) is not None:
@@ -213,6 +213,11 @@ class Scope:
         for held, reads in self.deferred.items():
             for name in sorted(reads & names):
                 self.stale.setdefault(held, name)
+
+    def _bare_final(self, statement: cst.AnnAssign) -> bool:
+        """`LIMIT: Final = 3`: the type is the value's, as a type checker infers it."""
+        annotation = dotted(statement.annotation.annotation)
+        return annotation is not None and self.qualify(annotation) in _FINAL
 
     def _made_type(self, value: cst.BaseExpression) -> str | None:
         """The type of a literal, of a new container a builtin makes (`list(words)`),
@@ -260,6 +265,7 @@ class _Clones(cst.CSTVisitor):
             self.found.add(identifier(func.value.value))
 
 
+_FINAL = names_in("typing typing_extensions", "Final")
 # Builtins whose call makes a new container of this type: iterating it changes nothing.
 _MADE = {
     "list": "list",

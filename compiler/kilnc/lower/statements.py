@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Final
 
 import libcst as cst
 
@@ -41,7 +40,7 @@ from kilnc.ir import (
 )
 from kilnc.lower.augmented import taken_apart
 from kilnc.lower.calls import Calls
-from kilnc.lower.changes import Changes, EffectSource
+from kilnc.lower.changes import Changes, EffectSource, OutsideOf
 from kilnc.lower.fan_out import FanOuts
 from kilnc.lower.generators import generators_read_whole
 from kilnc.lower.lift import Lifter, element
@@ -58,23 +57,6 @@ from kilnc.names import (
 )
 from kilnc.syntax import code, without_docstring, yields
 
-# What to write instead of each construct outside the flow language.
-UNSUPPORTED: Final[dict[type[cst.CSTNode], tuple[str, str]]] = {
-    cst.Try: (
-        "'try' in a flow",
-        "handle the error inside a node, or around the flow's call",
-    ),
-    cst.TryStar: ("'try' in a flow", "handle the error inside a node"),
-    cst.With: ("'with' in a flow", "open the resource inside a node"),
-    cst.FunctionDef: ("a nested function in a flow", "define it at module level"),
-    cst.ClassDef: ("a nested class in a flow", "define it at module level"),
-    cst.Global: (
-        "'global' in a flow",
-        "pass the value in and return it, or use kiln.Memory",
-    ),
-    cst.Nonlocal: ("'nonlocal' in a flow", "pass the value in and return it"),
-}
-
 
 class Lowerer:
     """Lowers one flow: its statements here, with a module for each other job."""
@@ -85,6 +67,7 @@ class Lowerer:
         resolve: Resolver,
         effects: EffectSource,
         type_vars: TypeVariables,
+        outside: OutsideOf,
         flow: FlowDef,
         max_visits: int,
     ) -> None:
@@ -92,7 +75,7 @@ class Lowerer:
         self.report = Reporter(parsed, resolve)
         self.shared = Sharing()
         self.scope = Scope(parsed, flow, self.shared, self.report, type_vars, effects)
-        self.changes = Changes(flow.module, effects, self.scope, self.shared)
+        self.changes = Changes(flow.module, effects, outside, self.scope, self.shared)
         self.steps = Steps(parsed, self.scope, self.changes)
         read_whole = generators_read_whole(flow.function, parsed.qualified)
         self.calls = Calls(
@@ -384,12 +367,7 @@ class Lowerer:
             self.report.asyncio_idioms(item) for item in node.items
         ):
             return []  # `async with asyncio.TaskGroup() as tg:`, said what instead
-        what, instead = UNSUPPORTED.get(
-            type(node), (f"'{type(node).__name__}'", "move it into a node")
-        )
-        self.report.report(
-            node, Code.UNSUPPORTED, f"{what} is not part of the flow language", instead
-        )
+        self.report.unsupported(node)
         return []
 
     # --- lifting -----------------------------------------------------------------------

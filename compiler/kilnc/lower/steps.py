@@ -23,6 +23,7 @@ from kilnc.ir import (
     Block,
     Branch,
     Call,
+    FlowDef,
     Inline,
     Loop,
     Match,
@@ -48,6 +49,9 @@ class Steps:
     scope: Scope
     changes: Changes
     _next_id: int = field(default=0, init=False)
+    # A name bound to a streaming subflow's iterator runs the subflow's statements
+    # where it is read: there they keep their place (what they do, by name).
+    _streams: dict[str, Change] = field(default_factory=dict, init=False)
 
     def call_step(
         self,
@@ -83,8 +87,13 @@ class Steps:
             (name, replace(change, reason=change.reason.removeprefix(passed)))
             for name, change in effects.changes
         )
+        # A node's own outside effects overlap; a subflow's statements keep their place.
+        external = self.changes.of_subflow(action.call)
+        callee = action.call.callee
+        if external is not None and isinstance(callee, FlowDef) and callee.streams:
+            self._streams.update(dict.fromkeys(writes, external))
         return self.changes.with_effects(
-            replace(effects, changes=changes, external=None), step
+            replace(effects, changes=changes, external=external), step
         )
 
     def simple_step(self, statement: cst.CSTNode, origin: cst.CSTNode) -> Step:
@@ -139,7 +148,8 @@ class Steps:
             step,
             key_reads=frozenset().union(*(s.key_reads for s in inner)),
             key_writes=frozenset().union(*(s.key_writes for s in inner)),
-            external=next((s.external for s in inner if s.external), None),
+            external=step.external
+            or next((s.external for s in inner if s.external), None),
             why=tuple(why for s in inner for why in s.why),
         )
         for part in tested:
@@ -166,6 +176,11 @@ class Steps:
         # them again waits for the step, as a write waits for every read.
         reads = reads.union(*(deferred[name] for name in given))
         step = Step(step_id, span, action, reads, writes, uses, barrier, value_type)
+        iterated = sorted(reads & self._streams.keys())
+        if iterated:
+            step = replace(step, external=self._streams[iterated[0]])
+        for name in writes:
+            self._streams.pop(name, None)
         late = sorted(given & self.scope.stale.keys())
         self.scope.rebound(writes)
         if not late:
