@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Final, Protocol
+from typing import Final
 
 import libcst as cst
 
@@ -27,7 +27,7 @@ from kilnc.effect_ir import (
     Reads,
 )
 from kilnc.effects.bindings import NEW_VALUES, Bindings
-from kilnc.effects.methods import Method, Target
+from kilnc.effects.lookup import Lookup
 from kilnc.effects.receivers import describe
 from kilnc.front import ModuleDefs
 from kilnc.mutability import (
@@ -51,40 +51,6 @@ FIXED_POINT_ROUNDS: Final = 50  # the lattice is finite; this only bounds a runa
 # a change through `items` counts for every key, so it may keep an order the caller's
 # argument would show is not needed, but never drops one.
 Origin = str | tuple[str, str, Keys]
-
-
-class Lookup(Protocol):
-    """What reading a body asks of the project's other functions."""
-
-    def resolve(self, defs: ModuleDefs, func: cst.BaseExpression) -> str | None: ...
-
-    def project_function(self, qualified: str) -> tuple[str, str] | None: ...
-
-    def of_function(self, module: str, name: str) -> Effects: ...
-
-    def is_logger(self, defs: ModuleDefs, node: cst.BaseExpression) -> bool: ...
-
-    def is_state(
-        self, defs: ModuleDefs, node: cst.BaseExpression, called: bool
-    ) -> bool: ...
-
-    def is_typed_dict(self, defs: ModuleDefs, annotation: str) -> bool: ...
-
-    def library_name(self, module: str, name: str) -> str | None: ...
-
-    def attribute_type(
-        self, defs: ModuleDefs, annotation: str, attribute: str
-    ) -> tuple[ModuleDefs, str] | None: ...
-
-    def method(
-        self, defs: ModuleDefs, annotation: str, name: str, skip: int = 0
-    ) -> Method | None: ...
-
-    def is_class(self, defs: ModuleDefs, name: str) -> bool: ...
-
-    def returns(self, module: str, name: str) -> tuple[ModuleDefs, str] | None: ...
-
-    def called(self, body: Body, func: cst.Attribute) -> Target | None: ...
 
 
 @dataclass
