@@ -47,6 +47,11 @@ async def keep(memory: Memory, key: str, items: list[int]) -> None:
 
 
 @node
+async def keep_by_setattr(memory: Memory, key: str, items: list[int]) -> None:
+    setattr(memory, key, items)
+
+
+@node
 async def grow(memory: Memory) -> None:
     await asyncio.sleep(0.005)
     memory["a"].append(5)
@@ -152,6 +157,16 @@ async def stored_by_a_node() -> int:
     memory = Memory()
     items = [1]
     await keep(memory, "items", items)
+    n = await count(memory, "items")
+    await push(items, 2)
+    return n
+
+
+@flow
+async def stored_by_setattr_in_a_node() -> int:
+    memory = Memory()
+    items = [1]
+    await keep_by_setattr(memory, "items", items)
     n = await count(memory, "items")
     await push(items, 2)
     return n
@@ -270,6 +285,7 @@ CASES: list[tuple[str, tuple[object, ...]]] = [
     ("returned_by_a_node", ()),
     ("stored_by_the_flow", ()),
     ("stored_by_a_node", ()),
+    ("stored_by_setattr_in_a_node", ()),
     ("made_over_a_literal", ()),
     ("chosen_by_a_condition", (True,)),
     ("a_loop_over_memories", ()),

@@ -385,6 +385,10 @@ class EffectVisitor(cst.CSTVisitor):
             else:
                 reason = f"calls {name}() on it"
                 body.change(node.args[0].value, reason, node, itself=True)
+            if name == "setattr" and len(node.args) == 3:  # `holder[key] = value`
+                held, key, value = (arg.value for arg in node.args)
+                into = cst.Subscript(held, [cst.SubscriptElement(cst.Index(key))])
+                keep(body, into, value)
             return
         for index, arg in enumerate(node.args):  # `print(x, file=out)`, `exec(c, ns)`
             keyword = arg.keyword.value if arg.keyword is not None else None
