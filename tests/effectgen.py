@@ -17,7 +17,10 @@ by the flow, by another subflow, and in a fan-out), a dict filled by a store
 after it is made, a bound method kept in a dict that a node calls, a project
 class's methods (one reads, one changes the object, one appends to a
 module-level list) called by nodes on their parameters and by the flow on its
-locals, and two calls that fail in one run.
+locals, lists a Memory holds at keys (read into the flow's names, stored
+there by the flow or a node, one key's list stored under another, grown in
+place), a Memory held by a list or chosen by a condition, a Memory's local
+store held as a dict, and two calls that fail in one run.
 
 Every node sleeps a random time, so a schedule that reorders two effects shows
 in the result. Every node call appends `done <tag>` to the module's `events`
@@ -242,6 +245,36 @@ async def report(agent: Agent, value: int, tag: str) -> None:
     agent.record(value)
     note(tag)
 """,
+    "mfetch": """@node
+async def mfetch(memory: Memory, key: str, tag: str) -> list[int]:
+    await asyncio.sleep({d})
+    note(tag)
+    return memory[key]
+""",
+    "mkeep": """@node
+async def mkeep(memory: Memory, key: str, box: list[int], tag: str) -> None:
+    await asyncio.sleep({d})
+    memory[key] = box
+    note(tag)
+""",
+    "mgrow": """@node
+async def mgrow(memory: Memory, key: str, value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    memory[key].append(value)
+    note(tag)
+""",
+    "msum": """@node
+async def msum(memory: Memory, key: str, tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return sum(memory[key]) % 1000003
+""",
+    "mlink": """@node
+async def mlink(memory: Memory, tag: str) -> None:
+    await asyncio.sleep({d})
+    memory.l2 = memory.l1
+    note(tag)
+""",
     "refill": """@flow
 async def refill(box: list[int], value: int, tag: str) -> int:
     await push(box, value, tag + "a")
@@ -307,6 +340,10 @@ class _Flow:
     # Lambdas and generators, each with the node that calls or reads it.
     closures: list[tuple[str, str]] = field(default_factory=list)
     memories: list[str] = field(default_factory=lambda: ["memory"])
+    # The Memories whose global store is the parameter's: its keys "l1" and
+    # "l2" hold lists (`lists` once a statement uses them).
+    rooted: list[str] = field(default_factory=lambda: ["memory"])
+    lists: bool = False
     used: set[str] = field(default_factory=set)
     calls: int = 0
     logs: int = 0
@@ -346,7 +383,7 @@ class _Flow:
 
 def _statement(flow: _Flow) -> None:
     choices = ["box", "table", "each", "log", "memory", "clone", "guard", "alias"]
-    choices += ["closure", "rebind"]
+    choices += ["closure", "rebind", *["held"] * 3]  # each of its shapes is rare
     if flow.boxes:
         choices += ["push", "total", "bump", "inline_box", "fan_push", "iterate"]
         choices += ["operands", "store"]
@@ -378,6 +415,8 @@ def _statement(flow: _Flow) -> None:
         _call_statement(flow, kind)
     elif kind == "memory":
         _memory_statement(flow)
+    elif kind == "held":
+        _held_statement(flow)
     elif kind == "operands":
         _operands_statement(flow)
     elif kind in ("agent", "ask", "teach", "report", "inline_agent"):
@@ -608,6 +647,8 @@ def _shaped_statement(flow: _Flow, kind: str) -> None:
         source = flow.pick(flow.memories)
         flow.lines.append(f'{clone} = {source}.clone({{"mine": {flow.value()}}})')
         flow.memories.append(clone)
+        if source in flow.rooted:
+            flow.rooted.append(clone)
     else:  # a guard, then a side effect it must hold back
         value, limit = flow.value(), draw(st.integers(-60, 200))
         guards = [
@@ -645,6 +686,72 @@ def _memory_statement(flow: _Flow) -> None:
         flow.memories.append(made)
 
 
+def _held_statement(flow: _Flow) -> None:
+    """Lists a Memory holds at keys, reached from both sides: through the
+    Memory by nodes, through the flow's names by the flow and by nodes."""
+    draw, flow.lists = flow.draw, True
+    memory = flow.pick(flow.rooted)
+    key = draw(st.sampled_from(["l1", "l2"]))
+    kinds = ["read", "fetch", "grow", "sum", "link", "whole", "choose", "view"]
+    kind = draw(st.sampled_from([*kinds, *(["keep", "store"] if flow.boxes else [])]))
+    if kind in ("read", "fetch", "keep", "store"):
+        _named_list(flow, kind, memory, key)
+    else:
+        _through_memory(flow, kind, memory, key)
+
+
+def _named_list(flow: _Flow, kind: str, memory: str, key: str) -> None:
+    """A list both a name of the flow and a key of the Memory hold, then
+    perhaps a node reading the key while a change through the name waits."""
+    draw = flow.draw
+    if kind in ("read", "fetch"):  # a name bound to the list at a key
+        held = flow.name("held")
+        reads = [f'{memory}["{key}"]', f"{memory}.{key}", f'{memory}.get("{key}")']
+        if kind == "read":
+            flow.lines.append(f"{held} = {draw(st.sampled_from(reads))}")
+        else:
+            flow.call("mfetch", memory, f'"{key}"', target=held, binds=False)
+        flow.boxes.append(held)
+    elif kind == "store":  # the flow's list stored at a key
+        target = draw(st.sampled_from([f'{memory}["{key}"]', f"{memory}.{key}"]))
+        flow.lines.append(f"{target} = {flow.pick(flow.boxes)}")
+    else:
+        flow.call("mkeep", memory, f'"{key}"', flow.pick(flow.boxes))
+    if draw(st.booleans()):
+        flow.call("msum", memory, f'"{key}"', target=flow.name("v"))
+
+
+def _through_memory(flow: _Flow, kind: str, memory: str, key: str) -> None:
+    """The lists changed and read through the Memory, or a Memory kiln does
+    not name (in a list, chosen by a condition), or its local store as a dict."""
+    draw = flow.draw
+    if kind == "grow":
+        if draw(st.booleans()):
+            flow.call("mgrow", memory, f'"{key}"', flow.value())
+        else:
+            flow.lines.append(f'{memory}["{key}"].append({flow.value()})')
+    elif kind == "sum":
+        flow.call("msum", memory, f'"{key}"', target=flow.name("v"))
+    elif kind == "link":  # one key's list stored under the other
+        if draw(st.booleans()):
+            flow.call("mlink", memory)
+        else:
+            flow.lines.append(f'{memory}["l2"] = {memory}["l1"]')
+    elif kind == "whole":  # a Memory held by a list, used through it
+        holder = flow.name("holder")
+        flow.lines.append(f"{holder} = [{memory}]")
+        flow.call("mgrow", f"{holder}[0]", f'"{key}"', flow.value())
+    elif kind == "choose":
+        chosen, other = flow.name("chosen"), flow.pick(flow.rooted)
+        flow.lines.append(f"{chosen} = {memory} if {flow.value()} > 0 else {other}")
+        flow.memories.append(chosen)
+        flow.rooted.append(chosen)
+    else:  # its local store, as a dict the flow and nodes change
+        view = flow.name("view")
+        flow.lines.append(f"{view} = {flow.pick(flow.memories)}.local")
+        flow.tables.append(view)
+
+
 @st.composite
 def effect_flows(draw: st.DrawFn) -> str:
     """A module whose flow `main(x: int, memory: Memory)` is full of effects."""
@@ -660,6 +767,9 @@ def effect_flows(draw: st.DrawFn) -> str:
     # Sorted: two nodes that append to the module's list overlap (README).
     state = [*flow.boxes, *flow.tables, *fields, "sorted(LEDGER)"]
     memories = ", ".join(f"dict({m}.local)" for m in flow.memories)
+    if flow.lists:  # the keys' lists, made first: the flow's parameter holds none
+        flow.lines[:0] = ['memory["l1"] = [x]', 'memory["l2"] = [x + 1]']
+        memories += ', list(memory["l1"]), list(memory["l2"])'
     body = "\n".join(f"    {line}".replace("\n", "\n    ") for line in flow.lines)
     result = f"[{', '.join(flow.ints)}], [{', '.join(state)}], list(memory.log), [{memories}]"
     used = flow.used.union(*(NEEDS.get(name, ()) for name in flow.used))

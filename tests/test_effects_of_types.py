@@ -269,6 +269,6 @@ def test_the_warnings_name_the_parameter_and_the_operator(tmp_path: Path) -> Non
         return await read(table, "a")
     """
     messages = [message for _, message in warnings_of(source, tmp_path)]
-    assert any("a Memory made over 'store'" in m for m in messages), messages
+    assert any("and 'store', which" in m for m in messages), messages
     assert not any("'after'" in m for m in messages), messages
     assert any("in place (|=)" in m for m in messages), messages

@@ -11,7 +11,7 @@ a flow's steps by these (`Step.uses`, `key_reads`, `key_writes`, `external`).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, final
 
 import libcst as cst
@@ -91,13 +91,24 @@ ANY_KEY: Final = Keys(any=True)
 @final
 @dataclass(frozen=True, slots=True)
 class MemoryUse:
-    """The keys a function reads and writes through a `kiln.Memory` it is passed."""
+    """The keys a function reads and writes through a `kiln.Memory` it is passed.
+
+    `mutates`: the keys whose values it may change in place (`memory.log.append(x)`),
+    where a write may only bind a key anew. `returned`: the keys whose values
+    its result may hold (every key when it may hold the Memory itself).
+    `shares`: keys whose values it stores elsewhere, and keys it stores into
+    (`memory.best = memory.results[0]`, `memory.items = items`): from then on
+    they may hold one object with each other and with what it was given.
+    """
 
     global_reads: Keys = NO_KEYS
     global_writes: Keys = NO_KEYS
     local_reads: Keys = NO_KEYS
     local_writes: Keys = NO_KEYS
     copies: bool = False  # clones it: reads its whole local store, to copy it
+    mutates: Keys = NO_KEYS
+    returned: Keys = NO_KEYS
+    shares: Keys = NO_KEYS
 
     def __or__(self, other: MemoryUse) -> MemoryUse:
         return MemoryUse(
@@ -106,6 +117,9 @@ class MemoryUse:
             self.local_reads | other.local_reads,
             self.local_writes | other.local_writes,
             self.copies or other.copies,
+            self.mutates | other.mutates,
+            self.returned | other.returned,
+            self.shares | other.shares,
         )
 
     @property
@@ -113,9 +127,17 @@ class MemoryUse:
         return bool(self.global_writes or self.local_writes)
 
 
+def global_part(use: MemoryUse) -> MemoryUse:
+    """What a clone's use reaches of the Memory it was made from: its global
+    store (the local one is its own copy)."""
+    return replace(use, local_reads=NO_KEYS, local_writes=NO_KEYS, copies=False)
+
+
 # How a step that reaches module state may change what the flow stored there.
 STATE_REASON: Final = "reaches module state"
-EVERY_KEY: Final = MemoryUse(ANY_KEY, ANY_KEY, ANY_KEY, ANY_KEY, copies=True)
+EVERY_KEY: Final = MemoryUse(
+    ANY_KEY, ANY_KEY, ANY_KEY, ANY_KEY, copies=True, mutates=ANY_KEY
+)
 # A token made by `memory.clone(...)` inside a call's arguments has no name of
 # its own: it is called `<memory>+clone@<line>.<column>`.
 ANONYMOUS_CLONE: Final = "+clone@"

@@ -45,6 +45,10 @@ KEY_HINT = (
     "give each branch its own literal key, or keep its values in its clone's "
     "local store (memory.local), and they overlap"
 )
+HELD_HINT = (
+    "hand the nodes the Memory itself, not its store or a value it holds, "
+    "and kiln orders them by the keys they use"
+)
 EXTERNAL_HINT = "move the call into a node, or after the steps that need to wait for it"
 STATE_HINT = (
     "pass the value to the nodes that need it instead of keeping it in module "
@@ -296,14 +300,16 @@ def _because(
                 f"{shown(name)}",
                 _hint(step, why),
             )
-    # A key written of a Memory made over the name's dict (`Memory(store)`).
+    # A key written of a Memory the name holds, is made over (`Memory(store)`)
+    # or holds a value of (`held = memory["items"]`).
     for step, other in ((source, target), (target, source)):
-        written = [changed for changed, _ in step.why if changed.startswith("@g:")]
+        written = [c for c, _ in step.why if c.startswith(("@g:", "@l:"))]
         if name in step.uses and written and not name.startswith("@"):
             return (
-                f"because {_what(step)} writes {shown(written[0])} of a Memory made "
-                f"over {shown(name)}, which {_what(other)} also uses",
-                KEY_HINT,
+                f"because {_what(step)} writes {shown(written[0])}, and "
+                f"{shown(name)}, which {_what(other)} also uses, may be or hold "
+                "that Memory, its store or the value at that key",
+                HELD_HINT,
             )
     if name.startswith("@"):  # a Memory key: say which of the two writes it
         every = f"{name.rpartition(':')[0]}:*"

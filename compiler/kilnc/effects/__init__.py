@@ -41,6 +41,7 @@ import libcst as cst
 from kilnc.annotations import Defined, library_name, resolve_name
 from kilnc.effect_ir import Effects, Holder
 from kilnc.effects.body import FIXED_POINT_ROUNDS, Body
+from kilnc.effects.kept import hand_back
 from kilnc.effects.methods import (
     Classes,
     Definition,
@@ -128,21 +129,19 @@ class EffectReader:
         defs = self.project.load(module)
         assert defs is not None, "a flow's own module is read before its flows"
         body = _read_body(self, defs, dict(names), (statement,))
+        bound = [
+            value
+            for value in _bound_values(statement)
+            if not self._immutable_value(body, value)
+        ]
+        for value in bound:  # `held = memory["items"]`: the keys it holds
+            hand_back(body, value, params=False)
         effects = body.effects(tuple(names), keep_clones=True)
         # `hit = CACHE[key]`, or `agent = Agent("x")` whose `__init__` keeps
         # `self` in module state: the names it binds hold module state's, as a
         # node's result may, and a node that reaches module state may change them.
-        smalls = (
-            statement.body
-            if isinstance(statement, cst.SimpleStatementLine)
-            else (statement,)
-        )
-        if any(
-            isinstance(small, cst.Assign | cst.AnnAssign)
-            and small.value is not None
-            and holds_state(body, small.value)
-            and not self._immutable_value(body, small.value)
-            for small in smalls
+        if not isinstance(statement, cst.For | cst.BaseExpression) and any(
+            holds_state(body, value) for value in bound
         ):
             return replace(effects, result_state=True)
         return effects
@@ -364,6 +363,25 @@ def _defines(defs: ModuleDefs, name: str) -> bool:
         and identifier(statement.name.value) == identifier(name)
         for statement in defs.parsed.module.body
     )
+
+
+def _bound_values(statement: cst.CSTNode) -> list[cst.BaseExpression]:
+    """What a flow's statement binds its names to: an assignment's value, a
+    loop's iterable (its items), a call's or a fan-out's own value."""
+    if isinstance(statement, cst.BaseExpression):
+        return [statement]
+    if isinstance(statement, cst.For):
+        return [statement.iter]
+    smalls = (
+        statement.body
+        if isinstance(statement, cst.SimpleStatementLine)
+        else (statement,)
+    )
+    return [
+        small.value
+        for small in smalls
+        if isinstance(small, cst.Assign | cst.AnnAssign) and small.value is not None
+    ]
 
 
 def _read_body(

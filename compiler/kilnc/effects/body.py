@@ -12,22 +12,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Final, Protocol
+from typing import Final
 
 import libcst as cst
 
 from kilnc.effect_ir import (
     ANONYMOUS_CLONE,
     ANY_KEY,
+    NO_KEYS,
     Change,
     Effects,
     Holder,
     Keys,
     MemoryUse,
     Reads,
+    global_part,
 )
 from kilnc.effects.bindings import NEW_VALUES, Bindings
-from kilnc.effects.methods import Method, Target
+from kilnc.effects.lookup import Lookup
 from kilnc.effects.receivers import describe
 from kilnc.front import ModuleDefs
 from kilnc.mutability import (
@@ -44,6 +46,8 @@ from kilnc.syntax import chain_root, code
 from kilnc.walk import walk
 
 FIXED_POINT_ROUNDS: Final = 50  # the lattice is finite; this only bounds a runaway
+# A change of a whole Memory: any key read, bound anew, or changed in place.
+_EVERY_VALUE: Final = MemoryUse(ANY_KEY, ANY_KEY, ANY_KEY, ANY_KEY, mutates=ANY_KEY)
 
 # A value a function holds: a parameter's object, or a value stored in a Memory
 # parameter under some keys, read through its global or local store. The keys are a
@@ -51,40 +55,6 @@ FIXED_POINT_ROUNDS: Final = 50  # the lattice is finite; this only bounds a runa
 # a change through `items` counts for every key, so it may keep an order the caller's
 # argument would show is not needed, but never drops one.
 Origin = str | tuple[str, str, Keys]
-
-
-class Lookup(Protocol):
-    """What reading a body asks of the project's other functions."""
-
-    def resolve(self, defs: ModuleDefs, func: cst.BaseExpression) -> str | None: ...
-
-    def project_function(self, qualified: str) -> tuple[str, str] | None: ...
-
-    def of_function(self, module: str, name: str) -> Effects: ...
-
-    def is_logger(self, defs: ModuleDefs, node: cst.BaseExpression) -> bool: ...
-
-    def is_state(
-        self, defs: ModuleDefs, node: cst.BaseExpression, called: bool
-    ) -> bool: ...
-
-    def is_typed_dict(self, defs: ModuleDefs, annotation: str) -> bool: ...
-
-    def library_name(self, module: str, name: str) -> str | None: ...
-
-    def attribute_type(
-        self, defs: ModuleDefs, annotation: str, attribute: str
-    ) -> tuple[ModuleDefs, str] | None: ...
-
-    def method(
-        self, defs: ModuleDefs, annotation: str, name: str, skip: int = 0
-    ) -> Method | None: ...
-
-    def is_class(self, defs: ModuleDefs, name: str) -> bool: ...
-
-    def returns(self, module: str, name: str) -> tuple[ModuleDefs, str] | None: ...
-
-    def called(self, body: Body, func: cst.Attribute) -> Target | None: ...
 
 
 @dataclass
@@ -144,8 +114,7 @@ class Body:
                 not keep_clones
             ):  # a function's clone reaches its parameter's global store
                 parent = clone.partition(ANONYMOUS_CLONE)[0]
-                shared = MemoryUse(use.global_reads, use.global_writes)
-                memory[parent] = memory.get(parent, MemoryUse()) | shared
+                memory[parent] = memory.get(parent, MemoryUse()) | global_part(use)
         return Effects(
             params=order,
             changes=tuple((p, found.changes[p]) for p in order if p in found.changes),
@@ -228,6 +197,9 @@ class Body:
             own: set[Origin] = {name} if name in self.params else set()
             return own | self.aliases.get(name, set())
         if isinstance(node, cst.Attribute | cst.Subscript):
+            whole = self.local_view(node)  # `memory.local`: every key of its store
+            if whole is not None:
+                return {(whole, "local", ANY_KEY)}
             token = self.token(node.value)
             if token is not None:
                 return {(token, "global", self.keys_of(node, by_parameter=False))}
@@ -303,10 +275,29 @@ class Body:
         receiver: cst.BaseExpression | None = None,
     ) -> set[Origin]:
         held: set[Origin] = set()
-        for param, argument in effects.bind(call, receiver):
-            if param is None or param in effects.returns:
+        given = list(effects.bind(call, receiver))
+        named = {param: argument for param, argument in given if param}
+        for param, argument in given:
+            if param is not None and param not in effects.returns:
+                continue
+            # A Memory's values at some keys, not the Memory: those keys' objects.
+            use = effects.memory_use(param) if param else None
+            returned = use.returned if use is not None else NO_KEYS
+            token = self.token(argument)
+            if token is not None and returned and not returned.any:
+                keys = self.bound(returned, named)
+                held |= {(token, "global", keys), (token, "local", keys)}
+            else:
                 held |= self.within(argument)
         return held
+
+    def bound(self, keys: Keys, given: dict[str, cst.BaseExpression]) -> Keys:
+        """Keys a callee names by its parameters, named by a call's arguments
+        (`given`, by parameter)."""
+        found = Keys(keys.names, keys.any)
+        for param in keys.params:
+            found = found | self.keys_at(given.get(param))
+        return found
 
     def keys_of(
         self, node: cst.Attribute | cst.Subscript, *, by_parameter: bool = True
@@ -365,7 +356,7 @@ class Body:
             if isinstance(origin, str):
                 param = self.params[origin]
                 if param.memory:
-                    self.memory(origin, MemoryUse(ANY_KEY, ANY_KEY, ANY_KEY, ANY_KEY))
+                    self.memory(origin, _EVERY_VALUE)
                     continue
                 if self._annotated(param, is_read_only) or (
                     by_iteration and not may_be_iterator(param.annotation, self.qualify)
@@ -377,10 +368,12 @@ class Body:
                     )
             else:
                 token, scope, keys = origin
+                # The value at the key changes in place: what else holds it too.
                 if scope == "local":
-                    self.memory(token, MemoryUse(local_reads=keys, local_writes=keys))
+                    use = MemoryUse(local_reads=keys, local_writes=keys, mutates=keys)
                 else:
-                    self.memory(token, MemoryUse(keys, keys, keys, keys))
+                    use = MemoryUse(keys, keys, keys, keys, mutates=keys)
+                self.memory(token, use)
         if self.is_module_state(node):
             self.external(reason, where)
 

@@ -15,7 +15,14 @@ from __future__ import annotations
 
 import libcst as cst
 
-from kilnc.effect_ir import ANONYMOUS_CLONE, Change, Effects, Keys, MemoryUse, Reads
+from kilnc.effect_ir import (
+    ANONYMOUS_CLONE,
+    Change,
+    Effects,
+    MemoryUse,
+    Reads,
+    global_part,
+)
 from kilnc.effects.body import Body
 from kilnc.effects.receivers import inserts_on_read, value_described
 from kilnc.syntax import code
@@ -109,19 +116,15 @@ def _bound_keys(
     body: Body, use: MemoryUse, given: dict[str, cst.BaseExpression]
 ) -> MemoryUse:
     """Keys the callee names by its parameters, named by this call's arguments
-    (`given`, by parameter)."""
-
-    def bound(keys: Keys) -> Keys:
-        found = Keys(keys.names, keys.any)
-        for param in keys.params:
-            found = found | body.keys_at(given.get(param))
-        return found
-
+    (`given`, by parameter). What its result holds is the result's, not this
+    body's: `Body.origins` follows it where the result goes."""
     return MemoryUse(
-        bound(use.global_reads),
-        bound(use.global_writes),
-        bound(use.local_reads),
-        bound(use.local_writes),
+        body.bound(use.global_reads, given),
+        body.bound(use.global_writes, given),
+        body.bound(use.local_reads, given),
+        body.bound(use.local_writes, given),
+        mutates=body.bound(use.mutates, given),
+        shares=body.bound(use.shares, given),
     )
 
 
@@ -138,7 +141,7 @@ def _memory_argument(
             # nothing else reaches it.
             span = body.defs.parsed.span(argument)
             clone = f"{clone_of}{ANONYMOUS_CLONE}{span.line}.{span.column}"
-            body.memory(clone, MemoryUse(use.global_reads, use.global_writes))
+            body.memory(clone, global_part(use))
     elif use.writes:
         # A Memory kiln cannot name (`branches[0]`, a loop's target): what
         # holds it is changed, and so ordered with every other use of it.

@@ -18,6 +18,7 @@ from kilnc.effect_ir import (
     MemoryUse,
 )
 from kilnc.effects.body import Body
+from kilnc.effects.kept import hand_back, keep
 from kilnc.effects.module_state import holds_state
 from kilnc.effects.project_calls import project_call
 from kilnc.effects.receivers import describe, inserts_on_read, is_module
@@ -53,6 +54,8 @@ class EffectVisitor(cst.CSTVisitor):
         for target in node.targets:
             self._store(target.target, "assigns")
             self._kept(target.target, node.value)
+            if isinstance(target.target, cst.Attribute | cst.Subscript):
+                keep(self.body, target.target, node.value)
             if isinstance(target.target, cst.Tuple | cst.List):  # `a, b = items`
                 self._iterate(node.value, node)
 
@@ -60,6 +63,8 @@ class EffectVisitor(cst.CSTVisitor):
         self._store(node.target, "assigns")
         if node.value is not None:
             self._kept(node.target, node.value)
+            if isinstance(node.target, cst.Attribute | cst.Subscript):
+                keep(self.body, node.target, node.value)
 
     def _kept(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
         """`REG[k] = a`, `Config.agent = a`, a `global`'s `CURRENT = a`: what the
@@ -83,7 +88,13 @@ class EffectVisitor(cst.CSTVisitor):
                 self.body.external(f"changes the module's {code(target)}", node)
         else:
             self._store(target, "changes")
+            # `memory.log += [x]`: a list at the key changes in place.
+            if isinstance(target, cst.Attribute | cst.Subscript) and (
+                self.body.token(target.value) or self.body.local_view(target.value)
+            ):
+                self.body.change(target, f"changes {code(target)}", node, itself=True)
         self._kept(target, node.value)
+        keep(self.body, target, node.value)
 
     def visit_Del(self, node: cst.Del) -> None:
         self._store(node.target, "deletes")
@@ -276,6 +287,7 @@ class EffectVisitor(cst.CSTVisitor):
             use = MemoryUse(local_reads=ANY_KEY)
             if method not in PURE_METHODS:
                 use = MemoryUse(local_reads=ANY_KEY, local_writes=ANY_KEY)
+                self._keeps(receiver, node)
             body.memory(local, use)
             return True
         if self._through_class(func):
@@ -305,6 +317,7 @@ class EffectVisitor(cst.CSTVisitor):
             return True
         if described is not None and method in MUTATING_METHODS:
             body.change(receiver, f"calls {code(func)}", node, itself=True)
+            self._keeps(receiver, node)
             return True
         if body.is_module_state(receiver) and body.reader.is_logger(
             body.defs, receiver
@@ -317,7 +330,13 @@ class EffectVisitor(cst.CSTVisitor):
             receiver, f"calls {code(func)}, a method kiln cannot see into", node
         )
         self._unknown(node, code(func))
+        self._keeps(receiver, node)
         return True
+
+    def _keeps(self, receiver: cst.BaseExpression, node: cst.Call) -> None:
+        """`memory.log.append(x)`: the receiver may keep what the call is given."""
+        for arg in node.args:
+            keep(self.body, receiver, arg.value)
 
     def _into_state(self, receiver: cst.BaseExpression, method: str) -> bool:
         """Whether a method of a module's changing value (not a logger's) may
@@ -366,6 +385,10 @@ class EffectVisitor(cst.CSTVisitor):
             else:
                 reason = f"calls {name}() on it"
                 body.change(node.args[0].value, reason, node, itself=True)
+            if name == "setattr" and len(node.args) == 3:  # `holder[key] = value`
+                held, key, value = (arg.value for arg in node.args)
+                into = cst.Subscript(held, [cst.SubscriptElement(cst.Index(key))])
+                keep(body, into, value)
             return
         for index, arg in enumerate(node.args):  # `print(x, file=out)`, `exec(c, ns)`
             keyword = arg.keyword.value if arg.keyword is not None else None
@@ -399,23 +422,17 @@ class EffectVisitor(cst.CSTVisitor):
 
     def visit_Return(self, node: cst.Return) -> None:
         if node.value is not None:
-            self._returned(node.value)
+            hand_back(self.body, node.value)
 
     def visit_Yield(self, node: cst.Yield) -> None:
         if isinstance(node.value, cst.BaseExpression):
-            self._returned(node.value)
+            hand_back(self.body, node.value)
 
     def leave_Return(self, original_node: cst.Return) -> None:
         # On leaving: the calls inside have been read, a constructor's among them.
         value = original_node.value
         if value is not None and holds_state(self.body, value):
             self.body.found.result_state = True
-
-    def _returned(self, value: cst.BaseExpression) -> None:
-        for origin in self.body.within(value):
-            self.body.found.returns.add(
-                origin if isinstance(origin, str) else origin[0]
-            )
 
     def visit_Global(self, node: cst.Global) -> None:
         self.body.external("declares a global", node)

@@ -19,7 +19,7 @@ from typing import Final, Protocol, final
 
 import libcst as cst
 
-from kilnc.effect_ir import Change, Effects, Holder, Keys
+from kilnc.effect_ir import Change, Effects, Holder, Keys, MemoryUse
 from kilnc.ir import (
     RESERVED_PREFIX,
     Call,
@@ -104,6 +104,13 @@ class Changes:
                 key_reads.add(f"@c:{token}:*")
         for key in sorted(key_writes):
             why.append((key, f"writes the Memory key {key.split(':', 2)[2]!r}"))
+        # `memory.best = memory.ranked[0]`, `await keep(memory, items)`: the keys
+        # it stores into or from, and what it is given, may hold one object.
+        self.shared.mutate(step.id, _memory_keys(effects, lambda use: use.mutates))
+        shares = _memory_keys(effects, lambda use: use.shares)
+        if shares:
+            changed = frozenset(name for name, _ in effects.changes)
+            self.shared.hold(shares | self.scope.mutable(step.reads | changed))
         escaped = self.scope.mutable(effects.escapes)
         if effects.result_state and not isinstance(step.action, Call | FanOut):
             escaped |= self.scope.mutable(step.writes)  # `agent = Agent(...)`
@@ -134,6 +141,28 @@ class Changes:
             f"calls the flow '{callee.name}', whose statement at {at} {found.reason}"
         )
         return Change(reason, call.span)
+
+    def share_held(self, effects: Effects, targets: frozenset[str]) -> None:
+        """Names bound to what a Memory holds (`held = memory["items"]`, a node
+        returning `memory.items`, `pick = memory if a else b`) hold its objects."""
+        keys, names = _memory_keys(
+            effects, lambda use: use.returned
+        ), self.scope.mutable(targets)
+        if keys and names:
+            self.shared.hold(keys | names)
+
+    def share_iteration(
+        self, targets: set[str], iterable: cst.BaseExpression, step: Step
+    ) -> Step:
+        """A loop's targets hold its iterable's items: the step, with its effects."""
+        self.shared.link(
+            frozenset(targets), name_uses(iterable).read_names & self.scope.own
+        )
+        # `for _ in iterable: pass`: what a loop does to its iterable.
+        body = cst.IndentedBlock([cst.SimpleStatementLine([cst.Pass()])])
+        effects = self.effects_of(cst.For(cst.Name("_"), iterable, body))
+        self.share_held(effects, frozenset(targets))
+        return self.with_effects(effects, step)
 
     def _in_source_terms(self, reason: str) -> str:
         """`calls _kiln_operand.append` as `calls state["messages"].append`."""
@@ -249,6 +278,17 @@ def _key_names(store: str, token: str, keys: Keys) -> set[str]:
     if keys.any or keys.params:  # a key the flow's own variable names: any key
         found.add(f"@{store}:{token}:*")
     return found
+
+
+def _memory_keys(
+    effects: Effects, which: Callable[[MemoryUse], Keys]
+) -> frozenset[str]:
+    """Keys `which` names (what a step returns, or shares), in both stores of each token."""
+    found: set[str] = set()
+    for token, use in effects.memory:
+        keys = which(use)
+        found |= _key_names("g", token, keys) | _key_names("l", token, keys)
+    return frozenset(found)
 
 
 def _item_sources(

@@ -173,6 +173,7 @@ class FanOuts:
         effects = self.changes.effects_of(lifted)
         step = self.changes.with_effects(replace(effects, external=outside), step)
         self.changes.share_elements(result, clauses, step.writes)
+        self.changes.share_held(effects, step.writes)
         if isinstance(target, cst.Name):
             # A list (a set, a dict) whatever its items are, which this module
             # may not name: iterating it changes nothing, as an iterator would.

@@ -178,16 +178,13 @@ class Scope:
                 self.shared.clone(frozenset(names), identifier(owner.value))
         if value is not None and not token:
             # `branches = [memory.clone(...) for t in topics]`: what holds clones
-            # shares their global store, as `Memory(store)` shares its dict.
+            # holds their global store, as `Memory(store)` holds its dict.
             for cloned in _cloned(value) & self.memory:
-                for name in names:
-                    self.shared.wrap(frozenset({cloned}), name)
+                self.shared.hold({*names, f"@g:{cloned}:*"})
         if value is not None and self._is_new_memory(value):
             token = True
             assert isinstance(value, cst.Call)
-            store = value.args[0].value if value.args else None
-            if isinstance(store, cst.Name):  # `Memory(store)`: its global store
-                self.shared.wrap(frozenset(names), identifier(store.value))
+            self._made_over(frozenset(names), value)
         for name in names:
             self.types.pop(name, None)
             self.memory.discard(name)
@@ -236,6 +233,23 @@ class Scope:
         if name is None or identifier(name.partition(".")[0]) in self.own:
             return None  # a value the flow holds: what it makes, kiln cannot tell
         return name if self.type_names.constructs(self.module, func) else None
+
+    def _made_over(self, names: frozenset[str], made: cst.Call) -> None:
+        """`Memory(store, local)`: the dicts it is given are its stores, whole
+        (`Memory({"items": items})` holds `items` at a key)."""
+        for arg in made.args:
+            stores: tuple[str, ...]
+            if arg.star:
+                stores = ("g", "l")
+            elif arg.keyword is not None:
+                stores = ("l",) if arg.keyword.value == "local" else ("g",)
+            else:
+                stores = ("g",) if arg is made.args[0] else ("l",)
+            given = self.mutable(name_uses(arg.value).read_names)
+            for name in names:
+                self.shared.hold({*given, *(f"@{s}:{name}:*" for s in stores)})
+                if isinstance(arg.value, cst.Name) and not arg.star:
+                    self.shared.made_over(name, identifier(arg.value.value), stores)
 
     def _is_new_memory(self, value: cst.BaseExpression) -> bool:
         """`Memory()` or `kiln.Memory({...})`: a new root, its own global store."""

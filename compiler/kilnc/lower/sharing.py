@@ -8,10 +8,12 @@ Example input::
     m2 = memory.clone({"i": 1})    # same global store as memory, a local store of its own
 
 Lowering records each link as it meets it; `settle` then widens every step's
-changes to every name linked to one it changes, and names each Memory key by
-the store it lives in: `@g:<root>:<key>` for a global store (shared by a
-Memory and all its clones), `@l:<token>:<key>` for one token's local store,
-and `@c:<token>:*` for a clone's copy of a whole local store.
+changes to every name linked to one it changes (and, through `stores.py`, to
+the Memory keys and names that may hold one object: `held = memory["items"]`),
+and names each Memory key by the store it lives in: `@g:<root>:<key>` for a
+global store (shared by a Memory and all its clones), `@l:<token>:<key>` for
+one token's local store, and `@c:<token>:*` for a clone's copy of a whole
+local store.
 Links are flow-insensitive, so a name linked anywhere is linked everywhere:
 the scheduler may keep an order it did not need, never miss one it did.
 """
@@ -23,49 +25,31 @@ from dataclasses import replace
 
 from kilnc.effect_ir import ANONYMOUS_CLONE, STATE_REASON
 from kilnc.ir import Block, Step, StepId, child_blocks, with_child_blocks
+from kilnc.lower.stores import Classes, Stores
 
 PASSED_IN = "@passed"  # every Memory the caller passes: two parameters may be one
 
 
-class _Classes:
-    """Union-find over names; a class is named by its least member, so output is stable."""
-
-    def __init__(self) -> None:
-        self._parent: dict[str, str] = {}
-
-    def find(self, name: str) -> str:
-        parent = self._parent.setdefault(name, name)
-        if parent == name:
-            return name
-        root = self.find(parent)
-        self._parent[name] = root
-        return root
-
-    def union(self, a: str, b: str) -> None:
-        first, second = sorted((self.find(a), self.find(b)))
-        self._parent[second] = first
-
-    def members(self) -> dict[str, frozenset[str]]:
-        found: dict[str, set[str]] = {}
-        for name in self._parent:
-            found.setdefault(self.find(name), set()).add(name)
-        return {root: frozenset(names) for root, names in found.items()}
-
-
 class Sharing:
     def __init__(self) -> None:
-        self._objects = _Classes()
-        self._tokens = _Classes()  # names of one Memory object
-        self._roots = _Classes()  # names of Memories with one global store
+        self._objects = Classes()
+        self._tokens = Classes()  # names of one Memory object
+        self._roots = Classes()  # names of Memories with one global store
         self.tokens: set[str] = {PASSED_IN}  # every name that ever holds a Memory
-        # A Memory made over a name's dict (`Memory(store)`): its global store
-        # is that object, so a change of the name writes every key, and back.
-        self.wrapped: dict[str, set[str]] = {}
+        # Names and Memory keys that may hold one object (`held = memory["items"]`,
+        # `Memory(store)`: `store` holds the global store whole, `@g:...:*`).
+        self.holds: list[frozenset[str]] = []
+        # Memories made over a name's dict, with the stores it is (`g`, `l`): two
+        # made over one object share that store.
+        self.made: list[tuple[str, str, tuple[str, ...]]] = []
         # Names whose objects the flow stored in module state (by the line that
         # first did), and the calls that read or change module state: each of
         # those may change each of these, wherever in the flow it is.
         self.escaped: dict[str, int] = {}
         self.state_steps: set[StepId] = set()
+        # The Memory keys whose values each step may change in place, where a
+        # write may bind a key anew: only such a change reaches what else holds it.
+        self.mutated: dict[StepId, set[str]] = {}
 
     def escape(self, names: Iterable[str], line: int) -> None:
         for name in names:
@@ -80,9 +64,20 @@ class Sharing:
             for source in sources:
                 self._objects.union(target, source)
 
-    def wrap(self, targets: frozenset[str], store: str) -> None:
-        for target in targets:
-            self.wrapped.setdefault(target, set()).add(store)
+    def mutate(self, step: StepId, keys: Iterable[str]) -> None:
+        self.mutated.setdefault(step, set()).update(keys)
+
+    def hold(self, members: Iterable[str]) -> None:
+        """Names and Memory keys (`@g:memory:items`, `@l:memory:*` for a whole
+        store) that may hold one object: changing one changes the others."""
+        group = frozenset(members)
+        if len(group) > 1:
+            self.holds.append(group)
+
+    def made_over(self, token: str, name: str, stores: tuple[str, ...]) -> None:
+        """`Memory(store)`: the token's global store (`stores`: or its local
+        one) is the object `name` holds."""
+        self.made.append((token, name, stores))
 
     def passed_in(self, name: str) -> None:
         self.same_memory((name,), PASSED_IN)
@@ -116,11 +111,16 @@ class _Settler:
         self.roots = sharing._roots
         self.escaped = sharing.escaped
         self.state_steps = sharing.state_steps
-        # Each wrapped dict's names, by the global store they are.
-        self.stores = {
-            f"@g:{self.roots.find(token)}:": self.widen(frozenset(names))
-            for token, names in sharing.wrapped.items()
-        }
+        self.changed_in_place = sharing.mutated
+        # Memories made over one dict share its store: a local one, conservatively,
+        # as one token (a key of one is a key of the other, whichever store).
+        over: dict[tuple[str, tuple[str, ...]], str] = {}
+        for token, name, stores in sharing.made:
+            first = over.setdefault((self.objects.find(name), stores), token)
+            self.roots.union(first, token)
+            if "l" in stores:
+                self.tokens.union(first, token)
+        self.stores = Stores(sharing.holds, self.objects.find, self.widen, self.key)
 
     def block(self, block: Block) -> Block:
         return Block(tuple(self.step(step) for step in block.steps))
@@ -131,13 +131,11 @@ class _Settler:
         if children:
             action = with_child_blocks(action, tuple(self.block(c) for c in children))
         step = self.through_state(step, children)
-        uses = self.widen(step.uses)
-        key_writes = frozenset(self.key(k) for k in step.key_writes)
-        for store, names in self.stores.items():
-            if uses & names:
-                key_writes |= {f"{store}*"}
-            if any(key.startswith(store) for key in key_writes):
-                uses |= names
+        uses, key_writes = self.stores.reach(
+            self.widen(step.uses),
+            frozenset(self.key(k) for k in step.key_writes),
+            frozenset(self.key(k) for k in self.mutated(step, children)),
+        )
         return replace(
             step,
             action=action,
@@ -160,6 +158,14 @@ class _Settler:
             for name, line in sorted(self.escaped.items())
         )
         return replace(step, uses=step.uses | set(self.escaped), why=step.why + why)
+
+    def mutated(self, step: Step, children: tuple[Block, ...]) -> set[str]:
+        """The keys whose values the step (or a step inside it) may change in place."""
+        found = set(self.changed_in_place.get(step.id, ()))
+        for block in children:
+            for inner in block.steps:
+                found |= self.mutated(inner, child_blocks(inner.action))
+        return found
 
     def reaches(self, step: Step, children: tuple[Block, ...]) -> bool:
         if step.id in self.state_steps:

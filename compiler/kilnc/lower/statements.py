@@ -303,13 +303,7 @@ class Lowerer:
         step = self.steps.compound(
             node, action, blocks, [iterable], writes=target_names(node.target)
         )
-        self.shared.link(
-            frozenset(target_names(node.target)),
-            name_uses(iterable).read_names & self.scope.own,
-        )
-        step = self.changes.with_effects(
-            self.changes.effects_of(_iteration(iterable)), step
-        )
+        step = self.changes.share_iteration(target_names(node.target), iterable, step)
         # break/continue inside belong to this loop: they do not hold back the flow.
         return [*prefix, replace(step, barrier=returns(blocks))]
 
@@ -420,9 +414,3 @@ class Lowerer:
         if stands_for is not None:
             self.scope.stands_for[name] = code(stands_for)
         return name
-
-
-def _iteration(iterable: cst.BaseExpression) -> cst.For:
-    """`for _ in iterable: pass`: what a loop does to its iterable, for effects reading."""
-    body = cst.IndentedBlock([cst.SimpleStatementLine([cst.Pass()])])
-    return cst.For(target=cst.Name("_"), iter=iterable, body=body)

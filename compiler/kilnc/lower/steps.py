@@ -81,6 +81,7 @@ class Steps:
         )
         self.changes.share_result(action.call, writes, value_type)
         effects = self.changes.effects_of(action.call.call)
+        self.changes.share_held(effects, writes)
         # "passes it to fill, which assigns state['answer']": the step is the call.
         passed = f"passes it to {code(action.call.call.func)}, which "
         changes = tuple(
@@ -107,6 +108,7 @@ class Steps:
         # The statement as parsed: a lifted copy's annotation has no qualified name.
         self.scope.track_assignment(origin)
         self.changes.share_assignment(statement)
+        self.changes.share_held(effects, writes)
         barrier = isinstance(
             statement, cst.Return | cst.Break | cst.Continue | cst.Raise | cst.Assert
         )

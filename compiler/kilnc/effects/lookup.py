@@ -1,0 +1,53 @@
+"""What reading one body asks of the project's other functions (the effects reader).
+
+`Body` reads a function or a flow's statement through this protocol; the
+reader in `__init__.py` answers from the project's modules and the effects
+it has read so far.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+import libcst as cst
+
+from kilnc.effect_ir import Effects
+from kilnc.effects.methods import Method, Target
+from kilnc.front import ModuleDefs
+
+if TYPE_CHECKING:  # a body asks the reader; the reader reads bodies
+    from kilnc.effects.body import Body
+
+
+class Lookup(Protocol):
+    """What reading a body asks of the project's other functions."""
+
+    def resolve(self, defs: ModuleDefs, func: cst.BaseExpression) -> str | None: ...
+
+    def project_function(self, qualified: str) -> tuple[str, str] | None: ...
+
+    def of_function(self, module: str, name: str) -> Effects: ...
+
+    def is_logger(self, defs: ModuleDefs, node: cst.BaseExpression) -> bool: ...
+
+    def is_state(
+        self, defs: ModuleDefs, node: cst.BaseExpression, called: bool
+    ) -> bool: ...
+
+    def is_typed_dict(self, defs: ModuleDefs, annotation: str) -> bool: ...
+
+    def library_name(self, module: str, name: str) -> str | None: ...
+
+    def attribute_type(
+        self, defs: ModuleDefs, annotation: str, attribute: str
+    ) -> tuple[ModuleDefs, str] | None: ...
+
+    def method(
+        self, defs: ModuleDefs, annotation: str, name: str, skip: int = 0
+    ) -> Method | None: ...
+
+    def is_class(self, defs: ModuleDefs, name: str) -> bool: ...
+
+    def returns(self, module: str, name: str) -> tuple[ModuleDefs, str] | None: ...
+
+    def called(self, body: Body, func: cst.Attribute) -> Target | None: ...
