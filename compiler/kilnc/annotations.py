@@ -181,6 +181,10 @@ class _TypeNames(cst.CSTVisitor):
         return self._spelled(node)
 
     def _spelled(self, node: cst.SimpleString | cst.ConcatenatedString) -> bool:
+        text = node.evaluated_value
+        if isinstance(text, str) and text.isidentifier():  # most: no parse needed
+            self.names.add(identifier(text))
+            return False
         parsed = parse_string_annotation(node)
         if parsed is not None:
             walk(parsed, self)
