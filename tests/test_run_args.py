@@ -11,9 +11,10 @@ import uuid
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal, NewType, Optional
+from typing import Any, Literal, NewType, NotRequired, Optional, Required, TypedDict
 
 import pytest
+import typing_extensions
 from pydantic import BaseModel
 
 from kilnc.run.args import (
@@ -43,6 +44,21 @@ class Span:
     start: datetime.datetime
     length: datetime.timedelta
     tags: dict[str, decimal.Decimal]
+
+
+class Cfg(TypedDict):
+    k: int
+    tags: list[str]
+
+
+class Partial(TypedDict, total=False):
+    name: Required[str]  # required: Python 3.11 counts it optional here (__future__)
+    size: int
+
+
+class Outer(typing_extensions.TypedDict):
+    id: int
+    parts: NotRequired[list[Partial]]
 
 
 class Order(BaseModel):
@@ -92,6 +108,14 @@ PLUS_ONE = datetime.timezone(datetime.timedelta(hours=1))
         (frozenset[int], "[1]", frozenset({1})),
         (Window, '{"start": 1, "end": 9}', Window(1, 9)),
         (Optional[list[int]], "[1]", [1]),
+        (Cfg, '{"k": 1, "tags": ["a"]}', {"k": 1, "tags": ["a"]}),
+        (Partial, '{"name": "a"}', {"name": "a"}),
+        (
+            Outer,
+            '{"id": 1, "parts": [{"name": "a", "size": 2}]}',
+            {"id": 1, "parts": [{"name": "a", "size": 2}]},
+        ),
+        (Outer, '{"id": 1}', {"id": 1}),
         (Any, "[1]", [1]),
         (Any, "plain words", "plain words"),
         (inspect.Parameter.empty, '{"k": 1}', {"k": 1}),
@@ -163,6 +187,13 @@ def test_convert(annotation: Any, text: str, expected: Any) -> None:
         (Literal["fast", "slow"], "medium", "Literal['fast', 'slow']"),
         (Color, "green", "Color"),
         (Window, '{"start": 1}', "Window"),
+        (Cfg, '{"k": "1", "tags": []}', "Cfg"),
+        (Cfg, '{"k": 1}', "Cfg"),
+        (Cfg, '{"k": 1, "tags": [], "x": 0}', "Cfg"),
+        (Cfg, "[1]", "Cfg"),
+        (Partial, '{"size": 1}', "Partial"),
+        (Outer, '{"parts": []}', "Outer"),
+        (Outer, '{"id": 1, "parts": [{"name": 1}]}', "Outer"),
         (Window, "[1, 2]", "Window"),
         (datetime.date, "tomorrow", "date"),
         (decimal.Decimal, "1,5", "Decimal"),
@@ -330,19 +361,65 @@ def test_positional_only_keyword_only_and_extra_keywords() -> None:
         bind(gap, {"b": "1"})
 
 
-def test_string_annotations_resolve_and_unresolvable_ones_read_as_json() -> None:
+def test_string_annotations_resolve_and_unresolvable_ones_refuse_their_argument() -> (
+    None
+):
     namespace: dict[str, Any] = {}
     exec(
         "from __future__ import annotations\n"
         "from pathlib import Path\n"
-        "def f(p: Path, n: int, m: Missing) -> None: ...\n",
+        "from typing import Optional\n"
+        "def f(p: Path, n: 'Optional[int]', s: list['Path'], m: Missing,"
+        " q: 'list[Missing]') -> None: ...\n",
         namespace,
     )
     hints = type_hints(namespace["f"])
     assert hints["p"] is Path
-    assert hints["n"] is int
-    assert hints["m"] == "Missing"
-    assert convert("m", hints["m"], "[1]") == [1]
+    assert hints["n"] == Optional[int]
+    assert hints["s"] == list[Path]
+    assert convert("n", hints["n"], "123") == 123
+    assert convert("s", hints["s"], '["a"]') == [Path("a")]
+    for name, written in [("m", "Missing"), ("q", "list[Missing]")]:
+        with pytest.raises(ArgumentError) as caught:
+            convert(name, hints[name], "[1]")
+        assert str(caught.value) == (
+            f"argument {name!r} is annotated {written!r}, which kiln cannot evaluate"
+            " (NameError: name 'Missing' is not defined), so it cannot tell how to"
+            " read '[1]'; make the names the annotation uses importable when its"
+            " module runs (not only under TYPE_CHECKING)"
+        )
+
+
+@pytest.mark.parametrize(
+    ("annotation", "text", "reason"),
+    [
+        (Cfg, '{"k": 1, "tags": [1]}', "tags.0: the JSON is int, not str"),
+        (Cfg, "{}", "missing required keys of Cfg: k (int), tags (list[str])"),
+        (
+            Cfg,
+            '{"k": 1, "tags": [], "kk": 2}',
+            "unknown key 'kk' (Cfg's keys: k, tags); did you mean 'k'?",
+        ),
+        (
+            Outer,
+            '{"id": 1, "parts": [{"name": "a"}, {"name": "b", "size": "2"}]}',
+            "parts.1.size: the JSON is str, not int",
+        ),
+        (Window, '{"start": 1}', "missing required field of Window: end (int)"),
+        (
+            Window,
+            '{"start": 1, "end": 2, "ends": 3}',
+            "unknown field 'ends' (Window's fields: start, end); did you mean 'end'?",
+        ),
+        (dict[str, Window], '{"a": {"start": "1", "end": 2}}', "a.start: the JSON is"),
+    ],
+)
+def test_a_mismatch_inside_a_record_says_where(
+    annotation: Any, text: str, reason: str
+) -> None:
+    with pytest.raises(ArgumentError) as caught:
+        convert("p", annotation, text)
+    assert f"; got {text!r}: {reason}" in str(caught.value)
 
 
 def test_a_model_that_does_not_validate_says_which_fields_and_why() -> None:

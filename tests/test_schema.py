@@ -39,7 +39,7 @@ import enum
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, NamedTuple, Optional
+from typing import Literal, NamedTuple, NotRequired, Optional, Required, TypedDict
 
 from pydantic import BaseModel, Field
 
@@ -76,6 +76,21 @@ class Tagged:
     seen: int = field(init=False, default=0)
 
 
+class Settings(TypedDict):
+    name: str
+    tags: list[int]
+
+
+class Options(TypedDict, total=False):
+    name: Required[str]
+    size: int
+
+
+class Request(TypedDict):
+    id: int
+    options: NotRequired[Options]
+
+
 Pages = list[Page]
 """
 
@@ -106,6 +121,9 @@ ANNOTATIONS = [
     "Order",
     "list[Order]",
     "Tagged",
+    "Settings",
+    "Options",
+    "Request",
 ]
 
 
@@ -252,3 +270,10 @@ def test_required_fields_and_aliases_are_as_the_classes_take_them(
     tagged = definitions["Tagged"]
     assert tagged["required"] == ["name"]  # field(metadata=...): no default
     assert "seen" not in tagged["properties"]  # init=False: not given
+    # A TypedDict's keys: as Required/NotRequired mark them, else as total= says.
+    assert definitions["Settings"]["required"] == ["name", "tags"]
+    assert definitions["Options"]["required"] == ["name"]
+    assert definitions["Request"]["required"] == ["id"]
+    assert definitions["Request"]["properties"]["options"] == {
+        "$ref": "#/$defs/Options"
+    }

@@ -23,13 +23,13 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import final
+from typing import Final, final
 
 import libcst as cst
 
 from kilnc.front import ModuleDefs
 from kilnc.ir import Callee
-from kilnc.names import identifier, name_uses
+from kilnc.names import identifier
 from kilnc.project import Project
 from kilnc.syntax import dotted
 from kilnc.walk import walk
@@ -45,7 +45,9 @@ __all__ = [
     "function_named",
     "library_name",
     "parse_string_annotation",
+    "reads_types",
     "resolve_name",
+    "type_names",
     "type_variables",
 ]
 
@@ -148,6 +150,78 @@ def parse_string_annotation(
         return None
 
 
+def type_names(node: cst.CSTNode) -> set[str]:
+    """The names a type reads, those its strings spell too, as typing reads them.
+
+    `Optional` and `Shape` of ``Optional["Shape"]`` and of ``"Optional[Shape]"``,
+    `collections` of ``"collections.abc.Sequence[int]"``, `Shape` of
+    ``"list['Shape']"``. A string that is no expression (``"a sentence."``)
+    spells none: typing could not read it either.
+    """
+    finder = _TypeNames()
+    walk(node, finder)
+    return finder.names
+
+
+class _TypeNames(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.names.add(identifier(node.value))
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        walk(node.value, self)
+        return False
+
+    def visit_SimpleString(self, node: cst.SimpleString) -> bool:
+        return self._spelled(node)
+
+    def visit_ConcatenatedString(self, node: cst.ConcatenatedString) -> bool:
+        return self._spelled(node)
+
+    def _spelled(self, node: cst.SimpleString | cst.ConcatenatedString) -> bool:
+        text = node.evaluated_value
+        if isinstance(text, str) and text.isidentifier():  # most: no parse needed
+            self.names.add(identifier(text))
+            return False
+        parsed = parse_string_annotation(node)
+        if parsed is not None:
+            walk(parsed, self)
+        return False
+
+
+# Calls whose string arguments typing reads as types: `TypeVar("T", bound="Shape")`,
+# `cast("list[Shape]", v)`, `NewType`, `ForwardRef("Shape")`, a functional
+# `TypedDict("Row", {"note": "Optional[str]"})` or `NamedTuple`, `TypeAliasType`,
+# `make_dataclass`'s fields. Known by the name called, wherever it comes from:
+# a user's function of the same name keeps a name too many, never one too few.
+_TYPING_CALLS: Final = frozenset(
+    {
+        *("TypeVar", "ParamSpec", "TypeVarTuple", "NewType", "ForwardRef"),
+        *("cast", "assert_type", "TypedDict", "NamedTuple", "TypeAliasType"),
+        "make_dataclass",
+    }
+)
+
+
+def reads_types(node: cst.CSTNode) -> bool:
+    """Whether typing may read the strings below `node` as types (`type_names`).
+
+    An annotation; an element of a subscript (``Optional["Shape"]`` as a value,
+    a base class ``Box["Shape"]``); the arguments of a call in `_TYPING_CALLS`;
+    the value of ``Name: TypeAlias = "..."`` and of ``type Name = ...``.
+    """
+    if isinstance(node, cst.Annotation | cst.SubscriptElement | cst.TypeAlias):
+        return True
+    if isinstance(node, cst.Call):
+        return (dotted(node.func) or "").rpartition(".")[2] in _TYPING_CALLS
+    if isinstance(node, cst.AnnAssign):
+        annotation = dotted(node.annotation.annotation) or ""
+        return annotation.rpartition(".")[2] == "TypeAlias"
+    return False
+
+
 def function_named(defs: ModuleDefs, name: str) -> cst.FunctionDef | None:
     """The module-level function `name` of `defs`' module, if there is one."""
     for statement in defs.parsed.module.body:
@@ -212,7 +286,7 @@ def type_variables(project: Project, callee: Callee) -> frozenset[str]:
     }
     return frozenset(
         name
-        for name in _annotation_names(cst.parse_expression(callee.returns))
+        for name in type_names(cst.parse_expression(callee.returns))
         if name in own or _is_type_variable(project, defs, name)
     )
 
@@ -226,28 +300,3 @@ def _is_type_variable(project: Project, defs: ModuleDefs, name: str) -> bool:
     return isinstance(meaning, External) and (meaning.module, meaning.name) in (
         _TYPE_VARIABLES
     )
-
-
-def _annotation_names(annotation: cst.BaseExpression) -> set[str]:
-    """The names an annotation reads, those of its quoted parts (`"list[T]"`) too."""
-    names = set(name_uses(annotation).read_names)
-    quoted = _Quoted()
-    walk(annotation, quoted)
-    for string in quoted.found:
-        inner = parse_string_annotation(string)
-        if inner is not None:
-            names |= _annotation_names(inner)
-    return names
-
-
-class _Quoted(cst.CSTVisitor):
-    def __init__(self) -> None:
-        self.found: list[cst.SimpleString | cst.ConcatenatedString] = []
-
-    def visit_SimpleString(self, node: cst.SimpleString) -> bool:
-        self.found.append(node)
-        return False
-
-    def visit_ConcatenatedString(self, node: cst.ConcatenatedString) -> bool:
-        self.found.append(node)
-        return False

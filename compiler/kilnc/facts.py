@@ -15,6 +15,7 @@ from typing import final
 
 import libcst as cst
 
+from kilnc.annotations import reads_types, type_names
 from kilnc.front import KILN_DECORATORS, ParsedModule
 from kilnc.names import identifier, import_local_name, imported_names, name_uses
 from kilnc.walk import walk
@@ -302,11 +303,19 @@ def _reads(
 
 
 class _Reads(cst.CSTVisitor):
-    """Every name a statement mentions, including in nested function bodies and annotations."""
+    """Every name a statement mentions, including in nested function bodies and annotations.
+
+    A string where typing reads a type (`reads_types`: an annotation, a
+    subscript's element, ``cast("Shape", v)``, ...) uses every name it spells:
+    ``"Optional[Shape]"`` keeps the imports of `Optional` and `Shape`, which
+    the output's annotations, `get_type_hints` and mypy read. Any other string
+    that is a bare name may name a type too, and uses it.
+    """
 
     def __init__(self, strings: bool) -> None:
         self.names: set[str] = set()
         self.strings = strings
+        self.typed = 0  # how many places typing reads a type the walk is inside
 
     @staticmethod
     def of(node: cst.CSTNode, strings: bool = True) -> set[str]:
@@ -321,11 +330,31 @@ class _Reads(cst.CSTVisitor):
         walk(node.value, self)
         return False
 
+    def _enter(self, node: cst.CSTNode) -> None:
+        self.typed += reads_types(node)
+
+    def _leave(self, original_node: cst.CSTNode) -> None:
+        self.typed -= reads_types(original_node)
+
+    visit_Annotation = visit_SubscriptElement = visit_Call = _enter
+    visit_AnnAssign = visit_TypeAlias = _enter
+    leave_Annotation = leave_SubscriptElement = leave_Call = _leave
+    leave_AnnAssign = leave_TypeAlias = _leave
+
     def visit_SimpleString(self, node: cst.SimpleString) -> None:
-        # A string annotation (`-> "Page"`) names what it refers to.
+        if not self.strings:
+            return
         value = node.evaluated_value
-        if self.strings and isinstance(value, str) and value.isidentifier():
+        if self.typed:
+            self.names |= type_names(node)
+        elif isinstance(value, str) and value.isidentifier():
             self.names.add(identifier(value))
+
+    def visit_ConcatenatedString(self, node: cst.ConcatenatedString) -> bool:
+        if self.strings and self.typed:
+            self.names |= type_names(node)  # `"Optional" "[Shape]"` is one type
+            return False
+        return True
 
 
 def _bound(parsed: ParsedModule, statement: cst.BaseStatement) -> set[str]:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import keyword
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,12 +64,27 @@ class OutputTree:
 
     def links(self, file: Path) -> Links:
         """How the output of `file` imports the other modules of the compile."""
+        source = self.source_path(file)
         if self.package is None:
-            return Links(unlinked=frozenset(self.exports))
+            return Links(unlinked=frozenset(self.exports), source_path=source)
         compiled = {name: f"{self.package}.{name}" for name in self.exports}
         location = self.locations.get(file)
         exports = self.exports.get(location.name) if location else frozenset()
-        return Links(compiled, exports, rebound=self.rebound)
+        return Links(compiled, exports, rebound=self.rebound, source_path=source)
+
+    def source_path(self, file: Path) -> str | None:
+        """`file` as the header of its output names it: its path from the output's
+        directory (``../../app/sub.py``); None where there is none (another drive).
+
+        The source's links are resolved, so naming it through one changes
+        nothing; the output's are not, so an output directory that is a link
+        to a disk elsewhere still names ``../app/sub.py``, not that disk's path.
+        """
+        here = os.path.abspath(self.target(file).parent)
+        try:
+            return Path(os.path.relpath(os.path.realpath(file), here)).as_posix()
+        except ValueError:
+            return None
 
     def target(self, file: Path) -> Path:
         """The output file of `file`: its module's place in the tree."""

@@ -220,7 +220,7 @@ def _compile(
     if any(d.is_error for d in diagnostics):
         return done(None)
     with phase("arrange_module", source.path):
-        module = arrange_module(
+        arranged = arrange_module(
             source,
             defs,
             shaken,
@@ -232,6 +232,7 @@ def _compile(
             Classes(results, retry_on),
             ledger,
         )
+        module = replace(arranged, source_path=links.source_path)
     with phase("emit_module", source.path):
         text, origins, tables = emit_module(module)
     with phase("format_module", source.path):

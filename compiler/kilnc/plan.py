@@ -256,6 +256,7 @@ class ModulePlan:
     # bind more: generated code must not mean those names.
     module_names: frozenset[str] = frozenset()
     star_import: bool = False
+    source_path: str | None = None  # as the header names it (`Links.source_path`)
 
     def where(self, span: Span) -> str:
         return f"{self.paths.get(span.path, span.path)}:{span.line}"
@@ -277,6 +278,9 @@ class Links:
     # `__init__.py` does `from .crawl import crawl`): `from app.flows import
     # crawl` takes that, not the module, so it stays the source's import.
     rebound: frozenset[str] = frozenset()
+    # The source file as a path from the directory of its output (``../../app/sub.py``),
+    # which the header names: what tells `kiln compile` an output whose source is gone.
+    source_path: str | None = None
 
 
 # A module compiled alone: it imports every other module's source.

@@ -102,6 +102,8 @@ _SETS: Final = frozenset({"Set", "FrozenSet", "AbstractSet", "MutableSet"})
 _MAPPINGS: Final = frozenset({"Dict", "Mapping", "MutableMapping"})
 _UNIONS: Final = frozenset({"Union", "Optional"})
 _ENUM_BASES: Final = frozenset({"Enum", "IntEnum", "StrEnum", "Flag", "IntFlag"})
+# What wraps a type without changing the JSON of it: a TypedDict key's marks.
+_WRAPPERS: Final = frozenset({"Annotated", "Required", "NotRequired", "ReadOnly"})
 _STREAMS: Final = frozenset(
     {
         "Iterator",
@@ -265,7 +267,7 @@ class _Schemas:
             values = [_literal(argument) for argument in arguments]
             known = [value for value in values if value is not _NO_LITERAL]
             return {"enum": known} if len(known) == len(values) else {}
-        if name == "Annotated" and arguments:
+        if name in _WRAPPERS and arguments:
             return self.of(defs, arguments[0])
         if name in _SEQUENCES:
             return self.generic(defs, "list", arguments, _BUILTINS)
@@ -313,6 +315,11 @@ class _Schemas:
                 "prefixItems": items,
                 "minItems": len(items),
                 "maxItems": len(items),
+            }
+        if any(base.rpartition(".")[2] == "TypedDict" for base in bases):
+            required = _typed_dict_required(definition)
+            fields = {
+                name: (schema, name in required) for name, (schema, _) in fields.items()
             }
         return {
             "title": title,
@@ -375,6 +382,41 @@ def _declared(value: cst.BaseExpression | None) -> tuple[str | None, bool] | Non
         or (bool(positional) and not isinstance(positional[0], cst.Ellipsis))
     )
     return named if isinstance(named, str) else None, not defaulted
+
+
+def _typed_dict_required(definition: cst.ClassDef) -> set[str]:
+    """The keys of a TypedDict that must be given: as `Required[...]` or
+    `NotRequired[...]` marks each, else as the class's ``total=`` says."""
+    total = not any(
+        arg.keyword is not None
+        and arg.keyword.value == "total"
+        and isinstance(arg.value, cst.Name)
+        and arg.value.value == "False"
+        for arg in definition.keywords
+    )
+    required: set[str] = set()
+    for statement in definition.body.body:
+        if not isinstance(statement, cst.SimpleStatementLine):
+            continue
+        for small in statement.body:
+            if isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
+                mark = _mark(small.annotation.annotation)
+                if mark == "Required" or (total and mark != "NotRequired"):
+                    required.add(identifier(small.target.value))
+    return required
+
+
+def _mark(node: cst.BaseExpression | None) -> str:
+    """`Required` or `NotRequired` of a key's annotation, under `Annotated` and quotes too."""
+    if isinstance(node, cst.SimpleString | cst.ConcatenatedString):
+        return _mark(parse_string_annotation(node))
+    if not isinstance(node, cst.Subscript) or not node.slice:
+        return ""
+    name = (dotted(node.value) or "").rpartition(".")[2]
+    first = node.slice[0].slice
+    if name == "Annotated" and isinstance(first, cst.Index):
+        return _mark(first.value)
+    return name if name in ("Required", "NotRequired") else ""
 
 
 def _any_of(members: list[JSON]) -> JSON:

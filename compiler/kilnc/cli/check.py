@@ -1,7 +1,8 @@
 """`kiln check [SRC... -o OUTDIR]`: what CI runs before trusting the outputs.
 
 Compiles every source in memory, reports an output in OUTDIR that is missing
-or differs from what kiln writes now (KLN502, with the command that fixes it),
+or differs from what kiln writes now, or that no source compiles to now
+(KLN502, with the command that fixes it: orphans.py),
 and type-checks the fresh outputs with mypy --strict, each error reported at
 the source line it comes from (KLN501, mypy's message and code). It also
 warns where a flow's body reads the clock, randomness, a uuid or the
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from kilnc.cli.config import ledger_beside
 from kilnc.cli.inputs import find_sources
+from kilnc.cli.orphans import find_orphans, orphan_error
 from kilnc.cli.report import Report
 from kilnc.cli.settle import settle_args
 from kilnc.cli.write import compile_command, missing_marker, stale_output
@@ -55,6 +57,7 @@ def _check(args: argparse.Namespace, report: Report) -> int:
         print(printable("\n".join(problems), LINES), file=sys.stderr)
         return EXIT_USAGE
     compilations: list[tuple[Path, Compilation]] = []
+    outcomes: dict[Path, bool | None] = {}  # each source: an output, none, failed
     diagnostics: list[Diagnostic] = []
     sources = {}
     fix = compile_command(files, args.output)
@@ -73,6 +76,8 @@ def _check(args: argparse.Namespace, report: Report) -> int:
             return EXIT_ERRORS
         sources.update(compilation.sources)
         diagnostics += compilation.diagnostics
+        failed = compilation.failed
+        outcomes[file] = None if failed else compilation.output is not None
         parsed = parse_source(compilation.source)
         if isinstance(parsed, ParsedModule):
             diagnostics += check_determinism(parsed, compilation.flows)
@@ -85,6 +90,9 @@ def _check(args: argparse.Namespace, report: Report) -> int:
         missing
         for marker in markers
         if (missing := missing_marker(marker, fix)) is not None
+    ]
+    diagnostics += [
+        orphan_error(orphan, fix) for orphan in find_orphans(tree, outcomes)
     ]
     if any(d.code is Code.INTERNAL for d in diagnostics):
         report.add(diagnostics, sources)

@@ -10,6 +10,7 @@ from typing import Any
 
 from kilnc.cli.config import ledger_beside
 from kilnc.cli.inputs import find_sources
+from kilnc.cli.orphans import Orphan, find_orphans, orphan_error
 from kilnc.cli.parser import EXIT_USAGE
 from kilnc.cli.report import Report
 from kilnc.cli.settle import settle_args
@@ -21,7 +22,7 @@ from kilnc.cli.write import (
     write_all,
 )
 from kilnc.diagnostics import Code, error
-from kilnc.packages import plan_tree
+from kilnc.packages import OutputTree, plan_tree
 from kilnc.pipeline import FRONT_END, Compilation, compile_file
 from kilnc.source import Span
 from kilnc.terminal import LINES, printable
@@ -50,6 +51,7 @@ def run_compile(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     status, tally = EXIT_OK, Tally()
     planned: list[tuple[Compilation, Path]] = []
+    outcomes: dict[Path, bool | None] = {}  # each source: an output, none, failed
     schemas: list[Any] = []  # --dump schema: every file's flows
     for file in files:
         # No output directory only with --dump, which writes nothing.
@@ -66,8 +68,10 @@ def run_compile(args: argparse.Namespace) -> int:
             unreadable = error(where, Code.UNREADABLE, f"cannot read: {exc.strerror}")
             tally.count(report.add([unreadable], {}))
             status = max(status, EXIT_ERRORS)
+            outcomes[file] = None
             continue
         status = max(status, _report(compilation, args.show_traceback, report, tally))
+        outcomes[file] = None if compilation.failed else compilation.output is not None
         if compilation.failed:
             continue
         _show_dumps(compilation, args.dump, schemas)
@@ -81,18 +85,37 @@ def run_compile(args: argparse.Namespace) -> int:
         planned.append((compilation, target))
     if args.dump == "schema":
         print(json.dumps(schemas, indent=2))
-    markers = tree.markers(target for _, target in planned)
-    if args.check:
-        status = max(status, _check_stale(planned, markers, files, args, report))
-    elif planned and not tally.errors:
-        # A module of the compile that failed would leave the others importing
-        # it from a package where it is missing, or stale: none is written.
-        status = max(status, write_all(planned, markers, files, args, report, tally))
+    status = max(
+        status, _check_or_write(planned, tree, outcomes, files, args, report, tally)
+    )
     if tally.errors:
         building = args.output is not None and not args.check and not args.dump
         report.say(tally.summary(nothing_written=building and not tally.written))
     report.close()
     return status
+
+
+def _check_or_write(
+    planned: list[tuple[Compilation, Path]],
+    tree: OutputTree,
+    outcomes: dict[Path, bool | None],
+    files: list[Path],
+    args: argparse.Namespace,
+    report: Report,
+    tally: Tally,
+) -> int:
+    """--check the outputs, or write them and remove the orphans (orphans.py)."""
+    markers = tree.markers(target for _, target in planned)
+    # Orphans are looked for where outputs are checked or written: --dump writes none.
+    looked = args.output is not None and (args.check or not args.dump)
+    orphans = find_orphans(tree, outcomes) if looked else []
+    if args.check:
+        return _check_stale(planned, markers, orphans, files, args, report)
+    if (planned or orphans) and not tally.errors:
+        # A module of the compile that failed would leave the others importing
+        # it from a package where it is missing, or stale: none is written.
+        return write_all(planned, markers, orphans, files, args, report, tally)
+    return EXIT_OK
 
 
 def _show_dumps(compilation: Compilation, dump: str | None, schemas: list[Any]) -> None:
@@ -109,14 +132,17 @@ def _show_dumps(compilation: Compilation, dump: str | None, schemas: list[Any]) 
 def _check_stale(
     planned: list[tuple[Compilation, Path]],
     markers: list[Path],
+    orphans: list[Orphan],
     files: list[Path],
     args: argparse.Namespace,
     report: Report,
 ) -> int:
-    """--check: exit 1 when an output or a package marker is missing or stale."""
+    """--check: exit 1 when an output or a package marker is missing or stale, or
+    an output is an orphan (no source compiles to it now)."""
     fix = compile_command(files, args.output)
     stale = [stale_output(c, t, fix) for c, t in planned]
     stale += [missing_marker(marker, fix) for marker in markers]
+    stale += [orphan_error(orphan, fix) for orphan in orphans]
     found = [d for d in stale if d is not None]
     report.add(found, {})
     return EXIT_ERRORS if found else EXIT_OK

@@ -16,6 +16,7 @@ import ast
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from kilnc.cli.orphans import Orphan, remove_orphan
 from kilnc.cli.outputs import (
     Files,
     Refusal,
@@ -88,6 +89,7 @@ def missing_marker(marker: Path, fix: str) -> Diagnostic | None:
 def write_all(
     planned: list[tuple[Compilation, Path]],
     markers: list[Path],
+    orphans: list[Orphan],
     files: list[Path],
     args: argparse.Namespace,
     report: Report,
@@ -95,7 +97,9 @@ def write_all(
 ) -> int:
     """Write every output, or none when one of them may not be written (outputs.py),
     then each package marker that is missing (one that is there, kiln's or the
-    user's, already makes its directory a package)."""
+    user's, already makes its directory a package). The orphans (orphans.py) are
+    removed first: an orphan `__init__.py` that the outputs import through is
+    written again as a marker."""
     sources = Files([*files, *(Path(p) for c, _ in planned for p in c.sources)])
     directory = check_directory(args.output, sources)
     refusals = (
@@ -112,6 +116,24 @@ def write_all(
         refused = [_refused(refusal, args) for refusal in refusals]
         tally.count(report.add(refused, args.config_sources))
         return EXIT_ERRORS
+    for orphan in orphans:
+        try:
+            remove_orphan(orphan)
+        except OSError as exc:
+            message = f"cannot remove {orphan.path}: {exc.strerror or exc}"
+            why = f"it was compiled from {orphan.source}, which {orphan.why}"
+            failed = error(
+                Span.at(str(orphan.path), 1), Code.OUTPUT_UNWRITABLE, message, why
+            )
+            tally.count(report.add([failed], {}))
+            return EXIT_ERRORS
+        if not args.quiet:
+            report.say(
+                printable(
+                    f"removed {orphan.path}: compiled from {orphan.source},"
+                    f" which {orphan.why}"
+                )
+            )
     writes: list[tuple[Path, str, str | None]] = [
         (target, compilation.output or "", compilation.source.path)
         for compilation, target in planned

@@ -40,6 +40,7 @@ from typing import final
 import libcst as cst
 
 from kiln.options import DEFAULT_MAX_VISITS
+from kilnc.annotations import type_names
 from kilnc.changing import repeated_changes
 from kilnc.diagnostics import Diagnostic
 from kilnc.effect_ir import Change
@@ -57,7 +58,7 @@ from kilnc.ir import (
 from kilnc.lower.changes import EffectSource, OutsideOf
 from kilnc.lower.sharing import PASSED_IN
 from kilnc.lower.statements import Lowerer
-from kilnc.names import mentioned_names, parameter_names
+from kilnc.names import parameter_names
 
 __all__ = ["LowerContext", "Lowering", "annotation_names", "lower_flow"]
 
@@ -152,7 +153,7 @@ def annotation_names(block: Block) -> frozenset[str]:
             types.append(action.element_type)
         for text in types:
             if text is not None:
-                found |= mentioned_names(cst.parse_expression(text))
+                found |= type_names(cst.parse_expression(text))
         for child in child_blocks(action):
             found |= annotation_names(child)
     return frozenset(found)

@@ -22,6 +22,7 @@ from typing import Protocol
 
 import libcst as cst
 
+from kilnc.annotations import type_names
 from kilnc.diagnostics import Code
 from kilnc.front import ParsedModule
 from kilnc.ir import Callee, FlowDef, NodeCall, NodeDef, TypeVariables
@@ -94,7 +95,8 @@ class Scope:
             return None
         if call.local:
             return returns
-        names = name_uses(cst.parse_expression(returns)).read_names
+        # `-> "Optional[Decimal]"` names Decimal too, which this module may not bind.
+        names = type_names(cst.parse_expression(returns))
         return returns if names <= self.globals else None
 
     def mutable(self, names: frozenset[str]) -> frozenset[str]:

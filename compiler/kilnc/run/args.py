@@ -14,14 +14,17 @@ How each value is read, by its parameter's annotation, is values.py's.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import inspect
 import shlex
+import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from kilnc.run.values import Mismatch, read_value, type_name
+from kilnc.run.mismatch import Mismatch, Unreadable, type_name
+from kilnc.run.values import read_value
 
 __all__ = [
     "ArgumentError",
@@ -108,11 +111,11 @@ def _takes(signature: inspect.Signature) -> str:
 
 
 def type_hints(function: Callable[..., Any]) -> dict[str, Any]:
-    """The evaluated annotations of `function`, each one that evaluates.
+    """The evaluated annotations of `function`; an `Unreadable` for each that does not evaluate.
 
     `typing.get_type_hints` gives up on the whole function when one name is
-    only imported under TYPE_CHECKING; then each annotation is tried alone, and
-    one that still fails stays a string (read as for no annotation).
+    only imported under TYPE_CHECKING; then each annotation is evaluated alone,
+    in the function's module, so the others still read their arguments.
     """
     try:
         return typing.get_type_hints(function)
@@ -121,15 +124,28 @@ def type_hints(function: Callable[..., Any]) -> dict[str, Any]:
     namespace = getattr(function, "__globals__", {})
     hints: dict[str, Any] = {}
     for name, annotation in inspect.get_annotations(function).items():
+        alone = types.SimpleNamespace(__annotations__={name: annotation})
         try:
-            hints[name] = (
-                eval(annotation, namespace)  # the module's own annotation text
-                if isinstance(annotation, str)
-                else annotation
+            hints[name] = typing.get_type_hints(alone, namespace)[name]
+        except Exception as exc:
+            hints[name] = Unreadable(
+                _unquoted(annotation), f"{type(exc).__name__}: {exc}"
             )
-        except Exception:
-            hints[name] = annotation
     return hints
+
+
+def _unquoted(annotation: Any) -> str:
+    """An annotation as written: ``"Decimal"`` under ``from __future__ import
+    annotations`` is the string ``'"Decimal"'``, which shows as ``Decimal``."""
+    text = type_name(annotation)
+    while True:
+        try:
+            inner = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return text
+        if not isinstance(inner, str):
+            return text
+        text = inner
 
 
 def bind_arguments(
@@ -191,7 +207,17 @@ def convert(name: str, annotation: Any, text: str, what: str = "argument") -> An
     """`text` read as `annotation` asks; ArgumentError naming the parameter when it cannot be.
 
     `what` is what the message calls the value (an "answer" to a question, say).
+    An annotation kiln cannot evaluate (`Unreadable`, or a string) reads no
+    value: guessed without its type, `123` for `"Optional[str]"` is an int.
     """
+    if isinstance(annotation, Unreadable | str):
+        why = f" ({annotation.reason})" if isinstance(annotation, Unreadable) else ""
+        raise ArgumentError(
+            f"{what} {name!r} is annotated {type_name(annotation)!r}, which kiln"
+            f" cannot evaluate{why}, so it cannot tell how to read {text!r}; make"
+            " the names the annotation uses importable when its module runs (not"
+            " only under TYPE_CHECKING)"
+        )
     try:
         return read_value(annotation, text)
     except (ValueError, TypeError, OverflowError) as exc:  # a timedelta of 1e300 s

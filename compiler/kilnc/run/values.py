@@ -25,10 +25,14 @@ annotation                  the text is read as
 none, `Any`, `object`       JSON when it parses, else the text itself
 a pydantic model            its JSON, validated by the model
 anything else               JSON; a list for tuple/set/frozenset and for a
-                            NamedTuple's fields, an object for a dataclass,
-                            each item and field read as its annotation says;
-                            checked against the class
+                            NamedTuple's fields, an object for a dataclass or
+                            a TypedDict (records.py), each item and field read
+                            as its annotation says; checked against the class
 ==========================  ===============================================
+
+A mismatch inside the value says where it is (``tags.0: the JSON is int, not
+str``). An annotation kiln could not evaluate is never read here: `convert`
+refuses its argument.
 
 Inside JSON, a value of a type above that JSON has not is a string (a
 datetime's ISO text, a path, a UUID) or, for a timedelta, a number of seconds.
@@ -38,7 +42,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import datetime
 import decimal
 import inspect
@@ -52,6 +55,8 @@ from pathlib import PurePath
 from typing import Any, Final
 
 from kiln.ledger.codec import is_model
+from kilnc.run.mismatch import Mismatch, type_name
+from kilnc.run.records import is_record, read_record
 
 _TRUE: Final = frozenset({"true", "yes", "1"})
 
@@ -69,14 +74,8 @@ _FROM_LIST: Final[dict[Any, Callable[[list[Any]], Any]]] = {
 }
 
 
-class Mismatch(ValueError):
-    """A JSON value of the wrong shape: its message is worth showing."""
-
-
 def read_value(annotation: Any, text: str) -> Any:
-    if annotation in (inspect.Parameter.empty, Any, object) or isinstance(
-        annotation, str
-    ):
+    if annotation in (inspect.Parameter.empty, Any, object):
         return _json_or_text(text)
     if annotation is str:
         return text
@@ -212,22 +211,20 @@ def _items_of(annotation: Any, origin: Any, value: list[Any]) -> list[Any]:
     if origin is tuple and args and args[-1] is not Ellipsis:
         if len(args) != len(value):
             raise Mismatch(f"{len(args)} items, not {len(value)}")
-        return [_from_json(arg, item) for arg, item in zip(args, value, strict=True)]
+        return [
+            _at(i, arg, item)
+            for i, (arg, item) in enumerate(zip(args, value, strict=True))
+        ]
     item = args[0] if args else Any
-    return [_from_json(item, element) for element in value]
+    return [_at(i, item, element) for i, element in enumerate(value)]
 
 
-def _named_tuple(kind: type[tuple[Any, ...]], value: Any) -> Any:
-    """A NamedTuple from a JSON array of its fields in order (as JSON writes one)."""
-    if not isinstance(value, list):
-        raise Mismatch(f"a JSON array of {kind.__name__}'s fields")
-    hints = typing.get_type_hints(kind)
-    names: tuple[str, ...] = getattr(kind, "_fields", ())
-    if len(value) != len(names):
-        raise Mismatch(f"{len(names)} fields ({', '.join(names)}), not {len(value)}")
-    return kind(
-        *(_from_json(hints.get(n, Any), v) for n, v in zip(names, value, strict=True))
-    )
+def _at(key: object, annotation: Any, value: Any) -> Any:
+    """`_from_json` of the item or field `key` of a value; a mismatch in it says where."""
+    try:
+        return _from_json(annotation, value)
+    except Mismatch as exc:
+        raise exc.within(key) from None
 
 
 def _validation_errors(error: ValueError) -> str:
@@ -260,33 +257,17 @@ def _shaped(annotation: Any, origin: Any, value: Any) -> Any:
     ):
         key_type, item = typing.get_args(annotation)
         return {
-            _key(key_type, key): _from_json(item, element)
+            _key(key_type, key): _at(key, item, element)
             for key, element in value.items()
         }
-    if isinstance(kind, type) and issubclass(kind, tuple) and hasattr(kind, "_fields"):
-        return _named_tuple(kind, value)
     if is_model(kind) and isinstance(kind, type):
         model: Any = kind  # pydantic is installed: the model's own module imports it
         try:
             return model.model_validate(value)
         except ValueError as exc:  # pydantic's ValidationError
             raise Mismatch(_validation_errors(exc)) from None
-    if dataclasses.is_dataclass(kind) and isinstance(kind, type):
-        if not isinstance(value, dict):
-            raise Mismatch(f"a JSON object of {kind.__name__}'s fields")
-        hints = typing.get_type_hints(kind)
-        # A field __init__ does not take is in what --json prints: it is made again.
-        made = {f.name for f in dataclasses.fields(kind) if not f.init}
-        try:
-            return kind(
-                **{
-                    name: _from_json(hints.get(name, Any), field)
-                    for name, field in value.items()
-                    if name not in made
-                }
-            )
-        except TypeError as exc:
-            raise Mismatch(str(exc)) from None
+    if is_record(kind):
+        return read_record(kind, value, _at)
     if kind is float and type(value) is int:
         return float(value)  # JSON's 2 is a number, as 2.0 is
     if kind is bytes and isinstance(value, str):
@@ -306,7 +287,7 @@ def _shaped(annotation: Any, origin: Any, value: Any) -> Any:
 
 def _key(annotation: Any, key: str) -> Any:
     """A JSON object's key, which is always text, read as the dict's key type says."""
-    if annotation in (Any, object, str) or isinstance(annotation, str):
+    if annotation in (Any, object, str):
         return key
     try:
         return read_value(annotation, key)
@@ -319,26 +300,3 @@ def _base64(text: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except binascii.Error as exc:
         raise Mismatch(f"not base64 ({exc})") from None
-
-
-def type_name(annotation: Any) -> str:
-    """An annotation as the user wrote it, short: ``list[Path]``, ``int | None``."""
-    if annotation is inspect.Parameter.empty:
-        return "any value"
-    if isinstance(annotation, str):
-        return annotation
-    if annotation is type(None):
-        return "None"
-    if annotation is Ellipsis:
-        return "..."
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is typing.Literal:
-        return f"Literal[{', '.join(map(repr, args))}]"
-    if origin in (typing.Union, types.UnionType):
-        return " | ".join(map(type_name, args))
-    if origin is not None and args:
-        return f"{type_name(origin)}[{', '.join(map(type_name, args))}]"
-    name = getattr(annotation, "__qualname__", None) or getattr(
-        annotation, "__name__", None
-    )
-    return name if isinstance(name, str) else repr(annotation)
