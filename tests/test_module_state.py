@@ -299,3 +299,40 @@ async def f() -> int:
     assert asyncio.run(plain.f()) == 1
     for _ in range(3):
         assert asyncio.run(compiled.f.aforward()) == 1
+
+
+FRESH = """
+import asyncio
+import json
+import os
+
+from kiln import flow, node
+
+
+@node
+async def touch(x: int) -> int:
+    await asyncio.sleep(os.urandom(1)[0] / 100_000)  # a node that calls a module
+    return x
+
+
+@flow
+async def fresh(n: int) -> int:
+    values = json.loads(f"[{n}, {n + 1}]")
+    a = await touch(values[0])
+    b = await touch(values[1])
+    return a + b
+"""
+
+
+def test_a_value_a_module_function_makes_is_not_module_state(tmp_path: Path) -> None:
+    """`json.loads(...)`, `random.random()`, `np.zeros(3)`: a function of an imported
+    module makes a value of the flow's own, which a node that calls a module of
+    its own cannot change; the two calls given it overlap, and nothing warns."""
+    path = tmp_path / "fresh.py"
+    path.write_text(FRESH, encoding="utf-8")
+    compilation = compile_file(path)
+    assert compilation.output is not None
+    assert [d.message for d in compilation.diagnostics] == []
+    assert "scope.spawn(" in compilation.output
+    compiled, source = compiled_and_source(FRESH, tmp_path / "run")
+    assert compiled.fresh(4) == asyncio.run(source.fresh(4)) == 9

@@ -51,6 +51,11 @@ def holds_state(
     if isinstance(node, cst.Call) and id(node) in body.state_calls:
         return True  # a project function's result that is module state's
     if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+        if _imported_module(body, node.func.value):
+            # `random.random()`, `np.zeros(3)`: a function of a module the body
+            # imports, whose value is its own (a project function's that is
+            # module state's is in `state_calls`), not a method of module state.
+            return False
         node = node.func.value
     if body.is_module_state(node):
         return True
@@ -61,6 +66,14 @@ def holds_state(
         targets & local and holds_state(body, value, seen | local)
         for targets, value in body.bindings.bound
     )
+
+
+def _imported_module(body: Body, node: cst.BaseExpression) -> bool:
+    """Whether `node` names a module the body's module imports (`import random`)."""
+    if not isinstance(node, cst.Name) or not body.is_module_state(node):
+        return False
+    imported = body.defs.imports.get(identifier(node.value))
+    return imported is not None and imported.attribute is None
 
 
 def module_state(module: cst.Module) -> ModuleState:
