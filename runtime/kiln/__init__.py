@@ -13,7 +13,8 @@ in the order a reader meets it:
   one node call of a flow's table; `binding`: how a flow instance binds its
   sites for a run (wrapped once, bound per run, subflows joined); `sites`: what
   a run calls at each site (its shared `Run`, a wrapper per kind of node:
-  events, the ledger, attempts, admission); `stale`: whether a cached node
+  events, the ledger, attempts, admission); `plain_sites`: the flat wrappers
+  of plain async nodes, the hot path of observed and capped runs; `stale`: whether a cached node
   the module imports from its source is still the code it was compiled from;
 - `scope`: `Scope` and its `Child` tasks, structured concurrency whose
   failures leave as themselves; `run`: the fan-outs of generated code on it

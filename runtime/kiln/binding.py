@@ -122,7 +122,8 @@ class Binder:
             for site in sites
         )
         held = (sites, self.backend, self.tracing, *processors)
-        key = (self.durable, self.gated, self.caches, *map(id, held))
+        observers = (self.observed, self.record is not None)
+        key = (self.durable, self.gated, self.caches, observers, *map(id, held))
         configurations = _CALLS.setdefault(self.kind, {})
         found = configurations.get(key)
         if found is not None:

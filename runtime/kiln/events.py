@@ -29,6 +29,9 @@ __all__ = ["Event", "EventStatus", "NodeEvent"]
 
 # itertools.count is atomic under the GIL, so ids stay unique across threads.
 _IDS = itertools.count(1)
+# What to add to a `perf_counter()` reading for the wall-clock time it was taken:
+# a NodeEvent made as it starts takes its `created_at` from its `started`.
+_WALL_CLOCK: Final = time.time() - time.perf_counter()
 
 
 class EventStatus(StrEnum):
@@ -155,8 +158,14 @@ class NodeEvent(Event):
         self, node: str, site: str, run: int, visit: int, started: float | None = None
     ) -> None:
         self.id = next(_IDS)
-        self.created_at = time.time()
-        self.status = _PENDING if started is None else _PROCESSING
+        if started is None:
+            self.created_at = time.time()
+            self.status = _PENDING
+            self.attempts = 0
+        else:
+            self.created_at = started + _WALL_CLOCK  # one clock read, not two
+            self.status = _PROCESSING
+            self.attempts = 1
         self.started = started
         self.ended = None
         self.response = None
@@ -165,7 +174,6 @@ class NodeEvent(Event):
         self.site = site
         self.run = run
         self.visit = visit
-        self.attempts = 0 if started is None else 1
         self.cache_hit = False
 
     async def invoke(self) -> None:

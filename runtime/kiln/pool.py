@@ -15,8 +15,9 @@ from types import MethodType
 from typing import Any, TypeVar
 
 from kiln.cap import Cap
+from kiln.plain_sites import CAPPED
 from kiln.scope import Scope
-from kiln.sites import CAPPED, Run
+from kiln.sites import Run
 
 __all__ = ["bounded", "capped_node", "fan_out_bound"]
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-import weakref
 from collections.abc import Awaitable, Callable
 from functools import partial
 from time import perf_counter
@@ -28,6 +27,7 @@ from kiln.cap import Cap
 from kiln.decorators import ask
 from kiln.errors import OptionError
 from kiln.events import EventStatus, NodeEvent
+from kiln.plain_sites import CAPPED, Wrapped, capped, notified, observed
 from kiln.resilience import (
     PLAIN,
     Gate,
@@ -49,12 +49,6 @@ __all__ = ["CAPPED", "WRAPPERS", "Run", "Wrapped", "unasked"]
 # Looked up once: an Enum member lookup costs more than a global, on every call.
 _PROCESSING, _COMPLETED = EventStatus.PROCESSING, EventStatus.COMPLETED
 _RUNS = itertools.count(1)
-
-
-# A site's wrapped call takes the run as its first argument; a run binds it as a
-# method (`types.MethodType`), which costs less to make and to call than a
-# `partial`, and far less than a closure: a chain binds every step per run.
-Wrapped = Callable[..., Any]
 
 
 @final
@@ -187,8 +181,8 @@ class Run:
 # --- the wrapped calls, one builder per kind of node ------------------------------------
 #
 # A plain async node's call is the hot path of observed runs and capped
-# fan-outs: its wrapper is written out flat, without the attempts loop or the
-# ledger, since every step of every such run pays for it.
+# fan-outs: its wrapper, in `kiln.plain_sites`, is written out flat, without
+# the attempts loop or the ledger, since every step of every such run pays for it.
 
 
 def _async_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> Wrapped:
@@ -202,9 +196,11 @@ def _async_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> W
         and not cached
         and backend is None
     ):
-        return (
-            _capped_async(index, site) if binder.gated else _observed_async(index, site)
-        )
+        if binder.gated:
+            return capped(index, site)
+        if binder.observed and binder.record is None:
+            return notified(index, site)
+        return observed(index, site)
     fn, policy, fallback = site.fn, site.policy or PLAIN, site.fallback
     attempt = _attempt(site, backend)
 
@@ -265,109 +261,6 @@ def _remote(backend: Backend, site: Site, *args: Any, **kwargs: Any) -> Awaitabl
 
 def _threaded(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Awaitable[Any]:
     return in_own_thread(partial(fn, *args, **kwargs))
-
-
-def _observed_async(index: int, site: Site) -> Wrapped:
-    """The call of a plain async node (no retries, timeout, limit, cache or backend).
-
-    `_async_site`'s call and `attempts`' single attempt, written out flat:
-    every step of an observed run pays for this one.
-    """
-    fn, node, where = site.fn, site.node, site.where
-
-    async def call(run: Run, /, *args: Any, **kwargs: Any) -> Any:
-        visits = run.visits
-        visits[index] += 1
-        if not run.observed:
-            return await fn(*args, **kwargs)
-        record, notify = run.record, run.notify
-        if record is not None:
-            event = NodeEvent(node, where, run.number, visits[index])
-            record(event)
-            run.started(event, 1)
-        else:  # nobody sees it PENDING: it is made started
-            event = NodeEvent(node, where, run.number, visits[index], perf_counter())
-            if notify is not None:
-                notify(event)
-        try:
-            value = await fn(*args, **kwargs)
-        except BaseException as error:
-            run.finished(event, error)
-            raise
-        event.ended = perf_counter()
-        event.status = _COMPLETED
-        if notify is not None:
-            notify(event)
-        return value
-
-    return call
-
-
-# The calls that `_capped_async` made, each with its node and site index.
-CAPPED: weakref.WeakKeyDictionary[
-    Wrapped, tuple[Callable[..., Awaitable[Any]], int]
-] = weakref.WeakKeyDictionary()
-
-
-def _capped_async(index: int, site: Site) -> Wrapped:
-    """`_observed_async` in a run with a concurrency cap.
-
-    Every element of a capped fan-out pays for this one: the caps are taken
-    without a coroutine when they are free (`Cap.take`), and a run that
-    nothing observes, with one cap, takes the shortest way.
-    """
-    fn, node, where = site.fn, site.node, site.where
-
-    async def call(run: Run, /, *args: Any, **kwargs: Any) -> Any:
-        visits = run.visits
-        visits[index] += 1
-        caps = run.caps
-        if run.observed or len(caps) != 1:
-            event = None
-            if run.observed:
-                event = NodeEvent(node, where, run.number, visits[index])
-                if run.record is not None:
-                    run.record(event)
-            return await _admitted(run, caps, event, fn, args, kwargs)
-        cap = caps[0]
-        if not cap.take():
-            await cap.acquire()
-        try:
-            return await fn(*args, **kwargs)
-        finally:
-            cap.release()
-
-    CAPPED[call] = (fn, index)
-    return call
-
-
-async def _admitted(
-    run: Run,
-    caps: tuple[Cap, ...],
-    event: NodeEvent | None,
-    fn: Callable[..., Awaitable[Any]],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> Any:
-    """A plain call past every cap, observed by `event`: `attempts`' single attempt."""
-    held = 0
-    try:
-        try:
-            for cap in caps:
-                if not cap.take():
-                    await cap.acquire()
-                held += 1
-            run.started(event, 1)
-            value = await fn(*args, **kwargs)
-        finally:
-            while held:
-                held -= 1
-                caps[held].release()
-    except BaseException as error:
-        run.finished(event, error)
-        raise
-    run.finished(event)
-    return value
 
 
 def _sync_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> Wrapped:

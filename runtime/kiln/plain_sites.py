@@ -1,0 +1,163 @@
+"""The wrapped calls of plain async nodes: the hot path of observed runs and capped fan-outs.
+
+A plain async node has no retries, timeout, limit, cache or backend: its
+call is `kiln.sites`' general async call and the attempts loop's single
+attempt, written out flat, since every step of every such run pays for it.
+`notified` serves a run observed by `on_event` alone, `observed` any other
+run, `capped` a run under a concurrency cap.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Awaitable, Callable
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from kiln.cap import Cap
+from kiln.events import EventStatus, NodeEvent
+
+if TYPE_CHECKING:
+    from kiln.site_table import Site
+    from kiln.sites import Run
+
+__all__ = ["CAPPED", "Wrapped", "capped", "notified", "observed"]
+
+# Looked up once: an Enum member lookup costs more than a global, on every call.
+_COMPLETED = EventStatus.COMPLETED
+
+# A site's wrapped call takes the run as its first argument; a run binds it as a
+# method (`types.MethodType`), which costs less to make and to call than a
+# `partial`, and far less than a closure: a chain binds every step per run.
+Wrapped = Callable[..., Any]
+
+
+def observed(index: int, site: Site) -> Wrapped:
+    """The call of a plain async node (no retries, timeout, limit, cache or backend).
+
+    `kiln.sites`' async call and `attempts`' single attempt, written out flat:
+    every step of an observed run pays for this one.
+    """
+    fn, node, where = site.fn, site.node, site.where
+
+    async def call(run: Run, /, *args: Any, **kwargs: Any) -> Any:
+        visits = run.visits
+        visits[index] += 1
+        if not run.observed:
+            return await fn(*args, **kwargs)
+        record, notify = run.record, run.notify
+        if record is not None:
+            event = NodeEvent(node, where, run.number, visits[index])
+            record(event)
+            run.started(event, 1)
+        else:  # nobody sees it PENDING: it is made started
+            event = NodeEvent(node, where, run.number, visits[index], perf_counter())
+            if notify is not None:
+                notify(event)
+        try:
+            value = await fn(*args, **kwargs)
+        except BaseException as error:
+            run.finished(event, error)
+            raise
+        event.ended = perf_counter()
+        event.status = _COMPLETED
+        if notify is not None:
+            notify(event)
+        return value
+
+    return call
+
+
+def notified(index: int, site: Site) -> Wrapped:
+    """`observed` in a run observed by `on_event` alone: the common case.
+
+    No executor records the event, so nobody sees it PENDING: it is made
+    started, and the run's observers hear of it twice, as it starts and ends.
+    """
+    fn, node, where = site.fn, site.node, site.where
+
+    async def call(run: Run, /, *args: Any, **kwargs: Any) -> Any:
+        visits = run.visits
+        visits[index] = visit = visits[index] + 1
+        notify = run.notify
+        assert notify is not None  # the binder chose this call for an on_event run
+        event = NodeEvent(node, where, run.number, visit, perf_counter())
+        notify(event)
+        try:
+            value = await fn(*args, **kwargs)
+        except BaseException as error:
+            run.finished(event, error)
+            raise
+        event.ended = perf_counter()
+        event.status = _COMPLETED
+        notify(event)
+        return value
+
+    return call
+
+
+# The calls that `capped` made, each with its node and site index.
+CAPPED: weakref.WeakKeyDictionary[
+    Wrapped, tuple[Callable[..., Awaitable[Any]], int]
+] = weakref.WeakKeyDictionary()
+
+
+def capped(index: int, site: Site) -> Wrapped:
+    """`observed` in a run with a concurrency cap.
+
+    Every element of a capped fan-out pays for this one: the caps are taken
+    without a coroutine when they are free (`Cap.take`), and a run that
+    nothing observes, with one cap, takes the shortest way.
+    """
+    fn, node, where = site.fn, site.node, site.where
+
+    async def call(run: Run, /, *args: Any, **kwargs: Any) -> Any:
+        visits = run.visits
+        visits[index] += 1
+        caps = run.caps
+        if run.observed or len(caps) != 1:
+            event = None
+            if run.observed:
+                event = NodeEvent(node, where, run.number, visits[index])
+                if run.record is not None:
+                    run.record(event)
+            return await _admitted(run, caps, event, fn, args, kwargs)
+        cap = caps[0]
+        if not cap.take():
+            await cap.acquire()
+        try:
+            return await fn(*args, **kwargs)
+        finally:
+            cap.release()
+
+    CAPPED[call] = (fn, index)
+    return call
+
+
+async def _admitted(
+    run: Run,
+    caps: tuple[Cap, ...],
+    event: NodeEvent | None,
+    fn: Callable[..., Awaitable[Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """A plain call past every cap, observed by `event`: `attempts`' single attempt."""
+    held = 0
+    try:
+        try:
+            for cap in caps:
+                if not cap.take():
+                    await cap.acquire()
+                held += 1
+            run.started(event, 1)
+            value = await fn(*args, **kwargs)
+        finally:
+            while held:
+                held -= 1
+                caps[held].release()
+    except BaseException as error:
+        run.finished(event, error)
+        raise
+    run.finished(event)
+    return value
