@@ -72,7 +72,7 @@ PASSES: dict[str, frozenset[str]] = {
     "format": frozenset(),
     "site_lines": frozenset({"black_stable"}),
     "linemap": frozenset(),
-    "typecheck": frozenset(),
+    "typecheck": frozenset({"pinpoint"}),
 }
 HELPERS = {helper: pass_ for pass_, helpers in PASSES.items() for helper in helpers}
 # They run the passes in order; nothing else may.

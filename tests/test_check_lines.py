@@ -1,4 +1,4 @@
-"""`kiln check` finds each type error at its own source line, whatever black did.
+"""`kiln check` finds each type error where mypy on the source would, whatever black did.
 
 black joins a signature or a call the source spread over several lines, splits
 a line that is too long, and keeps a collection exploded by its trailing
@@ -14,6 +14,7 @@ import random
 from pathlib import Path
 
 import pytest
+from mypy import api
 
 from kilnc.pipeline import compile_file
 from kilnc.typecheck import typecheck_modules
@@ -76,7 +77,7 @@ BEFORE = (
     ],
 )
 
-# The mismatch: its first line is where the error belongs, at the `await`.
+# The mismatch: the error belongs at `values`, the argument mypy finds wrong.
 MISMATCH = (
     ["    return await consume(values)"],
     ["    total = await consume(", "        values", "    )", "    return total"],
@@ -110,7 +111,9 @@ def module(seed: int) -> tuple[str, set[tuple[int, int]]]:
             continue
         lines += rng.choice(BEFORE)
         mismatch = rng.choice(MISMATCH)
-        expected.add((len(lines) + 1, mismatch[0].index("await consume(") + 1))
+        at = next(i for i, line in enumerate(mismatch) if "values" in line)
+        column = mismatch[at].index("values", mismatch[at].find("consume(") + 1)
+        expected.add((len(lines) + 1 + at, column + 1))
         lines += mismatch
     return "\n".join(lines) + "\n", expected
 
@@ -119,7 +122,7 @@ def module(seed: int) -> tuple[str, set[tuple[int, int]]]:
 def test_each_error_is_reported_at_its_own_line_and_column(
     tmp_path: Path, seeds: range
 ) -> None:
-    modules, wanted = [], {}
+    modules, wanted, texts = [], {}, {}
     for seed in seeds:
         source, expected = module(seed)
         path = tmp_path / f"m{seed}.py"
@@ -128,8 +131,12 @@ def test_each_error_is_reported_at_its_own_line_and_column(
         assert compilation.output is not None, compilation.diagnostics
         modules.append((f"m{seed}.py", compilation.output, compilation.line_map))
         wanted[compilation.source.path] = expected
-    found = typecheck_modules(modules, [], [tmp_path])
-    assert all("(mypy: arg-type)" in d.message for d in found), found
+        texts[compilation.source.path] = source
+    found = typecheck_modules(modules, [], [tmp_path], texts)
+    assert all(
+        d.message.startswith('Argument 1 to "consume"') and "(mypy: arg-type)" in d.message
+        for d in found
+    ), found
     got = {
         path: {(d.span.line, d.span.column) for d in found if d.span.path == path}
         for path in wanted
@@ -204,3 +211,90 @@ def test_a_type_ignore_on_the_def_line_silences_the_methods_made_from_it(
         [("silenced.py", compilation.output, compilation.line_map)], [], [tmp_path]
     )
     assert found == []
+
+
+# Nodes for flows whose one type error is in an argument, of shapes a user writes.
+NODES = """\
+from kiln import flow, node
+
+
+@node
+async def take(s: str) -> int:
+    return len(s)
+
+
+@node
+async def pair(s: str, n: int) -> str:
+    return s * n
+
+
+@node
+async def keyed(s: str, *, times: int = 1) -> str:
+    return s * times
+
+
+@node
+async def ints(n: int) -> list[int]:
+    return list(range(n))
+"""
+
+# Each binds `x` with one argument of the wrong type; the flow takes `s: str, n: int`.
+WRONG = (
+    ["    x = await take(n)"],
+    ["    x = await pair(", "        s,", "        s,", "    )"],
+    ["    x = await keyed(s, times=s)"],
+    ["    x = await keyed(", "        s,", "        times=s,", "    )"],
+    ["    x = [await take(v) for v in await ints(n)]"],
+    ["    x = [await pair(v, n) for v in range(n)]"],
+    ["    x = [await pair(s, v) for v in [s, s]]"],
+    ["    x = await take(await pair(s, s))"],
+    ["    if n > 1:", "        x = await take(n)", "    else:", "        x = 0"],
+    ["    y = await take(s)", "    x = [await pair(s, s) for _ in range(y)]"],
+)
+
+
+def _mypy_on(path: Path) -> set[tuple[int, int, str]]:
+    """mypy --strict's errors on a source: line, column and message."""
+    stdout, _, _ = api.run(
+        ["--strict", "--show-column-numbers", "--no-error-summary", str(path)]
+    )
+    found = set()
+    for line in stdout.splitlines():
+        where, _, said = line.partition(": error: ")
+        if said:
+            _, number, column = where.rsplit(":", 2)
+            found.add((int(number), int(column), said.rsplit("  [", 1)[0]))
+    return found
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_kiln_check_says_what_mypy_says_of_the_source_and_where(
+    tmp_path: Path, seed: int
+) -> None:
+    """Every error kiln finds in generated code is the one mypy finds in the
+    source, in its words, at its line and column: the argument, not the call or
+    statement, and the node's name, not kiln's fan-out's."""
+    rng = random.Random(seed)
+    lines = NODES.split("\n")
+    for index, wrong in enumerate(rng.sample(WRONG, len(WRONG))):
+        lines += ["", "", "@flow", f"async def f{index}(s: str, n: int) -> object:"]
+        lines += [*wrong, "    return x"]
+    source = "\n".join(lines) + "\n"
+    path = tmp_path / f"wrong{seed}.py"
+    path.write_text(source, encoding="utf-8")
+    expected = _mypy_on(path)
+    assert len(expected) == len(WRONG), expected
+    compilation = compile_file(path)
+    assert compilation.output is not None, compilation.diagnostics
+    name = compilation.source.path
+    found = typecheck_modules(
+        [(f"out{seed}.py", compilation.output, compilation.line_map)],
+        [],
+        [tmp_path],
+        {name: source},
+    )
+    got = {
+        (d.span.line, d.span.column, d.message.rsplit(" (mypy: ", 1)[0])
+        for d in found
+    }
+    assert got == expected

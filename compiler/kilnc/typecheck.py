@@ -31,12 +31,13 @@ import re
 import site
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mypy import api
 
 from kilnc.diagnostics import Code, Diagnostic, Severity
+from kilnc.pinpoint import Expressions, pinpoint
 from kilnc.source import Span
 
 _REPORT = re.compile(
@@ -54,17 +55,20 @@ def typecheck_modules(
     modules: Sequence[tuple[str, str, tuple[Span | None, ...]]],
     markers: Sequence[str],
     roots: Sequence[Path],
+    sources: Mapping[str, str] | None = None,
 ) -> list[Diagnostic]:
     """Check `(path, text, line map)` modules, each path relative to the directory
     above the output tree (`build/app/main.py`), with the tree's package `markers`;
-    each error where its line came from.
+    each error where its line came from, at the expression of the source that
+    the generated one copies (`pinpoint`) when `sources` has the source's text
+    by the path its line map names.
 
     `roots` are the sources' import roots, in any order and with repeats: the
     search path is the same for every order of the sources.
     """
     with tempfile.TemporaryDirectory(prefix="kiln-check-") as scratch:
         directory = Path(scratch)
-        files: dict[str, tuple[str, tuple[Span | None, ...]]] = {}
+        files: dict[str, tuple[str, str, tuple[Span | None, ...]]] = {}
         for marker in markers:
             (directory / marker).parent.mkdir(parents=True, exist_ok=True)
             (directory / marker).touch()
@@ -72,7 +76,7 @@ def typecheck_modules(
             path = directory / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-            files[str(path.resolve())] = (name, line_map)
+            files[str(path.resolve())] = (name, text, line_map)
         config = directory / "mypy.ini"
         # The scratch tree first: the real output tree under a root may be stale.
         search = ":".join(str(p) for p in (directory, *_search_path(roots)))
@@ -95,7 +99,7 @@ def typecheck_modules(
                 *sorted(files),
             ]
         )
-    return _diagnostics(report, files)
+    return _diagnostics(report, files, sources or {})
 
 
 def _run_mypy(args: list[str]) -> str:
@@ -160,14 +164,18 @@ def _site_packages() -> set[Path]:
 
 
 def _diagnostics(
-    report: str, files: dict[str, tuple[str, tuple[Span | None, ...]]]
+    report: str,
+    files: dict[str, tuple[str, str, tuple[Span | None, ...]]],
+    sources: Mapping[str, str],
 ) -> list[Diagnostic]:
     diagnostics: list[Diagnostic] = []
+    outputs: dict[str, Expressions | None] = {}
+    inputs: dict[str, Expressions | None] = {}
     for text in report.splitlines():
         match = _REPORT.match(text)
         if match is None or match["path"] not in files:
             continue
-        name, line_map = files[match["path"]]
+        name, generated, line_map = files[match["path"]]
         line = int(match["line"])
         origin = line_map[line - 1] if line <= len(line_map) else None
         where = f"{name}:{line}:{match['column']}"
@@ -183,14 +191,37 @@ def _diagnostics(
                     last.span, last.severity, last.code, last.message, hint
                 )
             continue
+        message = match["message"]
+        if origin is not None:
+            pinned = pinpoint(
+                origin,
+                message,
+                _parsed(outputs, name, generated),
+                line_map,
+                (line, int(match["column"])),
+                _parsed(inputs, origin.path, sources.get(origin.path)),
+            )
+            origin, message = pinned.span, pinned.message
         code = f" (mypy: {match['code']})" if match["code"] else ""
         diagnostics.append(
             Diagnostic(
                 origin if origin is not None else Span.at(name, line),
                 Severity.ERROR,
                 Code.TYPE_ERROR,
-                f"{match['message']}{code}",
+                f"{message}{code}",
                 None if origin is not None else f"in generated code at {where}",
             )
         )
     return diagnostics
+
+
+def _parsed(
+    parsed: dict[str, Expressions | None], path: str, text: str | None
+) -> Expressions | None:
+    """A module's expressions, parsed on first use; None for text that will not parse."""
+    if path not in parsed:
+        try:
+            parsed[path] = None if text is None else Expressions(text)
+        except (SyntaxError, ValueError):
+            parsed[path] = None
+    return parsed[path]

@@ -108,6 +108,7 @@ def _check(args: argparse.Namespace, report: Report) -> int:
                 ],
                 [str(marker.relative_to(above)) for marker in markers],
                 roots,
+                {path: source.text for path, source in sources.items()},
             )
         except MypyFailed as failure:  # never a pass: nothing was checked
             report.add(diagnostics, sources)
