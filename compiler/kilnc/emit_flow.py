@@ -422,19 +422,38 @@ class _FlowEmitter(FanOutEmitter, CompoundEmitter):
             self.w.line(f"{tuple_display(locals_)} = {bind}.calls")
             self.block(body)
             return
-        # Black stands a long tuple of targets one name a line: where the names
-        # fit on a line of their own, the `with` binds one, unpacked there.
-        header, unpacking = f"with {bind} as {tuple_display(locals_)}:", ""
+        # Black stands a long tuple of targets one name a line: where they do
+        # not fit in the header, the `with` binds one tuple, unpacked a line of
+        # names at a time.
+        header, unpacking = f"with {bind} as {tuple_display(locals_)}:", []
         if len(locals_) > 1 and not self.w.fits(header):
             calls = self.names.own("calls")
-            if self.w.fits(f"{', '.join(locals_)} = {calls}", deeper=1):
+            unpacking = self._unpacking(locals_, calls)
+            if unpacking:
                 header = f"with {bind} as {calls}:"
-                unpacking = f"{', '.join(locals_)} = {calls}"
         self.w.line(header)
         with self.w.indent(), self.nesting.opened():
-            if unpacking:
-                self.w.line(unpacking)
+            for line in unpacking:
+                self.w.line(line)
             self.block(body)
+
+    def _unpacking(self, names: list[str], calls: str) -> list[str]:
+        """`names` = `calls` in lines that each fit: `a, b = calls` when one does,
+        else `a, b = calls[:2]`, `c = calls[2]`; none when a name alone cannot."""
+        lines: list[str] = []
+        start = 0
+        while start < len(names):
+            end = start + 1
+            while end < len(names) and self.w.fits(
+                _unpacked(names, start, end + 1, calls), deeper=1
+            ):
+                end += 1
+            line = _unpacked(names, start, end, calls)
+            if not self.w.fits(line, deeper=1):
+                return []
+            lines.append(line)
+            start = end
+        return lines
 
     def docstring(self) -> str:
         written = self.flow.function.get_docstring()
@@ -444,3 +463,12 @@ class _FlowEmitter(FanOutEmitter, CompoundEmitter):
             if written
             else f"Flow {self.flow.name!r}, {where}."
         )
+
+
+def _unpacked(names: list[str], start: int, end: int, calls: str) -> str:
+    """Unpacking `names[start:end]` from the same items of the tuple `calls`."""
+    if end - start == 1 and len(names) > 1:
+        return f"{names[start]} = {calls}[{start}]"
+    items = f"{start or ''}:{end if end < len(names) else ''}"
+    target = ", ".join(names[start:end])
+    return f"{target} = {calls}" if items == ":" else f"{target} = {calls}[{items}]"

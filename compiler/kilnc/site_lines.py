@@ -124,26 +124,42 @@ def _bound_sites(method: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
     """The locals the body binds to its sites, in the table's order; [] if none.
 
     They are bound by ``with self._kiln_bind(...) as (a, b):``, by
-    ``with self._kiln_bind(...) as calls:`` and ``a, b = calls`` first in its
-    body, or by ``a, b = self._kiln_bind(...).calls`` in a body with no room
-    for a `with`.
+    ``with self._kiln_bind(...) as calls:`` and, first in its body, ``a, b =
+    calls`` or its items a line at a time (``a, b = calls[:2]``, ``c =
+    calls[2]``), or by ``a, b = self._kiln_bind(...).calls`` in a body with no
+    room for a `with`.
     """
     for statement in method.body:
         match statement:
             case ast.With(items=[ast.withitem(bind, ast.Tuple(names))]) if _binds(bind):
                 return [name.id for name in names if isinstance(name, ast.Name)]
-            case ast.With(
-                items=[ast.withitem(bind, ast.Name(calls))],
-                body=[ast.Assign([ast.Tuple(names)], ast.Name(unpacked)), *_],
-            ) if (
-                _binds(bind) and unpacked == calls
-            ):
-                return [name.id for name in names if isinstance(name, ast.Name)]
+            case ast.With(items=[ast.withitem(bind, ast.Name(calls))]) if _binds(bind):
+                return _unpacked(statement.body, calls)
             case ast.Assign(
                 targets=[ast.Tuple(names)], value=ast.Attribute(bind, "calls")
             ) if _binds(bind):
                 return [name.id for name in names if isinstance(name, ast.Name)]
     return []
+
+
+def _unpacked(body: Sequence[ast.stmt], calls: str) -> list[str]:
+    """The names the leading assignments of `body` unpack from the tuple `calls`."""
+    found: list[str] = []
+    for statement in body:
+        match statement:
+            case ast.Assign([ast.Tuple(names)], ast.Name(whole)) if whole == calls:
+                found += [name.id for name in names if isinstance(name, ast.Name)]
+            case ast.Assign(
+                [ast.Tuple(names)], ast.Subscript(ast.Name(whole), ast.Slice())
+            ) if (whole == calls):
+                found += [name.id for name in names if isinstance(name, ast.Name)]
+            case ast.Assign(
+                [ast.Name(name)], ast.Subscript(ast.Name(whole), ast.Constant())
+            ) if (whole == calls):
+                found.append(name)
+            case _:
+                break
+    return found
 
 
 def _binds(expression: ast.expr) -> bool:
