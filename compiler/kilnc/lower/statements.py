@@ -140,6 +140,10 @@ class Lowerer:
                 "write 'yield value' on its own line",
             )
             return []
+        if isinstance(node, cst.Assert) and self.calls.contains_node_call(node.test):
+            steps = [self.debug_only(node)]
+            defined |= steps[0].writes
+            return steps
         steps = self.direct_call(node, defined)
         if steps is None:
             steps = self.fan_out_statement(node, defined)
@@ -151,6 +155,15 @@ class Lowerer:
         for step in steps:
             defined |= step.writes
         return steps
+
+    def debug_only(self, node: cst.Assert) -> Step:
+        """`assert await check(x)` as `if __debug__:` around it: `python -O` drops
+        the node's call with the assert, as it drops the whole statement of the
+        source, where the call lifted out of the test would have run anyway."""
+        prefix, lifted = self.lift(node)
+        arm = Block((*prefix, self.steps.simple_step(lifted, node)))
+        debug = Branch((cst.Name("__debug__"),), (arm,))
+        return self.steps.compound(node, debug, [arm], [])
 
     def yield_statement(self, node: cst.Yield) -> list[Step]:
         value = node.value
