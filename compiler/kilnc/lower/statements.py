@@ -329,7 +329,13 @@ class Lowerer:
         for case in node.cases:
             captured = name_uses(case.pattern).writes
             if case.guard is not None:
-                self.calls.forbid_calls(case.guard, "a case guard")
+                self.calls.forbid_calls(
+                    case.guard,
+                    "a case guard",
+                    "a guard runs only when its pattern matches, and a false one"
+                    " tries the next case: write the cases as 'if' statements whose"
+                    " blocks call the node",
+                )
                 tested.append(case.guard)
             body = self.block(case.body.body, set(defined) | captured)
             cases.append(MatchCase(case.pattern, case.guard, body))
