@@ -43,7 +43,12 @@ class FanOutEmitter(BlockEmitter):
             value = self.element_function(action, suspends, concurrent)
             self.w.line(assignment(action.target, action.annotation, value, returning))
             return
-        if not concurrent:
+        if not concurrent and isinstance(action.comprehension, cst.GeneratorExp):
+            # Read whole into a list as a generator still: a StopIteration that an
+            # element raises leaves it as RuntimeError (PEP 479), as in the source.
+            element = f"{self.callcode(action.result)} {code(action.clauses)}"
+            value = f"{self.builtin('list')}({element})"
+        elif not concurrent:
             # Sync nodes, or elements sharing one Memory: one after another, as written.
             value = comprehension(action, self.callcode(action.result))
         else:

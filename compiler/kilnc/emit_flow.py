@@ -13,7 +13,7 @@ Example input: the plan of `digest` (see `schedule`). Output, before black::
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, final
 
 import libcst as cst
@@ -77,6 +77,7 @@ class Shape:
 #   flow               | runs the body    | derived from it
 #   async def          | aforward         | forward: run_sync(aforward), loop-aware
 #   def                | forward          | aforward: return forward
+#   def, thread nodes  | aforward         | forward: run_sync(aforward, written_sync=True)
 #   async def + yield  | astream          | stream: iterate(astream), loop-aware
 #   def + yield        | stream           | astream: yields what stream yields
 SHAPES: Final = {
@@ -109,6 +110,13 @@ SHAPES: Final = {
         "stream",
     ),
 }
+# A sync flow that awaits its thread=True nodes: its body, which Python runs as a
+# coroutine only in kiln's module, raises StopIteration as the source's does.
+WRITTEN_SYNC: Final = replace(
+    SHAPES[True, False],
+    derived="return {runtime}.run_sync({receiver}.aforward({args}), written_sync=True)"
+    "{untyped}",
+)
 ABC = "_kiln_abc"  # collections.abc, for the annotations of derived stream methods
 
 
@@ -242,6 +250,8 @@ class _FlowEmitter(FanOutEmitter, CompoundEmitter):
         # (and overlaps them), its sync entry point is the derived one.
         runs_async = flow.is_async or _awaits_anywhere(self.plan.flow.body)
         shape = SHAPES[runs_async, flow.streams]
+        if runs_async and not flow.is_async and not flow.streams:
+            shape = WRITTEN_SYNC
         signature = renamed_in_signature(flow.function, self.aliases)
         params = code(signature.params)
         receiver = self.receiver

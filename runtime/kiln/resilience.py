@@ -164,19 +164,31 @@ async def in_own_thread(work: Callable[[], R]) -> R:
     result is thrown away (`call_in_thread` says why not `asyncio.to_thread`).
     """
     loop = asyncio.get_running_loop()
-    outcome: asyncio.Future[R] = loop.create_future()
+    # The work's result, or what it raised: raised here, not set on the future,
+    # which refuses a StopIteration (and would leave the caller waiting forever).
+    outcome: asyncio.Future[tuple[R | None, BaseException | None]] = (
+        loop.create_future()
+    )
     context = contextvars.copy_context()
 
     def run() -> None:
         try:
-            result = context.run(work)
+            settled: tuple[R | None, BaseException | None] = (context.run(work), None)
         except BaseException as error:  # handed to the waiting coroutine
-            _deliver(loop, _reject, outcome, error)
-        else:
-            _deliver(loop, _resolve, outcome, result)
+            settled = (None, error)
+        with suppress(
+            RuntimeError
+        ):  # the loop is closed: nobody waits for this attempt
+            loop.call_soon_threadsafe(_settle, outcome, settled)
 
     threading.Thread(target=run, name="kiln-thread-node", daemon=True).start()
-    return await outcome
+    result, error = await outcome
+    if error is not None:
+        try:
+            raise error
+        finally:
+            del error  # a traceback holds this frame, which would hold the error
+    return cast(R, result)
 
 
 def call_sync(
@@ -396,21 +408,6 @@ def _note_failure(
         error.add_note(note)
 
 
-def _deliver(
-    loop: asyncio.AbstractEventLoop,
-    settle: Callable[[asyncio.Future[R], T], None],
-    outcome: asyncio.Future[R],
-    value: T,
-) -> None:
-    with suppress(RuntimeError):  # the loop is closed: nobody waits for this attempt
-        loop.call_soon_threadsafe(settle, outcome, value)
-
-
-def _resolve(outcome: asyncio.Future[R], result: R) -> None:
+def _settle(outcome: asyncio.Future[T], settled: T) -> None:
     if not outcome.done():  # else the caller stopped waiting (timeout, cancellation)
-        outcome.set_result(result)
-
-
-def _reject(outcome: asyncio.Future[R], error: BaseException) -> None:
-    if not outcome.done():
-        outcome.set_exception(error)
+        outcome.set_result(settled)

@@ -16,7 +16,7 @@ __all__ = ["run_sync"]
 T = TypeVar("T")
 
 
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+def run_sync(coro: Coroutine[Any, Any, T], *, written_sync: bool = False) -> T:
     """Run `coro` to completion from synchronous code and return its result.
 
     Without a running event loop in this thread, this is ``asyncio.run``. Inside
@@ -25,6 +25,11 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     variables, while the caller blocks; scheduling it onto the caller's own loop
     instead would deadlock. Either way the result, or the original exception,
     comes back the same.
+
+    `written_sync` says that `coro` runs the body of a flow written as a plain
+    `def`: a StopIteration leaving it (from a node, or `next()` of an exhausted
+    iterator) leaves as itself, as from the source, not as the RuntimeError
+    Python makes of it at the edge of a coroutine (PEP 479).
     """
     try:
         asyncio.get_running_loop()
@@ -34,7 +39,14 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         running = True
     # Not inside the `except`: the flow's own exception would get the
     # RuntimeError as its context, and every traceback would start with it.
-    return _WorkerRun(coro).result() if running else asyncio.run(coro)
+    try:
+        return _WorkerRun(coro).result() if running else asyncio.run(coro)
+    except RuntimeError as error:
+        stopped = error.__cause__
+        converted = str(error) == "coroutine raised StopIteration"
+        if not (written_sync and converted and isinstance(stopped, StopIteration)):
+            raise
+    raise stopped  # out of the handler: its context stays its own
 
 
 class _WorkerRun(Generic[T]):
