@@ -21,7 +21,7 @@ from kilnc.front import ParsedModule
 from kilnc.ir import RESERVED_PREFIX, FlowDef, NodeCall, NodeDef, NodeKind, Resolver
 from kilnc.lower.report import Reporter
 from kilnc.lower.scope import Scope
-from kilnc.syntax import code
+from kilnc.syntax import awaits, code
 from kilnc.walk import walk
 
 
@@ -188,18 +188,19 @@ class Calls:
     ) -> None:
         """A node call in a comprehension's `for`/`if` (its lifted first iterable
         aside) or a dict comprehension's key: each is KLN306, saying what to write."""
+        a = "await " if awaits(comprehension) else ""  # the hint's calls as the user's
         self.forbid_calls(
             clauses.with_changes(iter=cst.Name("_")),
             "a comprehension's 'for'/'if'",
-            "call it in a fan-out of its own first, oks = [ok(x) for x in xs], "
-            "then filter: [f(x) for x, good in zip(xs, oks) if good]",
+            f"call it in a fan-out of its own first, oks = [{a}ok(x) for x in xs], "
+            f"then filter: [{a}f(x) for x, good in zip(xs, oks) if good]",
         )
         if isinstance(comprehension, cst.DictComp):
             self.forbid_calls(
                 comprehension.key,
                 "a dict comprehension's key",
-                "make the keys in a fan-out of their own first, keys = [k(x) for x"
-                " in xs], then {key: f(x) for key, x in zip(keys, xs)}",
+                f"make the keys in a fan-out of their own first, keys = [{a}k(x) for x"
+                f" in xs], then {{key: {a}f(x) for key, x in zip(keys, xs)}}",
             )
 
     def forbid_calls(

@@ -82,6 +82,10 @@ class FanOuts:
             else comprehension.elt
         )
         found = self.calls.node_call(element)
+        bound = walrus_targets(element)
+        if found is None and bound:
+            self._binds_in_element(element, bound)
+            return prefix
         if found is None:
             self.report.report(
                 element,
@@ -102,16 +106,8 @@ class FanOuts:
                 "make it a list comprehension: [await f(x) for x in xs]",
             )
             return prefix
-        bound = walrus_targets(element)
         if bound:
-            self.report.report(
-                element,
-                Code.FAN_OUT_SHAPE,
-                f"':=' in a fan-out's element binds {', '.join(sorted(bound))} "
-                "from elements that run at the same time",
-                "bind the name in a statement before the fan-out, "
-                "or compute it from the results after it",
-            )
+            self._binds_in_element(element, bound)
         inner, args = self.lifts.lift_arguments(call)
         result = replace(node_call, call=node_call.call.with_changes(args=args))
         self.check_fan_out(
@@ -179,6 +175,16 @@ class FanOuts:
             # may not name: iterating it changes nothing, as an iterator would.
             self.scope.types[identifier(target.value)] = value_type or kind.value
         return [*prefix, step]
+
+    def _binds_in_element(self, element: cst.BaseExpression, bound: set[str]) -> None:
+        self.report.report(
+            element,
+            Code.FAN_OUT_SHAPE,
+            f"':=' in a fan-out's element binds {', '.join(sorted(bound))} "
+            "from elements that run at the same time",
+            "bind the name in a statement before the fan-out, "
+            "or compute it from the results after it",
+        )
 
     def check_fan_out(
         self,

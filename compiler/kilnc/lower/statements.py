@@ -141,9 +141,9 @@ class Lowerer:
             )
             return []
         if isinstance(node, cst.Assert) and self.calls.contains_node_call(node.test):
-            steps = [self.debug_only(node)]
-            defined |= steps[0].writes
-            return steps
+            debug_only = self.debug_only(node)
+            defined |= debug_only.writes
+            return [debug_only]
         steps = self.direct_call(node, defined)
         if steps is None:
             steps = self.fan_out_statement(node, defined)
