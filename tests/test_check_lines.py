@@ -134,7 +134,8 @@ def test_each_error_is_reported_at_its_own_line_and_column(
         texts[compilation.source.path] = source
     found = typecheck_modules(modules, [], [tmp_path], texts)
     assert all(
-        d.message.startswith('Argument 1 to "consume"') and "(mypy: arg-type)" in d.message
+        d.message.startswith('Argument 1 to "consume"')
+        and "(mypy: arg-type)" in d.message
         for d in found
     ), found
     got = {
@@ -294,7 +295,6 @@ def test_kiln_check_says_what_mypy_says_of_the_source_and_where(
         {name: source},
     )
     got = {
-        (d.span.line, d.span.column, d.message.rsplit(" (mypy: ", 1)[0])
-        for d in found
+        (d.span.line, d.span.column, d.message.rsplit(" (mypy: ", 1)[0]) for d in found
     }
     assert got == expected

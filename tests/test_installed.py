@@ -229,10 +229,10 @@ def test_check_reports_a_broken_edge_at_the_source_line(
     checked = run([kiln, "check", "edge.py", "-o", "build"], cwd=project)
     assert (checked.returncode, checked.stderr) == (1, ""), checked
     assert checked.stdout.splitlines() == [
-        f'edge.py:{marked_line(EDGE)}:12: error: Argument 1 has incompatible type "list[str]"; '
-        'expected "list[int]" (mypy: arg-type)  [KLN501]',
+        f'edge.py:{marked_line(EDGE)}:26: error: Argument 1 to "consume" has incompatible '
+        'type "list[str]"; expected "list[int]" (mypy: arg-type)  [KLN501]',
         "    return await consume(values)  # here",
-        "           ^~~~~~~~~~~~~~~~~~~~~",
+        "                         ^~~~~~",
     ]
 
 
@@ -317,6 +317,6 @@ def test_a_package_of_modules_compiles_runs_and_checks(
     ):
         checked = run([kiln, "check", *named, "-o", output], cwd=cwd)
         assert checked.returncode == 1, checked
-        assert f"app/sub.py:{line}:5: error: Incompatible return value" in (
+        assert f"app/sub.py:{line}:12: error: Incompatible return value" in (
             checked.stdout
         )

@@ -20,9 +20,10 @@ from collections.abc import Sequence
 import libcst as cst
 
 from kilnc import __version__
-from kilnc.emit_flow import ABC, emit_flow
+from kilnc.emit_flow import emit_flow
 from kilnc.emit_names import BUILTINS, RUNTIME, hidden_builtins, signature_aliases
 from kilnc.emit_parts import tuple_display
+from kilnc.emit_shapes import ABC
 from kilnc.ir import NodeOptions
 from kilnc.plan import Compiled, FallbackImport, Kept, ModulePlan, PolicyConstant
 from kilnc.source import SourceFile, Span

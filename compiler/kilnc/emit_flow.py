@@ -13,8 +13,6 @@ Example input: the plan of `digest` (see `schedule`). Output, before black::
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
-from typing import Final, final
 
 import libcst as cst
 
@@ -42,7 +40,8 @@ from kilnc.emit_parts import (
     type_ignore,
     unannotated,
 )
-from kilnc.ir import Block, FlowDef, NodeCall, NodeDef, StepId, child_blocks
+from kilnc.emit_shapes import awaits_anywhere, method_annotations, shape_of
+from kilnc.ir import FlowDef, NodeCall, NodeDef, StepId
 from kilnc.names import identifier, mentions
 from kilnc.plan import Compiled, FlowPlan, ModulePlan
 from kilnc.syntax import attached_comments, code
@@ -58,104 +57,6 @@ def emit_flow(
     emitter = _FlowEmitter(w, plan, class_name, module)
     emitter.emit()
     return emitter.outer_aliases, tuple(map(emitter.site, plan.flow.calls))
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Shape:
-    """How a flow's class is built: the method that runs the body, the one derived from it."""
-
-    bases: str
-    runs: str
-    derives: str
-    # the derived method's body; {runtime}, {receiver}, {item}, {args} filled in, and
-    # {untyped} after the call of the method that runs the body
-    derived: str
-    call: str  # the method `__call__` calls
-
-
-#   flow               | runs the body    | derived from it
-#   async def          | aforward         | forward: run_sync(aforward), loop-aware
-#   def                | forward          | aforward: return forward
-#   def, thread nodes  | aforward         | forward: run_sync(aforward, written_sync=True)
-#   async def + yield  | astream          | stream: iterate(astream), loop-aware
-#   def + yield        | stream           | astream: yields what stream yields
-SHAPES: Final = {
-    (True, False): Shape(
-        f"{RUNTIME}.Flow, {RUNTIME}.AsyncProcess, {RUNTIME}.Process",
-        "async def aforward",
-        "def forward",
-        "return {runtime}.run_sync({receiver}.aforward({args})){untyped}",
-        "forward",
-    ),
-    (False, False): Shape(
-        f"{RUNTIME}.Flow, {RUNTIME}.AsyncProcess, {RUNTIME}.Process",
-        "def forward",
-        "async def aforward",
-        "return {receiver}.forward({args}){untyped}",
-        "forward",
-    ),
-    (True, True): Shape(
-        f"{RUNTIME}.Flow, {RUNTIME}.AsyncStreamProcess, {RUNTIME}.StreamProcess",
-        "async def astream",
-        "def stream",
-        "return {runtime}.iterate({receiver}.astream({args})){untyped}",
-        "stream",
-    ),
-    (False, True): Shape(
-        f"{RUNTIME}.Flow, {RUNTIME}.AsyncStreamProcess, {RUNTIME}.StreamProcess",
-        "def stream",
-        "async def astream",
-        "for {item} in {receiver}.stream({args}):{untyped}\n    yield {item}",
-        "stream",
-    ),
-}
-# A sync flow that awaits its thread=True nodes: its body, which Python runs as a
-# coroutine only in kiln's module, raises StopIteration as the source's does.
-WRITTEN_SYNC: Final = replace(
-    SHAPES[True, False],
-    derived="return {runtime}.run_sync({receiver}.aforward({args}), written_sync=True)"
-    "{untyped}",
-)
-ABC = "_kiln_abc"  # collections.abc, for the annotations of derived stream methods
-
-
-def _annotations(
-    flow: FlowDef, returns: cst.Annotation | None, runs_async: bool
-) -> tuple[str, str]:
-    """The return annotations of the method running the body and of the derived one."""
-    if returns is None:
-        return "", ""
-    annotation = code(returns.annotation)
-    written = f" -> {annotation}"
-    if not flow.streams:
-        return written, written
-    item = _stream_item(annotation)
-    if item is None:
-        return written, ""
-    if runs_async == flow.is_async:
-        kind = "Iterator" if flow.is_async else "AsyncIterator"
-        return written, f" -> {ABC}.{kind}[{item}]"
-    # A sync streaming flow whose body awaits (thread=True nodes) runs as `astream`.
-    return f" -> {ABC}.AsyncIterator[{item}]", written
-
-
-def _awaits_anywhere(block: Block) -> bool:
-    return any(
-        step.awaits
-        or any(_awaits_anywhere(child) for child in child_blocks(step.action))
-        for step in block.steps
-    )
-
-
-def _stream_item(annotation: str) -> str | None:
-    """`T` of `AsyncIterator[T]`, `Iterator[T]`, `AsyncGenerator[T, None]` and the like."""
-    parsed = cst.parse_expression(annotation)
-    if isinstance(parsed, cst.Subscript) and parsed.slice:
-        element = parsed.slice[0].slice
-        if isinstance(element, cst.Index):
-            return code(element.value)
-    return None
 
 
 class _FlowEmitter(FanOutEmitter, CompoundEmitter):
@@ -248,16 +149,14 @@ class _FlowEmitter(FanOutEmitter, CompoundEmitter):
             w.code(code(comment).strip())
         # A sync flow calling thread=True nodes awaits them: its body runs async
         # (and overlaps them), its sync entry point is the derived one.
-        runs_async = flow.is_async or _awaits_anywhere(self.plan.flow.body)
-        shape = SHAPES[runs_async, flow.streams]
-        if runs_async and not flow.is_async and not flow.streams:
-            shape = WRITTEN_SYNC
+        runs_async = flow.is_async or awaits_anywhere(self.plan.flow.body)
+        shape = shape_of(flow, runs_async)
         signature = renamed_in_signature(flow.function, self.aliases)
         params = code(signature.params)
         receiver = self.receiver
         params = f"{receiver}, {params}" if params.strip() else receiver
         args = forwarded_args(flow.function.params)
-        own, derived = _annotations(flow, signature.returns, runs_async)
+        own, derived = method_annotations(flow, signature.returns, runs_async)
         # The source's `# type: ignore` on the `def` line, on each method's: black
         # moves a comment after the `(` to the end of the `def` line.
         ignore = type_ignore(flow.function)

@@ -1,8 +1,10 @@
 """kiln's runtime: what flow sources and the modules `kiln compile` writes import.
 
 Standard library only, never the compiler, and small enough to read in one
-sitting. The core, which `import kiln` loads, is at the top of the package,
-in the order a reader meets it:
+sitting. The core is at the top of the package, in the order a reader meets
+it; `import kiln` loads none of it, and each name's module is loaded when the
+name is first used (so the compiler, which reads `kiln.options` alone, never
+loads asyncio):
 
 - `decorators` / `options`: `@node`, `@flow` and `Limit`, transparent markers
   that the compiler reads and plain Python ignores;
@@ -26,8 +28,8 @@ in the order a reader meets it:
   `call_in_thread`, `retrying`, `retrying_sync`, `in_thread`), and the one
   retry loop of each colour that every call goes through;
 - `streams` (`iterate`, a sync loop over an async stream), `stream_calls`
-  (stream nodes' calls in an observed run), `subflow` (a flow of another
-  module, compiled or not), `closing` (`closing`, `aclosing`);
+  (stream nodes' calls in an observed run), `subflows` (`subflow`, a flow of
+  another module, compiled or not), `closers` (`closing`, `aclosing`);
 - `events`: `Event`, `EventStatus`, and `NodeEvent`, the record of one node
   call; `errors`: `KilnError` and its subclasses.
 
@@ -35,9 +37,9 @@ And in packages:
 
 - `processor`: `Processor`, which admits events and calls under a start window
   and a cap on calls in flight (its gate, `processor.admission`, is every
-  `Limit`'s), and `Executor`, a `Pile` of events; loaded by `import kiln`.
+  `Limit`'s), and `Executor`, a `Pile` of events.
 
-The optional parts, which `import kiln` never loads:
+The optional parts, which using the core never loads:
 
 - `ledger`: the results of `cache=True` nodes in a SQLite file, as tagged JSON
   checked against the node's return annotation (loaded by the first run that
@@ -55,81 +57,136 @@ The optional parts, which `import kiln` never loads:
 tests/runtime/test_layout.py holds these rules.
 """
 
+import importlib
+
 # Re-exported: generated code repeats a flow's checks under `_kiln.TYPE_CHECKING`.
 from typing import TYPE_CHECKING as TYPE_CHECKING
 
-from kiln.calls import Backend, Flow
-from kiln.closing import aclosing, closing
-from kiln.decorators import ask, flow, node
-from kiln.errors import (
-    DeniedError,
-    DurableRunError,
-    KilnError,
-    LedgerError,
-    OptionError,
-    RefusedEntry,
-    ReservedNameError,
-    StaleModuleError,
-    Suspended,
-    UncacheableValue,
-    VisitLimitError,
-    visits,
-)
-from kiln.events import Event, EventStatus, NodeEvent
-from kiln.memory import Memory
-from kiln.options import FlowOptions, Limit, NodeOptions
-from kiln.process import (
-    AsyncFunc,
-    AsyncProcess,
-    AsyncStreamProcess,
-    Func,
-    Process,
-    StreamProcess,
-    aforward,
-    astream,
-    forward,
-    stream,
-)
-from kiln.processor import Executor, Pile, Processor
-from kiln.resilience import (
-    Policy,
-    call,
-    call_in_thread,
-    call_sync,
-    falling_back,
-    falling_back_async,
-    falling_back_sync,
-    in_thread,
-    retrying,
-    retrying_sync,
-)
-from kiln.run import amap, fan_out, gather, indexed, keyed
-from kiln.scope import Child, Scope
-from kiln.site_table import Site, site
-from kiln.streams import iterate
-from kiln.subflow import subflow
-from kiln.sync_entry import run_sync
-
-if TYPE_CHECKING:  # imported on first use, so that `import kiln` loads no sqlite3
-    from kiln.durable import UNANSWERED, Unanswered, resume
+if TYPE_CHECKING:  # each name is imported on first use (`__getattr__`)
+    from kiln.calls import Backend, Flow
+    from kiln.closers import aclosing, closing
+    from kiln.decorators import ask, flow, node
+    from kiln.durable import UNANSWERED, Unanswered
+    from kiln.durable.resume import resume
+    from kiln.errors import (
+        DeniedError,
+        DurableRunError,
+        KilnError,
+        LedgerError,
+        OptionError,
+        RefusedEntry,
+        ReservedNameError,
+        StaleModuleError,
+        Suspended,
+        UncacheableValue,
+        VisitLimitError,
+        visits,
+    )
+    from kiln.events import Event, EventStatus, NodeEvent
     from kiln.ledger import Ledger, LedgerStats, NodeEntries, RunHits
+    from kiln.memory import Memory
+    from kiln.options import FlowOptions, Limit, NodeOptions
+    from kiln.process import (
+        AsyncFunc,
+        AsyncProcess,
+        AsyncStreamProcess,
+        Func,
+        Process,
+        StreamProcess,
+        aforward,
+        astream,
+        forward,
+        stream,
+    )
+    from kiln.processor import Executor, Pile, Processor
+    from kiln.resilience import (
+        Policy,
+        call,
+        call_in_thread,
+        call_sync,
+        falling_back,
+        falling_back_async,
+        falling_back_sync,
+        in_thread,
+        retrying,
+        retrying_sync,
+    )
+    from kiln.run import amap, fan_out, gather, indexed, keyed
+    from kiln.scope import Child, Scope
+    from kiln.site_table import Site, site
+    from kiln.streams import iterate
+    from kiln.subflows import subflow
+    from kiln.sync_entry import run_sync
 
 __version__ = "0.1.0"
 
-_LEDGER_NAMES = frozenset({"Ledger", "LedgerStats", "NodeEntries", "RunHits"})
-_DURABLE_NAMES = frozenset({"UNANSWERED", "Unanswered", "resume"})
+# Where each name is defined, imported when the name is first used (no name is
+# also a module's: importing that module would bind the module in its place).
+_DEFINED: dict[str, tuple[str, ...]] = {
+    "kiln.calls": ("Backend", "Flow"),
+    "kiln.closers": ("aclosing", "closing"),
+    "kiln.decorators": ("ask", "flow", "node"),
+    "kiln.errors": (
+        "DeniedError",
+        "DurableRunError",
+        "KilnError",
+        "LedgerError",
+        "OptionError",
+        "RefusedEntry",
+        "ReservedNameError",
+        "StaleModuleError",
+        "Suspended",
+        "UncacheableValue",
+        "VisitLimitError",
+        "visits",
+    ),
+    "kiln.events": ("Event", "EventStatus", "NodeEvent"),
+    "kiln.memory": ("Memory",),
+    "kiln.options": ("FlowOptions", "Limit", "NodeOptions"),
+    "kiln.process": (
+        "AsyncFunc",
+        "AsyncProcess",
+        "AsyncStreamProcess",
+        "Func",
+        "Process",
+        "StreamProcess",
+        "aforward",
+        "astream",
+        "forward",
+        "stream",
+    ),
+    "kiln.processor": ("Executor", "Pile", "Processor"),
+    "kiln.resilience": (
+        "Policy",
+        "call",
+        "call_in_thread",
+        "call_sync",
+        "falling_back",
+        "falling_back_async",
+        "falling_back_sync",
+        "in_thread",
+        "retrying",
+        "retrying_sync",
+    ),
+    "kiln.run": ("amap", "fan_out", "gather", "indexed", "keyed"),
+    "kiln.scope": ("Child", "Scope"),
+    "kiln.site_table": ("Site", "site"),
+    "kiln.streams": ("iterate",),
+    "kiln.subflows": ("subflow",),
+    "kiln.sync_entry": ("run_sync",),
+    "kiln.durable": ("UNANSWERED", "Unanswered", "resume"),
+    "kiln.ledger": ("Ledger", "LedgerStats", "NodeEntries", "RunHits"),
+}
+_HOMES = {name: module for module, names in _DEFINED.items() for name in names}
 
 
 def __getattr__(name: str) -> object:
-    if name in _LEDGER_NAMES:
-        from kiln import ledger  # noqa: PLC0415
-
-        return getattr(ledger, name)
-    if name in _DURABLE_NAMES:
-        from kiln import durable  # noqa: PLC0415
-
-        return getattr(durable, name)
-    raise AttributeError(f"module 'kiln' has no attribute {name!r}")
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'kiln' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # looked up as any module attribute from now on
+    return value
 
 
 __all__ = [

@@ -30,7 +30,7 @@ from kiln.events import NodeEvent
 from kiln.resilience import Gate
 from kiln.sites import WRAPPERS, Run, Wrapped, unasked
 from kiln.stale import check_sources
-from kiln.subflow import subflow
+from kiln.subflows import subflow
 
 if TYPE_CHECKING:
     from kiln.calls import Flow

@@ -9,14 +9,13 @@ wrong and says what to do about it.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any, NoReturn
+from typing import NoReturn
 
 __all__ = [
     "DeniedError",
@@ -30,8 +29,6 @@ __all__ = [
     "Suspended",
     "UncacheableValue",
     "VisitLimitError",
-    "as_cancellation",
-    "cancellation_of",
     "raise_as_is",
     "spawned_from",
     "visits",
@@ -331,21 +328,3 @@ def spawned_from(
         None,
     )
     return TracebackType(traceback, frame, lasti, line or frame.f_code.co_firstlineno)
-
-
-def as_cancellation(exc: BaseException | None) -> asyncio.CancelledError:
-    """`exc` if it is a cancellation, else one that says what it replaced."""
-    if isinstance(exc, asyncio.CancelledError):
-        return exc
-    cancellation = asyncio.CancelledError()
-    cancellation.__context__ = exc
-    return cancellation
-
-
-def cancellation_of(task: asyncio.Task[Any]) -> asyncio.CancelledError:
-    """The CancelledError a cancelled task raises to whoever awaits it."""
-    try:
-        task.result()
-    except asyncio.CancelledError as cancelled:
-        return cancelled
-    raise AssertionError("the task was not cancelled")

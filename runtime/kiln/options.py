@@ -24,10 +24,12 @@ import threading
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Any, Final, Literal, TypeGuard
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeGuard
 
 from kiln.errors import OptionError
-from kiln.processor import Processor
+
+if TYPE_CHECKING:  # made on first use: the compiler reads this module, never asyncio
+    from kiln.processor import Processor
 
 __all__ = [
     "DEFAULT_MAX_VISITS",
@@ -338,6 +340,8 @@ class Limit:
         """The group's admission gate: a window of starts with `refresh`, else a cap."""
         processor = self._processor
         if processor is None:
+            from kiln.processor import Processor  # noqa: PLC0415 - see the imports
+
             with _PROCESSOR_CREATION:  # two threads' first calls must get one processor
                 processor = self._processor
                 if processor is None:

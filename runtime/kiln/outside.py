@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:  # the scope imports this module: a cycle at run time
     from kiln.scope import Scope
 
-__all__ = ["ChildTask", "closed", "heard_cancel", "opened"]
+__all__ = [
+    "ChildTask",
+    "as_cancellation",
+    "cancellation_of",
+    "closed",
+    "heard_cancel",
+    "opened",
+]
 
 # Each task's innermost open scope; a scope holds the one it is inside. Kept
 # in a plain dict, which a scope leaves as it exits: a weak one costs a
@@ -80,3 +87,21 @@ class ChildTask(asyncio.Task[Any]):
     def cancel(self, msg: Any = None) -> bool:
         self.scope.heard_cancel()
         return super().cancel(msg)
+
+
+def as_cancellation(exc: BaseException | None) -> asyncio.CancelledError:
+    """`exc` if it is a cancellation, else one that says what it replaced."""
+    if isinstance(exc, asyncio.CancelledError):
+        return exc
+    cancellation = asyncio.CancelledError()
+    cancellation.__context__ = exc
+    return cancellation
+
+
+def cancellation_of(task: asyncio.Task[Any]) -> asyncio.CancelledError:
+    """The CancelledError a cancelled task raises to whoever awaits it."""
+    try:
+        task.result()
+    except asyncio.CancelledError as cancelled:
+        return cancelled
+    raise AssertionError("the task was not cancelled")

@@ -29,8 +29,8 @@ from types import FrameType, TracebackType
 from typing import Any, Final, Generic, Self, TypeVar, final
 
 from kiln.ahead import Ahead
-from kiln.errors import as_cancellation, cancellation_of, raise_as_is, spawned_from
-from kiln.outside import ChildTask, closed, opened
+from kiln.errors import raise_as_is, spawned_from
+from kiln.outside import ChildTask, as_cancellation, cancellation_of, closed, opened
 
 __all__ = ["Child", "Scope"]
 

@@ -31,7 +31,7 @@ from kiln.resilience import (
     retrying,
     retrying_sync,
 )
-from kiln.subflow import (
+from kiln.subflows import (
     SourceAsyncStream,
     SourceFlow,
     SourceStream,

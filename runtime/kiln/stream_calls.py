@@ -4,7 +4,7 @@ A stream node's call makes a generator; the node's code runs as the flow
 iterates it, so its event starts with the first item asked for and ends when
 the stream is exhausted, fails, is cancelled, or is closed by the loop that
 iterates it: after a ``break`` the call is COMPLETED (the node did what it was
-asked), after an exception in the loop CANCELLED (`kiln.closing` says which).
+asked), after an exception in the loop CANCELLED (`kiln.closers` says which).
 A stream closed before its first item never ran: CANCELLED.
 
 Streams take no capacity: a flow holds a stream open while its loop body

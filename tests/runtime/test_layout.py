@@ -78,8 +78,26 @@ def test_the_runtime_never_imports_the_compiler() -> None:
     assert offending == []
 
 
-def test_importing_kiln_imports_no_optional_part() -> None:
-    loaded = loaded_by("import kiln")
+def test_importing_kiln_loads_a_name_s_module_when_it_is_first_used() -> None:
+    bare = loaded_by("import kiln")
+    assert not {name for name in bare if name.startswith("kiln.")}
+    # What the compiler reads of the runtime: the options' table, without asyncio.
+    options = loaded_by("import kiln.options")
+    assert "asyncio" not in options
+    assert not {name for name in options if name.startswith("kiln.processor")}
+
+
+def test_no_name_kiln_exports_is_also_a_module_of_it() -> None:
+    """`kiln.closing` must stay the function whichever module imported kiln.closers."""
+    modules = {path.stem for path in RUNTIME.glob("*.py")}
+    modules |= {path.parent.name for path in RUNTIME.glob("*/__init__.py")}
+    assert modules & set(kiln.__all__) == set()
+
+
+def test_using_kiln_s_core_imports_no_optional_part() -> None:
+    loaded = loaded_by(
+        "import kiln; kiln.Flow, kiln.flow, kiln.Memory, kiln.Processor, kiln.gather"
+    )
     assert {"kiln.calls", "kiln.processor"} <= loaded
     optional = sorted(
         name
