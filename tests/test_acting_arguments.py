@@ -187,3 +187,75 @@ def test_arguments_that_only_read_leave_their_calls_concurrent(tmp_path: Path) -
     body = compilation.output.split("class Pure(")[1]
     assert "scope.spawn(" in body
     assert "_kiln_operand" not in body
+
+
+ITEMS = """
+import asyncio
+
+from kiln import flow, node
+
+
+@node
+async def f(x: int) -> int:
+    await asyncio.sleep(0.02)
+    return x + 1
+
+
+@node
+async def grow(x: list[int]) -> int:
+    await asyncio.sleep(0.02)
+    x.append(0)
+    return len(x)
+
+
+@flow
+async def popped(n: int) -> tuple[int, int, list[int]]:
+    xs = [1, 2, 3]
+    a = await f(xs.pop())
+    b = await f(xs.pop())
+    return a, b, xs
+
+
+@flow
+async def drawn(n: int) -> tuple[int, int]:
+    xs = [1, 2]
+    it = iter(xs)
+    a = await f(next(it))
+    b = await f(next(it))
+    return a, b
+
+
+@flow
+async def popped_lists(n: int) -> tuple[int, int]:
+    xss = [[n], [n + 1]]
+    a = await grow(xss.pop())
+    b = await grow(xss.pop())
+    return a, b
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "waits"),
+    [("popped", False), ("drawn", False), ("popped_lists", True)],
+)
+def test_an_item_taken_from_a_container_shares_nothing_when_items_never_change(
+    tmp_path: Path, name: str, waits: bool
+) -> None:
+    """`f(xs.pop())` then `f(xs.pop())` with `xs = [1, 2, 3]`: the first call
+    holds an int, which the second pop cannot change, so the calls overlap;
+    popped lists are the container's objects still, so their calls wait."""
+    compiled, source = compiled_and_source(ITEMS, tmp_path)
+    for _ in range(3):
+        assert getattr(compiled, name)(5) == asyncio.run(getattr(source, name)(5))
+    compilation = compile_file(tmp_path / "generated_flow.py")
+    lines = ITEMS.splitlines()
+    warned = {
+        lines[d.span.line - 1].strip()
+        for d in compilation.diagnostics
+        if d.code is Code.EFFECT_ORDER
+    }
+    body = ITEMS.split(f"async def {name}(")[1].split("@flow", maxsplit=1)[0]
+    second = next(
+        line.strip() for line in reversed(body.splitlines()) if "b = " in line
+    )
+    assert (second in warned) is waits, warned

@@ -33,7 +33,7 @@ from kilnc.ir import (
 from kilnc.lower.scope import Scope, TypeNames
 from kilnc.lower.sharing import Sharing
 from kilnc.mutability import FRESH_BUILTINS, Qualify, is_immutable
-from kilnc.names import name_uses, root_names, target_names
+from kilnc.names import identifier, name_uses, root_names, target_names
 from kilnc.syntax import code
 
 
@@ -222,7 +222,7 @@ class Changes:
                 held = cst.Tuple([cst.Element(arg.value) for arg in call.args])
                 receiver = call.func.value
                 targets = root_names(receiver) or set(name_uses(receiver).read_names)
-        if held is None or not targets or self._fresh(held):
+        if held is None or not targets or self._fresh(held) or self._item(held):
             return
         mutable = self.scope.mutable
         self.shared.link(
@@ -236,6 +236,29 @@ class Changes:
         name = value.func.value
         shadowed = self.scope.own | self.scope.parsed.global_names
         return name in FRESH_BUILTINS and name not in shadowed
+
+    def _item(self, value: cst.BaseExpression) -> bool:
+        """`xs.pop()`, `next(it)`, `xs[0]` of a container whose items never change
+        (`xs: list[int]`): what it binds shares nothing with the container."""
+        match value:
+            case cst.Call(
+                func=cst.Attribute(value=cst.Name(container), attr=cst.Name(method))
+            ) if (method in _TAKES_AN_ITEM):
+                pass
+            case cst.Call(
+                func=cst.Name("next"), args=[cst.Arg(value=cst.Name(container))]
+            ):
+                if "next" in self.scope.own | self.scope.parsed.global_names:
+                    return False
+            case cst.Subscript(value=cst.Name(container), slice=[_]):
+                pass
+            case _:
+                return False
+        held = self.scope.types.get(identifier(container))
+        if held is None or held.partition("[")[0].rpartition(".")[2] not in _CONTAINERS:
+            return False
+        item = _item_type(held)
+        return item is not None and is_immutable(item, self.scope.qualify)
 
     def share_elements(
         self, result: NodeCall, clauses: cst.CompFor, targets: frozenset[str]
@@ -289,6 +312,15 @@ def _memory_keys(
         keys = which(use)
         found |= _key_names("g", token, keys) | _key_names("l", token, keys)
     return frozenset(found)
+
+
+# The builtin and standard containers of one item type, and their methods that
+# return one of their items.
+_CONTAINERS: Final = frozenset(
+    {"list", "List", "deque", "Deque", "set", "Set", "Iterator", "Sequence"}
+    | {"MutableSequence", "MutableSet"}
+)
+_TAKES_AN_ITEM: Final = frozenset({"pop", "popleft"})
 
 
 def _item_sources(

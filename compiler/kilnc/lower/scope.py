@@ -225,12 +225,18 @@ class Scope:
         if not isinstance(value, cst.Call):
             return _literal_type(value)
         func = value.func
-        if (
-            isinstance(func, cst.Name)
-            and func.value in _MADE
-            and func.value not in self.parsed.global_names  # not shadowed
-        ):
+        builtin = isinstance(func, cst.Name) and func.value not in (
+            self.own | self.parsed.global_names  # not shadowed
+        )
+        if builtin and isinstance(func, cst.Name) and func.value in _MADE:
             return _MADE[func.value]
+        match value.args:
+            case [cst.Arg(value=cst.Name(iterated), keyword=None, star="")] if (
+                builtin and isinstance(func, cst.Name) and func.value == "iter"
+            ):
+                held = self.types.get(identifier(iterated), "")
+                if held.startswith(("list[", "set[")):  # `iter(xs)` of `xs: list[int]`
+                    return "Iterator" + held[held.index("[") :]
         name = dotted(func)
         if name is None or identifier(name.partition(".")[0]) in self.own:
             return None  # a value the flow holds: what it makes, kiln cannot tell
@@ -306,9 +312,25 @@ def _literal_type(value: cst.BaseExpression) -> str | None:
     if isinstance(value, cst.Name) and value.value in ("True", "False"):
         return "bool"
     if isinstance(value, cst.List | cst.ListComp):
-        return "list"
+        return _of_items("list", value)
     if isinstance(value, cst.Dict | cst.DictComp):
         return "dict"
     if isinstance(value, cst.Set | cst.SetComp):
-        return "set"
+        return _of_items("set", value)
     return None
+
+
+def _of_items(kind: str, value: cst.BaseExpression) -> str:
+    """`list[int]` of `[1, 2, 3]`: a literal's one scalar item type, where it has one."""
+    if not isinstance(value, cst.List | cst.Set) or not value.elements:
+        return kind
+    items = {
+        _literal_type(element.value) if isinstance(element, cst.Element) else None
+        for element in value.elements
+    }
+    if len(items) == 1 and (item := items.pop()) in _SCALARS:
+        return f"{kind}[{item}]"
+    return kind
+
+
+_SCALARS = frozenset({"int", "float", "str", "bytes", "bool"})
