@@ -327,8 +327,9 @@ async def observed_chain(chain: Any, repeats: int) -> Row:
         f"{step['kiln']:.3f} µs",
         f"{step['baseline']:.3f} µs",
         f"{step['kiln'] / step['baseline']:.2f}x",
-        "< 1 µs per step",
-        step["kiln"] < 1.0,
+        # Issue 14's: 3x hand-written asyncio as that session measured it here.
+        "≤ 0.6 µs per step",
+        step["kiln"] <= 0.6,
     )
 
 
