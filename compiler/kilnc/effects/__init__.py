@@ -244,14 +244,16 @@ class EffectReader:
             return f"builtins.{name}"
         return None
 
-    def is_state(
+    def state_name(
         self, defs: ModuleDefs, node: cst.BaseExpression, called: bool
-    ) -> bool:
-        """Whether a module-level name (or an attribute of one) holds what code may
-        change: a project module's changing value, or an attribute of its class."""
+    ) -> str | None:
+        """The piece of module state a module-level name (or an attribute of one)
+        is, by the name of the module defining it (`app.cache.SEEN`, a class's
+        `app.cfg.Config`): a project module's changing value or class; None
+        when it is no state."""
         name = dotted(node)
         if name is None:
-            return False
+            return None
         parts = [identifier(part) for part in name.split(".")]
         if parts[0] not in defs.imports:
             return self._holds_state(defs, parts, called)
@@ -261,16 +263,19 @@ class EffectReader:
             owner = self.project.load(".".join(parts[:cut]))
             if owner is not None:
                 return self._holds_state(owner, parts[cut:], called)
-        return False
+        return None
 
-    def _holds_state(self, defs: ModuleDefs, path: list[str], called: bool) -> bool:
+    def _holds_state(
+        self, defs: ModuleDefs, path: list[str], called: bool
+    ) -> str | None:
         module = defs.parsed.module
         if module not in self._states:
             self._states[module] = module_state(module)
         state = self._states[module]
-        if path[0] in state.values:
-            return True
-        return path[0] in state.classes and len(path) > 1 and not called
+        held = path[0] in state.values
+        held |= path[0] in state.classes and len(path) > 1 and not called
+        prefix = defs.location.name
+        return (f"{prefix}.{path[0]}" if prefix else path[0]) if held else None
 
     def library_name(self, module: str, name: str) -> str | None:
         """What a dotted name of `module` means outside the project: `builtins.int`,

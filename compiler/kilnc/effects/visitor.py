@@ -20,7 +20,7 @@ from kilnc.effect_ir import (
 from kilnc.effects.body import Body
 from kilnc.effects.kept import hand_back, keep
 from kilnc.effects.module_state import holds_state
-from kilnc.effects.project_calls import project_call
+from kilnc.effects.project_calls import assume_dict, project_call, read_items
 from kilnc.effects.receivers import describe, inserts_on_read, is_module
 from kilnc.mutability import (
     EXTERNAL_BUILTINS,
@@ -175,7 +175,7 @@ class EffectVisitor(cst.CSTVisitor):
             body.change(node.value, reason, node, itself=True)
         else:  # a `dict` or `Mapping` parameter may be a defaultdict: callers decide
             read = Change(f"reads {code(node)}", body.defs.parsed.span(node))
-            body.read_items(node.value, read)
+            read_items(body, node.value, read)
 
     def visit_Comparison(self, node: cst.Comparison) -> None:
         # `"key" in memory`: a read of that key.
@@ -313,7 +313,7 @@ class EffectVisitor(cst.CSTVisitor):
             if described.assumed:
                 read = Change(f"calls {code(func)}", body.defs.parsed.span(node))
                 passed = [arg.value for arg in node.args]
-                body.assume_dict(described.assumed, read, passed)
+                assume_dict(body, described.assumed, read, passed)
             return True
         if described is not None and method in MUTATING_METHODS:
             body.change(receiver, f"calls {code(func)}", node, itself=True)
@@ -327,7 +327,10 @@ class EffectVisitor(cst.CSTVisitor):
         # A method kiln cannot see into may change its object and its arguments.
         # Not ", which ...": `through` keeps the clause after the last one.
         body.change(
-            receiver, f"calls {code(func)}, a method kiln cannot see into", node
+            receiver,
+            f"calls {code(func)}, a method kiln cannot see into",
+            node,
+            opaque=method not in MUTATING_METHODS,
         )
         self._unknown(node, code(func))
         self._keeps(receiver, node)
@@ -345,7 +348,7 @@ class EffectVisitor(cst.CSTVisitor):
         return (
             method not in PURE_METHODS
             and body.is_module_state(receiver)
-            and body.reader.is_state(body.defs, receiver, called=False)
+            and body.reader.state_name(body.defs, receiver, called=False) is not None
             and not body.reader.is_logger(body.defs, receiver)
         )
 
