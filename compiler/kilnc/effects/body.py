@@ -413,9 +413,9 @@ class Body:
 
     def read(self, node: cst.Name | cst.Attribute, called: bool = False) -> None:
         """A read of a name or an attribute: of module state, if it is one."""
-        read = f"reads {code(node)}"
-        if record(self, node, Access.READ, read, node, called=called) and (
-            self.is_module_state(node)
+        record(self, node, Access.READ, f"reads {code(node)}", node, called=called)
+        if self.is_module_state(node) and self.reader.state_name(
+            self.defs, node, called
         ):
             self.read_state(f"reads {code(node)}, module state", node)
 

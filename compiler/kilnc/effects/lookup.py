@@ -31,7 +31,11 @@ class Lookup(Protocol):
     def is_logger(self, defs: ModuleDefs, node: cst.BaseExpression) -> bool: ...
 
     def state_name(
-        self, defs: ModuleDefs, node: cst.BaseExpression, called: bool
+        self,
+        defs: ModuleDefs,
+        node: cst.BaseExpression,
+        called: bool,
+        constants: bool = False,
     ) -> str | None: ...
 
     def is_typed_dict(self, defs: ModuleDefs, annotation: str) -> bool: ...

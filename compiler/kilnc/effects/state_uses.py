@@ -68,9 +68,10 @@ class Idioms:
                 self.kinds[id(chain_root(node))] = Access.FILL
         for node in found.fills:
             self.kinds[id(chain_root(node))] = Access.FILL
-        for node in found.rebound:  # `global MODE; MODE = x`: no visitor sees it
-            access = self.kinds.get(id(node), Access.WRITE)
-            record(body, node, access, f"assigns {code(node)}", node, self)
+        # `global MODE; MODE = x` and `cache.MODE = x` (through the module
+        # `cache`): what the visitor reports changes the module, not its name.
+        for node, verb in found.changed:
+            record(body, node, Access.WRITE, f"{verb} {code(node)}", node, self)
 
 
 def state_of(
@@ -93,7 +94,9 @@ def state_of(
     idioms = idioms or body.idioms
     name = identifier(root.value)
     if name in idioms.declared or body.is_module_state(root):
-        return body.reader.state_name(body.defs, head, called and head is node)
+        # A constant too: another module may rebind it (`settings.LIMIT = 5`).
+        called = called and head is node
+        return body.reader.state_name(body.defs, head, called, constants=True)
     held = idioms.aliases.get(name)
     if held is None or name in seen or name in body.params:
         return None
@@ -108,20 +111,18 @@ def record(
     where: cst.CSTNode,
     idioms: Idioms | None = None,
     called: bool = False,
-) -> bool:
-    """A read (or a change) of what `node` is, if it is module state (whether
-    it is): the access of the idiom it is part of, if any."""
+) -> None:
+    """A read (or a change) of what `node` is, if it is module state: the
+    access of the idiom it is part of, if any."""
     idioms = idioms or body.idioms
     name = state_of(body, node, idioms, called)
     if name is None:
-        return False
+        return
     access = idioms.kinds.get(id(chain_root(node)), access)
     before = body.found.state_uses.get(name)
     if before is None or before.access.join(access) is not before.access:
-        merge(
-            body, name, StateUse(access, Change(reason, body.defs.parsed.span(where)))
-        )
-    return True
+        where_found = Change(reason, body.defs.parsed.span(where))
+        merge(body, name, StateUse(access, where_found))
 
 
 def merge(body: Body, name: str, use: StateUse) -> None:
@@ -151,40 +152,37 @@ class _Finder(cst.CSTVisitor):
         self.tests: list[cst.BaseExpression] = []  # what a test checks is absent
         self.adds: list[cst.BaseExpression] = []
         self.fills: list[cst.BaseExpression] = []
-        self.rebound: list[cst.Name] = []  # a `global` name assigned or deleted
+        self.changed: list[tuple[cst.BaseExpression, str]] = []  # and how
 
     def visit_Global(self, node: cst.Global) -> None:
         self.declared.update(identifier(item.name.value) for item in node.names)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         for target in node.targets:
-            self._store(target.target)
+            self._store(target.target, "assigns")
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         if node.value is not None:
-            self._store(node.target)
+            self._store(node.target, "assigns")
 
     def visit_Del(self, node: cst.Del) -> None:
-        self._rebind(node.target)
+        self._store(node.target, "deletes")
 
-    def _store(self, target: cst.BaseExpression) -> None:
+    def _store(self, target: cst.BaseExpression, verb: str) -> None:
         if isinstance(target, cst.Tuple | cst.List):
             for element in target.elements:
-                self._store(element.value)
+                self._store(element.value, verb)
         elif isinstance(target, cst.StarredElement):
-            self._store(target.value)
-        else:
-            self.stores.append(target)
-            self._rebind(target)
-
-    def _rebind(self, target: cst.BaseExpression) -> None:
-        # Read at the end of the walk: a `global` statement may come later.
-        if isinstance(target, cst.Name):
-            self.rebound.append(target)
+            self._store(target.value, verb)
+        else:  # read at the end of the walk: a `global` statement may come later
+            if verb == "assigns":
+                self.stores.append(target)
+            self.changed.append((target, verb))
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
         if isinstance(node.operator, _ADDING_OPERATORS):
             self.adds.append(node.target)
+        self.changed.append((node.target, "changes"))
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func

@@ -404,10 +404,9 @@ class EffectVisitor(cst.CSTVisitor):
 
     def _unknown(self, node: cst.Call, shown: str) -> None:
         body = self.body
-        for arg in node.args:
-            body.change(
-                arg.value, f"passes it to {shown}, code kiln cannot see into", node
-            )
+        for arg in node.args:  # module state handed over: a client, a pool, read
+            reason = f"passes it to {shown}, code kiln cannot see into"
+            body.change(arg.value, reason, node, opaque=True)
         if self._local_callable(node.func):
             # A function it was given may be a bound method (`tokens.append`), or
             # hold what it changes: calling it may change what it came from.
