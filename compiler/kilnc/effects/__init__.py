@@ -276,7 +276,7 @@ class EffectReader:
         if module not in self._states:
             self._states[module] = module_state(module)
         state = self._states[module]
-        held = path[0] in state.values or constants and path[0] in state.constants
+        held = path[0] in state.values or (constants and path[0] in state.constants)
         held |= path[0] in state.classes and len(path) > 1 and not called
         prefix = defs.location.name
         return (f"{prefix}.{path[0]}" if prefix else path[0]) if held else None
