@@ -468,7 +468,7 @@ def _statement(flow: _Flow) -> None:
         choices += ["put", "peek", "inline_table", "store"]
     if flow.closures:
         choices += ["call_closure"]
-    choices += ["state", *["module"] * 3]
+    choices += ["state", *["module"] * 6]
     choices += ["whisper"]
     if flow.boxes:
         choices += ["holder", "same", "refill", "tool", "chronicle"]
@@ -625,8 +625,11 @@ def _agent_statement(flow: _Flow, kind: str) -> None:
 
 
 def _module_statement(flow: _Flow) -> None:
-    """Nodes sharing module state: called alone, in a fan-out, under an `if`."""
+    """Nodes sharing module state: called alone, in a fan-out, under an `if`;
+    at times two in a row, which the source runs one after the other."""
     draw = flow.draw
+    if draw(st.booleans()):
+        _module_statement(flow)
     key = draw(st.sampled_from(['"a"', '"b"']))
     small = f"{flow.value()} % 3"
     calls = {
