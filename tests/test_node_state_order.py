@@ -77,6 +77,7 @@ from app.cache import SEEN as SEEN
 
 NODES_MODULE = """
 import asyncio
+import time
 
 from kiln import node
 
@@ -141,6 +142,13 @@ async def register(name: str) -> int:
     return 1
 
 
+@node(thread=True)
+def warm_in_thread(key: str) -> int:
+    time.sleep(0.05)
+    SEEN[key] = 1
+    return 1
+
+
 @node
 async def bump(x: int) -> int:
     seen = cache.COUNTS.get("n", 0)
@@ -160,6 +168,7 @@ from app import cache
 from app.cache import LOG, REGISTRY, SEEN, TAGS, Config, lookup
 from app.nodes import (
     bump, configure, count, note, register, switch, tag, total, warm,
+    warm_in_thread,
 )
 
 
@@ -379,6 +388,18 @@ async def nested(key: str) -> tuple[int, int]:
     return a, b
 
 
+@node(thread=True)
+def check_in_thread(key: str) -> int:
+    return SEEN.get(key, 0)
+
+
+@flow
+def sync_threads(key: str) -> tuple[int, int]:
+    a = warm_in_thread(key)
+    b = check_in_thread(key)
+    return a, b
+
+
 @flow
 async def streaming(key: str):
     a = await warm(key)
@@ -409,6 +430,7 @@ CASES = [
     ("while_loop", [["a", "b", "a"]]),
     ("nested", ["k"]),
     ("streaming", ["k"]),
+    ("sync_threads", ["k"]),
 ]
 
 RUNNER = """
@@ -434,7 +456,7 @@ def run(module, compiled):
         stream = flow.astream(*args) if compiled else flow(*args)
         value = asyncio.run(collect(stream))
     else:
-        value = flow(*args) if compiled else asyncio.run(flow(*args))
+        value = flow(*args) if compiled or name.startswith("sync") else asyncio.run(flow(*args))
     return value, importlib.import_module("app.cache").snapshot()
 
 
