@@ -71,6 +71,10 @@ class Idioms:
         # `global MODE; MODE = x` and `cache.MODE = x` (through the module
         # `cache`): what the visitor reports changes the module, not its name.
         for node, verb in found.changed:
+            if isinstance(node, cst.Name) and identifier(node.value) not in (
+                self.declared
+            ):
+                continue  # a local bound anew, though it held module state
             record(body, node, Access.WRITE, f"{verb} {code(node)}", node, self)
 
 
