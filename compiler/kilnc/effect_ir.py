@@ -38,6 +38,9 @@ class Change:
     span: Span
     # It only iterates the argument, which changes an iterator but no container.
     by_iteration: bool = False
+    # Only by a method kiln cannot see into that is no container's change
+    # (`event.set()`): module state handed over is read, as a client is.
+    opaque: bool = False
 
 
 @final

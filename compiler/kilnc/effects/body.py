@@ -370,10 +370,11 @@ class Body:
                     by_iteration and not may_be_iterator(param.annotation, self.qualify)
                 ):
                     continue
-                if origin not in self.found.changes:
-                    self.found.changes[origin] = Change(
-                        reason, self.defs.parsed.span(where), by_iteration
-                    )
+                before = self.found.changes.get(origin)
+                if before is None or (before.opaque and not opaque):
+                    span = self.defs.parsed.span(where)
+                    change = Change(reason, span, by_iteration, opaque)
+                    self.found.changes[origin] = change
             else:
                 token, scope, keys = origin
                 # The value at the key changes in place: what else holds it too.

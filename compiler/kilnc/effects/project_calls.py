@@ -71,7 +71,9 @@ def project_call(
             continue
         change = effects.change(param)
         if change is not None:
-            body.change(argument, through(shown, change), node, change.by_iteration)
+            reason = through(shown, change)
+            by_iteration, opaque = change.by_iteration, change.opaque
+            body.change(argument, reason, node, by_iteration, opaque=opaque)
         use = effects.memory_use(param)
         if use is not None:
             _memory_argument(body, argument, _bound_keys(body, use, named), node)

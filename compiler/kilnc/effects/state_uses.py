@@ -20,8 +20,12 @@ state (`cache = CACHE`), are that state.
 
 Accumulations and fills are read from their syntax: `LOG.append(x)` is an
 accumulation unless `LOG`'s `append` is a method of the project's, which
-kiln reads instead; a fill assumes the value filled does not depend on who
-fills it (two memoised calls of one function fill in the same value).
+kiln reads instead, and so are the folds `COUNTS[k] = COUNTS.get(k, 0) + 1`
+and `PEAK[1] = max(PEAK)` (a high-water mark: what it reads is the fold's).
+A fill is a store inside an `if` that tests the same state's absence, or
+after an `if` that returns when it is present (a memo); it assumes the
+value filled does not depend on who fills it (two memoised calls of one
+function fill in the same value).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import TYPE_CHECKING, Final
 import libcst as cst
 
 from kilnc.effect_ir import Access, Change, StateUse
+from kilnc.mutability import MUTATING_METHODS
 from kilnc.names import identifier
 from kilnc.syntax import chain_root, code, dotted
 from kilnc.walk import walk
@@ -62,12 +67,18 @@ class Idioms:
         self.kinds: dict[int, Access] = {}
         for node in found.adds:
             self.kinds[id(chain_root(node))] = Access.ACCUMULATE
-        guarded = {state_of(body, test, self) for test in found.tests}
-        for node in found.stores:
+        memoised = {state_of(body, test, self) for test in found.memos}
+        for node, guards in found.stores:
+            guarded = memoised | {state_of(body, test, self) for test in guards}
             if state_of(body, node, self) in guarded - {None}:
                 self.kinds[id(chain_root(node))] = Access.FILL
         for node in found.fills:
             self.kinds[id(chain_root(node))] = Access.FILL
+        for into, parts in found.folds:  # its reads of what it folds into too
+            folded = state_of(body, into, self)
+            read = [p for p in parts if state_of(body, _called_on(p), self) == folded]
+            for part in (into, *read) if read and folded else ():
+                self.kinds[id(chain_root(_called_on(part)))] = Access.ACCUMULATE
         # `global MODE; MODE = x` and `cache.MODE = x` (through the module
         # `cache`): what the visitor reports changes the module, not its name.
         for node, verb in found.changed:
@@ -136,6 +147,13 @@ def merge(body: Body, name: str, use: StateUse) -> None:
     uses[name] = uses[name].join(use) if name in uses else use
 
 
+def opaque(func: cst.BaseExpression) -> bool:
+    """Whether a call of `func` reads the module state it is a method of, where
+    kiln cannot see into the method: `client.post`, `event.set`, no container's
+    change (`LOG.clear`)."""
+    return isinstance(func, cst.Attribute) and func.attr.value not in MUTATING_METHODS
+
+
 def _held(value: cst.BaseExpression) -> cst.BaseExpression | None:
     """What a local bound to `value` holds part of: `CACHE` of `CACHE[key]` and
     of `CACHE.setdefault(key, [])`; None for a value of its own."""
@@ -152,8 +170,16 @@ class _Finder(cst.CSTVisitor):
     def __init__(self, body: Body) -> None:
         self.body = body
         self.declared: set[str] = set()
-        self.stores: list[cst.BaseExpression] = []
-        self.tests: list[cst.BaseExpression] = []  # what a test checks is absent
+        # Each store with what the tests of the `if`s around it check is absent.
+        self.stores: list[tuple[cst.BaseExpression, tuple[cst.BaseExpression, ...]]]
+        self.stores = []
+        self.guards: list[cst.BaseExpression] = []
+        self._opened: list[int] = []  # how many guards each open `if` added
+        # What `if key in CACHE: return CACHE[key]` checks is there: a memo.
+        self.memos: list[cst.BaseExpression] = []
+        # A store of a sum, a difference or a max of what it stores into, and
+        # those operands: an update as order-insensitive as `+=`.
+        self.folds: list[tuple[cst.BaseExpression, list[cst.BaseExpression]]] = []
         self.adds: list[cst.BaseExpression] = []
         self.fills: list[cst.BaseExpression] = []
         self.changed: list[tuple[cst.BaseExpression, str]] = []  # and how
@@ -164,6 +190,17 @@ class _Finder(cst.CSTVisitor):
     def visit_Assign(self, node: cst.Assign) -> None:
         for target in node.targets:
             self._store(target.target, "assigns")
+        value = node.value
+        parts: list[cst.BaseExpression] = []
+        if isinstance(value, cst.BinaryOperation):  # `COUNTS[k] = COUNTS.get(k, 0) + 1`
+            if isinstance(value.operator, cst.Add):
+                parts = [value.left, value.right]
+            elif isinstance(value.operator, cst.Subtract):
+                parts = [value.left]
+        elif isinstance(value, cst.Call) and dotted(value.func) in ("max", "min"):
+            parts = [arg.value for arg in value.args]  # `PEAK[1] = max(PEAK)`
+        if parts and len(node.targets) == 1:
+            self.folds.append((node.targets[0].target, parts))
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         if node.value is not None:
@@ -180,7 +217,7 @@ class _Finder(cst.CSTVisitor):
             self._store(target.value, verb)
         else:  # read at the end of the walk: a `global` statement may come later
             if verb == "assigns":
-                self.stores.append(target)
+                self.stores.append((target, tuple(self.guards)))
             self.changed.append((target, verb))
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
@@ -200,22 +237,47 @@ class _Finder(cst.CSTVisitor):
         ):  # a project class's `add` is read as it is written
             self.adds.append(func.value)
 
-    def visit_Comparison(self, node: cst.Comparison) -> None:
-        # `key not in CACHE`, `key in CACHE`, `_client is None`, `CACHE.get(k) is None`
-        left = node.left
-        for target in node.comparisons:
+    def visit_If(self, node: cst.If) -> None:
+        absent: list[cst.BaseExpression] = []
+        present: list[cst.BaseExpression] = []
+        _tested(node.test, absent, present)
+        self.guards += absent
+        self._opened.append(len(absent))
+        body = node.body.body
+        last = body[-1] if body else None
+        if isinstance(last, cst.SimpleStatementLine) and isinstance(
+            last.body[-1], cst.Return
+        ):
+            self.memos += present
+
+    def leave_If(self, original_node: cst.If) -> None:
+        del self.guards[len(self.guards) - self._opened.pop() :]
+
+
+def _tested(
+    test: cst.BaseExpression,
+    absent: list[cst.BaseExpression],
+    present: list[cst.BaseExpression],
+) -> None:
+    """What a test checks is absent (`key not in CACHE`, `_client is None`, `not
+    _client`, `CACHE.get(k) is None`) or present (`key in CACHE`)."""
+    if isinstance(test, cst.BooleanOperation):
+        _tested(test.left, absent, present)
+        _tested(test.right, absent, present)
+    elif isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        absent.append(_called_on(test.expression))
+    elif isinstance(test, cst.Comparison):
+        left = test.left
+        for target in test.comparisons:
             operator, right = target.operator, target.comparator
             if isinstance(operator, cst.In | cst.NotIn):
-                self.tests.append(right)
-            elif isinstance(operator, cst.Is | cst.IsNot):
-                for side, other in ((left, right), (right, left)):
-                    if isinstance(other, cst.Name) and other.value == "None":
-                        self.tests.append(_called_on(side))
+                (absent if isinstance(operator, cst.NotIn) else present).append(right)
+            for side, other in ((left, right), (right, left)):
+                if isinstance(other, cst.Name) and other.value == "None":
+                    held = absent if isinstance(operator, cst.Is) else present
+                    if isinstance(operator, cst.Is | cst.IsNot):
+                        held.append(_called_on(side))
             left = right
-
-    def visit_UnaryOperation(self, node: cst.UnaryOperation) -> None:
-        if isinstance(node.operator, cst.Not):  # `if not _client:`
-            self.tests.append(_called_on(node.expression))
 
 
 def _called_on(node: cst.BaseExpression) -> cst.BaseExpression:

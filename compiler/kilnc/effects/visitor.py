@@ -22,6 +22,7 @@ from kilnc.effects.kept import hand_back, keep
 from kilnc.effects.module_state import holds_state
 from kilnc.effects.project_calls import assume_dict, project_call, read_items
 from kilnc.effects.receivers import describe, inserts_on_read, is_module
+from kilnc.effects.state_uses import opaque
 from kilnc.mutability import (
     EXTERNAL_BUILTINS,
     ITERATING_BUILTINS,
@@ -330,7 +331,7 @@ class EffectVisitor(cst.CSTVisitor):
             receiver,
             f"calls {code(func)}, a method kiln cannot see into",
             node,
-            opaque=method not in MUTATING_METHODS,
+            opaque=opaque(func),
         )
         self._unknown(node, code(func))
         self._keeps(receiver, node)
@@ -410,7 +411,7 @@ class EffectVisitor(cst.CSTVisitor):
         if self._local_callable(node.func):
             # A function it was given may be a bound method (`tokens.append`), or
             # hold what it changes: calling it may change what it came from.
-            body.change(node.func, f"calls {shown}", node)
+            body.change(node.func, f"calls {shown}", node, opaque=opaque(node.func))
         else:
             body.external(f"calls {shown}", node)
 
