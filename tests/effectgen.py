@@ -20,7 +20,10 @@ module-level list) called by nodes on their parameters and by the flow on its
 locals, lists a Memory holds at keys (read into the flow's names, stored
 there by the flow or a node, one key's list stored under another, grown in
 place), a Memory held by a list or chosen by a condition, a Memory's local
-store held as a dict, and two calls that fail in one run.
+store held as a dict, nodes that share module state (a dict one writes and
+another reads through a helper, a list and a counter they add to, a global
+one rebinds, a memo they fill, a read-modify-write across an await, also in
+fan-outs), and two calls that fail in one run.
 
 Every node sleeps a random time, so a schedule that reorders two effects shows
 in the result. Every node call appends `done <tag>` to the module's `events`
@@ -57,6 +60,15 @@ class State:
 
 
 LEDGER: list[int] = []
+SHARED: dict[str, int] = {}
+TALLY: list[int] = []
+COUNTER = {"n": 0}
+MEMO: dict[int, int] = {}
+MODE = 0
+
+
+def shared(key: str) -> int:
+    return SHARED.get(key, -1)
 
 
 class Agent:
@@ -293,6 +305,71 @@ async def chronicle(box: list[int], tag: str) -> int:
     return await whisper(n + len(LEDGER), tag + "b")
 """,
 }
+# Nodes that share module state: each use of it a read, a write, an
+# accumulation (two of which overlap) or a fill (a memo: ditto).
+NODES |= {
+    "sset": """@node
+async def sset(key: str, value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    SHARED[key] = value
+    note(tag)
+""",
+    "sget": """@node
+async def sget(key: str, tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return shared(key)
+""",
+    "sbump": """@node
+async def sbump(key: str, value: int, tag: str) -> int:
+    seen = SHARED.get(key, 0)
+    await asyncio.sleep({d})
+    SHARED[key] = seen + value
+    note(tag)
+    return seen
+""",
+    "stally": """@node
+async def stally(value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    TALLY.append(value)
+    COUNTER["n"] += value
+    note(tag)
+""",
+    "scount": """@node
+async def scount(tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return len(TALLY) * 1000 + COUNTER["n"]
+""",
+    "shift": """@node
+async def shift(value: int, tag: str) -> None:
+    global MODE
+    await asyncio.sleep({d})
+    MODE = value
+    note(tag)
+""",
+    "smode": """@node
+async def smode(tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return MODE
+""",
+    "smemo": """@node
+async def smemo(key: int, tag: str) -> int:
+    note(tag)
+    if key in MEMO:
+        return MEMO[key]
+    await asyncio.sleep({d})
+    MEMO[key] = key * 3 + 1
+    return MEMO[key]
+""",
+    "speek": """@node
+async def speek(key: int, tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return MEMO.get(key, -1)
+""",
+}
 # A node the flow calls through another node's source needs that node's source too.
 NEEDS = {
     "refill": ("push", "total"),
@@ -391,7 +468,7 @@ def _statement(flow: _Flow) -> None:
         choices += ["put", "peek", "inline_table", "store"]
     if flow.closures:
         choices += ["call_closure"]
-    choices += ["state"]
+    choices += ["state", *["module"] * 6]
     choices += ["whisper"]
     if flow.boxes:
         choices += ["holder", "same", "refill", "tool", "chronicle"]
@@ -421,6 +498,8 @@ def _statement(flow: _Flow) -> None:
         _operands_statement(flow)
     elif kind in ("agent", "ask", "teach", "report", "inline_agent"):
         _agent_statement(flow, kind)
+    elif kind == "module":
+        _module_statement(flow)
     else:
         _shaped_statement(flow, kind)
 
@@ -543,6 +622,53 @@ def _agent_statement(flow: _Flow, kind: str) -> None:
         flow.lines.append(line)
         if line.startswith(read):
             flow.ints.append(read)
+
+
+def _module_statement(flow: _Flow) -> None:
+    """Nodes sharing module state: called alone, in a fan-out, under an `if`;
+    at times two in a row, which the source runs one after the other."""
+    draw = flow.draw
+    if draw(st.booleans()):
+        _module_statement(flow)
+    key = draw(st.sampled_from(['"a"', '"b"']))
+    small = f"{flow.value()} % 3"
+    calls = {
+        "sset": [key, flow.value()],
+        "sget": [key],
+        "sbump": [key, flow.value()],
+        "stally": [flow.value()],
+        "scount": [],
+        "shift": [flow.value()],
+        "smode": [],
+        "smemo": [small],
+        "speek": [small],
+    }
+    node = draw(st.sampled_from(sorted(calls)))
+    returns = node not in ("sset", "stally", "shift")
+    shape = draw(st.sampled_from(["call", "call", "fan", "if"]))
+    if shape == "fan" and node in ("sbump", "stally", "smemo"):
+        flow.used.add(node)
+        tag, n = flow.tag().strip('"'), draw(st.integers(1, 3))
+        args = {"sbump": f"{key}, i", "stally": "i", "smemo": "i % 2"}[node]
+        fan = flow.name("fan")
+        flow.lines.append(
+            f'{fan} = [await {node}({args}, f"{tag}.{{i}}") for i in range({n})]'
+        )
+        if node != "stally":
+            flow.lines.append(f"{fan}_sum = sum({fan})")
+            flow.ints.append(f"{fan}_sum")
+        return
+    target = flow.name("v") if returns else None
+    if shape == "if":
+        flow.used.add(node)
+        text = f"await {node}({', '.join([*calls[node], flow.tag()])})"
+        text = f"{target} = {text}" if target else text
+        flow.lines.append(f"if {flow.value()} % 2:\n    {text}")
+        if target:  # bound on both arms
+            flow.lines[-1] += f"\nelse:\n    {target} = 0"
+            flow.ints.append(target)
+        return
+    flow.call(node, *calls[node], target=target)
 
 
 def _call_statement(flow: _Flow, kind: str) -> None:
@@ -766,6 +892,8 @@ def effect_flows(draw: st.DrawFn) -> str:
     fields += [f"({a}.n, {a}.log)" for a in flow.agents]
     # Sorted: two nodes that append to the module's list overlap (README).
     state = [*flow.boxes, *flow.tables, *fields, "sorted(LEDGER)"]
+    # The module state nodes share; a list's order is the accumulations' own.
+    state += ["dict(SHARED)", "sorted(TALLY)", 'COUNTER["n"]', "MODE", "dict(MEMO)"]
     memories = ", ".join(f"dict({m}.local)" for m in flow.memories)
     if flow.lists:  # the keys' lists, made first: the flow's parameter holds none
         flow.lines[:0] = ['memory["l1"] = [x]', 'memory["l2"] = [x + 1]']

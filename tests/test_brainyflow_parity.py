@@ -733,11 +733,14 @@ import asyncio
 from kiln import flow, node
 
 trace: list[str] = []
+# Events, not the trace: a node reading what another appends waits for it.
+started = {"a": asyncio.Event(), "b": asyncio.Event()}
 
 async def overlap(me: str, other: str) -> None:
     trace.append(f"start {me}")
+    started[me].set()
     for _ in range(100):  # until the other call started too, or give up
-        if f"start {other}" in trace:
+        if started[other].is_set():
             break
         await asyncio.sleep(0)
     trace.append(f"end {me}")

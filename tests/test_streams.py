@@ -56,12 +56,15 @@ from collections.abc import AsyncIterator
 from kiln import flow, node
 
 trace: list[str] = []
+# Each element's start, as events: a node that read the trace it appends to
+# would wait for the nodes before it, as the source runs them.
+started = [asyncio.Event() for _ in range(10)]
 
-async def until(event: str) -> None:
-    # Yield to the event loop until `event` is in the trace, or give up: in a
-    # plain run, one call at a time, the event may never come.
+async def until(event: asyncio.Event) -> None:
+    # Yield to the event loop until `event` is set, or give up: in a plain
+    # run, one call at a time, the event may never come.
     for _ in range(200):
-        if event in trace:
+        if event.is_set():
             return
         await asyncio.sleep(0)
 
@@ -71,7 +74,7 @@ async def tokens(n: int) -> AsyncIterator[int]:
         for t in range(n):
             trace.append(f"yield {t}")
             yield t
-            await until(f"start {t}")
+            await until(started[t])
         trace.append("stream end")
     finally:
         trace.append("stream closed")
@@ -79,8 +82,9 @@ async def tokens(n: int) -> AsyncIterator[int]:
 @node
 async def work(t: int, n: int) -> int:
     trace.append(f"start {t}")
+    started[t].set()
     if t == 0:
-        await until(f"start {n - 1}")  # the first element finishes last
+        await until(started[n - 1])  # the first element finishes last
     await asyncio.sleep(0)
     trace.append(f"end {t}")
     return t * t

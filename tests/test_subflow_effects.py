@@ -243,12 +243,14 @@ def test_the_warning_names_the_subflow_s_statement(tmp_path: Path) -> None:
     fanned = line("    sizes = [await logs(tag) for tag in tags]")
     assert "the elements of this fan-out run one after another" in warned[fanned]
     assert "calls the flow 'logs'" in warned[fanned]
-    # A node's own reads of module state are its own: nodes overlap, whether the
-    # flow calls the node or a subflow that calls it.
-    assert line("    return await count()", "async def node_reads() -> int:") not in (
-        warned
-    )
-    assert line("    return await counted()") not in warned
+    # A node that reads what an earlier one changes waits for it, whether the
+    # flow calls it or a subflow that calls it.
+    counts = line("    return await count()", "async def node_reads() -> int:")
+    assert warned[counts].startswith(
+        f"'count' waits for 'register' (line {counts - 1}) because 'register' "
+        "changes the module state 'subflows.REG'"
+    ), warned[counts]
+    assert "module state 'subflows.REG'" in warned[line("    return await counted()")]
 
 
 def test_a_subflow_of_another_module_carries_its_statements_into_the_caller(

@@ -10,7 +10,8 @@ a flow's steps by these (`Step.uses`, `key_reads`, `key_writes`, `external`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import enum
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Final, final
 
@@ -37,6 +38,9 @@ class Change:
     span: Span
     # It only iterates the argument, which changes an iterator but no container.
     by_iteration: bool = False
+    # Only by a method kiln cannot see into that is no container's change
+    # (`event.set()`): module state handed over is read, as a client is.
+    opaque: bool = False
 
 
 @final
@@ -133,6 +137,59 @@ def global_part(use: MemoryUse) -> MemoryUse:
     return replace(use, local_reads=NO_KEYS, local_writes=NO_KEYS, copies=False)
 
 
+class Access(enum.Enum):
+    """How code uses one piece of module state, as ordering against other code needs.
+
+    Two uses of one name conflict unless they are of one kind and that kind is
+    not WRITE: reads commute with reads, accumulations (`LOG.append(x)`,
+    `TOTAL += n`) with accumulations, and fills (`if k not in CACHE: CACHE[k] =
+    v`, which assume the value does not depend on who fills it) with fills.
+    """
+
+    READ = "reads"
+    ACCUMULATE = "adds to"
+    FILL = "fills"
+    WRITE = "changes"
+
+    def join(self, other: Access) -> Access:
+        """Both uses in one body: a fill's own reads are the fill's; else a write."""
+        if self is other:
+            return self
+        if {self, other} == {Access.READ, Access.FILL}:
+            return Access.FILL
+        return Access.WRITE
+
+    def conflicts(self, other: Access) -> bool:
+        return self is not other or self is Access.WRITE
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class StateUse:
+    """A use of a piece of module state, and the first place of its kind."""
+
+    access: Access
+    where: Change
+
+    def join(self, other: StateUse) -> StateUse:
+        """Both uses; the place of the one that decides the kind."""
+        access = self.access.join(other.access)
+        kept = self if access is self.access or access is not other.access else other
+        return StateUse(access, kept.where)
+
+
+StateUses = tuple[tuple[str, StateUse], ...]  # by qualified name (`app.cache.SEEN`)
+
+
+def join_state(*uses: Iterable[tuple[str, StateUse]]) -> StateUses:
+    """The uses of several pieces of code run as one, by name."""
+    found: dict[str, StateUse] = {}
+    for some in uses:
+        for name, use in some:
+            found[name] = found[name].join(use) if name in found else use
+    return tuple(sorted(found.items()))
+
+
 # How a step that reaches module state may change what the flow stored there.
 STATE_REASON: Final = "reaches module state"
 EVERY_KEY: Final = MemoryUse(
@@ -159,7 +216,9 @@ class Effects:
     `state` says whether it reads or changes module state at all (a node's
     own reads too), so may reach what an earlier call stored there;
     `result_state` whether its result may be module state, or be stored there
-    (`return HISTORIES[user]`, `SESSIONS[key] = session; return session`).
+    (`return HISTORIES[user]`, `SESSIONS[key] = session; return session`);
+    `state_uses` how it uses each piece of module state, by qualified name,
+    the code it calls included: what orders two node calls of a flow.
     """
 
     params: tuple[str, ...]
@@ -173,6 +232,7 @@ class Effects:
     escapes: frozenset[str] = frozenset()
     state: bool = False
     result_state: bool = False
+    state_uses: StateUses = ()
 
     def bind(
         self, call: cst.Call, receiver: cst.BaseExpression | None = None

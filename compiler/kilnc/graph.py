@@ -14,15 +14,20 @@ Edges follow the reader/writer discipline: a read waits for the latest write
 of the name; a write (or a use that may mutate) also waits for every read
 since that write. A barrier (return, raise, break, continue, or a compound
 statement holding one) waits for every earlier step and holds back every
-later one, so the source's control flow is kept exactly.
+later one, so the source's control flow is kept exactly. Module state orders
+by the kind of each use (`Access`): a run of uses of one kind that commute
+(reads, accumulations, fills) waits for the run before it, and is waited for
+as a whole; a write is a run of its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import networkx as nx
 
+from kilnc.effect_ir import Access
 from kilnc.ir import (
     Block,
     Call,
@@ -51,6 +56,7 @@ def build_graph(block: Block, *, effects: bool = True) -> nx.DiGraph:
     barrier_why = BARRIER
     earlier: list[StepId] = []  # since the last barrier
     keys = _every_key(block) if effects else {}
+    runs: dict[str, _Run] = {}  # each piece of module state's latest run of uses
     for step in block.steps:
         graph.add_node(step.id, step=step)
         if barrier is not None:
@@ -87,6 +93,8 @@ def build_graph(block: Block, *, effects: bool = True) -> nx.DiGraph:
             reads_since[name] = []
         for name in step.writes:
             last_bind[name] = step.id
+        for name, use in step.state if effects else ():
+            _order_state(graph, runs, name, use.access, step.id)
         if step.barrier or external:
             barrier = step.id
             barrier_why = BARRIER if step.barrier else EXTERNAL
@@ -98,6 +106,34 @@ def build_graph(block: Block, *, effects: bool = True) -> nx.DiGraph:
 BARRIER = "(barrier)"  # an edge's reason: return, raise, assert, break, continue
 EXTERNAL = "(external)"  # an edge's reason: an effect outside the flow's names
 VISIBLE = "(visible)"  # an edge's reason: a change the flow's caller sees
+
+
+STATE = "@s:"  # an edge's reason: `@s:app.cache.SEEN`, a piece of module state
+
+
+@dataclass(slots=True)
+class _Run:
+    """Uses of one piece of module state, of one kind, that need no order among
+    themselves; `before` is the run they all wait for."""
+
+    access: Access
+    members: list[StepId]
+    before: list[StepId] = field(default_factory=list)
+
+
+def _order_state(
+    graph: nx.DiGraph, runs: dict[str, _Run], name: str, access: Access, step: StepId
+) -> None:
+    run = runs.get(name)
+    if run is not None and not run.access.conflicts(access):
+        run.members.append(step)
+        waits = run.before
+    else:
+        waits = run.members if run is not None else []
+        runs[name] = _Run(access, [step], waits)
+    for previous in waits:
+        if previous != step:
+            _edge(graph, previous, step, STATE + name)
 
 
 def _edge(graph: nx.DiGraph, source: StepId, target: StepId, why: str) -> None:

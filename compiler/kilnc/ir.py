@@ -21,7 +21,7 @@ from typing import NewType, final
 
 import libcst as cst
 
-from kilnc.effect_ir import Change
+from kilnc.effect_ir import Change, StateUses
 from kilnc.source import Span
 
 StepId = NewType("StepId", int)
@@ -286,9 +286,7 @@ class Loop:
     body: Block
     orelse: Block | None
     is_async: bool
-    closes: bool = (
-        False  # the iterable is a stream the loop opened: close it however it ends
-    )
+    closes: bool = False  # a stream the loop opened: close it however it ends
 
 
 @final
@@ -356,6 +354,8 @@ class Step:
     # It may change what the flow's caller holds (a parameter's object): it runs
     # after every step before it, which may fail first and so end the flow.
     visible: bool = False
+    # How the code it runs uses module state: orders node calls (graph.py).
+    state: StateUses = ()
 
     @property
     def awaits(self) -> bool:
@@ -396,6 +396,7 @@ def dump_block(block: Block, indent: str = "") -> str:
         extra += f" key_reads={sorted(step.key_reads)}" if step.key_reads else ""
         extra += f" key_writes={sorted(step.key_writes)}" if step.key_writes else ""
         extra += " external" if step.external else ""
+        extra += "".join(f" {use.access.name.lower()}={n}" for n, use in step.state)
         extra += " barrier" if step.barrier else ""
         kind = type(step.action).__name__
         what = ""

@@ -25,7 +25,7 @@ import networkx as nx
 
 from kilnc.diagnostics import Code, Diagnostic, warning
 from kilnc.effect_ir import STATE_REASON
-from kilnc.graph import BARRIER, EXTERNAL, VISIBLE, build_graph, step_of
+from kilnc.graph import BARRIER, EXTERNAL, STATE, VISIBLE, build_graph, step_of
 from kilnc.ir import (
     RESERVED_PREFIX,
     Block,
@@ -240,6 +240,8 @@ def _explain(
 def _because(
     name: str, source: Step, target: Step, params: frozenset[str]
 ) -> tuple[str, str | None]:
+    if name.startswith(STATE):
+        return _because_state(name.removeprefix(STATE), source, target), STATE_HINT
     if name == VISIBLE:
         named = [n for n, _ in target.why if not n.startswith("@")]
         # What the caller passed in is a parameter's object: name the parameter.
@@ -324,6 +326,21 @@ def _because(
         f"because {_what(target)} may change {shown(name)}, which {_what(source)} "
         "also uses",
         CHANGE_HINT,
+    )
+
+
+def _because_state(name: str, source: Step, target: Step) -> str:
+    """`because 'warm' changes the module state 'app.SEEN' (...), which 'check'
+    reads (...)`: each use, and where the code it runs makes it."""
+    said = []
+    for step in (source, target):
+        use = dict(step.state)[name]
+        where = f"{use.where.reason}, at {use.where.span.location()}"
+        said.append(f"{_what(step)} {use.access.value}")
+        said.append(where)
+    return (
+        f"because {said[0]} the module state '{name}' ({said[1]}), "
+        f"which {said[2]} ({said[3]})"
     )
 
 

@@ -9,7 +9,7 @@ change of `state`; a store into `memory.seen` is a write of its key `seen`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Final
@@ -20,17 +20,20 @@ from kilnc.effect_ir import (
     ANONYMOUS_CLONE,
     ANY_KEY,
     NO_KEYS,
+    Access,
     Change,
     Effects,
     Holder,
     Keys,
     MemoryUse,
     Reads,
+    StateUse,
     global_part,
 )
 from kilnc.effects.bindings import NEW_VALUES, Bindings
 from kilnc.effects.lookup import Lookup
 from kilnc.effects.receivers import describe
+from kilnc.effects.state_uses import Idioms, record
 from kilnc.front import ModuleDefs
 from kilnc.mutability import (
     FRESH_BUILTINS,
@@ -45,6 +48,7 @@ from kilnc.names import identifier, name_uses, root_names
 from kilnc.syntax import chain_root, code
 from kilnc.walk import walk
 
+_OPAQUE: Final = ", a method kiln cannot see into"  # said of a use of module state
 FIXED_POINT_ROUNDS: Final = 50  # the lattice is finite; this only bounds a runaway
 # A change of a whole Memory: any key read, bound anew, or changed in place.
 _EVERY_VALUE: Final = MemoryUse(ANY_KEY, ANY_KEY, ANY_KEY, ANY_KEY, mutates=ANY_KEY)
@@ -69,6 +73,7 @@ class Found:
     escaped_locals: set[str] = field(default_factory=set)  # stored in module state
     state: bool = False  # a node's own reads of module state count here too
     result_state: bool = False  # the result may be module state's
+    state_uses: dict[str, StateUse] = field(default_factory=dict)  # by its name
 
 
 class Body:
@@ -102,6 +107,7 @@ class Body:
         for root in roots:
             self.local_names |= name_uses(root).writes
         self._alias()
+        self.idioms = Idioms(self)
 
     def effects(self, order: tuple[str, ...], keep_clones: bool = False) -> Effects:
         """The effects on `order`'s names (`keep_clones`: a statement's own clones)."""
@@ -130,6 +136,7 @@ class Body:
             escapes=frozenset(found.escapes & set(order)),
             state=bool(found.state or found.external or found.reads_state),
             result_state=found.result_state,
+            state_uses=tuple(sorted(found.state_uses.items())),
         )
 
     # --- what a name or an expression may hold --------------------------------------
@@ -348,6 +355,7 @@ class Body:
         by_iteration: bool = False,
         *,
         itself: bool = False,
+        opaque: bool = False,
     ) -> None:
         """Everything `node` may hold may change; only what it may be, `itself`
         (`out.append(w)` changes the list `out`, not `w`)."""
@@ -362,10 +370,11 @@ class Body:
                     by_iteration and not may_be_iterator(param.annotation, self.qualify)
                 ):
                     continue
-                if origin not in self.found.changes:
-                    self.found.changes[origin] = Change(
-                        reason, self.defs.parsed.span(where), by_iteration
-                    )
+                before = self.found.changes.get(origin)
+                if before is None or (before.opaque and not opaque):
+                    span = self.defs.parsed.span(where)
+                    change = Change(reason, span, by_iteration, opaque)
+                    self.found.changes[origin] = change
             else:
                 token, scope, keys = origin
                 # The value at the key changes in place: what else holds it too.
@@ -376,29 +385,13 @@ class Body:
                 self.memory(token, use)
         if self.is_module_state(node):
             self.external(reason, where)
+        # A method of module state kiln cannot see into (`opaque`: `client.post`)
+        # reads it: a client, a session, a logger is shared by design.
+        access = Access.READ if by_iteration or opaque else Access.WRITE
+        record(self, node, access, reason.removesuffix(_OPAQUE), where)
 
     def _annotated(self, holder: Holder, test: Callable[[str, Qualify], bool]) -> bool:
         return holder.annotation is not None and test(holder.annotation, self.qualify)
-
-    def read_items(self, container: cst.BaseExpression, change: Change) -> None:
-        """An item read of what `container` may be: a change where it is a defaultdict."""
-        self._reads(self.origins(container), Reads(items=change))
-
-    def assume_dict(
-        self,
-        params: frozenset[str],
-        change: Change,
-        passed: Iterable[cst.BaseExpression],
-    ) -> None:
-        """A method the tables read as a dict's, `params` unannotated; if it is
-        another class's, it may change what it was `passed` too."""
-        given = {o for v in passed for o in self.within(v) if isinstance(o, str)}
-        self._reads(params, Reads(as_dict=change, passed=frozenset(given)))
-
-    def _reads(self, origins: set[Origin] | frozenset[str], reads: Reads) -> None:
-        for origin in origins:
-            if isinstance(origin, str) and not self.params[origin].memory:
-                self.found.reads[origin] = self.found.reads.get(origin, Reads()) | reads
 
     def escape(self, node: cst.BaseExpression) -> None:
         """`node` is stored in module state: code that reaches it may change it."""
@@ -421,8 +414,9 @@ class Body:
 
     def read(self, node: cst.Name | cst.Attribute, called: bool = False) -> None:
         """A read of a name or an attribute: of module state, if it is one."""
-        if self.found.reads_state is None and (
-            self.is_module_state(node) and self.reader.is_state(self.defs, node, called)
+        record(self, node, Access.READ, f"reads {code(node)}", node, called=called)
+        if self.is_module_state(node) and self.reader.state_name(
+            self.defs, node, called
         ):
             self.read_state(f"reads {code(node)}, module state", node)
 

@@ -30,9 +30,13 @@ class Lookup(Protocol):
 
     def is_logger(self, defs: ModuleDefs, node: cst.BaseExpression) -> bool: ...
 
-    def is_state(
-        self, defs: ModuleDefs, node: cst.BaseExpression, called: bool
-    ) -> bool: ...
+    def state_name(
+        self,
+        defs: ModuleDefs,
+        node: cst.BaseExpression,
+        called: bool,
+        constants: bool = False,
+    ) -> str | None: ...
 
     def is_typed_dict(self, defs: ModuleDefs, annotation: str) -> bool: ...
 

@@ -9,7 +9,10 @@ Example input::
         mode = "draft"
     class Grade(Enum): ...         # its members never change: not state
 
-Output: `ModuleState(values={"CACHE", "MODE"}, classes={"Config"})`.
+Output: `ModuleState(values={"CACHE", "MODE"}, classes={"Config"},
+constants={"LIMIT"})`. Another module may still rebind a constant
+(`settings.LIMIT = 5`): the nodes that read it are ordered against that
+(`state_uses.py`), though a flow's own read of it costs nothing.
 
 A node may change any of these (`CACHE[key] = ...`, `Config.mode = ...`), so
 a flow's own statement that reads one keeps its place among the steps, as
@@ -40,6 +43,7 @@ _CONSTANT_BASES = frozenset(
 class ModuleState:
     values: frozenset[str]  # module-level names bound to what may change
     classes: frozenset[str]  # classes whose attributes may be assigned
+    constants: frozenset[str]  # names bound to what cannot change
 
 
 def holds_state(
@@ -79,7 +83,8 @@ def _imported_module(body: Body, node: cst.BaseExpression) -> bool:
 def module_state(module: cst.Module) -> ModuleState:
     found = _Bindings()
     walk(module, found)
-    return ModuleState(frozenset(found.values), frozenset(found.classes))
+    constants = frozenset(found.constants - found.values)
+    return ModuleState(frozenset(found.values), frozenset(found.classes), constants)
 
 
 class _Bindings(cst.CSTVisitor):
@@ -89,6 +94,7 @@ class _Bindings(cst.CSTVisitor):
     def __init__(self) -> None:
         self.values: set[str] = set()
         self.classes: set[str] = set()
+        self.constants: set[str] = set()
         self._inside = 0  # the functions and classes open around the statement
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
@@ -109,14 +115,17 @@ class _Bindings(cst.CSTVisitor):
         self.values.update(identifier(item.name.value) for item in node.names)
 
     def visit_Assign(self, node: cst.Assign) -> None:
-        if self._module_level() and not _immutable_literal(node.value):
+        if self._module_level():
+            held = self.constants if _immutable_literal(node.value) else self.values
             for target in node.targets:
-                self.values |= target_names(target.target)
+                held |= target_names(target.target)
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         value = node.value
         if self._module_level() and (value is None or not _immutable_literal(value)):
             self.values |= target_names(node.target)
+        elif self._module_level():
+            self.constants |= target_names(node.target)
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
         if self._module_level():

@@ -13,6 +13,9 @@ where this body cannot tell, the reads are its own parameters' to its caller.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import replace
+
 import libcst as cst
 
 from kilnc.effect_ir import (
@@ -23,8 +26,9 @@ from kilnc.effect_ir import (
     Reads,
     global_part,
 )
-from kilnc.effects.body import Body
+from kilnc.effects.body import Body, Origin
 from kilnc.effects.receivers import inserts_on_read, value_described
+from kilnc.effects.state_uses import merge
 from kilnc.syntax import code
 
 
@@ -67,7 +71,9 @@ def project_call(
             continue
         change = effects.change(param)
         if change is not None:
-            body.change(argument, through(shown, change), node, change.by_iteration)
+            reason = through(shown, change)
+            by_iteration, opaque = change.by_iteration, change.opaque
+            body.change(argument, reason, node, by_iteration, opaque=opaque)
         use = effects.memory_use(param)
         if use is not None:
             _memory_argument(body, argument, _bound_keys(body, use, named), node)
@@ -79,6 +85,8 @@ def project_call(
     if effects.reads_state is not None:
         body.read_state(through(shown, effects.reads_state, "calls"), node)
     body.found.state |= effects.state
+    for name, uses in effects.state_uses:  # where the callee uses it, and how
+        merge(body, name, replace(uses, where=through_change(shown, uses.where)))
 
 
 def _typed_reads(
@@ -97,19 +105,43 @@ def _typed_reads(
             reason = f"{through(shown, reads.items)} of a defaultdict, storing the key"
             body.change(argument, reason, node, itself=True)
         else:
-            body.read_items(argument, Change(through(shown, reads.items), span))
+            read_items(body, argument, Change(through(shown, reads.items), span))
     if reads.as_dict is None:
         return
     passed = [a for p, a in given if p is None or p in reads.passed]
     described = value_described(body, argument)
     if described is not None:  # a dict's method, as far as this body knows
         as_dict = Change(through(shown, reads.as_dict), span)
-        body.assume_dict(described.assumed, as_dict, passed)
+        assume_dict(body, described.assumed, as_dict, passed)
         return
     # Not ", which ...": `through` keeps the clause after the last one.
     reason = f"{through(shown, reads.as_dict)}, a method kiln cannot see into"
     for value in (argument, *passed):
         body.change(value, reason, node)
+
+
+def read_items(body: Body, container: cst.BaseExpression, change: Change) -> None:
+    """An item read of what `container` may be: a change where it is a defaultdict."""
+    _reads(body, body.origins(container), Reads(items=change))
+
+
+def assume_dict(
+    body: Body,
+    params: frozenset[str],
+    change: Change,
+    passed: Iterable[cst.BaseExpression],
+) -> None:
+    """A method the tables read as a dict's, `params` unannotated; if it is
+    another class's, it may change what it was `passed` too."""
+    given = {o for v in passed for o in body.within(v) if isinstance(o, str)}
+    _reads(body, params, Reads(as_dict=change, passed=frozenset(given)))
+
+
+def _reads(body: Body, origins: set[Origin] | frozenset[str], reads: Reads) -> None:
+    found = body.found.reads
+    for origin in origins:
+        if isinstance(origin, str) and not body.params[origin].memory:
+            found[origin] = found.get(origin, Reads()) | reads
 
 
 def _bound_keys(
@@ -146,6 +178,11 @@ def _memory_argument(
         # A Memory kiln cannot name (`branches[0]`, a loop's target): what
         # holds it is changed, and so ordered with every other use of it.
         body.change(argument, f"writes keys of the Memory {code(argument)}", node)
+
+
+def through_change(shown: str, change: Change) -> Change:
+    """`calls helper, which assigns SEEN[k]`, where the callee does it."""
+    return replace(change, reason=through(shown, change, "calls"))
 
 
 def through(shown: str, change: Change, verb: str = "passes it to") -> str:

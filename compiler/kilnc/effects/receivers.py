@@ -97,8 +97,8 @@ def value_described(body: Body, value: cst.BaseExpression) -> Described | None:
     `TypedDict`), whose methods the tables describe; None where it is not."""
     if body.is_module_state(value):
         # A module's own value: a constant's methods are a str's or a number's.
-        state = body.reader.is_state(body.defs, chain_root(value), called=False)
-        return None if state else Described()
+        state = body.reader.state_name(body.defs, chain_root(value), called=False)
+        return None if state is not None else Described()
     typed = type_of(body, value)
     if typed is not None:
         defs, annotation = typed

@@ -20,8 +20,9 @@ from kilnc.effect_ir import (
 from kilnc.effects.body import Body
 from kilnc.effects.kept import hand_back, keep
 from kilnc.effects.module_state import holds_state
-from kilnc.effects.project_calls import project_call
+from kilnc.effects.project_calls import assume_dict, project_call, read_items
 from kilnc.effects.receivers import describe, inserts_on_read, is_module
+from kilnc.effects.state_uses import opaque
 from kilnc.mutability import (
     EXTERNAL_BUILTINS,
     ITERATING_BUILTINS,
@@ -175,7 +176,7 @@ class EffectVisitor(cst.CSTVisitor):
             body.change(node.value, reason, node, itself=True)
         else:  # a `dict` or `Mapping` parameter may be a defaultdict: callers decide
             read = Change(f"reads {code(node)}", body.defs.parsed.span(node))
-            body.read_items(node.value, read)
+            read_items(body, node.value, read)
 
     def visit_Comparison(self, node: cst.Comparison) -> None:
         # `"key" in memory`: a read of that key.
@@ -313,7 +314,7 @@ class EffectVisitor(cst.CSTVisitor):
             if described.assumed:
                 read = Change(f"calls {code(func)}", body.defs.parsed.span(node))
                 passed = [arg.value for arg in node.args]
-                body.assume_dict(described.assumed, read, passed)
+                assume_dict(body, described.assumed, read, passed)
             return True
         if described is not None and method in MUTATING_METHODS:
             body.change(receiver, f"calls {code(func)}", node, itself=True)
@@ -327,7 +328,10 @@ class EffectVisitor(cst.CSTVisitor):
         # A method kiln cannot see into may change its object and its arguments.
         # Not ", which ...": `through` keeps the clause after the last one.
         body.change(
-            receiver, f"calls {code(func)}, a method kiln cannot see into", node
+            receiver,
+            f"calls {code(func)}, a method kiln cannot see into",
+            node,
+            opaque=opaque(func),
         )
         self._unknown(node, code(func))
         self._keeps(receiver, node)
@@ -345,7 +349,7 @@ class EffectVisitor(cst.CSTVisitor):
         return (
             method not in PURE_METHODS
             and body.is_module_state(receiver)
-            and body.reader.is_state(body.defs, receiver, called=False)
+            and body.reader.state_name(body.defs, receiver, called=False) is not None
             and not body.reader.is_logger(body.defs, receiver)
         )
 
@@ -401,14 +405,13 @@ class EffectVisitor(cst.CSTVisitor):
 
     def _unknown(self, node: cst.Call, shown: str) -> None:
         body = self.body
-        for arg in node.args:
-            body.change(
-                arg.value, f"passes it to {shown}, code kiln cannot see into", node
-            )
+        for arg in node.args:  # module state handed over: a client, a pool, read
+            reason = f"passes it to {shown}, code kiln cannot see into"
+            body.change(arg.value, reason, node, opaque=True)
         if self._local_callable(node.func):
             # A function it was given may be a bound method (`tokens.append`), or
             # hold what it changes: calling it may change what it came from.
-            body.change(node.func, f"calls {shown}", node)
+            body.change(node.func, f"calls {shown}", node, opaque=opaque(node.func))
         else:
             body.external(f"calls {shown}", node)
 

@@ -19,7 +19,7 @@ from typing import Final, Protocol, final
 
 import libcst as cst
 
-from kilnc.effect_ir import Change, Effects, Holder, Keys, MemoryUse
+from kilnc.effect_ir import Change, Effects, Holder, Keys, MemoryUse, join_state
 from kilnc.ir import (
     RESERVED_PREFIX,
     Call,
@@ -125,6 +125,7 @@ class Changes:
             # A read of module state a node may change keeps its place too.
             external=step.external or effects.external or effects.reads_state,
             why=step.why + tuple(why),
+            state=join_state(step.state, effects.state_uses),
         )
 
     def of_subflow(self, call: NodeCall) -> Change | None:

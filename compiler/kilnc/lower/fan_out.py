@@ -17,7 +17,7 @@ from typing import Protocol, final
 import libcst as cst
 
 from kilnc.diagnostics import Code
-from kilnc.effect_ir import Change, Effects
+from kilnc.effect_ir import Access, Change, Effects
 from kilnc.ir import Block, FanOut, FanOutKind, NodeCall, Step
 from kilnc.lower.calls import Calls
 from kilnc.lower.changes import Changes
@@ -284,4 +284,11 @@ def _in_order(result: NodeCall, effects: Effects, outside: Change | None) -> str
             return f"every element writes the same Memory ({keys})"
     if outside is not None:
         return f"each element {outside.reason}, which keeps its place"
+    for name, state in effects.state_uses:
+        if state.access is Access.WRITE:  # what one element changes another uses
+            reason = state.where.reason.removeprefix(
+                f"calls {code(result.call.func)}, which "
+            )
+            where = f"{reason}, at {state.where.span.location()}"
+            return f"{what} changes the module state '{name}' ({where})"
     return None

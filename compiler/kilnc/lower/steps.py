@@ -16,7 +16,7 @@ from typing import final
 
 import libcst as cst
 
-from kilnc.effect_ir import Change
+from kilnc.effect_ir import Change, join_state
 from kilnc.front import ParsedModule
 from kilnc.ir import (
     Action,
@@ -85,8 +85,12 @@ class Steps:
         # "passes it to fill, which assigns state['answer']": the step is the call.
         passed = f"passes it to {code(action.call.call.func)}, which "
         changes = tuple(
-            (name, replace(change, reason=change.reason.removeprefix(passed)))
-            for name, change in effects.changes
+            (name, _without(change, passed)) for name, change in effects.changes
+        )
+        called = f"calls {code(action.call.call.func)}, which "
+        state = tuple(
+            (name, replace(use, where=_without(use.where, called)))
+            for name, use in effects.state_uses
         )
         # A node's own outside effects overlap; a subflow's statements keep their place.
         external = self.changes.of_subflow(action.call)
@@ -94,7 +98,7 @@ class Steps:
         if external is not None and isinstance(callee, FlowDef) and callee.streams:
             self._streams.update(dict.fromkeys(writes, external))
         return self.changes.with_effects(
-            replace(effects, changes=changes, external=external), step
+            replace(effects, changes=changes, external=external, state_uses=state), step
         )
 
     def simple_step(self, statement: cst.CSTNode, origin: cst.CSTNode) -> Step:
@@ -153,6 +157,7 @@ class Steps:
             external=step.external
             or next((s.external for s in inner if s.external), None),
             why=tuple(why for s in inner for why in s.why),
+            state=join_state(*(s.state for s in inner)),
         )
         for part in tested:
             if isinstance(part, cst.BaseExpression):
@@ -194,6 +199,10 @@ class Steps:
         reads_late = self.scope.stale[held]
         reason = f"is given {held}, which reads {reads_late} when it runs"
         return replace(step, external=Change(reason, span))
+
+
+def _without(change: Change, prefix: str) -> Change:
+    return replace(change, reason=change.reason.removeprefix(prefix))
 
 
 def written(block: Block) -> set[str]:
