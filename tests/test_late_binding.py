@@ -4,7 +4,9 @@
 `x` bound after it. kiln once ran `use` beside `g`, so `k` saw the old `x` (or
 none). A step given such a closure now runs where the source runs it, in the
 flow's own frame, after every step before it; one given a closure whose names
-are not bound again still overlaps what it does not read.
+are not bound again still overlaps what it does not read. A task's coroutine
+that binds such a name binds the flow's (`nonlocal`): the closure, made in the
+flow's frame, reads the flow's names, not the task's.
 """
 
 from __future__ import annotations
@@ -106,6 +108,17 @@ async def lambdas_held_then_bound_again(x: int) -> tuple[int, list[int]]:
     seen = await call_later(held)
     x = await g(x)
     return x, seen
+
+
+@flow
+async def lambda_read_by_a_task(x: int) -> list[int]:
+    later = lambda: x * 2
+    x = await g(x)
+    v = await use(later)
+    table: dict[str, int] = {}
+    w = await g(v)
+    u = await g(w)
+    return [x, v, w, u, len(table)]
 """
 
 CASES = [
@@ -118,6 +131,9 @@ CASES = [
     # again after: the binding waits for the step, as a write waits for a read.
     ("generator_given_then_bound_again", (2,)),
     ("lambdas_held_then_bound_again", (2,)),
+    # Found by Hypothesis: `use` ran in a task that bound `x` for itself, and
+    # the lambda, made in the flow's frame, read the flow's `x`, never bound.
+    ("lambda_read_by_a_task", (2,)),
 ]
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 
 from kilnc.graph import build_graph, build_loop_graph
-from kilnc.ir import Block, FlowIR, dump_block
+from kilnc.ir import Block, Call, FanOut, FlowIR, child_blocks
 from kilnc.loops import report_visit_limits
 from kilnc.plan import FlowPlan, dump_plan
 from kilnc.project import Project
@@ -77,3 +77,28 @@ def _dump_graph(block: Block) -> str:
 
 def _indent(text: str) -> str:
     return "\n".join(f"    {line}" for line in text.splitlines())
+
+
+def dump_block(block: Block, indent: str = "") -> str:
+    """A readable listing of a block: one line per step with its names."""
+    lines: list[str] = []
+    for step in block.steps:
+        names = f"reads={sorted(step.reads)} writes={sorted(step.writes)}"
+        extra = f" uses={sorted(step.uses)}" if step.uses else ""
+        extra += f" key_reads={sorted(step.key_reads)}" if step.key_reads else ""
+        extra += f" key_writes={sorted(step.key_writes)}" if step.key_writes else ""
+        extra += " external" if step.external else ""
+        extra += "".join(f" {use.access.name.lower()}={n}" for n, use in step.state)
+        extra += " barrier" if step.barrier else ""
+        kind = type(step.action).__name__
+        what = ""
+        if isinstance(step.action, Call):
+            what = f" {step.action.call.callee.name}"
+        elif isinstance(step.action, FanOut):
+            what = f" {step.action.result.callee.name} ({step.action.kind.value})"
+        lines.append(
+            f"{indent}s{step.id} line {step.span.line}: {kind}{what} {names}{extra}"
+        )
+        for child in child_blocks(step.action):
+            lines.append(dump_block(child, indent + "    "))
+    return "\n".join(lines)

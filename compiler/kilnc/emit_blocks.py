@@ -263,6 +263,11 @@ class BlockEmitter(ABC):
         # tasks' values once it has them, if they are the values main checked.
         readable, done = task_reads(task, plan), set[Fact]()
         with self.w.indent(), self.nesting.function():
+            # A lambda or generator of the flow's reads these when it runs: what
+            # the task binds of them, it binds for the flow, as the source does.
+            shared = sorted(_binds(task, plan) & self.plan.flow.late)
+            if shared:
+                self.w.line(f"nonlocal {', '.join(shared)}")
             self.repeat(repeated(spawned.known, readable, done))
             for step in task.steps:
                 if step.id in task.announces:
@@ -402,3 +407,13 @@ class BlockEmitter(ABC):
         if method is not None:
             func = cst.Attribute(func, cst.Name(method))
         return func
+
+
+def _binds(task: Task, plan: BlockPlan) -> frozenset[str]:
+    """The names a task's coroutine binds: its steps', and those of the tasks it awaits."""
+    bound = {name for step in task.steps for name in step.writes}
+    for waits in task.waits.values():
+        for wait in waits:
+            target = call_target(plan.tasks[wait.task].result)
+            bound |= target_names(target) if target is not None else set()
+    return frozenset(bound)

@@ -8,8 +8,6 @@ node calls were lifted out, with the names it reads and writes:
     summaries = [await summarize(p) for p in paragraphs]
                                                    FanOut summarize, reads {paragraphs}
     return join(summaries)                         Call join -> _kiln_join, then Return
-
-`dump_block` prints a block the way `kiln compile --dump ir` shows it.
 """
 
 from __future__ import annotations
@@ -385,31 +383,9 @@ class FlowIR:
     body: Block
     calls: tuple[NodeCall, ...]  # every node and subflow call, for the flow graph
     tokens: frozenset[str] = frozenset()  # names that hold a kiln.Memory
-
-
-def dump_block(block: Block, indent: str = "") -> str:
-    """A readable listing of a block: one line per step with its names."""
-    lines: list[str] = []
-    for step in block.steps:
-        names = f"reads={sorted(step.reads)} writes={sorted(step.writes)}"
-        extra = f" uses={sorted(step.uses)}" if step.uses else ""
-        extra += f" key_reads={sorted(step.key_reads)}" if step.key_reads else ""
-        extra += f" key_writes={sorted(step.key_writes)}" if step.key_writes else ""
-        extra += " external" if step.external else ""
-        extra += "".join(f" {use.access.name.lower()}={n}" for n, use in step.state)
-        extra += " barrier" if step.barrier else ""
-        kind = type(step.action).__name__
-        what = ""
-        if isinstance(step.action, Call):
-            what = f" {step.action.call.callee.name}"
-        elif isinstance(step.action, FanOut):
-            what = f" {step.action.result.callee.name} ({step.action.kind.value})"
-        lines.append(
-            f"{indent}s{step.id} line {step.span.line}: {kind}{what} {names}{extra}"
-        )
-        for child in child_blocks(step.action):
-            lines.append(dump_block(child, indent + "    "))
-    return "\n".join(lines)
+    # Names a lambda or generator of the flow reads when it runs: a task's
+    # coroutine that binds one binds the flow's (`nonlocal`), for it to see.
+    late: frozenset[str] = frozenset()
 
 
 def child_blocks(action: Action) -> tuple[Block, ...]:

@@ -92,7 +92,8 @@ def lower_flow(flow: FlowDef, context: LowerContext) -> tuple[FlowIR, list[Diagn
     tokens = frozenset(lowerer.shared.tokens - {PASSED_IN})
     calls = tuple(lowerer.calls.sites)
     diagnostics = lowerer.report.diagnostics + repeated_changes(body)
-    return FlowIR(flow, body, calls, tokens), diagnostics
+    late = frozenset(lowerer.scope.late)
+    return FlowIR(flow, body, calls, tokens, late), diagnostics
 
 
 class Lowering:

@@ -76,6 +76,7 @@ class Scope:
         # one, and the flow's names it reads when it runs, which is when
         # whoever holds it calls it.
         self.deferred: dict[str, frozenset[str]] = {}
+        self.late: set[str] = set()  # every name a value of the flow reads late
         # Of those, the ones whose names were bound again after them: by name,
         # the name rebound. A step given one must run where the source runs it.
         self.stale: dict[str, str] = {}
@@ -200,6 +201,7 @@ class Scope:
             self.memory |= names
             self.shared.tokens |= names
         reads = late_reads(value, self.deferred) & self.own if value else frozenset()
+        self.late |= reads
         for name in names:
             self.stale.pop(name, None)
             if reads:
