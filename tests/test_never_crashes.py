@@ -118,6 +118,7 @@ def test_any_module_from_cst(
 @example(body="")
 @example(body="return x\n")
 @example(body="y = [z async for z in x]\n")
+@example(body="\n \\\n\n")  # a backslash alone on a line: tokenize refused the body
 def test_any_flow_body(tmp_path_factory: pytest.TempPathFactory, body: str) -> None:
     source = as_flow_body(body)
     assume(python_accepts(source))

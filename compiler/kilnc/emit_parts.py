@@ -379,11 +379,14 @@ def type_ignore(function: cst.FunctionDef) -> str:
     text = cst.Module([]).code_for_node(
         function.with_changes(decorators=(), leading_lines=())
     )
-    comments = [
-        token.string
-        for token in tokenize.generate_tokens(io.StringIO(text).readline)
-        if token.type == tokenize.COMMENT and token.start[0] == 1
-    ]
+    comments = []
+    # Only the `def` line's: the tokens stop there, before a body whose blank
+    # lines libcst wrote back in a way tokenize may refuse (`\\` on one alone).
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        if token.start[0] > 1:
+            break
+        if token.type == tokenize.COMMENT:
+            comments.append(token.string)
     found = [match for c in comments if (match := _IGNORE.match(c)) is not None]
     if not found:
         return ""
