@@ -59,6 +59,25 @@ class Registry:
 REGISTRY = Registry()
 
 
+class Store:
+    def __init__(self) -> None:
+        self.data: dict[str, int] = {}
+
+    def put(self, key: str, value: int) -> None:
+        self.data[key] = value
+
+    def get(self, key: str) -> int:
+        return self.data.get(key, 0)
+
+
+STORE = Store()
+
+
+async def one() -> int:
+    await asyncio.sleep(0.01)
+    return 1
+
+
 def lookup(key: str) -> int:
     return SEEN.get(key, 0)
 
@@ -67,7 +86,7 @@ def snapshot() -> object:
     return {
         "SEEN": SEEN, "LOG": sorted(LOG), "TAGS": sorted(TAGS), "COUNTS": COUNTS,
         "TOTAL": TOTAL, "MODE": MODE, "Config": Config.mode,
-        "REGISTRY": sorted(REGISTRY.names),
+        "REGISTRY": sorted(REGISTRY.names), "STORE": STORE.data,
     }
 """
 
@@ -82,7 +101,7 @@ import time
 from kiln import node
 
 from app import cache
-from app.cache import COUNTS, LOG, REGISTRY, SEEN, TAGS, Config
+from app.cache import COUNTS, LOG, REGISTRY, SEEN, STORE, TAGS, Config, one
 
 
 @node
@@ -150,6 +169,19 @@ def warm_in_thread(key: str) -> int:
 
 
 @node
+async def put(key: str) -> int:
+    await asyncio.sleep(0.02)
+    STORE.put(key, 7)
+    return 1
+
+
+@node
+async def add_awaited(key: str) -> int:
+    COUNTS[key] = COUNTS.get(key, 0) + await one()
+    return 1
+
+
+@node
 async def bump(x: int) -> int:
     seen = cache.COUNTS.get("n", 0)
     await asyncio.sleep(0.01 * (3 - x % 3))
@@ -165,11 +197,28 @@ from kiln import flow, node
 import app.cache as c
 from app import SEEN as REEXPORTED
 from app import cache
-from app.cache import LOG, REGISTRY, SEEN, TAGS, Config, lookup
+from app.cache import LOG, REGISTRY, SEEN, STORE, TAGS, Config, lookup
 from app.nodes import (
-    bump, configure, count, note, register, switch, tag, total, warm,
-    warm_in_thread,
+    add_awaited, bump, configure, count, note, put, register, switch, tag, total,
+    warm, warm_in_thread,
 )
+
+
+@node
+async def stored(key: str) -> int:
+    return STORE.get(key)
+
+
+@flow
+async def object_method(key: str) -> tuple[int, int]:
+    a = await put(key)
+    b = await stored(key)
+    return a, b
+
+
+@flow
+async def added_across_an_await(key: str) -> list[int]:
+    return [await add_awaited(key) for _ in range(3)]
 
 
 @node
@@ -420,6 +469,12 @@ CASES = [
     ("rebind", ["final"]),
     ("class_attribute", ["final"]),
     ("project_method", ["k"]),
+    # `STORE.put(k, v)`: a project method of a module-level object, of another
+    # module, that changes it; its name is no container's method.
+    ("object_method", ["k"]),
+    # `COUNTS[k] = COUNTS.get(k, 0) + await one()` reads before it waits: a
+    # write, not an accumulation, or overlapping calls lose updates.
+    ("added_across_an_await", ["k"]),
     ("read_first", ["k"]),
     ("fan_out", ["k"]),
     ("subflow", ["k"]),

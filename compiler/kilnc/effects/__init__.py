@@ -54,14 +54,19 @@ from kilnc.effects.methods import (
     of_class_method,
     typed_receiver,
 )
-from kilnc.effects.module_state import ModuleState, holds_state, module_state
+from kilnc.effects.module_state import (
+    ModuleState,
+    holds_state,
+    loggers,
+    module_state,
+)
 from kilnc.effects.receivers import called_method, type_of
 from kilnc.effects.visitor import EffectVisitor
 from kilnc.facts import is_kiln
 from kilnc.front import ModuleDefs
 from kilnc.ir import Callee, NodeDef
 from kilnc.mutability import DESCRIBED_TYPES, is_immutable
-from kilnc.names import BUILTINS, identifier, target_names
+from kilnc.names import BUILTINS, identifier
 from kilnc.project import Project
 from kilnc.syntax import code, dotted
 from kilnc.walk import walk
@@ -323,7 +328,7 @@ class EffectReader:
             return False
         module = defs.parsed.module
         if module not in self._loggers:
-            self._loggers[module] = _loggers(module)
+            self._loggers[module] = loggers(module)
         return identifier(node.value) in self._loggers[module]
 
     def project_function(self, qualified: str) -> tuple[str, str] | None:
@@ -340,6 +345,10 @@ class EffectReader:
 
     def is_class(self, defs: ModuleDefs, name: str) -> bool:
         return self.classes.find(defs, name) is not None
+
+    def module_defs(self, module: str) -> ModuleDefs | None:
+        """A project module's definitions; None for a module not the project's."""
+        return self.project.load(module)
 
     def returns(self, module: str, name: str) -> tuple[ModuleDefs, str] | None:
         """The return annotation of a project function or method, unquoted."""
@@ -432,19 +441,3 @@ def _variadic(function: cst.FunctionDef, effects: Effects) -> Effects:
     if not any(isinstance(star, cst.Param) for star in stars):
         return effects
     return replace(effects, variadic=True)
-
-
-def _loggers(module: cst.Module) -> frozenset[str]:
-    """The names a module assigns a logger to: `log = logging.getLogger(...)`."""
-    found: set[str] = set()
-    for statement in module.body:
-        if not isinstance(statement, cst.SimpleStatementLine):
-            continue
-        for small in statement.body:
-            if isinstance(small, cst.Assign) and isinstance(small.value, cst.Call):
-                made_by = dotted(small.value.func) or ""
-                last = made_by.split(".")[-1]
-                if last in ("getLogger", "get_logger", "getChild"):
-                    for target in small.targets:
-                        found |= target_names(target.target)
-    return frozenset(found)

@@ -21,13 +21,16 @@ the source runs it, where it sees what the nodes before it did.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from kilnc.names import identifier, root_names, target_names
-from kilnc.syntax import dotted
+from kilnc.names import identifier, name_uses, root_names, target_names
+from kilnc.syntax import code, dotted
 from kilnc.walk import walk
 
 if TYPE_CHECKING:  # the body asks this module which names are state: a cycle
@@ -164,3 +167,58 @@ def _immutable_literal(value: cst.BaseExpression) -> bool:
     if isinstance(value, cst.Call) and dotted(value.func) == "frozenset":
         return not value.args or _immutable_literal(value.args[0].value)
     return False
+
+
+@lru_cache(maxsize=256)
+def declared_types(module: cst.Module) -> Mapping[str, str]:
+    """By name, the type a module-level name is declared (`STORE: Store = ...`) or
+    made (`STORE = Store()`, the call's callee, which may be no class) as, where
+    the module binds it once: a method called on it is found through that."""
+    found: dict[str, str] = {}
+    bound: Counter[str] = Counter()
+    for statement in module.body:
+        if not isinstance(statement, cst.SimpleStatementLine):
+            for name in _defined(statement):
+                bound[name] += 2  # a def, a class, or bound in a block: not one type
+            continue
+        for small in statement.body:
+            if isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
+                name = identifier(small.target.value)
+                annotation = small.annotation.annotation
+                written = code(annotation)
+                if isinstance(annotation, cst.SimpleString):  # `STORE: "Store"`
+                    written = written.strip("'\"")
+                found[name] = written
+                bound[name] += 1
+            elif isinstance(small, cst.Assign):
+                for target in small.targets:
+                    for name in target_names(target.target):
+                        bound[name] += 1
+                        if isinstance(target.target, cst.Name) and isinstance(
+                            small.value, cst.Call
+                        ):
+                            found.setdefault(name, code(small.value.func))
+    return {name: kind for name, kind in found.items() if kind and bound[name] == 1}
+
+
+def _defined(statement: cst.BaseStatement) -> set[str]:
+    """The names a compound statement at module level binds."""
+    if isinstance(statement, cst.FunctionDef | cst.ClassDef):
+        return {identifier(statement.name.value)}
+    return set(name_uses(statement).writes)
+
+
+def loggers(module: cst.Module) -> frozenset[str]:
+    """The names a module assigns a logger to: `log = logging.getLogger(...)`."""
+    found: set[str] = set()
+    for statement in module.body:
+        if not isinstance(statement, cst.SimpleStatementLine):
+            continue
+        for small in statement.body:
+            if isinstance(small, cst.Assign) and isinstance(small.value, cst.Call):
+                made_by = dotted(small.value.func) or ""
+                last = made_by.split(".")[-1]
+                if last in ("getLogger", "get_logger", "getChild"):
+                    for target in small.targets:
+                        found |= target_names(target.target)
+    return frozenset(found)

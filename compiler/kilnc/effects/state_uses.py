@@ -37,7 +37,7 @@ import libcst as cst
 from kilnc.effect_ir import Access, Change, StateUse
 from kilnc.mutability import MUTATING_METHODS
 from kilnc.names import identifier
-from kilnc.syntax import chain_root, code, dotted
+from kilnc.syntax import awaits, chain_root, code, dotted
 from kilnc.walk import walk
 
 if TYPE_CHECKING:  # the body asks this module what it uses: a cycle
@@ -199,7 +199,7 @@ class _Finder(cst.CSTVisitor):
                 parts = [value.left]
         elif isinstance(value, cst.Call) and dotted(value.func) in ("max", "min"):
             parts = [arg.value for arg in value.args]  # `PEAK[1] = max(PEAK)`
-        if parts and len(node.targets) == 1:
+        if parts and len(node.targets) == 1 and not awaits(value):
             self.folds.append((node.targets[0].target, parts))
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
@@ -221,7 +221,9 @@ class _Finder(cst.CSTVisitor):
             self.changed.append((target, verb))
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        if isinstance(node.operator, _ADDING_OPERATORS):
+        # `COUNTS[k] += await f()` reads before it waits and stores after: two
+        # such overlapping lose an update, where the source's never do.
+        if isinstance(node.operator, _ADDING_OPERATORS) and not awaits(node.value):
             self.adds.append(node.target)
         self.changed.append((node.target, "changes"))
 
