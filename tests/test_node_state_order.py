@@ -71,6 +71,7 @@ class Store:
 
 
 STORE = Store()
+MEMO: dict[str, str] = {}
 
 
 async def one() -> int:
@@ -87,6 +88,7 @@ def snapshot() -> object:
         "SEEN": SEEN, "LOG": sorted(LOG), "TAGS": sorted(TAGS), "COUNTS": COUNTS,
         "TOTAL": TOTAL, "MODE": MODE, "Config": Config.mode,
         "REGISTRY": sorted(REGISTRY.names), "STORE": STORE.data,
+        "MEMO": MEMO,
     }
 """
 
@@ -101,7 +103,7 @@ import time
 from kiln import node
 
 from app import cache
-from app.cache import COUNTS, LOG, REGISTRY, SEEN, STORE, TAGS, Config, one
+from app.cache import COUNTS, LOG, MEMO, REGISTRY, SEEN, STORE, TAGS, Config, one
 
 
 @node
@@ -175,6 +177,35 @@ async def put(key: str) -> int:
     return 1
 
 
+QUEUE: asyncio.Queue[str] = asyncio.Queue()
+
+
+@node
+async def produce(key: str) -> int:
+    await asyncio.sleep(0.02)
+    QUEUE.put_nowait(key)
+    return 1
+
+
+@node
+async def consume() -> str:
+    return "empty" if QUEUE.empty() else QUEUE.get_nowait()
+
+
+@node
+async def queued_now() -> int:
+    return QUEUE.qsize()
+
+
+@node
+async def remember(key: str, value: str, force: bool) -> str:
+    if key in MEMO and not force:  # may fall through with the key there
+        return MEMO[key]
+    await asyncio.sleep(0.02 if value == "first" else 0.0)
+    MEMO[key] = value
+    return value
+
+
 @node
 async def add_awaited(key: str) -> int:
     COUNTS[key] = COUNTS.get(key, 0) + await one()
@@ -199,9 +230,23 @@ from app import SEEN as REEXPORTED
 from app import cache
 from app.cache import LOG, REGISTRY, SEEN, STORE, TAGS, Config, lookup
 from app.nodes import (
-    add_awaited, bump, configure, count, note, put, register, switch, tag, total,
-    warm, warm_in_thread,
+    add_awaited, bump, configure, consume, count, note, produce, put, queued_now,
+    register, remember, switch, tag, total, warm, warm_in_thread,
 )
+
+
+@flow
+async def queued(key: str) -> tuple[int, str, int]:
+    a = await produce(key)
+    b = await consume()
+    return a, b, await queued_now()
+
+
+@flow
+async def forced(key: str) -> tuple[str, str]:
+    a = await remember(key, "first", True)
+    b = await remember(key, "second", True)
+    return a, b
 
 
 @node
@@ -475,6 +520,10 @@ CASES = [
     # `COUNTS[k] = COUNTS.get(k, 0) + await one()` reads before it waits: a
     # write, not an accumulation, or overlapping calls lose updates.
     ("added_across_an_await", ["k"]),
+    # A module-level asyncio.Queue of the nodes' module: its methods change it.
+    ("queued", ["k"]),
+    # `if key in MEMO and not force: return` may fall through: no fill.
+    ("forced", ["k"]),
     ("read_first", ["k"]),
     ("fan_out", ["k"]),
     ("subflow", ["k"]),

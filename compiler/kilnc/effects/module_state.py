@@ -35,6 +35,7 @@ from kilnc.walk import walk
 
 if TYPE_CHECKING:  # the body asks this module which names are state: a cycle
     from kilnc.effects.body import Body
+    from kilnc.front import ModuleDefs
 
 # Bases whose classes hold constants: their attributes are never assigned.
 _CONSTANT_BASES = frozenset(
@@ -222,3 +223,17 @@ def loggers(module: cst.Module) -> frozenset[str]:
                     for target in small.targets:
                         found |= target_names(target.target)
     return frozenset(found)
+
+
+def declared_global(body: Body, name: str) -> tuple[ModuleDefs, str] | None:
+    """What a module-level name of the body's module, or one it imports from a
+    project module (`from app.clients import CLIENT`), is declared or made as,
+    with the definitions of the module that says so."""
+    defs: ModuleDefs | None = body.defs
+    imported = body.defs.imports.get(name)
+    if imported is not None and imported.attribute is not None:
+        defs, name = body.reader.module_defs(imported.module), imported.attribute
+    if defs is None:
+        return None
+    kind = declared_types(defs.parsed.module).get(name)
+    return (defs, kind) if kind is not None else None

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Final, final
 import libcst as cst
 
 from kilnc.effects.methods import Target
-from kilnc.effects.module_state import declared_types
+from kilnc.effects.module_state import declared_global
 from kilnc.front import ModuleDefs
 from kilnc.mutability import (
     DEFAULT_DICTS,
@@ -202,9 +202,9 @@ def type_of(body: Body, node: cst.BaseExpression) -> Typed | None:
         return (body.defs, annotation) if annotation is not None else None
     if name == body.made and body.owner is not None and name not in body.local_names:
         return body.defs, body.owner
-    if name not in body.local_names and name not in body.params:
-        # A module-level object (`STORE = Store()`): its methods are its class's.
-        return _global_type(body, name)
+    held = _global_type(body, name) if name not in body.local_names else None
+    if held is not None and name not in body.params:
+        return held  # a module-level object (`STORE = Store()`): its class's methods
     if len(declared) == 1:
         return body.defs, declared.pop()
     made = _made(body, name)
@@ -224,18 +224,9 @@ def type_of(body: Body, node: cst.BaseExpression) -> Typed | None:
 
 
 def _global_type(body: Body, name: str) -> Typed | None:
-    """The class of a module-level object of this module, or one it imports from
-    a project module (`from app.clients import CLIENT`), where kiln can tell."""
-    defs: ModuleDefs | None = body.defs
-    imported = body.defs.imports.get(name)
-    if imported is not None and imported.attribute is not None:
-        defs, name = body.reader.module_defs(imported.module), imported.attribute
-    if defs is None:
-        return None
-    kind = declared_types(defs.parsed.module).get(name)
-    return (
-        (defs, kind) if kind is not None and body.reader.is_class(defs, kind) else None
-    )
+    """The project class of a module-level object, where kiln can tell."""
+    declared = declared_global(body, name)
+    return declared if declared and body.reader.is_class(*declared) else None
 
 
 def _result_type(body: Body, call: cst.Call) -> Typed | None:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Final
 import libcst as cst
 
 from kilnc.effect_ir import Access, Change, StateUse
+from kilnc.effects.module_state import declared_global
 from kilnc.mutability import MUTATING_METHODS
 from kilnc.names import identifier
 from kilnc.syntax import awaits, chain_root, code, dotted
@@ -147,11 +148,32 @@ def merge(body: Body, name: str, use: StateUse) -> None:
     uses[name] = uses[name].join(use) if name in uses else use
 
 
-def opaque(func: cst.BaseExpression) -> bool:
+def opaque(body: Body, func: cst.BaseExpression) -> bool:
     """Whether a call of `func` reads the module state it is a method of, where
-    kiln cannot see into the method: `client.post`, `event.set`, no container's
-    change (`LOG.clear`)."""
-    return isinstance(func, cst.Attribute) and func.attr.value not in MUTATING_METHODS
+    kiln cannot see into the method: `client.post`, no container's change
+    (`LOG.clear`), no method of a standard-library object that holds state
+    (`QUEUE.put_nowait(x)` of `QUEUE = asyncio.Queue()`)."""
+    if not isinstance(func, cst.Attribute) or func.attr.value in MUTATING_METHODS:
+        return False
+    root = chain_root(func.value)
+    if not isinstance(root, cst.Name) or func.value is not root:
+        return True
+    declared = declared_global(body, identifier(root.value))
+    if declared is None:
+        return True
+    defs, made = declared
+    library = body.reader.library_name(defs.location.name, made.partition("[")[0])
+    return library not in _STATEFUL
+
+
+# Standard-library objects whose every method may change them: a queue, an event,
+# a random generator, a counter, an ordered dict's `move_to_end`.
+_STATEFUL: Final = frozenset(
+    {f"asyncio.{kind}" for kind in ("Queue", "LifoQueue", "PriorityQueue", "Event")}
+    | {f"queue.{kind}" for kind in ("Queue", "SimpleQueue", "LifoQueue")}
+    | {"threading.Event", "random.Random", "itertools.count"}
+    | {"collections.OrderedDict"}
+)
 
 
 def _held(value: cst.BaseExpression) -> cst.BaseExpression | None:
@@ -264,8 +286,12 @@ def _tested(
     """What a test checks is absent (`key not in CACHE`, `_client is None`, `not
     _client`, `CACHE.get(k) is None`) or present (`key in CACHE`)."""
     if isinstance(test, cst.BooleanOperation):
-        _tested(test.left, absent, present)
-        _tested(test.right, absent, present)
+        # `k not in C and x` holds only where `k` is absent, `k in C or x` may
+        # hold where it is: an `and` keeps its sides' absences, an `or` their
+        # presences (`if k in C and not force: return` may fall through).
+        conjunction = isinstance(test.operator, cst.And)
+        for side in (test.left, test.right):
+            _tested(side, absent if conjunction else [], [] if conjunction else present)
     elif isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
         absent.append(_called_on(test.expression))
     elif isinstance(test, cst.Comparison):

@@ -331,7 +331,7 @@ class EffectVisitor(cst.CSTVisitor):
             receiver,
             f"calls {code(func)}, a method kiln cannot see into",
             node,
-            opaque=opaque(func),
+            opaque=opaque(body, func),
         )
         self._unknown(node, code(func))
         self._keeps(receiver, node)
@@ -411,7 +411,9 @@ class EffectVisitor(cst.CSTVisitor):
         if self._local_callable(node.func):
             # A function it was given may be a bound method (`tokens.append`), or
             # hold what it changes: calling it may change what it came from.
-            body.change(node.func, f"calls {shown}", node, opaque=opaque(node.func))
+            body.change(
+                node.func, f"calls {shown}", node, opaque=opaque(body, node.func)
+            )
         else:
             body.external(f"calls {shown}", node)
 
