@@ -13,6 +13,7 @@ Example input: the plan of `digest` (see `schedule`). Output, before black::
 from __future__ import annotations
 
 from collections import Counter
+from typing import Final
 
 import libcst as cst
 
@@ -333,7 +334,8 @@ class _FlowEmitter(FanOutEmitter, CompoundEmitter):
             return
         # Black stands a long tuple of targets one name a line: where they do
         # not fit in the header, the `with` binds one tuple, unpacked a line of
-        # names at a time.
+        # names at a time, in a few lines (a slice each, made per run); a
+        # bigger table stays one name a line, which costs a run nothing.
         header, unpacking = f"with {bind} as {tuple_display(locals_)}:", []
         if len(locals_) > 1 and not self.w.fits(header):
             calls = self.names.own("calls")
@@ -358,7 +360,7 @@ class _FlowEmitter(FanOutEmitter, CompoundEmitter):
             ):
                 end += 1
             line = _unpacked(names, start, end, calls)
-            if not self.w.fits(line, deeper=1):
+            if not self.w.fits(line, deeper=1) or len(lines) == _UNPACKED_LINES:
                 return []
             lines.append(line)
             start = end
@@ -372,6 +374,9 @@ class _FlowEmitter(FanOutEmitter, CompoundEmitter):
             if written
             else f"Flow {self.flow.name!r}, {where}."
         )
+
+
+_UNPACKED_LINES: Final = 4  # at most, each past the first a slice of the tuple
 
 
 def _unpacked(names: list[str], start: int, end: int, calls: str) -> str:
