@@ -70,6 +70,11 @@ from typing import (
     cast,
 )
 
+# What a compiled flow's body calls (`kiln.gather`, `kiln.fan_out`, `kiln.Scope`),
+# loaded with the base class its module names first, not inside its first run.
+import kiln.run
+import kiln.scope  # noqa: F401
+
 # What Flow's body uses, by the names it has always used: Binder, Joining,
 # compiled_ledger (kiln.binding), Fielded (kiln.process).
 from kiln.binding import Binder as _Binder
