@@ -58,19 +58,6 @@ class Registry:
 
 REGISTRY = Registry()
 
-
-class Store:
-    def __init__(self) -> None:
-        self.data: dict[str, int] = {}
-
-    def put(self, key: str, value: int) -> None:
-        self.data[key] = value
-
-    def get(self, key: str) -> int:
-        return self.data.get(key, 0)
-
-
-STORE = Store()
 MEMO: dict[str, str] = {}
 
 
@@ -87,7 +74,7 @@ def snapshot() -> object:
     return {
         "SEEN": SEEN, "LOG": sorted(LOG), "TAGS": sorted(TAGS), "COUNTS": COUNTS,
         "TOTAL": TOTAL, "MODE": MODE, "Config": Config.mode,
-        "REGISTRY": sorted(REGISTRY.names), "STORE": STORE.data,
+        "REGISTRY": sorted(REGISTRY.names),
         "MEMO": MEMO,
     }
 """
@@ -103,7 +90,7 @@ import time
 from kiln import node
 
 from app import cache
-from app.cache import COUNTS, LOG, MEMO, REGISTRY, SEEN, STORE, TAGS, Config, one
+from app.cache import COUNTS, LOG, MEMO, REGISTRY, SEEN, TAGS, Config, one
 
 
 @node
@@ -170,13 +157,6 @@ def warm_in_thread(key: str) -> int:
     return 1
 
 
-@node
-async def put(key: str) -> int:
-    await asyncio.sleep(0.02)
-    STORE.put(key, 7)
-    return 1
-
-
 QUEUE: asyncio.Queue[str] = asyncio.Queue()
 
 
@@ -228,9 +208,9 @@ from kiln import flow, node
 import app.cache as c
 from app import SEEN as REEXPORTED
 from app import cache
-from app.cache import LOG, REGISTRY, SEEN, STORE, TAGS, Config, lookup
+from app.cache import LOG, REGISTRY, SEEN, TAGS, Config, lookup
 from app.nodes import (
-    add_awaited, bump, configure, consume, count, note, produce, put, queued_now,
+    add_awaited, bump, configure, consume, count, note, produce, queued_now,
     register, remember, switch, tag, total, warm, warm_in_thread,
 )
 
@@ -246,18 +226,6 @@ async def queued(key: str) -> tuple[int, str, int]:
 async def forced(key: str) -> tuple[str, str]:
     a = await remember(key, "first", True)
     b = await remember(key, "second", True)
-    return a, b
-
-
-@node
-async def stored(key: str) -> int:
-    return STORE.get(key)
-
-
-@flow
-async def object_method(key: str) -> tuple[int, int]:
-    a = await put(key)
-    b = await stored(key)
     return a, b
 
 
@@ -514,9 +482,6 @@ CASES = [
     ("rebind", ["final"]),
     ("class_attribute", ["final"]),
     ("project_method", ["k"]),
-    # `STORE.put(k, v)`: a project method of a module-level object, of another
-    # module, that changes it; its name is no container's method.
-    ("object_method", ["k"]),
     # `COUNTS[k] = COUNTS.get(k, 0) + await one()` reads before it waits: a
     # write, not an accumulation, or overlapping calls lose updates.
     ("added_across_an_await", ["k"]),
