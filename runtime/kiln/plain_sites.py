@@ -33,36 +33,22 @@ Wrapped = Callable[..., Any]
 
 
 def observed(index: int, site: Site) -> Wrapped:
-    """The call of a plain async node (no retries, timeout, limit, cache or backend).
-
-    `kiln.sites`' async call and `attempts`' single attempt, written out flat:
-    every step of an observed run pays for this one.
-    """
-    fn, node, where = site.fn, site.node, site.where
+    """The call of a plain async node (no retries, timeout, limit, cache or backend)
+    in a run that nothing observes, or that an executor records (`notified`
+    serves a run observed by `on_event` alone): `attempts`' single attempt."""
+    fn = site.fn
 
     async def call(run: Run, /, *args: Any, **kwargs: Any) -> Any:
-        visits = run.visits
-        visits[index] += 1
-        if not run.observed:
+        event = run.event(index, site)
+        if event is None:
             return await fn(*args, **kwargs)
-        record, notify = run.record, run.notify
-        if record is not None:
-            event = NodeEvent(node, where, run.number, visits[index])
-            record(event)
-            run.started(event, 1)
-        else:  # nobody sees it PENDING: it is made started
-            event = NodeEvent(node, where, run.number, visits[index], perf_counter())
-            if notify is not None:
-                notify(event)
+        run.started(event, 1)
         try:
             value = await fn(*args, **kwargs)
         except BaseException as error:
             run.finished(event, error)
             raise
-        event.ended = perf_counter()
-        event.status = _COMPLETED
-        if notify is not None:
-            notify(event)
+        run.finished(event)
         return value
 
     return call

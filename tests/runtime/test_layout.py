@@ -87,6 +87,13 @@ def test_importing_kiln_loads_a_name_s_module_when_it_is_first_used() -> None:
     assert not {name for name in options if name.startswith("kiln.processor")}
 
 
+def test_every_name_kiln_exports_is_found_where_its_table_says() -> None:
+    """The lazy table and `__all__` (and the imports mypy reads) name the same."""
+    assert set(kiln._HOMES) == set(kiln.__all__) - {"__version__"}
+    for name, home in kiln._HOMES.items():
+        assert getattr(kiln, name) is getattr(sys.modules[home], name), name
+
+
 def test_no_name_kiln_exports_is_also_a_module_of_it() -> None:
     """`kiln.closing` must stay the function whichever module imported kiln.closers."""
     modules = {path.stem for path in RUNTIME.glob("*.py")}
