@@ -180,14 +180,49 @@ class StateUse:
 
 StateUses = tuple[tuple[str, StateUse], ...]  # by qualified name (`app.cache.SEEN`)
 
+# A method's own object, as a piece of state: `<self>.now` is its attribute `now`.
+# A call on a module-level object names it (`app.metrics.GAUGE.now`); on any other
+# object, the call's changes of its argument say what it does.
+RECEIVER: Final = "<self>"
+
 
 def join_state(*uses: Iterable[tuple[str, StateUse]]) -> StateUses:
-    """The uses of several pieces of code run as one, by name."""
+    """The uses of several pieces of code run as one, by name; a use of a whole
+    object is a use of each of its attributes that they use (`spread`)."""
     found: dict[str, StateUse] = {}
     for some in uses:
         for name, use in some:
             found[name] = found[name].join(use) if name in found else use
-    return tuple(sorted(found.items()))
+    return spread(found)
+
+
+def spread(uses: dict[str, StateUse]) -> StateUses:
+    """`app.GAUGE` read and `app.GAUGE.now` added to, in one body: its `now` is
+    read and added to, a change; its other attributes only read."""
+    spread = dict(uses)
+    for name in uses:
+        for whole in _wholes(name):
+            if whole in uses:
+                spread[name] = spread[name].join(uses[whole])
+    return tuple(sorted(spread.items()))
+
+
+def _wholes(name: str) -> Iterator[str]:
+    """The pieces `name` is part of: `app.GAUGE` and `app` of `app.GAUGE.now`."""
+    head, dot, _ = name.rpartition(".")
+    while dot:
+        yield head
+        head, dot, _ = head.rpartition(".")
+
+
+def on_object(name: str, piece: str) -> str:
+    """`app.GAUGE.now`: a method's use of its object (`<self>.now`) on `piece`."""
+    return piece + name.removeprefix(RECEIVER)
+
+
+def part_of(name: str, whole: str) -> bool:
+    """Whether the piece `name` is `whole` or one of its attributes."""
+    return name == whole or name.startswith(whole + ".")
 
 
 # How a step that reaches module state may change what the flow stored there.

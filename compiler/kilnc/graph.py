@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from kilnc.effect_ir import Access
+from kilnc.effect_ir import Access, part_of
 from kilnc.ir import (
     Block,
     Call,
@@ -57,6 +57,7 @@ def build_graph(block: Block, *, effects: bool = True) -> nx.DiGraph:
     earlier: list[StepId] = []  # since the last barrier
     keys = _every_key(block) if effects else {}
     runs: dict[str, _Run] = {}  # each piece of module state's latest run of uses
+    pieces = {name for step in block.steps for name, _ in step.state}
     for step in block.steps:
         graph.add_node(step.id, step=step)
         if barrier is not None:
@@ -93,8 +94,8 @@ def build_graph(block: Block, *, effects: bool = True) -> nx.DiGraph:
             reads_since[name] = []
         for name in step.writes:
             last_bind[name] = step.id
-        for name, use in step.state if effects else ():
-            _order_state(graph, runs, name, use.access, step.id)
+        for name, access in _spread(step, pieces) if effects else ():
+            _order_state(graph, runs, name, access, step.id)
         if step.barrier or external:
             barrier = step.id
             barrier_why = BARRIER if step.barrier else EXTERNAL
@@ -119,6 +120,17 @@ class _Run:
     access: Access
     members: list[StepId]
     before: list[StepId] = field(default_factory=list)
+
+
+def _spread(step: Step, pieces: set[str]) -> list[tuple[str, Access]]:
+    """The step's uses of module state, a use of a whole object a use of each of
+    its attributes the block uses (`app.GAUGE` of `app.GAUGE.now`)."""
+    found: dict[str, Access] = {}
+    for name, use in step.state:
+        for piece in (p for p in pieces if part_of(p, name)):
+            before = found.get(piece)
+            found[piece] = use.access if before is None else before.join(use.access)
+    return sorted(found.items())
 
 
 def _order_state(

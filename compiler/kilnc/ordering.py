@@ -24,7 +24,7 @@ from collections.abc import Iterator
 import networkx as nx
 
 from kilnc.diagnostics import Code, Diagnostic, warning
-from kilnc.effect_ir import STATE_REASON
+from kilnc.effect_ir import STATE_REASON, part_of
 from kilnc.graph import BARRIER, EXTERNAL, STATE, VISIBLE, build_graph, step_of
 from kilnc.ir import (
     RESERVED_PREFIX,
@@ -334,7 +334,11 @@ def _because_state(name: str, source: Step, target: Step) -> str:
     reads (...)`: each use, and where the code it runs makes it."""
     said = []
     for step in (source, target):
-        use = dict(step.state)[name]
+        # Its use of the piece, or of the whole object the piece is part of.
+        use = max(
+            ((whole, use) for whole, use in step.state if part_of(name, whole)),
+            key=lambda found: len(found[0]),
+        )[1]
         where = f"{use.where.reason}, at {use.where.span.location()}"
         said.append(f"{_what(step)} {use.access.value}")
         said.append(where)

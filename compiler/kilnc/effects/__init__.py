@@ -42,20 +42,18 @@ from kilnc.annotations import Defined, library_name, resolve_name
 from kilnc.effect_ir import Effects, Holder
 from kilnc.effects.body import FIXED_POINT_ROUNDS, Body
 from kilnc.effects.kept import hand_back
+from kilnc.effects.made_calls import made_by_dataclass, of_class_method
 from kilnc.effects.methods import (
     Classes,
     Definition,
     Method,
     Target,
     first_name,
-    made_by_dataclass,
     method_def,
     method_kind,
-    of_class_method,
     typed_receiver,
 )
 from kilnc.effects.module_state import (
-    ModuleState,
     holds_state,
     loggers,
     module_state,
@@ -91,7 +89,6 @@ class EffectReader:
         self._cyclic = False  # a read met a function still being read
         # Each module's logger names, found once: every logging call asks.
         self._loggers: dict[cst.Module, frozenset[str]] = {}
-        self._states: dict[cst.Module, ModuleState] = {}  # and its state, as often
         self._typed_dicts: dict[tuple[str, str], bool] = {}
         self._library: dict[tuple[str, str], str | None] = {}  # every annotation asks
         self.classes = Classes(project, self.resolve)
@@ -170,13 +167,15 @@ class EffectReader:
         try:
             defs, function, owner, kind = found
             params = _parameters(defs, function)
-            made = None
+            made = receiver = None
             if kind == "init":  # `self` is the object being made, no parameter
                 made = first_name(function)
                 params.pop(made or "", None)
             elif kind != "function" and owner is not None:
                 params = typed_receiver(params, owner, kind)
-            body = _read_body(self, defs, params, (function.body,), owner, made)
+                receiver = first_name(function) if kind != "static" else None
+            roots = (function.body,)
+            body = _read_body(self, defs, params, roots, owner, made, receiver)
             effects = body.effects(tuple(params))
             if any(is_kiln(defs.parsed, d) for d in function.decorators):
                 # What a node reads of module state it reads as it runs: the
@@ -189,8 +188,8 @@ class EffectReader:
                 code(returned.annotation), body.qualify
             ):  # module state's, but no code can change it
                 effects = replace(effects, result_state=False)
-            if kind == "class":
-                effects = of_class_method(effects, defs, function)
+            if kind == "class" and owner is not None:
+                effects = of_class_method(effects, defs, function, owner)
             return _variadic(function, effects)
         finally:
             self._reading.discard(key)
@@ -278,9 +277,7 @@ class EffectReader:
         self, defs: ModuleDefs, path: list[str], called: bool, constants: bool
     ) -> str | None:
         module = defs.parsed.module
-        if module not in self._states:
-            self._states[module] = module_state(module)
-        state = self._states[module]
+        state = module_state(module)
         held = path[0] in state.values or (constants and path[0] in state.constants)
         held |= path[0] in state.classes and len(path) > 1 and not called
         prefix = defs.location.name
@@ -409,9 +406,10 @@ def _read_body(
     roots: tuple[cst.CSTNode, ...],
     owner: str | None = None,
     made: str | None = None,
+    receiver: str | None = None,
 ) -> Body:
     """One body (or flow statement) read: every change, Memory key and outside effect."""
-    body = Body(reader, defs, params, roots, owner, made)
+    body = Body(reader, defs, params, roots, owner, made, receiver)
     for root in roots:
         walk(root, EffectVisitor(body))
     return body

@@ -29,6 +29,7 @@ from kilnc.effect_ir import (
     Reads,
     StateUse,
     global_part,
+    spread,
 )
 from kilnc.effects.bindings import NEW_VALUES, Bindings
 from kilnc.effects.lookup import Lookup
@@ -87,6 +88,7 @@ class Body:
         roots: tuple[cst.CSTNode, ...],
         owner: str | None = None,
         made: str | None = None,
+        receiver: str | None = None,
     ) -> None:
         self.reader = reader
         self.defs = defs
@@ -96,6 +98,9 @@ class Body:
         # name of the object it makes (no parameter: it holds what is stored).
         self.owner = owner
         self.made = made
+        # A method's `self`: what it does to it is done to the object it is
+        # called on (`RECEIVER`), which may be module state.
+        self.receiver = receiver
         self.state_calls: set[int] = set()  # ids of calls returning module state's
         self.bindings = Bindings()
         self.found = Found()
@@ -136,7 +141,7 @@ class Body:
             escapes=frozenset(found.escapes & set(order)),
             state=bool(found.state or found.external or found.reads_state),
             result_state=found.result_state,
-            state_uses=tuple(sorted(found.state_uses.items())),
+            state_uses=spread(found.state_uses),
         )
 
     # --- what a name or an expression may hold --------------------------------------
@@ -356,9 +361,12 @@ class Body:
         *,
         itself: bool = False,
         opaque: bool = False,
+        as_state: bool = True,
+        stored: cst.BaseExpression | None = None,
     ) -> None:
         """Everything `node` may hold may change; only what it may be, `itself`
-        (`out.append(w)` changes the list `out`, not `w`)."""
+        (`out.append(w)` changes `out`, not `w`). A use of module state too (of
+        the part `stored` into), unless a method says how it uses its object."""
         changed = self.origins(node) if itself or by_iteration else self.within(node)
         for origin in changed:
             if isinstance(origin, str):
@@ -388,7 +396,8 @@ class Body:
         # A method of module state kiln cannot see into (`opaque`: `client.post`)
         # reads it: a client, a session, a logger is shared by design.
         access = Access.READ if by_iteration or opaque else Access.WRITE
-        record(self, node, access, reason.removesuffix(_OPAQUE), where)
+        if as_state:
+            record(self, stored or node, access, reason.removesuffix(_OPAQUE), where)
 
     def _annotated(self, holder: Holder, test: Callable[[str, Qualify], bool]) -> bool:
         return holder.annotation is not None and test(holder.annotation, self.qualify)
@@ -412,9 +421,13 @@ class Body:
         if self.found.external is None:
             self.found.external = Change(reason, self.defs.parsed.span(where))
 
-    def read(self, node: cst.Name | cst.Attribute, called: bool = False) -> None:
-        """A read of a name or an attribute: of module state, if it is one."""
-        record(self, node, Access.READ, f"reads {code(node)}", node, called=called)
+    def read(
+        self, node: cst.Name | cst.Attribute, called: bool = False, method: bool = False
+    ) -> None:
+        """A read of a name or an attribute: of module state, if it is one (a
+        project `method` called uses what its body uses)."""
+        if not method:
+            record(self, node, Access.READ, f"reads {code(node)}", node, called=called)
         if self.is_module_state(node) and self.reader.state_name(
             self.defs, node, called
         ):

@@ -34,12 +34,11 @@ from typing import Final, Literal, final
 
 import libcst as cst
 
-from kilnc.effect_ir import Change, Effects, Holder
+from kilnc.effect_ir import Holder
 from kilnc.front import ModuleDefs
 from kilnc.names import identifier
 from kilnc.project import Project
 from kilnc.syntax import code, dotted
-from kilnc.walk import walk
 
 _BASES_FOLLOWED: Final = 8  # how deep a hierarchy kiln reads
 # Bases that define no method an instance's call could reach.
@@ -341,68 +340,6 @@ def typed_receiver(
 def first_name(function: cst.FunctionDef) -> str | None:
     every = (*function.params.posonly_params, *function.params.params)
     return identifier(every[0].name.value) if every else None
-
-
-def made_by_dataclass(post_init: Effects) -> Effects:
-    """A dataclass's generated `__init__` keeps what it is given as fields; its
-    `__post_init__`, given them through `self`, may change any of them."""
-    return Effects(
-        params=(),
-        variadic=True,
-        changes=post_init.changes,
-        external=post_init.external,
-        reads_state=post_init.reads_state,
-        escapes=post_init.escapes,
-        state=post_init.state,
-        # `ALL.append(self)` in `__post_init__`: the object made is stored there.
-        result_state=bool(post_init.params)
-        and post_init.params[0] in post_init.escapes,
-    )
-
-
-def of_class_method(
-    effects: Effects, defs: ModuleDefs, function: cst.FunctionDef
-) -> Effects:
-    """A classmethod's effects on its class are effects on module state: the
-    class is a module's. Its `cls` is no parameter a caller passes."""
-    cls = effects.params[0] if effects.params else None
-    if cls is None:
-        return effects
-    changed = effects.change(cls)
-    read = _attribute_of(defs, function, cls)
-    return replace(
-        effects,
-        params=effects.params[1:],
-        changes=tuple((p, c) for p, c in effects.changes if p != cls),
-        escapes=effects.escapes - {cls},
-        external=effects.external or changed,
-        reads_state=effects.reads_state or read,
-        state=effects.state or changed is not None or read is not None,
-    )
-
-
-def _attribute_of(
-    defs: ModuleDefs, function: cst.FunctionDef, name: str
-) -> Change | None:
-    """`cls.count` read in the function: a read of its class's state."""
-    found = _Attributes(name)
-    walk(function.body, found)
-    if found.first is None:
-        return None
-    shown = f"reads {code(found.first)}, class state"
-    return Change(shown, defs.parsed.span(found.first))
-
-
-class _Attributes(cst.CSTVisitor):
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.first: cst.Attribute | None = None
-
-    def visit_Attribute(self, node: cst.Attribute) -> None:
-        value = node.value
-        named = isinstance(value, cst.Name) and value.value == self.name
-        if self.first is None and named:
-            self.first = node
 
 
 def method_def(cls: cst.ClassDef, name: str) -> cst.FunctionDef | None:

@@ -76,6 +76,15 @@ def holds_state(
     )
 
 
+def class_state(defs: ModuleDefs, name: str) -> str | None:
+    """`app.cfg.Config`: the piece of module state the class `name` of `defs` is,
+    if its attributes may be assigned."""
+    if name not in module_state(defs.parsed.module).classes:
+        return None
+    prefix = defs.location.name
+    return f"{prefix}.{name}" if prefix else name
+
+
 def _imported_module(body: Body, node: cst.BaseExpression) -> bool:
     """Whether `node` names a module the body's module imports (`import random`)."""
     if not isinstance(node, cst.Name) or not body.is_module_state(node):
@@ -84,6 +93,7 @@ def _imported_module(body: Body, node: cst.BaseExpression) -> bool:
     return imported is not None and imported.attribute is None
 
 
+@lru_cache(maxsize=256)  # every read of a name of the module asks
 def module_state(module: cst.Module) -> ModuleState:
     found = _Bindings()
     walk(module, found)

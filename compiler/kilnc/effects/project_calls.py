@@ -20,15 +20,18 @@ import libcst as cst
 
 from kilnc.effect_ir import (
     ANONYMOUS_CLONE,
+    RECEIVER,
     Change,
     Effects,
     MemoryUse,
     Reads,
     global_part,
+    on_object,
+    part_of,
 )
 from kilnc.effects.body import Body, Origin
 from kilnc.effects.receivers import inserts_on_read, value_described
-from kilnc.effects.state_uses import merge
+from kilnc.effects.state_uses import merge, names_whole, state_of
 from kilnc.syntax import code
 
 
@@ -43,6 +46,9 @@ def project_call(
     on what this call passes it."""
     given = list(effects.bind(node, receiver))
     named = {param: argument for param, argument in given if param}
+    # A method that says how it uses its object says it of what it is called on.
+    uses_itself = any(part_of(name, RECEIVER) for name, _ in effects.state_uses)
+    itself = effects.params[0] if uses_itself else None
     if effects.result_state:  # what it returns is module state's
         body.state_calls.add(id(node))
     # What a call changes may keep what else it is given: given module state to
@@ -73,7 +79,14 @@ def project_call(
         if change is not None:
             reason = through(shown, change)
             by_iteration, opaque = change.by_iteration, change.opaque
-            body.change(argument, reason, node, by_iteration, opaque=opaque)
+            body.change(
+                argument,
+                reason,
+                node,
+                by_iteration,
+                opaque=opaque,
+                as_state=param != itself,
+            )
         use = effects.memory_use(param)
         if use is not None:
             _memory_argument(body, argument, _bound_keys(body, use, named), node)
@@ -86,7 +99,28 @@ def project_call(
         body.read_state(through(shown, effects.reads_state, "calls"), node)
     body.found.state |= effects.state
     for name, uses in effects.state_uses:  # where the callee uses it, and how
-        merge(body, name, replace(uses, where=through_change(shown, uses.where)))
+        piece = (
+            _of_object(body, named.get(itself or ""), name)
+            if part_of(name, RECEIVER)
+            else name
+        )  # None on no module state's: the change of its argument says it
+        if piece is not None:
+            where = through_change(shown, uses.where)
+            merge(body, piece, replace(uses, where=where))
+
+
+def _of_object(
+    body: Body, argument: cst.BaseExpression | None, name: str
+) -> str | None:
+    """The piece a method's use of its object (`<self>.now`) is, the method called
+    on `argument`: `app.GAUGE.now` on `GAUGE` itself, `app.GAUGE` on a part of it
+    (`GAUGE.inner`); None on what is no module state."""
+    if argument is None:
+        return None
+    piece = state_of(body, argument)
+    if piece is None or not names_whole(body, argument):
+        return piece
+    return on_object(name, piece)
 
 
 def _typed_reads(

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Final, final
 import libcst as cst
 
 from kilnc.effects.methods import Target
+from kilnc.effects.module_state import declared_global
 from kilnc.front import ModuleDefs
 from kilnc.mutability import (
     DEFAULT_DICTS,
@@ -201,6 +202,9 @@ def type_of(body: Body, node: cst.BaseExpression) -> Typed | None:
         return (body.defs, annotation) if annotation is not None else None
     if name == body.made and body.owner is not None and name not in body.local_names:
         return body.defs, body.owner
+    held = _global_type(body, name) if name not in body.local_names else None
+    if held is not None and name not in body.params:
+        return held  # a module-level object (`STORE = Store()`): its class's methods
     if len(declared) == 1:
         return body.defs, declared.pop()
     made = _made(body, name)
@@ -217,6 +221,12 @@ def type_of(body: Body, node: cst.BaseExpression) -> Typed | None:
     ):
         return None
     return first
+
+
+def _global_type(body: Body, name: str) -> Typed | None:
+    """The project class of a module-level object, where kiln can tell."""
+    declared = declared_global(body, name)
+    return declared if declared and body.reader.is_class(*declared) else None
 
 
 def _result_type(body: Body, call: cst.Call) -> Typed | None:

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Final
 
 import libcst as cst
 
-from kilnc.effect_ir import Access, Change, StateUse
-from kilnc.effects.module_state import declared_global
+from kilnc.effect_ir import RECEIVER, Access, Change, StateUse
+from kilnc.effects.module_state import class_state, declared_global
 from kilnc.mutability import MUTATING_METHODS
 from kilnc.names import identifier
 from kilnc.syntax import awaits, chain_root, code, dotted
@@ -75,10 +75,22 @@ class Idioms:
                 self.kinds[id(chain_root(node))] = Access.FILL
         for node in found.fills:
             self.kinds[id(chain_root(node))] = Access.FILL
-        for into, parts in found.folds:  # its reads of what it folds into too
+        for into, parts, high_water in found.folds:  # its reads of it too
             folded = state_of(body, into, self)
-            read = [p for p in parts if state_of(body, _called_on(p), self) == folded]
-            for part in (into, *read) if read and folded else ():
+            same = [
+                part
+                for part in parts
+                if state_of(body, _called_on(part), self) == folded
+                and (high_water or _item(part) == _item(into))
+            ]
+            # A high-water mark's other reads are the fold's: a gauge's peak of
+            # what is in flight now (`PEAK = max(PEAK, ACTIVE)`) sees the overlap.
+            others = [
+                part
+                for part in parts
+                if high_water and state_of(body, _called_on(part), self) is not None
+            ]
+            for part in (into, *same, *others) if same and folded else ():
                 self.kinds[id(chain_root(_called_on(part)))] = Access.ACCUMULATE
         # `global MODE; MODE = x` and `cache.MODE = x` (through the module
         # `cache`): what the visitor reports changes the module, not its name.
@@ -105,10 +117,17 @@ def state_of(
     ):
         head = head.value
     root = chain_root(head)
+    if _own_class(body, root) and body.owner is not None:  # `type(self).count`
+        return class_state(body.defs, body.owner)
     if not isinstance(root, cst.Name):
         return None
     idioms = idioms or body.idioms
     name = identifier(root.value)
+    if name == body.receiver and name not in body.local_names:
+        piece = _of_receiver(head, called)
+        if piece == f"{RECEIVER}.__class__" and body.owner is not None:
+            return class_state(body.defs, body.owner)  # `self.__class__.registry`
+        return piece
     if name in idioms.declared or body.is_module_state(root):
         # A constant too: another module may rebind it (`settings.LIMIT = 5`).
         called = called and head is node
@@ -117,6 +136,46 @@ def state_of(
     if held is None or name in seen or name in body.params:
         return None
     return state_of(body, held, idioms, seen=seen | {name})
+
+
+def names_whole(
+    body: Body, node: cst.BaseExpression, seen: frozenset[str] = frozenset()
+) -> bool:
+    """Whether `node` names a whole piece of state (`GAUGE`, `c.GAUGE`, `self`, a
+    local bound to one), not a part of one (`GAUGE.inner`, `CACHE[key]`)."""
+    if isinstance(node, cst.Name):
+        name = identifier(node.value)
+        held = body.idioms.aliases.get(name)
+        return held is None or (
+            name not in seen and names_whole(body, held, seen | {name})
+        )
+    return isinstance(node, cst.Attribute) and state_of(body, node.value) is None
+
+
+def _own_class(body: Body, node: cst.BaseExpression) -> bool:
+    """Whether `node` is `type(self)` in a method."""
+    return (
+        isinstance(node, cst.Call)
+        and dotted(node.func) == "type"
+        and len(node.args) == 1
+        and isinstance(node.args[0].value, cst.Name)
+        and node.args[0].value.value == body.receiver
+    )
+
+
+def _of_receiver(head: cst.BaseExpression, called: bool) -> str | None:
+    """The part of a method's object `head` is: `<self>.data` of `self.data[k]`
+    and `self.data.get`, `<self>` of `self` itself; None for a method it calls
+    (`self.flush()`), whose own uses are the call's."""
+    first = None
+    node = head
+    while isinstance(node, cst.Attribute | cst.Subscript):
+        if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name):
+            first = identifier(node.attr.value)
+            if called and node is head:
+                return None
+        node = node.value
+    return RECEIVER if first is None else f"{RECEIVER}.{first}"
 
 
 def record(
@@ -199,9 +258,10 @@ class _Finder(cst.CSTVisitor):
         self._opened: list[int] = []  # how many guards each open `if` added
         # What `if key in CACHE: return CACHE[key]` checks is there: a memo.
         self.memos: list[cst.BaseExpression] = []
-        # A store of a sum, a difference or a max of what it stores into, and
-        # those operands: an update as order-insensitive as `+=`.
-        self.folds: list[tuple[cst.BaseExpression, list[cst.BaseExpression]]] = []
+        # A store of a sum, a difference or a max of what it stores into, its
+        # operands, and whether a max or a min: an update as order-insensitive
+        # as `+=`.
+        self.folds: list[tuple[cst.BaseExpression, list[cst.BaseExpression], bool]] = []
         self.adds: list[cst.BaseExpression] = []
         self.fills: list[cst.BaseExpression] = []
         self.changed: list[tuple[cst.BaseExpression, str]] = []  # and how
@@ -214,6 +274,7 @@ class _Finder(cst.CSTVisitor):
             self._store(target.target, "assigns")
         value = node.value
         parts: list[cst.BaseExpression] = []
+        high_water = False
         if isinstance(value, cst.BinaryOperation):  # `COUNTS[k] = COUNTS.get(k, 0) + 1`
             if isinstance(value.operator, cst.Add):
                 parts = [value.left, value.right]
@@ -221,8 +282,9 @@ class _Finder(cst.CSTVisitor):
                 parts = [value.left]
         elif isinstance(value, cst.Call) and dotted(value.func) in ("max", "min"):
             parts = [arg.value for arg in value.args]  # `PEAK[1] = max(PEAK)`
+            high_water = True
         if parts and len(node.targets) == 1 and not awaits(value):
-            self.folds.append((node.targets[0].target, parts))
+            self.folds.append((node.targets[0].target, parts, high_water))
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         if node.value is not None:
@@ -306,6 +368,17 @@ def _tested(
                     if isinstance(operator, cst.Is | cst.IsNot):
                         held.append(_called_on(side))
             left = right
+
+
+def _item(node: cst.BaseExpression) -> str | None:
+    """The key a fold's operand reads or its target stores: `k` of `COUNTS[k]`
+    and of `COUNTS.get(k, 0)`; None for the whole (`TOTAL`)."""
+    if isinstance(node, cst.Subscript):
+        index = node.slice[0].slice if len(node.slice) == 1 else None
+        return code(index.value) if isinstance(index, cst.Index) else "[:]"
+    if isinstance(node, cst.Call) and node.args:
+        return code(node.args[0].value)
+    return None
 
 
 def _called_on(node: cst.BaseExpression) -> cst.BaseExpression:

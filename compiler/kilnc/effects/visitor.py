@@ -11,25 +11,18 @@ from __future__ import annotations
 
 import libcst as cst
 
-from kilnc.effect_ir import (
-    ANY_KEY,
-    EVERY_KEY,
-    Change,
-    MemoryUse,
-)
+from kilnc.effect_ir import ANY_KEY, EVERY_KEY, Change, MemoryUse
 from kilnc.effects.body import Body
 from kilnc.effects.kept import hand_back, keep
 from kilnc.effects.module_state import holds_state
 from kilnc.effects.project_calls import assume_dict, project_call, read_items
 from kilnc.effects.receivers import describe, inserts_on_read, is_module
 from kilnc.effects.state_uses import opaque
+from kilnc.effects.unseen_calls import builtin_call, iterate, unknown_call
 from kilnc.mutability import (
-    EXTERNAL_BUILTINS,
-    ITERATING_BUILTINS,
     LOGGING,
     MUTATING_LIBRARY,
     MUTATING_METHODS,
-    PURE_BUILTINS,
     PURE_METHODS,
     consumes,
     is_pure,
@@ -58,7 +51,7 @@ class EffectVisitor(cst.CSTVisitor):
             if isinstance(target.target, cst.Attribute | cst.Subscript):
                 keep(self.body, target.target, node.value)
             if isinstance(target.target, cst.Tuple | cst.List):  # `a, b = items`
-                self._iterate(node.value, node)
+                iterate(self.body, node.value)
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         self._store(node.target, "assigns")
@@ -123,7 +116,8 @@ class EffectVisitor(cst.CSTVisitor):
         if local is not None:
             body.memory(local, MemoryUse(local_writes=body.keys_of(target)))
             return
-        body.change(target.value, f"{verb} {code(target)}", target, itself=True)
+        reason = f"{verb} {code(target)}"
+        body.change(target.value, reason, target, itself=True, stored=target)
         if body.is_module_state(target):
             body.external(f"{verb} {code(target)}, module state", target)
 
@@ -137,7 +131,7 @@ class EffectVisitor(cst.CSTVisitor):
         if node.keyword is not None:
             self._not_read.add(node.keyword)
         if node.star == "*":  # `f(*items)`
-            self._iterate(node.value, node)
+            iterate(self.body, node.value)
 
     def visit_Param(self, node: cst.Param) -> None:
         self._not_read.add(node.name)
@@ -145,7 +139,15 @@ class EffectVisitor(cst.CSTVisitor):
     def visit_Attribute(self, node: cst.Attribute) -> bool:
         body = self.body
         self._not_read.add(node.attr)
-        body.read(node, called=node in self._called)
+        called = node in self._called
+        # `self.now` reads `now`, not all of `self`; `GAUGE.enter()`, a project
+        # method, reads what its body does.
+        method = called and body.reader.called(body, node) is not None
+        if isinstance(node.value, cst.Name) and (
+            method or node.value.value == body.receiver
+        ):
+            self._not_read.add(node.value)
+        body.read(node, called=called, method=method)
         local = body.local_view(node.value)
         if local is not None:
             body.memory(local, MemoryUse(local_reads=body.keys_of(node)))
@@ -184,7 +186,7 @@ class EffectVisitor(cst.CSTVisitor):
         for target in node.comparisons:
             if not isinstance(target.operator, cst.In | cst.NotIn):
                 continue
-            self._iterate(target.comparator, node)  # `x in items` reads items up to x
+            iterate(self.body, target.comparator)  # `x in items` reads items up to x
             token = body.token(target.comparator)
             if token is None:
                 continue
@@ -194,25 +196,19 @@ class EffectVisitor(cst.CSTVisitor):
     # --- iteration --------------------------------------------------------------------
 
     def visit_For(self, node: cst.For) -> None:
-        self._iterate(node.iter, node)
+        iterate(self.body, node.iter)
         self._store(node.target, "assigns")  # `for d["last"] in xs:` stores into d
 
     def visit_CompFor(self, node: cst.CompFor) -> None:
-        self._iterate(node.iter, node)
+        iterate(self.body, node.iter)
         self._store(node.target, "assigns")
 
     def visit_StarredElement(self, node: cst.StarredElement) -> None:
-        self._iterate(node.value, node)  # `[*items]`, `a, *rest = ...` handled above
+        iterate(self.body, node.value)  # `[*items]`, `a, *rest = ...` handled above
 
     def visit_WithItem(self, node: cst.WithItem) -> None:
         if node.asname is not None:
             self._store(node.asname.name, "assigns")
-
-    def _iterate(self, iterable: cst.BaseExpression, where: cst.CSTNode) -> None:
-        if isinstance(iterable, cst.Name):
-            self.body.change(
-                iterable, f"iterates {code(iterable)}", iterable, by_iteration=True
-            )
 
     # --- calls --------------------------------------------------------------------------
 
@@ -235,12 +231,14 @@ class EffectVisitor(cst.CSTVisitor):
                 body.change(held.value, f"calls what {code(func)} returned", node)
         if isinstance(func, cst.Attribute) and self._method(node, func):
             return
+        if body.owner is not None and self._class_receiver(func):
+            func = cst.Name(body.owner)  # `cls(name)` runs what making the class does
         qualified = body.reader.resolve(body.defs, func)
         if qualified is None:
-            self._unknown(node, code(func))
+            unknown_call(self.body, node, code(func))
             return
         if qualified.startswith("builtins."):
-            self._builtin(node, qualified.removeprefix("builtins."))
+            builtin_call(self.body, node, qualified.removeprefix("builtins."))
             return
         target = body.reader.project_function(qualified)
         if target is not None:
@@ -253,13 +251,13 @@ class EffectVisitor(cst.CSTVisitor):
         if consumes(qualified):  # `islice(lines, 2)`, `deque(items, maxlen=3)`
             for arg in node.args:
                 if arg.keyword is None:
-                    self._iterate(arg.value, node)
+                    iterate(self.body, arg.value)
         if is_pure(qualified):
             return
         if qualified.startswith(LOGGING) or body.reader.is_logger(body.defs, func):
             body.external(f"calls {code(func)}", node)
             return
-        self._unknown(node, code(func))
+        unknown_call(self.body, node, code(func))
 
     def _method(self, node: cst.Call, func: cst.Attribute) -> bool:
         """A method of a local value or a parameter; False for a module's function
@@ -304,7 +302,7 @@ class EffectVisitor(cst.CSTVisitor):
                 body.escape(arg.value)
         if method == "join":  # ", ".join(parts) consumes an iterator it is given
             for arg in node.args:
-                self._iterate(arg.value, node)
+                iterate(self.body, arg.value)
         if isinstance(receiver, cst.BaseString):
             return True
         if is_module(body.defs, receiver):
@@ -333,9 +331,16 @@ class EffectVisitor(cst.CSTVisitor):
             node,
             opaque=opaque(body, func),
         )
-        self._unknown(node, code(func))
+        unknown_call(self.body, node, code(func))
         self._keeps(receiver, node)
         return True
+
+    def _class_receiver(self, node: cst.BaseExpression) -> bool:
+        """Whether `node` is a classmethod's `cls`."""
+        body = self.body
+        name = identifier(node.value) if isinstance(node, cst.Name) else None
+        holder = body.params.get(name or "") if name == body.receiver else None
+        return holder is not None and (holder.annotation or "").startswith("type[")
 
     def _keeps(self, receiver: cst.BaseExpression, node: cst.Call) -> None:
         """`memory.log.append(x)`: the receiver may keep what the call is given."""
@@ -364,65 +369,6 @@ class EffectVisitor(cst.CSTVisitor):
             return False
         return body.reader.project_function(qualified) is not None
 
-    def _builtin(self, node: cst.Call, name: str) -> None:
-        body = self.body
-        if name in PURE_BUILTINS:
-            return
-        if name in ITERATING_BUILTINS:
-            for arg in node.args:
-                if arg.keyword is None:
-                    self._iterate(arg.value, node)
-                else:  # `key=rank`: called, and kiln does not follow the call
-                    shown = f"{name}(..., {arg.keyword.value}={code(arg.value)})"
-                    body.change(arg.value, f"calls {shown}", node)
-            return
-        if name == "next" and node.args:
-            body.change(
-                node.args[0].value, "calls next() on it", node, by_iteration=True
-            )
-            return
-        if name in ("setattr", "delattr") and node.args:
-            token = body.token(node.args[0].value)
-            if token is not None:
-                keys = body.keys_at(node.args[1].value if len(node.args) > 1 else None)
-                body.memory(token, MemoryUse(global_writes=keys, local_writes=keys))
-            else:
-                reason = f"calls {name}() on it"
-                body.change(node.args[0].value, reason, node, itself=True)
-            if name == "setattr" and len(node.args) == 3:  # `holder[key] = value`
-                held, key, value = (arg.value for arg in node.args)
-                into = cst.Subscript(held, [cst.SubscriptElement(cst.Index(key))])
-                keep(body, into, value)
-            return
-        for index, arg in enumerate(node.args):  # `print(x, file=out)`, `exec(c, ns)`
-            keyword = arg.keyword.value if arg.keyword is not None else None
-            if (name, keyword) == ("print", "file") or (name in _RUNS_CODE and index):
-                body.change(arg.value, f"passes it to {name}()", node)
-        if name in EXTERNAL_BUILTINS:
-            body.external(f"calls {name}()", node)
-            return
-        self._unknown(node, name)
-
-    def _unknown(self, node: cst.Call, shown: str) -> None:
-        body = self.body
-        for arg in node.args:  # module state handed over: a client, a pool, read
-            reason = f"passes it to {shown}, code kiln cannot see into"
-            body.change(arg.value, reason, node, opaque=True)
-        if self._local_callable(node.func):
-            # A function it was given may be a bound method (`tokens.append`), or
-            # hold what it changes: calling it may change what it came from.
-            body.change(
-                node.func, f"calls {shown}", node, opaque=opaque(body, node.func)
-            )
-        else:
-            body.external(f"calls {shown}", node)
-
-    def _local_callable(self, func: cst.BaseExpression) -> bool:
-        """A function value the body holds itself (a parameter or a local), or one
-        it holds in a container (`tools[name]`)."""
-        names = root_names(func)
-        return bool(names & (self.body.params.keys() | self.body.local_names))
-
     # --- the rest -----------------------------------------------------------------------
 
     def visit_Return(self, node: cst.Return) -> None:
@@ -445,6 +391,3 @@ class EffectVisitor(cst.CSTVisitor):
 
     def visit_Nonlocal(self, node: cst.Nonlocal) -> None:
         self.body.external("declares a nonlocal", node)
-
-
-_RUNS_CODE = ("exec", "eval")  # the names they are given, the code may change

@@ -1,0 +1,110 @@
+"""What making a dataclass and calling a classmethod do, read from their code.
+
+Example input::
+
+    @dataclass
+    class Job:
+        name: str
+        def __post_init__(self) -> None:
+            JOBS.append(self)
+
+    class Config:
+        mode = "draft"
+        @classmethod
+        def set(cls, mode: str) -> None:
+            cls.mode = mode
+
+Output: `Job("x")` keeps what it is given and stores the object made in
+module state (`result_state`); `Config.set("fast")` changes the module state
+`app.Config.mode`, and takes no `cls` from its caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import libcst as cst
+
+from kilnc.effect_ir import RECEIVER, Change, Effects, join_state, on_object, part_of
+from kilnc.effects.module_state import class_state
+from kilnc.front import ModuleDefs
+from kilnc.syntax import code
+from kilnc.walk import walk
+
+
+def made_by_dataclass(post_init: Effects) -> Effects:
+    """A dataclass's generated `__init__` keeps what it is given as fields; its
+    `__post_init__`, given them through `self`, may change any of them."""
+    return Effects(
+        params=(),
+        variadic=True,
+        changes=post_init.changes,
+        external=post_init.external,
+        reads_state=post_init.reads_state,
+        escapes=post_init.escapes,
+        state=post_init.state,
+        state_uses=tuple(
+            (name, use)
+            for name, use in post_init.state_uses
+            if not part_of(name, RECEIVER)  # the object made is no one else's yet
+        ),
+        # `ALL.append(self)` in `__post_init__`: the object made is stored there.
+        result_state=bool(post_init.params)
+        and post_init.params[0] in post_init.escapes,
+    )
+
+
+def of_class_method(
+    effects: Effects, defs: ModuleDefs, function: cst.FunctionDef, owner: str
+) -> Effects:
+    """A classmethod's effects on its class are effects on module state: the
+    class is a module's. Its `cls` is no parameter a caller passes."""
+    cls = effects.params[0] if effects.params else None
+    if cls is None:
+        return effects
+    changed = effects.change(cls)
+    read = _attribute_of(defs, function, cls)
+    piece = class_state(defs, owner)
+    uses = [
+        (name, use) for name, use in effects.state_uses if not part_of(name, RECEIVER)
+    ]
+    if piece is not None:  # what it does to `cls` it does to the class
+        uses += [
+            (on_object(name, piece), use)
+            for name, use in effects.state_uses
+            if part_of(name, RECEIVER)
+        ]
+    return replace(
+        effects,
+        state_uses=join_state(uses),
+        params=effects.params[1:],
+        changes=tuple((p, c) for p, c in effects.changes if p != cls),
+        escapes=effects.escapes - {cls},
+        external=effects.external or changed,
+        reads_state=effects.reads_state or read,
+        state=effects.state or changed is not None or read is not None,
+    )
+
+
+def _attribute_of(
+    defs: ModuleDefs, function: cst.FunctionDef, name: str
+) -> Change | None:
+    """`cls.count` read in the function: a read of its class's state."""
+    found = _Attributes(name)
+    walk(function.body, found)
+    if found.first is None:
+        return None
+    shown = f"reads {code(found.first)}, class state"
+    return Change(shown, defs.parsed.span(found.first))
+
+
+class _Attributes(cst.CSTVisitor):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.first: cst.Attribute | None = None
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        value = node.value
+        named = isinstance(value, cst.Name) and value.value == self.name
+        if self.first is None and named:
+            self.first = node

@@ -1,0 +1,84 @@
+"""Calls of builtins and of code kiln cannot see into, each recorded as its effect.
+
+Example input: `sorted(rows, key=rank)`, `next(lines)`, `setattr(box, "x",
+v)`, `print(x, file=out)`, `tool(state)` of a function the body was given.
+Output, on the `Body`: `rows` iterated, `rank` called on what kiln does not
+follow, `lines` consumed, `box` changed and keeping `v`, `out` written, and
+`state` and `tool` maybe changed by code kiln cannot see into.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import libcst as cst
+
+from kilnc.effect_ir import MemoryUse
+from kilnc.effects.body import Body
+from kilnc.effects.kept import keep
+from kilnc.effects.state_uses import opaque
+from kilnc.mutability import EXTERNAL_BUILTINS, ITERATING_BUILTINS, PURE_BUILTINS
+from kilnc.names import root_names
+from kilnc.syntax import code
+
+_RUNS_CODE: Final = ("exec", "eval")  # the names they are given, the code may change
+
+
+def builtin_call(body: Body, node: cst.Call, name: str) -> None:
+    """A call of the builtin `name`."""
+    if name in PURE_BUILTINS:
+        return
+    if name in ITERATING_BUILTINS:
+        for arg in node.args:
+            if arg.keyword is None:
+                iterate(body, arg.value)
+            else:  # `key=rank`: called, and kiln does not follow the call
+                shown = f"{name}(..., {arg.keyword.value}={code(arg.value)})"
+                body.change(arg.value, f"calls {shown}", node)
+        return
+    if name == "next" and node.args:
+        body.change(node.args[0].value, "calls next() on it", node, by_iteration=True)
+        return
+    if name in ("setattr", "delattr") and node.args:
+        token = body.token(node.args[0].value)
+        if token is not None:
+            keys = body.keys_at(node.args[1].value if len(node.args) > 1 else None)
+            body.memory(token, MemoryUse(global_writes=keys, local_writes=keys))
+        else:
+            reason = f"calls {name}() on it"
+            body.change(node.args[0].value, reason, node, itself=True)
+        if name == "setattr" and len(node.args) == 3:  # `holder[key] = value`
+            held, key, value = (arg.value for arg in node.args)
+            into = cst.Subscript(held, [cst.SubscriptElement(cst.Index(key))])
+            keep(body, into, value)
+        return
+    for index, arg in enumerate(node.args):  # `print(x, file=out)`, `exec(c, ns)`
+        keyword = arg.keyword.value if arg.keyword is not None else None
+        if (name, keyword) == ("print", "file") or (name in _RUNS_CODE and index):
+            body.change(arg.value, f"passes it to {name}()", node)
+    if name in EXTERNAL_BUILTINS:
+        body.external(f"calls {name}()", node)
+        return
+    unknown_call(body, node, name)
+
+
+def unknown_call(body: Body, node: cst.Call, shown: str) -> None:
+    """A call of code kiln cannot see into: it may change what it is given."""
+    for arg in node.args:  # module state handed over: a client, a pool, read
+        reason = f"passes it to {shown}, code kiln cannot see into"
+        body.change(arg.value, reason, node, opaque=True)
+    if root_names(node.func) & (body.params.keys() | body.local_names):
+        # A function it was given (a parameter, a local, one in a container,
+        # `tools[name]`) may be a bound method (`tokens.append`), or hold what it
+        # changes: calling it may change what it came from.
+        func = node.func
+        body.change(func, f"calls {shown}", node, opaque=opaque(body, func))
+    else:
+        body.external(f"calls {shown}", node)
+
+
+def iterate(body: Body, iterable: cst.BaseExpression) -> None:
+    """`iterable` read to its end, or to an item: an iterator it names is consumed."""
+    if isinstance(iterable, cst.Name):
+        reason = f"iterates {code(iterable)}"
+        body.change(iterable, reason, iterable, by_iteration=True)

@@ -1,0 +1,493 @@
+"""A method called on a module-level object uses that object's state as its
+body does: node calls keep the source's order where one changes what the
+other reads, and overlap where their uses commute.
+
+`STORE.put("k", 7)` in one node and `STORE.get("k")` in the next: the source
+returns `(1, 7)`. kiln read a method of a module-level object as a client's
+(a read), so the compiled flow returned `(1, 0)`, silently (trial J, class
+1). Each method's uses of its own object are now read as uses of the object
+it is called on, one piece per attribute (`app.STORE.data`): `put` changes
+`data`, `get` reads it, and a gauge's `enter` (`self.now += 1`, a high-water
+mark, a lock only read) adds to what another call adds to, so two calls that
+count into one gauge still overlap.
+
+Each case is one module run as the source and as the compiled flow, several
+times each in a fresh interpreter, and compared by result and by the state
+it leaves.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from kilnc.diagnostics import Code
+from kilnc.pipeline import compile_file
+
+RUNS = 3
+
+# Each case: a module whose flow `main` returns what the source computes, and
+# whose `snapshot()` is the state it leaves. The first call waits longer, so
+# a missing order shows in every run.
+ORDERED = {
+    "a_method_stores_and_another_reads": """
+        class Store:
+            def __init__(self) -> None:
+                self.data: dict[str, int] = {}
+
+            def put(self, key: str, value: int) -> None:
+                self.data[key] = value
+
+            def get(self, key: str) -> int:
+                return self.data.get(key, 0)
+
+        STORE = Store()
+
+        @node
+        async def first() -> int:
+            await asyncio.sleep(0.05)
+            STORE.put("k", 7)
+            return 1
+
+        @node
+        async def second() -> int:
+            await asyncio.sleep(0.01)
+            return STORE.get("k")
+
+        @flow
+        async def main() -> tuple[int, int]:
+            return await first(), await second()
+
+        def snapshot() -> object:
+            return STORE.data
+    """,
+    "a_method_named_add_replaces": """
+        class Current:
+            def __init__(self) -> None:
+                self.value = "none"
+
+            def add(self, value: str) -> None:
+                self.value = value
+
+        CURRENT: Current = Current()
+
+        @node
+        async def set_to(value: str, delay: float) -> str:
+            await asyncio.sleep(delay)
+            CURRENT.add(value)
+            return value
+
+        @flow
+        async def main() -> list[str]:
+            a = await set_to("first", 0.05)
+            b = await set_to("second", 0.01)
+            return [a, b]
+
+        def snapshot() -> object:
+            return CURRENT.value
+    """,
+    "a_classmethod_sets_what_a_node_reads": """
+        class Config:
+            mode = "slow"
+
+            @classmethod
+            def set(cls, mode: str) -> None:
+                cls.mode = mode
+
+        @node
+        async def first() -> int:
+            await asyncio.sleep(0.05)
+            Config.set("fast")
+            return 1
+
+        @node
+        async def second() -> str:
+            await asyncio.sleep(0.01)
+            return Config.mode
+
+        @flow
+        async def main() -> tuple[int, str]:
+            return await first(), await second()
+
+        def snapshot() -> object:
+            return Config.mode
+    """,
+    "a_method_counts_through_its_class": """
+        class Counter:
+            count = 0
+
+            def bump(self) -> None:
+                type(self).count += 5
+
+        class Registry:
+            names: list[str] = []
+
+            def register(self, name: str) -> None:
+                self.__class__.names = [*self.__class__.names, name]
+
+        COUNTER = Counter()
+        REGISTRY = Registry()
+
+        @node
+        async def first() -> int:
+            await asyncio.sleep(0.05)
+            COUNTER.bump()
+            REGISTRY.register("a")
+            return 1
+
+        @node
+        async def second() -> tuple[int, int]:
+            await asyncio.sleep(0.01)
+            return Counter.count, len(Registry.names)
+
+        @flow
+        async def main() -> tuple[int, tuple[int, int]]:
+            return await first(), await second()
+
+        def snapshot() -> object:
+            return [Counter.count, Registry.names]
+    """,
+    "a_client_switched_then_used": """
+        class Client:
+            def __init__(self) -> None:
+                self.model = "small"
+                self.calls = 0
+
+            def use_model(self, model: str) -> None:
+                self.model = model
+
+            async def complete(self, prompt: str) -> str:
+                self.calls += 1
+                await asyncio.sleep(0.01)
+                return f"{self.model}:{prompt}"
+
+        CLIENT = Client()
+
+        @node
+        async def configure() -> int:
+            await asyncio.sleep(0.05)
+            CLIENT.use_model("large")
+            return 1
+
+        @node
+        async def summarize(text: str) -> str:
+            return await CLIENT.complete(text)
+
+        @flow
+        async def main(text: str = "hello") -> tuple[int, str]:
+            ready = await configure()
+            return ready, await summarize(text)
+
+        def snapshot() -> object:
+            return [CLIENT.model, CLIENT.calls]
+    """,
+    "a_fold_into_one_key_of_another": """
+        COUNTS: dict[str, int] = {}
+
+        @node
+        async def count_a() -> int:
+            await asyncio.sleep(0.05)
+            COUNTS["a"] = COUNTS.get("a", 0) + 1
+            return 1
+
+        @node
+        async def count_b() -> int:
+            await asyncio.sleep(0.01)
+            COUNTS["b"] = COUNTS.get("a", 0) + 1
+            return 2
+
+        @flow
+        async def main() -> tuple[int, int]:
+            return await count_a(), await count_b()
+
+        def snapshot() -> object:
+            return COUNTS
+    """,
+    "a_helper_method_changes_through_self": """
+        class Pool:
+            def __init__(self) -> None:
+                self.free = [0, 1, 2, 3]
+
+            def _take(self) -> int:
+                return self.free.pop()
+
+            def acquire(self) -> int:
+                return self._take()
+
+            def release(self, slot: int) -> None:
+                self.free.append(slot)
+
+        POOL = Pool()
+
+        @node
+        async def query(delay: float) -> int:
+            slot = POOL.acquire()
+            await asyncio.sleep(delay)
+            POOL.release(slot)
+            return slot
+
+        @flow
+        async def main() -> list[int]:
+            a = await query(0.05)
+            b = await query(0.01)
+            c = await query(0.02)
+            return [a, b, c]
+
+        def snapshot() -> object:
+            return POOL.free
+    """,
+    "an_alias_of_the_object": """
+        class Store:
+            def __init__(self) -> None:
+                self.data: dict[str, int] = {}
+
+            def put(self, key: str, value: int) -> None:
+                self.data[key] = value
+
+        STORE = Store()
+
+        @node
+        async def first() -> int:
+            await asyncio.sleep(0.05)
+            STORE.put("k", 7)
+            return 1
+
+        @node
+        async def second() -> int:
+            await asyncio.sleep(0.01)
+            return STORE.data.get("k", 0)
+
+        @flow
+        async def main() -> tuple[int, int]:
+            return await first(), await second()
+
+        def snapshot() -> object:
+            return STORE.data
+    """,
+}
+
+# Uses that commute: both calls start before either ends.
+OVERLAPPING = {
+    "a_gauge_both_calls_count_into": """
+        import threading
+
+        class Gauge:
+            def __init__(self) -> None:
+                self.lock = threading.Lock()
+                self.now = 0
+                self.peak = 0
+                self.starts: list[str] = []
+
+            def enter(self, name: str) -> None:
+                with self.lock:
+                    self.now += 1
+                    self.peak = max(self.peak, self.now)
+                    self.starts.append(name)
+
+            def leave(self) -> None:
+                with self.lock:
+                    self.now -= 1
+
+        GAUGE = Gauge()
+
+        @node
+        async def work(name: str) -> str:
+            GAUGE.enter(name)
+            EVENTS.append(f"start {name}")
+            await asyncio.sleep(0.05)
+            EVENTS.append(f"end {name}")
+            GAUGE.leave()
+            return name
+
+        @flow
+        async def main() -> list[str]:
+            return [await work("a"), await work("b")]
+    """,
+    "a_metrics_object_both_calls_count_into": """
+        class Metrics:
+            def __init__(self) -> None:
+                self.counts: dict[str, int] = {}
+
+            def inc(self, name: str) -> None:
+                self.counts[name] = self.counts.get(name, 0) + 1
+
+        METRICS = Metrics()
+
+        @node
+        async def work(name: str) -> str:
+            EVENTS.append(f"start {name}")
+            METRICS.inc("work")
+            await asyncio.sleep(0.05)
+            EVENTS.append(f"end {name}")
+            return name
+
+        @flow
+        async def main() -> list[str]:
+            return [await work("a"), await work("b")]
+    """,
+    "a_client_wrapper_counting_its_calls": """
+        class Session:
+            async def post(self, prompt: str) -> str:
+                await asyncio.sleep(0.05)
+                return prompt
+
+        class LLM:
+            def __init__(self) -> None:
+                self.session = Session()
+                self.calls = 0
+
+            async def complete(self, prompt: str) -> str:
+                self.calls += 1
+                return await self.session.post(prompt)
+
+        LLM_CLIENT = LLM()
+
+        @node
+        async def work(name: str) -> str:
+            EVENTS.append(f"start {name}")
+            got = await LLM_CLIENT.complete(name)
+            EVENTS.append(f"end {name}")
+            return got
+
+        @flow
+        async def main() -> list[str]:
+            return [await work("a"), await work("b")]
+    """,
+    "two_attributes_one_written_one_read": """
+        class Settings:
+            def __init__(self) -> None:
+                self.theme = "light"
+                self.seen: list[str] = []
+
+            def set_theme(self, theme: str) -> None:
+                self.theme = theme
+
+            def size(self) -> int:
+                return len(self.seen)
+
+        SETTINGS = Settings()
+
+        @node
+        async def theme(name: str) -> str:
+            EVENTS.append(f"start {name}")
+            SETTINGS.set_theme("dark")
+            await asyncio.sleep(0.05)
+            EVENTS.append(f"end {name}")
+            return name
+
+        @node
+        async def size(name: str) -> str:
+            EVENTS.append(f"start {name}")
+            await asyncio.sleep(0.05)
+            EVENTS.append(f"end {name}")
+            return name + str(SETTINGS.size())
+
+        @flow
+        async def main() -> list[str]:
+            return [await theme("a"), await size("b")]
+    """,
+}
+
+HEADER = """
+import asyncio
+
+from kiln import flow, node
+
+EVENTS: list[str] = []
+"""
+
+RUNNER = """
+import asyncio, importlib, inspect, json, sys
+sys.path[:0] = [sys.argv[1]]
+runs = int(sys.argv[2])
+
+
+def fresh(module):
+    for loaded in ("case", "compiled_case"):
+        sys.modules.pop(loaded, None)
+    return importlib.import_module(module)
+
+
+def snapshot(module, source):
+    # The compiled module keeps only what its flows use: it is read by the
+    # expression the source's `snapshot` returns.
+    if not hasattr(source, "snapshot"):
+        return None
+    returned = inspect.getsource(source.snapshot).split("return ", 1)[1]
+    return eval(returned, vars(module))
+
+
+found = {"source": [], "compiled": [], "events": []}
+for _ in range(runs):
+    source = fresh("case")
+    found["source"].append([asyncio.run(source.main()), snapshot(source, source)])
+    compiled = fresh("compiled_case")
+    found["compiled"].append([compiled.main(), snapshot(compiled, source)])
+    found["events"].append(getattr(compiled, "EVENTS", []))
+print(json.dumps(found))
+"""
+
+
+def compile_and_run(
+    tmp_path: Path, body: str
+) -> tuple[dict[str, list[object]], list[str]]:
+    """The case's source and compiled runs, and its KLN311 messages."""
+    source = tmp_path / "case.py"
+    source.write_text(HEADER + textwrap.dedent(body), encoding="utf-8")
+    compilation = compile_file(source)
+    assert compilation.output is not None, compilation.diagnostics
+    (tmp_path / "compiled_case.py").write_text(compilation.output, encoding="utf-8")
+    ran = subprocess.run(
+        [sys.executable, "-c", RUNNER, str(tmp_path), str(RUNS)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    warnings = [
+        d.message for d in compilation.diagnostics if d.code is Code.EFFECT_ORDER
+    ]
+    found: dict[str, list[object]] = json.loads(ran.stdout)
+    return found, warnings
+
+
+@pytest.mark.parametrize("case", sorted(ORDERED))
+def test_a_method_s_change_of_its_object_keeps_the_source_s_order(
+    case: str, tmp_path: Path
+) -> None:
+    found, warnings = compile_and_run(tmp_path, ORDERED[case])
+    assert found["compiled"] == found["source"], case
+    assert warnings, "the kept order is said"
+
+
+def test_the_warning_names_the_attribute_and_the_method_s_line(
+    tmp_path: Path,
+) -> None:
+    case = ORDERED["a_method_stores_and_another_reads"]
+    _, [message] = compile_and_run(tmp_path, case)
+    lines = (HEADER + textwrap.dedent(case)).splitlines()
+    put = lines.index("        self.data[key] = value") + 1
+    get = lines.index("        return self.data.get(key, 0)") + 1
+    flow = lines.index("    return await first(), await second()") + 1
+    where = tmp_path / "case.py"
+    assert message == (
+        f"'second' waits for 'first' (line {flow}) because 'first' changes the "
+        f"module state 'case.STORE.data' (assigns self.data[key], at {where}:{put}), "
+        f"which 'second' reads (reads self.data.get, at {where}:{get})"
+    )
+
+
+@pytest.mark.parametrize("case", sorted(OVERLAPPING))
+def test_methods_whose_uses_commute_still_overlap(case: str, tmp_path: Path) -> None:
+    found, warnings = compile_and_run(tmp_path, OVERLAPPING[case])
+    assert warnings == []
+    assert found["compiled"] == [[value, None] for value, _ in found["source"]]
+    for events in found["events"]:
+        assert isinstance(events, list)
+        assert {event.split()[0] for event in events[:2]} == {"start"}, events
