@@ -11,6 +11,10 @@ it is called on, one piece per attribute (`app.STORE.data`): `put` changes
 mark, a lock only read) adds to what another call adds to, so two calls that
 count into one gauge still overlap.
 
+So are module-level state under a second name (`VIEW = CACHE`, one list
+held by two dicts: one piece, by the first name) and an iterator a node
+draws from (`next(IDS)` of `itertools.count`, a change).
+
 Each case is one module run as the source and as the compiled flow, several
 times each in a fresh interpreter, and compared by result and by the state
 it leaves.
@@ -268,6 +272,65 @@ ORDERED = {
 
         def snapshot() -> object:
             return STORE.data
+    """,
+    "a_counter_drawn_by_next": """
+        import itertools
+
+        IDS = itertools.count(1)
+
+        @node
+        async def new_id(delay: float) -> int:
+            await asyncio.sleep(delay)
+            return next(IDS)
+
+        @flow
+        async def main() -> tuple[int, int]:
+            return await new_id(0.05), await new_id(0.01)
+    """,
+    "a_second_name_for_one_dict": """
+        CACHE: dict[str, int] = {}
+        VIEW = CACHE
+
+        @node
+        async def warm(key: str) -> int:
+            await asyncio.sleep(0.05)
+            CACHE[key] = 1
+            return 1
+
+        @node
+        async def check(key: str) -> int:
+            await asyncio.sleep(0.01)
+            return VIEW.get(key, 0)
+
+        @flow
+        async def main() -> tuple[int, int]:
+            return await warm("k"), await check("k")
+
+        def snapshot() -> object:
+            return CACHE
+    """,
+    "one_list_held_by_two_dicts": """
+        SHARED: list[str] = []
+        A = {"items": SHARED}
+        B = {"items": SHARED}
+
+        @node
+        async def add(item: str) -> int:
+            await asyncio.sleep(0.05)
+            A["items"].append(item)
+            return 1
+
+        @node
+        async def size() -> int:
+            await asyncio.sleep(0.01)
+            return len(B["items"])
+
+        @flow
+        async def main() -> tuple[int, int]:
+            return await add("x"), await size()
+
+        def snapshot() -> object:
+            return SHARED
     """,
 }
 

@@ -280,8 +280,9 @@ class EffectReader:
         state = module_state(module)
         held = path[0] in state.values or (constants and path[0] in state.constants)
         held |= path[0] in state.classes and len(path) > 1 and not called
+        name = state.shared.get(path[0], path[0])
         prefix = defs.location.name
-        return (f"{prefix}.{path[0]}" if prefix else path[0]) if held else None
+        return (f"{prefix}.{name}" if prefix else name) if held else None
 
     def library_name(self, module: str, name: str) -> str | None:
         """What a dotted name of `module` means outside the project: `builtins.int`,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -48,6 +48,10 @@ class ModuleState:
     values: frozenset[str]  # module-level names bound to what may change
     classes: frozenset[str]  # classes whose attributes may be assigned
     constants: frozenset[str]  # names bound to what cannot change
+    # Each value bound to what may hold another's object (`VIEW = CACHE`, `A =
+    # {"items": SHARED}`), by the first name of those that may share one: one
+    # piece of state, under that name.
+    shared: Mapping[str, str] = field(default_factory=dict)
 
 
 def holds_state(
@@ -98,7 +102,22 @@ def module_state(module: cst.Module) -> ModuleState:
     found = _Bindings()
     walk(module, found)
     constants = frozenset(found.constants - found.values)
-    return ModuleState(frozenset(found.values), frozenset(found.classes), constants)
+    values = frozenset(found.values)
+    graph: dict[str, set[str]] = {}  # who may hold whose object, both ways
+    for target, read in found.holding:
+        if target in values and read in values and target != read:
+            graph.setdefault(target, set()).add(read)
+            graph.setdefault(read, set()).add(target)
+    shared: dict[str, str] = {}
+    for name in found.order:  # each group by its first-bound name
+        if name in graph and name not in shared:
+            group, todo = {name}, [name]
+            while todo:
+                for other in graph[todo.pop()] - group:
+                    group.add(other)
+                    todo.append(other)
+            shared |= dict.fromkeys(group, name)
+    return ModuleState(values, frozenset(found.classes), constants, shared)
 
 
 class _Bindings(cst.CSTVisitor):
@@ -109,6 +128,8 @@ class _Bindings(cst.CSTVisitor):
         self.values: set[str] = set()
         self.classes: set[str] = set()
         self.constants: set[str] = set()
+        self.holding: list[tuple[str, str]] = []  # a name, and one its value reads
+        self.order: list[str] = []  # the module-level names as they are bound
         self._inside = 0  # the functions and classes open around the statement
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
@@ -133,11 +154,19 @@ class _Bindings(cst.CSTVisitor):
             held = self.constants if _immutable_literal(node.value) else self.values
             for target in node.targets:
                 held |= target_names(target.target)
+                self._holds(target_names(target.target), node.value)
+
+    def _holds(self, targets: set[str], value: cst.BaseExpression) -> None:
+        read = name_uses(value).read_names
+        self.order += sorted(targets)
+        self.holding += [(target, name) for target in targets for name in read]
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         value = node.value
         if self._module_level() and (value is None or not _immutable_literal(value)):
             self.values |= target_names(node.target)
+            if value is not None:
+                self._holds(target_names(node.target), value)
         elif self._module_level():
             self.constants |= target_names(node.target)
 

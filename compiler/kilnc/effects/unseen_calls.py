@@ -13,10 +13,10 @@ from typing import Final
 
 import libcst as cst
 
-from kilnc.effect_ir import MemoryUse
+from kilnc.effect_ir import Access, MemoryUse
 from kilnc.effects.body import Body
 from kilnc.effects.kept import keep
-from kilnc.effects.state_uses import opaque
+from kilnc.effects.state_uses import opaque, record
 from kilnc.mutability import EXTERNAL_BUILTINS, ITERATING_BUILTINS, PURE_BUILTINS
 from kilnc.names import root_names
 from kilnc.syntax import code
@@ -37,7 +37,10 @@ def builtin_call(body: Body, node: cst.Call, name: str) -> None:
                 body.change(arg.value, f"calls {shown}", node)
         return
     if name == "next" and node.args:
-        body.change(node.args[0].value, "calls next() on it", node, by_iteration=True)
+        iterator = node.args[0].value
+        body.change(iterator, "calls next() on it", node, by_iteration=True)
+        # Of module state, an iterator it changes (`next(IDS)` of `itertools.count`).
+        record(body, iterator, Access.WRITE, "calls next() on it", node)
         return
     if name in ("setattr", "delattr") and node.args:
         token = body.token(node.args[0].value)
