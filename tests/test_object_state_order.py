@@ -12,8 +12,10 @@ mark, a lock only read) adds to what another call adds to, so two calls that
 count into one gauge still overlap.
 
 So are module-level state under a second name (`VIEW = CACHE`, one list
-held by two dicts: one piece, by the first name) and an iterator a node
-draws from (`next(IDS)` of `itertools.count`, a change).
+held by two dicts: one piece, by the first name), what a helper hands out
+(`get_store()[k] = v`, `registry().add(k)`, a `functools.cache`d
+function's result) and an iterator a node draws from (`next(IDS)` of
+`itertools.count`, a change).
 
 Each case is one module run as the source and as the compiled flow, several
 times each in a fresh interpreter, and compared by result and by the state
@@ -332,6 +334,86 @@ ORDERED = {
         def snapshot() -> object:
             return SHARED
     """,
+    "a_helper_hands_out_the_store": """
+        STORE: dict[str, int] = {}
+
+        def get_store() -> dict[str, int]:
+            return STORE
+
+        @node
+        async def first() -> int:
+            await asyncio.sleep(0.05)
+            get_store()["k"] = 1
+            return 1
+
+        @node
+        async def second() -> int:
+            await asyncio.sleep(0.01)
+            return STORE.get("k", 0)
+
+        @flow
+        async def main() -> tuple[int, int]:
+            return await first(), await second()
+
+        def snapshot() -> object:
+            return STORE
+    """,
+    "a_method_on_what_a_helper_returns": """
+        class Registry:
+            def __init__(self) -> None:
+                self.items: dict[str, int] = {}
+
+            def add(self, key: str) -> None:
+                self.items[key] = 1
+
+            def has(self, key: str) -> int:
+                return self.items.get(key, 0)
+
+        REGISTRY = Registry()
+
+        def registry() -> Registry:
+            return REGISTRY
+
+        @node
+        async def warm(key: str) -> int:
+            await asyncio.sleep(0.05)
+            registry().add(key)
+            return 1
+
+        @node
+        async def check(key: str) -> int:
+            await asyncio.sleep(0.01)
+            return REGISTRY.has(key)
+
+        @flow
+        async def main() -> tuple[int, int]:
+            return await warm("k"), await check("k")
+
+        def snapshot() -> object:
+            return REGISTRY.items
+    """,
+    "a_cached_settings_dict": """
+        import functools
+
+        @functools.lru_cache(maxsize=None)
+        def settings() -> dict[str, str]:
+            return {"mode": "slow"}
+
+        @node
+        async def set_fast() -> int:
+            await asyncio.sleep(0.05)
+            settings()["mode"] = "fast"
+            return 1
+
+        @node
+        async def mode() -> str:
+            await asyncio.sleep(0.01)
+            return settings()["mode"]
+
+        @flow
+        async def main() -> tuple[int, str]:
+            return await set_fast(), await mode()
+    """,
 }
 
 # Uses that commute: both calls start before either ends.
@@ -421,6 +503,26 @@ OVERLAPPING = {
         async def main() -> list[str]:
             return [await work("a"), await work("b")]
     """,
+    "a_cached_client_both_call": """
+        import functools
+
+        import fakeclient
+
+        @functools.cache
+        def client() -> fakeclient.Client:
+            return fakeclient.Client()
+
+        @node
+        async def work(name: str) -> str:
+            EVENTS.append(f"start {name}")
+            got = await client().get(name)
+            EVENTS.append(f"end {name}")
+            return got
+
+        @flow
+        async def main() -> list[str]:
+            return [await work("a"), await work("b")]
+    """,
     "two_attributes_one_written_one_read": """
         class Settings:
             def __init__(self) -> None:
@@ -466,8 +568,8 @@ EVENTS: list[str] = []
 
 RUNNER = """
 import asyncio, importlib, inspect, json, sys
-sys.path[:0] = [sys.argv[1]]
-runs = int(sys.argv[2])
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+runs = int(sys.argv[3])
 
 
 def fresh(module):
@@ -496,17 +598,32 @@ print(json.dumps(found))
 """
 
 
+# A client of a library kiln cannot see into, beside the case's module.
+FAKE_CLIENT = """
+import asyncio
+
+
+class Client:
+    async def get(self, url: str) -> str:
+        await asyncio.sleep(0.05)
+        return url
+"""
+
+
 def compile_and_run(
     tmp_path: Path, body: str
 ) -> tuple[dict[str, list[object]], list[str]]:
     """The case's source and compiled runs, and its KLN311 messages."""
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / "fakeclient.py").write_text(FAKE_CLIENT, encoding="utf-8")
     source = tmp_path / "case.py"
     source.write_text(HEADER + textwrap.dedent(body), encoding="utf-8")
     compilation = compile_file(source)
     assert compilation.output is not None, compilation.diagnostics
     (tmp_path / "compiled_case.py").write_text(compilation.output, encoding="utf-8")
     ran = subprocess.run(
-        [sys.executable, "-c", RUNNER, str(tmp_path), str(RUNS)],
+        [sys.executable, "-c", RUNNER, str(tmp_path), str(library), str(RUNS)],
         capture_output=True,
         text=True,
         timeout=120,

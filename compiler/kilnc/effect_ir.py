@@ -251,7 +251,8 @@ class Effects:
     `state` says whether it reads or changes module state at all (a node's
     own reads too), so may reach what an earlier call stored there;
     `result_state` whether its result may be module state, or be stored there
-    (`return HISTORIES[user]`, `SESSIONS[key] = session; return session`);
+    (`return HISTORIES[user]`, `SESSIONS[key] = session; return session`),
+    `result_pieces` the pieces of module state it returns (part of);
     `state_uses` how it uses each piece of module state, by qualified name,
     the code it calls included: what orders two node calls of a flow.
     """
@@ -267,6 +268,7 @@ class Effects:
     escapes: frozenset[str] = frozenset()
     state: bool = False
     result_state: bool = False
+    result_pieces: frozenset[str] = frozenset()
     state_uses: StateUses = ()
 
     def bind(

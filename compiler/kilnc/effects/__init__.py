@@ -59,8 +59,8 @@ from kilnc.effects.module_state import (
     module_state,
 )
 from kilnc.effects.receivers import called_method, type_of
+from kilnc.effects.signature import of_decorators, of_stars, parameters
 from kilnc.effects.visitor import EffectVisitor
-from kilnc.facts import is_kiln
 from kilnc.front import ModuleDefs
 from kilnc.ir import Callee, NodeDef
 from kilnc.mutability import DESCRIBED_TYPES, is_immutable
@@ -166,7 +166,7 @@ class EffectReader:
         self._reading.add(key)
         try:
             defs, function, owner, kind = found
-            params = _parameters(defs, function)
+            params = parameters(defs, function)
             made = receiver = None
             if kind == "init":  # `self` is the object being made, no parameter
                 made = first_name(function)
@@ -177,20 +177,19 @@ class EffectReader:
             roots = (function.body,)
             body = _read_body(self, defs, params, roots, owner, made, receiver)
             effects = body.effects(tuple(params))
-            if any(is_kiln(defs.parsed, d) for d in function.decorators):
-                # What a node reads of module state it reads as it runs: the
-                # call's place among the steps is for the flow's own reads.
-                effects = replace(effects, reads_state=None)
+            effects = of_decorators(effects, defs, function, ".".join(key))
             if kind == "init":  # what is made keeps what it is given
                 effects = replace(effects, returns=frozenset(params))
             returned = function.returns if kind != "init" else None  # `-> None`
             if returned is not None and is_immutable(
                 code(returned.annotation), body.qualify
             ):  # module state's, but no code can change it
-                effects = replace(effects, result_state=False)
+                effects = replace(
+                    effects, result_state=False, result_pieces=frozenset()
+                )
             if kind == "class" and owner is not None:
                 effects = of_class_method(effects, defs, function, owner)
-            return _variadic(function, effects)
+            return of_stars(function, effects)
         finally:
             self._reading.discard(key)
 
@@ -414,29 +413,3 @@ def _read_body(
     for root in roots:
         walk(root, EffectVisitor(body))
     return body
-
-
-def _parameters(defs: ModuleDefs, function: cst.FunctionDef) -> dict[str, Holder]:
-    params = function.params
-    found: dict[str, Holder] = {}
-    every = (*params.posonly_params, *params.params, *params.kwonly_params)
-    for param in every:
-        annotation = param.annotation
-        found[identifier(param.name.value)] = Holder(
-            code(annotation.annotation) if annotation is not None else None,
-            defs.parsed.is_memory(annotation),
-        )
-    # `*args` is always a tuple and `**kwargs` a dict, whatever their items are.
-    if isinstance(params.star_arg, cst.Param):
-        found[identifier(params.star_arg.name.value)] = Holder("tuple")
-    if isinstance(params.star_kwarg, cst.Param):
-        found[identifier(params.star_kwarg.name.value)] = Holder("dict")
-    return found
-
-
-def _variadic(function: cst.FunctionDef, effects: Effects) -> Effects:
-    params = function.params
-    stars = (params.star_arg, params.star_kwarg)
-    if not any(isinstance(star, cst.Param) for star in stars):
-        return effects
-    return replace(effects, variadic=True)

@@ -10,7 +10,6 @@ change of `state`; a store into `memory.seen` is a write of its key `seen`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Final
 
@@ -26,12 +25,11 @@ from kilnc.effect_ir import (
     Holder,
     Keys,
     MemoryUse,
-    Reads,
-    StateUse,
     global_part,
     spread,
 )
 from kilnc.effects.bindings import NEW_VALUES, Bindings
+from kilnc.effects.found import Found, Origin
 from kilnc.effects.lookup import Lookup
 from kilnc.effects.receivers import describe
 from kilnc.effects.state_uses import Idioms, record
@@ -53,28 +51,6 @@ _OPAQUE: Final = ", a method kiln cannot see into"  # said of a use of module st
 FIXED_POINT_ROUNDS: Final = 50  # the lattice is finite; this only bounds a runaway
 # A change of a whole Memory: any key read, bound anew, or changed in place.
 _EVERY_VALUE: Final = MemoryUse(ANY_KEY, ANY_KEY, ANY_KEY, ANY_KEY, mutates=ANY_KEY)
-
-# A value a function holds: a parameter's object, or a value stored in a Memory
-# parameter under some keys, read through its global or local store. The keys are a
-# literal or any (`by_parameter=False`): in `items = memory[key]`, `key` a parameter,
-# a change through `items` counts for every key, so it may keep an order the caller's
-# argument would show is not needed, but never drops one.
-Origin = str | tuple[str, str, Keys]
-
-
-@dataclass
-class Found:
-    changes: dict[str, Change] = field(default_factory=dict)
-    memory: dict[str, MemoryUse] = field(default_factory=dict)
-    returns: set[str] = field(default_factory=set)
-    external: Change | None = None
-    reads_state: Change | None = None
-    reads: dict[str, Reads] = field(default_factory=dict)
-    escapes: set[str] = field(default_factory=set)
-    escaped_locals: set[str] = field(default_factory=set)  # stored in module state
-    state: bool = False  # a node's own reads of module state count here too
-    result_state: bool = False  # the result may be module state's
-    state_uses: dict[str, StateUse] = field(default_factory=dict)  # by its name
 
 
 class Body:
@@ -141,6 +117,7 @@ class Body:
             escapes=frozenset(found.escapes & set(order)),
             state=bool(found.state or found.external or found.reads_state),
             result_state=found.result_state,
+            result_pieces=frozenset(found.result_pieces),
             state_uses=spread(found.state_uses),
         )
 

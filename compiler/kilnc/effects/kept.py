@@ -24,7 +24,8 @@ from kilnc.effect_ir import ANY_KEY, Keys, MemoryUse
 from kilnc.mutability import is_immutable
 
 if TYPE_CHECKING:  # body.py and visitor.py record through this module
-    from kilnc.effects.body import Body, Origin
+    from kilnc.effects.body import Body
+    from kilnc.effects.found import Origin
 
 
 def hand_back(body: Body, value: cst.BaseExpression, *, params: bool = True) -> None:

@@ -21,17 +21,18 @@ import libcst as cst
 from kilnc.effect_ir import (
     ANONYMOUS_CLONE,
     RECEIVER,
+    Access,
     Change,
     Effects,
     MemoryUse,
     Reads,
     global_part,
-    on_object,
     part_of,
 )
-from kilnc.effects.body import Body, Origin
+from kilnc.effects.body import Body
+from kilnc.effects.found import Origin
 from kilnc.effects.receivers import inserts_on_read, value_described
-from kilnc.effects.state_uses import merge, names_whole, state_of
+from kilnc.effects.state_uses import merge, on_called, record
 from kilnc.syntax import code
 
 
@@ -51,6 +52,8 @@ def project_call(
     itself = effects.params[0] if uses_itself else None
     if effects.result_state:  # what it returns is module state's
         body.state_calls.add(id(node))
+    if effects.result_pieces:  # handed out, it is read
+        record(body, node, Access.READ, f"calls {shown}", node)
     # What a call changes may keep what else it is given: given module state to
     # change, it may store there any of the others.
     into_state = any(
@@ -100,27 +103,13 @@ def project_call(
     body.found.state |= effects.state
     for name, uses in effects.state_uses:  # where the callee uses it, and how
         piece = (
-            _of_object(body, named.get(itself or ""), name)
+            on_called(body, named.get(itself or ""), name)
             if part_of(name, RECEIVER)
             else name
         )  # None on no module state's: the change of its argument says it
         if piece is not None:
             where = through_change(shown, uses.where)
             merge(body, piece, replace(uses, where=where))
-
-
-def _of_object(
-    body: Body, argument: cst.BaseExpression | None, name: str
-) -> str | None:
-    """The piece a method's use of its object (`<self>.now`) is, the method called
-    on `argument`: `app.GAUGE.now` on `GAUGE` itself, `app.GAUGE` on a part of it
-    (`GAUGE.inner`); None on what is no module state."""
-    if argument is None:
-        return None
-    piece = state_of(body, argument)
-    if piece is None or not names_whole(body, argument):
-        return piece
-    return on_object(name, piece)
 
 
 def _typed_reads(

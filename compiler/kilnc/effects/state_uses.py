@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Final
 
 import libcst as cst
 
-from kilnc.effect_ir import RECEIVER, Access, Change, StateUse
+from kilnc.effect_ir import RECEIVER, Access, Change, StateUse, on_object, part_of
 from kilnc.effects.module_state import class_state, declared_global
 from kilnc.mutability import MUTATING_METHODS
 from kilnc.names import identifier
@@ -119,6 +119,8 @@ def state_of(
     root = chain_root(head)
     if _own_class(body, root) and body.owner is not None:  # `type(self).count`
         return class_state(body.defs, body.owner)
+    if isinstance(root, cst.Call):  # `get_store()[key]`, of `return STORE`
+        return _returned(body, root)
     if not isinstance(root, cst.Name):
         return None
     idioms = idioms or body.idioms
@@ -150,6 +152,37 @@ def names_whole(
             name not in seen and names_whole(body, held, seen | {name})
         )
     return isinstance(node, cst.Attribute) and state_of(body, node.value) is None
+
+
+def on_called(body: Body, argument: cst.BaseExpression | None, name: str) -> str | None:
+    """The piece a method's use of its object (`<self>.now`) is, the method called
+    on `argument`: `app.GAUGE.now` on `GAUGE` itself, `app.GAUGE` on a part of it
+    (`GAUGE.inner`); None on what is no module state."""
+    if argument is None:
+        return None
+    piece = state_of(body, argument)
+    if piece is None or not names_whole(body, argument):
+        return piece
+    return on_object(name, piece)
+
+
+def _returned(body: Body, call: cst.Call) -> str | None:
+    """The piece of module state a project function's or method's result is part
+    of, where it returns one piece (`def get_store(): return STORE`)."""
+    func = call.func
+    target = body.reader.called(body, func) if isinstance(func, cst.Attribute) else None
+    if target is None:
+        qualified = body.reader.resolve(body.defs, func)
+        found = body.reader.project_function(qualified) if qualified else None
+        target = (*found, None) if found else None
+    if target is None:
+        return None
+    module, name, receiver = target
+    pieces = body.reader.of_function(module, name).result_pieces
+    if len(pieces) != 1:
+        return None
+    [piece] = pieces
+    return on_called(body, receiver, piece) if part_of(piece, RECEIVER) else piece
 
 
 def _own_class(body: Body, node: cst.BaseExpression) -> bool:

@@ -17,7 +17,7 @@ from kilnc.effects.kept import hand_back, keep
 from kilnc.effects.module_state import holds_state
 from kilnc.effects.project_calls import assume_dict, project_call, read_items
 from kilnc.effects.receivers import describe, inserts_on_read, is_module
-from kilnc.effects.state_uses import opaque
+from kilnc.effects.state_uses import opaque, state_of
 from kilnc.effects.unseen_calls import builtin_call, iterate, unknown_call
 from kilnc.mutability import (
     LOGGING,
@@ -384,6 +384,8 @@ class EffectVisitor(cst.CSTVisitor):
         value = original_node.value
         if value is not None and holds_state(self.body, value):
             self.body.found.result_state = True
+            piece = state_of(self.body, value)  # `return STORE`: `get_store()[k] = v`
+            self.body.found.result_pieces |= {piece} if piece else set()
 
     def visit_Global(self, node: cst.Global) -> None:
         self.body.external("declares a global", node)
