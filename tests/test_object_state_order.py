@@ -14,8 +14,10 @@ count into one gauge still overlap.
 So are module-level state under a second name (`VIEW = CACHE`, one list
 held by two dicts: one piece, by the first name), what a helper hands out
 (`get_store()[k] = v`, `registry().add(k)`, a `functools.cache`d
-function's result) and an iterator a node draws from (`next(IDS)` of
-`itertools.count`, a change).
+function's result), what builtins reach (`list.append(LOG, x)`, `setattr`
+and `getattr`, `vars(obj)[k] = v`, `globals()["MODE"] = m`), a base's
+attribute read through a subclass, and an iterator a node draws from
+(`next(IDS)` of `itertools.count`, a change).
 
 Each case is one module run as the source and as the compiled flow, several
 times each in a fresh interpreter, and compared by result and by the state
@@ -413,6 +415,119 @@ ORDERED = {
         @flow
         async def main() -> tuple[int, str]:
             return await set_fast(), await mode()
+    """,
+    "a_builtin_method_called_through_its_class": """
+        LOG: list[int] = []
+
+        @node
+        async def first() -> int:
+            await asyncio.sleep(0.05)
+            list.append(LOG, 1)
+            return 1
+
+        @node
+        async def second() -> int:
+            await asyncio.sleep(0.01)
+            return len(LOG)
+
+        @flow
+        async def main() -> tuple[int, int]:
+            return await first(), await second()
+
+        def snapshot() -> object:
+            return LOG
+    """,
+    "setattr_and_getattr_on_a_class": """
+        class Config:
+            mode = "slow"
+
+        @node
+        async def set_mode(mode: str) -> str:
+            await asyncio.sleep(0.05)
+            setattr(Config, "mode", mode)
+            return mode
+
+        @node
+        async def get_mode() -> str:
+            await asyncio.sleep(0.01)
+            return str(getattr(Config, "mode"))
+
+        @flow
+        async def main() -> tuple[str, str]:
+            return await set_mode("fast"), await get_mode()
+
+        def snapshot() -> object:
+            return Config.mode
+    """,
+    "an_object_changed_through_vars": """
+        class Config:
+            mode = "slow"
+
+        CONFIG = Config()
+
+        @node
+        async def first() -> int:
+            await asyncio.sleep(0.05)
+            vars(CONFIG)["mode"] = "fast"
+            return 1
+
+        @node
+        async def second() -> str:
+            await asyncio.sleep(0.01)
+            return CONFIG.mode
+
+        @flow
+        async def main() -> tuple[int, str]:
+            return await first(), await second()
+
+        def snapshot() -> object:
+            return CONFIG.mode
+    """,
+    "a_global_set_through_globals": """
+        MODE = "slow"
+
+        @node
+        async def set_mode(mode: str) -> str:
+            await asyncio.sleep(0.05)
+            globals()["MODE"] = mode
+            return mode
+
+        @node
+        async def get_mode() -> str:
+            await asyncio.sleep(0.01)
+            return MODE
+
+        @flow
+        async def main() -> tuple[str, str]:
+            return await set_mode("fast"), await get_mode()
+
+        def snapshot() -> object:
+            return MODE
+    """,
+    "a_base_s_attribute_read_through_a_subclass": """
+        class Base:
+            mode = "slow"
+
+        class Child(Base):
+            pass
+
+        @node
+        async def set_mode(mode: str) -> str:
+            await asyncio.sleep(0.05)
+            Base.mode = mode
+            return mode
+
+        @node
+        async def get_mode() -> str:
+            await asyncio.sleep(0.01)
+            return Child.mode
+
+        @flow
+        async def main() -> tuple[str, str]:
+            return await set_mode("fast"), await get_mode()
+
+        def snapshot() -> object:
+            return Base.mode
     """,
 }
 

@@ -49,8 +49,8 @@ class ModuleState:
     classes: frozenset[str]  # classes whose attributes may be assigned
     constants: frozenset[str]  # names bound to what cannot change
     # Each value bound to what may hold another's object (`VIEW = CACHE`, `A =
-    # {"items": SHARED}`), by the first name of those that may share one: one
-    # piece of state, under that name.
+    # {"items": SHARED}`), and each class with its bases, by the first name of
+    # those that may share one: one piece of state, under that name.
     shared: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -83,8 +83,10 @@ def holds_state(
 def class_state(defs: ModuleDefs, name: str) -> str | None:
     """`app.cfg.Config`: the piece of module state the class `name` of `defs` is,
     if its attributes may be assigned."""
-    if name not in module_state(defs.parsed.module).classes:
+    state = module_state(defs.parsed.module)
+    if name not in state.classes:
         return None
+    name = state.shared.get(name, name)
     prefix = defs.location.name
     return f"{prefix}.{name}" if prefix else name
 
@@ -104,8 +106,9 @@ def module_state(module: cst.Module) -> ModuleState:
     constants = frozenset(found.constants - found.values)
     values = frozenset(found.values)
     graph: dict[str, set[str]] = {}  # who may hold whose object, both ways
-    for target, read in found.holding:
-        if target in values and read in values and target != read:
+    classes = frozenset(found.classes)
+    for target, read in found.holding:  # values that share, or a class and a base
+        if (target != read and {target, read} <= values) or {target, read} <= classes:
             graph.setdefault(target, set()).add(read)
             graph.setdefault(read, set()).add(target)
     shared: dict[str, str] = {}
@@ -117,7 +120,7 @@ def module_state(module: cst.Module) -> ModuleState:
                     group.add(other)
                     todo.append(other)
             shared |= dict.fromkeys(group, name)
-    return ModuleState(values, frozenset(found.classes), constants, shared)
+    return ModuleState(values, classes, constants, shared)
 
 
 class _Bindings(cst.CSTVisitor):
@@ -140,7 +143,12 @@ class _Bindings(cst.CSTVisitor):
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         if not self._inside and not _constant_class(node):
-            self.classes.add(identifier(node.name.value))
+            name = identifier(node.name.value)
+            self.classes.add(name)
+            self.order.append(name)
+            # `Child.mode` is `Base.mode` until a class sets its own: one piece.
+            for base in node.bases:
+                self._holds({name}, base.value)
         self._inside += 1  # its methods may still declare globals
 
     def leave_ClassDef(self, original_node: cst.ClassDef) -> None:

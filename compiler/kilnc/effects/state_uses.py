@@ -120,7 +120,7 @@ def state_of(
     if _own_class(body, root) and body.owner is not None:  # `type(self).count`
         return class_state(body.defs, body.owner)
     if isinstance(root, cst.Call):  # `get_store()[key]`, of `return STORE`
-        return _returned(body, root)
+        return _returned(body, root, idioms or body.idioms)
     if not isinstance(root, cst.Name):
         return None
     idioms = idioms or body.idioms
@@ -141,35 +141,52 @@ def state_of(
 
 
 def names_whole(
-    body: Body, node: cst.BaseExpression, seen: frozenset[str] = frozenset()
+    body: Body,
+    node: cst.BaseExpression,
+    idioms: Idioms,
+    seen: frozenset[str] = frozenset(),
 ) -> bool:
     """Whether `node` names a whole piece of state (`GAUGE`, `c.GAUGE`, `self`, a
     local bound to one), not a part of one (`GAUGE.inner`, `CACHE[key]`)."""
     if isinstance(node, cst.Name):
         name = identifier(node.value)
-        held = body.idioms.aliases.get(name)
+        held = idioms.aliases.get(name)
         return held is None or (
-            name not in seen and names_whole(body, held, seen | {name})
+            name not in seen and names_whole(body, held, idioms, seen | {name})
         )
-    return isinstance(node, cst.Attribute) and state_of(body, node.value) is None
+    if not isinstance(node, cst.Attribute):
+        return False
+    return state_of(body, node.value, idioms) is None
 
 
-def on_called(body: Body, argument: cst.BaseExpression | None, name: str) -> str | None:
+def on_called(
+    body: Body,
+    argument: cst.BaseExpression | None,
+    name: str,
+    idioms: Idioms | None = None,
+) -> str | None:
     """The piece a method's use of its object (`<self>.now`) is, the method called
     on `argument`: `app.GAUGE.now` on `GAUGE` itself, `app.GAUGE` on a part of it
     (`GAUGE.inner`); None on what is no module state."""
     if argument is None:
         return None
-    piece = state_of(body, argument)
-    if piece is None or not names_whole(body, argument):
+    idioms = idioms or body.idioms
+    piece = state_of(body, argument, idioms)
+    if piece is None or not names_whole(body, argument, idioms):
         return piece
     return on_object(name, piece)
 
 
-def _returned(body: Body, call: cst.Call) -> str | None:
+def _returned(body: Body, call: cst.Call, idioms: Idioms) -> str | None:
     """The piece of module state a project function's or method's result is part
     of, where it returns one piece (`def get_store(): return STORE`)."""
     func = call.func
+    builtin = body.reader.resolve(body.defs, func)
+    if builtin == "builtins.vars" and call.args:  # `vars(CFG)[key] = value`
+        attribute = cst.Attribute(call.args[0].value, cst.Name("__dict__"))
+        return state_of(body, attribute, idioms)
+    if builtin == "builtins.globals":  # every piece of the module
+        return body.defs.location.name
     target = body.reader.called(body, func) if isinstance(func, cst.Attribute) else None
     if target is None:
         qualified = body.reader.resolve(body.defs, func)
@@ -182,7 +199,9 @@ def _returned(body: Body, call: cst.Call) -> str | None:
     if len(pieces) != 1:
         return None
     [piece] = pieces
-    return on_called(body, receiver, piece) if part_of(piece, RECEIVER) else piece
+    if not part_of(piece, RECEIVER):
+        return piece
+    return on_called(body, receiver, piece, idioms)
 
 
 def _own_class(body: Body, node: cst.BaseExpression) -> bool:

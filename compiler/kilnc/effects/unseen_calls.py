@@ -17,7 +17,13 @@ from kilnc.effect_ir import Access, MemoryUse
 from kilnc.effects.body import Body
 from kilnc.effects.kept import keep
 from kilnc.effects.state_uses import opaque, record
-from kilnc.mutability import EXTERNAL_BUILTINS, ITERATING_BUILTINS, PURE_BUILTINS
+from kilnc.mutability import (
+    EXTERNAL_BUILTINS,
+    ITERATING_BUILTINS,
+    MUTATING_METHODS,
+    PURE_BUILTINS,
+    PURE_METHODS,
+)
 from kilnc.names import root_names
 from kilnc.syntax import code
 
@@ -26,7 +32,15 @@ _RUNS_CODE: Final = ("exec", "eval")  # the names they are given, the code may c
 
 def builtin_call(body: Body, node: cst.Call, name: str) -> None:
     """A call of the builtin `name`."""
-    if name in PURE_BUILTINS:
+    if name in ("getattr", "hasattr", "vars") and node.args:  # `Config.mode` read
+        record(body, named_attribute(node), Access.READ, f"calls {name}()", node)
+    method = name.partition(".")[2]
+    if method and node.args and method in MUTATING_METHODS:
+        # `list.append(LOG, x)`: the method on its first argument.
+        reason = f"calls {name}() on it"
+        body.change(node.args[0].value, reason, node, itself=True)
+        return
+    if name in PURE_BUILTINS or method in PURE_METHODS:
         return
     if name in ITERATING_BUILTINS:
         for arg in node.args:
@@ -49,7 +63,8 @@ def builtin_call(body: Body, node: cst.Call, name: str) -> None:
             body.memory(token, MemoryUse(global_writes=keys, local_writes=keys))
         else:
             reason = f"calls {name}() on it"
-            body.change(node.args[0].value, reason, node, itself=True)
+            stored = named_attribute(node)
+            body.change(node.args[0].value, reason, node, itself=True, stored=stored)
         if name == "setattr" and len(node.args) == 3:  # `holder[key] = value`
             held, key, value = (arg.value for arg in node.args)
             into = cst.Subscript(held, [cst.SubscriptElement(cst.Index(key))])
@@ -63,6 +78,17 @@ def builtin_call(body: Body, node: cst.Call, name: str) -> None:
         body.external(f"calls {name}()", node)
         return
     unknown_call(body, node, name)
+
+
+def named_attribute(node: cst.Call) -> cst.Attribute:
+    """`Config.mode` of `setattr(Config, "mode", m)`; `Config.__dict__` where the
+    name is no literal, and of `vars(Config)`."""
+    held = node.args[0].value
+    key = node.args[1].value if len(node.args) > 1 else None
+    name = key.evaluated_value if isinstance(key, cst.SimpleString) else None
+    if not isinstance(name, str) or not name.isidentifier():
+        name = "__dict__"
+    return cst.Attribute(held, cst.Name(name))
 
 
 def unknown_call(body: Body, node: cst.Call, shown: str) -> None:
