@@ -22,8 +22,10 @@ there by the flow or a node, one key's list stored under another, grown in
 place), a Memory held by a list or chosen by a condition, a Memory's local
 store held as a dict, nodes that share module state (a dict one writes and
 another reads through a helper, a list and a counter they add to, a global
-one rebinds, a memo they fill, a read-modify-write across an await, also in
-fan-outs), and two calls that fail in one run.
+one rebinds, a memo they fill, a read-modify-write across an await, a
+module-level project object whose methods store, read and count into it, one
+reached through a helper that returns it, a classmethod that sets its class's
+attribute, also in fan-outs), and two calls that fail in one run.
 
 Every node sleeps a random time, so a schedule that reorders two effects shows
 in the result. Every node call appends `done <tag>` to the module's `events`
@@ -69,6 +71,40 @@ MODE = 0
 
 def shared(key: str) -> int:
     return SHARED.get(key, -1)
+
+
+class Store:
+    mode = 0
+
+    def __init__(self) -> None:
+        self.data: dict[str, int] = {}
+        self.hits = 0
+        self.peak = 0
+
+    def put(self, key: str, value: int) -> None:
+        self.data[key] = value
+
+    def get(self, key: str) -> int:
+        self.hits += 1
+        self.peak = max(self.peak, self.hits)
+        return self.data.get(key, -1)
+
+    def merge(self, key: str, value: int) -> None:
+        self._set(key, self.data.get(key, 0) * 2 + value)
+
+    def _set(self, key: str, value: int) -> None:
+        self.data[key] = value
+
+    @classmethod
+    def switch(cls, mode: int) -> None:
+        cls.mode = mode
+
+
+STORE = Store()
+
+
+def store_of() -> Store:
+    return STORE
 
 
 class Agent:
@@ -369,6 +405,37 @@ async def speek(key: int, tag: str) -> int:
     note(tag)
     return MEMO.get(key, -1)
 """,
+    # A module-level project object, used through its methods.
+    "oput": """@node
+async def oput(key: str, value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    STORE.put(key, value)
+    note(tag)
+""",
+    "oget": """@node
+async def oget(key: str, tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return STORE.get(key)
+""",
+    "omerge": """@node
+async def omerge(key: str, value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    store_of().merge(key, value)
+    note(tag)
+""",
+    "oswitch": """@node
+async def oswitch(value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    Store.switch(value)
+    note(tag)
+""",
+    "omode": """@node
+async def omode(tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return STORE.mode
+""",
 }
 # A node the flow calls through another node's source needs that node's source too.
 NEEDS = {
@@ -642,19 +709,31 @@ def _module_statement(flow: _Flow) -> None:
         "smode": [],
         "smemo": [small],
         "speek": [small],
+        "oput": [key, flow.value()],
+        "oget": [key],
+        "omerge": [key, flow.value()],
+        "oswitch": [flow.value()],
+        "omode": [],
     }
     node = draw(st.sampled_from(sorted(calls)))
-    returns = node not in ("sset", "stally", "shift")
+    silent = ("sset", "stally", "shift", "oput", "omerge", "oswitch")
+    returns = node not in silent
     shape = draw(st.sampled_from(["call", "call", "fan", "if"]))
-    if shape == "fan" and node in ("sbump", "stally", "smemo"):
+    fans = {
+        "sbump": f"{key}, i",
+        "stally": "i",
+        "smemo": "i % 2",
+        "oget": key,
+        "omerge": f"{key}, i",
+    }
+    if shape == "fan" and node in fans:
         flow.used.add(node)
         tag, n = flow.tag().strip('"'), draw(st.integers(1, 3))
-        args = {"sbump": f"{key}, i", "stally": "i", "smemo": "i % 2"}[node]
         fan = flow.name("fan")
         flow.lines.append(
-            f'{fan} = [await {node}({args}, f"{tag}.{{i}}") for i in range({n})]'
+            f'{fan} = [await {node}({fans[node]}, f"{tag}.{{i}}") for i in range({n})]'
         )
-        if node != "stally":
+        if returns:
             flow.lines.append(f"{fan}_sum = sum({fan})")
             flow.ints.append(f"{fan}_sum")
         return
@@ -894,6 +973,7 @@ def effect_flows(draw: st.DrawFn) -> str:
     state = [*flow.boxes, *flow.tables, *fields, "sorted(LEDGER)"]
     # The module state nodes share; a list's order is the accumulations' own.
     state += ["dict(SHARED)", "sorted(TALLY)", 'COUNTER["n"]', "MODE", "dict(MEMO)"]
+    state += ["dict(STORE.data)", "STORE.hits", "STORE.peak", "Store.mode"]
     memories = ", ".join(f"dict({m}.local)" for m in flow.memories)
     if flow.lists:  # the keys' lists, made first: the flow's parameter holds none
         flow.lines[:0] = ['memory["l1"] = [x]', 'memory["l2"] = [x + 1]']

@@ -16,7 +16,7 @@ held by two dicts: one piece, by the first name), what a helper hands out
 (`get_store()[k] = v`, `registry().add(k)`, a `functools.cache`d
 function's result), what builtins reach (`list.append(LOG, x)`, `setattr`
 and `getattr`, `vars(obj)[k] = v`, `globals()["MODE"] = m`), a base's
-attribute read through a subclass, and an iterator a node draws from
+attribute read through a subclass or an instance, and an iterator a node draws from
 (`next(IDS)` of `itertools.count`, a change).
 
 Each case is one module run as the source and as the compiled flow, several
@@ -528,6 +528,37 @@ ORDERED = {
 
         def snapshot() -> object:
             return Base.mode
+    """,
+    "a_class_attribute_read_through_an_instance": """
+        class Store:
+            mode = 0
+
+            @classmethod
+            def switch(cls, mode: int) -> None:
+                cls.mode = mode
+
+            def current(self) -> int:
+                return self.mode
+
+        STORE = Store()
+
+        @node
+        async def switch(mode: int) -> int:
+            await asyncio.sleep(0.05)
+            Store.switch(mode)
+            return mode
+
+        @node
+        async def read() -> tuple[int, int]:
+            await asyncio.sleep(0.01)
+            return STORE.mode, STORE.current()
+
+        @flow
+        async def main() -> tuple[int, tuple[int, int]]:
+            return await switch(3), await read()
+
+        def snapshot() -> object:
+            return Store.mode
     """,
 }
 

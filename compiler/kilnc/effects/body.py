@@ -30,9 +30,10 @@ from kilnc.effect_ir import (
 )
 from kilnc.effects.bindings import NEW_VALUES, Bindings
 from kilnc.effects.found import Found, Origin
+from kilnc.effects.idioms import Idioms
 from kilnc.effects.lookup import Lookup
 from kilnc.effects.receivers import describe
-from kilnc.effects.state_uses import Idioms, record
+from kilnc.effects.state_uses import record
 from kilnc.front import ModuleDefs
 from kilnc.mutability import (
     FRESH_BUILTINS,

@@ -48,6 +48,9 @@ class ModuleState:
     values: frozenset[str]  # module-level names bound to what may change
     classes: frozenset[str]  # classes whose attributes may be assigned
     constants: frozenset[str]  # names bound to what cannot change
+    # By class, the attributes its body assigns (`mode = "slow"`): its own, and
+    # its instances' until one sets its own.
+    class_attributes: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # Each value bound to what may hold another's object (`VIEW = CACHE`, `A =
     # {"items": SHARED}`), and each class with its bases, by the first name of
     # those that may share one: one piece of state, under that name.
@@ -91,6 +94,22 @@ def class_state(defs: ModuleDefs, name: str) -> str | None:
     return f"{prefix}.{name}" if prefix else name
 
 
+def of_class_body(defs: ModuleDefs, cls: str, attribute: str) -> str | None:
+    """`app.Store.mode`: the piece `self.mode` is in a method of `Store`, whose
+    body assigns `mode` (a classmethod may set it for every instance)."""
+    state = module_state(defs.parsed.module)
+    piece = class_state(defs, cls)
+    if piece is None or attribute not in state.class_attributes.get(cls, ()):
+        return None
+    return f"{piece}.{attribute}"
+
+
+def of_instance_class(body: Body, name: str, attribute: str) -> str | None:
+    """`app.Store.mode` of `STORE.mode`, `STORE` a `Store` of the same module."""
+    declared = declared_global(body, name)
+    return of_class_body(*declared, attribute) if declared is not None else None
+
+
 def _imported_module(body: Body, node: cst.BaseExpression) -> bool:
     """Whether `node` names a module the body's module imports (`import random`)."""
     if not isinstance(node, cst.Name) or not body.is_module_state(node):
@@ -120,7 +139,8 @@ def module_state(module: cst.Module) -> ModuleState:
                     group.add(other)
                     todo.append(other)
             shared |= dict.fromkeys(group, name)
-    return ModuleState(values, classes, constants, shared)
+    attributes = {cls: frozenset(names) for cls, names in found.attributes.items()}
+    return ModuleState(values, classes, constants, attributes, shared)
 
 
 class _Bindings(cst.CSTVisitor):
@@ -133,13 +153,17 @@ class _Bindings(cst.CSTVisitor):
         self.constants: set[str] = set()
         self.holding: list[tuple[str, str]] = []  # a name, and one its value reads
         self.order: list[str] = []  # the module-level names as they are bound
+        self.attributes: dict[str, set[str]] = {}  # what each class's body assigns
+        self._classes: list[str | None] = []  # the class each open scope is
         self._inside = 0  # the functions and classes open around the statement
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self._inside += 1
+        self._classes.append(None)
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
         self._inside -= 1
+        self._classes.pop()
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         if not self._inside and not _constant_class(node):
@@ -149,15 +173,19 @@ class _Bindings(cst.CSTVisitor):
             # `Child.mode` is `Base.mode` until a class sets its own: one piece.
             for base in node.bases:
                 self._holds({name}, base.value)
+        top = None if self._inside else identifier(node.name.value)
+        self._classes.append(top)
         self._inside += 1  # its methods may still declare globals
 
     def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
         self._inside -= 1
+        self._classes.pop()
 
     def visit_Global(self, node: cst.Global) -> None:
         self.values.update(identifier(item.name.value) for item in node.names)
 
     def visit_Assign(self, node: cst.Assign) -> None:
+        self._in_class([target.target for target in node.targets])
         if self._module_level():
             held = self.constants if _immutable_literal(node.value) else self.values
             for target in node.targets:
@@ -170,6 +198,7 @@ class _Bindings(cst.CSTVisitor):
         self.holding += [(target, name) for target in targets for name in read]
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self._in_class([node.target])
         value = node.value
         if self._module_level() and (value is None or not _immutable_literal(value)):
             self.values |= target_names(node.target)
@@ -181,6 +210,14 @@ class _Bindings(cst.CSTVisitor):
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
         if self._module_level():
             self.values |= target_names(node.target)
+
+    def _in_class(self, targets: list[cst.BaseExpression]) -> None:
+        """An assignment in a module-level class's own body: its attribute."""
+        cls = self._classes[-1] if self._classes else None
+        if cls is not None:
+            found = self.attributes.setdefault(cls, set())
+            for target in targets:
+                found |= target_names(target)
 
     def _module_level(self) -> bool:
         return not self._inside

@@ -13,8 +13,9 @@ Example input (a node's body, in the module `app`)::
 
 Output, on the `Body`: `app._client` and `app.CACHE` FILL, `app.LOG`
 ACCUMULATE, `app.SEEN` WRITE, `app.Config` READ. The visitor reports each
-read and change as it meets it (`record`); `Idioms`, found first, says which
-of those are part of an accumulation or a fill, whose access it is then.
+read and change as it meets it (`record`); `Idioms` (`idioms.py`), found
+first, says which of those are part of an accumulation or a fill, whose
+access it is then.
 A name the body declares `global`, and a local bound to a piece of module
 state (`cache = CACHE`), are that state.
 
@@ -35,71 +36,19 @@ from typing import TYPE_CHECKING, Final
 import libcst as cst
 
 from kilnc.effect_ir import RECEIVER, Access, Change, StateUse, on_object, part_of
-from kilnc.effects.module_state import class_state, declared_global
+from kilnc.effects.module_state import (
+    class_state,
+    declared_global,
+    of_class_body,
+    of_instance_class,
+)
 from kilnc.mutability import MUTATING_METHODS
 from kilnc.names import identifier
-from kilnc.syntax import awaits, chain_root, code, dotted
-from kilnc.walk import walk
+from kilnc.syntax import chain_root, dotted
 
 if TYPE_CHECKING:  # the body asks this module what it uses: a cycle
     from kilnc.effects.body import Body
-
-# A builtin container's methods that add to it and read nothing back.
-_ADDING: Final = frozenset({"append", "add", "extend", "appendleft", "extendleft"})
-# Updates that commute with each other on numbers, and add to a list or a str.
-_ADDING_OPERATORS: Final = (cst.AddAssign, cst.SubtractAssign)
-
-
-class Idioms:
-    """What a body's accumulations and fills are: the access of each store's root
-    name (by node), the names it declares `global`, the locals bound to state."""
-
-    def __init__(self, body: Body) -> None:
-        found = _Finder(body)
-        for root in body.roots:
-            walk(root, found)
-        self.declared = frozenset(found.declared)
-        self.aliases: dict[str, cst.BaseExpression] = {}
-        for targets, value in body.bindings.bound:
-            held = _held(value)
-            if held is not None and isinstance(chain_root(held), cst.Name):
-                for target in targets - self.declared:
-                    self.aliases.setdefault(target, held)
-        self.kinds: dict[int, Access] = {}
-        for node in found.adds:
-            self.kinds[id(chain_root(node))] = Access.ACCUMULATE
-        memoised = {state_of(body, test, self) for test in found.memos}
-        for node, guards in found.stores:
-            guarded = memoised | {state_of(body, test, self) for test in guards}
-            if state_of(body, node, self) in guarded - {None}:
-                self.kinds[id(chain_root(node))] = Access.FILL
-        for node in found.fills:
-            self.kinds[id(chain_root(node))] = Access.FILL
-        for into, parts, high_water in found.folds:  # its reads of it too
-            folded = state_of(body, into, self)
-            same = [
-                part
-                for part in parts
-                if state_of(body, _called_on(part), self) == folded
-                and (high_water or _item(part) == _item(into))
-            ]
-            # A high-water mark's other reads are the fold's: a gauge's peak of
-            # what is in flight now (`PEAK = max(PEAK, ACTIVE)`) sees the overlap.
-            others = [
-                part
-                for part in parts
-                if high_water and state_of(body, _called_on(part), self) is not None
-            ]
-            for part in (into, *same, *others) if same and folded else ():
-                self.kinds[id(chain_root(_called_on(part)))] = Access.ACCUMULATE
-        # `global MODE; MODE = x` and `cache.MODE = x` (through the module
-        # `cache`): what the visitor reports changes the module, not its name.
-        for node, verb in found.changed:
-            if isinstance(node, cst.Name) and identifier(node.value) not in (
-                self.declared
-            ):
-                continue  # a local bound anew, though it held module state
-            record(body, node, Access.WRITE, f"{verb} {code(node)}", node, self)
+    from kilnc.effects.idioms import Idioms
 
 
 def state_of(
@@ -129,8 +78,15 @@ def state_of(
         piece = _of_receiver(head, called)
         if piece == f"{RECEIVER}.__class__" and body.owner is not None:
             return class_state(body.defs, body.owner)  # `self.__class__.registry`
-        return piece
+        if piece is None or body.owner is None:
+            return piece
+        attribute = piece.removeprefix(f"{RECEIVER}.")
+        return of_class_body(body.defs, body.owner, attribute) or piece
     if name in idioms.declared or body.is_module_state(root):
+        if isinstance(head, cst.Attribute) and head.value is root:  # `STORE.mode`
+            shared = of_instance_class(body, name, identifier(head.attr.value))
+            if shared is not None:
+                return shared
         # A constant too: another module may rebind it (`settings.LIMIT = 5`).
         called = called and head is node
         return body.reader.state_name(body.defs, head, called, constants=True)
@@ -285,156 +241,3 @@ _STATEFUL: Final = frozenset(
     | {"threading.Event", "random.Random", "itertools.count"}
     | {"collections.OrderedDict"}
 )
-
-
-def _held(value: cst.BaseExpression) -> cst.BaseExpression | None:
-    """What a local bound to `value` holds part of: `CACHE` of `CACHE[key]` and
-    of `CACHE.setdefault(key, [])`; None for a value of its own."""
-    if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
-        return value.func.value if value.func.attr.value == "setdefault" else None
-    return (
-        value if isinstance(value, cst.Name | cst.Attribute | cst.Subscript) else None
-    )
-
-
-class _Finder(cst.CSTVisitor):
-    """The candidates: stores, the tests that may guard them, accumulations."""
-
-    def __init__(self, body: Body) -> None:
-        self.body = body
-        self.declared: set[str] = set()
-        # Each store with what the tests of the `if`s around it check is absent.
-        self.stores: list[tuple[cst.BaseExpression, tuple[cst.BaseExpression, ...]]]
-        self.stores = []
-        self.guards: list[cst.BaseExpression] = []
-        self._opened: list[int] = []  # how many guards each open `if` added
-        # What `if key in CACHE: return CACHE[key]` checks is there: a memo.
-        self.memos: list[cst.BaseExpression] = []
-        # A store of a sum, a difference or a max of what it stores into, its
-        # operands, and whether a max or a min: an update as order-insensitive
-        # as `+=`.
-        self.folds: list[tuple[cst.BaseExpression, list[cst.BaseExpression], bool]] = []
-        self.adds: list[cst.BaseExpression] = []
-        self.fills: list[cst.BaseExpression] = []
-        self.changed: list[tuple[cst.BaseExpression, str]] = []  # and how
-
-    def visit_Global(self, node: cst.Global) -> None:
-        self.declared.update(identifier(item.name.value) for item in node.names)
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        for target in node.targets:
-            self._store(target.target, "assigns")
-        value = node.value
-        parts: list[cst.BaseExpression] = []
-        high_water = False
-        if isinstance(value, cst.BinaryOperation):  # `COUNTS[k] = COUNTS.get(k, 0) + 1`
-            if isinstance(value.operator, cst.Add):
-                parts = [value.left, value.right]
-            elif isinstance(value.operator, cst.Subtract):
-                parts = [value.left]
-        elif isinstance(value, cst.Call) and dotted(value.func) in ("max", "min"):
-            parts = [arg.value for arg in value.args]  # `PEAK[1] = max(PEAK)`
-            high_water = True
-        if parts and len(node.targets) == 1 and not awaits(value):
-            self.folds.append((node.targets[0].target, parts, high_water))
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        if node.value is not None:
-            self._store(node.target, "assigns")
-
-    def visit_Del(self, node: cst.Del) -> None:
-        self._store(node.target, "deletes")
-
-    def _store(self, target: cst.BaseExpression, verb: str) -> None:
-        if isinstance(target, cst.Tuple | cst.List):
-            for element in target.elements:
-                self._store(element.value, verb)
-        elif isinstance(target, cst.StarredElement):
-            self._store(target.value, verb)
-        else:  # read at the end of the walk: a `global` statement may come later
-            if verb == "assigns":
-                self.stores.append((target, tuple(self.guards)))
-            self.changed.append((target, verb))
-
-    def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        # `COUNTS[k] += await f()` reads before it waits and stores after: two
-        # such overlapping lose an update, where the source's never do.
-        if isinstance(node.operator, _ADDING_OPERATORS) and not awaits(node.value):
-            self.adds.append(node.target)
-        self.changed.append((node.target, "changes"))
-
-    def visit_Call(self, node: cst.Call) -> None:
-        func = node.func
-        if not isinstance(func, cst.Attribute):
-            return
-        if func.attr.value == "setdefault":
-            self.fills.append(func.value)
-        elif (
-            func.attr.value in _ADDING
-            and self.body.reader.called(self.body, func) is None
-        ):  # a project class's `add` is read as it is written
-            self.adds.append(func.value)
-
-    def visit_If(self, node: cst.If) -> None:
-        absent: list[cst.BaseExpression] = []
-        present: list[cst.BaseExpression] = []
-        _tested(node.test, absent, present)
-        self.guards += absent
-        self._opened.append(len(absent))
-        body = node.body.body
-        last = body[-1] if body else None
-        if isinstance(last, cst.SimpleStatementLine) and isinstance(
-            last.body[-1], cst.Return
-        ):
-            self.memos += present
-
-    def leave_If(self, original_node: cst.If) -> None:
-        del self.guards[len(self.guards) - self._opened.pop() :]
-
-
-def _tested(
-    test: cst.BaseExpression,
-    absent: list[cst.BaseExpression],
-    present: list[cst.BaseExpression],
-) -> None:
-    """What a test checks is absent (`key not in CACHE`, `_client is None`, `not
-    _client`, `CACHE.get(k) is None`) or present (`key in CACHE`)."""
-    if isinstance(test, cst.BooleanOperation):
-        # `k not in C and x` holds only where `k` is absent, `k in C or x` may
-        # hold where it is: an `and` keeps its sides' absences, an `or` their
-        # presences (`if k in C and not force: return` may fall through).
-        conjunction = isinstance(test.operator, cst.And)
-        for side in (test.left, test.right):
-            _tested(side, absent if conjunction else [], [] if conjunction else present)
-    elif isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
-        absent.append(_called_on(test.expression))
-    elif isinstance(test, cst.Comparison):
-        left = test.left
-        for target in test.comparisons:
-            operator, right = target.operator, target.comparator
-            if isinstance(operator, cst.In | cst.NotIn):
-                (absent if isinstance(operator, cst.NotIn) else present).append(right)
-            for side, other in ((left, right), (right, left)):
-                if isinstance(other, cst.Name) and other.value == "None":
-                    held = absent if isinstance(operator, cst.Is) else present
-                    if isinstance(operator, cst.Is | cst.IsNot):
-                        held.append(_called_on(side))
-            left = right
-
-
-def _item(node: cst.BaseExpression) -> str | None:
-    """The key a fold's operand reads or its target stores: `k` of `COUNTS[k]`
-    and of `COUNTS.get(k, 0)`; None for the whole (`TOTAL`)."""
-    if isinstance(node, cst.Subscript):
-        index = node.slice[0].slice if len(node.slice) == 1 else None
-        return code(index.value) if isinstance(index, cst.Index) else "[:]"
-    if isinstance(node, cst.Call) and node.args:
-        return code(node.args[0].value)
-    return None
-
-
-def _called_on(node: cst.BaseExpression) -> cst.BaseExpression:
-    """`CACHE` of `CACHE.get(key)`: what a test of a method's result checks."""
-    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
-        return node.func.value
-    return node
