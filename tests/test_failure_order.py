@@ -198,6 +198,90 @@ async def late() -> str:
         assert str(failure_of(compiled.late.aforward())) == "first in source"
 
 
+EARLY_NODES = """
+@node
+async def pair(a: str, b: str) -> tuple[str, str]:
+    await asyncio.sleep(0)
+    return a, b
+
+@node
+def same(*values: str) -> str:
+    return "".join(values)
+
+@node
+async def lines(n: int) -> AsyncIterator[str]:
+    for i in range(n):
+        await asyncio.sleep(0)
+        yield str(i)
+"""
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # `one`'s task waits for `pair`'s: its spawn was put off until main
+        # awaited that, past `five`, which main ran while nothing held it.
+        """
+    a, b = await pair(x, x)
+    a = same(a, b)
+    one = await wait(a, 0.0)
+    two = same(x)
+    three = same(x)
+    four = fails_now(one)
+    five = fails_now("other")
+    six = same(x)
+    if len(a) % 2 == 0:
+        eight = same(x)
+    else:
+        eight = x
+    return two + three + four + five + six + eight
+""",
+        # `pair`'s task, run in place once no other task was left, left main
+        # running `five` ahead of `four`, which had waited for it.
+        """
+    a, b = await pair(x, x)
+    a = same(a, b)
+    one = same(x)
+    two = same(x)
+    four = fails_now(a)
+    five = fails_now("other")
+    six = same(x)
+    if len(a) % 2 == 0:
+        eight = await wait(five, 0.0)
+    else:
+        eight = five
+    return one + two + four + six + eight
+""",
+        # `one`, run ahead to start the task that copies it, failed: the copy
+        # of the name it left unbound raised in main, before `lines`' turn.
+        """
+    c = await wait(x, 0.0)
+    d = c + c
+    joined = same(*[same(d, k) async for k in lines(len(x) % 4)])
+    one = fails_now("first in source")
+    two = same(x)
+    three = same(x)
+    four, one = await pair(one, two)
+    four = same(four, one)
+    return joined + three + four
+""",
+    ],
+)
+def test_a_step_main_runs_early_never_raises_before_an_earlier_one(
+    body: str, tmp_path: Path
+) -> None:
+    """Found by `test_random_flows_raise_what_their_source_raises`: the source
+    raises the first failing call in source order, and so must the compiled
+    flow, however main orders the calls that need no waiting."""
+    source = NODES + "from collections.abc import AsyncIterator\n" + EARLY_NODES
+    compiled, reference = build(
+        source + "\n@flow\nasync def early(x: str) -> str:" + body, tmp_path
+    )
+    expected = str(failure_of(reference.early("ab")))
+    for _ in range(RUNS):
+        assert str(failure_of(compiled.early.aforward("ab"))) == expected
+
+
 def test_later_calls_are_cancelled_at_once_and_earlier_ones_awaited(
     tmp_path: Path,
 ) -> None:

@@ -183,25 +183,19 @@ class BlockEmitter(ABC):
                     task = plan.tasks[op.task]
                     for call in counted_calls(task.steps):
                         self.count_visit(call)
-                    for name, copy in copies[op.task].items():
-                        self.w.line(f"{copy} = {name}")
                     assert spawned_ids.issuperset(
                         awaited_tasks(task)
                     ), "spawned in order"
                     spawned_ids.add(op.task)
-                    single = direct[op.task]
-                    awaited = ", ".join(handles[t] for t in awaited_tasks(task))
-                    if single is None:
-                        spawned = f"{defs[op.task]}({awaited})"
-                    elif isinstance(single, FanOut):
-                        spawned = self.gathering(single)
+                    # A copy of a name a step run ahead binds: unbound while the
+                    # scope holds that step's failure, and so is the copy's.
+                    spawn = (task, direct[op.task], copies[op.task], defs, handles)
+                    if held.intersection(copies[op.task]):
+                        self.w.line(f"with {scope}.ahead({task.step}):")
+                        with self.w.indent(), self.nesting.opened():
+                            self.spawn(*spawn, scope)
                     else:
-                        spawned = self.callcode(single, awaited=False)
-                    with self.w.at(task.result.span):
-                        self.comments(task.result.span)
-                        self.w.line(
-                            f"{handles[op.task]} = {scope}.spawn({spawned}, step={task.step})"
-                        )
+                        self.spawn(*spawn, scope)
                 elif isinstance(op, At):
                     self.w.line(f"{scope}.at_step({op.step})")
                 elif isinstance(op, Run) and op.ahead is not None:
@@ -210,6 +204,32 @@ class BlockEmitter(ABC):
                         self.op(op, plan, handles)
                 else:
                     self.op(op, plan, handles, returns)
+
+    def spawn(
+        self,
+        task: Task,
+        single: NodeCall | FanOut | None,
+        copies: dict[str, str],
+        defs: dict[TaskId, str],
+        handles: dict[TaskId, str],
+        scope: str,
+    ) -> None:
+        """`pages_task = scope.spawn(compute_pages(...), step=2)`: the task started,
+        after the copies of the names it binds itself (`x_before = x`)."""
+        for name, copy in copies.items():
+            self.w.line(f"{copy} = {name}")
+        awaited = ", ".join(handles[t] for t in awaited_tasks(task))
+        if single is None:
+            spawned = f"{defs[task.id]}({awaited})"
+        elif isinstance(single, FanOut):
+            spawned = self.gathering(single)
+        else:
+            spawned = self.callcode(single, awaited=False)
+        with self.w.at(task.result.span):
+            self.comments(task.result.span)
+            self.w.line(
+                f"{handles[task.id]} = {scope}.spawn({spawned}, step={task.step})"
+            )
 
     def in_place(self, block: Block) -> None:
         """The block one step after another, in source order.

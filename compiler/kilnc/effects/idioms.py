@@ -59,7 +59,8 @@ class Idioms:
         memoised = {state_of(body, test, self) for test in found.memos}
         for node, guards in found.stores:
             guarded = memoised | {state_of(body, test, self) for test in guards}
-            if state_of(body, node, self) in guarded - {None}:
+            piece = state_of(body, node, self)
+            if piece in guarded - {None} and not _read_apart(body, found, node, self):
                 self.kinds[id(chain_root(node))] = Access.FILL
         for node in found.fills:
             self.kinds[id(chain_root(node))] = Access.FILL
@@ -88,6 +89,22 @@ class Idioms:
             ):
                 continue  # a local bound anew, though it held module state
             record(body, node, Access.WRITE, f"{verb} {code(node)}", node, self)
+
+
+def _read_apart(
+    body: Body, found: _Finder, store: cst.BaseExpression, idioms: Idioms
+) -> bool:
+    """Whether the body reads the state a keyed fill stores into (`CACHE[key] =
+    v`) other than at that key (`len(CACHE)`): such a read sees what other
+    fills stored, so the store is a write."""
+    key = _item(store)
+    if key is None:  # `_client = make()`: every read of it is the fill's
+        return False
+    piece = state_of(body, store, idioms)
+    return any(
+        found.keys.get(root) != key and state_of(body, expression, idioms) == piece
+        for root, expression in found.occurrences.items()
+    )
 
 
 def _held(value: cst.BaseExpression) -> cst.BaseExpression | None:
@@ -120,6 +137,26 @@ class _Finder(cst.CSTVisitor):
         self.adds: list[cst.BaseExpression] = []
         self.fills: list[cst.BaseExpression] = []
         self.changed: list[tuple[cst.BaseExpression, str]] = []  # and how
+        # Each name a chain starts at (by node), with the longest dotted name it
+        # starts (`c.CACHE` of `c.CACHE[k]`), and the key it is read or stored at
+        # (`k` of `CACHE[k]`, `CACHE.get(k)`, `k in CACHE`).
+        self.occurrences: dict[int, cst.BaseExpression] = {}
+        self.keys: dict[int, str] = {}
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.occurrences.setdefault(id(node), node)
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        root = chain_root(node)
+        if dotted(node) is not None:
+            self.occurrences.setdefault(id(root), node)
+
+    def visit_Subscript(self, node: cst.Subscript) -> None:
+        self._keyed(node.value, _item(node))
+
+    def _keyed(self, container: cst.BaseExpression, key: str | None) -> None:
+        if key is not None and dotted(container) is not None:
+            self.keys.setdefault(id(chain_root(container)), key)
 
     def visit_Global(self, node: cst.Global) -> None:
         self.declared.update(identifier(item.name.value) for item in node.names)
@@ -170,6 +207,8 @@ class _Finder(cst.CSTVisitor):
         func = node.func
         if not isinstance(func, cst.Attribute):
             return
+        if func.attr.value == "get" and node.args:
+            self._keyed(func.value, _item(node))
         if func.attr.value == "setdefault":
             self.fills.append(func.value)
         elif (
@@ -177,6 +216,13 @@ class _Finder(cst.CSTVisitor):
             and self.body.reader.called(self.body, func) is None
         ):  # a project class's `add` is read as it is written
             self.adds.append(func.value)
+
+    def visit_Comparison(self, node: cst.Comparison) -> None:
+        left = node.left
+        for target in node.comparisons:
+            if isinstance(target.operator, cst.In | cst.NotIn):
+                self._keyed(target.comparator, code(left))
+            left = target.comparator
 
     def visit_If(self, node: cst.If) -> None:
         absent: list[cst.BaseExpression] = []

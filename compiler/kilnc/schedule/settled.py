@@ -24,7 +24,9 @@ after main has them, the same: in ::
 s1 could not start before s0 ends, and main, which awaits s0 next, resumes
 when it does; spawned there, s1 starts as soon, and reads `documents` from
 main. Only past what does not suspend main (spawning other tasks, or code
-that runs through), so nothing s1 could have overlapped comes first.
+that runs through), so nothing s1 could have overlapped comes first, and
+only past steps before s1's own: spawned after a later step, s1's failure
+could no longer win over that step's, as the source's does.
 """
 
 from __future__ import annotations
@@ -67,10 +69,13 @@ def _deferred_spawns(plan: BlockPlan) -> tuple[Op, ...]:
 def _awaited_next(
     ops: list[Op], spawn: int, needed: set[TaskId], plan: BlockPlan
 ) -> int | None:
-    """Where main has awaited every task of `needed`, if nothing between suspends main
-    and no task spawned between waits for the one spawned at `spawn`."""
+    """Where main has awaited every task of `needed`, if nothing between suspends main,
+    no task spawned between waits for the one spawned at `spawn`, and main runs no
+    step between that comes after the task's first in the source: spawned after
+    it, the task's earlier steps would not hold that step's failure back."""
     spawned = ops[spawn]
     assert isinstance(spawned, Spawn)
+    first = plan.tasks[spawned.task].steps[0].id
     left = set(needed)
     for index in range(spawn + 1, len(ops)):
         op = ops[index]
@@ -82,7 +87,7 @@ def _awaited_next(
             waits = plan.tasks[op.task].waits.values()
             if any(wait.task == spawned.task for ws in waits for wait in ws):
                 return None  # it takes the task's handle, which must exist
-        elif not isinstance(op, Run) or suspends(op.step):
+        elif not isinstance(op, Run) or suspends(op.step) or op.step.id > first:
             return None
     return None
 

@@ -16,7 +16,8 @@ held by two dicts: one piece, by the first name), what a helper hands out
 (`get_store()[k] = v`, `registry().add(k)`, a `functools.cache`d
 function's result), what builtins reach (`list.append(LOG, x)`, `setattr`
 and `getattr`, `vars(obj)[k] = v`, `globals()["MODE"] = m`), a base's
-attribute read through a subclass or an instance, and an iterator a node draws from
+attribute read through a subclass or an instance, a memo that also reads
+its cache whole (`len(CACHE)`: its store is a write), and an iterator a node draws from
 (`next(IDS)` of `itertools.count`, a change).
 
 Each case is one module run as the source and as the compiled flow, several
@@ -560,6 +561,24 @@ ORDERED = {
         def snapshot() -> object:
             return Store.mode
     """,
+    "a_memo_that_reads_the_cache_size": """
+        CACHE: dict[int, int] = {}
+
+        @node
+        async def memo(x: int) -> int:
+            if x in CACHE:
+                return CACHE[x]
+            await asyncio.sleep(0.02 * (4 - x))
+            CACHE[x] = x * x
+            return len(CACHE)
+
+        @flow
+        async def main() -> list[int]:
+            return [await memo(x) for x in [1, 2, 3]]
+
+        def snapshot() -> object:
+            return CACHE
+    """,
 }
 
 # Uses that commute: both calls start before either ends.
@@ -784,7 +803,7 @@ def compile_and_run(
 
 
 @pytest.mark.parametrize("case", sorted(ORDERED))
-def test_a_method_s_change_of_its_object_keeps_the_source_s_order(
+def test_a_change_of_state_reached_so_keeps_the_source_s_order(
     case: str, tmp_path: Path
 ) -> None:
     found, warnings = compile_and_run(tmp_path, ORDERED[case])
