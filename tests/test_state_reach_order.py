@@ -17,7 +17,8 @@ held by two dicts: one piece, by the first name), what a helper hands out
 function's result), what builtins reach (`list.append(LOG, x)`, `setattr`
 and `getattr`, `vars(obj)[k] = v`, `globals()["MODE"] = m`), a base's
 attribute read through a subclass or an instance, a memo that also reads
-its cache whole (`len(CACHE)`: its store is a write), and an iterator a node draws from
+its cache whole (`len(CACHE)`: its store is a write) or adds to other state
+when it misses (two calls of one key would both miss), and an iterator a node draws from
 (`next(IDS)` of `itertools.count`, a change).
 
 Each case is one module run as the source and as the compiled flow, several
@@ -578,6 +579,31 @@ ORDERED = {
 
         def snapshot() -> object:
             return CACHE
+    """,
+    "a_memo_whose_miss_counts_in_a_fan_out_of_one_key_twice": """
+        RESULTS: dict[str, int] = {}
+        COUNTERS: dict[str, int] = {}
+
+        @node
+        async def extract(source: str) -> int:
+            if source in RESULTS:
+                return RESULTS[source]
+            await asyncio.sleep(0.02)
+            RESULTS[source] = len(source)
+            COUNTERS["rows"] = COUNTERS.get("rows", 0) + len(source)
+            return len(source)
+
+        @node
+        async def stats() -> dict[str, int]:
+            return dict(COUNTERS)
+
+        @flow
+        async def main() -> tuple[list[int], dict[str, int]]:
+            sizes = [await extract(s) for s in ["a", "bb", "a"]]
+            return sizes, await stats()
+
+        def snapshot() -> object:
+            return COUNTERS
     """,
 }
 

@@ -57,9 +57,14 @@ class Idioms:
         for node in found.adds:
             self.kinds[id(chain_root(node))] = Access.ACCUMULATE
         memoised = {state_of(body, test, self) for test in found.memos}
+        # What a miss adds to (`MISSES += 1` past the memo's test): two calls of
+        # one key that both miss add twice, where the source adds once.
+        missed = {state_of(body, node, self) for node in found.missed} - {None}
         for node, guards in found.stores:
             guarded = memoised | {state_of(body, test, self) for test in guards}
             piece = state_of(body, node, self)
+            if missed - {piece}:
+                continue
             if piece in guarded - {None} and not _read_apart(body, found, node, self):
                 self.kinds[id(chain_root(node))] = Access.FILL
         for node in found.fills:
@@ -135,6 +140,7 @@ class _Finder(cst.CSTVisitor):
         # as `+=`.
         self.folds: list[tuple[cst.BaseExpression, list[cst.BaseExpression], bool]] = []
         self.adds: list[cst.BaseExpression] = []
+        self.missed: list[cst.BaseExpression] = []  # adds past a memo, or guarded
         self.fills: list[cst.BaseExpression] = []
         self.changed: list[tuple[cst.BaseExpression, str]] = []  # and how
         # Each name a chain starts at (by node), with the longest dotted name it
@@ -177,6 +183,8 @@ class _Finder(cst.CSTVisitor):
             high_water = True
         if parts and len(node.targets) == 1 and not awaits(value):
             self.folds.append((node.targets[0].target, parts, high_water))
+            if self.memos or self.guards:
+                self.missed.append(node.targets[0].target)
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         if node.value is not None:
@@ -200,7 +208,7 @@ class _Finder(cst.CSTVisitor):
         # `COUNTS[k] += await f()` reads before it waits and stores after: two
         # such overlapping lose an update, where the source's never do.
         if isinstance(node.operator, _ADDING_OPERATORS) and not awaits(node.value):
-            self.adds.append(node.target)
+            self._add(node.target)
         self.changed.append((node.target, "changes"))
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -215,7 +223,12 @@ class _Finder(cst.CSTVisitor):
             func.attr.value in _ADDING
             and self.body.reader.called(self.body, func) is None
         ):  # a project class's `add` is read as it is written
-            self.adds.append(func.value)
+            self._add(func.value)
+
+    def _add(self, node: cst.BaseExpression) -> None:
+        self.adds.append(node)
+        if self.memos or self.guards:
+            self.missed.append(node)
 
     def visit_Comparison(self, node: cst.Comparison) -> None:
         left = node.left
