@@ -18,7 +18,8 @@ function's result), what builtins reach (`list.append(LOG, x)`, `setattr`
 and `getattr`, `vars(obj)[k] = v`, `globals()["MODE"] = m`), a base's
 attribute read through a subclass or an instance, a memo that also reads
 its cache whole (`len(CACHE)`: its store is a write) or adds to other state
-when it misses (two calls of one key would both miss), and an iterator a node draws from
+when it misses (two calls of one key would both miss), a name a node
+imports in its body (`from app.store import CACHE`), and an iterator a node draws from
 (`next(IDS)` of `itertools.count`, a change).
 
 Each case is one module run as the source and as the compiled flow, several
@@ -605,6 +606,29 @@ ORDERED = {
         def snapshot() -> object:
             return COUNTERS
     """,
+    "a_name_a_node_imports_itself": """
+        import store
+
+        @node
+        async def warm(key: str) -> int:
+            await asyncio.sleep(0.05)
+            store.CACHE[key] = 1
+            return 1
+
+        @node
+        async def check(key: str) -> int:
+            await asyncio.sleep(0.01)
+            from store import CACHE
+
+            return CACHE.get(key, 0)
+
+        @flow
+        async def main() -> tuple[int, int]:
+            return await warm("k"), await check("k")
+
+        def snapshot() -> object:
+            return store.CACHE
+    """,
 }
 
 # Uses that commute: both calls start before either ends.
@@ -764,7 +788,7 @@ runs = int(sys.argv[3])
 
 
 def fresh(module):
-    for loaded in ("case", "compiled_case"):
+    for loaded in ("case", "compiled_case", "store"):
         sys.modules.pop(loaded, None)
     return importlib.import_module(module)
 
@@ -789,6 +813,11 @@ print(json.dumps(found))
 """
 
 
+# A module of the project's, beside the case's.
+STORE_MODULE = """
+CACHE: dict[str, int] = {}
+"""
+
 # A client of a library kiln cannot see into, beside the case's module.
 FAKE_CLIENT = """
 import asyncio
@@ -808,6 +837,7 @@ def compile_and_run(
     library = tmp_path / "lib"
     library.mkdir()
     (library / "fakeclient.py").write_text(FAKE_CLIENT, encoding="utf-8")
+    (tmp_path / "store.py").write_text(STORE_MODULE, encoding="utf-8")
     source = tmp_path / "case.py"
     source.write_text(HEADER + textwrap.dedent(body), encoding="utf-8")
     compilation = compile_file(source)

@@ -47,6 +47,7 @@ class Idioms:
         for root in body.roots:
             walk(root, found)
         self.declared = frozenset(found.declared)
+        self.imported = found.imported
         self.aliases: dict[str, cst.BaseExpression] = {}
         for targets, value in body.bindings.bound:
             held = _held(value)
@@ -128,6 +129,7 @@ class _Finder(cst.CSTVisitor):
     def __init__(self, body: Body) -> None:
         self.body = body
         self.declared: set[str] = set()
+        self.imported: dict[str, tuple[str, str]] = {}  # a name by module, name
         # Each store with what the tests of the `if`s around it check is absent.
         self.stores: list[tuple[cst.BaseExpression, tuple[cst.BaseExpression, ...]]]
         self.stores = []
@@ -166,6 +168,20 @@ class _Finder(cst.CSTVisitor):
 
     def visit_Global(self, node: cst.Global) -> None:
         self.declared.update(identifier(item.name.value) for item in node.names)
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        """`from app.store import CACHE` in the body: that module's `CACHE`."""
+        module = dotted(node.module) if node.module is not None else ""
+        if node.relative:  # `from .store import CACHE`, from the body's package
+            package = self.body.defs.location.name.split(".")
+            parts = package[: len(package) - len(node.relative)]
+            module = ".".join([*parts, *([module] if module else [])])
+        if not module or isinstance(node.names, cst.ImportStar):
+            return
+        for alias in node.names:
+            local = alias.asname.name if alias.asname is not None else alias.name
+            if isinstance(local, cst.Name):
+                self.imported[identifier(local.value)] = (module, code(alias.name))
 
     def visit_Assign(self, node: cst.Assign) -> None:
         for target in node.targets:

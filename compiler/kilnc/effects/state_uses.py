@@ -90,6 +90,12 @@ def state_of(
         # A constant too: another module may rebind it (`settings.LIMIT = 5`).
         called = called and head is node
         return body.reader.state_name(body.defs, head, called, constants=True)
+    if name in idioms.imported:  # `from app.store import CACHE` in the body
+        module, imported = idioms.imported[name]
+        defs = body.reader.module_defs(module)
+        rest = (dotted(head) or name).partition(".")[1:]
+        named = cst.parse_expression(imported + "".join(rest))
+        return body.reader.state_name(defs, named, called) if defs else None
     held = idioms.aliases.get(name)
     if held is None or name in seen or name in body.params:
         return None
