@@ -154,32 +154,29 @@ class _Bindings(cst.CSTVisitor):
         self.holding: list[tuple[str, str]] = []  # a name, and one its value reads
         self.order: list[str] = []  # the module-level names as they are bound
         self.attributes: dict[str, set[str]] = {}  # what each class's body assigns
-        self._classes: list[str | None] = []  # the class each open scope is
-        self._inside = 0  # the functions and classes open around the statement
+        # The functions and classes open around the statement: a module-level
+        # class by its name, anything else None.
+        self._open: list[str | None] = []
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._inside += 1
-        self._classes.append(None)
+        self._open.append(None)
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
-        self._inside -= 1
-        self._classes.pop()
+        self._open.pop()
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        if not self._inside and not _constant_class(node):
+        if not self._open and not _constant_class(node):
             name = identifier(node.name.value)
             self.classes.add(name)
             self.order.append(name)
             # `Child.mode` is `Base.mode` until a class sets its own: one piece.
             for base in node.bases:
                 self._holds({name}, base.value)
-        top = None if self._inside else identifier(node.name.value)
-        self._classes.append(top)
-        self._inside += 1  # its methods may still declare globals
+        # Its methods may still declare globals.
+        self._open.append(None if self._open else identifier(node.name.value))
 
     def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
-        self._inside -= 1
-        self._classes.pop()
+        self._open.pop()
 
     def visit_Global(self, node: cst.Global) -> None:
         self.values.update(identifier(item.name.value) for item in node.names)
@@ -213,14 +210,14 @@ class _Bindings(cst.CSTVisitor):
 
     def _in_class(self, targets: list[cst.BaseExpression]) -> None:
         """An assignment in a module-level class's own body: its attribute."""
-        cls = self._classes[-1] if self._classes else None
+        cls = self._open[-1] if self._open else None
         if cls is not None:
             found = self.attributes.setdefault(cls, set())
             for target in targets:
                 found |= target_names(target)
 
     def _module_level(self) -> bool:
-        return not self._inside
+        return not self._open
 
 
 def _constant_class(statement: cst.ClassDef) -> bool:

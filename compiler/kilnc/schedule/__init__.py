@@ -38,10 +38,9 @@ The rules, in order:
    put off to there only past steps of main before its own.
 6. Inlining. A task spawned and then awaited with nothing else started in
    between runs in place: a straight chain compiles to plain sequential code.
-   A task is not run in place ahead of an earlier step of main, nor after a
-   later one main ran before spawning it; main left with no task runs its
-   steps in source order (no scope would hold back the failure of one it
-   ran early).
+   A task is not run in place ahead of an earlier step of main; main left
+   with no task runs its steps in source order (no scope would hold back the
+   failure of one it ran early).
 7. Steps. Each task starts at its first step's index in the block, and main
    and the tasks tell the block's scope when they move on to a step with
    another coroutine's step before it, so that the scope raises the failure

@@ -1,8 +1,9 @@
 """Rule 6, inlining: a task spawned and then awaited with nothing between runs in place.
 
 So a straight chain compiles to plain sequential code. A task is not run in
-place ahead of an earlier step of main, nor after a later one main ran
-before spawning it; main left with no task runs its steps in source order.
+place ahead of an earlier step of main; main left with no task runs its
+steps in source order (no scope would hold back the failure of a step it
+ran early).
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ def run_in_place(plan: BlockPlan) -> BlockPlan:
                 continue
             if _runs_earlier_steps(following, Wait(op.task), tasks[op.task]):
                 continue  # in place, the task would run ahead of them
-            if _ran_later_steps(ops[:index], tasks[op.task]):
-                continue  # in place, it would run after them, out of the scope
             if any(
                 Wait(op.task) in ws for t in tasks.values() for ws in t.waits.values()
             ):
@@ -62,18 +61,6 @@ def _nothing_overlaps(following: list[Op], wait: Wait) -> bool:
         ):
             return False
     return False
-
-
-def _ran_later_steps(before: list[Op], task: Task) -> bool:
-    """Whether main ran a step after the task's first before spawning it.
-
-    As a task, the scope holds a failure of that later step until the task's
-    earlier steps are known not to fail (`scope.ahead`); run in place after
-    it, with no scope, that failure would be raised first, though the source
-    raises the task's.
-    """
-    first = task.steps[0].id
-    return any(isinstance(op, Run) and op.step.id > first for op in before)
 
 
 def _runs_earlier_steps(following: list[Op], wait: Wait, task: Task) -> bool:
