@@ -9,6 +9,7 @@ the very tuple of plain calls.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from textwrap import dedent
 from types import ModuleType
@@ -301,3 +302,78 @@ def test_a_fan_out_stops_at_an_element_that_fails_before_it_waits(
             (3, processing),
             (3, EventStatus.FAILED),
         ], name
+
+
+KEYWORDS = """
+import asyncio
+from kiln import flow, node
+
+@node
+async def scaled(x: int, by: int = 1) -> int:
+    await asyncio.sleep(0)
+    return x * by
+
+@flow
+async def both(x: int) -> int:
+    a = await scaled(x)
+    b = await scaled(x, by=3)
+    c = await scaled(**{"x": a, "by": b})
+    return a + b + c
+"""
+
+
+@pytest.fixture
+def keywords(tmp_path: Path) -> ModuleType:
+    compiled, _ = compiled_and_source(dedent(KEYWORDS), tmp_path)
+    return compiled
+
+
+def test_calls_with_and_without_keywords_are_events_of_an_on_event_run(
+    keywords: ModuleType,
+) -> None:
+    seen: list[NodeEvent] = []
+    observed = type(keywords.both)(on_event=seen.append)
+    assert observed(2) == 2 + 6 + 12
+    ended = list({id(event): event for event in seen}.values())  # each seen twice
+    assert len(seen) == 2 * len(ended)
+    assert [(e.visit, e.status) for e in ended] == [(1, EventStatus.COMPLETED)] * 3
+    for event in ended:
+        # Every field is set, as NodeEvent's own __init__ sets them.
+        assert (event.attempts, event.cache_hit, event.error) == (1, False, None)
+        assert event.response is None
+        assert event.started is not None
+        assert event.ended is not None
+        assert event.started <= event.ended
+        assert abs(event.created_at - time.time()) < 60
+    assert len({e.id for e in ended}) == 3
+
+
+def test_runs_of_one_instance_have_their_own_numbers_and_visits(
+    module: ModuleType,
+) -> None:
+    """Sequential, concurrent and failed runs: a run that ended is begun afresh."""
+    seen: list[NodeEvent] = []
+    observed = type(module.work)(on_event=seen.append)
+    failing = type(module.fails)(on_event=seen.append)
+
+    async def runs() -> None:
+        assert await observed.aforward(3) == 112
+        assert await observed.aforward(3) == 112
+        with pytest.raises(ValueError, match="no 10"):
+            await failing.aforward(5)
+        with pytest.raises(ValueError, match="no 10"):
+            await failing.aforward(5)
+        assert (
+            await asyncio.gather(*(observed.aforward(3) for _ in range(3))) == [112] * 3
+        )
+
+    asyncio.run(runs())
+    by_run: dict[int, list[NodeEvent]] = {}
+    for event in {id(event): event for event in seen}.values():  # each seen twice
+        by_run.setdefault(event.run, []).append(event)
+    assert len(by_run) == 7
+    loop_line = line_of("await double(total)")
+    for events in by_run.values():
+        loop_calls = [e.visit for e in events if e.site.endswith(f":{loop_line}")]
+        assert loop_calls in ([1, 2, 3, 4], [])
+        assert len({(e.site, e.visit) for e in events}) == len(events)

@@ -308,6 +308,8 @@ class _FlowEmitter(FanOutEmitter, CompoundEmitter):
             fields.append("local=True")
         if call.site in self.changing:
             fields.append(f"changes={self.changing[call.site]!r}")
+        if any(arg.keyword is not None or arg.star == "**" for arg in call.call.args):
+            fields.append("keywords=True")
         return f"{RUNTIME}.site({', '.join(fields)})"
 
     def body(self) -> None:

@@ -287,7 +287,7 @@ class Flow(_Fielded, kw_only=True):
         binder = self._kiln_binder
         if binder is None:
             return cast(Bound[C], self._kiln_plain)
-        return Bound(type(self), self._kiln_table, cast(C, binder.bind()))
+        return cast(Bound[C], binder.bind())
 
     def _kiln_nested(
         self, subflow: Flow, limits: Mapping[str, Limit], gated: bool, durable: bool

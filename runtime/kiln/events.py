@@ -28,10 +28,10 @@ from typing import Any, Final
 __all__ = ["Event", "EventStatus", "NodeEvent"]
 
 # itertools.count is atomic under the GIL, so ids stay unique across threads.
-_IDS = itertools.count(1)
+IDS: Final = itertools.count(1)
 # What to add to a `perf_counter()` reading for the wall-clock time it was taken:
 # a NodeEvent made as it starts takes its `created_at` from its `started`.
-_WALL_CLOCK: Final = time.time() - time.perf_counter()
+WALL_CLOCK: Final = time.time() - time.perf_counter()
 
 
 class EventStatus(StrEnum):
@@ -54,7 +54,6 @@ class EventStatus(StrEnum):
 
 # Looking a member up on an Enum class is slow next to a global: NodeEvent is hot.
 _PENDING: Final = EventStatus.PENDING
-_PROCESSING: Final = EventStatus.PROCESSING
 
 
 class Event:
@@ -76,7 +75,7 @@ class Event:
     error: BaseException | None
 
     def __init__(self) -> None:
-        self.id = next(_IDS)
+        self.id = next(IDS)
         self.created_at = time.time()
         self.status = _PENDING
         self.started = None
@@ -152,21 +151,14 @@ class NodeEvent(Event):
     cache_hit: bool
 
     # Compiled flows create one per node call: no super().__init__() call, and
-    # every slot set here, keep that cheap. `started` makes it admitted as it is
-    # made: what an observed run makes where nobody sees it PENDING.
-    def __init__(
-        self, node: str, site: str, run: int, visit: int, started: float | None = None
-    ) -> None:
-        self.id = next(_IDS)
-        if started is None:
-            self.created_at = time.time()
-            self.status = _PENDING
-            self.attempts = 0
-        else:
-            self.created_at = started + _WALL_CLOCK  # one clock read, not two
-            self.status = _PROCESSING
-            self.attempts = 1
-        self.started = started
+    # every slot set here, keep that cheap. A run observed by `on_event` alone
+    # makes its events started, without this (`kiln.plain_sites.notified`).
+    def __init__(self, node: str, site: str, run: int, visit: int) -> None:
+        self.id = next(IDS)
+        self.created_at = time.time()
+        self.status = _PENDING
+        self.attempts = 0
+        self.started = None
         self.ended = None
         self.response = None
         self.error = None

@@ -23,7 +23,7 @@ Until a call fails, the handler costs the two calls of a `with` per run.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import CodeType, TracebackType
 from typing import TYPE_CHECKING, Generic, TypeVar, final
 
@@ -49,12 +49,14 @@ class Bound(Generic[C]):
     nested too deep for one more block takes `calls` without the `with`.
     """
 
-    __slots__ = ("_kind", "_sites", "calls")
+    __slots__ = ("_kind", "_sites", "calls", "release")
 
     def __init__(self, kind: type, sites: Sequence[Site], calls: C) -> None:
         self._kind = kind
         self._sites = sites
         self.calls = calls
+        # Called as the body leaves: a binder takes the run back for its next one.
+        self.release: Callable[[], object] | None = None
 
     def __enter__(self) -> C:
         return self.calls
@@ -72,6 +74,8 @@ class Bound(Generic[C]):
             # An exception object raised again (a module's constant, say) has it.
             if note is not None and note not in getattr(error, "__notes__", ()):
                 error.add_note(note)
+        if self.release is not None:
+            self.release()
 
 
 def failure_note(

@@ -79,6 +79,10 @@ class Run:
     )
 
     def __init__(self, binder: Binder, enclosing: Run | None = None) -> None:
+        self.begin(binder, enclosing)
+
+    def begin(self, binder: Binder, enclosing: Run | None) -> None:
+        """Start a run: `binder` reuses a run whose body has left for its next one."""
         self.notify = binder.notify
         self.record = binder.record
         self.observed = binder.observed
@@ -198,7 +202,7 @@ def _async_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> W
     ):
         if binder.gated:
             return capped(index, site)
-        if binder.observed and binder.record is None:
+        if binder.observed and binder.record is None and not site.keywords:
             return notified(index, site)
         return observed(index, site)
     fn, policy, fallback = site.fn, site.policy or PLAIN, site.fallback

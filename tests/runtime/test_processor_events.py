@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import pickle
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from kiln import DeniedError, Event, EventStatus, Executor, NodeEvent, Pile, Processor
+from kiln.plain_sites import notified
+from kiln.site_table import Site
 
 
 class Returns(Event):
@@ -318,18 +321,29 @@ async def test_event_types_loose_and_strict() -> None:
 
 
 def test_an_event_made_processing_is_a_node_event_made_and_started() -> None:
-    """`NodeEvent(..., started)`, an observed run's hot path, sets every slot as
-    NodeEvent's __init__ and the call's start would."""
+    """An on_event run's hot path (`notified`) makes its events itself: it sets
+    every slot as NodeEvent's __init__ and the call's start would."""
+
+    async def fetch(x: int) -> int:
+        return x
+
+    seen: list[NodeEvent] = []
+    run = SimpleNamespace(visits=[1], number=7, notify=seen.append)
+    call = notified(0, Site("fetch", "flows.py:3", fetch))
     before = time.time()
-    made = NodeEvent("fetch", "flows.py:3", 7, 2, time.perf_counter())
+    assert asyncio.run(call(run, 5)) == 5
     plain = NodeEvent("fetch", "flows.py:3", 7, 2)
-    started = {"status", "started", "attempts", "id", "created_at"}
+    made = seen[0]
+    assert seen == [made, made]  # as it starts, and as it ends
+    ended = {"status", "started", "ended", "attempts", "id", "created_at"}
     for slot in (*Event.__slots__, *NodeEvent.__slots__):
-        if slot not in started:
+        if slot not in ended:
             assert getattr(made, slot) == getattr(plain, slot), slot
-    assert made.status is EventStatus.PROCESSING
+    assert made.status is EventStatus.COMPLETED
     assert made.attempts == 1
     assert made.started is not None
+    assert made.ended is not None
+    assert made.started <= made.ended
     # Its wall-clock time comes from its perf_counter reading: the two clocks
     # agree to well within a millisecond (the system clock is not stepped here).
     assert before - 1e-3 <= made.created_at <= plain.created_at + 1e-3
