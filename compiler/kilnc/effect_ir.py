@@ -255,6 +255,9 @@ class Effects:
     `result_pieces` the pieces of module state it returns (part of);
     `state_uses` how it uses each piece of module state, by qualified name,
     the code it calls included: what orders two node calls of a flow.
+    `context` is the first `ContextVar` it sets for the code after it (a
+    `set` its body does not `reset`): the source's next calls see the value,
+    where a call run as a task would set it in a copy of the flow's context.
     """
 
     params: tuple[str, ...]
@@ -270,6 +273,7 @@ class Effects:
     result_state: bool = False
     result_pieces: frozenset[str] = frozenset()
     state_uses: StateUses = ()
+    context: Change | None = None
 
     def bind(
         self, call: cst.Call, receiver: cst.BaseExpression | None = None

@@ -32,6 +32,7 @@ from kilnc.ir import (
     Call,
     FanOut,
     FlowIR,
+    NodeDef,
     Step,
     StepId,
     child_blocks,
@@ -50,6 +51,11 @@ HELD_HINT = (
     "and kiln orders them by the keys they use"
 )
 EXTERNAL_HINT = "move the call into a node, or after the steps that need to wait for it"
+CONTEXT_HINT = (
+    "pass the value to the nodes that need it, or reset the ContextVar in the node "
+    "(token = VAR.set(value) ... VAR.reset(token)) where the calls after it need not "
+    "see it"
+)
 STATE_HINT = (
     "pass the value to the nodes that need it instead of keeping it in module "
     "state, and they overlap"
@@ -80,8 +86,20 @@ def _in_order_hint(in_order: str, step: Step) -> str:
     if in_order.startswith("every element writes the same Memory"):
         return KEY_HINT
     if step.external is not None and in_order.startswith("each element calls"):
-        return EXTERNAL_HINT  # a subflow's statement that keeps its place
+        return _external_hint(step)  # a call that keeps its place
     return CHANGE_HINT
+
+
+def _external_hint(step: Step) -> str:
+    """The hint for a step kept in its place: a node's (it sets a ContextVar for
+    the calls after it) or a statement's, a subflow's among them."""
+    action = step.action
+    called = action.call if isinstance(action, Call) else None
+    if isinstance(action, FanOut):
+        called = action.result
+    if called is not None and isinstance(called.callee, NodeDef):
+        return CONTEXT_HINT
+    return EXTERNAL_HINT
 
 
 def _blocks(block: Block) -> Iterator[Block]:
@@ -260,7 +278,7 @@ def _because(
             f"because the statement at line {target.span.line} "
             f"{target.external.reason}, and kiln keeps such a statement after "
             "every step before it",
-            EXTERNAL_HINT,
+            _external_hint(target),
         )
     if name == EXTERNAL:
         assert source.external is not None, "an external step orders the edge"
@@ -268,7 +286,7 @@ def _because(
             f"because the statement at line {source.span.line} "
             f"{source.external.reason}, and kiln keeps every step after such a "
             "statement after it",
-            EXTERNAL_HINT,
+            _external_hint(source),
         )
     for step, other in ((source, target), (target, source)):
         for changed, why in step.why:

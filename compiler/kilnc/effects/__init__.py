@@ -59,7 +59,12 @@ from kilnc.effects.module_state import (
     module_state,
 )
 from kilnc.effects.receivers import called_method, type_of
-from kilnc.effects.signature import of_decorators, of_stars, parameters
+from kilnc.effects.signature import (
+    kept_defaults,
+    of_decorators,
+    of_stars,
+    parameters,
+)
 from kilnc.effects.visitor import EffectVisitor
 from kilnc.front import ModuleDefs
 from kilnc.ir import Callee, NodeDef
@@ -175,7 +180,10 @@ class EffectReader:
                 params = typed_receiver(params, owner, kind)
                 receiver = first_name(function) if kind != "static" else None
             roots = (function.body,)
-            body = _read_body(self, defs, params, roots, owner, made, receiver)
+            defaults = kept_defaults(defs, function, ".".join(key))
+            body = _read_body(
+                self, defs, params, roots, owner, made, receiver, defaults
+            )
             effects = body.effects(tuple(params))
             effects = of_decorators(effects, defs, function, ".".join(key))
             if kind == "init":  # what is made keeps what it is given
@@ -407,9 +415,10 @@ def _read_body(
     owner: str | None = None,
     made: str | None = None,
     receiver: str | None = None,
+    defaults: Mapping[str, str] | None = None,
 ) -> Body:
     """One body (or flow statement) read: every change, Memory key and outside effect."""
-    body = Body(reader, defs, params, roots, owner, made, receiver)
+    body = Body(reader, defs, params, roots, owner, made, receiver, defaults or {})
     for root in roots:
         walk(root, EffectVisitor(body))
     return body

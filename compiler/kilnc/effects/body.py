@@ -9,7 +9,7 @@ change of `state`; a store into `memory.seen` is a write of its key `seen`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Final
 
@@ -66,6 +66,7 @@ class Body:
         owner: str | None = None,
         made: str | None = None,
         receiver: str | None = None,
+        defaults: Mapping[str, str] | None = None,
     ) -> None:
         self.reader = reader
         self.defs = defs
@@ -78,6 +79,9 @@ class Body:
         # A method's `self`: what it does to it is done to the object it is
         # called on (`RECEIVER`), which may be module state.
         self.receiver = receiver
+        # The parameters whose default may change, each the piece of module
+        # state it is (`app.remember._seen`): calls that take it share it.
+        self.defaults = defaults or {}
         self.state_calls: set[int] = set()  # ids of calls returning module state's
         self.bindings = Bindings()
         self.found = Found()
@@ -120,6 +124,7 @@ class Body:
             result_state=found.result_state,
             result_pieces=frozenset(found.result_pieces),
             state_uses=spread(found.state_uses),
+            context=found.context,
         )
 
     # --- what a name or an expression may hold --------------------------------------
@@ -398,6 +403,10 @@ class Body:
     def external(self, reason: str, where: cst.CSTNode) -> None:
         if self.found.external is None:
             self.found.external = Change(reason, self.defs.parsed.span(where))
+
+    def sets_context(self, reason: str, where: cst.CSTNode) -> None:
+        if self.found.context is None:
+            self.found.context = Change(reason, self.defs.parsed.span(where))
 
     def read(
         self, node: cst.Name | cst.Attribute, called: bool = False, method: bool = False

@@ -33,3 +33,4 @@ class Found:
     result_state: bool = False  # the result may be module state's
     result_pieces: set[str] = field(default_factory=set)  # which, where kiln can tell
     state_uses: dict[str, StateUse] = field(default_factory=dict)  # by its name
+    context: Change | None = None  # the first ContextVar set for the code after it

@@ -14,7 +14,8 @@ Example input::
 Output: `Idioms.kinds`, the access of each such store's and read's root name
 (by node), which `record` takes over the plain read or write it would be;
 `declared`, the names the body declares `global`; `aliases`, the locals
-bound to state (`cache = CACHE`).
+bound to state (`cache = CACHE`); `resets`, the names whose `reset` it calls
+(a `ContextVar`'s token).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import libcst as cst
 
 from kilnc.effect_ir import Access
 from kilnc.effects.state_uses import record, state_of
-from kilnc.names import identifier
+from kilnc.names import identifier, name_uses
 from kilnc.syntax import awaits, chain_root, code, dotted
 from kilnc.walk import walk
 
@@ -48,6 +49,7 @@ class Idioms:
             walk(root, found)
         self.declared = frozenset(found.declared)
         self.imported = found.imported
+        self.resets = frozenset(found.resets)
         self.aliases: dict[str, cst.BaseExpression] = {}
         for targets, value in body.bindings.bound:
             held = _held(value)
@@ -61,15 +63,16 @@ class Idioms:
         # What a miss adds to (`MISSES += 1` past the memo's test): two calls of
         # one key that both miss add twice, where the source adds once.
         missed = {state_of(body, node, self) for node in found.missed} - {None}
-        for node, guards in found.stores:
+        for node, guards, stored in found.stores:
             guarded = memoised | {state_of(body, test, self) for test in guards}
             piece = state_of(body, node, self)
-            if missed - {piece}:
+            if missed - {piece} or _filler_s(body, _key(node), stored):
                 continue
             if piece in guarded - {None} and not _read_apart(body, found, node, self):
                 self.kinds[id(chain_root(node))] = Access.FILL
-        for node in found.fills:
-            self.kinds[id(chain_root(node))] = Access.FILL
+        for node, key, filled in found.fills:
+            if not _filler_s(body, key, filled):
+                self.kinds[id(chain_root(node))] = Access.FILL
         for into, parts, high_water in found.folds:  # its reads of it too
             folded = state_of(body, into, self)
             same = [
@@ -95,6 +98,43 @@ class Idioms:
             ):
                 continue  # a local bound anew, though it held module state
             record(body, node, Access.WRITE, f"{verb} {code(node)}", node, self)
+
+
+def _filler_s(
+    body: Body, key: cst.BaseExpression | None, value: cst.BaseExpression | None
+) -> bool:
+    """Whether the value a fill stores depends on who fills it: on a parameter
+    the key does not name (`CACHE[k] = await compute(k, tag)`, `_client =
+    [name]`), through the locals it is made from. Two calls of one key would
+    then fill two values, and the last to store wins where the source keeps the
+    first: such a store is a write."""
+    if value is None:
+        return False
+    keyed = _made_from(body, key) if key is not None else set()
+    given = set(body.params) - {body.receiver} - keyed
+    return bool(_made_from(body, value) & given)
+
+
+def _made_from(body: Body, node: cst.BaseExpression) -> set[str]:
+    """The names `node` reads, and those the locals it reads were bound from."""
+    names = set(name_uses(node).read_names)
+    pending = list(names & body.local_names)
+    while pending:
+        local = pending.pop()
+        for targets, bound in body.bindings.bound:
+            if local in targets:
+                more = set(name_uses(bound).read_names) - names
+                names |= more
+                pending += more & body.local_names
+    return names
+
+
+def _key(store: cst.BaseExpression) -> cst.BaseExpression | None:
+    """`k` of `CACHE[k]`; None for a store of a whole name or attribute."""
+    if isinstance(store, cst.Subscript) and len(store.slice) == 1:
+        index = store.slice[0].slice
+        return index.value if isinstance(index, cst.Index) else None
+    return None
 
 
 def _read_apart(
@@ -130,9 +170,15 @@ class _Finder(cst.CSTVisitor):
         self.body = body
         self.declared: set[str] = set()
         self.imported: dict[str, tuple[str, str]] = {}  # a name by module, name
-        # Each store with what the tests of the `if`s around it check is absent.
-        self.stores: list[tuple[cst.BaseExpression, tuple[cst.BaseExpression, ...]]]
-        self.stores = []
+        # Each store with what the tests of the `if`s around it check is absent,
+        # and the value it stores (None for a `del`).
+        self.stores: list[
+            tuple[
+                cst.BaseExpression,
+                tuple[cst.BaseExpression, ...],
+                cst.BaseExpression | None,
+            ]
+        ] = []
         self.guards: list[cst.BaseExpression] = []
         self._opened: list[int] = []  # how many guards each open `if` added
         # What `if key in CACHE: return CACHE[key]` checks is there: a memo.
@@ -143,13 +189,17 @@ class _Finder(cst.CSTVisitor):
         self.folds: list[tuple[cst.BaseExpression, list[cst.BaseExpression], bool]] = []
         self.adds: list[cst.BaseExpression] = []
         self.missed: list[cst.BaseExpression] = []  # adds past a memo, or guarded
-        self.fills: list[cst.BaseExpression] = []
+        # `setdefault`'s: what it fills, at which key, with what value.
+        self.fills: list[
+            tuple[cst.BaseExpression, cst.BaseExpression | None, cst.BaseExpression]
+        ] = []
         self.changed: list[tuple[cst.BaseExpression, str]] = []  # and how
         # Each name a chain starts at (by node), with the longest dotted name it
         # starts (`c.CACHE` of `c.CACHE[k]`), and the key it is read or stored at
         # (`k` of `CACHE[k]`, `CACHE.get(k)`, `k in CACHE`).
         self.occurrences: dict[int, cst.BaseExpression] = {}
         self.keys: dict[int, str] = {}
+        self.resets: set[str] = set()  # names whose `reset` the body calls
 
     def visit_Name(self, node: cst.Name) -> None:
         self.occurrences.setdefault(id(node), node)
@@ -185,7 +235,7 @@ class _Finder(cst.CSTVisitor):
 
     def visit_Assign(self, node: cst.Assign) -> None:
         for target in node.targets:
-            self._store(target.target, "assigns")
+            self._store(target.target, "assigns", node.value)
         value = node.value
         parts: list[cst.BaseExpression] = []
         high_water = False
@@ -204,20 +254,25 @@ class _Finder(cst.CSTVisitor):
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         if node.value is not None:
-            self._store(node.target, "assigns")
+            self._store(node.target, "assigns", node.value)
 
     def visit_Del(self, node: cst.Del) -> None:
         self._store(node.target, "deletes")
 
-    def _store(self, target: cst.BaseExpression, verb: str) -> None:
+    def _store(
+        self,
+        target: cst.BaseExpression,
+        verb: str,
+        value: cst.BaseExpression | None = None,
+    ) -> None:
         if isinstance(target, cst.Tuple | cst.List):
             for element in target.elements:
-                self._store(element.value, verb)
+                self._store(element.value, verb, value)
         elif isinstance(target, cst.StarredElement):
-            self._store(target.value, verb)
+            self._store(target.value, verb, value)
         else:  # read at the end of the walk: a `global` statement may come later
             if verb == "assigns":
-                self.stores.append((target, tuple(self.guards)))
+                self.stores.append((target, tuple(self.guards), value))
             self.changed.append((target, verb))
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
@@ -231,10 +286,14 @@ class _Finder(cst.CSTVisitor):
         func = node.func
         if not isinstance(func, cst.Attribute):
             return
+        if func.attr.value == "reset" and isinstance(func.value, cst.Name):
+            self.resets.add(identifier(func.value.value))
         if func.attr.value == "get" and node.args:
             self._keyed(func.value, _item(node))
         if func.attr.value == "setdefault":
-            self.fills.append(func.value)
+            key = node.args[0].value if node.args else None
+            value = node.args[1].value if len(node.args) > 1 else cst.Name("None")
+            self.fills.append((func.value, key, value))
         elif (
             func.attr.value in _ADDING
             and self.body.reader.called(self.body, func) is None

@@ -98,6 +98,8 @@ def project_call(
             _typed_reads(body, argument, reads, given, node, shown)
     if effects.external is not None:
         body.external(through(shown, effects.external, "calls"), node)
+    if effects.context is not None:
+        body.sets_context(through(shown, effects.context, "calls"), node)
     if effects.reads_state is not None:
         body.read_state(through(shown, effects.reads_state, "calls"), node)
     body.found.state |= effects.state

@@ -9,12 +9,15 @@ Example input::
 Output: `parameters` gives `names` as a tuple; `of_stars` says any argument
 may land anywhere; `of_decorators` makes its results module state, the piece
 `app.settings` (each call hands out one the cache keeps, so a node that
-changes `settings()["mode"]` changes what the next call returns).
+changes `settings()["mode"]` changes what the next call returns). And
+`kept_defaults` makes the default of `def remember(k, _seen: dict = {})` the
+piece `app.remember._seen`: every call that takes the default shares it.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Final
 
 import libcst as cst
 
@@ -38,6 +41,36 @@ def of_decorators(
         # place among the steps is for the flow's own reads.
         effects = replace(effects, reads_state=None)
     return effects
+
+
+def kept_defaults(
+    defs: ModuleDefs, function: cst.FunctionDef, qualified: str
+) -> dict[str, str]:
+    """The parameters of `qualified` whose default may change (a dict, a list, a
+    call's value), each with the piece of module state it is: made once, as the
+    function is defined, it is shared by every call that takes it."""
+    params = function.params
+    every = (*params.posonly_params, *params.params, *params.kwonly_params)
+    return {
+        identifier(param.name.value): f"{qualified}.{identifier(param.name.value)}"
+        for param in every
+        if param.default is not None and _may_change(param.default)
+    }
+
+
+def _may_change(default: cst.BaseExpression) -> bool:
+    """A container made as the function is defined, or a call's value: not a
+    literal, nor a module-level name (a constant, or state under its own name)."""
+    if isinstance(default, cst.List | cst.Dict | cst.Set):
+        return True
+    if isinstance(default, cst.ListComp | cst.DictComp | cst.SetComp):
+        return True
+    return isinstance(default, cst.Call) and dotted(default.func) not in _IMMUTABLE_MADE
+
+
+_IMMUTABLE_MADE: Final = frozenset(
+    {"frozenset", "tuple", "str", "bytes", "int", "float", "bool", "object"}
+)
 
 
 def _memoises(decorator: cst.Decorator) -> bool:

@@ -74,6 +74,8 @@ def state_of(
         return None
     idioms = idioms or body.idioms
     name = identifier(root.value)
+    if name in body.defaults and name not in body.local_names:
+        return body.defaults[name]  # `_seen[key]` of `def f(key, _seen={})`
     if name == body.receiver and name not in body.local_names:
         piece = _of_receiver(head, called)
         if piece == f"{RECEIVER}.__class__" and body.owner is not None:
@@ -231,16 +233,35 @@ def opaque(body: Body, func: cst.BaseExpression) -> bool:
     root = chain_root(func.value)
     if not isinstance(root, cst.Name) or func.value is not root:
         return True
-    declared = declared_global(body, identifier(root.value))
-    if declared is None:
-        return True
-    defs, made = declared
-    library = body.reader.library_name(defs.location.name, made.partition("[")[0])
+    library = _library_type(body, identifier(root.value))
     return library not in _STATEFUL
 
 
+def sets_context(body: Body, receiver: cst.BaseExpression) -> bool:
+    """Whether `receiver.set(...)` sets a module-level `ContextVar` for the code after
+    the body: one the body does not also `reset` (a token's scope, as a tracer's)."""
+    if not isinstance(receiver, cst.Name):
+        return False
+    name = identifier(receiver.value)
+    if _library_type(body, name) != "contextvars.ContextVar":
+        return False
+    return name not in body.idioms.resets
+
+
+def _library_type(body: Body, name: str) -> str | None:
+    """The standard-library or installed type a module-level name is declared or
+    made as (`contextvars.ContextVar` of `USER: ContextVar[str] = ...`)."""
+    declared = declared_global(body, name)
+    if declared is None:
+        return None
+    defs, made = declared
+    return body.reader.library_name(defs.location.name, made.partition("[")[0])
+
+
 # Standard-library objects whose every method may change them: a queue, an event,
-# a random generator, a counter, an ordered dict's `move_to_end`.
+# a random generator, a counter, an ordered dict's `move_to_end`. Not a
+# `ContextVar`: a node run as a task sets it in a context of its own, so a set
+# reaches the code after the node only (`sets_context`), never a sibling.
 _STATEFUL: Final = frozenset(
     {f"asyncio.{kind}" for kind in ("Queue", "LifoQueue", "PriorityQueue", "Event")}
     | {f"queue.{kind}" for kind in ("Queue", "SimpleQueue", "LifoQueue")}

@@ -17,7 +17,7 @@ from kilnc.effects.kept import hand_back, keep
 from kilnc.effects.module_state import holds_state
 from kilnc.effects.project_calls import assume_dict, project_call, read_items
 from kilnc.effects.receivers import describe, inserts_on_read, is_module
-from kilnc.effects.state_uses import opaque, state_of
+from kilnc.effects.state_uses import opaque, sets_context, state_of
 from kilnc.effects.unseen_calls import builtin_call, iterate, unknown_call
 from kilnc.mutability import (
     LOGGING,
@@ -318,10 +318,7 @@ class EffectVisitor(cst.CSTVisitor):
             body.change(receiver, f"calls {code(func)}", node, itself=True)
             self._keeps(receiver, node)
             return True
-        if body.is_module_state(receiver) and body.reader.is_logger(
-            body.defs, receiver
-        ):
-            body.external(f"calls {code(func)}", node)
+        if self._outside(node, func):
             return True
         # A method kiln cannot see into may change its object and its arguments.
         # Not ", which ...": `through` keeps the clause after the last one.
@@ -334,6 +331,19 @@ class EffectVisitor(cst.CSTVisitor):
         unknown_call(self.body, node, code(func))
         self._keeps(receiver, node)
         return True
+
+    def _outside(self, node: cst.Call, func: cst.Attribute) -> bool:
+        """A logger's method, whose effect is outside the program (True), or a
+        `ContextVar` set for the code after the body, noted on the way."""
+        body, receiver = self.body, func.value
+        if func.attr.value == "set" and sets_context(body, receiver):
+            body.sets_context(f"sets {code(receiver)}, a ContextVar", node)
+        if body.is_module_state(receiver) and body.reader.is_logger(
+            body.defs, receiver
+        ):
+            body.external(f"calls {code(func)}", node)
+            return True
+        return False
 
     def _class_receiver(self, node: cst.BaseExpression) -> bool:
         """Whether `node` is a classmethod's `cls`."""

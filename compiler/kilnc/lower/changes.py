@@ -128,12 +128,23 @@ class Changes:
             state=join_state(step.state, effects.state_uses),
         )
 
-    def of_subflow(self, call: NodeCall) -> Change | None:
+    def kept_place(self, call: NodeCall) -> Change | None:
         """What a call keeps its place for: a subflow's own statement that does,
-        as it would written here. A node's outside effects are its own: nodes
-        overlap whatever module state they share."""
+        as it would written here, or a `ContextVar` the node sets for the code
+        after it, which only a call run in the flow's own context sets there.
+        A node's other outside effects are its own: nodes overlap whatever
+        module state they share."""
         callee = call.callee
-        found = self.outside(callee) if isinstance(callee, FlowDef) else None
+        if isinstance(callee, NodeDef):
+            context = self.effects.of_callee(callee).context
+            if context is None:
+                return None
+            return Change(
+                f"calls '{callee.name}', which {context.reason} (a node run as a "
+                "task sets it in a copy of the flow's context)",
+                call.span,
+            )
+        found = self.outside(callee)
         if found is None:
             return None
         where = found.span

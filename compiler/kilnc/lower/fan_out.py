@@ -129,7 +129,7 @@ class FanOuts:
             for target in comprehension_targets(clauses)
             for name in target_names(target)
         )
-        outside = self.changes.of_subflow(result)
+        outside = self.changes.kept_place(result)
         in_order = _in_order(result, self.changes.effects_of(element, targets), outside)
         returns = self.scope.visible_returns(result)
         action = FanOut(

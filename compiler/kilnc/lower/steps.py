@@ -93,7 +93,7 @@ class Steps:
             for name, use in effects.state_uses
         )
         # A node's own outside effects overlap; a subflow's statements keep their place.
-        external = self.changes.of_subflow(action.call)
+        external = self.changes.kept_place(action.call)
         callee = action.call.callee
         if external is not None and isinstance(callee, FlowDef) and callee.streams:
             self._streams.update(dict.fromkeys(writes, external))
