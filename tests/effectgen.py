@@ -25,7 +25,9 @@ another reads through a helper, a list and a counter they add to, a global
 one rebinds, a memo they fill, a read-modify-write across an await, a
 module-level project object whose methods store, read and count into it, one
 reached through a helper that returns it, a classmethod that sets its class's
-attribute, also in fan-outs), and two calls that fail in one run.
+attribute, a fill whose value is the caller's, a `ContextVar` set for the
+calls after it, a mutable default argument, also in fan-outs), and two calls
+that fail in one run.
 
 Every node sleeps a random time, so a schedule that reorders two effects shows
 in the result. Every node call appends `done <tag>` to the module's `events`
@@ -42,6 +44,7 @@ from hypothesis import strategies as st
 
 HEADER = """\
 import asyncio
+import contextvars
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,10 +70,18 @@ TALLY: list[int] = []
 COUNTER = {"n": 0}
 MEMO: dict[int, int] = {}
 MODE = 0
+FILLS: dict[str, int] = {}
+USER: contextvars.ContextVar[int] = contextvars.ContextVar("USER", default=-1)
 
 
 def shared(key: str) -> int:
     return SHARED.get(key, -1)
+
+
+def remember(key: str, value: int | None = None, _kept: dict[str, int] = {}) -> int:
+    if value is not None:
+        _kept[key] = value
+    return _kept.get(key, -1)
 
 
 class Store:
@@ -399,6 +410,41 @@ async def smemo(key: int, tag: str) -> int:
     MEMO[key] = key * 3 + 1
     return MEMO[key]
 """,
+    # A fill whose value is the caller's, not its key's: a write.
+    "sfill": """@node
+async def sfill(key: str, value: int, tag: str) -> int:
+    if key not in FILLS:
+        await asyncio.sleep({d})
+        FILLS[key] = value
+    note(tag)
+    return FILLS[key]
+""",
+    # A ContextVar set for the calls after it, and read.
+    "cset": """@node
+async def cset(value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    USER.set(value)
+    note(tag)
+""",
+    "cget": """@node
+async def cget(tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return USER.get()
+""",
+    # A mutable default argument, shared by every call that takes it.
+    "dput": """@node
+async def dput(key: str, value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    remember(key, value)
+    note(tag)
+""",
+    "dget": """@node
+async def dget(key: str, tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return remember(key)
+""",
     "speek": """@node
 async def speek(key: int, tag: str) -> int:
     await asyncio.sleep({d})
@@ -714,9 +760,14 @@ def _module_statement(flow: _Flow) -> None:
         "omerge": [key, flow.value()],
         "oswitch": [flow.value()],
         "omode": [],
+        "sfill": [key, flow.value()],
+        "cset": [flow.value()],
+        "cget": [],
+        "dput": [key, flow.value()],
+        "dget": [key],
     }
     node = draw(st.sampled_from(sorted(calls)))
-    silent = ("sset", "stally", "shift", "oput", "omerge", "oswitch")
+    silent = ("sset", "stally", "shift", "oput", "omerge", "oswitch", "cset", "dput")
     returns = node not in silent
     shape = draw(st.sampled_from(["call", "call", "fan", "if"]))
     fans = {
@@ -725,6 +776,9 @@ def _module_statement(flow: _Flow) -> None:
         "smemo": "i % 2",
         "oget": key,
         "omerge": f"{key}, i",
+        "sfill": f"{key}, i",
+        "cset": "i",
+        "dput": f"{key}, i",
     }
     if shape == "fan" and node in fans:
         flow.used.add(node)
@@ -974,6 +1028,7 @@ def effect_flows(draw: st.DrawFn) -> str:
     # The module state nodes share; a list's order is the accumulations' own.
     state += ["dict(SHARED)", "sorted(TALLY)", 'COUNTER["n"]', "MODE", "dict(MEMO)"]
     state += ["dict(STORE.data)", "STORE.hits", "STORE.peak", "Store.mode"]
+    state += ["dict(FILLS)", "USER.get()", 'remember("a")', 'remember("b")']
     memories = ", ".join(f"dict({m}.local)" for m in flow.memories)
     if flow.lists:  # the keys' lists, made first: the flow's parameter holds none
         flow.lines[:0] = ['memory["l1"] = [x]', 'memory["l2"] = [x + 1]']

@@ -629,6 +629,40 @@ ORDERED = {
         def snapshot() -> object:
             return store.CACHE
     """,
+    "an_object_made_by_an_unannotated_factory": """
+        class Store:
+            def __init__(self) -> None:
+                self.data: dict[str, int] = {}
+
+            def put(self, key: str, value: int) -> None:
+                self.data[key] = value
+
+            def get(self, key: str) -> int:
+                return self.data.get(key, 0)
+
+        def make_store():
+            return Store()
+
+        STORE = make_store()
+
+        @node
+        async def first() -> int:
+            await asyncio.sleep(0.05)
+            STORE.put("k", 7)
+            return 1
+
+        @node
+        async def second() -> int:
+            await asyncio.sleep(0.01)
+            return STORE.get("k")
+
+        @flow
+        async def main() -> tuple[int, int]:
+            return await first(), await second()
+
+        def snapshot() -> object:
+            return STORE.data
+    """,
 }
 
 # Uses that commute: both calls start before either ends.

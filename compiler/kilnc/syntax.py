@@ -110,6 +110,30 @@ class _Suspends(cst.CSTVisitor):
         return False
 
 
+def returned_values(function: cst.FunctionDef) -> list[cst.BaseExpression]:
+    """What the function's own `return` statements return (`None` for a bare one)."""
+    finder = _Returns()
+    walk(function.body, finder)
+    return finder.values
+
+
+class _Returns(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.values: list[cst.BaseExpression] = []
+
+    def visit_Return(self, node: cst.Return) -> None:
+        self.values.append(node.value or cst.Name("None"))
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False  # its own returns
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
+
+
 def comprehension_targets(clauses: cst.CompFor) -> list[cst.BaseAssignTargetExpression]:
     """The targets of a comprehension's `for` clauses, the outermost first.
 

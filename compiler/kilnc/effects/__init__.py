@@ -71,7 +71,7 @@ from kilnc.ir import Callee, NodeDef
 from kilnc.mutability import DESCRIBED_TYPES, is_immutable
 from kilnc.names import BUILTINS, identifier
 from kilnc.project import Project
-from kilnc.syntax import code, dotted
+from kilnc.syntax import code, dotted, returned_values
 from kilnc.walk import walk
 
 # A class without `__init__` (a dataclass, say), or a name with no definition to
@@ -356,12 +356,19 @@ class EffectReader:
         return self.project.load(module)
 
     def returns(self, module: str, name: str) -> tuple[ModuleDefs, str] | None:
-        """The return annotation of a project function or method, unquoted."""
+        """The return annotation of a project function or method, unquoted; of
+        one without, the project class every `return` makes (`return Store()`)."""
         found = self._definition(module, name)
         if not isinstance(found, tuple) or found[3] == "init":
             return None
         annotation = found[1].returns
         if annotation is None:
+            made = {
+                code(value.func) if isinstance(value, cst.Call) else ""
+                for value in returned_values(found[1])
+            }
+            if len(made) == 1 and self.is_class(found[0], made_class := made.pop()):
+                return found[0], made_class
             return None
         value = annotation.annotation
         if isinstance(value, cst.SimpleString):  # `-> "Agent"`

@@ -19,7 +19,7 @@ annotation names the builtin or standard-library type (a project class named
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Final, final
 
 import libcst as cst
@@ -224,9 +224,23 @@ def type_of(body: Body, node: cst.BaseExpression) -> Typed | None:
 
 
 def _global_type(body: Body, name: str) -> Typed | None:
-    """The project class of a module-level object, where kiln can tell."""
+    """The project class of a module-level object, where kiln can tell: made by
+    the class itself, or by a project function that returns one (`STORE =
+    make_store()`, whether or not it says so in an annotation)."""
     declared = declared_global(body, name)
-    return declared if declared and body.reader.is_class(*declared) else None
+    if declared is None or body.reader.is_class(*declared):
+        return declared
+    defs, made = declared
+    qualified = body.reader.resolve(defs, _expression(made))
+    found = body.reader.project_function(qualified) if qualified else None
+    returned = body.reader.returns(*found) if found is not None else None
+    return returned if returned and body.reader.is_class(*returned) else None
+
+
+@lru_cache(maxsize=1024)
+def _expression(text: str) -> cst.BaseExpression:
+    """What a module-level object is made by (`make_store`), parsed once."""
+    return cst.parse_expression(text)
 
 
 def _result_type(body: Body, call: cst.Call) -> Typed | None:

@@ -69,6 +69,9 @@ def state_of(
     if _own_class(body, root) and body.owner is not None:  # `type(self).count`
         return class_state(body.defs, body.owner)
     if isinstance(root, cst.Call):  # `get_store()[key]`, of `return STORE`
+        imported = _imported(body, root)
+        if imported is not None:  # `importlib.import_module("app.store").CACHE`
+            return _in_module(body, imported, _attributes(head, root), called)
         return _returned(body, root, idioms or body.idioms)
     if not isinstance(root, cst.Name):
         return None
@@ -94,14 +97,47 @@ def state_of(
         return body.reader.state_name(body.defs, head, called, constants=True)
     if name in idioms.imported:  # `from app.store import CACHE` in the body
         module, imported = idioms.imported[name]
-        defs = body.reader.module_defs(module)
-        rest = (dotted(head) or name).partition(".")[1:]
-        named = cst.parse_expression(imported + "".join(rest))
-        return body.reader.state_name(defs, named, called) if defs else None
+        rest = (dotted(head) or name).partition(".")[2]
+        return _in_module(body, module, [imported, *rest.split(".")], called)
     held = idioms.aliases.get(name)
     if held is None or name in seen or name in body.params:
         return None
     return state_of(body, held, idioms, seen=seen | {name})
+
+
+def _in_module(
+    body: Body, module: str, attributes: list[str], called: bool
+) -> str | None:
+    """The piece `module.a.b` is, of a project module: the whole module's state
+    where no attribute is named (as `globals()` is)."""
+    defs = body.reader.module_defs(module)
+    named = [attribute for attribute in attributes if attribute]
+    if defs is None or not named:
+        return module if defs is not None else None
+    return body.reader.state_name(defs, cst.parse_expression(".".join(named)), called)
+
+
+def _imported(body: Body, call: cst.Call) -> str | None:
+    """The project module `importlib.import_module("app.store")` names."""
+    resolved = body.reader.resolve(body.defs, call.func)
+    if resolved != "importlib.import_module" or len(call.args) != 1:
+        return None
+    name = call.args[0].value
+    if not isinstance(name, cst.SimpleString):
+        return None
+    module = name.evaluated_value
+    return module if isinstance(module, str) else None
+
+
+def _attributes(head: cst.BaseExpression, root: cst.BaseExpression) -> list[str]:
+    """The attribute names from `root` out to `head`: `["CACHE"]` of `m(...).CACHE`."""
+    names: list[str] = []
+    node = head
+    while node is not root and isinstance(node, cst.Attribute | cst.Subscript):
+        if isinstance(node, cst.Attribute):
+            names.append(identifier(node.attr.value))
+        node = node.value
+    return names[::-1]
 
 
 def names_whole(
