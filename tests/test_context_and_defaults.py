@@ -97,6 +97,67 @@ ORDERED = {
             names = [await login(u, d) for u, d in [("a", 0.03), ("b", 0.01), ("c", 0.0)]]
             return names, await whoami()
     """,
+    "a_context_var_set_between_calls_a_task_could_chain": """
+        import contextvars
+
+        USER: contextvars.ContextVar[int] = contextvars.ContextVar("USER", default=-1)
+
+        @node
+        async def first(x: int) -> int:
+            await asyncio.sleep(0.02)
+            return x + 1
+
+        @node
+        async def login(x: int) -> None:
+            await asyncio.sleep(0.01)
+            USER.set(x)
+
+        @node
+        async def whoami() -> int:
+            return USER.get()
+
+        @node
+        async def after(x: int) -> int:
+            await asyncio.sleep(0.01)
+            return x * 2
+
+        @flow
+        async def main(x: int = 3) -> tuple[int, int, int, int]:
+            a = await first(x)
+            await login(x)
+            b = await whoami()
+            x = await after(x)
+            return a, b, x, USER.get()
+    """,
+    "a_context_var_set_by_the_flow_and_under_an_if": """
+        import contextvars
+
+        USER: contextvars.ContextVar[str] = contextvars.ContextVar("USER", default="anon")
+
+        @node
+        async def slow(name: str) -> str:
+            await asyncio.sleep(0.02)
+            return name.upper()
+
+        @node
+        async def login(name: str) -> None:
+            await asyncio.sleep(0.01)
+            USER.set(name)
+
+        @node
+        async def whoami(tag: str) -> str:
+            return f"{tag}:{USER.get()}"
+
+        @flow
+        async def main(flag: bool = True) -> tuple[str, str, str]:
+            a = await slow("x")
+            USER.set(a)
+            b = await whoami("flow")
+            if flag:
+                await login("ann")
+            c = await whoami("if")
+            return a, b, c
+    """,
     "a_mutable_default_stored_then_read": """
         def remember(key: str, value: int | None = None, _store: dict[str, int] = {}) -> int:
             if value is not None:

@@ -354,6 +354,9 @@ class Step:
     visible: bool = False
     # How the code it runs uses module state: orders node calls (graph.py).
     state: StateUses = ()
+    # It sets a ContextVar for the steps after it: it runs in the flow's own
+    # coroutine, whose context the tasks spawned after it copy (schedule/tasks.py).
+    context: bool = False
 
     @property
     def awaits(self) -> bool:

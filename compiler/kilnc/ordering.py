@@ -32,7 +32,6 @@ from kilnc.ir import (
     Call,
     FanOut,
     FlowIR,
-    NodeDef,
     Step,
     StepId,
     child_blocks,
@@ -91,15 +90,9 @@ def _in_order_hint(in_order: str, step: Step) -> str:
 
 
 def _external_hint(step: Step) -> str:
-    """The hint for a step kept in its place: a node's (it sets a ContextVar for
-    the calls after it) or a statement's, a subflow's among them."""
-    action = step.action
-    called = action.call if isinstance(action, Call) else None
-    if isinstance(action, FanOut):
-        called = action.result
-    if called is not None and isinstance(called.callee, NodeDef):
-        return CONTEXT_HINT
-    return EXTERNAL_HINT
+    """The hint for a step kept in its place: one that sets a ContextVar for the
+    steps after it, or a statement's (a subflow's among them)."""
+    return CONTEXT_HINT if step.context else EXTERNAL_HINT
 
 
 def _blocks(block: Block) -> Iterator[Block]:

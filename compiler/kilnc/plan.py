@@ -25,6 +25,7 @@ from typing import Final, NewType, final
 
 import libcst as cst
 
+from kilnc.graph import STATE
 from kilnc.ir import Block, Callee, FlowIR, NodeDef, Step, StepId
 from kilnc.source import SourceFile, Span
 
@@ -166,6 +167,8 @@ def _because(
 
 
 def _readable(name: str) -> str:
+    if name.startswith(STATE):
+        return f"module state {name.removeprefix(STATE)}"
     if name.startswith("@"):
         store, owner, key = name.split(":", 2)
         shown = "every key" if key == "*" else repr(key)

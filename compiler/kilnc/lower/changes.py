@@ -126,6 +126,7 @@ class Changes:
             external=step.external or effects.external or effects.reads_state,
             why=step.why + tuple(why),
             state=join_state(step.state, effects.state_uses),
+            context=step.context or effects.context is not None,
         )
 
     def kept_place(self, call: NodeCall) -> Change | None:

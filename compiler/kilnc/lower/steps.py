@@ -158,6 +158,7 @@ class Steps:
             or next((s.external for s in inner if s.external), None),
             why=tuple(why for s in inner for why in s.why),
             state=join_state(*(s.state for s in inner)),
+            context=any(s.context for s in inner),
         )
         for part in tested:
             if isinstance(part, cst.BaseExpression):

@@ -50,8 +50,11 @@ def choose_tasks(chains: list[list[Step]], graph: nx.DiGraph) -> list[list[Step]
 
 def _as_task(chain: list[Step]) -> list[Step]:
     """The chain, less the steps at its end whose value cannot leave a task; [] when
-    what is left awaits nothing, and main may as well run it."""
-    trimmed = list(chain)
+    what is left awaits nothing, and main may as well run it. A step that sets a
+    ContextVar, and what follows it, stay in main: a task sets it in a copy of
+    main's context, which the steps after it would not see."""
+    setter = next((i for i, step in enumerate(chain) if step.context), len(chain))
+    trimmed = chain[:setter]
     while trimmed and not _terminal_ok(trimmed[-1]):
         trimmed.pop()
     return trimmed if any(step.awaits for step in trimmed) else []
