@@ -617,7 +617,7 @@ def test_the_later_call_says_which_state_it_waits_for(
         f"'check' waits for 'warm' (line {warm}) because 'warm' changes the "
         f"module state 'app.cache.SEEN' (assigns SEEN[key], at "
         f"{app / 'nodes.py'}:{nodes}), which 'check' reads "
-        f"(reads SEEN.get, at {app / 'flows.py'}:{flows})"
+        f"(calls SEEN.get, at {app / 'flows.py'}:{flows})"
     )
 
 

@@ -914,7 +914,7 @@ def test_the_warning_names_the_attribute_and_the_method_s_line(
     assert message == (
         f"'second' waits for 'first' (line {flow}) because 'first' changes the "
         f"module state 'case.STORE.data' (assigns self.data[key], at {where}:{put}), "
-        f"which 'second' reads (reads self.data.get, at {where}:{get})"
+        f"which 'second' reads (calls self.data.get, at {where}:{get})"
     )
 
 

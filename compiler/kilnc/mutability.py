@@ -81,6 +81,9 @@ MUTATING_LIBRARY: Final = _words(
     "heapq.heappush heapq.heappop heapq.heapify heapq.heapreplace heapq.heappushpop "
     "bisect.insort bisect.insort_left bisect.insort_right random.shuffle"
 ) | {f"operator.{n}" for w in _OPERATOR_CHANGES for n in (w, f"__{w}__")}
+# Methods, whatever their object, that change the first argument they are passed
+# (`random.Random(seed).shuffle(deck)`, `stream.readinto(buffer)`).
+ARGUMENT_MUTATING_METHODS: Final = _words("shuffle readinto recv_into pack_into")
 LOGGING: Final = ("logging.", "structlog.", "loguru.", "warnings.warn")
 # Methods of the builtin containers (and str, bytes, numbers) that change the receiver.
 MUTATING_METHODS: Final = _words(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from functools import partial
 
 import networkx as nx
 
@@ -241,9 +242,18 @@ def _explain(
         if extra:
             reason, hint = _because(extra[0], source, target, params)
             break
-    waited = _what(earlier)
-    if isinstance(earlier.action, Call | FanOut):  # a statement says its line already
-        waited += f" (line {earlier.span.line})"
+    waited = _with_line(earlier)
+    # Ordered through the calls between (a read between two commuting changes):
+    # the reason may be theirs, so they are named.
+    between = list(
+        dict.fromkeys(
+            _with_line(step)
+            for step in map(partial(step_of, full), path[1:-1])
+            if isinstance(step.action, Call | FanOut)
+        )
+    )
+    if between:
+        waited += f" through {', '.join(between)}"
     message = f"{_what(later)} waits for {waited} {reason}"
     return warning(later.span, Code.EFFECT_ORDER, message, hint)
 
@@ -366,6 +376,13 @@ def _hint(changer: Step, why: str) -> str | None:
     if why.startswith(STATE_REASON):
         return STATE_HINT
     return CHANGE_HINT if isinstance(changer.action, Call | FanOut) else None
+
+
+def _with_line(step: Step) -> str:
+    """`'fetch' (line 12)`; a statement says its line already."""
+    if isinstance(step.action, Call | FanOut):
+        return f"{_what(step)} (line {step.span.line})"
+    return _what(step)
 
 
 def _what(step: Step) -> str:

@@ -414,7 +414,9 @@ class Body:
         """A read of a name or an attribute: of module state, if it is one (a
         project `method` called uses what its body uses)."""
         if not method:
-            record(self, node, Access.READ, f"reads {code(node)}", node, called=called)
+            # `calls LOG.append`: what the call is part of (an accumulation) says so.
+            verb = "calls" if called else "reads"
+            record(self, node, Access.READ, f"{verb} {code(node)}", node, called=called)
         if self.is_module_state(node) and self.reader.state_name(
             self.defs, node, called
         ):

@@ -68,15 +68,23 @@ def of_class_method(
     uses = [
         (name, use) for name, use in effects.state_uses if not part_of(name, RECEIVER)
     ]
+    returned = {name for name in effects.result_pieces if not part_of(name, RECEIVER)}
     if piece is not None:  # what it does to `cls` it does to the class
         uses += [
             (on_object(name, piece), use)
             for name, use in effects.state_uses
             if part_of(name, RECEIVER)
         ]
+        # What it hands out of `cls` (`return cls._instance`) is the class's.
+        returned |= {
+            on_object(name, piece)
+            for name in effects.result_pieces
+            if part_of(name, RECEIVER)
+        }
     return replace(
         effects,
         state_uses=join_state(uses),
+        result_pieces=frozenset(returned),
         params=effects.params[1:],
         changes=tuple((p, c) for p, c in effects.changes if p != cls),
         escapes=effects.escapes - {cls},

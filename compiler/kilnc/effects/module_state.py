@@ -157,6 +157,9 @@ class _Bindings(cst.CSTVisitor):
         # The functions and classes open around the statement: a module-level
         # class by its name, anything else None.
         self._open: list[str | None] = []
+        # Classes whose annotated attributes are their instances' fields (a
+        # dataclass's, a pydantic model's): no attribute of the class.
+        self._fields: set[str] = set()
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self._open.append(None)
@@ -174,6 +177,8 @@ class _Bindings(cst.CSTVisitor):
                 self._holds({name}, base.value)
         # Its methods may still declare globals.
         self._open.append(None if self._open else identifier(node.name.value))
+        if _declares_fields(node):
+            self._fields.add(identifier(node.name.value))
 
     def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
         self._open.pop()
@@ -195,8 +200,11 @@ class _Bindings(cst.CSTVisitor):
         self.holding += [(target, name) for target in targets for name in read]
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        self._in_class([node.target])
         value = node.value
+        cls = self._open[-1] if self._open else None
+        # `messages: list[str] = field(default_factory=list)`, `user: str`: fields.
+        if value is not None and cls not in self._fields and not _field(value):
+            self._in_class([node.target])
         if self._module_level() and (value is None or not _immutable_literal(value)):
             self.values |= target_names(node.target)
             if value is not None:
@@ -218,6 +226,33 @@ class _Bindings(cst.CSTVisitor):
 
     def _module_level(self) -> bool:
         return not self._open
+
+
+def _declares_fields(statement: cst.ClassDef) -> bool:
+    """A dataclass, an attrs class, a pydantic model, a msgspec struct: what its
+    body annotates, each instance holds for itself."""
+    for decorator in statement.decorators:
+        found = decorator.decorator
+        name = dotted(found.func if isinstance(found, cst.Call) else found) or ""
+        if name.rpartition(".")[2] in _FIELD_DECORATORS:
+            return True
+    for base in statement.bases:
+        name = dotted(base.value) or ""
+        if name.rpartition(".")[2] in _FIELD_BASES:
+            return True
+    return False
+
+
+def _field(value: cst.BaseExpression) -> bool:
+    """`field(default_factory=list)`, `Field(...)`, `attr.ib()`: a field's declaration."""
+    if not isinstance(value, cst.Call):
+        return False
+    name = dotted(value.func) or ""
+    return name.rpartition(".")[2] in ("field", "Field", "ib", "attrib")
+
+
+_FIELD_DECORATORS = frozenset({"dataclass", "define", "frozen", "mutable", "attrs"})
+_FIELD_BASES = frozenset({"BaseModel", "Struct"})
 
 
 def _constant_class(statement: cst.ClassDef) -> bool:
@@ -257,30 +292,41 @@ def declared_types(module: cst.Module) -> Mapping[str, str]:
     made (`STORE = Store()`, the call's callee, which may be no class) as, where
     the module binds it once: a method called on it is found through that."""
     found: dict[str, str] = {}
+    for name, binding in bound_once(module).items():
+        if isinstance(binding, cst.AnnAssign):
+            annotation = binding.annotation.annotation
+            written = code(annotation)
+            if isinstance(annotation, cst.SimpleString):  # `STORE: "Store"`
+                written = written.strip("'\"")
+            found[name] = written
+        elif isinstance(binding.value, cst.Call):
+            found[name] = code(binding.value.func)
+    return {name: kind for name, kind in found.items() if kind}
+
+
+@lru_cache(maxsize=256)
+def bound_once(module: cst.Module) -> Mapping[str, cst.Assign | cst.AnnAssign]:
+    """By name, the one statement that binds a module-level name to a value,
+    where the module binds it once (`HOOK = on_start`, `STORE: Store = ...`)."""
+    found: dict[str, cst.Assign | cst.AnnAssign] = {}
     bound: Counter[str] = Counter()
     for statement in module.body:
         if not isinstance(statement, cst.SimpleStatementLine):
             for name in _defined(statement):
-                bound[name] += 2  # a def, a class, or bound in a block: not one type
+                bound[name] += 2  # a def, a class, or bound in a block: not one value
             continue
         for small in statement.body:
             if isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
                 name = identifier(small.target.value)
-                annotation = small.annotation.annotation
-                written = code(annotation)
-                if isinstance(annotation, cst.SimpleString):  # `STORE: "Store"`
-                    written = written.strip("'\"")
-                found[name] = written
+                found[name] = small
                 bound[name] += 1
             elif isinstance(small, cst.Assign):
                 for target in small.targets:
                     for name in target_names(target.target):
                         bound[name] += 1
-                        if isinstance(target.target, cst.Name) and isinstance(
-                            small.value, cst.Call
-                        ):
-                            found.setdefault(name, code(small.value.func))
-    return {name: kind for name, kind in found.items() if kind and bound[name] == 1}
+                        if isinstance(target.target, cst.Name):
+                            found.setdefault(name, small)
+    return {name: binding for name, binding in found.items() if bound[name] == 1}
 
 
 def _defined(statement: cst.BaseStatement) -> set[str]:
@@ -310,11 +356,31 @@ def declared_global(body: Body, name: str) -> tuple[ModuleDefs, str] | None:
     """What a module-level name of the body's module, or one it imports from a
     project module (`from app.clients import CLIENT`), is declared or made as,
     with the definitions of the module that says so."""
-    defs: ModuleDefs | None = body.defs
-    imported = body.defs.imports.get(name)
-    if imported is not None and imported.attribute is not None:
-        defs, name = body.reader.module_defs(imported.module), imported.attribute
-    if defs is None:
+    defining = _defining(body, name)
+    if defining is None:
         return None
+    defs, name = defining
     kind = declared_types(defs.parsed.module).get(name)
     return (defs, kind) if kind is not None else None
+
+
+def annotated_global(body: Body, name: str) -> tuple[ModuleDefs, str] | None:
+    """The annotation a module-level name is declared with (`AGENTS: dict[str,
+    Agent] = ...`), in this module or one it imports it from."""
+    defining = _defining(body, name)
+    if defining is None:
+        return None
+    defs, name = defining
+    binding = bound_once(defs.parsed.module).get(name)
+    if not isinstance(binding, cst.AnnAssign):
+        return None
+    return defs, declared_types(defs.parsed.module)[name]
+
+
+def _defining(body: Body, name: str) -> tuple[ModuleDefs, str] | None:
+    """The module that binds a name the body reads as module-level, and its name there."""
+    imported = body.defs.imports.get(name)
+    if imported is None or imported.attribute is None:
+        return body.defs, name
+    defs = body.reader.module_defs(imported.module)
+    return (defs, imported.attribute) if defs is not None else None

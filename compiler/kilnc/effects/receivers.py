@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Final, final
 import libcst as cst
 
 from kilnc.effects.methods import Target
-from kilnc.effects.module_state import declared_global
+from kilnc.effects.module_state import annotated_global, declared_global
 from kilnc.front import ModuleDefs
 from kilnc.mutability import (
     DEFAULT_DICTS,
@@ -224,9 +224,10 @@ def type_of(body: Body, node: cst.BaseExpression) -> Typed | None:
 
 
 def _global_type(body: Body, name: str) -> Typed | None:
-    """The project class of a module-level object, where kiln can tell: made by
-    the class itself, or by a project function that returns one (`STORE =
-    make_store()`, whether or not it says so in an annotation)."""
+    """The type of a module-level object, where kiln can tell: a project class it
+    is made by, or that a project function that makes it returns (`STORE =
+    make_store()`, whether or not it says so in an annotation); else what its
+    annotation declares."""
     declared = declared_global(body, name)
     if declared is None or body.reader.is_class(*declared):
         return declared
@@ -234,7 +235,10 @@ def _global_type(body: Body, name: str) -> Typed | None:
     qualified = body.reader.resolve(defs, _expression(made))
     found = body.reader.project_function(qualified) if qualified else None
     returned = body.reader.returns(*found) if found is not None else None
-    return returned if returned and body.reader.is_class(*returned) else None
+    if returned and body.reader.is_class(*returned):
+        return returned
+    # A container of the project's objects, as declared (`dict[str, Agent]`).
+    return annotated_global(body, name)
 
 
 @lru_cache(maxsize=1024)

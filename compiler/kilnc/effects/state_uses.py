@@ -46,6 +46,14 @@ from kilnc.mutability import MUTATING_METHODS
 from kilnc.names import identifier
 from kilnc.syntax import chain_root, dotted
 
+# The process's environment variables: state every module and node shares.
+ENVIRONMENT: Final = "os.environ"
+_ENVIRONMENT_CALLS: Final = {
+    "os.getenv": Access.READ,
+    "os.putenv": Access.WRITE,
+    "os.unsetenv": Access.WRITE,
+}
+
 if TYPE_CHECKING:  # the body asks this module what it uses: a cycle
     from kilnc.effects.body import Body
     from kilnc.effects.idioms import Idioms
@@ -66,6 +74,8 @@ def state_of(
     ):
         head = head.value
     root = chain_root(head)
+    if isinstance(root, cst.Name) and _in_environment(body, head):
+        return ENVIRONMENT  # `os.environ["KEY"]`: the process's, every module's
     if _own_class(body, root) and body.owner is not None:  # `type(self).count`
         return class_state(body.defs, body.owner)
     if isinstance(root, cst.Call):  # `get_store()[key]`, of `return STORE`
@@ -138,6 +148,21 @@ def _attributes(head: cst.BaseExpression, root: cst.BaseExpression) -> list[str]
             names.append(identifier(node.attr.value))
         node = node.value
     return names[::-1]
+
+
+def environment_call(body: Body, node: cst.Call, qualified: str) -> bool:
+    """`os.getenv(k)` reads the process's environment, `os.putenv(k, v)` changes it."""
+    access = _ENVIRONMENT_CALLS.get(qualified)
+    if access is None:
+        return False
+    span = body.defs.parsed.span(node)
+    merge(body, ENVIRONMENT, StateUse(access, Change(f"calls {qualified}", span)))
+    return True
+
+
+def _in_environment(body: Body, head: cst.BaseExpression) -> bool:
+    resolved = body.reader.resolve(body.defs, head) or ""
+    return resolved == ENVIRONMENT or resolved.startswith(f"{ENVIRONMENT}.")
 
 
 def names_whole(

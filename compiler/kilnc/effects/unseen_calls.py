@@ -18,6 +18,7 @@ from kilnc.effects.body import Body
 from kilnc.effects.kept import keep
 from kilnc.effects.state_uses import opaque, record
 from kilnc.mutability import (
+    ARGUMENT_MUTATING_METHODS,
     EXTERNAL_BUILTINS,
     ITERATING_BUILTINS,
     MUTATING_METHODS,
@@ -93,6 +94,13 @@ def named_attribute(node: cst.Call) -> cst.Attribute:
 
 def unknown_call(body: Body, node: cst.Call, shown: str) -> None:
     """A call of code kiln cannot see into: it may change what it is given."""
+    func = node.func
+    if (
+        isinstance(func, cst.Attribute)
+        and func.attr.value in ARGUMENT_MUTATING_METHODS
+        and node.args
+    ):  # `random.Random(seed).shuffle(DECK)` changes DECK, module state or not
+        body.change(node.args[0].value, f"passes it to {shown}", node, itself=True)
     for arg in node.args:  # module state handed over: a client, a pool, read
         reason = f"passes it to {shown}, code kiln cannot see into"
         body.change(arg.value, reason, node, opaque=True)
@@ -100,7 +108,6 @@ def unknown_call(body: Body, node: cst.Call, shown: str) -> None:
         # A function it was given (a parameter, a local, one in a container,
         # `tools[name]`) may be a bound method (`tokens.append`), or hold what it
         # changes: calling it may change what it came from.
-        func = node.func
         body.change(func, f"calls {shown}", node, opaque=opaque(body, func))
     else:
         body.external(f"calls {shown}", node)

@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import libcst as cst
 
-from kilnc.effect_ir import ANY_KEY, EVERY_KEY, Change, MemoryUse
+from kilnc.effect_ir import ANY_KEY, EVERY_KEY, RECEIVER, Change, MemoryUse, part_of
 from kilnc.effects.body import Body
+from kilnc.effects.handed import called_through, handed
 from kilnc.effects.kept import hand_back, keep
 from kilnc.effects.module_state import holds_state
 from kilnc.effects.project_calls import assume_dict, project_call, read_items
 from kilnc.effects.receivers import describe, inserts_on_read, is_module
-from kilnc.effects.state_uses import opaque, sets_context, state_of
+from kilnc.effects.state_uses import (
+    environment_call,
+    opaque,
+    sets_context,
+    state_of,
+)
 from kilnc.effects.unseen_calls import builtin_call, iterate, unknown_call
 from kilnc.mutability import (
     LOGGING,
@@ -29,6 +35,7 @@ from kilnc.mutability import (
 )
 from kilnc.names import BUILTINS, identifier, root_names, target_names
 from kilnc.syntax import code
+from kilnc.walk import walk
 
 
 class EffectVisitor(cst.CSTVisitor):
@@ -126,6 +133,8 @@ class EffectVisitor(cst.CSTVisitor):
     def visit_Name(self, node: cst.Name) -> None:
         if node not in self._not_read:
             self.body.read(node)
+            if node not in self._called:
+                handed(self.body, node)  # `to_thread(save, x)`, `map(record, xs)`
 
     def visit_Arg(self, node: cst.Arg) -> None:
         if node.keyword is not None:
@@ -148,6 +157,8 @@ class EffectVisitor(cst.CSTVisitor):
         ):
             self._not_read.add(node.value)
         body.read(node, called=called, method=method)
+        if not called:
+            handed(body, node)  # `to_thread(helpers.save, x)`
         local = body.local_view(node.value)
         if local is not None:
             body.memory(local, MemoryUse(local_reads=body.keys_of(node)))
@@ -233,6 +244,8 @@ class EffectVisitor(cst.CSTVisitor):
             return
         if body.owner is not None and self._class_receiver(func):
             func = cst.Name(body.owner)  # `cls(name)` runs what making the class does
+        if called_through(body, node, self._walk):  # `HOOK(x)`, `HANDLERS[kind](x)`
+            return
         qualified = body.reader.resolve(body.defs, func)
         if qualified is None:
             unknown_call(self.body, node, code(func))
@@ -247,6 +260,8 @@ class EffectVisitor(cst.CSTVisitor):
         if qualified in MUTATING_LIBRARY and node.args:
             reason = f"passes it to {qualified}"
             body.change(node.args[0].value, reason, node, itself=True)
+            return
+        if environment_call(body, node, qualified):
             return
         if consumes(qualified):  # `islice(lines, 2)`, `deque(items, maxlen=3)`
             for arg in node.args:
@@ -321,12 +336,11 @@ class EffectVisitor(cst.CSTVisitor):
         if self._outside(node, func):
             return True
         # A method kiln cannot see into may change its object and its arguments.
-        # Not ", which ...": `through` keeps the clause after the last one.
+        # Not ", which ...": `through` keeps the clause after the last one. One
+        # named as a container's change (`append`) says no more than its call.
+        unseen = "" if method in MUTATING_METHODS else ", a method kiln cannot see into"
         body.change(
-            receiver,
-            f"calls {code(func)}, a method kiln cannot see into",
-            node,
-            opaque=opaque(body, func),
+            receiver, f"calls {code(func)}{unseen}", node, opaque=opaque(body, func)
         )
         unknown_call(self.body, node, code(func))
         self._keeps(receiver, node)
@@ -344,6 +358,9 @@ class EffectVisitor(cst.CSTVisitor):
             body.external(f"calls {code(func)}", node)
             return True
         return False
+
+    def _walk(self, node: cst.CSTNode) -> None:
+        walk(node, self)
 
     def _class_receiver(self, node: cst.BaseExpression) -> bool:
         """Whether `node` is a classmethod's `cls`."""
@@ -392,10 +409,17 @@ class EffectVisitor(cst.CSTVisitor):
     def leave_Return(self, original_node: cst.Return) -> None:
         # On leaving: the calls inside have been read, a constructor's among them.
         value = original_node.value
-        if value is not None and holds_state(self.body, value):
-            self.body.found.result_state = True
-            piece = state_of(self.body, value)  # `return STORE`: `get_store()[k] = v`
-            self.body.found.result_pieces |= {piece} if piece else set()
+        if value is None:
+            return
+        # `return STORE`: `get_store()[k] = v`; `return cls._instance`, a class's;
+        # `return self.items`, its object's (`<self>.items`), module state's only
+        # where the object it is called on is.
+        piece = state_of(self.body, value)
+        own = piece is not None and part_of(piece, RECEIVER)
+        state = holds_state(self.body, value) or (piece is not None and not own)
+        self.body.found.result_state |= state
+        if piece is not None and (own or state):
+            self.body.found.result_pieces.add(piece)
 
     def visit_Global(self, node: cst.Global) -> None:
         self.body.external("declares a global", node)

@@ -201,6 +201,8 @@ class Changes:
                 changed |= names
         if value_type is None or not is_immutable(value_type, self.scope.qualify):
             self.shared.link(targets, self.scope.mutable(frozenset(shared)))
+            # `a, b = await pair()`: the parts of one value may be one object.
+            self.shared.link(self.scope.mutable(targets), self.scope.mutable(targets))
             if effects.result_state:  # what it returns is module state's, or kept there
                 self.shared.escape(self.scope.mutable(targets), call.span.line)
         # What a call changes may keep what else it was given (`box["xs"] = xs`):

@@ -95,6 +95,12 @@ class Lowerer:
             self.scope.note_type(param.name.value, param.annotation)
             if identifier(param.name.value) in self.scope.memory:
                 self.shared.passed_in(identifier(param.name.value))
+        # `*xs` is a tuple and `**kw` a dict, whatever they hold: iterating a
+        # tuple consumes nothing.
+        if isinstance(params.star_arg, cst.Param):
+            self.scope.types[identifier(params.star_arg.name.value)] = "tuple"
+        if isinstance(params.star_kwarg, cst.Param):
+            self.scope.types[identifier(params.star_kwarg.name.value)] = "dict"
         body = function.body
         if isinstance(body, cst.IndentedBlock):
             return self.block(without_docstring(body.body), defined)

@@ -1,0 +1,140 @@
+"""Project functions a body reaches without naming them in a call.
+
+Example input (a node's body, in a module that defines `record(x)`, which
+appends to `LOG`, and binds `HOOK = record`, `HANDLERS = {"log": record}`)::
+
+    await asyncio.to_thread(record, x)     # handed on: whoever takes it may call it
+    list(map(record, xs))
+    HOOK(x)                                # called through a module-level name
+    HANDLERS[kind](x)                      # through a table of them
+
+Output, on the `Body`: each line uses `app.LOG` as `record` does. A function
+handed on is called with arguments kiln cannot see, so only what it does
+beyond its parameters counts (module state, outside effects, a ContextVar
+set); one called through a name is called with this call's arguments. A
+module-level name bound once to a function, a `functools.partial` of one, a
+lambda, a method of a module-level object, or a dict, list or tuple of
+those, is read through what it is bound to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import libcst as cst
+
+from kilnc.effect_ir import RECEIVER, Effects, part_of
+from kilnc.effects.body import Body
+from kilnc.effects.module_state import bound_once
+from kilnc.effects.project_calls import project_call, through, through_change
+from kilnc.effects.state_uses import merge
+from kilnc.names import identifier
+from kilnc.syntax import chain_root, code, dotted
+
+
+def handed(body: Body, node: cst.Name | cst.Attribute) -> None:
+    """`node`, a project function named as a value, may be called by what it is
+    handed to: what it does beyond its parameters, this body may do."""
+    found = _project_function(body, node)
+    if found is None:
+        return
+    effects = body.reader.of_function(*found)
+    shown = code(node)
+    if effects.external is not None:
+        body.external(through(shown, effects.external, "hands on"), node)
+    if effects.context is not None:
+        body.sets_context(through(shown, effects.context, "hands on"), node)
+    if effects.reads_state is not None:
+        body.read_state(through(shown, effects.reads_state, "hands on"), node)
+    body.found.state |= effects.state
+    for name, uses in effects.state_uses:
+        if not part_of(name, RECEIVER):  # its object's: a method handed on is bound
+            merge(body, name, replace(uses, where=through_change(shown, uses.where)))
+
+
+def called_through(
+    body: Body, node: cst.Call, walk_body: Callable[[cst.CSTNode], None]
+) -> bool:
+    """A call through a module-level name bound to project functions (`HOOK(x)`,
+    `HANDLERS[kind](x)`), read as a call of each; False where kiln cannot tell
+    what the name holds. `walk_body` reads a lambda's body as this body's."""
+    func = node.func
+    table = isinstance(func, cst.Subscript)
+    root = func.value if isinstance(func, cst.Subscript) else func
+    if not isinstance(root, cst.Name):
+        return False
+    name = identifier(root.value)
+    if name in body.local_names or name in body.params:
+        return False
+    binding = bound_once(body.defs.parsed.module).get(name)
+    value = binding.value if binding is not None else None
+    if value is None:
+        return False
+    held = _items(value) if table else [value]
+    if not held:
+        return False
+    seen = True
+    for callee in held:
+        seen &= _call_of(body, node, callee, walk_body)
+    return seen
+
+
+def _call_of(
+    body: Body,
+    node: cst.Call,
+    callee: cst.BaseExpression,
+    walk_body: Callable[[cst.CSTNode], None],
+) -> bool:
+    """`node` read as a call of `callee`, what a module-level name holds."""
+    if isinstance(callee, cst.Lambda):
+        walk_body(callee.body)
+        return True
+    variadic = False
+    if isinstance(callee, cst.Call) and _partial(callee):
+        # Its own arguments come first: any argument may land anywhere.
+        callee, variadic = callee.args[0].value, True
+    if not isinstance(callee, cst.Name | cst.Attribute):
+        return False
+    shown = code(callee)
+    found = _project_function(body, callee)
+    if found is not None:
+        effects: Effects = body.reader.of_function(*found)
+        project_call(body, node, replace(effects, variadic=variadic), shown)
+        return True
+    method = (
+        body.reader.called(body, callee) if isinstance(callee, cst.Attribute) else None
+    )
+    if method is None:
+        return False
+    module, qualname, receiver = method
+    effects = body.reader.of_function(module, qualname)
+    project_call(body, node, replace(effects, variadic=variadic), shown, receiver)
+    return True
+
+
+def _project_function(
+    body: Body, node: cst.Name | cst.Attribute
+) -> tuple[str, str] | None:
+    """The project function `node` names, where no local or parameter shadows it."""
+    root = chain_root(node)
+    if not isinstance(root, cst.Name) or identifier(root.value) in (
+        body.local_names | body.params.keys()
+    ):
+        return None
+    qualified = body.reader.resolve(body.defs, node)
+    return body.reader.project_function(qualified) if qualified else None
+
+
+def _partial(call: cst.Call) -> bool:
+    name = dotted(call.func) or ""
+    return name.rpartition(".")[2] == "partial" and bool(call.args)
+
+
+def _items(value: cst.BaseExpression) -> list[cst.BaseExpression]:
+    """What a table of functions holds: a dict's values, a list's or tuple's items."""
+    if isinstance(value, cst.Dict):
+        return [e.value for e in value.elements if isinstance(e, cst.DictElement)]
+    if isinstance(value, cst.List | cst.Tuple | cst.Set):
+        return [e.value for e in value.elements if isinstance(e, cst.Element)]
+    return []
