@@ -14,6 +14,8 @@ node B, which reads it, ran while A was still running. The paths:
 - a method of an object held in a module-level container
   (`AGENTS: dict[str, Agent]`, `AGENTS["a"].run(x)`);
 - a classmethod singleton (`Registry.get().add(x)`, `return cls._inst`);
+- a subclass's override of the method a node calls on its parameter, typed
+  as the base (`agent: BaseAgent`, passed a `LoggingAgent`);
 - a library method that changes its argument (`random.Random(7).shuffle(DECK)`);
 - the process's environment (`os.environ[k] = v`, then `os.getenv(k)`);
 - two names bound from one value (`a, b = await pair()`, one list twice).
@@ -188,6 +190,64 @@ ORDERED = {
         async def main() -> str:
             await first()
             return await second()
+    """,
+    "an_override_in_a_subclass_of_the_annotated_class": """
+        AUDIT: list[str] = []
+
+        class BaseAgent:
+            def run(self, x: str) -> str:
+                return x
+
+        class LoggingAgent(BaseAgent):
+            def run(self, x: str) -> str:
+                AUDIT.append(x)
+                return x
+
+        @node
+        async def first(agent: BaseAgent) -> str:
+            await asyncio.sleep(0.05)
+            return agent.run("x")
+
+        @node
+        async def second() -> int:
+            return len(AUDIT)
+
+        @flow
+        async def main() -> tuple[str, int]:
+            a = await first(LoggingAgent())
+            return a, await second()
+    """,
+    "an_abstract_method_and_agents_in_a_module_level_list": """
+        from abc import ABC, abstractmethod
+
+        AUDIT: list[str] = []
+
+        class Agent(ABC):
+            @abstractmethod
+            def run(self, x: str) -> str: ...
+
+        class LoggingAgent(Agent):
+            def run(self, x: str) -> str:
+                AUDIT.append(x)
+                return x
+
+        AGENTS: list[Agent] = [LoggingAgent()]
+
+        @node
+        async def first(x: str) -> int:
+            await asyncio.sleep(0.05)
+            for agent in AGENTS:
+                agent.run(x)
+            return len(AGENTS)
+
+        @node
+        async def second() -> int:
+            return len(AUDIT)
+
+        @flow
+        async def main() -> tuple[int, int]:
+            a = await first("x")
+            return a, await second()
     """,
     "two_names_bound_from_one_value": """
         @node

@@ -379,6 +379,10 @@ class EffectReader:
     def called(self, body: Body, func: cst.Attribute) -> Target | None:
         return called_method(body, func)
 
+    def overrides(self, defs: ModuleDefs, annotation: str, name: str) -> list[Method]:
+        found = self.classes.find(defs, annotation)
+        return self.classes.overrides(found, name) if found is not None else []
+
     def method(
         self, defs: ModuleDefs, annotation: str, name: str, skip: int = 0
     ) -> Method | None:

@@ -87,6 +87,8 @@ class Classes:
     def __init__(self, project: Project, resolve: Resolve) -> None:
         self.project = project
         self.resolve = resolve
+        # By class (its node's id) and method name, with the modules read then.
+        self._overrides: dict[tuple[int, str], tuple[int, list[Method]]] = {}
 
     def find(self, defs: ModuleDefs, name: str) -> ClassFound | None:
         """The project class an annotation or a called name means, if it is one."""
@@ -166,6 +168,33 @@ class Classes:
                 return None
             return Method(defs.location.name, f"{cls.name.value}.{name}", kind)
         return None
+
+    def overrides(self, base: ClassFound, name: str) -> list[Method]:
+        """The methods that override `name` in the project's subclasses of `base`
+        that kiln has read: an object typed as the class may be one of them, and
+        a call of the method may run any (a base `Agent.run`, abstract or not,
+        and the `LoggingAgent.run` the flow passes)."""
+        key, read = (id(base[1]), name), len(self.project.modules)
+        cached = self._overrides.get(key)
+        if cached is not None and cached[0] == read:
+            return cached[1]
+        found: list[Method] = []
+        for defs in list(self.project.modules.values()):
+            if defs is None:
+                continue
+            for statement in defs.parsed.module.body:
+                if statement is base[1] or not isinstance(statement, cst.ClassDef):
+                    continue
+                function = method_def(statement, name)
+                kind = method_kind(function) if function is not None else None
+                if kind is None:
+                    continue
+                order, _ = self.linearize((defs, statement))
+                if any(cls is base[1] for _, cls in order):
+                    qualified = f"{statement.name.value}.{name}"
+                    found.append(Method(defs.location.name, qualified, kind))
+        self._overrides[key] = (read, found)
+        return found
 
     def construction(self, found: ClassFound) -> Construction | None:
         """What making an instance runs; None where kiln cannot tell."""

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Final, final
 
 import libcst as cst
 
-from kilnc.effects.methods import Target
+from kilnc.effects.methods import Method, Target
 from kilnc.effects.module_state import annotated_global, declared_global
 from kilnc.front import ModuleDefs
 from kilnc.mutability import (
@@ -147,6 +147,20 @@ def called_method(body: Body, func: cst.Attribute) -> Target | None:
         return None
     binds = method.kind == "method" and of_class is None
     return method.module, method.qualname, receiver if binds else None
+
+
+def overriding(body: Body, func: cst.Attribute) -> list[Method]:
+    """The overrides of `receiver.name` in the project's subclasses of the
+    receiver's class: the object may be one of them."""
+    if _is_super(func.value):
+        return []
+    typed = type_of(body, func.value)
+    if typed is None:
+        return []
+    defs, annotation = typed
+    return body.reader.overrides(
+        defs, _class_of(annotation) or annotation, func.attr.value
+    )
 
 
 def _is_super(node: cst.BaseExpression) -> bool:

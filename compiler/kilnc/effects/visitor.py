@@ -15,9 +15,10 @@ from kilnc.effect_ir import ANY_KEY, EVERY_KEY, RECEIVER, Change, MemoryUse, par
 from kilnc.effects.body import Body
 from kilnc.effects.handed import called_through, handed
 from kilnc.effects.kept import hand_back, keep
+from kilnc.effects.methods import Method, Target
 from kilnc.effects.module_state import holds_state
 from kilnc.effects.project_calls import assume_dict, project_call, read_items
-from kilnc.effects.receivers import describe, inserts_on_read, is_module
+from kilnc.effects.receivers import describe, inserts_on_read, is_module, overriding
 from kilnc.effects.state_uses import (
     environment_call,
     opaque,
@@ -307,10 +308,9 @@ class EffectVisitor(cst.CSTVisitor):
         if self._through_class(func):
             return False  # `Agent.helper(x)`: a project class's, resolved by name
         target = body.reader.called(body, func)
+        overrides = overriding(body, func)
+        self._project_method(node, func, target, overrides)
         if target is not None:
-            module, name, self_bound = target
-            effects = body.reader.of_function(module, name)
-            project_call(body, node, effects, code(func), self_bound)
             return True
         if self._into_state(receiver, method):
             for arg in node.args:  # `REGISTRY.append(a)`: `a` is module state now
@@ -345,6 +345,27 @@ class EffectVisitor(cst.CSTVisitor):
         unknown_call(self.body, node, code(func))
         self._keeps(receiver, node)
         return True
+
+    def _project_method(
+        self,
+        node: cst.Call,
+        func: cst.Attribute,
+        target: Target | None,
+        overrides: list[Method],
+    ) -> None:
+        """A project method's call, `target` where kiln can tell which: its object
+        may be of a subclass, so what an override in the project does (of an
+        abstract method too), the call may do too."""
+        body = self.body
+        methods = [] if target is None else [target]
+        bound = func.value if target is None else target[2]
+        methods += [
+            (o.module, o.qualname, bound if o.kind == "method" else None)
+            for o in overrides
+        ]
+        for module, name, self_bound in methods:
+            effects = body.reader.of_function(module, name)
+            project_call(body, node, effects, code(func), self_bound)
 
     def _outside(self, node: cst.Call, func: cst.Attribute) -> bool:
         """A logger's method, whose effect is outside the program (True), or a
