@@ -55,14 +55,17 @@ class Started(Generic[T]):
                 context.run(coro.close)
                 raise
             except BaseException as error:  # thrown in: a cancellation, passed on
-                if isinstance(error, asyncio.CancelledError):
-                    # Heard here first: the other elements are cancelled now, not
-                    # once this one has unwound.
-                    heard_cancel(asyncio.current_task())
                 try:
                     waiting = context.run(coro.throw, error)
                 except StopIteration as done:
                     return cast(T, done.value)
+                finally:
+                    if isinstance(error, asyncio.CancelledError):
+                        # Heard once the element has had it, not once it has
+                        # unwound: one its own timeout asked for (entered in
+                        # this task) and took back is no news to the other
+                        # elements; one from outside stops them now.
+                        heard_cancel(asyncio.current_task())
                 continue
             try:
                 waiting = context.run(coro.send, sent)

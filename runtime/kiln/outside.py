@@ -85,7 +85,7 @@ class ChildTask(asyncio.Task[Any]):
         self.scope = scope
 
     def cancel(self, msg: Any = None) -> bool:
-        self.scope.heard_cancel()
+        self.scope.heard_cancel(through=self)
         return super().cancel(msg)
 
 

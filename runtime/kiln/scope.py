@@ -370,8 +370,17 @@ class Scope:
             if self._waiting.get(waiter) is child:
                 self._cancel(waiter)
 
-    def heard_cancel(self) -> None:
-        """The body heard a cancellation: one from outside stops every child now."""
+    def heard_cancel(self, through: asyncio.Task[Any] | None = None) -> None:
+        """The body heard a cancellation: one from outside stops every child now.
+
+        `through`: the child it reached, which asyncio cancels as it cancels the
+        body awaiting it; a child's own timeout cancels it too, while the body
+        awaits something else, and that is no news to the scope.
+        """
+        if through is not None:
+            awaited = self._waiting.get(self._parent)
+            if awaited is None or awaited.task is not through:
+                return
         if self._parent.cancelling() > self._cancelling + self._stopping_parent:
             self._cancel_after(_EVERYTHING)
 
