@@ -31,6 +31,7 @@ from kilnc.effect_ir import (
 )
 from kilnc.effects.body import Body
 from kilnc.effects.found import Origin
+from kilnc.effects.methods import Method, Target
 from kilnc.effects.receivers import inserts_on_read, value_described
 from kilnc.effects.state_uses import merge, on_called, record
 from kilnc.syntax import code
@@ -112,6 +113,26 @@ def project_call(
         if piece is not None:
             where = through_change(shown, uses.where)
             merge(body, piece, replace(uses, where=where))
+
+
+def project_method(
+    body: Body,
+    node: cst.Call,
+    func: cst.Attribute,
+    target: Target | None,
+    overrides: list[Method],
+) -> None:
+    """A project method's call, `target` where kiln can tell which: its object
+    may be of a subclass, so what an override in the project does (of an
+    abstract method too), the call may do too."""
+    methods = [] if target is None else [target]
+    bound = func.value if target is None else target[2]
+    methods += [
+        (o.module, o.qualname, bound if o.kind == "method" else None) for o in overrides
+    ]
+    for module, name, self_bound in methods:
+        effects = body.reader.of_function(module, name)
+        project_call(body, node, effects, code(func), self_bound)
 
 
 def _typed_reads(

@@ -13,7 +13,7 @@ from typing import Final
 
 import libcst as cst
 
-from kilnc.effect_ir import Access, MemoryUse
+from kilnc.effect_ir import ANY_KEY, Access, MemoryUse
 from kilnc.effects.body import Body
 from kilnc.effects.kept import keep
 from kilnc.effects.state_uses import opaque, record
@@ -35,6 +35,14 @@ def builtin_call(body: Body, node: cst.Call, name: str) -> None:
     """A call of the builtin `name`."""
     if name in ("getattr", "hasattr", "vars") and node.args:  # `Config.mode` read
         record(body, named_attribute(node), Access.READ, f"calls {name}()", node)
+    if name in ("getattr", "hasattr") and len(node.args) > 1:
+        # `getattr(memory, key)`: a read of that key, as `memory[key]` is.
+        token = body.token(node.args[0].value)
+        if token is not None:
+            keys = body.keys_at(node.args[1].value)
+            body.memory(token, MemoryUse(global_reads=keys, local_reads=keys))
+    elif name not in ("setattr", "delattr"):
+        reads_whole(body, node)
     method = name.partition(".")[2]
     if method and node.args and method in MUTATING_METHODS:
         # `list.append(LOG, x)`: the method on its first argument.
@@ -79,6 +87,15 @@ def builtin_call(body: Body, node: cst.Call, name: str) -> None:
         body.external(f"calls {name}()", node)
         return
     unknown_call(body, node, name)
+
+
+def reads_whole(body: Body, node: cst.Call) -> None:
+    """A Memory handed to code that reads what it is given (`repr(memory)`,
+    `copy.deepcopy(memory)`, `json.dumps(memory)`): a read of every key."""
+    for arg in node.args:
+        token = body.token(arg.value)
+        if token is not None:
+            body.memory(token, MemoryUse(global_reads=ANY_KEY, local_reads=ANY_KEY))
 
 
 def named_attribute(node: cst.Call) -> cst.Attribute:

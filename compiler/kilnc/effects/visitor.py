@@ -15,9 +15,13 @@ from kilnc.effect_ir import ANY_KEY, EVERY_KEY, RECEIVER, Change, MemoryUse, par
 from kilnc.effects.body import Body
 from kilnc.effects.handed import called_through, handed
 from kilnc.effects.kept import hand_back, keep
-from kilnc.effects.methods import Method, Target
 from kilnc.effects.module_state import holds_state
-from kilnc.effects.project_calls import assume_dict, project_call, read_items
+from kilnc.effects.project_calls import (
+    assume_dict,
+    project_call,
+    project_method,
+    read_items,
+)
 from kilnc.effects.receivers import describe, inserts_on_read, is_module, overriding
 from kilnc.effects.state_uses import (
     environment_call,
@@ -25,7 +29,12 @@ from kilnc.effects.state_uses import (
     sets_context,
     state_of,
 )
-from kilnc.effects.unseen_calls import builtin_call, iterate, unknown_call
+from kilnc.effects.unseen_calls import (
+    builtin_call,
+    iterate,
+    reads_whole,
+    unknown_call,
+)
 from kilnc.mutability import (
     LOGGING,
     MUTATING_LIBRARY,
@@ -136,6 +145,15 @@ class EffectVisitor(cst.CSTVisitor):
             self.body.read(node)
             if node not in self._called:
                 handed(self.body, node)  # `to_thread(save, x)`, `map(record, xs)`
+
+    def visit_FormattedStringExpression(
+        self, node: cst.FormattedStringExpression
+    ) -> None:
+        # `f"{memory}"` formats every key.
+        token = self.body.token(node.expression)
+        if token is not None:
+            use = MemoryUse(global_reads=ANY_KEY, local_reads=ANY_KEY)
+            self.body.memory(token, use)
 
     def visit_Arg(self, node: cst.Arg) -> None:
         if node.keyword is not None:
@@ -269,6 +287,7 @@ class EffectVisitor(cst.CSTVisitor):
                 if arg.keyword is None:
                     iterate(self.body, arg.value)
         if is_pure(qualified):
+            reads_whole(body, node)  # `copy.deepcopy(memory)`, `json.dumps(memory)`
             return
         if qualified.startswith(LOGGING) or body.reader.is_logger(body.defs, func):
             body.external(f"calls {code(func)}", node)
@@ -309,7 +328,7 @@ class EffectVisitor(cst.CSTVisitor):
             return False  # `Agent.helper(x)`: a project class's, resolved by name
         target = body.reader.called(body, func)
         overrides = overriding(body, func)
-        self._project_method(node, func, target, overrides)
+        project_method(body, node, func, target, overrides)
         if target is not None:
             return True
         if self._into_state(receiver, method):
@@ -345,27 +364,6 @@ class EffectVisitor(cst.CSTVisitor):
         unknown_call(self.body, node, code(func))
         self._keeps(receiver, node)
         return True
-
-    def _project_method(
-        self,
-        node: cst.Call,
-        func: cst.Attribute,
-        target: Target | None,
-        overrides: list[Method],
-    ) -> None:
-        """A project method's call, `target` where kiln can tell which: its object
-        may be of a subclass, so what an override in the project does (of an
-        abstract method too), the call may do too."""
-        body = self.body
-        methods = [] if target is None else [target]
-        bound = func.value if target is None else target[2]
-        methods += [
-            (o.module, o.qualname, bound if o.kind == "method" else None)
-            for o in overrides
-        ]
-        for module, name, self_bound in methods:
-            effects = body.reader.of_function(module, name)
-            project_call(body, node, effects, code(func), self_bound)
 
     def _outside(self, node: cst.Call, func: cst.Attribute) -> bool:
         """A logger's method, whose effect is outside the program (True), or a
