@@ -66,7 +66,7 @@ def blocking(marker: str) -> int:
 
 @node
 async def nested(marker: str) -> int:
-    return slow(marker)  # the sync entry point: the flow runs on a worker thread
+    return blocking(marker)  # the sync entry point: the flow runs on a worker thread
 
 
 @flow

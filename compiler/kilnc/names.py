@@ -402,3 +402,49 @@ def lifted_value(name: str) -> bool:
     return name.startswith(f"{RESERVED_PREFIX}_") and base.endswith(
         ("_value", "_values")
     )
+
+
+def references(node: cst.CSTNode, *, calls: bool) -> list[cst.Name | cst.Attribute]:
+    """The names and dotted names code reads (`worker_a`, `flows.worker_a`), in
+    order; those it calls too, with `calls`. Not attributes, keywords,
+    parameters or annotations, nor what an assignment binds."""
+    finder = _References(calls)
+    walk(node, finder)
+    return finder.found
+
+
+class _References(cst.CSTVisitor):
+    def __init__(self, calls: bool) -> None:
+        self.calls = calls
+        self.found: list[cst.Name | cst.Attribute] = []
+        self._skip: set[cst.CSTNode] = set()
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if not self.calls:
+            self._skip.add(node.func)
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        self._skip.add(node.attr)
+        if node in self._skip:  # called: `crawl.run(x)` reads no `crawl` as a value
+            return False
+        if dotted(node) is not None:
+            self.found.append(node)
+            return False
+        return True
+
+    def visit_Name(self, node: cst.Name) -> None:
+        if node not in self._skip:
+            self.found.append(node)
+
+    def visit_Arg(self, node: cst.Arg) -> None:
+        if node.keyword is not None:
+            self._skip.add(node.keyword)
+
+    def visit_Param(self, node: cst.Param) -> None:
+        self._skip.add(node.name)
+
+    def visit_AssignTarget(self, node: cst.AssignTarget) -> bool:
+        return False  # bound, not read
+
+    def visit_Annotation(self, node: cst.Annotation) -> bool:
+        return False  # a type, which no code calls

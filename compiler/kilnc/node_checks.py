@@ -18,10 +18,17 @@ import libcst as cst
 from kiln.options import NODE_RULES, node_kind_problems
 from kilnc.classes import exception_class
 from kilnc.diagnostics import Code, Diagnostic, error
-from kilnc.front import ParsedModule
-from kilnc.ir import NodeOptions
-from kilnc.names import BUILTINS, identifier, imported_names, name_uses
-from kilnc.syntax import dotted, yields
+from kilnc.front import ModuleDefs, ParsedModule
+from kilnc.ir import FlowDef, NodeOptions, Resolver
+from kilnc.names import (
+    BUILTINS,
+    bound_in,
+    identifier,
+    imported_names,
+    name_uses,
+    references,
+)
+from kilnc.syntax import chain_root, dotted, yields
 
 
 def check_node(
@@ -161,3 +168,39 @@ def _function(
         if isinstance(statement, cst.FunctionDef) and statement.name.value == name:
             return statement
     return None
+
+
+def check_flows_in_nodes(defs: ModuleDefs, resolve: Resolver) -> list[Diagnostic]:
+    """A node that calls or names an async or streaming flow: its code is copied
+    as it is, and in the compiled module a flow is an instance whose call runs
+    its sync entry, so awaiting what it returns fails where the source's call
+    works (KLN316). A plain sync flow's call gives its value either way."""
+    found: list[Diagnostic] = []
+    for statement in defs.parsed.module.body:
+        if not isinstance(statement, cst.FunctionDef):
+            continue
+        node = defs.nodes.get(identifier(statement.name.value))
+        if node is None:
+            continue
+        local = bound_in(statement)
+        for reference in references(statement.body, calls=True):
+            root = chain_root(reference)
+            if isinstance(root, cst.Name) and identifier(root.value) in local:
+                continue
+            callee = resolve(reference)
+            if callee is None or not _awaited_flow(callee[0]):
+                continue
+            message = (
+                f"node '{node.name}' uses flow '{callee[0].name}'; a node runs as it "
+                "is written, and a compiled flow called there runs its sync entry"
+            )
+            hint = "call the flow from a flow, and pass the node what it returns"
+            found.append(
+                error(defs.parsed.span(reference), Code.FLOW_AS_VALUE, message, hint)
+            )
+    return found
+
+
+def _awaited_flow(callee: object) -> bool:
+    """A flow whose source call returns what must be awaited or iterated."""
+    return isinstance(callee, FlowDef) and (callee.is_async or callee.streams)

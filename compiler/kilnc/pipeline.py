@@ -3,7 +3,7 @@
     parse_source -> resolve_star_imports -> collect_definitions
       -> check_imports (the modules the module imports read, and checked)
       -> read_effects, lower_flow (each flow)
-      -> the checks: check_duplicates, check_cycles (build_flow_graph),
+      -> the checks: check_duplicates, check_flows_in_nodes, check_cycles (build_flow_graph),
          check_questions, check_storable, check_limits and check_order
          (each flow), check_imported_flows
       -> fingerprint_node (each cached node; the file of one imported from its
@@ -49,6 +49,7 @@ from kilnc.imports import check_imports
 from kilnc.ir import Callee, FlowIR, NodeDef
 from kilnc.linemap import map_lines
 from kilnc.lower import LowerContext, Lowering, annotation_names
+from kilnc.node_checks import check_flows_in_nodes
 from kilnc.ordering import check_order
 from kilnc.packages import check_imported_flows
 from kilnc.parse import parse_source
@@ -330,6 +331,7 @@ def _lower_flows(
 def _check(project: Project, lowered: list[FlowIR]) -> list[Diagnostic]:
     """The project-wide checks, and each flow's limits and effect orders."""
     found = [*project.diagnostics, *check_duplicates(project.nodes())]
+    found += check_flows_in_nodes(project.main, project.resolver(project.main))
     found += check_cycles(build_flow_graph(lowered))
     found += check_questions(lowered)
     found += check_storable(project, lowered)

@@ -21,6 +21,7 @@ from kilnc.front import ParsedModule
 from kilnc.ir import RESERVED_PREFIX, FlowDef, NodeCall, NodeDef, NodeKind, Resolver
 from kilnc.lower.report import Reporter
 from kilnc.lower.scope import Scope
+from kilnc.names import identifier, references
 from kilnc.syntax import awaits, code
 from kilnc.walk import walk
 
@@ -69,6 +70,29 @@ class Calls:
         self.check_await(node_call, awaited, where)
         self.sites.append(node_call)
         return inner, node_call
+
+    def flows_as_values(self, body: cst.CSTNode, local: set[str]) -> None:
+        """A flow named other than to call it (`w = worker_a if first else
+        worker_b`, `await delegate(worker_a, log)`) is refused: the compiled
+        module's flow is an instance whose call is the flow's sync entry, so
+        awaiting what calling it returns would fail where the source's works."""
+        for node in references(body, calls=False):
+            root = node if isinstance(node, cst.Name) else None
+            if root is not None and identifier(root.value) in local:
+                continue
+            found = self.resolve(node)
+            flow = found[0] if found is not None else None
+            if not isinstance(flow, FlowDef) or not (flow.is_async or flow.streams):
+                continue  # a plain sync flow's call gives its value either way
+            self.report.report(
+                node,
+                Code.FLOW_AS_VALUE,
+                f"flow '{flow.name}' is used as a value; kiln compiles the calls "
+                "a flow makes of another flow by name, and a compiled flow called "
+                "through a value runs its sync entry",
+                "call it by name where the flow chooses it "
+                f"(`if ...: await {code(node)}(...)`), or hand on a node instead",
+            )
 
     def question(self, call: cst.Call, asks: NodeDef, where: cst.CSTNode) -> NodeDef:
         """`ask("name", T, payload)`: the question named and typed as the call writes it.

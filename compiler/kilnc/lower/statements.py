@@ -50,6 +50,7 @@ from kilnc.lower.sharing import Sharing
 from kilnc.lower.steps import Steps, returns, written
 from kilnc.names import (
     binds_names_only,
+    bound_in,
     identifier,
     name_uses,
     parameter_names,
@@ -102,6 +103,7 @@ class Lowerer:
         if isinstance(params.star_kwarg, cst.Param):
             self.scope.types[identifier(params.star_kwarg.name.value)] = "dict"
         body = function.body
+        self.calls.flows_as_values(body, set(bound_in(function)))
         if isinstance(body, cst.IndentedBlock):
             return self.block(without_docstring(body.body), defined)
         return self.block(body.body, defined)  # `def f(): return x` on one line
