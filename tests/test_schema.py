@@ -31,6 +31,7 @@ from jsonschema import Draft202012Validator
 from kilnc.pipeline import compile_file
 from kilnc.run.args import convert
 from kilnc.run.output import json_value
+from tests.test_cli import kiln, write
 
 SHAPES = """\
 import datetime
@@ -277,3 +278,41 @@ def test_required_fields_and_aliases_are_as_the_classes_take_them(
     assert definitions["Request"]["properties"]["options"] == {
         "$ref": "#/$defs/Options"
     }
+
+
+WARNED = '''\
+import asyncio
+
+from kiln import flow, node
+
+SEEN: dict[str, int] = {}
+
+
+@node
+async def put(key: str) -> None:
+    await asyncio.sleep(0)
+    SEEN[key] = 1
+
+
+@node
+async def get(key: str) -> int:
+    return SEEN.get(key, 0)
+
+
+@flow
+async def both(key: str) -> int:
+    await put(key)
+    return await get(key)
+'''
+
+
+def test_the_schema_dump_is_all_stdout_holds_whatever_the_compile_says(
+    tmp_path: Path,
+) -> None:
+    """A warning (KLN311 here) goes to stderr: stdout parses as one JSON document."""
+    write(tmp_path / "warned.py", WARNED)
+    result = kiln("compile", "warned.py", "--dump", "schema", cwd=tmp_path)
+    assert result.returncode == 0, result
+    [schema] = json.loads(result.stdout)
+    assert (schema["file"], schema["flow"]) == ("warned.py", "both")
+    assert "[KLN311]" in result.stderr

@@ -31,7 +31,8 @@ EXIT_OK, EXIT_ERRORS = 0, 1
 
 
 def run_compile(args: argparse.Namespace) -> int:
-    report = Report(args.format)
+    # A --dump's listing is the output: what else the compile says goes aside.
+    report = Report(args.format, aside=args.dump is not None)
     if report.json and args.dump:
         print(
             "kiln: error: --dump prints text; leave out --format json", file=sys.stderr

@@ -21,8 +21,11 @@ FORMATS: Final = ("text", "json")
 
 
 class Report:
-    def __init__(self, form: str) -> None:
+    def __init__(self, form: str, *, aside: bool = False) -> None:
         self.json = form == "json"
+        # `aside`: stdout holds what the command prints (`--dump schema`'s JSON),
+        # so the diagnostics and progress lines go to stderr.
+        self._out = sys.stderr if aside else sys.stdout
         self._kept: list[Diagnostic] = []
         self._seen: set[Diagnostic] = set()
 
@@ -35,13 +38,13 @@ class Report:
         if self.json:
             self._kept += new
         elif new:
-            print(render_all(new, sources))
+            print(render_all(new, sources), file=self._out)
         return new
 
     def say(self, text: str) -> None:
         """A progress line or a summary: text output only."""
         if not self.json:
-            print(text)
+            print(text, file=self._out)
 
     def close(self) -> None:
         if self.json:
