@@ -280,7 +280,7 @@ def test_required_fields_and_aliases_are_as_the_classes_take_them(
     }
 
 
-WARNED = '''\
+WARNED = """\
 import asyncio
 
 from kiln import flow, node
@@ -303,7 +303,7 @@ async def get(key: str) -> int:
 async def both(key: str) -> int:
     await put(key)
     return await get(key)
-'''
+"""
 
 
 def test_the_schema_dump_is_all_stdout_holds_whatever_the_compile_says(

@@ -18,7 +18,9 @@ node B, which reads it, ran while A was still running. The paths:
   as the base (`agent: BaseAgent`, passed a `LoggingAgent`);
 - a library method that changes its argument (`random.Random(7).shuffle(DECK)`);
 - the process's environment (`os.environ[k] = v`, then `os.getenv(k)`);
-- two names bound from one value (`a, b = await pair()`, one list twice).
+- two names bound from one value (`a, b = await pair()`, one list twice);
+- a class attribute every instance shares (`history: list[str] = []`),
+  changed through one instance and read through another (trial L).
 
 Each case runs its source and its compiled flow in fresh interpreters and
 compares the result and the state left.
@@ -248,6 +250,30 @@ ORDERED = {
         async def main() -> tuple[int, int]:
             a = await first("x")
             return a, await second()
+    """,
+    "a_class_attribute_read_through_another_instance": """
+        class Bot:
+            history: list[str] = []
+
+            def say(self, x: str) -> None:
+                self.history.append(x)
+
+        @node
+        async def first(bot: Bot) -> None:
+            await asyncio.sleep(0.05)
+            bot.say("hi")
+
+        @node
+        async def second(bot: Bot) -> list[str]:
+            return list(bot.history)
+
+        @flow
+        async def main() -> list[str]:
+            await first(Bot())
+            return await second(Bot())
+
+        def snapshot() -> object:
+            return Bot.history
     """,
     "two_names_bound_from_one_value": """
         @node

@@ -351,6 +351,11 @@ class EffectReader:
     def is_class(self, defs: ModuleDefs, name: str) -> bool:
         return self.classes.find(defs, name) is not None
 
+    def class_of(self, defs: ModuleDefs, name: str) -> tuple[ModuleDefs, str] | None:
+        """The module defining the project class an annotation names, and its name."""
+        found = self.classes.find(defs, name)
+        return (found[0], found[1].name.value) if found is not None else None
+
     def module_defs(self, module: str) -> ModuleDefs | None:
         """A project module's definitions; None for a module not the project's."""
         return self.project.load(module)

@@ -42,6 +42,7 @@ from kilnc.effects.module_state import (
     of_class_body,
     of_instance_class,
 )
+from kilnc.effects.receivers import type_of
 from kilnc.mutability import MUTATING_METHODS
 from kilnc.names import identifier
 from kilnc.syntax import chain_root, dotted
@@ -97,6 +98,15 @@ def state_of(
             return piece
         attribute = piece.removeprefix(f"{RECEIVER}.")
         return of_class_body(body.defs, body.owner, attribute) or piece
+    shared = (
+        _of_typed_instance(body, root, head)
+        if name in body.params or name in body.local_names
+        else None
+    )
+    if shared is not None:
+        # `bot.history`, `bot` a `Bot` whose body assigns `history = []`: the
+        # class's, which every instance shares until one sets its own.
+        return shared
     if name in idioms.declared or body.is_module_state(root):
         if isinstance(head, cst.Attribute) and head.value is root:  # `STORE.mode`
             shared = of_instance_class(body, name, identifier(head.attr.value))
@@ -113,6 +123,16 @@ def state_of(
     if held is None or name in seen or name in body.params:
         return None
     return state_of(body, held, idioms, seen=seen | {name})
+
+
+def _of_typed_instance(
+    body: Body, root: cst.Name, head: cst.BaseExpression
+) -> str | None:
+    """The class attribute `head` reads of an object of a project class (`bot.history`)."""
+    attributes = _attributes(head, root)
+    typed = type_of(body, root) if attributes else None
+    found = body.reader.class_of(*typed) if typed is not None else None
+    return of_class_body(*found, attributes[0]) if found is not None else None
 
 
 def _in_module(
