@@ -91,8 +91,9 @@ class Classes:
         self._overrides: dict[tuple[int, str], tuple[int, list[Method]]] = {}
 
     def find(self, defs: ModuleDefs, name: str) -> ClassFound | None:
-        """The project class an annotation or a called name means, if it is one."""
-        qualified = self.qualified(defs, not_none(name))
+        """The project class an annotation or a called name means, if it is one
+        (`Box` of `Box[int]`: a generic class's methods are its own)."""
+        qualified = self.qualified(defs, not_none(name).partition("[")[0])
         if qualified is None:
             return None
         module, _, cls = qualified.rpartition(".")
