@@ -87,6 +87,8 @@ def _in_order_hint(in_order: str, step: Step) -> str:
         return KEY_HINT
     if step.external is not None and in_order.startswith("each element calls"):
         return _external_hint(step)  # a call that keeps its place
+    if " changes the module state " in in_order:  # `_in_order`'s, of a write
+        return STATE_HINT
     return CHANGE_HINT
 
 
