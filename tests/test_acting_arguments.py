@@ -259,3 +259,53 @@ def test_an_item_taken_from_a_container_shares_nothing_when_items_never_change(
         line.strip() for line in reversed(body.splitlines()) if "b = " in line
     )
     assert (second in warned) is waits, warned
+
+
+ITEMS_OF_A_TYPED_LIST = """
+import asyncio
+
+from kiln import flow, node
+
+
+@node
+async def other(x: int) -> int:
+    await asyncio.sleep(0.01)
+    return -x
+
+
+@node
+async def step(acc: list[int], x: int) -> bool:
+    await asyncio.sleep(0.01)
+    acc.append(x)
+    return len(acc) > 2
+
+
+@flow
+async def early(xs: list[int]) -> tuple[list[int], int]:
+    acc: list[int] = []
+    total = 0
+    for x in xs:
+        o = await other(x)
+        if await step(acc, x):
+            break
+        total += o
+    return acc, total
+"""
+
+
+def test_an_item_of_a_list_of_ints_shares_nothing_with_what_holds_it(
+    tmp_path: Path,
+) -> None:
+    """`x` of `for x in xs`, `xs: list[int]`, is an int: `step` appending it to
+    `acc` orders nothing against `other(x)` (trial L: KLN311 said `acc` "may
+    hold what 'x' holds")."""
+    path = tmp_path / "early.py"
+    path.write_text(ITEMS_OF_A_TYPED_LIST, encoding="utf-8")
+    compilation = compile_file(path)
+    assert compilation.output is not None
+    assert [
+        d.message for d in compilation.diagnostics if d.code is Code.EFFECT_ORDER
+    ] == []
+    compiled, source = compiled_and_source(ITEMS_OF_A_TYPED_LIST, tmp_path / "run")
+    expected = asyncio.run(source.early([1, 2, 3, 4]))
+    assert asyncio.run(compiled.early.aforward([1, 2, 3, 4])) == expected

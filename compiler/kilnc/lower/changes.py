@@ -164,12 +164,26 @@ class Changes:
         if keys and names:
             self.shared.hold(keys | names)
 
+    def type_target(
+        self, target: cst.BaseExpression, iterable: cst.BaseExpression
+    ) -> None:
+        """`x` of `for x in xs`, `xs: list[int]`, is an `int`: an item no code
+        changes holds nothing a change of another name reaches."""
+        if not isinstance(target, cst.Name) or not isinstance(iterable, cst.Name):
+            return
+        item = _item_type(self.scope.types.get(identifier(iterable.value)))
+        if item is not None:
+            self.scope.types[identifier(target.value)] = item
+        else:
+            self.scope.types.pop(identifier(target.value), None)
+
     def share_iteration(
         self, targets: set[str], iterable: cst.BaseExpression, step: Step
     ) -> Step:
         """A loop's targets hold its iterable's items: the step, with its effects."""
         self.shared.link(
-            frozenset(targets), name_uses(iterable).read_names & self.scope.own
+            self.scope.mutable(frozenset(targets)),
+            name_uses(iterable).read_names & self.scope.own,
         )
         # `for _ in iterable: pass`: what a loop does to its iterable.
         body = cst.IndentedBlock([cst.SimpleStatementLine([cst.Pass()])])

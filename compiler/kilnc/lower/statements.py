@@ -309,6 +309,7 @@ class Lowerer:
         self.scope.check_defined(node.iter, defined)
         prefix, iterable = self.lift_expression(node.iter)
         inner = set(defined) | target_names(node.target)
+        self.changes.type_target(node.target, iterable)
         body = self.block(node.body.body, inner)
         orelse = self.block(node.orelse.body.body, set(inner)) if node.orelse else None
         defined |= target_names(node.target) | written(body)
