@@ -367,6 +367,24 @@ def test_walrus_in_a_fan_out_element_is_refused_at_it(tmp_path: Path) -> None:
     assert "':='" in diagnostic.message
 
 
+def test_a_nested_fan_out_is_refused_with_the_loop_that_writes_it(
+    tmp_path: Path,
+) -> None:
+    """The element is a comprehension already: the note says how to fan out the
+    inner one (trial L: it said "or into a second comprehension")."""
+    source = NODES + dedent("""
+        @flow
+        async def f(x: int) -> list[list[int]]:
+            return [[await ainc(v) for v in range(w)] for w in range(x)]
+        """)
+    path = tmp_path / "nested.py"
+    path.write_text(source, encoding="utf-8")
+    [diagnostic] = compile_file(path).diagnostics
+    assert diagnostic.code is Code.FAN_OUT_SHAPE
+    assert diagnostic.hint is not None
+    assert diagnostic.hint.startswith("fan out the inner comprehension in a loop")
+
+
 # --- long and deep expressions --------------------------------------------------------
 
 

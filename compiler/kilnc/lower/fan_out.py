@@ -87,11 +87,21 @@ class FanOuts:
             self._binds_in_element(element, bound)
             return prefix
         if found is None:
+            nested = isinstance(
+                element, cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp
+            )
+            hint = (
+                "fan out the inner comprehension in a loop: "
+                "`for row in rows: out.append([await f(x) for x in row])`"
+                if nested
+                else "move the expression around the call into the node, or into "
+                "a second comprehension"
+            )
             self.report.report(
                 element,
                 Code.FAN_OUT_SHAPE,
                 "the element of a fan-out must be a node call",
-                "move the expression around the call into the node, or into a second comprehension",
+                hint,
             )
             return prefix
         call, node_call = found
