@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_state_reach_order import compile_and_run
+from tests.test_state_reach_order import assert_overlapped, compile_and_run
 
 ORDERED = {
     "a_context_var_set_then_read": """
@@ -278,9 +278,4 @@ def test_the_warning_names_the_default_as_module_state(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("case", sorted(OVERLAPPING))
 def test_uses_that_commute_still_overlap(case: str, tmp_path: Path) -> None:
-    found, warnings = compile_and_run(tmp_path, OVERLAPPING[case])
-    assert warnings == []
-    assert found["compiled"] == [[value, None] for value, _ in found["source"]]
-    for events in found["events"]:
-        assert isinstance(events, list)
-        assert {event.split()[0] for event in events[:2]} == {"start"}, events
+    assert_overlapped(tmp_path, OVERLAPPING[case])

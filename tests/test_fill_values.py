@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_state_reach_order import compile_and_run
+from tests.test_state_reach_order import assert_overlapped, compile_and_run
 
 ORDERED = {
     "a_memo_whose_value_depends_on_another_argument": """
@@ -154,9 +154,4 @@ def test_a_fill_that_depends_on_its_filler_keeps_the_source_s_order(
 
 @pytest.mark.parametrize("case", sorted(OVERLAPPING))
 def test_fills_of_what_their_keys_name_still_overlap(case: str, tmp_path: Path) -> None:
-    found, warnings = compile_and_run(tmp_path, OVERLAPPING[case])
-    assert warnings == []
-    assert found["compiled"] == [[value, None] for value, _ in found["source"]]
-    for events in found["events"]:
-        assert isinstance(events, list)
-        assert {event.split()[0] for event in events[:2]} == {"start"}, events
+    assert_overlapped(tmp_path, OVERLAPPING[case])

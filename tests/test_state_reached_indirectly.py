@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_state_reach_order import compile_and_run
+from tests.test_state_reach_order import assert_overlapped, compile_and_run
 
 # Each case's `first` changes what `second` reads, through one of the paths; the
 # first waits longer, so a lost order shows in every run.
@@ -312,7 +312,7 @@ def test_a_function_handed_on_that_touches_no_state_still_overlaps(
     tmp_path: Path,
 ) -> None:
     """Handed to a thread, a pure function orders nothing."""
-    found, warnings = compile_and_run(
+    assert_overlapped(
         tmp_path,
         """
         def parse(text: str) -> int:
@@ -331,7 +331,3 @@ def test_a_function_handed_on_that_touches_no_state_still_overlaps(
             return [await work("a"), await work("bb")]
         """,
     )
-    assert warnings == []
-    for events in found["events"]:
-        assert isinstance(events, list)
-        assert {event.split()[0] for event in events[:2]} == {"start"}, events

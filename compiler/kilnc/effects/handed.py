@@ -24,11 +24,10 @@ from dataclasses import replace
 
 import libcst as cst
 
-from kilnc.effect_ir import RECEIVER, Effects, part_of
+from kilnc.effect_ir import Effects
 from kilnc.effects.body import Body
 from kilnc.effects.module_state import bound_once
-from kilnc.effects.project_calls import project_call, through, through_change
-from kilnc.effects.state_uses import merge
+from kilnc.effects.project_calls import beyond_parameters, project_call
 from kilnc.names import identifier
 from kilnc.syntax import chain_root, code, dotted
 
@@ -39,18 +38,9 @@ def handed(body: Body, node: cst.Name | cst.Attribute) -> None:
     found = _project_function(body, node)
     if found is None:
         return
+    # Called with arguments kiln cannot see, on no object it can name.
     effects = body.reader.of_function(*found)
-    shown = code(node)
-    if effects.external is not None:
-        body.external(through(shown, effects.external, "hands on"), node)
-    if effects.context is not None:
-        body.sets_context(through(shown, effects.context, "hands on"), node)
-    if effects.reads_state is not None:
-        body.read_state(through(shown, effects.reads_state, "hands on"), node)
-    body.found.state |= effects.state
-    for name, uses in effects.state_uses:
-        if not part_of(name, RECEIVER):  # its object's: a method handed on is bound
-            merge(body, name, replace(uses, where=through_change(shown, uses.where)))
+    beyond_parameters(body, node, effects, code(node), None, "hands on")
 
 
 def called_through(

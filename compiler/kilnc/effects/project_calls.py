@@ -97,18 +97,30 @@ def project_call(
         reads = effects.reads_of(param)
         if reads is not None:
             _typed_reads(body, argument, reads, given, node, shown)
+    beyond_parameters(body, node, effects, shown, named.get(itself or ""))
+
+
+def beyond_parameters(
+    body: Body,
+    node: cst.CSTNode,
+    effects: Effects,
+    shown: str,
+    receiver: cst.BaseExpression | None,
+    verb: str = "calls",
+) -> None:
+    """What a call of a project function does beyond what it is passed: outside
+    effects, a ContextVar it sets, and each piece of module state it uses, where
+    the code it runs uses it (its object's, `<self>.x`, on `receiver`)."""
     if effects.external is not None:
-        body.external(through(shown, effects.external, "calls"), node)
+        body.external(through(shown, effects.external, verb), node)
     if effects.context is not None:
-        body.sets_context(through(shown, effects.context, "calls"), node)
+        body.sets_context(through(shown, effects.context, verb), node)
     if effects.reads_state is not None:
-        body.read_state(through(shown, effects.reads_state, "calls"), node)
+        body.read_state(through(shown, effects.reads_state, verb), node)
     body.found.state |= effects.state
-    for name, uses in effects.state_uses:  # where the callee uses it, and how
+    for name, uses in effects.state_uses:
         piece = (
-            on_called(body, named.get(itself or ""), name)
-            if part_of(name, RECEIVER)
-            else name
+            on_called(body, receiver, name) if part_of(name, RECEIVER) else name
         )  # None on no module state's: the change of its argument says it
         if piece is not None:
             where = through_change(shown, uses.where)
