@@ -81,9 +81,7 @@ def test_the_output_of_a_renamed_module_is_reported_then_removed(
     checked = kiln("compile", "app", "-o", "build", "--check", cwd=root)
     assert checked.returncode == 1, checked
     assert reported in checked.stdout
-    assert "note: run: kiln compile app/__init__.py app/inner.py app/main.py" in (
-        checked.stdout
-    )
+    assert "note: run: kiln compile app -o build" in checked.stdout
     check = kiln("check", "app", "-o", "build", "--no-mypy", cwd=root)
     assert check.returncode == 1, check
     assert reported in check.stdout

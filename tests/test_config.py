@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -116,6 +117,34 @@ def test_flags_win_over_the_file_and_the_file_over_defaults(tmp_path: Path) -> N
     default = kiln("compile", "looping.py", "-o", "plain", cwd=root)
     assert default.returncode == 0, default
     assert bounds(root / "plain" / "looping.py") == {5}
+
+
+@pytest.mark.parametrize(
+    ("given", "hint"),
+    [
+        ((), "kiln compile"),  # sources and output from the file, as before
+        (("--max-visits", "3"), "kiln compile --max-visits 3"),
+        (("flows dir", "-o", "out"), "kiln compile 'flows dir' -o out"),
+    ],
+)
+def test_checks_hint_is_the_command_given_and_running_it_fixes_the_outputs(
+    tmp_path: Path, given: tuple[str, ...], hint: str
+) -> None:
+    """A stale output's hint rewrites it as it was asked for: the arguments as
+    typed (a directory, not its files), the flags that change what is written,
+    the file's settings left to the file."""
+    root = project(tmp_path, 'sources = ["flows dir"]\noutput = "out"\n')
+    write(root / "flows dir" / "looping.py", LOOPING)
+    write(root / "flows dir" / "first.py", GOOD)
+    assert kiln("compile", *given, cwd=root).returncode == 0
+    write(root / "flows dir" / "looping.py", LOOPING.replace("x + 1", "x + 2"))
+    stale = kiln("compile", *given, "--check", cwd=root)
+    assert stale.returncode == 1, stale
+    assert f"note: run: {hint}\n" in stale.stdout, stale.stdout
+    rerun = kiln(*shlex.split(hint)[1:], cwd=root)
+    assert rerun.returncode == 0, rerun
+    assert kiln("compile", *given, "--check", cwd=root).returncode == 0
+    assert kiln("check", *given[:3], "--no-mypy", cwd=root).returncode == 0
 
 
 def test_a_flow_or_node_that_sets_max_visits_keeps_it(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from kilnc.cli.inputs import find_sources
 from kilnc.cli.orphans import find_orphans, orphan_error
 from kilnc.cli.report import Report
 from kilnc.cli.settle import settle_args
-from kilnc.cli.write import compile_command, missing_marker, stale_output
+from kilnc.cli.write import missing_marker, stale_output
 from kilnc.determinism import check_determinism
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.front import ParsedModule
@@ -60,7 +60,7 @@ def _check(args: argparse.Namespace, report: Report) -> int:
     outcomes: dict[Path, bool | None] = {}  # each source: an output, none, failed
     diagnostics: list[Diagnostic] = []
     sources = {}
-    fix = compile_command(files, args.output)
+    fix = args.compile_again
     for file in files:
         target = tree.target(file)
         ledger = ledger_beside(args.ledger, target)

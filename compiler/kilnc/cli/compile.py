@@ -16,7 +16,6 @@ from kilnc.cli.report import Report
 from kilnc.cli.settle import settle_args
 from kilnc.cli.write import (
     Tally,
-    compile_command,
     missing_marker,
     stale_output,
     write_all,
@@ -111,7 +110,7 @@ def _check_or_write(
     looked = args.output is not None and (args.check or not args.dump)
     orphans = find_orphans(tree, outcomes) if looked else []
     if args.check:
-        return _check_stale(planned, markers, orphans, files, args, report)
+        return _check_stale(planned, markers, orphans, args, report)
     if (planned or orphans) and not tally.errors:
         # A module of the compile that failed would leave the others importing
         # it from a package where it is missing, or stale: none is written.
@@ -134,13 +133,12 @@ def _check_stale(
     planned: list[tuple[Compilation, Path]],
     markers: list[Path],
     orphans: list[Orphan],
-    files: list[Path],
     args: argparse.Namespace,
     report: Report,
 ) -> int:
     """--check: exit 1 when an output or a package marker is missing or stale, or
     an output is an orphan (no source compiles to it now)."""
-    fix = compile_command(files, args.output)
+    fix = args.compile_again
     stale = [stale_output(c, t, fix) for c, t in planned]
     stale += [missing_marker(marker, fix) for marker in markers]
     stale += [orphan_error(orphan, fix) for orphan in orphans]

@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_sources(command: argparse.ArgumentParser, output_help: str) -> None:
-    """SRC... and -o OUTDIR, which `compile` and `check` share."""
+    """SRC..., -o OUTDIR and --max-visits, which `compile` and `check` share: what
+    decides the outputs, which `check` compiles again to compare."""
     command.add_argument(
         "sources",
         nargs="*",
@@ -98,18 +99,18 @@ def _add_sources(command: argparse.ArgumentParser, output_help: str) -> None:
     command.add_argument(
         "-o", "--output", type=Path, metavar="OUTDIR", help=output_help
     )
+    command.add_argument(
+        "--max-visits",
+        type=visit_limit,
+        metavar="N",
+        help="max_visits of flows that set none (default: [tool.kiln] max_visits, else 5)",
+    )
 
 
 def _add_compile(commands: Any) -> None:
     """Register `kiln compile` on the `kiln` parser's subcommands."""
     compile_ = commands.add_parser("compile", help="compile flows to modules")
     _add_sources(compile_, "default: [tool.kiln] output")
-    compile_.add_argument(
-        "--max-visits",
-        type=visit_limit,
-        metavar="N",
-        help="max_visits of flows that set none (default: [tool.kiln] max_visits, else 5)",
-    )
     compile_.add_argument(
         "--format", choices=FORMATS, default="text", help="how to print diagnostics"
     )

@@ -11,6 +11,7 @@ usage error saying what to write (exit 2).
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from kilnc.cli.config import UsageError, config_start, key_span, load_config, settle
@@ -23,8 +24,9 @@ def settle_args(args: argparse.Namespace, report: Report) -> argparse.Namespace 
     """`args` with `sources`, `output`, `max_visits` and `ledger` settled, or the exit status.
 
     Also `output_key`, the span of `output` in pyproject.toml when the output
-    directory comes from there (else None), and `config_sources`, that file
-    for rendering diagnostics located in it.
+    directory comes from there (else None), `config_sources`, that file
+    for rendering diagnostics located in it, and `compile_again`, the command
+    that writes the outputs again (`compile_command`).
     """
     config, problems = load_config(config_start(args.sources))
     sources = {config.source.path: config.source} if config.source else {}
@@ -32,12 +34,10 @@ def settle_args(args: argparse.Namespace, report: Report) -> argparse.Namespace 
         report.add(problems, sources)
         return EXIT_ERRORS
     try:
-        # A command without --max-visits (kiln check) settles the paths only.
-        max_visits = getattr(args, "max_visits", None)
         # --dump is a look, not a build: no output directory, unless --check reads it.
         looks = getattr(args, "dump", None) and not getattr(args, "check", False)
         settings, problems = settle(
-            config, args.sources, args.output, max_visits, writes=not looks
+            config, args.sources, args.output, args.max_visits, writes=not looks
         )
     except UsageError as exc:
         print(f"kiln: error: {exc}", file=sys.stderr)
@@ -60,8 +60,23 @@ def settle_args(args: argparse.Namespace, report: Report) -> argparse.Namespace 
             "ledger": settings.ledger,
             "output_key": output_key,
             "config_sources": sources,
+            "compile_again": compile_command(args),
         }
     )
+
+
+def compile_command(given: argparse.Namespace) -> str:
+    """The hint that writes the outputs again: `kiln compile` with the arguments
+    given that decide what is written (an output depends on which modules are
+    compiled with it, and on the visit limit), the rest left to pyproject.toml
+    again, as it was. The sources as typed, not as found: `src`, not its files.
+    """
+    words = ["kiln", "compile", *map(str, given.sources)]
+    if given.output is not None:
+        words += ["-o", str(given.output)]
+    if given.max_visits is not None:
+        words += ["--max-visits", str(given.max_visits)]
+    return f"run: {shlex.join(words)}"
 
 
 def visit_limit(text: str) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import ast
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 from kilnc.cli.orphans import Orphan, remove_orphan
@@ -32,7 +32,7 @@ from kilnc.resolve import locate, module_file
 from kilnc.source import Span, is_generated_module, read_regular
 from kilnc.terminal import printable
 
-__all__ = ["Tally", "compile_command", "missing_marker", "stale_output", "write_all"]
+__all__ = ["Tally", "missing_marker", "stale_output", "write_all"]
 
 EXIT_OK, EXIT_ERRORS = 0, 1
 
@@ -59,13 +59,6 @@ class Tally:
         files = len(self._files)
         found = f"Found {errors} in {files} file{'s' * (files != 1)}"
         return f"{found}; nothing written" if nothing_written else found
-
-
-def compile_command(files: Sequence[Path], output: Path) -> str:
-    """The command that writes the outputs again: all the sources (sorted, so the
-    hint does not depend on their order), since each output depends on which
-    modules were compiled with it."""
-    return f"run: kiln compile {' '.join(sorted(map(str, files)))} -o {output}"
 
 
 def stale_output(compilation: Compilation, target: Path, fix: str) -> Diagnostic | None:
