@@ -241,8 +241,11 @@ def test_every_source_s_import_root_is_searched_whatever_the_order(
     assert reports[0].returncode == reports[1].returncode == 1
     # The same diagnostics; each hint the command as given, in its order.
     hints = [f"run: kiln compile {' '.join(order)} -o {out}" for order in reports_of]
-    said = [r.stdout.replace(hint, "HINT") for r, hint in zip(reports, hints)]
-    assert said[0] == said[1] and "HINT" in said[0], reports[0].stdout
+    said = [
+        r.stdout.replace(hint, "HINT") for r, hint in zip(reports, hints, strict=True)
+    ]
+    assert "HINT" in said[0], reports[0].stdout
+    assert said[0] == said[1]
     assert (
         'Incompatible return value type (got "str", expected "int")'
         in reports[0].stdout

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from textwrap import dedent
 
 import pytest
 
@@ -119,6 +120,39 @@ async def lambda_read_by_a_task(x: int) -> list[int]:
     w = await g(v)
     u = await g(w)
     return [x, v, w, u, len(table)]
+
+
+@flow
+async def lambda_default_read_now(base: int) -> int:
+    base = await g(base)
+    k = lambda v, b=base: v + b
+    base = await g(base)
+    return k(0) * 1000 + base
+
+
+@flow
+async def lambda_default_of_a_name_bound_by_a_step(x: int) -> int:
+    base = await g(x)
+    k = lambda v, b=base: v + b
+    base = await g(base)
+    return k(0) * 1000 + base
+
+
+@flow
+async def keyword_default_given_to_a_step(x: int) -> tuple[int, int]:
+    x = await g(x)
+    k = lambda *, b=x: b
+    seen = await use(k)
+    x = await g(x)
+    return seen, x
+
+
+@flow
+async def default_holding_a_closure(x: int) -> int:
+    inner = lambda: x
+    k = lambda f=inner: f()
+    x = await g(x)
+    return await use(k)
 """
 
 CASES = [
@@ -134,6 +168,13 @@ CASES = [
     # Found by Hypothesis: `use` ran in a task that bound `x` for itself, and
     # the lambda, made in the flow's frame, read the flow's `x`, never bound.
     ("lambda_read_by_a_task", (2,)),
+    # A default is read as the lambda is made, not when it is called (trial M):
+    # kiln once made the lambda before the step binding the name it reads.
+    ("lambda_default_read_now", (2,)),
+    ("lambda_default_of_a_name_bound_by_a_step", (2,)),
+    ("keyword_default_given_to_a_step", (2,)),
+    # What a default holds reads late all the same.
+    ("default_holding_a_closure", (2,)),
 ]
 
 
@@ -167,3 +208,23 @@ def test_the_warning_names_the_closure_and_the_name_bound_again(
     # `x` is not bound again after `k`: nothing keeps `use` back.
     unbound_again = lines.index("    return y, await use(k)") + 1
     assert all(line != unbound_again for line, _ in warned), warned
+
+
+def test_a_node_call_in_a_lambdas_default_is_refused_at_the_call(
+    tmp_path: Path,
+) -> None:
+    source = FLOWS + dedent("""
+
+        @flow
+        async def awaited_default(x: int) -> int:
+            k = lambda b=await g(x): b
+            return k()
+        """)
+    path = tmp_path / "late.py"
+    path.write_text(source, encoding="utf-8")
+    (refused,) = [
+        d for d in compile_file(path).diagnostics if d.code is Code.UNORDERED_CALL
+    ]
+    line = source.splitlines().index("    k = lambda b=await g(x): b") + 1
+    assert (refused.span.line, refused.span.column) == (line, 24)
+    assert refused.message == "a node call in a lambda cannot be ordered by kiln"

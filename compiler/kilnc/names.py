@@ -99,6 +99,19 @@ class _Collector(cst.CSTVisitor):
         self._target(node.target)
         return False
 
+    def visit_Import(self, node: cst.Import) -> bool:
+        for alias in node.names:  # `import a.b` binds `a`
+            bound = alias.asname.name if alias.asname is not None else alias.name
+            self._target(cst.Name(imported_name(bound)))
+        return False
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+        if not isinstance(node.names, cst.ImportStar):
+            for alias in node.names:
+                bound = alias.asname.name if alias.asname is not None else alias.name
+                self._target(cst.Name(imported_name(bound)))
+        return False
+
     def visit_For(self, node: cst.For) -> bool:
         walk(node.iter, self)
         self._target(node.target)
@@ -136,6 +149,8 @@ class _Collector(cst.CSTVisitor):
         return False
 
     def visit_Lambda(self, node: cst.Lambda) -> bool:
+        for default in parameter_defaults(node.params):  # evaluated as it is made
+            walk(default, self)
         self._bound.append(parameter_names(node.params))
         walk(node.body, self)
         self._bound.pop()
@@ -230,6 +245,21 @@ def parameter_names(params: cst.Parameters) -> set[str]:
         if isinstance(star, cst.Param):  # a bare `*` is a ParamStar, and binds nothing
             names.add(identifier(star.name.value))
     return names
+
+
+def imported_name(bound: cst.BaseExpression) -> str:
+    """The variable an import's name binds: `a` of `import a.b`, `x` of `as x`."""
+    while isinstance(bound, cst.Attribute):
+        bound = bound.value
+    assert isinstance(bound, cst.Name), "an import names a dotted module"
+    return identifier(bound.value)
+
+
+def parameter_defaults(params: cst.Parameters) -> list[cst.BaseExpression]:
+    """The defaults of a function's or a lambda's parameters, in order: read where
+    the function is made, not when it is called."""
+    every = (*params.posonly_params, *params.params, *params.kwonly_params)
+    return [param.default for param in every if param.default is not None]
 
 
 def binds(node: cst.CSTNode) -> set[str]:

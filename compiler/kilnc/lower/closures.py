@@ -3,6 +3,7 @@
 Example input, with `later` already bound to `lambda: x`::
 
     k = lambda: x + y              # reads x and y late
+    d = lambda v=x: v + y          # reads y late (x is read now, as d is made)
     gen = (v * z for v in xs)      # reads z late (xs is read now)
     fs = [k, partial(use, later)]  # holds k and later: x, y and what later reads
     n = sum(v + w for v in xs)     # consumed here: reads nothing late
@@ -18,7 +19,7 @@ from collections.abc import Mapping
 
 import libcst as cst
 
-from kilnc.names import identifier, name_uses
+from kilnc.names import identifier, name_uses, parameter_defaults, parameter_names
 from kilnc.walk import walk
 
 # Builtins that consume a generator or call a lambda passed to them before they
@@ -68,7 +69,13 @@ class _LateReads(cst.CSTVisitor):
     def _closure(self, node: cst.Lambda | cst.GeneratorExp) -> bool:
         if node in self.consumed:
             return True  # its names are read now, as any operand's are
-        self.found |= name_uses(node).read_names
-        for name in name_uses(node).read_names & self.deferred.keys():
+        late = name_uses(node).read_names
+        if isinstance(node, cst.Lambda):
+            # `lambda v, b=base: v + b` reads `base` now, as it is made.
+            late = name_uses(node.body).read_names - parameter_names(node.params)
+            for default in parameter_defaults(node.params):
+                walk(default, self)  # what a default holds may read late
+        self.found |= late
+        for name in late & self.deferred.keys():
             self.found |= self.deferred[name]  # a lambda calling another
         return False

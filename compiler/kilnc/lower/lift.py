@@ -312,7 +312,9 @@ class Lifter(cst.CSTTransformer):
         return True
 
     def visit_Lambda(self, node: cst.Lambda) -> bool:
-        self.lowerer.calls.forbid_calls(node.body, "a lambda")
+        # Its body runs when it is called; its defaults, unlifted, too late for
+        # the steps: a call in either is a statement's of its own.
+        self.lowerer.calls.forbid_calls(node, "a lambda")
         return False
 
 

@@ -35,6 +35,8 @@ UNSUPPORTED: Final[dict[type[cst.CSTNode], tuple[str, str]]] = {
         "pass the value in and return it, or use kiln.Memory",
     ),
     cst.Nonlocal: ("'nonlocal' in a flow", "pass the value in and return it"),
+    cst.Import: ("'import' in a flow", "import it at module level"),
+    cst.ImportFrom: ("'import' in a flow", "import it at module level"),
 }
 
 

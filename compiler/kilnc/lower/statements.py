@@ -129,7 +129,7 @@ class Lowerer:
         return self.unsupported(node, defined)
 
     def small(self, node: cst.BaseSmallStatement, defined: set[str]) -> list[Step]:
-        if isinstance(node, cst.Global | cst.Nonlocal):
+        if isinstance(node, cst.Global | cst.Nonlocal | cst.Import | cst.ImportFrom):
             return self.unsupported(node, defined)
         if self.report.asyncio_idioms(node):
             defined |= name_uses(node).writes  # no follow-on errors
