@@ -10,8 +10,10 @@ make them succeed, calls of a subflow, alone or fanned out, fan-outs over an
 async stream fed by earlier values (inside another call, as `total([...])`),
 tuple unpacking, names rebound after earlier steps read them (plainly, by
 unpacking, or in one arm of a branch), branches whose arms call nodes of
-both kinds or whose `elif` reads an earlier value, and names bound by `:=` in
-a call's arguments and in a `while` test, and a `match` with a guarded case.
+both kinds or whose `elif` reads an earlier value, names bound by `:=` in
+a call's arguments and in a `while` test, a `match` with a guarded case, and
+lambdas whose defaults are read as they are made and whose bodies read a
+name when called, after a step binds it again.
 The flow returns every value no later statement reads, and some that one
 does, so the differential test compares the whole computation, not only its
 end, while values read once make chains of steps across statements, as
@@ -233,6 +235,7 @@ SHAPES = (
     "walrus_while",
     "stream_join",
     "match",
+    "closure",
 )
 
 
@@ -358,6 +361,13 @@ def _statement(
             f"while ({name} := {_call(index, spec, [f'{name}_i', *inputs])}) "
             f"and {name}_i < {rounds - 1}:",
             f"    {name}_i += 1",
+        ]
+    if shape == "closure":  # a default read as it is made, another name when called
+        old, other = draw(st.sampled_from(values)), draw(st.sampled_from(values))
+        return [
+            f"{name}_f = lambda k, d={old}: k * 7 + d + {other}",
+            f"{old} = {_call(index, spec, [old, *inputs])}",
+            f"{name} = {name}_f({inputs[0]})",
         ]
     if shape == "memory":
         return [
