@@ -850,6 +850,7 @@ print(json.dumps(found))
 # A module of the project's, beside the case's.
 STORE_MODULE = """
 CACHE: dict[str, int] = {}
+LOG: list[int] = []
 """
 
 # A client of a library kiln cannot see into, beside the case's module.

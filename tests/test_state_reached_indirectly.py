@@ -20,7 +20,11 @@ node B, which reads it, ran while A was still running. The paths:
 - the process's environment (`os.environ[k] = v`, then `os.getenv(k)`);
 - two names bound from one value (`a, b = await pair()`, one list twice);
 - a class attribute every instance shares (`history: list[str] = []`),
-  changed through one instance and read through another (trial L).
+  changed through one instance and read through another (trial L);
+- module state imported from another module, changed by its container
+  methods (`from store import LOG; LOG.clear()`, `store.CACHE.update(...)`),
+  and state reached by name (`getattr(Config, "items")`, `vars(store)["CACHE"]`,
+  `store.__dict__["LOG"]`, `globals()["LAST"]`) (trial M).
 
 Each case runs its source and its compiled flow in fresh interpreters and
 compares the result and the state left.
@@ -297,6 +301,77 @@ ORDERED = {
             return await size(b)
     """,
 }
+
+
+# Module state imported from another module, changed by its container methods
+# (trial M): `from store import LOG` once read as a module, `LOG.clear()` as a
+# function kiln resolved by name, a read.
+for _imported, _prefix in (
+    ("from store import CACHE, LOG", ""),
+    ("import store", "store."),
+):
+    ORDERED[f"imported_state_changed_by_its_methods ({_imported})"] = f"""
+        {_imported}
+
+        @node
+        async def fill() -> None:
+            await asyncio.sleep(0.05)
+            {_prefix}CACHE.update(a=1)
+            {_prefix}LOG.extend([1, 2])
+
+        @node
+        async def empty() -> None:
+            await asyncio.sleep(0.05)
+            {_prefix}CACHE.pop("a", None)
+            {_prefix}LOG.clear()
+
+        @node
+        async def look() -> str:
+            return f"{{sorted({_prefix}CACHE.items())}}{{{_prefix}LOG}}"
+
+        @flow
+        async def main() -> list[str]:
+            await fill()
+            seen = await look()
+            await empty()
+            return [seen, await look()]
+    """
+
+
+# Module state reached by name at run time (trial M): once read as the value
+# of a call kiln could not follow, so no state at all.
+REFLECTED = {
+    "getattr": ('getattr(Config, "items").append(x)', "len(Config.items)"),
+    "getattr_by_a_name": ("getattr(Config, field).append(x)", "len(Config.items)"),
+    "vars": ('vars(store)["CACHE"][x] = 4', "store.CACHE.get(x, -1)"),
+    "__dict__": ('store.__dict__["LOG"].append(4)', "len(store.LOG)"),
+    "globals": ('globals()["LAST"] = x', "len(LAST)"),
+}
+for _case, (_change, _read) in REFLECTED.items():
+    ORDERED[f"state_reached_by_name ({_case})"] = f"""
+        import store
+
+        LAST = ""
+        field = "items"
+
+        class Config:
+            items: list[str] = []
+
+        @node
+        async def change(x: str) -> None:
+            await asyncio.sleep(0.05)
+            {_change}
+
+        @node
+        async def look(x: str) -> int:
+            return {_read}
+
+        @flow
+        async def main() -> list[int]:
+            before = await look("k")
+            await change("k")
+            return [before, await look("k")]
+    """
 
 
 @pytest.mark.parametrize("case", sorted(ORDERED))

@@ -80,7 +80,7 @@ def describe(body: Body, func: cst.Attribute, call: cst.Call) -> Described | Non
     not: a module's function (`dataclasses.replace(...)`), or a receiver whose
     type is no builtin's (a project class's `get`, a `queue.Queue`'s)."""
     receiver = func.value
-    if is_module(body.defs, receiver):
+    if is_module(body, receiver):
         return None
     if func.attr.value in DISTINCTIVE_METHODS or isinstance(receiver, cst.BaseString):
         return Described()
@@ -318,8 +318,15 @@ def _item(body: Body, container: Typed, *, subscript: bool) -> Typed | None:
     return (defs, arguments[0]) if len(set(arguments)) == 1 else None
 
 
-def is_module(defs: ModuleDefs, node: cst.BaseExpression) -> bool:
-    """Whether a dotted expression starts at an imported module or name."""
-    while isinstance(node, cst.Attribute):
-        node = node.value
-    return isinstance(node, cst.Name) and identifier(node.value) in defs.imports
+def is_module(body: Body, node: cst.BaseExpression) -> bool:
+    """Whether a dotted expression starts at an imported module, or at a name
+    imported from one that is no module state of the project's: `LOG` of
+    `from app.state import LOG` is a list whose `clear` changes it, not a
+    function kiln resolves by name; nor is `store.LOG` of `import store`."""
+    root = chain_root(node)
+    if (
+        not isinstance(root, cst.Name)
+        or identifier(root.value) not in body.defs.imports
+    ):
+        return False
+    return body.reader.state_name(body.defs, node, called=False) is None

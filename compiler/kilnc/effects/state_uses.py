@@ -43,6 +43,7 @@ from kilnc.effects.module_state import (
     of_instance_class,
 )
 from kilnc.effects.receivers import type_of
+from kilnc.effects.reflection import unreflected
 from kilnc.mutability import MUTATING_METHODS
 from kilnc.names import identifier
 from kilnc.syntax import chain_root, dotted
@@ -69,6 +70,7 @@ def state_of(
 ) -> str | None:
     """The piece of module state `node` is, or is part of (`app.cache.SEEN` of
     `SEEN[key]`, `c.SEEN.get`), by its defining module's name; None for none."""
+    node = unreflected(node)  # `getattr(Config, "items")`, `vars(m)["SEEN"]`
     head = node
     while isinstance(head, cst.Subscript) or (
         isinstance(head, cst.Attribute) and dotted(head) is None

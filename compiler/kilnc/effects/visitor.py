@@ -339,7 +339,7 @@ class EffectVisitor(cst.CSTVisitor):
                 iterate(self.body, arg.value)
         if isinstance(receiver, cst.BaseString):
             return True
-        if is_module(body.defs, receiver):
+        if is_module(body, receiver):
             return False  # json.dumps(...): a module's function, resolved by name
         described = describe(body, func, node)
         if described is not None and method in PURE_METHODS:
