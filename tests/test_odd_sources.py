@@ -711,3 +711,19 @@ def test_string_literals_keep_their_lines_as_written(tmp_path: Path) -> None:
     assert compiled.banner("ada") == asyncio.run(source.banner("ada"))
     assert "# the call, then a literal" in compilation.output  # the comment goes along
     assert "# A constant whose text" in compilation.output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("def f(:\n    pass\n", "invalid syntax"),
+        ("x = [1 2]\n", "invalid syntax. Perhaps you forgot a comma?"),
+        ("if x\n    pass\n", "invalid syntax: expected ':'"),
+    ],
+)
+def test_python_s_own_syntax_message_is_said_once(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    (diagnostic,) = compile_text(tmp_path, text.encode()).diagnostics
+    assert diagnostic.code is Code.SYNTAX
+    assert diagnostic.message == message

@@ -42,7 +42,7 @@ def parse_source(source: SourceFile) -> ParsedModule | Diagnostic:
         return error(
             Span.at(source.path, exc.raw_line, exc.raw_column + 1),
             Code.SYNTAX,
-            f"invalid syntax: {exc.message}",
+            _invalid(exc.message),
         )
     except RecursionError:  # Python compiled it: the limit is kiln's own
         return error(
@@ -66,13 +66,23 @@ def parse_source(source: SourceFile) -> ParsedModule | Diagnostic:
     return ParsedModule(source, module, positions, QualifiedNames(scopes), names, star)
 
 
+def _invalid(message: str) -> str:
+    """`invalid syntax: expected ':'`; Python's own `invalid syntax` (`. Perhaps
+    you forgot a comma?`) once."""
+    return (
+        message
+        if message.startswith("invalid syntax")
+        else f"invalid syntax: {message}"
+    )
+
+
 def _python_rejects(source: SourceFile, text: str) -> Diagnostic | None:
     undecodable = source.undecodable
     if undecodable is not None:
         return error(
             Span.at(source.path, undecodable.line, undecodable.column),
             Code.SYNTAX,
-            f"invalid syntax: {undecodable.message}",
+            _invalid(undecodable.message),
         )
     try:
         with warnings.catch_warnings():
@@ -92,7 +102,7 @@ def _python_rejects(source: SourceFile, text: str) -> Diagnostic | None:
         return error(
             Span.at(source.path, line, column),
             Code.SYNTAX,
-            f"invalid syntax: {message}",
+            _invalid(message),
         )
     except (RecursionError, MemoryError):
         return _too_complex(source)
