@@ -32,6 +32,7 @@ SHARED = frozenset(
         "graph",  # the dependency graphs the graph passes analyse
         "mutability",  # tables: what builtins and the standard library change
         "names",  # which names code reads and binds
+        "renaming",  # code with some of its variables named otherwise
         "project",  # the project's modules, read on demand by the pipeline's front end
         "reach",  # which module-level statements kept code observes
         "resolve",  # module names and files

@@ -50,7 +50,7 @@ from kilnc.ir import (
     StepId,
     WhileLoop,
 )
-from kilnc.names import mentioned_names, renamed, target_names
+from kilnc.names import mentioned_names, target_names
 from kilnc.plan import (
     At,
     BlockPlan,
@@ -62,6 +62,7 @@ from kilnc.plan import (
     TaskId,
     Wait,
 )
+from kilnc.renaming import renamed
 from kilnc.source import Span, comment_lines
 from kilnc.syntax import code
 from kilnc.writer import Names, Writer

@@ -23,8 +23,9 @@ from typing import Final
 import libcst as cst
 
 from kilnc.ir import FlowDef
-from kilnc.names import all_params, name_uses, renamed
+from kilnc.names import all_params, name_uses
 from kilnc.plan import ModulePlan
+from kilnc.renaming import renamed
 
 RUNTIME = "_kiln"  # the generated module's name for the kiln runtime
 BUILTINS = "_kiln_builtins"  # the builtins module, when a user name hides one we call

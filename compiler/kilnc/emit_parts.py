@@ -38,11 +38,7 @@ from kilnc.ir import (
     WhileLoop,
     child_blocks,
 )
-from kilnc.names import (
-    identifier,
-    renamed,
-    target_names,
-)
+from kilnc.names import identifier, target_names
 from kilnc.plan import (
     At,
     BlockPlan,
@@ -52,6 +48,7 @@ from kilnc.plan import (
     TaskId,
     Wait,
 )
+from kilnc.renaming import renamed
 from kilnc.source import SourceFile, Span
 from kilnc.syntax import code, comprehension_targets
 from kilnc.writer import Names

@@ -101,15 +101,13 @@ class _Collector(cst.CSTVisitor):
 
     def visit_Import(self, node: cst.Import) -> bool:
         for alias in node.names:  # `import a.b` binds `a`
-            bound = alias.asname.name if alias.asname is not None else alias.name
-            self._target(cst.Name(imported_name(bound)))
+            self.uses.writes.add(identifier(import_local_name(alias)))
         return False
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
         if not isinstance(node.names, cst.ImportStar):
             for alias in node.names:
-                bound = alias.asname.name if alias.asname is not None else alias.name
-                self._target(cst.Name(imported_name(bound)))
+                self.uses.writes.add(identifier(import_local_name(alias)))
         return False
 
     def visit_For(self, node: cst.For) -> bool:
@@ -247,19 +245,10 @@ def parameter_names(params: cst.Parameters) -> set[str]:
     return names
 
 
-def imported_name(bound: cst.BaseExpression) -> str:
-    """The variable an import's name binds: `a` of `import a.b`, `x` of `as x`."""
-    while isinstance(bound, cst.Attribute):
-        bound = bound.value
-    assert isinstance(bound, cst.Name), "an import names a dotted module"
-    return identifier(bound.value)
-
-
 def parameter_defaults(params: cst.Parameters) -> list[cst.BaseExpression]:
     """The defaults of a function's or a lambda's parameters, in order: read where
     the function is made, not when it is called."""
-    every = (*params.posonly_params, *params.params, *params.kwonly_params)
-    return [param.default for param in every if param.default is not None]
+    return [param.default for param in all_params(params) if param.default is not None]
 
 
 def binds(node: cst.CSTNode) -> set[str]:
@@ -299,40 +288,6 @@ class _Walruses(cst.CSTVisitor):
 
     def visit_Lambda(self, node: cst.Lambda) -> bool:
         return False  # a lambda's `:=` binds in the lambda
-
-
-def renamed(node: cst.CSTNodeT, names: dict[str, str]) -> cst.CSTNodeT:
-    """The node with every variable in `names` renamed (not attributes, not keywords),
-    to another name or a dotted one."""
-    result = node.visit(_Renamer(names))
-    assert isinstance(result, type(node))
-    return result
-
-
-class _Renamer(cst.CSTTransformer):
-    def __init__(self, names: dict[str, str]) -> None:
-        self.names = names
-
-    def visit_Attribute(self, node: cst.Attribute) -> bool:
-        return True
-
-    def leave_Attribute(
-        self, original_node: cst.Attribute, updated_node: cst.Attribute
-    ) -> cst.Attribute:
-        return updated_node.with_changes(attr=original_node.attr)
-
-    def leave_Arg(self, original_node: cst.Arg, updated_node: cst.Arg) -> cst.Arg:
-        return updated_node.with_changes(keyword=original_node.keyword)
-
-    def leave_Name(
-        self, original_node: cst.Name, updated_node: cst.Name
-    ) -> cst.BaseExpression:
-        new = self.names.get(identifier(original_node.value))
-        if new is None:
-            return updated_node
-        if "." in new:  # a dotted name: `_kiln_builtins.set`
-            return cst.parse_expression(new)
-        return updated_node.with_changes(value=new)
 
 
 def mentioned_names(node: cst.CSTNode) -> set[str]:
