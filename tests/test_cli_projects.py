@@ -164,6 +164,38 @@ def test_a_relative_import_in_a_module_in_no_package_is_refused(
     assert not (tmp_path / "out").exists()
 
 
+
+def test_a_flow_of_a_namespace_package_is_called_by_the_name_it_is_imported_by(
+    tmp_path: Path,
+) -> None:
+    """`from ns.flows import inner`, `ns/` without `__init__.py`: Python imports it
+    as a namespace package. kiln read the module as the top-level `flows` and
+    crashed (KLN999); now it reads it by the name it is imported by, and says
+    what makes it compile with its caller (trial M)."""
+    write(
+        tmp_path / "ns" / "flows.py",
+        "from kiln import flow\n\n\n@flow\nasync def inner(s: str) -> str:\n"
+        "    return s + '!'\n",
+    )
+    write(
+        tmp_path / "top.py",
+        "from kiln import flow\nfrom ns.flows import inner\n\n\n@flow\n"
+        "async def top(s: str) -> str:\n    return await inner(s)\n",
+    )
+    done = kiln("compile", "top.py", "ns/flows.py", "-o", "out", cwd=tmp_path)
+    assert done.returncode == 0, done
+    [said] = parse_report(done.stdout)
+    assert (said.path, said.line, said.code) == ("top.py", 7, "KLN313")
+    assert "note: add ns/__init__.py and compile ns/flows.py together" in done.stdout
+    ran = subprocess.run(
+        [sys.executable, "-c", "from out.top import top; print(top('x'))"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (ran.returncode, ran.stdout) == (0, "x!\n"), ran.stderr
+
 def test_a_module_that_does_not_parse_is_the_one_error_of_its_importers(
     tmp_path: Path,
 ) -> None:

@@ -678,8 +678,8 @@ def test_a_name_taken_from_a_package_may_be_its_submodule(
         (
             {"b4.py": IMPORTER, "nodes.py": "fetch = 1\n"},
             "b4.py",
-            "a relative import in a module that is in no package: "
-            "Python has no package to import it from",
+            "a relative import in a module that is in no package: its directory"
+            " has no __init__.py, and kiln reads no namespace package",
         ),
         (
             {"app/__init__.py": "", "app/b4.py": IMPORTER.replace(".nodes", "..nodes")},
@@ -689,8 +689,8 @@ def test_a_name_taken_from_a_package_may_be_its_submodule(
         (
             {"b4.py": IMPORTER.replace("from .nodes import fetch", "from . import *")},
             "b4.py",
-            "a relative import in a module that is in no package: "
-            "Python has no package to import it from",
+            "a relative import in a module that is in no package: its directory"
+            " has no __init__.py, and kiln reads no namespace package",
         ),
     ],
 )

@@ -326,7 +326,7 @@ def check_imported_flows(
                         f"flow '{callee.name}' of {callee.module} is not compiled with "
                         "this module: this call runs its source as plain Python, one "
                         "call at a time, without its limits, retries, ledger or events",
-                        f"compile {callee.span.path} together with this module",
+                        _compile_with(callee.module, Path(callee.span.path)),
                     )
                 )
             elif via not in links.compiled:
@@ -406,3 +406,16 @@ def with_imported_flows(file: Path, front: FrontEnd) -> list[Path]:
                     seen.add(name)
                     frontier.append(name)
     return found
+
+
+def _compile_with(module: str, path: Path) -> str:
+    """What makes a flow's module compile with its caller: the command, and for a
+    module of a namespace package, the `__init__.py` that makes it a regular one
+    (the file alone is the top-level module kiln compiles and links it as)."""
+    together = f"compile {path} together with this module"
+    if "." not in module or (path.parent / "__init__.py").exists():
+        return together
+    return (
+        f"add {path.parent / '__init__.py'} and {together}: {path.parent} has none,"
+        f" so kiln compiles {path} as the top-level module '{path.stem}', not {module}"
+    )

@@ -285,7 +285,10 @@ def _read_module(
     parsed = parse_source(source)
     if isinstance(parsed, Diagnostic):
         return parsed
-    location = locate(path)
+    # Named as the project imports it: `ns.flows` of `from ns.flows import f`,
+    # though `ns/` has no `__init__.py` (a namespace package) and the file alone
+    # would be the top-level module `flows`.
+    location = ModuleLocation(source.module, reader.root, path.name == "__init__.py")
     parsed, _ = resolve_star_imports(parsed, location, reader)
     return Located(parsed, location)
 

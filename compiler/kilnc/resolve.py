@@ -52,9 +52,12 @@ def unresolved_relative(location: ModuleLocation) -> str:
     """Why a relative import of the module has no absolute name (`absolute_module`)."""
     if location.is_package or "." in location.name:
         return "this relative import reaches above the top-level package"
+    # Python may import it as part of a namespace package (PEP 420), from a
+    # directory on its path kiln cannot know: a module's package is its
+    # `__init__.py` files.
     return (
-        "a relative import in a module that is in no package: "
-        "Python has no package to import it from"
+        "a relative import in a module that is in no package: its directory has"
+        " no __init__.py, and kiln reads no namespace package"
     )
 
 
