@@ -164,7 +164,6 @@ def test_a_relative_import_in_a_module_in_no_package_is_refused(
     assert not (tmp_path / "out").exists()
 
 
-
 def test_a_flow_of_a_namespace_package_is_called_by_the_name_it_is_imported_by(
     tmp_path: Path,
 ) -> None:
@@ -195,6 +194,44 @@ def test_a_flow_of_a_namespace_package_is_called_by_the_name_it_is_imported_by(
         check=False,
     )
     assert (ran.returncode, ran.stdout) == (0, "x!\n"), ran.stderr
+
+
+def test_a_module_that_is_a_link_is_the_module_its_path_names(tmp_path: Path) -> None:
+    """`app/current.py -> impl.py` is `app.current` to Python: imported through the
+    link, its node was once read twice, as `app.impl` too (a false KLN202); given
+    as a source, it was written as `build/app/impl.py` (trial M)."""
+    write(tmp_path / "app" / "__init__.py", "")
+    write(
+        tmp_path / "app" / "impl.py",
+        "from kiln import flow, node\n\n\n@node\nasync def inc(x: int) -> int:\n"
+        "    return x + 1\n\n\n@flow\nasync def twice(x: int) -> int:\n"
+        "    return await inc(await inc(x))\n",
+    )
+    (tmp_path / "app" / "current.py").symlink_to("impl.py")
+    write(
+        tmp_path / "app" / "main.py",
+        "from kiln import flow\nfrom .current import inc\n\n\n@flow\n"
+        "async def outer(x: int) -> int:\n    return await inc(x)\n",
+    )
+    done = kiln("compile", "app/main.py", "app/current.py", "-o", "build", cwd=tmp_path)
+    assert done.returncode == 0, done
+    built = sorted(p.name for p in (tmp_path / "build" / "app").iterdir())
+    assert built == ["__init__.py", "current.py", "main.py"]
+    ran = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from build.app.main import outer\n"
+            "from build.app.current import twice\n"
+            "print(outer(1), twice(1))",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (ran.returncode, ran.stdout) == (0, "2 3\n"), ran.stderr
+
 
 def test_a_module_that_does_not_parse_is_the_one_error_of_its_importers(
     tmp_path: Path,

@@ -9,6 +9,7 @@ resolves to `pipelines.nodes`, file `examples/pipelines/nodes.py`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import final
@@ -23,7 +24,9 @@ class ModuleLocation:
 
 
 def locate(path: Path) -> ModuleLocation:
-    path = path.resolve()
+    # By the path as written, as Python's import system names a module: a
+    # link `app/current.py -> impl.py` is the module `app.current`.
+    path = Path(os.path.abspath(path))
     is_package = path.name == "__init__.py"
     parts = [] if is_package else [path.stem]
     directory = path.parent
