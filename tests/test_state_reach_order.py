@@ -851,6 +851,21 @@ print(json.dumps(found))
 STORE_MODULE = """
 CACHE: dict[str, int] = {}
 LOG: list[int] = []
+
+
+def make_registry():
+    items: list[str] = []
+
+    def register(x: str) -> None:
+        items.append(x)
+
+    def registered() -> list[str]:
+        return list(items)
+
+    return register, registered
+
+
+register, registered = make_registry()
 """
 
 # A client of a library kiln cannot see into, beside the case's module.

@@ -40,7 +40,10 @@ import libcst as cst
 
 from kilnc.annotations import Defined, library_name, resolve_name
 from kilnc.effect_ir import Effects, Holder
+from kilnc.effects.bindings import bound_values
 from kilnc.effects.body import FIXED_POINT_ROUNDS, Body
+from kilnc.effects.closures import any_of, nested_functions
+from kilnc.effects.handed import decorated_by
 from kilnc.effects.kept import hand_back
 from kilnc.effects.made_calls import made_by_dataclass, of_class_method
 from kilnc.effects.methods import (
@@ -96,6 +99,7 @@ class EffectReader:
         self._loggers: dict[cst.Module, frozenset[str]] = {}
         self._typed_dicts: dict[tuple[str, str], bool] = {}
         self._library: dict[tuple[str, str], str | None] = {}  # every annotation asks
+        self._closures: dict[tuple[str, str, str], Effects | None] = {}
         self.classes = Classes(project, self.resolve)
 
     def of_callee(self, callee: Callee) -> Effects:
@@ -129,6 +133,23 @@ class EffectReader:
         self._done.update(self._known)
         return found
 
+    def closures(self, module: str, name: str, made: str) -> Effects | None:
+        """What a call of a function the project function `name` made may do: any
+        function nested in it, the cells of the call that made it read as the
+        pieces of state under `made` (closures.py); None where it defines none."""
+        key = (module, name, made)
+        if key not in self._closures:
+            self._closures[key] = None  # a closure that calls its factory again
+            found = self._definition(module, name)
+            if isinstance(found, tuple) and found[3] == "function":
+                defs, read = found[0], []
+                for inner, cells in nested_functions(found[1], made):
+                    params = parameters(defs, inner)
+                    body = _read_body(self, defs, params, (inner.body,), defaults=cells)
+                    read.append(body.effects(tuple(params)))
+                self._closures[key] = any_of(read, name) if read else None
+        return self._closures[key]
+
     def of_statement(
         self, module: str, statement: cst.CSTNode, names: Mapping[str, Holder]
     ) -> Effects:
@@ -138,7 +159,7 @@ class EffectReader:
         body = _read_body(self, defs, dict(names), (statement,))
         bound = [
             value
-            for value in _bound_values(statement)
+            for value in bound_values(statement)
             if not self._immutable_value(body, value)
         ]
         for value in bound:  # `held = memory["items"]`: the keys it holds
@@ -184,6 +205,7 @@ class EffectReader:
             body = _read_body(
                 self, defs, params, roots, owner, made, receiver, defaults
             )
+            decorated_by(body, function, ".".join(key))
             effects = body.effects(tuple(params))
             effects = of_decorators(effects, defs, function, ".".join(key))
             if kind == "init":  # what is made keeps what it is given
@@ -402,25 +424,6 @@ def _defines(defs: ModuleDefs, name: str) -> bool:
         and identifier(statement.name.value) == identifier(name)
         for statement in defs.parsed.module.body
     )
-
-
-def _bound_values(statement: cst.CSTNode) -> list[cst.BaseExpression]:
-    """What a flow's statement binds its names to: an assignment's value, a
-    loop's iterable (its items), a call's or a fan-out's own value."""
-    if isinstance(statement, cst.BaseExpression):
-        return [statement]
-    if isinstance(statement, cst.For):
-        return [statement.iter]
-    smalls = (
-        statement.body
-        if isinstance(statement, cst.SimpleStatementLine)
-        else (statement,)
-    )
-    return [
-        small.value
-        for small in smalls
-        if isinstance(small, cst.Assign | cst.AnnAssign) and small.value is not None
-    ]
 
 
 def _read_body(

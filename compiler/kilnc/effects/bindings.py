@@ -92,3 +92,22 @@ NEW_VALUES = (
     cst.DictComp,
     cst.BinaryOperation,
 )
+
+
+def bound_values(statement: cst.CSTNode) -> list[cst.BaseExpression]:
+    """What a flow's statement binds its names to: an assignment's value, a
+    loop's iterable (its items), a call's or a fan-out's own value."""
+    if isinstance(statement, cst.BaseExpression):
+        return [statement]
+    if isinstance(statement, cst.For):
+        return [statement.iter]
+    smalls = (
+        statement.body
+        if isinstance(statement, cst.SimpleStatementLine)
+        else (statement,)
+    )
+    return [
+        small.value
+        for small in smalls
+        if isinstance(small, cst.Assign | cst.AnnAssign) and small.value is not None
+    ]

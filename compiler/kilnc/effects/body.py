@@ -29,6 +29,7 @@ from kilnc.effect_ir import (
     spread,
 )
 from kilnc.effects.bindings import NEW_VALUES, Bindings
+from kilnc.effects.closures import nonlocal_names
 from kilnc.effects.found import Found, Origin
 from kilnc.effects.idioms import Idioms
 from kilnc.effects.lookup import Lookup
@@ -92,6 +93,8 @@ class Body:
         self.qualify: Qualify = partial(reader.library_name, defs.location.name)
         for root in roots:
             self.local_names |= name_uses(root).writes
+            if isinstance(root, cst.BaseSuite):  # `nonlocal n`: a closure's cell
+                self.local_names -= nonlocal_names(root)
         self._alias()
         self.idioms = Idioms(self)
 

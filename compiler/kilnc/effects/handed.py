@@ -24,9 +24,10 @@ from dataclasses import replace
 
 import libcst as cst
 
-from kilnc.effect_ir import Effects
+from kilnc.effect_ir import Access, Effects
 from kilnc.effects.body import Body
-from kilnc.effects.module_state import bound_once
+from kilnc.effects.closures import fills_as_writes, project_function_in
+from kilnc.effects.module_state import bound_once, made_by_calls
 from kilnc.effects.project_calls import beyond_parameters, project_call
 from kilnc.names import identifier
 from kilnc.syntax import chain_root, code, dotted
@@ -52,11 +53,16 @@ def called_through(
     func = node.func
     table = isinstance(func, cst.Subscript)
     root = func.value if isinstance(func, cst.Subscript) else func
+    first = chain_root(root)
+    if not isinstance(first, cst.Name) or identifier(first.value) in (
+        body.local_names | body.params.keys()
+    ):
+        return False
+    if not table:
+        closure_call(body, node)
     if not isinstance(root, cst.Name):
         return False
     name = identifier(root.value)
-    if name in body.local_names or name in body.params:
-        return False
     binding = bound_once(body.defs.parsed.module).get(name)
     value = binding.value if binding is not None else None
     if value is None:
@@ -68,6 +74,47 @@ def called_through(
     for callee in held:
         seen &= _call_of(body, node, callee, walk_body)
     return seen
+
+
+def closure_call(body: Body, node: cst.Call) -> None:
+    """`put(k, v)`, where a module binds `put, get = make_store()` (this one, or
+    one it imports `put` or itself from): the call may run any function
+    `make_store` defines, which use the cells of the call that made `put`,
+    the pieces under `put`'s (closures.py)."""
+    qualified = body.reader.resolve(body.defs, node.func)  # `app.store.put`
+    module, _, name = (qualified or "").rpartition(".")
+    defs = body.reader.module_defs(module) if module else None
+    made = made_by_calls(defs.parsed.module).get(name) if defs else None
+    if defs is None or made is None:
+        return
+    factory = project_function_in(body, defs, made.func)
+    piece = body.reader.state_name(defs, cst.Name(name), called=False)
+    effects = body.reader.closures(*factory, piece) if factory and piece else None
+    if effects is not None:
+        beyond_parameters(body, node, effects, code(node.func), None)
+
+
+def decorated_by(body: Body, function: cst.FunctionDef, qualified: str) -> None:
+    """A function a project decorator wraps (`@traced`, `@retry_on(KeyError)`):
+    a call of it runs what the decorator made, which uses the cells of its
+    call, the pieces under the function's own name (closures.py).
+
+    A memo the decorator keeps (`if x not in cache: cache[x] = await fn(x)`)
+    is a fill only where the function changes no state: else two calls of one
+    key may both miss, and the function add twice where the source adds once.
+    """
+    changes = any(
+        use.access is not Access.READ for use in body.found.state_uses.values()
+    )
+    for decorator in function.decorators:
+        found = decorator.decorator
+        made_by = found.func if isinstance(found, cst.Call) else found
+        factory = project_function_in(body, body.defs, made_by)
+        effects = body.reader.closures(*factory, qualified) if factory else None
+        if effects is not None and changes:
+            effects = fills_as_writes(effects)
+        if effects is not None:
+            beyond_parameters(body, found, effects, code(made_by), None, "is made by")
 
 
 def _call_of(

@@ -219,6 +219,10 @@ class _Finder(cst.CSTVisitor):
     def visit_Global(self, node: cst.Global) -> None:
         self.declared.update(identifier(item.name.value) for item in node.names)
 
+    def visit_Nonlocal(self, node: cst.Nonlocal) -> None:
+        # A closure's cell, bound again: state, as a `global` is (closures.py).
+        self.declared.update(identifier(item.name.value) for item in node.names)
+
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         """`from app.store import CACHE` in the body: that module's `CACHE`."""
         module = dotted(node.module) if node.module is not None else ""

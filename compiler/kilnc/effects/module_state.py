@@ -198,6 +198,8 @@ class _Bindings(cst.CSTVisitor):
         read = name_uses(value).read_names
         self.order += sorted(targets)
         self.holding += [(target, name) for target in targets for name in read]
+        # `put, get = make_store()`: what one value unpacks to may share objects.
+        self.holding += [(a, b) for a in targets for b in targets if a < b]
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         value = node.value
@@ -308,7 +310,28 @@ def declared_types(module: cst.Module) -> Mapping[str, str]:
 def bound_once(module: cst.Module) -> Mapping[str, cst.Assign | cst.AnnAssign]:
     """By name, the one statement that binds a module-level name to a value,
     where the module binds it once (`HOOK = on_start`, `STORE: Store = ...`)."""
-    found: dict[str, cst.Assign | cst.AnnAssign] = {}
+    return {
+        name: binding for name, (binding, whole) in _bound_once(module).items() if whole
+    }
+
+
+@lru_cache(maxsize=256)
+def made_by_calls(module: cst.Module) -> Mapping[str, cst.Call]:
+    """By name, the call whose value, or an item of it, a module-level name is
+    bound to, where the module binds it once (`put, get = make_store()`)."""
+    return {
+        name: binding.value
+        for name, (binding, _) in _bound_once(module).items()
+        if isinstance(binding.value, cst.Call)
+    }
+
+
+def _bound_once(
+    module: cst.Module,
+) -> dict[str, tuple[cst.Assign | cst.AnnAssign, bool]]:
+    """By name, the one statement binding a module-level name, where the module
+    binds it once, and whether to the whole value (`x = v`, not `x, y = v`)."""
+    found: dict[str, tuple[cst.Assign | cst.AnnAssign, bool]] = {}
     bound: Counter[str] = Counter()
     for statement in module.body:
         if not isinstance(statement, cst.SimpleStatementLine):
@@ -318,14 +341,14 @@ def bound_once(module: cst.Module) -> Mapping[str, cst.Assign | cst.AnnAssign]:
         for small in statement.body:
             if isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
                 name = identifier(small.target.value)
-                found[name] = small
+                found[name] = (small, True)
                 bound[name] += 1
             elif isinstance(small, cst.Assign):
                 for target in small.targets:
+                    whole = isinstance(target.target, cst.Name)
                     for name in target_names(target.target):
                         bound[name] += 1
-                        if isinstance(target.target, cst.Name):
-                            found.setdefault(name, small)
+                        found.setdefault(name, (small, whole))
     return {name: binding for name, binding in found.items() if bound[name] == 1}
 
 
@@ -356,7 +379,7 @@ def declared_global(body: Body, name: str) -> tuple[ModuleDefs, str] | None:
     """What a module-level name of the body's module, or one it imports from a
     project module (`from app.clients import CLIENT`), is declared or made as,
     with the definitions of the module that says so."""
-    defining = _defining(body, name)
+    defining = defining_module(body, name)
     if defining is None:
         return None
     defs, name = defining
@@ -367,7 +390,7 @@ def declared_global(body: Body, name: str) -> tuple[ModuleDefs, str] | None:
 def annotated_global(body: Body, name: str) -> tuple[ModuleDefs, str] | None:
     """The annotation a module-level name is declared with (`AGENTS: dict[str,
     Agent] = ...`), in this module or one it imports it from."""
-    defining = _defining(body, name)
+    defining = defining_module(body, name)
     if defining is None:
         return None
     defs, name = defining
@@ -377,7 +400,7 @@ def annotated_global(body: Body, name: str) -> tuple[ModuleDefs, str] | None:
     return defs, declared_types(defs.parsed.module)[name]
 
 
-def _defining(body: Body, name: str) -> tuple[ModuleDefs, str] | None:
+def defining_module(body: Body, name: str) -> tuple[ModuleDefs, str] | None:
     """The module that binds a name the body reads as module-level, and its name there."""
     imported = body.defs.imports.get(name)
     if imported is None or imported.attribute is None:

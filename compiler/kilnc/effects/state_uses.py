@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Final
 import libcst as cst
 
 from kilnc.effect_ir import RECEIVER, Access, Change, StateUse, on_object, part_of
+from kilnc.effects.closures import wrapped_state
 from kilnc.effects.module_state import (
     class_state,
     declared_global,
@@ -116,7 +117,10 @@ def state_of(
                 return shared
         # A constant too: another module may rebind it (`settings.LIMIT = 5`).
         called = called and head is node
-        return body.reader.state_name(body.defs, head, called, constants=True)
+        piece = body.reader.state_name(body.defs, head, called, constants=True)
+        if piece is None and isinstance(head, cst.Attribute) and not called:
+            return wrapped_state(body, name)  # `first.log`, `first` decorated
+        return piece
     if name in idioms.imported:  # `from app.store import CACHE` in the body
         module, imported = idioms.imported[name]
         rest = (dotted(head) or name).partition(".")[2]

@@ -23,18 +23,8 @@ from kilnc.effects.project_calls import (
     read_items,
 )
 from kilnc.effects.receivers import describe, inserts_on_read, is_module, overriding
-from kilnc.effects.state_uses import (
-    environment_call,
-    opaque,
-    sets_context,
-    state_of,
-)
-from kilnc.effects.unseen_calls import (
-    builtin_call,
-    iterate,
-    reads_whole,
-    unknown_call,
-)
+from kilnc.effects.state_uses import environment_call, opaque, sets_context, state_of
+from kilnc.effects.unseen_calls import builtin_call, iterate, reads_whole, unknown_call
 from kilnc.mutability import (
     LOGGING,
     MUTATING_LIBRARY,
@@ -57,6 +47,7 @@ class EffectVisitor(cst.CSTVisitor):
         # the functions of calls: a class's method called reads no class state.
         self._not_read: set[cst.CSTNode] = set()
         self._called: set[cst.CSTNode] = set()
+        self._owners: set[cst.CSTNode] = set()  # what an attribute is read of
         self._globals: set[str] = set()  # names the body declares `global`
 
     # --- stores -------------------------------------------------------------------
@@ -143,7 +134,7 @@ class EffectVisitor(cst.CSTVisitor):
     def visit_Name(self, node: cst.Name) -> None:
         if node not in self._not_read:
             self.body.read(node)
-            if node not in self._called:
+            if node not in self._called and node not in self._owners:
                 handed(self.body, node)  # `to_thread(save, x)`, `map(record, xs)`
 
     def visit_FormattedStringExpression(
@@ -178,6 +169,8 @@ class EffectVisitor(cst.CSTVisitor):
         body.read(node, called=called, method=method)
         if not called:
             handed(body, node)  # `to_thread(helpers.save, x)`
+            if node.attr.value not in ("__call__", "__wrapped__", "__func__"):
+                self._owners.add(node.value)  # `first.log` hands on no `first`
         local = body.local_view(node.value)
         if local is not None:
             body.memory(local, MemoryUse(local_reads=body.keys_of(node)))
@@ -445,4 +438,6 @@ class EffectVisitor(cst.CSTVisitor):
         self._globals |= {identifier(item.name.value) for item in node.names}
 
     def visit_Nonlocal(self, node: cst.Nonlocal) -> None:
-        self.body.external("declares a nonlocal", node)
+        names = {identifier(item.name.value) for item in node.names}
+        if names - self.body.defaults.keys():  # not a cell kiln reads (closures.py)
+            self.body.external("declares a nonlocal", node)

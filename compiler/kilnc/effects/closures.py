@@ -1,0 +1,220 @@
+"""The functions a project function makes, and the state they share: its cells.
+
+Example input (the module `app`)::
+
+    def make_store():
+        store: dict[str, list[str]] = {}
+
+        def put(k: str, v: str) -> None:
+            store.setdefault(k, []).append(v)
+
+        def get(k: str) -> list[str]:
+            return list(store.get(k, []))
+
+        return put, get
+
+    put, get = make_store()            # called at module level
+
+    def traced(fn):
+        log: list[str] = []
+
+        async def wrapper(*args):
+            log.append(fn.__name__)
+            return await fn(*args)
+
+        return wrapper
+
+Output: `nested_functions(make_store)` gives `put` and `get`, each with the
+cells it may use, `store` as the piece `app.make_store.store`. A node that
+calls `put(k, v)` writes that piece and one that calls `get(k)` reads it, so
+their calls keep the source's order; a node decorated `@traced` adds to
+`app.traced.log`, an accumulation, so such nodes still overlap.
+
+kiln does not follow which of its functions a factory returns, nor which call
+made a value: a call of what a call of `make_store` made may run any function
+nested in it, and every call of it shares one set of cells. Both err toward
+keeping an order, never toward dropping one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from kilnc.effect_ir import Access, Effects, StateUse
+from kilnc.effects.module_state import defining_module
+from kilnc.front import ModuleDefs
+from kilnc.names import identifier, name_uses, parameter_names
+from kilnc.walk import walk
+
+if TYPE_CHECKING:  # a body asks which of its names a decorator wrapped: a cycle
+    from kilnc.effects.body import Body
+
+# By name, the piece of state each cell a nested function may use is.
+Cells = dict[str, str]
+
+
+def nested_functions(
+    function: cst.FunctionDef, qualified: str
+) -> list[tuple[cst.FunctionDef, Cells]]:
+    """Each function defined inside `function` (the project function `qualified`),
+    at any depth, with the cells of the functions around it that it may use."""
+    found: list[tuple[cst.FunctionDef, Cells]] = []
+    _nest(function, qualified, {}, found)
+    return found
+
+
+def _nest(
+    scope: cst.FunctionDef,
+    qualified: str,
+    outer: Cells,
+    found: list[tuple[cst.FunctionDef, Cells]],
+) -> None:
+    own = parameter_names(scope.params) | _own_writes(scope)
+    cells = {**outer, **{name: f"{qualified}.{name}" for name in sorted(own)}}
+    for inner in _defined_in(scope.body):
+        # Its parameters and its own locals hide the cells of the same names;
+        # a name it declares `nonlocal` is the cell, bound again.
+        hidden = parameter_names(inner.params) | (
+            _own_writes(inner) - nonlocal_names(inner.body)
+        )
+        visible = {name: piece for name, piece in cells.items() if name not in hidden}
+        found.append((inner, visible))
+        _nest(inner, f"{qualified}.{identifier(inner.name.value)}", visible, found)
+
+
+def wrapped_state(body: Body, name: str) -> str | None:
+    """`app.first`, the piece `first.log` is part of, where a project decorator
+    wraps the module-level function `first` (`wrapper.log = log`, read as
+    `first.log`) with functions over the cells of its call; None otherwise."""
+    defining = defining_module(body, name)
+    if defining is None:
+        return None
+    defs, name = defining
+    for statement in defs.parsed.module.body:
+        if isinstance(statement, cst.FunctionDef) and (
+            identifier(statement.name.value) == name
+        ):
+            qualified = f"{defs.location.name}.{name}"
+            for decorator in statement.decorators:
+                found = decorator.decorator
+                made_by = found.func if isinstance(found, cst.Call) else found
+                factory = project_function_in(body, defs, made_by)
+                if factory and body.reader.closures(*factory, qualified) is not None:
+                    return qualified
+    return None
+
+
+def project_function_in(
+    body: Body, defs: ModuleDefs, func: cst.BaseExpression
+) -> tuple[str, str] | None:
+    """The project function `func` names in the module of `defs`."""
+    qualified = body.reader.resolve(defs, func)
+    return body.reader.project_function(qualified) if qualified else None
+
+
+def any_of(effects: Sequence[Effects], maker: str) -> Effects:
+    """What a call of a function `maker` made may do beyond its arguments, where
+    it may run any of the functions `maker` defines, with these `effects`. A
+    piece two of them use in two ways is changed: the call may be the `get`
+    that reads it or the `put` that fills it, and must wait for what either
+    must wait for (not a fill with its own reads, as in one body)."""
+    uses: dict[str, StateUse] = {}
+    for each in effects:
+        for piece, use in each.state_uses:
+            before = uses.setdefault(piece, use)
+            if before.access is not use.access:
+                # Where it is changed, not read: the use that makes it a change.
+                where = use.where if before.access is Access.READ else before.where
+                reason = f"{where.reason} in a function {maker} makes"
+                uses[piece] = StateUse(Access.WRITE, replace(where, reason=reason))
+    return Effects(
+        params=(),
+        external=next((e.external for e in effects if e.external), None),
+        reads_state=next((e.reads_state for e in effects if e.reads_state), None),
+        state=any(e.state for e in effects),
+        state_uses=tuple(sorted(uses.items())),
+        context=next((e.context for e in effects if e.context), None),
+    )
+
+
+def fills_as_writes(effects: Effects) -> Effects:
+    """`effects` with each fill a change: the value filled is not the same
+    whoever fills it, or filling it does more than store it."""
+    uses = tuple(
+        (piece, replace(use, access=Access.WRITE) if use.access is Access.FILL else use)
+        for piece, use in effects.state_uses
+    )
+    return replace(effects, state_uses=uses)
+
+
+def nonlocal_names(body: cst.BaseSuite) -> frozenset[str]:
+    """The names a function's own body declares `nonlocal` (not its nested ones')."""
+    finder = _Nonlocals()
+    walk(body, finder)
+    return frozenset(finder.names)
+
+
+def _own_writes(function: cst.FunctionDef) -> set[str]:
+    """The names a function binds in its own scope: not those its nested
+    functions bind in theirs, but the nested functions' own names."""
+    nested = _defined_in(function.body)
+    hollow = function.body.visit(_Hollowed())
+    assert isinstance(hollow, cst.BaseSuite), "a body stays a body"
+    return name_uses(hollow).writes | {identifier(f.name.value) for f in nested}
+
+
+def _defined_in(body: cst.BaseSuite) -> list[cst.FunctionDef]:
+    """The functions a body defines itself, in any block of it (not inside them)."""
+    finder = _Definitions()
+    walk(body, finder)
+    return finder.found
+
+
+class _Definitions(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.found: list[cst.FunctionDef] = []
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        self.found.append(node)
+        return False  # its own are found by its own walk
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False  # a method's cells are its class's business
+
+
+class _Hollowed(cst.CSTTransformer):
+    """A body with its nested functions and classes left out: its own scope."""
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def leave_FunctionDef(
+        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+    ) -> cst.RemovalSentinel:
+        return cst.RemoveFromParent()
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
+
+    def leave_ClassDef(
+        self, original_node: cst.ClassDef, updated_node: cst.ClassDef
+    ) -> cst.RemovalSentinel:
+        return cst.RemoveFromParent()
+
+
+class _Nonlocals(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def visit_Nonlocal(self, node: cst.Nonlocal) -> None:
+        self.names.update(identifier(item.name.value) for item in node.names)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
