@@ -26,8 +26,9 @@ one rebinds, a memo they fill, a read-modify-write across an await, a
 module-level project object whose methods store, read and count into it, one
 reached through a helper that returns it, a classmethod that sets its class's
 attribute, a fill whose value is the caller's, a `ContextVar` set for the
-calls after it, a mutable default argument, also in fan-outs), and two calls
-that fail in one run.
+calls after it, a mutable default argument, two functions a factory made
+over one dict, a node a decorator wraps with a log of its own that another
+node reads, also in fan-outs), and two calls that fail in one run.
 
 Every node sleeps a random time, so a schedule that reorders two effects shows
 in the result. Every node call appends `done <tag>` to the module's `events`
@@ -112,6 +113,32 @@ class Store:
 
 
 STORE = Store()
+
+
+def make_store() -> tuple[Callable[[str, int], None], Callable[[str], int]]:
+    cells: dict[str, int] = {}
+
+    def keep(key: str, value: int) -> None:
+        cells[key] = value
+
+    def kept(key: str) -> int:
+        return cells.get(key, -1)
+
+    return keep, kept
+
+
+keep, kept = make_store()
+
+
+def counted(fn: Callable[..., Any]) -> Any:
+    calls: list[str] = []
+
+    async def wrapper(*args: Any) -> Any:
+        calls.append(args[-1])
+        return await fn(*args)
+
+    wrapper.calls = calls
+    return wrapper
 
 
 def store_of() -> Store:
@@ -433,6 +460,31 @@ async def cget(tag: str) -> int:
     return USER.get()
 """,
     # A mutable default argument, shared by every call that takes it.
+    "kput": """@node
+async def kput(key: str, value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    keep(key, value)
+    note(tag)
+""",
+    "kget": """@node
+async def kget(key: str, tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return kept(key)
+""",
+    "cwork": """@node
+@counted
+async def cwork(value: int, tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return value + 1
+""",
+    "ccount": """@node
+async def ccount(tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return len(cwork.calls)
+""",
     "dput": """@node
 async def dput(key: str, value: int, tag: str) -> None:
     await asyncio.sleep({d})
@@ -488,6 +540,7 @@ NEEDS = {
     "refill": ("push", "total"),
     "whisper": ("each",),
     "chronicle": ("total", "whisper", "each"),
+    "ccount": ("cwork",),
 }
 
 
@@ -765,9 +818,14 @@ def _module_statement(flow: _Flow) -> None:
         "cget": [],
         "dput": [key, flow.value()],
         "dget": [key],
+        "kput": [key, flow.value()],
+        "kget": [key],
+        "cwork": [flow.value()],
+        "ccount": [],
     }
     node = draw(st.sampled_from(sorted(calls)))
     silent = ("sset", "stally", "shift", "oput", "omerge", "oswitch", "cset", "dput")
+    silent += ("kput",)
     returns = node not in silent
     shape = draw(st.sampled_from(["call", "call", "fan", "if"]))
     fans = {
@@ -779,6 +837,8 @@ def _module_statement(flow: _Flow) -> None:
         "sfill": f"{key}, i",
         "cset": "i",
         "dput": f"{key}, i",
+        "kput": f"{key}, i",
+        "cwork": "i",
     }
     if shape == "fan" and node in fans:
         flow.used.add(node)
@@ -1029,6 +1089,7 @@ def effect_flows(draw: st.DrawFn) -> str:
     state += ["dict(SHARED)", "sorted(TALLY)", 'COUNTER["n"]', "MODE", "dict(MEMO)"]
     state += ["dict(STORE.data)", "STORE.hits", "STORE.peak", "Store.mode"]
     state += ["dict(FILLS)", "USER.get()", 'remember("a")', 'remember("b")']
+    state += ['kept("a")', 'kept("b")']
     memories = ", ".join(f"dict({m}.local)" for m in flow.memories)
     if flow.lists:  # the keys' lists, made first: the flow's parameter holds none
         flow.lines[:0] = ['memory["l1"] = [x]', 'memory["l2"] = [x + 1]']
