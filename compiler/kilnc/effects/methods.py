@@ -304,8 +304,8 @@ def method_kind(function: cst.FunctionDef) -> Kind | None:
     if _is_stub(function):
         return None
     names = [dotted(d.decorator) for d in function.decorators]
-    if not names:
-        return "method"
+    if not names or names == [f"{function.name.value}.setter"]:
+        return "method"  # a property's setter runs as a method of the object
     if names == ["staticmethod"]:
         return "static"
     if names == ["classmethod"]:
@@ -373,8 +373,14 @@ def first_name(function: cst.FunctionDef) -> str | None:
 
 
 def method_def(cls: cst.ClassDef, name: str) -> cst.FunctionDef | None:
+    """The class's method `name`; of `mode.setter`, the `mode` that `@mode.setter`
+    decorates (a property's getter is the first `mode`)."""
+    base, _, role = name.partition(".")
     for statement in class_statements(cls):
-        if isinstance(statement, cst.FunctionDef) and statement.name.value == name:
+        if not isinstance(statement, cst.FunctionDef) or statement.name.value != base:
+            continue
+        decorators = [dotted(d.decorator) for d in statement.decorators]
+        if not role or decorators == [name]:
             return statement
     return None
 

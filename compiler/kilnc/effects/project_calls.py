@@ -43,9 +43,12 @@ def project_call(
     effects: Effects,
     shown: str,
     receiver: cst.BaseExpression | None = None,
+    where: cst.CSTNode | None = None,
 ) -> None:
     """A call of a project function (a method, `receiver` its `self`): its effects
-    on what this call passes it."""
+    on what this call passes it, said at `where` (the call itself, or the
+    statement a call Python makes for it stands for: `with t:`, `box[k] = v`)."""
+    at = node if where is None else where
     given = list(effects.bind(node, receiver))
     named = {param: argument for param, argument in given if param}
     # A method that says how it uses its object says it of what it is called on.
@@ -54,7 +57,7 @@ def project_call(
     if effects.result_state:  # what it returns is module state's
         body.state_calls.add(id(node))
     if effects.result_pieces:  # handed out, it is read
-        record(body, node, Access.READ, f"calls {shown}", node)
+        record(body, node, Access.READ, f"calls {shown}", at)
     # What a call changes may keep what else it is given: given module state to
     # change, it may store there any of the others.
     into_state = any(
@@ -70,14 +73,14 @@ def project_call(
             for passed in _elements_or_itself(argument):
                 for _, some_change in effects.changes:
                     reason = through(shown, some_change)
-                    body.change(passed, reason, node, some_change.by_iteration)
+                    body.change(passed, reason, at, some_change.by_iteration)
                 # Keys the callee names by a parameter are this call's
                 # arguments, or any key where kiln cannot tell which.
                 for _, some_use in effects.memory:
                     bound = _bound_keys(body, some_use, named)
-                    _memory_argument(body, passed, bound, node)
+                    _memory_argument(body, passed, bound, at)
                 for _, some_reads in effects.reads:
-                    _typed_reads(body, passed, some_reads, given, node, shown)
+                    _typed_reads(body, passed, some_reads, given, at, shown)
             continue
         change = effects.change(param)
         if change is not None:
@@ -86,18 +89,18 @@ def project_call(
             body.change(
                 argument,
                 reason,
-                node,
+                at,
                 by_iteration,
                 opaque=opaque,
                 as_state=param != itself,
             )
         use = effects.memory_use(param)
         if use is not None:
-            _memory_argument(body, argument, _bound_keys(body, use, named), node)
+            _memory_argument(body, argument, _bound_keys(body, use, named), at)
         reads = effects.reads_of(param)
         if reads is not None:
-            _typed_reads(body, argument, reads, given, node, shown)
-    beyond_parameters(body, node, effects, shown, named.get(itself or ""))
+            _typed_reads(body, argument, reads, given, at, shown)
+    beyond_parameters(body, at, effects, shown, named.get(itself or ""))
 
 
 def beyond_parameters(
@@ -133,6 +136,7 @@ def project_method(
     func: cst.Attribute,
     target: Target | None,
     overrides: list[Method],
+    where: cst.CSTNode | None = None,
 ) -> None:
     """A project method's call, `target` where kiln can tell which: its object
     may be of a subclass, so what an override in the project does (of an
@@ -144,7 +148,7 @@ def project_method(
     ]
     for module, name, self_bound in methods:
         effects = body.reader.of_function(module, name)
-        project_call(body, node, effects, code(func), self_bound)
+        project_call(body, node, effects, code(func), self_bound, where)
 
 
 def _typed_reads(
@@ -152,7 +156,7 @@ def _typed_reads(
     argument: cst.BaseExpression,
     reads: Reads,
     given: list[tuple[str | None, cst.BaseExpression]],
-    node: cst.Call,
+    node: cst.CSTNode,
     shown: str,
 ) -> None:
     """The callee's reads of what `argument` is, as this body knows its type;
@@ -219,7 +223,7 @@ def _bound_keys(
 
 
 def _memory_argument(
-    body: Body, argument: cst.BaseExpression, use: MemoryUse, node: cst.Call
+    body: Body, argument: cst.BaseExpression, use: MemoryUse, node: cst.CSTNode
 ) -> None:
     token = body.token(argument)
     if token is not None:

@@ -125,7 +125,12 @@ def value_described(body: Body, value: cst.BaseExpression) -> Described | None:
 def called_method(body: Body, func: cst.Attribute) -> Target | None:
     """The project method `receiver.name(...)` runs, where the receiver's type is a
     project class (or `super()` in a method); None where kiln cannot tell."""
-    receiver, name = func.value, func.attr.value
+    return method_of(body, func.value, func.attr.value)
+
+
+def method_of(body: Body, receiver: cst.BaseExpression, name: str) -> Target | None:
+    """`called_method` of `receiver.name`, the name any a class defines: a dunder
+    Python calls for a statement (`__exit__`), a property's `x.setter`."""
     if _is_super(receiver):
         if body.owner is None:
             return None
@@ -149,18 +154,16 @@ def called_method(body: Body, func: cst.Attribute) -> Target | None:
     return method.module, method.qualname, receiver if binds else None
 
 
-def overriding(body: Body, func: cst.Attribute) -> list[Method]:
+def overriding(body: Body, receiver: cst.BaseExpression, name: str) -> list[Method]:
     """The overrides of `receiver.name` in the project's subclasses of the
     receiver's class: the object may be one of them."""
-    if _is_super(func.value):
+    if _is_super(receiver):
         return []
-    typed = type_of(body, func.value)
+    typed = type_of(body, receiver)
     if typed is None:
         return []
     defs, annotation = typed
-    return body.reader.overrides(
-        defs, _class_of(annotation) or annotation, func.attr.value
-    )
+    return body.reader.overrides(defs, _class_of(annotation) or annotation, name)
 
 
 def _is_super(node: cst.BaseExpression) -> bool:
@@ -211,7 +214,9 @@ def type_of(body: Body, node: cst.BaseExpression) -> Typed | None:
     name = identifier(node.value)
     bindings = body.bindings
     declared = set(bindings.annotated.get(name, ()))
-    if name in body.params and name not in body.local_names:
+    # `acc += x` binds `acc` again, to what `Acc.__iadd__` returns: itself.
+    rebound = any(name in t for t, _ in (*bindings.bound, *bindings.items))
+    if name in body.params and (name not in body.local_names or not rebound):
         annotation = body.params[name].annotation
         return (body.defs, annotation) if annotation is not None else None
     if name == body.made and body.owner is not None and name not in body.local_names:

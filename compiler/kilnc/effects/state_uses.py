@@ -246,7 +246,15 @@ def _returned(body: Body, call: cst.Call, idioms: Idioms) -> str | None:
     if target is None:
         return None
     module, name, receiver = target
-    pieces = body.reader.of_function(module, name).result_pieces
+    effects = body.reader.of_function(module, name)
+    pieces = effects.result_pieces
+    if not pieces:  # `Session(LOG)`, whose `__init__` keeps `log`: LOG's, in part
+        pieces = frozenset(
+            piece
+            for param, argument in effects.bind(call, receiver)
+            if param in effects.returns
+            and (piece := state_of(body, argument, idioms)) is not None
+        )
     if len(pieces) != 1:
         return None
     [piece] = pieces

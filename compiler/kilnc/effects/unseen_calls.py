@@ -15,6 +15,7 @@ import libcst as cst
 
 from kilnc.effect_ir import ANY_KEY, Access, MemoryUse
 from kilnc.effects.body import Body
+from kilnc.effects.implicit import implicit_call
 from kilnc.effects.kept import keep
 from kilnc.effects.state_uses import opaque, record
 from kilnc.mutability import (
@@ -110,8 +111,10 @@ def named_attribute(node: cst.Call) -> cst.Attribute:
 
 
 def unknown_call(body: Body, node: cst.Call, shown: str) -> None:
-    """A call of code kiln cannot see into: it may change what it is given."""
+    """A call of code kiln cannot see into: it may change what it is given. An
+    object of a project class is called through its `__call__`, as well."""
     func = node.func
+    implicit_call(body, node, func, "__call__", [arg.value for arg in node.args])
     if (
         isinstance(func, cst.Attribute)
         and func.attr.value in ARGUMENT_MUTATING_METHODS

@@ -14,6 +14,7 @@ import libcst as cst
 from kilnc.effect_ir import ANY_KEY, EVERY_KEY, RECEIVER, Change, MemoryUse, part_of
 from kilnc.effects.body import Body
 from kilnc.effects.handed import called_through, handed
+from kilnc.effects.implicit import IN_PLACE, entered, implicit_call, stored
 from kilnc.effects.kept import hand_back, keep
 from kilnc.effects.module_state import holds_state
 from kilnc.effects.project_calls import (
@@ -97,6 +98,8 @@ class EffectVisitor(cst.CSTVisitor):
                 self.body.change(target, f"changes {code(target)}", node, itself=True)
         self._kept(target, node.value)
         keep(self.body, target, node.value)
+        operator = IN_PLACE[code(node.operator).strip()]  # `Acc.__iadd__`, if any
+        implicit_call(self.body, node, target, operator, [node.value])
 
     def visit_Del(self, node: cst.Del) -> None:
         self._store(node.target, "deletes")
@@ -124,6 +127,7 @@ class EffectVisitor(cst.CSTVisitor):
         if local is not None:
             body.memory(local, MemoryUse(local_writes=body.keys_of(target)))
             return
+        stored(body, target, verb)  # `Box.__setitem__`, a property's setter
         reason = f"{verb} {code(target)}"
         body.change(target.value, reason, target, itself=True, stored=target)
         if body.is_module_state(target):
@@ -229,6 +233,9 @@ class EffectVisitor(cst.CSTVisitor):
     def visit_StarredElement(self, node: cst.StarredElement) -> None:
         iterate(self.body, node.value)  # `[*items]`, `a, *rest = ...` handled above
 
+    def visit_With(self, node: cst.With) -> None:
+        entered(self.body, node)  # `__enter__` and `__exit__`, or their async twins
+
     def visit_WithItem(self, node: cst.WithItem) -> None:
         if node.asname is not None:
             self._store(node.asname.name, "assigns")
@@ -320,7 +327,7 @@ class EffectVisitor(cst.CSTVisitor):
         if self._through_class(func):
             return False  # `Agent.helper(x)`: a project class's, resolved by name
         target = body.reader.called(body, func)
-        overrides = overriding(body, func)
+        overrides = overriding(body, receiver, method)
         project_method(body, node, func, target, overrides)
         if target is not None:
             return True
