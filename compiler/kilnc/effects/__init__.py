@@ -63,6 +63,7 @@ from kilnc.effects.module_state import (
 )
 from kilnc.effects.receivers import called_method, type_of
 from kilnc.effects.signature import (
+    changeable,
     kept_defaults,
     of_decorators,
     of_stars,
@@ -74,7 +75,7 @@ from kilnc.ir import Callee, NodeDef
 from kilnc.mutability import DESCRIBED_TYPES, is_immutable
 from kilnc.names import BUILTINS, identifier
 from kilnc.project import Project
-from kilnc.syntax import code, dotted, returned_values
+from kilnc.syntax import code, dotted, returned_values, yields
 from kilnc.walk import walk
 
 # A class without `__init__` (a dataclass, say), or a name with no definition to
@@ -210,6 +211,8 @@ class EffectReader:
             effects = of_decorators(effects, defs, function, ".".join(key))
             if kind == "init":  # what is made keeps what it is given
                 effects = replace(effects, returns=frozenset(params))
+            elif yields(function.body):  # a generator reads it as it is drawn from
+                effects = replace(effects, returns=changeable(params, body.qualify))
             returned = function.returns if kind != "init" else None  # `-> None`
             if returned is not None and is_immutable(
                 code(returned.annotation), body.qualify

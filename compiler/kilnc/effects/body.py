@@ -149,6 +149,11 @@ class Body:
                 changed |= self._add(self.contents, targets, self.inner(value))
             for targets, value in found.stored:  # `out.append(w)`, `table[k] = w`
                 changed |= self._add(self.contents, targets, self.within(value))
+                if isinstance(value, cst.Name):
+                    # `registry[k] = agent`: `agent` is part of `registry` from
+                    # then on; changing it, or handing it out, is registry's.
+                    held_by = set().union(*(self.origins(cst.Name(t)) for t in targets))
+                    changed |= self._add(self.aliases, root_names(value), held_by)
             if not changed:
                 return
 

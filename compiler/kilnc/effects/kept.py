@@ -32,7 +32,11 @@ def hand_back(body: Body, value: cst.BaseExpression, *, params: bool = True) -> 
     """`return value`, or a flow's statement binding it: the Memory keys its
     object may be at (every key for the Memory itself), and with `params`
     the parameters whose objects it may share."""
-    for origin in body.within(value):
+    held = body.within(value)
+    if isinstance(value, cst.GeneratorExp):
+        # A lazy view of what it iterates: what changes that later, it yields.
+        held |= body.within(value.for_in.iter)
+    for origin in held:
         token, keys = _in_memory(body, origin)
         if params:
             body.found.returns.add(origin if isinstance(origin, str) else origin[0])

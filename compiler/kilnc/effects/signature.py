@@ -16,6 +16,7 @@ piece `app.remember._seen`: every call that takes the default shares it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Final
 
@@ -24,6 +25,7 @@ import libcst as cst
 from kilnc.effect_ir import Effects, Holder
 from kilnc.facts import is_kiln
 from kilnc.front import ModuleDefs
+from kilnc.mutability import Qualify, is_immutable
 from kilnc.names import identifier
 from kilnc.syntax import code, dotted
 
@@ -106,3 +108,12 @@ def of_stars(function: cst.FunctionDef, effects: Effects) -> Effects:
     if not any(isinstance(star, cst.Param) for star in stars):
         return effects
     return replace(effects, variadic=True)
+
+
+def changeable(params: Mapping[str, Holder], qualify: Qualify) -> frozenset[str]:
+    """The parameters whose objects may change: no `int`, `str`, `tuple[int]`."""
+    return frozenset(
+        name
+        for name, holder in params.items()
+        if holder.annotation is None or not is_immutable(holder.annotation, qualify)
+    )

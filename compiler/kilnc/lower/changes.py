@@ -32,9 +32,10 @@ from kilnc.ir import (
 )
 from kilnc.lower.scope import Scope, TypeNames
 from kilnc.lower.sharing import Sharing
-from kilnc.mutability import FRESH_BUILTINS, Qualify, is_immutable
+from kilnc.mutability import FRESH_BUILTINS, MUTATING_LIBRARY, Qualify, is_immutable
 from kilnc.names import identifier, name_uses, root_names, target_names
-from kilnc.syntax import code
+from kilnc.syntax import code, dotted
+from kilnc.walk import walk
 
 
 class EffectSource(TypeNames, Protocol):
@@ -244,19 +245,46 @@ class Changes:
             for target in _assigned(statement):
                 targets |= _stored_through(target)
         elif isinstance(statement, cst.AugAssign):
-            held, targets = statement.value, _stored_through(statement.target)
+            # `state |= {"agent": a}`, `out += [a]`: the name's object, in place.
+            held, targets = statement.value, root_names(statement.target)
         elif isinstance(statement, cst.Expr) and isinstance(statement.value, cst.Call):
             call = statement.value
-            if isinstance(call.func, cst.Attribute) and call.args:
-                held = cst.Tuple([cst.Element(arg.value) for arg in call.args])
+            values = [arg.value for arg in call.args]
+            if isinstance(call.func, cst.Attribute) and values:
                 receiver = call.func.value
                 targets = root_names(receiver) or set(name_uses(receiver).read_names)
+                # `heapq.heappush(q, item)`, `setattr(h, "a", v)`, `list.append(xs,
+                # v)`: a function of a module or a type keeps in its first
+                # argument what it is given after it, as a method does.
+                targets |= _stored_through(values[0]) | root_names(values[0])
+            elif values and dotted(call.func) in _KEEPING_FUNCTIONS:
+                targets = root_names(values[0])  # `setattr(h, "a", v)`, `heappush`
+            held = cst.Tuple([cst.Element(value) for value in values])
         if held is None or not targets or self._fresh(held) or self._item(held):
             return
         mutable = self.scope.mutable
         self.shared.link(
             mutable(frozenset(targets)), mutable(name_uses(held).read_names)
         )
+
+    def share_bound(self, targets: set[str], value: cst.BaseExpression) -> None:
+        """Names bound to the objects of a value read inside an expression: a
+        walrus's (`agent := state.get("agent")`), a case's captures of its
+        subject (`case {"agent": agent}`)."""
+        if not targets or self._fresh(value) or self._item(value):
+            return
+        mutable = self.scope.mutable
+        self.shared.link(
+            mutable(frozenset(targets)), mutable(name_uses(value).read_names)
+        )
+
+    def share_walruses(self, node: cst.CSTNode) -> None:
+        """Each `:=` inside a statement, a test or a call: what it binds shares
+        the objects of what its value reads."""
+        found = _Walruses()
+        walk(node, found)
+        for named in found.found:
+            self.share_bound(target_names(named.target), named.value)
 
     def _fresh(self, value: cst.BaseExpression) -> bool:
         """`len(log)`, `str(state)`: a builtin's result that shares nothing it read."""
@@ -317,11 +345,24 @@ def _assigned(statement: cst.Assign | cst.AnnAssign) -> list[cst.BaseExpression]
     return [target.target for target in statement.targets]
 
 
+# Functions, called by their bare name, that keep in their first argument what
+# they are given after it: `setattr(h, "a", v)`, `heappush(q, item)`.
+_KEEPING_FUNCTIONS = frozenset(
+    {"setattr", *(name.rpartition(".")[2] for name in MUTATING_LIBRARY)}
+)
+
+
 def _stored_through(target: cst.BaseExpression) -> set[str]:
-    """The name a store into an item or attribute goes through (`state` of
-    `state["messages"]`); none for a plain name, which the statement binds."""
-    stores = isinstance(target, cst.Attribute | cst.Subscript)
-    return root_names(target) if stores else set()
+    """The names a store into an item or attribute goes through (`state` of
+    `state["messages"]`, `h` of `vars(h)[k]`, each of a tuple's targets); none
+    for a plain name, which the statement binds."""
+    if isinstance(target, cst.Tuple | cst.List):
+        return set().union(*(_stored_through(e.value) for e in target.elements))
+    if isinstance(target, cst.StarredElement):
+        return _stored_through(target.value)
+    if not isinstance(target, cst.Attribute | cst.Subscript):
+        return set()
+    return root_names(target) or set(name_uses(target.value).read_names)
 
 
 def _key_names(store: str, token: str, keys: Keys) -> set[str]:
@@ -383,3 +424,14 @@ def _item_type(annotation: str | None) -> str | None:
         if isinstance(item, cst.Index):
             return code(item.value)
     return None
+
+
+class _Walruses(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.found: list[cst.NamedExpr] = []
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+        self.found.append(node)
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False  # a lambda's `:=` binds in the lambda

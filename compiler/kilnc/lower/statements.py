@@ -337,6 +337,7 @@ class Lowerer:
         tested: list[cst.CSTNode] = [subject]
         for case in node.cases:
             captured = name_uses(case.pattern).writes
+            self.changes.share_bound(set(captured), subject)  # `case {"a": a}`
             if case.guard is not None:
                 self.calls.forbid_calls(
                     case.guard,

@@ -80,6 +80,7 @@ class Steps:
             node, action, reads, writes, frozenset(), value_type, barrier=asks
         )
         self.changes.share_result(action.call, writes, value_type)
+        self.changes.share_walruses(action.call.call)
         effects = self.changes.effects_of(action.call.call)
         self.changes.share_held(effects, writes)
         # "passes it to fill, which assigns state['answer']": the step is the call.
@@ -112,6 +113,7 @@ class Steps:
         # The statement as parsed: a lifted copy's annotation has no qualified name.
         self.scope.track_assignment(origin)
         self.changes.share_assignment(statement)
+        self.changes.share_walruses(statement)
         self.changes.share_held(effects, writes)
         barrier = isinstance(
             statement, cst.Return | cst.Break | cst.Continue | cst.Raise | cst.Assert
@@ -136,6 +138,7 @@ class Steps:
             uses = name_uses(part)
             reads |= uses.read_names
             written |= uses.writes  # a walrus in a test
+            self.changes.share_walruses(part)
         inner = [step for block in blocks for step in block.steps]
         for step in inner:
             reads |= step.reads
