@@ -52,7 +52,7 @@ def run_sync(coro: Coroutine[Any, Any, T], *, written_sync: bool = False) -> T:
 class _WorkerRun(Generic[T]):
     """One coroutine run to completion on its own thread and event loop."""
 
-    __slots__ = ("_coro", "_error", "_loop", "_task", "_thread", "_value")
+    __slots__ = ("_coro", "_done", "_error", "_loop", "_task", "_thread", "_value")
 
     def __init__(self, coro: Coroutine[Any, Any, T]) -> None:
         self._coro = coro
@@ -60,6 +60,10 @@ class _WorkerRun(Generic[T]):
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[T] | None = None
+        # Waited on rather than the thread: on Python 3.11 a `join()` that a
+        # KeyboardInterrupt cut marks the thread as stopped, and the next
+        # `join()` returns before the cancelled work has unwound.
+        self._done = threading.Event()
         context = contextvars.copy_context()
         # asyncio.run's task copies the context current in the worker thread,
         # which `context.run` makes the caller's. A daemon, so that a caller who
@@ -71,11 +75,12 @@ class _WorkerRun(Generic[T]):
     def result(self) -> T:
         self._thread.start()
         try:
-            self._thread.join()
+            self._done.wait()
         except BaseException:
-            # Interrupted while waiting (KeyboardInterrupt): stop the work too.
+            # Interrupted while waiting (KeyboardInterrupt): stop the work too,
+            # and return once it has unwound (its `finally` blocks have run).
             self._cancel()
-            self._thread.join()
+            self._done.wait()
             raise
         if self._error is not None:
             error, self._error = self._error, None
@@ -87,6 +92,8 @@ class _WorkerRun(Generic[T]):
             self._value = asyncio.run(self._main())
         except BaseException as error:  # handed over to the caller's thread
             self._error = error
+        finally:
+            self._done.set()
 
     async def _main(self) -> T:
         self._loop = asyncio.get_running_loop()

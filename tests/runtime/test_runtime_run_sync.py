@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import subprocess
+import sys
 import threading
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -123,15 +127,15 @@ def test_an_interrupt_while_waiting_cancels_the_work(
     log: list[str] = []
     started = threading.Event()
 
-    class InterruptedThread(threading.Thread):
+    class InterruptedWait(threading.Event):
         interrupted = False
 
-        def join(self, timeout: float | None = None) -> None:
-            if not InterruptedThread.interrupted:
-                InterruptedThread.interrupted = True
+        def wait(self, timeout: float | None = None) -> bool:
+            if not InterruptedWait.interrupted:
+                InterruptedWait.interrupted = True
                 started.wait()
                 raise KeyboardInterrupt
-            super().join(timeout)
+            return super().wait(timeout)
 
     async def work() -> None:
         try:
@@ -141,7 +145,9 @@ def test_an_interrupt_while_waiting_cancels_the_work(
             log.append("work finally")
 
     async def main() -> None:
-        monkeypatch.setattr("kiln.sync_entry.threading.Thread", InterruptedThread)
+        # The worker's own event only: Thread.start waits on an Event too.
+        worker = SimpleNamespace(Thread=threading.Thread, Event=InterruptedWait)
+        monkeypatch.setattr("kiln.sync_entry.threading", worker)
         with pytest.raises(KeyboardInterrupt):
             run_sync(work())
 
@@ -155,18 +161,58 @@ def test_an_interrupt_as_the_work_ends_is_still_the_interrupt(
     """Ctrl-C that lands once the worker's loop has closed: KeyboardInterrupt, no
     RuntimeError from cancelling on the closed loop."""
 
-    class LateInterrupt(threading.Thread):
+    class LateInterrupt(threading.Event):
         interrupted = False
 
-        def join(self, timeout: float | None = None) -> None:
-            super().join(timeout)
+        def wait(self, timeout: float | None = None) -> bool:
+            done = super().wait(timeout)
             if not LateInterrupt.interrupted:
                 LateInterrupt.interrupted = True
                 raise KeyboardInterrupt
+            return done
 
     async def main() -> None:
-        monkeypatch.setattr("kiln.sync_entry.threading.Thread", LateInterrupt)
+        worker = SimpleNamespace(Thread=threading.Thread, Event=LateInterrupt)
+        monkeypatch.setattr("kiln.sync_entry.threading", worker)
         with pytest.raises(KeyboardInterrupt):
             run_sync(asyncio.sleep(0))
 
     asyncio.run(main())
+
+
+INTERRUPTED_IN_A_LOOP = """
+import asyncio, os, signal, sys, threading
+from kiln import run_sync
+
+async def hold(path):
+    try:
+        await asyncio.sleep(5)
+    finally:
+        await asyncio.shield(asyncio.sleep(0.2))  # an async cleanup, a lease released
+        with open(path, "a") as f:
+            f.write("cleaned up")
+
+async def handler():  # a notebook cell, a web handler: a loop without asyncio.run's
+    threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    try:
+        run_sync(hold(sys.argv[1]))
+    except KeyboardInterrupt:
+        print("cleaned up" if os.path.exists(sys.argv[1]) else "still running")
+
+asyncio.new_event_loop().run_until_complete(handler())
+"""
+
+
+def test_ctrl_c_returns_once_the_work_has_unwound(tmp_path: Path) -> None:
+    """A real SIGINT, in a loop that does not handle it: on Python 3.11 a join()
+    it interrupts marks the thread stopped, and the caller got KeyboardInterrupt
+    before the work's `finally` ran, which never ran at exit (trial N)."""
+    marker = tmp_path / "cleanup"
+    ran = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_IN_A_LOOP, str(marker)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.stdout == "cleaned up\n", ran.stderr
