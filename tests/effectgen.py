@@ -28,7 +28,9 @@ reached through a helper that returns it, a classmethod that sets its class's
 attribute, a fill whose value is the caller's, a `ContextVar` set for the
 calls after it, a mutable default argument, two functions a factory made
 over one dict, a node a decorator wraps with a log of its own that another
-node reads, also in fan-outs), and two calls that fail in one run.
+node reads, a context manager whose `__exit__` commits, a tool object whose
+`__call__` meters into module state, also in fan-outs), and two calls that
+fail in one run.
 
 Every node sleeps a random time, so a schedule that reorders two effects shows
 in the result. Every node call appends `done <tag>` to the module's `events`
@@ -128,6 +130,30 @@ def make_store() -> tuple[Callable[[str, int], None], Callable[[str], int]]:
 
 
 keep, kept = make_store()
+
+
+class Txn:
+    def __init__(self) -> None:
+        self.commits = 0
+
+    def __enter__(self) -> "Txn":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.commits = self.commits * 2 + 1
+
+
+TXN = Txn()
+METER = [0]
+
+
+class Tool:
+    def __call__(self, value: int) -> int:
+        METER[0] = METER[0] * 3 + value
+        return value
+
+
+TOOL = Tool()
 
 
 def counted(fn: Callable[..., Any]) -> Any:
@@ -460,6 +486,30 @@ async def cget(tag: str) -> int:
     return USER.get()
 """,
     # A mutable default argument, shared by every call that takes it.
+    "commit": """@node
+async def commit(tag: str) -> None:
+    with TXN:
+        await asyncio.sleep({d})
+    note(tag)
+""",
+    "commits": """@node
+async def commits(tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return TXN.commits
+""",
+    "meter": """@node
+async def meter(value: int, tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return TOOL(value % 5)
+""",
+    "metered": """@node
+async def metered(tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return METER[0]
+""",
     "kput": """@node
 async def kput(key: str, value: int, tag: str) -> None:
     await asyncio.sleep({d})
@@ -822,10 +872,14 @@ def _module_statement(flow: _Flow) -> None:
         "kget": [key],
         "cwork": [flow.value()],
         "ccount": [],
+        "commit": [],
+        "commits": [],
+        "meter": [flow.value()],
+        "metered": [],
     }
     node = draw(st.sampled_from(sorted(calls)))
     silent = ("sset", "stally", "shift", "oput", "omerge", "oswitch", "cset", "dput")
-    silent += ("kput",)
+    silent += ("kput", "commit")
     returns = node not in silent
     shape = draw(st.sampled_from(["call", "call", "fan", "if"]))
     fans = {
@@ -839,6 +893,7 @@ def _module_statement(flow: _Flow) -> None:
         "dput": f"{key}, i",
         "kput": f"{key}, i",
         "cwork": "i",
+        "meter": "i",
     }
     if shape == "fan" and node in fans:
         flow.used.add(node)
@@ -1089,7 +1144,7 @@ def effect_flows(draw: st.DrawFn) -> str:
     state += ["dict(SHARED)", "sorted(TALLY)", 'COUNTER["n"]', "MODE", "dict(MEMO)"]
     state += ["dict(STORE.data)", "STORE.hits", "STORE.peak", "Store.mode"]
     state += ["dict(FILLS)", "USER.get()", 'remember("a")', 'remember("b")']
-    state += ['kept("a")', 'kept("b")']
+    state += ['kept("a")', 'kept("b")', "TXN.commits", "METER[0]"]
     memories = ", ".join(f"dict({m}.local)" for m in flow.memories)
     if flow.lists:  # the keys' lists, made first: the flow's parameter holds none
         flow.lines[:0] = ['memory["l1"] = [x]', 'memory["l2"] = [x + 1]']
