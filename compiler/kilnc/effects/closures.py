@@ -24,21 +24,22 @@ Example input (the module `app`)::
 
         return wrapper
 
-Output: `nested_functions(make_store)` gives `put` and `get`, each with the
-cells it may use, `store` as the piece `app.make_store.store`. A node that
-calls `put(k, v)` writes that piece and one that calls `get(k)` reads it, so
-their calls keep the source's order; a node decorated `@traced` adds to
-`app.traced.log`, an accumulation, so such nodes still overlap.
+Output: `nested_functions(make_store, "app.put")` gives `put` and `get`,
+each with the cells it may use, `store` as the piece `app.put.store`: the
+cells of the call that made `put` (and `get`, bound from the same value). A
+node that calls `put(k, v)` writes that piece and one that calls `get(k)`
+reads it, so their calls keep the source's order. A node `fetch` decorated
+`@traced` adds to `app.fetch.log`, an accumulation, so such nodes overlap,
+and each wrapped function has a log of its own.
 
-kiln does not follow which of its functions a factory returns, nor which call
-made a value: a call of what a call of `make_store` made may run any function
-nested in it, and every call of it shares one set of cells. Both err toward
-keeping an order, never toward dropping one.
+kiln does not follow which of its functions a factory returns: a call of
+what `make_store` made may run any function nested in it (`any_of`), which
+errs toward keeping an order, never toward dropping one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -94,18 +95,31 @@ def wrapped_state(body: Body, name: str) -> str | None:
     if defining is None:
         return None
     defs, name = defining
+    qualified = f"{defs.location.name}.{name}"
     for statement in defs.parsed.module.body:
-        if isinstance(statement, cst.FunctionDef) and (
-            identifier(statement.name.value) == name
+        if (
+            isinstance(statement, cst.FunctionDef)
+            and identifier(statement.name.value) == name
+            and next(wrappers(body, defs, statement, qualified), None) is not None
         ):
-            qualified = f"{defs.location.name}.{name}"
-            for decorator in statement.decorators:
-                found = decorator.decorator
-                made_by = found.func if isinstance(found, cst.Call) else found
-                factory = project_function_in(body, defs, made_by)
-                if factory and body.reader.closures(*factory, qualified) is not None:
-                    return qualified
+            return qualified
     return None
+
+
+def wrappers(
+    body: Body, defs: ModuleDefs, function: cst.FunctionDef, qualified: str
+) -> Iterator[tuple[cst.BaseExpression, cst.BaseExpression, Effects]]:
+    """Each project decorator of `function` (of `defs`' module) that makes
+    functions over cells: the decorator, the factory it names (`traced` of
+    `@traced`, `retry_on` of `@retry_on(KeyError)`), and what a call of what it
+    made may do, its cells under `qualified`."""
+    for decorator in function.decorators:
+        found = decorator.decorator
+        made_by = found.func if isinstance(found, cst.Call) else found
+        factory = project_function_in(body, defs, made_by)
+        effects = body.reader.closures(*factory, qualified) if factory else None
+        if effects is not None:
+            yield found, made_by, effects
 
 
 def project_function_in(

@@ -26,7 +26,7 @@ import libcst as cst
 
 from kilnc.effect_ir import Access, Effects
 from kilnc.effects.body import Body
-from kilnc.effects.closures import fills_as_writes, project_function_in
+from kilnc.effects.closures import fills_as_writes, project_function_in, wrappers
 from kilnc.effects.module_state import bound_once, made_by_calls
 from kilnc.effects.project_calls import beyond_parameters, project_call
 from kilnc.names import identifier
@@ -106,15 +106,9 @@ def decorated_by(body: Body, function: cst.FunctionDef, qualified: str) -> None:
     changes = any(
         use.access is not Access.READ for use in body.found.state_uses.values()
     )
-    for decorator in function.decorators:
-        found = decorator.decorator
-        made_by = found.func if isinstance(found, cst.Call) else found
-        factory = project_function_in(body, body.defs, made_by)
-        effects = body.reader.closures(*factory, qualified) if factory else None
-        if effects is not None and changes:
-            effects = fills_as_writes(effects)
-        if effects is not None:
-            beyond_parameters(body, found, effects, code(made_by), None, "is made by")
+    for decorator, made_by, effects in wrappers(body, body.defs, function, qualified):
+        made = fills_as_writes(effects) if changes else effects
+        beyond_parameters(body, decorator, made, code(made_by), None, "is made by")
 
 
 def _call_of(
