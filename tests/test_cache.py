@@ -129,6 +129,32 @@ def test_cache_hits_are_events(tmp_path: Path, ledger_env: Path) -> None:
     assert all(e.cache_hit and e.status is EventStatus.COMPLETED for e in events)
 
 
+def test_every_call_starts_and_ends_for_on_event_hits_and_joined_calls_too(
+    tmp_path: Path, ledger_env: Path
+) -> None:
+    """A hit, and a call that an identical one in flight answered, start as they end."""
+    module = build(tmp_path)
+    for run in ("cold", "warm"):
+        seen: list[tuple[int, EventStatus, float | None]] = []
+        observed = type(module.loud)(
+            on_event=lambda e, seen=seen: seen.append((e.id, e.status, e.ended)),
+            record=True,
+        )
+        assert observed(["a", "b", "a"]) == "A B A"
+        calls = list(dict.fromkeys(call for call, _, _ in seen))
+        assert len(calls) == 4  # score three times, shout once
+        for call in calls:
+            told = [(status, ended is None) for c, status, ended in seen if c == call]
+            assert told == [
+                (EventStatus.PROCESSING, True),
+                (EventStatus.COMPLETED, False),
+            ]
+        assert observed.executor is not None
+        hits = [event for event in observed.executor.pile if event.cache_hit]
+        # Cold, the second "a" joined the first in flight; warm, the ledger answered all.
+        assert len(hits) == (1 if run == "cold" else 4)
+
+
 def test_a_failed_item_is_retried_on_the_rerun_and_the_others_are_kept(
     tmp_path: Path, ledger_env: Path
 ) -> None:

@@ -187,6 +187,100 @@ def test_a_failing_fallback_raises_its_own_error_with_the_node_note(
     assert any("'fetch'" in note for note in caught.value.__notes__)
 
 
+FALLBACKS_THAT_FAIL = """
+from kiln import flow, node
+
+def rescue(x: int, *, error: Exception) -> int:
+    raise LookupError(f"no backup for {x}")
+
+async def rescue_later(x: int, *, error: Exception) -> int:
+    raise LookupError(f"no backup for {x}")
+
+def passes_on(x: int, *, error: Exception) -> int:
+    raise error
+
+@node(retries=1, fallback=rescue)
+async def fetch(x: int) -> int:
+    raise ConnectionError(x)
+
+@node(fallback=rescue_later)
+async def fetch_later(x: int) -> int:
+    raise ConnectionError(x)
+
+@node(retries=1, fallback=rescue)
+def load(x: int) -> int:
+    raise ConnectionError(x)
+
+@node(thread=True, fallback=rescue)
+def read(x: int) -> int:
+    raise ConnectionError(x)
+
+@node(fallback=passes_on)
+async def declined(x: int) -> int:
+    raise ConnectionError(x)
+
+@flow
+async def fetch_flow(x: int) -> int:
+    return await fetch(x)
+
+@flow
+async def fetch_later_flow(x: int) -> int:
+    return await fetch_later(x)
+
+@flow
+def load_flow(x: int) -> int:
+    return load(x)
+
+@flow
+async def read_flow(x: int) -> int:
+    return read(x)
+
+@flow
+async def declined_flow(x: int) -> int:
+    return await declined(x)
+"""
+
+
+@pytest.fixture(scope="module")
+def failing_fallbacks(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    return build(FALLBACKS_THAT_FAIL, tmp_path_factory.mktemp("fallbacks"))
+
+
+@pytest.mark.parametrize(
+    ("node", "fallback"),
+    [
+        ("fetch", "rescue"),
+        ("fetch_later", "rescue_later"),
+        ("load", "rescue"),
+        ("read", "rescue"),
+    ],
+)
+@pytest.mark.parametrize("observed", [False, True])
+def test_a_failing_fallback_s_error_says_the_fallback_raised_it_for_the_node(
+    failing_fallbacks: ModuleType, node: str, fallback: str, observed: bool
+) -> None:
+    flow = getattr(failing_fallbacks, f"{node}_flow")
+    if observed:  # the configured run's calls, not the module's plain ones
+        flow = type(flow)(record=True)
+    with pytest.raises(LookupError, match="no backup for 3") as caught:
+        flow(3)
+    assert caught.value.__notes__[0] == (
+        f"kiln: node {node!r} failed (ConnectionError), and its fallback {fallback!r} "
+        "raised this error; the node's error is its __context__"
+    )
+    # Shown above it, as "During handling of the above exception, another ...".
+    assert isinstance(caught.value.__context__, ConnectionError)
+    assert caught.value.__cause__ is None
+
+
+def test_a_fallback_that_raises_the_node_s_error_again_adds_no_note_of_its_own(
+    failing_fallbacks: ModuleType,
+) -> None:
+    with pytest.raises(ConnectionError) as caught:
+        failing_fallbacks.declined_flow(3)
+    assert not any("fallback" in note for note in caught.value.__notes__)
+
+
 def test_cancelling_during_the_wait_between_attempts_stops_at_once(
     tmp_path: Path,
 ) -> None:

@@ -83,6 +83,7 @@ if TYPE_CHECKING:  # each name is imported on first use (`__getattr__`)
         visits,
     )
     from kiln.events import Event, EventStatus, NodeEvent
+    from kiln.fallbacks import falling_back, falling_back_async, falling_back_sync
     from kiln.ledger import Ledger, LedgerStats, NodeEntries, RunHits
     from kiln.memory import Memory
     from kiln.options import FlowOptions, Limit, NodeOptions
@@ -104,9 +105,6 @@ if TYPE_CHECKING:  # each name is imported on first use (`__getattr__`)
         call,
         call_in_thread,
         call_sync,
-        falling_back,
-        falling_back_async,
-        falling_back_sync,
         in_thread,
         retrying,
         retrying_sync,
@@ -156,14 +154,12 @@ _DEFINED: dict[str, tuple[str, ...]] = {
         "stream",
     ),
     "kiln.processor": ("Executor", "Pile", "Processor"),
+    "kiln.fallbacks": ("falling_back", "falling_back_async", "falling_back_sync"),
     "kiln.resilience": (
         "Policy",
         "call",
         "call_in_thread",
         "call_sync",
-        "falling_back",
-        "falling_back_async",
-        "falling_back_sync",
         "in_thread",
         "retrying",
         "retrying_sync",

@@ -199,7 +199,10 @@ class Binder:
             if self.unchecked:
                 check_sources(self.kind, self.unchecked)
                 self.unchecked = ()
-            self.open_ledger()
+            # The file is opened (made, or checked) before any node runs: a ledger
+            # kiln cannot use fails the run as itself, not as a node's failure that
+            # a fallback would answer. Once open, this is an attribute read.
+            self.open_ledger().writer()
         try:
             # One pop, atomic under the GIL: two threads never take one run.
             run, bound = self.idle.pop()

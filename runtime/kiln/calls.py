@@ -64,6 +64,7 @@ from typing import (
     TYPE_CHECKING,
     Any,
     ClassVar,
+    Final,
     Literal,
     Protocol,
     TypeVar,
@@ -83,7 +84,7 @@ from kiln.binding import compiled_ledger as _compiled_ledger
 from kiln.errors import OptionError
 from kiln.events import NodeEvent
 from kiln.notes import Bound
-from kiln.options import Limit, check_int, checked_limits
+from kiln.options import Limit, Rule, check_int, checked_limits
 from kiln.process import Fielded as _Fielded
 from kiln.processor import Executor
 from kiln.site_table import Site, plain_call
@@ -96,6 +97,19 @@ __all__ = ["Backend", "Flow"]
 
 C = TypeVar("C", bound=tuple[object, ...])  # a site table, typed as its calls
 R = TypeVar("R")
+
+# What a configured instance is given beside its flow's decorator options, checked
+# as it is made, in the words of the options' table (`kiln.options`).
+_INSTANCE_RULES: Final[Mapping[str, Rule]] = {
+    "on_event": Rule("function", "callable", optional=True),
+    "record": Rule("bool", "True or False"),
+    "ledger": Rule(
+        "ledger",
+        "a path (a non-empty str or os.PathLike)",
+        optional=True,
+        hint=", None for the default ledger, or False for no caching",
+    ),
+}
 
 
 class Backend(Protocol):
@@ -198,10 +212,8 @@ class Flow(_Fielded, kw_only=True):
         if self.concurrency is not None:
             check_int("concurrency", self.concurrency, minimum=1, hint="")
         concurrency = self.concurrency or self._kiln_concurrency
-        if self.on_event is not None and not callable(self.on_event):
-            raise OptionError(f"on_event must be callable; got {self.on_event!r}")
-        if not isinstance(self.record, bool):
-            raise OptionError(f"record must be True or False; got {self.record!r}")
+        for option, rule in _INSTANCE_RULES.items():
+            rule.check(option, getattr(self, option))
         if self.uncacheable not in ("raise", "run"):
             raise OptionError(
                 f"uncacheable must be 'raise' or 'run'; got {self.uncacheable!r}"

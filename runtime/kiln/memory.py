@@ -36,6 +36,9 @@ RESERVED_NAMES: Final = frozenset(
     {"global", "local", "_global", "_local", "clone", "create", "get"}
 )
 
+# The order a store's reserved keys are named in, the same from run to run.
+_RESERVED_IN_ORDER: Final = tuple(sorted(RESERVED_NAMES))
+
 
 def _is_dunder(name: str) -> bool:
     return name.startswith("__") and name.endswith("__")
@@ -47,6 +50,25 @@ def _check_writable(key: object) -> None:
             f"{key!r} is reserved by Memory (reserved: {', '.join(sorted(RESERVED_NAMES))}); "
             "store the value under another key"
         )
+
+
+def _checked_store(store: object, which: str) -> dict[str, Any]:
+    """A store given to the constructor: a dict (a new one for None) without reserved keys.
+
+    Refused as a write of the key would be: a reserved key could never be read
+    back as an attribute, which would read Memory's own instead.
+    """
+    if store is None:
+        return {}
+    if not isinstance(store, dict):
+        raise TypeError(
+            f"Memory's {which} store must be a dict of keys to values, or None; "
+            f"got {type(store).__name__} {reprlib.repr(store)}"
+        )
+    for key in _RESERVED_IN_ORDER:  # a few lookups, whatever the size of the store
+        if key in store:
+            _check_writable(key)
+    return store
 
 
 def _missing(key: object) -> str:
@@ -72,10 +94,8 @@ class Memory:
         local: dict[str, Any] | None = None,
     ) -> None:
         # Our own __setattr__ writes to the stores, so set the slots directly.
-        object.__setattr__(
-            self, "_global", {} if global_store is None else global_store
-        )
-        object.__setattr__(self, "_local", {} if local is None else local)
+        object.__setattr__(self, "_global", _checked_store(global_store, "global"))
+        object.__setattr__(self, "_local", _checked_store(local, "local"))
 
     @classmethod
     def create(

@@ -18,6 +18,12 @@ them), and the innermost line that a site lists names the call that failed:
     kiln: node 'summarize' failed; defined at digest.py:14, called at digest.py:21
 
 Until a call fails, the handler costs the two calls of a `with` per run.
+
+An error of the run's `on_event` hook is the hook's, not the call's: it
+leaves with a note of its own (`hook_note`), and none that blames the node:
+
+    kiln: on_event raised on the 'completed' event of node 'charge', called at
+    pay.py:19 (the hook's error, not the node's)
 """
 
 from __future__ import annotations
@@ -25,12 +31,15 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from types import CodeType, TracebackType
-from typing import TYPE_CHECKING, Generic, TypeVar, final
+from typing import TYPE_CHECKING, Final, Generic, TypeVar, final
 
 if TYPE_CHECKING:
+    from kiln.events import NodeEvent
     from kiln.site_table import Site
 
-__all__ = ["Bound", "failure_note"]
+__all__ = ["Bound", "failure_note", "from_hook", "hook_note"]
+
+_HOOK: Final = "kiln: on_event raised on the "
 
 C = TypeVar("C", bound=tuple[object, ...])  # a site table, typed as its calls
 
@@ -69,7 +78,7 @@ class Bound(Generic[C]):
     ) -> None:
         # None, not bool: the body's exception always goes on, and mypy must
         # know it, or a `return` inside the `with` is a missing return to it.
-        if isinstance(error, Exception):
+        if isinstance(error, Exception) and not from_hook(error):
             note = failure_note(self._kind, self._sites, traceback)
             # An exception object raised again (a module's constant, say) has it.
             if note is not None and note not in getattr(error, "__notes__", ()):
@@ -104,6 +113,20 @@ def failure_note(
         f"kiln: {what} {first.node!r}{also} failed; "
         f"defined at {first.defined}, called at {first.where}"
     )
+
+
+def hook_note(event: NodeEvent) -> str:
+    """The note on an error the run's `on_event` raised when told of `event`."""
+    return (
+        f"{_HOOK}{event.status.value!r} event of node {event.node!r}, "
+        f"called at {event.site} (the hook's error, not the node's)"
+    )
+
+
+def from_hook(error: BaseException) -> bool:
+    """Whether `error` was raised by a run's `on_event` (it has its `hook_note`)."""
+    notes = getattr(error, "__notes__", ())
+    return any(isinstance(note, str) and note.startswith(_HOOK) for note in notes)
 
 
 def _lines_of(sites: Sequence[Site]) -> Mapping[int, tuple[int, ...]]:

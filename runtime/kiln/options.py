@@ -20,6 +20,7 @@ accepts, in the same words. `tests/test_options_agree.py` holds them to it.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
@@ -49,7 +50,9 @@ __all__ = [
     "node_kind_problems",
 ]
 
-Kind = Literal["int", "real", "name", "bool", "exceptions", "function", "limits"]
+Kind = Literal[
+    "int", "real", "name", "bool", "exceptions", "function", "limits", "ledger"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,10 @@ class Rule:
             return value > self.minimum if self.above else value >= self.minimum
         if self.kind == "name":
             return isinstance(value, str) and bool(value.strip())
+        if self.kind == "ledger" and not isinstance(value, bool):
+            assert isinstance(value, str | os.PathLike)
+            path = os.fspath(value)
+            return isinstance(path, str) and bool(path)  # not bytes, nor "" (the cwd)
         if self.kind == "exceptions":
             return (
                 isinstance(value, tuple)
@@ -138,6 +145,7 @@ _TYPES: Final[Mapping[Kind, Callable[[object], bool]]] = {
     "exceptions": lambda value: isinstance(value, tuple),
     "function": callable,
     "limits": lambda value: isinstance(value, Mapping),
+    "ledger": lambda value: isinstance(value, bool | str | os.PathLike),
 }
 
 

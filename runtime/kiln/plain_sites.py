@@ -5,6 +5,8 @@ call is `kiln.sites`' general async call and the attempts loop's single
 attempt, written out flat, since every step of every such run pays for it.
 `notified` serves a run observed by `on_event` alone, `observed` any other
 run, `capped` a run under a concurrency cap.
+
+`hook_failed` is what becomes of an error the run's `on_event` raises.
 """
 
 from __future__ import annotations
@@ -16,15 +18,17 @@ from typing import TYPE_CHECKING, Any
 
 from kiln.cap import Cap
 from kiln.events import IDS, WALL_CLOCK, EventStatus, NodeEvent
+from kiln.notes import hook_note
 
 if TYPE_CHECKING:
     from kiln.site_table import Site
     from kiln.sites import Run
 
-__all__ = ["CAPPED", "Wrapped", "capped", "notified", "observed"]
+__all__ = ["CAPPED", "Wrapped", "capped", "hook_failed", "notified", "observed"]
 
 # Looked up once: an Enum member lookup costs more than a global, on every call.
 _PROCESSING, _COMPLETED = EventStatus.PROCESSING, EventStatus.COMPLETED
+_FAILED = EventStatus.FAILED
 _new = object.__new__
 
 # A site's wrapped call takes the run as its first argument; a run binds it as a
@@ -84,7 +88,12 @@ def notified(index: int, site: Site) -> Wrapped:
         event.site = where
         event.run = run.number
         event.visit = visit
-        notify(event)
+        # A `try` costs nothing until the hook raises (Python 3.11's exception table).
+        try:
+            notify(event)
+        except Exception as error:
+            hook_failed(error, event)
+            raise
         try:
             value = await fn(*args)
         except BaseException as error:
@@ -92,10 +101,31 @@ def notified(index: int, site: Site) -> Wrapped:
             raise
         event.ended = perf_counter()
         event.status = _COMPLETED
-        notify(event)
+        try:
+            notify(event)
+        except Exception as error:
+            hook_failed(error, event)
+            raise
         return value
 
     return call
+
+
+def hook_failed(error: Exception, event: NodeEvent) -> None:
+    """The run's `on_event` raised `error` when told of `event`: the error is the hook's.
+
+    It leaves the call as itself, with a note naming the hook and the event
+    (and none blaming the node, `kiln.notes`); no retry repeats it and no
+    fallback answers it (`Run.failed`). A call it stops as it starts ends
+    FAILED with it, and the hook is not told of that end.
+    """
+    note = hook_note(event)
+    if note not in getattr(error, "__notes__", ()):  # the same object raised again
+        error.add_note(note)
+    if event.status is _PROCESSING:
+        event.ended = perf_counter()
+        event.status = _FAILED
+        event.error = error
 
 
 # The calls that `capped` made, each with its node and site index.

@@ -16,9 +16,8 @@ filled in, typed with a ParamSpec, so mypy checks the arguments of every call
 against the node's signature and keeps its return type. (A run that is
 limited, cached or observed runs the same attempts through `kiln.sites`.)
 
-A node's `fallback` wraps the helper's call (`falling_back`,
-`falling_back_sync`), so the fallback runs only after the helper gave up, as
-``cached_page(url, error=exc)``; `kiln.site` checks its type against the node's.
+A node's `fallback` wraps the helper's call (`kiln.fallbacks`), so the
+fallback runs only after the helper gave up.
 
 What leaves a helper is always the original exception object of the last
 attempt, with a note (``add_note``) that names the node, the attempts and where
@@ -30,18 +29,15 @@ once, whether it arrives during an attempt or during the wait before the next.
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import inspect
-import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final, ParamSpec, Protocol, TypeVar, cast
 
 from kiln.errors import OptionError
 from kiln.options import NodeOptions
+from kiln.threads import in_own_thread, thread_gates
 
 __all__ = [
     "PLAIN",
@@ -52,11 +48,6 @@ __all__ = [
     "call",
     "call_in_thread",
     "call_sync",
-    "fall_back",
-    "falling_back",
-    "falling_back_async",
-    "falling_back_sync",
-    "in_own_thread",
     "in_thread",
     "retrying",
     "retrying_sync",
@@ -144,51 +135,17 @@ async def call_in_thread(
     """Run the sync ``fn(*args, **kwargs)`` in a worker thread, with `policy`.
 
     For ``@node(thread=True)``: each attempt runs in a daemon thread of its own
-    (with a copy of the caller's context variables), and the timeout and
-    retries are `call`'s. A thread cannot be killed, so the timeout bounds the
-    waiting, not the work: an attempt that times out (or whose caller is
-    cancelled) goes on running in the background until `fn` returns, and its
-    result is thrown away. The next attempt may start while it still runs.
-
-    Not `asyncio.to_thread`: its executor is joined when `asyncio.run` ends, so
-    a timed-out attempt would hold the flow's sync entry point until it
-    finished, and its few workers would cap how many blocking nodes overlap.
+    (`kiln.threads`: with a copy of the caller's context variables, once one
+    of the process's node threads is free), and the timeout and retries are
+    `call`'s. A thread cannot be killed, so the timeout bounds the waiting,
+    not the work: an attempt that times out (or whose caller is cancelled)
+    goes on running in the background until `fn` returns, its result thrown
+    away, and holds its thread's slot until then.
     """
-    return await attempts(policy, in_own_thread, (partial(fn, *args, **kwargs),), {})
-
-
-async def in_own_thread(work: Callable[[], R]) -> R:
-    """Await ``work()``, run in a daemon thread of its own with a copy of the context.
-
-    Cancelling the awaiting task stops the waiting, not the thread: its
-    result is thrown away (`call_in_thread` says why not `asyncio.to_thread`).
-    """
-    loop = asyncio.get_running_loop()
-    # The work's result, or what it raised: raised here, not set on the future,
-    # which refuses a StopIteration (and would leave the caller waiting forever).
-    outcome: asyncio.Future[tuple[R | None, BaseException | None]] = (
-        loop.create_future()
+    work = partial(fn, *args, **kwargs)
+    return await attempts(
+        policy, in_own_thread, (work,), {}, thread_gates(), threaded=True
     )
-    context = contextvars.copy_context()
-
-    def run() -> None:
-        try:
-            settled: tuple[R | None, BaseException | None] = (context.run(work), None)
-        except BaseException as error:  # handed to the waiting coroutine
-            settled = (None, error)
-        with suppress(
-            RuntimeError
-        ):  # the loop is closed: nobody waits for this attempt
-            loop.call_soon_threadsafe(_settle, outcome, settled)
-
-    threading.Thread(target=run, name="kiln-thread-node", daemon=True).start()
-    result, error = await outcome
-    if error is not None:
-        try:
-            raise error
-        finally:
-            del error  # a traceback holds this frame, which would hold the error
-    return cast(R, result)
 
 
 def call_sync(
@@ -230,65 +187,6 @@ def in_thread(
     )
 
 
-def falling_back(
-    fn: Callable[P, Awaitable[R]], fallback: Callable[..., R]
-) -> Callable[P, Coroutine[Any, Any, R]]:
-    """`fn`, whose failure `fallback(*args, error=exc, **kwargs)` answers instead.
-
-    What a compiled flow calls for an async node (or a thread=True one) with a
-    sync fallback; the fallback's own failure is the call's.
-    """
-    return cast(
-        "Callable[P, Coroutine[Any, Any, R]]", partial(_falling_back, fn, fallback)
-    )
-
-
-def falling_back_async(
-    fn: Callable[P, Awaitable[R]], fallback: Callable[..., Awaitable[R]]
-) -> Callable[P, Coroutine[Any, Any, R]]:
-    """`falling_back` with an async fallback, which is awaited."""
-    return cast(
-        "Callable[P, Coroutine[Any, Any, R]]", partial(_falling_back, fn, fallback)
-    )
-
-
-def falling_back_sync(fn: Callable[P, R], fallback: Callable[..., R]) -> Callable[P, R]:
-    """`falling_back` for a sync node, whose fallback is sync too."""
-    return cast("Callable[P, R]", partial(_falling_back_sync, fn, fallback))
-
-
-async def fall_back(
-    fallback: Callable[..., Any],
-    error: Exception,
-    args: tuple[Any, ...],
-    kwargs: Mapping[str, Any],
-) -> Any:
-    """The fallback's answer to a call that failed with `error`, awaited if it is async."""
-    value = fallback(*args, error=error, **kwargs)
-    return await value if inspect.isawaitable(value) else value
-
-
-async def _falling_back(
-    fn: Callable[..., Awaitable[R]],
-    fallback: Callable[..., Any],
-    *args: Any,
-    **kwargs: Any,
-) -> R:
-    try:
-        return await fn(*args, **kwargs)
-    except Exception as error:
-        return cast(R, await fall_back(fallback, error, args, kwargs))
-
-
-def _falling_back_sync(
-    fn: Callable[..., R], fallback: Callable[..., R], *args: Any, **kwargs: Any
-) -> R:
-    try:
-        return fn(*args, **kwargs)
-    except Exception as error:
-        return fallback(*args, error=error, **kwargs)
-
-
 # --- the retry loop, one per colour -----------------------------------------------------
 
 
@@ -311,6 +209,8 @@ async def attempts(
     kwargs: Mapping[str, Any],
     gates: tuple[Gate, ...] = (),
     started: Callable[[int], object] | None = None,
+    *,
+    threaded: bool = False,
 ) -> R:
     """Await ``fn(*args, **kwargs)`` attempt after attempt, as `policy` says.
 
@@ -321,6 +221,10 @@ async def attempts(
     while waiting for the next), then tells the per-attempt hook `started`
     its number, then runs under the policy's timeout, which bounds the
     attempt and not its wait for capacity.
+
+    `threaded` says that `fn` runs the node in a thread of its own, which
+    may outlive the attempt: it is called as ``fn(held, *args, **kwargs)``
+    and its thread releases the gates `held` as it ends (`kiln.threads`).
     """
     timeout = policy.timeout
     tries = 0
@@ -333,14 +237,19 @@ async def attempts(
                 held += 1
             if started is not None:
                 started(tries)
+            if threaded:
+                handed, held = gates[:held], 0
+                attempt = fn(handed, *args, **kwargs)
+            else:
+                attempt = fn(*args, **kwargs)
             # Without a timeout, no Timeout: most calls have none, and a
             # fan-out of a million pays for each.
             deadline = None if timeout is None else asyncio.timeout(timeout)
             try:
                 if deadline is None:
-                    return await fn(*args, **kwargs)
+                    return await attempt
                 async with deadline:
-                    return await fn(*args, **kwargs)
+                    return await attempt
             except Exception as error:
                 expired = deadline is not None and deadline.expired()
                 if not _retry_or_note(policy, error, tries, timed_out=expired):
@@ -406,8 +315,3 @@ def _note_failure(
         note += f"; the last attempt exceeded its timeout of {policy.timeout:g}s"
     if note not in getattr(error, "__notes__", ()):  # the same object raised again
         error.add_note(note)
-
-
-def _settle(outcome: asyncio.Future[T], settled: T) -> None:
-    if not outcome.done():  # else the caller stopped waiting (timeout, cancellation)
-        outcome.set_result(settled)

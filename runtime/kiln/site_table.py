@@ -23,14 +23,8 @@ from typing import (
     overload,
 )
 
-from kiln.resilience import (
-    Policy,
-    falling_back,
-    falling_back_sync,
-    in_thread,
-    retrying,
-    retrying_sync,
-)
+from kiln.fallbacks import falling_back, falling_back_sync
+from kiln.resilience import Policy, in_thread, retrying, retrying_sync
 from kiln.subflows import (
     SourceAsyncStream,
     SourceFlow,
@@ -248,7 +242,7 @@ def plain_call(site: Site) -> Callable[..., Any]:
             fn = retrying_sync(site.policy, fn)
     if site.fallback is not None:
         if site.kind == "sync":
-            fn = falling_back_sync(fn, site.fallback)
+            fn = falling_back_sync(fn, site.fallback, site.node)
         else:
-            fn = falling_back(fn, site.fallback)
+            fn = falling_back(fn, site.fallback, site.node)
     return fn

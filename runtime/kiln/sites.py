@@ -21,22 +21,29 @@ import uuid
 from collections.abc import Awaitable, Callable
 from functools import partial
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, TypeGuard, final
 
 from kiln.cap import Cap
 from kiln.decorators import ask
-from kiln.errors import OptionError
+from kiln.errors import LedgerError, OptionError
 from kiln.events import EventStatus, NodeEvent
-from kiln.plain_sites import CAPPED, Wrapped, capped, notified, observed
+from kiln.fallbacks import fall_back, fall_back_sync
+from kiln.plain_sites import (
+    CAPPED,
+    Wrapped,
+    capped,
+    hook_failed,
+    notified,
+    observed,
+)
 from kiln.resilience import (
     PLAIN,
     Gate,
     attempts,
     attempts_sync,
-    fall_back,
-    in_own_thread,
 )
 from kiln.stream_calls import ObservedAsyncStream, ObservedStream
+from kiln.threads import in_own_thread, thread_gates
 
 if TYPE_CHECKING:
     from kiln.binding import Binder
@@ -48,6 +55,7 @@ __all__ = ["CAPPED", "WRAPPERS", "Run", "Wrapped", "unasked"]
 
 # Looked up once: an Enum member lookup costs more than a global, on every call.
 _PROCESSING, _COMPLETED = EventStatus.PROCESSING, EventStatus.COMPLETED
+_PENDING = EventStatus.PENDING
 _RUNS = itertools.count(1)
 
 
@@ -155,8 +163,7 @@ class Run:
         if attempt == 1:
             event.status = _PROCESSING
             event.started = perf_counter()
-            if self.notify is not None:
-                self.notify(event)
+            self.tell(event)
 
     def finished(
         self,
@@ -167,10 +174,19 @@ class Run:
     ) -> None:
         if event is None:
             return
-        event.ended = perf_counter()
+        if error is not None and error is event.error:
+            return  # the hook's, which ended the call as it started (`hook_failed`)
         if hit:
+            # Answered with no attempt, it starts as it ends, and is told of as it
+            # starts, as every call is: an observer pairs each start with an end.
             event.cache_hit = True
-            event.started = event.ended
+            event.started = perf_counter()
+            if event.status is _PENDING:
+                event.status = _PROCESSING
+                self.tell(event)
+            event.ended = event.started
+        else:
+            event.ended = perf_counter()
         if error is None:
             event.status = _COMPLETED
         elif isinstance(error, asyncio.CancelledError):
@@ -178,8 +194,35 @@ class Run:
         else:
             event.status = EventStatus.FAILED
             event.error = error
-        if self.notify is not None:
-            self.notify(event)
+        self.tell(event)
+
+    def failed(
+        self, error: BaseException, event: NodeEvent | None
+    ) -> TypeGuard[Exception]:
+        """End a call that failed with `error`; whether its fallback may answer it.
+
+        Not an interrupt nor a cancellation, nor an error that is not the
+        node's: the ledger's (`LedgerError`: a path it cannot use, a value it
+        cannot store), or the run's `on_event`'s (`hook_failed`).
+        """
+        hook_error = event is not None and error is event.error
+        self.finished(event, error)
+        return (
+            isinstance(error, Exception)
+            and not hook_error
+            and not isinstance(error, LedgerError)
+        )
+
+    def tell(self, event: NodeEvent) -> None:
+        """Tell the run's observers of `event`; an error of theirs is not the call's."""
+        notify = self.notify
+        if notify is None:
+            return
+        try:
+            notify(event)
+        except Exception as error:
+            hook_failed(error, event)
+            raise
 
 
 # --- the wrapped calls, one builder per kind of node ------------------------------------
@@ -207,11 +250,18 @@ def _async_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> W
         return observed(index, site)
     fn, policy, fallback = site.fn, site.policy or PLAIN, site.fallback
     attempt = _attempt(site, backend)
+    # In a thread of its own, which holds the call's gates until it ends (`kiln.threads`).
+    threaded = site.kind == "thread" and backend is None
 
     async def call(run: Run, /, *args: Any, **kwargs: Any) -> Any:
         event = run.event(index, site)
         started = None if event is None else partial(run.started, event)
         gates = run.gates(limit)
+        if threaded:
+            gates += thread_gates()
+        tries = partial(
+            attempts, policy, attempt, args, kwargs, gates, started, threaded=threaded
+        )
         try:
             if cached and run.ledger is not None:
                 value, hit = await run.ledger.call(
@@ -220,19 +270,17 @@ def _async_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> W
                     fn,
                     args,
                     kwargs,
-                    partial(attempts, policy, attempt, args, kwargs, gates, started),
+                    tries,
                     classes=site.classes,
                     run=run.id,
                     uncacheable=run.uncacheable,
                 )
             else:
-                value = await attempts(policy, attempt, args, kwargs, gates, started)
-                hit = False
+                value, hit = await tries(), False
         except BaseException as error:
-            run.finished(event, error)
-            if fallback is None or not isinstance(error, Exception):
+            if not run.failed(error, event) or fallback is None:
                 raise
-            return await fall_back(fallback, error, args, kwargs)
+            return await fall_back(fallback, error, args, kwargs, site.node)
         run.finished(event, hit=hit)
         return value
 
@@ -263,8 +311,10 @@ def _remote(backend: Backend, site: Site, *args: Any, **kwargs: Any) -> Awaitabl
     return backend.run(site, args, kwargs)
 
 
-def _threaded(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Awaitable[Any]:
-    return in_own_thread(partial(fn, *args, **kwargs))
+def _threaded(
+    fn: Callable[..., Any], held: tuple[Gate, ...], *args: Any, **kwargs: Any
+) -> Awaitable[Any]:
+    return in_own_thread(held, partial(fn, *args, **kwargs))
 
 
 def _sync_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> Wrapped:
@@ -290,10 +340,9 @@ def _sync_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> Wr
             else:
                 value, hit = attempts_sync(policy, fn, args, kwargs, started), False
         except BaseException as error:
-            run.finished(event, error)
-            if fallback is None or not isinstance(error, Exception):
+            if not run.failed(error, event) or fallback is None:
                 raise
-            return fallback(*args, error=error, **kwargs)
+            return fall_back_sync(fallback, error, args, kwargs, site.node)
         run.finished(event, hit=hit)
         return value
 

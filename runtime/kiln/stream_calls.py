@@ -46,7 +46,13 @@ class _Reported:
     def _begin(self) -> None:
         if not self._begun:
             self._begun = True
-            self._run.started(self._event, 1)
+            try:
+                self._run.started(self._event, 1)
+            except BaseException:
+                self._ended = (
+                    True  # by the run's on_event, which raised (`hook_failed`)
+                )
+                raise
 
     def interrupt(self) -> None:
         """The loop over the stream ended with an exception: the call was cut short."""

@@ -114,6 +114,40 @@ def test_reserved_names_are_refused_for_every_kind_of_write(name: str) -> None:
     assert dict(memory.local) == {}
 
 
+@pytest.mark.parametrize("name", RESERVED)
+def test_reserved_names_are_refused_in_the_stores_a_memory_is_made_with(
+    name: str,
+) -> None:
+    """As a write of them would be: read as attributes, they would read Memory's own."""
+    makes: list[Callable[[], object]] = [
+        lambda: Memory({name: 1, "x": 2}),
+        lambda: Memory({}, {name: 1}),
+        lambda: Memory.create({"x": 2}, {name: 1}),
+    ]
+    for make in makes:
+        with pytest.raises(ReservedNameError, match=f"'{name}' is reserved by Memory"):
+            make()
+
+
+@pytest.mark.parametrize(
+    ("store", "local", "named"),
+    [
+        (
+            [("a", 1)],
+            None,
+            "global store must be a dict .*; got list \\[\\('a', 1\\)\\]",
+        ),
+        ({}, "abc", "local store must be a dict .*; got str 'abc'"),
+        (frozenset({"a"}), None, "global store must be a dict"),
+    ],
+)
+def test_a_store_that_is_no_dict_is_a_type_error_when_the_memory_is_made(
+    store: Any, local: Any, named: str
+) -> None:
+    with pytest.raises(TypeError, match=f"^Memory's {named}"):
+        Memory(store, local)
+
+
 def test_reserved_name_error_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="store the value under another key"):
         Memory().clone = 1  # type: ignore[method-assign, assignment]

@@ -1,0 +1,136 @@
+"""`thread=True` nodes in compiled flows: what bounds how many really run at once.
+
+A thread cannot be stopped: an attempt that timed out goes on in the
+background. What it holds (its limit group's slot, its run's concurrency
+slot, one of the process's `THREAD_CAP` node threads) it holds until its
+thread ends, so the caps bound the threads that run, not the calls awaited.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from textwrap import dedent
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from kiln.threads import THREAD_CAP
+from tests.test_differential import compiled_and_source
+
+FLOWS = """
+import threading
+import time
+from kiln import Limit, flow, node
+
+class Gauge:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now = self.peak = self.calls = 0
+
+    def __enter__(self) -> None:
+        with self.lock:
+            self.now += 1
+            self.calls += 1
+            self.peak = max(self.peak, self.now)
+
+    def __exit__(self, *exc: object) -> None:
+        with self.lock:
+            self.now -= 1
+
+GAUGE = Gauge()
+
+@node(thread=True, timeout=0.02, retries=2, limit="db")
+def query(x: int) -> int:
+    with GAUGE:
+        time.sleep(0.15)  # a blocking call its timeout cannot stop
+    return x
+
+@node(thread=True, timeout=0.02, retries=2)
+def slow(x: int) -> int:
+    with GAUGE:
+        time.sleep(0.15)
+    return x
+
+@node(thread=True)
+def blocking(x: int) -> int:
+    time.sleep(0.03)  # no gauge: a node that changes module state runs in order
+    return x
+
+@flow(limits={"db": Limit(1)})
+def limited(x: int) -> int:
+    return query(x)
+
+@flow(concurrency=1)
+def capped(x: int) -> int:
+    return slow(x)
+
+@flow
+def many(n: int) -> list[int]:
+    return [blocking(i) for i in range(n)]
+"""
+
+
+@pytest.fixture
+def module(tmp_path: Path) -> ModuleType:
+    compiled, _ = compiled_and_source(dedent(FLOWS), tmp_path)
+    return compiled
+
+
+def wait_for_idle(gauge: Any) -> None:
+    deadline = time.monotonic() + 5
+    while gauge.now and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("flow", ["limited", "capped"])
+@pytest.mark.parametrize("observed", [False, True])
+def test_an_attempt_that_timed_out_holds_its_slot_until_its_thread_ends(
+    module: ModuleType, flow: str, observed: bool
+) -> None:
+    """Limit(1), or concurrency=1: each retry waits for the thread before it."""
+    instance = getattr(module, flow)
+    if observed or flow == "capped":  # a configured run's calls (the cap needs one)
+        instance = type(instance)(record=True)
+    started = time.perf_counter()
+    with pytest.raises(TimeoutError) as raised:
+        instance(1)
+    assert "failed after 3 attempts" in raised.value.__notes__[0]
+    wait_for_idle(module.GAUGE)
+    assert (module.GAUGE.peak, module.GAUGE.calls) == (1, 3)
+    # The retries waited for the slot: the three threads ran one after another.
+    assert time.perf_counter() - started >= 2 * 0.15
+    with pytest.raises(TimeoutError):  # every slot was given back: it runs again
+        instance(2)
+    wait_for_idle(module.GAUGE)
+    assert (module.GAUGE.peak, module.GAUGE.calls) == (1, 6)
+
+
+def node_threads() -> int:
+    return sum(thread.name == "kiln-thread-node" for thread in threading.enumerate())
+
+
+@pytest.mark.parametrize("observed", [False, True])
+def test_a_fan_out_of_thread_nodes_runs_at_most_the_cap_of_node_threads(
+    module: ModuleType, observed: bool
+) -> None:
+    instance = type(module.many)(record=True) if observed else module.many
+    count = 3 * THREAD_CAP
+    peak = [0]
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], node_threads())
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        assert instance(count) == list(range(count))
+    finally:
+        stop.set()
+        watcher.join()
+    assert 1 < peak[0] <= THREAD_CAP  # they overlap, up to the cap and no further
