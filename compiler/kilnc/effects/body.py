@@ -149,11 +149,12 @@ class Body:
                 changed |= self._add(self.contents, targets, self.inner(value))
             for targets, value in found.stored:  # `out.append(w)`, `table[k] = w`
                 changed |= self._add(self.contents, targets, self.within(value))
-                if isinstance(value, cst.Name):
-                    # `registry[k] = agent`: `agent` is part of `registry` from
-                    # then on; changing it, or handing it out, is registry's.
+                kept = root_names(value) & self.local_names
+                if isinstance(value, cst.Name) and kept:
+                    # `registry[k] = agent`: the local `agent` is part of `registry`
+                    # from then on; changing it, or handing it out, is registry's.
                     held_by = set().union(*(self.origins(cst.Name(t)) for t in targets))
-                    changed |= self._add(self.aliases, root_names(value), held_by)
+                    changed |= self._add(self.aliases, kept, held_by)
             if not changed:
                 return
 
