@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from kiln import EventStatus, NodeEvent
+from kiln import EventStatus, NodeEvent, OptionError
 from tests.test_differential import compiled_and_source
 
 FLOWS = """
@@ -137,3 +137,23 @@ def test_a_hook_that_raises_on_a_failed_call_raises_over_the_node_s_error(
     assert [n.split(" event")[0] for n in raised.value.__notes__] == [
         "kiln: on_event raised on the 'failed'"
     ]
+
+
+class AsyncHook:
+    async def __call__(self, event: NodeEvent) -> None:
+        pass
+
+
+async def async_hook(event: NodeEvent) -> None:
+    pass
+
+
+@pytest.mark.parametrize("hook", [async_hook, AsyncHook()])
+def test_an_async_hook_is_refused_when_the_instance_is_made(
+    module: ModuleType, hook: Any
+) -> None:
+    """Called as each event happens, its coroutine would never be awaited: only a
+    RuntimeWarning said so (trial N)."""
+    with pytest.raises(OptionError, match="on_event must be a plain function"):
+        type(module.plain_flow)(on_event=hook)
+    assert type(module.plain_flow)(on_event=print) is not None  # a builtin's fine

@@ -112,6 +112,18 @@ _INSTANCE_RULES: Final[Mapping[str, Rule]] = {
 }
 
 
+def _is_async(function: object) -> bool:
+    """Whether calling `function` makes a coroutine: an `async def`, or an object
+    whose `__call__` is one (read from its code: `inspect` is no import of kiln's)."""
+    code = getattr(function, "__code__", None)
+    if code is None:
+        code = getattr(getattr(type(function), "__call__", None), "__code__", None)
+    return bool(getattr(code, "co_flags", 0) & _CO_COROUTINE)
+
+
+_CO_COROUTINE: Final = 0x80  # inspect.CO_COROUTINE
+
+
 class Backend(Protocol):
     """Where a run's node calls execute, when not in the flow's own event loop.
 
@@ -214,6 +226,12 @@ class Flow(_Fielded, kw_only=True):
         concurrency = self.concurrency or self._kiln_concurrency
         for option, rule in _INSTANCE_RULES.items():
             rule.check(option, getattr(self, option))
+        if _is_async(self.on_event):
+            raise OptionError(
+                "on_event must be a plain function: it is called as each event"
+                " happens and what it returns is not awaited; to await, start a task"
+                " from it (asyncio.get_running_loop().create_task(...))"
+            )
         if self.uncacheable not in ("raise", "run"):
             raise OptionError(
                 f"uncacheable must be 'raise' or 'run'; got {self.uncacheable!r}"
