@@ -39,8 +39,9 @@ errs toward keeping an order, never toward dropping one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import libcst as cst
@@ -95,15 +96,22 @@ def wrapped_state(body: Body, name: str) -> str | None:
     if defining is None:
         return None
     defs, name = defining
+    function = _functions(defs.parsed.module).get(name)
+    if function is None or not function.decorators:
+        return None
     qualified = f"{defs.location.name}.{name}"
-    for statement in defs.parsed.module.body:
-        if (
-            isinstance(statement, cst.FunctionDef)
-            and identifier(statement.name.value) == name
-            and next(wrappers(body, defs, statement, qualified), None) is not None
-        ):
-            return qualified
-    return None
+    found = next(wrappers(body, defs, function, qualified), None)
+    return qualified if found is not None else None
+
+
+@lru_cache(maxsize=256)  # every attribute read of a module-level name asks
+def _functions(module: cst.Module) -> Mapping[str, cst.FunctionDef]:
+    """The module's own functions, by name."""
+    return {
+        identifier(statement.name.value): statement
+        for statement in module.body
+        if isinstance(statement, cst.FunctionDef)
+    }
 
 
 def wrappers(
