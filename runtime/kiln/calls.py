@@ -115,9 +115,11 @@ _INSTANCE_RULES: Final[Mapping[str, Rule]] = {
 def _is_async(function: object) -> bool:
     """Whether calling `function` makes a coroutine: an `async def`, or an object
     whose `__call__` is one (read from its code: `inspect` is no import of kiln's)."""
+    if not callable(function):
+        return False
     code = getattr(function, "__code__", None)
-    if code is None:
-        code = getattr(getattr(type(function), "__call__", None), "__code__", None)
+    if code is None:  # an object: its class's `__call__`
+        code = getattr(type(function).__call__, "__code__", None)
     return bool(getattr(code, "co_flags", 0) & _CO_COROUTINE)
 
 
