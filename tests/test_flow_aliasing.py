@@ -12,7 +12,8 @@ silently, because kiln did not see that two names hold one object:
 - a flow's store the way Python spells it otherwise (`state["a"], state["n"]
   = a, 1`, `state |= {"a": a}`, `setattr(h, "a", a)`, `heapq.heappush(q,
   (1, a))`, `vars(h)["a"] = a`, `dict.update(state, a=a)`);
-- a name bound by `:=` or by a `case` pattern from a container.
+- a name bound by `:=` or by a `case` pattern from a container;
+- a copy a project class makes its own way (`__deepcopy__` sharing `memory`).
 
 Each case runs its source and its compiled flow in fresh interpreters and
 compares the result (tests/test_state_reach_order.py).
@@ -160,6 +161,36 @@ ORDERED |= {
         view = await render(msgs)
         await add(msgs)
         return await drain(view)
+    """,
+    "a_class_s_own_deepcopy_shares_what_it_holds": """
+    import copy
+
+    class Agent:
+        def __init__(self, memory: list[str]) -> None:
+            self.memory = memory
+
+        def __deepcopy__(self, memo: dict[int, object]) -> "Agent":
+            return Agent(self.memory)  # its copies share one memory, on purpose
+
+    @node
+    async def fork(a: Agent) -> Agent:
+        return copy.deepcopy(a)
+
+    @node
+    async def learn(a: Agent, fact: str) -> None:
+        await asyncio.sleep(0.05)
+        a.memory.append(fact)
+
+    @node
+    async def recall(a: Agent) -> int:
+        return len(a.memory)
+
+    @flow
+    async def main() -> int:
+        a = Agent([])
+        b = await fork(a)
+        await learn(b, "x")
+        return await recall(a)
     """,
 }
 

@@ -33,7 +33,7 @@ from kilnc.effects.closures import nonlocal_names
 from kilnc.effects.found import Found, Origin
 from kilnc.effects.idioms import Idioms
 from kilnc.effects.lookup import Lookup
-from kilnc.effects.receivers import describe
+from kilnc.effects.receivers import copy_shares, describe
 from kilnc.effects.state_uses import record
 from kilnc.front import ModuleDefs
 from kilnc.mutability import (
@@ -262,8 +262,8 @@ class Body:
             last = qualified.split(".")[-1]
             if qualified.startswith("builtins.") and last in FRESH_BUILTINS:
                 return set()
-            if is_fresh(qualified):
-                return set()
+            if is_fresh(qualified) and not copy_shares(self, call, qualified):
+                return set()  # no copy a class of the project makes its own way
             found = self.reader.project_function(qualified)
             if found is not None:
                 return self._returned(call, self.reader.of_function(*found))

@@ -154,6 +154,18 @@ def method_of(body: Body, receiver: cst.BaseExpression, name: str) -> Target | N
     return method.module, method.qualname, receiver if binds else None
 
 
+def copy_shares(body: Body, call: cst.Call, qualified: str) -> bool:
+    """Whether `copy.deepcopy(a)` (or `copy.copy(a)`) runs the `__deepcopy__` (or
+    `__copy__`) of `a`'s project class, whose copy may share what `a` holds."""
+    method = {"copy.copy": "__copy__", "copy.deepcopy": "__deepcopy__"}.get(qualified)
+    if method is None or not call.args:
+        return False
+    copied = call.args[0].value
+    return method_of(body, copied, method) is not None or bool(
+        overriding(body, copied, method)
+    )
+
+
 def overriding(body: Body, receiver: cst.BaseExpression, name: str) -> list[Method]:
     """The overrides of `receiver.name` in the project's subclasses of the
     receiver's class: the object may be one of them."""
