@@ -77,6 +77,26 @@ ORDERED = {
     """
     for case, store in STORES.items()
 }
+# A view made, its argument changed, then the view drained: what it yields is
+# the argument as changed.
+DRAINED_AFTER_A_CHANGE = """
+    @node
+    async def add(msgs: list[str]) -> None:
+        await asyncio.sleep(0.05)
+        msgs.append("b")
+
+    @node
+    async def drain(it: Iterator[str]) -> list[str]:
+        return list(it)
+
+    @flow
+    async def main() -> list[str]:
+        msgs = ["a"]
+        view = await render(msgs)
+        await add(msgs)
+        return await drain(view)
+"""
+
 ORDERED |= {
     "a_walrus_binds_an_item": NODES
     + """
@@ -119,22 +139,8 @@ ORDERED |= {
     async def render(msgs: list[str]) -> Iterator[str]:
         return (m.upper() for m in msgs)
 
-    @node
-    async def add(msgs: list[str]) -> None:
-        await asyncio.sleep(0.05)
-        msgs.append("b")
-
-    @node
-    async def drain(it: Iterator[str]) -> list[str]:
-        return list(it)
-
-    @flow
-    async def main() -> list[str]:
-        msgs = ["a"]
-        view = await render(msgs)
-        await add(msgs)
-        return await drain(view)
-    """,
+    """
+    + DRAINED_AFTER_A_CHANGE,
     "a_node_returns_a_generator_over_its_argument": """
     from collections.abc import Iterator
 
@@ -146,22 +152,8 @@ ORDERED |= {
     async def render(msgs: list[str]) -> Iterator[str]:
         return shout(msgs)
 
-    @node
-    async def add(msgs: list[str]) -> None:
-        await asyncio.sleep(0.05)
-        msgs.append("b")
-
-    @node
-    async def drain(it: Iterator[str]) -> list[str]:
-        return list(it)
-
-    @flow
-    async def main() -> list[str]:
-        msgs = ["a"]
-        view = await render(msgs)
-        await add(msgs)
-        return await drain(view)
-    """,
+    """
+    + DRAINED_AFTER_A_CHANGE,
     "a_class_s_own_deepcopy_shares_what_it_holds": """
     import copy
 

@@ -93,8 +93,8 @@ class Body:
         self.qualify: Qualify = partial(reader.library_name, defs.location.name)
         for root in roots:
             self.local_names |= name_uses(root).writes
-            if isinstance(root, cst.BaseSuite):  # `nonlocal n`: a closure's cell
-                self.local_names -= nonlocal_names(root)
+            if self.defaults and isinstance(root, cst.BaseSuite):
+                self.local_names -= nonlocal_names(root)  # `nonlocal n`: a cell
         self._alias()
         self.idioms = Idioms(self)
 

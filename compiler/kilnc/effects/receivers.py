@@ -227,8 +227,10 @@ def type_of(body: Body, node: cst.BaseExpression) -> Typed | None:
     bindings = body.bindings
     declared = set(bindings.annotated.get(name, ()))
     # `acc += x` binds `acc` again, to what `Acc.__iadd__` returns: itself.
-    rebound = any(name in t for t, _ in (*bindings.bound, *bindings.items))
-    if name in body.params and (name not in body.local_names or not rebound):
+    if name in body.params and (
+        name not in body.local_names
+        or not any(name in t for t, _ in (*bindings.bound, *bindings.items))
+    ):
         annotation = body.params[name].annotation
         return (body.defs, annotation) if annotation is not None else None
     if name == body.made and body.owner is not None and name not in body.local_names:
