@@ -10,9 +10,12 @@ flight and of items read, never wall-clock times.
 from __future__ import annotations
 
 import asyncio
+import importlib
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -201,20 +204,15 @@ SHARED = """
 import asyncio
 from collections.abc import Iterator
 from kiln import flow, node
+import probe
 
-in_flight = [0, 0]  # now, most: of every node call of the run
 finished: list[str] = []
-reads_ahead: list[int] = []  # the calls in flight as each item is read
-
-def entered() -> None:
-    in_flight[0] += 1
-    in_flight[1] = max(in_flight)
 
 @node
 async def work(x: int) -> int:
-    entered()
+    probe.entered()
     await asyncio.sleep(0.001 * (1 + x % 3))
-    in_flight[0] -= 1
+    probe.left()
     finished.append(f"work {x}")
     if x == 13:
         raise ValueError("item 13")
@@ -222,22 +220,22 @@ async def work(x: int) -> int:
 
 @node
 async def early(n: int) -> int:
-    entered()
+    probe.entered()
     await asyncio.sleep(0.004)
-    in_flight[0] -= 1
+    probe.left()
     return n
 
 @node
 async def side(n: int) -> int:
-    entered()
+    probe.entered()
     finished.append("side starts")
     await asyncio.sleep(0.001)
-    in_flight[0] -= 1
+    probe.left()
     return -n
 
 def items(n: int) -> Iterator[int]:
     for x in range(n):
-        reads_ahead.append(in_flight[0])
+        probe.drawn()
         yield x
 
 @flow(concurrency=2)
@@ -246,38 +244,79 @@ async def shared(n: int) -> tuple[list[int], int]:
     return [await work(x) for x in items(n)], later
 """
 
+# What the calls in flight are, kept in a library kiln does not read: the
+# probe's reads and writes are outside effects, which leave the elements
+# concurrent (a generator reading module state the elements change would
+# keep them in order, as the source runs them).
+PROBE = """
+in_flight = [0, 0]  # now, most: of every node call of the run
+reads_ahead: list[int] = []  # the calls in flight as each item is read
+
+
+def reset() -> None:
+    in_flight[:] = [0, 0]
+    reads_ahead.clear()
+
+
+def entered() -> None:
+    in_flight[0] += 1
+    in_flight[1] = max(in_flight)
+
+
+def left() -> None:
+    in_flight[0] -= 1
+
+
+def drawn() -> None:
+    reads_ahead.append(in_flight[0])
+"""
+
+
+@pytest.fixture
+def probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "probe.py").write_text(PROBE, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(library))
+    module = importlib.import_module("probe")
+    yield module
+    sys.modules.pop("probe", None)
+
 
 def test_a_capped_fan_out_shares_the_cap_with_the_runs_other_calls(
-    tmp_path: Path,
+    tmp_path: Path, probe: ModuleType
 ) -> None:
     """The fan-out's workers hold the run's cap for its calls: with a call outside it
     in flight, no more than the cap run at once, no item is read without a free
     slot, and a call waiting for the cap gets the next slot an element frees,
     not the last."""
-    compiled, source = compiled_and_source(SHARED, tmp_path)
-    assert "_kiln.fan_out(work, items(n))" in (tmp_path / "out.py").read_text()
+    compiled, source = compiled_and_source(SHARED, tmp_path / "project")
+    assert "_kiln.fan_out(work, items(n))" in (tmp_path / "project/out.py").read_text()
     expected = asyncio.run(source.shared(12))
+    probe.reset()
     assert asyncio.run(compiled.shared.aforward(12)) == expected
-    assert compiled.in_flight[1] == 2
-    assert max(compiled.reads_ahead) < 2
+    assert probe.in_flight[1] == 2
+    assert max(probe.reads_ahead) < 2
     # `side` waits for a slot once `early` is done; the two workers hold both.
     started = compiled.finished.index("side starts")
     assert sum(entry.startswith("work") for entry in compiled.finished[:started]) <= 6
 
 
 def test_a_capped_fan_out_raises_the_first_failure_and_reads_no_more(
-    tmp_path: Path,
+    tmp_path: Path, probe: ModuleType
 ) -> None:
-    compiled, _ = compiled_and_source(SHARED, tmp_path)
+    compiled, _ = compiled_and_source(SHARED, tmp_path / "project")
     with pytest.raises(ValueError, match="item 13"):
         asyncio.run(compiled.shared.aforward(1000))
-    assert len(compiled.reads_ahead) < 20  # read up to the failure, and a slot past it
+    assert len(probe.reads_ahead) < 20  # read up to the failure, and a slot past it
 
 
-def test_a_capped_fan_out_counts_a_visit_per_call(tmp_path: Path) -> None:
+def test_a_capped_fan_out_counts_a_visit_per_call(
+    tmp_path: Path, probe: ModuleType
+) -> None:
     """`fan_out` calls the node itself in a capped run, and counts the visits its
     wrapped call would have counted."""
-    compiled, _ = compiled_and_source(SHARED, tmp_path)
+    compiled, _ = compiled_and_source(SHARED, tmp_path / "project")
     instance = compiled.shared
     sites = [site.node for site in instance._kiln_sites]
 

@@ -258,6 +258,8 @@ class Effects:
     `context` is the first `ContextVar` it sets for the code after it (a
     `set` its body does not `reset`): the source's next calls see the value,
     where a call run as a task would set it in a copy of the flow's context.
+    `changes_yielded`, of a generator: the first change it makes to an object
+    it has yielded (the batching idiom that clears one buffer for the next).
     """
 
     params: tuple[str, ...]
@@ -274,6 +276,7 @@ class Effects:
     result_pieces: frozenset[str] = frozenset()
     state_uses: StateUses = ()
     context: Change | None = None
+    changes_yielded: Change | None = None
 
     def bind(
         self, call: cst.Call, receiver: cst.BaseExpression | None = None

@@ -56,6 +56,14 @@ CONTEXT_HINT = (
     "(token = VAR.set(value) ... VAR.reset(token)) where the calls after it need not "
     "see it"
 )
+YIELD_HINT = (
+    "yield a new object each time (bind a new list after the yield, or yield a "
+    "copy), and the elements overlap"
+)
+DRAW_HINT = (
+    "yield what the elements need with each item instead of keeping it where "
+    "drawing the next item changes it, and they overlap"
+)
 STATE_HINT = (
     "pass the value to the nodes that need it instead of keeping it in module "
     "state, and they overlap"
@@ -83,6 +91,10 @@ def check_order(flow: FlowIR) -> list[Diagnostic]:
 
 
 def _in_order_hint(in_order: str, step: Step) -> str:
+    if in_order.startswith("the generator it iterates changes what it yielded"):
+        return YIELD_HINT
+    if in_order.startswith("drawing its items"):
+        return DRAW_HINT
     if in_order.startswith("every element writes the same Memory"):
         return KEY_HINT
     if step.external is not None and in_order.startswith("each element calls"):

@@ -70,6 +70,7 @@ from kilnc.effects.signature import (
     parameters,
 )
 from kilnc.effects.visitor import EffectVisitor
+from kilnc.effects.yielded import of_generator
 from kilnc.front import ModuleDefs
 from kilnc.ir import Callee, NodeDef
 from kilnc.mutability import DESCRIBED_TYPES, is_immutable
@@ -212,7 +213,8 @@ class EffectReader:
             if kind == "init":  # what is made keeps what it is given
                 effects = replace(effects, returns=frozenset(params))
             elif yields(function.body):  # a generator reads it as it is drawn from
-                effects = replace(effects, returns=changeable(params, body.qualify))
+                returns = changeable(params, body.qualify)
+                effects = of_generator(effects, defs, function, returns)
             returned = function.returns if kind != "init" else None  # `-> None`
             if returned is not None and is_immutable(
                 code(returned.annotation), body.qualify

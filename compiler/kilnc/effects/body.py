@@ -128,6 +128,7 @@ class Body:
             result_pieces=frozenset(found.result_pieces),
             state_uses=spread(found.state_uses),
             context=found.context,
+            changes_yielded=found.changes_yielded,
         )
 
     # --- what a name or an expression may hold --------------------------------------

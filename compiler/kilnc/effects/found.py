@@ -34,3 +34,4 @@ class Found:
     result_pieces: set[str] = field(default_factory=set)  # which, where kiln can tell
     state_uses: dict[str, StateUse] = field(default_factory=dict)  # by its name
     context: Change | None = None  # the first ContextVar set for the code after it
+    changes_yielded: Change | None = None  # a generator it calls changes its items

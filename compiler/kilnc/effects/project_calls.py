@@ -120,6 +120,8 @@ def beyond_parameters(
         body.sets_context(through(shown, effects.context, verb), node)
     if effects.reads_state is not None:
         body.read_state(through(shown, effects.reads_state, verb), node)
+    if effects.changes_yielded is not None and body.found.changes_yielded is None:
+        body.found.changes_yielded = effects.changes_yielded
     body.found.state |= effects.state
     for name, uses in effects.state_uses:
         piece = (

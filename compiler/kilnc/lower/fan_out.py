@@ -140,7 +140,10 @@ class FanOuts:
             for name in target_names(target)
         )
         outside = self.changes.kept_place(result)
-        in_order = _in_order(result, self.changes.effects_of(element, targets), outside)
+        uses = self.changes.effects_of(element, targets)
+        in_order = _in_order(result, uses, outside) or self.drawn_between(
+            comprehension.for_in, element, uses
+        )
         returns = self.scope.visible_returns(result)
         action = FanOut(
             target,
@@ -185,6 +188,72 @@ class FanOuts:
             # may not name: iterating it changes nothing, as an iterator would.
             self.scope.types[identifier(target.value)] = value_type or kind.value
         return [*prefix, step]
+
+    def drawn_between(
+        self, clauses: cst.CompFor, element: cst.BaseExpression, effects: Effects
+    ) -> str | None:
+        """Why the elements must run one after another for the code that runs
+        between them: the next item drawn from a generator (its body runs on
+        to the next `yield`), and the clauses' tests, may change what an element
+        started before still uses. The source finishes each element first.
+        """
+        between: list[cst.BaseExpression] = []
+        clause: cst.CompFor | None = clauses
+        while clause is not None:
+            if clause is not clauses or self._lazy(clause.iter):
+                between.append(clause.iter)
+            between += [test.test for test in clause.ifs]
+            clause = clause.inner_for_in
+        if not between:
+            return None
+        drawn = self.changes.effects_of(
+            cst.Tuple([cst.Element(part) for part in between])
+        )
+        if drawn.changes_yielded is not None:
+            change = drawn.changes_yielded
+            return f"the generator it iterates {change.reason}, at {change.span.location()}"
+        used = name_uses(element).read_names
+        for name, change in drawn.changes:
+            if name in used:
+                return (
+                    f"drawing its items changes '{name}' ({change.reason}), "
+                    "which the elements use"
+                )
+        if effects.memory and any(
+            use.global_writes or use.local_writes for _, use in drawn.memory
+        ):
+            return "drawing its items writes the Memory the elements use"
+        touched = dict(effects.state_uses)
+        for name, state in drawn.state_uses:
+            if name in touched and state.access.conflicts(touched[name].access):
+                return (
+                    f"drawing its items {state.access.value} the module state "
+                    f"'{name}', which the elements use"
+                )
+        return None
+
+    def _lazy(self, iterable: cst.BaseExpression) -> bool:
+        """Whether the items of `iterable` may be made as they are drawn: any
+        iterable but a display, a comprehension, an awaited value, or a name
+        of a container."""
+        if isinstance(
+            iterable,
+            cst.List
+            | cst.Tuple
+            | cst.Set
+            | cst.Dict
+            | cst.ListComp
+            | cst.SetComp
+            | cst.DictComp
+            | cst.Await
+            | cst.BaseString
+            | cst.BaseNumber,
+        ):
+            return False
+        if isinstance(iterable, cst.Name):
+            annotation = self.scope.types.get(identifier(iterable.value))
+            return annotation is None or not self.scope.container(annotation)
+        return True
 
     def _binds_in_element(self, element: cst.BaseExpression, bound: set[str]) -> None:
         self.report.report(

@@ -29,7 +29,7 @@ from kilnc.ir import Callee, FlowDef, NodeCall, NodeDef, TypeVariables
 from kilnc.lower.closures import late_reads
 from kilnc.lower.report import Reporter
 from kilnc.lower.sharing import Sharing
-from kilnc.mutability import Qualify, is_immutable, names_in
+from kilnc.mutability import Qualify, is_immutable, may_be_iterator, names_in
 from kilnc.names import BUILTINS, identifier, name_uses, parameter_names, walrus_targets
 from kilnc.syntax import code, dotted
 from kilnc.walk import walk
@@ -111,6 +111,11 @@ class Scope:
                 or not is_immutable(self.types[name], self.qualify)
             )
         )
+
+    def container(self, annotation: str) -> bool:
+        """Whether a value of this annotation is a container, which iterating
+        reads, where an iterator's items may be made as they are drawn."""
+        return not may_be_iterator(annotation, self.qualify)
 
     def check_defined(self, node: cst.CSTNode, defined: set[str]) -> None:
         """Report names read before any assignment; then count the walrus targets in."""
