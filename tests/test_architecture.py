@@ -30,6 +30,7 @@ SHARED = frozenset(
         "depth",  # the stack and recursion limits libcst and black need
         "facts",  # what a module-level statement binds and reads (shake, reach)
         "graph",  # the dependency graphs the graph passes analyse
+        "import_names",  # what the names import statements bind (collect, effects)
         "mutability",  # tables: what builtins and the standard library change
         "names",  # which names code reads and binds
         "renaming",  # code with some of its variables named otherwise
@@ -47,20 +48,21 @@ SHARED = frozenset(
 PASSES: dict[str, frozenset[str]] = {
     "parse": frozenset({"scopes"}),
     "stars": frozenset(),
-    "collect": frozenset({"options", "node_checks", "classes"}),
+    "collect": frozenset({"options", "node_checks", "classes", "node_forms"}),
     "imports": frozenset(),
     "effects": frozenset(),
     "lower": frozenset(),
     "ordering": frozenset(),
     "checks": frozenset(),
+    "node_values": frozenset(),
     "loops": frozenset(),
     "fingerprint": frozenset(),
     "result_classes": frozenset(),
     "storable": frozenset(),
     "schema": frozenset(),
-    "determinism": frozenset(),
+    "determinism": frozenset({"set_order"}),
     "schedule": frozenset(),
-    "packages": frozenset(),
+    "packages": frozenset({"copies", "carried"}),
     "shake": frozenset(),
     "arrange": frozenset(),
     "emit": frozenset(

@@ -10,8 +10,6 @@ flight and of items read, never wall-clock times.
 from __future__ import annotations
 
 import asyncio
-import importlib
-import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ from types import ModuleType
 import pytest
 
 from kiln import amap, fan_out, gather
+from tests.probes import library_module
 from tests.test_differential import compiled_and_source
 
 
@@ -273,14 +272,8 @@ def drawn() -> None:
 
 
 @pytest.fixture
-def probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    library = tmp_path / "library"
-    library.mkdir()
-    (library / "probe.py").write_text(PROBE, encoding="utf-8")
-    monkeypatch.syspath_prepend(str(library))
-    module = importlib.import_module("probe")
-    yield module
-    sys.modules.pop("probe", None)
+def probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    return library_module(tmp_path, monkeypatch, "probe", PROBE)
 
 
 def test_a_capped_fan_out_shares_the_cap_with_the_runs_other_calls(

@@ -87,6 +87,7 @@ from typing import Any
 import pytest
 
 from kiln import Memory, VisitLimitError
+from tests.probes import library_module
 from tests.test_differential import compiled_and_source
 
 
@@ -731,19 +732,7 @@ def test_fan_out_in_a_loop_is_one_visit(tmp_path: Path) -> None:
 REBOUND = """
 import asyncio
 from kiln import flow, node
-
-trace: list[str] = []
-# Events, not the trace: a node reading what another appends waits for it.
-started = {"a": asyncio.Event(), "b": asyncio.Event()}
-
-async def overlap(me: str, other: str) -> None:
-    trace.append(f"start {me}")
-    started[me].set()
-    for _ in range(100):  # until the other call started too, or give up
-        if started[other].is_set():
-            break
-        await asyncio.sleep(0)
-    trace.append(f"end {me}")
+from overlaps import overlap
 
 @node
 async def a(x: int) -> int:
@@ -778,27 +767,64 @@ async def rebound_in_a_loop(n: int) -> tuple[int, int]:
 """
 
 
+# What watches the calls overlap: a library kiln does not read, whose calls are
+# outside effects (a node reading events another sets, in the project's own
+# module state, would wait for it, as the source runs them).
+OVERLAPS = """
+import asyncio
+
+trace: list[str] = []
+started: dict[str, asyncio.Event] = {}
+
+
+async def overlap(me: str, other: str) -> None:
+    trace.append(f"start {me}")
+    started.setdefault(me, asyncio.Event()).set()
+    for _ in range(100):  # until the other call started too, or give up
+        if started.setdefault(other, asyncio.Event()).is_set():
+            break
+        await asyncio.sleep(0)
+    trace.append(f"end {me}")
+
+
+def reset() -> None:
+    trace.clear()
+    started.clear()
+"""
+
+
+@pytest.fixture
+def overlaps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    return library_module(tmp_path, monkeypatch, "overlaps", OVERLAPS)
+
+
 def overlapped(trace: list[str]) -> bool:
     return max(trace.index("start a"), trace.index("start b")) < min(
         trace.index("end a"), trace.index("end b")
     )
 
 
-def test_independent_calls_overlap_with_fresh_names(tmp_path: Path) -> None:
-    compiled, source = build(REBOUND, tmp_path)
-    assert compiled.fresh_names(1, 1) == asyncio.run(source.fresh_names(1, 1)) == (3, 2)
-    assert overlapped(compiled.trace), compiled.trace
-    assert not overlapped(source.trace)
+def test_independent_calls_overlap_with_fresh_names(
+    tmp_path: Path, overlaps: ModuleType
+) -> None:
+    compiled, source = build(REBOUND, tmp_path / "project")
+    expected = asyncio.run(source.fresh_names(1, 1))
+    assert not overlapped(overlaps.trace)
+    overlaps.reset()
+    assert compiled.fresh_names(1, 1) == expected == (3, 2)
+    assert overlapped(overlaps.trace), overlaps.trace
 
 
 @pytest.mark.parametrize("name", ["rebound_names", "rebound_in_a_loop"])
 def test_independent_calls_overlap_when_they_rebind_their_inputs(
-    tmp_path: Path, name: str
+    tmp_path: Path, name: str, overlaps: ModuleType
 ) -> None:
-    compiled, source = build(REBOUND, tmp_path)
+    compiled, source = build(REBOUND, tmp_path / "project")
     args = (1, 1) if name == "rebound_names" else (1,)
-    assert getattr(compiled, name)(*args) == asyncio.run(getattr(source, name)(*args))
-    assert overlapped(compiled.trace), compiled.trace
+    expected = asyncio.run(getattr(source, name)(*args))
+    overlaps.reset()
+    assert getattr(compiled, name)(*args) == expected
+    assert overlapped(overlaps.trace), overlaps.trace
 
 
 # --- timeouts, threads, cancellation -----------------------------------------------------

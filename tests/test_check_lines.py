@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from mypy import api
 
+from kilnc.diagnostics import render
 from kilnc.pipeline import compile_file
 from kilnc.typecheck import typecheck_modules
 
@@ -298,3 +299,78 @@ def test_kiln_check_says_what_mypy_says_of_the_source_and_where(
         (d.span.line, d.span.column, d.message.rsplit(" (mypy: ", 1)[0]) for d in found
     }
     assert got == expected
+
+
+# Code the compiled module copies as it is: nodes, helpers, a class, a constant,
+# with type errors at statements and expressions, some in code black lays out
+# again (a call spread over lines it joins, a line too long it splits).
+COPIED = """\
+import functools
+
+from kiln import flow, node
+
+LIMIT: int = "3"
+
+
+def helper(a: int, b: str) -> str:
+    return b * a
+
+
+class Box:
+    def size(self) -> int:
+        return "big"
+
+
+@node(retries=1)
+async def parse(raw: str) -> int:
+    value: int = raw.strip()
+    return value
+
+
+@functools.cache
+@node
+def render(n: int) -> str:
+    if n > 0:
+        return "pos" + n
+    total = helper(
+        "n",
+        n,
+    )
+    return total + helper(n, "a really long argument that black keeps on a line", n)
+
+
+@flow
+async def go(raw: str) -> str:
+    n = await parse(raw)
+    return render(n + LIMIT + Box().size())
+"""
+
+
+def test_an_error_in_copied_code_is_at_the_source_s_line_and_column(
+    tmp_path: Path,
+) -> None:
+    """mypy's column for each error inside a node, helper or class the module
+    copies, on a statement (`Returning Any`) or an expression, however black
+    laid the copy out; and the excerpt's caret under that column."""
+    path = tmp_path / "copied.py"
+    path.write_text(COPIED, encoding="utf-8")
+    expected = _mypy_on(path)
+    assert len(expected) >= 8, expected
+    compilation = compile_file(path)
+    assert compilation.output is not None, compilation.diagnostics
+    assert "value: int = raw.strip()" in compilation.output
+    found = typecheck_modules(
+        [("copied_out.py", compilation.output, compilation.line_map)],
+        [],
+        [tmp_path],
+        {compilation.source.path: COPIED},
+    )
+    got = {
+        (d.span.line, d.span.column, d.message.rsplit(" (mypy: ", 1)[0]) for d in found
+    }
+    assert got == expected
+    for diagnostic in found:
+        _, _excerpt, caret, *_ = render(diagnostic, compilation.source).split("\n")
+        line = COPIED.split("\n")[diagnostic.span.line - 1]
+        indent = len(line) - len(line.lstrip())
+        assert caret.index("^") - 4 + indent == diagnostic.span.column - 1, caret

@@ -529,6 +529,8 @@ def test_an_edit_before_a_journaled_call_is_refused_and_one_after_them_runs(
     message = str(refused.value)
     assert "journaled a call of 'inc' with other arguments" in message
     assert "the flow's source or its inputs changed before this point" in message
+    assert "hash randomization changes from process to process" in message
+    assert "PYTHONHASHSEED" in message
     assert "`kiln runs forget r1 --from " in message
     assert len(logged(log)) == 2, "a refused run runs nothing"
 

@@ -123,6 +123,47 @@ def test_what_a_body_may_change(body: str, changed: set[str], tmp_path: Path) ->
     assert {name for name, _ in effects.changes} == changed
 
 
+def test_an_object_made_from_values_that_never_change_shares_nothing(
+    tmp_path: Path,
+) -> None:
+    """`Batch(source=page.url)` holds a `str`, no part of `page`: changing the
+    batch changes nothing the node was passed (trial Q2: a false KLN110)."""
+    source = """
+    from dataclasses import dataclass, field
+
+    @dataclass
+    class Page:
+        url: str
+        status: int
+
+    @dataclass
+    class Batch:
+        source: str
+        rows: list[int] = field(default_factory=list)
+
+    def parse(page: Page) -> Batch:
+        batch = Batch(source=page.url)
+        batch.rows.append(page.status)
+        return batch
+
+    def parse_bound(page: Page) -> Batch:
+        url = page.url
+        batch = Batch(url)
+        batch.rows.append(1)
+        return batch
+
+    def shares(page: Page, rows: list[int]) -> Batch:
+        batch = Batch(page.url, rows)
+        batch.rows.append(1)
+        return batch
+    """
+    assert effects_of(source, "parse", tmp_path).changes == ()
+    assert effects_of(source, "parse_bound", tmp_path).changes == ()
+    assert {name for name, _ in effects_of(source, "shares", tmp_path).changes} == {
+        "rows"
+    }
+
+
 def test_recursion_reaches_a_fixed_point(tmp_path: Path) -> None:
     source = """
     def down(d: dict, n: int) -> None:

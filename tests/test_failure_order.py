@@ -556,6 +556,45 @@ def test_random_flows_note_the_calls_their_source_failed_in(
     assert called == flow_lines(left, reference), getattr(error, "__notes__", [])
 
 
+CACHED_TWICE = """
+import asyncio
+from kiln import flow, node
+
+@node(cache=True)
+async def q(key: str) -> int:
+    await asyncio.sleep(0.02)
+    raise ValueError(f"no {key}")
+
+@flow
+async def main(k: str) -> int:
+    a = await q(k)
+    b = await q(k)
+    c = await q(k)
+    return a + b + c
+"""
+
+
+def test_identical_cached_calls_note_the_call_their_source_failed_in(
+    tmp_path: Path,
+) -> None:
+    # Single flight hands one computation's error, the same object, to the
+    # identical calls waiting for it; whichever of them computed, the note
+    # names the first call, where the source fails.
+    compiled, reference = build(CACHED_TWICE, tmp_path)
+    left = failure_or_none(reference.main("z"))
+    assert left is not None
+    for run in range(RUNS):
+        flow = type(compiled.main)(ledger=tmp_path / f"l{run}.db")
+        error = failure_or_none(flow.aforward("z"))
+        assert type(error) is ValueError
+        called = [
+            int(match[2])
+            for note in getattr(error, "__notes__", [])
+            if (match := NOTE.fullmatch(note)) is not None
+        ]
+        assert called == flow_lines(left, reference), error.__notes__
+
+
 NOTE = re.compile(
     r"kiln: (?:node|flow) '\w+' failed; defined at \S+:\d+, called at (\S+):(\d+)"
 )

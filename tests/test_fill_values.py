@@ -7,7 +7,10 @@ first (trial J, p13; a lazy client made from the caller's argument, p14).
 A fill's value is now read for the parameters it is made from, through the
 locals it is bound from: one made from a parameter the key does not name is
 a write, and keeps the source's order. A memo keyed by what it computes
-from, and a client made from module-level settings, still overlap.
+from, and a client made from module-level settings, still overlap. A miss
+that calls code changing module state (a model client counting its calls) is
+a write too: two calls of one key would both miss, where the source's second
+finds the first's value (trial Q1).
 """
 
 from __future__ import annotations
@@ -95,6 +98,31 @@ ORDERED = {
 
         def snapshot() -> object:
             return GROUPS
+    """,
+    "a_memo_whose_miss_calls_a_client_that_counts_its_calls": """
+        class Model:
+            def __init__(self) -> None:
+                self.calls = 0
+
+            async def complete(self, prompt: str) -> str:
+                self.calls += 1
+                await asyncio.sleep(0.02)
+                return prompt[::-1]
+
+        MODEL = Model()
+        CACHE: dict[str, str] = {}
+
+        @node
+        async def cached(prompt: str) -> str:
+            if prompt not in CACHE:
+                CACHE[prompt] = await MODEL.complete(prompt)
+            return CACHE[prompt]
+
+        @flow
+        async def main() -> list[object]:
+            first = await cached("hi")
+            again = await cached("hi")
+            return [first, again, MODEL.calls]
     """,
 }
 

@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, NamedTuple, Optional
+from typing import Any, ClassVar, Literal, NamedTuple, NotRequired, Optional, TypedDict
 
 from pydantic import BaseModel
 
@@ -91,6 +91,19 @@ class Shade(str, enum.Enum):
     DARK = "dark"
 
 
+class Row(TypedDict):
+    name: str
+    at: NotRequired[datetime.date]
+
+
+class BadRow(TypedDict, total=False):
+    handle: Handle
+
+
+class MoreRow(Row):
+    points: list[Point]
+
+
 Alias = dict[str, Point]
 Made = Handle if True else Point
 """
@@ -144,6 +157,10 @@ CASES: list[tuple[str, str | None]] = [
     ("Made", None),
     ("Text", "Text"),
     ("Shade", ""),
+    ("Row", ""),
+    ("list[Row]", ""),
+    ("MoreRow", ""),
+    ("BadRow", "Handle"),
 ]
 
 

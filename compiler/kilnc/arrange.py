@@ -29,7 +29,7 @@ import libcst as cst
 
 from kilnc.front import ImportedName, ModuleDefs
 from kilnc.ir import Callee, FlowIR, NodeDef
-from kilnc.names import BUILTINS, identifier, mentioned_names
+from kilnc.names import BUILTINS, identifier, mentioned_names, target_names
 from kilnc.plan import (
     ClassRef,
     Compiled,
@@ -42,7 +42,7 @@ from kilnc.plan import (
 )
 from kilnc.resolve import locate
 from kilnc.source import SourceFile, Span
-from kilnc.syntax import dotted
+from kilnc.syntax import chain_root, dotted
 from kilnc.writer import Names
 
 
@@ -67,13 +67,16 @@ def arrange_module(
     live: dict[NodeDef, str],
     found: Classes,
     ledger: str | None,
+    outputs: Mapping[str, str],
 ) -> ModulePlan:
     """The output in source order, with each resilient node's Policy after its definition.
 
     A node imported from another module gets its Policy (and its fallback, imported
     under a reserved name) just before the first flow, after every kept import; so
     do the classes a cached node's results may hold that the module does not name.
-    A flow comes after the nodes, flows and classes its call sites name.
+    A flow comes after the nodes, flows and classes its call sites name. What
+    it imports of a module compiled with it (`outputs`: by source name, the
+    output's name) comes from that output, as the nodes it calls do.
     """
     # A flow's class must hide nothing: not a builtin, nor a name of unknown origin.
     parsed = defs.parsed
@@ -130,6 +133,7 @@ def arrange_module(
             plan = by_identifier[item]
             compiled = Compiled(plan, names.plain(_class_name(item)))
             needs = _local_callees(plan, local, by_identifier)
+            needs |= _aliases_called(plan, defs)
             needs |= _local_classes(plan, found.results, source.module)
             waiting.append((compiled, needs - emitted))
         else:
@@ -148,10 +152,10 @@ def arrange_module(
                         defined.options.retry_on,
                     )
                 )
-            if isinstance(item, cst.FunctionDef | cst.ClassDef):
-                emitted.add(item.name.value)
+            for bound in _binds(item):
+                emitted.add(bound)
                 for _, needs in waiting:
-                    needs.discard(item.name.value)
+                    needs.discard(bound)
         while ready := [item for item in waiting if not item[1]]:
             waiting = [item for item in waiting if item[1]]
             for compiled, _ in ready:
@@ -165,7 +169,7 @@ def arrange_module(
         paths[source.path],
         tuple(sources.values()),
         shaken.prelude,
-        tuple(body),
+        tuple(_from_outputs(item, outputs) for item in body),
         paths,
         policies,
         fallbacks,
@@ -204,6 +208,50 @@ def _local_callees(
         )
         if name in nodes or name in flows
     }
+
+
+def _aliases_called(plan: FlowPlan, defs: ModuleDefs) -> set[str]:
+    """The module's names a flow calls a node by that are no def of its own (`get`
+    of `get = fetch`, `Ops` of `Ops.fetch`): the call sites name them too."""
+    heads = {alias.partition(".")[0] for alias in defs.aliases}
+    return {
+        identifier(root.value)
+        for call in plan.flow.calls
+        if isinstance(root := chain_root(call.call.func), cst.Name)
+        and identifier(root.value) in heads
+    }
+
+
+def _binds(item: cst.CSTNode) -> set[str]:
+    """The names a kept definition or assignment binds."""
+    if isinstance(item, cst.FunctionDef | cst.ClassDef):
+        return {item.name.value}
+    if not isinstance(item, cst.SimpleStatementLine):
+        return set()
+    return set().union(
+        *(
+            target_names(target.target)
+            for small in item.body
+            if isinstance(small, cst.Assign)
+            for target in small.targets
+        ),
+        *(
+            target_names(small.target)
+            for small in item.body
+            if isinstance(small, cst.AnnAssign)
+        ),
+    )
+
+
+def _from_outputs(
+    item: Kept | PolicyConstant | FallbackImport | Compiled, outputs: Mapping[str, str]
+) -> Kept | PolicyConstant | FallbackImport | Compiled:
+    """A fallback or a class of a module compiled with this one, from its output:
+    the compiled node raises the compiled module's `Flaky` and returns its
+    `Report`, and its fallback reads the state the compiled node changes."""
+    if isinstance(item, FallbackImport) and item.module in outputs:
+        return FallbackImport(item.alias, outputs[item.module], item.function)
+    return item
 
 
 def _where(paths: dict[str, str], span: Span) -> str:

@@ -13,6 +13,8 @@ Example input::
 Output: `ModuleDefs` with `NodeDef(fetch, kind=ASYNC, returns="bytes")`,
 `FlowDef(crawl)`, and the module's import table, plus diagnostics for bad
 options, decorators in the wrong place, and names using kiln's reserved prefix.
+A node marked by a call (`get = node(retries=2)(_get)`) and the other names of a
+node (`alias = fetch`) are read by `read_node_forms` (node_forms.py).
 Decorators are recognised by qualified name, however they were imported.
 """
 
@@ -33,11 +35,13 @@ from kilnc.front import (
     ModuleDefs,
     ParsedModule,
 )
+from kilnc.import_names import imports_in
 from kilnc.ir import RESERVED_PREFIX, FlowDef, NodeDef, NodeKind
 from kilnc.names import bound_in, identifier
 from kilnc.node_checks import check_node, option_value
+from kilnc.node_forms import read_node_forms
 from kilnc.options import read_flow_options, read_node_options
-from kilnc.resolve import ModuleLocation, absolute_module
+from kilnc.resolve import ModuleLocation
 from kilnc.syntax import dotted, yields
 from kilnc.walk import walk
 
@@ -85,11 +89,20 @@ def _collected(
             flow, found = _flow(parsed, location, statement, decorator)
             flows[identifier(flow.identifier)] = flow
             diagnostics += found
+    # `fetch = node(retries=2)(_fetch)`: the call marks `_fetch` as the decorator would.
+    forms = read_node_forms(parsed)
+    for marking in forms.markings:
+        function, decorator = marking.function, marking.decorator
+        node, found = _node(parsed, location, function, decorator, marking.index)
+        nodes[identifier(node.function)] = node
+        diagnostics += found
+    diagnostics += forms.diagnostics
     diagnostics += _nested_definitions(parsed)
     diagnostics += _stray_questions(parsed, flows)
     diagnostics += _reserved_names(parsed)
     imports = _imports(parsed, location)
-    return ModuleDefs(parsed, location, nodes, flows, imports), tuple(diagnostics)
+    defs = ModuleDefs(parsed, location, nodes, flows, imports, forms.aliases)
+    return defs, tuple(diagnostics)
 
 
 def _role(
@@ -180,20 +193,24 @@ def check_imported_exceptions(
     `load`, never imported). Third-party names are left to the decorator.
     """
     parsed = defs.parsed
-    for statement in parsed.module.body:
-        if not isinstance(statement, cst.FunctionDef):
-            continue
-        for decorator in _decorators(parsed, statement, True):
-            retry_on = option_value(decorator, "retry_on")
-            for element in retry_on.elements if isinstance(retry_on, cst.Tuple) else ():
-                name = dotted(element.value)
-                if name is not None and _imported_exception(defs, name, load) is False:
-                    yield error(
-                        parsed.span(element.value),
-                        Code.OPTION_TYPE,
-                        NODE_RULES["retry_on"].message("option 'retry_on'"),
-                        f"'{name}' is not an exception class",
-                    )
+    decorators = [
+        decorator
+        for statement in parsed.module.body
+        if isinstance(statement, cst.FunctionDef)
+        for decorator in _decorators(parsed, statement, True)
+    ]
+    decorators += [m.decorator for m in read_node_forms(parsed).markings]
+    for decorator in decorators:
+        retry_on = option_value(decorator, "retry_on")
+        for element in retry_on.elements if isinstance(retry_on, cst.Tuple) else ():
+            name = dotted(element.value)
+            if name is not None and _imported_exception(defs, name, load) is False:
+                yield error(
+                    parsed.span(element.value),
+                    Code.OPTION_TYPE,
+                    NODE_RULES["retry_on"].message("option 'retry_on'"),
+                    f"'{name}' is not an exception class",
+                )
 
 
 def _imported_exception(
@@ -371,49 +388,4 @@ def _reserved_names(parsed: ParsedModule) -> Iterator[Diagnostic]:
 
 
 def _imports(parsed: ParsedModule, location: ModuleLocation) -> dict[str, ImportedName]:
-    table: dict[str, ImportedName] = {}
-    for line in parsed.module.body:
-        if not isinstance(line, cst.SimpleStatementLine):
-            continue
-        for small in line.body:
-            if isinstance(small, cst.Import):
-                for alias in small.names:
-                    dotted_name = _name(alias.name)
-                    if alias.asname is not None:
-                        table[identifier(_as_name(alias))] = ImportedName(
-                            dotted_name, None
-                        )
-                    else:
-                        head = dotted_name.split(".")[0]
-                        table[identifier(head)] = ImportedName(head, None)
-            elif isinstance(small, cst.ImportFrom) and isinstance(
-                small.names, cst.ImportStar
-            ):
-                # What a resolved star import binds (resolve_star_imports).
-                for name in sorted(parsed.star_imports.get(small, ())):
-                    table[name] = ImportedName(parsed.stars[name].module, name)
-            elif isinstance(small, cst.ImportFrom) and not isinstance(
-                small.names, cst.ImportStar
-            ):
-                base = _name(small.module) if small.module is not None else ""
-                module = absolute_module(location, base, len(small.relative))
-                if module is None:
-                    continue
-                for alias in small.names:
-                    attribute = _name(alias.name)
-                    local = _as_name(alias) if alias.asname is not None else attribute
-                    table[identifier(local)] = ImportedName(module, attribute)
-    return table
-
-
-def _as_name(alias: cst.ImportAlias) -> str:
-    assert alias.asname is not None
-    name = alias.asname.name
-    assert isinstance(name, cst.Name)
-    return name.value
-
-
-def _name(node: cst.BaseExpression) -> str:
-    name = dotted(node)
-    assert name is not None, "an import names a module or an attribute"
-    return name
+    return imports_in(parsed.module.body, parsed, location)

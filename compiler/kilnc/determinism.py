@@ -14,7 +14,9 @@ randomness, a uuid or the environment reads another value when the run is
 resumed, so the run may take another branch, or call a node with other
 arguments (which the journal refuses), than the run it resumes. `kiln check`
 warns at each such read; inside a node, whose result is journaled, it is
-read once.
+read once. So it does where the body reads the order of a set of str or
+bytes, which hash randomization changes from process to process
+(`set_order.py`): `for t in set(tools)`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import libcst as cst
 from kilnc.diagnostics import Code, Diagnostic, warning
 from kilnc.front import ParsedModule
 from kilnc.ir import FlowIR
+from kilnc.set_order import set_orders
 from kilnc.walk import walk
 
 # Qualified names, and what reading them reads.
@@ -56,6 +59,10 @@ _READS: Final = {
 }
 # Modules every function of which reads something new.
 _MODULES: Final = {"random.": "randomness", "secrets.": "randomness"}
+_SET_HINT: Final = (
+    "give it an order of its own: sorted(...), or dict.fromkeys(...) in place of "
+    "set(...) to keep the order the items came in"
+)
 _HINT: Final = (
     "read it in a node, whose result a durable run journals, or pass it in as an "
     "argument of the flow"
@@ -80,6 +87,19 @@ def check_determinism(
                     _HINT,
                 )
             )
+        found += [
+            warning(
+                parsed.span(node),
+                Code.NONDETERMINISTIC,
+                f"the body of flow '{flow.flow.name}' reads the order of a set here, "
+                "which for str or bytes items changes from process to process (hash "
+                "randomization, PYTHONHASHSEED): a durable run resumed in another "
+                "process may call its nodes in another order, or with other "
+                "arguments, than the run it resumes",
+                _SET_HINT,
+            )
+            for node in set_orders(parsed, flow)
+        ]
     return found
 
 

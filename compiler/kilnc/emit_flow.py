@@ -290,6 +290,8 @@ class _FlowEmitter(FanOutEmitter, CompoundEmitter):
             # A question is defined by the `ask` that asks it.
             fields.append(where if node.asks else repr(self.module.where(node.span)))
             kind = "ask" if node.asks else SITE_KINDS[node.kind, node.options.thread]
+            if kind == "sync" and node.options.waits_between_retries:
+                kind = "waiting"
             if kind != "async":
                 fields.append(f"kind={kind!r}")
             if node in self.module.policies:

@@ -120,6 +120,10 @@ class ModuleDefs:
     nodes: Mapping[str, NodeDef]  # by the function's identifier
     flows: Mapping[str, FlowDef]
     imports: Mapping[str, ImportedName]
+    # Module-level names bound once to a dotted name (`alias = fetch`, `fetch =
+    # node(retries=2)(_fetch)`, `Ops.fetch` of `class Ops: fetch =
+    # staticmethod(_fetch)`): what each is bound to (node_forms.py).
+    aliases: Mapping[str, str] = field(default_factory=dict)
 
     def local(self, name: str) -> Callee | None:
         name = identifier(name)

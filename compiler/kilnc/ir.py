@@ -66,6 +66,12 @@ class NodeOptions:
         """Whether calls go through the runtime's retry/timeout/thread helpers."""
         return self.retries > 0 or self.timeout is not None or self.thread
 
+    @property
+    def waits_between_retries(self) -> bool:
+        """Whether it pauses between its attempts: a sync node's compiled call
+        then awaits the pause, which blocks nothing else of the run."""
+        return self.retries > 0 and self.wait > 0 and not self.thread
+
 
 @final
 @dataclass(frozen=True, slots=True)
@@ -184,9 +190,13 @@ class NodeCall:
 
     @property
     def suspends(self) -> bool:
-        """Whether the compiled call awaits: an async call, or a sync node run in a thread."""
+        """Whether the compiled call awaits: an async call, a sync node run in a
+        thread, or one that waits between its retries (in the event loop)."""
         callee = self.callee
-        return self.is_async or (isinstance(callee, NodeDef) and callee.options.thread)
+        return self.is_async or (
+            isinstance(callee, NodeDef)
+            and (callee.options.thread or callee.options.waits_between_retries)
+        )
 
 
 # --- the actions a step performs -------------------------------------------------

@@ -85,6 +85,26 @@ MUTATING_LIBRARY: Final = _words(
 # (`random.Random(seed).shuffle(deck)`, `stream.readinto(buffer)`).
 ARGUMENT_MUTATING_METHODS: Final = _words("shuffle readinto recv_into pack_into")
 LOGGING: Final = ("logging.", "structlog.", "loguru.", "warnings.warn")
+# Standard-library types (and the functions that make them) whose methods compute
+# from the object or coordinate through it, and keep no data a caller reads back:
+# a compiled pattern, a logger, locks, executors, paths, dates, connections.
+READING_LIBRARY: Final = _words(
+    """re. logging. string. struct. threading.Lock threading.RLock threading.Semaphore
+    threading.BoundedSemaphore threading.Condition threading.Barrier threading.local
+    asyncio.Barrier asyncio.Lock contextvars.
+    asyncio.Semaphore asyncio.BoundedSemaphore asyncio.Condition asyncio.get_event_loop
+    asyncio.get_running_loop asyncio.new_event_loop concurrent.futures. ssl. zoneinfo.
+    datetime. decimal. fractions. uuid. ipaddress. pathlib. http.client. urllib.
+    smtplib. sqlite3. socket. selectors. subprocess. tempfile. textwrap. json.
+    functools. operator. types. enum. typing. contextlib. email.utils. mimetypes.
+    os. sys. time. platform. locale. warnings. inspect. importlib. codecs.
+    unicodedata. math. cmath. statistics. shlex. fnmatch. glob. difflib."""
+)
+# Methods of the standard library's data-holding objects that only read them back.
+READING_METHODS: Final = _words(
+    """getvalue get getint getfloat getboolean has_section has_option sections options
+    items keys values qsize empty full is_set tell hexdigest digest"""
+)
 # Methods of the builtin containers (and str, bytes, numbers) that change the receiver.
 MUTATING_METHODS: Final = _words(
     """append extend insert remove pop clear sort reverse update setdefault popitem
@@ -278,6 +298,39 @@ def may_be_iterator(annotation: str | None, qualify: Qualify) -> bool:
     if annotation is None:
         return True
     return type_name(annotation, qualify) not in CONTAINERS
+
+
+def fresh_builtin(name: str, call: cst.Call) -> bool:
+    """Whether a call of the builtin `name` makes a value that shares nothing it
+    read: not `sum(groups, [])`, a list of the groups' items, where `sum(costs)`
+    is a number."""
+    if name == "sum" and (len(call.args) > 1 or any(a.keyword for a in call.args)):
+        start = call.args[-1].value
+        return isinstance(start, cst.BaseNumber | cst.UnaryOperation)
+    return name in FRESH_BUILTINS
+
+
+def immutable_literal(value: cst.BaseExpression) -> bool:
+    """A number, string, bool or None, or a tuple or frozen set made of them."""
+    if isinstance(
+        value,
+        cst.BaseNumber | cst.SimpleString | cst.ConcatenatedString | cst.Ellipsis,
+    ):
+        return True
+    if isinstance(value, cst.Name):
+        return value.value in ("True", "False", "None")
+    if isinstance(value, cst.UnaryOperation):
+        return immutable_literal(value.expression)
+    if isinstance(value, cst.BinaryOperation):
+        return immutable_literal(value.left) and immutable_literal(value.right)
+    if isinstance(value, cst.Tuple):
+        return all(
+            isinstance(element, cst.Element) and immutable_literal(element.value)
+            for element in value.elements
+        )
+    if isinstance(value, cst.Call) and dotted(value.func) == "frozenset":
+        return not value.args or immutable_literal(value.args[0].value)
+    return False
 
 
 def is_pure(qualified: str) -> bool:

@@ -3,7 +3,7 @@
 Example input: `@node(thread=True, retry_on=(int,), fallback=later)` on
 `async def fetch(url, error)`, with `def later` below it. Output: four
 diagnostics, each at its option: thread=True on an async node (the runtime's
-own rule, `kiln.options.node_kind_problems`), `int` not an exception class
+own rule, `kiln.node_kinds.node_kind_problems`), `int` not an exception class
 (`classes.py`), a fallback defined below the node (Python runs the decorator
 first, so the source would fail with NameError), and a fallback on a node
 with a parameter named `error`.
@@ -15,7 +15,8 @@ from collections.abc import Iterator, Sequence
 
 import libcst as cst
 
-from kiln.options import NODE_RULES, node_kind_problems
+from kiln.node_kinds import node_kind_problems
+from kiln.options import NODE_RULES
 from kilnc.classes import exception_class
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.front import ModuleDefs, ParsedModule

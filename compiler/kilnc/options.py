@@ -32,6 +32,7 @@ from kiln.options import (
     LIMIT_RULES,
     NODE_RULES,
     Rule,
+    by_name,
     must_be,
 )
 from kilnc.diagnostics import Code, Diagnostic, error
@@ -53,12 +54,16 @@ class NotLiteral(Exception):
 
 
 class WrongType(Exception):
-    """A literal of the wrong shape for its option (`retry_on=ValueError`)."""
+    """A literal of the wrong shape for its option (`retry_on=ValueError`);
+    `detail` says what is wrong with it after what the option must be."""
 
-    def __init__(self, node: cst.CSTNode, hint: str | None = None) -> None:
+    def __init__(
+        self, node: cst.CSTNode, hint: str | None = None, detail: str = ""
+    ) -> None:
         super().__init__(hint)
         self.node = node
         self.hint = hint
+        self.detail = detail
 
 
 # --- literal readers --------------------------------------------------------------
@@ -111,6 +116,10 @@ def read_exception_names(node: cst.BaseExpression) -> Value:
 def read_function_name(node: cst.BaseExpression) -> Value:
     if isinstance(node, cst.Name):
         return None if node.value == "None" else node.value
+    if isinstance(node, cst.SimpleString | cst.ConcatenatedString):
+        text = node.evaluated_value  # `fallback="keep_going"`: the name, not the def
+        if isinstance(text, str):
+            raise WrongType(node, detail=f": {by_name('fallback', text)}")
     raise NotLiteral(node, NODE_RULES["fallback"].requirement)
 
 
@@ -379,7 +388,7 @@ def _read_one(
         return error(
             parsed.span(exc.node),
             Code.OPTION_TYPE,
-            rule.message(what),
+            rule.message(what) + exc.detail,
             exc.hint,
         )
     values[key] = value

@@ -14,8 +14,10 @@ compiled one: `from app.sub import inner` in app/main.py is `from
 build.app.sub import inner` in build/app/main.py, so a subflow called across
 modules runs compiled, under its limits, retries, ledger and events, and a node
 imported from a compiled module shares that module's state with its flows. The
-names other compiled modules import are kept by that module's tree shaking
-(`Links.exports`).
+names other compiled modules import (in their functions' bodies too) are kept
+by that module's tree shaking (`Links.exports`). A module without flows has no
+output: one that imports a compiled module's state or classes would give the
+compiled code the source's copy of them, which `check_copies` refuses.
 
 The package's name is the output directory's, by Python's own rule (its
 parents' names too while they hold an `__init__.py`): the compiled tree imports
@@ -40,6 +42,7 @@ from typing import Final, final
 import libcst as cst
 
 from kilnc import __version__
+from kilnc.copies import nested_imports
 from kilnc.depth import run_deep
 from kilnc.diagnostics import Code, Diagnostic, error, warning
 from kilnc.front import ImportedName, ModuleDefs
@@ -168,7 +171,7 @@ def plan_tree(files: Sequence[Path], directory: Path, front: FrontEnd) -> Output
     rebound = frozenset(name for name in modules if _rebound(load_of[name], name))
     exports: dict[str, set[str] | None] = {name: set() for name in modules}
     for defs in modules.values():
-        for imported in defs.imports.values():
+        for imported in [*defs.imports.values(), *nested_imports(defs)]:
             # A module imported whole (`import app.sub as sub`, `from app import
             # sub`): what its importer reads of it is open, so it keeps every name.
             whole = (

@@ -3,9 +3,9 @@
     parse_source -> resolve_star_imports -> collect_definitions
       -> check_imports (the modules the module imports read, and checked)
       -> read_effects, lower_flow (each flow)
-      -> the checks: check_duplicates, check_flows_in_nodes, check_cycles (build_flow_graph),
-         check_questions, check_storable, check_limits and check_order
-         (each flow), check_imported_flows
+      -> the checks: check_duplicates, check_flows_in_nodes, check_node_values,
+         check_cycles (build_flow_graph), check_questions, check_storable,
+         check_limits and check_order (each flow), check_imported_flows, check_copies
       -> fingerprint_node (each cached node; the file of one imported from its
          source), find_result_classes (each callee)
       -> schedule_flow (each flow) -> shake_module
@@ -36,6 +36,7 @@ from kilnc.annotations import type_variables
 from kilnc.arrange import Classes, arrange_module
 from kilnc.checks import check_cycles, check_duplicates, check_limits, check_questions
 from kilnc.collect import check_imported_exceptions, collect_definitions
+from kilnc.copies import check_copies
 from kilnc.depth import run_deep
 from kilnc.diagnostics import Code, Diagnostic, Severity, error
 from kilnc.dumps import dump_listings
@@ -50,6 +51,7 @@ from kilnc.ir import Callee, FlowIR, NodeDef
 from kilnc.linemap import map_lines
 from kilnc.lower import LowerContext, Lowering, annotation_names
 from kilnc.node_checks import check_flows_in_nodes
+from kilnc.node_values import check_node_values
 from kilnc.ordering import check_order
 from kilnc.packages import check_imported_flows
 from kilnc.parse import parse_source
@@ -178,7 +180,7 @@ def _compile(
     lowered = _lower_flows(defs, project, max_visits, diagnostics)
     with phase("check", source.path):
         diagnostics += _check(project, lowered)
-        diagnostics += check_imported_flows(defs, lowered, links, project.load)
+        diagnostics += _check_links(defs, lowered, links, project)
     sources = dict(project.sources)
 
     def done(output: str | None, dumps: tuple[str, ...] = ()) -> Compilation:
@@ -232,6 +234,7 @@ def _compile(
             live,
             Classes(results, retry_on),
             ledger,
+            links.compiled,
         )
         module = replace(arranged, source_path=links.source_path)
     with phase("emit_module", source.path):
@@ -335,6 +338,7 @@ def _check(project: Project, lowered: list[FlowIR]) -> list[Diagnostic]:
     """The project-wide checks, and each flow's limits and effect orders."""
     found = [*project.diagnostics, *check_duplicates(project.nodes())]
     found += check_flows_in_nodes(project.main, project.resolver(project.main))
+    found += check_node_values(project.main, project.resolver(project.main))
     found += check_cycles(build_flow_graph(lowered))
     found += check_questions(lowered)
     found += check_storable(project, lowered)
@@ -342,6 +346,15 @@ def _check(project: Project, lowered: list[FlowIR]) -> list[Diagnostic]:
         found += check_limits(flow_ir)
         found += check_order(flow_ir)
     return found
+
+
+def _check_links(
+    defs: ModuleDefs, lowered: list[FlowIR], links: Links, project: Project
+) -> list[Diagnostic]:
+    """How the module's output imports the others of its compile: the flows that
+    will not run compiled, the objects it would reach the source's copy of."""
+    found = check_imported_flows(defs, lowered, links, project.load)
+    return found + check_copies(defs, links, project)
 
 
 def _unresolved_star(parsed: ParsedModule, star: Unresolved) -> Diagnostic:

@@ -147,18 +147,29 @@ class Project:
 
         return resolve
 
-    def _resolve(self, defs: ModuleDefs, key: str) -> tuple[Callee, bool] | None:
+    def _resolve(
+        self, defs: ModuleDefs, key: str, depth: int = REEXPORT_DEPTH
+    ) -> tuple[Callee, bool] | None:
         head, *path = key.split(".")
         if not path:
             local = defs.local(key)
             if local is not None:
                 return local, True
+        if key in defs.aliases:  # `alias = fetch`: what the name is bound to
+            aliased = defs.aliases[key]
+            return self._resolve(defs, aliased, depth - 1) if depth else None
         imported = defs.imports.get(head)
         found = self.follow(imported, path) if imported is not None else None
         if found is None or found.attribute is None:
             return None  # a module is no callee
         target = self.load(found.module)
         callee = target.local(found.attribute) if target is not None else None
+        if callee is None and target is not None and found.attribute in target.aliases:
+            # A name that module binds to a node: `from .ops import get`, `get = fetch`.
+            further = (
+                self._resolve(target, found.attribute, depth - 1) if depth else None
+            )
+            callee = further[0] if further is not None else None
         return (callee, False) if callee is not None else None
 
     def nodes(self) -> list[NodeDef]:

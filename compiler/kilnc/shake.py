@@ -25,6 +25,7 @@ uses a flow at import is an error (KLN403), since the flow becomes a class.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
 import libcst as cst
 
@@ -154,13 +155,14 @@ def _rewrite(
 ) -> cst.CSTNode | None:
     """The statement as the output holds it: relative imports made absolute, kiln's
     decorators dropped, of an import line only the names something kept needs, and
-    imports of modules compiled with this one made imports of the compiled modules."""
+    imports of modules compiled with this one made imports of the compiled modules,
+    in a function's body or a block as at the top level."""
     if not isinstance(statement, cst.SimpleStatementLine):
         stripped = without_kiln_decorators(parsed, statement)
         if stripped is not statement:  # a node: its comments stay, its decorators go
             assert isinstance(statement, cst.FunctionDef | cst.ClassDef)
             stripped = stripped.with_changes(leading_lines=attached_comments(statement))
-        absolute = stripped.visit(_Absolute(parsed, location, diagnostics))
+        absolute = stripped.visit(_Absolute(parsed, location, links, diagnostics))
         assert isinstance(
             absolute, cst.BaseStatement
         ), "imports are rewritten, never removed"
@@ -213,7 +215,8 @@ def _compiled(
     import sub, util` (sub compiled, util not) is two imports; `import app.sub as
     sub` is `import build.app.sub as sub`. `import app.sub` binds `app`, which
     has no compiled counterpart to bind, and stays the source's: a flow called
-    through it is no call kiln sees. `from app import sub` where app/__init__.py
+    through it is no call kiln sees, and state or a class reached through it is
+    KLN404 (copies.py). `from app import sub` where app/__init__.py
     binds `sub` to something else (`from .sub import sub`) takes that, not the
     module, and stays the source's too.
     """
@@ -294,17 +297,25 @@ def _absolute(
     return node.with_changes(module=cst.parse_expression(absolute), relative=())
 
 
+_Line = TypeVar("_Line", cst.SimpleStatementLine, cst.SimpleStatementSuite)
+
+
 class _Absolute(cst.CSTTransformer):
-    """Every relative import inside a kept statement (a function's, a `try`'s) made absolute."""
+    """Every import inside a kept statement (a function's, a `try`'s) made absolute,
+    and of the compiled module where it names one compiled with this one: a node
+    that imports `OUTBOX` in its body (`from app.reports import OUTBOX`) reads the
+    object the compiled `publish` appends to, as in the source, not the source's."""
 
     def __init__(
         self,
         parsed: ParsedModule,
         location: ModuleLocation,
+        links: Links,
         diagnostics: list[Diagnostic],
     ) -> None:
         self.parsed = parsed
         self.location = location
+        self.links = links
         self.diagnostics = diagnostics
 
     def leave_ImportFrom(
@@ -318,6 +329,35 @@ class _Absolute(cst.CSTTransformer):
         return updated_node.with_changes(
             module=absolute.module, relative=absolute.relative
         )
+
+    def leave_SimpleStatementLine(
+        self,
+        original_node: cst.SimpleStatementLine,
+        updated_node: cst.SimpleStatementLine,
+    ) -> cst.SimpleStatementLine:
+        return self._linked(updated_node)
+
+    def leave_SimpleStatementSuite(
+        self,
+        original_node: cst.SimpleStatementSuite,
+        updated_node: cst.SimpleStatementSuite,
+    ) -> cst.SimpleStatementSuite:
+        return self._linked(updated_node)
+
+    def _linked(self, line: _Line) -> _Line:
+        """The line with its imports of compiled modules made imports of their outputs."""
+        body: list[cst.BaseSmallStatement] = []
+        for small in line.body:
+            if isinstance(small, cst.Import) or (
+                isinstance(small, cst.ImportFrom) and not small.relative
+            ):
+                body += _compiled(small, self.links)
+            else:
+                body.append(small)
+        if [id(small) for small in body] == [id(small) for small in line.body]:
+            return line  # nothing compiled: the line as it was, its layout too
+        last = body[-1].with_changes(semicolon=cst.MaybeSentinel.DEFAULT)
+        return line.with_changes(body=[*body[:-1], last])
 
 
 def _dotted(node: cst.BaseExpression) -> str:

@@ -18,12 +18,12 @@ The verdict comes from the source alone, as the runtime's `unstorable` gives
 it from the classes: JSON's values, tuples, sets, bytes, the standard
 types the codec tags (datetimes, UUIDs, Decimals, paths), Enums, and
 dataclasses, NamedTuples and pydantic models whose fields are all of those
-are stored. A class of the project is read (its decorators, its bases, its
-fields, however deep, across modules); a class of an installed package other
-than the standard library's is not, and neither is anything the source
-cannot tell (`Any`, a TypeVar, a name bound by code): those are left to the
-runtime's check, which raises before the node's result is used. Only a type
-certainly refused is reported.
+are stored, and so are TypedDicts whose keys hold those. A class of the
+project is read (its decorators, its bases, its fields, however deep, across
+modules); a class of an installed package other than the standard library's
+is not, and neither is anything the source cannot tell (`Any`, a TypeVar, a
+name bound by code): those are left to the runtime's check, which raises
+before the node's result is used. Only a type certainly refused is reported.
 """
 
 from __future__ import annotations
@@ -90,7 +90,13 @@ _STANDARD: Final = {
     ),
 }
 # Bases that make a class stored by its fields (NamedTuple, pydantic) or its value.
-_FIELDED_BASES: Final = {("typing", "NamedTuple"), ("pydantic", "BaseModel")}
+# A TypedDict's values are dicts, whose keys' annotations say what they hold.
+_FIELDED_BASES: Final = {
+    ("typing", "NamedTuple"),
+    ("typing", "TypedDict"),
+    ("typing_extensions", "TypedDict"),
+    ("pydantic", "BaseModel"),
+}
 _ENUMS: Final = frozenset({"Enum", "IntEnum", "StrEnum", "Flag", "IntFlag"})
 
 # A verdict: the name of a type certainly refused, "" for stored, None for cannot tell.

@@ -24,13 +24,8 @@ from dataclasses import replace
 from typing import Any, Final, TypeVar, overload
 
 from kiln.errors import DurableRunError, OptionError
-from kiln.options import (
-    NODE_RULES,
-    FlowOptions,
-    Limit,
-    NodeOptions,
-    node_kind_problems,
-)
+from kiln.node_kinds import node_kind_problems
+from kiln.options import NODE_RULES, FlowOptions, Limit, NodeOptions
 
 __all__ = [
     "FLOW_ATTRIBUTE",

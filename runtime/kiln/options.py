@@ -8,10 +8,10 @@ valid however it was built.
 
 `NODE_RULES`, `FLOW_RULES` and `LIMIT_RULES` are the one table of what each
 option accepts and of what is said when a value does not fit (`Rule.message`),
-`LIMIT_GROUP` and `LIMIT_CALL` what a flow's `limits` maps, `DEFAULT_MAX_VISITS`
-the visits of a flow that sets none, and `node_kind_problems` the rules
-between a node's options and the function it decorates. The decorators check
-values with them when the source is imported, and `kiln compile` checks the
+`LIMIT_GROUP` and `LIMIT_CALL` what a flow's `limits` maps, and
+`DEFAULT_MAX_VISITS` the visits of a flow that sets none (`kiln.node_kinds`
+holds the rules between a node's options and the function it decorates).
+The decorators check values with them when the source is imported, and `kiln compile` checks the
 literals it reads with them, saying the same at the value's position (it
 imports this module, never the reverse): a value one accepts, the other
 accepts, in the same words. `tests/test_options_agree.py` holds them to it.
@@ -22,8 +22,8 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeGuard
 
@@ -40,14 +40,13 @@ __all__ = [
     "LIMIT_RULES",
     "NODE_RULES",
     "FlowOptions",
-    "KindProblem",
     "Limit",
     "NodeOptions",
     "Rule",
+    "by_name",
     "check_int",
     "checked_limits",
     "must_be",
-    "node_kind_problems",
 ]
 
 Kind = Literal[
@@ -108,8 +107,18 @@ class Rule:
         return must_be(option, self.requirement)
 
     def check(self, option: str, value: object) -> None:
+        if self.kind == "function" and isinstance(value, str):
+            detail = by_name(option, value)
+            raise OptionError(f"{self.message(option)}: {detail}; got {value!r}")
         if not self.accepts(value):
             raise OptionError(f"{self.message(option)}{self.hint}; got {value!r}")
+
+
+def by_name(option: str, text: str) -> str:
+    """What is said of a string where a function goes (`fallback="keep_going"`)."""
+    if text.isidentifier():
+        return f"give the function itself ({option}={text}), not its name as a string"
+    return "give the function itself, not a string"
 
 
 def must_be(option: str, requirement: str) -> str:
@@ -228,95 +237,6 @@ LIMIT_RULES: Final[Mapping[str, Rule]] = {
     ),
 }
 
-# The options a stream node refuses: each is about one call that returns.
-_NOT_FOR_STREAMS: Final = ("retries", "timeout", "fallback", "thread", "limit", "cache")
-
-
-@dataclass(frozen=True, slots=True)
-class KindProblem:
-    """An option the decorated function's kind rules out, what is wrong, what to do."""
-
-    option: str
-    message: str
-    hint: str
-
-
-def node_kind_problems(
-    options: Mapping[str, object],
-    *,
-    is_async: bool,
-    streams: bool,
-    parameters: Collection[str],
-    fallback_async: bool = False,
-) -> list[KindProblem]:
-    """The rules between a node's options and its function, in the order of the table.
-
-    `options` holds the values given (others are the defaults); `is_async` and
-    `streams` say whether the function is `async def` and whether it yields;
-    `fallback_async` whether its fallback is.
-    """
-
-    def given(option: str) -> object:
-        return options.get(option, _DEFAULTS.get(option))
-
-    problems = []
-    if streams:
-        problems += [
-            KindProblem(
-                option,
-                f"option '{option}' applies to sync and async nodes, not streams",
-                f"drop {option}=, or make the node return its values",
-            )
-            for option in _NOT_FOR_STREAMS
-            if given(option) != _DEFAULTS[option]
-        ]
-        return problems
-    thread = given("thread") is True
-    if thread and is_async:
-        problems.append(
-            KindProblem(
-                "thread",
-                "thread=True applies to sync nodes, and this node is async: "
-                "it already runs without blocking the event loop",
-                "drop thread=True",
-            )
-        )
-    if not is_async and not thread and given("timeout") is not None:
-        problems.append(
-            KindProblem(
-                "timeout",
-                "a timeout cannot interrupt a sync node running in the event loop",
-                "add thread=True to run it in a worker thread",
-            )
-        )
-    if not is_async and not thread and given("limit") is not None:
-        problems.append(
-            KindProblem(
-                "limit",
-                "a sync node runs in the event loop and cannot wait there for capacity",
-                "add thread=True to run it in a worker thread, or make it async def",
-            )
-        )
-    if not is_async and not thread and fallback_async:
-        problems.append(
-            KindProblem(
-                "fallback",
-                "a sync node's fallback stands in for it in the event loop, where "
-                "nothing awaits it: it must be a def too",
-                "make the fallback a def, or the node async def or thread=True",
-            )
-        )
-    if given("fallback") is not None and "error" in parameters:
-        problems.append(
-            KindProblem(
-                "fallback",
-                "a node with a fallback cannot take a parameter named 'error': "
-                "its fallback is called as fallback(*args, error=exc)",
-                "rename the parameter",
-            )
-        )
-    return problems
-
 
 @dataclass(frozen=True, slots=True)
 class Limit:
@@ -398,12 +318,6 @@ class NodeOptions:
         object.__setattr__(self, "backoff", float(self.backoff))
         if self.timeout is not None:
             object.__setattr__(self, "timeout", float(self.timeout))
-
-
-# A node's options when not given: NodeOptions' own defaults.
-_DEFAULTS: Final[Mapping[str, object]] = {
-    option.name: option.default for option in fields(NodeOptions)
-}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

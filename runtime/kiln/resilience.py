@@ -49,8 +49,10 @@ __all__ = [
     "call_in_thread",
     "call_sync",
     "in_thread",
+    "inline",
     "retrying",
     "retrying_sync",
+    "waiting",
 ]
 
 P = ParamSpec("P")
@@ -185,6 +187,18 @@ def in_thread(
     return cast(
         "Callable[P, Coroutine[Any, Any, R]]", partial(call_in_thread, policy, fn)
     )
+
+
+def waiting(policy: Policy, fn: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """`fn` with `policy`, each attempt in the event loop as a sync node runs, and
+    the waits between them awaited: a sync node's retries block nothing else."""
+    return retrying(policy, partial(inline, fn))
+
+
+async def inline(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """`fn` called in the event loop, as a coroutine: one attempt of a sync node
+    whose retries wait (`waiting`, a site of kind "waiting")."""
+    return fn(*args, **kwargs)
 
 
 # --- the retry loop, one per colour -----------------------------------------------------

@@ -24,7 +24,7 @@ from typing import (
 )
 
 from kiln.fallbacks import falling_back, falling_back_sync
-from kiln.resilience import Policy, in_thread, retrying, retrying_sync
+from kiln.resilience import Policy, in_thread, retrying, retrying_sync, waiting
 from kiln.subflows import (
     SourceAsyncStream,
     SourceFlow,
@@ -41,7 +41,9 @@ F = TypeVar("F")
 
 SOURCE_FLOWS: Final = (SourceFlow, SourceAsyncStream, SourceStream, SourceValue)
 
-SiteKind = Literal["async", "sync", "thread", "stream", "astream", "flow", "ask"]
+SiteKind = Literal[
+    "async", "sync", "thread", "waiting", "stream", "astream", "flow", "ask"
+]
 
 
 @final
@@ -105,7 +107,8 @@ class SiteOptions(TypedDict, total=False):
 
 
 # The factory's overloads give a site the type of what the body calls there:
-# a thread node's call is a coroutine function; a fallback must answer with
+# a thread node's call is a coroutine function, as is a sync node's whose
+# retries wait (kind "waiting"); a fallback must answer with
 # what the node returns (awaited, if it is async); any other site's call has
 # its function's own type (a subflow's as `subflow` gives it: the generated
 # module passes an imported flow through `subflow`). A generic node's site
@@ -122,7 +125,7 @@ def site(
     defined: str = "",
     lines: tuple[int, ...] = (),
     *,
-    kind: Literal["thread"],
+    kind: Literal["thread", "waiting"],
     policy: Policy,
     fallback: None = None,
     **options: Unpack[SiteOptions],
@@ -137,7 +140,7 @@ def site(
     defined: str = "",
     lines: tuple[int, ...] = (),
     *,
-    kind: Literal["thread"],
+    kind: Literal["thread", "waiting"],
     policy: Policy,
     fallback: Callable[..., R | Awaitable[R]],
     **options: Unpack[SiteOptions],
@@ -236,6 +239,8 @@ def plain_call(site: Site) -> Callable[..., Any]:
     if site.policy is not None:
         if site.kind == "thread":
             fn = in_thread(site.policy, fn)
+        elif site.kind == "waiting":
+            fn = waiting(site.policy, fn)
         elif site.kind == "async":
             fn = retrying(site.policy, fn)
         else:

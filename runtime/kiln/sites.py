@@ -41,6 +41,7 @@ from kiln.resilience import (
     Gate,
     attempts,
     attempts_sync,
+    inline,
 )
 from kiln.stream_calls import ObservedAsyncStream, ObservedStream
 from kiln.threads import in_own_thread, thread_gates
@@ -296,6 +297,8 @@ def _attempt(site: Site, backend: Backend | None) -> Callable[..., Awaitable[Any
         return partial(_remote, backend, site)
     if site.kind == "thread":
         return partial(_threaded, site.fn)
+    if site.kind == "waiting":  # a sync node, in the loop: only its waits are awaited
+        return partial(inline, site.fn)
     return site.fn
 
 
@@ -376,6 +379,7 @@ async def unasked(run: Run, /, *args: Any, **kwargs: Any) -> Any:
 WRAPPERS: dict[SiteKind, Callable[[int, Site, Gate | None, Binder], Wrapped]] = {
     "async": _async_site,
     "thread": _async_site,
+    "waiting": _async_site,
     "sync": _sync_site,
     "stream": _stream_site,
     "astream": _stream_site,

@@ -10,10 +10,11 @@ calling thread             how the stream runs
 =========================  =====================================================
 no running event loop      on a private loop (`asyncio.Runner`) owned by the
                            iterator, one ``__anext__`` per ``next()``
-runs an event loop         on a worker thread with its own loop, which reads
-                           ahead at most `READ_AHEAD` items into a queue; the
-                           caller's loop waits while ``next()`` blocks, as it
-                           must for any sync call
+runs an event loop         on a worker thread with its own loop, one
+                           ``__anext__`` per ``next()`` too (never ahead of the
+                           consumer: a stream's side effects happen when the
+                           item is asked for); the caller's loop waits while
+                           ``next()`` blocks, as it must for any sync call
 =========================  =====================================================
 
 Either way the stream runs on a loop of its own, so it must not use objects tied
@@ -36,15 +37,11 @@ from typing import Any, Final, Generic, ParamSpec, TypeVar, final
 
 from kiln.errors import raise_as_is
 
-__all__ = ["READ_AHEAD", "iterate"]
+__all__ = ["iterate"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 R = TypeVar("R")
-
-#: How many items a stream consumed from inside a running loop may produce
-#: before the consumer has taken them: a slow consumer holds the producer back.
-READ_AHEAD: Final = 8
 
 
 def iterate(stream: AsyncIterator[T]) -> Iterator[T]:
@@ -126,24 +123,26 @@ _END: Final = _End()
 
 @final
 class _Worker(Generic[T]):
-    """A thread whose event loop reads `stream` ahead into a queue.
+    """A thread whose event loop reads `stream` into a queue, an item per request.
 
-    `READ_AHEAD` slots (an `asyncio.Semaphore` on the worker's loop) bound the
-    queue: the producer takes a slot before each ``__anext__``, the consumer
-    gives one back for each item it takes.
+    The producer takes a slot (an `asyncio.Semaphore` on the worker's loop)
+    before each ``__anext__``, and the consumer gives one for each message it
+    waits for: the stream runs only for an item the consumer asked for, as
+    ``async for`` would run it. Requests made before the worker's loop runs
+    are `_asked`, the slots it starts with.
 
     Stopping cancels a read in flight (the stream sees `CancelledError` where
-    it awaits), then closes the stream. An error the stream raised while
-    reading ahead, before the consumer stopped, is dropped with the items the
-    consumer never reached; an error raised in response to being stopped is
-    the stream's failure to clean up, and `stop` raises it.
+    it awaits; between items it waits at its ``yield``), then closes the
+    stream. An error raised in response to being stopped is the stream's
+    failure to clean up, and `stop` raises it.
 
-    `_lock` guards `_loop`, which is set only while the loop is sure to be
-    open, so the consumer never calls into a closed loop. `_producing` and
-    `_cancelled` are read and written on the worker's loop only.
+    `_lock` guards `_loop` and `_asked`; `_loop` is set only while the loop is
+    sure to be open, so the consumer never calls into a closed loop.
+    `_producing` and `_cancelled` are read and written on the worker's loop only.
     """
 
     __slots__ = (
+        "_asked",
         "_cancelled",
         "_close_error",
         "_items",
@@ -164,6 +163,7 @@ class _Worker(Generic[T]):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._slots: asyncio.Semaphore | None = None
+        self._asked = 0
         self._producing = False
         self._cancelled = False
         self._stopping = False
@@ -182,15 +182,15 @@ class _Worker(Generic[T]):
         asyncio.run(self._pump())
 
     def take(self) -> T | _End | _Failure:
-        """The next message, waiting for it; hands a slot back for an item."""
+        """The next message: asks the producer for one item, then waits for it."""
+        with self._lock:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._give_slot)
+            else:  # not started yet (or ended: its last message is queued)
+                self._asked += 1
         message = self._items.get()
-        if isinstance(message, _Failure):
-            if message.error is self._close_error:
-                self._close_error = None  # delivered here, not again by stop()
-        elif not isinstance(message, _End):
-            with self._lock:
-                if self._loop is not None:
-                    self._loop.call_soon_threadsafe(self._give_slot)
+        if isinstance(message, _Failure) and message.error is self._close_error:
+            self._close_error = None  # delivered here, not again by stop()
         return message
 
     def stop(self) -> None:
@@ -235,7 +235,7 @@ class _Worker(Generic[T]):
                 return False
             self._loop = asyncio.get_running_loop()
             self._task = asyncio.current_task()
-            self._slots = asyncio.Semaphore(READ_AHEAD)
+            self._slots = asyncio.Semaphore(self._asked)
             self._producing = True
             return True
 

@@ -13,14 +13,16 @@ from typing import (
     Literal,
     NamedTuple,
     NewType,
+    NotRequired,
     Optional,
     Protocol,
+    TypedDict,
     TypeVar,
 )
 
 import pytest
 
-from kiln.ledger.types import conforms, describe
+from kiln.ledger.types import conforms, describe, unstorable
 
 T = TypeVar("T")
 UserId = NewType("UserId", int)
@@ -53,6 +55,17 @@ class Pair(NamedTuple):
 @dataclass
 class Box(Generic[T]):
     item: T
+
+
+class Draft(TypedDict):
+    text: str
+    version: NotRequired[int]
+    points: NotRequired[list[Point]]
+
+
+class Thread(TypedDict):
+    text: str
+    replies: list[Thread]
 
 
 class Drawable(Protocol):
@@ -89,6 +102,9 @@ class Drawable(Protocol):
         (object(), Drawable),  # neither is a Protocol
         ([1, "a"], list[Any]),
         (b"x", Any),
+        ({"text": "a", "version": 1}, Draft),
+        ({"text": "a", "points": [Point(1, 2)], "more": object()}, Draft),
+        ({"text": "a", "replies": [{"text": "b", "replies": []}]}, Thread),
     ],
 )
 def test_values_of_their_annotated_type_conform(value: object, hint: object) -> None:
@@ -122,6 +138,10 @@ def test_values_of_their_annotated_type_conform(value: object, hint: object) -> 
         (Pair("1", None), Pair),  # type: ignore[arg-type]
         ((1, None), Pair),
         (Box(1), Point),
+        ([("text", "a")], Draft),
+        ({"text": 1}, Draft),
+        ({"text": "a", "points": [(1, 2)]}, Draft),
+        ({"text": "a", "replies": [{"text": "b", "replies": [1]}]}, Thread),
     ],
 )
 def test_values_of_another_type_do_not(value: object, hint: object) -> None:
@@ -145,3 +165,14 @@ def test_hints_are_described_as_written() -> None:
     assert describe(int) == "int"
     assert describe(list[Point]) == "list[test_ledger_types.Point]"
     assert describe(Optional[int]) == "Optional[int]"  # noqa: UP045
+
+
+def test_a_typed_dict_is_stored_as_the_dict_it_is_when_its_keys_are() -> None:
+    assert unstorable(Draft) is None
+    assert unstorable(Thread) is None
+    assert unstorable(list[Draft]) is None
+
+    class Complex(TypedDict):
+        value: complex
+
+    assert unstorable(Complex) == "complex"

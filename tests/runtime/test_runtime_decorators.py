@@ -185,6 +185,11 @@ BAD_NODE_OPTIONS: list[tuple[dict[str, Any], str]] = [
     ({"timeout": -1}, "timeout must be a finite number of seconds > 0"),
     ({"timeout": False}, "timeout must be a finite number of seconds > 0"),
     ({"fallback": 3}, "fallback must be a function"),
+    (
+        {"fallback": "keep_going"},
+        r"fallback must be a function defined with def beside the node: give the "
+        r"function itself \(fallback=keep_going\), not its name as a string; got",
+    ),
     ({"limit": ""}, "limit must be a non-empty group name"),
     ({"cache": 1}, "cache must be True or False"),
     ({"thread": "yes"}, "thread must be True or False"),
@@ -257,6 +262,16 @@ def test_thread_on_an_async_node_is_refused() -> None:
         node(thread=True)(fetch)
     with pytest.raises(OptionError, match="thread=True applies to sync nodes"):
         node(thread=True, name="partial")(functools.partial(fetch))
+
+
+def test_a_wait_between_retries_of_a_sync_node_is_accepted() -> None:
+    # Compiled, the pause is awaited (a site of kind "waiting"): it blocks no call
+    # the flow runs beside the node.
+    def parse(text: str) -> float:
+        return float(text)
+
+    node(retries=2, wait=0.5)(parse)
+    node(retries=2, wait=0.5, thread=True)(parse)
 
 
 def test_a_function_is_a_node_or_a_flow_not_both() -> None:

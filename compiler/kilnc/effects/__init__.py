@@ -40,8 +40,9 @@ import libcst as cst
 
 from kilnc.annotations import Defined, library_name, resolve_name
 from kilnc.effect_ir import Effects, Holder
+from kilnc.effects.aliases import FIXED_POINT_ROUNDS
 from kilnc.effects.bindings import bound_values
-from kilnc.effects.body import FIXED_POINT_ROUNDS, Body
+from kilnc.effects.body import Body
 from kilnc.effects.closures import any_of, nested_functions
 from kilnc.effects.handed import decorated_by
 from kilnc.effects.kept import hand_back
@@ -56,12 +57,9 @@ from kilnc.effects.methods import (
     method_kind,
     typed_receiver,
 )
-from kilnc.effects.module_state import (
-    holds_state,
-    loggers,
-    module_state,
-)
-from kilnc.effects.receivers import called_method, type_of
+from kilnc.effects.module_names import loggers
+from kilnc.effects.module_state import held_piece, holds_state, refers_to
+from kilnc.effects.receivers import called_method, of_immutable_type
 from kilnc.effects.signature import (
     changeable,
     kept_defaults,
@@ -162,7 +160,7 @@ class EffectReader:
         bound = [
             value
             for value in bound_values(statement)
-            if not self._immutable_value(body, value)
+            if not of_immutable_type(body, value)
         ]
         for value in bound:  # `held = memory["items"]`: the keys it holds
             hand_back(body, value, params=False)
@@ -175,15 +173,6 @@ class EffectReader:
         ):
             return replace(effects, result_state=True)
         return effects
-
-    def _immutable_value(self, body: Body, value: cst.BaseExpression) -> bool:
-        """Whether `value` is of a type that never changes (`CACHE[key]` of a
-        `dict[str, str]`): module state's or not, no code can change it."""
-        typed = type_of(body, value)
-        if typed is None:
-            return False
-        defs, annotation = typed
-        return is_immutable(annotation, partial(self.library_name, defs.location.name))
 
     def _read(self, key: tuple[str, str]) -> Effects:
         found = self._definition(*key)
@@ -203,7 +192,8 @@ class EffectReader:
                 params = typed_receiver(params, owner, kind)
                 receiver = first_name(function) if kind != "static" else None
             roots = (function.body,)
-            defaults = kept_defaults(defs, function, ".".join(key))
+            named = partial(self.state_name, defs, called=False)
+            defaults = kept_defaults(function, ".".join(key), named)
             body = _read_body(
                 self, defs, params, roots, owner, made, receiver, defaults
             )
@@ -310,13 +300,10 @@ class EffectReader:
     def _holds_state(
         self, defs: ModuleDefs, path: list[str], called: bool, constants: bool
     ) -> str | None:
-        module = defs.parsed.module
-        state = module_state(module)
-        held = path[0] in state.values or (constants and path[0] in state.constants)
-        held |= path[0] in state.classes and len(path) > 1 and not called
-        name = state.shared.get(path[0], path[0])
-        prefix = defs.location.name
-        return (f"{prefix}.{name}" if prefix else name) if held else None
+        referred = refers_to(defs, path)  # `CURRENT = db.STATE`: another module's
+        if referred is not None:
+            return self.state_name(defs, referred, called, constants)
+        return held_piece(defs, path, called, constants)
 
     def library_name(self, module: str, name: str) -> str | None:
         """What a dotted name of `module` means outside the project: `builtins.int`,

@@ -28,18 +28,20 @@ from kilnc.effect_ir import (
     global_part,
     spread,
 )
+from kilnc.effects.aliases import bind_aliases
 from kilnc.effects.bindings import NEW_VALUES, Bindings
 from kilnc.effects.closures import nonlocal_names
 from kilnc.effects.found import Found, Origin
 from kilnc.effects.idioms import Idioms
 from kilnc.effects.lookup import Lookup
-from kilnc.effects.receivers import copy_shares, describe
+from kilnc.effects.receivers import copy_shares, describe, of_immutable_type
 from kilnc.effects.state_uses import record
 from kilnc.front import ModuleDefs
+from kilnc.import_names import with_body_imports
 from kilnc.mutability import (
-    FRESH_BUILTINS,
     FRESH_METHODS,
     Qualify,
+    fresh_builtin,
     is_fresh,
     is_immutable,
     is_read_only,
@@ -47,10 +49,8 @@ from kilnc.mutability import (
 )
 from kilnc.names import identifier, name_uses, root_names
 from kilnc.syntax import chain_root, code
-from kilnc.walk import walk
 
 _OPAQUE: Final = ", a method kiln cannot see into"  # said of a use of module state
-FIXED_POINT_ROUNDS: Final = 50  # the lattice is finite; this only bounds a runaway
 # A change of a whole Memory: any key read, bound anew, or changed in place.
 _EVERY_VALUE: Final = MemoryUse(ANY_KEY, ANY_KEY, ANY_KEY, ANY_KEY, mutates=ANY_KEY)
 
@@ -70,7 +70,7 @@ class Body:
         defaults: Mapping[str, str] | None = None,
     ) -> None:
         self.reader = reader
-        self.defs = defs
+        self.defs, self.local_imports = with_body_imports(defs, roots)
         self.params = params
         self.roots = roots
         # The class whose method this is (for `super()`); in an `__init__`, the
@@ -92,10 +92,10 @@ class Body:
         # What the annotations of this module name, when it is no class of the project.
         self.qualify: Qualify = partial(reader.library_name, defs.location.name)
         for root in roots:
-            self.local_names |= name_uses(root).writes
+            self.local_names |= name_uses(root).writes - self.local_imports
             if self.defaults and isinstance(root, cst.BaseSuite):
                 self.local_names -= nonlocal_names(root)  # `nonlocal n`: a cell
-        self._alias()
+        self.bindings = bind_aliases(self)
         self.idioms = Idioms(self)
 
     def effects(self, order: tuple[str, ...], keep_clones: bool = False) -> Effects:
@@ -132,45 +132,6 @@ class Body:
         )
 
     # --- what a name or an expression may hold --------------------------------------
-
-    def _alias(self) -> None:
-        """Which parameters' objects each local name may be (`aliases`) or hold
-        in its items (`contents`), to a fixed point."""
-        found = Bindings()
-        for root in self.roots:
-            walk(root, found)
-        self.bindings = found
-        for _ in range(FIXED_POINT_ROUNDS):
-            changed = False
-            for targets, value in found.bound:
-                changed |= self._add(self.aliases, targets, self.origins(value))
-                changed |= self._add(self.contents, targets, self.inner(value))
-            for targets, value in found.items:  # a loop's target is an item
-                changed |= self._add(self.aliases, targets, self.within(value))
-                changed |= self._add(self.contents, targets, self.inner(value))
-            for targets, value in found.stored:  # `out.append(w)`, `table[k] = w`
-                changed |= self._add(self.contents, targets, self.within(value))
-                kept = root_names(value) & self.local_names
-                if isinstance(value, cst.Name) and kept:
-                    # `registry[k] = agent`: the local `agent` is part of `registry`
-                    # from then on; changing it, or handing it out, is registry's.
-                    held_by = set().union(*(self.origins(cst.Name(t)) for t in targets))
-                    changed |= self._add(self.aliases, kept, held_by)
-            if not changed:
-                return
-
-    def _add(
-        self, table: dict[str, set[Origin]], targets: set[str], held: set[Origin]
-    ) -> bool:
-        changed = False
-        for target in targets:
-            if target in self.params:
-                continue  # a parameter rebound still names its own object too
-            before = table.setdefault(target, set())
-            if not held <= before:
-                before |= held
-                changed = True
-        return changed
 
     def within(self, node: cst.BaseExpression) -> set[Origin]:
         """What `node` may be or hold anywhere inside it."""
@@ -261,7 +222,7 @@ class Body:
         qualified = self.reader.resolve(self.defs, func)
         if qualified is not None:
             last = qualified.split(".")[-1]
-            if qualified.startswith("builtins.") and last in FRESH_BUILTINS:
+            if qualified.startswith("builtins.") and fresh_builtin(last, call):
                 return set()
             if is_fresh(qualified) and not copy_shares(self, call, qualified):
                 return set()  # no copy a class of the project makes its own way
@@ -283,10 +244,10 @@ class Body:
         given = list(effects.bind(call, receiver))
         named = {param: argument for param, argument in given if param}
         for param, argument in given:
-            if param is not None and param not in effects.returns:
+            kept = param is None or param in effects.returns
+            if not kept or of_immutable_type(self, argument):  # `Batch(page.url)`
                 continue
-            # A Memory's values at some keys, not the Memory: those keys' objects.
-            use = effects.memory_use(param) if param else None
+            use = effects.memory_use(param) if param else None  # a Memory's keys
             returned = use.returned if use is not None else NO_KEYS
             token = self.token(argument)
             if token is not None and returned and not returned.any:
@@ -372,7 +333,9 @@ class Body:
                 ):
                     continue
                 before = self.found.changes.get(origin)
-                if before is None or (before.opaque and not opaque):
+                # Its items changed outweighs its iteration, which a container forgets.
+                weaker = before is not None and before.by_iteration > by_iteration
+                if before is None or weaker or (before.opaque and not opaque):
                     span = self.defs.parsed.span(where)
                     change = Change(reason, span, by_iteration, opaque)
                     self.found.changes[origin] = change
@@ -389,7 +352,7 @@ class Body:
         # A method of module state kiln cannot see into (`opaque`: `client.post`)
         # reads it: a client, a session, a logger is shared by design.
         access = Access.READ if by_iteration or opaque else Access.WRITE
-        if as_state:
+        if as_state and not self.idioms.is_copy(node):  # `vals.append(x)` of a copy
             record(self, stored or node, access, reason.removesuffix(_OPAQUE), where)
 
     def _annotated(self, holder: Holder, test: Callable[[str, Qualify], bool]) -> bool:
@@ -442,8 +405,6 @@ class Body:
         if not isinstance(node, cst.Name):
             return False
         name = identifier(node.value)
-        return (
-            name not in self.params
-            and name not in self.local_names
-            and name in self.defs.parsed.global_names
-        )
+        if name in self.params or name in self.local_names:
+            return False
+        return name in self.defs.parsed.global_names or name in self.local_imports

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from kilnc.effect_ir import Access, Effects, StateUse
-from kilnc.effects.module_state import defining_module
+from kilnc.effects.module_names import defining_module
 from kilnc.front import ModuleDefs
 from kilnc.names import identifier, name_uses, parameter_names
 from kilnc.walk import walk

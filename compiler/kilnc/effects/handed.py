@@ -27,7 +27,7 @@ import libcst as cst
 from kilnc.effect_ir import Access, Effects
 from kilnc.effects.body import Body
 from kilnc.effects.closures import fills_as_writes, project_function_in, wrappers
-from kilnc.effects.module_state import bound_once, made_by_calls
+from kilnc.effects.module_names import bound_once, made_by_calls
 from kilnc.effects.project_calls import beyond_parameters, project_call
 from kilnc.names import identifier
 from kilnc.syntax import chain_root, code, dotted

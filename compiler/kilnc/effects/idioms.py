@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Final
 import libcst as cst
 
 from kilnc.effect_ir import Access
-from kilnc.effects.state_uses import record, state_of
+from kilnc.effects.shared_items import item_of, items_of
+from kilnc.effects.state_uses import called_target, record, state_of
 from kilnc.names import identifier, name_uses
 from kilnc.syntax import awaits, chain_root, code, dotted
 from kilnc.walk import walk
@@ -35,6 +36,8 @@ if TYPE_CHECKING:  # the body reads its idioms first: a cycle
 
 # A builtin container's methods that add to it and read nothing back.
 _ADDING: Final = frozenset({"append", "add", "extend", "appendleft", "extendleft"})
+# What a miss changes through the code it calls, beside what a memo fills.
+_MISS_CALL: Final = "<a call past the memo's test>"
 # Updates that commute with each other on numbers, and add to a list or a str.
 _ADDING_OPERATORS: Final = (cst.AddAssign, cst.SubtractAssign)
 
@@ -51,11 +54,27 @@ class Idioms:
         self.imported = found.imported
         self.resets = frozenset(found.resets)
         self.aliases: dict[str, cst.BaseExpression] = {}
+        bound = [
+            (targets, _held(body, value)) for targets, value in body.bindings.bound
+        ]
+        # Locals bound to a new container of another's items (`vals =
+        # list(GROUPS.values())`): changing an item of it changes one of those.
+        self.copies: dict[str, cst.BaseExpression] = {}
         for targets, value in body.bindings.bound:
-            held = _held(value)
+            inner = items_of(body, value)
+            if inner is not value and isinstance(chain_root(inner), cst.Name):
+                self.copies.update(dict.fromkeys(targets - self.declared, inner))
+        # A loop's target is an item of what it iterates: `for buf in BUFFERS.values()`.
+        items = [(t, self._iterated(body, v)) for t, v in body.bindings.items]
+        for targets, held in (*bound, *items):
             if held is not None and isinstance(chain_root(held), cst.Name):
                 for target in targets - self.declared:
                     self.aliases.setdefault(target, held)
+        # The locals that are an item of a container: what a method changes is data.
+        self.items = frozenset().union(
+            *(t for t, v in body.bindings.items),
+            *(t for t, v in body.bindings.bound if _an_item(body, v)),
+        )
         self.kinds: dict[int, Access] = {}
         for node in found.adds:
             self.kinds[id(chain_root(node))] = Access.ACCUMULATE
@@ -63,6 +82,9 @@ class Idioms:
         # What a miss adds to (`MISSES += 1` past the memo's test): two calls of
         # one key that both miss add twice, where the source adds once.
         missed = {state_of(body, node, self) for node in found.missed} - {None}
+        # A miss that calls code changing state (an LLM client counting its
+        # calls): two calls of one key both miss and change it twice.
+        missed |= {_MISS_CALL for call in found.miss_calls if _changes(body, call)}
         for node, guards, stored in found.stores:
             guarded = memoised | {state_of(body, test, self) for test in guards}
             piece = state_of(body, node, self)
@@ -97,7 +119,32 @@ class Idioms:
                 self.declared
             ):
                 continue  # a local bound anew, though it held module state
+            if isinstance(node, cst.Attribute | cst.Subscript) and self.is_copy(
+                node.value
+            ):
+                continue  # `headers["auth"] = t` of `headers = dict(DEFAULTS)`
             record(body, node, Access.WRITE, f"{verb} {code(node)}", node, self)
+
+    def is_copy(self, node: cst.BaseExpression) -> bool:
+        """Whether `node` names a new container of module state's items (`vals`
+        of `vals = list(GROUPS.values())`): changing it changes no state."""
+        return isinstance(node, cst.Name) and identifier(node.value) in self.copies
+
+    def _iterated(self, body: Body, iterable: cst.BaseExpression) -> cst.BaseExpression:
+        """The container whose items a loop over `iterable` takes, through copies."""
+        found = items_of(body, iterable)
+        if isinstance(found, cst.Name):
+            return self.copies.get(identifier(found.value), found)
+        return found
+
+
+def _changes(body: Body, call: cst.Call) -> bool:
+    """Whether a call of project code changes module state, or adds to it."""
+    target = called_target(body, call.func)
+    if target is None:
+        return False
+    effects = body.reader.of_function(target[0], target[1])
+    return any(use.access is not Access.READ for _, use in effects.state_uses)
 
 
 def _filler_s(
@@ -153,11 +200,16 @@ def _read_apart(
     )
 
 
-def _held(value: cst.BaseExpression) -> cst.BaseExpression | None:
+def _an_item(body: Body, value: cst.BaseExpression) -> bool:
+    """`xs[0]`, `table.get(key)`, `next(iter(xs))`: one item of a container."""
+    return isinstance(value, cst.Subscript) or item_of(body, value) is not None
+
+
+def _held(body: Body, value: cst.BaseExpression) -> cst.BaseExpression | None:
     """What a local bound to `value` holds part of: `CACHE` of `CACHE[key]` and
     of `CACHE.setdefault(key, [])`; None for a value of its own."""
-    if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
-        return value.func.value if value.func.attr.value == "setdefault" else None
+    if isinstance(value, cst.Call):
+        return item_of(body, value)
     return (
         value if isinstance(value, cst.Name | cst.Attribute | cst.Subscript) else None
     )
@@ -189,6 +241,7 @@ class _Finder(cst.CSTVisitor):
         self.folds: list[tuple[cst.BaseExpression, list[cst.BaseExpression], bool]] = []
         self.adds: list[cst.BaseExpression] = []
         self.missed: list[cst.BaseExpression] = []  # adds past a memo, or guarded
+        self.miss_calls: list[cst.Call] = []  # calls past a memo, or guarded
         # `setdefault`'s: what it fills, at which key, with what value.
         self.fills: list[
             tuple[cst.BaseExpression, cst.BaseExpression | None, cst.BaseExpression]
@@ -288,6 +341,8 @@ class _Finder(cst.CSTVisitor):
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
+        if self.memos or self.guards:
+            self.miss_calls.append(node)
         if not isinstance(func, cst.Attribute):
             return
         if func.attr.value == "reset" and isinstance(func.value, cst.Name):

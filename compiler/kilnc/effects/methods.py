@@ -146,6 +146,12 @@ class Classes:
                 and any(dotted(d.decorator) == "property" for d in statement.decorators)
             ):
                 return owner, code(statement.returns.annotation)
+        made_by = _made_in_init(init, made, attribute)
+        if made_by is not None and (
+            self.find(owner, made_by) is not None
+            or made_by.rpartition(".")[2][:1].isupper()
+        ):  # `self.counter = Counter()`: a class's object, project or library
+            return owner, made_by
         for base in cls.bases:
             inherited = self.attribute_type(
                 owner, code(base.value), attribute, depth + 1
@@ -262,6 +268,28 @@ def _init_annotations(init: cst.FunctionDef | None) -> list[cst.AnnAssign]:
         for small in line.body
         if isinstance(small, cst.AnnAssign)
     ]
+
+
+def _made_in_init(
+    init: cst.FunctionDef | None, made: str | None, attribute: str
+) -> str | None:
+    """`Counter` where `__init__` binds `self.<attribute>` only to `Counter(...)`."""
+    if init is None or not isinstance(init.body, cst.IndentedBlock):
+        return None
+    classes = {
+        dotted(small.value.func)
+        for line in init.body.body
+        if isinstance(line, cst.SimpleStatementLine)
+        for small in line.body
+        if isinstance(small, cst.Assign)
+        and isinstance(small.value, cst.Call)
+        and any(
+            isinstance(t.target, cst.Attribute)
+            and _attribute_name(t.target, made) == attribute
+            for t in small.targets
+        )
+    }
+    return classes.pop() if len(classes) == 1 else None
 
 
 def _attribute_name(target: cst.BaseExpression, made: str | None) -> str | None:

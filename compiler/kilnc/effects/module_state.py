@@ -29,8 +29,10 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
+from kilnc.effects.module_names import declared_global
+from kilnc.mutability import immutable_literal
 from kilnc.names import identifier, name_uses, root_names, target_names
-from kilnc.syntax import code, dotted
+from kilnc.syntax import dotted
 from kilnc.walk import walk
 
 if TYPE_CHECKING:  # the body asks this module which names are state: a cycle
@@ -55,6 +57,9 @@ class ModuleState:
     # {"items": SHARED}`), and each class with its bases, by the first name of
     # those that may share one: one piece of state, under that name.
     shared: Mapping[str, str] = field(default_factory=dict)
+    # Names bound once to another's name that the module imports (`CURRENT =
+    # db.STATE`): that object, under the name of the module that made it.
+    refers: Mapping[str, str] = field(default_factory=dict)
 
 
 def holds_state(
@@ -66,6 +71,8 @@ def holds_state(
     if isinstance(node, cst.Call) and id(node) in body.state_calls:
         return True  # a project function's result that is module state's
     if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+        if body.reader.called(body, node.func) is not None:
+            return False  # a project method's, which says what it returns above
         if _imported_module(body, node.func.value):
             # `random.random()`, `np.zeros(3)`: a function of a module the body
             # imports, whose value is its own (a project function's that is
@@ -81,6 +88,32 @@ def holds_state(
         targets & local and holds_state(body, value, seen | local)
         for targets, value in body.bindings.bound
     )
+
+
+def held_piece(
+    defs: ModuleDefs, path: list[str], called: bool, constants: bool
+) -> str | None:
+    """The piece of state `path` (`["CACHE", "get"]`) is in `defs`' module: a
+    changing value, an attribute of a class (not the class called), or with
+    `constants` any name; by the first name of those that may share one object."""
+    state = module_state(defs.parsed.module)
+    alias = defs.aliases.get(path[0])
+    if alias is not None and alias.partition(".")[0] not in state.values:
+        return None  # another name of a function or a node: `again = fetch`
+    held = path[0] in state.values or (constants and path[0] in state.constants)
+    held |= path[0] in state.classes and len(path) > 1 and not called
+    name = state.shared.get(path[0], path[0])
+    prefix = defs.location.name
+    return (f"{prefix}.{name}" if prefix else name) if held else None
+
+
+def refers_to(defs: ModuleDefs, path: list[str]) -> cst.BaseExpression | None:
+    """What `path` names where its first name is bound to a name the module
+    imports (`CURRENT = db.STATE`, `ALIAS = STATE`): that name, and the rest."""
+    referred = module_state(defs.parsed.module).refers.get(path[0])
+    if referred is None:
+        return None
+    return cst.parse_expression(".".join([referred, *path[1:]]))
 
 
 def class_state(defs: ModuleDefs, name: str) -> str | None:
@@ -127,7 +160,11 @@ def module_state(module: cst.Module) -> ModuleState:
     graph: dict[str, set[str]] = {}  # who may hold whose object, both ways
     classes = frozenset(found.classes)
     for target, read in found.holding:  # values that share, or a class and a base
-        if (target != read and {target, read} <= values) or {target, read} <= classes:
+        if (
+            (target != read and {target, read} <= values)
+            or {target, read} <= classes
+            or (target in classes and read in values)  # `class Svc: store = BOX`
+        ):
             graph.setdefault(target, set()).add(read)
             graph.setdefault(read, set()).add(target)
     shared: dict[str, str] = {}
@@ -140,7 +177,14 @@ def module_state(module: cst.Module) -> ModuleState:
                     todo.append(other)
             shared |= dict.fromkeys(group, name)
     attributes = {cls: frozenset(names) for cls, names in found.attributes.items()}
-    return ModuleState(values, classes, constants, attributes, shared)
+    own = values | classes | constants
+    bound = Counter(found.order)
+    refers = {
+        name: text
+        for name, text in found.refers.items()
+        if bound[name] == 1 and text.partition(".")[0] not in own
+    }
+    return ModuleState(values, classes, constants, attributes, shared, refers)
 
 
 class _Bindings(cst.CSTVisitor):
@@ -154,6 +198,7 @@ class _Bindings(cst.CSTVisitor):
         self.holding: list[tuple[str, str]] = []  # a name, and one its value reads
         self.order: list[str] = []  # the module-level names as they are bound
         self.attributes: dict[str, set[str]] = {}  # what each class's body assigns
+        self.refers: dict[str, str] = {}  # a name bound to a dotted name: that name
         # The functions and classes open around the statement: a module-level
         # class by its name, anything else None.
         self._open: list[str | None] = []
@@ -187,12 +232,15 @@ class _Bindings(cst.CSTVisitor):
         self.values.update(identifier(item.name.value) for item in node.names)
 
     def visit_Assign(self, node: cst.Assign) -> None:
-        self._in_class([target.target for target in node.targets])
+        self._in_class([target.target for target in node.targets], node.value)
         if self._module_level():
-            held = self.constants if _immutable_literal(node.value) else self.values
+            held = self.constants if immutable_literal(node.value) else self.values
             for target in node.targets:
                 held |= target_names(target.target)
                 self._holds(target_names(target.target), node.value)
+                referred = dotted(node.value)
+                if isinstance(target.target, cst.Name) and referred is not None:
+                    self.refers[identifier(target.target.value)] = referred
 
     def _holds(self, targets: set[str], value: cst.BaseExpression) -> None:
         read = name_uses(value).read_names
@@ -206,8 +254,8 @@ class _Bindings(cst.CSTVisitor):
         cls = self._open[-1] if self._open else None
         # `messages: list[str] = field(default_factory=list)`, `user: str`: fields.
         if value is not None and cls not in self._fields and not _field(value):
-            self._in_class([node.target])
-        if self._module_level() and (value is None or not _immutable_literal(value)):
+            self._in_class([node.target], value)
+        if self._module_level() and (value is None or not immutable_literal(value)):
             self.values |= target_names(node.target)
             if value is not None:
                 self._holds(target_names(node.target), value)
@@ -218,13 +266,18 @@ class _Bindings(cst.CSTVisitor):
         if self._module_level():
             self.values |= target_names(node.target)
 
-    def _in_class(self, targets: list[cst.BaseExpression]) -> None:
-        """An assignment in a module-level class's own body: its attribute."""
+    def _in_class(
+        self, targets: list[cst.BaseExpression], value: cst.BaseExpression | None
+    ) -> None:
+        """An assignment in a module-level class's own body: its attribute, which
+        may hold a module-level value's object (`store = BOX`)."""
         cls = self._open[-1] if self._open else None
         if cls is not None:
             found = self.attributes.setdefault(cls, set())
             for target in targets:
                 found |= target_names(target)
+            if value is not None:
+                self.holding += [(cls, name) for name in name_uses(value).read_names]
 
     def _module_level(self) -> bool:
         return not self._open
@@ -263,147 +316,3 @@ def _constant_class(statement: cst.ClassDef) -> bool:
         if name is not None and name.split(".")[-1] in _CONSTANT_BASES:
             return True
     return False
-
-
-def _immutable_literal(value: cst.BaseExpression) -> bool:
-    """A number, string, bool or None, or a tuple or frozen set made of them."""
-    if isinstance(
-        value,
-        cst.BaseNumber | cst.SimpleString | cst.ConcatenatedString | cst.Ellipsis,
-    ):
-        return True
-    if isinstance(value, cst.Name):
-        return value.value in ("True", "False", "None")
-    if isinstance(value, cst.UnaryOperation):
-        return _immutable_literal(value.expression)
-    if isinstance(value, cst.BinaryOperation):
-        return _immutable_literal(value.left) and _immutable_literal(value.right)
-    if isinstance(value, cst.Tuple):
-        return all(
-            isinstance(element, cst.Element) and _immutable_literal(element.value)
-            for element in value.elements
-        )
-    if isinstance(value, cst.Call) and dotted(value.func) == "frozenset":
-        return not value.args or _immutable_literal(value.args[0].value)
-    return False
-
-
-@lru_cache(maxsize=256)
-def declared_types(module: cst.Module) -> Mapping[str, str]:
-    """By name, the type a module-level name is declared (`STORE: Store = ...`) or
-    made (`STORE = Store()`, the call's callee, which may be no class) as, where
-    the module binds it once: a method called on it is found through that."""
-    found: dict[str, str] = {}
-    for name, binding in bound_once(module).items():
-        if isinstance(binding, cst.AnnAssign):
-            annotation = binding.annotation.annotation
-            written = code(annotation)
-            if isinstance(annotation, cst.SimpleString):  # `STORE: "Store"`
-                written = written.strip("'\"")
-            found[name] = written
-        elif isinstance(binding.value, cst.Call):
-            found[name] = code(binding.value.func)
-    return {name: kind for name, kind in found.items() if kind}
-
-
-@lru_cache(maxsize=256)
-def bound_once(module: cst.Module) -> Mapping[str, cst.Assign | cst.AnnAssign]:
-    """By name, the one statement that binds a module-level name to a value,
-    where the module binds it once (`HOOK = on_start`, `STORE: Store = ...`)."""
-    return {
-        name: binding for name, (binding, whole) in _bound_once(module).items() if whole
-    }
-
-
-@lru_cache(maxsize=256)
-def made_by_calls(module: cst.Module) -> Mapping[str, cst.Call]:
-    """By name, the call whose value, or an item of it, a module-level name is
-    bound to, where the module binds it once (`put, get = make_store()`)."""
-    return {
-        name: binding.value
-        for name, (binding, _) in _bound_once(module).items()
-        if isinstance(binding.value, cst.Call)
-    }
-
-
-def _bound_once(
-    module: cst.Module,
-) -> dict[str, tuple[cst.Assign | cst.AnnAssign, bool]]:
-    """By name, the one statement binding a module-level name, where the module
-    binds it once, and whether to the whole value (`x = v`, not `x, y = v`)."""
-    found: dict[str, tuple[cst.Assign | cst.AnnAssign, bool]] = {}
-    bound: Counter[str] = Counter()
-    for statement in module.body:
-        if not isinstance(statement, cst.SimpleStatementLine):
-            for name in _defined(statement):
-                bound[name] += 2  # a def, a class, or bound in a block: not one value
-            continue
-        for small in statement.body:
-            if isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
-                name = identifier(small.target.value)
-                found[name] = (small, True)
-                bound[name] += 1
-            elif isinstance(small, cst.Assign):
-                for target in small.targets:
-                    whole = isinstance(target.target, cst.Name)
-                    for name in target_names(target.target):
-                        bound[name] += 1
-                        found.setdefault(name, (small, whole))
-    return {name: binding for name, binding in found.items() if bound[name] == 1}
-
-
-def _defined(statement: cst.BaseStatement) -> set[str]:
-    """The names a compound statement at module level binds."""
-    if isinstance(statement, cst.FunctionDef | cst.ClassDef):
-        return {identifier(statement.name.value)}
-    return set(name_uses(statement).writes)
-
-
-def loggers(module: cst.Module) -> frozenset[str]:
-    """The names a module assigns a logger to: `log = logging.getLogger(...)`."""
-    found: set[str] = set()
-    for statement in module.body:
-        if not isinstance(statement, cst.SimpleStatementLine):
-            continue
-        for small in statement.body:
-            if isinstance(small, cst.Assign) and isinstance(small.value, cst.Call):
-                made_by = dotted(small.value.func) or ""
-                last = made_by.split(".")[-1]
-                if last in ("getLogger", "get_logger", "getChild"):
-                    for target in small.targets:
-                        found |= target_names(target.target)
-    return frozenset(found)
-
-
-def declared_global(body: Body, name: str) -> tuple[ModuleDefs, str] | None:
-    """What a module-level name of the body's module, or one it imports from a
-    project module (`from app.clients import CLIENT`), is declared or made as,
-    with the definitions of the module that says so."""
-    defining = defining_module(body, name)
-    if defining is None:
-        return None
-    defs, name = defining
-    kind = declared_types(defs.parsed.module).get(name)
-    return (defs, kind) if kind is not None else None
-
-
-def annotated_global(body: Body, name: str) -> tuple[ModuleDefs, str] | None:
-    """The annotation a module-level name is declared with (`AGENTS: dict[str,
-    Agent] = ...`), in this module or one it imports it from."""
-    defining = defining_module(body, name)
-    if defining is None:
-        return None
-    defs, name = defining
-    binding = bound_once(defs.parsed.module).get(name)
-    if not isinstance(binding, cst.AnnAssign):
-        return None
-    return defs, declared_types(defs.parsed.module)[name]
-
-
-def defining_module(body: Body, name: str) -> tuple[ModuleDefs, str] | None:
-    """The module that binds a name the body reads as module-level, and its name there."""
-    imported = body.defs.imports.get(name)
-    if imported is None or imported.attribute is None:
-        return body.defs, name
-    defs = body.reader.module_defs(imported.module)
-    return (defs, imported.attribute) if defs is not None else None

@@ -25,13 +25,14 @@ from typing import TYPE_CHECKING, Final, final
 import libcst as cst
 
 from kilnc.effects.methods import Method, Target
-from kilnc.effects.module_state import annotated_global, declared_global
+from kilnc.effects.module_names import annotated_global, declared_global
 from kilnc.front import ModuleDefs
 from kilnc.mutability import (
     DEFAULT_DICTS,
     DISTINCTIVE_METHODS,
     Qualify,
     is_builtin_type,
+    is_immutable,
     names_in,
     type_name,
 )
@@ -206,6 +207,14 @@ def inserts_on_read(body: Body, container: cst.BaseExpression) -> bool:
 def qualify(body: Body, defs: ModuleDefs) -> Qualify:
     """What the names of `defs`' annotations mean outside the project."""
     return partial(body.reader.library_name, defs.location.name)
+
+
+def of_immutable_type(body: Body, node: cst.BaseExpression) -> bool:
+    """Whether `node` is of a type that never changes (`page.url` of a `str`
+    field, `CACHE[key]` of a `dict[str, str]`): no code can change it, and what
+    is made from it shares nothing that can."""
+    typed = type_of(body, node)
+    return typed is not None and is_immutable(typed[1], qualify(body, typed[0]))
 
 
 def type_of(body: Body, node: cst.BaseExpression) -> Typed | None:

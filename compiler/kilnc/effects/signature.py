@@ -16,7 +16,7 @@ piece `app.remember._seen`: every call that takes the default shares it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Final
 
@@ -46,18 +46,25 @@ def of_decorators(
 
 
 def kept_defaults(
-    defs: ModuleDefs, function: cst.FunctionDef, qualified: str
+    function: cst.FunctionDef,
+    qualified: str,
+    state_name: Callable[[cst.BaseExpression], str | None],
 ) -> dict[str, str]:
-    """The parameters of `qualified` whose default may change (a dict, a list, a
-    call's value), each with the piece of module state it is: made once, as the
-    function is defined, it is shared by every call that takes it."""
+    """The parameters of `qualified` whose default may change, each with the
+    piece of module state it is: a dict, a list or a call's value, made once as
+    the function is defined and shared by every call that takes it; or a
+    module-level name's object (`log: list[str] = LOG`), that name's piece."""
     params = function.params
-    every = (*params.posonly_params, *params.params, *params.kwonly_params)
-    return {
-        identifier(param.name.value): f"{qualified}.{identifier(param.name.value)}"
-        for param in every
-        if param.default is not None and _may_change(param.default)
-    }
+    found: dict[str, str] = {}
+    for param in (*params.posonly_params, *params.params, *params.kwonly_params):
+        name = identifier(param.name.value)
+        if param.default is None:
+            continue
+        if _may_change(param.default):
+            found[name] = f"{qualified}.{name}"
+        elif (piece := state_name(param.default)) is not None:
+            found[name] = piece
+    return found
 
 
 def _may_change(default: cst.BaseExpression) -> bool:

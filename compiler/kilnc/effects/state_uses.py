@@ -31,23 +31,26 @@ function fill in the same value).
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Final
 
 import libcst as cst
 
 from kilnc.effect_ir import RECEIVER, Access, Change, StateUse, on_object, part_of
 from kilnc.effects.closures import wrapped_state
+from kilnc.effects.module_names import declared_global
 from kilnc.effects.module_state import (
     class_state,
-    declared_global,
+    holds_state,
     of_class_body,
     of_instance_class,
 )
 from kilnc.effects.receivers import type_of
 from kilnc.effects.reflection import unreflected
-from kilnc.mutability import MUTATING_METHODS
+from kilnc.effects.shared_items import item_of
+from kilnc.mutability import MUTATING_METHODS, READING_LIBRARY, READING_METHODS
 from kilnc.names import identifier
-from kilnc.syntax import chain_root, dotted
+from kilnc.syntax import chain_root, code, dotted
 
 # The process's environment variables: state every module and node shares.
 ENVIRONMENT: Final = "os.environ"
@@ -60,6 +63,7 @@ _ENVIRONMENT_CALLS: Final = {
 if TYPE_CHECKING:  # the body asks this module what it uses: a cycle
     from kilnc.effects.body import Body
     from kilnc.effects.idioms import Idioms
+    from kilnc.effects.methods import Target
 
 
 def state_of(
@@ -126,6 +130,8 @@ def state_of(
         rest = (dotted(head) or name).partition(".")[2]
         return _in_module(body, module, [imported, *rest.split(".")], called)
     held = idioms.aliases.get(name)
+    if held is None and node is not root:  # `vals[0]` of a copy of state's items
+        held = idioms.copies.get(name)
     if held is None or name in seen or name in body.params:
         return None
     return state_of(body, held, idioms, seen=seen | {name})
@@ -238,11 +244,10 @@ def _returned(body: Body, call: cst.Call, idioms: Idioms) -> str | None:
         return state_of(body, attribute, idioms)
     if builtin == "builtins.globals":  # every piece of the module
         return body.defs.location.name
-    target = body.reader.called(body, func) if isinstance(func, cst.Attribute) else None
-    if target is None:
-        qualified = body.reader.resolve(body.defs, func)
-        found = body.reader.project_function(qualified) if qualified else None
-        target = (*found, None) if found else None
+    container = item_of(body, call)  # `BUFFERS.get(k, [])`, `max(MODELS, key=f)`
+    if container is not None:
+        return state_of(body, container, idioms)
+    target = called_target(body, func)
     if target is None:
         return None
     module, name, receiver = target
@@ -261,6 +266,16 @@ def _returned(body: Body, call: cst.Call, idioms: Idioms) -> str | None:
     if not part_of(piece, RECEIVER):
         return piece
     return on_called(body, receiver, piece, idioms)
+
+
+def called_target(body: Body, func: cst.BaseExpression) -> Target | None:
+    """The project function or method a call of `func` runs, and its receiver."""
+    target = body.reader.called(body, func) if isinstance(func, cst.Attribute) else None
+    if target is None:
+        qualified = body.reader.resolve(body.defs, func)
+        found = body.reader.project_function(qualified) if qualified else None
+        target = (*found, None) if found else None
+    return target
 
 
 def _own_class(body: Body, node: cst.BaseExpression) -> bool:
@@ -311,6 +326,26 @@ def record(
         merge(body, name, StateUse(access, where_found))
 
 
+def returned_state(body: Body, value: cst.BaseExpression) -> None:
+    """`return value`: the module state the result is, or holds. `return STORE`:
+    `get_store()[k] = v`; `return cls._instance`, a class's; `return
+    self.items`, its object's (`<self>.items`), module state's only where the
+    object it is called on is."""
+    piece = state_of(body, value)
+    own = piece is not None and part_of(piece, RECEIVER)
+    state = holds_state(body, value) or (piece is not None and not own)
+    body.found.result_state |= state
+    if piece is not None and (own or state):
+        body.found.result_pieces.add(piece)
+
+
+def read_reflected(body: Body, node: cst.Subscript) -> None:
+    """A read of the state a reflective subscript names (`globals()["BOX"]`,
+    `vars(app.cache)["SEEN"]`), which no name in the code is."""
+    if unreflected(node) is not node:
+        record(body, node, Access.READ, f"reads {code(node)}", node)
+
+
 def merge(body: Body, name: str, use: StateUse) -> None:
     """Another use of the piece of module state `name`: the first place of
     each kind stays, so a reason is the same in every round of a fixed point."""
@@ -319,17 +354,55 @@ def merge(body: Body, name: str, use: StateUse) -> None:
 
 
 def opaque(body: Body, func: cst.BaseExpression) -> bool:
-    """Whether a call of `func` reads the module state it is a method of, where
-    kiln cannot see into the method: `client.post`, no container's change
-    (`LOG.clear`), no method of a standard-library object that holds state
-    (`QUEUE.put_nowait(x)` of `QUEUE = asyncio.Queue()`)."""
+    """Whether a call of `func`, a method kiln cannot see into, only reads the
+    module state it is a method of: an installed library's object (`client.post`,
+    a session, a logger), or an object kiln cannot type at all, which it takes
+    for a client. Not a container's change (`LOG.clear`); not a method of a
+    standard-library object that holds data (`CFG.set` of a ConfigParser,
+    `REPORT.write` of a StringIO, `QUEUE.put_nowait` of an asyncio.Queue),
+    unless the library's type only reads or coordinates (a compiled pattern,
+    a lock); not a method of an item of module state kiln cannot type
+    (`for model in MODELS: model.fit()`): data, not a client."""
     if not isinstance(func, cst.Attribute) or func.attr.value in MUTATING_METHODS:
         return False
-    root = chain_root(func.value)
-    if not isinstance(root, cst.Name) or func.value is not root:
+    receiver = func.value
+    typed = type_of(body, receiver)
+    library = (
+        body.reader.library_name(typed[0].location.name, typed[1].partition("[")[0])
+        if typed is not None
+        else None
+    )
+    root = chain_root(receiver)
+    if library is None and isinstance(root, cst.Name) and receiver is root:
+        library = _library_type(body, identifier(root.value))
+    if library is not None:
+        return _only_reads(library) or func.attr.value in READING_METHODS
+    return not _an_item(body, receiver)
+
+
+def _only_reads(library: str) -> bool:
+    """Whether the methods of an object of this library type leave its state as it
+    is, as far as ordering goes: any installed library's (a client's), and the
+    standard library's that compute or coordinate, not those that hold data."""
+    if library in _STATEFUL:
+        return False
+    if library.partition(".")[0] not in sys.stdlib_module_names:
         return True
-    library = _library_type(body, identifier(root.value))
-    return library not in _STATEFUL
+    return any(
+        library == name or (name.endswith(".") and library.startswith(name))
+        for name in READING_LIBRARY
+    )
+
+
+def _an_item(body: Body, receiver: cst.BaseExpression) -> bool:
+    """Whether `receiver` is an item of a container: `MODELS[0]`, or a local bound
+    to one (`for model in MODELS`, `model = REGISTRY.get(name)`)."""
+    node = receiver
+    while isinstance(node, cst.Attribute | cst.Subscript):
+        if isinstance(node, cst.Subscript):
+            return True
+        node = node.value
+    return isinstance(node, cst.Name) and identifier(node.value) in body.idioms.items
 
 
 def sets_context(body: Body, receiver: cst.BaseExpression) -> bool:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import libcst as cst
 
-from kilnc.effect_ir import ANY_KEY, EVERY_KEY, RECEIVER, Change, MemoryUse, part_of
+from kilnc.effect_ir import ANY_KEY, EVERY_KEY, Change, MemoryUse
 from kilnc.effects.body import Body
 from kilnc.effects.handed import called_through, handed
 from kilnc.effects.implicit import IN_PLACE, entered, implicit_call, stored
 from kilnc.effects.kept import hand_back, keep
-from kilnc.effects.module_state import holds_state
 from kilnc.effects.project_calls import (
     assume_dict,
     project_call,
@@ -24,7 +23,13 @@ from kilnc.effects.project_calls import (
     read_items,
 )
 from kilnc.effects.receivers import describe, inserts_on_read, is_module, overriding
-from kilnc.effects.state_uses import environment_call, opaque, sets_context, state_of
+from kilnc.effects.state_uses import (
+    environment_call,
+    opaque,
+    read_reflected,
+    returned_state,
+    sets_context,
+)
 from kilnc.effects.unseen_calls import builtin_call, iterate, reads_whole, unknown_call
 from kilnc.mutability import (
     LOGGING,
@@ -192,6 +197,7 @@ class EffectVisitor(cst.CSTVisitor):
 
     def visit_Subscript(self, node: cst.Subscript) -> None:
         body = self.body
+        read_reflected(body, node)  # `globals()["BOX"]`: the name it reads
         local = body.local_view(node.value)
         token = body.token(node.value)
         if local is not None:
@@ -427,18 +433,8 @@ class EffectVisitor(cst.CSTVisitor):
 
     def leave_Return(self, original_node: cst.Return) -> None:
         # On leaving: the calls inside have been read, a constructor's among them.
-        value = original_node.value
-        if value is None:
-            return
-        # `return STORE`: `get_store()[k] = v`; `return cls._instance`, a class's;
-        # `return self.items`, its object's (`<self>.items`), module state's only
-        # where the object it is called on is.
-        piece = state_of(self.body, value)
-        own = piece is not None and part_of(piece, RECEIVER)
-        state = holds_state(self.body, value) or (piece is not None and not own)
-        self.body.found.result_state |= state
-        if piece is not None and (own or state):
-            self.body.found.result_pieces.add(piece)
+        if original_node.value is not None:
+            returned_state(self.body, original_node.value)
 
     def visit_Global(self, node: cst.Global) -> None:
         self.body.external("declares a global", node)

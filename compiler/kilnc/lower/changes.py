@@ -32,7 +32,7 @@ from kilnc.ir import (
 )
 from kilnc.lower.scope import Scope, TypeNames
 from kilnc.lower.sharing import Sharing
-from kilnc.mutability import FRESH_BUILTINS, MUTATING_LIBRARY, Qualify, is_immutable
+from kilnc.mutability import MUTATING_LIBRARY, Qualify, fresh_builtin, is_immutable
 from kilnc.names import identifier, name_uses, root_names, target_names
 from kilnc.syntax import code, dotted
 from kilnc.walk import walk
@@ -292,7 +292,7 @@ class Changes:
             return False
         name = value.func.value
         shadowed = self.scope.own | self.scope.parsed.global_names
-        return name in FRESH_BUILTINS and name not in shadowed
+        return fresh_builtin(name, value) and name not in shadowed
 
     def _item(self, value: cst.BaseExpression) -> bool:
         """`xs.pop()`, `next(it)`, `xs[0]` of a container whose items never change

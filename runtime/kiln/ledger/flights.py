@@ -32,7 +32,8 @@ What waiters get, by outcome:
   of its own (a waiter never shares a mutable result with another);
 - `Shared`: a result that could not be stored (``uncacheable="run"``): the
   leader's object itself;
-- `Failed`: the exception the computation raised, the same object for all;
+- `Failed`: the exception the computation raised, the same object for all,
+  each waiter raising it from the leader's frames as it landed;
 - `ABANDONED`: the leader was cancelled (or interrupted) before it had a
   result. Waiters then start over, and one of them leads a new flight: a
   cancellation is the leader's own business, not its waiters'.
@@ -44,7 +45,7 @@ import asyncio
 import threading
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Final, final
+from typing import Final, NoReturn, final
 
 __all__ = ["ABANDONED", "Failed", "Flight", "Flights", "Landed", "Outcome", "Shared"]
 
@@ -66,11 +67,23 @@ class Shared:
 
 
 @final
-@dataclass(frozen=True, slots=True)
 class Failed:
-    """The computation (or storing its result) raised `error`."""
+    """The computation (or storing its result) raised `error`.
 
-    error: BaseException
+    `traceback` is where it was raised, as it landed: each waiter raises the
+    error from there, not from the frames the leader's caller added to the
+    object since (a flow's note names the call whose frames it finds, `kiln.notes`).
+    """
+
+    __slots__ = ("error", "traceback")
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        self.traceback = error.__traceback__
+
+    def raised(self) -> NoReturn:
+        """Raise the error, the same object, from where it was raised as it landed."""
+        raise self.error.with_traceback(self.traceback)
 
 
 @final

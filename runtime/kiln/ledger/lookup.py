@@ -250,7 +250,7 @@ class Lookup:
     def _shared_value(self, outcome: Outcome) -> object:
         """What a waiter of a flight returns; _MISSING to start over (the leader left)."""
         if isinstance(outcome, Failed):
-            raise outcome.error
+            outcome.raised()
         if isinstance(outcome, Shared):
             return outcome.value
         if isinstance(outcome, Landed):

@@ -13,7 +13,8 @@ Checked as a type checker reads annotations: `float` takes an int, `int` a
 bool; unions, `Optional`, `Literal`, `Annotated`, `NewType`, type aliases,
 the generic containers of `builtins` and `collections.abc` item by item,
 dataclasses and NamedTuples field by field (by their own annotations, type
-variables taken as `Any`). What cannot be checked without running code
+variables taken as `Any`), a TypedDict as a dict whose keys hold values of
+their annotations. What cannot be checked without running code
 (a `Protocol`, a `Callable`'s signature, an unresolved forward reference) is
 taken as it is: the classes a stored value may rebuild are limited anyway
 (`decoding.Allowed`).
@@ -40,7 +41,7 @@ from typing import Any, Final
 
 from kiln.ledger.codec import is_model
 
-__all__ = ["Check", "checker", "conforms", "describe", "unstorable"]
+__all__ = ["Check", "checker", "conforms", "describe", "is_typed_dict", "unstorable"]
 
 Check = Callable[[object], bool]
 
@@ -148,8 +149,10 @@ def _unstorable_class(cls: type, seen: set[int]) -> str | None:
         fields: Mapping[str, object] = {
             name: field.annotation for name, field in model.model_fields.items()
         }
-    elif dataclasses.is_dataclass(cls) or (
-        issubclass(cls, tuple) and hasattr(cls, "_fields")
+    elif (
+        dataclasses.is_dataclass(cls)
+        or (issubclass(cls, tuple) and hasattr(cls, "_fields"))
+        or is_typed_dict(cls)
     ):
         try:
             fields = typing.get_type_hints(cls)
@@ -164,6 +167,16 @@ def _unstorable_class(cls: type, seen: set[int]) -> str | None:
             if (found := _unstorable(_unbound(hint), seen)) is not None
         ),
         None,
+    )
+
+
+def is_typed_dict(cls: type) -> bool:
+    """Whether `cls` is a TypedDict class (typing's or typing_extensions'): its values
+    are plain dicts, stored as dicts are, its keys' annotations checked as fields."""
+    return (
+        issubclass(cls, dict)
+        and hasattr(cls, "__required_keys__")
+        and hasattr(cls, "__optional_keys__")
     )
 
 
@@ -233,6 +246,8 @@ def _class(cls: type) -> Check:
         return lambda value: type(value) in _COMPLEX
     if cls in _PLAIN:
         return lambda value: isinstance(value, cls)
+    if is_typed_dict(cls):  # isinstance() refuses one: a dict, its keys' values checked
+        return lambda value: isinstance(value, dict) and _keys_of(cls)(value)
 
     def check(value: object) -> bool:
         if not isinstance(value, cls):
@@ -287,7 +302,8 @@ _FIELDS: weakref.WeakKeyDictionary[type, Check | None] = weakref.WeakKeyDictiona
 
 
 def _fields_of(cls: type) -> Check | None:
-    """A check of a dataclass's or NamedTuple's fields by their annotations; None for others."""
+    """A check of a dataclass's, NamedTuple's or TypedDict's fields by their annotations;
+    None for others."""
     try:
         return _FIELDS[cls]
     except KeyError:
@@ -298,7 +314,17 @@ def _fields_of(cls: type) -> Check | None:
     return check
 
 
+def _keys_of(cls: type) -> Check:
+    """A check of a TypedDict's keys a dict holds, by their annotations (a key it
+    lacks is not checked: Python 3.11 misreads which keys a string annotation
+    marks `NotRequired`)."""
+    check = _fields_of(cls)
+    return _anything if check is None else check
+
+
 def _make_fields(cls: type) -> Check | None:
+    if is_typed_dict(cls):
+        return _make_keys(cls)
     if dataclasses.is_dataclass(cls):
         names = [f.name for f in dataclasses.fields(cls)]
     elif issubclass(cls, tuple) and hasattr(cls, "_fields"):
@@ -313,6 +339,20 @@ def _make_fields(cls: type) -> Check | None:
 
     def check(value: object) -> bool:
         return all(check(getattr(value, name, None)) for name, check in fields)
+
+    return check
+
+
+def _make_keys(cls: type) -> Check | None:
+    try:
+        hints = typing.get_type_hints(cls)  # Required[int], NotRequired[int]: int
+    except Exception:  # an annotation that does not resolve: the keys go unchecked
+        return None
+    keys = [(name, _check(hint)) for name, hint in hints.items()]
+
+    def check(value: object) -> bool:
+        held = typing.cast(dict[str, object], value)
+        return all(check(held[name]) for name, check in keys if name in held)
 
     return check
 

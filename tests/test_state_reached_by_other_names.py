@@ -1,0 +1,239 @@
+"""Module state reached under another name than its own: an item, an alias, an import.
+
+A Hamilton-style project (trial Q3) changed module state in ways kiln read
+as no change at all, so a later node that read it ran at once and saw the
+old value, silently:
+
+- an item handed out by a container: `for buf in BUFFERS.values()`,
+  `BUFFERS.get(k, [])`, `next(iter(...))`, `for i, m in enumerate(MODELS)`,
+  a copy's item (`list(GROUPS.values())[0]`);
+- a method kiln cannot see into, on a standard-library object that holds
+  data (`CFG.set(...)` of a ConfigParser, `REPORT.write(...)` of a StringIO),
+  or on an item of module state (`model.fit()`);
+- a helper held in an attribute its class's `__init__` makes without an
+  annotation (`self.counter = Counter()`);
+- the name imported inside the node's body (`import app.store as s`);
+- a parameter whose default is the module's object (`log: list[str] = LOG`),
+  a class attribute bound to it (`class Svc: store = BOX`), `globals()["BOX"]`,
+  another module's name for it (`CURRENT = db.STATE`).
+
+Each is now the piece of state it is. Methods that only read or coordinate
+(a compiled pattern, a lock, an installed library's client) still overlap;
+so does a copy made to be changed (`dict(DEFAULTS)`, then a store into it).
+
+Each case runs its source and its compiled flow in fresh interpreters
+(tests/test_state_reach_order.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_state_reach_order import assert_overlapped, compile_and_run
+
+_READER = """
+@node
+async def read() -> int:
+    return {read}
+
+@flow
+async def main() -> int:
+    await write()
+    return await read()
+"""
+
+
+def _case(setup: str, write: str, read: str) -> str:
+    """A writer that sleeps then changes state, and a reader of it after it."""
+    body = "\n".join(f"    {line}" for line in write.strip().splitlines())
+    return (
+        f"{setup}\n\n@node\nasync def write() -> None:\n"
+        f"    await asyncio.sleep(0.05)\n{body}\n" + _READER.format(read=read)
+    )
+
+
+GROUPS = 'GROUPS: dict[str, list[int]] = {"a": [], "b": []}'
+MODELS = """
+class Model:
+    def __init__(self) -> None:
+        self.fitted = 0
+
+    def fit(self, n: int) -> None:
+        self.fitted = n
+
+MODELS = [Model(), Model()]
+REGISTRY = {"m": Model()}
+"""
+
+ORDERED = {
+    "a_loop_over_a_dict_s_values": _case(
+        GROUPS, "for group in GROUPS.values():\n    group.append(1)", 'len(GROUPS["a"])'
+    ),
+    "a_loop_over_a_dict_s_items": _case(
+        GROUPS,
+        "for _, group in GROUPS.items():\n    group.append(1)",
+        'len(GROUPS["b"])',
+    ),
+    "the_item_get_hands_out": _case(
+        GROUPS, 'GROUPS.get("a", []).append(1)', 'len(GROUPS["a"])'
+    ),
+    "the_first_item_of_an_iterator": _case(
+        GROUPS, "next(iter(GROUPS.values())).append(1)", 'len(GROUPS["a"])'
+    ),
+    "an_item_of_a_copy": _case(
+        GROUPS,
+        "groups = list(GROUPS.values())\ngroups[0].append(1)",
+        'len(GROUPS["a"])',
+    ),
+    "a_method_of_each_item_under_enumerate": _case(
+        MODELS,
+        "for i, model in enumerate(MODELS):\n    model.fit(5 + i)",
+        "MODELS[1].fitted",
+    ),
+    "a_method_of_each_value_of_a_registry": _case(
+        MODELS,
+        "for model in REGISTRY.values():\n    model.fit(5)",
+        'REGISTRY["m"].fitted',
+    ),
+    "a_config_parser_s_set": _case(
+        "import configparser\n\nCFG = configparser.ConfigParser()\n"
+        'CFG["report"] = {"currency": "EUR"}',
+        'CFG.set("report", "currency", "USD")',
+        'len(CFG.get("report", "currency"))',
+    ),
+    "a_string_buffer_s_write": _case(
+        "import io\n\nREPORT = io.StringIO()",
+        'REPORT.write("## Revenue")',
+        "len(REPORT.getvalue())",
+    ),
+    "a_helper_an_init_makes_without_an_annotation": _case(
+        """
+class Counter:
+    def __init__(self) -> None:
+        self.hits: dict[str, int] = {}
+
+    def hit(self, key: str) -> None:
+        self.hits[key] = self.hits.get(key, 0) + 10
+
+    def value(self, key: str) -> int:
+        return self.hits.get(key, -1)
+
+class Tracker:
+    def __init__(self) -> None:
+        self.counter = Counter()
+
+TRACKER = Tracker()
+""",
+        'TRACKER.counter.hit("x")',
+        'TRACKER.counter.value("x")',
+    ),
+    "a_module_imported_in_the_node_s_body": _case(
+        "from store import CACHE",
+        "import store as s\ns.CACHE['k'] = 1",
+        "CACHE.get('k', 0)",
+    ),
+    "a_default_that_is_the_module_s_object": _case(
+        "BOX = {'n': 0}\n\ndef peek(box: dict[str, int] = BOX) -> int:\n    return box['n']",
+        "BOX['n'] = 1",
+        "peek()",
+    ),
+    "a_class_attribute_bound_to_it": _case(
+        "BOX = {'n': 0}\n\nclass Service:\n    store = BOX",
+        "BOX['n'] = 1",
+        "Service.store['n']",
+    ),
+    "globals_by_name": _case(
+        "BOX = {'n': 0}", "BOX['n'] = 1", "int(globals()['BOX']['n'])"
+    ),
+    "another_module_s_name_for_it": _case(
+        "from store import CACHE\nimport store\n\nVIEW = store.CACHE",
+        "CACHE['k'] = 1",
+        "VIEW.get('k', 0)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ORDERED))
+def test_state_reached_by_another_name_keeps_the_source_s_order(
+    case: str, tmp_path: Path
+) -> None:
+    found, warnings = compile_and_run(tmp_path, ORDERED[case])
+    assert found["compiled"] == found["source"], case
+    assert warnings, "the kept order is said"
+
+
+def _overlapping(setup: str, first: str, second: str) -> str:
+    return f"""
+{setup}
+
+@node
+async def first(name: str) -> str:
+    EVENTS.append(f"start {{name}}")
+    await asyncio.sleep(0.05)
+    {first}
+    EVENTS.append(f"end {{name}}")
+    return name
+
+@node
+async def second(name: str) -> str:
+    EVENTS.append(f"start {{name}}")
+    await asyncio.sleep(0.05)
+    {second}
+    EVENTS.append(f"end {{name}}")
+    return name
+
+@flow
+async def main() -> list[str]:
+    return [await first("a"), await second("b")]
+"""
+
+
+OVERLAPPING = {
+    "a_compiled_pattern": _overlapping(
+        "import re\n\nWORD = re.compile(r'\\w+')",
+        "WORD.findall(name)",
+        "WORD.match(name)",
+    ),
+    "a_copy_made_to_be_changed": _overlapping(
+        "DEFAULTS = {'accept': 'json'}",
+        "headers = dict(DEFAULTS)\n    headers['auth'] = name",
+        "headers = dict(DEFAULTS)\n    headers['auth'] = name",
+    ),
+    "an_installed_library_s_client": _overlapping(
+        "import fakeclient\n\nCLIENT = fakeclient.Client()",
+        "await CLIENT.get(name)",
+        "await CLIENT.get(name)",
+    ),
+    "a_method_of_a_module_level_object_that_returns_a_new_list": """
+class Database:
+    def fetch(self, region: str) -> list[str]:
+        return [region]
+
+DB = Database()
+
+@node
+async def load(name: str) -> list[str]:
+    EVENTS.append(f"start {name}")
+    await asyncio.sleep(0.05)
+    EVENTS.append(f"end {name}")
+    return DB.fetch(name)
+
+@flow
+async def main() -> list[list[str]]:
+    return [await load("a"), await load("b")]
+""",
+    "a_lock": _overlapping(
+        "import threading\n\nLOCK = threading.Lock()",
+        "LOCK.acquire()\n    LOCK.release()",
+        "LOCK.acquire()\n    LOCK.release()",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OVERLAPPING))
+def test_uses_that_change_nothing_another_reads_still_overlap(
+    case: str, tmp_path: Path
+) -> None:
+    assert_overlapped(tmp_path, OVERLAPPING[case])
