@@ -8,9 +8,15 @@ forgets an iteration, so the node ran beside an earlier reader of `docs`,
 which saw the change (trial Q1). The same happened for an item reached
 through `next(iter(xs))`, `next(reversed(xs))`, `dict(state)[...]` or `first,
 *rest = xs`, and `sum(groups, [])` made a list that shared nothing with the
-groups' items, in a node and in the flow.
+groups' items, in a node and in the flow. A module-level lambda's body was
+read with its own parameter names, which name nothing of the node's, and a
+project function handed to `map` with the list in an iterable changed nothing
+kiln could name (trial Q2).
 
-Now a change of the items outweighs an iteration, and a `sum` with a list to
+Now a lambda called through a module-level name is read as a def is, its
+parameters bound to the call's arguments, a function handed on that changes
+what it is given may change every other argument of the call it is handed
+to, and a change of the items outweighs an iteration, and a `sum` with a list to
 start from holds the items it adds. Each case runs source and compiled in
 fresh interpreters (tests/test_state_reach_order.py).
 """
@@ -94,6 +100,28 @@ def mark_all(docs: Any) -> None:
 @node
 async def mark(docs: list[dict[str, Any]]) -> None:
     mark_all(docs)
+"""),
+    "a_module_level_lambda": _case("""
+mark_one = lambda table, key: table[0].update({key: True})  # noqa: E731
+
+@node
+async def mark(docs: list[dict[str, Any]]) -> None:
+    mark_one(docs, "seen")
+"""),
+    "a_lambda_in_a_dispatch_table": _case("""
+OPS = {"mark": lambda table, key: table[0].update({key: True})}
+
+@node
+async def mark(docs: list[dict[str, Any]]) -> None:
+    OPS["mark"](docs, "seen")
+"""),
+    "a_project_function_handed_to_map": _case("""
+def mark_first(table: list[dict[str, Any]], key: str) -> None:
+    table[0][key] = True
+
+@node
+async def mark(docs: list[dict[str, Any]]) -> None:
+    list(map(mark_first, [docs], ["seen"]))
 """),
     "a_sum_of_lists_in_a_node": _case("""
 @node

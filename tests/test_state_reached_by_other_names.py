@@ -144,6 +144,24 @@ TRACKER = Tracker()
         "BOX['n'] = 1",
         "Service.store['n']",
     ),
+    "a_memory_s_global_store_by_its_slot": """
+from kiln import Memory
+
+@node
+async def write(m: Memory) -> None:
+    await asyncio.sleep(0.05)
+    m._global["flag"] = 3
+
+@node
+async def read(m: Memory) -> object:
+    return m.get("flag")
+
+@flow
+async def main() -> object:
+    memory = Memory()
+    await write(memory.clone())
+    return await read(memory.clone())
+""",
     "globals_by_name": _case(
         "BOX = {'n': 0}", "BOX['n'] = 1", "int(globals()['BOX']['n'])"
     ),

@@ -274,3 +274,52 @@ def test_a_flow_that_asks_runs_durably_so_every_node_it_calls_must_be_stored(
         in refusal.message
     )
     assert "cannot store a Draft" in refusal.message
+
+
+CACHED_ARGUMENTS = """\
+from kiln import Memory, flow, node
+
+
+class Handle:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+@node(cache=True)
+async def summarize(memory: Memory, text: str) -> str:
+    return text
+
+
+@node(cache=True)
+async def describe(handle: Handle) -> str:
+    return handle.name
+
+
+@node(cache=True)
+async def shout(text: str, times: int) -> str:
+    return text * times
+
+
+@flow
+async def main(memory: Memory, text: str) -> list[str]:
+    a = await summarize(memory, text)
+    b = await describe(Handle(text))
+    return [a, b, await shout(text, 2)]
+"""
+
+
+def test_a_cached_node_s_arguments_key_its_results_so_they_must_be_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cached node taking a Memory (trial Q4) or a plain class fails its every
+    call at run time (`UncacheableValue`): the compiler says so at the parameter."""
+    (tmp_path / "cached.py").write_text(CACHED_ARGUMENTS)
+    monkeypatch.chdir(tmp_path)
+    refusals = [
+        (d.span.line, d.span.column, d.message)
+        for d in compile_file(Path("cached.py")).diagnostics
+        if d.code is Code.UNSTORABLE_RESULT
+    ]
+    assert [(line, column) for line, column, _ in refusals] == [(10, 29), (15, 28)]
+    assert "parameter 'memory' takes a Memory" in refusals[0][2]
+    assert "parameter 'handle' takes a Handle" in refusals[1][2]

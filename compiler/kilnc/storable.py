@@ -142,6 +142,10 @@ def _refused(
     function = function_named(defs, node.function) if defs is not None else None
     if defs is None or function is None or function.returns is None:
         return None
+    if durable is None:
+        argument = _refused_argument(judge, defs, node, function)
+        if argument is not None:
+            return argument
     annotation = function.returns.annotation
     refused = judge.expression(defs, annotation)
     if not refused:
@@ -177,6 +181,33 @@ def _refused(
         why,
         f"return a value the ledger stores ({STORED_TYPES}), {fix}",
     )
+
+
+def _refused_argument(
+    judge: _Judge, defs: ModuleDefs, node: NodeDef, function: cst.FunctionDef
+) -> Diagnostic | None:
+    """KLN109 at a cached node's parameter of a type the ledger refuses: its
+    arguments key the stored results, so every call would fail before it runs.
+    A `kiln.Memory` is a run's state, never a key."""
+    params = function.params
+    for param in (*params.posonly_params, *params.params, *params.kwonly_params):
+        if param.annotation is None:
+            continue
+        refused = (
+            "Memory"
+            if defs.parsed.is_memory(param.annotation)
+            else judge.expression(defs, param.annotation.annotation)
+        )
+        if refused:
+            return error(
+                defs.parsed.span(param.annotation.annotation),
+                Code.UNSTORABLE_RESULT,
+                f"node '{node.name}' has cache=True, and its parameter "
+                f"'{param.name.value}' takes a {refused}, which the ledger cannot "
+                "store: the arguments key the results it keeps",
+                "pass the node the values it reads instead, or drop cache=True",
+            )
+    return None
 
 
 class _Judge:

@@ -133,6 +133,11 @@ class EffectReader:
         self._done.update(self._known)
         return found
 
+    def of_lambda(self, defs: ModuleDefs, function: cst.Lambda) -> Effects:
+        """A module-level lambda's effects on its parameters, read as a def's."""
+        params = parameters(defs, function)
+        return _read_body(self, defs, params, (function.body,)).effects(tuple(params))
+
     def closures(self, module: str, name: str, made: str) -> Effects | None:
         """What a call of a function the project function `name` made may do: any
         function nested in it, the cells of the call that made it read as the

@@ -269,8 +269,9 @@ class Body:
         self, node: cst.Attribute | cst.Subscript, *, by_parameter: bool = True
     ) -> Keys:
         """The key `memory.name` or `memory[key]` names."""
-        if isinstance(node, cst.Attribute):
-            return Keys(frozenset({node.attr.value}))
+        if isinstance(node, cst.Attribute):  # `memory._global`: its whole store
+            attribute = node.attr.value
+            return ANY_KEY if attribute == "_global" else Keys(frozenset({attribute}))
         if len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
             return self.keys_at(node.slice[0].slice.value, by_parameter=by_parameter)
         return ANY_KEY
@@ -299,8 +300,8 @@ class Body:
         return None
 
     def local_view(self, node: cst.BaseExpression) -> str | None:
-        """The Memory parameter of `memory.local`."""
-        if isinstance(node, cst.Attribute) and node.attr.value == "local":
+        """The Memory parameter of `memory.local` (and of its slot, `memory._local`)."""
+        if isinstance(node, cst.Attribute) and node.attr.value in ("local", "_local"):
             return self.token(node.value)
         return None
 

@@ -19,7 +19,6 @@ those, is read through what it is bound to.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 
 import libcst as cst
@@ -44,12 +43,28 @@ def handed(body: Body, node: cst.Name | cst.Attribute) -> None:
     beyond_parameters(body, node, effects, code(node), None, "hands on")
 
 
-def called_through(
-    body: Body, node: cst.Call, walk_body: Callable[[cst.CSTNode], None]
-) -> bool:
-    """A call through a module-level name bound to project functions (`HOOK(x)`,
-    `HANDLERS[kind](x)`), read as a call of each; False where kiln cannot tell
-    what the name holds. `walk_body` reads a lambda's body as this body's."""
+def hands_changes(body: Body, call: cst.Call) -> None:
+    """A project function handed to a call (`map(add_row, [rows], [row])`) that
+    changes what it is given: the call may give it any of its other arguments,
+    or their items, so it may change each of them."""
+    handed = [
+        arg
+        for arg in call.args
+        if isinstance(arg.value, cst.Name | cst.Attribute)
+        and (found := _project_function(body, arg.value)) is not None
+        and body.reader.of_function(*found).changes
+    ]
+    for function in handed:
+        reason = f"hands on {code(function.value)}, which changes what it is given"
+        for arg in call.args:
+            if arg is not function:
+                body.change(arg.value, reason, call)
+
+
+def called_through(body: Body, node: cst.Call) -> bool:
+    """A call through a module-level name bound to project functions or lambdas
+    (`HOOK(x)`, `HANDLERS[kind](x)`), read as a call of each; False where kiln
+    cannot tell what the name holds."""
     func = node.func
     table = isinstance(func, cst.Subscript)
     root = func.value if isinstance(func, cst.Subscript) else func
@@ -72,7 +87,7 @@ def called_through(
         return False
     seen = True
     for callee in held:
-        seen &= _call_of(body, node, callee, walk_body)
+        seen &= _call_of(body, node, callee)
     return seen
 
 
@@ -111,15 +126,10 @@ def decorated_by(body: Body, function: cst.FunctionDef, qualified: str) -> None:
         beyond_parameters(body, decorator, made, code(made_by), None, "is made by")
 
 
-def _call_of(
-    body: Body,
-    node: cst.Call,
-    callee: cst.BaseExpression,
-    walk_body: Callable[[cst.CSTNode], None],
-) -> bool:
+def _call_of(body: Body, node: cst.Call, callee: cst.BaseExpression) -> bool:
     """`node` read as a call of `callee`, what a module-level name holds."""
-    if isinstance(callee, cst.Lambda):
-        walk_body(callee.body)
+    if isinstance(callee, cst.Lambda):  # its parameters are what the call passes
+        project_call(body, node, body.reader.of_lambda(body.defs, callee), "a lambda")
         return True
     variadic = False
     if isinstance(callee, cst.Call) and _partial(callee):

@@ -89,7 +89,9 @@ def _memoises(decorator: cst.Decorator) -> bool:
     return name.rpartition(".")[2] in ("cache", "lru_cache")
 
 
-def parameters(defs: ModuleDefs, function: cst.FunctionDef) -> dict[str, Holder]:
+def parameters(
+    defs: ModuleDefs, function: cst.FunctionDef | cst.Lambda
+) -> dict[str, Holder]:
     """Each parameter by name, with what its annotation says it holds."""
     params = function.params
     found: dict[str, Holder] = {}

@@ -13,7 +13,7 @@ import libcst as cst
 
 from kilnc.effect_ir import ANY_KEY, EVERY_KEY, Change, MemoryUse
 from kilnc.effects.body import Body
-from kilnc.effects.handed import called_through, handed
+from kilnc.effects.handed import called_through, handed, hands_changes
 from kilnc.effects.implicit import IN_PLACE, entered, implicit_call, stored
 from kilnc.effects.kept import hand_back, keep
 from kilnc.effects.project_calls import (
@@ -41,7 +41,6 @@ from kilnc.mutability import (
 )
 from kilnc.names import BUILTINS, identifier, root_names, target_names
 from kilnc.syntax import code
-from kilnc.walk import walk
 
 
 class EffectVisitor(cst.CSTVisitor):
@@ -188,7 +187,7 @@ class EffectVisitor(cst.CSTVisitor):
         if token is None:
             return True
         attribute = node.attr.value
-        if attribute == "local":
+        if attribute in ("local", "_local"):
             body.memory(token, MemoryUse(local_reads=ANY_KEY))
         elif attribute not in ("get", "clone"):
             keys = body.keys_of(node)
@@ -260,6 +259,7 @@ class EffectVisitor(cst.CSTVisitor):
             ):
                 reason = f"hands on {code(handed)}"
                 body.change(handed.value, reason, node, itself=True)
+        hands_changes(body, node)  # `map(add_row, [rows], [row])`
         if isinstance(func, cst.Call):
             # `getattr(d, "update")(...)`, `partial(dict.__setitem__, d)(...)`: what
             # a call returned may be a method of what it was given, or hold it.
@@ -269,7 +269,7 @@ class EffectVisitor(cst.CSTVisitor):
             return
         if body.owner is not None and self._class_receiver(func):
             func = cst.Name(body.owner)  # `cls(name)` runs what making the class does
-        if called_through(body, node, self._walk):  # `HOOK(x)`, `HANDLERS[kind](x)`
+        if called_through(body, node):  # `HOOK(x)`, `HANDLERS[kind](x)`
             return
         qualified = body.reader.resolve(body.defs, func)
         if qualified is None:
@@ -383,9 +383,6 @@ class EffectVisitor(cst.CSTVisitor):
             body.external(f"calls {code(func)}", node)
             return True
         return False
-
-    def _walk(self, node: cst.CSTNode) -> None:
-        walk(node, self)
 
     def _class_receiver(self, node: cst.BaseExpression) -> bool:
         """Whether `node` is a classmethod's `cls`."""
