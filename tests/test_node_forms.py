@@ -274,3 +274,52 @@ def test_calls_through_another_name_of_a_node_overlap(tmp_path: Path) -> None:
         """,
     )
     assert _at(found, Code.EFFECT_ORDER) == []
+
+
+SHADOWED = """
+import asyncio
+
+from kiln import flow, node
+
+
+@node
+def score(a: int) -> int:
+    return a * 10
+
+
+@flow
+async def rebound(x: int) -> int:
+    score = x + 1
+    return score(2)
+
+
+@flow
+async def a_parameter(score: int) -> int:
+    return score(2)
+
+
+@flow
+async def in_a_comprehension(xs: list[int]) -> list[int]:
+    first = score(1)
+    return [first, *[score(score) for score in xs]]
+"""
+
+
+@pytest.mark.parametrize("name", ["rebound", "a_parameter", "in_a_comprehension"])
+def test_a_name_the_flow_binds_is_its_own_not_the_node_of_that_name(
+    tmp_path: Path, name: str
+) -> None:
+    """`score = x + 1; score(2)` calls the int, as Python does, where kiln called
+    the node `score` (trial Q7): the call of a name the flow or a comprehension
+    binds is a plain call of that value; the node's name elsewhere is the node."""
+    compiled, source = compiled_and_source(SHADOWED, tmp_path)
+    argument: object = [1, 2] if name == "in_a_comprehension" else 1
+
+    def outcome(run: object) -> object:
+        try:
+            return run()  # type: ignore[operator]
+        except TypeError as error:
+            return str(error)
+
+    expected = outcome(lambda: asyncio.run(getattr(source, name)(argument)))
+    assert outcome(lambda: getattr(compiled, name)(argument)) == expected

@@ -6,7 +6,8 @@ old value, silently:
 
 - an item handed out by a container: `for buf in BUFFERS.values()`,
   `BUFFERS.get(k, [])`, `next(iter(...))`, `for i, m in enumerate(MODELS)`,
-  a copy's item (`list(GROUPS.values())[0]`);
+  a copy's item (`list(GROUPS.values())[0]`), an item a project generator
+  yields or a project function returns, bound to a local first (trial Q5);
 - a method kiln cannot see into, on a standard-library object that holds
   data (`CFG.set(...)` of a ConfigParser, `REPORT.write(...)` of a StringIO),
   or on an item of module state (`model.fit()`);
@@ -143,6 +144,23 @@ TRACKER = Tracker()
         "BOX = {'n': 0}\n\nclass Service:\n    store = BOX",
         "BOX['n'] = 1",
         "Service.store['n']",
+    ),
+    "an_item_a_project_generator_yields": _case(
+        MODELS + """
+def each_model():
+    for model in MODELS:
+        yield model
+""",
+        "for model in each_model():\n    model.fit(7)",
+        "MODELS[0].fitted",
+    ),
+    "an_item_a_project_function_returns_bound_to_a_local": _case(
+        MODELS + """
+def latest() -> Model:
+    return MODELS[-1]
+""",
+        "model = latest()\nmodel.fitted = 9",
+        "MODELS[1].fitted",
     ),
     "a_memory_s_global_store_by_its_slot": """
 from kiln import Memory

@@ -32,7 +32,7 @@ from kilnc.ir import Callee, NodeDef, NodeKind, NodeOptions, Resolver
 from kilnc.names import identifier, import_local_name, target_names
 from kilnc.resolve import absolute_module, module_file
 from kilnc.source import SourceFile, Span, display_path, is_generated_module
-from kilnc.syntax import dotted
+from kilnc.syntax import chain_root, dotted
 
 REEXPORT_DEPTH = 8  # how far `from .a import f` chains are followed through re-exports
 
@@ -134,7 +134,7 @@ class Project:
 
         def resolve(func: cst.BaseExpression) -> tuple[Callee, bool] | None:
             written = dotted(func)
-            if written is None:
+            if written is None or _bound_locally(defs, func):
                 return None
             key = ".".join(map(identifier, written.split(".")))
             if key not in cache:
@@ -346,3 +346,13 @@ def _dotted_name(node: cst.BaseExpression) -> str:
     name = dotted(node)
     assert name is not None, "an import names a module or an attribute"
     return name
+
+
+def _bound_locally(defs: ModuleDefs, func: cst.BaseExpression) -> bool:
+    """Whether the name a call starts at is the function's own, or a
+    comprehension's (`score = x + 1; score(2)`, `[score(s) for score in xs]`):
+    a value the code binds, never the module's node or flow of that name."""
+    root = chain_root(func)
+    return isinstance(root, cst.Name) and any(
+        "<locals>" in name for name in defs.parsed.qualified_names(root)
+    )

@@ -67,7 +67,7 @@ class Idioms:
         # A loop's target is an item of what it iterates: `for buf in BUFFERS.values()`.
         items = [(t, self._iterated(body, v)) for t, v in body.bindings.items]
         for targets, held in (*bound, *items):
-            if held is not None and isinstance(chain_root(held), cst.Name):
+            if held is not None and isinstance(chain_root(held), cst.Name | cst.Call):
                 for target in targets - self.declared:
                     self.aliases.setdefault(target, held)
         # The locals that are an item of a container: what a method changes is data.
@@ -207,9 +207,11 @@ def _an_item(body: Body, value: cst.BaseExpression) -> bool:
 
 def _held(body: Body, value: cst.BaseExpression) -> cst.BaseExpression | None:
     """What a local bound to `value` holds part of: `CACHE` of `CACHE[key]` and
-    of `CACHE.setdefault(key, [])`; None for a value of its own."""
+    of `CACHE.setdefault(key, [])`, and a project function's result, which may be
+    module state's (`latest()` of `return HISTORY[-1]`); None for a value of its own."""
     if isinstance(value, cst.Call):
-        return item_of(body, value)
+        mine = called_target(body, value.func) is not None
+        return item_of(body, value) or (value if mine else None)
     return (
         value if isinstance(value, cst.Name | cst.Attribute | cst.Subscript) else None
     )

@@ -433,6 +433,11 @@ class EffectVisitor(cst.CSTVisitor):
         if original_node.value is not None:
             returned_state(self.body, original_node.value)
 
+    def leave_Yield(self, original_node: cst.Yield) -> None:
+        # What a generator hands out of module state, its loops take: `yield m`.
+        if isinstance(original_node.value, cst.BaseExpression):
+            returned_state(self.body, original_node.value)
+
     def visit_Global(self, node: cst.Global) -> None:
         self.body.external("declares a global", node)
         self._globals |= {identifier(item.name.value) for item in node.names}
