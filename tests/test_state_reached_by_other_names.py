@@ -14,6 +14,10 @@ old value, silently:
 - a helper held in an attribute its class's `__init__` makes without an
   annotation (`self.counter = Counter()`);
 - the name imported inside the node's body (`import app.store as s`);
+- a function called through a value kiln cannot resolve (`REGISTRY[name](x)`
+  filled by a `@tool` decorator, a handler a node kept on a bus, a bound
+  method held in a local), which may be any function the project names as a
+  value: it uses what they use (effects/escaped.py, trial Q5);
 - a parameter whose default is the module's object (`log: list[str] = LOG`),
   a class attribute bound to it (`class Svc: store = BOX`), `globals()["BOX"]`,
   another module's name for it (`CURRENT = db.STATE`).
@@ -162,6 +166,92 @@ def latest() -> Model:
         "model = latest()\nmodel.fitted = 9",
         "MODELS[1].fitted",
     ),
+    "a_tool_a_registration_decorator_keeps": """
+from collections.abc import Callable
+
+REGISTRY: dict[str, Callable[[str], str]] = {}
+NOTES: dict[str, str] = {}
+
+def tool(fn: Callable[[str], str]) -> Callable[[str], str]:
+    REGISTRY[fn.__name__] = fn
+    return fn
+
+@tool
+def remember(arg: str) -> str:
+    NOTES["fact"] = arg
+    return "ok"
+
+@node
+async def run_tool(name: str, arg: str) -> str:
+    await asyncio.sleep(0.05)
+    return REGISTRY[name](arg)
+
+@node
+async def read() -> str:
+    return str(NOTES.get("fact"))
+
+@flow
+async def main() -> list[str]:
+    return [await run_tool("remember", "sky"), await read()]
+""",
+    "a_callback_one_node_keeps_and_a_later_one_calls": """
+from collections.abc import Callable
+
+STATE: dict[str, str] = {}
+
+def remember(e: str) -> None:
+    STATE["last"] = e
+
+class Bus:
+    def __init__(self) -> None:
+        self.handlers: list[Callable[[str], None]] = []
+
+@node
+async def subscribe(bus: Bus, handler: Callable[[str], None]) -> None:
+    bus.handlers.append(handler)
+
+@node
+async def publish(bus: Bus, e: str) -> int:
+    await asyncio.sleep(0.05)
+    for handle in bus.handlers:
+        handle(e)
+    return len(bus.handlers)
+
+@node
+async def read() -> str:
+    return str(STATE.get("last"))
+
+@flow
+async def main() -> list[str]:
+    bus = Bus()
+    await subscribe(bus, remember)
+    n = await publish(bus, "hello")
+    return [str(n), await read()]
+""",
+    "a_bound_method_held_in_a_local": """
+NOTES: dict[str, str] = {}
+
+class Tools:
+    def save(self, arg: str) -> str:
+        NOTES["saved"] = arg
+        return "ok"
+
+TOOLS = Tools()
+
+@node
+async def work(arg: str) -> str:
+    await asyncio.sleep(0.05)
+    act = TOOLS.save
+    return act(arg)
+
+@node
+async def read() -> str:
+    return str(NOTES.get("saved"))
+
+@flow
+async def main() -> list[str]:
+    return [await work("v1"), await read()]
+""",
     "a_memory_s_global_store_by_its_slot": """
 from kiln import Memory
 

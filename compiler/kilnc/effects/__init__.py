@@ -44,6 +44,7 @@ from kilnc.effects.aliases import FIXED_POINT_ROUNDS
 from kilnc.effects.bindings import bound_values
 from kilnc.effects.body import Body
 from kilnc.effects.closures import any_of, nested_functions
+from kilnc.effects.escaped import escaped_effects
 from kilnc.effects.handed import decorated_by
 from kilnc.effects.kept import hand_back
 from kilnc.effects.made_calls import made_by_dataclass, of_class_method
@@ -100,6 +101,8 @@ class EffectReader:
         self._typed_dicts: dict[tuple[str, str], bool] = {}
         self._library: dict[tuple[str, str], str | None] = {}  # every annotation asks
         self._closures: dict[tuple[str, str, str], Effects | None] = {}
+        # What a call of a value kiln cannot resolve may run, by the modules read.
+        self._escaped: dict[tuple[str, ...], Effects] = {}
         self.classes = Classes(project, self.resolve)
 
     def of_callee(self, callee: Callee) -> Effects:
@@ -132,6 +135,16 @@ class EffectReader:
         self._known[key] = found
         self._done.update(self._known)
         return found
+
+    def escaped(self) -> Effects:
+        """What the project's functions named as values may do beyond their
+        parameters: a call kiln cannot resolve may run any of them (escaped.py)."""
+        read = {name: d for name, d in self.project.modules.items() if d is not None}
+        key = tuple(sorted(read))
+        if key not in self._escaped:
+            self._escaped[key] = Effects(params=())  # while reading them: nothing
+            self._escaped[key] = escaped_effects(self, list(read.values()))
+        return self._escaped[key]
 
     def of_lambda(self, defs: ModuleDefs, function: cst.Lambda) -> Effects:
         """A module-level lambda's effects on its parameters, read as a def's."""

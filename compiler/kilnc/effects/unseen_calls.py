@@ -17,6 +17,7 @@ from kilnc.effect_ir import ANY_KEY, Access, MemoryUse
 from kilnc.effects.body import Body
 from kilnc.effects.implicit import implicit_call
 from kilnc.effects.kept import keep
+from kilnc.effects.project_calls import beyond_parameters
 from kilnc.effects.state_uses import opaque, record
 from kilnc.mutability import (
     ARGUMENT_MUTATING_METHODS,
@@ -124,13 +125,18 @@ def unknown_call(body: Body, node: cst.Call, shown: str) -> None:
     for arg in node.args:  # module state handed over: a client, a pool, read
         reason = f"passes it to {shown}, code kiln cannot see into"
         body.change(arg.value, reason, node, opaque=True)
-    if root_names(node.func) & (body.params.keys() | body.local_names):
+    local = root_names(node.func) & (body.params.keys() | body.local_names)
+    if local:
         # A function it was given (a parameter, a local, one in a container,
         # `tools[name]`) may be a bound method (`tokens.append`), or hold what it
         # changes: calling it may change what it came from.
         body.change(func, f"calls {shown}", node, opaque=opaque(body, func))
     else:
         body.external(f"calls {shown}", node)
+    if local or (not isinstance(func, cst.Name) and body.is_module_state(func)):
+        # Any function the project names as a value may be what it calls
+        # (`TOOLS[name](x)`, `handler(e)`): it uses what they use (escaped.py).
+        beyond_parameters(body, node, body.reader.escaped(), shown, None)
 
 
 def iterate(body: Body, iterable: cst.BaseExpression) -> None:
