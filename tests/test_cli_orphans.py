@@ -215,3 +215,27 @@ def test_an_output_directory_that_is_a_link_names_the_sources_from_the_link(
     assert "removed build/app/sub.py" in done.stdout
     assert not written.exists()
     assert (root / "build").is_symlink()
+
+
+def test_a_copy_the_user_made_of_an_output_is_theirs(tmp_path: Path) -> None:
+    """A copy of a generated module names the source its original does, but kiln
+    never wrote it there: neither a hand-tuned copy beside it, nor a baseline in
+    another folder, nor one deeper, whose header's relative path leads to the
+    output itself, is removed or reported (trial Q6: they were deleted)."""
+    root = project(tmp_path)
+    build = root / "build"
+    original = (build / "app" / "sub.py").read_text(encoding="utf-8")
+    copies = {
+        build / "app" / "sub_tuned.py": original + "# tuned by hand\n",
+        build / "baseline" / "sub.py": original,
+        build / "a" / "b" / "deep.py": original,
+    }
+    for path, text in copies.items():
+        write(path, text)
+    checked = kiln("compile", "app", "-o", "build", "--check", cwd=root)
+    assert checked.returncode == 0, checked
+    done = kiln("compile", "app", "-o", "build", cwd=root)
+    assert done.returncode == 0, done
+    assert "removed" not in done.stdout
+    for path, text in copies.items():
+        assert path.read_text(encoding="utf-8") == text, path

@@ -23,6 +23,11 @@ left alone; and that source
 - is a source of this compile that has no flow now (so no output), or whose
   output is now another file;
 - or is no source of this compile, and is gone, or holds no 'flow' at all.
+
+And the output is where kiln writes that source's module, its path in the
+output directory the end of the source's: a copy the user made of an output
+(`build/app/jobs_tuned.py`, `build/baseline/jobs.py`) names the same source,
+but kiln never wrote it there, so it is theirs.
 """
 
 from __future__ import annotations
@@ -75,11 +80,23 @@ def find_orphans(
         claimed = _real(Path(os.path.normpath(os.path.join(here, path))))
         if _real(output) in written or _import_root(claimed) not in roots:
             continue
+        if not _placed_for(tree.directory, output, claimed):
+            continue  # a copy the user made of an output (`jobs_tuned.py`): theirs
         file = compiled.get(claimed)
         why = _gone(claimed) if file is None else _moved(tree, file, outcomes[file])
         if why is not None:
             found.append(Orphan(output, source, why))
     return found
+
+
+def _placed_for(directory: Path, output: Path, source: Path) -> bool:
+    """Whether `output` is where kiln writes a module of `source`, in this layout
+    or an earlier one: its path in the output directory ends the source's
+    (`build/app/jobs.py` of `app/jobs.py`, `build/jobs.py` of `lib/jobs.py`
+    compiled before `lib` was a package), as a module's name does its file's."""
+    placed = Path(os.path.relpath(os.path.abspath(output), os.path.abspath(directory)))
+    parts = placed.parts
+    return ".." not in parts and source.parts[-len(parts) :] == parts
 
 
 def _moved(tree: OutputTree, file: Path, made: bool | None) -> str | None:
