@@ -47,7 +47,7 @@ from kilnc.lower.lift import Lifter, element
 from kilnc.lower.report import Reporter
 from kilnc.lower.scope import Scope
 from kilnc.lower.sharing import Sharing
-from kilnc.lower.steps import Steps, returns, written
+from kilnc.lower.steps import Steps, leaves, written
 from kilnc.names import (
     binds_names_only,
     bound_in,
@@ -326,8 +326,9 @@ class Lowerer:
             node, action, blocks, [iterable], writes=target_names(node.target)
         )
         step = self.changes.share_iteration(target_names(node.target), iterable, step)
-        # break/continue inside belong to this loop: they do not hold back the flow.
-        return [*prefix, replace(step, barrier=returns(blocks))]
+        # break/continue inside belong to this loop: they do not hold back the flow;
+        # those of its `else:` belong to the loop around it, and do.
+        return [*prefix, replace(step, barrier=leaves(body, orelse))]
 
     def match(self, node: cst.Match, defined: set[str]) -> list[Step]:
         self.report.asyncio_idioms(node.subject)
@@ -382,7 +383,7 @@ class Lowerer:
         action = WhileLoop(test, blocks[0], body, orelse)
         step = self.steps.compound(node, action, blocks, [test])
         defined |= step.writes  # with what `:=` binds in the test
-        return [replace(step, barrier=returns(blocks))]
+        return [replace(step, barrier=leaves(Block((*condition, *body.steps)), orelse))]
 
     def unsupported(self, node: cst.CSTNode, defined: set[str]) -> list[Step]:
         defined |= name_uses(node).writes  # what it would assign: no follow-on errors

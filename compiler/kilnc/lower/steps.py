@@ -115,9 +115,7 @@ class Steps:
         self.changes.share_assignment(statement)
         self.changes.share_walruses(statement)
         self.changes.share_held(effects, writes)
-        barrier = isinstance(
-            statement, cst.Return | cst.Break | cst.Continue | cst.Raise | cst.Assert
-        )
+        barrier = leaves_early(statement)
         action: Action = Inline(statement)
         if isinstance(statement, cst.Return):
             action = Return(statement.value)
@@ -213,14 +211,58 @@ def written(block: Block) -> set[str]:
     return set().union(*(step.writes for step in block.steps)) if block.steps else set()
 
 
+def leaves_early(statement: cst.CSTNode) -> bool:
+    """Whether a statement that calls no node may leave the code around it early:
+    a `return`, `raise` or `assert` in it, or a `break` or `continue` that is not
+    its own loops' (the `else:` of a loop in it is the enclosing loop's)."""
+    if isinstance(statement, cst.Return | cst.Raise | cst.Assert):
+        return True
+    if isinstance(statement, cst.Break | cst.Continue):
+        return True
+    if isinstance(statement, cst.FunctionDef | cst.ClassDef | cst.Lambda):
+        return False  # its code runs when called
+    for child in statement.children:
+        if isinstance(statement, cst.For | cst.While) and child is statement.body:
+            if _leaves_but_by_loop(child):
+                return True
+        elif leaves_early(child):
+            return True
+    return False
+
+
+def _leaves_but_by_loop(body: cst.CSTNode) -> bool:
+    """A loop body's early exits, its own `break` and `continue` aside."""
+    if isinstance(body, cst.Break | cst.Continue):
+        return False
+    if isinstance(body, cst.For | cst.While):
+        return leaves_early(body)
+    if isinstance(body, cst.Return | cst.Raise | cst.Assert):
+        return True
+    if isinstance(body, cst.FunctionDef | cst.ClassDef | cst.Lambda):
+        return False
+    return any(_leaves_but_by_loop(child) for child in body.children)
+
+
+def leaves(body: Block, orelse: Block | None) -> bool:
+    """Whether a loop may leave the code around it early: a `return`, `raise` or
+    failed `assert` anywhere in it, or any barrier of its `else:` (whose
+    `break` and `continue` are the enclosing loop's)."""
+    blocks = [body] if orelse is None else [body, orelse]
+    return returns(blocks) or (
+        orelse is not None and any(step.barrier for step in orelse.steps)
+    )
+
+
 def returns(blocks: Sequence[Block]) -> bool:
-    """Whether a `return` or `raise` can leave through one of the blocks."""
+    """Whether a `return`, `raise` or `assert` can leave through one of the blocks."""
     for block in blocks:
         for step in block.steps:
             action = step.action
             if isinstance(action, Return):
                 return True
-            if isinstance(action, Inline) and isinstance(action.statement, cst.Raise):
+            if isinstance(action, Inline) and isinstance(
+                action.statement, cst.Raise | cst.Assert
+            ):
                 return True
             if isinstance(action, Branch | Match | Loop | WhileLoop) and returns(
                 child_blocks(action)
