@@ -171,7 +171,9 @@ def plan_tree(files: Sequence[Path], directory: Path, front: FrontEnd) -> Output
     rebound = frozenset(name for name in modules if _rebound(load_of[name], name))
     exports: dict[str, set[str] | None] = {name: set() for name in modules}
     for defs in modules.values():
-        for imported in [*defs.imports.values(), *nested_imports(defs)]:
+        # Deep code (a prompt of a thousand `+`) needs the passes' stack (depth.py).
+        nested = run_deep(functools.partial(nested_imports, defs))
+        for imported in [*defs.imports.values(), *nested]:
             # A module imported whole (`import app.sub as sub`, `from app import
             # sub`): what its importer reads of it is open, so it keeps every name.
             whole = (

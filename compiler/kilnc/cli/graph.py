@@ -21,6 +21,7 @@ from typing import Final
 from kilnc.cli.config import config_start, load_config
 from kilnc.cli.outputs import check_target, describe, is_kiln_drawing, write_atomically
 from kilnc.cli.report import Report
+from kilnc.depth import run_deep
 from kilnc.diagnostics import Code, Diagnostic, error, render_all
 from kilnc.drawing.draw import draw_flow
 from kilnc.drawing.text import to_dot, to_mermaid
@@ -77,7 +78,10 @@ def run_graph(args: argparse.Namespace) -> int:
             return _refused(f"-o: {refusal.message}; {refusal.hint}")
     elif args.format == "png" and sys.stdout.isatty():
         return _usage("a PNG is binary: give -o FILE, or redirect stdout to a file")
-    drawings = [draw_flow(flow, f"f{index}") for index, flow in enumerate(flows)]
+    # Deep code (a sum of a thousand terms) needs the passes' stack (depth.py).
+    drawings = run_deep(
+        lambda: [draw_flow(flow, f"f{index}") for index, flow in enumerate(flows)]
+    )
     text = to_dot(drawings) if args.format != "mermaid" else to_mermaid(drawings)
     if args.format in ("svg", "png"):
         return _render(text, args.format, output)

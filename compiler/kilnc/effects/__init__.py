@@ -139,12 +139,7 @@ class EffectReader:
     def escaped(self) -> Effects:
         """What the project's functions named as values may do beyond their
         parameters: a call kiln cannot resolve may run any of them (escaped.py)."""
-        read = {name: d for name, d in self.project.modules.items() if d is not None}
-        key = tuple(sorted(read))
-        if key not in self._escaped:
-            self._escaped[key] = Effects(params=())  # while reading them: nothing
-            self._escaped[key] = escaped_effects(self, list(read.values()))
-        return self._escaped[key]
+        return escaped_effects(self, self.project.modules, self._escaped)
 
     def of_lambda(self, defs: ModuleDefs, function: cst.Lambda) -> Effects:
         """A module-level lambda's effects on its parameters, read as a def's."""

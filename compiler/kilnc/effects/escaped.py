@@ -29,7 +29,7 @@ uses; what they do to their own parameters stays theirs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import libcst as cst
@@ -52,8 +52,22 @@ if TYPE_CHECKING:
     from kilnc.front import ModuleDefs
 
 
-def escaped_effects(reader: EffectReader, modules: list[ModuleDefs]) -> Effects:
-    """What the functions named as values in `modules` do beyond their parameters."""
+def escaped_effects(
+    reader: EffectReader,
+    loaded: Mapping[str, ModuleDefs | None],
+    cache: dict[tuple[str, ...], Effects],
+) -> Effects:
+    """What the functions named as values in the modules read so far (`loaded`)
+    do beyond their parameters; kept in `cache` by those modules' names."""
+    read = {name: defs for name, defs in loaded.items() if defs is not None}
+    key = tuple(sorted(read))
+    if key not in cache:
+        cache[key] = Effects(params=())  # while reading them: nothing
+        cache[key] = _escaped(reader, list(read.values()))
+    return cache[key]
+
+
+def _escaped(reader: EffectReader, modules: list[ModuleDefs]) -> Effects:
     uses: list[StateUses] = []
     external: Change | None = None
     for defs in modules:
