@@ -429,3 +429,14 @@ def test_a_model_that_does_not_validate_says_which_fields_and_why() -> None:
     assert "id: UUID input should be a string, bytes or UUID object" in message
     assert "total: Field required" in message
     assert "errors.pydantic.dev" not in message
+
+
+@pytest.mark.parametrize(
+    "annotation", [dict[str, Any], list[Any], inspect.Parameter.empty]
+)
+def test_json_nested_too_deeply_is_refused_not_a_crash(annotation: Any) -> None:
+    """5,000 brackets deep: json.loads raises RecursionError, which was an
+    internal error (trial Q6); it is a refusal of the value, naming why."""
+    text = "[" * 5000 + "]" * 5000
+    with pytest.raises(ArgumentError, match="JSON nested too deeply"):
+        convert("data", annotation, text)

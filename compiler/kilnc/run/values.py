@@ -111,6 +111,8 @@ def _json(text: str) -> Any:
         return json.loads(text)
     except ValueError as exc:
         raise Mismatch(f"not JSON ({exc})") from None
+    except RecursionError:
+        raise Mismatch("JSON nested too deeply to read") from None
 
 
 def _json_or_text(text: str) -> Any:
@@ -118,6 +120,8 @@ def _json_or_text(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+    except RecursionError:
+        raise Mismatch("JSON nested too deeply to read") from None
 
 
 def _bool(text: str) -> bool:
