@@ -273,3 +273,21 @@ def test_a_name_the_imported_module_does_not_define_is_refused_at_the_import(
     )
     assert "crawl/crawler.py:3:27: note: did you mean 'fetch_page'?" in done.stdout
     assert not (tmp_path / "build").exists()
+
+
+def test_a_directory_s_virtual_environment_is_no_source(tmp_path: Path) -> None:
+    """`kiln compile . -o build` beside a `venv/` (no dot) searched every module
+    of its site-packages that says `flow` (trial Q6); a folder with a
+    `pyvenv.cfg`, `site-packages` and `node_modules` hold no project sources."""
+    flow = "from kiln import flow\n\n\n@flow\nasync def main(x: int) -> int:\n    return x\n"
+    (tmp_path / "app.py").write_text(flow, encoding="utf-8")
+    for folder in ("venv", "env/lib/site-packages/pkg", "web/node_modules/x"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "flowish.py").write_text(flow, encoding="utf-8")
+    (tmp_path / "venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    done = kiln("compile", ".", "-o", "build", cwd=tmp_path)
+    assert done.returncode == 0, done
+    assert sorted(p.name for p in (tmp_path / "build").rglob("*.py")) == [
+        "__init__.py",
+        "app.py",
+    ]

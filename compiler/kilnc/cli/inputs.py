@@ -2,7 +2,9 @@
 
 A directory's sources are the `.py` files under it that mention `flow`, less
 what kiln wrote: nothing under the output directory, no module with kiln's
-header, nothing in a hidden directory (`.venv`, `.git`). A path that is not a
+header, nothing in a hidden directory (`.venv`, `.git`), a virtual environment
+(a folder with `pyvenv.cfg`), `site-packages`, `node_modules` or `__pycache__`.
+A path that is not a
 file or a directory is named for what it is ("a character device"), not
 reported missing.
 """
@@ -72,14 +74,30 @@ def _missing(path: Path, error: OSError) -> str:
 
 def _search(directory: Path, output: Path | None) -> Iterator[Path]:
     skipped = output_inside(output, directory)
-    for path in directory.rglob("*.py"):
-        relative = path.relative_to(directory).parts[:-1]
-        if any(part.startswith(".") for part in relative):
-            continue
-        if not _declares_flow(path) or is_generated_module(path):
-            continue
-        if skipped is None or not real_path(path).is_relative_to(skipped):
-            yield path
+    for folder, subfolders, names in os.walk(directory):
+        subfolders[:] = sorted(
+            name for name in subfolders if not _installed(Path(folder) / name)
+        )
+        for name in sorted(names):
+            path = Path(folder) / name
+            if not name.endswith(".py") or not _declares_flow(path):
+                continue
+            if is_generated_module(path):
+                continue
+            if skipped is None or not real_path(path).is_relative_to(skipped):
+                yield path
+
+
+def _installed(folder: Path) -> bool:
+    """A folder of no sources of the project: hidden (`.venv`, `.git`), a
+    virtual environment (`venv/`, its `pyvenv.cfg`), installed packages
+    (`site-packages`, `node_modules`) or bytecode (`__pycache__`)."""
+    name = folder.name
+    return (
+        name.startswith(".")
+        or name in ("__pycache__", "site-packages", "node_modules")
+        or (folder / "pyvenv.cfg").is_file()
+    )
 
 
 def output_inside(output: Path | None, directory: Path) -> Path | None:
