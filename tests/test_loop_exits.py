@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,3 +108,53 @@ def test_a_loop_s_exits_keep_the_source_s_calls(tmp_path: Path, name: str) -> No
     expected = outcome(getattr(source, name)(1))
     assert outcome(getattr(compiled, name).aforward(1)) == expected
     assert compiled.calls == source.calls  # no call the source does not make
+
+
+STREAMING = """
+from collections.abc import AsyncIterator
+
+from kiln import flow, node
+
+trace: list[int] = []
+
+
+@node
+async def record(v: int) -> int:
+    trace.append(v)
+    return v
+
+
+@flow
+async def after_a_for(n: int) -> AsyncIterator[int]:
+    for v in range(n):
+        yield v
+    yield await record(100)
+
+
+@flow
+async def after_a_while(n: int) -> AsyncIterator[int]:
+    k = 0
+    while k < n:
+        yield k
+        k += 1
+    yield await record(200)
+"""
+
+
+@pytest.mark.parametrize("name", ["after_a_for", "after_a_while"])
+def test_a_call_after_a_loop_of_yields_waits_for_the_consumer(
+    tmp_path: Path, name: str
+) -> None:
+    """A consumer that takes one item and stops: the source never calls `record`;
+    the compiled stream started it while the consumer held the first item, as
+    a `yield` in a loop held nothing after the loop back (trial Q7)."""
+    compiled, source = compiled_and_source(STREAMING, tmp_path)
+
+    async def first(stream: Any) -> int:
+        async for item in stream:
+            return int(item)
+        return -1
+
+    assert asyncio.run(first(getattr(source, name)(2))) == 0
+    assert asyncio.run(first(getattr(compiled, name).astream(2))) == 0
+    assert compiled.trace == source.trace == []

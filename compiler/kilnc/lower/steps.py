@@ -32,6 +32,7 @@ from kilnc.ir import (
     Step,
     StepId,
     WhileLoop,
+    Yield,
     child_blocks,
 )
 from kilnc.lower.changes import Changes
@@ -213,10 +214,11 @@ def written(block: Block) -> set[str]:
 
 def leaves_early(statement: cst.CSTNode) -> bool:
     """Whether a statement that calls no node may leave the code around it early:
-    a `return`, `raise` or `assert` in it, or a `break` or `continue` that is not
-    its own loops' (the `else:` of a loop in it is the enclosing loop's)."""
-    if isinstance(statement, cst.Return | cst.Raise | cst.Assert):
-        return True
+    a `return`, `raise`, `assert` or `yield` in it, or a `break` or `continue`
+    that is not its own loops' (the `else:` of a loop in it is the enclosing
+    loop's)."""
+    if isinstance(statement, cst.Return | cst.Raise | cst.Assert | cst.Yield):
+        return True  # a consumer may stop a stream at any item it yields
     if isinstance(statement, cst.Break | cst.Continue):
         return True
     if isinstance(statement, cst.FunctionDef | cst.ClassDef | cst.Lambda):
@@ -236,7 +238,7 @@ def _leaves_but_by_loop(body: cst.CSTNode) -> bool:
         return False
     if isinstance(body, cst.For | cst.While):
         return leaves_early(body)
-    if isinstance(body, cst.Return | cst.Raise | cst.Assert):
+    if isinstance(body, cst.Return | cst.Raise | cst.Assert | cst.Yield):
         return True
     if isinstance(body, cst.FunctionDef | cst.ClassDef | cst.Lambda):
         return False
@@ -245,11 +247,23 @@ def _leaves_but_by_loop(body: cst.CSTNode) -> bool:
 
 def leaves(body: Block, orelse: Block | None) -> bool:
     """Whether a loop may leave the code around it early: a `return`, `raise` or
-    failed `assert` anywhere in it, or any barrier of its `else:` (whose
-    `break` and `continue` are the enclosing loop's)."""
+    failed `assert` anywhere in it, a `yield` (where the consumer may stop), or
+    any barrier of its `else:` (whose `break` and `continue` are the enclosing
+    loop's)."""
     blocks = [body] if orelse is None else [body, orelse]
-    return returns(blocks) or (
-        orelse is not None and any(step.barrier for step in orelse.steps)
+    return (
+        returns(blocks)
+        or yields(blocks)  # a stream's consumer may stop at any item it yields
+        or (orelse is not None and any(step.barrier for step in orelse.steps))
+    )
+
+
+def yields(blocks: Sequence[Block]) -> bool:
+    """Whether a streaming flow's `yield` is in one of the blocks, however deep."""
+    return any(
+        isinstance(step.action, Yield) or yields(child_blocks(step.action))
+        for block in blocks
+        for step in block.steps
     )
 
 
