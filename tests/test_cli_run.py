@@ -326,6 +326,18 @@ USAGE_ERRORS = [
         "--trace: the directory helpers.py/deeper cannot be made: helpers.py is a regular file",
     ),
     (["helpers.py:f"], "helpers.py has no @flow to run"),
+    # The trace, written when the run ends, would replace the ledger the run
+    # kept its results in, though it did not exist when the run began (trial Q6).
+    (
+        ["flows.py:greet", "name=a", "--ledger", "run.db", "--trace", "run.db"],
+        "--trace: run.db is the ledger this run keeps its results in; give the"
+        " trace another path",
+    ),
+    (
+        ["flows.py:greet", "name=a", "--trace", ".kiln/ledger.db"],
+        "--trace: .kiln/ledger.db is the ledger this run keeps its results in;"
+        " give the trace another path",
+    ),
 ]
 
 

@@ -160,7 +160,7 @@ def _run(args: argparse.Namespace) -> int:
     target = parse_target(args.target)
     with ExitStack() as stack:
         # Refused before anything is compiled: a trace or a ledger kiln may not write.
-        trace_path = checked_trace(args.trace, target.path)
+        trace_path = checked_trace(args.trace, target.path, args.ledger)
         ledger = checked_ledger(args.ledger, target.path)
         module = stack.enter_context(loaded_module(target.path))
         backend = None if args.dask is None else _dask_backend(args.dask, stack)

@@ -7,6 +7,7 @@ Both are checked before anything is compiled (cli/outputs.py has the rules):
     kiln run flows.py:digest --trace run.json      written when the run ends, whole
     kiln run flows.py:digest --trace out/run.json  out/ made first, parents too
     kiln run flows.py:digest --trace notes.txt/r   refused: a file is in the way
+    kiln run flows.py:digest --trace run.db --ledger run.db   refused: the ledger
     kiln run flows.py:digest --ledger flows.py     refused: the source
     kiln run flows.py:digest --ledger fifo         refused: not a regular file
     kiln run flows.py:digest --ledger notes.db     refused unless a kiln ledger
@@ -19,11 +20,13 @@ temporary file is renamed over the trace at the end.
 
 from __future__ import annotations
 
+import os
 from contextlib import ExitStack
 from pathlib import Path
 
 from kiln.errors import LedgerError
 from kiln.ledger.file import prepare
+from kiln.ledger.store import DEFAULT_PATH
 from kilnc.cli.outputs import (
     PendingFile,
     check_directory,
@@ -38,10 +41,22 @@ __all__ = ["checked_ledger", "checked_trace", "pending_trace"]
 EXIT_USAGE = 2
 
 
-def checked_trace(path: Path | None, source: Path) -> Path | None:
-    """The `--trace` path, once it is known that kiln may write it (nothing made yet)."""
+def checked_trace(
+    path: Path | None, source: Path, ledger: Path | None = None
+) -> Path | None:
+    """The `--trace` path, once it is known that kiln may write it (nothing made
+    yet): never the ledger the run keeps its results in (`ledger`, else
+    `$KILN_LEDGER` or `.kiln/ledger.db`), which may not exist yet, and which the
+    trace, written when the run ends, would replace."""
     if path is None:
         return None
+    kept = ledger or os.environ.get("KILN_LEDGER") or DEFAULT_PATH
+    if _same(path, Path(kept)):
+        raise TargetError(
+            f"--trace: {path} is the ledger this run keeps its results in;"
+            " give the trace another path",
+            EXIT_USAGE,
+        )
     refusal = check_directory(path.parent, [source], what="directory") or check_target(
         path, [source], is_kiln_trace, what="trace"
     )
@@ -75,3 +90,10 @@ def checked_ledger(path: Path | None, source: Path) -> Path | None:
     except LedgerError as exc:
         raise TargetError(f"--ledger: {exc}", EXIT_USAGE) from None
     return path
+
+
+def _same(one: Path, other: Path) -> bool:
+    """Whether two paths name one file, there or not yet."""
+    return Path(os.path.realpath(one.expanduser())) == Path(
+        os.path.realpath(other.expanduser())
+    )
