@@ -129,8 +129,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
     ]
     try:
-        wait_for(address_file.exists, 30, "the scheduler to start")
-        address = str(json.loads(address_file.read_text())["address"])
+        # The scheduler writes its file after making it: wait until it parses.
+        wait_for(lambda: _address(address_file) is not None, 30, "the scheduler")
+        address = str(_address(address_file))
         started.append(
             subprocess.Popen(
                 [
@@ -752,3 +753,11 @@ def test_a_durable_run_on_the_cluster_is_journaled_by_the_driver(
     assert durable(backend=backend, run_id="d1", ledger=ledger)(6) == first
     assert durable(run_id="d1", ledger=ledger)(6) == first
     assert durable(backend=backend, run_id="d2", ledger=ledger)(6) != first
+
+
+def _address(path: Path) -> str | None:
+    """The scheduler's address from its file, once the file is whole."""
+    try:
+        return str(json.loads(path.read_text())["address"])
+    except (OSError, ValueError, KeyError):
+        return None
