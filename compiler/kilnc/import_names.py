@@ -18,7 +18,6 @@ from kilnc.front import ImportedName, ModuleDefs, ParsedModule
 from kilnc.names import identifier
 from kilnc.resolve import ModuleLocation, absolute_module
 from kilnc.syntax import dotted
-from kilnc.walk import walk
 
 
 def imports_in(
@@ -86,20 +85,15 @@ def with_body_imports(
 
 
 def import_lines(roots: tuple[cst.CSTNode, ...]) -> list[cst.SimpleStatementLine]:
-    """The lines of a body that import, nested blocks included."""
-    found = _ImportLines()
-    for root in roots:
-        walk(root, found)
-    return found.lines
-
-
-class _ImportLines(cst.CSTVisitor):
-    def __init__(self) -> None:
-        self.lines: list[cst.SimpleStatementLine] = []
-
-    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
-        if any(isinstance(small, cst.Import | cst.ImportFrom) for small in node.body):
-            self.lines.append(node)
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return False  # a nested function's imports are its own
+    """The lines of a body that import, nested blocks included: statements only,
+    never into an expression (a body is read once per statement of a flow)."""
+    found: list[cst.SimpleStatementLine] = []
+    pending = list(roots)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, cst.SimpleStatementLine):
+            if any(isinstance(s, cst.Import | cst.ImportFrom) for s in node.body):
+                found.append(node)
+        elif not isinstance(node, cst.FunctionDef | cst.ClassDef | cst.BaseExpression):
+            pending += reversed(node.children)  # a nested def's imports are its own
+    return found

@@ -31,6 +31,7 @@ a name bound again, or in a block, is a value kiln does not follow
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import final
@@ -85,6 +86,7 @@ class NodeForms:
     diagnostics: tuple[Diagnostic, ...]
 
 
+@functools.lru_cache(maxsize=64)  # collect and check_imported_exceptions both ask
 def read_node_forms(parsed: ParsedModule) -> NodeForms:
     markings: list[Marking] = []
     read: set[cst.CSTNode] = set()  # the uses of `node` the markings account for
