@@ -139,7 +139,7 @@ class _Statements:
         # `try`, `with`, `match`: each block may run after any other; what
         # any of them binds is left held.
         self.expression_of(statement, held)
-        for block in _blocks(statement):
+        for block in _blocks_within(statement):
             held |= self.run(_statements(block), held)
         return held
 
@@ -268,20 +268,9 @@ def _identifier_of(node: cst.BaseExpression) -> str | None:
     return identifier(node.value) if isinstance(node, cst.Name) else None
 
 
-def _blocks(statement: cst.BaseStatement) -> list[cst.BaseSuite]:
-    """The blocks of a compound statement other than `if` and the loops."""
-    found: list[cst.BaseSuite] = []
-    for child in statement.children:
-        if isinstance(child, cst.BaseSuite):
-            found.append(child)
-        elif isinstance(child, cst.CSTNode) and not isinstance(
-            child, cst.BaseExpression
-        ):
-            found += _blocks_within(child)
-    return found
-
-
 def _blocks_within(node: cst.CSTNode) -> list[cst.BaseSuite]:
+    """The blocks of a compound statement (a `try`'s, a `with`'s, a `match`'s),
+    its handlers' and clauses' among them, outside its expressions."""
     found: list[cst.BaseSuite] = []
     for child in node.children:
         if isinstance(child, cst.BaseSuite):

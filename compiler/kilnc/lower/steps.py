@@ -212,37 +212,23 @@ def written(block: Block) -> set[str]:
     return set().union(*(step.writes for step in block.steps)) if block.steps else set()
 
 
-def leaves_early(statement: cst.CSTNode) -> bool:
+def leaves_early(statement: cst.CSTNode, *, in_loop: bool = False) -> bool:
     """Whether a statement that calls no node may leave the code around it early:
-    a `return`, `raise`, `assert` or `yield` in it, or a `break` or `continue`
-    that is not its own loops' (the `else:` of a loop in it is the enclosing
-    loop's)."""
+    a `return`, `raise`, `assert` or `yield` in it (a consumer may stop a stream
+    at any item it yields), or a `break` or `continue` that is not its own
+    loops' (`in_loop`: inside a loop's body, where they are; the `else:` of a
+    loop is the enclosing loop's)."""
     if isinstance(statement, cst.Return | cst.Raise | cst.Assert | cst.Yield):
-        return True  # a consumer may stop a stream at any item it yields
-    if isinstance(statement, cst.Break | cst.Continue):
         return True
+    if isinstance(statement, cst.Break | cst.Continue):
+        return not in_loop
     if isinstance(statement, cst.FunctionDef | cst.ClassDef | cst.Lambda):
         return False  # its code runs when called
-    for child in statement.children:
-        if isinstance(statement, cst.For | cst.While) and child is statement.body:
-            if _leaves_but_by_loop(child):
-                return True
-        elif leaves_early(child):
-            return True
-    return False
-
-
-def _leaves_but_by_loop(body: cst.CSTNode) -> bool:
-    """A loop body's early exits, its own `break` and `continue` aside."""
-    if isinstance(body, cst.Break | cst.Continue):
-        return False
-    if isinstance(body, cst.For | cst.While):
-        return leaves_early(body)
-    if isinstance(body, cst.Return | cst.Raise | cst.Assert | cst.Yield):
-        return True
-    if isinstance(body, cst.FunctionDef | cst.ClassDef | cst.Lambda):
-        return False
-    return any(_leaves_but_by_loop(child) for child in body.children)
+    body = statement.body if isinstance(statement, cst.For | cst.While) else None
+    return any(
+        leaves_early(child, in_loop=child is body if body is not None else in_loop)
+        for child in statement.children
+    )
 
 
 def leaves(body: Block, orelse: Block | None) -> bool:
