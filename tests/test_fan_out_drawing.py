@@ -13,7 +13,9 @@ every element the last key.
 Now the effects of drawing are read against the elements': a generator that
 changes an object after yielding it (`effects/yielded.py`), or drawing that
 changes what an element uses (a name it reads, a Memory key, module state),
-keeps the elements one after another, with KLN311 saying why. Drawing that
+keeps the elements one after another, with KLN311 saying why: a change
+through another name for it counts (`yield POOL[0]` after `POOL[0].text =
+...`, `held = [box]; held[0].value = i`, trial Q5). Drawing that
 changes nothing the elements use, and a generator that yields a new object
 each time, leave them concurrent.
 
@@ -176,6 +178,55 @@ ORDERED = {
             memory = Memory()
             return [await read_counter(memory) async for _ in emit(memory, 3)]
     """,
+    "a_stream_node_refills_a_module_buffer_it_yields_an_item_of": """
+        from collections.abc import AsyncIterator
+        from dataclasses import dataclass
+
+        @dataclass
+        class Tok:
+            text: str = ""
+
+        POOL = [Tok()]
+
+        @node
+        async def tokens(n: int) -> AsyncIterator[Tok]:
+            for i in range(n):
+                await asyncio.sleep(0.001)
+                POOL[0].text = f"w{i}"
+                yield POOL[0]
+
+        @node
+        async def slow_read(t: Tok) -> str:
+            await asyncio.sleep(0.01)
+            return t.text
+
+        @flow
+        async def main() -> list[str]:
+            return [await slow_read(t) async for t in tokens(3)]
+    """,
+    "a_generator_changes_what_it_yielded_through_a_list_holding_it": """
+        from collections.abc import Iterator
+
+        class Box:
+            def __init__(self) -> None:
+                self.value = 0
+
+        def boxes(n: int) -> Iterator[Box]:
+            box = Box()
+            for i in range(n):
+                held = [box]
+                held[0].value = i
+                yield box
+
+        @node
+        async def show(b: Box) -> int:
+            await asyncio.sleep(0.01)
+            return b.value
+
+        @flow
+        async def main() -> list[int]:
+            return [await show(b) for b in boxes(3)]
+    """,
     "a_clause_s_test_changes_what_the_elements_read": """
         def advance(state: dict[str, int], x: int) -> bool:
             state["seen"] = x
@@ -237,6 +288,26 @@ OVERLAPPING = {
         @flow
         async def main() -> list[int]:
             return [await total(b) for b in batches([1, 2, 3, 4], 2)]
+    """,
+    "a_generator_yields_items_of_a_list_it_never_changes": """
+        from collections.abc import Iterator
+
+        ROWS = [[1, 2], [3, 4]]
+
+        def rows() -> Iterator[list[int]]:
+            for i in range(len(ROWS)):
+                yield ROWS[i]
+
+        @node
+        async def total(row: list[int]) -> int:
+            EVENTS.append(f"start {row[0]}")
+            await asyncio.sleep(0.05)
+            EVENTS.append(f"end {row[0]}")
+            return sum(row)
+
+        @flow
+        async def main() -> list[int]:
+            return [await total(r) for r in rows()]
     """,
     "a_clause_changes_what_no_element_uses": """
         @node

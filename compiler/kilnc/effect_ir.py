@@ -144,10 +144,14 @@ class Access(enum.Enum):
     not WRITE: reads commute with reads, accumulations (`LOG.append(x)`,
     `TOTAL += n`) with accumulations, and fills (`if k not in CACHE: CACHE[k] =
     v`, which assume the value does not depend on who fills it) with fills.
+    A fold is an accumulation that reads the value before it stores the sum
+    (`TOTAL += n`, `COUNTS[k] = COUNTS.get(k, 0) + 1`): in the event loop
+    nothing runs between the two, in a thread anything may (`as_run_in_threads`).
     """
 
     READ = "reads"
     ACCUMULATE = "adds to"
+    FOLD = "folds into"
     FILL = "fills"
     WRITE = "changes"
 
@@ -157,10 +161,17 @@ class Access(enum.Enum):
             return self
         if {self, other} == {Access.READ, Access.FILL}:
             return Access.FILL
+        if {self, other} == _ADDING:
+            return Access.FOLD
         return Access.WRITE
 
     def conflicts(self, other: Access) -> bool:
+        if {self, other} == _ADDING:
+            return False
         return self is not other or self is Access.WRITE
+
+
+_ADDING: Final = frozenset({Access.ACCUMULATE, Access.FOLD})
 
 
 @final
@@ -184,6 +195,15 @@ StateUses = tuple[tuple[str, StateUse], ...]  # by qualified name (`app.cache.SE
 # A call on a module-level object names it (`app.metrics.GAUGE.now`); on any other
 # object, the call's changes of its argument say what it does.
 RECEIVER: Final = "<self>"
+
+
+def as_run_in_threads(uses: StateUses) -> StateUses:
+    """The uses of code run in a thread: each fold a write, since another
+    thread's may run between its read and its store and lose one of them."""
+    return tuple(
+        (name, replace(use, access=Access.WRITE) if use.access is Access.FOLD else use)
+        for name, use in uses
+    )
 
 
 def join_state(*uses: Iterable[tuple[str, StateUse]]) -> StateUses:

@@ -43,23 +43,21 @@ from kilnc.effect_ir import Effects, Holder
 from kilnc.effects.aliases import FIXED_POINT_ROUNDS
 from kilnc.effects.bindings import bound_values
 from kilnc.effects.body import Body
-from kilnc.effects.closures import any_of, nested_functions
+from kilnc.effects.closures import Passed, any_of, nested_functions
 from kilnc.effects.escaped import escaped_effects
 from kilnc.effects.handed import decorated_by
 from kilnc.effects.kept import hand_back
 from kilnc.effects.made_calls import made_by_dataclass, of_class_method
 from kilnc.effects.methods import (
     Classes,
-    Definition,
     Method,
     Target,
     first_name,
-    method_def,
-    method_kind,
     typed_receiver,
 )
 from kilnc.effects.module_names import loggers
 from kilnc.effects.module_state import held_piece, holds_state, refers_to
+from kilnc.effects.node_options import of_node_options
 from kilnc.effects.receivers import called_method, of_immutable_type
 from kilnc.effects.signature import (
     changeable,
@@ -100,7 +98,7 @@ class EffectReader:
         self._loggers: dict[cst.Module, frozenset[str]] = {}
         self._typed_dicts: dict[tuple[str, str], bool] = {}
         self._library: dict[tuple[str, str], str | None] = {}  # every annotation asks
-        self._closures: dict[tuple[str, str, str], Effects | None] = {}
+        self._closures: dict[tuple[str, str, str, Passed], Effects | None] = {}
         # What a call of a value kiln cannot resolve may run, by the modules read.
         self._escaped: dict[tuple[str, ...], Effects] = {}
         self.classes = Classes(project, self.resolve)
@@ -146,17 +144,20 @@ class EffectReader:
         params = parameters(defs, function)
         return _read_body(self, defs, params, (function.body,)).effects(tuple(params))
 
-    def closures(self, module: str, name: str, made: str) -> Effects | None:
+    def closures(
+        self, module: str, name: str, made: str, passed: Passed = ()
+    ) -> Effects | None:
         """What a call of a function the project function `name` made may do: any
         function nested in it, the cells of the call that made it read as the
-        pieces of state under `made` (closures.py); None where it defines none."""
-        key = (module, name, made)
+        pieces of state under `made`, or the module state it was `passed`
+        (closures.py); None where it defines none."""
+        key = (module, name, made, passed)
         if key not in self._closures:
             self._closures[key] = None  # a closure that calls its factory again
-            found = self._definition(module, name)
+            found = self.classes.definition(module, name)
             if isinstance(found, tuple) and found[3] == "function":
                 defs, read = found[0], []
-                for inner, cells in nested_functions(found[1], made):
+                for inner, cells in nested_functions(found[1], made, passed):
                     params = parameters(defs, inner)
                     body = _read_body(self, defs, params, (inner.body,), defaults=cells)
                     read.append(body.effects(tuple(params)))
@@ -188,7 +189,7 @@ class EffectReader:
         return effects
 
     def _read(self, key: tuple[str, str]) -> Effects:
-        found = self._definition(*key)
+        found = self.classes.definition(*key)
         if found is None:
             return _KEEPS_ARGUMENTS
         if isinstance(found, Method):  # a dataclass's `__init__`, then `__post_init__`
@@ -213,6 +214,7 @@ class EffectReader:
             decorated_by(body, function, ".".join(key))
             effects = body.effects(tuple(params))
             effects = of_decorators(effects, defs, function, ".".join(key))
+            effects = of_node_options(effects, defs, function, self.of_function)
             if kind == "init":  # what is made keeps what it is given
                 effects = replace(effects, returns=frozenset(params))
             elif yields(function.body):  # a generator reads it as it is drawn from
@@ -230,35 +232,6 @@ class EffectReader:
             return of_stars(function, effects)
         finally:
             self._reading.discard(key)
-
-    def _definition(self, module: str, name: str) -> Definition | Method | None:
-        """The function, the method (`Cls.name`), or what making the class runs:
-        its `__init__`, a dataclass's `__post_init__` (a `Method`); None when
-        kiln cannot tell, or the class keeps what it is given and does no more."""
-        defs = self.project.load(module)
-        if defs is None:
-            return None
-        head, _, attribute = name.partition(".")
-        for statement in defs.parsed.module.body:
-            if isinstance(statement, cst.FunctionDef) and identifier(
-                statement.name.value
-            ) == identifier(name):
-                return defs, statement, None, "function"
-            if not isinstance(statement, cst.ClassDef) or identifier(
-                statement.name.value
-            ) != identifier(head):
-                continue
-            if attribute:
-                method = method_def(statement, attribute)
-                kind = method_kind(method) if method is not None else None
-                if method is None or kind is None:
-                    return None
-                return defs, method, head, kind
-            made = self.classes.construction((defs, statement))
-            if made is None or made.init is None:
-                return made.post_init if made is not None else None
-            return made.defs, made.init, made.owner, "init"
-        return None
 
     def resolve(self, defs: ModuleDefs, func: cst.BaseExpression) -> str | None:
         """The qualified name of a called expression: `json.dumps`, `builtins.len`,
@@ -390,7 +363,7 @@ class EffectReader:
     def returns(self, module: str, name: str) -> tuple[ModuleDefs, str] | None:
         """The return annotation of a project function or method, unquoted; of
         one without, the project class every `return` makes (`return Store()`)."""
-        found = self._definition(module, name)
+        found = self.classes.definition(module, name)
         if not isinstance(found, tuple) or found[3] == "init":
             return None
         annotation = found[1].returns
@@ -411,7 +384,11 @@ class EffectReader:
     def called(self, body: Body, func: cst.Attribute) -> Target | None:
         return called_method(body, func)
 
-    def overrides(self, defs: ModuleDefs, annotation: str, name: str) -> list[Method]:
+    def overrides(
+        self, defs: ModuleDefs, annotation: str | None, name: str
+    ) -> list[Method]:
+        if annotation is None:  # of no type kiln can tell: any class's
+            return self.classes.named(name)
         found = self.classes.find(defs, annotation)
         return self.classes.overrides(found, name) if found is not None else []
 

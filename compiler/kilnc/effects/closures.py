@@ -39,9 +39,9 @@ errs toward keeping an order, never toward dropping one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING
 
 import libcst as cst
@@ -57,16 +57,42 @@ if TYPE_CHECKING:  # a body asks which of its names a decorator wrapped: a cycle
 
 # By name, the piece of state each cell a nested function may use is.
 Cells = dict[str, str]
+# The arguments of the call that made them that are module state: by position
+# (or keyword), the piece each is.
+Passed = tuple[tuple[int | str, str], ...]
 
 
 def nested_functions(
-    function: cst.FunctionDef, qualified: str
+    function: cst.FunctionDef, qualified: str, passed: Passed = ()
 ) -> list[tuple[cst.FunctionDef, Cells]]:
     """Each function defined inside `function` (the project function `qualified`),
-    at any depth, with the cells of the functions around it that it may use."""
+    at any depth, with the cells of the functions around it that it may use:
+    a parameter the call that made them `passed` module state holds that piece
+    (`sink` of `audited(AUDIT)` is `app.AUDIT`)."""
+    params = function.params
+    positional = [p.name.value for p in (*params.posonly_params, *params.params)]
+    given: Cells = {}
+    for at, piece in passed:
+        if isinstance(at, int) and at < len(positional):
+            given[identifier(positional[at])] = piece
+        elif isinstance(at, str) and at in parameter_names(params):
+            given[at] = piece
     found: list[tuple[cst.FunctionDef, Cells]] = []
-    _nest(function, qualified, {}, found)
+    _nest(function, qualified, {}, found, given)
     return found
+
+
+def passed_state(
+    call: cst.Call, piece_of: Callable[[cst.BaseExpression], str | None]
+) -> Passed:
+    """The arguments of a call making functions that are module state: each
+    one's position (or keyword) and piece."""
+    found: list[tuple[int | str, str]] = []
+    for at, arg in enumerate(call.args):
+        piece = piece_of(arg.value) if not arg.star else None
+        if piece is not None:
+            found.append((arg.keyword.value if arg.keyword else at, piece))
+    return tuple(found)
 
 
 def _nest(
@@ -74,9 +100,14 @@ def _nest(
     qualified: str,
     outer: Cells,
     found: list[tuple[cst.FunctionDef, Cells]],
+    given: Cells | None = None,
 ) -> None:
     own = parameter_names(scope.params) | _own_writes(scope)
-    cells = {**outer, **{name: f"{qualified}.{name}" for name in sorted(own)}}
+    given = given or {}
+    cells = {
+        **outer,
+        **{name: given.get(name, f"{qualified}.{name}") for name in sorted(own)},
+    }
     for inner in _defined_in(scope.body):
         # Its parameters and its own locals hide the cells of the same names;
         # a name it declares `nonlocal` is the cell, bound again.
@@ -121,11 +152,13 @@ def wrappers(
     functions over cells: the decorator, the factory it names (`traced` of
     `@traced`, `retry_on` of `@retry_on(KeyError)`), and what a call of what it
     made may do, its cells under `qualified`."""
+    piece_of = partial(body.reader.state_name, defs, called=False)
     for decorator in function.decorators:
         found = decorator.decorator
         made_by = found.func if isinstance(found, cst.Call) else found
         factory = project_function_in(body, defs, made_by)
-        effects = body.reader.closures(*factory, qualified) if factory else None
+        passed = passed_state(found, piece_of) if isinstance(found, cst.Call) else ()
+        effects = body.reader.closures(*factory, qualified, passed) if factory else None
         if effects is not None:
             yield found, made_by, effects
 
@@ -148,11 +181,13 @@ def any_of(effects: Sequence[Effects], maker: str) -> Effects:
     for each in effects:
         for piece, use in each.state_uses:
             before = uses.setdefault(piece, use)
-            if before.access is not use.access:
+            if before.access.conflicts(use.access):
                 # Where it is changed, not read: the use that makes it a change.
                 where = use.where if before.access is Access.READ else before.where
                 reason = f"{where.reason} in a function {maker} makes"
                 uses[piece] = StateUse(Access.WRITE, replace(where, reason=reason))
+            else:  # an accumulation and a fold: a fold
+                uses[piece] = before.join(use)
     return Effects(
         params=(),
         external=next((e.external for e in effects if e.external), None),

@@ -19,15 +19,22 @@ those, is read through what it is bound to.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from functools import partial
 
 import libcst as cst
 
 from kilnc.effect_ir import Access, Effects
 from kilnc.effects.body import Body
-from kilnc.effects.closures import fills_as_writes, project_function_in, wrappers
+from kilnc.effects.closures import (
+    fills_as_writes,
+    passed_state,
+    project_function_in,
+    wrappers,
+)
 from kilnc.effects.module_names import bound_once, made_by_calls
 from kilnc.effects.project_calls import beyond_parameters, project_call
+from kilnc.effects.state_uses import record, sets_context, state_of
+from kilnc.mutability import PURE_METHODS
 from kilnc.names import identifier
 from kilnc.syntax import chain_root, code, dotted
 
@@ -104,7 +111,10 @@ def closure_call(body: Body, node: cst.Call) -> None:
         return
     factory = project_function_in(body, defs, made.func)
     piece = body.reader.state_name(defs, cst.Name(name), called=False)
-    effects = body.reader.closures(*factory, piece) if factory and piece else None
+    passed = passed_state(made, partial(body.reader.state_name, defs, called=False))
+    effects = (
+        body.reader.closures(*factory, piece, passed) if factory and piece else None
+    )
     if effects is not None:
         beyond_parameters(body, node, effects, code(node.func), None)
 
@@ -131,26 +141,49 @@ def _call_of(body: Body, node: cst.Call, callee: cst.BaseExpression) -> bool:
     if isinstance(callee, cst.Lambda):  # its parameters are what the call passes
         project_call(body, node, body.reader.of_lambda(body.defs, callee), "a lambda")
         return True
-    variadic = False
+    call = node
     if isinstance(callee, cst.Call) and _partial(callee):
-        # Its own arguments come first: any argument may land anywhere.
-        callee, variadic = callee.args[0].value, True
+        # `partial(_set, STATE, "k")(v)` calls `_set(STATE, "k", v)`, its
+        # keywords after every position (`sorted` keeps each group's order).
+        given = [*callee.args[1:], *node.args]
+        ordered = sorted(given, key=lambda arg: arg.keyword is not None)
+        call = node.with_changes(args=ordered)
+        callee = callee.args[0].value
     if not isinstance(callee, cst.Name | cst.Attribute):
         return False
     shown = code(callee)
     found = _project_function(body, callee)
     if found is not None:
         effects: Effects = body.reader.of_function(*found)
-        project_call(body, node, replace(effects, variadic=variadic), shown)
+        project_call(body, call, effects, shown, where=node)
         return True
-    method = (
-        body.reader.called(body, callee) if isinstance(callee, cst.Attribute) else None
-    )
-    if method is None:
+    if not isinstance(callee, cst.Attribute):
         return False
+    method = body.reader.called(body, callee)
+    if method is None:
+        return _state_method(body, node, callee)
     module, qualname, receiver = method
     effects = body.reader.of_function(module, qualname)
-    project_call(body, node, replace(effects, variadic=variadic), shown, receiver)
+    project_call(body, call, effects, shown, receiver, where=node)
+    return True
+
+
+def _state_method(body: Body, node: cst.Call, method: cst.Attribute) -> bool:
+    """`emit(e)` of `emit = EVENTS.append`: a method of module state that no
+    project class defines, read as its name says (`append` changes `EVENTS`,
+    `get` reads it; one kiln does not know may change it); False where its
+    object is no module state."""
+    receiver, name = method.value, method.attr.value
+    if state_of(body, receiver) is None:
+        return False
+    reason = f"calls {code(node.func)}, which is {code(method)}"
+    if name == "set" and sets_context(body, receiver):
+        body.sets_context(f"{reason}, a ContextVar's", node)
+    elif body.reader.is_logger(body.defs, receiver):
+        body.external(reason, node)
+    else:
+        access = Access.READ if name in PURE_METHODS else Access.WRITE
+        record(body, receiver, access, reason, node)
     return True
 
 

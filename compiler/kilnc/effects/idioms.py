@@ -76,8 +76,10 @@ class Idioms:
             *(t for t, v in body.bindings.bound if _an_item(body, v)),
         )
         self.kinds: dict[int, Access] = {}
-        for node in found.adds:
-            self.kinds[id(chain_root(node))] = Access.ACCUMULATE
+        for node, folds in found.adds:
+            self.kinds[id(chain_root(node))] = (
+                Access.FOLD if folds else Access.ACCUMULATE
+            )
         memoised = {state_of(body, test, self) for test in found.memos}
         # What a miss adds to (`MISSES += 1` past the memo's test): two calls of
         # one key that both miss add twice, where the source adds once.
@@ -111,7 +113,7 @@ class Idioms:
                 if high_water and state_of(body, _called_on(part), self) is not None
             ]
             for part in (into, *same, *others) if same and folded else ():
-                self.kinds[id(chain_root(_called_on(part)))] = Access.ACCUMULATE
+                self.kinds[id(chain_root(_called_on(part)))] = Access.FOLD
         # `global MODE; MODE = x` and `cache.MODE = x` (through the module
         # `cache`): what the visitor reports changes the module, not its name.
         for node, verb in found.changed:
@@ -241,7 +243,8 @@ class _Finder(cst.CSTVisitor):
         # operands, and whether a max or a min: an update as order-insensitive
         # as `+=`.
         self.folds: list[tuple[cst.BaseExpression, list[cst.BaseExpression], bool]] = []
-        self.adds: list[cst.BaseExpression] = []
+        # What it adds to, and whether by a fold (`+=`) or a method (`append`).
+        self.adds: list[tuple[cst.BaseExpression, bool]] = []
         self.missed: list[cst.BaseExpression] = []  # adds past a memo, or guarded
         self.miss_calls: list[cst.Call] = []  # calls past a memo, or guarded
         # `setdefault`'s: what it fills, at which key, with what value.
@@ -338,7 +341,7 @@ class _Finder(cst.CSTVisitor):
         # `COUNTS[k] += await f()` reads before it waits and stores after: two
         # such overlapping lose an update, where the source's never do.
         if isinstance(node.operator, _ADDING_OPERATORS) and not awaits(node.value):
-            self._add(node.target)
+            self._add(node.target, folds=True)
         self.changed.append((node.target, "changes"))
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -361,8 +364,8 @@ class _Finder(cst.CSTVisitor):
         ):  # a project class's `add` is read as it is written
             self._add(func.value)
 
-    def _add(self, node: cst.BaseExpression) -> None:
-        self.adds.append(node)
+    def _add(self, node: cst.BaseExpression, folds: bool = False) -> None:
+        self.adds.append((node, folds))
         if self.memos or self.guards:
             self.missed.append(node)
 

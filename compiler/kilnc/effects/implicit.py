@@ -10,6 +10,7 @@ Example input (a node's body; `t: Txn`, `box: Box`, `cfg: Config`, and
     box[k] = v                # Box.__setitem__(box, k, v)
     del box[k]                # Box.__delitem__(box, k)
     cfg.mode = m              # the setter of the property `mode`, or __setattr__
+    cfg.mode                  # the getter of the property `mode`
     acc += x                  # Acc.__iadd__(acc, x)
 
 Output, on the `Body`: what each method does, as a call of it would: a
@@ -77,6 +78,12 @@ def entered(body: Body, statement: cst.With) -> None:
     for item in statement.items:
         for method in (f"{prefix}enter__", f"{prefix}exit__"):
             implicit_call(body, item, item.item, method)
+
+
+def got(body: Body, attribute: cst.Attribute) -> None:
+    """`ids.next_id`: the getter of the property `next_id`, where the object's
+    class makes the attribute one."""
+    implicit_call(body, attribute, attribute.value, f"{attribute.attr.value}.getter")
 
 
 def stored(body: Body, target: cst.Attribute | cst.Subscript, verb: str) -> bool:

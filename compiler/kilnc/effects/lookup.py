@@ -17,6 +17,7 @@ from kilnc.front import ModuleDefs
 
 if TYPE_CHECKING:  # a body asks the reader; the reader reads bodies
     from kilnc.effects.body import Body
+    from kilnc.effects.closures import Passed
 
 
 class Lookup(Protocol):
@@ -32,7 +33,9 @@ class Lookup(Protocol):
 
     def escaped(self) -> Effects: ...
 
-    def closures(self, module: str, name: str, made: str) -> Effects | None: ...
+    def closures(
+        self, module: str, name: str, made: str, passed: Passed = ()
+    ) -> Effects | None: ...
 
     def is_logger(self, defs: ModuleDefs, node: cst.BaseExpression) -> bool: ...
 
@@ -69,5 +72,5 @@ class Lookup(Protocol):
     def called(self, body: Body, func: cst.Attribute) -> Target | None: ...
 
     def overrides(
-        self, defs: ModuleDefs, annotation: str, name: str
+        self, defs: ModuleDefs, annotation: str | None, name: str
     ) -> list[Method]: ...

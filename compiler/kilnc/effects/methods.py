@@ -35,6 +35,7 @@ from typing import Final, Literal, final
 import libcst as cst
 
 from kilnc.effect_ir import Holder
+from kilnc.effects.method_defs import Kind, class_statements, method_def, method_kind
 from kilnc.front import ModuleDefs
 from kilnc.names import identifier
 from kilnc.project import Project
@@ -45,7 +46,6 @@ _BASES_FOLLOWED: Final = 8  # how deep a hierarchy kiln reads
 _MARKERS: Final = frozenset({"object", "Generic", "ABC", "Protocol"})
 _DATACLASS: Final = frozenset({"dataclass", "dataclasses.dataclass"})
 
-Kind = Literal["method", "static", "class"]
 Resolve = Callable[[ModuleDefs, cst.BaseExpression], str | None]
 ClassFound = tuple[ModuleDefs, cst.ClassDef]
 # Code to read: its module, the function, the class it is a method of, and how
@@ -87,8 +87,8 @@ class Classes:
     def __init__(self, project: Project, resolve: Resolve) -> None:
         self.project = project
         self.resolve = resolve
-        # By class (its node's id) and method name, with the modules read then.
-        self._overrides: dict[tuple[int, str], tuple[int, list[Method]]] = {}
+        # By method name, with the number of modules read then.
+        self._defined: dict[str, tuple[int, list[tuple[ClassFound, Method]]]] = {}
 
     def find(self, defs: ModuleDefs, name: str) -> ClassFound | None:
         """The project class an annotation or a called name means, if it is one
@@ -170,7 +170,7 @@ class Classes:
                 continue
             if index > 0 and not complete:
                 return None  # a base kiln cannot read may come before it
-            kind = method_kind(function)
+            kind = method_kind(function, name)
             if kind is None:
                 return None
             return Method(defs.location.name, f"{cls.name.value}.{name}", kind)
@@ -180,28 +180,72 @@ class Classes:
         """The methods that override `name` in the project's subclasses of `base`
         that kiln has read: an object typed as the class may be one of them, and
         a call of the method may run any (a base `Agent.run`, abstract or not,
-        and the `LoggingAgent.run` the flow passes)."""
-        key, read = (id(base[1]), name), len(self.project.modules)
-        cached = self._overrides.get(key)
+        and the `LoggingAgent.run` the flow passes). A `Protocol`'s object may be
+        of any class that defines the method, a subclass or not."""
+        structural = any(_protocol(base.value) for base in base[1].bases)
+        return [
+            method
+            for cls, method in self._defining(name)
+            if cls[1] is not base[1]
+            and (structural or any(c is base[1] for _, c in self.linearize(cls)[0]))
+        ]
+
+    def named(self, name: str) -> list[Method]:
+        """Every method `name` of the project's classes kiln has read: what a call
+        of it on an object of a type kiln cannot tell may run."""
+        return [method for _, method in self._defining(name)]
+
+    def _defining(self, name: str) -> list[tuple[ClassFound, Method]]:
+        """The project's classes that define a method `name` kiln can read, each
+        with the method, in the modules read so far."""
+        key, read = name, len(self.project.modules)
+        cached = self._defined.get(key)
         if cached is not None and cached[0] == read:
             return cached[1]
-        found: list[Method] = []
+        found: list[tuple[ClassFound, Method]] = []
         for defs in list(self.project.modules.values()):
             if defs is None:
                 continue
             for statement in defs.parsed.module.body:
-                if statement is base[1] or not isinstance(statement, cst.ClassDef):
+                if not isinstance(statement, cst.ClassDef):
                     continue
                 function = method_def(statement, name)
-                kind = method_kind(function) if function is not None else None
-                if kind is None:
-                    continue
-                order, _ = self.linearize((defs, statement))
-                if any(cls is base[1] for _, cls in order):
+                kind = method_kind(function, name) if function is not None else None
+                if kind is not None:
                     qualified = f"{statement.name.value}.{name}"
-                    found.append(Method(defs.location.name, qualified, kind))
-        self._overrides[key] = (read, found)
+                    method = Method(defs.location.name, qualified, kind)
+                    found.append(((defs, statement), method))
+        self._defined[key] = (read, found)
         return found
+
+    def definition(self, module: str, name: str) -> Definition | Method | None:
+        """The function, the method (`Cls.name`), or what making the class runs:
+        its `__init__`, a dataclass's `__post_init__` (a `Method`); None when
+        kiln cannot tell, or the class keeps what it is given and does no more."""
+        defs = self.project.load(module)
+        if defs is None:
+            return None
+        head, _, attribute = name.partition(".")
+        for statement in defs.parsed.module.body:
+            if isinstance(statement, cst.FunctionDef) and identifier(
+                statement.name.value
+            ) == identifier(name):
+                return defs, statement, None, "function"
+            if not isinstance(statement, cst.ClassDef) or identifier(
+                statement.name.value
+            ) != identifier(head):
+                continue
+            if attribute:
+                method = method_def(statement, attribute)
+                kind = method_kind(method, attribute) if method is not None else None
+                if method is None or kind is None:
+                    return None
+                return defs, method, head, kind
+            made = self.construction((defs, statement))
+            if made is None or made.init is None:
+                return made.post_init if made is not None else None
+            return made.defs, made.init, made.owner, "init"
+        return None
 
     def construction(self, found: ClassFound) -> Construction | None:
         """What making an instance runs; None where kiln cannot tell."""
@@ -323,47 +367,15 @@ def _merge(sequences: list[list[ClassFound]]) -> list[ClassFound] | None:
     return merged
 
 
+def _protocol(base: cst.BaseExpression) -> bool:
+    """Whether a class's base makes it a `Protocol` (`Protocol[T]` too)."""
+    if isinstance(base, cst.Subscript):
+        base = base.value
+    return (dotted(base) or "").rpartition(".")[2] == "Protocol"
+
+
 def _same(a: ClassFound, b: ClassFound) -> bool:
     return a[1] is b[1]
-
-
-def method_kind(function: cst.FunctionDef) -> Kind | None:
-    """How a method binds what it is called on; None where kiln cannot read it."""
-    if _is_stub(function):
-        return None
-    names = [dotted(d.decorator) for d in function.decorators]
-    if not names or names == [f"{function.name.value}.setter"]:
-        return "method"  # a property's setter runs as a method of the object
-    if names == ["staticmethod"]:
-        return "static"
-    if names == ["classmethod"]:
-        return "class"
-    return None  # a property, a wrapper, an abstract method
-
-
-def _is_stub(function: cst.FunctionDef) -> bool:
-    """A body that does nothing but say so: an interface's."""
-    body = function.body
-    if not isinstance(body, cst.IndentedBlock):
-        return _stub_statement(body)
-    return all(_stub_statement(statement) for statement in body.body)
-
-
-def _stub_statement(statement: cst.CSTNode) -> bool:
-    if isinstance(statement, cst.SimpleStatementLine | cst.SimpleStatementSuite):
-        return all(_stub_small(small) for small in statement.body)
-    return False
-
-
-def _stub_small(small: cst.BaseSmallStatement) -> bool:
-    if isinstance(small, cst.Pass):
-        return True
-    if isinstance(small, cst.Expr):
-        return isinstance(small.value, cst.Ellipsis | cst.BaseString)
-    if isinstance(small, cst.Raise) and small.exc is not None:
-        raised = small.exc.func if isinstance(small.exc, cst.Call) else small.exc
-        return dotted(raised) == "NotImplementedError"
-    return False
 
 
 def _is_dataclass(cls: cst.ClassDef) -> bool:
@@ -398,32 +410,6 @@ def typed_receiver(
 def first_name(function: cst.FunctionDef) -> str | None:
     every = (*function.params.posonly_params, *function.params.params)
     return identifier(every[0].name.value) if every else None
-
-
-def method_def(cls: cst.ClassDef, name: str) -> cst.FunctionDef | None:
-    """The class's method `name`; of `mode.setter`, the `mode` that `@mode.setter`
-    decorates (a property's getter is the first `mode`)."""
-    base, _, role = name.partition(".")
-    for statement in class_statements(cls):
-        if not isinstance(statement, cst.FunctionDef) or statement.name.value != base:
-            continue
-        decorators = [dotted(d.decorator) for d in statement.decorators]
-        if not role or decorators == [name]:
-            return statement
-    return None
-
-
-def class_statements(cls: cst.ClassDef) -> list[cst.CSTNode]:
-    body = cls.body
-    if not isinstance(body, cst.IndentedBlock):
-        return []
-    found: list[cst.CSTNode] = []
-    for statement in body.body:
-        if isinstance(statement, cst.SimpleStatementLine):
-            found += statement.body
-        else:
-            found.append(statement)
-    return found
 
 
 def not_none(annotation: str) -> str:

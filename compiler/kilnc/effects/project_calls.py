@@ -55,7 +55,7 @@ def project_call(
     uses_itself = any(part_of(name, RECEIVER) for name, _ in effects.state_uses)
     itself = effects.params[0] if uses_itself else None
     if effects.result_state:  # what it returns is module state's
-        body.state_calls.add(id(node))
+        body.state_calls.add(id(at))
     if effects.result_pieces:  # handed out, it is read
         record(body, node, Access.READ, f"calls {shown}", at)
     # What a call changes may keep what else it is given: given module state to

@@ -30,6 +30,8 @@ from kilnc.front import ModuleDefs
 from kilnc.mutability import (
     DEFAULT_DICTS,
     DISTINCTIVE_METHODS,
+    MUTATING_METHODS,
+    PURE_METHODS,
     Qualify,
     is_builtin_type,
     is_immutable,
@@ -177,6 +179,30 @@ def overriding(body: Body, receiver: cst.BaseExpression, name: str) -> list[Meth
         return []
     defs, annotation = typed
     return body.reader.overrides(defs, _class_of(annotation) or annotation, name)
+
+
+def candidates(body: Body, func: cst.Attribute) -> tuple[Target | None, list[Method]]:
+    """The code `func(...)` may run: the method kiln resolves it to, if any, and
+    the project's others it may be (overrides, or any class's where kiln cannot
+    type its object)."""
+    receiver, name = func.value, func.attr.value
+    target = body.reader.called(body, func)
+    overrides = overriding(body, receiver, name)
+    if target is None and not overrides:  # `cls().run(x)`: any class's `run`
+        overrides = _of_any_class(body, receiver, name)
+    return target, overrides
+
+
+def _of_any_class(body: Body, receiver: cst.BaseExpression, name: str) -> list[Method]:
+    """The project's methods `name`, where `receiver.name(...)` is called on a
+    value of a type kiln cannot tell (`cls().run(x)`, `tools[0].run(x)`) and
+    `name` is no builtin container's method (an untyped value is read as a
+    dict): it may be an object of any project class that defines one."""
+    if name in PURE_METHODS or name in MUTATING_METHODS or _is_super(receiver):
+        return []
+    if type_of(body, receiver) is not None or body.is_module_state(receiver):
+        return []
+    return body.reader.overrides(body.defs, None, name)
 
 
 def _is_super(node: cst.BaseExpression) -> bool:
@@ -358,3 +384,21 @@ def is_module(body: Body, node: cst.BaseExpression) -> bool:
     ):
         return False
     return body.reader.state_name(body.defs, node, called=False) is None
+
+
+def class_receiver(body: Body, node: cst.BaseExpression) -> bool:
+    """Whether `node` is a classmethod's `cls`."""
+    name = identifier(node.value) if isinstance(node, cst.Name) else None
+    holder = body.params.get(name or "") if name == body.receiver else None
+    return holder is not None and (holder.annotation or "").startswith("type[")
+
+
+def through_class(body: Body, func: cst.Attribute) -> bool:
+    """`Agent.helper`, `models.Agent.helper`: a method of a project class named
+    at module level (not a value the body holds)."""
+    if root_names(func) & (body.params.keys() | body.local_names):
+        return False
+    qualified = body.reader.resolve(body.defs, func)
+    if qualified is None or qualified.startswith("builtins."):
+        return False
+    return body.reader.project_function(qualified) is not None

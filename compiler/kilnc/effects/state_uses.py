@@ -97,14 +97,16 @@ def state_of(
     name = identifier(root.value)
     if name in body.defaults and name not in body.local_names:
         return body.defaults[name]  # `_seen[key]` of `def f(key, _seen={})`
-    if name == body.receiver and name not in body.local_names:
+    if name in (body.receiver, body.made) and name not in body.local_names:
         piece = _of_receiver(head, called)
+        # An `__init__`'s object is no state yet, but what its class holds is.
+        own = piece if name == body.receiver else None
         if piece == f"{RECEIVER}.__class__" and body.owner is not None:
             return class_state(body.defs, body.owner)  # `self.__class__.registry`
         if piece is None or body.owner is None:
-            return piece
+            return own
         attribute = piece.removeprefix(f"{RECEIVER}.")
-        return of_class_body(body.defs, body.owner, attribute) or piece
+        return of_class_body(body.defs, body.owner, attribute) or own
     shared = (
         _of_typed_instance(body, root, head)
         if name in body.params or name in body.local_names
@@ -279,13 +281,13 @@ def called_target(body: Body, func: cst.BaseExpression) -> Target | None:
 
 
 def _own_class(body: Body, node: cst.BaseExpression) -> bool:
-    """Whether `node` is `type(self)` in a method."""
+    """Whether `node` is `type(self)` in a method or an `__init__`."""
     return (
         isinstance(node, cst.Call)
         and dotted(node.func) == "type"
         and len(node.args) == 1
         and isinstance(node.args[0].value, cst.Name)
-        and node.args[0].value.value == body.receiver
+        and node.args[0].value.value in (body.receiver, body.made)
     )
 
 

@@ -14,7 +14,7 @@ import libcst as cst
 from kilnc.effect_ir import ANY_KEY, EVERY_KEY, Change, MemoryUse
 from kilnc.effects.body import Body
 from kilnc.effects.handed import called_through, handed, hands_changes
-from kilnc.effects.implicit import IN_PLACE, entered, implicit_call, stored
+from kilnc.effects.implicit import IN_PLACE, entered, got, implicit_call, stored
 from kilnc.effects.kept import hand_back, keep
 from kilnc.effects.project_calls import (
     assume_dict,
@@ -22,7 +22,14 @@ from kilnc.effects.project_calls import (
     project_method,
     read_items,
 )
-from kilnc.effects.receivers import describe, inserts_on_read, is_module, overriding
+from kilnc.effects.receivers import (
+    candidates,
+    class_receiver,
+    describe,
+    inserts_on_read,
+    is_module,
+    through_class,
+)
 from kilnc.effects.state_uses import (
     environment_call,
     opaque,
@@ -39,7 +46,7 @@ from kilnc.mutability import (
     consumes,
     is_pure,
 )
-from kilnc.names import BUILTINS, identifier, root_names, target_names
+from kilnc.names import BUILTINS, identifier, target_names
 from kilnc.syntax import code
 
 
@@ -53,6 +60,7 @@ class EffectVisitor(cst.CSTVisitor):
         self._not_read: set[cst.CSTNode] = set()
         self._called: set[cst.CSTNode] = set()
         self._owners: set[cst.CSTNode] = set()  # what an attribute is read of
+        self._set: set[cst.CSTNode] = set()  # attributes assigned, deleted: not read
         self._globals: set[str] = set()  # names the body declares `global`
 
     # --- stores -------------------------------------------------------------------
@@ -121,6 +129,8 @@ class EffectVisitor(cst.CSTVisitor):
             return
         if not isinstance(target, cst.Attribute | cst.Subscript):
             return
+        if verb != "changes":  # `x.n += 1` reads `x.n` first (a property's getter)
+            self._set.add(target)
         body = self.body
         token = body.token(target.value)
         if token is not None:
@@ -175,6 +185,8 @@ class EffectVisitor(cst.CSTVisitor):
         ):
             self._not_read.add(node.value)
         body.read(node, called=called, method=method)
+        if node not in self._set:
+            got(body, node)  # `IDS.next_id`: a property's getter
         if not called:
             handed(body, node)  # `to_thread(helpers.save, x)`
             if node.attr.value not in ("__call__", "__wrapped__", "__func__"):
@@ -267,7 +279,7 @@ class EffectVisitor(cst.CSTVisitor):
                 body.change(held.value, f"calls what {code(func)} returned", node)
         if isinstance(func, cst.Attribute) and self._method(node, func):
             return
-        if body.owner is not None and self._class_receiver(func):
+        if body.owner is not None and class_receiver(body, func):
             func = cst.Name(body.owner)  # `cls(name)` runs what making the class does
         if called_through(body, node):  # `HOOK(x)`, `HANDLERS[kind](x)`
             return
@@ -330,10 +342,9 @@ class EffectVisitor(cst.CSTVisitor):
                 self._keeps(receiver, node)
             body.memory(local, use)
             return True
-        if self._through_class(func):
+        if through_class(body, func):
             return False  # `Agent.helper(x)`: a project class's, resolved by name
-        target = body.reader.called(body, func)
-        overrides = overriding(body, receiver, method)
+        target, overrides = candidates(body, func)
         project_method(body, node, func, target, overrides)
         if target is not None:
             return True
@@ -384,13 +395,6 @@ class EffectVisitor(cst.CSTVisitor):
             return True
         return False
 
-    def _class_receiver(self, node: cst.BaseExpression) -> bool:
-        """Whether `node` is a classmethod's `cls`."""
-        body = self.body
-        name = identifier(node.value) if isinstance(node, cst.Name) else None
-        holder = body.params.get(name or "") if name == body.receiver else None
-        return holder is not None and (holder.annotation or "").startswith("type[")
-
     def _keeps(self, receiver: cst.BaseExpression, node: cst.Call) -> None:
         """`memory.log.append(x)`: the receiver may keep what the call is given."""
         for arg in node.args:
@@ -406,17 +410,6 @@ class EffectVisitor(cst.CSTVisitor):
             and body.reader.state_name(body.defs, receiver, called=False) is not None
             and not body.reader.is_logger(body.defs, receiver)
         )
-
-    def _through_class(self, func: cst.Attribute) -> bool:
-        """`Agent.helper`, `models.Agent.helper`: a method of a project class named
-        at module level (not a value the body holds)."""
-        body = self.body
-        if root_names(func) & (body.params.keys() | body.local_names):
-            return False
-        qualified = body.reader.resolve(body.defs, func)
-        if qualified is None or qualified.startswith("builtins."):
-            return False
-        return body.reader.project_function(qualified) is not None
 
     # --- the rest -----------------------------------------------------------------------
 

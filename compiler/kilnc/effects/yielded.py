@@ -17,8 +17,9 @@ The same generator written with `buffer = []` in place of the clear yields a
 new list each time, and the result is None.
 
 A may-analysis over the statements in the order they run: a name holds an
-object the generator has yielded from `yield name` (or a display holding it)
-until it is bound to something else; a loop runs its body again until no
+object the generator has yielded from `yield name` (or a display holding it,
+or `yield POOL[0]`, an item of what `POOL` holds; or `held = [name]`, bound to
+hold it) until it is bound to something else; a loop runs its body again until no
 new name holds one; both arms of a branch may have run.
 """
 
@@ -176,8 +177,9 @@ class _Statements:
                 return held
             after = self.value(value, held)
             names = frozenset().union(*(_names(t) for t in targets))
-            # `alias = buffer` holds what `buffer` holds; anything else is another object.
-            if isinstance(value, cst.Name) and identifier(value.value) in after:
+            # `alias = buffer`, `box = [buffer]`, `item = POOL[0]` hold what
+            # `buffer` (`POOL`) holds; anything else is another object.
+            if _kept(value) & after:
                 return after | names
             return after - names
         if isinstance(small, cst.AugAssign):
@@ -242,9 +244,13 @@ def _changes(call: cst.Call, held: Held) -> bool:
 
 
 def _kept(value: cst.BaseExpression) -> Held:
-    """The names whose objects a yielded value is or holds: `buffer`, `(key, buffer)`."""
+    """The names whose objects a yielded value is or holds: `buffer`, `(key,
+    buffer)`, or holds it among theirs: `POOL` of `POOL[0]`, `self.buffer`."""
     if isinstance(value, cst.Name):
         return frozenset({identifier(value.value)})
+    if isinstance(value, cst.Attribute | cst.Subscript):
+        root = _identifier_of(chain_root(value))
+        return frozenset({root}) if root is not None else frozenset()
     if isinstance(value, cst.Tuple | cst.List | cst.Set):
         return frozenset().union(*(_kept(e.value) for e in value.elements))
     if isinstance(value, cst.Dict):

@@ -1,0 +1,415 @@
+"""State changed through code the call names only indirectly.
+
+An agent engineer's project (trial Q5) changed state through code no call in
+the node names, and kiln read it as no change: a later node that read the
+state ran at once and saw the old value, silently.
+
+- a property's getter: `IDS.next_id` that counts (`self._n += 1`), on a
+  module's object or on one the flow passes to two nodes;
+- a class's attribute reached through its instance, in `__init__` too:
+  `self.registry.append(name)` (a `ClassVar` list every instance shares),
+  `type(self).count += 1`, `self.__class__.count += 1`;
+- a module-level name for a method of module state or a partial bound to
+  it: `emit = EVENTS.append`, `remember = partial(_set, STATE, "k")`,
+  `set_user = USER.set` of a `ContextVar` (whose set a task's copy of the
+  context would lose for good, not only reorder);
+- a node's `fallback`, which runs as part of a call that failed;
+- a decorator factory given module state (`@audited(AUDIT)`, whose wrapper
+  appends to the factory's `sink`), or a module-level call of a factory
+  given it (`put = make_putter(STATE)`);
+- a method of an object kiln cannot type as one class: through a
+  `Protocol`-typed name (`tool: Runner = get_tool()`), a class held in a
+  variable (`cls = Save; cls().run(x)`), an item of a list of classes. It
+  may be any project class's method of that name;
+
+Each case runs its source and its compiled flow in fresh interpreters
+(tests/test_state_reach_order.py) and compares their results.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_differential import compiled_and_source
+from tests.test_state_reach_order import assert_overlapped, compile_and_run
+
+
+def _case(setup: str, write: str, read: str) -> str:
+    """A writer that sleeps then changes state, and a reader of it after it."""
+    body = "\n".join(f"    {line}" for line in write.strip().splitlines())
+    return f"""
+{setup}
+
+@node
+async def write() -> None:
+    await asyncio.sleep(0.05)
+{body}
+
+@node
+async def read() -> str:
+    return repr({read})  # a new value: no module state's, whatever it reads
+
+@flow
+async def main() -> str:
+    await write()
+    return await read()
+"""
+
+
+ID_GENERATOR = """
+class IdGen:
+    def __init__(self) -> None:
+        self._n = 0
+
+    @property
+    def next_id(self) -> int:
+        self._n += 1
+        return self._n
+
+IDS = IdGen()
+"""
+
+AGENT = """
+import functools
+
+class Agent:
+    def __init__(self) -> None:
+        self.turns = 0
+        self.seen: list[int] = []
+
+    @property
+    def turn(self) -> int:
+        self.turns += 1
+        self.seen.append(self.turns)
+        return self.turns
+
+    @functools.cached_property
+    def first(self) -> int:
+        self.seen.append(-1)
+        return len(self.seen)
+"""
+
+REGISTERED = """
+from typing import ClassVar
+
+class Agent:
+    registry: ClassVar[list[str]] = []
+    count: ClassVar[int] = 0
+    made = 0
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        {init}
+
+    def again(self) -> None:
+        {again}
+"""
+
+
+def _registered(init: str, again: str = "pass") -> str:
+    return REGISTERED.format(init=init, again=again)
+
+
+HOOKS = """
+import contextvars
+import functools
+from collections.abc import Callable
+
+STATE: dict[str, str] = {}
+USER: contextvars.ContextVar[str] = contextvars.ContextVar("user", default="none")
+
+def _set(d: dict[str, str], k: str, v: str) -> None:
+    d[k] = v
+
+def _note(sink: list[str], e: str) -> None:
+    sink.append(e)
+
+emit = EVENTS.append
+typed_emit: Callable[[str], None] = EVENTS.append
+remember = functools.partial(_set, STATE, "k")
+remember_by_name = functools.partial(_set, k="k", d=STATE)
+note = functools.partial(_note, EVENTS)
+put = functools.partial(STATE.__setitem__, "k")
+set_user = USER.set
+lookup = STATE.get
+"""
+
+TOOLS = """
+from typing import Protocol
+
+NOTES: dict[str, str] = {}
+
+class Runner(Protocol):
+    def run(self, arg: str) -> str: ...
+
+class Save:
+    def run(self, arg: str) -> str:
+        NOTES["saved"] = arg
+        return "ok"
+
+class Greeter:
+    def greet(self, name: str) -> str:
+        return "hello " + name
+
+def get_tool() -> Runner:
+    return Save()
+"""
+
+
+def _passed(getter: str) -> str:
+    """A flow's own object, passed to a node that reads a property and to a
+    later one that reads what the getter changed."""
+    return f"""
+{AGENT}
+
+@node
+async def take(a: Agent) -> int:
+    await asyncio.sleep(0.05)
+    return a.{getter}
+
+@node
+async def history(a: Agent) -> list[int]:
+    return list(a.seen)
+
+@flow
+async def main() -> object:
+    agent = Agent()
+    return [await take(agent), await history(agent)]
+"""
+
+
+ORDERED = {
+    "a_property_getter_of_a_module_s_object": _case(
+        ID_GENERATOR, "EVENTS.append(f'id {IDS.next_id}')", "IDS._n"
+    ),
+    "a_property_getter_in_an_expression": _case(
+        ID_GENERATOR, "EVENTS.append(str(IDS.next_id + 1))", "IDS._n"
+    ),
+    "a_property_getter_of_an_object_the_flow_passes": _passed("turn"),
+    "a_cached_property_of_an_object_the_flow_passes": _passed("first"),
+    "a_module_name_for_a_list_s_append": _case(HOOKS, "emit('x')", "len(EVENTS)"),
+    "an_annotated_module_name_for_a_list_s_append": _case(
+        HOOKS, "typed_emit('x')", "len(EVENTS)"
+    ),
+    "a_partial_of_a_project_function_given_state": _case(
+        HOOKS, "remember('x')", "STATE.get('k')"
+    ),
+    "a_partial_given_state_by_keyword": _case(
+        HOOKS, "remember_by_name(v='x')", "STATE.get('k')"
+    ),
+    "a_partial_given_a_module_list": _case(HOOKS, "note('x')", "len(EVENTS)"),
+    "a_partial_of_a_method_of_state": _case(HOOKS, "put('x')", "STATE.get('k')"),
+    "a_module_name_for_a_context_variable_s_set": _case(
+        HOOKS, "set_user('ann')", "USER.get()"
+    ),
+    "a_method_through_a_protocol_typed_name": _case(
+        TOOLS, "tool: Runner = get_tool()\ntool.run('x')", "NOTES.get('saved')"
+    ),
+    "a_method_of_a_class_held_in_a_variable": _case(
+        TOOLS, "cls = Save\ncls().run('x')", "NOTES.get('saved')"
+    ),
+    "a_method_of_a_class_in_a_list": _case(
+        TOOLS, "[Save][0]().run('x')", "NOTES.get('saved')"
+    ),
+    "a_class_list_appended_through_self_in_init": _case(
+        _registered("self.registry.append(name)"),
+        "Agent('x')",
+        "list(Agent.registry)",
+    ),
+    "a_class_count_through_type_of_self_in_init": _case(
+        _registered("type(self).count += 1"), "Agent('x')", "Agent.count"
+    ),
+    "a_class_count_through_dunder_class_in_init": _case(
+        _registered("self.__class__.made += 1"), "Agent('x')", "Agent.made"
+    ),
+    "a_class_list_appended_through_self_in_a_method": _case(
+        _registered("pass", "self.registry.append(self.name)"),
+        "Agent('x').again()",
+        "list(Agent.registry)",
+    ),
+}
+
+
+FACTORIES = """
+from collections.abc import Awaitable, Callable
+
+AUDIT: list[str] = []
+STATE: dict[str, str] = {}
+Step = Callable[[], Awaitable[None]]
+
+def audited(sink: list[str]) -> Callable[[Step], Step]:
+    def deco(fn: Step) -> Step:
+        async def wrapper() -> None:
+            await fn()
+            sink.append("ran")
+        return wrapper
+    return deco
+
+def make_putter(store: dict[str, str]) -> Callable[[str], None]:
+    def put(value: str) -> None:
+        store["k"] = value
+    return put
+
+put = make_putter(STATE)
+"""
+
+
+def _decorated(decorator: str, reader: str) -> str:
+    return f"""
+{FACTORIES}
+
+@node
+@{decorator}
+async def write() -> None:
+    await asyncio.sleep(0.05)
+
+@node
+async def read() -> str:
+    return repr({reader})
+
+@flow
+async def main() -> str:
+    await write()
+    return await read()
+"""
+
+
+ORDERED |= {
+    "a_decorator_factory_given_module_state": _decorated(
+        "audited(AUDIT)", "len(AUDIT)"
+    ),
+    "a_decorator_factory_given_module_state_by_keyword": _decorated(
+        "audited(sink=AUDIT)", "len(AUDIT)"
+    ),
+    "a_function_a_factory_made_at_module_level_given_state": _case(
+        FACTORIES, "put('x')", "STATE.get('k')"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ORDERED))
+def test_state_changed_through_indirect_code_keeps_the_source_s_order(
+    case: str, tmp_path: Path
+) -> None:
+    found, warnings = compile_and_run(tmp_path, ORDERED[case])
+    assert found["compiled"] == found["source"], case
+    assert warnings, "the kept order is said"
+
+
+def _overlapping(setup: str, first: str, second: str) -> str:
+    return f"""
+{setup}
+
+@node
+async def first(name: str) -> str:
+    EVENTS.append(f"start {{name}}")
+    await asyncio.sleep(0.05)
+    {first}
+    EVENTS.append(f"end {{name}}")
+    return name
+
+@node
+async def second(name: str) -> str:
+    EVENTS.append(f"start {{name}}")
+    await asyncio.sleep(0.05)
+    {second}
+    EVENTS.append(f"end {{name}}")
+    return name
+
+@flow
+async def main() -> list[str]:
+    return [await first("a"), await second("b")]
+"""
+
+
+READ_ONLY_PROPERTY = """
+class Settings:
+    def __init__(self) -> None:
+        self.base = "https://example.com"
+
+    @property
+    def url(self) -> str:
+        return self.base + "/v1"
+
+SETTINGS = Settings()
+"""
+
+OVERLAPPING = {
+    "a_method_of_an_untyped_object_whose_classes_only_read": _overlapping(
+        TOOLS, "name = [Greeter][0]().greet(name)", "name = [Greeter][0]().greet(name)"
+    ),
+    "a_module_name_for_a_read_only_method": _overlapping(
+        HOOKS, "name = lookup(name, name)", "name = lookup(name, name)"
+    ),
+    "a_property_getter_that_only_reads": _overlapping(
+        READ_ONLY_PROPERTY, "name = SETTINGS.url + name", "name = SETTINGS.url + name"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OVERLAPPING))
+def test_indirect_code_that_only_reads_still_overlaps(
+    case: str, tmp_path: Path
+) -> None:
+    assert_overlapped(tmp_path, OVERLAPPING[case])
+
+
+FALLBACKS = """
+import asyncio
+
+from kiln import flow, node
+
+STATE: dict[str, str] = {}
+
+
+def degrade(prompt: str, error: Exception) -> str:
+    STATE["mode"] = "degraded"
+    return "canned answer"
+
+
+def note_failure(log: list[str], error: Exception) -> str:
+    log.append("fell back")
+    return "none"
+
+
+@node(fallback=degrade, timeout=0.05)
+async def llm(prompt: str) -> str:
+    await asyncio.sleep(1)
+    return prompt.upper()
+
+
+@node(fallback=note_failure, timeout=0.05)
+async def search(log: list[str]) -> str:
+    await asyncio.sleep(1)
+    return "found"
+
+
+@node
+async def mode(tag: str) -> str:
+    return f"{tag}:{STATE.get('mode', 'normal')}"
+
+
+@node
+async def size(log: list[str]) -> int:
+    return len(log)
+
+
+@flow
+async def main() -> list[object]:
+    log: list[str] = []
+    answer = await llm("hi")
+    current = await mode("m")
+    found = await search(log)
+    return [answer, current, found, await size(log)]
+"""
+
+
+def test_a_fallback_s_effects_are_its_node_s(tmp_path: Path) -> None:
+    """A call that times out runs its fallback, which may change module state or
+    what the call was given: a later node that reads either waits for it. The
+    source, run as plain Python, has no timeout: the compiled flow is compared
+    with what its fallbacks make it."""
+    compiled, _ = compiled_and_source(FALLBACKS, tmp_path)
+    assert compiled.main() == ["canned answer", "m:degraded", "none", 1]
