@@ -12,7 +12,8 @@ state ran at once and saw the old value, silently.
 - a module-level name for a method of module state or a partial bound to
   it: `emit = EVENTS.append`, `remember = partial(_set, STATE, "k")`,
   `set_user = USER.set` of a `ContextVar` (whose set a task's copy of the
-  context would lose for good, not only reorder);
+  context would lose for good, not only reorder), or another module's such
+  name (`from store import record`);
 - a node's `fallback`, which runs as part of a call that failed;
 - a decorator factory given module state (`@audited(AUDIT)`, whose wrapper
   appends to the factory's `sink`), or a module-level call of a factory
@@ -192,6 +193,9 @@ ORDERED = {
     "a_module_name_for_a_list_s_append": _case(HOOKS, "emit('x')", "len(EVENTS)"),
     "an_annotated_module_name_for_a_list_s_append": _case(
         HOOKS, "typed_emit('x')", "len(EVENTS)"
+    ),
+    "another_module_s_name_for_a_list_s_append": _case(
+        "import store\nfrom store import record", "record(1)", "len(store.LOG)"
     ),
     "a_partial_of_a_project_function_given_state": _case(
         HOOKS, "remember('x')", "STATE.get('k')"

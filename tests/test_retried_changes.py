@@ -82,3 +82,65 @@ def test_no_warning_without_both_a_change_and_retries(
     code, output = compile_flow(tmp_path, body)
     assert code == 0, output
     assert "KLN111" not in output
+
+
+CLIENT = """
+from dataclasses import dataclass, field
+
+from kiln import flow, node
+
+
+@dataclass
+class State:
+    history: list[str] = field(default_factory=list)
+
+
+class Client:
+    def __init__(self) -> None:
+        self.calls = 0
+        self.seen: list[list[str]] = []
+
+    async def chat(self, history: list[str]) -> str:
+        self.calls += 1  # changes the client, keeps nothing it is given
+        return str(len(history))
+
+    async def remember(self, history: list[str]) -> str:
+        self.seen.append(history)  # keeps what it is given
+        return str(len(history))
+
+
+CLIENT = Client()
+
+
+@node
+async def llm(state: State) -> str:
+    return await CLIENT.{method}(state.history)
+
+
+@node(retries=1)
+async def reset(x: str) -> str:
+    CLIENT.calls = 0
+    return x
+
+
+@flow
+async def main() -> list[str]:
+    state = State()
+    a = await llm(state)
+    return [a, await reset(a)]
+"""
+
+
+@pytest.mark.parametrize(("method", "warned"), [("chat", False), ("remember", True)])
+def test_a_value_reaches_module_state_only_where_code_keeps_it(
+    tmp_path: Path, method: str, warned: bool
+) -> None:
+    """A method of a module-level client that changes the client but keeps
+    nothing it is given does not put its argument in module state, so a later
+    retried node that changes the client changes nothing the flow passed it
+    (trial Q5: a KLN111 on every retried node of an agent's loop); one that
+    keeps its argument (`self.seen.append(history)`) does."""
+    write(tmp_path / "f.py", CLIENT.replace("{method}", method))
+    result = kiln("compile", "f.py", "-o", "build", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert ("[KLN111]" in result.stdout + result.stderr) is warned

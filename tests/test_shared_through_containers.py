@@ -17,6 +17,7 @@ from types import ModuleType
 
 import pytest
 
+from kilnc.pipeline import compile_file
 from tests.test_differential import compiled_and_source
 
 FLOWS = """
@@ -185,3 +186,46 @@ def test_the_compiled_flow_computes_what_the_source_does(
     assert getattr(compiled, name)(*given) == expected
     if name.startswith("tools"):  # the notebook's own record, in the source's order
         assert given[0].notes == expected_args[0].notes  # type: ignore[attr-defined]
+
+
+DELETED_APART = """
+import asyncio
+from kiln import flow, node
+
+LOG: list[str] = []
+
+
+@node
+async def f(a: int) -> int:
+    LOG.append(f"start {a}")
+    await asyncio.sleep(0.02)
+    LOG.append(f"end {a}")
+    return a * 2
+
+
+@flow
+async def apart(x: int) -> str:
+    d = {"k": 1}
+    d["k"] += await f(x)
+    t = 0
+    del t
+    t = await f(1)
+    counts = {"k": 0}
+    for i in range(2):
+        counts["k"] = i + 2
+    return repr(d) + repr(t) + repr(counts)
+"""
+
+
+def test_a_deleted_name_orders_only_what_uses_the_name(tmp_path: Path) -> None:
+    """`del t` stays in the flow's own frame, ordered by `t` alone: the call
+    after it does not wait for the unrelated call before it (trial Q7), and a
+    number stored in a dict shares nothing with the loop that made it."""
+    path = tmp_path / "apart.py"
+    path.write_text(DELETED_APART, encoding="utf-8")
+    compilation = compile_file(path)
+    assert compilation.output is not None
+    assert [d.message for d in compilation.diagnostics] == []
+    compiled, source = compiled_and_source(DELETED_APART, tmp_path / "run")
+    assert compiled.apart(3) == asyncio.run(source.apart(3))
+    assert sorted(compiled.LOG[:2]) == ["start 1", "start 3"]  # the calls overlap

@@ -20,7 +20,9 @@ old value, silently:
   value: it uses what they use (effects/escaped.py, trial Q5);
 - a parameter whose default is the module's object (`log: list[str] = LOG`),
   a class attribute bound to it (`class Svc: store = BOX`), `globals()["BOX"]`,
-  another module's name for it (`CURRENT = db.STATE`).
+  another module's name for it (`CURRENT = db.STATE`), `sys.modules["db"]`;
+- a class's state through its object (`type(cfg).level = v`,
+  `cfg.__class__.level = v`, trial Q2).
 
 Each is now the piece of state it is. Methods that only read or coordinate
 (a compiled pattern, a lock, an installed library's client) still overlap;
@@ -270,6 +272,26 @@ async def main() -> object:
     await write(memory.clone())
     return await read(memory.clone())
 """,
+    "the_class_of_a_typed_local_through_type": _case(
+        "class Config:\n    level = 0",
+        "cfg = Config()\ntype(cfg).level = 1",
+        "Config.level",
+    ),
+    "the_class_of_a_typed_local_through_dunder_class": _case(
+        "class Config:\n    level = 0",
+        "cfg: Config = Config()\ncfg.__class__.level = 1",
+        "Config.level",
+    ),
+    "a_module_by_name_in_sys_modules": _case(
+        "import sys\nimport store",
+        "sys.modules['store'].LOG.append(1)",
+        "len(store.LOG)",
+    ),
+    "setattr_on_a_module_in_sys_modules": _case(
+        "import sys\nimport store",
+        "setattr(sys.modules['store'], 'CACHE', {'k': 1})",
+        "store.CACHE.get('k', 0)",
+    ),
     "globals_by_name": _case(
         "BOX = {'n': 0}", "BOX['n'] = 1", "int(globals()['BOX']['n'])"
     ),

@@ -268,6 +268,8 @@ class Effects:
     reads are left out: nodes overlap whatever module state they share);
     `reads` the reads that change a parameter for some arguments (`Reads`).
     `escapes` are the parameters whose objects it may store in module state;
+    `keeps` those it may store another parameter's object in (`box.append(x)`,
+    `self.last = x`): given module state there, it may keep what else it is given;
     `state` says whether it reads or changes module state at all (a node's
     own reads too), so may reach what an earlier call stored there;
     `result_state` whether its result may be module state, or be stored there
@@ -291,6 +293,7 @@ class Effects:
     variadic: bool = False  # takes *args or **kwargs: any argument may land anywhere
     reads: tuple[tuple[str, Reads], ...] = ()
     escapes: frozenset[str] = frozenset()
+    keeps: frozenset[str] = frozenset()
     state: bool = False
     result_state: bool = False
     result_pieces: frozenset[str] = frozenset()

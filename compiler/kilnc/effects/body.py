@@ -123,6 +123,7 @@ class Body:
             reads_state=found.reads_state,
             reads=tuple((p, found.reads[p]) for p in order if p in found.reads),
             escapes=frozenset(found.escapes & set(order)),
+            keeps=frozenset(found.keeps & set(order)),
             state=bool(found.state or found.external or found.reads_state),
             result_state=found.result_state,
             result_pieces=frozenset(found.result_pieces),
@@ -151,7 +152,7 @@ class Body:
             held = self.within(node.elt)  # its targets hold what they iterate
         elif isinstance(node, cst.DictComp):
             held = self.within(node.key) | self.within(node.value)
-        elif isinstance(node, cst.BinaryOperation):
+        elif isinstance(node, cst.BinaryOperation) and not _arithmetic(node):
             held = self.within(node.left) | self.within(node.right)
         for name in root_names(node):
             held |= self.contents.get(name, set())
@@ -409,3 +410,13 @@ class Body:
         if name in self.params or name in self.local_names:
             return False
         return name in self.defs.parsed.global_names or name in self.local_imports
+
+
+def _arithmetic(node: cst.BinaryOperation) -> bool:
+    """`i + 2`, `n - 1`: a number, which holds nothing (not `[x] * 2`, whose
+    items are `x` twice)."""
+    numbers = (cst.Integer, cst.Float, cst.Imaginary)
+    sides = (node.left, node.right)
+    return not isinstance(node.operator, cst.Multiply) and any(
+        isinstance(side, numbers) for side in sides
+    )

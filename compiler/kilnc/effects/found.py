@@ -28,6 +28,7 @@ class Found:
     reads_state: Change | None = None
     reads: dict[str, Reads] = field(default_factory=dict)
     escapes: set[str] = field(default_factory=set)
+    keeps: set[str] = field(default_factory=set)  # hold what another one is given
     escaped_locals: set[str] = field(default_factory=set)  # stored in module state
     state: bool = False  # a node's own reads of module state count here too
     result_state: bool = False  # the result may be module state's

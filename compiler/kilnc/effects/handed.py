@@ -23,7 +23,7 @@ from functools import partial
 
 import libcst as cst
 
-from kilnc.effect_ir import Access, Effects
+from kilnc.effect_ir import Access, Change, Effects, StateUse
 from kilnc.effects.body import Body
 from kilnc.effects.closures import (
     fills_as_writes,
@@ -31,9 +31,10 @@ from kilnc.effects.closures import (
     project_function_in,
     wrappers,
 )
+from kilnc.effects.library_objects import sets_context
 from kilnc.effects.module_names import bound_once, made_by_calls
 from kilnc.effects.project_calls import beyond_parameters, project_call
-from kilnc.effects.state_uses import record, sets_context, state_of
+from kilnc.effects.state_uses import merge, record, state_of
 from kilnc.mutability import PURE_METHODS
 from kilnc.names import identifier
 from kilnc.syntax import chain_root, code, dotted
@@ -88,7 +89,7 @@ def called_through(body: Body, node: cst.Call) -> bool:
     binding = bound_once(body.defs.parsed.module).get(name)
     value = binding.value if binding is not None else None
     if value is None:
-        return False
+        return not table and _imported_state_method(body, node)
     held = _items(value) if table else [value]
     if not held:
         return False
@@ -165,6 +166,28 @@ def _call_of(body: Body, node: cst.Call, callee: cst.BaseExpression) -> bool:
     module, qualname, receiver = method
     effects = body.reader.of_function(module, qualname)
     project_call(body, call, effects, shown, receiver, where=node)
+    return True
+
+
+def _imported_state_method(body: Body, node: cst.Call) -> bool:
+    """`emit(e)`, where `from app.events import emit` and that module binds
+    `emit = EVENTS.append`: a use of `app.events.EVENTS` as the method's name
+    says (a read for a container's reading method, else a change)."""
+    qualified = body.reader.resolve(body.defs, node.func) or ""
+    module, _, name = qualified.rpartition(".")
+    defs = body.reader.module_defs(module) if module else None
+    if defs is None or defs is body.defs:
+        return False
+    binding = bound_once(defs.parsed.module).get(name)
+    method = binding.value if binding is not None else None
+    if not isinstance(method, cst.Attribute):
+        return False
+    piece = body.reader.state_name(defs, method.value, called=False)
+    if piece is None:
+        return False
+    access = Access.READ if method.attr.value in PURE_METHODS else Access.WRITE
+    reason = f"calls {code(node.func)}, which is {module}.{code(method)}"
+    merge(body, piece, StateUse(access, Change(reason, body.defs.parsed.span(node))))
     return True
 
 

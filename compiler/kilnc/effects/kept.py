@@ -49,6 +49,8 @@ def keep(body: Body, into: cst.BaseExpression, value: cst.BaseExpression) -> Non
     where one side is in a Memory and the other may change, each Memory key of
     either side may hold what the other side holds from then on."""
     inside, given = _stored_at(body, into), body.within(value)
+    if any(isinstance(origin, str) for origin in given):  # a parameter's object
+        body.found.keeps |= {origin for origin in inside if isinstance(origin, str)}
     sides = [
         [_in_memory(body, origin) for origin in side if _changeable(body, origin)]
         for side in (inside, given)

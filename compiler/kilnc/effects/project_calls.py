@@ -61,10 +61,15 @@ def project_call(
     # What a call changes may keep what else it is given: given module state to
     # change, it may store there any of the others.
     into_state = any(
-        effects.change(param) if param else effects.changes
+        (param in effects.keeps) if param else effects.keeps
         for param, argument in given
         if body.is_module_state(argument)
     )
+    for param, argument in given:  # what it stores into an argument, this body does
+        if (param in effects.keeps) if param else effects.keeps:
+            body.found.keeps |= {
+                o for o in body.origins(argument) if isinstance(o, str)
+            }
     for param, argument in given:
         if into_state or (param in effects.escapes if param else effects.escapes):
             body.escape(argument)

@@ -6,9 +6,11 @@ Example input (a node's body)::
     vars(app.cache)["SEEN"][key] = 4
     app.cache.__dict__["SEEN"].clear()
     globals()["LAST"] = key
+    sys.modules["app.cache"].SEEN.clear()
 
 `unreflected` reads each as `Config.items.append(key)`, `app.cache.SEEN[key]
-= 4`, `app.cache.SEEN.clear()` and `LAST = key`: module state by its name,
+= 4`, `app.cache.SEEN.clear()`, `LAST = key` and
+`importlib.import_module("app.cache").SEEN.clear()`: module state by its name,
 as kiln reads the plain access. An attribute kiln cannot name
 (`getattr(Config, name)`) is any of them: `Config.__dict__`, the class's state.
 """
@@ -30,6 +32,9 @@ def unreflected(node: cst.BaseExpression) -> cst.BaseExpression:
         key = _literal_key(node)
         if key is not None and _called(inner, "globals", 0):
             return cst.Name(key)
+        module = _module_key(node)
+        if module is not None and dotted(inner) == "sys.modules":
+            return _imported(module)
         namespace = _namespace_of(inner) if key is not None else None
         if namespace is not None and key is not None:
             return cst.Attribute(value=namespace, attr=cst.Name(key))
@@ -44,6 +49,21 @@ def unreflected(node: cst.BaseExpression) -> cst.BaseExpression:
             text = "__dict__"
         return cst.Attribute(value=owner, attr=cst.Name(text))
     return node
+
+
+def _module_key(node: cst.Subscript) -> str | None:
+    """The module a subscript of `sys.modules` names: `"app.settings"`."""
+    match node.slice:
+        case [cst.SubscriptElement(slice=cst.Index(value=cst.SimpleString() as key))]:
+            text = key.evaluated_value
+            return text if isinstance(text, str) else None
+    return None
+
+
+def _imported(module: str) -> cst.Call:
+    """`importlib.import_module("app.settings")`: the module, as kiln reads it."""
+    func = cst.Attribute(cst.Name("importlib"), cst.Name("import_module"))
+    return cst.Call(func, [cst.Arg(cst.SimpleString(repr(module)))])
 
 
 def _namespace_of(node: cst.BaseExpression) -> cst.BaseExpression | None:

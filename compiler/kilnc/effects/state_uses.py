@@ -31,14 +31,12 @@ function fill in the same value).
 
 from __future__ import annotations
 
-import sys
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeGuard
 
 import libcst as cst
 
 from kilnc.effect_ir import RECEIVER, Access, Change, StateUse, on_object, part_of
 from kilnc.effects.closures import wrapped_state
-from kilnc.effects.module_names import declared_global
 from kilnc.effects.module_state import (
     class_state,
     holds_state,
@@ -48,7 +46,6 @@ from kilnc.effects.module_state import (
 from kilnc.effects.receivers import type_of
 from kilnc.effects.reflection import unreflected
 from kilnc.effects.shared_items import item_of
-from kilnc.mutability import MUTATING_METHODS, READING_LIBRARY, READING_METHODS
 from kilnc.names import identifier
 from kilnc.syntax import chain_root, code, dotted
 
@@ -86,6 +83,10 @@ def state_of(
         return ENVIRONMENT  # `os.environ["KEY"]`: the process's, every module's
     if _own_class(body, root) and body.owner is not None:  # `type(self).count`
         return class_state(body.defs, body.owner)
+    if _type_call(root):  # `type(cfg).level`, `cfg` of a project class
+        typed = type_of(body, root.args[0].value)
+        found = body.reader.class_of(*typed) if typed is not None else None
+        return class_state(*found) if found is not None else None
     if isinstance(root, cst.Call):  # `get_store()[key]`, of `return STORE`
         imported = _imported(body, root)
         if imported is not None:  # `importlib.import_module("app.store").CACHE`
@@ -146,6 +147,8 @@ def _of_typed_instance(
     attributes = _attributes(head, root)
     typed = type_of(body, root) if attributes else None
     found = body.reader.class_of(*typed) if typed is not None else None
+    if found is not None and attributes[0] == "__class__":  # `cfg.__class__.level`
+        return class_state(*found)
     return of_class_body(*found, attributes[0]) if found is not None else None
 
 
@@ -163,7 +166,8 @@ def _in_module(
 
 def _imported(body: Body, call: cst.Call) -> str | None:
     """The project module `importlib.import_module("app.store")` names."""
-    resolved = body.reader.resolve(body.defs, call.func)
+    # Named so in the module, or so by `unreflected` (`sys.modules["app.store"]`).
+    resolved = body.reader.resolve(body.defs, call.func) or dotted(call.func)
     if resolved != "importlib.import_module" or len(call.args) != 1:
         return None
     name = call.args[0].value
@@ -283,11 +287,17 @@ def called_target(body: Body, func: cst.BaseExpression) -> Target | None:
 def _own_class(body: Body, node: cst.BaseExpression) -> bool:
     """Whether `node` is `type(self)` in a method or an `__init__`."""
     return (
+        _type_call(node)
+        and isinstance(node.args[0].value, cst.Name)
+        and node.args[0].value.value in (body.receiver, body.made)
+    )
+
+
+def _type_call(node: cst.BaseExpression) -> TypeGuard[cst.Call]:
+    return (
         isinstance(node, cst.Call)
         and dotted(node.func) == "type"
         and len(node.args) == 1
-        and isinstance(node.args[0].value, cst.Name)
-        and node.args[0].value.value in (body.receiver, body.made)
     )
 
 
@@ -353,88 +363,3 @@ def merge(body: Body, name: str, use: StateUse) -> None:
     each kind stays, so a reason is the same in every round of a fixed point."""
     uses = body.found.state_uses
     uses[name] = uses[name].join(use) if name in uses else use
-
-
-def opaque(body: Body, func: cst.BaseExpression) -> bool:
-    """Whether a call of `func`, a method kiln cannot see into, only reads the
-    module state it is a method of: an installed library's object (`client.post`,
-    a session, a logger), or an object kiln cannot type at all, which it takes
-    for a client. Not a container's change (`LOG.clear`); not a method of a
-    standard-library object that holds data (`CFG.set` of a ConfigParser,
-    `REPORT.write` of a StringIO, `QUEUE.put_nowait` of an asyncio.Queue),
-    unless the library's type only reads or coordinates (a compiled pattern,
-    a lock); not a method of an item of module state kiln cannot type
-    (`for model in MODELS: model.fit()`): data, not a client."""
-    if not isinstance(func, cst.Attribute) or func.attr.value in MUTATING_METHODS:
-        return False
-    receiver = func.value
-    typed = type_of(body, receiver)
-    library = (
-        body.reader.library_name(typed[0].location.name, typed[1].partition("[")[0])
-        if typed is not None
-        else None
-    )
-    root = chain_root(receiver)
-    if library is None and isinstance(root, cst.Name) and receiver is root:
-        library = _library_type(body, identifier(root.value))
-    if library is not None:
-        return _only_reads(library) or func.attr.value in READING_METHODS
-    return not _an_item(body, receiver)
-
-
-def _only_reads(library: str) -> bool:
-    """Whether the methods of an object of this library type leave its state as it
-    is, as far as ordering goes: any installed library's (a client's), and the
-    standard library's that compute or coordinate, not those that hold data."""
-    if library in _STATEFUL:
-        return False
-    if library.partition(".")[0] not in sys.stdlib_module_names:
-        return True
-    return any(
-        library == name or (name.endswith(".") and library.startswith(name))
-        for name in READING_LIBRARY
-    )
-
-
-def _an_item(body: Body, receiver: cst.BaseExpression) -> bool:
-    """Whether `receiver` is an item of a container: `MODELS[0]`, or a local bound
-    to one (`for model in MODELS`, `model = REGISTRY.get(name)`)."""
-    node = receiver
-    while isinstance(node, cst.Attribute | cst.Subscript):
-        if isinstance(node, cst.Subscript):
-            return True
-        node = node.value
-    return isinstance(node, cst.Name) and identifier(node.value) in body.idioms.items
-
-
-def sets_context(body: Body, receiver: cst.BaseExpression) -> bool:
-    """Whether `receiver.set(...)` sets a module-level `ContextVar` for the code after
-    the body: one the body does not also `reset` (a token's scope, as a tracer's)."""
-    if not isinstance(receiver, cst.Name):
-        return False
-    name = identifier(receiver.value)
-    if _library_type(body, name) != "contextvars.ContextVar":
-        return False
-    return name not in body.idioms.resets
-
-
-def _library_type(body: Body, name: str) -> str | None:
-    """The standard-library or installed type a module-level name is declared or
-    made as (`contextvars.ContextVar` of `USER: ContextVar[str] = ...`)."""
-    declared = declared_global(body, name)
-    if declared is None:
-        return None
-    defs, made = declared
-    return body.reader.library_name(defs.location.name, made.partition("[")[0])
-
-
-# Standard-library objects whose every method may change them: a queue, an event,
-# a random generator, a counter, an ordered dict's `move_to_end`. Not a
-# `ContextVar`: a node run as a task sets it in a context of its own, so a set
-# reaches the code after the node only (`sets_context`), never a sibling.
-_STATEFUL: Final = frozenset(
-    {f"asyncio.{kind}" for kind in ("Queue", "LifoQueue", "PriorityQueue", "Event")}
-    | {f"queue.{kind}" for kind in ("Queue", "SimpleQueue", "LifoQueue")}
-    | {"threading.Event", "random.Random", "itertools.count"}
-    | {"collections.OrderedDict"}
-)

@@ -17,8 +17,9 @@ from kilnc.effect_ir import ANY_KEY, Access, MemoryUse
 from kilnc.effects.body import Body
 from kilnc.effects.implicit import implicit_call
 from kilnc.effects.kept import keep
+from kilnc.effects.library_objects import opaque
 from kilnc.effects.project_calls import beyond_parameters
-from kilnc.effects.state_uses import opaque, record
+from kilnc.effects.state_uses import record
 from kilnc.mutability import (
     ARGUMENT_MUTATING_METHODS,
     EXTERNAL_BUILTINS,
@@ -126,6 +127,15 @@ def unknown_call(body: Body, node: cst.Call, shown: str) -> None:
         reason = f"passes it to {shown}, code kiln cannot see into"
         body.change(arg.value, reason, node, opaque=True)
     local = root_names(node.func) & (body.params.keys() | body.local_names)
+    # It may store any argument in another, or in what the function came from.
+    handed = [arg.value for arg in node.args] + ([func] if local else [])
+    if len(handed) > 1:
+        body.found.keeps |= {
+            origin
+            for value in handed
+            for origin in body.origins(value)
+            if isinstance(origin, str)
+        }
     if local:
         # A function it was given (a parameter, a local, one in a container,
         # `tools[name]`) may be a bound method (`tokens.append`), or hold what it

@@ -16,6 +16,7 @@ from kilnc.effects.body import Body
 from kilnc.effects.handed import called_through, handed, hands_changes
 from kilnc.effects.implicit import IN_PLACE, entered, got, implicit_call, stored
 from kilnc.effects.kept import hand_back, keep
+from kilnc.effects.library_objects import opaque, sets_context
 from kilnc.effects.project_calls import (
     assume_dict,
     project_call,
@@ -32,10 +33,8 @@ from kilnc.effects.receivers import (
 )
 from kilnc.effects.state_uses import (
     environment_call,
-    opaque,
     read_reflected,
     returned_state,
-    sets_context,
 )
 from kilnc.effects.unseen_calls import builtin_call, iterate, reads_whole, unknown_call
 from kilnc.mutability import (

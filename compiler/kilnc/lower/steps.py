@@ -111,6 +111,10 @@ class Steps:
         # What the statement may change is what its effects say: the names it
         # changes, widened to every name sharing their objects, and Memory keys.
         effects = self.changes.effects_of(statement)
+        if isinstance(statement, cst.Del) and _names_only(statement.target):
+            # `del raw` unbinds a name of the flow's own frame: it runs in the
+            # flow's task, ordered by the name alone, not by every effect.
+            effects = replace(effects, external=None, context=effects.external)
         # The statement as parsed: a lifted copy's annotation has no qualified name.
         self.scope.track_assignment(origin)
         self.changes.share_assignment(statement)
@@ -269,3 +273,10 @@ def returns(blocks: Sequence[Block]) -> bool:
             ):
                 return True
     return False
+
+
+def _names_only(target: cst.BaseExpression) -> bool:
+    """Whether a `del` target unbinds names alone: `del t`, `del a, b`."""
+    if isinstance(target, cst.Tuple | cst.List):
+        return all(_names_only(element.value) for element in target.elements)
+    return isinstance(target, cst.Name)
