@@ -315,3 +315,94 @@ def assert_interrupted_or_not_started(
             errors.rstrip().endswith("KeyboardInterrupt")
             and re.search(r'File "[^"]*/kilnc?/[^"/]+\.py"', errors) is None
         ), errors
+
+
+# SIGTERM (`timeout`, `docker stop`, a CI cancel) and SIGHUP (a closed terminal)
+# take Ctrl-C's path: the temporary compile directory is removed, a run prints
+# its summary so far, and the status is 128 + the signal (trial Q6b, finding 5).
+STOPS = [signal.SIGTERM, signal.SIGHUP]
+
+
+def assert_stopped(
+    process: subprocess.Popen[str], stop: signal.Signals, errors: str, out: str = ""
+) -> None:
+    assert process.returncode == 128 + stop, (process.returncode, errors)
+    assert f"kiln: interrupted by {stop.name}" in errors
+    assert "Traceback" not in errors + out
+
+
+def terminate(process: subprocess.Popen[str], stop: signal.Signals) -> tuple[str, str]:
+    try:
+        process.send_signal(stop)
+        return process.communicate(timeout=120)
+    finally:
+        process.kill()
+
+
+@pytest.mark.parametrize("stop", STOPS, ids=lambda s: s.name)
+@pytest.mark.parametrize(("flow", "node"), [("slow", "wait"), ("blocking", "block")])
+def test_stopped_while_the_flow_runs(
+    tmp_path: Path, stop: signal.Signals, flow: str, node: str
+) -> None:
+    write(tmp_path / "slow.py", SLOW_FLOW)
+    marker = tmp_path / "running"
+    temporary = tmp_path / "tmp"
+    process = spawn(
+        "run", f"slow.py:{flow}", f"marker={marker}", cwd=tmp_path, temporary=temporary
+    )
+    wait_for(marker.exists, process)
+    began = time.monotonic()
+    out, errors = terminate(process, stop)
+    assert_stopped(process, stop, errors, out)
+    assert node in errors, "the summary so far"
+    assert list(temporary.iterdir()) == [], "the temporary directory is removed"
+    assert time.monotonic() - began < 30
+
+
+@pytest.mark.parametrize("stop", STOPS, ids=lambda s: s.name)
+def test_stopped_while_compiling_a_source(tmp_path: Path, stop: signal.Signals) -> None:
+    write(tmp_path / "big.py", big_source(200))
+    temporary = tmp_path / "tmp"
+    process = spawn("run", "big.py", "x=1", cwd=tmp_path, temporary=temporary)
+    wait_for(lambda: any(temporary.glob("kiln-run-*")), process)
+    time.sleep(0.3)
+    out, errors = terminate(process, stop)
+    assert_stopped(process, stop, errors, out)
+    assert list(temporary.iterdir()) == [], "the temporary directory is removed"
+
+
+NAPPING_FLOW = """\
+import time
+from pathlib import Path
+
+from kiln import flow, node
+
+
+@node
+def nap(marker: str) -> int:
+    Path(marker).touch()
+    time.sleep(1)
+    return 4
+
+
+@flow
+def napping(marker: str) -> int:
+    return nap(marker)
+"""
+
+
+def test_a_signal_ignored_at_start_stays_ignored(tmp_path: Path) -> None:
+    """`nohup kiln run ...`: SIGHUP was ignored, and the run goes on through it."""
+    write(tmp_path / "napping.py", NAPPING_FLOW)
+    marker = tmp_path / "running"
+    # An ignored signal is inherited through exec: as nohup starts the command.
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        process = spawn("run", "napping.py", f"marker={marker}", cwd=tmp_path)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    wait_for(marker.exists, process)
+    process.send_signal(signal.SIGHUP)
+    out, errors = process.communicate(timeout=120)
+    assert process.returncode == 0, errors
+    assert out == "4\n"

@@ -155,16 +155,19 @@ def test_ledger_given_is_used_and_reused(project: Path) -> None:
 
 @POSIX
 @pytest.mark.parametrize("where", ["env", "config"])
-def test_a_configured_ledger_that_is_a_fifo_fails_the_call_not_the_terminal(
+def test_a_configured_ledger_that_is_a_fifo_is_refused_as_the_option_is(
     project: Path, where: str
 ) -> None:
+    """Before anything runs, `kiln: error:` and exit 2, as `--ledger fifo.db` (trial Q6b)."""
     os.mkfifo(project / "fifo.db")
     env = {"KILN_LEDGER": str(project / "fifo.db")} if where == "env" else {}
     if where == "config":
         (project / "pyproject.toml").write_text('[tool.kiln]\nledger = "fifo.db"\n')
     result = kiln_env("run", "squares.py", "x=3", cwd=project, env=env)
-    assert result.returncode == 1, result
-    assert "is not a regular file" in result.stderr
+    assert result.returncode == 2, result
+    named = "KILN_LEDGER" if where == "env" else "[tool.kiln] ledger"
+    assert result.stderr.startswith(f"kiln: error: {named}: "), result.stderr
+    assert "fifo.db is a FIFO, not a ledger" in result.stderr
 
 
 @pytest.mark.parametrize("where", ["option", "env", "config", "instance"])

@@ -26,6 +26,8 @@ EXIT_READER_GONE = 141
 COMPLAINTS = ("Traceback", "BrokenPipe", "Exception ignored")
 
 FLOWS = '''\
+from collections.abc import Iterator
+
 from kiln import flow, node
 
 
@@ -51,6 +53,18 @@ def chain(x: int) -> int:
 def text(n: int) -> str:
     """n lines: far more than a pipe holds."""
     return lines(n)
+
+
+@node
+def numbered(n: int) -> Iterator[int]:
+    yield from range(n)
+
+
+@flow
+def numbers(n: int) -> Iterator[int]:
+    """A stream: each item printed as it comes."""
+    for item in numbered(n):
+        yield item
 '''
 
 
@@ -179,6 +193,67 @@ def test_a_full_disk_is_one_line(project: Path) -> None:
     assert (
         done.stderr == "kiln: error: cannot write the output: No space left on device\n"
     )
+
+
+# Under PYTHONUNBUFFERED=1 (many containers and CI runners) every print writes at
+# once, so a full disk fails inside the command, not in the last flush; and
+# `kiln run --json` flushes its document itself (trial Q6b, finding 9).
+FULL_DISK_COMMANDS = [
+    ["compile", "flows.py", "--dump", "plan"],
+    ["compile", "flows.py", "-o", "build", "--format", "json"],
+    ["graph", "flows.py"],
+    ["graph", "flows.py", "--format", "dot"],
+    ["run", "flows.py:chain", "x=1"],
+    ["run", "flows.py:chain", "x=1", "--json"],
+    ["run", "flows.py:numbers", "n=3"],
+    ["run", "flows.py:numbers", "n=3", "--json"],
+    ["runs", "list"],
+]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "unbuffered"])
+@pytest.mark.parametrize("args", FULL_DISK_COMMANDS, ids=lambda a: "-".join(a[:3]))
+def test_a_full_disk_is_one_line_wherever_it_fails(
+    project: Path, args: list[str], unbuffered: bool
+) -> None:
+    env = buffered() | ({"PYTHONUNBUFFERED": "1"} if unbuffered else {})
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [*KILN, *args],
+            cwd=project,
+            env=env,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert (done.returncode, done.stderr) == (
+        1,
+        "kiln: error: cannot write the output: No space left on device\n",
+    ), done
+
+
+def test_stderr_on_the_closed_pipe_too_unbuffered(project: Path) -> None:
+    """`kiln run ... 2>&1 | head -1`, each write at once: rich's summary on the
+    closed pipe is a reader gone, as any write of kiln's, not rich's exit 1."""
+    process = subprocess.Popen(
+        [*KILN, "run", "flows.py:chain", "x=1"],
+        cwd=project,
+        env=buffered() | {"PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "5\n"
+        process.stdout.close()
+        process.wait(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == EXIT_READER_GONE
 
 
 CLOSED_STDOUT_FLOW = """\

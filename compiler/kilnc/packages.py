@@ -23,7 +23,8 @@ The package's name is the output directory's, by Python's own rule (its
 parents' names too while they hold an `__init__.py`): the compiled tree imports
 the same way from any working directory that has the directory above it on
 `sys.path`, as the sources need their import root there. A directory whose name
-is no Python name, or that holds modules of the user's, is not made a package:
+is no Python name, or that holds modules or packages of the user's (a src
+layout's `src/`), is not made a package:
 its modules compile as before, and one that imports another compiled module is
 an error (KLN704) rather than a module that silently calls the source.
 """
@@ -251,9 +252,16 @@ def _holds_modules(directory: Path) -> bool:
     except OSError:  # missing (it is made) or unreadable (writing it says so)
         return False
     return any(
-        entry.suffix == ".py" and entry.is_file() and not is_generated_module(entry)
+        (entry.suffix == ".py" and entry.is_file() and not is_generated_module(entry))
+        or _is_users_package(entry)
         for entry in entries
     )
+
+
+def _is_users_package(entry: Path) -> bool:
+    """A package of the user's (a src layout's), its marker not one kiln wrote."""
+    marker = entry / MARKER
+    return marker.is_file() and not is_generated_module(marker)
 
 
 def _is_package_name(name: str) -> bool:

@@ -18,21 +18,76 @@ a command that SIGPIPE ended (`yes | head -1`): the output was cut short.
       result, the --json document            prints the summary on stderr, exits 141
     kiln run ... 2>&1 | head: stderr's     as the first row: nothing more is printed
 
-Any other error of that last flush (``kiln compile --dump plan > /dev/full``:
-no space left) is said in one line on stderr, exit 1 (`cannot_write`).
+Any other error of a write to stdout or stderr (``kiln compile --dump plan >
+/dev/full``: no space left) is said in one line on stderr, exit 1
+(`cannot_write`): wherever the command was writing, not only in that last
+flush (under ``PYTHONUNBUFFERED=1``, as in many containers, every print
+writes at once). So the console script puts `guarded` streams in `sys`,
+whose failing writes raise `OutputError`, which the command lets through to
+it as it lets BrokenPipeError through (kiln's own bugs it reports itself).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from contextlib import suppress
-from typing import Final, TextIO
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, Final, TextIO, cast
 
-__all__ = ["EXIT_READER_GONE", "cannot_write", "flush_streams", "reader_gone"]
+__all__ = [
+    "EXIT_READER_GONE",
+    "OutputError",
+    "cannot_write",
+    "flush_streams",
+    "guarded",
+    "reader_gone",
+    "writing",
+]
 
 EXIT_READER_GONE: Final = 128 + 13  # as a shell reports a command that SIGPIPE ended
 EXIT_ERRORS: Final = 1
+
+
+class OutputError(OSError):
+    """A write to stdout or stderr failed (a full disk, a device error): not kiln's bug."""
+
+
+@contextmanager
+def writing() -> Iterator[None]:
+    """Inside: a failed write to stdout or stderr raises OutputError (BrokenPipeError as is)."""
+    try:
+        yield
+    except (BrokenPipeError, OutputError):
+        raise
+    except OSError as error:
+        raise OutputError(error.errno, error.strerror) from error
+
+
+class _Guarded:
+    """stdout or stderr, whose failing writes and flushes raise OutputError;
+    everything else is the stream's own."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        with writing():
+            return self._stream.write(text)
+
+    def flush(self) -> None:
+        with writing():
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def guarded(stream: TextIO) -> TextIO:
+    """`stream` whose failing writes raise `OutputError` (None, a closed one, stays None)."""
+    if stream is None or isinstance(stream, _Guarded):
+        return stream
+    return cast(TextIO, _Guarded(stream))
 
 
 def flush_streams() -> None:

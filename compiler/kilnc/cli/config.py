@@ -213,13 +213,34 @@ def _check(source: SourceFile, table: dict[str, object]) -> Iterator[Diagnostic]
             yield error(
                 span, Code.CONFIG_VALUE, f"'{key}' in {TABLE} must be {rule[1]}"
             )
+        elif _holds_nul(value):  # no path can: a file name's end in C
+            yield error(
+                span,
+                Code.CONFIG_VALUE,
+                f"'{key}' in {TABLE} holds a NUL byte (\\u0000), which no path can",
+            )
+
+
+def _holds_nul(value: object) -> bool:
+    values = value if isinstance(value, list) else [value]
+    return any(isinstance(v, str) and "\0" in v for v in values)
 
 
 def _invalid_toml(source: SourceFile, exc: tomllib.TOMLDecodeError) -> Diagnostic:
-    """tomllib says where in its message: "... (at line 3, column 10)"."""
+    """tomllib says where in its message: "... (at line 3, column 10)", or "(at end
+    of document)": the end of the last line that holds anything (an array left
+    open there)."""
     where = re.search(r"\(at line (\d+), column (\d+)\)$", str(exc))
-    message = str(exc) if where is None else str(exc)[: where.start()].rstrip()
+    end = re.search(r"\(at end of document\)$", str(exc))
+    found = where or end
+    message = str(exc) if found is None else str(exc)[: found.start()].rstrip()
     line, column = (int(where[1]), int(where[2])) if where else (1, 1)
+    if end is not None:
+        line = next(
+            (n for n in range(len(source.lines), 0, -1) if source.lines[n - 1].strip()),
+            1,
+        )
+        column = len(source.lines[line - 1].rstrip("\r\n")) + 1 if source.lines else 1
     return error(
         Span.at(source.path, line, column),
         Code.BAD_PYPROJECT,

@@ -37,6 +37,7 @@ from kilnc.cli import interrupts  # noqa: E402
 from kilnc.cli.closed_output import (  # noqa: E402
     cannot_write,
     flush_streams,
+    guarded,
     reader_gone,
 )
 
@@ -47,21 +48,23 @@ def main() -> int:
         if isinstance(stream, io.TextIOWrapper):
             # A lone surrogate in a result, or a terminal that cannot show a character.
             stream.reconfigure(errors="backslashreplace")
+    # A write that fails (a full disk) raises OutputError, wherever the command writes.
+    sys.stdout, sys.stderr = guarded(sys.stdout), guarded(sys.stderr)
     try:
         status = _command()
     except BrokenPipeError:
         return reader_gone()
-    except OSError as error:  # the last flush: main reports the command's own errors
+    except OSError as error:  # OutputError: main reports the command's own errors
         return cannot_write(error)
     if status == interrupts.EXIT_INTERRUPTED:
-        # Answered: more Ctrl-C while the streams flush changes nothing.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Answered: more Ctrl-C (or SIGTERM) while the streams flush changes nothing.
+        interrupts.ignore_stops()
         # Interrupted: do not wait at exit for threads a run left blocked (a
         # thread=True node), as Python's shutdown would.
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
-        os._exit(status)
+        os._exit(interrupts.exit_status())  # 130 for Ctrl-C, 143 for SIGTERM
     if threading.active_count() == 1:
         # The command is done and nothing is left to wait for: Python's own
         # shutdown, which frees what the command made, gives Ctrl-C back to

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from kilnc.cli.closed_output import writing
 from kilnc.cli.config import config_start, load_config
 from kilnc.cli.outputs import check_target, describe, is_kiln_drawing, write_atomically
 from kilnc.cli.report import Report
@@ -166,8 +167,10 @@ def _render(dot_text: str, form: str, output: Path | None) -> int:
 def _write(data: bytes, output: Path | None) -> int:
     if output is None:
         if sys.stdout is not None:  # None: closed before kiln started (`>&-`)
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
+            with writing():  # past the text stream's guard: a full disk is no bug
+                sys.stdout.flush()
+                sys.stdout.buffer.write(data)
+                sys.stdout.buffer.flush()
         return EXIT_OK
     try:
         write_atomically(output, data)

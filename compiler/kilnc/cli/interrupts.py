@@ -22,6 +22,13 @@ thread).
     kiln run: the flow's own run         the run cancelled (or interrupted), its
                                          summary printed, 130
     a command called as a function       untouched (tests, embedding)
+
+SIGTERM and SIGHUP (`timeout`, `docker stop`, a CI runner's cancel, a closed
+terminal) take the same path, unless they were ignored when kiln started
+(`nohup`): the temporaries are removed, a run prints its summary so far, and
+the exit status is 128 plus the signal's number (143, 129), as a shell reports
+a command that the signal ended; the line says which signal it was
+(``kiln: interrupted by SIGTERM``). `exit_status` and `message` give them.
 """
 
 from __future__ import annotations
@@ -42,18 +49,50 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["EXIT_INTERRUPTED", "install", "removed_on_abort", "run_async", "running"]
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "exit_status",
+    "ignore_stops",
+    "install",
+    "message",
+    "removed_on_abort",
+    "run_async",
+    "running",
+]
 
 T = TypeVar("T")
 
-EXIT_INTERRUPTED: Final = 130
-_MESSAGE: Final = b"kiln: interrupted\n"
+EXIT_INTERRUPTED: Final = 128 + signal.SIGINT  # what a command returns when stopped
+# Besides Ctrl-C: what `timeout`, `kill`, a supervisor or a closed terminal send.
+_STOPS: Final = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 # Paths to remove when Ctrl-C ends the command: temporary files and directories.
 _temporaries: dict[str, None] = {}
+# The signal that stopped the command (the first one): SIGINT unless another.
+_received: list[int] = []
+
+
+def _note(signum: int) -> None:
+    if not _received:
+        _received.append(signum)
+
+
+def exit_status() -> int:
+    """The exit status of a command that was stopped: 130 for Ctrl-C, 143 for SIGTERM."""
+    return 128 + (_received[0] if _received else signal.SIGINT)
+
+
+def message() -> str:
+    """The line that says the command was stopped, and by what unless Ctrl-C."""
+    if not _received or _received[0] == signal.SIGINT:
+        return "kiln: interrupted"
+    return f"kiln: interrupted by {signal.Signals(_received[0]).name}"
 
 
 def _abort(signum: int, frame: FrameType | None) -> None:
+    _note(signum)
     for path in list(_temporaries):
         if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path, ignore_errors=True)
@@ -61,35 +100,57 @@ def _abort(signum: int, frame: FrameType | None) -> None:
             with suppress(OSError):
                 os.unlink(path)
     try:
-        os.write(2, _MESSAGE)  # not print: the main thread may be inside a print
+        # not print: the main thread may be inside a print
+        os.write(2, f"{message()}\n".encode())
     finally:
-        os._exit(EXIT_INTERRUPTED)
+        os._exit(exit_status())
+
+
+def _raising(signum: int) -> Callable[[int, FrameType | None], None]:
+    """The handler of `signum` while a flow runs: one that raises KeyboardInterrupt."""
+    return signal.default_int_handler if signum == signal.SIGINT else _raise
+
+
+def _raise(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM or SIGHUP while a flow runs: as Ctrl-C there, KeyboardInterrupt."""
+    _note(signum)
+    raise KeyboardInterrupt
 
 
 def install(over: Callable[[int, FrameType | None], None] | None = None) -> None:
-    """Answer Ctrl-C from now on, in place of Python's handler or `over`.
+    """Answer Ctrl-C, SIGTERM and SIGHUP from now on, in place of Python's handling or `over`.
 
-    A no-op where Python does not answer it (SIGINT ignored, a thread). `over`
-    is the console script's own first handler (entry.py).
+    A no-op for a signal Python does not answer (one ignored: a background job's
+    SIGINT, `nohup`'s SIGHUP), and in a thread. `over` is the console script's
+    own first handler (entry.py).
     """
     if threading.current_thread() is not threading.main_thread():
         return
     handler = signal.getsignal(signal.SIGINT)
     if handler is signal.default_int_handler or (over is not None and handler is over):
         signal.signal(signal.SIGINT, _abort)
+    for stop in _STOPS:
+        if signal.getsignal(stop) is signal.SIG_DFL:
+            signal.signal(stop, _abort)
+
+
+def ignore_stops() -> None:
+    """Ignore Ctrl-C, SIGTERM and SIGHUP from now on: the command has answered one."""
+    for stop in (signal.SIGINT, *_STOPS):
+        signal.signal(stop, signal.SIG_IGN)
 
 
 @contextmanager
 def running() -> Iterator[None]:
     """Inside: Ctrl-C raises KeyboardInterrupt instead of exiting (`run_async` cancels)."""
-    if signal.getsignal(signal.SIGINT) is not _abort:
-        yield
-        return
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    answered = [s for s in (signal.SIGINT, *_STOPS) if signal.getsignal(s) is _abort]
+    for stop in answered:
+        signal.signal(stop, _raising(stop))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, _abort)
+        for stop in answered:
+            signal.signal(stop, _abort)
 
 
 class _Stop:
@@ -103,13 +164,16 @@ class _Stop:
         self._timer: threading.Timer | None = None
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
+        _note(signum)
         self.count += 1
         if self.count > 1 or self.task is None or self.task.done():
             raise KeyboardInterrupt
         self.loop.call_soon_threadsafe(self.task.cancel)
         # A loop that does not get to the cancellation (a sync node blocking it) is
         # interrupted where it is, as a second Ctrl-C would.
-        self._timer = threading.Timer(self.grace, _interrupt, (threading.get_ident(),))
+        self._timer = threading.Timer(
+            self.grace, _interrupt, (threading.get_ident(), signum)
+        )
         self._timer.daemon = True
         self._timer.start()
 
@@ -118,8 +182,8 @@ class _Stop:
             self._timer.cancel()
 
 
-def _interrupt(main: int) -> None:
-    """A second Ctrl-C, sent to the main thread (`main`, whose ident it is).
+def _interrupt(main: int, signum: int) -> None:
+    """A second Ctrl-C (`signum`: or SIGTERM), sent to the main thread (`main`).
 
     A signal, not `_thread.interrupt_main`, which only flags one: a main thread
     waiting in C (a sync entry point's join of the worker thread that runs its
@@ -129,17 +193,17 @@ def _interrupt(main: int) -> None:
     if sys.platform == "win32":
         _thread.interrupt_main()
     else:
-        signal.pthread_kill(main, signal.SIGINT)
+        signal.pthread_kill(main, signum)
 
 
 def run_async(main: Coroutine[Any, Any, T], grace: float = 1.0) -> T:
     """`asyncio.run(main)`, where Ctrl-C raises KeyboardInterrupt once the run has stopped."""
     import asyncio  # noqa: PLC0415 - not before install(): see the TYPE_CHECKING import
 
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    ):
+    answered = [
+        s for s in (signal.SIGINT, *_STOPS) if signal.getsignal(s) is _raising(s)
+    ]
+    if threading.current_thread() is not threading.main_thread() or not answered:
         return asyncio.run(main)  # no Ctrl-C to answer here: Python's own rules
     with asyncio.Runner() as runner:
         stop = _Stop(runner.get_loop(), grace)
@@ -148,7 +212,8 @@ def run_async(main: Coroutine[Any, Any, T], grace: float = 1.0) -> T:
             stop.task = asyncio.current_task()
             return await main
 
-        signal.signal(signal.SIGINT, stop)  # before run(): asyncio then keeps out
+        # Before run(): asyncio then keeps out of SIGINT.
+        previous = {s: signal.signal(s, stop) for s in answered}
         try:
             return runner.run(tracked())
         except asyncio.CancelledError:
@@ -157,7 +222,8 @@ def run_async(main: Coroutine[Any, Any, T], grace: float = 1.0) -> T:
             raise
         finally:
             stop.close()
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            for other, handler in previous.items():
+                signal.signal(other, handler)
 
 
 @contextmanager

@@ -24,11 +24,14 @@ traceback: `main` reports kiln's own bugs as such, and the console script
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 
+from kilnc.cli.closed_output import OutputError
 from kilnc.cli.interrupts import EXIT_INTERRUPTED
+from kilnc.cli.interrupts import message as interrupted_message
 from kilnc.cli.parser import EXIT_USAGE, build_parser
 from kilnc.terminal import LINES, printable, safe_str
 
@@ -41,16 +44,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     handler: Callable[[argparse.Namespace], int] = args.handler
+    gone = _working_directory_gone()
+    if gone is not None:
+        print(f"kiln: error: {gone}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return handler(args)
     except KeyboardInterrupt:
-        print("kiln: interrupted", file=sys.stderr)
+        print(interrupted_message(), file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        raise  # stdout's reader went away: the console script answers (closed_output.py)
+    except (BrokenPipeError, OutputError):
+        # stdout's reader went away, or it cannot be written (a full disk): the
+        # console script answers (closed_output.py)
+        raise
     except Exception as exc:  # kiln's own bug: said so, never a traceback
         if _interrupted(exc):
-            print("kiln: interrupted", file=sys.stderr)
+            print(interrupted_message(), file=sys.stderr)
             return EXIT_INTERRUPTED
         return _internal_error(exc, getattr(args, "show_traceback", False))
 
@@ -78,6 +87,24 @@ def _parse(
         name, kind = trailing
         setattr(args, name, [*getattr(args, name), *map(kind, words)])
     return args
+
+
+def _working_directory_gone() -> str | None:
+    """Why kiln cannot run in this working directory (deleted under the shell), or None.
+
+    Every command reads paths from it (relative ones, `.kiln/ledger.db`, the
+    pyproject.toml above it, the paths it shows): none means anything there.
+    """
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return (
+            "the working directory no longer exists (it was deleted or moved);"
+            " cd to one that exists and run kiln again"
+        )
+    except OSError as error:
+        return f"cannot read the working directory: {error.strerror or error}"
+    return None
 
 
 def _interrupted(error: BaseException) -> bool:

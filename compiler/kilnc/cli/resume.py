@@ -36,6 +36,7 @@ from kiln.errors import DurableRunError, LedgerError
 from kiln.ledger import Ledger
 from kilnc.cli.config import UsageError
 from kilnc.cli.interrupts import EXIT_INTERRUPTED
+from kilnc.cli.interrupts import message as interrupted_message
 from kilnc.cli.ledger import ConfigProblems
 from kilnc.cli.run import (
     Display,
@@ -92,7 +93,7 @@ def resume_command(args: argparse.Namespace) -> int:
     except (RunsError, DurableRunError, LedgerError, ArgumentError) as error:
         return error_status(error)
     except KeyboardInterrupt:
-        print("kiln: interrupted", file=sys.stderr)
+        print(interrupted_message(), file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

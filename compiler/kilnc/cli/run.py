@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import inspect
 import json
 import sys
@@ -60,6 +61,7 @@ from kiln.durable import started_by
 from kiln.durable.journal import Question
 from kilnc.cli.closed_output import EXIT_READER_GONE
 from kilnc.cli.interrupts import EXIT_INTERRUPTED, running
+from kilnc.cli.interrupts import message as interrupted_message
 from kilnc.cli.outputs import PendingFile
 from kilnc.cli.parser import EXIT_SUSPENDED
 from kilnc.cli.runs import ledger_option
@@ -72,7 +74,13 @@ from kilnc.run.durable import (
     suspension,
 )
 from kilnc.run.execute import execute, print_item, print_out
-from kilnc.run.files import checked_ledger, checked_trace, pending_trace
+from kilnc.run.files import (
+    check_flow_ledger,
+    check_ledger,
+    checked_trace,
+    pending_trace,
+    run_ledger,
+)
 from kilnc.run.load import (
     CompileFailed,
     Target,
@@ -127,7 +135,7 @@ def run_flow_command(args: argparse.Namespace) -> int:
     except ArgumentError as exc:
         return _usage(str(exc))
     except KeyboardInterrupt:
-        print("kiln: interrupted", file=sys.stderr)
+        print(interrupted_message(), file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
@@ -143,6 +151,7 @@ class RunCall:
     kwargs: dict[str, Any]
     observer: Observer
     durable: Durable | None = None
+    ledger: Path | None = None  # the ledger file the flow uses; None: ledger=False
 
 
 @final
@@ -160,11 +169,13 @@ def _run(args: argparse.Namespace) -> int:
     target = parse_target(args.target)
     with ExitStack() as stack:
         # Refused before anything is compiled: a trace or a ledger kiln may not write.
-        trace_path = checked_trace(args.trace, target.path, args.ledger)
-        ledger = checked_ledger(args.ledger, target.path)
+        ledger = run_ledger(args.ledger, target.path)
+        trace_path = checked_trace(args.trace, target.path, ledger)
+        check_ledger(ledger, target.path)
         module = stack.enter_context(loaded_module(target.path))
         backend = None if args.dask is None else _dask_backend(args.dask, stack)
-        call = _prepare(module, target, args, backend, ledger)
+        call = _prepare(module, target, args, backend, ledger.given)
+        check_flow_ledger(call.ledger, ledger, trace_path, target.path)
         trace = pending_trace(trace_path, stack)
         display = Display(
             json=args.json,
@@ -242,7 +253,8 @@ def _prepare(
             started,
             ledger_option(configured.ledger_of()),
         )
-    return RunCall(name, mode, method, call_args, kwargs, observer, durable)
+    used = None if configured.ledger is False else configured.ledger_of().path
+    return RunCall(name, mode, method, call_args, kwargs, observer, durable, used)
 
 
 def configure(
@@ -301,11 +313,20 @@ def entry(flow: Flow) -> tuple[str, Callable[..., Any]]:
     )
 
 
+class _Console(Console):
+    """rich's Console, but a reader gone is BrokenPipeError, as for any write of
+    kiln's (closed_output.py), where rich would exit with status 1."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "the reader of stderr went away")
+
+
 def _stderr_console() -> Console:
     # Not a terminal: plain text, and no columns cut short to fit a screen it is not
     # on (COLUMNS is no guide there; readline exports it to every child process).
     terminal = sys.stderr.isatty()
-    return Console(
+    return _Console(
         file=sys.stderr,
         force_terminal=None if terminal else False,
         width=None if terminal else _PLAIN_WIDTH,
@@ -352,7 +373,7 @@ def _report(
                 )
             )
     if outcome.interrupted:
-        print("kiln: interrupted", file=sys.stderr)
+        print(interrupted_message(), file=sys.stderr)
         return EXIT_INTERRUPTED
     if not display.json:
         _print_failure(display, call, outcome.error, suspended)

@@ -66,8 +66,8 @@ def run_runs(args: argparse.Namespace) -> int:
     try:
         ledger = runs_ledger(args.ledger)
         if args.runs_command == "list":
-            _print_list(ledger, as_json=as_json)
-        elif args.runs_command == "show":
+            return _print_list(ledger, as_json=as_json)
+        if args.runs_command == "show":
             _print_run(ledger, find_run(ledger, args.run), as_json=as_json)
         else:
             _forget(ledger, args.run, args.start, as_json=as_json)
@@ -115,20 +115,29 @@ def error_status(error: Exception) -> int:
 # --- list ------------------------------------------------------------------------------
 
 
-def _print_list(ledger: Ledger, *, as_json: bool) -> None:
+def _print_list(ledger: Ledger, *, as_json: bool) -> int:
+    """The runs; each whose record is damaged said on stderr (exit 1), the others listed."""
     found = ledger.path.exists()
-    records = durable_runs(ledger) if found else []
+    damaged: list[DurableRunError] = []
+    records = durable_runs(ledger, damaged) if found else []
     last = last_calls(ledger) if found else {}
     if as_json:
         document = {
             "ledger": str(ledger.path),
             "runs": [_run_json(r, last.get(r.run)) for r in records],
+            "damaged": [{"run": e.run, "error": str(e)} for e in damaged],
         }
         print(json.dumps(document, indent=2))
-        return
-    if not records:
+    elif not records and not damaged:
         print(printable(f"no durable runs in {ledger.path}"))
-        return
+    elif records:
+        _print_rows(records, last)
+    for error in damaged:
+        error_status(error)
+    return EXIT_ERRORS if damaged else EXIT_OK
+
+
+def _print_rows(records: list[DurableRun], last: dict[str, float]) -> None:
     rows = [
         (
             printable(r.run),
@@ -250,7 +259,9 @@ def _short(text: str, width: int = _VALUE_WIDTH) -> str:
 
 
 def _forget(ledger: Ledger, run: str, start: str | None, *, as_json: bool) -> None:
-    find_run(ledger, run)
+    # Not find_run: a run whose record is damaged is forgotten too (its message says so).
+    if not ledger.path.exists():
+        find_run(ledger, run)
     removed = forget(ledger, run, start=start)
     if as_json:
         document = {

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from contextlib import aclosing, closing
 from typing import Any, Final
 
+from kilnc.cli.closed_output import OutputError
 from kilnc.cli.interrupts import run_async
 from kilnc.run.output import Outcome, shown
 
@@ -41,6 +42,8 @@ def execute(
         interrupted = True
     except _OutputClosed:
         closed = True  # stop quietly, as `yes | head` does
+    except OutputError:
+        raise  # stdout cannot be written (a full disk): one line (closed_output.py)
     except (Exception, asyncio.CancelledError) as exc:
         error = exc
     return Outcome(result, error, interrupted, began, time.perf_counter(), closed)

@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 _DEPTH: Final = 24  # levels of a result kept as JSON when it is not JSON as a whole
+_PAYLOAD_DEPTH: Final = (
+    200  # levels of a journal's JSON shown as JSON; deeper: its text
+)
 
 
 @final
@@ -179,11 +182,31 @@ def question_json(question: Question) -> dict[str, Any]:
 
 
 def payload_value(text: str) -> Any:
-    """A journal's text as the JSON value it is: a repr (a value it could not store) as is."""
+    """A journal's text as the JSON value it is: a repr (a value it could not store) as is.
+
+    So is a text nested deeper than `_PAYLOAD_DEPTH` (a crafted ledger's), which
+    no JSON document of kiln's could hold.
+    """
     try:
-        return json.loads(text)
-    except ValueError:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
         return text
+    return value if _depth_below(value, _PAYLOAD_DEPTH) else text
+
+
+def _depth_below(value: Any, limit: int) -> bool:
+    """Whether the JSON value nests fewer than `limit` lists and objects deep."""
+    level: list[Any] = [value]
+    for _ in range(limit):
+        level = [
+            member
+            for item in level
+            if isinstance(item, list | dict)
+            for member in (item.values() if isinstance(item, dict) else item)
+        ]
+        if not level:
+            return True
+    return False
 
 
 def _error_json(outcome: Outcome) -> dict[str, Any] | None:

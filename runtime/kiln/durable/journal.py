@@ -28,10 +28,17 @@ import socket
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
+from kiln.durable.record import (
+    DurableRun,
+    Question,
+    State,
+    arguments_match,
+    from_row,
+)
+from kiln.durable.record import damaged as damaged_record
 from kiln.errors import DurableRunError, runs_command
 from kiln.ledger.file import row_checksum
 
@@ -54,8 +61,6 @@ __all__ = [
     "run_record",
 ]
 
-State = Literal["running", "suspended", "failed", "done"]
-
 _HOST: Final = socket.gethostname()
 # The run ids this process has open, by ledger file: a second run of one id waits for none.
 _OPEN: set[tuple[str, str]] = set()
@@ -71,36 +76,6 @@ class Entry(NamedTuple):
     node: str
     digest: str
     text: str
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Question:
-    """The question a suspended run waits at: its name, place, line, type and payload."""
-
-    name: str
-    key: str
-    where: str
-    expected: str  # the answer's type, as the flow's source writes it
-    payload: str  # the payload's codec text, or its repr when it cannot be stored
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class DurableRun:
-    """What the ledger knows of one durable run (`kiln runs list` and `show`)."""
-
-    run: str
-    flow: str
-    target: str
-    state: State
-    owner: str
-    started: float
-    updated: float
-    calls: int
-    arguments: str | None
-    question: Question | None
-    outcome: str | None
 
 
 def open_run(
@@ -199,14 +174,28 @@ def answer(ledger: Ledger, run: str, name: str, text: str) -> Question:
     return ledger.transaction(work)
 
 
-def durable_runs(ledger: Ledger) -> list[DurableRun]:
-    """Every durable run the ledger knows, the latest started first."""
-    return ledger.transaction(
-        lambda connection: [
-            _from_row(row)
-            for row in connection.execute(f"{_SELECT} ORDER BY started DESC, run")
-        ]
-    )
+def durable_runs(
+    ledger: Ledger, damaged: list[DurableRunError] | None = None
+) -> list[DurableRun]:
+    """Every durable run the ledger knows, the latest started first.
+
+    A damaged record (`kiln.durable.record`) is refused; with `damaged`, it is
+    added there instead, and the others are listed.
+    """
+
+    def work(connection: sqlite3.Connection) -> list[DurableRun]:
+        found: list[DurableRun] = []
+        path = _path(connection)
+        for row in connection.execute(f"{_SELECT} ORDER BY started DESC, run"):
+            try:
+                found.append(from_row(row, path))
+            except DurableRunError as error:
+                if damaged is None:
+                    raise
+                damaged.append(error)
+        return found
+
+    return ledger.transaction(work)
 
 
 def run_record(ledger: Ledger, run: str) -> DurableRun | None:
@@ -234,14 +223,18 @@ def forget(ledger: Ledger, run: str, *, start: str | None = None) -> int:
     """
 
     def work(connection: sqlite3.Connection) -> int:
-        record = _record(connection, run)
-        if record is None:
+        # Not the whole record: a damaged one is forgotten too, as its message says.
+        row = connection.execute(
+            "SELECT owner FROM durable WHERE run = ?", (run,)
+        ).fetchone()
+        if row is None:
             raise DurableRunError(
                 f"there is no durable run {run!r} in {ledger.path}", run=run
             )
-        if alive(record.owner):
+        owner = row[0] if isinstance(row[0], str) else ""
+        if alive(owner):
             raise DurableRunError(
-                f"run {run!r} is running in process {record.owner}; stop it first",
+                f"run {run!r} is running in process {owner}; stop it first",
                 run=run,
             )
         if start is None:
@@ -308,7 +301,6 @@ def alive(owner: str) -> bool:
 
 # --- rows ------------------------------------------------------------------------------
 
-_FIELDS: Final = tuple(field.name for field in dataclasses.fields(DurableRun))
 _SELECT: Final = (
     "SELECT run, flow, target, state, owner, started, updated, "
     "(SELECT count(*) FROM journal WHERE journal.run = durable.run), "
@@ -344,6 +336,11 @@ def _claim(
         "SELECT digest FROM durable WHERE run = ?", (run,)
     ).fetchone()[0]
     if stored and digest and stored != digest:
+        if not arguments_match(record.arguments, stored):
+            # Changed by hand: running it "with those" would be refused again.
+            raise damaged_record(
+                run, _path(connection), "its arguments are not those of its digest"
+            )
         raise DurableRunError(
             f"run {run!r} was started with other arguments ({_short(record.arguments)}); "
             "run it again with those (resume() it, or "
@@ -383,15 +380,8 @@ def _path(connection: sqlite3.Connection) -> str:
 
 def _record(connection: sqlite3.Connection, run: str) -> DurableRun | None:
     row = connection.execute(f"{_SELECT} WHERE run = ?", (run,)).fetchone()
-    return None if row is None else _from_row(row)
-
-
-def _from_row(row: tuple[Any, ...]) -> DurableRun:
     # The columns of _SELECT are DurableRun's fields, in order.
-    fields = dict(zip(_FIELDS, row, strict=True))
-    asked = fields.pop("question")
-    question = None if asked is None else Question(**json.loads(asked))
-    return DurableRun(**fields, question=question)
+    return None if row is None else from_row(row, _path(connection))
 
 
 def _exited(pid: int) -> bool:

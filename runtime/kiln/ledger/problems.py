@@ -6,6 +6,11 @@ which depends on what it holds. A ledger of cached results only is deleted
 and its results recomputed; one that holds durable runs' journals is copied
 aside first, since deleting it would run their finished calls again, side
 effects included. When the damage hides which it is, it may hold runs.
+
+SQLite finds most damage only when a query reaches the damaged page, which
+may be in the middle of a run, after side effects. `check_intact` reads the
+whole file up front (SQLite's ``quick_check``), read-only: `kiln run` refuses
+a truncated copy, or one whose pages were zeroed, before anything runs.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from pathlib import Path
 
 from kiln.errors import LedgerError
 
-__all__ = ["problem"]
+__all__ = ["check_intact", "problem"]
 
 
 def problem(path: Path, error: BaseException) -> LedgerError:
@@ -41,6 +46,31 @@ def problem(path: Path, error: BaseException) -> LedgerError:
     return LedgerError(f"the ledger {path} failed: {text}")
 
 
+def check_intact(path: Path) -> None:
+    """Refuse the ledger at `path` (absolute; a kiln ledger, `prepare` says) if damaged.
+
+    Nothing is written or made: a file without a live write-ahead log is read
+    as immutable; one with a log, read-only (as `prepare` inspects it).
+    """
+    try:
+        connection = sqlite3.connect(f"{path.as_uri()}?{_read_only(path)}", uri=True)
+        try:
+            found = connection.execute("PRAGMA quick_check(1)").fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error as error:
+        raise problem(path, error) from error
+    if found is None or found[0] != "ok":
+        what = "no answer" if found is None else str(found[0])
+        raise LedgerError(f"the ledger {path} is damaged ({what}); {_damaged(path)}")
+
+
+def _read_only(path: Path) -> str:
+    """How to open the file at `path` without writing it: SQLite's URI parameter."""
+    wal = path.with_name(f"{path.name}-wal")
+    return "mode=ro" if wal.exists() and wal.stat().st_size > 0 else "immutable=1"
+
+
 def _damaged(path: Path) -> str:
     """What to do with a damaged ledger: deleting it loses the durable runs it holds."""
     holds = _holds_durable_runs(path)
@@ -59,10 +89,8 @@ def _damaged(path: Path) -> str:
 
 def _holds_durable_runs(path: Path) -> bool | None:
     """Whether a damaged ledger holds a durable run's rows; None when that cannot be read."""
-    wal = path.with_name(f"{path.name}-wal")
-    mode = "mode=ro" if wal.exists() and wal.stat().st_size > 0 else "immutable=1"
     try:
-        connection = sqlite3.connect(f"{path.as_uri()}?{mode}", uri=True)
+        connection = sqlite3.connect(f"{path.as_uri()}?{_read_only(path)}", uri=True)
         try:
             tables = {
                 name
