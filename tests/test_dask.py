@@ -275,6 +275,25 @@ def traced_thread(x: int) -> str:
 @flow
 async def traced(x: int) -> tuple[str, str]:
     return await traced_async(x), traced_thread(x)
+
+@node(thread=True)
+def stops_in_thread(x: int) -> int:
+    raise StopIteration(f"stop {x}")
+
+def named(x: int, error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"
+
+@node(thread=True, fallback=named)
+def stops_with_fallback(x: int) -> str:
+    raise StopIteration(f"stop {x}")
+
+@flow
+def stopped(x: int) -> int:
+    return stops_in_thread(x)
+
+@flow
+def fell_back(x: int) -> str:
+    return stops_with_fallback(x)
 """
 
 
@@ -297,6 +316,21 @@ def test_results_and_exceptions_are_the_local_ones(
     assert str(dask.value) == str(local.value) == "unlucky 13"
     assert dask.value.__notes__ == local.value.__notes__
     assert dask.value.__notes__[0] == "raised by the node"
+
+
+def test_a_thread_node_s_stop_iteration_on_a_worker_is_the_local_one(
+    nodes: types.ModuleType, backend: DaskBackend
+) -> None:
+    """The worker's future would refuse it: it comes back as what kiln's own
+    coroutines carry it as, and leaves the flow as the StopIteration itself."""
+    with pytest.raises(StopIteration) as local:
+        nodes.stopped(1)
+    with pytest.raises(StopIteration) as dask:
+        type(nodes.stopped)(backend=backend)(1)
+    assert str(dask.value) == str(local.value) == "stop 1"
+    assert dask.value.__notes__ == local.value.__notes__
+    fell_back = type(nodes.fell_back)(backend=backend)
+    assert fell_back(1) == nodes.fell_back(1) == "StopIteration: stop 1"
 
 
 def test_nodes_run_on_workers_except_local_ones(

@@ -8,6 +8,8 @@ thread ends, so the caps bound the threads that run, not the calls awaited.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from pathlib import Path
 from textwrap import dedent
@@ -148,3 +150,170 @@ def test_a_fan_out_of_thread_nodes_runs_at_most_the_cap_of_node_threads(
     count = 3 * THREAD_CAP
     assert instance(count) == list(range(count))
     assert 1 < gauge.in_flight[1] <= THREAD_CAP  # they overlap, up to the cap
+
+
+# A flow that fails stops what it started: the thread of a call it cancelled
+# (a sibling failed, or its caller cancelled it) is waited for before the flow
+# raises, so no write of it arrives after. Only an attempt that timed out goes
+# on in the background.
+OUTLIVED = """
+import asyncio
+import time
+from kiln import flow, node
+
+TRACE: list[str] = []
+
+@node(thread=True)
+def check(a: int) -> int:
+    time.sleep(0.05)
+    raise ValueError(f"bad input {a}")
+
+@node(thread=True)
+def work(a: int) -> int:
+    time.sleep(0.3 if a else 0.0)
+    if not a:
+        raise ValueError("element 0")
+    TRACE.append(f"wrote {a}")
+    return a
+
+@node(thread=True, timeout=0.05)
+def overruns(a: int) -> int:
+    time.sleep(0.3)
+    TRACE.append(f"overran {a}")
+    return a
+
+@flow
+async def siblings(n: int) -> int:
+    ok = check(n)
+    w = work(n)
+    return ok + w
+
+@flow
+def siblings_sync(n: int) -> int:
+    ok = check(n)
+    w = work(n)
+    return ok + w
+
+@flow
+async def fan_out(n: int) -> list[int]:
+    return [work(i) for i in range(n)]
+
+@flow
+def fan_out_sync(n: int) -> list[int]:
+    return [work(i) for i in range(n)]
+
+@flow
+async def cancelled(n: int) -> int:
+    return work(n)
+
+@flow
+def timed_out(n: int) -> int:
+    return overruns(n)
+
+@flow
+def inner(n: int) -> list[int]:
+    return [work(i) for i in range(1, n)]
+
+@node(thread=True)
+def nested(n: int) -> int:
+    return sum(inner(n))
+
+@flow
+async def outer(n: int) -> int:
+    ok = check(n)
+    return ok + nested(n)
+"""
+
+
+def settled_trace(module: ModuleType) -> list[str]:
+    """TRACE once every node thread the test started has ended."""
+    time.sleep(0.5)
+    return list(module.TRACE)
+
+
+@pytest.fixture
+def outlived(tmp_path: Path) -> tuple[ModuleType, ModuleType]:
+    return compiled_and_source(dedent(OUTLIVED), tmp_path)
+
+
+def call(module: ModuleType, name: str, observed: bool, n: int) -> Any:
+    instance = getattr(module, name)
+    if observed:
+        instance = type(instance)(record=True)
+    result = instance(n)
+    return asyncio.run(result) if asyncio.iscoroutine(result) else result
+
+
+@pytest.mark.parametrize(
+    ("flow", "n"),
+    [
+        ("siblings", 3),
+        ("siblings_sync", 3),
+        ("fan_out", 2 * THREAD_CAP),
+        ("fan_out_sync", 2 * THREAD_CAP),
+    ],
+)
+@pytest.mark.parametrize("observed", [False, True])
+def test_no_thread_of_a_failed_flow_writes_after_it_raised(
+    outlived: tuple[ModuleType, ModuleType], flow: str, n: int, observed: bool
+) -> None:
+    compiled, source = outlived
+    with pytest.raises(ValueError, match=r"bad input|element 0") as expected:
+        call(source, flow, False, n)
+    with pytest.raises(ValueError, match=r"bad input|element 0") as raised:
+        call(compiled, flow, observed, n)
+    seen = list(compiled.TRACE)
+    assert str(raised.value) == str(expected.value)
+    assert settled_trace(compiled) == seen  # nothing arrived after the flow raised
+
+
+@pytest.mark.parametrize("observed", [False, True])
+def test_a_flow_its_caller_cancels_waits_for_its_threads(
+    outlived: tuple[ModuleType, ModuleType], observed: bool
+) -> None:
+    compiled, _ = outlived
+    instance = type(compiled.cancelled)(record=True) if observed else compiled.cancelled
+
+    async def caller() -> None:
+        await asyncio.wait_for(instance.aforward(1), 0.05)
+
+    started = time.perf_counter()
+    with pytest.raises(TimeoutError):
+        asyncio.run(caller())
+    assert time.perf_counter() - started >= 0.3  # the thread's sleep, waited for
+    assert compiled.TRACE == ["wrote 1"] == settled_trace(compiled)
+
+
+@pytest.mark.parametrize("observed", [False, True])
+def test_an_attempt_that_timed_out_is_still_let_go(
+    outlived: tuple[ModuleType, ModuleType], observed: bool
+) -> None:
+    compiled, _ = outlived
+    started = time.perf_counter()
+    with pytest.raises(TimeoutError):
+        call(compiled, "timed_out", observed, 1)
+    assert time.perf_counter() - started < 0.25  # not the thread's 0.3 s
+    assert compiled.TRACE == []
+    assert settled_trace(compiled) == ["overran 1"]  # it went on in the background
+
+
+def test_a_node_thread_that_runs_a_flow_is_waited_for_without_a_deadlock(
+    outlived: tuple[ModuleType, ModuleType],
+) -> None:
+    """The outer flow fails while its node's thread runs a fan-out of thread
+    nodes through a flow's sync entry point: it waits for them all, and ends."""
+    compiled, _ = outlived
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            compiled.outer(THREAD_CAP + 2)
+        except BaseException as error:
+            outcome.append(error)
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    runner.join(timeout=30)
+    assert not runner.is_alive(), "the failed flow never ended"
+    assert [type(error) for error in outcome] == [ValueError]
+    assert len(compiled.TRACE) == THREAD_CAP + 1 == len(settled_trace(compiled))

@@ -32,12 +32,13 @@ class Shape:
     call: str  # the method `__call__` calls
 
 
-#   flow               | runs the body    | derived from it
-#   async def          | aforward         | forward: run_sync(aforward), loop-aware
-#   def                | forward          | aforward: return forward
-#   def, thread nodes  | aforward         | forward: run_sync(aforward, written_sync=True)
-#   async def + yield  | astream          | stream: iterate(astream), loop-aware
-#   def + yield        | stream           | astream: yields what stream yields
+#   flow                      | runs the body | derived from it
+#   async def                 | aforward      | forward: run_sync(aforward), loop-aware
+#   def                       | forward       | aforward: return forward
+#   def, thread nodes         | aforward      | forward: run_sync(aforward, written_sync=True)
+#   async def + yield         | astream       | stream: iterate(astream), loop-aware
+#   def + yield               | stream        | astream: yields what stream yields
+#   def + yield, thread nodes | astream       | stream: iterate(astream, written_sync=True)
 SHAPES: Final = {
     (True, False): Shape(
         f"{RUNTIME}.Flow, {RUNTIME}.AsyncProcess, {RUNTIME}.Process",
@@ -73,6 +74,13 @@ SHAPES: Final = {
 WRITTEN_SYNC: Final = replace(
     SHAPES[True, False],
     derived="return {runtime}.run_sync({receiver}.aforward({args}), written_sync=True)"
+    "{untyped}",
+)
+# A sync streaming flow that awaits: a StopIteration leaves `stream` as a
+# generator's RuntimeError, as the source's does, not as an async generator's.
+WRITTEN_SYNC_STREAM: Final = replace(
+    SHAPES[True, True],
+    derived="return {runtime}.iterate({receiver}.astream({args}), written_sync=True)"
     "{untyped}",
 )
 ABC = "_kiln_abc"  # collections.abc, for the annotations of derived stream methods
@@ -118,6 +126,6 @@ def _stream_item(annotation: str) -> str | None:
 
 def shape_of(flow: FlowDef, runs_async: bool) -> Shape:
     """The class's shape: `runs_async` when the source is async, or its body awaits."""
-    if runs_async and not flow.is_async and not flow.streams:
-        return WRITTEN_SYNC
+    if runs_async and not flow.is_async:
+        return WRITTEN_SYNC_STREAM if flow.streams else WRITTEN_SYNC
     return SHAPES[runs_async, flow.streams]

@@ -9,13 +9,14 @@ wrong and says what to do about it.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import os
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import NoReturn
+from types import CodeType, FrameType, TracebackType
+from typing import NoReturn, cast
 
 __all__ = [
     "DeniedError",
@@ -29,8 +30,13 @@ __all__ = [
     "Suspended",
     "UncacheableValue",
     "VisitLimitError",
+    "carried",
+    "converted",
+    "generator_stopped",
+    "left",
     "raise_as_is",
     "spawned_from",
+    "stopped",
     "visits",
 ]
 
@@ -328,3 +334,71 @@ def spawned_from(
         None,
     )
     return TracebackType(traceback, frame, lasti, line or frame.f_code.co_firstlineno)
+
+
+def carried(error: BaseException) -> BaseException:
+    """What kiln's coroutines raise for `error` of a node: itself, but a StopIteration.
+
+    A StopIteration cannot leave a coroutine, nor be awaited, nor be set on a
+    future: it leaves as the RuntimeError Python makes of it (PEP 479), with
+    itself as the ``__cause__``. kiln makes that RuntimeError itself, marked,
+    so that its retries, fallbacks and events see the node's StopIteration
+    through it (`stopped`), and the sync entry point of a flow written as a
+    `def` raises the StopIteration, as the source does (`kiln.run_sync`).
+    """
+    if not isinstance(error, StopIteration):
+        return error
+    carrier = RuntimeError("coroutine raised StopIteration")
+    carrier.__cause__ = error
+    carrier._kiln_stopped = error  # type: ignore[attr-defined]
+    return carrier
+
+
+def stopped(error: BaseException) -> BaseException:
+    """The node's own exception: a StopIteration for what `carried` made of one."""
+    stop = getattr(error, "_kiln_stopped", None)
+    return stop if isinstance(stop, StopIteration) else error
+
+
+def left(error: BaseException, body: CodeType) -> None:
+    """Word `carried`'s RuntimeError as Python words it where it leaves `body`.
+
+    A node's StopIteration reaches a flow's body as the RuntimeError of the
+    kiln coroutine it left; the source raised it in the body itself, and
+    Python names the body's kind: a generator's, an async generator's.
+    """
+    if stopped(error) is error:
+        return
+    flags = body.co_flags
+    if flags & inspect.CO_ASYNC_GENERATOR:
+        error.args = ("async generator raised StopIteration",)
+    elif flags & inspect.CO_GENERATOR:
+        error.args = ("generator raised StopIteration",)
+
+
+def converted(error: BaseException) -> StopIteration | None:
+    """The StopIteration that leaving a coroutine made `error` of (`carried`'s
+    RuntimeError or Python's), which a flow written as a `def` raises as itself."""
+    if stopped(error) is not error:  # `carried`'s: its cause is lost if it was pickled
+        return cast(StopIteration, stopped(error))
+    stop = error.__cause__
+    if (
+        type(error) is RuntimeError
+        and isinstance(stop, StopIteration)
+        and str(error) == "coroutine raised StopIteration"
+    ):
+        return stop
+    return None
+
+
+def generator_stopped(error: BaseException) -> StopIteration | None:
+    """The StopIteration an async generator, or `carried`, turned into `error`:
+    which a streaming flow written as a `def` raises as its generator would."""
+    stop = error.__cause__ if stopped(error) is error else stopped(error)
+    if (
+        type(error) is RuntimeError
+        and isinstance(stop, StopIteration)
+        and str(error) == "async generator raised StopIteration"
+    ):
+        return stop
+    return None

@@ -25,6 +25,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from functools import partial
 from typing import Any, ParamSpec, TypeVar, cast
 
+from kiln.errors import carried, stopped
+
 __all__ = [
     "fall_back",
     "fall_back_sync",
@@ -83,11 +85,14 @@ async def fall_back(
     Called while `error` is handled, so that what the fallback raises has the
     node's error as its ``__context__``, and a note that the fallback raised it.
     """
+    error = cast(Exception, stopped(error))  # a node's StopIteration, not its carrier
     try:
         value = fallback(*args, error=error, **kwargs)
         return await value if inspect.isawaitable(value) else value
     except Exception as failure:
-        _note_fallback(failure, error, fallback, node)
+        _note_fallback(cast(Exception, stopped(failure)), error, fallback, node)
+        if isinstance(failure, StopIteration):  # it cannot leave this coroutine
+            raise carried(failure) from failure
         raise
 
 
@@ -99,6 +104,7 @@ def fall_back_sync(
     node: str = "",
 ) -> R:
     """`fall_back` for a sync node's fallback."""
+    error = cast(Exception, stopped(error))
     try:
         return fallback(*args, error=error, **kwargs)
     except Exception as failure:

@@ -33,6 +33,8 @@ from collections.abc import Callable, Mapping, Sequence
 from types import CodeType, TracebackType
 from typing import TYPE_CHECKING, Final, Generic, TypeVar, final
 
+from kiln.errors import converted, left
+
 if TYPE_CHECKING:
     from kiln.events import NodeEvent
     from kiln.site_table import Site
@@ -80,9 +82,19 @@ class Bound(Generic[C]):
         # know it, or a `return` inside the `with` is a missing return to it.
         if isinstance(error, Exception) and not from_hook(error):
             note = failure_note(self._kind, self._sites, traceback)
-            # An exception object raised again (a module's constant, say) has it.
-            if note is not None and note not in getattr(error, "__notes__", ()):
-                error.add_note(note)
+            # A StopIteration turned RuntimeError has it too: the sync entry
+            # point of a flow written as a `def` raises it (`kiln.run_sync`).
+            for noted in (error, converted(error)):
+                # An exception object raised again (a module's constant, say) has it.
+                if (
+                    noted is None
+                    or note is None
+                    or note in getattr(noted, "__notes__", ())
+                ):
+                    continue
+                noted.add_note(note)
+            if traceback is not None:
+                left(error, traceback.tb_frame.f_code)
         if self.release is not None:
             self.release()
 

@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final, ParamSpec, Protocol, TypeVar, cast
 
-from kiln.errors import OptionError
+from kiln.errors import OptionError, carried, stopped
 from kiln.options import NodeOptions
-from kiln.threads import in_own_thread, thread_gates
+from kiln.threads import in_own_thread, thread_gates, timed
 
 __all__ = [
     "PLAIN",
@@ -197,8 +197,12 @@ def waiting(policy: Policy, fn: Callable[P, R]) -> Callable[P, Coroutine[Any, An
 
 async def inline(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """`fn` called in the event loop, as a coroutine: one attempt of a sync node
-    whose retries wait (`waiting`, a site of kind "waiting")."""
-    return fn(*args, **kwargs)
+    whose retries wait (`waiting`, a site of kind "waiting"). A StopIteration
+    leaves as its carrier (`kiln.errors.carried`), which `attempts` sees through."""
+    try:
+        return fn(*args, **kwargs)
+    except StopIteration as stop:
+        raise carried(stop) from stop
 
 
 # --- the retry loop, one per colour -----------------------------------------------------
@@ -225,6 +229,7 @@ async def attempts(
     started: Callable[[int], object] | None = None,
     *,
     threaded: bool = False,
+    thread_node: bool = False,
 ) -> R:
     """Await ``fn(*args, **kwargs)`` attempt after attempt, as `policy` says.
 
@@ -239,6 +244,9 @@ async def attempts(
     `threaded` says that `fn` runs the node in a thread of its own, which
     may outlive the attempt: it is called as ``fn(held, *args, **kwargs)``
     and its thread releases the gates `held` as it ends (`kiln.threads`).
+    `thread_node` (implied by `threaded`) says that the attempt runs a
+    thread node, here or by a backend: its thread is let go when the timeout
+    ends the attempt, and waited for when anything else cancels it (`timed`).
     """
     timeout = policy.timeout
     tries = 0
@@ -262,8 +270,12 @@ async def attempts(
             try:
                 if deadline is None:
                     return await attempt
-                async with deadline:
-                    return await attempt
+                if not (threaded or thread_node):
+                    async with deadline:
+                        return await attempt
+                with timed(deadline):
+                    async with deadline:
+                        return await attempt
             except Exception as error:
                 expired = deadline is not None and deadline.expired()
                 if not _retry_or_note(policy, error, tries, timed_out=expired):
@@ -304,8 +316,12 @@ def attempts_sync(
 def _retry_or_note(
     policy: Policy, error: Exception, attempts: int, *, timed_out: bool
 ) -> bool:
-    """True if `error` is retried; otherwise note on it that the node gave up."""
-    if attempts <= policy.retries and isinstance(error, policy.retry_on):
+    """True if `error` is retried; otherwise note on it that the node gave up.
+
+    A node's StopIteration, which leaves the coroutines as a RuntimeError
+    (`kiln.errors.carried`), is retried as itself, and noted on both.
+    """
+    if attempts <= policy.retries and isinstance(stopped(error), policy.retry_on):
         return True
     if policy is PLAIN:
         return False  # no note: the node fails as it would uncompiled
@@ -316,6 +332,7 @@ def _retry_or_note(
 def _note_failure(
     policy: Policy, error: Exception, *, attempts: int, timed_out: bool
 ) -> None:
+    node_error = stopped(error)  # a StopIteration, on its carrier too
     note = (
         f"kiln: node {policy.node!r} failed after {attempts} "
         f"{'attempt' if attempts == 1 else 'attempts'} (retries={policy.retries})"
@@ -323,9 +340,10 @@ def _note_failure(
     if policy.where:
         note += f", at {policy.where}"
     if attempts <= policy.retries:  # given up early: the error is not one it retries
-        note += f"; {type(error).__name__} is not in its retry_on"
+        note += f"; {type(node_error).__name__} is not in its retry_on"
     if timed_out:
         # asyncio's TimeoutError has no message of its own.
         note += f"; the last attempt exceeded its timeout of {policy.timeout:g}s"
-    if note not in getattr(error, "__notes__", ()):  # the same object raised again
-        error.add_note(note)
+    for noted in {id(error): error, id(node_error): node_error}.values():
+        if note not in getattr(noted, "__notes__", ()):  # the same object raised again
+            noted.add_note(note)

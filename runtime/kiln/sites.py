@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard, final
 
 from kiln.cap import Cap
 from kiln.decorators import ask
-from kiln.errors import LedgerError, OptionError
+from kiln.errors import LedgerError, OptionError, stopped
 from kiln.events import EventStatus, NodeEvent
 from kiln.fallbacks import fall_back, fall_back_sync
 from kiln.plain_sites import (
@@ -194,7 +194,7 @@ class Run:
             event.status = EventStatus.CANCELLED
         else:
             event.status = EventStatus.FAILED
-            event.error = error
+            event.error = stopped(error)  # a StopIteration, not its carrier
         self.tell(event)
 
     def failed(
@@ -252,7 +252,8 @@ def _async_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> W
     fn, policy, fallback = site.fn, site.policy or PLAIN, site.fallback
     attempt = _attempt(site, backend)
     # In a thread of its own, which holds the call's gates until it ends (`kiln.threads`).
-    threaded = site.kind == "thread" and backend is None
+    thread_node = site.kind == "thread"
+    threaded = thread_node and backend is None
 
     async def call(run: Run, /, *args: Any, **kwargs: Any) -> Any:
         event = run.event(index, site)
@@ -261,7 +262,10 @@ def _async_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> W
         if threaded:
             gates += thread_gates()
         tries = partial(
-            attempts, policy, attempt, args, kwargs, gates, started, threaded=threaded
+            attempts,
+            *(policy, attempt, args, kwargs, gates, started),
+            threaded=threaded,
+            thread_node=thread_node,
         )
         try:
             if cached and run.ledger is not None:

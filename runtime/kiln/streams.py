@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, Generic, ParamSpec, TypeVar, final
 
-from kiln.errors import raise_as_is
+from kiln.errors import generator_stopped, raise_as_is
 
 __all__ = ["iterate"]
 
@@ -44,15 +44,26 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def iterate(stream: AsyncIterator[T]) -> Iterator[T]:
+def iterate(stream: AsyncIterator[T], *, written_sync: bool = False) -> Iterator[T]:
     """Iterate the async `stream` from sync code; see the module docstring.
 
-    Returns a generator: ``close()`` stops the stream early.
+    Returns a generator: ``close()`` stops the stream early. `written_sync`
+    says that `stream` runs the body of a streaming flow written as a plain
+    `def`: a StopIteration leaving it becomes the RuntimeError of a generator,
+    as in the source, not of an async generator (PEP 479).
     """
-    if _loop_running():
-        yield from _on_worker_thread(stream)
+    try:
+        if _loop_running():
+            yield from _on_worker_thread(stream)
+        else:
+            yield from _on_private_loop(stream)
+    except RuntimeError as error:
+        stop = generator_stopped(error) if written_sync else None
+        if stop is None:
+            raise
     else:
-        yield from _on_private_loop(stream)
+        return
+    raise stop  # out of the handler; this generator's edge words it as the source's
 
 
 def _on_private_loop(stream: AsyncIterator[T]) -> Iterator[T]:

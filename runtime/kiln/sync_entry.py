@@ -9,7 +9,7 @@ from collections.abc import Coroutine
 from contextlib import suppress
 from typing import Any, Generic, TypeVar, cast
 
-from kiln.errors import raise_as_is
+from kiln.errors import converted, raise_as_is
 
 __all__ = ["run_sync"]
 
@@ -42,9 +42,8 @@ def run_sync(coro: Coroutine[Any, Any, T], *, written_sync: bool = False) -> T:
     try:
         return _WorkerRun(coro).result() if running else asyncio.run(coro)
     except RuntimeError as error:
-        stopped = error.__cause__
-        converted = str(error) == "coroutine raised StopIteration"
-        if not (written_sync and converted and isinstance(stopped, StopIteration)):
+        stopped = converted(error)
+        if not written_sync or stopped is None:
             raise
     raise stopped  # out of the handler: its context stays its own
 
