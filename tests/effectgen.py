@@ -29,7 +29,11 @@ attribute, a fill whose value is the caller's, a `ContextVar` set for the
 calls after it, a mutable default argument, two functions a factory made
 over one dict, a node a decorator wraps with a log of its own that another
 node reads, a context manager whose `__exit__` commits, a tool object whose
-`__call__` meters into module state, also in fan-outs), and two calls that
+`__call__` meters into module state, also in fan-outs; code a node runs
+without naming it: a property's getter that counts, a class registry an
+`__init__` appends to through `self`, a method through a `Protocol`-typed
+name, a decorator factory given a module list, a `functools.partial` given a
+module dict, a thread node's fold into module state), and two calls that
 fail in one run.
 
 Every node sleeps a random time, so a schedule that reorders two effects shows
@@ -48,9 +52,11 @@ from hypothesis import strategies as st
 HEADER = """\
 import asyncio
 import contextvars
+import functools
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 from kiln import Memory, flow, node
 
@@ -193,6 +199,75 @@ def note(tag: str) -> None:
 def logged(n: int, value: int) -> int:
     print(f"log {n} {value}")  # I/O, not module state: the test reads stdout
     return value
+
+
+class IdGen:
+    def __init__(self) -> None:
+        self._n = 0
+
+    @property
+    def next_id(self) -> int:
+        self._n += 1
+        return self._n
+
+
+IDS = IdGen()
+
+
+class Registered:
+    registry: ClassVar[list[int]] = []
+    count: ClassVar[int] = 0
+
+    def __init__(self, value: int) -> None:
+        self.registry.append(value)
+        type(self).count = type(self).count * 3 + value
+
+
+PROTO: dict[str, int] = {}
+
+
+class Runner(Protocol):
+    def run(self, value: int) -> None: ...
+
+
+class Saver:
+    def run(self, value: int) -> None:
+        PROTO["k"] = PROTO.get("k", 0) * 3 + value
+
+
+def runner_of() -> Runner:
+    return Saver()
+
+
+AUDIT: list[int] = []
+
+
+def audited(sink: list[int]) -> Callable[[Any], Any]:
+    def deco(fn: Any) -> Any:
+        async def wrapper(*args: Any) -> Any:
+            out = await fn(*args)
+            sink.append(1)
+            return out
+
+        return wrapper
+
+    return deco
+
+
+HOOKED: dict[str, int] = {}
+
+
+def _hook(table: dict[str, int], key: str, value: int) -> None:
+    table[key] = table.get(key, 0) * 3 + value
+
+
+hook = functools.partial(_hook, HOOKED, "k")
+USAGE = {"n": 0}
+
+
+def slow_count(value: int) -> int:
+    time.sleep(0.002)  # a blocking call between the fold's read and its store
+    return value % 7 + 1
 
 
 def store(memory: Memory, key: str, value: int) -> None:
@@ -510,6 +585,80 @@ async def metered(tag: str) -> int:
     note(tag)
     return METER[0]
 """,
+    "pnext": """@node
+async def pnext(tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return IDS.next_id
+""",
+    "pids": """@node
+async def pids(tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return IDS._n
+""",
+    "preg": """@node
+async def preg(value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    Registered(value % 5)
+    note(tag)
+""",
+    "pregs": """@node
+async def pregs(tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return len(Registered.registry) * 1000 + Registered.count % 1000
+""",
+    "prun": """@node
+async def prun(value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    runner: Runner = runner_of()
+    runner.run(value % 5)
+    note(tag)
+""",
+    "pread": """@node
+async def pread(tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return PROTO.get("k", -1)
+""",
+    "aud": """@node
+@audited(AUDIT)
+async def aud(value: int, tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return value + 1
+""",
+    "auds": """@node
+async def auds(tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return len(AUDIT)
+""",
+    "hset": """@node
+async def hset(value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    hook(value % 5)
+    note(tag)
+""",
+    "hget": """@node
+async def hget(tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return HOOKED.get("k", -1)
+""",
+    "tfold": """@node(thread=True)
+def tfold(value: int, tag: str) -> None:
+    time.sleep({d})
+    USAGE["n"] += slow_count(value)
+    note(tag)
+""",
+    "tused": """@node
+async def tused(tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return USAGE["n"]
+""",
     "kput": """@node
 async def kput(key: str, value: int, tag: str) -> None:
     await asyncio.sleep({d})
@@ -585,6 +734,8 @@ async def omode(tag: str) -> int:
     return STORE.mode
 """,
 }
+# The nodes written `def`, which a flow calls without `await`.
+SYNC_NODES = frozenset({"tfold"})
 # A node the flow calls through another node's source needs that node's source too.
 NEEDS = {
     "refill": ("push", "total"),
@@ -664,11 +815,16 @@ class _Flow:
         return f"logged({self.logs}, {self.value()})"
 
     def call(
-        self, node: str, *args: str, target: str | None = None, binds: bool = True
+        self,
+        node: str,
+        *args: str,
+        target: str | None = None,
+        binds: bool = True,
+        awaited: bool = True,
     ) -> None:
         """`target = await node(*args, tag)`; a target that `binds` is a new int name."""
         self.used.add(node)
-        text = f"await {node}({', '.join([*args, self.tag()])})"
+        text = f"{'await ' if awaited else ''}{node}({', '.join([*args, self.tag()])})"
         self.lines.append(f"{target} = {text}" if target else text)
         if target and binds:
             self.ints.append(target)
@@ -876,10 +1032,22 @@ def _module_statement(flow: _Flow) -> None:
         "commits": [],
         "meter": [flow.value()],
         "metered": [],
+        "pnext": [],
+        "pids": [],
+        "preg": [flow.value()],
+        "pregs": [],
+        "prun": [flow.value()],
+        "pread": [],
+        "aud": [flow.value()],
+        "auds": [],
+        "hset": [flow.value()],
+        "hget": [],
+        "tfold": [flow.value()],
+        "tused": [],
     }
     node = draw(st.sampled_from(sorted(calls)))
     silent = ("sset", "stally", "shift", "oput", "omerge", "oswitch", "cset", "dput")
-    silent += ("kput", "commit")
+    silent += ("kput", "commit", "preg", "prun", "hset", "tfold")
     returns = node not in silent
     shape = draw(st.sampled_from(["call", "call", "fan", "if"]))
     fans = {
@@ -894,14 +1062,20 @@ def _module_statement(flow: _Flow) -> None:
         "kput": f"{key}, i",
         "cwork": "i",
         "meter": "i",
+        "pnext": "",
+        "preg": "i",
+        "prun": "i",
+        "aud": "i",
+        "hset": "i",
+        "tfold": "i",
     }
+    awaited = "" if node in SYNC_NODES else "await "  # a sync node is called
     if shape == "fan" and node in fans:
         flow.used.add(node)
         tag, n = flow.tag().strip('"'), draw(st.integers(1, 3))
         fan = flow.name("fan")
-        flow.lines.append(
-            f'{fan} = [await {node}({fans[node]}, f"{tag}.{{i}}") for i in range({n})]'
-        )
+        args = ", ".join(a for a in (fans[node], f'f"{tag}.{{i}}"') if a)
+        flow.lines.append(f"{fan} = [{awaited}{node}({args}) for i in range({n})]")
         if returns:
             flow.lines.append(f"{fan}_sum = sum({fan})")
             flow.ints.append(f"{fan}_sum")
@@ -909,14 +1083,14 @@ def _module_statement(flow: _Flow) -> None:
     target = flow.name("v") if returns else None
     if shape == "if":
         flow.used.add(node)
-        text = f"await {node}({', '.join([*calls[node], flow.tag()])})"
+        text = f"{awaited}{node}({', '.join([*calls[node], flow.tag()])})"
         text = f"{target} = {text}" if target else text
         flow.lines.append(f"if {flow.value()} % 2:\n    {text}")
         if target:  # bound on both arms
             flow.lines[-1] += f"\nelse:\n    {target} = 0"
             flow.ints.append(target)
         return
-    flow.call(node, *calls[node], target=target)
+    flow.call(node, *calls[node], target=target, awaited=bool(awaited))
 
 
 def _call_statement(flow: _Flow, kind: str) -> None:
@@ -1145,6 +1319,8 @@ def effect_flows(draw: st.DrawFn) -> str:
     state += ["dict(STORE.data)", "STORE.hits", "STORE.peak", "Store.mode"]
     state += ["dict(FILLS)", "USER.get()", 'remember("a")', 'remember("b")']
     state += ['kept("a")', 'kept("b")', "TXN.commits", "METER[0]"]
+    state += ["IDS._n", "sorted(Registered.registry)", "Registered.count"]
+    state += ["dict(PROTO)", "len(AUDIT)", "dict(HOOKED)", 'USAGE["n"]']
     memories = ", ".join(f"dict({m}.local)" for m in flow.memories)
     if flow.lists:  # the keys' lists, made first: the flow's parameter holds none
         flow.lines[:0] = ['memory["l1"] = [x]', 'memory["l2"] = [x + 1]']

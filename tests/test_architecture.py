@@ -29,6 +29,7 @@ SHARED = frozenset(
         "changing",  # which calls may change what they are passed (lower, emit)
         "depth",  # the stack and recursion limits libcst and black need
         "facts",  # what a module-level statement binds and reads (shake, reach)
+        "final_bindings",  # which statement binds a name last (project, node_values)
         "graph",  # the dependency graphs the graph passes analyse
         "import_names",  # what the names import statements bind (collect, effects)
         "mutability",  # tables: what builtins and the standard library change
@@ -84,7 +85,7 @@ SEQUENCERS = frozenset({"pipeline", "dumps"})
 ENTRY = frozenset({"__init__", "__main__"})
 TOOLS = frozenset({"cli", "run", "drawing"})
 # What run/ may use of cli/: the command's shared helpers, never a command.
-RUN_USES_OF_CLI = frozenset({"interrupts", "outputs", "config"})
+RUN_USES_OF_CLI = frozenset({"interrupts", "outputs", "config", "closed_output"})
 # networkx is imported by the passes that build and analyse graphs only.
 GRAPH_PASSES = frozenset({"graph", "checks", "loops", "ordering", "schedule"})
 

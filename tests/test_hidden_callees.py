@@ -15,6 +15,7 @@ state ran at once and saw the old value, silently.
   context would lose for good, not only reorder), or another module's such
   name (`from store import record`);
 - a node's `fallback`, which runs as part of a call that failed;
+- a function the module defines again below (a call runs the last `def`);
 - a decorator factory given module state (`@audited(AUDIT)`, whose wrapper
   appends to the factory's `sink`), or a module-level call of a factory
   given it (`put = make_putter(STATE)`);
@@ -216,6 +217,13 @@ ORDERED = {
     ),
     "a_method_of_a_class_in_a_list": _case(
         TOOLS, "[Save][0]().run('x')", "NOTES.get('saved')"
+    ),
+    "a_function_defined_again_below": _case(
+        "STATE: dict[str, int] = {}\n\ndef helper() -> None:\n    pass\n\n"
+        "def helper() -> None:  # the last binding: what a call runs\n"
+        "    STATE['k'] = 1",
+        "helper()",
+        "STATE.get('k', 0)",
     ),
     "a_class_list_appended_through_self_in_init": _case(
         _registered("self.registry.append(name)"),

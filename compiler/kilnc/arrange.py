@@ -74,7 +74,8 @@ def arrange_module(
     A node imported from another module gets its Policy (and its fallback, imported
     under a reserved name) just before the first flow, after every kept import; so
     do the classes a cached node's results may hold that the module does not name.
-    A flow comes after the nodes, flows and classes its call sites name. What
+    A flow comes after the nodes, flows and classes its call sites name (their
+    last bindings: a flow finds what they hold once the module has run). What
     it imports of a module compiled with it (`outputs`: by source name, the
     output's name) comes from that output, as the nodes it calls do.
     """
@@ -126,7 +127,8 @@ def arrange_module(
     # (Flows never call each other in a cycle: KLN401.)
     waiting: list[tuple[Compiled, set[str]]] = []
     emitted: set[str] = set()  # the nodes and flows of this module defined so far
-    for item, span in zip(shaken.body, shaken.spans, strict=True):
+    last = _last_bindings(shaken.body)
+    for index, (item, span) in enumerate(zip(shaken.body, shaken.spans, strict=True)):
         if isinstance(item, str):
             body += imported
             imported = []
@@ -152,17 +154,12 @@ def arrange_module(
                         defined.options.retry_on,
                     )
                 )
-            for bound in _binds(item):
-                emitted.add(bound)
-                for _, needs in waiting:
-                    needs.discard(bound)
+            _define([b for b in _binds(item) if last[b] == index], emitted, waiting)
         while ready := [item for item in waiting if not item[1]]:
             waiting = [item for item in waiting if item[1]]
             for compiled, _ in ready:
                 body.append(compiled)
-                emitted.add(compiled.plan.flow.flow.identifier)
-                for _, needs in waiting:
-                    needs.discard(compiled.plan.flow.flow.identifier)
+                _define([compiled.plan.flow.flow.identifier], emitted, waiting)
     body += [compiled for compiled, _ in waiting]
     return ModulePlan(
         source,
@@ -180,6 +177,27 @@ def arrange_module(
         module_names=parsed.global_names,
         star_import=parsed.star_import,
     )
+
+
+def _last_bindings(body: Iterable[cst.CSTNode | str]) -> dict[str, int]:
+    """Where each name is bound last among the kept statements. A site names what
+    the name holds once the module has run: a flow waits for its last binding."""
+    return {
+        name: index
+        for index, item in enumerate(body)
+        if not isinstance(item, str)
+        for name in _binds(item)
+    }
+
+
+def _define(
+    names: Iterable[str], emitted: set[str], waiting: list[tuple[Compiled, set[str]]]
+) -> None:
+    """`names` are bound for good: the flows waiting for them need them no more."""
+    for name in names:
+        emitted.add(name)
+        for _, needs in waiting:
+            needs.discard(name)
 
 
 def _local_classes(

@@ -39,6 +39,7 @@ from typing import final
 import libcst as cst
 
 from kilnc.diagnostics import Code, Diagnostic, error
+from kilnc.final_bindings import global_names
 from kilnc.front import (
     FLOW_DECORATORS,
     KILN_DECORATORS,
@@ -110,7 +111,7 @@ def read_node_forms(parsed: ParsedModule) -> NodeForms:
         marked[identifier(target.value)] = decorator
         markings.append(Marking(index, decorator, function, form.alias))
     diagnostics += _stray_uses(parsed, read)
-    once = _bound_once(parsed.module.body, _global_names(parsed.module))
+    once = _bound_once(parsed.module.body, global_names(parsed.module))
     aliases = _aliases(parsed, once)
     for marking in markings:
         if marking.alias is not None and marking.alias in once:
@@ -359,18 +360,3 @@ def _bound_once(
         for name in name_uses(statement).writes | imported_names(statement):
             counts[name] = counts.get(name, 0) + 1
     return frozenset(n for n, c in counts.items() if c == 1 and n not in declared)
-
-
-def _global_names(module: cst.Module) -> frozenset[str]:
-    """The names a function declares `global`, which it may bind again."""
-    finder = _Globals()
-    walk(module, finder)
-    return frozenset(finder.names)
-
-
-class _Globals(cst.CSTVisitor):
-    def __init__(self) -> None:
-        self.names: set[str] = set()
-
-    def visit_Global(self, node: cst.Global) -> None:
-        self.names |= {identifier(item.name.value) for item in node.names}

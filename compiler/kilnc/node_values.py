@@ -8,16 +8,22 @@ Example input::
     async def run(kind: str, x: str) -> str:
         pick = rev if kind == "rev" else upper
         a = await pick(x)                   # KLN317
-        return await HANDLERS[kind](a)      # KLN317
+        b = await HANDLERS[kind](a)         # KLN317
+        c = await g(b)                      # KLN317: `g = helper` below `@node def g`
+        return "".join(map(rev, c))         # KLN317 at `rev`: handed on as a value
 
 Output: a warning at each such call. kiln compiles the calls a flow makes of
 a node by a name it can follow: the node's own, an import of it, an alias
-bound once (`get = fetch`, node_forms.py). Through any other value (a
-conditional, a dict, a name bound twice) the call is a plain call of the
-function when compiled, as in the source: the node's retries, timeout,
-limit, cache and events are not applied, and it overlaps nothing. The
-source runs the same, so this is no error; but the options the decorator
-asks for are silently not there, which is worth saying.
+bound once (`get = fetch`, node_forms.py), each the last binding of its
+name (final_bindings.py). Through any other value (a conditional, a dict, a
+name bound twice, or bound again after the node) the call is a plain call
+of the function when compiled, as in the source: the node's retries,
+timeout, limit, cache and events are not applied, and it overlaps nothing.
+So is every call of a node the flow hands on as a value (`map(rev, c)`,
+`sorted(xs, key=score)`, `[rev, upper]`), warned at the node's name unless
+a warned call goes through that value. The source runs the same, so this
+is no error; but the options the decorator asks for are silently not
+there, which is worth saying.
 """
 
 from __future__ import annotations
@@ -27,9 +33,10 @@ from collections.abc import Iterator
 import libcst as cst
 
 from kilnc.diagnostics import Code, Diagnostic, warning
-from kilnc.front import ModuleDefs
+from kilnc.final_bindings import UNSURE, final_binding, is_import
+from kilnc.front import ModuleDefs, ParsedModule
 from kilnc.ir import FlowDef, NodeDef, Resolver
-from kilnc.names import identifier, target_names
+from kilnc.names import identifier, references, target_names
 from kilnc.syntax import code, dotted
 from kilnc.walk import walk
 
@@ -40,7 +47,12 @@ _ITEM_METHODS = frozenset({"get", "pop", "setdefault", "values", "items"})
 _WRAPPERS = frozenset({"staticmethod", "classmethod", "functools.partial", "partial"})
 
 
-def check_node_values(defs: ModuleDefs, resolve: Resolver) -> list[Diagnostic]:
+def check_node_values(
+    defs: ModuleDefs, resolve: Resolver, loose: Resolver | None = None
+) -> list[Diagnostic]:
+    """KLN317 at each call of a flow through a value that may hold a node, and at
+    each node a flow names as a value (`map(parse, raw)`). `loose` resolves a
+    name to the node it was bound to, though the module binds it again."""
     module = _Bindings(module_level=True)
     walk(defs.parsed.module, module)
     found: list[Diagnostic] = []
@@ -51,27 +63,142 @@ def check_node_values(defs: ModuleDefs, resolve: Resolver) -> list[Diagnostic]:
         for call in own.calls:
             if resolve(call.func) is not None:
                 continue
-            node = values.node_held(call.func, _DEPTH)
-            if node is None:
+            held = list(values.held(call.func, _DEPTH, set()))
+            if held:
+                values.covered.update(reference for _, reference in held)
+                found.append(_through_value(defs, flow, call.func, held[0][0]))
                 continue
-            found.append(
-                warning(
-                    defs.parsed.span(call.func),
-                    Code.NODE_AS_VALUE,
-                    f"flow '{flow.name}' calls '{code(call.func)}', which may be node "
-                    f"'{node.name}', through a value kiln does not follow: compiled, "
-                    "the call runs the plain function, without the node's options, "
-                    "events or overlap",
-                    f"call the node by its name where the flow picks it (`if ...: "
-                    f"await {node.function}(...)`), or bind one name to it once at "
-                    "the top of the module",
-                )
-            )
+            rebound = loose(call.func) if loose is not None else None
+            if rebound is not None and isinstance(rebound[0], NodeDef):
+                found.append(_rebound(defs, flow, call.func, rebound[0]))
+        found += passed_as_values(defs, flow, resolve, values.covered)
     return found
 
 
+def _through_value(
+    defs: ModuleDefs, flow: FlowDef, func: cst.BaseExpression, node: NodeDef
+) -> Diagnostic:
+    return warning(
+        defs.parsed.span(func),
+        Code.NODE_AS_VALUE,
+        f"flow '{flow.name}' calls '{code(func)}', which may be node "
+        f"'{node.name}', through a value kiln does not follow: compiled, "
+        "the call runs the plain function, without the node's options, "
+        "events or overlap",
+        f"call the node by its name where the flow picks it (`if ...: "
+        f"await {node.function}(...)`), or bind one name to it once at "
+        "the top of the module",
+    )
+
+
+def _rebound(
+    defs: ModuleDefs, flow: FlowDef, func: cst.BaseExpression, node: NodeDef
+) -> Diagnostic:
+    """A name bound to a node and bound again (`g = helper` below `@node def g`)."""
+    written = code(func)
+    last = final_binding(defs.parsed, written.partition(".")[0])
+    where, again = "the module binds", "then again, to something else"
+    if last is UNSURE:
+        again = "again in a block or in a function (`global`), which kiln cannot follow"
+    elif last is not None and (
+        node.module == defs.location.name or not is_import(last)
+    ):
+        again = (
+            f"then again, last at line {defs.parsed.span(last).line}, to something else"
+        )
+    else:
+        where = f"module '{node.module}' binds"
+    return warning(
+        defs.parsed.span(func),
+        Code.NODE_AS_VALUE,
+        f"flow '{flow.name}' calls '{written}', which {where} to node "
+        f"'{node.name}' and {again}: a flow calls what the name holds when it "
+        "runs, after the module has run; compiled, as in the source, that is a "
+        "plain call, without the node's options, events or overlap",
+        "bind the node's name once, at the top of its module, and give the "
+        "other function a name of its own",
+    )
+
+
+def passed_as_values(
+    defs: ModuleDefs, flow: FlowDef, resolve: Resolver, covered: set[cst.CSTNode]
+) -> Iterator[Diagnostic]:
+    """A node the flow names other than to call it (`list(map(parse, raw))`,
+    `sorted(raw, key=score)`, `partial(parse, 1)`, `[parse, score]`): what calls
+    it calls the plain function, in the compiled flow as in the source. Not a
+    node `covered` (named in a value a warned call goes through), nor one an
+    asyncio call is given (KLN312 says what to write there)."""
+    finder = _Arguments(defs.parsed)
+    walk(flow.function.body, finder)
+    for reference in references(flow.function.body, calls=False):
+        if reference in covered or reference in finder.in_asyncio:
+            continue
+        found = resolve(reference)
+        if found is None or not isinstance(found[0], NodeDef) or found[0].asks:
+            continue
+        node, argument = found[0], finder.arguments.get(reference)
+        call = f"{'await ' if node.kind.awaited else ''}{code(reference)}"
+        if argument is None:
+            what = f"uses node '{node.name}' as a value"
+            hint = f"call the node by its name in the flow, `{call}(...)`"
+        else:
+            taker = code(argument[0].func)
+            what = f"passes node '{node.name}' to '{taker}' as a value"
+            hint = _instead(argument[0], argument[1], call)
+        yield warning(
+            defs.parsed.span(reference),
+            Code.NODE_AS_VALUE,
+            f"flow '{flow.name}' {what}: compiled, as in the source, what calls it "
+            "there calls the plain function, without the node's options, events "
+            "or overlap",
+            hint + ", which kiln compiles with the node's options",
+        )
+
+
+def _instead(call: cst.Call, argument: cst.Arg, node: str) -> str:
+    """What to write for a call given a node: `map(f, xs)` is `[f(x) for x in xs]`."""
+    items = [arg.value for arg in call.args if arg is not argument and not arg.keyword]
+    if dotted(call.func) == "map" and items and not any(a.star for a in call.args):
+        names = ["x", "y", "z"][: len(items)] if len(items) <= 3 else None
+        if names is not None:
+            source = (
+                code(items[0])
+                if len(items) == 1
+                else f"zip({', '.join(map(code, items))})"
+            )
+            return (
+                f"write the map as a list comprehension, `[{node}({', '.join(names)}) "
+                f"for {', '.join(names)} in {source}]`: a fan-out of the node's calls"
+            )
+    if argument.keyword is not None and argument.keyword.value == "key":
+        return (
+            f"call the node for each item first, `keys = [{node}(x) for x in items]` "
+            "(a fan-out of its calls), and sort or pick by those keys"
+        )
+    return (
+        f"call the node by its name in the flow, `{node}(...)`, and hand on what it "
+        f"returns; for each item of a list, `[{node}(x) for x in items]`"
+    )
+
+
+class _Arguments(cst.CSTVisitor):
+    """The call each argument is given to, and what asyncio calls are given."""
+
+    def __init__(self, parsed: ParsedModule) -> None:
+        self.parsed = parsed
+        self.arguments: dict[cst.CSTNode, tuple[cst.Call, cst.Arg]] = {}
+        self.in_asyncio: set[cst.CSTNode] = set()
+
+    def visit_Call(self, node: cst.Call) -> None:
+        for arg in node.args:
+            self.arguments[arg.value] = (node, arg)
+        names = self.parsed.qualified_names(node.func)
+        if any(name.startswith("asyncio.") for name in names):
+            self.in_asyncio.update(references(node, calls=False))
+
+
 class _Values:
-    """Which node, if any, a flow's expression may hold."""
+    """Which nodes, if any, a flow's expression may hold, and where each is named."""
 
     def __init__(
         self,
@@ -84,35 +211,45 @@ class _Values:
         self.own = own
         self.module = module
         self.flow = flow
+        # The nodes named in the values a warned call goes through: said there.
+        self.covered: set[cst.CSTNode] = set()
 
-    def node_held(self, node: cst.BaseExpression, depth: int) -> NodeDef | None:
-        """A node `node` may be (`pick`, `HANDLERS[kind]`, `Ops.run`)."""
-        if depth == 0:
-            return None
+    def held(
+        self, node: cst.BaseExpression, depth: int, seen: set[cst.CSTNode]
+    ) -> Iterator[tuple[NodeDef, cst.BaseExpression]]:
+        """The nodes `node` may be (`pick`, `HANDLERS[kind]`, `Ops.run`), each with
+        the expression that names it."""
+        if depth == 0 or node in seen:
+            return
+        seen.add(node)
         if isinstance(node, cst.Subscript | cst.Call):  # `HANDLERS[kind]`, `.get(kind)`
-            return self._first(self.node_in(part, depth - 1) for part in _parts(node))
+            for part in _parts(node):
+                yield from self.held_in(part, depth - 1, seen)
+            return
         name = dotted(node)
         if name is None:
-            return None
+            return
         key = ".".join(map(identifier, name.split(".")))
         local = key.partition(".")[0] in self.flow.bound
-        bound = (self.own if local else self.module).get(key, [])
-        return self._first(self.node_in(value, depth - 1) for value in bound)
+        for value in (self.own if local else self.module).get(key, []):
+            yield from self.held_in(value, depth - 1, seen)
 
-    def node_in(self, value: cst.BaseExpression, depth: int) -> NodeDef | None:
-        """A node a value may be, or hold as an item: `rev`, `{"r": rev}`, `a if t else b`."""
+    def held_in(
+        self, value: cst.BaseExpression, depth: int, seen: set[cst.CSTNode]
+    ) -> Iterator[tuple[NodeDef, cst.BaseExpression]]:
+        """The nodes a value may be, or hold as an item: `rev`, `{"r": rev}`, `a if t else b`."""
         if depth == 0:
-            return None
+            return
         if isinstance(value, cst.Name | cst.Attribute):
             found = self.resolve(value)
             if found is not None:
-                return found[0] if isinstance(found[0], NodeDef) else None
-            return self.node_held(value, depth - 1)
-        return self._first(self.node_in(v, depth - 1) for v in _parts(value))
-
-    @staticmethod
-    def _first(found: Iterator[NodeDef | None]) -> NodeDef | None:
-        return next((node for node in found if node is not None), None)
+                if isinstance(found[0], NodeDef):
+                    yield found[0], value
+                return
+            yield from self.held(value, depth - 1, seen)
+            return
+        for part in _parts(value):
+            yield from self.held_in(part, depth - 1, seen)
 
 
 def _parts(value: cst.BaseExpression) -> Iterator[cst.BaseExpression]:
@@ -131,6 +268,8 @@ def _parts(value: cst.BaseExpression) -> Iterator[cst.BaseExpression]:
         held = _container(value)
         if held is not None:
             yield held
+            if len(value.args) > 1:
+                yield value.args[1].value  # the default of `HANDLERS.get(kind, up)`
         elif value.args and dotted(value.func) in _WRAPPERS:
             yield value.args[0].value  # `staticmethod(rev)`, `partial(rev, 1)`
     elif isinstance(value, cst.NamedExpr):

@@ -27,6 +27,13 @@ from typing import Literal, final
 import libcst as cst
 
 from kilnc.diagnostics import Diagnostic
+from kilnc.final_bindings import (
+    UNSURE,
+    binds_last,
+    bound_after,
+    final_binding,
+    is_import,
+)
 from kilnc.front import ASK_NAMES, ImportedName, Located, ModuleDefs
 from kilnc.ir import Callee, NodeDef, NodeKind, NodeOptions, Resolver
 from kilnc.names import identifier, import_local_name, target_names
@@ -129,45 +136,79 @@ class Project:
         """What `local.a.b` means where `local` was bound by `imported` (`follow`)."""
         return follow(self.attribute, imported, path)
 
-    def resolver(self, defs: ModuleDefs) -> Resolver:
+    def resolver(self, defs: ModuleDefs, *, final: bool = True) -> Resolver:
+        """Which node or flow a call's function names where the flow calls it.
+
+        `final=False`: the node or flow a name was bound to, even where the
+        module binds it again, last to something else (for KLN317, which says
+        the call is not the node's)."""
         cache: dict[str, tuple[Callee, bool] | None] = {}
 
         def resolve(func: cst.BaseExpression) -> tuple[Callee, bool] | None:
             written = dotted(func)
-            if written is None or _bound_locally(defs, func):
+            if written is None:
                 return None
             key = ".".join(map(identifier, written.split(".")))
             if key not in cache:
                 cache[key] = (
                     (question(defs.parsed.source.path), False)
                     if _names_ask(defs, key)
-                    else self._resolve(defs, key)
+                    else self._resolve(defs, key, final=final)
                 )
+            # Asked last: a name's scope links every binding of it (a flow's
+            # `x = await step(x)`, each time), and most names are no callee.
+            if cache[key] is None or _bound_locally(defs, func):
+                return None
             return cache[key]
 
         return resolve
 
     def _resolve(
-        self, defs: ModuleDefs, key: str, depth: int = REEXPORT_DEPTH
+        self,
+        defs: ModuleDefs,
+        key: str,
+        depth: int = REEXPORT_DEPTH,
+        *,
+        final: bool = True,
     ) -> tuple[Callee, bool] | None:
         head, *path = key.split(".")
+        # The flow finds what the module's last binding of the name left there.
+        last = final_binding(defs.parsed, head) if final else None
+        if last is UNSURE:
+            return None
         if not path:
             local = defs.local(key)
             if local is not None:
-                return local, True
+                sure = not final or binds_last(defs, key, local)
+                return (local, True) if sure else None
         if key in defs.aliases:  # `alias = fetch`: what the name is bound to
             aliased = defs.aliases[key]
-            return self._resolve(defs, aliased, depth - 1) if depth else None
+            if last is not None and bound_after(defs.parsed, aliased, last):
+                return None  # the alias holds what `fetch` was, not what it is last
+            return (
+                self._resolve(defs, aliased, depth - 1, final=final) if depth else None
+            )
         imported = defs.imports.get(head)
-        found = self.follow(imported, path) if imported is not None else None
+        if imported is None or (last is not None and not is_import(last)):
+            return None
+        found = self.follow(imported, path)
         if found is None or found.attribute is None:
             return None  # a module is no callee
         target = self.load(found.module)
         callee = target.local(found.attribute) if target is not None else None
+        if (
+            final
+            and callee is not None
+            and target is not None
+            and not binds_last(target, found.attribute, callee)
+        ):
+            return None  # that module binds the name again, to something else
         if callee is None and target is not None and found.attribute in target.aliases:
             # A name that module binds to a node: `from .ops import get`, `get = fetch`.
             further = (
-                self._resolve(target, found.attribute, depth - 1) if depth else None
+                self._resolve(target, found.attribute, depth - 1, final=final)
+                if depth
+                else None
             )
             callee = further[0] if further is not None else None
         return (callee, False) if callee is not None else None

@@ -24,11 +24,12 @@ import asyncio
 import contextvars
 import math
 import sys
-from collections.abc import Coroutine, Generator
+from collections.abc import Awaitable, Generator
 from types import FrameType, TracebackType
 from typing import Any, Final, Generic, Self, TypeVar, final
 
 from kiln.ahead import Ahead
+from kiln.awaitables import as_coroutine
 from kiln.errors import raise_as_is, spawned_from
 from kiln.outside import ChildTask, as_cancellation, cancellation_of, closed, opened
 
@@ -230,13 +231,15 @@ class Scope:
 
     def spawn(
         self,
-        coro: Coroutine[Any, Any, T],
+        awaitable: Awaitable[T],
         *,
         step: int | None = None,
         context: contextvars.Context | None = None,
         traced: bool = True,
     ) -> Child[T]:
-        """Start `coro` as a child task of this scope and return its handle.
+        """Start `awaitable` as a child task of this scope and return its handle:
+        a coroutine as it is, any other awaitable (a node's call through the
+        user's decorator may return a Future) awaited by one.
 
         `step` (ordered scopes only): the child's place in the sequential run;
         `context`: the task's, instead of a copy of the current one; `traced`:
@@ -245,6 +248,7 @@ class Scope:
         A child whose step is past a failure already known is created cancelled
         (it never runs, and Python does not warn that it was never awaited).
         """
+        coro = as_coroutine(awaitable)
         if not self._entered or (self._exiting and not self._children):
             coro.close()
             raise RuntimeError(

@@ -52,6 +52,7 @@ from kilnc.effects.methods import (
     Classes,
     Method,
     Target,
+    defined,
     first_name,
     typed_receiver,
 )
@@ -342,7 +343,7 @@ class EffectReader:
         module, _, name = qualified.rpartition(".")
         defs = self.project.load(module) if module else None
         if defs is not None:
-            return (module, name) if _defines(defs, name) else None
+            return (module, name) if defined(defs, name) is not None else None
         owner, _, cls = module.rpartition(".")
         found = self.classes.find_in(owner, cls) if owner else None
         method = self.classes.method(found, name) if found is not None else None
@@ -398,14 +399,6 @@ class EffectReader:
         """The method `name` of a value of this type, where it is a project class's."""
         found = self.classes.find(defs, annotation)
         return self.classes.method(found, name, skip) if found is not None else None
-
-
-def _defines(defs: ModuleDefs, name: str) -> bool:
-    return any(
-        isinstance(statement, cst.FunctionDef | cst.ClassDef)
-        and identifier(statement.name.value) == identifier(name)
-        for statement in defs.parsed.module.body
-    )
 
 
 def _read_body(

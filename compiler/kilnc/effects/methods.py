@@ -36,6 +36,7 @@ import libcst as cst
 
 from kilnc.effect_ir import Holder
 from kilnc.effects.method_defs import Kind, class_statements, method_def, method_kind
+from kilnc.final_bindings import final_binding
 from kilnc.front import ModuleDefs
 from kilnc.names import identifier
 from kilnc.project import Project
@@ -103,10 +104,8 @@ class Classes:
         owner = self.project.load(module)
         if owner is None:
             return None
-        for statement in owner.parsed.module.body:
-            if isinstance(statement, cst.ClassDef) and statement.name.value == name:
-                return owner, statement
-        return None
+        statement = defined(owner, name)
+        return (owner, statement) if isinstance(statement, cst.ClassDef) else None
 
     def is_typed_dict(self, defs: ModuleDefs, name: str, depth: int = 0) -> bool:
         """Whether an annotation names a project `TypedDict`: a dict, to its methods."""
@@ -226,26 +225,21 @@ class Classes:
         if defs is None:
             return None
         head, _, attribute = name.partition(".")
-        for statement in defs.parsed.module.body:
-            if isinstance(statement, cst.FunctionDef) and identifier(
-                statement.name.value
-            ) == identifier(name):
-                return defs, statement, None, "function"
-            if not isinstance(statement, cst.ClassDef) or identifier(
-                statement.name.value
-            ) != identifier(head):
-                continue
-            if attribute:
-                method = method_def(statement, attribute)
-                kind = method_kind(method, attribute) if method is not None else None
-                if method is None or kind is None:
-                    return None
-                return defs, method, head, kind
-            made = self.construction((defs, statement))
-            if made is None or made.init is None:
-                return made.post_init if made is not None else None
-            return made.defs, made.init, made.owner, "init"
-        return None
+        statement = defined(defs, head)
+        if isinstance(statement, cst.FunctionDef):
+            return (defs, statement, None, "function") if not attribute else None
+        if statement is None:
+            return None
+        if attribute:
+            method = method_def(statement, attribute)
+            kind = method_kind(method, attribute) if method is not None else None
+            if method is None or kind is None:
+                return None
+            return defs, method, head, kind
+        made = self.construction((defs, statement))
+        if made is None or made.init is None:
+            return made.post_init if made is not None else None
+        return made.defs, made.init, made.owner, "init"
 
     def construction(self, found: ClassFound) -> Construction | None:
         """What making an instance runs; None where kiln cannot tell."""
@@ -365,6 +359,18 @@ def _merge(sequences: list[list[ClassFound]]) -> list[ClassFound] | None:
         merged.append(head)
         pending = [[c for c in s if not _same(c, head)] for s in pending]
     return merged
+
+
+def defined(defs: ModuleDefs, name: str) -> cst.FunctionDef | cst.ClassDef | None:
+    """The function or class the module-level `name` is once its module has run:
+    its last binding, where that is a `def` or a `class` of the name (a flow
+    calls what the name holds then: final_bindings.py); None for anything else."""
+    statement = final_binding(defs.parsed, name)
+    if isinstance(statement, cst.FunctionDef | cst.ClassDef) and identifier(
+        statement.name.value
+    ) == identifier(name):
+        return statement
+    return None
 
 
 def _protocol(base: cst.BaseExpression) -> bool:

@@ -45,7 +45,9 @@ from typing import Any, Final, final
 from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.protocol import pickle as dask_pickle
 
+from kiln.awaitables import as_coroutine
 from kiln.dask.modules import ShippedModule
+from kiln.errors import carried
 
 __all__ = [
     "RemoteCall",
@@ -212,7 +214,8 @@ def _trace_context() -> tuple[tuple[str, str], ...]:
 async def call_async(call: RemoteCall) -> Any:
     """``await fn(*args, **kwargs)`` on the worker's loop, until done or `cancel_call(key)`."""
     fn, args, kwargs = call.unpacked()
-    coroutine: Coroutine[Any, Any, Any] = fn(*args, **kwargs)
+    # Any awaitable: a node through the user's decorator may return a Future.
+    coroutine: Coroutine[Any, Any, Any] = as_coroutine(fn(*args, **kwargs))
     # A task of its own: cancelling it leaves the worker's task, which awaits it, intact.
     task = asyncio.get_running_loop().create_task(coroutine, context=call.context())
     _running[call.key] = task
@@ -223,10 +226,20 @@ async def call_async(call: RemoteCall) -> Any:
 
 
 def call_thread(call: RemoteCall) -> Any:
-    """``fn(*args, **kwargs)`` in a worker thread, unless `cancel_call(key)` came first."""
+    """``fn(*args, **kwargs)`` in a worker thread, unless `cancel_call(key)` came first.
+
+    A StopIteration leaves as its carrier (`kiln.errors.carried`): the worker's
+    future would refuse it, and the driver's retries, fallback and sync entry
+    point see the node's StopIteration through it.
+    """
     fn, args, kwargs = call.unpacked()
     traced = call.context()
-    return fn(*args, **kwargs) if traced is None else traced.run(fn, *args, **kwargs)
+    try:
+        if traced is None:
+            return fn(*args, **kwargs)
+        return traced.run(fn, *args, **kwargs)
+    except StopIteration as stop:
+        raise carried(stop) from stop
 
 
 def cancel_call(key: str) -> bool:

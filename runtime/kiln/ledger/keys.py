@@ -99,6 +99,8 @@ class Shape:
             self.returns = Any
         if items:
             self.returns = _item_type(self.returns)
+        elif not inspect.iscoroutinefunction(fn):
+            self.returns = _awaited_type(self.returns)
         self.conforms = checker(self.returns)
         self.home: str = getattr(fn, "__module__", None) or ""
         self.allowed = Allowed(classes, self.home)
@@ -173,6 +175,17 @@ def _item_type(hint: object) -> object:
     if typing.get_origin(hint) in _ITERATORS and arguments:
         return arguments[0]
     return Any
+
+
+def _awaited_type(hint: object) -> object:
+    """`T` of a function annotated `-> Awaitable[T]` (or a Future, a Coroutine):
+    what the flow's `await` of its call gives, as a node a decorator of yours
+    wraps returns (`@node @eager async def search`). Any other hint as it is."""
+    origin = typing.get_origin(hint)
+    if isinstance(origin, type) and issubclass(origin, collections.abc.Awaitable):
+        arguments = typing.get_args(hint)
+        return arguments[-1] if arguments else Any
+    return hint
 
 
 def call_key(
