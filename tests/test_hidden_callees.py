@@ -17,7 +17,8 @@ state ran at once and saw the old value, silently.
 - a node's `fallback`, which runs as part of a call that failed;
 - a function the module defines again below (a call runs the last `def`);
 - a decorator factory given module state (`@audited(AUDIT)`, whose wrapper
-  appends to the factory's `sink`), or a module-level call of a factory
+  appends to the factory's `sink`; `@partial(audit_into, AUDIT)`), or a
+  module-level call of a factory
   given it (`put = make_putter(STATE)`);
 - a method of an object kiln cannot type as one class: through a
   `Protocol`-typed name (`tool: Runner = get_tool()`), a class held in a
@@ -245,11 +246,18 @@ ORDERED = {
 
 
 FACTORIES = """
+import functools
 from collections.abc import Awaitable, Callable
 
 AUDIT: list[str] = []
 STATE: dict[str, str] = {}
 Step = Callable[[], Awaitable[None]]
+
+def audit_into(sink: list[str], fn: Step) -> Step:
+    async def wrapper() -> None:
+        await fn()
+        sink.append("ran")
+    return wrapper
 
 def audited(sink: list[str]) -> Callable[[Step], Step]:
     def deco(fn: Step) -> Step:
@@ -294,6 +302,9 @@ ORDERED |= {
     ),
     "a_decorator_factory_given_module_state_by_keyword": _decorated(
         "audited(sink=AUDIT)", "len(AUDIT)"
+    ),
+    "a_partial_decorator_given_module_state": _decorated(
+        "functools.partial(audit_into, AUDIT)", "len(AUDIT)"
     ),
     "a_function_a_factory_made_at_module_level_given_state": _case(
         FACTORIES, "put('x')", "STATE.get('k')"

@@ -50,6 +50,7 @@ from kilnc.effect_ir import Access, Effects, StateUse
 from kilnc.effects.module_names import defining_module
 from kilnc.front import ModuleDefs
 from kilnc.names import identifier, name_uses, parameter_names
+from kilnc.syntax import dotted
 from kilnc.walk import walk
 
 if TYPE_CHECKING:  # a body asks which of its names a decorator wrapped: a cycle
@@ -155,12 +156,23 @@ def wrappers(
     piece_of = partial(body.reader.state_name, defs, called=False)
     for decorator in function.decorators:
         found = decorator.decorator
-        made_by = found.func if isinstance(found, cst.Call) else found
+        made = _unpartial(found)  # `@partial(audit, LOG)` makes what `audit(LOG)` does
+        made_by = made.func if isinstance(made, cst.Call) else made
         factory = project_function_in(body, defs, made_by)
-        passed = passed_state(found, piece_of) if isinstance(found, cst.Call) else ()
+        passed = passed_state(made, piece_of) if isinstance(made, cst.Call) else ()
         effects = body.reader.closures(*factory, qualified, passed) if factory else None
         if effects is not None:
             yield found, made_by, effects
+
+
+def _unpartial(decorator: cst.BaseExpression) -> cst.BaseExpression:
+    """`audit(LOG)` of `partial(audit, LOG)`: the call a partial stands for."""
+    if not isinstance(decorator, cst.Call) or not decorator.args:
+        return decorator
+    if (dotted(decorator.func) or "").rpartition(".")[2] != "partial":
+        return decorator
+    first, *rest = decorator.args
+    return decorator.with_changes(func=first.value, args=rest)
 
 
 def project_function_in(
