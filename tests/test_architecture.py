@@ -30,6 +30,7 @@ SHARED = frozenset(
         "depth",  # the stack and recursion limits libcst and black need
         "facts",  # what a module-level statement binds and reads (shake, reach)
         "final_bindings",  # which statement binds a name last (project, node_values)
+        "import_effects",  # which definitions run code at import (facts)
         "graph",  # the dependency graphs the graph passes analyse
         "import_names",  # what the names import statements bind (collect, effects)
         "mutability",  # tables: what builtins and the standard library change

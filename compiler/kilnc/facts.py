@@ -17,6 +17,7 @@ import libcst as cst
 
 from kilnc.annotations import reads_types, type_names
 from kilnc.front import KILN_DECORATORS, ParsedModule
+from kilnc.import_effects import runs_code
 from kilnc.names import identifier, import_local_name, imported_names, name_uses
 from kilnc.walk import walk
 
@@ -40,9 +41,14 @@ class Facts:
 
 
 def statement_facts(
-    statement: cst.BaseStatement, binds: set[str], uses: set[str], reaches: set[str]
+    statement: cst.BaseStatement,
+    binds: set[str],
+    uses: set[str],
+    reaches: set[str],
+    runs: bool = False,
 ) -> Facts:
-    """The facts of a statement that binds `binds` and whose code uses `uses`."""
+    """The facts of a statement that binds `binds` and whose code uses `uses`;
+    `runs`: a definition that runs code which may change state (import_effects.py)."""
     if _is_main_guard(statement):
         nothing: frozenset[str] = frozenset()
         return Facts(nothing, nothing, nothing, nothing, (), True, True)
@@ -58,7 +64,7 @@ def statement_facts(
         frozenset(uses - targets),
         frozenset(reaches - targets),
         tuple(at_import.first.items()),
-        not _is_definition(statement),
+        runs or not _is_definition(statement),
         False,
     )
 
@@ -271,6 +277,7 @@ def module_facts(parsed: ParsedModule, statement: cst.BaseStatement) -> Facts:
         _bound(parsed, statement),
         _reads(parsed, statement),
         _reads(parsed, statement, strings=False),
+        runs_code(parsed, statement),
     )
 
 
