@@ -26,6 +26,7 @@ EXIT_READER_GONE = 141
 COMPLAINTS = ("Traceback", "BrokenPipe", "Exception ignored")
 
 FLOWS = '''\
+import time
 from collections.abc import Iterator
 
 from kiln import flow, node
@@ -65,6 +66,19 @@ def numbers(n: int) -> Iterator[int]:
     """A stream: each item printed as it comes."""
     for item in numbered(n):
         yield item
+
+
+@node
+def pause(x: int) -> int:
+    time.sleep(1)
+    return x
+
+
+@flow
+def late_end(x: int) -> Iterator[int]:
+    """One item, then a second of work before the run (and its summary) ends."""
+    yield x
+    pause(x)
 '''
 
 
@@ -237,9 +251,11 @@ def test_a_full_disk_is_one_line_wherever_it_fails(
 
 def test_stderr_on_the_closed_pipe_too_unbuffered(project: Path) -> None:
     """`kiln run ... 2>&1 | head -1`, each write at once: rich's summary on the
-    closed pipe is a reader gone, as any write of kiln's, not rich's exit 1."""
+    closed pipe is a reader gone, as any write of kiln's, not rich's exit 1.
+    The stream's first item comes a second before the summary, which so is
+    written once the reader has gone, however loaded the machine."""
     process = subprocess.Popen(
-        [*KILN, "run", "flows.py:chain", "x=1"],
+        [*KILN, "run", "flows.py:late_end", "x=5"],
         cwd=project,
         env=buffered() | {"PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
