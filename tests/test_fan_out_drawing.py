@@ -15,7 +15,10 @@ changes an object after yielding it (`effects/yielded.py`), or drawing that
 changes what an element uses (a name it reads, a Memory key, module state),
 keeps the elements one after another, with KLN311 saying why: a change
 through another name for it counts (`yield POOL[0]` after `POOL[0].text =
-...`, `held = [box]; held[0].value = i`, trial Q5). Drawing that
+...`, `held = [box]; held[0].value = i`, trial Q5), and so does a change of an
+object the yielded one was made with (`yield Chunk(i, buf)`, then
+`buf.clear()`) or may be part of (`full = ch.feed(t)`, then `ch.reset()`,
+trial Q8). Drawing that
 changes nothing the elements use, and a generator that yields a new object
 each time, leave them concurrent.
 
@@ -227,6 +230,67 @@ ORDERED = {
         async def main() -> list[int]:
             return [await show(b) for b in boxes(3)]
     """,
+    "a_generator_yields_an_object_holding_the_buffer_it_clears": """
+        from collections.abc import Iterator
+        from dataclasses import dataclass
+
+        @dataclass
+        class Chunk:
+            index: int
+            tokens: list[str]
+
+        def batches(tokens: list[str], size: int) -> Iterator[Chunk]:
+            buf: list[str] = []
+            for t in tokens:
+                buf.append(t)
+                if len(buf) == size:
+                    yield Chunk(len(t), buf)
+                    buf.clear()
+            if buf:
+                yield Chunk(0, buf)
+
+        @node
+        async def summarize(c: Chunk) -> str:
+            await asyncio.sleep(0.01)
+            return "".join(c.tokens)
+
+        @flow
+        async def main() -> list[str]:
+            return [await summarize(c) for c in batches(list("abcdefgh"), 3)]
+    """,
+    "a_generator_yields_what_a_helper_s_method_hands_out_then_resets": """
+        from collections.abc import Iterator
+
+        class Chunker:
+            def __init__(self) -> None:
+                self.buf: list[str] = []
+
+            def feed(self, t: str, size: int) -> list[str] | None:
+                self.buf.append(t)
+                return self.buf if len(self.buf) == size else None
+
+            def reset(self) -> None:
+                self.buf.clear()
+
+        def batches(text: str, size: int) -> Iterator[list[str]]:
+            ch = Chunker()
+            for t in text:
+                full = ch.feed(t, size)
+                if full is not None:
+                    yield full
+                    ch.reset()
+            if ch.buf:
+                yield ch.buf
+
+        @node
+        async def summarize(c: list[str]) -> str:
+            await asyncio.sleep(0.01)
+            return "".join(c)
+
+        @flow
+        async def main() -> list[str]:
+            return [await summarize(c) for c in batches("abcdefg", 3)]
+    """,
     "a_clause_s_test_changes_what_the_elements_read": """
         def advance(state: dict[str, int], x: int) -> bool:
             state["seen"] = x
@@ -308,6 +372,33 @@ OVERLAPPING = {
         @flow
         async def main() -> list[int]:
             return [await total(r) for r in rows()]
+    """,
+    "a_generator_yields_an_object_made_from_a_copy": """
+        from collections.abc import Iterator
+        from dataclasses import dataclass
+
+        @dataclass
+        class Chunk:
+            tokens: list[int]
+
+        def batches(rows: list[int]) -> Iterator[Chunk]:
+            buf: list[int] = []
+            for row in rows:
+                buf.append(row)
+                if len(buf) == 2:
+                    yield Chunk(list(buf))
+                    buf.clear()
+
+        @node
+        async def total(c: Chunk) -> int:
+            EVENTS.append(f"start {c.tokens[0]}")
+            await asyncio.sleep(0.05)
+            EVENTS.append(f"end {c.tokens[0]}")
+            return sum(c.tokens)
+
+        @flow
+        async def main() -> list[int]:
+            return [await total(c) for c in batches([1, 2, 3, 4])]
     """,
     "a_clause_changes_what_no_element_uses": """
         @node

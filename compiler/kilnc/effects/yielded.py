@@ -111,6 +111,9 @@ def _statements(suite: cst.BaseSuite) -> Sequence[cst.BaseStatement]:
 class _Statements:
     def __init__(self) -> None:
         self.found: cst.CSTNode | None = None
+        # What each name's object may be part of, or hold: `full` of `full =
+        # ch.feed(t)` may be `ch`'s buffer; yielded, `ch` holds what it yielded.
+        self.parts: dict[str, Held] = {}
 
     def run(self, statements: Iterable[cst.BaseStatement], held: Held) -> Held:
         for statement in statements:
@@ -177,6 +180,8 @@ class _Statements:
                 return held
             after = self.value(value, held)
             names = frozenset().union(*(_names(t) for t in targets))
+            for name in names:
+                self.parts[name] = self.parts.get(name, frozenset()) | _kept(value)
             # `alias = buffer`, `box = [buffer]`, `item = POOL[0]` hold what
             # `buffer` (`POOL`) holds; anything else is another object.
             if _kept(value) & after:
@@ -197,8 +202,17 @@ class _Statements:
         """What holds a yielded object after `value` runs: a `yield` adds its names."""
         self.expression(value, held)
         if isinstance(value, cst.Yield) and isinstance(value.value, cst.BaseExpression):
-            return held | _kept(value.value)
+            return held | self._with_parts(_kept(value.value))
         return held
+
+    def _with_parts(self, names: Held) -> Held:
+        """`names`, and every name whose object theirs may be part of or hold."""
+        found, frontier = set(names), list(names)
+        while frontier:
+            for part in self.parts.get(frontier.pop(), frozenset()) - found:
+                found.add(part)
+                frontier.append(part)
+        return frozenset(found)
 
     def store(self, target: cst.BaseExpression, held: Held, at: cst.CSTNode) -> None:
         """`buffer[i] = x`, `buffer.size = n`, `del buffer[0]`: a change in place."""
@@ -245,12 +259,19 @@ def _changes(call: cst.Call, held: Held) -> bool:
 
 def _kept(value: cst.BaseExpression) -> Held:
     """The names whose objects a yielded value is or holds: `buffer`, `(key,
-    buffer)`, or holds it among theirs: `POOL` of `POOL[0]`, `self.buffer`."""
+    buffer)`, or holds it among theirs: `POOL` of `POOL[0]`, `self.buffer`;
+    what a call is given, and a method's object: its result may hold them."""
     if isinstance(value, cst.Name):
         return frozenset({identifier(value.value)})
     if isinstance(value, cst.Attribute | cst.Subscript):
         root = _identifier_of(chain_root(value))
         return frozenset({root}) if root is not None else frozenset()
+    if isinstance(value, cst.Call):  # `Chunk(i, buffer)`, `ch.feed(t)`: may hold them
+        func = value.func
+        if isinstance(func, cst.Name) and func.value in _READING_BUILTINS:
+            return frozenset()  # `list(buffer)`, `len(buffer)`: a new value
+        owner = _kept(func.value) if isinstance(func, cst.Attribute) else frozenset()
+        return owner.union(*(_kept(arg.value) for arg in value.args))
     if isinstance(value, cst.Tuple | cst.List | cst.Set):
         return frozenset().union(*(_kept(e.value) for e in value.elements))
     if isinstance(value, cst.Dict):
