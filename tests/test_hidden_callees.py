@@ -16,6 +16,8 @@ state ran at once and saw the old value, silently.
   name (`from store import record`);
 - a node's `fallback`, which runs as part of a call that failed;
 - a function the module defines again below (a call runs the last `def`);
+- a handler whoever holds it calls: a lambda kept on a bus, a list's
+  `append` kept in a hook list or another module's table (trial Q8);
 - a decorator factory given module state (`@audited(AUDIT)`, whose wrapper
   appends to the factory's `sink`; `@partial(audit_into, AUDIT)`), or a
   module-level call of a factory
@@ -218,6 +220,22 @@ ORDERED = {
     ),
     "a_method_of_a_class_in_a_list": _case(
         TOOLS, "[Save][0]().run('x')", "NOTES.get('saved')"
+    ),
+    "a_lambda_handler_kept_on_a_bus": _case(
+        "from typing import Any\n\nSTATUS = {'phase': 'idle'}\nSUBS: list[Any] = []\n\n"
+        "def subscribe(fn: Any) -> None:\n    SUBS.append(fn)\n\n"
+        "subscribe(lambda p: STATUS.__setitem__('phase', p))",
+        "for handler in SUBS:\n    handler('planned')",
+        "STATUS['phase']",
+    ),
+    "a_list_s_append_kept_in_a_hook_list": _case(
+        "from typing import Any\n\nSEEN: list[str] = []\nSINKS: list[Any] = []\n"
+        "SINKS.append(SEEN.append)",
+        "SINKS[0]('x')",
+        "len(SEEN)",
+    ),
+    "a_list_s_append_in_another_module_s_table": _case(
+        "import store", "store.HOOKS['log'](1)", "len(store.LOG)"
     ),
     "a_function_defined_again_below": _case(
         "STATE: dict[str, int] = {}\n\ndef helper() -> None:\n    pass\n\n"

@@ -867,6 +867,7 @@ def make_registry():
 
 register, registered = make_registry()
 record = LOG.append  # a method of the module's state, under a name of its own
+HOOKS = {"log": LOG.append}  # and one held in a table
 """
 
 # A client of a library kiln cannot see into, beside the case's module.

@@ -36,14 +36,17 @@ import libcst as cst
 
 from kilnc.effect_ir import (
     RECEIVER,
+    Access,
     Change,
     Effects,
+    StateUse,
     StateUses,
     join_state,
     on_object,
     part_of,
 )
 from kilnc.effects.module_names import declared_types
+from kilnc.mutability import MUTATING_METHODS, PURE_METHODS
 from kilnc.syntax import dotted
 from kilnc.walk import walk
 
@@ -71,10 +74,17 @@ def _escaped(reader: EffectReader, modules: list[ModuleDefs]) -> Effects:
     uses: list[StateUses] = []
     external: Change | None = None
     for defs in modules:
-        for (module, name), receiver in _named_as_values(reader, defs):
+        finder = _Values()
+        walk(defs.parsed.module, finder)
+        for (module, name), receiver in _named_as_values(reader, defs, finder):
             effects = reader.of_function(module, name)
             external = external or effects.external
             uses.append(_on_receiver(effects.state_uses, receiver))
+        for function in finder.lambdas:  # `subscribe(lambda p: _track(p))`
+            effects = reader.of_lambda(defs, function)
+            external = external or effects.external
+            uses.append(_on_receiver(effects.state_uses, None))
+        uses.append(_container_methods(reader, defs, finder.found))
     return Effects(
         params=(),
         variadic=True,
@@ -98,13 +108,11 @@ def _on_receiver(uses: StateUses, receiver: str | None) -> StateUses:
 
 
 def _named_as_values(
-    reader: EffectReader, defs: ModuleDefs
+    reader: EffectReader, defs: ModuleDefs, finder: _Values
 ) -> Iterator[tuple[tuple[str, str], str | None]]:
     """The project functions and methods `defs` names without calling them, and
     those a decorator of the project is handed; a bound method of a module-level
     object (`STORE.save`) with the piece of state its object is."""
-    finder = _Values()
-    walk(defs.parsed.module, finder)
     seen: set[tuple[str, str]] = set()
     made = declared_types(defs.parsed.module)
     for node in finder.found:
@@ -123,12 +131,40 @@ def _named_as_values(
             yield target, receiver
 
 
+# The builtin containers' methods: what a name for one of module state calls.
+_METHODS = MUTATING_METHODS | PURE_METHODS | {"__setitem__", "__delitem__"}
+
+
+def _container_methods(
+    reader: EffectReader, defs: ModuleDefs, found: list[cst.BaseExpression]
+) -> StateUses:
+    """A method of module state no project class defines, named as a value
+    (`SINKS.append(EVENTS.append)`, `{"events": EVENTS.append}`): whoever calls
+    it changes its object, or reads it (`LOOKUP = CACHE.get`)."""
+    uses: list[tuple[str, StateUse]] = []
+    for node in found:
+        if not isinstance(node, cst.Attribute) or node.attr.value not in _METHODS:
+            continue  # an attribute read (`STORE.data`), not a method handed on
+        piece = reader.state_name(defs, node.value, called=False)
+        if piece is None or reader.is_logger(defs, node.value):
+            continue
+        access = Access.READ if node.attr.value in PURE_METHODS else Access.WRITE
+        where = Change(f"{dotted(node)} is handed on", defs.parsed.span(node))
+        uses.append((piece, StateUse(access, where)))
+    return join_state(uses)
+
+
 class _Values(cst.CSTVisitor):
-    """Names and attributes read as values: not called, not a decorator of kiln's."""
+    """Names and attributes read as values: not called, not a decorator of
+    kiln's; and the lambdas, each a value whoever holds it may call."""
 
     def __init__(self) -> None:
         self.found: list[cst.BaseExpression] = []
+        self.lambdas: list[cst.Lambda] = []
         self._called: set[cst.BaseExpression] = set()
+
+    def visit_Lambda(self, node: cst.Lambda) -> None:
+        self.lambdas.append(node)
 
     def visit_Import(self, node: cst.Import) -> bool:
         return False

@@ -29,7 +29,7 @@ from kilnc.mutability import (
     PURE_METHODS,
 )
 from kilnc.names import root_names
-from kilnc.syntax import code
+from kilnc.syntax import chain_root, code
 
 _RUNS_CODE: Final = ("exec", "eval")  # the names they are given, the code may change
 
@@ -143,10 +143,23 @@ def unknown_call(body: Body, node: cst.Call, shown: str) -> None:
         body.change(func, f"calls {shown}", node, opaque=opaque(body, func))
     else:
         body.external(f"calls {shown}", node)
-    if local or (not isinstance(func, cst.Name) and body.is_module_state(func)):
+    held = not isinstance(func, cst.Name) and not _container_method(func)
+    if local or (held and body.is_module_state(func)):
         # Any function the project names as a value may be what it calls
-        # (`TOOLS[name](x)`, `handler(e)`): it uses what they use (escaped.py).
+        # (`TOOLS[name](x)`, `handler(e)`): it uses what they use (escaped.py),
+        # in the modules read so far, the one the value comes from among them.
+        qualified = body.reader.resolve(body.defs, chain_root(func)) or ""
+        for module in (qualified, qualified.rpartition(".")[0]):
+            if module:
+                body.reader.module_defs(module)  # `store.HOOKS`: read `store`
         beyond_parameters(body, node, body.reader.escaped(), shown, None)
+
+
+def _container_method(func: cst.BaseExpression) -> bool:
+    """`LOG.append`: a builtin container's method, not a function a value holds."""
+    return isinstance(func, cst.Attribute) and (
+        func.attr.value in MUTATING_METHODS or func.attr.value in PURE_METHODS
+    )
 
 
 def iterate(body: Body, iterable: cst.BaseExpression) -> None:
