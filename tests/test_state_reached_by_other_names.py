@@ -22,7 +22,10 @@ old value, silently:
   a class attribute bound to it (`class Svc: store = BOX`), `globals()["BOX"]`,
   another module's name for it (`CURRENT = db.STATE`), `sys.modules["db"]`;
 - a class's state through its object (`type(cfg).level = v`,
-  `cfg.__class__.level = v`, trial Q2).
+  `cfg.__class__.level = v`, trial Q2);
+- the `random` module's one generator, which a seed makes draw the same
+  numbers in the same order (trial Q8); a `random.Random()` of a node's own
+  still overlaps.
 
 Each is now the piece of state it is. Methods that only read or coordinate
 (a compiled pattern, a lock, an installed library's client) still overlap;
@@ -282,6 +285,16 @@ async def main() -> object:
         "cfg: Config = Config()\ncfg.__class__.level = 1",
         "Config.level",
     ),
+    "the_random_module_s_one_generator": _case(
+        "import random\n\nrandom.seed(42)",
+        "EVENTS.append(str(random.randint(0, 999)))",
+        "random.randint(0, 999)",
+    ),
+    "the_random_module_s_generator_imported_by_name": _case(
+        "import random\nfrom random import choice\n\nrandom.seed(7)",
+        "EVENTS.append(choice('abcdefgh'))",
+        "ord(choice('abcdefgh'))",
+    ),
     "a_module_by_name_in_sys_modules": _case(
         "import sys\nimport store",
         "sys.modules['store'].LOG.append(1)",
@@ -372,6 +385,11 @@ async def load(name: str) -> list[str]:
 async def main() -> list[list[str]]:
     return [await load("a"), await load("b")]
 """,
+    "a_generator_of_the_node_s_own": _overlapping(
+        "import random",
+        "name = str(random.Random(1).random())",
+        "name = str(random.Random(2).random())",
+    ),
     "a_lock": _overlapping(
         "import threading\n\nLOCK = threading.Lock()",
         "LOCK.acquire()\n    LOCK.release()",

@@ -189,13 +189,31 @@ def _attributes(head: cst.BaseExpression, root: cst.BaseExpression) -> list[str]
 
 
 def environment_call(body: Body, node: cst.Call, qualified: str) -> bool:
-    """`os.getenv(k)` reads the process's environment, `os.putenv(k, v)` changes it."""
+    """`os.getenv(k)` reads the process's environment, `os.putenv(k, v)` changes
+    it (True: nothing more to read); `random.randint(0, 9)` draws from the
+    process's one generator, which a seed makes give the same numbers in the
+    same order, so it changes it (False: the call is read on)."""
+    span = body.defs.parsed.span(node)
+    module, _, name = qualified.rpartition(".")
+    if module in _GENERATORS and name not in _GENERATORS[module]:
+        # Read on as any call: `random.shuffle(deck)` changes `deck` too.
+        merge(body, module, StateUse(Access.WRITE, Change(f"calls {qualified}", span)))
+        return False
     access = _ENVIRONMENT_CALLS.get(qualified)
     if access is None:
         return False
-    span = body.defs.parsed.span(node)
     merge(body, ENVIRONMENT, StateUse(access, Change(f"calls {qualified}", span)))
     return True
+
+
+# Modules whose functions draw from one generator of the process's, each with
+# the names that make a generator of its own instead.
+_GENERATORS: Final = {
+    "random": frozenset({"Random", "SystemRandom"}),
+    "numpy.random": frozenset(
+        {"default_rng", "Generator", "RandomState", "SeedSequence", "PCG64"}
+    ),
+}
 
 
 def _in_environment(body: Body, head: cst.BaseExpression) -> bool:

@@ -293,11 +293,11 @@ class EffectVisitor(cst.CSTVisitor):
         if target is not None:
             project_call(body, node, body.reader.of_function(*target), code(func))
             return
+        if environment_call(body, node, qualified):
+            return
         if qualified in MUTATING_LIBRARY and node.args:
             reason = f"passes it to {qualified}"
             body.change(node.args[0].value, reason, node, itself=True)
-            return
-        if environment_call(body, node, qualified):
             return
         if consumes(qualified):  # `islice(lines, 2)`, `deque(items, maxlen=3)`
             for arg in node.args:
