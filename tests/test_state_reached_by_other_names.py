@@ -23,6 +23,8 @@ old value, silently:
   another module's name for it (`CURRENT = db.STATE`), `sys.modules["db"]`;
 - a class's state through its object (`type(cfg).level = v`,
   `cfg.__class__.level = v`, trial Q2);
+- a `deque(maxlen=n)` appended to, which drops its oldest item: which it
+  keeps depends on the order (trial Q8);
 - the `random` module's one generator, which a seed makes draw the same
   numbers in the same order (trial Q8); a `random.Random()` of a node's own
   still overlaps.
@@ -294,6 +296,12 @@ async def main() -> object:
         "import random\nfrom random import choice\n\nrandom.seed(7)",
         "EVENTS.append(choice('abcdefgh'))",
         "ord(choice('abcdefgh'))",
+    ),
+    "a_bounded_deque_appended_to": _case(
+        "from collections import deque\n\nWINDOW: deque[str] = deque(maxlen=1)\n\n"
+        "def snapshot() -> list[str]:\n    return list(WINDOW)",
+        "WINDOW.append('old')",
+        "WINDOW.append('new')",
     ),
     "a_module_by_name_in_sys_modules": _case(
         "import sys\nimport store",

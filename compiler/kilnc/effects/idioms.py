@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Final
 import libcst as cst
 
 from kilnc.effect_ir import Access
+from kilnc.effects.module_names import bounded_deque
 from kilnc.effects.shared_items import item_of, items_of
 from kilnc.effects.state_uses import called_target, record, state_of
 from kilnc.names import identifier, name_uses
@@ -361,6 +362,7 @@ class _Finder(cst.CSTVisitor):
         elif (
             func.attr.value in _ADDING
             and self.body.reader.called(self.body, func) is None
+            and not bounded_deque(self.body.defs.parsed.module, func.value)
         ):  # a project class's `add` is read as it is written
             self._add(func.value)
 

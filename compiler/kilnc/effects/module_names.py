@@ -149,3 +149,17 @@ def defining_module(body: Body, name: str) -> tuple[ModuleDefs, str] | None:
         return body.defs, name
     defs = body.reader.module_defs(imported.module)
     return (defs, imported.attribute) if defs is not None else None
+
+
+def bounded_deque(module: cst.Module, node: cst.BaseExpression) -> bool:
+    """Whether `node` names a module-level `deque(maxlen=n)`: an append to it
+    drops its oldest item, so which it keeps depends on the order."""
+    if not isinstance(node, cst.Name):
+        return False
+    binding = bound_once(module).get(identifier(node.value))
+    made = binding.value if binding is not None else None
+    return (
+        isinstance(made, cst.Call)
+        and (dotted(made.func) or "").rpartition(".")[2] == "deque"
+        and (len(made.args) > 1 or any(a.keyword is not None for a in made.args))
+    )
