@@ -19,8 +19,9 @@ state ran at once and saw the old value, silently.
 - a handler whoever holds it calls: a lambda kept on a bus, a list's
   `append` kept in a hook list or another module's table (trial Q8);
 - a decorator factory given module state (`@audited(AUDIT)`, whose wrapper
-  appends to the factory's `sink`; `@partial(audit_into, AUDIT)`), or a
-  module-level call of a factory
+  appends to the factory's `sink`; `@partial(audit_into, AUDIT)`; `@limited`
+  of `limited = audited(AUDIT)`, on several nodes), or a module-level call
+  of a factory
   given it (`put = make_putter(STATE)`);
 - a method of an object kiln cannot type as one class: through a
   `Protocol`-typed name (`tool: Runner = get_tool()`), a class held in a
@@ -291,26 +292,29 @@ def make_putter(store: dict[str, str]) -> Callable[[str], None]:
     return put
 
 put = make_putter(STATE)
+limited = audited(AUDIT)  # one decorator, made once, for several functions
 """
 
 
-def _decorated(decorator: str, reader: str) -> str:
+def _decorated(decorator: str, reader: str, wrapped: int = 1) -> str:
+    """`wrapped` nodes the decorator wraps, called in turn, then a reader."""
+    nodes = "".join(
+        f"@node\n@{decorator}\nasync def write_{n}() -> None:\n"
+        f"    await asyncio.sleep(0.05 / {n})\n\n"
+        for n in range(1, wrapped + 1)
+    )
+    calls = "".join(f"    await write_{n}()\n" for n in range(1, wrapped + 1))
     return f"""
 {FACTORIES}
 
-@node
-@{decorator}
-async def write() -> None:
-    await asyncio.sleep(0.05)
-
+{nodes}
 @node
 async def read() -> str:
     return repr({reader})
 
 @flow
 async def main() -> str:
-    await write()
-    return await read()
+{calls}    return await read()
 """
 
 
@@ -320,6 +324,9 @@ ORDERED |= {
     ),
     "a_decorator_factory_given_module_state_by_keyword": _decorated(
         "audited(sink=AUDIT)", "len(AUDIT)"
+    ),
+    "a_decorator_a_factory_made_once_and_named": _decorated(
+        "limited", "len(AUDIT)", wrapped=2
     ),
     "a_partial_decorator_given_module_state": _decorated(
         "functools.partial(audit_into, AUDIT)", "len(AUDIT)"

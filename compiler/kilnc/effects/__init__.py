@@ -99,7 +99,7 @@ class EffectReader:
         self._loggers: dict[cst.Module, frozenset[str]] = {}
         self._typed_dicts: dict[tuple[str, str], bool] = {}
         self._library: dict[tuple[str, str], str | None] = {}  # every annotation asks
-        self._closures: dict[tuple[str, str, str, Passed], Effects | None] = {}
+        self._closures: dict[tuple[str, str, str, Passed, str], Effects | None] = {}
         # What a call of a value kiln cannot resolve may run, by the modules read.
         self._escaped: dict[tuple[str, ...], Effects] = {}
         self.classes = Classes(project, self.resolve)
@@ -146,13 +146,15 @@ class EffectReader:
         return _read_body(self, defs, params, (function.body,)).effects(tuple(params))
 
     def closures(
-        self, module: str, name: str, made: str, passed: Passed = ()
+        self, module: str, name: str, made: str, passed: Passed = (), of: str = ""
     ) -> Effects | None:
         """What a call of a function the project function `name` made may do: any
         function nested in it, the cells of the call that made it read as the
         pieces of state under `made`, or the module state it was `passed`
-        (closures.py); None where it defines none."""
-        key = (module, name, made, passed)
+        (closures.py); None where it defines none. `of`: the function a
+        decorator made by one call wraps, read apart from the others it wraps
+        (each may reach the others' through a call kiln cannot resolve)."""
+        key = (module, name, made, passed, of)
         if key not in self._closures:
             self._closures[key] = None  # a closure that calls its factory again
             found = self.classes.definition(module, name)

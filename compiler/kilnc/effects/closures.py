@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from kilnc.effect_ir import Access, Effects, StateUse
-from kilnc.effects.module_names import defining_module
+from kilnc.effects.module_names import defining_module, made_by_calls
 from kilnc.front import ModuleDefs
 from kilnc.names import identifier, name_uses, parameter_names
 from kilnc.syntax import dotted
@@ -159,8 +159,20 @@ def wrappers(
         made = _unpartial(found)  # `@partial(audit, LOG)` makes what `audit(LOG)` does
         made_by = made.func if isinstance(made, cst.Call) else made
         factory = project_function_in(body, defs, made_by)
+        cells = qualified  # each function decorated has cells of its own
+        if factory is None and isinstance(made_by, cst.Name):
+            # `limited = budget(1)`, then `@limited`: what that one call made,
+            # its cells shared by every function `limited` decorates.
+            call = made_by_calls(defs.parsed.module).get(identifier(made_by.value))
+            if call is not None:
+                made, factory = call, project_function_in(body, defs, call.func)
+                cells = piece_of(made_by) or qualified
         passed = passed_state(made, piece_of) if isinstance(made, cst.Call) else ()
-        effects = body.reader.closures(*factory, qualified, passed) if factory else None
+        effects = (
+            body.reader.closures(*factory, cells, passed, qualified)
+            if factory
+            else None
+        )
         if effects is not None:
             yield found, made_by, effects
 
