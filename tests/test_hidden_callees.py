@@ -15,6 +15,8 @@ state ran at once and saw the old value, silently.
   context would lose for good, not only reorder), or another module's such
   name (`from store import record`);
 - a node's `fallback`, which runs as part of a call that failed;
+- a dataclass field's `default_factory` (`lambda: next(_IDS)`, a function,
+  `_IDS.__next__`), which making the object runs (trial Q8);
 - a function the module defines again below (a call runs the last `def`);
 - a handler whoever holds it calls: a lambda kept on a bus, a list's
   `append` kept in a hook list or another module's table (trial Q8);
@@ -164,6 +166,22 @@ def get_tool() -> Runner:
 """
 
 
+DRAWN = """
+import itertools
+from dataclasses import dataclass, field
+
+_IDS = itertools.count(1)
+
+def new_id() -> int:
+    return next(_IDS)
+
+@dataclass
+class Message:
+    text: str
+    id: int = field(default_factory={factory})
+"""
+
+
 def _passed(getter: str) -> str:
     """A flow's own object, passed to a node that reads a property and to a
     later one that reads what the getter changed."""
@@ -244,6 +262,15 @@ ORDERED = {
         "    STATE['k'] = 1",
         "helper()",
         "STATE.get('k', 0)",
+    ),
+    "a_dataclass_field_s_factory_draws_an_id": _case(
+        DRAWN.format(factory="lambda: next(_IDS)"), "Message('a')", "next(_IDS)"
+    ),
+    "a_dataclass_field_s_factory_a_function": _case(
+        DRAWN.format(factory="new_id"), "Message('a')", "next(_IDS)"
+    ),
+    "a_dataclass_field_s_factory_a_bound_method": _case(
+        DRAWN.format(factory="_IDS.__next__"), "Message('a')", "next(_IDS)"
     ),
     "a_class_list_appended_through_self_in_init": _case(
         _registered("self.registry.append(name)"),

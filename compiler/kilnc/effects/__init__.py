@@ -39,7 +39,7 @@ from typing import Final
 import libcst as cst
 
 from kilnc.annotations import Defined, library_name, resolve_name
-from kilnc.effect_ir import Effects, Holder
+from kilnc.effect_ir import Access, Change, Effects, Holder, StateUse
 from kilnc.effects.aliases import FIXED_POINT_ROUNDS
 from kilnc.effects.bindings import bound_values
 from kilnc.effects.body import Body
@@ -50,6 +50,7 @@ from kilnc.effects.kept import hand_back
 from kilnc.effects.made_calls import made_by_dataclass, of_class_method
 from kilnc.effects.methods import (
     Classes,
+    Construction,
     Method,
     Target,
     defined,
@@ -140,6 +141,26 @@ class EffectReader:
         parameters: a call kiln cannot resolve may run any of them (escaped.py)."""
         return escaped_effects(self, self.project.modules, self._escaped)
 
+    def _factory(self, defs: ModuleDefs, made: cst.BaseExpression) -> Effects:
+        """What a field's `default_factory` does when the dataclass is made."""
+        if isinstance(made, cst.Lambda):
+            return self.of_lambda(defs, made)
+        qualified = self.resolve(defs, made)
+        target = self.project_function(qualified) if qualified else None
+        if target is not None:
+            return self.of_function(*target)
+        piece = (
+            self.state_name(defs, made.value, called=False)
+            if isinstance(made, cst.Attribute)
+            else None
+        )  # `_IDS.__next__`: a method of module state, which it may change
+        if piece is None:
+            return Effects(params=())
+        use = StateUse(
+            Access.WRITE, Change(f"calls {code(made)}", defs.parsed.span(made))
+        )
+        return Effects(params=(), state=True, state_uses=((piece, use),))
+
     def of_lambda(self, defs: ModuleDefs, function: cst.Lambda) -> Effects:
         """A module-level lambda's effects on its parameters, read as a def's."""
         params = parameters(defs, function)
@@ -195,8 +216,12 @@ class EffectReader:
         found = self.classes.definition(*key)
         if found is None:
             return _KEEPS_ARGUMENTS
-        if isinstance(found, Method):  # a dataclass's `__init__`, then `__post_init__`
-            return made_by_dataclass(self.of_function(found.module, found.qualname))
+        if isinstance(found, Construction):  # a dataclass's generated `__init__`
+            post = found.post_init
+            return made_by_dataclass(
+                self.of_function(post.module, post.qualname) if post else None,
+                [self._factory(defs, made) for defs, made in found.factories],
+            )
         self._reading.add(key)
         try:
             defs, function, owner, kind = found

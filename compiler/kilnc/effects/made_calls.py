@@ -32,10 +32,13 @@ from kilnc.syntax import code
 from kilnc.walk import walk
 
 
-def made_by_dataclass(post_init: Effects) -> Effects:
+def made_by_dataclass(post_init: Effects | None, factories: list[Effects]) -> Effects:
     """A dataclass's generated `__init__` keeps what it is given as fields; its
-    `__post_init__`, given them through `self`, may change any of them."""
-    return Effects(
+    `__post_init__`, given them through `self`, may change any of them; its
+    fields' `default_factory` calls do what they do beyond their parameters
+    (`next(IDS)`)."""
+    post_init = post_init or Effects(params=())
+    made = Effects(
         params=(),
         variadic=True,
         changes=post_init.changes,
@@ -51,6 +54,13 @@ def made_by_dataclass(post_init: Effects) -> Effects:
         # `ALL.append(self)` in `__post_init__`: the object made is stored there.
         result_state=bool(post_init.params)
         and post_init.params[0] in post_init.escapes,
+    )
+    return replace(
+        made,
+        external=made.external
+        or next((f.external for f in factories if f.external), None),
+        state=made.state or any(f.state for f in factories),
+        state_uses=join_state(made.state_uses, *(f.state_uses for f in factories)),
     )
 
 

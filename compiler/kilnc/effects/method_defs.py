@@ -27,6 +27,7 @@ import libcst as cst
 from kilnc.syntax import dotted
 
 Kind = Literal["method", "static", "class"]
+_DATACLASS: Final = frozenset({"dataclass", "dataclasses.dataclass"})
 _GETTERS: Final = frozenset(
     {"property", "cached_property", "functools.cached_property"}
 )
@@ -104,3 +105,34 @@ def class_statements(cls: cst.ClassDef) -> list[cst.CSTNode]:
         else:
             found.append(statement)
     return found
+
+
+def default_factories(cls: cst.ClassDef) -> list[cst.BaseExpression]:
+    """What a dataclass's fields are made by: `f` of `x: T = field(default_factory=f)`."""
+    found: list[cst.BaseExpression] = []
+    for statement in class_statements(cls):
+        value = statement.value if isinstance(statement, cst.AnnAssign) else None
+        if isinstance(value, cst.Call) and (dotted(value.func) or "").endswith("field"):
+            found += [
+                arg.value
+                for arg in value.args
+                if arg.keyword is not None and arg.keyword.value == "default_factory"
+            ]
+    return found
+
+
+def is_dataclass(cls: cst.ClassDef) -> bool:
+    for decorator in cls.decorators:
+        made = decorator.decorator
+        arguments: list[cst.Arg] = []
+        if isinstance(made, cst.Call):
+            arguments, made = list(made.args), made.func
+        if dotted(made) not in _DATACLASS:
+            continue
+        return not any(
+            a.keyword is not None
+            and a.keyword.value == "init"
+            and dotted(a.value) == "False"
+            for a in arguments
+        )
+    return False

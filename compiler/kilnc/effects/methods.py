@@ -35,7 +35,14 @@ from typing import Final, Literal, final
 import libcst as cst
 
 from kilnc.effect_ir import Holder
-from kilnc.effects.method_defs import Kind, class_statements, method_def, method_kind
+from kilnc.effects.method_defs import (
+    Kind,
+    class_statements,
+    default_factories,
+    is_dataclass,
+    method_def,
+    method_kind,
+)
 from kilnc.final_bindings import final_binding
 from kilnc.front import ModuleDefs
 from kilnc.names import identifier
@@ -45,7 +52,6 @@ from kilnc.syntax import code, dotted
 _BASES_FOLLOWED: Final = 8  # how deep a hierarchy kiln reads
 # Bases that define no method an instance's call could reach.
 _MARKERS: Final = frozenset({"object", "Generic", "ABC", "Protocol"})
-_DATACLASS: Final = frozenset({"dataclass", "dataclasses.dataclass"})
 
 Resolve = Callable[[ModuleDefs, cst.BaseExpression], str | None]
 ClassFound = tuple[ModuleDefs, cst.ClassDef]
@@ -74,12 +80,15 @@ class Method:
 @dataclass(frozen=True, slots=True)
 class Construction:
     """What `Cls(...)` runs: an `__init__` (its class's name, for `super()`), or a
-    dataclass's generated one and its `__post_init__` (a `Method`), if any."""
+    dataclass's generated one, the `default_factory` of each field that has one
+    (`field(default_factory=lambda: next(IDS))`) and its `__post_init__` (a
+    `Method`), if any."""
 
     defs: ModuleDefs
     init: cst.FunctionDef | None
     owner: str
     post_init: Method | None = None
+    factories: tuple[tuple[ModuleDefs, cst.BaseExpression], ...] = ()
 
 
 class Classes:
@@ -217,10 +226,10 @@ class Classes:
         self._defined[key] = (read, found)
         return found
 
-    def definition(self, module: str, name: str) -> Definition | Method | None:
+    def definition(self, module: str, name: str) -> Definition | Construction | None:
         """The function, the method (`Cls.name`), or what making the class runs:
-        its `__init__`, a dataclass's `__post_init__` (a `Method`); None when
-        kiln cannot tell, or the class keeps what it is given and does no more."""
+        its `__init__`, or a dataclass's field factories and `__post_init__`; None
+        when kiln cannot tell, or the class keeps what it is given and does no more."""
         defs = self.project.load(module)
         if defs is None:
             return None
@@ -238,7 +247,7 @@ class Classes:
             return defs, method, head, kind
         made = self.construction((defs, statement))
         if made is None or made.init is None:
-            return made.post_init if made is not None else None
+            return made
         return made.defs, made.init, made.owner, "init"
 
     def construction(self, found: ClassFound) -> Construction | None:
@@ -252,9 +261,14 @@ class Classes:
             init = method_def(cls, "__init__")
             if init is not None:
                 return Construction(defs, init, cls.name.value)
-            if _is_dataclass(cls):
+            if is_dataclass(cls):
                 post = self.method(found, "__post_init__")
-                return Construction(defs, None, cls.name.value, post)
+                factories = tuple(
+                    (owner, made)
+                    for owner, each in order
+                    for made in default_factories(each)
+                )
+                return Construction(defs, None, cls.name.value, post, factories)
         return None
 
     def linearize(self, found: ClassFound) -> tuple[list[ClassFound], bool]:
@@ -382,23 +396,6 @@ def _protocol(base: cst.BaseExpression) -> bool:
 
 def _same(a: ClassFound, b: ClassFound) -> bool:
     return a[1] is b[1]
-
-
-def _is_dataclass(cls: cst.ClassDef) -> bool:
-    for decorator in cls.decorators:
-        made = decorator.decorator
-        arguments: list[cst.Arg] = []
-        if isinstance(made, cst.Call):
-            arguments, made = list(made.args), made.func
-        if dotted(made) not in _DATACLASS:
-            continue
-        return not any(
-            a.keyword is not None
-            and a.keyword.value == "init"
-            and dotted(a.value) == "False"
-            for a in arguments
-        )
-    return False
 
 
 def typed_receiver(
