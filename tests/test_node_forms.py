@@ -323,3 +323,29 @@ def test_a_name_the_flow_binds_is_its_own_not_the_node_of_that_name(
 
     expected = outcome(lambda: asyncio.run(getattr(source, name)(argument)))
     assert outcome(lambda: getattr(compiled, name)(argument)) == expected
+
+
+def test_a_node_form_that_marks_no_named_function_says_what_it_marks(
+    tmp_path: Path,
+) -> None:
+    """`node(lambda t: t[:10])` has no name to put in the message (trial Q8:
+    "'the function'"): it says it marks a lambda, and to write a def."""
+    found = _diagnostics(
+        tmp_path,
+        """\
+        from kiln import node
+
+
+        def make() -> object:
+            return len
+
+
+        summarize = node(lambda t: t[:10])
+        counted = node(make())
+        """,
+    )
+    messages = {d.span.line: d for d in found if d.code is Code.NODE_FORM}
+    assert "marks a lambda" in messages[8].message
+    assert messages[8].hint == "write it as a def: @node(...) def summarize(...): ..."
+    assert "marks the value of 'make(...)'" in messages[9].message
+    assert all("the function" not in d.message for d in messages.values())

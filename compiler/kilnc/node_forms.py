@@ -47,7 +47,7 @@ from kilnc.front import (
     ParsedModule,
 )
 from kilnc.names import identifier, imported_names, name_uses
-from kilnc.syntax import chain_root, dotted
+from kilnc.syntax import chain_root, code, dotted
 from kilnc.walk import walk
 
 _READ = (
@@ -152,6 +152,15 @@ def _assigned(statement: cst.CSTNode) -> tuple[cst.BaseExpression | None, str | 
     return None, None
 
 
+def _what(target: cst.BaseExpression) -> str:
+    """What a node form marks that has no name: a lambda, or the value of an expression."""
+    if isinstance(target, cst.Lambda):
+        return "a lambda"
+    if isinstance(target, cst.Call):
+        return f"the value of '{code(target.func)}(...)'"
+    return f"the value of '{code(target)}'"
+
+
 def _refused(
     parsed: ParsedModule,
     index: int,
@@ -175,6 +184,14 @@ def _refused(
         if isinstance(target, cst.Name)
         else None
     )
+    if definition is None and dotted(target) is None:  # `node(lambda t: t[:10])`
+        named = alias or "summarize"
+        return error(
+            span,
+            Code.NODE_FORM,
+            f"node(...) marks {_what(target)}, which has no def kiln can read as a node",
+            f"write it as a def: @node(...) def {named}(...): ...",
+        )
     if definition is None:
         return error(
             span,
