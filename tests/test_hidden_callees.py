@@ -15,6 +15,10 @@ state ran at once and saw the old value, silently.
   context would lose for good, not only reorder), or another module's such
   name (`from store import record`);
 - a node's `fallback`, which runs as part of a call that failed;
+- the methods Python calls for code that names none: `STORE[k]`
+  (`__getitem__`, a dict subclass's `__missing__`), `len(STORE)`, `k in
+  STORE`, `for k in STORE`, `next(IDS)`, and any of them on a local alias
+  (`s = STORE; s[k] = v`) or a `global` name (`BOX += [x]`), trial Q8;
 - a dataclass field's `default_factory` (`lambda: next(_IDS)`, a function,
   `_IDS.__next__`), which making the object runs (trial Q8);
 - a function the module defines again below (a call runs the last `def`);
@@ -182,6 +186,68 @@ class Message:
 """
 
 
+DUNDERS = """
+LOG: list[str] = []
+
+class Store:
+    def __init__(self) -> None:
+        self.data = {"k": "v"}
+
+    def __getitem__(self, key: str) -> str:
+        LOG.append("get")
+        return self.data[key]
+
+    def __setitem__(self, key: str, value: str) -> None:
+        LOG.append("set")
+        self.data[key] = value
+
+    def __len__(self) -> int:
+        LOG.append("len")
+        return len(self.data)
+
+    def __contains__(self, key: object) -> bool:
+        LOG.append("in")
+        return key in self.data
+
+    def __iter__(self) -> Iterator[str]:
+        LOG.append("iter")
+        return iter(list(self.data))
+
+class Threads(dict[str, list[str]]):
+    def __missing__(self, key: str) -> list[str]:
+        LOG.append("missing")
+        self[key] = []
+        return self[key]
+
+class Ids:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __next__(self) -> int:
+        LOG.append("next")
+        self.n += 1
+        return self.n
+
+class Box:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def __iadd__(self, other: list[str]) -> "Box":
+        LOG.append("iadd")
+        self.items += other
+        return self
+
+STORE = Store()
+THREADS = Threads()
+IDS = Ids()
+BOX = Box()
+"""
+
+
+def _dunder(write: str) -> str:
+    return _case("from collections.abc import Iterator\n" + DUNDERS, write, "len(LOG)")
+
+
 def _passed(getter: str) -> str:
     """A flow's own object, passed to a node that reads a property and to a
     later one that reads what the getter changed."""
@@ -272,6 +338,14 @@ ORDERED = {
     "a_dataclass_field_s_factory_a_bound_method": _case(
         DRAWN.format(factory="_IDS.__next__"), "Message('a')", "next(_IDS)"
     ),
+    "an_item_read_runs_getitem": _dunder("STORE['k']"),
+    "len_runs_len": _dunder("len(STORE)"),
+    "in_runs_contains": _dunder("'k' in STORE"),
+    "a_loop_runs_iter": _dunder("for key in STORE:\n    pass"),
+    "a_miss_runs_a_dict_subclass_s_missing": _dunder("THREADS['u1'].append('hi')"),
+    "next_runs_next": _dunder("next(IDS)"),
+    "a_store_through_a_local_alias_runs_setitem": _dunder("s = STORE\ns['k'] = 'w'"),
+    "an_in_place_add_to_a_global_runs_iadd": _dunder("global BOX\nBOX += ['x']"),
     "a_class_list_appended_through_self_in_init": _case(
         _registered("self.registry.append(name)"),
         "Agent('x')",

@@ -150,10 +150,10 @@ class _AsNames(cst.CSTVisitor):
         return False
 
 
-def global_names(module: cst.Module) -> frozenset[str]:
-    """The names a function declares `global`, which it may bind again."""
+def global_names(code: cst.CSTNode) -> frozenset[str]:
+    """The names a function in `code` declares `global`, which it may bind again."""
     finder = _Globals()
-    walk(module, finder)
+    walk(code, finder)
     return frozenset(finder.names)
 
 

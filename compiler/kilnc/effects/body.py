@@ -36,6 +36,7 @@ from kilnc.effects.idioms import Idioms
 from kilnc.effects.lookup import Lookup
 from kilnc.effects.receivers import copy_shares, describe, of_immutable_type
 from kilnc.effects.state_uses import record
+from kilnc.final_bindings import global_names
 from kilnc.front import ModuleDefs
 from kilnc.import_names import with_body_imports
 from kilnc.mutability import (
@@ -95,6 +96,8 @@ class Body:
             self.local_names |= name_uses(root).writes - self.local_imports
             if self.defaults and isinstance(root, cst.BaseSuite):
                 self.local_names -= nonlocal_names(root)  # `nonlocal n`: a cell
+        # `global BOX; BOX += x`: bound here, but the module's object all the same.
+        self.global_names = frozenset().union(*map(global_names, roots))
         self.bindings = bind_aliases(self)
         self.idioms = Idioms(self)
 

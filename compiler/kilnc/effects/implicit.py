@@ -11,6 +11,9 @@ Example input (a node's body; `t: Txn`, `box: Box`, `cfg: Config`, and
     del box[k]                # Box.__delitem__(box, k)
     cfg.mode = m              # the setter of the property `mode`, or __setattr__
     cfg.mode                  # the getter of the property `mode`
+    box[k]                    # Box.__getitem__, and __missing__ of a dict subclass
+    k in box, len(box)        # Box.__contains__, Box.__len__
+    next(ids), for i in ids:  # Ids.__next__; Ids.__iter__ and __next__
     acc += x                  # Acc.__iadd__(acc, x)
 
 Output, on the `Body`: what each method does, as a call of it would: a
@@ -99,3 +102,27 @@ def stored(body: Body, target: cst.Attribute | cst.Subscript, verb: str) -> bool
     return implicit_call(body, target, target.value, f"{name}.setter") or implicit_call(
         body, target, target.value, "__setattr__"
     )
+
+
+def item_read(body: Body, node: cst.Subscript) -> None:
+    """`box[k]` read: `__getitem__`, and a dict subclass's `__missing__`."""
+    keys = [e.slice.value for e in node.slice if isinstance(e.slice, cst.Index)]
+    for method in ("__getitem__", "__missing__"):
+        implicit_call(body, node, node.value, method, keys)
+
+
+def iterated(body: Body, where: cst.CSTNode, iterable: cst.BaseExpression) -> None:
+    """`for i in ids` (`async for`): `__iter__`, then `__next__` (their async twins)."""
+    prefix = "__a" if getattr(where, "asynchronous", None) is not None else "__"
+    for method in (f"{prefix}iter__", f"{prefix}next__"):
+        implicit_call(body, where, iterable, method)
+
+
+# The method a builtin calls on its first argument.
+BUILTIN_DUNDERS: Final = {
+    "len": "__len__",
+    "next": "__next__",
+    "iter": "__iter__",
+    "anext": "__anext__",
+    "aiter": "__aiter__",
+}

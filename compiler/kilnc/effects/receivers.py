@@ -270,7 +270,8 @@ def type_of(body: Body, node: cst.BaseExpression) -> Typed | None:
         return (body.defs, annotation) if annotation is not None else None
     if name == body.made and body.owner is not None and name not in body.local_names:
         return body.defs, body.owner
-    held = _global_type(body, name) if name not in body.local_names else None
+    global_ = name not in body.local_names or name in body.global_names
+    held = _global_type(body, name) if global_ else None
     if held is not None and name not in body.params:
         return held  # a module-level object (`STORE = Store()`): its class's methods
     if len(declared) == 1:
@@ -278,6 +279,9 @@ def type_of(body: Body, node: cst.BaseExpression) -> Typed | None:
     made = _made(body, name)
     if made is not None:
         return body.defs, made
+    alias = _alias(body, name)  # `s = STORE`: `STORE`'s type
+    if alias is not None:
+        return type_of(body, alias)
     loops = [value for targets, value in bindings.items if targets == {name}]
     if not loops or any(name in targets for targets, _ in bindings.bound):
         return None
@@ -328,6 +332,19 @@ def _result_type(body: Body, call: cst.Call) -> Typed | None:
         return body.reader.returns(*found)
     target = called_method(body, func) if isinstance(func, cst.Attribute) else None
     return body.reader.returns(*target[:2]) if target is not None else None
+
+
+def _alias(body: Body, name: str) -> cst.Name | None:
+    """`STORE` where every binding of `name` is `name = STORE`, another name."""
+    values = {
+        identifier(value.value) if isinstance(value, cst.Name) else ""
+        for targets, value in body.bindings.bound
+        if name in targets
+    }
+    if len(values) != 1 or any(name in targets for targets, _ in body.bindings.items):
+        return None
+    other = values.pop()
+    return cst.Name(other) if other and other != name else None
 
 
 def _made(body: Body, name: str) -> str | None:
@@ -402,3 +419,14 @@ def through_class(body: Body, func: cst.Attribute) -> bool:
     if qualified is None or qualified.startswith("builtins."):
         return False
     return body.reader.project_function(qualified) is not None
+
+
+def into_state(body: Body, receiver: cst.BaseExpression, method: str) -> bool:
+    """Whether a method of a module's changing value (not a logger's) may
+    keep what it is given."""
+    return (
+        method not in PURE_METHODS
+        and body.is_module_state(receiver)
+        and body.reader.state_name(body.defs, receiver, called=False) is not None
+        and not body.reader.is_logger(body.defs, receiver)
+    )

@@ -15,7 +15,7 @@ import libcst as cst
 
 from kilnc.effect_ir import ANY_KEY, Access, MemoryUse
 from kilnc.effects.body import Body
-from kilnc.effects.implicit import implicit_call
+from kilnc.effects.implicit import BUILTIN_DUNDERS, implicit_call
 from kilnc.effects.kept import keep
 from kilnc.effects.library_objects import opaque
 from kilnc.effects.project_calls import beyond_parameters
@@ -36,6 +36,8 @@ _RUNS_CODE: Final = ("exec", "eval")  # the names they are given, the code may c
 
 def builtin_call(body: Body, node: cst.Call, name: str) -> None:
     """A call of the builtin `name`."""
+    if name in BUILTIN_DUNDERS and node.args:  # `len(box)` runs `Box.__len__`
+        implicit_call(body, node, node.args[0].value, BUILTIN_DUNDERS[name])
     if name in ("getattr", "hasattr", "vars") and node.args:  # `Config.mode` read
         record(body, named_attribute(node), Access.READ, f"calls {name}()", node)
     if name in ("getattr", "hasattr") and len(node.args) > 1:

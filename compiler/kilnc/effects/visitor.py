@@ -14,7 +14,15 @@ import libcst as cst
 from kilnc.effect_ir import ANY_KEY, EVERY_KEY, Change, MemoryUse
 from kilnc.effects.body import Body
 from kilnc.effects.handed import called_through, handed, hands_changes
-from kilnc.effects.implicit import IN_PLACE, entered, got, implicit_call, stored
+from kilnc.effects.implicit import (
+    IN_PLACE,
+    entered,
+    got,
+    implicit_call,
+    item_read,
+    iterated,
+    stored,
+)
 from kilnc.effects.kept import hand_back, keep
 from kilnc.effects.library_objects import opaque, sets_context
 from kilnc.effects.project_calls import (
@@ -28,6 +36,7 @@ from kilnc.effects.receivers import (
     class_receiver,
     describe,
     inserts_on_read,
+    into_state,
     is_module,
     through_class,
 )
@@ -208,6 +217,8 @@ class EffectVisitor(cst.CSTVisitor):
     def visit_Subscript(self, node: cst.Subscript) -> None:
         body = self.body
         read_reflected(body, node)  # `globals()["BOX"]`: the name it reads
+        if node not in self._set:
+            item_read(body, node)  # `Box.__getitem__`
         local = body.local_view(node.value)
         token = body.token(node.value)
         if local is not None:
@@ -230,6 +241,7 @@ class EffectVisitor(cst.CSTVisitor):
             if not isinstance(target.operator, cst.In | cst.NotIn):
                 continue
             iterate(self.body, target.comparator)  # `x in items` reads items up to x
+            implicit_call(body, node, target.comparator, "__contains__", [node.left])
             token = body.token(target.comparator)
             if token is None:
                 continue
@@ -240,10 +252,12 @@ class EffectVisitor(cst.CSTVisitor):
 
     def visit_For(self, node: cst.For) -> None:
         iterate(self.body, node.iter)
+        iterated(self.body, node, node.iter)  # `Ids.__iter__`, `Ids.__next__`
         self._store(node.target, "assigns")  # `for d["last"] in xs:` stores into d
 
     def visit_CompFor(self, node: cst.CompFor) -> None:
         iterate(self.body, node.iter)
+        iterated(self.body, node, node.iter)
         self._store(node.target, "assigns")
 
     def visit_StarredElement(self, node: cst.StarredElement) -> None:
@@ -347,7 +361,7 @@ class EffectVisitor(cst.CSTVisitor):
         project_method(body, node, func, target, overrides)
         if target is not None:
             return True
-        if self._into_state(receiver, method):
+        if into_state(body, receiver, method):
             for arg in node.args:  # `REGISTRY.append(a)`: `a` is module state now
                 body.escape(arg.value)
         if method == "join":  # ", ".join(parts) consumes an iterator it is given
@@ -398,17 +412,6 @@ class EffectVisitor(cst.CSTVisitor):
         """`memory.log.append(x)`: the receiver may keep what the call is given."""
         for arg in node.args:
             keep(self.body, receiver, arg.value)
-
-    def _into_state(self, receiver: cst.BaseExpression, method: str) -> bool:
-        """Whether a method of a module's changing value (not a logger's) may
-        keep what it is given."""
-        body = self.body
-        return (
-            method not in PURE_METHODS
-            and body.is_module_state(receiver)
-            and body.reader.state_name(body.defs, receiver, called=False) is not None
-            and not body.reader.is_logger(body.defs, receiver)
-        )
 
     # --- the rest -----------------------------------------------------------------------
 
