@@ -20,7 +20,8 @@ old value, silently:
   value: it uses what they use (effects/escaped.py, trial Q5);
 - a parameter whose default is the module's object (`log: list[str] = LOG`),
   a class attribute bound to it (`class Svc: store = BOX`), `globals()["BOX"]`,
-  another module's name for it (`CURRENT = db.STATE`), `sys.modules["db"]`;
+  another module's name for it (`CURRENT = db.STATE`), `sys.modules["db"]`,
+  `sys.modules[__name__]`, a local bound to `vars(USAGE)` (trial Q8);
 - a class's state through its object (`type(cfg).level = v`,
   `cfg.__class__.level = v`, trial Q2);
 - a `deque(maxlen=n)` appended to, which drops its oldest item: which it
@@ -302,6 +303,19 @@ async def main() -> object:
         "def snapshot() -> list[str]:\n    return list(WINDOW)",
         "WINDOW.append('old')",
         "WINDOW.append('new')",
+    ),
+    "a_local_bound_to_vars_of_an_object_folded_across_an_await": _case(
+        "class Usage:\n    def __init__(self) -> None:\n        self.tokens = 0\n\n"
+        "USAGE = Usage()\n\nasync def fold(n: int) -> None:\n"
+        "    d = vars(USAGE)\n    cur = d['tokens']\n    await asyncio.sleep(0.01)\n"
+        "    d['tokens'] = cur + n",
+        "await fold(1)",
+        "USAGE.tokens",
+    ),
+    "the_module_s_own_entry_in_sys_modules": _case(
+        "import sys\n\nSTATUS = {'mode': 'normal'}",
+        "me = sys.modules[__name__]\nme.STATUS = {'mode': 'degraded'}",
+        "STATUS['mode']",
     ),
     "a_module_by_name_in_sys_modules": _case(
         "import sys\nimport store",

@@ -26,6 +26,7 @@ import libcst as cst
 
 from kilnc.effect_ir import Access
 from kilnc.effects.module_names import bounded_deque
+from kilnc.effects.reflection import unreflected
 from kilnc.effects.shared_items import item_of, items_of
 from kilnc.effects.state_uses import called_target, record, state_of
 from kilnc.names import identifier, name_uses
@@ -213,6 +214,9 @@ def _held(body: Body, value: cst.BaseExpression) -> cst.BaseExpression | None:
     of `CACHE.setdefault(key, [])`, and a project function's result, which may be
     module state's (`latest()` of `return HISTORY[-1]`); None for a value of its own."""
     if isinstance(value, cst.Call):
+        plain = unreflected(value)
+        if plain is not value:  # `d = vars(USAGE)`: `USAGE`'s attributes
+            return plain
         mine = called_target(body, value.func) is not None
         return item_of(body, value) or (value if mine else None)
     return (

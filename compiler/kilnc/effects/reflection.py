@@ -39,6 +39,8 @@ def unreflected(node: cst.BaseExpression) -> cst.BaseExpression:
         if namespace is not None and key is not None:
             return cst.Attribute(value=namespace, attr=cst.Name(key))
         return node if inner is node.value else node.with_changes(value=inner)
+    if isinstance(node, cst.Call) and _called(node, "vars", 1):  # `d = vars(U)`
+        return unreflected(node.args[0].value)
     if isinstance(node, cst.Call) and dotted(node.func) == "getattr":
         if len(node.args) < 2 or node.args[0].keyword is not None:
             return node
@@ -51,19 +53,21 @@ def unreflected(node: cst.BaseExpression) -> cst.BaseExpression:
     return node
 
 
-def _module_key(node: cst.Subscript) -> str | None:
-    """The module a subscript of `sys.modules` names: `"app.settings"`."""
+def _module_key(node: cst.Subscript) -> cst.BaseExpression | None:
+    """The module a subscript of `sys.modules` names: `"app.settings"`, or
+    `__name__`, the module's own."""
     match node.slice:
         case [cst.SubscriptElement(slice=cst.Index(value=cst.SimpleString() as key))]:
-            text = key.evaluated_value
-            return text if isinstance(text, str) else None
+            return key
+        case [cst.SubscriptElement(slice=cst.Index(value=cst.Name("__name__") as key))]:
+            return key
     return None
 
 
-def _imported(module: str) -> cst.Call:
+def _imported(module: cst.BaseExpression) -> cst.Call:
     """`importlib.import_module("app.settings")`: the module, as kiln reads it."""
     func = cst.Attribute(cst.Name("importlib"), cst.Name("import_module"))
-    return cst.Call(func, [cst.Arg(cst.SimpleString(repr(module)))])
+    return cst.Call(func, [cst.Arg(module)])
 
 
 def _namespace_of(node: cst.BaseExpression) -> cst.BaseExpression | None:

@@ -171,6 +171,8 @@ def _imported(body: Body, call: cst.Call) -> str | None:
     if resolved != "importlib.import_module" or len(call.args) != 1:
         return None
     name = call.args[0].value
+    if isinstance(name, cst.Name) and name.value == "__name__":
+        return body.defs.location.name  # `sys.modules[__name__]`: its own module
     if not isinstance(name, cst.SimpleString):
         return None
     module = name.evaluated_value
