@@ -28,16 +28,17 @@ def unreflected(node: cst.BaseExpression) -> cst.BaseExpression:
         inner = unreflected(node.value)
         return node if inner is node.value else node.with_changes(value=inner)
     if isinstance(node, cst.Subscript):
-        inner = unreflected(node.value)
         key = _literal_key(node)
+        # `vars(X)["k"]`: X's attribute; asked first, `vars(X)` alone being `X`.
+        namespace = _namespace_of(node.value) if key is not None else None
+        if namespace is not None and key is not None:
+            return cst.Attribute(value=unreflected(namespace), attr=cst.Name(key))
+        inner = unreflected(node.value)
         if key is not None and _called(inner, "globals", 0):
             return cst.Name(key)
         module = _module_key(node)
         if module is not None and dotted(inner) == "sys.modules":
             return _imported(module)
-        namespace = _namespace_of(inner) if key is not None else None
-        if namespace is not None and key is not None:
-            return cst.Attribute(value=namespace, attr=cst.Name(key))
         return node if inner is node.value else node.with_changes(value=inner)
     if isinstance(node, cst.Call) and _called(node, "vars", 1):  # `d = vars(U)`
         return unreflected(node.args[0].value)
