@@ -19,6 +19,8 @@ state ran at once and saw the old value, silently.
   (`__getitem__`, a dict subclass's `__missing__`), `len(STORE)`, `k in
   STORE`, `for k in STORE`, `next(IDS)`, and any of them on a local alias
   (`s = STORE; s[k] = v`) or a `global` name (`BOX += [x]`), trial Q8;
+- a class's `__new__` (a singleton that logs what it creates), which making
+  the object runs;
 - a dataclass field's `default_factory` (`lambda: next(_IDS)`, a function,
   `_IDS.__next__`), which making the object runs (trial Q8);
 - a function the module defines again below (a call runs the last `def`);
@@ -346,6 +348,15 @@ ORDERED = {
     "next_runs_next": _dunder("next(IDS)"),
     "a_store_through_a_local_alias_runs_setitem": _dunder("s = STORE\ns['k'] = 'w'"),
     "an_in_place_add_to_a_global_runs_iadd": _dunder("global BOX\nBOX += ['x']"),
+    "making_an_object_runs_its_new": _case(
+        "from typing import ClassVar\n\nCREATED: list[str] = []\n\n"
+        "class Client:\n    _instance: ClassVar['Client | None'] = None\n\n"
+        "    def __new__(cls) -> 'Client':\n        if cls._instance is None:\n"
+        "            CREATED.append('client')\n"
+        "            cls._instance = super().__new__(cls)\n        return cls._instance",
+        "Client()",
+        "list(CREATED)",
+    ),
     "a_class_list_appended_through_self_in_init": _case(
         _registered("self.registry.append(name)"),
         "Agent('x')",

@@ -246,6 +246,9 @@ class Classes:
                 return None
             return defs, method, head, kind
         made = self.construction((defs, statement))
+        new = method_def(statement, "__new__")
+        if made is None and new is not None:  # `__new__`, run as its class's method
+            return defs, new, head, "class"
         if made is None or made.init is None:
             return made
         return made.defs, made.init, made.owner, "init"
