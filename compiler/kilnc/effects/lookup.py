@@ -18,10 +18,13 @@ from kilnc.front import ModuleDefs
 if TYPE_CHECKING:  # a body asks the reader; the reader reads bodies
     from kilnc.effects.body import Body
     from kilnc.effects.closures import Passed
+    from kilnc.project import Project
 
 
 class Lookup(Protocol):
     """What reading a body asks of the project's other functions."""
+
+    project: Project  # its modules, read on demand
 
     def resolve(self, defs: ModuleDefs, func: cst.BaseExpression) -> str | None: ...
 

@@ -31,6 +31,7 @@ function fill in the same value).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING, Final, TypeGuard
 
 import libcst as cst
@@ -197,8 +198,11 @@ def environment_call(body: Body, node: cst.Call, qualified: str) -> bool:
     same order, so it changes it (False: the call is read on)."""
     span = body.defs.parsed.span(node)
     module, _, name = qualified.rpartition(".")
-    if module in _GENERATORS and name not in _GENERATORS[module]:
-        # Read on as any call: `random.shuffle(deck)` changes `deck` too.
+    if (
+        module in _GENERATORS
+        and name not in _GENERATORS[module]
+        and _seeded(body, module)
+    ):  # Read on as any call: `random.shuffle(deck)` changes `deck` too.
         merge(body, module, StateUse(Access.WRITE, Change(f"calls {qualified}", span)))
         return False
     access = _ENVIRONMENT_CALLS.get(qualified)
@@ -216,6 +220,23 @@ _GENERATORS: Final = {
         {"default_rng", "Generator", "RandomState", "SeedSequence", "PCG64"}
     ),
 }
+
+
+def _seeded(body: Body, module: str) -> bool:
+    """Whether a module of the project kiln has read seeds `module`'s generator
+    (`random.seed(42)`): unseeded, its draws are no more the source's in one
+    order than in another, and nodes that draw (a jittered wait) overlap."""
+    return any(
+        defs is not None and _seeds(defs.parsed.source.text, module)
+        for defs in list(body.reader.project.modules.values())
+    )
+
+
+@lru_cache(maxsize=256)
+def _seeds(text: str, module: str) -> bool:
+    return f"{module}.seed(" in text or (
+        f"from {module} import" in text and "seed(" in text
+    )
 
 
 def _in_environment(body: Body, head: cst.BaseExpression) -> bool:
