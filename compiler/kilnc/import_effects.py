@@ -35,7 +35,7 @@ from kilnc.mutability import (
     is_pure,
 )
 from kilnc.names import identifier
-from kilnc.walk import walk
+from kilnc.syntax import calls_made
 
 # Decorators that make the function or class they are given and do no more.
 _MAKING: Final = frozenset(
@@ -151,9 +151,7 @@ def _defines_hook(cls: cst.ClassDef) -> bool:
 
 def _calls_code(parsed: ParsedModule, value: cst.BaseExpression) -> bool:
     """Whether evaluating `value` calls anything not known to only make a value."""
-    calls = _Calls()
-    walk(value, calls)
-    for call in calls.found:
+    for call in calls_made(value):
         names = parsed.qualified_names(call.func)
         if not names or not all(_makes_only(name) for name in names):
             return True
@@ -177,14 +175,3 @@ def _blocks(statement: cst.CSTNode) -> list[cst.CSTNode]:
         elif isinstance(child, cst.If | cst.Else | cst.ExceptHandler | cst.Finally):
             found += _blocks(child)
     return found
-
-
-class _Calls(cst.CSTVisitor):
-    def __init__(self) -> None:
-        self.found: list[cst.Call] = []
-
-    def visit_Call(self, node: cst.Call) -> None:
-        self.found.append(node)
-
-    def visit_Lambda(self, node: cst.Lambda) -> bool:
-        return False  # its calls run when it is called

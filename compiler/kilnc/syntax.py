@@ -145,3 +145,22 @@ def comprehension_targets(clauses: cst.CompFor) -> list[cst.BaseAssignTargetExpr
         targets.append(clause.target)
         clause = clause.inner_for_in
     return targets
+
+
+def calls_made(node: cst.CSTNode) -> list[cst.Call]:
+    """The calls evaluating `node` makes: not those of a lambda it defines,
+    which run when the lambda is called."""
+    calls = _Calls()
+    walk(node, calls)
+    return calls.found
+
+
+class _Calls(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.found: list[cst.Call] = []
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self.found.append(node)
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False

@@ -18,6 +18,7 @@ annotation names the builtin or standard-library type (a project class named
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Final, final
@@ -336,28 +337,29 @@ def _result_type(body: Body, call: cst.Call) -> Typed | None:
 
 def _alias(body: Body, name: str) -> cst.Name | None:
     """`STORE` where every binding of `name` is `name = STORE`, another name."""
-    values = {
-        identifier(value.value) if isinstance(value, cst.Name) else ""
-        for targets, value in body.bindings.bound
-        if name in targets
-    }
-    if len(values) != 1 or any(name in targets for targets, _ in body.bindings.items):
-        return None
-    other = values.pop()
+    other = _bound_alike(
+        body, name, lambda v: identifier(v.value) if isinstance(v, cst.Name) else ""
+    )
     return cst.Name(other) if other and other != name else None
 
 
 def _made(body: Body, name: str) -> str | None:
     """`Agent` where every binding of `name` is `name = Agent(...)`, a project class."""
-    made = {
-        code(value.func) if isinstance(value, cst.Call) else ""
-        for targets, value in body.bindings.bound
-        if name in targets
-    }
-    if len(made) != 1 or any(name in targets for targets, _ in body.bindings.items):
-        return None
-    called = made.pop()
+    called = _bound_alike(
+        body, name, lambda v: code(v.func) if isinstance(v, cst.Call) else ""
+    )
     return called if called and body.reader.is_class(body.defs, called) else None
+
+
+def _bound_alike(
+    body: Body, name: str, text: Callable[[cst.BaseExpression], str]
+) -> str | None:
+    """The one `text` of what every binding of `name` binds it to (no loop's);
+    None where the bindings differ, or a loop binds it."""
+    found = {text(value) for targets, value in body.bindings.bound if name in targets}
+    if len(found) != 1 or any(name in targets for targets, _ in body.bindings.items):
+        return None
+    return found.pop()
 
 
 def _item_of(body: Body, iterable: cst.BaseExpression) -> Typed | None:

@@ -34,8 +34,7 @@ from kilnc.effect_ir import Change, Effects
 from kilnc.front import ModuleDefs
 from kilnc.mutability import PURE_METHODS
 from kilnc.names import identifier
-from kilnc.syntax import chain_root, code
-from kilnc.walk import walk
+from kilnc.syntax import calls_made, chain_root, code
 
 # Calls of these builtins read what they are given (or keep it whole, as
 # `list.append` does): they never change it.
@@ -233,9 +232,7 @@ class _Statements:
     def expression(self, expression: cst.BaseExpression, held: Held) -> None:
         if not held or self.found is not None:
             return
-        calls = _Calls()
-        walk(expression, calls)
-        for call in calls.found:
+        for call in calls_made(expression):
             if _changes(call, held):
                 self.found = call
                 return
@@ -305,14 +302,3 @@ def _blocks_within(node: cst.CSTNode) -> list[cst.BaseSuite]:
         elif not isinstance(child, cst.BaseExpression):
             found += _blocks_within(child)
     return found
-
-
-class _Calls(cst.CSTVisitor):
-    def __init__(self) -> None:
-        self.found: list[cst.Call] = []
-
-    def visit_Call(self, node: cst.Call) -> None:
-        self.found.append(node)
-
-    def visit_Lambda(self, node: cst.Lambda) -> bool:
-        return False
