@@ -33,8 +33,11 @@ node reads, a context manager whose `__exit__` commits, a tool object whose
 without naming it: a property's getter that counts, a class registry an
 `__init__` appends to through `self`, a method through a `Protocol`-typed
 name, a decorator factory given a module list, a `functools.partial` given a
-module dict, a thread node's fold into module state), and two calls that
-fail in one run.
+module dict, a thread node's fold into module state, a class's object as
+a decorator whose wrapper folds into module state, a descriptor whose
+`__set__` and `__get__` use module state; library code that
+changes module state: a buffer `json.dump` writes, a logging call that runs
+a project handler keeping its records), and two calls that fail in one run.
 
 Every node sleeps a random time, so a schedule that reorders two effects shows
 in the result. Every node call appends `done <tag>` to the module's `events`
@@ -53,6 +56,9 @@ HEADER = """\
 import asyncio
 import contextvars
 import functools
+import io
+import json
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -262,12 +268,66 @@ def _hook(table: dict[str, int], key: str, value: int) -> None:
 
 
 hook = functools.partial(_hook, HOOKED, "k")
+GATE = [0]
+FIELD = [0]
+
+
+class Gate:
+    def __init__(self) -> None:
+        self.passed = 0
+
+    def __call__(self, fn: Any) -> Any:
+        @functools.wraps(fn)
+        async def wrapper(*args: Any) -> Any:
+            out = await fn(*args)
+            GATE[0] = GATE[0] * 3 + args[0] % 5
+            self.passed += 1
+            return out
+
+        return wrapper
+
+
+GATED = Gate()
+
+
+class Audited:
+    def __get__(self, obj: object, owner: type | None = None) -> int:
+        return FIELD[0]
+
+    def __set__(self, obj: object, value: int) -> None:
+        FIELD[0] = FIELD[0] * 3 + value
+
+
+class Settings:
+    level = Audited()
+
+
+SETTINGS = Settings()
 USAGE = {"n": 0}
 
 
 def slow_count(value: int) -> int:
     time.sleep(0.002)  # a blocking call between the fold's read and its store
     return value % 7 + 1
+
+
+BUF = io.StringIO()
+
+
+class Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record.getMessage())
+
+
+KEPT = Kept()
+LOGGER = logging.getLogger(__name__)  # the source's and the compiled module's own
+LOGGER.addHandler(KEPT)
+LOGGER.setLevel(logging.INFO)
+LOGGER.propagate = False
 
 
 def store(memory: Memory, key: str, value: int) -> None:
@@ -659,6 +719,60 @@ async def tused(tag: str) -> int:
     note(tag)
     return USAGE["n"]
 """,
+    # A class's object as a decorator, whose wrapper folds into module state
+    # and counts on the object; a descriptor whose `__set__` and `__get__`
+    # use module state.
+    "gwork": """@node
+@GATED
+async def gwork(value: int, tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return value + 1
+""",
+    "gread": """@node
+async def gread(tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return GATE[0] * 100 + GATED.passed
+""",
+    "dlevel": """@node
+async def dlevel(value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    SETTINGS.level = value % 5
+    note(tag)
+""",
+    "dread": """@node
+async def dread(tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return SETTINGS.level
+""",
+    # Library code that changes module state: a buffer `json.dump` writes, a
+    # logging call whose handler (a project class) keeps its records.
+    "jdump": """@node
+async def jdump(value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    json.dump(value, BUF)
+    note(tag)
+""",
+    "jread": """@node
+async def jread(tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return len(BUF.getvalue())
+""",
+    "lkeep": """@node
+async def lkeep(value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    LOGGER.info("kept %d", value)
+    note(tag)
+""",
+    "lcount": """@node
+async def lcount(tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return len(KEPT.records)
+""",
     "kput": """@node
 async def kput(key: str, value: int, tag: str) -> None:
     await asyncio.sleep({d})
@@ -1044,10 +1158,19 @@ def _module_statement(flow: _Flow) -> None:
         "hget": [],
         "tfold": [flow.value()],
         "tused": [],
+        "gwork": [flow.value()],
+        "gread": [],
+        "dlevel": [flow.value()],
+        "dread": [],
+        "jdump": [flow.value()],
+        "jread": [],
+        "lkeep": [flow.value()],
+        "lcount": [],
     }
     node = draw(st.sampled_from(sorted(calls)))
     silent = ("sset", "stally", "shift", "oput", "omerge", "oswitch", "cset", "dput")
-    silent += ("kput", "commit", "preg", "prun", "hset", "tfold")
+    silent += ("kput", "commit", "preg", "prun", "hset", "tfold", "jdump", "lkeep")
+    silent += ("dlevel",)
     returns = node not in silent
     shape = draw(st.sampled_from(["call", "call", "fan", "if"]))
     fans = {
@@ -1068,6 +1191,10 @@ def _module_statement(flow: _Flow) -> None:
         "aud": "i",
         "hset": "i",
         "tfold": "i",
+        "gwork": "i",
+        "dlevel": "i",
+        "jdump": "i",
+        "lkeep": "i",
     }
     awaited = "" if node in SYNC_NODES else "await "  # a sync node is called
     if shape == "fan" and node in fans:
@@ -1321,6 +1448,8 @@ def effect_flows(draw: st.DrawFn) -> str:
     state += ['kept("a")', 'kept("b")', "TXN.commits", "METER[0]"]
     state += ["IDS._n", "sorted(Registered.registry)", "Registered.count"]
     state += ["dict(PROTO)", "len(AUDIT)", "dict(HOOKED)", 'USAGE["n"]']
+    state += ["GATE[0]", "GATED.passed", "FIELD[0]"]
+    state += ["BUF.getvalue()", "sorted(KEPT.records)"]
     memories = ", ".join(f"dict({m}.local)" for m in flow.memories)
     if flow.lists:  # the keys' lists, made first: the flow's parameter holds none
         flow.lines[:0] = ['memory["l1"] = [x]', 'memory["l2"] = [x + 1]']

@@ -71,7 +71,7 @@ PASSES: dict[str, frozenset[str]] = {
         {
             *("emit_flow", "emit_blocks", "emit_fan_outs", "emit_compound"),
             *("emit_names", "emit_parts", "emit_nesting", "emit_spawns"),
-            *("emit_guards", "emit_narrowing", "emit_shapes"),
+            *("emit_guards", "emit_narrowing", "emit_shapes", "emit_tasks"),
         }
     ),
     "format": frozenset(),

@@ -316,3 +316,87 @@ def test_a_stdout_closed_before_kiln_starts_is_no_error(
     assert "Traceback" not in done.stderr
     assert "internal error" not in done.stderr
     assert done.returncode == 0, done.stderr
+
+
+# argparse writes help, usage and --version itself and ignores an OSError in
+# that write: under PYTHONUNBUFFERED=1, `kiln --help > /dev/full` exited 0.
+HELP_COMMANDS = [
+    ["--help"],
+    ["compile", "--help"],
+    ["runs", "list", "--help"],
+    ["ledger", "stats", "--help"],
+    ["--version"],
+]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "unbuffered"])
+@pytest.mark.parametrize("args", HELP_COMMANDS, ids="-".join)
+def test_help_on_a_full_disk_is_one_line(
+    tmp_path: Path, args: list[str], unbuffered: bool
+) -> None:
+    env = buffered() | ({"PYTHONUNBUFFERED": "1"} if unbuffered else {})
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [*KILN, *args],
+            cwd=tmp_path,
+            env=env,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert (done.returncode, done.stderr) == (
+        1,
+        "kiln: error: cannot write the output: No space left on device\n",
+    ), done
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "unbuffered"])
+@pytest.mark.parametrize(
+    "args",
+    [[], ["compile", "--bogus"], ["runs"], ["run", "flows.py:chain", "--no-such"]],
+    ids=["no-command", "unknown-option", "no-action", "run-unknown-option"],
+)
+def test_a_usage_error_that_cannot_be_written(
+    tmp_path: Path, args: list[str], unbuffered: bool
+) -> None:
+    """The usage goes to stderr, here a full disk: nowhere to say so, but the
+    status is a write's that failed (1), not a usage error's (2) as if said."""
+    env = buffered() | ({"PYTHONUNBUFFERED": "1"} if unbuffered else {})
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [*KILN, *args],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=full,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert (done.returncode, done.stdout) == (1, ""), done
+
+
+@pytest.mark.parametrize("args", HELP_COMMANDS, ids="-".join)
+def test_help_to_a_reader_gone_unbuffered(tmp_path: Path, args: list[str]) -> None:
+    """`PYTHONUNBUFFERED=1 kiln --help | true`: a reader gone, as any command's."""
+    process = subprocess.Popen(
+        [*KILN, *args],
+        cwd=tmp_path,
+        env=buffered() | {"PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        process.stdout.close()
+        errors = process.stderr.read()
+        process.wait(timeout=120)
+    finally:
+        process.kill()
+    assert (process.returncode, errors) == (EXIT_READER_GONE, "")

@@ -416,6 +416,94 @@ def test_a_source_run_resumes_from_its_source(project: Path) -> None:
     assert counts(project) == ["load", "risky", "risky"]
 
 
+POINT_FLOW = """\
+from dataclasses import dataclass
+
+from kiln import flow, node
+
+from flows import risky
+
+
+@dataclass(frozen=True)
+class Point:
+    x: int
+
+
+@node
+def place(p: Point) -> int:
+    return p.x + 1
+
+
+@flow
+async def placed(p: Point) -> int:
+    return await risky(place(p))
+"""
+
+
+PIPE = "async def pipe(x: int) -> int:\n    y = load(x)\n"
+
+
+@pytest.mark.parametrize(
+    ("changed", "words", "said"),
+    [
+        (PIPE.replace("x: int", "x: int, scale: int = 1"), ["x=1"], "(x, scale) now"),
+        (PIPE.replace("x", "z"), ["z=1"], "takes (z) now"),
+    ],
+    ids=["added-with-default", "renamed"],
+)
+def test_a_run_whose_flow_parameters_changed_is_not_sent_round_again(
+    project: Path, changed: str, words: list[str], said: str
+) -> None:
+    """`kiln runs resume s1` answered a changed flow with "run it again with
+    those (`kiln runs resume s1`)", over and over: it says what to do instead."""
+    first = kiln("run", "flows.py:pipe", "x=1", "--run-id", "s1", cwd=project, FAIL="1")
+    assert first.returncode == 1
+    source = project / "flows.py"
+    assert PIPE in source.read_text()
+    source.write_text(source.read_text().replace(PIPE, changed))
+    refused = kiln("runs", "resume", "s1", cwd=project)
+    assert refused.returncode == 1
+    error = one_error(refused)
+    assert "kiln runs resume" not in error
+    assert "resume() it" not in error
+    assert 'started with arguments ({"x":1}) for the parameters (x)' in error
+    assert said in error
+    assert "start a new run with another run id" in error
+    assert counts(project) == ["load", "risky"], "nothing ran again"
+    # Started again under its id with the flow's new parameters: the same answer.
+    again = kiln("run", "flows.py:pipe", *words, "--run-id", "s1", cwd=project)
+    assert again.returncode == 1
+    assert "kiln runs resume" not in one_error(again)
+    assert said in one_error(again)
+    fresh = kiln("run", "flows.py:pipe", *words, "--run-id", "s2", cwd=project)
+    assert (fresh.returncode, fresh.stdout) == (0, "20\n"), fresh.stderr
+
+
+def test_a_run_whose_argument_class_changed_is_not_sent_round_again(
+    project: Path,
+) -> None:
+    """A dataclass argument given a field (with a default) since the run started:
+    read again, it is another value, which the journal would refuse."""
+    source = write(project / "points.py", POINT_FLOW)
+    first = kiln(
+        "run", "points.py:placed", 'p={"x": 2}', "--run-id", "p1", cwd=project, FAIL="1"
+    )
+    assert first.returncode == 1, first.stderr
+    source.write_text(
+        POINT_FLOW.replace("    x: int\n", "    x: int\n    z: int = 0\n")
+    )
+    refused = kiln("runs", "resume", "p1", cwd=project)
+    assert refused.returncode == 1
+    error = one_error(refused)
+    assert "kiln runs resume" not in error
+    assert "resume() it" not in error
+    assert "reads as other values now" in error
+    assert "start a new run with another run id" in error
+    source.write_text(POINT_FLOW)  # changed back, the run goes on
+    resumed = kiln("runs", "resume", "p1", cwd=project)
+    assert (resumed.returncode, resumed.stdout) == (0, "30\n"), resumed.stderr
+
+
 @pytest.mark.parametrize("elsewhere", [True, False])
 def test_resume_runs_no_code_a_ledger_names_outside_the_project(
     project: Path, tmp_path_factory: pytest.TempPathFactory, elsewhere: bool

@@ -42,34 +42,21 @@ Each case runs its source and its compiled flow in fresh interpreters
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from tests.test_differential import compiled_and_source
-from tests.test_state_reach_order import assert_overlapped, compile_and_run
+from tests.test_state_reach_order import (
+    assert_overlapped,
+    both_overlap,
+    compile_and_run,
+    write_then_read,
+)
 
-
-def _case(setup: str, write: str, read: str) -> str:
-    """A writer that sleeps then changes state, and a reader of it after it."""
-    body = "\n".join(f"    {line}" for line in write.strip().splitlines())
-    return f"""
-{setup}
-
-@node
-async def write() -> None:
-    await asyncio.sleep(0.05)
-{body}
-
-@node
-async def read() -> str:
-    return repr({read})  # a new value: no module state's, whatever it reads
-
-@flow
-async def main() -> str:
-    await write()
-    return await read()
-"""
+# The reader returns its value's repr: a new value, no module state's.
+_case = partial(write_then_read, fresh=True)
 
 
 ID_GENERATOR = """
@@ -458,32 +445,6 @@ def test_state_changed_through_indirect_code_keeps_the_source_s_order(
     assert warnings, "the kept order is said"
 
 
-def _overlapping(setup: str, first: str, second: str) -> str:
-    return f"""
-{setup}
-
-@node
-async def first(name: str) -> str:
-    EVENTS.append(f"start {{name}}")
-    await asyncio.sleep(0.05)
-    {first}
-    EVENTS.append(f"end {{name}}")
-    return name
-
-@node
-async def second(name: str) -> str:
-    EVENTS.append(f"start {{name}}")
-    await asyncio.sleep(0.05)
-    {second}
-    EVENTS.append(f"end {{name}}")
-    return name
-
-@flow
-async def main() -> list[str]:
-    return [await first("a"), await second("b")]
-"""
-
-
 READ_ONLY_PROPERTY = """
 class Settings:
     def __init__(self) -> None:
@@ -497,13 +458,13 @@ SETTINGS = Settings()
 """
 
 OVERLAPPING = {
-    "a_method_of_an_untyped_object_whose_classes_only_read": _overlapping(
+    "a_method_of_an_untyped_object_whose_classes_only_read": both_overlap(
         TOOLS, "name = [Greeter][0]().greet(name)", "name = [Greeter][0]().greet(name)"
     ),
-    "a_module_name_for_a_read_only_method": _overlapping(
+    "a_module_name_for_a_read_only_method": both_overlap(
         HOOKS, "name = lookup(name, name)", "name = lookup(name, name)"
     ),
-    "a_property_getter_that_only_reads": _overlapping(
+    "a_property_getter_that_only_reads": both_overlap(
         READ_ONLY_PROPERTY, "name = SETTINGS.url + name", "name = SETTINGS.url + name"
     ),
 }

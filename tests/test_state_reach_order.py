@@ -879,6 +879,17 @@ class Client:
     async def get(self, url: str) -> str:
         await asyncio.sleep(0.05)
         return url
+
+
+class VectorStore:
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    async def add_texts(self, texts: list[str]) -> None:
+        self.texts.extend(texts)
+
+    def similarity_search(self, query: str) -> list[str]:
+        return [text for text in self.texts if query in text]
 """
 
 
@@ -934,6 +945,50 @@ def test_the_warning_names_the_attribute_and_the_method_s_line(
         f"module state 'case.STORE.data' (assigns self.data[key], at {where}:{put}), "
         f"which 'second' reads (calls self.data.get, at {where}:{get})"
     )
+
+
+def write_then_read(setup: str, write: str, read: str, *, fresh: bool = False) -> str:
+    """A case: after `setup`, a node that sleeps, then runs `write` (its lines),
+    and a node the flow calls after it, which returns `read`; `fresh`: as
+    `repr(read)`, a new value that no module state holds, whatever it reads."""
+    body = "\n".join(f"    {line}" for line in write.strip().splitlines())
+    returned, kind = (f"repr({read})", "str") if fresh else (read, "int")
+    return (
+        f"{setup}\n\n@node\nasync def write() -> None:\n"
+        f"    await asyncio.sleep(0.05)\n{body}\n\n"
+        f"@node\nasync def read() -> {kind}:\n    return {returned}\n\n"
+        f"@flow\nasync def main() -> {kind}:\n    await write()\n"
+        "    return await read()\n"
+    )
+
+
+def both_overlap(setup: str, first: str, second: str) -> str:
+    """A case for `assert_overlapped`: after `setup`, two nodes the flow awaits one
+    after the other, each logging its start, sleeping, running its line (`first`,
+    `second`) and logging its end."""
+    return f"""
+{setup}
+
+@node
+async def first(name: str) -> str:
+    EVENTS.append(f"start {{name}}")
+    await asyncio.sleep(0.05)
+    {first}
+    EVENTS.append(f"end {{name}}")
+    return name
+
+@node
+async def second(name: str) -> str:
+    EVENTS.append(f"start {{name}}")
+    await asyncio.sleep(0.05)
+    {second}
+    EVENTS.append(f"end {{name}}")
+    return name
+
+@flow
+async def main() -> list[str]:
+    return [await first("a"), await second("b")]
+"""
 
 
 def assert_overlapped(tmp_path: Path, body: str) -> None:

@@ -228,11 +228,14 @@ def spread(uses: dict[str, StateUse]) -> StateUses:
 
 
 def _wholes(name: str) -> Iterator[str]:
-    """The pieces `name` is part of: `app.GAUGE` and `app` of `app.GAUGE.now`."""
+    """The pieces `name` is part of: `app.GAUGE` and `app` of `app.GAUGE.now`,
+    and `EVERY_PIECE`."""
     head, dot, _ = name.rpartition(".")
     while dot:
         yield head
         head, dot, _ = head.rpartition(".")
+    if name != EVERY_PIECE:
+        yield EVERY_PIECE
 
 
 def on_object(name: str, piece: str) -> str:
@@ -241,8 +244,13 @@ def on_object(name: str, piece: str) -> str:
 
 
 def part_of(name: str, whole: str) -> bool:
-    """Whether the piece `name` is `whole` or one of its attributes."""
-    return name == whole or name.startswith(whole + ".")
+    """Whether the piece `name` is `whole` or one of its attributes (any piece
+    is part of `EVERY_PIECE`)."""
+    return whole in (name, EVERY_PIECE) or name.startswith(whole + ".")
+
+
+# Every piece of module state at once: what code kiln cannot read may use.
+EVERY_PIECE: Final = "*"
 
 
 # How a step that reaches module state may change what the flow stored there.

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 
 import libcst as cst
 
@@ -14,8 +15,6 @@ from kilnc.emit_guards import (
     at_spawns,
     forget,
     lines,
-    repeated,
-    task_reads,
 )
 from kilnc.emit_names import BUILTINS, RUNTIME, outer_alias
 from kilnc.emit_narrowing import Fact, FlowNames
@@ -30,11 +29,10 @@ from kilnc.emit_parts import (
     counted_calls,
     discarding,
     folded_ops,
-    reading_copies,
     task_base,
     trailing_comment,
 )
-from kilnc.emit_spawns import direct_call, held_names
+from kilnc.emit_spawns import Spawns, direct_call, held_names
 from kilnc.ir import (
     Block,
     Branch,
@@ -49,6 +47,7 @@ from kilnc.ir import (
     Step,
     StepId,
     WhileLoop,
+    yields,
 )
 from kilnc.names import mentioned_names, target_names
 from kilnc.plan import (
@@ -103,6 +102,17 @@ class BlockEmitter(ABC):
     @abstractmethod
     def compound(self, step: Step) -> None: ...
 
+    @abstractmethod
+    def task(
+        self,
+        task: Task,
+        name: str,
+        plan: BlockPlan,
+        spawns: Spawns,
+        scope: str,
+        spawned: Spawned,
+    ) -> None: ...
+
     def outer(self, annotation: str) -> str:
         """An annotation taken from a node's definition, as the flow's body must write it.
 
@@ -149,19 +159,23 @@ class BlockEmitter(ABC):
         # fan-out's gathering; the others as a coroutine of their own.
         held = held_names(plan)
         direct = {t: direct_call(task, held) for t, task in plan.tasks.items()}
-        defs = {
-            t: self.readable(f"compute_{task_base(task, self.sites)}")
-            for t, task in plan.tasks.items()
-            if direct[t] is None
-        }
-        copies = {
-            t: {name: self.readable(f"{name}_before") for name in task.snapshots}
-            for t, task in plan.tasks.items()
-        }
-        handles = {
-            t: self.readable(f"{task_base(task, self.sites)}_task")
-            for t, task in plan.tasks.items()
-        }
+        spawns = Spawns(
+            direct,
+            copies={
+                t: {name: self.readable(f"{name}_before") for name in task.snapshots}
+                for t, task in plan.tasks.items()
+            },
+            defs={
+                t: self.readable(f"compute_{task_base(task, self.sites)}")
+                for t, task in plan.tasks.items()
+                if direct[t] is None
+            },
+            handles={
+                t: self.readable(f"{task_base(task, self.sites)}_task")
+                for t, task in plan.tasks.items()
+            },
+            held=held,
+        )
         # The scope's `async with`, and a `with` around a step run ahead.
         holds = any(isinstance(op, Run) and op.ahead is not None for op in plan.ops)
         if not self.nesting.room(1 + int(holds) + blocks_needed(block)):
@@ -171,57 +185,70 @@ class BlockEmitter(ABC):
         # would have raised wins, whichever fails first.
         scope = self.readable("scope")
         knew = at_spawns(plan, self.known, self.bound, self.flow_names)
-        for task_id, name in defs.items():
-            task = plan.tasks[task_id]
-            self.task(task, name, plan, handles, copies[task_id], scope, knew[task_id])
-        spawned_ids: set[TaskId] = set()
-        self.w.line(f"async with {RUNTIME}.Scope(ordered=True) as {scope}:")
-        with self.w.indent(), self.nesting.opened():
+        for task_id, name in spawns.defs.items():
+            self.task(plan.tasks[task_id], name, plan, spawns, scope, knew[task_id])
+        self.scoped(plan, spawns, scope)
+
+    def scoped(self, plan: BlockPlan, spawns: Spawns, scope: str) -> None:
+        """Main's ops, in a scope from a spawn on. It closes at a `yield`, where
+        every task has ended: a stream's next item may be asked for from another
+        task, which a scope (its body's task's) refuses."""
+        spawned: set[TaskId] = set()
+        with ExitStack() as opened:
+            in_scope, at = False, None  # `at`: where main is, while none is open
             for op, returns in folded_ops(plan):
+                if isinstance(op, Run) and yields([Block((op.step,))]):
+                    opened.close()
+                    in_scope, at = False, None
+                elif isinstance(op, At) and not in_scope:
+                    at = op.step
+                    continue
+                elif isinstance(op, Spawn) and not in_scope:
+                    step = "" if at is None else f", step={at}"
+                    ordered = f"{RUNTIME}.Scope(ordered=True{step})"
+                    self.w.line(f"async with {ordered} as {scope}:")
+                    opened.enter_context(self.w.indent())
+                    opened.enter_context(self.nesting.opened())
+                    in_scope = True
                 if isinstance(op, Spawn):
-                    # A task's visits count when it starts, in the order of the
-                    # source, so the call past a loop's bound is the one reported.
                     task = plan.tasks[op.task]
-                    for call in counted_calls(task.steps):
-                        self.count_visit(call)
-                    assert spawned_ids.issuperset(
-                        awaited_tasks(task)
-                    ), "spawned in order"
-                    spawned_ids.add(op.task)
-                    # A copy of a name a step run ahead binds: unbound while the
-                    # scope holds that step's failure, and so is the copy's.
-                    spawn = (task, direct[op.task], copies[op.task], defs, handles)
-                    if held.intersection(copies[op.task]):
-                        self.w.line(f"with {scope}.ahead({task.step}):")
-                        with self.w.indent(), self.nesting.opened():
-                            self.spawn(*spawn, scope)
-                    else:
-                        self.spawn(*spawn, scope)
+                    assert spawned.issuperset(awaited_tasks(task)), "in order"
+                    spawned.add(op.task)
+                    self.start(task, spawns, scope)
                 elif isinstance(op, At):
                     self.w.line(f"{scope}.at_step({op.step})")
                 elif isinstance(op, Run) and op.ahead is not None:
                     self.w.line(f"with {scope}.ahead({op.ahead}):")
                     with self.w.indent(), self.nesting.opened():
-                        self.op(op, plan, handles)
+                        self.op(op, plan, spawns.handles)
                 else:
-                    self.op(op, plan, handles, returns)
+                    self.op(op, plan, spawns.handles, returns)
 
-    def spawn(
-        self,
-        task: Task,
-        single: NodeCall | FanOut | None,
-        copies: dict[str, str],
-        defs: dict[TaskId, str],
-        handles: dict[TaskId, str],
-        scope: str,
-    ) -> None:
+    def start(self, task: Task, spawns: Spawns, scope: str) -> None:
+        """A task spawned where main's ops say, its calls' visits counted first."""
+        # A task's visits count when it starts, in the order of the source, so
+        # the call past a loop's bound is the one reported.
+        for call in counted_calls(task.steps):
+            self.count_visit(call)
+        # A copy of a name a step run ahead binds: unbound while the scope
+        # holds that step's failure, and so is the copy's.
+        if spawns.held.intersection(spawns.copies[task.id]):
+            self.w.line(f"with {scope}.ahead({task.step}):")
+            with self.w.indent(), self.nesting.opened():
+                self.spawn(task, spawns, scope)
+        else:
+            self.spawn(task, spawns, scope)
+
+    def spawn(self, task: Task, spawns: Spawns, scope: str) -> None:
         """`pages_task = scope.spawn(compute_pages(...), step=2)`: the task started,
         after the copies of the names it binds itself (`x_before = x`)."""
-        for name, copy in copies.items():
+        for name, copy in spawns.copies[task.id].items():
             self.w.line(f"{copy} = {name}")
+        handles = spawns.handles
         awaited = ", ".join(handles[t] for t in awaited_tasks(task))
+        single = spawns.direct[task.id]
         if single is None:
-            spawned = f"{defs[task.id]}({awaited})"
+            spawned = f"{spawns.defs[task.id]}({awaited})"
         elif isinstance(single, FanOut):
             spawned = self.gathering(single)
         else:
@@ -245,7 +272,7 @@ class BlockEmitter(ABC):
         self,
         op: Wait | Run,
         plan: BlockPlan,
-        handles: dict[TaskId, str],
+        handles: Mapping[TaskId, str],
         returns: Step | None = None,
     ) -> None:
         """Main's op; with `returns`, the `return` of what it binds (see `folded_ops`)."""
@@ -256,63 +283,6 @@ class BlockEmitter(ABC):
             self.wait(plan.tasks[op.task], handles[op.task])
         else:
             self.step(op.step, returning=returns is not None)
-
-    def task(
-        self,
-        task: Task,
-        name: str,
-        plan: BlockPlan,
-        handles: dict[TaskId, str],
-        copies: dict[str, str],
-        scope: str,
-        spawned: Spawned,
-    ) -> None:
-        result = task.result
-        returns = self.value_of(task)
-        # The tasks it awaits come in as parameters: each is spawned before it.
-        params = ", ".join(
-            f"{handles[t]}: {RUNTIME}.Child[{self.value_of(plan.tasks[t])}]"
-            for t in awaited_tasks(task)
-        )
-        with self.w.at(result.span):
-            self.w.line(f"async def {name}({params}) -> {returns}:")
-        self.counting = False  # counted at the spawn
-        outer = dict(copies)  # names still meaning the value from before the task
-        bound, self.bound = self.bound, {}
-        known, self.known = self.known, ()
-        # The flow's checks of the values it reads: of its names at once, of the
-        # tasks' values once it has them, if they are the values main checked.
-        readable, done = task_reads(task, plan), set[Fact]()
-        with self.w.indent(), self.nesting.function():
-            # A lambda or generator of the flow's reads these when it runs: what
-            # the task binds of them, it binds for the flow, as the source does.
-            shared = sorted(_binds(task, plan) & self.plan.flow.late)
-            if shared:
-                self.w.line(f"nonlocal {', '.join(shared)}")
-            self.repeat(repeated(spawned.known, readable, done))
-            for step in task.steps:
-                if step.id in task.announces:
-                    self.w.line(f"{scope}.at_step({task.announces[step.id]})")
-                for wait in task.waits[step.id]:
-                    taken = task.takes.get(wait.task, frozenset())
-                    awaited = plan.tasks[wait.task].result.id
-                    self.wait(plan.tasks[wait.task], handles[wait.task], taken)
-                    readable |= {
-                        n
-                        for n, at in self.bound.items()
-                        if at == awaited == spawned.bound.get(n)
-                    }
-                    self.repeat(repeated(spawned.known, readable, done))
-                self.step(
-                    reading_copies(step, outer),
-                    returning=step is result and call_target(result) is not None,
-                )
-                for written in step.writes:
-                    outer.pop(written, None)
-                readable -= step.writes
-        self.counting = True
-        self.bound, self.known = bound, known
-        self.w.line()
 
     def repeat(self, facts: list[Fact]) -> None:
         """The flow's checks, as asserts that narrow the types here as they did there."""
@@ -428,13 +398,3 @@ class BlockEmitter(ABC):
         if method is not None:
             func = cst.Attribute(func, cst.Name(method))
         return func
-
-
-def _binds(task: Task, plan: BlockPlan) -> frozenset[str]:
-    """The names a task's coroutine binds: its steps', and those of the tasks it awaits."""
-    bound = {name for step in task.steps for name in step.writes}
-    for waits in task.waits.values():
-        for wait in waits:
-            target = call_target(plan.tasks[wait.task].result)
-            bound |= target_names(target) if target is not None else set()
-    return frozenset(bound)

@@ -42,6 +42,7 @@ from kilnc.emit_parts import (
     unannotated,
 )
 from kilnc.emit_shapes import awaits_anywhere, method_annotations, shape_of
+from kilnc.emit_tasks import TaskEmitter
 from kilnc.ir import FlowDef, NodeCall, NodeDef, StepId
 from kilnc.names import identifier, mentions
 from kilnc.plan import Compiled, FlowPlan, ModulePlan
@@ -60,7 +61,7 @@ def emit_flow(
     return emitter.outer_aliases, tuple(map(emitter.site, plan.flow.calls))
 
 
-class _FlowEmitter(FanOutEmitter, CompoundEmitter):
+class _FlowEmitter(FanOutEmitter, CompoundEmitter, TaskEmitter):
     def __init__(
         self, w: Writer, plan: FlowPlan, class_name: str, module: ModulePlan
     ) -> None:

@@ -8,16 +8,32 @@ itself, ``a_task = scope.spawn(fetch(url), step=0)``, rather than a
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, final
 
 import libcst as cst
 
 from kilnc.emit_parts import all_writes
 from kilnc.ir import Call, FanOut, FanOutKind, NodeCall, child_blocks
-from kilnc.plan import BlockPlan, Run, Task
+from kilnc.plan import BlockPlan, Run, Task, TaskId
 from kilnc.syntax import awaits
 
-__all__ = ["direct_call", "held_names"]
+__all__ = ["Spawns", "direct_call", "held_names"]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Spawns:
+    """How a block's tasks are written: each one's call (`direct`; None for a
+    coroutine of its own, named in `defs`), the copies it takes of names main
+    binds later, its handle; and the names a step run ahead binds (`held`)."""
+
+    direct: Mapping[TaskId, NodeCall | FanOut | None]
+    copies: Mapping[TaskId, Mapping[str, str]]
+    defs: Mapping[TaskId, str]
+    handles: Mapping[TaskId, str]
+    held: frozenset[str]
 
 
 def held_names(plan: BlockPlan) -> frozenset[str]:

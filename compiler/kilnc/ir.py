@@ -13,7 +13,7 @@ node calls were lifted out, with the names it reads and writes:
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import NewType, final
 
@@ -415,6 +415,15 @@ def child_blocks(action: Action) -> tuple[Block, ...]:
     if isinstance(action, FanOut):
         return (action.element,)
     return ()
+
+
+def yields(blocks: Sequence[Block]) -> bool:
+    """Whether a streaming flow's `yield` is in one of the blocks, however deep."""
+    return any(
+        isinstance(step.action, Yield) or yields(child_blocks(step.action))
+        for block in blocks
+        for step in block.steps
+    )
 
 
 def with_child_blocks(action: Action, blocks: tuple[Block, ...]) -> Action:

@@ -111,6 +111,14 @@ MUTATING_METHODS: Final = _words(
     add discard difference_update intersection_update symmetric_difference_update
     appendleft extendleft popleft rotate __setitem__ __delitem__ __iadd__"""
 )
+# Verbs a method's name is, or starts with and an underscore, when it stores what
+# it is given in its object (`upsert`, `add_documents`, `save_context`) or drops
+# what it holds: on an object kiln cannot see into, a change. Not `create`, a
+# client's request.
+STORING_VERBS: Final = _words(
+    """add append clear delete drop extend insert persist pop push put remove reset
+    save store update upsert write"""
+)
 # Methods whose result shares no object with the receiver or the arguments.
 FRESH_METHODS: Final = _words(
     """count index startswith endswith join split rsplit splitlines strip lstrip rstrip

@@ -25,7 +25,7 @@ from functools import partial
 import networkx as nx
 
 from kilnc.diagnostics import Code, Diagnostic, warning
-from kilnc.effect_ir import STATE_REASON, part_of
+from kilnc.effect_ir import EVERY_PIECE, STATE_REASON, part_of
 from kilnc.graph import BARRIER, EXTERNAL, STATE, VISIBLE, build_graph, step_of
 from kilnc.ir import (
     RESERVED_PREFIX,
@@ -377,10 +377,8 @@ def _because_state(name: str, source: Step, target: Step) -> str:
         where = f"{use.where.reason}, at {use.where.span.location()}"
         said.append(f"{_what(step)} {use.access.value}")
         said.append(where)
-    return (
-        f"because {said[0]} the module state '{name}' ({said[1]}), "
-        f"which {said[2]} ({said[3]})"
-    )
+    piece = "any module state" if name == EVERY_PIECE else f"the module state '{name}'"
+    return f"because {said[0]} {piece} ({said[1]}), which {said[2]} ({said[3]})"
 
 
 def _hint(changer: Step, why: str) -> str | None:

@@ -41,6 +41,7 @@ from kilnc.depth import run_deep
 from kilnc.diagnostics import Code, Diagnostic, Severity, error
 from kilnc.dumps import dump_listings
 from kilnc.effects import read_effects
+from kilnc.effects.program import unread_warnings
 from kilnc.emit import emit_module
 from kilnc.fingerprint import fingerprint_node
 from kilnc.format import TooDeep, format_module
@@ -331,6 +332,7 @@ def _lower_flows(
             flow_ir, found = lowering.lower(flow)
         lowered.append(flow_ir)
         diagnostics += found
+    diagnostics += unread_warnings(effects.classes.program)  # program.py's KLN405
     return lowered
 
 

@@ -155,7 +155,8 @@ class Scope:
 
     In an ordered scope a child's step is ``spawn(coro, step=n)``, else the
     number of children spawned before it; the body is after all of them until
-    it says otherwise with `at_step`. A child or the body moves on with
+    it says otherwise with `at_step`, or from the start with
+    ``Scope(ordered=True, step=n)``. A child or the body moves on with
     ``scope.at_step(n)``: a flow's task says so between its steps, and a task
     that moves past the step of a known failure is cancelled there. The body
     may run a later step before earlier ones of its own inside
@@ -196,13 +197,18 @@ class Scope:
     _cancelling: int  # the parent's cancel requests already pending on entry
     outer: Scope | None  # the scope the parent runs this one inside (kiln.outside)
 
-    def __init__(self, *, ordered: bool = False) -> None:
+    def __init__(self, *, ordered: bool = False, step: int | None = None) -> None:
+        if step is not None and not ordered:
+            raise TypeError("Scope(step=...) needs ordered=True")
         self._ordered = ordered
         self._children: dict[asyncio.Task[Any], Child[Any]] = {}
         # The child each waiter awaits (None: code that runs outside any task).
         self._waiting: dict[asyncio.Task[Any] | None, Child[Any]] = {}
         self._spawned = 0
-        self._body_step = _AFTER_ALL if ordered else 0.0
+        # Where the body is (`at_step`): after all its children until it says.
+        self._body_step = (
+            (_AFTER_ALL if step is None else float(step)) if ordered else 0.0
+        )
         self._body_noise = False  # the scope stopped the body: what it raises is noise
         self._error: BaseException | None = None  # the failure that wins so far
         self._error_step = _AFTER_ALL

@@ -62,6 +62,26 @@ async def test_the_earlier_step_wins_though_it_fails_later() -> None:
     assert await failure_of(scenario()) is early
 
 
+async def test_a_body_that_starts_at_a_step_wins_over_later_children() -> None:
+    """`Scope(ordered=True, step=1)`: the body is at step 1 from the start, as
+    after `at_step(1)`, so its failure wins over a child's at step 2, which
+    failed first in time and is cancelled by it."""
+    body = Failure("step 1")
+
+    async def scenario() -> None:
+        async with Scope(ordered=True, step=1) as scope:
+            scope.spawn(fail_after(0.0, Failure("step 2")), step=2)
+            await asyncio.sleep(0.02)
+            raise body
+
+    assert await failure_of(scenario()) is body
+
+
+def test_a_step_needs_an_ordered_scope() -> None:
+    with pytest.raises(TypeError, match="ordered=True"):
+        Scope(step=1)
+
+
 async def test_a_failure_cancels_later_steps_at_once_and_awaits_earlier_ones() -> None:
     log: list[str] = []
     error = Failure("step 1")

@@ -15,11 +15,14 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, NoReturn, final
+from typing import TYPE_CHECKING, Any, Final, NoReturn, final
 
 from kilnc import __version__
 from kilnc.cli.report import FORMATS
 from kilnc.cli.settle import visit_limit
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 EXIT_USAGE: Final = 2
 EXIT_SUSPENDED: Final = 3  # a durable run waits for an answer (run.py)
@@ -66,6 +69,16 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"kiln: error: {message}\n")
+
+    def _print_message(
+        self, message: str, file: SupportsWrite[str] | None = None
+    ) -> None:
+        """argparse's, but a write that fails raises: argparse ignores it, so help,
+        usage or --version on a full disk or a closed pipe exited 0 (closed_output.py).
+        """
+        stream = file or sys.stderr  # argparse's choice: stderr for a closed stdout
+        if message and stream is not None:
+            stream.write(message)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,7 +39,7 @@ from typing import Final
 import libcst as cst
 
 from kilnc.annotations import Defined, library_name, resolve_name
-from kilnc.effect_ir import Access, Change, Effects, Holder, StateUse
+from kilnc.effect_ir import Effects, Holder
 from kilnc.effects.aliases import FIXED_POINT_ROUNDS
 from kilnc.effects.bindings import bound_values
 from kilnc.effects.body import Body
@@ -47,7 +47,9 @@ from kilnc.effects.closures import Passed, any_of, nested_functions
 from kilnc.effects.escaped import escaped_effects
 from kilnc.effects.handed import decorated_by
 from kilnc.effects.kept import hand_back
-from kilnc.effects.made_calls import made_by_dataclass, of_class_method
+from kilnc.effects.log_handlers import handler_effects
+from kilnc.effects.made_calls import factory, made_by_dataclass, of_class_method
+from kilnc.effects.making import made_also
 from kilnc.effects.methods import (
     Classes,
     Construction,
@@ -60,6 +62,7 @@ from kilnc.effects.methods import (
 from kilnc.effects.module_names import loggers
 from kilnc.effects.module_state import held_piece, holds_state, refers_to
 from kilnc.effects.node_options import of_node_options
+from kilnc.effects.program import UNREAD, unread_effects
 from kilnc.effects.receivers import called_method, of_immutable_type
 from kilnc.effects.signature import (
     changeable,
@@ -141,28 +144,15 @@ class EffectReader:
         parameters: a call kiln cannot resolve may run any of them (escaped.py)."""
         return escaped_effects(self, self.project.modules, self._escaped)
 
-    def _factory(self, defs: ModuleDefs, made: cst.BaseExpression) -> Effects:
-        """What a field's `default_factory` does when the dataclass is made."""
-        if isinstance(made, cst.Lambda):
-            return self.of_lambda(defs, made)
-        qualified = self.resolve(defs, made)
-        target = self.project_function(qualified) if qualified else None
-        if target is not None:
-            return self.of_function(*target)
-        piece = (
-            self.state_name(defs, made.value, called=False)
-            if isinstance(made, cst.Attribute)
-            else None
-        )  # `_IDS.__next__`: a method of module state, which it may change
-        if piece is None:
-            return Effects(params=())
-        use = StateUse(
-            Access.WRITE, Change(f"calls {code(made)}", defs.parsed.span(made))
-        )
-        return Effects(params=(), state=True, state_uses=((piece, use),))
+    def log_handlers(self) -> Effects:
+        """What a logging call may run of the project's (log_handlers.py)."""
+        return handler_effects(self, self.project.modules, self._escaped)
 
-    def of_lambda(self, defs: ModuleDefs, function: cst.Lambda) -> Effects:
-        """A module-level lambda's effects on its parameters, read as a def's."""
+    def of_lambda(
+        self, defs: ModuleDefs, function: cst.Lambda | cst.FunctionDef
+    ) -> Effects:
+        """A module-level lambda's effects on its parameters, read as a def's
+        (a def's too, plainly, whatever wraps it: class_code.py)."""
         params = parameters(defs, function)
         return _read_body(self, defs, params, (function.body,)).effects(tuple(params))
 
@@ -179,7 +169,7 @@ class EffectReader:
         if key not in self._closures:
             self._closures[key] = None  # a closure that calls its factory again
             found = self.classes.definition(module, name)
-            if isinstance(found, tuple) and found[3] == "function":
+            if isinstance(found, tuple) and found[3] != "init":  # a method's too
                 defs, read = found[0], []
                 for inner, cells in nested_functions(found[1], made, passed):
                     params = parameters(defs, inner)
@@ -213,6 +203,12 @@ class EffectReader:
         return effects
 
     def _read(self, key: tuple[str, str]) -> Effects:
+        # Making an object runs its metaclass's `__call__` too (making.py).
+        return made_also(self, *key, self._read_code(key))
+
+    def _read_code(self, key: tuple[str, str]) -> Effects:
+        if key[0] == UNREAD:  # a method of a module kiln cannot tell (program.py)
+            return unread_effects(self.classes.program, key[1])
         found = self.classes.definition(*key)
         if found is None:
             return _KEEPS_ARGUMENTS
@@ -220,7 +216,7 @@ class EffectReader:
             post = found.post_init
             return made_by_dataclass(
                 self.of_function(post.module, post.qualname) if post else None,
-                [self._factory(defs, made) for defs, made in found.factories],
+                [factory(self, defs, made) for defs, made in found.factories],
             )
         self._reading.add(key)
         try:
@@ -256,7 +252,8 @@ class EffectReader:
                     effects, result_state=False, result_pieces=frozenset()
                 )
             if kind == "class" and owner is not None:
-                effects = of_class_method(effects, defs, function, owner)
+                piece = self.classes.pieces.of_class(defs, owner)
+                effects = of_class_method(effects, defs, function, piece)
             return of_stars(function, effects)
         finally:
             self._reading.discard(key)
@@ -317,7 +314,8 @@ class EffectReader:
         referred = refers_to(defs, path)  # `CURRENT = db.STATE`: another module's
         if referred is not None:
             return self.state_name(defs, referred, called, constants)
-        return held_piece(defs, path, called, constants)
+        piece = held_piece(defs, path, called, constants)
+        return self.classes.pieces.canonical(piece) if piece is not None else None
 
     def library_name(self, module: str, name: str) -> str | None:
         """What a dotted name of `module` means outside the project: `builtins.int`,

@@ -204,6 +204,10 @@ class Body:
 
     def _call_origins(self, call: cst.Call) -> set[Origin]:
         func = call.func
+        if isinstance(func, cst.Name) and func.value == "super" and not call.args:
+            # `super().__setattr__("x", v)`: the method's own object, changed
+            own = self.made or next(iter(self.params), None)
+            return self.origins(cst.Name(own)) if own is not None else set()
         target = (
             self.reader.called(self, func) if isinstance(func, cst.Attribute) else None
         )

@@ -153,28 +153,34 @@ def wrappers(
     functions over cells: the decorator, the factory it names (`traced` of
     `@traced`, `retry_on` of `@retry_on(KeyError)`), and what a call of what it
     made may do, its cells under `qualified`."""
-    piece_of = partial(body.reader.state_name, defs, called=False)
     for decorator in function.decorators:
-        found = decorator.decorator
-        made = _unpartial(found)  # `@partial(audit, LOG)` makes what `audit(LOG)` does
-        made_by = made.func if isinstance(made, cst.Call) else made
-        factory = project_function_in(body, defs, made_by)
-        cells = qualified  # each function decorated has cells of its own
-        if factory is None and isinstance(made_by, cst.Name):
-            # `limited = budget(1)`, then `@limited`: what that one call made,
-            # its cells shared by every function `limited` decorates.
-            call = made_by_calls(defs.parsed.module).get(identifier(made_by.value))
-            if call is not None:
-                made, factory = call, project_function_in(body, defs, call.func)
-                cells = piece_of(made_by) or qualified
-        passed = passed_state(made, piece_of) if isinstance(made, cst.Call) else ()
-        effects = (
-            body.reader.closures(*factory, cells, passed, qualified)
-            if factory
-            else None
-        )
-        if effects is not None:
-            yield found, made_by, effects
+        found = wrapper(body, defs, decorator.decorator, qualified)
+        if found is not None:
+            yield (decorator.decorator, *found)
+
+
+def wrapper(
+    body: Body, defs: ModuleDefs, decorator: cst.BaseExpression, qualified: str
+) -> tuple[cst.BaseExpression, Effects] | None:
+    """`wrappers`' answer for one decorator of `qualified` (written in `defs`'
+    module): the factory it names, and what a call of what it made may do."""
+    piece_of = partial(body.reader.state_name, defs, called=False)
+    made = _unpartial(decorator)  # `@partial(audit, LOG)` makes what `audit(LOG)` does
+    made_by = made.func if isinstance(made, cst.Call) else made
+    factory = project_function_in(body, defs, made_by)
+    cells = qualified  # each function decorated has cells of its own
+    if factory is None and isinstance(made_by, cst.Name):
+        # `limited = budget(1)`, then `@limited`: what that one call made,
+        # its cells shared by every function `limited` decorates.
+        call = made_by_calls(defs.parsed.module).get(identifier(made_by.value))
+        if call is not None:
+            made, factory = call, project_function_in(body, defs, call.func)
+            cells = piece_of(made_by) or qualified
+    passed = passed_state(made, piece_of) if isinstance(made, cst.Call) else ()
+    effects = (
+        body.reader.closures(*factory, cells, passed, qualified) if factory else None
+    )
+    return (made_by, effects) if effects is not None else None
 
 
 def _unpartial(decorator: cst.BaseExpression) -> cst.BaseExpression:
@@ -208,7 +214,8 @@ def any_of(effects: Sequence[Effects], maker: str) -> Effects:
             if before.access.conflicts(use.access):
                 # Where it is changed, not read: the use that makes it a change.
                 where = use.where if before.access is Access.READ else before.where
-                reason = f"{where.reason} in a function {maker} makes"
+                said = f" in a function {maker} makes"  # once, round after round
+                reason = where.reason.removesuffix(said) + said
                 uses[piece] = StateUse(Access.WRITE, replace(where, reason=reason))
             else:  # an accumulation and a fold: a fold
                 uses[piece] = before.join(use)

@@ -79,11 +79,11 @@ def _escaped(reader: EffectReader, modules: list[ModuleDefs]) -> Effects:
         for (module, name), receiver in _named_as_values(reader, defs, finder):
             effects = reader.of_function(module, name)
             external = external or effects.external
-            uses.append(_on_receiver(effects.state_uses, receiver))
+            uses.append(on_receiver(effects.state_uses, receiver))
         for function in finder.lambdas:  # `subscribe(lambda p: _track(p))`
             effects = reader.of_lambda(defs, function)
             external = external or effects.external
-            uses.append(_on_receiver(effects.state_uses, None))
+            uses.append(on_receiver(effects.state_uses, None))
         uses.append(_container_methods(reader, defs, finder.found))
     return Effects(
         params=(),
@@ -94,7 +94,7 @@ def _escaped(reader: EffectReader, modules: list[ModuleDefs]) -> Effects:
     )
 
 
-def _on_receiver(uses: StateUses, receiver: str | None) -> StateUses:
+def on_receiver(uses: StateUses, receiver: str | None) -> StateUses:
     """A method's uses of its object (`<self>.notes`) as uses of `receiver`, the
     piece its module-level object is; dropped where it is no such object."""
     if receiver is None:

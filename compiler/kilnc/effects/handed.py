@@ -25,12 +25,8 @@ import libcst as cst
 
 from kilnc.effect_ir import Access, Change, Effects, StateUse
 from kilnc.effects.body import Body
-from kilnc.effects.closures import (
-    fills_as_writes,
-    passed_state,
-    project_function_in,
-    wrappers,
-)
+from kilnc.effects.closures import fills_as_writes, passed_state, project_function_in
+from kilnc.effects.decorators import decorations
 from kilnc.effects.library_objects import sets_context
 from kilnc.effects.module_names import bound_once, made_by_calls
 from kilnc.effects.project_calls import beyond_parameters, project_call
@@ -132,7 +128,7 @@ def decorated_by(body: Body, function: cst.FunctionDef, qualified: str) -> None:
     changes = any(
         use.access is not Access.READ for use in body.found.state_uses.values()
     )
-    for decorator, made_by, effects in wrappers(body, body.defs, function, qualified):
+    for decorator, made_by, effects in decorations(body, function, qualified):
         made = fills_as_writes(effects) if changes else effects
         beyond_parameters(body, decorator, made, code(made_by), None, "is made by")
 

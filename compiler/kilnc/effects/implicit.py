@@ -10,7 +10,9 @@ Example input (a node's body; `t: Txn`, `box: Box`, `cfg: Config`, and
     box[k] = v                # Box.__setitem__(box, k, v)
     del box[k]                # Box.__delitem__(box, k)
     cfg.mode = m              # the setter of the property `mode`, or __setattr__
-    cfg.mode                  # the getter of the property `mode`
+    cfg.mode                  # the getter of the property `mode`, a descriptor's
+                              # __get__ (descriptors.py), __getattribute__, and
+                              # __getattr__ where the class binds no `mode`
     box[k]                    # Box.__getitem__, and __missing__ of a dict subclass
     k in box, len(box)        # Box.__contains__, Box.__len__
     next(ids), for i in ids:  # Ids.__next__; Ids.__iter__ and __next__
@@ -32,6 +34,7 @@ from typing import Final
 import libcst as cst
 
 from kilnc.effects.body import Body
+from kilnc.effects.descriptors import class_binds, descriptor_call, instance_class
 from kilnc.effects.project_calls import project_method
 from kilnc.effects.receivers import method_of, overriding
 
@@ -85,8 +88,19 @@ def entered(body: Body, statement: cst.With) -> None:
 
 def got(body: Body, attribute: cst.Attribute) -> None:
     """`ids.next_id`: the getter of the property `next_id`, where the object's
-    class makes the attribute one."""
+    class makes the attribute one, or a descriptor's `__get__` (descriptors.py),
+    and the class's `__getattribute__` or `__getattr__`."""
     implicit_call(body, attribute, attribute.value, f"{attribute.attr.value}.getter")
+    descriptor_call(body, attribute, attribute, "__get__")
+    # `__getattribute__` runs for every read; `__getattr__` where the class
+    # binds no such attribute kiln can see.
+    found = instance_class(body, attribute.value)
+    if found is None:
+        return
+    name = cst.SimpleString(repr(attribute.attr.value))
+    implicit_call(body, attribute, attribute.value, "__getattribute__", [name])
+    if not class_binds(body, found, attribute.attr.value):
+        implicit_call(body, attribute, attribute.value, "__getattr__", [name])
 
 
 def stored(body: Body, target: cst.Attribute | cst.Subscript, verb: str) -> bool:
@@ -96,11 +110,16 @@ def stored(body: Body, target: cst.Attribute | cst.Subscript, verb: str) -> bool
         method = "__delitem__" if verb == "deletes" else "__setitem__"
         keys = [e.slice.value for e in target.slice if isinstance(e.slice, cst.Index)]
         return implicit_call(body, target, target.value, method, keys)
+    described = descriptor_call(  # `__set__`, `__delete__` of a descriptor
+        body, target, target, "__delete__" if verb == "deletes" else "__set__"
+    )
     if verb == "deletes":
-        return implicit_call(body, target, target.value, "__delattr__")
+        return implicit_call(body, target, target.value, "__delattr__") or described
     name = target.attr.value
-    return implicit_call(body, target, target.value, f"{name}.setter") or implicit_call(
-        body, target, target.value, "__setattr__"
+    return (
+        implicit_call(body, target, target.value, f"{name}.setter")
+        or implicit_call(body, target, target.value, "__setattr__")
+        or described
     )
 
 

@@ -22,11 +22,16 @@ from typing import TYPE_CHECKING, Final
 
 import libcst as cst
 
-from kilnc.effects.module_names import declared_global
+from kilnc.effects.module_names import bound_once, declared_global, defining_module
 from kilnc.effects.receivers import type_of
-from kilnc.mutability import MUTATING_METHODS, READING_LIBRARY, READING_METHODS
+from kilnc.mutability import (
+    MUTATING_METHODS,
+    READING_LIBRARY,
+    READING_METHODS,
+    STORING_VERBS,
+)
 from kilnc.names import identifier
-from kilnc.syntax import chain_root
+from kilnc.syntax import chain_root, dotted
 
 if TYPE_CHECKING:  # the body asks this module about its calls: a cycle
     from kilnc.effects.body import Body
@@ -41,32 +46,68 @@ def opaque(body: Body, func: cst.BaseExpression) -> bool:
     `REPORT.write` of a StringIO, `QUEUE.put_nowait` of an asyncio.Queue),
     unless the library's type only reads or coordinates (a compiled pattern,
     a lock); not a method of an item of module state kiln cannot type
-    (`for model in MODELS: model.fit()`): data, not a client."""
+    (`for model in MODELS: model.fit()`): data, not a client. Nor a method of
+    an installed library's object, or one kiln cannot type, whose name says
+    it stores (`STORE.add_texts(docs)`, `INDEX.upsert(...)`): a later node
+    that asks the object (`STORE.similarity_search(q)`) waits for it."""
     if not isinstance(func, cst.Attribute) or func.attr.value in MUTATING_METHODS:
         return False
-    receiver = func.value
-    typed = type_of(body, receiver)
+    return only_read(body, func.value, func.attr.value)
+
+
+def _stores(method: str) -> bool:
+    """Whether a method's name says it stores in its object (`upsert`,
+    `add_texts`, `save_context`, `set_state`), or drops what it holds."""
+    return method in STORING_VERBS or method.startswith(_STORING_PREFIXES)
+
+
+def only_read(body: Body, value: cst.BaseExpression, method: str = "") -> bool:
+    """Whether code kiln cannot see into, handed the module state `value` (or
+    calling its `method`), only reads it: a client, a pool, a logger, or an
+    object kiln cannot type; not one that holds data, a standard-library
+    object's (`json.dump(row, REPORT)` of a StringIO), a container the module
+    makes (`ROWS = []`, `ROWS = list()`), an item of module state."""
+    if isinstance(value, cst.Call) and dotted(value.func) == "super":
+        return False  # `super().__setattr__(k, v)`: a method of its own object
+    typed = type_of(body, value)
     library = (
         body.reader.library_name(typed[0].location.name, typed[1].partition("[")[0])
         if typed is not None
         else None
     )
-    root = chain_root(receiver)
-    if library is None and isinstance(root, cst.Name) and receiver is root:
+    root = chain_root(value)
+    if library is None and isinstance(root, cst.Name) and value is root:
         library = _library_type(body, identifier(root.value))
-    if library is not None:
-        return _only_reads(library) or func.attr.value in READING_METHODS
-    return not _an_item(body, receiver)
+        if library is None and _made_as_container(body, identifier(root.value)):
+            return False
+    if library is not None and _standard(library):
+        return _only_reads(library) or method in READING_METHODS
+    if library is None and _an_item(body, value):
+        return False
+    return not _stores(method)  # a client's request reads; a store changes it
+
+
+def _made_as_container(body: Body, name: str) -> bool:
+    """Whether a module-level name is bound to a display of a builtin container
+    (`ROWS = []`, `{k: [] for k in KINDS}`), whose type no call names."""
+    defining = defining_module(body, name)
+    if defining is None:
+        return False
+    defs, name = defining
+    binding = bound_once(defs.parsed.module).get(name)
+    return binding is not None and isinstance(binding.value, _CONTAINER_DISPLAYS)
+
+
+def _standard(library: str) -> bool:
+    return library.partition(".")[0] in sys.stdlib_module_names
 
 
 def _only_reads(library: str) -> bool:
-    """Whether the methods of an object of this library type leave its state as it
-    is, as far as ordering goes: any installed library's (a client's), and the
-    standard library's that compute or coordinate, not those that hold data."""
+    """Whether the methods of an object of this standard-library type leave its
+    state as it is, as far as ordering goes: those that compute or coordinate,
+    not those that hold data."""
     if library in _STATEFUL:
         return False
-    if library.partition(".")[0] not in sys.stdlib_module_names:
-        return True
     return any(
         library == name or (name.endswith(".") and library.startswith(name))
         for name in READING_LIBRARY
@@ -104,6 +145,17 @@ def _library_type(body: Body, name: str) -> str | None:
     defs, made = declared
     return body.reader.library_name(defs.location.name, made.partition("[")[0])
 
+
+# Not `set` alone, a ContextVar's (`sets_context`), but `set_state`.
+_STORING_PREFIXES: Final = tuple(f"{verb}_" for verb in (*STORING_VERBS, "set"))
+_CONTAINER_DISPLAYS: Final = (
+    cst.List,
+    cst.Dict,
+    cst.Set,
+    cst.ListComp,
+    cst.DictComp,
+    cst.SetComp,
+)
 
 # Standard-library objects whose every method may change them: a queue, an event,
 # a random generator, a counter, an ordered dict's `move_to_end`. Not a

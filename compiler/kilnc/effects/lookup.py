@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 import libcst as cst
 
 from kilnc.effect_ir import Effects
-from kilnc.effects.methods import Method, Target
+from kilnc.effects.methods import Classes, Method, Target
 from kilnc.front import ModuleDefs
 
 if TYPE_CHECKING:  # a body asks the reader; the reader reads bodies
@@ -25,6 +25,7 @@ class Lookup(Protocol):
     """What reading a body asks of the project's other functions."""
 
     project: Project  # its modules, read on demand
+    classes: Classes  # its classes, found by name
 
     def resolve(self, defs: ModuleDefs, func: cst.BaseExpression) -> str | None: ...
 
@@ -32,9 +33,13 @@ class Lookup(Protocol):
 
     def of_function(self, module: str, name: str) -> Effects: ...
 
-    def of_lambda(self, defs: ModuleDefs, function: cst.Lambda) -> Effects: ...
+    def of_lambda(
+        self, defs: ModuleDefs, function: cst.Lambda | cst.FunctionDef
+    ) -> Effects: ...
 
     def escaped(self) -> Effects: ...
+
+    def log_handlers(self) -> Effects: ...
 
     def closures(
         self, module: str, name: str, made: str, passed: Passed = (), of: str = ""

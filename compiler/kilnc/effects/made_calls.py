@@ -22,14 +22,45 @@ module state (`result_state`); `Config.set("fast")` changes the module state
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from kilnc.effect_ir import RECEIVER, Change, Effects, join_state, on_object, part_of
-from kilnc.effects.module_state import class_state
+from kilnc.effect_ir import (
+    RECEIVER,
+    Access,
+    Change,
+    Effects,
+    StateUse,
+    join_state,
+    on_object,
+    part_of,
+)
 from kilnc.front import ModuleDefs
 from kilnc.syntax import code
 from kilnc.walk import walk
+
+if TYPE_CHECKING:  # the reader reads what making an object runs with this module
+    from kilnc.effects.lookup import Lookup
+
+
+def factory(reader: Lookup, defs: ModuleDefs, made: cst.BaseExpression) -> Effects:
+    """What a field's `default_factory` does when the dataclass is made."""
+    if isinstance(made, cst.Lambda):
+        return reader.of_lambda(defs, made)
+    qualified = reader.resolve(defs, made)
+    target = reader.project_function(qualified) if qualified else None
+    if target is not None:
+        return reader.of_function(*target)
+    piece = (
+        reader.state_name(defs, made.value, called=False)
+        if isinstance(made, cst.Attribute)
+        else None
+    )  # `_IDS.__next__`: a method of module state, which it may change
+    if piece is None:
+        return Effects(params=())
+    use = StateUse(Access.WRITE, Change(f"calls {code(made)}", defs.parsed.span(made)))
+    return Effects(params=(), state=True, state_uses=((piece, use),))
 
 
 def made_by_dataclass(post_init: Effects | None, factories: list[Effects]) -> Effects:
@@ -65,16 +96,16 @@ def made_by_dataclass(post_init: Effects | None, factories: list[Effects]) -> Ef
 
 
 def of_class_method(
-    effects: Effects, defs: ModuleDefs, function: cst.FunctionDef, owner: str
+    effects: Effects, defs: ModuleDefs, function: cst.FunctionDef, piece: str | None
 ) -> Effects:
     """A classmethod's effects on its class are effects on module state: the
-    class is a module's. Its `cls` is no parameter a caller passes."""
+    class is a module's (the piece `piece`, with its bases: class_pieces.py).
+    Its `cls` is no parameter a caller passes."""
     cls = effects.params[0] if effects.params else None
     if cls is None:
         return effects
     changed = effects.change(cls)
     read = _attribute_of(defs, function, cls)
-    piece = class_state(defs, owner)
     uses = [
         (name, use) for name, use in effects.state_uses if not part_of(name, RECEIVER)
     ]

@@ -15,7 +15,9 @@ Output: `method_def(IdGen, "next_id.getter")` is the first `next_id`, and
 `"next_id.setter"` is the second; `"parse"` is a `"static"` method. A
 decorator other than these may wrap the method in anything, and a stub
 (`...`, `pass`, `raise NotImplementedError`) is an interface's: kiln reads
-neither (`method_kind` is None).
+neither (`method_kind` is None). What `__init__` declares of its object
+(`self.docs: dict[str, str] = {}`, `self.counter = Counter()`) types the
+object's attributes (`Classes.attribute_type`).
 """
 
 from __future__ import annotations
@@ -136,3 +138,51 @@ def is_dataclass(cls: cst.ClassDef) -> bool:
             for a in arguments
         )
     return False
+
+
+def init_annotations(init: cst.FunctionDef | None) -> list[cst.AnnAssign]:
+    """`self.docs: dict[str, str] = {}` in `__init__`: an attribute declared there."""
+    if init is None or not isinstance(init.body, cst.IndentedBlock):
+        return []
+    return [
+        small
+        for line in init.body.body
+        if isinstance(line, cst.SimpleStatementLine)
+        for small in line.body
+        if isinstance(small, cst.AnnAssign)
+    ]
+
+
+def made_in_init(
+    init: cst.FunctionDef | None, made: str | None, attribute: str
+) -> str | None:
+    """`Counter` where `__init__` binds `self.<attribute>` only to `Counter(...)`."""
+    if init is None or not isinstance(init.body, cst.IndentedBlock):
+        return None
+    classes = {
+        dotted(small.value.func)
+        for line in init.body.body
+        if isinstance(line, cst.SimpleStatementLine)
+        for small in line.body
+        if isinstance(small, cst.Assign)
+        and isinstance(small.value, cst.Call)
+        and any(
+            isinstance(t.target, cst.Attribute)
+            and attribute_name(t.target, made) == attribute
+            for t in small.targets
+        )
+    }
+    return classes.pop() if len(classes) == 1 else None
+
+
+def attribute_name(target: cst.BaseExpression, made: str | None) -> str | None:
+    """`docs` of a class body's `docs` and of `self.docs` in `__init__`."""
+    if isinstance(target, cst.Name):
+        return target.value
+    if (
+        isinstance(target, cst.Attribute)
+        and isinstance(target.value, cst.Name)
+        and target.value.value == made
+    ):
+        return target.attr.value
+    return None

@@ -35,14 +35,19 @@ from typing import Final, Literal, final
 import libcst as cst
 
 from kilnc.effect_ir import Holder
+from kilnc.effects.class_pieces import ClassPieces
 from kilnc.effects.method_defs import (
     Kind,
+    attribute_name,
     class_statements,
     default_factories,
+    init_annotations,
     is_dataclass,
+    made_in_init,
     method_def,
     method_kind,
 )
+from kilnc.effects.program import UNREAD, Program
 from kilnc.final_bindings import final_binding
 from kilnc.front import ModuleDefs
 from kilnc.names import identifier
@@ -97,6 +102,8 @@ class Classes:
     def __init__(self, project: Project, resolve: Resolve) -> None:
         self.project = project
         self.resolve = resolve
+        self.program = Program(project)  # the modules the program may run
+        self.pieces = ClassPieces(self)  # each class as a piece of module state
         # By method name, with the number of modules read then.
         self._defined: dict[str, tuple[int, list[tuple[ClassFound, Method]]]] = {}
 
@@ -141,10 +148,10 @@ class Classes:
         owner, cls = found
         init = method_def(cls, "__init__")
         made = first_name(init) if init is not None else None
-        for statement in [*class_statements(cls), *_init_annotations(init)]:
+        for statement in [*class_statements(cls), *init_annotations(init)]:
             if (
                 isinstance(statement, cst.AnnAssign)
-                and _attribute_name(statement.target, made) == attribute
+                and attribute_name(statement.target, made) == attribute
             ):
                 return owner, code(statement.annotation.annotation)
             if (
@@ -154,7 +161,7 @@ class Classes:
                 and any(dotted(d.decorator) == "property" for d in statement.decorators)
             ):
                 return owner, code(statement.returns.annotation)
-        made_by = _made_in_init(init, made, attribute)
+        made_by = made_in_init(init, made, attribute)
         if made_by is not None and (
             self.find(owner, made_by) is not None
             or made_by.rpartition(".")[2][:1].isupper()
@@ -186,26 +193,40 @@ class Classes:
 
     def overrides(self, base: ClassFound, name: str) -> list[Method]:
         """The methods that override `name` in the project's subclasses of `base`
-        that kiln has read: an object typed as the class may be one of them, and
+        in the modules the program may run (program.py), and one a module kiln
+        cannot tell may define: an object typed as the class may be one of them, and
         a call of the method may run any (a base `Agent.run`, abstract or not,
         and the `LoggingAgent.run` the flow passes). A `Protocol`'s object may be
         of any class that defines the method, a subclass or not."""
         structural = any(_protocol(base.value) for base in base[1].bases)
-        return [
+        found = [
             method
             for cls, method in self._defining(name)
             if cls[1] is not base[1]
             and (structural or any(c is base[1] for _, c in self.linearize(cls)[0]))
         ]
+        known = any(method_def(c, name) for _, c in self.linearize(base)[0])
+        return self._unread(found, name, known)
 
     def named(self, name: str) -> list[Method]:
-        """Every method `name` of the project's classes kiln has read: what a call
+        """Every method `name` of the project's classes the program may run: what a call
         of it on an object of a type kiln cannot tell may run."""
-        return [method for _, method in self._defining(name)]
+        return self._unread([method for _, method in self._defining(name)], name)
+
+    def _unread(
+        self, found: list[Method], name: str, known: bool = False
+    ) -> list[Method]:
+        """With the method `name` a module kiln cannot tell may define, where the
+        project defines one it may override (program.py)."""
+        if (found or known) and self.program.unread_methods():
+            return [*found, Method(UNREAD, name, "method")]
+        return found
 
     def _defining(self, name: str) -> list[tuple[ClassFound, Method]]:
         """The project's classes that define a method `name` kiln can read, each
-        with the method, in the modules read so far."""
+        with the method, in the modules the program may run and those read so far."""
+        for module in self.program.defining(name):
+            self.project.load(module)
         key, read = name, len(self.project.modules)
         cached = self._defined.get(key)
         if cached is not None and cached[0] == read:
@@ -310,54 +331,6 @@ class Classes:
             return self.resolve(defs, cst.parse_expression(name))
         except cst.ParserSyntaxError:
             return None
-
-
-def _init_annotations(init: cst.FunctionDef | None) -> list[cst.AnnAssign]:
-    """`self.docs: dict[str, str] = {}` in `__init__`: an attribute declared there."""
-    if init is None or not isinstance(init.body, cst.IndentedBlock):
-        return []
-    return [
-        small
-        for line in init.body.body
-        if isinstance(line, cst.SimpleStatementLine)
-        for small in line.body
-        if isinstance(small, cst.AnnAssign)
-    ]
-
-
-def _made_in_init(
-    init: cst.FunctionDef | None, made: str | None, attribute: str
-) -> str | None:
-    """`Counter` where `__init__` binds `self.<attribute>` only to `Counter(...)`."""
-    if init is None or not isinstance(init.body, cst.IndentedBlock):
-        return None
-    classes = {
-        dotted(small.value.func)
-        for line in init.body.body
-        if isinstance(line, cst.SimpleStatementLine)
-        for small in line.body
-        if isinstance(small, cst.Assign)
-        and isinstance(small.value, cst.Call)
-        and any(
-            isinstance(t.target, cst.Attribute)
-            and _attribute_name(t.target, made) == attribute
-            for t in small.targets
-        )
-    }
-    return classes.pop() if len(classes) == 1 else None
-
-
-def _attribute_name(target: cst.BaseExpression, made: str | None) -> str | None:
-    """`docs` of a class body's `docs` and of `self.docs` in `__init__`."""
-    if isinstance(target, cst.Name):
-        return target.value
-    if (
-        isinstance(target, cst.Attribute)
-        and isinstance(target.value, cst.Name)
-        and target.value.value == made
-    ):
-        return target.attr.value
-    return None
 
 
 def _merge(sequences: list[list[ClassFound]]) -> list[ClassFound] | None:

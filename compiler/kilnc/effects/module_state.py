@@ -118,7 +118,8 @@ def refers_to(defs: ModuleDefs, path: list[str]) -> cst.BaseExpression | None:
 
 def class_state(defs: ModuleDefs, name: str) -> str | None:
     """`app.cfg.Config`: the piece of module state the class `name` of `defs` is,
-    if its attributes may be assigned."""
+    if its attributes may be assigned; in this module (one with the bases it
+    defines): across modules, `ClassPieces` says which."""
     state = module_state(defs.parsed.module)
     if name not in state.classes:
         return None
@@ -129,7 +130,8 @@ def class_state(defs: ModuleDefs, name: str) -> str | None:
 
 def of_class_body(defs: ModuleDefs, cls: str, attribute: str) -> str | None:
     """`app.Store.mode`: the piece `self.mode` is in a method of `Store`, whose
-    body assigns `mode` (a classmethod may set it for every instance)."""
+    body assigns `mode`, in this module (`ClassPieces.of_attribute` follows the
+    class's bases, in every module)."""
     state = module_state(defs.parsed.module)
     piece = class_state(defs, cls)
     if piece is None or attribute not in state.class_attributes.get(cls, ()):
@@ -138,9 +140,12 @@ def of_class_body(defs: ModuleDefs, cls: str, attribute: str) -> str | None:
 
 
 def of_instance_class(body: Body, name: str, attribute: str) -> str | None:
-    """`app.Store.mode` of `STORE.mode`, `STORE` a `Store` of the same module."""
+    """`app.Store.mode` of `STORE.mode`, `STORE` a `Store` whose body (or a
+    base's) assigns `mode` (class_pieces.py)."""
     declared = declared_global(body, name)
-    return of_class_body(*declared, attribute) if declared is not None else None
+    if declared is None:
+        return None
+    return body.reader.classes.pieces.of_attribute(*declared, attribute)
 
 
 def _imported_module(body: Body, node: cst.BaseExpression) -> bool:

@@ -31,21 +31,16 @@ function fill in the same value).
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import TYPE_CHECKING, Final, TypeGuard
 
 import libcst as cst
 
 from kilnc.effect_ir import RECEIVER, Access, Change, StateUse, on_object, part_of
 from kilnc.effects.closures import wrapped_state
-from kilnc.effects.module_state import (
-    class_state,
-    holds_state,
-    of_class_body,
-    of_instance_class,
-)
+from kilnc.effects.module_state import holds_state, of_instance_class
 from kilnc.effects.receivers import type_of
 from kilnc.effects.reflection import unreflected
+from kilnc.effects.seeds import seeded
 from kilnc.effects.shared_items import item_of
 from kilnc.names import identifier
 from kilnc.syntax import chain_root, code, dotted
@@ -82,12 +77,12 @@ def state_of(
     root = chain_root(head)
     if isinstance(root, cst.Name) and _in_environment(body, head):
         return ENVIRONMENT  # `os.environ["KEY"]`: the process's, every module's
+    pieces = body.reader.classes.pieces  # a class's, with its bases' (class_pieces.py)
     if _own_class(body, root) and body.owner is not None:  # `type(self).count`
-        return class_state(body.defs, body.owner)
+        return pieces.of_class(body.defs, body.owner)
     if _type_call(root):  # `type(cfg).level`, `cfg` of a project class
         typed = type_of(body, root.args[0].value)
-        found = body.reader.class_of(*typed) if typed is not None else None
-        return class_state(*found) if found is not None else None
+        return pieces.of_class(*typed) if typed is not None else None
     if isinstance(root, cst.Call):  # `get_store()[key]`, of `return STORE`
         imported = _imported(body, root)
         if imported is not None:  # `importlib.import_module("app.store").CACHE`
@@ -104,11 +99,11 @@ def state_of(
         # An `__init__`'s object is no state yet, but what its class holds is.
         own = piece if name == body.receiver else None
         if piece == f"{RECEIVER}.__class__" and body.owner is not None:
-            return class_state(body.defs, body.owner)  # `self.__class__.registry`
+            return pieces.of_class(body.defs, body.owner)  # `self.__class__.registry`
         if piece is None or body.owner is None:
             return own
         attribute = piece.removeprefix(f"{RECEIVER}.")
-        return of_class_body(body.defs, body.owner, attribute) or own
+        return pieces.of_attribute(body.defs, body.owner, attribute) or own
     shared = (
         _of_typed_instance(body, root, head)
         if name in body.params or name in body.local_names
@@ -147,10 +142,12 @@ def _of_typed_instance(
     """The class attribute `head` reads of an object of a project class (`bot.history`)."""
     attributes = _attributes(head, root)
     typed = type_of(body, root) if attributes else None
-    found = body.reader.class_of(*typed) if typed is not None else None
-    if found is not None and attributes[0] == "__class__":  # `cfg.__class__.level`
-        return class_state(*found)
-    return of_class_body(*found, attributes[0]) if found is not None else None
+    if typed is None:
+        return None
+    pieces = body.reader.classes.pieces
+    if attributes[0] == "__class__":  # `cfg.__class__.level`
+        return pieces.of_class(*typed)
+    return pieces.of_attribute(*typed, attributes[0])
 
 
 def _in_module(
@@ -225,18 +222,9 @@ _GENERATORS: Final = {
 def _seeded(body: Body, module: str) -> bool:
     """Whether a module of the project kiln has read seeds `module`'s generator
     (`random.seed(42)`): unseeded, its draws are no more the source's in one
-    order than in another, and nodes that draw (a jittered wait) overlap."""
-    return any(
-        defs is not None and _seeds(defs.parsed.source.text, module)
-        for defs in list(body.reader.project.modules.values())
-    )
-
-
-@lru_cache(maxsize=256)
-def _seeds(text: str, module: str) -> bool:
-    return f"{module}.seed(" in text or (
-        f"from {module} import" in text and "seed(" in text
-    )
+    order than in another, and nodes that draw (a jittered wait) overlap.
+    Read from what calls name through their imports (seeds.py), not their text."""
+    return seeded(body.reader, module)
 
 
 def _in_environment(body: Body, head: cst.BaseExpression) -> bool:

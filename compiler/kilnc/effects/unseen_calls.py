@@ -17,7 +17,7 @@ from kilnc.effect_ir import ANY_KEY, Access, MemoryUse
 from kilnc.effects.body import Body
 from kilnc.effects.implicit import BUILTIN_DUNDERS, implicit_call
 from kilnc.effects.kept import keep
-from kilnc.effects.library_objects import opaque
+from kilnc.effects.library_objects import only_read, opaque
 from kilnc.effects.project_calls import beyond_parameters
 from kilnc.effects.state_uses import record
 from kilnc.mutability import (
@@ -36,6 +36,8 @@ _RUNS_CODE: Final = ("exec", "eval")  # the names they are given, the code may c
 
 def builtin_call(body: Body, node: cst.Call, name: str) -> None:
     """A call of the builtin `name`."""
+    if name in ("object.__setattr__", "object.__delattr__"):
+        name = name.partition(".")[2].strip("_")  # a frozen dataclass's own setattr
     if name in BUILTIN_DUNDERS and node.args:  # `len(box)` runs `Box.__len__`
         implicit_call(body, node, node.args[0].value, BUILTIN_DUNDERS[name])
     if name in ("getattr", "hasattr", "vars") and node.args:  # `Config.mode` read
@@ -127,7 +129,7 @@ def unknown_call(body: Body, node: cst.Call, shown: str) -> None:
         body.change(node.args[0].value, f"passes it to {shown}", node, itself=True)
     for arg in node.args:  # module state handed over: a client, a pool, read
         reason = f"passes it to {shown}, code kiln cannot see into"
-        body.change(arg.value, reason, node, opaque=True)
+        body.change(arg.value, reason, node, opaque=only_read(body, arg.value))
     local = root_names(node.func) & (body.params.keys() | body.local_names)
     # It may store any argument in another, or in what the function came from.
     handed = [arg.value for arg in node.args] + ([func] if local else [])

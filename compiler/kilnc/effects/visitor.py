@@ -25,6 +25,8 @@ from kilnc.effects.implicit import (
 )
 from kilnc.effects.kept import hand_back, keep
 from kilnc.effects.library_objects import opaque, sets_context
+from kilnc.effects.log_handlers import logging_call
+from kilnc.effects.operators import OperatorVisitor
 from kilnc.effects.project_calls import (
     assume_dict,
     project_call,
@@ -58,7 +60,7 @@ from kilnc.names import BUILTINS, identifier, target_names
 from kilnc.syntax import code
 
 
-class EffectVisitor(cst.CSTVisitor):
+class EffectVisitor(OperatorVisitor):  # and what operators run (operators.py)
     """Records, for one body, every change, Memory key and outside effect."""
 
     def __init__(self, body: Body) -> None:
@@ -321,7 +323,7 @@ class EffectVisitor(cst.CSTVisitor):
             reads_whole(body, node)  # `copy.deepcopy(memory)`, `json.dumps(memory)`
             return
         if qualified.startswith(LOGGING) or body.reader.is_logger(body.defs, func):
-            body.external(f"calls {code(func)}", node)
+            logging_call(body, node, code(func))
             return
         unknown_call(self.body, node, code(func))
 
@@ -404,7 +406,7 @@ class EffectVisitor(cst.CSTVisitor):
         if body.is_module_state(receiver) and body.reader.is_logger(
             body.defs, receiver
         ):
-            body.external(f"calls {code(func)}", node)
+            logging_call(body, node, code(func))
             return True
         return False
 

@@ -32,8 +32,8 @@ from kilnc.ir import (
     Step,
     StepId,
     WhileLoop,
-    Yield,
     child_blocks,
+    yields,
 )
 from kilnc.lower.changes import Changes
 from kilnc.lower.scope import Scope
@@ -245,15 +245,6 @@ def leaves(body: Block, orelse: Block | None) -> bool:
         returns(blocks)
         or yields(blocks)  # a stream's consumer may stop at any item it yields
         or (orelse is not None and any(step.barrier for step in orelse.steps))
-    )
-
-
-def yields(blocks: Sequence[Block]) -> bool:
-    """Whether a streaming flow's `yield` is in one of the blocks, however deep."""
-    return any(
-        isinstance(step.action, Yield) or yields(child_blocks(step.action))
-        for block in blocks
-        for step in block.steps
     )
 
 

@@ -35,8 +35,10 @@ from kiln.durable.record import (
     DurableRun,
     Question,
     State,
+    argument_names,
     arguments_match,
     from_row,
+    parameters_changed,
 )
 from kiln.durable.record import damaged as damaged_record
 from kiln.errors import DurableRunError, runs_command
@@ -341,8 +343,11 @@ def _claim(
             raise damaged_record(
                 run, _path(connection), "its arguments are not those of its digest"
             )
+        # The flow's parameters changed since: resuming cannot help.
+        changed = parameters_changed(run, record.arguments, argument_names(arguments))
         raise DurableRunError(
-            f"run {run!r} was started with other arguments ({_short(record.arguments)}); "
+            changed
+            or f"run {run!r} was started with other arguments ({_short(record.arguments)}); "
             "run it again with those (resume() it, or "
             f"`{runs_command(_path(connection), f'resume {run}')}`), or use a new run id",
             run=run,

@@ -13,6 +13,8 @@ refused::
 
 `arguments_match` says whether the arguments a record keeps are those its
 digest was made of: a record that says otherwise was changed by hand.
+`parameters_changed` says why a run cannot go on in a flow whose parameters
+changed since it started: it goes on only with the arguments it started with.
 """
 
 from __future__ import annotations
@@ -27,7 +29,17 @@ from typing import Any, Final, Literal, final
 
 from kiln.errors import DurableRunError, runs_command
 
-__all__ = ["DurableRun", "Question", "State", "arguments_match", "damaged", "from_row"]
+__all__ = [
+    "DurableRun",
+    "Question",
+    "State",
+    "argument_names",
+    "arguments_match",
+    "damaged",
+    "from_row",
+    "parameters_changed",
+    "short",
+]
 
 State = Literal["running", "suspended", "failed", "done"]
 
@@ -102,6 +114,48 @@ def arguments_match(arguments: str | None, digest: object) -> bool:
         return True
     made = hashlib.sha256(arguments.encode("utf-8", "surrogatepass")).hexdigest()
     return made[:_DIGEST_LENGTH] == digest
+
+
+def argument_names(arguments: str | None) -> list[str] | None:
+    """The parameters, in order, that a run's arguments (codec text) were bound to.
+
+    Every parameter of the flow's entry point, defaults applied: a plain JSON
+    object, since no parameter's name starts with ``$``. None if unknown.
+    """
+    try:
+        named = json.loads(arguments) if arguments is not None else None
+    except (ValueError, RecursionError):
+        return None
+    return list(named) if isinstance(named, dict) else None
+
+
+def parameters_changed(
+    run: str, arguments: str | None, now: list[str] | None
+) -> str | None:
+    """Why run `run`, started with `arguments`, cannot go on in a flow whose entry
+    point takes parameters `now`; None when they are those it was started for
+    (or either is unknown).
+
+    A run goes on only with the arguments it was started with (their digest is
+    checked), so resuming it again cannot help: the flow must change back, or
+    a new run start.
+    """
+    was = argument_names(arguments)
+    if was is None or now is None or was == now:
+        return None
+    return (
+        f"run {run!r} was started with arguments ({short(arguments or '')}) for the"
+        f" parameters ({', '.join(was)}), but its flow takes ({', '.join(now)}) now:"
+        " a run goes on only with the arguments it was started with, so it cannot"
+        " be resumed while the flow's parameters differ; start a new run with"
+        f" another run id, or give the flow back its parameters ({', '.join(was)})"
+        " to resume this one"
+    )
+
+
+def short(text: str) -> str:
+    """A run's arguments (codec text) as an error message shows them."""
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def _problem(fields: dict[str, Any]) -> str | None:

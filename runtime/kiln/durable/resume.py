@@ -8,11 +8,15 @@ on with the arguments it was started with, replaying what it journaled.
 from __future__ import annotations
 
 import enum
+import inspect
+import json
 import typing
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from kiln.durable.journal import answer, run_record
+from kiln.durable.record import parameters_changed, short
 from kiln.durable.replay import classes_in
 from kiln.durable.sites import streaming
 from kiln.errors import DurableRunError
@@ -57,14 +61,14 @@ def resume_arguments(
             f"the flow with them again, {kind.__name__}(run_id={run!r})(...), to resume it",
             run=run,
         )
-    method = next(
-        (
-            kind.__dict__[name]
-            for name in ("aforward", "forward", "astream", "stream")
-            if name in kind.__dict__
-        ),
-        None,
-    )
+    entries = ("aforward", "forward", "astream", "stream")
+    started = next((getattr(kind, n) for n in entries if hasattr(kind, n)), None)
+    if started is not None:  # the entry point the run was started by, as durable.entry
+        now = list(inspect.signature(partial(started, flow)).parameters)
+        changed = parameters_changed(run, record_arguments, now)
+        if changed is not None:
+            raise DurableRunError(changed, run=run)
+    method = next((kind.__dict__[n] for n in entries if n in kind.__dict__), None)
     hints = typing.get_type_hints(method) if method is not None else {}
     classes = [c for hint in hints.values() for c in classes_in(hint)]
     try:
@@ -75,7 +79,34 @@ def resume_arguments(
             "start a new run id",
             run=run,
         ) from None
+    _same_values(run, record_arguments, dict(named), kind.__module__)
     return (), dict(named)
+
+
+def _same_values(run: str, text: str, named: dict[str, Any], home: str) -> None:
+    """Refuse arguments that the flow's classes now read as other values.
+
+    A dataclass given a field since the run started (with a default) comes
+    back with it: the run's journal, checked against the arguments' digest,
+    would refuse them as other arguments, and tell the user to resume again.
+    """
+    try:
+        again = encode(named, home)
+        # As encode writes it: a text written by hand, in another layout, is
+        # not other values (the journal checks it against its digest).
+        written = json.dumps(json.loads(text), separators=(",", ":"), allow_nan=False)
+    except (Unencodable, ValueError, RecursionError):  # nothing to compare
+        return
+    if again != written:
+        raise DurableRunError(
+            f"run {run!r} was started with arguments ({short(text)}) that this flow"
+            f" reads as other values now ({short(again)}): the classes of its"
+            " arguments changed since the run started, and a run goes on only with"
+            " the arguments it was started with, so it cannot be resumed while they"
+            " differ; start a new run with another run id, or change the classes back"
+            " to resume this one",
+            run=run,
+        )
 
 
 def _is_sync_flow(kind: type) -> bool:
