@@ -56,7 +56,7 @@ PASSES: dict[str, frozenset[str]] = {
     "lower": frozenset(),
     "ordering": frozenset(),
     "checks": frozenset(),
-    "node_values": frozenset(),
+    "node_values": frozenset({"helper_nodes"}),
     "loops": frozenset(),
     "fingerprint": frozenset(),
     "result_classes": frozenset(),

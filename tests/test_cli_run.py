@@ -391,6 +391,28 @@ def test_a_failing_node_exits_1_with_its_note(project: Path) -> None:
     assert node_rows(result.stderr)["boom"][:4] == ["1", "1", "0", "0"]
 
 
+def test_the_user_s_exception_class_is_named_by_the_user_s_module(
+    tmp_path: Path,
+) -> None:
+    """Not `_kiln_run.app.errs.LoadError`: the package kiln compiles into for the
+    run is no name of the user's (trial Q10 §16); the cause's class too."""
+    write(tmp_path / "app" / "__init__.py", "")
+    write(
+        tmp_path / "app" / "errs.py",
+        "from kiln import flow, node\n\n\nclass LoadError(Exception):\n    pass\n\n\n"
+        "class Cause(Exception):\n    pass\n\n\n@node\ndef load(name: str) -> int:\n"
+        "    raise LoadError(f'cannot load {name}') from Cause(name)\n\n\n"
+        "@flow\ndef two(name: str) -> int:\n    return load(name)\n",
+    )
+    result = clean(run("app/errs.py:two", "name=first", cwd=tmp_path))
+    assert result.returncode == 1, result
+    assert "failed:\napp.errs.LoadError: cannot load first\n" in result.stderr
+    assert "_kiln_run" not in result.stderr
+    shown = run("app/errs.py:two", "name=first", "--show-traceback", cwd=tmp_path)
+    assert "\napp.errs.Cause: first\n" in shown.stderr, shown.stderr
+    assert "\napp.errs.LoadError: cannot load first\n" in shown.stderr
+
+
 def test_show_traceback(project: Path) -> None:
     result = run("flows.py:broken", "n=5", "--show-traceback", cwd=project)
     assert result.returncode == 1, result

@@ -440,3 +440,57 @@ def test_a_capped_run_iterating_a_sync_streaming_subflow_finishes(
     )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == str(asyncio.run(getattr(source, name)(4)))
+
+
+CLOSED_AT_ONCE = """
+import asyncio
+from collections.abc import AsyncIterator
+
+from kiln import flow, node
+
+LOG: list[str] = []
+
+
+@node
+async def events(n: int) -> AsyncIterator[str]:
+    try:
+        for i in range(n):
+            await asyncio.sleep(0)
+            yield f"ev{i}"
+    finally:
+        LOG.append("events: finally")
+
+
+@flow
+async def take_two(n: int) -> list[str]:
+    got: list[str] = []
+    async for e in events(n):
+        got.append(e)
+        if len(got) == 2:
+            break
+    LOG.append("flow: after the loop")
+    return got
+"""
+
+
+def test_a_stream_the_flow_stops_reading_is_closed_before_its_next_statement(
+    tmp_path: Path,
+) -> None:
+    """README, Decisions: the compiled flow closes an async stream where it stops
+    reading it; the source leaves it to the loop's finalizer (trial Q9 §5)."""
+    compiled, source = build(CLOSED_AT_ONCE, tmp_path)
+    assert compiled.take_two(5) == ["ev0", "ev1"]
+    assert compiled.LOG == ["events: finally", "flow: after the loop"]
+
+    async def run_source() -> list[str]:
+        got = await source.take_two(5)
+        source.LOG.append("caller: next statement")
+        await asyncio.sleep(0.01)
+        return got
+
+    assert asyncio.run(run_source()) == ["ev0", "ev1"]
+    assert source.LOG == [
+        "flow: after the loop",
+        "caller: next statement",
+        "events: finally",
+    ]

@@ -26,7 +26,7 @@ import pytest
 
 from kilnc.pipeline import compile_file
 
-SOURCE = '''
+SOURCE = """
 from __future__ import annotations
 
 import asyncio
@@ -87,7 +87,7 @@ def title_then_render(page: int) -> str:
         title = part
         break
     return title + render(page + 1)
-'''
+"""
 
 RUNNER = """
 import asyncio, importlib, json, sys

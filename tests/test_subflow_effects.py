@@ -313,3 +313,53 @@ async def main() -> int:
     )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.split() == ["1"]
+
+
+RAISES = """
+import asyncio
+
+from kiln import flow, node
+
+
+@node
+async def lookup(x: int) -> int:
+    await asyncio.sleep(0.01)
+    return x
+
+
+@flow
+async def validate(x: int) -> int:
+    v = await lookup(x)
+    if v == 17:
+        raise KeyError(v)
+    if v < 0:
+        raise ExceptionGroup("bad", [ValueError(v)])
+    return v
+
+
+@flow
+async def outer(x: int, y: int) -> int:
+    a = await validate(x)
+    b = await lookup(y)
+    return a + b
+"""
+
+
+def test_making_a_builtin_exception_to_raise_is_no_outside_effect(
+    tmp_path: Path,
+) -> None:
+    """`raise KeyError(v)` in a subflow makes an exception, as `raise ValueError`
+    names one: no call of code kiln cannot see into, so the caller's independent
+    `lookup(y)` overlaps the subflow (trial Q9 §7: it waited, "calls KeyError")."""
+    path = tmp_path / "raises.py"
+    path.write_text(RAISES, encoding="utf-8")
+    compilation = compile_file(path)
+    assert compilation.output is not None
+    assert [d.message for d in compilation.diagnostics] == []
+    compiled, source = compiled_and_source(RAISES, tmp_path / "run")
+    assert compiled.outer(1, 2) == asyncio.run(source.outer(1, 2)) == 3
+    for x, error in ((17, KeyError), (-1, ExceptionGroup)):
+        with pytest.raises(error):
+            asyncio.run(source.outer(x, 2))
+        with pytest.raises(error):
+            compiled.outer(x, 2)

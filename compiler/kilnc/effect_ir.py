@@ -145,8 +145,9 @@ class Access(enum.Enum):
     `TOTAL += n`) with accumulations, and fills (`if k not in CACHE: CACHE[k] =
     v`, which assume the value does not depend on who fills it) with fills.
     A fold is an accumulation that reads the value before it stores the sum
-    (`TOTAL += n`, `COUNTS[k] = COUNTS.get(k, 0) + 1`): in the event loop
-    nothing runs between the two, in a thread anything may (`as_run_in_threads`).
+    (`TOTAL += n`, `COUNTS[k] = COUNTS.get(k, 0) + 1`), and a fill tests before
+    it stores: in the event loop nothing runs between the two, in a thread
+    anything may (`as_run_in_threads`).
     """
 
     READ = "reads"
@@ -172,6 +173,8 @@ class Access(enum.Enum):
 
 
 _ADDING: Final = frozenset({Access.ACCUMULATE, Access.FOLD})
+# The uses that read the state before they store into it (`as_run_in_threads`).
+_RACED: Final = frozenset({Access.FOLD, Access.FILL})
 
 
 @final
@@ -198,10 +201,11 @@ RECEIVER: Final = "<self>"
 
 
 def as_run_in_threads(uses: StateUses) -> StateUses:
-    """The uses of code run in a thread: each fold a write, since another
-    thread's may run between its read and its store and lose one of them."""
+    """The uses of code run in a thread: each fold and each fill a write, since
+    another thread's may run between its read and its store, and lose one of
+    two updates, or make a second client where the source makes one."""
     return tuple(
-        (name, replace(use, access=Access.WRITE) if use.access is Access.FOLD else use)
+        (name, replace(use, access=Access.WRITE) if use.access in _RACED else use)
         for name, use in uses
     )
 

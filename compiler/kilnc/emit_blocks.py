@@ -190,9 +190,10 @@ class BlockEmitter(ABC):
         self.scoped(plan, spawns, scope)
 
     def scoped(self, plan: BlockPlan, spawns: Spawns, scope: str) -> None:
-        """Main's ops, in a scope from a spawn on. It closes at a `yield`, where
-        every task has ended: a stream's next item may be asked for from another
-        task, which a scope (its body's task's) refuses."""
+        """Main's ops, in a scope from the first spawn (or step run ahead of
+        main's own) on. It closes at a `yield`, where every task has ended: a
+        stream's next item may be asked for from another task, which a scope
+        (its body's task's) refuses."""
         spawned: set[TaskId] = set()
         with ExitStack() as opened:
             in_scope, at = False, None  # `at`: where main is, while none is open
@@ -203,7 +204,10 @@ class BlockEmitter(ABC):
                 elif isinstance(op, At) and not in_scope:
                     at = op.step
                     continue
-                elif isinstance(op, Spawn) and not in_scope:
+                elif not in_scope and (
+                    isinstance(op, Spawn)
+                    or (isinstance(op, Run) and op.ahead is not None)
+                ):
                     step = "" if at is None else f", step={at}"
                     ordered = f"{RUNTIME}.Scope(ordered=True{step})"
                     self.w.line(f"async with {ordered} as {scope}:")
@@ -391,7 +395,7 @@ class BlockEmitter(ABC):
         callee = call.callee
         func: cst.BaseExpression = cst.Name(self.sites[call.site])
         method = (
-            FLOW_METHODS[callee.is_async, callee.streams]
+            FLOW_METHODS[callee.is_async or call.awaited_flow, callee.streams]
             if isinstance(callee, FlowDef)
             else None
         )

@@ -173,7 +173,7 @@ class _FlowEmitter(FanOutEmitter, CompoundEmitter, TaskEmitter):
         with w.indent():
             w.code(docstring_literal(self.docstring()))
             w.line()
-            if self.class_attributes():
+            if self.class_attributes(written_sync=runs_async and not flow.is_async):
                 w.line()
             w.line(f"{shape.runs}({params}){own}:")
             with w.indent():
@@ -245,8 +245,12 @@ class _FlowEmitter(FanOutEmitter, CompoundEmitter, TaskEmitter):
                 f"return await {RUNTIME}.resume({receiver}, {receiver}.aforward, {answers})"
             )
 
-    def class_attributes(self) -> bool:
-        """The call sites and the flow's capacity; whether any."""
+    def class_attributes(self, *, written_sync: bool) -> bool:
+        """The call sites and the flow's capacity; whether any.
+
+        `written_sync`: the flow is a `def` whose body awaits, and says so,
+        for its plain sync nodes to run with no running loop, as the source's.
+        """
         calls = self.plan.flow.calls
         options = self.flow.options
         w = self.w
@@ -259,6 +263,8 @@ class _FlowEmitter(FanOutEmitter, CompoundEmitter, TaskEmitter):
             w.line(f"_kiln_limits = {{{groups}}}")
         if options.concurrency is not None:
             w.line(f"_kiln_concurrency = {options.concurrency!r}")
+        if written_sync:
+            w.line("_kiln_written_sync = True")
         if self.asked:
             asked = ", ".join(f"{name!r}: {kind}" for name, kind in self.asked.items())
             w.line(f"_kiln_questions = {{{asked}}}")
@@ -267,7 +273,11 @@ class _FlowEmitter(FanOutEmitter, CompoundEmitter, TaskEmitter):
         if ledger is not None and calls:
             w.line(f"_kiln_ledger = {ledger!r}  # [tool.kiln] ledger, from here")
         return bool(
-            calls or options.limits or options.concurrency is not None or self.asked
+            calls
+            or options.limits
+            or options.concurrency is not None
+            or self.asked
+            or written_sync
         )
 
     def site(self, call: NodeCall) -> str:

@@ -25,7 +25,9 @@ A check (`Fact`) asks the identity or the type of the flow's names, or of an
 attribute or a literal item of one (`box.doc`, `state["doc"]`, `pair[0]`):
 `is None`, `is not None`, `isinstance`, a `case None:` or `case str():`, or
 a name's truth, which makes it not None; a name assigned a literal, or the
-value of a call of a builtin type, is not None either. It holds after an
+value of a call of a builtin type, is not None either; any other test mypy
+narrows by (a `TypeGuard` function's call, `type(r) is C`, `len(t) == 2`)
+is repeated as written. It holds after an
 `assert`, after an `if` (a `match`) whose every arm where it fails leaves
 the block (`return`, `raise`, `continue`, `break`), and in the arm its test
 chose, until one of its names is bound again, or the attribute or item it

@@ -8,11 +8,14 @@ A check asks the identity or the type of a flow's name, or of an attribute
 or a literal item of one (`box.doc`, `state["doc"]`, `pair[0]`): `is None`,
 `is not None`, `isinstance`, a name's truth, which makes it not None; a name
 assigned a literal, or the value of a call of a builtin type, is not None
-either. Checks of anything else (`len(y) > 0`) are not repeated.
+either. Any other test mypy narrows a name by is repeated as it is written
+(`is_reply(r)` of a `TypeGuard`, `type(r) is Reply`, `len(pair) == 2`); a
+test that narrows nothing (`n > 0`) is not repeated.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import final
 
@@ -21,7 +24,7 @@ import libcst as cst
 from kilnc.ir import Block, Call, FlowDef, Inline, Step, child_blocks
 from kilnc.names import all_params, identifier, name_uses, target_names
 from kilnc.source import Span
-from kilnc.syntax import code
+from kilnc.syntax import awaits, code, yields
 
 
 @final
@@ -269,7 +272,7 @@ def _rendered(
             or not isinstance(compared.comparator, cst.Name)
             or compared.comparator.value != "None"
         ):
-            return None
+            return _as_written(test, holds, flow)
         positive = isinstance(compared.operator, cst.Is) == holds
         text = f"{subject.text} is {'' if positive else 'not '}None"
         return _Rendered(text, subject.roots, subjects=subject.members)
@@ -283,14 +286,103 @@ def _rendered(
     ):
         subject = _subject(test.args[0].value, flow)
         if subject is None:
-            return None
+            return _as_written(test, holds, flow)
         classes = test.args[1].value
         checked = f"isinstance({subject.text}, {code(classes)})"
         read = subject.roots | (name_uses(classes).read_names & flow.bound)
         return _Rendered(
             checked if holds else f"not {checked}", read, subjects=subject.members
         )
-    return None
+    return _as_written(test, holds, flow)
+
+
+# The comparisons mypy narrows an operand by, whatever its type (`x == "a"` of a
+# Literal, `type(x) is C`, `"k" in td` of a TypedDict); any by `len` of a tuple.
+_NARROWING = (cst.Equal, cst.NotEqual, cst.Is, cst.IsNot, cst.In, cst.NotIn)
+
+
+def _as_written(
+    test: cst.BaseExpression, holds: bool, flow: FlowNames
+) -> _Rendered | None:
+    """Any other test mypy narrows a flow's value by, repeated as it is written: a
+    call given the value first (a `TypeGuard` or `TypeIs` function, `callable(x)`),
+    a comparison of the value, its `type` or its `len` (`type(r) is Reply`,
+    `len(pair) == 2`); None for a test that narrows nothing, or binds a name or
+    waits. It never runs, so what it calls is never called twice."""
+    test = test.with_changes(lpar=[], rpar=[])
+    asked = _asked(test, flow)
+    if asked is None or _binds_or_waits(test):
+        return None
+    names = name_uses(test).read_names & flow.bound
+    if not names:
+        return None
+    text = code(test if holds else _negated(test))
+    if "\n" in text:  # a line break outside brackets would end the assert
+        text = f"({text})"
+    members = frozenset().union(*(subject.members for subject in asked))
+    return _Rendered(text, names, subjects=members)
+
+
+# A comparison's operator, and the one that holds where it fails.
+_OPPOSITE: dict[type[cst.BaseCompOp], Callable[[], cst.BaseCompOp]] = {
+    cst.Equal: cst.NotEqual,
+    cst.NotEqual: cst.Equal,
+    cst.Is: cst.IsNot,
+    cst.IsNot: cst.Is,
+    cst.In: cst.NotIn,
+    cst.NotIn: cst.In,
+}
+
+
+def _negated(test: cst.BaseExpression) -> cst.BaseExpression:
+    """`type(d) is str` where `type(d) is not str` failed; `not f(d)` otherwise."""
+    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
+        compared = test.comparisons[0]
+        opposite = _OPPOSITE.get(type(compared.operator))
+        if opposite is not None:
+            return test.with_changes(
+                comparisons=[compared.with_changes(operator=opposite())]
+            )
+    return cst.UnaryOperation(cst.Not(), test)
+
+
+def _asked(test: cst.BaseExpression, flow: FlowNames) -> list[_Subject] | None:
+    """The flow's values a test may narrow; None if it narrows none."""
+    if isinstance(test, cst.Call):
+        first = test.args[0] if test.args else None
+        if first is None or first.keyword is not None or first.star:
+            return None
+        subject = _subject(first.value, flow)
+        return None if subject is None else [subject]
+    if not isinstance(test, cst.Comparison):
+        return None
+    operands = [test.left, *(c.comparator for c in test.comparisons)]
+    measured = [_measured(operand) for operand in operands]
+    if not any(length for _, length in measured) and not all(
+        isinstance(c.operator, _NARROWING) for c in test.comparisons
+    ):
+        return None
+    asked = [s for operand, _ in measured if (s := _subject(operand, flow))]
+    return asked or None
+
+
+def _measured(operand: cst.BaseExpression) -> tuple[cst.BaseExpression, bool]:
+    """What `type(x)` or `len(x)` asks about (`x`), and whether it is a length."""
+    if (
+        isinstance(operand, cst.Call)
+        and isinstance(operand.func, cst.Name)
+        and operand.func.value in ("type", "len")
+        and len(operand.args) == 1
+        and operand.args[0].keyword is None
+        and not operand.args[0].star
+    ):
+        return operand.args[0].value, operand.func.value == "len"
+    return operand, False
+
+
+def _binds_or_waits(test: cst.BaseExpression) -> bool:
+    """Whether repeating the test would bind a name or wait: a `:=`, `await`, `yield`."""
+    return bool(name_uses(test).writes) or awaits(test) or yields(test)
 
 
 @final

@@ -179,6 +179,7 @@ class NodeCall:
     span: Span
     site: int = 0  # numbers the call sites of a flow, in source order
     visits: int | None = None  # the visit limit of a call site inside a `while` loop
+    awaited_flow: bool = False  # a sync subflow whose body awaits (`Lowering`)
 
     @property
     def is_async(self) -> bool:
@@ -191,9 +192,9 @@ class NodeCall:
     @property
     def suspends(self) -> bool:
         """Whether the compiled call awaits: an async call, a sync node run in a
-        thread, or one that waits between its retries (in the event loop)."""
+        thread or waiting between its retries, a sync subflow whose body awaits."""
         callee = self.callee
-        return self.is_async or (
+        return (self.is_async or self.awaited_flow) or (
             isinstance(callee, NodeDef)
             and (callee.options.thread or callee.options.waits_between_retries)
         )

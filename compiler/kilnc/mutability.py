@@ -8,6 +8,7 @@ A name missing from every table is unknown, and unknown counts as a change.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from typing import Final
 
@@ -26,6 +27,13 @@ PURE_BUILTINS: Final = _words(
     "abs ascii bin bool bytes callable chr complex divmod float format getattr hasattr "
     "hash hex id int isinstance issubclass iter len oct ord pow range repr round slice "
     "str type vars"
+)
+# The builtin exception classes: making one (`raise KeyError(key)`) keeps its
+# arguments in `args`, and neither changes them nor touches the world.
+BUILTIN_EXCEPTIONS: Final = frozenset(
+    name
+    for name, value in vars(builtins).items()
+    if isinstance(value, type) and issubclass(value, BaseException)
 )
 # Builtins whose result shares no object with their arguments.
 FRESH_BUILTINS: Final = _words(

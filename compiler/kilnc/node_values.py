@@ -35,8 +35,10 @@ import libcst as cst
 from kilnc.diagnostics import Code, Diagnostic, warning
 from kilnc.final_bindings import UNSURE, final_binding, is_import
 from kilnc.front import ModuleDefs, ParsedModule
+from kilnc.helper_nodes import helper_calls
 from kilnc.ir import FlowDef, NodeDef, Resolver
 from kilnc.names import identifier, references, target_names
+from kilnc.project import Project
 from kilnc.syntax import code, dotted
 from kilnc.walk import walk
 
@@ -47,12 +49,14 @@ _ITEM_METHODS = frozenset({"get", "pop", "setdefault", "values", "items"})
 _WRAPPERS = frozenset({"staticmethod", "classmethod", "functools.partial", "partial"})
 
 
-def check_node_values(
-    defs: ModuleDefs, resolve: Resolver, loose: Resolver | None = None
-) -> list[Diagnostic]:
-    """KLN317 at each call of a flow through a value that may hold a node, and at
-    each node a flow names as a value (`map(parse, raw)`). `loose` resolves a
-    name to the node it was bound to, though the module binds it again."""
+def check_node_values(project: Project) -> list[Diagnostic]:
+    """KLN317 at each call of a flow through a value that may hold a node, at
+    each node a flow names as a value (`map(parse, raw)`), and at each call of a
+    node with options by a plain function a flow calls (helper_nodes.py)."""
+    defs = project.main
+    resolve = project.resolver(defs)
+    # The node a name was bound to, though the module binds it again.
+    loose = project.resolver(defs, final=False)
     module = _Bindings(module_level=True)
     walk(defs.parsed.module, module)
     found: list[Diagnostic] = []
@@ -68,11 +72,11 @@ def check_node_values(
                 values.covered.update(reference for _, reference in held)
                 found.append(_through_value(defs, flow, call.func, held[0][0]))
                 continue
-            rebound = loose(call.func) if loose is not None else None
+            rebound = loose(call.func)
             if rebound is not None and isinstance(rebound[0], NodeDef):
                 found.append(_rebound(defs, flow, call.func, rebound[0]))
         found += passed_as_values(defs, flow, resolve, values.covered)
-    return found
+    return found + helper_calls(project)
 
 
 def _through_value(

@@ -340,11 +340,7 @@ def _check(project: Project, lowered: list[FlowIR]) -> list[Diagnostic]:
     """The project-wide checks, and each flow's limits and effect orders."""
     found = [*project.diagnostics, *check_duplicates(project.nodes())]
     found += check_flows_in_nodes(project.main, project.resolver(project.main))
-    found += check_node_values(
-        project.main,
-        project.resolver(project.main),
-        project.resolver(project.main, final=False),
-    )
+    found += check_node_values(project)
     found += check_cycles(build_flow_graph(lowered))
     found += check_questions(lowered)
     found += check_storable(project, lowered)

@@ -96,14 +96,53 @@ def _tables(
             continue
         assert isinstance(table, ast.Assign)
         [(method, bound)] = bodies
+        sites = [ast.parse(written, mode="eval").body for written in tables[cls.name]]
+        streams = {
+            local
+            for local, site in zip(bound, sites, strict=True)
+            if isinstance(site, ast.Call) and _streams(site)
+        }
         called = _lines_calling(method.body, set(bound), method.lineno)
+        for holder, local in _stream_holders(method, set(bound), streams).items():
+            held = _lines_calling(method.body, {holder}, method.lineno)[holder]
+            called[local] |= held
         calls = []
-        for written, local in zip(tables[cls.name], bound, strict=True):
-            site = ast.parse(written, mode="eval").body
+        for site, local in zip(sites, bound, strict=True):
             assert isinstance(site, ast.Call), "a site is a `_kiln.site(...)`"
             found = tuple(sorted(called[local]))
             calls.append(_with(site, _literal(found)) if found else site)
         yield table, calls
+
+
+def _streams(site: ast.Call) -> bool:
+    """Whether the site's call makes a stream: a stream node's generator."""
+    return any(
+        keyword.arg == "kind"
+        and isinstance(keyword.value, ast.Constant)
+        and keyword.value.value in ("stream", "astream")
+        for keyword in site.keywords
+    )
+
+
+def _stream_holders(
+    method: ast.FunctionDef | ast.AsyncFunctionDef, sites: set[str], streams: set[str]
+) -> dict[str, str]:
+    """By name, the site whose stream it holds: ``_kiln_rows_value = rows(n)``, or
+    a subflow's, ``_kiln_sub_value = sub.astream(n)``. A stream runs its node's
+    code where it is read (`for v in _kiln_rows_value:`), not where it is made: a
+    line reading it makes the call too."""
+    found = {}
+    for statement in ast.walk(method):
+        match statement:
+            case ast.Assign([ast.Name(holder)], ast.Call(ast.Name(local))) if (
+                local in streams
+            ):
+                found[holder] = local
+            case ast.Assign(
+                [ast.Name(holder)], ast.Call(ast.Attribute(ast.Name(local), attr))
+            ) if local in sites and attr in ("stream", "astream"):
+                found[holder] = local
+    return found
 
 
 def _with(call: ast.Call, lines: ast.expr) -> ast.Call:

@@ -33,6 +33,7 @@ from kiln.resilience import Gate
 from kiln.sites import WRAPPERS, Run, Wrapped, unasked
 from kiln.stale import check_sources
 from kiln.subflows import subflow
+from kiln.sync_entry import blocks_a_loop
 
 if TYPE_CHECKING:
     from kiln.calls import Flow
@@ -65,8 +66,13 @@ class Binder:
         *,
         gated: bool,
         durable: bool,
+        handed: bool = False,
     ) -> None:
         self.kind = type(flow)
+        # `limits` hold groups the calling flow handed down (`Flow._kiln_nested`):
+        # a run entered where it blocks that flow's loop binds on its own (`bind`).
+        self.handed = flow if handed else None
+        self.apart: Binder | None = None
         self.durable = durable
         if durable:
             # Imported once per binder, not per site: a durable instance is made per run.
@@ -192,7 +198,18 @@ class Binder:
         return self.ledger
 
     def bind(self, enclosing: Run | None = None) -> Bound[tuple[object, ...]]:
-        """A run's calls: a new run's, or those of a run that has ended, begun again."""
+        """A run's calls: a new run's, or those of a run that has ended, begun again.
+
+        A run of a subflow entered through its sync entry by code that runs
+        in an event loop (``for v in items(x)`` of a sync streaming subflow
+        in an async flow) runs on a loop and thread of its own while that
+        loop waits for it: a `Limit` the calling flow handed down could wait
+        for a slot one of its calls on the waiting loop holds, for ever. Such
+        a run binds its class's own groups instead, as its concurrency cap is
+        its own (`kiln.sites.Run`).
+        """
+        if blocks_a_loop() and self.handed is not None:
+            return self._apart(self.handed).bind(enclosing)
         if self.static is not None:
             return self.static
         if self.caches:
@@ -213,6 +230,21 @@ class Binder:
             return bound
         run.begin(self, enclosing)
         return bound
+
+    def _apart(self, flow: Flow) -> Binder:
+        """This subflow's binder on its class's own groups, made once."""
+        if self.apart is None:
+            own = copy.copy(flow)
+            own.limits = None
+            kind = self.kind
+            self.apart = Binder(
+                own,
+                kind._kiln_groups(),
+                kind._kiln_concurrency,
+                gated=self.gated,
+                durable=self.durable,
+            )
+        return self.apart
 
     def _release(self, run: Run, bound: Bound[tuple[object, ...]]) -> None:
         # A few are kept: as many as run at once, up to a fan-out of subflow calls.

@@ -199,6 +199,9 @@ class Flow(_Fielded, kw_only=True):
     _kiln_plain: ClassVar[Bound[tuple[Callable[..., Any], ...]]]
     _kiln_limits: ClassVar[Mapping[str, Limit]] = {}
     _kiln_concurrency: ClassVar[int | None] = None
+    # Written as `def`, its body run in an event loop: its plain sync nodes run
+    # with none, as the source's do (`kiln.sync_entry.loopless`).
+    _kiln_written_sync: ClassVar[bool] = False
     # [tool.kiln] ledger, relative to the generated module's directory.
     _kiln_ledger: ClassVar[str | None] = None
 
@@ -208,7 +211,10 @@ class Flow(_Fielded, kw_only=True):
         if len(table) < len(cls._kiln_sites):
             raise TypeError(f"{cls.__name__}._kiln_sites must hold kiln.site(...) only")
         cls._kiln_table = table
-        cls._kiln_calls = tuple(map(plain_call, table))
+        written_sync = cls._kiln_written_sync
+        cls._kiln_calls = tuple(
+            plain_call(site, written_sync=written_sync) for site in table
+        )
         cls._kiln_plain = Bound(cls, table, cls._kiln_calls)
 
     def __post_init__(self) -> None:
@@ -351,6 +357,11 @@ class Flow(_Fielded, kw_only=True):
         for entry_point in ("aforward", "forward", "astream", "stream"):
             nested.__dict__.pop(entry_point, None)
         nested._kiln_binder = _Binder(
-            nested, groups, kind._kiln_concurrency, gated=gated, durable=durable
+            nested,
+            groups,
+            kind._kiln_concurrency,
+            gated=gated,
+            durable=durable,
+            handed=bool(shared),
         )
         return nested

@@ -114,6 +114,7 @@ def failure_note(
     failed = _failed_call(traceback, lines)
     if failed is None:
         return None
+    failed = _ranked(failed, sites, traceback)
     first = sites[failed[0]]
     if first.kind == "ask":  # a question answers, or suspends the run as itself
         return None
@@ -173,6 +174,52 @@ def _failed_call(
             found = lines.get(entry.tb_lineno - body.co_firstlineno, found)
         entry = entry.tb_next
     return found
+
+
+def _ranked(
+    failed: tuple[int, ...], sites: Sequence[Site], traceback: TracebackType
+) -> tuple[int, ...]:
+    """The sites of one line that may have raised; the one that did, alone.
+
+    A line may make two calls: `consume(_kiln_rows_value)` calls `consume` and
+    runs the stream `rows` it iterates; `fan_out(double, _kiln_rows_value)` too.
+    The call whose function's frame is innermost in the traceback raised. When
+    none of theirs is there (a timeout raised by the runtime), a stream did not
+    raise: its generator's frame would be.
+    """
+    if len(failed) < 2:
+        return failed
+    depth: dict[CodeType, int] = {}  # by code, how deep its innermost frame is
+    entry: TracebackType | None = traceback
+    level = 0
+    while entry is not None:
+        level += 1
+        depth[entry.tb_frame.f_code] = level
+        entry = entry.tb_next
+    ran = [
+        (max(found), index)
+        for index in failed
+        if (found := [depth[c] for c in _codes(sites[index].fn) if c in depth])
+    ]
+    if ran:
+        return (max(ran)[1],)
+    others = tuple(i for i in failed if sites[i].kind not in ("stream", "astream"))
+    return others or failed
+
+
+def _codes(fn: object) -> list[CodeType]:
+    """The code a call of `fn` runs: its function's, unwrapped, or a compiled
+    flow's methods'."""
+    while hasattr(fn, "__wrapped__"):
+        fn = fn.__wrapped__
+    code = getattr(fn, "__code__", None)
+    if isinstance(code, CodeType):
+        return [code]
+    return [
+        method.__code__
+        for method in vars(type(fn)).values()
+        if isinstance(getattr(method, "__code__", None), CodeType)
+    ]
 
 
 def _within(code: CodeType, body: CodeType, nested: str) -> bool:

@@ -37,7 +37,7 @@ from typing import Any, Final, ParamSpec, Protocol, TypeVar, cast
 
 from kiln.errors import OptionError, carried, stopped
 from kiln.options import NodeOptions
-from kiln.threads import in_own_thread, thread_gates, timed
+from kiln.threads import in_own_thread, timed
 
 __all__ = [
     "PLAIN",
@@ -138,16 +138,14 @@ async def call_in_thread(
 
     For ``@node(thread=True)``: each attempt runs in a daemon thread of its own
     (`kiln.threads`: with a copy of the caller's context variables, once one
-    of the process's node threads is free), and the timeout and retries are
-    `call`'s. A thread cannot be killed, so the timeout bounds the waiting,
-    not the work: an attempt that times out (or whose caller is cancelled)
-    goes on running in the background until `fn` returns, its result thrown
-    away, and holds its thread's slot until then.
+    of the process's node threads is free, a wait its timeout bounds), and
+    the timeout and retries are `call`'s. A thread cannot be killed, so the
+    timeout bounds the waiting, not the work: an attempt that times out (or
+    whose caller is cancelled) goes on running in the background until `fn`
+    returns, its result thrown away, and holds its thread's slot until then.
     """
     work = partial(fn, *args, **kwargs)
-    return await attempts(
-        policy, in_own_thread, (work,), {}, thread_gates(), threaded=True
-    )
+    return await attempts(policy, in_own_thread, (work,), {}, threaded=True)
 
 
 def call_sync(
@@ -243,7 +241,8 @@ async def attempts(
 
     `threaded` says that `fn` runs the node in a thread of its own, which
     may outlive the attempt: it is called as ``fn(held, *args, **kwargs)``
-    and its thread releases the gates `held` as it ends (`kiln.threads`).
+    and its thread releases the gates `held` as it ends, and the slot of
+    the process's node threads it waits for inside the attempt (`kiln.threads`).
     `thread_node` (implied by `threaded`) says that the attempt runs a
     thread node, here or by a backend: its thread is let go when the timeout
     ends the attempt, and waited for when anything else cancels it (`timed`).

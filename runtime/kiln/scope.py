@@ -206,9 +206,7 @@ class Scope:
         self._waiting: dict[asyncio.Task[Any] | None, Child[Any]] = {}
         self._spawned = 0
         # Where the body is (`at_step`): after all its children until it says.
-        self._body_step = (
-            (_AFTER_ALL if step is None else float(step)) if ordered else 0.0
-        )
+        self._body_step = (_AFTER_ALL if step is None else step) if ordered else 0.0
         self._body_noise = False  # the scope stopped the body: what it raises is noise
         self._error: BaseException | None = None  # the failure that wins so far
         self._error_step = _AFTER_ALL

@@ -32,6 +32,7 @@ from kiln.subflows import (
     SourceValue,
     subflow,
 )
+from kiln.sync_entry import loopless
 
 __all__ = ["Site", "SiteKind", "SiteOptions", "plain_call", "site"]
 
@@ -226,16 +227,20 @@ def site(
     )
 
 
-def plain_call(site: Site) -> Callable[..., Any]:
+def plain_call(site: Site, *, written_sync: bool = False) -> Callable[..., Any]:
     """What `site` calls in a run that nothing observes, limits or caches.
 
     The node with its policy's retries and timeout (in a worker thread for
     a thread node) and its fallback, as a hand-written call would be; a
-    subflow as `subflow` adapts it.
+    subflow as `subflow` adapts it. `written_sync` says that the site is in
+    a flow written as `def` whose compiled body runs in an event loop: a
+    plain sync node's attempts run with none (`loopless`), as in the source.
     """
     if site.kind == "flow":
         return cast("Callable[..., Any]", subflow(site.fn))
     fn = site.fn
+    if written_sync and site.kind == "waiting":
+        fn = loopless(fn)
     if site.policy is not None:
         if site.kind == "thread":
             fn = in_thread(site.policy, fn)
@@ -250,4 +255,6 @@ def plain_call(site: Site) -> Callable[..., Any]:
             fn = falling_back_sync(fn, site.fallback, site.node)
         else:
             fn = falling_back(fn, site.fallback, site.node)
+    if written_sync and site.kind == "sync":
+        fn = loopless(fn)
     return fn

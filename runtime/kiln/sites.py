@@ -44,7 +44,8 @@ from kiln.resilience import (
     inline,
 )
 from kiln.stream_calls import ObservedAsyncStream, ObservedStream
-from kiln.threads import in_own_thread, thread_gates
+from kiln.sync_entry import loopless
+from kiln.threads import in_own_thread
 
 if TYPE_CHECKING:
     from kiln.binding import Binder
@@ -250,7 +251,7 @@ def _async_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> W
             return notified(index, site)
         return observed(index, site)
     fn, policy, fallback = site.fn, site.policy or PLAIN, site.fallback
-    attempt = _attempt(site, backend)
+    attempt = _attempt(site, backend, binder)
     # In a thread of its own, which holds the call's gates until it ends (`kiln.threads`).
     thread_node = site.kind == "thread"
     threaded = thread_node and backend is None
@@ -259,8 +260,6 @@ def _async_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> W
         event = run.event(index, site)
         started = None if event is None else partial(run.started, event)
         gates = run.gates(limit)
-        if threaded:
-            gates += thread_gates()
         tries = partial(
             attempts,
             *(policy, attempt, args, kwargs, gates, started),
@@ -292,7 +291,9 @@ def _async_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> W
     return call
 
 
-def _attempt(site: Site, backend: Backend | None) -> Callable[..., Awaitable[Any]]:
+def _attempt(
+    site: Site, backend: Backend | None, binder: Binder
+) -> Callable[..., Awaitable[Any]]:
     """What one attempt of an async site's call awaits: the node, in a thread, or remote.
 
     The awaitable itself, not a coroutine awaiting it: one frame less per call.
@@ -302,8 +303,14 @@ def _attempt(site: Site, backend: Backend | None) -> Callable[..., Awaitable[Any
     if site.kind == "thread":
         return partial(_threaded, site.fn)
     if site.kind == "waiting":  # a sync node, in the loop: only its waits are awaited
-        return partial(inline, site.fn)
+        return partial(inline, _written_sync(site, binder))
     return site.fn
+
+
+def _written_sync(site: Site, binder: Binder) -> Callable[..., Any]:
+    """What an attempt of a sync node calls: in a flow written as `def`, the
+    node with no running loop, as in the source (`loopless`)."""
+    return loopless(site.fn) if binder.kind._kiln_written_sync else site.fn
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -327,6 +334,7 @@ def _threaded(
 def _sync_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> Wrapped:
     fn, policy, fallback = site.fn, site.policy or PLAIN, site.fallback
     cached = binder.caches and site.cache is not None
+    runs = _written_sync(site, binder)
 
     def call(run: Run, /, *args: Any, **kwargs: Any) -> Any:
         event = run.event(index, site)
@@ -339,13 +347,13 @@ def _sync_site(index: int, site: Site, limit: Gate | None, binder: Binder) -> Wr
                     fn,
                     args,
                     kwargs,
-                    partial(attempts_sync, policy, fn, args, kwargs, started),
+                    partial(attempts_sync, policy, runs, args, kwargs, started),
                     classes=site.classes,
                     run=run.id,
                     uncacheable=run.uncacheable,
                 )
             else:
-                value, hit = attempts_sync(policy, fn, args, kwargs, started), False
+                value, hit = attempts_sync(policy, runs, args, kwargs, started), False
         except BaseException as error:
             if not run.failed(error, event) or fallback is None:
                 raise

@@ -19,6 +19,11 @@ runs an event loop         on a worker thread with its own loop, one
 
 Either way the stream runs on a loop of its own, so it must not use objects tied
 to the caller's loop. Its exceptions reach the consumer as the original objects.
+It runs in one copy of the consumer's context variables throughout (a value it
+sets before a ``yield`` and resets after one stays its own), and each step
+takes in first what the consumer has set since the last one, as a generator's
+body sees its consumer's sets at every ``next()``; what the stream sets does
+not reach the consumer, as `run_sync`'s coroutine's does not reach its caller.
 `iterate` owns the stream: however the iteration ends (exhausted, failed,
 ``close()``, ``break`` and garbage collection, an exception in the loop's body),
 the stream is closed with ``aclose()`` on its own loop, and the loop and thread
@@ -31,11 +36,13 @@ import asyncio
 import contextvars
 import queue
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, Generic, ParamSpec, TypeVar, final
 
 from kiln.errors import generator_stopped, raise_as_is
+from kiln.sync_entry import waited_on_by
 
 __all__ = ["iterate"]
 
@@ -73,11 +80,14 @@ def _on_private_loop(stream: AsyncIterator[T]) -> Iterator[T]:
     # The stream runs with a copy of the consumer's context variables, as on
     # a worker thread (and as `run_sync` runs a coroutine), not the runner's own.
     context = contextvars.copy_context()
+    taken = _Taken(context)
     try:
         try:
-            while not isinstance(
-                item := _off_loop(runner.run, _next(stream), context=context), _End
-            ):
+            while True:
+                context.run(_set, taken.changes())
+                item = _off_loop(runner.run, _next(stream), context=context)
+                if isinstance(item, _End):
+                    break
                 yield item
         finally:
             _off_loop(runner.run, _aclose(stream), context=context)
@@ -113,6 +123,31 @@ def _on_worker_thread(stream: AsyncIterator[T]) -> Iterator[T]:
 
 
 @final
+class _Taken:
+    """What of the consumer's context a stream has taken in: its changes since."""
+
+    __slots__ = ("_seen",)
+
+    def __init__(self, seen: contextvars.Context) -> None:
+        self._seen = seen
+
+    def changes(self) -> list[tuple[contextvars.ContextVar[Any], Any]]:
+        """The variables the consumer set since the last call, with their values."""
+        now = contextvars.copy_context()
+        seen, self._seen = self._seen, now
+        return [
+            (var, value)
+            for var, value in now.items()
+            if seen.get(var, _UNSET) is not value
+        ]
+
+
+def _set(changes: list[tuple[contextvars.ContextVar[Any], Any]]) -> None:
+    for var, value in changes:
+        var.set(value)
+
+
+@final
 class _End:
     """The stream is exhausted."""
 
@@ -130,6 +165,7 @@ class _Failure:
 
 
 _END: Final = _End()
+_UNSET: Final = object()
 
 
 @final
@@ -163,8 +199,10 @@ class _Worker(Generic[T]):
         "_slots",
         "_stopping",
         "_stream",
+        "_taken",
         "_task",
         "_thread",
+        "_unsent",
     )
 
     def __init__(self, stream: AsyncIterator[T]) -> None:
@@ -179,10 +217,15 @@ class _Worker(Generic[T]):
         self._cancelled = False
         self._stopping = False
         self._close_error: BaseException | None = None
+        # With each request, what the consumer set since the last one, for the
+        # stream to take in before the step (`_lock` guards it).
+        context = waited_on_by(asyncio.get_running_loop())
+        self._taken = _Taken(context)
+        self._unsent: deque[list[tuple[contextvars.ContextVar[Any], Any]]] = deque()
         # The stream runs with a copy of the consumer's context variables. A
         # daemon thread, so that a consumer ending the program does not hang.
         self._thread = threading.Thread(
-            target=contextvars.copy_context().run,
+            target=context.run,
             args=(self._run,),
             name="kiln-iterate",
             daemon=True,
@@ -194,7 +237,9 @@ class _Worker(Generic[T]):
 
     def take(self) -> T | _End | _Failure:
         """The next message: asks the producer for one item, then waits for it."""
+        changes = self._taken.changes()
         with self._lock:
+            self._unsent.append(changes)
             if self._loop is not None:
                 self._loop.call_soon_threadsafe(self._give_slot)
             else:  # not started yet (or ended: its last message is queued)
@@ -255,6 +300,8 @@ class _Worker(Generic[T]):
         # `_cancelled` too: a stream may swallow the cancellation and go on.
         while not self._cancelled:
             await self._slots.acquire()
+            with self._lock:
+                _set(self._unsent.popleft())  # in this task's context, the stream's
             item = await _next(self._stream)
             if isinstance(item, _End):
                 return

@@ -78,7 +78,9 @@ class SourceStream(Generic[P, T]):
 
 @final
 class SourceValue(Generic[P, T]):
-    """A plain source flow: ``f(...)``, as a compiled sync flow is called."""
+    """A plain source flow: ``f(...)``, as a compiled sync flow is called; or
+    ``await f.aforward(...)``, as a compiled flow calls a sync subflow whose
+    body awaits (it runs in the caller's loop, as the source's call would)."""
 
     __slots__ = ("function",)
 
@@ -86,6 +88,9 @@ class SourceValue(Generic[P, T]):
         self.function = function
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self.function(*args, **kwargs)
+
+    async def aforward(self, *args: P.args, **kwargs: P.kwargs) -> T:
         return self.function(*args, **kwargs)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from kiln import run_sync
+from kiln.sync_entry import loopless
 
 REQUEST = contextvars.ContextVar("REQUEST", default="none")
 
@@ -183,6 +184,7 @@ def test_an_interrupt_as_the_work_ends_is_still_the_interrupt(
 INTERRUPTED_IN_A_LOOP = """
 import asyncio, os, signal, sys, threading
 from kiln import run_sync
+from kiln.sync_entry import loopless
 
 async def hold(path):
     try:
@@ -216,3 +218,36 @@ def test_ctrl_c_returns_once_the_work_has_unwound(tmp_path: Path) -> None:
         check=False,
     )
     assert ran.stdout == "cleaned up\n", ran.stderr
+
+
+def test_outside_a_loop_it_leaves_the_thread_s_current_loop_set() -> None:
+    """A script that set a loop for its thread uses it after the call too."""
+    seen: list[object] = []
+
+    def script() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            run_sync(asyncio.sleep(0))
+            seen.append(asyncio.get_event_loop() is loop)
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    thread = threading.Thread(target=script)
+    thread.start()
+    thread.join()
+    assert seen == [True]
+
+
+async def test_a_loopless_call_sees_no_running_loop_and_may_run_its_own() -> None:
+    async def inner() -> str:
+        await asyncio.sleep(0)
+        return "ran"
+
+    def sync_client() -> tuple[bool, str]:
+        return asyncio._get_running_loop() is None, asyncio.run(inner())
+
+    loop = asyncio.get_running_loop()
+    assert loopless(sync_client)() == (True, "ran")
+    assert asyncio.get_running_loop() is loop  # set again after the call

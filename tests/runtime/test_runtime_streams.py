@@ -194,6 +194,37 @@ def test_context_variables_are_the_consumers_and_stay_consistent(
     assert drive(work) == (["consumer"], ["inside", "inside"], "consumer")
 
 
+@MODES
+def test_each_step_takes_in_what_the_consumer_set_since_the_last(
+    drive: Callable[[Callable[[], Any]], Any],
+) -> None:
+    """As a generator's body sees its consumer's sets at every next(); what the
+    stream keeps set itself stays, and never reaches the consumer."""
+    own = contextvars.ContextVar("own", default="unset")
+
+    async def seen() -> AsyncIterator[str]:
+        own.set("the stream's")
+        for _ in range(3):
+            await asyncio.sleep(0)
+            yield f"{REQUEST.get()} {own.get()}"
+
+    def work() -> tuple[list[str], str]:
+        token = REQUEST.set("first")
+        try:
+            items = []
+            for item in iterate(seen()):
+                items.append(item)
+                REQUEST.set(f"after {len(items)}")
+            return items, own.get()
+        finally:
+            REQUEST.reset(token)
+
+    assert drive(work) == (
+        ["first the stream's", "after 1 the stream's", "after 2 the stream's"],
+        "unset",
+    )
+
+
 # --- errors ------------------------------------------------------------------
 
 

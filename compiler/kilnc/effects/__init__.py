@@ -195,9 +195,12 @@ class EffectReader:
         effects = body.effects(tuple(names), keep_clones=True)
         # `hit = CACHE[key]`, or `agent = Agent("x")` whose `__init__` keeps
         # `self` in module state: the names it binds hold module state's, as a
-        # node's result may, and a node that reaches module state may change them.
-        if not isinstance(statement, cst.For | cst.BaseExpression) and any(
-            holds_state(body, value) for value in bound
+        # node's result may, and a node that reaches module state may change them;
+        # so do a loop's targets (`for rows in OPEN.values()`) and the names it
+        # stores such a value into (`workers.append(Worker(x))`, which it changes).
+        stored = [v for _, v in body.bindings.stored if not of_immutable_type(body, v)]
+        if not isinstance(statement, cst.BaseExpression) and any(
+            holds_state(body, value) for value in (*bound, *stored)
         ):
             return replace(effects, result_state=True)
         return effects

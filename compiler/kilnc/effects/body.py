@@ -34,6 +34,7 @@ from kilnc.effects.closures import nonlocal_names
 from kilnc.effects.found import Found, Origin
 from kilnc.effects.idioms import Idioms
 from kilnc.effects.lookup import Lookup
+from kilnc.effects.narrowed import read_only
 from kilnc.effects.receivers import copy_shares, describe, of_immutable_type
 from kilnc.effects.state_uses import record
 from kilnc.final_bindings import global_names
@@ -45,7 +46,6 @@ from kilnc.mutability import (
     fresh_builtin,
     is_fresh,
     is_immutable,
-    is_read_only,
     may_be_iterator,
 )
 from kilnc.names import identifier, name_uses, root_names
@@ -90,6 +90,7 @@ class Body:
         self.aliases: dict[str, set[Origin]] = {}
         self.contents: dict[str, set[Origin]] = {}
         self.local_names: set[str] = set()
+        self.written: set[str] | None = None  # of read-only parameters (narrowed.py)
         # What the annotations of this module name, when it is no class of the project.
         self.qualify: Qualify = partial(reader.library_name, defs.location.name)
         for root in roots:
@@ -337,7 +338,7 @@ class Body:
                 if param.memory:
                     self.memory(origin, _EVERY_VALUE)
                     continue
-                if self._annotated(param, is_read_only) or (
+                if read_only(self, origin) or (
                     by_iteration and not may_be_iterator(param.annotation, self.qualify)
                 ):
                     continue

@@ -14,8 +14,9 @@ Example input::
 Output: `Idioms.kinds`, the access of each such store's and read's root name
 (by node), which `record` takes over the plain read or write it would be;
 `declared`, the names the body declares `global`; `aliases`, the locals
-bound to state (`cache = CACHE`); `resets`, the names whose `reset` it calls
-(a `ContextVar`'s token).
+bound to state (`cache = CACHE`); `paired`, the calls that undo another
+in the same body, as `name.method` (a `ContextVar`'s `reset`, a lock's
+`acquire` and `release`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ _ADDING: Final = frozenset({"append", "add", "extend", "appendleft", "extendleft
 _MISS_CALL: Final = "<a call past the memo's test>"
 # Updates that commute with each other on numbers, and add to a list or a str.
 _ADDING_OPERATORS: Final = (cst.AddAssign, cst.SubtractAssign)
+# Calls that undo another of the same object's, where one body makes both.
+_PAIRED: Final = frozenset({"reset", "acquire", "release"})
 
 
 class Idioms:
@@ -54,7 +57,7 @@ class Idioms:
             walk(root, found)
         self.declared = frozenset(found.declared)
         self.imported = found.imported
-        self.resets = frozenset(found.resets)
+        self.paired = frozenset(found.paired)
         self.aliases: dict[str, cst.BaseExpression] = {}
         bound = [
             (targets, _held(body, value)) for targets, value in body.bindings.bound
@@ -262,7 +265,7 @@ class _Finder(cst.CSTVisitor):
         # (`k` of `CACHE[k]`, `CACHE.get(k)`, `k in CACHE`).
         self.occurrences: dict[int, cst.BaseExpression] = {}
         self.keys: dict[int, str] = {}
-        self.resets: set[str] = set()  # names whose `reset` the body calls
+        self.paired: set[str] = set()  # `USER.reset`, `LOCK.release` the body calls
 
     def visit_Name(self, node: cst.Name) -> None:
         self.occurrences.setdefault(id(node), node)
@@ -355,8 +358,8 @@ class _Finder(cst.CSTVisitor):
             self.miss_calls.append(node)
         if not isinstance(func, cst.Attribute):
             return
-        if func.attr.value == "reset" and isinstance(func.value, cst.Name):
-            self.resets.add(identifier(func.value.value))
+        if func.attr.value in _PAIRED and isinstance(func.value, cst.Name):
+            self.paired.add(f"{identifier(func.value.value)}.{func.attr.value}")
         if func.attr.value == "get" and node.args:
             self._keyed(func.value, _item(node))
         if func.attr.value == "setdefault":

@@ -81,6 +81,11 @@ def only_read(body: Body, value: cst.BaseExpression, method: str = "") -> bool:
         if library is None and _made_as_container(body, identifier(root.value)):
             return False
     if library is not None and _standard(library):
+        if method in _UNDOES and library in _LOCKS:
+            # Held past the call, unless this body undoes it: another node's
+            # `release` needs it.
+            name = identifier(root.value) if isinstance(root, cst.Name) else ""
+            return f"{name}.{_UNDOES[method]}" in body.idioms.paired
         return _only_reads(library) or method in READING_METHODS
     if library is None and _an_item(body, value):
         return False
@@ -133,7 +138,7 @@ def sets_context(body: Body, receiver: cst.BaseExpression) -> bool:
     name = identifier(receiver.value)
     if _library_type(body, name) != "contextvars.ContextVar":
         return False
-    return name not in body.idioms.resets
+    return f"{name}.reset" not in body.idioms.paired
 
 
 def _library_type(body: Body, name: str) -> str | None:
@@ -146,6 +151,15 @@ def _library_type(body: Body, name: str) -> str | None:
     return body.reader.library_name(defs.location.name, made.partition("[")[0])
 
 
+# Locks, whose `acquire` and `release` called as methods change them: a lock one
+# node acquires and the next releases keeps their order. `with LOCK:`, or both in
+# one body, pair them, and read.
+_LOCKS: Final = frozenset(
+    f"{module}.{kind}"
+    for module in ("threading", "asyncio")
+    for kind in ("Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition")
+)
+_UNDOES: Final = {"acquire": "release", "release": "acquire"}
 # Not `set` alone, a ContextVar's (`sets_context`), but `set_state`.
 _STORING_PREFIXES: Final = tuple(f"{verb}_" for verb in (*STORING_VERBS, "set"))
 _CONTAINER_DISPLAYS: Final = (

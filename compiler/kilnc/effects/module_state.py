@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from kilnc.effects.module_names import declared_global
-from kilnc.mutability import immutable_literal
+from kilnc.mutability import fresh_builtin, immutable_literal
 from kilnc.names import identifier, name_uses, root_names, target_names
-from kilnc.syntax import dotted
+from kilnc.syntax import chain_root, dotted
 from kilnc.walk import walk
 
 if TYPE_CHECKING:  # the body asks this module which names are state: a cycle
@@ -70,6 +70,9 @@ def holds_state(
     stored there (`SESSIONS[key] = session`)."""
     if isinstance(node, cst.Call) and id(node) in body.state_calls:
         return True  # a project function's result that is module state's
+    parts = _parts(body, node)
+    if parts is not None:  # `(name, rows)`, `list(OPEN.values())`, `Res(rows)`
+        return any(holds_state(body, part, seen) for part in parts)
     if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
         if body.reader.called(body, node.func) is not None:
             return False  # a project method's, which says what it returns above
@@ -80,14 +83,80 @@ def holds_state(
             return False
         node = node.func.value
     if body.is_module_state(node):
+        # Not a constant's (`salt = 0`): `i + salt` is a new number.
+        root = chain_root(node)
+        return body.reader.state_name(body.defs, root, called=False) is not None
+    names = root_names(node) - seen
+    if names & body.local_names & body.found.escaped_locals:
         return True
-    local = (root_names(node) & body.local_names) - seen
-    if local & body.found.escaped_locals:
-        return True
+    # A name bound to such a value, or to an item of one (`for rows in
+    # OPEN.values()`, `name, rows = pair`, a comprehension's target): an item
+    # a container hands out is part of it; a container such a value is stored
+    # into (`out.append(rows)`) holds it.
+    bindings = body.bindings
     return any(
-        targets & local and holds_state(body, value, seen | local)
-        for targets, value in body.bindings.bound
+        targets & names and holds_state(body, value, seen | names)
+        for targets, value in (*bindings.bound, *bindings.items, *bindings.stored)
     )
+
+
+def _parts(body: Body, node: cst.BaseExpression) -> list[cst.BaseExpression] | None:
+    """What a value made of others may hold of them: a display's elements, a
+    comprehension's, either side of an operator or a choice, the arguments a
+    call hands back (`list(OPEN.values())`, `Res(name, rows)`, a project
+    function returning what it is given); None for any other expression."""
+    if isinstance(node, cst.List | cst.Tuple | cst.Set):
+        return [element.value for element in node.elements]
+    if isinstance(node, cst.Dict):
+        return [
+            part
+            for element in node.elements
+            for part in (
+                (element.key, element.value)
+                if isinstance(element, cst.DictElement)
+                else (element.value,)
+            )
+        ]
+    if isinstance(node, cst.ListComp | cst.SetComp | cst.GeneratorExp):
+        return [node.elt]  # its targets are items of what they iterate
+    if isinstance(node, cst.DictComp):
+        return [node.key, node.value]
+    if isinstance(node, cst.BinaryOperation | cst.BooleanOperation):
+        return [node.left, node.right]  # `rows + more`, `cached or OPEN[k]`
+    if isinstance(node, cst.IfExp):
+        return [node.body, node.orelse]
+    if isinstance(node, cst.Await):
+        return [node.expression]
+    if isinstance(node, cst.Attribute | cst.Subscript):
+        root = chain_root(node)  # `sorted(OPEN.values())[0]`: an item of a value
+        return None if isinstance(root, cst.Name) else [root]
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Name):
+        return _handed_back(body, node, node.func)
+    return None
+
+
+def _handed_back(
+    body: Body, call: cst.Call, func: cst.Name
+) -> list[cst.BaseExpression] | None:
+    """The arguments a call of a builtin or of a project function (a class) may
+    return or keep in what it returns; None for a call kiln cannot tell."""
+    if identifier(func.value) in body.local_names or func.value in body.params:
+        return None
+    qualified = body.reader.resolve(body.defs, func)
+    if qualified is None:
+        return None
+    if qualified.startswith("builtins."):
+        name = qualified.removeprefix("builtins.")
+        return [] if fresh_builtin(name, call) else [arg.value for arg in call.args]
+    found = body.reader.project_function(qualified)
+    if found is None:
+        return None
+    effects = body.reader.of_function(*found)
+    return [
+        argument
+        for param, argument in effects.bind(call)
+        if param is None or param in effects.returns
+    ]
 
 
 def held_piece(

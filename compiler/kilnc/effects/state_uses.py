@@ -42,6 +42,7 @@ from kilnc.effects.receivers import type_of
 from kilnc.effects.reflection import unreflected
 from kilnc.effects.seeds import seeded
 from kilnc.effects.shared_items import item_of
+from kilnc.mutability import is_pure
 from kilnc.names import identifier
 from kilnc.syntax import chain_root, code, dotted
 
@@ -52,6 +53,22 @@ _ENVIRONMENT_CALLS: Final = {
     "os.putenv": Access.WRITE,
     "os.unsetenv": Access.WRITE,
 }
+
+# The process's working directory, which a relative path is resolved against:
+# `os.chdir` changes it, and a call that may be given a relative path reads it
+# (`open("report.csv")`, `os.listdir()`, `shutil.copy`, `subprocess.run`).
+WORKING_DIRECTORY: Final = "os.getcwd"
+_CHANGES_DIRECTORY: Final = frozenset({"os.chdir", "os.fchdir", "contextlib.chdir"})
+_TAKES_PATHS: Final = (
+    "builtins.open",
+    "io.open",
+    "os.",
+    "shutil.",
+    "glob.",
+    "subprocess.",
+    "pathlib.",
+    "sqlite3.connect",
+)
 
 if TYPE_CHECKING:  # the body asks this module what it uses: a cycle
     from kilnc.effects.body import Body
@@ -204,9 +221,25 @@ def environment_call(body: Body, node: cst.Call, qualified: str) -> bool:
         return False
     access = _ENVIRONMENT_CALLS.get(qualified)
     if access is None:
+        working_directory(body, node, qualified)
         return False
     merge(body, ENVIRONMENT, StateUse(access, Change(f"calls {qualified}", span)))
     return True
+
+
+def working_directory(body: Body, node: cst.Call, qualified: str) -> None:
+    """`os.chdir(path)` changes the process's working directory; `open(name)`,
+    `os.path.abspath(name)`, `shutil.copy(a, b)` may resolve a relative path
+    against it, and read it. `os.path.join` and other pure calls do not."""
+    if qualified in _CHANGES_DIRECTORY:
+        access = Access.WRITE
+    elif qualified.startswith(_TAKES_PATHS) and not is_pure(qualified):
+        access = Access.READ
+    else:
+        return
+    shown = qualified.removeprefix("builtins.")
+    change = Change(f"calls {shown}", body.defs.parsed.span(node))
+    merge(body, WORKING_DIRECTORY, StateUse(access, change))
 
 
 # Modules whose functions draw from one generator of the process's, each with

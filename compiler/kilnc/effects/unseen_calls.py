@@ -19,9 +19,10 @@ from kilnc.effects.implicit import BUILTIN_DUNDERS, implicit_call
 from kilnc.effects.kept import keep
 from kilnc.effects.library_objects import only_read, opaque
 from kilnc.effects.project_calls import beyond_parameters
-from kilnc.effects.state_uses import record
+from kilnc.effects.state_uses import record, working_directory
 from kilnc.mutability import (
     ARGUMENT_MUTATING_METHODS,
+    BUILTIN_EXCEPTIONS,
     EXTERNAL_BUILTINS,
     ITERATING_BUILTINS,
     MUTATING_METHODS,
@@ -56,7 +57,7 @@ def builtin_call(body: Body, node: cst.Call, name: str) -> None:
         reason = f"calls {name}() on it"
         body.change(node.args[0].value, reason, node, itself=True)
         return
-    if name in PURE_BUILTINS or method in PURE_METHODS:
+    if name in PURE_BUILTINS or name in BUILTIN_EXCEPTIONS or method in PURE_METHODS:
         return
     if name in ITERATING_BUILTINS:
         for arg in node.args:
@@ -91,6 +92,7 @@ def builtin_call(body: Body, node: cst.Call, name: str) -> None:
         if (name, keyword) == ("print", "file") or (name in _RUNS_CODE and index):
             body.change(arg.value, f"passes it to {name}()", node)
     if name in EXTERNAL_BUILTINS:
+        working_directory(body, node, f"builtins.{name}")  # `open("out.csv")`
         body.external(f"calls {name}()", node)
         return
     unknown_call(body, node, name)

@@ -84,10 +84,11 @@ def of_generator(
     returns: frozenset[str],
 ) -> Effects:
     """A generator's effects: it reads the parameters `returns` as it is drawn
-    from, and may change what it has yielded."""
-    return replace(
-        effects, returns=returns, changes_yielded=changes_yielded(defs, function)
-    )
+    from, and may change what it has yielded: in its own body, or in a
+    generator it draws from (`yield from chunks(rows)`, `for b in chunks(rows):
+    yield b`), whose items it may hand on."""
+    changed = changes_yielded(defs, function) or effects.changes_yielded
+    return replace(effects, returns=returns, changes_yielded=changed)
 
 
 def changes_yielded(defs: ModuleDefs, function: cst.FunctionDef) -> Change | None:

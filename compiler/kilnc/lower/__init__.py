@@ -47,10 +47,13 @@ from kilnc.effect_ir import Change
 from kilnc.front import ParsedModule
 from kilnc.ir import (
     Block,
+    Call,
     FanOut,
     FlowDef,
     FlowIR,
+    NodeCall,
     Resolver,
+    Step,
     TypeVariables,
     child_blocks,
     with_child_blocks,
@@ -119,16 +122,70 @@ class Lowering:
             assert context is not None, "a flow's module is read before its flows"
             self._lowering.add(key)
             try:
-                self._lowered[key] = lower_flow(flow, context)
+                flow_ir, found = lower_flow(flow, context)
+                self._lowered[key] = (self._awaiting_subflows(flow_ir), found)
             finally:
                 self._lowering.discard(key)
         return self._lowered[key]
+
+    def _runs_async(self, flow: FlowDef) -> bool:
+        """Whether the flow's compiled body awaits: an `async def`, or a `def`
+        that awaits a call (a thread=True node's, a sync node's waits between
+        its retries, such a subflow's)."""
+        if flow.is_async:
+            return True
+        if (flow.module, flow.identifier) in self._lowering:
+            return False  # a flow that calls itself: KLN401, the compile stops
+        # A `def` awaits nothing but its calls (a fan-out's element's too).
+        return any(call.suspends for call in self.lower(flow)[0].calls)
+
+    def _awaiting_subflows(self, flow_ir: FlowIR) -> FlowIR:
+        """The flow, each call of a sync subflow whose body awaits marked to await it.
+
+        Its sync entry would run it on a loop of its own and block the
+        caller's meanwhile: a call beside it could not go on, nor give back
+        a `Limit` slot the subflow waits for. Awaited, it runs on the
+        caller's loop, its body where the caller's sync call would run it.
+        """
+        awaited = frozenset(
+            call.site
+            for call in flow_ir.calls
+            if isinstance(call.callee, FlowDef)
+            and not call.callee.streams
+            and not call.callee.is_async
+            and self._runs_async(call.callee)
+        )
+        if not awaited:
+            return flow_ir
+
+        def mark(call: NodeCall) -> NodeCall:
+            return replace(call, awaited_flow=True) if call.site in awaited else call
+
+        return replace(
+            flow_ir,
+            body=_with_calls(flow_ir.body, mark),
+            calls=tuple(map(mark, flow_ir.calls)),
+        )
 
     def outside(self, flow: FlowDef) -> Change | None:
         """The first effect of the flow's own statements that keeps their place."""
         if (flow.module, flow.identifier) in self._lowering:
             return None  # a flow that calls itself: KLN401, the compile stops
         return _first_outside(self.lower(flow)[0].body)
+
+
+def _with_calls(block: Block, mark: Callable[[NodeCall], NodeCall]) -> Block:
+    """The block with each of its node calls, however deep, as `mark` makes it."""
+    steps: list[Step] = []
+    for step in block.steps:
+        action = step.action
+        if isinstance(action, Call):
+            action = replace(action, call=mark(action.call))
+        elif isinstance(action, FanOut):
+            action = replace(action, result=mark(action.result))
+        children = tuple(_with_calls(child, mark) for child in child_blocks(action))
+        steps.append(replace(step, action=with_child_blocks(action, children)))
+    return Block(tuple(steps))
 
 
 def _first_outside(block: Block) -> Change | None:

@@ -30,7 +30,8 @@ from kilnc.ir import (
     NodeDef,
     Step,
 )
-from kilnc.lower.scope import Scope, TypeNames
+from kilnc.lower.drawn import Definitions
+from kilnc.lower.scope import Scope
 from kilnc.lower.sharing import Sharing
 from kilnc.mutability import MUTATING_LIBRARY, Qualify, fresh_builtin, is_immutable
 from kilnc.names import identifier, name_uses, root_names, target_names
@@ -38,7 +39,7 @@ from kilnc.syntax import code, dotted
 from kilnc.walk import walk
 
 
-class EffectSource(TypeNames, Protocol):
+class EffectSource(Definitions, Protocol):
     """Effects of the project's functions, and of a flow's own statements."""
 
     def of_callee(self, callee: Callee) -> Effects: ...
@@ -114,7 +115,9 @@ class Changes:
             self.shared.hold(shares | self.scope.mutable(step.reads | changed))
         escaped = self.scope.mutable(effects.escapes)
         if effects.result_state and not isinstance(step.action, Call | FanOut):
-            escaped |= self.scope.mutable(step.writes)  # `agent = Agent(...)`
+            # `agent = Agent(...)`; `workers.append(Worker(x))`, which changes workers
+            stored = frozenset(name for name, _ in effects.changes)
+            escaped |= self.scope.mutable(step.writes | stored)
         self.shared.escape(escaped, step.span.line)
         if effects.state and isinstance(step.action, Call | FanOut):
             self.shared.reaches_state(step.id)
@@ -190,6 +193,10 @@ class Changes:
         body = cst.IndentedBlock([cst.SimpleStatementLine([cst.Pass()])])
         effects = self.effects_of(cst.For(cst.Name("_"), iterable, body))
         self.share_held(effects, frozenset(targets))
+        if effects.result_state:  # `for rows in OPEN.values()`: its targets only
+            escaped = self.scope.mutable(frozenset(targets))
+            self.shared.escape(escaped, step.span.line)
+            effects = replace(effects, result_state=False)
         return self.with_effects(effects, step)
 
     def _in_source_terms(self, reason: str) -> str:
@@ -329,6 +336,8 @@ class Changes:
         ):
             return
         effects = self.effects.of_callee(result.callee)
+        if effects.result_state:  # each element is module state's, or kept there
+            self.shared.escape(self.scope.mutable(targets), result.span.line)
         given: set[str] = set()
         for param, argument in effects.bind(result.call):
             if param is None or param in effects.returns:

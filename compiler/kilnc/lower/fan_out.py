@@ -209,8 +209,10 @@ class FanOuts:
         drawn = self.changes.effects_of(
             cst.Tuple([cst.Element(part) for part in between])
         )
-        if drawn.changes_yielded is not None:
-            change = drawn.changes_yielded
+        # `it = chunks(rows, 3)` before: the generator the name holds.
+        held = name_uses(cst.Tuple([cst.Element(part) for part in between])).read_names
+        change = drawn.changes_yielded or self.steps.drawn.changes_yielded(held)
+        if change is not None:
             return f"the generator it iterates {change.reason}, at {change.span.location()}"
         used = name_uses(element).read_names
         for name, change in drawn.changes:

@@ -20,13 +20,19 @@ from kilnc.ir import Resolver
 from kilnc.lower.idioms import find_idioms
 from kilnc.source import Span
 
+# A `try` moved into a plain function the flow calls would call the node there
+# as the plain function, without its options (KLN317): the options do its work.
+_KEEP_OPTIONS: Final = (
+    "handle the error inside a node, or around the flow's call; for the node's "
+    "own failure, give it `fallback=` (a value in its place) and `retry_on=` "
+    "(the errors it retries): a plain function that calls it in a `try` calls it "
+    "without its options"
+)
+
 # What to write instead of each construct outside the flow language.
 UNSUPPORTED: Final[dict[type[cst.CSTNode], tuple[str, str]]] = {
-    cst.Try: (
-        "'try' in a flow",
-        "handle the error inside a node, or around the flow's call",
-    ),
-    cst.TryStar: ("'try' in a flow", "handle the error inside a node"),
+    cst.Try: ("'try' in a flow", _KEEP_OPTIONS),
+    cst.TryStar: ("'try' in a flow", _KEEP_OPTIONS),
     cst.With: ("'with' in a flow", "open the resource inside a node"),
     cst.FunctionDef: ("a nested function in a flow", "define it at module level"),
     cst.ClassDef: ("a nested class in a flow", "define it at module level"),

@@ -36,6 +36,7 @@ from kilnc.ir import (
     yields,
 )
 from kilnc.lower.changes import Changes
+from kilnc.lower.drawn import Drawn, lazy, lazy_value
 from kilnc.lower.scope import Scope
 from kilnc.names import name_uses, target_names, walrus_targets
 from kilnc.syntax import code
@@ -53,6 +54,8 @@ class Steps:
     # A name bound to a streaming subflow's iterator runs the subflow's statements
     # where it is read: there they keep their place (what they do, by name).
     _streams: dict[str, Change] = field(default_factory=dict, init=False)
+    # Names bound to a generator: what drawing from it does where it is read.
+    drawn: Drawn = field(default_factory=Drawn, init=False)
 
     def call_step(
         self,
@@ -99,6 +102,8 @@ class Steps:
         callee = action.call.callee
         if external is not None and isinstance(callee, FlowDef) and callee.streams:
             self._streams.update(dict.fromkeys(writes, external))
+        drawn = self.drawn.as_drawn(state, code(action.call.call.func))
+        self.drawn.bound(step, effects, lazy(callee, self.scope.type_names), drawn)
         return self.changes.with_effects(
             replace(effects, changes=changes, external=external, state_uses=state), step
         )
@@ -125,6 +130,8 @@ class Steps:
         if isinstance(statement, cst.Return):
             action = Return(statement.value)
         step = self.make(origin, action, reads, writes, frozenset(), None, barrier)
+        lazy = lazy_value(statement, self.scope.module, self.changes.effects)
+        self.drawn.bound(step, effects, lazy, self.drawn.as_drawn(effects.state_uses))
         return self.changes.with_effects(effects, step)
 
     def compound(
@@ -190,6 +197,7 @@ class Steps:
         # them again waits for the step, as a write waits for every read.
         reads = reads.union(*(deferred[name] for name in given))
         step = Step(step_id, span, action, reads, writes, uses, barrier, value_type)
+        step = self.drawn.drawing(step)
         iterated = sorted(reads & self._streams.keys())
         if iterated:
             step = replace(step, external=self._streams[iterated[0]])

@@ -22,12 +22,14 @@ import json
 import shlex
 import traceback
 import uuid
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import PurePath
 from typing import Any, Final, final
 
 from kiln.durable.journal import Question
 from kiln.ledger.codec import is_model
+from kilnc.run.load import RUN_PACKAGE
 from kilnc.run.observe import NodeSummary
 from kilnc.terminal import LINES, printable, safe_repr, safe_str
 
@@ -103,7 +105,37 @@ def failure_text(name: str, error: BaseException, show_traceback: bool) -> str:
         lines = [f"{type(error).__name__}: {safe_str(error)}"]
     if not show_traceback:  # the traceback shows a group's members; else, these do
         lines[1:1] = [f"{line}\n" for line in _members(error, "  ")]
-    return printable(f"kiln: flow {name!r} failed:\n" + "".join(lines).rstrip(), LINES)
+    text = _users_names("".join(lines), error)
+    return printable(f"kiln: flow {name!r} failed:\n" + text.rstrip(), LINES)
+
+
+def _users_names(text: str, error: BaseException) -> str:
+    """The text with each class of the user's module that was compiled for the run
+    named as the user's module names it: `app.errs.LoadError`, where Python says
+    `_kiln_run.app.errs.LoadError` (the package `kilnc.run.load` compiles into)."""
+    prefix = f"{RUN_PACKAGE}."
+    for kind in _classes(error, set()):
+        module = kind.__module__
+        if module.startswith(prefix):
+            named = f"{module}.{kind.__qualname__}"
+            text = text.replace(named, named.removeprefix(prefix))
+    return text
+
+
+def _classes(error: BaseException, seen: set[int]) -> Iterator[type]:
+    """The classes of `error`, of the errors it was raised from or during, and of
+    a group's members: walked with a stack, for a chain may be deeper than the
+    interpreter's recursion limit."""
+    waiting = [error]
+    while waiting:
+        current = waiting.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield type(current)
+        if isinstance(current, BaseExceptionGroup):
+            waiting.extend(current.exceptions)
+        waiting.extend(e for e in (current.__cause__, current.__context__) if e)
 
 
 # How much of an exception group is shown, as Python's traceback module limits it.

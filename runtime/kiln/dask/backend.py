@@ -40,7 +40,7 @@ from kiln.dask.errors import DaskUnavailableError
 from kiln.errors import OptionError
 from kiln.memory import Memory
 from kiln.site_table import Site
-from kiln.threads import in_own_thread, thread_gates
+from kiln.threads import in_own_thread
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -227,10 +227,7 @@ def _scheduler_of(distributed: Any, target: object) -> tuple[str | None, object 
 async def _run_here(site: Site, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """A call in the driver, as the flow would make it without a backend."""
     if site.kind == "thread":
-        # A slot of the process's node threads, waited for inside the attempt
+        # It waits for a slot of the process's node threads inside the attempt
         # that this call of the backend is.
-        held = thread_gates()
-        for gate in held:
-            await gate.acquire()
-        return await in_own_thread(held, partial(site.fn, *args, **kwargs))
+        return await in_own_thread((), partial(site.fn, *args, **kwargs))
     return await site.fn(*args, **kwargs)
