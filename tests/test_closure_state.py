@@ -20,7 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_state_reach_order import assert_overlapped, compile_and_run
+from tests.test_state_reach_order import (
+    assert_kept_in_order,
+    assert_overlapped,
+)
 
 ORDERED = {
     "functions_a_factory_returns": """
@@ -206,9 +209,7 @@ ORDERED = {
 def test_state_in_a_closure_s_cells_keeps_the_source_s_order(
     case: str, tmp_path: Path
 ) -> None:
-    found, warnings = compile_and_run(tmp_path, ORDERED[case])
-    assert found["compiled"] == found["source"], case
-    assert warnings, "the kept order is said"
+    assert_kept_in_order(tmp_path, ORDERED[case], case)
 
 
 def test_a_decorator_that_only_adds_to_its_cells_still_overlaps(tmp_path: Path) -> None:

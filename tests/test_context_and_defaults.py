@@ -22,7 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_state_reach_order import assert_overlapped, compile_and_run
+from tests.test_state_reach_order import (
+    assert_kept_in_order,
+    assert_overlapped,
+    compile_and_run,
+)
 
 ORDERED = {
     "a_context_var_set_then_read": """
@@ -257,9 +261,7 @@ OVERLAPPING = {
 
 @pytest.mark.parametrize("case", sorted(ORDERED))
 def test_what_the_source_shares_so_keeps_its_order(case: str, tmp_path: Path) -> None:
-    found, warnings = compile_and_run(tmp_path, ORDERED[case])
-    assert found["compiled"] == found["source"], case
-    assert warnings, "the kept order is said"
+    assert_kept_in_order(tmp_path, ORDERED[case], case)
 
 
 def test_the_warning_says_which_context_var_and_why(tmp_path: Path) -> None:

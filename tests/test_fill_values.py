@@ -19,7 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_state_reach_order import assert_overlapped, compile_and_run
+from tests.test_state_reach_order import (
+    assert_kept_in_order,
+    assert_overlapped,
+)
 
 ORDERED = {
     "a_memo_whose_value_depends_on_another_argument": """
@@ -175,9 +178,7 @@ OVERLAPPING = {
 def test_a_fill_that_depends_on_its_filler_keeps_the_source_s_order(
     case: str, tmp_path: Path
 ) -> None:
-    found, warnings = compile_and_run(tmp_path, ORDERED[case])
-    assert found["compiled"] == found["source"], case
-    assert warnings, "the kept order is said"
+    assert_kept_in_order(tmp_path, ORDERED[case], case)
 
 
 @pytest.mark.parametrize("case", sorted(OVERLAPPING))

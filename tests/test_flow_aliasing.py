@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_state_reach_order import compile_and_run
+from tests.test_state_reach_order import assert_kept_in_order
 
 NODES = """
     import heapq
@@ -191,6 +191,4 @@ ORDERED |= {
 def test_names_that_share_an_object_keep_the_source_s_order(
     case: str, tmp_path: Path
 ) -> None:
-    found, warnings = compile_and_run(tmp_path, ORDERED[case])
-    assert found["compiled"] == found["source"], case
-    assert warnings, "the kept order is said"
+    assert_kept_in_order(tmp_path, ORDERED[case], case)

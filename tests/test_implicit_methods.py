@@ -18,7 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_state_reach_order import assert_overlapped, compile_and_run
+from tests.test_state_reach_order import (
+    assert_kept_in_order,
+    assert_overlapped,
+)
 
 TRANSACTION = """
     class Txn:
@@ -259,9 +262,7 @@ ORDERED = {
 def test_a_method_python_calls_for_a_statement_is_read(
     case: str, tmp_path: Path
 ) -> None:
-    found, warnings = compile_and_run(tmp_path, ORDERED[case])
-    assert found["compiled"] == found["source"], case
-    assert warnings, "the kept order is said"
+    assert_kept_in_order(tmp_path, ORDERED[case], case)
 
 
 def test_a_context_manager_that_changes_nothing_shared_still_overlaps(

@@ -32,9 +32,9 @@ from pathlib import Path
 import pytest
 
 from tests.test_state_reach_order import (
+    assert_kept_in_order,
     assert_overlapped,
     both_overlap,
-    compile_and_run,
     write_then_read,
 )
 
@@ -128,9 +128,7 @@ ORDERED = {
 def test_state_library_code_changes_keeps_the_source_s_order(
     case: str, tmp_path: Path
 ) -> None:
-    found, warnings = compile_and_run(tmp_path, ORDERED[case])
-    assert found["compiled"] == found["source"], case
-    assert warnings, "the kept order is said"
+    assert_kept_in_order(tmp_path, ORDERED[case], case)
 
 
 OVERLAPPING = {

@@ -925,9 +925,7 @@ def compile_and_run(
 def test_a_change_of_state_reached_so_keeps_the_source_s_order(
     case: str, tmp_path: Path
 ) -> None:
-    found, warnings = compile_and_run(tmp_path, ORDERED[case])
-    assert found["compiled"] == found["source"], case
-    assert warnings, "the kept order is said"
+    assert_kept_in_order(tmp_path, ORDERED[case], case)
 
 
 def test_the_warning_names_the_attribute_and_the_method_s_line(
@@ -989,6 +987,15 @@ async def second(name: str) -> str:
 async def main() -> list[str]:
     return [await first("a"), await second("b")]
 """
+
+
+def assert_kept_in_order(tmp_path: Path, body: str, case: str = "") -> list[str]:
+    """The case's calls keep the source's order: its result, every run, and a
+    KLN311 that says what the kept order costs (its messages, returned)."""
+    found, warnings = compile_and_run(tmp_path, body)
+    assert found["compiled"] == found["source"], case
+    assert warnings, "the kept order is said"
+    return warnings
 
 
 def assert_overlapped(tmp_path: Path, body: str) -> None:

@@ -47,9 +47,9 @@ import pytest
 from kilnc.diagnostics import Code
 from kilnc.pipeline import compile_file
 from tests.test_state_reach_order import (
+    assert_kept_in_order,
     assert_overlapped,
     both_overlap,
-    compile_and_run,
     write_then_read,
 )
 
@@ -351,9 +351,7 @@ async def main() -> object:
 def test_state_reached_by_another_name_keeps_the_source_s_order(
     case: str, tmp_path: Path
 ) -> None:
-    found, warnings = compile_and_run(tmp_path, ORDERED[case])
-    assert found["compiled"] == found["source"], case
-    assert warnings, "the kept order is said"
+    assert_kept_in_order(tmp_path, ORDERED[case], case)
 
 
 OVERLAPPING = {

@@ -17,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_state_reach_order import assert_overlapped, compile_and_run
+from tests.test_state_reach_order import (
+    assert_kept_in_order,
+    assert_overlapped,
+)
 
 CLIENT = """
         import time
@@ -84,9 +87,7 @@ FILLED = {
 def test_a_fill_in_thread_nodes_keeps_the_source_s_order(
     case: str, tmp_path: Path
 ) -> None:
-    found, warnings = compile_and_run(tmp_path, CLIENT + FILLED[case])
-    assert found["compiled"] == found["source"], case
-    assert warnings, "the kept order is said"
+    assert_kept_in_order(tmp_path, CLIENT + FILLED[case], case)
 
 
 def test_fills_in_async_nodes_still_overlap(tmp_path: Path) -> None:
