@@ -60,7 +60,7 @@ import io
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -324,6 +324,24 @@ class Kept(logging.Handler):
 
 
 KEPT = Kept()
+
+
+def running_total() -> Generator[int, int, None]:
+    total = 0
+    while True:
+        total += yield total
+
+
+RUNNING = running_total()
+next(RUNNING)
+
+
+@functools.lru_cache
+def scaled(value: int) -> int:
+    return value * 2
+
+
+scaled(1)  # a call fills the cache; its calls in nodes would race with `cinfo`
 LOGGER = logging.getLogger(__name__)  # the source's and the compiled module's own
 LOGGER.addHandler(KEPT)
 LOGGER.setLevel(logging.INFO)
@@ -773,6 +791,31 @@ async def lcount(tag: str) -> int:
     note(tag)
     return len(KEPT.records)
 """,
+    # A module's generator that `send` moves on; a cache `cache_clear` empties.
+    "gsend": """@node
+async def gsend(value: int, tag: str) -> None:
+    await asyncio.sleep({d})
+    RUNNING.send(value % 4)
+    note(tag)
+""",
+    "gtotal": """@node
+async def gtotal(tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return RUNNING.send(0)
+""",
+    "cclear": """@node
+async def cclear(tag: str) -> None:
+    await asyncio.sleep({d})
+    scaled.cache_clear()
+    note(tag)
+""",
+    "cinfo": """@node
+async def cinfo(tag: str) -> int:
+    await asyncio.sleep({d})
+    note(tag)
+    return scaled.cache_info().currsize
+""",
     "kput": """@node
 async def kput(key: str, value: int, tag: str) -> None:
     await asyncio.sleep({d})
@@ -1166,11 +1209,15 @@ def _module_statement(flow: _Flow) -> None:
         "jread": [],
         "lkeep": [flow.value()],
         "lcount": [],
+        "gsend": [flow.value()],
+        "gtotal": [],
+        "cclear": [],
+        "cinfo": [],
     }
     node = draw(st.sampled_from(sorted(calls)))
     silent = ("sset", "stally", "shift", "oput", "omerge", "oswitch", "cset", "dput")
     silent += ("kput", "commit", "preg", "prun", "hset", "tfold", "jdump", "lkeep")
-    silent += ("dlevel",)
+    silent += ("dlevel", "gsend", "cclear")
     returns = node not in silent
     shape = draw(st.sampled_from(["call", "call", "fan", "if"]))
     fans = {
@@ -1195,6 +1242,7 @@ def _module_statement(flow: _Flow) -> None:
         "dlevel": "i",
         "jdump": "i",
         "lkeep": "i",
+        "gsend": "i",
     }
     awaited = "" if node in SYNC_NODES else "await "  # a sync node is called
     if shape == "fan" and node in fans:
@@ -1450,6 +1498,7 @@ def effect_flows(draw: st.DrawFn) -> str:
     state += ["dict(PROTO)", "len(AUDIT)", "dict(HOOKED)", 'USAGE["n"]']
     state += ["GATE[0]", "GATED.passed", "FIELD[0]"]
     state += ["BUF.getvalue()", "sorted(KEPT.records)"]
+    state += ["RUNNING.send(0)", "scaled.cache_info().currsize"]
     memories = ", ".join(f"dict({m}.local)" for m in flow.memories)
     if flow.lists:  # the keys' lists, made first: the flow's parameter holds none
         flow.lines[:0] = ['memory["l1"] = [x]', 'memory["l2"] = [x + 1]']

@@ -19,7 +19,10 @@ old value:
 - an installed library's object whose method's name says it stores
   (`STORE.add_texts(docs)`, `INDEX.upsert(...)`), where a later node asks
   it (`STORE.similarity_search(q)`): a request (`CLIENT.get(url)`) is still
-  a read, and requests overlap.
+  a read, and requests overlap;
+- a module's generator that `send`, `throw` or `close` moves on, and the
+  cache of a `functools.cache` function that `cache_clear` empties (its
+  calls still overlap).
 
 Each case runs its source and its compiled flow in fresh interpreters
 (tests/test_state_reach_order.py) and compares their results.
@@ -69,6 +72,18 @@ log = logging.getLogger("app")
 log.addFilter(Seen())
 """
 
+GENERATOR = """
+from collections.abc import Generator
+
+def numbers() -> Generator[int, int, None]:
+    total = 0
+    while True:
+        total += (yield total) or 0
+
+NUMBERS = numbers()
+next(NUMBERS)
+"""
+
 ORDERED = {
     "json_dump_into_a_module_s_buffer": write_then_read(
         "import io, json\nBUF = io.StringIO()", "json.dump([1], BUF)", "BUF.getvalue()"
@@ -115,6 +130,22 @@ ORDERED = {
         "object.__setattr__(FROZEN, 'x', 1)",
         "FROZEN.x",
     ),
+    # A generator of the module's: `send`, `throw` and `close` move it on.
+    "send_to_a_module_s_generator": write_then_read(
+        GENERATOR, "NUMBERS.send(5)", "NUMBERS.send(0)"
+    ),
+    "close_a_module_s_generator_expression": write_then_read(
+        "NUMBERS = (n for n in range(3))",
+        "NUMBERS.close()",
+        "next(NUMBERS, -1)",
+    ),
+    # A cache `cache_clear` empties: what `cache_info` reads.
+    "cache_clear_of_a_cached_function": write_then_read(
+        "import functools\n\n@functools.lru_cache\n"
+        "def load(x: int) -> int:\n    return x\n\nload(1)",
+        "load.cache_clear()",
+        "load.cache_info().currsize",
+    ),
     "super_setattr_in_a_method_of_a_module_s_object": write_then_read(
         "class Box:\n    def mark(self) -> None:\n"
         "        super().__setattr__('x', 1)\n\nBOX = Box()",
@@ -143,6 +174,13 @@ OVERLAPPING = {
         "import fakeclient\nCLIENT = fakeclient.Client()",
         "name = await CLIENT.get(name)",
         "name = await CLIENT.get(name)",
+    ),
+    # A cached function's calls read no cache state: a cached client is shared.
+    "calls_of_a_cached_function": both_overlap(
+        "import functools\n\n@functools.cache\ndef client() -> list[str]:\n"
+        "    return []",
+        "name = str(len(client()) + len(name))",
+        "name = str(len(client()) + len(name))",
     ),
     "a_pool_handed_to_a_library_call": both_overlap(
         "import concurrent.futures\nPOOL = concurrent.futures.ThreadPoolExecutor(2)",

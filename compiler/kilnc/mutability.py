@@ -124,8 +124,8 @@ MUTATING_METHODS: Final = _words(
 # what it holds: on an object kiln cannot see into, a change. Not `create`, a
 # client's request.
 STORING_VERBS: Final = _words(
-    """add append clear delete drop extend insert persist pop push put remove reset
-    save store update upsert write"""
+    """add append cache_clear clear delete drop extend insert persist pop push put
+    remove reset save store update upsert write"""
 )
 # Methods whose result shares no object with the receiver or the arguments.
 FRESH_METHODS: Final = _words(

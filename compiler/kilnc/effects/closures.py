@@ -39,15 +39,19 @@ errs toward keeping an order, never toward dropping one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from functools import lru_cache, partial
+from functools import partial
 from typing import TYPE_CHECKING
 
 import libcst as cst
 
 from kilnc.effect_ir import Access, Effects, StateUse
-from kilnc.effects.module_names import defining_module, made_by_calls
+from kilnc.effects.module_names import (
+    defining_module,
+    made_by_calls,
+    module_functions,
+)
 from kilnc.front import ModuleDefs
 from kilnc.names import identifier, name_uses, parameter_names
 from kilnc.syntax import dotted
@@ -128,22 +132,12 @@ def wrapped_state(body: Body, name: str) -> str | None:
     if defining is None:
         return None
     defs, name = defining
-    function = _functions(defs.parsed.module).get(name)
+    function = module_functions(defs.parsed.module).get(name)
     if function is None or not function.decorators:
         return None
     qualified = f"{defs.location.name}.{name}"
     found = next(wrappers(body, defs, function, qualified), None)
     return qualified if found is not None else None
-
-
-@lru_cache(maxsize=256)  # every attribute read of a module-level name asks
-def _functions(module: cst.Module) -> Mapping[str, cst.FunctionDef]:
-    """The module's own functions, by name."""
-    return {
-        identifier(statement.name.value): statement
-        for statement in module.body
-        if isinstance(statement, cst.FunctionDef)
-    }
 
 
 def wrappers(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from kilnc.effect_ir import ANY_KEY, Keys, MemoryUse
+from kilnc.effects.module_state import holds_state
 from kilnc.mutability import is_immutable
 
 if TYPE_CHECKING:  # body.py and visitor.py record through this module
@@ -51,6 +52,10 @@ def keep(body: Body, into: cst.BaseExpression, value: cst.BaseExpression) -> Non
     inside, given = _stored_at(body, into), body.within(value)
     if any(isinstance(origin, str) for origin in given):  # a parameter's object
         body.found.keeps |= {origin for origin in inside if isinstance(origin, str)}
+    if holds_state(body, value):
+        # `out["rows"] = CACHE[k]`: what the caller passed holds module state now,
+        # and a change through it later changes that state.
+        body.found.escapes |= {origin for origin in inside if isinstance(origin, str)}
     sides = [
         [_in_memory(body, origin) for origin in side if _changeable(body, origin)]
         for side in (inside, given)

@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING, Final
 
 import libcst as cst
 
-from kilnc.effects.module_names import bound_once, declared_global, defining_module
+from kilnc.effects.module_names import (
+    bound_once,
+    declared_global,
+    defining_module,
+    module_functions,
+)
 from kilnc.effects.receivers import type_of
 from kilnc.mutability import (
     MUTATING_METHODS,
@@ -31,7 +36,7 @@ from kilnc.mutability import (
     STORING_VERBS,
 )
 from kilnc.names import identifier
-from kilnc.syntax import chain_root, dotted
+from kilnc.syntax import chain_root, dotted, yields
 
 if TYPE_CHECKING:  # the body asks this module about its calls: a cycle
     from kilnc.effects.body import Body
@@ -94,13 +99,24 @@ def only_read(body: Body, value: cst.BaseExpression, method: str = "") -> bool:
 
 def _made_as_container(body: Body, name: str) -> bool:
     """Whether a module-level name is bound to a display of a builtin container
-    (`ROWS = []`, `{k: [] for k in KINDS}`), whose type no call names."""
+    (`ROWS = []`, `{k: [] for k in KINDS}`), whose type no call names, or to a
+    generator: `(x for x in ITEMS)`, or a call of a generator function of its
+    module (`NUMBERS = numbers()`), which its `send`, `throw` and `close` change."""
     defining = defining_module(body, name)
     if defining is None:
         return False
     defs, name = defining
-    binding = bound_once(defs.parsed.module).get(name)
-    return binding is not None and isinstance(binding.value, _CONTAINER_DISPLAYS)
+    module = defs.parsed.module
+    binding = bound_once(module).get(name)
+    if binding is None:
+        return False
+    made = binding.value
+    if isinstance(made, _CONTAINER_DISPLAYS):
+        return True
+    if not isinstance(made, cst.Call) or not isinstance(made.func, cst.Name):
+        return False
+    function = module_functions(module).get(identifier(made.func.value))
+    return function is not None and yields(function.body)
 
 
 def _standard(library: str) -> bool:
@@ -169,6 +185,7 @@ _CONTAINER_DISPLAYS: Final = (
     cst.ListComp,
     cst.DictComp,
     cst.SetComp,
+    cst.GeneratorExp,
 )
 
 # Standard-library objects whose every method may change them: a queue, an event,

@@ -57,6 +57,16 @@ def bound_once(module: cst.Module) -> Mapping[str, cst.Assign | cst.AnnAssign]:
     }
 
 
+@lru_cache(maxsize=256)  # every attribute read of a module-level name asks
+def module_functions(module: cst.Module) -> Mapping[str, cst.FunctionDef]:
+    """The module's own functions, by name."""
+    return {
+        identifier(statement.name.value): statement
+        for statement in module.body
+        if isinstance(statement, cst.FunctionDef)
+    }
+
+
 @lru_cache(maxsize=256)
 def made_by_calls(module: cst.Module) -> Mapping[str, cst.Call]:
     """By name, the call whose value, or an item of it, a module-level name is

@@ -60,6 +60,9 @@ class ModuleState:
     # Names bound once to another's name that the module imports (`CURRENT =
     # db.STATE`): that object, under the name of the module that made it.
     refers: Mapping[str, str] = field(default_factory=dict)
+    # Functions `functools.cache` or `lru_cache` wraps: the cache that
+    # `load.cache_clear()` empties and `load.cache_info()` reads.
+    cached: frozenset[str] = frozenset()
 
 
 def holds_state(
@@ -171,6 +174,7 @@ def held_piece(
         return None  # another name of a function or a node: `again = fetch`
     held = path[0] in state.values or (constants and path[0] in state.constants)
     held |= path[0] in state.classes and len(path) > 1 and not called
+    held |= path[0] in state.cached and not called  # not `load()`, `load.cache_clear`
     name = state.shared.get(path[0], path[0])
     prefix = defs.location.name
     return (f"{prefix}.{name}" if prefix else name) if held else None
@@ -258,7 +262,8 @@ def module_state(module: cst.Module) -> ModuleState:
         for name, text in found.refers.items()
         if bound[name] == 1 and text.partition(".")[0] not in own
     }
-    return ModuleState(values, classes, constants, attributes, shared, refers)
+    cached = frozenset(found.cached)
+    return ModuleState(values, classes, constants, attributes, shared, refers, cached)
 
 
 class _Bindings(cst.CSTVisitor):
@@ -273,6 +278,7 @@ class _Bindings(cst.CSTVisitor):
         self.order: list[str] = []  # the module-level names as they are bound
         self.attributes: dict[str, set[str]] = {}  # what each class's body assigns
         self.refers: dict[str, str] = {}  # a name bound to a dotted name: that name
+        self.cached: set[str] = set()
         # The functions and classes open around the statement: a module-level
         # class by its name, anything else None.
         self._open: list[str | None] = []
@@ -281,6 +287,8 @@ class _Bindings(cst.CSTVisitor):
         self._fields: set[str] = set()
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        if not self._open and any(_caches(d.decorator) for d in node.decorators):
+            self.cached.add(identifier(node.name.value))
         self._open.append(None)
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
@@ -390,3 +398,9 @@ def _constant_class(statement: cst.ClassDef) -> bool:
         if name is not None and name.split(".")[-1] in _CONSTANT_BASES:
             return True
     return False
+
+
+def _caches(decorator: cst.BaseExpression) -> bool:
+    """`@cache`, `@functools.lru_cache(maxsize=8)`: a decorator named as a cache."""
+    named = dotted(decorator.func if isinstance(decorator, cst.Call) else decorator)
+    return named is not None and named.rpartition(".")[2] in ("cache", "lru_cache")
