@@ -293,7 +293,9 @@ class Effects:
     `set` its body does not `reset`): the source's next calls see the value,
     where a call run as a task would set it in a copy of the flow's context.
     `changes_yielded`, of a generator: the first change it makes to an object
-    it has yielded (the batching idiom that clears one buffer for the next).
+    it has yielded (the batching idiom that clears one buffer for the next);
+    `cleans_up`, of an async generator: the first change its cleanup makes (a
+    `finally:` around a `yield`), which a consumer that stops early runs.
     """
 
     params: tuple[str, ...]
@@ -312,6 +314,7 @@ class Effects:
     state_uses: StateUses = ()
     context: Change | None = None
     changes_yielded: Change | None = None
+    cleans_up: Change | None = None
 
     def bind(
         self, call: cst.Call, receiver: cst.BaseExpression | None = None

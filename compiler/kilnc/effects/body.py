@@ -134,6 +134,7 @@ class Body:
             state_uses=spread(found.state_uses),
             context=found.context,
             changes_yielded=found.changes_yielded,
+            cleans_up=found.cleans_up,
         )
 
     # --- what a name or an expression may hold --------------------------------------

@@ -36,3 +36,4 @@ class Found:
     state_uses: dict[str, StateUse] = field(default_factory=dict)  # by its name
     context: Change | None = None  # the first ContextVar set for the code after it
     changes_yielded: Change | None = None  # a generator it calls changes its items
+    cleans_up: Change | None = None  # a generator it calls changes in its cleanup

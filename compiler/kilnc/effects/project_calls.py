@@ -127,6 +127,8 @@ def beyond_parameters(
         body.read_state(through(shown, effects.reads_state, verb), node)
     if effects.changes_yielded is not None and body.found.changes_yielded is None:
         body.found.changes_yielded = effects.changes_yielded
+    if effects.cleans_up is not None and body.found.cleans_up is None:
+        body.found.cleans_up = effects.cleans_up
     body.found.state |= effects.state
     for name, uses in effects.state_uses:
         piece = (

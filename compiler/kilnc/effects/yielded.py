@@ -31,6 +31,7 @@ from dataclasses import replace
 import libcst as cst
 
 from kilnc.effect_ir import Change, Effects
+from kilnc.effects.cleanup import cleanup_change
 from kilnc.front import ModuleDefs
 from kilnc.mutability import PURE_METHODS
 from kilnc.names import identifier
@@ -88,7 +89,10 @@ def of_generator(
     generator it draws from (`yield from chunks(rows)`, `for b in chunks(rows):
     yield b`), whose items it may hand on."""
     changed = changes_yielded(defs, function) or effects.changes_yielded
-    return replace(effects, returns=returns, changes_yielded=changed)
+    cleans_up = cleanup_change(defs, function) or effects.cleans_up
+    return replace(
+        effects, returns=returns, changes_yielded=changed, cleans_up=cleans_up
+    )
 
 
 def changes_yielded(defs: ModuleDefs, function: cst.FunctionDef) -> Change | None:

@@ -41,6 +41,7 @@ from kilnc.ir import (
 from kilnc.lower.augmented import taken_apart
 from kilnc.lower.calls import Calls
 from kilnc.lower.changes import Changes, EffectSource, OutsideOf
+from kilnc.lower.closed_streams import warn_closed_early
 from kilnc.lower.fan_out import FanOuts
 from kilnc.lower.generators import generators_read_whole
 from kilnc.lower.lift import Lifter, element
@@ -322,6 +323,8 @@ class Lowerer:
             node.asynchronous is not None,
             closes=self.calls.opens_stream(node.iter),
         )
+        if action.closes:
+            warn_closed_early(node, self.changes, self.report)
         step = self.steps.compound(
             node, action, blocks, [iterable], writes=target_names(node.target)
         )
