@@ -893,13 +893,94 @@ class VectorStore:
 """
 
 
+FAKE_DATA = """
+import random
+
+
+class Array:
+    def __init__(self, values: list[float]) -> None:
+        self.values = list(values)
+
+    def fill(self, value: float) -> None:
+        self.values = [value] * len(self.values)
+
+    def sum(self) -> float:
+        return sum(self.values)
+
+    def mean(self) -> float:
+        return sum(self.values) / len(self.values)
+
+    def sort_values(self, inplace: bool = False) -> "Array | None":
+        if inplace:
+            self.values.sort()
+            return None
+        return Array(sorted(self.values))
+
+    def clip(self, low: float, high: float, out: "Array | None" = None) -> "Array":
+        clipped = [min(max(v, low), high) for v in self.values]
+        if out is None:
+            return Array(clipped)
+        out.values[:] = clipped
+        return out
+
+    def reshape(self) -> "View":
+        return View(self)
+
+    def __getitem__(self, index: int) -> float:
+        return self.values[index]
+
+
+class View:
+    def __init__(self, base: Array) -> None:
+        self.base = base
+
+    def __setitem__(self, index: int, value: float) -> None:
+        self.base.values[index] = value
+
+
+def array(values: list[float]) -> Array:
+    return Array(values)
+
+
+def copyto(destination: Array, source: list[float]) -> None:
+    destination.values[:] = source
+
+
+class Generator:
+    def __init__(self, seed: int) -> None:
+        self._random = random.Random(seed)
+
+    def normal(self) -> float:
+        return round(self._random.random(), 6)
+
+
+def default_rng(seed: int) -> Generator:
+    return Generator(seed)
+
+
+class ApiClient:
+    async def fetch(self, url: str) -> str:
+        return url
+"""
+
+# Modules installed outside the project, beside the case: by their names.
+# `openai`: a package of the clients kiln knows (data_holders.CLIENT_PACKAGES).
+LIBRARIES = {
+    "fakeclient": FAKE_CLIENT,
+    "fakedata": FAKE_DATA,
+    "openai": "class AsyncOpenAI:\n    async def complete(self, p: str) -> str:\n"
+    "        return p\n",
+}
+
+
 def compile_and_run(
     tmp_path: Path, body: str
 ) -> tuple[dict[str, list[object]], list[str]]:
     """The case's source and compiled runs, and its KLN311 messages."""
     library = tmp_path / "lib"
     library.mkdir()
-    (library / "fakeclient.py").write_text(FAKE_CLIENT, encoding="utf-8")
+    for name, text in LIBRARIES.items():
+        (library / f"{name}.py").write_text(text, encoding="utf-8")
     (tmp_path / "store.py").write_text(STORE_MODULE, encoding="utf-8")
     source = tmp_path / "case.py"
     source.write_text(HEADER + textwrap.dedent(body), encoding="utf-8")

@@ -103,7 +103,7 @@ READING_LIBRARY: Final = _words(
     asyncio.Semaphore asyncio.BoundedSemaphore asyncio.Condition asyncio.get_event_loop
     asyncio.get_running_loop asyncio.new_event_loop concurrent.futures. ssl. zoneinfo.
     datetime. decimal. fractions. uuid. ipaddress. pathlib. http.client. urllib.
-    smtplib. sqlite3. socket. selectors. subprocess. tempfile. textwrap. json.
+    smtplib. socket. selectors. subprocess. tempfile. textwrap. json.
     functools. operator. types. enum. typing. contextlib. email.utils. mimetypes.
     os. sys. time. platform. locale. warnings. inspect. importlib. codecs.
     unicodedata. math. cmath. statistics. shlex. fnmatch. glob. difflib."""

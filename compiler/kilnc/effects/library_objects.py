@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Final
 
 import libcst as cst
 
+from kilnc.effects.data_holders import DATA_READING_METHODS, in_place, is_client
 from kilnc.effects.module_names import (
     bound_once,
     declared_global,
@@ -42,7 +43,7 @@ if TYPE_CHECKING:  # the body asks this module about its calls: a cycle
     from kilnc.effects.body import Body
 
 
-def opaque(body: Body, func: cst.BaseExpression) -> bool:
+def opaque(body: Body, func: cst.BaseExpression, call: cst.Call | None = None) -> bool:
     """Whether a call of `func`, a method kiln cannot see into, only reads the
     module state it is a method of: an installed library's object (`client.post`,
     a session, a logger), or an object kiln cannot type at all, which it takes
@@ -54,8 +55,13 @@ def opaque(body: Body, func: cst.BaseExpression) -> bool:
     (`for model in MODELS: model.fit()`): data, not a client. Nor a method of
     an installed library's object, or one kiln cannot type, whose name says
     it stores (`STORE.add_texts(docs)`, `INDEX.upsert(...)`): a later node
-    that asks the object (`STORE.similarity_search(q)`) waits for it."""
+    that asks the object (`STORE.similarity_search(q)`) waits for it. Nor a
+    method of an installed library's object that holds data (an array, a
+    frame, a random generator: `data_holders.py`) not named as a read, nor one
+    whose `call` says it works in place (`inplace=True`, `out=`)."""
     if not isinstance(func, cst.Attribute) or func.attr.value in MUTATING_METHODS:
+        return False
+    if call is not None and in_place(call):
         return False
     return only_read(body, func.value, func.attr.value)
 
@@ -70,8 +76,10 @@ def only_read(body: Body, value: cst.BaseExpression, method: str = "") -> bool:
     """Whether code kiln cannot see into, handed the module state `value` (or
     calling its `method`), only reads it: a client, a pool, a logger, or an
     object kiln cannot type; not one that holds data, a standard-library
-    object's (`json.dump(row, REPORT)` of a StringIO), a container the module
-    makes (`ROWS = []`, `ROWS = list()`), an item of module state."""
+    object's (`json.dump(row, REPORT)` of a StringIO) or an installed
+    library's that is no client's (`np.copyto(PRICES, x)`, `RNG.normal()`), a
+    container the module makes (`ROWS = []`, `ROWS = list()`), an item of
+    module state."""
     if isinstance(value, cst.Call) and dotted(value.func) == "super":
         return False  # `super().__setattr__(k, v)`: a method of its own object
     typed = type_of(body, value)
@@ -94,6 +102,8 @@ def only_read(body: Body, value: cst.BaseExpression, method: str = "") -> bool:
         return _only_reads(library) or method in READING_METHODS
     if library is None and _an_item(body, value):
         return False
+    if library is not None and not is_client(library):
+        return method in DATA_READING_METHODS  # data: its reads only
     return not _stores(method)  # a client's request reads; a store changes it
 
 

@@ -165,6 +165,7 @@ class Classes:
         if made_by is not None and (
             self.find(owner, made_by) is not None
             or made_by.rpartition(".")[2][:1].isupper()
+            or "." in made_by  # `self.table = np.zeros(3)`: a library's, by its maker
         ):  # `self.counter = Counter()`: a class's object, project or library
             return owner, made_by
         for base in cls.bases:

@@ -131,7 +131,8 @@ def unknown_call(body: Body, node: cst.Call, shown: str) -> None:
         body.change(node.args[0].value, f"passes it to {shown}", node, itself=True)
     for arg in node.args:  # module state handed over: a client, a pool, read
         reason = f"passes it to {shown}, code kiln cannot see into"
-        body.change(arg.value, reason, node, opaque=only_read(body, arg.value))
+        read = only_read(body, arg.value) and not _out(arg)
+        body.change(arg.value, reason, node, opaque=read)
     local = root_names(node.func) & (body.params.keys() | body.local_names)
     # It may store any argument in another, or in what the function came from.
     handed = [arg.value for arg in node.args] + ([func] if local else [])
@@ -173,3 +174,8 @@ def iterate(body: Body, iterable: cst.BaseExpression) -> None:
     if isinstance(iterable, cst.Name):
         reason = f"iterates {code(iterable)}"
         body.change(iterable, reason, iterable, by_iteration=True)
+
+
+def _out(arg: cst.Arg) -> bool:
+    """`out=buffer`: what the call writes its result into."""
+    return arg.keyword is not None and arg.keyword.value == "out"

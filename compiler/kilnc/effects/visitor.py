@@ -13,6 +13,7 @@ import libcst as cst
 
 from kilnc.effect_ir import ANY_KEY, EVERY_KEY, Change, MemoryUse
 from kilnc.effects.body import Body
+from kilnc.effects.data_holders import change_views
 from kilnc.effects.handed import called_through, handed, hands_changes
 from kilnc.effects.implicit import (
     IN_PLACE,
@@ -154,6 +155,7 @@ class EffectVisitor(OperatorVisitor):  # and what operators run (operators.py)
         stored(body, target, verb)  # `Box.__setitem__`, a property's setter
         reason = f"{verb} {code(target)}"
         body.change(target.value, reason, target, itself=True, stored=target)
+        change_views(body, target, reason)  # `T.reshape(2, 2)[0, 0] = x`
         if body.is_module_state(target):
             body.external(f"{verb} {code(target)}, module state", target)
 
@@ -391,7 +393,10 @@ class EffectVisitor(OperatorVisitor):  # and what operators run (operators.py)
         # named as a container's change (`append`) says no more than its call.
         unseen = "" if method in MUTATING_METHODS else ", a method kiln cannot see into"
         body.change(
-            receiver, f"calls {code(func)}{unseen}", node, opaque=opaque(body, func)
+            receiver,
+            f"calls {code(func)}{unseen}",
+            node,
+            opaque=opaque(body, func, node),
         )
         unknown_call(self.body, node, code(func))
         self._keeps(receiver, node)
