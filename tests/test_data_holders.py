@@ -13,8 +13,12 @@ methods change it, except those named as reads (`sum`, `describe`,
 may be changed there; a store into a view a method made changes it.
 
 `fakedata` (tests/test_state_reach_order.py) is an installed library shaped
-like numpy's and pandas's. Each case runs its source and its compiled flow in
-fresh interpreters and compares their results.
+like numpy's and pandas's, and `numpy` there a few of numpy's functions over
+it. A parameter's array the nodes only read (`a.sum()`, `a[0]`) is read by
+them, and they overlap; a numerical library's function makes a new value
+(`np.tanh(a)`, `np.zeros(3)`) and orders nothing, but the few that fill what
+they are given (`np.copyto`) and any call told `out=`. Each case runs its
+source and its compiled flow in fresh interpreters and compares their results.
 """
 
 from __future__ import annotations
@@ -29,6 +33,42 @@ from tests.test_state_reach_order import (
     both_overlap,
     write_then_read,
 )
+
+# Two nodes the flow hands one array, as `both_overlap`'s: each logs its start,
+# sleeps, runs its line (`first`, `second`) and logs its end; `between` is a
+# statement of the flow's between the two calls.
+PASSED = """
+import fakedata
+import numpy
+
+@node
+async def first(a: fakedata.Array, name: str) -> str:
+    EVENTS.append(f"start {{name}}")
+    await asyncio.sleep(0.05)
+    {first}
+    EVENTS.append(f"end {{name}}")
+    return name
+
+@node
+async def second(a: fakedata.Array, name: str) -> str:
+    EVENTS.append(f"start {{name}}")
+    await asyncio.sleep(0.01)
+    {second}
+    EVENTS.append(f"end {{name}}")
+    return name
+
+@flow
+async def main() -> list[object]:
+    a = fakedata.array([3.0, 1.0, 2.0])
+    done = await first(a, "a")
+    {between}
+    return [done, await second(a, "b"), a.values]
+"""
+
+
+def passed(first: str, second: str, between: str = "pass") -> str:
+    return PASSED.format(first=first, second=second, between=between)
+
 
 TABLE = "import fakedata\nPRICES = fakedata.array([3.0, 1.0, 2.0])"
 
@@ -95,7 +135,35 @@ OVERLAPPING = {
         "name = await LLM.complete(name)",
         "name = await LLM.complete(name)",
     ),
+    # A parameter's array, read by both: a reduction, an item's, a read made of a read.
+    "reads_of_an_array_both_nodes_are_passed": passed(
+        "name = name + str(a.sum())", "name = name + str(a[0] + a.sort_values().mean())"
+    ),
+    # A numerical library's function makes a new value: no step waits for it.
+    "a_numerical_function_between_them": passed(
+        "name = name + str(numpy.tanh(a).sum())",
+        "name = name + str(a.mean())",
+        "b = numpy.zeros(2)",
+    ),
 }
+
+PASSED_CHANGED = {
+    "a_method_not_named_as_a_read": passed("a.fill(0.0)", "name = str(a.sum())"),
+    "a_read_named_method_told_to_work_in_place": passed(
+        "a.sort_values(inplace=True)", "name = str(a[0])"
+    ),
+    "an_out_argument": passed("a.clip(0.0, 1.5, out=a)", "name = str(a.sum())"),
+    "a_numerical_function_that_fills_it": passed(
+        "numpy.copyto(a, [9.0, 9.0, 9.0])", "name = str(a.sum())"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PASSED_CHANGED))
+def test_a_change_of_an_array_the_flow_passes_keeps_the_source_s_order(
+    case: str, tmp_path: Path
+) -> None:
+    assert_kept_in_order(tmp_path, PASSED_CHANGED[case], case)
 
 
 @pytest.mark.parametrize("case", sorted(OVERLAPPING))

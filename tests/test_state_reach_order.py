@@ -970,6 +970,10 @@ LIBRARIES = {
     "fakedata": FAKE_DATA,
     "openai": "class AsyncOpenAI:\n    async def complete(self, p: str) -> str:\n"
     "        return p\n",
+    # numpy's functions, over fakedata's arrays.
+    "numpy": "from fakedata import Array, array, copyto\n\n\n"
+    "def zeros(n: int) -> Array:\n    return Array([0.0] * n)\n\n\n"
+    "def tanh(a: Array) -> Array:\n    return Array([v / 2 for v in a.values])\n",
 }
 
 

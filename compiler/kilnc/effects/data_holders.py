@@ -16,15 +16,26 @@ works in place (`inplace=True`, `out=`).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Final
 
 import libcst as cst
 
+from kilnc.effects.receivers import type_of
+from kilnc.syntax import dotted
+
 if TYPE_CHECKING:  # the body asks this module about its stores: a cycle
     from kilnc.effects.body import Body
 
-__all__ = ["DATA_READING_METHODS", "change_views", "in_place", "is_client"]
+__all__ = [
+    "DATA_READING_METHODS",
+    "change_views",
+    "computes_data",
+    "in_place",
+    "is_client",
+    "reads_data",
+]
 
 
 def _words(text: str) -> frozenset[str]:
@@ -56,6 +67,14 @@ CLIENT_KINDS: Final = (
     "Limiter",
     "Lock",
     "Semaphore",
+)
+
+# Packages whose functions compute new values from what they are given, but
+# for `FILLING_FUNCTIONS` and an `out=` argument.
+NUMERICAL_PACKAGES: Final = _words("numpy pandas scipy polars pyarrow")
+FILLING_FUNCTIONS: Final = _words(
+    """copyto place put putmask put_along_axis fill_diagonal shuffle at
+    setflags resize"""
 )
 
 # Methods of data-holding objects that read them and return a new value: an
@@ -123,3 +142,62 @@ def views(body: Body, node: cst.BaseExpression) -> Iterator[cst.BaseExpression]:
             return
         node = node.func.value
         yield node
+
+
+def reads_data(body: Body, func: cst.Attribute, call: cst.Call) -> bool:
+    """Whether `call` of the method `func` only reads its object and what it is
+    given: a method named as a read (`df.sum()`, `model.predict(x)`), of an
+    object of an installed library's type that holds data, not told to work in
+    place. A parameter's `DataFrame` read so by several nodes is changed by
+    none of them, and they overlap."""
+    if func.attr.value not in DATA_READING_METHODS or in_place(call):
+        return False
+    # What it reads may be a part of the data, or what a read made of it:
+    # `df["v"].sum()`, `df.groupby("g")["v"].mean()`.
+    node = func.value
+    while True:
+        if isinstance(node, cst.Attribute | cst.Subscript):
+            node = node.value
+        elif (
+            isinstance(node, cst.Call)
+            and isinstance(node.func, cst.Attribute)
+            and node.func.attr.value in DATA_READING_METHODS
+            and not in_place(node)
+        ):
+            node = node.func.value
+        else:
+            break
+    if isinstance(node, cst.Call) and _computed(body, node):
+        return True  # `np.tanh(a).sum()`: a new value's
+    typed = type_of(body, node)
+    if typed is None:
+        return False
+    defs, annotation = typed
+    library = body.reader.library_name(defs.location.name, annotation.partition("[")[0])
+    return (
+        library is not None
+        and library.partition(".")[0] not in sys.stdlib_module_names
+        and not is_client(library)
+    )
+
+
+def computes_data(qualified: str, call: cst.Call) -> bool:
+    """Whether a function of a numerical library only computes: it makes a new
+    value of what it is given (`np.zeros(3)`, `np.tanh(x)`, `pd.concat(frames)`),
+    where it is not one of the few that fill what they are given
+    (`np.copyto(dst, src)`) and is not told to (`out=`)."""
+    package, _, name = qualified.partition(".")
+    return (
+        package in NUMERICAL_PACKAGES
+        and qualified.rpartition(".")[2] not in FILLING_FUNCTIONS
+        and bool(name)
+        and not in_place(call)
+    )
+
+
+def _computed(body: Body, call: cst.Call) -> bool:
+    named = dotted(call.func)
+    qualified = (
+        body.reader.library_name(body.defs.location.name, named) if named else None
+    )
+    return qualified is not None and computes_data(qualified, call)

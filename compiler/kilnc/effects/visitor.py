@@ -13,7 +13,7 @@ import libcst as cst
 
 from kilnc.effect_ir import ANY_KEY, EVERY_KEY, Change, MemoryUse
 from kilnc.effects.body import Body
-from kilnc.effects.data_holders import change_views
+from kilnc.effects.data_holders import change_views, computes_data, reads_data
 from kilnc.effects.handed import called_through, handed, hands_changes
 from kilnc.effects.implicit import (
     IN_PLACE,
@@ -321,7 +321,7 @@ class EffectVisitor(OperatorVisitor):  # and what operators run (operators.py)
             for arg in node.args:
                 if arg.keyword is None:
                     iterate(self.body, arg.value)
-        if is_pure(qualified):
+        if is_pure(qualified) or computes_data(qualified, node):
             reads_whole(body, node)  # `copy.deepcopy(memory)`, `json.dumps(memory)`
             return
         if qualified.startswith(LOGGING) or body.reader.is_logger(body.defs, func):
@@ -386,7 +386,7 @@ class EffectVisitor(OperatorVisitor):  # and what operators run (operators.py)
             body.change(receiver, f"calls {code(func)}", node, itself=True)
             self._keeps(receiver, node)
             return True
-        if self._outside(node, func):
+        if self._outside(node, func) or reads_data(body, func, node):
             return True
         # A method kiln cannot see into may change its object and its arguments.
         # Not ", which ...": `through` keeps the clause after the last one. One
