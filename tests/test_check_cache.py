@@ -75,6 +75,20 @@ def test_a_kept_cache_sees_every_edit(tmp_path: Path) -> None:
     assert check(root, cache).returncode == 0
 
 
+def test_the_same_module_checked_before_elsewhere_reports_its_error_again(
+    tmp_path: Path,
+) -> None:
+    """Another project's `build.app` of the same text, or this one's checked
+    again: mypy's kept cache would take it as checked, and say nothing."""
+    cache = tmp_path / "cache"
+    for copy in ("first", "second", "second"):
+        root = project(tmp_path / copy)
+        write(root / "app.py", FLOW.replace("return label(n)", "return n"))
+        broken = check(root, cache)
+        assert broken.returncode == 1, (copy, broken.stdout)
+        assert "app.py:14:" in broken.stdout
+
+
 def test_two_checks_at_once_share_the_cache(tmp_path: Path) -> None:
     good, bad = project(tmp_path / "good"), project(tmp_path / "bad")
     write(bad / "app.py", FLOW.replace("return label(n)", "return n"))

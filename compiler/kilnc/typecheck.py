@@ -33,7 +33,7 @@ import re
 import site
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from mypy import api
@@ -95,6 +95,7 @@ def typecheck_modules(
                 str(mypy_cache(directory)),
                 # Files written whole and swapped in: two checks at once share it.
                 "--no-sqlite-cache",
+                *_checked_afresh(files, directory),
                 "--show-column-numbers",
                 "--show-absolute-path",
                 "--show-error-codes",
@@ -105,6 +106,19 @@ def typecheck_modules(
             ]
         )
     return _diagnostics(report, files, sources or {})
+
+
+def _checked_afresh(files: Iterable[str], scratch: Path) -> list[str]:
+    """`--cache-map` of each checked module to cache files in the scratch
+    directory: mypy checks them every time. Under the kept cache, a module of
+    the same name and text as one checked before (another project's
+    `build.example`, in another scratch directory) would be taken as checked,
+    and its errors, found under the other path, not reported."""
+    mapped: list[str] = []
+    for number, path in enumerate(sorted(files)):
+        stem = scratch / ".kiln-cache" / str(number)
+        mapped += [path, f"{stem}.meta.ff", f"{stem}.data.ff"]
+    return ["--cache-map", *mapped] if mapped else []
 
 
 def mypy_cache(scratch: Path) -> Path:
