@@ -14,12 +14,21 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+# Python trusts a module's cached bytecode while the file's size and its mtime in
+# whole seconds are unchanged: a test that edits a module (`PRICE = 12` to
+# `PRICE = 30`) and runs it again within the second would run the old code, in
+# this process and in the interpreters it starts, which inherit this. Nor do
+# runs leave `__pycache__` in trees a test compares.
+os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+sys.dont_write_bytecode = True
 
 settings.register_profile(
     "ci", derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]

@@ -24,9 +24,11 @@ With `flows(counted=True)`, every node call records itself in the module's
 compiled flow makes with its source's (as a multiset: a node called twice
 where the source calls it once computes the same values from pure nodes).
 `flows(durable=True)` counts too, and makes a flow a durable run journals and
-replays as it is: no Memory writes (a replayed call writes nothing) and no
-streams (not journaled); the call at `fail_at` in `executed` raises
-`Injected` instead, once.
+replays as it is: no Memory writes (a replayed call writes nothing), no
+streams (not journaled) and no module state its nodes change (a durable run
+refuses those): each call logs itself as a line of `$KILN_TEST_RUNS`, the call
+whose place in the log the file `$KILN_TEST_RUNS.fail_at` holds raises
+`Injected` instead, once, and attempts are counted in `$KILN_TEST_RUNS.attempts`.
 
 With `flows(broken=True)`, some nodes are broken: a call raises `Broken`
 (naming the node and its arguments) when its arguments meet the node's
@@ -62,6 +64,7 @@ class NodeSpec:
     breaks: int = 0  # a call breaks when (sum of its arguments + index) % breaks == 0
     # The call records itself in `executed`: flows(counted=True), flows(durable=True).
     counted: bool = False
+    durable: bool = False  # its records are in files: flows(durable=True)
 
     def source(self, index: int) -> str:
         head = "async def" if self.is_async else "def"
@@ -83,6 +86,12 @@ class NodeSpec:
             if self.fails
             else ""
         )
+        if self.fails and self.durable:
+            failing = (
+                f'    key = f"n{index}{{values}}"\n'
+                f"    if planned_failures and attempt(key) <= {self.fails}:\n"
+                f'        raise Planned(f"{{key}}: planned failure")\n'
+            )
         breaking = (
             f"    if (sum(values) + {index}) % {self.breaks} == 0:\n"
             f'        raise Broken(f"n{index}{{values}}")\n'
@@ -453,6 +462,42 @@ def ran(node: str, values: tuple[int, ...]) -> None:
 
 """
 
+DURABLE_HEADER = """\
+import json
+import os
+
+
+class Injected(Exception):
+    pass
+
+
+def ran(node: str, values: tuple[int, ...]) -> None:
+    log = os.environ["KILN_TEST_RUNS"]
+    done = 0
+    if os.path.exists(log):
+        with open(log) as made:
+            done = len(made.readlines())
+    failing = log + ".fail_at"
+    if os.path.exists(failing):
+        with open(failing) as place:
+            fails = int(place.read()) == done
+        if fails:
+            os.remove(failing)
+            raise Injected(f"{node}{values}")
+    with open(log, "a") as made:
+        made.write(json.dumps([node, *values]) + "\\n")
+
+
+def attempt(key: str) -> int:
+    tries = os.environ["KILN_TEST_RUNS"] + ".attempts"
+    with open(tries, "a") as made:
+        made.write(key + "\\n")
+    with open(tries) as made:
+        return made.read().splitlines().count(key)
+
+
+"""
+
 
 @st.composite
 def flows(
@@ -472,6 +517,7 @@ def flows(
             weight=draw(st.integers(min_value=1, max_value=7)),
             breaks=draw(st.sampled_from([0, 0, 1, 2, 3])) if broken else 0,
             counted=durable or counted,
+            durable=durable,
         )
         for _ in range(count)
     ]
@@ -497,11 +543,17 @@ def flows(
     nodes_source = "\n\n".join(spec.source(i) for i, spec in enumerate(nodes))
     decorator = "@flow" if max_visits is None else f"@flow(max_visits={max_visits})"
     return (
-        f"{HEADER}{COUNTING_HEADER if durable or counted else ''}{nodes_source}\n\n"
+        f"{HEADER}{_counting(durable=durable, counted=counted)}{nodes_source}\n\n"
         f"{decorator}\n"
         "async def main(x: int, memory: Memory) -> tuple[tuple[int, ...], list[int]]:\n"
         f"{body}\n"
     )
+
+
+def _counting(*, durable: bool, counted: bool) -> str:
+    if durable:
+        return DURABLE_HEADER
+    return COUNTING_HEADER if counted else ""
 
 
 def _mentioned(lines: list[str], values: list[str]) -> set[str]:

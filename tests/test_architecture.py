@@ -33,11 +33,13 @@ SHARED = frozenset(
         "import_effects",  # which definitions run code at import (facts)
         "graph",  # the dependency graphs the graph passes analyse
         "import_names",  # what the names import statements bind (collect, effects)
+        "loads",  # what a module's imports load beyond the names (shake, copies)
         "mutability",  # tables: what builtins and the standard library change
         "names",  # which names code reads and binds
         "renaming",  # code with some of its variables named otherwise
         "project",  # the project's modules, read on demand by the pipeline's front end
         "reach",  # which module-level statements kept code observes
+        "reflective",  # code that reaches its module's names by computed names (facts)
         "resolve",  # module names and files
         "syntax",  # small facts about libcst nodes
         "terminal",  # text made safe for a terminal

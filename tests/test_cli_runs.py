@@ -523,7 +523,7 @@ def test_resume_runs_no_code_a_ledger_names_outside_the_project(
         )
     resumed = kiln("runs", "resume", "s1", cwd=project)
     assert resumed.returncode == 1
-    said = "outside the working directory" if elsewhere else "binds no pipe"
+    said = "only from the project it runs in" if elsewhere else "binds no pipe"
     assert said in resumed.stderr, resumed.stderr
     assert "--flow PATH.py:FLOW" in resumed.stderr
     assert not Path(f"{planted}.ran").exists(), "the planted module ran"

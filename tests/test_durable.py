@@ -50,7 +50,30 @@ from tests.test_differential import compiled_and_source, load
 # A call as the journal names it: its node, its arguments' digest.
 Call = tuple[str, str]
 
-CHAIN = """\
+# The nodes' record of their calls, for the sources below.
+RECORDER = """
+class Injected(Exception):
+    pass
+
+
+# What the nodes record is kept in files beside the log, not in module state:
+# a replayed call would not change module state, and a durable run refuses a
+# node that does.
+def ran(name: str, *args: object) -> None:
+    line = json.dumps([name, *args])
+    failing = os.environ["KILN_TEST_RUNS"] + ".fail"  # a call that fails, once
+    if os.path.exists(failing):
+        with open(failing) as planned:
+            fails = planned.read() == line
+        if fails:
+            os.remove(failing)
+            raise Injected(line)
+    with open(os.environ["KILN_TEST_RUNS"], "a") as log:
+        log.write(line + "\\n")
+"""
+
+CHAIN = (
+    """\
 import asyncio
 import json
 import os
@@ -58,22 +81,17 @@ import time
 
 from kiln import flow, node
 
-fail_on: str | None = None  # the log line of a call that fails instead, once
-tried: dict[int, int] = {}  # the attempts of flaky(x)
 
+"""
+    + RECORDER
+    + """
 
-class Injected(Exception):
-    pass
-
-
-def ran(name: str, *args: object) -> None:
-    global fail_on
-    line = json.dumps([name, *args])
-    if line == fail_on:
-        fail_on = None
-        raise Injected(line)
-    with open(os.environ["KILN_TEST_RUNS"], "a") as log:
-        log.write(line + "\\n")
+def attempt(call: str) -> int:  # which attempt of `call` this is: 1 for the first
+    tries = f"{os.environ['KILN_TEST_RUNS']}.{call}"
+    with open(tries, "a") as made:
+        made.write(".")
+    with open(tries) as made:
+        return len(made.read())
 
 
 @node
@@ -97,6 +115,7 @@ async def chain(x: int) -> int:
     c = await double(b)
     return await inc(c)
 """
+)
 
 SHAPES = CHAIN + """
 
@@ -115,8 +134,7 @@ def cube(x: int) -> int:
 
 @node(retries=2)
 async def flaky(x: int) -> int:
-    tried[x] = tried.get(x, 0) + 1
-    if tried[x] == 1:
+    if attempt(f"flaky{x}") == 1:
         raise ConnectionError(f"flaky({x}): the first attempt fails")
     ran("flaky", x)
     return x - 1
@@ -232,6 +250,27 @@ def logged(log: Path) -> list[list[Any]]:
     return [json.loads(line) for line in log.read_text().splitlines()]
 
 
+def fail_once(log: Path, call: list[Any]) -> Path:
+    """Make the call `call` ([node, *arguments]) raise `Injected` once; the file
+    that says so, which the call removes."""
+    failing = log.with_name(f"{log.name}.fail")
+    failing.write_text(json.dumps(call))
+    return failing
+
+
+def tried(log: Path) -> dict[int, int]:
+    """The attempts of each flaky(x), by x."""
+    return {
+        int(path.name.rpartition(".flaky")[2]): len(path.read_text())
+        for path in log.parent.glob(f"{log.name}.flaky*")
+    }
+
+
+def forget_tries(log: Path) -> None:
+    for path in log.parent.glob(f"{log.name}.flaky*"):
+        path.unlink()
+
+
 def calls_in(module: ModuleType, lines: Iterable[list[Any]]) -> Counter[Call]:
     """Logged calls as the journal names them: node and arguments' digest."""
     named: Counter[Call] = Counter()
@@ -274,9 +313,7 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
 
 @pytest.fixture
 def module(shapes: ModuleType, log: Path) -> ModuleType:
-    shapes.fail_on = None
-    shapes.tried.clear()
-    return shapes
+    return shapes  # what its nodes record is in files beside `log`, new for each test
 
 
 def uninterrupted(
@@ -286,7 +323,7 @@ def uninterrupted(
     value = getattr(module, name)(*args)
     made = calls_in(module, logged(log))
     log.unlink()
-    module.tried.clear()
+    forget_tries(log)
     return value, made
 
 
@@ -303,10 +340,10 @@ def test_a_failed_run_resumes_with_the_calls_its_journal_lacks(
     expected, every = uninterrupted(module, name, args, log)
     kind = type(getattr(module, name))
 
-    module.fail_on = json.dumps(failing)
+    planned = fail_once(log, failing)
     with pytest.raises(module.Injected):
         kind(run_id="r1", ledger=ledger)(*args)
-    assert module.fail_on is None, "the failing call was made"
+    assert not planned.exists(), "the failing call was made"
     finish_thread_nodes()
     first = calls_in(module, logged(log))
     journal = journaled(ledger, "r1", nodes_of(every))
@@ -344,14 +381,14 @@ def test_a_retried_call_is_journaled_once_with_the_value_it_ended_with(
 ) -> None:
     durable = type(module.retried)(run_id="r1", ledger=tmp_path / "l.db")
     assert durable([5, 6]) == [5, 6]
-    assert module.tried == {5: 2, 6: 2}
+    assert tried(log) == {5: 2, 6: 2}
     with closing(sqlite3.connect(tmp_path / "l.db")) as connection:
         rows = connection.execute(
             "SELECT value FROM journal WHERE node = 'flaky' ORDER BY value"
         ).fetchall()
     assert rows == [("4",), ("5",)]
     assert durable([5, 6]) == [5, 6]
-    assert module.tried == {5: 2, 6: 2}, "a journaled call is not attempted again"
+    assert tried(log) == {5: 2, 6: 2}, "a journaled call is not attempted again"
 
 
 def test_a_dataclass_result_is_journaled_and_replayed(
@@ -408,41 +445,45 @@ def test_random_flows_resume_after_a_failure_with_what_their_journal_lacks(
     """
     directory = tmp_path_factory.mktemp("flow")
     compiled, reference = compiled_and_source(source, directory)
-    expected = asyncio.run(
-        plain_run_without_failures(reference).main(x, Memory({"log": []}))
-    )
-    # The calls an uninterrupted run makes, compiled: the source may make fewer
-    # (the compiler calls the node of a `while (v := n(...))` test twice a round).
-    assert asyncio.run(compiled.main.aforward(x, Memory({"log": []}))) == expected
-    # Tree-shaken away when the flow calls no counted node.
-    executed: list[tuple[str, tuple[int, ...]]] = getattr(compiled, "executed", [])
-    every = calls_in(compiled, ([n, *v] for n, v in executed))
-    nodes = nodes_of(every)
-    executed.clear()
-    getattr(compiled, "attempts", {}).clear()  # its retried calls fail again
-    ledger = directory / "ledger.db"
+    log = directory / "runs.log"  # each call's line; its planned failures beside it
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KILN_TEST_RUNS", str(log))
+        expected = asyncio.run(
+            plain_run_without_failures(reference).main(x, Memory({"log": []}))
+        )
+        log.unlink(missing_ok=True)
+        # The calls an uninterrupted run makes, compiled: the source may make fewer
+        # (the compiler calls the node of a `while (v := n(...))` test twice a round).
+        assert asyncio.run(compiled.main.aforward(x, Memory({"log": []}))) == expected
+        every = calls_in(compiled, logged(log))
+        nodes = nodes_of(every)
+        log.unlink(missing_ok=True)
+        attempts = directory / "runs.log.attempts"
+        attempts.unlink(missing_ok=True)  # its retried calls fail again
+        ledger = directory / "ledger.db"
 
-    # Past the first call, so that the journal has something; at `total`, no failure.
-    total = sum(every.values())
-    compiled.fail_at = data.draw(st.integers(min(1, total), total), label="fail_at")
-    durable = type(compiled.main)(run_id="r1", ledger=ledger)
-    try:
+        # Past the first call, so that the journal has something; at `total`, no failure.
+        total = sum(every.values())
+        fail_at = data.draw(st.integers(min(1, total), total), label="fail_at")
+        (directory / "runs.log.fail_at").write_text(str(fail_at))
+        durable = type(compiled.main)(run_id="r1", ledger=ledger)
+        try:
+            assert asyncio.run(durable.aforward(x, Memory({"log": []}))) == expected
+        except compiled.Injected:
+            failed = True
+        else:
+            failed = False
+        finish_thread_nodes()
+        first = len(logged(log))
+        journal = journaled(ledger, "r1", nodes)
+        assert journal <= calls_in(compiled, logged(log))
+        done = "none" if not journal else "all" if journal == every else "some"
+        event(f"the first run {'failed' if failed else 'finished'}, {done} journaled")
+
         assert asyncio.run(durable.aforward(x, Memory({"log": []}))) == expected
-    except compiled.Injected:
-        failed = True
-    else:
-        failed = False
-    finish_thread_nodes()
-    first = len(executed)
-    journal = journaled(ledger, "r1", nodes)
-    assert journal <= calls_in(compiled, ([n, *v] for n, v in executed))
-    done = "none" if not journal else "all" if journal == every else "some"
-    event(f"the first run {'failed' if failed else 'finished'}, {done} journaled")
-
-    assert asyncio.run(durable.aforward(x, Memory({"log": []}))) == expected
-    resumed = executed[first:]
-    assert calls_in(compiled, ([n, *v] for n, v in resumed)) == every - journal
-    assert journaled(ledger, "r1", nodes) == every
+        resumed = logged(log)[first:]
+        assert calls_in(compiled, resumed) == every - journal
+        assert journaled(ledger, "r1", nodes) == every
     Ledger.at(ledger).close()  # its writer thread, one per example otherwise
 
 
@@ -518,7 +559,7 @@ def test_an_edit_before_a_journaled_call_is_refused_and_one_after_them_runs(
 ) -> None:
     ledger = tmp_path / "l.db"
     original = edited(tmp_path, "b = await inc(a)", "b = await inc(a)")
-    original.fail_on = json.dumps(["double", 3])
+    fail_once(log, ["double", 3])
     with pytest.raises(original.Injected):
         type(original.chain)(run_id="r1", ledger=ledger)(1)
     assert logged(log) == [["inc", 1], ["inc", 2]]  # journaled; double(3) failed

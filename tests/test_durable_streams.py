@@ -31,33 +31,23 @@ from kiln import DurableRunError
 from kiln.durable.journal import run_record
 from kiln.ledger import Ledger
 from tests.test_differential import compiled_and_source
-from tests.test_durable import logged
+from tests.test_durable import RECORDER, fail_once, logged
 
-STREAMS = """\
+STREAMS = (
+    """\
 import json
 import os
 from collections.abc import AsyncIterator, Iterator
 
 from kiln import flow, node
 
-fail_on: str | None = None  # the log line of a call that fails instead, once
 salt = 0  # what the stream nodes add to their items: changed, they yield others
 short = 0  # items the stream nodes leave out at their end
 
 
-class Injected(Exception):
-    pass
-
-
-def ran(name: str, *args: object) -> None:
-    global fail_on
-    line = json.dumps([name, *args])
-    if line == fail_on:
-        fail_on = None
-        raise Injected(line)
-    with open(os.environ["KILN_TEST_RUNS"], "a") as log:
-        log.write(line + "\\n")
-
+"""
+    + RECORDER
+    + """
 
 @node
 async def count(n: int) -> AsyncIterator[int]:
@@ -140,6 +130,7 @@ async def collected(n: int) -> list[int]:
 async def opaque(n: int) -> int:
     return len([h async for h in handles(n)])
 """
+)
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +141,6 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
 
 @pytest.fixture
 def module(compiled: ModuleType, log: Path) -> ModuleType:
-    compiled.fail_on = None
     compiled.salt = 0
     compiled.short = 0
     return compiled
@@ -233,7 +223,7 @@ def test_a_stream_cut_short_runs_again_from_its_start_and_the_rest_once(
     every = taken(log)
     kind = type(getattr(module, name))
 
-    module.fail_on = json.dumps(failing)
+    fail_once(log, failing)
     with pytest.raises(module.Injected):
         kind(run_id="r", ledger=ledger)(6)
     first = taken(log)
@@ -259,7 +249,7 @@ def test_a_stream_that_yields_other_items_when_run_again_is_refused(
 ) -> None:
     ledger = tmp_path / "l.db"
     kind = type(module.summed)
-    module.fail_on = json.dumps(["double", 4])
+    fail_once(log, ["double", 4])
     with pytest.raises(module.Injected):
         kind(run_id="r", ledger=ledger)(6)
     setattr(module, change, 3)
@@ -356,7 +346,7 @@ def test_a_streaming_subflow_of_a_durable_run_replays_its_calls(
     expected = module.collected(4)
     every = taken(log)
     kind = type(module.collected)
-    module.fail_on = json.dumps(["double", 2])
+    fail_once(log, ["double", 2])
     with pytest.raises(module.Injected):
         kind(run_id="c", ledger=ledger)(4)
     first = taken(log)

@@ -453,7 +453,8 @@ def test_the_warning_names_the_memory_key_written_over_a_dict(tmp_path: Path) ->
         d.message for d in compile_file(path).diagnostics if d.code is Code.EFFECT_ORDER
     ]
     assert any(
-        "'set_key' writes the Memory key 'b', and 'store'" in message
+        "'set_key' may change 'store': it writes the key 'b' of the Memory made "
+        "over it" in message
         for message in warned
     ), warned
     assert not [message for message in warned if "@g:" in message]

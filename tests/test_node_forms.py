@@ -236,8 +236,8 @@ def test_a_node_called_through_a_value_is_a_warning(tmp_path: Path) -> None:
     ]
     first = next(d for d in found if d.code is Code.NODE_AS_VALUE)
     assert first.message.startswith(
-        "flow 'main' calls 'pick', which may be node 'rev', through a value kiln "
-        "does not follow"
+        "flow 'main' calls 'pick', which may be node 'rev' or 'up', through a value "
+        "kiln does not follow"
     )
 
 

@@ -10,15 +10,17 @@ the source app.stats, which reads the source's: one list of the source run
 would be two, and the flow would read the one nothing appends to.
 
 The compiled modules import from its source each module without output they
-import, and each module that one imports, all the way. Every import those
-modules make of a compiled module is the source's; it is an error where
-what it names is that module's own object, which its output copies: module
-state, a class (an instance a compiled node makes is no instance of the
-source's class, and an exception it raises is not the source's), or a
-function that reaches either. A constant (a number, a string), a function
-that reaches neither, a name the compiled module imports from a module
-without flows (one object for all) and a name used only in annotations are
-the same in both, and pass. A compiled module's own imports of another are
+import, and each module that one imports, all the way: what their names
+reach, and what their imports at the top level load, whose code runs then
+(an import the output keeps for that, `from . import plugins`: loads.py).
+Every import those modules make of a compiled module is the source's; it is
+an error where what it names is that module's own object, which its output
+copies: module state, a class (an instance a compiled node makes is no
+instance of the source's class, and an exception it raises is not the
+source's), or a function that reaches either. A constant (a number, a
+string), a function that reaches neither, a name the compiled module imports
+from a module without flows (one object for all) and a name used only in
+annotations are the same in both, and pass. A compiled module's own imports of another are
 of its output (shake.py), but for two forms: `import app.reports`, which
 binds the source package `app`, and a name imported through a module
 without output (`from app import publish`, app/__init__.py's re-export).
@@ -26,6 +28,7 @@ without output (`from app import publish`, app/__init__.py's re-export).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import final
@@ -35,6 +38,7 @@ import libcst as cst
 from kilnc.carried import NOUNS, Carried, Objects, read_paths
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.front import ImportedName, ModuleDefs, ParsedModule
+from kilnc.loads import import_runs_code
 from kilnc.names import identifier, import_local_name
 from kilnc.plan import Links
 from kilnc.project import Project
@@ -81,6 +85,10 @@ def check_copies(defs: ModuleDefs, links: Links, project: Project) -> list[Diagn
     if not links.compiled:
         return []
     carried = Objects(project, links.compiled)
+    root = defs.location.root
+    runs = functools.cache(
+        functools.partial(import_runs_code, root=root, load=project.load)
+    )
     found: list[Diagnostic] = []
     seen = {defs.location.name}
     todo = [defs]
@@ -92,6 +100,9 @@ def check_copies(defs: ModuleDefs, links: Links, project: Project) -> list[Diagn
                 continue  # shake.py points it at the compiled module
             said, reached = _check(binding, here, here is defs, uses, carried)
             found += said
+            runs_then = _loaded(binding) if binding.top else set()
+            if here is not defs or any(runs(module) for module in runs_then):
+                reached |= runs_then  # run as the module loads (kept for it: shake)
             for module in sorted(reached - seen):  # the same order every run
                 seen.add(module)
                 loaded = project.load(module)
@@ -100,13 +111,22 @@ def check_copies(defs: ModuleDefs, links: Links, project: Project) -> list[Diagn
     return found
 
 
+def _loaded(binding: Binding) -> set[str]:
+    """The modules an import loads: `app.steps.sub` loads app and app.steps first."""
+    parts = binding.module.split(".")
+    loaded = {".".join(parts[: i + 1]) for i in range(len(parts))}
+    if binding.attribute is not None:
+        loaded.add(f"{binding.module}.{binding.attribute}")
+    return loaded
+
+
 def _linked(binding: Binding, links: Links) -> bool:
     """Whether the compiled module imports it from an output (shake's `_compiled`)."""
     compiled = links.compiled
     if binding.attribute is None:
         return not binding.whole and binding.module in compiled
     whole = f"{binding.module}.{binding.attribute}"
-    return binding.module in compiled or (
+    return (binding.module in compiled and whole not in links.stays) or (
         whole in compiled and whole not in links.rebound
     )
 

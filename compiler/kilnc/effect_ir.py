@@ -180,16 +180,29 @@ _RACED: Final = frozenset({Access.FOLD, Access.FILL})
 @final
 @dataclass(frozen=True, slots=True)
 class StateUse:
-    """A use of a piece of module state, and the first place of its kind."""
+    """A use of a piece of module state, and the first place of its kind.
+
+    `guessed`: it changes the piece only by what kiln guesses code it cannot
+    see into does (`ENCODER.encode(p)` of an installed library's object,
+    `requests.get(CONFIG["url"])`): the flow keeps its order for it, but a
+    node is not refused for it (changing.py).
+    """
 
     access: Access
     where: Change
+    guessed: bool = False
 
     def join(self, other: StateUse) -> StateUse:
-        """Both uses; the place of the one that decides the kind."""
+        """Both uses; the place of the one that decides the kind, or of a change
+        kiln reads rather than one it guesses."""
         access = self.access.join(other.access)
         kept = self if access is self.access or access is not other.access else other
-        return StateUse(access, kept.where)
+        dropped = other if kept is self else self
+        if kept.guessed and not dropped.guessed and dropped.access is not Access.READ:
+            kept = dropped
+        changes = [use for use in (self, other) if use.access is not Access.READ]
+        guessed = bool(changes) and all(use.guessed for use in changes)
+        return StateUse(access, kept.where, guessed)
 
 
 StateUses = tuple[tuple[str, StateUse], ...]  # by qualified name (`app.cache.SEEN`)
@@ -256,6 +269,10 @@ def part_of(name: str, whole: str) -> bool:
 # Every piece of module state at once: what code kiln cannot read may use.
 EVERY_PIECE: Final = "*"
 
+# The end of the reason for a change made only by handing a value to code kiln
+# cannot see into (`requests.get(CONFIG["url"])`): what that code does, kiln guesses.
+UNSEEN: Final = "code kiln cannot see into"
+
 
 # How a step that reaches module state may change what the flow stored there.
 STATE_REASON: Final = "reaches module state"
@@ -296,6 +313,8 @@ class Effects:
     it has yielded (the batching idiom that clears one buffer for the next);
     `cleans_up`, of an async generator: the first change its cleanup makes (a
     `finally:` around a `yield`), which a consumer that stops early runs.
+    `fixed` are the parameters annotated with a deeply immutable type (`str`,
+    `tuple[int, ...]`): an argument bound to one shares nothing that can change.
     """
 
     params: tuple[str, ...]
@@ -315,6 +334,7 @@ class Effects:
     context: Change | None = None
     changes_yielded: Change | None = None
     cleans_up: Change | None = None
+    fixed: frozenset[str] = frozenset()
 
     def bind(
         self, call: cst.Call, receiver: cst.BaseExpression | None = None

@@ -17,7 +17,7 @@ from typing import Final
 
 import libcst as cst
 
-from kilnc.changing import changing_calls
+from kilnc.changing import changing_calls, state_changes
 from kilnc.emit_compound import CompoundEmitter
 from kilnc.emit_fan_outs import FanOutEmitter
 from kilnc.emit_guards import Known
@@ -107,6 +107,7 @@ class _FlowEmitter(FanOutEmitter, CompoundEmitter, TaskEmitter):
         # Why each call that may change what it is passed does: a durable run,
         # which replays a call's value and not its changes, refuses those.
         self.changing = changing_calls(plan.flow.body)
+        self.changing_state = state_changes(plan.flow)  # refused the same way
         self.counters = {
             call.site: self.readable(f"{callee_base(call.callee)}_visits")
             for call in plan.flow.calls
@@ -321,6 +322,10 @@ class _FlowEmitter(FanOutEmitter, CompoundEmitter, TaskEmitter):
             fields.append("local=True")
         if call.site in self.changing:
             fields.append(f"changes={self.changing[call.site]!r}")
+        if call.site in self.changing_state:
+            change = self.changing_state[call.site]
+            said = change.said(self.module.where(change.span))
+            fields.append(f"changes_state={said!r}")
         if any(arg.keyword is not None or arg.star == "**" for arg in call.call.args):
             fields.append("keywords=True")
         return f"{RUNTIME}.site({', '.join(fields)})"

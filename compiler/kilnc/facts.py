@@ -19,6 +19,7 @@ from kilnc.annotations import reads_types, type_names
 from kilnc.front import KILN_DECORATORS, ParsedModule
 from kilnc.import_effects import runs_code
 from kilnc.names import identifier, import_local_name, imported_names, name_uses
+from kilnc.reflective import reads_namespace
 from kilnc.walk import walk
 
 STAR = "*"  # what a star import uses: names of unknown origin, never a local name
@@ -38,6 +39,9 @@ class Facts:
     at_import: tuple[tuple[str, cst.Name], ...]
     effect: bool
     main_guard: bool  # `if __name__ == "__main__":`, which `import` never runs
+    # Its code reaches the module's names by a name it computes (`globals()[k]`,
+    # reflective.py): any definition of the module may be the one it reads.
+    reflects: bool = False
 
 
 def statement_facts(
@@ -46,9 +50,11 @@ def statement_facts(
     uses: set[str],
     reaches: set[str],
     runs: bool = False,
+    reflects: bool = False,
 ) -> Facts:
     """The facts of a statement that binds `binds` and whose code uses `uses`;
-    `runs`: a definition that runs code which may change state (import_effects.py)."""
+    `runs`: a definition that runs code which may change state (import_effects.py);
+    `reflects`: code that reaches the module's names by computed names."""
     if _is_main_guard(statement):
         nothing: frozenset[str] = frozenset()
         return Facts(nothing, nothing, nothing, nothing, (), True, True)
@@ -66,6 +72,7 @@ def statement_facts(
         tuple(at_import.first.items()),
         runs or not _is_definition(statement),
         False,
+        reflects,
     )
 
 
@@ -278,6 +285,7 @@ def module_facts(parsed: ParsedModule, statement: cst.BaseStatement) -> Facts:
         _reads(parsed, statement),
         _reads(parsed, statement, strings=False),
         runs_code(parsed, statement),
+        reads_namespace(parsed, statement),
     )
 
 

@@ -18,10 +18,19 @@ Output: True for the first four, False for the last three. A definition
 that runs code is an effect to `reach.py`: kept when what that code reaches
 may be seen by the kept code (a registry a node reads), even though nothing
 kept reads the name it binds; dropped otherwise, as a plain definition is.
+
+An import runs code too, the first time a module is imported (`loads_code`):
+every module of the project's and of an installed library's may register,
+configure or patch as it loads, so an import of one is kept though nothing
+kept reads the name it binds (`from . import plugins  # registers handlers`).
+The standard library's modules load nothing kept code sees, but for the few
+named in `_LOUD_LIBRARY`, and neither do kiln's or typing's helpers.
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Final
 
 import libcst as cst
@@ -35,6 +44,7 @@ from kilnc.mutability import (
     is_pure,
 )
 from kilnc.names import identifier
+from kilnc.resolve import module_file
 from kilnc.syntax import calls_made
 
 # Decorators that make the function or class they are given and do no more.
@@ -118,8 +128,10 @@ def _decorated(
 
 def _hooked(parsed: ParsedModule, cls: cst.ClassDef, depth: int) -> bool:
     """A class whose making runs code: class keywords (`metaclass=`, what
-    `__init_subclass__` takes), or a base of this module's that defines
-    `__init_subclass__` or is itself so made."""
+    `__init_subclass__` takes), a base of this module's that defines
+    `__init_subclass__` or is itself so made, or a base imported from a module
+    kiln does not read here (`class Csv(Plugin)`, where the project's `Plugin`
+    registers each subclass), but the standard library's plain kinds."""
     if cls.keywords or depth > 8:
         return bool(cls.keywords)
     local = {
@@ -128,16 +140,42 @@ def _hooked(parsed: ParsedModule, cls: cst.ClassDef, depth: int) -> bool:
         if isinstance(statement, cst.ClassDef)
     }
     for base in cls.bases:
-        found = (
-            local.get(identifier(base.value.value))
-            if isinstance(base.value, cst.Name)
-            else None
+        value = (
+            base.value.value if isinstance(base.value, cst.Subscript) else base.value
         )
-        if found is None or found is cls:
+        found = (
+            local.get(identifier(value.value)) if isinstance(value, cst.Name) else None
+        )
+        if found is None:
+            names = parsed.qualified_names(value)
+            if not names or not all(name.startswith(_PLAIN_BASES) for name in names):
+                return True
             continue
-        if _defines_hook(found) or _hooked(parsed, found, depth + 1):
+        if found is not cls and (
+            _defines_hook(found) or _hooked(parsed, found, depth + 1)
+        ):
             return True
     return False
+
+
+# Where the bases come from whose subclasses' making changes nothing kept code reads.
+_PLAIN_BASES: Final = tuple(
+    f"{module}."
+    for module in (
+        "builtins",
+        "typing",
+        "typing_extensions",
+        "abc",
+        "enum",
+        "collections",
+        "dataclasses",
+        "numbers",
+        "contextlib",
+        "kiln",
+        "json",
+        "asyncio",
+    )
+)
 
 
 def _defines_hook(cls: cst.ClassDef) -> bool:
@@ -175,3 +213,28 @@ def _blocks(statement: cst.CSTNode) -> list[cst.CSTNode]:
         elif isinstance(child, cst.If | cst.Else | cst.ExceptHandler | cst.Finally):
             found += _blocks(child)
     return found
+
+
+# Standard-library modules whose import does something: a prompt's line editing,
+# a text printed, a browser opened, the site hooks run.
+_LOUD_LIBRARY: Final = frozenset(
+    {"readline", "rlcompleter", "this", "antigravity", "__hello__", "__phello__"}
+    | {"site", "sitecustomize", "usercustomize"}
+)
+# Libraries outside the standard one whose import defines and changes nothing.
+_QUIET_LIBRARIES: Final = frozenset(
+    {"kiln", "typing_extensions", "mypy_extensions", "__future__"}
+)
+
+
+def loads_code(module: str, root: Path) -> bool:
+    """Whether importing `module` (absolute) may run code that changes what kept
+    code sees: a module of the project under `root` (its package's too), or of
+    an installed library, unless one of the standard library's or a helper's
+    that only defines names."""
+    top = module.partition(".")[0]
+    if module_file(root, top) is not None:
+        return True  # the project's: it may shadow a library's name
+    if top in _QUIET_LIBRARIES:
+        return False
+    return top not in sys.stdlib_module_names or top in _LOUD_LIBRARY

@@ -400,6 +400,7 @@ class FlowIR:
     # Names a lambda or generator of the flow reads when it runs: a task's
     # coroutine that binds one binds the flow's (`nonlocal`), for it to see.
     late: frozenset[str] = frozenset()
+    calls_state: tuple[tuple[int, StateUses], ...] = ()  # each call's own, by site
 
 
 def child_blocks(action: Action) -> tuple[Block, ...]:

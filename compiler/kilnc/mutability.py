@@ -254,6 +254,33 @@ def is_immutable(annotation: str, qualify: Qualify) -> bool:
     return expression is not None and _immutable(expression, qualify, views=False)
 
 
+def holds_immutable(annotation: str, qualify: Qualify) -> bool:
+    """Whether every item of a value of this annotation can never change: a
+    builtin container or a view of deeply immutable items (`dict[str, int]`,
+    `list[str]`, `Mapping[str, tuple[int, ...]]`), or an immutable value. Its
+    items, and a shallow copy of it, share nothing any code may change."""
+    expression = _parsed(annotation)
+    if expression is None:
+        return False
+    if _immutable(expression, qualify, views=False):
+        return True
+    head = _head(expression, qualify)
+    return (
+        isinstance(expression, cst.Subscript)
+        and (head in CONTAINERS or head in VIEWS)
+        and _all_index(expression)
+        and all(
+            _immutable(a, qualify, views=False) for a in _arguments(expression, head)
+        )
+    )
+
+
+# Builtins whose result holds their argument's items, not the argument itself:
+# a shallow copy (`dict(counts)`), which shares nothing that can change when
+# the items cannot (`holds_immutable`).
+COPYING_BUILTINS: Final = _words("dict list set frozenset tuple sorted")
+
+
 def is_read_only(annotation: str, qualify: Qualify) -> bool:
     """Whether code given a value under this annotation cannot change it (deeply):
     an immutable type, or a view of one (`Mapping[str, int]`)."""

@@ -70,7 +70,8 @@ def check_node_values(project: Project) -> list[Diagnostic]:
             held = list(values.held(call.func, _DEPTH, set()))
             if held:
                 values.covered.update(reference for _, reference in held)
-                found.append(_through_value(defs, flow, call.func, held[0][0]))
+                nodes = {node.name: node for node, _ in held}  # each once, in order
+                found.append(_through_value(defs, flow, call.func, [*nodes.values()]))
                 continue
             rebound = loose(call.func)
             if rebound is not None and isinstance(rebound[0], NodeDef):
@@ -80,17 +81,20 @@ def check_node_values(project: Project) -> list[Diagnostic]:
 
 
 def _through_value(
-    defs: ModuleDefs, flow: FlowDef, func: cst.BaseExpression, node: NodeDef
+    defs: ModuleDefs, flow: FlowDef, func: cst.BaseExpression, nodes: list[NodeDef]
 ) -> Diagnostic:
+    """Each node the value may be, named: `'upper' or 'rev'`."""
+    named = [f"'{node.name}'" for node in nodes]
+    which = " or ".join(filter(None, (", ".join(named[:-1]), named[-1])))
     return warning(
         defs.parsed.span(func),
         Code.NODE_AS_VALUE,
         f"flow '{flow.name}' calls '{code(func)}', which may be node "
-        f"'{node.name}', through a value kiln does not follow: compiled, "
+        f"{which}, through a value kiln does not follow: compiled, "
         "the call runs the plain function, without the node's options, "
         "events or overlap",
         f"call the node by its name where the flow picks it (`if ...: "
-        f"await {node.function}(...)`), or bind one name to it once at "
+        f"await {nodes[0].function}(...)`), or bind one name to it once at "
         "the top of the module",
     )
 
@@ -227,7 +231,8 @@ class _Values:
             return
         seen.add(node)
         if isinstance(node, cst.Subscript | cst.Call):  # `HANDLERS[kind]`, `.get(kind)`
-            for part in _parts(node):
+            keyed = self.at_key(node)
+            for part in _parts(node) if keyed is None else keyed:
                 yield from self.held_in(part, depth - 1, seen)
             return
         name = dotted(node)
@@ -237,6 +242,30 @@ class _Values:
         local = key.partition(".")[0] in self.flow.bound
         for value in (self.own if local else self.module).get(key, []):
             yield from self.held_in(value, depth - 1, seen)
+
+    def at_key(self, node: cst.Subscript | cst.Call) -> list[cst.BaseExpression] | None:
+        """What `TOOLS["rev"]` (`TOOLS.get("rev", up)`) may be, where every value
+        the name is bound to is a dict display of literal keys: the values at
+        that key (or the default); None where kiln cannot tell the key's."""
+        found = _literal_key(node)
+        if found is None:
+            return None
+        container, key, default = found
+        name = dotted(container)
+        if name is None:
+            return None
+        name = ".".join(map(identifier, name.split(".")))
+        local = name.partition(".")[0] in self.flow.bound
+        bound = (self.own if local else self.module).get(name, [])
+        at: list[cst.BaseExpression] = []
+        for value in bound:
+            values = _literal_items(value)
+            if values is None:
+                return None
+            at += values.get(key, [] if default is None else [default])
+        if default is not None and default not in at:
+            self.covered.add(default)  # never what the call calls: no value handed on
+        return at or None
 
     def held_in(
         self, value: cst.BaseExpression, depth: int, seen: set[cst.CSTNode]
@@ -280,6 +309,52 @@ def _parts(value: cst.BaseExpression) -> Iterator[cst.BaseExpression]:
         yield value.value
 
 
+def _literal_key(
+    node: cst.Subscript | cst.Call,
+) -> tuple[cst.BaseExpression, object, cst.BaseExpression | None] | None:
+    """The container, the literal key and the default of `TOOLS["rev"]` and of
+    `TOOLS.get("rev", up)`; None for any other key."""
+    if isinstance(node, cst.Subscript):
+        index = node.slice[0].slice if len(node.slice) == 1 else None
+        if not isinstance(index, cst.Index):
+            return None
+        container, key, default = node.value, index.value, None
+    elif (
+        isinstance(node.func, cst.Attribute)
+        and node.func.attr.value == "get"
+        and 1 <= len(node.args) <= 2
+    ):
+        container, key = node.func.value, node.args[0].value
+        default = node.args[1].value if len(node.args) == 2 else None
+    else:
+        return None
+    literal = _literal(key)
+    return None if literal is None else (container, literal, default)
+
+
+def _literal(node: cst.BaseExpression | None) -> object:
+    """The value of a literal string or number; None for any other expression."""
+    if isinstance(node, cst.SimpleString | cst.Integer):
+        return node.evaluated_value
+    return None
+
+
+def _literal_items(
+    value: cst.BaseExpression,
+) -> dict[object, list[cst.BaseExpression]] | None:
+    """The values of a dict display at each literal key; None for a display with
+    another key or a `**` spread, and for any value other than a display."""
+    if not isinstance(value, cst.Dict):
+        return None
+    items: dict[object, list[cst.BaseExpression]] = {}
+    for element in value.elements:
+        key = _literal(element.key) if isinstance(element, cst.DictElement) else None
+        if key is None:
+            return None
+        items[key] = [element.value]  # a key written twice: the last one's value
+    return items
+
+
 def _container(call: cst.Call) -> cst.BaseExpression | None:
     """`HANDLERS` of `HANDLERS.get(kind)` or `HANDLERS.values()`: what the items come from."""
     func = call.func
@@ -305,7 +380,10 @@ class _Bindings(cst.CSTVisitor):
         owner = self._open[0] if self._open else None
         if self._open and owner is None:
             return  # a function's local
-        for name in target_names(target):
+        names = target_names(target)
+        if isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name):
+            names = {identifier(target.value.value)}  # `TOOLS["rev"] = up`: an item
+        for name in names:
             key = f"{owner}.{name}" if owner is not None else name
             self.bound.setdefault(key, []).append(value)
 

@@ -132,15 +132,17 @@ def _lost_overlaps(block: Block, params: frozenset[str]) -> list[Diagnostic]:
     before_full, before_expected = _ancestors(full), _ancestors(expected)
     found: list[Diagnostic] = []
     lost = {step: before_full[step] & ~before_expected[step] for step in full.nodes}
-    warned: set[StepId] = set()
+    said: set[StepId] = set()  # warned, or waiting only as what it reads from does
     for later_index, later in enumerate(waiting):
         lost_ones = lost[later.id]
         # What a call it reads from already waits for costs it nothing more: the
-        # warning is that call's (`answer(ctx)` after `ctx = retrieve(store)`).
+        # warning is that call's (`answer(ctx)` after `ctx = retrieve(store)`),
+        # or the call's that one reads from, however far back.
         for source in expected.predecessors(later.id):
-            if source in warned:
+            if source in said:
                 lost_ones &= ~lost[source]
         if not lost_ones:  # the common case: no scan of the steps before it
+            said.add(later.id)
             continue
         last = next(
             (
@@ -152,7 +154,7 @@ def _lost_overlaps(block: Block, params: frozenset[str]) -> list[Diagnostic]:
         )
         if last is not None:
             found.append(_explain(full, plain, last, later, params))
-            warned.add(later.id)
+            said.add(later.id)
     return found
 
 
@@ -221,6 +223,10 @@ def _explain(
     params: frozenset[str],
 ) -> Diagnostic:
     path: list[StepId] = nx.shortest_path(full, earlier.id, later.id)
+    covering = _covering(earlier, later) if len(path) > 2 else None
+    if covering is not None:  # what orders it after every step before it
+        message = f"{_what(later)} waits for {_with_line(earlier)} {covering[0]}"
+        return warning(later.span, Code.EFFECT_ORDER, message, covering[1])
     reason = "because of an effect kiln cannot see through"
     hint: str | None = CHANGE_HINT
     for source_id, target_id in itertools.pairwise(path):
@@ -230,46 +236,69 @@ def _explain(
             if plain.has_edge(source_id, target_id)
             else set()
         )
-        # A name one step says it changes and the other is given explains the
-        # most; then one either says it changes, then one either is given.
-        explained = {changed for step in (source, target) for changed, _ in step.why}
-        crossed = {c for c, _ in source.why} & target.reads | (
-            {c for c, _ in target.why} & source.reads
-        )
-        given = source.reads | target.reads
-        extra = sorted(
-            (
-                reason
-                for reason in full.edges[source_id, target_id]["why"]
-                if _surprising_reason(reason, plain_why, source, target)
-            ),
-            # A name of the source's before one of kiln's temporaries.
-            key=lambda reason: (
-                reason not in crossed,
-                reason not in explained,
-                reason not in given,
-                reason not in params,  # what the caller passed in, by its name
-                reason.startswith(f"{RESERVED_PREFIX}_"),
-                reason,
-            ),
-        )
+        extra = [
+            reason
+            for reason in full.edges[source_id, target_id]["why"]
+            if _surprising_reason(reason, plain_why, source, target)
+        ]
         if extra:
-            reason, hint = _because(extra[0], source, target, params)
+            best = min(extra, key=partial(_rank, source, target, params))
+            reason, hint = _because(best, source, target, params)
             break
     waited = _with_line(earlier)
-    # Ordered through the calls between (a read between two commuting changes):
-    # the reason may be theirs, so they are named.
+    # Ordered through the steps between (a read between two commuting
+    # changes): the reason may be theirs, so they are named, a statement
+    # unless the reason names it.
     between = list(
         dict.fromkeys(
             _with_line(step)
             for step in map(partial(step_of, full), path[1:-1])
-            if isinstance(step.action, Call | FanOut)
+            if isinstance(step.action, Call | FanOut) or _what(step) not in reason
         )
     )
     if between:
         waited += f" through {', '.join(between)}"
     message = f"{_what(later)} waits for {waited} {reason}"
     return warning(later.span, Code.EFFECT_ORDER, message, hint)
+
+
+def _covering(earlier: Step, later: Step) -> tuple[str, str | None] | None:
+    """The reason `later` waits for every step before it (a statement with an
+    outside effect, a change the caller sees), or every step after `earlier`
+    waits for it: that says why it waits for `earlier`, whatever is between."""
+    if later.visible and later.external is None:
+        return _because(VISIBLE, earlier, later, frozenset())
+    if later.external is not None or earlier.external is not None:
+        return _because(EXTERNAL, earlier, later, frozenset())
+    return None
+
+
+def _own(step: Step) -> set[str]:
+    """The names the step says it changes by its own code, not only as a call
+    that reaches module state holding them (`sharing.py`)."""
+    return {name for name, why in step.why if not why.startswith(STATE_REASON)}
+
+
+def _rank(
+    source: Step, target: Step, params: frozenset[str], reason: str
+) -> tuple[bool, bool, bool, bool, bool, bool, bool, str]:
+    """Which of an edge's reasons explains it best, least first: a name one step
+    changes and the other is given; a statement kept in its place, a change
+    the caller sees, a piece of module state both use; then a name either
+    changes, one either is given, what the caller passed in; a name of the
+    source's before one of kiln's temporaries."""
+    crossed = _own(source) & target.reads | _own(target) & source.reads
+    changed = {name for step in (source, target) for name, _ in step.why}
+    return (
+        reason not in crossed,
+        not (reason.startswith(STATE) or reason in (EXTERNAL, VISIBLE)),
+        reason not in _own(source) | _own(target),
+        reason not in changed,
+        reason not in source.reads | target.reads,
+        reason not in params,
+        reason.startswith(f"{RESERVED_PREFIX}_"),
+        reason,
+    )
 
 
 def _because(
@@ -305,7 +334,11 @@ def _because(
             "statement after it",
             _external_hint(source),
         )
-    for step, other in ((source, target), (target, source)):
+    # The step that changes it where the other is given it, if either is.
+    pairs = sorted(
+        ((source, target), (target, source)), key=lambda pair: name not in pair[1].reads
+    )
+    for step, other in pairs:
         for changed, why in step.why:
             if changed != name:
                 continue

@@ -53,6 +53,7 @@ from kilnc.plan import Links
 from kilnc.project import FrontEnd, Reader, attribute_of
 from kilnc.resolve import ModuleLocation, locate, module_file
 from kilnc.source import is_generated_module
+from kilnc.syntax import chain_root, code
 
 MARKER: Final = "__init__.py"
 
@@ -65,6 +66,7 @@ class OutputTree:
     locations: Mapping[Path, ModuleLocation]  # each source file's module
     exports: Mapping[str, frozenset[str] | None]  # per module with a flow: see Links
     rebound: frozenset[str] = frozenset()  # see Links
+    stays: frozenset[str] = frozenset()  # see Links
 
     def links(self, file: Path) -> Links:
         """How the output of `file` imports the other modules of the compile."""
@@ -74,7 +76,7 @@ class OutputTree:
         compiled = {name: f"{self.package}.{name}" for name in self.exports}
         location = self.locations.get(file)
         exports = self.exports.get(location.name) if location else frozenset()
-        return Links(compiled, exports, rebound=self.rebound, source_path=source)
+        return Links(compiled, exports, frozenset(), self.rebound, self.stays, source)
 
     def source_path(self, file: Path) -> str | None:
         """`file` as the header of its output names it: its path from the output's
@@ -171,6 +173,7 @@ def plan_tree(files: Sequence[Path], directory: Path, front: FrontEnd) -> Output
             )
     rebound = frozenset(name for name in modules if _rebound(load_of[name], name))
     exports: dict[str, set[str] | None] = {name: set() for name in modules}
+    stays: set[str] = set()
     for defs in modules.values():
         # Deep code (a prompt of a thousand `+`) needs the passes' stack (depth.py).
         nested = run_deep(functools.partial(nested_imports, defs))
@@ -187,18 +190,17 @@ def plan_tree(files: Sequence[Path], directory: Path, front: FrontEnd) -> Output
             ):
                 exports[whole] = None
             elif imported.attribute is not None and imported.module in exports:
+                if attribute_of(
+                    load_of[imported.module], imported.module, imported.attribute
+                ) == ImportedName(whole, None):
+                    stays.add(whole)  # a submodule without output: the source's
+                    continue
                 names = exports[imported.module]
                 if names is not None:
                     names.add(imported.attribute)
+    kept = {n: None if e is None else frozenset(e) for n, e in exports.items()}
     return OutputTree(
-        directory,
-        _package(directory),
-        locations,
-        {
-            name: None if names is None else frozenset(names)
-            for name, names in exports.items()
-        },
-        rebound,
+        directory, _package(directory), locations, kept, rebound, frozenset(stays)
     )
 
 
@@ -311,10 +313,10 @@ def check_imported_flows(
                     warning(
                         call.span,
                         Code.UNCOMPILED_FLOW,
-                        f"flow '{callee.name}' is called through the package that "
-                        f"`import {callee.module}` binds, which stays the source's: "
-                        "this call runs its source as plain Python, without its "
-                        "limits, retries, ledger or events",
+                        f"flow '{callee.name}' is called through "
+                        f"{_package_named(defs, call.call.func, callee.module)}, "
+                        "which stays the source's: this call runs its source as "
+                        "plain Python, without its limits, retries, ledger or events",
                         f"import it as `from {package} import {module}`, or import "
                         "the flow itself",
                     )
@@ -381,6 +383,15 @@ def _through_a_package(func: cst.BaseExpression) -> bool:
     """`app.sub.inner(...)`: a flow reached through a package's attributes, which
     the generated module cannot point at the compiled module (see shake)."""
     return isinstance(func, cst.Attribute) and isinstance(func.value, cst.Attribute)
+
+
+def _package_named(defs: ModuleDefs, func: cst.BaseExpression, module: str) -> str:
+    """The package `steps.sub.inner(...)` goes through, as the source binds `steps`."""
+    head = code(chain_root(func))
+    imported = defs.imports.get(identifier(head))
+    if imported is None or imported.attribute is None:
+        return f"the package that `import {module}` binds"
+    return f"the package {imported.module}.{imported.attribute} that `{head}` names"
 
 
 def _imported_from(defs: ModuleDefs, func: cst.BaseExpression) -> str | None:

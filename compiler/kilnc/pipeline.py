@@ -219,6 +219,7 @@ def _compile(
             {ir.flow.identifier: ir.flow.function for ir in lowered},
             links,
             frozenset().union(*(annotation_names(ir.body) for ir in lowered)),
+            project.load,
         )
     diagnostics += found
     if any(d.is_error for d in diagnostics):

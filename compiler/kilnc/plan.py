@@ -281,6 +281,10 @@ class Links:
     # `__init__.py` does `from .crawl import crawl`): `from app.flows import
     # crawl` takes that, not the module, so it stays the source's import.
     rebound: frozenset[str] = frozenset()
+    # Submodules without output of compiled packages (app/steps/ingest.py, where
+    # app/steps/__init__.py has a flow): `from app.steps import ingest` names the
+    # submodule, which only the source has, so it stays the source's import.
+    stays: frozenset[str] = frozenset()
     # The source file as a path from the directory of its output (``../../app/sub.py``),
     # which the header names: what tells `kiln compile` an output whose source is gone.
     source_path: str | None = None

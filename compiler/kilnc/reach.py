@@ -34,24 +34,44 @@ a name something kept reads, an import (module state: seeding, logging,
 registries), or a name of unknown origin. An effect that reaches only
 module-level names nothing kept uses is dropped. Builtins and the flows
 themselves count for nothing: a flow is replaced by its compiled instance,
-and code that uses it at import is `shake`'s error.
+and code that uses it at import is `shake`'s error. The builtins that
+reach the world or the module's names (`open`, `exec`, `__import__`:
+`WORLD_BUILTINS`) count as an import does; `print` is the exception, dropped
+with what it prints, as the output is the flows' and not the import's.
+
+Two things keep code beyond the names it reads. An import is kept for what
+it loads (`loading`, the statements `shake` finds import modules that run
+code: import_effects.py's `loads_code`). And code that reaches the module's
+names by a name it computes (`globals()[f"handle_{kind}"]`,
+reflective.py), once kept, keeps every definition of the module: any of
+them may be the one it reads, as an effect that does so is always kept.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
+from typing import Final
 
 import libcst as cst
 
 from kilnc.facts import Facts, is_future, module_facts, without_kiln_decorators
 from kilnc.front import ParsedModule
+from kilnc.mutability import EXTERNAL_BUILTINS
 from kilnc.names import BUILTINS, identifier
+
+# Builtins whose call at import changes what kept code may see: a file, the
+# module's names, the modules loaded. (Not `print`: see above.)
+WORLD_BUILTINS: Final = EXTERNAL_BUILTINS - {"print", "help", "compile"}
 
 
 def keep_statements(
-    facts: Sequence[Facts], roots: Iterable[str], flows: frozenset[str]
+    facts: Sequence[Facts],
+    roots: Iterable[str],
+    flows: frozenset[str],
+    loading: Collection[int] = (),
 ) -> frozenset[int]:
-    """The indices of the statements kept for `roots`, the names the output needs."""
+    """The indices of the statements kept for `roots`, the names the output needs,
+    and for `loading`, the statements kept for the modules they import."""
     by_name: dict[str, list[int]] = {}
     for index, fact in enumerate(facts):
         for name in fact.binds:
@@ -74,6 +94,8 @@ def keep_statements(
         frontier = list(start)
         while frontier:
             name = frontier.pop()
+            if name in WORLD_BUILTINS and name not in local:
+                return True
             if (
                 name in seen
                 or name in flows
@@ -88,17 +110,25 @@ def keep_statements(
         return False
 
     need(roots)
-    effects: set[int] = set()
+    effects: set[int] = {i for i in loading if not facts[i].main_guard}
+    need(frozenset().union(*(facts[index].uses for index in effects)))
     changed = True
     while changed:  # each kept effect may make the code it reaches needed
         changed = False
         for index, fact in enumerate(facts):
             if not fact.effect or fact.main_guard or index in effects:
                 continue
-            if observable(fact.reaches - (fact.binds - needed)):
+            if fact.reflects or observable(fact.reaches - (fact.binds - needed)):
                 effects.add(index)
                 need(fact.uses)
                 changed = True
+        every = set(by_name) - needed
+        if every and any(
+            fact.reflects and (index in effects or fact.binds & needed)
+            for index, fact in enumerate(facts)
+        ):
+            need(every)  # what it reads by name may be any of them
+            changed = True
     return frozenset(
         index
         for index, fact in enumerate(facts)

@@ -20,10 +20,16 @@ its `@node`, and `run` marked as the place where its compiled class goes;
 Statements that change what the kept code reads (`PRICES["apple"] = 3`,
 `random.seed(1)`) stay, in source order: `reach.py` decides which; code that
 uses a flow at import is an error (KLN403), since the flow becomes a class.
+An import stays for what it loads, too: a module of the project's or of a
+library's runs code as it loads (`from . import plugins`), and a submodule
+becomes an attribute of its package (loads.py). When importing the source
+module would run code in a package's `__init__.py` first (loads.py's
+`package_first`), the output imports that package first, as `_kiln_package`.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
@@ -32,7 +38,8 @@ import libcst as cst
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.facts import Facts, is_future, module_facts, without_kiln_decorators
 from kilnc.front import ParsedModule
-from kilnc.names import identifier, import_local_name
+from kilnc.loads import Form, Load, ModuleImports, import_runs_code, package_first
+from kilnc.names import identifier
 from kilnc.plan import STANDALONE, Links, Shaken
 from kilnc.reach import keep_statements
 from kilnc.resolve import ModuleLocation, absolute_module, unresolved_relative
@@ -46,11 +53,13 @@ def shake_module(
     flows: Mapping[str, cst.FunctionDef],
     links: Links = STANDALONE,
     annotated: frozenset[str] = frozenset(),
+    load: Load = lambda name: None,
 ) -> tuple[Shaken, list[Diagnostic]]:
     """`flows` maps each flow's identifier to its definition in `parsed`; `links` says
     which names other compiled modules import from this one (kept), and which
     modules this one imports compiled (packages.py); `annotated`, the names the
-    compiled flows write in annotations of their own (kept too)."""
+    compiled flows write in annotations of their own (kept too); `load`, the
+    project's modules by name, read for what importing them runs."""
     module = parsed.module
     prelude: list[cst.CSTNode] = []
     statements: list[cst.BaseStatement] = []
@@ -70,12 +79,21 @@ def shake_module(
         )
         | (annotated & parsed.global_names)
     )
-    kept = keep_statements(facts, roots, flow_names)
-    needed = _needed_names(facts, kept, roots)
+    runs = functools.cache(
+        functools.partial(import_runs_code, root=location.root, load=load)
+    )
+    imports = ModuleImports(statements, location, links, runs)
+    kept = keep_statements(facts, roots, flow_names, imports.loading())
+    aliases = imports.kept(kept, _needed_names(facts, kept, roots))
+    kept |= imports.holding(aliases)
     definitions = {id(definition) for definition in flows.values()}
     diagnostics: list[Diagnostic] = []
     body: list[cst.CSTNode | str] = []
     spans: list[Span] = []
+    package = package_first(location, links.compiled, runs)
+    if package is not None:
+        body.append(_package_import(package))
+        spans.append(Span.at(parsed.source.path, 1))
     for index, (statement, fact) in enumerate(zip(statements, facts, strict=True)):
         if id(statement) in definitions:
             assert isinstance(statement, cst.FunctionDef)
@@ -86,7 +104,7 @@ def shake_module(
         diagnostics += found
         if index in kept and not found:
             rewritten = _rewrite(
-                parsed, location, statement, needed, links, diagnostics
+                parsed, location, statement, aliases, links, diagnostics
             )
             if rewritten is not None:
                 body.append(rewritten)
@@ -99,6 +117,16 @@ def _needed_names(
 ) -> set[str]:
     """The names the kept statements use: the imports to keep of a kept import line."""
     return set(roots).union(*(facts[index].uses for index in kept))
+
+
+def _package_import(package: str) -> cst.SimpleStatementLine:
+    """`import app as _kiln_package`: the source package's `__init__.py` run first."""
+    line = cst.parse_statement(
+        f"import {package} as _kiln_package  # runs its __init__.py first, as"
+        " importing the source module does\n"
+    )
+    assert isinstance(line, cst.SimpleStatementLine)
+    return line
 
 
 def _flow_uses(
@@ -149,12 +177,12 @@ def _rewrite(
     parsed: ParsedModule,
     location: ModuleLocation,
     statement: cst.BaseStatement,
-    needed: set[str],
+    aliases: Mapping[int, Form],
     links: Links,
     diagnostics: list[Diagnostic],
 ) -> cst.CSTNode | None:
     """The statement as the output holds it: relative imports made absolute, kiln's
-    decorators dropped, of an import line only the names something kept needs, and
+    decorators dropped, of an import line only the names kept (`aliases`), and
     imports of modules compiled with this one made imports of the compiled modules,
     in a function's body or a block as at the top level."""
     if not isinstance(statement, cst.SimpleStatementLine):
@@ -169,12 +197,20 @@ def _rewrite(
         return absolute
     kept: list[cst.BaseSmallStatement] = []
     for small in statement.body:
-        if isinstance(small, cst.Import | cst.ImportFrom):
-            imported = _import(parsed, location, small, needed, diagnostics)
-            if imported is not None:
-                kept += _compiled(imported, links)
-        else:
+        if not isinstance(small, cst.Import | cst.ImportFrom):
             kept.append(small)
+            continue
+        for form in Form:
+            names = {key for key, made in aliases.items() if made is form}
+            imported = _import(parsed, location, small, names, diagnostics, form)
+            if imported is None:
+                continue
+            if form is Form.LOADED:  # what it loads is all it is kept for
+                assert isinstance(imported, cst.Import), "only `import a.b` loads so"
+                loaded = cst.AsName(cst.Name("_kiln_loaded"))
+                named = [a.with_changes(asname=loaded) for a in imported.names]
+                imported = imported.with_changes(names=named)
+            kept += [imported] if form is Form.SOURCE else _compiled(imported, links)
     if not kept:
         return None
     last = kept[-1].with_changes(semicolon=cst.MaybeSentinel.DEFAULT)
@@ -187,15 +223,17 @@ def _import(
     parsed: ParsedModule,
     location: ModuleLocation,
     node: cst.Import | cst.ImportFrom,
-    needed: set[str],
+    kept: set[int],
     diagnostics: list[Diagnostic],
+    form: Form,
 ) -> cst.Import | cst.ImportFrom | None:
+    """The import with the names `kept` (by id), absolute; a star import whole."""
     if isinstance(node.names, cst.ImportStar):
         assert isinstance(node, cst.ImportFrom)
+        if form is not Form.LINKED:
+            return None
         return _absolute(parsed, location, node, diagnostics)
-    aliases = _last(
-        [a for a in node.names if identifier(import_local_name(a)) in needed]
-    )
+    aliases = _last([a for a in node.names if id(a) in kept])
     if not aliases:
         return None
     if isinstance(node, cst.Import):
@@ -218,7 +256,8 @@ def _compiled(
     through it is no call kiln sees, and state or a class reached through it is
     KLN404 (copies.py). `from app import sub` where app/__init__.py
     binds `sub` to something else (`from .sub import sub`) takes that, not the
-    module, and stays the source's too.
+    module, and stays the source's too; so does `from app.steps import ingest`,
+    where app/steps/__init__.py has a flow and ingest.py none (`Links.stays`).
     """
     compiled = links.compiled
     if not compiled:
@@ -236,10 +275,20 @@ def _compiled(
         return [node.with_changes(names=names)]
     assert node.module is not None, "absolute imports name their module"
     module = _dotted(node.module)
-    if module in compiled:
-        return [node.with_changes(module=cst.parse_expression(compiled[module]))]
     if isinstance(node.names, cst.ImportStar):
+        if module in compiled:
+            return [node.with_changes(module=cst.parse_expression(compiled[module]))]
         return [node]
+    if module in compiled:  # but its submodules without output, the source's
+        ours = [a for a in node.names if f"{module}.{_dotted(a.name)}" in links.stays]
+        linked = cst.parse_expression(compiled[module])
+        if not ours:
+            return [node.with_changes(module=linked)]
+        rest = [a for a in node.names if a not in ours]
+        both: list[cst.Import | cst.ImportFrom] = (
+            [node.with_changes(module=linked, names=_last(rest))] if rest else []
+        )
+        return [*both, node.with_changes(names=_last(ours))]
     submodules = [
         alias
         for alias in node.names

@@ -64,7 +64,9 @@ class Site:
     `local` (``@node(local=True)``) keeps the node in the driver when a backend
     runs the others. `changes` says why the call may change what it is passed
     (an argument, a Memory key), as the compiler found it: a durable run,
-    which replays a call's value and not its changes, refuses such a call.
+    which replays a call's value and not its changes, refuses such a call;
+    `changes_state` says the same of module state the call changes (what, and
+    where the code changes it).
     `fallback` answers a call that failed, after its retries, as
     ``fallback(*args, error=exc, **kwargs)``: its value is the call's (and
     what a durable run journals), its failure the call's failure. A
@@ -89,6 +91,7 @@ class Site:
     classes: tuple[object, ...] = ()
     local: bool = False
     changes: str | None = None
+    changes_state: str | None = None
     fallback: Callable[..., Any] | None = None
     defined: str = ""
     lines: tuple[int, ...] = ()
@@ -104,6 +107,7 @@ class SiteOptions(TypedDict, total=False):
     classes: tuple[object, ...]
     local: bool
     changes: str | None
+    changes_state: str | None
     keywords: bool
 
 

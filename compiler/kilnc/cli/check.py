@@ -24,7 +24,7 @@ from kilnc.cli.inputs import find_sources
 from kilnc.cli.orphans import find_orphans, orphan_error
 from kilnc.cli.report import Report
 from kilnc.cli.settle import settle_args
-from kilnc.cli.write import missing_marker, stale_output
+from kilnc.cli.write import missing_marker, stale_output, unusable_directory
 from kilnc.determinism import check_determinism
 from kilnc.diagnostics import Code, Diagnostic, error
 from kilnc.front import ParsedModule
@@ -56,6 +56,10 @@ def _check(args: argparse.Namespace, report: Report) -> int:
     if problems:
         print(printable("\n".join(problems), LINES), file=sys.stderr)
         return EXIT_USAGE
+    unusable = unusable_directory(args, files)
+    if unusable is not None:
+        report.add([unusable], args.config_sources)
+        return EXIT_ERRORS
     compilations: list[tuple[Path, Compilation]] = []
     outcomes: dict[Path, bool | None] = {}  # each source: an output, none, failed
     diagnostics: list[Diagnostic] = []

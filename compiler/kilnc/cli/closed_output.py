@@ -17,6 +17,8 @@ a command that SIGPIPE ended (`yes | head -1`): the output was cut short.
     kiln run: a stream's item, the         stops the stream, writes the trace,
       result, the --json document            prints the summary on stderr, exits 141
     kiln run ... 2>&1 | head: stderr's     as the first row: nothing more is printed
+    kiln compile, kiln graph: a            goes on (the stream to /dev/null),
+      diagnostic or a progress line          writes its files whole, exits 141
 
 Any other error of a write to stdout or stderr (``kiln compile --dump plan >
 /dev/full``: no space left) is said in one line on stderr, exit 1
@@ -33,12 +35,13 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import Any, Final, TextIO, cast
+from typing import Any, Final, TextIO, cast, final
 
 __all__ = [
     "EXIT_READER_GONE",
     "OutputError",
     "cannot_write",
+    "finishing",
     "flush_streams",
     "guarded",
     "reader_gone",
@@ -72,15 +75,61 @@ class _Guarded:
         self._stream = stream
 
     def write(self, text: str) -> int:
-        with writing():
-            return self._stream.write(text)
+        try:
+            with writing():
+                return self._stream.write(text)
+        except (BrokenPipeError, OutputError) as error:
+            _defer(error, self._stream)
+            return len(text)
 
     def flush(self) -> None:
-        with writing():
-            self._stream.flush()
+        try:
+            with writing():
+                self._stream.flush()
+        except (BrokenPipeError, OutputError) as error:
+            _defer(error, self._stream)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+@final
+class _Finishing:
+    """How many `finishing` blocks are open, and the first failed write inside them."""
+
+    depth = 0
+    failed: OSError | None = None
+
+
+def _defer(error: OSError, stream: TextIO) -> None:
+    """Raise `error`, unless a `finishing` block is open: then silence the stream."""
+    if not _Finishing.depth:
+        raise error
+    _Finishing.failed = _Finishing.failed or error
+    _to_devnull(stream)
+    with suppress(OSError, ValueError):
+        stream.flush()  # what the failed write left in the buffer goes there too
+
+
+@contextmanager
+def finishing() -> Iterator[None]:
+    """Inside, a failed write to stdout or stderr does not stop the command.
+
+    For a command that writes files and says what it does on the way (`kiln
+    compile`, `kiln graph -o`): a reader gone from its diagnostics (``kiln
+    compile 2>&1 | head -1``) or a full disk under them must not leave its
+    outputs half written. The stream is pointed at /dev/null, the command
+    goes on, and the failure is raised when the block ends: exit 141 for a
+    reader gone, one line and exit 1 for another error.
+    """
+    _Finishing.depth += 1
+    try:
+        yield
+    finally:
+        _Finishing.depth -= 1
+        failed, _Finishing.failed = _Finishing.failed, None
+    if failed is not None:
+        raise failed
 
 
 def guarded(stream: TextIO) -> TextIO:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kilnc.cli.closed_output import finishing
 from kilnc.cli.config import ledger_beside
 from kilnc.cli.inputs import find_sources
 from kilnc.cli.orphans import Orphan, find_orphans, orphan_error
@@ -18,6 +19,7 @@ from kilnc.cli.write import (
     Tally,
     missing_marker,
     stale_output,
+    unusable_directory,
     write_all,
 )
 from kilnc.diagnostics import Code, error
@@ -30,6 +32,12 @@ EXIT_OK, EXIT_ERRORS = 0, 1
 
 
 def run_compile(args: argparse.Namespace) -> int:
+    # A reader gone from the diagnostics leaves no output half written.
+    with finishing():
+        return _compile(args)
+
+
+def _compile(args: argparse.Namespace) -> int:
     # A --dump's listing is the output: what else the compile says goes aside.
     report = Report(args.format, aside=args.dump is not None)
     if report.json and args.dump:
@@ -49,6 +57,8 @@ def run_compile(args: argparse.Namespace) -> int:
     if problems:
         print(printable("\n".join(problems), LINES), file=sys.stderr)
         return EXIT_USAGE
+    if (refused := _refused_directory(args, files, report)) is not None:
+        return refused
     status, tally = EXIT_OK, Tally()
     planned: list[tuple[Compilation, Path]] = []
     outcomes: dict[Path, bool | None] = {}  # each source: an output, none, failed
@@ -93,6 +103,22 @@ def run_compile(args: argparse.Namespace) -> int:
         report.say(tally.summary(nothing_written=building and not tally.written))
     report.close()
     return status
+
+
+def _refused_directory(
+    args: argparse.Namespace, files: list[Path], report: Report
+) -> int | None:
+    """Exit 1 when the outputs are checked or written where a file stands (KLN703):
+    said before compiling, once, not as each call across modules (KLN704)."""
+    looked = args.output is not None and (args.check or not args.dump)
+    unusable = unusable_directory(args, files) if looked else None
+    if unusable is None:
+        return None
+    tally = Tally()
+    tally.count(report.add([unusable], args.config_sources))
+    report.say(tally.summary(nothing_written=not args.check))
+    report.close()
+    return EXIT_ERRORS
 
 
 def _check_or_write(

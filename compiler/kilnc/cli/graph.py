@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from kilnc.cli.closed_output import writing
+from kilnc.cli.closed_output import finishing, writing
 from kilnc.cli.config import config_start, load_config
 from kilnc.cli.outputs import check_target, describe, is_kiln_drawing, write_atomically
 from kilnc.cli.report import Report
@@ -36,6 +36,12 @@ GRAPHVIZ: Final = "graphviz (apt install graphviz / brew install graphviz)"
 
 
 def run_graph(args: argparse.Namespace) -> int:
+    # A reader gone from the warnings leaves no -o FILE unwritten.
+    with finishing():
+        return _graph(args)
+
+
+def _graph(args: argparse.Namespace) -> int:
     source: Path = args.source
     problem = _not_a_source(source)
     if problem is not None:

@@ -16,10 +16,18 @@ device and inode). What may stand at an output path:
     kiln's own file (`owned`: a module    replaced                   replaced
       with kiln's header, a drawing,
       a kiln trace)
+    Python code kiln did not write (a     refused (KLN702), even     refused
+      .py, .pyw or .pyi file, a script      with --force
+      whose #! line runs python)
     any other file, even empty            refused (KLN702);          refused
                                           replaced with --force
     a link to any other file              refused (KLN702), even     refused
                                           with --force
+
+--force is for a file the user knows may go; Python code is never one (a
+typo'd `kiln graph ... -o app/config.py --force` would replace a module of
+the project that the drawn flow happens not to import), and since every
+output of `kiln compile` is a module, there --force replaces nothing.
 
 A file is written to a temporary file beside it, flushed to disk, and renamed
 over the path (`os.replace`), so a crash or a Ctrl-C at any moment leaves the
@@ -52,6 +60,7 @@ __all__ = [
     "describe",
     "is_kiln_drawing",
     "is_kiln_trace",
+    "is_python_code",
     "pending_file",
     "write_atomically",
 ]
@@ -61,6 +70,7 @@ _TRACE: Final = (
     b'{"traceEvents":[{"ph":"M","name":"process_name","pid":1,"args":{"name":"kiln run '
 )
 _DRAWINGS: Final = (b"flowchart ", b"digraph kiln {", b"\x89PNG\r\n\x1a\n")
+_PYTHON_SUFFIXES: Final = (".py", ".pyw", ".pyi")
 
 _KINDS: Final = (
     (stat.S_ISDIR, "a directory"),
@@ -186,6 +196,14 @@ def check_target(
             "even with --force",
             "remove the link, or choose another output",
         )
+    if is_python_code(target):  # a module of the user's: --force is no licence
+        return Refusal(
+            target,
+            Code.OUTPUT_NOT_OURS,
+            f"{target} is Python code that kiln did not write; kiln replaces only"
+            " its own files, and never Python code of yours, even with --force",
+            "move it away or choose another output",
+        )
     if force:
         return None
     return Refusal(
@@ -194,6 +212,14 @@ def check_target(
         f"{target} exists and is not a {what} kiln wrote; kiln replaces only its own files",
         "move it away or choose another output; --force replaces it",
     )
+
+
+def is_python_code(path: Path) -> bool:
+    """A module (`.py`, `.pyw`, a `.pyi` stub) or a script whose `#!` line runs python."""
+    if path.suffix.lower() in _PYTHON_SUFFIXES:
+        return True
+    first = _head(path).partition(b"\n")[0]
+    return first.startswith(b"#!") and b"python" in first
 
 
 def check_directory(

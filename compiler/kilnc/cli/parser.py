@@ -149,8 +149,8 @@ def _add_compile(commands: Any) -> None:
     compile_.add_argument(
         "--force",
         action="store_true",
-        help="replace files at the output paths that kiln did not write"
-        " (never a source)",
+        help="replaces nothing: the outputs are modules, and kiln never replaces"
+        " Python code it did not write (accepted so that scripts passing it run)",
     )
     compile_.add_argument(
         "--show-traceback",
@@ -196,7 +196,8 @@ def _add_graph(commands: Any) -> None:
     graph.add_argument(
         "--force",
         action="store_true",
-        help="replace -o FILE even when it is not a drawing (never a source)",
+        help="replace -o FILE even when it is not a drawing (never a source,"
+        " never Python code)",
     )
     graph.add_argument(
         "--diagnostics",

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import ast
 import inspect
+import stat
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -34,7 +35,7 @@ from kiln.durable import answer_text, questions_of, resume_arguments, started_by
 from kiln.durable.journal import DurableRun, alive, answer
 from kiln.errors import DurableRunError, LedgerError
 from kiln.ledger import Ledger
-from kilnc.cli.config import UsageError
+from kilnc.cli.config import UsageError, config_start, load_config
 from kilnc.cli.interrupts import EXIT_INTERRUPTED
 from kilnc.cli.interrupts import message as interrupted_message
 from kilnc.cli.ledger import ConfigProblems
@@ -106,7 +107,7 @@ def _resume(args: argparse.Namespace, display: Display) -> int:
             " never run one durable run at once: wait for it to end, or stop it first"
         )
     reply = None if args.runs_command == "resume" else _reply(record, args.answer)
-    target = _target(record, args.flow, ledger.path)
+    target = _target(record, args.flow)
     with loaded_module(target.path) as module:
         shown = display_path(target.path)
         name, flow = _chosen(module, target, record, shown, given=args.flow is not None)
@@ -150,12 +151,13 @@ def _reply(record: DurableRun, word: str) -> tuple[str, str]:
     return name, text
 
 
-def _target(record: DurableRun, given: str | None, ledger: Path) -> Target:
+def _target(record: DurableRun, given: str | None) -> Target:
     """`--flow PATH.py:FLOW`, else the file and flow the run recorded.
 
     A ledger is data, which may come from elsewhere: the file it names is
-    loaded (its code run) only from under the working directory or the
-    ledger's own; one anywhere else must be named with --flow.
+    loaded (its code run) only from under a trusted root (`trusted_roots`);
+    one anywhere else must be named with --flow. Nothing is imported before
+    the file has passed.
     """
     if given is not None:
         return parse_target(given)
@@ -166,13 +168,12 @@ def _target(record: DurableRun, given: str | None, ledger: Path) -> Target:
             " any more; give its flow with --flow PATH.py:FLOW"
         )
     real = Path(path).resolve()
-    roots = (Path.cwd().resolve(), ledger.resolve().parent)
+    roots, refused = trusted_roots()
     if real.suffix != ".py" or not any(real.is_relative_to(r) for r in roots):
         raise RunsError(
             f"run {record.run!r} was started from {record.target}, which the ledger"
-            " names outside the working directory and the ledger's: kiln runs the"
-            " code a ledger names only from there; give its flow with --flow"
-            " PATH.py:FLOW"
+            f" names {_outside(roots, refused)}; run this command in the run's"
+            " project, or give its flow with --flow PATH.py:FLOW"
         )
     if flow and flow not in _top_level_names(real):
         raise RunsError(
@@ -181,6 +182,60 @@ def _target(record: DurableRun, given: str | None, ledger: Path) -> Target:
             " with --flow PATH.py:FLOW"
         )
     return Target(Path(path), flow or None)
+
+
+def trusted_roots() -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The directories whose files a ledger's recorded target may be loaded from,
+    and those left out with the reason.
+
+    The roots are the project's (the directory of the pyproject.toml whose
+    `[tool.kiln]` configures kiln here, found from the working directory
+    upward) and the working directory. A root is a project's: never one that
+    holds everything (`/`, the home directory or a directory above it) or
+    that anyone may write to (`/tmp`): under those, a file proves nothing
+    about who put it there. The ledger's own directory is no root: it comes
+    with the ledger, which is the data being judged.
+    """
+    config, _ = load_config(config_start([]))
+    found = [Path.cwd().resolve()]
+    if config.root is not None:
+        found.insert(0, config.root.resolve())
+    roots: list[Path] = []
+    refused: list[tuple[Path, str]] = []
+    for root in dict.fromkeys(found):
+        why = _too_broad(root)
+        if why is None:
+            roots.append(root)
+        else:
+            refused.append((root, why))
+    return roots, refused
+
+
+def _too_broad(root: Path) -> str | None:
+    """Why files under `root` say nothing of the project, or None."""
+    if root.parent == root:
+        return "the file system's root"
+    try:
+        home = Path.home().resolve()
+    except (RuntimeError, KeyError, OSError):  # no home directory known
+        home = None
+    if home is not None and home.is_relative_to(root):
+        return "the home directory" if home == root else "above the home directory"
+    try:
+        writable = root.stat().st_mode & stat.S_IWOTH
+    except OSError:
+        return "a directory kiln cannot read"
+    return "writable by anyone" if writable else None
+
+
+def _outside(roots: list[Path], refused: list[tuple[Path, str]]) -> str:
+    """Where the refused file is not, and why a directory left out is no root."""
+    where = " and ".join(map(str, roots)) or "any directory kiln trusts here"
+    notes = "".join(f", and {root} is {why}, not a project" for root, why in refused)
+    return (
+        f"outside {where}: kiln runs the code a ledger names only from the project"
+        f" it runs in{notes}"
+    )
 
 
 def _top_level_names(path: Path) -> set[str]:

@@ -32,7 +32,13 @@ from kilnc.resolve import locate, module_file
 from kilnc.source import Span, is_generated_module, read_regular
 from kilnc.terminal import printable
 
-__all__ = ["Tally", "missing_marker", "stale_output", "write_all"]
+__all__ = [
+    "Tally",
+    "missing_marker",
+    "stale_output",
+    "unusable_directory",
+    "write_all",
+]
 
 EXIT_OK, EXIT_ERRORS = 0, 1
 
@@ -148,6 +154,17 @@ def write_all(
         if source is not None and not args.quiet:
             report.say(printable(f"{source} -> {target}"))
     return EXIT_OK
+
+
+def unusable_directory(
+    args: argparse.Namespace, files: list[Path]
+) -> Diagnostic | None:
+    """KLN703 when the output directory is a file, or a file stands where it would
+    be made: said before anything is compiled, for nothing could be written
+    there, rather than as each call across modules that could not import
+    through it (KLN704)."""
+    refusal = check_directory(args.output, files)
+    return None if refusal is None else _refused(refusal, args)
 
 
 def _refusal(

@@ -257,7 +257,9 @@ class EffectReader:
             if kind == "class" and owner is not None:
                 piece = self.classes.pieces.of_class(defs, owner)
                 effects = of_class_method(effects, defs, function, piece)
-            return of_stars(function, effects)
+            # An argument of a deeply immutable parameter shares nothing that can change.
+            fixed = frozenset(params) - changeable(params, body.qualify)
+            return of_stars(function, replace(effects, fixed=fixed))
         finally:
             self._reading.discard(key)
 

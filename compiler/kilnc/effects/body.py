@@ -19,6 +19,7 @@ from kilnc.effect_ir import (
     ANONYMOUS_CLONE,
     ANY_KEY,
     NO_KEYS,
+    UNSEEN,
     Access,
     Change,
     Effects,
@@ -35,7 +36,12 @@ from kilnc.effects.found import Found, Origin
 from kilnc.effects.idioms import Idioms
 from kilnc.effects.lookup import Lookup
 from kilnc.effects.narrowed import read_only
-from kilnc.effects.receivers import copy_shares, describe, of_immutable_type
+from kilnc.effects.receivers import (
+    copy_shares,
+    describe,
+    of_immutable_items,
+    of_immutable_type,
+)
 from kilnc.effects.state_uses import record
 from kilnc.final_bindings import global_names
 from kilnc.front import ModuleDefs
@@ -363,8 +369,15 @@ class Body:
         # A method of module state kiln cannot see into (`opaque`: `client.post`)
         # reads it: a client, a session, a logger is shared by design.
         access = Access.READ if by_iteration or opaque else Access.WRITE
+        # Else what a method kiln cannot see into, or code handed it, does: a guess.
+        guessed = reason.endswith((_OPAQUE, UNSEEN))
         if as_state and not self.idioms.is_copy(node):  # `vals.append(x)` of a copy
-            record(self, stored or node, access, reason.removesuffix(_OPAQUE), where)
+            said = reason.removesuffix(_OPAQUE)
+            record(self, stored or node, access, said, where, guessed=guessed)
+
+    def holds_immutable(self, node: cst.BaseExpression) -> bool:
+        """Whether no item of `node` can change (`COUNTS` of a `dict[str, int]`)."""
+        return of_immutable_items(self, node)
 
     def _annotated(self, holder: Holder, test: Callable[[str, Qualify], bool]) -> bool:
         return holder.annotation is not None and test(holder.annotation, self.qualify)

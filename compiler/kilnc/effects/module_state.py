@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from kilnc.effects.module_names import declared_global
-from kilnc.mutability import fresh_builtin, immutable_literal
+from kilnc.mutability import COPYING_BUILTINS, fresh_builtin, immutable_literal
 from kilnc.names import identifier, name_uses, root_names, target_names
 from kilnc.syntax import chain_root, dotted
 from kilnc.walk import walk
@@ -150,7 +150,9 @@ def _handed_back(
         return None
     if qualified.startswith("builtins."):
         name = qualified.removeprefix("builtins.")
-        return [] if fresh_builtin(name, call) else [arg.value for arg in call.args]
+        if fresh_builtin(name, call):
+            return []
+        return [arg.value for arg in call.args if not _copied_whole(body, name, arg)]
     found = body.reader.project_function(qualified)
     if found is None:
         return None
@@ -160,6 +162,15 @@ def _handed_back(
         for param, argument in effects.bind(call)
         if param is None or param in effects.returns
     ]
+
+
+def _copied_whole(body: Body, name: str, arg: cst.Arg) -> bool:
+    """Whether the builtin `name` copies what `arg` holds, none of which can
+    change: `dict(COUNTS)` of a `dict[str, int]` shares nothing with it. A
+    keyword's value (`dict(k=rows)`) is held itself."""
+    if name not in COPYING_BUILTINS or arg.star or arg.keyword is not None:
+        return False
+    return body.holds_immutable(arg.value)
 
 
 def held_piece(

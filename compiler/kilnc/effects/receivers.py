@@ -34,6 +34,7 @@ from kilnc.mutability import (
     MUTATING_METHODS,
     PURE_METHODS,
     Qualify,
+    holds_immutable,
     is_builtin_type,
     is_immutable,
     names_in,
@@ -242,6 +243,13 @@ def of_immutable_type(body: Body, node: cst.BaseExpression) -> bool:
     is made from it shares nothing that can."""
     typed = type_of(body, node)
     return typed is not None and is_immutable(typed[1], qualify(body, typed[0]))
+
+
+def of_immutable_items(body: Body, node: cst.BaseExpression) -> bool:
+    """Whether every item of `node` is of a type that never changes (`COUNTS` of
+    a `dict[str, int]`): a shallow copy of it shares nothing that can change."""
+    typed = type_of(body, node)
+    return typed is not None and holds_immutable(typed[1], qualify(body, typed[0]))
 
 
 def type_of(body: Body, node: cst.BaseExpression) -> Typed | None:

@@ -386,18 +386,24 @@ def record(
     where: cst.CSTNode,
     idioms: Idioms | None = None,
     called: bool = False,
+    guessed: bool = False,
 ) -> None:
     """A read (or a change) of what `node` is, if it is module state: the
-    access of the idiom it is part of, if any."""
+    access of the idiom it is part of, if any. A change kiln only `guessed`
+    (`StateUse.guessed`) gives way to one it reads."""
     idioms = idioms or body.idioms
     name = state_of(body, node, idioms, called)
     if name is None:
         return
     access = idioms.kinds.get(id(chain_root(node)), access)
+    guessed = guessed and access is not Access.READ
     before = body.found.state_uses.get(name)
-    if before is None or before.access.join(access) is not before.access:
+    # A change it reads, where it had only guessed one so far.
+    seen = access is not Access.READ and not guessed
+    read = seen and before is not None and before.guessed
+    if before is None or before.access.join(access) is not before.access or read:
         where_found = Change(reason, body.defs.parsed.span(where))
-        merge(body, name, StateUse(access, where_found))
+        merge(body, name, StateUse(access, where_found, guessed))
 
 
 def returned_state(body: Body, value: cst.BaseExpression) -> None:

@@ -13,7 +13,7 @@ from typing import Final
 
 import libcst as cst
 
-from kilnc.effect_ir import ANY_KEY, Access, MemoryUse
+from kilnc.effect_ir import ANY_KEY, UNSEEN, Access, MemoryUse
 from kilnc.effects.body import Body
 from kilnc.effects.implicit import BUILTIN_DUNDERS, implicit_call
 from kilnc.effects.kept import keep
@@ -130,7 +130,7 @@ def unknown_call(body: Body, node: cst.Call, shown: str) -> None:
     ):  # `random.Random(seed).shuffle(DECK)` changes DECK, module state or not
         body.change(node.args[0].value, f"passes it to {shown}", node, itself=True)
     for arg in node.args:  # module state handed over: a client, a pool, read
-        reason = f"passes it to {shown}, code kiln cannot see into"
+        reason = f"passes it to {shown}, {UNSEEN}"
         read = only_read(body, arg.value) and not _out(arg)
         body.change(arg.value, reason, node, opaque=read)
     local = root_names(node.func) & (body.params.keys() | body.local_names)

@@ -23,8 +23,9 @@ lifts nested calls out with `lift.py`), `calls.py` recognises node calls and
 checks how they are written, `fan_out.py` lowers comprehensions that call a
 node, `steps.py` makes the steps, `changes.py` orders them by what their
 code may change, `scope.py` follows what the flow's names hold,
-`sharing.py` which names may hold one object, `idioms.py` and `report.py`
-say what is wrong.
+`sharing.py` which names may hold one object (`unshared.py`: what holds
+nothing that can change; `places.py`: which steps run before which),
+`idioms.py` and `report.py` say what is wrong.
 
 A subflow's call keeps the place of the subflow's own statements that keep
 theirs (`Lowering.outside`): the subflow is lowered too, in its own module,
@@ -94,9 +95,10 @@ def lower_flow(flow: FlowDef, context: LowerContext) -> tuple[FlowIR, list[Diagn
     body = _visible(body, frozenset(parameter_names(flow.function.params)))
     tokens = frozenset(lowerer.shared.tokens - {PASSED_IN})
     calls = tuple(lowerer.calls.sites)
-    diagnostics = lowerer.report.diagnostics + repeated_changes(body)
     late = frozenset(lowerer.scope.late)
-    return FlowIR(flow, body, calls, tokens, late), diagnostics
+    state = tuple(sorted(lowerer.steps.calls_state.items()))
+    flow_ir = FlowIR(flow, body, calls, tokens, late, state)
+    return flow_ir, lowerer.report.diagnostics + repeated_changes(flow_ir)
 
 
 class Lowering:

@@ -19,7 +19,15 @@ from typing import Final, Protocol, final
 
 import libcst as cst
 
-from kilnc.effect_ir import Change, Effects, Holder, Keys, MemoryUse, join_state
+from kilnc.effect_ir import (
+    Change,
+    Effects,
+    Holder,
+    Keys,
+    MemoryUse,
+    join_state,
+    part_of,
+)
 from kilnc.ir import (
     RESERVED_PREFIX,
     Call,
@@ -33,9 +41,10 @@ from kilnc.ir import (
 from kilnc.lower.drawn import Definitions
 from kilnc.lower.scope import Scope
 from kilnc.lower.sharing import Sharing
-from kilnc.mutability import MUTATING_LIBRARY, Qualify, fresh_builtin, is_immutable
+from kilnc.lower.unshared import fresh, item, item_sources, item_type, shares_nothing
+from kilnc.mutability import MUTATING_LIBRARY, is_immutable
 from kilnc.names import identifier, name_uses, root_names, target_names
-from kilnc.syntax import code, dotted
+from kilnc.syntax import dotted
 from kilnc.walk import walk
 
 
@@ -175,7 +184,7 @@ class Changes:
         changes holds nothing a change of another name reaches."""
         if not isinstance(target, cst.Name) or not isinstance(iterable, cst.Name):
             return
-        item = _item_type(self.scope.types.get(identifier(iterable.value)))
+        item = item_type(self.scope.types.get(identifier(iterable.value)))
         if item is not None:
             self.scope.types[identifier(target.value)] = item
         else:
@@ -214,6 +223,8 @@ class Changes:
         changed: set[str] = set()
         passed: set[str] = set()
         for param, argument in effects.bind(call.call):
+            if shares_nothing(self.scope, effects, param, argument):
+                continue  # `think(pad, tasks[0])` of a `list[str]`: pad keeps a str
             names = name_uses(argument).read_names & self.scope.own
             passed |= names
             if param is None or param in effects.returns:
@@ -225,7 +236,11 @@ class Changes:
             self.shared.link(targets, self.scope.mutable(frozenset(shared)))
             # `a, b = await pair()`: the parts of one value may be one object.
             self.shared.link(self.scope.mutable(targets), self.scope.mutable(targets))
-            if effects.result_state:  # what it returns is module state's, or kept there
+            if _read_from_state(effects):  # it hands out module state it reads
+                self.shared.bound_from_state(
+                    self.scope.mutable(targets), call.span.line, call.site
+                )
+            elif effects.result_state:  # module state's, or kept there
                 self.shared.escape(self.scope.mutable(targets), call.span.line)
         # What a call changes may keep what else it was given (`box["xs"] = xs`):
         # changing either later changes both.
@@ -267,7 +282,12 @@ class Changes:
             elif values and dotted(call.func) in _KEEPING_FUNCTIONS:
                 targets = root_names(values[0])  # `setattr(h, "a", v)`, `heappush`
             held = cst.Tuple([cst.Element(value) for value in values])
-        if held is None or not targets or self._fresh(held) or self._item(held):
+        if (
+            held is None
+            or not targets
+            or fresh(self.scope, held)
+            or item(self.scope, held)
+        ):
             return
         mutable = self.scope.mutable
         self.shared.link(
@@ -278,7 +298,7 @@ class Changes:
         """Names bound to the objects of a value read inside an expression: a
         walrus's (`agent := state.get("agent")`), a case's captures of its
         subject (`case {"agent": agent}`)."""
-        if not targets or self._fresh(value) or self._item(value):
+        if not targets or fresh(self.scope, value) or item(self.scope, value):
             return
         mutable = self.scope.mutable
         self.shared.link(
@@ -292,37 +312,6 @@ class Changes:
         walk(node, found)
         for named in found.found:
             self.share_bound(target_names(named.target), named.value)
-
-    def _fresh(self, value: cst.BaseExpression) -> bool:
-        """`len(log)`, `str(state)`: a builtin's result that shares nothing it read."""
-        if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Name)):
-            return False
-        name = value.func.value
-        shadowed = self.scope.own | self.scope.parsed.global_names
-        return fresh_builtin(name, value) and name not in shadowed
-
-    def _item(self, value: cst.BaseExpression) -> bool:
-        """`xs.pop()`, `next(it)`, `xs[0]` of a container whose items never change
-        (`xs: list[int]`): what it binds shares nothing with the container."""
-        match value:
-            case cst.Call(
-                func=cst.Attribute(value=cst.Name(container), attr=cst.Name(method))
-            ) if (method in _TAKES_AN_ITEM):
-                pass
-            case cst.Call(
-                func=cst.Name("next"), args=[cst.Arg(value=cst.Name(container))]
-            ):
-                if "next" in self.scope.own | self.scope.parsed.global_names:
-                    return False
-            case cst.Subscript(value=cst.Name(container), slice=[_]):
-                pass
-            case _:
-                return False
-        held = self.scope.types.get(identifier(container))
-        if held is None or held.partition("[")[0].rpartition(".")[2] not in _CONTAINERS:
-            return False
-        item = _item_type(held)
-        return item is not None and is_immutable(item, self.scope.qualify)
 
     def share_elements(
         self, result: NodeCall, clauses: cst.CompFor, targets: frozenset[str]
@@ -340,12 +329,28 @@ class Changes:
             self.shared.escape(self.scope.mutable(targets), result.span.line)
         given: set[str] = set()
         for param, argument in effects.bind(result.call):
+            if shares_nothing(self.scope, effects, param, argument):
+                continue
             if param is None or param in effects.returns:
                 given |= name_uses(argument).read_names
         mutable = self.scope.mutable
         scope = self.scope
-        items = mutable(_item_sources(clauses, given, scope.types, scope.qualify))
+        items = mutable(item_sources(clauses, given, scope.types, scope.qualify))
         self.shared.link(mutable(targets), items | mutable(frozenset(given)))
+
+
+def _read_from_state(effects: Effects) -> bool:
+    """Whether what the call returns is module state's, one of the pieces it
+    uses (`return COUNTERS`), and kept there by no code of the call's: the
+    call is ordered after what changes those pieces before it."""
+    pieces = effects.result_pieces
+    return bool(pieces) and all(
+        any(
+            part_of(piece, used) or part_of(used, piece)
+            for used, _ in effects.state_uses
+        )
+        for piece in pieces
+    )
 
 
 def _assigned(statement: cst.Assign | cst.AnnAssign) -> list[cst.BaseExpression]:
@@ -391,48 +396,6 @@ def _memory_keys(
         keys = which(use)
         found |= _key_names("g", token, keys) | _key_names("l", token, keys)
     return frozenset(found)
-
-
-# The builtin and standard containers of one item type, and their methods that
-# return one of their items.
-_CONTAINERS: Final = frozenset(
-    {"list", "List", "deque", "Deque", "set", "Set", "Iterator", "Sequence"}
-    | {"MutableSequence", "MutableSet"}
-)
-_TAKES_AN_ITEM: Final = frozenset({"pop", "popleft"})
-
-
-def _item_sources(
-    clauses: cst.CompFor, given: set[str], types: dict[str, str], qualify: Qualify
-) -> frozenset[str]:
-    """The iterables whose items the loop targets in `given` are, where an item can change."""
-    sources: set[str] = set()
-    clause: cst.CompFor | None = clauses
-    while clause is not None:
-        bound = target_names(clause.target)
-        if bound & given:
-            given -= bound
-            for name in name_uses(clause.iter).read_names:
-                item = _item_type(types.get(name))
-                if item is None or not is_immutable(item, qualify):
-                    sources.add(name)
-        clause = clause.inner_for_in
-    return frozenset(sources)
-
-
-def _item_type(annotation: str | None) -> str | None:
-    """`str` of `list[str]`: the type of a container's items, when it says."""
-    if annotation is None:
-        return None
-    try:
-        parsed = cst.parse_expression(annotation)
-    except cst.ParserSyntaxError:
-        return None
-    if isinstance(parsed, cst.Subscript) and len(parsed.slice) == 1:
-        item = parsed.slice[0].slice
-        if isinstance(item, cst.Index):
-            return code(item.value)
-    return None
 
 
 class _Walruses(cst.CSTVisitor):

@@ -141,7 +141,8 @@ class FanOuts:
         )
         outside = self.changes.kept_place(result)
         uses = self.changes.effects_of(element, targets)
-        in_order = _in_order(result, uses, outside) or self.drawn_between(
+        self.steps.note_state(result, self.changes.effects_of(result.call, targets))
+        in_order = _in_order(result, uses, outside, targets) or self.drawn_between(
             comprehension.for_in, element, uses
         )
         returns = self.scope.visible_returns(result)
@@ -348,11 +349,15 @@ class FanOuts:
         return None
 
 
-def _in_order(result: NodeCall, effects: Effects, outside: Change | None) -> str | None:
+def _in_order(
+    result: NodeCall, effects: Effects, outside: Change | None, targets: frozenset[str]
+) -> str | None:
     """Why a fan-out's elements must run one after another, if they must: the
-    source runs a subflow's statements that keep their place in element order."""
+    source runs a subflow's statements that keep their place in element order.
+    A name of the flow's the elements share says it better than a loop target
+    (`i` of `{**state, "i": i}`), which each element has its own of."""
     what = f"'{result.callee.name}'"
-    for name, change in effects.changes:
+    for name, change in sorted(effects.changes, key=lambda c: c[0] in targets):
         return f"{what} may change '{name}', which the elements share ({change.reason})"
     for _, use in effects.memory:
         written = use.global_writes | use.local_writes

@@ -25,6 +25,7 @@ from dataclasses import replace
 
 from kilnc.effect_ir import ANONYMOUS_CLONE, STATE_REASON
 from kilnc.ir import Block, Step, StepId, child_blocks, with_child_blocks
+from kilnc.lower.places import Places
 from kilnc.lower.stores import Classes, Stores
 
 PASSED_IN = "@passed"  # every Memory the caller passes: two parameters may be one
@@ -46,6 +47,9 @@ class Sharing:
         # first did), and the calls that read or change module state: each of
         # those may change each of these, wherever in the flow it is.
         self.escaped: dict[str, int] = {}
+        # Names bound to module state a call hands out, by the call's site, with
+        # its line: what changes it there before the call, the call waits for.
+        self.bound: dict[str, dict[int, int]] = {}
         self.state_steps: set[StepId] = set()
         # The Memory keys whose values each step may change in place, where a
         # write may bind a key anew: only such a change reaches what else holds it.
@@ -54,6 +58,14 @@ class Sharing:
     def escape(self, names: Iterable[str], line: int) -> None:
         for name in names:
             self.escaped.setdefault(name, line)
+
+    def bound_from_state(self, names: Iterable[str], line: int, site: int) -> None:
+        """The call at `site` binds `names` to module state it reads (`snap =
+        await current()` of `return COUNTERS`): a call that reaches module state
+        before it changes that state, which the call is ordered after, and not
+        yet what the names hold."""
+        for name in names:
+            self.bound.setdefault(name, {})[site] = line
 
     def reaches_state(self, step: StepId) -> None:
         self.state_steps.add(step)
@@ -100,11 +112,13 @@ class Sharing:
             self.same_memory(targets, source)
 
     def settle(self, block: Block) -> Block:
-        return _Settler(self).block(block)
+        return _Settler(self, Places(block)).block(block)
 
 
 class _Settler:
-    def __init__(self, sharing: Sharing) -> None:
+    def __init__(self, sharing: Sharing, places: Places) -> None:
+        self.places = places
+        self.bound = sharing.bound
         self.objects = sharing._objects
         self.classes = self.objects.members()
         self.tokens = sharing._tokens
@@ -112,6 +126,7 @@ class _Settler:
         self.escaped = sharing.escaped
         self.state_steps = sharing.state_steps
         self.changed_in_place = sharing.mutated
+        self.made = sharing.made
         # Memories made over one dict share its store: a local one, conservatively,
         # as one token (a key of one is a key of the other, whichever store).
         over: dict[tuple[str, tuple[str, ...]], str] = {}
@@ -131,10 +146,15 @@ class _Settler:
         if children:
             action = with_child_blocks(action, tuple(self.block(c) for c in children))
         step = self.through_state(step, children)
+        written = frozenset(self.key(k) for k in step.key_writes)
         uses, key_writes = self.stores.reach(
             self.widen(step.uses),
-            frozenset(self.key(k) for k in step.key_writes),
+            written,
             frozenset(self.key(k) for k in self.mutated(step, children)),
+        )
+        why = tuple(
+            (self.key(name) if name.startswith("@") else name, reason)
+            for name, reason in step.why
         )
         return replace(
             step,
@@ -142,22 +162,45 @@ class _Settler:
             uses=uses,
             key_reads=frozenset(self.key(k) for k in step.key_reads),
             key_writes=key_writes,
-            why=tuple(
-                (self.key(name) if name.startswith("@") else name, reason)
-                for name, reason in step.why
-            ),
+            why=why + self.made_over(written, uses - {name for name, _ in why}),
         )
+
+    def made_over(
+        self, written: frozenset[str], uses: frozenset[str]
+    ) -> tuple[tuple[str, str], ...]:
+        """Why a step that writes a Memory key changes the dict the Memory was
+        made over (`Memory(shared)`): the name a reader of the flow sees change."""
+        found: dict[str, str] = {}
+        for token, name, stores in self.made:
+            owners = {"@g": self.roots.find(token), "@l": self.tokens.find(token)}
+            for key in sorted(written):
+                store, owner, named = key.split(":", 2)
+                if name in uses and store[1:] in stores and owners.get(store) == owner:
+                    keys = "every key" if named == "*" else f"the key {named!r}"
+                    found.setdefault(name, f"writes {keys} of the Memory made over it")
+        return tuple(sorted(found.items()))
 
     def through_state(self, step: Step, children: tuple[Block, ...]) -> Step:
         """A call that reaches module state (or a block holding one) may change
-        what the flow stored there: flow-insensitively, as links are."""
-        if not self.escaped or not self.reaches(step, children):
+        what the flow stored there: flow-insensitively, as links are; a name
+        bound to module state a call reads, only where it may run after that
+        call (`places.py`)."""
+        escaped = dict(self.escaped)
+        for name, sites in self.bound.items():
+            lines = [
+                line
+                for site, line in sites.items()
+                if not self.places.before(step.id, self.places.of_call(site))
+            ]
+            if lines:
+                escaped[name] = min([*lines, escaped.get(name, lines[0])])
+        if not escaped or not self.reaches(step, children):
             return step
         why = tuple(
             (name, f"{STATE_REASON}, which holds it since line {line}")
-            for name, line in sorted(self.escaped.items())
+            for name, line in sorted(escaped.items())
         )
-        return replace(step, uses=step.uses | set(self.escaped), why=step.why + why)
+        return replace(step, uses=step.uses | set(escaped), why=step.why + why)
 
     def mutated(self, step: Step, children: tuple[Block, ...]) -> set[str]:
         """The keys whose values the step (or a step inside it) may change in place."""

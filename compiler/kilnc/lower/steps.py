@@ -16,7 +16,7 @@ from typing import final
 
 import libcst as cst
 
-from kilnc.effect_ir import Change, join_state
+from kilnc.effect_ir import Change, Effects, StateUses, join_state
 from kilnc.front import ParsedModule
 from kilnc.ir import (
     Action,
@@ -27,6 +27,7 @@ from kilnc.ir import (
     Inline,
     Loop,
     Match,
+    NodeCall,
     NodeDef,
     Return,
     Step,
@@ -56,6 +57,9 @@ class Steps:
     _streams: dict[str, Change] = field(default_factory=dict, init=False)
     # Names bound to a generator: what drawing from it does where it is read.
     drawn: Drawn = field(default_factory=Drawn, init=False)
+    # How each node or subflow call's own code uses module state, by call site
+    # (a fan-out's element call too, whose step holds its clauses' uses).
+    calls_state: dict[int, StateUses] = field(default_factory=dict, init=False)
 
     def call_step(
         self,
@@ -92,11 +96,7 @@ class Steps:
         changes = tuple(
             (name, _without(change, passed)) for name, change in effects.changes
         )
-        called = f"calls {code(action.call.call.func)}, which "
-        state = tuple(
-            (name, replace(use, where=_without(use.where, called)))
-            for name, use in effects.state_uses
-        )
+        state = self.note_state(action.call, effects)
         # A node's own outside effects overlap; a subflow's statements keep their place.
         external = self.changes.kept_place(action.call)
         callee = action.call.callee
@@ -107,6 +107,17 @@ class Steps:
         return self.changes.with_effects(
             replace(effects, changes=changes, external=external, state_uses=state), step
         )
+
+    def note_state(self, call: NodeCall, effects: Effects) -> StateUses:
+        """The call's uses of module state, as `effects` (the call's) says them,
+        kept for its site: "calls HISTORY.append", not "calls f, which calls ..."."""
+        called = f"calls {code(call.call.func)}, which "
+        state = tuple(
+            (name, replace(use, where=_without(use.where, called)))
+            for name, use in effects.state_uses
+        )
+        self.calls_state[call.site] = state
+        return state
 
     def simple_step(self, statement: cst.CSTNode, origin: cst.CSTNode) -> Step:
         assert isinstance(statement, cst.BaseSmallStatement | cst.BaseCompoundStatement)

@@ -35,8 +35,17 @@ def undurable(site: Site) -> str | None:
         return (
             f"{what} {site.node!r}, called at {site.where}, may change what it is passed "
             f"({site.changes}), and a durable run replays a call's value, not its "
-            "changes: return the new value instead of changing the one passed in, or "
-            "run the flow without a run id"
+            "changes: return the new value instead of changing the one passed in "
+            "(if it only reads it, annotate the parameter read-only: Sequence[...], "
+            "Mapping[...]), or run the flow without a run id"
+        )
+    if site.changes_state is not None:
+        return (
+            f"{what} {site.node!r}, called at {site.where}, {site.changes_state}, "
+            "and a durable run replays a call's value, not its changes, so a "
+            "resumed run would go on without the change: return the value and let "
+            "the flow pass it on to what reads it, instead of keeping it in module "
+            "state, or run the flow without a run id"
         )
     if site.kind == "ask" or (site.kind == "flow" and streaming(site.fn)):
         return None  # an answer is checked as it comes; a subflow's calls by its own
