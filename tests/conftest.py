@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -29,6 +30,13 @@ from hypothesis import HealthCheck, settings
 # runs leave `__pycache__` in trees a test compares.
 os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
 sys.dont_write_bytecode = True
+
+# A shell without job control starts a command it runs in the background with
+# Ctrl-C ignored, and Python then keeps it ignored: the tests of what Ctrl-C
+# does would see nothing. They test what a user at a terminal gets, Python's
+# own handler, here and in the interpreters they start.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 settings.register_profile(
     "ci", derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
