@@ -34,7 +34,9 @@ __all__ = [
     "computes_data",
     "in_place",
     "is_client",
+    "library_type",
     "reads_data",
+    "standard",
 ]
 
 
@@ -169,16 +171,23 @@ def reads_data(body: Body, func: cst.Attribute, call: cst.Call) -> bool:
             break
     if isinstance(node, cst.Call) and _computed(body, node):
         return True  # `np.tanh(a).sum()`: a new value's
+    library = library_type(body, node)
+    return library is not None and not standard(library) and not is_client(library)
+
+
+def library_type(body: Body, node: cst.BaseExpression) -> str | None:
+    """The qualified name of the type kiln reads `node` as, where that is no
+    class of the project's (`pandas.DataFrame`, `builtins.list`); else None."""
     typed = type_of(body, node)
     if typed is None:
-        return False
+        return None
     defs, annotation = typed
-    library = body.reader.library_name(defs.location.name, annotation.partition("[")[0])
-    return (
-        library is not None
-        and library.partition(".")[0] not in sys.stdlib_module_names
-        and not is_client(library)
-    )
+    return body.reader.library_name(defs.location.name, annotation.partition("[")[0])
+
+
+def standard(library: str) -> bool:
+    """Whether a qualified name is the standard library's."""
+    return library.partition(".")[0] in sys.stdlib_module_names
 
 
 def computes_data(qualified: str, call: cst.Call) -> bool:

@@ -17,19 +17,23 @@ read the module state they are methods of) and False for the ConfigParser's;
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Final
 
 import libcst as cst
 
-from kilnc.effects.data_holders import DATA_READING_METHODS, in_place, is_client
+from kilnc.effects.data_holders import (
+    DATA_READING_METHODS,
+    in_place,
+    is_client,
+    library_type,
+    standard,
+)
 from kilnc.effects.module_names import (
     bound_once,
     declared_global,
     defining_module,
     module_functions,
 )
-from kilnc.effects.receivers import type_of
 from kilnc.mutability import (
     MUTATING_METHODS,
     READING_LIBRARY,
@@ -82,18 +86,13 @@ def only_read(body: Body, value: cst.BaseExpression, method: str = "") -> bool:
     module state."""
     if isinstance(value, cst.Call) and dotted(value.func) == "super":
         return False  # `super().__setattr__(k, v)`: a method of its own object
-    typed = type_of(body, value)
-    library = (
-        body.reader.library_name(typed[0].location.name, typed[1].partition("[")[0])
-        if typed is not None
-        else None
-    )
+    library = library_type(body, value)
     root = chain_root(value)
     if library is None and isinstance(root, cst.Name) and value is root:
         library = _library_type(body, identifier(root.value))
         if library is None and _made_as_container(body, identifier(root.value)):
             return False
-    if library is not None and _standard(library):
+    if library is not None and standard(library):
         if method in _UNDOES and library in _LOCKS:
             # Held past the call, unless this body undoes it: another node's
             # `release` needs it.
@@ -127,10 +126,6 @@ def _made_as_container(body: Body, name: str) -> bool:
         return False
     function = module_functions(module).get(identifier(made.func.value))
     return function is not None and yields(function.body)
-
-
-def _standard(library: str) -> bool:
-    return library.partition(".")[0] in sys.stdlib_module_names
 
 
 def _only_reads(library: str) -> bool:

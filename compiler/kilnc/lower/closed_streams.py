@@ -60,42 +60,30 @@ def _left_early(body: cst.BaseSuite) -> bool:
 
 
 class _Exits(cst.CSTVisitor):
-    """A `break` of this loop, or a `return`: the loop is left with items unread."""
+    """A `break` of this loop, or a `return`: the loop is left with items unread.
+    An inner loop's `break` is its own; a `return` in it still leaves."""
 
     def __init__(self) -> None:
         self.found = False
+        self.inner = 0  # loops inside the body around the code visited
 
     def visit_Break(self, node: cst.Break) -> None:
-        self.found = True
+        self.found |= self.inner == 0
 
     def visit_Return(self, node: cst.Return) -> None:
         self.found = True
 
-    def visit_For(self, node: cst.For) -> bool:
-        # An inner loop's `break` is its own; a `return` in it still leaves.
-        self.found |= _returns(node)
-        return False
+    def visit_For(self, node: cst.For) -> None:
+        self.inner += 1
 
-    def visit_While(self, node: cst.While) -> bool:
-        self.found |= _returns(node)
-        return False
+    def leave_For(self, original_node: cst.For) -> None:
+        self.inner -= 1
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return False
+    def visit_While(self, node: cst.While) -> None:
+        self.inner += 1
 
-
-def _returns(node: cst.CSTNode) -> bool:
-    finder = _Returns()
-    walk(node, finder)
-    return finder.found
-
-
-class _Returns(cst.CSTVisitor):
-    def __init__(self) -> None:
-        self.found = False
-
-    def visit_Return(self, node: cst.Return) -> None:
-        self.found = True
+    def leave_While(self, original_node: cst.While) -> None:
+        self.inner -= 1
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
         return False
